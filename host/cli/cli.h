@@ -1,0 +1,36 @@
+/* The clcnn command: shared option handling for its subcommands. */
+#ifndef CLCNN_CLI_H
+#define CLCNN_CLI_H
+
+#include "clcnn.h"
+
+#include <stdint.h>
+
+/* Options every command takes, removed from argv by cli_parse_common. */
+typedef struct cli_common {
+    clcnn_device_kind device;
+    int platform_index, device_index; /* -1: CLCNN_DEVICE or 0:0 */
+} cli_common;
+
+/* Prints "clcnn: <message>" on stderr and returns 1, the exit status of a failure. */
+int cli_fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* The same with clcnn_last_error(ctx) as the message. */
+int cli_fail_context(clcnn_context *ctx);
+
+/* A context on the device the common options chose, or NULL after printing why. */
+clcnn_context *cli_open_context(const cli_common *common);
+
+/* Parses a whole non-negative integer option value; returns 0 on success. */
+int cli_parse_int64(const char *option, const char *text, int64_t *out);
+
+/* Reads images for a network: a .npy of (N, C, H, W) or (C, H, W), float32
+ * or float64, or an IDX image file (raw or gzip) whose pixels are scaled to
+ * [0, 1]. On success *images holds count * input size floats (malloc'd). */
+int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float **images,
+                    int64_t *count);
+
+int command_devices(const cli_common *common, int argc, char **argv);
+int command_summary(const cli_common *common, int argc, char **argv);
+int command_forward(const cli_common *common, int argc, char **argv);
+
+#endif

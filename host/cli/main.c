@@ -1,0 +1,131 @@
+/* clcnn: the command-line tool. Uses only the public API of include/clcnn.h. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: clcnn [--device opencl|reference] [--platform P --device-index D] COMMAND ...\n"
+    "\n"
+    "commands:\n"
+    "  devices                      list OpenCL platforms and devices\n"
+    "  summary NET                  layers, output shapes and parameter counts\n"
+    "  forward NET (--weights DIR | --seed S) --input X.npy --output Y.npy [--trace DIR]\n"
+    "                               [--limit N]   run the network on a batch of images\n"
+    "\n"
+    "CLCNN_DEVICE=platform:device also picks the OpenCL device.\n";
+
+int cli_fail(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    fputs("clcnn: ", stderr);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+    return 1;
+}
+
+int cli_fail_context(clcnn_context *ctx) {
+    return cli_fail("%s", clcnn_last_error(ctx));
+}
+
+int cli_parse_int64(const char *option, const char *text, int64_t *out) {
+    char *end;
+    long long value = strtoll(text, &end, 10);
+    if (end == text || *end != 0 || value < 0) {
+        cli_fail("%s: expected a non-negative integer, got '%s'", option, text);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+clcnn_context *cli_open_context(const cli_common *common) {
+    clcnn_context *ctx = clcnn_context_create();
+    if (!ctx) {
+        cli_fail("out of memory");
+        return NULL;
+    }
+    if (clcnn_context_select_device(ctx, common->device, common->platform_index,
+                                    common->device_index) != CLCNN_OK) {
+        cli_fail_context(ctx);
+        clcnn_context_destroy(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* Takes the common options out of argv wherever they stand; returns the new argc or -1. */
+static int parse_common(cli_common *common, int argc, char **argv) {
+    common->device = CLCNN_DEVICE_OPENCL;
+    common->platform_index = -1;
+    common->device_index = -1;
+    int kept = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        int is_device = strcmp(arg, "--device") == 0;
+        int is_platform = strcmp(arg, "--platform") == 0;
+        int is_index = strcmp(arg, "--device-index") == 0;
+        if (!is_device && !is_platform && !is_index) {
+            argv[kept++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc) {
+            cli_fail("%s needs a value", arg);
+            return -1;
+        }
+        const char *value = argv[++i];
+        if (is_device) {
+            if (strcmp(value, "opencl") == 0)
+                common->device = CLCNN_DEVICE_OPENCL;
+            else if (strcmp(value, "reference") == 0)
+                common->device = CLCNN_DEVICE_REFERENCE;
+            else {
+                cli_fail("--device: expected 'opencl' or 'reference', got '%s'", value);
+                return -1;
+            }
+        } else {
+            int64_t n;
+            if (cli_parse_int64(arg, value, &n) != 0)
+                return -1;
+            if (is_platform)
+                common->platform_index = (int)n;
+            else
+                common->device_index = (int)n;
+        }
+    }
+    /* Naming only one of the two means the other is 0. */
+    if (common->platform_index >= 0 && common->device_index < 0)
+        common->device_index = 0;
+    if (common->device_index >= 0 && common->platform_index < 0)
+        common->platform_index = 0;
+    return kept;
+}
+
+int main(int argc, char **argv) {
+    cli_common common;
+    argc = parse_common(&common, argc - 1, argv + 1);
+    argv = argv + 1;
+    if (argc < 0)
+        return 2;
+    if (argc == 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *command = argv[0];
+    if (strcmp(command, "help") == 0 || strcmp(command, "--help") == 0 ||
+        strcmp(command, "-h") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(command, "devices") == 0)
+        return command_devices(&common, argc - 1, argv + 1);
+    if (strcmp(command, "summary") == 0)
+        return command_summary(&common, argc - 1, argv + 1);
+    if (strcmp(command, "forward") == 0)
+        return command_forward(&common, argc - 1, argv + 1);
+    cli_fail("unknown command '%s' (try 'clcnn help')", command);
+    return 2;
+}

@@ -1,0 +1,78 @@
+/* Contexts and their error messages. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+clcnn_context *clcnn_context_create(void) {
+    clcnn_context *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return NULL;
+    ctx->kind = CLCNN_DEVICE_REFERENCE;
+    snprintf(ctx->device_name, sizeof(ctx->device_name), "CPU reference");
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(ctx->cache_dir, sizeof(ctx->cache_dir), "%s/clcnn", xdg);
+    else if (home && *home)
+        snprintf(ctx->cache_dir, sizeof(ctx->cache_dir), "%s/.cache/clcnn", home);
+    return ctx;
+}
+
+void clcnn_context_destroy(clcnn_context *ctx) {
+    if (!ctx)
+        return;
+    for (int i = 0; i < ctx->kernel_count; i++) {
+        clReleaseKernel(ctx->kernels[i].kernel);
+        clReleaseProgram(ctx->kernels[i].program);
+    }
+    if (ctx->queue)
+        clReleaseCommandQueue(ctx->queue);
+    if (ctx->cl)
+        clReleaseContext(ctx->cl);
+    free(ctx);
+}
+
+clcnn_status set_error(clcnn_context *ctx, clcnn_status status, const char *format, ...) {
+    if (!ctx)
+        return status;
+    va_list args;
+    va_start(args, format);
+    vsnprintf(ctx->error, sizeof(ctx->error), format, args);
+    va_end(args);
+    ctx->status = status;
+    return status;
+}
+
+const char *clcnn_last_error(const clcnn_context *ctx) {
+    return ctx ? ctx->error : "no context";
+}
+
+const char *clcnn_status_name(clcnn_status status) {
+    switch (status) {
+    case CLCNN_OK:
+        return "ok";
+    case CLCNN_ERROR_INVALID_ARGUMENT:
+        return "invalid argument";
+    case CLCNN_ERROR_IO:
+        return "input/output error";
+    case CLCNN_ERROR_PARSE:
+        return "network file error";
+    case CLCNN_ERROR_FORMAT:
+        return "data format error";
+    case CLCNN_ERROR_SHAPE:
+        return "shape error";
+    case CLCNN_ERROR_OPENCL:
+        return "OpenCL error";
+    case CLCNN_ERROR_NO_DEVICE:
+        return "no such device";
+    case CLCNN_ERROR_OUT_OF_MEMORY:
+        return "out of memory";
+    }
+    return "unknown status";
+}
+
+const char *clcnn_device_name(const clcnn_context *ctx) {
+    return ctx ? ctx->device_name : "";
+}

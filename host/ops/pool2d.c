@@ -1,0 +1,25 @@
+/* Max and average pooling on the OpenCL device: kernels/pool2d.cl. */
+#include "ops.h"
+
+clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
+                            cl_mem output) {
+    const char *name = p->kind == POOL_MAX ? "maxpool2d_forward" : "avgpool2d_forward";
+    cl_kernel kernel;
+    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, "", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int total = p->batch * p->channels * p->out_height * p->out_width;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &input},      {sizeof(cl_mem), &output},
+        {sizeof(int), &p->channels},   {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},   {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},  {sizeof(int), &p->size_h},
+        {sizeof(int), &p->size_w},     {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},   {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},   {sizeof(int), &total},
+    };
+    const size_t local[1] = {64};
+    const size_t global[1] = {(size_t)total};
+    return runtime_launch(ctx, kernel, name, sizeof(args) / sizeof(args[0]), args, 1, global,
+                          local);
+}

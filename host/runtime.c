@@ -1,0 +1,572 @@
+/* OpenCL platforms and devices, program builds with an on-disk binary cache, launches, buffers. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *cl_error_name(cl_int code) {
+    switch (code) {
+    case CL_SUCCESS: return "CL_SUCCESS";
+    case CL_DEVICE_NOT_FOUND: return "CL_DEVICE_NOT_FOUND";
+    case CL_DEVICE_NOT_AVAILABLE: return "CL_DEVICE_NOT_AVAILABLE";
+    case CL_COMPILER_NOT_AVAILABLE: return "CL_COMPILER_NOT_AVAILABLE";
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE: return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
+    case CL_OUT_OF_RESOURCES: return "CL_OUT_OF_RESOURCES";
+    case CL_OUT_OF_HOST_MEMORY: return "CL_OUT_OF_HOST_MEMORY";
+    case CL_PROFILING_INFO_NOT_AVAILABLE: return "CL_PROFILING_INFO_NOT_AVAILABLE";
+    case CL_MEM_COPY_OVERLAP: return "CL_MEM_COPY_OVERLAP";
+    case CL_IMAGE_FORMAT_MISMATCH: return "CL_IMAGE_FORMAT_MISMATCH";
+    case CL_IMAGE_FORMAT_NOT_SUPPORTED: return "CL_IMAGE_FORMAT_NOT_SUPPORTED";
+    case CL_BUILD_PROGRAM_FAILURE: return "CL_BUILD_PROGRAM_FAILURE";
+    case CL_MAP_FAILURE: return "CL_MAP_FAILURE";
+    case CL_MISALIGNED_SUB_BUFFER_OFFSET: return "CL_MISALIGNED_SUB_BUFFER_OFFSET";
+    case CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST:
+        return "CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST";
+    case CL_COMPILE_PROGRAM_FAILURE: return "CL_COMPILE_PROGRAM_FAILURE";
+    case CL_LINKER_NOT_AVAILABLE: return "CL_LINKER_NOT_AVAILABLE";
+    case CL_LINK_PROGRAM_FAILURE: return "CL_LINK_PROGRAM_FAILURE";
+    case CL_DEVICE_PARTITION_FAILED: return "CL_DEVICE_PARTITION_FAILED";
+    case CL_KERNEL_ARG_INFO_NOT_AVAILABLE: return "CL_KERNEL_ARG_INFO_NOT_AVAILABLE";
+    case CL_INVALID_VALUE: return "CL_INVALID_VALUE";
+    case CL_INVALID_DEVICE_TYPE: return "CL_INVALID_DEVICE_TYPE";
+    case CL_INVALID_PLATFORM: return "CL_INVALID_PLATFORM";
+    case CL_INVALID_DEVICE: return "CL_INVALID_DEVICE";
+    case CL_INVALID_CONTEXT: return "CL_INVALID_CONTEXT";
+    case CL_INVALID_QUEUE_PROPERTIES: return "CL_INVALID_QUEUE_PROPERTIES";
+    case CL_INVALID_COMMAND_QUEUE: return "CL_INVALID_COMMAND_QUEUE";
+    case CL_INVALID_HOST_PTR: return "CL_INVALID_HOST_PTR";
+    case CL_INVALID_MEM_OBJECT: return "CL_INVALID_MEM_OBJECT";
+    case CL_INVALID_IMAGE_FORMAT_DESCRIPTOR: return "CL_INVALID_IMAGE_FORMAT_DESCRIPTOR";
+    case CL_INVALID_IMAGE_SIZE: return "CL_INVALID_IMAGE_SIZE";
+    case CL_INVALID_SAMPLER: return "CL_INVALID_SAMPLER";
+    case CL_INVALID_BINARY: return "CL_INVALID_BINARY";
+    case CL_INVALID_BUILD_OPTIONS: return "CL_INVALID_BUILD_OPTIONS";
+    case CL_INVALID_PROGRAM: return "CL_INVALID_PROGRAM";
+    case CL_INVALID_PROGRAM_EXECUTABLE: return "CL_INVALID_PROGRAM_EXECUTABLE";
+    case CL_INVALID_KERNEL_NAME: return "CL_INVALID_KERNEL_NAME";
+    case CL_INVALID_KERNEL_DEFINITION: return "CL_INVALID_KERNEL_DEFINITION";
+    case CL_INVALID_KERNEL: return "CL_INVALID_KERNEL";
+    case CL_INVALID_ARG_INDEX: return "CL_INVALID_ARG_INDEX";
+    case CL_INVALID_ARG_VALUE: return "CL_INVALID_ARG_VALUE";
+    case CL_INVALID_ARG_SIZE: return "CL_INVALID_ARG_SIZE";
+    case CL_INVALID_KERNEL_ARGS: return "CL_INVALID_KERNEL_ARGS";
+    case CL_INVALID_WORK_DIMENSION: return "CL_INVALID_WORK_DIMENSION";
+    case CL_INVALID_WORK_GROUP_SIZE: return "CL_INVALID_WORK_GROUP_SIZE";
+    case CL_INVALID_WORK_ITEM_SIZE: return "CL_INVALID_WORK_ITEM_SIZE";
+    case CL_INVALID_GLOBAL_OFFSET: return "CL_INVALID_GLOBAL_OFFSET";
+    case CL_INVALID_EVENT_WAIT_LIST: return "CL_INVALID_EVENT_WAIT_LIST";
+    case CL_INVALID_EVENT: return "CL_INVALID_EVENT";
+    case CL_INVALID_OPERATION: return "CL_INVALID_OPERATION";
+    case CL_INVALID_GL_OBJECT: return "CL_INVALID_GL_OBJECT";
+    case CL_INVALID_BUFFER_SIZE: return "CL_INVALID_BUFFER_SIZE";
+    case CL_INVALID_MIP_LEVEL: return "CL_INVALID_MIP_LEVEL";
+    case CL_INVALID_GLOBAL_WORK_SIZE: return "CL_INVALID_GLOBAL_WORK_SIZE";
+    case CL_INVALID_PROPERTY: return "CL_INVALID_PROPERTY";
+    case CL_INVALID_IMAGE_DESCRIPTOR: return "CL_INVALID_IMAGE_DESCRIPTOR";
+    case CL_INVALID_COMPILER_OPTIONS: return "CL_INVALID_COMPILER_OPTIONS";
+    case CL_INVALID_LINKER_OPTIONS: return "CL_INVALID_LINKER_OPTIONS";
+    case CL_INVALID_DEVICE_PARTITION_COUNT: return "CL_INVALID_DEVICE_PARTITION_COUNT";
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    }
+    return "unknown OpenCL error";
+}
+
+clcnn_status cl_check(clcnn_context *ctx, cl_int code, const char *what) {
+    if (code == CL_SUCCESS)
+        return CLCNN_OK;
+    clcnn_status status = CLCNN_ERROR_OPENCL;
+    if (code == CL_MEM_OBJECT_ALLOCATION_FAILURE || code == CL_OUT_OF_HOST_MEMORY)
+        status = CLCNN_ERROR_OUT_OF_MEMORY;
+    return set_error(ctx, status, "%s failed: %s (%d)", what, cl_error_name(code), (int)code);
+}
+
+/* ---- platforms and devices -------------------------------------------------- */
+
+static clcnn_status get_platforms(clcnn_context *ctx, cl_platform_id **platforms, cl_uint *count) {
+    *platforms = NULL;
+    *count = 0;
+    cl_uint n = 0;
+    cl_int err = clGetPlatformIDs(0, NULL, &n);
+    if (err == -1001 || n == 0) /* the ICD loader's "no platform installed" */
+        return set_error(ctx, CLCNN_ERROR_NO_DEVICE,
+                         "no OpenCL platform found (is an ICD such as pocl-opencl-icd installed?)");
+    if (err != CL_SUCCESS)
+        return cl_check(ctx, err, "clGetPlatformIDs");
+    *platforms = calloc(n, sizeof(cl_platform_id));
+    if (!*platforms)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory listing platforms");
+    err = clGetPlatformIDs(n, *platforms, NULL);
+    if (err != CL_SUCCESS) {
+        free(*platforms);
+        *platforms = NULL;
+        return cl_check(ctx, err, "clGetPlatformIDs");
+    }
+    *count = n;
+    return CLCNN_OK;
+}
+
+static clcnn_status get_devices(clcnn_context *ctx, cl_platform_id platform, cl_device_id **devices,
+                                cl_uint *count) {
+    *devices = NULL;
+    *count = 0;
+    cl_uint n = 0;
+    cl_int err = clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, 0, NULL, &n);
+    if (err == CL_DEVICE_NOT_FOUND || n == 0)
+        return CLCNN_OK;
+    if (err != CL_SUCCESS)
+        return cl_check(ctx, err, "clGetDeviceIDs");
+    *devices = calloc(n, sizeof(cl_device_id));
+    if (!*devices)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory listing devices");
+    err = clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, n, *devices, NULL);
+    if (err != CL_SUCCESS) {
+        free(*devices);
+        *devices = NULL;
+        return cl_check(ctx, err, "clGetDeviceIDs");
+    }
+    *count = n;
+    return CLCNN_OK;
+}
+
+static void device_string(cl_device_id device, cl_device_info what, char *buf, size_t size) {
+    buf[0] = 0;
+    if (clGetDeviceInfo(device, what, size, buf, NULL) != CL_SUCCESS)
+        snprintf(buf, size, "?");
+    buf[size - 1] = 0;
+}
+
+static void platform_string(cl_platform_id platform, cl_platform_info what, char *buf,
+                            size_t size) {
+    buf[0] = 0;
+    if (clGetPlatformInfo(platform, what, size, buf, NULL) != CL_SUCCESS)
+        snprintf(buf, size, "?");
+    buf[size - 1] = 0;
+}
+
+static clcnn_status parse_device_env(clcnn_context *ctx, int *platform_index, int *device_index) {
+    const char *env = getenv("CLCNN_DEVICE");
+    *platform_index = 0;
+    *device_index = 0;
+    if (!env || !*env)
+        return CLCNN_OK;
+    char *end;
+    long p = strtol(env, &end, 10);
+    if (end == env || *end != ':' || p < 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "CLCNN_DEVICE='%s': expected platform:device, e.g. 0:0", env);
+    const char *second = end + 1;
+    long d = strtol(second, &end, 10);
+    if (end == second || *end != 0 || d < 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "CLCNN_DEVICE='%s': expected platform:device, e.g. 0:0", env);
+    *platform_index = (int)p;
+    *device_index = (int)d;
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind kind,
+                                         int platform_index, int device_index) {
+    if (!ctx)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    if (ctx->has_device)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "this context already has a device");
+    if (kind == CLCNN_DEVICE_REFERENCE) {
+        ctx->kind = kind;
+        ctx->has_device = 1;
+        snprintf(ctx->device_name, sizeof(ctx->device_name), "CPU reference");
+        return CLCNN_OK;
+    }
+    if (kind != CLCNN_DEVICE_OPENCL)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "unknown device kind %d", (int)kind);
+    if (platform_index < 0 || device_index < 0) {
+        clcnn_status status = parse_device_env(ctx, &platform_index, &device_index);
+        if (status != CLCNN_OK)
+            return status;
+    }
+
+    cl_platform_id *platforms;
+    cl_uint platform_count;
+    clcnn_status status = get_platforms(ctx, &platforms, &platform_count);
+    if (status != CLCNN_OK)
+        return status;
+    if ((cl_uint)platform_index >= platform_count) {
+        free(platforms);
+        return set_error(ctx, CLCNN_ERROR_NO_DEVICE,
+                         "no OpenCL platform %d (there %s %u; see 'clcnn devices')", platform_index,
+                         platform_count == 1 ? "is" : "are", platform_count);
+    }
+    cl_platform_id platform = platforms[platform_index];
+    free(platforms);
+    cl_device_id *devices;
+    cl_uint device_count;
+    status = get_devices(ctx, platform, &devices, &device_count);
+    if (status != CLCNN_OK)
+        return status;
+    if ((cl_uint)device_index >= device_count) {
+        free(devices);
+        return set_error(ctx, CLCNN_ERROR_NO_DEVICE,
+                         "no device %d on OpenCL platform %d (it has %u; see 'clcnn devices')",
+                         device_index, platform_index, device_count);
+    }
+    cl_device_id device = devices[device_index];
+    free(devices);
+
+    cl_int err;
+    cl_context_properties properties[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)platform,
+                                          0};
+    cl_context cl = clCreateContext(properties, 1, &device, NULL, NULL, &err);
+    if (err != CL_SUCCESS)
+        return cl_check(ctx, err, "clCreateContext");
+    cl_command_queue queue = clCreateCommandQueue(cl, device, CL_QUEUE_PROFILING_ENABLE, &err);
+    if (err != CL_SUCCESS) {
+        clReleaseContext(cl);
+        return cl_check(ctx, err, "clCreateCommandQueue");
+    }
+    ctx->kind = kind;
+    ctx->has_device = 1;
+    ctx->platform = platform;
+    ctx->device = device;
+    ctx->cl = cl;
+    ctx->queue = queue;
+    char name[200], platform_name[200];
+    device_string(device, CL_DEVICE_NAME, name, sizeof(name));
+    platform_string(platform, CL_PLATFORM_NAME, platform_name, sizeof(platform_name));
+    snprintf(ctx->device_name, sizeof(ctx->device_name), "%s (%s)", name, platform_name);
+    device_string(device, CL_DRIVER_VERSION, ctx->driver_version, sizeof(ctx->driver_version));
+    clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t),
+                    &ctx->max_work_group_size, NULL);
+    return CLCNN_OK;
+}
+
+/* Appends to a bounded buffer, keeping it NUL-terminated and cutting at size. */
+static void append(char *buf, size_t size, size_t *used, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t size, size_t *used, const char *format, ...) {
+    if (*used + 1 >= size)
+        return;
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(buf + *used, size - *used, format, args);
+    va_end(args);
+    if (n > 0)
+        *used = *used + (size_t)n < size ? *used + (size_t)n : size - 1;
+}
+
+static const char *device_type_name(cl_device_type type) {
+    if (type & CL_DEVICE_TYPE_GPU)
+        return "GPU";
+    if (type & CL_DEVICE_TYPE_CPU)
+        return "CPU";
+    if (type & CL_DEVICE_TYPE_ACCELERATOR)
+        return "accelerator";
+    return "other";
+}
+
+clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
+    if (!buf || size == 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no buffer for the device list");
+    buf[0] = 0;
+    size_t used = 0;
+    cl_platform_id *platforms;
+    cl_uint platform_count;
+    clcnn_status status = get_platforms(ctx, &platforms, &platform_count);
+    if (status != CLCNN_OK)
+        return status;
+    for (cl_uint p = 0; p < platform_count; p++) {
+        char name[256], vendor[256], version[256];
+        platform_string(platforms[p], CL_PLATFORM_NAME, name, sizeof(name));
+        platform_string(platforms[p], CL_PLATFORM_VENDOR, vendor, sizeof(vendor));
+        platform_string(platforms[p], CL_PLATFORM_VERSION, version, sizeof(version));
+        append(buf, size, &used, "platform %u: %s (%s), %s\n", p, name, vendor, version);
+        cl_device_id *devices;
+        cl_uint device_count;
+        status = get_devices(ctx, platforms[p], &devices, &device_count);
+        if (status != CLCNN_OK) {
+            free(platforms);
+            return status;
+        }
+        if (device_count == 0)
+            append(buf, size, &used, "  no devices\n");
+        for (cl_uint d = 0; d < device_count; d++) {
+            cl_device_id dev = devices[d];
+            char device_name[256], driver[128], c_version[128];
+            cl_device_type type = 0;
+            cl_uint units = 0, clock = 0, float_width = 0;
+            cl_ulong global_mem = 0, local_mem = 0, max_alloc = 0;
+            size_t max_group = 0;
+            device_string(dev, CL_DEVICE_NAME, device_name, sizeof(device_name));
+            device_string(dev, CL_DRIVER_VERSION, driver, sizeof(driver));
+            device_string(dev, CL_DEVICE_OPENCL_C_VERSION, c_version, sizeof(c_version));
+            clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof(type), &type, NULL);
+            clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(units), &units, NULL);
+            clGetDeviceInfo(dev, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof(clock), &clock, NULL);
+            clGetDeviceInfo(dev, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(float_width),
+                            &float_width, NULL);
+            clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof(global_mem), &global_mem, NULL);
+            clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof(local_mem), &local_mem, NULL);
+            clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof(max_alloc), &max_alloc,
+                            NULL);
+            clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(max_group), &max_group,
+                            NULL);
+            append(buf, size, &used, "  device %u:%u: %s [%s]\n", p, d, device_name,
+                   device_type_name(type));
+            append(buf, size, &used,
+                   "    %u compute units at %u MHz, %.1f GiB global memory (%.1f GiB per "
+                   "buffer), %llu KiB local memory\n",
+                   units, clock, global_mem / 1073741824.0, max_alloc / 1073741824.0,
+                   (unsigned long long)(local_mem / 1024));
+            append(buf, size, &used,
+                   "    max work-group size %zu, preferred float vector width %u, %s, driver %s\n",
+                   max_group, float_width, c_version, driver);
+        }
+        free(devices);
+    }
+    free(platforms);
+    return CLCNN_OK;
+}
+
+/* ---- program builds and the binary cache --------------------------------- */
+
+/* FNV-1a, 64-bit: a cache key, not a security measure. */
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t hash_string(uint64_t h, const char *s) {
+    return hash_bytes(h, s, strlen(s) + 1);
+}
+
+static void make_dirs(const char *path) {
+    char partial[1024];
+    snprintf(partial, sizeof(partial), "%s", path);
+    for (char *p = partial + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(partial, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(partial, 0755);
+}
+
+static cl_program load_cached_binary(clcnn_context *ctx, const char *cache_path,
+                                     const char *options) {
+    FILE *f = fopen(cache_path, "rb");
+    if (!f)
+        return NULL;
+    cl_program program = NULL;
+    unsigned char *binary = NULL;
+    if (fseek(f, 0, SEEK_END) != 0)
+        goto done;
+    long size = ftell(f);
+    if (size <= 0 || fseek(f, 0, SEEK_SET) != 0)
+        goto done;
+    binary = malloc((size_t)size);
+    if (!binary || fread(binary, 1, (size_t)size, f) != (size_t)size)
+        goto done;
+    size_t length = (size_t)size;
+    const unsigned char *binaries[1] = {binary};
+    cl_int binary_status, err;
+    program = clCreateProgramWithBinary(ctx->cl, 1, &ctx->device, &length, binaries,
+                                        &binary_status, &err);
+    if (err != CL_SUCCESS || binary_status != CL_SUCCESS) {
+        if (program)
+            clReleaseProgram(program);
+        program = NULL;
+        goto done;
+    }
+    if (clBuildProgram(program, 1, &ctx->device, options, NULL, NULL) != CL_SUCCESS) {
+        clReleaseProgram(program);
+        program = NULL;
+    }
+done:
+    free(binary);
+    fclose(f);
+    return program;
+}
+
+/* A failed cache write only costs a rebuild next time, so errors are ignored;
+ * the rename keeps a concurrent reader from seeing half a file. */
+static void store_cached_binary(clcnn_context *ctx, cl_program program, const char *cache_path) {
+    size_t size = 0;
+    if (clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, sizeof(size), &size, NULL) !=
+            CL_SUCCESS ||
+        size == 0)
+        return;
+    unsigned char *binary = malloc(size);
+    if (!binary)
+        return;
+    unsigned char *binaries[1] = {binary};
+    if (clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof(binaries), binaries, NULL) ==
+        CL_SUCCESS) {
+        make_dirs(ctx->cache_dir);
+        char temporary[1200];
+        snprintf(temporary, sizeof(temporary), "%s.tmp-%d", cache_path, (int)getpid());
+        FILE *f = fopen(temporary, "wb");
+        if (f) {
+            int ok = fwrite(binary, 1, size, f) == size;
+            ok = (fclose(f) == 0) && ok;
+            if (!ok || rename(temporary, cache_path) != 0)
+                unlink(temporary);
+        }
+    }
+    free(binary);
+}
+
+static clcnn_status build_program(clcnn_context *ctx, const char *family, const char *options,
+                                  cl_program *out) {
+    const char *source = kernel_source(family);
+    if (!source)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no kernel family '%s'", family);
+    /* -cl-std keeps every device on the same language level: OpenCL C 1.2. */
+    char full_options[600];
+    snprintf(full_options, sizeof(full_options), "-cl-std=CL1.2 %s", options ? options : "");
+
+    char cache_path[1200] = "";
+    if (ctx->cache_dir[0] && !getenv("CLCNN_NO_CACHE")) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        h = hash_string(h, ctx->device_name);
+        h = hash_string(h, ctx->driver_version);
+        h = hash_string(h, source);
+        h = hash_string(h, full_options);
+        snprintf(cache_path, sizeof(cache_path), "%s/%s-%016llx.bin", ctx->cache_dir, family,
+                 (unsigned long long)h);
+        *out = load_cached_binary(ctx, cache_path, full_options);
+        if (*out)
+            return CLCNN_OK;
+    }
+
+    cl_int err;
+    size_t length = strlen(source);
+    cl_program program = clCreateProgramWithSource(ctx->cl, 1, &source, &length, &err);
+    if (err != CL_SUCCESS)
+        return cl_check(ctx, err, "clCreateProgramWithSource");
+    err = clBuildProgram(program, 1, &ctx->device, full_options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        char log[1536] = "";
+        clGetProgramBuildInfo(program, ctx->device, CL_PROGRAM_BUILD_LOG, sizeof(log) - 1, log,
+                              NULL);
+        log[sizeof(log) - 1] = 0;
+        clReleaseProgram(program);
+        return set_error(ctx, CLCNN_ERROR_OPENCL, "building kernels/%s.cl with '%s' failed: %s\n%s",
+                         family, full_options, cl_error_name(err), log);
+    }
+    if (cache_path[0])
+        store_cached_binary(ctx, program, cache_path);
+    *out = program;
+    return CLCNN_OK;
+}
+
+clcnn_status runtime_get_kernel(clcnn_context *ctx, const char *family, const char *kernel_name,
+                                const char *options, cl_kernel *out) {
+    if (ctx->kind != CLCNN_DEVICE_OPENCL || !ctx->cl)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no OpenCL device selected");
+    char key[sizeof(ctx->kernels[0].key)];
+    int n = snprintf(key, sizeof(key), "%s|%s|%s", family, kernel_name, options ? options : "");
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "kernel options too long: %s",
+                         options);
+    for (int i = 0; i < ctx->kernel_count; i++) {
+        if (strcmp(ctx->kernels[i].key, key) == 0) {
+            *out = ctx->kernels[i].kernel;
+            return CLCNN_OK;
+        }
+    }
+    /* A full cache evicts its oldest entry: callers use a kernel right after getting it. */
+    if (ctx->kernel_count == KERNEL_CACHE_SIZE) {
+        clReleaseKernel(ctx->kernels[0].kernel);
+        clReleaseProgram(ctx->kernels[0].program);
+        memmove(&ctx->kernels[0], &ctx->kernels[1],
+                sizeof(cached_kernel) * (KERNEL_CACHE_SIZE - 1));
+        ctx->kernel_count--;
+    }
+    cl_program program;
+    clcnn_status status = build_program(ctx, family, options, &program);
+    if (status != CLCNN_OK)
+        return status;
+    cl_int err;
+    cl_kernel kernel = clCreateKernel(program, kernel_name, &err);
+    if (err != CL_SUCCESS) {
+        clReleaseProgram(program);
+        return set_error(ctx, CLCNN_ERROR_OPENCL, "clCreateKernel(%s) from kernels/%s.cl: %s",
+                         kernel_name, family, cl_error_name(err));
+    }
+    cached_kernel *entry = &ctx->kernels[ctx->kernel_count++];
+    snprintf(entry->key, sizeof(entry->key), "%s", key);
+    entry->program = program;
+    entry->kernel = kernel;
+    *out = kernel;
+    return CLCNN_OK;
+}
+
+clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *what, int arg_count,
+                            const kernel_arg *args, int dims, const size_t *global,
+                            const size_t *local) {
+    for (int i = 0; i < arg_count; i++) {
+        cl_int err = clSetKernelArg(kernel, (cl_uint)i, args[i].size, args[i].value);
+        if (err != CL_SUCCESS)
+            return set_error(ctx, CLCNN_ERROR_OPENCL, "%s: clSetKernelArg(%d) failed: %s", what,
+                             i, cl_error_name(err));
+    }
+    size_t rounded[3];
+    for (int d = 0; d < dims; d++) {
+        size_t l = local ? local[d] : 1;
+        rounded[d] = (global[d] + l - 1) / l * l;
+        if (rounded[d] == 0)
+            return CLCNN_OK; /* nothing to do */
+    }
+    cl_int err = clEnqueueNDRangeKernel(ctx->queue, kernel, (cl_uint)dims, NULL, rounded, local, 0,
+                                        NULL, NULL);
+    if (err != CL_SUCCESS)
+        return set_error(ctx, CLCNN_ERROR_OPENCL, "%s: clEnqueueNDRangeKernel failed: %s", what,
+                         cl_error_name(err));
+    return CLCNN_OK;
+}
+
+/* ---- buffers ------------------------------------------------------------------ */
+
+clcnn_status buffer_create(clcnn_context *ctx, size_t bytes, cl_mem *out) {
+    cl_int err;
+    /* Zero-sized buffers are invalid in OpenCL; a 4-byte one stands in. */
+    *out = clCreateBuffer(ctx->cl, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &err);
+    if (err != CL_SUCCESS) {
+        *out = NULL;
+        return cl_check(ctx, err, "clCreateBuffer");
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status buffer_write(clcnn_context *ctx, cl_mem buffer, size_t offset, size_t bytes,
+                          const void *data) {
+    if (bytes == 0)
+        return CLCNN_OK;
+    return cl_check(ctx,
+                    clEnqueueWriteBuffer(ctx->queue, buffer, CL_TRUE, offset, bytes, data, 0, NULL,
+                                         NULL),
+                    "clEnqueueWriteBuffer");
+}
+
+clcnn_status buffer_read(clcnn_context *ctx, cl_mem buffer, size_t offset, size_t bytes,
+                         void *data) {
+    if (bytes == 0)
+        return CLCNN_OK;
+    return cl_check(ctx,
+                    clEnqueueReadBuffer(ctx->queue, buffer, CL_TRUE, offset, bytes, data, 0, NULL,
+                                        NULL),
+                    "clEnqueueReadBuffer");
+}
+
+void buffer_release(cl_mem *buffer) {
+    if (*buffer)
+        clReleaseMemObject(*buffer);
+    *buffer = NULL;
+}

@@ -1,0 +1,23 @@
+/* Softmax over the last axis, one row per work-item: rows are short
+ * (class scores), and there are as many rows as images. Subtracting the
+ * row maximum keeps exp from overflowing. */
+__kernel void softmax_forward(const __global float *restrict input,
+                              __global float *restrict output, const int rows,
+                              const int columns) {
+    const int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    const __global float *in = input + row * columns;
+    __global float *out = output + row * columns;
+    float largest = in[0];
+    for (int j = 1; j < columns; j++)
+        largest = fmax(largest, in[j]);
+    float sum = 0.0f;
+    for (int j = 0; j < columns; j++) {
+        const float e = exp(in[j] - largest);
+        out[j] = e;
+        sum += e;
+    }
+    for (int j = 0; j < columns; j++)
+        out[j] = out[j] / sum;
+}

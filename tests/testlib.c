@@ -1,0 +1,139 @@
+#include "testlib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int passed_count, failed_count;
+
+int check_true(int ok, const char *expression, const char *file, int line) {
+    if (ok) {
+        passed_count++;
+    } else {
+        failed_count++;
+        fprintf(stderr, "%s:%d: check failed: %s\n", file, line, expression);
+    }
+    return ok;
+}
+
+int check_ok(clcnn_context *ctx, clcnn_status status, const char *expression, const char *file,
+             int line) {
+    if (status == CLCNN_OK) {
+        passed_count++;
+        return 1;
+    }
+    failed_count++;
+    fprintf(stderr, "%s:%d: %s returned %s: %s\n", file, line, expression,
+            clcnn_status_name(status), ctx ? clcnn_last_error(ctx) : "");
+    return 0;
+}
+
+int test_finish(void) {
+    printf("%d passed, %d failed\n", passed_count, failed_count);
+    return failed_count == 0 && passed_count > 0 ? 0 : 1;
+}
+
+const char *test_dir(void) {
+    static char dir[1024];
+    if (!dir[0]) {
+        const char *env = getenv("CLCNN_TMP");
+        if (env && *env)
+            snprintf(dir, sizeof(dir), "%s", env);
+        else
+            snprintf(dir, sizeof(dir), "/tmp/clcnn-test-%d", (int)getpid());
+        char command[2200];
+        snprintf(command, sizeof(command), "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+        if (system(command) != 0)
+            fprintf(stderr, "cannot create %s\n", dir);
+    }
+    return dir;
+}
+
+const char *test_path(const char *name) {
+    static char paths[8][1200];
+    static int next;
+    char *path = paths[next++ % 8];
+    snprintf(path, sizeof(paths[0]), "%s/%s", test_dir(), name);
+    return path;
+}
+
+int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+int run_command(const char *command, char *output, size_t size) {
+    char full[8192];
+    snprintf(full, sizeof(full), "%s 2>&1", command);
+    FILE *p = popen(full, "r");
+    if (!p)
+        return -1;
+    size_t used = 0;
+    if (output && size)
+        output[0] = 0;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) {
+        if (output && used + 1 < size) {
+            size_t take = n < size - 1 - used ? n : size - 1 - used;
+            memcpy(output + used, chunk, take);
+            used += take;
+            output[used] = 0;
+        }
+    }
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+const char *clcnn_bin(void) {
+    const char *bin = getenv("CLCNN_BIN");
+    return bin && *bin ? bin : "clcnn";
+}
+
+uint32_t test_rand(test_rng *r) {
+    r->state = r->state * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint32_t x = (uint32_t)(((r->state >> 18) ^ r->state) >> 27);
+    uint32_t rot = (uint32_t)(r->state >> 59);
+    return (x >> rot) | (x << ((32 - rot) & 31));
+}
+
+int test_rand_int(test_rng *r, int low, int high) {
+    return low + (int)(test_rand(r) % (uint32_t)(high - low + 1));
+}
+
+float test_rand_float(test_rng *r, float low, float high) {
+    return low + (high - low) * (float)(test_rand(r) >> 8) * (1.0f / 16777216.0f);
+}
+
+double max_relative_error(const float *a, const float *b, int64_t n, double floor) {
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double diff = fabs((double)a[i] - (double)b[i]);
+        double scale = fmax(fabs((double)b[i]), floor);
+        double e = diff / scale;
+        if (isnan(a[i]) != isnan(b[i]) || isinf(a[i]) != isinf(b[i]))
+            e = INFINITY;
+        if (e > worst || isnan(e))
+            worst = isnan(e) ? INFINITY : e;
+    }
+    return worst;
+}
+
+clcnn_context *test_opencl_context(void) {
+    clcnn_context *ctx = clcnn_context_create();
+    if (!ctx)
+        return NULL;
+    if (clcnn_context_select_device(ctx, CLCNN_DEVICE_OPENCL, -1, -1) != CLCNN_OK) {
+        fprintf(stderr, "no OpenCL device: %s\n", clcnn_last_error(ctx));
+        clcnn_context_destroy(ctx);
+        return NULL;
+    }
+    return ctx;
+}

@@ -1,0 +1,49 @@
+/* Small helpers shared by the tests: counted checks, scratch directories, random data. */
+#ifndef CLCNN_TESTLIB_H
+#define CLCNN_TESTLIB_H
+
+#include "clcnn.h"
+
+#include <stdint.h>
+
+/* Records one check; prints the failing expression with its place. Returns ok. */
+int check_true(int ok, const char *expression, const char *file, int line);
+#define CHECK(condition) check_true((condition) ? 1 : 0, #condition, __FILE__, __LINE__)
+
+/* Checks a clcnn call returned CLCNN_OK, printing clcnn_last_error otherwise. */
+int check_ok(clcnn_context *ctx, clcnn_status status, const char *expression, const char *file,
+             int line);
+#define CHECK_OK(ctx, call) check_ok((ctx), (call), #call, __FILE__, __LINE__)
+
+/* Prints "N passed, M failed" and returns the process exit code. */
+int test_finish(void);
+
+/* A fresh scratch directory for this test ($CLCNN_TMP or /tmp/clcnn-test-<pid>),
+ * and a path inside it. */
+const char *test_dir(void);
+const char *test_path(const char *name);
+
+/* Writes text to a file; returns 0 on success. */
+int write_text(const char *path, const char *text);
+
+/* Runs a shell command, capturing up to size-1 bytes of stdout+stderr. Returns the exit status. */
+int run_command(const char *command, char *output, size_t size);
+/* The clcnn tool ($CLCNN_BIN). */
+const char *clcnn_bin(void);
+
+/* A reproducible generator for test data. */
+typedef struct test_rng {
+    uint64_t state;
+} test_rng;
+uint32_t test_rand(test_rng *r);
+int test_rand_int(test_rng *r, int low, int high); /* inclusive */
+float test_rand_float(test_rng *r, float low, float high);
+
+/* Worst |a-b| / max(|b|, floor) over n values; floor keeps values that
+ * cancel to almost nothing from counting as large relative errors. */
+double max_relative_error(const float *a, const float *b, int64_t n, double floor);
+
+/* A context on the OpenCL device chosen by CLCNN_DEVICE (default 0:0), or NULL with a message. */
+clcnn_context *test_opencl_context(void);
+
+#endif
