@@ -77,6 +77,7 @@ typedef struct clcnn_array {
     void *data; /* C order, owned by the array: free with clcnn_array_free */
 } clcnn_array;
 
+/* Elements in the array; -1 for NULL or an invalid shape. */
 int64_t clcnn_array_count(const clcnn_array *array);
 void clcnn_array_free(clcnn_array *array);
 
