@@ -14,6 +14,15 @@
 
 #define KERNEL_CACHE_SIZE 64
 
+/* Kernel time per kernel name, from OpenCL profiling events, when profiling is on. */
+#define PROFILE_ENTRIES 32
+
+typedef struct profile_entry {
+    char name[64];
+    int launches;
+    double seconds;
+} profile_entry;
+
 typedef struct cached_kernel {
     char key[320]; /* family|kernel|options */
     cl_program program;
@@ -31,8 +40,11 @@ struct clcnn_context {
     cl_context cl;
     cl_command_queue queue;
     size_t max_work_group_size;
+    cl_device_type device_type;
     cached_kernel kernels[KERNEL_CACHE_SIZE];
     int kernel_count;
+    int profiling;
+    profile_entry profile[PROFILE_ENTRIES];
     clcnn_status status;
     char error[2048];
 };

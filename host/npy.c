@@ -444,7 +444,7 @@ static clcnn_status read_npy_file(clcnn_context *ctx, const char *path, FILE *fi
     if (status != CLCNN_OK)
         return status;
 
-    clcnn_dtype dtype;
+    clcnn_dtype dtype = CLCNN_FLOAT32;
     status = dtype_from_descr(ctx, path, header.descr, &dtype);
     if (status != CLCNN_OK)
         return status;

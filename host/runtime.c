@@ -239,6 +239,7 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     device_string(device, CL_DRIVER_VERSION, ctx->driver_version, sizeof(ctx->driver_version));
     clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t),
                     &ctx->max_work_group_size, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
     return CLCNN_OK;
 }
 
@@ -508,6 +509,8 @@ clcnn_status runtime_get_kernel(clcnn_context *ctx, const char *family, const ch
     return CLCNN_OK;
 }
 
+static clcnn_status profile_record(clcnn_context *ctx, const char *what, cl_event event);
+
 clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *what, int arg_count,
                             const kernel_arg *args, int dims, const size_t *global,
                             const size_t *local) {
@@ -524,11 +527,67 @@ clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *wh
         if (rounded[d] == 0)
             return CLCNN_OK; /* nothing to do */
     }
+    cl_event event = NULL;
     cl_int err = clEnqueueNDRangeKernel(ctx->queue, kernel, (cl_uint)dims, NULL, rounded, local, 0,
-                                        NULL, NULL);
+                                        NULL, ctx->profiling ? &event : NULL);
     if (err != CL_SUCCESS)
         return set_error(ctx, CLCNN_ERROR_OPENCL, "%s: clEnqueueNDRangeKernel failed: %s", what,
                          cl_error_name(err));
+    if (event) {
+        clcnn_status status = profile_record(ctx, what, event);
+        clReleaseEvent(event);
+        return status;
+    }
+    return CLCNN_OK;
+}
+
+/* ---- profiling -------------------------------------------------------------------- */
+
+static clcnn_status profile_record(clcnn_context *ctx, const char *what, cl_event event) {
+    cl_int err = clWaitForEvents(1, &event);
+    if (err != CL_SUCCESS)
+        return cl_check(ctx, err, "clWaitForEvents");
+    cl_ulong start = 0, end = 0;
+    err = clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_START, sizeof(start), &start, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(event, CL_PROFILING_COMMAND_END, sizeof(end), &end, NULL);
+    if (err != CL_SUCCESS)
+        return cl_check(ctx, err, "clGetEventProfilingInfo");
+    for (int i = 0; i < PROFILE_ENTRIES; i++) {
+        profile_entry *entry = &ctx->profile[i];
+        if (entry->name[0] && strcmp(entry->name, what) != 0)
+            continue;
+        if (!entry->name[0])
+            snprintf(entry->name, sizeof(entry->name), "%s", what);
+        entry->launches++;
+        entry->seconds += (double)(end - start) * 1e-9;
+        break;
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_profile_enable(clcnn_context *ctx, int enable) {
+    if (!ctx)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    ctx->profiling = enable != 0;
+    return CLCNN_OK;
+}
+
+static int profile_compare(const void *a, const void *b) {
+    const profile_entry *x = a, *y = b;
+    return (x->seconds < y->seconds) - (x->seconds > y->seconds);
+}
+
+clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size) {
+    if (!ctx || !buf || size == 0)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    qsort(ctx->profile, PROFILE_ENTRIES, sizeof(profile_entry), profile_compare);
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < PROFILE_ENTRIES && ctx->profile[i].name[0]; i++)
+        append(buf, size, &used, "%-24s %8d %10.6f\n", ctx->profile[i].name,
+               ctx->profile[i].launches, ctx->profile[i].seconds);
+    memset(ctx->profile, 0, sizeof(ctx->profile));
     return CLCNN_OK;
 }
 

@@ -1,13 +1,19 @@
-/* Tile configurations of the GEMM-style kernels. Defaults suit a CPU device
- * through PoCL as well as 32/64-wide GPUs; CLCNN_TILES="32,32,16,4,4"
- * (tile_m, tile_n, tile_k, wpt_m, wpt_n) overrides them for experiments. */
+/* Tile configurations of the GEMM-style kernels. CPU devices (PoCL) get wide
+ * column tiles, which PoCL vectorises across work-items; other devices get
+ * 64x64 tiles of 256 work-items, a fit for 32- and 64-wide GPUs.
+ * CLCNN_TILES="16,128,16,4,8" (tile_m, tile_n, tile_k, wpt_m, wpt_n)
+ * overrides both for experiments. */
 #include "ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 tile_config tile_config_for(const clcnn_context *ctx, const char *family) {
-    tile_config config = {32, 32, 16, 4, 4};
+    const tile_config cpu_default = {16, 128, 16, 4, 8};
+    const tile_config gpu_default = {64, 64, 16, 4, 4};
+    tile_config config = ctx && (ctx->device_type & CL_DEVICE_TYPE_CPU) ? cpu_default : gpu_default;
+    if (!tile_config_valid(ctx, &config))
+        config = (tile_config){8, 8, 8, 1, 1};
     const char *env = getenv("CLCNN_TILES");
     if (env) {
         tile_config wanted;

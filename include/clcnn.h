@@ -66,6 +66,12 @@ const char *clcnn_device_name(const clcnn_context *ctx);
  * into buf (NUL-terminated, cut at size). */
 clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size);
 
+/* Kernel profiling: when on, every launch waits for its kernel and adds the
+ * kernel's device time (from OpenCL profiling events) to a per-kernel total. */
+clcnn_status clcnn_profile_enable(clcnn_context *ctx, int enable);
+/* Writes "kernel launches seconds" lines, largest total first, and resets the totals. */
+clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size);
+
 /* ---- arrays and .npy files ------------------------------------------------ */
 
 #define CLCNN_MAX_DIMS 8

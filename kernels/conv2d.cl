@@ -36,6 +36,9 @@
 #define THREADS_N (TILE_N / WPT_N)
 #define THREADS (THREADS_M * THREADS_N)
 
+/* Marks a column or tap outside the problem: its row falls outside any input. */
+#define OUTSIDE (-(1 << 28))
+
 __kernel void conv2d_forward(const __global float *restrict input,
                              const __global float *restrict weight,
                              const __global float *restrict bias, __global float *restrict output,
@@ -45,6 +48,11 @@ __kernel void conv2d_forward(const __global float *restrict input,
                              const int columns, const int has_bias) {
     __local float weight_tile[TILE_K][TILE_M];
     __local float input_tile[TILE_K][TILE_N];
+    /* Index arithmetic hoisted out of the gather: each column's image offset
+     * and top-left input corner once per work-group, each tap's offset once
+     * per chunk, so the gather itself has no divisions. */
+    __local int column_base[TILE_N], column_h0[TILE_N], column_w0[TILE_N];
+    __local int tap_offset[TILE_K], tap_r[TILE_K], tap_s[TILE_K];
 
     const int local_n = get_local_id(0);
     const int local_m = get_local_id(1);
@@ -55,12 +63,33 @@ __kernel void conv2d_forward(const __global float *restrict input,
     const int CRS = C * RS;
     const int OHW = OH * OW;
 
+    for (int nn = thread; nn < TILE_N; nn += THREADS) {
+        const int column = first_column + nn;
+        const int n = column / OHW;
+        const int pixel = column - n * OHW;
+        const int oh = pixel / OW;
+        const int ow = pixel - oh * OW;
+        column_base[nn] = n * C * H * W;
+        column_h0[nn] = column < columns ? oh * stride_h - pad_top : OUTSIDE;
+        column_w0[nn] = ow * stride_w - pad_left;
+    }
+
     float acc[WPT_M][WPT_N];
     for (int wm = 0; wm < WPT_M; wm++)
         for (int wn = 0; wn < WPT_N; wn++)
             acc[wm][wn] = 0.0f;
 
     for (int tap0 = 0; tap0 < CRS; tap0 += TILE_K) {
+        for (int kk = thread; kk < TILE_K; kk += THREADS) {
+            const int tap = tap0 + kk;
+            const int c = tap / RS;
+            const int rs = tap - c * RS;
+            const int r = rs / S;
+            const int s = rs - r * S;
+            tap_offset[kk] = (c * H + r) * W + s;
+            tap_r[kk] = tap < CRS ? r : OUTSIDE;
+            tap_s[kk] = s;
+        }
         /* Consecutive work-items read consecutive taps of one filter. */
         for (int i = thread; i < TILE_K * TILE_M; i += THREADS) {
             const int kk = i % TILE_K;
@@ -69,28 +98,17 @@ __kernel void conv2d_forward(const __global float *restrict input,
             const int tap = tap0 + kk;
             weight_tile[kk][mm] = (row < K && tap < CRS) ? weight[row * CRS + tap] : 0.0f;
         }
+        barrier(CLK_LOCAL_MEM_FENCE);
         /* Consecutive work-items read consecutive output pixels of one tap. */
         for (int i = thread; i < TILE_K * TILE_N; i += THREADS) {
             const int nn = i % TILE_N;
             const int kk = i / TILE_N;
-            const int column = first_column + nn;
-            const int tap = tap0 + kk;
-            float value = 0.0f;
-            if (column < columns && tap < CRS) {
-                const int n = column / OHW;
-                const int pixel = column - n * OHW;
-                const int oh = pixel / OW;
-                const int ow = pixel - oh * OW;
-                const int c = tap / RS;
-                const int rs = tap - c * RS;
-                const int r = rs / S;
-                const int s = rs - r * S;
-                const int ih = oh * stride_h - pad_top + r;
-                const int iw = ow * stride_w - pad_left + s;
-                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                    value = input[((n * C + c) * H + ih) * W + iw];
-            }
-            input_tile[kk][nn] = value;
+            const int ih = column_h0[nn] + tap_r[kk];
+            const int iw = column_w0[nn] + tap_s[kk];
+            const int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+            input_tile[kk][nn] =
+                inside ? input[column_base[nn] + tap_offset[kk] + column_h0[nn] * W + column_w0[nn]]
+                       : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 

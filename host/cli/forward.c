@@ -1,4 +1,5 @@
-/* clcnn forward NET (--weights DIR | --seed S) --input X --output Y.npy [--trace DIR] [--limit N] */
+/* clcnn forward NET (--weights DIR | --seed S) --input X --output Y.npy [--trace DIR] [--limit N]
+ *               [--profile] */
 #include "cli.h"
 
 #include <errno.h>
@@ -48,10 +49,15 @@ static double seconds_now(void) {
 int command_forward(const cli_common *common, int argc, char **argv) {
     const char *net_path = NULL, *weights = NULL, *input = NULL, *output = NULL, *trace = NULL;
     int64_t seed = -1, limit = -1;
+    int profile = 0;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char **target = NULL;
         int64_t *number = NULL;
+        if (strcmp(arg, "--profile") == 0) {
+            profile = 1;
+            continue;
+        }
         if (strcmp(arg, "--weights") == 0)
             target = &weights;
         else if (strcmp(arg, "--input") == 0)
@@ -80,7 +86,7 @@ int command_forward(const cli_common *common, int argc, char **argv) {
     }
     if (!net_path || !input || (!weights && seed < 0))
         return cli_fail("usage: clcnn forward NET (--weights DIR | --seed S) --input X.npy "
-                        "[--output Y.npy] [--trace DIR] [--limit N]");
+                        "[--output Y.npy] [--trace DIR] [--limit N] [--profile]");
     if (weights && seed >= 0)
         return cli_fail("forward: give --weights or --seed, not both");
 
@@ -140,6 +146,7 @@ int command_forward(const cli_common *common, int argc, char **argv) {
         }
     }
 
+    clcnn_profile_enable(ctx, profile);
     double start = seconds_now();
     if (clcnn_net_forward(net, images, count, outputs, trace ? trace_layer : NULL, &state) !=
         CLCNN_OK) {
@@ -166,6 +173,11 @@ int command_forward(const cli_common *common, int argc, char **argv) {
     }
     fprintf(stderr, "forward: %lld images on %s in %.3f s (%.0f images/s)\n", (long long)count,
             clcnn_device_name(ctx), elapsed, elapsed > 0 ? count / elapsed : 0.0);
+    if (profile) {
+        char report[4096];
+        clcnn_profile_report(ctx, report, sizeof(report));
+        fprintf(stderr, "kernel                   launches    seconds\n%s", report);
+    }
 done:
     if (state.layers) {
         for (int i = 0; i < layer_count; i++)
