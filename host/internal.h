@@ -148,8 +148,13 @@ typedef struct layer {
     shape3 in, out;
     int64_t weight_count, bias_count;
 
-    float *weight, *bias;            /* host copies, PyTorch layout */
-    cl_mem weight_buffer, bias_buffer;
+    /* Parameters and their gradients live in flat buffers shared by the
+     * whole network (one optimizer launch updates all); these point into them. */
+    int64_t weight_offset, bias_offset; /* in floats, into the flat buffers */
+    float *weight, *bias;               /* host: PyTorch layout */
+    float *weight_grad, *bias_grad;
+    cl_mem weight_buffer, bias_buffer;  /* device: sub-buffers */
+    cl_mem weight_grad_buffer, bias_grad_buffer;
 } layer;
 
 /* Parses network text into layers with shapes inferred; errors name
@@ -157,16 +162,97 @@ typedef struct layer {
 clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *source_name,
                            layer **layers, int *layer_count);
 
+/* Offsets of parameter tensors in the flat buffers are multiples of this
+ * (1 KiB), so that every tensor can be an OpenCL sub-buffer on devices whose
+ * base address alignment is up to 8192 bits. */
+#define PARAMETER_ALIGN_FLOATS 256
+
+/* Which loss a network trains with, and where it attaches. */
+typedef struct loss_plan {
+    clcnn_loss kind;
+    int logits_layer;   /* the layer whose output the loss reads */
+    int backward_from;  /* the first layer whose backward runs: the loss gradient is
+                           the gradient of this layer's output */
+} loss_plan;
+
 struct clcnn_net {
     clcnn_context *ctx;
     layer *layers;
     int layer_count;
     char *text; /* the network file as given */
 
-    /* activation storage for up to capacity images, allocated on first use */
+    /* the flat parameter and gradient buffers (host always; device once used) */
+    int64_t parameter_floats;
+    float *host_parameters, *host_gradients;
+    cl_mem device_parameters, device_gradients;
+    int device_parameters_stale; /* host changed since the last upload */
+    int host_parameters_stale;   /* device changed since the last download */
+
+    /* activations and their gradients for up to capacity images, per layer
+     * (flatten layers share their input's storage) */
     int64_t capacity;
-    float **host_outputs;      /* reference device: one per layer */
-    cl_mem *device_outputs;    /* OpenCL device: one per layer */
+    int with_gradients;
+    float **host_outputs, **host_output_grads;
+    cl_mem *device_outputs, *device_output_grads;
+    cl_mem device_scratch; /* conv backward-weights partial sums */
+    size_t scratch_bytes;
+
+    int gradient_batch; /* images of the last backward pass; 0 before the first */
+
+    /* loss inputs and per-row losses */
+    loss_plan loss;
+    int32_t *host_labels;
+    float *host_targets, *host_losses;
+    cl_mem device_labels, device_targets, device_losses;
 };
+
+int layer_has_parameters(const layer *l);
+
+/* A trainer: configuration, progress and optimizer state (host/train.c). */
+struct clcnn_trainer {
+    clcnn_net *net;
+    clcnn_train_config config;
+    int epochs_done;
+    int64_t step; /* optimizer updates so far */
+    rng shuffle;  /* drawn from at the start of each epoch */
+
+    /* optimizer state over the flat parameter buffer: momentum, or Adam's m and v */
+    float *host_state1, *host_state2;
+    cl_mem device_state1, device_state2;
+    int host_state_stale;   /* the device copy is newer */
+    int device_state_stale; /* the host copy is newer */
+
+    /* staging for one batch */
+    int64_t *order;
+    float *batch_images;
+    int32_t *batch_labels;
+    float *batch_outputs;
+};
+
+/* Makes the host copy of the optimizer state current. */
+clcnn_status trainer_sync_state_to_host(clcnn_trainer *trainer);
+
+/* host/pass.c: memory plan and passes */
+void net_release_activations(clcnn_net *net);
+void net_release_device_parameters(clcnn_net *net);
+/* Makes the host copy of the parameters current (after training on a device). */
+clcnn_status net_sync_parameters_to_host(clcnn_net *net);
+/* Makes the device copy current (after the host copy changed); creates it on first use. */
+clcnn_status net_sync_parameters_to_device(clcnn_net *net);
+/* Activation storage for capacity images, with gradient storage if with_gradients. */
+clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients);
+/* The forward pass of batch images (batch <= capacity) already in layer 0's storage. */
+clcnn_status net_forward_stored(clcnn_net *net, int batch);
+/* Images into layer 0's storage. */
+clcnn_status net_write_input(clcnn_net *net, const float *input, int batch);
+/* Checks labels/targets for the loss and stages them on the host. */
+clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
+                               const float *targets);
+/* Enqueues the loss and the backward pass after net_forward_stored (targets staged). */
+clcnn_status net_backward_stored(clcnn_net *net, int batch);
+/* Waits for the per-image losses of the last backward pass; *loss gets their mean. */
+clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss);
+/* Copies count floats of layer i's stored output to the host. */
+clcnn_status net_read_output(clcnn_net *net, int i, int64_t count, float *values);
 
 #endif

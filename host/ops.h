@@ -42,6 +42,24 @@ clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                   cl_mem output);
 
+/* Gradient with respect to the input: grad_input = conv_transpose(grad_output, weight).
+ * Overwrites grad_input. */
+void conv2d_backward_data_ref(const conv2d_params *p, const float *grad_output, const float *weight,
+                              float *grad_input);
+clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
+                                  cl_mem weight, cl_mem grad_input);
+
+/* Gradients with respect to the weights (K, C, R, S) and, if p->has_bias, the
+ * bias (K), summed over the batch. Overwrites both. The OpenCL side needs a
+ * scratch buffer of conv2d_backward_weights_scratch_bytes(ctx, p) bytes for
+ * its two-pass reduction over batch and pixels. */
+void conv2d_backward_weights_ref(const conv2d_params *p, const float *input,
+                                 const float *grad_output, float *grad_weight, float *grad_bias);
+size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const conv2d_params *p);
+clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                     cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
+                                     cl_mem scratch);
+
 /* ---- gemm: C = alpha * A(m,k) B(k,n) + beta * C + bias (see kernels/gemm.cl) ---- */
 
 typedef enum bias_mode { BIAS_NONE = 0, BIAS_PER_ROW = 1, BIAS_PER_COLUMN = 2 } bias_mode;
@@ -73,6 +91,25 @@ void dense_forward_ref(const dense_params *p, const float *input, const float *w
 clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem input,
                            cl_mem weight, cl_mem bias, cl_mem output);
 
+/* grad_input (batch, in) = grad_output (batch, out) * weight (out, in);
+ * grad_weight (out, in) = grad_output^T * input; grad_bias (out) = column sums
+ * of grad_output. All overwritten. */
+void dense_backward_ref(const dense_params *p, const float *input, const float *weight,
+                        const float *grad_output, float *grad_input, float *grad_weight,
+                        float *grad_bias);
+clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
+                            cl_mem grad_output, cl_mem grad_input, cl_mem grad_weight,
+                            cl_mem grad_bias);
+
+/* ---- reductions ----------------------------------------------------------------------- */
+
+/* out[j] = sum over i < outer and k < inner of in[(i * columns + j) * inner + k], for j < columns:
+ * per-channel sums of an NCHW tensor (outer = N, columns = C, inner = H*W) or
+ * column sums of a matrix (inner = 1). Overwrites out. */
+void reduce_channels_ref(int outer, int columns, int inner, const float *in, float *out);
+clcnn_status reduce_channels(clcnn_context *ctx, int outer, int columns, int inner, cl_mem in,
+                             cl_mem out);
+
 /* ---- pool2d ----------------------------------------------------------------------- */
 
 typedef enum pool_kind { POOL_MAX, POOL_AVERAGE } pool_kind;
@@ -88,6 +125,14 @@ void pool2d_forward_ref(const pool2d_params *p, const float *input, float *outpu
 clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
                             cl_mem output);
 
+/* Max pooling sends each output gradient to the first maximum of its window
+ * (PyTorch's choice on ties), found again from the input; average pooling
+ * spreads it over the window divided by the forward divisor. Overwrites grad_input. */
+void pool2d_backward_ref(const pool2d_params *p, const float *input, const float *grad_output,
+                         float *grad_input);
+clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
+                             cl_mem grad_output, cl_mem grad_input);
+
 /* ---- activations (numbers shared with kernels/activation.cl) ------------------------- */
 
 typedef enum activation_kind {
@@ -102,10 +147,70 @@ void activation_forward_ref(activation_kind kind, float slope, int64_t count, co
 clcnn_status activation_forward(clcnn_context *ctx, activation_kind kind, float slope,
                                 int64_t count, cl_mem input, cl_mem output);
 
+/* grad_input from the forward output y (so it may run in place):
+ * relu g*(y>0), leaky y>0 ? g : g*slope, sigmoid g*y*(1-y), tanh g*(1-y*y). */
+void activation_backward_ref(activation_kind kind, float slope, int64_t count, const float *output,
+                             const float *grad_output, float *grad_input);
+clcnn_status activation_backward(clcnn_context *ctx, activation_kind kind, float slope,
+                                 int64_t count, cl_mem output, cl_mem grad_output,
+                                 cl_mem grad_input);
+
 /* ---- softmax over the last axis ---------------------------------------------------------- */
 
 void softmax_forward_ref(int64_t rows, int columns, const float *input, float *output);
 clcnn_status softmax_forward(clcnn_context *ctx, int64_t rows, int columns, cl_mem input,
                              cl_mem output);
+/* From the forward output y: grad_input = y * (grad_output - sum_j grad_output_j * y_j). */
+void softmax_backward_ref(int64_t rows, int columns, const float *output, const float *grad_output,
+                          float *grad_input);
+clcnn_status softmax_backward(clcnn_context *ctx, int64_t rows, int columns, cl_mem output,
+                              cl_mem grad_output, cl_mem grad_input);
+
+/* ---- losses (host/ops/loss.c, kernels/loss.cl, host/ref/loss.c) ----------------------------
+ * Each computes per-row losses (loss[row], summed by the caller in double)
+ * and the gradient with respect to the input of the last layer's
+ * non-linearity, already divided for the mean the loss takes:
+ *
+ * softmax cross-entropy, from logits z (rows, classes) and int32 labels:
+ *   loss[row] = logsumexp(z[row]) - z[row, label]; grad = (softmax(z) - onehot) / rows
+ * binary cross-entropy on a sigmoid, from logits z (rows, 1) and float targets t in [0, 1]:
+ *   loss[row] = max(z, 0) - z*t + log(1 + exp(-|z|)); grad = (sigmoid(z) - t) / rows
+ * mean squared error, from outputs y (rows, columns) and float targets t (rows, columns):
+ *   loss[row] = sum_j (y - t)^2 / columns; grad = 2 * (y - t) / (rows * columns)
+ *   (PyTorch's MSELoss: the mean over every element)
+ *
+ * The loss itself is then sum(loss) / rows. */
+void softmax_cross_entropy_ref(int rows, int classes, const float *logits, const int32_t *labels,
+                               float *loss, float *grad_logits);
+clcnn_status softmax_cross_entropy(clcnn_context *ctx, int rows, int classes, cl_mem logits,
+                                   cl_mem labels, cl_mem loss, cl_mem grad_logits);
+void sigmoid_binary_cross_entropy_ref(int rows, const float *logits, const float *targets,
+                                      float *loss, float *grad_logits);
+clcnn_status sigmoid_binary_cross_entropy(clcnn_context *ctx, int rows, cl_mem logits,
+                                          cl_mem targets, cl_mem loss, cl_mem grad_logits);
+void mean_squared_error_ref(int rows, int columns, const float *outputs, const float *targets,
+                            float *loss, float *grad_outputs);
+clcnn_status mean_squared_error(clcnn_context *ctx, int rows, int columns, cl_mem outputs,
+                                cl_mem targets, cl_mem loss, cl_mem grad_outputs);
+
+/* ---- optimizers over the flat parameter buffer (host/ops/optim.c, kernels/optim.cl, host/ref/optim.c) ----------
+ * PyTorch's formulations, weight decay added to the gradient (L2):
+ * SGD:  g' = g + wd*w;  v = momentum*v + g' (v = g' on step 1);  w -= lr*v
+ * Adam: g' = g + wd*w;  m = b1*m + (1-b1)*g';  v = b2*v + (1-b2)*g'^2;
+ *       w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (t = step, from 1) */
+typedef enum optimizer_kind { OPTIMIZER_SGD = 0, OPTIMIZER_ADAM = 1 } optimizer_kind;
+
+typedef struct optimizer_params {
+    optimizer_kind kind;
+    float learning_rate, momentum, weight_decay;
+    float beta1, beta2, epsilon;
+    int64_t step; /* 1 on the first update */
+} optimizer_params;
+
+/* state1/state2: momentum (SGD, state2 unused) or m and v (Adam), count floats each. */
+void optimizer_step_ref(const optimizer_params *p, int64_t count, float *weights,
+                        const float *grads, float *state1, float *state2);
+clcnn_status optimizer_step(clcnn_context *ctx, const optimizer_params *p, int64_t count,
+                            cl_mem weights, cl_mem grads, cl_mem state1, cl_mem state2);
 
 #endif

@@ -116,6 +116,8 @@ typedef struct clcnn_layer_info {
     int shape[3];     /* per image: C, H, W, or units in shape[0] */
     int64_t weight_count;
     int64_t bias_count;
+    int weight_ndim;         /* 4 for conv (K, C, R, S), 2 for dense (out, in), else 0 */
+    int64_t weight_shape[4];
 } clcnn_layer_info;
 
 int clcnn_net_layer_count(const clcnn_net *net);
@@ -155,6 +157,140 @@ typedef clcnn_status (*clcnn_trace_fn)(void *user, int layer_index, const float 
  * chunks. trace may be NULL. */
 clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch, float *output,
                                clcnn_trace_fn trace, void *trace_user);
+
+/* ---- gradients -------------------------------------------------------------------------- */
+
+typedef enum clcnn_loss {
+    CLCNN_LOSS_AUTO = 0,          /* from the last layer: softmax -> cross-entropy, sigmoid
+                                     with one unit -> binary cross-entropy, else MSE */
+    CLCNN_LOSS_CROSS_ENTROPY,     /* softmax cross-entropy: on the softmax's input when the
+                                     net ends in softmax, else on the last output as logits */
+    CLCNN_LOSS_BINARY_CROSS_ENTROPY, /* on the sigmoid's input when the net ends in sigmoid,
+                                        else on the last output as a logit; one unit */
+    CLCNN_LOSS_MSE,               /* mean over every element of the last output */
+} clcnn_loss;
+
+/* Chooses the loss; fails (naming the reason) when it cannot fit the network. */
+clcnn_status clcnn_net_set_loss(clcnn_net *net, clcnn_loss loss);
+clcnn_loss clcnn_net_loss(const clcnn_net *net);
+const char *clcnn_loss_name(clcnn_loss loss);
+
+/* One forward and backward pass over batch images with the network's loss,
+ * the mean over the batch. Targets: for cross-entropy, labels (batch class
+ * indices); for binary cross-entropy, targets (batch values in [0, 1]); for
+ * MSE, targets (batch * output size values), or labels, taken as one-hot.
+ * Unused pointers may be NULL. Gradients stay in the network until the next
+ * pass; *loss gets the mean loss. */
+clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batch,
+                                const int32_t *labels, const float *targets, double *loss);
+
+/* A layer's parameter gradient ("weight" or "bias"), or the gradient of the
+ * input (layer "input", which "input"): batch * input size floats. */
+clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer, const char *which,
+                                    float *values, int64_t count);
+
+/* ---- data sets ------------------------------------------------------------------------- */
+
+/* Images as float32 (count, channels, height, width) and int32 labels. */
+typedef struct clcnn_dataset {
+    int64_t count;
+    int channels, height, width;
+    int classes; /* 1 + the largest label */
+    float *images;
+    int32_t *labels;
+} clcnn_dataset;
+
+/* Reads an MNIST-format directory: <prefix>-images-idx3-ubyte and
+ * <prefix>-labels-idx1-ubyte, each gzip-compressed (.gz) or raw; prefix is
+ * "train" or "t10k". Pixels are scaled to [0, 1]. */
+clcnn_status clcnn_dataset_load_idx(clcnn_context *ctx, const char *dir, const char *prefix,
+                                    clcnn_dataset *out);
+/* x = (x - mean) / std over every pixel. */
+void clcnn_dataset_normalize(clcnn_dataset *data, float mean, float std);
+/* The mean and standard deviation of every pixel of the set. */
+void clcnn_dataset_statistics(const clcnn_dataset *data, float *mean, float *std);
+/* The first count images (a view: do not free it). */
+clcnn_dataset clcnn_dataset_head(const clcnn_dataset *data, int64_t count);
+void clcnn_dataset_free(clcnn_dataset *data);
+
+/* ---- training ------------------------------------------------------------------------------ */
+
+typedef enum clcnn_optimizer { CLCNN_SGD = 0, CLCNN_ADAM = 1 } clcnn_optimizer;
+typedef enum clcnn_schedule {
+    CLCNN_SCHEDULE_CONSTANT = 0,
+    CLCNN_SCHEDULE_STEP,   /* lr * decay^(epoch / step_epochs) */
+    CLCNN_SCHEDULE_COSINE, /* lr * (1 + cos(pi * epoch / epochs)) / 2, per epoch */
+} clcnn_schedule;
+
+typedef struct clcnn_train_config {
+    int epochs;
+    int batch_size;
+    clcnn_optimizer optimizer;
+    float learning_rate, momentum, weight_decay;
+    float beta1, beta2, epsilon; /* Adam */
+    clcnn_schedule schedule;
+    float decay;     /* STEP: factor */
+    int step_epochs; /* STEP: every this many epochs */
+    uint64_t seed;   /* weights (when initialised) and shuffling */
+} clcnn_train_config;
+
+/* SGD, lr 0.01, momentum 0.9, no weight decay, batch 64, 10 epochs, Adam's
+ * betas 0.9/0.999 and epsilon 1e-8, constant schedule, seed 1. */
+void clcnn_train_config_defaults(clcnn_train_config *config);
+
+typedef struct clcnn_trainer clcnn_trainer;
+
+/* A trainer for net (which it uses, not owns). Allocates every buffer the
+ * training needs up front. */
+clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *config,
+                                  clcnn_trainer **out);
+void clcnn_trainer_destroy(clcnn_trainer *trainer);
+const clcnn_train_config *clcnn_trainer_config(const clcnn_trainer *trainer);
+/* Epochs completed so far (after a resume, those of the checkpoint too). */
+int clcnn_trainer_epochs_done(const clcnn_trainer *trainer);
+/* Changes the total number of epochs (to continue a resumed run further). */
+clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *trainer, int epochs);
+
+typedef struct clcnn_progress {
+    int epoch, epochs;        /* 1-based */
+    int64_t batch, batches;   /* 1-based, within the epoch */
+    double loss, accuracy;    /* running means over the epoch so far */
+    double images_per_second; /* over the epoch so far */
+    double eta_seconds;       /* left in this epoch, at that rate */
+    double learning_rate;
+} clcnn_progress;
+typedef void (*clcnn_progress_fn)(void *user, const clcnn_progress *progress);
+
+/* One epoch over data, shuffled from the trainer's generator. progress
+ * (may be NULL) is called after every batch. */
+clcnn_status clcnn_trainer_epoch(clcnn_trainer *trainer, const clcnn_dataset *data,
+                                 clcnn_progress_fn progress, void *user, double *loss,
+                                 double *accuracy);
+
+/* Loss and accuracy of net on data; confusion (classes x classes, row = true
+ * class) may be NULL. */
+clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, double *loss,
+                                double *accuracy, int64_t *confusion);
+
+/* ---- model files ---------------------------------------------------------------------------- */
+
+/* A model file holds the network text, every parameter, the input
+ * normalisation, the class names and, when a trainer is given, its whole
+ * state (epochs, optimizer state, generator) so training can resume exactly.
+ * Written to a temporary file, synced and renamed: a crash never loses the
+ * previous model. */
+typedef struct clcnn_model_info {
+    float input_mean, input_std; /* normalisation applied to [0, 1] pixels */
+    char class_names[16][32];    /* "" when unknown */
+    int class_count;
+} clcnn_model_info;
+
+clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
+                              const clcnn_model_info *info, const char *path);
+/* Loads a model onto ctx's device. *trainer (if trainer is not NULL) gets
+ * the saved training state, or NULL when the file has none; info may be NULL. */
+clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **net,
+                              clcnn_trainer **trainer, clcnn_model_info *info);
 
 #ifdef __cplusplus
 }

@@ -21,3 +21,21 @@ __kernel void softmax_forward(const __global float *restrict input,
     for (int j = 0; j < columns; j++)
         out[j] = out[j] / sum;
 }
+
+/* From the forward output y, one row per work-item. In place (grad_input ==
+ * grad_output) works: the row's dot product is taken before any write. */
+__kernel void softmax_backward(const __global float *restrict output,
+                               const __global float *grad_output, __global float *grad_input,
+                               const int rows, const int columns) {
+    const int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    const __global float *y = output + row * columns;
+    const __global float *g = grad_output + row * columns;
+    __global float *result = grad_input + row * columns;
+    float dot = 0.0f;
+    for (int j = 0; j < columns; j++)
+        dot += g[j] * y[j];
+    for (int j = 0; j < columns; j++)
+        result[j] = y[j] * (g[j] - dot);
+}

@@ -29,8 +29,17 @@ int cli_parse_int64(const char *option, const char *text, int64_t *out);
 int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float **images,
                     int64_t *count);
 
+/* Parses auto|xent|cross-entropy|bce|binary-cross-entropy|mse; returns 0 on success. */
+int cli_parse_loss(const char *text, clcnn_loss *out);
+
 int command_devices(const cli_common *common, int argc, char **argv);
 int command_summary(const cli_common *common, int argc, char **argv);
 int command_forward(const cli_common *common, int argc, char **argv);
+int command_grad(const cli_common *common, int argc, char **argv);
+int command_train(const cli_common *common, int argc, char **argv);
+int command_eval(const cli_common *common, int argc, char **argv);
+int command_predict(const cli_common *common, int argc, char **argv);
+int command_export(const cli_common *common, int argc, char **argv);
+int command_import(const cli_common *common, int argc, char **argv);
 
 #endif

@@ -13,7 +13,17 @@ static const char usage[] =
     "  devices                      list OpenCL platforms and devices\n"
     "  summary NET                  layers, output shapes and parameter counts\n"
     "  forward NET (--weights DIR | --seed S) --input X.npy --output Y.npy [--trace DIR]\n"
-    "                               [--limit N]   run the network on a batch of images\n"
+    "                               [--limit N] [--profile]   run the network on images\n"
+    "  grad NET --weights DIR --input X.npy --labels L.npy --output DIR [--loss L]\n"
+    "                               one forward and backward pass: loss and gradients\n"
+    "  train NET [--data DIR] [--epochs E] [--batch B] [--optimizer sgd|adam] [--lr LR]\n"
+    "            [--momentum M] [--weight-decay WD] [--schedule constant|step|cosine]\n"
+    "            [--seed S] [--save MODEL] [--resume MODEL] [--limit N] [--loss L]\n"
+    "                               trains on an MNIST-format data set (Fashion-MNIST)\n"
+    "  eval MODEL [--data DIR] [--limit N]   test loss, accuracy and confusion matrix\n"
+    "  predict MODEL IMAGE...       top classes of .npy, PGM or PNG images\n"
+    "  export MODEL DIR             network file and .npy weights of a model\n"
+    "  import NET DIR MODEL         a model from a network file and .npy weights\n"
     "\n"
     "CLCNN_DEVICE=platform:device also picks the OpenCL device.\n";
 
@@ -126,6 +136,18 @@ int main(int argc, char **argv) {
         return command_summary(&common, argc - 1, argv + 1);
     if (strcmp(command, "forward") == 0)
         return command_forward(&common, argc - 1, argv + 1);
+    if (strcmp(command, "grad") == 0)
+        return command_grad(&common, argc - 1, argv + 1);
+    if (strcmp(command, "train") == 0)
+        return command_train(&common, argc - 1, argv + 1);
+    if (strcmp(command, "eval") == 0)
+        return command_eval(&common, argc - 1, argv + 1);
+    if (strcmp(command, "predict") == 0)
+        return command_predict(&common, argc - 1, argv + 1);
+    if (strcmp(command, "export") == 0)
+        return command_export(&common, argc - 1, argv + 1);
+    if (strcmp(command, "import") == 0)
+        return command_import(&common, argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'clcnn help')", command);
     return 2;
 }

@@ -17,8 +17,58 @@ static gemm_params dense_forward_gemm(const dense_params *p) {
     return g;
 }
 
-clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem input,
-                           cl_mem weight, cl_mem bias, cl_mem output) {
+clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
+                           cl_mem bias, cl_mem output) {
     const gemm_params g = dense_forward_gemm(p);
     return gemm(ctx, &g, input, weight, output, bias);
+}
+
+/* grad_input (batch, in) = grad_output (batch, out) * weight (out, in). */
+static gemm_params dense_grad_input_gemm(const dense_params *p) {
+    gemm_params g = {0};
+    g.m = p->batch;
+    g.n = p->in_features;
+    g.k = p->out_features;
+    g.alpha = 1.0f;
+    g.beta = 0.0f;
+    g.a_row_stride = p->out_features;
+    g.a_col_stride = 1;
+    g.b_row_stride = p->in_features;
+    g.b_col_stride = 1;
+    g.c_row_stride = p->in_features;
+    g.bias = BIAS_NONE;
+    return g;
+}
+
+/* grad_weight (out, in) = grad_output^T * input: the sum over the batch is the product's k. */
+static gemm_params dense_grad_weight_gemm(const dense_params *p) {
+    gemm_params g = {0};
+    g.m = p->out_features;
+    g.n = p->in_features;
+    g.k = p->batch;
+    g.alpha = 1.0f;
+    g.beta = 0.0f;
+    g.a_row_stride = 1; /* A(m, k) = grad_output[k, m] */
+    g.a_col_stride = p->out_features;
+    g.b_row_stride = p->in_features;
+    g.b_col_stride = 1;
+    g.c_row_stride = p->in_features;
+    g.bias = BIAS_NONE;
+    return g;
+}
+
+clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
+                            cl_mem grad_output, cl_mem grad_input, cl_mem grad_weight,
+                            cl_mem grad_bias) {
+    const gemm_params data = dense_grad_input_gemm(p);
+    clcnn_status status = gemm(ctx, &data, grad_output, weight, grad_input, NULL);
+    if (status != CLCNN_OK)
+        return status;
+    const gemm_params weights = dense_grad_weight_gemm(p);
+    status = gemm(ctx, &weights, grad_output, input, grad_weight, NULL);
+    if (status != CLCNN_OK)
+        return status;
+    if (!p->has_bias)
+        return CLCNN_OK;
+    return reduce_channels(ctx, p->batch, p->out_features, 1, grad_output, grad_bias);
 }

@@ -10,16 +10,45 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
         return status;
     const int total = p->batch * p->channels * p->out_height * p->out_width;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &input},      {sizeof(cl_mem), &output},
-        {sizeof(int), &p->channels},   {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},   {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width},  {sizeof(int), &p->size_h},
-        {sizeof(int), &p->size_w},     {sizeof(int), &p->stride_h},
-        {sizeof(int), &p->stride_w},   {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},   {sizeof(int), &total},
+        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &output},   {sizeof(int), &p->channels},
+        {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width}, {sizeof(int), &p->size_h},   {sizeof(int), &p->size_w},
+        {sizeof(int), &p->stride_h},  {sizeof(int), &p->stride_w}, {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},  {sizeof(int), &total},
     };
     const size_t local[1] = {64};
     const size_t global[1] = {(size_t)total};
     return runtime_launch(ctx, kernel, name, sizeof(args) / sizeof(args[0]), args, 1, global,
                           local);
+}
+
+clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
+                             cl_mem grad_output, cl_mem grad_input) {
+    const int is_max = p->kind == POOL_MAX;
+    const char *name = is_max ? "maxpool2d_backward" : "avgpool2d_backward";
+    cl_kernel kernel;
+    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, "", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    /* One work-item per input element: the kernels gather (see kernels/pool2d.cl). */
+    const int total = p->batch * p->channels * p->in_height * p->in_width;
+    const kernel_arg shape_args[] = {
+        {sizeof(int), &p->channels},   {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width},
+        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width}, {sizeof(int), &p->size_h},
+        {sizeof(int), &p->size_w},     {sizeof(int), &p->stride_h},  {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->pad_top},    {sizeof(int), &p->pad_left},  {sizeof(int), &total},
+    };
+    enum { SHAPE_ARG_COUNT = sizeof(shape_args) / sizeof(shape_args[0]) };
+    /* Average pooling does not look at the input, so its kernel does not take it. */
+    kernel_arg args[3 + SHAPE_ARG_COUNT];
+    int arg_count = 0;
+    if (is_max)
+        args[arg_count++] = (kernel_arg){sizeof(cl_mem), &input};
+    args[arg_count++] = (kernel_arg){sizeof(cl_mem), &grad_output};
+    args[arg_count++] = (kernel_arg){sizeof(cl_mem), &grad_input};
+    for (int i = 0; i < SHAPE_ARG_COUNT; i++)
+        args[arg_count++] = shape_args[i];
+    const size_t local[1] = {64};
+    const size_t global[1] = {(size_t)total};
+    return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
 }

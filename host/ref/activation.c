@@ -22,3 +22,26 @@ void activation_forward_ref(activation_kind kind, float slope, int64_t count, co
     for (int64_t i = 0; i < count; i++)
         output[i] = activate(kind, slope, input[i]);
 }
+
+/* relu and leaky select rather than multiply, so an infinite gradient where
+ * y <= 0 gives 0 (relu) rather than inf * 0 = NaN, as PyTorch does. */
+static double activation_gradient(activation_kind kind, float slope, double y, double g) {
+    switch (kind) {
+    case ACTIVATION_RELU:
+        return y > 0.0 ? g : 0.0;
+    case ACTIVATION_LEAKY:
+        return y > 0.0 ? g : g * slope;
+    case ACTIVATION_SIGMOID:
+        return g * y * (1.0 - y);
+    case ACTIVATION_TANH:
+        return g * (1.0 - y * y);
+    }
+    return g;
+}
+
+void activation_backward_ref(activation_kind kind, float slope, int64_t count, const float *output,
+                             const float *grad_output, float *grad_input) {
+    /* Element by element, each read before its write, so grad_input may alias either input. */
+    for (int64_t i = 0; i < count; i++)
+        grad_input[i] = (float)activation_gradient(kind, slope, output[i], grad_output[i]);
+}

@@ -27,3 +27,64 @@ void conv2d_forward_ref(const conv2d_params *p, const float *input, const float 
                     output[((int64_t)(n * K + k) * OH + oh) * OW + ow] = (float)sum;
                 }
 }
+
+void conv2d_backward_data_ref(const conv2d_params *p, const float *grad_output, const float *weight,
+                              float *grad_input) {
+    const int C = p->in_channels, H = p->in_height, W = p->in_width;
+    const int K = p->out_channels, R = p->kernel_h, S = p->kernel_w;
+    const int OH = p->out_height, OW = p->out_width;
+    /* Each input pixel gathers from the output positions whose window covers it:
+     * oh*stride_h - pad_top + r == ih, i.e. oh = (ih + pad_top - r) / stride_h when exact. */
+    for (int n = 0; n < p->batch; n++)
+        for (int c = 0; c < C; c++)
+            for (int ih = 0; ih < H; ih++)
+                for (int iw = 0; iw < W; iw++) {
+                    double sum = 0.0;
+                    for (int k = 0; k < K; k++)
+                        for (int r = 0; r < R; r++) {
+                            const int dh = ih + p->pad_top - r;
+                            if (dh < 0 || dh % p->stride_h != 0 || dh / p->stride_h >= OH)
+                                continue;
+                            const int oh = dh / p->stride_h;
+                            for (int s = 0; s < S; s++) {
+                                const int dw = iw + p->pad_left - s;
+                                if (dw < 0 || dw % p->stride_w != 0 || dw / p->stride_w >= OW)
+                                    continue;
+                                const int ow = dw / p->stride_w;
+                                sum += (double)weight[((int64_t)(k * C + c) * R + r) * S + s] *
+                                       grad_output[((int64_t)(n * K + k) * OH + oh) * OW + ow];
+                            }
+                        }
+                    grad_input[((int64_t)(n * C + c) * H + ih) * W + iw] = (float)sum;
+                }
+}
+
+void conv2d_backward_weights_ref(const conv2d_params *p, const float *input,
+                                 const float *grad_output, float *grad_weight, float *grad_bias) {
+    const int C = p->in_channels, H = p->in_height, W = p->in_width;
+    const int K = p->out_channels, R = p->kernel_h, S = p->kernel_w;
+    const int OH = p->out_height, OW = p->out_width;
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < R; r++)
+                for (int s = 0; s < S; s++) {
+                    double sum = 0.0;
+                    for (int n = 0; n < p->batch; n++)
+                        for (int oh = 0; oh < OH; oh++) {
+                            const int ih = oh * p->stride_h - p->pad_top + r;
+                            if (ih < 0 || ih >= H)
+                                continue;
+                            for (int ow = 0; ow < OW; ow++) {
+                                const int iw = ow * p->stride_w - p->pad_left + s;
+                                if (iw < 0 || iw >= W)
+                                    continue;
+                                sum += (double)grad_output[((int64_t)(n * K + k) * OH + oh) * OW +
+                                                           ow] *
+                                       input[((int64_t)(n * C + c) * H + ih) * W + iw];
+                            }
+                        }
+                    grad_weight[((int64_t)(k * C + c) * R + r) * S + s] = (float)sum;
+                }
+    if (p->has_bias)
+        reduce_channels_ref(p->batch, K, OH * OW, grad_output, grad_bias);
+}

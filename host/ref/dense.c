@@ -13,3 +13,31 @@ void dense_forward_ref(const dense_params *p, const float *input, const float *w
             output[(int64_t)n * p->out_features + o] = (float)sum;
         }
 }
+
+void dense_backward_ref(const dense_params *p, const float *input, const float *weight,
+                        const float *grad_output, float *grad_input, float *grad_weight,
+                        float *grad_bias) {
+    const int B = p->batch, I = p->in_features, O = p->out_features;
+    for (int n = 0; n < B; n++)
+        for (int i = 0; i < I; i++) {
+            double sum = 0.0;
+            for (int o = 0; o < O; o++)
+                sum += (double)grad_output[(int64_t)n * O + o] * weight[(int64_t)o * I + i];
+            grad_input[(int64_t)n * I + i] = (float)sum;
+        }
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < I; i++) {
+            double sum = 0.0;
+            for (int n = 0; n < B; n++)
+                sum += (double)grad_output[(int64_t)n * O + o] * input[(int64_t)n * I + i];
+            grad_weight[(int64_t)o * I + i] = (float)sum;
+        }
+    if (!p->has_bias)
+        return;
+    for (int o = 0; o < O; o++) {
+        double sum = 0.0;
+        for (int n = 0; n < B; n++)
+            sum += grad_output[(int64_t)n * O + o];
+        grad_bias[o] = (float)sum;
+    }
+}

@@ -1,0 +1,196 @@
+/* clcnn grad NET --weights DIR --input X.npy --labels L.npy --output DIR [--loss L] */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cli_parse_loss(const char *text, clcnn_loss *out) {
+    if (strcmp(text, "auto") == 0)
+        *out = CLCNN_LOSS_AUTO;
+    else if (strcmp(text, "xent") == 0 || strcmp(text, "cross-entropy") == 0)
+        *out = CLCNN_LOSS_CROSS_ENTROPY;
+    else if (strcmp(text, "bce") == 0 || strcmp(text, "binary-cross-entropy") == 0)
+        *out = CLCNN_LOSS_BINARY_CROSS_ENTROPY;
+    else if (strcmp(text, "mse") == 0)
+        *out = CLCNN_LOSS_MSE;
+    else
+        return cli_fail("--loss: expected auto, xent, bce or mse, got '%s'", text);
+    return 0;
+}
+
+/* Labels: integers (N,) are class indices; floats (N,) or (N, 1) are binary
+ * targets; floats (N, D) are MSE targets. */
+static int read_labels(clcnn_context *ctx, const char *path, int64_t batch, int32_t **labels,
+                       float **targets) {
+    clcnn_array array;
+    if (clcnn_npy_read(ctx, path, &array) != CLCNN_OK)
+        return cli_fail_context(ctx);
+    int result = 0;
+    if (array.ndim < 1 || array.shape[0] != batch) {
+        result = cli_fail("%s: expected %lld labels (one per input image), got shape with first "
+                          "dimension %lld",
+                          path, (long long)batch, array.ndim ? (long long)array.shape[0] : 0LL);
+    } else if (array.dtype == CLCNN_INT32 || array.dtype == CLCNN_INT64 ||
+               array.dtype == CLCNN_UINT8) {
+        if (array.ndim != 1)
+            result = cli_fail("%s: integer labels must have shape (N,)", path);
+        *labels = malloc(sizeof(int32_t) * (size_t)(batch + 1));
+        for (int64_t i = 0; result == 0 && *labels && i < batch; i++) {
+            int64_t v = array.dtype == CLCNN_INT32   ? ((int32_t *)array.data)[i]
+                        : array.dtype == CLCNN_INT64 ? ((int64_t *)array.data)[i]
+                                                     : ((uint8_t *)array.data)[i];
+            if (v < 0 || v > INT32_MAX)
+                result = cli_fail("%s: label %lld of image %lld is not a class index", path,
+                                  (long long)v, (long long)i);
+            (*labels)[i] = (int32_t)v;
+        }
+        if (!*labels && result == 0)
+            result = cli_fail("out of memory");
+    } else if (clcnn_array_to_float32(ctx, &array) != CLCNN_OK) {
+        result = cli_fail_context(ctx);
+    } else {
+        *targets = array.data;
+        array.data = NULL; /* ownership moves to the caller */
+    }
+    clcnn_array_free(&array);
+    return result;
+}
+
+static int write_gradient(clcnn_context *ctx, clcnn_net *net, const char *dir,
+                          const clcnn_layer_info *info, const char *which, int64_t count,
+                          const int64_t *shape, int ndim) {
+    float *values = malloc(sizeof(float) * (size_t)(count + 1));
+    if (!values)
+        return cli_fail("out of memory");
+    int result = 0;
+    if (clcnn_net_get_gradient(net, info->name, which, values, count) != CLCNN_OK) {
+        result = cli_fail_context(ctx);
+    } else {
+        char path[4096];
+        if (strcmp(which, "input") == 0)
+            snprintf(path, sizeof(path), "%s/input.grad.npy", dir);
+        else
+            snprintf(path, sizeof(path), "%s/%s.%s.grad.npy", dir, info->name, which);
+        clcnn_array array = {0};
+        array.dtype = CLCNN_FLOAT32;
+        array.ndim = ndim;
+        memcpy(array.shape, shape, sizeof(int64_t) * (size_t)ndim);
+        array.data = values;
+        if (clcnn_npy_write(ctx, path, &array) != CLCNN_OK)
+            result = cli_fail_context(ctx);
+    }
+    free(values);
+    return result;
+}
+
+int command_grad(const cli_common *common, int argc, char **argv) {
+    const char *net_path = NULL, *weights = NULL, *input = NULL, *labels_path = NULL,
+               *output = NULL;
+    clcnn_loss loss_kind = CLCNN_LOSS_AUTO;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const char **target = NULL;
+        if (strcmp(arg, "--weights") == 0)
+            target = &weights;
+        else if (strcmp(arg, "--input") == 0)
+            target = &input;
+        else if (strcmp(arg, "--labels") == 0)
+            target = &labels_path;
+        else if (strcmp(arg, "--output") == 0)
+            target = &output;
+        else if (strcmp(arg, "--loss") == 0) {
+            if (i + 1 >= argc)
+                return cli_fail("grad: --loss needs a value");
+            if (cli_parse_loss(argv[++i], &loss_kind) != 0)
+                return 2;
+            continue;
+        } else if (arg[0] == '-' && arg[1] == '-')
+            return cli_fail("grad: unknown option '%s'", arg);
+        else if (!net_path) {
+            net_path = arg;
+            continue;
+        } else
+            return cli_fail("grad: unexpected argument '%s'", arg);
+        if (i + 1 >= argc)
+            return cli_fail("grad: %s needs a value", arg);
+        *target = argv[++i];
+    }
+    if (!net_path || !weights || !input || !labels_path || !output)
+        return cli_fail("usage: clcnn grad NET --weights DIR --input X.npy --labels L.npy "
+                        "--output DIR [--loss auto|xent|bce|mse]");
+
+    clcnn_context *ctx = cli_open_context(common);
+    if (!ctx)
+        return 1;
+    clcnn_net *net = NULL;
+    float *images = NULL, *targets = NULL;
+    int32_t *labels = NULL;
+    int64_t count = 0;
+    double loss = 0.0;
+    int result = 0;
+    if (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
+        clcnn_net_load_weights(net, weights) != CLCNN_OK ||
+        clcnn_net_set_loss(net, loss_kind) != CLCNN_OK) {
+        result = cli_fail_context(ctx);
+        goto done;
+    }
+    if (cli_read_images(ctx, net, input, &images, &count) != 0 ||
+        read_labels(ctx, labels_path, count, &labels, &targets) != 0) {
+        result = 1;
+        goto done;
+    }
+    if (targets && clcnn_net_loss(net) == CLCNN_LOSS_MSE) {
+        /* MSE targets must cover every output. */
+        clcnn_array check;
+        if (clcnn_npy_read(ctx, labels_path, &check) == CLCNN_OK) {
+            int64_t per_image = clcnn_array_count(&check) / (count ? count : 1);
+            clcnn_array_free(&check);
+            if (per_image != clcnn_net_output_size(net)) {
+                result = cli_fail("%s: MSE needs %lld targets per image, got %lld", labels_path,
+                                  (long long)clcnn_net_output_size(net), (long long)per_image);
+                goto done;
+            }
+        }
+    }
+    if (clcnn_net_backward(net, images, count, labels, targets, &loss) != CLCNN_OK) {
+        result = cli_fail_context(ctx);
+        goto done;
+    }
+    if (mkdir(output, 0755) != 0 && errno != EEXIST) {
+        result = cli_fail("%s: cannot create directory: %s", output, strerror(errno));
+        goto done;
+    }
+    for (int i = 1; i < clcnn_net_layer_count(net) && result == 0; i++) {
+        clcnn_layer_info info;
+        clcnn_net_layer_info(net, i, &info);
+        for (int is_bias = 0; is_bias <= 1 && result == 0; is_bias++) {
+            int64_t n = is_bias ? info.bias_count : info.weight_count;
+            if (n == 0)
+                continue;
+            const int64_t bias_shape[1] = {info.bias_count};
+            result = write_gradient(ctx, net, output, &info, is_bias ? "bias" : "weight", n,
+                                    is_bias ? bias_shape : info.weight_shape,
+                                    is_bias ? 1 : info.weight_ndim);
+        }
+    }
+    if (result == 0) {
+        clcnn_layer_info input_info;
+        clcnn_net_layer_info(net, 0, &input_info);
+        int64_t shape[4] = {count, input_info.shape[0], input_info.shape[1], input_info.shape[2]};
+        result = write_gradient(ctx, net, output, &input_info, "input",
+                                count * clcnn_net_input_size(net), shape, 4);
+    }
+    if (result == 0)
+        printf("loss %.9g (%s, mean over %lld images)\n", loss, clcnn_loss_name(clcnn_net_loss(net)),
+               (long long)count);
+done:
+    free(images);
+    free(labels);
+    free(targets);
+    clcnn_net_destroy(net);
+    clcnn_context_destroy(ctx);
+    return result;
+}

@@ -1,0 +1,224 @@
+/* clcnn predict MODEL IMAGE... : the top classes of each image. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb_image.h>
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+/* Skips whitespace and '#' comments of a PGM header. */
+static int pgm_skip(FILE *f) {
+    int c = fgetc(f);
+    while (c != EOF && (isspace(c) || c == '#')) {
+        if (c == '#')
+            while (c != EOF && c != '\n')
+                c = fgetc(f);
+        c = fgetc(f);
+    }
+    if (c != EOF)
+        ungetc(c, f);
+    return c;
+}
+
+static int pgm_number(FILE *f, long *out) {
+    pgm_skip(f);
+    return fscanf(f, "%ld", out) == 1 ? 0 : -1;
+}
+
+/* Binary (P5) or text (P2) PGM into bytes-per-pixel-scaled floats in [0, 1]. */
+static int read_pgm(const char *path, float **pixels, int *height, int *width) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cli_fail("%s: cannot open", path);
+    char magic[3] = {0};
+    long w, h, maxval;
+    int result = 0;
+    if (fread(magic, 1, 2, f) != 2 || magic[0] != 'P' || (magic[1] != '5' && magic[1] != '2') ||
+        pgm_number(f, &w) != 0 || pgm_number(f, &h) != 0 || pgm_number(f, &maxval) != 0 ||
+        w < 1 || h < 1 || w > 65536 || h > 65536 || maxval < 1 || maxval > 65535) {
+        fclose(f);
+        return cli_fail("%s: not a PGM image (expected a P5 or P2 header with width, height and "
+                        "maximum value)",
+                        path);
+    }
+    float *values = malloc(sizeof(float) * (size_t)(w * h));
+    if (!values) {
+        fclose(f);
+        return cli_fail("out of memory");
+    }
+    if (magic[1] == '5')
+        fgetc(f); /* the single whitespace after maxval */
+    for (long i = 0; i < w * h && result == 0; i++) {
+        long v = -1;
+        if (magic[1] == '2') {
+            if (pgm_number(f, &v) != 0)
+                v = -1;
+        } else if (maxval < 256) {
+            int c = fgetc(f);
+            v = c;
+        } else {
+            int hi = fgetc(f), lo = fgetc(f);
+            v = hi < 0 || lo < 0 ? -1 : hi * 256 + lo;
+        }
+        if (v < 0 || v > maxval)
+            result = cli_fail("%s: pixel data ends early or is out of range at pixel %ld", path, i);
+        else
+            values[i] = (float)v / (float)maxval;
+    }
+    fclose(f);
+    if (result != 0) {
+        free(values);
+        return result;
+    }
+    *pixels = values;
+    *height = (int)h;
+    *width = (int)w;
+    return 0;
+}
+
+static int read_png(const char *path, int channels, float **pixels, int *height, int *width) {
+    int w, h, n;
+    unsigned char *data = stbi_load(path, &w, &h, &n, channels);
+    if (!data)
+        return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
+    float *values = malloc(sizeof(float) * (size_t)w * h * channels);
+    if (!values) {
+        stbi_image_free(data);
+        return cli_fail("out of memory");
+    }
+    /* stb gives interleaved pixels (HWC); the network wants planes (CHW). */
+    for (int c = 0; c < channels; c++)
+        for (int i = 0; i < w * h; i++)
+            values[c * w * h + i] = data[i * channels + c] / 255.0f;
+    stbi_image_free(data);
+    *pixels = values;
+    *height = h;
+    *width = w;
+    return 0;
+}
+
+/* One image as C*H*W floats in [0, 1] (npy: as stored), checked against the network. */
+static int read_image(clcnn_context *ctx, clcnn_net *net, const char *path, float **image,
+                      int64_t *count) {
+    clcnn_layer_info input;
+    clcnn_net_layer_info(net, 0, &input);
+    const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
+    if (has_suffix(path, ".npy"))
+        return cli_read_images(ctx, net, path, image, count);
+    int h = 0, w = 0, result;
+    if (has_suffix(path, ".pgm")) {
+        if (C != 1)
+            return cli_fail("%s: a PGM image has 1 channel, the network takes %d", path, C);
+        result = read_pgm(path, image, &h, &w);
+    } else {
+        result = read_png(path, C, image, &h, &w);
+    }
+    if (result != 0)
+        return result;
+    if (h != H || w != W) {
+        free(*image);
+        *image = NULL;
+        return cli_fail("%s: the image is %dx%d, the network takes %dx%d", path, w, h, W, H);
+    }
+    *count = 1;
+    return 0;
+}
+
+int command_predict(const cli_common *common, int argc, char **argv) {
+    int64_t top = 3;
+    const char *model_path = NULL;
+    int first_image = -1;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--top") == 0 && i + 1 < argc) {
+            if (cli_parse_int64("--top", argv[++i], &top) != 0)
+                return 2;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            return cli_fail("predict: unknown option '%s'", argv[i]);
+        } else if (!model_path) {
+            model_path = argv[i];
+        } else if (first_image < 0) {
+            first_image = i;
+        }
+    }
+    if (!model_path || first_image < 0)
+        return cli_fail("usage: clcnn predict MODEL IMAGE... [--top K] (.npy, .pgm or .png)");
+    clcnn_context *ctx = cli_open_context(common);
+    if (!ctx)
+        return 1;
+    clcnn_net *net = NULL;
+    clcnn_model_info info;
+    int result = 0;
+    if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK) {
+        result = cli_fail_context(ctx);
+        goto done;
+    }
+    const int64_t in_size = clcnn_net_input_size(net);
+    const int64_t classes = clcnn_net_output_size(net);
+    clcnn_layer_info last;
+    clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
+    const int is_softmax = strcmp(last.type, "softmax") == 0;
+    for (int i = first_image; i < argc && result == 0; i++) {
+        if (strcmp(argv[i], "--top") == 0) {
+            i++;
+            continue;
+        }
+        float *images = NULL;
+        int64_t count = 0;
+        if (read_image(ctx, net, argv[i], &images, &count) != 0) {
+            result = 1;
+            break;
+        }
+        for (int64_t j = 0; j < count * in_size; j++)
+            images[j] = (images[j] - info.input_mean) / info.input_std;
+        float *scores = malloc(sizeof(float) * (size_t)(count * classes));
+        if (!scores || clcnn_net_forward(net, images, count, scores, NULL, NULL) != CLCNN_OK) {
+            result = scores ? cli_fail_context(ctx) : cli_fail("out of memory");
+            free(scores);
+            free(images);
+            break;
+        }
+        for (int64_t n = 0; n < count; n++) {
+            float *p = scores + n * classes;
+            if (!is_softmax && classes > 1) {
+                /* Show probabilities even when the network ends before its softmax. */
+                double largest = p[0], sum = 0.0;
+                for (int64_t j = 1; j < classes; j++)
+                    largest = fmax(largest, p[j]);
+                for (int64_t j = 0; j < classes; j++)
+                    sum += exp(p[j] - largest);
+                for (int64_t j = 0; j < classes; j++)
+                    p[j] = (float)(exp(p[j] - largest) / sum);
+            }
+            if (count > 1)
+                printf("%s[%lld]:", argv[i], (long long)n);
+            else
+                printf("%s:", argv[i]);
+            int shown[64] = {0};
+            for (int64_t k = 0; k < top && k < classes && k < 64; k++) {
+                int best = -1;
+                for (int64_t j = 0; j < classes && j < 64; j++)
+                    if (!shown[j] && (best < 0 || p[j] > p[best]))
+                        best = (int)j;
+                shown[best] = 1;
+                const char *name = best < info.class_count ? info.class_names[best] : "";
+                printf("%s %d%s%s %.2f%%", k ? "," : "", best, name[0] ? " " : "", name,
+                       100.0 * p[best]);
+            }
+            printf("\n");
+        }
+        free(scores);
+        free(images);
+    }
+done:
+    clcnn_net_destroy(net);
+    clcnn_context_destroy(ctx);
+    return result;
+}

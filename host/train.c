@@ -1,0 +1,409 @@
+/* Training: epochs of shuffled mini-batches, each a fixed sequence of
+ * launches (forward, loss, backward, one optimizer update over the flat
+ * parameter buffer) with a single wait at its end; and evaluation. */
+#include "ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Images per launch when evaluating. */
+#define EVALUATION_CHUNK 256
+
+void clcnn_train_config_defaults(clcnn_train_config *config) {
+    memset(config, 0, sizeof(*config));
+    config->epochs = 10;
+    config->batch_size = 64;
+    config->optimizer = CLCNN_SGD;
+    config->learning_rate = 0.01f;
+    config->momentum = 0.9f;
+    config->weight_decay = 0.0f;
+    config->beta1 = 0.9f;
+    config->beta2 = 0.999f;
+    config->epsilon = 1e-8f;
+    config->schedule = CLCNN_SCHEDULE_CONSTANT;
+    config->decay = 0.1f;
+    config->step_epochs = 10;
+    config->seed = 1;
+}
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static clcnn_status check_config(clcnn_context *ctx, const clcnn_train_config *c) {
+    if (c->epochs < 0 || c->batch_size < 1)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "training needs epochs >= 0 and a batch size >= 1");
+    if (!(c->learning_rate > 0.0f) || !isfinite(c->learning_rate))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "the learning rate must be > 0");
+    if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "momentum must be in [0, 1)");
+    if (!(c->weight_decay >= 0.0f))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "weight decay must be >= 0");
+    if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f) || !(c->beta2 >= 0.0f && c->beta2 < 1.0f) ||
+        !(c->epsilon > 0.0f))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "Adam needs beta1 and beta2 in [0, 1) and epsilon > 0");
+    if (c->optimizer != CLCNN_SGD && c->optimizer != CLCNN_ADAM)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "unknown optimizer %d",
+                         (int)c->optimizer);
+    if (c->schedule == CLCNN_SCHEDULE_STEP && (c->step_epochs < 1 || !(c->decay > 0.0f)))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "the step schedule needs step epochs >= 1 and a decay > 0");
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *config,
+                                  clcnn_trainer **out) {
+    if (!net || !config || !out)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    *out = NULL;
+    clcnn_context *ctx = net->ctx;
+    if (!ctx->has_device)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "no device selected: call clcnn_context_select_device first");
+    clcnn_status status = check_config(ctx, config);
+    if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_AUTO)
+        status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
+    if (status != CLCNN_OK)
+        return status;
+    clcnn_trainer *t = calloc(1, sizeof(*t));
+    if (!t)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for a trainer");
+    t->net = net;
+    t->config = *config;
+    rng_seed(&t->shuffle, config->seed ^ 0x5deece66dULL);
+    const int64_t floats = net->parameter_floats ? net->parameter_floats : 1;
+    const int64_t batch = config->batch_size;
+    t->host_state1 = calloc((size_t)floats, sizeof(float));
+    t->host_state2 = calloc((size_t)floats, sizeof(float));
+    t->batch_images = malloc(sizeof(float) * (size_t)(batch * clcnn_net_input_size(net)));
+    t->batch_labels = malloc(sizeof(int32_t) * (size_t)batch);
+    t->batch_outputs = malloc(sizeof(float) * (size_t)(batch * clcnn_net_output_size(net)));
+    if (!t->host_state1 || !t->host_state2 || !t->batch_images || !t->batch_labels ||
+        !t->batch_outputs) {
+        clcnn_trainer_destroy(t);
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for the optimizer");
+    }
+    /* Every buffer of a step is allocated here, before the first batch. */
+    status = net_ensure_activations(net, batch, 1);
+    if (status == CLCNN_OK)
+        status = net_sync_parameters_to_device(net);
+    if (status == CLCNN_OK && ctx->kind == CLCNN_DEVICE_OPENCL) {
+        size_t bytes = sizeof(float) * (size_t)floats;
+        status = buffer_create(ctx, bytes, &t->device_state1);
+        if (status == CLCNN_OK)
+            status = buffer_create(ctx, bytes, &t->device_state2);
+        t->device_state_stale = 1;
+    }
+    if (status != CLCNN_OK) {
+        clcnn_trainer_destroy(t);
+        return status;
+    }
+    *out = t;
+    return CLCNN_OK;
+}
+
+void clcnn_trainer_destroy(clcnn_trainer *t) {
+    if (!t)
+        return;
+    buffer_release(&t->device_state1);
+    buffer_release(&t->device_state2);
+    free(t->host_state1);
+    free(t->host_state2);
+    free(t->order);
+    free(t->batch_images);
+    free(t->batch_labels);
+    free(t->batch_outputs);
+    free(t);
+}
+
+const clcnn_train_config *clcnn_trainer_config(const clcnn_trainer *t) {
+    return t ? &t->config : NULL;
+}
+
+int clcnn_trainer_epochs_done(const clcnn_trainer *t) {
+    return t ? t->epochs_done : 0;
+}
+
+clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *t, int epochs) {
+    if (!t)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    if (epochs < 0)
+        return set_error(t->net->ctx, CLCNN_ERROR_INVALID_ARGUMENT, "epochs must be >= 0");
+    t->config.epochs = epochs;
+    return CLCNN_OK;
+}
+
+clcnn_status trainer_sync_state_to_host(clcnn_trainer *t) {
+    if (!t->host_state_stale || !t->device_state1)
+        return CLCNN_OK;
+    clcnn_context *ctx = t->net->ctx;
+    size_t bytes = sizeof(float) * (size_t)t->net->parameter_floats;
+    clcnn_status status = buffer_read(ctx, t->device_state1, 0, bytes, t->host_state1);
+    if (status == CLCNN_OK)
+        status = buffer_read(ctx, t->device_state2, 0, bytes, t->host_state2);
+    if (status == CLCNN_OK)
+        t->host_state_stale = 0;
+    return status;
+}
+
+static clcnn_status sync_state_to_device(clcnn_trainer *t) {
+    if (!t->device_state_stale || !t->device_state1)
+        return CLCNN_OK;
+    clcnn_context *ctx = t->net->ctx;
+    size_t bytes = sizeof(float) * (size_t)t->net->parameter_floats;
+    clcnn_status status = buffer_write(ctx, t->device_state1, 0, bytes, t->host_state1);
+    if (status == CLCNN_OK)
+        status = buffer_write(ctx, t->device_state2, 0, bytes, t->host_state2);
+    if (status == CLCNN_OK)
+        t->device_state_stale = 0;
+    return status;
+}
+
+static double learning_rate_at(const clcnn_train_config *c, int epoch) {
+    switch (c->schedule) {
+    case CLCNN_SCHEDULE_STEP:
+        return c->learning_rate * pow(c->decay, epoch / c->step_epochs);
+    case CLCNN_SCHEDULE_COSINE:
+        return c->epochs > 0 ? c->learning_rate * 0.5 * (1.0 + cos(M_PI * epoch / c->epochs))
+                             : c->learning_rate;
+    case CLCNN_SCHEDULE_CONSTANT:
+        break;
+    }
+    return c->learning_rate;
+}
+
+/* Which class the network predicts from the logits layer's values. */
+static int predicted_class(const clcnn_net *net, const float *values, int64_t units) {
+    if (net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY)
+        return values[0] > 0.0f; /* a logit */
+    int best = 0;
+    for (int64_t j = 1; j < units; j++)
+        if (values[j] > values[best])
+            best = (int)j;
+    return best;
+}
+
+static clcnn_status check_data(clcnn_net *net, const clcnn_dataset *data) {
+    const layer *input = &net->layers[0];
+    if (data->channels != input->out.c || data->height != input->out.h ||
+        data->width != input->out.w)
+        return set_error(net->ctx, CLCNN_ERROR_SHAPE,
+                         "the data set has %dx%dx%d images but the network takes %dx%dx%d",
+                         data->channels, data->height, data->width, input->out.c, input->out.h,
+                         input->out.w);
+    return CLCNN_OK;
+}
+
+static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
+    clcnn_net *net = t->net;
+    optimizer_params p;
+    p.kind = t->config.optimizer == CLCNN_ADAM ? OPTIMIZER_ADAM : OPTIMIZER_SGD;
+    p.learning_rate = (float)learning_rate;
+    p.momentum = t->config.momentum;
+    p.weight_decay = t->config.weight_decay;
+    p.beta1 = t->config.beta1;
+    p.beta2 = t->config.beta2;
+    p.epsilon = t->config.epsilon;
+    p.step = ++t->step;
+    if (net->ctx->kind != CLCNN_DEVICE_OPENCL) {
+        optimizer_step_ref(&p, net->parameter_floats, net->host_parameters, net->host_gradients,
+                           t->host_state1, t->host_state2);
+        return CLCNN_OK;
+    }
+    clcnn_status status =
+        optimizer_step(net->ctx, &p, net->parameter_floats, net->device_parameters,
+                       net->device_gradients, t->device_state1, t->device_state2);
+    net->host_parameters_stale = 1;
+    t->host_state_stale = 1;
+    return status;
+}
+
+clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
+                                 clcnn_progress_fn progress, void *user, double *loss,
+                                 double *accuracy) {
+    if (!t || !data)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    clcnn_net *net = t->net;
+    clcnn_context *ctx = net->ctx;
+    clcnn_status status = check_data(net, data);
+    if (status != CLCNN_OK)
+        return status;
+    if (data->count < 1)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "the training set is empty");
+    free(t->order);
+    t->order = malloc(sizeof(int64_t) * (size_t)data->count);
+    if (!t->order)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for the shuffle");
+    for (int64_t i = 0; i < data->count; i++)
+        t->order[i] = i;
+    for (int64_t i = data->count - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rng_uniform(&t->shuffle) * (double)(i + 1));
+        int64_t swap = t->order[i];
+        t->order[i] = t->order[j];
+        t->order[j] = swap;
+    }
+    status = net_sync_parameters_to_device(net);
+    if (status == CLCNN_OK)
+        status = sync_state_to_device(t);
+    if (status != CLCNN_OK)
+        return status;
+
+    const int64_t image_size = clcnn_net_input_size(net);
+    const int64_t units = shape3_count(net->layers[net->loss.logits_layer].out);
+    const int64_t batch_size = t->config.batch_size;
+    const int64_t batches = (data->count + batch_size - 1) / batch_size;
+    const double learning_rate = learning_rate_at(&t->config, t->epochs_done);
+    const double start = seconds_now();
+    double loss_sum = 0.0;
+    int64_t correct = 0, seen = 0;
+    for (int64_t b = 0; b < batches && status == CLCNN_OK; b++) {
+        const int64_t first = b * batch_size;
+        const int n = (int)(data->count - first < batch_size ? data->count - first : batch_size);
+        for (int i = 0; i < n; i++) {
+            const int64_t index = t->order[first + i];
+            memcpy(t->batch_images + i * image_size, data->images + index * image_size,
+                   sizeof(float) * (size_t)image_size);
+            t->batch_labels[i] = data->labels[index];
+        }
+        double batch_loss = 0.0;
+        status = net_write_input(net, t->batch_images, n);
+        if (status == CLCNN_OK)
+            status = net_stage_targets(net, n, t->batch_labels, NULL);
+        if (status == CLCNN_OK)
+            status = net_forward_stored(net, n);
+        if (status == CLCNN_OK)
+            status = net_backward_stored(net, n);
+        if (status == CLCNN_OK)
+            status = optimizer_update(t, learning_rate);
+        if (status == CLCNN_OK)
+            status = net_read_loss(net, n, &batch_loss);
+        if (status == CLCNN_OK)
+            status = net_read_output(net, net->loss.logits_layer, n * units, t->batch_outputs);
+        if (status != CLCNN_OK)
+            break;
+        if (!isfinite(batch_loss)) {
+            status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                               "the loss became %g at epoch %d, batch %lld: lower the learning "
+                               "rate",
+                               batch_loss, t->epochs_done + 1, (long long)(b + 1));
+            break;
+        }
+        loss_sum += batch_loss * n;
+        for (int i = 0; i < n; i++)
+            correct += predicted_class(net, t->batch_outputs + i * units, units) ==
+                       t->batch_labels[i];
+        seen += n;
+        if (progress) {
+            clcnn_progress p;
+            p.epoch = t->epochs_done + 1;
+            p.epochs = t->config.epochs;
+            p.batch = b + 1;
+            p.batches = batches;
+            p.loss = loss_sum / seen;
+            p.accuracy = (double)correct / seen;
+            double elapsed = seconds_now() - start;
+            p.images_per_second = elapsed > 0 ? seen / elapsed : 0.0;
+            p.eta_seconds = elapsed / (double)(b + 1) * (double)(batches - b - 1);
+            p.learning_rate = learning_rate;
+            progress(user, &p);
+        }
+    }
+    if (status != CLCNN_OK)
+        return status;
+    t->epochs_done++;
+    if (loss)
+        *loss = loss_sum / seen;
+    if (accuracy)
+        *accuracy = (double)correct / seen;
+    return CLCNN_OK;
+}
+
+/* The loss of one image from the logits layer's values, as the training loss defines it. */
+static double image_loss(const clcnn_net *net, const float *values, int64_t units, int label) {
+    if (net->loss.kind == CLCNN_LOSS_CROSS_ENTROPY) {
+        double largest = values[0];
+        for (int64_t j = 1; j < units; j++)
+            largest = fmax(largest, values[j]);
+        double sum = 0.0;
+        for (int64_t j = 0; j < units; j++)
+            sum += exp(values[j] - largest);
+        return log(sum) + largest - values[label];
+    }
+    if (net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY) {
+        double z = values[0], target = label;
+        return fmax(z, 0.0) - z * target + log1p(exp(-fabs(z)));
+    }
+    double sum = 0.0;
+    for (int64_t j = 0; j < units; j++) {
+        double d = values[j] - (j == label ? 1.0 : 0.0);
+        sum += d * d;
+    }
+    return sum / units;
+}
+
+clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, double *loss,
+                                double *accuracy, int64_t *confusion) {
+    if (!net || !data)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    clcnn_context *ctx = net->ctx;
+    if (!ctx->has_device)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "no device selected: call clcnn_context_select_device first");
+    clcnn_status status = check_data(net, data);
+    if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_AUTO)
+        status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
+    if (status != CLCNN_OK)
+        return status;
+    const int64_t units = shape3_count(net->layers[net->loss.logits_layer].out);
+    const int classes = net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY ? 2 : (int)units;
+    for (int64_t i = 0; i < data->count; i++)
+        if (data->labels[i] < 0 || data->labels[i] >= classes)
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "label %d of image %lld is not one of the network's %d classes",
+                             (int)data->labels[i], (long long)i, classes);
+    const int64_t chunk = data->count < EVALUATION_CHUNK ? data->count : EVALUATION_CHUNK;
+    if (chunk < 1)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "the data set is empty");
+    status = net_ensure_activations(net, chunk, 0);
+    if (status == CLCNN_OK)
+        status = net_sync_parameters_to_device(net);
+    float *values = malloc(sizeof(float) * (size_t)(chunk * units));
+    if (!values)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for evaluation");
+    if (confusion)
+        memset(confusion, 0, sizeof(int64_t) * (size_t)(classes * classes));
+    const int64_t image_size = clcnn_net_input_size(net);
+    double loss_sum = 0.0;
+    int64_t correct = 0;
+    for (int64_t first = 0; first < data->count && status == CLCNN_OK; first += chunk) {
+        const int n = (int)(data->count - first < chunk ? data->count - first : chunk);
+        status = net_write_input(net, data->images + first * image_size, n);
+        if (status == CLCNN_OK)
+            status = net_forward_stored(net, n);
+        if (status == CLCNN_OK)
+            status = net_read_output(net, net->loss.logits_layer, n * units, values);
+        for (int i = 0; i < n && status == CLCNN_OK; i++) {
+            const int label = data->labels[first + i];
+            const int predicted = predicted_class(net, values + i * units, units);
+            loss_sum += image_loss(net, values + i * units, units, label);
+            correct += predicted == label;
+            if (confusion)
+                confusion[label * classes + predicted]++;
+        }
+    }
+    free(values);
+    if (status != CLCNN_OK)
+        return status;
+    if (loss)
+        *loss = loss_sum / data->count;
+    if (accuracy)
+        *accuracy = (double)correct / data->count;
+    return CLCNN_OK;
+}
