@@ -84,9 +84,15 @@ int command_forward(const cli_common *common, int argc, char **argv) {
         else if (cli_parse_int64(arg, argv[++i], number) != 0)
             return 2;
     }
-    if (!net_path || !input || (!weights && seed < 0))
+    if (!net_path)
         return cli_fail("usage: clcnn forward NET (--weights DIR | --seed S) --input X.npy "
-                        "[--output Y.npy] [--trace DIR] [--limit N] [--profile]");
+                        "--output Y.npy [--trace DIR] [--limit N] [--profile]");
+    if (!input)
+        return cli_fail("forward: missing --input X.npy (or an IDX image file)");
+    if (!weights && seed < 0)
+        return cli_fail("forward: missing --weights DIR (or --seed S to initialise weights)");
+    if (!output && !trace)
+        return cli_fail("forward: missing --output Y.npy");
     if (weights && seed >= 0)
         return cli_fail("forward: give --weights or --seed, not both");
 
