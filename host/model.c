@@ -315,12 +315,10 @@ static void sync_parent_directory(const char *path) {
     free(dir);
 }
 
-static clcnn_status check_info(clcnn_context *ctx, const clcnn_model_info *info,
-                               const char *path) {
+static clcnn_status check_info(clcnn_context *ctx, const clcnn_model_info *info, const char *path) {
     if (info->class_count < 0 || info->class_count > MODEL_MAX_CLASSES)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "%s: class_count %d is outside 0..%d", path, info->class_count,
-                         MODEL_MAX_CLASSES);
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: class_count %d is outside 0..%d",
+                         path, info->class_count, MODEL_MAX_CLASSES);
     for (int i = 0; i < info->class_count; i++)
         if (memchr(info->class_names[i], 0, sizeof(info->class_names[i])) == NULL)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
@@ -369,8 +367,8 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
     model_writer w = {0};
     w.file = fopen(temporary, "wb");
     if (!w.file) {
-        status = set_error(ctx, CLCNN_ERROR_IO, "%s: cannot create the temporary file %s: %s",
-                           path, temporary, strerror(errno));
+        status = set_error(ctx, CLCNN_ERROR_IO, "%s: cannot create the temporary file %s: %s", path,
+                           temporary, strerror(errno));
         free(temporary);
         return status;
     }
@@ -403,23 +401,20 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
     }
 
     if (out_of_memory)
-        status = set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory writing the model",
-                           path);
+        status =
+            set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory writing the model", path);
     else if (w.failed)
         status = set_error(ctx, CLCNN_ERROR_IO, "%s: write failed: %s", temporary,
                            strerror(w.error_number));
     else if (fflush(w.file) != 0)
-        status = set_error(ctx, CLCNN_ERROR_IO, "%s: write failed: %s", temporary,
-                           strerror(errno));
+        status = set_error(ctx, CLCNN_ERROR_IO, "%s: write failed: %s", temporary, strerror(errno));
     else if (fsync(fileno(w.file)) != 0)
-        status = set_error(ctx, CLCNN_ERROR_IO, "%s: fsync failed: %s", temporary,
-                           strerror(errno));
+        status = set_error(ctx, CLCNN_ERROR_IO, "%s: fsync failed: %s", temporary, strerror(errno));
     if (fclose(w.file) != 0 && status == CLCNN_OK)
-        status = set_error(ctx, CLCNN_ERROR_IO, "%s: close failed: %s", temporary,
-                           strerror(errno));
+        status = set_error(ctx, CLCNN_ERROR_IO, "%s: close failed: %s", temporary, strerror(errno));
     if (status == CLCNN_OK && rename(temporary, path) != 0)
-        status = set_error(ctx, CLCNN_ERROR_IO, "%s: cannot rename %s over it: %s", path,
-                           temporary, strerror(errno));
+        status = set_error(ctx, CLCNN_ERROR_IO, "%s: cannot rename %s over it: %s", path, temporary,
+                           strerror(errno));
     if (status == CLCNN_OK)
         sync_parent_directory(path);
     else
@@ -487,8 +482,7 @@ static clcnn_status read_whole_file(model_file *f) {
     struct stat st;
     clcnn_status status = CLCNN_OK;
     if (fstat(fileno(file), &st) != 0)
-        status = set_error(f->ctx, CLCNN_ERROR_IO, "%s: cannot stat: %s", f->path,
-                           strerror(errno));
+        status = set_error(f->ctx, CLCNN_ERROR_IO, "%s: cannot stat: %s", f->path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
         status = set_error(f->ctx, CLCNN_ERROR_IO, "%s: not a regular file", f->path);
     else if ((uint64_t)st.st_size > SIZE_MAX - 1)
@@ -497,13 +491,13 @@ static clcnn_status read_whole_file(model_file *f) {
         f->size = (uint64_t)st.st_size;
         f->data = malloc((size_t)f->size + 1);
         if (!f->data)
-            status = set_error(f->ctx, CLCNN_ERROR_OUT_OF_MEMORY,
-                               "%s: out of memory reading %llu bytes", f->path,
-                               (unsigned long long)f->size);
+            status =
+                set_error(f->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory reading %llu bytes",
+                          f->path, (unsigned long long)f->size);
     }
     if (status == CLCNN_OK && fread(f->data, 1, (size_t)f->size, file) != (size_t)f->size)
-        status = set_error(f->ctx, CLCNN_ERROR_IO, "%s: read error or the file changed size",
-                           f->path);
+        status =
+            set_error(f->ctx, CLCNN_ERROR_IO, "%s: read error or the file changed size", f->path);
     fclose(file);
     return status;
 }
@@ -519,8 +513,9 @@ static clcnn_status check_preamble(model_file *f) {
                           (unsigned long long)f->size);
     uint32_t version = decode_u32(f->data + MODEL_MAGIC_SIZE);
     if (version != MODEL_VERSION)
-        return file_error(f, "unsupported model format version %u at offset %d (this build "
-                             "reads version %d)",
+        return file_error(f,
+                          "unsupported model format version %u at offset %d (this build "
+                          "reads version %d)",
                           version, MODEL_MAGIC_SIZE, MODEL_VERSION);
     if (f->size < MODEL_PREAMBLE_SIZE + MODEL_CHECKSUM_SIZE)
         return file_error(f, "truncated: %llu bytes, too short for the checksum",
@@ -603,8 +598,9 @@ static clcnn_status index_sections(model_file *f) {
     for (int kind = 0; kind < SECTION_KIND_COUNT; kind++) {
         if (kind == SECTION_TRAINING || f->present[kind])
             continue;
-        return file_error(f, "missing section '%.4s' (%s)", section_tags[kind],
-                          section_names[kind]);
+        char shown[20];
+        format_tag((const unsigned char *)section_tags[kind], shown);
+        return file_error(f, "missing section '%s' (%s)", shown, section_names[kind]);
     }
     return CLCNN_OK;
 }
@@ -671,8 +667,7 @@ static clcnn_status get_f32(section_reader *r, const char *what, float *out) {
 }
 
 /* A length-prefixed string of at most max_length bytes into out (max_length + 1 bytes). */
-static clcnn_status get_string(section_reader *r, const char *what, size_t max_length,
-                               char *out) {
+static clcnn_status get_string(section_reader *r, const char *what, size_t max_length, char *out) {
     uint64_t at = r->position;
     uint32_t length;
     clcnn_status status = get_u32(r, what, &length);
@@ -695,8 +690,7 @@ static clcnn_status get_string(section_reader *r, const char *what, size_t max_l
 }
 
 /* count floats into values, or only past them when values is NULL. */
-static clcnn_status get_floats(section_reader *r, const char *what, int64_t count,
-                               float *values) {
+static clcnn_status get_floats(section_reader *r, const char *what, int64_t count, float *values) {
     clcnn_status status = need(r, (uint64_t)count * 4, what);
     if (status != CLCNN_OK)
         return status;
@@ -711,8 +705,8 @@ static clcnn_status expect_section_end(const section_reader *r) {
     if (r->position == r->end)
         return CLCNN_OK;
     return file_error(r->file, "offset %llu: %llu unexpected bytes at the end of the %s section",
-                      (unsigned long long)r->position,
-                      (unsigned long long)(r->end - r->position), r->name);
+                      (unsigned long long)r->position, (unsigned long long)(r->end - r->position),
+                      r->name);
 }
 
 /* The network text with a NUL added; parses it once without building the
@@ -804,15 +798,17 @@ static clcnn_status get_tensor_header(section_reader *r, clcnn_net *net, tensor_
     const model_file *f = r->file;
     int is_bias = strcmp(which, "bias") == 0;
     if (!is_bias && strcmp(which, "weight") != 0)
-        return file_error(f, "offset %llu: %s section: tensor '%s.%s': expected 'weight' or "
-                             "'bias'",
+        return file_error(f,
+                          "offset %llu: %s section: tensor '%s.%s': expected 'weight' or "
+                          "'bias'",
                           (unsigned long long)at, r->name, layer_name, which);
     int index = 0;
     while (index < net->layer_count && strcmp(net->layers[index].name, layer_name) != 0)
         index++;
     if (index == net->layer_count)
-        return file_error(f, "offset %llu: %s section: tensor %s.%s: the network has no layer "
-                             "named '%s'",
+        return file_error(f,
+                          "offset %llu: %s section: tensor %s.%s: the network has no layer "
+                          "named '%s'",
                           (unsigned long long)at, r->name, layer_name, which, layer_name);
     layer *l = &net->layers[index];
     int64_t expected = is_bias ? l->bias_count : l->weight_count;
@@ -820,8 +816,9 @@ static clcnn_status get_tensor_header(section_reader *r, clcnn_net *net, tensor_
         return file_error(f, "offset %llu: %s section: tensor %s.%s: layer %s has no %s",
                           (unsigned long long)at, r->name, layer_name, which, layer_name, which);
     if (count != (uint64_t)expected)
-        return file_error(f, "offset %llu: %s section: tensor %s.%s has %llu values but the "
-                             "network's has %lld",
+        return file_error(f,
+                          "offset %llu: %s section: tensor %s.%s has %llu values but the "
+                          "network's has %lld",
                           (unsigned long long)at, r->name, layer_name, which,
                           (unsigned long long)count, (long long)expected);
     unsigned char *flag = &seen->flags[2 * index + is_bias];
@@ -842,17 +839,14 @@ static clcnn_status check_all_tensors_seen(const section_reader *r, const clcnn_
         if (!layer_has_parameters(l))
             continue;
         if (!seen->flags[2 * i])
-            return file_error(r->file, "the %s section has no tensor %s.weight", r->name,
-                              l->name);
+            return file_error(r->file, "the %s section has no tensor %s.weight", r->name, l->name);
         if (l->bias_count > 0 && !seen->flags[2 * i + 1])
-            return file_error(r->file, "the %s section has no tensor %s.bias", r->name,
-                              l->name);
+            return file_error(r->file, "the %s section has no tensor %s.bias", r->name, l->name);
     }
     return CLCNN_OK;
 }
 
-static clcnn_status new_tensor_seen(const model_file *f, const clcnn_net *net,
-                                    tensor_seen *seen) {
+static clcnn_status new_tensor_seen(const model_file *f, const clcnn_net *net, tensor_seen *seen) {
     seen->flags = calloc((size_t)net->layer_count * 2, 1);
     if (!seen->flags)
         return set_error(f->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", f->path);
@@ -953,8 +947,7 @@ static clcnn_status read_training_header(section_reader *r, training_header *h) 
         return file_error(f, "offset %llu: negative epochs done (%d)",
                           (unsigned long long)epochs_done_offset, h->epochs_done);
     if (step > INT64_MAX)
-        return file_error(f, "offset %llu: negative step count",
-                          (unsigned long long)step_offset);
+        return file_error(f, "offset %llu: negative step count", (unsigned long long)step_offset);
     c->optimizer = (clcnn_optimizer)optimizer;
     c->schedule = (clcnn_schedule)schedule;
     h->step = (int64_t)step;
@@ -1073,12 +1066,4 @@ clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **
     if (info)
         *info = loaded_info;
     return CLCNN_OK;
-}
-
-/* ---- the network text ------------------------------------------------------------------- */
-
-/* Public, for `clcnn export`; belongs beside the other network accessors in
- * net.c and include/clcnn.h, and lives here until it moves there. */
-const char *clcnn_net_text(const clcnn_net *net) {
-    return net ? net->text : NULL;
 }

@@ -183,6 +183,10 @@ int64_t clcnn_net_parameter_count(const clcnn_net *net) {
     return total;
 }
 
+const char *clcnn_net_text(const clcnn_net *net) {
+    return net ? net->text : "";
+}
+
 int64_t clcnn_net_input_size(const clcnn_net *net) {
     return net ? shape3_count(net->layers[0].out) : 0;
 }

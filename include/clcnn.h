@@ -123,6 +123,8 @@ typedef struct clcnn_layer_info {
 int clcnn_net_layer_count(const clcnn_net *net);
 clcnn_status clcnn_net_layer_info(const clcnn_net *net, int index, clcnn_layer_info *out);
 int64_t clcnn_net_parameter_count(const clcnn_net *net);
+/* The network file text the network was made from. */
+const char *clcnn_net_text(const clcnn_net *net);
 /* Number of floats of one image at the input and at the output. */
 int64_t clcnn_net_input_size(const clcnn_net *net);
 int64_t clcnn_net_output_size(const clcnn_net *net);

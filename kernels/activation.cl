@@ -21,9 +21,37 @@ float activate(const float x, const int kind, const float slope) {
 }
 
 __kernel void activation_forward(const __global float *restrict input,
-                                 __global float *restrict output, const int count,
-                                 const int kind, const float slope) {
+                                 __global float *restrict output, const int count, const int kind,
+                                 const float slope) {
     const int index = get_global_id(0);
     if (index < count)
         output[index] = activate(input[index], kind, slope);
+}
+
+/* The gradient from the forward output y, so that the forward's input need
+ * not be kept. No restrict: grad_input may be the grad_output buffer (in
+ * place), and each work-item reads its element before writing it.
+ * relu and leaky select rather than multiply, so an infinite gradient where
+ * y <= 0 gives 0 (relu) instead of inf * 0 = NaN, as PyTorch does. */
+float activation_gradient(const float y, const float g, const int kind, const float slope) {
+    switch (kind) {
+    case 0:
+        return y > 0.0f ? g : 0.0f;
+    case 1:
+        return y > 0.0f ? g : g * slope;
+    case 2:
+        return g * y * (1.0f - y);
+    default:
+        /* (1 - y)(1 + y) rather than 1 - y*y: 1 - y is exact near |y| = 1,
+         * where 1 - y*y would cancel to a few significant bits. */
+        return g * ((1.0f - y) * (1.0f + y));
+    }
+}
+
+__kernel void activation_backward(const __global float *output, const __global float *grad_output,
+                                  __global float *grad_input, const int count, const int kind,
+                                  const float slope) {
+    const int index = get_global_id(0);
+    if (index < count)
+        grad_input[index] = activation_gradient(output[index], grad_output[index], kind, slope);
 }

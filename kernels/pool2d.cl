@@ -57,3 +57,106 @@ __kernel void avgpool2d_forward(const __global float *restrict input,
             sum += in[h * W + w];
     output[index] = sum / (float)divisor;
 }
+
+/* Backward passes, written as gathers: one work-item per input element sums
+ * the gradients of the output windows that cover it, so no two work-items
+ * write the same element (no atomics) and the sum order is fixed
+ * (deterministic). Every grad_input element is written, zero when no window
+ * covers it (stride larger than the window).
+ *
+ * Output o covers input position i along an axis when
+ *   o * stride - pad <= i < o * stride - pad + size,
+ * so with q = i + pad: o from (q - size) / stride + 1 (0 when q < size) up to
+ * q / stride, clipped to the outputs that exist.
+ */
+
+int first_covering_output(const int padded_position, const int size, const int stride) {
+    return padded_position < size ? 0 : (padded_position - size) / stride + 1;
+}
+
+/* One past the last output covering the position. */
+int covering_outputs_end(const int padded_position, const int stride, const int outputs) {
+    return min(padded_position / stride + 1, outputs);
+}
+
+/* The offset in the plane of the element max pooling chose for a window: the
+ * first maximum in row-major order over the window clipped to the input; the
+ * test is the forward's, so a NaN is the maximum (the last NaN, as in PyTorch).
+ * A window of -inf only keeps its first element, as PyTorch does. */
+int window_argmax(const __global float *in, const int W, const int h_begin, const int h_end,
+                  const int w_begin, const int w_end) {
+    int chosen = h_begin * W + w_begin;
+    float best = -INFINITY;
+    for (int h = h_begin; h < h_end; h++)
+        for (int w = w_begin; w < w_end; w++) {
+            const float v = in[h * W + w];
+            if (v > best || isnan(v)) {
+                best = v;
+                chosen = h * W + w;
+            }
+        }
+    return chosen;
+}
+
+__kernel void maxpool2d_backward(const __global float *restrict input,
+                                 const __global float *restrict grad_output,
+                                 __global float *restrict grad_input, const int C, const int H,
+                                 const int W, const int OH, const int OW, const int size_h,
+                                 const int size_w, const int stride_h, const int stride_w,
+                                 const int pad_top, const int pad_left, const int total) {
+    const int index = get_global_id(0);
+    if (index >= total)
+        return;
+    const int w = index % W;
+    const int h = (index / W) % H;
+    const int plane = index / (W * H); /* n * C + c */
+    const int oh_begin = first_covering_output(h + pad_top, size_h, stride_h);
+    const int oh_end = covering_outputs_end(h + pad_top, stride_h, OH);
+    const int ow_begin = first_covering_output(w + pad_left, size_w, stride_w);
+    const int ow_end = covering_outputs_end(w + pad_left, stride_w, OW);
+    const __global float *in = input + plane * H * W;
+    const __global float *grad = grad_output + plane * OH * OW;
+    const int self = h * W + w;
+    float sum = 0.0f;
+    for (int oh = oh_begin; oh < oh_end; oh++) {
+        const int h0 = oh * stride_h - pad_top;
+        const int h_begin = max(h0, 0), h_end = min(h0 + size_h, H);
+        for (int ow = ow_begin; ow < ow_end; ow++) {
+            const int w0 = ow * stride_w - pad_left;
+            const int w_begin = max(w0, 0), w_end = min(w0 + size_w, W);
+            if (window_argmax(in, W, h_begin, h_end, w_begin, w_end) == self)
+                sum += grad[oh * OW + ow];
+        }
+    }
+    grad_input[index] = sum;
+}
+
+__kernel void avgpool2d_backward(const __global float *restrict grad_output,
+                                 __global float *restrict grad_input, const int C, const int H,
+                                 const int W, const int OH, const int OW, const int size_h,
+                                 const int size_w, const int stride_h, const int stride_w,
+                                 const int pad_top, const int pad_left, const int total) {
+    const int index = get_global_id(0);
+    if (index >= total)
+        return;
+    const int w = index % W;
+    const int h = (index / W) % H;
+    const int plane = index / (W * H);
+    const int oh_begin = first_covering_output(h + pad_top, size_h, stride_h);
+    const int oh_end = covering_outputs_end(h + pad_top, stride_h, OH);
+    const int ow_begin = first_covering_output(w + pad_left, size_w, stride_w);
+    const int ow_end = covering_outputs_end(w + pad_left, stride_w, OW);
+    const __global float *grad = grad_output + plane * OH * OW;
+    float sum = 0.0f;
+    for (int oh = oh_begin; oh < oh_end; oh++) {
+        const int h0 = oh * stride_h - pad_top;
+        /* The forward's divisor: the window clipped to the padded input. */
+        const int rows = min(h0 + size_h, H + pad_top) - h0;
+        for (int ow = ow_begin; ow < ow_end; ow++) {
+            const int w0 = ow * stride_w - pad_left;
+            const int columns = min(w0 + size_w, W + pad_left) - w0;
+            sum += grad[oh * OW + ow] / (float)(rows * columns);
+        }
+    }
+    grad_input[index] = sum;
+}

@@ -9,10 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Until include/clcnn.h declares it (implemented in host/model.c): the
- * network file text a network was made from. */
-const char *clcnn_net_text(const clcnn_net *net);
-
 /* Writes text to path; returns 0, or 1 after printing why not. */
 static int write_text_file(const char *path, const char *text) {
     FILE *file = fopen(path, "w");

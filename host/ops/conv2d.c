@@ -59,22 +59,22 @@ clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *c
         return status;
     const int columns = p->batch * p->in_height * p->in_width;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &grad_output},   {sizeof(cl_mem), &weight},
-        {sizeof(cl_mem), &grad_input},    {sizeof(int), &p->in_channels},
-        {sizeof(int), &p->in_height},     {sizeof(int), &p->in_width},
-        {sizeof(int), &p->out_channels},  {sizeof(int), &p->kernel_h},
-        {sizeof(int), &p->kernel_w},      {sizeof(int), &p->stride_h},
-        {sizeof(int), &p->stride_w},      {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},      {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width},     {sizeof(int), &columns},
+        {sizeof(cl_mem), &grad_output},  {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &grad_input},   {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->in_height},    {sizeof(int), &p->in_width},
+        {sizeof(int), &p->out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},     {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},     {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},     {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},    {sizeof(int), &columns},
     };
     const size_t local[2] = {(size_t)(config->tile_n / config->wpt_n),
                              (size_t)(config->tile_m / config->wpt_m)};
-    const size_t global[2] = {
-        (size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
-        (size_t)((p->in_channels + config->tile_m - 1) / config->tile_m) * local[1]};
-    return runtime_launch(ctx, kernel, "conv2d_backward_data", sizeof(args) / sizeof(args[0]),
-                          args, 2, global, local);
+    const size_t global[2] = {(size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
+                              (size_t)((p->in_channels + config->tile_m - 1) / config->tile_m) *
+                                  local[1]};
+    return runtime_launch(ctx, kernel, "conv2d_backward_data", sizeof(args) / sizeof(args[0]), args,
+                          2, global, local);
 }
 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
@@ -125,9 +125,8 @@ size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const con
 
 /* The same with an explicit tile configuration (for tests and a tuner; not in ops.h yet). */
 clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config *config,
-                                           const conv2d_params *p, cl_mem input,
-                                           cl_mem grad_output, cl_mem grad_weight,
-                                           cl_mem grad_bias, cl_mem scratch) {
+                                           const conv2d_params *p, cl_mem input, cl_mem grad_output,
+                                           cl_mem grad_weight, cl_mem grad_bias, cl_mem scratch) {
     if (!tile_config_valid(ctx, config))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d backward weights: invalid tile configuration");
@@ -148,24 +147,24 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
     const int columns = p->in_channels * p->kernel_h * p->kernel_w;
     cl_mem partial = slices > 1 ? scratch : grad_weight;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &input},         {sizeof(cl_mem), &grad_output},
-        {sizeof(cl_mem), &partial},       {sizeof(int), &p->in_channels},
-        {sizeof(int), &p->in_height},     {sizeof(int), &p->in_width},
-        {sizeof(int), &p->out_channels},  {sizeof(int), &p->kernel_h},
-        {sizeof(int), &p->kernel_w},      {sizeof(int), &p->stride_h},
-        {sizeof(int), &p->stride_w},      {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},      {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width},     {sizeof(int), &steps},
+        {sizeof(cl_mem), &input},        {sizeof(cl_mem), &grad_output},
+        {sizeof(cl_mem), &partial},      {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->in_height},    {sizeof(int), &p->in_width},
+        {sizeof(int), &p->out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},     {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},     {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},     {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},    {sizeof(int), &steps},
         {sizeof(int), &slice_length},
     };
     const size_t local[3] = {(size_t)(config->tile_n / config->wpt_n),
                              (size_t)(config->tile_m / config->wpt_m), 1};
-    const size_t global[3] = {
-        (size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
-        (size_t)((p->out_channels + config->tile_m - 1) / config->tile_m) * local[1],
-        (size_t)slices};
-    status = runtime_launch(ctx, kernel, "conv2d_backward_weights",
-                            sizeof(args) / sizeof(args[0]), args, 3, global, local);
+    const size_t global[3] = {(size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
+                              (size_t)((p->out_channels + config->tile_m - 1) / config->tile_m) *
+                                  local[1],
+                              (size_t)slices};
+    status = runtime_launch(ctx, kernel, "conv2d_backward_weights", sizeof(args) / sizeof(args[0]),
+                            args, 3, global, local);
     if (status != CLCNN_OK)
         return status;
 

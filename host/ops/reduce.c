@@ -26,7 +26,7 @@ clcnn_status reduce_channels(clcnn_context *ctx, int outer, int columns, int inn
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &in}, {sizeof(cl_mem), &out},   {sizeof(int), &outer},
+        {sizeof(cl_mem), &in},   {sizeof(cl_mem), &out}, {sizeof(int), &outer},
         {sizeof(int), &columns}, {sizeof(int), &inner},
     };
     const size_t local[1] = {threads};

@@ -78,8 +78,8 @@ void conv2d_backward_weights_ref(const conv2d_params *p, const float *input,
                                 const int iw = ow * p->stride_w - p->pad_left + s;
                                 if (iw < 0 || iw >= W)
                                     continue;
-                                sum += (double)grad_output[((int64_t)(n * K + k) * OH + oh) * OW +
-                                                           ow] *
+                                sum += (double)
+                                           grad_output[((int64_t)(n * K + k) * OH + oh) * OW + ow] *
                                        input[((int64_t)(n * C + c) * H + ih) * W + iw];
                             }
                         }

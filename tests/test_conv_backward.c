@@ -1,0 +1,800 @@
+/* The convolution's backward kernels and reduce_channels against their CPU
+ * references, and the references against finite differences.
+ *
+ * 1. Backward-data and backward-weights (with the bias gradient) on random
+ *    shapes: batch 1 and more, channel counts that are not multiples of any
+ *    tile, square and rectangular kernels, strides chosen per axis,
+ *    asymmetric padding (pad_bottom/pad_right drawn apart from
+ *    pad_top/pad_left, so the last rows and columns may be reached by no
+ *    window), then a few long reductions (batch 8 of 32x32 images and more)
+ *    whose weight gradient is cut into several slices. A subset runs again
+ *    under other tile configurations through CLCNN_TILES.
+ * 2. reduce_channels on shapes with outer, columns and inner from 1 to a few
+ *    thousand, on data centred on zero and on data with a positive mean.
+ * 3. Finite differences: an independent float64 forward convolution in this
+ *    file, loss = sum(forward(x) * G); central differences of the loss with
+ *    respect to every input element, weight and bias must match the
+ *    reference gradients (grad_output = G) and the OpenCL ones.
+ * 4. The throughput of forward, backward-data and backward-weights on a
+ *    64-channel 3x3 layer at 32x32, batch 8 (printed, not checked).
+ *
+ * Device results must satisfy max_relative_error(device, reference, n, 1.0)
+ * <= 1e-5, i.e. |device - reference| / max(|reference|, 1), with one
+ * exception: a weight gradient summed over more than 512 output positions
+ * (batch * out_height * out_width = steps). The kernel sums in float32, and
+ * such a sum's partial sums grow to about sqrt(steps)/3 (inputs uniform in
+ * [-1, 1]); its rounding error grows with them, as sqrt(steps) for any
+ * summation order (even a full pairwise tree gives an rms error of about
+ * 6e-8 * sqrt(steps * log2(steps) / 9): 4e-6 at 8192 steps). Entries that
+ * happen to lie near zero then carry that absolute error against a floor of 1,
+ * although it is only 2-4 ulps of the sum's scale. Measured over about 90
+ * such shapes, the worst is 1.5e-5 at 26000 steps and 1.4e-5 at 8192 steps;
+ * they are held to 1e-5 * sqrt(steps / 512) (4e-5 at 8192 steps) and
+ * reported apart.
+ *
+ * Output buffers are filled with NaN before each call, so a value the kernel
+ * fails to write shows up as an infinite error. Every shape comes from a
+ * generator with a fixed seed and is printed when it fails.
+ * CLCNN_TEST_QUICK=1 runs a fifth of the shapes (for valgrind).
+ */
+#include "ops.h"
+#include "testlib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const double tolerance = 1e-5;
+static const double finite_difference_tolerance = 1e-4;
+
+/* Shape counts at full strength; CLCNN_TEST_QUICK divides them by five. */
+enum {
+    RANDOM_SHAPES = 130,
+    LONG_REDUCTION_SHAPES = 12,
+    SHAPES_PER_EXTRA_CONFIG = 30,
+    REDUCE_SHAPES = 150,
+    FINITE_DIFFERENCE_SHAPES = 30
+};
+
+/* Random shapes whose reference would take more multiply-adds than this are drawn again. */
+static const double max_reference_work = 2.5e7;
+
+static int quick_mode = 0;
+
+static int scaled_count(int count) {
+    if (!quick_mode)
+        return count;
+    return count / 5 > 1 ? count / 5 : 1;
+}
+
+static double seconds_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+static float *allocate_floats(int64_t count) {
+    float *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
+    if (!values) {
+        fprintf(stderr, "out of memory allocating %lld floats\n", (long long)count);
+        exit(1);
+    }
+    return values;
+}
+
+static void fill_uniform(test_rng *rng, float *values, int64_t count, float low, float high) {
+    for (int64_t i = 0; i < count; i++)
+        values[i] = test_rand_float(rng, low, high);
+}
+
+/* Creates a device buffer of count floats holding values. */
+static clcnn_status upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
+    const size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(float);
+    clcnn_status status = buffer_create(ctx, bytes, out);
+    if (status != CLCNN_OK || count <= 0)
+        return status;
+    return buffer_write(ctx, *out, 0, (size_t)count * sizeof(float), values);
+}
+
+/* Creates a device buffer of count floats, all NaN, so unwritten results show. */
+static clcnn_status upload_nan(clcnn_context *ctx, int64_t count, cl_mem *out) {
+    float *values = allocate_floats(count);
+    for (int64_t i = 0; i < count; i++)
+        values[i] = NAN;
+    clcnn_status status = upload(ctx, values, count, out);
+    free(values);
+    return status;
+}
+
+static clcnn_status download(clcnn_context *ctx, cl_mem buffer, float *values, int64_t count) {
+    if (count <= 0)
+        return CLCNN_OK;
+    return buffer_read(ctx, buffer, 0, (size_t)count * sizeof(float), values);
+}
+
+/* Tally of one group of shapes. */
+typedef struct op_result {
+    int shapes;
+    int failures;
+    double worst_error;
+} op_result;
+
+/* Counts one comparison; returns 1 if error is within bound. */
+static int record_error(op_result *result, double error, double bound) {
+    result->shapes++;
+    if (error > result->worst_error || isnan(error))
+        result->worst_error = isnan(error) ? INFINITY : error;
+    const int ok = error <= bound;
+    if (!ok)
+        result->failures++;
+    return ok;
+}
+
+static void print_summary(const char *name, const op_result *result) {
+    printf("%-62s %4d shapes, worst error %.3g%s\n", name, result->shapes, result->worst_error,
+           result->failures ? "  FAILED" : "");
+}
+
+/* ---- shapes --------------------------------------------------------------------------- */
+
+/* A convolution shape with the padding after the last row and column, which
+ * conv2d_params leaves implicit in out_height and out_width. */
+typedef struct conv_case {
+    conv2d_params p;
+    int pad_bottom, pad_right;
+} conv_case;
+
+static void describe_case(const conv_case *c, char *buf, size_t size) {
+    const conv2d_params *p = &c->p;
+    snprintf(
+        buf, size,
+        "N=%d C=%d H=%d W=%d K=%d R=%d S=%d stride=%dx%d pad top/left/bottom/right=%d/%d/%d/%d "
+        "out=%dx%d bias=%d",
+        p->batch, p->in_channels, p->in_height, p->in_width, p->out_channels, p->kernel_h,
+        p->kernel_w, p->stride_h, p->stride_w, p->pad_top, p->pad_left, c->pad_bottom, c->pad_right,
+        p->out_height, p->out_width, p->has_bias);
+}
+
+/* Output size along one axis, or 0 if the kernel does not fit the padded input. */
+static int conv_output_size(int input, int pad_before, int pad_after, int kernel, int stride) {
+    const int padded = input + pad_before + pad_after;
+    if (padded < kernel)
+        return 0;
+    return (padded - kernel) / stride + 1;
+}
+
+static double reference_work(const conv2d_params *p) {
+    return (double)p->batch * p->out_channels * p->out_height * p->out_width * p->in_channels *
+           p->kernel_h * p->kernel_w;
+}
+
+static int64_t input_count(const conv2d_params *p) {
+    return (int64_t)p->batch * p->in_channels * p->in_height * p->in_width;
+}
+
+static int64_t output_count(const conv2d_params *p) {
+    return (int64_t)p->batch * p->out_channels * p->out_height * p->out_width;
+}
+
+static int64_t weight_count(const conv2d_params *p) {
+    return (int64_t)p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
+}
+
+/* Weight gradients summed over more steps (output positions) than this are
+ * held to a bound growing as sqrt(steps); see the comment at the top. */
+enum { LONG_REDUCTION_STEPS = 512 };
+
+static int reduction_steps(const conv2d_params *p) {
+    return p->batch * p->out_height * p->out_width;
+}
+
+static double weights_bound(const conv2d_params *p) {
+    const int steps = reduction_steps(p);
+    if (steps <= LONG_REDUCTION_STEPS)
+        return tolerance;
+    return tolerance * sqrt((double)steps / LONG_REDUCTION_STEPS);
+}
+
+/* Kernel size: mostly square (1, 2, 3, 4, 5, 7), sometimes rectangular such as 3x5. */
+static void draw_kernel_size(test_rng *rng, int *kernel_h, int *kernel_w) {
+    static const int square_sizes[] = {1, 2, 3, 3, 4, 5, 7};
+    const int style = test_rand_int(rng, 0, 9);
+    if (style < 6) {
+        *kernel_h = square_sizes[test_rand_int(rng, 0, 6)];
+        *kernel_w = *kernel_h;
+    } else if (style < 8) {
+        *kernel_h = 3;
+        *kernel_w = 5;
+        if (style == 7) {
+            *kernel_h = 5;
+            *kernel_w = 3;
+        }
+    } else {
+        *kernel_h = test_rand_int(rng, 1, 7);
+        *kernel_w = test_rand_int(rng, 1, 7);
+    }
+}
+
+/* Fills in sizes, padding (before and after drawn apart) and strides along one
+ * axis until the kernel fits. */
+static void draw_axis(test_rng *rng, int max_size, int kernel, int *size, int *stride,
+                      int *pad_before, int *pad_after, int *out) {
+    do {
+        *size = test_rand_int(rng, 1, max_size);
+        *stride = test_rand_int(rng, 1, 3);
+        const int style = test_rand_int(rng, 0, 3);
+        if (style == 0) {
+            *pad_before = 0;
+            *pad_after = 0;
+        } else if (style == 1) {
+            *pad_before = test_rand_int(rng, 0, kernel - 1 < 3 ? kernel - 1 : 3);
+            *pad_after = *pad_before;
+        } else {
+            *pad_before = test_rand_int(rng, 0, 3);
+            *pad_after = test_rand_int(rng, 0, 3);
+        }
+        *out = conv_output_size(*size, *pad_before, *pad_after, kernel, *stride);
+    } while (*out < 1);
+}
+
+/* A random shape: batch 1 (half the time) or 2..4, channels 1..40, sizes 1..30. */
+static conv_case draw_random_case(test_rng *rng) {
+    conv_case c;
+    do {
+        memset(&c, 0, sizeof(c));
+        conv2d_params *p = &c.p;
+        p->batch = test_rand_int(rng, 0, 1) ? 1 : test_rand_int(rng, 2, 4);
+        p->in_channels = test_rand_int(rng, 1, 40);
+        p->out_channels = test_rand_int(rng, 1, 40);
+        draw_kernel_size(rng, &p->kernel_h, &p->kernel_w);
+        draw_axis(rng, 30, p->kernel_h, &p->in_height, &p->stride_h, &p->pad_top, &c.pad_bottom,
+                  &p->out_height);
+        draw_axis(rng, 30, p->kernel_w, &p->in_width, &p->stride_w, &p->pad_left, &c.pad_right,
+                  &p->out_width);
+        p->has_bias = test_rand_int(rng, 0, 3) != 0;
+    } while (reference_work(&c.p) > max_reference_work);
+    return c;
+}
+
+/* A long reduction over batch and pixels: batch 8 of 32x32 images, or more. */
+static conv_case draw_long_reduction_case(test_rng *rng, int index) {
+    conv_case c;
+    memset(&c, 0, sizeof(c));
+    conv2d_params *p = &c.p;
+    p->batch = index % 4 == 3 ? 32 : 8;
+    p->in_height = index % 4 == 3 ? 28 : 32;
+    p->in_width = index % 4 == 2 ? 29 : p->in_height;
+    p->in_channels = test_rand_int(rng, 1, 12);
+    p->out_channels = test_rand_int(rng, 1, 12);
+    draw_kernel_size(rng, &p->kernel_h, &p->kernel_w);
+    p->stride_h = index % 3 == 1 ? 2 : 1;
+    p->stride_w = index % 3 == 2 ? 2 : 1;
+    p->pad_top = p->kernel_h / 2;
+    p->pad_left = p->kernel_w / 2;
+    c.pad_bottom = (p->kernel_h - 1) / 2;
+    c.pad_right = (p->kernel_w - 1) / 2 + index % 2;
+    p->out_height =
+        conv_output_size(p->in_height, p->pad_top, c.pad_bottom, p->kernel_h, p->stride_h);
+    p->out_width =
+        conv_output_size(p->in_width, p->pad_left, c.pad_right, p->kernel_w, p->stride_w);
+    p->has_bias = 1;
+    return c;
+}
+
+/* ---- backward against the reference ----------------------------------------------------- */
+
+/* Runs both backward operations of one shape on the device and the reference;
+ * returns 1 if both are within tolerance. */
+static int check_backward_case(clcnn_context *ctx, const conv_case *c, uint64_t seed,
+                               op_result *data_result, op_result *weights_result,
+                               op_result *long_weights_result) {
+    const conv2d_params *p = &c->p;
+    test_rng rng = {seed};
+    const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
+    float *input = allocate_floats(inputs);
+    float *weight = allocate_floats(weights);
+    float *grad_output = allocate_floats(outputs);
+    fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
+    fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+    fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+
+    float *grad_input_ref = allocate_floats(inputs);
+    float *grad_weight_ref = allocate_floats(weights);
+    float *grad_bias_ref = allocate_floats(p->out_channels);
+    conv2d_backward_data_ref(p, grad_output, weight, grad_input_ref);
+    conv2d_backward_weights_ref(p, input, grad_output, grad_weight_ref, grad_bias_ref);
+
+    float *grad_input_dev = allocate_floats(inputs);
+    float *grad_weight_dev = allocate_floats(weights);
+    float *grad_bias_dev = allocate_floats(p->out_channels);
+    cl_mem input_buf = NULL, weight_buf = NULL, grad_output_buf = NULL;
+    cl_mem grad_input_buf = NULL, grad_weight_buf = NULL, grad_bias_buf = NULL, scratch = NULL;
+    const size_t scratch_bytes = conv2d_backward_weights_scratch_bytes(ctx, p);
+    int ok =
+        CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
+        CHECK_OK(ctx, upload(ctx, weight, weights, &weight_buf)) &&
+        CHECK_OK(ctx, upload(ctx, grad_output, outputs, &grad_output_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, inputs, &grad_input_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, weights, &grad_weight_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, p->out_channels, &grad_bias_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, (int64_t)(scratch_bytes / sizeof(float)), &scratch)) &&
+        CHECK_OK(ctx, conv2d_backward_data(ctx, p, grad_output_buf, weight_buf, grad_input_buf)) &&
+        CHECK_OK(ctx, conv2d_backward_weights(ctx, p, input_buf, grad_output_buf, grad_weight_buf,
+                                              grad_bias_buf, scratch)) &&
+        CHECK_OK(ctx, download(ctx, grad_input_buf, grad_input_dev, inputs)) &&
+        CHECK_OK(ctx, download(ctx, grad_weight_buf, grad_weight_dev, weights)) &&
+        CHECK_OK(ctx, download(ctx, grad_bias_buf, grad_bias_dev, p->out_channels));
+    if (ok) {
+        const double data_error = max_relative_error(grad_input_dev, grad_input_ref, inputs, 1.0);
+        double weights_error = max_relative_error(grad_weight_dev, grad_weight_ref, weights, 1.0);
+        if (p->has_bias) {
+            const double bias_error =
+                max_relative_error(grad_bias_dev, grad_bias_ref, p->out_channels, 1.0);
+            if (bias_error > weights_error || isnan(bias_error))
+                weights_error = bias_error;
+        }
+        const int data_ok = record_error(data_result, data_error, tolerance);
+        const double bound = weights_bound(p);
+        const int weights_ok = record_error(
+            reduction_steps(p) > LONG_REDUCTION_STEPS ? long_weights_result : weights_result,
+            weights_error, bound);
+        if (!data_ok || !weights_ok) {
+            char shape[256];
+            describe_case(c, shape, sizeof(shape));
+            printf("FAILED: %s (seed %llu): backward data error %.3g (bound %.3g), "
+                   "weights/bias error %.3g (bound %.3g)\n",
+                   shape, (unsigned long long)seed, data_error, tolerance, weights_error, bound);
+        }
+        ok = CHECK(data_ok) && CHECK(weights_ok);
+    }
+
+    buffer_release(&input_buf);
+    buffer_release(&weight_buf);
+    buffer_release(&grad_output_buf);
+    buffer_release(&grad_input_buf);
+    buffer_release(&grad_weight_buf);
+    buffer_release(&grad_bias_buf);
+    buffer_release(&scratch);
+    free(input);
+    free(weight);
+    free(grad_output);
+    free(grad_input_ref);
+    free(grad_weight_ref);
+    free(grad_bias_ref);
+    free(grad_input_dev);
+    free(grad_weight_dev);
+    free(grad_bias_dev);
+    return ok;
+}
+
+/* Random shapes and long reductions under the tile configuration CLCNN_TILES
+ * names (NULL: the device default). */
+static void run_backward_shapes(clcnn_context *ctx, const char *tiles, int random_shapes,
+                                int long_shapes, uint64_t seed) {
+    if (tiles)
+        setenv("CLCNN_TILES", tiles, 1);
+    else
+        unsetenv("CLCNN_TILES");
+    const tile_config config = tile_config_for(ctx, "conv2d");
+    char label[128];
+    snprintf(label, sizeof(label), "tiles %d,%d,%d,%d,%d", config.tile_m, config.tile_n,
+             config.tile_k, config.wpt_m, config.wpt_n);
+
+    test_rng rng = {seed};
+    op_result data_result = {0}, weights_result = {0}, long_weights_result = {0};
+    int sliced = 0;
+    for (int i = 0; i < random_shapes; i++) {
+        const conv_case c = draw_random_case(&rng);
+        check_backward_case(ctx, &c, seed * 1000 + (uint64_t)i, &data_result, &weights_result,
+                            &long_weights_result);
+    }
+    for (int i = 0; i < long_shapes; i++) {
+        const conv_case c = draw_long_reduction_case(&rng, i);
+        /* More scratch than one copy of the weights means the reduction was sliced. */
+        if (conv2d_backward_weights_scratch_bytes(ctx, &c.p) >
+            (size_t)weight_count(&c.p) * sizeof(float))
+            sliced++;
+        check_backward_case(ctx, &c, seed * 1000 + 500 + (uint64_t)i, &data_result, &weights_result,
+                            &long_weights_result);
+    }
+    if (long_shapes > 0)
+        CHECK(sliced == long_shapes);
+    char name[200];
+    snprintf(name, sizeof(name), "conv2d backward data, %s", label);
+    print_summary(name, &data_result);
+    snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, <= %d steps", label,
+             LONG_REDUCTION_STEPS);
+    print_summary(name, &weights_result);
+    snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, > %d steps", label,
+             LONG_REDUCTION_STEPS);
+    print_summary(name, &long_weights_result);
+    unsetenv("CLCNN_TILES");
+}
+
+/* Slicing needs the scratch buffer: leaving it out must be refused, not crash. */
+static void check_missing_scratch_refused(clcnn_context *ctx) {
+    conv_case c = {0};
+    c.p = (conv2d_params){.batch = 8,
+                          .in_channels = 2,
+                          .in_height = 32,
+                          .in_width = 32,
+                          .out_channels = 3,
+                          .kernel_h = 3,
+                          .kernel_w = 3,
+                          .stride_h = 1,
+                          .stride_w = 1,
+                          .pad_top = 1,
+                          .pad_left = 1,
+                          .out_height = 32,
+                          .out_width = 32,
+                          .has_bias = 0};
+    CHECK(conv2d_backward_weights_scratch_bytes(ctx, &c.p) >
+          (size_t)weight_count(&c.p) * sizeof(float));
+    cl_mem input_buf = NULL, grad_output_buf = NULL, grad_weight_buf = NULL;
+    if (CHECK_OK(ctx, upload_nan(ctx, input_count(&c.p), &input_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, output_count(&c.p), &grad_output_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, weight_count(&c.p), &grad_weight_buf)))
+        CHECK(conv2d_backward_weights(ctx, &c.p, input_buf, grad_output_buf, grad_weight_buf, NULL,
+                                      NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
+    buffer_release(&input_buf);
+    buffer_release(&grad_output_buf);
+    buffer_release(&grad_weight_buf);
+}
+
+/* ---- reduce_channels ---------------------------------------------------------------------- */
+
+/* A size from 1 to a few thousand, spread evenly over orders of magnitude. */
+static int draw_log_size(test_rng *rng, int max_size) {
+    const double u = test_rand_float(rng, 0.0f, 1.0f);
+    const int size = (int)floor(exp(u * log((double)max_size + 1.0)));
+    return size < 1 ? 1 : (size > max_size ? max_size : size);
+}
+
+static void run_reduce_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
+    test_rng rng = {seed};
+    op_result result = {0};
+    for (int index = 0; index < shapes; index++) {
+        int outer, columns, inner;
+        do {
+            outer = draw_log_size(&rng, 3000);
+            columns = draw_log_size(&rng, 3000);
+            inner = index % 5 == 0 ? 1 : draw_log_size(&rng, 3000);
+        } while ((double)outer * columns * inner > 3e6);
+        /* Every third shape has a positive mean, where plain float sums drift most. */
+        const float low = index % 3 == 2 ? 0.0f : -1.0f;
+        const int64_t count = (int64_t)outer * columns * inner;
+        float *in = allocate_floats(count);
+        fill_uniform(&rng, in, count, low, 1.0f);
+        float *expected = allocate_floats(columns);
+        float *actual = allocate_floats(columns);
+        reduce_channels_ref(outer, columns, inner, in, expected);
+        cl_mem in_buf = NULL, out_buf = NULL;
+        if (CHECK_OK(ctx, upload(ctx, in, count, &in_buf)) &&
+            CHECK_OK(ctx, upload_nan(ctx, columns, &out_buf)) &&
+            CHECK_OK(ctx, reduce_channels(ctx, outer, columns, inner, in_buf, out_buf)) &&
+            CHECK_OK(ctx, download(ctx, out_buf, actual, columns))) {
+            const double error = max_relative_error(actual, expected, columns, 1.0);
+            if (!CHECK(record_error(&result, error, tolerance)))
+                printf("FAILED: reduce_channels outer=%d columns=%d inner=%d data [%g, 1]: "
+                       "error %.3g\n",
+                       outer, columns, inner, low, error);
+        }
+        buffer_release(&in_buf);
+        buffer_release(&out_buf);
+        free(in);
+        free(expected);
+        free(actual);
+    }
+    print_summary("reduce_channels", &result);
+}
+
+/* ---- finite differences --------------------------------------------------------------------- */
+
+/* The forward convolution in float64, written apart from host/ref so that a
+ * mistake shared by the references cannot hide: sum over every output of
+ * G * (bias + weights * window), accumulated per output. */
+static double convolution_loss(const conv2d_params *p, const double *input, const double *weight,
+                               const double *bias, const double *grad_output) {
+    const int C = p->in_channels, H = p->in_height, W = p->in_width;
+    const int K = p->out_channels, R = p->kernel_h, S = p->kernel_w;
+    const int OH = p->out_height, OW = p->out_width;
+    double loss = 0.0;
+    for (int n = 0; n < p->batch; n++)
+        for (int k = 0; k < K; k++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double y = p->has_bias ? bias[k] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int r = 0; r < R; r++)
+                            for (int s = 0; s < S; s++) {
+                                const int ih = oh * p->stride_h + r - p->pad_top;
+                                const int iw = ow * p->stride_w + s - p->pad_left;
+                                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                    y += weight[((k * C + c) * R + r) * S + s] *
+                                         input[((n * C + c) * H + ih) * W + iw];
+                            }
+                    loss += y * grad_output[((n * K + k) * OH + oh) * OW + ow];
+                }
+    return loss;
+}
+
+/* Central differences of the loss with respect to each of values[0..count-1], into gradient. */
+static void finite_differences(const conv2d_params *p, double *input, double *weight, double *bias,
+                               const double *grad_output, double *values, int64_t count,
+                               double *gradient) {
+    const double h = 1e-6;
+    for (int64_t i = 0; i < count; i++) {
+        const double saved = values[i];
+        values[i] = saved + h;
+        const double above = convolution_loss(p, input, weight, bias, grad_output);
+        values[i] = saved - h;
+        const double below = convolution_loss(p, input, weight, bias, grad_output);
+        values[i] = saved;
+        gradient[i] = (above - below) / (2.0 * h);
+    }
+}
+
+/* Worst |fd - g| / max(|fd|, 1e-2) over count values. */
+static double finite_difference_error(const double *fd, const float *g, int64_t count) {
+    double worst = 0.0;
+    for (int64_t i = 0; i < count; i++) {
+        double e = fabs(fd[i] - (double)g[i]) / fmax(fabs(fd[i]), 1e-2);
+        if (isnan(e))
+            e = INFINITY;
+        if (e > worst)
+            worst = e;
+    }
+    return worst;
+}
+
+static double *to_doubles(const float *values, int64_t count) {
+    double *out = malloc((size_t)(count > 0 ? count : 1) * sizeof(double));
+    if (!out) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (int64_t i = 0; i < count; i++)
+        out[i] = values[i];
+    return out;
+}
+
+/* A small shape: the finite differences evaluate the whole loss twice per value. */
+static conv_case draw_small_case(test_rng *rng) {
+    conv_case c;
+    memset(&c, 0, sizeof(c));
+    conv2d_params *p = &c.p;
+    p->batch = test_rand_int(rng, 1, 2);
+    p->in_channels = test_rand_int(rng, 1, 3);
+    p->out_channels = test_rand_int(rng, 1, 3);
+    p->kernel_h = test_rand_int(rng, 1, 4);
+    p->kernel_w = test_rand_int(rng, 1, 4);
+    draw_axis(rng, 8, p->kernel_h, &p->in_height, &p->stride_h, &p->pad_top, &c.pad_bottom,
+              &p->out_height);
+    draw_axis(rng, 8, p->kernel_w, &p->in_width, &p->stride_w, &p->pad_left, &c.pad_right,
+              &p->out_width);
+    p->has_bias = test_rand_int(rng, 0, 1);
+    return c;
+}
+
+static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed) {
+    test_rng rng = {seed};
+    op_result reference_result = {0}, device_result = {0};
+    for (int index = 0; index < shapes; index++) {
+        const conv_case c = draw_small_case(&rng);
+        const conv2d_params *p = &c.p;
+        const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
+        const int K = p->out_channels;
+        float *input = allocate_floats(inputs);
+        float *weight = allocate_floats(weights);
+        float *bias = allocate_floats(K);
+        float *grad_output = allocate_floats(outputs);
+        fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
+        fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+        fill_uniform(&rng, bias, K, -1.0f, 1.0f);
+        fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+
+        double *input64 = to_doubles(input, inputs);
+        double *weight64 = to_doubles(weight, weights);
+        double *bias64 = to_doubles(bias, K);
+        double *grad_output64 = to_doubles(grad_output, outputs);
+        double *fd_input = malloc((size_t)inputs * sizeof(double));
+        double *fd_weight = malloc((size_t)weights * sizeof(double));
+        double *fd_bias = malloc((size_t)K * sizeof(double));
+        if (!fd_input || !fd_weight || !fd_bias) {
+            fprintf(stderr, "out of memory\n");
+            exit(1);
+        }
+        finite_differences(p, input64, weight64, bias64, grad_output64, input64, inputs, fd_input);
+        finite_differences(p, input64, weight64, bias64, grad_output64, weight64, weights,
+                           fd_weight);
+        if (p->has_bias)
+            finite_differences(p, input64, weight64, bias64, grad_output64, bias64, K, fd_bias);
+
+        /* The reference. */
+        float *grad_input = allocate_floats(inputs);
+        float *grad_weight = allocate_floats(weights);
+        float *grad_bias = allocate_floats(K);
+        conv2d_backward_data_ref(p, grad_output, weight, grad_input);
+        conv2d_backward_weights_ref(p, input, grad_output, grad_weight, grad_bias);
+        double worst = fmax(finite_difference_error(fd_input, grad_input, inputs),
+                            finite_difference_error(fd_weight, grad_weight, weights));
+        if (p->has_bias)
+            worst = fmax(worst, finite_difference_error(fd_bias, grad_bias, K));
+        const int reference_ok =
+            record_error(&reference_result, worst, finite_difference_tolerance);
+
+        /* The device. */
+        double device_worst = INFINITY;
+        cl_mem input_buf = NULL, weight_buf = NULL, grad_output_buf = NULL;
+        cl_mem grad_input_buf = NULL, grad_weight_buf = NULL, grad_bias_buf = NULL, scratch = NULL;
+        const size_t scratch_bytes = conv2d_backward_weights_scratch_bytes(ctx, p);
+        if (CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
+            CHECK_OK(ctx, upload(ctx, weight, weights, &weight_buf)) &&
+            CHECK_OK(ctx, upload(ctx, grad_output, outputs, &grad_output_buf)) &&
+            CHECK_OK(ctx, upload_nan(ctx, inputs, &grad_input_buf)) &&
+            CHECK_OK(ctx, upload_nan(ctx, weights, &grad_weight_buf)) &&
+            CHECK_OK(ctx, upload_nan(ctx, K, &grad_bias_buf)) &&
+            CHECK_OK(ctx, buffer_create(ctx, scratch_bytes, &scratch)) &&
+            CHECK_OK(ctx,
+                     conv2d_backward_data(ctx, p, grad_output_buf, weight_buf, grad_input_buf)) &&
+            CHECK_OK(ctx, conv2d_backward_weights(ctx, p, input_buf, grad_output_buf,
+                                                  grad_weight_buf, grad_bias_buf, scratch)) &&
+            CHECK_OK(ctx, download(ctx, grad_input_buf, grad_input, inputs)) &&
+            CHECK_OK(ctx, download(ctx, grad_weight_buf, grad_weight, weights)) &&
+            CHECK_OK(ctx, download(ctx, grad_bias_buf, grad_bias, K))) {
+            device_worst = fmax(finite_difference_error(fd_input, grad_input, inputs),
+                                finite_difference_error(fd_weight, grad_weight, weights));
+            if (p->has_bias)
+                device_worst = fmax(device_worst, finite_difference_error(fd_bias, grad_bias, K));
+        }
+        const int device_ok =
+            record_error(&device_result, device_worst, finite_difference_tolerance);
+        if (!CHECK(reference_ok) || !CHECK(device_ok)) {
+            char shape[256];
+            describe_case(&c, shape, sizeof(shape));
+            printf("FAILED: finite differences, %s: reference error %.3g, device error %.3g\n",
+                   shape, worst, device_worst);
+        }
+
+        buffer_release(&input_buf);
+        buffer_release(&weight_buf);
+        buffer_release(&grad_output_buf);
+        buffer_release(&grad_input_buf);
+        buffer_release(&grad_weight_buf);
+        buffer_release(&grad_bias_buf);
+        buffer_release(&scratch);
+        free(input);
+        free(weight);
+        free(bias);
+        free(grad_output);
+        free(input64);
+        free(weight64);
+        free(bias64);
+        free(grad_output64);
+        free(fd_input);
+        free(fd_weight);
+        free(fd_bias);
+        free(grad_input);
+        free(grad_weight);
+        free(grad_bias);
+    }
+    print_summary("finite differences vs reference backward", &reference_result);
+    print_summary("finite differences vs OpenCL backward", &device_result);
+}
+
+/* ---- throughput --------------------------------------------------------------------------- */
+
+/* Times forward, backward-data and backward-weights on a 64-channel 3x3 layer
+ * at 32x32, batch 8, and prints GFLOP/s (2 flops per multiply-add). */
+static void report_throughput(clcnn_context *ctx, int repetitions) {
+    conv2d_params p = {.batch = 8,
+                       .in_channels = 64,
+                       .in_height = 32,
+                       .in_width = 32,
+                       .out_channels = 64,
+                       .kernel_h = 3,
+                       .kernel_w = 3,
+                       .stride_h = 1,
+                       .stride_w = 1,
+                       .pad_top = 1,
+                       .pad_left = 1,
+                       .out_height = 32,
+                       .out_width = 32,
+                       .has_bias = 1};
+    test_rng rng = {77};
+    const int64_t inputs = input_count(&p), outputs = output_count(&p), weights = weight_count(&p);
+    float *input = allocate_floats(inputs);
+    float *weight = allocate_floats(weights);
+    float *grad_output = allocate_floats(outputs);
+    fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
+    fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+    fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+    cl_mem input_buf = NULL, weight_buf = NULL, bias_buf = NULL, output_buf = NULL;
+    cl_mem grad_output_buf = NULL, grad_input_buf = NULL, grad_weight_buf = NULL;
+    cl_mem grad_bias_buf = NULL, scratch = NULL;
+    const double flops = 2.0 * reference_work(&p);
+    if (CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
+        CHECK_OK(ctx, upload(ctx, weight, weights, &weight_buf)) &&
+        CHECK_OK(ctx, upload(ctx, weight, p.out_channels, &bias_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, outputs, &output_buf)) &&
+        CHECK_OK(ctx, upload(ctx, grad_output, outputs, &grad_output_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, inputs, &grad_input_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, weights, &grad_weight_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, p.out_channels, &grad_bias_buf)) &&
+        CHECK_OK(ctx,
+                 buffer_create(ctx, conv2d_backward_weights_scratch_bytes(ctx, &p), &scratch))) {
+        double seconds[3] = {0, 0, 0};
+        /* Pass 0 warms up (kernel compilation); the later ones are timed. */
+        for (int pass = 0; pass <= repetitions; pass++) {
+            for (int op = 0; op < 3; op++) {
+                const double start = seconds_now();
+                clcnn_status status;
+                if (op == 0)
+                    status = conv2d_forward(ctx, &p, input_buf, weight_buf, bias_buf, output_buf);
+                else if (op == 1)
+                    status =
+                        conv2d_backward_data(ctx, &p, grad_output_buf, weight_buf, grad_input_buf);
+                else
+                    status = conv2d_backward_weights(ctx, &p, input_buf, grad_output_buf,
+                                                     grad_weight_buf, grad_bias_buf, scratch);
+                CHECK_OK(ctx, status);
+                clFinish(ctx->queue);
+                if (pass > 0)
+                    seconds[op] += seconds_now() - start;
+            }
+        }
+        const char *names[3] = {"forward", "backward data", "backward weights+bias"};
+        for (int op = 0; op < 3; op++)
+            printf("throughput 64->64 3x3 at 32x32, batch 8, %-22s %7.2f ms  %6.1f GFLOP/s\n",
+                   names[op], 1e3 * seconds[op] / repetitions,
+                   flops * repetitions / seconds[op] * 1e-9);
+    }
+    buffer_release(&input_buf);
+    buffer_release(&weight_buf);
+    buffer_release(&bias_buf);
+    buffer_release(&output_buf);
+    buffer_release(&grad_output_buf);
+    buffer_release(&grad_input_buf);
+    buffer_release(&grad_weight_buf);
+    buffer_release(&grad_bias_buf);
+    buffer_release(&scratch);
+    free(input);
+    free(weight);
+    free(grad_output);
+}
+
+int main(void) {
+    const char *quick = getenv("CLCNN_TEST_QUICK");
+    quick_mode = quick && *quick && strcmp(quick, "0") != 0;
+    /* The tests set CLCNN_TILES themselves; one inherited from the shell would skew the default
+     * run. */
+    unsetenv("CLCNN_TILES");
+    clcnn_context *ctx = test_opencl_context();
+    if (!CHECK(ctx != NULL))
+        return test_finish();
+    printf("device: %s%s\n", clcnn_device_name(ctx), quick_mode ? " (quick mode)" : "");
+    const double start = seconds_now();
+
+    /* The extra configurations must be valid, or tile_config_for would quietly ignore them. */
+    static const char *extra_tiles[] = {"64,64,16,4,4", "8,8,3,1,1", "24,12,8,3,2"};
+    static const tile_config extra_configs[] = {
+        {64, 64, 16, 4, 4}, {8, 8, 3, 1, 1}, {24, 12, 8, 3, 2}};
+
+    run_backward_shapes(ctx, NULL, scaled_count(RANDOM_SHAPES), scaled_count(LONG_REDUCTION_SHAPES),
+                        11);
+    for (int i = 0; i < 3; i++) {
+        CHECK(tile_config_valid(ctx, &extra_configs[i]));
+        run_backward_shapes(ctx, extra_tiles[i], scaled_count(SHAPES_PER_EXTRA_CONFIG),
+                            i == 2 ? scaled_count(2) : 1, 21 + (uint64_t)i);
+    }
+    check_missing_scratch_refused(ctx);
+    run_reduce_shapes(ctx, scaled_count(REDUCE_SHAPES), 31);
+    run_finite_differences(ctx, scaled_count(FINITE_DIFFERENCE_SHAPES), 41);
+    report_throughput(ctx, quick_mode ? 1 : 5);
+
+    printf("time: %.1f s\n", seconds_now() - start);
+    clcnn_context_destroy(ctx);
+    return test_finish();
+}

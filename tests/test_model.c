@@ -1,0 +1,903 @@
+/* Model files: round trips (parameters, info, training state) bit for bit,
+ * export/import through the command line, damaged files of every kind, and
+ * atomic saving. */
+#include "internal.h"
+#include "testlib.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+
+static clcnn_context *ctx;
+
+/* conv and dense layers, with and without bias. */
+static const char *const small_net_text = "input channels=2 height=6 width=6\n"
+                                          "conv filters=3 size=3 pad=1\n"
+                                          "relu\n"
+                                          "maxpool size=2\n"
+                                          "conv filters=2 size=2 bias=false\n"
+                                          "flatten\n"
+                                          "dense units=4\n"
+                                          "relu\n"
+                                          "dense units=3 bias=false\n"
+                                          "softmax\n";
+
+/* Small enough to try every truncation and every flipped byte. */
+static const char *const tiny_net_text = "input channels=1 height=3 width=3\n"
+                                         "conv filters=1 size=2\n"
+                                         "flatten\n"
+                                         "dense units=2 bias=false\n";
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+typedef struct bytes {
+    unsigned char *data;
+    size_t size;
+} bytes;
+
+static bytes read_file(const char *path) {
+    bytes b = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return b;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b.data = malloc(size > 0 ? (size_t)size : 1);
+    if (b.data && size > 0 && fread(b.data, 1, (size_t)size, f) == (size_t)size)
+        b.size = (size_t)size;
+    fclose(f);
+    return b;
+}
+
+static int write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = size == 0 || fwrite(data, 1, size, f) == size;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+static int same_file_contents(const char *a, const char *b) {
+    bytes x = read_file(a), y = read_file(b);
+    int same = x.data && y.data && x.size == y.size && memcmp(x.data, y.data, x.size) == 0;
+    free(x.data);
+    free(y.data);
+    return same;
+}
+
+/* Files in the test directory whose names contain ".tmp-". */
+static int count_temporary_files(const char *dir_path) {
+    DIR *dir = opendir(dir_path);
+    if (!dir)
+        return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL)
+        if (strstr(entry->d_name, ".tmp-"))
+            count++;
+    closedir(dir);
+    return count;
+}
+
+/* A network with weights from seed and distinctive non-zero biases. */
+static clcnn_net *make_net(const char *text, uint64_t seed) {
+    clcnn_net *net = NULL;
+    if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, text, "test", &net)))
+        return NULL;
+    CHECK_OK(ctx, clcnn_net_init_weights(net, seed));
+    for (int i = 0; i < net->layer_count; i++) {
+        layer *l = &net->layers[i];
+        for (int64_t j = 0; j < l->bias_count; j++)
+            l->bias[j] = (float)(seed % 7) * 0.125f + (float)j * 0.01f - 0.3f;
+    }
+    net->device_parameters_stale = 1;
+    return net;
+}
+
+/* Same text, same parameters bit for bit. */
+static int same_nets(clcnn_net *a, clcnn_net *b) {
+    if (!a || !b || strcmp(a->text, b->text) != 0 || a->layer_count != b->layer_count)
+        return 0;
+    for (int i = 0; i < a->layer_count; i++) {
+        const layer *x = &a->layers[i], *y = &b->layers[i];
+        if (strcmp(x->name, y->name) != 0 || x->weight_count != y->weight_count ||
+            x->bias_count != y->bias_count)
+            return 0;
+        if (memcmp(x->weight, y->weight, sizeof(float) * (size_t)x->weight_count) != 0 ||
+            memcmp(x->bias, y->bias, sizeof(float) * (size_t)x->bias_count) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void fill_distinctive(float *values, int64_t count, uint64_t seed) {
+    test_rng r = {seed};
+    for (int64_t i = 0; i < count; i++)
+        values[i] = test_rand_float(&r, -3.0f, 3.0f);
+    /* Values a careless conversion would change. */
+    if (count > 3) {
+        values[0] = -0.0f;
+        values[1] = 1e-45f; /* the smallest denormal */
+        values[2] = INFINITY;
+        values[3] = 3.4028235e38f;
+    }
+}
+
+/* The optimizer state of every tensor; the padding between tensors stays zero. */
+static void fill_trainer_state(clcnn_trainer *t) {
+    clcnn_net *net = t->net;
+    for (int i = 0; i < net->layer_count; i++) {
+        layer *l = &net->layers[i];
+        fill_distinctive(t->host_state1 + l->weight_offset, l->weight_count, 100 + i);
+        fill_distinctive(t->host_state2 + l->weight_offset, l->weight_count, 200 + i);
+        fill_distinctive(t->host_state1 + l->bias_offset, l->bias_count, 300 + i);
+        fill_distinctive(t->host_state2 + l->bias_offset, l->bias_count, 400 + i);
+    }
+    t->epochs_done = 4;
+    t->step = 1234567890123LL;
+    t->shuffle.state[0] = 0x0123456789abcdefULL;
+    t->shuffle.state[1] = 0xfedcba9876543210ULL;
+    t->shuffle.state[2] = 0x8000000000000001ULL;
+    t->shuffle.state[3] = 42;
+    t->device_state_stale = 1;
+}
+
+static void unusual_config(clcnn_train_config *c) {
+    clcnn_train_config_defaults(c);
+    c->epochs = 7;
+    c->batch_size = 5;
+    c->optimizer = CLCNN_ADAM;
+    c->learning_rate = 0.00123f;
+    c->momentum = 0.5f;
+    c->weight_decay = 1e-4f;
+    c->beta1 = 0.8f;
+    c->beta2 = 0.99f;
+    c->epsilon = 1e-7f;
+    c->schedule = CLCNN_SCHEDULE_STEP;
+    c->decay = 0.5f;
+    c->step_epochs = 3;
+    c->seed = 0x123456789abcdef0ULL;
+}
+
+static int same_float(float a, float b) {
+    return memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+static int same_config(const clcnn_train_config *a, const clcnn_train_config *b) {
+    return a->epochs == b->epochs && a->batch_size == b->batch_size &&
+           a->optimizer == b->optimizer && same_float(a->learning_rate, b->learning_rate) &&
+           same_float(a->momentum, b->momentum) && same_float(a->weight_decay, b->weight_decay) &&
+           same_float(a->beta1, b->beta1) && same_float(a->beta2, b->beta2) &&
+           same_float(a->epsilon, b->epsilon) && a->schedule == b->schedule &&
+           same_float(a->decay, b->decay) && a->step_epochs == b->step_epochs && a->seed == b->seed;
+}
+
+/* ---- round trips ------------------------------------------------------------------------ */
+
+static void test_parameters_round_trip(void) {
+    clcnn_net *net = make_net(small_net_text, 11);
+    if (!net)
+        return;
+    char path[1200];
+    snprintf(path, sizeof(path), "%s", test_path("plain.model"));
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, NULL, path));
+
+    clcnn_net *loaded = NULL;
+    clcnn_trainer *trainer = (clcnn_trainer *)1; /* must be overwritten */
+    clcnn_model_info info;
+    memset(&info, 0x55, sizeof(info));
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, &trainer, &info))) {
+        CHECK(same_nets(net, loaded));
+        CHECK(trainer == NULL); /* the file has no training state */
+        CHECK(info.input_mean == 0.0f && info.input_std == 1.0f && info.class_count == 0);
+        CHECK(loaded->device_parameters_stale == 1);
+
+        /* The loaded network computes exactly what the original does. */
+        int64_t batch = 3;
+        int64_t in_size = clcnn_net_input_size(net), out_size = clcnn_net_output_size(net);
+        float *input = malloc(sizeof(float) * (size_t)(batch * in_size));
+        float *out1 = calloc((size_t)(batch * out_size), sizeof(float));
+        float *out2 = calloc((size_t)(batch * out_size), sizeof(float));
+        fill_distinctive(input, batch * in_size, 5);
+        input[2] = 0.5f; /* no infinities in the images */
+        input[3] = -0.25f;
+        CHECK_OK(ctx, clcnn_net_forward(net, input, batch, out1, NULL, NULL));
+        CHECK_OK(ctx, clcnn_net_forward(loaded, input, batch, out2, NULL, NULL));
+        CHECK(memcmp(out1, out2, sizeof(float) * (size_t)(batch * out_size)) == 0);
+        free(input);
+        free(out1);
+        free(out2);
+
+        /* Saving what was loaded gives the same bytes. */
+        char again[1200];
+        snprintf(again, sizeof(again), "%s", test_path("plain-again.model"));
+        CHECK_OK(ctx, clcnn_model_save(loaded, NULL, NULL, again));
+        CHECK(same_file_contents(path, again));
+    }
+    clcnn_net_destroy(loaded);
+
+    /* trainer and info may be NULL. */
+    loaded = NULL;
+    CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, NULL));
+    CHECK(same_nets(net, loaded));
+    clcnn_net_destroy(loaded);
+    clcnn_net_destroy(net);
+}
+
+static void test_info_round_trip(void) {
+    static const char *const names[10] = {
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal",      "Shirt",   "Sneaker",  "Bag",   "a name of exactly thirty-one ch"};
+    clcnn_net *net = make_net(small_net_text, 12);
+    if (!net)
+        return;
+    clcnn_model_info info;
+    memset(&info, 0, sizeof(info));
+    info.input_mean = 0.2860f;
+    info.input_std = 0.3530f;
+    info.class_count = 10;
+    for (int i = 0; i < 10; i++)
+        snprintf(info.class_names[i], sizeof(info.class_names[i]), "%s", names[i]);
+    CHECK(strlen(info.class_names[9]) == 31);
+    char path[1200];
+    snprintf(path, sizeof(path), "%s", test_path("info.model"));
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    clcnn_net *loaded = NULL;
+    clcnn_model_info back;
+    memset(&back, 0x55, sizeof(back));
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back))) {
+        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+        CHECK(same_nets(net, loaded));
+    }
+    clcnn_net_destroy(loaded);
+
+    /* All 16 classes, empty names too. */
+    memset(&info, 0, sizeof(info));
+    info.input_mean = -1.5f;
+    info.input_std = 2.0f;
+    info.class_count = 16;
+    for (int i = 0; i < 16; i++)
+        snprintf(info.class_names[i], sizeof(info.class_names[i]), i % 3 ? "class %d" : "", i);
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    loaded = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
+        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+    clcnn_net_destroy(loaded);
+
+    /* Info the format cannot hold is refused before anything is written. */
+    info.class_count = 17;
+    CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    info.class_count = 1;
+    memset(info.class_names[0], 'x', sizeof(info.class_names[0]));
+    CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(count_temporary_files(test_dir()) == 0);
+    clcnn_net_destroy(net);
+}
+
+static void test_training_round_trip(void) {
+    clcnn_net *net = make_net(small_net_text, 13);
+    if (!net)
+        return;
+    clcnn_train_config config;
+    unusual_config(&config);
+    clcnn_trainer *trainer = NULL;
+    if (!CHECK_OK(ctx, clcnn_trainer_create(net, &config, &trainer))) {
+        clcnn_net_destroy(net);
+        return;
+    }
+    fill_trainer_state(trainer);
+    clcnn_model_info info;
+    memset(&info, 0, sizeof(info));
+    info.input_mean = 0.5f;
+    info.input_std = 0.25f;
+    info.class_count = 3;
+    snprintf(info.class_names[0], 32, "cat");
+    snprintf(info.class_names[1], 32, "dog");
+    snprintf(info.class_names[2], 32, "bird");
+    char path[1200];
+    snprintf(path, sizeof(path), "%s", test_path("training.model"));
+    CHECK_OK(ctx, clcnn_model_save(net, trainer, &info, path));
+
+    clcnn_net *loaded = NULL;
+    clcnn_trainer *loaded_trainer = NULL;
+    clcnn_model_info back;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, &loaded_trainer, &back))) {
+        CHECK(same_nets(net, loaded));
+        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+        if (CHECK(loaded_trainer != NULL)) {
+            const clcnn_trainer *t = loaded_trainer;
+            CHECK(t->net == loaded);
+            CHECK(same_config(&t->config, &config));
+            CHECK(same_config(clcnn_trainer_config(t), &config));
+            CHECK(clcnn_trainer_epochs_done(t) == 4);
+            CHECK(t->step == 1234567890123LL);
+            CHECK(memcmp(t->shuffle.state, trainer->shuffle.state, sizeof(t->shuffle.state)) == 0);
+            CHECK(loaded->parameter_floats == net->parameter_floats);
+            size_t state_bytes = sizeof(float) * (size_t)net->parameter_floats;
+            CHECK(memcmp(t->host_state1, trainer->host_state1, state_bytes) == 0);
+            CHECK(memcmp(t->host_state2, trainer->host_state2, state_bytes) == 0);
+            CHECK(t->device_state_stale == 1);
+
+            /* Saving what was loaded gives the same bytes. */
+            char again[1200];
+            snprintf(again, sizeof(again), "%s", test_path("training-again.model"));
+            CHECK_OK(ctx, clcnn_model_save(loaded, loaded_trainer, &back, again));
+            CHECK(same_file_contents(path, again));
+        }
+    }
+    clcnn_trainer_destroy(loaded_trainer);
+    clcnn_net_destroy(loaded);
+
+    /* Without a trainer pointer the training state is checked but not kept. */
+    loaded = NULL;
+    CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, NULL));
+    CHECK(same_nets(net, loaded));
+    clcnn_net_destroy(loaded);
+
+    /* A trainer of another network is refused. */
+    clcnn_net *other = make_net(small_net_text, 14);
+    CHECK(clcnn_model_save(other, trainer, NULL, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    clcnn_net_destroy(other);
+
+    /* A trainer needs a device: a context without one can load the network
+     * only, and asking for the trainer fails cleanly. */
+    clcnn_context *bare = clcnn_context_create();
+    loaded = NULL;
+    CHECK_OK(bare, clcnn_model_load(bare, path, &loaded, NULL, NULL));
+    clcnn_net_destroy(loaded);
+    loaded = (clcnn_net *)1;
+    loaded_trainer = (clcnn_trainer *)1;
+    CHECK(clcnn_model_load(bare, path, &loaded, &loaded_trainer, NULL) != CLCNN_OK);
+    CHECK(loaded == NULL && loaded_trainer == NULL);
+    CHECK(strstr(clcnn_last_error(bare), "training state") != NULL);
+    clcnn_context_destroy(bare);
+
+    clcnn_trainer_destroy(trainer);
+    clcnn_net_destroy(net);
+}
+
+/* ---- export and import ------------------------------------------------------------------ */
+
+static void test_export_import(void) {
+    clcnn_net *net = make_net(small_net_text, 21);
+    if (!net)
+        return;
+    clcnn_train_config config;
+    unusual_config(&config);
+    clcnn_trainer *trainer = NULL;
+    CHECK_OK(ctx, clcnn_trainer_create(net, &config, &trainer));
+    if (trainer)
+        fill_trainer_state(trainer);
+    char model[1200], dir[1200], imported[1200], command[8192], output[4096];
+    snprintf(model, sizeof(model), "%s", test_path("exported.model"));
+    snprintf(dir, sizeof(dir), "%s", test_path("exported"));
+    snprintf(imported, sizeof(imported), "%s", test_path("imported.model"));
+    clcnn_model_info info;
+    memset(&info, 0, sizeof(info));
+    info.input_mean = 0.3f;
+    info.input_std = 0.7f;
+    info.class_count = 1;
+    snprintf(info.class_names[0], 32, "only");
+    CHECK_OK(ctx, clcnn_model_save(net, trainer, &info, model));
+
+    snprintf(command, sizeof(command), "'%s' export '%s' '%s'", clcnn_bin(), model, dir);
+    int status = run_command(command, output, sizeof(output));
+    if (!CHECK(status == 0))
+        fprintf(stderr, "%s\n%s\n", command, output);
+    char net_file[1400];
+    snprintf(net_file, sizeof(net_file), "%s/network.net", dir);
+    bytes text = read_file(net_file);
+    CHECK(text.data && text.size == strlen(small_net_text) &&
+          memcmp(text.data, small_net_text, text.size) == 0);
+    free(text.data);
+
+    snprintf(command, sizeof(command), "'%s' import '%s' '%s' '%s'", clcnn_bin(), net_file, dir,
+             imported);
+    status = run_command(command, output, sizeof(output));
+    if (!CHECK(status == 0))
+        fprintf(stderr, "%s\n%s\n", command, output);
+
+    clcnn_net *a = NULL, *b = NULL;
+    clcnn_trainer *b_trainer = (clcnn_trainer *)1;
+    clcnn_model_info b_info;
+    CHECK_OK(ctx, clcnn_model_load(ctx, model, &a, NULL, NULL));
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, imported, &b, &b_trainer, &b_info))) {
+        CHECK(same_nets(a, b));
+        CHECK(b_trainer == NULL);
+        CHECK(b_info.input_mean == 0.0f && b_info.input_std == 1.0f && b_info.class_count == 0);
+        int64_t batch = 4;
+        int64_t in_size = clcnn_net_input_size(a), out_size = clcnn_net_output_size(a);
+        float *input = malloc(sizeof(float) * (size_t)(batch * in_size));
+        float *out_a = calloc((size_t)(batch * out_size), sizeof(float));
+        float *out_b = calloc((size_t)(batch * out_size), sizeof(float));
+        test_rng r = {77};
+        for (int64_t i = 0; i < batch * in_size; i++)
+            input[i] = test_rand_float(&r, -1.0f, 1.0f);
+        CHECK_OK(ctx, clcnn_net_forward(a, input, batch, out_a, NULL, NULL));
+        CHECK_OK(ctx, clcnn_net_forward(b, input, batch, out_b, NULL, NULL));
+        CHECK(memcmp(out_a, out_b, sizeof(float) * (size_t)(batch * out_size)) == 0);
+        free(input);
+        free(out_a);
+        free(out_b);
+    }
+    clcnn_net_destroy(a);
+    clcnn_net_destroy(b);
+
+    /* Failures: one line naming the problem, a non-zero status. */
+    snprintf(command, sizeof(command), "'%s' export '%s/no-such.model' '%s'", clcnn_bin(),
+             test_dir(), dir);
+    status = run_command(command, output, sizeof(output));
+    CHECK(status != 0 && strstr(output, "no-such.model") && strstr(output, "cannot open"));
+    snprintf(command, sizeof(command), "'%s' import '%s' '%s/no-such-dir' '%s'", clcnn_bin(),
+             net_file, test_dir(), imported);
+    status = run_command(command, output, sizeof(output));
+    CHECK(status != 0 && strstr(output, "no-such-dir"));
+    snprintf(command, sizeof(command), "'%s' export '%s'", clcnn_bin(), model);
+    status = run_command(command, output, sizeof(output));
+    CHECK(status != 0 && strstr(output, "usage"));
+
+    clcnn_trainer_destroy(trainer);
+    clcnn_net_destroy(net);
+}
+
+/* ---- damaged files ---------------------------------------------------------------------- */
+
+/* Loads path expecting a failure: nothing returned, a message naming the file. */
+static int load_fails(const char *path, const char *expected_message, int line) {
+    clcnn_net *net = (clcnn_net *)1;
+    clcnn_trainer *trainer = (clcnn_trainer *)1;
+    clcnn_model_info info;
+    clcnn_status status = clcnn_model_load(ctx, path, &net, &trainer, &info);
+    const char *message = clcnn_last_error(ctx);
+    int ok = status != CLCNN_OK && net == NULL && trainer == NULL &&
+             strstr(message, path) != NULL &&
+             (!expected_message || strstr(message, expected_message) != NULL);
+    if (!ok)
+        fprintf(stderr, "line %d: expected a failure mentioning '%s', got %s: %s\n", line,
+                expected_message ? expected_message : path, clcnn_status_name(status), message);
+    if (status == CLCNN_OK) {
+        clcnn_trainer_destroy(trainer);
+        clcnn_net_destroy(net);
+    }
+    return ok;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p) {
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/* A model file assembled from sections, for damage the checksum does not catch. */
+typedef struct model_builder {
+    unsigned char data[1 << 16];
+    size_t size;
+} model_builder;
+
+static void builder_start(model_builder *b) {
+    memcpy(b->data, "CLCNNMDL", 8);
+    put32(b->data + 8, 1);
+    b->size = 12;
+}
+
+static void builder_section(model_builder *b, const char *tag, const void *payload, size_t length) {
+    memcpy(b->data + b->size, tag, 4);
+    put32(b->data + b->size + 4, (uint32_t)length);
+    put32(b->data + b->size + 8, 0);
+    if (length)
+        memcpy(b->data + b->size + 12, payload, length);
+    b->size += 12 + length;
+}
+
+/* Appends the CRC-32 and writes the file. */
+static void builder_finish(model_builder *b, const char *path) {
+    uint32_t crc = (uint32_t)crc32(0L, b->data, (uInt)b->size);
+    put32(b->data + b->size, crc);
+    write_file(path, b->data, b->size + 4);
+}
+
+/* Where a section of a valid file lies. */
+typedef struct section_view {
+    const unsigned char *payload;
+    size_t length;
+    size_t header_offset;
+} section_view;
+
+static int find_section(const bytes *file, const char *tag, section_view *out) {
+    size_t offset = 12;
+    while (offset + 12 <= file->size - 4) {
+        uint64_t length = get64(file->data + offset + 4);
+        if (memcmp(file->data + offset, tag, 4) == 0) {
+            out->payload = file->data + offset + 12;
+            out->length = (size_t)length;
+            out->header_offset = offset;
+            return 1;
+        }
+        offset += 12 + (size_t)length;
+    }
+    return 0;
+}
+
+/* Tensor records for a PARA section: name, which, count, values. */
+static size_t put_tensor(unsigned char *p, const char *layer_name, const char *which,
+                         uint32_t count, float value) {
+    size_t used = 0;
+    put32(p + used, (uint32_t)strlen(layer_name));
+    memcpy(p + used + 4, layer_name, strlen(layer_name));
+    used += 4 + strlen(layer_name);
+    put32(p + used, (uint32_t)strlen(which));
+    memcpy(p + used + 4, which, strlen(which));
+    used += 4 + strlen(which);
+    put32(p + used, count);
+    put32(p + used + 4, 0);
+    used += 8;
+    for (uint32_t i = 0; i < count; i++) {
+        memcpy(p + used, &value, 4);
+        used += 4;
+    }
+    return used;
+}
+
+/* A model of the tiny network from parts: network text, the parameter
+ * section's tensors (as given), the info and training sections of a real file. */
+static void build_tiny_model(const char *path, const bytes *real, const char *network_text,
+                             const unsigned char *parameters, size_t parameters_length) {
+    section_view info, training;
+    find_section(real, "INFO", &info);
+    find_section(real, "TRAN", &training);
+    static model_builder b;
+    builder_start(&b);
+    builder_section(&b, "NETW", network_text, strlen(network_text));
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_section(&b, "PARA", parameters, parameters_length);
+    builder_section(&b, "TRAN", training.payload, training.length);
+    builder_finish(&b, path);
+}
+
+/* The tiny network's three tensors; count_of_dense overrides dense1.weight's
+ * count; skip leaves one out; twice repeats conv1.bias. */
+static size_t tiny_parameters(unsigned char *p, uint32_t dense_count, int skip, int twice) {
+    size_t used = 4;
+    uint32_t tensors = 0;
+    if (skip != 0) {
+        used += put_tensor(p + used, "conv1", "weight", 4, 0.5f);
+        tensors++;
+    }
+    if (skip != 1) {
+        used += put_tensor(p + used, "conv1", "bias", 1, -0.5f);
+        tensors++;
+    }
+    if (twice) {
+        used += put_tensor(p + used, "conv1", "bias", 1, 0.25f);
+        tensors++;
+    }
+    if (skip != 2) {
+        used += put_tensor(p + used, "dense1", "weight", dense_count, 1.5f);
+        tensors++;
+    }
+    put32(p, tensors);
+    return used;
+}
+
+static void test_damaged_files(void) {
+    clcnn_net *net = make_net(tiny_net_text, 31);
+    if (!net)
+        return;
+    clcnn_train_config config;
+    clcnn_train_config_defaults(&config);
+    config.batch_size = 2;
+    clcnn_trainer *trainer = NULL;
+    CHECK_OK(ctx, clcnn_trainer_create(net, &config, &trainer));
+    if (trainer)
+        fill_trainer_state(trainer);
+    char good[1200], bad[1200];
+    snprintf(good, sizeof(good), "%s", test_path("tiny.model"));
+    snprintf(bad, sizeof(bad), "%s", test_path("damaged.model"));
+    CHECK_OK(ctx, clcnn_model_save(net, trainer, NULL, good));
+    clcnn_trainer_destroy(trainer);
+    clcnn_net_destroy(net);
+
+    bytes file = read_file(good);
+    if (!CHECK(file.size > 100)) {
+        free(file.data);
+        return;
+    }
+    /* The good file loads, training state and all. */
+    clcnn_net *loaded = NULL;
+    clcnn_trainer *loaded_trainer = NULL;
+    CHECK_OK(ctx, clcnn_model_load(ctx, good, &loaded, &loaded_trainer, NULL));
+    CHECK(loaded_trainer != NULL);
+    clcnn_trainer_destroy(loaded_trainer);
+    clcnn_net_destroy(loaded);
+
+    /* Every truncation. */
+    int truncation_failures = 0, said_truncated = 0;
+    for (size_t length = 0; length < file.size; length++) {
+        write_file(bad, file.data, length);
+        truncation_failures += load_fails(bad, NULL, __LINE__);
+        said_truncated += strstr(clcnn_last_error(ctx), "truncated") != NULL;
+    }
+    CHECK(truncation_failures == (int)file.size);
+    /* Cuts inside the magic or that leave the checksum in place of a
+     * section's tail are the only ones not reported as truncation. */
+    CHECK(said_truncated > (int)file.size * 9 / 10);
+
+    /* Every single flipped byte, with two patterns: CRC-32 catches them all. */
+    unsigned char *copy = malloc(file.size);
+    const unsigned char masks[2] = {0x01, 0xff};
+    int flip_failures = 0, checksum_messages = 0;
+    for (int m = 0; m < 2; m++) {
+        for (size_t i = 0; i < file.size; i++) {
+            memcpy(copy, file.data, file.size);
+            copy[i] ^= masks[m];
+            write_file(bad, copy, file.size);
+            flip_failures += load_fails(bad, NULL, __LINE__);
+            checksum_messages += strstr(clcnn_last_error(ctx), "checksum mismatch") != NULL;
+        }
+    }
+    CHECK(flip_failures == 2 * (int)file.size);
+    CHECK(checksum_messages > (int)file.size); /* most of them */
+
+    section_view parameters;
+    CHECK(find_section(&file, "PARA", &parameters));
+    size_t in_data = (size_t)(parameters.payload - file.data) + parameters.length - 2;
+    memcpy(copy, file.data, file.size);
+    copy[in_data] ^= 0x10;
+    write_file(bad, copy, file.size);
+    CHECK(load_fails(bad, "checksum mismatch: the file is corrupt", __LINE__));
+
+    /* Bad magic, another version. */
+    memcpy(copy, file.data, file.size);
+    copy[3] = 'X';
+    write_file(bad, copy, file.size);
+    CHECK(load_fails(bad, "not a clcnn model", __LINE__));
+    write_file(bad, "hello world, this is not a model at all", 39);
+    CHECK(load_fails(bad, "not a clcnn model", __LINE__));
+    write_file(bad, "", 0);
+    CHECK(load_fails(bad, "not a clcnn model", __LINE__));
+    memcpy(copy, file.data, file.size);
+    put32(copy + 8, 2);
+    write_file(bad, copy, file.size);
+    CHECK(load_fails(bad, "unsupported model format version 2", __LINE__));
+
+    /* A section longer than the file. */
+    memcpy(copy, file.data, file.size);
+    put32(copy + parameters.header_offset + 8, 1);
+    write_file(bad, copy, file.size);
+    CHECK(load_fails(bad, "declares", __LINE__));
+
+    /* The checksum is right, the contents are not. */
+    static model_builder b;
+    section_view network, info, training;
+    CHECK(find_section(&file, "NETW", &network));
+    CHECK(find_section(&file, "INFO", &info));
+    CHECK(find_section(&file, "TRAN", &training));
+
+    memcpy(b.data, file.data, file.size - 4);
+    b.size = file.size - 4;
+    memcpy(b.data + info.header_offset, "INFX", 4);
+    builder_finish(&b, bad);
+    CHECK(load_fails(bad, "unknown section 'INFX'", __LINE__));
+
+    memcpy(b.data, file.data, file.size - 4);
+    b.size = file.size - 4;
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_finish(&b, bad);
+    CHECK(load_fails(bad, "duplicate section 'INFO'", __LINE__));
+
+    builder_start(&b);
+    builder_section(&b, "NETW", network.payload, network.length);
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_finish(&b, bad);
+    CHECK(load_fails(bad, "missing section 'PARA'", __LINE__));
+
+    builder_start(&b);
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_section(&b, "PARA", parameters.payload, parameters.length);
+    builder_finish(&b, bad);
+    CHECK(load_fails(bad, "missing section 'NETW'", __LINE__));
+
+    /* Sections in another order are fine. */
+    builder_start(&b);
+    builder_section(&b, "TRAN", training.payload, training.length);
+    builder_section(&b, "PARA", parameters.payload, parameters.length);
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_section(&b, "NETW", network.payload, network.length);
+    builder_finish(&b, bad);
+    loaded = NULL;
+    loaded_trainer = NULL;
+    CHECK_OK(ctx, clcnn_model_load(ctx, bad, &loaded, &loaded_trainer, NULL));
+    CHECK(loaded_trainer != NULL);
+    clcnn_trainer_destroy(loaded_trainer);
+    clcnn_net_destroy(loaded);
+
+    /* Network text the parser refuses: its message, with the line. */
+    build_tiny_model(bad, &file, "input channels=1 height=3 width=3\nbogus units=3\n",
+                     parameters.payload, parameters.length);
+    CHECK(load_fails(bad, "(network text):2", __LINE__));
+    CHECK(clcnn_model_load(ctx, bad, &loaded, NULL, NULL) == CLCNN_ERROR_PARSE);
+
+    /* A network far larger than the file could hold. */
+    build_tiny_model(bad, &file,
+                     "input channels=64 height=64 width=64\nflatten\ndense units=1000\n",
+                     parameters.payload, parameters.length);
+    CHECK(load_fails(bad, "more than the", __LINE__));
+
+    /* Tensors that do not fit the network. */
+    unsigned char tensors[4096];
+    size_t length = tiny_parameters(tensors, 8, -1, 0);
+    build_tiny_model(bad, &file, tiny_net_text, tensors, length);
+    loaded = NULL;
+    CHECK_OK(ctx, clcnn_model_load(ctx, bad, &loaded, NULL, NULL)); /* the builder works */
+    if (loaded) {
+        CHECK(loaded->layers[1].bias[0] == -0.5f && loaded->layers[3].weight[7] == 1.5f);
+        clcnn_net_destroy(loaded);
+    }
+
+    length = tiny_parameters(tensors, 9, -1, 0);
+    build_tiny_model(bad, &file, tiny_net_text, tensors, length);
+    CHECK(load_fails(bad, "tensor dense1.weight has 9 values but the network's has 8", __LINE__));
+
+    length = tiny_parameters(tensors, 8, 1, 0);
+    build_tiny_model(bad, &file, tiny_net_text, tensors, length);
+    CHECK(load_fails(bad, "the parameters section has no tensor conv1.bias", __LINE__));
+
+    length = tiny_parameters(tensors, 8, 2, 0);
+    build_tiny_model(bad, &file, tiny_net_text, tensors, length);
+    CHECK(load_fails(bad, "has no tensor dense1.weight", __LINE__));
+
+    length = tiny_parameters(tensors, 8, -1, 1);
+    build_tiny_model(bad, &file, tiny_net_text, tensors, length);
+    CHECK(load_fails(bad, "conv1.bias appears twice", __LINE__));
+
+    /* Layers renamed: the file's tensors name layers the network lacks. */
+    build_tiny_model(bad, &file,
+                     "input channels=1 height=3 width=3\nconv filters=1 size=2 name=first\n"
+                     "flatten\ndense units=2 bias=false\n",
+                     parameters.payload, parameters.length);
+    CHECK(load_fails(bad, "the network has no layer named 'conv1'", __LINE__));
+
+    /* A bias the network's layer does not have. */
+    build_tiny_model(bad, &file,
+                     "input channels=1 height=3 width=3\nconv filters=1 size=2 bias=false\n"
+                     "flatten\ndense units=2 bias=false\n",
+                     parameters.payload, parameters.length);
+    CHECK(load_fails(bad, "layer conv1 has no bias", __LINE__));
+
+    /* A tensor that is neither weight nor bias. */
+    length = 4;
+    length += put_tensor(tensors + length, "conv1", "gamma", 4, 0.0f);
+    put32(tensors, 1);
+    build_tiny_model(bad, &file, tiny_net_text, tensors, length);
+    CHECK(load_fails(bad, "expected 'weight' or 'bias'", __LINE__));
+
+    /* A section that ends in the middle of a tensor; one with bytes left over. */
+    length = tiny_parameters(tensors, 8, -1, 0);
+    build_tiny_model(bad, &file, tiny_net_text, tensors, length - 3);
+    CHECK(load_fails(bad, "the parameters section ends inside", __LINE__));
+    build_tiny_model(bad, &file, tiny_net_text, tensors, length + 2);
+    CHECK(load_fails(bad, "2 unexpected bytes at the end of the parameters section", __LINE__));
+
+    /* Info: too many classes. */
+    unsigned char info_bytes[64];
+    memcpy(info_bytes, info.payload, 8);
+    put32(info_bytes + 8, 17);
+    builder_start(&b);
+    builder_section(&b, "NETW", network.payload, network.length);
+    builder_section(&b, "INFO", info_bytes, 12);
+    builder_section(&b, "PARA", parameters.payload, parameters.length);
+    builder_finish(&b, bad);
+    CHECK(load_fails(bad, "17 class names", __LINE__));
+
+    /* Training state: an unknown optimizer; the tensors of another network. */
+    unsigned char *training_bytes = malloc(training.length);
+    memcpy(training_bytes, training.payload, training.length);
+    put32(training_bytes + 8, 7);
+    builder_start(&b);
+    builder_section(&b, "NETW", network.payload, network.length);
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_section(&b, "PARA", parameters.payload, parameters.length);
+    builder_section(&b, "TRAN", training_bytes, training.length);
+    builder_finish(&b, bad);
+    CHECK(load_fails(bad, "unknown optimizer 7", __LINE__));
+    free(training_bytes);
+
+    builder_start(&b);
+    builder_section(&b, "NETW", network.payload, network.length);
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_section(&b, "PARA", parameters.payload, parameters.length);
+    builder_section(&b, "TRAN", training.payload, 100); /* config and counters only */
+    builder_finish(&b, bad);
+    CHECK(load_fails(bad, "the training state section ends inside", __LINE__));
+
+    /* Not a file at all. */
+    CHECK(load_fails(test_path("no-such.model"), "cannot open", __LINE__));
+    CHECK(clcnn_model_load(ctx, test_path("no-such.model"), &loaded, NULL, NULL) == CLCNN_ERROR_IO);
+    CHECK(load_fails(test_dir(), "not a regular file", __LINE__));
+
+    free(copy);
+    free(file.data);
+}
+
+/* ---- atomic saving ------------------------------------------------------------------------ */
+
+static void test_atomic_save(void) {
+    clcnn_net *first = make_net(small_net_text, 41);
+    clcnn_net *second = make_net(small_net_text, 42);
+    if (!first || !second) {
+        clcnn_net_destroy(first);
+        clcnn_net_destroy(second);
+        return;
+    }
+    char path[1200], before[1200], missing[1200], occupied[1200], inner[1400];
+    snprintf(path, sizeof(path), "%s", test_path("atomic.model"));
+    snprintf(before, sizeof(before), "%s", test_path("atomic-before.model"));
+    snprintf(missing, sizeof(missing), "%s/missing/x.model", test_dir());
+    CHECK_OK(ctx, clcnn_model_save(first, NULL, NULL, path));
+    CHECK_OK(ctx, clcnn_model_save(first, NULL, NULL, before));
+
+    /* A directory that does not exist: an IO error, the old model untouched. */
+    CHECK(clcnn_model_save(second, NULL, NULL, missing) == CLCNN_ERROR_IO);
+    CHECK(strstr(clcnn_last_error(ctx), "missing/x.model") != NULL);
+    CHECK(same_file_contents(path, before));
+    CHECK(count_temporary_files(test_dir()) == 0);
+
+    /* A rename that fails (the target is a directory that is not empty):
+     * the error says so and the temporary file is gone. */
+    snprintf(occupied, sizeof(occupied), "%s", test_path("occupied.model"));
+    snprintf(inner, sizeof(inner), "%s/inner", occupied);
+    mkdir(occupied, 0755);
+    mkdir(inner, 0755);
+    CHECK(clcnn_model_save(second, NULL, NULL, occupied) == CLCNN_ERROR_IO);
+    CHECK(strstr(clcnn_last_error(ctx), "cannot rename") != NULL);
+    CHECK(count_temporary_files(test_dir()) == 0);
+
+    /* Saving over an existing model replaces it. */
+    CHECK_OK(ctx, clcnn_model_save(second, NULL, NULL, path));
+    CHECK(!same_file_contents(path, before));
+    CHECK(count_temporary_files(test_dir()) == 0);
+    clcnn_net *loaded = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, NULL))) {
+        CHECK(same_nets(loaded, second));
+        CHECK(!same_nets(loaded, first));
+    }
+    clcnn_net_destroy(loaded);
+
+    /* NULL arguments. */
+    CHECK(clcnn_model_save(NULL, NULL, NULL, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(clcnn_model_save(first, NULL, NULL, NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(clcnn_model_load(ctx, NULL, &loaded, NULL, NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(clcnn_model_load(ctx, path, NULL, NULL, NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
+
+    clcnn_net_destroy(first);
+    clcnn_net_destroy(second);
+}
+
+int main(void) {
+    ctx = clcnn_context_create();
+    if (!CHECK(ctx != NULL))
+        return test_finish();
+    if (CHECK_OK(ctx, clcnn_context_select_device(ctx, CLCNN_DEVICE_REFERENCE, -1, -1))) {
+        test_parameters_round_trip();
+        test_info_round_trip();
+        test_training_round_trip();
+        test_export_import();
+        test_damaged_files();
+        test_atomic_save();
+    }
+    clcnn_context_destroy(ctx);
+    return test_finish();
+}
