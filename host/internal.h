@@ -198,6 +198,8 @@ struct clcnn_net {
     size_t scratch_bytes;
 
     int gradient_batch; /* images of the last backward pass; 0 before the first */
+    int want_input_gradient; /* training needs none: the first layer skips it */
+    int has_input_gradient;  /* the last backward pass computed it */
 
     /* loss inputs and per-row losses */
     loss_plan loss;

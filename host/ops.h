@@ -93,7 +93,7 @@ clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem inp
 
 /* grad_input (batch, in) = grad_output (batch, out) * weight (out, in);
  * grad_weight (out, in) = grad_output^T * input; grad_bias (out) = column sums
- * of grad_output. All overwritten. */
+ * of grad_output. All overwritten; a NULL grad_input is not computed. */
 void dense_backward_ref(const dense_params *p, const float *input, const float *weight,
                         const float *grad_output, float *grad_input, float *grad_weight,
                         float *grad_bias);

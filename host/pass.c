@@ -638,16 +638,28 @@ clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss) {
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
+/* The gradient of the network's input is only wanted by clcnn_net_backward's
+ * callers; training skips it, which saves the first layer's data gradient. */
+static int wants_grad_input(const clcnn_net *net, int i) {
+    return storage_of(net, i - 1) != 0 || net->want_input_gradient;
+}
+
 static void layer_backward_ref(clcnn_net *net, int i, int batch) {
     layer *l = &net->layers[i];
     const float *in = net->host_outputs[storage_of(net, i - 1)];
     const float *out = net->host_outputs[storage_of(net, i)];
     const float *grad_out = net->host_output_grads[storage_of(net, i)];
     float *grad_in = net->host_output_grads[storage_of(net, i - 1)];
+    if (!wants_grad_input(net, i)) {
+        if (!layer_has_parameters(l))
+            return;
+        grad_in = NULL;
+    }
     switch (l->type) {
     case LAYER_CONV: {
         conv2d_params p = conv_params(l, batch);
-        conv2d_backward_data_ref(&p, grad_out, l->weight, grad_in);
+        if (grad_in)
+            conv2d_backward_data_ref(&p, grad_out, l->weight, grad_in);
         conv2d_backward_weights_ref(&p, in, grad_out, l->weight_grad, l->bias_grad);
         break;
     }
@@ -689,10 +701,17 @@ static clcnn_status layer_backward_opencl(clcnn_net *net, int i, int batch) {
     cl_mem out = net->device_outputs[storage_of(net, i)];
     cl_mem grad_out = net->device_output_grads[storage_of(net, i)];
     cl_mem grad_in = net->device_output_grads[storage_of(net, i - 1)];
+    if (!wants_grad_input(net, i)) {
+        if (!layer_has_parameters(l))
+            return CLCNN_OK;
+        grad_in = NULL;
+    }
     switch (l->type) {
     case LAYER_CONV: {
         conv2d_params p = conv_params(l, batch);
-        clcnn_status status = conv2d_backward_data(ctx, &p, grad_out, l->weight_buffer, grad_in);
+        clcnn_status status = CLCNN_OK;
+        if (grad_in)
+            status = conv2d_backward_data(ctx, &p, grad_out, l->weight_buffer, grad_in);
         if (status != CLCNN_OK)
             return status;
         return conv2d_backward_weights(ctx, &p, in, grad_out, l->weight_grad_buffer,
@@ -752,8 +771,10 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
         status = net_write_input(net, input, (int)batch);
     if (status == CLCNN_OK)
         status = net_forward_stored(net, (int)batch);
+    net->want_input_gradient = 1;
     if (status == CLCNN_OK)
         status = net_backward_stored(net, (int)batch);
+    net->want_input_gradient = 0;
     if (status == CLCNN_OK)
         status = net_read_loss(net, (int)batch, loss);
     return status;
@@ -768,6 +789,7 @@ clcnn_status net_backward_stored(clcnn_net *net, int batch) {
             layer_backward_ref(net, i, batch);
     }
     net->gradient_batch = batch;
+    net->has_input_gradient = net->want_input_gradient;
     return status;
 }
 
@@ -780,6 +802,9 @@ clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer_name, cons
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "no gradients yet: run clcnn_net_backward first");
     if (strcmp(layer_name, "input") == 0 && strcmp(which, "input") == 0) {
+        if (!net->has_input_gradient)
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "the last pass was a training step, which skips the input gradient");
         int64_t expected = net->gradient_batch * clcnn_net_input_size(net);
         if (count != expected)
             return set_error(ctx, CLCNN_ERROR_SHAPE, "the input gradient has %lld values, not %lld",

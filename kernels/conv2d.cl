@@ -169,12 +169,11 @@ __kernel void conv2d_forward(const __global float *restrict input,
 #define NO_TAP_PHASE (-2)
 
 /* Per-tap tables of backward-data for taps tap0 .. tap0 + TILE_K - 1. */
-static void backward_data_tap_tables(const int tap0, const int thread, const int C, const int R,
-                                     const int S, const int stride_h, const int stride_w,
-                                     const int OHW, const int KRS, __local int *tap_output_offset,
-                                     __local int *tap_weight_offset, __local int *tap_qr,
-                                     __local int *tap_pr, __local int *tap_qs,
-                                     __local int *tap_ps) {
+void backward_data_tap_tables(const int tap0, const int thread, const int C, const int R,
+                              const int S, const int stride_h, const int stride_w, const int OHW,
+                              const int KRS, __local int *tap_output_offset,
+                              __local int *tap_weight_offset, __local int *tap_qr,
+                              __local int *tap_pr, __local int *tap_qs, __local int *tap_ps) {
     const int RS = R * S;
     for (int kk = thread; kk < TILE_K; kk += THREADS) {
         const int tap = tap0 + kk;
@@ -330,13 +329,12 @@ __kernel void conv2d_backward_data(const __global float *restrict grad_output,
  */
 
 /* Per-step tables of backward-weights for steps step0 .. step0 + TILE_K - 1 (below end_step). */
-static void backward_weights_step_tables(const int step0, const int end_step, const int thread,
-                                         const int C, const int H, const int W, const int K,
-                                         const int stride_h, const int stride_w, const int pad_top,
-                                         const int pad_left, const int OW, const int OHW,
-                                         __local int *step_output_offset,
-                                         __local int *step_input_offset, __local int *step_h0,
-                                         __local int *step_w0) {
+void backward_weights_step_tables(const int step0, const int end_step, const int thread,
+                                  const int C, const int H, const int W, const int K,
+                                  const int stride_h, const int stride_w, const int pad_top,
+                                  const int pad_left, const int OW, const int OHW,
+                                  __local int *step_output_offset, __local int *step_input_offset,
+                                  __local int *step_h0, __local int *step_w0) {
     for (int kk = thread; kk < TILE_K; kk += THREADS) {
         const int step = step0 + kk;
         const int n = step / OHW;

@@ -60,8 +60,11 @@ static gemm_params dense_grad_weight_gemm(const dense_params *p) {
 clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
                             cl_mem grad_output, cl_mem grad_input, cl_mem grad_weight,
                             cl_mem grad_bias) {
-    const gemm_params data = dense_grad_input_gemm(p);
-    clcnn_status status = gemm(ctx, &data, grad_output, weight, grad_input, NULL);
+    clcnn_status status = CLCNN_OK;
+    if (grad_input) {
+        const gemm_params data = dense_grad_input_gemm(p);
+        status = gemm(ctx, &data, grad_output, weight, grad_input, NULL);
+    }
     if (status != CLCNN_OK)
         return status;
     const gemm_params weights = dense_grad_weight_gemm(p);

@@ -18,7 +18,7 @@ void dense_backward_ref(const dense_params *p, const float *input, const float *
                         const float *grad_output, float *grad_input, float *grad_weight,
                         float *grad_bias) {
     const int B = p->batch, I = p->in_features, O = p->out_features;
-    for (int n = 0; n < B; n++)
+    for (int n = 0; grad_input && n < B; n++)
         for (int i = 0; i < I; i++) {
             double sum = 0.0;
             for (int o = 0; o < O; o++)
