@@ -27,6 +27,8 @@ void clcnn_context_destroy(clcnn_context *ctx) {
         clReleaseKernel(ctx->kernels[i].kernel);
         clReleaseProgram(ctx->kernels[i].program);
     }
+    if (ctx->workspace)
+        clReleaseMemObject(ctx->workspace);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl)

@@ -41,6 +41,9 @@ struct clcnn_context {
     cl_command_queue queue;
     size_t max_work_group_size;
     cl_device_type device_type;
+    cl_uint preferred_vector_width; /* float */
+    cl_mem workspace; /* scratch shared by operations, one at a time */
+    size_t workspace_bytes;
     cached_kernel kernels[KERNEL_CACHE_SIZE];
     int kernel_count;
     int profiling;
@@ -78,6 +81,11 @@ typedef struct kernel_arg {
 clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *what, int arg_count,
                             const kernel_arg *args, int dims, const size_t *global,
                             const size_t *local);
+
+/* A scratch buffer of at least bytes, owned by the context and shared by
+ * operations one after another on the in-order queue. It only grows, so a
+ * training step allocates nothing after its first run. */
+clcnn_status runtime_workspace(clcnn_context *ctx, size_t bytes, cl_mem *out);
 
 /* Device buffers. */
 clcnn_status buffer_create(clcnn_context *ctx, size_t bytes, cl_mem *out);

@@ -22,6 +22,20 @@ void tile_config_options(const tile_config *config, char *buf, size_t size);
 /* 1 if config obeys the divisibility rules and fits the device's work-group limit. */
 int tile_config_valid(const clcnn_context *ctx, const tile_config *config);
 
+/* The -D parameters of the register-blocked kernels (kernels/conv2d_direct.cl):
+ * a work-item computes wpt_p positions x vw*nv channels. */
+typedef struct direct_config {
+    int vw, nv, wpt_p;
+    int group; /* work-items per work-group, along the positions */
+} direct_config;
+
+/* 1 if the device should run the register-blocked kernels (CPU devices), 0
+ * for the local-memory tiled ones. CLCNN_CONV=tiled|direct overrides. */
+int use_direct_kernels(const clcnn_context *ctx);
+/* The configuration for `channels` vectorised channels on ctx's device. */
+direct_config direct_config_for(const clcnn_context *ctx, int channels);
+void direct_config_options(const direct_config *config, char *buf, size_t size);
+
 /* ---- conv2d --------------------------------------------------------------------- */
 
 typedef struct conv2d_params {
@@ -37,7 +51,10 @@ void conv2d_forward_ref(const conv2d_params *p, const float *input, const float 
                         const float *bias, float *output);
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                             cl_mem weight, cl_mem bias, cl_mem output);
-/* The same with an explicit tile configuration, for the tests and the tuner. */
+/* The same with an explicit configuration, for the tests and the tuner. */
+clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
+                                   const conv2d_params *p, cl_mem input, cl_mem weight,
+                                   cl_mem bias, cl_mem output);
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                   cl_mem output);

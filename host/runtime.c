@@ -240,6 +240,8 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t),
                     &ctx->max_work_group_size, NULL);
     clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(cl_uint),
+                    &ctx->preferred_vector_width, NULL);
     return CLCNN_OK;
 }
 
@@ -588,6 +590,22 @@ clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size) {
         append(buf, size, &used, "%-24s %8d %10.6f\n", ctx->profile[i].name,
                ctx->profile[i].launches, ctx->profile[i].seconds);
     memset(ctx->profile, 0, sizeof(ctx->profile));
+    return CLCNN_OK;
+}
+
+clcnn_status runtime_workspace(clcnn_context *ctx, size_t bytes, cl_mem *out) {
+    if (ctx->workspace && ctx->workspace_bytes >= bytes) {
+        *out = ctx->workspace;
+        return CLCNN_OK;
+    }
+    /* The queue may still use the old buffer; OpenCL keeps it alive until then. */
+    buffer_release(&ctx->workspace);
+    ctx->workspace_bytes = 0;
+    clcnn_status status = buffer_create(ctx, bytes, &ctx->workspace);
+    if (status != CLCNN_OK)
+        return status;
+    ctx->workspace_bytes = bytes;
+    *out = ctx->workspace;
     return CLCNN_OK;
 }
 

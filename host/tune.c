@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 tile_config tile_config_for(const clcnn_context *ctx, const char *family) {
     const tile_config cpu_default = {16, 128, 16, 4, 8};
@@ -42,4 +43,44 @@ int tile_config_valid(const clcnn_context *ctx, const tile_config *config) {
     /* Two float tiles of TILE_K rows must fit the 32 KiB of local memory OpenCL 1.2 promises. */
     size_t local_bytes = sizeof(float) * (size_t)config->tile_k * (config->tile_m + config->tile_n);
     return local_bytes <= 32768;
+}
+
+int use_direct_kernels(const clcnn_context *ctx) {
+    const char *env = getenv("CLCNN_CONV");
+    if (env && strcmp(env, "tiled") == 0)
+        return 0;
+    if (env && strcmp(env, "direct") == 0)
+        return 1;
+    return ctx && (ctx->device_type & CL_DEVICE_TYPE_CPU);
+}
+
+/* Up to 16 accumulator vectors leave room in a 32-register AVX-512 file for
+ * the loaded weights (measured on PoCL: 16 beat 24 by 15-30%). */
+direct_config direct_config_for(const clcnn_context *ctx, int channels) {
+    direct_config config;
+    config.vw = ctx && ctx->preferred_vector_width >= 1 ? ctx->preferred_vector_width : 4;
+    if (config.vw > 16)
+        config.vw = 16;
+    int vectors = (channels + config.vw - 1) / config.vw;
+    config.nv = vectors < 1 ? 1 : vectors > 4 ? 4 : vectors;
+    config.wpt_p = config.nv == 1 ? 8 : 16 / config.nv;
+    /* PoCL runs a work-group's items in a loop with their private arrays on
+     * the stack, so CPU groups stay small; GPUs want full wavefronts. */
+    config.group = ctx && (ctx->device_type & CL_DEVICE_TYPE_CPU) ? 4 : 64;
+    const char *env = getenv("CLCNN_DIRECT");
+    if (env) {
+        direct_config wanted;
+        if (sscanf(env, "%d,%d,%d", &wanted.vw, &wanted.nv, &wanted.wpt_p) == 3 &&
+            (wanted.vw == 1 || wanted.vw == 2 || wanted.vw == 4 || wanted.vw == 8 ||
+             wanted.vw == 16) &&
+            wanted.nv >= 1 && wanted.wpt_p >= 1) {
+            wanted.group = config.group;
+            config = wanted;
+        }
+    }
+    return config;
+}
+
+void direct_config_options(const direct_config *config, char *buf, size_t size) {
+    snprintf(buf, size, "-DVW=%d -DNV=%d -DWPT_P=%d", config->vw, config->nv, config->wpt_p);
 }

@@ -1,6 +1,8 @@
 /* Convolution on the OpenCL device: kernels/conv2d.cl. */
 #include "ops.h"
 
+#include <string.h>
+
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                   cl_mem output) {
@@ -35,8 +37,82 @@ clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                           global, local);
 }
 
+/* Rounds channels up to a whole number of a work-item's channel vectors. */
+static int padded_channels(int channels, const direct_config *config) {
+    int block = config->vw * config->nv;
+    return (channels + block - 1) / block * block;
+}
+
+/* Transposes the weights into the workspace for the register-blocked kernels. */
+static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_name,
+                                      const direct_config *config, const conv2d_params *p,
+                                      cl_mem weight, int padded, cl_mem *out) {
+    const int other = strcmp(kernel_name, "conv2d_transpose_for_forward") == 0
+                          ? p->in_channels
+                          : p->out_channels;
+    size_t count = (size_t)p->kernel_h * p->kernel_w * other * padded;
+    clcnn_status status = runtime_workspace(ctx, sizeof(float) * count, out);
+    char options[128];
+    direct_config_options(config, options, sizeof(options));
+    cl_kernel kernel;
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", kernel_name, options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &weight},       {sizeof(cl_mem), out},
+        {sizeof(int), &p->in_channels},  {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->kernel_h},     {sizeof(int), &p->kernel_w},
+        {sizeof(int), &padded},
+    };
+    const size_t local[1] = {64};
+    const size_t global[1] = {count};
+    return runtime_launch(ctx, kernel, kernel_name, sizeof(args) / sizeof(args[0]), args, 1,
+                          global, local);
+}
+
+clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
+                                   const conv2d_params *p, cl_mem input, cl_mem weight,
+                                   cl_mem bias, cl_mem output) {
+    const int padded = padded_channels(p->out_channels, config);
+    cl_mem transposed;
+    clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p,
+                                            weight, padded, &transposed);
+    char options[128];
+    direct_config_options(config, options, sizeof(options));
+    cl_kernel kernel;
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options,
+                                    &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int positions = p->batch * p->out_height * p->out_width;
+    cl_mem bias_arg = p->has_bias ? bias : weight;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &input},          {sizeof(cl_mem), &transposed},
+        {sizeof(cl_mem), &bias_arg},       {sizeof(cl_mem), &output},
+        {sizeof(int), &p->in_channels},    {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},       {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->kernel_h},       {sizeof(int), &p->kernel_w},
+        {sizeof(int), &p->stride_h},       {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->pad_top},        {sizeof(int), &p->pad_left},
+        {sizeof(int), &p->out_height},     {sizeof(int), &p->out_width},
+        {sizeof(int), &positions},         {sizeof(int), &p->has_bias},
+        {sizeof(int), &padded},
+    };
+    const size_t local[2] = {1, (size_t)config->group};
+    const size_t global[2] = {(size_t)(padded / (config->vw * config->nv)),
+                              (size_t)((positions + config->wpt_p - 1) / config->wpt_p)};
+    return runtime_launch(ctx, kernel, "conv2d_forward_direct", sizeof(args) / sizeof(args[0]),
+                          args, 2, global, local);
+}
+
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                             cl_mem weight, cl_mem bias, cl_mem output) {
+    if (use_direct_kernels(ctx)) {
+        const direct_config config = direct_config_for(ctx, p->out_channels);
+        return conv2d_forward_direct(ctx, &config, p, input, weight, bias, output);
+    }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_forward_tiled(ctx, &config, p, input, weight, bias, output);
 }
