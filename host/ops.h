@@ -65,6 +65,9 @@ void conv2d_backward_data_ref(const conv2d_params *p, const float *grad_output, 
                               float *grad_input);
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input);
+clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
+                                         const conv2d_params *p, cl_mem grad_output,
+                                         cl_mem weight, cl_mem grad_input);
 
 /* Gradients with respect to the weights (K, C, R, S) and, if p->has_bias, the
  * bias (K), summed over the batch. Overwrites both. The OpenCL side needs a

@@ -74,6 +74,18 @@ __kernel void conv2d_transpose_for_backward_data(const __global float *restrict 
     transposed[index] = c < C ? weight[(k * C + c) * R * S + rs] : 0.0f;
 }
 
+/* Each tap's sum over channels is formed apart and then added to the total:
+ * float rounding then grows with channels + taps rather than their product,
+ * and the total is only touched once per tap, so it costs no registers in
+ * the inner loop. */
+void add_block(floatv acc[WPT_P][NV], floatv tap_sum[WPT_P][NV]) {
+#pragma unroll
+    for (int m = 0; m < WPT_P; m++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[m][v] += tap_sum[m][v];
+}
+
 /* Writes a work-item's accumulators to NCHW: each lane is one channel, and a
  * channel's positions are OHW apart, so the stores are scalar. */
 void store_block(floatv acc[WPT_P][NV], __global float *output, const __global float *bias,
@@ -153,6 +165,12 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
                 offset[m] = inside[m] ? image[m] + ih * W + iw : 0;
             }
             const __global float *weights = weight_t + (r * S + s) * C * K_padded + first_channel;
+            floatv tap_sum[WPT_P][NV];
+#pragma unroll
+            for (int m = 0; m < WPT_P; m++)
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    tap_sum[m][v] = (floatv)(0.0f);
             for (int c = 0; c < C; c++) {
                 floatv w[NV];
 #pragma unroll
@@ -163,10 +181,89 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
                     const float x = inside[m] ? input[offset[m] + c * HW] : 0.0f;
 #pragma unroll
                     for (int v = 0; v < NV; v++)
-                        acc[m][v] = fma((floatv)(x), w[v], acc[m][v]);
+                        tap_sum[m][v] = fma((floatv)(x), w[v], tap_sum[m][v]);
                 }
             }
+            add_block(acc, tap_sum);
         }
     }
     store_block(acc, output, bias, has_bias, first_channel, K, first_position, positions, OHW);
+}
+
+/* grad_input[n, c, ih, iw] = sum over k, r, s of weight[k, c, r, s] * grad_output[n, k, oh, ow]
+ * where ih = oh*stride_h - pad_top + r (and the same for w): a position takes a
+ * tap only where (ih + pad_top - r) is a multiple of the stride and oh is in range.
+ * weight_t is conv2d_transpose_for_backward_data's (R, S, K, C_padded). */
+__kernel void conv2d_backward_data_direct(const __global float *restrict grad_output,
+                                          const __global float *restrict weight_t,
+                                          __global float *restrict grad_input, const int C,
+                                          const int H, const int W, const int K, const int R,
+                                          const int S, const int stride_h, const int stride_w,
+                                          const int pad_top, const int pad_left, const int OH,
+                                          const int OW, const int positions,
+                                          const int C_padded) {
+    const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
+    const int first_position = get_global_id(1) * WPT_P;
+    if (first_channel >= C || first_position >= positions)
+        return;
+    const int HW = H * W;
+    const int OHW = OH * OW;
+
+    /* Per position: where its image's gradient starts, and its padded coordinates. */
+    int image[WPT_P], row[WPT_P], column[WPT_P];
+#pragma unroll
+    for (int m = 0; m < WPT_P; m++) {
+        const int position = min(first_position + m, positions - 1);
+        const int n = position / HW;
+        const int pixel = position - n * HW;
+        const int ih = pixel / W;
+        image[m] = n * K * OHW;
+        row[m] = ih + pad_top;
+        column[m] = pixel - ih * W + pad_left;
+    }
+
+    floatv acc[WPT_P][NV];
+#pragma unroll
+    for (int m = 0; m < WPT_P; m++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            acc[m][v] = (floatv)(0.0f);
+
+    for (int r = 0; r < R; r++) {
+        for (int s = 0; s < S; s++) {
+            int offset[WPT_P], inside[WPT_P];
+#pragma unroll
+            for (int m = 0; m < WPT_P; m++) {
+                const int oh_strided = row[m] - r;
+                const int ow_strided = column[m] - s;
+                const int oh = oh_strided / stride_h;
+                const int ow = ow_strided / stride_w;
+                inside[m] = oh_strided >= 0 && ow_strided >= 0 && oh * stride_h == oh_strided &&
+                            ow * stride_w == ow_strided && oh < OH && ow < OW;
+                offset[m] = inside[m] ? image[m] + oh * OW + ow : 0;
+            }
+            const __global float *weights = weight_t + (r * S + s) * K * C_padded + first_channel;
+            floatv tap_sum[WPT_P][NV];
+#pragma unroll
+            for (int m = 0; m < WPT_P; m++)
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    tap_sum[m][v] = (floatv)(0.0f);
+            for (int k = 0; k < K; k++) {
+                floatv w[NV];
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    w[v] = load_vector(0, weights + k * C_padded + v * VW);
+#pragma unroll
+                for (int m = 0; m < WPT_P; m++) {
+                    const float g = inside[m] ? grad_output[offset[m] + k * OHW] : 0.0f;
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        tap_sum[m][v] = fma((floatv)(g), w[v], tap_sum[m][v]);
+                }
+            }
+            add_block(acc, tap_sum);
+        }
+    }
+    store_block(acc, grad_input, grad_input, 0, first_channel, C, first_position, positions, HW);
 }

@@ -153,8 +153,46 @@ clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *c
                           2, global, local);
 }
 
+clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
+                                         const conv2d_params *p, cl_mem grad_output,
+                                         cl_mem weight, cl_mem grad_input) {
+    const int padded = padded_channels(p->in_channels, config);
+    cl_mem transposed;
+    clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p,
+                                            weight, padded, &transposed);
+    char options[128];
+    direct_config_options(config, options, sizeof(options));
+    cl_kernel kernel;
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_data_direct", options,
+                                    &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int positions = p->batch * p->in_height * p->in_width;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &grad_output},    {sizeof(cl_mem), &transposed},
+        {sizeof(cl_mem), &grad_input},     {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->in_height},      {sizeof(int), &p->in_width},
+        {sizeof(int), &p->out_channels},   {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},       {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},       {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},       {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},      {sizeof(int), &positions},
+        {sizeof(int), &padded},
+    };
+    const size_t local[2] = {1, (size_t)config->group};
+    const size_t global[2] = {(size_t)(padded / (config->vw * config->nv)),
+                              (size_t)((positions + config->wpt_p - 1) / config->wpt_p)};
+    return runtime_launch(ctx, kernel, "conv2d_backward_data_direct",
+                          sizeof(args) / sizeof(args[0]), args, 2, global, local);
+}
+
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input) {
+    if (use_direct_kernels(ctx)) {
+        const direct_config config = direct_config_for(ctx, p->in_channels);
+        return conv2d_backward_data_direct(ctx, &config, p, grad_output, weight, grad_input);
+    }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_data_tiled(ctx, &config, p, grad_output, weight, grad_input);
 }
