@@ -160,3 +160,59 @@ __kernel void avgpool2d_backward(const __global float *restrict grad_output,
     }
     grad_input[index] = sum;
 }
+
+/* Backward for windows that do not overlap (stride >= size on both axes), one
+ * work-item per output: each input element belongs to at most one window, so
+ * the window's gradient can be written straight to its input elements
+ * without a race. The host zeroes grad_input first for the elements no
+ * window covers. A scatter reads each input once; the gather above reads
+ * every covering window again for every element. */
+__kernel void maxpool2d_backward_scatter(const __global float *restrict input,
+                                         const __global float *restrict grad_output,
+                                         __global float *restrict grad_input, const int C,
+                                         const int H, const int W, const int OH, const int OW,
+                                         const int size_h, const int size_w, const int stride_h,
+                                         const int stride_w, const int pad_top,
+                                         const int pad_left, const int total) {
+    const int index = get_global_id(0);
+    if (index >= total)
+        return;
+    const int ow = index % OW;
+    const int oh = (index / OW) % OH;
+    const int plane = index / (OW * OH);
+    const int h0 = oh * stride_h - pad_top;
+    const int w0 = ow * stride_w - pad_left;
+    const int h_begin = max(h0, 0), h_end = min(h0 + size_h, H);
+    const int w_begin = max(w0, 0), w_end = min(w0 + size_w, W);
+    const __global float *in = input + plane * H * W;
+    const int chosen = window_argmax(in, W, h_begin, h_end, w_begin, w_end);
+    __global float *grad = grad_input + plane * H * W;
+    for (int h = h_begin; h < h_end; h++)
+        for (int w = w_begin; w < w_end; w++)
+            grad[h * W + w] = h * W + w == chosen ? grad_output[index] : 0.0f;
+}
+
+__kernel void avgpool2d_backward_scatter(const __global float *restrict grad_output,
+                                         __global float *restrict grad_input, const int C,
+                                         const int H, const int W, const int OH, const int OW,
+                                         const int size_h, const int size_w, const int stride_h,
+                                         const int stride_w, const int pad_top,
+                                         const int pad_left, const int total) {
+    const int index = get_global_id(0);
+    if (index >= total)
+        return;
+    const int ow = index % OW;
+    const int oh = (index / OW) % OH;
+    const int plane = index / (OW * OH);
+    const int h0 = oh * stride_h - pad_top;
+    const int w0 = ow * stride_w - pad_left;
+    const int divisor =
+        (min(h0 + size_h, H + pad_top) - h0) * (min(w0 + size_w, W + pad_left) - w0);
+    const int h_begin = max(h0, 0), h_end = min(h0 + size_h, H);
+    const int w_begin = max(w0, 0), w_end = min(w0 + size_w, W);
+    const float share = grad_output[index] / (float)divisor;
+    __global float *grad = grad_input + plane * H * W;
+    for (int h = h_begin; h < h_end; h++)
+        for (int w = w_begin; w < w_end; w++)
+            grad[h * W + w] = share;
+}

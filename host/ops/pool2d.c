@@ -25,13 +25,27 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
 clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
                              cl_mem grad_output, cl_mem grad_input) {
     const int is_max = p->kind == POOL_MAX;
-    const char *name = is_max ? "maxpool2d_backward" : "avgpool2d_backward";
+    /* Windows that do not overlap scatter, one work-item per output, into a
+     * zeroed gradient; overlapping ones gather, one work-item per input
+     * element (see kernels/pool2d.cl). */
+    const int scatter = p->stride_h >= p->size_h && p->stride_w >= p->size_w;
+    const char *name = scatter ? (is_max ? "maxpool2d_backward_scatter" : "avgpool2d_backward_scatter")
+                               : (is_max ? "maxpool2d_backward" : "avgpool2d_backward");
     cl_kernel kernel;
     clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, "", &kernel);
     if (status != CLCNN_OK)
         return status;
-    /* One work-item per input element: the kernels gather (see kernels/pool2d.cl). */
-    const int total = p->batch * p->channels * p->in_height * p->in_width;
+    const int in_count = p->batch * p->channels * p->in_height * p->in_width;
+    if (scatter) {
+        const float zero = 0.0f;
+        status = cl_check(ctx,
+                          clEnqueueFillBuffer(ctx->queue, grad_input, &zero, sizeof(zero), 0,
+                                              sizeof(float) * (size_t)in_count, 0, NULL, NULL),
+                          "clEnqueueFillBuffer");
+        if (status != CLCNN_OK)
+            return status;
+    }
+    const int total = scatter ? p->batch * p->channels * p->out_height * p->out_width : in_count;
     const kernel_arg shape_args[] = {
         {sizeof(int), &p->channels},   {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width},
         {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width}, {sizeof(int), &p->size_h},
