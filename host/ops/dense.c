@@ -17,8 +17,25 @@ static gemm_params dense_forward_gemm(const dense_params *p) {
     return g;
 }
 
+/* A dense layer is a 1x1 convolution of 1x1 images with in_features channels,
+ * and on devices that run the register-blocked convolution that is the faster path. */
+static conv2d_params as_convolution(const dense_params *p) {
+    conv2d_params c = {0};
+    c.batch = p->batch;
+    c.in_channels = p->in_features;
+    c.out_channels = p->out_features;
+    c.in_height = c.in_width = c.out_height = c.out_width = 1;
+    c.kernel_h = c.kernel_w = c.stride_h = c.stride_w = 1;
+    c.has_bias = p->has_bias;
+    return c;
+}
+
 clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
                            cl_mem bias, cl_mem output) {
+    if (use_direct_kernels(ctx)) {
+        const conv2d_params c = as_convolution(p);
+        return conv2d_forward(ctx, &c, input, weight, bias, output);
+    }
     const gemm_params g = dense_forward_gemm(p);
     return gemm(ctx, &g, input, weight, output, bias);
 }
@@ -61,7 +78,10 @@ clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem in
                             cl_mem grad_output, cl_mem grad_input, cl_mem grad_weight,
                             cl_mem grad_bias) {
     clcnn_status status = CLCNN_OK;
-    if (grad_input) {
+    const conv2d_params c = as_convolution(p);
+    if (grad_input && use_direct_kernels(ctx)) {
+        status = conv2d_backward_data(ctx, &c, grad_output, weight, grad_input);
+    } else if (grad_input) {
         const gemm_params data = dense_grad_input_gemm(p);
         status = gemm(ctx, &data, grad_output, weight, grad_input, NULL);
     }
