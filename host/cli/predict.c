@@ -111,7 +111,8 @@ static int read_image(clcnn_context *ctx, clcnn_net *net, const char *path, floa
     clcnn_layer_info input;
     clcnn_net_layer_info(net, 0, &input);
     const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
-    if (has_suffix(path, ".npy"))
+    /* Batches: .npy and IDX image files (Fashion-MNIST's own, for instance). */
+    if (has_suffix(path, ".npy") || has_suffix(path, "-ubyte") || has_suffix(path, "-ubyte.gz"))
         return cli_read_images(ctx, net, path, image, count);
     int h = 0, w = 0, result;
     if (has_suffix(path, ".pgm")) {
@@ -133,12 +134,15 @@ static int read_image(clcnn_context *ctx, clcnn_net *net, const char *path, floa
 }
 
 int command_predict(const cli_common *common, int argc, char **argv) {
-    int64_t top = 3;
+    int64_t top = 3, limit = -1;
     const char *model_path = NULL;
     int first_image = -1;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--top") == 0 && i + 1 < argc) {
             if (cli_parse_int64("--top", argv[++i], &top) != 0)
+                return 2;
+        } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            if (cli_parse_int64("--limit", argv[++i], &limit) != 0)
                 return 2;
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             return cli_fail("predict: unknown option '%s'", argv[i]);
@@ -149,7 +153,8 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         }
     }
     if (!model_path || first_image < 0)
-        return cli_fail("usage: clcnn predict MODEL IMAGE... [--top K] (.npy, .pgm or .png)");
+        return cli_fail("usage: clcnn predict MODEL IMAGE... [--top K] [--limit N] (.npy, .pgm, "
+                        ".png or IDX images)");
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
         return 1;
@@ -166,7 +171,7 @@ int command_predict(const cli_common *common, int argc, char **argv) {
     clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
     const int is_softmax = strcmp(last.type, "softmax") == 0;
     for (int i = first_image; i < argc && result == 0; i++) {
-        if (strcmp(argv[i], "--top") == 0) {
+        if (strcmp(argv[i], "--top") == 0 || strcmp(argv[i], "--limit") == 0) {
             i++;
             continue;
         }
@@ -176,6 +181,8 @@ int command_predict(const cli_common *common, int argc, char **argv) {
             result = 1;
             break;
         }
+        if (limit >= 0 && limit < count)
+            count = limit;
         for (int64_t j = 0; j < count * in_size; j++)
             images[j] = (images[j] - info.input_mean) / info.input_std;
         float *scores = malloc(sizeof(float) * (size_t)(count * classes));
