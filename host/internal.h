@@ -91,6 +91,10 @@ clcnn_status runtime_workspace(clcnn_context *ctx, size_t bytes, cl_mem *out);
 clcnn_status buffer_create(clcnn_context *ctx, size_t bytes, cl_mem *out);
 clcnn_status buffer_write(clcnn_context *ctx, cl_mem buffer, size_t offset, size_t bytes,
                           const void *data);
+/* Enqueues the write and returns at once: data must stay unchanged until a
+ * later blocking call on the queue (a read, a finish) has returned. */
+clcnn_status buffer_write_async(clcnn_context *ctx, cl_mem buffer, size_t offset, size_t bytes,
+                                const void *data);
 clcnn_status buffer_read(clcnn_context *ctx, cl_mem buffer, size_t offset, size_t bytes,
                          void *data);
 void buffer_release(cl_mem *buffer);
@@ -232,10 +236,11 @@ struct clcnn_trainer {
     int host_state_stale;   /* the device copy is newer */
     int device_state_stale; /* the host copy is newer */
 
-    /* staging for one batch */
+    /* two batches of staging: the next batch is gathered while the device
+     * computes the current one */
     int64_t *order;
-    float *batch_images;
-    int32_t *batch_labels;
+    float *batch_images[2];
+    int32_t *batch_labels[2];
     float *batch_outputs;
 };
 
@@ -253,7 +258,8 @@ clcnn_status net_sync_parameters_to_device(clcnn_net *net);
 clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients);
 /* The forward pass of batch images (batch <= capacity) already in layer 0's storage. */
 clcnn_status net_forward_stored(clcnn_net *net, int batch);
-/* Images into layer 0's storage. */
+/* Images into layer 0's storage; on a device the copy is enqueued, so input
+ * must stay unchanged until the next blocking read. */
 clcnn_status net_write_input(clcnn_net *net, const float *input, int batch);
 /* Checks labels/targets for the loss and stages them on the host. */
 clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,

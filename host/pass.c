@@ -513,12 +513,12 @@ clcnn_status clcnn_net_set_loss(clcnn_net *net, clcnn_loss kind) {
     /* Cross-entropy on a softmax (and BCE on a sigmoid) is computed from the
      * layer's input: the fused gradient is exact and log of a rounded
      * probability is avoided. */
-    if (kind == CLCNN_LOSS_CROSS_ENTROPY && final->type == LAYER_SOFTMAX && last >= 2)
+    if (kind == CLCNN_LOSS_CROSS_ENTROPY && final->type == LAYER_SOFTMAX && last >= 1)
         plan.logits_layer = plan.backward_from = last - 1;
-    if (kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY && final->type == LAYER_SIGMOID && last >= 2)
+    if (kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY && final->type == LAYER_SIGMOID && last >= 1)
         plan.logits_layer = plan.backward_from = last - 1;
     const layer *logits = &net->layers[plan.logits_layer];
-    if (plan.logits_layer == 0)
+    if (last == 0)
         return set_error(net->ctx, CLCNN_ERROR_SHAPE, "the network has no layer to train");
     if (kind == CLCNN_LOSS_CROSS_ENTROPY && logits->out.ndim != 1)
         return set_error(net->ctx, CLCNN_ERROR_SHAPE,
@@ -604,15 +604,15 @@ static clcnn_status compute_loss(clcnn_net *net, int batch) {
         cl_mem logits = net->device_outputs[logits_index];
         cl_mem grad = net->device_output_grads[grad_index];
         if (net->loss.kind == CLCNN_LOSS_CROSS_ENTROPY) {
-            status = buffer_write(ctx, net->device_labels, 0, sizeof(int32_t) * (size_t)batch,
-                                  net->host_labels);
+            status = buffer_write_async(ctx, net->device_labels, 0,
+                                        sizeof(int32_t) * (size_t)batch, net->host_labels);
             if (status == CLCNN_OK)
                 status = softmax_cross_entropy(ctx, batch, units, logits, net->device_labels,
                                                net->device_losses, grad);
         } else {
             int64_t count = net->loss.kind == CLCNN_LOSS_MSE ? (int64_t)batch * units : batch;
-            status = buffer_write(ctx, net->device_targets, 0, sizeof(float) * (size_t)count,
-                                  net->host_targets);
+            status = buffer_write_async(ctx, net->device_targets, 0,
+                                        sizeof(float) * (size_t)count, net->host_targets);
             if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY)
                 status = sigmoid_binary_cross_entropy(ctx, batch, logits, net->device_targets,
                                                       net->device_losses, grad);

@@ -632,6 +632,16 @@ clcnn_status buffer_write(clcnn_context *ctx, cl_mem buffer, size_t offset, size
                     "clEnqueueWriteBuffer");
 }
 
+clcnn_status buffer_write_async(clcnn_context *ctx, cl_mem buffer, size_t offset, size_t bytes,
+                                const void *data) {
+    if (bytes == 0)
+        return CLCNN_OK;
+    return cl_check(ctx,
+                    clEnqueueWriteBuffer(ctx->queue, buffer, CL_FALSE, offset, bytes, data, 0,
+                                         NULL, NULL),
+                    "clEnqueueWriteBuffer");
+}
+
 clcnn_status buffer_read(clcnn_context *ctx, cl_mem buffer, size_t offset, size_t bytes,
                          void *data) {
     if (bytes == 0)

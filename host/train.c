@@ -82,11 +82,14 @@ clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *conf
     const int64_t batch = config->batch_size;
     t->host_state1 = calloc((size_t)floats, sizeof(float));
     t->host_state2 = calloc((size_t)floats, sizeof(float));
-    t->batch_images = malloc(sizeof(float) * (size_t)(batch * clcnn_net_input_size(net)));
-    t->batch_labels = malloc(sizeof(int32_t) * (size_t)batch);
+    int staging_ok = 1;
+    for (int i = 0; i < 2; i++) {
+        t->batch_images[i] = malloc(sizeof(float) * (size_t)(batch * clcnn_net_input_size(net)));
+        t->batch_labels[i] = malloc(sizeof(int32_t) * (size_t)batch);
+        staging_ok = staging_ok && t->batch_images[i] && t->batch_labels[i];
+    }
     t->batch_outputs = malloc(sizeof(float) * (size_t)(batch * clcnn_net_output_size(net)));
-    if (!t->host_state1 || !t->host_state2 || !t->batch_images || !t->batch_labels ||
-        !t->batch_outputs) {
+    if (!t->host_state1 || !t->host_state2 || !staging_ok || !t->batch_outputs) {
         clcnn_trainer_destroy(t);
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for the optimizer");
     }
@@ -117,8 +120,10 @@ void clcnn_trainer_destroy(clcnn_trainer *t) {
     free(t->host_state1);
     free(t->host_state2);
     free(t->order);
-    free(t->batch_images);
-    free(t->batch_labels);
+    for (int i = 0; i < 2; i++) {
+        free(t->batch_images[i]);
+        free(t->batch_labels[i]);
+    }
     free(t->batch_outputs);
     free(t);
 }
@@ -225,6 +230,19 @@ static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
     return status;
 }
 
+/* Copies the shuffled images first .. first + batch_size - 1 into staging slot. */
+static void gather_batch(clcnn_trainer *t, const clcnn_dataset *data, int64_t first,
+                         int64_t batch_size, int slot) {
+    const int64_t image_size = (int64_t)data->channels * data->height * data->width;
+    const int64_t end = first + batch_size < data->count ? first + batch_size : data->count;
+    for (int64_t i = first; i < end; i++) {
+        const int64_t index = t->order[i];
+        memcpy(t->batch_images[slot] + (i - first) * image_size,
+               data->images + index * image_size, sizeof(float) * (size_t)image_size);
+        t->batch_labels[slot][i - first] = data->labels[index];
+    }
+}
+
 clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
                                  clcnn_progress_fn progress, void *user, double *loss,
                                  double *accuracy) {
@@ -255,7 +273,6 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
     if (status != CLCNN_OK)
         return status;
 
-    const int64_t image_size = clcnn_net_input_size(net);
     const int64_t units = shape3_count(net->layers[net->loss.logits_layer].out);
     const int64_t batch_size = t->config.batch_size;
     const int64_t batches = (data->count + batch_size - 1) / batch_size;
@@ -263,25 +280,26 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
     const double start = seconds_now();
     double loss_sum = 0.0;
     int64_t correct = 0, seen = 0;
+    gather_batch(t, data, 0, batch_size, 0);
     for (int64_t b = 0; b < batches && status == CLCNN_OK; b++) {
         const int64_t first = b * batch_size;
         const int n = (int)(data->count - first < batch_size ? data->count - first : batch_size);
-        for (int i = 0; i < n; i++) {
-            const int64_t index = t->order[first + i];
-            memcpy(t->batch_images + i * image_size, data->images + index * image_size,
-                   sizeof(float) * (size_t)image_size);
-            t->batch_labels[i] = data->labels[index];
-        }
+        const int current = (int)(b % 2);
         double batch_loss = 0.0;
-        status = net_write_input(net, t->batch_images, n);
+        status = net_write_input(net, t->batch_images[current], n);
         if (status == CLCNN_OK)
-            status = net_stage_targets(net, n, t->batch_labels, NULL);
+            status = net_stage_targets(net, n, t->batch_labels[current], NULL);
         if (status == CLCNN_OK)
             status = net_forward_stored(net, n);
         if (status == CLCNN_OK)
             status = net_backward_stored(net, n);
         if (status == CLCNN_OK)
             status = optimizer_update(t, learning_rate);
+        /* The device works on this step while the host gathers the next batch. */
+        if (status == CLCNN_OK && net->ctx->kind == CLCNN_DEVICE_OPENCL)
+            status = cl_check(ctx, clFlush(ctx->queue), "clFlush");
+        if (b + 1 < batches)
+            gather_batch(t, data, first + batch_size, batch_size, 1 - current);
         if (status == CLCNN_OK)
             status = net_read_loss(net, n, &batch_loss);
         if (status == CLCNN_OK)
@@ -298,7 +316,7 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         loss_sum += batch_loss * n;
         for (int i = 0; i < n; i++)
             correct += predicted_class(net, t->batch_outputs + i * units, units) ==
-                       t->batch_labels[i];
+                       t->batch_labels[current][i];
         seen += n;
         if (progress) {
             clcnn_progress p;
