@@ -76,9 +76,21 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
 void conv2d_backward_weights_ref(const conv2d_params *p, const float *input,
                                  const float *grad_output, float *grad_weight, float *grad_bias);
 size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const conv2d_params *p);
+/* The number of slices the reduction over batch and pixels is cut into (1:
+ * none); the same on both paths. */
+int conv2d_backward_weights_slices(const conv2d_params *p);
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch);
+/* The register-blocked path (CPU devices) with an explicit configuration, for
+ * the tests and the tuner; its scratch size depends on the configuration, and
+ * a scratch buffer smaller than that is refused. */
+size_t conv2d_backward_weights_direct_scratch_bytes(const direct_config *config,
+                                                    const conv2d_params *p);
+clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_config *config,
+                                            const conv2d_params *p, cl_mem input,
+                                            cl_mem grad_output, cl_mem grad_weight,
+                                            cl_mem grad_bias, cl_mem scratch);
 
 /* ---- gemm: C = alpha * A(m,k) B(k,n) + beta * C + bias (see kernels/gemm.cl) ---- */
 
@@ -168,7 +180,9 @@ clcnn_status activation_forward(clcnn_context *ctx, activation_kind kind, float 
                                 int64_t count, cl_mem input, cl_mem output);
 
 /* grad_input from the forward output y (so it may run in place):
- * relu g*(y>0), leaky y>0 ? g : g*slope, sigmoid g*y*(1-y), tanh g*(1-y*y). */
+ * relu g*(y>0), leaky y>0 ? g : g*slope, sigmoid g*y*(1-y), tanh g*(1-y*y).
+ * For leaky, pass the forward INPUT as `output`: with a negative slope y > 0
+ * does not tell x > 0, and PyTorch decides on x. */
 void activation_backward_ref(activation_kind kind, float slope, int64_t count, const float *output,
                              const float *grad_output, float *grad_input);
 clcnn_status activation_backward(clcnn_context *ctx, activation_kind kind, float slope,

@@ -678,8 +678,8 @@ static void layer_backward_ref(clcnn_net *net, int i, int batch) {
     case LAYER_LEAKY:
     case LAYER_SIGMOID:
     case LAYER_TANH:
-        activation_backward_ref(activation_of(l), l->slope, batch * shape3_count(l->out), out,
-                                grad_out, grad_in);
+        activation_backward_ref(activation_of(l), l->slope, batch * shape3_count(l->out),
+                                l->type == LAYER_LEAKY ? in : out, grad_out, grad_in);
         break;
     case LAYER_SOFTMAX: {
         int columns = softmax_columns(l);
@@ -731,8 +731,9 @@ static clcnn_status layer_backward_opencl(clcnn_net *net, int i, int batch) {
     case LAYER_LEAKY:
     case LAYER_SIGMOID:
     case LAYER_TANH:
+        /* Leaky decides on its input's sign (see ops.h). */
         return activation_backward(ctx, activation_of(l), l->slope, batch * shape3_count(l->out),
-                                   out, grad_out, grad_in);
+                                   l->type == LAYER_LEAKY ? in : out, grad_out, grad_in);
     case LAYER_SOFTMAX: {
         int columns = softmax_columns(l);
         return softmax_backward(ctx, batch * shape3_count(l->out) / columns, columns, out,

@@ -140,6 +140,7 @@ __kernel void conv2d_forward(const __global float *restrict input,
         }
     }
 }
+
 /* ---- backward data ---------------------------------------------------------------------
  *
  *   grad_input[n, c, ih, iw] = sum over (k, r, s) with oh*stride_h - pad_top + r == ih and

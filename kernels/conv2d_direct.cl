@@ -267,3 +267,250 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
     }
     store_block(acc, grad_input, grad_input, 0, first_channel, C, first_position, positions, HW);
 }
+
+/* ---- backward weights ------------------------------------------------------------------
+ *
+ *   grad_weight[k, c, r, s] = sum over positions (n, oh, ow) of grad_output[n, k, oh, ow] *
+ *                             input[n, c, oh*stride_h - pad_top + r, ow*stride_w - pad_left + s]
+ *   grad_bias[k] = sum over positions of grad_output[n, k, oh, ow]
+ *
+ * Here the vectorised channels are the output channels k and WPT_P counts
+ * taps (c, r, s) instead of positions: a work-item owns WPT_P consecutive
+ * taps x VW*NV output channels and walks the positions of one slice. Per
+ * position it loads NV vectors of the transposed gradient (made by
+ * conv2d_transpose_grad_output, which also sums the bias gradient) and one
+ * scalar input per tap from a zero-padded copy of the input (made by
+ * conv2d_pad_input): without bounds tests the inner loop is nothing but
+ * loads and fma, about twice as fast on PoCL as testing each tap. The slices
+ * keep the float sums short and give the CPU enough work-items. Slice z's partial sums go to
+ * partial + z * slice_stride as [K][C*R*S] weights then [K] bias, and
+ * conv2d_sum_direct_slices adds the slices in a fixed order, so the result
+ * does not depend on scheduling. With one slice the kernels write
+ * grad_weight and grad_bias directly.
+ */
+
+/* Positions summed from zero before they join a running total: no float sum
+ * runs over a whole slice, whose rounding error would grow with its length. */
+#define TRANSPOSE_CHUNK 64
+
+/* grad_output (N, K, OH, OW) -> grad_t (N*OH*OW, K_padded) at grad_t + grad_t_offset,
+ * zeros in the padding; and, if has_bias, slice z's sum of each channel k at
+ * bias_out[bias_offset + z * slice_stride + k]. A work-item takes VW channels
+ * of one slice: per position VW scalar loads, one vector store and one vector
+ * add. Launch: global (K_padded / VW, slices), any local size. */
+__kernel void conv2d_transpose_grad_output(const __global float *restrict grad_output,
+                                           __global float *restrict grad_t,
+                                           const int grad_t_offset,
+                                           __global float *restrict bias_out,
+                                           const int bias_offset, const int has_bias,
+                                           const int K, const int OHW, const int positions,
+                                           const int slice_length, const int slice_stride,
+                                           const int K_padded) {
+    const int first_channel = get_global_id(0) * VW;
+    const int slice = get_global_id(1);
+    if (first_channel >= K_padded)
+        return;
+    const int first_position = slice * slice_length;
+    const int end_position = min(first_position + slice_length, positions);
+
+    /* Lanes past the last channel read channel K-1 and are then zeroed. */
+    int lane_plane[VW], lane_valid[VW];
+#pragma unroll
+    for (int j = 0; j < VW; j++) {
+        lane_valid[j] = first_channel + j < K;
+        lane_plane[j] = (min(first_channel + j, K - 1) - first_channel) * OHW;
+    }
+
+    /* The first channel's plane in the current image, and the pixel within it. */
+    int n = first_position / OHW;
+    int pixel = first_position - n * OHW;
+    const __global float *plane = grad_output + (n * K + first_channel) * OHW;
+    __global float *out = grad_t + grad_t_offset + first_channel;
+    floatv total = (floatv)(0.0f);
+    for (int chunk = first_position; chunk < end_position; chunk += TRANSPOSE_CHUNK) {
+        const int end = min(chunk + TRANSPOSE_CHUNK, end_position);
+        floatv chunk_sum = (floatv)(0.0f);
+        for (int position = chunk; position < end; position++) {
+            float lanes[VW];
+#pragma unroll
+            for (int j = 0; j < VW; j++)
+                lanes[j] = lane_valid[j] ? plane[lane_plane[j] + pixel] : 0.0f;
+            const floatv g = load_vector(0, lanes);
+            store_vector(g, 0, out + position * K_padded);
+            chunk_sum += g;
+            pixel++;
+            if (pixel == OHW) {
+                pixel = 0;
+                plane += K * OHW;
+            }
+        }
+        total += chunk_sum;
+    }
+    if (has_bias) {
+        float lanes[VW];
+        store_vector(total, 0, lanes);
+        for (int j = 0; j < VW && first_channel + j < K; j++)
+            bias_out[bias_offset + slice * slice_stride + first_channel + j] = lanes[j];
+    }
+}
+
+/* input (N, C, H, W) -> padded (N, C, Hp, Wp) at padded + padded_offset:
+ * padded[n, c, ph, pw] = input[n, c, ph - pad_top, pw - pad_left], zero
+ * outside the input. Hp = (OH-1)*stride_h + R and Wp = (OW-1)*stride_w + S
+ * cover every window (rows and columns no window reaches are left out).
+ * One work-item per padded row: launch global (N*C*Hp), any local size. */
+__kernel void conv2d_pad_input(const __global float *restrict input,
+                               __global float *restrict padded, const int padded_offset,
+                               const int H, const int W, const int pad_top, const int pad_left,
+                               const int Hp, const int Wp, const int rows) {
+    const int row = get_global_id(0);
+    if (row >= rows)
+        return;
+    const int plane = row / Hp; /* n*C + c */
+    const int ih = row - plane * Hp - pad_top;
+    __global float *out = padded + padded_offset + row * Wp;
+    /* Columns [first_inside, end_inside) come from the input. */
+    const int first_inside = min(pad_left, Wp);
+    const int end_inside = ih >= 0 && ih < H ? clamp(W + pad_left, first_inside, Wp) : first_inside;
+    const __global float *in = input + (plane * H + ih) * W - pad_left;
+    int pw = 0;
+    for (; pw < first_inside; pw++)
+        out[pw] = 0.0f;
+    for (; pw < end_inside; pw++)
+        out[pw] = in[pw];
+    for (; pw < Wp; pw++)
+        out[pw] = 0.0f;
+}
+
+/* padded (at padded + padded_offset) is conv2d_pad_input's (N, C, Hp, Wp),
+ * or the input itself (Hp = H, Wp = W) where no window reaches past its edges;
+ * grad_t (at grad_t + grad_t_offset) is conv2d_transpose_grad_output's.
+ * Launch: global (K_padded / (VW*NV), ceil(C*R*S / WPT_P), slices), any local
+ * size; slice z covers positions [z*slice_length, (z+1)*slice_length). */
+__kernel void conv2d_backward_weights_direct(
+    const __global float *restrict padded, const int padded_offset,
+    const __global float *restrict grad_t, const int grad_t_offset,
+    __global float *restrict partial, const int slice_stride, const int C, const int Hp,
+    const int Wp, const int K, const int R, const int S, const int stride_h, const int stride_w,
+    const int OH, const int OW, const int positions, const int slice_length,
+    const int K_padded) {
+    const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
+    const int first_tap = get_global_id(1) * WPT_P;
+    const int slice = get_global_id(2);
+    const int RS = R * S;
+    const int CRS = C * RS;
+    if (first_channel >= K || first_tap >= CRS)
+        return;
+    const int plane = Hp * Wp;
+    const int OHW = OH * OW;
+    const int first_position = slice * slice_length;
+    const int end_position = min(first_position + slice_length, positions);
+
+    /* Per tap: its offset from a window's top-left corner. Taps past the end
+     * repeat the last one; their sums are not stored. */
+    int tap_offset[WPT_P];
+#pragma unroll
+    for (int m = 0; m < WPT_P; m++) {
+        const int tap = min(first_tap + m, CRS - 1);
+        const int c = tap / RS;
+        const int rs = tap - c * RS;
+        const int r = rs / S;
+        tap_offset[m] = c * plane + r * Wp + (rs - r * S);
+    }
+
+    floatv total[WPT_P][NV];
+#pragma unroll
+    for (int m = 0; m < WPT_P; m++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            total[m][v] = (floatv)(0.0f);
+
+    /* One output row (n, oh) of the slice at a time: its products are summed
+     * from zero before they join the total (add_block), as the chunks above. */
+    int position = first_position;
+    while (position < end_position) {
+        const int n = position / OHW;
+        const int pixel = position - n * OHW;
+        const int oh = pixel / OW;
+        const int first_ow = pixel - oh * OW;
+        const int end_ow = min(OW, first_ow + (end_position - position));
+        /* The window's top-left corner in the padded input. */
+        const __global float *corner = padded + padded_offset + n * C * plane +
+                                       oh * stride_h * Wp + first_ow * stride_w;
+        const __global float *gradient =
+            grad_t + grad_t_offset + position * K_padded + first_channel;
+
+        floatv row_sum[WPT_P][NV];
+#pragma unroll
+        for (int m = 0; m < WPT_P; m++)
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                row_sum[m][v] = (floatv)(0.0f);
+        for (int ow = first_ow; ow < end_ow; ow++) {
+            floatv g[NV];
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                g[v] = load_vector(0, gradient + v * VW);
+#pragma unroll
+            for (int m = 0; m < WPT_P; m++) {
+                const float x = corner[tap_offset[m]];
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    row_sum[m][v] = fma((floatv)(x), g[v], row_sum[m][v]);
+            }
+            gradient += K_padded;
+            corner += stride_w;
+        }
+        add_block(total, row_sum);
+        position += end_ow - first_ow;
+    }
+
+    /* Each lane is one output channel, whose taps are CRS apart. */
+    __global float *slice_out = partial + slice * slice_stride;
+    for (int v = 0; v < NV; v++) {
+        for (int m = 0; m < WPT_P; m++) {
+            const int tap = first_tap + m;
+            if (tap >= CRS)
+                break;
+            float lanes[VW];
+#if VW == 1
+            lanes[0] = total[m][v];
+#else
+            store_vector(total[m][v], 0, lanes);
+#endif
+            for (int j = 0; j < VW; j++) {
+                const int k = first_channel + v * VW + j;
+                if (k < K)
+                    slice_out[k * CRS + tap] = lanes[j];
+            }
+        }
+    }
+}
+
+/* grad_weight[i] (i < weights = K*C*R*S) and, if has_bias, grad_bias[i - weights]
+ * = the sum over slices of partial[slice * slice_stride + i]. One work-item
+ * per element, any local size. As conv2d_sum_slices (conv2d.cl): the slices
+ * are added in groups of SLICE_GROUP, then the group sums, always in the same order. */
+#define DIRECT_SLICE_GROUP 8
+
+__kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
+                                       __global float *restrict grad_weight,
+                                       __global float *restrict grad_bias, const int weights,
+                                       const int K, const int has_bias, const int slices,
+                                       const int slice_stride) {
+    const int i = get_global_id(0);
+    if (i >= weights + (has_bias ? K : 0))
+        return;
+    float total = 0.0f;
+    for (int first = 0; first < slices; first += DIRECT_SLICE_GROUP) {
+        const int end = min(first + DIRECT_SLICE_GROUP, slices);
+        float group = 0.0f;
+        for (int slice = first; slice < end; slice++)
+            group += partial[slice * slice_stride + i];
+        total += group;
+    }
+    if (i < weights)
+        grad_weight[i] = total;
+    else
+        grad_bias[i - weights] = total;
+}

@@ -1,22 +1,31 @@
 /* The convolution's backward kernels and reduce_channels against their CPU
  * references, and the references against finite differences.
  *
- * 1. Backward-data and backward-weights (with the bias gradient) on random
- *    shapes: batch 1 and more, channel counts that are not multiples of any
- *    tile, square and rectangular kernels, strides chosen per axis,
- *    asymmetric padding (pad_bottom/pad_right drawn apart from
- *    pad_top/pad_left, so the last rows and columns may be reached by no
+ * 1. Backward-data and backward-weights (with the bias gradient) of the
+ *    local-memory tiled kernels (kernels/conv2d.cl, forced with
+ *    CLCNN_CONV=tiled) on random shapes: batch 1 and more, channel counts that
+ *    are not multiples of any tile, square and rectangular kernels, strides
+ *    chosen per axis, asymmetric padding (pad_bottom/pad_right drawn apart
+ *    from pad_top/pad_left, so the last rows and columns may be reached by no
  *    window), then a few long reductions (batch 8 of 32x32 images and more)
  *    whose weight gradient is cut into several slices. A subset runs again
- *    under other tile configurations through CLCNN_TILES.
+ *    under other tile configurations through CLCNN_TILES. Where the library
+ *    picks another path on this device (the register-blocked kernels on CPU
+ *    devices), a subset also runs through that default path.
+ *    Backward-weights alone then runs on every random shape and long
+ *    reduction through the default path (where that is the register-blocked
+ *    one), and on subsets through conv2d_backward_weights_direct under
+ *    explicit configurations (vector width, vectors and taps per work-item,
+ *    work-group size).
  * 2. reduce_channels on shapes with outer, columns and inner from 1 to a few
  *    thousand, on data centred on zero and on data with a positive mean.
  * 3. Finite differences: an independent float64 forward convolution in this
  *    file, loss = sum(forward(x) * G); central differences of the loss with
  *    respect to every input element, weight and bias must match the
- *    reference gradients (grad_output = G) and the OpenCL ones.
+ *    reference gradients (grad_output = G) and the OpenCL ones (each path)
+ *    within 1e-4, |fd - g| / max(|fd|, 1e-2).
  * 4. The throughput of forward, backward-data and backward-weights on a
- *    64-channel 3x3 layer at 32x32, batch 8 (printed, not checked).
+ *    64-channel 3x3 layer at 32x32, batch 8, per path (printed, not checked).
  *
  * Device results must satisfy max_relative_error(device, reference, n, 1.0)
  * <= 1e-5, i.e. |device - reference| / max(|reference|, 1), with one
@@ -54,6 +63,8 @@ enum {
     RANDOM_SHAPES = 130,
     LONG_REDUCTION_SHAPES = 12,
     SHAPES_PER_EXTRA_CONFIG = 30,
+    SHAPES_PER_DIRECT_CONFIG = 20,
+    DEFAULT_PATH_SHAPES = 60,
     REDUCE_SHAPES = 150,
     FINITE_DIFFERENCE_SHAPES = 30
 };
@@ -369,18 +380,42 @@ static int check_backward_case(clcnn_context *ctx, const conv_case *c, uint64_t 
     return ok;
 }
 
-/* Random shapes and long reductions under the tile configuration CLCNN_TILES
- * names (NULL: the device default). */
-static void run_backward_shapes(clcnn_context *ctx, const char *tiles, int random_shapes,
-                                int long_shapes, uint64_t seed) {
+/* The convolution path the public entry points take: PATH_TILED forces the
+ * local-memory tiled kernels (kernels/conv2d.cl) through CLCNN_CONV=tiled;
+ * PATH_DEVICE_DEFAULT leaves the choice to the library (on CPU devices the
+ * register-blocked kernels of kernels/conv2d_direct.cl). */
+typedef enum conv_path { PATH_TILED, PATH_DEVICE_DEFAULT } conv_path;
+
+static void select_conv_path(conv_path path) {
+    if (path == PATH_TILED)
+        setenv("CLCNN_CONV", "tiled", 1);
+    else
+        unsetenv("CLCNN_CONV");
+}
+
+/* A name for the path now selected, with its tile configuration if tiled. */
+static void describe_conv_path(const clcnn_context *ctx, char *buf, size_t size) {
+    if (use_direct_kernels(ctx)) {
+        snprintf(buf, size, "direct");
+        return;
+    }
+    const tile_config config = tile_config_for(ctx, "conv2d");
+    snprintf(buf, size, "tiled %d,%d,%d,%d,%d", config.tile_m, config.tile_n, config.tile_k,
+             config.wpt_m, config.wpt_n);
+}
+
+/* Random shapes and long reductions on one path, tiled ones under the tile
+ * configuration CLCNN_TILES names (NULL: the device's default). */
+static void run_backward_shapes(clcnn_context *ctx, conv_path path, const char *tiles,
+                                int random_shapes, int long_shapes, uint64_t seed) {
+    select_conv_path(path);
     if (tiles)
         setenv("CLCNN_TILES", tiles, 1);
     else
         unsetenv("CLCNN_TILES");
-    const tile_config config = tile_config_for(ctx, "conv2d");
     char label[128];
-    snprintf(label, sizeof(label), "tiles %d,%d,%d,%d,%d", config.tile_m, config.tile_n,
-             config.tile_k, config.wpt_m, config.wpt_n);
+    describe_conv_path(ctx, label, sizeof(label));
+    const int tiled = !use_direct_kernels(ctx);
 
     test_rng rng = {seed};
     op_result data_result = {0}, weights_result = {0}, long_weights_result = {0};
@@ -392,14 +427,15 @@ static void run_backward_shapes(clcnn_context *ctx, const char *tiles, int rando
     }
     for (int i = 0; i < long_shapes; i++) {
         const conv_case c = draw_long_reduction_case(&rng, i);
-        /* More scratch than one copy of the weights means the reduction was sliced. */
-        if (conv2d_backward_weights_scratch_bytes(ctx, &c.p) >
-            (size_t)weight_count(&c.p) * sizeof(float))
+        /* On the tiled path, more scratch than one copy of the weights means
+         * the reduction was sliced. */
+        if (tiled && conv2d_backward_weights_scratch_bytes(ctx, &c.p) >
+                         (size_t)weight_count(&c.p) * sizeof(float))
             sliced++;
         check_backward_case(ctx, &c, seed * 1000 + 500 + (uint64_t)i, &data_result, &weights_result,
                             &long_weights_result);
     }
-    if (long_shapes > 0)
+    if (tiled)
         CHECK(sliced == long_shapes);
     char name[200];
     snprintf(name, sizeof(name), "conv2d backward data, %s", label);
@@ -411,6 +447,7 @@ static void run_backward_shapes(clcnn_context *ctx, const char *tiles, int rando
              LONG_REDUCTION_STEPS);
     print_summary(name, &long_weights_result);
     unsetenv("CLCNN_TILES");
+    unsetenv("CLCNN_CONV");
 }
 
 /* Slicing needs the scratch buffer: leaving it out must be refused, not crash. */
@@ -441,6 +478,174 @@ static void check_missing_scratch_refused(clcnn_context *ctx) {
     buffer_release(&input_buf);
     buffer_release(&grad_output_buf);
     buffer_release(&grad_weight_buf);
+}
+
+/* ---- register-blocked backward weights ------------------------------------------------------ */
+
+/* Backward-weights (with the bias gradient) of one shape against the
+ * reference: through conv2d_backward_weights_direct with config, or with
+ * config NULL through conv2d_backward_weights on the path now selected. The
+ * scratch buffer is filled with NaN, so a part of it that the kernels read
+ * before writing shows up as well. Returns 1 if within the bound. */
+static int check_weights_case(clcnn_context *ctx, const direct_config *config, const conv_case *c,
+                              uint64_t seed, op_result *weights_result,
+                              op_result *long_weights_result) {
+    const conv2d_params *p = &c->p;
+    test_rng rng = {seed};
+    const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
+    float *input = allocate_floats(inputs);
+    float *grad_output = allocate_floats(outputs);
+    fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
+    fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+    float *grad_weight_ref = allocate_floats(weights);
+    float *grad_bias_ref = allocate_floats(p->out_channels);
+    conv2d_backward_weights_ref(p, input, grad_output, grad_weight_ref, grad_bias_ref);
+
+    float *grad_weight_dev = allocate_floats(weights);
+    float *grad_bias_dev = allocate_floats(p->out_channels);
+    cl_mem input_buf = NULL, grad_output_buf = NULL, grad_weight_buf = NULL;
+    cl_mem grad_bias_buf = NULL, scratch = NULL;
+    const size_t scratch_bytes = config ? conv2d_backward_weights_direct_scratch_bytes(config, p)
+                                        : conv2d_backward_weights_scratch_bytes(ctx, p);
+    int ok = CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
+             CHECK_OK(ctx, upload(ctx, grad_output, outputs, &grad_output_buf)) &&
+             CHECK_OK(ctx, upload_nan(ctx, weights, &grad_weight_buf)) &&
+             CHECK_OK(ctx, upload_nan(ctx, p->out_channels, &grad_bias_buf)) &&
+             CHECK_OK(ctx, upload_nan(ctx, (int64_t)(scratch_bytes / sizeof(float)), &scratch));
+    if (ok && config)
+        ok = CHECK_OK(ctx, conv2d_backward_weights_direct(ctx, config, p, input_buf,
+                                                          grad_output_buf, grad_weight_buf,
+                                                          grad_bias_buf, scratch));
+    else if (ok)
+        ok = CHECK_OK(ctx, conv2d_backward_weights(ctx, p, input_buf, grad_output_buf,
+                                                   grad_weight_buf, grad_bias_buf, scratch));
+    ok = ok && CHECK_OK(ctx, download(ctx, grad_weight_buf, grad_weight_dev, weights)) &&
+         CHECK_OK(ctx, download(ctx, grad_bias_buf, grad_bias_dev, p->out_channels));
+    if (ok) {
+        double error = max_relative_error(grad_weight_dev, grad_weight_ref, weights, 1.0);
+        if (p->has_bias) {
+            const double bias_error =
+                max_relative_error(grad_bias_dev, grad_bias_ref, p->out_channels, 1.0);
+            if (bias_error > error || isnan(bias_error))
+                error = bias_error;
+        }
+        const double bound = weights_bound(p);
+        ok = record_error(reduction_steps(p) > LONG_REDUCTION_STEPS ? long_weights_result
+                                                                     : weights_result,
+                          error, bound);
+        if (!CHECK(ok)) {
+            char shape[256];
+            describe_case(c, shape, sizeof(shape));
+            printf("FAILED: %s (seed %llu): weights/bias error %.3g (bound %.3g)\n", shape,
+                   (unsigned long long)seed, error, bound);
+        }
+    }
+
+    buffer_release(&input_buf);
+    buffer_release(&grad_output_buf);
+    buffer_release(&grad_weight_buf);
+    buffer_release(&grad_bias_buf);
+    buffer_release(&scratch);
+    free(input);
+    free(grad_output);
+    free(grad_weight_ref);
+    free(grad_bias_ref);
+    free(grad_weight_dev);
+    free(grad_bias_dev);
+    return ok;
+}
+
+/* Random shapes and long reductions (each cut into slices) of backward-weights
+ * under an explicit register-blocked configuration, or with config NULL on the
+ * default path. */
+static void run_weights_shapes(clcnn_context *ctx, const direct_config *config, int random_shapes,
+                               int long_shapes, uint64_t seed) {
+    char label[128];
+    if (config)
+        snprintf(label, sizeof(label), "direct vw %d nv %d wpt %d group %d", config->vw,
+                 config->nv, config->wpt_p, config->group);
+    else
+        snprintf(label, sizeof(label), "default path");
+    test_rng rng = {seed};
+    op_result weights_result = {0}, long_weights_result = {0};
+    for (int i = 0; i < random_shapes; i++) {
+        const conv_case c = draw_random_case(&rng);
+        check_weights_case(ctx, config, &c, seed * 1000 + (uint64_t)i, &weights_result,
+                           &long_weights_result);
+    }
+    for (int i = 0; i < long_shapes; i++) {
+        const conv_case c = draw_long_reduction_case(&rng, i);
+        CHECK(conv2d_backward_weights_slices(&c.p) > 1);
+        check_weights_case(ctx, config, &c, seed * 1000 + 500 + (uint64_t)i, &weights_result,
+                           &long_weights_result);
+    }
+    char name[200];
+    snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, <= %d steps", label,
+             LONG_REDUCTION_STEPS);
+    print_summary(name, &weights_result);
+    snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, > %d steps", label,
+             LONG_REDUCTION_STEPS);
+    print_summary(name, &long_weights_result);
+}
+
+/* A scratch buffer missing or smaller than the configuration needs is refused, not overrun. */
+static void check_direct_scratch_refused(clcnn_context *ctx) {
+    const conv2d_params p = {.batch = 2,
+                             .in_channels = 3,
+                             .in_height = 9,
+                             .in_width = 9,
+                             .out_channels = 5,
+                             .kernel_h = 3,
+                             .kernel_w = 3,
+                             .stride_h = 1,
+                             .stride_w = 1,
+                             .pad_top = 1,
+                             .pad_left = 1,
+                             .out_height = 9,
+                             .out_width = 9,
+                             .has_bias = 1};
+    const direct_config config = {4, 1, 3, 4};
+    const size_t needed = conv2d_backward_weights_direct_scratch_bytes(&config, &p);
+    cl_mem input_buf = NULL, grad_output_buf = NULL, grad_weight_buf = NULL;
+    cl_mem grad_bias_buf = NULL, scratch = NULL;
+    if (CHECK_OK(ctx, upload_nan(ctx, input_count(&p), &input_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, output_count(&p), &grad_output_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, weight_count(&p), &grad_weight_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, p.out_channels, &grad_bias_buf)) &&
+        CHECK_OK(ctx, buffer_create(ctx, needed - sizeof(float), &scratch))) {
+        CHECK(conv2d_backward_weights_direct(ctx, &config, &p, input_buf, grad_output_buf,
+                                             grad_weight_buf, grad_bias_buf,
+                                             NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
+        CHECK(conv2d_backward_weights_direct(ctx, &config, &p, input_buf, grad_output_buf,
+                                             grad_weight_buf, grad_bias_buf,
+                                             scratch) == CLCNN_ERROR_INVALID_ARGUMENT);
+    }
+    buffer_release(&input_buf);
+    buffer_release(&grad_output_buf);
+    buffer_release(&grad_weight_buf);
+    buffer_release(&grad_bias_buf);
+    buffer_release(&scratch);
+}
+
+/* The register-blocked backward-weights: the default path on every random
+ * shape where that path is the register-blocked one, then subsets under
+ * explicit configurations (vector widths 1 to 16, 1 to 4 vectors, 1 to 7
+ * taps per work-item, work-groups of 1 to 4 that need not divide the taps). */
+static void run_direct_weights(clcnn_context *ctx) {
+    static const direct_config configs[] = {
+        {1, 1, 1, 1},  {1, 3, 7, 4}, {2, 2, 3, 4},  {4, 1, 3, 4},  {4, 2, 7, 3},
+        {4, 3, 1, 4},  {8, 1, 7, 4}, {8, 2, 1, 1},  {8, 3, 3, 4},  {16, 1, 3, 4},
+        {16, 2, 1, 2}, {16, 3, 7, 4}, {16, 4, 4, 4},
+    };
+    select_conv_path(PATH_DEVICE_DEFAULT);
+    if (use_direct_kernels(ctx))
+        run_weights_shapes(ctx, NULL, scaled_count(RANDOM_SHAPES),
+                           scaled_count(LONG_REDUCTION_SHAPES), 61);
+    for (int i = 0; i < (int)(sizeof(configs) / sizeof(configs[0])); i++)
+        run_weights_shapes(ctx, &configs[i], scaled_count(SHAPES_PER_DIRECT_CONFIG), 1,
+                           71 + (uint64_t)i);
+    check_direct_scratch_refused(ctx);
+    unsetenv("CLCNN_CONV");
 }
 
 /* ---- reduce_channels ---------------------------------------------------------------------- */
@@ -578,9 +783,80 @@ static conv_case draw_small_case(test_rng *rng) {
     return c;
 }
 
+/* The finite differences of one shape: d loss / d input, weight and bias. */
+typedef struct finite_difference_gradients {
+    double *input, *weight, *bias;
+} finite_difference_gradients;
+
+/* Worst finite-difference error of the backward results grad_input,
+ * grad_weight and grad_bias (bias only if the shape has one). */
+static double worst_gradient_error(const conv2d_params *p, const finite_difference_gradients *fd,
+                                   const float *grad_input, const float *grad_weight,
+                                   const float *grad_bias) {
+    double worst = fmax(finite_difference_error(fd->input, grad_input, input_count(p)),
+                        finite_difference_error(fd->weight, grad_weight, weight_count(p)));
+    if (p->has_bias)
+        worst = fmax(worst, finite_difference_error(fd->bias, grad_bias, p->out_channels));
+    return worst;
+}
+
+/* Runs both backward operations on the device (on the path now selected) and
+ * returns their worst finite-difference error, or infinity if a call fails. */
+static double device_gradient_error(clcnn_context *ctx, const conv2d_params *p, const float *input,
+                                    const float *weight, const float *grad_output,
+                                    const finite_difference_gradients *fd) {
+    const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
+    const int K = p->out_channels;
+    float *grad_input = allocate_floats(inputs);
+    float *grad_weight = allocate_floats(weights);
+    float *grad_bias = allocate_floats(K);
+    double worst = INFINITY;
+    cl_mem input_buf = NULL, weight_buf = NULL, grad_output_buf = NULL;
+    cl_mem grad_input_buf = NULL, grad_weight_buf = NULL, grad_bias_buf = NULL, scratch = NULL;
+    const size_t scratch_bytes = conv2d_backward_weights_scratch_bytes(ctx, p);
+    if (CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
+        CHECK_OK(ctx, upload(ctx, weight, weights, &weight_buf)) &&
+        CHECK_OK(ctx, upload(ctx, grad_output, outputs, &grad_output_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, inputs, &grad_input_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, weights, &grad_weight_buf)) &&
+        CHECK_OK(ctx, upload_nan(ctx, K, &grad_bias_buf)) &&
+        CHECK_OK(ctx, buffer_create(ctx, scratch_bytes, &scratch)) &&
+        CHECK_OK(ctx, conv2d_backward_data(ctx, p, grad_output_buf, weight_buf, grad_input_buf)) &&
+        CHECK_OK(ctx, conv2d_backward_weights(ctx, p, input_buf, grad_output_buf, grad_weight_buf,
+                                              grad_bias_buf, scratch)) &&
+        CHECK_OK(ctx, download(ctx, grad_input_buf, grad_input, inputs)) &&
+        CHECK_OK(ctx, download(ctx, grad_weight_buf, grad_weight, weights)) &&
+        CHECK_OK(ctx, download(ctx, grad_bias_buf, grad_bias, K)))
+        worst = worst_gradient_error(p, fd, grad_input, grad_weight, grad_bias);
+    buffer_release(&input_buf);
+    buffer_release(&weight_buf);
+    buffer_release(&grad_output_buf);
+    buffer_release(&grad_input_buf);
+    buffer_release(&grad_weight_buf);
+    buffer_release(&grad_bias_buf);
+    buffer_release(&scratch);
+    free(grad_input);
+    free(grad_weight);
+    free(grad_bias);
+    return worst;
+}
+
+static double *allocate_doubles(int64_t count) {
+    double *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(double));
+    if (!values) {
+        fprintf(stderr, "out of memory allocating %lld doubles\n", (long long)count);
+        exit(1);
+    }
+    return values;
+}
+
+/* The reference, the tiled kernels and (where the library picks another path
+ * on this device) the default path against finite differences. */
 static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed) {
+    select_conv_path(PATH_DEVICE_DEFAULT);
+    const int default_is_tiled = !use_direct_kernels(ctx);
     test_rng rng = {seed};
-    op_result reference_result = {0}, device_result = {0};
+    op_result reference_result = {0}, tiled_result = {0}, default_result = {0};
     for (int index = 0; index < shapes; index++) {
         const conv_case c = draw_small_case(&rng);
         const conv2d_params *p = &c.p;
@@ -599,72 +875,43 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         double *weight64 = to_doubles(weight, weights);
         double *bias64 = to_doubles(bias, K);
         double *grad_output64 = to_doubles(grad_output, outputs);
-        double *fd_input = malloc((size_t)inputs * sizeof(double));
-        double *fd_weight = malloc((size_t)weights * sizeof(double));
-        double *fd_bias = malloc((size_t)K * sizeof(double));
-        if (!fd_input || !fd_weight || !fd_bias) {
-            fprintf(stderr, "out of memory\n");
-            exit(1);
-        }
-        finite_differences(p, input64, weight64, bias64, grad_output64, input64, inputs, fd_input);
+        finite_difference_gradients fd = {allocate_doubles(inputs), allocate_doubles(weights),
+                                          allocate_doubles(K)};
+        finite_differences(p, input64, weight64, bias64, grad_output64, input64, inputs, fd.input);
         finite_differences(p, input64, weight64, bias64, grad_output64, weight64, weights,
-                           fd_weight);
+                           fd.weight);
         if (p->has_bias)
-            finite_differences(p, input64, weight64, bias64, grad_output64, bias64, K, fd_bias);
+            finite_differences(p, input64, weight64, bias64, grad_output64, bias64, K, fd.bias);
 
-        /* The reference. */
         float *grad_input = allocate_floats(inputs);
         float *grad_weight = allocate_floats(weights);
         float *grad_bias = allocate_floats(K);
         conv2d_backward_data_ref(p, grad_output, weight, grad_input);
         conv2d_backward_weights_ref(p, input, grad_output, grad_weight, grad_bias);
-        double worst = fmax(finite_difference_error(fd_input, grad_input, inputs),
-                            finite_difference_error(fd_weight, grad_weight, weights));
-        if (p->has_bias)
-            worst = fmax(worst, finite_difference_error(fd_bias, grad_bias, K));
+        const double reference_error =
+            worst_gradient_error(p, &fd, grad_input, grad_weight, grad_bias);
         const int reference_ok =
-            record_error(&reference_result, worst, finite_difference_tolerance);
+            record_error(&reference_result, reference_error, finite_difference_tolerance);
 
-        /* The device. */
-        double device_worst = INFINITY;
-        cl_mem input_buf = NULL, weight_buf = NULL, grad_output_buf = NULL;
-        cl_mem grad_input_buf = NULL, grad_weight_buf = NULL, grad_bias_buf = NULL, scratch = NULL;
-        const size_t scratch_bytes = conv2d_backward_weights_scratch_bytes(ctx, p);
-        if (CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
-            CHECK_OK(ctx, upload(ctx, weight, weights, &weight_buf)) &&
-            CHECK_OK(ctx, upload(ctx, grad_output, outputs, &grad_output_buf)) &&
-            CHECK_OK(ctx, upload_nan(ctx, inputs, &grad_input_buf)) &&
-            CHECK_OK(ctx, upload_nan(ctx, weights, &grad_weight_buf)) &&
-            CHECK_OK(ctx, upload_nan(ctx, K, &grad_bias_buf)) &&
-            CHECK_OK(ctx, buffer_create(ctx, scratch_bytes, &scratch)) &&
-            CHECK_OK(ctx,
-                     conv2d_backward_data(ctx, p, grad_output_buf, weight_buf, grad_input_buf)) &&
-            CHECK_OK(ctx, conv2d_backward_weights(ctx, p, input_buf, grad_output_buf,
-                                                  grad_weight_buf, grad_bias_buf, scratch)) &&
-            CHECK_OK(ctx, download(ctx, grad_input_buf, grad_input, inputs)) &&
-            CHECK_OK(ctx, download(ctx, grad_weight_buf, grad_weight, weights)) &&
-            CHECK_OK(ctx, download(ctx, grad_bias_buf, grad_bias, K))) {
-            device_worst = fmax(finite_difference_error(fd_input, grad_input, inputs),
-                                finite_difference_error(fd_weight, grad_weight, weights));
-            if (p->has_bias)
-                device_worst = fmax(device_worst, finite_difference_error(fd_bias, grad_bias, K));
+        select_conv_path(PATH_TILED);
+        const double tiled_error = device_gradient_error(ctx, p, input, weight, grad_output, &fd);
+        const int tiled_ok = record_error(&tiled_result, tiled_error, finite_difference_tolerance);
+        select_conv_path(PATH_DEVICE_DEFAULT);
+        double default_error = 0.0;
+        int default_ok = 1;
+        if (!default_is_tiled) {
+            default_error = device_gradient_error(ctx, p, input, weight, grad_output, &fd);
+            default_ok = record_error(&default_result, default_error, finite_difference_tolerance);
         }
-        const int device_ok =
-            record_error(&device_result, device_worst, finite_difference_tolerance);
-        if (!CHECK(reference_ok) || !CHECK(device_ok)) {
+
+        if (!CHECK(reference_ok) || !CHECK(tiled_ok) || !CHECK(default_ok)) {
             char shape[256];
             describe_case(&c, shape, sizeof(shape));
-            printf("FAILED: finite differences, %s: reference error %.3g, device error %.3g\n",
-                   shape, worst, device_worst);
+            printf("FAILED: finite differences, %s: reference error %.3g, tiled error %.3g, "
+                   "default path error %.3g\n",
+                   shape, reference_error, tiled_error, default_error);
         }
 
-        buffer_release(&input_buf);
-        buffer_release(&weight_buf);
-        buffer_release(&grad_output_buf);
-        buffer_release(&grad_input_buf);
-        buffer_release(&grad_weight_buf);
-        buffer_release(&grad_bias_buf);
-        buffer_release(&scratch);
         free(input);
         free(weight);
         free(bias);
@@ -673,22 +920,27 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         free(weight64);
         free(bias64);
         free(grad_output64);
-        free(fd_input);
-        free(fd_weight);
-        free(fd_bias);
+        free(fd.input);
+        free(fd.weight);
+        free(fd.bias);
         free(grad_input);
         free(grad_weight);
         free(grad_bias);
     }
     print_summary("finite differences vs reference backward", &reference_result);
-    print_summary("finite differences vs OpenCL backward", &device_result);
+    print_summary("finite differences vs OpenCL backward, tiled", &tiled_result);
+    if (!default_is_tiled)
+        print_summary("finite differences vs OpenCL backward, direct", &default_result);
 }
 
 /* ---- throughput --------------------------------------------------------------------------- */
 
 /* Times forward, backward-data and backward-weights on a 64-channel 3x3 layer
  * at 32x32, batch 8, and prints GFLOP/s (2 flops per multiply-add). */
-static void report_throughput(clcnn_context *ctx, int repetitions) {
+static void report_throughput(clcnn_context *ctx, conv_path path, int repetitions) {
+    select_conv_path(path);
+    char label[128];
+    describe_conv_path(ctx, label, sizeof(label));
     conv2d_params p = {.batch = 8,
                        .in_channels = 64,
                        .in_height = 32,
@@ -747,8 +999,9 @@ static void report_throughput(clcnn_context *ctx, int repetitions) {
         }
         const char *names[3] = {"forward", "backward data", "backward weights+bias"};
         for (int op = 0; op < 3; op++)
-            printf("throughput 64->64 3x3 at 32x32, batch 8, %-22s %7.2f ms  %6.1f GFLOP/s\n",
-                   names[op], 1e3 * seconds[op] / repetitions,
+            printf("throughput 64->64 3x3 at 32x32, batch 8, %-24s %-22s %7.2f ms  %6.1f "
+                   "GFLOP/s\n",
+                   label, names[op], 1e3 * seconds[op] / repetitions,
                    flops * repetitions / seconds[op] * 1e-9);
     }
     buffer_release(&input_buf);
@@ -763,14 +1016,16 @@ static void report_throughput(clcnn_context *ctx, int repetitions) {
     free(input);
     free(weight);
     free(grad_output);
+    unsetenv("CLCNN_CONV");
 }
 
 int main(void) {
     const char *quick = getenv("CLCNN_TEST_QUICK");
     quick_mode = quick && *quick && strcmp(quick, "0") != 0;
-    /* The tests set CLCNN_TILES themselves; one inherited from the shell would skew the default
-     * run. */
+    /* The test sets CLCNN_TILES and CLCNN_CONV itself; values inherited from
+     * the shell would skew its runs. */
     unsetenv("CLCNN_TILES");
+    unsetenv("CLCNN_CONV");
     clcnn_context *ctx = test_opencl_context();
     if (!CHECK(ctx != NULL))
         return test_finish();
@@ -782,17 +1037,28 @@ int main(void) {
     static const tile_config extra_configs[] = {
         {64, 64, 16, 4, 4}, {8, 8, 3, 1, 1}, {24, 12, 8, 3, 2}};
 
-    run_backward_shapes(ctx, NULL, scaled_count(RANDOM_SHAPES), scaled_count(LONG_REDUCTION_SHAPES),
-                        11);
+    run_backward_shapes(ctx, PATH_TILED, NULL, scaled_count(RANDOM_SHAPES),
+                        scaled_count(LONG_REDUCTION_SHAPES), 11);
     for (int i = 0; i < 3; i++) {
         CHECK(tile_config_valid(ctx, &extra_configs[i]));
-        run_backward_shapes(ctx, extra_tiles[i], scaled_count(SHAPES_PER_EXTRA_CONFIG),
+        run_backward_shapes(ctx, PATH_TILED, extra_tiles[i], scaled_count(SHAPES_PER_EXTRA_CONFIG),
                             i == 2 ? scaled_count(2) : 1, 21 + (uint64_t)i);
     }
+    /* The public entry points on this device's own choice of path, if not the tiled one. */
+    select_conv_path(PATH_DEVICE_DEFAULT);
+    const int default_is_tiled = !use_direct_kernels(ctx);
+    if (!default_is_tiled)
+        run_backward_shapes(ctx, PATH_DEVICE_DEFAULT, NULL, scaled_count(DEFAULT_PATH_SHAPES),
+                            scaled_count(LONG_REDUCTION_SHAPES / 2), 31);
+    select_conv_path(PATH_TILED);
     check_missing_scratch_refused(ctx);
-    run_reduce_shapes(ctx, scaled_count(REDUCE_SHAPES), 31);
-    run_finite_differences(ctx, scaled_count(FINITE_DIFFERENCE_SHAPES), 41);
-    report_throughput(ctx, quick_mode ? 1 : 5);
+    unsetenv("CLCNN_CONV");
+    run_direct_weights(ctx);
+    run_reduce_shapes(ctx, scaled_count(REDUCE_SHAPES), 41);
+    run_finite_differences(ctx, scaled_count(FINITE_DIFFERENCE_SHAPES), 51);
+    report_throughput(ctx, PATH_TILED, quick_mode ? 1 : 5);
+    if (!default_is_tiled)
+        report_throughput(ctx, PATH_DEVICE_DEFAULT, quick_mode ? 1 : 5);
 
     printf("time: %.1f s\n", seconds_now() - start);
     clcnn_context_destroy(ctx);

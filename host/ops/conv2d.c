@@ -1,6 +1,7 @@
 /* Convolution on the OpenCL device: kernels/conv2d.cl. */
 #include "ops.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
@@ -217,7 +218,9 @@ static int64_t weight_count(const conv2d_params *p) {
 
 /* The number of reduction slices: a function of the shape only, not of the
  * tile configuration, so the scratch size does not change with CLCNN_TILES. */
-static int backward_weights_slices(const conv2d_params *p) {
+int conv2d_backward_weights_slices(const conv2d_params *p) {
+    if (getenv("CLCNN_TMP_SLICES")) /* TEMPORARY experiment */
+        return atoi(getenv("CLCNN_TMP_SLICES"));
     const int64_t steps = (int64_t)p->batch * p->out_height * p->out_width;
     int64_t slices = steps / MIN_STEPS_PER_SLICE;
     if (slices > MAX_SLICES)
@@ -230,10 +233,10 @@ static int backward_weights_slices(const conv2d_params *p) {
     return (int)slices;
 }
 
-size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const conv2d_params *p) {
+static size_t backward_weights_tiled_scratch_bytes(const conv2d_params *p) {
     /* With a single slice the GEMM writes grad_weight directly and the scratch
      * is unused; it is still at least one float so that it can be allocated. */
-    const int64_t floats = backward_weights_slices(p) * weight_count(p);
+    const int64_t floats = conv2d_backward_weights_slices(p) * weight_count(p);
     return (size_t)(floats > 0 ? floats : 1) * sizeof(float);
 }
 
@@ -244,7 +247,7 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
     if (!tile_config_valid(ctx, config))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d backward weights: invalid tile configuration");
-    const int slices = backward_weights_slices(p);
+    const int slices = conv2d_backward_weights_slices(p);
     if (slices > 1 && !scratch)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d backward weights: no scratch buffer for %d slices", slices);
@@ -311,9 +314,214 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
     return CLCNN_OK;
 }
 
+/* ---- backward weights, register-blocked (CPU devices) ---------------------------------------
+ *
+ * kernels/conv2d_direct.cl: conv2d_transpose_grad_output copies grad_output
+ * to (positions, K_padded) in the scratch buffer and sums the bias gradient;
+ * conv2d_pad_input copies the input with its zero padding made explicit;
+ * conv2d_backward_weights_direct accumulates wpt_p taps x vw*nv output
+ * channels per work-item over one slice of the positions (the same slices as
+ * the tiled path); conv2d_sum_direct_slices adds the slices. */
+
+/* Output channels are the vectorised ones. */
+static direct_config backward_weights_direct_config(const clcnn_context *ctx,
+                                                    const conv2d_params *p) {
+    return direct_config_for(ctx, p->out_channels);
+}
+
+/* The scratch buffer, in floats: from 0, with more than one slice, each
+ * slice's partial sums (K x C*R*S weights, then K bias); then from
+ * `gradient` grad_output transposed to (positions, K_padded); then from
+ * `padded` the input zero-padded to (N, C, Hp, Wp); `end` floats in all. */
+typedef struct direct_weights_scratch {
+    int64_t slice_floats;
+    int64_t gradient;
+    int64_t padded;
+    int64_t end;
+} direct_weights_scratch;
+
+/* The padded input's height and width: every window, nothing more. */
+static int padded_height(const conv2d_params *p) {
+    return (p->out_height - 1) * p->stride_h + p->kernel_h;
+}
+
+static int padded_width(const conv2d_params *p) {
+    return (p->out_width - 1) * p->stride_w + p->kernel_w;
+}
+
+/* Each part starts on a multiple of 64 floats, so that vector loads stay aligned. */
+static int64_t round_up_64(int64_t floats) {
+    return (floats + 63) / 64 * 64;
+}
+
+/* 1 if every window lies inside the input, which the kernel can then read
+ * as it is, without a padded copy. */
+static int windows_inside_input(const conv2d_params *p) {
+    return p->pad_top == 0 && p->pad_left == 0 && padded_height(p) <= p->in_height &&
+           padded_width(p) <= p->in_width;
+}
+
+static direct_weights_scratch direct_weights_layout(const direct_config *config,
+                                                    const conv2d_params *p) {
+    direct_weights_scratch layout;
+    const int slices = conv2d_backward_weights_slices(p);
+    const int64_t positions = (int64_t)p->batch * p->out_height * p->out_width;
+    layout.slice_floats = weight_count(p) + p->out_channels;
+    layout.gradient = round_up_64(slices > 1 ? slices * layout.slice_floats : 0);
+    layout.padded =
+        round_up_64(layout.gradient + positions * padded_channels(p->out_channels, config));
+    layout.end = layout.padded;
+    if (!windows_inside_input(p))
+        layout.end += (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
+    return layout;
+}
+
+size_t conv2d_backward_weights_direct_scratch_bytes(const direct_config *config,
+                                                    const conv2d_params *p) {
+    return (size_t)direct_weights_layout(config, p).end * sizeof(float);
+}
+
+clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_config *config,
+                                            const conv2d_params *p, cl_mem input,
+                                            cl_mem grad_output, cl_mem grad_weight,
+                                            cl_mem grad_bias, cl_mem scratch) {
+    const size_t needed = conv2d_backward_weights_direct_scratch_bytes(config, p);
+    size_t scratch_bytes = 0;
+    if (scratch && clGetMemObjectInfo(scratch, CL_MEM_SIZE, sizeof(scratch_bytes), &scratch_bytes,
+                                      NULL) != CL_SUCCESS)
+        scratch_bytes = 0;
+    if (scratch_bytes < needed)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "conv2d backward weights: the scratch buffer has %zu bytes, %zu needed",
+                         scratch_bytes, needed);
+    char options[128];
+    direct_config_options(config, options, sizeof(options));
+    cl_kernel transpose_kernel, pad_kernel, kernel;
+    clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output",
+                                             options, &transpose_kernel);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
+                                    options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+
+    const int slices = conv2d_backward_weights_slices(p);
+    const int positions = p->batch * p->out_height * p->out_width;
+    const int slice_length = (positions + slices - 1) / slices;
+    const direct_weights_scratch layout = direct_weights_layout(config, p);
+    const int slice_stride = (int)layout.slice_floats;
+    const int padded = padded_channels(p->out_channels, config);
+    const int gradient_offset = (int)layout.gradient;
+    /* The input as the kernel reads it: a zero-padded copy, or the input itself. */
+    const int read_input = windows_inside_input(p);
+    cl_mem windows = read_input ? input : scratch;
+    const int windows_offset = read_input ? 0 : (int)layout.padded;
+    const int windows_h = read_input ? p->in_height : padded_height(p);
+    const int windows_w = read_input ? p->in_width : padded_width(p);
+    const int out_pixels = p->out_height * p->out_width;
+    const int weights = (int)weight_count(p);
+    /* One slice: the kernels write the gradients themselves. */
+    cl_mem weight_out = slices > 1 ? scratch : grad_weight;
+    cl_mem bias_out = slices > 1 || !p->has_bias ? scratch : grad_bias;
+    const int bias_offset = slices > 1 ? weights : 0;
+
+    const kernel_arg transpose_args[] = {
+        {sizeof(cl_mem), &grad_output},  {sizeof(cl_mem), &scratch},
+        {sizeof(int), &gradient_offset}, {sizeof(cl_mem), &bias_out},
+        {sizeof(int), &bias_offset},     {sizeof(int), &p->has_bias},
+        {sizeof(int), &p->out_channels}, {sizeof(int), &out_pixels},
+        {sizeof(int), &positions},       {sizeof(int), &slice_length},
+        {sizeof(int), &slice_stride},    {sizeof(int), &padded},
+    };
+    const size_t transpose_local[2] = {1, 1};
+    const size_t transpose_global[2] = {(size_t)(padded / config->vw), (size_t)slices};
+    status = runtime_launch(ctx, transpose_kernel, "conv2d_transpose_grad_output",
+                            sizeof(transpose_args) / sizeof(transpose_args[0]), transpose_args, 2,
+                            transpose_global, transpose_local);
+    if (status != CLCNN_OK)
+        return status;
+
+    if (!read_input) {
+        const int rows = p->batch * p->in_channels * windows_h;
+        const kernel_arg pad_args[] = {
+            {sizeof(cl_mem), &input},       {sizeof(cl_mem), &scratch},
+            {sizeof(int), &windows_offset}, {sizeof(int), &p->in_height},
+            {sizeof(int), &p->in_width},    {sizeof(int), &p->pad_top},
+            {sizeof(int), &p->pad_left},    {sizeof(int), &windows_h},
+            {sizeof(int), &windows_w},      {sizeof(int), &rows},
+        };
+        const size_t pad_local[1] = {16};
+        const size_t pad_global[1] = {(size_t)rows};
+        status = runtime_launch(ctx, pad_kernel, "conv2d_pad_input",
+                                sizeof(pad_args) / sizeof(pad_args[0]), pad_args, 1, pad_global,
+                                pad_local);
+        if (status != CLCNN_OK)
+            return status;
+    }
+
+    const int taps = p->in_channels * p->kernel_h * p->kernel_w;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &windows},      {sizeof(int), &windows_offset},
+        {sizeof(cl_mem), &scratch},      {sizeof(int), &gradient_offset},
+        {sizeof(cl_mem), &weight_out},   {sizeof(int), &slice_stride},
+        {sizeof(int), &p->in_channels},  {sizeof(int), &windows_h},
+        {sizeof(int), &windows_w},       {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->kernel_h},     {sizeof(int), &p->kernel_w},
+        {sizeof(int), &p->stride_h},     {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->out_height},   {sizeof(int), &p->out_width},
+        {sizeof(int), &positions},       {sizeof(int), &slice_length},
+        {sizeof(int), &padded},
+    };
+    /* Slices vary slowest, so the work-items of one slice run close together
+     * and share its gradient rows and input in the caches. */
+    const size_t local[3] = {1, (size_t)config->group, 1};
+    const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
+                              (size_t)((taps + config->wpt_p - 1) / config->wpt_p),
+                              (size_t)slices};
+    status = runtime_launch(ctx, kernel, "conv2d_backward_weights_direct",
+                            sizeof(args) / sizeof(args[0]), args, 3, global, local);
+    if (status != CLCNN_OK || slices == 1)
+        return status;
+
+    cl_kernel sum_kernel;
+    status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_sum_direct_slices", options, &sum_kernel);
+    if (status != CLCNN_OK)
+        return status;
+    cl_mem bias_arg = p->has_bias ? grad_bias : grad_weight;
+    const kernel_arg sum_args[] = {
+        {sizeof(cl_mem), &scratch},      {sizeof(cl_mem), &grad_weight},
+        {sizeof(cl_mem), &bias_arg},     {sizeof(int), &weights},
+        {sizeof(int), &p->out_channels}, {sizeof(int), &p->has_bias},
+        {sizeof(int), &slices},          {sizeof(int), &slice_stride},
+    };
+    const size_t sum_local[1] = {64};
+    const size_t sum_global[1] = {(size_t)weights + (p->has_bias ? p->out_channels : 0)};
+    return runtime_launch(ctx, sum_kernel, "conv2d_sum_direct_slices",
+                          sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
+                          sum_local);
+}
+
+/* ---- backward weights: the path for the device ------------------------------------------ */
+
+size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const conv2d_params *p) {
+    if (use_direct_kernels(ctx)) {
+        const direct_config config = backward_weights_direct_config(ctx, p);
+        return conv2d_backward_weights_direct_scratch_bytes(&config, p);
+    }
+    return backward_weights_tiled_scratch_bytes(p);
+}
+
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch) {
+    if (use_direct_kernels(ctx)) {
+        const direct_config config = backward_weights_direct_config(ctx, p);
+        return conv2d_backward_weights_direct(ctx, &config, p, input, grad_output, grad_weight,
+                                              grad_bias, scratch);
+    }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_weights_tiled(ctx, &config, p, input, grad_output, grad_weight,
                                          grad_bias, scratch);
