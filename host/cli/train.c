@@ -1,10 +1,12 @@
 /* clcnn train NET ... and clcnn eval MODEL ... */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +47,35 @@ static int load_split(clcnn_context *ctx, const char *dir, const char *prefix, i
         return cli_fail_context(ctx);
     if (limit >= 0 && limit < out->count)
         out->count = limit;
+    return 0;
+}
+
+/* The directory the model goes into must exist before an epoch is spent on it. */
+static int check_save_directory(const char *model_path) {
+    const char *slash = strrchr(model_path, '/');
+    if (!slash || slash == model_path)
+        return 0;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - model_path), model_path);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return cli_fail("%s: cannot save the model there: %s: %s", model_path, dir,
+                        strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return cli_fail("%s: cannot save the model there: %s is not a directory", model_path, dir);
+    return 0;
+}
+
+/* Labels the network cannot output are refused before training, naming the
+ * image in the data set (not its place in a shuffled batch). */
+static int check_labels(const clcnn_dataset *data, const char *dir, const char *prefix,
+                        int64_t outputs) {
+    const int64_t classes = outputs == 1 ? 2 : outputs;
+    for (int64_t i = 0; i < data->count; i++)
+        if (data->labels[i] < 0 || data->labels[i] >= classes)
+            return cli_fail("%s: %s label %d of image %lld is not one of the network's %lld "
+                            "classes",
+                            dir, prefix, (int)data->labels[i], (long long)i, (long long)classes);
     return 0;
 }
 
@@ -230,7 +261,8 @@ int command_train(const cli_common *common, int argc, char **argv) {
     else
         default_model_path(o.net_path, model_path, sizeof(model_path));
 
-    if (load_split(ctx, o.data_dir, "train", o.limit, &train) != 0 ||
+    if (check_save_directory(model_path) != 0 ||
+        load_split(ctx, o.data_dir, "train", o.limit, &train) != 0 ||
         load_split(ctx, o.data_dir, "t10k", o.test_limit, &test) != 0) {
         result = 1;
         goto done;
@@ -264,6 +296,11 @@ int command_train(const cli_common *common, int argc, char **argv) {
             result = cli_fail_context(ctx);
             goto done;
         }
+    }
+    if (check_labels(&train, o.data_dir, "train", clcnn_net_output_size(net)) != 0 ||
+        check_labels(&test, o.data_dir, "t10k", clcnn_net_output_size(net)) != 0) {
+        result = 1;
+        goto done;
     }
     clcnn_dataset_normalize(&train, info.input_mean, info.input_std);
     clcnn_dataset_normalize(&test, info.input_mean, info.input_std);
