@@ -29,6 +29,7 @@ void clcnn_context_destroy(clcnn_context *ctx) {
     }
     if (ctx->workspace)
         clReleaseMemObject(ctx->workspace);
+    free(ctx->tuned);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl)

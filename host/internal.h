@@ -23,6 +23,12 @@ typedef struct profile_entry {
     double seconds;
 } profile_entry;
 
+/* A tuned kernel configuration for one operation on one layer shape. */
+typedef struct tuned_entry {
+    char key[128];
+    int vw, nv, wpt_p, group;
+} tuned_entry;
+
 typedef struct cached_kernel {
     char key[320]; /* family|kernel|options */
     cl_program program;
@@ -48,6 +54,8 @@ struct clcnn_context {
     int kernel_count;
     int profiling;
     profile_entry profile[PROFILE_ENTRIES];
+    tuned_entry *tuned; /* from the tuning file of this device, loaded on first use */
+    int tuned_count, tuned_loaded;
     clcnn_status status;
     char error[2048];
 };
@@ -101,6 +109,9 @@ void buffer_release(cl_mem *buffer);
 
 /* The source text of kernels/<family>.cl, embedded at build time. NULL if unknown. */
 const char *kernel_source(const char *family);
+
+/* Reads this device's tuning file into ctx (host/tune.c). */
+void tuning_load(clcnn_context *ctx);
 
 /* ---- random numbers (random.c) ------------------------------------------------ */
 

@@ -36,6 +36,7 @@ int use_direct_kernels(const clcnn_context *ctx);
 direct_config direct_config_for(const clcnn_context *ctx, int channels);
 void direct_config_options(const direct_config *config, char *buf, size_t size);
 
+
 /* ---- conv2d --------------------------------------------------------------------- */
 
 typedef struct conv2d_params {
@@ -46,6 +47,16 @@ typedef struct conv2d_params {
     int out_height, out_width;
     int has_bias;
 } conv2d_params;
+
+/* The configuration for an operation ("forward", "backward_data",
+ * "backward_weights") of a convolution: from this device's tuning file when
+ * clcnn_tune measured that shape, else direct_config_for(ctx, channels). */
+direct_config direct_config_for_conv(const clcnn_context *ctx, const char *operation,
+                                     const conv2d_params *p, int channels);
+/* Records a measured winner in the context's table; tuning_save writes the table. */
+clcnn_status tuning_remember(clcnn_context *ctx, const char *operation, const conv2d_params *p,
+                             const direct_config *config);
+clcnn_status tuning_save(clcnn_context *ctx);
 
 void conv2d_forward_ref(const conv2d_params *p, const float *input, const float *weight,
                         const float *bias, float *output);

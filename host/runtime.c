@@ -242,6 +242,7 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
     clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(cl_uint),
                     &ctx->preferred_vector_width, NULL);
+    tuning_load(ctx);
     return CLCNN_OK;
 }
 

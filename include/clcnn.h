@@ -160,6 +160,13 @@ typedef clcnn_status (*clcnn_trace_fn)(void *user, int layer_index, const float 
 clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch, float *output,
                                clcnn_trace_fn trace, void *trace_user);
 
+/* Times candidate kernel configurations for the forward, backward-data and
+ * backward-weights of every convolution and dense layer of net at this batch
+ * size on ctx's device, keeps the fastest in a tuning file per device in the
+ * cache directory (which later contexts on the device read), and writes a
+ * line per layer and operation into report. */
+clcnn_status clcnn_tune(clcnn_net *net, int batch, char *report, size_t size);
+
 /* ---- gradients -------------------------------------------------------------------------- */
 
 typedef enum clcnn_loss {

@@ -1,7 +1,6 @@
 /* Convolution on the OpenCL device: kernels/conv2d.cl. */
 #include "ops.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
@@ -111,7 +110,7 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                             cl_mem weight, cl_mem bias, cl_mem output) {
     if (use_direct_kernels(ctx)) {
-        const direct_config config = direct_config_for(ctx, p->out_channels);
+        const direct_config config = direct_config_for_conv(ctx, "forward", p, p->out_channels);
         return conv2d_forward_direct(ctx, &config, p, input, weight, bias, output);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
@@ -191,7 +190,8 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input) {
     if (use_direct_kernels(ctx)) {
-        const direct_config config = direct_config_for(ctx, p->in_channels);
+        const direct_config config =
+            direct_config_for_conv(ctx, "backward_data", p, p->in_channels);
         return conv2d_backward_data_direct(ctx, &config, p, grad_output, weight, grad_input);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
@@ -219,8 +219,6 @@ static int64_t weight_count(const conv2d_params *p) {
 /* The number of reduction slices: a function of the shape only, not of the
  * tile configuration, so the scratch size does not change with CLCNN_TILES. */
 int conv2d_backward_weights_slices(const conv2d_params *p) {
-    if (getenv("CLCNN_TMP_SLICES")) /* TEMPORARY experiment */
-        return atoi(getenv("CLCNN_TMP_SLICES"));
     const int64_t steps = (int64_t)p->batch * p->out_height * p->out_width;
     int64_t slices = steps / MIN_STEPS_PER_SLICE;
     if (slices > MAX_SLICES)
@@ -326,7 +324,7 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
 /* Output channels are the vectorised ones. */
 static direct_config backward_weights_direct_config(const clcnn_context *ctx,
                                                     const conv2d_params *p) {
-    return direct_config_for(ctx, p->out_channels);
+    return direct_config_for_conv(ctx, "backward_weights", p, p->out_channels);
 }
 
 /* The scratch buffer, in floats: from 0, with more than one slice, each
@@ -402,8 +400,8 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     if (status == CLCNN_OK)
         status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
-                                    options, &kernel);
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct", options,
+                                    &kernel);
     if (status != CLCNN_OK)
         return status;
 
@@ -463,23 +461,22 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
 
     const int taps = p->in_channels * p->kernel_h * p->kernel_w;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &windows},      {sizeof(int), &windows_offset},
-        {sizeof(cl_mem), &scratch},      {sizeof(int), &gradient_offset},
-        {sizeof(cl_mem), &weight_out},   {sizeof(int), &slice_stride},
-        {sizeof(int), &p->in_channels},  {sizeof(int), &windows_h},
-        {sizeof(int), &windows_w},       {sizeof(int), &p->out_channels},
-        {sizeof(int), &p->kernel_h},     {sizeof(int), &p->kernel_w},
-        {sizeof(int), &p->stride_h},     {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->out_height},   {sizeof(int), &p->out_width},
-        {sizeof(int), &positions},       {sizeof(int), &slice_length},
+        {sizeof(cl_mem), &windows},     {sizeof(int), &windows_offset},
+        {sizeof(cl_mem), &scratch},     {sizeof(int), &gradient_offset},
+        {sizeof(cl_mem), &weight_out},  {sizeof(int), &slice_stride},
+        {sizeof(int), &p->in_channels}, {sizeof(int), &windows_h},
+        {sizeof(int), &windows_w},      {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->kernel_h},    {sizeof(int), &p->kernel_w},
+        {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->out_height},  {sizeof(int), &p->out_width},
+        {sizeof(int), &positions},      {sizeof(int), &slice_length},
         {sizeof(int), &padded},
     };
     /* Slices vary slowest, so the work-items of one slice run close together
      * and share its gradient rows and input in the caches. */
     const size_t local[3] = {1, (size_t)config->group, 1};
     const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
-                              (size_t)((taps + config->wpt_p - 1) / config->wpt_p),
-                              (size_t)slices};
+                              (size_t)((taps + config->wpt_p - 1) / config->wpt_p), (size_t)slices};
     status = runtime_launch(ctx, kernel, "conv2d_backward_weights_direct",
                             sizeof(args) / sizeof(args[0]), args, 3, global, local);
     if (status != CLCNN_OK || slices == 1)
@@ -492,10 +489,9 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
         return status;
     cl_mem bias_arg = p->has_bias ? grad_bias : grad_weight;
     const kernel_arg sum_args[] = {
-        {sizeof(cl_mem), &scratch},      {sizeof(cl_mem), &grad_weight},
-        {sizeof(cl_mem), &bias_arg},     {sizeof(int), &weights},
-        {sizeof(int), &p->out_channels}, {sizeof(int), &p->has_bias},
-        {sizeof(int), &slices},          {sizeof(int), &slice_stride},
+        {sizeof(cl_mem), &scratch}, {sizeof(cl_mem), &grad_weight},  {sizeof(cl_mem), &bias_arg},
+        {sizeof(int), &weights},    {sizeof(int), &p->out_channels}, {sizeof(int), &p->has_bias},
+        {sizeof(int), &slices},     {sizeof(int), &slice_stride},
     };
     const size_t sum_local[1] = {64};
     const size_t sum_global[1] = {(size_t)weights + (p->has_bias ? p->out_channels : 0)};
