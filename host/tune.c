@@ -66,6 +66,9 @@ direct_config direct_config_for(const clcnn_context *ctx, int channels) {
     config.vw = ctx && ctx->preferred_vector_width >= 1 ? ctx->preferred_vector_width : 4;
     if (config.vw > 16)
         config.vw = 16;
+    /* Few channels fill a narrow vector better than a wide one. */
+    while (config.vw > 4 && config.vw / 2 >= channels)
+        config.vw /= 2;
     int vectors = (channels + config.vw - 1) / config.vw;
     config.nv = vectors < 1 ? 1 : vectors > 4 ? 4 : vectors;
     config.wpt_p = config.nv == 1 ? 8 : 16 / config.nv;
@@ -213,7 +216,7 @@ clcnn_status tuning_save(clcnn_context *ctx) {
 
 /* ---- clcnn_tune: measuring the candidates ---------------------------------------------------- */
 
-enum { TUNE_OPERATIONS = 3, TUNE_REPEATS = 3, MAX_CANDIDATES = 32 };
+enum { TUNE_OPERATIONS = 3, TUNE_REPEATS = 3, MAX_CANDIDATES = 48 };
 static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backward_data",
                                                              "backward_weights"};
 
@@ -284,23 +287,27 @@ static clcnn_status time_operation(clcnn_context *ctx, int operation, const dire
     return CLCNN_OK;
 }
 
-/* Vectors per work-item up to what the channels fill, positions so that at
- * most 24 accumulator vectors are live, at the device's vector width. */
+/* The device's vector width and the narrower ones down to 4 (few channels
+ * fill a narrow vector better), vectors per work-item up to what the
+ * channels fill, and positions so that at most 24 accumulator vectors are
+ * live. The default configuration comes first. */
 static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out) {
     const direct_config fallback = direct_config_for(ctx, channels);
-    const int positions[] = {1, 2, 4, 6, 8, 12, 16};
+    const int positions[] = {1, 2, 4, 8, 12, 16};
     int count = 0;
     out[count++] = fallback;
-    const int vectors = (channels + fallback.vw - 1) / fallback.vw;
-    for (int nv = 1; nv <= 4 && nv <= (vectors > 1 ? vectors : 1); nv++)
-        for (size_t i = 0; i < sizeof(positions) / sizeof(positions[0]); i++) {
-            direct_config c = {fallback.vw, nv, positions[i], fallback.group};
-            if (nv * c.wpt_p > 24 || count == MAX_CANDIDATES)
-                continue;
-            if (c.nv == fallback.nv && c.wpt_p == fallback.wpt_p)
-                continue;
-            out[count++] = c;
-        }
+    for (int vw = fallback.vw; vw >= 4 && vw >= fallback.vw / 4; vw /= 2) {
+        const int vectors = (channels + vw - 1) / vw;
+        for (int nv = 1; nv <= 4 && nv <= (vectors > 1 ? vectors : 1); nv++)
+            for (size_t i = 0; i < sizeof(positions) / sizeof(positions[0]); i++) {
+                direct_config c = {vw, nv, positions[i], fallback.group};
+                if (nv * c.wpt_p > 24 || count == MAX_CANDIDATES)
+                    continue;
+                if (c.vw == fallback.vw && c.nv == fallback.nv && c.wpt_p == fallback.wpt_p)
+                    continue;
+                out[count++] = c;
+            }
+    }
     return count;
 }
 
