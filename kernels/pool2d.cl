@@ -4,7 +4,18 @@
  * PyTorch's semantics: max pooling ignores the padding; average pooling
  * divides by the window clipped to the padded input (count_include_pad=True).
  * The output size, ceil mode included, is decided by the host.
+ *
+ * -DWINDOW_H=.. -DWINDOW_W=.. make the window size a constant (the host
+ * passes the layer's), so the window loops unroll and a CPU compiler can
+ * vectorise across work-items; without them the size_h/size_w arguments count.
  */
+#ifdef WINDOW_H
+#define window_h WINDOW_H
+#define window_w WINDOW_W
+#else
+#define window_h size_h
+#define window_w size_w
+#endif
 
 __kernel void maxpool2d_forward(const __global float *restrict input,
                                 __global float *restrict output, const int C, const int H,
@@ -19,17 +30,22 @@ __kernel void maxpool2d_forward(const __global float *restrict input,
     const int plane = index / (OW * OH); /* n * C + c */
     const int h0 = oh * stride_h - pad_top;
     const int w0 = ow * stride_w - pad_left;
-    const int h_begin = max(h0, 0), h_end = min(h0 + size_h, H);
-    const int w_begin = max(w0, 0), w_end = min(w0 + size_w, W);
     const __global float *in = input + plane * H * W;
     float best = -INFINITY;
-    for (int h = h_begin; h < h_end; h++)
-        for (int w = w_begin; w < w_end; w++) {
+#pragma unroll
+    for (int dh = 0; dh < window_h; dh++) {
+        const int h = h0 + dh;
+#pragma unroll
+        for (int dw = 0; dw < window_w; dw++) {
+            const int w = w0 + dw;
+            if (h < 0 || h >= H || w < 0 || w >= W)
+                continue;
             const float v = in[h * W + w];
             /* NaN propagates, as in PyTorch. */
             if (v > best || isnan(v))
                 best = v;
         }
+    }
     output[index] = best;
 }
 
@@ -48,13 +64,18 @@ __kernel void avgpool2d_forward(const __global float *restrict input,
     const int w0 = ow * stride_w - pad_left;
     const int divisor =
         (min(h0 + size_h, H + pad_top) - h0) * (min(w0 + size_w, W + pad_left) - w0);
-    const int h_begin = max(h0, 0), h_end = min(h0 + size_h, H);
-    const int w_begin = max(w0, 0), w_end = min(w0 + size_w, W);
     const __global float *in = input + plane * H * W;
     float sum = 0.0f;
-    for (int h = h_begin; h < h_end; h++)
-        for (int w = w_begin; w < w_end; w++)
-            sum += in[h * W + w];
+#pragma unroll
+    for (int dh = 0; dh < window_h; dh++) {
+        const int h = h0 + dh;
+#pragma unroll
+        for (int dw = 0; dw < window_w; dw++) {
+            const int w = w0 + dw;
+            if (h >= 0 && h < H && w >= 0 && w < W)
+                sum += in[h * W + w];
+        }
+    }
     output[index] = sum / (float)divisor;
 }
 

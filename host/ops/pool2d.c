@@ -1,11 +1,15 @@
 /* Max and average pooling on the OpenCL device: kernels/pool2d.cl. */
 #include "ops.h"
 
+#include <stdio.h>
+
 clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
                             cl_mem output) {
     const char *name = p->kind == POOL_MAX ? "maxpool2d_forward" : "avgpool2d_forward";
+    char options[64];
+    snprintf(options, sizeof(options), "-DWINDOW_H=%d -DWINDOW_W=%d", p->size_h, p->size_w);
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, "", &kernel);
+    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int total = p->batch * p->channels * p->out_height * p->out_width;
