@@ -87,6 +87,17 @@ clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem in
     }
     if (status != CLCNN_OK)
         return status;
+    if (use_direct_kernels(ctx)) {
+        /* The convolution's scratch lives in the context's workspace here: a
+         * dense layer's is small, and the transposes that share the
+         * workspace are done by the time this runs. */
+        cl_mem scratch;
+        status = runtime_workspace(ctx, conv2d_backward_weights_scratch_bytes(ctx, &c), &scratch);
+        if (status != CLCNN_OK)
+            return status;
+        return conv2d_backward_weights(ctx, &c, input, grad_output, grad_weight, grad_bias,
+                                       scratch);
+    }
     const gemm_params weights = dense_grad_weight_gemm(p);
     status = gemm(ctx, &weights, grad_output, input, grad_weight, NULL);
     if (status != CLCNN_OK)
