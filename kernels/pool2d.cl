@@ -203,14 +203,33 @@ __kernel void maxpool2d_backward_scatter(const __global float *restrict input,
     const int plane = index / (OW * OH);
     const int h0 = oh * stride_h - pad_top;
     const int w0 = ow * stride_w - pad_left;
-    const int h_begin = max(h0, 0), h_end = min(h0 + size_h, H);
-    const int w_begin = max(w0, 0), w_end = min(w0 + size_w, W);
     const __global float *in = input + plane * H * W;
-    const int chosen = window_argmax(in, W, h_begin, h_end, w_begin, w_end);
+    /* The first maximum in row-major order, as window_argmax finds it. */
+    int chosen = -1;
+    float best = -INFINITY;
+#pragma unroll
+    for (int dh = 0; dh < window_h; dh++)
+#pragma unroll
+        for (int dw = 0; dw < window_w; dw++) {
+            const int h = h0 + dh, w = w0 + dw;
+            if (h < 0 || h >= H || w < 0 || w >= W)
+                continue;
+            const float v = in[h * W + w];
+            if (chosen < 0 || v > best || isnan(v)) {
+                best = v;
+                chosen = h * W + w;
+            }
+        }
     __global float *grad = grad_input + plane * H * W;
-    for (int h = h_begin; h < h_end; h++)
-        for (int w = w_begin; w < w_end; w++)
-            grad[h * W + w] = h * W + w == chosen ? grad_output[index] : 0.0f;
+    const float g = grad_output[index];
+#pragma unroll
+    for (int dh = 0; dh < window_h; dh++)
+#pragma unroll
+        for (int dw = 0; dw < window_w; dw++) {
+            const int h = h0 + dh, w = w0 + dw;
+            if (h >= 0 && h < H && w >= 0 && w < W)
+                grad[h * W + w] = h * W + w == chosen ? g : 0.0f;
+        }
 }
 
 __kernel void avgpool2d_backward_scatter(const __global float *restrict grad_output,

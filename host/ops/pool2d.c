@@ -35,12 +35,19 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     const int scatter = p->stride_h >= p->size_h && p->stride_w >= p->size_w;
     const char *name = scatter ? (is_max ? "maxpool2d_backward_scatter" : "avgpool2d_backward_scatter")
                                : (is_max ? "maxpool2d_backward" : "avgpool2d_backward");
+    char options[64];
+    snprintf(options, sizeof(options), "-DWINDOW_H=%d -DWINDOW_W=%d", p->size_h, p->size_w);
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, "", &kernel);
+    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int in_count = p->batch * p->channels * p->in_height * p->in_width;
-    if (scatter) {
+    /* Windows that tile the input exactly write every element themselves. */
+    const int tiled_exactly = p->stride_h == p->size_h && p->stride_w == p->size_w &&
+                              p->pad_top == 0 && p->pad_left == 0 &&
+                              p->out_height * p->stride_h == p->in_height &&
+                              p->out_width * p->stride_w == p->in_width;
+    if (scatter && !tiled_exactly) {
         const float zero = 0.0f;
         status = cl_check(ctx,
                           clEnqueueFillBuffer(ctx->queue, grad_input, &zero, sizeof(zero), 0,
