@@ -281,12 +281,12 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
  * conv2d_transpose_grad_output, which also sums the bias gradient) and one
  * scalar input per tap from a zero-padded copy of the input (made by
  * conv2d_pad_input): without bounds tests the inner loop is nothing but
- * loads and fma, about twice as fast on PoCL as testing each tap. The slices
- * keep the float sums short and give the CPU enough work-items. Slice z's partial sums go to
- * partial + z * slice_stride as [K][C*R*S] weights then [K] bias, and
- * conv2d_sum_direct_slices adds the slices in a fixed order, so the result
- * does not depend on scheduling. With one slice the kernels write
- * grad_weight and grad_bias directly.
+ * loads and fma, 1.6-2x as fast on PoCL as testing each tap for the padding.
+ * The slices keep the float sums short and give the CPU enough work-items.
+ * Slice z's partial sums go to partial + z * slice_stride as [K][C*R*S]
+ * weights then [K] bias, and conv2d_sum_direct_slices adds the slices in a
+ * fixed order, so the result does not depend on scheduling. With one slice
+ * the kernels write grad_weight and grad_bias directly.
  */
 
 /* Positions summed from zero before they join a running total: no float sum
@@ -299,13 +299,11 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
  * of one slice: per position VW scalar loads, one vector store and one vector
  * add. Launch: global (K_padded / VW, slices), any local size. */
 __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_output,
-                                           __global float *restrict grad_t,
-                                           const int grad_t_offset,
-                                           __global float *restrict bias_out,
-                                           const int bias_offset, const int has_bias,
-                                           const int K, const int OHW, const int positions,
-                                           const int slice_length, const int slice_stride,
-                                           const int K_padded) {
+                                           __global float *restrict grad_t, const int grad_t_offset,
+                                           __global float *restrict bias_out, const int bias_offset,
+                                           const int has_bias, const int K, const int OHW,
+                                           const int positions, const int slice_length,
+                                           const int slice_stride, const int K_padded) {
     const int first_channel = get_global_id(0) * VW;
     const int slice = get_global_id(1);
     if (first_channel >= K_padded)
@@ -313,18 +311,19 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
     const int first_position = slice * slice_length;
     const int end_position = min(first_position + slice_length, positions);
 
-    /* Lanes past the last channel read channel K-1 and are then zeroed. */
+    /* Each lane's channel plane within an image; lanes past the last channel
+     * are zero. */
     int lane_plane[VW], lane_valid[VW];
 #pragma unroll
     for (int j = 0; j < VW; j++) {
         lane_valid[j] = first_channel + j < K;
-        lane_plane[j] = (min(first_channel + j, K - 1) - first_channel) * OHW;
+        lane_plane[j] = min(first_channel + j, K - 1) * OHW;
     }
 
-    /* The first channel's plane in the current image, and the pixel within it. */
+    /* The current image, and the pixel within it. */
     int n = first_position / OHW;
     int pixel = first_position - n * OHW;
-    const __global float *plane = grad_output + (n * K + first_channel) * OHW;
+    const __global float *image = grad_output + n * K * OHW;
     __global float *out = grad_t + grad_t_offset + first_channel;
     floatv total = (floatv)(0.0f);
     for (int chunk = first_position; chunk < end_position; chunk += TRANSPOSE_CHUNK) {
@@ -334,14 +333,14 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
             float lanes[VW];
 #pragma unroll
             for (int j = 0; j < VW; j++)
-                lanes[j] = lane_valid[j] ? plane[lane_plane[j] + pixel] : 0.0f;
+                lanes[j] = lane_valid[j] ? image[lane_plane[j] + pixel] : 0.0f;
             const floatv g = load_vector(0, lanes);
             store_vector(g, 0, out + position * K_padded);
             chunk_sum += g;
             pixel++;
             if (pixel == OHW) {
                 pixel = 0;
-                plane += K * OHW;
+                image += K * OHW;
             }
         }
         total += chunk_sum;
@@ -392,8 +391,7 @@ __kernel void conv2d_backward_weights_direct(
     const __global float *restrict grad_t, const int grad_t_offset,
     __global float *restrict partial, const int slice_stride, const int C, const int Hp,
     const int Wp, const int K, const int R, const int S, const int stride_h, const int stride_w,
-    const int OH, const int OW, const int positions, const int slice_length,
-    const int K_padded) {
+    const int OH, const int OW, const int positions, const int slice_length, const int K_padded) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_tap = get_global_id(1) * WPT_P;
     const int slice = get_global_id(2);
@@ -435,8 +433,8 @@ __kernel void conv2d_backward_weights_direct(
         const int first_ow = pixel - oh * OW;
         const int end_ow = min(OW, first_ow + (end_position - position));
         /* The window's top-left corner in the padded input. */
-        const __global float *corner = padded + padded_offset + n * C * plane +
-                                       oh * stride_h * Wp + first_ow * stride_w;
+        const __global float *corner =
+            padded + padded_offset + n * C * plane + oh * stride_h * Wp + first_ow * stride_w;
         const __global float *gradient =
             grad_t + grad_t_offset + position * K_padded + first_channel;
 

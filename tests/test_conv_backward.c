@@ -513,9 +513,9 @@ static int check_weights_case(clcnn_context *ctx, const direct_config *config, c
              CHECK_OK(ctx, upload_nan(ctx, p->out_channels, &grad_bias_buf)) &&
              CHECK_OK(ctx, upload_nan(ctx, (int64_t)(scratch_bytes / sizeof(float)), &scratch));
     if (ok && config)
-        ok = CHECK_OK(ctx, conv2d_backward_weights_direct(ctx, config, p, input_buf,
-                                                          grad_output_buf, grad_weight_buf,
-                                                          grad_bias_buf, scratch));
+        ok =
+            CHECK_OK(ctx, conv2d_backward_weights_direct(ctx, config, p, input_buf, grad_output_buf,
+                                                         grad_weight_buf, grad_bias_buf, scratch));
     else if (ok)
         ok = CHECK_OK(ctx, conv2d_backward_weights(ctx, p, input_buf, grad_output_buf,
                                                    grad_weight_buf, grad_bias_buf, scratch));
@@ -531,7 +531,7 @@ static int check_weights_case(clcnn_context *ctx, const direct_config *config, c
         }
         const double bound = weights_bound(p);
         ok = record_error(reduction_steps(p) > LONG_REDUCTION_STEPS ? long_weights_result
-                                                                     : weights_result,
+                                                                    : weights_result,
                           error, bound);
         if (!CHECK(ok)) {
             char shape[256];
@@ -562,8 +562,8 @@ static void run_weights_shapes(clcnn_context *ctx, const direct_config *config, 
                                int long_shapes, uint64_t seed) {
     char label[128];
     if (config)
-        snprintf(label, sizeof(label), "direct vw %d nv %d wpt %d group %d", config->vw,
-                 config->nv, config->wpt_p, config->group);
+        snprintf(label, sizeof(label), "direct vw %d nv %d wpt %d group %d", config->vw, config->nv,
+                 config->wpt_p, config->group);
     else
         snprintf(label, sizeof(label), "default path");
     test_rng rng = {seed};
@@ -588,7 +588,8 @@ static void run_weights_shapes(clcnn_context *ctx, const direct_config *config, 
     print_summary(name, &long_weights_result);
 }
 
-/* A scratch buffer missing or smaller than the configuration needs is refused, not overrun. */
+/* A scratch buffer missing or smaller than the configuration needs is
+ * refused, not overrun; so is a vector width the kernels do not have. */
 static void check_direct_scratch_refused(clcnn_context *ctx) {
     const conv2d_params p = {.batch = 2,
                              .in_channels = 3,
@@ -619,6 +620,10 @@ static void check_direct_scratch_refused(clcnn_context *ctx) {
         CHECK(conv2d_backward_weights_direct(ctx, &config, &p, input_buf, grad_output_buf,
                                              grad_weight_buf, grad_bias_buf,
                                              scratch) == CLCNN_ERROR_INVALID_ARGUMENT);
+        const direct_config bad_width = {3, 1, 3, 4};
+        CHECK(conv2d_backward_weights_direct(ctx, &bad_width, &p, input_buf, grad_output_buf,
+                                             grad_weight_buf, grad_bias_buf,
+                                             scratch) == CLCNN_ERROR_INVALID_ARGUMENT);
     }
     buffer_release(&input_buf);
     buffer_release(&grad_output_buf);
@@ -633,8 +638,8 @@ static void check_direct_scratch_refused(clcnn_context *ctx) {
  * taps per work-item, work-groups of 1 to 4 that need not divide the taps). */
 static void run_direct_weights(clcnn_context *ctx) {
     static const direct_config configs[] = {
-        {1, 1, 1, 1},  {1, 3, 7, 4}, {2, 2, 3, 4},  {4, 1, 3, 4},  {4, 2, 7, 3},
-        {4, 3, 1, 4},  {8, 1, 7, 4}, {8, 2, 1, 1},  {8, 3, 3, 4},  {16, 1, 3, 4},
+        {1, 1, 1, 1},  {1, 3, 7, 4},  {2, 2, 3, 4},  {4, 1, 3, 4}, {4, 2, 7, 3},
+        {4, 3, 1, 4},  {8, 1, 7, 4},  {8, 2, 1, 1},  {8, 3, 3, 4}, {16, 1, 3, 4},
         {16, 2, 1, 2}, {16, 3, 7, 4}, {16, 4, 4, 4},
     };
     select_conv_path(PATH_DEVICE_DEFAULT);

@@ -383,6 +383,13 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
                                             const conv2d_params *p, cl_mem input,
                                             cl_mem grad_output, cl_mem grad_weight,
                                             cl_mem grad_bias, cl_mem scratch) {
+    const int vw = config->vw;
+    if (!(vw == 1 || vw == 2 || vw == 4 || vw == 8 || vw == 16) || config->nv < 1 ||
+        config->wpt_p < 1 || config->group < 1)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "conv2d backward weights: invalid configuration vw %d nv %d wpt %d "
+                         "group %d",
+                         vw, config->nv, config->wpt_p, config->group);
     const size_t needed = conv2d_backward_weights_direct_scratch_bytes(config, p);
     size_t scratch_bytes = 0;
     if (scratch && clGetMemObjectInfo(scratch, CL_MEM_SIZE, sizeof(scratch_bytes), &scratch_bytes,
@@ -493,7 +500,9 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
         {sizeof(int), &weights},    {sizeof(int), &p->out_channels}, {sizeof(int), &p->has_bias},
         {sizeof(int), &slices},     {sizeof(int), &slice_stride},
     };
-    const size_t sum_local[1] = {64};
+    size_t sum_local[1] = {64};
+    if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
+        sum_local[0] = ctx->max_work_group_size;
     const size_t sum_global[1] = {(size_t)weights + (p->has_bias ? p->out_channels : 0)};
     return runtime_launch(ctx, sum_kernel, "conv2d_sum_direct_slices",
                           sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
