@@ -41,5 +41,7 @@ int command_eval(const cli_common *common, int argc, char **argv);
 int command_predict(const cli_common *common, int argc, char **argv);
 int command_export(const cli_common *common, int argc, char **argv);
 int command_import(const cli_common *common, int argc, char **argv);
+int command_bench(const cli_common *common, int argc, char **argv);
+int command_tune(const cli_common *common, int argc, char **argv);
 
 #endif

@@ -24,6 +24,10 @@ static const char usage[] =
     "  predict MODEL IMAGE...       top classes of .npy, PGM or PNG images\n"
     "  export MODEL DIR             network file and .npy weights of a model\n"
     "  import NET DIR MODEL         a model from a network file and .npy weights\n"
+    "  bench [--ops] [--train] [--infer] [--repeat N] [--quick] [--json FILE]\n"
+    "                               GFLOP/s and images/s, OpenCL against the reference\n"
+    "  tune NET [--batch B]         measure kernel configurations for NET's layers on\n"
+    "                               this device and keep the fastest\n"
     "\n"
     "CLCNN_DEVICE=platform:device also picks the OpenCL device.\n";
 
@@ -148,6 +152,10 @@ int main(int argc, char **argv) {
         return command_export(&common, argc - 1, argv + 1);
     if (strcmp(command, "import") == 0)
         return command_import(&common, argc - 1, argv + 1);
+    if (strcmp(command, "bench") == 0)
+        return command_bench(&common, argc - 1, argv + 1);
+    if (strcmp(command, "tune") == 0)
+        return command_tune(&common, argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'clcnn help')", command);
     return 2;
 }
