@@ -23,10 +23,12 @@ clcnn_context *clcnn_context_create(void) {
 void clcnn_context_destroy(clcnn_context *ctx) {
     if (!ctx)
         return;
-    for (int i = 0; i < ctx->kernel_count; i++) {
+    for (int i = 0; i < ctx->kernel_count; i++)
         clReleaseKernel(ctx->kernels[i].kernel);
-        clReleaseProgram(ctx->kernels[i].program);
-    }
+    for (int i = 0; i < ctx->program_count; i++)
+        clReleaseProgram(ctx->programs[i].program);
+    free(ctx->kernels);
+    free(ctx->programs);
     if (ctx->workspace)
         clReleaseMemObject(ctx->workspace);
     free(ctx->tuned);

@@ -12,7 +12,6 @@
 
 /* ---- context and errors (context.c) ------------------------------------- */
 
-#define KERNEL_CACHE_SIZE 64
 
 /* Kernel time per kernel name, from OpenCL profiling events, when profiling is on. */
 #define PROFILE_ENTRIES 32
@@ -29,9 +28,15 @@ typedef struct tuned_entry {
     int vw, nv, wpt_p, group;
 } tuned_entry;
 
-typedef struct cached_kernel {
-    char key[320]; /* family|kernel|options */
+/* Programs are built once per (family, options) and kernels created once per
+ * (family, kernel, options); both live until the context is destroyed. */
+typedef struct cached_program {
+    char key[320]; /* family|options */
     cl_program program;
+} cached_program;
+
+typedef struct cached_kernel {
+    char key[384]; /* family|kernel|options */
     cl_kernel kernel;
 } cached_kernel;
 
@@ -50,7 +55,9 @@ struct clcnn_context {
     cl_uint preferred_vector_width; /* float */
     cl_mem workspace; /* scratch shared by operations, one at a time */
     size_t workspace_bytes;
-    cached_kernel kernels[KERNEL_CACHE_SIZE];
+    cached_program *programs;
+    int program_count;
+    cached_kernel *kernels;
     int kernel_count;
     int profiling;
     profile_entry profile[PROFILE_ENTRIES];
@@ -73,8 +80,9 @@ const char *cl_error_name(cl_int code);
 clcnn_status cl_check(clcnn_context *ctx, cl_int code, const char *what);
 
 /* The kernel `kernel_name` of kernels/<family>.cl built with `options`
- * (e.g. "-DTILE_M=32 -DTILE_N=32"). Programs are built once per context and
- * cached on disk; the returned kernel belongs to the context. */
+ * (e.g. "-DTILE_M=32 -DTILE_N=32"). A program is built once per context for
+ * each (family, options), its binary cached on disk; the returned kernel
+ * belongs to the context. */
 clcnn_status runtime_get_kernel(clcnn_context *ctx, const char *family, const char *kernel_name,
                                 const char *options, cl_kernel *out);
 

@@ -470,6 +470,36 @@ static clcnn_status build_program(clcnn_context *ctx, const char *family, const 
     return CLCNN_OK;
 }
 
+/* The program of kernels/<family>.cl built with options, built on first use. */
+static clcnn_status get_program(clcnn_context *ctx, const char *family, const char *options,
+                                cl_program *out) {
+    char key[sizeof(ctx->programs[0].key)];
+    int n = snprintf(key, sizeof(key), "%s|%s", family, options ? options : "");
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "kernel options too long: %s",
+                         options);
+    for (int i = 0; i < ctx->program_count; i++) {
+        if (strcmp(ctx->programs[i].key, key) == 0) {
+            *out = ctx->programs[i].program;
+            return CLCNN_OK;
+        }
+    }
+    cached_program *grown =
+        realloc(ctx->programs, sizeof(cached_program) * (size_t)(ctx->program_count + 1));
+    if (!grown)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for programs");
+    ctx->programs = grown;
+    cl_program program = NULL;
+    clcnn_status status = build_program(ctx, family, options, &program);
+    if (status != CLCNN_OK)
+        return status;
+    cached_program *entry = &ctx->programs[ctx->program_count++];
+    snprintf(entry->key, sizeof(entry->key), "%s", key);
+    entry->program = program;
+    *out = program;
+    return CLCNN_OK;
+}
+
 clcnn_status runtime_get_kernel(clcnn_context *ctx, const char *family, const char *kernel_name,
                                 const char *options, cl_kernel *out) {
     if (ctx->kind != CLCNN_DEVICE_OPENCL || !ctx->cl)
@@ -485,28 +515,22 @@ clcnn_status runtime_get_kernel(clcnn_context *ctx, const char *family, const ch
             return CLCNN_OK;
         }
     }
-    /* A full cache evicts its oldest entry: callers use a kernel right after getting it. */
-    if (ctx->kernel_count == KERNEL_CACHE_SIZE) {
-        clReleaseKernel(ctx->kernels[0].kernel);
-        clReleaseProgram(ctx->kernels[0].program);
-        memmove(&ctx->kernels[0], &ctx->kernels[1],
-                sizeof(cached_kernel) * (KERNEL_CACHE_SIZE - 1));
-        ctx->kernel_count--;
-    }
-    cl_program program;
-    clcnn_status status = build_program(ctx, family, options, &program);
+    cached_kernel *grown =
+        realloc(ctx->kernels, sizeof(cached_kernel) * (size_t)(ctx->kernel_count + 1));
+    if (!grown)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for kernels");
+    ctx->kernels = grown;
+    cl_program program = NULL;
+    clcnn_status status = get_program(ctx, family, options, &program);
     if (status != CLCNN_OK)
         return status;
     cl_int err;
     cl_kernel kernel = clCreateKernel(program, kernel_name, &err);
-    if (err != CL_SUCCESS) {
-        clReleaseProgram(program);
+    if (err != CL_SUCCESS)
         return set_error(ctx, CLCNN_ERROR_OPENCL, "clCreateKernel(%s) from kernels/%s.cl: %s",
                          kernel_name, family, cl_error_name(err));
-    }
     cached_kernel *entry = &ctx->kernels[ctx->kernel_count++];
     snprintf(entry->key, sizeof(entry->key), "%s", key);
-    entry->program = program;
     entry->kernel = kernel;
     *out = kernel;
     return CLCNN_OK;
