@@ -23,9 +23,9 @@
  *           count, count x f32 in PyTorch's layout
  *         (string = u32 length, then that many bytes, no NUL)
  *   TRAN  training state: the configuration field by field
- *           i32 epochs, i32 batch_size, u32 optimizer, f32 learning_rate,
- *           f32 momentum, f32 weight_decay, f32 beta1, f32 beta2,
- *           f32 epsilon, u32 schedule, f32 decay, i32 step_epochs, u64 seed
+ *           i32 epochs, i32 batch_size, u32 optimizer, f64 learning_rate,
+ *           f64 momentum, f64 weight_decay, f64 beta1, f64 beta2,
+ *           f64 epsilon, u32 schedule, f64 decay, i32 step_epochs, u64 seed
  *         then i32 epochs_done, i64 step, 4 x u64 shuffle generator state,
  *         u32 tensor count, then per tensor:
  *           string layer name, string "weight" or "bias", u64 element
@@ -137,6 +137,12 @@ static void put_f32(byte_buffer *b, float value) {
     put_u32(b, bits);
 }
 
+static void put_f64(byte_buffer *b, double value) {
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof(bits));
+    put_u64(b, bits);
+}
+
 static void put_string(byte_buffer *b, const char *text) {
     size_t length = strlen(text);
     put_u32(b, (uint32_t)length);
@@ -197,14 +203,14 @@ static void build_training_section(byte_buffer *b, const clcnn_trainer *t) {
     put_u32(b, (uint32_t)c->epochs);
     put_u32(b, (uint32_t)c->batch_size);
     put_u32(b, (uint32_t)c->optimizer);
-    put_f32(b, c->learning_rate);
-    put_f32(b, c->momentum);
-    put_f32(b, c->weight_decay);
-    put_f32(b, c->beta1);
-    put_f32(b, c->beta2);
-    put_f32(b, c->epsilon);
+    put_f64(b, c->learning_rate);
+    put_f64(b, c->momentum);
+    put_f64(b, c->weight_decay);
+    put_f64(b, c->beta1);
+    put_f64(b, c->beta2);
+    put_f64(b, c->epsilon);
     put_u32(b, (uint32_t)c->schedule);
-    put_f32(b, c->decay);
+    put_f64(b, c->decay);
     put_u32(b, (uint32_t)c->step_epochs);
     put_u64(b, c->seed);
     put_u32(b, (uint32_t)t->epochs_done);
@@ -657,6 +663,14 @@ static clcnn_status get_u64(section_reader *r, const char *what, uint64_t *out) 
     return status;
 }
 
+static clcnn_status get_f64(section_reader *r, const char *what, double *out) {
+    uint64_t bits = 0;
+    clcnn_status status = get_u64(r, what, &bits);
+    if (status == CLCNN_OK)
+        memcpy(out, &bits, sizeof(*out));
+    return status;
+}
+
 static clcnn_status get_f32(section_reader *r, const char *what, float *out) {
     clcnn_status status = need(r, 4, what);
     if (status == CLCNN_OK) {
@@ -902,23 +916,23 @@ static clcnn_status read_training_header(section_reader *r, training_header *h) 
         status = get_u32(r, "the optimizer", &optimizer);
     }
     if (status == CLCNN_OK)
-        status = get_f32(r, "the learning rate", &c->learning_rate);
+        status = get_f64(r, "the learning rate", &c->learning_rate);
     if (status == CLCNN_OK)
-        status = get_f32(r, "the momentum", &c->momentum);
+        status = get_f64(r, "the momentum", &c->momentum);
     if (status == CLCNN_OK)
-        status = get_f32(r, "the weight decay", &c->weight_decay);
+        status = get_f64(r, "the weight decay", &c->weight_decay);
     if (status == CLCNN_OK)
-        status = get_f32(r, "beta1", &c->beta1);
+        status = get_f64(r, "beta1", &c->beta1);
     if (status == CLCNN_OK)
-        status = get_f32(r, "beta2", &c->beta2);
+        status = get_f64(r, "beta2", &c->beta2);
     if (status == CLCNN_OK)
-        status = get_f32(r, "epsilon", &c->epsilon);
+        status = get_f64(r, "epsilon", &c->epsilon);
     if (status == CLCNN_OK) {
         schedule_offset = r->position;
         status = get_u32(r, "the schedule", &schedule);
     }
     if (status == CLCNN_OK)
-        status = get_f32(r, "the decay", &c->decay);
+        status = get_f64(r, "the decay", &c->decay);
     if (status == CLCNN_OK)
         status = get_i32(r, "the step epochs", &c->step_epochs);
     if (status == CLCNN_OK)

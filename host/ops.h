@@ -247,8 +247,8 @@ typedef enum optimizer_kind { OPTIMIZER_SGD = 0, OPTIMIZER_ADAM = 1 } optimizer_
 
 typedef struct optimizer_params {
     optimizer_kind kind;
-    float learning_rate, momentum, weight_decay;
-    float beta1, beta2, epsilon;
+    double learning_rate, momentum, weight_decay;
+    double beta1, beta2, epsilon;
     int64_t step; /* 1 on the first update */
 } optimizer_params;
 

@@ -17,14 +17,14 @@ void clcnn_train_config_defaults(clcnn_train_config *config) {
     config->epochs = 10;
     config->batch_size = 64;
     config->optimizer = CLCNN_SGD;
-    config->learning_rate = 0.01f;
-    config->momentum = 0.9f;
-    config->weight_decay = 0.0f;
-    config->beta1 = 0.9f;
-    config->beta2 = 0.999f;
-    config->epsilon = 1e-8f;
+    config->learning_rate = 0.01;
+    config->momentum = 0.9;
+    config->weight_decay = 0.0;
+    config->beta1 = 0.9;
+    config->beta2 = 0.999;
+    config->epsilon = 1e-8;
     config->schedule = CLCNN_SCHEDULE_CONSTANT;
-    config->decay = 0.1f;
+    config->decay = 0.1;
     config->step_epochs = 10;
     config->seed = 1;
 }
@@ -210,7 +210,7 @@ static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
     clcnn_net *net = t->net;
     optimizer_params p;
     p.kind = t->config.optimizer == CLCNN_ADAM ? OPTIMIZER_ADAM : OPTIMIZER_SGD;
-    p.learning_rate = (float)learning_rate;
+    p.learning_rate = learning_rate;
     p.momentum = t->config.momentum;
     p.weight_decay = t->config.weight_decay;
     p.beta1 = t->config.beta1;

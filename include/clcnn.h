@@ -235,10 +235,12 @@ typedef struct clcnn_train_config {
     int epochs;
     int batch_size;
     clcnn_optimizer optimizer;
-    float learning_rate, momentum, weight_decay;
-    float beta1, beta2, epsilon; /* Adam */
+    /* double, as PyTorch's Python floats: 1 - beta2 of a float 0.999 is not
+     * PyTorch's 1 - 0.999 */
+    double learning_rate, momentum, weight_decay;
+    double beta1, beta2, epsilon; /* Adam */
     clcnn_schedule schedule;
-    float decay;     /* STEP: factor */
+    double decay;    /* STEP: factor */
     int step_epochs; /* STEP: every this many epochs */
     uint64_t seed;   /* weights (when initialised) and shuffling */
 } clcnn_train_config;

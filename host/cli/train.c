@@ -22,12 +22,12 @@ static double seconds_now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static int parse_float(const char *option, const char *text, float *out) {
+static int parse_number(const char *option, const char *text, double *out) {
     char *end;
     double value = strtod(text, &end);
     if (end == text || *end != 0 || !isfinite(value))
         return cli_fail("%s: expected a number, got '%s'", option, text);
-    *out = (float)value;
+    *out = value;
     return 0;
 }
 
@@ -186,16 +186,16 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
             if (cli_parse_int64(arg, value, &o->test_limit) != 0)
                 return 2;
         } else if (strcmp(arg, "--lr") == 0) {
-            if (parse_float(arg, value, &c->learning_rate) != 0)
+            if (parse_number(arg, value, &c->learning_rate) != 0)
                 return 2;
         } else if (strcmp(arg, "--momentum") == 0) {
-            if (parse_float(arg, value, &c->momentum) != 0)
+            if (parse_number(arg, value, &c->momentum) != 0)
                 return 2;
         } else if (strcmp(arg, "--weight-decay") == 0) {
-            if (parse_float(arg, value, &c->weight_decay) != 0)
+            if (parse_number(arg, value, &c->weight_decay) != 0)
                 return 2;
         } else if (strcmp(arg, "--decay") == 0) {
-            if (parse_float(arg, value, &c->decay) != 0)
+            if (parse_number(arg, value, &c->decay) != 0)
                 return 2;
         } else if (strcmp(arg, "--step-epochs") == 0) {
             if (cli_parse_int64(arg, value, &number) != 0)

@@ -57,11 +57,15 @@ static clcnn_status sgd_step(clcnn_context *ctx, const optimizer_params *p, int6
         return status;
     const cl_long count64 = count;
     const int first_step = p->step == 1;
+    /* The kernel computes in float, as PyTorch does with its double scalars. */
+    const float learning_rate = (float)p->learning_rate;
+    const float momentum = (float)p->momentum;
+    const float weight_decay = (float)p->weight_decay;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &weights},         {sizeof(cl_mem), &grads},
-        {sizeof(cl_mem), &velocity},        {sizeof(cl_long), &count64},
-        {sizeof(float), &p->learning_rate}, {sizeof(float), &p->momentum},
-        {sizeof(float), &p->weight_decay},  {sizeof(int), &first_step},
+        {sizeof(cl_mem), &weights},       {sizeof(cl_mem), &grads},
+        {sizeof(cl_mem), &velocity},      {sizeof(cl_long), &count64},
+        {sizeof(float), &learning_rate},  {sizeof(float), &momentum},
+        {sizeof(float), &weight_decay},   {sizeof(int), &first_step},
     };
     const size_t local[1] = {elements_per_group};
     const size_t global[1] = {(size_t)count};
@@ -87,6 +91,10 @@ static clcnn_status adam_step(clcnn_context *ctx, const optimizer_params *p, int
     const float bias_correction2_sqrt = (float)sqrt(bias_correction2);
     const float one_minus_beta1 = (float)(1.0 - (double)p->beta1);
     const float one_minus_beta2 = (float)(1.0 - (double)p->beta2);
+    const float beta1 = (float)p->beta1;
+    const float beta2 = (float)p->beta2;
+    const float epsilon = (float)p->epsilon;
+    const float weight_decay = (float)p->weight_decay;
     const cl_long count64 = count;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &weights},
@@ -95,13 +103,13 @@ static clcnn_status adam_step(clcnn_context *ctx, const optimizer_params *p, int
         {sizeof(cl_mem), &second_moment},
         {sizeof(cl_long), &count64},
         {sizeof(float), &step_size},
-        {sizeof(float), &p->beta1},
+        {sizeof(float), &beta1},
         {sizeof(float), &one_minus_beta1},
-        {sizeof(float), &p->beta2},
+        {sizeof(float), &beta2},
         {sizeof(float), &one_minus_beta2},
         {sizeof(float), &bias_correction2_sqrt},
-        {sizeof(float), &p->epsilon},
-        {sizeof(float), &p->weight_decay},
+        {sizeof(float), &epsilon},
+        {sizeof(float), &weight_decay},
     };
     const size_t local[1] = {elements_per_group};
     const size_t global[1] = {(size_t)count};
