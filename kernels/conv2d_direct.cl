@@ -512,3 +512,82 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
     else
         grad_bias[i - weights] = total;
 }
+
+/* Forward for stride 1 and few input channels (first layers: 1 or 3), where
+ * vectors over channels would be mostly empty: a work-item computes one
+ * output row of ROW_VECTORS * VW pixels for CHANNEL_BLOCK output channels,
+ * and each tap is a vector load of consecutive pixels from a zero-padded
+ * copy of the input (conv2d_pad_input's, with row pitch `pitch` covering
+ * ROW_VECTORS * VW + S - 1 columns, so the loads need no bounds tests).
+ * -D ROW_VECTORS and CHANNEL_BLOCK; global (ceil(K / CHANNEL_BLOCK), N * OH). */
+#ifndef ROW_VECTORS
+#define ROW_VECTORS 2
+#endif
+#ifndef CHANNEL_BLOCK
+#define CHANNEL_BLOCK 6
+#endif
+
+__kernel void conv2d_forward_rows(const __global float *restrict padded,
+                                  const __global float *restrict weight,
+                                  const __global float *restrict bias,
+                                  __global float *restrict output, const int C, const int K,
+                                  const int R, const int S, const int OH, const int OW,
+                                  const int Hp, const int pitch, const int rows,
+                                  const int has_bias) {
+    const int first_channel = get_global_id(0) * CHANNEL_BLOCK;
+    const int row = get_global_id(1); /* n * OH + oh */
+    if (first_channel >= K || row >= rows)
+        return;
+    const int n = row / OH;
+    const int oh = row - n * OH;
+
+    floatv acc[CHANNEL_BLOCK][ROW_VECTORS];
+#pragma unroll
+    for (int b = 0; b < CHANNEL_BLOCK; b++)
+#pragma unroll
+        for (int v = 0; v < ROW_VECTORS; v++)
+            acc[b][v] = (floatv)(0.0f);
+
+    for (int c = 0; c < C; c++) {
+        for (int r = 0; r < R; r++) {
+            const __global float *line = padded + ((n * C + c) * Hp + oh + r) * pitch;
+            for (int s = 0; s < S; s++) {
+                floatv x[ROW_VECTORS];
+#pragma unroll
+                for (int v = 0; v < ROW_VECTORS; v++)
+                    x[v] = load_vector(0, line + s + v * VW);
+#pragma unroll
+                for (int b = 0; b < CHANNEL_BLOCK; b++) {
+                    const int k = min(first_channel + b, K - 1);
+                    const float w = weight[((k * C + c) * R + r) * S + s];
+#pragma unroll
+                    for (int v = 0; v < ROW_VECTORS; v++)
+                        acc[b][v] = fma((floatv)(w), x[v], acc[b][v]);
+                }
+            }
+        }
+    }
+
+    for (int b = 0; b < CHANNEL_BLOCK; b++) {
+        const int k = first_channel + b;
+        if (k >= K)
+            break;
+        const float add = has_bias ? bias[k] : 0.0f;
+        __global float *out = output + ((n * K + k) * OH + oh) * OW;
+        for (int v = 0; v < ROW_VECTORS; v++) {
+            const int first_pixel = v * VW;
+            if (first_pixel + VW <= OW) {
+                store_vector(acc[b][v] + add, 0, out + first_pixel);
+            } else {
+                float lanes[VW];
+#if VW == 1
+                lanes[0] = acc[b][v];
+#else
+                store_vector(acc[b][v], 0, lanes);
+#endif
+                for (int j = 0; first_pixel + j < OW; j++)
+                    out[first_pixel + j] = lanes[j] + add;
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 /* Convolution on the OpenCL device: kernels/conv2d.cl. */
 #include "ops.h"
 
+#include <stdio.h>
 #include <string.h>
 
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
@@ -107,8 +108,74 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
                           args, 2, global, local);
 }
 
+/* Whether the row kernel fits: stride 1 and so few input channels that
+ * vectors over the output channels would be mostly empty. */
+static int use_row_kernel(const conv2d_params *p) {
+    return p->stride_h == 1 && p->stride_w == 1 && p->in_channels <= 4 && p->out_width >= 8 &&
+           p->out_width <= 64;
+}
+
+/* conv2d_forward_rows: the input zero-padded into the workspace, then one
+ * work-item per output row and block of output channels. */
+static clcnn_status conv2d_forward_rows(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                        cl_mem weight, cl_mem bias, cl_mem output) {
+    const int vw = ctx->preferred_vector_width >= 8 ? 8 : 4;
+    const int row_vectors = (p->out_width + vw - 1) / vw;
+    /* About 24 accumulator vectors at most, as in the register-blocked kernels. */
+    int channel_block = 24 / row_vectors;
+    if (channel_block < 1)
+        channel_block = 1;
+    if (channel_block > p->out_channels)
+        channel_block = p->out_channels;
+    const int Hp = p->out_height - 1 + p->kernel_h;
+    const int pitch = row_vectors * vw + p->kernel_w - 1;
+    const int pad_rows = p->batch * p->in_channels * Hp;
+    const int zero = 0;
+    cl_mem padded;
+    clcnn_status status =
+        runtime_workspace(ctx, sizeof(float) * (size_t)pad_rows * (size_t)pitch, &padded);
+    char options[128];
+    snprintf(options, sizeof(options), "-DVW=%d -DROW_VECTORS=%d -DCHANNEL_BLOCK=%d", vw,
+             row_vectors, channel_block);
+    cl_kernel pad_kernel, kernel;
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg pad_args[] = {
+        {sizeof(cl_mem), &input},      {sizeof(cl_mem), &padded},  {sizeof(int), &zero},
+        {sizeof(int), &p->in_height},  {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},   {sizeof(int), &Hp},          {sizeof(int), &pitch},
+        {sizeof(int), &pad_rows},
+    };
+    const size_t pad_local[1] = {16};
+    const size_t pad_global[1] = {(size_t)pad_rows};
+    status = runtime_launch(ctx, pad_kernel, "conv2d_pad_input", sizeof(pad_args) / sizeof(pad_args[0]),
+                            pad_args, 1, pad_global, pad_local);
+    if (status != CLCNN_OK)
+        return status;
+    const int rows = p->batch * p->out_height;
+    cl_mem bias_arg = p->has_bias ? bias : weight;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &padded},        {sizeof(cl_mem), &weight},   {sizeof(cl_mem), &bias_arg},
+        {sizeof(cl_mem), &output},        {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->out_channels},  {sizeof(int), &p->kernel_h}, {sizeof(int), &p->kernel_w},
+        {sizeof(int), &p->out_height},    {sizeof(int), &p->out_width}, {sizeof(int), &Hp},
+        {sizeof(int), &pitch},            {sizeof(int), &rows},        {sizeof(int), &p->has_bias},
+    };
+    const size_t local[2] = {1, 4};
+    const size_t global[2] = {(size_t)((p->out_channels + channel_block - 1) / channel_block),
+                              (size_t)rows};
+    return runtime_launch(ctx, kernel, "conv2d_forward_rows", sizeof(args) / sizeof(args[0]), args,
+                          2, global, local);
+}
+
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                             cl_mem weight, cl_mem bias, cl_mem output) {
+    if (use_direct_kernels(ctx) && use_row_kernel(p))
+        return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     if (use_direct_kernels(ctx)) {
         const direct_config config = direct_config_for_conv(ctx, "forward", p, p->out_channels);
         return conv2d_forward_direct(ctx, &config, p, input, weight, bias, output);
