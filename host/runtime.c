@@ -547,6 +547,13 @@ clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *wh
             return set_error(ctx, CLCNN_ERROR_OPENCL, "%s: clSetKernelArg(%d) failed: %s", what,
                              i, cl_error_name(err));
     }
+    /* Element-wise kernels ask for a generous 1-D group; a device with a
+     * smaller limit gets its limit. */
+    size_t clamped[1];
+    if (local && dims == 1 && ctx->max_work_group_size && local[0] > ctx->max_work_group_size) {
+        clamped[0] = ctx->max_work_group_size;
+        local = clamped;
+    }
     size_t rounded[3];
     for (int d = 0; d < dims; d++) {
         size_t l = local ? local[d] : 1;

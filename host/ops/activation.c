@@ -13,7 +13,7 @@ clcnn_status activation_forward(clcnn_context *ctx, activation_kind kind, float 
         {sizeof(cl_mem), &input}, {sizeof(cl_mem), &output}, {sizeof(int), &count32},
         {sizeof(int), &kind32},   {sizeof(float), &slope},
     };
-    const size_t local[1] = {64};
+    const size_t local[1] = {256};
     const size_t global[1] = {(size_t)count};
     return runtime_launch(ctx, kernel, "activation_forward", sizeof(args) / sizeof(args[0]), args,
                           1, global, local);
@@ -32,7 +32,7 @@ clcnn_status activation_backward(clcnn_context *ctx, activation_kind kind, float
         {sizeof(cl_mem), &output}, {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &grad_input},
         {sizeof(int), &count32},   {sizeof(int), &kind32},         {sizeof(float), &slope},
     };
-    const size_t local[1] = {64};
+    const size_t local[1] = {256};
     const size_t global[1] = {(size_t)count};
     return runtime_launch(ctx, kernel, "activation_backward", sizeof(args) / sizeof(args[0]), args,
                           1, global, local);

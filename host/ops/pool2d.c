@@ -20,7 +20,7 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
         {sizeof(int), &p->stride_h},  {sizeof(int), &p->stride_w}, {sizeof(int), &p->pad_top},
         {sizeof(int), &p->pad_left},  {sizeof(int), &total},
     };
-    const size_t local[1] = {64};
+    const size_t local[1] = {256};
     const size_t global[1] = {(size_t)total};
     return runtime_launch(ctx, kernel, name, sizeof(args) / sizeof(args[0]), args, 1, global,
                           local);
@@ -73,7 +73,7 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     args[arg_count++] = (kernel_arg){sizeof(cl_mem), &grad_input};
     for (int i = 0; i < SHAPE_ARG_COUNT; i++)
         args[arg_count++] = shape_args[i];
-    const size_t local[1] = {64};
+    const size_t local[1] = {256};
     const size_t global[1] = {(size_t)total};
     return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
 }
