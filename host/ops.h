@@ -48,6 +48,10 @@ typedef struct conv2d_params {
     int has_bias;
 } conv2d_params;
 
+/* A convolution layer's parameters, or a dense layer's as a 1x1 convolution
+ * of 1x1 images (host/pass.c). */
+conv2d_params layer_conv2d_params(const layer *l, int batch);
+
 /* The configuration for an operation ("forward", "backward_data",
  * "backward_weights") of a convolution: from this device's tuning file when
  * clcnn_tune measured that shape, else direct_config_for(ctx, channels). */

@@ -160,21 +160,24 @@ void net_release_activations(clcnn_net *net) {
     net->with_gradients = 0;
 }
 
-static conv2d_params conv_params(const layer *l, int batch) {
+/* A convolution layer's parameters; a dense layer's as the 1x1 convolution of
+ * 1x1 images it equals (how the register-blocked kernels run it). */
+conv2d_params layer_conv2d_params(const layer *l, int batch) {
+    const int conv = l->type == LAYER_CONV;
     conv2d_params p = {0};
     p.batch = batch;
     p.in_channels = l->in.c;
-    p.in_height = l->in.h;
-    p.in_width = l->in.w;
-    p.out_channels = l->filters;
-    p.kernel_h = l->size_h;
-    p.kernel_w = l->size_w;
-    p.stride_h = l->stride_h;
-    p.stride_w = l->stride_w;
-    p.pad_top = l->pad_top;
-    p.pad_left = l->pad_left;
-    p.out_height = l->out.h;
-    p.out_width = l->out.w;
+    p.out_channels = conv ? l->filters : l->units;
+    p.in_height = conv ? l->in.h : 1;
+    p.in_width = conv ? l->in.w : 1;
+    p.kernel_h = conv ? l->size_h : 1;
+    p.kernel_w = conv ? l->size_w : 1;
+    p.stride_h = conv ? l->stride_h : 1;
+    p.stride_w = conv ? l->stride_w : 1;
+    p.pad_top = conv ? l->pad_top : 0;
+    p.pad_left = conv ? l->pad_left : 0;
+    p.out_height = conv ? l->out.h : 1;
+    p.out_width = conv ? l->out.w : 1;
     p.has_bias = l->has_bias;
     return p;
 }
@@ -258,7 +261,7 @@ static clcnn_status allocate_activations(clcnn_net *net, int64_t capacity, int w
     for (int i = 0; i < n; i++) {
         if (net->layers[i].type != LAYER_CONV)
             continue;
-        conv2d_params p = conv_params(&net->layers[i], (int)capacity);
+        conv2d_params p = layer_conv2d_params(&net->layers[i], (int)capacity);
         size_t bytes = conv2d_backward_weights_scratch_bytes(ctx, &p);
         if (bytes > scratch)
             scratch = bytes;
@@ -309,7 +312,7 @@ static int softmax_columns(const layer *l) {
 static void layer_forward_ref(const layer *l, int batch, const float *in, float *out) {
     switch (l->type) {
     case LAYER_CONV: {
-        conv2d_params p = conv_params(l, batch);
+        conv2d_params p = layer_conv2d_params(l, batch);
         conv2d_forward_ref(&p, in, l->weight, l->bias, out);
         break;
     }
@@ -346,7 +349,7 @@ static clcnn_status layer_forward_opencl(clcnn_context *ctx, layer *l, int batch
                                          cl_mem out) {
     switch (l->type) {
     case LAYER_CONV: {
-        conv2d_params p = conv_params(l, batch);
+        conv2d_params p = layer_conv2d_params(l, batch);
         return conv2d_forward(ctx, &p, in, l->weight_buffer, l->bias_buffer, out);
     }
     case LAYER_MAXPOOL:
@@ -657,7 +660,7 @@ static void layer_backward_ref(clcnn_net *net, int i, int batch) {
     }
     switch (l->type) {
     case LAYER_CONV: {
-        conv2d_params p = conv_params(l, batch);
+        conv2d_params p = layer_conv2d_params(l, batch);
         if (grad_in)
             conv2d_backward_data_ref(&p, grad_out, l->weight, grad_in);
         conv2d_backward_weights_ref(&p, in, grad_out, l->weight_grad, l->bias_grad);
@@ -708,7 +711,7 @@ static clcnn_status layer_backward_opencl(clcnn_net *net, int i, int batch) {
     }
     switch (l->type) {
     case LAYER_CONV: {
-        conv2d_params p = conv_params(l, batch);
+        conv2d_params p = layer_conv2d_params(l, batch);
         clcnn_status status = CLCNN_OK;
         if (grad_in)
             status = conv2d_backward_data(ctx, &p, grad_out, l->weight_buffer, grad_in);

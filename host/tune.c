@@ -311,25 +311,6 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
     return count;
 }
 
-static conv2d_params layer_as_convolution(const layer *l, int batch) {
-    conv2d_params p = {0};
-    p.batch = batch;
-    p.in_channels = l->in.c;
-    p.out_channels = l->type == LAYER_CONV ? l->filters : l->units;
-    p.in_height = l->type == LAYER_CONV ? l->in.h : 1;
-    p.in_width = l->type == LAYER_CONV ? l->in.w : 1;
-    p.kernel_h = l->type == LAYER_CONV ? l->size_h : 1;
-    p.kernel_w = l->type == LAYER_CONV ? l->size_w : 1;
-    p.stride_h = l->type == LAYER_CONV ? l->stride_h : 1;
-    p.stride_w = l->type == LAYER_CONV ? l->stride_w : 1;
-    p.pad_top = l->type == LAYER_CONV ? l->pad_top : 0;
-    p.pad_left = l->type == LAYER_CONV ? l->pad_left : 0;
-    p.out_height = l->type == LAYER_CONV ? l->out.h : 1;
-    p.out_width = l->type == LAYER_CONV ? l->out.w : 1;
-    p.has_bias = l->has_bias;
-    return p;
-}
-
 static void report_line(char *buf, size_t size, size_t *used, const char *format, ...)
     __attribute__((format(printf, 4, 5)));
 static void report_line(char *buf, size_t size, size_t *used, const char *format, ...) {
@@ -345,7 +326,7 @@ static void report_line(char *buf, size_t size, size_t *used, const char *format
 
 static clcnn_status tune_layer(clcnn_context *ctx, const layer *l, int batch, rng *r, char *report,
                                size_t size, size_t *used) {
-    const conv2d_params p = layer_as_convolution(l, batch);
+    const conv2d_params p = layer_conv2d_params(l, batch);
     const size_t in_count = (size_t)batch * p.in_channels * p.in_height * p.in_width;
     const size_t out_count = (size_t)batch * p.out_channels * p.out_height * p.out_width;
     const size_t weight_count = (size_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
