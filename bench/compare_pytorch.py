@@ -56,7 +56,8 @@ def parse_args():
     p = argparse.ArgumentParser(description="clcnn against PyTorch, same machine, same run")
     p.add_argument("--clcnn", default=None, help="the clcnn binary (default build/clcnn)")
     p.add_argument("--clcnn-json", default=None,
-                   help="use this clcnn bench --json file instead of running clcnn bench")
+                   help="use a saved clcnn bench --json (or this script's --json) file "
+                   "instead of running clcnn bench")
     p.add_argument("--device", default="opencl", choices=["opencl", "reference", "both"],
                    help="device(s) clcnn bench measures (default opencl)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per figure (default 5)")
@@ -95,7 +96,8 @@ def run_clcnn(args, net_dir):
     """Runs clcnn bench --json; returns its parsed JSON or None."""
     if args.clcnn_json:
         with open(args.clcnn_json) as f:
-            return json.load(f)
+            saved = json.load(f)
+        return saved.get("clcnn", saved)  # this script's --json holds clcnn's under "clcnn"
     binary = args.clcnn or find_file(
         ["build/clcnn", os.path.join(SCRIPT_DIR, "..", "build", "clcnn")])
     if not binary or not os.path.exists(binary):
@@ -422,16 +424,20 @@ def fmt(value):
 def ratio_rows(clcnn, results):
     rows = []
     for r in results:
-        ident = r["id"]
-        torch_value = r["value"]["median"]
-        wall = clcnn_figure(clcnn, ident, "wall")
-        kernel = clcnn_figure(clcnn, ident, "kernel")
-        rows.append({
-            "id": ident, "unit": r["unit"], "pytorch": torch_value, "note": r.get("note", ""),
-            "clcnn_wall": wall, "clcnn_kernel": kernel,
-            "ratio_wall": wall / torch_value if wall else None,
-            "ratio_kernel": kernel / torch_value if kernel else None,
-        })
+        # clcnn_net_forward chunks the GEMM's batch of 2048; clcnn bench also
+        # reports the forward kernels of one launch (its id + "_single").
+        for clcnn_id in (r["id"], r["id"] + "_single"):
+            wall = clcnn_figure(clcnn, clcnn_id, "wall")
+            kernel = clcnn_figure(clcnn, clcnn_id, "kernel")
+            if clcnn_id != r["id"] and not kernel:
+                continue
+            torch_value = r["value"]["median"]
+            rows.append({
+                "id": clcnn_id, "unit": r["unit"], "pytorch": torch_value,
+                "note": r.get("note", ""), "clcnn_wall": wall, "clcnn_kernel": kernel,
+                "ratio_wall": wall / torch_value if wall else None,
+                "ratio_kernel": kernel / torch_value if kernel else None,
+            })
     return rows
 
 
@@ -457,6 +463,16 @@ def print_ratios(rows, header):
     sys.stdout.flush()
 
 
+def loaded_blas():
+    """The BLAS library this process loaded (PyTorch's F.linear calls it), from /proc/self/maps."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+    except OSError:
+        return "unknown"
+    return ", ".join(sorted(os.path.realpath(p) for p in paths)) or "none loaded"
+
+
 def main():
     args = parse_args()
     # Thread settings must precede the import of torch.
@@ -471,6 +487,8 @@ def main():
               "On Debian: apt install python3-torch" % error)
         return 0
     torch.set_num_threads(args.threads)
+    torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2))  # loads the BLAS
+    blas = loaded_blas()
 
     net_dir = args.net_dir or find_file(["examples", os.path.join(SCRIPT_DIR, "..", "examples")])
     if not net_dir:
@@ -515,17 +533,20 @@ def main():
         "oneDNN %s" % (torch.__version__, torch.get_num_threads(), os.environ["OMP_NUM_THREADS"],
                        os.environ["OPENBLAS_NUM_THREADS"],
                        "on" if torch.backends.mkldnn.enabled else "off"),
+        "PyTorch's BLAS (F.linear, nn.Linear): %s" % blas,
         "clcnn: %s" % (clcnn["devices"].get("opencl", "?") if clcnn else "not run"),
         "load average %.2f before, %.2f after (1 min)" % (load_before[0], load_after[0]),
         "medians of %d runs; ratio > 1: clcnn is faster; conv backward: torch.autograd.grad "
         "for the input (data), weight + bias (weights), or all three" % args.repeat,
-        "gemm: PyTorch's faster of F.linear (system BLAS) and a 1x1 conv2d (oneDNN)",
+        "gemm: PyTorch's faster of F.linear (system BLAS) and a 1x1 conv2d (oneDNN); "
+        "clcnn's gemm_2048.forward runs in chunks of 256 images, gemm_2048.forward_single is "
+        "its one-launch forward inside clcnn_net_backward (kernel time only)",
     ]
     print_ratios(rows, header)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({
-                "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas,
                 "environment": {k: os.environ.get(k) for k in
                                 ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
                 "load_average_before": load_before, "load_average_after": load_after,
