@@ -175,6 +175,7 @@ typedef struct layer {
     int has_bias;                    /* conv, dense */
     int ceil_mode;                   /* pool */
     float slope;                     /* leaky */
+    int named_filter;                /* conv with filter=NAME: its index, else -1 */
 
     shape3 in, out;
     int64_t weight_count, bias_count;
@@ -240,6 +241,10 @@ struct clcnn_net {
 };
 
 int layer_has_parameters(const layer *l);
+
+/* host/filters.c: the named 3x3 filters (identity, sobel_v, ...). */
+int named_filter_index(const char *name); /* -1 if there is none of that name */
+const float *named_filter_weights(int index); /* 9 floats, row by row */
 
 /* A trainer: configuration, progress and optimizer state (host/train.c). */
 struct clcnn_trainer {

@@ -13,6 +13,15 @@ int layer_has_parameters(const layer *l) {
     return l->type == LAYER_CONV || l->type == LAYER_DENSE;
 }
 
+/* A conv layer with filter=NAME: the filter on every (filter, channel) pair, bias 0. */
+static void apply_named_filter(layer *l) {
+    const float *filter = named_filter_weights(l->named_filter);
+    for (int64_t i = 0; i < l->weight_count; i++)
+        l->weight[i] = filter[i % 9];
+    for (int64_t i = 0; i < l->bias_count; i++)
+        l->bias[i] = 0.0f;
+}
+
 static int64_t align_floats(int64_t n) {
     return (n + PARAMETER_ALIGN_FLOATS - 1) / PARAMETER_ALIGN_FLOATS * PARAMETER_ALIGN_FLOATS;
 }
@@ -54,6 +63,9 @@ static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *laye
         l->weight_grad = net->host_gradients + l->weight_offset;
         l->bias_grad = net->host_gradients + l->bias_offset;
     }
+    for (int i = 0; i < layer_count; i++)
+        if (layers[i].type == LAYER_CONV && layers[i].named_filter >= 0)
+            apply_named_filter(&layers[i]);
     net->device_parameters_stale = 1;
     clcnn_status status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
     if (status != CLCNN_OK) {
@@ -263,6 +275,10 @@ clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed) {
         layer *l = &net->layers[i];
         if (!layer_has_parameters(l))
             continue;
+        if (l->type == LAYER_CONV && l->named_filter >= 0) {
+            apply_named_filter(l);
+            continue;
+        }
         int64_t fan_in, fan_out;
         if (l->type == LAYER_CONV) {
             fan_in = (int64_t)l->in.c * l->size_h * l->size_w;
@@ -308,6 +324,9 @@ static clcnn_status load_parameter(clcnn_net *net, layer *l, const char *dir, in
     char expected_text[96];
     format_dims(expected, ndim, expected_text, sizeof(expected_text));
     struct stat st;
+    /* A named filter needs no file, but one that is there replaces it. */
+    if (stat(path, &st) != 0 && l->type == LAYER_CONV && l->named_filter >= 0)
+        return CLCNN_OK;
     if (stat(path, &st) != 0)
         return set_error(ctx, CLCNN_ERROR_IO, "layer %s: missing %s (expected shape %s)", l->name,
                          path, expected_text);

@@ -37,7 +37,8 @@ const char *layer_type_name(layer_type type) {
 
 /* The keys each layer type takes, "name" last; NULL-terminated. */
 static const char *const input_keys[] = {"channels", "height", "width", "name", NULL};
-static const char *const conv_keys[] = {"filters", "size", "stride", "pad", "bias", "name", NULL};
+static const char *const conv_keys[] = {"filters", "size", "stride", "pad",
+                                        "bias",    "filter", "name", NULL};
 static const char *const pool_keys[] = {"size", "stride", "pad", "ceil", "name", NULL};
 static const char *const dense_keys[] = {"units", "bias", "name", NULL};
 static const char *const leaky_keys[] = {"slope", "name", NULL};
@@ -367,12 +368,29 @@ static clcnn_status apply_options(const parse_state *state, const line_options *
         break;
     }
     case LAYER_CONV: {
+        const char *filter = option_value(options, "filter");
+        if (filter) {
+            current->named_filter = named_filter_index(filter);
+            if (current->named_filter < 0)
+                return layer_error(state, CLCNN_ERROR_PARSE,
+                                   "unknown filter '%s' (expected identity, prewitt_v, prewitt_h, "
+                                   "sobel_v, sobel_h, laplacian_4, laplacian_8, sharpen, box_blur "
+                                   "or gaussian_blur)",
+                                   filter);
+        }
         if ((status = require_option(state, options, "filters", &value)) ||
-            (status = parse_positive(state, "filters", value, &current->filters)) ||
-            (status = require_option(state, options, "size", &value)) ||
-            (status =
-                 parse_positive_pair(state, "size", value, &current->size_h, &current->size_w)))
+            (status = parse_positive(state, "filters", value, &current->filters)))
             return status;
+        /* A named filter is 3x3, so its size may go unsaid. */
+        current->size_h = current->size_w = 3;
+        if (!(filter && !option_value(options, "size")) &&
+            ((status = require_option(state, options, "size", &value)) ||
+             (status = parse_positive_pair(state, "size", value, &current->size_h,
+                                           &current->size_w))))
+            return status;
+        if (filter && (current->size_h != 3 || current->size_w != 3))
+            return layer_error(state, CLCNN_ERROR_PARSE, "filter=%s is 3x3, but size is %dx%d",
+                               filter, current->size_h, current->size_w);
         current->stride_h = current->stride_w = 1;
         if ((value = option_value(options, "stride")) &&
             (status = parse_positive_pair(state, "stride", value, &current->stride_h,
@@ -634,6 +652,7 @@ static clcnn_status parse_line(parse_state *state, char *line, const layer *laye
         return status;
 
     memset(current, 0, sizeof(*current));
+    current->named_filter = -1;
     current->type = state->type;
     current->line = state->line;
     current->weight = NULL;

@@ -132,8 +132,15 @@ int64_t clcnn_net_output_size(const clcnn_net *net);
 /* Writes the per-layer summary table (name, type, output shape, parameters, total). */
 clcnn_status clcnn_net_summary(const clcnn_net *net, char *buf, size_t size);
 
+/* The named 3x3 filters a conv layer takes as filter=NAME (identity,
+ * prewitt_v, prewitt_h, sobel_v, sobel_h, laplacian_4, laplacian_8, sharpen,
+ * box_blur, gaussian_blur): the name of filter index, or NULL past the last. */
+const char *clcnn_filter_name(int index);
+
 /* He initialisation (normal, std sqrt(2/fan_in)) for layers followed by relu or
- * leaky, Xavier (uniform, limit sqrt(6/(fan_in+fan_out))) otherwise; biases 0. */
+ * leaky, Xavier (uniform, limit sqrt(6/(fan_in+fan_out))) otherwise; biases 0.
+ * A conv layer with filter=NAME gets its named filter on every (filter,
+ * channel) pair instead. */
 clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed);
 
 /* Loads <layer>.weight.npy and <layer>.bias.npy of every layer with parameters. */

@@ -32,6 +32,12 @@ int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float 
 /* Parses auto|xent|cross-entropy|bce|binary-cross-entropy|mse; returns 0 on success. */
 int cli_parse_loss(const char *text, clcnn_loss *out);
 
+/* A binary (P5) or text (P2) PGM, or any image stb_image reads (PNG, ...)
+ * with `channels` channels, as planes (C, H, W) of floats in [0, 1]
+ * (malloc'd). Return 0, or 1 after printing why not. */
+int cli_read_pgm(const char *path, float **pixels, int *height, int *width);
+int cli_read_png(const char *path, int channels, float **pixels, int *height, int *width);
+
 int command_devices(const cli_common *common, int argc, char **argv);
 int command_summary(const cli_common *common, int argc, char **argv);
 int command_forward(const cli_common *common, int argc, char **argv);
@@ -43,5 +49,6 @@ int command_export(const cli_common *common, int argc, char **argv);
 int command_import(const cli_common *common, int argc, char **argv);
 int command_bench(const cli_common *common, int argc, char **argv);
 int command_tune(const cli_common *common, int argc, char **argv);
+int command_filter(const cli_common *common, int argc, char **argv);
 
 #endif

@@ -28,6 +28,7 @@ static const char usage[] =
     "                               GFLOP/s and images/s, OpenCL against the reference\n"
     "  tune NET [--batch B]         measure kernel configurations for NET's layers on\n"
     "                               this device and keep the fastest\n"
+    "  filter NAME IMAGE OUT.npy [--valid]   apply a named 3x3 filter (filter --list)\n"
     "\n"
     "CLCNN_DEVICE=platform:device also picks the OpenCL device.\n";
 
@@ -156,6 +157,8 @@ int main(int argc, char **argv) {
         return command_bench(&common, argc - 1, argv + 1);
     if (strcmp(command, "tune") == 0)
         return command_tune(&common, argc - 1, argv + 1);
+    if (strcmp(command, "filter") == 0)
+        return command_filter(&common, argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'clcnn help')", command);
     return 2;
 }

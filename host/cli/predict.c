@@ -7,102 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb_image.h>
 
 static int has_suffix(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
-/* Skips whitespace and '#' comments of a PGM header. */
-static int pgm_skip(FILE *f) {
-    int c = fgetc(f);
-    while (c != EOF && (isspace(c) || c == '#')) {
-        if (c == '#')
-            while (c != EOF && c != '\n')
-                c = fgetc(f);
-        c = fgetc(f);
-    }
-    if (c != EOF)
-        ungetc(c, f);
-    return c;
-}
-
-static int pgm_number(FILE *f, long *out) {
-    pgm_skip(f);
-    return fscanf(f, "%ld", out) == 1 ? 0 : -1;
-}
-
-/* Binary (P5) or text (P2) PGM into bytes-per-pixel-scaled floats in [0, 1]. */
-static int read_pgm(const char *path, float **pixels, int *height, int *width) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cli_fail("%s: cannot open", path);
-    char magic[3] = {0};
-    long w, h, maxval;
-    int result = 0;
-    if (fread(magic, 1, 2, f) != 2 || magic[0] != 'P' || (magic[1] != '5' && magic[1] != '2') ||
-        pgm_number(f, &w) != 0 || pgm_number(f, &h) != 0 || pgm_number(f, &maxval) != 0 ||
-        w < 1 || h < 1 || w > 65536 || h > 65536 || maxval < 1 || maxval > 65535) {
-        fclose(f);
-        return cli_fail("%s: not a PGM image (expected a P5 or P2 header with width, height and "
-                        "maximum value)",
-                        path);
-    }
-    float *values = malloc(sizeof(float) * (size_t)(w * h));
-    if (!values) {
-        fclose(f);
-        return cli_fail("out of memory");
-    }
-    if (magic[1] == '5')
-        fgetc(f); /* the single whitespace after maxval */
-    for (long i = 0; i < w * h && result == 0; i++) {
-        long v = -1;
-        if (magic[1] == '2') {
-            if (pgm_number(f, &v) != 0)
-                v = -1;
-        } else if (maxval < 256) {
-            int c = fgetc(f);
-            v = c;
-        } else {
-            int hi = fgetc(f), lo = fgetc(f);
-            v = hi < 0 || lo < 0 ? -1 : hi * 256 + lo;
-        }
-        if (v < 0 || v > maxval)
-            result = cli_fail("%s: pixel data ends early or is out of range at pixel %ld", path, i);
-        else
-            values[i] = (float)v / (float)maxval;
-    }
-    fclose(f);
-    if (result != 0) {
-        free(values);
-        return result;
-    }
-    *pixels = values;
-    *height = (int)h;
-    *width = (int)w;
-    return 0;
-}
-
-static int read_png(const char *path, int channels, float **pixels, int *height, int *width) {
-    int w, h, n;
-    unsigned char *data = stbi_load(path, &w, &h, &n, channels);
-    if (!data)
-        return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
-    float *values = malloc(sizeof(float) * (size_t)w * h * channels);
-    if (!values) {
-        stbi_image_free(data);
-        return cli_fail("out of memory");
-    }
-    /* stb gives interleaved pixels (HWC); the network wants planes (CHW). */
-    for (int c = 0; c < channels; c++)
-        for (int i = 0; i < w * h; i++)
-            values[c * w * h + i] = data[i * channels + c] / 255.0f;
-    stbi_image_free(data);
-    *pixels = values;
-    *height = h;
-    *width = w;
-    return 0;
 }
 
 /* One image as C*H*W floats in [0, 1] (npy: as stored), checked against the network. */
@@ -118,9 +26,9 @@ static int read_image(clcnn_context *ctx, clcnn_net *net, const char *path, floa
     if (has_suffix(path, ".pgm")) {
         if (C != 1)
             return cli_fail("%s: a PGM image has 1 channel, the network takes %d", path, C);
-        result = read_pgm(path, image, &h, &w);
+        result = cli_read_pgm(path, image, &h, &w);
     } else {
-        result = read_png(path, C, image, &h, &w);
+        result = cli_read_png(path, C, image, &h, &w);
     }
     if (result != 0)
         return result;
