@@ -374,10 +374,12 @@ static void test_errors(clcnn_context *ctx) {
                  __LINE__);
 
     /* keys and values */
-    expect_error(ctx, IN "relu\n\nconv filter=3 size=3\n", parse,
-                 "net.txt:4: conv: unknown key 'filter' (expected filters, size, stride, pad, "
-                 "bias, name)",
+    expect_error(ctx, IN "relu\n\nconv filtres=3 size=3\n", parse,
+                 "net.txt:4: conv: unknown key 'filtres' (expected filters, size, stride, pad, "
+                 "bias, filter, name)",
                  __LINE__);
+    expect_error(ctx, IN "relu\n\nconv filter=3 size=3\n", parse,
+                 "net.txt:4: conv: unknown filter '3' (expected identity", __LINE__);
     expect_error(ctx, IN "relu slope=0.1\n", parse,
                  "net.txt:2: relu: unknown key 'slope' (expected name)", __LINE__);
     expect_error(ctx, IN "maxpool size=2 bias=false\n", parse,
