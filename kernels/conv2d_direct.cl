@@ -74,6 +74,14 @@ __kernel void conv2d_transpose_for_backward_data(const __global float *restrict 
     transposed[index] = c < C ? weight[(k * C + c) * R * S + rs] : 0.0f;
 }
 
+void zero_block(floatv block[WPT_P][NV]) {
+#pragma unroll
+    for (int m = 0; m < WPT_P; m++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            block[m][v] = (floatv)(0.0f);
+}
+
 /* Each tap's sum over channels is formed apart and then added to the total:
  * float rounding then grows with channels + taps rather than their product,
  * and the total is only touched once per tap, so it costs no registers in
@@ -147,11 +155,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
     }
 
     floatv acc[WPT_P][NV];
-#pragma unroll
-    for (int m = 0; m < WPT_P; m++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[m][v] = (floatv)(0.0f);
+    zero_block(acc);
 
     for (int r = 0; r < R; r++) {
         for (int s = 0; s < S; s++) {
@@ -166,11 +170,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
             }
             const __global float *weights = weight_t + (r * S + s) * C * K_padded + first_channel;
             floatv tap_sum[WPT_P][NV];
-#pragma unroll
-            for (int m = 0; m < WPT_P; m++)
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    tap_sum[m][v] = (floatv)(0.0f);
+            zero_block(tap_sum);
             for (int c = 0; c < C; c++) {
                 floatv w[NV];
 #pragma unroll
@@ -223,11 +223,7 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
     }
 
     floatv acc[WPT_P][NV];
-#pragma unroll
-    for (int m = 0; m < WPT_P; m++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            acc[m][v] = (floatv)(0.0f);
+    zero_block(acc);
 
     for (int r = 0; r < R; r++) {
         for (int s = 0; s < S; s++) {
@@ -244,11 +240,7 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
             }
             const __global float *weights = weight_t + (r * S + s) * K * C_padded + first_channel;
             floatv tap_sum[WPT_P][NV];
-#pragma unroll
-            for (int m = 0; m < WPT_P; m++)
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    tap_sum[m][v] = (floatv)(0.0f);
+            zero_block(tap_sum);
             for (int k = 0; k < K; k++) {
                 floatv w[NV];
 #pragma unroll
