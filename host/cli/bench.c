@@ -1149,39 +1149,6 @@ static int write_json(const bench_state *s, const char *path) {
 /* ---- the command
  * --------------------------------------------------------------------------------- */
 
-/* The command line as typed, from /proc/self/cmdline: the common options
- * (--device, --platform, --device-index) are gone from argv by now.
- * Also notes whether --device was given. */
-static void read_command_line(bench_state *s, int argc, char **argv) {
-    s->command_line[0] = 0;
-    FILE *f = fopen("/proc/self/cmdline", "rb");
-    char raw[2048];
-    size_t length = 0;
-    if (f) {
-        length = fread(raw, 1, sizeof(raw) - 1, f);
-        fclose(f);
-    }
-    size_t used = 0;
-    if (length == 0) {
-        used = (size_t)snprintf(s->command_line, sizeof(s->command_line), "clcnn bench");
-        for (int i = 0; i < argc && used < sizeof(s->command_line); i++)
-            used += (size_t)snprintf(s->command_line + used, sizeof(s->command_line) - used, " %s",
-                                     argv[i]);
-        return;
-    }
-    raw[length] = 0;
-    const char *previous = "";
-    for (size_t at = 0; at < length && used < sizeof(s->command_line);) {
-        const char *arg = raw + at;
-        if (strcmp(previous, "--device") == 0)
-            s->options.device_given = 1;
-        used += (size_t)snprintf(s->command_line + used, sizeof(s->command_line) - used, "%s%s",
-                                 at ? " " : "", arg);
-        previous = arg;
-        at += strlen(arg) + 1;
-    }
-}
-
 static void read_cpu_name(char *buf, size_t size) {
     snprintf(buf, size, "unknown CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -1286,7 +1253,8 @@ int command_bench(const cli_common *common, int argc, char **argv) {
         free(s);
         return result < 0 ? 0 : result;
     }
-    read_command_line(s, argc, argv);
+    snprintf(s->command_line, sizeof(s->command_line), "%s", common->command_line);
+    s->options.device_given = common->device_given;
     read_cpu_name(s->cpu_name, sizeof(s->cpu_name));
     if (getloadavg(s->load_start, 3) != 3)
         memset(s->load_start, 0, sizeof(s->load_start));

@@ -9,7 +9,9 @@
 /* Options every command takes, removed from argv by cli_parse_common. */
 typedef struct cli_common {
     clcnn_device_kind device;
+    int device_given;                 /* --device was on the command line */
     int platform_index, device_index; /* -1: CLCNN_DEVICE or 0:0 */
+    char command_line[2048];          /* as typed, for reports */
 } cli_common;
 
 /* Prints "clcnn: <message>" on stderr and returns 1, the exit status of a failure. */

@@ -75,6 +75,7 @@ clcnn_context *cli_open_context(const cli_common *common) {
 /* Takes the common options out of argv wherever they stand; returns the new argc or -1. */
 static int parse_common(cli_common *common, int argc, char **argv) {
     common->device = CLCNN_DEVICE_OPENCL;
+    common->device_given = 0;
     common->platform_index = -1;
     common->device_index = -1;
     int kept = 0;
@@ -93,6 +94,7 @@ static int parse_common(cli_common *common, int argc, char **argv) {
         }
         const char *value = argv[++i];
         if (is_device) {
+            common->device_given = 1;
             if (strcmp(value, "opencl") == 0)
                 common->device = CLCNN_DEVICE_OPENCL;
             else if (strcmp(value, "reference") == 0)
@@ -121,6 +123,13 @@ static int parse_common(cli_common *common, int argc, char **argv) {
 
 int main(int argc, char **argv) {
     cli_common common;
+    size_t used = 0;
+    common.command_line[0] = 0;
+    for (int i = 0; i < argc && used < sizeof(common.command_line); i++) {
+        int n = snprintf(common.command_line + used, sizeof(common.command_line) - used, "%s%s",
+                         i ? " " : "", argv[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
     argc = parse_common(&common, argc - 1, argv + 1);
     argv = argv + 1;
     if (argc < 0)
