@@ -1,3 +1,5 @@
+#pragma OPENCL FP_CONTRACT OFF
+
 /* Softmax over the last axis, one row per work-item: rows are short
  * (class scores), and there are as many rows as images. Subtracting the
  * row maximum keeps exp from overflowing. */
@@ -12,11 +14,16 @@ __kernel void softmax_forward(const __global float *restrict input,
     float largest = in[0];
     for (int j = 1; j < columns; j++)
         largest = fmax(largest, in[j]);
-    float sum = 0.0f;
+    /* Compensated (Kahan) summation: a long row's float sum would otherwise
+     * lose digits the reference, summing in double, keeps. */
+    float sum = 0.0f, compensation = 0.0f;
     for (int j = 0; j < columns; j++) {
         const float e = exp(in[j] - largest);
         out[j] = e;
-        sum += e;
+        const float corrected = e - compensation;
+        const float total = sum + corrected;
+        compensation = (total - sum) - corrected;
+        sum = total;
     }
     for (int j = 0; j < columns; j++)
         out[j] = out[j] / sum;
