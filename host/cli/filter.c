@@ -17,9 +17,12 @@ static int ends_with(const char *s, const char *suffix) {
 static int read_any_image(clcnn_context *ctx, const char *path, clcnn_array *out) {
     memset(out, 0, sizeof(*out));
     if (ends_with(path, ".npy")) {
-        if (clcnn_npy_read(ctx, path, out) != CLCNN_OK ||
-            clcnn_array_to_float32(ctx, out) != CLCNN_OK)
+        if (clcnn_npy_read(ctx, path, out) != CLCNN_OK)
             return cli_fail_context(ctx);
+        if (clcnn_array_to_float32(ctx, out) != CLCNN_OK) {
+            clcnn_array_free(out);
+            return cli_fail_context(ctx);
+        }
         if (out->ndim < 2 || out->ndim > 4) {
             clcnn_array_free(out);
             return cli_fail("%s: expected (H, W), (C, H, W) or (N, C, H, W), got %d dimensions",

@@ -78,6 +78,7 @@ int command_predict(const cli_common *common, int argc, char **argv) {
     clcnn_layer_info last;
     clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
     const int is_softmax = strcmp(last.type, "softmax") == 0;
+    const int is_sigmoid = strcmp(last.type, "sigmoid") == 0;
     for (int i = first_image; i < argc && result == 0; i++) {
         if (strcmp(argv[i], "--top") == 0 || strcmp(argv[i], "--limit") == 0) {
             i++;
@@ -102,6 +103,7 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         }
         for (int64_t n = 0; n < count; n++) {
             float *p = scores + n * classes;
+            int64_t previous[1] = {0};
             if (!is_softmax && classes > 1) {
                 /* Show probabilities even when the network ends before its softmax. */
                 double largest = p[0], sum = 0.0;
@@ -116,16 +118,32 @@ int command_predict(const cli_common *common, int argc, char **argv) {
                 printf("%s[%lld]:", argv[i], (long long)n);
             else
                 printf("%s:", argv[i]);
-            int shown[64] = {0};
-            for (int64_t k = 0; k < top && k < classes && k < 64; k++) {
-                int best = -1;
-                for (int64_t j = 0; j < classes && j < 64; j++)
-                    if (!shown[j] && (best < 0 || p[j] > p[best]))
-                        best = (int)j;
-                shown[best] = 1;
+            /* One output is a binary classifier: the probability of class 1
+             * (a sigmoid's output, or a logit put through one). */
+            float binary[2];
+            if (classes == 1) {
+                const float one = is_sigmoid ? p[0] : (float)(1.0 / (1.0 + exp(-(double)p[0])));
+                binary[0] = 1.0f - one;
+                binary[1] = one;
+                p = binary;
+            }
+            const int64_t choices = classes == 1 ? 2 : classes;
+            for (int64_t k = 0; k < top && k < choices; k++) {
+                /* The k-th largest: the largest below the previous pick, ties by index. */
+                int64_t best = -1;
+                for (int64_t j = 0; j < choices; j++) {
+                    if (k > 0 && !(p[j] < p[previous[0]] ||
+                                   (p[j] == p[previous[0]] && j > previous[0])))
+                        continue;
+                    if (best < 0 || p[j] > p[best])
+                        best = j;
+                }
+                if (best < 0)
+                    break;
+                previous[0] = best;
                 const char *name = best < info.class_count ? info.class_names[best] : "";
-                printf("%s %d%s%s %.2f%%", k ? "," : "", best, name[0] ? " " : "", name,
-                       100.0 * p[best]);
+                printf("%s %lld%s%s %.2f%%", k ? "," : "", (long long)best, name[0] ? " " : "",
+                       name, 100.0 * p[best]);
             }
             printf("\n");
         }
