@@ -364,6 +364,8 @@ clcnn_status clcnn_net_load_weights(clcnn_net *net, const char *dir) {
     clcnn_status synced = net_sync_parameters_to_host(net);
     if (synced != CLCNN_OK)
         return synced;
+    /* Even a load that fails halfway has changed the host copy. */
+    mark_host_parameters_changed(net);
     for (int i = 0; i < net->layer_count; i++) {
         layer *l = &net->layers[i];
         if (!layer_has_parameters(l))

@@ -141,6 +141,9 @@ static void release_device_array(cl_mem **array, int count) {
 }
 
 void net_release_activations(clcnn_net *net) {
+    /* Enqueued uploads may still read the host staging arrays freed below. */
+    if (net->ctx->queue)
+        clFinish(net->ctx->queue);
     free_host_array(&net->host_outputs, net->layer_count);
     free_host_array(&net->host_output_grads, net->layer_count);
     release_device_array(&net->device_outputs, net->layer_count);
@@ -572,6 +575,12 @@ clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
         }
         if (!labels)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "MSE needs targets or labels");
+        /* One output regresses onto the label itself (0 or 1 for two classes). */
+        if (units == 1) {
+            for (int i = 0; i < batch; i++)
+                net->host_targets[i] = (float)labels[i];
+            return CLCNN_OK;
+        }
         for (int i = 0; i < batch; i++) {
             if (labels[i] < 0 || labels[i] >= units)
                 return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
@@ -628,10 +637,13 @@ static clcnn_status compute_loss(clcnn_net *net, int batch) {
 }
 
 clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss) {
+    if (is_opencl(net)) {
+        clcnn_status status = buffer_read(net->ctx, net->device_losses, 0,
+                                          sizeof(float) * (size_t)batch, net->host_losses);
+        if (status != CLCNN_OK)
+            return status;
+    }
     clcnn_status status = CLCNN_OK;
-    if (is_opencl(net))
-        status = buffer_read(net->ctx, net->device_losses, 0, sizeof(float) * (size_t)batch,
-                             net->host_losses);
     double sum = 0.0;
     for (int i = 0; i < batch; i++)
         sum += net->host_losses[i];

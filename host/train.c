@@ -72,6 +72,15 @@ clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *conf
         status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
     if (status != CLCNN_OK)
         return status;
+    /* Kernels index with int: a batch's largest activation must stay below 2^31 floats. */
+    int64_t largest = 1;
+    for (int i = 0; i < net->layer_count; i++)
+        if (shape3_count(net->layers[i].out) > largest)
+            largest = shape3_count(net->layers[i].out);
+    if ((int64_t)config->batch_size > INT32_MAX / largest)
+        return set_error(ctx, CLCNN_ERROR_SHAPE,
+                         "a batch of %d images is too large for this network (at most %lld)",
+                         config->batch_size, (long long)(INT32_MAX / largest));
     clcnn_trainer *t = calloc(1, sizeof(*t));
     if (!t)
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for a trainer");
@@ -188,6 +197,8 @@ static double learning_rate_at(const clcnn_train_config *c, int epoch) {
 static int predicted_class(const clcnn_net *net, const float *values, int64_t units) {
     if (net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY)
         return values[0] > 0.0f; /* a logit */
+    if (units == 1)
+        return values[0] > 0.5f; /* MSE onto labels 0 and 1 */
     int best = 0;
     for (int64_t j = 1; j < units; j++)
         if (values[j] > values[best])
@@ -267,7 +278,11 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         t->order[i] = t->order[j];
         t->order[j] = swap;
     }
-    status = net_sync_parameters_to_device(net);
+    /* The trainer allocated these, but clcnn_tune or a failed evaluation may
+     * have released them since; when they are there this costs nothing. */
+    status = net_ensure_activations(net, t->config.batch_size, 1);
+    if (status == CLCNN_OK)
+        status = net_sync_parameters_to_device(net);
     if (status == CLCNN_OK)
         status = sync_state_to_device(t);
     if (status != CLCNN_OK)
@@ -358,6 +373,8 @@ static double image_loss(const clcnn_net *net, const float *values, int64_t unit
         double z = values[0], target = label;
         return fmax(z, 0.0) - z * target + log1p(exp(-fabs(z)));
     }
+    if (units == 1)
+        return ((double)values[0] - label) * ((double)values[0] - label);
     double sum = 0.0;
     for (int64_t j = 0; j < units; j++) {
         double d = values[j] - (j == label ? 1.0 : 0.0);
@@ -380,13 +397,19 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
     if (status != CLCNN_OK)
         return status;
     const int64_t units = shape3_count(net->layers[net->loss.logits_layer].out);
-    const int classes = net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY ? 2 : (int)units;
+    const int classes = units == 1 ? 2 : (int)units;
     for (int64_t i = 0; i < data->count; i++)
         if (data->labels[i] < 0 || data->labels[i] >= classes)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                              "label %d of image %lld is not one of the network's %d classes",
                              (int)data->labels[i], (long long)i, classes);
-    const int64_t chunk = data->count < EVALUATION_CHUNK ? data->count : EVALUATION_CHUNK;
+    int64_t largest = 1;
+    for (int i = 0; i < net->layer_count; i++)
+        if (shape3_count(net->layers[i].out) > largest)
+            largest = shape3_count(net->layers[i].out);
+    int64_t chunk = data->count < EVALUATION_CHUNK ? data->count : EVALUATION_CHUNK;
+    if (chunk > INT32_MAX / largest)
+        chunk = INT32_MAX / largest;
     if (chunk < 1)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "the data set is empty");
     status = net_ensure_activations(net, chunk, 0);
