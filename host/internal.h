@@ -294,5 +294,7 @@ clcnn_status net_backward_stored(clcnn_net *net, int batch);
 clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss);
 /* Copies count floats of layer i's stored output to the host. */
 clcnn_status net_read_output(clcnn_net *net, int i, int64_t count, float *values);
+/* The same enqueued: values are valid after the next blocking call on the queue. */
+clcnn_status net_read_output_async(clcnn_net *net, int i, int64_t count, float *values);
 
 #endif

@@ -410,6 +410,18 @@ clcnn_status net_read_output(clcnn_net *net, int i, int64_t count, float *values
                        sizeof(float) * (size_t)count, values);
 }
 
+clcnn_status net_read_output_async(clcnn_net *net, int i, int64_t count, float *values) {
+    if (!is_opencl(net)) {
+        memcpy(values, net->host_outputs[storage_of(net, i)], sizeof(float) * (size_t)count);
+        return CLCNN_OK;
+    }
+    return cl_check(net->ctx,
+                    clEnqueueReadBuffer(net->ctx->queue, net->device_outputs[storage_of(net, i)],
+                                        CL_FALSE, 0, sizeof(float) * (size_t)count, values, 0,
+                                        NULL, NULL),
+                    "clEnqueueReadBuffer");
+}
+
 clcnn_status net_write_input(clcnn_net *net, const float *input, int batch) {
     size_t bytes = sizeof(float) * (size_t)(batch * clcnn_net_input_size(net));
     if (!is_opencl(net)) {

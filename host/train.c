@@ -315,10 +315,13 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
             status = cl_check(ctx, clFlush(ctx->queue), "clFlush");
         if (b + 1 < batches)
             gather_batch(t, data, first + batch_size, batch_size, 1 - current);
+        /* The scores' read is enqueued and the losses' read waits for both:
+         * one wait per step. */
+        if (status == CLCNN_OK)
+            status = net_read_output_async(net, net->loss.logits_layer, n * units,
+                                           t->batch_outputs);
         if (status == CLCNN_OK)
             status = net_read_loss(net, n, &batch_loss);
-        if (status == CLCNN_OK)
-            status = net_read_output(net, net->loss.logits_layer, n * units, t->batch_outputs);
         if (status != CLCNN_OK)
             break;
         if (!isfinite(batch_loss)) {
