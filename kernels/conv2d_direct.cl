@@ -511,7 +511,10 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
  * and each tap is a vector load of consecutive pixels from a zero-padded
  * copy of the input (conv2d_pad_input's, with row pitch `pitch` covering
  * ROW_VECTORS * VW + S - 1 columns, so the loads need no bounds tests).
- * -D ROW_VECTORS and CHANNEL_BLOCK; global (ceil(K / CHANNEL_BLOCK), N * OH). */
+ * -D ROW_VECTORS and CHANNEL_BLOCK; global (ceil(K / CHANNEL_BLOCK), N * OH).
+ * Backward-data of a stride-1 convolution is this same kernel over the
+ * gradient padded by R-1-pad, with the filters flipped and the channel roles
+ * swapped (conv2d_flip_for_backward_data). */
 #ifndef ROW_VECTORS
 #define ROW_VECTORS 2
 #endif
@@ -519,8 +522,10 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
 #define CHANNEL_BLOCK 6
 #endif
 
-__kernel void conv2d_forward_rows(const __global float *restrict padded,
-                                  const __global float *restrict weight,
+__kernel void conv2d_forward_rows(const __global float *restrict padded_buffer,
+                                  const int padded_offset,
+                                  const __global float *restrict weight_buffer,
+                                  const int weight_offset,
                                   const __global float *restrict bias,
                                   __global float *restrict output, const int C, const int K,
                                   const int R, const int S, const int OH, const int OW,
@@ -532,6 +537,8 @@ __kernel void conv2d_forward_rows(const __global float *restrict padded,
         return;
     const int n = row / OH;
     const int oh = row - n * OH;
+    const __global float *padded = padded_buffer + padded_offset;
+    const __global float *weight = weight_buffer + weight_offset;
 
     floatv acc[CHANNEL_BLOCK][ROW_VECTORS];
 #pragma unroll
@@ -582,4 +589,19 @@ __kernel void conv2d_forward_rows(const __global float *restrict padded,
             }
         }
     }
+}
+
+/* weight (K, C, R, S) -> flipped (C, K, R, S) with r and s reversed: the
+ * filters of the convolution whose forward is this one's backward-data. */
+__kernel void conv2d_flip_for_backward_data(const __global float *restrict weight,
+                                            __global float *restrict flipped, const int C,
+                                            const int K, const int R, const int S) {
+    const int index = get_global_id(0); /* over K*C*R*S, in weight's order */
+    if (index >= K * C * R * S)
+        return;
+    const int s = index % S;
+    const int r = (index / S) % R;
+    const int c = (index / (S * R)) % C;
+    const int k = index / (S * R * C);
+    flipped[((c * K + k) * R + (R - 1 - r)) * S + (S - 1 - s)] = weight[index];
 }

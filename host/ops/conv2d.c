@@ -110,66 +110,149 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
 
 /* Whether the row kernel fits: stride 1 and so few input channels that
  * vectors over the output channels would be mostly empty. */
+/* The row kernel's -D parameters and padded-input layout for the stride-1 convolution p. */
+typedef struct rows_plan {
+    int vw, row_vectors, channel_block;
+    int padded_height, pitch;
+    int64_t padded_floats;
+} rows_plan;
+
+static rows_plan plan_rows(const clcnn_context *ctx, const conv2d_params *p) {
+    rows_plan plan;
+    plan.vw = ctx->preferred_vector_width >= 8 ? 8 : 4;
+    plan.row_vectors = (p->out_width + plan.vw - 1) / plan.vw;
+    /* About 24 accumulator vectors at most, as in the register-blocked kernels. */
+    plan.channel_block = 24 / plan.row_vectors;
+    if (plan.channel_block < 1)
+        plan.channel_block = 1;
+    if (plan.channel_block > p->out_channels)
+        plan.channel_block = p->out_channels;
+    plan.padded_height = p->out_height - 1 + p->kernel_h;
+    plan.pitch = plan.row_vectors * plan.vw + p->kernel_w - 1;
+    plan.padded_floats = (int64_t)p->batch * p->in_channels * plan.padded_height * plan.pitch;
+    return plan;
+}
+
 static int use_row_kernel(const conv2d_params *p) {
     return p->stride_h == 1 && p->stride_w == 1 && p->in_channels <= 4 && p->out_width >= 8 &&
            p->out_width <= 64;
 }
 
-/* conv2d_forward_rows: the input zero-padded into the workspace, then one
- * work-item per output row and block of output channels. */
-static clcnn_status conv2d_forward_rows(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
-                                        cl_mem weight, cl_mem bias, cl_mem output) {
-    const int vw = ctx->preferred_vector_width >= 8 ? 8 : 4;
-    const int row_vectors = (p->out_width + vw - 1) / vw;
-    /* About 24 accumulator vectors at most, as in the register-blocked kernels. */
-    int channel_block = 24 / row_vectors;
-    if (channel_block < 1)
-        channel_block = 1;
-    if (channel_block > p->out_channels)
-        channel_block = p->out_channels;
-    const int Hp = p->out_height - 1 + p->kernel_h;
-    const int pitch = row_vectors * vw + p->kernel_w - 1;
-    const int pad_rows = p->batch * p->in_channels * Hp;
-    const int zero = 0;
-    cl_mem padded;
-    clcnn_status status =
-        runtime_workspace(ctx, sizeof(float) * (size_t)pad_rows * (size_t)pitch, &padded);
+/* conv2d_forward_rows for the stride-1 convolution p: input zero-padded into
+ * `workspace` from float padded_offset, then one work-item per output row and
+ * block of output channels; the filters are read from weight + weight_offset. */
+static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                     cl_mem weight, int weight_offset, cl_mem bias, cl_mem output,
+                                     cl_mem workspace, int padded_offset) {
+    const rows_plan plan = plan_rows(ctx, p);
+    const int pad_rows = p->batch * p->in_channels * plan.padded_height;
     char options[128];
-    snprintf(options, sizeof(options), "-DVW=%d -DROW_VECTORS=%d -DCHANNEL_BLOCK=%d", vw,
-             row_vectors, channel_block);
+    snprintf(options, sizeof(options), "-DVW=%d -DROW_VECTORS=%d -DCHANNEL_BLOCK=%d", plan.vw,
+             plan.row_vectors, plan.channel_block);
     cl_kernel pad_kernel, kernel;
-    if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
+    clcnn_status status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
     if (status == CLCNN_OK)
         status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg pad_args[] = {
-        {sizeof(cl_mem), &input},      {sizeof(cl_mem), &padded},  {sizeof(int), &zero},
-        {sizeof(int), &p->in_height},  {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},   {sizeof(int), &Hp},          {sizeof(int), &pitch},
-        {sizeof(int), &pad_rows},
+        {sizeof(cl_mem), &input},         {sizeof(cl_mem), &workspace},
+        {sizeof(int), &padded_offset},    {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},      {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},      {sizeof(int), &plan.padded_height},
+        {sizeof(int), &plan.pitch},       {sizeof(int), &pad_rows},
     };
     const size_t pad_local[1] = {16};
     const size_t pad_global[1] = {(size_t)pad_rows};
-    status = runtime_launch(ctx, pad_kernel, "conv2d_pad_input", sizeof(pad_args) / sizeof(pad_args[0]),
-                            pad_args, 1, pad_global, pad_local);
+    status = runtime_launch(ctx, pad_kernel, "conv2d_pad_input",
+                            sizeof(pad_args) / sizeof(pad_args[0]), pad_args, 1, pad_global,
+                            pad_local);
     if (status != CLCNN_OK)
         return status;
     const int rows = p->batch * p->out_height;
     cl_mem bias_arg = p->has_bias ? bias : weight;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &padded},        {sizeof(cl_mem), &weight},   {sizeof(cl_mem), &bias_arg},
-        {sizeof(cl_mem), &output},        {sizeof(int), &p->in_channels},
-        {sizeof(int), &p->out_channels},  {sizeof(int), &p->kernel_h}, {sizeof(int), &p->kernel_w},
-        {sizeof(int), &p->out_height},    {sizeof(int), &p->out_width}, {sizeof(int), &Hp},
-        {sizeof(int), &pitch},            {sizeof(int), &rows},        {sizeof(int), &p->has_bias},
+        {sizeof(cl_mem), &workspace},       {sizeof(int), &padded_offset},
+        {sizeof(cl_mem), &weight},          {sizeof(int), &weight_offset},
+        {sizeof(cl_mem), &bias_arg},        {sizeof(cl_mem), &output},
+        {sizeof(int), &p->in_channels},     {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->kernel_h},        {sizeof(int), &p->kernel_w},
+        {sizeof(int), &p->out_height},      {sizeof(int), &p->out_width},
+        {sizeof(int), &plan.padded_height}, {sizeof(int), &plan.pitch},
+        {sizeof(int), &rows},               {sizeof(int), &p->has_bias},
     };
     const size_t local[2] = {1, 4};
-    const size_t global[2] = {(size_t)((p->out_channels + channel_block - 1) / channel_block),
-                              (size_t)rows};
+    const size_t global[2] = {
+        (size_t)((p->out_channels + plan.channel_block - 1) / plan.channel_block), (size_t)rows};
     return runtime_launch(ctx, kernel, "conv2d_forward_rows", sizeof(args) / sizeof(args[0]), args,
                           2, global, local);
+}
+
+static clcnn_status conv2d_forward_rows(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                        cl_mem weight, cl_mem bias, cl_mem output) {
+    const rows_plan plan = plan_rows(ctx, p);
+    cl_mem workspace;
+    clcnn_status status = runtime_workspace(ctx, sizeof(float) * (size_t)plan.padded_floats,
+                                            &workspace);
+    if (status != CLCNN_OK)
+        return status;
+    return rows_convolution(ctx, p, input, weight, 0, bias, output, workspace, 0);
+}
+
+/* The stride-1 convolution whose forward is p's backward-data: the gradient
+ * padded by R-1-pad, the filters flipped, input and output channels swapped. */
+static conv2d_params backward_data_as_forward(const conv2d_params *p) {
+    conv2d_params b = *p;
+    b.in_channels = p->out_channels;
+    b.out_channels = p->in_channels;
+    b.in_height = p->out_height;
+    b.in_width = p->out_width;
+    b.out_height = p->in_height;
+    b.out_width = p->in_width;
+    b.pad_top = p->kernel_h - 1 - p->pad_top;
+    b.pad_left = p->kernel_w - 1 - p->pad_left;
+    b.has_bias = 0;
+    return b;
+}
+
+static int use_rows_for_backward_data(const conv2d_params *p) {
+    const conv2d_params b = backward_data_as_forward(p);
+    return p->stride_h == 1 && p->stride_w == 1 && p->in_channels <= 8 && b.pad_top >= 0 &&
+           b.pad_left >= 0 && b.out_width >= 8 && b.out_width <= 64;
+}
+
+static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_params *p,
+                                              cl_mem grad_output, cl_mem weight,
+                                              cl_mem grad_input) {
+    const conv2d_params b = backward_data_as_forward(p);
+    const rows_plan plan = plan_rows(ctx, &b);
+    /* Workspace: the flipped filters, then the padded gradient. */
+    const int weight_count = p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
+    const int padded_offset = (weight_count + 63) / 64 * 64;
+    cl_mem workspace;
+    clcnn_status status = runtime_workspace(
+        ctx, sizeof(float) * ((size_t)padded_offset + (size_t)plan.padded_floats), &workspace);
+    cl_kernel flip;
+    if (status == CLCNN_OK)
+        status =
+            runtime_get_kernel(ctx, "conv2d_direct", "conv2d_flip_for_backward_data", "", &flip);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg flip_args[] = {
+        {sizeof(cl_mem), &weight},         {sizeof(cl_mem), &workspace},
+        {sizeof(int), &p->in_channels},    {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->kernel_h},       {sizeof(int), &p->kernel_w},
+    };
+    const size_t flip_local[1] = {64};
+    const size_t flip_global[1] = {(size_t)weight_count};
+    status = runtime_launch(ctx, flip, "conv2d_flip_for_backward_data",
+                            sizeof(flip_args) / sizeof(flip_args[0]), flip_args, 1, flip_global,
+                            flip_local);
+    if (status != CLCNN_OK)
+        return status;
+    return rows_convolution(ctx, &b, grad_output, workspace, 0, NULL, grad_input, workspace,
+                            padded_offset);
 }
 
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
@@ -256,6 +339,8 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input) {
+    if (use_direct_kernels(ctx) && use_rows_for_backward_data(p))
+        return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
     if (use_direct_kernels(ctx)) {
         const direct_config config =
             direct_config_for_conv(ctx, "backward_data", p, p->in_channels);
