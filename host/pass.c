@@ -587,12 +587,6 @@ clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
         }
         if (!labels)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "MSE needs targets or labels");
-        /* One output regresses onto the label itself (0 or 1 for two classes). */
-        if (units == 1) {
-            for (int i = 0; i < batch; i++)
-                net->host_targets[i] = (float)labels[i];
-            return CLCNN_OK;
-        }
         for (int i = 0; i < batch; i++) {
             if (labels[i] < 0 || labels[i] >= units)
                 return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,

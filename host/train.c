@@ -197,8 +197,6 @@ static double learning_rate_at(const clcnn_train_config *c, int epoch) {
 static int predicted_class(const clcnn_net *net, const float *values, int64_t units) {
     if (net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY)
         return values[0] > 0.0f; /* a logit */
-    if (units == 1)
-        return values[0] > 0.5f; /* MSE onto labels 0 and 1 */
     int best = 0;
     for (int64_t j = 1; j < units; j++)
         if (values[j] > values[best])
@@ -376,8 +374,6 @@ static double image_loss(const clcnn_net *net, const float *values, int64_t unit
         double z = values[0], target = label;
         return fmax(z, 0.0) - z * target + log1p(exp(-fabs(z)));
     }
-    if (units == 1)
-        return ((double)values[0] - label) * ((double)values[0] - label);
     double sum = 0.0;
     for (int64_t j = 0; j < units; j++) {
         double d = values[j] - (j == label ? 1.0 : 0.0);
@@ -400,7 +396,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
     if (status != CLCNN_OK)
         return status;
     const int64_t units = shape3_count(net->layers[net->loss.logits_layer].out);
-    const int classes = units == 1 ? 2 : (int)units;
+    const int classes = net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY ? 2 : (int)units;
     for (int64_t i = 0; i < data->count; i++)
         if (data->labels[i] < 0 || data->labels[i] >= classes)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,

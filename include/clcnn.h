@@ -194,8 +194,7 @@ const char *clcnn_loss_name(clcnn_loss loss);
 /* One forward and backward pass over batch images with the network's loss,
  * the mean over the batch. Targets: for cross-entropy, labels (batch class
  * indices); for binary cross-entropy, targets (batch values in [0, 1]); for
- * MSE, targets (batch * output size values), or labels, taken as one-hot
- * (with a single output, the label itself is the target).
+ * MSE, targets (batch * output size values), or labels, taken as one-hot.
  * Unused pointers may be NULL. Gradients stay in the network until the next
  * pass; *loss gets the mean loss. */
 clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batch,
