@@ -103,6 +103,11 @@ clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *wh
  * training step allocates nothing after its first run. */
 clcnn_status runtime_workspace(clcnn_context *ctx, size_t bytes, cl_mem *out);
 
+/* Appends printf-style text to buf at *used, keeping it NUL-terminated and
+ * cutting at size (device listings and reports). */
+void text_append(char *buf, size_t size, size_t *used, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Device buffers. */
 clcnn_status buffer_create(clcnn_context *ctx, size_t bytes, cl_mem *out);
 clcnn_status buffer_write(clcnn_context *ctx, cl_mem buffer, size_t offset, size_t bytes,
@@ -292,6 +297,9 @@ clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
 clcnn_status net_backward_stored(clcnn_net *net, int batch);
 /* Waits for the per-image losses of the last backward pass; *loss gets their mean. */
 clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss);
+/* The largest per-image activation of any layer, in floats: kernels index
+ * with int, so a batch must keep batch * this below 2^31. */
+int64_t net_largest_activation(const clcnn_net *net);
 /* Copies count floats of layer i's stored output to the host. */
 clcnn_status net_read_output(clcnn_net *net, int i, int64_t count, float *values);
 /* The same enqueued: values are valid after the next blocking call on the queue. */

@@ -432,7 +432,7 @@ clcnn_status net_write_input(clcnn_net *net, const float *input, int batch) {
 }
 
 /* Kernels index with int: a chunk keeps every activation below 2^31 floats. */
-static int64_t largest_activation(const clcnn_net *net) {
+int64_t net_largest_activation(const clcnn_net *net) {
     int64_t largest = 1;
     for (int i = 0; i < net->layer_count; i++)
         if (shape3_count(net->layers[i].out) > largest)
@@ -455,7 +455,7 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
     clcnn_status status = check_device(net);
     if (status != CLCNN_OK || batch == 0)
         return status;
-    const int64_t largest = largest_activation(net);
+    const int64_t largest = net_largest_activation(net);
     int64_t chunk = batch < FORWARD_CHUNK ? batch : FORWARD_CHUNK;
     if (chunk > INT32_MAX / largest)
         chunk = INT32_MAX / largest;
@@ -776,7 +776,7 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
     clcnn_status status = check_device(net);
     if (status != CLCNN_OK)
         return status;
-    if (batch > INT32_MAX / largest_activation(net))
+    if (batch > INT32_MAX / net_largest_activation(net))
         return set_error(net->ctx, CLCNN_ERROR_SHAPE,
                          "a batch of %lld images is too large for one pass", (long long)batch);
     if (net->loss.kind == CLCNN_LOSS_AUTO) {

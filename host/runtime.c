@@ -246,20 +246,6 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     return CLCNN_OK;
 }
 
-/* Appends to a bounded buffer, keeping it NUL-terminated and cutting at size. */
-static void append(char *buf, size_t size, size_t *used, const char *format, ...)
-    __attribute__((format(printf, 4, 5)));
-static void append(char *buf, size_t size, size_t *used, const char *format, ...) {
-    if (*used + 1 >= size)
-        return;
-    va_list args;
-    va_start(args, format);
-    int n = vsnprintf(buf + *used, size - *used, format, args);
-    va_end(args);
-    if (n > 0)
-        *used = *used + (size_t)n < size ? *used + (size_t)n : size - 1;
-}
-
 static const char *device_type_name(cl_device_type type) {
     if (type & CL_DEVICE_TYPE_GPU)
         return "GPU";
@@ -285,7 +271,7 @@ clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
         platform_string(platforms[p], CL_PLATFORM_NAME, name, sizeof(name));
         platform_string(platforms[p], CL_PLATFORM_VENDOR, vendor, sizeof(vendor));
         platform_string(platforms[p], CL_PLATFORM_VERSION, version, sizeof(version));
-        append(buf, size, &used, "platform %u: %s (%s), %s\n", p, name, vendor, version);
+        text_append(buf, size, &used, "platform %u: %s (%s), %s\n", p, name, vendor, version);
         cl_device_id *devices;
         cl_uint device_count;
         status = get_devices(ctx, platforms[p], &devices, &device_count);
@@ -294,7 +280,7 @@ clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
             return status;
         }
         if (device_count == 0)
-            append(buf, size, &used, "  no devices\n");
+            text_append(buf, size, &used, "  no devices\n");
         for (cl_uint d = 0; d < device_count; d++) {
             cl_device_id dev = devices[d];
             char device_name[256], driver[128], c_version[128];
@@ -316,14 +302,14 @@ clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
                             NULL);
             clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(max_group), &max_group,
                             NULL);
-            append(buf, size, &used, "  device %u:%u: %s [%s]\n", p, d, device_name,
+            text_append(buf, size, &used, "  device %u:%u: %s [%s]\n", p, d, device_name,
                    device_type_name(type));
-            append(buf, size, &used,
+            text_append(buf, size, &used,
                    "    %u compute units at %u MHz, %.1f GiB global memory (%.1f GiB per "
                    "buffer), %llu KiB local memory\n",
                    units, clock, global_mem / 1073741824.0, max_alloc / 1073741824.0,
                    (unsigned long long)(local_mem / 1024));
-            append(buf, size, &used,
+            text_append(buf, size, &used,
                    "    max work-group size %zu, preferred float vector width %u, %s, driver %s\n",
                    max_group, float_width, c_version, driver);
         }
@@ -619,7 +605,7 @@ clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size) {
     size_t used = 0;
     buf[0] = 0;
     for (int i = 0; i < PROFILE_ENTRIES && ctx->profile[i].name[0]; i++)
-        append(buf, size, &used, "%-24s %8d %10.6f\n", ctx->profile[i].name,
+        text_append(buf, size, &used, "%-24s %8d %10.6f\n", ctx->profile[i].name,
                ctx->profile[i].launches, ctx->profile[i].seconds);
     memset(ctx->profile, 0, sizeof(ctx->profile));
     return CLCNN_OK;
@@ -639,6 +625,17 @@ clcnn_status runtime_workspace(clcnn_context *ctx, size_t bytes, cl_mem *out) {
     ctx->workspace_bytes = bytes;
     *out = ctx->workspace;
     return CLCNN_OK;
+}
+
+void text_append(char *buf, size_t size, size_t *used, const char *format, ...) {
+    if (*used + 1 >= size)
+        return;
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(buf + *used, size - *used, format, args);
+    va_end(args);
+    if (n > 0)
+        *used = *used + (size_t)n < size ? *used + (size_t)n : size - 1;
 }
 
 /* ---- buffers ------------------------------------------------------------------ */

@@ -73,10 +73,7 @@ clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *conf
     if (status != CLCNN_OK)
         return status;
     /* Kernels index with int: a batch's largest activation must stay below 2^31 floats. */
-    int64_t largest = 1;
-    for (int i = 0; i < net->layer_count; i++)
-        if (shape3_count(net->layers[i].out) > largest)
-            largest = shape3_count(net->layers[i].out);
+    const int64_t largest = net_largest_activation(net);
     if ((int64_t)config->batch_size > INT32_MAX / largest)
         return set_error(ctx, CLCNN_ERROR_SHAPE,
                          "a batch of %d images is too large for this network (at most %lld)",
@@ -402,10 +399,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                              "label %d of image %lld is not one of the network's %d classes",
                              (int)data->labels[i], (long long)i, classes);
-    int64_t largest = 1;
-    for (int i = 0; i < net->layer_count; i++)
-        if (shape3_count(net->layers[i].out) > largest)
-            largest = shape3_count(net->layers[i].out);
+    const int64_t largest = net_largest_activation(net);
     int64_t chunk = data->count < EVALUATION_CHUNK ? data->count : EVALUATION_CHUNK;
     if (chunk > INT32_MAX / largest)
         chunk = INT32_MAX / largest;

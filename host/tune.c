@@ -6,7 +6,6 @@
 #include "ops.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,19 +324,6 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
     return count;
 }
 
-static void report_line(char *buf, size_t size, size_t *used, const char *format, ...)
-    __attribute__((format(printf, 4, 5)));
-static void report_line(char *buf, size_t size, size_t *used, const char *format, ...) {
-    if (*used + 1 >= size)
-        return;
-    va_list args;
-    va_start(args, format);
-    int n = vsnprintf(buf + *used, size - *used, format, args);
-    va_end(args);
-    if (n > 0)
-        *used = *used + (size_t)n < size ? *used + (size_t)n : size - 1;
-}
-
 static clcnn_status tune_layer(clcnn_context *ctx, const layer *l, int batch, rng *r, char *report,
                                size_t size, size_t *used) {
     const conv2d_params p = layer_conv2d_params(l, batch);
@@ -390,7 +376,7 @@ static clcnn_status tune_layer(clcnn_context *ctx, const layer *l, int batch, rn
             break;
         const direct_config *c = &candidates[op][winner];
         status = tuning_remember(ctx, tune_operations[op], &p, c);
-        report_line(report, size, used,
+        text_append(report, size, used,
                     "%-12s %-16s vw %2d nv %d positions %2d: %8.3f ms (default %8.3f ms, %d "
                     "candidates)\n",
                     l->name, tune_operations[op], c->vw, c->nv, c->wpt_p, best * 1e3, first * 1e3,
