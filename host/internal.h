@@ -67,6 +67,19 @@ struct clcnn_context {
     char error[2048];
 };
 
+/* A float tensor's storage on the context's device: host memory on the
+ * reference device, an OpenCL buffer on an OpenCL device (the other member is
+ * NULL). The operations' entry points (op_*) take these and run the kernels
+ * or the reference loops, so layer code never asks which device it is on. */
+typedef struct buf {
+    float *host;
+    cl_mem mem;
+} buf;
+
+static inline int context_is_opencl(const clcnn_context *ctx) {
+    return ctx->kind == CLCNN_DEVICE_OPENCL;
+}
+
 /* Records the error on ctx and returns status, so a failure is reported as
  *   return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot open", path); */
 clcnn_status set_error(clcnn_context *ctx, clcnn_status status, const char *format, ...)
