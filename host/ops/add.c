@@ -5,19 +5,21 @@
 #include <limits.h>
 #include <stdlib.h>
 
-/* Kernels index with int. */
+/* Kernels index with int; the entry points gather the inputs in arrays of
+ * LAYER_MAX_INPUTS. A sum needs two inputs; a backward may have one
+ * destination (the graph adds a gradient into another that way). */
 static clcnn_status check_shape(clcnn_context *ctx, const char *what, int64_t count,
-                                int input_count) {
-    if (count < 0 || count > INT_MAX || input_count < 2)
+                                int input_count, int min_inputs) {
+    if (count < 0 || count > INT_MAX || input_count < min_inputs || input_count > LAYER_MAX_INPUTS)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "%s: bad shape: %d inputs of %lld elements (at least 2 inputs)", what,
-                         input_count, (long long)count);
+                         "%s: bad shape: %d inputs of %lld elements (%d to %d inputs)", what,
+                         input_count, (long long)count, min_inputs, LAYER_MAX_INPUTS);
     return CLCNN_OK;
 }
 
 clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, const cl_mem *inputs,
                          cl_mem output) {
-    clcnn_status status = check_shape(ctx, "add_forward", count, input_count);
+    clcnn_status status = check_shape(ctx, "add_forward", count, input_count, 2);
     if (status != CLCNN_OK)
         return status;
     for (int k = 0; k < input_count; k++)
@@ -48,7 +50,7 @@ clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, con
 
 clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl_mem grad_output,
                           const cl_mem *grad_inputs, const int *accumulate) {
-    clcnn_status status = check_shape(ctx, "add_backward", count, input_count);
+    clcnn_status status = check_shape(ctx, "add_backward", count, input_count, 1);
     if (status != CLCNN_OK)
         return status;
     cl_kernel kernel;
@@ -89,7 +91,7 @@ static int same_storage(const clcnn_context *ctx, buf a, buf b) {
 
 clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, const buf *inputs,
                             buf output) {
-    clcnn_status status = check_shape(ctx, "op_add_forward", count, input_count);
+    clcnn_status status = check_shape(ctx, "op_add_forward", count, input_count, 2);
     if (status != CLCNN_OK)
         return status;
     if (!present(ctx, output))
@@ -102,48 +104,34 @@ clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, 
                              "op_add_forward: the output is input %d", k);
     }
     if (context_is_opencl(ctx)) {
-        cl_mem *mems = malloc((size_t)input_count * sizeof(cl_mem));
-        if (!mems)
-            return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "op_add_forward: out of memory");
+        cl_mem mems[LAYER_MAX_INPUTS];
         for (int k = 0; k < input_count; k++)
             mems[k] = inputs[k].mem;
-        status = add_forward(ctx, count, input_count, mems, output.mem);
-        free(mems);
-        return status;
+        return add_forward(ctx, count, input_count, mems, output.mem);
     }
-    const float **hosts = malloc((size_t)input_count * sizeof(float *));
-    if (!hosts)
-        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "op_add_forward: out of memory");
+    const float *hosts[LAYER_MAX_INPUTS];
     for (int k = 0; k < input_count; k++)
         hosts[k] = inputs[k].host;
     add_forward_ref(count, input_count, hosts, output.host);
-    free(hosts);
     return CLCNN_OK;
 }
 
 clcnn_status op_add_backward(clcnn_context *ctx, int64_t count, int input_count, buf grad_output,
                              const buf *grad_inputs, const int *accumulate) {
-    clcnn_status status = check_shape(ctx, "op_add_backward", count, input_count);
+    clcnn_status status = check_shape(ctx, "op_add_backward", count, input_count, 1);
     if (status != CLCNN_OK)
         return status;
     if (!present(ctx, grad_output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_add_backward: no grad_output");
     if (context_is_opencl(ctx)) {
-        cl_mem *mems = malloc((size_t)input_count * sizeof(cl_mem));
-        if (!mems)
-            return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "op_add_backward: out of memory");
+        cl_mem mems[LAYER_MAX_INPUTS];
         for (int k = 0; k < input_count; k++)
             mems[k] = grad_inputs[k].mem;
-        status = add_backward(ctx, count, input_count, grad_output.mem, mems, accumulate);
-        free(mems);
-        return status;
+        return add_backward(ctx, count, input_count, grad_output.mem, mems, accumulate);
     }
-    float **hosts = malloc((size_t)input_count * sizeof(float *));
-    if (!hosts)
-        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "op_add_backward: out of memory");
+    float *hosts[LAYER_MAX_INPUTS];
     for (int k = 0; k < input_count; k++)
         hosts[k] = grad_inputs[k].host;
     add_backward_ref(count, input_count, grad_output.host, hosts, accumulate);
-    free(hosts);
     return CLCNN_OK;
 }
