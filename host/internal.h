@@ -349,6 +349,8 @@ clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
 clcnn_status net_backward_stored(clcnn_net *net, int batch);
 /* Waits for the per-image losses of the last backward pass; *loss gets their mean. */
 clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss);
+/* An error unless the network's context has selected a device. */
+clcnn_status net_check_device(clcnn_net *net);
 /* The largest per-image activation of any layer, in floats: kernels index
  * with int, so a batch must keep batch * this below 2^31. */
 int64_t net_largest_activation(const clcnn_net *net);

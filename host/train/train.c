@@ -66,9 +66,8 @@ clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *conf
         return CLCNN_ERROR_INVALID_ARGUMENT;
     *out = NULL;
     clcnn_context *ctx = net->ctx;
-    if (!ctx->has_device)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "no device selected: call clcnn_context_select_device first");
+    if (net_check_device(net) != CLCNN_OK)
+        return ctx->status;
     clcnn_status status = check_config(ctx, config);
     if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_AUTO)
         status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
@@ -500,9 +499,8 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
     if (!net || !data)
         return CLCNN_ERROR_INVALID_ARGUMENT;
     clcnn_context *ctx = net->ctx;
-    if (!ctx->has_device)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "no device selected: call clcnn_context_select_device first");
+    if (net_check_device(net) != CLCNN_OK)
+        return ctx->status;
     clcnn_status status = check_data(net, data);
     if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_AUTO)
         status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
