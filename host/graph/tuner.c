@@ -1,7 +1,7 @@
 /* clcnn_tune: times candidate configurations of the register-blocked
  * convolution kernels on a network's layers and keeps the fastest in the
  * device's tuning file (host/core/config.c reads and writes it). */
-#include "ops.h"
+#include "layers/layer.h"
 
 #include <stdlib.h>
 
@@ -94,11 +94,11 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
     return count;
 }
 
-static clcnn_status tune_layer(clcnn_context *ctx, const layer *l, int batch, rng *r, char *report,
-                               size_t size, size_t *used) {
-    const conv2d_params p = layer_conv2d_params(l, batch);
-    const size_t in_count = (size_t)batch * p.in_channels * p.in_height * p.in_width;
-    const size_t out_count = (size_t)batch * p.out_channels * p.out_height * p.out_width;
+clcnn_status tune_convolution(clcnn_context *ctx, const char *name, const conv2d_params *params,
+                              rng *r, char *report, size_t size, size_t *used) {
+    const conv2d_params p = *params;
+    const size_t in_count = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
+    const size_t out_count = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
     const size_t weight_count = (size_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
     direct_config candidates[TUNE_OPERATIONS][MAX_CANDIDATES];
     int counts[TUNE_OPERATIONS];
@@ -149,7 +149,7 @@ static clcnn_status tune_layer(clcnn_context *ctx, const layer *l, int batch, rn
         text_append(report, size, used,
                     "%-12s %-16s vw %2d nv %d positions %2d: %8.3f ms (default %8.3f ms, %d "
                     "candidates)\n",
-                    l->name, tune_operations[op], c->vw, c->nv, c->wpt_p, best * 1e3, first * 1e3,
+                    name, tune_operations[op], c->vw, c->nv, c->wpt_p, best * 1e3, first * 1e3,
                     counts[op]);
     }
     release_tune_buffers(&b);
@@ -171,9 +171,11 @@ clcnn_status clcnn_tune(clcnn_net *net, int batch, char *report, size_t size) {
     rng r;
     rng_seed(&r, 12345);
     clcnn_status status = CLCNN_OK;
-    for (int i = 0; i < net->layer_count && status == CLCNN_OK; i++)
-        if (layer_has_parameters(&net->layers[i]))
-            status = tune_layer(ctx, &net->layers[i], batch, &r, report, size, &used);
+    for (int i = 0; i < net->layer_count && status == CLCNN_OK; i++) {
+        const layer *l = &net->layers[i];
+        if (l->type->tune)
+            status = l->type->tune(ctx, l, batch, &r, report, size, &used);
+    }
     if (status == CLCNN_OK)
         status = tuning_save(ctx);
     /* The scratch of backward-weights depends on the configuration: plan again. */
