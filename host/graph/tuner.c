@@ -15,8 +15,8 @@ typedef struct tune_buffers {
 } tune_buffers;
 
 static void release_tune_buffers(tune_buffers *b) {
-    cl_mem *all[] = {&b->input,       &b->weight,     &b->bias,        &b->output,  &b->grad_output,
-                     &b->grad_input,  &b->grad_weight, &b->grad_bias, &b->scratch};
+    cl_mem *all[] = {&b->input,      &b->weight,      &b->bias,      &b->output, &b->grad_output,
+                     &b->grad_input, &b->grad_weight, &b->grad_bias, &b->scratch};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         buffer_release(all[i]);
 }
@@ -94,9 +94,9 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
     return count;
 }
 
-clcnn_status tune_convolution(clcnn_context *ctx, const char *name, const conv2d_params *params,
-                              rng *r, char *report, size_t size, size_t *used) {
-    const conv2d_params p = *params;
+clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, rng *r,
+                                 char *report, size_t size, size_t *used) {
+    const conv2d_params p = layer_conv2d_params(l, batch);
     const size_t in_count = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
     const size_t out_count = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
     const size_t weight_count = (size_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
@@ -104,8 +104,7 @@ clcnn_status tune_convolution(clcnn_context *ctx, const char *name, const conv2d
     int counts[TUNE_OPERATIONS];
     size_t scratch = 4;
     for (int op = 0; op < TUNE_OPERATIONS; op++) {
-        counts[op] = tune_candidates(ctx, op == 1 ? p.in_channels : p.out_channels,
-                                     candidates[op]);
+        counts[op] = tune_candidates(ctx, op == 1 ? p.in_channels : p.out_channels, candidates[op]);
         for (int i = 0; op == 2 && i < counts[op]; i++) {
             size_t bytes = conv2d_backward_weights_direct_scratch_bytes(&candidates[op][i], &p);
             scratch = bytes > scratch ? bytes : scratch;
@@ -149,7 +148,7 @@ clcnn_status tune_convolution(clcnn_context *ctx, const char *name, const conv2d
         text_append(report, size, used,
                     "%-12s %-16s vw %2d nv %d positions %2d: %8.3f ms (default %8.3f ms, %d "
                     "candidates)\n",
-                    name, tune_operations[op], c->vw, c->nv, c->wpt_p, best * 1e3, first * 1e3,
+                    l->name, tune_operations[op], c->vw, c->nv, c->wpt_p, best * 1e3, first * 1e3,
                     counts[op]);
     }
     release_tune_buffers(&b);

@@ -116,10 +116,10 @@ struct layer_type {
                          size_t size, size_t *used);
 };
 
-/* The tuner of the register-blocked convolution kernels (graph/tuner.c),
- * for types that run as convolutions (conv, dense). */
-clcnn_status tune_convolution(clcnn_context *ctx, const char *name, const conv2d_params *p, rng *r,
-                              char *report, size_t size, size_t *used);
+/* The tune of types that run as convolutions (conv; dense as a 1x1 one):
+ * the register-blocked kernels' configurations (graph/tuner.c). */
+clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, rng *r,
+                                 char *report, size_t size, size_t *used);
 
 /* ---- the registry (registry.c) ------------------------------------------------------------ */
 
