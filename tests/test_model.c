@@ -849,6 +849,88 @@ static void test_damaged_files(void) {
 
 /* ---- atomic saving ------------------------------------------------------------------------ */
 
+/* Version 2 names every tensor in full ("conv1.weight"); a network of
+ * weights and biases is still written in version 1, which older builds read. */
+static size_t put_named_tensor(unsigned char *p, const char *name, uint32_t count, float value) {
+    size_t used = 0;
+    put32(p, (uint32_t)strlen(name));
+    memcpy(p + 4, name, strlen(name));
+    used += 4 + strlen(name);
+    put32(p + used, count);
+    put32(p + used + 4, 0);
+    used += 8;
+    for (uint32_t i = 0; i < count; i++) {
+        memcpy(p + used, &value, 4);
+        used += 4;
+    }
+    return used;
+}
+
+static void test_version_2(void) {
+    clcnn_net *net = make_net(tiny_net_text, 5);
+    if (!net)
+        return;
+    char written[1200], built[1200];
+    snprintf(written, sizeof(written), "%s", test_path("v1.model"));
+    snprintf(built, sizeof(built), "%s", test_path("v2.model"));
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, NULL, written));
+    clcnn_net_destroy(net);
+    bytes file = read_file(written);
+    if (!CHECK(file.size > 12)) {
+        free(file.data);
+        return;
+    }
+    CHECK(file.data[8] == 1 && file.data[9] == 0); /* weights and biases only: version 1 */
+    section_view info;
+    CHECK(find_section(&file, "INFO", &info));
+
+    static model_builder b;
+    unsigned char tensors[4096];
+    size_t used = 4;
+    used += put_named_tensor(tensors + used, "conv1.weight", 4, 0.75f);
+    used += put_named_tensor(tensors + used, "conv1.bias", 1, -2.0f);
+    used += put_named_tensor(tensors + used, "dense1.weight", 8, 0.125f);
+    put32(tensors, 3);
+    builder_start(&b);
+    put32(b.data + 8, 2);
+    builder_section(&b, "NETW", tiny_net_text, strlen(tiny_net_text));
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_section(&b, "PARA", tensors, used);
+    builder_finish(&b, built);
+    clcnn_net *loaded = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, built, &loaded, NULL, NULL))) {
+        CHECK(tensor_values(loaded, "conv1", "weight")[3] == 0.75f &&
+              tensor_values(loaded, "conv1", "bias")[0] == -2.0f &&
+              tensor_values(loaded, "dense1", "weight")[7] == 0.125f);
+        clcnn_net_destroy(loaded);
+    }
+
+    /* A name the network does not have; a tensor missing. */
+    used = 4;
+    used += put_named_tensor(tensors + used, "conv1.weight", 4, 0.75f);
+    used += put_named_tensor(tensors + used, "conv1.running_mean", 1, 0.0f);
+    put32(tensors, 2);
+    builder_start(&b);
+    put32(b.data + 8, 2);
+    builder_section(&b, "NETW", tiny_net_text, strlen(tiny_net_text));
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_section(&b, "PARA", tensors, used);
+    builder_finish(&b, built);
+    CHECK(load_fails(built, "the network has no tensor named 'conv1.running_mean'", __LINE__));
+    used = 4;
+    used += put_named_tensor(tensors + used, "conv1.weight", 4, 0.75f);
+    used += put_named_tensor(tensors + used, "conv1.bias", 1, 0.0f);
+    put32(tensors, 2);
+    builder_start(&b);
+    put32(b.data + 8, 2);
+    builder_section(&b, "NETW", tiny_net_text, strlen(tiny_net_text));
+    builder_section(&b, "INFO", info.payload, info.length);
+    builder_section(&b, "PARA", tensors, used);
+    builder_finish(&b, built);
+    CHECK(load_fails(built, "has no tensor dense1.weight", __LINE__));
+    free(file.data);
+}
+
 static void test_atomic_save(void) {
     clcnn_net *first = make_net(small_net_text, 41);
     clcnn_net *second = make_net(small_net_text, 42);
@@ -911,6 +993,7 @@ int main(void) {
         test_training_round_trip();
         test_export_import();
         test_damaged_files();
+        test_version_2();
         test_atomic_save();
     }
     clcnn_context_destroy(ctx);
