@@ -490,6 +490,66 @@ static void test_errors(clcnn_context *ctx) {
     clcnn_net_destroy(net);
 }
 
+/* ---- 5. the tensor table and modes through the public API -------------------------- */
+
+static void test_tensor_api(clcnn_context *ctx) {
+    clcnn_net *net = NULL;
+    if (!CHECK_OK(ctx, clcnn_net_from_string(ctx,
+                                             IN "conv filters=3 size=3 name=c1\n"
+                                                "conv filters=3 size=1 bias=false input=c1\n"
+                                                "add inputs=c1,conv2\nflatten\ndense units=4\n",
+                                             "t.net", &net)))
+        return;
+    static const char *const names[] = {"c1.weight", "c1.bias", "conv2.weight", "dense1.weight",
+                                        "dense1.bias"};
+    static const int64_t counts[] = {54, 3, 9, 192, 4};
+    CHECK(clcnn_net_tensor_count(net) == 5);
+    for (int i = 0; i < 5 && i < clcnn_net_tensor_count(net); i++) {
+        clcnn_tensor_info info;
+        CHECK_OK(ctx, clcnn_net_tensor_info(net, i, &info));
+        CHECK(strcmp(info.name, names[i]) == 0 && info.count == counts[i] &&
+              info.kind == CLCNN_TENSOR_PARAMETER);
+    }
+    clcnn_tensor_info info;
+    CHECK_OK(ctx, clcnn_net_tensor_info(net, 0, &info));
+    CHECK(info.ndim == 4 && info.shape[0] == 3 && info.shape[1] == 2 && info.shape[2] == 3 &&
+          strcmp(info.layer, "c1") == 0);
+    CHECK(clcnn_net_tensor_info(net, 5, &info) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(clcnn_net_parameter_count(net) == 54 + 3 + 9 + 192 + 4);
+
+    float values[192];
+    for (int i = 0; i < 192; i++)
+        values[i] = (float)i;
+    CHECK_OK(ctx, clcnn_net_set_tensor(net, "dense1.weight", values, 192));
+    float back[192] = {0};
+    CHECK_OK(ctx, clcnn_net_get_parameter(net, "dense1", "weight", back, 192));
+    CHECK(memcmp(values, back, sizeof(back)) == 0);
+    CHECK(clcnn_net_set_tensor(net, "dense1.weight", values, 191) == CLCNN_ERROR_SHAPE);
+    CHECK(strstr(clcnn_last_error(ctx), "dense1.weight has 192 values, not 191") != NULL);
+    CHECK(clcnn_net_set_tensor(net, "dense1.running_mean", values, 4) ==
+          CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(clcnn_net_get_parameter(net, "conv2", "bias", values, 3) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(strstr(clcnn_last_error(ctx), "layer conv2 has no bias") != NULL);
+    CHECK(clcnn_net_get_tensor_gradient(net, "input", values, 72) == CLCNN_ERROR_INVALID_ARGUMENT);
+
+    /* No layer here differs between the modes: train and eval give the same outputs. */
+    CHECK_OK(ctx, clcnn_net_init_weights(net, 3));
+    float input[2 * 72], eval_out[8], train_out[8];
+    test_rng r = {9};
+    random_input(&r, input, 144);
+    CHECK_OK(ctx, clcnn_net_forward(net, input, 2, eval_out, NULL, NULL));
+    CHECK_OK(ctx, clcnn_net_set_mode(net, CLCNN_MODE_TRAIN));
+    CHECK_OK(ctx, clcnn_net_forward(net, input, 2, train_out, NULL, NULL));
+    CHECK(memcmp(eval_out, train_out, sizeof(eval_out)) == 0);
+    CHECK(clcnn_net_set_mode(net, (clcnn_mode)7) == CLCNN_ERROR_INVALID_ARGUMENT);
+
+    clcnn_layer_info layer;
+    CHECK_OK(ctx, clcnn_net_layer_info(net, 3, &layer));
+    CHECK(strcmp(layer.type, "add") == 0 && layer.input_count == 2 && layer.inputs[0] == 1 &&
+          layer.inputs[1] == 2);
+    clcnn_net_destroy(net);
+}
+
 int main(void) {
     clcnn_context *reference = clcnn_context_create();
     clcnn_context *opencl = test_opencl_context();
@@ -497,6 +557,8 @@ int main(void) {
         return 1;
     CHECK_OK(reference, clcnn_context_select_device(reference, CLCNN_DEVICE_REFERENCE, 0, 0));
     test_errors(reference);
+    test_tensor_api(reference);
+    test_tensor_api(opencl);
     test_memory_plan(reference);
     test_memory_plan(opencl);
     test_finite_differences(reference);
