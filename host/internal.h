@@ -274,6 +274,13 @@ struct clcnn_net {
     int host_parameters_stale;   /* device changed since the last download */
 
     int training_mode; /* of clcnn_net_forward's passes (clcnn_net_set_mode) */
+    /* Where the random draws of the next training pass start (dropout masks):
+     * the trainer derives it from its seed and step, so a resumed run draws
+     * the same; clcnn_net_set_random_seed sets it for single passes. */
+    uint64_t random_seed;
+    /* The index in the global batch of this process's first image (sharded
+     * training), so that draws keyed by image match one process's. */
+    int64_t first_image;
 
     memory_plan plan;
 

@@ -190,6 +190,12 @@ clcnn_status clcnn_net_get_tensor(clcnn_net *net, const char *name, float *value
 typedef enum clcnn_mode { CLCNN_MODE_EVAL = 0, CLCNN_MODE_TRAIN = 1 } clcnn_mode;
 clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode);
 
+/* Where the random draws of train-mode passes start (dropout masks): the
+ * same seed gives the same masks. The trainer sets it from its seed and
+ * step before each step, so a resumed run draws what the uninterrupted one
+ * did. */
+clcnn_status clcnn_net_set_random_seed(clcnn_net *net, uint64_t seed);
+
 /* Called after each layer (index >= 1) of a forward pass with that layer's
  * output for images first .. first + count - 1: count * layer size floats.
  * Within one chunk of images the layers come in order. */

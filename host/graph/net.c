@@ -532,3 +532,10 @@ clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode) {
     net->training_mode = mode == CLCNN_MODE_TRAIN;
     return CLCNN_OK;
 }
+
+clcnn_status clcnn_net_set_random_seed(clcnn_net *net, uint64_t seed) {
+    if (!net)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    net->random_seed = seed;
+    return CLCNN_OK;
+}

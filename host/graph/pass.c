@@ -199,6 +199,8 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training)
     p.ctx = net->ctx;
     p.batch = batch;
     p.training = training;
+    p.seed = hash_bytes(net->random_seed, &i, sizeof(i));
+    p.first_image = net->first_image;
     p.input_count = l->input_count;
     for (int k = 0; k < l->input_count; k++) {
         p.in[k] = activation(net, l->inputs[k]);
@@ -462,6 +464,8 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch) {
     p.ctx = net->ctx;
     p.batch = batch;
     p.training = 1;
+    p.seed = hash_bytes(net->random_seed, &i, sizeof(i));
+    p.first_image = net->first_image;
     p.input_count = l->input_count;
     for (int k = 0; k < l->input_count; k++) {
         p.in[k] = activation(net, l->inputs[k]);

@@ -65,6 +65,10 @@ typedef struct layer_pass {
     clcnn_context *ctx;
     int batch;
     int training; /* train mode (batch statistics, dropout) rather than eval */
+    /* This node's random draws in this pass (training only): a counter-based
+     * generator keyed by it gives every element its own number, in any order. */
+    uint64_t seed;
+    int64_t first_image; /* the global batch index of image 0 (sharded training) */
     int input_count;
     buf in[LAYER_MAX_INPUTS];
     shape3 in_shape[LAYER_MAX_INPUTS]; /* per image */

@@ -261,8 +261,8 @@ static void gather_batch(clcnn_trainer *t, const clcnn_dataset *data, int64_t fi
     const int64_t image_size = (int64_t)data->channels * data->height * data->width;
     for (int64_t i = first; i < first + count; i++) {
         const int64_t index = t->order[i];
-        memcpy(t->batch_images[slot] + (i - first) * image_size,
-               data->images + index * image_size, sizeof(float) * (size_t)image_size);
+        memcpy(t->batch_images[slot] + (i - first) * image_size, data->images + index * image_size,
+               sizeof(float) * (size_t)image_size);
         t->batch_labels[slot][i - first] = data->labels[index];
     }
 }
@@ -365,6 +365,10 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
          * the host first. */
         const int exchange = t->gradient_hook != NULL || n == 0;
         double batch_loss = 0.0;
+        /* Random layers draw from (seed, step, image in the global batch). */
+        net->random_seed = hash_bytes(hash_bytes(HASH_SEED, &t->config.seed, sizeof(uint64_t)),
+                                      &step_number, sizeof(step_number));
+        net->first_image = first - b * global_batch;
         if (n > 0) {
             status = net_write_input(net, t->batch_images[current], (int)n);
             if (status == CLCNN_OK)
@@ -386,8 +390,8 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         /* The scores' (and gradients') reads are enqueued and the losses'
          * read waits for them all. */
         if (status == CLCNN_OK && n > 0)
-            status = net_read_output_async(net, net->loss.logits_layer, n * units,
-                                           t->batch_outputs);
+            status =
+                net_read_output_async(net, net->loss.logits_layer, n * units, t->batch_outputs);
         if (status == CLCNN_OK && n > 0 && exchange && on_device && gradient_bytes > 0)
             status =
                 cl_check(ctx,
