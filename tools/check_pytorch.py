@@ -1604,7 +1604,21 @@ def random_graph_body(rng):
         flatten.out_shape = (x.out_shape[0],)
         x = g.add(flatten, [x])
         g.block = None
-    elif roll < 0.75:
+    elif roll < 0.55:
+        # x flattened and x pooled and flattened, concatenated: a flatten of a layer that
+        # others read too
+        g.block = "flatten and globalavgpool concat"
+        pooled = g.add(gap_layer(x.out_shape), [x])
+        ends = []
+        for source in (x, pooled):
+            flatten = Layer("flatten")
+            flatten.out_shape = (int(np.prod(source.out_shape)),)
+            ends.append(g.add(flatten, [source]))
+        if rng.random() < 0.5:
+            ends.reverse()
+        x = g.add(join_layer("concat", [end.out_shape for end in ends]), ends)
+        g.block = None
+    elif roll < 0.8:
         flatten = Layer("flatten")
         flatten.out_shape = (x.out_shape[0] * x.out_shape[1] * x.out_shape[2],)
         x = g.add(flatten, [x])
@@ -2292,6 +2306,9 @@ def graph_main(args, clcnn, devices, work_dir):
         float64_input = rng.random() < 0.1
         if args.only and number not in args.only:
             continue
+        if any(label in args.exclude for index in range(1, len(generated))
+               for label in graph_labels(generated, None, index)):
+            continue
         jobs.append((number, generated, case, parameters, images, targets, float64_input))
 
     forward_worst, forward_seen = {}, {}
@@ -2412,8 +2429,9 @@ def main():
     parser.add_argument("--grad", action="store_true",
                         help="check clcnn grad (losses and gradients) instead of forward")
     parser.add_argument("--exclude", action="append", default=[], metavar="LABEL",
-                        help="with --grad: skip the networks with a layer of this report label, "
-                        "e.g. 'leaky negative slope' (to look past a known finding); repeatable")
+                        help="with --grad or --graphs: skip the networks with a layer of this "
+                        "report label, e.g. 'leaky negative slope' (to look past a known finding); "
+                        "repeatable")
     parser.add_argument("--keep", help="write the networks and outputs here and keep them")
     parser.add_argument("--graphs", type=int, default=0, metavar="N",
                         help="check N random graph networks (forward, loss and gradients) "
