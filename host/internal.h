@@ -12,7 +12,6 @@
 
 /* ---- context and errors (context.c) ------------------------------------- */
 
-
 /* Kernel time per kernel name, from OpenCL profiling events, when profiling is on. */
 #define PROFILE_ENTRIES 32
 
@@ -53,7 +52,7 @@ struct clcnn_context {
     size_t max_work_group_size;
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
-    cl_mem workspace; /* scratch shared by operations, one at a time */
+    cl_mem workspace;               /* scratch shared by operations, one at a time */
     size_t workspace_bytes;
     cached_program *programs;
     int program_count;
@@ -147,27 +146,18 @@ typedef struct rng {
 
 void rng_seed(rng *r, uint64_t seed);
 uint64_t rng_next(rng *r);
-double rng_uniform(rng *r);  /* [0, 1) */
-double rng_normal(rng *r);   /* mean 0, standard deviation 1 */
+double rng_uniform(rng *r); /* [0, 1) */
+double rng_normal(rng *r);  /* mean 0, standard deviation 1 */
 
-/* ---- layers and networks (netfile.c, net.c) --------------------------------- */
+/* ---- layers and networks (io/netfile.c, graph/net.c) ------------------------------- */
 
-typedef enum layer_type {
-    LAYER_INPUT,
-    LAYER_CONV,
-    LAYER_MAXPOOL,
-    LAYER_AVGPOOL,
-    LAYER_RELU,
-    LAYER_LEAKY,
-    LAYER_SIGMOID,
-    LAYER_TANH,
-    LAYER_FLATTEN,
-    LAYER_DENSE,
-    LAYER_SOFTMAX,
-    LAYER_TYPE_COUNT
-} layer_type;
+/* Inputs a layer may read (concat of a DenseNet block), and named tensors a
+ * layer may have. */
+#define LAYER_MAX_INPUTS 32
+#define LAYER_MAX_TENSORS 4
 
-const char *layer_type_name(layer_type type);
+/* A layer type: its module in host/layers/ (see host/layers/layer.h). */
+typedef struct layer_type layer_type;
 
 /* Per-image shape: ndim 3 is (c, h, w); ndim 1 is a vector of c values (h = w = 1). */
 typedef struct shape3 {
@@ -179,51 +169,86 @@ static inline int64_t shape3_count(shape3 s) {
     return (int64_t)s.c * s.h * s.w;
 }
 
+/* A node of a network: one layer with its options, inputs and shapes. */
 typedef struct layer {
-    layer_type type;
+    const layer_type *type;
     char name[64];
     int line; /* in the network file */
 
-    /* options as written (defaults filled in) */
-    int filters, units;              /* conv, dense */
-    int size_h, size_w;              /* conv, pool window */
-    int stride_h, stride_w;          /* conv, pool */
-    int pad_top, pad_left;           /* resolved padding before the first row/column */
-    int pad_bottom, pad_right;       /* and after the last ('same' may be asymmetric) */
-    int has_bias;                    /* conv, dense */
-    int ceil_mode;                   /* pool */
-    float slope;                     /* leaky */
-    int named_filter;                /* conv with filter=NAME: its index, else -1 */
+    /* Nodes it reads, all earlier in the network (topological order). */
+    int input_count;
+    int inputs[LAYER_MAX_INPUTS];
 
-    shape3 in, out;
+    /* options as written (defaults filled in), shared by the types that take them */
+    int filters, units;        /* conv, dense */
+    int size_h, size_w;        /* conv, pool window */
+    int stride_h, stride_w;    /* conv, pool */
+    int pad_top, pad_left;     /* resolved padding before the first row/column */
+    int pad_bottom, pad_right; /* and after the last ('same' may be asymmetric) */
+    int has_bias;              /* conv, dense */
+    int ceil_mode;             /* pool */
+    float slope;               /* leaky */
+    int named_filter;          /* conv with filter=NAME: its index, else -1 */
+
+    shape3 in, out; /* in: the first input's shape */
     int64_t weight_count, bias_count;
 
-    /* Parameters and their gradients live in flat buffers shared by the
-     * whole network (one optimizer launch updates all); these point into them. */
-    int64_t weight_offset, bias_offset; /* in floats, into the flat buffers */
-    float *weight, *bias;               /* host: PyTorch layout */
-    float *weight_grad, *bias_grad;
-    cl_mem weight_buffer, bias_buffer;  /* device: sub-buffers */
-    cl_mem weight_grad_buffer, bias_grad_buffer;
+    /* Its named tensors: net->tensors[first_tensor ..+ tensor_count) (set by the network). */
+    int first_tensor, tensor_count;
 } layer;
 
-/* Parses network text into layers with shapes inferred; errors name
- * source_name:line. *layers is malloc'd; free with free(). */
+/* Parses network text into nodes in topological order with shapes inferred;
+ * errors name source_name:line. *layers is malloc'd; free with free(). */
 clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *source_name,
                            layer **layers, int *layer_count);
 
-/* Offsets of parameter tensors in the flat buffers are multiples of this
- * (1 KiB), so that every tensor can be an OpenCL sub-buffer on devices whose
- * base address alignment is up to 8192 bits. */
+/* Offsets of tensors in the flat buffers are multiples of this (1 KiB), so
+ * that every tensor can be an OpenCL sub-buffer on devices whose base
+ * address alignment is up to 8192 bits. */
 #define PARAMETER_ALIGN_FLOATS 256
+
+typedef enum tensor_kind {
+    TENSOR_PARAMETER, /* trained: in the flat buffer the optimizer updates */
+    TENSOR_STATE,     /* not trained (running statistics): saved with the model */
+} tensor_kind;
+
+/* One entry of the network's table of named tensors: a parameter (in the
+ * flat parameter buffer, its gradient at the same offset of the gradient
+ * buffer) or state (in the flat state buffer). */
+typedef struct named_tensor {
+    char name[128]; /* PyTorch's: conv1.weight, bn1.running_mean */
+    tensor_kind kind;
+    int layer; /* the node that owns it */
+    int ndim;
+    int64_t shape[4];
+    int64_t count;
+    int64_t offset;       /* in floats */
+    cl_mem mem, grad_mem; /* sub-buffers on a device */
+} named_tensor;
 
 /* Which loss a network trains with, and where it attaches. */
 typedef struct loss_plan {
     clcnn_loss kind;
-    int logits_layer;   /* the layer whose output the loss reads */
-    int backward_from;  /* the first layer whose backward runs: the loss gradient is
-                           the gradient of this layer's output */
+    int logits_layer; /* the node whose output the loss reads and whose gradient
+                         it writes; backward runs from there */
 } loss_plan;
+
+/* Where every node's output and output gradient live for a batch capacity:
+ * nodes whose lifetimes do not overlap share a slot (graph/plan.c). */
+typedef struct memory_plan {
+    int64_t capacity;
+    int with_gradients;
+    int *root;      /* per node: the node whose storage it uses (itself, or a view's input) */
+    int *out_slot;  /* per node: its root's activation slot */
+    int *grad_slot; /* per node: its root's gradient slot, -1 if none */
+    int slot_count, grad_slot_count;
+    buf *slots, *grad_slots;
+    buf grad_temporary; /* a gradient to be added to another (fan-out) */
+    buf scratch;        /* what backward's layers ask for */
+    size_t scratch_bytes;
+    /* per node, recomputed by each backward pass */
+    unsigned char *needs_grad, *grad_written;
+} memory_plan;
 
 struct clcnn_net {
     clcnn_context *ctx;
@@ -231,23 +256,22 @@ struct clcnn_net {
     int layer_count;
     char *text; /* the network file as given */
 
-    /* the flat parameter and gradient buffers (host always; device once used) */
-    int64_t parameter_floats;
-    float *host_parameters, *host_gradients;
-    cl_mem device_parameters, device_gradients;
+    named_tensor *tensors;
+    int tensor_count;
+
+    /* the flat parameter and gradient buffers, and the flat state buffer
+     * (host always; device once used) */
+    int64_t parameter_floats, state_floats;
+    float *host_parameters, *host_gradients, *host_state;
+    cl_mem device_parameters, device_gradients, device_state;
     int device_parameters_stale; /* host changed since the last upload */
     int host_parameters_stale;   /* device changed since the last download */
 
-    /* activations and their gradients for up to capacity images, per layer
-     * (flatten layers share their input's storage) */
-    int64_t capacity;
-    int with_gradients;
-    float **host_outputs, **host_output_grads;
-    cl_mem *device_outputs, *device_output_grads;
-    cl_mem device_scratch; /* conv backward-weights partial sums */
-    size_t scratch_bytes;
+    int training_mode; /* of clcnn_net_forward's passes (clcnn_net_set_mode) */
 
-    int gradient_batch; /* images of the last backward pass; 0 before the first */
+    memory_plan plan;
+
+    int gradient_batch;      /* images of the last backward pass; 0 before the first */
     int want_input_gradient; /* training needs none: the first layer skips it */
     int has_input_gradient;  /* the last backward pass computed it */
 
@@ -259,9 +283,17 @@ struct clcnn_net {
 };
 
 int layer_has_parameters(const layer *l);
+/* The node named name, or -1. */
+int net_find_layer(const clcnn_net *net, const char *name);
+/* The tensor named name ("conv1.weight"), or -1. */
+int net_find_tensor(const clcnn_net *net, const char *name);
+/* "<layer>.<which>" into name, or an error for a missing layer, a `which`
+ * other than weight/bias, or a layer without that tensor. */
+clcnn_status net_parameter_name(clcnn_net *net, const char *layer_name, const char *which,
+                                char *name, size_t size);
 
-/* host/filters.c: the named 3x3 filters (identity, sobel_v, ...). */
-int named_filter_index(const char *name); /* -1 if there is none of that name */
+/* host/layers/filters.c: the named 3x3 filters (identity, sobel_v, ...). */
+int named_filter_index(const char *name);     /* -1 if there is none of that name */
 const float *named_filter_weights(int index); /* 9 floats, row by row */
 
 /* A trainer: configuration, progress and optimizer state (host/train.c). */
@@ -289,7 +321,7 @@ struct clcnn_trainer {
 /* Makes the host copy of the optimizer state current. */
 clcnn_status trainer_sync_state_to_host(clcnn_trainer *trainer);
 
-/* host/pass.c: memory plan and passes */
+/* host/graph/plan.c and pass.c: memory plan and passes */
 void net_release_activations(clcnn_net *net);
 void net_release_device_parameters(clcnn_net *net);
 /* Makes the host copy of the parameters current (after training on a device). */
@@ -298,8 +330,9 @@ clcnn_status net_sync_parameters_to_host(clcnn_net *net);
 clcnn_status net_sync_parameters_to_device(clcnn_net *net);
 /* Activation storage for capacity images, with gradient storage if with_gradients. */
 clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients);
-/* The forward pass of batch images (batch <= capacity) already in layer 0's storage. */
-clcnn_status net_forward_stored(clcnn_net *net, int batch);
+/* The forward pass of batch images (batch <= capacity) already in layer 0's
+ * storage, in train or eval mode. */
+clcnn_status net_forward_stored(clcnn_net *net, int batch, int training);
 /* Images into layer 0's storage; on a device the copy is enqueued, so input
  * must stay unchanged until the next blocking read. */
 clcnn_status net_write_input(clcnn_net *net, const float *input, int batch);

@@ -36,7 +36,6 @@ int use_direct_kernels(const clcnn_context *ctx);
 direct_config direct_config_for(const clcnn_context *ctx, int channels);
 void direct_config_options(const direct_config *config, char *buf, size_t size);
 
-
 /* ---- conv2d --------------------------------------------------------------------- */
 
 typedef struct conv2d_params {
@@ -49,7 +48,7 @@ typedef struct conv2d_params {
 } conv2d_params;
 
 /* A convolution layer's parameters, or a dense layer's as a 1x1 convolution
- * of 1x1 images (host/pass.c). */
+ * of 1x1 images (host/layers/conv.c). */
 conv2d_params layer_conv2d_params(const layer *l, int batch);
 
 /* The configuration for an operation ("forward", "backward_data",
@@ -64,12 +63,12 @@ clcnn_status tuning_save(clcnn_context *ctx);
 
 void conv2d_forward_ref(const conv2d_params *p, const float *input, const float *weight,
                         const float *bias, float *output);
-clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
-                            cl_mem weight, cl_mem bias, cl_mem output);
+clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
+                            cl_mem bias, cl_mem output);
 /* The same with an explicit configuration, for the tests and the tuner. */
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
-                                   const conv2d_params *p, cl_mem input, cl_mem weight,
-                                   cl_mem bias, cl_mem output);
+                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
+                                   cl_mem output);
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                   cl_mem output);
@@ -81,8 +80,8 @@ void conv2d_backward_data_ref(const conv2d_params *p, const float *grad_output, 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input);
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
-                                         const conv2d_params *p, cl_mem grad_output,
-                                         cl_mem weight, cl_mem grad_input);
+                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                         cl_mem grad_input);
 
 /* Gradients with respect to the weights (K, C, R, S) and, if p->has_bias, the
  * bias (K), summed over the batch. Overwrites both. The OpenCL side needs a
@@ -135,8 +134,8 @@ typedef struct dense_params {
 
 void dense_forward_ref(const dense_params *p, const float *input, const float *weight,
                        const float *bias, float *output);
-clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem input,
-                           cl_mem weight, cl_mem bias, cl_mem output);
+clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
+                           cl_mem bias, cl_mem output);
 
 /* grad_input (batch, in) = grad_output (batch, out) * weight (out, in);
  * grad_weight (out, in) = grad_output^T * input; grad_bias (out) = column sums
@@ -242,8 +241,8 @@ void mean_squared_error_ref(int rows, int columns, const float *outputs, const f
 clcnn_status mean_squared_error(clcnn_context *ctx, int rows, int columns, cl_mem outputs,
                                 cl_mem targets, cl_mem loss, cl_mem grad_outputs);
 
-/* ---- optimizers over the flat parameter buffer (host/ops/optim.c, kernels/optim.cl, host/ref/optim.c) ----------
- * PyTorch's formulations, weight decay added to the gradient (L2):
+/* ---- optimizers over the flat parameter buffer (host/ops/optim.c, kernels/optim.cl,
+ * host/ref/optim.c) ---------- PyTorch's formulations, weight decay added to the gradient (L2):
  * SGD:  g' = g + wd*w;  v = momentum*v + g' (v = g' on step 1);  w -= lr*v
  * Adam: g' = g + wd*w;  m = b1*m + (1-b1)*g';  v = b2*v + (1-b2)*g'^2;
  *       w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (t = step, from 1) */
@@ -261,5 +260,32 @@ void optimizer_step_ref(const optimizer_params *p, int64_t count, float *weights
                         const float *grads, float *state1, float *state2);
 clcnn_status optimizer_step(clcnn_context *ctx, const optimizer_params *p, int64_t count,
                             cl_mem weights, cl_mem grads, cl_mem state1, cl_mem state2);
+
+/* ---- entry points: each runs the OpenCL side on an OpenCL device and the
+ * reference on the reference device, with the semantics stated above ---- */
+
+clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_params *p, buf input, buf weight,
+                               buf bias, buf output);
+clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, buf grad_output,
+                                     buf weight, buf grad_input);
+/* scratch: conv2d_backward_weights_scratch_bytes on an OpenCL device, unused on the reference. */
+clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, buf input,
+                                        buf grad_output, buf grad_weight, buf grad_bias,
+                                        buf scratch);
+clcnn_status op_pool2d_forward(clcnn_context *ctx, const pool2d_params *p, buf input, buf output);
+clcnn_status op_pool2d_backward(clcnn_context *ctx, const pool2d_params *p, buf input,
+                                buf grad_output, buf grad_input);
+clcnn_status op_dense_forward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
+                              buf bias, buf output);
+clcnn_status op_dense_backward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
+                               buf grad_output, buf grad_input, buf grad_weight, buf grad_bias);
+clcnn_status op_activation_forward(clcnn_context *ctx, activation_kind kind, float slope,
+                                   int64_t count, buf input, buf output);
+clcnn_status op_activation_backward(clcnn_context *ctx, activation_kind kind, float slope,
+                                    int64_t count, buf output, buf grad_output, buf grad_input);
+clcnn_status op_softmax_forward(clcnn_context *ctx, int64_t rows, int columns, buf input,
+                                buf output);
+clcnn_status op_softmax_backward(clcnn_context *ctx, int64_t rows, int columns, buf output,
+                                 buf grad_output, buf grad_input);
 
 #endif

@@ -116,8 +116,10 @@ typedef struct clcnn_layer_info {
     int shape[3];     /* per image: C, H, W, or units in shape[0] */
     int64_t weight_count;
     int64_t bias_count;
-    int weight_ndim;         /* 4 for conv (K, C, R, S), 2 for dense (out, in), else 0 */
+    int weight_ndim; /* 4 for conv (K, C, R, S), 2 for dense (out, in), else 0 */
     int64_t weight_shape[4];
+    int input_count;   /* layers it reads: 0 for the input, 1 for most, more for add/concat */
+    const int *inputs; /* their indices, all below this layer's */
 } clcnn_layer_info;
 
 int clcnn_net_layer_count(const clcnn_net *net);
@@ -149,11 +151,44 @@ clcnn_status clcnn_net_load_weights(clcnn_net *net, const char *dir);
 clcnn_status clcnn_net_save_weights(clcnn_net *net, const char *dir);
 
 /* Sets or reads a layer's parameter ("weight" or "bias"): count floats in
- * PyTorch's layout (conv: K, C, R, S; dense: out, in). */
+ * PyTorch's layout (conv: K, C, R, S; dense: out, in). The same as
+ * clcnn_net_set_tensor / get_tensor of "<layer>.<which>". */
 clcnn_status clcnn_net_set_parameter(clcnn_net *net, const char *layer, const char *which,
                                      const float *values, int64_t count);
 clcnn_status clcnn_net_get_parameter(clcnn_net *net, const char *layer, const char *which,
                                      float *values, int64_t count);
+
+/* ---- named tensors: one table for weights directories, model files, gradients ---- */
+
+typedef enum clcnn_tensor_kind {
+    CLCNN_TENSOR_PARAMETER = 0, /* trained by the optimizer */
+    CLCNN_TENSOR_STATE,         /* not trained (running statistics), saved with the model */
+} clcnn_tensor_kind;
+
+typedef struct clcnn_tensor_info {
+    const char *name;  /* PyTorch's: "conv1.weight", "bn1.running_mean" */
+    const char *layer; /* the layer it belongs to */
+    clcnn_tensor_kind kind;
+    int ndim;
+    int64_t shape[4];
+    int64_t count;
+} clcnn_tensor_info;
+
+/* Tensors in layer order, each layer's in the order PyTorch lists them. */
+int clcnn_net_tensor_count(const clcnn_net *net);
+clcnn_status clcnn_net_tensor_info(const clcnn_net *net, int index, clcnn_tensor_info *out);
+/* count must equal the tensor's size. */
+clcnn_status clcnn_net_set_tensor(clcnn_net *net, const char *name, const float *values,
+                                  int64_t count);
+clcnn_status clcnn_net_get_tensor(clcnn_net *net, const char *name, float *values, int64_t count);
+
+/* Train or eval mode: batch statistics and dropout in training, running
+ * statistics and no dropout in evaluation (PyTorch's module.train()/eval()).
+ * It is a property of a pass: clcnn_net_backward and the trainer's steps run
+ * in train mode, evaluation in eval mode, and clcnn_net_forward in the mode
+ * set here (eval unless set). */
+typedef enum clcnn_mode { CLCNN_MODE_EVAL = 0, CLCNN_MODE_TRAIN = 1 } clcnn_mode;
+clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode);
 
 /* Called after each layer (index >= 1) of a forward pass with that layer's
  * output for images first .. first + count - 1: count * layer size floats.
@@ -177,13 +212,13 @@ clcnn_status clcnn_tune(clcnn_net *net, int batch, char *report, size_t size);
 /* ---- gradients -------------------------------------------------------------------------- */
 
 typedef enum clcnn_loss {
-    CLCNN_LOSS_AUTO = 0,          /* from the last layer: softmax -> cross-entropy, sigmoid
-                                     with one unit -> binary cross-entropy, else MSE */
-    CLCNN_LOSS_CROSS_ENTROPY,     /* softmax cross-entropy: on the softmax's input when the
-                                     net ends in softmax, else on the last output as logits */
+    CLCNN_LOSS_AUTO = 0,             /* from the last layer: softmax -> cross-entropy, sigmoid
+                                        with one unit -> binary cross-entropy, else MSE */
+    CLCNN_LOSS_CROSS_ENTROPY,        /* softmax cross-entropy: on the softmax's input when the
+                                        net ends in softmax, else on the last output as logits */
     CLCNN_LOSS_BINARY_CROSS_ENTROPY, /* on the sigmoid's input when the net ends in sigmoid,
                                         else on the last output as a logit; one unit */
-    CLCNN_LOSS_MSE,               /* mean over every element of the last output */
+    CLCNN_LOSS_MSE,                  /* mean over every element of the last output */
 } clcnn_loss;
 
 /* Chooses the loss; fails (naming the reason) when it cannot fit the network. */
@@ -204,6 +239,10 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
  * input (layer "input", which "input"): batch * input size floats. */
 clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer, const char *which,
                                     float *values, int64_t count);
+/* The gradient of a parameter tensor by name ("conv1.weight"), or of the
+ * input ("input"): batch * input size floats. */
+clcnn_status clcnn_net_get_tensor_gradient(clcnn_net *net, const char *name, float *values,
+                                           int64_t count);
 
 /* ---- data sets ------------------------------------------------------------------------- */
 

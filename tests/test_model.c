@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-
 static clcnn_context *ctx;
 
 /* conv and dense layers, with and without bias. */
@@ -85,6 +84,14 @@ static int count_temporary_files(const char *dir_path) {
     return count;
 }
 
+/* The host values of the tensor "<layer>.<which>" (parameters are host-current here). */
+static float *tensor_values(clcnn_net *net, const char *layer_name, const char *which) {
+    char name[160];
+    snprintf(name, sizeof(name), "%s.%s", layer_name, which);
+    int index = net_find_tensor(net, name);
+    return index < 0 ? NULL : net->host_parameters + net->tensors[index].offset;
+}
+
 /* A network with weights from seed and distinctive non-zero biases. */
 static clcnn_net *make_net(const char *text, uint64_t seed) {
     clcnn_net *net = NULL;
@@ -93,8 +100,9 @@ static clcnn_net *make_net(const char *text, uint64_t seed) {
     CHECK_OK(ctx, clcnn_net_init_weights(net, seed));
     for (int i = 0; i < net->layer_count; i++) {
         layer *l = &net->layers[i];
+        float *bias = tensor_values(net, l->name, "bias");
         for (int64_t j = 0; j < l->bias_count; j++)
-            l->bias[j] = (float)(seed % 7) * 0.125f + (float)j * 0.01f - 0.3f;
+            bias[j] = (float)(seed % 7) * 0.125f + (float)j * 0.01f - 0.3f;
     }
     net->device_parameters_stale = 1;
     return net;
@@ -109,8 +117,13 @@ static int same_nets(clcnn_net *a, clcnn_net *b) {
         if (strcmp(x->name, y->name) != 0 || x->weight_count != y->weight_count ||
             x->bias_count != y->bias_count)
             return 0;
-        if (memcmp(x->weight, y->weight, sizeof(float) * (size_t)x->weight_count) != 0 ||
-            memcmp(x->bias, y->bias, sizeof(float) * (size_t)x->bias_count) != 0)
+        if (x->weight_count &&
+            memcmp(tensor_values(a, x->name, "weight"), tensor_values(b, y->name, "weight"),
+                   sizeof(float) * (size_t)x->weight_count) != 0)
+            return 0;
+        if (x->bias_count &&
+            memcmp(tensor_values(a, x->name, "bias"), tensor_values(b, y->name, "bias"),
+                   sizeof(float) * (size_t)x->bias_count) != 0)
             return 0;
     }
     return 1;
@@ -132,12 +145,13 @@ static void fill_distinctive(float *values, int64_t count, uint64_t seed) {
 /* The optimizer state of every tensor; the padding between tensors stays zero. */
 static void fill_trainer_state(clcnn_trainer *t) {
     clcnn_net *net = t->net;
-    for (int i = 0; i < net->layer_count; i++) {
-        layer *l = &net->layers[i];
-        fill_distinctive(t->host_state1 + l->weight_offset, l->weight_count, 100 + i);
-        fill_distinctive(t->host_state2 + l->weight_offset, l->weight_count, 200 + i);
-        fill_distinctive(t->host_state1 + l->bias_offset, l->bias_count, 300 + i);
-        fill_distinctive(t->host_state2 + l->bias_offset, l->bias_count, 400 + i);
+    for (int i = 0; i < net->tensor_count; i++) {
+        const named_tensor *tensor = &net->tensors[i];
+        const int bias = strstr(tensor->name, ".bias") != NULL;
+        fill_distinctive(t->host_state1 + tensor->offset, tensor->count,
+                         (bias ? 300 : 100) + tensor->layer);
+        fill_distinctive(t->host_state2 + tensor->offset, tensor->count,
+                         (bias ? 400 : 200) + tensor->layer);
     }
     t->epochs_done = 4;
     t->step = 1234567890123LL;
@@ -669,9 +683,9 @@ static void test_damaged_files(void) {
     write_file(bad, "", 0);
     CHECK(load_fails(bad, "not a clcnn model", __LINE__));
     memcpy(copy, file.data, file.size);
-    put32(copy + 8, 2);
+    put32(copy + 8, 3); /* version 2 is real since named tensors */
     write_file(bad, copy, file.size);
-    CHECK(load_fails(bad, "unsupported model format version 2", __LINE__));
+    CHECK(load_fails(bad, "unsupported model format version 3", __LINE__));
 
     /* A section longer than the file. */
     memcpy(copy, file.data, file.size);
@@ -743,7 +757,8 @@ static void test_damaged_files(void) {
     loaded = NULL;
     CHECK_OK(ctx, clcnn_model_load(ctx, bad, &loaded, NULL, NULL)); /* the builder works */
     if (loaded) {
-        CHECK(loaded->layers[1].bias[0] == -0.5f && loaded->layers[3].weight[7] == 1.5f);
+        CHECK(tensor_values(loaded, "conv1", "bias")[0] == -0.5f &&
+              tensor_values(loaded, "dense1", "weight")[7] == 1.5f);
         clcnn_net_destroy(loaded);
     }
 

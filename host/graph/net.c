@@ -1,6 +1,7 @@
-/* A network: layers from a network file, their parameters, and the forward pass
- * on either device. */
-#include "ops.h"
+/* A network: the nodes of a graph from a network file, its table of named
+ * tensors in flat buffers, descriptions, initialisation and weights
+ * directories. The memory plan is in plan.c, the passes in pass.c. */
+#include "layers/layer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,24 +11,105 @@
 #include <sys/stat.h>
 
 int layer_has_parameters(const layer *l) {
-    return l->type == LAYER_CONV || l->type == LAYER_DENSE;
+    return l->weight_count + l->bias_count > 0;
 }
 
-/* A conv layer with filter=NAME: the filter on every (filter, channel) pair, bias 0. */
-static void apply_named_filter(layer *l) {
-    const float *filter = named_filter_weights(l->named_filter);
-    for (int64_t i = 0; i < l->weight_count; i++)
-        l->weight[i] = filter[i % 9];
-    for (int64_t i = 0; i < l->bias_count; i++)
-        l->bias[i] = 0.0f;
+int net_find_layer(const clcnn_net *net, const char *name) {
+    for (int i = 0; i < net->layer_count; i++)
+        if (strcmp(net->layers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int net_find_tensor(const clcnn_net *net, const char *name) {
+    for (int i = 0; i < net->tensor_count; i++)
+        if (strcmp(net->tensors[i].name, name) == 0)
+            return i;
+    return -1;
 }
 
 static int64_t align_floats(int64_t n) {
     return (n + PARAMETER_ALIGN_FLOATS - 1) / PARAMETER_ALIGN_FLOATS * PARAMETER_ALIGN_FLOATS;
 }
 
-static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *layers,
-                               int layer_count, clcnn_net **out) {
+/* The host copy of a tensor's values. */
+static float *tensor_values(const clcnn_net *net, const named_tensor *t) {
+    return (t->kind == TENSOR_PARAMETER ? net->host_parameters : net->host_state) + t->offset;
+}
+
+/* The only layer reading node i, or NULL (He initialisation looks at it). */
+static const layer *sole_reader(const clcnn_net *net, int i) {
+    const layer *reader = NULL;
+    for (int j = i + 1; j < net->layer_count; j++)
+        for (int k = 0; k < net->layers[j].input_count; k++)
+            if (net->layers[j].inputs[k] == i) {
+                if (reader)
+                    return NULL;
+                reader = &net->layers[j];
+            }
+    return reader;
+}
+
+/* Calls the layer's init with pointers to its tensors' host values. */
+static void init_layer(clcnn_net *net, int i, rng *r) {
+    const layer *l = &net->layers[i];
+    if (!l->type->init || l->tensor_count == 0)
+        return;
+    float *values[LAYER_MAX_TENSORS];
+    for (int k = 0; k < l->tensor_count; k++)
+        values[k] = tensor_values(net, &net->tensors[l->first_tensor + k]);
+    l->type->init(l, values, r, sole_reader(net, i));
+}
+
+/* Builds the tensor table from the layers' declarations, parameters and
+ * state each packed into one flat buffer at aligned offsets. */
+static clcnn_status build_tensors(clcnn_net *net) {
+    int total = 0;
+    tensor_spec specs[LAYER_MAX_TENSORS];
+    for (int i = 0; i < net->layer_count; i++)
+        if (net->layers[i].type->tensors)
+            total += net->layers[i].type->tensors(&net->layers[i], specs);
+    net->tensors = calloc((size_t)(total ? total : 1), sizeof(named_tensor));
+    if (!net->tensors)
+        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for tensors");
+    int64_t parameter_end = 0, state_end = 0;
+    for (int i = 0; i < net->layer_count; i++) {
+        layer *l = &net->layers[i];
+        l->first_tensor = net->tensor_count;
+        l->tensor_count = l->type->tensors ? l->type->tensors(l, specs) : 0;
+        for (int k = 0; k < l->tensor_count; k++) {
+            named_tensor *t = &net->tensors[net->tensor_count++];
+            snprintf(t->name, sizeof(t->name), "%s.%s", l->name, specs[k].suffix);
+            t->kind = specs[k].kind;
+            t->layer = i;
+            t->ndim = specs[k].ndim;
+            t->count = 1;
+            for (int d = 0; d < t->ndim; d++) {
+                t->shape[d] = specs[k].shape[d];
+                t->count *= t->shape[d];
+            }
+            int64_t *end = t->kind == TENSOR_PARAMETER ? &parameter_end : &state_end;
+            t->offset = *end;
+            *end = align_floats(*end + t->count);
+        }
+    }
+    net->parameter_floats = parameter_end;
+    net->state_floats = state_end;
+    net->host_parameters = calloc((size_t)(parameter_end ? parameter_end : 1), sizeof(float));
+    net->host_gradients = calloc((size_t)(parameter_end ? parameter_end : 1), sizeof(float));
+    net->host_state = calloc((size_t)(state_end ? state_end : 1), sizeof(float));
+    if (!net->host_parameters || !net->host_gradients || !net->host_state)
+        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for %lld parameters",
+                         (long long)parameter_end);
+    /* Values before any seeded initialisation: zeros, or what a layer knows
+     * better (a named filter, a batchnorm's unit variance). */
+    for (int i = 0; i < net->layer_count; i++)
+        init_layer(net, i, NULL);
+    return CLCNN_OK;
+}
+
+static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *layers, int layer_count,
+                               clcnn_net **out) {
     clcnn_net *net = calloc(1, sizeof(*net));
     char *copy = strdup(text);
     if (!net || !copy) {
@@ -40,34 +122,13 @@ static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *laye
     net->layers = layers;
     net->layer_count = layer_count;
     net->text = copy;
-    int64_t offset = 0;
-    for (int i = 0; i < layer_count; i++) {
-        layer *l = &layers[i];
-        l->weight_offset = offset;
-        offset = align_floats(offset + l->weight_count);
-        l->bias_offset = offset;
-        offset = align_floats(offset + l->bias_count);
-    }
-    net->parameter_floats = offset;
-    net->host_parameters = calloc((size_t)(offset ? offset : 1), sizeof(float));
-    net->host_gradients = calloc((size_t)(offset ? offset : 1), sizeof(float));
-    if (!net->host_parameters || !net->host_gradients) {
+    clcnn_status status = build_tensors(net);
+    if (status != CLCNN_OK) {
         clcnn_net_destroy(net);
-        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
-                         "out of memory for %lld parameters", (long long)offset);
+        return status;
     }
-    for (int i = 0; i < layer_count; i++) {
-        layer *l = &layers[i];
-        l->weight = net->host_parameters + l->weight_offset;
-        l->bias = net->host_parameters + l->bias_offset;
-        l->weight_grad = net->host_gradients + l->weight_offset;
-        l->bias_grad = net->host_gradients + l->bias_offset;
-    }
-    for (int i = 0; i < layer_count; i++)
-        if (layers[i].type == LAYER_CONV && layers[i].named_filter >= 0)
-            apply_named_filter(&layers[i]);
     net->device_parameters_stale = 1;
-    clcnn_status status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
+    status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
     if (status != CLCNN_OK) {
         /* Networks that fit no loss can still run forward. */
         net->loss.kind = CLCNN_LOSS_AUTO;
@@ -139,6 +200,8 @@ void clcnn_net_destroy(clcnn_net *net) {
     net_release_device_parameters(net);
     free(net->host_parameters);
     free(net->host_gradients);
+    free(net->host_state);
+    free(net->tensors);
     free(net->layers);
     free(net->text);
     free(net);
@@ -150,24 +213,6 @@ int clcnn_net_layer_count(const clcnn_net *net) {
     return net ? net->layer_count : 0;
 }
 
-/* PyTorch's parameter shapes. */
-static int parameter_shape(const layer *l, int is_bias, int64_t shape[4]) {
-    if (is_bias) {
-        shape[0] = l->type == LAYER_CONV ? l->filters : l->units;
-        return 1;
-    }
-    if (l->type == LAYER_CONV) {
-        shape[0] = l->filters;
-        shape[1] = l->in.c;
-        shape[2] = l->size_h;
-        shape[3] = l->size_w;
-        return 4;
-    }
-    shape[0] = l->units;
-    shape[1] = l->in.c;
-    return 2;
-}
-
 clcnn_status clcnn_net_layer_info(const clcnn_net *net, int index, clcnn_layer_info *out) {
     if (!net || !out)
         return CLCNN_ERROR_INVALID_ARGUMENT;
@@ -176,22 +221,32 @@ clcnn_status clcnn_net_layer_info(const clcnn_net *net, int index, clcnn_layer_i
                          "layer index %d out of range (the network has %d layers)", index,
                          net->layer_count);
     const layer *l = &net->layers[index];
+    memset(out, 0, sizeof(*out));
     out->name = l->name;
-    out->type = layer_type_name(l->type);
+    out->type = l->type->name;
     out->ndim = l->out.ndim;
     out->shape[0] = l->out.c;
     out->shape[1] = l->out.ndim == 3 ? l->out.h : 0;
     out->shape[2] = l->out.ndim == 3 ? l->out.w : 0;
     out->weight_count = l->weight_count;
     out->bias_count = l->bias_count;
-    out->weight_ndim = layer_has_parameters(l) ? parameter_shape(l, 0, out->weight_shape) : 0;
+    out->input_count = l->input_count;
+    out->inputs = l->inputs;
+    for (int k = 0; k < l->tensor_count; k++) {
+        const named_tensor *t = &net->tensors[l->first_tensor + k];
+        if (strcmp(t->name + strlen(l->name), ".weight") == 0) {
+            out->weight_ndim = t->ndim;
+            memcpy(out->weight_shape, t->shape, sizeof(out->weight_shape));
+        }
+    }
     return CLCNN_OK;
 }
 
 int64_t clcnn_net_parameter_count(const clcnn_net *net) {
     int64_t total = 0;
-    for (int i = 0; net && i < net->layer_count; i++)
-        total += net->layers[i].weight_count + net->layers[i].bias_count;
+    for (int i = 0; net && i < net->tensor_count; i++)
+        if (net->tensors[i].kind == TENSOR_PARAMETER)
+            total += net->tensors[i].count;
     return total;
 }
 
@@ -227,42 +282,68 @@ static void format_count(int64_t value, char *buf, size_t size) {
     buf[used] = 0;
 }
 
+/* A layer reading another than the line before gets its inputs listed. */
+static int reads_previous_only(const layer *l, int index) {
+    return l->input_count == 0 || (l->input_count == 1 && l->inputs[0] == index - 1);
+}
+
 clcnn_status clcnn_net_summary(const clcnn_net *net, char *buf, size_t size) {
     if (!net || !buf || size == 0)
         return CLCNN_ERROR_INVALID_ARGUMENT;
     size_t used = 0;
-    int n = snprintf(buf, size, "%-16s %-8s %-16s %12s\n", "layer", "type", "output",
-                     "parameters");
-    used = n > 0 ? (size_t)n : 0;
-    for (int i = 0; i < net->layer_count && used < size; i++) {
+    buf[0] = '\0';
+    text_append(buf, size, &used, "%-16s %-8s %-16s %12s\n", "layer", "type", "output",
+                "parameters");
+    for (int i = 0; i < net->layer_count; i++) {
         const layer *l = &net->layers[i];
         char shape[64], count[32];
         format_shape(l->out, shape, sizeof(shape));
-        format_count(l->weight_count + l->bias_count, count, sizeof(count));
-        n = snprintf(buf + used, size - used, "%-16s %-8s %-16s %12s\n", l->name,
-                     layer_type_name(l->type), shape, count);
-        used += n > 0 ? (size_t)n : 0;
+        int64_t parameters = 0;
+        for (int k = 0; k < l->tensor_count; k++)
+            if (net->tensors[l->first_tensor + k].kind == TENSOR_PARAMETER)
+                parameters += net->tensors[l->first_tensor + k].count;
+        format_count(parameters, count, sizeof(count));
+        text_append(buf, size, &used, "%-16s %-8s %-16s %12s", l->name, l->type->name, shape,
+                    count);
+        if (!reads_previous_only(l, i))
+            for (int k = 0; k < l->input_count; k++)
+                text_append(buf, size, &used, "%s%s", k ? "," : "  <- ",
+                            net->layers[l->inputs[k]].name);
+        text_append(buf, size, &used, "\n");
     }
-    if (used < size) {
-        char total[32];
-        format_count(clcnn_net_parameter_count(net), total, sizeof(total));
-        snprintf(buf + used, size - used, "total parameters: %s\n", total);
-    }
+    char total[32];
+    format_count(clcnn_net_parameter_count(net), total, sizeof(total));
+    text_append(buf, size, &used, "total parameters: %s\n", total);
     return CLCNN_OK;
 }
 
-/* ---- parameters ------------------------------------------------------------------------- */
+/* ---- tensors ---------------------------------------------------------------------------- */
+
+int clcnn_net_tensor_count(const clcnn_net *net) {
+    return net ? net->tensor_count : 0;
+}
+
+clcnn_status clcnn_net_tensor_info(const clcnn_net *net, int index, clcnn_tensor_info *out) {
+    if (!net || !out)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    if (index < 0 || index >= net->tensor_count)
+        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "tensor index %d out of range (the network has %d tensors)", index,
+                         net->tensor_count);
+    const named_tensor *t = &net->tensors[index];
+    memset(out, 0, sizeof(*out));
+    out->name = t->name;
+    out->layer = net->layers[t->layer].name;
+    out->kind = t->kind == TENSOR_PARAMETER ? CLCNN_TENSOR_PARAMETER : CLCNN_TENSOR_STATE;
+    out->ndim = t->ndim;
+    memcpy(out->shape, t->shape, sizeof(out->shape));
+    out->count = t->count;
+    return CLCNN_OK;
+}
 
 /* The host copy is the one to keep: the device copy is refreshed before its next use. */
 static void mark_host_parameters_changed(clcnn_net *net) {
     net->device_parameters_stale = 1;
-}
-
-static layer *find_layer(clcnn_net *net, const char *name) {
-    for (int i = 0; i < net->layer_count; i++)
-        if (strcmp(net->layers[i].name, name) == 0)
-            return &net->layers[i];
-    return NULL;
 }
 
 clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed) {
@@ -271,37 +352,9 @@ clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed) {
     net->host_parameters_stale = 0;
     rng r;
     rng_seed(&r, seed);
-    for (int i = 0; i < net->layer_count; i++) {
-        layer *l = &net->layers[i];
-        if (!layer_has_parameters(l))
-            continue;
-        if (l->type == LAYER_CONV && l->named_filter >= 0) {
-            apply_named_filter(l);
-            continue;
-        }
-        int64_t fan_in, fan_out;
-        if (l->type == LAYER_CONV) {
-            fan_in = (int64_t)l->in.c * l->size_h * l->size_w;
-            fan_out = (int64_t)l->filters * l->size_h * l->size_w;
-        } else {
-            fan_in = l->in.c;
-            fan_out = l->units;
-        }
-        const layer *next = i + 1 < net->layer_count ? &net->layers[i + 1] : NULL;
-        if (next && (next->type == LAYER_RELU || next->type == LAYER_LEAKY)) {
-            double slope = next->type == LAYER_LEAKY ? next->slope : 0.0;
-            double std = sqrt(2.0 / ((1.0 + slope * slope) * (double)fan_in));
-            for (int64_t j = 0; j < l->weight_count; j++)
-                l->weight[j] = (float)(std * rng_normal(&r));
-        } else {
-            double limit = sqrt(6.0 / (double)(fan_in + fan_out));
-            for (int64_t j = 0; j < l->weight_count; j++)
-                l->weight[j] = (float)(limit * (2.0 * rng_uniform(&r) - 1.0));
-        }
-        for (int64_t j = 0; j < l->bias_count; j++)
-            l->bias[j] = 0.0f;
-        mark_host_parameters_changed(net);
-    }
+    for (int i = 0; i < net->layer_count; i++)
+        init_layer(net, i, &r);
+    mark_host_parameters_changed(net);
     return CLCNN_OK;
 }
 
@@ -309,23 +362,22 @@ static void format_dims(const int64_t *shape, int ndim, char *buf, size_t size) 
     size_t used = 0;
     used += (size_t)snprintf(buf, size, "(");
     for (int d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, d ? ", %lld" : "%lld",
-                                 (long long)shape[d]);
+        used +=
+            (size_t)snprintf(buf + used, size - used, d ? ", %lld" : "%lld", (long long)shape[d]);
     if (used < size)
         snprintf(buf + used, size - used, ndim == 1 ? ",)" : ")");
 }
 
-static clcnn_status load_parameter(clcnn_net *net, layer *l, const char *dir, int is_bias) {
+static clcnn_status load_tensor(clcnn_net *net, const named_tensor *t, const char *dir) {
     clcnn_context *ctx = net->ctx;
+    const layer *l = &net->layers[t->layer];
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s.%s.npy", dir, l->name, is_bias ? "bias" : "weight");
-    int64_t expected[4];
-    int ndim = parameter_shape(l, is_bias, expected);
+    snprintf(path, sizeof(path), "%s/%s.npy", dir, t->name);
     char expected_text[96];
-    format_dims(expected, ndim, expected_text, sizeof(expected_text));
+    format_dims(t->shape, t->ndim, expected_text, sizeof(expected_text));
     struct stat st;
     /* A named filter needs no file, but one that is there replaces it. */
-    if (stat(path, &st) != 0 && l->type == LAYER_CONV && l->named_filter >= 0)
+    if (stat(path, &st) != 0 && l->named_filter >= 0)
         return CLCNN_OK;
     if (stat(path, &st) != 0)
         return set_error(ctx, CLCNN_ERROR_IO, "layer %s: missing %s (expected shape %s)", l->name,
@@ -334,26 +386,24 @@ static clcnn_status load_parameter(clcnn_net *net, layer *l, const char *dir, in
     clcnn_status status = clcnn_npy_read(ctx, path, &array);
     if (status != CLCNN_OK)
         return status;
-    int same = array.ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = array.shape[d] == expected[d];
+    int same = array.ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++)
+        same = array.shape[d] == t->shape[d];
     if (!same) {
         char got[96];
         format_dims(array.shape, array.ndim, got, sizeof(got));
         clcnn_array_free(&array);
-        return set_error(ctx, CLCNN_ERROR_SHAPE, "layer %s: %s has shape %s, expected %s",
-                         l->name, path, got, expected_text);
+        return set_error(ctx, CLCNN_ERROR_SHAPE, "layer %s: %s has shape %s, expected %s", l->name,
+                         path, got, expected_text);
     }
     if (array.dtype != CLCNN_FLOAT32 && array.dtype != CLCNN_FLOAT64) {
         clcnn_array_free(&array);
         return set_error(ctx, CLCNN_ERROR_FORMAT,
-                         "layer %s: %s holds integers; expected float32 or float64", l->name,
-                         path);
+                         "layer %s: %s holds integers; expected float32 or float64", l->name, path);
     }
     status = clcnn_array_to_float32(ctx, &array);
     if (status == CLCNN_OK)
-        memcpy(is_bias ? l->bias : l->weight, array.data,
-               sizeof(float) * (size_t)clcnn_array_count(&array));
+        memcpy(tensor_values(net, t), array.data, sizeof(float) * (size_t)t->count);
     clcnn_array_free(&array);
     return status;
 }
@@ -361,73 +411,95 @@ static clcnn_status load_parameter(clcnn_net *net, layer *l, const char *dir, in
 clcnn_status clcnn_net_load_weights(clcnn_net *net, const char *dir) {
     if (!net || !dir)
         return CLCNN_ERROR_INVALID_ARGUMENT;
-    clcnn_status synced = net_sync_parameters_to_host(net);
-    if (synced != CLCNN_OK)
-        return synced;
+    clcnn_status status = net_sync_parameters_to_host(net);
+    if (status != CLCNN_OK)
+        return status;
     /* Even a load that fails halfway has changed the host copy. */
     mark_host_parameters_changed(net);
-    for (int i = 0; i < net->layer_count; i++) {
-        layer *l = &net->layers[i];
-        if (!layer_has_parameters(l))
-            continue;
-        clcnn_status status = load_parameter(net, l, dir, 0);
-        if (status == CLCNN_OK && l->has_bias)
-            status = load_parameter(net, l, dir, 1);
-        if (status != CLCNN_OK)
-            return status;
-        mark_host_parameters_changed(net);
-    }
-    return CLCNN_OK;
+    for (int i = 0; i < net->tensor_count && status == CLCNN_OK; i++)
+        status = load_tensor(net, &net->tensors[i], dir);
+    return status;
 }
 
 clcnn_status clcnn_net_save_weights(clcnn_net *net, const char *dir) {
     if (!net || !dir)
         return CLCNN_ERROR_INVALID_ARGUMENT;
-    clcnn_status synced = net_sync_parameters_to_host(net);
-    if (synced != CLCNN_OK)
-        return synced;
+    clcnn_status status = net_sync_parameters_to_host(net);
+    if (status != CLCNN_OK)
+        return status;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return set_error(net->ctx, CLCNN_ERROR_IO, "%s: cannot create directory: %s", dir,
                          strerror(errno));
-    for (int i = 0; i < net->layer_count; i++) {
-        layer *l = &net->layers[i];
-        if (!layer_has_parameters(l))
-            continue;
-        for (int is_bias = 0; is_bias <= l->has_bias; is_bias++) {
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s.%s.npy", dir, l->name,
-                     is_bias ? "bias" : "weight");
-            clcnn_array array = {0};
-            array.dtype = CLCNN_FLOAT32;
-            array.ndim = parameter_shape(l, is_bias, array.shape);
-            array.data = is_bias ? l->bias : l->weight;
-            clcnn_status status = clcnn_npy_write(net->ctx, path, &array);
-            if (status != CLCNN_OK)
-                return status;
-        }
+    for (int i = 0; i < net->tensor_count && status == CLCNN_OK; i++) {
+        const named_tensor *t = &net->tensors[i];
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s.npy", dir, t->name);
+        clcnn_array array = {0};
+        array.dtype = CLCNN_FLOAT32;
+        array.ndim = t->ndim;
+        memcpy(array.shape, t->shape, sizeof(t->shape));
+        array.data = tensor_values(net, t);
+        status = clcnn_npy_write(net->ctx, path, &array);
     }
+    return status;
+}
+
+/* The tensor called name with count values, or an error saying why not. */
+static clcnn_status find_tensor(clcnn_net *net, const char *name, int64_t count,
+                                named_tensor **out) {
+    int index = net_find_tensor(net, name);
+    if (index < 0)
+        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no tensor named '%s'", name);
+    named_tensor *t = &net->tensors[index];
+    if (count != t->count)
+        return set_error(net->ctx, CLCNN_ERROR_SHAPE, "tensor %s has %lld values, not %lld", name,
+                         (long long)t->count, (long long)count);
+    *out = t;
     return CLCNN_OK;
 }
 
-static clcnn_status find_parameter(clcnn_net *net, const char *layer_name, const char *which,
-                                   int64_t count, layer **out_layer, float **out_values) {
-    layer *l = find_layer(net, layer_name);
-    if (!l)
-        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no layer named '%s'",
-                         layer_name);
-    int is_bias = strcmp(which, "bias") == 0;
-    if (!is_bias && strcmp(which, "weight") != 0)
+clcnn_status clcnn_net_set_tensor(clcnn_net *net, const char *name, const float *values,
+                                  int64_t count) {
+    if (!net || !name || !values)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    named_tensor *t = NULL;
+    clcnn_status status = find_tensor(net, name, count, &t);
+    if (status == CLCNN_OK)
+        status = net_sync_parameters_to_host(net);
+    if (status != CLCNN_OK)
+        return status;
+    memcpy(tensor_values(net, t), values, sizeof(float) * (size_t)count);
+    mark_host_parameters_changed(net);
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_net_get_tensor(clcnn_net *net, const char *name, float *values, int64_t count) {
+    if (!net || !name || !values)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    named_tensor *t = NULL;
+    clcnn_status status = find_tensor(net, name, count, &t);
+    if (status == CLCNN_OK)
+        status = net_sync_parameters_to_host(net);
+    if (status != CLCNN_OK)
+        return status;
+    memcpy(values, tensor_values(net, t), sizeof(float) * (size_t)count);
+    return CLCNN_OK;
+}
+
+/* "<layer>.<which>" for the parameter calls that name a layer and a tensor
+ * apart, with their messages for a missing layer or tensor. */
+clcnn_status net_parameter_name(clcnn_net *net, const char *layer_name, const char *which,
+                                char *name, size_t size) {
+    int index = net_find_layer(net, layer_name);
+    if (index < 0)
+        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no layer named '%s'", layer_name);
+    if (strcmp(which, "weight") != 0 && strcmp(which, "bias") != 0)
         return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "parameter '%s': expected 'weight' or 'bias'", which);
-    int64_t expected = is_bias ? l->bias_count : l->weight_count;
-    if (expected == 0)
-        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT, "layer %s has no %s", l->name,
+    snprintf(name, size, "%s.%s", layer_name, which);
+    if (net_find_tensor(net, name) < 0)
+        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT, "layer %s has no %s", layer_name,
                          which);
-    if (count != expected)
-        return set_error(net->ctx, CLCNN_ERROR_SHAPE, "layer %s: %s has %lld values, not %lld",
-                         l->name, which, (long long)expected, (long long)count);
-    *out_layer = l;
-    *out_values = is_bias ? l->bias : l->weight;
     return CLCNN_OK;
 }
 
@@ -435,30 +507,24 @@ clcnn_status clcnn_net_set_parameter(clcnn_net *net, const char *layer_name, con
                                      const float *values, int64_t count) {
     if (!net || !layer_name || !which || !values)
         return CLCNN_ERROR_INVALID_ARGUMENT;
-    layer *l;
-    float *target;
-    clcnn_status status = find_parameter(net, layer_name, which, count, &l, &target);
-    if (status == CLCNN_OK)
-        status = net_sync_parameters_to_host(net);
-    if (status != CLCNN_OK)
-        return status;
-    memcpy(target, values, sizeof(float) * (size_t)count);
-    mark_host_parameters_changed(net);
-    return CLCNN_OK;
+    char name[160];
+    clcnn_status status = net_parameter_name(net, layer_name, which, name, sizeof(name));
+    return status ? status : clcnn_net_set_tensor(net, name, values, count);
 }
 
 clcnn_status clcnn_net_get_parameter(clcnn_net *net, const char *layer_name, const char *which,
                                      float *values, int64_t count) {
     if (!net || !layer_name || !which || !values)
         return CLCNN_ERROR_INVALID_ARGUMENT;
-    layer *l;
-    float *source;
-    clcnn_status status = find_parameter(net, layer_name, which, count, &l, &source);
-    if (status == CLCNN_OK)
-        status = net_sync_parameters_to_host(net);
-    if (status != CLCNN_OK)
-        return status;
-    memcpy(values, source, sizeof(float) * (size_t)count);
-    return CLCNN_OK;
+    char name[160];
+    clcnn_status status = net_parameter_name(net, layer_name, which, name, sizeof(name));
+    return status ? status : clcnn_net_get_tensor(net, name, values, count);
 }
 
+clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode) {
+    if (!net || (mode != CLCNN_MODE_EVAL && mode != CLCNN_MODE_TRAIN))
+        return set_error(net ? net->ctx : NULL, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "clcnn_net_set_mode: expected CLCNN_MODE_EVAL or CLCNN_MODE_TRAIN");
+    net->training_mode = mode == CLCNN_MODE_TRAIN;
+    return CLCNN_OK;
+}

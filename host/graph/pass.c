@@ -1,7 +1,10 @@
-/* The memory plan of a network and its passes: forward, loss, backward, on
- * either device. Every buffer is allocated once for a given batch capacity;
- * a pass allocates nothing. */
-#include "ops.h"
+/* The passes over a network's graph: forward, loss and backward, on either
+ * device, through the layer types' forward and backward and the memory plan
+ * (plan.c). Backward walks the nodes in reverse; the first writer of a
+ * gradient overwrites it and later writers (fan-out) add to it, so residual
+ * connections and branches need no special case. A pass allocates nothing. */
+#include "layers/layer.h"
+#include "ops/add.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,31 +15,16 @@
  * enough that activations of large networks fit comfortably. */
 #define FORWARD_CHUNK 256
 
-/* Flatten only renames the shape, so its output is its input's storage. */
-static int storage_of(const clcnn_net *net, int index) {
-    while (index > 0 && net->layers[index].type == LAYER_FLATTEN)
-        index--;
-    return index;
-}
-
-static int is_opencl(const clcnn_net *net) {
-    return net->ctx->kind == CLCNN_DEVICE_OPENCL;
-}
-
-/* ---- parameters on the device ------------------------------------------------------------ */
-
-static void release_sub_buffers(layer *l) {
-    buffer_release(&l->weight_buffer);
-    buffer_release(&l->bias_buffer);
-    buffer_release(&l->weight_grad_buffer);
-    buffer_release(&l->bias_grad_buffer);
-}
+/* ---- parameters and state on the device ------------------------------------------------- */
 
 void net_release_device_parameters(clcnn_net *net) {
-    for (int i = 0; i < net->layer_count; i++)
-        release_sub_buffers(&net->layers[i]);
+    for (int i = 0; i < net->tensor_count; i++) {
+        buffer_release(&net->tensors[i].mem);
+        buffer_release(&net->tensors[i].grad_mem);
+    }
     buffer_release(&net->device_parameters);
     buffer_release(&net->device_gradients);
+    buffer_release(&net->device_state);
 }
 
 static clcnn_status sub_buffer(clcnn_context *ctx, cl_mem parent, int64_t offset, int64_t count,
@@ -46,7 +34,8 @@ static clcnn_status sub_buffer(clcnn_context *ctx, cl_mem parent, int64_t offset
         return CLCNN_OK;
     cl_buffer_region region = {sizeof(float) * (size_t)offset, sizeof(float) * (size_t)count};
     cl_int err;
-    *out = clCreateSubBuffer(parent, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
+    *out =
+        clCreateSubBuffer(parent, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
     if (err != CL_SUCCESS) {
         *out = NULL;
         return cl_check(ctx, err, "clCreateSubBuffer");
@@ -60,10 +49,11 @@ static clcnn_status create_device_parameters(clcnn_net *net) {
     clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof(align_bits), &align_bits,
                     NULL);
     if (align_bits > PARAMETER_ALIGN_FLOATS * 32)
-        return set_error(ctx, CLCNN_ERROR_OPENCL,
-                         "the device aligns sub-buffers to %u bits, more than the %d clcnn plans for",
-                         align_bits, PARAMETER_ALIGN_FLOATS * 32);
-    size_t bytes = sizeof(float) * (size_t)net->parameter_floats;
+        return set_error(
+            ctx, CLCNN_ERROR_OPENCL,
+            "the device aligns sub-buffers to %u bits, more than the %d clcnn plans for",
+            align_bits, PARAMETER_ALIGN_FLOATS * 32);
+    size_t bytes = sizeof(float) * (size_t)(net->parameter_floats ? net->parameter_floats : 1);
     clcnn_status status = buffer_create(ctx, bytes, &net->device_parameters);
     if (status == CLCNN_OK)
         status = buffer_create(ctx, bytes, &net->device_gradients);
@@ -71,19 +61,17 @@ static clcnn_status create_device_parameters(clcnn_net *net) {
      * the optimizer: it starts as zeros, like the host copy. */
     if (status == CLCNN_OK)
         status = buffer_write(ctx, net->device_gradients, 0, bytes, net->host_gradients);
-    for (int i = 0; i < net->layer_count && status == CLCNN_OK; i++) {
-        layer *l = &net->layers[i];
-        status = sub_buffer(ctx, net->device_parameters, l->weight_offset, l->weight_count,
-                            &l->weight_buffer);
-        if (status == CLCNN_OK)
-            status = sub_buffer(ctx, net->device_parameters, l->bias_offset, l->bias_count,
-                                &l->bias_buffer);
-        if (status == CLCNN_OK)
-            status = sub_buffer(ctx, net->device_gradients, l->weight_offset, l->weight_count,
-                                &l->weight_grad_buffer);
-        if (status == CLCNN_OK)
-            status = sub_buffer(ctx, net->device_gradients, l->bias_offset, l->bias_count,
-                                &l->bias_grad_buffer);
+    if (status == CLCNN_OK)
+        status =
+            buffer_create(ctx, sizeof(float) * (size_t)(net->state_floats ? net->state_floats : 1),
+                          &net->device_state);
+    for (int i = 0; i < net->tensor_count && status == CLCNN_OK; i++) {
+        named_tensor *t = &net->tensors[i];
+        const int parameter = t->kind == TENSOR_PARAMETER;
+        status = sub_buffer(ctx, parameter ? net->device_parameters : net->device_state, t->offset,
+                            t->count, &t->mem);
+        if (status == CLCNN_OK && parameter)
+            status = sub_buffer(ctx, net->device_gradients, t->offset, t->count, &t->grad_mem);
     }
     if (status != CLCNN_OK)
         net_release_device_parameters(net);
@@ -91,7 +79,7 @@ static clcnn_status create_device_parameters(clcnn_net *net) {
 }
 
 clcnn_status net_sync_parameters_to_device(clcnn_net *net) {
-    if (!is_opencl(net))
+    if (!context_is_opencl(net->ctx))
         return CLCNN_OK;
     if (!net->device_parameters) {
         clcnn_status status = create_device_parameters(net);
@@ -104,6 +92,9 @@ clcnn_status net_sync_parameters_to_device(clcnn_net *net) {
     clcnn_status status =
         buffer_write(net->ctx, net->device_parameters, 0,
                      sizeof(float) * (size_t)net->parameter_floats, net->host_parameters);
+    if (status == CLCNN_OK && net->state_floats)
+        status = buffer_write(net->ctx, net->device_state, 0,
+                              sizeof(float) * (size_t)net->state_floats, net->host_state);
     if (status == CLCNN_OK)
         net->device_parameters_stale = 0;
     return status;
@@ -115,320 +106,77 @@ clcnn_status net_sync_parameters_to_host(clcnn_net *net) {
     clcnn_status status =
         buffer_read(net->ctx, net->device_parameters, 0,
                     sizeof(float) * (size_t)net->parameter_floats, net->host_parameters);
+    if (status == CLCNN_OK && net->state_floats)
+        status = buffer_read(net->ctx, net->device_state, 0,
+                             sizeof(float) * (size_t)net->state_floats, net->host_state);
     if (status == CLCNN_OK)
         net->host_parameters_stale = 0;
     return status;
 }
 
-/* ---- activations ------------------------------------------------------------------------ */
+/* ---- storage ----------------------------------------------------------------------------- */
 
-static void free_host_array(float ***array, int count) {
-    if (!*array)
-        return;
-    for (int i = 0; i < count; i++)
-        free((*array)[i]);
-    free(*array);
-    *array = NULL;
+static buf activation(const clcnn_net *net, int node) {
+    return net->plan.slots[net->plan.out_slot[node]];
 }
 
-static void release_device_array(cl_mem **array, int count) {
-    if (!*array)
-        return;
-    for (int i = 0; i < count; i++)
-        buffer_release(&(*array)[i]);
-    free(*array);
-    *array = NULL;
+static buf gradient(const clcnn_net *net, int node) {
+    return net->plan.grad_slots[net->plan.grad_slot[node]];
 }
 
-void net_release_activations(clcnn_net *net) {
-    /* Enqueued uploads may still read the host staging arrays freed below. */
-    if (net->ctx->queue)
-        clFinish(net->ctx->queue);
-    free_host_array(&net->host_outputs, net->layer_count);
-    free_host_array(&net->host_output_grads, net->layer_count);
-    release_device_array(&net->device_outputs, net->layer_count);
-    release_device_array(&net->device_output_grads, net->layer_count);
-    buffer_release(&net->device_scratch);
-    buffer_release(&net->device_labels);
-    buffer_release(&net->device_targets);
-    buffer_release(&net->device_losses);
-    free(net->host_labels);
-    free(net->host_targets);
-    free(net->host_losses);
-    net->host_labels = NULL;
-    net->host_targets = NULL;
-    net->host_losses = NULL;
-    net->scratch_bytes = 0;
-    net->capacity = 0;
-    net->with_gradients = 0;
-}
-
-/* A convolution layer's parameters; a dense layer's as the 1x1 convolution of
- * 1x1 images it equals (how the register-blocked kernels run it). */
-conv2d_params layer_conv2d_params(const layer *l, int batch) {
-    const int conv = l->type == LAYER_CONV;
-    conv2d_params p = {0};
-    p.batch = batch;
-    p.in_channels = l->in.c;
-    p.out_channels = conv ? l->filters : l->units;
-    p.in_height = conv ? l->in.h : 1;
-    p.in_width = conv ? l->in.w : 1;
-    p.kernel_h = conv ? l->size_h : 1;
-    p.kernel_w = conv ? l->size_w : 1;
-    p.stride_h = conv ? l->stride_h : 1;
-    p.stride_w = conv ? l->stride_w : 1;
-    p.pad_top = conv ? l->pad_top : 0;
-    p.pad_left = conv ? l->pad_left : 0;
-    p.out_height = conv ? l->out.h : 1;
-    p.out_width = conv ? l->out.w : 1;
-    p.has_bias = l->has_bias;
-    return p;
-}
-
-static pool2d_params pool_params(const layer *l, int batch) {
-    pool2d_params p = {0};
-    p.kind = l->type == LAYER_MAXPOOL ? POOL_MAX : POOL_AVERAGE;
-    p.batch = batch;
-    p.channels = l->in.c;
-    p.in_height = l->in.h;
-    p.in_width = l->in.w;
-    p.size_h = l->size_h;
-    p.size_w = l->size_w;
-    p.stride_h = l->stride_h;
-    p.stride_w = l->stride_w;
-    p.pad_top = l->pad_top;
-    p.pad_left = l->pad_left;
-    p.out_height = l->out.h;
-    p.out_width = l->out.w;
-    return p;
-}
-
-static dense_params dense_layer_params(const layer *l, int batch) {
-    dense_params p = {batch, l->in.c, l->units, l->has_bias};
-    return p;
-}
-
-/* One allocation of count floats (or int32s) on the device or the host. */
-static clcnn_status allocate(clcnn_net *net, int64_t count, cl_mem *device, float **host) {
-    size_t bytes = sizeof(float) * (size_t)(count > 0 ? count : 1);
-    if (is_opencl(net))
-        return buffer_create(net->ctx, bytes, device);
-    *host = malloc(bytes);
-    if (!*host)
-        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory (%zu bytes)", bytes);
-    return CLCNN_OK;
-}
-
-static clcnn_status allocate_activations(clcnn_net *net, int64_t capacity, int with_gradients) {
-    clcnn_context *ctx = net->ctx;
-    const int n = net->layer_count;
-    if (is_opencl(net)) {
-        net->device_outputs = calloc((size_t)n, sizeof(cl_mem));
-        net->device_output_grads = calloc((size_t)n, sizeof(cl_mem));
-        if (!net->device_outputs || !net->device_output_grads)
-            return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for activations");
-    } else {
-        net->host_outputs = calloc((size_t)n, sizeof(float *));
-        net->host_output_grads = calloc((size_t)n, sizeof(float *));
-        if (!net->host_outputs || !net->host_output_grads)
-            return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for activations");
+/* A tensor's values (or its gradient) on the context's device. */
+static buf tensor_buf(const clcnn_net *net, const named_tensor *t, int want_gradient) {
+    buf b = {0};
+    if (context_is_opencl(net->ctx)) {
+        b.mem = want_gradient ? t->grad_mem : t->mem;
+        return b;
     }
-    clcnn_status status = CLCNN_OK;
-    for (int i = 0; i < n && status == CLCNN_OK; i++) {
-        if (storage_of(net, i) != i)
-            continue;
-        int64_t count = capacity * shape3_count(net->layers[i].out);
-        status = allocate(net, count, is_opencl(net) ? &net->device_outputs[i] : NULL,
-                          is_opencl(net) ? NULL : &net->host_outputs[i]);
-        if (status == CLCNN_OK && with_gradients)
-            status = allocate(net, count, is_opencl(net) ? &net->device_output_grads[i] : NULL,
-                              is_opencl(net) ? NULL : &net->host_output_grads[i]);
-    }
-    if (status != CLCNN_OK || !with_gradients)
-        return status;
-
-    const int64_t out_count = capacity * shape3_count(net->layers[n - 1].out);
-    net->host_labels = malloc(sizeof(int32_t) * (size_t)capacity);
-    net->host_targets = malloc(sizeof(float) * (size_t)(out_count + 1));
-    net->host_losses = malloc(sizeof(float) * (size_t)capacity);
-    if (!net->host_labels || !net->host_targets || !net->host_losses)
-        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for targets");
-    if (!is_opencl(net))
-        return CLCNN_OK;
-    status = buffer_create(ctx, sizeof(int32_t) * (size_t)capacity, &net->device_labels);
-    if (status == CLCNN_OK)
-        status = buffer_create(ctx, sizeof(float) * (size_t)(out_count + 1), &net->device_targets);
-    if (status == CLCNN_OK)
-        status = buffer_create(ctx, sizeof(float) * (size_t)capacity, &net->device_losses);
-    size_t scratch = 0;
-    for (int i = 0; i < n; i++) {
-        if (net->layers[i].type != LAYER_CONV)
-            continue;
-        conv2d_params p = layer_conv2d_params(&net->layers[i], (int)capacity);
-        size_t bytes = conv2d_backward_weights_scratch_bytes(ctx, &p);
-        if (bytes > scratch)
-            scratch = bytes;
-    }
-    if (status == CLCNN_OK)
-        status = buffer_create(ctx, scratch ? scratch : 4, &net->device_scratch);
-    net->scratch_bytes = scratch;
-    return status;
+    if (want_gradient)
+        b.host = net->host_gradients + t->offset;
+    else
+        b.host = (t->kind == TENSOR_PARAMETER ? net->host_parameters : net->host_state) + t->offset;
+    return b;
 }
 
-clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients) {
-    if (net->capacity >= capacity && net->with_gradients >= with_gradients)
-        return CLCNN_OK;
-    if (net->capacity > capacity)
-        capacity = net->capacity;
-    with_gradients = with_gradients || net->with_gradients;
-    net_release_activations(net);
-    clcnn_status status = allocate_activations(net, capacity, with_gradients);
-    if (status != CLCNN_OK) {
-        net_release_activations(net);
-        return status;
-    }
-    net->capacity = capacity;
-    net->with_gradients = with_gradients;
-    return CLCNN_OK;
-}
-
-/* ---- forward ------------------------------------------------------------------------------- */
-
-static activation_kind activation_of(const layer *l) {
-    switch (l->type) {
-    case LAYER_LEAKY:
-        return ACTIVATION_LEAKY;
-    case LAYER_SIGMOID:
-        return ACTIVATION_SIGMOID;
-    case LAYER_TANH:
-        return ACTIVATION_TANH;
-    default:
-        return ACTIVATION_RELU;
+static void fill_tensors(const clcnn_net *net, const layer *l, layer_pass *p, int gradients) {
+    for (int k = 0; k < l->tensor_count; k++) {
+        const named_tensor *t = &net->tensors[l->first_tensor + k];
+        p->tensor[k] = tensor_buf(net, t, 0);
+        if (gradients && t->kind == TENSOR_PARAMETER)
+            p->tensor_grad[k] = tensor_buf(net, t, 1);
     }
 }
 
-/* Softmax runs over the last axis: W of a (C, H, W) tensor, or the whole vector. */
-static int softmax_columns(const layer *l) {
-    return l->out.ndim == 3 ? l->out.w : l->out.c;
-}
-
-static void layer_forward_ref(const layer *l, int batch, const float *in, float *out) {
-    switch (l->type) {
-    case LAYER_CONV: {
-        conv2d_params p = layer_conv2d_params(l, batch);
-        conv2d_forward_ref(&p, in, l->weight, l->bias, out);
-        break;
-    }
-    case LAYER_MAXPOOL:
-    case LAYER_AVGPOOL: {
-        pool2d_params p = pool_params(l, batch);
-        pool2d_forward_ref(&p, in, out);
-        break;
-    }
-    case LAYER_DENSE: {
-        dense_params p = dense_layer_params(l, batch);
-        dense_forward_ref(&p, in, l->weight, l->bias, out);
-        break;
-    }
-    case LAYER_RELU:
-    case LAYER_LEAKY:
-    case LAYER_SIGMOID:
-    case LAYER_TANH:
-        activation_forward_ref(activation_of(l), l->slope, batch * shape3_count(l->out), in, out);
-        break;
-    case LAYER_SOFTMAX: {
-        int columns = softmax_columns(l);
-        softmax_forward_ref(batch * shape3_count(l->out) / columns, columns, in, out);
-        break;
-    }
-    case LAYER_INPUT:
-    case LAYER_FLATTEN:
-    case LAYER_TYPE_COUNT:
-        break;
-    }
-}
-
-static clcnn_status layer_forward_opencl(clcnn_context *ctx, layer *l, int batch, cl_mem in,
-                                         cl_mem out) {
-    switch (l->type) {
-    case LAYER_CONV: {
-        conv2d_params p = layer_conv2d_params(l, batch);
-        return conv2d_forward(ctx, &p, in, l->weight_buffer, l->bias_buffer, out);
-    }
-    case LAYER_MAXPOOL:
-    case LAYER_AVGPOOL: {
-        pool2d_params p = pool_params(l, batch);
-        return pool2d_forward(ctx, &p, in, out);
-    }
-    case LAYER_DENSE: {
-        dense_params p = dense_layer_params(l, batch);
-        return dense_forward(ctx, &p, in, l->weight_buffer, l->bias_buffer, out);
-    }
-    case LAYER_RELU:
-    case LAYER_LEAKY:
-    case LAYER_SIGMOID:
-    case LAYER_TANH:
-        return activation_forward(ctx, activation_of(l), l->slope, batch * shape3_count(l->out),
-                                  in, out);
-    case LAYER_SOFTMAX: {
-        int columns = softmax_columns(l);
-        return softmax_forward(ctx, batch * shape3_count(l->out) / columns, columns, in, out);
-    }
-    case LAYER_INPUT:
-    case LAYER_FLATTEN:
-    case LAYER_TYPE_COUNT:
-        break;
-    }
-    return CLCNN_OK;
-}
-
-static clcnn_status forward_layer(clcnn_net *net, int i, int batch) {
-    layer *l = &net->layers[i];
-    const int in = storage_of(net, i - 1), out = storage_of(net, i);
-    if (!is_opencl(net)) {
-        layer_forward_ref(l, batch, net->host_outputs[in], net->host_outputs[out]);
-        return CLCNN_OK;
-    }
-    return layer_forward_opencl(net->ctx, l, batch, net->device_outputs[in],
-                                net->device_outputs[out]);
-}
-
-clcnn_status net_forward_stored(clcnn_net *net, int batch) {
-    clcnn_status status = CLCNN_OK;
-    for (int i = 1; i < net->layer_count && status == CLCNN_OK; i++)
-        status = forward_layer(net, i, batch);
-    return status;
-}
-
-/* Copies count floats of a layer's stored output, starting at image 0, to the host. */
+/* Copies count floats of a node's stored output, starting at image 0, to the host. */
 clcnn_status net_read_output(clcnn_net *net, int i, int64_t count, float *values) {
-    if (!is_opencl(net)) {
-        memcpy(values, net->host_outputs[storage_of(net, i)], sizeof(float) * (size_t)count);
+    const buf b = activation(net, i);
+    if (!context_is_opencl(net->ctx)) {
+        memcpy(values, b.host, sizeof(float) * (size_t)count);
         return CLCNN_OK;
     }
-    return buffer_read(net->ctx, net->device_outputs[storage_of(net, i)], 0,
-                       sizeof(float) * (size_t)count, values);
+    return buffer_read(net->ctx, b.mem, 0, sizeof(float) * (size_t)count, values);
 }
 
 clcnn_status net_read_output_async(clcnn_net *net, int i, int64_t count, float *values) {
-    if (!is_opencl(net)) {
-        memcpy(values, net->host_outputs[storage_of(net, i)], sizeof(float) * (size_t)count);
+    const buf b = activation(net, i);
+    if (!context_is_opencl(net->ctx)) {
+        memcpy(values, b.host, sizeof(float) * (size_t)count);
         return CLCNN_OK;
     }
     return cl_check(net->ctx,
-                    clEnqueueReadBuffer(net->ctx->queue, net->device_outputs[storage_of(net, i)],
-                                        CL_FALSE, 0, sizeof(float) * (size_t)count, values, 0,
-                                        NULL, NULL),
+                    clEnqueueReadBuffer(net->ctx->queue, b.mem, CL_FALSE, 0,
+                                        sizeof(float) * (size_t)count, values, 0, NULL, NULL),
                     "clEnqueueReadBuffer");
 }
 
 clcnn_status net_write_input(clcnn_net *net, const float *input, int batch) {
     size_t bytes = sizeof(float) * (size_t)(batch * clcnn_net_input_size(net));
-    if (!is_opencl(net)) {
-        memcpy(net->host_outputs[0], input, bytes);
+    const buf b = activation(net, 0);
+    if (!context_is_opencl(net->ctx)) {
+        memcpy(b.host, input, bytes);
         return CLCNN_OK;
     }
-    return buffer_write(net->ctx, net->device_outputs[0], 0, bytes, input);
+    return buffer_write(net->ctx, b.mem, 0, bytes, input);
 }
 
 /* Kernels index with int: a chunk keeps every activation below 2^31 floats. */
@@ -445,6 +193,34 @@ static clcnn_status check_device(clcnn_net *net) {
         return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "no device selected: call clcnn_context_select_device first");
     return CLCNN_OK;
+}
+
+/* ---- forward ------------------------------------------------------------------------------- */
+
+static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training) {
+    const layer *l = &net->layers[i];
+    if (!l->type->forward)
+        return CLCNN_OK;
+    layer_pass p;
+    memset(&p, 0, sizeof(p));
+    p.ctx = net->ctx;
+    p.batch = batch;
+    p.training = training;
+    p.input_count = l->input_count;
+    for (int k = 0; k < l->input_count; k++) {
+        p.in[k] = activation(net, l->inputs[k]);
+        p.in_shape[k] = net->layers[l->inputs[k]].out;
+    }
+    p.out = activation(net, i);
+    fill_tensors(net, l, &p, 0);
+    return l->type->forward(l, &p);
+}
+
+clcnn_status net_forward_stored(clcnn_net *net, int batch, int training) {
+    clcnn_status status = CLCNN_OK;
+    for (int i = 1; i < net->layer_count && status == CLCNN_OK; i++)
+        status = forward_node(net, i, batch, training);
+    return status;
 }
 
 clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch, float *output,
@@ -479,10 +255,10 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
         const int count = (int)(batch - first < chunk ? batch - first : chunk);
         status = net_write_input(net, input + first * in_size, count);
         for (int i = 1; i <= last && status == CLCNN_OK; i++) {
-            status = forward_layer(net, i, count);
+            status = forward_node(net, i, count, net->training_mode);
             if (status == CLCNN_OK && trace) {
-                status = net_read_output(net, i, count * shape3_count(net->layers[i].out),
-                                     trace_buffer);
+                status =
+                    net_read_output(net, i, count * shape3_count(net->layers[i].out), trace_buffer);
                 if (status == CLCNN_OK)
                     status = trace(trace_user, i, trace_buffer, first, count);
             }
@@ -520,21 +296,20 @@ clcnn_status clcnn_net_set_loss(clcnn_net *net, clcnn_loss kind) {
     const int last = net->layer_count - 1;
     const layer *final = &net->layers[last];
     if (kind == CLCNN_LOSS_AUTO) {
-        if (final->type == LAYER_SOFTMAX)
+        if (final->type->fused_loss == CLCNN_LOSS_CROSS_ENTROPY)
             kind = CLCNN_LOSS_CROSS_ENTROPY;
-        else if (final->type == LAYER_SIGMOID && shape3_count(final->out) == 1)
+        else if (final->type->fused_loss == CLCNN_LOSS_BINARY_CROSS_ENTROPY &&
+                 shape3_count(final->out) == 1)
             kind = CLCNN_LOSS_BINARY_CROSS_ENTROPY;
         else
             kind = CLCNN_LOSS_MSE;
     }
-    loss_plan plan = {kind, last, last};
+    loss_plan plan = {kind, last};
     /* Cross-entropy on a softmax (and BCE on a sigmoid) is computed from the
      * layer's input: the fused gradient is exact and log of a rounded
      * probability is avoided. */
-    if (kind == CLCNN_LOSS_CROSS_ENTROPY && final->type == LAYER_SOFTMAX && last >= 1)
-        plan.logits_layer = plan.backward_from = last - 1;
-    if (kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY && final->type == LAYER_SIGMOID && last >= 1)
-        plan.logits_layer = plan.backward_from = last - 1;
+    if (kind == final->type->fused_loss && last >= 1)
+        plan.logits_layer = final->inputs[0];
     const layer *logits = &net->layers[plan.logits_layer];
     if (last == 0)
         return set_error(net->ctx, CLCNN_ERROR_SHAPE, "the network has no layer to train");
@@ -552,7 +327,7 @@ clcnn_status clcnn_net_set_loss(clcnn_net *net, clcnn_loss kind) {
 
 /* Puts labels or targets for the loss into the host staging arrays, checking them. */
 clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
-                                  const float *targets) {
+                               const float *targets) {
     clcnn_context *ctx = net->ctx;
     const layer *logits = &net->layers[net->loss.logits_layer];
     const int64_t units = shape3_count(logits->out);
@@ -574,8 +349,8 @@ clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
             float t = targets ? targets[i] : labels ? (float)labels[i] : NAN;
             if (!(t >= 0.0f && t <= 1.0f))
                 return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                                 "binary cross-entropy needs targets in [0, 1]; image %d has %g",
-                                 i, (double)t);
+                                 "binary cross-entropy needs targets in [0, 1]; image %d has %g", i,
+                                 (double)t);
             net->host_targets[i] = t;
         }
         return CLCNN_OK;
@@ -602,13 +377,13 @@ clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
 
 static clcnn_status compute_loss(clcnn_net *net, int batch) {
     clcnn_context *ctx = net->ctx;
-    const int logits_index = storage_of(net, net->loss.logits_layer);
-    const int grad_index = storage_of(net, net->loss.backward_from);
+    const buf logits_storage = activation(net, net->loss.logits_layer);
+    const buf grad_storage = gradient(net, net->loss.logits_layer);
     const int units = (int)shape3_count(net->layers[net->loss.logits_layer].out);
     clcnn_status status = CLCNN_OK;
-    if (!is_opencl(net)) {
-        const float *logits = net->host_outputs[logits_index];
-        float *grad = net->host_output_grads[grad_index];
+    if (!context_is_opencl(ctx)) {
+        const float *logits = logits_storage.host;
+        float *grad = grad_storage.host;
         if (net->loss.kind == CLCNN_LOSS_CROSS_ENTROPY)
             softmax_cross_entropy_ref(batch, units, logits, net->host_labels, net->host_losses,
                                       grad);
@@ -616,21 +391,20 @@ static clcnn_status compute_loss(clcnn_net *net, int batch) {
             sigmoid_binary_cross_entropy_ref(batch, logits, net->host_targets, net->host_losses,
                                              grad);
         else
-            mean_squared_error_ref(batch, units, logits, net->host_targets, net->host_losses,
-                                   grad);
+            mean_squared_error_ref(batch, units, logits, net->host_targets, net->host_losses, grad);
     } else {
-        cl_mem logits = net->device_outputs[logits_index];
-        cl_mem grad = net->device_output_grads[grad_index];
+        cl_mem logits = logits_storage.mem;
+        cl_mem grad = grad_storage.mem;
         if (net->loss.kind == CLCNN_LOSS_CROSS_ENTROPY) {
-            status = buffer_write_async(ctx, net->device_labels, 0,
-                                        sizeof(int32_t) * (size_t)batch, net->host_labels);
+            status = buffer_write_async(ctx, net->device_labels, 0, sizeof(int32_t) * (size_t)batch,
+                                        net->host_labels);
             if (status == CLCNN_OK)
                 status = softmax_cross_entropy(ctx, batch, units, logits, net->device_labels,
                                                net->device_losses, grad);
         } else {
             int64_t count = net->loss.kind == CLCNN_LOSS_MSE ? (int64_t)batch * units : batch;
-            status = buffer_write_async(ctx, net->device_targets, 0,
-                                        sizeof(float) * (size_t)count, net->host_targets);
+            status = buffer_write_async(ctx, net->device_targets, 0, sizeof(float) * (size_t)count,
+                                        net->host_targets);
             if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY)
                 status = sigmoid_binary_cross_entropy(ctx, batch, logits, net->device_targets,
                                                       net->device_losses, grad);
@@ -643,7 +417,7 @@ static clcnn_status compute_loss(clcnn_net *net, int batch) {
 }
 
 clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss) {
-    if (is_opencl(net)) {
+    if (context_is_opencl(net->ctx)) {
         clcnn_status status = buffer_read(net->ctx, net->device_losses, 0,
                                           sizeof(float) * (size_t)batch, net->host_losses);
         if (status != CLCNN_OK)
@@ -659,113 +433,85 @@ clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss) {
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
-/* The gradient of the network's input is only wanted by clcnn_net_backward's
- * callers; training skips it, which saves the first layer's data gradient. */
-static int wants_grad_input(const clcnn_net *net, int i) {
-    return storage_of(net, i - 1) != 0 || net->want_input_gradient;
+/* Which gradients this pass needs: a node's output gradient is needed when
+ * it has parameters or an input whose gradient is needed; the input's only
+ * when the caller asks for it (training does not). */
+static void mark_needed_gradients(clcnn_net *net) {
+    memory_plan *plan = &net->plan;
+    plan->needs_grad[0] = (unsigned char)net->want_input_gradient;
+    for (int i = 1; i < net->layer_count; i++) {
+        const layer *l = &net->layers[i];
+        int needed = layer_has_parameters(l);
+        for (int k = 0; k < l->input_count; k++)
+            needed |= plan->needs_grad[l->inputs[k]];
+        plan->needs_grad[i] = (unsigned char)needed;
+    }
+    memset(plan->grad_written, 0, (size_t)net->layer_count);
 }
 
-static void layer_backward_ref(clcnn_net *net, int i, int batch) {
-    layer *l = &net->layers[i];
-    const float *in = net->host_outputs[storage_of(net, i - 1)];
-    const float *out = net->host_outputs[storage_of(net, i)];
-    const float *grad_out = net->host_output_grads[storage_of(net, i)];
-    float *grad_in = net->host_output_grads[storage_of(net, i - 1)];
-    if (!wants_grad_input(net, i)) {
-        if (!layer_has_parameters(l))
-            return;
-        grad_in = NULL;
-    }
-    switch (l->type) {
-    case LAYER_CONV: {
-        conv2d_params p = layer_conv2d_params(l, batch);
-        if (grad_in)
-            conv2d_backward_data_ref(&p, grad_out, l->weight, grad_in);
-        conv2d_backward_weights_ref(&p, in, grad_out, l->weight_grad, l->bias_grad);
-        break;
-    }
-    case LAYER_MAXPOOL:
-    case LAYER_AVGPOOL: {
-        pool2d_params p = pool_params(l, batch);
-        pool2d_backward_ref(&p, in, grad_out, grad_in);
-        break;
-    }
-    case LAYER_DENSE: {
-        dense_params p = dense_layer_params(l, batch);
-        dense_backward_ref(&p, in, l->weight, grad_out, grad_in, l->weight_grad, l->bias_grad);
-        break;
-    }
-    case LAYER_RELU:
-    case LAYER_LEAKY:
-    case LAYER_SIGMOID:
-    case LAYER_TANH:
-        activation_backward_ref(activation_of(l), l->slope, batch * shape3_count(l->out),
-                                l->type == LAYER_LEAKY ? in : out, grad_out, grad_in);
-        break;
-    case LAYER_SOFTMAX: {
-        int columns = softmax_columns(l);
-        softmax_backward_ref(batch * shape3_count(l->out) / columns, columns, out, grad_out,
-                             grad_in);
-        break;
-    }
-    case LAYER_INPUT:
-    case LAYER_FLATTEN:
-    case LAYER_TYPE_COUNT:
-        break;
-    }
+/* grad_in of a type that cannot add into its destination: computed into the
+ * temporary, then added. */
+static clcnn_status add_gradient(clcnn_net *net, buf from, buf to, int64_t count) {
+    const int accumulate = 1;
+    return op_add_backward(net->ctx, count, 1, from, &to, &accumulate);
 }
 
-static clcnn_status layer_backward_opencl(clcnn_net *net, int i, int batch) {
-    clcnn_context *ctx = net->ctx;
-    layer *l = &net->layers[i];
-    cl_mem in = net->device_outputs[storage_of(net, i - 1)];
-    cl_mem out = net->device_outputs[storage_of(net, i)];
-    cl_mem grad_out = net->device_output_grads[storage_of(net, i)];
-    cl_mem grad_in = net->device_output_grads[storage_of(net, i - 1)];
-    if (!wants_grad_input(net, i)) {
-        if (!layer_has_parameters(l))
-            return CLCNN_OK;
-        grad_in = NULL;
+static clcnn_status backward_node(clcnn_net *net, int i, int batch) {
+    memory_plan *plan = &net->plan;
+    const layer *l = &net->layers[i];
+    const int root = plan->root[i];
+    /* Nothing below wants this node's gradient, or nothing wrote it (views
+     * share their input's gradient and have nothing to do). */
+    if (!plan->needs_grad[i] || !plan->grad_written[root] || !l->type->backward)
+        return CLCNN_OK;
+    layer_pass p;
+    memset(&p, 0, sizeof(p));
+    p.ctx = net->ctx;
+    p.batch = batch;
+    p.training = 1;
+    p.input_count = l->input_count;
+    for (int k = 0; k < l->input_count; k++) {
+        p.in[k] = activation(net, l->inputs[k]);
+        p.in_shape[k] = net->layers[l->inputs[k]].out;
     }
-    switch (l->type) {
-    case LAYER_CONV: {
-        conv2d_params p = layer_conv2d_params(l, batch);
-        clcnn_status status = CLCNN_OK;
-        if (grad_in)
-            status = conv2d_backward_data(ctx, &p, grad_out, l->weight_buffer, grad_in);
-        if (status != CLCNN_OK)
-            return status;
-        return conv2d_backward_weights(ctx, &p, in, grad_out, l->weight_grad_buffer,
-                                       l->bias_grad_buffer, net->device_scratch);
+    p.out = activation(net, i);
+    p.grad_out = gradient(net, i);
+    p.scratch = plan->scratch;
+    fill_tensors(net, l, &p, 1);
+    int redirected = -1;
+    for (int k = 0; k < l->input_count; k++) {
+        const int input = l->inputs[k];
+        if (!plan->needs_grad[input])
+            continue;
+        const int input_root = plan->root[input];
+        p.grad_in[k] = gradient(net, input);
+        p.accumulate[k] = plan->grad_written[input_root];
+        plan->grad_written[input_root] = 1;
+        if (p.accumulate[k] && !l->type->accumulates) {
+            /* Single-input types only (layer.h): one temporary is enough. */
+            redirected = k;
+            p.grad_in[k] = plan->grad_temporary;
+            p.accumulate[k] = 0;
+        }
     }
-    case LAYER_MAXPOOL:
-    case LAYER_AVGPOOL: {
-        pool2d_params p = pool_params(l, batch);
-        return pool2d_backward(ctx, &p, in, grad_out, grad_in);
-    }
-    case LAYER_DENSE: {
-        dense_params p = dense_layer_params(l, batch);
-        return dense_backward(ctx, &p, in, l->weight_buffer, grad_out, grad_in,
-                              l->weight_grad_buffer, l->bias_grad_buffer);
-    }
-    case LAYER_RELU:
-    case LAYER_LEAKY:
-    case LAYER_SIGMOID:
-    case LAYER_TANH:
-        /* Leaky decides on its input's sign (see ops.h). */
-        return activation_backward(ctx, activation_of(l), l->slope, batch * shape3_count(l->out),
-                                   l->type == LAYER_LEAKY ? in : out, grad_out, grad_in);
-    case LAYER_SOFTMAX: {
-        int columns = softmax_columns(l);
-        return softmax_backward(ctx, batch * shape3_count(l->out) / columns, columns, out,
-                                grad_out, grad_in);
-    }
-    case LAYER_INPUT:
-    case LAYER_FLATTEN:
-    case LAYER_TYPE_COUNT:
-        break;
-    }
-    return CLCNN_OK;
+    clcnn_status status = l->type->backward(l, &p);
+    if (status == CLCNN_OK && redirected >= 0)
+        status =
+            add_gradient(net, plan->grad_temporary, gradient(net, l->inputs[redirected]),
+                         (int64_t)batch * shape3_count(net->layers[l->inputs[redirected]].out));
+    return status;
+}
+
+clcnn_status net_backward_stored(clcnn_net *net, int batch) {
+    mark_needed_gradients(net);
+    clcnn_status status = compute_loss(net, batch);
+    const int logits = net->loss.logits_layer;
+    net->plan.grad_written[net->plan.root[logits]] = 1;
+    for (int i = logits; i >= 1 && status == CLCNN_OK; i--)
+        status = backward_node(net, i, batch);
+    net->gradient_batch = batch;
+    net->has_input_gradient = net->want_input_gradient;
+    return status;
 }
 
 clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batch,
@@ -792,7 +538,7 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
     if (status == CLCNN_OK)
         status = net_write_input(net, input, (int)batch);
     if (status == CLCNN_OK)
-        status = net_forward_stored(net, (int)batch);
+        status = net_forward_stored(net, (int)batch, 1);
     net->want_input_gradient = 1;
     if (status == CLCNN_OK)
         status = net_backward_stored(net, (int)batch);
@@ -802,28 +548,16 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
     return status;
 }
 
-clcnn_status net_backward_stored(clcnn_net *net, int batch) {
-    clcnn_status status = compute_loss(net, batch);
-    for (int i = net->loss.backward_from; i >= 1 && status == CLCNN_OK; i--) {
-        if (is_opencl(net))
-            status = layer_backward_opencl(net, i, batch);
-        else
-            layer_backward_ref(net, i, batch);
-    }
-    net->gradient_batch = batch;
-    net->has_input_gradient = net->want_input_gradient;
-    return status;
-}
-
-clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer_name, const char *which,
-                                    float *values, int64_t count) {
-    if (!net || !layer_name || !which || !values)
+clcnn_status clcnn_net_get_tensor_gradient(clcnn_net *net, const char *name, float *values,
+                                           int64_t count) {
+    if (!net || !name || !values)
         return CLCNN_ERROR_INVALID_ARGUMENT;
     clcnn_context *ctx = net->ctx;
     if (net->gradient_batch == 0)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "no gradients yet: run clcnn_net_backward first");
-    if (strcmp(layer_name, "input") == 0 && strcmp(which, "input") == 0) {
+    buf source;
+    if (strcmp(name, "input") == 0) {
         if (!net->has_input_gradient)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                              "the last pass was a training step, which skips the input gradient");
@@ -831,34 +565,31 @@ clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer_name, cons
         if (count != expected)
             return set_error(ctx, CLCNN_ERROR_SHAPE, "the input gradient has %lld values, not %lld",
                              (long long)expected, (long long)count);
-        if (!is_opencl(net)) {
-            memcpy(values, net->host_output_grads[0], sizeof(float) * (size_t)count);
-            return CLCNN_OK;
-        }
-        return buffer_read(ctx, net->device_output_grads[0], 0, sizeof(float) * (size_t)count,
-                           values);
+        source = gradient(net, 0);
+    } else {
+        int index = net_find_tensor(net, name);
+        if (index < 0 || net->tensors[index].kind != TENSOR_PARAMETER)
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no parameter named '%s'", name);
+        const named_tensor *t = &net->tensors[index];
+        if (count != t->count)
+            return set_error(ctx, CLCNN_ERROR_SHAPE, "the gradient of %s has %lld values, not %lld",
+                             name, (long long)t->count, (long long)count);
+        source = tensor_buf(net, t, 1);
     }
-    const layer *l = NULL;
-    for (int i = 0; i < net->layer_count && !l; i++)
-        if (strcmp(net->layers[i].name, layer_name) == 0)
-            l = &net->layers[i];
-    if (!l)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no layer named '%s'", layer_name);
-    int is_bias = strcmp(which, "bias") == 0;
-    if (!is_bias && strcmp(which, "weight") != 0)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "gradient '%s': expected 'weight' or 'bias'", which);
-    int64_t expected = is_bias ? l->bias_count : l->weight_count;
-    if (expected == 0)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "layer %s has no %s", l->name, which);
-    if (count != expected)
-        return set_error(ctx, CLCNN_ERROR_SHAPE, "layer %s: the %s gradient has %lld values, not %lld",
-                         l->name, which, (long long)expected, (long long)count);
-    int64_t offset = is_bias ? l->bias_offset : l->weight_offset;
-    if (!is_opencl(net)) {
-        memcpy(values, net->host_gradients + offset, sizeof(float) * (size_t)count);
+    if (!context_is_opencl(ctx)) {
+        memcpy(values, source.host, sizeof(float) * (size_t)count);
         return CLCNN_OK;
     }
-    return buffer_read(ctx, net->device_gradients, sizeof(float) * (size_t)offset,
-                       sizeof(float) * (size_t)count, values);
+    return buffer_read(ctx, source.mem, 0, sizeof(float) * (size_t)count, values);
+}
+
+clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer_name, const char *which,
+                                    float *values, int64_t count) {
+    if (!net || !layer_name || !which || !values)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    if (strcmp(layer_name, "input") == 0 && strcmp(which, "input") == 0)
+        return clcnn_net_get_tensor_gradient(net, "input", values, count);
+    char name[160];
+    clcnn_status status = net_parameter_name(net, layer_name, which, name, sizeof(name));
+    return status ? status : clcnn_net_get_tensor_gradient(net, name, values, count);
 }

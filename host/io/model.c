@@ -1,12 +1,12 @@
 /* Model files: a network, its parameters, the input normalisation and class
  * names, and optionally the whole training state, in one checksummed file.
  *
- * Format, version 1. Every integer and float is little-endian and written
+ * Format, versions 1 and 2. Every integer and float is little-endian and written
  * field by field (never a struct), so the file does not depend on the
  * compiler, the host or the library's internal memory layout.
  *
  *   offset 0   8 bytes   magic "CLCNNMDL"
- *   offset 8   u32       format version (1)
+ *   offset 8   u32       format version (1 or 2)
  *   offset 12  sections, one after another, each:
  *                4 bytes   tag
  *                u64       payload length in bytes
@@ -19,17 +19,24 @@
  *   INFO  f32 input mean, f32 input std, u32 class count (<= 16), then per
  *         class: u32 length (<= 31), that many bytes of name
  *   PARA  u32 tensor count, then per tensor:
- *           string layer name, string "weight" or "bias", u64 element
- *           count, count x f32 in PyTorch's layout
+ *           version 1: string layer name, string "weight" or "bias";
+ *           version 2: string tensor name ("conv1.weight", "bn1.running_mean");
+ *           then u64 element count, count x f32 in PyTorch's layout.
+ *           Version 2 holds every named tensor of the network, parameters
+ *           and state; version 1 only weights and biases.
  *         (string = u32 length, then that many bytes, no NUL)
  *   TRAN  training state: the configuration field by field
  *           i32 epochs, i32 batch_size, u32 optimizer, f64 learning_rate,
  *           f64 momentum, f64 weight_decay, f64 beta1, f64 beta2,
  *           f64 epsilon, u32 schedule, f64 decay, i32 step_epochs, u64 seed
  *         then i32 epochs_done, i64 step, 4 x u64 shuffle generator state,
- *         u32 tensor count, then per tensor:
- *           string layer name, string "weight" or "bias", u64 element
- *           count, count x f32 optimizer state 1, count x f32 state 2
+ *         u32 tensor count, then per parameter tensor:
+ *           its name as in PARA, u64 element count,
+ *           count x f32 optimizer state 1, count x f32 state 2
+ *
+ * A file is written in version 1 when every tensor fits it (a network of
+ * weights and biases only), so older builds still read it; otherwise in
+ * version 2. Both versions load.
  *
  * Tensors are stored by name rather than as the flat parameter buffer, which
  * pads every tensor for device alignment: the file stays valid if that
@@ -52,13 +59,14 @@
 
 enum {
     MODEL_MAGIC_SIZE = 8,
-    MODEL_VERSION = 1,
+    MODEL_VERSION = 2,              /* the newest this build reads */
     MODEL_PREAMBLE_SIZE = 12,       /* magic and version */
     MODEL_SECTION_HEADER_SIZE = 12, /* tag and length */
     MODEL_CHECKSUM_SIZE = 4,
     MODEL_MAX_CLASSES = 16,
-    MODEL_MAX_CLASS_NAME = 31, /* clcnn_model_info keeps 32 bytes with the NUL */
-    MODEL_MAX_LAYER_NAME = 63, /* struct layer keeps 64 bytes with the NUL */
+    MODEL_MAX_CLASS_NAME = 31,   /* clcnn_model_info keeps 32 bytes with the NUL */
+    MODEL_MAX_LAYER_NAME = 63,   /* struct layer keeps 64 bytes with the NUL */
+    MODEL_MAX_TENSOR_NAME = 127, /* named_tensor keeps 128 */
 };
 
 static const char model_magic[MODEL_MAGIC_SIZE] = {'C', 'L', 'C', 'N', 'N', 'M', 'D', 'L'};
@@ -155,20 +163,35 @@ static void put_floats(byte_buffer *b, const float *values, int64_t count) {
         put_f32(b, values[i]);
 }
 
-static void put_tensor_header(byte_buffer *b, const layer *l, int is_bias) {
-    put_string(b, l->name);
-    put_string(b, is_bias ? "bias" : "weight");
-    put_u64(b, (uint64_t)(is_bias ? l->bias_count : l->weight_count));
+/* Version 1 names a tensor by layer and "weight"/"bias"; version 2 by its full name. */
+static void put_tensor_header(byte_buffer *b, const clcnn_net *net, const named_tensor *t,
+                              int version) {
+    if (version == 1) {
+        const char *layer_name = net->layers[t->layer].name;
+        put_string(b, layer_name);
+        put_string(b, t->name + strlen(layer_name) + 1);
+    } else {
+        put_string(b, t->name);
+    }
+    put_u64(b, (uint64_t)t->count);
 }
 
-static uint32_t count_tensors(const clcnn_net *net) {
+static uint32_t count_tensors(const clcnn_net *net, int parameters_only) {
     uint32_t count = 0;
-    for (int i = 0; i < net->layer_count; i++) {
-        const layer *l = &net->layers[i];
-        if (layer_has_parameters(l))
-            count += 1 + (l->bias_count > 0);
-    }
+    for (int i = 0; i < net->tensor_count; i++)
+        count += !parameters_only || net->tensors[i].kind == TENSOR_PARAMETER;
     return count;
+}
+
+/* 1 when every tensor is a layer's weight or bias, else 2. */
+static int format_version_for(const clcnn_net *net) {
+    for (int i = 0; i < net->tensor_count; i++) {
+        const named_tensor *t = &net->tensors[i];
+        const char *which = t->name + strlen(net->layers[t->layer].name) + 1;
+        if (t->kind != TENSOR_PARAMETER || (strcmp(which, "weight") && strcmp(which, "bias")))
+            return 2;
+    }
+    return 1;
 }
 
 static void build_network_section(byte_buffer *b, const clcnn_net *net) {
@@ -184,17 +207,14 @@ static void build_info_section(byte_buffer *b, const clcnn_model_info *info) {
 }
 
 static void build_parameters_section(byte_buffer *b, const clcnn_net *net) {
-    put_u32(b, count_tensors(net));
-    for (int i = 0; i < net->layer_count; i++) {
-        const layer *l = &net->layers[i];
-        if (!layer_has_parameters(l))
-            continue;
-        put_tensor_header(b, l, 0);
-        put_floats(b, l->weight, l->weight_count);
-        if (l->bias_count > 0) {
-            put_tensor_header(b, l, 1);
-            put_floats(b, l->bias, l->bias_count);
-        }
+    const int version = format_version_for(net);
+    put_u32(b, count_tensors(net, 0));
+    for (int i = 0; i < net->tensor_count; i++) {
+        const named_tensor *t = &net->tensors[i];
+        put_tensor_header(b, net, t, version);
+        put_floats(
+            b, (t->kind == TENSOR_PARAMETER ? net->host_parameters : net->host_state) + t->offset,
+            t->count);
     }
 }
 
@@ -218,18 +238,15 @@ static void build_training_section(byte_buffer *b, const clcnn_trainer *t) {
     for (int i = 0; i < 4; i++)
         put_u64(b, t->shuffle.state[i]);
     const clcnn_net *net = t->net;
-    put_u32(b, count_tensors(net));
-    for (int i = 0; i < net->layer_count; i++) {
-        const layer *l = &net->layers[i];
-        if (!layer_has_parameters(l))
+    const int version = format_version_for(net);
+    put_u32(b, count_tensors(net, 1));
+    for (int i = 0; i < net->tensor_count; i++) {
+        const named_tensor *tensor = &net->tensors[i];
+        if (tensor->kind != TENSOR_PARAMETER)
             continue;
-        for (int is_bias = 0; is_bias <= (l->bias_count > 0); is_bias++) {
-            int64_t offset = is_bias ? l->bias_offset : l->weight_offset;
-            int64_t count = is_bias ? l->bias_count : l->weight_count;
-            put_tensor_header(b, l, is_bias);
-            put_floats(b, t->host_state1 + offset, count);
-            put_floats(b, t->host_state2 + offset, count);
-        }
+        put_tensor_header(b, net, tensor, version);
+        put_floats(b, t->host_state1 + tensor->offset, tensor->count);
+        put_floats(b, t->host_state2 + tensor->offset, tensor->count);
     }
 }
 
@@ -382,7 +399,7 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
 
     byte_buffer preamble = {0};
     put_bytes(&preamble, model_magic, MODEL_MAGIC_SIZE);
-    put_u32(&preamble, MODEL_VERSION);
+    put_u32(&preamble, (uint32_t)format_version_for(net));
     int out_of_memory = preamble.out_of_memory;
     if (!out_of_memory)
         write_raw(&w, preamble.data, preamble.length);
@@ -464,6 +481,7 @@ typedef struct model_file {
     const char *path;
     unsigned char *data;
     uint64_t size;
+    uint32_t version;
     uint64_t sections_end; /* where the checksum starts */
     int present[SECTION_KIND_COUNT];
     uint64_t payload_offset[SECTION_KIND_COUNT];
@@ -518,11 +536,12 @@ static clcnn_status check_preamble(model_file *f) {
         return file_error(f, "truncated: %llu bytes, too short for the magic and version",
                           (unsigned long long)f->size);
     uint32_t version = decode_u32(f->data + MODEL_MAGIC_SIZE);
-    if (version != MODEL_VERSION)
+    if (version < 1 || version > MODEL_VERSION)
         return file_error(f,
                           "unsupported model format version %u at offset %d (this build "
-                          "reads version %d)",
+                          "reads versions 1 to %d)",
                           version, MODEL_MAGIC_SIZE, MODEL_VERSION);
+    f->version = version;
     if (f->size < MODEL_PREAMBLE_SIZE + MODEL_CHECKSUM_SIZE)
         return file_error(f, "truncated: %llu bytes, too short for the checksum",
                           (unsigned long long)f->size);
@@ -793,75 +812,81 @@ static clcnn_status read_info(const model_file *f, clcnn_model_info *info) {
 
 /* Which tensors of the network a section has given so far: two flags per layer. */
 typedef struct tensor_seen {
-    unsigned char *flags;
+    unsigned char *flags; /* per tensor of the network */
 } tensor_seen;
 
-/* Reads a tensor's name and count and checks them against the network. */
+/* Reads a tensor's name and count (as the file's version writes them) and
+ * checks them against the network's table. */
 static clcnn_status get_tensor_header(section_reader *r, clcnn_net *net, tensor_seen *seen,
-                                      layer **out_layer, int *out_is_bias) {
+                                      named_tensor **out) {
     uint64_t at = r->position;
-    char layer_name[MODEL_MAX_LAYER_NAME + 1], which[8];
+    const model_file *f = r->file;
+    char name[MODEL_MAX_TENSOR_NAME + 1];
     uint64_t count;
-    clcnn_status status = get_string(r, "a layer name", MODEL_MAX_LAYER_NAME, layer_name);
-    if (status == CLCNN_OK)
-        status = get_string(r, "a tensor name", sizeof(which) - 1, which);
-    if (status == CLCNN_OK)
-        status = get_u64(r, "an element count", &count);
+    clcnn_status status;
+    int index;
+    if (f->version == 1) {
+        char layer_name[MODEL_MAX_LAYER_NAME + 1], which[8];
+        status = get_string(r, "a layer name", MODEL_MAX_LAYER_NAME, layer_name);
+        if (status == CLCNN_OK)
+            status = get_string(r, "a tensor name", sizeof(which) - 1, which);
+        if (status != CLCNN_OK)
+            return status;
+        if (strcmp(which, "bias") != 0 && strcmp(which, "weight") != 0)
+            return file_error(f,
+                              "offset %llu: %s section: tensor '%s.%s': expected 'weight' or "
+                              "'bias'",
+                              (unsigned long long)at, r->name, layer_name, which);
+        if (net_find_layer(net, layer_name) < 0)
+            return file_error(f,
+                              "offset %llu: %s section: tensor %s.%s: the network has no layer "
+                              "named '%s'",
+                              (unsigned long long)at, r->name, layer_name, which, layer_name);
+        snprintf(name, sizeof(name), "%s.%s", layer_name, which);
+        index = net_find_tensor(net, name);
+        if (index < 0)
+            return file_error(f, "offset %llu: %s section: tensor %s: layer %s has no %s",
+                              (unsigned long long)at, r->name, name, layer_name, which);
+    } else {
+        status = get_string(r, "a tensor name", MODEL_MAX_TENSOR_NAME, name);
+        if (status != CLCNN_OK)
+            return status;
+        index = net_find_tensor(net, name);
+        if (index < 0)
+            return file_error(f, "offset %llu: %s section: the network has no tensor named '%s'",
+                              (unsigned long long)at, r->name, name);
+    }
+    status = get_u64(r, "an element count", &count);
     if (status != CLCNN_OK)
         return status;
-    const model_file *f = r->file;
-    int is_bias = strcmp(which, "bias") == 0;
-    if (!is_bias && strcmp(which, "weight") != 0)
+    named_tensor *t = &net->tensors[index];
+    if (count != (uint64_t)t->count)
         return file_error(f,
-                          "offset %llu: %s section: tensor '%s.%s': expected 'weight' or "
-                          "'bias'",
-                          (unsigned long long)at, r->name, layer_name, which);
-    int index = 0;
-    while (index < net->layer_count && strcmp(net->layers[index].name, layer_name) != 0)
-        index++;
-    if (index == net->layer_count)
-        return file_error(f,
-                          "offset %llu: %s section: tensor %s.%s: the network has no layer "
-                          "named '%s'",
-                          (unsigned long long)at, r->name, layer_name, which, layer_name);
-    layer *l = &net->layers[index];
-    int64_t expected = is_bias ? l->bias_count : l->weight_count;
-    if (expected == 0)
-        return file_error(f, "offset %llu: %s section: tensor %s.%s: layer %s has no %s",
-                          (unsigned long long)at, r->name, layer_name, which, layer_name, which);
-    if (count != (uint64_t)expected)
-        return file_error(f,
-                          "offset %llu: %s section: tensor %s.%s has %llu values but the "
+                          "offset %llu: %s section: tensor %s has %llu values but the "
                           "network's has %lld",
-                          (unsigned long long)at, r->name, layer_name, which,
-                          (unsigned long long)count, (long long)expected);
-    unsigned char *flag = &seen->flags[2 * index + is_bias];
-    if (*flag)
-        return file_error(f, "offset %llu: %s section: tensor %s.%s appears twice",
-                          (unsigned long long)at, r->name, layer_name, which);
-    *flag = 1;
-    *out_layer = l;
-    *out_is_bias = is_bias;
+                          (unsigned long long)at, r->name, name, (unsigned long long)count,
+                          (long long)t->count);
+    if (seen->flags[index])
+        return file_error(f, "offset %llu: %s section: tensor %s appears twice",
+                          (unsigned long long)at, r->name, name);
+    seen->flags[index] = 1;
+    *out = t;
     return CLCNN_OK;
 }
 
-/* After a section's tensors: every parameter tensor of the network must have come. */
+/* After a section's tensors: every tensor of the network (every parameter
+ * for the optimizer state) must have come. */
 static clcnn_status check_all_tensors_seen(const section_reader *r, const clcnn_net *net,
-                                           const tensor_seen *seen) {
-    for (int i = 0; i < net->layer_count; i++) {
-        const layer *l = &net->layers[i];
-        if (!layer_has_parameters(l))
-            continue;
-        if (!seen->flags[2 * i])
-            return file_error(r->file, "the %s section has no tensor %s.weight", r->name, l->name);
-        if (l->bias_count > 0 && !seen->flags[2 * i + 1])
-            return file_error(r->file, "the %s section has no tensor %s.bias", r->name, l->name);
-    }
+                                           const tensor_seen *seen, int parameters_only) {
+    for (int i = 0; i < net->tensor_count; i++)
+        if (!seen->flags[i] && (!parameters_only || net->tensors[i].kind == TENSOR_PARAMETER))
+            return file_error(r->file, "the %s section has no tensor %s", r->name,
+                              net->tensors[i].name);
     return CLCNN_OK;
 }
 
 static clcnn_status new_tensor_seen(const model_file *f, const clcnn_net *net, tensor_seen *seen) {
-    seen->flags = calloc((size_t)net->layer_count * 2, 1);
+    seen->flags = calloc((size_t)(net->tensor_count ? net->tensor_count : 1), 1);
     if (!seen->flags)
         return set_error(f->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", f->path);
     return CLCNN_OK;
@@ -876,15 +901,15 @@ static clcnn_status read_parameters(const model_file *f, clcnn_net *net) {
     uint32_t tensor_count = 0;
     status = get_u32(&r, "the tensor count", &tensor_count);
     for (uint32_t i = 0; status == CLCNN_OK && i < tensor_count; i++) {
-        layer *l;
-        int is_bias;
-        status = get_tensor_header(&r, net, &seen, &l, &is_bias);
+        named_tensor *t;
+        status = get_tensor_header(&r, net, &seen, &t);
         if (status == CLCNN_OK)
-            status = get_floats(&r, "a parameter tensor", is_bias ? l->bias_count : l->weight_count,
-                                is_bias ? l->bias : l->weight);
+            status = get_floats(
+                &r, "a parameter tensor", t->count,
+                (t->kind == TENSOR_PARAMETER ? net->host_parameters : net->host_state) + t->offset);
     }
     if (status == CLCNN_OK)
-        status = check_all_tensors_seen(&r, net, &seen);
+        status = check_all_tensors_seen(&r, net, &seen, 0);
     if (status == CLCNN_OK)
         status = expect_section_end(&r);
     free(seen.flags);
@@ -979,13 +1004,16 @@ static clcnn_status read_optimizer_state(section_reader *r, clcnn_net *net,
     uint32_t tensor_count = 0;
     status = get_u32(r, "the tensor count", &tensor_count);
     for (uint32_t i = 0; status == CLCNN_OK && i < tensor_count; i++) {
-        layer *l;
-        int is_bias;
-        status = get_tensor_header(r, net, &seen, &l, &is_bias);
+        named_tensor *t;
+        status = get_tensor_header(r, net, &seen, &t);
+        if (status == CLCNN_OK && t->kind != TENSOR_PARAMETER)
+            status = file_error(r->file,
+                                "%s section: tensor %s is not trained, so it has no "
+                                "optimizer state",
+                                r->name, t->name);
         if (status != CLCNN_OK)
             break;
-        int64_t offset = is_bias ? l->bias_offset : l->weight_offset;
-        int64_t count = is_bias ? l->bias_count : l->weight_count;
+        const int64_t offset = t->offset, count = t->count;
         status = get_floats(r, "an optimizer state tensor", count,
                             trainer ? trainer->host_state1 + offset : NULL);
         if (status == CLCNN_OK)
@@ -993,7 +1021,7 @@ static clcnn_status read_optimizer_state(section_reader *r, clcnn_net *net,
                                 trainer ? trainer->host_state2 + offset : NULL);
     }
     if (status == CLCNN_OK)
-        status = check_all_tensors_seen(r, net, &seen);
+        status = check_all_tensors_seen(r, net, &seen, 1);
     if (status == CLCNN_OK)
         status = expect_section_end(r);
     free(seen.flags);

@@ -1,7 +1,10 @@
-/* Network files: one layer per line, read into layers whose shapes, padding
- * and parameter counts are worked out here, so that everything after parsing
- * can trust them. The format is described in SPEC.md under "Network files". */
-#include "internal.h"
+/* Network files: one layer per line, read into the nodes of a graph whose
+ * shapes, padding and parameter counts are worked out here, so that
+ * everything after parsing can trust them. A layer reads the line before it,
+ * or the layers named by input= / inputs=, which must be above it: file
+ * order is then a topological order and no cycle can be written. The
+ * per-type work is done by the type's module (host/layers/). */
+#include "layers/layer.h"
 
 #include <float.h>
 #include <limits.h>
@@ -19,61 +22,28 @@
 /* Names are checked for uniqueness against every earlier layer. */
 #define MAX_LAYERS 10000
 #define MAX_NAME_LENGTH 63
-/* Keys of the layer type that takes the most. */
-#define MAX_KEYS 8
+/* Keys one line may give: a type's own, input(s)= and name=. */
+#define MAX_KEYS 16
 
-static const char *const type_names[LAYER_TYPE_COUNT] = {
-    [LAYER_INPUT] = "input",     [LAYER_CONV] = "conv",       [LAYER_MAXPOOL] = "maxpool",
-    [LAYER_AVGPOOL] = "avgpool", [LAYER_RELU] = "relu",       [LAYER_LEAKY] = "leaky",
-    [LAYER_SIGMOID] = "sigmoid", [LAYER_TANH] = "tanh",       [LAYER_FLATTEN] = "flatten",
-    [LAYER_DENSE] = "dense",     [LAYER_SOFTMAX] = "softmax",
-};
+/* The key=value options of one line; values[i] belongs to keys[i] and is
+ * NULL when the key was not given. */
+typedef struct line_options {
+    const char *keys[MAX_KEYS];
+    const char *values[MAX_KEYS];
+} line_options;
 
-const char *layer_type_name(layer_type type) {
-    if ((int)type < 0 || type >= LAYER_TYPE_COUNT)
-        return "unknown";
-    return type_names[type];
-}
-
-/* The keys each layer type takes, "name" last; NULL-terminated. */
-static const char *const input_keys[] = {"channels", "height", "width", "name", NULL};
-static const char *const conv_keys[] = {"filters", "size", "stride", "pad",
-                                        "bias",    "filter", "name", NULL};
-static const char *const pool_keys[] = {"size", "stride", "pad", "ceil", "name", NULL};
-static const char *const dense_keys[] = {"units", "bias", "name", NULL};
-static const char *const leaky_keys[] = {"slope", "name", NULL};
-static const char *const name_only_keys[] = {"name", NULL};
-
-static const char *const *keys_of_type(layer_type type) {
-    switch (type) {
-    case LAYER_INPUT:
-        return input_keys;
-    case LAYER_CONV:
-        return conv_keys;
-    case LAYER_MAXPOOL:
-    case LAYER_AVGPOOL:
-        return pool_keys;
-    case LAYER_DENSE:
-        return dense_keys;
-    case LAYER_LEAKY:
-        return leaky_keys;
-    default:
-        return name_only_keys;
-    }
-}
-
-/* Where the parser is, for error messages. */
-typedef struct parse_state {
+struct layer_parser {
     clcnn_context *ctx;
     const char *source_name;
     int line;
-    layer_type type; /* of the layer on this line, once known */
-} parse_state;
+    const layer_type *type; /* of the layer on this line, once known */
+    line_options options;
+};
 
 /* "<source>:<line>: <reason>" */
-static clcnn_status line_error(const parse_state *state, clcnn_status status, const char *format,
+static clcnn_status line_error(const layer_parser *state, clcnn_status status, const char *format,
                                ...) __attribute__((format(printf, 3, 4)));
-static clcnn_status line_error(const parse_state *state, clcnn_status status, const char *format,
+static clcnn_status line_error(const layer_parser *state, clcnn_status status, const char *format,
                                ...) {
     char reason[1024];
     va_list args;
@@ -83,18 +53,14 @@ static clcnn_status line_error(const parse_state *state, clcnn_status status, co
     return set_error(state->ctx, status, "%s:%d: %s", state->source_name, state->line, reason);
 }
 
-/* "<source>:<line>: <layer type>: <reason>" */
-static clcnn_status layer_error(const parse_state *state, clcnn_status status, const char *format,
-                                ...) __attribute__((format(printf, 3, 4)));
-static clcnn_status layer_error(const parse_state *state, clcnn_status status, const char *format,
-                                ...) {
+clcnn_status parser_error(const layer_parser *state, clcnn_status status, const char *format, ...) {
     char reason[1024];
     va_list args;
     va_start(args, format);
     vsnprintf(reason, sizeof(reason), format, args);
     va_end(args);
     return set_error(state->ctx, status, "%s:%d: %s: %s", state->source_name, state->line,
-                     layer_type_name(state->type), reason);
+                     state->type ? state->type->name : "layer", reason);
 }
 
 /* Text from the file shown inside an error message: cut short so that the
@@ -163,39 +129,39 @@ static number_status read_number_pair(const char *text, int *first, int *second)
     return NUMBER_OK;
 }
 
-static clcnn_status parse_positive(const parse_state *state, const char *key, const char *value,
+static clcnn_status positive_value(const layer_parser *state, const char *key, const char *value,
                                    int *out) {
     int number = 0;
     number_status status = read_number(value, strlen(value), &number);
     if (status == NUMBER_TOO_LARGE)
-        return layer_error(state, CLCNN_ERROR_PARSE, "'%s' must be at most %d, got '%s'", key,
-                           MAX_DIMENSION, quote(value).text);
+        return parser_error(state, CLCNN_ERROR_PARSE, "'%s' must be at most %d, got '%s'", key,
+                            MAX_DIMENSION, quote(value).text);
     if (status == NUMBER_INVALID || number < 1)
-        return layer_error(state, CLCNN_ERROR_PARSE, "'%s' must be a positive integer, got '%s'",
-                           key, quote(value).text);
+        return parser_error(state, CLCNN_ERROR_PARSE, "'%s' must be a positive integer, got '%s'",
+                            key, quote(value).text);
     *out = number;
     return CLCNN_OK;
 }
 
 /* Window sizes and strides: "3" or "3x5". */
-static clcnn_status parse_positive_pair(const parse_state *state, const char *key,
+static clcnn_status positive_pair_value(const layer_parser *state, const char *key,
                                         const char *value, int *first, int *second) {
     int h = 0, w = 0;
     number_status status = read_number_pair(value, &h, &w);
     if (status == NUMBER_TOO_LARGE)
-        return layer_error(state, CLCNN_ERROR_PARSE, "'%s' must be at most %d, got '%s'", key,
-                           MAX_DIMENSION, quote(value).text);
+        return parser_error(state, CLCNN_ERROR_PARSE, "'%s' must be at most %d, got '%s'", key,
+                            MAX_DIMENSION, quote(value).text);
     if (status == NUMBER_INVALID || h < 1 || w < 1)
-        return layer_error(state, CLCNN_ERROR_PARSE,
-                           "'%s' must be a positive integer or HxW (e.g. 3 or 3x5), got '%s'", key,
-                           quote(value).text);
+        return parser_error(state, CLCNN_ERROR_PARSE,
+                            "'%s' must be a positive integer or HxW (e.g. 3 or 3x5), got '%s'", key,
+                            quote(value).text);
     *first = h;
     *second = w;
     return CLCNN_OK;
 }
 
 /* Padding: "1" or "1x2", and for conv also "same" (*same set, sizes left alone). */
-static clcnn_status parse_padding(const parse_state *state, const char *value, int allow_same,
+static clcnn_status padding_value(const layer_parser *state, const char *value, int allow_same,
                                   int *same, int *first, int *second) {
     *same = 0;
     if (allow_same && strcmp(value, "same") == 0) {
@@ -205,18 +171,18 @@ static clcnn_status parse_padding(const parse_state *state, const char *value, i
     int h = 0, w = 0;
     number_status status = read_number_pair(value, &h, &w);
     if (status == NUMBER_TOO_LARGE)
-        return layer_error(state, CLCNN_ERROR_PARSE, "'pad' must be at most %d, got '%s'",
-                           MAX_DIMENSION, quote(value).text);
+        return parser_error(state, CLCNN_ERROR_PARSE, "'pad' must be at most %d, got '%s'",
+                            MAX_DIMENSION, quote(value).text);
     if (status == NUMBER_INVALID)
-        return layer_error(state, CLCNN_ERROR_PARSE,
-                           "'pad' must be a non-negative integer%s, got '%s'",
-                           allow_same ? ", HxW or 'same'" : " or HxW", quote(value).text);
+        return parser_error(state, CLCNN_ERROR_PARSE,
+                            "'pad' must be a non-negative integer%s, got '%s'",
+                            allow_same ? ", HxW or 'same'" : " or HxW", quote(value).text);
     *first = h;
     *second = w;
     return CLCNN_OK;
 }
 
-static clcnn_status parse_boolean(const parse_state *state, const char *key, const char *value,
+static clcnn_status boolean_value(const layer_parser *state, const char *key, const char *value,
                                   int *out) {
     if (strcmp(value, "true") == 0) {
         *out = 1;
@@ -226,34 +192,92 @@ static clcnn_status parse_boolean(const parse_state *state, const char *key, con
         *out = 0;
         return CLCNN_OK;
     }
-    return layer_error(state, CLCNN_ERROR_PARSE, "'%s' must be true or false, got '%s'", key,
-                       quote(value).text);
+    return parser_error(state, CLCNN_ERROR_PARSE, "'%s' must be true or false, got '%s'", key,
+                        quote(value).text);
 }
 
-static clcnn_status parse_slope(const parse_state *state, const char *value, float *out) {
+static clcnn_status float_value(const layer_parser *state, const char *key, const char *value,
+                                float *out) {
     char *end = NULL;
     double number = strtod(value, &end);
     /* Also refuses values that would become infinite as a float. */
     if (end == value || *end != '\0' || !isfinite(number) || fabs(number) > FLT_MAX)
-        return layer_error(state, CLCNN_ERROR_PARSE, "'slope' must be a finite number, got '%s'",
-                           quote(value).text);
+        return parser_error(state, CLCNN_ERROR_PARSE, "'%s' must be a finite number, got '%s'", key,
+                            quote(value).text);
     *out = (float)number;
     return CLCNN_OK;
 }
 
+/* ---- options, for the types' parse functions ------------------------------- */
+
+const char *parser_value(const layer_parser *p, const char *key) {
+    for (int i = 0; i < MAX_KEYS && p->options.keys[i]; i++)
+        if (strcmp(p->options.keys[i], key) == 0)
+            return p->options.values[i];
+    return NULL;
+}
+
+static clcnn_status require_value(const layer_parser *p, const char *key, const char **value) {
+    *value = parser_value(p, key);
+    if (!*value)
+        return parser_error(p, CLCNN_ERROR_PARSE, "missing required key '%s'", key);
+    return CLCNN_OK;
+}
+
+clcnn_status parse_positive(const layer_parser *p, const char *key, int fallback, int *out) {
+    const char *value = parser_value(p, key);
+    if (!value && fallback >= 0) {
+        *out = fallback;
+        return CLCNN_OK;
+    }
+    clcnn_status status = require_value(p, key, &value);
+    return status ? status : positive_value(p, key, value, out);
+}
+
+clcnn_status parse_positive_pair(const layer_parser *p, const char *key, int fallback_h,
+                                 int fallback_w, int *h, int *w) {
+    const char *value = parser_value(p, key);
+    if (!value && fallback_h >= 0) {
+        *h = fallback_h;
+        *w = fallback_w;
+        return CLCNN_OK;
+    }
+    clcnn_status status = require_value(p, key, &value);
+    return status ? status : positive_pair_value(p, key, value, h, w);
+}
+
+clcnn_status parse_padding(const layer_parser *p, int allow_same, int *same, int *h, int *w) {
+    const char *value = parser_value(p, "pad");
+    *same = 0;
+    *h = *w = 0;
+    return value ? padding_value(p, value, allow_same, same, h, w) : CLCNN_OK;
+}
+
+clcnn_status parse_boolean(const layer_parser *p, const char *key, int fallback, int *out) {
+    const char *value = parser_value(p, key);
+    *out = fallback;
+    return value ? boolean_value(p, key, value, out) : CLCNN_OK;
+}
+
+clcnn_status parse_float(const layer_parser *p, const char *key, float fallback, float *out) {
+    const char *value = parser_value(p, key);
+    *out = fallback;
+    return value ? float_value(p, key, value, out) : CLCNN_OK;
+}
+
 /* Names become file names (<name>.weight.npy), hence the small alphabet. */
-static clcnn_status check_name(const parse_state *state, const char *value) {
+static clcnn_status check_name(const layer_parser *state, const char *value) {
     size_t length = strlen(value);
     if (length > MAX_NAME_LENGTH)
-        return layer_error(state, CLCNN_ERROR_PARSE,
-                           "'name' must be at most %d characters long, got '%s'", MAX_NAME_LENGTH,
-                           quote(value).text);
+        return parser_error(state, CLCNN_ERROR_PARSE,
+                            "'name' must be at most %d characters long, got '%s'", MAX_NAME_LENGTH,
+                            quote(value).text);
     for (size_t i = 0; i < length; i++) {
         char c = value[i];
         int allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                       c == '_' || c == '-' || c == '.';
         if (!allowed)
-            return layer_error(
+            return parser_error(
                 state, CLCNN_ERROR_PARSE,
                 "'name' may contain only letters, digits, '_', '-' and '.', got '%s'",
                 quote(value).text);
@@ -261,29 +285,50 @@ static clcnn_status check_name(const parse_state *state, const char *value) {
     return CLCNN_OK;
 }
 
-/* ---- one line ------------------------------------------------------------ */
+/* ---- shapes, for the types' infer functions --------------------------------- */
 
-/* The key=value options of one line; values[i] belongs to keys[i] and is
- * NULL when the key was not given. */
-typedef struct line_options {
-    const char *const *keys;
-    const char *values[MAX_KEYS];
-} line_options;
-
-static const char *option_value(const line_options *options, const char *key) {
-    for (int i = 0; options->keys[i]; i++)
-        if (strcmp(options->keys[i], key) == 0)
-            return options->values[i];
-    return NULL;
+/* The product of factors (each from 1 to 2^31), or -1 when it exceeds limit. */
+static int64_t bounded_product(const int64_t *factors, int count, int64_t limit) {
+    int64_t product = 1;
+    for (int i = 0; i < count; i++) {
+        if (factors[i] > limit / product)
+            return -1;
+        product *= factors[i];
+    }
+    return product;
 }
 
-static clcnn_status require_option(const parse_state *state, const line_options *options,
-                                   const char *key, const char **value) {
-    *value = option_value(options, key);
-    if (!*value)
-        return layer_error(state, CLCNN_ERROR_PARSE, "missing required key '%s'", key);
+clcnn_status check_output_size(const layer_parser *p, int64_t c, int64_t h, int64_t w) {
+    int64_t factors[3] = {c, h, w};
+    if (bounded_product(factors, 3, MAX_VALUES) < 0)
+        return parser_error(p, CLCNN_ERROR_SHAPE,
+                            "output %lldx%lldx%lld is too large (more than %lld values per image)",
+                            (long long)c, (long long)h, (long long)w, (long long)MAX_VALUES);
     return CLCNN_OK;
 }
+
+clcnn_status need_image_input(const layer_parser *p, const layer *input) {
+    if (input->out.ndim == 3)
+        return CLCNN_OK;
+    return parser_error(p, CLCNN_ERROR_SHAPE,
+                        "input is a vector of %d values (after %s); %s needs a CxHxW input",
+                        input->out.c, input->type->name, p->type->name);
+}
+
+clcnn_status count_weights(const layer_parser *p, const int64_t *factors, int count, int64_t *out) {
+    *out = bounded_product(factors, count, MAX_VALUES);
+    if (*out >= 0)
+        return CLCNN_OK;
+    char text[96];
+    size_t used = 0;
+    for (int i = 0; i < count; i++)
+        text_append(text, sizeof(text), &used, i ? "x%lld" : "%lld", (long long)factors[i]);
+    return parser_error(p, CLCNN_ERROR_SHAPE,
+                        "%s weights are too many for one layer (at most %lld)", text,
+                        (long long)MAX_VALUES);
+}
+
+/* ---- one line ------------------------------------------------------------ */
 
 static int is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
@@ -308,388 +353,256 @@ static char *next_word(char **cursor) {
     return word;
 }
 
-static clcnn_status read_options(const parse_state *state, char *cursor, line_options *options) {
+/* The keys a line of this type takes: the type's own, then input= or
+ * inputs= (not for the input layer), then name=. */
+static void keys_of(const layer_type *type, line_options *options) {
+    int n = 0;
+    for (int i = 0; type->keys && type->keys[i] && n < MAX_KEYS - 3; i++)
+        options->keys[n++] = type->keys[i];
+    if (type->max_inputs > 1)
+        options->keys[n++] = "inputs";
+    options->keys[n++] = "name";
+    if (type->max_inputs == 1)
+        options->keys[n++] = "input";
+}
+
+static clcnn_status read_options(const layer_parser *state, char *cursor, line_options *options) {
     char *word;
     while ((word = next_word(&cursor)) != NULL) {
         char *equals = strchr(word, '=');
         if (!equals)
-            return layer_error(state, CLCNN_ERROR_PARSE,
-                               "expected key=value (no spaces around '='), got '%s'",
-                               quote(word).text);
+            return parser_error(state, CLCNN_ERROR_PARSE,
+                                "expected key=value (no spaces around '='), got '%s'",
+                                quote(word).text);
         if (equals == word)
-            return layer_error(state, CLCNN_ERROR_PARSE, "missing key before '=' in '%s'",
-                               quote(word).text);
+            return parser_error(state, CLCNN_ERROR_PARSE, "missing key before '=' in '%s'",
+                                quote(word).text);
         *equals = '\0';
         const char *key = word;
         const char *value = equals + 1;
 
         int index = -1;
-        for (int i = 0; options->keys[i]; i++)
+        for (int i = 0; i < MAX_KEYS && options->keys[i]; i++)
             if (strcmp(options->keys[i], key) == 0)
                 index = i;
         if (index < 0) {
-            char expected[128] = "";
-            for (int i = 0; options->keys[i]; i++) {
-                if (i > 0)
-                    strcat(expected, ", ");
-                strcat(expected, options->keys[i]);
-            }
-            return layer_error(state, CLCNN_ERROR_PARSE, "unknown key '%s' (expected %s)",
-                               quote(key).text, expected);
+            /* input= is listed apart: it is every single-input layer's. */
+            char expected[256] = "";
+            size_t used = 0;
+            for (int i = 0; i < MAX_KEYS && options->keys[i]; i++)
+                if (strcmp(options->keys[i], "input") != 0)
+                    text_append(expected, sizeof(expected), &used, i ? ", %s" : "%s",
+                                options->keys[i]);
+            return parser_error(state, CLCNN_ERROR_PARSE, "unknown key '%s' (expected %s)%s",
+                                quote(key).text, expected,
+                                state->type->max_inputs == 1
+                                    ? "; input=LAYER reads another layer than the line before"
+                                    : "");
         }
         if (options->values[index])
-            return layer_error(state, CLCNN_ERROR_PARSE, "duplicate key '%s'", key);
+            return parser_error(state, CLCNN_ERROR_PARSE, "duplicate key '%s'", key);
         if (*value == '\0')
-            return layer_error(state, CLCNN_ERROR_PARSE, "missing value for '%s'", key);
+            return parser_error(state, CLCNN_ERROR_PARSE, "missing value for '%s'", key);
         options->values[index] = value;
     }
     return CLCNN_OK;
 }
 
-/* Fills the layer's options from the line, defaults where a key is absent. */
-static clcnn_status apply_options(const parse_state *state, const line_options *options,
-                                  layer *current, int *same_padding) {
-    clcnn_status status = CLCNN_OK;
-    const char *value;
-    *same_padding = 0;
+static void expected_types(char *buf, size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; layer_types[i]; i++)
+        text_append(buf, size, &used, "%s%s",
+                    i == 0               ? ""
+                    : layer_types[i + 1] ? ", "
+                                         : " or ",
+                    layer_types[i]->name);
+}
 
-    switch (current->type) {
-    case LAYER_INPUT: {
-        int channels = 0, height = 0, width = 0;
-        if ((status = require_option(state, options, "channels", &value)) ||
-            (status = parse_positive(state, "channels", value, &channels)) ||
-            (status = require_option(state, options, "height", &value)) ||
-            (status = parse_positive(state, "height", value, &height)) ||
-            (status = require_option(state, options, "width", &value)) ||
-            (status = parse_positive(state, "width", value, &width)))
-            return status;
-        current->out = (shape3){.ndim = 3, .c = channels, .h = height, .w = width};
-        current->in = current->out;
-        break;
+/* The line after `after` (1-based) that gives name=NAME, or 0: a reference to
+ * a layer below is then explained. */
+static int later_definition(const char *after, int line, const char *name) {
+    size_t length = strlen(name);
+    for (const char *p = after; *p; p++) {
+        if (*p == '\n')
+            line++;
+        if (strncmp(p, "name=", 5) == 0 && (p == after || is_blank(p[-1])) &&
+            strncmp(p + 5, name, length) == 0 &&
+            (p[5 + length] == '\0' || is_blank(p[5 + length]) || p[5 + length] == '\n' ||
+             p[5 + length] == '#'))
+            return line;
     }
-    case LAYER_CONV: {
-        const char *filter = option_value(options, "filter");
-        if (filter) {
-            current->named_filter = named_filter_index(filter);
-            if (current->named_filter < 0)
-                return layer_error(state, CLCNN_ERROR_PARSE,
-                                   "unknown filter '%s' (expected identity, prewitt_v, prewitt_h, "
-                                   "sobel_v, sobel_h, laplacian_4, laplacian_8, sharpen, box_blur "
-                                   "or gaussian_blur)",
-                                   filter);
+    return 0;
+}
+
+static int find_node(const layer *layers, int count, const char *name, size_t length) {
+    for (int i = 0; i < count; i++)
+        if (strlen(layers[i].name) == length && strncmp(layers[i].name, name, length) == 0)
+            return i;
+    return -1;
+}
+
+/* Resolves input= / inputs= (or the line before) into current->inputs. */
+static clcnn_status resolve_inputs(const layer_parser *state, const char *rest_of_text,
+                                   const layer *layers, int layer_count, layer *current) {
+    const layer_type *type = current->type;
+    if (type->max_inputs == 0)
+        return CLCNN_OK;
+    const char *list = parser_value(state, type->max_inputs > 1 ? "inputs" : "input");
+    if (!list) {
+        if (type->max_inputs > 1)
+            return parser_error(state, CLCNN_ERROR_PARSE,
+                                "missing required key 'inputs' (the names of the %d or more "
+                                "layers it reads, separated by commas)",
+                                type->min_inputs);
+        current->input_count = 1;
+        current->inputs[0] = layer_count - 1;
+        return CLCNN_OK;
+    }
+    const char *name = list;
+    while (1) {
+        size_t length = strcspn(name, ",");
+        char text[MAX_NAME_LENGTH + 1];
+        snprintf(text, sizeof(text), "%.*s",
+                 (int)(length < sizeof(text) ? length : sizeof(text) - 1), name);
+        if (length == 0)
+            return parser_error(state, CLCNN_ERROR_PARSE,
+                                "'%s' must name layers separated by commas, got '%s'",
+                                type->max_inputs > 1 ? "inputs" : "input", quote(list).text);
+        int index = find_node(layers, layer_count, name, length);
+        if (index < 0 && length == strlen(current->name) &&
+            strncmp(name, current->name, length) == 0)
+            return parser_error(state, CLCNN_ERROR_PARSE,
+                                "layer '%s' reads itself: a network has no cycles", current->name);
+        if (index < 0) {
+            int later = length <= MAX_NAME_LENGTH
+                            ? later_definition(rest_of_text, state->line + 1, text)
+                            : 0;
+            if (later)
+                return parser_error(state, CLCNN_ERROR_PARSE,
+                                    "layer '%s' is defined below, on line %d: a layer reads "
+                                    "only layers above it, so a network has no cycles",
+                                    text, later);
+            return parser_error(state, CLCNN_ERROR_PARSE, "no layer named '%s' above this line",
+                                quote(text).text);
         }
-        if ((status = require_option(state, options, "filters", &value)) ||
-            (status = parse_positive(state, "filters", value, &current->filters)))
-            return status;
-        /* A named filter is 3x3, so its size may go unsaid. */
-        current->size_h = current->size_w = 3;
-        if (!(filter && !option_value(options, "size")) &&
-            ((status = require_option(state, options, "size", &value)) ||
-             (status = parse_positive_pair(state, "size", value, &current->size_h,
-                                           &current->size_w))))
-            return status;
-        if (filter && (current->size_h != 3 || current->size_w != 3))
-            return layer_error(state, CLCNN_ERROR_PARSE, "filter=%s is 3x3, but size is %dx%d",
-                               filter, current->size_h, current->size_w);
-        current->stride_h = current->stride_w = 1;
-        if ((value = option_value(options, "stride")) &&
-            (status = parse_positive_pair(state, "stride", value, &current->stride_h,
-                                          &current->stride_w)))
-            return status;
-        int pad_h = 0, pad_w = 0;
-        if ((value = option_value(options, "pad")) &&
-            (status = parse_padding(state, value, 1, same_padding, &pad_h, &pad_w)))
-            return status;
-        current->pad_top = current->pad_bottom = pad_h;
-        current->pad_left = current->pad_right = pad_w;
-        current->has_bias = 1;
-        if ((value = option_value(options, "bias")) &&
-            (status = parse_boolean(state, "bias", value, &current->has_bias)))
-            return status;
-        break;
+        if (current->input_count == type->max_inputs)
+            return parser_error(state, CLCNN_ERROR_PARSE, "reads at most %d layers",
+                                type->max_inputs);
+        current->inputs[current->input_count++] = index;
+        if (name[length] == '\0')
+            break;
+        name += length + 1;
     }
-    case LAYER_MAXPOOL:
-    case LAYER_AVGPOOL: {
-        if ((status = require_option(state, options, "size", &value)) ||
-            (status =
-                 parse_positive_pair(state, "size", value, &current->size_h, &current->size_w)))
-            return status;
-        current->stride_h = current->size_h;
-        current->stride_w = current->size_w;
-        if ((value = option_value(options, "stride")) &&
-            (status = parse_positive_pair(state, "stride", value, &current->stride_h,
-                                          &current->stride_w)))
-            return status;
-        int pad_h = 0, pad_w = 0;
-        if ((value = option_value(options, "pad")) &&
-            (status = parse_padding(state, value, 0, same_padding, &pad_h, &pad_w)))
-            return status;
-        /* PyTorch's rule: without it a window could lie wholly in the padding. */
-        if (pad_h > current->size_h / 2 || pad_w > current->size_w / 2)
-            return layer_error(state, CLCNN_ERROR_PARSE,
-                               "pad %dx%d is more than half the kernel %dx%d "
-                               "(pad must be at most size/2 in each direction)",
-                               pad_h, pad_w, current->size_h, current->size_w);
-        current->pad_top = current->pad_bottom = pad_h;
-        current->pad_left = current->pad_right = pad_w;
-        if ((value = option_value(options, "ceil")) &&
-            (status = parse_boolean(state, "ceil", value, &current->ceil_mode)))
-            return status;
-        break;
-    }
-    case LAYER_DENSE:
-        if ((status = require_option(state, options, "units", &value)) ||
-            (status = parse_positive(state, "units", value, &current->units)))
-            return status;
-        current->has_bias = 1;
-        if ((value = option_value(options, "bias")) &&
-            (status = parse_boolean(state, "bias", value, &current->has_bias)))
-            return status;
-        break;
-    case LAYER_LEAKY:
-        current->slope = 0.01f;
-        if ((value = option_value(options, "slope")) &&
-            (status = parse_slope(state, value, &current->slope)))
-            return status;
-        break;
-    default:
-        break;
-    }
-
-    if ((value = option_value(options, "name")) && (status = check_name(state, value)))
-        return status;
+    if (current->input_count < type->min_inputs)
+        return parser_error(state, CLCNN_ERROR_PARSE, "needs at least %d inputs, got %d",
+                            type->min_inputs, current->input_count);
     return CLCNN_OK;
 }
-
-/* ---- shapes -------------------------------------------------------------- */
-
-/* The product of factors (each from 1 to 2^31), or -1 when it exceeds limit. */
-static int64_t bounded_product(const int64_t *factors, int count, int64_t limit) {
-    int64_t product = 1;
-    for (int i = 0; i < count; i++) {
-        if (factors[i] > limit / product)
-            return -1;
-        product *= factors[i];
-    }
-    return product;
-}
-
-static clcnn_status check_output_size(const parse_state *state, int64_t c, int64_t h, int64_t w) {
-    int64_t factors[3] = {c, h, w};
-    if (bounded_product(factors, 3, MAX_VALUES) < 0)
-        return layer_error(state, CLCNN_ERROR_SHAPE,
-                           "output %lldx%lldx%lld is too large (more than %lld values per image)",
-                           (long long)c, (long long)h, (long long)w, (long long)MAX_VALUES);
-    return CLCNN_OK;
-}
-
-static clcnn_status need_image_input(const parse_state *state, const layer *previous) {
-    if (previous->out.ndim == 3)
-        return CLCNN_OK;
-    return layer_error(state, CLCNN_ERROR_SHAPE,
-                       "input is a vector of %d values (after %s); %s needs a CxHxW input",
-                       previous->out.c, layer_type_name(previous->type),
-                       layer_type_name(state->type));
-}
-
-/* 'same' along one axis: as many outputs as ceil(input / stride), the padding
- * split with the odd one after (PyTorch for stride 1, TensorFlow otherwise). */
-static void same_padding(int input, int size, int stride, int *before, int *after) {
-    int64_t outputs = ((int64_t)input + stride - 1) / stride;
-    int64_t total = (outputs - 1) * stride + size - input;
-    if (total < 0)
-        total = 0;
-    *before = (int)(total / 2);
-    *after = (int)(total - total / 2);
-}
-
-/* Pooling outputs along one axis, as PyTorch counts them. */
-static int64_t pool_outputs(int64_t input, int size, int stride, int pad, int ceil_mode) {
-    int64_t span = input + 2 * (int64_t)pad - size;
-    if (!ceil_mode)
-        return span / stride + 1;
-    int64_t outputs = (span + stride - 1) / stride + 1;
-    /* The last window must start inside the input or its leading padding. */
-    if ((outputs - 1) * stride >= input + pad)
-        outputs--;
-    return outputs;
-}
-
-static clcnn_status infer_conv(const parse_state *state, layer *current, int same) {
-    shape3 in = current->in;
-    if (same) {
-        same_padding(in.h, current->size_h, current->stride_h, &current->pad_top,
-                     &current->pad_bottom);
-        same_padding(in.w, current->size_w, current->stride_w, &current->pad_left,
-                     &current->pad_right);
-    }
-    int64_t padded_h = (int64_t)in.h + current->pad_top + current->pad_bottom;
-    int64_t padded_w = (int64_t)in.w + current->pad_left + current->pad_right;
-    if (current->size_h > padded_h || current->size_w > padded_w)
-        return layer_error(
-            state, CLCNN_ERROR_SHAPE, "kernel %dx%d is larger than the padded input %lldx%lld",
-            current->size_h, current->size_w, (long long)padded_h, (long long)padded_w);
-    int64_t out_h = (padded_h - current->size_h) / current->stride_h + 1;
-    int64_t out_w = (padded_w - current->size_w) / current->stride_w + 1;
-    clcnn_status status = check_output_size(state, current->filters, out_h, out_w);
-    if (status)
-        return status;
-    current->out = (shape3){.ndim = 3, .c = current->filters, .h = (int)out_h, .w = (int)out_w};
-
-    int64_t factors[4] = {current->filters, in.c, current->size_h, current->size_w};
-    current->weight_count = bounded_product(factors, 4, MAX_VALUES);
-    if (current->weight_count < 0)
-        return layer_error(state, CLCNN_ERROR_SHAPE,
-                           "%dx%dx%dx%d weights are too many for one layer (at most %lld)",
-                           current->filters, in.c, current->size_h, current->size_w,
-                           (long long)MAX_VALUES);
-    current->bias_count = current->has_bias ? current->filters : 0;
-    return CLCNN_OK;
-}
-
-static clcnn_status infer_pool(const parse_state *state, layer *current) {
-    shape3 in = current->in;
-    int64_t padded_h = (int64_t)in.h + 2 * current->pad_top;
-    int64_t padded_w = (int64_t)in.w + 2 * current->pad_left;
-    if (current->size_h > padded_h || current->size_w > padded_w)
-        return layer_error(
-            state, CLCNN_ERROR_SHAPE, "kernel %dx%d is larger than the padded input %lldx%lld",
-            current->size_h, current->size_w, (long long)padded_h, (long long)padded_w);
-    int64_t out_h = pool_outputs(in.h, current->size_h, current->stride_h, current->pad_top,
-                                 current->ceil_mode);
-    int64_t out_w = pool_outputs(in.w, current->size_w, current->stride_w, current->pad_left,
-                                 current->ceil_mode);
-    clcnn_status status = check_output_size(state, in.c, out_h, out_w);
-    if (status)
-        return status;
-    current->out = (shape3){.ndim = 3, .c = in.c, .h = (int)out_h, .w = (int)out_w};
-    return CLCNN_OK;
-}
-
-static clcnn_status infer_dense(const parse_state *state, layer *current) {
-    shape3 in = current->in;
-    if (in.ndim != 1)
-        return layer_error(state, CLCNN_ERROR_SHAPE, "input is %dx%dx%d, flatten it first", in.c,
-                           in.h, in.w);
-    int64_t factors[2] = {current->units, in.c};
-    current->weight_count = bounded_product(factors, 2, MAX_VALUES);
-    if (current->weight_count < 0)
-        return layer_error(state, CLCNN_ERROR_SHAPE,
-                           "%dx%d weights are too many for one layer (at most %lld)",
-                           current->units, in.c, (long long)MAX_VALUES);
-    current->bias_count = current->has_bias ? current->units : 0;
-    current->out = (shape3){.ndim = 1, .c = current->units, .h = 1, .w = 1};
-    return CLCNN_OK;
-}
-
-/* Works out the output shape and parameter counts of current, whose input is
- * the output of previous (NULL for the input layer). */
-static clcnn_status infer_shape(const parse_state *state, layer *current, const layer *previous,
-                                int same) {
-    clcnn_status status;
-    if (current->type == LAYER_INPUT)
-        return check_output_size(state, current->out.c, current->out.h, current->out.w);
-
-    current->in = previous->out;
-    switch (current->type) {
-    case LAYER_CONV:
-        if ((status = need_image_input(state, previous)))
-            return status;
-        return infer_conv(state, current, same);
-    case LAYER_MAXPOOL:
-    case LAYER_AVGPOOL:
-        if ((status = need_image_input(state, previous)))
-            return status;
-        return infer_pool(state, current);
-    case LAYER_DENSE:
-        return infer_dense(state, current);
-    case LAYER_FLATTEN:
-        /* Earlier layers were checked to hold at most MAX_VALUES values. */
-        current->out = (shape3){.ndim = 1, .c = (int)shape3_count(current->in), .h = 1, .w = 1};
-        return CLCNN_OK;
-    default: /* element-wise layers and softmax keep their input's shape */
-        current->out = current->in;
-        return CLCNN_OK;
-    }
-}
-
-/* ---- the whole file ------------------------------------------------------ */
 
 /* Parses one line (comment already removed) into *current. *is_layer is 0 for
  * a blank line. type_counts numbers the layers of each type for default names. */
-static clcnn_status parse_line(parse_state *state, char *line, const layer *layers, int layer_count,
-                               int *type_counts, layer *current, int *is_layer) {
+static clcnn_status parse_line(layer_parser *state, char *line, const char *rest_of_text,
+                               const layer *layers, int layer_count, int *type_counts,
+                               layer *current, int *is_layer) {
     *is_layer = 0;
     char *cursor = line;
     char *type_word = next_word(&cursor);
     if (!type_word)
         return CLCNN_OK;
 
-    int type = 0;
-    while (type < LAYER_TYPE_COUNT && strcmp(type_names[type], type_word) != 0)
-        type++;
-    if (type == LAYER_TYPE_COUNT)
-        return line_error(state, CLCNN_ERROR_PARSE,
-                          "unknown layer type '%s' (expected input, conv, maxpool, avgpool, relu, "
-                          "leaky, sigmoid, tanh, flatten, dense or softmax)",
-                          quote(type_word).text);
-    if (layer_count == 0 && type != LAYER_INPUT)
+    int type_index = 0;
+    while (layer_types[type_index] && strcmp(layer_types[type_index]->name, type_word) != 0)
+        type_index++;
+    const layer_type *type = layer_types[type_index];
+    if (!type) {
+        char expected[512];
+        expected_types(expected, sizeof(expected));
+        return line_error(state, CLCNN_ERROR_PARSE, "unknown layer type '%s' (expected %s)",
+                          quote(type_word).text, expected);
+    }
+    const int is_input = type->max_inputs == 0;
+    if (layer_count == 0 && !is_input)
         return line_error(state, CLCNN_ERROR_PARSE, "the first layer must be 'input', got '%s'",
                           type_word);
-    if (layer_count > 0 && type == LAYER_INPUT)
+    if (layer_count > 0 && is_input)
         return line_error(state, CLCNN_ERROR_PARSE,
                           "'input' may only be the first layer (the input is on line %d)",
                           layers[0].line);
     if (layer_count >= MAX_LAYERS)
         return line_error(state, CLCNN_ERROR_PARSE, "too many layers (at most %d)", MAX_LAYERS);
-    state->type = (layer_type)type;
+    state->type = type;
 
-    line_options options;
-    memset(&options, 0, sizeof(options));
-    options.keys = keys_of_type(state->type);
-    clcnn_status status = read_options(state, cursor, &options);
+    memset(&state->options, 0, sizeof(state->options));
+    keys_of(type, &state->options);
+    clcnn_status status = read_options(state, cursor, &state->options);
     if (status)
         return status;
 
     memset(current, 0, sizeof(*current));
     current->named_filter = -1;
-    current->type = state->type;
+    current->type = type;
     current->line = state->line;
-    current->weight = NULL;
-    current->bias = NULL;
-    current->weight_buffer = NULL;
-    current->bias_buffer = NULL;
-    int same = 0;
-    if ((status = apply_options(state, &options, current, &same)))
+    if (type->parse && (status = type->parse(state, current)))
+        return status;
+    const char *given_name = parser_value(state, "name");
+    if (given_name && (status = check_name(state, given_name)))
         return status;
 
-    type_counts[type]++;
-    const char *given_name = option_value(&options, "name");
+    type_counts[type_index]++;
     if (given_name)
         snprintf(current->name, sizeof(current->name), "%s", given_name);
-    else if (type == LAYER_INPUT)
+    else if (is_input)
         snprintf(current->name, sizeof(current->name), "input");
     else
-        snprintf(current->name, sizeof(current->name), "%s%d", type_names[type], type_counts[type]);
-    for (int i = 0; i < layer_count; i++) {
-        if (strcmp(layers[i].name, current->name) != 0)
-            continue;
+        snprintf(current->name, sizeof(current->name), "%s%d", type->name, type_counts[type_index]);
+    int same = find_node(layers, layer_count, current->name, strlen(current->name));
+    if (same >= 0) {
         if (given_name)
             return line_error(state, CLCNN_ERROR_PARSE,
                               "layer name '%s' is already used on line %d", current->name,
-                              layers[i].line);
+                              layers[same].line);
         return line_error(state, CLCNN_ERROR_PARSE,
                           "the default name '%s' of this layer is already used on line %d; "
                           "give this layer a name=",
-                          current->name, layers[i].line);
+                          current->name, layers[same].line);
     }
 
-    if ((status =
-             infer_shape(state, current, layer_count > 0 ? &layers[layer_count - 1] : NULL, same)))
+    if ((status = resolve_inputs(state, rest_of_text, layers, layer_count, current)))
+        return status;
+    const layer *inputs[LAYER_MAX_INPUTS];
+    for (int k = 0; k < current->input_count; k++)
+        inputs[k] = &layers[current->inputs[k]];
+    if (current->input_count > 0)
+        current->in = inputs[0]->out;
+    if ((status = type->infer(state, current, inputs, current->input_count)))
         return status;
     *is_layer = 1;
     return CLCNN_OK;
 }
+
+/* Every layer but the last must be read by another: the last is the output. */
+static clcnn_status check_all_used(clcnn_context *ctx, const char *source_name, const layer *layers,
+                                   int count) {
+    unsigned char *used = calloc((size_t)count, 1);
+    if (!used)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", source_name);
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < layers[i].input_count; k++)
+            used[layers[i].inputs[k]] = 1;
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < count - 1 && status == CLCNN_OK; i++)
+        if (!used[i])
+            status = set_error(ctx, CLCNN_ERROR_PARSE,
+                               "%s:%d: %s: layer '%s' is read by no other layer; only the last "
+                               "layer (line %d) is the network's output",
+                               source_name, layers[i].line, layers[i].type->name, layers[i].name,
+                               layers[count - 1].line);
+    free(used);
+    return status;
+}
+
+/* ---- the whole file ------------------------------------------------------ */
 
 clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *source_name,
                            layer **layers, int *layer_count) {
@@ -700,10 +613,10 @@ clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *sou
     if (!text || !layers || !layer_count)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "netfile_parse: NULL argument");
 
-    parse_state state = {.ctx = ctx, .source_name = source_name ? source_name : "network"};
+    layer_parser state = {.ctx = ctx, .source_name = source_name ? source_name : "network"};
     layer *parsed = NULL;
     int parsed_count = 0, parsed_capacity = 0;
-    int type_counts[LAYER_TYPE_COUNT] = {0};
+    int type_counts[64] = {0};
     /* A copy of the current line that the parser may cut up; grown to fit,
      * so lines of any length are read whole. */
     char *line = NULL;
@@ -717,6 +630,7 @@ clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *sou
             goto fail;
         }
         state.line++;
+        state.type = NULL;
         const char *end = strchr(cursor, '\n');
         size_t length = end ? (size_t)(end - cursor) : strlen(cursor);
         if (length + 1 > line_capacity) {
@@ -749,8 +663,8 @@ clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *sou
             parsed_capacity = capacity;
         }
         int is_layer = 0;
-        status = parse_line(&state, line, parsed, parsed_count, type_counts, &parsed[parsed_count],
-                            &is_layer);
+        status = parse_line(&state, line, cursor, parsed, parsed_count, type_counts,
+                            &parsed[parsed_count], &is_layer);
         if (status)
             goto fail;
         if (is_layer)
@@ -764,6 +678,8 @@ clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *sou
             set_error(ctx, CLCNN_ERROR_PARSE, "%s: the network has no layers", state.source_name);
         goto fail;
     }
+    if ((status = check_all_used(ctx, state.source_name, parsed, parsed_count)))
+        goto fail;
     *layers = parsed;
     *layer_count = parsed_count;
     return CLCNN_OK;

@@ -37,3 +37,20 @@ clcnn_status activation_backward(clcnn_context *ctx, activation_kind kind, float
     return runtime_launch(ctx, kernel, "activation_backward", sizeof(args) / sizeof(args[0]), args,
                           1, global, local);
 }
+
+clcnn_status op_activation_forward(clcnn_context *ctx, activation_kind kind, float slope,
+                                   int64_t count, buf input, buf output) {
+    if (context_is_opencl(ctx))
+        return activation_forward(ctx, kind, slope, count, input.mem, output.mem);
+    activation_forward_ref(kind, slope, count, input.host, output.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_activation_backward(clcnn_context *ctx, activation_kind kind, float slope,
+                                    int64_t count, buf output, buf grad_output, buf grad_input) {
+    if (context_is_opencl(ctx))
+        return activation_backward(ctx, kind, slope, count, output.mem, grad_output.mem,
+                                   grad_input.mem);
+    activation_backward_ref(kind, slope, count, output.host, grad_output.host, grad_input.host);
+    return CLCNN_OK;
+}

@@ -683,3 +683,31 @@ clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p,
     return conv2d_backward_weights_tiled(ctx, &config, p, input, grad_output, grad_weight,
                                          grad_bias, scratch);
 }
+
+/* ---- dispatch: the kernels on an OpenCL device, the reference loops otherwise ---- */
+
+clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_params *p, buf input, buf weight,
+                               buf bias, buf output) {
+    if (context_is_opencl(ctx))
+        return conv2d_forward(ctx, p, input.mem, weight.mem, bias.mem, output.mem);
+    conv2d_forward_ref(p, input.host, weight.host, bias.host, output.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, buf grad_output,
+                                     buf weight, buf grad_input) {
+    if (context_is_opencl(ctx))
+        return conv2d_backward_data(ctx, p, grad_output.mem, weight.mem, grad_input.mem);
+    conv2d_backward_data_ref(p, grad_output.host, weight.host, grad_input.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, buf input,
+                                        buf grad_output, buf grad_weight, buf grad_bias,
+                                        buf scratch) {
+    if (context_is_opencl(ctx))
+        return conv2d_backward_weights(ctx, p, input.mem, grad_output.mem, grad_weight.mem,
+                                       grad_bias.mem, scratch.mem);
+    conv2d_backward_weights_ref(p, input.host, grad_output.host, grad_weight.host, grad_bias.host);
+    return CLCNN_OK;
+}

@@ -106,3 +106,21 @@ clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem in
         return CLCNN_OK;
     return reduce_channels(ctx, p->batch, p->out_features, 1, grad_output, grad_bias);
 }
+
+clcnn_status op_dense_forward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
+                              buf bias, buf output) {
+    if (context_is_opencl(ctx))
+        return dense_forward(ctx, p, input.mem, weight.mem, bias.mem, output.mem);
+    dense_forward_ref(p, input.host, weight.host, bias.host, output.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_dense_backward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
+                               buf grad_output, buf grad_input, buf grad_weight, buf grad_bias) {
+    if (context_is_opencl(ctx))
+        return dense_backward(ctx, p, input.mem, weight.mem, grad_output.mem, grad_input.mem,
+                              grad_weight.mem, grad_bias.mem);
+    dense_backward_ref(p, input.host, weight.host, grad_output.host, grad_input.host,
+                       grad_weight.host, grad_bias.host);
+    return CLCNN_OK;
+}

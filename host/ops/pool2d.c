@@ -77,3 +77,18 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     const size_t global[1] = {(size_t)total};
     return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
 }
+
+clcnn_status op_pool2d_forward(clcnn_context *ctx, const pool2d_params *p, buf input, buf output) {
+    if (context_is_opencl(ctx))
+        return pool2d_forward(ctx, p, input.mem, output.mem);
+    pool2d_forward_ref(p, input.host, output.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_pool2d_backward(clcnn_context *ctx, const pool2d_params *p, buf input,
+                                buf grad_output, buf grad_input) {
+    if (context_is_opencl(ctx))
+        return pool2d_backward(ctx, p, input.mem, grad_output.mem, grad_input.mem);
+    pool2d_backward_ref(p, input.host, grad_output.host, grad_input.host);
+    return CLCNN_OK;
+}

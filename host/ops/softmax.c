@@ -36,3 +36,19 @@ clcnn_status softmax_backward(clcnn_context *ctx, int64_t rows, int columns, cl_
     return runtime_launch(ctx, kernel, "softmax_backward", sizeof(args) / sizeof(args[0]), args, 1,
                           global, local);
 }
+
+clcnn_status op_softmax_forward(clcnn_context *ctx, int64_t rows, int columns, buf input,
+                                buf output) {
+    if (context_is_opencl(ctx))
+        return softmax_forward(ctx, rows, columns, input.mem, output.mem);
+    softmax_forward_ref(rows, columns, input.host, output.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_softmax_backward(clcnn_context *ctx, int64_t rows, int columns, buf output,
+                                 buf grad_output, buf grad_input) {
+    if (context_is_opencl(ctx))
+        return softmax_backward(ctx, rows, columns, output.mem, grad_output.mem, grad_input.mem);
+    softmax_backward_ref(rows, columns, output.host, grad_output.host, grad_input.host);
+    return CLCNN_OK;
+}

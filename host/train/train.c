@@ -300,7 +300,7 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         if (status == CLCNN_OK)
             status = net_stage_targets(net, n, t->batch_labels[current], NULL);
         if (status == CLCNN_OK)
-            status = net_forward_stored(net, n);
+            status = net_forward_stored(net, n, 1);
         if (status == CLCNN_OK)
             status = net_backward_stored(net, n);
         if (status == CLCNN_OK)
@@ -420,7 +420,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
         const int n = (int)(data->count - first < chunk ? data->count - first : chunk);
         status = net_write_input(net, data->images + first * image_size, n);
         if (status == CLCNN_OK)
-            status = net_forward_stored(net, n);
+            status = net_forward_stored(net, n, 0);
         if (status == CLCNN_OK)
             status = net_read_output(net, net->loss.logits_layer, n * units, values);
         for (int i = 0; i < n && status == CLCNN_OK; i++) {

@@ -1,0 +1,261 @@
+/* The memory plan: every node's output and output gradient gets a place in
+ * a few buffers allocated once for a batch capacity. A view (flatten) uses
+ * its input's storage. Storage whose lifetimes do not overlap shares a slot:
+ * in inference an activation lives from its node to its last reader; a
+ * gradient lives from its first writer (the last reader of the node, as
+ * backward walks down) to the node's own backward. Training keeps every
+ * activation, since backward reads them. */
+#include "layers/layer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void release_bufs(buf **bufs, int count) {
+    if (!*bufs)
+        return;
+    for (int i = 0; i < count; i++) {
+        free((*bufs)[i].host);
+        buffer_release(&(*bufs)[i].mem);
+    }
+    free(*bufs);
+    *bufs = NULL;
+}
+
+static void release_buf(buf *b) {
+    free(b->host);
+    b->host = NULL;
+    buffer_release(&b->mem);
+}
+
+void net_release_activations(clcnn_net *net) {
+    /* Enqueued uploads may still read the host staging arrays freed below. */
+    if (net->ctx->queue)
+        clFinish(net->ctx->queue);
+    memory_plan *plan = &net->plan;
+    release_bufs(&plan->slots, plan->slot_count);
+    release_bufs(&plan->grad_slots, plan->grad_slot_count);
+    release_buf(&plan->grad_temporary);
+    release_buf(&plan->scratch);
+    free(plan->root);
+    free(plan->out_slot);
+    free(plan->grad_slot);
+    free(plan->needs_grad);
+    free(plan->grad_written);
+    memset(plan, 0, sizeof(*plan));
+    buffer_release(&net->device_labels);
+    buffer_release(&net->device_targets);
+    buffer_release(&net->device_losses);
+    free(net->host_labels);
+    free(net->host_targets);
+    free(net->host_losses);
+    net->host_labels = NULL;
+    net->host_targets = NULL;
+    net->host_losses = NULL;
+}
+
+/* count floats on the context's device. */
+static clcnn_status allocate(clcnn_net *net, int64_t count, buf *out) {
+    size_t bytes = sizeof(float) * (size_t)(count > 0 ? count : 1);
+    if (context_is_opencl(net->ctx))
+        return buffer_create(net->ctx, bytes, &out->mem);
+    out->host = malloc(bytes);
+    if (!out->host)
+        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory (%zu bytes)", bytes);
+    return CLCNN_OK;
+}
+
+/* Interval colouring: items (in increasing `first`) live over [first, last]
+ * of node indices and need floats each; an item takes the free slot that fits
+ * best (or grows the largest free one, or opens a new one) so that no two
+ * items sharing a slot overlap. slot_of[item] gets its slot. */
+static int assign_slots(int count, const int *first, const int *last, const int64_t *floats,
+                        int *slot_of, int64_t *slot_floats, int *slot_last) {
+    int slots = 0;
+    for (int i = 0; i < count; i++) {
+        int best = -1;
+        for (int s = 0; s < slots; s++) {
+            if (slot_last[s] >= first[i])
+                continue;
+            const int fits = slot_floats[s] >= floats[i];
+            const int best_fits = best >= 0 && slot_floats[best] >= floats[i];
+            if (best < 0 || (fits && (!best_fits || slot_floats[s] < slot_floats[best])) ||
+                (!fits && !best_fits && slot_floats[s] > slot_floats[best]))
+                best = s;
+        }
+        if (best < 0) {
+            best = slots++;
+            slot_floats[best] = 0;
+        }
+        if (slot_floats[best] < floats[i])
+            slot_floats[best] = floats[i];
+        slot_last[best] = last[i];
+        slot_of[i] = best;
+    }
+    return slots;
+}
+
+/* Plans and allocates one kind of storage (activations or gradients): roots
+ * get slots by their lifetimes, every node its root's slot. */
+static clcnn_status plan_storage(clcnn_net *net, const int *first, const int *last, int *node_slot,
+                                 buf **slots, int *slot_count) {
+    const int n = net->layer_count;
+    memory_plan *plan = &net->plan;
+    int *roots = malloc(sizeof(int) * (size_t)n);
+    int *root_first = malloc(sizeof(int) * (size_t)n);
+    int *root_last = malloc(sizeof(int) * (size_t)n);
+    int *root_slot = malloc(sizeof(int) * (size_t)n);
+    int *slot_last = malloc(sizeof(int) * (size_t)n);
+    int64_t *root_floats = malloc(sizeof(int64_t) * (size_t)n);
+    int64_t *slot_floats = malloc(sizeof(int64_t) * (size_t)n);
+    clcnn_status status = CLCNN_OK;
+    if (!roots || !root_first || !root_last || !root_slot || !slot_last || !root_floats ||
+        !slot_floats) {
+        status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
+        goto done;
+    }
+    int root_count = 0;
+    for (int i = 0; i < n; i++) {
+        if (plan->root[i] != i)
+            continue;
+        roots[root_count] = i;
+        root_first[root_count] = first[i];
+        root_last[root_count] = last[i];
+        root_floats[root_count] = shape3_count(net->layers[i].out);
+        root_count++;
+    }
+    *slot_count = assign_slots(root_count, root_first, root_last, root_floats, root_slot,
+                               slot_floats, slot_last);
+    *slots = calloc((size_t)*slot_count, sizeof(buf));
+    if (!*slots) {
+        status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
+        goto done;
+    }
+    for (int s = 0; s < *slot_count && status == CLCNN_OK; s++)
+        status = allocate(net, plan->capacity * slot_floats[s], &(*slots)[s]);
+    for (int r = 0; r < root_count; r++)
+        node_slot[roots[r]] = root_slot[r];
+    for (int i = 0; i < n; i++)
+        node_slot[i] = node_slot[plan->root[i]];
+done:
+    free(roots);
+    free(root_first);
+    free(root_last);
+    free(root_slot);
+    free(slot_last);
+    free(root_floats);
+    free(slot_floats);
+    return status;
+}
+
+static clcnn_status allocate_loss_staging(clcnn_net *net, int64_t capacity) {
+    clcnn_context *ctx = net->ctx;
+    const int64_t out_count = capacity * shape3_count(net->layers[net->layer_count - 1].out);
+    net->host_labels = malloc(sizeof(int32_t) * (size_t)capacity);
+    net->host_targets = malloc(sizeof(float) * (size_t)(out_count + 1));
+    net->host_losses = malloc(sizeof(float) * (size_t)capacity);
+    if (!net->host_labels || !net->host_targets || !net->host_losses)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for targets");
+    if (!context_is_opencl(ctx))
+        return CLCNN_OK;
+    clcnn_status status =
+        buffer_create(ctx, sizeof(int32_t) * (size_t)capacity, &net->device_labels);
+    if (status == CLCNN_OK)
+        status = buffer_create(ctx, sizeof(float) * (size_t)(out_count + 1), &net->device_targets);
+    if (status == CLCNN_OK)
+        status = buffer_create(ctx, sizeof(float) * (size_t)capacity, &net->device_losses);
+    return status;
+}
+
+static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradients) {
+    const int n = net->layer_count;
+    memory_plan *plan = &net->plan;
+    plan->capacity = capacity;
+    plan->with_gradients = with_gradients;
+    plan->root = malloc(sizeof(int) * (size_t)n);
+    plan->out_slot = malloc(sizeof(int) * (size_t)n);
+    plan->grad_slot = malloc(sizeof(int) * (size_t)n);
+    plan->needs_grad = calloc((size_t)n, 1);
+    plan->grad_written = calloc((size_t)n, 1);
+    int *first = calloc((size_t)n, sizeof(int)), *last = calloc((size_t)n, sizeof(int));
+    clcnn_status status = CLCNN_OK;
+    if (!plan->root || !plan->out_slot || !plan->grad_slot || !plan->needs_grad ||
+        !plan->grad_written || !first || !last) {
+        status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const layer *l = &net->layers[i];
+        plan->root[i] = l->type->view ? plan->root[l->inputs[0]] : i;
+        plan->grad_slot[i] = -1;
+    }
+
+    /* Activations: a root lives from itself to the last reader of any node
+     * using its storage; the output to the end. Training keeps them all. */
+    for (int i = 0; i < n; i++) {
+        first[i] = i;
+        last[i] = with_gradients || i == n - 1 ? n : i;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < net->layers[i].input_count; k++) {
+            const int root = plan->root[net->layers[i].inputs[k]];
+            if (last[root] < i)
+                last[root] = i;
+        }
+    for (int i = 0; i < n; i++)
+        if (plan->root[i] == i && plan->root[n - 1] == i)
+            last[i] = n;
+    status = plan_storage(net, first, last, plan->out_slot, &plan->slots, &plan->slot_count);
+    if (status != CLCNN_OK || !with_gradients)
+        goto done;
+
+    /* Gradients: the same intervals seen from backward, which writes a
+     * root's gradient first at its last reader and reads it last at the root
+     * itself; the loss writes the logits' gradient before everything. */
+    for (int i = 0; i < n; i++) {
+        first[i] = i;
+        last[i] = i;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < net->layers[i].input_count; k++) {
+            const int root = plan->root[net->layers[i].inputs[k]];
+            if (last[root] < i)
+                last[root] = i;
+        }
+    last[plan->root[net->loss.logits_layer]] = n;
+    status =
+        plan_storage(net, first, last, plan->grad_slot, &plan->grad_slots, &plan->grad_slot_count);
+    if (status == CLCNN_OK)
+        status = allocate(net, capacity * net_largest_activation(net), &plan->grad_temporary);
+    size_t scratch = 0;
+    for (int i = 0; i < n && context_is_opencl(net->ctx); i++) {
+        const layer *l = &net->layers[i];
+        size_t bytes =
+            l->type->scratch_bytes ? l->type->scratch_bytes(net->ctx, l, (int)capacity) : 0;
+        if (bytes > scratch)
+            scratch = bytes;
+    }
+    if (status == CLCNN_OK && scratch > 0)
+        status =
+            allocate(net, (int64_t)((scratch + sizeof(float) - 1) / sizeof(float)), &plan->scratch);
+    plan->scratch_bytes = scratch;
+    if (status == CLCNN_OK)
+        status = allocate_loss_staging(net, capacity);
+done:
+    free(first);
+    free(last);
+    return status;
+}
+
+clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients) {
+    memory_plan *plan = &net->plan;
+    if (plan->capacity >= capacity && plan->with_gradients >= with_gradients)
+        return CLCNN_OK;
+    if (plan->capacity > capacity)
+        capacity = plan->capacity;
+    with_gradients = with_gradients || plan->with_gradients;
+    net_release_activations(net);
+    clcnn_status status = make_plan(net, capacity, with_gradients);
+    if (status != CLCNN_OK)
+        net_release_activations(net);
+    return status;
+}

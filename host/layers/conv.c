@@ -1,0 +1,155 @@
+/* conv: 2-D convolution with K filters of R x S, stride, zero padding
+ * (integer, HxW or 'same') and an optional bias; filter=NAME fills every
+ * filter with one of the classic 3x3 filters (host/layers/filters.c).
+ * Tensors: weight (K, C, R, S), bias (K). */
+#include "layers/layer.h"
+
+#include <string.h>
+
+static const char *const conv_keys[] = {"filters", "size", "stride", "pad", "bias", "filter", NULL};
+
+/* pad_top < 0 marks pad=same until the input's size is known. */
+static clcnn_status conv_parse(const layer_parser *p, layer *l) {
+    const char *filter = parser_value(p, "filter");
+    if (filter) {
+        l->named_filter = named_filter_index(filter);
+        if (l->named_filter < 0)
+            return parser_error(p, CLCNN_ERROR_PARSE,
+                                "unknown filter '%s' (expected identity, prewitt_v, prewitt_h, "
+                                "sobel_v, sobel_h, laplacian_4, laplacian_8, sharpen, box_blur "
+                                "or gaussian_blur)",
+                                filter);
+    }
+    clcnn_status status;
+    /* A named filter is 3x3, so its size may go unsaid. */
+    if ((status = parse_positive(p, "filters", -1, &l->filters)) ||
+        (status = parse_positive_pair(p, "size", filter ? 3 : -1, 3, &l->size_h, &l->size_w)))
+        return status;
+    if (filter && (l->size_h != 3 || l->size_w != 3))
+        return parser_error(p, CLCNN_ERROR_PARSE, "filter=%s is 3x3, but size is %dx%d", filter,
+                            l->size_h, l->size_w);
+    int same = 0, pad_h = 0, pad_w = 0;
+    if ((status = parse_positive_pair(p, "stride", 1, 1, &l->stride_h, &l->stride_w)) ||
+        (status = parse_padding(p, 1, &same, &pad_h, &pad_w)) ||
+        (status = parse_boolean(p, "bias", 1, &l->has_bias)))
+        return status;
+    l->pad_top = l->pad_bottom = same ? -1 : pad_h;
+    l->pad_left = l->pad_right = same ? -1 : pad_w;
+    return CLCNN_OK;
+}
+
+/* 'same' along one axis: as many outputs as ceil(input / stride), the padding
+ * split with the odd one after (PyTorch for stride 1, TensorFlow otherwise). */
+static void same_padding(int input, int size, int stride, int *before, int *after) {
+    int64_t outputs = ((int64_t)input + stride - 1) / stride;
+    int64_t total = (outputs - 1) * stride + size - input;
+    if (total < 0)
+        total = 0;
+    *before = (int)(total / 2);
+    *after = (int)(total - total / 2);
+}
+
+static clcnn_status conv_infer(const layer_parser *p, layer *l, const layer *const *inputs,
+                               int count) {
+    clcnn_status status = need_image_input(p, inputs[0]);
+    if (status)
+        return status;
+    const shape3 in = l->in;
+    if (l->pad_top < 0) {
+        same_padding(in.h, l->size_h, l->stride_h, &l->pad_top, &l->pad_bottom);
+        same_padding(in.w, l->size_w, l->stride_w, &l->pad_left, &l->pad_right);
+    }
+    const int64_t padded_h = (int64_t)in.h + l->pad_top + l->pad_bottom;
+    const int64_t padded_w = (int64_t)in.w + l->pad_left + l->pad_right;
+    if (l->size_h > padded_h || l->size_w > padded_w)
+        return parser_error(p, CLCNN_ERROR_SHAPE,
+                            "kernel %dx%d is larger than the padded input %lldx%lld", l->size_h,
+                            l->size_w, (long long)padded_h, (long long)padded_w);
+    const int64_t out_h = (padded_h - l->size_h) / l->stride_h + 1;
+    const int64_t out_w = (padded_w - l->size_w) / l->stride_w + 1;
+    if ((status = check_output_size(p, l->filters, out_h, out_w)))
+        return status;
+    l->out = (shape3){.ndim = 3, .c = l->filters, .h = (int)out_h, .w = (int)out_w};
+    const int64_t factors[4] = {l->filters, in.c, l->size_h, l->size_w};
+    if ((status = count_weights(p, factors, 4, &l->weight_count)))
+        return status;
+    l->bias_count = l->has_bias ? l->filters : 0;
+    return CLCNN_OK;
+}
+
+static int conv_tensors(const layer *l, tensor_spec *out) {
+    out[0] =
+        (tensor_spec){"weight", TENSOR_PARAMETER, 4, {l->filters, l->in.c, l->size_h, l->size_w}};
+    out[1] = (tensor_spec){"bias", TENSOR_PARAMETER, 1, {l->filters}};
+    return l->has_bias ? 2 : 1;
+}
+
+static void conv_init(const layer *l, float *const *values, rng *r, const layer *next) {
+    if (l->named_filter >= 0) {
+        const float *filter = named_filter_weights(l->named_filter);
+        for (int64_t i = 0; i < l->weight_count; i++)
+            values[0][i] = filter[i % 9];
+    } else if (r) {
+        init_weights(values[0], l->weight_count, (int64_t)l->in.c * l->size_h * l->size_w,
+                     (int64_t)l->filters * l->size_h * l->size_w, r, next);
+    }
+    if (l->has_bias)
+        memset(values[1], 0, sizeof(float) * (size_t)l->bias_count);
+}
+
+/* A convolution layer's parameters; a dense layer's as the 1x1 convolution of
+ * 1x1 images it equals (how the register-blocked kernels run it). */
+conv2d_params layer_conv2d_params(const layer *l, int batch) {
+    const int conv = l->units == 0;
+    conv2d_params p = {0};
+    p.batch = batch;
+    p.in_channels = l->in.c;
+    p.out_channels = conv ? l->filters : l->units;
+    p.in_height = conv ? l->in.h : 1;
+    p.in_width = conv ? l->in.w : 1;
+    p.kernel_h = conv ? l->size_h : 1;
+    p.kernel_w = conv ? l->size_w : 1;
+    p.stride_h = conv ? l->stride_h : 1;
+    p.stride_w = conv ? l->stride_w : 1;
+    p.pad_top = conv ? l->pad_top : 0;
+    p.pad_left = conv ? l->pad_left : 0;
+    p.out_height = conv ? l->out.h : 1;
+    p.out_width = conv ? l->out.w : 1;
+    p.has_bias = l->has_bias;
+    return p;
+}
+
+static size_t conv_scratch_bytes(const clcnn_context *ctx, const layer *l, int batch) {
+    const conv2d_params p = layer_conv2d_params(l, batch);
+    return conv2d_backward_weights_scratch_bytes(ctx, &p);
+}
+
+static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
+    const conv2d_params params = layer_conv2d_params(l, p->batch);
+    return op_conv2d_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out);
+}
+
+static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
+    const conv2d_params params = layer_conv2d_params(l, p->batch);
+    clcnn_status status = CLCNN_OK;
+    if (p->grad_in[0].host || p->grad_in[0].mem)
+        status = op_conv2d_backward_data(p->ctx, &params, p->grad_out, p->tensor[0], p->grad_in[0]);
+    if (status != CLCNN_OK)
+        return status;
+    return op_conv2d_backward_weights(p->ctx, &params, p->in[0], p->grad_out, p->tensor_grad[0],
+                                      p->tensor_grad[1], p->scratch);
+}
+
+const layer_type layer_conv = {
+    .name = "conv",
+    .keys = conv_keys,
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .parse = conv_parse,
+    .infer = conv_infer,
+    .tensors = conv_tensors,
+    .init = conv_init,
+    .scratch_bytes = conv_scratch_bytes,
+    .forward = conv_forward,
+    .backward = conv_backward,
+};

@@ -1,0 +1,120 @@
+/* A layer type is one module: host/layers/<type>.c holds everything about it
+ * (its keys, shape inference, named tensors and their initialisation,
+ * forward and backward) in a struct layer_type, and registry.c lists the
+ * types. The parser, the graph passes, the model file, weight directories,
+ * summaries and the tuner reach a type only through that struct.
+ * docs/architecture.md, "How to add a layer type", walks through it. */
+#ifndef CLCNN_LAYER_H
+#define CLCNN_LAYER_H
+
+#include "ops.h"
+
+/* ---- named tensors ------------------------------------------------------------------------ */
+
+/* A tensor a layer declares: <layer>.<suffix>, with PyTorch's shape. */
+typedef struct tensor_spec {
+    const char *suffix; /* "weight", "bias", "running_mean", ... */
+    tensor_kind kind;
+    int ndim;
+    int64_t shape[4];
+} tensor_spec;
+
+/* ---- reading a network-file line: helpers for a type's parse and infer ----------------- */
+
+/* Where the parser is and the line's key=value options. */
+typedef struct layer_parser layer_parser;
+
+/* "<source>:<line>: <type>: <reason>" recorded on the context; returns status. */
+clcnn_status parser_error(const layer_parser *p, clcnn_status status, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The value given for key, or NULL. */
+const char *parser_value(const layer_parser *p, const char *key);
+/* A positive integer up to MAX_DIMENSION; fallback < 0 makes the key required. */
+clcnn_status parse_positive(const layer_parser *p, const char *key, int fallback, int *out);
+/* "3" or "3x5"; fallback_h < 0 makes the key required. */
+clcnn_status parse_positive_pair(const layer_parser *p, const char *key, int fallback_h,
+                                 int fallback_w, int *h, int *w);
+/* pad=: "1", "1x2", and with allow_same "same" (*same set, sizes 0). Absent: 0. */
+clcnn_status parse_padding(const layer_parser *p, int allow_same, int *same, int *h, int *w);
+clcnn_status parse_boolean(const layer_parser *p, const char *key, int fallback, int *out);
+/* A finite float; absent: fallback. */
+clcnn_status parse_float(const layer_parser *p, const char *key, float fallback, float *out);
+
+/* Shape checks shared by the types' infer functions. */
+clcnn_status check_output_size(const layer_parser *p, int64_t c, int64_t h, int64_t w);
+/* Refuses a vector input to a type that needs (C, H, W). */
+clcnn_status need_image_input(const layer_parser *p, const layer *input);
+/* Weights of count factors, or an error when their product exceeds what kernels index. */
+clcnn_status count_weights(const layer_parser *p, const int64_t *factors, int count, int64_t *out);
+
+/* For element-wise types: the output has the first input's shape. */
+clcnn_status infer_same_shape(const layer_parser *p, layer *l, const layer *const *inputs,
+                              int count);
+
+/* Initialisation shared by the weighted types: He normal when the only
+ * reader `next` is a rectifier (its slope counted), else Xavier uniform, as
+ * torch.nn.init's kaiming_normal_ and xavier_uniform_ define them. */
+void init_weights(float *weight, int64_t count, int64_t fan_in, int64_t fan_out, rng *r,
+                  const layer *next);
+
+/* ---- running a layer ---------------------------------------------------------------------- */
+
+/* Everything a forward or backward call of one node sees, on the context's
+ * device (see buf). The graph fills it; layer code only enqueues operations. */
+typedef struct layer_pass {
+    clcnn_context *ctx;
+    int batch;
+    int training; /* train mode (batch statistics, dropout) rather than eval */
+    int input_count;
+    buf in[LAYER_MAX_INPUTS];
+    shape3 in_shape[LAYER_MAX_INPUTS]; /* per image */
+    buf out;
+    buf tensor[LAYER_MAX_TENSORS]; /* in the order the type's tensors() declares them */
+    /* backward only */
+    buf grad_out;
+    /* .host/.mem NULL: that input's gradient is not wanted. accumulate[k]: add
+     * into grad_in[k] instead of overwriting it (only for types with
+     * `accumulates`; for the others the graph adds through a temporary). */
+    buf grad_in[LAYER_MAX_INPUTS];
+    int accumulate[LAYER_MAX_INPUTS];
+    buf tensor_grad[LAYER_MAX_TENSORS]; /* parameters' gradients: overwritten */
+    buf scratch;                        /* scratch_bytes(...) bytes */
+} layer_pass;
+
+struct layer_type {
+    const char *name;
+    /* The type's own keys, NULL-terminated; every type also takes name=, and
+     * input= (one input) or inputs= (several). */
+    const char *const *keys;
+    int min_inputs, max_inputs; /* 0 for the input layer; 1 for most */
+    int view;                   /* the output is the input's storage, reshaped (flatten) */
+    int accumulates;            /* backward honours layer_pass.accumulate */
+    int rectifier;              /* relu-like: the layer before it gets He initialisation */
+    /* The loss that is computed from this layer's input when the network
+     * ends in it (softmax: cross-entropy), else CLCNN_LOSS_AUTO. */
+    clcnn_loss fused_loss;
+
+    /* Reads the type's options into l (defaults where absent). May be NULL. */
+    clcnn_status (*parse)(const layer_parser *p, layer *l);
+    /* The output shape (l->out) and parameter counts from the inputs. */
+    clcnn_status (*infer)(const layer_parser *p, layer *l, const layer *const *inputs, int count);
+    /* Declares the layer's named tensors into out (at most LAYER_MAX_TENSORS);
+     * returns how many. May be NULL: none. */
+    int (*tensors)(const layer *l, tensor_spec *out);
+    /* Initial values of the tensors (same order), from r. `next` is the only
+     * layer reading this one, or NULL. May be NULL: tensors start as zeros. */
+    void (*init)(const layer *l, float *const *values, rng *r, const layer *next);
+    /* Bytes of device scratch backward needs for batch images. May be NULL. */
+    size_t (*scratch_bytes)(const clcnn_context *ctx, const layer *l, int batch);
+    /* NULL for types with nothing to compute (input, views). */
+    clcnn_status (*forward)(const layer *l, const layer_pass *p);
+    clcnn_status (*backward)(const layer *l, const layer_pass *p);
+};
+
+/* ---- the registry (registry.c) ------------------------------------------------------------ */
+
+/* NULL-terminated, in the order error messages list them. */
+extern const layer_type *const layer_types[];
+const layer_type *layer_type_find(const char *name);
+
+#endif

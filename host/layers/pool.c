@@ -1,0 +1,97 @@
+/* maxpool and avgpool: a size x size window (or HxW), stride (default the
+ * size), zero padding of at most half the window, and ceil mode, counted as
+ * PyTorch counts them (count_include_pad for the average). */
+#include "layers/layer.h"
+
+static const char *const pool_keys[] = {"size", "stride", "pad", "ceil", NULL};
+
+static clcnn_status pool_parse(const layer_parser *p, layer *l) {
+    clcnn_status status;
+    int same = 0, pad_h = 0, pad_w = 0;
+    if ((status = parse_positive_pair(p, "size", -1, -1, &l->size_h, &l->size_w)) ||
+        (status =
+             parse_positive_pair(p, "stride", l->size_h, l->size_w, &l->stride_h, &l->stride_w)) ||
+        (status = parse_padding(p, 0, &same, &pad_h, &pad_w)))
+        return status;
+    /* PyTorch's rule: without it a window could lie wholly in the padding. */
+    if (pad_h > l->size_h / 2 || pad_w > l->size_w / 2)
+        return parser_error(p, CLCNN_ERROR_PARSE,
+                            "pad %dx%d is more than half the kernel %dx%d "
+                            "(pad must be at most size/2 in each direction)",
+                            pad_h, pad_w, l->size_h, l->size_w);
+    l->pad_top = l->pad_bottom = pad_h;
+    l->pad_left = l->pad_right = pad_w;
+    return parse_boolean(p, "ceil", 0, &l->ceil_mode);
+}
+
+/* Pooling outputs along one axis, as PyTorch counts them. */
+static int64_t pool_outputs(int64_t input, int size, int stride, int pad, int ceil_mode) {
+    int64_t span = input + 2 * (int64_t)pad - size;
+    if (!ceil_mode)
+        return span / stride + 1;
+    int64_t outputs = (span + stride - 1) / stride + 1;
+    /* The last window must start inside the input or its leading padding. */
+    if ((outputs - 1) * stride >= input + pad)
+        outputs--;
+    return outputs;
+}
+
+static clcnn_status pool_infer(const layer_parser *p, layer *l, const layer *const *inputs,
+                               int count) {
+    clcnn_status status = need_image_input(p, inputs[0]);
+    if (status)
+        return status;
+    const shape3 in = l->in;
+    const int64_t padded_h = (int64_t)in.h + 2 * l->pad_top;
+    const int64_t padded_w = (int64_t)in.w + 2 * l->pad_left;
+    if (l->size_h > padded_h || l->size_w > padded_w)
+        return parser_error(p, CLCNN_ERROR_SHAPE,
+                            "kernel %dx%d is larger than the padded input %lldx%lld", l->size_h,
+                            l->size_w, (long long)padded_h, (long long)padded_w);
+    const int64_t out_h = pool_outputs(in.h, l->size_h, l->stride_h, l->pad_top, l->ceil_mode);
+    const int64_t out_w = pool_outputs(in.w, l->size_w, l->stride_w, l->pad_left, l->ceil_mode);
+    if ((status = check_output_size(p, in.c, out_h, out_w)))
+        return status;
+    l->out = (shape3){.ndim = 3, .c = in.c, .h = (int)out_h, .w = (int)out_w};
+    return CLCNN_OK;
+}
+
+extern const layer_type layer_maxpool;
+
+static pool2d_params params_of(const layer *l, int batch) {
+    pool2d_params p = {0};
+    p.kind = l->type == &layer_maxpool ? POOL_MAX : POOL_AVERAGE;
+    p.batch = batch;
+    p.channels = l->in.c;
+    p.in_height = l->in.h;
+    p.in_width = l->in.w;
+    p.size_h = l->size_h;
+    p.size_w = l->size_w;
+    p.stride_h = l->stride_h;
+    p.stride_w = l->stride_w;
+    p.pad_top = l->pad_top;
+    p.pad_left = l->pad_left;
+    p.out_height = l->out.h;
+    p.out_width = l->out.w;
+    return p;
+}
+
+static clcnn_status pool_forward(const layer *l, const layer_pass *p) {
+    const pool2d_params params = params_of(l, p->batch);
+    return op_pool2d_forward(p->ctx, &params, p->in[0], p->out);
+}
+
+static clcnn_status pool_backward(const layer *l, const layer_pass *p) {
+    const pool2d_params params = params_of(l, p->batch);
+    return op_pool2d_backward(p->ctx, &params, p->in[0], p->grad_out, p->grad_in[0]);
+}
+
+#define POOL_TYPE(type_name)                                                                       \
+    {                                                                                              \
+        .name = type_name, .keys = pool_keys, .min_inputs = 1, .max_inputs = 1,                    \
+        .parse = pool_parse, .infer = pool_infer, .forward = pool_forward,                         \
+        .backward = pool_backward,                                                                 \
+    }
+
+const layer_type layer_maxpool = POOL_TYPE("maxpool");
+const layer_type layer_avgpool = POOL_TYPE("avgpool");
