@@ -316,6 +316,12 @@ struct clcnn_trainer {
     float *batch_images[2];
     int32_t *batch_labels[2];
     float *batch_outputs;
+
+    /* data-parallel training: this trainer's share of each global batch, and
+     * the hook that combines the ranks' gradients (NULL: none) */
+    int rank, world_size;
+    clcnn_gradient_fn gradient_hook;
+    void *gradient_user;
 };
 
 /* Makes the host copy of the optimizer state current. */

@@ -329,6 +329,90 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *trainer, const clcnn_dataset *da
 clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, double *loss,
                                 double *accuracy, int64_t *confusion);
 
+/* ---- data-parallel training ------------------------------------------------------------------ *
+ *
+ * world_size processes (ranks), each with its own replica of the network and
+ * its own trainer, train one model together: each computes the gradient of
+ * its share of a batch, a gradient hook combines them (e.g. an MPI allreduce;
+ * the library itself knows no transport), and every rank applies the same
+ * update. The ranks must start alike: the same network text, the same initial
+ * weights, the same configuration (above all seed and batch_size) and the
+ * same data set (the same images in the same order) on every rank.
+ *
+ * Batches: batch_size is the batch of ONE rank. world_size ranks train as one
+ * process would with batch_size * world_size (the global batch): every rank
+ * shuffles the whole data set with the same generator and cuts it into
+ * global batches of batch_size * world_size images, the last one shorter
+ * when the count does not divide. Of a global batch of n images, rank r takes
+ * the contiguous images n * r / world_size .. n * (r + 1) / world_size - 1
+ * (integer division): batch_size each of a full batch and an even split of
+ * the last, where a rank gets none when n < world_size. Every rank takes the
+ * same number of steps, ceil(count / (batch_size * world_size)) per epoch,
+ * and a rank with no images in a step still takes part (its gradient is zero).
+ */
+
+/* Makes trainer rank `rank` (0-based) of world_size (default 0 of 1: the
+ * whole batch). Set before an epoch; world_size * batch_size must fit an int.
+ * Without a gradient hook the ranks do not exchange anything: each then
+ * trains on its own shares alone. Model files do not keep the shard or the
+ * hook: set them again after clcnn_model_load. */
+clcnn_status clcnn_trainer_set_shard(clcnn_trainer *trainer, int rank, int world_size);
+
+/* What a gradient hook is told about its step. All but rank and the
+ * tallies are the same on every rank. */
+typedef struct clcnn_gradient_step {
+    int64_t step;           /* optimizer steps of the trainer including this one (1-based) */
+    int epoch;              /* 1-based */
+    int64_t batch, batches; /* 1-based, within the epoch */
+    int rank, world_size;
+    int64_t global_images; /* images of this step's global batch, over all ranks */
+    /* This rank's tallies of the step: the trainer adds them to the epoch's
+     * running loss and accuracy (progress and clcnn_trainer_epoch's results)
+     * after the hook returns. A hook may replace all three with their sums
+     * over the ranks (e.g. one more allreduce) so that every rank reports the
+     * global loss and accuracy of the epoch, and a loss that stops being
+     * finite on one rank stops every rank at the same step. */
+    int64_t images;  /* this rank's images in the step; 0 when its share is empty */
+    double loss_sum; /* the sum of their losses */
+    int64_t correct; /* how many of them the network classified right */
+} clcnn_gradient_step;
+
+/* Called once per optimizer step, on every rank, after the backward pass and
+ * before the update, with the gradient on the host (the trainer downloads it
+ * from the device and uploads what the hook leaves; only a trainer with a
+ * hook pays for the copies and the extra wait).
+ *
+ * gradients: count floats in the network's flat parameter layout (every
+ * layer's weight then bias, in layer order, each at an offset that is a
+ * multiple of 256 floats with zeros between), the same on every rank built
+ * from the same network text; count >= clcnn_net_parameter_count(net). The
+ * buffer belongs to the trainer and is valid during the call only.
+ *
+ * On entry it holds this rank's CONTRIBUTION, already scaled by the trainer:
+ * the gradient of (the sum of the losses of this rank's step->images images)
+ * / step->global_images, i.e. the rank's own mean gradient times images /
+ * global_images; zeros when the rank has no images.
+ * On return it must hold the gradient to apply: the element-wise SUM of every
+ * rank's contribution (MPI_Allreduce(MPI_IN_PLACE, gradients, count,
+ * MPI_FLOAT, MPI_SUM, comm)). That is the mean gradient over the global batch,
+ * the gradient one process with the whole global batch computes, up to float
+ * rounding. It must be bit for bit the same on every rank, else the replicas
+ * drift apart. Weight decay, momentum and Adam are applied by the optimizer
+ * afterwards, to the summed gradient, as in one process.
+ * With world_size 1 the hook receives the batch mean unscaled, so a hook that
+ * changes nothing leaves training bit for bit as without one.
+ *
+ * After the hook, a loss_sum that is not finite stops the epoch before the
+ * update. Any status other than CLCNN_OK stops the epoch with that status.
+ * With MPI, the other ranks are then left waiting in their next collective:
+ * abort them (MPI_Abort) rather than return alone. */
+typedef clcnn_status (*clcnn_gradient_fn)(void *user, float *gradients, int64_t count,
+                                          clcnn_gradient_step *step);
+
+/* Sets the hook (fn NULL removes it); user is passed through. */
+clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *trainer, clcnn_gradient_fn fn,
+                                             void *user);
+
 /* ---- model files ---------------------------------------------------------------------------- */
 
 /* A model file holds the network text, every parameter, the input

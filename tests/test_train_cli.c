@@ -687,6 +687,30 @@ static void check_resumes(void) {
                  "ocl-adam");
 }
 
+/* ---- the residual example -------------------------------------------------------------- */
+
+/* examples/resnet.net (a graph: two residual blocks, a projection shortcut,
+ * global average pooling) trains from the command line on both devices, its
+ * last test figures are eval's, and a resumed run is the uninterrupted one
+ * byte for byte. */
+static void check_residual_example(void) {
+    const char *source = getenv("CLCNN_SOURCE_DIR");
+    if (!have_fashion || !source) {
+        fprintf(stderr, "the residual example needs Fashion-MNIST and CLCNN_SOURCE_DIR: skipped\n");
+        return;
+    }
+    char saved[PATH_SIZE], model[PATH_SIZE];
+    memcpy(saved, net_path, sizeof(saved));
+    snprintf(net_path, sizeof(net_path), "%s/examples/resnet.net", source);
+    train_and_eval("reference", fashion_dir, "--limit 128 --test-limit 64", "", 128, 64, 2, 2,
+                   fashion_names, path_in(model, "resnet-reference.model"));
+    train_and_eval("opencl", fashion_dir, "--limit 256 --test-limit 128", "", 256, 128, 4, 4,
+                   fashion_names, path_in(model, "resnet-opencl.model"));
+    check_resume("reference", fashion_dir, "--limit 128 --test-limit 32", "", "resnet-ref");
+    check_resume("opencl", fashion_dir, "--limit 256 --test-limit 64", "", "resnet-ocl");
+    memcpy(net_path, saved, sizeof(saved));
+}
+
 /* ---- checkpoints survive --------------------------------------------------------------- */
 
 /* No temporary files (NAME.tmp-PID) left beside the models. */
@@ -1309,6 +1333,7 @@ int main(void) {
     char imported[PATH_SIZE] = "";
     check_train_eval();
     check_resumes();
+    check_residual_example();
     check_checkpoint_survives_failures();
     check_checkpoint_survives_kill();
     check_predict();

@@ -59,21 +59,21 @@ static int read_labels(clcnn_context *ctx, const char *path, int64_t batch, int3
     return result;
 }
 
-static int write_gradient(clcnn_context *ctx, clcnn_net *net, const char *dir,
-                          const clcnn_layer_info *info, const char *which, int64_t count,
+/* Writes the gradient of tensor `name` ("conv1.weight", or "input") as DIR/<name>.grad.npy. */
+static int write_gradient(clcnn_context *ctx, clcnn_net *net, const char *dir, const char *name,
                           const int64_t *shape, int ndim) {
+    int64_t count = 1;
+    for (int d = 0; d < ndim; d++)
+        count *= shape[d];
     float *values = malloc(sizeof(float) * (size_t)(count + 1));
     if (!values)
         return cli_fail("out of memory");
     int result = 0;
-    if (clcnn_net_get_gradient(net, info->name, which, values, count) != CLCNN_OK) {
+    if (clcnn_net_get_tensor_gradient(net, name, values, count) != CLCNN_OK) {
         result = cli_fail_context(ctx);
     } else {
         char path[4096];
-        if (strcmp(which, "input") == 0)
-            snprintf(path, sizeof(path), "%s/input.grad.npy", dir);
-        else
-            snprintf(path, sizeof(path), "%s/%s.%s.grad.npy", dir, info->name, which);
+        snprintf(path, sizeof(path), "%s/%s.grad.npy", dir, name);
         clcnn_array array = {0};
         array.dtype = CLCNN_FLOAT32;
         array.ndim = ndim;
@@ -163,29 +163,21 @@ int command_grad(const cli_common *common, int argc, char **argv) {
         result = cli_fail("%s: cannot create directory: %s", output, strerror(errno));
         goto done;
     }
-    for (int i = 1; i < clcnn_net_layer_count(net) && result == 0; i++) {
-        clcnn_layer_info info;
-        clcnn_net_layer_info(net, i, &info);
-        for (int is_bias = 0; is_bias <= 1 && result == 0; is_bias++) {
-            int64_t n = is_bias ? info.bias_count : info.weight_count;
-            if (n == 0)
-                continue;
-            const int64_t bias_shape[1] = {info.bias_count};
-            result = write_gradient(ctx, net, output, &info, is_bias ? "bias" : "weight", n,
-                                    is_bias ? bias_shape : info.weight_shape,
-                                    is_bias ? 1 : info.weight_ndim);
-        }
+    for (int i = 0; i < clcnn_net_tensor_count(net) && result == 0; i++) {
+        clcnn_tensor_info info;
+        clcnn_net_tensor_info(net, i, &info);
+        if (info.kind == CLCNN_TENSOR_PARAMETER)
+            result = write_gradient(ctx, net, output, info.name, info.shape, info.ndim);
     }
     if (result == 0) {
         clcnn_layer_info input_info;
         clcnn_net_layer_info(net, 0, &input_info);
         int64_t shape[4] = {count, input_info.shape[0], input_info.shape[1], input_info.shape[2]};
-        result = write_gradient(ctx, net, output, &input_info, "input",
-                                count * clcnn_net_input_size(net), shape, 4);
+        result = write_gradient(ctx, net, output, "input", shape, 4);
     }
     if (result == 0)
-        printf("loss %.9g (%s, mean over %lld images)\n", loss, clcnn_loss_name(clcnn_net_loss(net)),
-               (long long)count);
+        printf("loss %.9g (%s, mean over %lld images)\n", loss,
+               clcnn_loss_name(clcnn_net_loss(net)), (long long)count);
 done:
     free(images);
     free(labels);

@@ -292,7 +292,7 @@ clcnn_status clcnn_net_summary(const clcnn_net *net, char *buf, size_t size) {
         return CLCNN_ERROR_INVALID_ARGUMENT;
     size_t used = 0;
     buf[0] = '\0';
-    text_append(buf, size, &used, "%-16s %-8s %-16s %12s\n", "layer", "type", "output",
+    text_append(buf, size, &used, "%-16s %-13s %-16s %12s\n", "layer", "type", "output",
                 "parameters");
     for (int i = 0; i < net->layer_count; i++) {
         const layer *l = &net->layers[i];
@@ -303,7 +303,7 @@ clcnn_status clcnn_net_summary(const clcnn_net *net, char *buf, size_t size) {
             if (net->tensors[l->first_tensor + k].kind == TENSOR_PARAMETER)
                 parameters += net->tensors[l->first_tensor + k].count;
         format_count(parameters, count, sizeof(count));
-        text_append(buf, size, &used, "%-16s %-8s %-16s %12s", l->name, l->type->name, shape,
+        text_append(buf, size, &used, "%-16s %-13s %-16s %12s", l->name, l->type->name, shape,
                     count);
         if (!reads_previous_only(l, i))
             for (int k = 0; k < l->input_count; k++)

@@ -1,6 +1,8 @@
 /* Training: epochs of shuffled mini-batches, each a fixed sequence of
  * launches (forward, loss, backward, one optimizer update over the flat
- * parameter buffer) with a single wait at its end; and evaluation. */
+ * parameter buffer) with a single wait at its end; and evaluation.
+ * Data-parallel training shards each global batch over the ranks and passes
+ * the gradient through a hook on the host between backward and update. */
 #include "ops.h"
 
 #include <math.h>
@@ -83,6 +85,7 @@ clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *conf
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for a trainer");
     t->net = net;
     t->config = *config;
+    t->world_size = 1;
     rng_seed(&t->shuffle, config->seed ^ 0x5deece66dULL);
     const int64_t floats = net->parameter_floats ? net->parameter_floats : 1;
     const int64_t batch = config->batch_size;
@@ -148,6 +151,30 @@ clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *t, int epochs) {
     if (epochs < 0)
         return set_error(t->net->ctx, CLCNN_ERROR_INVALID_ARGUMENT, "epochs must be >= 0");
     t->config.epochs = epochs;
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_trainer_set_shard(clcnn_trainer *t, int rank, int world_size) {
+    if (!t)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    if (world_size < 1 || rank < 0 || rank >= world_size)
+        return set_error(t->net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "rank %d of %d: need 0 <= rank < world size", rank, world_size);
+    /* The share arithmetic multiplies a batch's image count by a rank. */
+    if ((int64_t)world_size * t->config.batch_size > INT32_MAX)
+        return set_error(t->net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "a global batch of %d ranks x %d images is too large", world_size,
+                         t->config.batch_size);
+    t->rank = rank;
+    t->world_size = world_size;
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *t, clcnn_gradient_fn fn, void *user) {
+    if (!t)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    t->gradient_hook = fn;
+    t->gradient_user = user;
     return CLCNN_OK;
 }
 
@@ -236,17 +263,58 @@ static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
     return status;
 }
 
-/* Copies the shuffled images first .. first + batch_size - 1 into staging slot. */
-static void gather_batch(clcnn_trainer *t, const clcnn_dataset *data, int64_t first,
-                         int64_t batch_size, int slot) {
+/* Copies the shuffled images first .. first + count - 1 into staging slot. */
+static void gather_batch(clcnn_trainer *t, const clcnn_dataset *data, int64_t first, int64_t count,
+                         int slot) {
     const int64_t image_size = (int64_t)data->channels * data->height * data->width;
-    const int64_t end = first + batch_size < data->count ? first + batch_size : data->count;
-    for (int64_t i = first; i < end; i++) {
+    for (int64_t i = first; i < first + count; i++) {
         const int64_t index = t->order[i];
         memcpy(t->batch_images[slot] + (i - first) * image_size,
                data->images + index * image_size, sizeof(float) * (size_t)image_size);
         t->batch_labels[slot][i - first] = data->labels[index];
     }
+}
+
+/* This rank's share of global batch b of an epoch over count images: the
+ * shuffled images *first .. *first + *share - 1. Returns the global batch's
+ * image count. Rank r takes [n * r / W, n * (r + 1) / W) of the batch's n
+ * images: batch_size each of a full batch, an even split of the short last
+ * one. Every rank can compute every share, and the shares tile the batch. */
+static int64_t rank_share(const clcnn_trainer *t, int64_t count, int64_t b, int64_t *first,
+                          int64_t *share) {
+    const int64_t global_batch = (int64_t)t->config.batch_size * t->world_size;
+    const int64_t global_first = b * global_batch;
+    const int64_t n = count - global_first < global_batch ? count - global_first : global_batch;
+    const int64_t begin = n * t->rank / t->world_size;
+    const int64_t end = n * (t->rank + 1) / t->world_size;
+    *first = global_first + begin;
+    *share = end - begin;
+    return n;
+}
+
+/* Turns the rank's mean gradient (on the host) into its contribution to the
+ * global batch's mean and lets the hook combine the ranks' contributions. */
+static clcnn_status exchange_gradients(clcnn_trainer *t, clcnn_gradient_step *step) {
+    clcnn_net *net = t->net;
+    float *gradients = net->host_gradients;
+    const int64_t count = net->parameter_floats;
+    if (step->images == 0) {
+        /* No backward pass ran: the buffer holds the last step's gradient. */
+        memset(gradients, 0, sizeof(float) * (size_t)count);
+    } else if (step->images != step->global_images) {
+        /* The loss was the mean over this rank's images; the global loss is
+         * the mean over the global batch. In double, for one rounding. */
+        const double scale = (double)step->images / (double)step->global_images;
+        for (int64_t i = 0; i < count; i++)
+            gradients[i] = (float)(gradients[i] * scale);
+    }
+    if (!t->gradient_hook)
+        return CLCNN_OK;
+    clcnn_status status = t->gradient_hook(t->gradient_user, gradients, count, step);
+    if (status != CLCNN_OK)
+        return set_error(net->ctx, status, "the gradient hook returned %s at epoch %d, batch %lld",
+                         clcnn_status_name(status), step->epoch, (long long)step->batch);
+    return CLCNN_OK;
 }
 
 clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
@@ -284,61 +352,108 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         return status;
 
     const int64_t units = shape3_count(net->layers[net->loss.logits_layer].out);
-    const int64_t batch_size = t->config.batch_size;
-    const int64_t batches = (data->count + batch_size - 1) / batch_size;
+    const int64_t global_batch = (int64_t)t->config.batch_size * t->world_size;
+    const int64_t batches = (data->count + global_batch - 1) / global_batch;
     const double learning_rate = learning_rate_at(&t->config, t->epochs_done);
+    const int on_device = ctx->kind == CLCNN_DEVICE_OPENCL;
+    const size_t gradient_bytes = sizeof(float) * (size_t)net->parameter_floats;
     const double start = seconds_now();
     double loss_sum = 0.0;
     int64_t correct = 0, seen = 0;
-    gather_batch(t, data, 0, batch_size, 0);
+    int64_t first, n, next_first = 0, next_n = 0;
+    rank_share(t, data->count, 0, &first, &n);
+    gather_batch(t, data, first, n, 0);
     for (int64_t b = 0; b < batches && status == CLCNN_OK; b++) {
-        const int64_t first = b * batch_size;
-        const int n = (int)(data->count - first < batch_size ? data->count - first : batch_size);
+        const int64_t global_n = rank_share(t, data->count, b, &first, &n);
         const int current = (int)(b % 2);
+        const int64_t step_number = t->step + 1;
+        /* Without a hook the step is the single-process one: the optimizer
+         * follows backward on the device and the step has one wait. With a
+         * hook (or no images of this rank's own) the gradient goes through
+         * the host first. */
+        const int exchange = t->gradient_hook != NULL || n == 0;
         double batch_loss = 0.0;
-        status = net_write_input(net, t->batch_images[current], n);
-        if (status == CLCNN_OK)
-            status = net_stage_targets(net, n, t->batch_labels[current], NULL);
-        if (status == CLCNN_OK)
-            status = net_forward_stored(net, n, 1);
-        if (status == CLCNN_OK)
-            status = net_backward_stored(net, n);
-        if (status == CLCNN_OK)
+        if (n > 0) {
+            status = net_write_input(net, t->batch_images[current], (int)n);
+            if (status == CLCNN_OK)
+                status = net_stage_targets(net, (int)n, t->batch_labels[current], NULL);
+            if (status == CLCNN_OK)
+                status = net_forward_stored(net, (int)n, 1);
+            if (status == CLCNN_OK)
+                status = net_backward_stored(net, (int)n);
+        }
+        if (status == CLCNN_OK && !exchange)
             status = optimizer_update(t, learning_rate);
         /* The device works on this step while the host gathers the next batch. */
-        if (status == CLCNN_OK && net->ctx->kind == CLCNN_DEVICE_OPENCL)
+        if (status == CLCNN_OK && on_device)
             status = cl_check(ctx, clFlush(ctx->queue), "clFlush");
-        if (b + 1 < batches)
-            gather_batch(t, data, first + batch_size, batch_size, 1 - current);
-        /* The scores' read is enqueued and the losses' read waits for both:
-         * one wait per step. */
-        if (status == CLCNN_OK)
+        if (b + 1 < batches) {
+            rank_share(t, data->count, b + 1, &next_first, &next_n);
+            gather_batch(t, data, next_first, next_n, 1 - current);
+        }
+        /* The scores' (and gradients') reads are enqueued and the losses'
+         * read waits for them all. */
+        if (status == CLCNN_OK && n > 0)
             status = net_read_output_async(net, net->loss.logits_layer, n * units,
                                            t->batch_outputs);
-        if (status == CLCNN_OK)
-            status = net_read_loss(net, n, &batch_loss);
+        if (status == CLCNN_OK && n > 0 && exchange && on_device && gradient_bytes > 0)
+            status =
+                cl_check(ctx,
+                         clEnqueueReadBuffer(ctx->queue, net->device_gradients, CL_FALSE, 0,
+                                             gradient_bytes, net->host_gradients, 0, NULL, NULL),
+                         "clEnqueueReadBuffer");
+        if (status == CLCNN_OK && n > 0)
+            status = net_read_loss(net, (int)n, &batch_loss);
         if (status != CLCNN_OK)
             break;
-        if (!isfinite(batch_loss)) {
+        clcnn_gradient_step step;
+        step.step = step_number;
+        step.epoch = t->epochs_done + 1;
+        step.batch = b + 1;
+        step.batches = batches;
+        step.rank = t->rank;
+        step.world_size = t->world_size;
+        step.global_images = global_n;
+        step.images = n;
+        step.loss_sum = batch_loss * (double)n;
+        step.correct = 0;
+        for (int64_t i = 0; i < n; i++)
+            step.correct += predicted_class(net, t->batch_outputs + i * units, units) ==
+                            t->batch_labels[current][i];
+        if (exchange)
+            status = exchange_gradients(t, &step);
+        if (status != CLCNN_OK)
+            break;
+        /* With a hook the tallies may be every rank's, so that all ranks
+         * stop here together, before the update. */
+        if (!isfinite(step.loss_sum)) {
             status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                                "the loss became %g at epoch %d, batch %lld: lower the learning "
                                "rate",
-                               batch_loss, t->epochs_done + 1, (long long)(b + 1));
+                               step.loss_sum / (double)(step.images > 0 ? step.images : 1),
+                               t->epochs_done + 1, (long long)(b + 1));
             break;
         }
-        loss_sum += batch_loss * n;
-        for (int i = 0; i < n; i++)
-            correct += predicted_class(net, t->batch_outputs + i * units, units) ==
-                       t->batch_labels[current][i];
-        seen += n;
+        if (exchange && on_device)
+            status =
+                buffer_write(ctx, net->device_gradients, 0, gradient_bytes, net->host_gradients);
+        if (status == CLCNN_OK && exchange)
+            status = optimizer_update(t, learning_rate);
+        if (status == CLCNN_OK && exchange && on_device)
+            status = cl_check(ctx, clFlush(ctx->queue), "clFlush");
+        if (status != CLCNN_OK)
+            break;
+        loss_sum += step.loss_sum;
+        correct += step.correct;
+        seen += step.images;
         if (progress) {
             clcnn_progress p;
             p.epoch = t->epochs_done + 1;
             p.epochs = t->config.epochs;
             p.batch = b + 1;
             p.batches = batches;
-            p.loss = loss_sum / seen;
-            p.accuracy = (double)correct / seen;
+            p.loss = seen > 0 ? loss_sum / (double)seen : 0.0;
+            p.accuracy = seen > 0 ? (double)correct / (double)seen : 0.0;
             double elapsed = seconds_now() - start;
             p.images_per_second = elapsed > 0 ? seen / elapsed : 0.0;
             p.eta_seconds = elapsed / (double)(b + 1) * (double)(batches - b - 1);
@@ -349,10 +464,11 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
     if (status != CLCNN_OK)
         return status;
     t->epochs_done++;
+    /* A rank that had no images all epoch (fewer images than ranks) reports 0. */
     if (loss)
-        *loss = loss_sum / seen;
+        *loss = seen > 0 ? loss_sum / (double)seen : 0.0;
     if (accuracy)
-        *accuracy = (double)correct / seen;
+        *accuracy = seen > 0 ? (double)correct / (double)seen : 0.0;
     return CLCNN_OK;
 }
 

@@ -1,0 +1,37 @@
+/* add: the element-wise sum of two or more layers of one shape (residual
+ * connections). Backward hands every input the output's gradient. */
+#include "layers/layer.h"
+#include "ops/add.h"
+
+static clcnn_status add_infer(const layer_parser *p, layer *l, const layer *const *inputs,
+                              int count) {
+    for (int k = 1; k < count; k++) {
+        const shape3 a = inputs[0]->out, b = inputs[k]->out;
+        if (a.ndim != b.ndim || a.c != b.c || a.h != b.h || a.w != b.w)
+            return parser_error(p, CLCNN_ERROR_SHAPE,
+                                "'%s' gives %dx%dx%d but '%s' gives %dx%dx%d; the inputs of add "
+                                "must have one shape",
+                                inputs[k]->name, b.c, b.h, b.w, inputs[0]->name, a.c, a.h, a.w);
+    }
+    l->out = l->in;
+    return CLCNN_OK;
+}
+
+static clcnn_status add_layer_forward(const layer *l, const layer_pass *p) {
+    return op_add_forward(p->ctx, p->batch * shape3_count(l->out), p->input_count, p->in, p->out);
+}
+
+static clcnn_status add_layer_backward(const layer *l, const layer_pass *p) {
+    return op_add_backward(p->ctx, p->batch * shape3_count(l->out), p->input_count, p->grad_out,
+                           p->grad_in, p->accumulate);
+}
+
+const layer_type layer_add = {
+    .name = "add",
+    .min_inputs = 2,
+    .max_inputs = LAYER_MAX_INPUTS,
+    .accumulates = 1,
+    .infer = add_infer,
+    .forward = add_layer_forward,
+    .backward = add_layer_backward,
+};
