@@ -78,32 +78,34 @@ Graph mode (--graphs N) does both checks on N random graph networks: every
 single-input layer reads the line before or input=NAME, and add (2-4
 inputs), concat (2-4 branches along channels, or vectors), mul (same shapes,
 or a (C,1,1) second input broadcast over H x W) and globalavgpool join and
-reduce them. The generator builds residual blocks (conv -> relu -> conv plus
-x itself or a 1x1 conv projection, add, relu), inception-like concatenations
-of conv and pooling branches with the same H x W, squeeze-and-excitation
-(globalavgpool -> 1x1 conv C -> C/r -> relu -> 1x1 conv -> C -> sigmoid ->
-mul inputs=x,sigmoid), layers read by three others whose branches are added
-or concatenated (add with 3 and 4 inputs), gated products, DenseNet
-concatenations, globalavgpool -> flatten -> dense heads, dense branches of
-vectors joined by concat, add and mul, and the sequential generator's layers
-in between, with a loss end as in --grad and batches of 1-4. Each network is
-read back from its file by a parser of this script (names, input=, inputs=,
-shapes) into a PyTorch module (a small interpreter over the graph) with the
-weights read back from the weights directory. clcnn grad and forward --trace
-run on each device; every traced layer is compared as in forward mode (from
-clcnn's own values of the layers it reads; the magnitude of add is the sum
-of |inputs|, of globalavgpool the mean of |input|, concat and mul are
-|torch|) with the forward tolerance (1e-4, --tolerance), and the loss and
-every gradient file as in --grad with the gradient tolerance (1e-3,
---grad-tolerance): the backward pass runs over the graph in reverse file
-order, a layer read by several others getting the sum of their gradients
-(and magnitudes). The gradient report charges a layer with its own parameter
-gradients and the first gradient files below it on every path. A failure
-prints the network and how to reproduce it (--only NUMBER with the same
---graphs and --seed). --dry-run runs the generator, the parser and the
-PyTorch side without clcnn: PyTorch float32 stands in for the devices, and
-the per-layer references and the hand-written backward pass are checked
-against the module and autograd in float64.
+reduce them (a join may read a layer twice). The generator builds residual
+blocks (conv -> relu -> conv plus x itself or a 1x1 conv projection, add,
+relu), inception-like concatenations of conv and pooling branches with the
+same H x W, squeeze-and-excitation (globalavgpool -> 1x1 conv C -> C/r ->
+relu -> 1x1 conv -> C -> sigmoid -> mul inputs=x,sigmoid), layers read by
+three others whose branches are added or concatenated (add with 3 and 4
+inputs), gated products, DenseNet concatenations, long skips (an earlier
+block's output added or concatenated many layers later), globalavgpool ->
+flatten -> dense heads (also of an earlier block's output, concatenated),
+dense branches of vectors joined by concat, add and mul, and the sequential
+generator's layers in between, with a loss end as in --grad and batches of
+1-4. Each network is read back from its file by a parser of this script
+(names, input=, inputs=, shapes) into a PyTorch module (a small interpreter
+over the graph) with the weights read back from the weights directory. clcnn
+grad and forward --trace run on each device; every traced layer is compared
+as in forward mode (from clcnn's own values of the layers it reads; the
+magnitude of add is the sum of |inputs|, of globalavgpool the mean of
+|input|, concat and mul are |torch|) with the forward tolerance (1e-4,
+--tolerance), and the loss and every gradient file as in --grad with the
+gradient tolerance (1e-3, --grad-tolerance): the backward pass runs over the
+graph in reverse file order, a layer read by several others getting the sum
+of their gradients (and magnitudes). The gradient report charges a layer
+with its own parameter gradients and the first gradient files below it on
+every path. A failure prints the network and how to reproduce it (--only
+NUMBER with the same --graphs and --seed). --dry-run runs the generator, the
+parser and the PyTorch side without clcnn: PyTorch float32 stands in for the
+devices, and the per-layer references and the hand-written backward pass are
+checked against the module and autograd in float64.
 
 Usage:
     /usr/bin/python3 tools/check_pytorch.py [--count 300] [--seed 1] [--clcnn build/clcnn]
@@ -1259,6 +1261,20 @@ def join_layer(kind, shapes):
     return layer
 
 
+def join(g, kind, inputs, rng, repeat=0.0):
+    """Appends an add, concat or mul of inputs; with probability repeat one of them is read
+    twice (add inputs=a,b,a; concat inputs=a,a; mul of one input: inputs=a,a), a layer that
+    gets two gradients from one reader."""
+    inputs = list(inputs)
+    repeated = len(inputs) == 1 or rng.random() < repeat
+    if repeated:
+        inputs.insert(rng.randint(0, len(inputs)), rng.choice(inputs))
+    layer = join_layer(kind, [source.out_shape for source in inputs])
+    if repeated:
+        layer.variants.append("repeated input")
+    return g.add(layer, inputs)
+
+
 def gap_layer(shape):
     layer = Layer("globalavgpool")
     layer.out_shape = (shape[0], 1, 1)
@@ -1437,6 +1453,11 @@ def gating_block(rng, g, x):
     tanh(conv x) * sigmoid(conv x)."""
     c = x.out_shape[0]
     g.block = "gated mul"
+    if rng.random() < 0.1:
+        square = g.add(keep_conv(rng, x.out_shape, rng.randint(1, 8)), [x])
+        out = join(g, "mul", [square], rng)
+        g.block = None
+        return out
     if rng.random() < 0.5:
         gate = g.add(keep_conv(rng, x.out_shape, c), [x])
         gate = g.add(make_activation(rng, gate.out_shape, "sigmoid"), [gate])
@@ -1482,7 +1503,7 @@ def fan_out_block(rng, g, x):
         ends.append(end)
     if with_x:
         ends.insert(rng.randint(0, len(ends)), x)
-    out = g.add(join_layer(combine, [end.out_shape for end in ends]), ends)
+    out = join(g, combine, ends, rng, repeat=0.2)
     g.block = None
     return out
 
@@ -1518,7 +1539,7 @@ def vector_block(rng, g, v):
             ends.append(end)
         if rng.random() < 0.3:
             ends.insert(rng.randint(0, len(ends)), v)
-        out = g.add(join_layer("concat", [end.out_shape for end in ends]), ends)
+        out = join(g, "concat", ends, rng, repeat=0.2)
     elif roll < 0.7:
         g.block = "vector add"
         width = units if rng.random() < 0.4 else rng.randint(1, 12)
@@ -1534,12 +1555,15 @@ def vector_block(rng, g, v):
             ends.append(end)
         if width == units and rng.random() < 0.5:
             ends.insert(rng.randint(0, len(ends)), v)
-        out = g.add(join_layer("add", [end.out_shape for end in ends]), ends)
+        out = join(g, "add", ends, rng, repeat=0.2)
     else:
         g.block = "vector mul"
         width = rng.randint(1, 12)
         branches = []
-        for activation in ("tanh", "softmax" if rng.random() < 0.3 else "sigmoid"):
+        activations = ["tanh", "softmax" if rng.random() < 0.3 else "sigmoid"]
+        if rng.random() < 0.1:
+            activations.pop()  # tanh squared
+        for activation in activations:
             dense = make_dense(rng, v.out_shape)
             dense.units = width
             dense.options[0] = "units=%d" % width
@@ -1551,7 +1575,7 @@ def vector_block(rng, g, v):
             else:
                 layer = make_activation(rng, end.out_shape, activation)
             branches.append(g.add(layer, [end]))
-        out = g.add(join_layer("mul", [end.out_shape for end in branches]), branches)
+        out = join(g, "mul", branches, rng)
     g.block = None
     return out
 
@@ -1590,14 +1614,37 @@ def random_graph_body(rng):
     steps = [pick(rng.random()) for _ in range(rng.randint(1, 4))]
     if all(step is plain_step for step in steps):
         steps.append(pick(rng.random() * (1 - GRAPH_BLOCKS[-1][0])))  # a graph block at least
+    earlier = [first]  # the outputs of the steps so far, for long skips
     for block in steps:
         if x.out_shape[0] > 40:  # too many channels from concatenations: a 1x1 conv first
             x = g.add(conv_layer(rng, x.out_shape, rng.randint(4, 16), (1, 1), (1, 1), (0, 0),
                                  rng.random() < 0.7), [x])
         x = block(rng, g, x)
+        # a long skip: an earlier step's output of the same H x W joined to this one, read
+        # again long after it was made (storage that must outlive the layers in between)
+        same = [e for e in earlier[:-1] if e.out_shape[1:] == x.out_shape[1:]]
+        if same and rng.random() < 0.25:
+            skip = rng.choice(same)
+            g.block = "long skip"
+            kind = "add" if skip.out_shape == x.out_shape and rng.random() < 0.5 else "concat"
+            x = join(g, kind, [x, skip] if rng.random() < 0.5 else [skip, x], rng)
+            g.block = None
+        earlier.append(x)
 
     roll = rng.random()
-    if roll < 0.4:
+    if roll < 0.12 and len(earlier) > 2:
+        # globalavgpool of an earlier step's output and of the last, concatenated as (C,1,1)
+        g.block = "multi-level globalavgpool concat"
+        skip = rng.choice(earlier[:-2])
+        ends = [g.add(gap_layer(skip.out_shape), [skip]), g.add(gap_layer(x.out_shape), [x])]
+        if rng.random() < 0.5:
+            ends.reverse()
+        x = join(g, "concat", ends, rng)
+        flatten = Layer("flatten")
+        flatten.out_shape = (x.out_shape[0],)
+        x = g.add(flatten, [x])
+        g.block = None
+    elif roll < 0.4:
         g.block = "globalavgpool head"
         x = g.add(gap_layer(x.out_shape), [x])
         flatten = Layer("flatten")
@@ -1721,8 +1768,6 @@ def parse_graph(text):
                 else:
                     sources = [nodes[-1].name]
                 layer.input_indices = [positions[source] for source in sources]
-                if len(set(layer.input_indices)) != len(layer.input_indices):
-                    raise ValueError("an input read twice")
                 infer_graph_layer(layer, options,
                                   [nodes[index].out_shape for index in layer.input_indices])
         except (KeyError, ValueError) as error:
