@@ -23,7 +23,7 @@ int main(void) {
     clcnn_device_kind kind = device && strcmp(device, "reference") == 0 ? CLCNN_DEVICE_REFERENCE
                                                                          : CLCNN_DEVICE_OPENCL;
     clcnn_net *net = NULL;
-    /* SPEC.md's first worked example, twice: the second image is the first times two. */
+    /* The first worked example of README.md, twice: the second image is the first times two. */
     float images[2][25] = {{1, 2, 0, 2, 1, 0, 1, 3, 1, 0, 2, 2, 1, 0, 1, 1, 0, 1, 3, 2, 0, 1, 2, 2, 1}};
     for (int i = 0; i < 25; i++)
         images[1][i] = 2 * images[0][i];

@@ -6,6 +6,7 @@
 #include <CL/cl.h>
 
 #include "clcnn.h"
+#include "core/config.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -20,12 +21,6 @@ typedef struct profile_entry {
     int launches;
     double seconds;
 } profile_entry;
-
-/* A tuned kernel configuration for one operation on one layer shape. */
-typedef struct tuned_entry {
-    char key[128];
-    int vw, nv, wpt_p, group;
-} tuned_entry;
 
 /* Programs are built once per (family, options) and kernels created once per
  * (family, kernel, options); both live until the context is destroyed. */
@@ -60,8 +55,7 @@ struct clcnn_context {
     int kernel_count;
     int profiling;
     profile_entry profile[PROFILE_ENTRIES];
-    tuned_entry *tuned; /* from the tuning file of this device, loaded on first use */
-    int tuned_count, tuned_loaded;
+    kernel_config config; /* of an OpenCL device, resolved when the context selects it */
     clcnn_status status;
     char error[2048];
 };
@@ -83,6 +77,9 @@ static inline int context_is_opencl(const clcnn_context *ctx) {
  *   return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot open", path); */
 clcnn_status set_error(clcnn_context *ctx, clcnn_status status, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* CLCNN_OK if ctx has selected a device, else an error saying it must. */
+clcnn_status context_require_device(clcnn_context *ctx);
 
 /* ---- OpenCL runtime (runtime.c) -------------------------------------------- */
 
@@ -135,8 +132,17 @@ void buffer_release(cl_mem *buffer);
 /* The source text of kernels/<family>.cl, embedded at build time. NULL if unknown. */
 const char *kernel_source(const char *family);
 
-/* Reads this device's tuning file into ctx (host/tune.c). */
-void tuning_load(clcnn_context *ctx);
+/* ---- small helpers (util.c) ------------------------------------------------------------ */
+
+/* Seconds on a monotonic clock, for measuring intervals. */
+double clock_seconds(void);
+
+/* FNV-1a, 64-bit, for cache keys and file names (not a security measure):
+ * start from HASH_SEED and fold in one piece after another. hash_string
+ * folds in the terminating NUL too, so "ab"+"c" and "a"+"bc" differ. */
+#define HASH_SEED 0xcbf29ce484222325ULL
+uint64_t hash_bytes(uint64_t h, const void *data, size_t n);
+uint64_t hash_string(uint64_t h, const char *s);
 
 /* ---- random numbers (random.c) ------------------------------------------------ */
 

@@ -7,59 +7,14 @@
 
 #include "internal.h"
 
-/* ---- tile configurations ------------------------------------------------ */
-
-/* A tiled GEMM-style kernel's -D parameters (see kernels/gemm.cl). */
-typedef struct tile_config {
-    int tile_m, tile_n, tile_k;
-    int wpt_m, wpt_n;
-} tile_config;
-
-/* The configuration used for a kernel family on ctx's device. */
-tile_config tile_config_for(const clcnn_context *ctx, const char *family);
-/* Writes "-DTILE_M=.. -DTILE_N=.. ..." into buf. */
-void tile_config_options(const tile_config *config, char *buf, size_t size);
-/* 1 if config obeys the divisibility rules and fits the device's work-group limit. */
-int tile_config_valid(const clcnn_context *ctx, const tile_config *config);
-
-/* The -D parameters of the register-blocked kernels (kernels/conv2d_direct.cl):
- * a work-item computes wpt_p positions x vw*nv channels. */
-typedef struct direct_config {
-    int vw, nv, wpt_p;
-    int group; /* work-items per work-group, along the positions */
-} direct_config;
-
-/* 1 if the device should run the register-blocked kernels (CPU devices), 0
- * for the local-memory tiled ones. CLCNN_CONV=tiled|direct overrides. */
-int use_direct_kernels(const clcnn_context *ctx);
-/* The configuration for `channels` vectorised channels on ctx's device. */
-direct_config direct_config_for(const clcnn_context *ctx, int channels);
-void direct_config_options(const direct_config *config, char *buf, size_t size);
+/* The kernel configurations (tile_config, direct_config, their lookups) and
+ * conv2d_params come from core/config.h through internal.h. */
 
 /* ---- conv2d --------------------------------------------------------------------- */
-
-typedef struct conv2d_params {
-    int batch;
-    int in_channels, in_height, in_width;
-    int out_channels, kernel_h, kernel_w;
-    int stride_h, stride_w, pad_top, pad_left;
-    int out_height, out_width;
-    int has_bias;
-} conv2d_params;
 
 /* A convolution layer's parameters, or a dense layer's as a 1x1 convolution
  * of 1x1 images (host/layers/conv.c). */
 conv2d_params layer_conv2d_params(const layer *l, int batch);
-
-/* The configuration for an operation ("forward", "backward_data",
- * "backward_weights") of a convolution: from this device's tuning file when
- * clcnn_tune measured that shape, else direct_config_for(ctx, channels). */
-direct_config direct_config_for_conv(const clcnn_context *ctx, const char *operation,
-                                     const conv2d_params *p, int channels);
-/* Records a measured winner in the context's table; tuning_save writes the table. */
-clcnn_status tuning_remember(clcnn_context *ctx, const char *operation, const conv2d_params *p,
-                             const direct_config *config);
-clcnn_status tuning_save(clcnn_context *ctx);
 
 void conv2d_forward_ref(const conv2d_params *p, const float *input, const float *weight,
                         const float *bias, float *output);

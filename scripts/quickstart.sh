@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # From a fresh clone: install what is missing, build, list the devices,
-# describe the LeNet-5 of SPEC.md, train it on Fashion-MNIST for 5 epochs on
+# describe the LeNet-5 of examples/lenet5.net, train it on Fashion-MNIST for 5 epochs on
 # the OpenCL device, evaluate it on the 10,000 test images and classify a few.
 set -euo pipefail
 cd "$(dirname "$0")/.."

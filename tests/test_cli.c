@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* SPEC.md's LeNet-5, used when CLCNN_SOURCE_DIR does not point at examples/. */
+/* the LeNet-5 of examples/lenet5.net, used when CLCNN_SOURCE_DIR does not point at examples/. */
 static const char lenet5_text[] = "input   channels=1 height=28 width=28\n"
                                   "conv    filters=6 size=5 pad=2\n"
                                   "relu\n"
@@ -671,7 +671,7 @@ int main(void) {
     if (source_dir && *source_dir) {
         snprintf(lenet_path, sizeof(lenet_path), "%s/examples/lenet5.net", source_dir);
     } else {
-        fprintf(stderr, "CLCNN_SOURCE_DIR is not set: using a copy of SPEC.md's LeNet-5\n");
+        fprintf(stderr, "CLCNN_SOURCE_DIR is not set: using a copy of the LeNet-5 of examples/lenet5.net\n");
         snprintf(lenet_path, sizeof(lenet_path), "%s", test_path("lenet5.net"));
         CHECK(write_text(lenet_path, lenet5_text) == 0);
     }

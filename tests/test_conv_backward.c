@@ -2,14 +2,14 @@
  * references, and the references against finite differences.
  *
  * 1. Backward-data and backward-weights (with the bias gradient) of the
- *    local-memory tiled kernels (kernels/conv2d.cl, forced with
- *    CLCNN_CONV=tiled) on random shapes: batch 1 and more, channel counts that
+ *    local-memory tiled kernels (kernels/conv2d.cl, forced as
+ *    CLCNN_CONV=tiled would) on random shapes: batch 1 and more, channel counts that
  *    are not multiples of any tile, square and rectangular kernels, strides
  *    chosen per axis, asymmetric padding (pad_bottom/pad_right drawn apart
  *    from pad_top/pad_left, so the last rows and columns may be reached by no
  *    window), then a few long reductions (batch 8 of 32x32 images and more)
  *    whose weight gradient is cut into several slices. A subset runs again
- *    under other tile configurations through CLCNN_TILES. Where the library
+ *    under other tile configurations (as CLCNN_TILES would set). Where the library
  *    picks another path on this device (the register-blocked kernels on CPU
  *    devices), a subset also runs through that default path.
  *    Backward-weights alone then runs on every random shape and long
@@ -53,7 +53,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const double tolerance = 1e-5;
 static const double finite_difference_tolerance = 1e-4;
@@ -78,12 +77,6 @@ static int scaled_count(int count) {
     if (!quick_mode)
         return count;
     return count / 5 > 1 ? count / 5 : 1;
-}
-
-static double seconds_now(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 static float *allocate_floats(int64_t count) {
@@ -381,16 +374,21 @@ static int check_backward_case(clcnn_context *ctx, const conv_case *c, uint64_t 
 }
 
 /* The convolution path the public entry points take: PATH_TILED forces the
- * local-memory tiled kernels (kernels/conv2d.cl) through CLCNN_CONV=tiled;
+ * local-memory tiled kernels (kernels/conv2d.cl) as CLCNN_CONV=tiled would;
  * PATH_DEVICE_DEFAULT leaves the choice to the library (on CPU devices the
  * register-blocked kernels of kernels/conv2d_direct.cl). */
 typedef enum conv_path { PATH_TILED, PATH_DEVICE_DEFAULT } conv_path;
 
-static void select_conv_path(conv_path path) {
-    if (path == PATH_TILED)
-        setenv("CLCNN_CONV", "tiled", 1);
-    else
-        unsetenv("CLCNN_CONV");
+/* The library reads CLCNN_CONV and CLCNN_TILES once, when a context selects
+ * its device, so the test switches paths on its one context by setting what
+ * they resolve to; these hold what the device resolved to without them. */
+static int device_default_direct;
+static tile_config device_default_tiles;
+
+/* Selects the path, with the device's default tile configuration. */
+static void select_conv_path(clcnn_context *ctx, conv_path path) {
+    ctx->config.direct = path == PATH_TILED ? 0 : device_default_direct;
+    ctx->config.tiles = device_default_tiles;
 }
 
 /* A name for the path now selected, with its tile configuration if tiled. */
@@ -405,14 +403,12 @@ static void describe_conv_path(const clcnn_context *ctx, char *buf, size_t size)
 }
 
 /* Random shapes and long reductions on one path, tiled ones under the tile
- * configuration CLCNN_TILES names (NULL: the device's default). */
-static void run_backward_shapes(clcnn_context *ctx, conv_path path, const char *tiles,
+ * configuration `tiles` (NULL: the device's default). */
+static void run_backward_shapes(clcnn_context *ctx, conv_path path, const tile_config *tiles,
                                 int random_shapes, int long_shapes, uint64_t seed) {
-    select_conv_path(path);
+    select_conv_path(ctx, path);
     if (tiles)
-        setenv("CLCNN_TILES", tiles, 1);
-    else
-        unsetenv("CLCNN_TILES");
+        ctx->config.tiles = *tiles;
     char label[128];
     describe_conv_path(ctx, label, sizeof(label));
     const int tiled = !use_direct_kernels(ctx);
@@ -446,8 +442,7 @@ static void run_backward_shapes(clcnn_context *ctx, conv_path path, const char *
     snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, > %d steps", label,
              LONG_REDUCTION_STEPS);
     print_summary(name, &long_weights_result);
-    unsetenv("CLCNN_TILES");
-    unsetenv("CLCNN_CONV");
+    select_conv_path(ctx, PATH_DEVICE_DEFAULT);
 }
 
 /* Slicing needs the scratch buffer: leaving it out must be refused, not crash. */
@@ -642,7 +637,7 @@ static void run_direct_weights(clcnn_context *ctx) {
         {4, 3, 1, 4},  {8, 1, 7, 4},  {8, 2, 1, 1},  {8, 3, 3, 4}, {16, 1, 3, 4},
         {16, 2, 1, 2}, {16, 3, 7, 4}, {16, 4, 4, 4},
     };
-    select_conv_path(PATH_DEVICE_DEFAULT);
+    select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     if (use_direct_kernels(ctx))
         run_weights_shapes(ctx, NULL, scaled_count(RANDOM_SHAPES),
                            scaled_count(LONG_REDUCTION_SHAPES), 61);
@@ -650,7 +645,7 @@ static void run_direct_weights(clcnn_context *ctx) {
         run_weights_shapes(ctx, &configs[i], scaled_count(SHAPES_PER_DIRECT_CONFIG), 1,
                            71 + (uint64_t)i);
     check_direct_scratch_refused(ctx);
-    unsetenv("CLCNN_CONV");
+    select_conv_path(ctx, PATH_DEVICE_DEFAULT);
 }
 
 /* ---- reduce_channels ---------------------------------------------------------------------- */
@@ -858,7 +853,7 @@ static double *allocate_doubles(int64_t count) {
 /* The reference, the tiled kernels and (where the library picks another path
  * on this device) the default path against finite differences. */
 static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed) {
-    select_conv_path(PATH_DEVICE_DEFAULT);
+    select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     const int default_is_tiled = !use_direct_kernels(ctx);
     test_rng rng = {seed};
     op_result reference_result = {0}, tiled_result = {0}, default_result = {0};
@@ -898,10 +893,10 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         const int reference_ok =
             record_error(&reference_result, reference_error, finite_difference_tolerance);
 
-        select_conv_path(PATH_TILED);
+        select_conv_path(ctx, PATH_TILED);
         const double tiled_error = device_gradient_error(ctx, p, input, weight, grad_output, &fd);
         const int tiled_ok = record_error(&tiled_result, tiled_error, finite_difference_tolerance);
-        select_conv_path(PATH_DEVICE_DEFAULT);
+        select_conv_path(ctx, PATH_DEVICE_DEFAULT);
         double default_error = 0.0;
         int default_ok = 1;
         if (!default_is_tiled) {
@@ -943,7 +938,7 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
 /* Times forward, backward-data and backward-weights on a 64-channel 3x3 layer
  * at 32x32, batch 8, and prints GFLOP/s (2 flops per multiply-add). */
 static void report_throughput(clcnn_context *ctx, conv_path path, int repetitions) {
-    select_conv_path(path);
+    select_conv_path(ctx, path);
     char label[128];
     describe_conv_path(ctx, label, sizeof(label));
     conv2d_params p = {.batch = 8,
@@ -986,7 +981,7 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
         /* Pass 0 warms up (kernel compilation); the later ones are timed. */
         for (int pass = 0; pass <= repetitions; pass++) {
             for (int op = 0; op < 3; op++) {
-                const double start = seconds_now();
+                const double start = clock_seconds();
                 clcnn_status status;
                 if (op == 0)
                     status = conv2d_forward(ctx, &p, input_buf, weight_buf, bias_buf, output_buf);
@@ -999,7 +994,7 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
                 CHECK_OK(ctx, status);
                 clFinish(ctx->queue);
                 if (pass > 0)
-                    seconds[op] += seconds_now() - start;
+                    seconds[op] += clock_seconds() - start;
             }
         }
         const char *names[3] = {"forward", "backward data", "backward weights+bias"};
@@ -1021,24 +1016,25 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
     free(input);
     free(weight);
     free(grad_output);
-    unsetenv("CLCNN_CONV");
+    select_conv_path(ctx, PATH_DEVICE_DEFAULT);
 }
 
 int main(void) {
     const char *quick = getenv("CLCNN_TEST_QUICK");
     quick_mode = quick && *quick && strcmp(quick, "0") != 0;
-    /* The test sets CLCNN_TILES and CLCNN_CONV itself; values inherited from
-     * the shell would skew its runs. */
+    /* The test picks paths and tiles itself; CLCNN_TILES and CLCNN_CONV
+     * inherited from the shell would skew the device's defaults. */
     unsetenv("CLCNN_TILES");
     unsetenv("CLCNN_CONV");
     clcnn_context *ctx = test_opencl_context();
     if (!CHECK(ctx != NULL))
         return test_finish();
+    device_default_direct = ctx->config.direct;
+    device_default_tiles = ctx->config.tiles;
     printf("device: %s%s\n", clcnn_device_name(ctx), quick_mode ? " (quick mode)" : "");
-    const double start = seconds_now();
+    const double start = clock_seconds();
 
-    /* The extra configurations must be valid, or tile_config_for would quietly ignore them. */
-    static const char *extra_tiles[] = {"64,64,16,4,4", "8,8,3,1,1", "24,12,8,3,2"};
+    /* The extra configurations must be valid: the tiled kernels refuse any other. */
     static const tile_config extra_configs[] = {
         {64, 64, 16, 4, 4}, {8, 8, 3, 1, 1}, {24, 12, 8, 3, 2}};
 
@@ -1046,18 +1042,19 @@ int main(void) {
                         scaled_count(LONG_REDUCTION_SHAPES), 11);
     for (int i = 0; i < 3; i++) {
         CHECK(tile_config_valid(ctx, &extra_configs[i]));
-        run_backward_shapes(ctx, PATH_TILED, extra_tiles[i], scaled_count(SHAPES_PER_EXTRA_CONFIG),
-                            i == 2 ? scaled_count(2) : 1, 21 + (uint64_t)i);
+        run_backward_shapes(ctx, PATH_TILED, &extra_configs[i],
+                            scaled_count(SHAPES_PER_EXTRA_CONFIG), i == 2 ? scaled_count(2) : 1,
+                            21 + (uint64_t)i);
     }
     /* The public entry points on this device's own choice of path, if not the tiled one. */
-    select_conv_path(PATH_DEVICE_DEFAULT);
+    select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     const int default_is_tiled = !use_direct_kernels(ctx);
     if (!default_is_tiled)
         run_backward_shapes(ctx, PATH_DEVICE_DEFAULT, NULL, scaled_count(DEFAULT_PATH_SHAPES),
                             scaled_count(LONG_REDUCTION_SHAPES / 2), 31);
-    select_conv_path(PATH_TILED);
+    select_conv_path(ctx, PATH_TILED);
     check_missing_scratch_refused(ctx);
-    unsetenv("CLCNN_CONV");
+    select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     run_direct_weights(ctx);
     run_reduce_shapes(ctx, scaled_count(REDUCE_SHAPES), 41);
     run_finite_differences(ctx, scaled_count(FINITE_DIFFERENCE_SHAPES), 51);
@@ -1065,7 +1062,7 @@ int main(void) {
     if (!default_is_tiled)
         report_throughput(ctx, PATH_DEVICE_DEFAULT, quick_mode ? 1 : 5);
 
-    printf("time: %.1f s\n", seconds_now() - start);
+    printf("time: %.1f s\n", clock_seconds() - start);
     clcnn_context_destroy(ctx);
     return test_finish();
 }

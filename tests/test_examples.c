@@ -1,4 +1,4 @@
-/* SPEC.md's worked examples 1-5, reproduced exactly on both devices, through
+/* The worked examples 1-5 of README.md, reproduced exactly on both devices, through
  * the C API (with a trace callback to see every layer) and through the
  * command line (`clcnn forward --trace`, `clcnn summary`).
  *
@@ -85,7 +85,7 @@ static const worked_example examples[] = {
             },
     },
     {
-        /* SPEC.md names (0,0) = 7 and (1,1) = 13; the sharpen kernel leaves
+        /* README.md names (0,0) = 7 and (1,1) = 13; the sharpen kernel leaves
          * a linear ramp unchanged, so the whole output is the centre 3x3. */
         .id = "3a",
         .title = "example 3a (sharpen kernel on the 1..25 ramp)",

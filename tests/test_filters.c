@@ -1,4 +1,4 @@
-/* The named 3x3 filters: SPEC.md's worked examples 1 and 3 through
+/* The named 3x3 filters: the worked examples 1 and 3 of README.md through
  * filter=prewitt_v and filter=sharpen on both devices, the filters' values,
  * that initialisation and weight loading keep them, the parser's errors,
  * and `clcnn filter`. */
@@ -131,7 +131,7 @@ static void weight_loading(void) {
     clcnn_context_destroy(ctx);
 }
 
-/* SPEC.md's example 3 through the command: sharpen over 1..25 gives 7 at
+/* README.md's worked example 3 through the command: sharpen over 1..25 gives 7 at
  * (0, 0) of the valid output and 13 at (1, 1); with same padding those sit
  * at (1, 1) and (2, 2). */
 static void filter_command(const char *device) {

@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const double tolerance = 1e-5;
 static const double fd_step = 1e-6;
@@ -61,12 +60,6 @@ static int record_error(op_result *result, double error, double bound) {
 static void print_summary(const char *name, const op_result *result) {
     printf("%-44s %4d cases, worst error %.3g%s\n", name, result->shapes, result->worst_error,
            result->failures ? "  FAILED" : "");
-}
-
-static double seconds_now(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 static void *allocate(int64_t count, size_t element_size) {
@@ -1002,7 +995,7 @@ int main(void) {
     if (!CHECK(ctx != NULL))
         return test_finish();
     printf("device: %s\n", clcnn_device_name(ctx));
-    const double start = seconds_now();
+    const double start = clock_seconds();
 
     check_pool_hand_cases(ctx);
     run_maxpool_tie_shapes(ctx, POOL_SHAPES, 7001);
@@ -1021,7 +1014,7 @@ int main(void) {
     run_dense_shapes(ctx, DENSE_SHAPES, 9001);
     run_dense_fd_shapes(ctx, DENSE_FD_SHAPES, 9101);
 
-    printf("time: %.1f s\n", seconds_now() - start);
+    printf("time: %.1f s\n", clock_seconds() - start);
     clcnn_context_destroy(ctx);
     return test_finish();
 }

@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const double loss_tolerance = 1e-5;
 static const double hand_tolerance = 1e-6;
@@ -80,12 +79,6 @@ static int record_error(case_result *result, double error, double bound) {
 static void print_summary(const char *name, const case_result *result) {
     printf("%-44s %5d cases, worst error %.3g%s\n", name, result->cases, result->worst_error,
            result->failures ? "  FAILED" : "");
-}
-
-static double seconds_now(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 static void *allocate(size_t count, size_t size) {
@@ -976,7 +969,7 @@ int main(void) {
     if (!CHECK(ctx != NULL))
         return test_finish();
     printf("device: %s\n", clcnn_device_name(ctx));
-    const double start = seconds_now();
+    const double start = clock_seconds();
 
     check_losses_by_hand(ctx);
     run_random_losses(ctx, LOSS_CROSS_ENTROPY, LOSS_SHAPES, 101);
@@ -994,7 +987,7 @@ int main(void) {
     run_random_optimizers(ctx, OPTIMIZER_ADAM, OPTIMIZER_CASES, 302);
     check_optimizer_arguments(ctx);
 
-    printf("time: %.1f s\n", seconds_now() - start);
+    printf("time: %.1f s\n", clock_seconds() - start);
     clcnn_context_destroy(ctx);
     return test_finish();
 }

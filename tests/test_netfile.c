@@ -97,7 +97,7 @@ static void test_lenet(clcnn_context *ctx) {
     free(layers);
 }
 
-/* SPEC.md worked example 5. */
+/* README.md's worked example 5. */
 static void test_spec_parameter_counts(clcnn_context *ctx) {
     layer *layers;
     int count;

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char default_data_dir[] = "/usr/share/datasets/fashion-mnist";
@@ -91,12 +90,6 @@ typedef struct bench_state {
     char cpu_name[256];
     double load_start[3], load_end[3];
 } bench_state;
-
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int compare_doubles(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -208,18 +201,22 @@ static void parse_profile(const char *report, int calls, kernel_profile *out) {
     }
 }
 
-static double profile_seconds_of(const kernel_profile *p, const char *name) {
+/* The index of a kernel in a profile, -1 if it did not run. */
+static int profile_index(const kernel_profile *p, const char *name) {
     for (int i = 0; i < p->count; i++)
         if (strcmp(p->names[i], name) == 0)
-            return p->seconds[i];
-    return 0.0;
+            return i;
+    return -1;
+}
+
+static double profile_seconds_of(const kernel_profile *p, const char *name) {
+    const int i = profile_index(p, name);
+    return i < 0 ? 0.0 : p->seconds[i];
 }
 
 static double profile_launches_of(const kernel_profile *p, const char *name) {
-    for (int i = 0; i < p->count; i++)
-        if (strcmp(p->names[i], name) == 0)
-            return p->launches[i];
-    return 0.0;
+    const int i = profile_index(p, name);
+    return i < 0 ? 0.0 : p->launches[i];
 }
 
 /* Appends name to a comma-separated list unless it is there already. */
@@ -264,10 +261,10 @@ static double warm_up(const op_call *call, int is_opencl) {
     int calls = is_opencl ? 2 : 1;
     double seconds = -1.0;
     for (int i = 0; i < calls; i++) {
-        double start = seconds_now();
+        double start = cli_seconds();
         if (run_call(call) != CLCNN_OK)
             return -1.0;
-        seconds = seconds_now() - start;
+        seconds = cli_seconds() - start;
     }
     return seconds;
 }
@@ -291,19 +288,19 @@ static clcnn_status time_wall_pairs(const op_call *forward, int forward_calls,
                                     const op_call *backward, int backward_calls, int runs,
                                     double *forward_seconds, double *backward_seconds) {
     for (int r = 0; r < runs; r++) {
-        double start = seconds_now();
+        double start = cli_seconds();
         for (int c = 0; c < forward_calls; c++) {
             clcnn_status status = run_call(forward);
             if (status != CLCNN_OK)
                 return status;
         }
-        double middle = seconds_now();
+        double middle = cli_seconds();
         for (int c = 0; c < backward_calls; c++) {
             clcnn_status status = run_call(backward);
             if (status != CLCNN_OK)
                 return status;
         }
-        double end = seconds_now();
+        double end = cli_seconds();
         forward_seconds[r] = (middle - start) / forward_calls;
         backward_seconds[r] = (end - middle) / backward_calls;
     }
@@ -320,10 +317,10 @@ static clcnn_status time_kernels(clcnn_context *ctx, const op_call *call, int ca
     if (status == CLCNN_OK)
         status = clcnn_profile_report(ctx, report, PROFILE_REPORT_BYTES); /* resets the totals */
     for (int r = 0; r < runs && status == CLCNN_OK; r++) {
-        double start = seconds_now();
+        double start = cli_seconds();
         for (int c = 0; c < calls && status == CLCNN_OK; c++)
             status = run_call(call);
-        double wall = (seconds_now() - start) / calls;
+        double wall = (cli_seconds() - start) / calls;
         if (status == CLCNN_OK)
             status = clcnn_profile_report(ctx, report, PROFILE_REPORT_BYTES);
         if (status == CLCNN_OK)
@@ -749,12 +746,12 @@ static int bench_train(bench_state *s, const network_spec *spec, const char *pat
         goto done;
     }
     for (int r = 0; r < runs; r++) {
-        double start = seconds_now();
+        double start = cli_seconds();
         if (clcnn_trainer_epoch(trainer, &timed, NULL, NULL, &loss, &accuracy) != CLCNN_OK) {
             result = cli_fail_context(ctx);
             goto done;
         }
-        seconds[r] = seconds_now() - start;
+        seconds[r] = cli_seconds() - start;
     }
     char id[96];
     measurement *m = add_measurement(s, id_with(id, sizeof(id), spec->id, "train"), device, "wall",
@@ -828,12 +825,12 @@ static int bench_infer(bench_state *s, const network_spec *spec, const char *pat
         goto done;
     }
     for (int r = 0; r < runs; r++) {
-        double start = seconds_now();
+        double start = cli_seconds();
         if (clcnn_net_forward(net, test->images, images, output, NULL, NULL) != CLCNN_OK) {
             result = cli_fail_context(ctx);
             goto done;
         }
-        seconds[r] = seconds_now() - start;
+        seconds[r] = cli_seconds() - start;
     }
     measurement *m =
         add_measurement(s, id, device, "wall", "images/s", (double)images, 256, 1, seconds, runs);
@@ -980,6 +977,25 @@ static void print_row(const bench_state *s, const table_row *r) {
            wall_text, reference_text, ratio_text);
 }
 
+/* The rows of networks (is_network 1) or of operations (0), if there are any. */
+static void print_table(const bench_state *s, int is_network, const char *title,
+                        const char *subject) {
+    int printed_header = 0;
+    for (int i = 0; i < s->row_count; i++) {
+        if (s->rows[i].is_network != is_network)
+            continue;
+        if (!printed_header) {
+            printf("\n## %s\n\n", title);
+            printf("| %s | batch | figure | OpenCL kernel | OpenCL wall | reference | "
+                   "OpenCL/reference |\n",
+                   subject);
+            printf("|---|---|---|---:|---:|---:|---:|\n");
+            printed_header = 1;
+        }
+        print_row(s, &s->rows[i]);
+    }
+}
+
 static void print_tables(const bench_state *s) {
     const bench_options *o = &s->options;
     printf("# clcnn bench\n\n");
@@ -1012,32 +1028,8 @@ static void print_tables(const bench_state *s) {
                "%d images (warm-up %d) and infers %d\n",
                quick_heavy_gflop, QUICK_REFERENCE_BATCH, QUICK_REFERENCE_TRAIN_IMAGES,
                QUICK_REFERENCE_WARMUP_IMAGES, QUICK_REFERENCE_INFER_IMAGES);
-    int printed_header = 0;
-    for (int i = 0; i < s->row_count; i++) {
-        if (s->rows[i].is_network)
-            continue;
-        if (!printed_header) {
-            printf("\n## Operations\n\n");
-            printf("| operation | batch | figure | OpenCL kernel | OpenCL wall | reference | "
-                   "OpenCL/reference |\n");
-            printf("|---|---|---|---:|---:|---:|---:|\n");
-            printed_header = 1;
-        }
-        print_row(s, &s->rows[i]);
-    }
-    printed_header = 0;
-    for (int i = 0; i < s->row_count; i++) {
-        if (!s->rows[i].is_network)
-            continue;
-        if (!printed_header) {
-            printf("\n## Networks (Fashion-MNIST, SGD momentum 0.9)\n\n");
-            printf("| network | batch | figure | OpenCL kernel | OpenCL wall | reference | "
-                   "OpenCL/reference |\n");
-            printf("|---|---|---|---:|---:|---:|---:|\n");
-            printed_header = 1;
-        }
-        print_row(s, &s->rows[i]);
-    }
+    print_table(s, 0, "Operations", "operation");
+    print_table(s, 1, "Networks (Fashion-MNIST, SGD momentum 0.9)", "network");
     fflush(stdout);
 }
 

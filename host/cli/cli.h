@@ -19,6 +19,11 @@ int cli_fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* The same with clcnn_last_error(ctx) as the message. */
 int cli_fail_context(clcnn_context *ctx);
 
+/* Seconds on a monotonic clock, for the commands' timings. The library has
+ * its own (internal) clock: the command uses only the public API, and a
+ * clock is no part of what the library offers. */
+double cli_seconds(void);
+
 /* A context on the device the common options chose, or NULL after printing why. */
 clcnn_context *cli_open_context(const cli_common *common);
 

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* Every traced layer's output for the whole batch, written once the pass is done. */
 typedef struct trace_state {
@@ -38,12 +37,6 @@ static clcnn_status write_layer_npy(clcnn_context *ctx, const char *path,
         array.shape[d + 1] = info->shape[d];
     array.data = values;
     return clcnn_npy_write(ctx, path, &array);
-}
-
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 int command_forward(const cli_common *common, int argc, char **argv) {
@@ -153,13 +146,13 @@ int command_forward(const cli_common *common, int argc, char **argv) {
     }
 
     clcnn_profile_enable(ctx, profile);
-    double start = seconds_now();
+    double start = cli_seconds();
     if (clcnn_net_forward(net, images, count, outputs, trace ? trace_layer : NULL, &state) !=
         CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
     }
-    double elapsed = seconds_now() - start;
+    double elapsed = cli_seconds() - start;
 
     clcnn_layer_info last;
     clcnn_net_layer_info(net, layer_count - 1, &last);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char usage[] =
     "usage: clcnn [--device opencl|reference] [--platform P --device-index D] COMMAND ...\n"
@@ -55,6 +56,12 @@ int cli_parse_int64(const char *option, const char *text, int64_t *out) {
     }
     *out = value;
     return 0;
+}
+
+double cli_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 clcnn_context *cli_open_context(const cli_common *common) {

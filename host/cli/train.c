@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char default_data_dir[] = "/usr/share/datasets/fashion-mnist";
@@ -15,12 +14,6 @@ static const char default_data_dir[] = "/usr/share/datasets/fashion-mnist";
 static const char *const fashion_mnist_classes[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int parse_number(const char *option, const char *text, double *out) {
     char *end;
@@ -97,7 +90,7 @@ static void format_duration(double seconds, char *buf, size_t size) {
 
 static void show_progress(void *user, const clcnn_progress *p) {
     progress_state *state = user;
-    double now = seconds_now();
+    double now = cli_seconds();
     int last = p->batch == p->batches;
     char eta[32];
     format_duration(p->eta_seconds, eta, sizeof(eta));
@@ -315,7 +308,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
                o.resume_path);
     progress_state progress = {isatty(STDOUT_FILENO), 0.0, 0};
     while (clcnn_trainer_epochs_done(trainer) < config->epochs) {
-        double start = seconds_now();
+        double start = cli_seconds();
         double train_loss, train_accuracy, test_loss = 0.0, test_accuracy = 0.0;
         progress.printed_batch = 0;
         if (clcnn_trainer_epoch(trainer, &train, show_progress, &progress, &train_loss,
@@ -325,7 +318,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
             result = cli_fail_context(ctx);
             goto done;
         }
-        double seconds = seconds_now() - start;
+        double seconds = cli_seconds() - start;
         if (test.count > 0 &&
             clcnn_net_evaluate(net, &test, &test_loss, &test_accuracy, NULL) != CLCNN_OK) {
             result = cli_fail_context(ctx);

@@ -31,7 +31,7 @@ void clcnn_context_destroy(clcnn_context *ctx) {
     free(ctx->programs);
     if (ctx->workspace)
         clReleaseMemObject(ctx->workspace);
-    free(ctx->tuned);
+    config_release(&ctx->config);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl)
@@ -48,6 +48,13 @@ clcnn_status set_error(clcnn_context *ctx, clcnn_status status, const char *form
     va_end(args);
     ctx->status = status;
     return status;
+}
+
+clcnn_status context_require_device(clcnn_context *ctx) {
+    if (ctx->has_device)
+        return CLCNN_OK;
+    return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                     "no device selected: call clcnn_context_select_device first");
 }
 
 const char *clcnn_last_error(const clcnn_context *ctx) {

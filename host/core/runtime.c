@@ -215,6 +215,24 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     cl_device_id device = devices[device_index];
     free(devices);
 
+    /* The device's properties first: the kernel configuration is resolved
+     * from them before anything is created for the device. */
+    ctx->platform = platform;
+    ctx->device = device;
+    char name[200], platform_name[200];
+    device_string(device, CL_DEVICE_NAME, name, sizeof(name));
+    platform_string(platform, CL_PLATFORM_NAME, platform_name, sizeof(platform_name));
+    snprintf(ctx->device_name, sizeof(ctx->device_name), "%s (%s)", name, platform_name);
+    device_string(device, CL_DRIVER_VERSION, ctx->driver_version, sizeof(ctx->driver_version));
+    clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t),
+                    &ctx->max_work_group_size, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(cl_uint),
+                    &ctx->preferred_vector_width, NULL);
+    status = config_resolve(ctx);
+    if (status != CLCNN_OK)
+        return status;
+
     cl_int err;
     cl_context_properties properties[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)platform,
                                           0};
@@ -228,21 +246,8 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     }
     ctx->kind = kind;
     ctx->has_device = 1;
-    ctx->platform = platform;
-    ctx->device = device;
     ctx->cl = cl;
     ctx->queue = queue;
-    char name[200], platform_name[200];
-    device_string(device, CL_DEVICE_NAME, name, sizeof(name));
-    platform_string(platform, CL_PLATFORM_NAME, platform_name, sizeof(platform_name));
-    snprintf(ctx->device_name, sizeof(ctx->device_name), "%s (%s)", name, platform_name);
-    device_string(device, CL_DRIVER_VERSION, ctx->driver_version, sizeof(ctx->driver_version));
-    clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t),
-                    &ctx->max_work_group_size, NULL);
-    clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
-    clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(cl_uint),
-                    &ctx->preferred_vector_width, NULL);
-    tuning_load(ctx);
     return CLCNN_OK;
 }
 
@@ -320,20 +325,6 @@ clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
 }
 
 /* ---- program builds and the binary cache --------------------------------- */
-
-/* FNV-1a, 64-bit: a cache key, not a security measure. */
-static uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-static uint64_t hash_string(uint64_t h, const char *s) {
-    return hash_bytes(h, s, strlen(s) + 1);
-}
 
 static void make_dirs(const char *path) {
     char partial[1024];
@@ -422,9 +413,8 @@ static clcnn_status build_program(clcnn_context *ctx, const char *family, const 
     snprintf(full_options, sizeof(full_options), "-cl-std=CL1.2 %s", options ? options : "");
 
     char cache_path[1200] = "";
-    if (ctx->cache_dir[0] && !getenv("CLCNN_NO_CACHE")) {
-        uint64_t h = 0xcbf29ce484222325ULL;
-        h = hash_string(h, ctx->device_name);
+    if (ctx->config.binary_cache) {
+        uint64_t h = hash_string(HASH_SEED, ctx->device_name);
         h = hash_string(h, ctx->driver_version);
         h = hash_string(h, source);
         h = hash_string(h, full_options);

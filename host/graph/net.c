@@ -213,13 +213,19 @@ int clcnn_net_layer_count(const clcnn_net *net) {
     return net ? net->layer_count : 0;
 }
 
+/* An error unless 0 <= index < count (of layers or tensors, `what`). */
+static clcnn_status check_index(const clcnn_net *net, int index, int count, const char *what) {
+    if (index >= 0 && index < count)
+        return CLCNN_OK;
+    return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                     "%s index %d out of range (the network has %d %ss)", what, index, count, what);
+}
+
 clcnn_status clcnn_net_layer_info(const clcnn_net *net, int index, clcnn_layer_info *out) {
     if (!net || !out)
         return CLCNN_ERROR_INVALID_ARGUMENT;
-    if (index < 0 || index >= net->layer_count)
-        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "layer index %d out of range (the network has %d layers)", index,
-                         net->layer_count);
+    if (check_index(net, index, net->layer_count, "layer") != CLCNN_OK)
+        return net->ctx->status;
     const layer *l = &net->layers[index];
     memset(out, 0, sizeof(*out));
     out->name = l->name;
@@ -326,10 +332,8 @@ int clcnn_net_tensor_count(const clcnn_net *net) {
 clcnn_status clcnn_net_tensor_info(const clcnn_net *net, int index, clcnn_tensor_info *out) {
     if (!net || !out)
         return CLCNN_ERROR_INVALID_ARGUMENT;
-    if (index < 0 || index >= net->tensor_count)
-        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "tensor index %d out of range (the network has %d tensors)", index,
-                         net->tensor_count);
+    if (check_index(net, index, net->tensor_count, "tensor") != CLCNN_OK)
+        return net->ctx->status;
     const named_tensor *t = &net->tensors[index];
     memset(out, 0, sizeof(*out));
     out->name = t->name;

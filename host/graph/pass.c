@@ -188,13 +188,6 @@ int64_t net_largest_activation(const clcnn_net *net) {
     return largest;
 }
 
-static clcnn_status check_device(clcnn_net *net) {
-    if (!net->ctx->has_device)
-        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "no device selected: call clcnn_context_select_device first");
-    return CLCNN_OK;
-}
-
 /* ---- forward ------------------------------------------------------------------------------- */
 
 static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training) {
@@ -228,7 +221,7 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
     if (!net || !input || !output || batch < 0)
         return set_error(net ? net->ctx : NULL, CLCNN_ERROR_INVALID_ARGUMENT,
                          "clcnn_net_forward: invalid argument");
-    clcnn_status status = check_device(net);
+    clcnn_status status = context_require_device(net->ctx);
     if (status != CLCNN_OK || batch == 0)
         return status;
     const int64_t largest = net_largest_activation(net);
@@ -519,7 +512,7 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
     if (!net || !input || !loss || batch < 1)
         return set_error(net ? net->ctx : NULL, CLCNN_ERROR_INVALID_ARGUMENT,
                          "clcnn_net_backward: invalid argument");
-    clcnn_status status = check_device(net);
+    clcnn_status status = context_require_device(net->ctx);
     if (status != CLCNN_OK)
         return status;
     if (batch > INT32_MAX / net_largest_activation(net))

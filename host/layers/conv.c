@@ -140,6 +140,13 @@ static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
                                       p->tensor_grad[1], p->scratch);
 }
 
+/* Dense layers share it: layer_conv2d_params sees them as 1x1 convolutions. */
+clcnn_status conv_tune(clcnn_context *ctx, const layer *l, int batch, rng *r, char *report,
+                       size_t size, size_t *used) {
+    const conv2d_params p = layer_conv2d_params(l, batch);
+    return tune_convolution(ctx, l->name, &p, r, report, size, used);
+}
+
 const layer_type layer_conv = {
     .name = "conv",
     .keys = conv_keys,
@@ -152,4 +159,5 @@ const layer_type layer_conv = {
     .scratch_bytes = conv_scratch_bytes,
     .forward = conv_forward,
     .backward = conv_backward,
+    .tune = conv_tune,
 };

@@ -54,6 +54,9 @@ static clcnn_status dense_layer_backward(const layer *l, const layer_pass *p) {
                              p->tensor_grad[0], p->tensor_grad[1]);
 }
 
+clcnn_status conv_tune(clcnn_context *ctx, const layer *l, int batch, rng *r, char *report,
+                       size_t size, size_t *used);
+
 const layer_type layer_dense = {
     .name = "dense",
     .keys = dense_keys,
@@ -65,4 +68,5 @@ const layer_type layer_dense = {
     .init = dense_init,
     .forward = dense_layer_forward,
     .backward = dense_layer_backward,
+    .tune = conv_tune,
 };

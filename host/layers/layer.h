@@ -109,7 +109,17 @@ struct layer_type {
     /* NULL for types with nothing to compute (input, views). */
     clcnn_status (*forward)(const layer *l, const layer_pass *p);
     clcnn_status (*backward)(const layer *l, const layer_pass *p);
+    /* Times kernel configurations for batch images on ctx's OpenCL device,
+     * remembers the fastest and appends a report line per operation. May be
+     * NULL: nothing to tune. */
+    clcnn_status (*tune)(clcnn_context *ctx, const layer *l, int batch, rng *r, char *report,
+                         size_t size, size_t *used);
 };
+
+/* The tuner of the register-blocked convolution kernels (graph/tuner.c),
+ * for types that run as convolutions (conv, dense). */
+clcnn_status tune_convolution(clcnn_context *ctx, const char *name, const conv2d_params *p, rng *r,
+                              char *report, size_t size, size_t *used);
 
 /* ---- the registry (registry.c) ------------------------------------------------------------ */
 

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Images per launch when evaluating. */
 #define EVALUATION_CHUNK 256
@@ -29,12 +28,6 @@ void clcnn_train_config_defaults(clcnn_train_config *config) {
     config->decay = 0.1;
     config->step_epochs = 10;
     config->seed = 1;
-}
-
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 static clcnn_status check_config(clcnn_context *ctx, const clcnn_train_config *c) {
@@ -66,10 +59,9 @@ clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *conf
         return CLCNN_ERROR_INVALID_ARGUMENT;
     *out = NULL;
     clcnn_context *ctx = net->ctx;
-    if (!ctx->has_device)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "no device selected: call clcnn_context_select_device first");
-    clcnn_status status = check_config(ctx, config);
+    clcnn_status status = context_require_device(ctx);
+    if (status == CLCNN_OK)
+        status = check_config(ctx, config);
     if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_AUTO)
         status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
     if (status != CLCNN_OK)
@@ -357,7 +349,7 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
     const double learning_rate = learning_rate_at(&t->config, t->epochs_done);
     const int on_device = ctx->kind == CLCNN_DEVICE_OPENCL;
     const size_t gradient_bytes = sizeof(float) * (size_t)net->parameter_floats;
-    const double start = seconds_now();
+    const double start = clock_seconds();
     double loss_sum = 0.0;
     int64_t correct = 0, seen = 0;
     int64_t first, n, next_first = 0, next_n = 0;
@@ -454,7 +446,7 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
             p.batches = batches;
             p.loss = seen > 0 ? loss_sum / (double)seen : 0.0;
             p.accuracy = seen > 0 ? (double)correct / (double)seen : 0.0;
-            double elapsed = seconds_now() - start;
+            double elapsed = clock_seconds() - start;
             p.images_per_second = elapsed > 0 ? seen / elapsed : 0.0;
             p.eta_seconds = elapsed / (double)(b + 1) * (double)(batches - b - 1);
             p.learning_rate = learning_rate;
@@ -500,10 +492,9 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
     if (!net || !data)
         return CLCNN_ERROR_INVALID_ARGUMENT;
     clcnn_context *ctx = net->ctx;
-    if (!ctx->has_device)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "no device selected: call clcnn_context_select_device first");
-    clcnn_status status = check_data(net, data);
+    clcnn_status status = context_require_device(ctx);
+    if (status == CLCNN_OK)
+        status = check_data(net, data);
     if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_AUTO)
         status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
     if (status != CLCNN_OK)

@@ -1,0 +1,292 @@
+/* Kernel configurations per device (declared in core/config.h). CPU devices
+ * (PoCL) run the register-blocked convolutions and get wide column tiles for
+ * the tiled GEMM, which PoCL vectorises across work-items; other devices get
+ * the tiled kernels with 64x64 tiles of 256 work-items, a fit for 32- and
+ * 64-wide GPUs. The environment overrides them for experiments:
+ *   CLCNN_CONV=tiled|direct            the convolution kernels
+ *   CLCNN_TILES=16,128,16,4,8          tile_m, tile_n, tile_k, wpt_m, wpt_n
+ *   CLCNN_DIRECT=8,2,8                 vw, nv, wpt_p of every convolution
+ *   CLCNN_NO_TUNING (any value)        the tuning file is not read
+ *   CLCNN_NO_CACHE (any value)         program binaries are not cached */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tile_config_valid(const clcnn_context *ctx, const tile_config *config) {
+    if (config->tile_m < 1 || config->tile_n < 1 || config->tile_k < 1 || config->wpt_m < 1 ||
+        config->wpt_n < 1)
+        return 0;
+    if (config->tile_m % config->wpt_m || config->tile_n % config->wpt_n)
+        return 0;
+    size_t threads = (size_t)(config->tile_m / config->wpt_m) * (config->tile_n / config->wpt_n);
+    if (ctx && ctx->max_work_group_size && threads > ctx->max_work_group_size)
+        return 0;
+    /* Two float tiles of TILE_K rows must fit the 32 KiB of local memory OpenCL 1.2 promises. */
+    size_t local_bytes = sizeof(float) * (size_t)config->tile_k * (config->tile_m + config->tile_n);
+    return local_bytes <= 32768;
+}
+
+tile_config tile_config_for(const clcnn_context *ctx, const char *family) {
+    return ctx->config.tiles;
+}
+
+void tile_config_options(const tile_config *config, char *buf, size_t size) {
+    snprintf(buf, size, "-DTILE_M=%d -DTILE_N=%d -DTILE_K=%d -DWPT_M=%d -DWPT_N=%d", config->tile_m,
+             config->tile_n, config->tile_k, config->wpt_m, config->wpt_n);
+}
+
+int use_direct_kernels(const clcnn_context *ctx) {
+    return ctx->config.direct;
+}
+
+/* Up to 16 accumulator vectors leave room in a 32-register AVX-512 file for
+ * the loaded weights (measured on PoCL: 16 beat 24 by 15-30%). */
+direct_config direct_config_for(const clcnn_context *ctx, int channels) {
+    if (ctx->config.direct_forced)
+        return ctx->config.forced;
+    direct_config config;
+    config.vw = ctx->config.direct_vw;
+    /* Few channels fill a narrow vector better than a wide one. */
+    while (config.vw > 4 && config.vw / 2 >= channels)
+        config.vw /= 2;
+    int vectors = (channels + config.vw - 1) / config.vw;
+    config.nv = vectors < 1 ? 1 : vectors > 4 ? 4 : vectors;
+    config.wpt_p = config.nv == 1 ? 8 : 16 / config.nv;
+    config.group = ctx->config.direct_group;
+    return config;
+}
+
+void direct_config_options(const direct_config *config, char *buf, size_t size) {
+    snprintf(buf, size, "-DVW=%d -DNV=%d -DWPT_P=%d", config->vw, config->nv, config->wpt_p);
+}
+
+/* ---- the tuning file ----------------------------------------------------------------------
+ * One per device and driver in the cache directory, written by clcnn_tune and
+ * read when a context selects the device: lines of
+ *   <operation> <C> <K> <H> <W> <R> <S> <stride_h> <stride_w> <pad_top> <pad_left>
+ *     = <vw> <nv> <wpt_p> <group> */
+
+static void tuning_path(const clcnn_context *ctx, char *buf, size_t size) {
+    /* The names are hashed without their NULs, as tuning files have always been named. */
+    uint64_t h = hash_bytes(HASH_SEED, ctx->device_name, strlen(ctx->device_name));
+    h = hash_bytes(h, ctx->driver_version, strlen(ctx->driver_version));
+    snprintf(buf, size, "%s/tuning-%016llx.txt", ctx->cache_dir, (unsigned long long)h);
+}
+
+static void tuning_key(const char *operation, const conv2d_params *p, char *buf, size_t size) {
+    snprintf(buf, size, "%s %d %d %d %d %d %d %d %d %d %d", operation, p->in_channels,
+             p->out_channels, p->in_height, p->in_width, p->kernel_h, p->kernel_w, p->stride_h,
+             p->stride_w, p->pad_top, p->pad_left);
+}
+
+static tuned_entry *find_tuned(const kernel_config *config, const char *key) {
+    for (int i = 0; i < config->tuned_count; i++)
+        if (strcmp(config->tuned[i].key, key) == 0)
+            return &config->tuned[i];
+    return NULL;
+}
+
+/* A new entry at the end of the table, or NULL when memory runs out. */
+static tuned_entry *add_tuned(kernel_config *config, const char *key) {
+    tuned_entry *grown =
+        realloc(config->tuned, sizeof(tuned_entry) * (size_t)(config->tuned_count + 1));
+    if (!grown)
+        return NULL;
+    config->tuned = grown;
+    tuned_entry *e = &config->tuned[config->tuned_count++];
+    snprintf(e->key, sizeof(e->key), "%.127s", key);
+    return e;
+}
+
+static void tuning_load(clcnn_context *ctx) {
+    char path[1200];
+    tuning_path(ctx, path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof(line), f)) {
+        char *equals = strchr(line, '=');
+        direct_config c;
+        /* A damaged line is skipped: the defaults stand in for it. */
+        if (!equals || sscanf(equals + 1, "%d %d %d %d", &c.vw, &c.nv, &c.wpt_p, &c.group) != 4 ||
+            c.vw < 1 || c.vw > 16 || (c.vw & (c.vw - 1)) || c.nv < 1 || c.nv > 8 || c.wpt_p < 1 ||
+            c.wpt_p > 32 || c.group < 1 || c.group > 1024)
+            continue;
+        while (equals > line && equals[-1] == ' ')
+            equals--;
+        *equals = 0;
+        tuned_entry *e = add_tuned(&ctx->config, line);
+        if (!e)
+            break;
+        e->config = c;
+    }
+    fclose(f);
+}
+
+direct_config direct_config_for_conv(const clcnn_context *ctx, const char *operation,
+                                     const conv2d_params *p, int channels) {
+    if (ctx->config.direct_forced)
+        return ctx->config.forced;
+    char key[128];
+    tuning_key(operation, p, key, sizeof(key));
+    const tuned_entry *tuned = find_tuned(&ctx->config, key);
+    if (tuned)
+        return tuned->config;
+    direct_config config = direct_config_for(ctx, channels);
+    /* A work-item streams reduction x vw*nv weights and reuses each for only
+     * wpt_p positions; past a few hundred KiB that is L2-bound, and fewer
+     * channels with more positions per work-item go faster (measured on PoCL:
+     * 3x3 with 256 channels 100 -> 164 GFLOP/s, dense 2048x2048 73 -> 110). */
+    if (strcmp(operation, "backward_weights") != 0 && config.nv == 4) {
+        const int reduced =
+            strcmp(operation, "backward_data") == 0 ? p->out_channels : p->in_channels;
+        const double bytes = 4.0 * reduced * p->kernel_h * p->kernel_w * config.vw * config.nv;
+        if (bytes > 384.0 * 1024.0) {
+            config.nv = 3;
+            config.wpt_p = 8;
+        }
+    }
+    return config;
+}
+
+clcnn_status tuning_remember(clcnn_context *ctx, const char *operation, const conv2d_params *p,
+                             const direct_config *config) {
+    char key[128];
+    tuning_key(operation, p, key, sizeof(key));
+    tuned_entry *e = find_tuned(&ctx->config, key);
+    if (!e)
+        e = add_tuned(&ctx->config, key);
+    if (!e)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for tuning results");
+    e->config = *config;
+    return CLCNN_OK;
+}
+
+clcnn_status tuning_save(clcnn_context *ctx) {
+    if (!ctx->cache_dir[0])
+        return set_error(ctx, CLCNN_ERROR_IO, "no cache directory (set XDG_CACHE_HOME or HOME)");
+    char path[1200], temporary[1300];
+    tuning_path(ctx, path, sizeof(path));
+    snprintf(temporary, sizeof(temporary), "%s.tmp-%d", path, (int)getpid());
+    char command_dir[1100];
+    snprintf(command_dir, sizeof(command_dir), "%s", ctx->cache_dir);
+    mkdir(command_dir, 0755);
+    FILE *f = fopen(temporary, "w");
+    if (!f)
+        return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot write: %s", temporary, strerror(errno));
+    int ok =
+        fprintf(f, "# clcnn tuning for %s, driver %s\n", ctx->device_name, ctx->driver_version) > 0;
+    const kernel_config *c = &ctx->config;
+    for (int i = 0; i < c->tuned_count && ok; i++)
+        ok = fprintf(f, "%s = %d %d %d %d\n", c->tuned[i].key, c->tuned[i].config.vw,
+                     c->tuned[i].config.nv, c->tuned[i].config.wpt_p, c->tuned[i].config.group) > 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(temporary, path) != 0) {
+        unlink(temporary);
+        return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot write the tuning file", path);
+    }
+    return CLCNN_OK;
+}
+
+/* ---- resolving the configuration ------------------------------------------------------------ */
+
+/* An override's value, NULL when unset; empty counts as unset, as for CLCNN_DEVICE. */
+static const char *override_value(const char *name) {
+    const char *value = getenv(name);
+    return value && *value ? value : NULL;
+}
+
+/* Parses exactly count comma-separated integers; returns 0 if text is anything else. */
+static int parse_ints(const char *text, int count, int *out) {
+    const char *p = text;
+    for (int i = 0; i < count; i++) {
+        char *end;
+        errno = 0;
+        long value = strtol(p, &end, 10);
+        if (end == p || errno || value < INT_MIN || value > INT_MAX)
+            return 0;
+        out[i] = (int)value;
+        p = end;
+        if (i + 1 < count && *p++ != ',')
+            return 0;
+    }
+    return *p == 0;
+}
+
+clcnn_status config_resolve(clcnn_context *ctx) {
+    const int cpu = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+    kernel_config c = {0};
+
+    c.direct = cpu;
+    const char *conv = override_value("CLCNN_CONV");
+    if (conv && strcmp(conv, "tiled") == 0)
+        c.direct = 0;
+    else if (conv && strcmp(conv, "direct") == 0)
+        c.direct = 1;
+    else if (conv)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "CLCNN_CONV='%s': expected tiled or direct", conv);
+
+    const tile_config cpu_tiles = {16, 128, 16, 4, 8};
+    const tile_config gpu_tiles = {64, 64, 16, 4, 4};
+    c.tiles = cpu ? cpu_tiles : gpu_tiles;
+    if (!tile_config_valid(ctx, &c.tiles))
+        c.tiles = (tile_config){8, 8, 8, 1, 1};
+    const char *tiles = override_value("CLCNN_TILES");
+    if (tiles) {
+        int v[5];
+        if (!parse_ints(tiles, 5, v))
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "CLCNN_TILES='%s': expected tile_m,tile_n,tile_k,wpt_m,wpt_n, e.g. "
+                             "16,128,16,4,8",
+                             tiles);
+        const tile_config wanted = {v[0], v[1], v[2], v[3], v[4]};
+        if (!tile_config_valid(ctx, &wanted))
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "CLCNN_TILES='%s': not a tile configuration this device can run: "
+                             "wpt_m must divide tile_m and wpt_n tile_n, (tile_m/wpt_m)*(tile_n/"
+                             "wpt_n) work-items at most %zu, 4*tile_k*(tile_m+tile_n) bytes of "
+                             "local memory at most 32768",
+                             tiles, ctx->max_work_group_size);
+        c.tiles = wanted;
+    }
+
+    const cl_uint width = ctx->preferred_vector_width;
+    c.direct_vw = width < 1 ? 4 : width > 16 ? 16 : (int)width;
+    /* PoCL runs a work-group's items in a loop with their private arrays on
+     * the stack, so CPU groups stay small; GPUs want full wavefronts. */
+    c.direct_group = cpu ? 4 : 64;
+    const char *direct = override_value("CLCNN_DIRECT");
+    if (direct) {
+        int v[3];
+        if (!parse_ints(direct, 3, v) ||
+            !(v[0] == 1 || v[0] == 2 || v[0] == 4 || v[0] == 8 || v[0] == 16) || v[1] < 1 ||
+            v[2] < 1)
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "CLCNN_DIRECT='%s': expected vw,nv,wpt_p with vw 1, 2, 4, 8 or 16 "
+                             "and nv and wpt_p at least 1, e.g. 8,2,8",
+                             direct);
+        c.direct_forced = 1;
+        c.forced = (direct_config){v[0], v[1], v[2], c.direct_group};
+    }
+
+    c.binary_cache = ctx->cache_dir[0] && !getenv("CLCNN_NO_CACHE");
+    config_release(&ctx->config);
+    ctx->config = c;
+    if (ctx->cache_dir[0] && !getenv("CLCNN_NO_TUNING"))
+        tuning_load(ctx);
+    return CLCNN_OK;
+}
+
+void config_release(kernel_config *config) {
+    free(config->tuned);
+    config->tuned = NULL;
+    config->tuned_count = 0;
+}

@@ -1,0 +1,85 @@
+/* The kernel configuration of a context's OpenCL device: which convolution
+ * kernels run and with which -D parameters. config_resolve works it out once,
+ * when the context selects its device, from the device's properties, the
+ * CLCNN_* environment overrides and the device's tuning file; the lookups
+ * below then read only what it resolved, so a kernel launch reads no
+ * environment, opens no file and allocates nothing. */
+#ifndef CLCNN_CONFIG_H
+#define CLCNN_CONFIG_H
+
+#include "clcnn.h"
+
+/* A tiled GEMM-style kernel's -D parameters (see kernels/gemm.cl). */
+typedef struct tile_config {
+    int tile_m, tile_n, tile_k;
+    int wpt_m, wpt_n;
+} tile_config;
+
+/* The -D parameters of the register-blocked kernels (kernels/conv2d_direct.cl):
+ * a work-item computes wpt_p positions x vw*nv channels. */
+typedef struct direct_config {
+    int vw, nv, wpt_p;
+    int group; /* work-items per work-group, along the positions */
+} direct_config;
+
+/* A convolution's shape: what the conv2d operations take (host/ops.h) and
+ * what the tuning file is keyed by. */
+typedef struct conv2d_params {
+    int batch;
+    int in_channels, in_height, in_width;
+    int out_channels, kernel_h, kernel_w;
+    int stride_h, stride_w, pad_top, pad_left;
+    int out_height, out_width;
+    int has_bias;
+} conv2d_params;
+
+/* A tuned kernel configuration for one operation on one layer shape. */
+typedef struct tuned_entry {
+    char key[128];
+    direct_config config;
+} tuned_entry;
+
+typedef struct kernel_config {
+    int direct;        /* 1: the register-blocked kernels, 0: the tiled ones (CLCNN_CONV) */
+    tile_config tiles; /* of the tiled kernels (CLCNN_TILES) */
+    /* The register-blocked kernels' widest vector and work-group size on this device. */
+    int direct_vw, direct_group;
+    int direct_forced;    /* CLCNN_DIRECT was given: forced stands for every convolution */
+    direct_config forced; /* vw, nv and wpt_p; group is direct_group */
+    tuned_entry *tuned;   /* the tuning file, then what clcnn_tune measured */
+    int tuned_count;
+    int binary_cache; /* program binaries are cached on disk (a cache directory, no CLCNN_NO_CACHE)
+                       */
+} kernel_config;
+
+/* Resolves ctx->config for the device described in ctx (type, limits, name,
+ * driver, cache directory). An override the library cannot use is an error
+ * naming the variable, and ctx->config is then left as it was. */
+clcnn_status config_resolve(clcnn_context *ctx);
+void config_release(kernel_config *config);
+
+/* The configuration used for a kernel family on ctx's device. */
+tile_config tile_config_for(const clcnn_context *ctx, const char *family);
+/* Writes "-DTILE_M=.. -DTILE_N=.. ..." into buf. */
+void tile_config_options(const tile_config *config, char *buf, size_t size);
+/* 1 if config obeys the divisibility rules and fits the device's work-group limit. */
+int tile_config_valid(const clcnn_context *ctx, const tile_config *config);
+
+/* 1 if the device runs the register-blocked kernels (CPU devices), 0 for the
+ * local-memory tiled ones. CLCNN_CONV=tiled|direct overrides. */
+int use_direct_kernels(const clcnn_context *ctx);
+/* The configuration for `channels` vectorised channels on ctx's device. */
+direct_config direct_config_for(const clcnn_context *ctx, int channels);
+void direct_config_options(const direct_config *config, char *buf, size_t size);
+
+/* The configuration for an operation ("forward", "backward_data",
+ * "backward_weights") of a convolution: from this device's tuning file when
+ * clcnn_tune measured that shape, else direct_config_for(ctx, channels). */
+direct_config direct_config_for_conv(const clcnn_context *ctx, const char *operation,
+                                     const conv2d_params *p, int channels);
+/* Records a measured winner in the context's table; tuning_save writes the table. */
+clcnn_status tuning_remember(clcnn_context *ctx, const char *operation, const conv2d_params *p,
+                             const direct_config *config);
+clcnn_status tuning_save(clcnn_context *ctx);
+
+#endif
