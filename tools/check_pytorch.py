@@ -74,13 +74,48 @@ wrong index, window, divisor, mask or sign is of order 1. The loss error is
 gives a few 1e-6 at worst. --exclude LABEL skips networks with a layer of
 that report label (to look past a known finding).
 
+Graph mode (--graphs N) does both checks on N random graph networks: every
+single-input layer reads the line before or input=NAME, and add (2-4
+inputs), concat (2-4 branches along channels, or vectors), mul (same shapes,
+or a (C,1,1) second input broadcast over H x W) and globalavgpool join and
+reduce them (a join may read a layer twice). The generator builds residual
+blocks (conv -> relu -> conv plus x itself or a 1x1 conv projection, add,
+relu), inception-like concatenations of conv and pooling branches with the
+same H x W, squeeze-and-excitation (globalavgpool -> 1x1 conv C -> C/r ->
+relu -> 1x1 conv -> C -> sigmoid -> mul inputs=x,sigmoid), layers read by
+three others whose branches are added or concatenated (add with 3 and 4
+inputs), gated products, DenseNet concatenations, long skips (an earlier
+block's output added or concatenated many layers later), globalavgpool ->
+flatten -> dense heads (also of an earlier block's output, concatenated),
+dense branches of vectors joined by concat, add and mul, and the sequential
+generator's layers in between, with a loss end as in --grad and batches of
+1-4. Each network is read back from its file by a parser of this script
+(names, input=, inputs=, shapes) into a PyTorch module (a small interpreter
+over the graph) with the weights read back from the weights directory. clcnn
+grad and forward --trace run on each device; every traced layer is compared
+as in forward mode (from clcnn's own values of the layers it reads; the
+magnitude of add is the sum of |inputs|, of globalavgpool the mean of
+|input|, concat and mul are |torch|) with the forward tolerance (1e-4,
+--tolerance), and the loss and every gradient file as in --grad with the
+gradient tolerance (1e-3, --grad-tolerance): the backward pass runs over the
+graph in reverse file order, a layer read by several others getting the sum
+of their gradients (and magnitudes). The gradient report charges a layer
+with its own parameter gradients and the first gradient files below it on
+every path. A failure prints the network and how to reproduce it (--only
+NUMBER with the same --graphs and --seed). --dry-run runs the generator, the
+parser and the PyTorch side without clcnn: PyTorch float32 stands in for the
+devices, and the per-layer references and the hand-written backward pass are
+checked against the module and autograd in float64.
+
 Usage:
     /usr/bin/python3 tools/check_pytorch.py [--count 300] [--seed 1] [--clcnn build/clcnn]
         [--devices opencl,reference] [--jobs 2] [--keep DIR] [--tolerance 1e-4]
     /usr/bin/python3 tools/check_pytorch.py --grad [--tolerance 1e-3] [--exclude LABEL] ...
+    /usr/bin/python3 tools/check_pytorch.py --graphs 200 [--tolerance 1e-4] [--grad-tolerance 1e-3]
+        [--only NUMBER] [--dry-run] ...
 
 Exit status 0 when every layer of every network (with --grad: every loss and
-gradient) is within the tolerance.
+gradient; with --graphs: both) is within the tolerance.
 """
 
 import argparse
@@ -122,6 +157,9 @@ class Layer:
         self.bias = True
         # leaky
         self.slope = 0.01
+        # graph mode: the layers this one reads (None: the line before), the blocks it is in
+        self.inputs = None
+        self.blocks = []
 
     def line(self):
         return " ".join([self.kind] + self.options)
@@ -188,7 +226,24 @@ def make_conv(rng, shape):
     else:
         layer.pad = random_pair(rng, 0, 2, 0.8)
     layer.bias = rng.random() < 0.7
+    return conv_options(rng, shape, layer)
 
+
+def conv_layer(rng, shape, filters, size, stride, pad, bias):
+    """A conv of the given options (pad a pair or "same") for input shape, or None when the
+    kernel does not fit."""
+    layer = Layer("conv")
+    layer.filters = filters
+    layer.size = size
+    layer.stride = stride
+    layer.pad = pad
+    layer.bias = bias
+    return conv_options(rng, shape, layer)
+
+
+def conv_options(rng, shape, layer):
+    """Works out a conv's padding and output shape and writes its options and variants."""
+    c, h, w = shape
     if layer.pad == "same":
         top, bottom = same_padding(h, layer.size[0], layer.stride[0])
         left, right = same_padding(w, layer.size[1], layer.stride[1])
@@ -244,6 +299,22 @@ def make_pool(rng, shape, kind):
     else:
         layer.pad = (0, 0)
     layer.ceil = rng.random() < 0.4
+    return pool_options(rng, shape, layer, explicit_stride)
+
+
+def pool_layer(rng, shape, kind, size, stride, pad, ceil):
+    """A max or average pooling of the given options, or None when no window fits."""
+    layer = Layer(kind)
+    layer.size = size
+    layer.stride = stride
+    layer.pad = pad
+    layer.ceil = ceil
+    return pool_options(rng, shape, layer, stride != size or rng.random() < 0.2)
+
+
+def pool_options(rng, shape, layer, explicit_stride):
+    """Works out a pooling's output shape and writes its options and variants."""
+    c, h, w = shape
     out_h = pool_output(h, layer.size[0], layer.stride[0], layer.pad[0], layer.ceil)
     out_w = pool_output(w, layer.size[1], layer.stride[1], layer.pad[1], layer.ceil)
     if out_h is None or out_w is None or out_h < 1 or out_w < 1:
@@ -627,6 +698,15 @@ def random_grad_network(rng):
     layers = random_network(rng)
     if layers[-1].kind == "softmax":
         layers.pop()
+    case = shape_for_loss(rng, layers)
+    rename_default_layers(layers)
+    label_loss_case(layers, case)
+    return layers, case
+
+
+def shape_for_loss(rng, layers):
+    """Appends to layers (each new layer reading the line before) an end that fits one of
+    the losses, and returns the LossCase that trains it (logits_index and label unset)."""
     roll = rng.random()
     if roll < 0.30:  # softmax last, cross-entropy on the softmax's input
         append_flatten_if_3d(layers)
@@ -671,8 +751,12 @@ def random_grad_network(rng):
                 append_dense(rng, layers, 1)
             append_layer(layers, make_activation(rng, (1,), "sigmoid"))
         case = LossCase("mse", "mse", "int" if rng.random() < 0.4 else "float")
-    rename_default_layers(layers)
+    return case
 
+
+def label_loss_case(layers, case):
+    """Sets case.logits_index (the last layer, or the one before a softmax or sigmoid that the
+    loss is fused with) and case.label."""
     last = len(layers) - 1
     final = layers[last].kind
     case.logits_index = last
@@ -689,7 +773,6 @@ def random_grad_network(rng):
         if case.kind == "bce" and case.target_kind == "int":
             case.label += ", integer labels"
     case.label += " (--loss %s)" % case.option if case.option else " (no --loss)"
-    return layers, case
 
 
 def random_targets(rng, rng_np, layers, case, batch):
@@ -1127,6 +1210,1258 @@ def grad_main(args, clcnn, devices, work_dir):
     return 1 if failures else 0
 
 
+# ---- graph mode (--graphs) -------------------------------------------------------------------
+
+
+JOIN_KINDS = ("add", "concat", "mul")
+PARAMETER_KINDS = ("conv", "dense")
+
+
+class GraphBuilder:
+    """A graph network's layers in file order. Every layer gets the list of layers it reads
+    (append_layer's layers read the line before: inputs None until finalize_graph) and the
+    label of the block being built, for the report."""
+
+    def __init__(self, first):
+        self.nodes = [first]
+        self.block = None
+
+    def add(self, layer, inputs):
+        assert layer is not None
+        layer.inputs = list(inputs)
+        layer.in_shape = layer.inputs[0].out_shape
+        if layer.out_shape is None:
+            layer.out_shape = layer.in_shape
+        if self.block:
+            layer.blocks.append(self.block)
+        self.nodes.append(layer)
+        return layer
+
+
+def join_layer(kind, shapes):
+    """add, concat or mul of inputs of these shapes."""
+    layer = Layer(kind)
+    first = shapes[0]
+    if kind == "add":
+        assert all(shape == first for shape in shapes) and len(shapes) >= 2
+        layer.out_shape = first
+        layer.variants.append("%d inputs" % len(shapes))
+    elif kind == "concat":
+        assert len(shapes) >= 2 and all(len(shape) == len(first) for shape in shapes)
+        assert all(shape[1:] == first[1:] for shape in shapes)
+        layer.out_shape = (sum(shape[0] for shape in shapes),) + first[1:]
+        layer.variants.append("%d inputs" % len(shapes))
+    else:
+        assert len(shapes) == 2
+        assert shapes[1] == first or (len(first) == 3 and shapes[1] == (first[0], 1, 1))
+        layer.out_shape = first
+        layer.variants.append("same shape" if shapes[1] == first else "broadcast (C,1,1)")
+    if len(first) == 1:
+        layer.variants.append("vectors")
+    return layer
+
+
+def join(g, kind, inputs, rng, repeat=0.0):
+    """Appends an add, concat or mul of inputs; with probability repeat one of them is read
+    twice (add inputs=a,b,a; concat inputs=a,a; mul of one input: inputs=a,a), a layer that
+    gets two gradients from one reader."""
+    inputs = list(inputs)
+    repeated = len(inputs) == 1 or rng.random() < repeat
+    if repeated:
+        inputs.insert(rng.randint(0, len(inputs)), rng.choice(inputs))
+    layer = join_layer(kind, [source.out_shape for source in inputs])
+    if repeated:
+        layer.variants.append("repeated input")
+    return g.add(layer, inputs)
+
+
+def gap_layer(shape):
+    layer = Layer("globalavgpool")
+    layer.out_shape = (shape[0], 1, 1)
+    if shape[1:] == (1, 1):
+        layer.variants.append("1x1 input")
+    elif shape[1] * shape[2] >= 64:
+        layer.variants.append("64+ positions")
+    return layer
+
+
+def ceil_division(a, b):
+    return -(-a // b)
+
+
+def keep_conv(rng, shape, filters, stride=(1, 1)):
+    """A conv with ceil(H / stride) x ceil(W / stride) outputs: an odd kernel padded by half of
+    it, or pad=same with any kernel."""
+    if rng.random() < 0.55:
+        first = rng.choice((1, 3, 3, 5))
+        size = (first, first) if rng.random() < 0.8 else (first, rng.choice((1, 3, 5)))
+        pad = ((size[0] - 1) // 2, (size[1] - 1) // 2)
+    else:
+        size = random_pair(rng, 1, 4, 0.7)
+        pad = "same"
+    layer = conv_layer(rng, shape, filters, size, stride, pad, rng.random() < 0.7)
+    assert layer.out_shape[1:] == (ceil_division(shape[1], stride[0]),
+                                   ceil_division(shape[2], stride[1]))
+    return layer
+
+
+def keep_pool(rng, shape, kind, stride=(1, 1)):
+    """A pooling with ceil(H / stride) x ceil(W / stride) outputs (random windows, padding and
+    ceil mode until one fits), or None."""
+    target = (ceil_division(shape[1], stride[0]), ceil_division(shape[2], stride[1]))
+    for _attempt in range(30):
+        size = random_pair(rng, 1, 5, 0.8)
+        pad = (rng.randint(0, size[0] // 2), rng.randint(0, size[1] // 2))
+        if rng.random() < 0.6:
+            pad = (size[0] // 2, size[1] // 2)
+        layer = pool_layer(rng, shape, kind, size, stride, pad, rng.random() < 0.3)
+        if layer is not None and layer.out_shape[1:] == target:
+            return layer
+    return None
+
+
+def graph_activation(rng, shape, kinds=ACTIVATIONS):
+    return make_activation(rng, shape, rng.choice(kinds))
+
+
+def plain_step(rng, g, x):
+    """One layer of the sequential generator's kinds (a conv often with an activation)."""
+    shape = x.out_shape
+    if len(shape) == 1:
+        x = g.add(make_dense(rng, shape), [x])
+        if rng.random() < 0.5:
+            x = g.add(graph_activation(rng, x.out_shape), [x])
+        return x
+    roll = rng.random()
+    layer = None
+    for _attempt in range(20):
+        if roll < 0.4:
+            layer = make_conv(rng, shape)
+        elif roll < 0.55:
+            layer = make_pool(rng, shape, "maxpool")
+        elif roll < 0.7:
+            layer = make_pool(rng, shape, "avgpool")
+        else:
+            layer = graph_activation(rng, shape)
+        if layer is not None:
+            break
+    if layer is None:
+        layer = graph_activation(rng, shape)
+    x = g.add(layer, [x])
+    if layer.kind == "conv" and rng.random() < 0.6:
+        x = g.add(graph_activation(rng, x.out_shape), [x])
+    return x
+
+
+def residual_block(rng, g, x):
+    """conv -> relu -> conv, plus x itself or a 1x1 conv projection of it, added, then relu."""
+    c = x.out_shape[0]
+    stride = (1, 1) if rng.random() < 0.65 else random_pair(rng, 1, 2, 0.7)
+    if stride == (1, 1) and rng.random() < 0.6:
+        filters = c
+    else:
+        filters = rng.randint(1, 12)
+    identity = stride == (1, 1) and filters == c
+    g.block = "residual identity" if identity else "residual projection"
+
+    def projection():
+        return g.add(conv_layer(rng, x.out_shape, filters, (1, 1), stride, (0, 0),
+                                rng.random() < 0.5), [x])
+
+    shortcut = x if identity else None
+    if shortcut is None and rng.random() < 0.3:
+        shortcut = projection()  # before the main path, which then reads x by input=
+    a = g.add(keep_conv(rng, x.out_shape, filters, stride), [x])
+    a = g.add(make_activation(rng, a.out_shape, "relu" if rng.random() < 0.8
+                              else rng.choice(ACTIVATIONS)), [a])
+    b = g.add(keep_conv(rng, a.out_shape, filters), [a])
+    if shortcut is None:
+        shortcut = projection()
+    inputs = [b, shortcut] if rng.random() < 0.7 else [shortcut, b]
+    s = g.add(join_layer("add", [layer.out_shape for layer in inputs]), inputs)
+    out = g.add(make_activation(rng, s.out_shape, "relu"), [s])
+    g.block = None
+    return out
+
+
+def inception_block(rng, g, x):
+    """2-4 parallel branches of conv and pooling (1x1, kxk, 1x1 then kxk, pool, pool then 1x1,
+    x itself) with the same output H x W, concatenated."""
+    stride = (1, 1) if rng.random() < 0.7 else (2, 2)
+    count = rng.randint(2, 4)
+    g.block = "inception"
+    ends = []
+    kinds = ["1x1", "conv", "1x1 conv", "maxpool", "avgpool", "pool 1x1"]
+    for _ in range(count):
+        choices = kinds + (["identity"] if stride == (1, 1) and x not in ends else [])
+        kind = rng.choice(choices)
+        if kind == "identity":
+            ends.append(x)
+            continue
+        filters = rng.randint(1, 8)
+        if kind in ("maxpool", "avgpool", "pool 1x1"):
+            pool = keep_pool(rng, x.out_shape, "avgpool" if kind == "avgpool" or (
+                kind == "pool 1x1" and rng.random() < 0.3) else "maxpool", stride)
+            if pool is None:
+                kind = "conv"
+            else:
+                end = g.add(pool, [x])
+                if kind == "pool 1x1":
+                    end = g.add(conv_layer(rng, end.out_shape, filters, (1, 1), (1, 1), (0, 0),
+                                           rng.random() < 0.7), [end])
+        if kind == "1x1":
+            end = g.add(conv_layer(rng, x.out_shape, filters, (1, 1), stride, (0, 0),
+                                   rng.random() < 0.7), [x])
+        elif kind == "conv":
+            end = g.add(keep_conv(rng, x.out_shape, filters, stride), [x])
+        elif kind == "1x1 conv":
+            end = g.add(conv_layer(rng, x.out_shape, rng.randint(1, 6), (1, 1), stride, (0, 0),
+                                   rng.random() < 0.7), [x])
+            if rng.random() < 0.5:
+                end = g.add(make_activation(rng, end.out_shape, "relu"), [end])
+            end = g.add(keep_conv(rng, end.out_shape, filters), [end])
+        if end.kind == "conv" and rng.random() < 0.4:
+            end = g.add(graph_activation(rng, end.out_shape, ("relu", "relu", "leaky", "tanh")),
+                        [end])
+        ends.append(end)
+    if rng.random() < 0.3:
+        rng.shuffle(ends)
+    out = g.add(join_layer("concat", [end.out_shape for end in ends]), ends)
+    g.block = None
+    return out
+
+
+def se_block(rng, g, x):
+    """Squeeze-and-excitation: globalavgpool -> 1x1 conv (C -> C/r) -> relu -> 1x1 conv
+    (C/r -> C) -> sigmoid, multiplied into x over H x W."""
+    c = x.out_shape[0]
+    g.block = "squeeze-and-excitation"
+    squeeze = g.add(gap_layer(x.out_shape), [x])
+    middle = max(1, c // rng.choice((1, 2, 4)))
+    y = g.add(conv_layer(rng, squeeze.out_shape, middle, (1, 1), (1, 1), (0, 0),
+                         rng.random() < 0.7), [squeeze])
+    y = g.add(make_activation(rng, y.out_shape, "relu"), [y])
+    y = g.add(conv_layer(rng, y.out_shape, c, (1, 1), (1, 1), (0, 0), rng.random() < 0.7), [y])
+    y = g.add(make_activation(rng, y.out_shape, "sigmoid"), [y])
+    out = g.add(join_layer("mul", [x.out_shape, y.out_shape]), [x, y])
+    g.block = None
+    return out
+
+
+def gating_block(rng, g, x):
+    """An element-wise product of the same shape: x * sigmoid(conv x), or
+    tanh(conv x) * sigmoid(conv x)."""
+    c = x.out_shape[0]
+    g.block = "gated mul"
+    if rng.random() < 0.1:
+        square = g.add(keep_conv(rng, x.out_shape, rng.randint(1, 8)), [x])
+        out = join(g, "mul", [square], rng)
+        g.block = None
+        return out
+    if rng.random() < 0.5:
+        gate = g.add(keep_conv(rng, x.out_shape, c), [x])
+        gate = g.add(make_activation(rng, gate.out_shape, "sigmoid"), [gate])
+        inputs = [x, gate] if rng.random() < 0.5 else [gate, x]
+    else:
+        filters = rng.randint(1, 8)
+        value = g.add(keep_conv(rng, x.out_shape, filters), [x])
+        value = g.add(make_activation(rng, value.out_shape, "tanh"), [value])
+        gate = g.add(keep_conv(rng, x.out_shape, filters), [x])
+        gate = g.add(make_activation(rng, gate.out_shape, "sigmoid"), [gate])
+        inputs = [value, gate]
+    out = g.add(join_layer("mul", [layer.out_shape for layer in inputs]), inputs)
+    g.block = None
+    return out
+
+
+def fan_out_block(rng, g, x):
+    """x read by three layers (or by two and the join itself), whose branches of one to three
+    layers are combined by add (3 or 4 inputs) or concat."""
+    c = x.out_shape[0]
+    combine = "add" if rng.random() < 0.6 else "concat"
+    with_x = rng.random() < 0.3
+    filters = c if (combine == "concat" or with_x or rng.random() < 0.5) else rng.randint(1, 10)
+    branches = 2 if with_x else (4 if combine == "add" and rng.random() < 0.15 else 3)
+    g.block = "fan-out %s" % combine
+    ends = []
+    for _ in range(branches):
+        width = rng.randint(1, 8) if combine == "concat" else filters
+        kinds = ["conv", "conv act", "conv conv"] + (["act", "pool", "act conv"]
+                                                      if width == c else [])
+        kind = rng.choice(kinds)
+        end = x
+        for step in kind.split():
+            if step == "conv":
+                layer = keep_conv(rng, end.out_shape, width)
+            elif step == "act":
+                layer = graph_activation(rng, end.out_shape)
+            else:
+                layer = keep_pool(rng, end.out_shape, rng.choice(("maxpool", "avgpool")))
+                if layer is None:
+                    layer = graph_activation(rng, end.out_shape)
+            end = g.add(layer, [end])
+        ends.append(end)
+    if with_x:
+        ends.insert(rng.randint(0, len(ends)), x)
+    out = join(g, combine, ends, rng, repeat=0.2)
+    g.block = None
+    return out
+
+
+def dense_connection_block(rng, g, x):
+    """DenseNet's connection: x concatenated with conv(relu(x)) or relu(conv(x))."""
+    g.block = "densenet concat"
+    growth = rng.randint(1, 6)
+    if rng.random() < 0.5:
+        y = g.add(make_activation(rng, x.out_shape, "relu"), [x])
+        y = g.add(keep_conv(rng, y.out_shape, growth), [y])
+    else:
+        y = g.add(keep_conv(rng, x.out_shape, growth), [x])
+        y = g.add(make_activation(rng, y.out_shape, "relu"), [y])
+    inputs = [x, y] if rng.random() < 0.7 else [y, x]
+    out = g.add(join_layer("concat", [layer.out_shape for layer in inputs]), inputs)
+    g.block = None
+    return out
+
+
+def vector_block(rng, g, v):
+    """Dense branches of a vector joined: concat, add (2-3 inputs, v itself too), or a product
+    (tanh * sigmoid gating, softmax attention)."""
+    units = v.out_shape[0]
+    roll = rng.random()
+    if roll < 0.4:
+        g.block = "vector concat"
+        ends = []
+        for _ in range(rng.randint(2, 3)):
+            end = g.add(make_dense(rng, v.out_shape), [v])
+            if rng.random() < 0.4:
+                end = g.add(graph_activation(rng, end.out_shape), [end])
+            ends.append(end)
+        if rng.random() < 0.3:
+            ends.insert(rng.randint(0, len(ends)), v)
+        out = join(g, "concat", ends, rng, repeat=0.2)
+    elif roll < 0.7:
+        g.block = "vector add"
+        width = units if rng.random() < 0.4 else rng.randint(1, 12)
+        ends = []
+        for _ in range(rng.randint(2, 3)):
+            dense = make_dense(rng, v.out_shape)
+            dense.units = width
+            dense.options[0] = "units=%d" % width
+            dense.out_shape = (width,)
+            end = g.add(dense, [v])
+            if rng.random() < 0.3:
+                end = g.add(graph_activation(rng, end.out_shape), [end])
+            ends.append(end)
+        if width == units and rng.random() < 0.5:
+            ends.insert(rng.randint(0, len(ends)), v)
+        out = join(g, "add", ends, rng, repeat=0.2)
+    else:
+        g.block = "vector mul"
+        width = rng.randint(1, 12)
+        branches = []
+        activations = ["tanh", "softmax" if rng.random() < 0.3 else "sigmoid"]
+        if rng.random() < 0.1:
+            activations.pop()  # tanh squared
+        for activation in activations:
+            dense = make_dense(rng, v.out_shape)
+            dense.units = width
+            dense.options[0] = "units=%d" % width
+            dense.out_shape = (width,)
+            end = g.add(dense, [v])
+            if activation == "softmax":
+                layer = Layer("softmax")
+                layer.out_shape = end.out_shape
+            else:
+                layer = make_activation(rng, end.out_shape, activation)
+            branches.append(g.add(layer, [end]))
+        out = join(g, "mul", branches, rng)
+    g.block = None
+    return out
+
+
+GRAPH_BLOCKS = (
+    (0.20, residual_block),
+    (0.17, inception_block),
+    (0.14, se_block),
+    (0.17, fan_out_block),
+    (0.08, gating_block),
+    (0.09, dense_connection_block),
+    (0.15, plain_step),
+)
+
+
+def random_graph_body(rng):
+    """Graph blocks (at least one) and plain layers on an image, then now and then a
+    globalavgpool -> flatten or a flatten head with dense layers and vector blocks."""
+    big = rng.random() < 0.2
+    channels = rng.randint(1, 8 if big else 4)
+    height = rng.randint(3, 20 if big else 12)
+    width = height if rng.random() < 0.5 else rng.randint(3, 20 if big else 12)
+    first = Layer("input")
+    first.options = ["channels=%d" % channels, "height=%d" % height, "width=%d" % width]
+    first.out_shape = (channels, height, width)
+    g = GraphBuilder(first)
+    x = first
+
+    def pick(roll):
+        for probability, block in GRAPH_BLOCKS:
+            if roll < probability:
+                return block
+            roll -= probability
+        return plain_step
+
+    steps = [pick(rng.random()) for _ in range(rng.randint(1, 4))]
+    if all(step is plain_step for step in steps):
+        steps.append(pick(rng.random() * (1 - GRAPH_BLOCKS[-1][0])))  # a graph block at least
+    earlier = [first]  # the outputs of the steps so far, for long skips
+    for block in steps:
+        if x.out_shape[0] > 40:  # too many channels from concatenations: a 1x1 conv first
+            x = g.add(conv_layer(rng, x.out_shape, rng.randint(4, 16), (1, 1), (1, 1), (0, 0),
+                                 rng.random() < 0.7), [x])
+        x = block(rng, g, x)
+        # a long skip: an earlier step's output of the same H x W joined to this one, read
+        # again long after it was made (storage that must outlive the layers in between)
+        same = [e for e in earlier[:-1] if e.out_shape[1:] == x.out_shape[1:]]
+        if same and rng.random() < 0.25:
+            skip = rng.choice(same)
+            g.block = "long skip"
+            kind = "add" if skip.out_shape == x.out_shape and rng.random() < 0.5 else "concat"
+            x = join(g, kind, [x, skip] if rng.random() < 0.5 else [skip, x], rng)
+            g.block = None
+        earlier.append(x)
+
+    roll = rng.random()
+    if roll < 0.12 and len(earlier) > 2:
+        # globalavgpool of an earlier step's output and of the last, concatenated as (C,1,1)
+        g.block = "multi-level globalavgpool concat"
+        skip = rng.choice(earlier[:-2])
+        ends = [g.add(gap_layer(skip.out_shape), [skip]), g.add(gap_layer(x.out_shape), [x])]
+        if rng.random() < 0.5:
+            ends.reverse()
+        x = join(g, "concat", ends, rng)
+        flatten = Layer("flatten")
+        flatten.out_shape = (x.out_shape[0],)
+        x = g.add(flatten, [x])
+        g.block = None
+    elif roll < 0.4:
+        g.block = "globalavgpool head"
+        x = g.add(gap_layer(x.out_shape), [x])
+        flatten = Layer("flatten")
+        flatten.out_shape = (x.out_shape[0],)
+        x = g.add(flatten, [x])
+        g.block = None
+    elif roll < 0.55:
+        # x flattened and x pooled and flattened, concatenated: a flatten of a layer that
+        # others read too
+        g.block = "flatten and globalavgpool concat"
+        pooled = g.add(gap_layer(x.out_shape), [x])
+        ends = []
+        for source in (x, pooled):
+            flatten = Layer("flatten")
+            flatten.out_shape = (int(np.prod(source.out_shape)),)
+            ends.append(g.add(flatten, [source]))
+        if rng.random() < 0.5:
+            ends.reverse()
+        x = g.add(join_layer("concat", [end.out_shape for end in ends]), ends)
+        g.block = None
+    elif roll < 0.8:
+        flatten = Layer("flatten")
+        flatten.out_shape = (x.out_shape[0] * x.out_shape[1] * x.out_shape[2],)
+        x = g.add(flatten, [x])
+    if len(x.out_shape) == 1:
+        for _ in range(rng.randint(0, 2)):
+            if rng.random() < 0.5:
+                x = plain_step(rng, g, x)
+            else:
+                x = vector_block(rng, g, x)
+    return g.nodes
+
+
+def finalize_graph(rng, nodes):
+    """Resolves the layers that read the line before, checks that every layer but the last is
+    read, names the layers (type<k>, now and then a name= of our own) and writes their input=
+    (for a layer not reading the line before, and now and then for one that does) or inputs=
+    options at a random place among the others."""
+    for index in range(1, len(nodes)):
+        if nodes[index].inputs is None:
+            nodes[index].inputs = [nodes[index - 1]]
+            nodes[index].in_shape = nodes[index - 1].out_shape
+    read = set(id(source) for node in nodes[1:] for source in node.inputs)
+    for node in nodes[:-1]:
+        assert id(node) in read, "unused layer %s" % node.kind
+    counts = {}
+    for index, node in enumerate(nodes):
+        if index == 0:
+            node.name = "input"
+            continue
+        counts[node.kind] = counts.get(node.kind, 0) + 1
+        if rng.random() < 0.1:
+            node.name = "my_%s.%d" % (node.kind, index)
+            node.options.insert(rng.randint(0, len(node.options)), "name=" + node.name)
+        else:
+            node.name = "%s%d" % (node.kind, counts[node.kind])
+    for index, node in enumerate(nodes[1:], start=1):
+        if node.kind in JOIN_KINDS:
+            word = "inputs=" + ",".join(source.name for source in node.inputs)
+        elif node.inputs[0] is not nodes[index - 1] or rng.random() < 0.15:
+            word = "input=" + node.inputs[0].name
+        else:
+            continue
+        node.options.insert(rng.randint(0, len(node.options)), word)
+
+
+def random_graph_network(rng):
+    """A random graph network, its end shaped for one of the losses, and its LossCase."""
+    nodes = random_graph_body(rng)
+    case = shape_for_loss(rng, nodes)
+    finalize_graph(rng, nodes)
+    label_loss_case(nodes, case)
+    return nodes, case
+
+
+def parse_pair(text):
+    first, separator, second = text.partition("x")
+    return (int(first), int(second)) if separator else (int(first), int(first))
+
+
+def parse_graph(text):
+    """The layers of a network file as clcnn reads it, worked out from the text alone (not
+    from the generator): Layer objects with kind, name, the options they mean, input_indices
+    (the layers each reads, by position in the file) and shapes. Raises ValueError for a
+    network that breaks the graph rules."""
+    nodes, positions, counts = [], {}, {}
+    for number, raw in enumerate(text.split("\n"), start=1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        kind = words[0]
+        options = {}
+        for word in words[1:]:
+            key, separator, value = word.partition("=")
+            if not separator or key in options:
+                raise ValueError("line %d: option %r" % (number, word))
+            options[key] = value
+        layer = Layer(kind)
+        layer.options = words[1:]
+        counts[kind] = counts.get(kind, 0) + 1
+        if "name" in options:
+            layer.name = options["name"]
+        elif kind == "input":
+            layer.name = "input"
+        else:
+            layer.name = "%s%d" % (kind, counts[kind])
+        if layer.name in positions:
+            raise ValueError("line %d: the name %s is taken" % (number, layer.name))
+        if (kind == "input") != (not nodes):
+            raise ValueError("line %d: the input layer comes first and only first" % number)
+        try:
+            if kind == "input":
+                layer.input_indices = []
+                layer.out_shape = (int(options["channels"]), int(options["height"]),
+                                   int(options["width"]))
+            else:
+                if kind in JOIN_KINDS:
+                    sources = options["inputs"].split(",")
+                elif "input" in options:
+                    sources = [options["input"]]
+                else:
+                    sources = [nodes[-1].name]
+                layer.input_indices = [positions[source] for source in sources]
+                infer_graph_layer(layer, options,
+                                  [nodes[index].out_shape for index in layer.input_indices])
+        except (KeyError, ValueError) as error:
+            raise ValueError("line %d (%s): %s" % (number, raw.strip(), error))
+        positions[layer.name] = len(nodes)
+        nodes.append(layer)
+    read = set(index for node in nodes for index in node.input_indices)
+    for index in range(len(nodes) - 1):
+        if index not in read:
+            raise ValueError("layer %s is not read by any layer" % nodes[index].name)
+    return nodes
+
+
+def infer_graph_layer(layer, options, shapes):
+    """Sets a parsed layer's options and output shape from its inputs' shapes (SPEC.md's rules,
+    and the graph layers': add of equal shapes, concat along channels with equal H x W or of
+    vectors, mul of equal shapes or by a (C,1,1) second input, globalavgpool to (C,1,1))."""
+    kind = layer.kind
+    shape = shapes[0]
+    layer.in_shape = shape
+    if kind not in JOIN_KINDS and len(shapes) != 1:
+        raise ValueError("one input expected")
+    if kind in ("conv", "maxpool", "avgpool", "globalavgpool") and len(shape) != 3:
+        raise ValueError("needs a CxHxW input")
+    if kind == "conv":
+        layer.filters = int(options["filters"])
+        layer.size = parse_pair(options["size"])
+        layer.stride = parse_pair(options.get("stride", "1"))
+        pad = options.get("pad", "0")
+        layer.pad = "same" if pad == "same" else parse_pair(pad)
+        layer.bias = options.get("bias", "true") == "true"
+        if layer.pad == "same":
+            top, bottom = same_padding(shape[1], layer.size[0], layer.stride[0])
+            left, right = same_padding(shape[2], layer.size[1], layer.stride[1])
+        else:
+            top = bottom = layer.pad[0]
+            left = right = layer.pad[1]
+        layer.padding = (top, bottom, left, right)
+        out_h = conv_output(shape[1], layer.size[0], layer.stride[0], top, bottom)
+        out_w = conv_output(shape[2], layer.size[1], layer.stride[1], left, right)
+        if out_h is None or out_w is None:
+            raise ValueError("kernel larger than the padded input")
+        layer.out_shape = (layer.filters, out_h, out_w)
+    elif kind in ("maxpool", "avgpool"):
+        layer.size = parse_pair(options["size"])
+        layer.stride = parse_pair(options["stride"]) if "stride" in options else layer.size
+        layer.pad = parse_pair(options.get("pad", "0"))
+        layer.ceil = options.get("ceil", "false") == "true"
+        out_h = pool_output(shape[1], layer.size[0], layer.stride[0], layer.pad[0], layer.ceil)
+        out_w = pool_output(shape[2], layer.size[1], layer.stride[1], layer.pad[1], layer.ceil)
+        if out_h is None or out_w is None or out_h < 1 or out_w < 1:
+            raise ValueError("no window fits")
+        layer.out_shape = (shape[0], out_h, out_w)
+    elif kind == "dense":
+        if len(shape) != 1:
+            raise ValueError("dense needs a vector")
+        layer.units = int(options["units"])
+        layer.bias = options.get("bias", "true") == "true"
+        layer.out_shape = (layer.units,)
+    elif kind == "flatten":
+        layer.out_shape = (int(np.prod(shape)),)
+    elif kind in ("relu", "leaky", "sigmoid", "tanh", "softmax"):
+        layer.slope = float(options.get("slope", "0.01"))
+        layer.out_shape = shape
+    elif kind == "globalavgpool":
+        layer.out_shape = (shape[0], 1, 1)
+    elif kind == "add":
+        if len(shapes) < 2 or any(other != shape for other in shapes):
+            raise ValueError("add of shapes %s" % (shapes,))
+        layer.out_shape = shape
+    elif kind == "concat":
+        if len(shapes) < 2 or any(len(other) != len(shape) or other[1:] != shape[1:]
+                                  for other in shapes):
+            raise ValueError("concat of shapes %s" % (shapes,))
+        layer.out_shape = (sum(other[0] for other in shapes),) + shape[1:]
+    elif kind == "mul":
+        if len(shapes) != 2 or not (shapes[1] == shape or (
+                len(shape) == 3 and shapes[1] == (shape[0], 1, 1))):
+            raise ValueError("mul of shapes %s" % (shapes,))
+        layer.out_shape = shape
+    else:
+        raise ValueError("unknown layer type " + kind)
+
+
+def load_parameters(weights_dir, nodes):
+    """{layer name: (weight, bias or None)} read back from a weights directory, float32 in
+    PyTorch's shapes (checked against the parsed layers)."""
+    parameters = {}
+    for node in nodes:
+        if node.kind not in PARAMETER_KINDS:
+            continue
+        weight = np.load(os.path.join(weights_dir, node.name + ".weight.npy"))
+        expected = ((node.filters, node.in_shape[0]) + node.size if node.kind == "conv"
+                    else (node.units, node.in_shape[0]))
+        if weight.shape != expected:
+            raise ValueError("%s.weight.npy is %s, expected %s" % (node.name, weight.shape,
+                                                                   expected))
+        bias = None
+        if node.bias:
+            bias = np.load(os.path.join(weights_dir, node.name + ".bias.npy"))
+            if bias.shape != expected[:1]:
+                raise ValueError("%s.bias.npy is %s" % (node.name, bias.shape))
+        parameters[node.name] = (weight, bias)
+    return parameters
+
+
+def apply_graph_layer(node, xs, weight, bias):
+    """One parsed layer of the graph in PyTorch, for its inputs xs (autograd-friendly)."""
+    kind = node.kind
+    x = xs[0]
+    if kind == "conv":
+        return F.conv2d(padded(node, x), weight, bias, stride=node.stride)
+    if kind == "dense":
+        return F.linear(x, weight, bias)
+    if kind == "maxpool":
+        return F.max_pool2d(x, node.size, node.stride, node.pad, ceil_mode=node.ceil)
+    if kind == "avgpool":
+        return F.avg_pool2d(x, node.size, node.stride, node.pad, ceil_mode=node.ceil,
+                            count_include_pad=True)
+    if kind == "relu":
+        return F.relu(x)
+    if kind == "leaky":
+        return F.leaky_relu(x, node.slope)
+    if kind == "sigmoid":
+        return torch.sigmoid(x)
+    if kind == "tanh":
+        return torch.tanh(x)
+    if kind == "softmax":
+        return F.softmax(x, dim=-1)
+    if kind == "flatten":
+        return x.reshape(x.shape[0], -1)
+    if kind == "globalavgpool":
+        return x.mean(dim=(2, 3), keepdim=True)
+    if kind == "add":
+        total = xs[0]
+        for other in xs[1:]:
+            total = total + other
+        return total
+    if kind == "concat":
+        return torch.cat(xs, dim=1)
+    if kind == "mul":
+        return xs[0] * xs[1]
+    raise ValueError("unknown layer " + kind)
+
+
+class TorchGraph(torch.nn.Module):
+    """A parsed graph network as a PyTorch module: a small interpreter over the layers in file
+    order, with the weights of a weights directory as its parameters. forward returns every
+    layer's output (the input first)."""
+
+    def __init__(self, nodes, parameters, dtype=torch.float64):
+        super().__init__()
+        self.nodes = nodes
+        self.tensors = torch.nn.ParameterList()
+        self.slots = {}  # layer name -> (weight slot, bias slot or None)
+        for node in nodes:
+            if node.kind not in PARAMETER_KINDS:
+                continue
+            weight, bias = parameters[node.name]
+            self.tensors.append(torch.nn.Parameter(torch.from_numpy(weight).to(dtype)))
+            slots = [len(self.tensors) - 1, None]
+            if bias is not None:
+                self.tensors.append(torch.nn.Parameter(torch.from_numpy(bias).to(dtype)))
+                slots[1] = len(self.tensors) - 1
+            self.slots[node.name] = tuple(slots)
+
+    def parameter_of(self, name, which):
+        slot = self.slots[name][0 if which == "weight" else 1]
+        return None if slot is None else self.tensors[slot]
+
+    def forward(self, x):
+        values = [x]
+        for node in self.nodes[1:]:
+            weight = bias = None
+            if node.kind in PARAMETER_KINDS:
+                weight = self.parameter_of(node.name, "weight")
+                bias = self.parameter_of(node.name, "bias")
+            values.append(apply_graph_layer(node, [values[i] for i in node.input_indices],
+                                            weight, bias))
+        return values
+
+
+def graph_layer_reference(node, xs, parameters):
+    """A graph layer's float64 output for inputs xs (clcnn's own values of the layers it reads)
+    and the magnitude the error is measured against: torch_layer's for the sequential types;
+    for add the sum of |inputs|, for globalavgpool the mean of |input| (as average pooling);
+    concat and mul are exact or one rounding, so |torch|."""
+    kind = node.kind
+    if kind == "add":
+        y = apply_graph_layer(node, xs, None, None)
+        magnitude = xs[0].abs()
+        for other in xs[1:]:
+            magnitude = magnitude + other.abs()
+        return y, magnitude
+    if kind == "globalavgpool":
+        return (xs[0].mean(dim=(2, 3), keepdim=True),
+                xs[0].abs().mean(dim=(2, 3), keepdim=True))
+    if kind in ("concat", "mul"):
+        y = apply_graph_layer(node, xs, None, None)
+        return y, y.abs()
+    return torch_layer(node, xs[0], parameters)
+
+
+def graph_layer_backward(node, x_values, y_values, grad, magnitude, parameters):
+    """A graph layer's float64 backward pass from clcnn's forward values: layer_backward for
+    the sequential types; add passes the gradient and its magnitude to every input; concat
+    splits them by channels; mul multiplies them by the other input's value (by its absolute
+    value for the magnitude), summed over H x W for a (C,1,1) second input; globalavgpool
+    spreads them over H x W divided by H x W.
+
+    Returns ([(input gradient, magnitude) per input], {"weight"|"bias": (gradient, magnitude)})."""
+    kind = node.kind
+    if kind == "add":
+        return [(grad, magnitude) for _ in x_values], {}
+    if kind == "concat":
+        sizes = [x.shape[1] for x in x_values]
+        return list(zip(torch.split(grad, sizes, dim=1), torch.split(magnitude, sizes, dim=1))), {}
+    if kind == "mul":
+        a = torch.from_numpy(x_values[0].astype(np.float64))
+        b = torch.from_numpy(x_values[1].astype(np.float64))
+        grad_a, magnitude_a = grad * b, magnitude * b.abs()
+        grad_b, magnitude_b = grad * a, magnitude * a.abs()
+        if b.shape != a.shape:
+            grad_b = grad_b.sum(dim=(2, 3), keepdim=True)
+            magnitude_b = magnitude_b.sum(dim=(2, 3), keepdim=True)
+        return [(grad_a, magnitude_a), (grad_b, magnitude_b)], {}
+    if kind == "globalavgpool":
+        shape = x_values[0].shape
+        positions = shape[2] * shape[3]
+        return [(grad.expand(shape) / positions, magnitude.expand(shape) / positions)], {}
+    grad_x, magnitude_x, parameter_grads = layer_backward(node, x_values[0], y_values, grad,
+                                                          magnitude, parameters)
+    return [(grad_x, magnitude_x)], parameter_grads
+
+
+def graph_logits_index(nodes, case):
+    """The layer the loss starts from: the softmax's or sigmoid's input when the loss is fused
+    with that last layer (cross-entropy, BCE), else the last layer."""
+    last = nodes[-1]
+    if (case.kind == "xent" and last.kind == "softmax") or (
+            case.kind == "bce" and last.kind == "sigmoid"):
+        return last.input_indices[0]
+    return len(nodes) - 1
+
+
+def graph_gradient_files(nodes):
+    """(file, layer index or 0 for the input, "weight"|"bias"|"input") of clcnn grad."""
+    files = []
+    for index, node in enumerate(nodes):
+        if node.kind in PARAMETER_KINDS:
+            files.append((node.name + ".weight.grad.npy", index, "weight"))
+            if node.bias:
+                files.append((node.name + ".bias.grad.npy", index, "bias"))
+    files.append(("input.grad.npy", 0, "input"))
+    return files
+
+
+def graph_backward(nodes, values, logits_index, grad, magnitude, parameters):
+    """The backward pass over the graph in reverse file order from the loss's gradient at the
+    logits layer, from clcnn's forward values; a layer read by several others gets the sum of
+    their gradients (and of their magnitudes). Returns {gradient file: (gradient, magnitude)}."""
+    pending = {logits_index: (grad, magnitude)}
+    want = {}
+    for index in range(logits_index, 0, -1):
+        if index not in pending:
+            raise ValueError("layer %s gets no gradient" % nodes[index].name)
+        grad, magnitude = pending.pop(index)
+        node = nodes[index]
+        inputs = [values[i] for i in node.input_indices]
+        input_grads, parameter_grads = graph_layer_backward(node, inputs, values[index], grad,
+                                                            magnitude, parameters)
+        for which, pair in parameter_grads.items():
+            want["%s.%s.grad.npy" % (node.name, which)] = pair
+        for source, (grad_source, magnitude_source) in zip(node.input_indices, input_grads):
+            if source in pending:
+                previous = pending[source]
+                pending[source] = (previous[0] + grad_source, previous[1] + magnitude_source)
+            else:
+                pending[source] = (grad_source, magnitude_source)
+    want["input.grad.npy"] = pending.pop(0)
+    assert not pending
+    return want
+
+
+def graph_end_to_end(nodes, parameters, images, case, targets, logits_index):
+    """PyTorch (float64) from the input alone: every layer's output, the loss and every
+    gradient file's contents."""
+    module = TorchGraph(nodes, parameters)
+    x = leaf(images)
+    values = module(x)
+    loss, _, _ = torch_loss(case, values[logits_index], targets)
+    loss.backward()
+    grads = {"input.grad.npy": x.grad.numpy()}
+    for name, (weight_slot, bias_slot) in module.slots.items():
+        grads[name + ".weight.grad.npy"] = module.tensors[weight_slot].grad.numpy()
+        if bias_slot is not None:
+            grads[name + ".bias.grad.npy"] = module.tensors[bias_slot].grad.numpy()
+    return [value.detach().numpy() for value in values], float(loss), grads
+
+
+def run_torch32(nodes, parameters, images, case, targets, logits_index, out_dir):
+    """--dry-run's stand-in for a clcnn device: the same files (trace, output.npy, gradients)
+    made by PyTorch in float32 (the loss's gradient in float64). Returns (0, "", loss)."""
+    os.makedirs(os.path.join(out_dir, "trace"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, "grad"), exist_ok=True)
+    module = TorchGraph(nodes, parameters, torch.float32)
+    x = torch.from_numpy(images.astype(np.float32)).requires_grad_(True)
+    values = module(x)
+    z = values[logits_index]
+    z64 = z.detach().double().requires_grad_(True)
+    loss, _, _ = torch_loss(case, z64, targets)
+    (grad,) = torch.autograd.grad(loss, [z64])
+    z.backward(grad.float())
+    for index, node in enumerate(nodes[1:], start=1):
+        np.save(os.path.join(out_dir, "trace", "%02d-%s.npy" % (index, node.name)),
+                values[index].detach().numpy())
+    np.save(os.path.join(out_dir, "output.npy"), values[-1].detach().numpy())
+    np.save(os.path.join(out_dir, "grad", "input.grad.npy"), x.grad.numpy())
+    for name, slots in module.slots.items():
+        for which, slot in zip(("weight", "bias"), slots):
+            if slot is None:
+                continue
+            tensor = module.tensors[slot]
+            grad = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
+            np.save(os.path.join(out_dir, "grad", "%s.%s.grad.npy" % (name, which)),
+                    grad.numpy())
+    return 0, "", float(loss)
+
+
+def reproduce_text(args, number):
+    return ("reproduce: tools/check_pytorch.py --graphs %d --seed %d --only %d --keep DIR"
+            % (number + 1, args.seed, number))
+
+
+def check_graph_network(number, generated, case, parameters, images, targets, work_dir, clcnn,
+                        devices, args, float64_input):
+    """Writes one graph network, runs clcnn grad and forward --trace on every device (or the
+    float32 PyTorch stand-in) and compares every layer's output, the loss and every gradient
+    file with PyTorch float64 run on the network as parsed back from its file.
+
+    Returns ({device: {"forward": [(layer index, error)], "loss": error, "grads": {file: error},
+    "output": end-to-end output difference, "end_to_end": {file: end-to-end difference}}},
+    failures, parsed layers, logits index)."""
+    forward_tolerance, grad_tolerance = args.forward_tolerance, args.grad_tolerance
+    net_dir = os.path.join(work_dir, "graph%04d" % number)
+    weights_dir = os.path.join(net_dir, "weights")
+    os.makedirs(weights_dir, exist_ok=True)
+    option_text = "--loss %s" % case.option if case.option else "no --loss"
+    text = network_text(generated, "random graph %d (seed %d) for clcnn grad, %s, %s"
+                        % (number, args.seed, option_text, case.label))
+    net_path = os.path.join(net_dir, "network.net")
+    with open(net_path, "w") as f:
+        f.write(text)
+    for name, (weight, bias) in parameters.items():
+        np.save(os.path.join(weights_dir, name + ".weight.npy"), weight)
+        if bias is not None:
+            np.save(os.path.join(weights_dir, name + ".bias.npy"), bias)
+    input_path = os.path.join(net_dir, "input.npy")
+    np.save(input_path, images.astype(np.float64) if float64_input else images)
+    labels_path = os.path.join(net_dir, "labels.npy")
+    np.save(labels_path, targets)
+    description = "%slabels: %s %s, batch %d\n%s\n" % (text, targets.dtype, targets.shape,
+                                                       images.shape[0],
+                                                       reproduce_text(args, number))
+    failures = []
+
+    # the network as read back from its file, its weights from the weights directory
+    with open(net_path) as f:
+        nodes = parse_graph(f.read())
+    parameters = load_parameters(weights_dir, nodes)
+    mismatch = [i for i, (node, made) in enumerate(zip(nodes, generated))
+                if (node.kind, node.name, tuple(node.out_shape)) != (
+                    made.kind, made.name, tuple(made.out_shape))
+                or (i and node.input_indices != [generated.index(s) for s in made.inputs])]
+    if len(nodes) != len(generated) or mismatch:
+        failures.append("graph %d: the generator and the parser disagree on layer %s (a bug in "
+                        "this script)\n%s" % (number, mismatch[:1], description))
+        return {}, failures, nodes, None
+    logits_index = graph_logits_index(nodes, case)
+    assert logits_index == case.logits_index
+
+    runs = {}
+    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+        futures = {}
+        for device in devices:
+            out_dir = os.path.join(net_dir, device)
+            if device == "torch32":
+                futures[device] = pool.submit(run_torch32, nodes, parameters, images, case,
+                                              targets, logits_index, out_dir)
+            else:
+                futures[device] = pool.submit(run_clcnn_grad, clcnn, device, net_path,
+                                              weights_dir, input_path, labels_path, case.option,
+                                              out_dir)
+        for device, future in futures.items():
+            runs[device] = future.result()
+
+    end_to_end_values, end_to_end_loss, end_to_end_grads = graph_end_to_end(
+        nodes, parameters, images, case, targets, logits_index)
+    if args.dry_run:
+        for problem in graph_self_check(nodes, parameters, end_to_end_values, end_to_end_grads,
+                                        case, targets, logits_index):
+            failures.append("graph %d: self-check: %s\n%s" % (number, problem, description))
+    files = graph_gradient_files(nodes)
+    results = {}
+    for device in devices:
+        status, message, clcnn_loss = runs[device]
+        out_dir = os.path.join(net_dir, device)
+        if status != 0:
+            failures.append("graph %d on %s: clcnn exited with %d: %s\n%s"
+                            % (number, device, status, message, description))
+            continue
+        result = {"forward": [], "grads": {}, "end_to_end": {}}
+
+        # forward: every layer from clcnn's own values of the layers it reads
+        values = [images]  # clcnn converts a float64 input to float32 as well
+        broken = False
+        for index, node in enumerate(nodes[1:], start=1):
+            path = os.path.join(out_dir, "trace", "%02d-%s.npy" % (index, node.name))
+            if not os.path.exists(path):
+                failures.append("graph %d on %s: no trace file %s\n%s"
+                                % (number, device, os.path.basename(path), description))
+                broken = True
+                break
+            got = np.load(path)
+            expected_shape = (images.shape[0],) + tuple(node.out_shape)
+            if got.dtype != np.float32 or got.shape != expected_shape:
+                failures.append("graph %d on %s: %s has %s %s, expected float32 %s\n%s"
+                                % (number, device, os.path.basename(path), got.dtype, got.shape,
+                                   expected_shape, description))
+                broken = True
+                break
+            inputs = [torch.from_numpy(values[i].astype(np.float64))
+                      for i in node.input_indices]
+            want, magnitude = graph_layer_reference(node, inputs, parameters)
+            error, where = layer_error(got, want.numpy(), magnitude.numpy())
+            result["forward"].append((index, error))
+            if not error <= forward_tolerance:
+                failures.append(
+                    "graph %d on %s: layer %s (%s) error %.3g at %s: clcnn %.9g, torch %.9g, "
+                    "magnitude %.3g\n%s"
+                    % (number, device, node.name, node.line(), error, where, float(got[where]),
+                       float(want.numpy()[where]), float(magnitude.numpy()[where]),
+                       description))
+            values.append(got)
+        if broken:
+            continue
+        output = np.load(os.path.join(out_dir, "output.npy"))
+        if not np.array_equal(output, values[-1]):
+            failures.append("graph %d on %s: output.npy differs from the last trace file\n%s"
+                            % (number, device, description))
+        scale = max(float(np.abs(end_to_end_values[-1]).max()), 1e-30)
+        result["output"] = float(np.abs(output - end_to_end_values[-1]).max()) / scale
+
+        # the loss and the backward pass in float64 from clcnn's logits and activations
+        z = leaf(values[logits_index])
+        loss, loss_magnitude, magnitude = torch_loss(case, z, targets)
+        (grad,) = torch.autograd.grad(loss, [z])
+        want = graph_backward(nodes, values, logits_index, grad, magnitude, parameters)
+        loss_error = abs(clcnn_loss - float(loss)) / max(abs(float(loss)), loss_magnitude, 1e-300)
+        result["loss"] = loss_error
+        if not loss_error <= grad_tolerance:
+            failures.append("graph %d on %s: loss %.9g, torch %.9g (from clcnn's logits; "
+                            "%.9g from the input alone), error %.3g\n%s"
+                            % (number, device, clcnn_loss, float(loss), end_to_end_loss,
+                               loss_error, description))
+        for name, layer_index, which in files:
+            path = os.path.join(out_dir, "grad", name)
+            if not os.path.exists(path):
+                failures.append("graph %d on %s: no %s\n%s" % (number, device, name, description))
+                result["grads"][name] = math.inf
+                continue
+            got = np.load(path)
+            wanted, wanted_magnitude = want[name]
+            wanted = wanted.numpy()
+            if got.dtype != np.float32 or got.shape != wanted.shape:
+                failures.append("graph %d on %s: %s has %s %s, expected float32 %s\n%s"
+                                % (number, device, name, got.dtype, got.shape, wanted.shape,
+                                   description))
+                result["grads"][name] = math.inf
+                continue
+            error, where = layer_error(got, wanted, wanted_magnitude.numpy())
+            result["grads"][name] = error
+            if not error <= grad_tolerance:
+                failures.append(
+                    "graph %d on %s: %s error %.3g at %s: clcnn %.9g, torch %.9g, "
+                    "magnitude %.3g\n%s"
+                    % (number, device, name, error, where, float(got[where]),
+                       float(wanted[where]), float(wanted_magnitude.numpy()[where]),
+                       description))
+            reference = end_to_end_grads[name]
+            scale = max(float(np.abs(reference).max()), float(wanted_magnitude.max()), 1e-300)
+            result["end_to_end"][name] = float(np.abs(got - reference).max()) / scale
+        for name in sorted(os.listdir(os.path.join(out_dir, "grad"))):
+            if name not in want:
+                failures.append("graph %d on %s: unexpected file %s\n%s"
+                                % (number, device, name, description))
+        results[device] = result
+    return results, failures, nodes, logits_index
+
+
+def graph_labels(generated, nodes, index):
+    """Report labels of a graph layer: its type and variants, and the blocks it is in."""
+    labels = variant_labels(generated[index])
+    labels += ["block: " + block for block in generated[index].blocks]
+    return labels
+
+
+def graph_grad_labels(generated, nodes, logits_index, errors):
+    """(label, error) pairs for the gradient report. As in --grad, every layer is charged with
+    its own parameter gradients and with the first gradient files below it: on every path
+    down from the layer, the weight gradient of the first conv or dense layer, or
+    input.grad.npy. A layer read by several others (fan-out) gets a "fan-out N" label too."""
+    below_cache = {}
+
+    def below(index):
+        if index not in below_cache:
+            found = set()
+            for source in nodes[index].input_indices:
+                if source == 0:
+                    found.add("input.grad.npy")
+                elif nodes[source].kind in PARAMETER_KINDS:
+                    found.add(nodes[source].name + ".weight.grad.npy")
+                else:
+                    found |= below(source)
+            below_cache[index] = found
+        return below_cache[index]
+
+    readers = {}
+    for node in nodes:
+        for source in node.input_indices:
+            readers[source] = readers.get(source, 0) + 1
+    pairs = []
+    for index in range(1, logits_index + 1):
+        node = nodes[index]
+        charged = [errors[name] for name in below(index)]
+        charged += [errors[name] for name in (node.name + ".weight.grad.npy",
+                                              node.name + ".bias.grad.npy") if name in errors]
+        error = max(charged)
+        labels = graph_labels(generated, nodes, index)
+        if readers.get(index, 0) > 1:
+            labels.append("fan-out %d (layer read by %d)" % (readers[index], readers[index]))
+        for label in labels:
+            pairs.append((label, error))
+    pairs.append(("input gradient (input read by %d)" % readers[0], errors["input.grad.npy"]))
+    return pairs
+
+
+def gradient_kind(nodes, name):
+    """"conv weight", "dense bias", "input", ... for a gradient file."""
+    if name == "input.grad.npy":
+        return "input"
+    layer, which = name[:-len(".grad.npy")].rsplit(".", 1)
+    kind = next(node.kind for node in nodes if node.name == layer)
+    return "%s %s" % (kind, which)
+
+
+def print_worst_table(title, seen, worst, devices, width=44):
+    print(title)
+    print("%-*s %7s" % (width, "label", "count") + "".join(" %22s" % d for d in devices))
+    for label in sorted(seen, key=lambda label: (label.split(" ")[0], label)):
+        row = "%-*s %7d" % (width, label, seen[label])
+        for device in devices:
+            entry = worst.get((device, label))
+            row += " %22s" % ("-" if entry is None else "%.3g (net %d)" % entry)
+        print(row)
+    print()
+
+
+def graph_main(args, clcnn, devices, work_dir):
+    rng = random.Random(args.seed)
+    jobs = []
+    for number in range(args.graphs):
+        generated, case = random_graph_network(rng)
+        rng_np = np.random.default_rng(rng.randrange(2**32))
+        parameters = random_parameters(rng_np, generated)
+        batch = rng.randint(1, 4)
+        scale = rng.choice([1.0, 1.0, 3.0, 0.1])
+        images = (rng_np.standard_normal((batch,) + generated[0].out_shape) * scale).astype(
+            np.float32)
+        targets = random_targets(rng, rng_np, generated, case, batch)
+        float64_input = rng.random() < 0.1
+        if args.only and number not in args.only:
+            continue
+        if any(label in args.exclude for index in range(1, len(generated))
+               for label in graph_labels(generated, None, index)):
+            continue
+        jobs.append((number, generated, case, parameters, images, targets, float64_input))
+
+    forward_worst, forward_seen = {}, {}
+    grad_worst, grad_seen = {}, {}
+    file_worst, file_seen = {}, {}
+    loss_worst, loss_seen = {}, {}
+    output_worst, end_to_end_worst = {}, {}
+    failures = []
+    layer_count = 0
+
+    def note(table, seen, device, label, error, number):
+        key = (device, label)
+        if key not in table or error > table[key][0]:
+            table[key] = (error, number)
+        if device == devices[0]:
+            seen[label] = seen.get(label, 0) + 1
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(check_graph_network, number, generated, case, parameters, images,
+                               targets, work_dir, clcnn, devices, args, float64_input)
+                   for number, generated, case, parameters, images, targets, float64_input
+                   in jobs]
+        for done, future in enumerate(futures, start=1):
+            number, generated, case = jobs[done - 1][:3]
+            results, network_failures, nodes, logits_index = future.result()
+            failures.extend(network_failures)
+            for failure in network_failures:
+                print("FAIL " + failure, flush=True)
+            layer_count += len(nodes) - 1
+            for device, result in results.items():
+                for index, error in result["forward"]:
+                    for label in graph_labels(generated, nodes, index):
+                        note(forward_worst, forward_seen, device, label, error, number)
+                for label, error in graph_grad_labels(generated, nodes, logits_index,
+                                                      result["grads"]):
+                    note(grad_worst, grad_seen, device, label, error, number)
+                for name, error in result["grads"].items():
+                    note(file_worst, file_seen, device, gradient_kind(nodes, name), error, number)
+                note(loss_worst, loss_seen, device, case.label, result["loss"], number)
+                if result["output"] > output_worst.get(device, (-1,))[0]:
+                    output_worst[device] = (result["output"], number)
+                for name, error in result["end_to_end"].items():
+                    if error > end_to_end_worst.get(device, (-1,))[0]:
+                        end_to_end_worst[device] = (error, number, name)
+            if done % 50 == 0:
+                print("checked %d of %d graphs" % (done, len(jobs)), flush=True)
+
+    print()
+    print("%d graph networks (seed %d), %d layers" % (len(jobs), args.seed, layer_count))
+    print()
+    print_worst_table("worst forward error per layer type and block, every traced layer from "
+                      "clcnn's own inputs (|clcnn - torch| / max(|torch|, magnitude)):",
+                      forward_seen, forward_worst, devices)
+    print_worst_table("worst gradient error per layer type and block: the layer's own weight "
+                      "and bias gradients and the first gradient files below it:",
+                      grad_seen, grad_worst, devices)
+    print_worst_table("worst error per gradient file:", file_seen, file_worst, devices)
+    print_worst_table("worst loss error per loss:", loss_seen, loss_worst, devices, width=62)
+    for device in devices:
+        if device in output_worst:
+            print("%s: worst end-to-end difference of the output from PyTorch run from the "
+                  "input alone, relative to its largest value: %.3g (net %d)"
+                  % ((device,) + output_worst[device]))
+        if device in end_to_end_worst:
+            print("%s: worst end-to-end difference of a gradient, relative to the largest of "
+                  "that gradient and its magnitude: %.3g (net %d, %s)"
+                  % ((device,) + end_to_end_worst[device]))
+    print()
+    if failures:
+        print("%d failures (forward above %g, loss or gradient above %g)"
+              % (len(failures), args.forward_tolerance, args.grad_tolerance))
+    else:
+        print("every layer within %g, every loss and gradient within %g"
+              % (args.forward_tolerance, args.grad_tolerance))
+    return 1 if failures else 0
+
+
+def graph_self_check(nodes, parameters, values, grads, case, targets, logits_index):
+    """--dry-run's check of this script's graph side on its own: the per-layer references and
+    the hand-written backward pass run on PyTorch's own float64 values must give PyTorch's
+    float64 outputs and autograd's gradients. Returns a list of problems."""
+    problems = []
+    for index, node in enumerate(nodes[1:], start=1):
+        inputs = [torch.from_numpy(values[i]) for i in node.input_indices]
+        want, magnitude = graph_layer_reference(node, inputs, parameters)
+        if want.shape != values[index].shape or (magnitude < want.abs() * (1 - 1e-12)).any():
+            problems.append("layer %s: reference shape or magnitude" % node.name)
+        error, _ = layer_error(values[index], want.numpy(), magnitude.numpy())
+        if not error <= 1e-12:
+            problems.append("layer %s: reference differs from the module by %.3g"
+                            % (node.name, error))
+    z = leaf(values[logits_index])
+    loss, _, magnitude = torch_loss(case, z, targets)
+    (grad,) = torch.autograd.grad(loss, [z])
+    want = graph_backward(nodes, values, logits_index, grad, magnitude, parameters)
+    if sorted(want) != sorted(grads):
+        problems.append("gradient files %s, autograd %s" % (sorted(want), sorted(grads)))
+    for name, (wanted, wanted_magnitude) in want.items():
+        if name not in grads:
+            continue
+        if (wanted_magnitude < wanted.abs() * (1 - 1e-12)).any():
+            problems.append("%s: magnitude below the gradient" % name)
+        error, _ = layer_error(grads[name], wanted.numpy(), wanted_magnitude.numpy())
+        if not error <= 1e-10:
+            problems.append("%s: the backward pass differs from autograd by %.3g" % (name, error))
+    return problems
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=300, help="networks to generate")
@@ -1139,20 +2474,37 @@ def main():
     parser.add_argument("--grad", action="store_true",
                         help="check clcnn grad (losses and gradients) instead of forward")
     parser.add_argument("--exclude", action="append", default=[], metavar="LABEL",
-                        help="with --grad: skip the networks with a layer of this report label, "
-                        "e.g. 'leaky negative slope' (to look past a known finding); repeatable")
+                        help="with --grad or --graphs: skip the networks with a layer of this "
+                        "report label, e.g. 'leaky negative slope' (to look past a known finding); "
+                        "repeatable")
     parser.add_argument("--keep", help="write the networks and outputs here and keep them")
+    parser.add_argument("--graphs", type=int, default=0, metavar="N",
+                        help="check N random graph networks (forward, loss and gradients) "
+                        "instead")
+    parser.add_argument("--grad-tolerance", type=float, default=1e-3,
+                        help="with --graphs: the loss and gradient tolerance (--tolerance is "
+                        "the forward one)")
+    parser.add_argument("--only", type=int, action="append", default=[], metavar="NUMBER",
+                        help="with --graphs: check only this graph of the sequence (repeatable)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --graphs: no clcnn; check the generator, the parser and the "
+                        "PyTorch side on their own, with PyTorch float32 standing in for clcnn")
     args = parser.parse_args()
 
     clcnn = args.clcnn
-    if not os.path.exists(clcnn):
+    if args.graphs and args.dry_run:
+        clcnn = None
+    elif not os.path.exists(clcnn):
         beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", args.clcnn)
         if os.path.exists(beside):
             clcnn = beside
         else:
             sys.exit("check_pytorch: no clcnn binary at %s (give --clcnn PATH)" % args.clcnn)
-    clcnn = os.path.abspath(clcnn)
+    if clcnn is not None:
+        clcnn = os.path.abspath(clcnn)
     devices = [d for d in args.devices.split(",") if d]
+    if clcnn is None:
+        devices = ["torch32"]
     torch.set_num_threads(1)
     # F.conv2d(padding="same") with even kernels warns that it copies the input
     warnings.filterwarnings("ignore", message="Using padding='same'")
@@ -1163,6 +2515,12 @@ def main():
     else:
         work_dir = tempfile.mkdtemp(prefix="clcnn-check-pytorch-")
 
+    if args.graphs:
+        args.forward_tolerance = args.tolerance if args.tolerance is not None else 1e-4
+        status = graph_main(args, clcnn, devices, work_dir)
+        if not args.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        return status
     if args.grad:
         status = grad_main(args, clcnn, devices, work_dir)
         if not args.keep:
