@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Cross-checks `clcnn forward` against PyTorch, layer by layer.
 
-Generates random networks from every layer type and option of SPEC.md
+Generates random networks from every layer type and option of the network-file format (README.md)
 (conv with square and rectangular kernels, strides, integer and 'same'
 padding, bias on and off, 1x1 kernels; max and average pooling with size,
 stride, padding and ceil mode; relu, leaky with a slope, sigmoid, tanh;
@@ -173,7 +173,7 @@ def pair_text(pair, rng, force_pair=False):
 
 
 def same_padding(size, kernel, stride):
-    """SPEC.md's 'same': ceil(in / stride) outputs, the odd row or column after."""
+    """The 'same' padding of README.md:: ceil(in / stride) outputs, the odd row or column after."""
     outputs = -(-size // stride)
     total = max((outputs - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
@@ -684,7 +684,7 @@ def output_count(layers):
 
 
 def auto_loss_kind(layers):
-    """SPEC.md: softmax last -> cross-entropy, sigmoid with one unit last -> BCE, else MSE."""
+    """The loss that fits the last layer: softmax last -> cross-entropy, sigmoid with one unit last -> BCE, else MSE."""
     if layers[-1].kind == "softmax":
         return "xent"
     if layers[-1].kind == "sigmoid" and output_count(layers) == 1:
@@ -776,7 +776,7 @@ def label_loss_case(layers, case):
 
 
 def random_targets(rng, rng_np, layers, case, batch):
-    """The --labels array for the case, in one of the dtypes and shapes SPEC.md allows."""
+    """The --labels array for the case, in one of the dtypes and shapes README.md allows."""
     units = output_count(layers)
     if case.target_kind == "int":
         high = 2 if case.kind == "bce" else units
@@ -1782,7 +1782,7 @@ def parse_graph(text):
 
 
 def infer_graph_layer(layer, options, shapes):
-    """Sets a parsed layer's options and output shape from its inputs' shapes (SPEC.md's rules,
+    """Sets a parsed layer's options and output shape from its inputs' shapes (README.md's rules,
     and the graph layers': add of equal shapes, concat along channels with equal H x W or of
     vectors, mul of equal shapes or by a (C,1,1) second input, globalavgpool to (C,1,1))."""
     kind = layer.kind
