@@ -35,9 +35,15 @@ __kernel void softmax_cross_entropy(const __global float *restrict logits,
     float largest = z[0];
     for (int j = 1; j < classes; j++)
         largest = fmax(largest, z[j]);
-    float sum = 0.0f;
-    for (int j = 0; j < classes; j++)
-        sum += exp(z[j] - largest);
+    /* Compensated (Kahan) summation, as softmax.cl: with thousands of
+     * classes a plain float sum loses digits the reference keeps. */
+    float sum = 0.0f, compensation = 0.0f;
+    for (int j = 0; j < classes; j++) {
+        const float corrected = exp(z[j] - largest) - compensation;
+        const float total = sum + corrected;
+        compensation = (total - sum) - corrected;
+        sum = total;
+    }
 
     /* Both terms are >= 0, so adding them loses nothing to cancellation. */
     loss[row] = (largest - z[label]) + log(sum);
