@@ -45,6 +45,7 @@ struct clcnn_context {
     cl_context cl;
     cl_command_queue queue;
     size_t max_work_group_size;
+    cl_ulong global_mem_bytes, max_alloc_bytes; /* planning refuses what exceeds them */
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
     cl_mem workspace;               /* scratch shared by operations, one at a time */

@@ -550,6 +550,50 @@ static void test_tensor_api(clcnn_context *ctx) {
     clcnn_net_destroy(net);
 }
 
+/* ---- 6. device limits are checked when planning, before allocating ----------------- */
+
+static void test_device_limits(clcnn_context *ctx) {
+    /* 1000 x 1000 x 1000 floats per image: 4 GB in one layer's output. */
+    const char *text = "input channels=1 height=1000 width=1000\n"
+                       "conv filters=1000 size=1\nrelu\nrelu\nrelu\n";
+    clcnn_net *net = NULL;
+    if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, text, "big.net", &net)))
+        return;
+    const uint64_t per_image = sizeof(float) * 1000000000ULL;
+    const int64_t batch = (int64_t)(ctx->max_alloc_bytes / per_image) + 1;
+    float *input = calloc((size_t)batch * 1000000, sizeof(float));
+    double loss;
+    float target = 0.0f;
+    if (input && batch <= 16) {
+        /* Refused by the buffer limit or, where that is above 2^31 floats,
+         * by the kernels' int indexing: either way before any allocation. */
+        clcnn_status status = clcnn_net_backward(net, input, batch, NULL, &target, &loss);
+        CHECK(status != CLCNN_OK);
+        const char *message = clcnn_last_error(ctx);
+        if (!CHECK((strstr(message, "layer conv1: its outputs for") &&
+                    strstr(message, "CL_DEVICE_MAX_MEM_ALLOC_SIZE")) ||
+                   strstr(message, "too large for one pass")))
+            fprintf(stderr, "got: %s\n", message);
+    }
+    /* Buffers that each fit but together exceed the device's memory. */
+    const int64_t fitting = (int64_t)(ctx->max_alloc_bytes / per_image);
+    if (input && fitting >= 1 && (uint64_t)fitting * per_image * 4 > ctx->global_mem_bytes) {
+        clcnn_status status = clcnn_net_backward(net, input, fitting, NULL, &target, &loss);
+        CHECK(status == CLCNN_ERROR_OUT_OF_MEMORY);
+        if (!CHECK(strstr(clcnn_last_error(ctx), "CL_DEVICE_GLOBAL_MEM_SIZE") != NULL))
+            fprintf(stderr, "got: %s\n", clcnn_last_error(ctx));
+    }
+    /* The network still works at a size that fits: nothing was left half made. */
+    clcnn_net_destroy(net);
+    free(input);
+    CHECK_OK(ctx, clcnn_net_from_string(ctx, "input channels=1 height=2 width=2\nrelu\n", "s.net",
+                                        &net));
+    float small_in[4] = {-1, 2, -3, 4}, small_out[4];
+    CHECK_OK(ctx, clcnn_net_forward(net, small_in, 1, small_out, NULL, NULL));
+    CHECK(small_out[0] == 0.0f && small_out[3] == 4.0f);
+    clcnn_net_destroy(net);
+}
+
 int main(void) {
     clcnn_context *reference = clcnn_context_create();
     clcnn_context *opencl = test_opencl_context();
@@ -561,6 +605,7 @@ int main(void) {
     test_tensor_api(opencl);
     test_memory_plan(reference);
     test_memory_plan(opencl);
+    test_device_limits(opencl);
     test_finite_differences(reference);
     test_random_graphs(reference, opencl);
     clcnn_context_destroy(reference);

@@ -226,6 +226,10 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     device_string(device, CL_DRIVER_VERSION, ctx->driver_version, sizeof(ctx->driver_version));
     clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t),
                     &ctx->max_work_group_size, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof(cl_ulong), &ctx->global_mem_bytes,
+                    NULL);
+    clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof(cl_ulong), &ctx->max_alloc_bytes,
+                    NULL);
     clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
     clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(cl_uint),
                     &ctx->preferred_vector_width, NULL);

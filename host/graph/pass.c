@@ -230,8 +230,17 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
     int64_t chunk = batch < FORWARD_CHUNK ? batch : FORWARD_CHUNK;
     if (chunk > INT32_MAX / largest)
         chunk = INT32_MAX / largest;
+    /* Fewer images per chunk when one layer's outputs would not fit one
+     * device buffer; the plan then checks the device's whole memory. */
+    const clcnn_context *ctx = net->ctx;
+    if (context_is_opencl(ctx) &&
+        (uint64_t)chunk * sizeof(float) * (uint64_t)largest > ctx->max_alloc_bytes)
+        chunk = (int64_t)(ctx->max_alloc_bytes / (sizeof(float) * (uint64_t)largest));
     if (chunk < 1)
-        return set_error(net->ctx, CLCNN_ERROR_SHAPE, "a single image's activations are too large");
+        return set_error(net->ctx, CLCNN_ERROR_SHAPE,
+                         "one image's activations (%lld values in one layer) are more than the "
+                         "device holds in one buffer",
+                         (long long)largest);
     status = net_ensure_activations(net, chunk, 0);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);

@@ -94,10 +94,11 @@ static int assign_slots(int count, const int *first, const int *last, const int6
     return slots;
 }
 
-/* Plans and allocates one kind of storage (activations or gradients): roots
- * get slots by their lifetimes, every node its root's slot. */
+/* Plans one kind of storage (activations or gradients): roots get slots by
+ * their lifetimes, every node its root's slot. slot_floats gets each slot's
+ * size per image and slot_owner the node that sets it (n entries each). */
 static clcnn_status plan_storage(clcnn_net *net, const int *first, const int *last, int *node_slot,
-                                 buf **slots, int *slot_count) {
+                                 int64_t *slot_floats, int *slot_owner, int *slot_count) {
     const int n = net->layer_count;
     memory_plan *plan = &net->plan;
     int *roots = malloc(sizeof(int) * (size_t)n);
@@ -106,10 +107,8 @@ static clcnn_status plan_storage(clcnn_net *net, const int *first, const int *la
     int *root_slot = malloc(sizeof(int) * (size_t)n);
     int *slot_last = malloc(sizeof(int) * (size_t)n);
     int64_t *root_floats = malloc(sizeof(int64_t) * (size_t)n);
-    int64_t *slot_floats = malloc(sizeof(int64_t) * (size_t)n);
     clcnn_status status = CLCNN_OK;
-    if (!roots || !root_first || !root_last || !root_slot || !slot_last || !root_floats ||
-        !slot_floats) {
+    if (!roots || !root_first || !root_last || !root_slot || !slot_last || !root_floats) {
         status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
         goto done;
     }
@@ -125,15 +124,11 @@ static clcnn_status plan_storage(clcnn_net *net, const int *first, const int *la
     }
     *slot_count = assign_slots(root_count, root_first, root_last, root_floats, root_slot,
                                slot_floats, slot_last);
-    *slots = calloc((size_t)*slot_count, sizeof(buf));
-    if (!*slots) {
-        status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
-        goto done;
-    }
-    for (int s = 0; s < *slot_count && status == CLCNN_OK; s++)
-        status = allocate(net, plan->capacity * slot_floats[s], &(*slots)[s]);
-    for (int r = 0; r < root_count; r++)
+    for (int r = 0; r < root_count; r++) {
         node_slot[roots[r]] = root_slot[r];
+        if (root_floats[r] == slot_floats[root_slot[r]])
+            slot_owner[root_slot[r]] = roots[r];
+    }
     for (int i = 0; i < n; i++)
         node_slot[i] = node_slot[plan->root[i]];
 done:
@@ -143,8 +138,64 @@ done:
     free(root_slot);
     free(slot_last);
     free(root_floats);
-    free(slot_floats);
     return status;
+}
+
+static clcnn_status allocate_slots(clcnn_net *net, const int64_t *slot_floats, int count,
+                                   buf **slots) {
+    *slots = calloc((size_t)(count ? count : 1), sizeof(buf));
+    if (!*slots)
+        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
+    clcnn_status status = CLCNN_OK;
+    for (int s = 0; s < count && status == CLCNN_OK; s++)
+        status = allocate(net, net->plan.capacity * slot_floats[s], &(*slots)[s]);
+    return status;
+}
+
+static double mebibytes(uint64_t bytes) {
+    return (double)bytes / 1048576.0;
+}
+
+/* One kind of storage as planned. */
+typedef struct planned_storage {
+    const char *what; /* "outputs", "output gradients" */
+    int64_t *floats;  /* per slot, per image */
+    int *owner;       /* per slot: the node whose size it has */
+    int count;
+} planned_storage;
+
+/* Device limits are checked here, before anything is allocated: no buffer
+ * above CL_DEVICE_MAX_MEM_ALLOC_SIZE, and everything together within
+ * CL_DEVICE_GLOBAL_MEM_SIZE. */
+static clcnn_status check_device_memory(clcnn_net *net, const planned_storage *kinds, int count,
+                                        uint64_t extra_bytes) {
+    clcnn_context *ctx = net->ctx;
+    if (!context_is_opencl(ctx))
+        return CLCNN_OK;
+    const uint64_t capacity = (uint64_t)net->plan.capacity;
+    uint64_t total =
+        extra_bytes + sizeof(float) * (uint64_t)(2 * net->parameter_floats + net->state_floats);
+    for (int kind = 0; kind < count; kind++)
+        for (int s = 0; s < kinds[kind].count; s++) {
+            const uint64_t bytes = sizeof(float) * capacity * (uint64_t)kinds[kind].floats[s];
+            total += bytes;
+            if (bytes > ctx->max_alloc_bytes)
+                return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
+                                 "layer %s: its %s for %llu images take %.1f MiB, more than the "
+                                 "device allows in one buffer (%.1f MiB, "
+                                 "CL_DEVICE_MAX_MEM_ALLOC_SIZE); use fewer images per batch",
+                                 net->layers[kinds[kind].owner[s]].name, kinds[kind].what,
+                                 (unsigned long long)capacity, mebibytes(bytes),
+                                 mebibytes(ctx->max_alloc_bytes));
+        }
+    if (total > ctx->global_mem_bytes)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
+                         "the network needs %.1f MiB of device memory for %llu images, more "
+                         "than the device has (%.1f MiB, CL_DEVICE_GLOBAL_MEM_SIZE); use fewer "
+                         "images per batch",
+                         mebibytes(total), (unsigned long long)capacity,
+                         mebibytes(ctx->global_mem_bytes));
+    return CLCNN_OK;
 }
 
 static clcnn_status allocate_loss_staging(clcnn_net *net, int64_t capacity) {
@@ -177,9 +228,15 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     plan->needs_grad = calloc((size_t)n, 1);
     plan->grad_written = calloc((size_t)n, 1);
     int *first = calloc((size_t)n, sizeof(int)), *last = calloc((size_t)n, sizeof(int));
+    planned_storage kinds[2] = {{"outputs", NULL, NULL, 0}, {"output gradients", NULL, NULL, 0}};
+    for (int kind = 0; kind < 2; kind++) {
+        kinds[kind].floats = calloc((size_t)n, sizeof(int64_t));
+        kinds[kind].owner = calloc((size_t)n, sizeof(int));
+    }
     clcnn_status status = CLCNN_OK;
     if (!plan->root || !plan->out_slot || !plan->grad_slot || !plan->needs_grad ||
-        !plan->grad_written || !first || !last) {
+        !plan->grad_written || !first || !last || !kinds[0].floats || !kinds[0].owner ||
+        !kinds[1].floats || !kinds[1].owner) {
         status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
         goto done;
     }
@@ -204,45 +261,63 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     for (int i = 0; i < n; i++)
         if (plan->root[i] == i && plan->root[n - 1] == i)
             last[i] = n;
-    status = plan_storage(net, first, last, plan->out_slot, &plan->slots, &plan->slot_count);
+    status = plan_storage(net, first, last, plan->out_slot, kinds[0].floats, kinds[0].owner,
+                          &kinds[0].count);
+
+    uint64_t extra = 0;
+    if (status == CLCNN_OK && with_gradients) {
+        /* Gradients: the same intervals seen from backward, which writes a
+         * root's gradient first at its last reader and reads it last at the
+         * root itself; the loss writes the logits' gradient before all. */
+        for (int i = 0; i < n; i++) {
+            first[i] = i;
+            last[i] = i;
+        }
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < net->layers[i].input_count; k++) {
+                const int root = plan->root[net->layers[i].inputs[k]];
+                if (last[root] < i)
+                    last[root] = i;
+            }
+        last[plan->root[net->loss.logits_layer]] = n;
+        status = plan_storage(net, first, last, plan->grad_slot, kinds[1].floats, kinds[1].owner,
+                              &kinds[1].count);
+        for (int i = 0; i < n && context_is_opencl(net->ctx); i++) {
+            const layer *l = &net->layers[i];
+            const size_t bytes =
+                l->type->scratch_bytes ? l->type->scratch_bytes(net->ctx, l, (int)capacity) : 0;
+            if (bytes > plan->scratch_bytes)
+                plan->scratch_bytes = bytes;
+        }
+        /* the gradient temporary, the scratch, the targets and losses */
+        extra =
+            sizeof(float) * (uint64_t)capacity *
+                (uint64_t)(net_largest_activation(net) + 3 + shape3_count(net->layers[n - 1].out)) +
+            plan->scratch_bytes;
+    }
+    if (status == CLCNN_OK)
+        status = check_device_memory(net, kinds, with_gradients ? 2 : 1, extra);
+    if (status == CLCNN_OK)
+        status = allocate_slots(net, kinds[0].floats, kinds[0].count, &plan->slots);
+    plan->slot_count = kinds[0].count;
     if (status != CLCNN_OK || !with_gradients)
         goto done;
-
-    /* Gradients: the same intervals seen from backward, which writes a
-     * root's gradient first at its last reader and reads it last at the root
-     * itself; the loss writes the logits' gradient before everything. */
-    for (int i = 0; i < n; i++) {
-        first[i] = i;
-        last[i] = i;
-    }
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < net->layers[i].input_count; k++) {
-            const int root = plan->root[net->layers[i].inputs[k]];
-            if (last[root] < i)
-                last[root] = i;
-        }
-    last[plan->root[net->loss.logits_layer]] = n;
-    status =
-        plan_storage(net, first, last, plan->grad_slot, &plan->grad_slots, &plan->grad_slot_count);
+    status = allocate_slots(net, kinds[1].floats, kinds[1].count, &plan->grad_slots);
+    plan->grad_slot_count = kinds[1].count;
     if (status == CLCNN_OK)
         status = allocate(net, capacity * net_largest_activation(net), &plan->grad_temporary);
-    size_t scratch = 0;
-    for (int i = 0; i < n && context_is_opencl(net->ctx); i++) {
-        const layer *l = &net->layers[i];
-        size_t bytes =
-            l->type->scratch_bytes ? l->type->scratch_bytes(net->ctx, l, (int)capacity) : 0;
-        if (bytes > scratch)
-            scratch = bytes;
-    }
-    if (status == CLCNN_OK && scratch > 0)
-        status =
-            allocate(net, (int64_t)((scratch + sizeof(float) - 1) / sizeof(float)), &plan->scratch);
-    plan->scratch_bytes = scratch;
+    if (status == CLCNN_OK && plan->scratch_bytes > 0)
+        status = allocate(net, (int64_t)((plan->scratch_bytes + sizeof(float) - 1) / sizeof(float)),
+                          &plan->scratch);
     if (status == CLCNN_OK)
         status = allocate_loss_staging(net, capacity);
 done:
     free(first);
     free(last);
+    for (int kind = 0; kind < 2; kind++) {
+        free(kinds[kind].floats);
+        free(kinds[kind].owner);
+    }
     return status;
 }
 
