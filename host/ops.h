@@ -140,7 +140,8 @@ typedef enum activation_kind {
     ACTIVATION_RELU = 0,
     ACTIVATION_LEAKY = 1,
     ACTIVATION_SIGMOID = 2,
-    ACTIVATION_TANH = 3
+    ACTIVATION_TANH = 3,
+    ACTIVATION_RELU6 = 4
 } activation_kind;
 
 void activation_forward_ref(activation_kind kind, float slope, int64_t count, const float *input,
@@ -149,7 +150,10 @@ clcnn_status activation_forward(clcnn_context *ctx, activation_kind kind, float 
                                 int64_t count, cl_mem input, cl_mem output);
 
 /* grad_input from the forward output y (so it may run in place):
- * relu g*(y>0), leaky y>0 ? g : g*slope, sigmoid g*y*(1-y), tanh g*(1-y*y).
+ * relu g*(y>0), leaky y>0 ? g : g*slope, sigmoid g*y*(1-y), tanh g*(1-y*y),
+ * relu6 g*(0<y<6). relu6 = min(max(x, 0), 6) has 0 < y < 6 exactly when
+ * 0 < x < 6, so deciding on y is PyTorch's hardtanh rule (x > 0 && x < 6):
+ * no gradient at 0 and 6 themselves.
  * For leaky, pass the forward INPUT as `output`: with a negative slope y > 0
  * does not tell x > 0, and PyTorch decides on x. */
 void activation_backward_ref(activation_kind kind, float slope, int64_t count, const float *output,

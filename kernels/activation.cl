@@ -1,5 +1,5 @@
-/* Element-wise activations. kind: 0 relu, 1 leaky relu (slope), 2 sigmoid, 3 tanh.
- * The host's activation_kind enum uses the same numbers. */
+/* Element-wise activations. kind: 0 relu, 1 leaky relu (slope), 2 sigmoid, 3 tanh,
+ * 4 relu6. The host's activation_kind enum uses the same numbers. */
 
 float activate(const float x, const int kind, const float slope) {
     switch (kind) {
@@ -15,6 +15,8 @@ float activate(const float x, const int kind, const float slope) {
             const float e = exp(x);
             return e / (1.0f + e);
         }
+    case 4:
+        return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
     default:
         return tanh(x);
     }
@@ -31,8 +33,10 @@ __kernel void activation_forward(const __global float *restrict input,
 /* The gradient from the forward output y, so that the forward's input need
  * not be kept. No restrict: grad_input may be the grad_output buffer (in
  * place), and each work-item reads its element before writing it.
- * relu and leaky select rather than multiply, so an infinite gradient where
- * y <= 0 gives 0 (relu) instead of inf * 0 = NaN, as PyTorch does. */
+ * relu, leaky and relu6 select rather than multiply, so an infinite gradient
+ * where y <= 0 gives 0 (relu) instead of inf * 0 = NaN, as PyTorch does.
+ * relu6: 0 < y < 6 exactly where 0 < x < 6, PyTorch's hardtanh rule, so no
+ * gradient at 0 and 6 themselves. */
 float activation_gradient(const float y, const float g, const int kind, const float slope) {
     switch (kind) {
     case 0:
@@ -41,6 +45,8 @@ float activation_gradient(const float y, const float g, const int kind, const fl
         return y > 0.0f ? g : g * slope;
     case 2:
         return g * y * (1.0f - y);
+    case 4:
+        return y > 0.0f && y < 6.0f ? g : 0.0f;
     default:
         /* (1 - y)(1 + y) rather than 1 - y*y: 1 - y is exact near |y| = 1,
          * where 1 - y*y would cancel to a few significant bits. */

@@ -590,6 +590,8 @@ static const char *activation_name(activation_kind kind) {
         return "sigmoid";
     case ACTIVATION_TANH:
         return "tanh";
+    case ACTIVATION_RELU6:
+        return "relu6";
     }
     return "?";
 }
@@ -604,6 +606,8 @@ static double activation_double(activation_kind kind, double slope, double x) {
         return 1.0 / (1.0 + exp(-x));
     case ACTIVATION_TANH:
         return tanh(x);
+    case ACTIVATION_RELU6:
+        return fmin(fmax(x, 0.0), 6.0);
     }
     return x;
 }
@@ -681,6 +685,53 @@ static void run_activation_shapes(clcnn_context *ctx, activation_kind kind, int 
     CHECK(result.shapes >= 100);
 }
 
+/* relu6 at and around its kinks, on the reference and the device: the forward
+ * clamps to [0, 6], and the backward passes the gradient only where
+ * 0 < x < 6, PyTorch's hardtanh rule (none at 0 or 6 themselves). */
+static void check_relu6_boundaries(clcnn_context *ctx) {
+    enum { N = 12 };
+    const float below_six = nextafterf(6.0f, 0.0f), above_six = nextafterf(6.0f, 7.0f);
+    const float input[N] = {-1.0f, -0.0f,     0.0f, 1e-30f, 3.0f,    below_six,
+                            6.0f,  above_six, 7.0f, 200.0f, -200.0f, INFINITY};
+    const float expected_output[N] = {0.0f, 0.0f, 0.0f, 1e-30f, 3.0f, below_six,
+                                      6.0f, 6.0f, 6.0f, 6.0f,   0.0f, 6.0f};
+    const float grad_output[N] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    const float expected_grad[N] = {0, 0, 0, 4, 5, 6, 0, 0, 0, 0, 0, 0};
+    float output[N], grad[N], device_output[N], device_grad[N];
+    fill_nan(output, N);
+    fill_nan(grad, N);
+    fill_nan(device_output, N);
+    fill_nan(device_grad, N);
+    activation_forward_ref(ACTIVATION_RELU6, 0.0f, N, input, output);
+    activation_backward_ref(ACTIVATION_RELU6, 0.0f, N, output, grad_output, grad);
+    cl_mem input_buffer = NULL, output_buffer = NULL;
+    const int ok = CHECK_OK(ctx, upload(ctx, input, N, &input_buffer)) &&
+                   CHECK_OK(ctx, upload_nan(ctx, N, &output_buffer)) &&
+                   CHECK_OK(ctx, activation_forward(ctx, ACTIVATION_RELU6, 0.0f, N, input_buffer,
+                                                    output_buffer)) &&
+                   CHECK_OK(ctx, download(ctx, output_buffer, device_output, N)) &&
+                   run_activation_backward_device(ctx, ACTIVATION_RELU6, 0.0f, N, device_output,
+                                                  grad_output, 0, device_grad);
+    buffer_release(&input_buffer);
+    buffer_release(&output_buffer);
+    int failures = 0;
+    for (int i = 0; i < N; i++) {
+        const int good =
+            output[i] == expected_output[i] && grad[i] == expected_grad[i] &&
+            (!ok || (device_output[i] == expected_output[i] && device_grad[i] == expected_grad[i]));
+        if (!CHECK(good)) {
+            failures++;
+            fprintf(stderr,
+                    "relu6 at x = %.9g: reference y %.9g grad %.9g, device y %.9g grad %.9g; "
+                    "expected y %.9g grad %.9g\n",
+                    input[i], output[i], grad[i], device_output[i], device_grad[i],
+                    expected_output[i], expected_grad[i]);
+        }
+    }
+    CHECK(ok);
+    printf("relu6 at its kinks (0, 6) and beyond: %d of %d values wrong\n", failures, N);
+}
+
 /* sum(f(x) * G) in double over every element. */
 static double activation_loss(activation_kind kind, double slope, int count, const double *x,
                               const double *g) {
@@ -705,11 +756,15 @@ static void run_activation_fd_shapes(clcnn_context *ctx, activation_kind kind, i
         double *x = allocate_doubles(count);
         double *g = allocate_doubles(count);
         double *fd = allocate_doubles(count);
+        /* relu6 also saturates above 6: its inputs reach past it. */
+        const float range = kind == ACTIVATION_RELU6 ? 9.0f : 6.0f;
         for (int i = 0; i < count; i++) {
-            /* Away from relu's kink at 0, where the derivative does not exist. */
+            /* Away from relu's kink at 0 (and relu6's at 6), where the derivative does
+             * not exist. */
             do
-                input[i] = test_rand_float(&rng, -6.0f, 6.0f);
-            while (fabsf(input[i]) < 1e-3f);
+                input[i] = test_rand_float(&rng, -range, range);
+            while (fabsf(input[i]) < 1e-3f ||
+                   (kind == ACTIVATION_RELU6 && fabsf(input[i] - 6.0f) < 1e-3f));
             x[i] = input[i];
         }
         fill_uniform(&rng, grad_output, count, -2.0f, 2.0f);
@@ -1005,8 +1060,9 @@ int main(void) {
     run_pool_fd_shapes(ctx, POOL_AVERAGE, POOL_FD_SHAPES, 7102);
 
     const activation_kind kinds[] = {ACTIVATION_RELU, ACTIVATION_LEAKY, ACTIVATION_SIGMOID,
-                                     ACTIVATION_TANH};
-    for (int k = 0; k < 4; k++) {
+                                     ACTIVATION_TANH, ACTIVATION_RELU6};
+    check_relu6_boundaries(ctx);
+    for (int k = 0; k < 5; k++) {
         run_activation_shapes(ctx, kinds[k], ACTIVATION_SHAPES_PER_KIND, 8001 + (uint64_t)k);
         run_activation_fd_shapes(ctx, kinds[k], ACTIVATION_FD_SHAPES_PER_KIND, 8101 + (uint64_t)k);
     }

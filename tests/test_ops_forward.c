@@ -630,6 +630,8 @@ static const char *activation_name(activation_kind kind) {
         return "sigmoid";
     case ACTIVATION_TANH:
         return "tanh";
+    case ACTIVATION_RELU6:
+        return "relu6";
     }
     return "?";
 }
@@ -823,6 +825,7 @@ int main(void) {
     run_activation_shapes(ctx, ACTIVATION_LEAKY, SHAPES_PER_OP, 5002);
     run_activation_shapes(ctx, ACTIVATION_SIGMOID, SHAPES_PER_OP, 5003);
     run_activation_shapes(ctx, ACTIVATION_TANH, SHAPES_PER_OP, 5004);
+    run_activation_shapes(ctx, ACTIVATION_RELU6, SHAPES_PER_OP, 5005);
     run_softmax_shapes(ctx, SHAPES_PER_OP, 6001);
 
     printf("time: %.1f s\n", clock_seconds() - start);

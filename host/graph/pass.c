@@ -190,7 +190,10 @@ int64_t net_largest_activation(const clcnn_net *net) {
 
 /* ---- forward ------------------------------------------------------------------------------- */
 
-static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training) {
+/* first_image: the place of the batch's first image among the pass's images,
+ * which keys random draws (a chunk of a long forward pass draws its own). */
+static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
+                                 int64_t first_image) {
     const layer *l = &net->layers[i];
     if (!l->type->forward)
         return CLCNN_OK;
@@ -200,7 +203,7 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training)
     p.batch = batch;
     p.training = training;
     p.seed = hash_bytes(net->random_seed, &i, sizeof(i));
-    p.first_image = net->first_image;
+    p.first_image = first_image;
     p.input_count = l->input_count;
     for (int k = 0; k < l->input_count; k++) {
         p.in[k] = activation(net, l->inputs[k]);
@@ -214,7 +217,7 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training)
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training) {
     clcnn_status status = CLCNN_OK;
     for (int i = 1; i < net->layer_count && status == CLCNN_OK; i++)
-        status = forward_node(net, i, batch, training);
+        status = forward_node(net, i, batch, training, net->first_image);
     return status;
 }
 
@@ -259,7 +262,7 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
         const int count = (int)(batch - first < chunk ? batch - first : chunk);
         status = net_write_input(net, input + first * in_size, count);
         for (int i = 1; i <= last && status == CLCNN_OK; i++) {
-            status = forward_node(net, i, count, net->training_mode);
+            status = forward_node(net, i, count, net->training_mode, net->first_image + first);
             if (status == CLCNN_OK && trace) {
                 status =
                     net_read_output(net, i, count * shape3_count(net->layers[i].out), trace_buffer);

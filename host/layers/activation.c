@@ -1,7 +1,8 @@
-/* Element-wise activations: relu, leaky (slope), sigmoid, tanh. Backward
- * works from the output, except leaky, which decides on its input's sign
- * (see ops.h). A network ending in a one-unit sigmoid trains with binary
- * cross-entropy, computed from the sigmoid's input. */
+/* Element-wise activations: relu, leaky (slope), sigmoid, tanh, relu6.
+ * Backward works from the output, except leaky, which decides on its input's
+ * sign (see ops.h); relu6's output tells 0 < x < 6 as its input would. A
+ * network ending in a one-unit sigmoid trains with binary cross-entropy,
+ * computed from the sigmoid's input. */
 #include "layers/layer.h"
 
 static const char *const leaky_keys[] = {"slope", NULL};
@@ -36,6 +37,8 @@ const layer_type layer_leaky =
 const layer_type layer_sigmoid =
     ACTIVATION_TYPE("sigmoid", .fused_loss = CLCNN_LOSS_BINARY_CROSS_ENTROPY);
 const layer_type layer_tanh = ACTIVATION_TYPE("tanh");
+/* He initialisation assumes a relu-like layer: relu6 is one below 6. */
+const layer_type layer_relu6 = ACTIVATION_TYPE("relu6", .rectifier = 1);
 
 static activation_kind kind_of(const layer *l) {
     if (l->type == &layer_leaky)
@@ -44,5 +47,7 @@ static activation_kind kind_of(const layer *l) {
         return ACTIVATION_SIGMOID;
     if (l->type == &layer_tanh)
         return ACTIVATION_TANH;
+    if (l->type == &layer_relu6)
+        return ACTIVATION_RELU6;
     return ACTIVATION_RELU;
 }

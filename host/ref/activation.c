@@ -13,6 +13,8 @@ static float activate(activation_kind kind, float slope, float x) {
         return (float)(1.0 / (1.0 + exp(-(double)x)));
     case ACTIVATION_TANH:
         return (float)tanh((double)x);
+    case ACTIVATION_RELU6:
+        return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
     }
     return x;
 }
@@ -23,8 +25,9 @@ void activation_forward_ref(activation_kind kind, float slope, int64_t count, co
         output[i] = activate(kind, slope, input[i]);
 }
 
-/* relu and leaky select rather than multiply, so an infinite gradient where
- * y <= 0 gives 0 (relu) rather than inf * 0 = NaN, as PyTorch does. */
+/* relu, leaky and relu6 select rather than multiply, so an infinite gradient
+ * where y <= 0 gives 0 (relu) rather than inf * 0 = NaN, as PyTorch does.
+ * relu6 passes g only where 0 < y < 6, which is where 0 < x < 6 (ops.h). */
 static double activation_gradient(activation_kind kind, float slope, double y, double g) {
     switch (kind) {
     case ACTIVATION_RELU:
@@ -35,6 +38,8 @@ static double activation_gradient(activation_kind kind, float slope, double y, d
         return g * y * (1.0 - y);
     case ACTIVATION_TANH:
         return g * (1.0 - y * y);
+    case ACTIVATION_RELU6:
+        return y > 0.0 && y < 6.0 ? g : 0.0;
     }
     return g;
 }
