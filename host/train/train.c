@@ -457,6 +457,9 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
             progress(user, &p);
         }
     }
+    /* Passes after the epoch (evaluation, clcnn_net_forward) start their
+     * draws at image 0 again. */
+    net->first_image = 0;
     if (status != CLCNN_OK)
         return status;
     t->epochs_done++;
