@@ -275,7 +275,9 @@ struct clcnn_net {
     int device_parameters_stale; /* host changed since the last upload */
     int host_parameters_stale;   /* device changed since the last download */
 
-    int training_mode; /* of clcnn_net_forward's passes (clcnn_net_set_mode) */
+    /* of clcnn_net_forward's and clcnn_net_backward's passes: CLCNN_MODE_*
+     * once clcnn_net_set_mode set it, -1 before (forward eval, backward train) */
+    int mode;
     /* Where the random draws of the next training pass start (dropout masks):
      * the trainer derives it from its seed and step, so a resumed run draws
      * the same; clcnn_net_set_random_seed sets it for single passes. */
@@ -360,8 +362,9 @@ clcnn_status net_write_input(clcnn_net *net, const float *input, int batch);
 /* Checks labels/targets for the loss and stages them on the host. */
 clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
                                const float *targets);
-/* Enqueues the loss and the backward pass after net_forward_stored (targets staged). */
-clcnn_status net_backward_stored(clcnn_net *net, int batch);
+/* Enqueues the loss and the backward pass after net_forward_stored (targets
+ * staged), in the same mode. */
+clcnn_status net_backward_stored(clcnn_net *net, int batch, int training);
 /* Waits for the per-image losses of the last backward pass; *loss gets their mean. */
 clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss);
 /* The largest per-image activation of any layer, in floats: kernels index

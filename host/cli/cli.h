@@ -36,6 +36,19 @@ int cli_parse_int64(const char *option, const char *text, int64_t *out);
 int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float **images,
                     int64_t *count);
 
+/* forward's and grad's --mode train|eval and --random-seed S: the pass's mode
+ * and where its random draws (dropout masks) start. */
+typedef struct cli_pass {
+    int mode;            /* CLCNN_MODE_*, or -1: the library's default for the pass */
+    int64_t random_seed; /* -1: not given */
+} cli_pass;
+
+/* If argv[*i] is a pass option, reads its value into pass, advances *i and
+ * returns 1; returns 0 for another argument and -1 (message printed) for a
+ * bad value. */
+int cli_pass_option(const char *command, int argc, char **argv, int *i, cli_pass *pass);
+clcnn_status cli_apply_pass(clcnn_net *net, const cli_pass *pass);
+
 /* Parses auto|xent|cross-entropy|bce|binary-cross-entropy|mse; returns 0 on success. */
 int cli_parse_loss(const char *text, clcnn_loss *out);
 

@@ -20,9 +20,10 @@ static clcnn_status trace_layer(void *user, int layer_index, const float *values
     trace_state *state = user;
     clcnn_layer_info info;
     clcnn_net_layer_info(state->net, layer_index, &info);
-    int64_t size = info.ndim == 3 ? (int64_t)info.shape[0] * info.shape[1] * info.shape[2]
-                                  : info.shape[0];
-    memcpy(state->layers[layer_index] + first * size, values, sizeof(float) * (size_t)(count * size));
+    int64_t size =
+        info.ndim == 3 ? (int64_t)info.shape[0] * info.shape[1] * info.shape[2] : info.shape[0];
+    memcpy(state->layers[layer_index] + first * size, values,
+           sizeof(float) * (size_t)(count * size));
     return CLCNN_OK;
 }
 
@@ -43,10 +44,16 @@ int command_forward(const cli_common *common, int argc, char **argv) {
     const char *net_path = NULL, *weights = NULL, *input = NULL, *output = NULL, *trace = NULL;
     int64_t seed = -1, limit = -1;
     int profile = 0;
+    cli_pass pass = {-1, -1};
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char **target = NULL;
         int64_t *number = NULL;
+        const int pass_option = cli_pass_option("forward", argc, argv, &i, &pass);
+        if (pass_option < 0)
+            return 2;
+        if (pass_option > 0)
+            continue;
         if (strcmp(arg, "--profile") == 0) {
             profile = 1;
             continue;
@@ -79,7 +86,8 @@ int command_forward(const cli_common *common, int argc, char **argv) {
     }
     if (!net_path)
         return cli_fail("usage: clcnn forward NET (--weights DIR | --seed S) --input X.npy "
-                        "--output Y.npy [--trace DIR] [--limit N] [--profile]");
+                        "--output Y.npy [--trace DIR] [--limit N] [--profile] [--mode train|eval] "
+                        "[--random-seed S]");
     if (!input)
         return cli_fail("forward: missing --input X.npy (or an IDX image file)");
     if (!weights && seed < 0)
@@ -104,6 +112,8 @@ int command_forward(const cli_common *common, int argc, char **argv) {
     }
     clcnn_status status = weights ? clcnn_net_load_weights(net, weights)
                                   : clcnn_net_init_weights(net, (uint64_t)seed);
+    if (status == CLCNN_OK)
+        status = cli_apply_pass(net, &pass);
     if (status != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;

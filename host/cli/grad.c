@@ -90,9 +90,15 @@ int command_grad(const cli_common *common, int argc, char **argv) {
     const char *net_path = NULL, *weights = NULL, *input = NULL, *labels_path = NULL,
                *output = NULL;
     clcnn_loss loss_kind = CLCNN_LOSS_AUTO;
+    cli_pass pass = {-1, -1};
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char **target = NULL;
+        const int pass_option = cli_pass_option("grad", argc, argv, &i, &pass);
+        if (pass_option < 0)
+            return 2;
+        if (pass_option > 0)
+            continue;
         if (strcmp(arg, "--weights") == 0)
             target = &weights;
         else if (strcmp(arg, "--input") == 0)
@@ -120,7 +126,8 @@ int command_grad(const cli_common *common, int argc, char **argv) {
     }
     if (!net_path || !weights || !input || !labels_path || !output)
         return cli_fail("usage: clcnn grad NET --weights DIR --input X.npy --labels L.npy "
-                        "--output DIR [--loss auto|xent|bce|mse]");
+                        "--output DIR [--loss auto|xent|bce|mse] [--mode train|eval] "
+                        "[--random-seed S]");
 
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
@@ -133,7 +140,7 @@ int command_grad(const cli_common *common, int argc, char **argv) {
     int result = 0;
     if (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
         clcnn_net_load_weights(net, weights) != CLCNN_OK ||
-        clcnn_net_set_loss(net, loss_kind) != CLCNN_OK) {
+        clcnn_net_set_loss(net, loss_kind) != CLCNN_OK || cli_apply_pass(net, &pass) != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
     }

@@ -111,8 +111,8 @@ int cli_read_pgm(const char *path, float **pixels, int *height, int *width) {
     long w, h, maxval;
     int result = 0;
     if (fread(magic, 1, 2, f) != 2 || magic[0] != 'P' || (magic[1] != '5' && magic[1] != '2') ||
-        pgm_number(f, &w) != 0 || pgm_number(f, &h) != 0 || pgm_number(f, &maxval) != 0 ||
-        w < 1 || h < 1 || w > 65536 || h > 65536 || maxval < 1 || maxval > 65535) {
+        pgm_number(f, &w) != 0 || pgm_number(f, &h) != 0 || pgm_number(f, &maxval) != 0 || w < 1 ||
+        h < 1 || w > 65536 || h > 65536 || maxval < 1 || maxval > 65535) {
         fclose(f);
         return cli_fail("%s: not a PGM image (expected a P5 or P2 header with width, height and "
                         "maximum value)",

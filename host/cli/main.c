@@ -17,6 +17,8 @@ static const char usage[] =
     "                               [--limit N] [--profile]   run the network on images\n"
     "  grad NET --weights DIR --input X.npy --labels L.npy --output DIR [--loss L]\n"
     "                               one forward and backward pass: loss and gradients\n"
+    "    forward and grad also take --mode train|eval (default: eval for forward, train for\n"
+    "    grad) and --random-seed S (where dropout's draws start)\n"
     "  train NET [--data DIR] [--epochs E] [--batch B] [--optimizer sgd|adam] [--lr LR]\n"
     "            [--momentum M] [--weight-decay WD] [--schedule constant|step|cosine]\n"
     "            [--seed S] [--save MODEL] [--resume MODEL] [--limit N] [--loss L]\n"
@@ -45,6 +47,38 @@ int cli_fail(const char *format, ...) {
 
 int cli_fail_context(clcnn_context *ctx) {
     return cli_fail("%s", clcnn_last_error(ctx));
+}
+
+int cli_pass_option(const char *command, int argc, char **argv, int *i, cli_pass *pass) {
+    const char *arg = argv[*i];
+    const int is_mode = strcmp(arg, "--mode") == 0;
+    if (!is_mode && strcmp(arg, "--random-seed") != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        cli_fail("%s: %s needs a value", command, arg);
+        return -1;
+    }
+    const char *value = argv[++*i];
+    if (!is_mode)
+        return cli_parse_int64(arg, value, &pass->random_seed) == 0 ? 1 : -1;
+    if (strcmp(value, "train") == 0)
+        pass->mode = CLCNN_MODE_TRAIN;
+    else if (strcmp(value, "eval") == 0)
+        pass->mode = CLCNN_MODE_EVAL;
+    else {
+        cli_fail("%s: --mode must be train or eval, got '%s'", command, value);
+        return -1;
+    }
+    return 1;
+}
+
+clcnn_status cli_apply_pass(clcnn_net *net, const cli_pass *pass) {
+    clcnn_status status = CLCNN_OK;
+    if (pass->mode >= 0)
+        status = clcnn_net_set_mode(net, (clcnn_mode)pass->mode);
+    if (status == CLCNN_OK && pass->random_seed >= 0)
+        status = clcnn_net_set_random_seed(net, (uint64_t)pass->random_seed);
+    return status;
 }
 
 int cli_parse_int64(const char *option, const char *text, int64_t *out) {

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static int has_suffix(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
@@ -132,8 +131,8 @@ int command_predict(const cli_common *common, int argc, char **argv) {
                 /* The k-th largest: the largest below the previous pick, ties by index. */
                 int64_t best = -1;
                 for (int64_t j = 0; j < choices; j++) {
-                    if (k > 0 && !(p[j] < p[previous[0]] ||
-                                   (p[j] == p[previous[0]] && j > previous[0])))
+                    if (k > 0 &&
+                        !(p[j] < p[previous[0]] || (p[j] == p[previous[0]] && j > previous[0])))
                         continue;
                     if (best < 0 || p[j] > p[best])
                         best = j;

@@ -119,6 +119,7 @@ static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *laye
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory creating a network");
     }
     net->ctx = ctx;
+    net->mode = -1;
     net->layers = layers;
     net->layer_count = layer_count;
     net->text = copy;
@@ -529,7 +530,7 @@ clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode) {
     if (!net || (mode != CLCNN_MODE_EVAL && mode != CLCNN_MODE_TRAIN))
         return set_error(net ? net->ctx : NULL, CLCNN_ERROR_INVALID_ARGUMENT,
                          "clcnn_net_set_mode: expected CLCNN_MODE_EVAL or CLCNN_MODE_TRAIN");
-    net->training_mode = mode == CLCNN_MODE_TRAIN;
+    net->mode = mode;
     return CLCNN_OK;
 }
 

@@ -262,7 +262,8 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
         const int count = (int)(batch - first < chunk ? batch - first : chunk);
         status = net_write_input(net, input + first * in_size, count);
         for (int i = 1; i <= last && status == CLCNN_OK; i++) {
-            status = forward_node(net, i, count, net->training_mode, net->first_image + first);
+            status = forward_node(net, i, count, net->mode == CLCNN_MODE_TRAIN,
+                                  net->first_image + first);
             if (status == CLCNN_OK && trace) {
                 status =
                     net_read_output(net, i, count * shape3_count(net->layers[i].out), trace_buffer);
@@ -463,7 +464,7 @@ static clcnn_status add_gradient(clcnn_net *net, buf from, buf to, int64_t count
     return op_add_backward(net->ctx, count, 1, from, &to, &accumulate);
 }
 
-static clcnn_status backward_node(clcnn_net *net, int i, int batch) {
+static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training) {
     memory_plan *plan = &net->plan;
     const layer *l = &net->layers[i];
     const int root = plan->root[i];
@@ -475,7 +476,7 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch) {
     memset(&p, 0, sizeof(p));
     p.ctx = net->ctx;
     p.batch = batch;
-    p.training = 1;
+    p.training = training;
     p.seed = hash_bytes(net->random_seed, &i, sizeof(i));
     p.first_image = net->first_image;
     p.input_count = l->input_count;
@@ -511,13 +512,13 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch) {
     return status;
 }
 
-clcnn_status net_backward_stored(clcnn_net *net, int batch) {
+clcnn_status net_backward_stored(clcnn_net *net, int batch, int training) {
     mark_needed_gradients(net);
     clcnn_status status = compute_loss(net, batch);
     const int logits = net->loss.logits_layer;
     net->plan.grad_written[net->plan.root[logits]] = 1;
     for (int i = logits; i >= 1 && status == CLCNN_OK; i--)
-        status = backward_node(net, i, batch);
+        status = backward_node(net, i, batch, training);
     net->gradient_batch = batch;
     net->has_input_gradient = net->want_input_gradient;
     return status;
@@ -539,6 +540,7 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
         if (status != CLCNN_OK)
             return status;
     }
+    const int training = net->mode != CLCNN_MODE_EVAL;
     status = net_ensure_activations(net, batch, 1);
     if (status == CLCNN_OK)
         status = net_stage_targets(net, (int)batch, labels, targets);
@@ -547,10 +549,10 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
     if (status == CLCNN_OK)
         status = net_write_input(net, input, (int)batch);
     if (status == CLCNN_OK)
-        status = net_forward_stored(net, (int)batch, 1);
+        status = net_forward_stored(net, (int)batch, training);
     net->want_input_gradient = 1;
     if (status == CLCNN_OK)
-        status = net_backward_stored(net, (int)batch);
+        status = net_backward_stored(net, (int)batch, training);
     net->want_input_gradient = 0;
     if (status == CLCNN_OK)
         status = net_read_loss(net, (int)batch, loss);

@@ -376,7 +376,7 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
             if (status == CLCNN_OK)
                 status = net_forward_stored(net, (int)n, 1);
             if (status == CLCNN_OK)
-                status = net_backward_stored(net, (int)n);
+                status = net_backward_stored(net, (int)n, 1);
         }
         if (status == CLCNN_OK && !exchange)
             status = optimizer_update(t, learning_rate);
