@@ -184,9 +184,10 @@ clcnn_status clcnn_net_get_tensor(clcnn_net *net, const char *name, float *value
 
 /* Train or eval mode: batch statistics and dropout in training, running
  * statistics and no dropout in evaluation (PyTorch's module.train()/eval()).
- * It is a property of a pass: clcnn_net_backward and the trainer's steps run
- * in train mode, evaluation in eval mode, and clcnn_net_forward in the mode
- * set here (eval unless set). */
+ * It is a property of a pass: the trainer's steps run in train mode and its
+ * evaluation in eval mode. clcnn_net_forward and clcnn_net_backward run in
+ * the mode set here; until one is set, forward runs in eval mode (inference)
+ * and backward in train mode (what a training step computes). */
 typedef enum clcnn_mode { CLCNN_MODE_EVAL = 0, CLCNN_MODE_TRAIN = 1 } clcnn_mode;
 clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode);
 
