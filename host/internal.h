@@ -194,6 +194,7 @@ typedef struct layer {
     int has_bias;              /* conv, dense */
     int ceil_mode;             /* pool */
     float slope;               /* leaky */
+    float eps, momentum;       /* batchnorm */
     int named_filter;          /* conv with filter=NAME: its index, else -1 */
 
     shape3 in, out; /* in: the first input's shape */

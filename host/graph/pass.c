@@ -208,6 +208,12 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training)
     }
     p.out = activation(net, i);
     fill_tensors(net, l, &p, 0);
+    /* A train-mode forward updates state tensors (running statistics): on a
+     * device their host copy is then stale. */
+    if (training && context_is_opencl(net->ctx))
+        for (int k = 0; k < l->tensor_count; k++)
+            if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE)
+                net->host_parameters_stale = 1;
     return l->type->forward(l, &p);
 }
 
@@ -227,7 +233,13 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
     if (status != CLCNN_OK || batch == 0)
         return status;
     const int64_t largest = net_largest_activation(net);
-    int64_t chunk = batch < FORWARD_CHUNK ? batch : FORWARD_CHUNK;
+    /* In train mode batch statistics (batchnorm) are over the whole batch,
+     * so it runs as one chunk. */
+    if (net->training_mode && batch > INT32_MAX / largest)
+        return set_error(net->ctx, CLCNN_ERROR_SHAPE,
+                         "a batch of %lld images is too large for one train-mode pass",
+                         (long long)batch);
+    int64_t chunk = batch < FORWARD_CHUNK || net->training_mode ? batch : FORWARD_CHUNK;
     if (chunk > INT32_MAX / largest)
         chunk = INT32_MAX / largest;
     if (chunk < 1)

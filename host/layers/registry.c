@@ -6,13 +6,14 @@
 
 extern const layer_type layer_input, layer_conv, layer_maxpool, layer_avgpool, layer_relu,
     layer_leaky, layer_sigmoid, layer_tanh, layer_flatten, layer_dense, layer_softmax,
-    layer_globalavgpool, layer_add, layer_concat, layer_mul;
+    layer_globalavgpool, layer_add, layer_concat, layer_mul, layer_batchnorm;
 
 const layer_type *const layer_types[] = {
     &layer_input,   &layer_conv,   &layer_maxpool, &layer_avgpool,
     &layer_relu,    &layer_leaky,  &layer_sigmoid, &layer_tanh,
     &layer_flatten, &layer_dense,  &layer_softmax, &layer_globalavgpool,
-    &layer_add,     &layer_concat, &layer_mul,     NULL,
+    &layer_add,     &layer_concat, &layer_mul,     &layer_batchnorm,
+    NULL,
 };
 
 const layer_type *layer_type_find(const char *name) {
