@@ -196,6 +196,7 @@ typedef struct layer {
     int ceil_mode;             /* pool */
     float slope;               /* leaky */
     float rate;                /* dropout: the probability of dropping an element */
+    float eps, momentum;       /* batchnorm */
     int named_filter;          /* conv with filter=NAME: its index, else -1 */
 
     shape3 in, out; /* in: the first input's shape */

@@ -205,7 +205,8 @@ typedef clcnn_status (*clcnn_trace_fn)(void *user, int layer_index, const float 
 
 /* Runs batch images (batch * input size floats, NCHW) through the network
  * and writes batch * output size floats. Large batches are processed in
- * chunks. trace may be NULL. */
+ * chunks in eval mode; in train mode the batch is one chunk, since batch
+ * statistics (batchnorm) are over all of it. trace may be NULL. */
 clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch, float *output,
                                clcnn_trace_fn trace, void *trace_user);
 

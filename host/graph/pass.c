@@ -211,6 +211,12 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
     }
     p.out = activation(net, i);
     fill_tensors(net, l, &p, 0);
+    /* A train-mode forward updates state tensors (running statistics): on a
+     * device their host copy is then stale. */
+    if (training && context_is_opencl(net->ctx))
+        for (int k = 0; k < l->tensor_count; k++)
+            if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE)
+                net->host_parameters_stale = 1;
     return l->type->forward(l, &p);
 }
 
@@ -230,13 +236,20 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
     if (status != CLCNN_OK || batch == 0)
         return status;
     const int64_t largest = net_largest_activation(net);
-    int64_t chunk = batch < FORWARD_CHUNK ? batch : FORWARD_CHUNK;
+    /* In train mode batch statistics (batchnorm) are over the whole batch,
+     * so it runs as one chunk (which the plan refuses if it does not fit). */
+    const int training = net->mode == CLCNN_MODE_TRAIN;
+    if (training && batch > INT32_MAX / largest)
+        return set_error(net->ctx, CLCNN_ERROR_SHAPE,
+                         "a batch of %lld images is too large for one train-mode pass",
+                         (long long)batch);
+    int64_t chunk = batch < FORWARD_CHUNK || training ? batch : FORWARD_CHUNK;
     if (chunk > INT32_MAX / largest)
         chunk = INT32_MAX / largest;
     /* Fewer images per chunk when one layer's outputs would not fit one
      * device buffer; the plan then checks the device's whole memory. */
     const clcnn_context *ctx = net->ctx;
-    if (context_is_opencl(ctx) &&
+    if (!training && context_is_opencl(ctx) &&
         (uint64_t)chunk * sizeof(float) * (uint64_t)largest > ctx->max_alloc_bytes)
         chunk = (int64_t)(ctx->max_alloc_bytes / (sizeof(float) * (uint64_t)largest));
     if (chunk < 1)
@@ -262,8 +275,7 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
         const int count = (int)(batch - first < chunk ? batch - first : chunk);
         status = net_write_input(net, input + first * in_size, count);
         for (int i = 1; i <= last && status == CLCNN_OK; i++) {
-            status = forward_node(net, i, count, net->mode == CLCNN_MODE_TRAIN,
-                                  net->first_image + first);
+            status = forward_node(net, i, count, training, net->first_image + first);
             if (status == CLCNN_OK && trace) {
                 status =
                     net_read_output(net, i, count * shape3_count(net->layers[i].out), trace_buffer);

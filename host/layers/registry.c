@@ -6,14 +6,13 @@
 
 extern const layer_type layer_input, layer_conv, layer_maxpool, layer_avgpool, layer_relu,
     layer_leaky, layer_sigmoid, layer_tanh, layer_relu6, layer_flatten, layer_dense, layer_softmax,
-    layer_globalavgpool, layer_add, layer_concat, layer_mul, layer_dropout;
+    layer_globalavgpool, layer_add, layer_concat, layer_mul, layer_dropout, layer_batchnorm;
 
 const layer_type *const layer_types[] = {
-    &layer_input,         &layer_conv,    &layer_maxpool, &layer_avgpool,
-    &layer_relu,          &layer_leaky,   &layer_sigmoid, &layer_tanh,
-    &layer_relu6,         &layer_flatten, &layer_dense,   &layer_softmax,
-    &layer_globalavgpool, &layer_add,     &layer_concat,  &layer_mul,
-    &layer_dropout,       NULL,
+    &layer_input, &layer_conv,    &layer_maxpool,       &layer_avgpool, &layer_relu,
+    &layer_leaky, &layer_sigmoid, &layer_tanh,          &layer_relu6,   &layer_flatten,
+    &layer_dense, &layer_softmax, &layer_globalavgpool, &layer_add,     &layer_concat,
+    &layer_mul,   &layer_dropout, &layer_batchnorm,     NULL,
 };
 
 const layer_type *layer_type_find(const char *name) {

@@ -1,0 +1,93 @@
+/* batchnorm: batch normalisation, PyTorch's BatchNorm2d after a (C, H, W)
+ * input (statistics per channel over batch x H x W) and BatchNorm1d after a
+ * vector (per feature over the batch). Keys eps (default 1e-5) and momentum
+ * (0.1: running = (1 - momentum) * running + momentum * batch statistic).
+ * Tensors: weight (C, starts at 1) and bias (C, 0), parameters; running_mean
+ * (C, 0) and running_var (C, 1), state that a train-mode forward updates and
+ * an eval-mode forward normalises with. See host/ops/batchnorm.h. */
+#include "layers/layer.h"
+#include "ops/batchnorm.h"
+
+static const char *const batchnorm_keys[] = {"eps", "momentum", NULL};
+
+static clcnn_status batchnorm_parse(const layer_parser *p, layer *l) {
+    clcnn_status status;
+    if ((status = parse_float(p, "eps", 1e-5f, &l->eps)) ||
+        (status = parse_float(p, "momentum", 0.1f, &l->momentum)))
+        return status;
+    if (l->eps < 0.0f)
+        return parser_error(p, CLCNN_ERROR_PARSE, "eps must be >= 0, got %g", (double)l->eps);
+    if (l->momentum < 0.0f || l->momentum > 1.0f)
+        return parser_error(p, CLCNN_ERROR_PARSE, "momentum must be between 0 and 1, got %g",
+                            (double)l->momentum);
+    return CLCNN_OK;
+}
+
+static clcnn_status batchnorm_infer(const layer_parser *p, layer *l, const layer *const *inputs,
+                                    int count) {
+    l->out = l->in;
+    /* weight and bias: the counts mark the layer as one with parameters. */
+    l->weight_count = l->in.c;
+    l->bias_count = l->in.c;
+    return CLCNN_OK;
+}
+
+static int batchnorm_tensors(const layer *l, tensor_spec *out) {
+    out[0] = (tensor_spec){"weight", TENSOR_PARAMETER, 1, {l->in.c}};
+    out[1] = (tensor_spec){"bias", TENSOR_PARAMETER, 1, {l->in.c}};
+    out[2] = (tensor_spec){"running_mean", TENSOR_STATE, 1, {l->in.c}};
+    out[3] = (tensor_spec){"running_var", TENSOR_STATE, 1, {l->in.c}};
+    return 4;
+}
+
+/* PyTorch's initial values, with or without a generator: nothing is drawn. */
+static void batchnorm_init(const layer *l, float *const *values, rng *r, const layer *next) {
+    for (int c = 0; c < l->in.c; c++) {
+        values[0][c] = 1.0f;
+        values[1][c] = 0.0f;
+        values[2][c] = 0.0f;
+        values[3][c] = 1.0f;
+    }
+}
+
+static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p) {
+    const int spatial = l->in.h * l->in.w;
+    /* As PyTorch: a batch statistic of one value has no variance. */
+    if (p->training && (int64_t)p->batch * spatial < 2)
+        return set_error(p->ctx, CLCNN_ERROR_SHAPE,
+                         "batchnorm %s: training needs more than one value per channel, but the "
+                         "batch has %d image%s of %d",
+                         l->name, p->batch, p->batch == 1 ? "" : "s", spatial);
+    if (p->training)
+        return op_batchnorm_forward_train(p->ctx, p->batch, l->in.c, spatial, l->eps, l->momentum,
+                                          p->in[0], p->tensor[0], p->tensor[1], p->tensor[2],
+                                          p->tensor[3], p->out);
+    return op_batchnorm_forward_eval(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0],
+                                     p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3],
+                                     p->out);
+}
+
+/* The graph's backward passes run in train mode, after a train-mode forward
+ * of the same input: the op recomputes the batch statistics from it. */
+static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p) {
+    if (!p->training)
+        return set_error(p->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "batchnorm %s: backward needs a train-mode pass", l->name);
+    return op_batchnorm_backward(p->ctx, p->batch, l->in.c, l->in.h * l->in.w, l->eps, p->in[0],
+                                 p->grad_out, p->tensor[0], p->grad_in[0], p->accumulate[0],
+                                 p->tensor_grad[0], p->tensor_grad[1]);
+}
+
+const layer_type layer_batchnorm = {
+    .name = "batchnorm",
+    .keys = batchnorm_keys,
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .accumulates = 1,
+    .parse = batchnorm_parse,
+    .infer = batchnorm_infer,
+    .tensors = batchnorm_tensors,
+    .init = batchnorm_init,
+    .forward = batchnorm_layer_forward,
+    .backward = batchnorm_layer_backward,
+};

@@ -1,0 +1,230 @@
+/* Batch normalisation on the OpenCL device (kernels/batchnorm.cl), and the
+ * entry points that run it or the reference (host/ref/batchnorm.c). */
+#include "batchnorm.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+
+/* Kernels index with int, and their walks step up to a work-group past the
+ * end; eps must keep sqrt(var + eps) real. */
+static clcnn_status check_shape(clcnn_context *ctx, const char *what, int batch, int channels,
+                                int spatial, float eps) {
+    if (batch < 1 || channels < 1 || spatial < 1 ||
+        (int64_t)batch * channels * spatial > INT_MAX - 1024)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: bad shape: batch %d, channels %d, spatial %d", what, batch, channels,
+                         spatial);
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: eps must be >= 0, got %g", what,
+                         (double)eps);
+    return CLCNN_OK;
+}
+
+/* Train mode normalises with the batch's statistics and updates the running
+ * variance with M / (M - 1): PyTorch refuses a single value per channel.
+ * momentum weighs the new statistics against the old. */
+static clcnn_status check_train(clcnn_context *ctx, const char *what, int batch, int channels,
+                                int spatial, float eps, float momentum) {
+    clcnn_status status = check_shape(ctx, what, batch, channels, spatial, eps);
+    if (status != CLCNN_OK)
+        return status;
+    if ((int64_t)batch * spatial < 2)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: training needs more than one value per channel, got a batch of %d "
+                         "with %d per channel",
+                         what, batch, spatial);
+    if (!(momentum >= 0.0f && momentum <= 1.0f))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: momentum must be between 0 and 1, got %g", what, (double)momentum);
+    return CLCNN_OK;
+}
+
+int batchnorm_contiguous_walk(const clcnn_context *ctx) {
+    return (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+}
+
+/* One of the kernels with its work-group size: BATCHNORM_THREADS work-items
+ * per channel (128, enough to keep a long channel's loads in flight), halved
+ * until both the device and the compiled kernel accept the group. */
+static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, const char *name,
+                                   cl_kernel *kernel, size_t *threads) {
+    size_t wanted = 128;
+    while (wanted > 1 && ctx->max_work_group_size && wanted > ctx->max_work_group_size)
+        wanted /= 2;
+    for (;;) {
+        char options[96];
+        snprintf(options, sizeof(options), "-DBATCHNORM_THREADS=%d -DBATCHNORM_CONTIGUOUS=%d",
+                 (int)wanted, contiguous != 0);
+        clcnn_status status = runtime_get_kernel(ctx, "batchnorm", name, options, kernel);
+        if (status != CLCNN_OK)
+            return status;
+        size_t limit = 0;
+        cl_int err = clGetKernelWorkGroupInfo(*kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                              sizeof(limit), &limit, NULL);
+        if (err != CL_SUCCESS)
+            return cl_check(ctx, err, "clGetKernelWorkGroupInfo");
+        if (wanted <= limit || wanted == 1) {
+            *threads = wanted;
+            return CLCNN_OK;
+        }
+        wanted /= 2;
+    }
+}
+
+clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
+                                     int spatial, float eps, float momentum, cl_mem x,
+                                     cl_mem weight, cl_mem bias, cl_mem running_mean,
+                                     cl_mem running_var, cl_mem y) {
+    clcnn_status status =
+        check_train(ctx, "batchnorm_forward_train", batch, channels, spatial, eps, momentum);
+    if (status != CLCNN_OK)
+        return status;
+    cl_kernel kernel;
+    size_t threads;
+    status = channel_kernel(ctx, contiguous, "batchnorm_forward_train", &kernel, &threads);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
+        {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
+        {sizeof(int), &batch},          {sizeof(int), &channels},
+        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(float), &momentum},
+    };
+    const size_t local[1] = {threads};
+    const size_t global[1] = {(size_t)channels * threads};
+    return runtime_launch(ctx, kernel, "batchnorm_forward_train", sizeof(args) / sizeof(args[0]),
+                          args, 1, global, local);
+}
+
+clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
+                                    int spatial, float eps, cl_mem x, cl_mem weight, cl_mem bias,
+                                    cl_mem running_mean, cl_mem running_var, cl_mem y) {
+    clcnn_status status = check_shape(ctx, "batchnorm_forward_eval", batch, channels, spatial, eps);
+    if (status != CLCNN_OK)
+        return status;
+    cl_kernel kernel;
+    size_t threads;
+    status = channel_kernel(ctx, contiguous, "batchnorm_forward_eval", &kernel, &threads);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
+        {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
+        {sizeof(int), &batch},          {sizeof(int), &channels},
+        {sizeof(int), &spatial},        {sizeof(float), &eps},
+    };
+    const size_t local[1] = {threads};
+    const size_t global[1] = {(size_t)channels * threads};
+    return runtime_launch(ctx, kernel, "batchnorm_forward_eval", sizeof(args) / sizeof(args[0]),
+                          args, 1, global, local);
+}
+
+clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
+                                int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
+                                cl_mem grad_x, int accumulate, cl_mem grad_weight,
+                                cl_mem grad_bias) {
+    clcnn_status status = check_shape(ctx, "batchnorm_backward", batch, channels, spatial, eps);
+    if (status != CLCNN_OK)
+        return status;
+    cl_kernel kernel;
+    size_t threads;
+    status = channel_kernel(ctx, contiguous, "batchnorm_backward", &kernel, &threads);
+    if (status != CLCNN_OK)
+        return status;
+    const int want_grad_x = grad_x != NULL;
+    const int accumulate32 = accumulate != 0;
+    /* Without grad_x the kernel never touches that argument: x stands in. */
+    cl_mem grad_x_arg = want_grad_x ? grad_x : x;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &x},          {sizeof(cl_mem), &grad_y},      {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &grad_x_arg}, {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
+        {sizeof(int), &batch},         {sizeof(int), &channels},       {sizeof(int), &spatial},
+        {sizeof(float), &eps},         {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
+    };
+    const size_t local[1] = {threads};
+    const size_t global[1] = {(size_t)channels * threads};
+    return runtime_launch(ctx, kernel, "batchnorm_backward", sizeof(args) / sizeof(args[0]), args,
+                          1, global, local);
+}
+
+/* ---- entry points ---------------------------------------------------------------------- */
+
+/* 1 if b holds storage on ctx's device. */
+static int present(const clcnn_context *ctx, buf b) {
+    return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
+}
+
+/* An error naming the first of count tensors that is missing, else CLCNN_OK. */
+static clcnn_status require(clcnn_context *ctx, const char *what, int count, const buf *bufs,
+                            const char *const *names) {
+    for (int i = 0; i < count; i++)
+        if (!present(ctx, bufs[i]))
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: no %s", what, names[i]);
+    return CLCNN_OK;
+}
+
+clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
+                                        float eps, float momentum, buf x, buf weight, buf bias,
+                                        buf running_mean, buf running_var, buf y) {
+    const char *what = "op_batchnorm_forward_train";
+    static const char *const names[] = {"x", "weight", "bias", "running_mean", "running_var", "y"};
+    const buf bufs[] = {x, weight, bias, running_mean, running_var, y};
+    clcnn_status status = check_train(ctx, what, batch, channels, spatial, eps, momentum);
+    if (status == CLCNN_OK)
+        status = require(ctx, what, 6, bufs, names);
+    if (status != CLCNN_OK)
+        return status;
+    if (context_is_opencl(ctx))
+        return batchnorm_forward_train(ctx, batchnorm_contiguous_walk(ctx), batch, channels,
+                                       spatial, eps, momentum, x.mem, weight.mem, bias.mem,
+                                       running_mean.mem, running_var.mem, y.mem);
+    batchnorm_forward_train_ref(batch, channels, spatial, eps, momentum, x.host, weight.host,
+                                bias.host, running_mean.host, running_var.host, y.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
+                                       float eps, buf x, buf weight, buf bias, buf running_mean,
+                                       buf running_var, buf y) {
+    const char *what = "op_batchnorm_forward_eval";
+    static const char *const names[] = {"x", "weight", "bias", "running_mean", "running_var", "y"};
+    const buf bufs[] = {x, weight, bias, running_mean, running_var, y};
+    clcnn_status status = check_shape(ctx, what, batch, channels, spatial, eps);
+    if (status == CLCNN_OK)
+        status = require(ctx, what, 6, bufs, names);
+    if (status != CLCNN_OK)
+        return status;
+    if (context_is_opencl(ctx))
+        return batchnorm_forward_eval(ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial,
+                                      eps, x.mem, weight.mem, bias.mem, running_mean.mem,
+                                      running_var.mem, y.mem);
+    batchnorm_forward_eval_ref(batch, channels, spatial, eps, x.host, weight.host, bias.host,
+                               running_mean.host, running_var.host, y.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
+                                   float eps, buf x, buf grad_y, buf weight, buf grad_x,
+                                   int accumulate, buf grad_weight, buf grad_bias) {
+    const char *what = "op_batchnorm_backward";
+    static const char *const names[] = {"x", "grad_y", "weight", "grad_weight", "grad_bias"};
+    const buf bufs[] = {x, grad_y, weight, grad_weight, grad_bias};
+    clcnn_status status = check_shape(ctx, what, batch, channels, spatial, eps);
+    if (status == CLCNN_OK)
+        status = require(ctx, what, 5, bufs, names);
+    if (status != CLCNN_OK)
+        return status;
+    if (context_is_opencl(ctx))
+        return batchnorm_backward(ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial,
+                                  eps, x.mem, grad_y.mem, weight.mem,
+                                  present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
+                                  grad_weight.mem, grad_bias.mem);
+    batchnorm_backward_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
+                           present(ctx, grad_x) ? grad_x.host : NULL, accumulate, grad_weight.host,
+                           grad_bias.host);
+    return CLCNN_OK;
+}

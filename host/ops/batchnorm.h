@@ -1,0 +1,72 @@
+/* Batch normalisation (a graph's batchnorm layer), exactly PyTorch's
+ * BatchNorm2d on (batch, channels, H, W) with spatial = H * W, and
+ * BatchNorm1d on (batch, channels) with spatial = 1. Every channel c has
+ * M = batch * spatial elements and a weight, bias, running_mean and
+ * running_var (each `channels` floats):
+ *
+ * train:  mean, var = the mean and biased variance of channel c's M elements
+ *         y = (x - mean) / sqrt(var + eps) * weight + bias
+ *         running_mean = (1 - momentum) * running_mean + momentum * mean
+ *         running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)
+ *         (M >= 2: PyTorch refuses one value per channel in training)
+ * eval:   y = (x - running_mean) / sqrt(running_var + eps) * weight + bias
+ *
+ * Backward is that of the train-mode forward (the graph's backward passes
+ * run in train mode). With x_hat = (x - mean) / sqrt(var + eps), dy = grad_y:
+ *   grad_x      = weight / sqrt(var + eps) * (dy - sum(dy) / M - x_hat * sum(dy * x_hat) / M)
+ *   grad_weight = sum(dy * x_hat),  grad_bias = sum(dy)
+ * sums over channel c's elements. grad_x is overwritten (accumulate = 0) or
+ * added into (1), or skipped when absent; grad_weight and grad_bias are
+ * overwritten. Backward recomputes the batch's mean and variance from x, so
+ * nothing is kept between the passes.
+ *
+ * The device sums each channel in a fixed order, compensated (see
+ * kernels/batchnorm.cl); the reference in double. Outputs must not alias
+ * inputs. */
+#ifndef CLCNN_OPS_BATCHNORM_H
+#define CLCNN_OPS_BATCHNORM_H
+
+#include "ops.h"
+
+/* The OpenCL side runs one work-group per channel. contiguous picks how its
+ * work-items walk the channel (kernels/batchnorm.cl): 1 in contiguous runs,
+ * for CPU devices; 0 strided, for GPUs. The entry points use the device's
+ * (batchnorm_contiguous_walk); the tests run both. */
+int batchnorm_contiguous_walk(const clcnn_context *ctx);
+
+void batchnorm_forward_train_ref(int batch, int channels, int spatial, float eps, float momentum,
+                                 const float *x, const float *weight, const float *bias,
+                                 float *running_mean, float *running_var, float *y);
+clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
+                                     int spatial, float eps, float momentum, cl_mem x,
+                                     cl_mem weight, cl_mem bias, cl_mem running_mean,
+                                     cl_mem running_var, cl_mem y);
+
+void batchnorm_forward_eval_ref(int batch, int channels, int spatial, float eps, const float *x,
+                                const float *weight, const float *bias, const float *running_mean,
+                                const float *running_var, float *y);
+clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
+                                    int spatial, float eps, cl_mem x, cl_mem weight, cl_mem bias,
+                                    cl_mem running_mean, cl_mem running_var, cl_mem y);
+
+/* grad_x may be NULL: only the parameters' gradients. */
+void batchnorm_backward_ref(int batch, int channels, int spatial, float eps, const float *x,
+                            const float *grad_y, const float *weight, float *grad_x, int accumulate,
+                            float *grad_weight, float *grad_bias);
+clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
+                                int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
+                                cl_mem grad_x, int accumulate, cl_mem grad_weight,
+                                cl_mem grad_bias);
+
+/* The same on ctx's device: the OpenCL side or the reference. */
+clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
+                                        float eps, float momentum, buf x, buf weight, buf bias,
+                                        buf running_mean, buf running_var, buf y);
+clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
+                                       float eps, buf x, buf weight, buf bias, buf running_mean,
+                                       buf running_var, buf y);
+clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
+                                   float eps, buf x, buf grad_y, buf weight, buf grad_x,
+                                   int accumulate, buf grad_weight, buf grad_bias);
+
+#endif

@@ -1,0 +1,297 @@
+/* Batch normalisation, float32, NCHW, as PyTorch's BatchNorm2d (spatial =
+ * H * W) and BatchNorm1d (spatial = 1): every channel c is normalised over
+ * its count = batch * spatial elements
+ *
+ *   x[n, c, s] at offset (n * channels + c) * spatial + s.
+ *
+ * Train mode normalises with the batch mean and the biased batch variance
+ * and updates the running statistics with the unbiased one; eval mode uses
+ * the running statistics; backward is that of the train-mode forward.
+ *
+ * Every kernel runs one work-group of BATCHNORM_THREADS work-items (a power
+ * of two, -D, default below) per channel: launch with local size
+ * BATCHNORM_THREADS and global size channels * BATCHNORM_THREADS. Every sum
+ * over a channel is a compensated sum per work-item over the elements it
+ * visits, in order (see compensated_sum), then a fixed tree over the
+ * work-items in local memory, so the result is the same on every run and
+ * stays accurate for channels of millions of elements. A work-group computes
+ * its channel's statistics and then uses them itself, so nothing is kept
+ * between launches: backward recomputes the mean and variance from x with the
+ * same sums. The host keeps channels * spatial * batch + 1024 within int.
+ */
+#ifndef BATCHNORM_THREADS
+#define BATCHNORM_THREADS 128
+#endif
+
+/* ---- the walk over one channel ------------------------------------------------------ */
+
+/* Which of the channel's elements e = n * spatial + s (e < count = batch *
+ * spatial) a work-item visits, in increasing order:
+ *   BATCHNORM_CONTIGUOUS 0: e = t, t + THREADS, t + 2 THREADS, ... (work-item
+ *     t), so neighbouring work-items read neighbouring elements (GPUs);
+ *   BATCHNORM_CONTIGUOUS 1: a contiguous run of ceil(count / THREADS)
+ *     elements each, which a CPU reads as a stream, where the strided walk
+ *     would miss the cache on every element.
+ * Stepping e steps n and s by fixed amounts plus a carry, so the loops need
+ * no division. */
+#ifndef BATCHNORM_CONTIGUOUS
+#define BATCHNORM_CONTIGUOUS 0
+#endif
+
+typedef struct channel_walk {
+    int e, end, step;   /* the current element, the end of this work-item's share, the step */
+    int n, s;           /* e = n * spatial + s */
+    int step_n, step_s; /* the step in e = step_n * spatial + step_s */
+} channel_walk;
+
+channel_walk walk_start(const int batch, const int spatial) {
+    channel_walk w;
+    const int thread = get_local_id(0);
+    const int count = batch * spatial;
+#if BATCHNORM_CONTIGUOUS
+    const int share = (count + BATCHNORM_THREADS - 1) / BATCHNORM_THREADS;
+    const int step = 1;
+    w.e = thread * share;
+    w.end = min(w.e + share, count);
+#else
+    const int step = BATCHNORM_THREADS;
+    w.e = thread;
+    w.end = count;
+#endif
+    w.step = step;
+    w.n = w.e / spatial;
+    w.s = w.e - w.n * spatial;
+    w.step_n = step / spatial;
+    w.step_s = step - w.step_n * spatial;
+    return w;
+}
+
+int walk_more(const channel_walk *w) {
+    return w->e < w->end;
+}
+
+void walk_next(channel_walk *w, const int spatial) {
+    w->e += w->step;
+    w->n += w->step_n;
+    w->s += w->step_s;
+    if (w->s >= spatial) {
+        w->s -= spatial;
+        w->n++;
+    }
+}
+
+/* The offset of the walk's current element of channel `channel`. */
+int walk_offset(const channel_walk *w, const int channels, const int channel, const int spatial) {
+    return (w->n * channels + channel) * spatial + w->s;
+}
+
+/* A work-item's compensated sum: values are added in blocks of SUM_BLOCK in
+ * plain float, a short chain of additions that the processor overlaps with
+ * the next block, and each block's sum goes into the total with Kahan's
+ * compensation, so the error stays near that of one block however long the
+ * channel. (Kahan on every value is as accurate but makes every addition
+ * wait for four.) The loop feeding it counts the values and calls
+ * sum_flush after every SUM_BLOCK of them and once at the end. */
+#define SUM_BLOCK 8
+
+typedef struct compensated_sum {
+    float total, compensation, block;
+} compensated_sum;
+
+compensated_sum sum_start(void) {
+    compensated_sum sum = {0.0f, 0.0f, 0.0f};
+    return sum;
+}
+
+void sum_flush(compensated_sum *sum) {
+    const float term = sum->block - sum->compensation;
+    const float next = sum->total + term;
+    sum->compensation = (next - sum->total) - term;
+    sum->total = next;
+    sum->block = 0.0f;
+}
+
+/* The sum of every work-item's value, returned to all of them: a fixed tree
+ * in local memory. Every work-item of the group must call it. */
+float group_sum(__local float *partial, const float value) {
+    const int thread = get_local_id(0);
+    partial[thread] = value;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int width = BATCHNORM_THREADS / 2; width > 0; width /= 2) {
+        if (thread < width)
+            partial[thread] += partial[thread + width];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = partial[0];
+    /* Everyone has read the total before partial is used again. */
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
+/* The plain mean of the channel's elements of x, rounded to float: the first
+ * of the two passes over x that give the statistics (forward and backward
+ * alike). */
+float channel_mean(const __global float *restrict x, __local float *partial, const int batch,
+                   const int channels, const int channel, const int spatial) {
+    compensated_sum sum = sum_start();
+    int filled = 0;
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        sum.block += x[walk_offset(&w, channels, channel, spatial)];
+        if (++filled == SUM_BLOCK) {
+            filled = 0;
+            sum_flush(&sum);
+        }
+    }
+    sum_flush(&sum);
+    return group_sum(partial, sum.total) / (float)(batch * spatial);
+}
+
+/* ---- train mode ------------------------------------------------------------------------- */
+
+/* The statistics: the corrected two-pass algorithm (Chan, Golub and
+ * LeVeque). With the rounded mean m from the first pass and d1 = x - m (exact
+ * where x is near m), the second pass sums s1 = sum(d1) and s2 = sum(d1^2);
+ * then the mean is m + s1 / M and the biased variance (s2 - s1^2 / M) / M.
+ * Deviations are taken as d = (x - m) - s1 / M: the rounding of m alone would
+ * move a deviation by up to 6e-8 |m|, much of a small one when the spread of
+ * a channel is small against its mean. */
+
+/* y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and
+ * biased variance var; then
+ *   running_mean = (1 - momentum) * running_mean + momentum * mean
+ *   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1).
+ * M = count must be at least 2 (the host checks). */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_forward_train(const __global float *restrict x, const __global float *restrict weight,
+                        const __global float *restrict bias, __global float *restrict running_mean,
+                        __global float *restrict running_var, __global float *restrict y,
+                        const int batch, const int channels, const int spatial, const float eps,
+                        const float momentum) {
+    __local float partial[BATCHNORM_THREADS];
+    const int channel = get_group_id(0);
+    const float count = (float)(batch * spatial);
+    const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
+
+    compensated_sum sum1 = sum_start(), sum2 = sum_start();
+    int filled = 0;
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const float d = x[walk_offset(&w, channels, channel, spatial)] - rough_mean;
+        sum1.block += d;
+        sum2.block += d * d;
+        if (++filled == SUM_BLOCK) {
+            filled = 0;
+            sum_flush(&sum1);
+            sum_flush(&sum2);
+        }
+    }
+    sum_flush(&sum1);
+    sum_flush(&sum2);
+    const float s1 = group_sum(partial, sum1.total);
+    const float s2 = group_sum(partial, sum2.total);
+    const float correction = s1 / count;
+    const float squares = fmax(s2 - s1 * correction, 0.0f); /* sum((x - mean)^2) */
+    const float var = squares / count;
+    const float scale = weight[channel] / sqrt(var + eps);
+    const float shift = bias[channel];
+
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        y[i] = ((x[i] - rough_mean) - correction) * scale + shift;
+    }
+    if (get_local_id(0) == 0) {
+        const float mean = rough_mean + correction;
+        running_mean[channel] = (1.0f - momentum) * running_mean[channel] + momentum * mean;
+        running_var[channel] =
+            (1.0f - momentum) * running_var[channel] + momentum * (squares / (count - 1.0f));
+    }
+}
+
+/* The gradients of the train-mode forward, PyTorch's formula: with
+ * x_hat = (x - mean) * invstd and M = count,
+ *   grad_weight = sum(dy * x_hat), grad_bias = sum(dy) (overwritten)
+ *   dx = weight * invstd * (dy - sum(dy) / M - x_hat * sum(dy * x_hat) / M)
+ * written into grad_x (accumulate = 0) or added to it (1); with want_grad_x =
+ * 0 grad_x is not touched (any buffer may be passed). The statistics are
+ * recomputed as the forward computes them. */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_backward(const __global float *restrict x, const __global float *restrict grad_y,
+                   const __global float *restrict weight, __global float *restrict grad_x,
+                   __global float *restrict grad_weight, __global float *restrict grad_bias,
+                   const int batch, const int channels, const int spatial, const float eps,
+                   const int want_grad_x, const int accumulate) {
+    __local float partial[BATCHNORM_THREADS];
+    const int channel = get_group_id(0);
+    const float count = (float)(batch * spatial);
+    const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
+
+    /* One pass for the statistics and the two sums of the gradient, with
+     * d1 = x - rough_mean: sum(dy * (x - mean)) = sum(dy * d1) - correction *
+     * sum(dy), and times invstd it is sum(dy * x_hat). */
+    compensated_sum sum1 = sum_start(), sum2 = sum_start();
+    compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
+    int filled = 0;
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        const float d = x[i] - rough_mean;
+        const float dy = grad_y[i];
+        sum1.block += d;
+        sum2.block += d * d;
+        dy_sum.block += dy;
+        dy_dev.block += dy * d;
+        if (++filled == SUM_BLOCK) {
+            filled = 0;
+            sum_flush(&sum1);
+            sum_flush(&sum2);
+            sum_flush(&dy_sum);
+            sum_flush(&dy_dev);
+        }
+    }
+    sum_flush(&sum1);
+    sum_flush(&sum2);
+    sum_flush(&dy_sum);
+    sum_flush(&dy_dev);
+    const float s1 = group_sum(partial, sum1.total);
+    const float s2 = group_sum(partial, sum2.total);
+    const float sum_dy = group_sum(partial, dy_sum.total);
+    const float correction = s1 / count;
+    const float sum_dy_dev = group_sum(partial, dy_dev.total) - correction * sum_dy;
+    const float var = fmax(s2 - s1 * correction, 0.0f) / count;
+    const float invstd = 1.0f / sqrt(var + eps);
+    if (get_local_id(0) == 0) {
+        grad_weight[channel] = sum_dy_dev * invstd;
+        grad_bias[channel] = sum_dy;
+    }
+    if (!want_grad_x)
+        return;
+
+    /* dx = (dy - mean_dy - (x - mean) * k) * invstd * weight with
+     * k = sum(dy * (x - mean)) * invstd^2 / M (as PyTorch's CPU kernel). */
+    const float mean_dy = sum_dy / count;
+    const float k = sum_dy_dev * invstd * invstd / count;
+    const float scale = invstd * weight[channel];
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        const float g = ((grad_y[i] - mean_dy) - ((x[i] - rough_mean) - correction) * k) * scale;
+        grad_x[i] = accumulate ? grad_x[i] + g : g;
+    }
+}
+
+/* ---- eval mode -------------------------------------------------------------------------- */
+
+/* y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, one
+ * work-group per channel as the train-mode kernels (no division per element). */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_forward_eval(const __global float *restrict x, const __global float *restrict weight,
+                       const __global float *restrict bias,
+                       const __global float *restrict running_mean,
+                       const __global float *restrict running_var, __global float *restrict y,
+                       const int batch, const int channels, const int spatial, const float eps) {
+    const int channel = get_group_id(0);
+    const float mean = running_mean[channel];
+    const float scale = weight[channel] / sqrt(running_var[channel] + eps);
+    const float shift = bias[channel];
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        y[i] = (x[i] - mean) * scale + shift;
+    }
+}
