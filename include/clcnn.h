@@ -19,7 +19,7 @@ typedef enum clcnn_status {
     CLCNN_ERROR_INVALID_ARGUMENT, /* a caller passed something unusable */
     CLCNN_ERROR_IO,               /* a file could not be opened, read or written */
     CLCNN_ERROR_PARSE,            /* a network file is malformed (file:line in the message) */
-    CLCNN_ERROR_FORMAT,           /* a data file (.npy, IDX) is malformed or unsupported */
+    CLCNN_ERROR_FORMAT,           /* a data file (.npy, IDX, CIFAR, an image) is malformed */
     CLCNN_ERROR_SHAPE,            /* shapes do not fit together */
     CLCNN_ERROR_OPENCL,           /* an OpenCL call failed (its error name in the message) */
     CLCNN_ERROR_NO_DEVICE,        /* no such OpenCL platform or device */
