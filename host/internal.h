@@ -345,6 +345,27 @@ struct clcnn_trainer {
 /* Makes the host copy of the optimizer state current. */
 clcnn_status trainer_sync_state_to_host(clcnn_trainer *trainer);
 
+/* ---- augmentation (train/augment.c) ------------------------------------------------ */
+
+/* What augmentation draws for one training image. */
+typedef struct augment_draw {
+    int flip;           /* mirror left to right */
+    int crop_y, crop_x; /* the crop's corner in the padded image, 0 .. 2 * pad */
+    double angle;       /* degrees, counter-clockwise as the image is shown */
+} augment_draw;
+
+/* 1 when the configuration asks for any augmentation. */
+int augment_enabled(const clcnn_train_config *config);
+/* The draws of the data set's image `index` in epoch `epoch` (0-based): a
+ * function of (seed, epoch, index) alone, so every shard and every resumed
+ * run draws the same for an image. */
+augment_draw augment_draws(const clcnn_train_config *config, int epoch, int64_t index);
+/* dst = src (channels x height x width, not overlapping) rotated by d->angle
+ * about its centre (bilinear, 0 outside), cropped at (d->crop_y, d->crop_x)
+ * of itself padded with pad zeros, then flipped when d->flip. */
+void augment_image(const float *src, float *dst, int channels, int height, int width, int pad,
+                   const augment_draw *d);
+
 /* host/graph/plan.c and pass.c: memory plan and passes */
 void net_release_activations(clcnn_net *net);
 void net_release_device_parameters(clcnn_net *net);
