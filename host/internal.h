@@ -206,6 +206,9 @@ typedef struct layer {
     int first_tensor, tensor_count;
 } layer;
 
+/* The node among layers[0..count) whose name is name[0..length), or -1. */
+int layer_index(const layer *layers, int count, const char *name, size_t length);
+
 /* Parses network text into nodes in topological order with shapes inferred;
  * errors name source_name:line. *layers is malloc'd; free with free(). */
 clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *source_name,
