@@ -51,10 +51,12 @@ static const double finite_difference_tolerance = 1e-4;
 
 enum { RANDOM_SHAPES = 120, FINITE_DIFFERENCE_SHAPES = 24 };
 
-/* The register-blocked configurations the shapes take in turn (the one the
- * library picks runs on every shape as well). */
+/* The register-blocked configurations the shapes take in turn: every vector
+ * width, vector count and number of positions per work-item the tuner
+ * (host/graph/tuner.c) chooses from, and odd ones. */
 static const direct_config direct_configs[] = {
-    {16, 1, 8, 4}, {8, 2, 4, 4}, {4, 3, 5, 1}, {1, 1, 3, 4}, {16, 4, 4, 4}, {2, 2, 16, 2},
+    {16, 1, 8, 4}, {8, 2, 4, 4}, {4, 3, 5, 1},  {1, 1, 3, 4},  {16, 4, 4, 4},
+    {2, 2, 16, 2}, {8, 1, 2, 4}, {4, 1, 12, 4}, {16, 2, 1, 1}, {4, 4, 6, 4},
 };
 enum { DIRECT_CONFIG_COUNT = sizeof(direct_configs) / sizeof(direct_configs[0]) };
 
