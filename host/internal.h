@@ -187,17 +187,19 @@ typedef struct layer {
     int inputs[LAYER_MAX_INPUTS];
 
     /* options as written (defaults filled in), shared by the types that take them */
-    int filters, units;        /* conv, dense */
-    int size_h, size_w;        /* conv, pool window */
-    int stride_h, stride_w;    /* conv, pool */
-    int pad_top, pad_left;     /* resolved padding before the first row/column */
-    int pad_bottom, pad_right; /* and after the last ('same' may be asymmetric) */
-    int has_bias;              /* conv, dense */
-    int ceil_mode;             /* pool */
-    float slope;               /* leaky */
-    float rate;                /* dropout: the probability of dropping an element */
-    float eps, momentum;       /* batchnorm */
-    int named_filter;          /* conv with filter=NAME: its index, else -1 */
+    int filters, units;         /* conv, dense */
+    int size_h, size_w;         /* conv, pool window */
+    int stride_h, stride_w;     /* conv, pool */
+    int pad_top, pad_left;      /* resolved padding before the first row/column */
+    int pad_bottom, pad_right;  /* and after the last ('same' may be asymmetric) */
+    int has_bias;               /* conv, dense */
+    int dilation_h, dilation_w; /* conv: spacing of the kernel's taps */
+    int groups;                 /* conv: channel groups */
+    int ceil_mode;              /* pool */
+    float slope;                /* leaky */
+    float rate;                 /* dropout: the probability of dropping an element */
+    float eps, momentum;        /* batchnorm */
+    int named_filter;           /* conv with filter=NAME: its index, else -1 */
 
     shape3 in, out; /* in: the first input's shape */
     int64_t weight_count, bias_count;
