@@ -17,8 +17,11 @@
  * shape works. Launch: global (ceil(channels / (VW*NV)), ceil(positions / WPT_P)),
  * any local size.
  */
+/* Only the helper kernels (transposes, flips) are built without -DVW: a
+ * narrow default keeps their program free of 16-float vectors, which
+ * compilers for CPUs without AVX-512 warn about on stderr. */
 #ifndef VW
-#define VW 16
+#define VW 4
 #endif
 #ifndef NV
 #define NV 1
