@@ -765,9 +765,11 @@ def random_parameters(rng_np, layers):
             running_mean = rng_np.standard_normal(c) * rng_np.choice([0.1, 1.0, 3.0])
             # variances that scale by at most 2 (the eval-mode network's values stay of
             # order 1 through several batchnorms, as with real running statistics), and now
-            # and then, with an eps of 0.01 or more, 0 (sqrt(eps) alone) or below eps
+            # and then, with an eps of 0.1 or more, 0 (sqrt(eps) alone) or below eps: a
+            # gain of 1 / sqrt(eps) at most 3.2 (with eps 0.01 a gain of 10 took relu6's
+            # outputs to logits 100 apart, a softmax to values below float32's smallest)
             running_var = rng_np.uniform(0.25, 4.0, c)
-            if layer.eps >= 0.01:
+            if layer.eps >= 0.1:
                 running_var[rng_np.random(c) < 0.15] = 0.0
                 running_var[rng_np.random(c) < 0.15] = layer.eps * 0.01
             parameters[layer.name] = tuple(
