@@ -187,17 +187,19 @@ typedef struct layer {
     int inputs[LAYER_MAX_INPUTS];
 
     /* options as written (defaults filled in), shared by the types that take them */
-    int filters, units;        /* conv, dense */
-    int size_h, size_w;        /* conv, pool window */
-    int stride_h, stride_w;    /* conv, pool */
-    int pad_top, pad_left;     /* resolved padding before the first row/column */
-    int pad_bottom, pad_right; /* and after the last ('same' may be asymmetric) */
-    int has_bias;              /* conv, dense */
-    int ceil_mode;             /* pool */
-    float slope;               /* leaky */
-    float rate;                /* dropout: the probability of dropping an element */
-    float eps, momentum;       /* batchnorm */
-    int named_filter;          /* conv with filter=NAME: its index, else -1 */
+    int filters, units;         /* conv, dense */
+    int size_h, size_w;         /* conv, pool window */
+    int stride_h, stride_w;     /* conv, pool */
+    int pad_top, pad_left;      /* resolved padding before the first row/column */
+    int pad_bottom, pad_right;  /* and after the last ('same' may be asymmetric) */
+    int has_bias;               /* conv, dense */
+    int dilation_h, dilation_w; /* conv: spacing of the kernel's taps */
+    int groups;                 /* conv: channel groups */
+    int ceil_mode;              /* pool */
+    float slope;                /* leaky */
+    float rate;                 /* dropout: the probability of dropping an element */
+    float eps, momentum;        /* batchnorm */
+    int named_filter;           /* conv with filter=NAME: its index, else -1 */
 
     shape3 in, out; /* in: the first input's shape */
     int64_t weight_count, bias_count;
@@ -205,6 +207,9 @@ typedef struct layer {
     /* Its named tensors: net->tensors[first_tensor ..+ tensor_count) (set by the network). */
     int first_tensor, tensor_count;
 } layer;
+
+/* The node among layers[0..count) whose name is name[0..length), or -1. */
+int layer_index(const layer *layers, int count, const char *name, size_t length);
 
 /* Parses network text into nodes in topological order with shapes inferred;
  * errors name source_name:line. *layers is malloc'd; free with free(). */
@@ -344,6 +349,27 @@ struct clcnn_trainer {
 
 /* Makes the host copy of the optimizer state current. */
 clcnn_status trainer_sync_state_to_host(clcnn_trainer *trainer);
+
+/* ---- augmentation (train/augment.c) ------------------------------------------------ */
+
+/* What augmentation draws for one training image. */
+typedef struct augment_draw {
+    int flip;           /* mirror left to right */
+    int crop_y, crop_x; /* the crop's corner in the padded image, 0 .. 2 * pad */
+    double angle;       /* degrees, counter-clockwise as the image is shown */
+} augment_draw;
+
+/* 1 when the configuration asks for any augmentation. */
+int augment_enabled(const clcnn_train_config *config);
+/* The draws of the data set's image `index` in epoch `epoch` (0-based): a
+ * function of (seed, epoch, index) alone, so every shard and every resumed
+ * run draws the same for an image. */
+augment_draw augment_draws(const clcnn_train_config *config, int epoch, int64_t index);
+/* dst = src (channels x height x width, not overlapping) rotated by d->angle
+ * about its centre (bilinear, 0 outside), cropped at (d->crop_y, d->crop_x)
+ * of itself padded with pad zeros, then flipped when d->flip. */
+void augment_image(const float *src, float *dst, int channels, int height, int width, int pad,
+                   const augment_draw *d);
 
 /* host/graph/plan.c and pass.c: memory plan and passes */
 void net_release_activations(clcnn_net *net);

@@ -37,8 +37,11 @@ clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                          cl_mem grad_input);
+clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *config,
+                                        const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                        cl_mem grad_input);
 
-/* Gradients with respect to the weights (K, C, R, S) and, if p->has_bias, the
+/* Gradients with respect to the weights (K, C / groups, R, S) and, if p->has_bias, the
  * bias (K), summed over the batch. Overwrites both. The OpenCL side needs a
  * scratch buffer of conv2d_backward_weights_scratch_bytes(ctx, p) bytes for
  * its two-pass reduction over batch and pixels. */
@@ -51,6 +54,11 @@ int conv2d_backward_weights_slices(const conv2d_params *p);
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch);
+/* The tiled path (the scratch of conv2d_backward_weights_scratch_bytes with
+ * the tiled kernels selected) with an explicit configuration, for the tests. */
+clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config *config,
+                                           const conv2d_params *p, cl_mem input, cl_mem grad_output,
+                                           cl_mem grad_weight, cl_mem grad_bias, cl_mem scratch);
 /* The register-blocked path (CPU devices) with an explicit configuration, for
  * the tests and the tuner; its scratch size depends on the configuration, and
  * a scratch buffer smaller than that is refused. */
@@ -60,6 +68,20 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
                                             const conv2d_params *p, cl_mem input,
                                             cl_mem grad_output, cl_mem grad_weight,
                                             cl_mem grad_bias, cl_mem scratch);
+
+/* Grouped convolutions with few input channels per group (depthwise ones:
+ * groups = in_channels) run on kernels/conv2d_depthwise.cl on every OpenCL
+ * device: conv2d_runs_depthwise says which. These run them directly, for
+ * the tests; backward-weights needs the tiled path's scratch
+ * (conv2d_backward_weights_scratch_bytes gives it for such shapes). */
+int conv2d_runs_depthwise(const conv2d_params *p);
+clcnn_status conv2d_forward_depthwise(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                      cl_mem weight, cl_mem bias, cl_mem output);
+clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_params *p,
+                                            cl_mem grad_output, cl_mem weight, cl_mem grad_input);
+clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_params *p,
+                                               cl_mem input, cl_mem grad_output, cl_mem grad_weight,
+                                               cl_mem grad_bias, cl_mem scratch);
 
 /* ---- gemm: C = alpha * A(m,k) B(k,n) + beta * C + bias (see kernels/gemm.cl) ---- */
 

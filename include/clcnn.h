@@ -19,7 +19,7 @@ typedef enum clcnn_status {
     CLCNN_ERROR_INVALID_ARGUMENT, /* a caller passed something unusable */
     CLCNN_ERROR_IO,               /* a file could not be opened, read or written */
     CLCNN_ERROR_PARSE,            /* a network file is malformed (file:line in the message) */
-    CLCNN_ERROR_FORMAT,           /* a data file (.npy, IDX) is malformed or unsupported */
+    CLCNN_ERROR_FORMAT,           /* a data file (.npy, IDX, CIFAR, an image) is malformed */
     CLCNN_ERROR_SHAPE,            /* shapes do not fit together */
     CLCNN_ERROR_OPENCL,           /* an OpenCL call failed (its error name in the message) */
     CLCNN_ERROR_NO_DEVICE,        /* no such OpenCL platform or device */
@@ -254,24 +254,82 @@ clcnn_status clcnn_net_get_tensor_gradient(clcnn_net *net, const char *name, flo
 
 /* ---- data sets ------------------------------------------------------------------------- */
 
+#define CLCNN_CLASS_NAME_SIZE 32 /* bytes of a class name with its NUL: names up to 31 bytes */
+
 /* Images as float32 (count, channels, height, width) and int32 labels. */
 typedef struct clcnn_dataset {
     int64_t count;
     int channels, height, width;
-    int classes; /* 1 + the largest label */
+    int classes; /* what the format defines (CIFAR: 10 or 100; image folders: the folder
+                    count), else 1 + the largest label */
     float *images;
     int32_t *labels;
+    /* classes names (CIFAR's name files, image folders' folder names), or NULL
+     * when the files name none (IDX, CIFAR without its name file) */
+    char (*class_names)[CLCNN_CLASS_NAME_SIZE];
 } clcnn_dataset;
+
+/* The two halves of a data set directory. */
+typedef enum clcnn_split { CLCNN_SPLIT_TRAIN = 0, CLCNN_SPLIT_TEST = 1 } clcnn_split;
+
+typedef enum clcnn_data_format {
+    CLCNN_DATA_IDX = 0,  /* MNIST: train-* and t10k-* IDX files */
+    CLCNN_DATA_CIFAR10,  /* data_batch_1.bin ... data_batch_5.bin, test_batch.bin */
+    CLCNN_DATA_CIFAR100, /* train.bin, test.bin */
+    CLCNN_DATA_FOLDERS,  /* train/<class>/<image>, test/<class>/<image> */
+} clcnn_data_format;
+
+/* "IDX", "CIFAR-10", "CIFAR-100", "image folders". */
+const char *clcnn_data_format_name(clcnn_data_format format);
+
+/* Which format a directory holds, from the files in it, in this order:
+ * IDX (train-images-idx3-ubyte[.gz] or t10k-images-idx3-ubyte[.gz]),
+ * CIFAR-10 (data_batch_1.bin or test_batch.bin), CIFAR-100 (train.bin or
+ * test.bin), image folders (a train/ or test/ directory). */
+clcnn_status clcnn_dataset_detect(clcnn_context *ctx, const char *dir, clcnn_data_format *out);
+
+/* Reads one split of whatever format dir holds (clcnn_dataset_detect).
+ * Pixels are scaled to [0, 1]. */
+clcnn_status clcnn_dataset_load(clcnn_context *ctx, const char *dir, clcnn_split split,
+                                clcnn_dataset *out);
 
 /* Reads an MNIST-format directory: <prefix>-images-idx3-ubyte and
  * <prefix>-labels-idx1-ubyte, each gzip-compressed (.gz) or raw; prefix is
  * "train" or "t10k". Pixels are scaled to [0, 1]. */
 clcnn_status clcnn_dataset_load_idx(clcnn_context *ctx, const char *dir, const char *prefix,
                                     clcnn_dataset *out);
+
+/* Reads a CIFAR binary directory: 3 x 32 x 32 images. CIFAR-10's training
+ * split is data_batch_1.bin, data_batch_2.bin, ... (as many as there are,
+ * from 1 on), its test split test_batch.bin, each a run of 3073-byte records
+ * (a label byte, then the red, green and blue planes of 1024 bytes);
+ * class names come from batches.meta.txt when it is there. CIFAR-100's are
+ * train.bin and test.bin of 3074-byte records (a coarse and a fine label
+ * byte, then the planes); the fine label is the class, and the names come
+ * from fine_label_names.txt when it is there (one name per line). */
+clcnn_status clcnn_dataset_load_cifar(clcnn_context *ctx, const char *dir, clcnn_split split,
+                                      clcnn_dataset *out);
+
+/* Reads image folders: dir/train/<class>/<image> or dir/test/<class>/<image>,
+ * images being .png, .jpg, .jpeg, .pgm or .ppm files (other files are
+ * skipped). The classes are the folder names in sorted (byte) order, the
+ * same for train/ and test/ (when both are there); images are taken in
+ * sorted order within each class. Every image of the set (train and test)
+ * must have one size. The set has 3 channels when any of its images has
+ * colour, grey images then getting their grey level in all three, and 1
+ * otherwise; an alpha channel is dropped. */
+clcnn_status clcnn_dataset_load_folders(clcnn_context *ctx, const char *dir, clcnn_split split,
+                                        clcnn_dataset *out);
+
 /* x = (x - mean) / std over every pixel. */
 void clcnn_dataset_normalize(clcnn_dataset *data, float mean, float std);
 /* The mean and standard deviation of every pixel of the set. */
 void clcnn_dataset_statistics(const clcnn_dataset *data, float *mean, float *std);
+/* x = (x - mean[c]) / std[c] for the pixels of channel c (data->channels values each). */
+void clcnn_dataset_normalize_channels(clcnn_dataset *data, const float *mean, const float *std);
+/* The mean and standard deviation of each channel over the set (data->channels
+ * values each); for one channel the same as clcnn_dataset_statistics. */
+void clcnn_dataset_channel_statistics(const clcnn_dataset *data, float *mean, float *std);
 /* The first count images (a view: do not free it). */
 clcnn_dataset clcnn_dataset_head(const clcnn_dataset *data, int64_t count);
 void clcnn_dataset_free(clcnn_dataset *data);
@@ -296,11 +354,26 @@ typedef struct clcnn_train_config {
     clcnn_schedule schedule;
     double decay;    /* STEP: factor */
     int step_epochs; /* STEP: every this many epochs */
-    uint64_t seed;   /* weights (when initialised) and shuffling */
+    uint64_t seed;   /* weights (when initialised), shuffling and augmentation */
+    /* Augmentation of the training images, on the host as each batch is
+     * gathered, in this order: a rotation by an angle uniform in
+     * [-augment_rotate_degrees, +augment_rotate_degrees] about the image's
+     * centre (bilinear, 0 outside the image); a crop of the image's own size
+     * at a uniform position in the image padded with augment_crop_pad zeros
+     * on every side; a horizontal flip with probability 1/2 when augment_flip.
+     * Zero is the value of the data as given to the trainer: after
+     * normalisation, the training set's mean. The draws of an image depend
+     * only on (seed, epoch, the image's index in the data set), so a resumed
+     * run and every shard of a sharded one draw what one uninterrupted
+     * process does. All 0: no augmentation. */
+    int augment_crop_pad;          /* >= 0 pixels */
+    int augment_flip;              /* 0 or 1 */
+    double augment_rotate_degrees; /* in [0, 180] */
 } clcnn_train_config;
 
 /* SGD, lr 0.01, momentum 0.9, no weight decay, batch 64, 10 epochs, Adam's
- * betas 0.9/0.999 and epsilon 1e-8, constant schedule, seed 1. */
+ * betas 0.9/0.999 and epsilon 1e-8, constant schedule, seed 1, no
+ * augmentation. */
 void clcnn_train_config_defaults(clcnn_train_config *config);
 
 typedef struct clcnn_trainer clcnn_trainer;
@@ -425,14 +498,31 @@ clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *trainer, clcnn_gradi
 
 /* A model file holds the network text, every parameter, the input
  * normalisation, the class names and, when a trainer is given, its whole
- * state (epochs, optimizer state, generator) so training can resume exactly.
+ * state (epochs, optimizer state, generator, augmentation) so training can
+ * resume exactly.
  * Written to a temporary file, synced and renamed: a crash never loses the
  * previous model. */
+#define CLCNN_MAX_CLASSES 1000 /* class names a model keeps */
+#define CLCNN_MAX_CHANNELS 4   /* input channels with a normalisation of their own */
+
 typedef struct clcnn_model_info {
-    float input_mean, input_std; /* normalisation applied to [0, 1] pixels */
-    char class_names[16][32];    /* "" when unknown */
-    int class_count;
+    /* The normalisation applied to [0, 1] pixels, x = (x - mean) / std: with
+     * channels 0, input_mean and input_std for every channel (1-channel
+     * models; every model before per-channel statistics); with channels >= 1,
+     * channel_mean[c] and channel_std[c] for channel c < channels (and
+     * input_mean, input_std past them; model files keep no values past
+     * channels). clcnn_model_info_normalization gives each channel's. */
+    float input_mean, input_std;
+    char class_names[CLCNN_MAX_CLASSES][CLCNN_CLASS_NAME_SIZE]; /* "" when unknown */
+    int class_count;                                            /* 0 .. CLCNN_MAX_CLASSES */
+    int channels;                                               /* 0 .. CLCNN_MAX_CHANNELS */
+    float channel_mean[CLCNN_MAX_CHANNELS], channel_std[CLCNN_MAX_CHANNELS];
 } clcnn_model_info;
+
+/* The mean and standard deviation of each of the first `channels` input
+ * channels (as described above) into mean[] and std[]. */
+void clcnn_model_info_normalization(const clcnn_model_info *info, int channels, float *mean,
+                                    float *std);
 
 clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
                               const clcnn_model_info *info, const char *path);

@@ -39,13 +39,47 @@
 /* Marks a column or tap outside the problem: its row falls outside any input. */
 #define OUTSIDE (-(1 << 28))
 
+/* Grouped and dilated convolutions (PyTorch's groups= and dilation=) run
+ * on a variant of the same kernels built with -DGENERAL, which host/ops/conv2d.c
+ * adds only when groups or a dilation is not 1: without it the macros below
+ * expand to the ordinary convolution's code, so its programs stay exactly
+ * what they were. One variant serves both, to keep the programs few.
+ *
+ * -DGENERAL: the kernels take the number of groups, then dilation_h and
+ * dilation_w after their other arguments. C and K are one group's channel
+ * counts, and each group is the GEMM above of its own: group g reads input
+ * channels g*C .. g*C + C-1 and filters g*K .. g*K + K-1 of the
+ * (groups*K, C, R, S) weights, and writes output channels g*K .. g*K + K-1.
+ * The third NDRange dimension is the group (for backward-weights: groups x
+ * slices, slices fastest). Tap (r, s) reads the input dilation_h*r rows and
+ * dilation_w*s columns from the window's corner. */
+#ifdef GENERAL
+#define GROUPS_PARAM , const int groups
+#define GROUPS_ARG , groups
+#define IMAGE_C (C * groups) /* channels of a whole input image */
+#define IMAGE_K (K * groups) /* and of an output image */
+#define DILATION_PARAMS , const int dilation_h, const int dilation_w
+#define DILATION_ARGS , dilation_h, dilation_w
+#define DILATE_H(r) ((r) * dilation_h)
+#define DILATE_W(s) ((s) * dilation_w)
+#else
+#define GROUPS_PARAM
+#define GROUPS_ARG
+#define IMAGE_C C
+#define IMAGE_K K
+#define DILATION_PARAMS
+#define DILATION_ARGS
+#define DILATE_H(r) r
+#define DILATE_W(s) s
+#endif
+
 __kernel void conv2d_forward(const __global float *restrict input,
                              const __global float *restrict weight,
                              const __global float *restrict bias, __global float *restrict output,
                              const int C, const int H, const int W, const int K, const int R,
                              const int S, const int stride_h, const int stride_w,
                              const int pad_top, const int pad_left, const int OH, const int OW,
-                             const int columns, const int has_bias) {
+                             const int columns, const int has_bias GROUPS_PARAM DILATION_PARAMS) {
     __local float weight_tile[TILE_K][TILE_M];
     __local float input_tile[TILE_K][TILE_N];
     /* Index arithmetic hoisted out of the gather: each column's image offset
@@ -62,6 +96,14 @@ __kernel void conv2d_forward(const __global float *restrict input,
     const int RS = R * S;
     const int CRS = C * RS;
     const int OHW = OH * OW;
+#ifdef GENERAL
+    /* This work-group's group: its input channels, filters, bias and output channels. */
+    const int group = get_group_id(2);
+    input += group * C * H * W;
+    weight += group * K * CRS;
+    bias += group * K;
+    output += group * K * OHW;
+#endif
 
     for (int nn = thread; nn < TILE_N; nn += THREADS) {
         const int column = first_column + nn;
@@ -69,7 +111,7 @@ __kernel void conv2d_forward(const __global float *restrict input,
         const int pixel = column - n * OHW;
         const int oh = pixel / OW;
         const int ow = pixel - oh * OW;
-        column_base[nn] = n * C * H * W;
+        column_base[nn] = n * IMAGE_C * H * W;
         column_h0[nn] = column < columns ? oh * stride_h - pad_top : OUTSIDE;
         column_w0[nn] = ow * stride_w - pad_left;
     }
@@ -86,9 +128,9 @@ __kernel void conv2d_forward(const __global float *restrict input,
             const int rs = tap - c * RS;
             const int r = rs / S;
             const int s = rs - r * S;
-            tap_offset[kk] = (c * H + r) * W + s;
-            tap_r[kk] = tap < CRS ? r : OUTSIDE;
-            tap_s[kk] = s;
+            tap_offset[kk] = (c * H + DILATE_H(r)) * W + DILATE_W(s);
+            tap_r[kk] = tap < CRS ? DILATE_H(r) : OUTSIDE;
+            tap_s[kk] = DILATE_W(s);
         }
         /* Consecutive work-items read consecutive taps of one filter. */
         for (int i = thread; i < TILE_K * TILE_M; i += THREADS) {
@@ -136,7 +178,7 @@ __kernel void conv2d_forward(const __global float *restrict input,
                 continue;
             const int n = column / OHW;
             const int pixel = column - n * OHW;
-            output[(n * K + row) * OHW + pixel] = acc[wm][wn] + row_bias;
+            output[(n * IMAGE_K + row) * OHW + pixel] = acc[wm][wn] + row_bias;
         }
     }
 }
@@ -174,7 +216,8 @@ void backward_data_tap_tables(const int tap0, const int thread, const int C, con
                               const int S, const int stride_h, const int stride_w, const int OHW,
                               const int KRS, __local int *tap_output_offset,
                               __local int *tap_weight_offset, __local int *tap_qr,
-                              __local int *tap_pr, __local int *tap_qs, __local int *tap_ps) {
+                              __local int *tap_pr, __local int *tap_qs,
+                              __local int *tap_ps DILATION_PARAMS) {
     const int RS = R * S;
     for (int kk = thread; kk < TILE_K; kk += THREADS) {
         const int tap = tap0 + kk;
@@ -184,10 +227,10 @@ void backward_data_tap_tables(const int tap0, const int thread, const int C, con
         const int s = rs - r * S;
         tap_output_offset[kk] = k * OHW;
         tap_weight_offset[kk] = k * C * RS + rs;
-        tap_qr[kk] = r / stride_h;
-        tap_pr[kk] = tap < KRS ? r - (r / stride_h) * stride_h : NO_TAP_PHASE;
-        tap_qs[kk] = s / stride_w;
-        tap_ps[kk] = s - (s / stride_w) * stride_w;
+        tap_qr[kk] = DILATE_H(r) / stride_h;
+        tap_pr[kk] = tap < KRS ? DILATE_H(r) - (DILATE_H(r) / stride_h) * stride_h : NO_TAP_PHASE;
+        tap_qs[kk] = DILATE_W(s) / stride_w;
+        tap_ps[kk] = DILATE_W(s) - (DILATE_W(s) / stride_w) * stride_w;
     }
 }
 
@@ -197,7 +240,7 @@ __kernel void conv2d_backward_data(const __global float *restrict grad_output,
                                    const int W, const int K, const int R, const int S,
                                    const int stride_h, const int stride_w, const int pad_top,
                                    const int pad_left, const int OH, const int OW,
-                                   const int columns) {
+                                   const int columns GROUPS_PARAM DILATION_PARAMS) {
     __local float weight_tile[TILE_K][TILE_M];
     __local float grad_tile[TILE_K][TILE_N];
     /* Per column: the image's offset in grad_output and the quotient and
@@ -218,6 +261,13 @@ __kernel void conv2d_backward_data(const __global float *restrict grad_output,
     const int KRS = K * RS;
     const int HW = H * W;
     const int OHW = OH * OW;
+#ifdef GENERAL
+    /* This work-group's group: its output channels' gradient, filters and input channels. */
+    const int group = get_group_id(2);
+    grad_output += group * K * OHW;
+    weight += group * KRS * C;
+    grad_input += group * C * HW;
+#endif
 
     for (int nn = thread; nn < TILE_N; nn += THREADS) {
         const int column = first_column + nn;
@@ -227,7 +277,7 @@ __kernel void conv2d_backward_data(const __global float *restrict grad_output,
         const int iw = pixel - ih * W;
         const int padded_h = ih + pad_top;
         const int padded_w = iw + pad_left;
-        column_base[nn] = n * K * OHW;
+        column_base[nn] = n * IMAGE_K * OHW;
         column_qh[nn] = padded_h / stride_h;
         column_ph[nn] =
             column < columns ? padded_h - (padded_h / stride_h) * stride_h : NO_COLUMN_PHASE;
@@ -235,7 +285,7 @@ __kernel void conv2d_backward_data(const __global float *restrict grad_output,
         column_pw[nn] = padded_w - (padded_w / stride_w) * stride_w;
     }
     backward_data_tap_tables(0, thread, C, R, S, stride_h, stride_w, OHW, KRS, tap_output_offset,
-                             tap_weight_offset, tap_qr, tap_pr, tap_qs, tap_ps);
+                             tap_weight_offset, tap_qr, tap_pr, tap_qs, tap_ps DILATION_ARGS);
     barrier(CLK_LOCAL_MEM_FENCE);
 
     float acc[WPT_M][WPT_N];
@@ -272,7 +322,7 @@ __kernel void conv2d_backward_data(const __global float *restrict grad_output,
         if (tap0 + TILE_K < KRS)
             backward_data_tap_tables(tap0 + TILE_K, thread, C, R, S, stride_h, stride_w, OHW, KRS,
                                      tap_output_offset, tap_weight_offset, tap_qr, tap_pr, tap_qs,
-                                     tap_ps);
+                                     tap_ps DILATION_ARGS);
 
         /* Two-level sum: each chunk's products are added up from zero, then
          * the chunk sum joins acc, so no float sum runs over the whole
@@ -307,7 +357,7 @@ __kernel void conv2d_backward_data(const __global float *restrict grad_output,
                 continue;
             const int n = column / HW;
             const int pixel = column - n * HW;
-            grad_input[(n * C + row) * HW + pixel] = acc[wm][wn];
+            grad_input[(n * IMAGE_C + row) * HW + pixel] = acc[wm][wn];
         }
     }
 }
@@ -335,7 +385,7 @@ void backward_weights_step_tables(const int step0, const int end_step, const int
                                   const int stride_h, const int stride_w, const int pad_top,
                                   const int pad_left, const int OW, const int OHW,
                                   __local int *step_output_offset, __local int *step_input_offset,
-                                  __local int *step_h0, __local int *step_w0) {
+                                  __local int *step_h0, __local int *step_w0 GROUPS_PARAM) {
     for (int kk = thread; kk < TILE_K; kk += THREADS) {
         const int step = step0 + kk;
         const int n = step / OHW;
@@ -345,8 +395,8 @@ void backward_weights_step_tables(const int step0, const int end_step, const int
         const int h0 = oh * stride_h - pad_top;
         const int w0 = ow * stride_w - pad_left;
         const int valid = step < end_step;
-        step_output_offset[kk] = valid ? n * K * OHW + pixel : -1;
-        step_input_offset[kk] = (n * C * H + h0) * W + w0;
+        step_output_offset[kk] = valid ? n * IMAGE_K * OHW + pixel : -1;
+        step_input_offset[kk] = (n * IMAGE_C * H + h0) * W + w0;
         step_h0[kk] = valid ? h0 : OUTSIDE;
         step_w0[kk] = w0;
     }
@@ -358,7 +408,8 @@ __kernel void conv2d_backward_weights(const __global float *restrict input,
                                       const int W, const int K, const int R, const int S,
                                       const int stride_h, const int stride_w, const int pad_top,
                                       const int pad_left, const int OH, const int OW,
-                                      const int steps, const int slice_length) {
+                                      const int steps,
+                                      const int slice_length GROUPS_PARAM DILATION_PARAMS) {
     __local float grad_tile[TILE_K][TILE_M];
     __local float input_tile[TILE_K][TILE_N];
     /* Per column (tap c, r, s): its offset in one input image and its r and s. */
@@ -373,7 +424,19 @@ __kernel void conv2d_backward_weights(const __global float *restrict input,
     const int thread = local_m * THREADS_N + local_n;
     const int first_column = get_group_id(0) * TILE_N;
     const int first_row = get_group_id(1) * TILE_M;
+#ifdef GENERAL
+    /* The third dimension runs over groups x slices, slices fastest. This
+     * work-group's group: its input channels, output channels' gradient and
+     * filters' gradient. */
+    const int slices = get_num_groups(2) / groups;
+    const int group = get_group_id(2) / slices;
+    const int slice = get_group_id(2) - group * slices;
+    input += group * C * H * W;
+    grad_output += group * K * OH * OW;
+    partial += group * K * C * R * S;
+#else
     const int slice = get_group_id(2);
+#endif
     const int RS = R * S;
     const int CRS = C * RS;
     const int HW = H * W;
@@ -387,13 +450,13 @@ __kernel void conv2d_backward_weights(const __global float *restrict input,
         const int rs = column - c * RS;
         const int r = rs / S;
         const int s = rs - r * S;
-        column_offset[nn] = c * HW + r * W + s;
-        column_r[nn] = column < CRS ? r : OUTSIDE;
-        column_s[nn] = s;
+        column_offset[nn] = c * HW + DILATE_H(r) * W + DILATE_W(s);
+        column_r[nn] = column < CRS ? DILATE_H(r) : OUTSIDE;
+        column_s[nn] = DILATE_W(s);
     }
     backward_weights_step_tables(first_step, end_step, thread, C, H, W, K, stride_h, stride_w,
                                  pad_top, pad_left, OW, OHW, step_output_offset, step_input_offset,
-                                 step_h0, step_w0);
+                                 step_h0, step_w0 GROUPS_ARG);
     barrier(CLK_LOCAL_MEM_FENCE);
 
     float acc[WPT_M][WPT_N];
@@ -426,7 +489,7 @@ __kernel void conv2d_backward_weights(const __global float *restrict input,
         if (step0 + TILE_K < end_step)
             backward_weights_step_tables(step0 + TILE_K, end_step, thread, C, H, W, K, stride_h,
                                          stride_w, pad_top, pad_left, OW, OHW, step_output_offset,
-                                         step_input_offset, step_h0, step_w0);
+                                         step_input_offset, step_h0, step_w0 GROUPS_ARG);
 
         /* Two-level sum, as in backward-data. */
         float chunk[WPT_M][WPT_N];
@@ -449,7 +512,7 @@ __kernel void conv2d_backward_weights(const __global float *restrict input,
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    __global float *slice_out = partial + slice * K * CRS;
+    __global float *slice_out = partial + slice * IMAGE_K * CRS;
     for (int wm = 0; wm < WPT_M; wm++) {
         const int row = first_row + local_m + wm * THREADS_M;
         if (row >= K)

@@ -17,8 +17,11 @@
  * shape works. Launch: global (ceil(channels / (VW*NV)), ceil(positions / WPT_P)),
  * any local size.
  */
+/* Only the helper kernels (transposes, flips) are built without -DVW: a
+ * narrow default keeps their program free of 16-float vectors, which
+ * compilers for CPUs without AVX-512 warn about on stderr. */
 #ifndef VW
-#define VW 16
+#define VW 4
 #endif
 #ifndef NV
 #define NV 1
@@ -44,12 +47,61 @@ typedef VECTOR(float, VW) floatv;
 #define store_vector(value, offset, pointer) VSTORE(VW)(value, offset, pointer)
 #endif
 
+/* Grouped and dilated convolutions (PyTorch's groups= and dilation=) run
+ * on a variant of the register-blocked kernels built with -DGENERAL, which
+ * host/ops/conv2d.c adds only when groups or a dilation is not 1: without it
+ * the macros below expand to the ordinary convolution's code, so its
+ * programs stay exactly what they were. One variant serves both, to keep
+ * the programs few.
+ *
+ * -DGENERAL: the convolution kernels take the number of groups, then
+ * dilation_h and dilation_w after their other arguments
+ * (conv2d_transpose_grad_output the number of groups; the transposes of the
+ * weights nothing more). C and K are one group's channel counts
+ * (C_padded and K_padded one group's padded counts), and each group is the
+ * convolution above of its own: group g reads input channels
+ * g*C .. g*C + C-1 and filters g*K .. g*K + K-1 of the (groups*K, C, R, S)
+ * weights and writes output channels g*K .. g*K + K-1. A transposed copy
+ * holds the groups' blocks one after the other. The group is the last
+ * NDRange dimension (for backward-weights: groups x slices, slices
+ * fastest), so a work-item's vector of channels never straddles two groups.
+ * Tap (r, s) reads the input dilation_h*r rows and dilation_w*s columns from
+ * the window's corner. */
+#ifdef GENERAL
+#define GROUPS_PARAM , const int groups
+#define IMAGE_C (C * groups) /* channels of a whole input image */
+#define IMAGE_K (K * groups) /* and of an output image */
+#define IMAGE_K_PADDED (K_padded * groups)
+#define STORE_STRIDE_PARAM , const int image_channels
+#define STORE_STRIDE image_channels
+#define STORE_STRIDE_ARG(channels) , (channels) * groups
+#define DILATION_PARAMS , const int dilation_h, const int dilation_w
+#define DILATE_H(r) ((r) * dilation_h)
+#define DILATE_W(s) ((s) * dilation_w)
+#else
+#define GROUPS_PARAM
+#define IMAGE_C C
+#define IMAGE_K K
+#define IMAGE_K_PADDED K_padded
+#define STORE_STRIDE_PARAM
+#define STORE_STRIDE channels
+#define STORE_STRIDE_ARG(channels)
+#define DILATION_PARAMS
+#define DILATE_H(r) r
+#define DILATE_W(s) s
+#endif
+
 /* weight (K, C, R, S) -> transposed (R, S, C, K_padded), zeros in the padding:
  * forward reads output channels contiguously. */
 __kernel void conv2d_transpose_for_forward(const __global float *restrict weight,
                                            __global float *restrict transposed, const int C,
                                            const int K, const int R, const int S,
                                            const int K_padded) {
+#ifdef GENERAL
+    /* The second dimension is the group. */
+    weight += get_global_id(1) * K * C * R * S;
+    transposed += get_global_id(1) * R * S * C * K_padded;
+#endif
     const int index = get_global_id(0); /* over R*S*C*K_padded */
     if (index >= R * S * C * K_padded)
         return;
@@ -65,6 +117,11 @@ __kernel void conv2d_transpose_for_backward_data(const __global float *restrict 
                                                  __global float *restrict transposed,
                                                  const int C, const int K, const int R,
                                                  const int S, const int C_padded) {
+#ifdef GENERAL
+    /* The second dimension is the group. */
+    weight += get_global_id(1) * K * C * R * S;
+    transposed += get_global_id(1) * R * S * K * C_padded;
+#endif
     const int index = get_global_id(0); /* over R*S*K*C_padded */
     if (index >= R * S * K * C_padded)
         return;
@@ -98,7 +155,8 @@ void add_block(floatv acc[WPT_P][NV], floatv tap_sum[WPT_P][NV]) {
  * channel's positions are OHW apart, so the stores are scalar. */
 void store_block(floatv acc[WPT_P][NV], __global float *output, const __global float *bias,
                  const int has_bias, const int first_channel, const int channels,
-                 const int first_position, const int positions, const int plane) {
+                 const int first_position, const int positions,
+                 const int plane STORE_STRIDE_PARAM) {
     for (int v = 0; v < NV; v++) {
         float lanes[VW];
         for (int m = 0; m < WPT_P; m++) {
@@ -115,7 +173,7 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
             for (int j = 0; j < VW; j++) {
                 const int channel = first_channel + v * VW + j;
                 if (channel < channels)
-                    output[(n * channels + channel) * plane + pixel] =
+                    output[(n * STORE_STRIDE + channel) * plane + pixel] =
                         lanes[j] + (has_bias ? bias[channel] : 0.0f);
             }
         }
@@ -133,13 +191,21 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
                                     const int stride_h, const int stride_w, const int pad_top,
                                     const int pad_left, const int OH, const int OW,
                                     const int positions, const int has_bias,
-                                    const int K_padded) {
+                                    const int K_padded GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_position = get_global_id(1) * WPT_P;
     if (first_channel >= K || first_position >= positions)
         return;
     const int HW = H * W;
     const int OHW = OH * OW;
+#ifdef GENERAL
+    /* The third dimension is the group: its input channels, filters, bias and output channels. */
+    const int group = get_global_id(2);
+    input += group * C * HW;
+    weight_t += group * R * S * C * K_padded;
+    bias += group * K;
+    output += group * K * OHW;
+#endif
 
     /* Per position: where its image starts and its window's top-left corner. */
     int image[WPT_P], top[WPT_P], left[WPT_P];
@@ -149,7 +215,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
         const int n = position / OHW;
         const int pixel = position - n * OHW;
         const int oh = pixel / OW;
-        image[m] = n * C * HW;
+        image[m] = n * IMAGE_C * HW;
         top[m] = oh * stride_h - pad_top;
         left[m] = (pixel - oh * OW) * stride_w - pad_left;
     }
@@ -163,8 +229,8 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
             int offset[WPT_P], inside[WPT_P];
 #pragma unroll
             for (int m = 0; m < WPT_P; m++) {
-                const int ih = top[m] + r;
-                const int iw = left[m] + s;
+                const int ih = top[m] + DILATE_H(r);
+                const int iw = left[m] + DILATE_W(s);
                 inside[m] = ih >= 0 && ih < H && iw >= 0 && iw < W;
                 offset[m] = inside[m] ? image[m] + ih * W + iw : 0;
             }
@@ -187,7 +253,8 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
             add_block(acc, tap_sum);
         }
     }
-    store_block(acc, output, bias, has_bias, first_channel, K, first_position, positions, OHW);
+    store_block(acc, output, bias, has_bias, first_channel, K, first_position, positions,
+                OHW STORE_STRIDE_ARG(K));
 }
 
 /* grad_input[n, c, ih, iw] = sum over k, r, s of weight[k, c, r, s] * grad_output[n, k, oh, ow]
@@ -201,13 +268,21 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
                                           const int S, const int stride_h, const int stride_w,
                                           const int pad_top, const int pad_left, const int OH,
                                           const int OW, const int positions,
-                                          const int C_padded) {
+                                          const int C_padded GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_position = get_global_id(1) * WPT_P;
     if (first_channel >= C || first_position >= positions)
         return;
     const int HW = H * W;
     const int OHW = OH * OW;
+#ifdef GENERAL
+    /* The third dimension is the group: its output channels' gradient, filters and input
+     * channels. */
+    const int group = get_global_id(2);
+    grad_output += group * K * OHW;
+    weight_t += group * R * S * K * C_padded;
+    grad_input += group * C * HW;
+#endif
 
     /* Per position: where its image's gradient starts, and its padded coordinates. */
     int image[WPT_P], row[WPT_P], column[WPT_P];
@@ -217,7 +292,7 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
         const int n = position / HW;
         const int pixel = position - n * HW;
         const int ih = pixel / W;
-        image[m] = n * K * OHW;
+        image[m] = n * IMAGE_K * OHW;
         row[m] = ih + pad_top;
         column[m] = pixel - ih * W + pad_left;
     }
@@ -230,8 +305,8 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
             int offset[WPT_P], inside[WPT_P];
 #pragma unroll
             for (int m = 0; m < WPT_P; m++) {
-                const int oh_strided = row[m] - r;
-                const int ow_strided = column[m] - s;
+                const int oh_strided = row[m] - DILATE_H(r);
+                const int ow_strided = column[m] - DILATE_W(s);
                 const int oh = oh_strided / stride_h;
                 const int ow = ow_strided / stride_w;
                 inside[m] = oh_strided >= 0 && ow_strided >= 0 && oh * stride_h == oh_strided &&
@@ -257,7 +332,8 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
             add_block(acc, tap_sum);
         }
     }
-    store_block(acc, grad_input, grad_input, 0, first_channel, C, first_position, positions, HW);
+    store_block(acc, grad_input, grad_input, 0, first_channel, C, first_position, positions,
+                HW STORE_STRIDE_ARG(C));
 }
 
 /* ---- backward weights ------------------------------------------------------------------
@@ -295,11 +371,21 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
                                            __global float *restrict bias_out, const int bias_offset,
                                            const int has_bias, const int K, const int OHW,
                                            const int positions, const int slice_length,
-                                           const int slice_stride, const int K_padded) {
+                                           const int slice_stride,
+                                           const int K_padded GROUPS_PARAM) {
     const int first_channel = get_global_id(0) * VW;
     const int slice = get_global_id(1);
     if (first_channel >= K_padded)
         return;
+#ifdef GENERAL
+    /* The third dimension is the group: its output channels, their columns
+     * of grad_t (each position's row holds the groups' K_padded one after the
+     * other) and their bias sums. */
+    const int group = get_global_id(2);
+    grad_output += group * K * OHW;
+    grad_t += group * K_padded;
+    bias_out += group * K;
+#endif
     const int first_position = slice * slice_length;
     const int end_position = min(first_position + slice_length, positions);
 
@@ -315,7 +401,7 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
     /* The current image, and the pixel within it. */
     int n = first_position / OHW;
     int pixel = first_position - n * OHW;
-    const __global float *image = grad_output + n * K * OHW;
+    const __global float *image = grad_output + n * IMAGE_K * OHW;
     __global float *out = grad_t + grad_t_offset + first_channel;
     floatv total = (floatv)(0.0f);
     for (int chunk = first_position; chunk < end_position; chunk += TRANSPOSE_CHUNK) {
@@ -327,12 +413,12 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
             for (int j = 0; j < VW; j++)
                 lanes[j] = lane_valid[j] ? image[lane_plane[j] + pixel] : 0.0f;
             const floatv g = load_vector(0, lanes);
-            store_vector(g, 0, out + position * K_padded);
+            store_vector(g, 0, out + position * IMAGE_K_PADDED);
             chunk_sum += g;
             pixel++;
             if (pixel == OHW) {
                 pixel = 0;
-                image += K * OHW;
+                image += IMAGE_K * OHW;
             }
         }
         total += chunk_sum;
@@ -383,10 +469,23 @@ __kernel void conv2d_backward_weights_direct(
     const __global float *restrict grad_t, const int grad_t_offset,
     __global float *restrict partial, const int slice_stride, const int C, const int Hp,
     const int Wp, const int K, const int R, const int S, const int stride_h, const int stride_w,
-    const int OH, const int OW, const int positions, const int slice_length, const int K_padded) {
+    const int OH, const int OW, const int positions, const int slice_length,
+    const int K_padded GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_tap = get_global_id(1) * WPT_P;
+#ifdef GENERAL
+    /* The third dimension runs over groups x slices, slices fastest. This
+     * work-item's group: its input channels, its output channels' columns of
+     * grad_t and its filters' gradient. */
+    const int slices = get_global_size(2) / groups;
+    const int group = get_global_id(2) / slices;
+    const int slice = get_global_id(2) - group * slices;
+    padded += group * C * Hp * Wp;
+    grad_t += group * K_padded;
+    partial += group * K * C * R * S;
+#else
     const int slice = get_global_id(2);
+#endif
     const int RS = R * S;
     const int CRS = C * RS;
     if (first_channel >= K || first_tap >= CRS)
@@ -405,7 +504,7 @@ __kernel void conv2d_backward_weights_direct(
         const int c = tap / RS;
         const int rs = tap - c * RS;
         const int r = rs / S;
-        tap_offset[m] = c * plane + r * Wp + (rs - r * S);
+        tap_offset[m] = c * plane + DILATE_H(r) * Wp + DILATE_W((rs - r * S));
     }
 
     floatv total[WPT_P][NV];
@@ -426,9 +525,9 @@ __kernel void conv2d_backward_weights_direct(
         const int end_ow = min(OW, first_ow + (end_position - position));
         /* The window's top-left corner in the padded input. */
         const __global float *corner =
-            padded + padded_offset + n * C * plane + oh * stride_h * Wp + first_ow * stride_w;
+            padded + padded_offset + n * IMAGE_C * plane + oh * stride_h * Wp + first_ow * stride_w;
         const __global float *gradient =
-            grad_t + grad_t_offset + position * K_padded + first_channel;
+            grad_t + grad_t_offset + position * IMAGE_K_PADDED + first_channel;
 
         floatv row_sum[WPT_P][NV];
 #pragma unroll
@@ -448,7 +547,7 @@ __kernel void conv2d_backward_weights_direct(
                 for (int v = 0; v < NV; v++)
                     row_sum[m][v] = fma((floatv)(x), g[v], row_sum[m][v]);
             }
-            gradient += K_padded;
+            gradient += IMAGE_K_PADDED;
             corner += stride_w;
         }
         add_block(total, row_sum);

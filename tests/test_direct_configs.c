@@ -126,7 +126,7 @@ int main(void) {
         const direct_config *c = &configs[i];
         double worst = 0.0;
         for (int s = 0; s < SHAPES_PER_CONFIG; s++) {
-            conv2d_params p;
+            conv2d_params p = {0};
             random_shape(&r, &p);
             double error = check_shape(ctx, c, &p, &r);
             if (!CHECK(error <= 1e-5))

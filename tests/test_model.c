@@ -284,8 +284,10 @@ static void test_info_round_trip(void) {
         CHECK(memcmp(&info, &back, sizeof(info)) == 0);
     clcnn_net_destroy(loaded);
 
-    /* Info the format cannot hold is refused before anything is written. */
-    info.class_count = 17;
+    /* Info the format cannot hold is refused before anything is written.
+     * (The limit was 16 classes before version 2's INFO; it is now
+     * CLCNN_MAX_CLASSES, so one past that is what the format cannot hold.) */
+    info.class_count = CLCNN_MAX_CLASSES + 1;
     CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
     info.class_count = 1;
     memset(info.class_names[0], 'x', sizeof(info.class_names[0]));
@@ -931,6 +933,275 @@ static void test_version_2(void) {
     free(file.data);
 }
 
+/* ---- version 2's INFO and TRAN ------------------------------------------------------------ */
+
+/* The format version of a saved file (its byte 8). */
+static int saved_version(const char *path) {
+    bytes file = read_file(path);
+    int version = file.size > 12 ? (int)get32(file.data + 8) : -1;
+    free(file.data);
+    return version;
+}
+
+/* A model file of the given version from section payloads; no TRAN section
+ * when training is NULL. */
+static void build_model(const char *path, uint32_t version, const section_view *network,
+                        const void *info, size_t info_length, const void *parameters,
+                        size_t parameters_length, const void *training, size_t training_length) {
+    static model_builder b;
+    builder_start(&b);
+    put32(b.data + 8, version);
+    builder_section(&b, "NETW", network->payload, network->length);
+    builder_section(&b, "INFO", info, info_length);
+    builder_section(&b, "PARA", parameters, parameters_length);
+    if (training)
+        builder_section(&b, "TRAN", training, training_length);
+    builder_finish(&b, path);
+}
+
+/* Per-channel normalisation and more than 16 classes need version 2 and
+ * round-trip bit for bit; what fits version 1 is still written in it. */
+static void test_info_version_2(void) {
+    clcnn_net *net = make_net(small_net_text, 15);
+    if (!net)
+        return;
+    static clcnn_model_info info, back;
+    char path[1200], again[1200];
+    snprintf(path, sizeof(path), "%s", test_path("info-v2.model"));
+    snprintf(again, sizeof(again), "%s", test_path("info-v2-again.model"));
+
+    /* 16 classes and one normalisation: version 1. */
+    memset(&info, 0, sizeof(info));
+    info.input_mean = 0.25f;
+    info.input_std = 0.5f;
+    info.class_count = 16;
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    CHECK(saved_version(path) == 1);
+
+    /* CIFAR-100-like: 100 classes, 3 channels of their own. */
+    memset(&info, 0, sizeof(info));
+    info.input_mean = 0.47f;
+    info.input_std = 0.25f;
+    info.class_count = 100;
+    for (int i = 0; i < 100; i++)
+        snprintf(info.class_names[i], sizeof(info.class_names[i]), i == 99 ? "%031d" : "class-%d",
+                 i);
+    info.channels = 3;
+    const float means[3] = {0.5071f, 0.4865f, 0.4409f}, stds[3] = {0.2673f, 0.2564f, 0.2762f};
+    memcpy(info.channel_mean, means, sizeof(means));
+    memcpy(info.channel_std, stds, sizeof(stds));
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    CHECK(saved_version(path) == 2);
+    clcnn_net *loaded = NULL;
+    memset(&back, 0x55, sizeof(back));
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back))) {
+        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+        CHECK(same_nets(net, loaded));
+        CHECK_OK(ctx, clcnn_model_save(loaded, NULL, &back, again));
+        CHECK(same_file_contents(path, again));
+    }
+    clcnn_net_destroy(loaded);
+    /* Each channel's figures; past the model's channels, the scalars. */
+    float mean[4], std[4];
+    clcnn_model_info_normalization(&info, 3, mean, std);
+    CHECK(memcmp(mean, means, sizeof(means)) == 0 && memcmp(std, stds, sizeof(stds)) == 0);
+    info.channels = 2;
+    clcnn_model_info_normalization(&info, 4, mean, std);
+    CHECK(mean[1] == means[1] && mean[2] == 0.47f && std[3] == 0.25f);
+    info.channels = 0;
+    clcnn_model_info_normalization(&info, 3, mean, std);
+    CHECK(mean[0] == 0.47f && mean[2] == 0.47f && std[1] == 0.25f);
+
+    /* 17 classes alone, and one channel alone, need version 2 too. Values
+     * past the channels are not kept. */
+    memset(info.channel_mean, 0, sizeof(info.channel_mean));
+    memset(info.channel_std, 0, sizeof(info.channel_std));
+    info.class_count = 17;
+    memset(info.class_names[17], 0, sizeof(info.class_names[0]) * (CLCNN_MAX_CLASSES - 17));
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    CHECK(saved_version(path) == 2);
+    loaded = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
+        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+    clcnn_net_destroy(loaded);
+    info.class_count = 3;
+    memset(info.class_names[3], 0, sizeof(info.class_names[0]) * (CLCNN_MAX_CLASSES - 3));
+    info.channels = 1;
+    info.channel_mean[0] = 0.125f;
+    info.channel_std[0] = 0.75f;
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    CHECK(saved_version(path) == 2);
+    loaded = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
+        CHECK(memcmp(&info, &back, sizeof(info)) == 0 && back.channels == 1);
+    clcnn_net_destroy(loaded);
+
+    /* Channels the format cannot hold. */
+    info.channels = CLCNN_MAX_CHANNELS + 1;
+    CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    info.channels = -1;
+    CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    clcnn_net_destroy(net);
+
+    /* Hand-built version 2 files around a valid network and parameters. */
+    clcnn_net *tiny = make_net(tiny_net_text, 6);
+    char written[1200], built[1200];
+    snprintf(written, sizeof(written), "%s", test_path("info-base.model"));
+    snprintf(built, sizeof(built), "%s", test_path("info-built.model"));
+    if (!tiny)
+        return;
+    CHECK_OK(ctx, clcnn_model_save(tiny, NULL, NULL, written));
+    clcnn_net_destroy(tiny);
+    bytes file = read_file(written);
+    section_view network, parameters, old_info;
+    if (!CHECK(find_section(&file, "NETW", &network) && find_section(&file, "PARA", &parameters) &&
+               find_section(&file, "INFO", &old_info))) {
+        free(file.data);
+        return;
+    }
+    /* Version 1 names tensors by layer and kind, version 2 by full name:
+     * each version gets its own parameters section. */
+    unsigned char payload[256];
+    size_t used;
+    unsigned char tensors[1024];
+    size_t tensors_used = 4;
+    tensors_used += put_named_tensor(tensors + tensors_used, "conv1.weight", 4, 0.5f);
+    tensors_used += put_named_tensor(tensors + tensors_used, "conv1.bias", 1, 0.5f);
+    tensors_used += put_named_tensor(tensors + tensors_used, "dense1.weight", 8, 0.5f);
+    put32(tensors, 3);
+    /* mean 0.5, std 2, no classes, 2 channels */
+    const float half = 0.5f, two = 2.0f;
+    memcpy(payload, &half, 4);
+    memcpy(payload + 4, &two, 4);
+    put32(payload + 8, 0);
+    put32(payload + 12, 2);
+    for (int i = 0; i < 4; i++)
+        memcpy(payload + 16 + 4 * i, i % 2 ? &two : &half, 4);
+    used = 32;
+    build_model(built, 2, &network, payload, used, 2 == 1 ? parameters.payload : tensors,
+                2 == 1 ? parameters.length : tensors_used, NULL, 0);
+    clcnn_net *got = NULL;
+    memset(&back, 0, sizeof(back));
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, built, &got, NULL, &back)))
+        CHECK(back.channels == 2 && back.channel_mean[1] == 0.5f && back.channel_std[1] == 2.0f);
+    clcnn_net_destroy(got);
+    /* The same bytes in version 1, which has no channels. */
+    build_model(built, 1, &network, payload, used, 1 == 1 ? parameters.payload : tensors,
+                1 == 1 ? parameters.length : tensors_used, NULL, 0);
+    CHECK(load_fails(built, "20 unexpected bytes at the end of the info section", __LINE__));
+    /* Too many channels; a section that ends inside them; bytes after them. */
+    put32(payload + 12, 5);
+    build_model(built, 2, &network, payload, used, 2 == 1 ? parameters.payload : tensors,
+                2 == 1 ? parameters.length : tensors_used, NULL, 0);
+    CHECK(load_fails(built, "5 channels of normalisation, more than the 4 allowed", __LINE__));
+    put32(payload + 12, 2);
+    build_model(built, 2, &network, payload, used - 2, 2 == 1 ? parameters.payload : tensors,
+                2 == 1 ? parameters.length : tensors_used, NULL, 0);
+    CHECK(
+        load_fails(built, "the info section ends inside a channel's standard deviation", __LINE__));
+    build_model(built, 2, &network, payload, used + 4, 2 == 1 ? parameters.payload : tensors,
+                2 == 1 ? parameters.length : tensors_used, NULL, 0);
+    CHECK(load_fails(built, "4 unexpected bytes at the end of the info section", __LINE__));
+    /* More classes than even version 2 holds. */
+    put32(payload + 8, CLCNN_MAX_CLASSES + 1);
+    build_model(built, 2, &network, payload, 12, 2 == 1 ? parameters.payload : tensors,
+                2 == 1 ? parameters.length : tensors_used, NULL, 0);
+    CHECK(
+        load_fails(built, "1001 class names, more than the 1000 a version 2 file holds", __LINE__));
+    (void)old_info;
+    free(file.data);
+}
+
+/* Augmentation needs version 2's TRAN; it comes back with the trainer. */
+static void test_training_augmentation(void) {
+    clcnn_net *net = make_net(tiny_net_text, 8);
+    if (!net)
+        return;
+    clcnn_train_config config;
+    unusual_config(&config);
+    config.augment_crop_pad = 4;
+    config.augment_flip = 1;
+    config.augment_rotate_degrees = 12.5;
+    clcnn_trainer *trainer = NULL;
+    if (!CHECK_OK(ctx, clcnn_trainer_create(net, &config, &trainer))) {
+        clcnn_net_destroy(net);
+        return;
+    }
+    fill_trainer_state(trainer);
+    char path[1200], again[1200], built[1200];
+    snprintf(path, sizeof(path), "%s", test_path("augment.model"));
+    snprintf(again, sizeof(again), "%s", test_path("augment-again.model"));
+    snprintf(built, sizeof(built), "%s", test_path("augment-built.model"));
+    CHECK_OK(ctx, clcnn_model_save(net, trainer, NULL, path));
+    CHECK(saved_version(path) == 2);
+    clcnn_net *loaded = NULL;
+    clcnn_trainer *loaded_trainer = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, &loaded_trainer, NULL)) &&
+        CHECK(loaded_trainer != NULL)) {
+        const clcnn_train_config *c = clcnn_trainer_config(loaded_trainer);
+        CHECK(same_config(c, &config));
+        CHECK(c->augment_crop_pad == 4 && c->augment_flip == 1 &&
+              c->augment_rotate_degrees == 12.5);
+        CHECK(clcnn_trainer_epochs_done(loaded_trainer) == 4);
+        CHECK_OK(ctx, clcnn_model_save(loaded, loaded_trainer, NULL, again));
+        CHECK(same_file_contents(path, again));
+    }
+    clcnn_trainer_destroy(loaded_trainer);
+    clcnn_net_destroy(loaded);
+    /* The same trainer without augmentation is written in version 1. */
+    trainer->config.augment_crop_pad = 0;
+    trainer->config.augment_flip = 0;
+    trainer->config.augment_rotate_degrees = 0.0;
+    CHECK_OK(ctx, clcnn_model_save(net, trainer, NULL, again));
+    CHECK(saved_version(again) == 1);
+    clcnn_trainer_destroy(trainer);
+    clcnn_net_destroy(net);
+
+    /* Damaged augmentation fields: the last 16 bytes of the TRAN section. */
+    bytes file = read_file(path);
+    section_view network, info, parameters, training;
+    if (!CHECK(find_section(&file, "NETW", &network) && find_section(&file, "INFO", &info) &&
+               find_section(&file, "PARA", &parameters) && find_section(&file, "TRAN", &training) &&
+               training.length > 16)) {
+        free(file.data);
+        return;
+    }
+    unsigned char *tran = malloc(training.length);
+    const size_t fields = training.length - 16;
+    memcpy(tran, training.payload, training.length);
+    put32(tran + fields + 4, 2);
+    build_model(built, 2, &network, info.payload, info.length, parameters.payload,
+                parameters.length, tran, training.length);
+    CHECK(load_fails(built, "the flip flag is 2, expected 0 or 1", __LINE__));
+    memcpy(tran, training.payload, training.length);
+    put32(tran + fields, (uint32_t)-3);
+    build_model(built, 2, &network, info.payload, info.length, parameters.payload,
+                parameters.length, tran, training.length);
+    CHECK(load_fails(built, "crop padding -3 is outside", __LINE__));
+    memcpy(tran, training.payload, training.length);
+    const double too_far = 270.0;
+    memcpy(tran + fields + 8, &too_far, 8);
+    build_model(built, 2, &network, info.payload, info.length, parameters.payload,
+                parameters.length, tran, training.length);
+    CHECK(load_fails(built, "rotation 270 is outside 0..180 degrees", __LINE__));
+    memcpy(tran, training.payload, training.length);
+    build_model(built, 2, &network, info.payload, info.length, parameters.payload,
+                parameters.length, tran, training.length - 4);
+    CHECK(load_fails(built, "the training state section ends inside the rotation", __LINE__));
+    /* A version 2 TRAN that ends after the optimizer state has no augmentation. */
+    build_model(built, 2, &network, info.payload, info.length, parameters.payload,
+                parameters.length, tran, fields);
+    loaded = NULL;
+    loaded_trainer = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, built, &loaded, &loaded_trainer, NULL)) &&
+        CHECK(loaded_trainer != NULL))
+        CHECK(!augment_enabled(clcnn_trainer_config(loaded_trainer)));
+    clcnn_trainer_destroy(loaded_trainer);
+    clcnn_net_destroy(loaded);
+    free(tran);
+    free(file.data);
+}
+
 static void test_atomic_save(void) {
     clcnn_net *first = make_net(small_net_text, 41);
     clcnn_net *second = make_net(small_net_text, 42);
@@ -994,6 +1265,8 @@ int main(void) {
         test_export_import();
         test_damaged_files();
         test_version_2();
+        test_info_version_2();
+        test_training_augmentation();
         test_atomic_save();
     }
     clcnn_context_destroy(ctx);

@@ -378,7 +378,7 @@ static void test_errors(clcnn_context *ctx) {
     /* keys and values */
     expect_error(ctx, IN "relu\n\nconv filtres=3 size=3\n", parse,
                  "net.txt:4: conv: unknown key 'filtres' (expected filters, size, stride, pad, "
-                 "bias, filter, name)",
+                 "bias, filter, dilation, groups, name)",
                  __LINE__);
     expect_error(ctx, IN "relu\n\nconv filter=3 size=3\n", parse,
                  "net.txt:4: conv: unknown filter '3' (expected identity", __LINE__);

@@ -73,6 +73,9 @@ static clcnn_context *open_device(clcnn_device_kind kind) {
     return ctx;
 }
 
+/* Set by check_augmented_shards: every run's images augmented. */
+static int augmenting;
+
 static clcnn_train_config make_config(int batch) {
     clcnn_train_config config;
     clcnn_train_config_defaults(&config);
@@ -84,6 +87,11 @@ static clcnn_train_config make_config(int batch) {
     /* applied by the optimizer to the summed gradient, as in one process */
     config.weight_decay = 1e-3;
     config.seed = 5;
+    if (augmenting) {
+        config.augment_crop_pad = 2;
+        config.augment_flip = 1;
+        config.augment_rotate_degrees = 20.0;
+    }
     return config;
 }
 
@@ -482,6 +490,41 @@ done:
     clcnn_context_destroy(ctx[1]);
 }
 
+/* With augmentation the shards must draw, for every image, what one process
+ * draws: the draws are keyed by the image, not by the order a process
+ * meets images in. The same tolerance as without augmentation holds, and
+ * the augmentation itself moves the weights far beyond it. */
+static void check_augmented_shards(const clcnn_dataset *data) {
+    clcnn_context *single_ctx = open_device(CLCNN_DEVICE_REFERENCE);
+    clcnn_context *ctx[RANKS] = {open_device(CLCNN_DEVICE_REFERENCE),
+                                 open_device(CLCNN_DEVICE_REFERENCE)};
+    run_result sharded[RANKS] = {{0}}, single = {0}, plain = {0};
+    if (CHECK(single_ctx && ctx[0] && ctx[1]) && train_single(single_ctx, data, 0, &plain)) {
+        augmenting = 1;
+        if (train_sharded(ctx, data, 1, 0, sharded) && train_single(single_ctx, data, 0, &single)) {
+            clcnn_net *net = make_net(single_ctx);
+            const int64_t n = net ? clcnn_net_parameter_count(net) : 0;
+            clcnn_net_destroy(net);
+            const double worst = worst_difference(sharded[0].weights, single.weights, n);
+            const double effect = worst_difference(plain.weights, single.weights, n);
+            printf("augmented: worst |sharded - single| = %.3g (tolerance %g); augmentation "
+                   "moved a weight by %.3g\n",
+                   worst, WEIGHT_TOLERANCE, effect);
+            CHECK(n > 0 &&
+                  memcmp(sharded[0].weights, sharded[1].weights, sizeof(float) * (size_t)n) == 0);
+            CHECK(worst <= WEIGHT_TOLERANCE);
+            CHECK(effect > 100 * WEIGHT_TOLERANCE);
+        }
+        augmenting = 0;
+    }
+    free_runs(sharded, RANKS);
+    free_runs(&single, 1);
+    free_runs(&plain, 1);
+    clcnn_context_destroy(single_ctx);
+    clcnn_context_destroy(ctx[0]);
+    clcnn_context_destroy(ctx[1]);
+}
+
 int main(void) {
     /* 37 images of 2 x 8 x 8 random pixels in [-1, 1] with random labels:
      * the network need not learn anything, only take the same steps. */
@@ -504,6 +547,7 @@ int main(void) {
     }
     check_device(CLCNN_DEVICE_REFERENCE, &data);
     check_device(CLCNN_DEVICE_OPENCL, &data);
+    check_augmented_shards(&data);
     free(data.images);
     free(data.labels);
     return test_finish();

@@ -12,7 +12,11 @@ static int has_suffix(const char *s, const char *suffix) {
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-/* One image as C*H*W floats in [0, 1] (npy: as stored), checked against the network. */
+/* One image as C*H*W floats in [0, 1] (npy: as stored), checked against the
+ * network. A network of 3 channels gets RGB: colour images as they are, grey
+ * ones (PGM, grey PNG or JPEG) with their grey level in all three. An image
+ * of another size than the network's is an error, not resized: resizing
+ * would quietly change what the network sees. */
 static int read_image(clcnn_context *ctx, clcnn_net *net, const char *path, float **image,
                       int64_t *count) {
     clcnn_layer_info input;
@@ -23,9 +27,20 @@ static int read_image(clcnn_context *ctx, clcnn_net *net, const char *path, floa
         return cli_read_images(ctx, net, path, image, count);
     int h = 0, w = 0, result;
     if (has_suffix(path, ".pgm")) {
-        if (C != 1)
+        if (C != 1 && C != 3)
             return cli_fail("%s: a PGM image has 1 channel, the network takes %d", path, C);
         result = cli_read_pgm(path, image, &h, &w);
+        if (result == 0 && C == 3) {
+            float *rgb = realloc(*image, sizeof(float) * 3 * (size_t)h * (size_t)w);
+            if (!rgb) {
+                free(*image);
+                *image = NULL;
+                return cli_fail("out of memory");
+            }
+            memcpy(rgb + (size_t)h * w, rgb, sizeof(float) * (size_t)h * w);
+            memcpy(rgb + 2 * (size_t)h * w, rgb, sizeof(float) * (size_t)h * w);
+            *image = rgb;
+        }
     } else {
         result = cli_read_png(path, C, image, &h, &w);
     }
@@ -73,6 +88,14 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         goto done;
     }
     const int64_t in_size = clcnn_net_input_size(net);
+    clcnn_layer_info input;
+    clcnn_net_layer_info(net, 0, &input);
+    const int channels = input.shape[0];
+    const int64_t plane_size = in_size / channels;
+    /* Channels past CLCNN_MAX_CHANNELS share input_mean and input_std. */
+    float mean[CLCNN_MAX_CHANNELS], std[CLCNN_MAX_CHANNELS];
+    clcnn_model_info_normalization(
+        &info, channels < CLCNN_MAX_CHANNELS ? channels : CLCNN_MAX_CHANNELS, mean, std);
     const int64_t classes = clcnn_net_output_size(net);
     clcnn_layer_info last;
     clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
@@ -91,8 +114,15 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         }
         if (limit >= 0 && limit < count)
             count = limit;
-        for (int64_t j = 0; j < count * in_size; j++)
-            images[j] = (images[j] - info.input_mean) / info.input_std;
+        /* Each channel with the training set's figures for it. */
+        for (int64_t n = 0; n < count; n++)
+            for (int c = 0; c < channels; c++) {
+                float *plane = images + n * in_size + c * plane_size;
+                const float m = c < CLCNN_MAX_CHANNELS ? mean[c] : info.input_mean;
+                const float s = c < CLCNN_MAX_CHANNELS ? std[c] : info.input_std;
+                for (int64_t j = 0; j < plane_size; j++)
+                    plane[j] = (plane[j] - m) / s;
+            }
         float *scores = malloc(sizeof(float) * (size_t)(count * classes));
         if (!scores || clcnn_net_forward(net, images, count, scores, NULL, NULL) != CLCNN_OK) {
             result = scores ? cli_fail_context(ctx) : cli_fail("out of memory");

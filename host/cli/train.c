@@ -24,8 +24,16 @@ static int parse_number(const char *option, const char *text, double *out) {
     return 0;
 }
 
-/* Fashion-MNIST's names when the data comes from a directory of that name. */
-static void name_classes(const char *data_dir, clcnn_model_info *info) {
+/* The data set's own class names (CIFAR's name files, image folders), or
+ * Fashion-MNIST's when IDX data comes from a directory of that name. */
+static void name_classes(const char *data_dir, const clcnn_dataset *train, clcnn_model_info *info) {
+    if (train->class_names) {
+        info->class_count = train->classes < CLCNN_MAX_CLASSES ? train->classes : CLCNN_MAX_CLASSES;
+        for (int i = 0; i < info->class_count; i++)
+            snprintf(info->class_names[i], sizeof(info->class_names[i]), "%s",
+                     train->class_names[i]);
+        return;
+    }
     if (!strstr(data_dir, "fashion"))
         return;
     info->class_count = 10;
@@ -34,12 +42,80 @@ static void name_classes(const char *data_dir, clcnn_model_info *info) {
                  fashion_mnist_classes[i]);
 }
 
-static int load_split(clcnn_context *ctx, const char *dir, const char *prefix, int64_t limit,
+/* What a split is called in messages: its IDX prefix, or "train" and "test".
+ * Asked once the split has loaded, so the format is known. */
+static const char *split_name(clcnn_context *ctx, const char *dir, clcnn_split split) {
+    clcnn_data_format format = CLCNN_DATA_IDX;
+    clcnn_dataset_detect(ctx, dir, &format);
+    if (split == CLCNN_SPLIT_TRAIN)
+        return "train";
+    return format == CLCNN_DATA_IDX ? "t10k" : "test";
+}
+
+/* One split of whatever format dir holds (IDX, CIFAR, image folders). */
+static int load_split(clcnn_context *ctx, const char *dir, clcnn_split split, int64_t limit,
                       clcnn_dataset *out) {
-    if (clcnn_dataset_load_idx(ctx, dir, prefix, out) != CLCNN_OK)
+    if (clcnn_dataset_load(ctx, dir, split, out) != CLCNN_OK)
         return cli_fail_context(ctx);
     if (limit >= 0 && limit < out->count)
         out->count = limit;
+    return 0;
+}
+
+/* The training set's statistics into info: one mean and standard deviation
+ * for a 1-channel set (as models have always kept them), one per channel
+ * otherwise (and the overall figures in input_mean and input_std). */
+static int set_normalization(const clcnn_dataset *train, clcnn_model_info *info) {
+    clcnn_dataset_statistics(train, &info->input_mean, &info->input_std);
+    if (train->channels == 1)
+        return 0;
+    if (train->channels > CLCNN_MAX_CHANNELS)
+        return cli_fail("the data set has %d channels; a model keeps the statistics of at most %d",
+                        train->channels, CLCNN_MAX_CHANNELS);
+    info->channels = train->channels;
+    clcnn_dataset_channel_statistics(train, info->channel_mean, info->channel_std);
+    return 0;
+}
+
+/* x = (x - mean) / std with each channel's figures from the model. */
+static void normalize(clcnn_dataset *data, const clcnn_model_info *info) {
+    float mean[CLCNN_MAX_CHANNELS], std[CLCNN_MAX_CHANNELS];
+    if (data->channels > CLCNN_MAX_CHANNELS) {
+        clcnn_dataset_normalize(data, info->input_mean, info->input_std);
+        return;
+    }
+    clcnn_model_info_normalization(info, data->channels, mean, std);
+    clcnn_dataset_normalize_channels(data, mean, std);
+}
+
+/* crop=P,flip,rotate=DEG in any order and subset. */
+static int parse_augment(const char *text, clcnn_train_config *c) {
+    char copy[256];
+    if (strlen(text) >= sizeof(copy))
+        return cli_fail("--augment: '%s' is too long", text);
+    snprintf(copy, sizeof(copy), "%s", text);
+    for (char *item = strtok(copy, ","); item; item = strtok(NULL, ",")) {
+        char *end;
+        if (strcmp(item, "flip") == 0) {
+            c->augment_flip = 1;
+        } else if (strncmp(item, "crop=", 5) == 0) {
+            long pad = strtol(item + 5, &end, 10);
+            if (end == item + 5 || *end != 0 || pad < 0 || pad > 65535)
+                return cli_fail("--augment: crop=P needs a padding P in 0..65535 pixels, got '%s'",
+                                item);
+            c->augment_crop_pad = (int)pad;
+        } else if (strncmp(item, "rotate=", 7) == 0) {
+            double degrees = strtod(item + 7, &end);
+            if (end == item + 7 || *end != 0 || !(degrees >= 0.0 && degrees <= 180.0))
+                return cli_fail("--augment: rotate=DEG needs DEG in 0..180 degrees, got '%s'",
+                                item);
+            c->augment_rotate_degrees = degrees;
+        } else {
+            return cli_fail("--augment: unknown '%s' (expected crop=P, flip or rotate=DEG, "
+                            "separated by commas)",
+                            item);
+        }
+    }
     return 0;
 }
 
@@ -61,8 +137,9 @@ static int check_save_directory(const char *model_path) {
 
 /* Labels the network cannot output are refused before training, naming the
  * image in the data set (not its place in a shuffled batch). */
-static int check_labels(const clcnn_dataset *data, const char *dir, const char *prefix,
-                        int64_t outputs) {
+static int check_labels(clcnn_context *ctx, const clcnn_dataset *data, const char *dir,
+                        clcnn_split split, int64_t outputs) {
+    const char *prefix = split_name(ctx, dir, split);
     const int64_t classes = outputs == 1 ? 2 : outputs;
     for (int64_t i = 0; i < data->count; i++)
         if (data->labels[i] < 0 || data->labels[i] >= classes)
@@ -213,6 +290,9 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
         } else if (strcmp(arg, "--loss") == 0) {
             if (cli_parse_loss(value, &o->loss) != 0)
                 return 2;
+        } else if (strcmp(arg, "--augment") == 0) {
+            if (parse_augment(value, c) != 0)
+                return 2;
         } else
             return cli_fail("train: unknown option '%s'", arg);
     }
@@ -220,7 +300,8 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
         return cli_fail("usage: clcnn train NET [--data DIR] [--epochs E] [--batch B] "
                         "[--optimizer sgd|adam] [--lr LR] [--momentum M] [--weight-decay WD] "
                         "[--schedule constant|step|cosine] [--seed S] [--save MODEL] "
-                        "[--resume MODEL] [--limit N] [--test-limit N] [--loss L]");
+                        "[--resume MODEL] [--limit N] [--test-limit N] [--loss L] "
+                        "[--augment crop=P,flip,rotate=DEG]");
     return 0;
 }
 
@@ -255,8 +336,8 @@ int command_train(const cli_common *common, int argc, char **argv) {
         default_model_path(o.net_path, model_path, sizeof(model_path));
 
     if (check_save_directory(model_path) != 0 ||
-        load_split(ctx, o.data_dir, "train", o.limit, &train) != 0 ||
-        load_split(ctx, o.data_dir, "t10k", o.test_limit, &test) != 0) {
+        load_split(ctx, o.data_dir, CLCNN_SPLIT_TRAIN, o.limit, &train) != 0 ||
+        load_split(ctx, o.data_dir, CLCNN_SPLIT_TEST, o.test_limit, &test) != 0) {
         result = 1;
         goto done;
     }
@@ -283,20 +364,23 @@ int command_train(const cli_common *common, int argc, char **argv) {
             result = cli_fail_context(ctx);
             goto done;
         }
-        clcnn_dataset_statistics(&train, &info.input_mean, &info.input_std);
-        name_classes(o.data_dir, &info);
+        if (set_normalization(&train, &info) != 0) {
+            result = 1;
+            goto done;
+        }
+        name_classes(o.data_dir, &train, &info);
         if (clcnn_trainer_create(net, &o.config, &trainer) != CLCNN_OK) {
             result = cli_fail_context(ctx);
             goto done;
         }
     }
-    if (check_labels(&train, o.data_dir, "train", clcnn_net_output_size(net)) != 0 ||
-        check_labels(&test, o.data_dir, "t10k", clcnn_net_output_size(net)) != 0) {
+    if (check_labels(ctx, &train, o.data_dir, CLCNN_SPLIT_TRAIN, clcnn_net_output_size(net)) != 0 ||
+        check_labels(ctx, &test, o.data_dir, CLCNN_SPLIT_TEST, clcnn_net_output_size(net)) != 0) {
         result = 1;
         goto done;
     }
-    clcnn_dataset_normalize(&train, info.input_mean, info.input_std);
-    clcnn_dataset_normalize(&test, info.input_mean, info.input_std);
+    normalize(&train, &info);
+    normalize(&test, &info);
 
     const clcnn_train_config *config = clcnn_trainer_config(trainer);
     printf("training %s on %s: %lld images, %lld test images, %d epochs of batch %d, %s lr %g\n",
@@ -380,11 +464,11 @@ int command_eval(const cli_common *common, int argc, char **argv) {
         result = cli_fail_context(ctx);
         goto done;
     }
-    if (load_split(ctx, data_dir, "t10k", limit, &test) != 0) {
+    if (load_split(ctx, data_dir, CLCNN_SPLIT_TEST, limit, &test) != 0) {
         result = 1;
         goto done;
     }
-    clcnn_dataset_normalize(&test, info.input_mean, info.input_std);
+    normalize(&test, &info);
     int classes = (int)clcnn_net_output_size(net);
     if (classes < 2)
         classes = 2;

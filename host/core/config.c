@@ -70,7 +70,9 @@ void direct_config_options(const direct_config *config, char *buf, size_t size) 
  * One per device and driver in the cache directory, written by clcnn_tune and
  * read when a context selects the device: lines of
  *   <operation> <C> <K> <H> <W> <R> <S> <stride_h> <stride_w> <pad_top> <pad_left>
- *     = <vw> <nv> <wpt_p> <group> */
+ *     [d<dilation_h>x<dilation_w>] [g<groups>] = <vw> <nv> <wpt_p> <group>
+ * with the dilation and the groups only where they are not 1, so that the
+ * keys of ordinary convolutions stay what they always were. */
 
 static void tuning_path(const clcnn_context *ctx, char *buf, size_t size) {
     /* The names are hashed without their NULs, as tuning files have always been named. */
@@ -80,9 +82,14 @@ static void tuning_path(const clcnn_context *ctx, char *buf, size_t size) {
 }
 
 static void tuning_key(const char *operation, const conv2d_params *p, char *buf, size_t size) {
-    snprintf(buf, size, "%s %d %d %d %d %d %d %d %d %d %d", operation, p->in_channels,
-             p->out_channels, p->in_height, p->in_width, p->kernel_h, p->kernel_w, p->stride_h,
-             p->stride_w, p->pad_top, p->pad_left);
+    int used = snprintf(buf, size, "%s %d %d %d %d %d %d %d %d %d %d", operation, p->in_channels,
+                        p->out_channels, p->in_height, p->in_width, p->kernel_h, p->kernel_w,
+                        p->stride_h, p->stride_w, p->pad_top, p->pad_left);
+    if (used > 0 && (size_t)used < size && (conv2d_dilation_h(p) != 1 || conv2d_dilation_w(p) != 1))
+        used += snprintf(buf + used, size - (size_t)used, " d%dx%d", conv2d_dilation_h(p),
+                         conv2d_dilation_w(p));
+    if (used > 0 && (size_t)used < size && conv2d_groups(p) != 1)
+        snprintf(buf + used, size - (size_t)used, " g%d", conv2d_groups(p));
 }
 
 static tuned_entry *find_tuned(const kernel_config *config, const char *key) {
@@ -146,7 +153,8 @@ direct_config direct_config_for_conv(const clcnn_context *ctx, const char *opera
      * 3x3 with 256 channels 100 -> 164 GFLOP/s, dense 2048x2048 73 -> 110). */
     if (strcmp(operation, "backward_weights") != 0 && config.nv == 4) {
         const int reduced =
-            strcmp(operation, "backward_data") == 0 ? p->out_channels : p->in_channels;
+            (strcmp(operation, "backward_data") == 0 ? p->out_channels : p->in_channels) /
+            conv2d_groups(p);
         const double bytes = 4.0 * reduced * p->kernel_h * p->kernel_w * config.vw * config.nv;
         if (bytes > 384.0 * 1024.0) {
             config.nv = 3;

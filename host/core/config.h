@@ -23,7 +23,14 @@ typedef struct direct_config {
 } direct_config;
 
 /* A convolution's shape: what the conv2d operations take (host/ops.h) and
- * what the tuning file is keyed by. */
+ * what the tuning file is keyed by. As PyTorch's conv2d: the taps of a
+ * filter are dilation_h rows and dilation_w columns apart, and the channels
+ * are split into `groups` groups, output channel k reading only the
+ * in_channels / groups input channels of its group k / (out_channels /
+ * groups); the weights are (out_channels, in_channels / groups, kernel_h,
+ * kernel_w). Both channel counts are multiples of groups. Dilation and
+ * groups of 0 count as 1, so that a zero-initialised shape is an ordinary
+ * convolution; read them through the functions below. */
 typedef struct conv2d_params {
     int batch;
     int in_channels, in_height, in_width;
@@ -31,7 +38,27 @@ typedef struct conv2d_params {
     int stride_h, stride_w, pad_top, pad_left;
     int out_height, out_width;
     int has_bias;
+    int dilation_h, dilation_w;
+    int groups;
 } conv2d_params;
+
+static inline int conv2d_groups(const conv2d_params *p) {
+    return p->groups > 1 ? p->groups : 1;
+}
+
+static inline int conv2d_dilation_h(const conv2d_params *p) {
+    return p->dilation_h > 1 ? p->dilation_h : 1;
+}
+
+static inline int conv2d_dilation_w(const conv2d_params *p) {
+    return p->dilation_w > 1 ? p->dilation_w : 1;
+}
+
+/* 1 for an ordinary convolution: one group, no dilation. Such a convolution
+ * runs on the kernels and programs it always ran on. */
+static inline int conv2d_is_plain(const conv2d_params *p) {
+    return conv2d_groups(p) == 1 && conv2d_dilation_h(p) == 1 && conv2d_dilation_w(p) == 1;
+}
 
 /* A tuned kernel configuration for one operation on one layer shape. */
 typedef struct tuned_entry {

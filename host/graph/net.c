@@ -15,10 +15,7 @@ int layer_has_parameters(const layer *l) {
 }
 
 int net_find_layer(const clcnn_net *net, const char *name) {
-    for (int i = 0; i < net->layer_count; i++)
-        if (strcmp(net->layers[i].name, name) == 0)
-            return i;
-    return -1;
+    return layer_index(net->layers, net->layer_count, name, strlen(name));
 }
 
 int net_find_tensor(const clcnn_net *net, const char *name) {

@@ -94,17 +94,28 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
     return count;
 }
 
+/* A grouped or dilated convolution is tuned as it runs: the -DGENERAL
+ * kernels over all its groups, the candidates sized for one group's
+ * channels; its entries in the tuning file carry the dilation and the groups
+ * in their keys. A depthwise one runs on kernels with nothing to tune. */
 clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, rng *r,
                                  char *report, size_t size, size_t *used) {
     const conv2d_params p = layer_conv2d_params(l, batch);
+    if (conv2d_runs_depthwise(&p)) {
+        text_append(report, size, used, "%-12s depthwise kernels: nothing to tune\n", l->name);
+        return CLCNN_OK;
+    }
+    const int groups = conv2d_groups(&p);
     const size_t in_count = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
     const size_t out_count = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
-    const size_t weight_count = (size_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
+    const size_t weight_count =
+        (size_t)p.out_channels * (p.in_channels / groups) * p.kernel_h * p.kernel_w;
     direct_config candidates[TUNE_OPERATIONS][MAX_CANDIDATES];
     int counts[TUNE_OPERATIONS];
     size_t scratch = 4;
     for (int op = 0; op < TUNE_OPERATIONS; op++) {
-        counts[op] = tune_candidates(ctx, op == 1 ? p.in_channels : p.out_channels, candidates[op]);
+        counts[op] = tune_candidates(ctx, (op == 1 ? p.in_channels : p.out_channels) / groups,
+                                     candidates[op]);
         for (int i = 0; op == 2 && i < counts[op]; i++) {
             size_t bytes = conv2d_backward_weights_direct_scratch_bytes(&candidates[op][i], &p);
             scratch = bytes > scratch ? bytes : scratch;

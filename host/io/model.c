@@ -16,8 +16,13 @@
  * Sections (each at most once; any order; NETW, INFO and PARA required):
  *
  *   NETW  the network file text, as given (no terminating NUL)
- *   INFO  f32 input mean, f32 input std, u32 class count (<= 16), then per
- *         class: u32 length (<= 31), that many bytes of name
+ *   INFO  f32 input mean, f32 input std, u32 class count, then per class:
+ *         u32 length (<= 31), that many bytes of name.
+ *           Version 1: at most 16 classes.
+ *           Version 2: at most 1000 classes, then u32 channel count (<= 4)
+ *           and per channel f32 mean, f32 std (clcnn_model_info's channels,
+ *           channel_mean, channel_std). A version 2 INFO that ends after the
+ *           class names (written before per-channel statistics) has none.
  *   PARA  u32 tensor count, then per tensor:
  *           version 1: string layer name, string "weight" or "bias";
  *           version 2: string tensor name ("conv1.weight", "bn1.running_mean");
@@ -33,9 +38,15 @@
  *         u32 tensor count, then per parameter tensor:
  *           its name as in PARA, u64 element count,
  *           count x f32 optimizer state 1, count x f32 state 2
+ *         then, in version 2 only, the augmentation: i32 augment_crop_pad,
+ *           u32 augment_flip, f64 augment_rotate_degrees (a version 2 TRAN
+ *           that ends after the tensors, written before augmentation, has
+ *           none). The augmentation's draws are keyed by the seed, the
+ *           epoch and the image, so they need no generator state.
  *
- * A file is written in version 1 when every tensor fits it (a network of
- * weights and biases only), so older builds still read it; otherwise in
+ * A file is written in version 1 when everything fits it (a network of
+ * weights and biases only, one normalisation for every channel, at most 16
+ * classes, no augmentation), so older builds still read it; otherwise in
  * version 2. Both versions load.
  *
  * Tensors are stored by name rather than as the flat parameter buffer, which
@@ -63,7 +74,7 @@ enum {
     MODEL_PREAMBLE_SIZE = 12,       /* magic and version */
     MODEL_SECTION_HEADER_SIZE = 12, /* tag and length */
     MODEL_CHECKSUM_SIZE = 4,
-    MODEL_MAX_CLASSES = 16,
+    MODEL_V1_MAX_CLASSES = 16,   /* version 2: CLCNN_MAX_CLASSES */
     MODEL_MAX_CLASS_NAME = 31,   /* clcnn_model_info keeps 32 bytes with the NUL */
     MODEL_MAX_LAYER_NAME = 63,   /* struct layer keeps 64 bytes with the NUL */
     MODEL_MAX_TENSOR_NAME = 127, /* named_tensor keeps 128 */
@@ -183,14 +194,21 @@ static uint32_t count_tensors(const clcnn_net *net, int parameters_only) {
     return count;
 }
 
-/* 1 when every tensor is a layer's weight or bias, else 2. */
-static int format_version_for(const clcnn_net *net) {
+/* 1 when everything fits version 1: every tensor is a layer's weight or
+ * bias, the info has one normalisation for every channel and at most 16
+ * classes, and the trainer (if any) does not augment. Else 2. */
+static int format_version_for(const clcnn_net *net, const clcnn_trainer *trainer,
+                              const clcnn_model_info *info) {
     for (int i = 0; i < net->tensor_count; i++) {
         const named_tensor *t = &net->tensors[i];
         const char *which = t->name + strlen(net->layers[t->layer].name) + 1;
         if (t->kind != TENSOR_PARAMETER || (strcmp(which, "weight") && strcmp(which, "bias")))
             return 2;
     }
+    if (info->channels > 0 || info->class_count > MODEL_V1_MAX_CLASSES)
+        return 2;
+    if (trainer && augment_enabled(&trainer->config))
+        return 2;
     return 1;
 }
 
@@ -198,16 +216,22 @@ static void build_network_section(byte_buffer *b, const clcnn_net *net) {
     put_bytes(b, net->text, strlen(net->text));
 }
 
-static void build_info_section(byte_buffer *b, const clcnn_model_info *info) {
+static void build_info_section(byte_buffer *b, const clcnn_model_info *info, int version) {
     put_f32(b, info->input_mean);
     put_f32(b, info->input_std);
     put_u32(b, (uint32_t)info->class_count);
     for (int i = 0; i < info->class_count; i++)
         put_string(b, info->class_names[i]);
+    if (version == 1)
+        return;
+    put_u32(b, (uint32_t)info->channels);
+    for (int c = 0; c < info->channels; c++) {
+        put_f32(b, info->channel_mean[c]);
+        put_f32(b, info->channel_std[c]);
+    }
 }
 
-static void build_parameters_section(byte_buffer *b, const clcnn_net *net) {
-    const int version = format_version_for(net);
+static void build_parameters_section(byte_buffer *b, const clcnn_net *net, int version) {
     put_u32(b, count_tensors(net, 0));
     for (int i = 0; i < net->tensor_count; i++) {
         const named_tensor *t = &net->tensors[i];
@@ -218,7 +242,7 @@ static void build_parameters_section(byte_buffer *b, const clcnn_net *net) {
     }
 }
 
-static void build_training_section(byte_buffer *b, const clcnn_trainer *t) {
+static void build_training_section(byte_buffer *b, const clcnn_trainer *t, int version) {
     const clcnn_train_config *c = &t->config;
     put_u32(b, (uint32_t)c->epochs);
     put_u32(b, (uint32_t)c->batch_size);
@@ -238,7 +262,6 @@ static void build_training_section(byte_buffer *b, const clcnn_trainer *t) {
     for (int i = 0; i < 4; i++)
         put_u64(b, t->shuffle.state[i]);
     const clcnn_net *net = t->net;
-    const int version = format_version_for(net);
     put_u32(b, count_tensors(net, 1));
     for (int i = 0; i < net->tensor_count; i++) {
         const named_tensor *tensor = &net->tensors[i];
@@ -248,6 +271,11 @@ static void build_training_section(byte_buffer *b, const clcnn_trainer *t) {
         put_floats(b, t->host_state1 + tensor->offset, tensor->count);
         put_floats(b, t->host_state2 + tensor->offset, tensor->count);
     }
+    if (version == 1)
+        return;
+    put_u32(b, (uint32_t)c->augment_crop_pad);
+    put_u32(b, (uint32_t)c->augment_flip);
+    put_f64(b, c->augment_rotate_degrees);
 }
 
 /* Writes bytes to the file and folds them into the running checksum. */
@@ -292,20 +320,20 @@ static void write_section(model_writer *w, section_kind kind, const byte_buffer 
 
 /* Builds one section and writes it; returns 0, or -1 when out of memory. */
 static int emit_section(model_writer *w, section_kind kind, const clcnn_net *net,
-                        const clcnn_trainer *trainer, const clcnn_model_info *info) {
+                        const clcnn_trainer *trainer, const clcnn_model_info *info, int version) {
     byte_buffer payload = {0};
     switch (kind) {
     case SECTION_NETWORK:
         build_network_section(&payload, net);
         break;
     case SECTION_INFO:
-        build_info_section(&payload, info);
+        build_info_section(&payload, info, version);
         break;
     case SECTION_PARAMETERS:
-        build_parameters_section(&payload, net);
+        build_parameters_section(&payload, net, version);
         break;
     case SECTION_TRAINING:
-        build_training_section(&payload, trainer);
+        build_training_section(&payload, trainer, version);
         break;
     case SECTION_KIND_COUNT:
         break;
@@ -339,15 +367,27 @@ static void sync_parent_directory(const char *path) {
 }
 
 static clcnn_status check_info(clcnn_context *ctx, const clcnn_model_info *info, const char *path) {
-    if (info->class_count < 0 || info->class_count > MODEL_MAX_CLASSES)
+    if (info->class_count < 0 || info->class_count > CLCNN_MAX_CLASSES)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: class_count %d is outside 0..%d",
-                         path, info->class_count, MODEL_MAX_CLASSES);
+                         path, info->class_count, CLCNN_MAX_CLASSES);
+    if (info->channels < 0 || info->channels > CLCNN_MAX_CHANNELS)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: channels %d is outside 0..%d",
+                         path, info->channels, CLCNN_MAX_CHANNELS);
     for (int i = 0; i < info->class_count; i++)
         if (memchr(info->class_names[i], 0, sizeof(info->class_names[i])) == NULL)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                              "%s: class name %d is not NUL-terminated within %d bytes", path, i,
                              (int)sizeof(info->class_names[i]));
     return CLCNN_OK;
+}
+
+void clcnn_model_info_normalization(const clcnn_model_info *info, int channels, float *mean,
+                                    float *std) {
+    for (int c = 0; c < channels; c++) {
+        const int own = c < info->channels && c < CLCNN_MAX_CHANNELS;
+        mean[c] = own ? info->channel_mean[c] : info->input_mean;
+        std[c] = own ? info->channel_std[c] : info->input_std;
+    }
 }
 
 clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
@@ -399,7 +439,8 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
 
     byte_buffer preamble = {0};
     put_bytes(&preamble, model_magic, MODEL_MAGIC_SIZE);
-    put_u32(&preamble, (uint32_t)format_version_for(net));
+    const int version = format_version_for(net, trainer, info);
+    put_u32(&preamble, (uint32_t)version);
     int out_of_memory = preamble.out_of_memory;
     if (!out_of_memory)
         write_raw(&w, preamble.data, preamble.length);
@@ -408,7 +449,7 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
     for (int kind = 0; kind < SECTION_KIND_COUNT && !out_of_memory; kind++) {
         if (kind == SECTION_TRAINING && !trainer)
             continue;
-        out_of_memory = emit_section(&w, (section_kind)kind, net, trainer, info) != 0;
+        out_of_memory = emit_section(&w, (section_kind)kind, net, trainer, info, version) != 0;
     }
 
     if (!out_of_memory) {
@@ -798,15 +839,36 @@ static clcnn_status read_info(const model_file *f, clcnn_model_info *info) {
         count_offset = r.position;
         status = get_u32(&r, "the class count", &class_count);
     }
-    if (status == CLCNN_OK && class_count > MODEL_MAX_CLASSES)
-        status = file_error(f, "offset %llu: %u class names, more than the %d allowed",
-                            (unsigned long long)count_offset, class_count, MODEL_MAX_CLASSES);
+    const uint32_t max_classes = f->version == 1 ? MODEL_V1_MAX_CLASSES : CLCNN_MAX_CLASSES;
+    if (status == CLCNN_OK && class_count > max_classes)
+        status =
+            file_error(f, "offset %llu: %u class names, more than the %u a version %u file holds",
+                       (unsigned long long)count_offset, class_count, max_classes, f->version);
     for (uint32_t i = 0; status == CLCNN_OK && i < class_count; i++)
         status = get_string(&r, "a class name", MODEL_MAX_CLASS_NAME, info->class_names[i]);
-    if (status == CLCNN_OK) {
+    if (status == CLCNN_OK)
         info->class_count = (int)class_count;
-        status = expect_section_end(&r);
+    /* Version 2's per-channel normalisation; absent from version 2 files
+     * written before it, which then normalise every channel alike. */
+    uint32_t channels = 0;
+    if (status == CLCNN_OK && f->version >= 2 && r.position < r.end) {
+        count_offset = r.position;
+        status = get_u32(&r, "the channel count", &channels);
+        if (status == CLCNN_OK && channels > CLCNN_MAX_CHANNELS)
+            status = file_error(f,
+                                "offset %llu: %u channels of normalisation, more than the %d "
+                                "allowed",
+                                (unsigned long long)count_offset, channels, CLCNN_MAX_CHANNELS);
+        for (uint32_t c = 0; status == CLCNN_OK && c < channels; c++) {
+            status = get_f32(&r, "a channel's mean", &info->channel_mean[c]);
+            if (status == CLCNN_OK)
+                status = get_f32(&r, "a channel's standard deviation", &info->channel_std[c]);
+        }
+        if (status == CLCNN_OK)
+            info->channels = (int)channels;
     }
+    if (status == CLCNN_OK)
+        status = expect_section_end(&r);
     return status;
 }
 
@@ -1022,9 +1084,36 @@ static clcnn_status read_optimizer_state(section_reader *r, clcnn_net *net,
     }
     if (status == CLCNN_OK)
         status = check_all_tensors_seen(r, net, &seen, 1);
-    if (status == CLCNN_OK)
-        status = expect_section_end(r);
     free(seen.flags);
+    return status;
+}
+
+/* Version 2's augmentation after the optimizer state, into c; a version 2
+ * section that ends before it (written before augmentation) has none. */
+static clcnn_status read_augmentation(section_reader *r, clcnn_train_config *c) {
+    const model_file *f = r->file;
+    if (f->version < 2 || r->position == r->end)
+        return CLCNN_OK;
+    uint64_t at = r->position;
+    uint32_t flip = 0;
+    clcnn_status status = get_i32(r, "the crop padding", &c->augment_crop_pad);
+    if (status == CLCNN_OK && (c->augment_crop_pad < 0 || c->augment_crop_pad > 65535))
+        return file_error(f, "offset %llu: crop padding %d is outside 0..65535",
+                          (unsigned long long)at, c->augment_crop_pad);
+    at = r->position;
+    if (status == CLCNN_OK)
+        status = get_u32(r, "the flip flag", &flip);
+    if (status == CLCNN_OK && flip > 1)
+        return file_error(f, "offset %llu: the flip flag is %u, expected 0 or 1",
+                          (unsigned long long)at, flip);
+    at = r->position;
+    if (status == CLCNN_OK)
+        status = get_f64(r, "the rotation", &c->augment_rotate_degrees);
+    if (status == CLCNN_OK &&
+        !(c->augment_rotate_degrees >= 0.0 && c->augment_rotate_degrees <= 180.0))
+        return file_error(f, "offset %llu: rotation %g is outside 0..180 degrees",
+                          (unsigned long long)at, c->augment_rotate_degrees);
+    c->augment_flip = (int)flip;
     return status;
 }
 
@@ -1046,11 +1135,19 @@ static clcnn_status read_training(const model_file *f, clcnn_net *net, clcnn_tra
         }
     }
     status = read_optimizer_state(&r, net, trainer);
+    clcnn_train_config augmentation = header.config;
+    if (status == CLCNN_OK)
+        status = read_augmentation(&r, &augmentation);
+    if (status == CLCNN_OK)
+        status = expect_section_end(&r);
     if (status != CLCNN_OK) {
         clcnn_trainer_destroy(trainer);
         return status;
     }
     if (trainer) {
+        trainer->config.augment_crop_pad = augmentation.augment_crop_pad;
+        trainer->config.augment_flip = augmentation.augment_flip;
+        trainer->config.augment_rotate_degrees = augmentation.augment_rotate_degrees;
         trainer->epochs_done = header.epochs_done;
         trainer->step = header.step;
         for (int i = 0; i < 4; i++)

@@ -435,7 +435,7 @@ static int later_definition(const char *after, int line, const char *name) {
     return 0;
 }
 
-static int find_node(const layer *layers, int count, const char *name, size_t length) {
+int layer_index(const layer *layers, int count, const char *name, size_t length) {
     for (int i = 0; i < count; i++)
         if (strlen(layers[i].name) == length && strncmp(layers[i].name, name, length) == 0)
             return i;
@@ -469,7 +469,7 @@ static clcnn_status resolve_inputs(const layer_parser *state, const char *rest_o
             return parser_error(state, CLCNN_ERROR_PARSE,
                                 "'%s' must name layers separated by commas, got '%s'",
                                 type->max_inputs > 1 ? "inputs" : "input", quote(list).text);
-        int index = find_node(layers, layer_count, name, length);
+        int index = layer_index(layers, layer_count, name, length);
         if (index < 0 && length == strlen(current->name) &&
             strncmp(name, current->name, length) == 0)
             return parser_error(state, CLCNN_ERROR_PARSE,
@@ -556,7 +556,7 @@ static clcnn_status parse_line(layer_parser *state, char *line, const char *rest
         snprintf(current->name, sizeof(current->name), "input");
     else
         snprintf(current->name, sizeof(current->name), "%s%d", type->name, type_counts[type_index]);
-    int same = find_node(layers, layer_count, current->name, strlen(current->name));
+    int same = layer_index(layers, layer_count, current->name, strlen(current->name));
     if (same >= 0) {
         if (given_name)
             return line_error(state, CLCNN_ERROR_PARSE,

@@ -1,12 +1,21 @@
 /* conv: 2-D convolution with K filters of R x S, stride, zero padding
- * (integer, HxW or 'same') and an optional bias; filter=NAME fills every
- * filter with one of the classic 3x3 filters (host/layers/filters.c).
- * Tensors: weight (K, C, R, S), bias (K). */
+ * (integer, HxW or 'same'), dilation (integer or HxW: the taps are that many
+ * rows and columns apart, so a window spans D*(R-1)+1), groups (the
+ * channels split into that many groups, each filter reading the C/groups
+ * input channels of its group; groups = C is a depthwise convolution) and an
+ * optional bias, as PyTorch's Conv2d; filter=NAME fills every filter with
+ * one of the classic 3x3 filters (host/layers/filters.c).
+ * Tensors: weight (K, C/groups, R, S), bias (K). */
 #include "layers/layer.h"
 
 #include <string.h>
 
-static const char *const conv_keys[] = {"filters", "size", "stride", "pad", "bias", "filter", NULL};
+static const char *const conv_keys[] = {"filters", "size",     "stride", "pad", "bias",
+                                        "filter",  "dilation", "groups", NULL};
+
+/* A window spans at most this many rows or columns, the most any size in a
+ * network file may be (so that 'same' padding stays an int). */
+enum { MAX_SPAN = 1000000 };
 
 /* pad_top < 0 marks pad=same until the input's size is known. */
 static clcnn_status conv_parse(const layer_parser *p, layer *l) {
@@ -31,8 +40,13 @@ static clcnn_status conv_parse(const layer_parser *p, layer *l) {
     int same = 0, pad_h = 0, pad_w = 0;
     if ((status = parse_positive_pair(p, "stride", 1, 1, &l->stride_h, &l->stride_w)) ||
         (status = parse_padding(p, 1, &same, &pad_h, &pad_w)) ||
+        (status = parse_positive_pair(p, "dilation", 1, 1, &l->dilation_h, &l->dilation_w)) ||
+        (status = parse_positive(p, "groups", 1, &l->groups)) ||
         (status = parse_boolean(p, "bias", 1, &l->has_bias)))
         return status;
+    if (l->filters % l->groups != 0)
+        return parser_error(p, CLCNN_ERROR_PARSE, "filters=%d is not divisible by groups=%d",
+                            l->filters, l->groups);
     l->pad_top = l->pad_bottom = same ? -1 : pad_h;
     l->pad_left = l->pad_right = same ? -1 : pad_w;
     return CLCNN_OK;
@@ -55,22 +69,40 @@ static clcnn_status conv_infer(const layer_parser *p, layer *l, const layer *con
     if (status)
         return status;
     const shape3 in = l->in;
+    if (in.c % l->groups != 0)
+        return parser_error(p, CLCNN_ERROR_SHAPE,
+                            "%d input channels are not divisible by groups=%d", in.c, l->groups);
+    /* The rows and columns a window spans: D*(R-1)+1. */
+    const int64_t span_h = (int64_t)l->dilation_h * (l->size_h - 1) + 1;
+    const int64_t span_w = (int64_t)l->dilation_w * (l->size_w - 1) + 1;
+    if (span_h > MAX_SPAN || span_w > MAX_SPAN)
+        return parser_error(p, CLCNN_ERROR_SHAPE,
+                            "kernel %dx%d with dilation %dx%d spans %lldx%lld, more than %d",
+                            l->size_h, l->size_w, l->dilation_h, l->dilation_w, (long long)span_h,
+                            (long long)span_w, MAX_SPAN);
     if (l->pad_top < 0) {
-        same_padding(in.h, l->size_h, l->stride_h, &l->pad_top, &l->pad_bottom);
-        same_padding(in.w, l->size_w, l->stride_w, &l->pad_left, &l->pad_right);
+        same_padding(in.h, (int)span_h, l->stride_h, &l->pad_top, &l->pad_bottom);
+        same_padding(in.w, (int)span_w, l->stride_w, &l->pad_left, &l->pad_right);
     }
     const int64_t padded_h = (int64_t)in.h + l->pad_top + l->pad_bottom;
     const int64_t padded_w = (int64_t)in.w + l->pad_left + l->pad_right;
-    if (l->size_h > padded_h || l->size_w > padded_w)
+    if (span_h > padded_h || span_w > padded_w) {
+        if (l->dilation_h == 1 && l->dilation_w == 1)
+            return parser_error(p, CLCNN_ERROR_SHAPE,
+                                "kernel %dx%d is larger than the padded input %lldx%lld", l->size_h,
+                                l->size_w, (long long)padded_h, (long long)padded_w);
         return parser_error(p, CLCNN_ERROR_SHAPE,
-                            "kernel %dx%d is larger than the padded input %lldx%lld", l->size_h,
-                            l->size_w, (long long)padded_h, (long long)padded_w);
-    const int64_t out_h = (padded_h - l->size_h) / l->stride_h + 1;
-    const int64_t out_w = (padded_w - l->size_w) / l->stride_w + 1;
+                            "kernel %dx%d with dilation %dx%d spans %lldx%lld, more than the "
+                            "padded input %lldx%lld",
+                            l->size_h, l->size_w, l->dilation_h, l->dilation_w, (long long)span_h,
+                            (long long)span_w, (long long)padded_h, (long long)padded_w);
+    }
+    const int64_t out_h = (padded_h - span_h) / l->stride_h + 1;
+    const int64_t out_w = (padded_w - span_w) / l->stride_w + 1;
     if ((status = check_output_size(p, l->filters, out_h, out_w)))
         return status;
     l->out = (shape3){.ndim = 3, .c = l->filters, .h = (int)out_h, .w = (int)out_w};
-    const int64_t factors[4] = {l->filters, in.c, l->size_h, l->size_w};
+    const int64_t factors[4] = {l->filters, in.c / l->groups, l->size_h, l->size_w};
     if ((status = count_weights(p, factors, 4, &l->weight_count)))
         return status;
     l->bias_count = l->has_bias ? l->filters : 0;
@@ -78,8 +110,8 @@ static clcnn_status conv_infer(const layer_parser *p, layer *l, const layer *con
 }
 
 static int conv_tensors(const layer *l, tensor_spec *out) {
-    out[0] =
-        (tensor_spec){"weight", TENSOR_PARAMETER, 4, {l->filters, l->in.c, l->size_h, l->size_w}};
+    out[0] = (tensor_spec){
+        "weight", TENSOR_PARAMETER, 4, {l->filters, l->in.c / l->groups, l->size_h, l->size_w}};
     out[1] = (tensor_spec){"bias", TENSOR_PARAMETER, 1, {l->filters}};
     return l->has_bias ? 2 : 1;
 }
@@ -90,7 +122,10 @@ static void conv_init(const layer *l, float *const *values, rng *r, const layer 
         for (int64_t i = 0; i < l->weight_count; i++)
             values[0][i] = filter[i % 9];
     } else if (r) {
-        init_weights(values[0], l->weight_count, (int64_t)l->in.c * l->size_h * l->size_w,
+        /* As torch.nn.init computes the fans from the weight's shape
+         * (K, C/groups, R, S): in C/groups*R*S, out K*R*S. */
+        init_weights(values[0], l->weight_count,
+                     (int64_t)(l->in.c / l->groups) * l->size_h * l->size_w,
                      (int64_t)l->filters * l->size_h * l->size_w, r, next);
     }
     if (l->has_bias)
@@ -116,6 +151,9 @@ conv2d_params layer_conv2d_params(const layer *l, int batch) {
     p.out_height = conv ? l->out.h : 1;
     p.out_width = conv ? l->out.w : 1;
     p.has_bias = l->has_bias;
+    p.dilation_h = conv ? l->dilation_h : 1;
+    p.dilation_w = conv ? l->dilation_w : 1;
+    p.groups = conv ? l->groups : 1;
     return p;
 }
 

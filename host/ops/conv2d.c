@@ -1,16 +1,82 @@
-/* Convolution on the OpenCL device: kernels/conv2d.cl. */
+/* Convolution on the OpenCL device: kernels/conv2d.cl (local-memory tiles),
+ * kernels/conv2d_direct.cl (register blocking, CPU devices) and
+ * kernels/conv2d_depthwise.cl (grouped convolutions with few channels per
+ * group). */
 #include "ops.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* ---- groups and dilation ---------------------------------------------------------------------
+ * A grouped or dilated convolution runs on a variant of the GEMM-style
+ * kernels built with -DGENERAL, which take the channel counts of one group,
+ * then the number of groups and the dilation as extra arguments, and run
+ * the groups along the last NDRange dimension (kernels/conv2d.cl). An
+ * ordinary convolution gets neither the option nor the arguments, so it
+ * runs on the programs it always ran on. */
+typedef struct conv_variant {
+    int groups, dilation_h, dilation_w;
+    int in_channels, out_channels; /* per group */
+} conv_variant;
+
+static conv_variant variant_of(const conv2d_params *p) {
+    conv_variant v;
+    v.groups = conv2d_groups(p);
+    v.dilation_h = conv2d_dilation_h(p);
+    v.dilation_w = conv2d_dilation_w(p);
+    v.in_channels = p->in_channels / v.groups;
+    v.out_channels = p->out_channels / v.groups;
+    return v;
+}
+
+/* 1 for the general variant: groups or a dilation that is not 1. */
+static int variant_general(const conv_variant *v) {
+    return v->groups != 1 || v->dilation_h != 1 || v->dilation_w != 1;
+}
+
+/* Appends the variant's -D option to the kernel options in buf. */
+static void variant_options(const conv_variant *v, char *buf, size_t size) {
+    const size_t used = strlen(buf);
+    if (variant_general(v) && used < size)
+        snprintf(buf + used, size - used, " -DGENERAL");
+}
+
+/* Appends the general variant's extra kernel arguments (the groups, then
+ * the dilation) to args[0 .. count); returns the new count. args must have
+ * room for three more. */
+static int variant_args(const conv_variant *v, kernel_arg *args, int count) {
+    if (variant_general(v)) {
+        args[count++] = (kernel_arg){sizeof(int), &v->groups};
+        args[count++] = (kernel_arg){sizeof(int), &v->dilation_h};
+        args[count++] = (kernel_arg){sizeof(int), &v->dilation_w};
+    }
+    return count;
+}
+
+/* The NDRange of a kernel whose last dimension runs over the groups in the
+ * general variant: one more dimension than the ordinary convolution's. */
+static int variant_dims(const conv_variant *v, int dims) {
+    return variant_general(v) ? dims + 1 : dims;
+}
+
+/* The input rows (or columns) a window spans: dilation * (kernel - 1) + 1. */
+static int effective_kernel_h(const conv2d_params *p) {
+    return conv2d_dilation_h(p) * (p->kernel_h - 1) + 1;
+}
+
+static int effective_kernel_w(const conv2d_params *p) {
+    return conv2d_dilation_w(p) * (p->kernel_w - 1) + 1;
+}
 
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                   cl_mem output) {
     if (!tile_config_valid(ctx, config))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "conv2d: invalid tile configuration");
+    const conv_variant v = variant_of(p);
     char options[256];
     tile_config_options(config, options, sizeof(options));
+    variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     clcnn_status status = runtime_get_kernel(ctx, "conv2d", "conv2d_forward", options, &kernel);
     if (status != CLCNN_OK)
@@ -18,23 +84,25 @@ clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
     const int columns = p->batch * p->out_height * p->out_width;
     /* A bias-less layer still needs a valid buffer argument; the kernel never reads it. */
     cl_mem bias_arg = p->has_bias ? bias : weight;
-    const kernel_arg args[] = {
+    kernel_arg args[21] = {
         {sizeof(cl_mem), &input},          {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &bias_arg},       {sizeof(cl_mem), &output},
-        {sizeof(int), &p->in_channels},    {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},       {sizeof(int), &p->out_channels},
+        {sizeof(int), &v.in_channels},     {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},       {sizeof(int), &v.out_channels},
         {sizeof(int), &p->kernel_h},       {sizeof(int), &p->kernel_w},
         {sizeof(int), &p->stride_h},       {sizeof(int), &p->stride_w},
         {sizeof(int), &p->pad_top},        {sizeof(int), &p->pad_left},
         {sizeof(int), &p->out_height},     {sizeof(int), &p->out_width},
         {sizeof(int), &columns},           {sizeof(int), &p->has_bias},
     };
-    const size_t local[2] = {(size_t)(config->tile_n / config->wpt_n),
-                             (size_t)(config->tile_m / config->wpt_m)};
-    const size_t global[2] = {
-        (size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
-        (size_t)((p->out_channels + config->tile_m - 1) / config->tile_m) * local[1]};
-    return runtime_launch(ctx, kernel, "conv2d_forward", sizeof(args) / sizeof(args[0]), args, 2,
+    const int arg_count = variant_args(&v, args, 18);
+    const size_t local[3] = {(size_t)(config->tile_n / config->wpt_n),
+                             (size_t)(config->tile_m / config->wpt_m), 1};
+    const size_t global[3] = {(size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
+                              (size_t)((v.out_channels + config->tile_m - 1) / config->tile_m) *
+                                  local[1],
+                              (size_t)v.groups};
+    return runtime_launch(ctx, kernel, "conv2d_forward", arg_count, args, variant_dims(&v, 2),
                           global, local);
 }
 
@@ -44,17 +112,20 @@ static int padded_channels(int channels, const direct_config *config) {
     return (channels + block - 1) / block * block;
 }
 
-/* Transposes the weights into the workspace for the register-blocked kernels. */
+/* Transposes the weights into the workspace for the register-blocked kernels
+ * (of a grouped convolution: each group's block, one after the other). */
 static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_name,
                                       const direct_config *config, const conv2d_params *p,
                                       cl_mem weight, int padded, cl_mem *out) {
-    const int other = strcmp(kernel_name, "conv2d_transpose_for_forward") == 0
-                          ? p->in_channels
-                          : p->out_channels;
+    const conv_variant v = variant_of(p);
+    const int other =
+        strcmp(kernel_name, "conv2d_transpose_for_forward") == 0 ? v.in_channels : v.out_channels;
     size_t count = (size_t)p->kernel_h * p->kernel_w * other * padded;
-    clcnn_status status = runtime_workspace(ctx, sizeof(float) * count, out);
+    clcnn_status status = runtime_workspace(ctx, sizeof(float) * count * v.groups, out);
+    /* From the program of the convolution's own kernel, with which it is then built once. */
     char options[128];
     direct_config_options(config, options, sizeof(options));
+    variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     if (status == CLCNN_OK)
         status = runtime_get_kernel(ctx, "conv2d_direct", kernel_name, options, &kernel);
@@ -62,38 +133,40 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
         return status;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &weight},       {sizeof(cl_mem), out},
-        {sizeof(int), &p->in_channels},  {sizeof(int), &p->out_channels},
+        {sizeof(int), &v.in_channels},   {sizeof(int), &v.out_channels},
         {sizeof(int), &p->kernel_h},     {sizeof(int), &p->kernel_w},
         {sizeof(int), &padded},
     };
-    const size_t local[1] = {64};
-    const size_t global[1] = {count};
-    return runtime_launch(ctx, kernel, kernel_name, sizeof(args) / sizeof(args[0]), args, 1,
-                          global, local);
+    const size_t local[2] = {64, 1};
+    const size_t global[2] = {count, (size_t)v.groups};
+    return runtime_launch(ctx, kernel, kernel_name, sizeof(args) / sizeof(args[0]), args,
+                          variant_dims(&v, 1), global, local);
 }
 
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
-                                   const conv2d_params *p, cl_mem input, cl_mem weight,
-                                   cl_mem bias, cl_mem output) {
-    const int padded = padded_channels(p->out_channels, config);
+                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
+                                   cl_mem output) {
+    const conv_variant v = variant_of(p);
+    const int padded = padded_channels(v.out_channels, config);
     cl_mem transposed;
-    clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p,
-                                            weight, padded, &transposed);
+    clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight,
+                                            padded, &transposed);
     char options[128];
     direct_config_options(config, options, sizeof(options));
+    variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options,
-                                    &kernel);
+        status =
+            runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int positions = p->batch * p->out_height * p->out_width;
     cl_mem bias_arg = p->has_bias ? bias : weight;
-    const kernel_arg args[] = {
+    kernel_arg args[22] = {
         {sizeof(cl_mem), &input},          {sizeof(cl_mem), &transposed},
         {sizeof(cl_mem), &bias_arg},       {sizeof(cl_mem), &output},
-        {sizeof(int), &p->in_channels},    {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},       {sizeof(int), &p->out_channels},
+        {sizeof(int), &v.in_channels},     {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},       {sizeof(int), &v.out_channels},
         {sizeof(int), &p->kernel_h},       {sizeof(int), &p->kernel_w},
         {sizeof(int), &p->stride_h},       {sizeof(int), &p->stride_w},
         {sizeof(int), &p->pad_top},        {sizeof(int), &p->pad_left},
@@ -101,11 +174,13 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
         {sizeof(int), &positions},         {sizeof(int), &p->has_bias},
         {sizeof(int), &padded},
     };
-    const size_t local[2] = {1, (size_t)config->group};
-    const size_t global[2] = {(size_t)(padded / (config->vw * config->nv)),
-                              (size_t)((positions + config->wpt_p - 1) / config->wpt_p)};
-    return runtime_launch(ctx, kernel, "conv2d_forward_direct", sizeof(args) / sizeof(args[0]),
-                          args, 2, global, local);
+    const int arg_count = variant_args(&v, args, 19);
+    const size_t local[3] = {1, (size_t)config->group, 1};
+    const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
+                              (size_t)((positions + config->wpt_p - 1) / config->wpt_p),
+                              (size_t)v.groups};
+    return runtime_launch(ctx, kernel, "conv2d_forward_direct", arg_count, args,
+                          variant_dims(&v, 2), global, local);
 }
 
 /* Whether the row kernel fits: stride 1 and so few input channels that
@@ -134,8 +209,8 @@ static rows_plan plan_rows(const clcnn_context *ctx, const conv2d_params *p) {
 }
 
 static int use_row_kernel(const conv2d_params *p) {
-    return p->stride_h == 1 && p->stride_w == 1 && p->in_channels <= 4 && p->out_width >= 8 &&
-           p->out_width <= 64;
+    return conv2d_is_plain(p) && p->stride_h == 1 && p->stride_w == 1 && p->in_channels <= 4 &&
+           p->out_width >= 8 && p->out_width <= 64;
 }
 
 /* conv2d_forward_rows for the stride-1 convolution p: input zero-padded into
@@ -218,8 +293,8 @@ static conv2d_params backward_data_as_forward(const conv2d_params *p) {
 
 static int use_rows_for_backward_data(const conv2d_params *p) {
     const conv2d_params b = backward_data_as_forward(p);
-    return p->stride_h == 1 && p->stride_w == 1 && p->in_channels <= 8 && b.pad_top >= 0 &&
-           b.pad_left >= 0 && b.out_width >= 8 && b.out_width <= 64;
+    return conv2d_is_plain(p) && p->stride_h == 1 && p->stride_w == 1 && p->in_channels <= 8 &&
+           b.pad_top >= 0 && b.pad_left >= 0 && b.out_width >= 8 && b.out_width <= 64;
 }
 
 static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_params *p,
@@ -255,12 +330,120 @@ static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_p
                             padded_offset);
 }
 
-clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
-                            cl_mem weight, cl_mem bias, cl_mem output) {
+/* ---- grouped convolutions with few channels per group: kernels/conv2d_depthwise.cl ---------- */
+
+/* Input channels per group up to which a grouped convolution runs on the
+ * depthwise kernels, on either family: with so few channels per group the
+ * GEMM-style kernels' reduction is a handful of taps, and their tiles or
+ * vectors of channels are mostly empty. */
+enum { DEPTHWISE_MAX_GROUP_CHANNELS = 1 };
+
+int conv2d_runs_depthwise(const conv2d_params *p) {
+    return conv2d_groups(p) > 1 &&
+           p->in_channels / conv2d_groups(p) <= DEPTHWISE_MAX_GROUP_CHANNELS;
+}
+
+/* The arguments every depthwise kernel takes after its buffers, in this order. */
+typedef struct depthwise_args {
+    int in_channels, in_height, in_width, out_channels, kernel_h, kernel_w;
+    int stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w;
+    int out_height, out_width, groups;
+} depthwise_args;
+
+static depthwise_args depthwise_args_of(const conv2d_params *p) {
+    return (depthwise_args){p->in_channels,       p->in_height,         p->in_width,
+                            p->out_channels,      p->kernel_h,          p->kernel_w,
+                            p->stride_h,          p->stride_w,          p->pad_top,
+                            p->pad_left,          conv2d_dilation_h(p), conv2d_dilation_w(p),
+                            p->out_height,        p->out_width,         conv2d_groups(p)};
+}
+
+/* Writes the buffers and then the shape's arguments into args; returns the count. */
+static int depthwise_kernel_args(const cl_mem *buffers, int buffer_count, const depthwise_args *a,
+                                 kernel_arg *args) {
+    const int *shape[] = {&a->in_channels, &a->in_height,  &a->in_width,   &a->out_channels,
+                          &a->kernel_h,    &a->kernel_w,   &a->stride_h,   &a->stride_w,
+                          &a->pad_top,     &a->pad_left,   &a->dilation_h, &a->dilation_w,
+                          &a->out_height,  &a->out_width,  &a->groups};
+    int count = 0;
+    for (int i = 0; i < buffer_count; i++)
+        args[count++] = (kernel_arg){sizeof(cl_mem), &buffers[i]};
+    for (size_t i = 0; i < sizeof(shape) / sizeof(shape[0]); i++)
+        args[count++] = (kernel_arg){sizeof(int), shape[i]};
+    return count;
+}
+
+/* Results per work-item along a row (-DWPT_W): one on devices that run the
+ * tiled kernels (GPUs), 16 on CPU devices, where a work-item's fixed cost
+ * would otherwise outweigh the few taps of a depthwise result. */
+static int depthwise_results_per_item(const clcnn_context *ctx) {
+    return use_direct_kernels(ctx) ? 16 : 1;
+}
+
+/* Kernel `name` of kernels/conv2d_depthwise.cl, built for this device. */
+static clcnn_status depthwise_kernel(clcnn_context *ctx, const char *name, cl_kernel *kernel) {
+    char options[32];
+    snprintf(options, sizeof(options), "-DWPT_W=%d", depthwise_results_per_item(ctx));
+    return runtime_get_kernel(ctx, "conv2d_depthwise", name, options, kernel);
+}
+
+/* The launch of the forward or backward-data kernel over planes x rows x columns. */
+static void depthwise_rows_launch(const clcnn_context *ctx, int planes, int rows, int columns,
+                                  size_t *global, size_t *local) {
+    const int per_item = depthwise_results_per_item(ctx);
+    local[0] = per_item == 1 ? 16 : 1;
+    local[1] = per_item == 1 ? 4 : 8;
+    local[2] = 1;
+    global[0] = (size_t)((columns + per_item - 1) / per_item);
+    global[1] = (size_t)rows;
+    global[2] = (size_t)planes;
+}
+
+clcnn_status conv2d_forward_depthwise(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                      cl_mem weight, cl_mem bias, cl_mem output) {
+    cl_kernel kernel;
+    clcnn_status status = depthwise_kernel(ctx, "conv2d_depthwise_forward", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    size_t global[3], local[3];
+    depthwise_rows_launch(ctx, p->batch * p->out_channels, p->out_height, p->out_width, global,
+                          local);
+    const depthwise_args a = depthwise_args_of(p);
+    /* A bias-less layer still needs a valid buffer argument; the kernel never reads it. */
+    const cl_mem buffers[] = {input, weight, p->has_bias ? bias : weight, output};
+    kernel_arg args[24];
+    int arg_count = depthwise_kernel_args(buffers, 4, &a, args);
+    args[arg_count++] = (kernel_arg){sizeof(int), &p->has_bias};
+    return runtime_launch(ctx, kernel, "conv2d_depthwise_forward", arg_count, args, 3, global,
+                          local);
+}
+
+clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_params *p,
+                                            cl_mem grad_output, cl_mem weight, cl_mem grad_input) {
+    cl_kernel kernel;
+    clcnn_status status = depthwise_kernel(ctx, "conv2d_depthwise_backward_data", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    size_t global[3], local[3];
+    depthwise_rows_launch(ctx, p->batch * p->in_channels, p->in_height, p->in_width, global,
+                          local);
+    const depthwise_args a = depthwise_args_of(p);
+    const cl_mem buffers[] = {grad_output, weight, grad_input};
+    kernel_arg args[24];
+    const int arg_count = depthwise_kernel_args(buffers, 3, &a, args);
+    return runtime_launch(ctx, kernel, "conv2d_depthwise_backward_data", arg_count, args, 3, global,
+                          local);
+}
+
+clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
+                            cl_mem bias, cl_mem output) {
+    if (conv2d_runs_depthwise(p))
+        return conv2d_forward_depthwise(ctx, p, input, weight, bias, output);
     if (use_direct_kernels(ctx) && use_row_kernel(p))
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     if (use_direct_kernels(ctx)) {
-        const direct_config config = direct_config_for_conv(ctx, "forward", p, p->out_channels);
+        const direct_config config =
+            direct_config_for_conv(ctx, "forward", p, p->out_channels / conv2d_groups(p));
         return conv2d_forward_direct(ctx, &config, p, input, weight, bias, output);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
@@ -269,49 +452,55 @@ clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem i
 
 /* ---- backward data ---------------------------------------------------------------------- */
 
-/* The same with an explicit tile configuration (for tests and a tuner; not in ops.h yet). */
+/* The same with an explicit tile configuration (for the tests; host/ops.h). */
 clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *config,
                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                         cl_mem grad_input) {
     if (!tile_config_valid(ctx, config))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d backward data: invalid tile configuration");
+    const conv_variant v = variant_of(p);
     char options[256];
     tile_config_options(config, options, sizeof(options));
+    variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     clcnn_status status =
         runtime_get_kernel(ctx, "conv2d", "conv2d_backward_data", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int columns = p->batch * p->in_height * p->in_width;
-    const kernel_arg args[] = {
+    kernel_arg args[19] = {
         {sizeof(cl_mem), &grad_output},  {sizeof(cl_mem), &weight},
-        {sizeof(cl_mem), &grad_input},   {sizeof(int), &p->in_channels},
+        {sizeof(cl_mem), &grad_input},   {sizeof(int), &v.in_channels},
         {sizeof(int), &p->in_height},    {sizeof(int), &p->in_width},
-        {sizeof(int), &p->out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &v.out_channels},  {sizeof(int), &p->kernel_h},
         {sizeof(int), &p->kernel_w},     {sizeof(int), &p->stride_h},
         {sizeof(int), &p->stride_w},     {sizeof(int), &p->pad_top},
         {sizeof(int), &p->pad_left},     {sizeof(int), &p->out_height},
         {sizeof(int), &p->out_width},    {sizeof(int), &columns},
     };
-    const size_t local[2] = {(size_t)(config->tile_n / config->wpt_n),
-                             (size_t)(config->tile_m / config->wpt_m)};
-    const size_t global[2] = {(size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
-                              (size_t)((p->in_channels + config->tile_m - 1) / config->tile_m) *
-                                  local[1]};
-    return runtime_launch(ctx, kernel, "conv2d_backward_data", sizeof(args) / sizeof(args[0]), args,
-                          2, global, local);
+    const int arg_count = variant_args(&v, args, 16);
+    const size_t local[3] = {(size_t)(config->tile_n / config->wpt_n),
+                             (size_t)(config->tile_m / config->wpt_m), 1};
+    const size_t global[3] = {(size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
+                              (size_t)((v.in_channels + config->tile_m - 1) / config->tile_m) *
+                                  local[1],
+                              (size_t)v.groups};
+    return runtime_launch(ctx, kernel, "conv2d_backward_data", arg_count, args, variant_dims(&v, 2),
+                          global, local);
 }
 
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
-                                         const conv2d_params *p, cl_mem grad_output,
-                                         cl_mem weight, cl_mem grad_input) {
-    const int padded = padded_channels(p->in_channels, config);
+                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                         cl_mem grad_input) {
+    const conv_variant v = variant_of(p);
+    const int padded = padded_channels(v.in_channels, config);
     cl_mem transposed;
     clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p,
                                             weight, padded, &transposed);
     char options[128];
     direct_config_options(config, options, sizeof(options));
+    variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     if (status == CLCNN_OK)
         status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_data_direct", options,
@@ -319,31 +508,35 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     if (status != CLCNN_OK)
         return status;
     const int positions = p->batch * p->in_height * p->in_width;
-    const kernel_arg args[] = {
+    kernel_arg args[20] = {
         {sizeof(cl_mem), &grad_output},    {sizeof(cl_mem), &transposed},
-        {sizeof(cl_mem), &grad_input},     {sizeof(int), &p->in_channels},
+        {sizeof(cl_mem), &grad_input},     {sizeof(int), &v.in_channels},
         {sizeof(int), &p->in_height},      {sizeof(int), &p->in_width},
-        {sizeof(int), &p->out_channels},   {sizeof(int), &p->kernel_h},
+        {sizeof(int), &v.out_channels},    {sizeof(int), &p->kernel_h},
         {sizeof(int), &p->kernel_w},       {sizeof(int), &p->stride_h},
         {sizeof(int), &p->stride_w},       {sizeof(int), &p->pad_top},
         {sizeof(int), &p->pad_left},       {sizeof(int), &p->out_height},
         {sizeof(int), &p->out_width},      {sizeof(int), &positions},
         {sizeof(int), &padded},
     };
-    const size_t local[2] = {1, (size_t)config->group};
-    const size_t global[2] = {(size_t)(padded / (config->vw * config->nv)),
-                              (size_t)((positions + config->wpt_p - 1) / config->wpt_p)};
-    return runtime_launch(ctx, kernel, "conv2d_backward_data_direct",
-                          sizeof(args) / sizeof(args[0]), args, 2, global, local);
+    const int arg_count = variant_args(&v, args, 17);
+    const size_t local[3] = {1, (size_t)config->group, 1};
+    const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
+                              (size_t)((positions + config->wpt_p - 1) / config->wpt_p),
+                              (size_t)v.groups};
+    return runtime_launch(ctx, kernel, "conv2d_backward_data_direct", arg_count, args,
+                          variant_dims(&v, 2), global, local);
 }
 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input) {
+    if (conv2d_runs_depthwise(p))
+        return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
     if (use_direct_kernels(ctx) && use_rows_for_backward_data(p))
         return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
     if (use_direct_kernels(ctx)) {
         const direct_config config =
-            direct_config_for_conv(ctx, "backward_data", p, p->in_channels);
+            direct_config_for_conv(ctx, "backward_data", p, p->in_channels / conv2d_groups(p));
         return conv2d_backward_data_direct(ctx, &config, p, grad_output, weight, grad_input);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
@@ -364,8 +557,10 @@ enum { MAX_SLICES = 64 };
  * since such a layer has work-groups enough without many slices. */
 static const int64_t max_scratch_floats = (int64_t)1 << 24;
 
+/* (K, C / groups, R, S) */
 static int64_t weight_count(const conv2d_params *p) {
-    return (int64_t)p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
+    return (int64_t)p->out_channels * (p->in_channels / conv2d_groups(p)) * p->kernel_h *
+           p->kernel_w;
 }
 
 /* The number of reduction slices: a function of the shape only, not of the
@@ -390,7 +585,28 @@ static size_t backward_weights_tiled_scratch_bytes(const conv2d_params *p) {
     return (size_t)(floats > 0 ? floats : 1) * sizeof(float);
 }
 
-/* The same with an explicit tile configuration (for tests and a tuner; not in ops.h yet). */
+/* grad_weight[i] = the sum over the slices of partial[slice * count + i]
+ * (conv2d_sum_slices). */
+static clcnn_status sum_slices(clcnn_context *ctx, cl_mem partial, cl_mem grad_weight, int count,
+                               int slices) {
+    cl_kernel sum_kernel;
+    clcnn_status status = runtime_get_kernel(ctx, "conv2d", "conv2d_sum_slices", "", &sum_kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg sum_args[] = {
+        {sizeof(cl_mem), &partial}, {sizeof(cl_mem), &grad_weight},
+        {sizeof(int), &count},      {sizeof(int), &slices},
+    };
+    size_t sum_local[1] = {64};
+    if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
+        sum_local[0] = ctx->max_work_group_size;
+    const size_t sum_global[1] = {(size_t)count};
+    return runtime_launch(ctx, sum_kernel, "conv2d_sum_slices",
+                          sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
+                          sum_local);
+}
+
+/* The same with an explicit tile configuration (for the tests; host/ops.h). */
 clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config *config,
                                            const conv2d_params *p, cl_mem input, cl_mem grad_output,
                                            cl_mem grad_weight, cl_mem grad_bias, cl_mem scratch) {
@@ -401,8 +617,10 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
     if (slices > 1 && !scratch)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d backward weights: no scratch buffer for %d slices", slices);
+    const conv_variant v = variant_of(p);
     char options[256];
     tile_config_options(config, options, sizeof(options));
+    variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     clcnn_status status =
         runtime_get_kernel(ctx, "conv2d", "conv2d_backward_weights", options, &kernel);
@@ -411,49 +629,34 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
 
     const int steps = p->batch * p->out_height * p->out_width;
     const int slice_length = (steps + slices - 1) / slices;
-    const int columns = p->in_channels * p->kernel_h * p->kernel_w;
+    const int columns = v.in_channels * p->kernel_h * p->kernel_w;
     cl_mem partial = slices > 1 ? scratch : grad_weight;
-    const kernel_arg args[] = {
+    kernel_arg args[20] = {
         {sizeof(cl_mem), &input},        {sizeof(cl_mem), &grad_output},
-        {sizeof(cl_mem), &partial},      {sizeof(int), &p->in_channels},
+        {sizeof(cl_mem), &partial},      {sizeof(int), &v.in_channels},
         {sizeof(int), &p->in_height},    {sizeof(int), &p->in_width},
-        {sizeof(int), &p->out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &v.out_channels},  {sizeof(int), &p->kernel_h},
         {sizeof(int), &p->kernel_w},     {sizeof(int), &p->stride_h},
         {sizeof(int), &p->stride_w},     {sizeof(int), &p->pad_top},
         {sizeof(int), &p->pad_left},     {sizeof(int), &p->out_height},
         {sizeof(int), &p->out_width},    {sizeof(int), &steps},
         {sizeof(int), &slice_length},
     };
+    const int arg_count = variant_args(&v, args, 17);
+    /* A grouped convolution's third dimension runs over groups x slices. */
     const size_t local[3] = {(size_t)(config->tile_n / config->wpt_n),
                              (size_t)(config->tile_m / config->wpt_m), 1};
     const size_t global[3] = {(size_t)((columns + config->tile_n - 1) / config->tile_n) * local[0],
-                              (size_t)((p->out_channels + config->tile_m - 1) / config->tile_m) *
+                              (size_t)((v.out_channels + config->tile_m - 1) / config->tile_m) *
                                   local[1],
-                              (size_t)slices};
-    status = runtime_launch(ctx, kernel, "conv2d_backward_weights", sizeof(args) / sizeof(args[0]),
-                            args, 3, global, local);
+                              (size_t)slices * v.groups};
+    status =
+        runtime_launch(ctx, kernel, "conv2d_backward_weights", arg_count, args, 3, global, local);
     if (status != CLCNN_OK)
         return status;
 
     if (slices > 1) {
-        cl_kernel sum_kernel;
-        status = runtime_get_kernel(ctx, "conv2d", "conv2d_sum_slices", "", &sum_kernel);
-        if (status != CLCNN_OK)
-            return status;
-        const int count = (int)weight_count(p);
-        const kernel_arg sum_args[] = {
-            {sizeof(cl_mem), &scratch},
-            {sizeof(cl_mem), &grad_weight},
-            {sizeof(int), &count},
-            {sizeof(int), &slices},
-        };
-        size_t sum_local[1] = {64};
-        if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
-            sum_local[0] = ctx->max_work_group_size;
-        const size_t sum_global[1] = {(size_t)count};
-        status = runtime_launch(ctx, sum_kernel, "conv2d_sum_slices",
-                                sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
-                                sum_local);
+        status = sum_slices(ctx, scratch, grad_weight, (int)weight_count(p), slices);
         if (status != CLCNN_OK)
             return status;
     }
@@ -473,15 +676,16 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
  * channels per work-item over one slice of the positions (the same slices as
  * the tiled path); conv2d_sum_direct_slices adds the slices. */
 
-/* Output channels are the vectorised ones. */
+/* Output channels (of one group) are the vectorised ones. */
 static direct_config backward_weights_direct_config(const clcnn_context *ctx,
                                                     const conv2d_params *p) {
-    return direct_config_for_conv(ctx, "backward_weights", p, p->out_channels);
+    return direct_config_for_conv(ctx, "backward_weights", p, p->out_channels / conv2d_groups(p));
 }
 
 /* The scratch buffer, in floats: from 0, with more than one slice, each
- * slice's partial sums (K x C*R*S weights, then K bias); then from
- * `gradient` grad_output transposed to (positions, K_padded); then from
+ * slice's partial sums (K x C/groups*R*S weights, then K bias); then from
+ * `gradient` grad_output transposed to (positions, K_padded) (grouped:
+ * (positions, groups, K_padded) with K_padded one group's); then from
  * `padded` the input zero-padded to (N, C, Hp, Wp); `end` floats in all. */
 typedef struct direct_weights_scratch {
     int64_t slice_floats;
@@ -492,11 +696,11 @@ typedef struct direct_weights_scratch {
 
 /* The padded input's height and width: every window, nothing more. */
 static int padded_height(const conv2d_params *p) {
-    return (p->out_height - 1) * p->stride_h + p->kernel_h;
+    return (p->out_height - 1) * p->stride_h + effective_kernel_h(p);
 }
 
 static int padded_width(const conv2d_params *p) {
-    return (p->out_width - 1) * p->stride_w + p->kernel_w;
+    return (p->out_width - 1) * p->stride_w + effective_kernel_w(p);
 }
 
 /* Each part starts on a multiple of 64 floats, so that vector loads stay aligned. */
@@ -518,8 +722,9 @@ static direct_weights_scratch direct_weights_layout(const direct_config *config,
     const int64_t positions = (int64_t)p->batch * p->out_height * p->out_width;
     layout.slice_floats = weight_count(p) + p->out_channels;
     layout.gradient = round_up_64(slices > 1 ? slices * layout.slice_floats : 0);
-    layout.padded =
-        round_up_64(layout.gradient + positions * padded_channels(p->out_channels, config));
+    const conv_variant v = variant_of(p);
+    layout.padded = round_up_64(layout.gradient +
+                                positions * v.groups * padded_channels(v.out_channels, config));
     layout.end = layout.padded;
     if (!windows_inside_input(p))
         layout.end += (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
@@ -551,15 +756,20 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d backward weights: the scratch buffer has %zu bytes, %zu needed",
                          scratch_bytes, needed);
+    const conv_variant v = variant_of(p);
     char options[128];
     direct_config_options(config, options, sizeof(options));
+    /* The padding and the sum of the slices are the same for every variant. */
+    char variant[128];
+    snprintf(variant, sizeof(variant), "%s", options);
+    variant_options(&v, variant, sizeof(variant));
     cl_kernel transpose_kernel, pad_kernel, kernel;
     clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output",
-                                             options, &transpose_kernel);
+                                             variant, &transpose_kernel);
     if (status == CLCNN_OK)
         status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct", options,
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct", variant,
                                     &kernel);
     if (status != CLCNN_OK)
         return status;
@@ -569,7 +779,7 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     const int slice_length = (positions + slices - 1) / slices;
     const direct_weights_scratch layout = direct_weights_layout(config, p);
     const int slice_stride = (int)layout.slice_floats;
-    const int padded = padded_channels(p->out_channels, config);
+    const int padded = padded_channels(v.out_channels, config);
     const int gradient_offset = (int)layout.gradient;
     /* The input as the kernel reads it: a zero-padded copy, or the input itself. */
     const int read_input = windows_inside_input(p);
@@ -584,19 +794,24 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     cl_mem bias_out = slices > 1 || !p->has_bias ? scratch : grad_bias;
     const int bias_offset = slices > 1 ? weights : 0;
 
-    const kernel_arg transpose_args[] = {
+    kernel_arg transpose_args[13] = {
         {sizeof(cl_mem), &grad_output},  {sizeof(cl_mem), &scratch},
         {sizeof(int), &gradient_offset}, {sizeof(cl_mem), &bias_out},
         {sizeof(int), &bias_offset},     {sizeof(int), &p->has_bias},
-        {sizeof(int), &p->out_channels}, {sizeof(int), &out_pixels},
+        {sizeof(int), &v.out_channels},  {sizeof(int), &out_pixels},
         {sizeof(int), &positions},       {sizeof(int), &slice_length},
         {sizeof(int), &slice_stride},    {sizeof(int), &padded},
     };
-    const size_t transpose_local[2] = {1, 1};
-    const size_t transpose_global[2] = {(size_t)(padded / config->vw), (size_t)slices};
-    status = runtime_launch(ctx, transpose_kernel, "conv2d_transpose_grad_output",
-                            sizeof(transpose_args) / sizeof(transpose_args[0]), transpose_args, 2,
-                            transpose_global, transpose_local);
+    /* Of the general variant's arguments, the transposition takes the groups. */
+    const int transpose_arg_count = variant_general(&v) ? 13 : 12;
+    if (variant_general(&v))
+        transpose_args[12] = (kernel_arg){sizeof(int), &v.groups};
+    const size_t transpose_local[3] = {1, 1, 1};
+    const size_t transpose_global[3] = {(size_t)(padded / config->vw), (size_t)slices,
+                                        (size_t)v.groups};
+    status =
+        runtime_launch(ctx, transpose_kernel, "conv2d_transpose_grad_output", transpose_arg_count,
+                       transpose_args, variant_dims(&v, 2), transpose_global, transpose_local);
     if (status != CLCNN_OK)
         return status;
 
@@ -618,26 +833,29 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
             return status;
     }
 
-    const int taps = p->in_channels * p->kernel_h * p->kernel_w;
-    const kernel_arg args[] = {
+    const int taps = v.in_channels * p->kernel_h * p->kernel_w;
+    kernel_arg args[22] = {
         {sizeof(cl_mem), &windows},     {sizeof(int), &windows_offset},
         {sizeof(cl_mem), &scratch},     {sizeof(int), &gradient_offset},
         {sizeof(cl_mem), &weight_out},  {sizeof(int), &slice_stride},
-        {sizeof(int), &p->in_channels}, {sizeof(int), &windows_h},
-        {sizeof(int), &windows_w},      {sizeof(int), &p->out_channels},
+        {sizeof(int), &v.in_channels},  {sizeof(int), &windows_h},
+        {sizeof(int), &windows_w},      {sizeof(int), &v.out_channels},
         {sizeof(int), &p->kernel_h},    {sizeof(int), &p->kernel_w},
         {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
         {sizeof(int), &p->out_height},  {sizeof(int), &p->out_width},
         {sizeof(int), &positions},      {sizeof(int), &slice_length},
         {sizeof(int), &padded},
     };
+    const int arg_count = variant_args(&v, args, 19);
     /* Slices vary slowest, so the work-items of one slice run close together
-     * and share its gradient rows and input in the caches. */
+     * and share its gradient rows and input in the caches (a grouped
+     * convolution's third dimension runs over groups x slices). */
     const size_t local[3] = {1, (size_t)config->group, 1};
     const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
-                              (size_t)((taps + config->wpt_p - 1) / config->wpt_p), (size_t)slices};
-    status = runtime_launch(ctx, kernel, "conv2d_backward_weights_direct",
-                            sizeof(args) / sizeof(args[0]), args, 3, global, local);
+                              (size_t)((taps + config->wpt_p - 1) / config->wpt_p),
+                              (size_t)slices * v.groups};
+    status = runtime_launch(ctx, kernel, "conv2d_backward_weights_direct", arg_count, args, 3,
+                            global, local);
     if (status != CLCNN_OK || slices == 1)
         return status;
 
@@ -661,9 +879,49 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
                           sum_local);
 }
 
+/* ---- backward weights, depthwise ---------------------------------------------------------------
+ * One work-item per weight and slice of the positions (the slices of the
+ * tiled path, conv2d_backward_weights_slices), the slices added by the
+ * tiled path's conv2d_sum_slices and the bias gradient by reduce_channels:
+ * the tiled path's scratch layout and size. */
+clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_params *p,
+                                               cl_mem input, cl_mem grad_output, cl_mem grad_weight,
+                                               cl_mem grad_bias, cl_mem scratch) {
+    const int slices = conv2d_backward_weights_slices(p);
+    if (slices > 1 && !scratch)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "conv2d backward weights: no scratch buffer for %d slices", slices);
+    cl_kernel kernel;
+    clcnn_status status = depthwise_kernel(ctx, "conv2d_depthwise_backward_weights", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const depthwise_args a = depthwise_args_of(p);
+    const int positions = p->batch * p->out_height * p->out_width;
+    const int slice_length = (positions + slices - 1) / slices;
+    const int count = (int)weight_count(p);
+    const cl_mem buffers[] = {input, grad_output, slices > 1 ? scratch : grad_weight};
+    kernel_arg args[24];
+    int arg_count = depthwise_kernel_args(buffers, 3, &a, args);
+    args[arg_count++] = (kernel_arg){sizeof(int), &positions};
+    args[arg_count++] = (kernel_arg){sizeof(int), &slice_length};
+    args[arg_count++] = (kernel_arg){sizeof(int), &count};
+    const size_t local[2] = {64, 1};
+    const size_t global[2] = {(size_t)count, (size_t)slices};
+    status = runtime_launch(ctx, kernel, "conv2d_depthwise_backward_weights", arg_count, args, 2,
+                            global, local);
+    if (status == CLCNN_OK && slices > 1)
+        status = sum_slices(ctx, scratch, grad_weight, count, slices);
+    if (status == CLCNN_OK && p->has_bias)
+        status = reduce_channels(ctx, p->batch, p->out_channels, p->out_height * p->out_width,
+                                 grad_output, grad_bias);
+    return status;
+}
+
 /* ---- backward weights: the path for the device ------------------------------------------ */
 
 size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const conv2d_params *p) {
+    if (conv2d_runs_depthwise(p))
+        return backward_weights_tiled_scratch_bytes(p);
     if (use_direct_kernels(ctx)) {
         const direct_config config = backward_weights_direct_config(ctx, p);
         return conv2d_backward_weights_direct_scratch_bytes(&config, p);
@@ -674,6 +932,9 @@ size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const con
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch) {
+    if (conv2d_runs_depthwise(p))
+        return conv2d_backward_weights_depthwise(ctx, p, input, grad_output, grad_weight, grad_bias,
+                                                 scratch);
     if (use_direct_kernels(ctx)) {
         const direct_config config = backward_weights_direct_config(ctx, p);
         return conv2d_backward_weights_direct(ctx, &config, p, input, grad_output, grad_weight,

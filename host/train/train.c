@@ -12,6 +12,8 @@
 
 /* Images per launch when evaluating. */
 #define EVALUATION_CHUNK 256
+/* Far beyond any image, and small enough that the crop positions fit an int. */
+#define AUGMENT_MAX_CROP_PAD 65535
 
 void clcnn_train_config_defaults(clcnn_train_config *config) {
     memset(config, 0, sizeof(*config));
@@ -50,6 +52,18 @@ static clcnn_status check_config(clcnn_context *ctx, const clcnn_train_config *c
     if (c->schedule == CLCNN_SCHEDULE_STEP && (c->step_epochs < 1 || !(c->decay > 0.0f)))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "the step schedule needs step epochs >= 1 and a decay > 0");
+    /* 2 * pad + 1 crop positions must fit an int. */
+    if (c->augment_crop_pad < 0 || c->augment_crop_pad > AUGMENT_MAX_CROP_PAD)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "the crop padding must be in 0..%d pixels, not %d", AUGMENT_MAX_CROP_PAD,
+                         c->augment_crop_pad);
+    if (c->augment_flip != 0 && c->augment_flip != 1)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "augment_flip must be 0 or 1, not %d",
+                         c->augment_flip);
+    if (!(c->augment_rotate_degrees >= 0.0 && c->augment_rotate_degrees <= 180.0))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "the rotation must be in 0..180 degrees, not %g",
+                         c->augment_rotate_degrees);
     return CLCNN_OK;
 }
 
@@ -255,14 +269,25 @@ static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
     return status;
 }
 
-/* Copies the shuffled images first .. first + count - 1 into staging slot. */
+/* Copies the shuffled images first .. first + count - 1 into staging slot,
+ * augmented when the configuration asks for it. The draws are keyed by the
+ * image's index in the data set and the epoch, so every rank gathers a
+ * global image as one process would. */
 static void gather_batch(clcnn_trainer *t, const clcnn_dataset *data, int64_t first, int64_t count,
                          int slot) {
     const int64_t image_size = (int64_t)data->channels * data->height * data->width;
+    const int augment = augment_enabled(&t->config);
     for (int64_t i = first; i < first + count; i++) {
         const int64_t index = t->order[i];
-        memcpy(t->batch_images[slot] + (i - first) * image_size, data->images + index * image_size,
-               sizeof(float) * (size_t)image_size);
+        const float *source = data->images + index * image_size;
+        float *staged = t->batch_images[slot] + (i - first) * image_size;
+        if (augment) {
+            const augment_draw d = augment_draws(&t->config, t->epochs_done, index);
+            augment_image(source, staged, data->channels, data->height, data->width,
+                          t->config.augment_crop_pad, &d);
+        } else {
+            memcpy(staged, source, sizeof(float) * (size_t)image_size);
+        }
         t->batch_labels[slot][i - first] = data->labels[index];
     }
 }
