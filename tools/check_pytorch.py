@@ -107,21 +107,119 @@ parser and the PyTorch side without clcnn: PyTorch float32 stands in for the
 devices, and the per-layer references and the hand-written backward pass are
 checked against the module and autograd in float64.
 
+Modern layers (--modern, with --count, --grad or --graphs) draws other networks
+(the classic ones of a seed stay as they were): batchnorm after convs
+(BatchNorm2d) and after flatten and dense layers (BatchNorm1d), with now and
+then an eps or momentum of its own; dropout (rate 0, the default 0.5 or
+another rate); relu6 among the activations; convs with groups= (grouped,
+depthwise: groups = channels, and depthwise with a channel multiplier) and
+dilation= (--no-groups leaves both out, for a clcnn without them). Graphs get
+ResNet blocks with batchnorm, MobileNetV2 inverted residuals (depthwise,
+relu6), ResNeXt bottlenecks (grouped), dilated branches concatenated (ASPP),
+the classic blocks and modern plain layers. Each network draws a mode, train
+or eval, and a random seed: every clcnn command of it runs with --mode M
+--random-seed S (grad and forward --trace alike, so both draw the same
+masks), and PyTorch computes the same mode:
+
+- batchnorm: weight, bias, running_mean and running_var are random and
+  written to the weights directory (<layer>.running_mean.npy, ...). Train mode
+  normalises with the batch's mean and biased variance (batches of two or more
+  where a channel has one value per image; now and then, in --count, one image
+  there, which clcnn must refuse as PyTorch does), eval mode with the running
+  statistics. Forward magnitude: (|x| + |mean|) / sqrt(var + eps) |weight| +
+  |bias|, the mean and variance of the mode. In float32, x - mean is good to a
+  rounding of |x| + |mean| (the mean itself is rounded), so the error of x_hat
+  is measured relative to the channel's standard deviation (not to |x - mean|,
+  which cancels for values near the mean), then carried through the affine
+  map as conv's magnitude is. The batch statistics are checked through the
+  outputs (a wrong mean or variance moves every value of the channel); the
+  running statistics a train-mode pass updates are not: no clcnn command
+  gives them back after one pass (forward --mode train does not save them,
+  grad writes gradients only). Backward: autograd of F.batch_norm from
+  clcnn's input, with magnitudes |weight| / s (m + mean(m) + X mean(m X)) for
+  the input, sum(m X) for the weight, sum(m) for the bias (m the magnitude
+  flowing in, X = (|x| + |mean|) / s, s = sqrt(var + eps)).
+- dropout: in eval mode and at rate 0 the identity. In train mode each
+  dropout layer's mask is read from the device's trace: kept where the output
+  is not 0 or the input is 0. Where the input is 0 the trace cannot tell, yet
+  the gradient depends on the mask there; those elements take the mask the
+  seed draws by docs/architecture.md's definition (FNV-1a key of the seed and
+  the layer's index, splitmix64 per element, threshold floor(rate 2^32)),
+  which is also checked against the trace everywhere the trace can tell (a
+  failure of its own). PyTorch computes x mask / (1 - rate) with that mask,
+  forward and backward; grad with the same seed must use it. Now and then a
+  tenth of the input is exactly 0 so that this matters.
+- relu6: F.relu6; backward passes where 0 < x < 6 (PyTorch's rule; clcnn
+  decides on the output, which selects the same elements).
+- conv: F.conv2d with groups and dilation; pad=same pads the dilated extent
+  dilation (size - 1) + 1.
+
+--dry-run with --count or --grad checks the sequential side without clcnn:
+the text parses back to the layers meant, the per-layer references chain
+with magnitudes >= |value|, and the hand-written backward pass matches
+autograd (1e-10) with magnitudes >= |gradient|. A failure's report ends with
+the line that reproduces it (--only NUMBER, the same --seed and flags), and
+the summary counts the failures by kind.
+
 Usage:
     /usr/bin/python3 tools/check_pytorch.py [--count 300] [--seed 1] [--clcnn build/clcnn]
         [--devices opencl,reference] [--jobs 2] [--keep DIR] [--tolerance 1e-4]
     /usr/bin/python3 tools/check_pytorch.py --grad [--tolerance 1e-3] [--exclude LABEL] ...
     /usr/bin/python3 tools/check_pytorch.py --graphs 200 [--tolerance 1e-4] [--grad-tolerance 1e-3]
         [--only NUMBER] [--dry-run] ...
+    /usr/bin/python3 tools/check_pytorch.py --modern [--no-groups] (--count N | --grad --count N |
+        --graphs N) [--dry-run] ...
 
 Exit status 0 when every layer of every network (with --grad: every loss and
 gradient; with --graphs: both) is within the tolerance.
+
+Modern layers, results (main at e02d4fd with convgroups merged; 2 shared
+cores, --jobs 2, opencl = PoCL and reference; C=/tmp/build-pycheck/clcnn):
+
+    check_pytorch.py --modern --count 400 --seed 1 --clcnn $C          87 s, 400 nets
+    check_pytorch.py --modern --grad --count 400 --seed 1 --clcnn $C  108 s, 400 nets
+    check_pytorch.py --modern --graphs 300 --seed 1 --clcnn $C        122 s, 300 graphs
+
+1100 networks, each in train (571) or eval (529) mode. Worst errors, opencl
+(the reference is lower everywhere), sequential / graphs; forward target
+1e-4, gradients 1e-3:
+
+    layer                        forward            gradients
+    batchnorm 2d train           6.0e-7 / 5.6e-7    2.5e-7 / 2.4e-7
+    batchnorm 2d eval            1.6e-7 / 2.0e-7    refused by clcnn (below)
+    batchnorm 1d train           4.3e-7 / 2.1e-7    2.2e-6 / 2.7e-7
+    batchnorm 1d eval            1.8e-7 / 1.2e-7    refused by clcnn (below)
+    dropout, traced masks        2.5e-7 / 2.4e-7    2.2e-6 / 3.7e-7
+    dropout rate 0 (both modes)  0 / 0              5.1e-7 / 1.3e-7
+    dropout eval                 0 / 0              3.2e-7 / 1.4e-8
+    relu6                        0 / 0              2.9e-7 / 2.6e-7
+    conv groups                  1.3e-7 / 2.0e-7    1.4e-7 / 6.8e-8
+    conv depthwise               1.4e-7 / 1.9e-7    1.8e-7 / 1.4e-7
+    conv depthwise multiplier    2.1e-7 / 1.8e-7    2.5e-7 / 4.5e-8
+    conv dilation                1.5e-7 / 1.8e-7    1.2e-7 / 6.8e-8
+
+(2.2e-6: --grad net 339, a BatchNorm1d of a batch of 2 under dropout 0.9;
+gradient rows charge a layer with the first gradient file below it.) Layers
+checked, forward | gradients: batchnorm 1559 (760 eval) | 825 (train);
+dropout 463 (204 traced masks) | 258; relu6 521 | 295; conv groups 79 | 53,
+depthwise 166 | 80, depthwise multiplier 89 | 38, dilation 233 | 123.
+The dropout masks of every train-mode trace match the seed's draws on both
+devices, and grad with the same seed uses them. 7 train-mode passes of one
+image through a batchnorm with one value per channel were refused by both
+devices, as by PyTorch. Every failure of the three runs is one finding:
+`clcnn grad --mode eval` refuses any network with a batchnorm ("batchnorm
+NAME: backward needs a train-mode pass", both devices; 140 of the 400 --grad
+networks, 125 of the 300 graphs, whose forward passes were still compared
+and agree), where PyTorch differentiates eval-mode BatchNorm (an affine map
+of the running statistics). The running statistics a train-mode pass updates
+are not compared: no command gives them back after one pass.
 """
 
 import argparse
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -157,6 +255,14 @@ class Layer:
         self.bias = True
         # leaky
         self.slope = 0.01
+        # conv groups= and dilation= (--modern)
+        self.groups = 1
+        self.dilation = (1, 1)
+        self.explicit = False  # write groups=1 / dilation=1 when they are the defaults
+        # batchnorm and dropout (--modern)
+        self.eps = 1e-5
+        self.momentum = 0.1
+        self.rate = 0.5
         # graph mode: the layers this one reads (None: the line before), the blocks it is in
         self.inputs = None
         self.blocks = []
@@ -177,6 +283,11 @@ def same_padding(size, kernel, stride):
     outputs = -(-size // stride)
     total = max((outputs - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
+
+
+def dilated(size, dilation):
+    """The extent of a kernel of size taps dilation apart: dilation (size - 1) + 1."""
+    return (dilation[0] * (size[0] - 1) + 1, dilation[1] * (size[1] - 1) + 1)
 
 
 def conv_output(size, kernel, stride, before, after):
@@ -244,14 +355,15 @@ def conv_layer(rng, shape, filters, size, stride, pad, bias):
 def conv_options(rng, shape, layer):
     """Works out a conv's padding and output shape and writes its options and variants."""
     c, h, w = shape
+    extent = dilated(layer.size, layer.dilation)
     if layer.pad == "same":
-        top, bottom = same_padding(h, layer.size[0], layer.stride[0])
-        left, right = same_padding(w, layer.size[1], layer.stride[1])
+        top, bottom = same_padding(h, extent[0], layer.stride[0])
+        left, right = same_padding(w, extent[1], layer.stride[1])
     else:
         top = bottom = layer.pad[0]
         left = right = layer.pad[1]
-    out_h = conv_output(h, layer.size[0], layer.stride[0], top, bottom)
-    out_w = conv_output(w, layer.size[1], layer.stride[1], left, right)
+    out_h = conv_output(h, extent[0], layer.stride[0], top, bottom)
+    out_w = conv_output(w, extent[1], layer.stride[1], left, right)
     if out_h is None or out_w is None:
         return None
     layer.padding = (top, bottom, left, right)
@@ -269,7 +381,18 @@ def conv_options(rng, shape, layer):
         layer.options.append("bias=false")
     elif rng.random() < 0.2:
         layer.options.append("bias=true")
+    # (the classic generator never sets these: its draws are unchanged)
+    if layer.groups != 1 or layer.explicit:
+        layer.options.append("groups=%d" % layer.groups)
+    if layer.dilation != (1, 1) or layer.explicit:
+        layer.options.append("dilation=" + pair_text(layer.dilation, rng))
 
+    if layer.groups > 1 and layer.groups == c:
+        layer.variants.append("depthwise" if layer.filters == c else "depthwise multiplier")
+    elif layer.groups > 1:
+        layer.variants.append("groups")
+    if layer.dilation != (1, 1):
+        layer.variants.append("dilation")
     if layer.size == (1, 1):
         layer.variants.append("1x1")
     elif layer.size[0] != layer.size[1]:
@@ -448,6 +571,215 @@ def random_network(rng):
     return layers
 
 
+# ---- modern layers (--modern): batchnorm, dropout, relu6, conv groups= and dilation= -----------
+
+
+MODERN_ACTIVATIONS = ACTIVATIONS + ("relu6",)
+
+
+class Modern:
+    """What --modern draws for one network: its pass mode ("train" or "eval", given to clcnn
+    as --mode with a --random-seed) and whether conv layers get groups= and dilation=."""
+
+    def __init__(self, mode, groups):
+        self.mode = mode
+        self.groups = groups
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def modern_conv_layer(rng, gen, shape, filters, size, stride, pad, bias, groups=1,
+                      dilation=(1, 1)):
+    """conv_layer with groups= and dilation= (filters a multiple of groups, groups dividing the
+    input channels; both 1 and never written unless gen.groups), or None when the dilated
+    kernel does not fit."""
+    if not gen.groups:
+        groups, dilation = 1, (1, 1)
+    layer = Layer("conv")
+    layer.filters = filters
+    layer.size = size
+    layer.stride = stride
+    layer.pad = pad
+    layer.bias = bias
+    layer.groups = groups
+    layer.dilation = dilation
+    layer.explicit = gen.groups and rng.random() < 0.05
+    return conv_options(rng, shape, layer)
+
+
+def make_modern_conv(rng, shape, gen):
+    """make_conv's draws plus, with gen.groups, grouped (groups dividing C, filters a multiple
+    of it), depthwise (groups = C, filters = C times a multiplier) and dilated kernels."""
+    c = shape[0]
+    groups, dilation = 1, (1, 1)
+    proper = [d for d in divisors(c) if 1 < d < c]
+    roll = rng.random()
+    if gen.groups and c > 1 and (roll < 0.2 or (roll < 0.4 and not proper)):
+        groups = c
+        filters = c * rng.choice((1, 1, 2, 3))
+    elif gen.groups and roll < 0.4 and proper:
+        groups = rng.choice(proper)
+        filters = groups * rng.randint(1, 4)
+    else:
+        filters = rng.randint(1, 24 if rng.random() < 0.2 else 6)
+    if rng.random() < 0.15:
+        size = (1, 1)
+    else:
+        size = random_pair(rng, 1, 5, 0.7)
+    if gen.groups and size != (1, 1) and rng.random() < 0.35:
+        dilation = random_pair(rng, 1, 3, 0.7)
+    stride = (1, 1) if rng.random() < 0.6 else random_pair(rng, 1, 3, 0.8)
+    roll = rng.random()
+    if roll < 0.3:
+        pad = "same"
+    elif roll < 0.5:
+        pad = (0, 0)
+    else:
+        pad = random_pair(rng, 0, 2, 0.8)
+    return modern_conv_layer(rng, gen, shape, filters, size, stride, pad, rng.random() < 0.7,
+                             groups, dilation)
+
+
+def make_batchnorm(rng, shape, gen):
+    """BatchNorm2d after a (C, H, W) input, BatchNorm1d after a vector; now and then an eps or
+    momentum of its own (momentum changes only the running statistics, which a forward pass
+    does not give back)."""
+    layer = Layer("batchnorm")
+    roll = rng.random()
+    if roll < 0.25:
+        layer.eps = rng.choice((1e-3, 1e-2, 0.1, 1e-4, 1.0))
+        layer.options.append("eps=%g" % layer.eps)
+    elif roll < 0.3:
+        layer.options.append("eps=1e-05")
+    if rng.random() < 0.25:
+        layer.momentum = rng.choice((0.0, 0.01, 0.2, 0.5, 1.0))
+        layer.options.append("momentum=%g" % layer.momentum)
+    layer.out_shape = shape
+    dims = "2d" if len(shape) == 3 else "1d"
+    layer.variants += [dims, gen.mode, "%s %s" % (dims, gen.mode)]
+    if layer.eps != 1e-5:
+        layer.variants.append("eps %g" % layer.eps)
+    return layer
+
+
+def make_dropout(rng, shape, gen):
+    """dropout with rate 0 (the identity), the default 0.5 or a rate of its own."""
+    layer = Layer("dropout")
+    roll = rng.random()
+    if roll < 0.2:
+        layer.rate = 0.0
+        layer.options.append("rate=0")
+    elif roll < 0.35:
+        layer.rate = 0.5
+    else:
+        layer.rate = rng.choice((0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9))
+        layer.options.append("rate=%g" % layer.rate)
+    layer.out_shape = shape
+    if layer.rate == 0:
+        layer.variants.append("rate 0 " + gen.mode)
+    else:
+        layer.variants.append("train (traced mask)" if gen.mode == "train" else "eval")
+    return layer
+
+
+def modern_activation(rng, shape):
+    # relu6, the new one, twice as often as each of the others
+    return make_activation(rng, shape, rng.choice(MODERN_ACTIVATIONS + ("relu6",)))
+
+
+def random_modern_network(rng, gen):
+    """random_network with the modern layers: convs (grouped, depthwise, dilated with
+    gen.groups) often followed by batchnorm, an activation (relu6 among them) and dropout;
+    pooling; batchnorm and dropout on their own; then now and then flatten and dense layers
+    with BatchNorm1d and dropout, and a softmax."""
+    big = rng.random() < 0.2
+    channels = rng.randint(1, 16 if big else 4)
+    height = rng.randint(3, 24 if big else 14)
+    width = height if rng.random() < 0.5 else rng.randint(3, 24 if big else 14)
+    first = Layer("input")
+    first.options = ["channels=%d" % channels, "height=%d" % height, "width=%d" % width]
+    first.out_shape = (channels, height, width)
+    layers = [first]
+
+    def add(layer):
+        layer.in_shape = layers[-1].out_shape
+        layers.append(layer)
+
+    for _ in range(rng.randint(1, 5)):
+        shape = layers[-1].out_shape
+        roll = rng.random()
+        layer = None
+        for _attempt in range(20):
+            if roll < 0.35:
+                layer = make_modern_conv(rng, shape, gen)
+            elif roll < 0.45:
+                layer = make_pool(rng, shape, "maxpool")
+            elif roll < 0.55:
+                layer = make_pool(rng, shape, "avgpool")
+            elif roll < 0.65:
+                layer = make_batchnorm(rng, shape, gen)
+            elif roll < 0.75:
+                layer = make_dropout(rng, shape, gen)
+            else:
+                layer = modern_activation(rng, shape)
+            if layer is not None:
+                break
+        if layer is None:
+            continue
+        add(layer)
+        if layer.kind == "conv":
+            if rng.random() < 0.5:
+                add(make_batchnorm(rng, layer.out_shape, gen))
+            if rng.random() < 0.6:
+                add(modern_activation(rng, layer.out_shape))
+            if rng.random() < 0.2:
+                add(make_dropout(rng, layer.out_shape, gen))
+
+    if rng.random() < 0.75:
+        shape = layers[-1].out_shape
+        flatten = Layer("flatten")
+        flatten.out_shape = (shape[0] * shape[1] * shape[2],)
+        add(flatten)
+        if rng.random() < 0.2:
+            add(make_batchnorm(rng, flatten.out_shape, gen))
+        if rng.random() < 0.15:
+            add(make_dropout(rng, flatten.out_shape, gen))
+        for _ in range(rng.randint(0, 2)):
+            dense = make_dense(rng, layers[-1].out_shape)
+            add(dense)
+            if rng.random() < 0.4:
+                add(make_batchnorm(rng, dense.out_shape, gen))
+            if rng.random() < 0.5:
+                add(modern_activation(rng, dense.out_shape))
+            if rng.random() < 0.3:
+                add(make_dropout(rng, dense.out_shape, gen))
+    if rng.random() < 0.35:
+        softmax = Layer("softmax")
+        softmax.out_shape = layers[-1].out_shape
+        if len(softmax.out_shape) == 3:
+            softmax.variants.append("3-D (last axis)")
+        add(softmax)
+    name_layers(rng, layers)
+    return layers
+
+
+def name_layers(rng, layers):
+    """The default names type<N>, or now and then a name= of our own."""
+    counts = {}
+    for index, layer in enumerate(layers):
+        if layer.kind == "input":
+            layer.name = "input"
+            continue
+        counts[layer.kind] = counts.get(layer.kind, 0) + 1
+        if rng.random() < 0.1:
+            layer.name = "my_%s.%d" % (layer.kind, index)
+            layer.options.append("name=" + layer.name)
+        else:
+            layer.name = "%s%d" % (layer.kind, counts[layer.kind])
+
+
 def rename_default_layers(layers):
     """Gives every layer without a name= of its own its default name type<N> again
     (after layers were removed or appended)."""
@@ -463,11 +795,29 @@ def network_text(layers, title):
 
 
 def random_parameters(rng_np, layers):
-    """{layer name: (weight, bias or None)} in PyTorch's shapes, float32."""
+    """{layer name: (weight, bias or None)} in PyTorch's shapes, float32; for batchnorm
+    (weight, bias, running_mean, running_var)."""
     parameters = {}
     for layer in layers:
-        if layer.kind == "conv":
+        if layer.kind == "batchnorm":
             c = layer.in_shape[0]
+            weight = 1 + rng_np.standard_normal(c) * 0.5
+            bias = rng_np.standard_normal(c) * 0.5
+            running_mean = rng_np.standard_normal(c) * rng_np.choice([0.1, 1.0, 3.0])
+            # variances that scale by at most 2 (the eval-mode network's values stay of
+            # order 1 through several batchnorms, as with real running statistics), and now
+            # and then, with an eps of 0.1 or more, 0 (sqrt(eps) alone) or below eps: a
+            # gain of 1 / sqrt(eps) at most 3.2 (with eps 0.01 a gain of 10 took relu6's
+            # outputs to logits 100 apart, a softmax to values below float32's smallest)
+            running_var = rng_np.uniform(0.25, 4.0, c)
+            if layer.eps >= 0.1:
+                running_var[rng_np.random(c) < 0.15] = 0.0
+                running_var[rng_np.random(c) < 0.15] = layer.eps * 0.01
+            parameters[layer.name] = tuple(
+                array.astype(np.float32) for array in (weight, bias, running_mean, running_var))
+            continue
+        if layer.kind == "conv":
+            c = layer.in_shape[0] // layer.groups
             fan_in = c * layer.size[0] * layer.size[1]
             weight = rng_np.standard_normal((layer.filters, c) + layer.size) / math.sqrt(fan_in)
             bias = rng_np.standard_normal(layer.filters) * 0.5 if layer.bias else None
@@ -484,22 +834,153 @@ def random_parameters(rng_np, layers):
     return parameters
 
 
-def torch_layer(layer, x, parameters):
-    """The layer's output for x (float64), and the magnitude the error is measured against."""
+BATCHNORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
+def save_parameters(weights_dir, parameters):
+    """Writes <layer>.weight.npy and <layer>.bias.npy (and a batchnorm's running_mean.npy and
+    running_var.npy) for every layer of parameters."""
+    for name, arrays in parameters.items():
+        for which, array in zip(BATCHNORM_TENSORS, arrays):
+            if array is not None:
+                np.save(os.path.join(weights_dir, "%s.%s.npy" % (name, which)), array)
+
+
+class PassRun:
+    """How clcnn runs a network: with --modern a mode ("train" or "eval") and a random seed
+    (clcnn's --mode and --random-seed, the same for forward and grad, so grad draws the
+    dropout masks that forward --trace shows); without, clcnn's defaults (mode None).
+    masks holds each dropout layer's mask (float64 0/1 of the layer's output shape, batch
+    first) as a device's trace shows it (trace_mask), or as expected_mask draws it."""
+
+    def __init__(self, mode=None, seed=None):
+        self.mode = mode
+        self.seed = seed
+        self.masks = {}
+        self.refusal = False  # a train-mode batchnorm with one value per channel: refused
+
+    def options(self):
+        if self.mode is None:
+            return []
+        return ["--mode", self.mode, "--random-seed", str(self.seed)]
+
+    def text(self):
+        return "" if self.mode is None else "--mode %s --random-seed %d" % (self.mode, self.seed)
+
+    def training(self):
+        return self.mode == "train"
+
+    def copy(self):
+        run = PassRun(self.mode, self.seed)
+        run.masks = dict(self.masks)
+        run.refusal = self.refusal
+        return run
+
+
+U64 = np.uint64
+
+
+def dropout_draws(random_seed, index, count):
+    """The top 32 bits of the draws of elements 0..count-1 of the layer at file position index
+    (the input is 0) in a pass with this random seed, as docs/architecture.md and
+    host/ops/dropout.h define them: the layer's key FNV-1a hash(seed, index as 4 little-endian
+    bytes), element e's bits splitmix64(key, counter e) (batch image n's elements from
+    n * per_image)."""
+    key = random_seed & 0xFFFFFFFFFFFFFFFF
+    for byte in int(index).to_bytes(4, "little", signed=True):
+        key = ((key ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    with np.errstate(over="ignore"):
+        z = U64(key) + (np.arange(count, dtype=U64) + U64(1)) * U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> U64(30))) * U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> U64(27))) * U64(0x94D049BB133111EB)
+        z = z ^ (z >> U64(31))
+    return z >> U64(32)
+
+
+def expected_mask(run, index, layer, shape):
+    """A dropout layer's mask for an output of shape (batch first): all ones in eval mode and
+    for rate 0; in train mode kept where the draw is at least floor(rate * 2^32), rate as the
+    float32 clcnn reads."""
+    if not run.training() or layer.rate == 0:
+        return np.ones(shape)
+    threshold = int(float(np.float32(layer.rate)) * 4294967296.0)
+    draws = dropout_draws(run.seed, index, int(np.prod(shape)))
+    return (draws >= U64(threshold)).astype(np.float64).reshape(shape)
+
+
+def trace_mask(run, index, layer, x, y):
+    """A dropout layer's mask as clcnn's trace shows it: kept where the output is not 0 or the
+    input is 0. Where the input is 0 the trace cannot tell (0 kept or dropped is 0), yet the
+    backward pass multiplies the gradient by the mask there: those elements take the
+    expected mask. Returns (mask, problem or None): a problem when the trace disagrees with the
+    expected mask where it can tell."""
+    expected = expected_mask(run, index, layer, x.shape)
+    if not run.training():
+        return expected, None
+    known = x != 0
+    seen = ((y != 0) | ~known).astype(np.float64)
+    problem = None
+    differ = known & (seen != expected)
+    if differ.any():
+        where = tuple(int(i) for i in np.argwhere(differ)[0])
+        problem = ("dropout %s: the traced mask differs from the draws of host/ops/dropout.h at "
+                   "%d of %d elements (first at %s: input %.9g, output %.9g, expected %s)"
+                   % (layer.name, int(differ.sum()), int(known.sum()), where, float(x[where]),
+                      float(y[where]), "kept" if expected[where] else "dropped"))
+    return np.where(known, seen, expected), problem
+
+
+def conv_forward(layer, x, w, b):
+    """The conv layer in PyTorch: explicit padding (or PyTorch's own 'same' for stride 1:
+    the odd row/column after), stride, dilation and groups."""
+    if layer.pad == "same" and layer.stride == (1, 1):
+        return F.conv2d(x, w, b, padding="same", dilation=layer.dilation, groups=layer.groups)
+    return F.conv2d(padded(layer, x), w, b, stride=layer.stride, dilation=layer.dilation,
+                    groups=layer.groups)
+
+
+def batchnorm_statistics(layer, x, parameters, run):
+    """(mean, variance, weight, bias), each shaped to broadcast over x: the batch's (biased
+    variance) in train mode, the running statistics in eval mode."""
+    weight, bias, running_mean, running_var = (
+        torch.from_numpy(array.astype(np.float64)) for array in parameters[layer.name])
+    dims = (0, 2, 3) if x.dim() == 4 else (0,)
+    view = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
+    if run.training():
+        mean = x.mean(dim=dims, keepdim=True)
+        variance = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+    else:
+        mean, variance = running_mean.view(view), running_var.view(view)
+    return mean, variance, weight.view(view), bias.view(view)
+
+
+def torch_layer(layer, x, parameters, run=None):
+    """The layer's output for x (float64), and the magnitude the error is measured against.
+    run (a PassRun) gives batchnorm's mode and dropout's mask."""
     if layer.kind == "conv":
         weight, bias = parameters[layer.name]
         w = torch.from_numpy(weight.astype(np.float64))
         b = None if bias is None else torch.from_numpy(bias.astype(np.float64))
-        top, bottom, left, right = layer.padding
-        padded = F.pad(x, (left, right, top, bottom))
-        if layer.pad == "same" and layer.stride == (1, 1):
-            # PyTorch's own 'same' (stride 1 only): the odd row/column after
-            y = F.conv2d(x, w, b, padding="same")
-        else:
-            y = F.conv2d(padded, w, b, stride=layer.stride)
-        magnitude = F.conv2d(padded.abs(), w.abs(), None if b is None else b.abs(),
-                             stride=layer.stride)
+        y = conv_forward(layer, x, w, b)
+        magnitude = F.conv2d(padded(layer, x).abs(), w.abs(), None if b is None else b.abs(),
+                             stride=layer.stride, dilation=layer.dilation, groups=layer.groups)
         return y, magnitude
+    if layer.kind == "batchnorm":
+        # y = (x - mean) / sqrt(var + eps) * weight + bias. In float32 x - mean is good to
+        # a rounding of |x| + |mean| (the batch mean itself is rounded), so the magnitude is
+        # (|x| + |mean|) / sqrt(var + eps) * |weight| + |bias|: in train mode an error of
+        # x_hat relative to the channel's standard deviation, not to |x - mean|, which cancels
+        # for values near the mean. Eval mode: the running statistics alike.
+        mean, variance, w, b = batchnorm_statistics(layer, x, parameters, run)
+        inverse = 1 / torch.sqrt(variance + layer.eps)
+        y = (x - mean) * inverse * w + b
+        magnitude = (x.abs() + mean.abs()) * inverse * w.abs() + b.abs()
+        return y, magnitude
+    if layer.kind == "dropout":
+        if run is None or not run.training():
+            return x, x.abs()
+        y = x * torch.from_numpy(run.masks[layer.name]) / (1 - layer.rate)
+        return y, y.abs()
     if layer.kind == "maxpool":
         y = F.max_pool2d(x, layer.size, layer.stride, layer.pad, ceil_mode=layer.ceil)
         return y, y.abs()
@@ -528,6 +1009,8 @@ def torch_layer(layer, x, parameters):
         return y, magnitude
     elif layer.kind == "softmax":
         y = F.softmax(x, dim=-1)
+    elif layer.kind == "relu6":
+        y = F.relu6(x)
     else:
         raise ValueError("unknown layer " + layer.kind)
     return y, y.abs()
@@ -548,13 +1031,54 @@ def layer_error(got, want, magnitude):
     return float(error[index]), index
 
 
-def run_clcnn(clcnn, device, net_path, weights_dir, input_path, out_dir):
+def failure_kind(failure):
+    """A failure's first line without the network, device, layer names and numbers: what
+    print_failure_kinds counts."""
+    line = failure.split("\n", 1)[0]
+    line = re.sub(r"^(network|graph) \d+( on \S+)?: ", "", line)
+    line = re.sub(r"^layer (\S+) \((\w+)[^)]*\) error.*", r"forward error of a \2 layer", line)
+    line = re.sub(r"^\S+\.(weight|bias)\.grad\.npy error.*", r"\1 gradient error", line)
+    line = re.sub(r"^input\.grad\.npy error.*", "input gradient error", line)
+    line = re.sub(r"^loss .*", "loss error", line)
+    line = re.sub(r"^(dropout \S+: the traced mask differs from the draws).*", r"\1", line)
+    line = re.sub(r"\S*/\S*", "<path>", line)
+    line = re.sub(r"\b(my_[a-z0-9]+\.[0-9]+|(?!relu6\b)[a-z]+[0-9]+)\b", "<layer>", line)
+    return re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", line)
+
+
+def print_modes(runs):
+    """With --modern: how many networks ran in each mode."""
+    modes = [run.mode for run in runs if run.mode is not None]
+    if modes:
+        print("modes: %d train, %d eval (--modern: each network's clcnn commands with --mode "
+              "and --random-seed)" % (modes.count("train"), modes.count("eval")))
+
+
+def print_failure_kinds(failures):
+    """The failures counted by kind (failure_kind), each with its first network."""
+    kinds = {}
+    for failure in failures:
+        kind = failure_kind(failure)
+        first = failure.split(":", 1)[0]
+        count, example = kinds.get(kind, (0, first))
+        kinds[kind] = (count + 1, example)
+    print("failures by kind:")
+    for kind, (count, example) in sorted(kinds.items(), key=lambda item: -item[1][0]):
+        print("%6d  %s (first: %s)" % (count, kind, example))
+
+
+def run_clcnn(clcnn, device, net_path, weights_dir, input_path, out_dir, options=()):
+    """clcnn forward --trace (options: a PassRun's --mode and --random-seed)."""
     os.makedirs(out_dir, exist_ok=True)
     command = [clcnn, "--device", device, "forward", net_path, "--weights", weights_dir,
                "--input", input_path, "--output", os.path.join(out_dir, "output.npy"),
-               "--trace", os.path.join(out_dir, "trace")]
+               "--trace", os.path.join(out_dir, "trace")] + list(options)
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return result.returncode, result.stderr.strip()
+
+
+def run_title(run):
+    return "" if run.mode is None else " (%s)" % run.text()
 
 
 def variant_labels(layer):
@@ -565,34 +1089,39 @@ def variant_labels(layer):
 
 
 def check_network(number, layers, parameters, images, work_dir, clcnn, devices, tolerance,
-                  float64_input):
-    """Runs one network on every device. Returns (per-device results, failures)."""
+                  float64_input, run=None, reproduce=""):
+    """Runs one network on every device (in run's mode, with its random seed). Returns
+    (per-device results, failures)."""
+    run = run or PassRun()
     net_dir = os.path.join(work_dir, "net%04d" % number)
     weights_dir = os.path.join(net_dir, "weights")
     os.makedirs(weights_dir, exist_ok=True)
-    text = network_text(layers, "random network %d" % number)
+    text = network_text(layers, "random network %d%s" % (number, run_title(run)))
     net_path = os.path.join(net_dir, "network.net")
     with open(net_path, "w") as f:
         f.write(text)
-    for name, (weight, bias) in parameters.items():
-        np.save(os.path.join(weights_dir, name + ".weight.npy"), weight)
-        if bias is not None:
-            np.save(os.path.join(weights_dir, name + ".bias.npy"), bias)
+    text += reproduce  # for the failures
+    save_parameters(weights_dir, parameters)
     input_path = os.path.join(net_dir, "input.npy")
     np.save(input_path, images.astype(np.float64) if float64_input else images)
 
     runs = {}
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
         futures = {device: pool.submit(run_clcnn, clcnn, device, net_path, weights_dir,
-                                       input_path, os.path.join(net_dir, device))
+                                       input_path, os.path.join(net_dir, device), run.options())
                    for device in devices}
         for device, future in futures.items():
             runs[device] = future.result()
 
-    # PyTorch from the input alone, for the end-to-end figure
+    if run.refusal:
+        return {}, check_refusal(number, layers, parameters, images, runs, run, text)
+    # PyTorch from the input alone, for the end-to-end figure (the expected dropout masks)
     x = torch.from_numpy(images.astype(np.float64))
-    for layer in layers[1:]:
-        x, _ = torch_layer(layer, x, parameters)
+    expected = run.copy()
+    for index, layer in enumerate(layers[1:], start=1):
+        if layer.kind == "dropout":
+            expected.masks[layer.name] = expected_mask(run, index, layer, tuple(x.shape))
+        x, _ = torch_layer(layer, x, parameters, expected)
     end_to_end_reference = x.numpy()
 
     results = {}
@@ -606,6 +1135,7 @@ def check_network(number, layers, parameters, images, work_dir, clcnn, devices, 
             continue
         per_layer = []
         previous = images  # clcnn converts a float64 input to float32 as well
+        device_run = run.copy()
         for index, layer in enumerate(layers[1:], start=1):
             path = os.path.join(out_dir, "trace", "%02d-%s.npy" % (index, layer.name))
             got = np.load(path)
@@ -615,8 +1145,13 @@ def check_network(number, layers, parameters, images, work_dir, clcnn, devices, 
                                 % (number, device, path, got.dtype, got.shape, expected_shape,
                                    text))
                 break
+            if layer.kind == "dropout":
+                mask, problem = trace_mask(run, index, layer, previous, got)
+                device_run.masks[layer.name] = mask
+                if problem:
+                    failures.append("network %d on %s: %s\n%s" % (number, device, problem, text))
             want, magnitude = torch_layer(layer, torch.from_numpy(previous.astype(np.float64)),
-                                          parameters)
+                                          parameters, device_run)
             error, where = layer_error(got, want.numpy(), magnitude.numpy())
             per_layer.append((layer, error))
             if not error <= tolerance:
@@ -636,6 +1171,111 @@ def check_network(number, layers, parameters, images, work_dir, clcnn, devices, 
             end_to_end = float(np.abs(output - end_to_end_reference).max()) / scale
             results[device] = (per_layer, end_to_end)
     return results, failures
+
+
+REFUSAL = "more than one value per channel"
+
+
+def check_refusal(number, layers, parameters, images, runs, run, text):
+    """A train-mode pass of one image through a batchnorm with one value per channel: PyTorch
+    refuses it ("Expected more than 1 value per channel when training") and clcnn must too
+    (README.md), saying so. Returns failures."""
+    failures = []
+    try:
+        x = torch.from_numpy(images.astype(np.float64))
+        expected = run.copy()
+        for index, layer in enumerate(layers[1:], start=1):
+            if layer.kind == "dropout":
+                expected.masks[layer.name] = expected_mask(run, index, layer, tuple(x.shape))
+            if layer.kind == "batchnorm":
+                x = torch_batchnorm(layer, x, parameters[layer.name], {}, run)
+            else:
+                x, _ = torch_layer(layer, x, parameters, expected)
+        failures.append("network %d: PyTorch does not refuse one value per channel (a bug in "
+                        "this script)\n%s" % (number, text))
+    except ValueError:
+        pass
+    for device, (status, message) in runs.items():
+        if status == 0 or REFUSAL not in message:
+            failures.append("network %d on %s: batchnorm in train mode with one value per "
+                            "channel: expected clcnn to refuse it (%s), got exit status %d: %s\n%s"
+                            % (number, device, REFUSAL, status, message, text))
+    return failures
+
+
+def sequential_dry_run(jobs, grad_cases):
+    """--dry-run with --count or --grad: no clcnn; each network's text is parsed back by
+    parse_graph (it must mean what the generator meant), the per-layer references (torch_layer)
+    are chained from the input (each magnitude at least |output|), and the hand-written
+    backward pass (layer_backward) from a loss (the network's, or MSE against random targets
+    for a forward network) must give autograd's gradients (torch_end_to_end_gradients) with
+    magnitudes at least |gradient|. jobs: (number, layers, parameters, images, float64 input,
+    PassRun); grad_cases: {number: (LossCase, targets)} or None. Returns the exit status."""
+    problems = []
+    rng_np = np.random.default_rng(0)
+    for number, layers, parameters, images, _, run in jobs:
+        name = "network %d%s" % (number, run_title(run))
+        if run.refusal:
+            continue
+        nodes = parse_graph(network_text(layers, name))
+        if [layer_signature(node) for node in nodes] != [layer_signature(l) for l in layers]:
+            problems.append("%s: the parser reads another network" % name)
+            continue
+        if grad_cases is None:
+            case = LossCase("mse", None, "float")
+            case.logits_index = len(layers) - 1
+            targets = rng_np.standard_normal((images.shape[0], output_count(layers)))
+        else:
+            case, targets = grad_cases[number]
+        expected = run.copy()
+        values = [images.astype(np.float64)]
+        for index, layer in enumerate(layers[1:], start=1):
+            if layer.kind == "dropout":
+                expected.masks[layer.name] = expected_mask(run, index, layer, values[-1].shape)
+            y, magnitude = torch_layer(layer, torch.from_numpy(values[-1]), parameters, expected)
+            if (magnitude < y.abs() * (1 - 1e-12)).any():
+                problems.append("%s: layer %s: magnitude below |output|" % (name, layer.name))
+            values.append(y.numpy())
+        z = leaf(values[case.logits_index])
+        loss, _, magnitude = torch_loss(case, z, targets)
+        (grad,) = torch.autograd.grad(loss, [z])
+        want = {}
+        for index in range(case.logits_index, 0, -1):
+            layer = layers[index]
+            grad, magnitude, parameter_grads = layer_backward(
+                layer, values[index - 1], values[index], grad, magnitude, parameters, expected)
+            for which, pair in parameter_grads.items():
+                want["%s.%s.grad.npy" % (layer.name, which)] = pair
+        want["input.grad.npy"] = (grad, magnitude)
+        autograd_loss, grads = torch_end_to_end_gradients(layers, parameters, images, case,
+                                                          targets, expected)
+        if abs(autograd_loss - float(loss)) > 1e-12 * max(abs(autograd_loss), 1e-300):
+            problems.append("%s: loss %.17g from the per-layer references, %.17g by autograd"
+                            % (name, float(loss), autograd_loss))
+        if sorted(want) != sorted(grads) or sorted(want) != sorted(
+                file for file, _, _ in gradient_files(layers, parameters)):
+            problems.append("%s: gradient files %s, autograd %s" % (name, sorted(want),
+                                                                     sorted(grads)))
+            continue
+        for file, (wanted, wanted_magnitude) in want.items():
+            if (wanted_magnitude < wanted.abs() * (1 - 1e-12)).any():
+                problems.append("%s: %s: magnitude below the gradient" % (name, file))
+            error, _ = layer_error(grads[file], wanted.numpy(), wanted_magnitude.numpy())
+            if not error <= 1e-10:
+                problems.append("%s: %s: the backward pass differs from autograd by %.3g"
+                                % (name, file, error))
+    labels = {}
+    for job in jobs:
+        for layer in job[1][1:]:
+            for label in variant_labels(layer):
+                labels[label] = labels.get(label, 0) + 1
+    for label in sorted(labels):
+        print("%-44s %7d" % (label, labels[label]))
+    for problem in problems:
+        print("PROBLEM " + problem)
+    print("dry run of %d networks (%d refusals skipped): %d problems"
+          % (len(jobs), sum(job[5].refusal for job in jobs), len(problems)))
+    return 1 if problems else 0
 
 
 # ---- gradient mode (--grad) ------------------------------------------------------------------
@@ -692,10 +1332,37 @@ def auto_loss_kind(layers):
     return "mse"
 
 
-def random_grad_network(rng):
-    """A random network of random_network's layers, its end shaped for one of the losses,
-    and the LossCase that trains it."""
-    layers = random_network(rng)
+def modern_draws(rng, args):
+    """With --modern, the network's Modern (its mode, and groups and dilation unless
+    --no-groups) and PassRun (that mode and a random seed), drawn from rng; otherwise
+    (None, PassRun()) and nothing drawn, so the classic networks of a seed stay the same."""
+    if not args.modern:
+        return None, PassRun()
+    mode = "train" if rng.random() < 0.5 else "eval"
+    return Modern(mode, not args.no_groups), PassRun(mode, rng.randrange(2**40))
+
+
+def zero_some(rng, rng_np, images):
+    """With --modern, now and then a tenth of the input's values exactly 0: a dropout reading
+    the input (or anything that passes zeros on) then has elements whose mask its trace cannot
+    show but whose gradient depends on it (trace_mask)."""
+    if rng.random() < 0.2:
+        images[rng_np.random(images.shape) < 0.1] = 0
+
+
+def needs_two_images(layers):
+    """Whether a batchnorm sees one value per channel per image (a vector, or 1x1): train
+    mode then needs a batch of two at least (one value per channel is refused, as by
+    PyTorch)."""
+    return any(layer.kind == "batchnorm" and (len(layer.out_shape) == 1 or
+                                              layer.out_shape[1:] == (1, 1))
+               for layer in layers)
+
+
+def random_grad_network(rng, gen=None):
+    """A random network of random_network's layers (random_modern_network's with gen, a
+    Modern), its end shaped for one of the losses, and the LossCase that trains it."""
+    layers = random_network(rng) if gen is None else random_modern_network(rng, gen)
     if layers[-1].kind == "softmax":
         layers.pop()
     case = shape_for_loss(rng, layers)
@@ -842,7 +1509,7 @@ def leaf(array):
     return torch.from_numpy(np.asarray(array, dtype=np.float64)).requires_grad_(True)
 
 
-def layer_backward(layer, x_values, y_values, grad, magnitude, parameters):
+def layer_backward(layer, x_values, y_values, grad, magnitude, parameters, run=None):
     """One layer's backward pass in float64: from the gradient of its output (and that
     gradient's magnitude) to the gradient of its input and of its parameters, each with its
     magnitude, the same sums over absolute values (|gradient| through |weights| and |inputs|):
@@ -851,15 +1518,21 @@ def layer_backward(layer, x_values, y_values, grad, magnitude, parameters):
     choices and the sigmoid, tanh and softmax derivatives (which PyTorch, like clcnn, takes
     from the output) are clcnn's and only the backward arithmetic is compared.
 
-    Returns (input gradient, its magnitude, {"weight"|"bias": (gradient, magnitude)})."""
+    Returns (input gradient, its magnitude, {"weight"|"bias": (gradient, magnitude)}).
+    run (a PassRun) gives batchnorm's mode and dropout's mask."""
     parameter_grads = {}
     kind = layer.kind
     if kind in ("conv", "dense"):
         weight, bias = parameters[layer.name]
         x, w = leaf(x_values), leaf(weight)
         b = None if bias is None else leaf(bias)
+
+        def conv(x, w, b):
+            return F.conv2d(padded(layer, x), w, b, stride=layer.stride,
+                            dilation=layer.dilation, groups=layer.groups)
+
         if kind == "conv":
-            y = F.conv2d(padded(layer, x), w, b, stride=layer.stride)
+            y = conv(x, w, b)
         else:
             y = F.linear(x, w, b)
         inputs = [x, w] + ([b] if b is not None else [])
@@ -869,8 +1542,8 @@ def layer_backward(layer, x_values, y_values, grad, magnitude, parameters):
         w_abs = torch.from_numpy(np.abs(weight).astype(np.float64))
         x_abs = torch.from_numpy(np.abs(x_values).astype(np.float64))
         if kind == "conv":
-            y_data = F.conv2d(padded(layer, x_any), w_abs, None, stride=layer.stride)
-            y_weight = F.conv2d(padded(layer, x_abs), w_any, None, stride=layer.stride)
+            y_data = conv(x_any, w_abs, None)
+            y_weight = conv(x_abs, w_any, None)
             bias_magnitude = magnitude.sum(dim=(0, 2, 3))
         else:
             y_data = F.linear(x_any, w_abs)
@@ -892,6 +1565,20 @@ def layer_backward(layer, x_values, y_values, grad, magnitude, parameters):
         grad_x = torch.autograd.grad(y, [x], grad, retain_graph=True)[0]
         magnitude_x = torch.autograd.grad(y, [x], magnitude)[0]
         return grad_x, magnitude_x, parameter_grads
+    if kind == "batchnorm":
+        return batchnorm_backward(layer, x_values, grad, magnitude, parameters, run)
+    if kind == "dropout":
+        if run is None or not run.training():
+            return grad, magnitude, parameter_grads
+        factor = torch.from_numpy(run.masks[layer.name]) / (1 - layer.rate)
+        return grad * factor, magnitude * factor, parameter_grads
+    if kind == "relu6":
+        x = torch.from_numpy(x_values.astype(np.float64))
+        # as PyTorch's (hardtanh's) backward: the input decides, 0 < x < 6 passes; clcnn
+        # decides on the output, which is x there and 0 or 6 elsewhere: the same elements
+        inside = (x > 0) & (x < 6)
+        return (torch.where(inside, grad, torch.zeros_like(grad)),
+                torch.where(inside, magnitude, torch.zeros_like(magnitude)), parameter_grads)
     if kind in ("relu", "leaky"):
         x = torch.from_numpy(x_values.astype(np.float64))
         slope = 0.0 if kind == "relu" else layer.slope
@@ -913,8 +1600,50 @@ def layer_backward(layer, x_values, y_values, grad, magnitude, parameters):
     raise ValueError("unknown layer " + kind)
 
 
-def torch_end_to_end_gradients(layers, parameters, images, case, targets):
-    """The loss and every gradient by PyTorch autograd from the input alone (float64)."""
+def batchnorm_backward(layer, x_values, grad, magnitude, parameters, run):
+    """batchnorm's backward pass (layer_backward's contract). The gradients by autograd from
+    clcnn's input; in train mode through the batch statistics:
+
+        grad_x = weight / s (dy - mean(dy) - x_hat mean(dy x_hat)),  s = sqrt(var + eps)
+        grad_weight = sum(dy x_hat),  grad_bias = sum(dy)
+
+    (means and sums over the channel's M values), in eval mode grad_x = weight / s dy with the
+    running statistics. Magnitudes: those sums over absolute values with |x_hat| replaced by
+    (|x| + |mean|) / s, the size x_hat is rounded to (as in torch_layer): |weight| / s (m +
+    mean(m) + X mean(m X)), sum(m X) and sum(m) for the magnitude m flowing in and
+    X = (|x| + |mean|) / s."""
+    weight, bias = parameters[layer.name][:2]
+    x, w, b = leaf(x_values), leaf(weight), leaf(bias)
+    mean, variance, w_view, b_view = batchnorm_statistics(layer, x, parameters, run)
+    if run.training():
+        y = F.batch_norm(x, None, None, w, b, training=True, eps=layer.eps)
+    else:
+        running_mean, running_var = (
+            torch.from_numpy(array.astype(np.float64)) for array in parameters[layer.name][2:])
+        y = F.batch_norm(x, running_mean, running_var, w, b, training=False, eps=layer.eps)
+    grad_x, grad_w, grad_b = torch.autograd.grad(y, [x, w, b], grad)
+
+    x_abs = torch.from_numpy(np.abs(x_values).astype(np.float64))
+    mean, variance = mean.detach(), variance.detach()
+    inverse = 1 / torch.sqrt(variance + layer.eps)
+    size = (x_abs + mean.abs()) * inverse
+    dims = (0, 2, 3) if x_abs.dim() == 4 else (0,)
+    count = x_abs.numel() // x_abs.shape[1]
+    sum_m = magnitude.sum(dim=dims, keepdim=True)
+    sum_m_size = (magnitude * size).sum(dim=dims, keepdim=True)
+    w_abs = w_view.abs()
+    if run.training():
+        data_magnitude = w_abs * inverse * (magnitude + sum_m / count + size * sum_m_size / count)
+    else:
+        data_magnitude = w_abs * inverse * magnitude
+    parameter_grads = {"weight": (grad_w, sum_m_size.reshape(-1)),
+                       "bias": (grad_b, sum_m.reshape(-1))}
+    return grad_x, data_magnitude, parameter_grads
+
+
+def torch_end_to_end_gradients(layers, parameters, images, case, targets, run=None):
+    """The loss and every gradient by PyTorch autograd from the input alone (float64); run
+    (a PassRun) gives batchnorm's mode and the dropout masks."""
     x = leaf(images)
     value = x
     leaves = {}
@@ -926,13 +1655,16 @@ def torch_end_to_end_gradients(layers, parameters, images, case, targets):
             b = None if bias is None else leaf(bias)
             leaves[layer.name] = (w, b)
             if layer.kind == "conv":
-                value = F.conv2d(padded(layer, value), w, b, stride=layer.stride)
+                value = F.conv2d(padded(layer, value), w, b, stride=layer.stride,
+                                 dilation=layer.dilation, groups=layer.groups)
             else:
                 value = F.linear(value, w, b)
+        elif layer.kind == "batchnorm":
+            value = torch_batchnorm(layer, value, parameters[layer.name], leaves, run)
         elif layer.kind == "leaky":
             value = F.leaky_relu(value, layer.slope)
         else:
-            value, _ = torch_layer(layer, value, parameters)
+            value, _ = torch_layer(layer, value, parameters, run)
         outputs.append(value)
     loss, _, _ = torch_loss(case, outputs[case.logits_index], targets)
     loss.backward()
@@ -944,32 +1676,50 @@ def torch_end_to_end_gradients(layers, parameters, images, case, targets):
     return float(loss), grads
 
 
+def torch_batchnorm(layer, x, arrays, leaves, run, dtype=torch.float64):
+    """PyTorch's F.batch_norm of x with a layer's (weight, bias, running_mean, running_var)
+    arrays: weight and bias new leaves (stored in leaves under the layer's name), the running
+    statistics copies (F.batch_norm updates them in train mode: clcnn's forward gives them
+    back nowhere, so the updates are not compared)."""
+    w, b, running_mean, running_var = (
+        torch.from_numpy(np.array(array)).to(dtype) for array in arrays)
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+    leaves[layer.name] = (w, b)
+    return F.batch_norm(x, running_mean, running_var, w, b, training=run.training(),
+                        momentum=layer.momentum, eps=layer.eps)
+
+
 def run_clcnn_grad(clcnn, device, net_path, weights_dir, input_path, labels_path, loss_option,
-                   out_dir):
-    """clcnn grad, then clcnn forward --trace on the same device. Returns
-    (status, message, printed loss or None)."""
+                   out_dir, options=()):
+    """clcnn grad, then clcnn forward --trace on the same device (options: a PassRun's --mode
+    and --random-seed, for both). The forward runs even when grad fails, so its layers can
+    still be compared. Returns (grad status, message, printed loss or None, forward status,
+    message)."""
     os.makedirs(out_dir, exist_ok=True)
     command = [clcnn, "--device", device, "grad", net_path, "--weights", weights_dir,
                "--input", input_path, "--labels", labels_path,
-               "--output", os.path.join(out_dir, "grad")]
+               "--output", os.path.join(out_dir, "grad")] + list(options)
     if loss_option:
         command += ["--loss", loss_option]
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        return result.returncode, result.stderr.strip(), None
-    words = result.stdout.split()
-    if len(words) < 2 or words[0] != "loss":
-        return 1, "unexpected output of clcnn grad: %r" % result.stdout, None
-    loss = float(words[1])
-    status, message = run_clcnn(clcnn, device, net_path, weights_dir, input_path, out_dir)
-    return status, message, loss
+    status, message, loss = result.returncode, result.stderr.strip(), None
+    if status == 0:
+        words = result.stdout.split()
+        if len(words) < 2 or words[0] != "loss":
+            status, message = 1, "unexpected output of clcnn grad: %r" % result.stdout
+        else:
+            loss = float(words[1])
+    forward_status, forward_message = run_clcnn(clcnn, device, net_path, weights_dir, input_path,
+                                                out_dir, options)
+    return status, message, loss, forward_status, forward_message
 
 
 def gradient_files(layers, parameters):
     """The file names clcnn grad writes: (file, layer index or 0 for the input, which)."""
     files = []
     for index, layer in enumerate(layers):
-        if layer.kind in ("conv", "dense"):
+        if layer.kind in PARAMETER_KINDS:
             files.append((layer.name + ".weight.grad.npy", index, "weight"))
             if parameters[layer.name][1] is not None:
                 files.append((layer.name + ".bias.grad.npy", index, "bias"))
@@ -978,55 +1728,68 @@ def gradient_files(layers, parameters):
 
 
 def check_grad_network(number, layers, case, parameters, images, targets, work_dir, clcnn,
-                       devices, tolerance, float64_input):
-    """Runs clcnn grad on one network on every device and compares it with PyTorch.
+                       devices, tolerance, float64_input, run=None, reproduce=""):
+    """Runs clcnn grad on one network on every device (in run's mode, with its random seed)
+    and compares it with PyTorch.
 
     Returns ({device: (loss error, {file: error}, {file: end-to-end error})}, failures)."""
+    run = run or PassRun()
     net_dir = os.path.join(work_dir, "grad%04d" % number)
     weights_dir = os.path.join(net_dir, "weights")
     os.makedirs(weights_dir, exist_ok=True)
     option_text = "--loss %s" % case.option if case.option else "no --loss"
-    text = network_text(layers, "random network %d for clcnn grad, %s, %s"
-                        % (number, option_text, case.label))
+    text = network_text(layers, "random network %d for clcnn grad, %s, %s%s"
+                        % (number, option_text, case.label, run_title(run)))
     net_path = os.path.join(net_dir, "network.net")
     with open(net_path, "w") as f:
         f.write(text)
-    for name, (weight, bias) in parameters.items():
-        np.save(os.path.join(weights_dir, name + ".weight.npy"), weight)
-        if bias is not None:
-            np.save(os.path.join(weights_dir, name + ".bias.npy"), bias)
+    save_parameters(weights_dir, parameters)
     input_path = os.path.join(net_dir, "input.npy")
     np.save(input_path, images.astype(np.float64) if float64_input else images)
     labels_path = os.path.join(net_dir, "labels.npy")
     np.save(labels_path, targets)
-    description = "%s\nlabels: %s %s\n" % (text, targets.dtype, targets.shape)
+    description = "%s\nlabels: %s %s\n%s" % (text, targets.dtype, targets.shape, reproduce)
 
     runs = {}
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
         futures = {device: pool.submit(run_clcnn_grad, clcnn, device, net_path, weights_dir,
                                        input_path, labels_path, case.option,
-                                       os.path.join(net_dir, device))
+                                       os.path.join(net_dir, device), run.options())
                    for device in devices}
         for device, future in futures.items():
             runs[device] = future.result()
 
+    expected = run.copy()
+    for index, layer in enumerate(layers):
+        if layer.kind == "dropout":
+            expected.masks[layer.name] = expected_mask(run, index, layer,
+                                                       (images.shape[0],) + layer.out_shape)
     end_to_end_loss, end_to_end_grads = torch_end_to_end_gradients(layers, parameters, images,
-                                                                   case, targets)
+                                                                   case, targets, expected)
     files = gradient_files(layers, parameters)
     results = {}
     failures = []
     for device in devices:
-        status, message, clcnn_loss = runs[device]
+        status, message, clcnn_loss, forward_status, forward_message = runs[device]
         out_dir = os.path.join(net_dir, device)
-        if status != 0:
-            failures.append("network %d on %s: clcnn exited with %d: %s\n%s"
-                            % (number, device, status, message, description))
+        if status != 0 or forward_status != 0:
+            failures.append("network %d on %s: clcnn %s exited with %d: %s\n%s"
+                            % (number, device, "grad" if status else "forward",
+                               status or forward_status, message or forward_message,
+                               description))
             continue
-        # clcnn's own forward values of every layer
+        # clcnn's own forward values of every layer, and the dropout masks they show
         values = [images]
+        device_run = run.copy()
         for index, layer in enumerate(layers[1:], start=1):
             values.append(np.load(os.path.join(out_dir, "trace",
                                                "%02d-%s.npy" % (index, layer.name))))
+            if layer.kind == "dropout":
+                mask, problem = trace_mask(run, index, layer, values[index - 1], values[index])
+                device_run.masks[layer.name] = mask
+                if problem:
+                    failures.append("network %d on %s: %s\n%s"
+                                    % (number, device, problem, description))
 
         # the loss and the backward pass in float64 from clcnn's logits and activations
         z = leaf(values[case.logits_index])
@@ -1036,7 +1799,7 @@ def check_grad_network(number, layers, case, parameters, images, targets, work_d
         for index in range(case.logits_index, 0, -1):
             layer = layers[index]
             grad, magnitude, parameter_grads = layer_backward(
-                layer, values[index - 1], values[index], grad, magnitude, parameters)
+                layer, values[index - 1], values[index], grad, magnitude, parameters, device_run)
             for which, pair in parameter_grads.items():
                 want["%s.%s.grad.npy" % (layer.name, which)] = pair
         want["input.grad.npy"] = (grad, magnitude)
@@ -1118,18 +1881,26 @@ def grad_main(args, clcnn, devices, work_dir):
     rng = random.Random(args.seed)
     jobs = []
     for number in range(args.count):
-        layers, case = random_grad_network(rng)
+        gen, run = modern_draws(rng, args)
+        layers, case = random_grad_network(rng, gen)
         rng_np = np.random.default_rng(rng.randrange(2**32))
         parameters = random_parameters(rng_np, layers)
         batch = rng.randint(1, 5) if rng.random() < 0.8 else rng.randint(6, 16)
+        if run.training() and needs_two_images(layers):
+            batch = max(batch, 2)
         scale = rng.choice([1.0, 1.0, 3.0, 0.1])
         images = (rng_np.standard_normal((batch,) + layers[0].out_shape) * scale).astype(
             np.float32)
+        if gen is not None:
+            zero_some(rng, rng_np, images)
         targets = random_targets(rng, rng_np, layers, case, batch)
         float64_input = rng.random() < 0.1
-        if excluded(layers, args.exclude):
+        if excluded(layers, args.exclude) or (args.only and number not in args.only):
             continue
-        jobs.append((number, layers, case, parameters, images, targets, float64_input))
+        jobs.append((number, layers, case, parameters, images, targets, float64_input, run))
+    if args.dry_run:
+        return sequential_dry_run([(job[0], job[1], job[3], job[4], job[6], job[7])
+                                   for job in jobs], {job[0]: (job[2], job[5]) for job in jobs})
 
     worst = {}  # (device, label) -> (error, network number)
     seen = {}  # label -> count
@@ -1139,8 +1910,10 @@ def grad_main(args, clcnn, devices, work_dir):
     failures = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [pool.submit(check_grad_network, number, layers, case, parameters, images,
-                               targets, work_dir, clcnn, devices, tolerance, float64_input)
-                   for number, layers, case, parameters, images, targets, float64_input in jobs]
+                               targets, work_dir, clcnn, devices, tolerance, float64_input, run,
+                               reproduce_text(args, number) + "\n")
+                   for number, layers, case, parameters, images, targets, float64_input, run
+                   in jobs]
         for done, future in enumerate(futures, start=1):
             results, network_failures = future.result()
             failures.extend(network_failures)
@@ -1170,6 +1943,7 @@ def grad_main(args, clcnn, devices, work_dir):
                 print("checked %d of %d networks" % (done, len(jobs)), flush=True)
 
     print()
+    print_modes([job[7] for job in jobs])
     print("worst gradient error per layer type: |clcnn - torch| / max(|torch|, magnitude) of "
           "the layer's own weight and bias gradients and of the first gradient file below it; "
           "%d networks%s" % (len(jobs), "" if not args.exclude else
@@ -1204,6 +1978,7 @@ def grad_main(args, clcnn, devices, work_dir):
                   % (device, error, number, name))
     print()
     if failures:
+        print_failure_kinds(failures)
         print("%d failures above %g" % (len(failures), tolerance))
     else:
         print("every loss and gradient within %g" % tolerance)
@@ -1214,7 +1989,7 @@ def grad_main(args, clcnn, devices, work_dir):
 
 
 JOIN_KINDS = ("add", "concat", "mul")
-PARAMETER_KINDS = ("conv", "dense")
+PARAMETER_KINDS = ("conv", "dense", "batchnorm")
 
 
 class GraphBuilder:
@@ -1225,6 +2000,7 @@ class GraphBuilder:
     def __init__(self, first):
         self.nodes = [first]
         self.block = None
+        self.modern = None  # a Modern with --modern
 
     def add(self, layer, inputs):
         assert layer is not None
@@ -1580,6 +2356,193 @@ def vector_block(rng, g, v):
     return out
 
 
+# ---- modern graph blocks (--modern --graphs) ----
+
+
+def modern_keep_conv(rng, gen, shape, filters, stride=(1, 1), groups=1, dilation=(1, 1),
+                     size=None, bias=None):
+    """keep_conv with groups= and dilation=: ceil(H / stride) x ceil(W / stride) outputs, an
+    odd kernel padded by half of its dilated extent, or pad=same with any kernel."""
+    if not gen.groups:
+        groups, dilation = 1, (1, 1)
+    if size is None:
+        first = rng.choice((1, 3, 3, 5))
+        size = (first, first) if rng.random() < 0.8 else (first, rng.choice((1, 3, 5)))
+    if size[0] % 2 and size[1] % 2 and rng.random() < 0.6:
+        extent = dilated(size, dilation)
+        pad = ((extent[0] - 1) // 2, (extent[1] - 1) // 2)
+    else:
+        pad = "same"
+    if bias is None:
+        bias = rng.random() < 0.7
+    layer = modern_conv_layer(rng, gen, shape, filters, size, stride, pad, bias, groups, dilation)
+    assert layer.out_shape[1:] == (ceil_division(shape[1], stride[0]),
+                                   ceil_division(shape[2], stride[1]))
+    return layer
+
+
+def conv_bn_act(rng, g, x, filters, stride=(1, 1), groups=1, dilation=(1, 1), size=None,
+                activation="relu", bn=True):
+    """conv (mostly without a bias before a batchnorm, as usual) -> batchnorm ->
+    activation, keeping H x W (divided by the stride); groups and dilation only with
+    g.modern.groups."""
+    y = g.add(modern_keep_conv(rng, g.modern, x.out_shape, filters, stride, groups, dilation,
+                               size, rng.random() < (0.3 if bn else 0.7)), [x])
+    if bn:
+        y = g.add(make_batchnorm(rng, y.out_shape, g.modern), [y])
+    if activation:
+        y = g.add(make_activation(rng, y.out_shape, activation), [y])
+    return y
+
+
+def bn_residual_block(rng, g, x):
+    """ResNet's basic block with batchnorm: conv -> bn -> relu (or relu6, leaky) [-> dropout]
+    -> conv -> bn, plus x or a 1x1 conv (-> bn) projection, added, then relu or relu6."""
+    c = x.out_shape[0]
+    stride = (1, 1) if rng.random() < 0.65 else (2, 2)
+    filters = c if stride == (1, 1) and rng.random() < 0.6 else rng.randint(1, 12)
+    identity = stride == (1, 1) and filters == c
+    g.block = "bn residual " + ("identity" if identity else "projection")
+    a = conv_bn_act(rng, g, x, filters, stride,
+                    activation=rng.choice(("relu", "relu", "relu6", "leaky")))
+    if rng.random() < 0.3:
+        a = g.add(make_dropout(rng, a.out_shape, g.modern), [a])
+    b = conv_bn_act(rng, g, a, filters, activation=None)
+    shortcut = x
+    if not identity:
+        shortcut = g.add(modern_conv_layer(rng, g.modern, x.out_shape, filters, (1, 1), stride,
+                                           (0, 0), rng.random() < 0.3), [x])
+        if rng.random() < 0.7:
+            shortcut = g.add(make_batchnorm(rng, shortcut.out_shape, g.modern), [shortcut])
+    inputs = [b, shortcut] if rng.random() < 0.7 else [shortcut, b]
+    s = g.add(join_layer("add", [layer.out_shape for layer in inputs]), inputs)
+    out = g.add(make_activation(rng, s.out_shape, rng.choice(("relu", "relu", "relu6"))), [s])
+    g.block = None
+    return out
+
+
+def inverted_residual_block(rng, g, x):
+    """MobileNetV2's block: [1x1 conv expanding t times -> bn -> relu6] -> depthwise conv
+    (groups = channels, now and then a channel multiplier; stride 2 or dilation now and then)
+    -> bn -> relu6 -> 1x1 conv -> bn, plus x when the shape allows."""
+    c = x.out_shape[0]
+    g.block = "inverted residual (depthwise)"
+    y = x
+    expand = rng.choice((1, 2, 3, 4))
+    hidden = c
+    if expand > 1 or rng.random() < 0.3:
+        hidden = min(c * expand, 24)
+        y = conv_bn_act(rng, g, y, hidden, size=(1, 1), activation="relu6")
+    stride = (1, 1) if rng.random() < 0.7 else (2, 2)
+    dilation = (1, 1)
+    if stride == (1, 1) and rng.random() < 0.4:
+        dilation = random_pair(rng, 2, 3, 0.8)
+    multiplier = 1 if rng.random() < 0.8 else rng.choice((2, 3))
+    size = rng.choice(((3, 3), (3, 3), (5, 5), (3, 5), (2, 2)))
+    y = conv_bn_act(rng, g, y, hidden * multiplier, stride, groups=hidden, dilation=dilation,
+                    size=size, activation="relu6")
+    out_c = c if stride == (1, 1) and rng.random() < 0.7 else rng.randint(1, 12)
+    y = conv_bn_act(rng, g, y, out_c, size=(1, 1), activation=None)
+    if y.out_shape == x.out_shape:
+        inputs = [x, y] if rng.random() < 0.5 else [y, x]
+        y = g.add(join_layer("add", [x.out_shape, y.out_shape]), inputs)
+    g.block = None
+    return y
+
+
+def resnext_block(rng, g, x):
+    """ResNeXt's bottleneck: 1x1 conv -> bn -> relu -> grouped 3x3 conv (2-4 groups, now and
+    then dilated) -> bn -> relu -> 1x1 conv -> bn, plus x, then relu."""
+    c = x.out_shape[0]
+    g.block = "resnext (grouped conv)"
+    groups = rng.choice((2, 3, 4))
+    width = groups * rng.randint(1, 3)
+    dilation = (1, 1) if rng.random() < 0.7 else (2, 2)
+    y = conv_bn_act(rng, g, x, width, size=(1, 1))
+    y = conv_bn_act(rng, g, y, width, groups=groups, dilation=dilation, size=(3, 3))
+    y = conv_bn_act(rng, g, y, c, size=(1, 1), activation=None)
+    inputs = [y, x] if rng.random() < 0.7 else [x, y]
+    s = g.add(join_layer("add", [x.out_shape, y.out_shape]), inputs)
+    out = g.add(make_activation(rng, s.out_shape, "relu"), [s])
+    g.block = None
+    return out
+
+
+def dilated_block(rng, g, x):
+    """Atrous spatial pyramid pooling (DeepLab): 2-4 branches (1x1 conv, 3x3 convs with
+    dilation 1-3, now and then rectangular), each -> bn (mostly) -> relu, concatenated, then
+    1x1 conv -> bn -> relu [-> dropout]."""
+    g.block = "dilated branches (ASPP)"
+    ends = []
+    for _ in range(rng.randint(2, 4)):
+        filters = rng.randint(1, 6)
+        if rng.random() < 0.25:
+            size, dilation = (1, 1), (1, 1)
+        else:
+            size = (3, 3)
+            dilation = random_pair(rng, 1, 3, 0.8)
+        ends.append(conv_bn_act(rng, g, x, filters, dilation=dilation, size=size,
+                                bn=rng.random() < 0.7))
+    y = g.add(join_layer("concat", [end.out_shape for end in ends]), ends)
+    y = conv_bn_act(rng, g, y, rng.randint(2, 12), size=(1, 1))
+    if rng.random() < 0.4:
+        y = g.add(make_dropout(rng, y.out_shape, g.modern), [y])
+    g.block = None
+    return y
+
+
+def modern_plain_step(rng, g, x):
+    """One layer of the modern sequential generator's kinds: on images a conv (grouped,
+    depthwise, dilated) with now and then batchnorm, an activation and dropout after it,
+    pooling, batchnorm, dropout, an activation (relu6 among them); on vectors dense layers
+    with BatchNorm1d and dropout, batchnorm, dropout, an activation."""
+    gen = g.modern
+    shape = x.out_shape
+    roll = rng.random()
+    if len(shape) == 1:
+        if roll < 0.5:
+            x = g.add(make_dense(rng, shape), [x])
+            if rng.random() < 0.4:
+                x = g.add(make_batchnorm(rng, x.out_shape, gen), [x])
+            if rng.random() < 0.5:
+                x = g.add(modern_activation(rng, x.out_shape), [x])
+            if rng.random() < 0.4:
+                x = g.add(make_dropout(rng, x.out_shape, gen), [x])
+            return x
+        if roll < 0.7:
+            return g.add(make_batchnorm(rng, shape, gen), [x])
+        if roll < 0.85:
+            return g.add(make_dropout(rng, shape, gen), [x])
+        return g.add(modern_activation(rng, shape), [x])
+    layer = None
+    for _attempt in range(20):
+        if roll < 0.35:
+            layer = make_modern_conv(rng, shape, gen)
+        elif roll < 0.45:
+            layer = make_pool(rng, shape, "maxpool")
+        elif roll < 0.55:
+            layer = make_pool(rng, shape, "avgpool")
+        elif roll < 0.7:
+            layer = make_batchnorm(rng, shape, gen)
+        elif roll < 0.85:
+            layer = make_dropout(rng, shape, gen)
+        else:
+            layer = modern_activation(rng, shape)
+        if layer is not None:
+            break
+    if layer is None:
+        layer = modern_activation(rng, shape)
+    x = g.add(layer, [x])
+    if layer.kind == "conv":
+        if rng.random() < 0.5:
+            x = g.add(make_batchnorm(rng, x.out_shape, gen), [x])
+        if rng.random() < 0.6:
+            x = g.add(modern_activation(rng, x.out_shape), [x])
+        if rng.random() < 0.2:
+            x = g.add(make_dropout(rng, x.out_shape, gen), [x])
+    return x
+
+
 GRAPH_BLOCKS = (
     (0.20, residual_block),
     (0.17, inception_block),
@@ -1590,10 +2553,28 @@ GRAPH_BLOCKS = (
     (0.15, plain_step),
 )
 
+# the modern blocks and, less often, the classic ones; the plain step last (random_graph_body)
+MODERN_GRAPH_BLOCKS = (
+    (0.14, bn_residual_block),
+    (0.12, inverted_residual_block),
+    (0.09, resnext_block),
+    (0.09, dilated_block),
+    (0.07, residual_block),
+    (0.06, inception_block),
+    (0.06, se_block),
+    (0.07, fan_out_block),
+    (0.04, gating_block),
+    (0.04, dense_connection_block),
+    (0.22, modern_plain_step),
+)
 
-def random_graph_body(rng):
+
+def random_graph_body(rng, gen=None):
     """Graph blocks (at least one) and plain layers on an image, then now and then a
-    globalavgpool -> flatten or a flatten head with dense layers and vector blocks."""
+    globalavgpool -> flatten or a flatten head with dense layers and vector blocks. With gen
+    (a Modern): MODERN_GRAPH_BLOCKS and modern_plain_step."""
+    blocks = GRAPH_BLOCKS if gen is None else MODERN_GRAPH_BLOCKS
+    step = plain_step if gen is None else modern_plain_step
     big = rng.random() < 0.2
     channels = rng.randint(1, 8 if big else 4)
     height = rng.randint(3, 20 if big else 12)
@@ -1602,18 +2583,19 @@ def random_graph_body(rng):
     first.options = ["channels=%d" % channels, "height=%d" % height, "width=%d" % width]
     first.out_shape = (channels, height, width)
     g = GraphBuilder(first)
+    g.modern = gen
     x = first
 
     def pick(roll):
-        for probability, block in GRAPH_BLOCKS:
+        for probability, block in blocks:
             if roll < probability:
                 return block
             roll -= probability
-        return plain_step
+        return step
 
     steps = [pick(rng.random()) for _ in range(rng.randint(1, 4))]
-    if all(step is plain_step for step in steps):
-        steps.append(pick(rng.random() * (1 - GRAPH_BLOCKS[-1][0])))  # a graph block at least
+    if all(chosen is step for chosen in steps):
+        steps.append(pick(rng.random() * (1 - blocks[-1][0])))  # a graph block at least
     earlier = [first]  # the outputs of the steps so far, for long skips
     for block in steps:
         if x.out_shape[0] > 40:  # too many channels from concatenations: a 1x1 conv first
@@ -1672,7 +2654,7 @@ def random_graph_body(rng):
     if len(x.out_shape) == 1:
         for _ in range(rng.randint(0, 2)):
             if rng.random() < 0.5:
-                x = plain_step(rng, g, x)
+                x = step(rng, g, x)
             else:
                 x = vector_block(rng, g, x)
     return g.nodes
@@ -1711,9 +2693,10 @@ def finalize_graph(rng, nodes):
         node.options.insert(rng.randint(0, len(node.options)), word)
 
 
-def random_graph_network(rng):
-    """A random graph network, its end shaped for one of the losses, and its LossCase."""
-    nodes = random_graph_body(rng)
+def random_graph_network(rng, gen=None):
+    """A random graph network (with gen, a Modern: of the modern blocks), its end shaped for
+    one of the losses, and its LossCase."""
+    nodes = random_graph_body(rng, gen)
     case = shape_for_loss(rng, nodes)
     finalize_graph(rng, nodes)
     label_loss_case(nodes, case)
@@ -1799,15 +2782,21 @@ def infer_graph_layer(layer, options, shapes):
         pad = options.get("pad", "0")
         layer.pad = "same" if pad == "same" else parse_pair(pad)
         layer.bias = options.get("bias", "true") == "true"
+        layer.groups = int(options.get("groups", "1"))
+        layer.dilation = parse_pair(options.get("dilation", "1"))
+        if shape[0] % layer.groups or layer.filters % layer.groups:
+            raise ValueError("groups=%d does not divide %d channels and %d filters"
+                             % (layer.groups, shape[0], layer.filters))
+        extent = dilated(layer.size, layer.dilation)
         if layer.pad == "same":
-            top, bottom = same_padding(shape[1], layer.size[0], layer.stride[0])
-            left, right = same_padding(shape[2], layer.size[1], layer.stride[1])
+            top, bottom = same_padding(shape[1], extent[0], layer.stride[0])
+            left, right = same_padding(shape[2], extent[1], layer.stride[1])
         else:
             top = bottom = layer.pad[0]
             left = right = layer.pad[1]
         layer.padding = (top, bottom, left, right)
-        out_h = conv_output(shape[1], layer.size[0], layer.stride[0], top, bottom)
-        out_w = conv_output(shape[2], layer.size[1], layer.stride[1], left, right)
+        out_h = conv_output(shape[1], extent[0], layer.stride[0], top, bottom)
+        out_w = conv_output(shape[2], extent[1], layer.stride[1], left, right)
         if out_h is None or out_w is None:
             raise ValueError("kernel larger than the padded input")
         layer.out_shape = (layer.filters, out_h, out_w)
@@ -1829,8 +2818,15 @@ def infer_graph_layer(layer, options, shapes):
         layer.out_shape = (layer.units,)
     elif kind == "flatten":
         layer.out_shape = (int(np.prod(shape)),)
-    elif kind in ("relu", "leaky", "sigmoid", "tanh", "softmax"):
+    elif kind in ("relu", "leaky", "sigmoid", "tanh", "softmax", "relu6"):
         layer.slope = float(options.get("slope", "0.01"))
+        layer.out_shape = shape
+    elif kind == "batchnorm":
+        layer.eps = float(options.get("eps", "1e-5"))
+        layer.momentum = float(options.get("momentum", "0.1"))
+        layer.out_shape = shape
+    elif kind == "dropout":
+        layer.rate = float(options.get("rate", "0.5"))
         layer.out_shape = shape
     elif kind == "globalavgpool":
         layer.out_shape = (shape[0], 1, 1)
@@ -1859,9 +2855,17 @@ def load_parameters(weights_dir, nodes):
     for node in nodes:
         if node.kind not in PARAMETER_KINDS:
             continue
+        if node.kind == "batchnorm":
+            arrays = tuple(np.load(os.path.join(weights_dir, "%s.%s.npy" % (node.name, which)))
+                           for which in BATCHNORM_TENSORS)
+            if any(array.shape != node.in_shape[:1] for array in arrays):
+                raise ValueError("%s: a batchnorm tensor is not (%d,)" % (node.name,
+                                                                        node.in_shape[0]))
+            parameters[node.name] = arrays
+            continue
         weight = np.load(os.path.join(weights_dir, node.name + ".weight.npy"))
-        expected = ((node.filters, node.in_shape[0]) + node.size if node.kind == "conv"
-                    else (node.units, node.in_shape[0]))
+        expected = ((node.filters, node.in_shape[0] // node.groups) + node.size
+                    if node.kind == "conv" else (node.units, node.in_shape[0]))
         if weight.shape != expected:
             raise ValueError("%s.weight.npy is %s, expected %s" % (node.name, weight.shape,
                                                                    expected))
@@ -1874,12 +2878,24 @@ def load_parameters(weights_dir, nodes):
     return parameters
 
 
-def apply_graph_layer(node, xs, weight, bias):
-    """One parsed layer of the graph in PyTorch, for its inputs xs (autograd-friendly)."""
+def apply_graph_layer(node, xs, weight, bias, run=None, running=None):
+    """One parsed layer of the graph in PyTorch, for its inputs xs (autograd-friendly); run
+    (a PassRun) gives batchnorm's mode and dropout's mask, running a batchnorm's (running
+    mean, running variance) (copies: F.batch_norm updates them in train mode)."""
     kind = node.kind
     x = xs[0]
     if kind == "conv":
-        return F.conv2d(padded(node, x), weight, bias, stride=node.stride)
+        return F.conv2d(padded(node, x), weight, bias, stride=node.stride,
+                        dilation=node.dilation, groups=node.groups)
+    if kind == "batchnorm":
+        return F.batch_norm(x, running[0].clone(), running[1].clone(), weight, bias,
+                            training=run.training(), momentum=node.momentum, eps=node.eps)
+    if kind == "dropout":
+        if not run.training():
+            return x
+        return x * torch.from_numpy(run.masks[node.name]).to(x.dtype) / (1 - node.rate)
+    if kind == "relu6":
+        return F.relu6(x)
     if kind == "dense":
         return F.linear(x, weight, bias)
     if kind == "maxpool":
@@ -1918,15 +2934,20 @@ class TorchGraph(torch.nn.Module):
     order, with the weights of a weights directory as its parameters. forward returns every
     layer's output (the input first)."""
 
-    def __init__(self, nodes, parameters, dtype=torch.float64):
+    def __init__(self, nodes, parameters, dtype=torch.float64, run=None):
         super().__init__()
         self.nodes = nodes
+        self.run = run or PassRun()
         self.tensors = torch.nn.ParameterList()
         self.slots = {}  # layer name -> (weight slot, bias slot or None)
+        self.running = {}  # batchnorm name -> (running mean, running variance)
         for node in nodes:
             if node.kind not in PARAMETER_KINDS:
                 continue
-            weight, bias = parameters[node.name]
+            weight, bias = parameters[node.name][:2]
+            if node.kind == "batchnorm":
+                self.running[node.name] = tuple(torch.from_numpy(array).to(dtype)
+                                                for array in parameters[node.name][2:])
             self.tensors.append(torch.nn.Parameter(torch.from_numpy(weight).to(dtype)))
             slots = [len(self.tensors) - 1, None]
             if bias is not None:
@@ -1946,11 +2967,11 @@ class TorchGraph(torch.nn.Module):
                 weight = self.parameter_of(node.name, "weight")
                 bias = self.parameter_of(node.name, "bias")
             values.append(apply_graph_layer(node, [values[i] for i in node.input_indices],
-                                            weight, bias))
+                                            weight, bias, self.run, self.running.get(node.name)))
         return values
 
 
-def graph_layer_reference(node, xs, parameters):
+def graph_layer_reference(node, xs, parameters, run=None):
     """A graph layer's float64 output for inputs xs (clcnn's own values of the layers it reads)
     and the magnitude the error is measured against: torch_layer's for the sequential types;
     for add the sum of |inputs|, for globalavgpool the mean of |input| (as average pooling);
@@ -1968,10 +2989,10 @@ def graph_layer_reference(node, xs, parameters):
     if kind in ("concat", "mul"):
         y = apply_graph_layer(node, xs, None, None)
         return y, y.abs()
-    return torch_layer(node, xs[0], parameters)
+    return torch_layer(node, xs[0], parameters, run)
 
 
-def graph_layer_backward(node, x_values, y_values, grad, magnitude, parameters):
+def graph_layer_backward(node, x_values, y_values, grad, magnitude, parameters, run=None):
     """A graph layer's float64 backward pass from clcnn's forward values: layer_backward for
     the sequential types; add passes the gradient and its magnitude to every input; concat
     splits them by channels; mul multiplies them by the other input's value (by its absolute
@@ -1999,7 +3020,7 @@ def graph_layer_backward(node, x_values, y_values, grad, magnitude, parameters):
         positions = shape[2] * shape[3]
         return [(grad.expand(shape) / positions, magnitude.expand(shape) / positions)], {}
     grad_x, magnitude_x, parameter_grads = layer_backward(node, x_values[0], y_values, grad,
-                                                          magnitude, parameters)
+                                                          magnitude, parameters, run)
     return [(grad_x, magnitude_x)], parameter_grads
 
 
@@ -2025,7 +3046,7 @@ def graph_gradient_files(nodes):
     return files
 
 
-def graph_backward(nodes, values, logits_index, grad, magnitude, parameters):
+def graph_backward(nodes, values, logits_index, grad, magnitude, parameters, run=None):
     """The backward pass over the graph in reverse file order from the loss's gradient at the
     logits layer, from clcnn's forward values; a layer read by several others gets the sum of
     their gradients (and of their magnitudes). Returns {gradient file: (gradient, magnitude)}."""
@@ -2038,7 +3059,7 @@ def graph_backward(nodes, values, logits_index, grad, magnitude, parameters):
         node = nodes[index]
         inputs = [values[i] for i in node.input_indices]
         input_grads, parameter_grads = graph_layer_backward(node, inputs, values[index], grad,
-                                                            magnitude, parameters)
+                                                            magnitude, parameters, run)
         for which, pair in parameter_grads.items():
             want["%s.%s.grad.npy" % (node.name, which)] = pair
         for source, (grad_source, magnitude_source) in zip(node.input_indices, input_grads):
@@ -2052,10 +3073,10 @@ def graph_backward(nodes, values, logits_index, grad, magnitude, parameters):
     return want
 
 
-def graph_end_to_end(nodes, parameters, images, case, targets, logits_index):
-    """PyTorch (float64) from the input alone: every layer's output, the loss and every
-    gradient file's contents."""
-    module = TorchGraph(nodes, parameters)
+def graph_end_to_end(nodes, parameters, images, case, targets, logits_index, run=None):
+    """PyTorch (float64) from the input alone (run: a PassRun with the expected dropout
+    masks): every layer's output, the loss and every gradient file's contents."""
+    module = TorchGraph(nodes, parameters, run=run)
     x = leaf(images)
     values = module(x)
     loss, _, _ = torch_loss(case, values[logits_index], targets)
@@ -2068,12 +3089,13 @@ def graph_end_to_end(nodes, parameters, images, case, targets, logits_index):
     return [value.detach().numpy() for value in values], float(loss), grads
 
 
-def run_torch32(nodes, parameters, images, case, targets, logits_index, out_dir):
+def run_torch32(nodes, parameters, images, case, targets, logits_index, out_dir, run=None):
     """--dry-run's stand-in for a clcnn device: the same files (trace, output.npy, gradients)
-    made by PyTorch in float32 (the loss's gradient in float64). Returns (0, "", loss)."""
+    made by PyTorch in float32 (the loss's gradient in float64; run: a PassRun with the
+    expected dropout masks). Returns run_clcnn_grad's (0, "", loss, 0, "")."""
     os.makedirs(os.path.join(out_dir, "trace"), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "grad"), exist_ok=True)
-    module = TorchGraph(nodes, parameters, torch.float32)
+    module = TorchGraph(nodes, parameters, torch.float32, run)
     x = torch.from_numpy(images.astype(np.float32)).requires_grad_(True)
     values = module(x)
     z = values[logits_index]
@@ -2094,37 +3116,40 @@ def run_torch32(nodes, parameters, images, case, targets, logits_index, out_dir)
             grad = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
             np.save(os.path.join(out_dir, "grad", "%s.%s.grad.npy" % (name, which)),
                     grad.numpy())
-    return 0, "", float(loss)
+    return 0, "", float(loss), 0, ""
 
 
 def reproduce_text(args, number):
-    return ("reproduce: tools/check_pytorch.py --graphs %d --seed %d --only %d --keep DIR"
-            % (number + 1, args.seed, number))
+    if args.graphs:
+        what = "--graphs %d" % (number + 1)
+    else:
+        what = "%s--count %d" % ("--grad " if args.grad else "", number + 1)
+    extra = (" --modern" if args.modern else "") + (" --no-groups" if args.no_groups else "")
+    return ("reproduce: tools/check_pytorch.py %s --seed %d --only %d%s --keep DIR"
+            % (what, args.seed, number, extra))
 
 
 def check_graph_network(number, generated, case, parameters, images, targets, work_dir, clcnn,
-                        devices, args, float64_input):
+                        devices, args, float64_input, run=None):
     """Writes one graph network, runs clcnn grad and forward --trace on every device (or the
     float32 PyTorch stand-in) and compares every layer's output, the loss and every gradient
     file with PyTorch float64 run on the network as parsed back from its file.
 
-    Returns ({device: {"forward": [(layer index, error)], "loss": error, "grads": {file: error},
-    "output": end-to-end output difference, "end_to_end": {file: end-to-end difference}}},
-    failures, parsed layers, logits index)."""
+    Returns ({device: {"forward": [(layer index, error)], "loss": error (None when clcnn grad
+    failed), "grads": {file: error}, "output": end-to-end output difference, "end_to_end":
+    {file: end-to-end difference}}}, failures, parsed layers, logits index)."""
+    run = run or PassRun()
     forward_tolerance, grad_tolerance = args.forward_tolerance, args.grad_tolerance
     net_dir = os.path.join(work_dir, "graph%04d" % number)
     weights_dir = os.path.join(net_dir, "weights")
     os.makedirs(weights_dir, exist_ok=True)
     option_text = "--loss %s" % case.option if case.option else "no --loss"
-    text = network_text(generated, "random graph %d (seed %d) for clcnn grad, %s, %s"
-                        % (number, args.seed, option_text, case.label))
+    text = network_text(generated, "random graph %d (seed %d) for clcnn grad, %s, %s%s"
+                        % (number, args.seed, option_text, case.label, run_title(run)))
     net_path = os.path.join(net_dir, "network.net")
     with open(net_path, "w") as f:
         f.write(text)
-    for name, (weight, bias) in parameters.items():
-        np.save(os.path.join(weights_dir, name + ".weight.npy"), weight)
-        if bias is not None:
-            np.save(os.path.join(weights_dir, name + ".bias.npy"), bias)
+    save_parameters(weights_dir, parameters)
     input_path = os.path.join(net_dir, "input.npy")
     np.save(input_path, images.astype(np.float64) if float64_input else images)
     labels_path = os.path.join(net_dir, "labels.npy")
@@ -2139,8 +3164,7 @@ def check_graph_network(number, generated, case, parameters, images, targets, wo
         nodes = parse_graph(f.read())
     parameters = load_parameters(weights_dir, nodes)
     mismatch = [i for i, (node, made) in enumerate(zip(nodes, generated))
-                if (node.kind, node.name, tuple(node.out_shape)) != (
-                    made.kind, made.name, tuple(made.out_shape))
+                if layer_signature(node) != layer_signature(made)
                 or (i and node.input_indices != [generated.index(s) for s in made.inputs])]
     if len(nodes) != len(generated) or mismatch:
         failures.append("graph %d: the generator and the parser disagree on layer %s (a bug in "
@@ -2149,37 +3173,49 @@ def check_graph_network(number, generated, case, parameters, images, targets, wo
     logits_index = graph_logits_index(nodes, case)
     assert logits_index == case.logits_index
 
+    # the dropout masks the seed draws (for PyTorch from the input alone and the stand-in)
+    expected = run.copy()
+    for index, node in enumerate(nodes):
+        if node.kind == "dropout":
+            expected.masks[node.name] = expected_mask(run, index, node,
+                                                      (images.shape[0],) + node.out_shape)
     runs = {}
+    for device in devices:
+        out_dir = os.path.join(net_dir, device)
+        if device == "torch32":
+            runs[device] = run_torch32(nodes, parameters, images, case, targets, logits_index,
+                                       out_dir, expected)
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
         futures = {}
         for device in devices:
             out_dir = os.path.join(net_dir, device)
-            if device == "torch32":
-                futures[device] = pool.submit(run_torch32, nodes, parameters, images, case,
-                                              targets, logits_index, out_dir)
-            else:
+            if device != "torch32":
                 futures[device] = pool.submit(run_clcnn_grad, clcnn, device, net_path,
                                               weights_dir, input_path, labels_path, case.option,
-                                              out_dir)
+                                              out_dir, run.options())
         for device, future in futures.items():
             runs[device] = future.result()
 
     end_to_end_values, end_to_end_loss, end_to_end_grads = graph_end_to_end(
-        nodes, parameters, images, case, targets, logits_index)
+        nodes, parameters, images, case, targets, logits_index, expected)
     if args.dry_run:
         for problem in graph_self_check(nodes, parameters, end_to_end_values, end_to_end_grads,
-                                        case, targets, logits_index):
+                                        case, targets, logits_index, expected):
             failures.append("graph %d: self-check: %s\n%s" % (number, problem, description))
     files = graph_gradient_files(nodes)
     results = {}
     for device in devices:
-        status, message, clcnn_loss = runs[device]
+        status, message, clcnn_loss, forward_status, forward_message = runs[device]
         out_dir = os.path.join(net_dir, device)
         if status != 0:
-            failures.append("graph %d on %s: clcnn exited with %d: %s\n%s"
+            failures.append("graph %d on %s: clcnn grad exited with %d: %s\n%s"
                             % (number, device, status, message, description))
+        if forward_status != 0:
+            failures.append("graph %d on %s: clcnn forward exited with %d: %s\n%s"
+                            % (number, device, forward_status, forward_message, description))
             continue
-        result = {"forward": [], "grads": {}, "end_to_end": {}}
+        result = {"forward": [], "grads": {}, "end_to_end": {}, "loss": None}
+        device_run = run.copy()
 
         # forward: every layer from clcnn's own values of the layers it reads
         values = [images]  # clcnn converts a float64 input to float32 as well
@@ -2199,9 +3235,15 @@ def check_graph_network(number, generated, case, parameters, images, targets, wo
                                    expected_shape, description))
                 broken = True
                 break
+            if node.kind == "dropout":
+                mask, problem = trace_mask(run, index, node, values[node.input_indices[0]], got)
+                device_run.masks[node.name] = mask
+                if problem:
+                    failures.append("graph %d on %s: %s\n%s"
+                                    % (number, device, problem, description))
             inputs = [torch.from_numpy(values[i].astype(np.float64))
                       for i in node.input_indices]
-            want, magnitude = graph_layer_reference(node, inputs, parameters)
+            want, magnitude = graph_layer_reference(node, inputs, parameters, device_run)
             error, where = layer_error(got, want.numpy(), magnitude.numpy())
             result["forward"].append((index, error))
             if not error <= forward_tolerance:
@@ -2220,12 +3262,16 @@ def check_graph_network(number, generated, case, parameters, images, targets, wo
                             % (number, device, description))
         scale = max(float(np.abs(end_to_end_values[-1]).max()), 1e-30)
         result["output"] = float(np.abs(output - end_to_end_values[-1]).max()) / scale
+        if status != 0:
+            results[device] = result  # the forward values only
+            continue
 
         # the loss and the backward pass in float64 from clcnn's logits and activations
         z = leaf(values[logits_index])
         loss, loss_magnitude, magnitude = torch_loss(case, z, targets)
         (grad,) = torch.autograd.grad(loss, [z])
-        want = graph_backward(nodes, values, logits_index, grad, magnitude, parameters)
+        want = graph_backward(nodes, values, logits_index, grad, magnitude, parameters,
+                              device_run)
         loss_error = abs(clcnn_loss - float(loss)) / max(abs(float(loss)), loss_magnitude, 1e-300)
         result["loss"] = loss_error
         if not loss_error <= grad_tolerance:
@@ -2266,6 +3312,18 @@ def check_graph_network(number, generated, case, parameters, images, targets, wo
                                 % (number, device, name, description))
         results[device] = result
     return results, failures, nodes, logits_index
+
+
+def layer_signature(layer):
+    """What the parser must read back from a layer's line as the generator meant it."""
+    signature = (layer.kind, layer.name, tuple(layer.out_shape))
+    if layer.kind == "conv":
+        signature += (layer.groups, tuple(layer.dilation), layer.padding)
+    elif layer.kind == "batchnorm":
+        signature += (layer.eps, layer.momentum)
+    elif layer.kind == "dropout":
+        signature += (layer.rate,)
+    return signature
 
 
 def graph_labels(generated, nodes, index):
@@ -2340,13 +3398,18 @@ def graph_main(args, clcnn, devices, work_dir):
     rng = random.Random(args.seed)
     jobs = []
     for number in range(args.graphs):
-        generated, case = random_graph_network(rng)
+        gen, run = modern_draws(rng, args)
+        generated, case = random_graph_network(rng, gen)
         rng_np = np.random.default_rng(rng.randrange(2**32))
         parameters = random_parameters(rng_np, generated)
         batch = rng.randint(1, 4)
+        if run.training() and needs_two_images(generated):
+            batch = max(batch, 2)
         scale = rng.choice([1.0, 1.0, 3.0, 0.1])
         images = (rng_np.standard_normal((batch,) + generated[0].out_shape) * scale).astype(
             np.float32)
+        if gen is not None:
+            zero_some(rng, rng_np, images)
         targets = random_targets(rng, rng_np, generated, case, batch)
         float64_input = rng.random() < 0.1
         if args.only and number not in args.only:
@@ -2354,7 +3417,7 @@ def graph_main(args, clcnn, devices, work_dir):
         if any(label in args.exclude for index in range(1, len(generated))
                for label in graph_labels(generated, None, index)):
             continue
-        jobs.append((number, generated, case, parameters, images, targets, float64_input))
+        jobs.append((number, generated, case, parameters, images, targets, float64_input, run))
 
     forward_worst, forward_seen = {}, {}
     grad_worst, grad_seen = {}, {}
@@ -2373,8 +3436,8 @@ def graph_main(args, clcnn, devices, work_dir):
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [pool.submit(check_graph_network, number, generated, case, parameters, images,
-                               targets, work_dir, clcnn, devices, args, float64_input)
-                   for number, generated, case, parameters, images, targets, float64_input
+                               targets, work_dir, clcnn, devices, args, float64_input, run)
+                   for number, generated, case, parameters, images, targets, float64_input, run
                    in jobs]
         for done, future in enumerate(futures, start=1):
             number, generated, case = jobs[done - 1][:3]
@@ -2387,14 +3450,16 @@ def graph_main(args, clcnn, devices, work_dir):
                 for index, error in result["forward"]:
                     for label in graph_labels(generated, nodes, index):
                         note(forward_worst, forward_seen, device, label, error, number)
+                if result["output"] > output_worst.get(device, (-1,))[0]:
+                    output_worst[device] = (result["output"], number)
+                if result["loss"] is None:
+                    continue  # clcnn grad failed: the forward values only
                 for label, error in graph_grad_labels(generated, nodes, logits_index,
                                                       result["grads"]):
                     note(grad_worst, grad_seen, device, label, error, number)
                 for name, error in result["grads"].items():
                     note(file_worst, file_seen, device, gradient_kind(nodes, name), error, number)
                 note(loss_worst, loss_seen, device, case.label, result["loss"], number)
-                if result["output"] > output_worst.get(device, (-1,))[0]:
-                    output_worst[device] = (result["output"], number)
                 for name, error in result["end_to_end"].items():
                     if error > end_to_end_worst.get(device, (-1,))[0]:
                         end_to_end_worst[device] = (error, number, name)
@@ -2403,6 +3468,7 @@ def graph_main(args, clcnn, devices, work_dir):
 
     print()
     print("%d graph networks (seed %d), %d layers" % (len(jobs), args.seed, layer_count))
+    print_modes([job[7] for job in jobs])
     print()
     print_worst_table("worst forward error per layer type and block, every traced layer from "
                       "clcnn's own inputs (|clcnn - torch| / max(|torch|, magnitude)):",
@@ -2423,6 +3489,7 @@ def graph_main(args, clcnn, devices, work_dir):
                   % ((device,) + end_to_end_worst[device]))
     print()
     if failures:
+        print_failure_kinds(failures)
         print("%d failures (forward above %g, loss or gradient above %g)"
               % (len(failures), args.forward_tolerance, args.grad_tolerance))
     else:
@@ -2431,14 +3498,14 @@ def graph_main(args, clcnn, devices, work_dir):
     return 1 if failures else 0
 
 
-def graph_self_check(nodes, parameters, values, grads, case, targets, logits_index):
+def graph_self_check(nodes, parameters, values, grads, case, targets, logits_index, run=None):
     """--dry-run's check of this script's graph side on its own: the per-layer references and
     the hand-written backward pass run on PyTorch's own float64 values must give PyTorch's
     float64 outputs and autograd's gradients. Returns a list of problems."""
     problems = []
     for index, node in enumerate(nodes[1:], start=1):
         inputs = [torch.from_numpy(values[i]) for i in node.input_indices]
-        want, magnitude = graph_layer_reference(node, inputs, parameters)
+        want, magnitude = graph_layer_reference(node, inputs, parameters, run)
         if want.shape != values[index].shape or (magnitude < want.abs() * (1 - 1e-12)).any():
             problems.append("layer %s: reference shape or magnitude" % node.name)
         error, _ = layer_error(values[index], want.numpy(), magnitude.numpy())
@@ -2448,7 +3515,7 @@ def graph_self_check(nodes, parameters, values, grads, case, targets, logits_ind
     z = leaf(values[logits_index])
     loss, _, magnitude = torch_loss(case, z, targets)
     (grad,) = torch.autograd.grad(loss, [z])
-    want = graph_backward(nodes, values, logits_index, grad, magnitude, parameters)
+    want = graph_backward(nodes, values, logits_index, grad, magnitude, parameters, run)
     if sorted(want) != sorted(grads):
         problems.append("gradient files %s, autograd %s" % (sorted(want), sorted(grads)))
     for name, (wanted, wanted_magnitude) in want.items():
@@ -2485,14 +3552,20 @@ def main():
                         help="with --graphs: the loss and gradient tolerance (--tolerance is "
                         "the forward one)")
     parser.add_argument("--only", type=int, action="append", default=[], metavar="NUMBER",
-                        help="with --graphs: check only this graph of the sequence (repeatable)")
+                        help="check only this network or graph of the sequence (repeatable)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="with --graphs: no clcnn; check the generator, the parser and the "
-                        "PyTorch side on their own, with PyTorch float32 standing in for clcnn")
+                        help="no clcnn; check the generator, the parser and the PyTorch side on "
+                        "their own (with --graphs: PyTorch float32 standing in for clcnn)")
+    parser.add_argument("--modern", action="store_true",
+                        help="networks of the modern layers: batchnorm (train and eval mode), "
+                        "dropout (rate 0, traced masks, eval), relu6, conv groups= and "
+                        "dilation=; every network runs with --mode train|eval --random-seed S")
+    parser.add_argument("--no-groups", action="store_true",
+                        help="with --modern: no groups= or dilation= (for a clcnn without them)")
     args = parser.parse_args()
 
     clcnn = args.clcnn
-    if args.graphs and args.dry_run:
+    if args.dry_run:
         clcnn = None
     elif not os.path.exists(clcnn):
         beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", args.clcnn)
@@ -2531,14 +3604,28 @@ def main():
     rng = random.Random(args.seed)
     jobs = []
     for number in range(args.count):
-        layers = random_network(rng)
+        gen, run = modern_draws(rng, args)
+        layers = random_network(rng) if gen is None else random_modern_network(rng, gen)
         rng_np = np.random.default_rng(rng.randrange(2**32))
         parameters = random_parameters(rng_np, layers)
         batch = rng.randint(1, 5)
+        refusal = False
+        if run.training() and needs_two_images(layers):
+            # now and then one image, which clcnn must refuse as PyTorch does
+            refusal = rng.random() < 0.1
+            batch = 1 if refusal else max(batch, 2)
         scale = rng.choice([1.0, 1.0, 3.0, 0.1])
         images = (rng_np.standard_normal((batch,) + layers[0].out_shape) * scale).astype(
             np.float32)
-        jobs.append((number, layers, parameters, images, rng.random() < 0.1))
+        if gen is not None:
+            zero_some(rng, rng_np, images)
+        float64_input = rng.random() < 0.1
+        if args.only and number not in args.only:
+            continue
+        run.refusal = refusal
+        jobs.append((number, layers, parameters, images, float64_input, run))
+    if args.dry_run:
+        return sequential_dry_run(jobs, None)
 
     worst = {}  # (device, label) -> (error, network number, layer line)
     seen = {}  # label -> layers checked
@@ -2546,8 +3633,9 @@ def main():
     failures = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [pool.submit(check_network, number, layers, parameters, images, work_dir, clcnn,
-                               devices, tolerance, float64_input)
-                   for number, layers, parameters, images, float64_input in jobs]
+                               devices, tolerance, float64_input, run,
+                               reproduce_text(args, number) + "\n")
+                   for number, layers, parameters, images, float64_input, run in jobs]
         for done, future in enumerate(futures, start=1):
             results, network_failures = future.result()
             failures.extend(network_failures)
@@ -2585,8 +3673,15 @@ def main():
             error, number = end_to_end_worst[device]
             print("%s: worst end-to-end difference of the output, relative to its largest value: "
                   "%.3g (net %d)" % (device, error, number))
+    print_modes([job[5] for job in jobs])
+    refusals = [job[0] for job in jobs if job[5].refusal]
+    if refusals:
+        print("%d train-mode networks of one image through a batchnorm with one value per "
+              "channel (%s), which clcnn must refuse as PyTorch does (failures above if not)"
+              % (len(refusals), " ".join(map(str, refusals))))
     print()
     if failures:
+        print_failure_kinds(failures)
         print("%d failures above %g" % (len(failures), tolerance))
     else:
         print("all layers within %g" % tolerance)
