@@ -295,3 +295,49 @@ batchnorm_forward_eval(const __global float *restrict x, const __global float *r
         y[i] = (x[i] - mean) * scale + shift;
     }
 }
+
+/* The gradients of the eval-mode forward, an affine map per channel with
+ * invstd = 1 / sqrt(running_var + eps):
+ *   grad_weight = sum(dy * (x - running_mean)) * invstd, grad_bias = sum(dy)
+ *   dx = dy * weight * invstd  (written, added with accumulate, or skipped) */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_backward_eval(const __global float *restrict x, const __global float *restrict grad_y,
+                        const __global float *restrict weight,
+                        const __global float *restrict running_mean,
+                        const __global float *restrict running_var, __global float *restrict grad_x,
+                        __global float *restrict grad_weight, __global float *restrict grad_bias,
+                        const int batch, const int channels, const int spatial, const float eps,
+                        const int want_grad_x, const int accumulate) {
+    __local float partial[BATCHNORM_THREADS];
+    const int channel = get_group_id(0);
+    const float mean = running_mean[channel];
+    const float invstd = 1.0f / sqrt(running_var[channel] + eps);
+    compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
+    int filled = 0;
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        dy_sum.block += grad_y[i];
+        dy_dev.block += grad_y[i] * (x[i] - mean);
+        if (++filled == SUM_BLOCK) {
+            filled = 0;
+            sum_flush(&dy_sum);
+            sum_flush(&dy_dev);
+        }
+    }
+    sum_flush(&dy_sum);
+    sum_flush(&dy_dev);
+    const float sum_dy = group_sum(partial, dy_sum.total);
+    const float sum_dy_dev = group_sum(partial, dy_dev.total);
+    if (get_local_id(0) == 0) {
+        grad_weight[channel] = sum_dy_dev * invstd;
+        grad_bias[channel] = sum_dy;
+    }
+    if (!want_grad_x)
+        return;
+    const float scale = weight[channel] * invstd;
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        const float g = grad_y[i] * scale;
+        grad_x[i] = accumulate ? grad_x[i] + g : g;
+    }
+}

@@ -1049,6 +1049,146 @@ static void check_large_train_forward(clcnn_context *ctx) {
     clcnn_net_destroy(net);
 }
 
+/* ---- eval-mode backward ------------------------------------------------------------------ */
+
+/* The gradients of the eval-mode forward (running statistics, an affine map
+ * per channel): both walks against the reference on random cases, with grad_x
+ * overwritten, accumulated and absent; and against central differences of
+ * the forward written here in double, on both devices. */
+static void check_eval_backward(clcnn_context *const *contexts, int cases, uint64_t seed) {
+    clcnn_context *ctx = contexts[1];
+    test_rng rng = {seed};
+    op_result device = {0}, fd = {0};
+    for (int index = 0; index < cases; index++) {
+        bn_case c;
+        draw_case(&rng, index, &c);
+        const shape *s = &c.s;
+        const int64_t count = shape_count(s);
+        const int spatial = shape_spatial(s), channels = s->channels;
+        const int accumulate = index % 3 == 1, want_grad_x = index % 3 != 2;
+        float *grad_y = allocate_floats(count), *start = allocate_floats(count);
+        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        fill_destination(&rng, start, count, accumulate);
+        float *want_x = want_grad_x ? allocate_floats(count) : NULL;
+        float *want_w = allocate_floats(channels), *want_b = allocate_floats(channels);
+        if (want_x)
+            copy_floats(want_x, start, count);
+        batchnorm_backward_eval_ref(s->batch, channels, spatial, c.eps, c.x, grad_y, c.weight,
+                                    c.running_mean, c.running_var, want_x, accumulate, want_w,
+                                    want_b);
+        for (int walk = 0; walk < 2; walk++) {
+            float *got_x = want_grad_x ? allocate_floats(count) : NULL;
+            float *got_w = allocate_floats(channels), *got_b = allocate_floats(channels);
+            if (got_x)
+                copy_floats(got_x, start, count);
+            fill_nan(got_w, channels);
+            fill_nan(got_b, channels);
+            buf bx, bdy, bw, bm, bv, bgx, bgw, bgb;
+            int ok = make_buf(ctx, c.x, count, &bx) && make_buf(ctx, grad_y, count, &bdy) &&
+                     make_buf(ctx, c.weight, channels, &bw) &&
+                     make_buf(ctx, c.running_mean, channels, &bm) &&
+                     make_buf(ctx, c.running_var, channels, &bv) &&
+                     make_buf(ctx, got_x, count, &bgx) && make_buf(ctx, got_w, channels, &bgw) &&
+                     make_buf(ctx, got_b, channels, &bgb);
+            ok = ok && CHECK_OK(ctx, batchnorm_backward_eval(ctx, walk, s->batch, channels, spatial,
+                                                             c.eps, bx.mem, bdy.mem, bw.mem, bm.mem,
+                                                             bv.mem, bgx.mem, accumulate, bgw.mem,
+                                                             bgb.mem));
+            ok = ok && read_buf(ctx, bgx, got_x, count) && read_buf(ctx, bgw, got_w, channels) &&
+                 read_buf(ctx, bgb, got_b, channels);
+            double error = max_relative_error(got_w, want_w, channels, 1.0);
+            error = fmax(error, max_relative_error(got_b, want_b, channels, 1.0));
+            if (want_grad_x)
+                error = fmax(error, max_relative_error(got_x, want_x, count, 1.0));
+            if (!ok || !record_error(&device, ok ? error : INFINITY, gradient_tolerance))
+                print_case("eval backward", index, &c, walk_names[walk], error);
+            release_buf(&bx);
+            release_buf(&bdy);
+            release_buf(&bw);
+            release_buf(&bm);
+            release_buf(&bv);
+            release_buf(&bgx);
+            release_buf(&bgw);
+            release_buf(&bgb);
+            free(got_x);
+            free(got_w);
+            free(got_b);
+        }
+        /* Finite differences of loss = sum(y * G), y the eval forward in double. */
+        if (index < 20) {
+            for (int d = 0; d < 2; d++) {
+                float *gx = allocate_floats(count), *gw = allocate_floats(channels),
+                      *gb = allocate_floats(channels);
+                buf bx, bdy, bw, bm, bv, bgx, bgw, bgb;
+                int ok = make_buf(contexts[d], c.x, count, &bx) &&
+                         make_buf(contexts[d], grad_y, count, &bdy) &&
+                         make_buf(contexts[d], c.weight, channels, &bw) &&
+                         make_buf(contexts[d], c.running_mean, channels, &bm) &&
+                         make_buf(contexts[d], c.running_var, channels, &bv) &&
+                         make_buf(contexts[d], gx, count, &bgx) &&
+                         make_buf(contexts[d], gw, channels, &bgw) &&
+                         make_buf(contexts[d], gb, channels, &bgb);
+                ok = ok && CHECK_OK(contexts[d], op_batchnorm_backward_eval(
+                                                     contexts[d], s->batch, channels, spatial,
+                                                     c.eps, bx, bdy, bw, bm, bv, bgx, 0, bgw, bgb));
+                ok = ok && read_buf(contexts[d], bgx, gx, count) &&
+                     read_buf(contexts[d], bgw, gw, channels) &&
+                     read_buf(contexts[d], bgb, gb, channels);
+                double worst = 0.0;
+                for (int k = 0; ok && k < 8; k++) {
+                    const int64_t i = test_rand_int(&rng, 0, (int)(count - 1));
+                    const int ch = (int)((i / spatial) % channels);
+                    const double invstd = 1.0 / sqrt((double)c.running_var[ch] + c.eps);
+                    /* y_i = (x_i - m) * invstd * w + b: the loss is linear in
+                     * x_i, w and b, so the central difference is exact up to
+                     * rounding in double. */
+                    double dw = 0.0, db = 0.0;
+                    for (int n = 0; n < s->batch; n++)
+                        for (int q = 0; q < spatial; q++) {
+                            const int64_t j = ((int64_t)n * channels + ch) * spatial + q;
+                            const double h = fd_step;
+                            const double xh = ((double)c.x[j] - c.running_mean[ch]) * invstd;
+                            dw += ((xh * (c.weight[ch] + h)) - (xh * (c.weight[ch] - h))) /
+                                  (2 * h) * grad_y[j];
+                            db += (((double)c.bias[ch] + h) - ((double)c.bias[ch] - h)) / (2 * h) *
+                                  grad_y[j];
+                        }
+                    const double h = fd_step;
+                    const double dx =
+                        (((c.x[i] + h) - c.running_mean[ch]) * invstd * c.weight[ch] -
+                         ((c.x[i] - h) - c.running_mean[ch]) * invstd * c.weight[ch]) /
+                        (2 * h) * grad_y[i];
+                    worst = fmax(worst, fabs(dx - gx[i]) / fmax(fabs(dx), fd_floor));
+                    worst = fmax(worst, fabs(dw - gw[ch]) / fmax(fabs(dw), fd_floor));
+                    worst = fmax(worst, fabs(db - gb[ch]) / fmax(fabs(db), fd_floor));
+                }
+                if (!ok || !record_error(&fd, ok ? worst : INFINITY, fd_tolerance))
+                    print_case("eval backward fd", index, &c, d ? " OpenCL" : " reference", worst);
+                release_buf(&bx);
+                release_buf(&bdy);
+                release_buf(&bw);
+                release_buf(&bm);
+                release_buf(&bv);
+                release_buf(&bgx);
+                release_buf(&bgw);
+                release_buf(&bgb);
+                free(gx);
+                free(gw);
+                free(gb);
+            }
+        }
+        free(grad_y);
+        free(start);
+        free(want_x);
+        free(want_w);
+        free(want_b);
+        free_case(&c);
+    }
+    print_summary("eval backward (both walks vs reference)", &device);
+    print_summary("eval backward (finite differences)", &fd);
+    CHECK(device.shapes >= 200 && device.failures == 0 && fd.failures == 0);
+}
+
 int main(void) {
     clcnn_context *ctx = test_opencl_context();
     clcnn_context *reference = clcnn_context_create();
@@ -1073,6 +1213,7 @@ int main(void) {
     check_layer_errors(reference);
     run_shapes(ctx, OP_SHAPES, 13001);
     run_fd_shapes(contexts, FD_SHAPES, 13101);
+    check_eval_backward(contexts, OP_SHAPES, 13201);
     check_state_after_pass(contexts);
     check_training(contexts);
 

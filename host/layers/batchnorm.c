@@ -67,12 +67,15 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
                                      p->out);
 }
 
-/* The graph's backward passes run in train mode, after a train-mode forward
- * of the same input: the op recomputes the batch statistics from it. */
+/* Backward follows the forward's mode: in train mode through the batch
+ * statistics, which the op recomputes from the input; in eval mode through
+ * the running statistics' affine map (frozen batchnorm). */
 static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p) {
     if (!p->training)
-        return set_error(p->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "batchnorm %s: backward needs a train-mode pass", l->name);
+        return op_batchnorm_backward_eval(p->ctx, p->batch, l->in.c, l->in.h * l->in.w, l->eps,
+                                          p->in[0], p->grad_out, p->tensor[0], p->tensor[2],
+                                          p->tensor[3], p->grad_in[0], p->accumulate[0],
+                                          p->tensor_grad[0], p->tensor_grad[1]);
     return op_batchnorm_backward(p->ctx, p->batch, l->in.c, l->in.h * l->in.w, l->eps, p->in[0],
                                  p->grad_out, p->tensor[0], p->grad_in[0], p->accumulate[0],
                                  p->tensor_grad[0], p->tensor_grad[1]);

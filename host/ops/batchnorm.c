@@ -151,6 +151,38 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
                           1, global, local);
 }
 
+clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
+                                     int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
+                                     cl_mem running_mean, cl_mem running_var, cl_mem grad_x,
+                                     int accumulate, cl_mem grad_weight, cl_mem grad_bias) {
+    clcnn_status status =
+        check_shape(ctx, "batchnorm_backward_eval", batch, channels, spatial, eps);
+    if (status != CLCNN_OK)
+        return status;
+    cl_kernel kernel;
+    size_t threads;
+    status = channel_kernel(ctx, contiguous, "batchnorm_backward_eval", &kernel, &threads);
+    if (status != CLCNN_OK)
+        return status;
+    const int want_grad_x = grad_x != NULL;
+    const int accumulate32 = accumulate != 0;
+    /* Without grad_x the kernel never touches that argument: x stands in. */
+    cl_mem grad_x_arg = want_grad_x ? grad_x : x;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
+        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &running_mean},
+        {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &grad_x_arg},
+        {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
+        {sizeof(int), &batch},          {sizeof(int), &channels},
+        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
+    };
+    const size_t local[1] = {threads};
+    const size_t global[1] = {(size_t)channels * threads};
+    return runtime_launch(ctx, kernel, "batchnorm_backward_eval", sizeof(args) / sizeof(args[0]),
+                          args, 1, global, local);
+}
+
 /* ---- entry points ---------------------------------------------------------------------- */
 
 /* 1 if b holds storage on ctx's device. */
@@ -226,5 +258,30 @@ clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, 
     batchnorm_backward_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
                            present(ctx, grad_x) ? grad_x.host : NULL, accumulate, grad_weight.host,
                            grad_bias.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
+                                        float eps, buf x, buf grad_y, buf weight, buf running_mean,
+                                        buf running_var, buf grad_x, int accumulate,
+                                        buf grad_weight, buf grad_bias) {
+    const char *what = "op_batchnorm_backward_eval";
+    static const char *const names[] = {"x",           "grad_y",      "weight",   "running_mean",
+                                        "running_var", "grad_weight", "grad_bias"};
+    const buf bufs[] = {x, grad_y, weight, running_mean, running_var, grad_weight, grad_bias};
+    clcnn_status status = check_shape(ctx, what, batch, channels, spatial, eps);
+    if (status == CLCNN_OK)
+        status = require(ctx, what, 7, bufs, names);
+    if (status != CLCNN_OK)
+        return status;
+    if (context_is_opencl(ctx))
+        return batchnorm_backward_eval(
+            ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial, eps, x.mem, grad_y.mem,
+            weight.mem, running_mean.mem, running_var.mem, present(ctx, grad_x) ? grad_x.mem : NULL,
+            accumulate, grad_weight.mem, grad_bias.mem);
+    batchnorm_backward_eval_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
+                                running_mean.host, running_var.host,
+                                present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
+                                grad_weight.host, grad_bias.host);
     return CLCNN_OK;
 }

@@ -58,6 +58,17 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
                                 cl_mem grad_x, int accumulate, cl_mem grad_weight,
                                 cl_mem grad_bias);
 
+/* The gradients of the eval-mode forward (running statistics): an affine map
+ * per channel. grad_x may be NULL. */
+void batchnorm_backward_eval_ref(int batch, int channels, int spatial, float eps, const float *x,
+                                 const float *grad_y, const float *weight,
+                                 const float *running_mean, const float *running_var, float *grad_x,
+                                 int accumulate, float *grad_weight, float *grad_bias);
+clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
+                                     int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
+                                     cl_mem running_mean, cl_mem running_var, cl_mem grad_x,
+                                     int accumulate, cl_mem grad_weight, cl_mem grad_bias);
+
 /* The same on ctx's device: the OpenCL side or the reference. */
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,
@@ -68,5 +79,10 @@ clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channe
 clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                    float eps, buf x, buf grad_y, buf weight, buf grad_x,
                                    int accumulate, buf grad_weight, buf grad_bias);
+
+clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
+                                        float eps, buf x, buf grad_y, buf weight, buf running_mean,
+                                        buf running_var, buf grad_x, int accumulate,
+                                        buf grad_weight, buf grad_bias);
 
 #endif

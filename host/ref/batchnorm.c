@@ -89,3 +89,29 @@ void batchnorm_backward_ref(int batch, int channels, int spatial, float eps, con
             }
     }
 }
+
+void batchnorm_backward_eval_ref(int batch, int channels, int spatial, float eps, const float *x,
+                                 const float *grad_y, const float *weight,
+                                 const float *running_mean, const float *running_var, float *grad_x,
+                                 int accumulate, float *grad_weight, float *grad_bias) {
+    for (int c = 0; c < channels; c++) {
+        const double invstd = 1.0 / sqrt((double)running_var[c] + eps);
+        double sum_dy = 0.0, sum_dy_dev = 0.0;
+        for (int n = 0; n < batch; n++)
+            for (int s = 0; s < spatial; s++) {
+                const int64_t i = offset_of(n, c, s, channels, spatial);
+                sum_dy += grad_y[i];
+                sum_dy_dev += grad_y[i] * ((double)x[i] - running_mean[c]);
+            }
+        grad_weight[c] = (float)(sum_dy_dev * invstd);
+        grad_bias[c] = (float)sum_dy;
+        if (!grad_x)
+            continue;
+        for (int n = 0; n < batch; n++)
+            for (int s = 0; s < spatial; s++) {
+                const int64_t i = offset_of(n, c, s, channels, spatial);
+                const double g = grad_y[i] * (weight[c] * invstd);
+                grad_x[i] = (float)(accumulate ? (double)grad_x[i] + g : g);
+            }
+    }
+}
