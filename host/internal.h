@@ -74,6 +74,11 @@ static inline int context_is_opencl(const clcnn_context *ctx) {
     return ctx->kind == CLCNN_DEVICE_OPENCL;
 }
 
+/* 1 if b holds storage on ctx's device (an absent tensor is all NULL). */
+static inline int buf_present(const clcnn_context *ctx, buf b) {
+    return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
+}
+
 /* Records the error on ctx and returns status, so a failure is reported as
  *   return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot open", path); */
 clcnn_status set_error(clcnn_context *ctx, clcnn_status status, const char *format, ...)

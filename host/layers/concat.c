@@ -42,7 +42,7 @@ static clcnn_status concat_layer_backward(const layer *l, const layer_pass *p) {
     clcnn_status status = CLCNN_OK;
     for (int k = 0, offset = 0; k < p->input_count && status == CLCNN_OK; k++) {
         const int channels = p->in_shape[k].c;
-        if (p->grad_in[k].host || p->grad_in[k].mem)
+        if (buf_present(p->ctx, p->grad_in[k]))
             status = op_concat_backward(p->ctx, p->batch, channels, l->out.c, offset, spatial,
                                         p->grad_out, p->grad_in[k], p->accumulate[k]);
         offset += channels;

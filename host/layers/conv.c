@@ -170,7 +170,7 @@ static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
 static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
     const conv2d_params params = layer_conv2d_params(l, p->batch);
     clcnn_status status = CLCNN_OK;
-    if (p->grad_in[0].host || p->grad_in[0].mem)
+    if (buf_present(p->ctx, p->grad_in[0]))
         status = op_conv2d_backward_data(p->ctx, &params, p->grad_out, p->tensor[0], p->grad_in[0]);
     if (status != CLCNN_OK)
         return status;

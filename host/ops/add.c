@@ -79,11 +79,6 @@ clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
-/* 1 if b holds storage on ctx's device. */
-static int present(const clcnn_context *ctx, buf b) {
-    return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
-}
-
 /* 1 if a and b are the same storage on ctx's device. */
 static int same_storage(const clcnn_context *ctx, buf a, buf b) {
     return context_is_opencl(ctx) ? a.mem == b.mem : a.host == b.host;
@@ -94,10 +89,10 @@ clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, 
     clcnn_status status = check_shape(ctx, "op_add_forward", count, input_count, 2);
     if (status != CLCNN_OK)
         return status;
-    if (!present(ctx, output))
+    if (!buf_present(ctx, output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_add_forward: no output");
     for (int k = 0; k < input_count; k++) {
-        if (!present(ctx, inputs[k]))
+        if (!buf_present(ctx, inputs[k]))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_add_forward: no input %d", k);
         if (same_storage(ctx, inputs[k], output))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
@@ -121,7 +116,7 @@ clcnn_status op_add_backward(clcnn_context *ctx, int64_t count, int input_count,
     clcnn_status status = check_shape(ctx, "op_add_backward", count, input_count, 1);
     if (status != CLCNN_OK)
         return status;
-    if (!present(ctx, grad_output))
+    if (!buf_present(ctx, grad_output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_add_backward: no grad_output");
     if (context_is_opencl(ctx)) {
         cl_mem mems[LAYER_MAX_INPUTS];

@@ -185,16 +185,11 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
-/* 1 if b holds storage on ctx's device. */
-static int present(const clcnn_context *ctx, buf b) {
-    return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
-}
-
 /* An error naming the first of count tensors that is missing, else CLCNN_OK. */
 static clcnn_status require(clcnn_context *ctx, const char *what, int count, const buf *bufs,
                             const char *const *names) {
     for (int i = 0; i < count; i++)
-        if (!present(ctx, bufs[i]))
+        if (!buf_present(ctx, bufs[i]))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: no %s", what, names[i]);
     return CLCNN_OK;
 }
@@ -253,11 +248,11 @@ clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, 
     if (context_is_opencl(ctx))
         return batchnorm_backward(ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial,
                                   eps, x.mem, grad_y.mem, weight.mem,
-                                  present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
+                                  buf_present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
                                   grad_weight.mem, grad_bias.mem);
     batchnorm_backward_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
-                           present(ctx, grad_x) ? grad_x.host : NULL, accumulate, grad_weight.host,
-                           grad_bias.host);
+                           buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
+                           grad_weight.host, grad_bias.host);
     return CLCNN_OK;
 }
 
@@ -275,13 +270,14 @@ clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int chann
     if (status != CLCNN_OK)
         return status;
     if (context_is_opencl(ctx))
-        return batchnorm_backward_eval(
-            ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial, eps, x.mem, grad_y.mem,
-            weight.mem, running_mean.mem, running_var.mem, present(ctx, grad_x) ? grad_x.mem : NULL,
-            accumulate, grad_weight.mem, grad_bias.mem);
+        return batchnorm_backward_eval(ctx, batchnorm_contiguous_walk(ctx), batch, channels,
+                                       spatial, eps, x.mem, grad_y.mem, weight.mem,
+                                       running_mean.mem, running_var.mem,
+                                       buf_present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
+                                       grad_weight.mem, grad_bias.mem);
     batchnorm_backward_eval_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
                                 running_mean.host, running_var.host,
-                                present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
+                                buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
                                 grad_weight.host, grad_bias.host);
     return CLCNN_OK;
 }

@@ -64,18 +64,13 @@ clcnn_status concat_backward(clcnn_context *ctx, int batch, int in_channels, int
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
-/* 1 if b holds storage on ctx's device. */
-static int present(const clcnn_context *ctx, buf b) {
-    return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
-}
-
 clcnn_status op_concat_forward(clcnn_context *ctx, int batch, int in_channels, int out_channels,
                                int channel_offset, int spatial, buf input, buf output) {
     clcnn_status status = check_shape(ctx, "op_concat_forward", batch, in_channels, out_channels,
                                       channel_offset, spatial);
     if (status != CLCNN_OK)
         return status;
-    if (!present(ctx, input) || !present(ctx, output))
+    if (!buf_present(ctx, input) || !buf_present(ctx, output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_concat_forward: missing a tensor");
     if (context_is_opencl(ctx))
         return concat_forward(ctx, batch, in_channels, out_channels, channel_offset, spatial,
@@ -90,9 +85,9 @@ clcnn_status op_concat_backward(clcnn_context *ctx, int batch, int in_channels, 
                                 int accumulate) {
     clcnn_status status = check_shape(ctx, "op_concat_backward", batch, in_channels, out_channels,
                                       channel_offset, spatial);
-    if (status != CLCNN_OK || !present(ctx, grad_input))
+    if (status != CLCNN_OK || !buf_present(ctx, grad_input))
         return status;
-    if (!present(ctx, grad_output))
+    if (!buf_present(ctx, grad_output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_concat_backward: no grad_output");
     if (context_is_opencl(ctx))
         return concat_backward(ctx, batch, in_channels, out_channels, channel_offset, spatial,

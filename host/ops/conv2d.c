@@ -85,15 +85,12 @@ clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
     /* A bias-less layer still needs a valid buffer argument; the kernel never reads it. */
     cl_mem bias_arg = p->has_bias ? bias : weight;
     kernel_arg args[21] = {
-        {sizeof(cl_mem), &input},          {sizeof(cl_mem), &weight},
-        {sizeof(cl_mem), &bias_arg},       {sizeof(cl_mem), &output},
-        {sizeof(int), &v.in_channels},     {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},       {sizeof(int), &v.out_channels},
-        {sizeof(int), &p->kernel_h},       {sizeof(int), &p->kernel_w},
-        {sizeof(int), &p->stride_h},       {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->pad_top},        {sizeof(int), &p->pad_left},
-        {sizeof(int), &p->out_height},     {sizeof(int), &p->out_width},
-        {sizeof(int), &columns},           {sizeof(int), &p->has_bias},
+        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &bias_arg},
+        {sizeof(cl_mem), &output},    {sizeof(int), &v.in_channels},  {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},  {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->pad_top},   {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width}, {sizeof(int), &columns},        {sizeof(int), &p->has_bias},
     };
     const int arg_count = variant_args(&v, args, 18);
     const size_t local[3] = {(size_t)(config->tile_n / config->wpt_n),
@@ -132,9 +129,8 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &weight},       {sizeof(cl_mem), out},
-        {sizeof(int), &v.in_channels},   {sizeof(int), &v.out_channels},
-        {sizeof(int), &p->kernel_h},     {sizeof(int), &p->kernel_w},
+        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), out},       {sizeof(int), &v.in_channels},
+        {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h}, {sizeof(int), &p->kernel_w},
         {sizeof(int), &padded},
     };
     const size_t local[2] = {64, 1};
@@ -163,15 +159,12 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
     const int positions = p->batch * p->out_height * p->out_width;
     cl_mem bias_arg = p->has_bias ? bias : weight;
     kernel_arg args[22] = {
-        {sizeof(cl_mem), &input},          {sizeof(cl_mem), &transposed},
-        {sizeof(cl_mem), &bias_arg},       {sizeof(cl_mem), &output},
-        {sizeof(int), &v.in_channels},     {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},       {sizeof(int), &v.out_channels},
-        {sizeof(int), &p->kernel_h},       {sizeof(int), &p->kernel_w},
-        {sizeof(int), &p->stride_h},       {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->pad_top},        {sizeof(int), &p->pad_left},
-        {sizeof(int), &p->out_height},     {sizeof(int), &p->out_width},
-        {sizeof(int), &positions},         {sizeof(int), &p->has_bias},
+        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &transposed},  {sizeof(cl_mem), &bias_arg},
+        {sizeof(cl_mem), &output},    {sizeof(int), &v.in_channels},  {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},  {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->pad_top},   {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width}, {sizeof(int), &positions},      {sizeof(int), &p->has_bias},
         {sizeof(int), &padded},
     };
     const int arg_count = variant_args(&v, args, 19);
@@ -232,30 +225,38 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
     if (status != CLCNN_OK)
         return status;
     const kernel_arg pad_args[] = {
-        {sizeof(cl_mem), &input},         {sizeof(cl_mem), &workspace},
-        {sizeof(int), &padded_offset},    {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},      {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},      {sizeof(int), &plan.padded_height},
-        {sizeof(int), &plan.pitch},       {sizeof(int), &pad_rows},
+        {sizeof(cl_mem), &input},      {sizeof(cl_mem), &workspace},
+        {sizeof(int), &padded_offset}, {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},   {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},   {sizeof(int), &plan.padded_height},
+        {sizeof(int), &plan.pitch},    {sizeof(int), &pad_rows},
     };
     const size_t pad_local[1] = {16};
     const size_t pad_global[1] = {(size_t)pad_rows};
-    status = runtime_launch(ctx, pad_kernel, "conv2d_pad_input",
-                            sizeof(pad_args) / sizeof(pad_args[0]), pad_args, 1, pad_global,
-                            pad_local);
+    status =
+        runtime_launch(ctx, pad_kernel, "conv2d_pad_input", sizeof(pad_args) / sizeof(pad_args[0]),
+                       pad_args, 1, pad_global, pad_local);
     if (status != CLCNN_OK)
         return status;
     const int rows = p->batch * p->out_height;
     cl_mem bias_arg = p->has_bias ? bias : weight;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &workspace},       {sizeof(int), &padded_offset},
-        {sizeof(cl_mem), &weight},          {sizeof(int), &weight_offset},
-        {sizeof(cl_mem), &bias_arg},        {sizeof(cl_mem), &output},
-        {sizeof(int), &p->in_channels},     {sizeof(int), &p->out_channels},
-        {sizeof(int), &p->kernel_h},        {sizeof(int), &p->kernel_w},
-        {sizeof(int), &p->out_height},      {sizeof(int), &p->out_width},
-        {sizeof(int), &plan.padded_height}, {sizeof(int), &plan.pitch},
-        {sizeof(int), &rows},               {sizeof(int), &p->has_bias},
+        {sizeof(cl_mem), &workspace},
+        {sizeof(int), &padded_offset},
+        {sizeof(cl_mem), &weight},
+        {sizeof(int), &weight_offset},
+        {sizeof(cl_mem), &bias_arg},
+        {sizeof(cl_mem), &output},
+        {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},
+        {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},
+        {sizeof(int), &plan.padded_height},
+        {sizeof(int), &plan.pitch},
+        {sizeof(int), &rows},
+        {sizeof(int), &p->has_bias},
     };
     const size_t local[2] = {1, 4};
     const size_t global[2] = {
@@ -268,8 +269,8 @@ static clcnn_status conv2d_forward_rows(clcnn_context *ctx, const conv2d_params 
                                         cl_mem weight, cl_mem bias, cl_mem output) {
     const rows_plan plan = plan_rows(ctx, p);
     cl_mem workspace;
-    clcnn_status status = runtime_workspace(ctx, sizeof(float) * (size_t)plan.padded_floats,
-                                            &workspace);
+    clcnn_status status =
+        runtime_workspace(ctx, sizeof(float) * (size_t)plan.padded_floats, &workspace);
     if (status != CLCNN_OK)
         return status;
     return rows_convolution(ctx, p, input, weight, 0, bias, output, workspace, 0);
@@ -315,9 +316,9 @@ static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_p
     if (status != CLCNN_OK)
         return status;
     const kernel_arg flip_args[] = {
-        {sizeof(cl_mem), &weight},         {sizeof(cl_mem), &workspace},
-        {sizeof(int), &p->in_channels},    {sizeof(int), &p->out_channels},
-        {sizeof(int), &p->kernel_h},       {sizeof(int), &p->kernel_w},
+        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &workspace},
+        {sizeof(int), &p->in_channels}, {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->kernel_h},    {sizeof(int), &p->kernel_w},
     };
     const size_t flip_local[1] = {64};
     const size_t flip_global[1] = {(size_t)weight_count};
@@ -351,20 +352,20 @@ typedef struct depthwise_args {
 } depthwise_args;
 
 static depthwise_args depthwise_args_of(const conv2d_params *p) {
-    return (depthwise_args){p->in_channels,       p->in_height,         p->in_width,
-                            p->out_channels,      p->kernel_h,          p->kernel_w,
-                            p->stride_h,          p->stride_w,          p->pad_top,
-                            p->pad_left,          conv2d_dilation_h(p), conv2d_dilation_w(p),
-                            p->out_height,        p->out_width,         conv2d_groups(p)};
+    return (depthwise_args){p->in_channels,  p->in_height,         p->in_width,
+                            p->out_channels, p->kernel_h,          p->kernel_w,
+                            p->stride_h,     p->stride_w,          p->pad_top,
+                            p->pad_left,     conv2d_dilation_h(p), conv2d_dilation_w(p),
+                            p->out_height,   p->out_width,         conv2d_groups(p)};
 }
 
 /* Writes the buffers and then the shape's arguments into args; returns the count. */
 static int depthwise_kernel_args(const cl_mem *buffers, int buffer_count, const depthwise_args *a,
                                  kernel_arg *args) {
-    const int *shape[] = {&a->in_channels, &a->in_height,  &a->in_width,   &a->out_channels,
-                          &a->kernel_h,    &a->kernel_w,   &a->stride_h,   &a->stride_w,
-                          &a->pad_top,     &a->pad_left,   &a->dilation_h, &a->dilation_w,
-                          &a->out_height,  &a->out_width,  &a->groups};
+    const int *shape[] = {&a->in_channels, &a->in_height, &a->in_width,   &a->out_channels,
+                          &a->kernel_h,    &a->kernel_w,  &a->stride_h,   &a->stride_w,
+                          &a->pad_top,     &a->pad_left,  &a->dilation_h, &a->dilation_w,
+                          &a->out_height,  &a->out_width, &a->groups};
     int count = 0;
     for (int i = 0; i < buffer_count; i++)
         args[count++] = (kernel_arg){sizeof(cl_mem), &buffers[i]};
@@ -425,8 +426,7 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
     if (status != CLCNN_OK)
         return status;
     size_t global[3], local[3];
-    depthwise_rows_launch(ctx, p->batch * p->in_channels, p->in_height, p->in_width, global,
-                          local);
+    depthwise_rows_launch(ctx, p->batch * p->in_channels, p->in_height, p->in_width, global, local);
     const depthwise_args a = depthwise_args_of(p);
     const cl_mem buffers[] = {grad_output, weight, grad_input};
     kernel_arg args[24];
@@ -470,14 +470,14 @@ clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *c
         return status;
     const int columns = p->batch * p->in_height * p->in_width;
     kernel_arg args[19] = {
-        {sizeof(cl_mem), &grad_output},  {sizeof(cl_mem), &weight},
-        {sizeof(cl_mem), &grad_input},   {sizeof(int), &v.in_channels},
-        {sizeof(int), &p->in_height},    {sizeof(int), &p->in_width},
-        {sizeof(int), &v.out_channels},  {sizeof(int), &p->kernel_h},
-        {sizeof(int), &p->kernel_w},     {sizeof(int), &p->stride_h},
-        {sizeof(int), &p->stride_w},     {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},     {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width},    {sizeof(int), &columns},
+        {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &grad_input},  {sizeof(int), &v.in_channels},
+        {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
+        {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},    {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},    {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},   {sizeof(int), &columns},
     };
     const int arg_count = variant_args(&v, args, 16);
     const size_t local[3] = {(size_t)(config->tile_n / config->wpt_n),
@@ -509,14 +509,14 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
         return status;
     const int positions = p->batch * p->in_height * p->in_width;
     kernel_arg args[20] = {
-        {sizeof(cl_mem), &grad_output},    {sizeof(cl_mem), &transposed},
-        {sizeof(cl_mem), &grad_input},     {sizeof(int), &v.in_channels},
-        {sizeof(int), &p->in_height},      {sizeof(int), &p->in_width},
-        {sizeof(int), &v.out_channels},    {sizeof(int), &p->kernel_h},
-        {sizeof(int), &p->kernel_w},       {sizeof(int), &p->stride_h},
-        {sizeof(int), &p->stride_w},       {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},       {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width},      {sizeof(int), &positions},
+        {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &transposed},
+        {sizeof(cl_mem), &grad_input},  {sizeof(int), &v.in_channels},
+        {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
+        {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},    {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},    {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},   {sizeof(int), &positions},
         {sizeof(int), &padded},
     };
     const int arg_count = variant_args(&v, args, 17);
@@ -594,8 +594,10 @@ static clcnn_status sum_slices(clcnn_context *ctx, cl_mem partial, cl_mem grad_w
     if (status != CLCNN_OK)
         return status;
     const kernel_arg sum_args[] = {
-        {sizeof(cl_mem), &partial}, {sizeof(cl_mem), &grad_weight},
-        {sizeof(int), &count},      {sizeof(int), &slices},
+        {sizeof(cl_mem), &partial},
+        {sizeof(cl_mem), &grad_weight},
+        {sizeof(int), &count},
+        {sizeof(int), &slices},
     };
     size_t sum_local[1] = {64};
     if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
@@ -632,14 +634,14 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
     const int columns = v.in_channels * p->kernel_h * p->kernel_w;
     cl_mem partial = slices > 1 ? scratch : grad_weight;
     kernel_arg args[20] = {
-        {sizeof(cl_mem), &input},        {sizeof(cl_mem), &grad_output},
-        {sizeof(cl_mem), &partial},      {sizeof(int), &v.in_channels},
-        {sizeof(int), &p->in_height},    {sizeof(int), &p->in_width},
-        {sizeof(int), &v.out_channels},  {sizeof(int), &p->kernel_h},
-        {sizeof(int), &p->kernel_w},     {sizeof(int), &p->stride_h},
-        {sizeof(int), &p->stride_w},     {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},     {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width},    {sizeof(int), &steps},
+        {sizeof(cl_mem), &input},       {sizeof(cl_mem), &grad_output},
+        {sizeof(cl_mem), &partial},     {sizeof(int), &v.in_channels},
+        {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
+        {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},    {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},    {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},   {sizeof(int), &steps},
         {sizeof(int), &slice_length},
     };
     const int arg_count = variant_args(&v, args, 17);
@@ -835,15 +837,15 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
 
     const int taps = v.in_channels * p->kernel_h * p->kernel_w;
     kernel_arg args[22] = {
-        {sizeof(cl_mem), &windows},     {sizeof(int), &windows_offset},
-        {sizeof(cl_mem), &scratch},     {sizeof(int), &gradient_offset},
-        {sizeof(cl_mem), &weight_out},  {sizeof(int), &slice_stride},
-        {sizeof(int), &v.in_channels},  {sizeof(int), &windows_h},
-        {sizeof(int), &windows_w},      {sizeof(int), &v.out_channels},
-        {sizeof(int), &p->kernel_h},    {sizeof(int), &p->kernel_w},
-        {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->out_height},  {sizeof(int), &p->out_width},
-        {sizeof(int), &positions},      {sizeof(int), &slice_length},
+        {sizeof(cl_mem), &windows},    {sizeof(int), &windows_offset},
+        {sizeof(cl_mem), &scratch},    {sizeof(int), &gradient_offset},
+        {sizeof(cl_mem), &weight_out}, {sizeof(int), &slice_stride},
+        {sizeof(int), &v.in_channels}, {sizeof(int), &windows_h},
+        {sizeof(int), &windows_w},     {sizeof(int), &v.out_channels},
+        {sizeof(int), &p->kernel_h},   {sizeof(int), &p->kernel_w},
+        {sizeof(int), &p->stride_h},   {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width},
+        {sizeof(int), &positions},     {sizeof(int), &slice_length},
         {sizeof(int), &padded},
     };
     const int arg_count = variant_args(&v, args, 19);

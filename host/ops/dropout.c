@@ -58,17 +58,12 @@ clcnn_status dropout_backward(clcnn_context *ctx, const dropout_params *p, cl_me
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
-/* 1 if b holds storage on ctx's device. */
-static int present(const clcnn_context *ctx, buf b) {
-    return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
-}
-
 clcnn_status op_dropout_forward(clcnn_context *ctx, const dropout_params *p, buf input,
                                 buf output) {
     clcnn_status status = check_params(ctx, "op_dropout_forward", p);
     if (status != CLCNN_OK)
         return status;
-    if (!present(ctx, input) || !present(ctx, output))
+    if (!buf_present(ctx, input) || !buf_present(ctx, output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "op_dropout_forward: no input or output");
     if (context_is_opencl(ctx))
@@ -80,9 +75,9 @@ clcnn_status op_dropout_forward(clcnn_context *ctx, const dropout_params *p, buf
 clcnn_status op_dropout_backward(clcnn_context *ctx, const dropout_params *p, buf grad_output,
                                  buf grad_input, int accumulate) {
     clcnn_status status = check_params(ctx, "op_dropout_backward", p);
-    if (status != CLCNN_OK || !present(ctx, grad_input))
+    if (status != CLCNN_OK || !buf_present(ctx, grad_input))
         return status;
-    if (!present(ctx, grad_output))
+    if (!buf_present(ctx, grad_output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_dropout_backward: no grad_output");
     if (context_is_opencl(ctx))
         return dropout_backward(ctx, p, grad_output.mem, grad_input.mem, accumulate);

@@ -14,13 +14,20 @@ clcnn_status gemm_tiled(clcnn_context *ctx, const tile_config *config, const gem
     const int bias_mode = (int)p->bias;
     cl_mem bias_arg = p->bias != BIAS_NONE ? bias : c;
     const kernel_arg args[] = {
-        {sizeof(int), &p->m},            {sizeof(int), &p->n},
-        {sizeof(int), &p->k},            {sizeof(float), &p->alpha},
-        {sizeof(cl_mem), &a},            {sizeof(int), &p->a_row_stride},
-        {sizeof(int), &p->a_col_stride}, {sizeof(cl_mem), &b},
-        {sizeof(int), &p->b_row_stride}, {sizeof(int), &p->b_col_stride},
-        {sizeof(float), &p->beta},       {sizeof(cl_mem), &c},
-        {sizeof(int), &p->c_row_stride}, {sizeof(cl_mem), &bias_arg},
+        {sizeof(int), &p->m},
+        {sizeof(int), &p->n},
+        {sizeof(int), &p->k},
+        {sizeof(float), &p->alpha},
+        {sizeof(cl_mem), &a},
+        {sizeof(int), &p->a_row_stride},
+        {sizeof(int), &p->a_col_stride},
+        {sizeof(cl_mem), &b},
+        {sizeof(int), &p->b_row_stride},
+        {sizeof(int), &p->b_col_stride},
+        {sizeof(float), &p->beta},
+        {sizeof(cl_mem), &c},
+        {sizeof(int), &p->c_row_stride},
+        {sizeof(cl_mem), &bias_arg},
         {sizeof(int), &bias_mode},
     };
     const size_t local[2] = {(size_t)(config->tile_n / config->wpt_n),

@@ -61,17 +61,12 @@ clcnn_status global_avgpool_backward(clcnn_context *ctx, int batch, int channels
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
-/* 1 if b holds storage on ctx's device. */
-static int present(const clcnn_context *ctx, buf b) {
-    return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
-}
-
 clcnn_status op_global_avgpool_forward(clcnn_context *ctx, int batch, int channels, int spatial,
                                        buf input, buf output) {
     clcnn_status status = check_shape(ctx, "op_global_avgpool_forward", batch, channels, spatial);
     if (status != CLCNN_OK)
         return status;
-    if (!present(ctx, input) || !present(ctx, output))
+    if (!buf_present(ctx, input) || !buf_present(ctx, output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "op_global_avgpool_forward: missing a tensor");
     if (context_is_opencl(ctx))
@@ -83,9 +78,9 @@ clcnn_status op_global_avgpool_forward(clcnn_context *ctx, int batch, int channe
 clcnn_status op_global_avgpool_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                         buf grad_output, buf grad_input, int accumulate) {
     clcnn_status status = check_shape(ctx, "op_global_avgpool_backward", batch, channels, spatial);
-    if (status != CLCNN_OK || !present(ctx, grad_input))
+    if (status != CLCNN_OK || !buf_present(ctx, grad_input))
         return status;
-    if (!present(ctx, grad_output))
+    if (!buf_present(ctx, grad_output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "op_global_avgpool_backward: no grad_output");
     if (context_is_opencl(ctx))

@@ -97,17 +97,12 @@ clcnn_status mul_backward(clcnn_context *ctx, int batch, int channels, int spati
 
 /* ---- entry points ---------------------------------------------------------------------- */
 
-/* 1 if b holds storage on ctx's device. */
-static int present(const clcnn_context *ctx, buf b) {
-    return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
-}
-
 clcnn_status op_mul_forward(clcnn_context *ctx, int batch, int channels, int spatial, int broadcast,
                             buf a, buf b, buf output) {
     clcnn_status status = check_shape(ctx, "op_mul_forward", batch, channels, spatial, broadcast);
     if (status != CLCNN_OK)
         return status;
-    if (!present(ctx, a) || !present(ctx, b) || !present(ctx, output))
+    if (!buf_present(ctx, a) || !buf_present(ctx, b) || !buf_present(ctx, output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_mul_forward: missing a tensor");
     if (context_is_opencl(ctx))
         return mul_forward(ctx, batch, channels, spatial, broadcast, a.mem, b.mem, output.mem);
@@ -121,12 +116,12 @@ clcnn_status op_mul_backward(clcnn_context *ctx, int batch, int channels, int sp
     clcnn_status status = check_shape(ctx, "op_mul_backward", batch, channels, spatial, broadcast);
     if (status != CLCNN_OK)
         return status;
-    const int want_a = present(ctx, grad_a), want_b = present(ctx, grad_b);
-    if ((want_a || want_b) && !present(ctx, grad_output))
+    const int want_a = buf_present(ctx, grad_a), want_b = buf_present(ctx, grad_b);
+    if ((want_a || want_b) && !buf_present(ctx, grad_output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_mul_backward: no grad_output");
-    if (want_a && !present(ctx, b))
+    if (want_a && !buf_present(ctx, b))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_mul_backward: grad_a needs b");
-    if (want_b && !present(ctx, a))
+    if (want_b && !buf_present(ctx, a))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_mul_backward: grad_b needs a");
     if (context_is_opencl(ctx))
         return mul_backward(ctx, batch, channels, spatial, broadcast, a.mem, b.mem, grad_output.mem,

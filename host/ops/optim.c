@@ -62,10 +62,10 @@ static clcnn_status sgd_step(clcnn_context *ctx, const optimizer_params *p, int6
     const float momentum = (float)p->momentum;
     const float weight_decay = (float)p->weight_decay;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &weights},       {sizeof(cl_mem), &grads},
-        {sizeof(cl_mem), &velocity},      {sizeof(cl_long), &count64},
-        {sizeof(float), &learning_rate},  {sizeof(float), &momentum},
-        {sizeof(float), &weight_decay},   {sizeof(int), &first_step},
+        {sizeof(cl_mem), &weights},      {sizeof(cl_mem), &grads},
+        {sizeof(cl_mem), &velocity},     {sizeof(cl_long), &count64},
+        {sizeof(float), &learning_rate}, {sizeof(float), &momentum},
+        {sizeof(float), &weight_decay},  {sizeof(int), &first_step},
     };
     const size_t local[1] = {elements_per_group};
     const size_t global[1] = {(size_t)count};

@@ -33,8 +33,9 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
      * zeroed gradient; overlapping ones gather, one work-item per input
      * element (see kernels/pool2d.cl). */
     const int scatter = p->stride_h >= p->size_h && p->stride_w >= p->size_w;
-    const char *name = scatter ? (is_max ? "maxpool2d_backward_scatter" : "avgpool2d_backward_scatter")
-                               : (is_max ? "maxpool2d_backward" : "avgpool2d_backward");
+    const char *name = scatter
+                           ? (is_max ? "maxpool2d_backward_scatter" : "avgpool2d_backward_scatter")
+                           : (is_max ? "maxpool2d_backward" : "avgpool2d_backward");
     char options[64];
     snprintf(options, sizeof(options), "-DWINDOW_H=%d -DWINDOW_W=%d", p->size_h, p->size_w);
     cl_kernel kernel;
