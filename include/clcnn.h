@@ -66,6 +66,23 @@ const char *clcnn_device_name(const clcnn_context *ctx);
  * into buf (NUL-terminated, cut at size). */
 clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size);
 
+/* One OpenCL device (or a platform without devices: device_index -1 and the
+ * device fields empty), as `clcnn devices --json` reports it. */
+typedef struct clcnn_device_info {
+    int platform_index, device_index;
+    char platform_name[256], platform_vendor[256], platform_version[256];
+    char name[256], type[16]; /* type: "CPU", "GPU", "accelerator" or "other" */
+    char driver_version[128], opencl_c_version[128];
+    unsigned compute_units, clock_mhz, float_vector_width;
+    uint64_t global_memory, local_memory, max_allocation; /* bytes */
+    size_t max_work_group_size;
+} clcnn_device_info;
+
+/* Every device of every OpenCL platform, the first `capacity` into out (may
+ * be NULL when capacity is 0); *count gets how many there are. */
+clcnn_status clcnn_device_list(clcnn_context *ctx, clcnn_device_info *out, int capacity,
+                               int *count);
+
 /* Kernel profiling: when on, every launch waits for its kernel and adds the
  * kernel's device time (from OpenCL profiling events) to a per-kernel total. */
 clcnn_status clcnn_profile_enable(clcnn_context *ctx, int enable);

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
-  zlib1g-dev libstb-dev
+  zlib1g-dev libstb-dev libplplot-dev plplot-driver-cairo
   dataset-fashion-mnist
 )
 missing=()

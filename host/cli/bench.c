@@ -1165,15 +1165,12 @@ static void read_cpu_name(char *buf, size_t size) {
     fclose(f);
 }
 
-static const char bench_usage[] =
-    "usage: clcnn bench [--ops] [--train] [--infer] [--repeat N] [--reference-repeat N]\n"
-    "                   [--quick] [--json FILE] [--net-dir DIR] [--data DIR] [--filter TEXT]";
-
-static int parse_bench_options(int argc, char **argv, bench_options *o) {
+static int parse_bench_options(const cli_args *args, bench_options *o) {
     int64_t number = 0;
     int reference_repeat_given = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
+    for (int i = 0; i < args->option_count; i++) {
+        const char *arg = args->options[i].option->name;
+        const char *value = args->options[i].value;
         if (strcmp(arg, "--ops") == 0)
             o->run_ops = 1;
         else if (strcmp(arg, "--train") == 0)
@@ -1182,19 +1179,11 @@ static int parse_bench_options(int argc, char **argv, bench_options *o) {
             o->run_infer = 1;
         else if (strcmp(arg, "--quick") == 0)
             o->quick = 1;
-        else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            puts(bench_usage);
-            return -1;
-        } else if (i + 1 >= argc) {
-            cli_fail("bench: unknown option or missing value: %s\n%s", arg, bench_usage);
-            return 2;
-        } else if (strcmp(arg, "--repeat") == 0 || strcmp(arg, "--reference-repeat") == 0) {
-            if (cli_parse_int64(arg, argv[++i], &number) != 0)
-                return 2;
-            if (number < 1 || number > MAX_RUNS) {
-                cli_fail("%s: expected 1 to %d", arg, MAX_RUNS);
-                return 2;
-            }
+        else if (strcmp(arg, "--repeat") == 0 || strcmp(arg, "--reference-repeat") == 0) {
+            if (cli_parse_int64(arg, value, &number) != 0)
+                return CLI_USAGE;
+            if (number < 1 || number > MAX_RUNS)
+                return cli_usage(args->command, "%s: expected 1 to %d", arg, MAX_RUNS);
             if (strcmp(arg, "--repeat") == 0) {
                 o->repeat = (int)number;
             } else {
@@ -1202,17 +1191,13 @@ static int parse_bench_options(int argc, char **argv, bench_options *o) {
                 reference_repeat_given = 1;
             }
         } else if (strcmp(arg, "--json") == 0)
-            o->json_path = argv[++i];
+            o->json_path = value;
         else if (strcmp(arg, "--net-dir") == 0)
-            o->net_dir = argv[++i];
+            o->net_dir = value;
         else if (strcmp(arg, "--data") == 0)
-            o->data_dir = argv[++i];
+            o->data_dir = value;
         else if (strcmp(arg, "--filter") == 0)
-            o->filter = argv[++i];
-        else {
-            cli_fail("bench: unknown option %s\n%s", arg, bench_usage);
-            return 2;
-        }
+            o->filter = value;
     }
     if (!o->run_ops && !o->run_train && !o->run_infer) {
         o->run_ops = 1;
@@ -1227,7 +1212,7 @@ static int parse_bench_options(int argc, char **argv, bench_options *o) {
     return 0;
 }
 
-int command_bench(const cli_common *common, int argc, char **argv) {
+static int run_bench(const cli_common *common, const cli_args *args) {
     bench_state *s = calloc(1, sizeof(bench_state));
     if (!s)
         return cli_fail("out of memory");
@@ -1239,11 +1224,11 @@ int command_bench(const cli_common *common, int argc, char **argv) {
     bench_options *o = &s->options;
     o->repeat = 5;
     o->data_dir = default_data_dir;
-    int result = parse_bench_options(argc, argv, o);
+    int result = parse_bench_options(args, o);
     if (result != 0) {
         free(s->measurements);
         free(s);
-        return result < 0 ? 0 : result;
+        return result;
     }
     snprintf(s->command_line, sizeof(s->command_line), "%s", common->command_line);
     s->options.device_given = common->device_given;
@@ -1286,3 +1271,24 @@ int command_bench(const cli_common *common, int argc, char **argv) {
     free(s);
     return result;
 }
+
+const cli_command cli_command_bench = {
+    "bench",
+    "",
+    0,
+    0,
+    "per-operation GFLOP/s and training/inference images/s, OpenCL against the reference",
+    "Without --ops, --train or --infer it measures all three. See bench/README.md.\n",
+    (const cli_option[]){
+        {"--ops", NULL, "time the operations"},
+        {"--train", NULL, "time training of the example networks"},
+        {"--infer", NULL, "time inference of the example networks"},
+        {"--repeat", "N", "timed runs on the OpenCL device (default 5)"},
+        {"--reference-repeat", "N", "timed runs on the reference"},
+        {"--quick", NULL, "small problems: a check that everything runs"},
+        {"--json", "FILE", "also write the measurements to FILE as JSON"},
+        {"--net-dir", "DIR", "the directory of the example networks"},
+        {"--data", "DIR", "the data set for the network measurements"},
+        {"--filter", "TEXT", "only measurements whose name contains TEXT"},
+        {NULL, NULL, NULL}},
+    run_bench};

@@ -5,6 +5,9 @@
 #include "clcnn.h"
 
 #include <stdint.h>
+#include <stdio.h>
+
+typedef struct cli_args cli_args;
 
 /* Options every command takes, removed from argv by cli_parse_common. */
 typedef struct cli_common {
@@ -13,6 +16,11 @@ typedef struct cli_common {
     int platform_index, device_index; /* -1: CLCNN_DEVICE or 0:0 */
     char command_line[2048];          /* as typed, for reports */
 } cli_common;
+
+/* Exit statuses: 0 success, 1 a failure while running, 2 a usage error (the
+ * command line itself is wrong: an unknown option, a missing argument, a bad
+ * option value). */
+enum { CLI_FAILURE = 1, CLI_USAGE = 2 };
 
 /* Prints "clcnn: <message>" on stderr and returns 1, the exit status of a failure. */
 int cli_fail(const char *format, ...) __attribute__((format(printf, 1, 2)));
@@ -36,6 +44,15 @@ int cli_parse_int64(const char *option, const char *text, int64_t *out);
 int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float **images,
                     int64_t *count);
 
+/* One image file for a network: a .npy or IDX batch as cli_read_images
+ * reads it, or a picture (PNG, JPEG, BMP, PGM, PPM, ...) converted to the
+ * network's channels and resized to its input with stb_image_resize. */
+int cli_read_image_for(clcnn_context *ctx, clcnn_net *net, const char *path, float **images,
+                       int64_t *count);
+/* x = (x - mean) / std per channel, with the model's figures. */
+void cli_normalize_images(const clcnn_net *net, const clcnn_model_info *info, float *images,
+                          int64_t count);
+
 /* forward's and grad's --mode train|eval and --random-seed S: the pass's mode
  * and where its random draws (dropout masks) start. */
 typedef struct cli_pass {
@@ -43,10 +60,15 @@ typedef struct cli_pass {
     int64_t random_seed; /* -1: not given */
 } cli_pass;
 
-/* If argv[*i] is a pass option, reads its value into pass, advances *i and
- * returns 1; returns 0 for another argument and -1 (message printed) for a
- * bad value. */
-int cli_pass_option(const char *command, int argc, char **argv, int *i, cli_pass *pass);
+/* The two options in a command's table, and their values from a command
+ * line: 0, or CLI_USAGE after printing why not. */
+#define CLI_PASS_OPTIONS                                                                          \
+    {"--mode", "train|eval", "run the pass in train mode (batch statistics, dropout) or eval "    \
+                             "mode"},                                                              \
+    {                                                                                              \
+        "--random-seed", "S", "where the random draws (dropout masks) start"                      \
+    }
+int cli_read_pass(const cli_args *args, cli_pass *pass);
 clcnn_status cli_apply_pass(clcnn_net *net, const cli_pass *pass);
 
 /* Parses auto|xent|cross-entropy|bce|binary-cross-entropy|mse; returns 0 on success. */
@@ -58,17 +80,85 @@ int cli_parse_loss(const char *text, clcnn_loss *out);
 int cli_read_pgm(const char *path, float **pixels, int *height, int *width);
 int cli_read_png(const char *path, int channels, float **pixels, int *height, int *width);
 
-int command_devices(const cli_common *common, int argc, char **argv);
-int command_summary(const cli_common *common, int argc, char **argv);
-int command_forward(const cli_common *common, int argc, char **argv);
-int command_grad(const cli_common *common, int argc, char **argv);
-int command_train(const cli_common *common, int argc, char **argv);
-int command_eval(const cli_common *common, int argc, char **argv);
-int command_predict(const cli_common *common, int argc, char **argv);
-int command_export(const cli_common *common, int argc, char **argv);
-int command_import(const cli_common *common, int argc, char **argv);
-int command_bench(const cli_common *common, int argc, char **argv);
-int command_tune(const cli_common *common, int argc, char **argv);
-int command_filter(const cli_common *common, int argc, char **argv);
+/* ---- commands and their options ------------------------------------------------------------
+ *
+ * Each command is one table: its name, its positional arguments, what it does
+ * and its options. The parser, `clcnn help CMD`, `CMD --help`, the usage line
+ * of `clcnn help` and the man page (`clcnn help --man`) are all made from it,
+ * so they cannot disagree. */
+
+/* One option: its name, the word for its value (NULL: a flag, which takes
+ * none) and one line of help. A table ends with an entry whose name is NULL. */
+typedef struct cli_option {
+    const char *name;     /* "--epochs" */
+    const char *argument; /* "E"; NULL for a flag */
+    const char *help;
+} cli_option;
+
+typedef struct cli_command {
+    const char *name;      /* "train" */
+    const char *arguments; /* the positional part of the synopsis: "NET", "MODEL IMAGE..." */
+    int min_positional;    /* positional arguments the command needs ... */
+    int max_positional;    /* ... and takes at most (-1: any number) */
+    const char *summary;   /* one line: what it does */
+    const char *details;   /* further text for help and the man page (paragraphs end in
+                              "\n\n"), or NULL */
+    const cli_option *options;
+    int (*run)(const cli_common *common, const cli_args *args);
+} cli_command;
+
+/* A command line parsed against a command's table. */
+typedef struct cli_arg {
+    const cli_option *option;
+    const char *value; /* NULL for a flag */
+} cli_arg;
+struct cli_args {
+    const cli_command *command;
+    int option_count; /* in command-line order: where an option repeats, the last counts */
+    cli_arg *options;
+    int positional_count;
+    const char **positional;
+};
+
+/* The commands, in the order help lists them; NULL-terminated. */
+extern const cli_command *const cli_commands[];
+/* --device, --platform, --device-index: every command takes them. */
+extern const cli_option cli_common_options[];
+const cli_command *cli_find_command(const char *name);
+
+/* Parses a command's arguments (after its name) into *out. Returns 0; -1
+ * when --help printed the help (exit 0); CLI_USAGE after printing why the
+ * line is wrong; CLI_FAILURE when out of memory. Free with cli_free_args. */
+int cli_parse_args(const cli_command *command, int argc, char **argv, cli_args *out);
+void cli_free_args(cli_args *args);
+/* `clcnn help CMD`, `clcnn help` and `clcnn help --man`. */
+void cli_print_help(FILE *out, const cli_command *command);
+void cli_print_usage(FILE *out);
+void cli_print_man(FILE *out);
+
+/* "clcnn: CMD: <message> (clcnn help CMD)" on stderr; returns CLI_USAGE. */
+int cli_usage(const cli_command *command, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The value of option `name` (the last one given), or NULL when absent. */
+const char *cli_value(const cli_args *args, const char *name);
+/* Whether flag or option `name` was given. */
+int cli_given(const cli_args *args, const char *name);
+/* Option `name` as a non-negative integer into *out (left alone when
+ * absent); returns 0, or CLI_USAGE after printing why. */
+int cli_int_option(const cli_args *args, const char *name, int64_t *out);
+
+/* Writes an RGB picture (width * height * 3 bytes) as PNG; 0, or 1 after printing why not. */
+int cli_write_png(const char *path, int width, int height, const unsigned char *rgb);
+
+/* JSON output: a string with its quotes and escapes, and a number that is
+ * null when not finite (JSON has no NaN). */
+void cli_json_string(FILE *out, const char *text);
+void cli_json_number(FILE *out, double value);
+
+extern const cli_command cli_command_devices, cli_command_summary, cli_command_forward,
+    cli_command_grad, cli_command_train, cli_command_eval, cli_command_predict,
+    cli_command_export, cli_command_import, cli_command_filter, cli_command_tune,
+    cli_command_bench, cli_command_filters, cli_command_features, cli_command_plot,
+    cli_command_help;
 
 #endif

@@ -50,32 +50,23 @@ static int read_any_image(clcnn_context *ctx, const char *path, clcnn_array *out
     return 0;
 }
 
-int command_filter(const cli_common *common, int argc, char **argv) {
-    const char *positional[3] = {NULL, NULL, NULL};
-    int count = 0, valid = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--list") == 0) {
-            for (int f = 0; clcnn_filter_name(f); f++)
-                printf("%s\n", clcnn_filter_name(f));
-            return 0;
-        }
-        if (strcmp(argv[i], "--valid") == 0)
-            valid = 1;
-        else if (argv[i][0] == '-' && argv[i][1] == '-')
-            return cli_fail("filter: unknown option '%s'", argv[i]);
-        else if (count < 3)
-            positional[count++] = argv[i];
-        else
-            return cli_fail("filter: unexpected argument '%s'", argv[i]);
+static int run_filter(const cli_common *common, const cli_args *args) {
+    if (cli_given(args, "--list")) {
+        if (args->positional_count > 0)
+            return cli_usage(args->command, "--list takes no arguments");
+        for (int f = 0; clcnn_filter_name(f); f++)
+            printf("%s\n", clcnn_filter_name(f));
+        return 0;
     }
-    if (count != 3)
-        return cli_fail(
-            "usage: clcnn filter NAME IMAGE OUT.npy [--valid] (or clcnn filter --list)");
+    if (args->positional_count != 3)
+        return cli_usage(args->command, "expected NAME IMAGE OUT.npy");
+    const char *const *positional = args->positional;
+    const int valid = cli_given(args, "--valid");
     int known = 0;
     for (int f = 0; clcnn_filter_name(f); f++)
         known = known || strcmp(clcnn_filter_name(f), positional[0]) == 0;
     if (!known)
-        return cli_fail("filter: no filter named '%s' (clcnn filter --list names them)",
+        return cli_usage(args->command, "no filter named '%s' (filter --list names them)",
                         positional[0]);
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
@@ -117,3 +108,18 @@ int command_filter(const cli_common *common, int argc, char **argv) {
     clcnn_context_destroy(ctx);
     return status;
 }
+
+const cli_command cli_command_filter = {
+    "filter",
+    "NAME IMAGE OUT.npy",
+    0,
+    3,
+    "apply a named 3x3 filter to an image",
+    "The filters: identity, prewitt_v, prewitt_h, sobel_v, sobel_h, laplacian_4, laplacian_8, "
+    "sharpen, box_blur, gaussian_blur, written as the layer applies them (a cross-correlation, "
+    "as in PyTorch). IMAGE is a .npy of (H, W), (C, H, W) or (N, C, H, W), or a PGM or PNG read "
+    "as one grey channel; the channels are filtered and summed, as a conv layer does.\n",
+    (const cli_option[]){{"--valid", NULL, "no padding (default: same padding)"},
+                         {"--list", NULL, "name the filters"},
+                         {NULL, NULL, NULL}},
+    run_filter};

@@ -1,5 +1,5 @@
 /* clcnn forward NET (--weights DIR | --seed S) --input X --output Y.npy [--trace DIR] [--limit N]
- *               [--profile] */
+ *               [--profile] [--mode train|eval] [--random-seed S] */
 #include "cli.h"
 
 #include <errno.h>
@@ -40,62 +40,25 @@ static clcnn_status write_layer_npy(clcnn_context *ctx, const char *path,
     return clcnn_npy_write(ctx, path, &array);
 }
 
-int command_forward(const cli_common *common, int argc, char **argv) {
-    const char *net_path = NULL, *weights = NULL, *input = NULL, *output = NULL, *trace = NULL;
+static int run_forward(const cli_common *common, const cli_args *args) {
+    const char *net_path = args->positional[0], *weights = cli_value(args, "--weights"),
+               *input = cli_value(args, "--input"), *output = cli_value(args, "--output"),
+               *trace = cli_value(args, "--trace");
     int64_t seed = -1, limit = -1;
-    int profile = 0;
+    const int profile = cli_given(args, "--profile");
     cli_pass pass = {-1, -1};
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        const char **target = NULL;
-        int64_t *number = NULL;
-        const int pass_option = cli_pass_option("forward", argc, argv, &i, &pass);
-        if (pass_option < 0)
-            return 2;
-        if (pass_option > 0)
-            continue;
-        if (strcmp(arg, "--profile") == 0) {
-            profile = 1;
-            continue;
-        }
-        if (strcmp(arg, "--weights") == 0)
-            target = &weights;
-        else if (strcmp(arg, "--input") == 0)
-            target = &input;
-        else if (strcmp(arg, "--output") == 0)
-            target = &output;
-        else if (strcmp(arg, "--trace") == 0)
-            target = &trace;
-        else if (strcmp(arg, "--seed") == 0)
-            number = &seed;
-        else if (strcmp(arg, "--limit") == 0)
-            number = &limit;
-        else if (arg[0] == '-' && arg[1] == '-')
-            return cli_fail("forward: unknown option '%s'", arg);
-        else if (!net_path) {
-            net_path = arg;
-            continue;
-        } else
-            return cli_fail("forward: unexpected argument '%s'", arg);
-        if (i + 1 >= argc)
-            return cli_fail("forward: %s needs a value", arg);
-        if (target)
-            *target = argv[++i];
-        else if (cli_parse_int64(arg, argv[++i], number) != 0)
-            return 2;
-    }
-    if (!net_path)
-        return cli_fail("usage: clcnn forward NET (--weights DIR | --seed S) --input X.npy "
-                        "--output Y.npy [--trace DIR] [--limit N] [--profile] [--mode train|eval] "
-                        "[--random-seed S]");
+    if (cli_int_option(args, "--seed", &seed) != 0 || cli_int_option(args, "--limit", &limit) != 0 ||
+        cli_read_pass(args, &pass) != 0)
+        return CLI_USAGE;
     if (!input)
-        return cli_fail("forward: missing --input X.npy (or an IDX image file)");
+        return cli_usage(args->command, "missing --input X.npy (or an IDX image file)");
     if (!weights && seed < 0)
-        return cli_fail("forward: missing --weights DIR (or --seed S to initialise weights)");
+        return cli_usage(args->command,
+                         "missing --weights DIR (or --seed S to initialise weights)");
     if (!output && !trace)
-        return cli_fail("forward: missing --output Y.npy");
+        return cli_usage(args->command, "missing --output Y.npy");
     if (weights && seed >= 0)
-        return cli_fail("forward: give --weights or --seed, not both");
+        return cli_usage(args->command, "give --weights or --seed, not both");
 
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
@@ -199,3 +162,24 @@ done:
     clcnn_context_destroy(ctx);
     return result;
 }
+
+const cli_command cli_command_forward = {
+    "forward",
+    "NET",
+    1,
+    1,
+    "run the network on a batch of images",
+    "The input is a .npy of shape (N, C, H, W) or (C, H, W), float32 or float64, or an IDX "
+    "image file (raw or gzip) whose bytes are scaled to [0, 1]. The output is the last layer's "
+    "output as float32: (N, units) or (N, C, H, W).\n",
+    (const cli_option[]){
+        {"--weights", "DIR", "read one <tensor>.npy per named tensor from DIR"},
+        {"--seed", "S", "initialise the weights from seed S instead (He or Xavier, biases 0)"},
+        {"--input", "X", "the images: a .npy or an IDX image file"},
+        {"--output", "Y.npy", "write the last layer's output here"},
+        {"--trace", "DIR", "also write every layer's output as DIR/NN-<layer>.npy"},
+        {"--limit", "N", "use the first N images"},
+        {"--profile", NULL, "print the device time of every kernel"},
+        CLI_PASS_OPTIONS,
+        {NULL, NULL, NULL}},
+    run_forward};

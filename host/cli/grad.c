@@ -86,48 +86,17 @@ static int write_gradient(clcnn_context *ctx, clcnn_net *net, const char *dir, c
     return result;
 }
 
-int command_grad(const cli_common *common, int argc, char **argv) {
-    const char *net_path = NULL, *weights = NULL, *input = NULL, *labels_path = NULL,
-               *output = NULL;
+static int run_grad(const cli_common *common, const cli_args *args) {
+    const char *net_path = args->positional[0], *weights = cli_value(args, "--weights"),
+               *input = cli_value(args, "--input"), *labels_path = cli_value(args, "--labels"),
+               *output = cli_value(args, "--output"), *loss_text = cli_value(args, "--loss");
     clcnn_loss loss_kind = CLCNN_LOSS_AUTO;
     cli_pass pass = {-1, -1};
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        const char **target = NULL;
-        const int pass_option = cli_pass_option("grad", argc, argv, &i, &pass);
-        if (pass_option < 0)
-            return 2;
-        if (pass_option > 0)
-            continue;
-        if (strcmp(arg, "--weights") == 0)
-            target = &weights;
-        else if (strcmp(arg, "--input") == 0)
-            target = &input;
-        else if (strcmp(arg, "--labels") == 0)
-            target = &labels_path;
-        else if (strcmp(arg, "--output") == 0)
-            target = &output;
-        else if (strcmp(arg, "--loss") == 0) {
-            if (i + 1 >= argc)
-                return cli_fail("grad: --loss needs a value");
-            if (cli_parse_loss(argv[++i], &loss_kind) != 0)
-                return 2;
-            continue;
-        } else if (arg[0] == '-' && arg[1] == '-')
-            return cli_fail("grad: unknown option '%s'", arg);
-        else if (!net_path) {
-            net_path = arg;
-            continue;
-        } else
-            return cli_fail("grad: unexpected argument '%s'", arg);
-        if (i + 1 >= argc)
-            return cli_fail("grad: %s needs a value", arg);
-        *target = argv[++i];
-    }
-    if (!net_path || !weights || !input || !labels_path || !output)
-        return cli_fail("usage: clcnn grad NET --weights DIR --input X.npy --labels L.npy "
-                        "--output DIR [--loss auto|xent|bce|mse] [--mode train|eval] "
-                        "[--random-seed S]");
+    if (cli_read_pass(args, &pass) != 0 || (loss_text && cli_parse_loss(loss_text, &loss_kind) != 0))
+        return CLI_USAGE;
+    if (!weights || !input || !labels_path || !output)
+        return cli_usage(args->command, "needs --weights DIR, --input X.npy, --labels L.npy and "
+                                        "--output DIR");
 
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
@@ -193,3 +162,23 @@ done:
     clcnn_context_destroy(ctx);
     return result;
 }
+
+const cli_command cli_command_grad = {
+    "grad",
+    "NET",
+    1,
+    1,
+    "one forward and backward pass: print the loss, write the gradients",
+    "Prints the loss (the mean over the batch) and writes <tensor>.grad.npy for every parameter "
+    "and input.grad.npy into the output directory. The loss follows the last layer: softmax "
+    "gives cross-entropy, a one-unit sigmoid binary cross-entropy, anything else mean squared "
+    "error. Labels are integer class indices (N,), float targets (N,) or (N, 1) for binary "
+    "cross-entropy, or float (N, D) targets for MSE.\n",
+    (const cli_option[]){{"--weights", "DIR", "read one <tensor>.npy per named tensor from DIR"},
+                         {"--input", "X.npy", "the images"},
+                         {"--labels", "L.npy", "the labels or targets, one per image"},
+                         {"--output", "DIR", "write the gradients here"},
+                         {"--loss", "auto|xent|bce|mse", "the loss (default: from the last layer)"},
+                         CLI_PASS_OPTIONS,
+                         {NULL, NULL, NULL}},
+    run_grad};

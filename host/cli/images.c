@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include <stb_image.h>
+#include <stb_image_resize.h>
 
 static int has_suffix(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -172,4 +173,80 @@ int cli_read_png(const char *path, int channels, float **pixels, int *height, in
     *height = h;
     *width = w;
     return 0;
+}
+
+/* Planes (C, H, W) resized to (C, height, width), each plane apart. */
+static int resize_planes(const char *path, float **pixels, int channels, int h, int w, int height,
+                         int width) {
+    float *resized = malloc(sizeof(float) * (size_t)channels * height * width);
+    if (!resized)
+        return cli_fail("out of memory");
+    for (int c = 0; c < channels; c++)
+        if (!stbir_resize_float(*pixels + (size_t)c * h * w, w, h, 0,
+                                resized + (size_t)c * height * width, width, height, 0, 1)) {
+            free(resized);
+            return cli_fail("%s: cannot resize the image from %dx%d to %dx%d", path, w, h, width,
+                            height);
+        }
+    free(*pixels);
+    *pixels = resized;
+    return 0;
+}
+
+int cli_read_image_for(clcnn_context *ctx, clcnn_net *net, const char *path, float **images,
+                       int64_t *count) {
+    clcnn_layer_info input;
+    clcnn_net_layer_info(net, 0, &input);
+    const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
+    /* Batches: .npy and IDX image files (Fashion-MNIST's own, for instance). */
+    if (has_suffix(path, ".npy") || has_suffix(path, "-ubyte") || has_suffix(path, "-ubyte.gz"))
+        return cli_read_images(ctx, net, path, images, count);
+    if (C != 1 && C != 3 && C != 4)
+        return cli_fail("%s: a picture has 1, 3 or 4 channels, the network takes %d", path, C);
+    int h = 0, w = 0, result;
+    if (has_suffix(path, ".pgm")) {
+        result = cli_read_pgm(path, images, &h, &w);
+        /* grey to every channel */
+        float *expanded = result == 0 ? realloc(*images, sizeof(float) * C * (size_t)h * w) : NULL;
+        if (result == 0 && !expanded) {
+            free(*images);
+            return cli_fail("out of memory");
+        }
+        for (int c = 1; result == 0 && c < C; c++)
+            memcpy(expanded + (size_t)c * h * w, expanded, sizeof(float) * (size_t)h * w);
+        if (result == 0)
+            *images = expanded;
+    } else {
+        /* stb_image converts: grey to RGB by copying, RGB to grey by luminance. */
+        result = cli_read_png(path, C, images, &h, &w);
+    }
+    if (result == 0 && (h != H || w != W))
+        result = resize_planes(path, images, C, h, w, H, W);
+    if (result != 0) {
+        free(*images);
+        *images = NULL;
+        return result;
+    }
+    *count = 1;
+    return 0;
+}
+
+void cli_normalize_images(const clcnn_net *net, const clcnn_model_info *info, float *images,
+                          int64_t count) {
+    clcnn_layer_info input;
+    clcnn_net_layer_info(net, 0, &input);
+    const int channels = input.shape[0];
+    const int64_t plane_size = (int64_t)input.shape[1] * input.shape[2];
+    /* Channels past CLCNN_MAX_CHANNELS share input_mean and input_std. */
+    float mean[CLCNN_MAX_CHANNELS], std[CLCNN_MAX_CHANNELS];
+    clcnn_model_info_normalization(
+        info, channels < CLCNN_MAX_CHANNELS ? channels : CLCNN_MAX_CHANNELS, mean, std);
+    for (int64_t n = 0; n < count; n++)
+        for (int c = 0; c < channels; c++) {
+            float *plane = images + (n * channels + c) * plane_size;
+            const float m = c < CLCNN_MAX_CHANNELS ? mean[c] : info->input_mean;
+            const float s = c < CLCNN_MAX_CHANNELS ? std[c] : info->input_std;
+            for (int64_t j = 0; j < plane_size; j++)
+                plane[j] = (plane[j] - m) / s;
+        }
 }

@@ -7,34 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-static const char usage[] =
-    "usage: clcnn [--device opencl|reference] [--platform P --device-index D] COMMAND ...\n"
-    "\n"
-    "commands:\n"
-    "  devices                      list OpenCL platforms and devices\n"
-    "  summary NET                  layers, output shapes and parameter counts\n"
-    "  forward NET (--weights DIR | --seed S) --input X.npy --output Y.npy [--trace DIR]\n"
-    "                               [--limit N] [--profile]   run the network on images\n"
-    "  grad NET --weights DIR --input X.npy --labels L.npy --output DIR [--loss L]\n"
-    "                               one forward and backward pass: loss and gradients\n"
-    "    forward and grad also take --mode train|eval (default: eval for forward, train for\n"
-    "    grad) and --random-seed S (where dropout's draws start)\n"
-    "  train NET [--data DIR] [--epochs E] [--batch B] [--optimizer sgd|adam] [--lr LR]\n"
-    "            [--momentum M] [--weight-decay WD] [--schedule constant|step|cosine]\n"
-    "            [--seed S] [--save MODEL] [--resume MODEL] [--limit N] [--loss L]\n"
-    "                               trains on an MNIST-format data set (Fashion-MNIST)\n"
-    "  eval MODEL [--data DIR] [--limit N]   test loss, accuracy and confusion matrix\n"
-    "  predict MODEL IMAGE...       top classes of .npy, PGM or PNG images\n"
-    "  export MODEL DIR             network file and .npy weights of a model\n"
-    "  import NET DIR MODEL         a model from a network file and .npy weights\n"
-    "  bench [--ops] [--train] [--infer] [--repeat N] [--quick] [--json FILE]\n"
-    "                               GFLOP/s and images/s, OpenCL against the reference\n"
-    "  tune NET [--batch B]         measure kernel configurations for NET's layers on\n"
-    "                               this device and keep the fastest\n"
-    "  filter NAME IMAGE OUT.npy [--valid]   apply a named 3x3 filter (filter --list)\n"
-    "\n"
-    "CLCNN_DEVICE=platform:device also picks the OpenCL device.\n";
-
 int cli_fail(const char *format, ...) {
     va_list args;
     va_start(args, format);
@@ -49,27 +21,19 @@ int cli_fail_context(clcnn_context *ctx) {
     return cli_fail("%s", clcnn_last_error(ctx));
 }
 
-int cli_pass_option(const char *command, int argc, char **argv, int *i, cli_pass *pass) {
-    const char *arg = argv[*i];
-    const int is_mode = strcmp(arg, "--mode") == 0;
-    if (!is_mode && strcmp(arg, "--random-seed") != 0)
+int cli_read_pass(const cli_args *args, cli_pass *pass) {
+    const char *mode = cli_value(args, "--mode");
+    if (cli_int_option(args, "--random-seed", &pass->random_seed) != 0)
+        return CLI_USAGE;
+    if (!mode)
         return 0;
-    if (*i + 1 >= argc) {
-        cli_fail("%s: %s needs a value", command, arg);
-        return -1;
-    }
-    const char *value = argv[++*i];
-    if (!is_mode)
-        return cli_parse_int64(arg, value, &pass->random_seed) == 0 ? 1 : -1;
-    if (strcmp(value, "train") == 0)
+    if (strcmp(mode, "train") == 0)
         pass->mode = CLCNN_MODE_TRAIN;
-    else if (strcmp(value, "eval") == 0)
+    else if (strcmp(mode, "eval") == 0)
         pass->mode = CLCNN_MODE_EVAL;
-    else {
-        cli_fail("%s: --mode must be train or eval, got '%s'", command, value);
-        return -1;
-    }
-    return 1;
+    else
+        return cli_usage(args->command, "--mode must be train or eval, got '%s'", mode);
+    return 0;
 }
 
 clcnn_status cli_apply_pass(clcnn_net *net, const cli_pass *pass) {
@@ -122,15 +86,15 @@ static int parse_common(cli_common *common, int argc, char **argv) {
     int kept = 0;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
-        int is_device = strcmp(arg, "--device") == 0;
-        int is_platform = strcmp(arg, "--platform") == 0;
-        int is_index = strcmp(arg, "--device-index") == 0;
+        int is_device = strcmp(arg, cli_common_options[0].name) == 0;
+        int is_platform = strcmp(arg, cli_common_options[1].name) == 0;
+        int is_index = strcmp(arg, cli_common_options[2].name) == 0;
         if (!is_device && !is_platform && !is_index) {
             argv[kept++] = argv[i];
             continue;
         }
         if (i + 1 >= argc) {
-            cli_fail("%s needs a value", arg);
+            cli_usage(NULL, "%s needs a value", arg);
             return -1;
         }
         const char *value = argv[++i];
@@ -141,7 +105,7 @@ static int parse_common(cli_common *common, int argc, char **argv) {
             else if (strcmp(value, "reference") == 0)
                 common->device = CLCNN_DEVICE_REFERENCE;
             else {
-                cli_fail("--device: expected 'opencl' or 'reference', got '%s'", value);
+                cli_usage(NULL, "--device: expected 'opencl' or 'reference', got '%s'", value);
                 return -1;
             }
         } else {
@@ -176,39 +140,22 @@ int main(int argc, char **argv) {
     if (argc < 0)
         return 2;
     if (argc == 0) {
-        fputs(usage, stderr);
-        return 2;
+        cli_print_usage(stderr);
+        return CLI_USAGE;
     }
-    const char *command = argv[0];
-    if (strcmp(command, "help") == 0 || strcmp(command, "--help") == 0 ||
-        strcmp(command, "-h") == 0) {
-        fputs(usage, stdout);
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
+        cli_print_usage(stdout);
         return 0;
     }
-    if (strcmp(command, "devices") == 0)
-        return command_devices(&common, argc - 1, argv + 1);
-    if (strcmp(command, "summary") == 0)
-        return command_summary(&common, argc - 1, argv + 1);
-    if (strcmp(command, "forward") == 0)
-        return command_forward(&common, argc - 1, argv + 1);
-    if (strcmp(command, "grad") == 0)
-        return command_grad(&common, argc - 1, argv + 1);
-    if (strcmp(command, "train") == 0)
-        return command_train(&common, argc - 1, argv + 1);
-    if (strcmp(command, "eval") == 0)
-        return command_eval(&common, argc - 1, argv + 1);
-    if (strcmp(command, "predict") == 0)
-        return command_predict(&common, argc - 1, argv + 1);
-    if (strcmp(command, "export") == 0)
-        return command_export(&common, argc - 1, argv + 1);
-    if (strcmp(command, "import") == 0)
-        return command_import(&common, argc - 1, argv + 1);
-    if (strcmp(command, "bench") == 0)
-        return command_bench(&common, argc - 1, argv + 1);
-    if (strcmp(command, "tune") == 0)
-        return command_tune(&common, argc - 1, argv + 1);
-    if (strcmp(command, "filter") == 0)
-        return command_filter(&common, argc - 1, argv + 1);
-    cli_fail("unknown command '%s' (try 'clcnn help')", command);
-    return 2;
+    const cli_command *command = cli_find_command(argv[0]);
+    if (!command)
+        return cli_usage(NULL, "unknown command '%s' (try 'clcnn help')", argv[0]);
+    cli_args args;
+    int result = cli_parse_args(command, argc - 1, argv + 1, &args);
+    if (result == 0)
+        result = command->run(&common, &args);
+    else if (result < 0)
+        result = 0; /* --help */
+    cli_free_args(&args);
+    return result;
 }

@@ -23,10 +23,8 @@ static int write_text_file(const char *path, const char *text) {
     return 0;
 }
 
-int command_export(const cli_common *common, int argc, char **argv) {
-    if (argc != 2)
-        return cli_fail("usage: clcnn export MODEL DIR");
-    const char *model_path = argv[0], *dir = argv[1];
+static int run_export(const cli_common *common, const cli_args *args) {
+    const char *model_path = args->positional[0], *dir = args->positional[1];
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)
         return cli_fail("out of memory");
@@ -46,10 +44,9 @@ int command_export(const cli_common *common, int argc, char **argv) {
     return result;
 }
 
-int command_import(const cli_common *common, int argc, char **argv) {
-    if (argc != 3)
-        return cli_fail("usage: clcnn import NET DIR MODEL");
-    const char *net_path = argv[0], *dir = argv[1], *model_path = argv[2];
+static int run_import(const cli_common *common, const cli_args *args) {
+    const char *net_path = args->positional[0], *dir = args->positional[1],
+               *model_path = args->positional[2];
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)
         return cli_fail("out of memory");
@@ -68,3 +65,23 @@ int command_import(const cli_common *common, int argc, char **argv) {
     clcnn_context_destroy(ctx);
     return result;
 }
+
+const cli_command cli_command_export = {
+    "export",
+    "MODEL DIR",
+    2,
+    2,
+    "write a model's network file (DIR/network.net) and .npy weights",
+    NULL,
+    (const cli_option[]){{NULL, NULL, NULL}},
+    run_export};
+
+const cli_command cli_command_import = {
+    "import",
+    "NET DIR MODEL",
+    3,
+    3,
+    "make a model from a network file and a directory of .npy weights",
+    NULL,
+    (const cli_option[]){{NULL, NULL, NULL}},
+    run_import};

@@ -1,82 +1,36 @@
-/* clcnn predict MODEL IMAGE... : the top classes of each image. */
+/* clcnn predict MODEL IMAGE... [--top K] [--limit N] [--json]: the top classes of each image. */
 #include "cli.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+/* The predictions of one image as JSON: {"image", "index", "top": [{class, name, probability}]}. */
+static void print_json_prediction(const char *image, int64_t index, const int64_t *best,
+                                  const float *p, int64_t count, const clcnn_model_info *info,
+                                  int first) {
+    printf("%s\n  {\"image\": ", first ? "{\"predictions\": [" : ",");
+    cli_json_string(stdout, image);
+    printf(", \"index\": %lld, \"top\": [", (long long)index);
+    for (int64_t k = 0; k < count; k++) {
+        const char *name = best[k] < info->class_count ? info->class_names[best[k]] : "";
+        printf("%s{\"class\": %lld, \"name\": ", k ? ", " : "", (long long)best[k]);
+        cli_json_string(stdout, name);
+        printf(", \"probability\": ");
+        cli_json_number(stdout, p[best[k]]);
+        printf("}");
+    }
+    printf("]}");
 }
 
-/* One image as C*H*W floats in [0, 1] (npy: as stored), checked against the
- * network. A network of 3 channels gets RGB: colour images as they are, grey
- * ones (PGM, grey PNG or JPEG) with their grey level in all three. An image
- * of another size than the network's is an error, not resized: resizing
- * would quietly change what the network sees. */
-static int read_image(clcnn_context *ctx, clcnn_net *net, const char *path, float **image,
-                      int64_t *count) {
-    clcnn_layer_info input;
-    clcnn_net_layer_info(net, 0, &input);
-    const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
-    /* Batches: .npy and IDX image files (Fashion-MNIST's own, for instance). */
-    if (has_suffix(path, ".npy") || has_suffix(path, "-ubyte") || has_suffix(path, "-ubyte.gz"))
-        return cli_read_images(ctx, net, path, image, count);
-    int h = 0, w = 0, result;
-    if (has_suffix(path, ".pgm")) {
-        if (C != 1 && C != 3)
-            return cli_fail("%s: a PGM image has 1 channel, the network takes %d", path, C);
-        result = cli_read_pgm(path, image, &h, &w);
-        if (result == 0 && C == 3) {
-            float *rgb = realloc(*image, sizeof(float) * 3 * (size_t)h * (size_t)w);
-            if (!rgb) {
-                free(*image);
-                *image = NULL;
-                return cli_fail("out of memory");
-            }
-            memcpy(rgb + (size_t)h * w, rgb, sizeof(float) * (size_t)h * w);
-            memcpy(rgb + 2 * (size_t)h * w, rgb, sizeof(float) * (size_t)h * w);
-            *image = rgb;
-        }
-    } else {
-        result = cli_read_png(path, C, image, &h, &w);
-    }
-    if (result != 0)
-        return result;
-    if (h != H || w != W) {
-        free(*image);
-        *image = NULL;
-        return cli_fail("%s: the image is %dx%d, the network takes %dx%d", path, w, h, W, H);
-    }
-    *count = 1;
-    return 0;
-}
-
-int command_predict(const cli_common *common, int argc, char **argv) {
+static int run_predict(const cli_common *common, const cli_args *args) {
     int64_t top = 3, limit = -1;
-    const char *model_path = NULL;
-    int first_image = -1;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--top") == 0 && i + 1 < argc) {
-            if (cli_parse_int64("--top", argv[++i], &top) != 0)
-                return 2;
-        } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-            if (cli_parse_int64("--limit", argv[++i], &limit) != 0)
-                return 2;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            return cli_fail("predict: unknown option '%s'", argv[i]);
-        } else if (!model_path) {
-            model_path = argv[i];
-        } else if (first_image < 0) {
-            first_image = i;
-        }
-    }
-    if (!model_path || first_image < 0)
-        return cli_fail("usage: clcnn predict MODEL IMAGE... [--top K] [--limit N] (.npy, .pgm, "
-                        ".png or IDX images)");
+    const char *model_path = args->positional[0];
+    const int json = cli_given(args, "--json");
+    int printed = 0;
+    if (cli_int_option(args, "--top", &top) != 0 || cli_int_option(args, "--limit", &limit) != 0)
+        return CLI_USAGE;
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
         return 1;
@@ -87,42 +41,22 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         result = cli_fail_context(ctx);
         goto done;
     }
-    const int64_t in_size = clcnn_net_input_size(net);
-    clcnn_layer_info input;
-    clcnn_net_layer_info(net, 0, &input);
-    const int channels = input.shape[0];
-    const int64_t plane_size = in_size / channels;
-    /* Channels past CLCNN_MAX_CHANNELS share input_mean and input_std. */
-    float mean[CLCNN_MAX_CHANNELS], std[CLCNN_MAX_CHANNELS];
-    clcnn_model_info_normalization(
-        &info, channels < CLCNN_MAX_CHANNELS ? channels : CLCNN_MAX_CHANNELS, mean, std);
     const int64_t classes = clcnn_net_output_size(net);
     clcnn_layer_info last;
     clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
     const int is_softmax = strcmp(last.type, "softmax") == 0;
     const int is_sigmoid = strcmp(last.type, "sigmoid") == 0;
-    for (int i = first_image; i < argc && result == 0; i++) {
-        if (strcmp(argv[i], "--top") == 0 || strcmp(argv[i], "--limit") == 0) {
-            i++;
-            continue;
-        }
+    for (int i = 1; i < args->positional_count && result == 0; i++) {
+        const char *path = args->positional[i];
         float *images = NULL;
         int64_t count = 0;
-        if (read_image(ctx, net, argv[i], &images, &count) != 0) {
+        if (cli_read_image_for(ctx, net, path, &images, &count) != 0) {
             result = 1;
             break;
         }
         if (limit >= 0 && limit < count)
             count = limit;
-        /* Each channel with the training set's figures for it. */
-        for (int64_t n = 0; n < count; n++)
-            for (int c = 0; c < channels; c++) {
-                float *plane = images + n * in_size + c * plane_size;
-                const float m = c < CLCNN_MAX_CHANNELS ? mean[c] : info.input_mean;
-                const float s = c < CLCNN_MAX_CHANNELS ? std[c] : info.input_std;
-                for (int64_t j = 0; j < plane_size; j++)
-                    plane[j] = (plane[j] - m) / s;
-            }
+        cli_normalize_images(net, &info, images, count);
         float *scores = malloc(sizeof(float) * (size_t)(count * classes));
         if (!scores || clcnn_net_forward(net, images, count, scores, NULL, NULL) != CLCNN_OK) {
             result = scores ? cli_fail_context(ctx) : cli_fail("out of memory");
@@ -143,10 +77,10 @@ int command_predict(const cli_common *common, int argc, char **argv) {
                 for (int64_t j = 0; j < classes; j++)
                     p[j] = (float)(exp(p[j] - largest) / sum);
             }
-            if (count > 1)
-                printf("%s[%lld]:", argv[i], (long long)n);
-            else
-                printf("%s:", argv[i]);
+            if (!json && count > 1)
+                printf("%s[%lld]:", path, (long long)n);
+            else if (!json)
+                printf("%s:", path);
             /* One output is a binary classifier: the probability of class 1
              * (a sigmoid's output, or a logit put through one). */
             float binary[2];
@@ -157,6 +91,7 @@ int command_predict(const cli_common *common, int argc, char **argv) {
                 p = binary;
             }
             const int64_t choices = classes == 1 ? 2 : classes;
+            int64_t picked[64], picked_count = 0;
             for (int64_t k = 0; k < top && k < choices; k++) {
                 /* The k-th largest: the largest below the previous pick, ties by index. */
                 int64_t best = -1;
@@ -170,17 +105,42 @@ int command_predict(const cli_common *common, int argc, char **argv) {
                 if (best < 0)
                     break;
                 previous[0] = best;
+                if (picked_count < 64)
+                    picked[picked_count++] = best;
                 const char *name = best < info.class_count ? info.class_names[best] : "";
-                printf("%s %lld%s%s %.2f%%", k ? "," : "", (long long)best, name[0] ? " " : "",
-                       name, 100.0 * p[best]);
+                if (!json)
+                    printf("%s %lld%s%s %.2f%%", k ? "," : "", (long long)best,
+                           name[0] ? " " : "", name, 100.0 * p[best]);
             }
-            printf("\n");
+            if (json)
+                print_json_prediction(path, n, picked, p, picked_count, &info, printed++ == 0);
+            else
+                printf("\n");
         }
         free(scores);
         free(images);
     }
+    if (json && result == 0)
+        printf("%s]}\n", printed ? "" : "{\"predictions\": [");
 done:
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);
     return result;
 }
+
+const cli_command cli_command_predict = {
+    "predict",
+    "MODEL IMAGE...",
+    2,
+    -1,
+    "the top classes and their probabilities for each image",
+    "Images are .npy batches (N, C, H, W) or (C, H, W), IDX image files, or PNG, JPEG, BMP, "
+    "PGM and PPM pictures. A picture is converted to the network's channels (grey to RGB by "
+    "copying the level, colour to grey by luminance, alpha dropped) and resized to the "
+    "network's input (stb_image_resize, a Mitchell filter when shrinking, with the edges "
+    "clamped); then the model's normalisation is applied.\n",
+    (const cli_option[]){{"--top", "K", "the K most likely classes (default 3)"},
+                         {"--limit", "N", "the first N images of a batch file"},
+                         {"--json", NULL, "print the predictions as JSON"},
+                         {NULL, NULL, NULL}},
+    run_predict};

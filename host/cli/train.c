@@ -155,6 +155,7 @@ typedef struct progress_state {
     int terminal;
     double last_print;
     int64_t printed_batch;
+    double learning_rate; /* the epoch's, for the log */
 } progress_state;
 
 static void format_duration(double seconds, char *buf, size_t size) {
@@ -168,6 +169,7 @@ static void format_duration(double seconds, char *buf, size_t size) {
 static void show_progress(void *user, const clcnn_progress *p) {
     progress_state *state = user;
     double now = cli_seconds();
+    state->learning_rate = p->learning_rate;
     int last = p->batch == p->batches;
     char eta[32];
     format_duration(p->eta_seconds, eta, sizeof(eta));
@@ -200,31 +202,24 @@ static void show_progress(void *user, const clcnn_progress *p) {
 /* ---- train --------------------------------------------------------------------------------- */
 
 typedef struct train_options {
-    const char *net_path, *data_dir, *save_path, *resume_path;
+    const char *net_path, *data_dir, *save_path, *resume_path, *log_path;
     clcnn_train_config config;
     int epochs_given, seed_given;
     int64_t limit, test_limit;
     clcnn_loss loss;
 } train_options;
 
-static int parse_train_options(int argc, char **argv, train_options *o) {
+static int parse_train_options(const cli_args *args, train_options *o) {
     memset(o, 0, sizeof(*o));
     clcnn_train_config_defaults(&o->config);
     o->data_dir = default_data_dir;
     o->limit = -1;
     o->test_limit = -1;
     o->loss = CLCNN_LOSS_AUTO;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (arg[0] != '-' || arg[1] != '-') {
-            if (o->net_path)
-                return cli_fail("train: unexpected argument '%s'", arg);
-            o->net_path = arg;
-            continue;
-        }
-        if (i + 1 >= argc)
-            return cli_fail("train: %s needs a value", arg);
-        const char *value = argv[++i];
+    o->net_path = args->positional_count ? args->positional[0] : NULL;
+    for (int i = 0; i < args->option_count; i++) {
+        const char *arg = args->options[i].option->name;
+        const char *value = args->options[i].value;
         int64_t number = 0;
         clcnn_train_config *c = &o->config;
         if (strcmp(arg, "--data") == 0)
@@ -293,16 +288,29 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
         } else if (strcmp(arg, "--augment") == 0) {
             if (parse_augment(value, c) != 0)
                 return 2;
-        } else
-            return cli_fail("train: unknown option '%s'", arg);
+        } else if (strcmp(arg, "--log") == 0)
+            o->log_path = value;
     }
     if (!o->net_path && !o->resume_path)
-        return cli_fail("usage: clcnn train NET [--data DIR] [--epochs E] [--batch B] "
-                        "[--optimizer sgd|adam] [--lr LR] [--momentum M] [--weight-decay WD] "
-                        "[--schedule constant|step|cosine] [--seed S] [--save MODEL] "
-                        "[--resume MODEL] [--limit N] [--test-limit N] [--loss L] "
-                        "[--augment crop=P,flip,rotate=DEG]");
+        return cli_usage(args->command, "expected NET (or --resume MODEL)");
     return 0;
+}
+
+/* The CSV log of --log: a new file with its header line, or with --resume
+ * an existing one continued. NULL after printing why it cannot be written. */
+static FILE *open_log(const char *path, int resuming) {
+    struct stat st;
+    const int continued = resuming && stat(path, &st) == 0 && st.st_size > 0;
+    FILE *log = fopen(path, continued ? "a" : "w");
+    if (!log) {
+        cli_fail("%s: cannot write the log: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!continued)
+        fputs("epoch,loss,accuracy,test_loss,test_accuracy,learning_rate,images_per_second,"
+              "seconds\n",
+              log);
+    return log;
 }
 
 /* "nets/lenet5.net" -> "lenet5.model" in the current directory. */
@@ -313,11 +321,11 @@ static void default_model_path(const char *net_path, char *buf, size_t size) {
     snprintf(buf, size, "%.*s.model", (int)length, base);
 }
 
-int command_train(const cli_common *common, int argc, char **argv) {
+static int run_train(const cli_common *common, const cli_args *args) {
     train_options o;
-    int parsed = parse_train_options(argc, argv, &o);
-    if (parsed != 0)
-        return parsed;
+    /* Everything parse_train_options refuses is a usage error. */
+    if (parse_train_options(args, &o) != 0)
+        return CLI_USAGE;
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
         return 1;
@@ -327,6 +335,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
     clcnn_model_info info;
     memset(&info, 0, sizeof(info));
     int result = 0;
+    FILE *log = NULL;
     char model_path[4096];
     if (o.save_path)
         snprintf(model_path, sizeof(model_path), "%s", o.save_path);
@@ -336,6 +345,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
         default_model_path(o.net_path, model_path, sizeof(model_path));
 
     if (check_save_directory(model_path) != 0 ||
+        (o.log_path && !(log = open_log(o.log_path, o.resume_path != NULL))) ||
         load_split(ctx, o.data_dir, CLCNN_SPLIT_TRAIN, o.limit, &train) != 0 ||
         load_split(ctx, o.data_dir, CLCNN_SPLIT_TEST, o.test_limit, &test) != 0) {
         result = 1;
@@ -390,7 +400,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
     if (clcnn_trainer_epochs_done(trainer) > 0)
         printf("resuming after epoch %d from %s\n", clcnn_trainer_epochs_done(trainer),
                o.resume_path);
-    progress_state progress = {isatty(STDOUT_FILENO), 0.0, 0};
+    progress_state progress = {isatty(STDOUT_FILENO), 0.0, 0, 0.0};
     while (clcnn_trainer_epochs_done(trainer) < config->epochs) {
         double start = cli_seconds();
         double train_loss, train_accuracy, test_loss = 0.0, test_accuracy = 0.0;
@@ -420,8 +430,19 @@ int command_train(const cli_common *common, int argc, char **argv) {
                100.0 * train_accuracy, test_loss, 100.0 * test_accuracy, seconds,
                train.count / seconds, model_path);
         fflush(stdout);
+        if (log) {
+            fprintf(log, "%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.1f,%.3f\n",
+                    clcnn_trainer_epochs_done(trainer), train_loss, train_accuracy, test_loss,
+                    test_accuracy, progress.learning_rate, train.count / seconds, seconds);
+            if (fflush(log) != 0) {
+                result = cli_fail("%s: cannot write the log: %s", o.log_path, strerror(errno));
+                goto done;
+            }
+        }
     }
 done:
+    if (log && fclose(log) != 0 && result == 0)
+        result = cli_fail("%s: cannot write the log: %s", o.log_path, strerror(errno));
     clcnn_dataset_free(&train);
     clcnn_dataset_free(&test);
     clcnn_trainer_destroy(trainer);
@@ -432,25 +453,37 @@ done:
 
 /* ---- eval ---------------------------------------------------------------------------------- */
 
-int command_eval(const cli_common *common, int argc, char **argv) {
-    const char *model_path = NULL, *data_dir = default_data_dir;
-    int64_t limit = -1;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--data") == 0 && i + 1 < argc)
-            data_dir = argv[++i];
-        else if (strcmp(arg, "--limit") == 0 && i + 1 < argc) {
-            if (cli_parse_int64(arg, argv[++i], &limit) != 0)
-                return 2;
-        } else if (arg[0] == '-' && arg[1] == '-')
-            return cli_fail("eval: unknown option '%s' (or it needs a value)", arg);
-        else if (!model_path)
-            model_path = arg;
-        else
-            return cli_fail("eval: unexpected argument '%s'", arg);
+/* The confusion matrix and the figures as JSON. */
+static void print_eval_json(clcnn_context *ctx, const clcnn_dataset *test, double loss,
+                            double accuracy, const clcnn_model_info *info, int classes,
+                            const int64_t *confusion) {
+    printf("{\"images\": %lld, \"device\": ", (long long)test->count);
+    cli_json_string(stdout, clcnn_device_name(ctx));
+    printf(", \"loss\": ");
+    cli_json_number(stdout, loss);
+    printf(", \"accuracy\": ");
+    cli_json_number(stdout, accuracy);
+    printf(",\n \"classes\": [");
+    for (int i = 0; i < classes; i++) {
+        printf("%s", i ? ", " : "");
+        cli_json_string(stdout, i < info->class_count ? info->class_names[i] : "");
     }
-    if (!model_path)
-        return cli_fail("usage: clcnn eval MODEL [--data DIR] [--limit N]");
+    printf("],\n \"confusion\": [");
+    for (int i = 0; i < classes; i++) {
+        printf("%s\n  [", i ? "," : "");
+        for (int j = 0; j < classes; j++)
+            printf("%s%lld", j ? ", " : "", (long long)confusion[i * classes + j]);
+        printf("]");
+    }
+    printf("]}\n");
+}
+
+static int run_eval(const cli_common *common, const cli_args *args) {
+    const char *model_path = args->positional[0];
+    const char *data_dir = cli_value(args, "--data") ? cli_value(args, "--data") : default_data_dir;
+    int64_t limit = -1;
+    if (cli_int_option(args, "--limit", &limit) != 0)
+        return CLI_USAGE;
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
         return 1;
@@ -481,6 +514,10 @@ int command_eval(const cli_common *common, int argc, char **argv) {
         result = cli_fail_context(ctx);
         goto done;
     }
+    if (cli_given(args, "--json")) {
+        print_eval_json(ctx, &test, loss, accuracy, &info, classes, confusion);
+        goto done;
+    }
     printf("%lld test images on %s: loss %.4f, accuracy %.2f%%\n", (long long)test.count,
            clcnn_device_name(ctx), loss, 100.0 * accuracy);
     printf("confusion matrix (rows: true class, columns: predicted)\n%14s", "");
@@ -501,3 +538,52 @@ done:
     clcnn_context_destroy(ctx);
     return result;
 }
+
+const cli_command cli_command_train = {
+    "train",
+    "NET",
+    0,
+    1,
+    "train a network on a data set, checkpointing after every epoch",
+    "The data set is a directory of MNIST-format IDX files, CIFAR-10/100 binaries or image "
+    "folders (train/<class>/, test/<class>/), told apart by what it holds. Pixels are scaled to "
+    "[0, 1] and normalised with the training set's mean and standard deviation, kept in the "
+    "model. After every epoch the test loss and accuracy are printed and the model is saved.\n\n"
+    "--log FILE.csv writes one line per epoch: epoch, loss, accuracy, test_loss, test_accuracy, "
+    "learning_rate, images_per_second, seconds (accuracies as fractions); with --resume an "
+    "existing log is continued. 'clcnn plot' draws it.\n",
+    (const cli_option[]){
+        {"--data", "DIR", "the data set (default /usr/share/datasets/fashion-mnist)"},
+        {"--epochs", "E", "total epochs, with --resume the new total (default 10)"},
+        {"--batch", "B", "mini-batch size (default 64)"},
+        {"--optimizer", "sgd|adam", "SGD with momentum (default) or Adam"},
+        {"--lr", "LR", "learning rate (default 0.01)"},
+        {"--momentum", "M", "SGD momentum (default 0.9)"},
+        {"--weight-decay", "WD", "L2 weight decay, added to the gradient (default 0)"},
+        {"--schedule", "constant|step|cosine", "learning rate per epoch (default constant)"},
+        {"--decay", "F", "the step schedule's factor (default 0.1)"},
+        {"--step-epochs", "N", "the step schedule's period in epochs (default 10)"},
+        {"--seed", "S", "seed of the weights, the shuffling and the augmentation (default 1)"},
+        {"--save", "MODEL", "the checkpoint written after every epoch (default <net>.model)"},
+        {"--resume", "MODEL", "continue exactly where the checkpoint stopped"},
+        {"--limit", "N", "use the first N training images"},
+        {"--test-limit", "N", "use the first N test images"},
+        {"--loss", "auto|xent|bce|mse", "the loss (default: from the last layer)"},
+        {"--augment", "crop=P,flip,rotate=DEG", "augment the training images (any subset)"},
+        {"--log", "FILE.csv", "append one CSV line of figures per epoch"},
+        {NULL, NULL, NULL}},
+    run_train};
+
+const cli_command cli_command_eval = {
+    "eval",
+    "MODEL",
+    1,
+    1,
+    "test loss, accuracy and confusion matrix of a model on a test set",
+    NULL,
+    (const cli_option[]){
+        {"--data", "DIR", "the data set (default /usr/share/datasets/fashion-mnist)"},
+        {"--limit", "N", "use the first N test images"},
+        {"--json", NULL, "print the figures and the confusion matrix as JSON"},
+        {NULL, NULL, NULL}},
+    run_eval};

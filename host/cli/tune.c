@@ -5,25 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int command_tune(const cli_common *common, int argc, char **argv) {
-    const char *net_path = NULL;
+static int run_tune(const cli_common *common, const cli_args *args) {
+    const char *net_path = args->positional[0];
     int64_t batch = 64;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
-            if (cli_parse_int64("--batch", argv[++i], &batch) != 0)
-                return 2;
-            if (batch < 1)
-                return cli_fail("--batch: must be at least 1");
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            return cli_fail("tune: unknown option '%s' (or it needs a value)", argv[i]);
-        } else if (!net_path) {
-            net_path = argv[i];
-        } else {
-            return cli_fail("tune: unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!net_path)
-        return cli_fail("usage: clcnn tune NET [--batch B]");
+    if (cli_int_option(args, "--batch", &batch) != 0)
+        return CLI_USAGE;
+    if (batch < 1)
+        return cli_usage(args->command, "--batch: must be at least 1");
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
         return 1;
@@ -44,3 +32,15 @@ int command_tune(const cli_common *common, int argc, char **argv) {
     clcnn_context_destroy(ctx);
     return result;
 }
+
+const cli_command cli_command_tune = {
+    "tune",
+    "NET",
+    1,
+    1,
+    "time kernel configurations for NET's layers on this device and keep the fastest",
+    "The winners go to a tuning file per device in the cache directory "
+    "($XDG_CACHE_HOME/clcnn), used from then on.\n",
+    (const cli_option[]){{"--batch", "B", "the batch size to tune for (default 64)"},
+                         {NULL, NULL, NULL}},
+    run_tune};

@@ -265,67 +265,113 @@ static const char *device_type_name(cl_device_type type) {
     return "other";
 }
 
-clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
-    if (!buf || size == 0)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no buffer for the device list");
-    buf[0] = 0;
-    size_t used = 0;
+/* One device's properties, as clcnn_device_list reports them. */
+static void query_device(cl_platform_id platform, cl_device_id dev, clcnn_device_info *info) {
+    cl_device_type type = 0;
+    cl_uint units = 0, clock = 0, float_width = 0;
+    cl_ulong global_mem = 0, local_mem = 0, max_alloc = 0;
+    size_t max_group = 0;
+    platform_string(platform, CL_PLATFORM_NAME, info->platform_name, sizeof(info->platform_name));
+    platform_string(platform, CL_PLATFORM_VENDOR, info->platform_vendor,
+                    sizeof(info->platform_vendor));
+    platform_string(platform, CL_PLATFORM_VERSION, info->platform_version,
+                    sizeof(info->platform_version));
+    if (!dev)
+        return;
+    device_string(dev, CL_DEVICE_NAME, info->name, sizeof(info->name));
+    device_string(dev, CL_DRIVER_VERSION, info->driver_version, sizeof(info->driver_version));
+    device_string(dev, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version,
+                  sizeof(info->opencl_c_version));
+    clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof(type), &type, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(units), &units, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof(clock), &clock, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(float_width), &float_width,
+                    NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof(global_mem), &global_mem, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof(local_mem), &local_mem, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof(max_alloc), &max_alloc, NULL);
+    clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(max_group), &max_group, NULL);
+    snprintf(info->type, sizeof(info->type), "%s", device_type_name(type));
+    info->compute_units = units;
+    info->clock_mhz = clock;
+    info->float_vector_width = float_width;
+    info->global_memory = global_mem;
+    info->local_memory = local_mem;
+    info->max_allocation = max_alloc;
+    info->max_work_group_size = max_group;
+}
+
+clcnn_status clcnn_device_list(clcnn_context *ctx, clcnn_device_info *out, int capacity,
+                               int *count) {
+    if (!count || capacity < 0 || (capacity > 0 && !out))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no array for the device list");
+    *count = 0;
     cl_platform_id *platforms;
     cl_uint platform_count;
     clcnn_status status = get_platforms(ctx, &platforms, &platform_count);
     if (status != CLCNN_OK)
         return status;
     for (cl_uint p = 0; p < platform_count; p++) {
-        char name[256], vendor[256], version[256];
-        platform_string(platforms[p], CL_PLATFORM_NAME, name, sizeof(name));
-        platform_string(platforms[p], CL_PLATFORM_VENDOR, vendor, sizeof(vendor));
-        platform_string(platforms[p], CL_PLATFORM_VERSION, version, sizeof(version));
-        text_append(buf, size, &used, "platform %u: %s (%s), %s\n", p, name, vendor, version);
         cl_device_id *devices;
         cl_uint device_count;
         status = get_devices(ctx, platforms[p], &devices, &device_count);
-        if (status != CLCNN_OK) {
-            free(platforms);
-            return status;
-        }
-        if (device_count == 0)
-            text_append(buf, size, &used, "  no devices\n");
-        for (cl_uint d = 0; d < device_count; d++) {
-            cl_device_id dev = devices[d];
-            char device_name[256], driver[128], c_version[128];
-            cl_device_type type = 0;
-            cl_uint units = 0, clock = 0, float_width = 0;
-            cl_ulong global_mem = 0, local_mem = 0, max_alloc = 0;
-            size_t max_group = 0;
-            device_string(dev, CL_DEVICE_NAME, device_name, sizeof(device_name));
-            device_string(dev, CL_DRIVER_VERSION, driver, sizeof(driver));
-            device_string(dev, CL_DEVICE_OPENCL_C_VERSION, c_version, sizeof(c_version));
-            clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof(type), &type, NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(units), &units, NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof(clock), &clock, NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(float_width),
-                            &float_width, NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof(global_mem), &global_mem, NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_LOCAL_MEM_SIZE, sizeof(local_mem), &local_mem, NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof(max_alloc), &max_alloc,
-                            NULL);
-            clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(max_group), &max_group,
-                            NULL);
-            text_append(buf, size, &used, "  device %u:%u: %s [%s]\n", p, d, device_name,
-                   device_type_name(type));
-            text_append(buf, size, &used,
-                   "    %u compute units at %u MHz, %.1f GiB global memory (%.1f GiB per "
-                   "buffer), %llu KiB local memory\n",
-                   units, clock, global_mem / 1073741824.0, max_alloc / 1073741824.0,
-                   (unsigned long long)(local_mem / 1024));
-            text_append(buf, size, &used,
-                   "    max work-group size %zu, preferred float vector width %u, %s, driver %s\n",
-                   max_group, float_width, c_version, driver);
+        if (status != CLCNN_OK)
+            break;
+        /* A platform without devices still has an entry, with device_index -1. */
+        for (cl_uint d = 0; d < (device_count ? device_count : 1); d++) {
+            if (*count < capacity) {
+                clcnn_device_info *info = &out[*count];
+                memset(info, 0, sizeof(*info));
+                info->platform_index = (int)p;
+                info->device_index = device_count ? (int)d : -1;
+                query_device(platforms[p], device_count ? devices[d] : NULL, info);
+            }
+            ++*count;
         }
         free(devices);
     }
     free(platforms);
-    return CLCNN_OK;
+    return status;
+}
+
+clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
+    if (!buf || size == 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no buffer for the device list");
+    buf[0] = 0;
+    int count = 0;
+    clcnn_status status = clcnn_device_list(ctx, NULL, 0, &count);
+    if (status != CLCNN_OK)
+        return status;
+    clcnn_device_info *infos = calloc((size_t)count + 1, sizeof(clcnn_device_info));
+    if (!infos)
+        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory listing devices");
+    status = clcnn_device_list(ctx, infos, count, &count);
+    size_t used = 0;
+    for (int i = 0; status == CLCNN_OK && i < count; i++) {
+        const clcnn_device_info *d = &infos[i];
+        if (d->device_index <= 0)
+            text_append(buf, size, &used, "platform %d: %s (%s), %s\n", d->platform_index,
+                        d->platform_name, d->platform_vendor, d->platform_version);
+        if (d->device_index < 0) {
+            text_append(buf, size, &used, "  no devices\n");
+            continue;
+        }
+        text_append(buf, size, &used, "  device %d:%d: %s [%s]\n", d->platform_index,
+                    d->device_index, d->name, d->type);
+        text_append(buf, size, &used,
+                    "    %u compute units at %u MHz, %.1f GiB global memory (%.1f GiB per "
+                    "buffer), %llu KiB local memory\n",
+                    d->compute_units, d->clock_mhz, d->global_memory / 1073741824.0,
+                    d->max_allocation / 1073741824.0,
+                    (unsigned long long)(d->local_memory / 1024));
+        text_append(buf, size, &used,
+                    "    max work-group size %zu, preferred float vector width %u, %s, driver "
+                    "%s\n",
+                    d->max_work_group_size, d->float_vector_width, d->opencl_c_version,
+                    d->driver_version);
+    }
+    free(infos);
+    return status;
 }
 
 /* ---- program builds and the binary cache --------------------------------- */
