@@ -16,7 +16,7 @@
 #include <stb_easy_font.h>
 #pragma GCC diagnostic pop
 
-enum { TEXT_SCALE = 2, LINE = 8 * TEXT_SCALE, GAP = 4, MARGIN = 8 };
+enum { TEXT_SCALE = 2, LINE = 10 * TEXT_SCALE, GAP = 4, MARGIN = 8 };
 
 /* ---- a picture being composed --------------------------------------------------------------- */
 
@@ -177,10 +177,11 @@ static int draw_filters(const char *out_path, const char *layer, const float *we
     const int cell_w = (tile_w > text_width("00") ? tile_w : text_width("00")) + GAP;
     const int cell_h = (whole ? LINE : 0) + tile_h + GAP;
     char title[160];
-    snprintf(title, sizeof(title), "%s.weight: %d filters of %dx%dx%d", layer, K, C, R, S);
+    snprintf(title, sizeof(title), "%s.weight: %d filters of %dx%dx%d%s", layer, K, C, R, S,
+             whole ? "" : " (a row per filter, a column per channel)");
     int width = 2 * MARGIN + label_w + columns * cell_w;
-    if (width < 2 * MARGIN + text_width(title))
-        width = 2 * MARGIN + text_width(title);
+    if (width < 3 * MARGIN + text_width(title))
+        width = 3 * MARGIN + text_width(title);
     canvas c;
     if (canvas_create(&c, width, 2 * MARGIN + LINE + GAP + rows * cell_h) != 0)
         return 1;

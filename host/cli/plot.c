@@ -100,8 +100,10 @@ static int read_log(const char *path, training_log *log) {
 }
 
 static int has_memcairo(void) {
-    const char **menus, **devices;
-    int count = 0;
+    /* plgDevs fills arrays the caller gives, count holding their size. */
+    const char *menu_array[128], *device_array[128];
+    const char **menus = menu_array, **devices = device_array;
+    int count = 128;
     plgDevs(&menus, &devices, &count);
     for (int i = 0; i < count; i++)
         if (strcmp(devices[i], "memcairo") == 0)
@@ -113,7 +115,7 @@ enum { COLOR_BACKGROUND, COLOR_AXES, COLOR_TRAIN, COLOR_TEST };
 
 /* One panel: two curves (training and test) with axes, ticks, labels and a legend. */
 static void draw_panel(const training_log *log, int train, int test, double scale,
-                       const char *y_label, const char *title) {
+                       const char *y_label, const char *title, PLINT legend_position) {
     const int n = log->rows;
     double *x = log->values[EPOCH], y_train[n], y_test[n];
     double x_min = x[0], x_max = x[0], y_min = INFINITY, y_max = -INFINITY;
@@ -125,20 +127,21 @@ static void draw_panel(const training_log *log, int train, int test, double scal
         y_min = fmin(y_min, fmin(y_train[i], y_test[i]));
         y_max = fmax(y_max, fmax(y_train[i], y_test[i]));
     }
-    if (x_max - x_min < 1.0) {
-        x_min -= 0.5;
-        x_max += 0.5;
-    }
+    /* Half an epoch beside the first and last points; a tick per epoch for short runs. */
+    const double x_tick = x_max - x_min <= 12.0 ? 1.0 : 0.0;
+    x_min -= 0.5;
+    x_max += 0.5;
     const double margin = y_max > y_min ? 0.08 * (y_max - y_min) : 0.5;
     pladv(0);
     plvsta();
     plwind(x_min, x_max, y_min - margin, y_max + margin);
     plcol0(COLOR_AXES);
-    plbox("bcnst", 0.0, 0, "bcnstv", 0.0, 0);
+    plbox("bcnst", x_tick, 0, "bcnstv", 0.0, 0);
     pllab("epoch", y_label, title);
     plwidth(2.0);
     plcol0(COLOR_TRAIN);
     plline(n, x, y_train);
+    plssym(0.0, 2.0);
     plpoin(n, x, y_train, 17);
     plcol0(COLOR_TEST);
     plline(n, x, y_test);
@@ -149,11 +152,11 @@ static void draw_panel(const training_log *log, int train, int test, double scal
     PLINT options[2] = {PL_LEGEND_LINE | PL_LEGEND_SYMBOL, PL_LEGEND_LINE | PL_LEGEND_SYMBOL};
     PLINT colors[2] = {COLOR_TRAIN, COLOR_TEST}, text_colors[2] = {COLOR_AXES, COLOR_AXES};
     PLINT styles[2] = {1, 1}, numbers[2] = {1, 1};
-    PLFLT widths[2] = {2.0, 2.0}, symbol_scales[2] = {1.0, 1.0};
+    PLFLT widths[2] = {2.0, 2.0}, symbol_scales[2] = {2.0, 2.0};
     const char *symbols[2] = {"#(210)", "#(210)"};
     PLFLT legend_width, legend_height;
     pllegend(&legend_width, &legend_height, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-             PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.1,
+             legend_position | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.1,
              COLOR_BACKGROUND, COLOR_AXES, 1, 0, 0, 2, options, 1.0, 1.0, 2.0, 0.0, text_colors,
              text, NULL, NULL, NULL, NULL, colors, styles, widths, colors, symbol_scales, numbers,
              symbols);
@@ -183,8 +186,10 @@ static int run_plot(const cli_common *common, const cli_args *args) {
     plssub(2, 1);
     plinit();
     plschr(0.0, 1.1);
-    draw_panel(&log, LOSS, TEST_LOSS, 1.0, "loss", "loss per epoch");
-    draw_panel(&log, ACCURACY, TEST_ACCURACY, 100.0, "accuracy (%)", "accuracy per epoch");
+    /* Losses fall and accuracies rise: the legends go where the curves seldom are. */
+    draw_panel(&log, LOSS, TEST_LOSS, 1.0, "loss", "loss per epoch", PL_POSITION_TOP);
+    draw_panel(&log, ACCURACY, TEST_ACCURACY, 100.0, "accuracy (%)", "accuracy per epoch",
+               PL_POSITION_BOTTOM);
     plend();
     int result = cli_write_png(out_path, PLOT_WIDTH, PLOT_HEIGHT, rgb);
     free(rgb);
