@@ -62,11 +62,12 @@ typedef struct cli_pass {
 
 /* The two options in a command's table, and their values from a command
  * line: 0, or CLI_USAGE after printing why not. */
-#define CLI_PASS_OPTIONS                                                                          \
-    {"--mode", "train|eval", "run the pass in train mode (batch statistics, dropout) or eval "    \
-                             "mode"},                                                              \
+#define CLI_PASS_OPTIONS                                                                           \
+    {"--mode", "train|eval",                                                                       \
+     "run the pass in train mode (batch statistics, dropout) or eval "                             \
+     "mode"},                                                                                      \
     {                                                                                              \
-        "--random-seed", "S", "where the random draws (dropout masks) start"                      \
+        "--random-seed", "S", "where the random draws (dropout masks) start"                       \
     }
 int cli_read_pass(const cli_args *args, cli_pass *pass);
 clcnn_status cli_apply_pass(clcnn_net *net, const cli_pass *pass);
@@ -156,9 +157,8 @@ void cli_json_string(FILE *out, const char *text);
 void cli_json_number(FILE *out, double value);
 
 extern const cli_command cli_command_devices, cli_command_summary, cli_command_forward,
-    cli_command_grad, cli_command_train, cli_command_eval, cli_command_predict,
-    cli_command_export, cli_command_import, cli_command_filter, cli_command_tune,
-    cli_command_bench, cli_command_filters, cli_command_features, cli_command_plot,
-    cli_command_help;
+    cli_command_grad, cli_command_train, cli_command_eval, cli_command_predict, cli_command_export,
+    cli_command_import, cli_command_filter, cli_command_tune, cli_command_bench,
+    cli_command_filters, cli_command_features, cli_command_plot, cli_command_help;
 
 #endif

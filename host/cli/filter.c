@@ -67,7 +67,7 @@ static int run_filter(const cli_common *common, const cli_args *args) {
         known = known || strcmp(clcnn_filter_name(f), positional[0]) == 0;
     if (!known)
         return cli_usage(args->command, "no filter named '%s' (filter --list names them)",
-                        positional[0]);
+                         positional[0]);
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
         return 1;

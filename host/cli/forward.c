@@ -47,8 +47,8 @@ static int run_forward(const cli_common *common, const cli_args *args) {
     int64_t seed = -1, limit = -1;
     const int profile = cli_given(args, "--profile");
     cli_pass pass = {-1, -1};
-    if (cli_int_option(args, "--seed", &seed) != 0 || cli_int_option(args, "--limit", &limit) != 0 ||
-        cli_read_pass(args, &pass) != 0)
+    if (cli_int_option(args, "--seed", &seed) != 0 ||
+        cli_int_option(args, "--limit", &limit) != 0 || cli_read_pass(args, &pass) != 0)
         return CLI_USAGE;
     if (!input)
         return cli_usage(args->command, "missing --input X.npy (or an IDX image file)");

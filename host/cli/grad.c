@@ -92,7 +92,8 @@ static int run_grad(const cli_common *common, const cli_args *args) {
                *output = cli_value(args, "--output"), *loss_text = cli_value(args, "--loss");
     clcnn_loss loss_kind = CLCNN_LOSS_AUTO;
     cli_pass pass = {-1, -1};
-    if (cli_read_pass(args, &pass) != 0 || (loss_text && cli_parse_loss(loss_text, &loss_kind) != 0))
+    if (cli_read_pass(args, &pass) != 0 ||
+        (loss_text && cli_parse_loss(loss_text, &loss_kind) != 0))
         return CLI_USAGE;
     if (!weights || !input || !labels_path || !output)
         return cli_usage(args->command, "needs --weights DIR, --input X.npy, --labels L.npy and "

@@ -8,12 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-const cli_command *const cli_commands[] = {
-    &cli_command_devices, &cli_command_summary, &cli_command_forward, &cli_command_grad,
-    &cli_command_train,   &cli_command_eval,    &cli_command_predict, &cli_command_export,
-    &cli_command_import,  &cli_command_filter,  &cli_command_filters, &cli_command_features,
-    &cli_command_plot,    &cli_command_tune,    &cli_command_bench,   &cli_command_help,
-    NULL};
+const cli_command *const cli_commands[] = {&cli_command_devices,
+                                           &cli_command_summary,
+                                           &cli_command_forward,
+                                           &cli_command_grad,
+                                           &cli_command_train,
+                                           &cli_command_eval,
+                                           &cli_command_predict,
+                                           &cli_command_export,
+                                           &cli_command_import,
+                                           &cli_command_filter,
+                                           &cli_command_filters,
+                                           &cli_command_features,
+                                           &cli_command_plot,
+                                           &cli_command_tune,
+                                           &cli_command_bench,
+                                           &cli_command_help,
+                                           NULL};
 
 /* Every command also takes these, anywhere on the line (main.c reads them). */
 const cli_option cli_common_options[] = {
@@ -143,8 +154,8 @@ static void option_text(const cli_option *o, char *buf, size_t size) {
 /* "clcnn CMD ARGS [--a A] [--b] ...", wrapped before 80 columns with its
  * continuation lines indented under the first option. */
 static void print_synopsis(FILE *out, const cli_command *c, const char *indent) {
-    int column = fprintf(out, "%sclcnn %s%s%s", indent, c->name, c->arguments[0] ? " " : "",
-                         c->arguments);
+    int column =
+        fprintf(out, "%sclcnn %s%s%s", indent, c->name, c->arguments[0] ? " " : "", c->arguments);
     const int hang = (int)strlen(indent) + 7 + (int)strlen(c->name);
     for (const cli_option *o = c->options; o && o->name; o++) {
         char text[128];
@@ -224,7 +235,8 @@ void cli_print_usage(FILE *out) {
           out);
 }
 
-/* ---- the man page ----------------------------------------------------------------------------- */
+/* ---- the man page -----------------------------------------------------------------------------
+ */
 
 /* Text for roff: backslashes and hyphens escaped, a line never starting with
  * a control character. */

@@ -130,8 +130,8 @@ static int has_suffix(const char *s, const char *suffix) {
 /* A model file, or a network file (.net) with --weights DIR or --seed S
  * (default 1: named filters keep their values whatever the seed). info gets
  * the model's normalisation, or none (mean 0, std 1) for a network file. */
-static int load_network(clcnn_context *ctx, const cli_args *args, const char *path,
-                        clcnn_net **net, clcnn_model_info *info) {
+static int load_network(clcnn_context *ctx, const cli_args *args, const char *path, clcnn_net **net,
+                        clcnn_model_info *info) {
     memset(info, 0, sizeof(*info));
     info->input_std = 1.0f;
     const char *weights = cli_value(args, "--weights");
@@ -203,8 +203,8 @@ static int draw_filters(const char *out_path, const char *layer, const float *we
         }
         canvas_text(&c, MARGIN, y + (tile_h - LINE) / 2, label);
         for (int ch = 0; ch < C; ch++)
-            canvas_tile(&c, MARGIN + label_w + ch * cell_w, y, filter + (int64_t)ch * R * S, 1,
-                        0, R, S, scale, lo, hi);
+            canvas_tile(&c, MARGIN + label_w + ch * cell_w, y, filter + (int64_t)ch * R * S, 1, 0,
+                        R, S, scale, lo, hi);
     }
     int result = cli_write_png(out_path, c.width, c.height, c.rgb);
     free(c.rgb);
@@ -262,8 +262,8 @@ static clcnn_status capture_layer(void *user, int layer_index, const float *valu
     clcnn_net_layer_info(state->net, layer_index, &info);
     if (!state->layers[layer_index])
         return CLCNN_OK;
-    int64_t size = info.ndim == 3 ? (int64_t)info.shape[0] * info.shape[1] * info.shape[2]
-                                  : info.shape[0];
+    int64_t size =
+        info.ndim == 3 ? (int64_t)info.shape[0] * info.shape[1] * info.shape[2] : info.shape[0];
     memcpy(state->layers[layer_index], values, sizeof(float) * (size_t)size);
     return CLCNN_OK;
 }
@@ -413,7 +413,8 @@ static int run_features(const cli_common *common, const cli_args *args) {
         clcnn_layer_info l;
         clcnn_net_layer_info(net, chosen[i], &l);
         if (!layers[chosen[i]])
-            layers[chosen[i]] = malloc(sizeof(float) * (size_t)l.shape[0] * l.shape[1] * l.shape[2]);
+            layers[chosen[i]] =
+                malloc(sizeof(float) * (size_t)l.shape[0] * l.shape[1] * l.shape[2]);
         if (!layers[chosen[i]])
             result = cli_fail("out of memory");
     }
@@ -448,9 +449,8 @@ static int run_features(const cli_common *common, const cli_args *args) {
 }
 
 #define NETWORK_OPTIONS                                                                            \
-    {"--weights", "DIR", "with a network file: read the weights from DIR"},                        \
-    {                                                                                              \
-        "--seed", "S", "with a network file: initialise the weights from S (default 1)"           \
+    {"--weights", "DIR", "with a network file: read the weights from DIR"}, {                      \
+        "--seed", "S", "with a network file: initialise the weights from S (default 1)"            \
     }
 
 const cli_command cli_command_filters = {

@@ -47,8 +47,8 @@ static int read_log(const char *path, training_log *log) {
                 column_of[k] = column;
     for (int k = 0; k < WANTED && result == 0; k++)
         if (column_of[k] < 0)
-            result = cli_fail("%s: the header has no '%s' column (is it a train --log file?)",
-                              path, wanted[k]);
+            result = cli_fail("%s: the header has no '%s' column (is it a train --log file?)", path,
+                              wanted[k]);
     while (result == 0 && fgets(line, sizeof(line), f)) {
         line_number++;
         if (line[0] == '\n' || line[0] == '\r')
@@ -83,8 +83,8 @@ static int read_log(const char *path, training_log *log) {
             p++;
         }
         if (count != column || (*p != '\n' && *p != '\r' && *p != 0)) {
-            result = cli_fail("%s:%d: expected %d numbers separated by commas", path,
-                              line_number, column);
+            result = cli_fail("%s:%d: expected %d numbers separated by commas", path, line_number,
+                              column);
             break;
         }
         for (int k = 0; k < WANTED; k++)

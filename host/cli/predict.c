@@ -109,8 +109,8 @@ static int run_predict(const cli_common *common, const cli_args *args) {
                     picked[picked_count++] = best;
                 const char *name = best < info.class_count ? info.class_names[best] : "";
                 if (!json)
-                    printf("%s %lld%s%s %.2f%%", k ? "," : "", (long long)best,
-                           name[0] ? " " : "", name, 100.0 * p[best]);
+                    printf("%s %lld%s%s %.2f%%", k ? "," : "", (long long)best, name[0] ? " " : "",
+                           name, 100.0 * p[best]);
             }
             if (json)
                 print_json_prediction(path, n, picked, p, picked_count, &info, printed++ == 0);
