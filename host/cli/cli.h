@@ -32,6 +32,18 @@ int cli_fail_context(clcnn_context *ctx);
  * clock is no part of what the library offers. */
 double cli_seconds(void);
 
+/* Floats of one image at a layer's output. */
+int64_t cli_layer_size(const clcnn_layer_info *info);
+
+/* Prints "label: CxHxW" (or "label: N") and the values, a matrix per
+ * channel, rows on lines, columns aligned, each value in %g. */
+void cli_print_values(FILE *out, const char *label, int ndim, const int *shape,
+                      const float *values);
+
+/* A text image: numbers separated by blanks or commas, a row a line, a
+ * blank line between channels, '#' comments; into out as float32 (C, H, W). */
+int cli_read_text_image(const char *path, clcnn_array *out);
+
 /* A context on the device the common options chose, or NULL after printing why. */
 clcnn_context *cli_open_context(const cli_common *common);
 

@@ -12,12 +12,15 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
-/* Images as (N, C, H, W): a .npy of (H, W), (C, H, W) or (N, C, H, W), or a
- * PGM/PNG as one grayscale channel in [0, 1]. */
+/* Images as (N, C, H, W): a .npy of (H, W), (C, H, W) or (N, C, H, W), a
+ * text image (cli_read_text_image), or a PGM/PNG as one grayscale channel
+ * in [0, 1]. */
 static int read_any_image(clcnn_context *ctx, const char *path, clcnn_array *out) {
     memset(out, 0, sizeof(*out));
-    if (ends_with(path, ".npy")) {
-        if (clcnn_npy_read(ctx, path, out) != CLCNN_OK)
+    if (ends_with(path, ".npy") || ends_with(path, ".txt")) {
+        if (ends_with(path, ".txt") && cli_read_text_image(path, out) != 0)
+            return CLI_FAILURE;
+        if (ends_with(path, ".npy") && clcnn_npy_read(ctx, path, out) != CLCNN_OK)
             return cli_fail_context(ctx);
         if (clcnn_array_to_float32(ctx, out) != CLCNN_OK) {
             clcnn_array_free(out);
@@ -101,6 +104,14 @@ static int run_filter(const cli_common *common, const cli_args *args) {
                      CLCNN_OK ||
                  clcnn_npy_write(ctx, positional[2], &result) != CLCNN_OK)
             status = cli_fail_context(ctx);
+        for (int64_t n = 0; status == 0 && cli_given(args, "--print") && n < result.shape[0];
+             n++) {
+            const int shape[3] = {1, (int)result.shape[2], (int)result.shape[3]};
+            char label[64];
+            snprintf(label, sizeof(label), "%s%s", positional[0], valid ? " (valid)" : "");
+            cli_print_values(stdout, label, 3, shape,
+                             (float *)result.data + n * shape[1] * shape[2]);
+        }
     }
     clcnn_array_free(&image);
     clcnn_array_free(&result);
@@ -118,8 +129,10 @@ const cli_command cli_command_filter = {
     "The filters: identity, prewitt_v, prewitt_h, sobel_v, sobel_h, laplacian_4, laplacian_8, "
     "sharpen, box_blur, gaussian_blur, written as the layer applies them (a cross-correlation, "
     "as in PyTorch). IMAGE is a .npy of (H, W), (C, H, W) or (N, C, H, W), or a PGM or PNG read "
-    "as one grey channel; the channels are filtered and summed, as a conv layer does.\n",
+    "as one grey channel, or a text image (.txt: numbers separated by blanks, a row a line, a "
+    "blank line between channels); the channels are filtered and summed, as a conv layer does.\n",
     (const cli_option[]){{"--valid", NULL, "no padding (default: same padding)"},
+                         {"--print", NULL, "also print the filtered image as numbers"},
                          {"--list", NULL, "name the filters"},
                          {NULL, NULL, NULL}},
     run_filter};

@@ -20,8 +20,7 @@ static clcnn_status trace_layer(void *user, int layer_index, const float *values
     trace_state *state = user;
     clcnn_layer_info info;
     clcnn_net_layer_info(state->net, layer_index, &info);
-    int64_t size =
-        info.ndim == 3 ? (int64_t)info.shape[0] * info.shape[1] * info.shape[2] : info.shape[0];
+    int64_t size = cli_layer_size(&info);
     memcpy(state->layers[layer_index] + first * size, values,
            sizeof(float) * (size_t)(count * size));
     return CLCNN_OK;
@@ -45,7 +44,7 @@ static int run_forward(const cli_common *common, const cli_args *args) {
                *input = cli_value(args, "--input"), *output = cli_value(args, "--output"),
                *trace = cli_value(args, "--trace");
     int64_t seed = -1, limit = -1;
-    const int profile = cli_given(args, "--profile");
+    const int profile = cli_given(args, "--profile"), print = cli_given(args, "--print");
     cli_pass pass = {-1, -1};
     if (cli_int_option(args, "--seed", &seed) != 0 ||
         cli_int_option(args, "--limit", &limit) != 0 || cli_read_pass(args, &pass) != 0)
@@ -55,7 +54,7 @@ static int run_forward(const cli_common *common, const cli_args *args) {
     if (!weights && seed < 0)
         return cli_usage(args->command,
                          "missing --weights DIR (or --seed S to initialise weights)");
-    if (!output && !trace)
+    if (!output && !trace && !print)
         return cli_usage(args->command, "missing --output Y.npy");
     if (weights && seed >= 0)
         return cli_usage(args->command, "give --weights or --seed, not both");
@@ -93,19 +92,18 @@ static int run_forward(const cli_common *common, const cli_args *args) {
         result = cli_fail("out of memory for %lld outputs", (long long)count);
         goto done;
     }
-    if (trace) {
-        if (mkdir(trace, 0755) != 0 && errno != EEXIST) {
-            result = cli_fail("%s: cannot create directory: %s", trace, strerror(errno));
-            goto done;
-        }
+    if (trace && mkdir(trace, 0755) != 0 && errno != EEXIST) {
+        result = cli_fail("%s: cannot create directory: %s", trace, strerror(errno));
+        goto done;
+    }
+    if (trace || print) {
         state.net = net;
         state.batch = count;
         state.layers = calloc((size_t)layer_count, sizeof(float *));
         for (int i = 1; state.layers && i < layer_count; i++) {
             clcnn_layer_info info;
             clcnn_net_layer_info(net, i, &info);
-            int64_t size = info.ndim == 3 ? (int64_t)info.shape[0] * info.shape[1] * info.shape[2]
-                                          : info.shape[0];
+            int64_t size = cli_layer_size(&info);
             state.layers[i] = malloc(sizeof(float) * (size_t)(count * size + 1));
             if (!state.layers[i]) {
                 result = cli_fail("out of memory for the trace");
@@ -120,7 +118,7 @@ static int run_forward(const cli_common *common, const cli_args *args) {
 
     clcnn_profile_enable(ctx, profile);
     double start = cli_seconds();
-    if (clcnn_net_forward(net, images, count, outputs, trace ? trace_layer : NULL, &state) !=
+    if (clcnn_net_forward(net, images, count, outputs, state.layers ? trace_layer : NULL, &state) !=
         CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
@@ -143,6 +141,22 @@ static int run_forward(const cli_common *common, const cli_args *args) {
             goto done;
         }
     }
+    /* Every layer's output, image by image, as numbers. */
+    for (int64_t n = 0; print && n < count; n++)
+        for (int i = 0; i < layer_count; i++) {
+            clcnn_layer_info info;
+            clcnn_net_layer_info(net, i, &info);
+            const int64_t size = cli_layer_size(&info);
+            char label[160];
+            if (count > 1)
+                snprintf(label, sizeof(label), "[%lld] %s", (long long)n, info.name);
+            else
+                snprintf(label, sizeof(label), "%s", info.name);
+            cli_print_values(stdout, label, info.ndim, info.shape,
+                             i == 0 ? images + n * size : state.layers[i] + n * size);
+        }
+    if (print)
+        fflush(stdout);
     fprintf(stderr, "forward: %lld images on %s in %.3f s (%.0f images/s)\n", (long long)count,
             clcnn_device_name(ctx), elapsed, elapsed > 0 ? count / elapsed : 0.0);
     if (profile) {
@@ -180,6 +194,7 @@ const cli_command cli_command_forward = {
         {"--trace", "DIR", "also write every layer's output as DIR/NN-<layer>.npy"},
         {"--limit", "N", "use the first N images"},
         {"--profile", NULL, "print the device time of every kernel"},
+        {"--print", NULL, "print every layer's output as numbers, image by image"},
         CLI_PASS_OPTIONS,
         {NULL, NULL, NULL}},
     run_forward};

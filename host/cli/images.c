@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,13 @@ int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float 
     const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
     clcnn_array array;
     int is_npy = has_suffix(path, ".npy");
-    if ((is_npy ? clcnn_npy_read(ctx, path, &array) : clcnn_idx_read(ctx, path, &array)) !=
-        CLCNN_OK)
+    if (has_suffix(path, ".txt")) {
+        /* A text image is one (C, H, W) image, its values as written. */
+        if (cli_read_text_image(path, &array) != 0)
+            return CLI_FAILURE;
+        is_npy = 1;
+    } else if ((is_npy ? clcnn_npy_read(ctx, path, &array) : clcnn_idx_read(ctx, path, &array)) !=
+               CLCNN_OK)
         return cli_fail_context(ctx);
 
     char shape[128];
@@ -199,7 +205,8 @@ int cli_read_image_for(clcnn_context *ctx, clcnn_net *net, const char *path, flo
     clcnn_net_layer_info(net, 0, &input);
     const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
     /* Batches: .npy and IDX image files (Fashion-MNIST's own, for instance). */
-    if (has_suffix(path, ".npy") || has_suffix(path, "-ubyte") || has_suffix(path, "-ubyte.gz"))
+    if (has_suffix(path, ".npy") || has_suffix(path, ".txt") || has_suffix(path, "-ubyte") ||
+        has_suffix(path, "-ubyte.gz"))
         return cli_read_images(ctx, net, path, images, count);
     if (C != 1 && C != 3 && C != 4)
         return cli_fail("%s: a picture has 1, 3 or 4 channels, the network takes %d", path, C);
@@ -249,4 +256,113 @@ void cli_normalize_images(const clcnn_net *net, const clcnn_model_info *info, fl
             for (int64_t j = 0; j < plane_size; j++)
                 plane[j] = (plane[j] - m) / s;
         }
+}
+
+void cli_print_values(FILE *out, const char *label, int ndim, const int *shape,
+                      const float *values) {
+    const int channels = ndim == 3 ? shape[0] : 1, rows = ndim == 3 ? shape[1] : 1,
+              columns = ndim == 3 ? shape[2] : shape[0];
+    const int64_t count = (int64_t)channels * rows * columns;
+    int width = 1;
+    char text[64];
+    for (int64_t i = 0; i < count; i++) {
+        /* "-0" is printed as "0": the sign of a zero says nothing to a reader. */
+        int n = snprintf(text, sizeof(text), "%g", values[i] == 0.0f ? 0.0 : values[i]);
+        width = n > width ? n : width;
+    }
+    if (ndim == 3)
+        fprintf(out, "%s: %dx%dx%d\n", label, shape[0], shape[1], shape[2]);
+    else
+        fprintf(out, "%s: %d\n", label, shape[0]);
+    for (int c = 0; c < channels; c++) {
+        if (c > 0)
+            fputc('\n', out);
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < columns; j++) {
+                const float v = values[((int64_t)c * rows + i) * columns + j];
+                fprintf(out, "%s%*g", j ? " " : "  ", width, v == 0.0f ? 0.0 : v);
+            }
+            fputc('\n', out);
+        }
+    }
+}
+
+int cli_read_text_image(const char *path, clcnn_array *out) {
+    memset(out, 0, sizeof(*out));
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cli_fail("%s: cannot open", path);
+    size_t capacity = 256, count = 0;
+    float *values = malloc(sizeof(float) * capacity);
+    int channels = 0, rows = 0, columns = -1, rows_per_channel = -1, in_channel = 0;
+    int line_number = 0, result = values ? 0 : cli_fail("out of memory");
+    char line[65536];
+    while (result == 0) {
+        const int more = fgets(line, sizeof(line), f) != NULL;
+        line_number++;
+        if (more) {
+            char *comment = strchr(line, '#');
+            if (comment)
+                *comment = 0;
+        }
+        /* A blank line (or the end) closes a channel. */
+        char *p = line;
+        while (more && (isspace((unsigned char)*p) || *p == ','))
+            p++;
+        if (!more || *p == 0) {
+            if (in_channel > 0) {
+                if (rows_per_channel >= 0 && in_channel != rows_per_channel)
+                    result = cli_fail("%s: channel %d has %d rows, channel 1 has %d", path,
+                                      channels + 1, in_channel, rows_per_channel);
+                rows_per_channel = in_channel;
+                channels++;
+                in_channel = 0;
+            }
+            if (!more)
+                break;
+            continue;
+        }
+        int in_row = 0;
+        while (*p && result == 0) {
+            char *end;
+            const float v = strtof(p, &end);
+            if (end == p || !isfinite(v)) {
+                result = cli_fail("%s:%d: expected numbers, got '%.20s'", path, line_number, p);
+                break;
+            }
+            if (count == capacity) {
+                float *grown = realloc(values, sizeof(float) * (capacity *= 2));
+                if (!grown) {
+                    result = cli_fail("out of memory");
+                    break;
+                }
+                values = grown;
+            }
+            values[count++] = v;
+            in_row++;
+            p = end;
+            while (isspace((unsigned char)*p) || *p == ',')
+                p++;
+        }
+        if (result == 0 && columns >= 0 && in_row != columns)
+            result = cli_fail("%s:%d: %d numbers in the row, the first row has %d", path,
+                              line_number, in_row, columns);
+        columns = in_row;
+        in_channel++;
+        rows++;
+    }
+    fclose(f);
+    if (result == 0 && channels == 0)
+        result = cli_fail("%s: no numbers", path);
+    if (result != 0) {
+        free(values);
+        return result;
+    }
+    out->dtype = CLCNN_FLOAT32;
+    out->ndim = 3;
+    out->shape[0] = channels;
+    out->shape[1] = rows_per_channel;
+    out->shape[2] = columns;
+    out->data = values;
+    return 0;
 }

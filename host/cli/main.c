@@ -56,6 +56,11 @@ int cli_parse_int64(const char *option, const char *text, int64_t *out) {
     return 0;
 }
 
+int64_t cli_layer_size(const clcnn_layer_info *info) {
+    return info->ndim == 3 ? (int64_t)info->shape[0] * info->shape[1] * info->shape[2]
+                           : info->shape[0];
+}
+
 double cli_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
