@@ -157,8 +157,9 @@ static int run_forward(const cli_common *common, const cli_args *args) {
         }
     if (print)
         fflush(stdout);
-    fprintf(stderr, "forward: %lld images on %s in %.3f s (%.0f images/s)\n", (long long)count,
-            clcnn_device_name(ctx), elapsed, elapsed > 0 ? count / elapsed : 0.0);
+    fprintf(stderr, "forward: %lld image%s on %s in %.3f s (%.0f images/s)\n", (long long)count,
+            count == 1 ? "" : "s", clcnn_device_name(ctx), elapsed,
+            elapsed > 0 ? count / elapsed : 0.0);
     if (profile) {
         char report[4096];
         clcnn_profile_report(ctx, report, sizeof(report));

@@ -86,6 +86,15 @@ int cli_write_png(const char *path, int width, int height, const unsigned char *
  * and enlarged `scale` times, with its top-left corner at (x, y). */
 static void canvas_tile(canvas *c, int x, int y, const float *values, int channels, int64_t stride,
                         int h, int w, int scale, float lo, float hi) {
+    /* A grey frame just outside, so white values stand out from the background. */
+    for (int i = -1; i <= w * scale; i++) {
+        canvas_pixel(c, x + i, y - 1, 160, 160, 160);
+        canvas_pixel(c, x + i, y + h * scale, 160, 160, 160);
+    }
+    for (int i = -1; i <= h * scale; i++) {
+        canvas_pixel(c, x - 1, y + i, 160, 160, 160);
+        canvas_pixel(c, x + w * scale, y + i, 160, 160, 160);
+    }
     for (int i = 0; i < h; i++)
         for (int j = 0; j < w; j++) {
             unsigned char level[3];
@@ -177,8 +186,8 @@ static int draw_filters(const char *out_path, const char *layer, const float *we
     const int cell_w = (tile_w > text_width("00") ? tile_w : text_width("00")) + GAP;
     const int cell_h = (whole ? LINE : 0) + tile_h + GAP;
     char title[160];
-    snprintf(title, sizeof(title), "%s.weight: %d filters of %dx%dx%d%s", layer, K, C, R, S,
-             whole ? "" : " (a row per filter, a column per channel)");
+    snprintf(title, sizeof(title), "%s.weight: %d filter%s of %dx%dx%d%s", layer, K,
+             K == 1 ? "" : "s", C, R, S, whole ? "" : " (a row per filter, a column per channel)");
     int width = 2 * MARGIN + label_w + columns * cell_w;
     if (width < 3 * MARGIN + text_width(title))
         width = 3 * MARGIN + text_width(title);
@@ -360,8 +369,9 @@ static int draw_features(const char *out_path, const clcnn_net *net, const float
         b->w = l.shape[2];
         b->scale = enlargement(b->h, 72);
         b->columns = columns;
-        snprintf(b->label, sizeof(b->label), "%s (%s): %d maps of %dx%d%s", l.name, l.type,
-                 l.shape[0], l.shape[1], l.shape[2], l.shape[0] > MAX_MAPS ? ", the first 64" : "");
+        snprintf(b->label, sizeof(b->label), "%s (%s): %d map%s of %dx%d%s", l.name, l.type,
+                 l.shape[0], l.shape[0] == 1 ? "" : "s", l.shape[1], l.shape[2],
+                 l.shape[0] > MAX_MAPS ? ", the first 64" : "");
         if (block_width(b) > width)
             width = block_width(b);
         height += block_height(b);
