@@ -137,8 +137,8 @@ const cli_command cli_command_predict = {
     "Images are .npy batches (N, C, H, W) or (C, H, W), IDX image files, or PNG, JPEG, BMP, "
     "PGM and PPM pictures. A picture is converted to the network's channels (grey to RGB by "
     "copying the level, colour to grey by luminance, alpha dropped) and resized to the "
-    "network's input (stb_image_resize, a Mitchell filter when shrinking, with the edges "
-    "clamped); then the model's normalisation is applied.\n",
+    "network's input (stb_image_resize: Catmull-Rom when enlarging, Mitchell when shrinking, "
+    "edges clamped); then the model's normalisation is applied.\n",
     (const cli_option[]){{"--top", "K", "the K most likely classes (default 3)"},
                          {"--limit", "N", "the first N images of a batch file"},
                          {"--json", NULL, "print the predictions as JSON"},
