@@ -280,7 +280,7 @@ static void check_exit_status(void) {
     expect_status(2, "--device bogus devices", "--device");
     snprintf(arguments, sizeof(arguments), "summary '%s' --bogus", lenet_path);
     expect_status(2, arguments, "unknown option '--bogus'");
-    expect_status(2, "summary", "expected NET");
+    expect_status(2, "summary", "usage: clcnn summary NET [options]");
     snprintf(arguments, sizeof(arguments), "summary '%s' extra", lenet_path);
     expect_status(2, arguments, "unexpected argument 'extra'");
     snprintf(arguments, sizeof(arguments), "train '%s' --epochs", lenet_path);
@@ -292,7 +292,8 @@ static void check_exit_status(void) {
     snprintf(arguments, sizeof(arguments), "forward '%s' --seed 1 --output x.npy", lenet_path);
     expect_status(2, arguments, "--input");
     expect_status(2, "filter no_such_filter a.png b.npy", "no_such_filter");
-    expect_status(2, "predict", "expected MODEL IMAGE...");
+    expect_status(2, "predict", "usage: clcnn predict MODEL IMAGE... [options]");
+    expect_status(2, "export x.model", "usage: clcnn export MODEL DIR (clcnn help export)");
 
     /* Failures while running: 1. */
     snprintf(arguments, sizeof(arguments), "summary '%s'", test_path("missing.net"));
@@ -304,6 +305,32 @@ static void check_exit_status(void) {
     expect_status(1, arguments, "dense9");
     snprintf(arguments, sizeof(arguments), "plot '%s' '%s'", lenet_path, test_path("x.png"));
     expect_status(1, arguments, "epoch");
+    /* A text image with a short row, and one whose channels differ in rows. */
+    CHECK(write_text(test_path("ragged.txt"), "1 2 3\n4 5\n") == 0);
+    snprintf(arguments, sizeof(arguments), "filter identity '%s' '%s'", test_path("ragged.txt"),
+             test_path("x.npy"));
+    expect_status(1, arguments, "ragged.txt:2: 2 numbers in the row, the first row has 3");
+    CHECK(write_text(test_path("channels.txt"), "1 2\n3 4\n\n5 6\n") == 0);
+    snprintf(arguments, sizeof(arguments), "filter identity '%s' '%s'", test_path("channels.txt"),
+             test_path("x.npy"));
+    expect_status(1, arguments, "channel 2 has 1 rows, channel 1 has 2");
+}
+
+/* ---- numbers as text ------------------------------------------------------------------------ */
+
+/* A 2-channel text image through the identity filter: the channels summed,
+ * as a conv layer sums them, printed as written. */
+static void check_text_images(void) {
+    char arguments[4096];
+    CHECK(write_text(test_path("two.txt"), "# two channels of 2x3\n1 2 3\n4 5 6\n\n"
+                                           "0.5, -2, 0\n10 0 -6.25\n") == 0);
+    snprintf(arguments, sizeof(arguments), "filter identity '%s' '%s' --print",
+             test_path("two.txt"), test_path("two.npy"));
+    run_result *r = run_ok(arguments);
+    if (!CHECK(strcmp(r->out, "identity: 1x2x3\n"
+                              "    1.5     0     3\n"
+                              "     14     5 -0.25\n") == 0))
+        fprintf(stderr, "clcnn %s printed:\n%s\n", arguments, r->out);
 }
 
 /* ---- JSON output --------------------------------------------------------------------------- */
@@ -397,7 +424,7 @@ static int count_color(const unsigned char *rgb, int pixels, int r, int g, int b
 }
 
 static void check_log_and_plot(void) {
-    char arguments[4096], log_path[PATH_SIZE], png[PATH_SIZE];
+    char arguments[8192], log_path[PATH_SIZE], png[PATH_SIZE];
     snprintf(log_path, sizeof(log_path), "%s", test_path("train.csv"));
     snprintf(arguments, sizeof(arguments),
              "train '%s' --epochs 2 --limit 256 --test-limit 128 --schedule step --step-epochs 1 "
@@ -538,8 +565,8 @@ static void check_predict_resizes(void) {
     double probability[2][10] = {{0}};
     const char *part[2] = {strstr(r->out, same), strstr(r->out, grey)};
     for (int i = 0; i < 2 && part[1]; i++)
-        for (const char *p = strstr(part[i], "\"class\": ");
-             p && (i == 1 || p < part[1]); p = strstr(p + 1, "\"class\": ")) {
+        for (const char *p = strstr(part[i], "\"class\": "); p && (i == 1 || p < part[1]);
+             p = strstr(p + 1, "\"class\": ")) {
             const int k = atoi(p + 9);
             if (k >= 0 && k < 10)
                 probability[i][k] = json_field(p, "probability");
@@ -633,6 +660,7 @@ int main(void) {
     check_man_page();
     check_log_and_plot(); /* trains the model the later checks use */
     check_exit_status();
+    check_text_images();
     check_json();
     check_predict_resizes();
     check_pictures();

@@ -104,8 +104,7 @@ static int run_filter(const cli_common *common, const cli_args *args) {
                      CLCNN_OK ||
                  clcnn_npy_write(ctx, positional[2], &result) != CLCNN_OK)
             status = cli_fail_context(ctx);
-        for (int64_t n = 0; status == 0 && cli_given(args, "--print") && n < result.shape[0];
-             n++) {
+        for (int64_t n = 0; status == 0 && cli_given(args, "--print") && n < result.shape[0]; n++) {
             const int shape[3] = {1, (int)result.shape[2], (int)result.shape[3]};
             char label[64];
             snprintf(label, sizeof(label), "%s%s", positional[0], valid ? " (valid)" : "");

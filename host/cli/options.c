@@ -134,7 +134,9 @@ int cli_parse_args(const cli_command *command, int argc, char **argv, cli_args *
         return cli_usage(command, "unexpected argument '%s'",
                          out->positional[command->max_positional]);
     if (out->positional_count < command->min_positional)
-        return cli_usage(command, "expected %s", command->arguments);
+        return cli_usage(command, "missing arguments; usage: clcnn %s %s%s", command->name,
+                         command->arguments,
+                         command->options && command->options[0].name ? " [options]" : "");
     return 0;
 }
 
@@ -320,7 +322,8 @@ void cli_print_man(FILE *out) {
             roff_text(out, c->arguments);
         }
         fputs("\"\n", out);
-        roff_text(out, c->summary);
+        fputc(toupper((unsigned char)c->summary[0]), out);
+        roff_text(out, c->summary + 1);
         fputs(".\n", out);
         if (c->details)
             roff_paragraphs(out, c->details);
