@@ -341,3 +341,33 @@ batchnorm_backward_eval(const __global float *restrict x, const __global float *
         grad_x[i] = accumulate ? grad_x[i] + g : g;
     }
 }
+
+/* ---- folding into the layer before -------------------------------------------------------- */
+
+/* With scale = bn_weight / sqrt(running_var + eps):
+ *   folded_weight[c, k] = weight[c, k] * scale[c]                 (k < per_channel)
+ *   folded_bias[c] = (bias[c] - running_mean[c]) * scale[c] + bn_bias[c]
+ * (bias 0 without has_bias). One work-item per folded value, any work-group
+ * size: items [0, channels * per_channel) the weights, the next `channels`
+ * the biases. */
+__kernel void batchnorm_fold(const __global float *restrict weight,
+                             const __global float *restrict bias, const int has_bias,
+                             const __global float *restrict bn_weight,
+                             const __global float *restrict bn_bias,
+                             const __global float *restrict running_mean,
+                             const __global float *restrict running_var,
+                             __global float *restrict folded_weight,
+                             __global float *restrict folded_bias, const int channels,
+                             const int per_channel, const float eps) {
+    const int i = get_global_id(0);
+    const int weights = channels * per_channel;
+    if (i < weights) {
+        const int c = i / per_channel;
+        folded_weight[i] = weight[i] * (bn_weight[c] / sqrt(running_var[c] + eps));
+    } else if (i < weights + channels) {
+        const int c = i - weights;
+        const float b = has_bias ? bias[c] : 0.0f;
+        folded_bias[c] =
+            (b - running_mean[c]) * (bn_weight[c] / sqrt(running_var[c] + eps)) + bn_bias[c];
+    }
+}

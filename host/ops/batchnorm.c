@@ -183,6 +183,33 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
                           args, 1, global, local);
 }
 
+clcnn_status batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, float eps,
+                            cl_mem weight, cl_mem bias, cl_mem bn_weight, cl_mem bn_bias,
+                            cl_mem running_mean, cl_mem running_var, cl_mem folded_weight,
+                            cl_mem folded_bias) {
+    clcnn_status status = check_shape(ctx, "batchnorm_fold", 1, channels, per_channel, eps);
+    if (status != CLCNN_OK)
+        return status;
+    cl_kernel kernel;
+    status = runtime_get_kernel(ctx, "batchnorm", "batchnorm_fold", "", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int has_bias = bias != NULL;
+    /* Without a bias the kernel never reads that argument: weight stands in. */
+    cl_mem bias_arg = has_bias ? bias : weight;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &bias_arg},
+        {sizeof(int), &has_bias},       {sizeof(cl_mem), &bn_weight},
+        {sizeof(cl_mem), &bn_bias},     {sizeof(cl_mem), &running_mean},
+        {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &folded_weight},
+        {sizeof(cl_mem), &folded_bias}, {sizeof(int), &channels},
+        {sizeof(int), &per_channel},    {sizeof(float), &eps},
+    };
+    const size_t global[1] = {(size_t)channels * (size_t)per_channel + (size_t)channels};
+    return runtime_launch(ctx, kernel, "batchnorm_fold", sizeof(args) / sizeof(args[0]), args, 1,
+                          global, NULL);
+}
+
 /* ---- entry points ---------------------------------------------------------------------- */
 
 /* An error naming the first of count tensors that is missing, else CLCNN_OK. */
@@ -279,5 +306,30 @@ clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int chann
                                 running_mean.host, running_var.host,
                                 buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
                                 grad_weight.host, grad_bias.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, float eps,
+                               buf weight, buf bias, buf bn_weight, buf bn_bias, buf running_mean,
+                               buf running_var, buf folded_weight, buf folded_bias) {
+    const char *what = "op_batchnorm_fold";
+    static const char *const names[] = {"weight",       "bn_weight",   "bn_bias",
+                                        "running_mean", "running_var", "folded_weight",
+                                        "folded_bias"};
+    const buf bufs[] = {weight,      bn_weight,     bn_bias,    running_mean,
+                        running_var, folded_weight, folded_bias};
+    clcnn_status status = check_shape(ctx, what, 1, channels, per_channel, eps);
+    if (status == CLCNN_OK)
+        status = require(ctx, what, 7, bufs, names);
+    if (status != CLCNN_OK)
+        return status;
+    const int has_bias = buf_present(ctx, bias);
+    if (context_is_opencl(ctx))
+        return batchnorm_fold(
+            ctx, channels, per_channel, eps, weight.mem, has_bias ? bias.mem : NULL, bn_weight.mem,
+            bn_bias.mem, running_mean.mem, running_var.mem, folded_weight.mem, folded_bias.mem);
+    batchnorm_fold_ref(channels, per_channel, eps, weight.host, has_bias ? bias.host : NULL,
+                       bn_weight.host, bn_bias.host, running_mean.host, running_var.host,
+                       folded_weight.host, folded_bias.host);
     return CLCNN_OK;
 }
