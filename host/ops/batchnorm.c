@@ -44,18 +44,32 @@ int batchnorm_contiguous_walk(const clcnn_context *ctx) {
     return (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
 }
 
+/* The floats per element of the kernels' walks (BATCHNORM_VW): on CPUs
+ * (contiguous walks) the widest of 8, 4, 2 that divides H * W, so every
+ * image's plane starts a whole vector; 1 for the strided walk of GPUs, whose
+ * neighbouring work-items already read neighbouring floats. */
+static int vector_width(int contiguous, int spatial) {
+    if (!contiguous)
+        return 1;
+    for (int vw = 8; vw > 1; vw /= 2)
+        if (spatial % vw == 0)
+            return vw;
+    return 1;
+}
+
 /* One of the kernels with its work-group size: BATCHNORM_THREADS work-items
  * per channel (128, enough to keep a long channel's loads in flight), halved
  * until both the device and the compiled kernel accept the group. */
-static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, const char *name,
+static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, int vw, const char *name,
                                    cl_kernel *kernel, size_t *threads) {
     size_t wanted = 128;
     while (wanted > 1 && ctx->max_work_group_size && wanted > ctx->max_work_group_size)
         wanted /= 2;
     for (;;) {
-        char options[96];
-        snprintf(options, sizeof(options), "-DBATCHNORM_THREADS=%d -DBATCHNORM_CONTIGUOUS=%d",
-                 (int)wanted, contiguous != 0);
+        char options[128];
+        snprintf(options, sizeof(options),
+                 "-DBATCHNORM_THREADS=%d -DBATCHNORM_CONTIGUOUS=%d -DBATCHNORM_VW=%d", (int)wanted,
+                 contiguous != 0, vw);
         clcnn_status status = runtime_get_kernel(ctx, "batchnorm", name, options, kernel);
         if (status != CLCNN_OK)
             return status;
@@ -82,7 +96,9 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         return status;
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, "batchnorm_forward_train", &kernel, &threads);
+    const int vw = vector_width(contiguous, spatial);
+    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
+    status = channel_kernel(ctx, contiguous, vw, "batchnorm_forward_train", &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
@@ -90,7 +106,7 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
         {sizeof(int), &batch},          {sizeof(int), &channels},
-        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(int), &vectors},        {sizeof(float), &eps},
         {sizeof(float), &momentum},
     };
     const size_t local[1] = {threads};
@@ -107,7 +123,9 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         return status;
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, "batchnorm_forward_eval", &kernel, &threads);
+    const int vw = vector_width(contiguous, spatial);
+    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
+    status = channel_kernel(ctx, contiguous, vw, "batchnorm_forward_eval", &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
@@ -115,7 +133,7 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
         {sizeof(int), &batch},          {sizeof(int), &channels},
-        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(int), &vectors},        {sizeof(float), &eps},
     };
     const size_t local[1] = {threads};
     const size_t global[1] = {(size_t)channels * threads};
@@ -132,7 +150,9 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
         return status;
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, "batchnorm_backward", &kernel, &threads);
+    const int vw = vector_width(contiguous, spatial);
+    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
+    status = channel_kernel(ctx, contiguous, vw, "batchnorm_backward", &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const int want_grad_x = grad_x != NULL;
@@ -142,7 +162,7 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},          {sizeof(cl_mem), &grad_y},      {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &grad_x_arg}, {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
-        {sizeof(int), &batch},         {sizeof(int), &channels},       {sizeof(int), &spatial},
+        {sizeof(int), &batch},         {sizeof(int), &channels},       {sizeof(int), &vectors},
         {sizeof(float), &eps},         {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
     };
     const size_t local[1] = {threads};
@@ -161,7 +181,9 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
         return status;
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, "batchnorm_backward_eval", &kernel, &threads);
+    const int vw = vector_width(contiguous, spatial);
+    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
+    status = channel_kernel(ctx, contiguous, vw, "batchnorm_backward_eval", &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const int want_grad_x = grad_x != NULL;
@@ -174,7 +196,7 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &grad_x_arg},
         {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
         {sizeof(int), &batch},          {sizeof(int), &channels},
-        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(int), &vectors},        {sizeof(float), &eps},
         {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
     };
     const size_t local[1] = {threads};
