@@ -1095,8 +1095,8 @@ static void check_predict(void) {
     char path[PATH_SIZE], same_size[PATH_SIZE], prefix[PATH_SIZE + 4];
     CHECK(write_pgm(path_in(path, "small.pgm"), small, 20, 20) == 0);
     CHECK(write_pgm(path_in(same_size, "black.pgm"), black, SIDE, SIDE) == 0);
-    snprintf(arguments, sizeof(arguments), "--device reference predict '%s' '%s' '%s'", model,
-             path, same_size);
+    snprintf(arguments, sizeof(arguments), "--device reference predict '%s' '%s' '%s'", model, path,
+             same_size);
     r = run_ok(arguments);
     char small_line[2048], black_line[2048];
     snprintf(prefix, sizeof(prefix), "%s: ", path);

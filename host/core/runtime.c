@@ -362,8 +362,7 @@ clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
                     "    %u compute units at %u MHz, %.1f GiB global memory (%.1f GiB per "
                     "buffer), %llu KiB local memory\n",
                     d->compute_units, d->clock_mhz, d->global_memory / 1073741824.0,
-                    d->max_allocation / 1073741824.0,
-                    (unsigned long long)(d->local_memory / 1024));
+                    d->max_allocation / 1073741824.0, (unsigned long long)(d->local_memory / 1024));
         text_append(buf, size, &used,
                     "    max work-group size %zu, preferred float vector width %u, %s, driver "
                     "%s\n",
