@@ -500,6 +500,12 @@ static void check_log_and_plot(void) {
         }
         stbi_image_free(rgb);
     }
+    /* A run that diverged logs nan: its curves have a gap there. */
+    CHECK(write_text(test_path("nan.csv"), "epoch,loss,accuracy,test_loss,test_accuracy\n"
+                                           "1,2.3,0.1,2.2,0.12\n2,nan,0.1,nan,0.1\n"
+                                           "3,1.5,0.5,1.6,0.48\n") == 0);
+    snprintf(arguments, sizeof(arguments), "plot '%s' '%s'", test_path("nan.csv"), png);
+    run_ok(arguments);
     /* A log with a line cut short */
     CHECK(write_text(test_path("cut.csv"),
                      "epoch,loss,accuracy,test_loss,test_accuracy\n1,0.5,0.8\n") == 0);

@@ -113,6 +113,23 @@ static int has_memcairo(void) {
 
 enum { COLOR_BACKGROUND, COLOR_AXES, COLOR_TRAIN, COLOR_TEST };
 
+/* A curve: lines between consecutive finite points, a dot on each; a value
+ * that is not finite (a run that diverged logs nan) leaves a gap. */
+static void draw_curve(int n, const double *x, const double *y) {
+    for (int start = 0; start < n;) {
+        if (!isfinite(y[start])) {
+            start++;
+            continue;
+        }
+        int end = start;
+        while (end < n && isfinite(y[end]))
+            end++;
+        plline(end - start, x + start, y + start);
+        plpoin(end - start, x + start, y + start, 17);
+        start = end;
+    }
+}
+
 /* One panel: two curves (training and test) with axes, ticks, labels and a legend. */
 static void draw_panel(const training_log *log, int train, int test, double scale,
                        const char *y_label, const char *title, PLINT legend_position) {
@@ -124,9 +141,15 @@ static void draw_panel(const training_log *log, int train, int test, double scal
         y_test[i] = scale * log->values[test][i];
         x_min = fmin(x_min, x[i]);
         x_max = fmax(x_max, x[i]);
-        y_min = fmin(y_min, fmin(y_train[i], y_test[i]));
-        y_max = fmax(y_max, fmax(y_train[i], y_test[i]));
+        const double ys[2] = {y_train[i], y_test[i]};
+        for (int k = 0; k < 2; k++)
+            if (isfinite(ys[k])) {
+                y_min = fmin(y_min, ys[k]);
+                y_max = fmax(y_max, ys[k]);
+            }
     }
+    if (y_min > y_max)
+        y_min = y_max = 0.0;
     /* Half an epoch beside the first and last points; a tick per epoch for short runs. */
     const double x_tick = x_max - x_min <= 12.0 ? 1.0 : 0.0;
     x_min -= 0.5;
@@ -139,13 +162,11 @@ static void draw_panel(const training_log *log, int train, int test, double scal
     plbox("bcnst", x_tick, 0, "bcnstv", 0.0, 0);
     pllab("epoch", y_label, title);
     plwidth(2.0);
-    plcol0(COLOR_TRAIN);
-    plline(n, x, y_train);
     plssym(0.0, 2.0);
-    plpoin(n, x, y_train, 17);
+    plcol0(COLOR_TRAIN);
+    draw_curve(n, x, y_train);
     plcol0(COLOR_TEST);
-    plline(n, x, y_test);
-    plpoin(n, x, y_test, 17);
+    draw_curve(n, x, y_test);
     plwidth(1.0);
 
     const char *text[2] = {"training", "test"};
