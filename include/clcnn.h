@@ -72,6 +72,12 @@ clcnn_status clcnn_profile_enable(clcnn_context *ctx, int enable);
 /* Writes "kernel launches seconds" lines, largest total first, and resets the totals. */
 clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size);
 
+/* The OpenCL device's floating-point peak in GFLOP/s, measured with a kernel
+ * of independent vector multiply-adds (kernels/peak.cl) over a work-group per
+ * compute unit: the median of 5 launches of at least 0.05 s. An error on the
+ * reference device. */
+clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops);
+
 /* ---- arrays and .npy files ------------------------------------------------ */
 
 #define CLCNN_MAX_DIMS 8
