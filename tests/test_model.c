@@ -1194,29 +1194,29 @@ static void test_info_versions(void) {
             const size_t n = info_section.length;
             if (CHECK(n < sizeof(payload))) {
                 memcpy(payload, info_section.payload, n);
-                build_model(built, 3, &network, payload, n, parameters.payload,
-                            parameters.length, NULL, 0);
+                build_model(built, 3, &network, payload, n, parameters.payload, parameters.length,
+                            NULL, 0);
                 loaded = NULL;
                 if (CHECK_OK(ctx, clcnn_model_load(ctx, built, &loaded, NULL, &back)))
                     CHECK(same_info(&info, &back));
                 clcnn_model_info_free(&back);
                 clcnn_net_destroy(loaded);
                 put32(payload, 1000000);
-                build_model(built, 3, &network, payload, n, parameters.payload,
-                            parameters.length, NULL, 0);
+                build_model(built, 3, &network, payload, n, parameters.payload, parameters.length,
+                            NULL, 0);
                 CHECK(load_fails(built, "the channel count 1000000 does not fit", __LINE__));
                 memcpy(payload, info_section.payload, n);
                 put32(payload + 4 + 40, 4000000000u);
-                build_model(built, 3, &network, payload, n, parameters.payload,
-                            parameters.length, NULL, 0);
+                build_model(built, 3, &network, payload, n, parameters.payload, parameters.length,
+                            NULL, 0);
                 CHECK(load_fails(built, "the class count 4000000000 does not fit", __LINE__));
                 memcpy(payload, info_section.payload, n);
                 build_model(built, 3, &network, payload, n - 1, parameters.payload,
                             parameters.length, NULL, 0);
                 CHECK(load_fails(built, "the info section ends inside a class name", __LINE__));
                 payload[n - 1] = '\n';
-                build_model(built, 3, &network, payload, n, parameters.payload,
-                            parameters.length, NULL, 0);
+                build_model(built, 3, &network, payload, n, parameters.payload, parameters.length,
+                            NULL, 0);
                 CHECK(load_fails(built, "a class name contains a line break", __LINE__));
             }
         }

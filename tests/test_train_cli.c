@@ -1225,7 +1225,8 @@ static void check_export_import(char *imported) {
              tiny_dir);
     r = run_ok(arguments);
     const char *imported_eval = r->status == 0 ? r->out : "";
-    const char *a = strstr(original_eval, " test images on "), *b = strstr(imported_eval, " test images on ");
+    const char *a = strstr(original_eval, " test images on "),
+               *b = strstr(imported_eval, " test images on ");
     if (!CHECK(a && b && strcmp(a, b) == 0))
         fprintf(stderr, "eval of the original:\n%s\neval of the imported:\n%s\n", original_eval,
                 imported_eval);
@@ -1233,8 +1234,8 @@ static void check_export_import(char *imported) {
     /* Imported with --mean 0 --std 1: a model of raw pixels. */
     char raw_model[PATH_SIZE];
     path_in(raw_model, "imported-raw.model");
-    snprintf(arguments, sizeof(arguments), "import '%s/network.net' '%s' '%s' --mean 0 --std 1", dir,
-             dir, raw_model);
+    snprintf(arguments, sizeof(arguments), "import '%s/network.net' '%s' '%s' --mean 0 --std 1",
+             dir, dir, raw_model);
     if (run_ok(arguments)->status != 0)
         return;
     imported_net = NULL;

@@ -204,8 +204,8 @@ static int read_metadata(const char *path, clcnn_model_info *info) {
     if (result == 0 && ferror(file))
         result = cli_fail("%s: read error: %s", path, strerror(errno));
     if (result == 0 && (mean || std))
-        result = set_normalization(info, path, mean, mean ? mean_count : 0, std,
-                                   std ? std_count : 0);
+        result =
+            set_normalization(info, path, mean, mean ? mean_count : 0, std, std ? std_count : 0);
     if (result == 0)
         result = set_names(info, &names);
     free(line);

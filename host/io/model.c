@@ -87,8 +87,8 @@ enum {
     MODEL_V2_MAX_CHANNELS = 4,
     MODEL_V2_MAX_CLASS_NAME = 31, /* versions 1 and 2 */
     MODEL_MAX_CLASS_NAME = 65535, /* version 3 */
-    MODEL_MAX_LAYER_NAME = 63,   /* struct layer keeps 64 bytes with the NUL */
-    MODEL_MAX_TENSOR_NAME = 127, /* named_tensor keeps 128 */
+    MODEL_MAX_LAYER_NAME = 63,    /* struct layer keeps 64 bytes with the NUL */
+    MODEL_MAX_TENSOR_NAME = 127,  /* named_tensor keeps 128 */
 };
 
 static const char model_magic[MODEL_MAGIC_SIZE] = {'C', 'L', 'C', 'N', 'N', 'M', 'D', 'L'};
@@ -1013,7 +1013,8 @@ static clcnn_status get_count(section_reader *r, const char *what, uint64_t item
                               uint32_t *out) {
     uint64_t at = r->position;
     clcnn_status status = get_u32(r, what, out);
-    if (status == CLCNN_OK && (*out > INT32_MAX || (uint64_t)*out * item_bytes > r->end - r->position))
+    if (status == CLCNN_OK &&
+        (*out > INT32_MAX || (uint64_t)*out * item_bytes > r->end - r->position))
         status = file_error(r->file, "offset %llu: %s %u does not fit in the %s section",
                             (unsigned long long)at, what, *out, r->name);
     return status;

@@ -22,12 +22,18 @@ find_package)
     bin=$scratch/build
     ;;
 add_subdirectory)
-    "$cmake" -S "$package/consumer" -B "$scratch/build" -DCLCNN_SOURCE="$tree" \
+    "$cmake" -S "$package/consumer" -B "$scratch/build" -G "Unix Makefiles" -DCLCNN_SOURCE="$tree" \
         -DCMAKE_BUILD_TYPE=Release >"$scratch/configure.log"
     # Only the consumer's targets and what they need: no CLI, no tests.
     "$cmake" --build "$scratch/build" --target consumer_shared consumer_static -j2 >"$scratch/build.log"
-    for target in clcnn test_npy; do
-        if "$cmake" --build "$scratch/build" --target "$target" >/dev/null 2>&1; then
+    # The library's targets are there, the command's and the tests' are not.
+    targets=$("$cmake" --build "$scratch/build" --target help)
+    for target in clcnn_shared clcnn_static; do
+        echo "$targets" | grep -qx "\.\.\. $target" ||
+            { echo "consume.sh: no target $target under add_subdirectory" >&2; exit 1; }
+    done
+    for target in clcnn test_npy example_forward; do
+        if echo "$targets" | grep -qx "\.\.\. $target"; then
             echo "consume.sh: target $target exists under add_subdirectory" >&2
             exit 1
         fi

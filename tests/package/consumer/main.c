@@ -34,7 +34,8 @@ int main(void) {
     }
     clcnn_context *ctx = clcnn_context_create();
     clcnn_net *net = NULL;
-    const float image[25] = {1, 2, 0, 2, 1, 0, 1, 3, 1, 0, 2, 2, 1, 0, 1, 1, 0, 1, 3, 2, 0, 1, 2, 2, 1};
+    const float image[25] = {1, 2, 0, 2, 1, 0, 1, 3, 1, 0, 2, 2, 1,
+                             0, 1, 1, 0, 1, 3, 2, 0, 1, 2, 2, 1};
     const float edge[9] = {-1, 0, 1, -1, 0, 1, -1, 0, 1};
     const float expected[4] = {2, 1, 2, 2};
     float output[4];
