@@ -1,8 +1,32 @@
-# Fails unless every global symbol the libraries define starts with clcnn_:
-# the shared library's dynamic symbols and the static library's globals.
-# cmake -DNM=nm -DLIBRARIES="libclcnn.so|libclcnn.a" -P check_symbols.cmake
+# Fails unless every global symbol the libraries define starts with clcnn_
+# (the shared library's dynamic symbols, the static library's globals), and
+# every function include/clcnn.h declares is marked CLCNN_API and exported
+# by both.
+# cmake -DNM=nm -DHEADER=include/clcnn.h -DLIBRARIES="libclcnn.so|libclcnn.a" -P check_symbols.cmake
+cmake_policy(SET CMP0057 NEW) # if(... IN_LIST ...)
 string(REPLACE "|" ";" LIBRARIES "${LIBRARIES}")
 set(failed 0)
+
+# The header's functions: a declaration starts at the beginning of a line
+# with its return type and has the function's name on that line.
+file(STRINGS ${HEADER} declarations REGEX "^[A-Za-z].*[ *]clcnn_[a-z0-9_]+\\(")
+set(declared "")
+foreach(line ${declarations})
+  if(line MATCHES "^typedef")
+    continue()
+  endif()
+  string(REGEX MATCH "clcnn_[a-z0-9_]+\\(" name "${line}")
+  string(REPLACE "(" "" name "${name}")
+  if(NOT line MATCHES "^CLCNN_API ")
+    message(SEND_ERROR "${HEADER}: ${name} is declared without CLCNN_API, so no library exports it")
+    set(failed 1)
+  endif()
+  list(APPEND declared ${name})
+endforeach()
+list(LENGTH declared declared_count)
+if(declared_count LESS 50)
+  message(FATAL_ERROR "${HEADER}: found only ${declared_count} functions")
+endif()
 foreach(library ${LIBRARIES})
   if(library MATCHES "\\.a$")
     set(args -g --defined-only)
@@ -15,22 +39,26 @@ foreach(library ${LIBRARIES})
   endif()
   string(REPLACE "\n" ";" lines "${listing}")
   set(exported 0)
+  set(names "")
   foreach(line ${lines})
     # "address type name"; archive member headers and blank lines are skipped
     if(line MATCHES "^[0-9a-fA-F]* *[A-Za-z] (.+)$")
       set(name ${CMAKE_MATCH_1})
       if(name MATCHES "^clcnn_")
         math(EXPR exported "${exported} + 1")
+        list(APPEND names ${name})
       else()
         message(SEND_ERROR "${library} exports ${name}, which is not a clcnn_ name")
         set(failed 1)
       endif()
     endif()
   endforeach()
-  if(exported LESS 50)
-    message(SEND_ERROR "${library} exports only ${exported} clcnn_ functions")
-    set(failed 1)
-  endif()
+  foreach(name ${declared})
+    if(NOT name IN_LIST names)
+      message(SEND_ERROR "${library} does not export ${name}, which ${HEADER} declares")
+      set(failed 1)
+    endif()
+  endforeach()
   message(STATUS "${library}: ${exported} symbols, all clcnn_*")
 endforeach()
 if(failed)
