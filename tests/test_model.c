@@ -1437,6 +1437,52 @@ static void test_atomic_save(void) {
     clcnn_net_destroy(second);
 }
 
+/* clcnn_net_load tells a model file from a network file by its contents. */
+static void test_net_load(void) {
+    clcnn_net *net = make_net(small_net_text, 21);
+    if (!net)
+        return;
+    char model[1200], text[1200], other[1200];
+    snprintf(model, sizeof(model), "%s", test_path("any.model"));
+    snprintf(text, sizeof(text), "%s", test_path("any.net"));
+    snprintf(other, sizeof(other), "%s", test_path("not-a-network.txt"));
+    clcnn_model_info info, back;
+    clcnn_model_info_init(&info);
+    static const char *const names[3] = {"x", "y", "z"};
+    const float mean = 0.125f, std = 4.0f;
+    set_info(&info, 1, &mean, &std, 3, names);
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, model));
+    CHECK(write_file(text, small_net_text, strlen(small_net_text)) == 0);
+    CHECK(write_file(other, "CLCNNMD", 7) == 0); /* shorter than the magic */
+
+    clcnn_net *loaded = NULL;
+    int has_parameters = -1;
+    if (CHECK_OK(ctx, clcnn_net_load(ctx, model, &loaded, &back, &has_parameters))) {
+        CHECK(has_parameters == 1 && same_nets(net, loaded) && same_info(&info, &back));
+        clcnn_model_info_free(&back);
+    }
+    clcnn_net_destroy(loaded);
+    loaded = NULL;
+    memset(&back, 0x55, sizeof(back));
+    if (CHECK_OK(ctx, clcnn_net_load(ctx, text, &loaded, &back, &has_parameters))) {
+        CHECK(has_parameters == 0 && back.channels == 0 && back.class_count == 0);
+        CHECK(strcmp(clcnn_net_text(loaded), small_net_text) == 0);
+    }
+    clcnn_net_destroy(loaded);
+    loaded = NULL;
+    CHECK_OK(ctx, clcnn_net_load(ctx, model, &loaded, NULL, NULL));
+    clcnn_net_destroy(loaded);
+
+    loaded = (clcnn_net *)1;
+    CHECK(clcnn_net_load(ctx, other, &loaded, NULL, &has_parameters) == CLCNN_ERROR_PARSE);
+    CHECK(loaded == NULL && has_parameters == 0);
+    CHECK(clcnn_net_load(ctx, test_path("missing.model"), &loaded, NULL, NULL) == CLCNN_ERROR_IO);
+    CHECK(strstr(clcnn_last_error(ctx), "missing.model") != NULL);
+    CHECK(clcnn_net_load(ctx, NULL, &loaded, NULL, NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
+    clcnn_model_info_free(&info);
+    clcnn_net_destroy(net);
+}
+
 int main(void) {
     ctx = clcnn_context_create();
     if (!CHECK(ctx != NULL))
@@ -1449,6 +1495,7 @@ int main(void) {
         test_damaged_files();
         test_version_2();
         test_info_versions();
+        test_net_load();
         test_training_augmentation();
         test_atomic_save();
     }
