@@ -77,4 +77,13 @@ if command -v ldd >/dev/null; then
         exit 1
     fi
 fi
+# The installed command says the same version as the library.
+if [ "$mode" = find_package ]; then
+    library=$("$bin/consumer_shared" | sed 's/:.*//')
+    command=$("$prefix/bin/clcnn" --version)
+    if [ "$command" != "$library" ]; then
+        echo "consume.sh: clcnn --version says '$command', the library '$library'" >&2
+        exit 1
+    fi
+fi
 echo "consume.sh: $mode: ok"
