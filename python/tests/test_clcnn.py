@@ -57,6 +57,10 @@ def test_version():
     expected = os.environ.get("CLCNN_EXPECTED_VERSION")
     if expected:
         assert clcnn.version() == expected
+    # The package is released with the library: pyproject.toml says the same version.
+    with open(os.path.join(SOURCE, "python", "pyproject.toml")) as f:
+        package_version = re.search(r'^version = "(.*)"$', f.read(), re.M).group(1)
+    assert package_version == clcnn.version()
 
 
 @pytest.mark.parametrize("device", DEVICES)
