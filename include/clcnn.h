@@ -94,7 +94,7 @@ CLCNN_API clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_
  * of independent vector multiply-adds (kernels/peak.cl) over a work-group per
  * compute unit: the median of 5 launches of at least 0.05 s. An error on the
  * reference device. */
-clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops);
+CLCNN_API clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops);
 
 /* ---- arrays and .npy files ------------------------------------------------ */
 
