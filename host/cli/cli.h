@@ -61,9 +61,6 @@ int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float 
  * network's channels and resized to its input with stb_image_resize. */
 int cli_read_image_for(clcnn_context *ctx, clcnn_net *net, const char *path, float **images,
                        int64_t *count);
-/* x = (x - mean) / std per channel, with the model's figures. */
-void cli_normalize_images(const clcnn_net *net, const clcnn_model_info *info, float *images,
-                          int64_t count);
 
 /* forward's and grad's --mode train|eval and --random-seed S: the pass's mode
  * and where its random draws (dropout masks) start. */

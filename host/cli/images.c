@@ -238,26 +238,6 @@ int cli_read_image_for(clcnn_context *ctx, clcnn_net *net, const char *path, flo
     return 0;
 }
 
-void cli_normalize_images(const clcnn_net *net, const clcnn_model_info *info, float *images,
-                          int64_t count) {
-    clcnn_layer_info input;
-    clcnn_net_layer_info(net, 0, &input);
-    const int channels = input.shape[0];
-    const int64_t plane_size = (int64_t)input.shape[1] * input.shape[2];
-    /* Channels past CLCNN_MAX_CHANNELS share input_mean and input_std. */
-    float mean[CLCNN_MAX_CHANNELS], std[CLCNN_MAX_CHANNELS];
-    clcnn_model_info_normalization(
-        info, channels < CLCNN_MAX_CHANNELS ? channels : CLCNN_MAX_CHANNELS, mean, std);
-    for (int64_t n = 0; n < count; n++)
-        for (int c = 0; c < channels; c++) {
-            float *plane = images + (n * channels + c) * plane_size;
-            const float m = c < CLCNN_MAX_CHANNELS ? mean[c] : info->input_mean;
-            const float s = c < CLCNN_MAX_CHANNELS ? std[c] : info->input_std;
-            for (int64_t j = 0; j < plane_size; j++)
-                plane[j] = (plane[j] - m) / s;
-        }
-}
-
 void cli_print_values(FILE *out, const char *label, int ndim, const int *shape,
                       const float *values) {
     const int channels = ndim == 3 ? shape[0] : 1, rows = ndim == 3 ? shape[1] : 1,

@@ -152,6 +152,11 @@ int main(int argc, char **argv) {
         cli_print_usage(stdout);
         return 0;
     }
+    if (strcmp(argv[0], "--version") == 0 || strcmp(argv[0], "version") == 0) {
+        /* The library's version: the command is built with it. */
+        printf("clcnn %s\n", clcnn_version());
+        return 0;
+    }
     const cli_command *command = cli_find_command(argv[0]);
     if (!command)
         return cli_usage(NULL, "unknown command '%s' (try 'clcnn help')", argv[0]);

@@ -227,6 +227,7 @@ void cli_print_help(FILE *out, const cli_command *c) {
 
 void cli_print_usage(FILE *out) {
     fputs("usage: clcnn [--device opencl|reference] [--platform P --device-index D] COMMAND ...\n"
+          "       clcnn --version\n"
           "\ncommands:\n",
           out);
     for (int i = 0; cli_commands[i]; i++)
@@ -305,6 +306,8 @@ void cli_print_man(FILE *out) {
           ".br\n"
           ".B clcnn help\n"
           "[\\fICOMMAND\\fR]\n"
+          ".br\n"
+          ".B clcnn \\-\\-version\n"
           ".SH DESCRIPTION\n"
           "clcnn builds, trains and runs convolutional neural networks described by network\n"
           "files, on any OpenCL 1.2 device or on its plain\\-C reference. Every command\n"

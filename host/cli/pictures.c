@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <stb_image_write.h>
 #pragma GCC diagnostic push
@@ -131,32 +130,24 @@ static int enlargement(int size, int target) {
 
 /* ---- loading a network --------------------------------------------------------------------- */
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
-/* A model file, or a network file (.net) with --weights DIR or --seed S
- * (default 1: named filters keep their values whatever the seed). info gets
- * the model's normalisation, or none (mean 0, std 1) for a network file. */
+/* A model file, or a network file with --weights DIR or --seed S (default 1:
+ * named filters keep their values whatever the seed), told apart by their
+ * contents. info (initialised by the caller) gets the model's normalisation
+ * and class names, none for a network file. */
 static int load_network(clcnn_context *ctx, const cli_args *args, const char *path, clcnn_net **net,
                         clcnn_model_info *info) {
-    memset(info, 0, sizeof(*info));
-    info->input_std = 1.0f;
     const char *weights = cli_value(args, "--weights");
     int64_t seed = 1;
+    int has_parameters = 0;
     if (cli_int_option(args, "--seed", &seed) != 0)
         return CLI_USAGE;
-    if (!has_suffix(path, ".net")) {
-        if (weights || cli_given(args, "--seed"))
-            return cli_usage(args->command, "--weights and --seed are for network files (.net)");
-        if (clcnn_model_load(ctx, path, net, NULL, info) != CLCNN_OK)
-            return cli_fail_context(ctx);
-        return 0;
-    }
-    if (clcnn_net_from_file(ctx, path, net) != CLCNN_OK ||
-        (weights ? clcnn_net_load_weights(*net, weights)
-                 : clcnn_net_init_weights(*net, (uint64_t)seed)) != CLCNN_OK)
+    if (clcnn_net_load(ctx, path, net, info, &has_parameters) != CLCNN_OK)
+        return cli_fail_context(ctx);
+    if (has_parameters && (weights || cli_given(args, "--seed")))
+        return cli_usage(args->command, "%s is a model: --weights and --seed are for network files",
+                         path);
+    if (!has_parameters && (weights ? clcnn_net_load_weights(*net, weights)
+                                    : clcnn_net_init_weights(*net, (uint64_t)seed)) != CLCNN_OK)
         return cli_fail_context(ctx);
     return 0;
 }
@@ -227,10 +218,11 @@ static int run_filters(const cli_common *common, const cli_args *args) {
     if (!ctx)
         return CLI_FAILURE;
     clcnn_net *net = NULL;
-    clcnn_model_info *info = malloc(sizeof(clcnn_model_info));
+    clcnn_model_info info;
+    clcnn_model_info_init(&info);
     float *weights = NULL;
     clcnn_layer_info l;
-    int result = info ? load_network(ctx, args, path, &net, info) : cli_fail("out of memory");
+    int result = load_network(ctx, args, path, &net, &info);
     if (result == 0 && find_layer(net, layer, &l) < 0)
         result = cli_fail("%s: no layer named '%s'", path, layer);
     if (result == 0 && (strcmp(l.type, "conv") != 0 || l.weight_ndim != 4))
@@ -248,7 +240,7 @@ static int run_filters(const cli_common *common, const cli_args *args) {
     if (result == 0)
         result = draw_filters(out_path, layer, weights, l.weight_shape);
     free(weights);
-    free(info);
+    clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);
     return result;
@@ -271,9 +263,7 @@ static clcnn_status capture_layer(void *user, int layer_index, const float *valu
     clcnn_net_layer_info(state->net, layer_index, &info);
     if (!state->layers[layer_index])
         return CLCNN_OK;
-    int64_t size =
-        info.ndim == 3 ? (int64_t)info.shape[0] * info.shape[1] * info.shape[2] : info.shape[0];
-    memcpy(state->layers[layer_index], values, sizeof(float) * (size_t)size);
+    memcpy(state->layers[layer_index], values, sizeof(float) * (size_t)cli_layer_size(&info));
     return CLCNN_OK;
 }
 
@@ -401,11 +391,12 @@ static int run_features(const cli_common *common, const cli_args *args) {
     if (!ctx)
         return CLI_FAILURE;
     clcnn_net *net = NULL;
-    clcnn_model_info *info = malloc(sizeof(clcnn_model_info));
+    clcnn_model_info info;
+    clcnn_model_info_init(&info);
     float *images = NULL, *output = NULL, **layers = NULL;
     int64_t count = 0;
     int *chosen = NULL, chosen_count = 0, layer_count = 0;
-    int result = info ? load_network(ctx, args, path, &net, info) : cli_fail("out of memory");
+    int result = load_network(ctx, args, path, &net, &info);
     if (result == 0)
         result = cli_read_image_for(ctx, net, image_path, &images, &count);
     if (result == 0 && index >= count)
@@ -438,7 +429,10 @@ static int run_features(const cli_common *common, const cli_args *args) {
         } else {
             /* The picture shows the image as read; the network gets it normalised. */
             memcpy(normalized, image, sizeof(float) * (size_t)size);
-            cli_normalize_images(net, info, normalized, 1);
+            clcnn_layer_info input;
+            clcnn_net_layer_info(net, 0, &input);
+            clcnn_model_info_normalize(&info, normalized, 1, input.shape[0],
+                                       (int64_t)input.shape[1] * input.shape[2]);
             if (clcnn_net_forward(net, normalized, 1, output, capture_layer, &state) != CLCNN_OK)
                 result = cli_fail_context(ctx);
             free(normalized);
@@ -452,7 +446,7 @@ static int run_features(const cli_common *common, const cli_args *args) {
     free(chosen);
     free(output);
     free(images);
-    free(info);
+    clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);
     return result;
@@ -469,8 +463,8 @@ const cli_command cli_command_filters = {
     3,
     3,
     "draw a conv layer's filters as a PNG picture",
-    "MODEL is a model file, or a network file (.net) whose weights come from --weights or "
-    "--seed (named filters keep their values). Filters of 1 or 3 channels are drawn as a grid "
+    "MODEL is a model file, or a network file whose weights come from --weights or --seed "
+    "(named filters keep their values). Filters of 1 or 3 channels are drawn as a grid "
     "(3 channels in colour), others as a row per filter with a tile per channel. Each filter is "
     "scaled to its own range, black its smallest weight and white its largest, and enlarged by "
     "whole pixels.\n",

@@ -36,11 +36,17 @@ static int run_predict(const cli_common *common, const cli_args *args) {
         return 1;
     clcnn_net *net = NULL;
     clcnn_model_info info;
+    clcnn_model_info_init(&info);
     int result = 0;
     if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
     }
+    const int64_t in_size = clcnn_net_input_size(net);
+    clcnn_layer_info input;
+    clcnn_net_layer_info(net, 0, &input);
+    const int channels = input.shape[0];
+    const int64_t plane_size = in_size / channels;
     const int64_t classes = clcnn_net_output_size(net);
     clcnn_layer_info last;
     clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
@@ -56,7 +62,8 @@ static int run_predict(const cli_common *common, const cli_args *args) {
         }
         if (limit >= 0 && limit < count)
             count = limit;
-        cli_normalize_images(net, &info, images, count);
+        /* Each channel with the training set's figures for it. */
+        clcnn_model_info_normalize(&info, images, count, channels, plane_size);
         float *scores = malloc(sizeof(float) * (size_t)(count * classes));
         if (!scores || clcnn_net_forward(net, images, count, scores, NULL, NULL) != CLCNN_OK) {
             result = scores ? cli_fail_context(ctx) : cli_fail("out of memory");
@@ -123,6 +130,7 @@ static int run_predict(const cli_common *common, const cli_args *args) {
     if (json && result == 0)
         printf("%s]}\n", printed ? "" : "{\"predictions\": [");
 done:
+    clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);
     return result;
