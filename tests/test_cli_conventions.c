@@ -293,6 +293,8 @@ static void check_exit_status(void) {
     expect_status(2, arguments, "--input");
     expect_status(2, "filter no_such_filter a.png b.npy", "no_such_filter");
     expect_status(2, "predict", "usage: clcnn predict MODEL IMAGE... [options]");
+    expect_status(2, "import a.net dir b.model --mean 0.5,x --std 1", "0.5,x");
+    expect_status(2, "import a.net dir b.model --mean 0.5", "--mean and --std go together");
     expect_status(2, "export x.model", "usage: clcnn export MODEL DIR (clcnn help export)");
 
     /* Failures while running: 1. */

@@ -260,12 +260,12 @@ static int run_import(const cli_common *common, const cli_args *args) {
     snprintf(metadata_path, sizeof(metadata_path), "%s/%s", dir, METADATA_FILE);
     const int has_metadata = access(metadata_path, F_OK) == 0;
     int result = has_metadata ? read_metadata(metadata_path, &info) : 0;
-    if (result == 0 && mean_text)
-        result = parse_floats("--mean", mean_text, &mean, &mean_count);
-    if (result == 0 && std_text)
-        result = parse_floats("--std", std_text, &std, &std_count);
-    if (result == 0 && mean_text)
-        result = set_normalization(&info, "--mean/--std", mean, mean_count, std, std_count);
+    /* Values --mean and --std cannot take are usage errors. */
+    if (result == 0 && mean_text &&
+        (parse_floats("--mean", mean_text, &mean, &mean_count) != 0 ||
+         parse_floats("--std", std_text, &std, &std_count) != 0 ||
+         set_normalization(&info, "--mean/--std", mean, mean_count, std, std_count) != 0))
+        result = CLI_USAGE;
     if (result == 0 && classes_path)
         result = read_class_file(classes_path, &info);
     if (result == 0 && (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
