@@ -58,6 +58,14 @@ direct_config direct_config_for(const clcnn_context *ctx, int channels) {
     int vectors = (channels + config.vw - 1) / config.vw;
     config.nv = vectors < 1 ? 1 : vectors > 4 ? 4 : vectors;
     config.wpt_p = config.nv == 1 ? 8 : 16 / config.nv;
+    /* The inner loop keeps nv * wpt_p accumulator vectors, nv weight vectors
+     * and a broadcast input in registers: beyond the register file it spills
+     * on every multiply-add. A CPU whose preferred float vector is 16 wide
+     * (AVX-512) has 32 vector registers, a narrower one (AVX2, SSE) 16. */
+    const int registers = ctx->preferred_vector_width >= 16 ? 32 : 16;
+    const int fitting = (registers - config.nv - 2) / config.nv;
+    if (config.wpt_p > fitting)
+        config.wpt_p = fitting < 1 ? 1 : fitting;
     config.group = ctx->config.direct_group;
     return config;
 }

@@ -4,6 +4,7 @@
  * group). */
 #include "ops.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -103,6 +104,51 @@ clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                           global, local);
 }
 
+/* The padded input's height and width: every window, nothing more. */
+static int padded_height(const conv2d_params *p) {
+    return (p->out_height - 1) * p->stride_h + effective_kernel_h(p);
+}
+
+static int padded_width(const conv2d_params *p) {
+    return (p->out_width - 1) * p->stride_w + effective_kernel_w(p);
+}
+
+/* Each part starts on a multiple of 64 floats, so that vector loads stay aligned. */
+static int64_t round_up_64(int64_t floats) {
+    return (floats + 63) / 64 * 64;
+}
+
+/* 1 if every window lies inside the input, which the kernel can then read
+ * as it is, without a padded copy. */
+static int windows_inside_input(const conv2d_params *p) {
+    return p->pad_top == 0 && p->pad_left == 0 && padded_height(p) <= p->in_height &&
+           padded_width(p) <= p->in_width;
+}
+
+/* Launches conv2d_pad_input (a kernel of program `options`): p's input with
+ * its zero padding made explicit as (N, C, padded_h, padded_w) in padded from
+ * float padded_offset. */
+static clcnn_status pad_input(clcnn_context *ctx, const char *options, const conv2d_params *p,
+                              cl_mem input, cl_mem padded, int padded_offset, int padded_h,
+                              int padded_w) {
+    cl_kernel kernel;
+    clcnn_status status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int rows = p->batch * p->in_channels * padded_h;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &padded},   {sizeof(int), &padded_offset},
+        {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},  {sizeof(int), &padded_h},    {sizeof(int), &padded_w},
+        {sizeof(int), &rows},
+    };
+    const size_t local[1] = {16};
+    const size_t global[1] = {(size_t)rows};
+    return runtime_launch(ctx, kernel, "conv2d_pad_input", sizeof(args) / sizeof(args[0]), args, 1,
+                          global, local);
+}
+
 /* Rounds channels up to a whole number of a work-item's channel vectors. */
 static int padded_channels(int channels, const direct_config *config) {
     int block = config->vw * config->nv;
@@ -144,30 +190,50 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
                                    cl_mem output) {
     const conv_variant v = variant_of(p);
     const int padded = padded_channels(v.out_channels, config);
-    cl_mem transposed;
-    clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight,
-                                            padded, &transposed);
-    char options[128];
+    /* Windows that reach into the padding read a zero-padded copy of the
+     * input, which the workspace holds after the transposed weights: without
+     * a test per tap the inner loop runs faster than the copy costs. */
+    const int64_t weights_end =
+        round_up_64((int64_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups);
+    const int padded_h = padded_height(p), padded_w = padded_width(p);
+    const int64_t copy_end = weights_end + (int64_t)p->batch * p->in_channels * padded_h * padded_w;
+    const int copy = !windows_inside_input(p) && copy_end <= INT_MAX;
+    cl_mem transposed = NULL;
+    clcnn_status status = CLCNN_OK;
+    if (copy)
+        status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &transposed);
+    if (status == CLCNN_OK)
+        status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
+                                   &transposed);
+    char options[160];
     direct_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
+    if (copy)
+        strncat(options, " -DPADDED_INPUT", sizeof(options) - strlen(options) - 1);
     cl_kernel kernel;
     if (status == CLCNN_OK)
         status =
             runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
+    const int input_offset = copy ? (int)weights_end : 0;
+    if (status == CLCNN_OK && copy)
+        status = pad_input(ctx, options, p, input, transposed, input_offset, padded_h, padded_w);
     if (status != CLCNN_OK)
         return status;
     const int positions = p->batch * p->out_height * p->out_width;
     cl_mem bias_arg = p->has_bias ? bias : weight;
-    kernel_arg args[22] = {
-        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &transposed},  {sizeof(cl_mem), &bias_arg},
-        {sizeof(cl_mem), &output},    {sizeof(int), &v.in_channels},  {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},  {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h},
-        {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->pad_top},   {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width}, {sizeof(int), &positions},      {sizeof(int), &p->has_bias},
-        {sizeof(int), &padded},
+    cl_mem input_arg = copy ? transposed : input;
+    const int height = copy ? padded_h : p->in_height, width = copy ? padded_w : p->in_width;
+    const int pad_top = copy ? 0 : p->pad_top, pad_left = copy ? 0 : p->pad_left;
+    kernel_arg args[23] = {
+        {sizeof(cl_mem), &input_arg},  {sizeof(int), &input_offset}, {sizeof(cl_mem), &transposed},
+        {sizeof(cl_mem), &bias_arg},   {sizeof(cl_mem), &output},    {sizeof(int), &v.in_channels},
+        {sizeof(int), &height},        {sizeof(int), &width},        {sizeof(int), &v.out_channels},
+        {sizeof(int), &p->kernel_h},   {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},   {sizeof(int), &pad_top},      {sizeof(int), &pad_left},
+        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width}, {sizeof(int), &positions},
+        {sizeof(int), &p->has_bias},   {sizeof(int), &padded},
     };
-    const int arg_count = variant_args(&v, args, 19);
+    const int arg_count = variant_args(&v, args, 20);
     const size_t local[3] = {1, (size_t)config->group, 1};
     const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
                               (size_t)((positions + config->wpt_p - 1) / config->wpt_p),
@@ -213,29 +279,15 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
                                      cl_mem weight, int weight_offset, cl_mem bias, cl_mem output,
                                      cl_mem workspace, int padded_offset) {
     const rows_plan plan = plan_rows(ctx, p);
-    const int pad_rows = p->batch * p->in_channels * plan.padded_height;
     char options[128];
     snprintf(options, sizeof(options), "-DVW=%d -DROW_VECTORS=%d -DCHANNEL_BLOCK=%d", plan.vw,
              plan.row_vectors, plan.channel_block);
-    cl_kernel pad_kernel, kernel;
+    cl_kernel kernel;
     clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
-    const kernel_arg pad_args[] = {
-        {sizeof(cl_mem), &input},      {sizeof(cl_mem), &workspace},
-        {sizeof(int), &padded_offset}, {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},   {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},   {sizeof(int), &plan.padded_height},
-        {sizeof(int), &plan.pitch},    {sizeof(int), &pad_rows},
-    };
-    const size_t pad_local[1] = {16};
-    const size_t pad_global[1] = {(size_t)pad_rows};
-    status =
-        runtime_launch(ctx, pad_kernel, "conv2d_pad_input", sizeof(pad_args) / sizeof(pad_args[0]),
-                       pad_args, 1, pad_global, pad_local);
+        status = pad_input(ctx, options, p, input, workspace, padded_offset, plan.padded_height,
+                           plan.pitch);
     if (status != CLCNN_OK)
         return status;
     const int rows = p->batch * p->out_height;
@@ -733,27 +785,6 @@ typedef struct direct_weights_scratch {
     int64_t end;
 } direct_weights_scratch;
 
-/* The padded input's height and width: every window, nothing more. */
-static int padded_height(const conv2d_params *p) {
-    return (p->out_height - 1) * p->stride_h + effective_kernel_h(p);
-}
-
-static int padded_width(const conv2d_params *p) {
-    return (p->out_width - 1) * p->stride_w + effective_kernel_w(p);
-}
-
-/* Each part starts on a multiple of 64 floats, so that vector loads stay aligned. */
-static int64_t round_up_64(int64_t floats) {
-    return (floats + 63) / 64 * 64;
-}
-
-/* 1 if every window lies inside the input, which the kernel can then read
- * as it is, without a padded copy. */
-static int windows_inside_input(const conv2d_params *p) {
-    return p->pad_top == 0 && p->pad_left == 0 && padded_height(p) <= p->in_height &&
-           padded_width(p) <= p->in_width;
-}
-
 static direct_weights_scratch direct_weights_layout(const direct_config *config,
                                                     const conv2d_params *p) {
     direct_weights_scratch layout;
@@ -802,11 +833,9 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     char variant[128];
     snprintf(variant, sizeof(variant), "%s", options);
     variant_options(&v, variant, sizeof(variant));
-    cl_kernel transpose_kernel, pad_kernel, kernel;
+    cl_kernel transpose_kernel, kernel;
     clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output",
                                              variant, &transpose_kernel);
-    if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
     if (status == CLCNN_OK)
         status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct", variant,
                                     &kernel);
@@ -855,19 +884,7 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
         return status;
 
     if (!read_input) {
-        const int rows = p->batch * p->in_channels * windows_h;
-        const kernel_arg pad_args[] = {
-            {sizeof(cl_mem), &input},       {sizeof(cl_mem), &scratch},
-            {sizeof(int), &windows_offset}, {sizeof(int), &p->in_height},
-            {sizeof(int), &p->in_width},    {sizeof(int), &p->pad_top},
-            {sizeof(int), &p->pad_left},    {sizeof(int), &windows_h},
-            {sizeof(int), &windows_w},      {sizeof(int), &rows},
-        };
-        const size_t pad_local[1] = {16};
-        const size_t pad_global[1] = {(size_t)rows};
-        status = runtime_launch(ctx, pad_kernel, "conv2d_pad_input",
-                                sizeof(pad_args) / sizeof(pad_args[0]), pad_args, 1, pad_global,
-                                pad_local);
+        status = pad_input(ctx, options, p, input, scratch, windows_offset, windows_h, windows_w);
         if (status != CLCNN_OK)
             return status;
     }
