@@ -35,10 +35,17 @@ static const char usage[] =
     "\n"
     "CLCNN_DEVICE=platform:device also picks the OpenCL device.\n";
 
+static const char *message_prefix = "";
+
+void cli_set_message_prefix(const char *prefix) {
+    message_prefix = prefix;
+}
+
 int cli_fail(const char *format, ...) {
     va_list args;
     va_start(args, format);
     fputs("clcnn: ", stderr);
+    fputs(message_prefix, stderr);
     vfprintf(stderr, format, args);
     fputc('\n', stderr);
     va_end(args);
