@@ -515,7 +515,9 @@ int command_train(const cli_common *given, int argc, char **argv) {
             printf("resuming after epoch %d from %s\n", clcnn_trainer_epochs_done(trainer),
                    o.resume_path);
     }
-    progress_state progress = {isatty(STDOUT_FILENO), 0.0, 0};
+    /* Open MPI's launcher hands its ranks a pseudo-terminal whatever its own
+     * output is: with several ranks, plain lines. */
+    progress_state progress = {ranks.size == 1 && isatty(STDOUT_FILENO), 0.0, 0};
     while (clcnn_trainer_epochs_done(trainer) < config->epochs) {
         double start = cli_seconds();
         double train_loss, train_accuracy, test_loss = 0.0, test_accuracy = 0.0;
