@@ -512,6 +512,11 @@ clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *trainer, clcnn_gradi
  * on a device while the device computes the layers below.
  * The gradient hook is still called after the last bucket, with the same
  * buffer: it must finish every exchange and leave the sum, as above.
+ * Between buckets the hook is also called with count 0 (no new
+ * gradients): on the reference device after each layer of backward, on a
+ * device every 100 microseconds while the trainer waits for the next
+ * bucket's read; a chance to advance the exchanges under way (MPI moves
+ * non-blocking transfers on only inside MPI calls).
  * step carries step, epoch, batch, batches, rank, world_size,
  * global_images and images; the tallies are not known yet.
  * A status other than CLCNN_OK stops the epoch with that status.

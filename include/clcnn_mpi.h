@@ -97,7 +97,15 @@ typedef struct clcnn_mpi_stats {
     double ready_seconds;  /* in the ready hooks: starting and advancing buckets during backward */
     double finish_seconds; /* in the gradient hook: finishing the exchange (what backward did not
                               hide) and summing the tallies */
-    int64_t bytes_sent;    /* gradient bytes this rank sent (both phases) */
+    /* With CLCNN_MPI_TIMING=1 in the environment (for measurements: it costs
+     * one barrier a step) the gradient hook starts with a barrier, and the
+     * wait for the slowest rank is counted here instead of in finish_seconds. */
+    double barrier_seconds;
+    /* Floats of the flat buffer exchanged, and how many of them had been
+     * (each phase counting half) when the gradient hook began, i.e. were
+     * hidden behind backward. */
+    double floats_exchanged, floats_hidden;
+    int64_t bytes_sent; /* gradient bytes this rank sent (both phases) */
 } clcnn_mpi_stats;
 void clcnn_mpi_get_stats(const clcnn_mpi *mpi, clcnn_mpi_stats *out);
 

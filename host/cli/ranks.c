@@ -148,8 +148,10 @@ void cli_ranks_report(cli_ranks *r, double seconds) {
     clcnn_mpi_stats stats;
     clcnn_mpi_get_stats(r->mpi, &stats);
     /* Every rank's figures, in rank order: rank 0 prints the mean. */
-    double figures[4] = {stats.ready_seconds, stats.finish_seconds, (double)stats.steps, seconds};
-    cli_ranks_sum(r, figures, 4);
+    double figures[7] = {
+        stats.ready_seconds,   stats.finish_seconds,   (double)stats.steps, seconds,
+        stats.barrier_seconds, stats.floats_exchanged, stats.floats_hidden};
+    cli_ranks_sum(r, figures, 7);
     if (r->rank != 0 || figures[2] <= 0.0)
         return;
     const double steps = figures[2] / r->size;
@@ -158,6 +160,12 @@ void cli_ranks_report(cli_ranks *r, double seconds) {
            r->size, stats.buckets > 0 ? stats.buckets : 1, stats.buckets == 1 ? "" : "s",
            1e3 * figures[0] / r->size / steps, 1e3 * figures[1] / r->size / steps,
            1e3 * figures[3] / r->size / steps);
+    if (stats.buckets > 0 && figures[5] > 0.0)
+        printf("%.1f%% of the exchange's traffic was done before backward ended\n",
+               100.0 * figures[6] / figures[5]);
+    if (figures[4] > 0.0)
+        printf("waiting for the slowest rank before finishing: %.3f ms per step and rank\n",
+               1e3 * figures[4] / r->size / steps);
 #else
     (void)r, (void)seconds;
 #endif

@@ -45,6 +45,7 @@ struct clcnn_mpi {
     MPI_Comm gather_comm;  /* phase 3 of every bucket */
     int rank, size, local_rank;
     int initialised_mpi;
+    int timing; /* CLCNN_MPI_TIMING=1: a barrier before finishing each step's exchange */
 
     clcnn_trainer *trainer;
     int bucket_count; /* 0: one exchange of the whole buffer in the gradient hook */
@@ -99,6 +100,8 @@ clcnn_mpi *clcnn_mpi_create(int *argc, char ***argv) {
              "was cancelled)\n",
              m->rank, m->size);
     signal(SIGTERM, on_terminate);
+    const char *timing = getenv("CLCNN_MPI_TIMING");
+    m->timing = timing && strcmp(timing, "1") == 0;
     return m;
 }
 
@@ -346,6 +349,11 @@ static clcnn_status ready_hook(void *user, float *gradients, int64_t first, int6
     clcnn_mpi *m = user;
     (void)step;
     const double start = MPI_Wtime();
+    if (count == 0) {
+        advance(m, gradients, 0);
+        m->stats.ready_seconds += MPI_Wtime() - start;
+        return CLCNN_OK;
+    }
     if (m->next_bucket >= m->bucket_count || m->buckets[m->next_bucket].first != first ||
         m->buckets[m->next_bucket].count != count)
         return CLCNN_ERROR_INVALID_ARGUMENT; /* not the trainer's bucket plan */
@@ -355,13 +363,38 @@ static clcnn_status ready_hook(void *user, float *gradients, int64_t first, int6
     return CLCNN_OK;
 }
 
+/* The share of the buckets' traffic done by now: each phase is half of it. */
+static void count_hidden(clcnn_mpi *m) {
+    for (int k = 0; k < m->bucket_count; k++) {
+        const bucket *b = &m->buckets[k];
+        if (b->phase == BUCKET_DONE)
+            m->stats.floats_hidden += (double)b->count;
+        else if (b->phase == BUCKET_GATHERING)
+            m->stats.floats_hidden += 0.5 * (double)b->count;
+    }
+}
+
 static clcnn_status gradient_hook(void *user, float *gradients, int64_t count,
                                   clcnn_gradient_step *step) {
     clcnn_mpi *m = user;
-    const double start = MPI_Wtime();
+    double start = MPI_Wtime();
     if (m->bucket_count > 0) {
         if (m->next_bucket != m->bucket_count)
             return CLCNN_ERROR_INVALID_ARGUMENT;
+        /* What backward hid: the traffic done when it ended. */
+        advance(m, gradients, 0);
+        count_hidden(m);
+    }
+    m->stats.floats_exchanged += (double)count;
+    if (m->timing) {
+        /* What follows is then the exchange backward did not hide, apart
+         * from the wait for the slowest rank. */
+        MPI_Barrier(m->comm);
+        const double arrived = MPI_Wtime();
+        m->stats.barrier_seconds += arrived - start;
+        start = arrived;
+    }
+    if (m->bucket_count > 0) {
         advance(m, gradients, 1);
         for (int k = 0; k < m->bucket_count; k++)
             m->buckets[k].phase = BUCKET_IDLE;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Images per launch when evaluating. */
 #define EVALUATION_CHUNK 256
@@ -441,13 +442,30 @@ static clcnn_status emit_bucket(clcnn_trainer *t, int k) {
                     "clEnqueueReadBuffer");
 }
 
+/* The ready hook with no gradients: a chance to advance the exchanges
+ * under way (clcnn.h). */
+static clcnn_status poll_ready_hook(clcnn_trainer *t) {
+    clcnn_status status = t->ready_hook(t->ready_user, t->net->host_gradients, 0, 0, t->ready_step);
+    if (status != CLCNN_OK)
+        return set_error(
+            t->net->ctx, status, "the gradient ready hook returned %s at epoch %d, batch %lld",
+            clcnn_status_name(status), t->ready_step->epoch, (long long)t->ready_step->batch);
+    return CLCNN_OK;
+}
+
 /* net->backward_node_done during a step with a ready hook. */
 static clcnn_status bucket_node_done(void *user, int node) {
     clcnn_trainer *t = user;
     clcnn_status status = CLCNN_OK;
+    const int emitted = t->buckets_emitted;
     while (status == CLCNN_OK && t->buckets_emitted < t->bucket_count &&
            t->bucket_node[t->buckets_emitted] >= node)
         status = emit_bucket(t, t->buckets_emitted++);
+    /* On the reference device the node has just been computed: between two
+     * nodes the exchanges under way move on. */
+    if (status == CLCNN_OK && emitted == t->buckets_emitted && t->buckets_emitted > 0 &&
+        !context_is_opencl(t->net->ctx))
+        status = poll_ready_hook(t);
     return status;
 }
 
@@ -459,6 +477,35 @@ static clcnn_status emit_remaining_buckets(clcnn_trainer *t) {
     return status;
 }
 
+/* Waits for a read of a bucket; from the second bucket on, polls the ready
+ * hook every READY_POLL_MICROSECONDS meanwhile so that the exchanges under
+ * way move on while the device computes. */
+#define READY_POLL_MICROSECONDS 100
+static clcnn_status wait_for_bucket(clcnn_trainer *t, int k) {
+    clcnn_context *ctx = t->net->ctx;
+    if (k == 0)
+        return cl_check(ctx, clWaitForEvents(1, &t->bucket_events[k]), "clWaitForEvents");
+    for (;;) {
+        cl_int state = CL_QUEUED;
+        clcnn_status status =
+            cl_check(ctx,
+                     clGetEventInfo(t->bucket_events[k], CL_EVENT_COMMAND_EXECUTION_STATUS,
+                                    sizeof(state), &state, NULL),
+                     "clGetEventInfo");
+        if (status != CLCNN_OK)
+            return status;
+        if (state == CL_COMPLETE)
+            return CLCNN_OK;
+        if (state < 0)
+            return cl_check(ctx, state, "reading a gradient bucket");
+        status = poll_ready_hook(t);
+        if (status != CLCNN_OK)
+            return status;
+        const struct timespec pause = {0, READY_POLL_MICROSECONDS * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* On a device: waits for each bucket's read in turn and gives it to the
  * hook; after a failure (status) it only releases the reads' events. */
 static clcnn_status deliver_device_buckets(clcnn_trainer *t, clcnn_status status) {
@@ -466,8 +513,7 @@ static clcnn_status deliver_device_buckets(clcnn_trainer *t, clcnn_status status
         if (!t->bucket_events[k])
             continue;
         if (status == CLCNN_OK)
-            status =
-                cl_check(t->net->ctx, clWaitForEvents(1, &t->bucket_events[k]), "clWaitForEvents");
+            status = wait_for_bucket(t, k);
         clReleaseEvent(t->bucket_events[k]);
         t->bucket_events[k] = NULL;
         if (status == CLCNN_OK)
