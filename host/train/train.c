@@ -768,6 +768,8 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
     status = net_ensure_activations(net, chunk, 0);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);
+    if (status == CLCNN_OK)
+        status = net_fold_layers(net);
     float *values = malloc(sizeof(float) * (size_t)(chunk * units));
     if (!values)
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for evaluation");
@@ -780,7 +782,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
         const int n = (int)(data->count - first < chunk ? data->count - first : chunk);
         status = net_write_input(net, data->images + first * image_size, n);
         if (status == CLCNN_OK)
-            status = net_forward_stored(net, n, 0);
+            status = net_forward_folded(net, n, first);
         if (status == CLCNN_OK)
             status = net_read_output(net, net->loss.logits_layer, n * units, values);
         for (int i = 0; i < n && status == CLCNN_OK; i++) {
