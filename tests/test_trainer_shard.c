@@ -278,11 +278,12 @@ static int check_bucket_plan(const rank_state *r) {
     return ok;
 }
 
-static void count_progress(void *user, const clcnn_progress *progress) {
+static int count_progress(void *user, const clcnn_progress *progress) {
     rank_state *r = user;
     (void)progress;
     r->progress_calls++;
     r->bad += r->progress_calls != r->hook_calls; /* one hook call per step */
+    return 0;
 }
 
 static void *rank_thread(void *arg) {

@@ -378,7 +378,10 @@ static clcnn_status gradient_hook(void *user, float *gradients, int64_t count,
                                   clcnn_gradient_step *step) {
     clcnn_mpi *m = user;
     double start = MPI_Wtime();
-    if (m->bucket_count > 0) {
+    /* Buckets of an epoch's step; a single step (clcnn_trainer_step) hands
+     * over none, and its buffer is exchanged whole. */
+    const int buckets = m->bucket_count > 0 && m->next_bucket > 0;
+    if (buckets) {
         if (m->next_bucket != m->bucket_count)
             return CLCNN_ERROR_INVALID_ARGUMENT;
         /* What backward hid: the traffic done when it ended. */
@@ -394,7 +397,7 @@ static clcnn_status gradient_hook(void *user, float *gradients, int64_t count,
         m->stats.barrier_seconds += arrived - start;
         start = arrived;
     }
-    if (m->bucket_count > 0) {
+    if (buckets) {
         advance(m, gradients, 1);
         for (int k = 0; k < m->bucket_count; k++)
             m->buckets[k].phase = BUCKET_IDLE;
