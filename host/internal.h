@@ -308,6 +308,15 @@ struct clcnn_net {
 
     memory_plan plan;
 
+    /* Called by net_backward_stored after each node's backward has been
+     * computed (reference device) or enqueued (OpenCL), nodes in the order
+     * backward walks them, down to node 1; a status other than CLCNN_OK
+     * stops the pass. The trainer sets it around its own steps to start the
+     * exchange of gradients that are final (a parameter's gradient is
+     * written by its own node only). NULL: none. */
+    clcnn_status (*backward_node_done)(void *user, int node);
+    void *backward_node_user;
+
     int gradient_batch;      /* images of the last backward pass; 0 before the first */
     int want_input_gradient; /* training needs none: the first layer skips it */
     int has_input_gradient;  /* the last backward pass computed it */
@@ -359,6 +368,20 @@ struct clcnn_trainer {
     int rank, world_size;
     clcnn_gradient_fn gradient_hook;
     void *gradient_user;
+
+    /* overlap: bucket k covers [bucket_first[k], bucket_end[k]) of the flat
+     * gradient buffer (k = 0 the highest offsets) and is final after node
+     * bucket_node[k]'s backward; on a device its read is enqueued after that
+     * node's kernels with bucket_events[k] */
+    clcnn_gradient_ready_fn ready_hook;
+    void *ready_user;
+    int64_t bucket_floats;
+    int bucket_count;
+    int64_t *bucket_first, *bucket_end;
+    int *bucket_node;
+    cl_event *bucket_events;
+    int buckets_emitted;             /* of the step under way */
+    clcnn_gradient_step *ready_step; /* the step under way (NULL: none) */
 };
 
 /* Makes the host copy of the optimizer state current. */

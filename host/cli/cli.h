@@ -4,6 +4,7 @@
 
 #include "clcnn.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Options every command takes, removed from argv by cli_parse_common. */
@@ -57,6 +58,46 @@ int cli_parse_loss(const char *text, clcnn_loss *out);
  * (malloc'd). Return 0, or 1 after printing why not. */
 int cli_read_pgm(const char *path, float **pixels, int *height, int *width);
 int cli_read_png(const char *path, int channels, float **pixels, int *height, int *width);
+
+/* Text put after "clcnn: " in every failure message ("rank 1 of 4: "). */
+void cli_set_message_prefix(const char *prefix);
+
+/* ---- ranks (ranks.c): `mpirun -np N clcnn train` ----------------------------------------- */
+
+/* This process's place in a data-parallel run: rank 0 of 1 unless an MPI
+ * launcher started it and the tool is built with clcnn_mpi. */
+typedef struct cli_ranks {
+    int rank, size;
+    void *mpi; /* clcnn_mpi *, or NULL */
+} cli_ranks;
+
+/* Joins the MPI job when an MPI launcher started this process (failure
+ * messages then name the rank); refuses one started as one of several
+ * processes when the tool has no MPI. Returns 0, or 1 after printing why. */
+int cli_ranks_start(cli_ranks *ranks);
+/* Leaves the job (MPI_Finalize). */
+void cli_ranks_end(cli_ranks *ranks);
+/* For a failure of this rank alone (the others would wait for it for ever):
+ * says so and ends every rank's process (MPI_Abort). Returns only with one rank. */
+void cli_ranks_abort(cli_ranks *ranks);
+/* Without --device-index or CLCNN_DEVICE, the OpenCL device of the rank's
+ * local rank (modulo the platform's devices). */
+void cli_ranks_pick_device(const cli_ranks *ranks, cli_common *common);
+/* A hash for cli_ranks_agree (constant without MPI). */
+uint64_t cli_ranks_hash(uint64_t hash, const void *bytes, size_t size);
+/* Collective: 0 when every rank's hash equals rank 0's; 1 otherwise, after
+ * rank 0 printed which ranks have another `what`. */
+int cli_ranks_agree(cli_ranks *ranks, const char *what, uint64_t hash);
+/* Shards trainer over the ranks and sums their gradients (buckets of
+ * bucket_floats overlap backward; 0: after it). */
+clcnn_status cli_ranks_attach(cli_ranks *ranks, clcnn_trainer *trainer, int64_t bucket_floats);
+/* Collective: each value summed over the ranks, in rank order. */
+void cli_ranks_sum(cli_ranks *ranks, double *values, int count);
+/* Collective: batchnorm's running statistics averaged over the ranks. */
+clcnn_status cli_ranks_average_state(cli_ranks *ranks, clcnn_net *net);
+/* Collective: rank 0 prints where the gradient exchange's time went over
+ * training that took seconds. */
+void cli_ranks_report(cli_ranks *ranks, double seconds);
 
 int command_devices(const cli_common *common, int argc, char **argv);
 int command_summary(const cli_common *common, int argc, char **argv);

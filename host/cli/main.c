@@ -23,7 +23,9 @@ static const char usage[] =
     "  train NET [--data DIR] [--epochs E] [--batch B] [--optimizer sgd|adam] [--lr LR]\n"
     "            [--momentum M] [--weight-decay WD] [--schedule constant|step|cosine]\n"
     "            [--seed S] [--save MODEL] [--resume MODEL] [--limit N] [--loss L]\n"
-    "                               trains on an MNIST-format data set (Fashion-MNIST)\n"
+    "                               trains on an MNIST-format data set (Fashion-MNIST);\n"
+    "                               under mpirun -np N, on N ranks (--batch per rank,\n"
+    "                               --bucket FLOATS per gradient exchange during backward)\n"
     "  eval MODEL [--data DIR] [--limit N]   test loss, accuracy and confusion matrix\n"
     "  predict MODEL IMAGE...       top classes of .npy, PGM or PNG images\n"
     "  export MODEL DIR             network file, .npy weights and metadata.txt of a model\n"
@@ -37,10 +39,17 @@ static const char usage[] =
     "\n"
     "CLCNN_DEVICE=platform:device also picks the OpenCL device.\n";
 
+static const char *message_prefix = "";
+
+void cli_set_message_prefix(const char *prefix) {
+    message_prefix = prefix;
+}
+
 int cli_fail(const char *format, ...) {
     va_list args;
     va_start(args, format);
     fputs("clcnn: ", stderr);
+    fputs(message_prefix, stderr);
     vfprintf(stderr, format, args);
     fputc('\n', stderr);
     va_end(args);

@@ -11,6 +11,12 @@
 
 static const char default_data_dir[] = "/usr/share/datasets/fashion-mnist";
 
+/* Under mpirun: gradients are exchanged in buckets of at least this many
+ * floats (64 KiB) as backward produces them (--bucket). */
+#define DEFAULT_BUCKET_FLOATS 16384
+/* FNV-1a's offset basis: where the agreement hashes start. */
+#define CLCNN_HASH_START 0xcbf29ce484222325ULL
+
 static const char *const fashion_mnist_classes[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -199,6 +205,7 @@ typedef struct train_options {
     clcnn_train_config config;
     int epochs_given, seed_given;
     int64_t limit, test_limit;
+    int64_t bucket_floats; /* under mpirun: floats per gradient bucket, 0: no overlap */
     clcnn_loss loss;
 } train_options;
 
@@ -208,6 +215,7 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
     o->data_dir = default_data_dir;
     o->limit = -1;
     o->test_limit = -1;
+    o->bucket_floats = DEFAULT_BUCKET_FLOATS;
     o->loss = CLCNN_LOSS_AUTO;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -246,6 +254,9 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
             o->seed_given = 1;
         } else if (strcmp(arg, "--limit") == 0) {
             if (cli_parse_int64(arg, value, &o->limit) != 0)
+                return 2;
+        } else if (strcmp(arg, "--bucket") == 0) {
+            if (cli_parse_int64(arg, value, &o->bucket_floats) != 0)
                 return 2;
         } else if (strcmp(arg, "--test-limit") == 0) {
             if (cli_parse_int64(arg, value, &o->test_limit) != 0)
@@ -296,7 +307,7 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
                         "[--optimizer sgd|adam] [--lr LR] [--momentum M] [--weight-decay WD] "
                         "[--schedule constant|step|cosine] [--seed S] [--save MODEL] "
                         "[--resume MODEL] [--limit N] [--test-limit N] [--loss L] "
-                        "[--augment crop=P,flip,rotate=DEG]");
+                        "[--augment crop=P,flip,rotate=DEG] [--bucket FLOATS]");
     return 0;
 }
 
@@ -308,20 +319,123 @@ static void default_model_path(const char *net_path, char *buf, size_t size) {
     snprintf(buf, size, "%.*s.model", (int)length, base);
 }
 
-int command_train(const cli_common *common, int argc, char **argv) {
+/* Hashes of what every rank must have alike, compared across the ranks
+ * before training (each mismatch named). Returns 0 when all agree. */
+static int check_ranks_agree(cli_ranks *ranks, clcnn_net *net, const clcnn_trainer *trainer,
+                             const clcnn_dataset *train, const clcnn_dataset *test,
+                             const clcnn_model_info *info, int64_t bucket_floats) {
+    if (ranks->size < 2)
+        return 0;
+    const char *text = clcnn_net_text(net);
+    uint64_t network = cli_ranks_hash(CLCNN_HASH_START, text, strlen(text));
+    uint64_t weights = CLCNN_HASH_START;
+    int ok = 1;
+    for (int i = 0; i < clcnn_net_tensor_count(net) && ok; i++) {
+        clcnn_tensor_info t;
+        float *values = NULL;
+        ok = clcnn_net_tensor_info(net, i, &t) == CLCNN_OK &&
+             (values = malloc(sizeof(float) * (size_t)(t.count > 0 ? t.count : 1))) != NULL &&
+             clcnn_net_get_tensor(net, t.name, values, t.count) == CLCNN_OK;
+        if (ok)
+            weights = cli_ranks_hash(weights, values, sizeof(float) * (size_t)t.count);
+        free(values);
+    }
+    if (!ok) /* every rank then has another hash from rank 0's or the same failure */
+        weights = 0;
+    uint64_t data[2];
+    const clcnn_dataset *sets[2] = {train, test};
+    for (int k = 0; k < 2; k++) {
+        const clcnn_dataset *d = sets[k];
+        const int64_t shape[4] = {d->count, d->channels, d->height, d->width};
+        data[k] = cli_ranks_hash(CLCNN_HASH_START, shape, sizeof(shape));
+        data[k] =
+            cli_ranks_hash(data[k], d->images,
+                           sizeof(float) * (size_t)(d->count * d->channels * d->height * d->width));
+        data[k] = cli_ranks_hash(data[k], d->labels, sizeof(int32_t) * (size_t)d->count);
+    }
+    /* The options, field by field (no padding bytes). */
+    const clcnn_train_config *c = clcnn_trainer_config(trainer);
+    const double reals[] = {
+        c->learning_rate, c->momentum, c->weight_decay, c->beta1,
+        c->beta2,         c->epsilon,  c->decay,        c->augment_rotate_degrees};
+    const int64_t integers[] = {
+        c->epochs,           c->batch_size,   c->optimizer,
+        c->schedule,         c->step_epochs,  (int64_t)c->seed,
+        c->augment_crop_pad, c->augment_flip, clcnn_trainer_epochs_done(trainer),
+        clcnn_net_loss(net), bucket_floats};
+    uint64_t options = cli_ranks_hash(CLCNN_HASH_START, reals, sizeof(reals));
+    options = cli_ranks_hash(options, integers, sizeof(integers));
+    /* The normalisation (the data already hashed were normalised with it). */
+    options = cli_ranks_hash(options, &info->channels, sizeof(info->channels));
+    if (info->channels > 0 && info->mean && info->std) {
+        options = cli_ranks_hash(options, info->mean, sizeof(float) * (size_t)info->channels);
+        options = cli_ranks_hash(options, info->std, sizeof(float) * (size_t)info->channels);
+    }
+    /* Every check runs on every rank (each is collective), then the verdict. */
+    int differ = cli_ranks_agree(ranks, "network", network);
+    differ |= cli_ranks_agree(ranks, "set of initial weights", weights);
+    differ |= cli_ranks_agree(ranks, "training set", data[0]);
+    differ |= cli_ranks_agree(ranks, "test set", data[1]);
+    differ |= cli_ranks_agree(ranks, "set of training options", options);
+    return differ;
+}
+
+/* Test loss and accuracy; with several ranks each evaluates its slice of
+ * the test set and the sums are combined in rank order. */
+static clcnn_status evaluate(cli_ranks *ranks, clcnn_net *net, const clcnn_dataset *test,
+                             double *loss, double *accuracy) {
+    if (ranks->size < 2)
+        return clcnn_net_evaluate(net, test, loss, accuracy, NULL);
+    const int64_t first = test->count * ranks->rank / ranks->size;
+    const int64_t end = test->count * (ranks->rank + 1) / ranks->size;
+    clcnn_dataset slice = *test;
+    slice.images += first * test->channels * test->height * test->width;
+    slice.labels += first;
+    slice.count = end - first;
+    double sums[3] = {0.0, 0.0, (double)slice.count};
+    clcnn_status status = CLCNN_OK;
+    if (slice.count > 0) {
+        double slice_loss = 0.0, slice_accuracy = 0.0;
+        status = clcnn_net_evaluate(net, &slice, &slice_loss, &slice_accuracy, NULL);
+        sums[0] = slice_loss * (double)slice.count;
+        sums[1] = (double)(int64_t)(slice_accuracy * (double)slice.count + 0.5);
+    }
+    if (status != CLCNN_OK)
+        return status; /* this rank alone: the caller aborts every rank */
+    cli_ranks_sum(ranks, sums, 3);
+    *loss = sums[2] > 0 ? sums[0] / sums[2] : 0.0;
+    *accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+    return CLCNN_OK;
+}
+
+int command_train(const cli_common *given, int argc, char **argv) {
     train_options o;
     int parsed = parse_train_options(argc, argv, &o);
     if (parsed != 0)
         return parsed;
-    clcnn_context *ctx = cli_open_context(common);
-    if (!ctx)
+    /* Under mpirun every rank runs this; rank 0 alone prints progress and
+     * writes the model. A failure of one rank alone ends every rank's
+     * process (cli_ranks_abort); one that every rank finds alike (the
+     * agreement checks) ends them all normally. */
+    cli_ranks ranks;
+    if (cli_ranks_start(&ranks) != 0)
         return 1;
+    const int lead = ranks.rank == 0;
+    cli_common common = *given;
+    cli_ranks_pick_device(&ranks, &common);
+    clcnn_context *ctx = cli_open_context(&common);
+    if (!ctx) {
+        cli_ranks_abort(&ranks);
+        cli_ranks_end(&ranks);
+        return 1;
+    }
     clcnn_net *net = NULL;
     clcnn_trainer *trainer = NULL;
     clcnn_dataset train = {0}, test = {0};
     clcnn_model_info info;
     clcnn_model_info_init(&info);
-    int result = 0;
+    int result = 0, every_rank_failed = 0;
+    double training_seconds = 0.0;
     char model_path[4096];
     if (o.save_path)
         snprintf(model_path, sizeof(model_path), "%s", o.save_path);
@@ -330,7 +444,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
     else
         default_model_path(o.net_path, model_path, sizeof(model_path));
 
-    if (check_save_directory(model_path) != 0 ||
+    if ((lead && check_save_directory(model_path) != 0) ||
         load_split(ctx, o.data_dir, CLCNN_SPLIT_TRAIN, o.limit, &train) != 0 ||
         load_split(ctx, o.data_dir, CLCNN_SPLIT_TEST, o.test_limit, &test) != 0) {
         result = 1;
@@ -379,37 +493,64 @@ int command_train(const cli_common *common, int argc, char **argv) {
     }
     normalize(&train, &info);
     normalize(&test, &info);
+    if (check_ranks_agree(&ranks, net, trainer, &train, &test, &info, o.bucket_floats) != 0) {
+        result = 1;
+        every_rank_failed = 1;
+        goto done;
+    }
+    if (cli_ranks_attach(&ranks, trainer, o.bucket_floats) != CLCNN_OK) {
+        result = cli_fail("cannot set up the gradient exchange: %s", clcnn_last_error(ctx));
+        goto done;
+    }
 
     const clcnn_train_config *config = clcnn_trainer_config(trainer);
-    printf("training %s on %s: %lld images, %lld test images, %d epochs of batch %d, %s lr %g\n",
-           o.net_path ? o.net_path : o.resume_path, clcnn_device_name(ctx), (long long)train.count,
-           (long long)test.count, config->epochs, config->batch_size,
-           config->optimizer == CLCNN_ADAM ? "adam" : "sgd", (double)config->learning_rate);
-    if (clcnn_trainer_epochs_done(trainer) > 0)
-        printf("resuming after epoch %d from %s\n", clcnn_trainer_epochs_done(trainer),
-               o.resume_path);
-    progress_state progress = {isatty(STDOUT_FILENO), 0.0, 0};
+    if (lead) {
+        printf("training %s on %s: %lld images, %lld test images, %d epochs of batch %d, %s lr "
+               "%g\n",
+               o.net_path ? o.net_path : o.resume_path, clcnn_device_name(ctx),
+               (long long)train.count, (long long)test.count, config->epochs, config->batch_size,
+               config->optimizer == CLCNN_ADAM ? "adam" : "sgd", (double)config->learning_rate);
+        if (ranks.size > 1)
+            printf("data-parallel on %d ranks: batch %d per rank, %d per step\n", ranks.size,
+                   config->batch_size, config->batch_size * ranks.size);
+        if (clcnn_trainer_epochs_done(trainer) > 0)
+            printf("resuming after epoch %d from %s\n", clcnn_trainer_epochs_done(trainer),
+                   o.resume_path);
+    }
+    /* Open MPI's launcher hands its ranks a pseudo-terminal whatever its own
+     * output is: with several ranks, plain lines. */
+    progress_state progress = {ranks.size == 1 && isatty(STDOUT_FILENO), 0.0, 0};
     while (clcnn_trainer_epochs_done(trainer) < config->epochs) {
         double start = cli_seconds();
         double train_loss, train_accuracy, test_loss = 0.0, test_accuracy = 0.0;
         progress.printed_batch = 0;
-        if (clcnn_trainer_epoch(trainer, &train, show_progress, &progress, &train_loss,
-                                &train_accuracy) != CLCNN_OK) {
-            if (progress.terminal)
+        if (clcnn_trainer_epoch(trainer, &train, lead ? show_progress : NULL, &progress,
+                                &train_loss, &train_accuracy) != CLCNN_OK) {
+            if (progress.terminal && lead)
                 printf("\n");
             result = cli_fail_context(ctx);
+            /* A loss that stopped being finite stops every rank at the same step. */
+            every_rank_failed = ranks.size > 1 && strstr(clcnn_last_error(ctx), "the loss became");
             goto done;
         }
         double seconds = cli_seconds() - start;
+        training_seconds += seconds;
+        if (cli_ranks_average_state(&ranks, net) != CLCNN_OK) {
+            result = cli_fail_context(ctx);
+            goto done;
+        }
         if (test.count > 0 &&
-            clcnn_net_evaluate(net, &test, &test_loss, &test_accuracy, NULL) != CLCNN_OK) {
+            evaluate(&ranks, net, &test, &test_loss, &test_accuracy) != CLCNN_OK) {
             result = cli_fail_context(ctx);
             goto done;
         }
-        if (clcnn_model_save(net, trainer, &info, model_path) != CLCNN_OK) {
+        /* One writer: the replicas hold the same model. */
+        if (lead && clcnn_model_save(net, trainer, &info, model_path) != CLCNN_OK) {
             result = cli_fail_context(ctx);
             goto done;
         }
+        if (!lead)
+            continue;
         if (progress.terminal)
             printf("\n");
         printf("epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, "
@@ -419,13 +560,17 @@ int command_train(const cli_common *common, int argc, char **argv) {
                train.count / seconds, model_path);
         fflush(stdout);
     }
+    cli_ranks_report(&ranks, training_seconds);
 done:
+    if (result != 0 && !every_rank_failed)
+        cli_ranks_abort(&ranks);
     clcnn_model_info_free(&info);
     clcnn_dataset_free(&train);
     clcnn_dataset_free(&test);
     clcnn_trainer_destroy(trainer);
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);
+    cli_ranks_end(&ranks);
     return result;
 }
 

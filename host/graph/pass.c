@@ -587,8 +587,11 @@ clcnn_status net_backward_stored(clcnn_net *net, int batch, int training) {
     clcnn_status status = compute_loss(net, batch);
     const int logits = net->loss.logits_layer;
     net->plan.grad_written[net->plan.root[logits]] = 1;
-    for (int i = logits; i >= 1 && status == CLCNN_OK; i--)
+    for (int i = logits; i >= 1 && status == CLCNN_OK; i--) {
         status = backward_node(net, i, batch, training);
+        if (status == CLCNN_OK && net->backward_node_done)
+            status = net->backward_node_done(net->backward_node_user, i);
+    }
     net->gradient_batch = batch;
     net->has_input_gradient = net->want_input_gradient;
     return status;
