@@ -24,6 +24,7 @@ typedef enum clcnn_status {
     CLCNN_ERROR_OPENCL,           /* an OpenCL call failed (its error name in the message) */
     CLCNN_ERROR_NO_DEVICE,        /* no such OpenCL platform or device */
     CLCNN_ERROR_OUT_OF_MEMORY,
+    CLCNN_ERROR_UNSUPPORTED, /* a well-formed input clcnn cannot compute (an ONNX op, ...) */
 } clcnn_status;
 
 typedef enum clcnn_device_kind {
@@ -108,6 +109,16 @@ clcnn_status clcnn_net_from_file(clcnn_context *ctx, const char *path, clcnn_net
 clcnn_status clcnn_net_from_string(clcnn_context *ctx, const char *text, const char *source_name,
                                    clcnn_net **out);
 void clcnn_net_destroy(clcnn_net *net);
+
+/* ONNX (opsets 6 to 17, float32, NCHW, the batch free or fixed): the graph
+ * mapped onto clcnn's layers, every tensor set from the file's initializers.
+ * An op or attribute clcnn cannot compute exactly is refused
+ * (CLCNN_ERROR_UNSUPPORTED) naming the node; a malformed file is
+ * CLCNN_ERROR_FORMAT. docs/onnx.md lists the mapping. */
+clcnn_status clcnn_net_from_onnx(clcnn_context *ctx, const char *path, clcnn_net **out);
+/* Writes the network and its tensors as an ONNX model (opset 13) that
+ * clcnn_net_from_onnx reads back into the same network. */
+clcnn_status clcnn_net_save_onnx(clcnn_net *net, const char *path);
 
 typedef struct clcnn_layer_info {
     const char *name; /* conv1, relu2, ... or the layer's name= */

@@ -6,6 +6,7 @@ packages=(
   build-essential cmake pkg-config
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   zlib1g-dev libstb-dev
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   dataset-fashion-mnist
 )
 missing=()

@@ -360,7 +360,8 @@ int command_train(const cli_common *common, int argc, char **argv) {
     } else {
         if (clcnn_net_from_file(ctx, o.net_path, &net) != CLCNN_OK ||
             clcnn_net_set_loss(net, o.loss) != CLCNN_OK ||
-            clcnn_net_init_weights(net, o.config.seed) != CLCNN_OK) {
+            /* an ONNX file brings its weights */
+            (!cli_is_onnx(o.net_path) && clcnn_net_init_weights(net, o.config.seed) != CLCNN_OK)) {
             result = cli_fail_context(ctx);
             goto done;
         }

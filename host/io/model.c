@@ -57,6 +57,7 @@
  * before anything is allocated, the checksum is verified before any section
  * is interpreted, and every error names the file and the byte offset. */
 #include "internal.h"
+#include "io/onnx.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1168,6 +1169,16 @@ clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **
     if (!ctx || !path || !net)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "clcnn_model_load: the context, the path and net are required");
+    if (onnx_path(path)) {
+        /* An ONNX model: its network and tensors, no training state, and the
+         * info of raw inputs (mean 0, std 1, no class names). */
+        if (info) {
+            memset(info, 0, sizeof(*info));
+            info->input_mean = 0.0f;
+            info->input_std = 1.0f;
+        }
+        return clcnn_net_from_onnx(ctx, path, net);
+    }
     model_file f;
     memset(&f, 0, sizeof(f));
     f.ctx = ctx;
