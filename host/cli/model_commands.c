@@ -62,8 +62,7 @@ int command_import(const cli_common *common, int argc, char **argv) {
     const int onnx = argc == 2 && cli_is_onnx(argv[0]);
     if (argc != 3 && !onnx)
         return cli_fail("usage: clcnn import NET DIR MODEL, or clcnn import FILE.onnx MODEL");
-    const char *net_path = argv[0], *dir = onnx ? NULL : argv[1],
-               *model_path = argv[onnx ? 1 : 2];
+    const char *net_path = argv[0], *dir = onnx ? NULL : argv[1], *model_path = argv[onnx ? 1 : 2];
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)
         return cli_fail("out of memory");

@@ -391,7 +391,8 @@ static int name_taken(const importer *im, const char *name) {
 static void choose_name(importer *im, import_layer *l, const char *weight_name) {
     char base[48] = "";
     size_t length = weight_name ? strlen(weight_name) : 0;
-    if (length > 7 && strcmp(weight_name + length - 7, ".weight") == 0 && length - 7 < sizeof(base)) {
+    if (length > 7 && strcmp(weight_name + length - 7, ".weight") == 0 &&
+        length - 7 < sizeof(base)) {
         int valid = 1;
         for (size_t i = 0; i < length - 7; i++)
             valid = valid && valid_name_char(weight_name[i]);
@@ -698,7 +699,8 @@ static clcnn_status read_window(importer *im, const value *in, const int64_t *ke
         if (strides[d] < 1 || strides[d] > 1000000 || dilations[d] < 1 || dilations[d] > 1000000 ||
             sizes[d] > 1000000)
             return MALFORMED("strides, dilations and kernel sizes must be from 1 to 1000000");
-        if (pads[d] < 0 || pads[d + spatial] < 0 || pads[d] > 1000000 || pads[d + spatial] > 1000000)
+        if (pads[d] < 0 || pads[d + spatial] < 0 || pads[d] > 1000000 ||
+            pads[d + spatial] > 1000000)
             return UNSUPPORTED("negative or huge pads are not supported");
     }
     const int same_upper = attribute_string_is(n, "auto_pad", "SAME_UPPER", 0);
@@ -785,7 +787,7 @@ static clcnn_status image_input(importer *im, const value *v) {
 }
 
 static clcnn_status op_conv(importer *im) {
-    static const char *const known[] = {"kernel_shape", "strides", "pads", "dilations",
+    static const char *const known[] = {"kernel_shape", "strides",  "pads", "dilations",
                                         "group",        "auto_pad", NULL};
     clcnn_status status = known_attributes(im, known);
     int xi, wi, bi = -1;
@@ -880,8 +882,8 @@ static int64_t clcnn_pool_outputs(int64_t input, int size, int stride, int pad, 
 }
 
 static clcnn_status op_pool(importer *im, int average) {
-    static const char *const known[] = {"kernel_shape",      "strides",   "pads",
-                                        "dilations",         "ceil_mode", "auto_pad",
+    static const char *const known[] = {"kernel_shape",      "strides",       "pads",
+                                        "dilations",         "ceil_mode",     "auto_pad",
                                         "count_include_pad", "storage_order", NULL};
     clcnn_status status = known_attributes(im, known);
     int xi;
@@ -924,11 +926,11 @@ static clcnn_status op_pool(importer *im, int average) {
         w.pad_right += p->pad_right;
     }
     if (w.pad_top != w.pad_bottom || w.pad_left != w.pad_right)
-        return UNSUPPORTED("asymmetric pads (%d,%d,%d,%d) are not supported for pooling",
-                           w.pad_top, w.pad_left, w.pad_bottom, w.pad_right);
+        return UNSUPPORTED("asymmetric pads (%d,%d,%d,%d) are not supported for pooling", w.pad_top,
+                           w.pad_left, w.pad_bottom, w.pad_right);
     if (2 * w.pad_top > w.size_h || 2 * w.pad_left > w.size_w)
-        return UNSUPPORTED("pads %dx%d are more than half the window %dx%d", w.pad_top,
-                           w.pad_left, w.size_h, w.size_w);
+        return UNSUPPORTED("pads %dx%d are more than half the window %dx%d", w.pad_top, w.pad_left,
+                           w.size_h, w.size_w);
     const int64_t in_h = x.rank == 4 ? x.dims[2] : 1, in_w = x.dims[x.rank - 1];
     if (clcnn_pool_outputs(in_h, w.size_h, w.stride_h, w.pad_top, ceil_mode) != w.out_h ||
         clcnn_pool_outputs(in_w, w.size_w, w.stride_w, w.pad_left, ceil_mode) != w.out_w)
@@ -1162,7 +1164,8 @@ static clcnn_status op_global_average(importer *im) {
     if (status || (status = activation_input(im, 0, 0, &xi)))
         return status;
     const value *x = &im->values[xi];
-    if ((status = image_input(im, x)) || (status = add_layer(im, "globalavgpool", &xi, 1, NULL, &li)))
+    if ((status = image_input(im, x)) ||
+        (status = add_layer(im, "globalavgpool", &xi, 1, NULL, &li)))
         return status;
     int64_t dims[MAX_RANK] = {x->dims[0], x->dims[1], 1, 1};
     return set_output(im, 0, li, x->rank, dims);
@@ -1327,7 +1330,8 @@ static clcnn_status op_gemm(importer *im) {
     if (m < 1 || m > 1000000)
         return UNSUPPORTED("%lld units", (long long)m);
     const value *c = ci >= 0 ? &im->values[ci] : NULL;
-    if (c && !(c->count == 1 || (c->count == m && (c->rank == 1 || (c->rank == 2 && c->dims[0] == 1)))))
+    if (c &&
+        !(c->count == 1 || (c->count == m && (c->rank == 1 || (c->rank == 2 && c->dims[0] == 1)))))
         return UNSUPPORTED("C must be a scalar or a vector of the %lld units", (long long)m);
     char weight_name[256];
     weight_name_of(b, weight_name, sizeof(weight_name));
@@ -1403,8 +1407,8 @@ static clcnn_status op_matmul(importer *im) {
 }
 
 static clcnn_status op_batchnorm(importer *im) {
-    static const char *const known[] = {"epsilon", "momentum", "training_mode", "spatial",
-                                        "is_test", "consumed_inputs", NULL};
+    static const char *const known[] = {
+        "epsilon", "momentum", "training_mode", "spatial", "is_test", "consumed_inputs", NULL};
     clcnn_status status = known_attributes(im, known);
     int xi, ci[4];
     if (status || (status = activation_input(im, 0, 0, &xi)))
@@ -1495,8 +1499,7 @@ static clcnn_status op_softmax(importer *im) {
     if (status || (status = activation_input(im, 0, 0, &xi)))
         return status;
     const int rank = im->values[xi].rank;
-    const int axis =
-        normalise_axis(attribute_int(im->node, "axis", im->opset < 13 ? 1 : -1), rank);
+    const int axis = normalise_axis(attribute_int(im->node, "axis", im->opset < 13 ? 1 : -1), rank);
     if (axis != rank - 1)
         return UNSUPPORTED("softmax over axis %d of a rank-%d tensor; clcnn's softmax is over the "
                            "last axis",
@@ -1510,8 +1513,8 @@ static clcnn_status op_identity(importer *im) {
     return status ? status : alias_output(im, 0, xi);
 }
 
-static clcnn_status constant_from_tensor(importer *im, const char *name,
-                                         const Onnx__TensorProto *t, const char *what) {
+static clcnn_status constant_from_tensor(importer *im, const char *name, const Onnx__TensorProto *t,
+                                         const char *what) {
     value *v = add_value(im, name);
     if (!v)
         return set_error(im->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", im->path);
@@ -1635,6 +1638,23 @@ static clcnn_status translate_node(importer *im) {
     const char *op = n->op_type ? n->op_type : "";
     if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0)
         return UNSUPPORTED("operators of domain '%.100s' are not supported", n->domain);
+    static const char *const supported[] = {"Conv",        "MaxPool",
+                                            "AveragePool", "GlobalAveragePool",
+                                            "ReduceMean",  "BatchNormalization",
+                                            "Relu",        "Sigmoid",
+                                            "Tanh",        "LeakyRelu",
+                                            "Clip",        "Add",
+                                            "Mul",         "Concat",
+                                            "Flatten",     "Reshape",
+                                            "Gemm",        "MatMul",
+                                            "Dropout",     "Softmax",
+                                            "Identity",    "Constant",
+                                            "Pad",         NULL};
+    int known = 0;
+    for (int i = 0; supported[i] && !known; i++)
+        known = strcmp(supported[i], op) == 0;
+    if (!known)
+        return UNSUPPORTED("op %.64s is not supported", op);
     if (n->n_output < 1 || !n->output[0] || !n->output[0][0])
         return MALFORMED("no output");
     if (strcmp(op, "Conv") == 0)
@@ -1697,7 +1717,9 @@ static clcnn_status check_opset(importer *im) {
             im->opset = o->has_version ? o->version : 1;
     }
     if (im->opset < 0)
-        return file_error(im, CLCNN_ERROR_FORMAT, "imports no version of the default opset");
+        return file_error(im, CLCNN_ERROR_UNSUPPORTED,
+                          "imports no version of the default opset (ai.onnx), only other "
+                          "domains, which clcnn does not support");
     if (im->opset < MIN_OPSET || im->opset > MAX_OPSET)
         return file_error(im, CLCNN_ERROR_UNSUPPORTED,
                           "opset %lld is not supported (clcnn reads opsets %d to %d)",
@@ -1869,8 +1891,8 @@ static char *network_text(importer *im) {
                                      im->layers[l->inputs[0]].name);
         else if (l->input_count > 1)
             for (int k = 0; k < l->input_count; k++)
-                used += (size_t)snprintf(text + used, size - used, "%s%s", k ? "," : " inputs=",
-                                         im->layers[l->inputs[k]].name);
+                used += (size_t)snprintf(text + used, size - used, "%s%s",
+                                         k ? "," : " inputs=", im->layers[l->inputs[k]].name);
         used += (size_t)snprintf(text + used, size - used, "\n");
     }
     return text;
@@ -1912,8 +1934,8 @@ static clcnn_status check_shapes(importer *im, clcnn_net *net) {
     return CLCNN_OK;
 }
 
-static clcnn_status import_graph(importer *im, const onnx_import_options *options,
-                                 clcnn_net **out, onnx_import_info *info) {
+static clcnn_status import_graph(importer *im, const onnx_import_options *options, clcnn_net **out,
+                                 onnx_import_info *info) {
     const Onnx__GraphProto *g = im->graph;
     clcnn_status status;
     if (g->n_output != 1)
