@@ -268,8 +268,8 @@ clcnn_status parse_padding_sides(const layer_parser *p, int allow_same, int *sam
     const char *cursor = value;
     for (int i = 0; i < 4; i++) {
         const char *end = i < 3 ? strchr(cursor, ',') : cursor + strlen(cursor);
-        number_status status = end ? read_number(cursor, (size_t)(end - cursor), &sides[i])
-                                   : NUMBER_INVALID;
+        number_status status =
+            end ? read_number(cursor, (size_t)(end - cursor), &sides[i]) : NUMBER_INVALID;
         if (status == NUMBER_TOO_LARGE)
             return parser_error(p, CLCNN_ERROR_PARSE, "'pad' must be at most %d, got '%s'",
                                 MAX_DIMENSION, quote(value).text);

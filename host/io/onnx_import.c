@@ -49,6 +49,9 @@ typedef struct value {
     /* padded: the activation it pads and the zeros around it */
     int source;
     int pad_top, pad_left, pad_bottom, pad_right;
+    /* an activation: a vector (N, C) unsqueezed to (N, C, 1, 1), which clcnn
+     * takes only as a Mul's per-channel scale */
+    int vector_image;
 } value;
 
 typedef struct import_tensor {
@@ -409,7 +412,7 @@ static void choose_name(importer *im, import_layer *l, const char *weight_name) 
             end = node_name + strlen(node_name);
         size_t j = 0;
         for (const char *c = node_name; c < end && j + 1 < sizeof(base); c++) {
-            if (j == 0 && (*c == '/' || *c == '_'))
+            if (j == 0 && *c == '/')
                 continue;
             base[j++] = valid_name_char(*c) ? *c : '_';
         }
@@ -539,6 +542,10 @@ static clcnn_status activation_input(importer *im, size_t k, int padded_ok, int 
     if (v->kind == VALUE_CONSTANT)
         return UNSUPPORTED("input %zu ('%.200s') is a constant; clcnn computes this op only on "
                            "the activations flowing from the graph input",
+                           k + 1, v->name);
+    if (v->vector_image && strcmp(im->node->op_type, "Mul") != 0)
+        return UNSUPPORTED("input %zu ('%.200s') is a vector unsqueezed to (N, C, 1, 1), which "
+                           "clcnn reads only as a Mul's scale",
                            k + 1, v->name);
     if (v->kind == VALUE_PADDED && !padded_ok)
         return UNSUPPORTED("input %zu ('%.200s') comes from a Pad, which clcnn folds only into a "
@@ -1077,6 +1084,65 @@ static clcnn_status op_add(importer *im) {
     return set_output(im, 0, li, a->rank, a->dims);
 }
 
+/* Sum of activations of one shape: an add of them all. */
+static clcnn_status op_sum(importer *im) {
+    static const char *const none[] = {NULL};
+    clcnn_status status = known_attributes(im, none);
+    if (status)
+        return status;
+    const size_t count = im->node->n_input;
+    if (count < 1)
+        return MALFORMED("no inputs");
+    if (count > LAYER_MAX_INPUTS)
+        return UNSUPPORTED("%zu inputs, at most %d supported", count, LAYER_MAX_INPUTS);
+    int inputs[LAYER_MAX_INPUTS];
+    for (size_t k = 0; k < count; k++) {
+        if ((status = activation_input(im, k, 0, &inputs[k])))
+            return status;
+        if (!same_dims(&im->values[inputs[k]], &im->values[inputs[0]]))
+            return UNSUPPORTED("broadcasting is not supported (clcnn adds equal shapes)");
+    }
+    if (count == 1)
+        return alias_output(im, 0, inputs[0]);
+    int li;
+    if ((status = add_layer(im, "add", inputs, (int)count, NULL, &li)))
+        return status;
+    const value *first = &im->values[inputs[0]];
+    return set_output(im, 0, li, first->rank, first->dims);
+}
+
+/* Unsqueeze of a vector (N, C) to (N, C, 1, 1): the same values, for a Mul. */
+static clcnn_status op_unsqueeze(importer *im) {
+    static const char *const known[] = {"axes", NULL};
+    clcnn_status status = known_attributes(im, known);
+    int xi;
+    if (status || (status = activation_input(im, 0, 0, &xi)))
+        return status;
+    const int64_t *axes;
+    size_t count;
+    if (im->opset < 13) {
+        axes = attribute_ints(im->node, "axes", &count);
+    } else {
+        int ai;
+        if ((status = constant_input(im, 1, 0, "the axes", &ai)))
+            return status;
+        axes = im->values[ai].ints;
+        count = (size_t)im->values[ai].count;
+    }
+    const value *x = &im->values[xi];
+    const int first = count == 2 ? normalise_axis(axes[0], 4) : -1;
+    const int second = count == 2 ? normalise_axis(axes[1], 4) : -1;
+    if (x->rank != 2 || !((first == 2 && second == 3) || (first == 3 && second == 2)))
+        return UNSUPPORTED("Unsqueeze is supported from (N, C) to (N, C, 1, 1) only");
+    if ((status = alias_output(im, 0, xi)))
+        return status;
+    value *v = &im->values[im->value_count - 1];
+    v->rank = 4;
+    v->dims[2] = v->dims[3] = 1;
+    v->vector_image = 1;
+    return CLCNN_OK;
+}
+
 /* Mul of two activations of one shape, or of (N, C, H, W) by (N, C, 1, 1). */
 static clcnn_status op_mul(importer *im) {
     static const char *const legacy[] = {"broadcast", "axis", NULL};
@@ -1433,7 +1499,7 @@ static clcnn_status op_batchnorm(importer *im) {
         return status;
     const float eps = attribute_float(im->node, "epsilon", 1e-5f);
     const float momentum = attribute_float(im->node, "momentum", 0.9f);
-    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1))
+    if (!(eps >= 0) || !(momentum >= 0 && momentum <= 1))
         return UNSUPPORTED("epsilon %g, momentum %g", (double)eps, (double)momentum);
     int li;
     if ((status = add_layer(im, "batchnorm", &xi, 1, im->values[ci[0]].name, &li)))
@@ -1442,9 +1508,13 @@ static clcnn_status op_batchnorm(importer *im) {
     char options[128] = "";
     if (eps != 1e-5f)
         append(options, sizeof(options), "eps=%.9g", (double)eps);
-    const float ours = (float)(1.0 - (double)momentum);
+    /* the shortest decimal whose export (float)(1 - m) is this momentum */
     char text[32];
-    snprintf(text, sizeof(text), "%.7g", (double)ours);
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(text, sizeof(text), "%.*g", digits, 1.0 - (double)momentum);
+        if ((float)(1.0 - (double)strtof(text, NULL)) == momentum)
+            break;
+    }
     if (strtof(text, NULL) != 0.1f)
         append(options, sizeof(options), "%smomentum=%s", options[0] ? " " : "", text);
     snprintf(im->layers[li].options, sizeof(im->layers[li].options), "%s", options);
@@ -1649,7 +1719,8 @@ static clcnn_status translate_node(importer *im) {
                                             "Gemm",        "MatMul",
                                             "Dropout",     "Softmax",
                                             "Identity",    "Constant",
-                                            "Pad",         NULL};
+                                            "Pad",         "Sum",
+                                            "Unsqueeze",   NULL};
     int known = 0;
     for (int i = 0; supported[i] && !known; i++)
         known = strcmp(supported[i], op) == 0;
@@ -1703,6 +1774,10 @@ static clcnn_status translate_node(importer *im) {
         return op_constant(im);
     if (strcmp(op, "Pad") == 0)
         return op_pad(im);
+    if (strcmp(op, "Sum") == 0)
+        return op_sum(im);
+    if (strcmp(op, "Unsqueeze") == 0)
+        return op_unsqueeze(im);
     return UNSUPPORTED("op %.64s is not supported", op);
 }
 
@@ -1780,7 +1855,10 @@ static clcnn_status graph_input(importer *im, const Onnx__ValueInfoProto *in) {
     if (status)
         return status;
     import_layer *l = &im->layers[li];
-    snprintf(l->name, sizeof(l->name), "input");
+    int valid = name[0] && strlen(name) < 64;
+    for (const char *c = name; valid && *c; c++)
+        valid = valid_name_char(*c);
+    snprintf(l->name, sizeof(l->name), "%s", valid ? name : "input");
     snprintf(l->options, sizeof(l->options), "channels=%lld height=%lld width=%lld",
              (long long)dims[1], (long long)(rank == 4 ? dims[2] : 1),
              (long long)(rank >= 3 ? dims[rank - 1] : 1));
