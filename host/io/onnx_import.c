@@ -1791,6 +1791,9 @@ static clcnn_status check_opset(importer *im) {
         if (!o->domain || !o->domain[0] || strcmp(o->domain, "ai.onnx") == 0)
             im->opset = o->has_version ? o->version : 1;
     }
+    if (m->n_opset_import == 0)
+        return file_error(im, CLCNN_ERROR_FORMAT,
+                          "declares no opset (opset_import is required; is the file truncated?)");
     if (im->opset < 0)
         return file_error(im, CLCNN_ERROR_UNSUPPORTED,
                           "imports no version of the default opset (ai.onnx), only other "
