@@ -142,6 +142,12 @@ typedef struct pool2d_params {
     int batch, channels, in_height, in_width;
     int size_h, size_w, stride_h, stride_w, pad_top, pad_left;
     int out_height, out_width;
+    /* The padding after the last row and column (pad_top and pad_left when
+     * symmetric): average pooling's divisor counts it. */
+    int pad_bottom, pad_right;
+    /* Average pooling divides by the window's input cells only, not the
+     * padding (PyTorch's count_include_pad=False, ONNX's default). */
+    int exclude_pad;
 } pool2d_params;
 
 void pool2d_forward_ref(const pool2d_params *p, const float *input, float *output);

@@ -45,6 +45,8 @@ static const char *const every_layer_text =
     "relu6 name=r6\n"
     "avgpool size=2 name=ap\n"
     "tanh name=t\n"
+    "avgpool size=3 stride=1 pad=1,0,0,1 count_pad=false name=ap2\n"
+    "maxpool size=2x3 stride=1 pad=0,1,1,0 name=mp2\n"
     "conv filters=4 size=3x2 pad=1,0,2,1 dilation=2x1 stride=1x2 name=c4\n"
     "flatten name=f\n"
     "dense units=10 name=d1\n"
@@ -140,9 +142,9 @@ static void check_same_network(clcnn_net *a, clcnn_net *b, const char *what) {
                    x->pad_bottom == y->pad_bottom && x->pad_right == y->pad_right &&
                    x->has_bias == y->has_bias && x->dilation_h == y->dilation_h &&
                    x->dilation_w == y->dilation_w && x->groups == y->groups &&
-                   x->ceil_mode == y->ceil_mode && x->slope == y->slope && x->rate == y->rate &&
-                   x->eps == y->eps && x->momentum == y->momentum &&
-                   memcmp(&x->in, &y->in, sizeof(shape3)) == 0 &&
+                   x->ceil_mode == y->ceil_mode && x->exclude_pad == y->exclude_pad &&
+                   x->slope == y->slope && x->rate == y->rate && x->eps == y->eps &&
+                   x->momentum == y->momentum && memcmp(&x->in, &y->in, sizeof(shape3)) == 0 &&
                    memcmp(&x->out, &y->out, sizeof(shape3)) == 0 &&
                    x->weight_count == y->weight_count && x->bias_count == y->bias_count;
         for (int k = 0; same && k < x->input_count; k++)

@@ -56,6 +56,8 @@ maxpool size=3 stride=2 pad=1 ceil=true name=mp
 relu6 name=r6
 avgpool size=2 name=ap
 tanh name=t
+avgpool size=3 stride=1 pad=1,0,0,1 count_pad=false name=ap2
+maxpool size=2x3 stride=1 pad=0,1,1,0 name=mp2
 conv filters=4 size=3x2 pad=1,0,2,1 dilation=2x1 stride=1x2 name=c4
 flatten name=f
 dense units=32 name=d1

@@ -284,7 +284,7 @@ static clcnn_status export_layer(exporter *ex, int index) {
         window_attributes(ex, n, l);
         attribute_int(ex, n, "ceil_mode", l->ceil_mode);
         if (average)
-            attribute_int(ex, n, "count_include_pad", 1);
+            attribute_int(ex, n, "count_include_pad", !l->exclude_pad);
     } else if (strcmp(type, "globalavgpool") == 0) {
         n = add_node(ex, "GlobalAveragePool", l->name, l->name);
         add_input(ex, n, in);

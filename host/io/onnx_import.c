@@ -878,12 +878,13 @@ static clcnn_status op_conv(importer *im) {
 
 /* What PyTorch's ceil mode gives (a last window must start inside the input
  * or its leading padding), which clcnn computes. */
-static int64_t clcnn_pool_outputs(int64_t input, int size, int stride, int pad, int ceil_mode) {
-    int64_t room = input + 2 * (int64_t)pad - size;
+static int64_t clcnn_pool_outputs(int64_t input, int size, int stride, int before, int after,
+                                  int ceil_mode) {
+    int64_t room = input + (int64_t)before + after - size;
     if (!ceil_mode)
         return room / stride + 1;
     int64_t outputs = (room + stride - 1) / stride + 1;
-    if ((outputs - 1) * stride >= input + pad)
+    if ((outputs - 1) * stride >= input + before)
         outputs--;
     return outputs;
 }
@@ -921,9 +922,11 @@ static clcnn_status op_pool(importer *im, int average) {
     if (w.dilation_h != 1 || w.dilation_w != 1)
         return UNSUPPORTED("dilated pooling is not supported");
     const int own_pads = w.pad_top || w.pad_left || w.pad_bottom || w.pad_right;
-    if (average && own_pads && !include_pad)
-        return UNSUPPORTED("average pooling over padding with count_include_pad=0 is not "
-                           "supported (clcnn counts the padding, as count_include_pad=1)");
+    /* the divisor leaves the padding out: count_include_pad=0 over padding */
+    const int exclude_pad = average && own_pads && !include_pad;
+    if (exclude_pad && pad_source >= 0)
+        return UNSUPPORTED("count_include_pad=0 over both its own pads and a Pad's zeros "
+                           "(which count) is not supported");
     if (pad_source >= 0) {
         /* the Pad's zeros are part of the input: counted by the average */
         const value *p = &im->values[pad_source];
@@ -932,15 +935,16 @@ static clcnn_status op_pool(importer *im, int average) {
         w.pad_left += p->pad_left;
         w.pad_right += p->pad_right;
     }
-    if (w.pad_top != w.pad_bottom || w.pad_left != w.pad_right)
-        return UNSUPPORTED("asymmetric pads (%d,%d,%d,%d) are not supported for pooling", w.pad_top,
-                           w.pad_left, w.pad_bottom, w.pad_right);
-    if (2 * w.pad_top > w.size_h || 2 * w.pad_left > w.size_w)
-        return UNSUPPORTED("pads %dx%d are more than half the window %dx%d", w.pad_top, w.pad_left,
-                           w.size_h, w.size_w);
+    if (2 * w.pad_top > w.size_h || 2 * w.pad_left > w.size_w || 2 * w.pad_bottom > w.size_h ||
+        2 * w.pad_right > w.size_w)
+        return UNSUPPORTED("pads (%d,%d,%d,%d) are more than half the window %dx%d, which "
+                           "clcnn (as PyTorch) refuses: a window could lie in the padding alone",
+                           w.pad_top, w.pad_left, w.pad_bottom, w.pad_right, w.size_h, w.size_w);
     const int64_t in_h = x.rank == 4 ? x.dims[2] : 1, in_w = x.dims[x.rank - 1];
-    if (clcnn_pool_outputs(in_h, w.size_h, w.stride_h, w.pad_top, ceil_mode) != w.out_h ||
-        clcnn_pool_outputs(in_w, w.size_w, w.stride_w, w.pad_left, ceil_mode) != w.out_w)
+    if (clcnn_pool_outputs(in_h, w.size_h, w.stride_h, w.pad_top, w.pad_bottom, ceil_mode) !=
+            w.out_h ||
+        clcnn_pool_outputs(in_w, w.size_w, w.stride_w, w.pad_left, w.pad_right, ceil_mode) !=
+            w.out_w)
         return UNSUPPORTED("with ceil_mode the last window starts in the padding, a window "
                            "ONNX's formula keeps and PyTorch's (clcnn's) drops");
     int li = -1;
@@ -959,9 +963,15 @@ static clcnn_status op_pool(importer *im, int average) {
         else
             append(l->options, sizeof(l->options), " stride=%dx%d", w.stride_h, w.stride_w);
     }
-    append_pair(l->options, sizeof(l->options), "pad", w.pad_top, w.pad_left, 0);
+    if (w.pad_top == w.pad_bottom && w.pad_left == w.pad_right)
+        append_pair(l->options, sizeof(l->options), "pad", w.pad_top, w.pad_left, 0);
+    else
+        append(l->options, sizeof(l->options), " pad=%d,%d,%d,%d", w.pad_top, w.pad_left,
+               w.pad_bottom, w.pad_right);
     if (ceil_mode)
         append(l->options, sizeof(l->options), " ceil=true");
+    if (exclude_pad)
+        append(l->options, sizeof(l->options), " count_pad=false");
     int64_t dims[MAX_RANK];
     window_dims(&x, x.dims[1], &w, dims);
     return set_output(im, 0, li, x.rank, dims);
