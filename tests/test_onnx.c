@@ -647,6 +647,48 @@ static void test_pytorch_style_graph(void) {
     }
 }
 
+/* x.view(x.size(0), -1) with a free batch, as torch.onnx.export writes it:
+ * Shape, Gather, Unsqueeze and Concat computing the Reshape's shape. */
+static void test_dynamic_view(void) {
+    int64_t in_dims[4] = {-1, 2, 3, 2};
+    builder b;
+    builder_init(&b, 13, "x", in_dims, 4, "y");
+    int64_t zero = 0, minus_one[1] = {-1}, axes[1] = {0}, one_dims[1] = {1};
+    builder_int_tensor(&b, "index", NULL, 0, &zero, 1);
+    builder_int_tensor(&b, "rest", one_dims, 1, minus_one, 1);
+    builder_int_tensor(&b, "axes", one_dims, 1, axes, 1);
+    static const char *const relu_in[] = {"x"}, *const shape_in[] = {"r"},
+                             *const gather_in[] = {"shape", "index"},
+                             *const unsqueeze_in[] = {"n", "axes"},
+                             *const concat_in[] = {"batch", "rest"},
+                             *const reshape_in[] = {"r", "target"};
+    builder_node(&b, "Relu", "/Relu", relu_in, 1, "r");
+    builder_node(&b, "Shape", "/Shape", shape_in, 1, "shape");
+    builder_node(&b, "Gather", "/Gather", gather_in, 2, "n");
+    builder_node(&b, "Unsqueeze", "/Unsqueeze", unsqueeze_in, 2, "batch");
+    Onnx__NodeProto *concat = builder_node(&b, "Concat", "/Concat", concat_in, 2, "target");
+    attr_int(&b, concat, "axis", 0);
+    builder_node(&b, "Reshape", "/Reshape", reshape_in, 2, "y");
+    const char *path = test_path("view.onnx");
+    CHECK(builder_write(&b, path) == 0);
+    clcnn_net *net = NULL;
+    if (!CHECK_OK(ctx, clcnn_net_from_onnx(ctx, path, &net)))
+        return;
+    CHECK(clcnn_net_layer_count(net) == 3 && clcnn_net_output_size(net) == 12 &&
+          strcmp(net->layers[2].type->name, "flatten") == 0);
+    float x[5 * 12], *y;
+    test_rng r = {4};
+    for (int i = 0; i < 5 * 12; i++)
+        x[i] = test_rand_float(&r, -1, 1);
+    y = forward(net, x, 5);
+    int same = y != NULL;
+    for (int i = 0; same && i < 5 * 12; i++)
+        same = y[i] == (x[i] > 0 ? x[i] : 0.0f);
+    CHECK(same);
+    free(y);
+    clcnn_net_destroy(net);
+}
+
 /* Truncations, flipped bytes and foreign files: an error, never a crash. */
 static void test_damaged_files(void) {
     clcnn_net *net = NULL;
@@ -754,6 +796,7 @@ int main(void) {
         free(text);
     }
     test_pytorch_style_graph();
+    test_dynamic_view();
     test_damaged_files();
     test_command_line();
     clcnn_context_destroy(ctx);

@@ -1094,6 +1094,98 @@ static clcnn_status op_add(importer *im) {
     return set_output(im, 0, li, a->rank, a->dims);
 }
 
+/* ---- shape arithmetic on integer constants (x.view(x.size(0), -1) with a free
+ * batch: Shape, Gather, Unsqueeze, Concat feeding a Reshape) ---- */
+
+/* A new integer constant named by node output 0, count values (rank 0 or 1). */
+static clcnn_status int_constant(importer *im, const int64_t *values, int64_t count, int rank) {
+    int64_t *copy = malloc(sizeof(int64_t) * (size_t)(count + 1));
+    if (!copy)
+        return set_error(im->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", im->path);
+    memcpy(copy, values, sizeof(int64_t) * (size_t)count);
+    value *v = add_value(im, im->node->output[0]);
+    if (!v) {
+        free(copy);
+        return set_error(im->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", im->path);
+    }
+    v->kind = VALUE_CONSTANT;
+    v->ints = copy;
+    v->count = count;
+    v->rank = rank;
+    v->dims[0] = count;
+    return CLCNN_OK;
+}
+
+/* Shape of an activation: its dims, the free batch as BATCH_SYMBOL. */
+static clcnn_status op_shape(importer *im) {
+    static const char *const known[] = {"start", "end", NULL};
+    clcnn_status status = known_attributes(im, known);
+    int xi;
+    if (status || (status = activation_input(im, 0, 0, &xi)))
+        return status;
+    const value *x = &im->values[xi];
+    int64_t start = attribute_int(im->node, "start", 0),
+            end = attribute_int(im->node, "end", x->rank);
+    start = start < 0 ? start + x->rank : start;
+    end = end < 0 ? end + x->rank : end;
+    start = start < 0 ? 0 : start > x->rank ? x->rank : start;
+    end = end < start ? start : end > x->rank ? x->rank : end;
+    int64_t dims[MAX_RANK];
+    for (int64_t d = start; d < end; d++)
+        dims[d - start] = x->dims[d] < 0 ? BATCH_SYMBOL : x->dims[d];
+    return int_constant(im, dims, end - start, 1);
+}
+
+/* Gather along axis 0 of a 1-D integer constant. */
+static clcnn_status op_gather(importer *im) {
+    static const char *const known[] = {"axis", NULL};
+    clcnn_status status = known_attributes(im, known);
+    int di, ii;
+    if (status || (status = input_value(im, 0, &di)))
+        return status;
+    if (im->values[di].kind != VALUE_CONSTANT || !im->values[di].ints)
+        return UNSUPPORTED("Gather is supported on integer constants (shape arithmetic) only");
+    if ((status = constant_input(im, 1, 0, "the indices", &ii)))
+        return status;
+    const value *data = &im->values[di], *indices = &im->values[ii];
+    if (data->rank != 1 || attribute_int(im->node, "axis", 0) != 0 || indices->rank > 1 ||
+        indices->count > MAX_RANK)
+        return UNSUPPORTED("Gather is supported along axis 0 of a vector of integers only");
+    int64_t out[MAX_RANK];
+    for (int64_t k = 0; k < indices->count; k++) {
+        int64_t at = indices->ints[k] < 0 ? indices->ints[k] + data->count : indices->ints[k];
+        if (at < 0 || at >= data->count)
+            return MALFORMED("index %lld out of range", (long long)indices->ints[k]);
+        out[k] = data->ints[at];
+    }
+    return int_constant(im, out, indices->count, indices->rank);
+}
+
+/* Unsqueeze of an integer scalar into a vector of one. */
+static clcnn_status fold_unsqueeze(importer *im, const value *x) {
+    if (x->rank != 0 || !x->ints)
+        return UNSUPPORTED("Unsqueeze of a constant is supported for an integer scalar only");
+    return int_constant(im, x->ints, 1, 1);
+}
+
+/* Concat of integer vectors. */
+static clcnn_status fold_concat(importer *im) {
+    int64_t out[MAX_RANK];
+    int64_t count = 0;
+    for (size_t k = 0; k < im->node->n_input; k++) {
+        int ci;
+        clcnn_status status = constant_input(im, k, 0, "a shape part", &ci);
+        if (status)
+            return status;
+        const value *v = &im->values[ci];
+        if (v->rank != 1 || count + v->count > MAX_RANK)
+            return UNSUPPORTED("Concat of constants is supported for short integer vectors only");
+        memcpy(out + count, v->ints, sizeof(int64_t) * (size_t)v->count);
+        count += v->count;
+    }
+    return int_constant(im, out, count, 1);
+}
+
 /* Sum of activations of one shape: an add of them all. */
 static clcnn_status op_sum(importer *im) {
     static const char *const none[] = {NULL};
@@ -1126,7 +1218,11 @@ static clcnn_status op_unsqueeze(importer *im) {
     static const char *const known[] = {"axes", NULL};
     clcnn_status status = known_attributes(im, known);
     int xi;
-    if (status || (status = activation_input(im, 0, 0, &xi)))
+    if (status || (status = input_value(im, 0, &xi)))
+        return status;
+    if (im->values[xi].kind == VALUE_CONSTANT)
+        return fold_unsqueeze(im, &im->values[xi]);
+    if ((status = activation_input(im, 0, 0, &xi)))
         return status;
     const int64_t *axes;
     size_t count;
@@ -1204,6 +1300,10 @@ static clcnn_status op_concat(importer *im) {
     if (count > LAYER_MAX_INPUTS)
         return UNSUPPORTED("%zu inputs, at most %d supported", count, LAYER_MAX_INPUTS);
     int inputs[LAYER_MAX_INPUTS];
+    if ((status = input_value(im, 0, &inputs[0])))
+        return status;
+    if (im->values[inputs[0]].kind == VALUE_CONSTANT)
+        return fold_concat(im);
     for (size_t k = 0; k < count; k++)
         if ((status = activation_input(im, k, 0, &inputs[k])))
             return status;
@@ -1730,7 +1830,8 @@ static clcnn_status translate_node(importer *im) {
                                             "Dropout",     "Softmax",
                                             "Identity",    "Constant",
                                             "Pad",         "Sum",
-                                            "Unsqueeze",   NULL};
+                                            "Unsqueeze",   "Shape",
+                                            "Gather",      NULL};
     int known = 0;
     for (int i = 0; supported[i] && !known; i++)
         known = strcmp(supported[i], op) == 0;
@@ -1786,6 +1887,10 @@ static clcnn_status translate_node(importer *im) {
         return op_pad(im);
     if (strcmp(op, "Sum") == 0)
         return op_sum(im);
+    if (strcmp(op, "Shape") == 0)
+        return op_shape(im);
+    if (strcmp(op, "Gather") == 0)
+        return op_gather(im);
     if (strcmp(op, "Unsqueeze") == 0)
         return op_unsqueeze(im);
     return UNSUPPORTED("op %.64s is not supported", op);
