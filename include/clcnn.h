@@ -110,7 +110,7 @@ clcnn_status clcnn_net_from_string(clcnn_context *ctx, const char *text, const c
                                    clcnn_net **out);
 void clcnn_net_destroy(clcnn_net *net);
 
-/* ONNX (opsets 6 to 17, float32, NCHW, the batch free or fixed): the graph
+/* ONNX (opsets 1 to 17, float32, NCHW, the batch free or fixed): the graph
  * mapped onto clcnn's layers, every tensor set from the file's initializers.
  * An op or attribute clcnn cannot compute exactly is refused
  * (CLCNN_ERROR_UNSUPPORTED) naming the node; a malformed file is

@@ -29,7 +29,7 @@
 
 #define MAX_RANK 8
 #define MAX_FILE_BYTES ((int64_t)2 << 30)
-#define MIN_OPSET 6
+#define MIN_OPSET 1
 #define MAX_OPSET 17
 /* A free batch dimension inside an integer constant (what Shape gives). */
 #define BATCH_SYMBOL INT64_MIN
@@ -1236,16 +1236,75 @@ static clcnn_status op_unsqueeze(importer *im) {
         count = (size_t)im->values[ai].count;
     }
     const value *x = &im->values[xi];
+    /* (N, C, L) -> (N, C, 1, L): the same C x 1 x L to clcnn */
+    if (x->rank == 3 && count == 1 && normalise_axis(axes[0], 4) == 2) {
+        if ((status = alias_output(im, 0, xi)))
+            return status;
+        value *v = &im->values[im->value_count - 1];
+        v->rank = 4;
+        v->dims[3] = v->dims[2];
+        v->dims[2] = 1;
+        return CLCNN_OK;
+    }
     const int first = count == 2 ? normalise_axis(axes[0], 4) : -1;
     const int second = count == 2 ? normalise_axis(axes[1], 4) : -1;
     if (x->rank != 2 || !((first == 2 && second == 3) || (first == 3 && second == 2)))
-        return UNSUPPORTED("Unsqueeze is supported from (N, C) to (N, C, 1, 1) only");
+        return UNSUPPORTED("Unsqueeze is supported from (N, C) to (N, C, 1, 1) and from "
+                           "(N, C, L) to (N, C, 1, L) only");
     if ((status = alias_output(im, 0, xi)))
         return status;
     value *v = &im->values[im->value_count - 1];
     v->rank = 4;
     v->dims[2] = v->dims[3] = 1;
     v->vector_image = 1;
+    return CLCNN_OK;
+}
+
+static clcnn_status flatten_to_vector(importer *im, int xi);
+
+/* Squeeze of (N, C, 1, L) to (N, C, L) (the same C x 1 x L to clcnn), or of
+ * (N, C, 1, 1) to (N, C): a flatten. */
+static clcnn_status op_squeeze(importer *im) {
+    static const char *const known[] = {"axes", NULL};
+    clcnn_status status = known_attributes(im, known);
+    int xi;
+    if (status || (status = activation_input(im, 0, 0, &xi)))
+        return status;
+    const int64_t *axes;
+    size_t count;
+    if (im->opset < 13 || !has_input(im->node, 1)) {
+        axes = attribute_ints(im->node, "axes", &count);
+    } else {
+        int ai;
+        if ((status = constant_input(im, 1, 0, "the axes", &ai)))
+            return status;
+        axes = im->values[ai].ints;
+        count = (size_t)im->values[ai].count;
+    }
+    const value *x = &im->values[xi];
+    int over[MAX_RANK] = {0};
+    for (size_t k = 0; k < count; k++) {
+        const int axis = normalise_axis(axes[k], x->rank);
+        if (axis < 0 || axis >= x->rank || x->dims[axis] != 1)
+            return MALFORMED("axis %lld is not of size 1", (long long)axes[k]);
+        over[axis] = 1;
+    }
+    if (count == 0) /* every axis of size 1: only the spatial ones may be */
+        for (int d = 1; d < x->rank; d++)
+            over[d] = x->dims[d] == 1;
+    if (over[0] || over[1] || x->rank != 4)
+        return UNSUPPORTED("Squeeze is supported from (N, C, 1, L) to (N, C, L) and from "
+                           "(N, C, 1, 1) to (N, C) only");
+    if (over[2] && over[3])
+        return flatten_to_vector(im, xi);
+    if (!over[2] || over[3])
+        return UNSUPPORTED("Squeeze is supported from (N, C, 1, L) to (N, C, L) and from "
+                           "(N, C, 1, 1) to (N, C) only");
+    if ((status = alias_output(im, 0, xi)))
+        return status;
+    value *v = &im->values[im->value_count - 1];
+    v->rank = 3;
+    v->dims[2] = v->dims[3];
     return CLCNN_OK;
 }
 
@@ -1292,7 +1351,8 @@ static clcnn_status op_concat(importer *im) {
     clcnn_status status = known_attributes(im, known);
     if (status)
         return status;
-    if (!attribute(im->node, "axis"))
+    /* axis defaults to 1 before opset 4 */
+    if (!attribute(im->node, "axis") && im->opset >= 4)
         return MALFORMED("attribute 'axis' is missing");
     const size_t count = im->node->n_input;
     if (count < 1)
@@ -1645,6 +1705,9 @@ static clcnn_status op_dropout(importer *im) {
     clcnn_status status = known_attributes(im, known);
     if (status || (status = unused_outputs_from(im, 1, "the mask")))
         return status;
+    if (im->opset < 7 && !attribute_int(im->node, "is_test", 0))
+        return UNSUPPORTED("dropout in training mode (is_test=0) draws random masks clcnn cannot "
+                           "reproduce; export the model in eval mode");
     float ratio = attribute_float(im->node, "ratio", 0.5f);
     if (has_input(im->node, 1)) {
         int ri;
@@ -1831,7 +1894,8 @@ static clcnn_status translate_node(importer *im) {
                                             "Identity",    "Constant",
                                             "Pad",         "Sum",
                                             "Unsqueeze",   "Shape",
-                                            "Gather",      NULL};
+                                            "Gather",      "Squeeze",
+                                            NULL};
     int known = 0;
     for (int i = 0; supported[i] && !known; i++)
         known = strcmp(supported[i], op) == 0;
@@ -1889,6 +1953,8 @@ static clcnn_status translate_node(importer *im) {
         return op_sum(im);
     if (strcmp(op, "Shape") == 0)
         return op_shape(im);
+    if (strcmp(op, "Squeeze") == 0)
+        return op_squeeze(im);
     if (strcmp(op, "Gather") == 0)
         return op_gather(im);
     if (strcmp(op, "Unsqueeze") == 0)
