@@ -1081,6 +1081,9 @@ static clcnn_status op_add(importer *im) {
     if (b->kind != VALUE_ACTIVATION)
         return UNSUPPORTED("input 2 comes from a Pad, which clcnn folds only into Conv or "
                            "AveragePool");
+    if (a->vector_image || b->vector_image)
+        return UNSUPPORTED("an input is a vector unsqueezed to (N, C, 1, 1), which clcnn reads "
+                           "only as a Mul's scale");
     if (!same_dims(a, b)) {
         char sa[96], sb[96];
         format_dims(a->dims, a->rank, sa, sizeof(sa));
