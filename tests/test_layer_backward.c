@@ -168,6 +168,7 @@ static void draw_pool_shape(test_rng *rng, pool_kind kind, int max_extent, pool2
         const int asymmetric = test_rand_int(rng, 0, 2) == 0;
         p->pad_bottom = asymmetric ? test_rand_int(rng, 0, p->size_h / 2) : p->pad_top;
         p->pad_right = asymmetric ? test_rand_int(rng, 0, p->size_w / 2) : p->pad_left;
+        p->asymmetric = asymmetric || test_rand_int(rng, 0, 1); /* symmetric either way */
         p->exclude_pad = kind == POOL_AVERAGE && test_rand_int(rng, 0, 1);
         p->in_height = test_rand_int(rng, 1, max_extent);
         p->in_width =

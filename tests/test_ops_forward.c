@@ -599,6 +599,7 @@ static void run_pool_shapes(clcnn_context *ctx, pool_kind kind, int shape_count,
         const int asymmetric = test_rand_int(&rng, 0, 2) == 0;
         p.pad_bottom = asymmetric ? test_rand_int(&rng, 0, p.size_h / 2) : p.pad_top;
         p.pad_right = asymmetric ? test_rand_int(&rng, 0, p.size_w / 2) : p.pad_left;
+        p.asymmetric = asymmetric || test_rand_int(&rng, 0, 1); /* symmetric either way */
         p.exclude_pad = kind == POOL_AVERAGE && test_rand_int(&rng, 0, 1);
         int ceil_mode = test_rand_int(&rng, 0, 1);
         p.out_height =

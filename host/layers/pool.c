@@ -82,6 +82,7 @@ static pool2d_params params_of(const layer *l, int batch) {
     p.stride_w = l->stride_w;
     p.pad_top = l->pad_top;
     p.pad_left = l->pad_left;
+    p.asymmetric = 1;
     p.pad_bottom = l->pad_bottom;
     p.pad_right = l->pad_right;
     p.exclude_pad = l->exclude_pad;

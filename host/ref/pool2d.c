@@ -9,8 +9,8 @@
 static int average_divisor(const pool2d_params *p, int h0, int w0) {
     const int H = p->in_height, W = p->in_width;
     const int top = p->exclude_pad ? 0 : p->pad_top, left = p->exclude_pad ? 0 : p->pad_left;
-    const int bottom = p->exclude_pad ? 0 : p->pad_bottom;
-    const int right = p->exclude_pad ? 0 : p->pad_right;
+    const int bottom = p->exclude_pad ? 0 : pool2d_pad_bottom(p);
+    const int right = p->exclude_pad ? 0 : pool2d_pad_right(p);
     const int h_begin = h0 > -top ? h0 : -top, w_begin = w0 > -left ? w0 : -left;
     const int h_end = h0 + p->size_h < H + bottom ? h0 + p->size_h : H + bottom;
     const int w_end = w0 + p->size_w < W + right ? w0 + p->size_w : W + right;
