@@ -780,6 +780,63 @@ static void test_command_line(void) {
     clcnn_net_destroy(net);
 }
 
+/* train --init FILE.onnx: the tensors whose name and shape match are copied
+ * (and trained from there), the others keep their initialisation. */
+static void test_train_init(void) {
+    const char *a = "input channels=1 height=28 width=28\n"
+                    "conv filters=4 size=5 stride=4 name=c1\n"
+                    "relu\n"
+                    "flatten\n"
+                    "dense units=10 name=head\n"
+                    "softmax\n";
+    clcnn_net *net = NULL;
+    if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, a, "a", &net)))
+        return;
+    CHECK_OK(ctx, clcnn_net_init_weights(net, 21));
+    const char *onnx = test_path("init.onnx");
+    CHECK_OK(ctx, clcnn_net_save_onnx(net, onnx));
+    float conv[4 * 25], head[10 * 144];
+    CHECK_OK(ctx, clcnn_net_get_tensor(net, "c1.weight", conv, 4 * 25));
+    CHECK_OK(ctx, clcnn_net_get_tensor(net, "head.weight", head, 10 * 144));
+    clcnn_net_destroy(net);
+    /* the same body, another head: c1 comes from the file, head2 from the seed */
+    const char *b_path = test_path("b.net");
+    CHECK(write_text(b_path, "input channels=1 height=28 width=28\n"
+                             "conv filters=4 size=5 stride=4 name=c1\n"
+                             "relu\n"
+                             "flatten\n"
+                             "dense units=10 name=head2\n"
+                             "softmax\n") == 0);
+    char command[8192], output[8192];
+    snprintf(command, sizeof(command),
+             "%s train %s --init %s --epochs 1 --limit 64 --test-limit 32 --batch 32 --lr 1e-12 "
+             "--save %s --device reference 2>&1 && %s export %s %s",
+             clcnn_bin(), b_path, onnx, test_path("b.model"), clcnn_bin(), test_path("b.model"),
+             test_path("b_weights"));
+    if (!CHECK(run_command(command, output, sizeof(output)) == 0)) {
+        printf("%s\n", output);
+        return;
+    }
+    CHECK(strstr(output, "init: copied 2 tensors from") != NULL);
+    CHECK(strstr(output, "init: head2.weight keeps its initial values (not in the file)") != NULL);
+    clcnn_array trained = {0};
+    snprintf(command, sizeof(command), "%s/c1.weight.npy", test_path("b_weights"));
+    if (CHECK_OK(ctx, clcnn_npy_read(ctx, command, &trained)))
+        CHECK(clcnn_array_count(&trained) == 100 &&
+              max_relative_error(trained.data, conv, 100, 1e-3) < 1e-6);
+    clcnn_array_free(&trained);
+    snprintf(command, sizeof(command), "%s/head2.weight.npy", test_path("b_weights"));
+    if (CHECK_OK(ctx, clcnn_npy_read(ctx, command, &trained)))
+        CHECK(clcnn_array_count(&trained) == 1440 &&
+              max_relative_error(trained.data, head, 1440, 1e-3) > 0.1);
+    clcnn_array_free(&trained);
+    /* a network file has no weights to start from */
+    snprintf(command, sizeof(command), "%s train %s --init %s --epochs 1 --limit 64 2>&1",
+             clcnn_bin(), b_path, b_path);
+    CHECK(run_command(command, output, sizeof(output)) == 1 &&
+          strstr(output, "is a network file, without weights"));
+}
+
 int main(void) {
     ctx = clcnn_context_create();
     CHECK_OK(ctx, clcnn_context_select_device(ctx, CLCNN_DEVICE_REFERENCE, 0, 0));
@@ -799,6 +856,7 @@ int main(void) {
     test_dynamic_view();
     test_damaged_files();
     test_command_line();
+    test_train_init();
     clcnn_context_destroy(ctx);
     return test_finish();
 }
