@@ -584,8 +584,9 @@ def main():
         "medians of %d runs; ratio > 1: clcnn is faster; conv backward: torch.autograd.grad "
         "for the input (data), weight + bias (weights), or all three" % args.repeat,
         "gemm: PyTorch's faster of F.linear (system BLAS) and a 1x1 conv2d (oneDNN); "
-        "clcnn's gemm_2048.forward runs in chunks of 256 images, gemm_2048.forward_single is "
-        "its one-launch forward inside clcnn_net_backward (kernel time only)",
+        "clcnn_net_forward runs a batch in chunks only when a layer's outputs exceed 2^24 "
+        "floats; then *.forward_single is the one-launch forward inside clcnn_net_backward "
+        "(kernel time only)",
     ]
     print_ratios(rows, header)
     if args.json:

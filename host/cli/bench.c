@@ -31,9 +31,6 @@ enum {
     QUICK_REFERENCE_INFER_IMAGES = 1000,
     QUICK_REFERENCE_BATCH = 4,
     TRAIN_BATCH = 64,
-    /* clcnn_net_forward runs at most this many images at a time (host/pass.c);
-     * clcnn_net_backward runs its whole batch at once. */
-    FORWARD_CHUNK_IMAGES = 256,
 };
 
 /* A run repeats its call until it lasts at least this long. */
@@ -389,6 +386,23 @@ static void op_network_text(const op_shape *shape, char *text, size_t size) {
         snprintf(text + used, size - (size_t)used, "maxpool size=%d\n", shape->size);
 }
 
+/* 1 when clcnn_net_forward runs batch images of net in more than one chunk
+ * (include/clcnn.h); clcnn_net_backward runs its whole batch at once. */
+static int forward_chunked(const clcnn_net *net, int64_t batch) {
+    int64_t largest = 1;
+    for (int i = 0; i < clcnn_net_layer_count(net); i++) {
+        clcnn_layer_info info;
+        if (clcnn_net_layer_info(net, i, &info) != CLCNN_OK)
+            continue;
+        const int64_t count = info.ndim == 1
+                                  ? (int64_t)info.shape[0]
+                                  : (int64_t)info.shape[0] * info.shape[1] * info.shape[2];
+        if (count > largest)
+            largest = count;
+    }
+    return batch * largest > CLCNN_FORWARD_CHUNK_FLOATS;
+}
+
 static int option_selects(const bench_options *o, const char *id) {
     return !o->filter || strstr(id, o->filter) != NULL;
 }
@@ -440,7 +454,7 @@ static const char *id_with(char *buf, size_t size, const char *id, const char *f
  * median time in the forward call, loss kernels left out; conv kernels whose name holds
  * "backward_data" make backward-data, the rest (weights, slice sums, transposes, padding, bias)
  * backward-weights. */
-static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t batch,
+static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t batch, int chunked,
                                   double work_forward, double work_backward,
                                   const kernel_profile *forward, const kernel_profile *backward,
                                   int runs, int calls_forward, int calls_backward) {
@@ -495,7 +509,7 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
         total_seconds[r] = data_seconds[r] + weights_seconds[r];
     }
     const char *unit = moves_memory(shape) ? "GB/s" : "GFLOP/s";
-    if (batch > FORWARD_CHUNK_IMAGES) {
+    if (chunked) {
         /* The forward call ran in chunks; the backward call's forward part is
          * the whole batch in one launch. */
         m = add_measurement(s, id_with(id, sizeof(id), shape->id, "forward_single"), "opencl",
@@ -561,6 +575,8 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     const op_call backward = {net, input, targets, output, batch, 1};
     const double work_forward = forward_work(shape, net, batch);
     const double work_backward = backward_work(shape, net, batch);
+    /* The reference's loops do not care how the forward call is cut. */
+    const int chunked = is_opencl && forward_chunked(net, batch);
     const char *unit = moves_memory(shape) ? "GB/s" : "GFLOP/s";
 
     double forward_call = warm_up(&forward, is_opencl);
@@ -592,7 +608,7 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     /* When clcnn_net_forward chunks the batch, its time is not that of the
      * backward call's forward part, and the difference means nothing; the
      * reference's loops do not care. */
-    if (!is_opencl || batch <= FORWARD_CHUNK_IMAGES) {
+    if (!chunked) {
         m = add_measurement(s, id_with(id, sizeof(id), shape->id, "backward"), device, "wall", unit,
                             work_backward, batch, calls_backward, backward_only, runs);
         if (m)
@@ -606,7 +622,7 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
             result = cli_fail_context(ctx);
             goto done;
         }
-        record_kernel_figures(s, shape, batch, work_forward, work_backward, profiles,
+        record_kernel_figures(s, shape, batch, chunked, work_forward, work_backward, profiles,
                               profiles + runs, runs, calls_forward, calls_backward);
         /* For the JSON: the calls' wall time while profiling (every launch waits). */
         double profiled_forward[MAX_RUNS], profiled_backward[MAX_RUNS];
@@ -651,11 +667,12 @@ static void add_op_rows(bench_state *s, const op_shape *shape, int64_t batch,
         add_row(s, 0, id_with(id, sizeof(id), shape->id, "backward"), "", "",
                 "backward (data + weights) GFLOP/s");
     } else if (shape->kind == OP_GEMM) {
-        char figure[64];
-        snprintf(figure, sizeof(figure), "forward GFLOP/s (chunks of %d)", FORWARD_CHUNK_IMAGES);
+        const int chunked =
+            find_measurement(s, id_with(id, sizeof(id), shape->id, "forward_single"), "opencl",
+                             "kernel") != NULL;
         add_row(s, 0, id_with(id, sizeof(id), shape->id, "forward"), shape->label, batch_text,
-                batch > FORWARD_CHUNK_IMAGES ? figure : "forward GFLOP/s");
-        if (batch > FORWARD_CHUNK_IMAGES)
+                chunked ? "forward GFLOP/s (in chunks)" : "forward GFLOP/s");
+        if (chunked)
             add_row(s, 0, id_with(id, sizeof(id), shape->id, "forward_single"), "", "",
                     "forward GFLOP/s (one launch)");
         add_row(s, 0, id_with(id, sizeof(id), shape->id, "backward"), "", "",
@@ -1046,10 +1063,11 @@ static void print_tables(const bench_state *s) {
            "backward-weights: the other backward kernels; FLOPs 2·N·K·C·R·S·OH·OW per "
            "direction, pooling bytes: input + output (forward), 2 × input + output (backward)\n");
     printf("- OpenCL/reference: the wall figures' ratio\n");
-    printf("- clcnn_net_forward runs at most %d images at a time, clcnn_net_backward its whole "
-           "batch: GEMM forward (one launch) is the forward kernels inside clcnn_net_backward, "
-           "and GEMM backward has no OpenCL wall figure\n",
-           FORWARD_CHUNK_IMAGES);
+    printf("- clcnn_net_forward runs as many images at a time as keep every layer's output "
+           "within %lld floats, clcnn_net_backward its whole batch: when the forward call runs "
+           "in chunks, forward (one launch) is the forward kernels inside clcnn_net_backward, "
+           "and backward has no OpenCL wall figure\n",
+           (long long)CLCNN_FORWARD_CHUNK_FLOATS);
     if (o->quick && s->reference)
         printf("- --quick: the reference runs operations above %.0f GFLOP at batch %d, trains on "
                "%d images (warm-up %d) and infers %d\n",
