@@ -201,6 +201,7 @@ typedef struct layer {
     int dilation_h, dilation_w; /* conv: spacing of the kernel's taps */
     int groups;                 /* conv: channel groups */
     int ceil_mode;              /* pool */
+    int exclude_pad;            /* avgpool: the divisor counts input cells only (count_pad=false) */
     float slope;                /* leaky */
     float rate;                 /* dropout: the probability of dropping an element */
     float eps, momentum;        /* batchnorm */

@@ -39,6 +39,7 @@ typedef enum clcnn_status {
     CLCNN_ERROR_NO_DEVICE,        /* no such OpenCL platform or device */
     CLCNN_ERROR_OUT_OF_MEMORY,
     CLCNN_STOPPED, /* a progress callback asked training to stop (not a failure) */
+    CLCNN_ERROR_UNSUPPORTED, /* a well-formed input clcnn cannot compute (an ONNX op, ...) */
 } clcnn_status;
 
 typedef enum clcnn_device_kind {
@@ -133,6 +134,17 @@ CLCNN_API clcnn_status clcnn_net_from_file(clcnn_context *ctx, const char *path,
 CLCNN_API clcnn_status clcnn_net_from_string(clcnn_context *ctx, const char *text,
                                              const char *source_name, clcnn_net **out);
 CLCNN_API void clcnn_net_destroy(clcnn_net *net);
+
+/* ONNX (opsets 1 to 17, float32, NCHW, the batch free or fixed): the graph
+ * mapped onto clcnn's layers, every tensor set from the file's initializers.
+ * An op or attribute clcnn cannot compute exactly is refused
+ * (CLCNN_ERROR_UNSUPPORTED) naming the node; a malformed file is
+ * CLCNN_ERROR_FORMAT. docs/onnx.md lists the mapping. */
+CLCNN_API clcnn_status clcnn_net_from_onnx(clcnn_context *ctx, const char *path,
+                                          clcnn_net **out);
+/* Writes the network and its tensors as an ONNX model (opset 13) that
+ * clcnn_net_from_onnx reads back into the same network. */
+CLCNN_API clcnn_status clcnn_net_save_onnx(clcnn_net *net, const char *path);
 
 typedef struct clcnn_layer_info {
     const char *name; /* conv1, relu2, ... or the layer's name= */

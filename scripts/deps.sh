@@ -10,6 +10,7 @@ packages=(
   zlib1g-dev libstb-dev
   libopenmpi-dev openmpi-bin
   python3-numpy python3-pytest
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   dataset-fashion-mnist
 )
 missing=()

@@ -28,6 +28,9 @@ double cli_seconds(void);
 /* A context on the device the common options chose, or NULL after printing why. */
 clcnn_context *cli_open_context(const cli_common *common);
 
+/* 1 when path names an ONNX file (ends in .onnx): a network with its weights. */
+int cli_is_onnx(const char *path);
+
 /* Parses a whole non-negative integer option value; returns 0 on success. */
 int cli_parse_int64(const char *option, const char *text, int64_t *out);
 

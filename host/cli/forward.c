@@ -90,7 +90,7 @@ int command_forward(const cli_common *common, int argc, char **argv) {
                         "[--random-seed S]");
     if (!input)
         return cli_fail("forward: missing --input X.npy (or an IDX image file)");
-    if (!weights && seed < 0)
+    if (!weights && seed < 0 && !cli_is_onnx(net_path))
         return cli_fail("forward: missing --weights DIR (or --seed S to initialise weights)");
     if (!output && !trace)
         return cli_fail("forward: missing --output Y.npy");
@@ -110,8 +110,10 @@ int command_forward(const cli_common *common, int argc, char **argv) {
         result = cli_fail_context(ctx);
         goto done;
     }
-    clcnn_status status = weights ? clcnn_net_load_weights(net, weights)
-                                  : clcnn_net_init_weights(net, (uint64_t)seed);
+    /* an ONNX file brings its weights, which --weights or --seed replace */
+    clcnn_status status = weights      ? clcnn_net_load_weights(net, weights)
+                          : seed >= 0 ? clcnn_net_init_weights(net, (uint64_t)seed)
+                                      : CLCNN_OK;
     if (status == CLCNN_OK)
         status = cli_apply_pass(net, &pass);
     if (status != CLCNN_OK) {

@@ -124,7 +124,7 @@ int command_grad(const cli_common *common, int argc, char **argv) {
             return cli_fail("grad: %s needs a value", arg);
         *target = argv[++i];
     }
-    if (!net_path || !weights || !input || !labels_path || !output)
+    if (!net_path || (!weights && !cli_is_onnx(net_path)) || !input || !labels_path || !output)
         return cli_fail("usage: clcnn grad NET --weights DIR --input X.npy --labels L.npy "
                         "--output DIR [--loss auto|xent|bce|mse] [--mode train|eval] "
                         "[--random-seed S]");
@@ -139,7 +139,7 @@ int command_grad(const cli_common *common, int argc, char **argv) {
     double loss = 0.0;
     int result = 0;
     if (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
-        clcnn_net_load_weights(net, weights) != CLCNN_OK ||
+        (weights && clcnn_net_load_weights(net, weights) != CLCNN_OK) ||
         clcnn_net_set_loss(net, loss_kind) != CLCNN_OK || cli_apply_pass(net, &pass) != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;

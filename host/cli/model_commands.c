@@ -1,6 +1,9 @@
 /* clcnn export MODEL DIR: a model's network file, .npy weights and metadata.
+ * clcnn export MODEL FILE.onnx: the model as ONNX.
  * clcnn import NET DIR MODEL [--mean M,...] [--std S,...] [--classes FILE]:
  * a model from a network file, .npy weights and metadata.
+ * clcnn import FILE.onnx MODEL [--mean M,...] [--std S,...] [--classes FILE]:
+ * a model from ONNX.
  *
  * DIR/metadata.txt holds what a model says beyond its network and weights,
  * one item a line ('#' lines are comments):
@@ -19,9 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define METADATA_FILE "metadata.txt"
+
+int cli_is_onnx(const char *path) {
+    size_t length = strlen(path);
+    return length >= 5 && strcasecmp(path + length - 5, ".onnx") == 0;
+}
 
 /* Writes text to path; returns 0, or 1 after printing why not. */
 static int write_text_file(const char *path, const char *text) {
@@ -67,7 +76,7 @@ static int write_metadata(const char *path, const clcnn_model_info *info) {
 
 int command_export(const cli_common *common, int argc, char **argv) {
     if (argc != 2)
-        return cli_fail("usage: clcnn export MODEL DIR");
+        return cli_fail("usage: clcnn export MODEL DIR, or clcnn export MODEL FILE.onnx");
     const char *model_path = argv[0], *dir = argv[1];
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)
@@ -76,8 +85,13 @@ int command_export(const cli_common *common, int argc, char **argv) {
     clcnn_model_info info;
     clcnn_model_info_init(&info);
     int result = 0;
-    if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK ||
-        clcnn_net_save_weights(net, dir) != CLCNN_OK) {
+    if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK) {
+        result = cli_fail_context(ctx);
+    } else if (cli_is_onnx(dir)) {
+        /* the network and its tensors; ONNX has no place for the metadata */
+        if (clcnn_net_save_onnx(net, dir) != CLCNN_OK)
+            result = cli_fail_context(ctx);
+    } else if (clcnn_net_save_weights(net, dir) != CLCNN_OK) {
         result = cli_fail_context(ctx);
     } else {
         /* The weights went first: saving them created dir. */
@@ -243,7 +257,8 @@ static int read_class_file(const char *path, clcnn_model_info *info) {
 }
 
 static const char import_usage[] =
-    "usage: clcnn import NET DIR MODEL [--mean M[,M...]] [--std S[,S...]] [--classes FILE]";
+    "usage: clcnn import NET DIR MODEL [--mean M[,M...]] [--std S[,S...]] [--classes FILE], "
+    "or clcnn import FILE.onnx MODEL [the same options]";
 
 int command_import(const cli_common *common, int argc, char **argv) {
     const char *paths[3] = {NULL, NULL, NULL};
@@ -270,11 +285,14 @@ int command_import(const cli_common *common, int argc, char **argv) {
             return cli_fail("import: unexpected argument '%s'\n%s", arg, import_usage);
         }
     }
-    if (positional != 3)
+    /* FILE.onnx MODEL: the network and its weights from one file */
+    const int onnx = positional == 2 && cli_is_onnx(paths[0]);
+    if (positional != 3 && !onnx)
         return cli_fail("%s", import_usage);
     if ((mean_text != NULL) != (std_text != NULL))
         return cli_fail("import: --mean and --std go together");
-    const char *net_path = paths[0], *dir = paths[1], *model_path = paths[2];
+    const char *net_path = paths[0], *dir = onnx ? NULL : paths[1],
+               *model_path = paths[onnx ? 1 : 2];
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)
         return cli_fail("out of memory");
@@ -285,8 +303,8 @@ int command_import(const cli_common *common, int argc, char **argv) {
     float *mean = NULL, *std = NULL;
     int mean_count = 0, std_count = 0;
     char metadata_path[4096];
-    snprintf(metadata_path, sizeof(metadata_path), "%s/%s", dir, METADATA_FILE);
-    const int has_metadata = access(metadata_path, F_OK) == 0;
+    snprintf(metadata_path, sizeof(metadata_path), "%s/%s", dir ? dir : ".", METADATA_FILE);
+    const int has_metadata = dir && access(metadata_path, F_OK) == 0;
     int result = has_metadata ? read_metadata(metadata_path, &info) : 0;
     if (result == 0 && mean_text)
         result = parse_floats("--mean", mean_text, &mean, &mean_count);
@@ -296,8 +314,9 @@ int command_import(const cli_common *common, int argc, char **argv) {
         result = set_normalization(&info, "--mean/--std", mean, mean_count, std, std_count);
     if (result == 0 && classes_path)
         result = read_class_file(classes_path, &info);
-    if (result == 0 && (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
-                        clcnn_net_load_weights(net, dir) != CLCNN_OK))
+    if (result == 0 && (onnx ? clcnn_net_from_onnx(ctx, net_path, &net) != CLCNN_OK
+                             : (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
+                                clcnn_net_load_weights(net, dir) != CLCNN_OK)))
         result = cli_fail_context(ctx);
     if (result == 0 && info.class_count > 0) {
         const int64_t outputs = clcnn_net_output_size(net);
@@ -308,9 +327,9 @@ int command_import(const cli_common *common, int argc, char **argv) {
     }
     if (result == 0 && info.channels == 0)
         fprintf(stderr,
-                "clcnn: import: warning: no normalisation (--mean/--std or %s): the model "
+                "clcnn: import: warning: no normalisation (--mean/--std%s%s): the model "
                 "will take [0, 1] pixels as they are\n",
-                metadata_path);
+                dir ? " or " : "", dir ? metadata_path : "");
     if (result == 0 && clcnn_model_save(net, NULL, &info, model_path) != CLCNN_OK)
         result = cli_fail_context(ctx);
     free(mean);

@@ -200,8 +200,61 @@ static int show_progress(void *user, const clcnn_progress *p) {
 
 /* ---- train --------------------------------------------------------------------------------- */
 
+/* --init FILE: every tensor of net whose name and shape match one of the
+ * model or ONNX file's is copied from it (transfer learning); says which
+ * were copied and which kept their initial values, and why. */
+static int init_from(clcnn_context *ctx, clcnn_net *net, const char *path) {
+    clcnn_net *source = NULL;
+    int has_parameters = 0;
+    if (clcnn_net_load(ctx, path, &source, NULL, &has_parameters) != CLCNN_OK)
+        return cli_fail_context(ctx);
+    int result = 0, copied = 0, skipped = 0;
+    if (!has_parameters)
+        result = cli_fail("--init: %s is a network file, without weights; give a model or an "
+                          ".onnx file",
+                          path);
+    const int count = clcnn_net_tensor_count(net), source_count = clcnn_net_tensor_count(source);
+    for (int i = 0; result == 0 && i < count; i++) {
+        clcnn_tensor_info t, s;
+        clcnn_net_tensor_info(net, i, &t);
+        int found = -1;
+        for (int k = 0; k < source_count && found < 0; k++) {
+            clcnn_net_tensor_info(source, k, &s);
+            if (strcmp(s.name, t.name) == 0)
+                found = k;
+        }
+        int same = found >= 0 && s.ndim == t.ndim;
+        for (int d = 0; same && d < t.ndim; d++)
+            same = s.shape[d] == t.shape[d];
+        if (!same) {
+            printf("init: %s keeps its initial values (%s)\n", t.name,
+                   found < 0 ? "not in the file" : "another shape in the file");
+            skipped++;
+            continue;
+        }
+        float *values = malloc(sizeof(float) * (size_t)(t.count > 0 ? t.count : 1));
+        if (!values)
+            result = cli_fail("out of memory");
+        else if (clcnn_net_get_tensor(source, t.name, values, t.count) != CLCNN_OK ||
+                 clcnn_net_set_tensor(net, t.name, values, t.count) != CLCNN_OK)
+            result = cli_fail_context(ctx);
+        else
+            copied++;
+        free(values);
+    }
+    if (result == 0)
+        printf("init: copied %d tensors from %s, %d kept their initial values\n", copied, path,
+               skipped);
+    if (result == 0 && copied == 0)
+        result = cli_fail("--init: no tensor of %s has the name and shape of one of the "
+                          "network's",
+                          path);
+    clcnn_net_destroy(source);
+    return result;
+}
+
 typedef struct train_options {
-    const char *net_path, *data_dir, *save_path, *resume_path;
+    const char *net_path, *data_dir, *save_path, *resume_path, *init_path;
     clcnn_train_config config;
     int epochs_given, seed_given;
     int64_t limit, test_limit;
@@ -236,6 +289,8 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
             o->save_path = value;
         else if (strcmp(arg, "--resume") == 0)
             o->resume_path = value;
+        else if (strcmp(arg, "--init") == 0)
+            o->init_path = value;
         else if (strcmp(arg, "--epochs") == 0) {
             if (cli_parse_int64(arg, value, &number) != 0)
                 return 2;
@@ -307,7 +362,10 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
                         "[--optimizer sgd|adam] [--lr LR] [--momentum M] [--weight-decay WD] "
                         "[--schedule constant|step|cosine] [--seed S] [--save MODEL] "
                         "[--resume MODEL] [--limit N] [--test-limit N] [--loss L] "
-                        "[--augment crop=P,flip,rotate=DEG] [--bucket FLOATS]");
+                        "[--augment crop=P,flip,rotate=DEG] [--bucket FLOATS] "
+                        "[--init MODEL|FILE.onnx]");
+    if (o->init_path && o->resume_path)
+        return cli_fail("train: --init starts a new run and --resume continues one; give one");
     return 0;
 }
 
@@ -469,8 +527,13 @@ int command_train(const cli_common *given, int argc, char **argv) {
     } else {
         if (clcnn_net_from_file(ctx, o.net_path, &net) != CLCNN_OK ||
             clcnn_net_set_loss(net, o.loss) != CLCNN_OK ||
-            clcnn_net_init_weights(net, o.config.seed) != CLCNN_OK) {
+            /* an ONNX file brings its weights */
+            (!cli_is_onnx(o.net_path) && clcnn_net_init_weights(net, o.config.seed) != CLCNN_OK)) {
             result = cli_fail_context(ctx);
+            goto done;
+        }
+        if (o.init_path && init_from(ctx, net, o.init_path) != 0) {
+            result = 1;
             goto done;
         }
         if (set_normalization(&train, &info) != 0) {
