@@ -32,6 +32,10 @@ typedef struct cached_program {
 typedef struct cached_kernel {
     char key[384]; /* family|kernel|options */
     cl_kernel kernel;
+    /* What the built kernel can run with on the device: CL_KERNEL_WORK_GROUP_SIZE and
+     * CL_KERNEL_LOCAL_MEM_SIZE, checked by every launch. */
+    size_t work_group_size;
+    cl_ulong local_mem_bytes;
 } cached_kernel;
 
 struct clcnn_context {
@@ -45,6 +49,8 @@ struct clcnn_context {
     cl_context cl;
     cl_command_queue queue;
     size_t max_work_group_size;
+    size_t max_work_item_sizes[3];              /* CL_DEVICE_MAX_WORK_ITEM_SIZES */
+    cl_ulong local_mem_bytes;                   /* CL_DEVICE_LOCAL_MEM_SIZE */
     cl_ulong global_mem_bytes, max_alloc_bytes; /* planning refuses what exceeds them */
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
@@ -108,6 +114,14 @@ typedef struct kernel_arg {
     size_t size;
     const void *value;
 } kernel_arg;
+
+/* CLCNN_OK if count (elements or an offset) fits the kernels' int indexing,
+ * else an error saying what is too large. Every 64-bit size a kernel takes
+ * as an int passes through here first. */
+clcnn_status require_int_size(clcnn_context *ctx, const char *what, int64_t count);
+
+/* The context's record of a kernel runtime_get_kernel returned (NULL for any other). */
+const cached_kernel *runtime_kernel_entry(const clcnn_context *ctx, cl_kernel kernel);
 
 clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *what, int arg_count,
                             const kernel_arg *args, int dims, const size_t *global,
