@@ -85,6 +85,16 @@ static inline int buf_present(const clcnn_context *ctx, buf b) {
     return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
 }
 
+/* Removes path.tmp-PID files beside path whose process PID no longer runs:
+ * what a save killed mid-way left. Files of running processes stay. */
+void remove_stale_temporaries(const char *path);
+
+/* The larger of a and b, NaN when either is NaN, as PyTorch's max (C's
+ * fmax returns the other operand and would drop the NaN). */
+static inline double max_keep_nan(double a, double b) {
+    return a > b || a != a ? a : b;
+}
+
 /* Records the error on ctx and returns status, so a failure is reported as
  *   return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot open", path); */
 clcnn_status set_error(clcnn_context *ctx, clcnn_status status, const char *format, ...)

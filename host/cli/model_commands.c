@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Writes text to path; returns 0, or 1 after printing why not. */
 static int write_text_file(const char *path, const char *text) {
@@ -32,14 +34,30 @@ int command_export(const cli_common *common, int argc, char **argv) {
         return cli_fail("out of memory");
     clcnn_net *net = NULL;
     int result = 0;
+    struct stat st;
+    const int dir_existed = stat(dir, &st) == 0;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/network.net", dir);
     if (clcnn_model_load(ctx, model_path, &net, NULL, NULL) != CLCNN_OK ||
         clcnn_net_save_weights(net, dir) != CLCNN_OK) {
         result = cli_fail_context(ctx);
     } else {
         /* The weights went first: saving them created dir. */
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/network.net", dir);
         result = write_text_file(path, clcnn_net_text(net));
+    }
+    /* A failed export into a directory it created leaves nothing behind:
+     * every file it may have written, then the directory. */
+    if (result != 0 && !dir_existed) {
+        for (int i = 0; net && i < clcnn_net_tensor_count(net); i++) {
+            clcnn_tensor_info tensor;
+            char file[4096];
+            if (clcnn_net_tensor_info(net, i, &tensor) != CLCNN_OK)
+                continue;
+            snprintf(file, sizeof(file), "%s/%s.npy", dir, tensor.name);
+            unlink(file);
+        }
+        unlink(path);
+        rmdir(dir);
     }
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);

@@ -251,6 +251,7 @@ clcnn_status tuning_save(clcnn_context *ctx) {
     char command_dir[1100];
     snprintf(command_dir, sizeof(command_dir), "%s", ctx->cache_dir);
     mkdir(command_dir, 0755);
+    remove_stale_temporaries(path);
     FILE *f = fopen(temporary, "w");
     if (!f)
         return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot write: %s", temporary, strerror(errno));

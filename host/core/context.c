@@ -81,6 +81,8 @@ const char *clcnn_status_name(clcnn_status status) {
         return "no such device";
     case CLCNN_ERROR_OUT_OF_MEMORY:
         return "out of memory";
+    case CLCNN_ERROR_DIVERGED:
+        return "training diverged";
     }
     return "unknown status";
 }

@@ -6,7 +6,7 @@
 static float activate(activation_kind kind, float slope, float x) {
     switch (kind) {
     case ACTIVATION_RELU:
-        return x > 0.0f ? x : 0.0f;
+        return x <= 0.0f ? 0.0f : x; /* NaN falls through to x, as in PyTorch */
     case ACTIVATION_LEAKY:
         return x > 0.0f ? x : x * slope;
     case ACTIVATION_SIGMOID:
@@ -14,7 +14,7 @@ static float activate(activation_kind kind, float slope, float x) {
     case ACTIVATION_TANH:
         return (float)tanh((double)x);
     case ACTIVATION_RELU6:
-        return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
+        return x <= 0.0f ? 0.0f : x >= 6.0f ? 6.0f : x;
     }
     return x;
 }
