@@ -683,12 +683,13 @@ int command_train(const cli_common *common, int argc, char **argv) {
             char message[512];
             const int64_t batches =
                 ((int64_t)train.count + config->batch_size - 1) / config->batch_size;
+            const double loss = isfinite(test_loss) ? train_loss : test_loss;
             snprintf(message, sizeof(message),
-                     "training diverged: the %s loss is %g after epoch %d, batch %lld of %lld "
+                     "training diverged: the %s loss is %s after epoch %d, batch %lld of %lld "
                      "(training loss %g); try a lower learning rate than %g",
-                     isfinite(test_loss) ? "training" : "test",
-                     isfinite(test_loss) ? train_loss : test_loss, epoch, (long long)batches,
-                     (long long)batches, train_loss, config->learning_rate);
+                     isfinite(test_loss) ? "training" : "test", isnan(loss) ? "NaN" : "infinite",
+                     epoch, (long long)batches, (long long)batches, train_loss,
+                     config->learning_rate);
             result = fail_diverged(message, model_path, o.resume_path, epoch - 1, epochs_at_start);
             goto done;
         }

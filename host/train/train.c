@@ -478,11 +478,10 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
          * stop here together, before the update. */
         if (!isfinite(step.loss_sum)) {
             status = set_error(ctx, CLCNN_ERROR_DIVERGED,
-                               "training diverged: the loss became %g at epoch %d, batch %lld of "
+                               "training diverged: the loss became %s at epoch %d, batch %lld of "
                                "%lld; try a lower learning rate than %g",
-                               step.loss_sum / (double)(step.images > 0 ? step.images : 1),
-                               t->epochs_done + 1, (long long)(b + 1), (long long)batches,
-                               learning_rate);
+                               isnan(step.loss_sum) ? "NaN" : "infinite", t->epochs_done + 1,
+                               (long long)(b + 1), (long long)batches, learning_rate);
             break;
         }
         if (exchange && on_device)
