@@ -166,7 +166,8 @@ typedef struct planned_storage {
 
 /* Device limits are checked here, before anything is allocated: no buffer
  * above CL_DEVICE_MAX_MEM_ALLOC_SIZE, and everything together within
- * CL_DEVICE_GLOBAL_MEM_SIZE. */
+ * CL_DEVICE_GLOBAL_MEM_SIZE less an eighth, the headroom for the context's
+ * workspace, programs and the driver's own buffers. */
 static clcnn_status check_device_memory(clcnn_net *net, const planned_storage *kinds, int count,
                                         uint64_t extra_bytes) {
     clcnn_context *ctx = net->ctx;
@@ -188,12 +189,13 @@ static clcnn_status check_device_memory(clcnn_net *net, const planned_storage *k
                                  (unsigned long long)capacity, mebibytes(bytes),
                                  mebibytes(ctx->max_alloc_bytes));
         }
-    if (total > ctx->global_mem_bytes)
+    const uint64_t usable = ctx->global_mem_bytes - ctx->global_mem_bytes / 8;
+    if (total > usable)
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
                          "the network needs %.1f MiB of device memory for %llu images, more "
-                         "than the device has (%.1f MiB, CL_DEVICE_GLOBAL_MEM_SIZE); use fewer "
-                         "images per batch",
-                         mebibytes(total), (unsigned long long)capacity,
+                         "than the device has for it (%.1f MiB: CL_DEVICE_GLOBAL_MEM_SIZE %.1f "
+                         "MiB less an eighth of headroom); use fewer images per batch",
+                         mebibytes(total), (unsigned long long)capacity, mebibytes(usable),
                          mebibytes(ctx->global_mem_bytes));
     return CLCNN_OK;
 }
