@@ -45,13 +45,13 @@ __kernel void activation_forward(const __global float *restrict input,
 float activation_gradient(const float y, const float g, const int kind, const float slope) {
     switch (kind) {
     case 0:
-        return y > 0.0f ? g : 0.0f;
+        return y <= 0.0f ? 0.0f : g; /* a NaN output passes g, as threshold_backward */
     case 1:
         return y > 0.0f ? g : g * slope;
     case 2:
         return g * y * (1.0f - y);
     case 4:
-        return y > 0.0f && y < 6.0f ? g : 0.0f;
+        return y <= 0.0f || y >= 6.0f ? 0.0f : g; /* NaN passes g, as hardtanh_backward */
     default:
         /* (1 - y)(1 + y) rather than 1 - y*y: 1 - y is exact near |y| = 1,
          * where 1 - y*y would cancel to a few significant bits. */

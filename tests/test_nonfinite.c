@@ -23,6 +23,7 @@
  * The losses (clcnn_net_backward) of a batch with a NaN logit are NaN for
  * cross-entropy, binary cross-entropy and MSE. Every expectation is checked
  * on the reference device and the OpenCL device alike. */
+#include "ops.h"
 #include "testlib.h"
 
 #include <math.h>
@@ -270,6 +271,47 @@ static void check_device(clcnn_context *ctx, const char *device) {
     }
 }
 
+/* Activation gradients at a NaN output, as PyTorch's backward functions:
+ * relu's threshold_backward and relu6's hardtanh_backward pass the gradient
+ * (their tests y <= 0, y >= 6 are false for NaN), leaky's multiplies it by
+ * the slope (y > 0 is false). */
+static void check_activation_gradients(clcnn_context *ctx, const char *device) {
+    const float y[3] = {NAN, 1.0f, -0.5f}, g[3] = {2.0f, 3.0f, 5.0f};
+    const struct {
+        activation_kind kind;
+        float want[3];
+    } cases[] = {
+        {ACTIVATION_RELU, {2.0f, 3.0f, 0.0f}},
+        {ACTIVATION_RELU6, {2.0f, 3.0f, 0.0f}},
+        {ACTIVATION_LEAKY, {0.2f, 3.0f, 0.5f}},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        float got[3] = {-1.0f, -1.0f, -1.0f};
+        if (context_is_opencl(ctx)) {
+            cl_mem out = NULL, grad = NULL, result = NULL;
+            if (CHECK_OK(ctx, buffer_create(ctx, sizeof(y), &out)) &&
+                CHECK_OK(ctx, buffer_create(ctx, sizeof(g), &grad)) &&
+                CHECK_OK(ctx, buffer_create(ctx, sizeof(got), &result)) &&
+                CHECK_OK(ctx, buffer_write(ctx, out, 0, sizeof(y), y)) &&
+                CHECK_OK(ctx, buffer_write(ctx, grad, 0, sizeof(g), g)) &&
+                CHECK_OK(ctx, op_activation_backward(ctx, cases[k].kind, 0.1f, 3, (buf){NULL, out},
+                                                     (buf){NULL, grad}, (buf){NULL, result})))
+                CHECK_OK(ctx, buffer_read(ctx, result, 0, sizeof(got), got));
+            buffer_release(&out);
+            buffer_release(&grad);
+            buffer_release(&result);
+        } else {
+            CHECK_OK(ctx,
+                     op_activation_backward(ctx, cases[k].kind, 0.1f, 3, (buf){(float *)y, NULL},
+                                            (buf){(float *)g, NULL}, (buf){got, NULL}));
+        }
+        for (int i = 0; i < 3; i++)
+            if (!CHECK(fabsf(got[i] - cases[k].want[i]) <= 1e-6f))
+                fprintf(stderr, "%s: activation %d gradient %d is %g, expected %g\n", device,
+                        (int)cases[k].kind, i, got[i], cases[k].want[i]);
+    }
+}
+
 int main(void) {
     clcnn_context *reference = clcnn_context_create();
     clcnn_context *opencl = test_opencl_context();
@@ -278,6 +320,8 @@ int main(void) {
     CHECK_OK(reference, clcnn_context_select_device(reference, CLCNN_DEVICE_REFERENCE, 0, 0));
     check_device(reference, "reference");
     check_device(opencl, "opencl");
+    check_activation_gradients(reference, "reference");
+    check_activation_gradients(opencl, "opencl");
     clcnn_context_destroy(reference);
     clcnn_context_destroy(opencl);
     return test_finish();
