@@ -351,6 +351,23 @@ static void check_device_limits(void) {
     CHECK(conv2d_backward_weights(ctx, &huge, NULL, NULL, NULL, NULL, NULL) == CLCNN_ERROR_SHAPE);
     if (!CHECK(strstr(clcnn_last_error(ctx), "its output: 44800000000 values") != NULL))
         fprintf(stderr, "got: %s\n", clcnn_last_error(ctx));
+    /* The element-wise, softmax and pooling kernels too. */
+    CHECK(activation_forward(ctx, ACTIVATION_RELU, 0.0f, (int64_t)3 << 30, NULL, NULL) ==
+          CLCNN_ERROR_SHAPE);
+    CHECK(softmax_forward(ctx, (int64_t)1 << 28, 10, NULL, NULL) == CLCNN_ERROR_SHAPE);
+    const pool2d_params pool = {.kind = POOL_MAX,
+                                .batch = 70000,
+                                .channels = 64,
+                                .in_height = 100,
+                                .in_width = 100,
+                                .size_h = 2,
+                                .size_w = 2,
+                                .stride_h = 2,
+                                .stride_w = 2,
+                                .out_height = 50,
+                                .out_width = 50};
+    CHECK(pool2d_forward(ctx, &pool, NULL, NULL) == CLCNN_ERROR_SHAPE);
+    CHECK(strstr(clcnn_last_error(ctx), "pooling input: 44800000000 values") != NULL);
     clcnn_context_destroy(ctx);
 }
 
