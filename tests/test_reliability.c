@@ -16,7 +16,8 @@
  *    refused, --test-limit 0 trains and says no test figures were computed.
  * 4. Integer options out of range (ERANGE, above INT_MAX) are refused.
  * 5. Outputs: --save naming a directory or a directory without write
- *    permission is refused before any training (nothing on stdout).
+ *    permission is refused before any training, forward --output naming a
+ *    directory before the network runs (nothing on stdout).
  * 6. predict tells IDX and .npy files by their content, whatever their names.
  * 7. predict and eval say when outputs are not finite (NaN input, a model
  *    with NaN weights) and exit 1.
@@ -422,6 +423,14 @@ static void check_options(void) {
                                         "directory",
                                         NULL};
     expect_failure(arguments, 1, is_directory);
+    /* forward --output too, before the network runs. */
+    snprintf(arguments, sizeof(arguments),
+             "--device reference forward '%s' --seed 1 --input '%s/t10k-images-idx3-ubyte' "
+             "--output '%s'",
+             net_path, data_dir, dir);
+    const char *const output_directory[] = {"cannot save the output there: it is a directory",
+                                            NULL};
+    expect_failure(arguments, 1, output_directory);
     if (geteuid() != 0) {
         path_in(dir, "read-only");
         CHECK(mkdir(dir, 0555) == 0 || errno == EEXIST);

@@ -30,6 +30,12 @@ clcnn_context *cli_open_context(const cli_common *common);
 /* Parses a whole non-negative integer option value; returns 0 on success. */
 int cli_parse_int64(const char *option, const char *text, int64_t *out);
 
+/* 0 if a file can be written at path (what: "the model", "the output"):
+ * not a directory or a device, in an existing directory that takes new
+ * files; else 1 after printing why not. Commands check their outputs with
+ * it before any work. */
+int cli_check_output_file(const char *path, const char *what);
+
 /* What a file holds, told by its first bytes rather than its name: a .npy
  * array (\x93NUMPY), an IDX file (00 00, a type byte 08..0E, a dimension
  * count), a gzip stream (1f 8b: IDX files are read through it), a PGM image

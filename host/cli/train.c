@@ -121,32 +121,6 @@ static int parse_augment(const char *text, clcnn_train_config *c) {
     return 0;
 }
 
-/* The model must be writable before an epoch is spent on it: its directory
- * exists and takes new files, and the path is not a directory or a device. */
-static int check_save_directory(const char *model_path) {
-    struct stat st;
-    if (stat(model_path, &st) == 0 && !S_ISREG(st.st_mode))
-        return cli_fail("%s: cannot save the model there: it is %s", model_path,
-                        S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
-    const char *slash = strrchr(model_path, '/');
-    char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof(dir), ".");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", slash == model_path ? 1 : (int)(slash - model_path),
-                 model_path);
-    if (stat(dir, &st) != 0)
-        return cli_fail("%s: cannot save the model there: %s: %s", model_path, dir,
-                        strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return cli_fail("%s: cannot save the model there: %s is not a directory", model_path, dir);
-    /* The model is written to a temporary file beside it and renamed. */
-    if (access(dir, W_OK | X_OK) != 0)
-        return cli_fail("%s: cannot save the model there: %s: %s", model_path, dir,
-                        strerror(errno));
-    return 0;
-}
-
 /* An integer option in [low, INT_MAX]. */
 static int parse_int_option(const char *option, const char *text, int low, int *out) {
     int64_t number = 0;
@@ -570,7 +544,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
     else
         default_model_path(o.net_path, model_path, sizeof(model_path));
 
-    if (check_save_directory(model_path) != 0 ||
+    if (cli_check_output_file(model_path, "the model") != 0 ||
         load_split(ctx, o.data_dir, CLCNN_SPLIT_TRAIN, o.limit, &train) != 0 ||
         load_split(ctx, o.data_dir, CLCNN_SPLIT_TEST, o.test_limit, &test) != 0) {
         result = 1;
