@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building, testing and the default data
-# set need; packages already installed are skipped.
+# Installs the Debian packages that building, testing (the Python binding's
+# tests too) and the default data set need; packages already installed are
+# skipped.
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   zlib1g-dev libstb-dev
+  python3-numpy python3-pytest
   dataset-fashion-mnist
 )
 missing=()

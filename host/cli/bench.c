@@ -89,6 +89,7 @@ typedef struct bench_state {
     char command_line[2048];
     char cpu_name[256];
     double load_start[3], load_end[3];
+    double peak_gflops; /* the OpenCL device's (clcnn_device_peak), 0 if unmeasured */
 } bench_state;
 
 static int compare_doubles(const void *a, const void *b) {
@@ -962,10 +963,15 @@ static void format_value(double value, char *buf, size_t size) {
 }
 
 static void print_row(const bench_state *s, const table_row *r) {
+    const measurement *wall_measurement = find_measurement(s, r->id, "opencl", "wall");
     double kernel = median_value(find_measurement(s, r->id, "opencl", "kernel"));
-    double wall = median_value(find_measurement(s, r->id, "opencl", "wall"));
+    double wall = median_value(wall_measurement);
     double reference = median_value(find_measurement(s, r->id, "reference", "wall"));
-    char kernel_text[32], wall_text[32], reference_text[32], ratio_text[32];
+    char kernel_text[32], wall_text[32], reference_text[32], ratio_text[32], peak_text[32];
+    if (wall > 0.0 && s->peak_gflops > 0.0 && strcmp(wall_measurement->unit, "GFLOP/s") == 0)
+        snprintf(peak_text, sizeof(peak_text), "%.0f%%", 100.0 * wall / s->peak_gflops);
+    else
+        snprintf(peak_text, sizeof(peak_text), "–");
     format_value(kernel, kernel_text, sizeof(kernel_text));
     format_value(wall, wall_text, sizeof(wall_text));
     format_value(reference, reference_text, sizeof(reference_text));
@@ -973,8 +979,8 @@ static void print_row(const bench_state *s, const table_row *r) {
         snprintf(ratio_text, sizeof(ratio_text), "%.1f×", wall / reference);
     else
         snprintf(ratio_text, sizeof(ratio_text), "–");
-    printf("| %s | %s | %s | %s | %s | %s | %s |\n", r->subject, r->batch, r->figure, kernel_text,
-           wall_text, reference_text, ratio_text);
+    printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r->subject, r->batch, r->figure,
+           kernel_text, wall_text, peak_text, reference_text, ratio_text);
 }
 
 /* The rows of networks (is_network 1) or of operations (0), if there are any. */
@@ -986,10 +992,10 @@ static void print_table(const bench_state *s, int is_network, const char *title,
             continue;
         if (!printed_header) {
             printf("\n## %s\n\n", title);
-            printf("| %s | batch | figure | OpenCL kernel | OpenCL wall | reference | "
-                   "OpenCL/reference |\n",
+            printf("| %s | batch | figure | OpenCL kernel | OpenCL wall | wall of peak | "
+                   "reference | OpenCL/reference |\n",
                    subject);
-            printf("|---|---|---|---:|---:|---:|---:|\n");
+            printf("|---|---|---|---:|---:|---:|---:|---:|\n");
             printed_header = 1;
         }
         print_row(s, &s->rows[i]);
@@ -1004,6 +1010,11 @@ static void print_tables(const bench_state *s) {
            s->cpu_name, sysconf(_SC_NPROCESSORS_ONLN), s->load_start[0], s->load_end[0]);
     if (s->opencl)
         printf("- OpenCL device: %s\n", clcnn_device_name(s->opencl));
+    if (s->peak_gflops > 0.0)
+        printf("- the OpenCL device's peak: %.1f GFLOP/s (clcnn_device_peak: independent vector "
+               "fma chains, a work-group per compute unit); wall of peak: the wall GFLOP/s as a "
+               "share of it\n",
+               s->peak_gflops);
     if (s->reference)
         printf("- reference device: %s\n", clcnn_device_name(s->reference));
     printf("- medians of %d runs on the OpenCL device and %d on the reference, after a warm-up; "
@@ -1077,7 +1088,9 @@ static int write_json(const bench_state *s, const char *path) {
             s->load_start[2]);
     fprintf(f, ", \"load_average_end\": [%.2f, %.2f, %.2f]},\n", s->load_end[0], s->load_end[1],
             s->load_end[2]);
-    fprintf(f, "  \"devices\": {");
+    fprintf(f, "  \"peak_gflops\": ");
+    json_number(f, s->peak_gflops);
+    fprintf(f, ",\n  \"devices\": {");
     if (s->opencl) {
         fprintf(f, "\"opencl\": ");
         json_string(f, clcnn_device_name(s->opencl));
@@ -1269,6 +1282,8 @@ int command_bench(const cli_common *common, int argc, char **argv) {
         if (!s->reference)
             result = 1;
     }
+    if (result == 0 && s->opencl && clcnn_device_peak(s->opencl, &s->peak_gflops) != CLCNN_OK)
+        result = cli_fail_context(s->opencl);
     if (result == 0 && o->run_ops)
         result = bench_ops(s);
     if (result == 0 && (o->run_train || o->run_infer))
