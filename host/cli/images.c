@@ -179,7 +179,9 @@ int cli_read_png(const char *path, int channels, float **pixels, int *height, in
     int w, h, n;
     unsigned char *data = stbi_load(path, &w, &h, &n, channels);
     if (!data)
-        return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
+        return cli_fail("%s: cannot read the image: %s (its first bytes are those of no PNG, JPEG, "
+                        "PGM, PPM, .npy or IDX file)",
+                        path, stbi_failure_reason());
     float *values = malloc(sizeof(float) * (size_t)w * h * channels);
     if (!values) {
         stbi_image_free(data);
