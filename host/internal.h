@@ -326,6 +326,9 @@ struct clcnn_net {
     /* The index in the global batch of this process's first image (sharded
      * training), so that draws keyed by image match one process's. */
     int64_t first_image;
+    /* clcnn_net_forward's chunks keep every output within this many floats
+     * (CLCNN_FORWARD_CHUNK_FLOATS; tests lower it to cut small batches). */
+    int64_t forward_chunk_floats;
 
     memory_plan plan;
 

@@ -233,9 +233,12 @@ typedef clcnn_status (*clcnn_trace_fn)(void *user, int layer_index, const float 
                                        int64_t first, int64_t count);
 
 /* Runs batch images (batch * input size floats, NCHW) through the network
- * and writes batch * output size floats. Large batches are processed in
- * chunks in eval mode; in train mode the batch is one chunk, since batch
- * statistics (batchnorm) are over all of it. trace may be NULL. */
+ * and writes batch * output size floats. In eval mode the images run in
+ * chunks of as many as keep every layer's output within
+ * CLCNN_FORWARD_CHUNK_FLOATS floats (and within the device's largest
+ * buffer); in train mode the batch is one chunk, since batch statistics
+ * (batchnorm) are over all of it. trace may be NULL. */
+#define CLCNN_FORWARD_CHUNK_FLOATS ((int64_t)1 << 24)
 CLCNN_API clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch,
                                          float *output, clcnn_trace_fn trace, void *trace_user);
 

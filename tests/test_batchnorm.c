@@ -1006,9 +1006,9 @@ static void check_state_after_pass(clcnn_context *const *contexts) {
     CHECK(max_relative_error(stats[1], stats[0], 8, 1.0) <= tolerance);
 }
 
-/* A train-mode clcnn_net_forward of more images than a forward chunk (256)
- * normalises with the statistics of all of them and updates the running
- * statistics once. */
+/* A train-mode clcnn_net_forward of more images than an eval-mode forward
+ * chunk (the test lowers it to 64) normalises with the statistics of all of them and updates the
+ * running statistics once. */
 static void check_large_train_forward(clcnn_context *ctx) {
     enum { IMAGES = 300, CHANNELS = 3, SPATIAL = 4 };
     static float input[IMAGES * CHANNELS * SPATIAL], output[IMAGES * CHANNELS * SPATIAL];
@@ -1020,6 +1020,7 @@ static void check_large_train_forward(clcnn_context *ctx) {
             ctx, clcnn_net_from_string(
                      ctx, "input channels=3 height=2 width=2\nbatchnorm name=bn\n", "b.net", &net)))
         return;
+    net->forward_chunk_floats = 64 * CHANNELS * SPATIAL;
     float mean[CHANNELS], var[CHANNELS];
     if (CHECK_OK(ctx, clcnn_net_set_mode(net, CLCNN_MODE_TRAIN)) &&
         CHECK_OK(ctx, clcnn_net_forward(net, input, IMAGES, output, NULL, NULL)) &&

@@ -7,6 +7,7 @@
  * example networks has a non-zero bias and every layer is positively
  * homogeneous (conv, relu, max pooling, flatten), so image n's outputs are
  * the example's outputs times the same scale, still exact in float. */
+#include "internal.h"
 #include "testlib.h"
 
 #include <errno.h>
@@ -234,6 +235,8 @@ static void check_example_api(clcnn_context *ctx, const char *device, const work
     clcnn_net *net = NULL;
     if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, ex->network, ex->title, &net)))
         return;
+    /* Chunks of at most 32 of these small images, so that 300 run in several. */
+    net->forward_chunk_floats = 32 * 5 * 5 * 8;
     CHECK(clcnn_net_layer_count(net) == ex->layer_count + 1);
     CHECK(clcnn_net_input_size(net) == image_size(ex));
     for (int i = 0; i < ex->layer_count && i + 1 < clcnn_net_layer_count(net); i++) {
@@ -288,7 +291,7 @@ static void check_example_api(clcnn_context *ctx, const char *device, const work
 }
 
 static void check_examples_api(clcnn_context *ctx, const char *device) {
-    /* 300 images run in more than one chunk of the forward pass. */
+    /* 300 images run in more than one chunk of the forward pass (check_example_api). */
     const int64_t batches[] = {1, 4, 300};
     for (int e = 0; e < EXAMPLE_COUNT; e++)
         for (int b = 0; b < 3; b++)

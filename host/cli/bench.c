@@ -31,9 +31,6 @@ enum {
     QUICK_REFERENCE_INFER_IMAGES = 1000,
     QUICK_REFERENCE_BATCH = 4,
     TRAIN_BATCH = 64,
-    /* clcnn_net_forward runs at most this many images at a time (host/pass.c);
-     * clcnn_net_backward runs its whole batch at once. */
-    FORWARD_CHUNK_IMAGES = 256,
 };
 
 /* A run repeats its call until it lasts at least this long. */
@@ -336,7 +333,8 @@ static clcnn_status time_kernels(clcnn_context *ctx, const op_call *call, int ca
 /* ---- operations --------------------------------------------------------------------------------
  */
 
-typedef enum op_kind { OP_CONV, OP_GEMM, OP_MAXPOOL } op_kind;
+/* Pooling and batchnorm move memory (GB/s); conv and GEMM compute (GFLOP/s). */
+typedef enum op_kind { OP_CONV, OP_GEMM, OP_MAXPOOL, OP_BATCHNORM } op_kind;
 
 typedef struct op_shape {
     const char *id;
@@ -345,19 +343,31 @@ typedef struct op_shape {
     int batch;
     int channels, height, width; /* of one input image; GEMM: channels = K */
     int filters, size, pad;      /* conv: K, R = S, padding; GEMM: filters = N */
+    int groups;                  /* conv: 1 for an ordinary one */
 } op_shape;
 
+static int moves_memory(const op_shape *shape) {
+    return shape->kind == OP_MAXPOOL || shape->kind == OP_BATCHNORM;
+}
+
 static const op_shape op_shapes[] = {
-    {"lenet_conv1", "LeNet-5 conv1: 1→6, 5×5, pad 2, 28×28", OP_CONV, 64, 1, 28, 28, 6, 5, 2},
-    {"lenet_conv2", "LeNet-5 conv2: 6→16, 5×5, 14×14", OP_CONV, 64, 6, 14, 14, 16, 5, 0},
-    {"conv3x3_c64", "conv 3×3: 64→64, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64, 3, 1},
-    {"conv3x3_c128", "conv 3×3: 128→128, pad 1, 28×28", OP_CONV, 32, 128, 28, 28, 128, 3, 1},
-    {"conv3x3_c256", "conv 3×3: 256→256, pad 1, 14×14", OP_CONV, 32, 256, 14, 14, 256, 3, 1},
-    {"conv1x1_c64_k256", "conv 1×1: 64→256, 56×56", OP_CONV, 32, 64, 56, 56, 256, 1, 0},
-    {"conv1x1_c256_k64", "conv 1×1: 256→64, 56×56", OP_CONV, 32, 256, 56, 56, 64, 1, 0},
-    {"gemm_2048", "GEMM 2048³ (dense 2048→2048, batch 2048)", OP_GEMM, 2048, 2048, 1, 1, 2048, 0,
-     0},
-    {"maxpool_c64", "max pooling 2×2: 64 channels, 56×56", OP_MAXPOOL, 32, 64, 56, 56, 0, 2, 0},
+    {"lenet_conv1", "LeNet-5 conv1: 1→6, 5×5, pad 2, 28×28", OP_CONV, 64, 1, 28, 28, 6, 5, 2, 1},
+    {"lenet_conv2", "LeNet-5 conv2: 6→16, 5×5, 14×14", OP_CONV, 64, 6, 14, 14, 16, 5, 0, 1},
+    {"conv3x3_c64", "conv 3×3: 64→64, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64, 3, 1, 1},
+    {"conv3x3_c128", "conv 3×3: 128→128, pad 1, 28×28", OP_CONV, 32, 128, 28, 28, 128, 3, 1, 1},
+    {"conv3x3_c256", "conv 3×3: 256→256, pad 1, 14×14", OP_CONV, 32, 256, 14, 14, 256, 3, 1, 1},
+    {"conv1x1_c64_k256", "conv 1×1: 64→256, 56×56", OP_CONV, 32, 64, 56, 56, 256, 1, 0, 1},
+    {"conv1x1_c256_k64", "conv 1×1: 256→64, 56×56", OP_CONV, 32, 256, 56, 56, 64, 1, 0, 1},
+    {"gemm_2048", "GEMM 2048³ (dense 2048→2048, batch 2048)", OP_GEMM, 2048, 2048, 1, 1, 2048, 0, 0,
+     1},
+    {"maxpool_c64", "max pooling 2×2: 64 channels, 56×56", OP_MAXPOOL, 32, 64, 56, 56, 0, 2, 0, 1},
+    /* the residual network's (examples/resnet.net) stage 1 and 3 convolutions at batch 128 */
+    {"resnet_conv_c16", "conv 3×3: 16→16, pad 1, 28×28", OP_CONV, 128, 16, 28, 28, 16, 3, 1, 1},
+    {"resnet_conv_c64", "conv 3×3: 64→64, pad 1, 7×7", OP_CONV, 128, 64, 7, 7, 64, 3, 1, 1},
+    {"depthwise_c64", "depthwise conv 3×3: 64 channels, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64,
+     3, 1, 64},
+    /* forward in eval mode; backward: the train-mode forward and backward */
+    {"batchnorm_c64", "batchnorm: 64 channels, 56×56", OP_BATCHNORM, 32, 64, 56, 56, 0, 0, 0, 1},
 };
 
 static void op_network_text(const op_shape *shape, char *text, size_t size) {
@@ -366,19 +376,38 @@ static void op_network_text(const op_shape *shape, char *text, size_t size) {
     if (used < 0 || (size_t)used >= size)
         return;
     if (shape->kind == OP_CONV)
-        snprintf(text + used, size - (size_t)used, "conv filters=%d size=%d pad=%d\n",
-                 shape->filters, shape->size, shape->pad);
+        snprintf(text + used, size - (size_t)used, "conv filters=%d size=%d pad=%d groups=%d\n",
+                 shape->filters, shape->size, shape->pad, shape->groups);
+    else if (shape->kind == OP_BATCHNORM)
+        snprintf(text + used, size - (size_t)used, "batchnorm\n");
     else if (shape->kind == OP_GEMM)
         snprintf(text + used, size - (size_t)used, "flatten\ndense units=%d\n", shape->filters);
     else
         snprintf(text + used, size - (size_t)used, "maxpool size=%d\n", shape->size);
 }
 
+/* 1 when clcnn_net_forward runs batch images of net in more than one chunk
+ * (include/clcnn.h); clcnn_net_backward runs its whole batch at once. */
+static int forward_chunked(const clcnn_net *net, int64_t batch) {
+    int64_t largest = 1;
+    for (int i = 0; i < clcnn_net_layer_count(net); i++) {
+        clcnn_layer_info info;
+        if (clcnn_net_layer_info(net, i, &info) != CLCNN_OK)
+            continue;
+        const int64_t count = info.ndim == 1
+                                  ? (int64_t)info.shape[0]
+                                  : (int64_t)info.shape[0] * info.shape[1] * info.shape[2];
+        if (count > largest)
+            largest = count;
+    }
+    return batch * largest > CLCNN_FORWARD_CHUNK_FLOATS;
+}
+
 static int option_selects(const bench_options *o, const char *id) {
     return !o->filter || strstr(id, o->filter) != NULL;
 }
 
-/* Work of one forward call: GFLOP for conv and GEMM, GB moved for pooling. */
+/* Work of one forward call: GFLOP for conv and GEMM, GB moved for pooling and batchnorm. */
 static double forward_work(const op_shape *shape, clcnn_net *net, int64_t batch) {
     int last = clcnn_net_layer_count(net) - 1;
     clcnn_layer_info info;
@@ -389,15 +418,15 @@ static double forward_work(const op_shape *shape, clcnn_net *net, int64_t batch)
                1e-9;
     if (shape->kind == OP_GEMM) /* 2 M N K */
         return 2.0 * (double)batch * (double)info.weight_count * 1e-9;
-    /* pooling reads the input and writes the output */
+    /* pooling and batchnorm read the input and write the output */
     return 4.0 * (double)batch * (double)(clcnn_net_input_size(net) + clcnn_net_output_size(net)) *
            1e-9;
 }
 
 /* Work of the backward part (data and weights): twice the forward's FLOPs;
- * pooling reads the input and the output gradient and writes the input gradient. */
+ * pooling and batchnorm read the input and the output gradient and write the input gradient. */
 static double backward_work(const op_shape *shape, clcnn_net *net, int64_t batch) {
-    if (shape->kind == OP_MAXPOOL)
+    if (moves_memory(shape))
         return 4.0 * (double)batch *
                (double)(2 * clcnn_net_input_size(net) + clcnn_net_output_size(net)) * 1e-9;
     return 2.0 * forward_work(shape, net, batch);
@@ -425,7 +454,7 @@ static const char *id_with(char *buf, size_t size, const char *id, const char *f
  * median time in the forward call, loss kernels left out; conv kernels whose name holds
  * "backward_data" make backward-data, the rest (weights, slice sums, transposes, padding, bias)
  * backward-weights. */
-static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t batch,
+static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t batch, int chunked,
                                   double work_forward, double work_backward,
                                   const kernel_profile *forward, const kernel_profile *backward,
                                   int runs, int calls_forward, int calls_backward) {
@@ -440,7 +469,7 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
         }
     }
     measurement *m = add_measurement(s, id_with(id, sizeof(id), shape->id, "forward"), "opencl",
-                                     "kernel", shape->kind == OP_MAXPOOL ? "GB/s" : "GFLOP/s",
+                                     "kernel", moves_memory(shape) ? "GB/s" : "GFLOP/s",
                                      work_forward, batch, calls_forward, forward_seconds, runs);
     if (m)
         snprintf(m->kernels, sizeof(m->kernels), "%s", forward_names);
@@ -479,8 +508,8 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
         }
         total_seconds[r] = data_seconds[r] + weights_seconds[r];
     }
-    const char *unit = shape->kind == OP_MAXPOOL ? "GB/s" : "GFLOP/s";
-    if (batch > FORWARD_CHUNK_IMAGES) {
+    const char *unit = moves_memory(shape) ? "GB/s" : "GFLOP/s";
+    if (chunked) {
         /* The forward call ran in chunks; the backward call's forward part is
          * the whole batch in one launch. */
         m = add_measurement(s, id_with(id, sizeof(id), shape->id, "forward_single"), "opencl",
@@ -546,7 +575,9 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     const op_call backward = {net, input, targets, output, batch, 1};
     const double work_forward = forward_work(shape, net, batch);
     const double work_backward = backward_work(shape, net, batch);
-    const char *unit = shape->kind == OP_MAXPOOL ? "GB/s" : "GFLOP/s";
+    /* The reference's loops do not care how the forward call is cut. */
+    const int chunked = is_opencl && forward_chunked(net, batch);
+    const char *unit = moves_memory(shape) ? "GB/s" : "GFLOP/s";
 
     double forward_call = warm_up(&forward, is_opencl);
     double backward_call = forward_call < 0.0 ? -1.0 : warm_up(&backward, is_opencl);
@@ -577,7 +608,7 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     /* When clcnn_net_forward chunks the batch, its time is not that of the
      * backward call's forward part, and the difference means nothing; the
      * reference's loops do not care. */
-    if (!is_opencl || batch <= FORWARD_CHUNK_IMAGES) {
+    if (!chunked) {
         m = add_measurement(s, id_with(id, sizeof(id), shape->id, "backward"), device, "wall", unit,
                             work_backward, batch, calls_backward, backward_only, runs);
         if (m)
@@ -591,7 +622,7 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
             result = cli_fail_context(ctx);
             goto done;
         }
-        record_kernel_figures(s, shape, batch, work_forward, work_backward, profiles,
+        record_kernel_figures(s, shape, batch, chunked, work_forward, work_backward, profiles,
                               profiles + runs, runs, calls_forward, calls_backward);
         /* For the JSON: the calls' wall time while profiling (every launch waits). */
         double profiled_forward[MAX_RUNS], profiled_backward[MAX_RUNS];
@@ -636,11 +667,12 @@ static void add_op_rows(bench_state *s, const op_shape *shape, int64_t batch,
         add_row(s, 0, id_with(id, sizeof(id), shape->id, "backward"), "", "",
                 "backward (data + weights) GFLOP/s");
     } else if (shape->kind == OP_GEMM) {
-        char figure[64];
-        snprintf(figure, sizeof(figure), "forward GFLOP/s (chunks of %d)", FORWARD_CHUNK_IMAGES);
+        const int chunked =
+            find_measurement(s, id_with(id, sizeof(id), shape->id, "forward_single"), "opencl",
+                             "kernel") != NULL;
         add_row(s, 0, id_with(id, sizeof(id), shape->id, "forward"), shape->label, batch_text,
-                batch > FORWARD_CHUNK_IMAGES ? figure : "forward GFLOP/s");
-        if (batch > FORWARD_CHUNK_IMAGES)
+                chunked ? "forward GFLOP/s (in chunks)" : "forward GFLOP/s");
+        if (chunked)
             add_row(s, 0, id_with(id, sizeof(id), shape->id, "forward_single"), "", "",
                     "forward GFLOP/s (one launch)");
         add_row(s, 0, id_with(id, sizeof(id), shape->id, "backward"), "", "",
@@ -668,7 +700,7 @@ static int bench_ops(bench_state *s) {
                 return cli_fail_context(s->reference);
             double work = forward_work(shape, probe, shape->batch);
             clcnn_net_destroy(probe);
-            if (shape->kind != OP_MAXPOOL && work > quick_heavy_gflop)
+            if (!moves_memory(shape) && work > quick_heavy_gflop)
                 reference_batch = QUICK_REFERENCE_BATCH;
         }
         if (s->opencl && bench_op_on_device(s, shape, s->opencl, "opencl", shape->batch) != 0)
@@ -693,6 +725,7 @@ typedef struct network_spec {
 static const network_spec networks[] = {
     {"lenet5", "lenet5.net", "LeNet-5 (examples/lenet5.net)"},
     {"twoconv", "twoconv.net", "two-conv (examples/twoconv.net)"},
+    {"resnet", "resnet.net", "residual network (examples/resnet.net)"},
 };
 
 /* Total kernel seconds of a profile report. */
@@ -1030,10 +1063,11 @@ static void print_tables(const bench_state *s) {
            "backward-weights: the other backward kernels; FLOPs 2·N·K·C·R·S·OH·OW per "
            "direction, pooling bytes: input + output (forward), 2 × input + output (backward)\n");
     printf("- OpenCL/reference: the wall figures' ratio\n");
-    printf("- clcnn_net_forward runs at most %d images at a time, clcnn_net_backward its whole "
-           "batch: GEMM forward (one launch) is the forward kernels inside clcnn_net_backward, "
-           "and GEMM backward has no OpenCL wall figure\n",
-           FORWARD_CHUNK_IMAGES);
+    printf("- clcnn_net_forward runs as many images at a time as keep every layer's output "
+           "within %lld floats, clcnn_net_backward its whole batch: when the forward call runs "
+           "in chunks, forward (one launch) is the forward kernels inside clcnn_net_backward, "
+           "and backward has no OpenCL wall figure\n",
+           (long long)CLCNN_FORWARD_CHUNK_FLOATS);
     if (o->quick && s->reference)
         printf("- --quick: the reference runs operations above %.0f GFLOP at batch %d, trains on "
                "%d images (warm-up %d) and infers %d\n",

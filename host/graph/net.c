@@ -116,6 +116,7 @@ static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *laye
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory creating a network");
     }
     net->ctx = ctx;
+    net->forward_chunk_floats = CLCNN_FORWARD_CHUNK_FLOATS;
     net->mode = -1;
     net->layers = layers;
     net->layer_count = layer_count;

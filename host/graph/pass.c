@@ -11,10 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Images per chunk of a forward pass: enough to keep a device busy, few
- * enough that activations of large networks fit comfortably. */
-#define FORWARD_CHUNK 256
-
 /* ---- parameters and state on the device ------------------------------------------------- */
 
 void net_release_device_parameters(clcnn_net *net) {
@@ -292,7 +288,14 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
         return set_error(net->ctx, CLCNN_ERROR_SHAPE,
                          "a batch of %lld images is too large for one train-mode pass",
                          (long long)batch);
-    int64_t chunk = batch < FORWARD_CHUNK || training ? batch : FORWARD_CHUNK;
+    /* Chunks large enough that a layer's weights are read once for many
+     * images (a dense layer over 2048 images is one GEMM), small enough that
+     * the activations of large networks fit comfortably. */
+    int64_t chunk = net->forward_chunk_floats / largest;
+    if (training || chunk > batch)
+        chunk = batch;
+    if (chunk < 1)
+        chunk = 1;
     if (chunk > INT32_MAX / largest)
         chunk = INT32_MAX / largest;
     /* Fewer images per chunk when one layer's outputs would not fit one
