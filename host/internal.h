@@ -418,6 +418,10 @@ clcnn_status net_sync_parameters_to_host(clcnn_net *net);
 clcnn_status net_sync_parameters_to_device(clcnn_net *net);
 /* Activation storage for capacity images, with gradient storage if with_gradients. */
 clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients);
+/* The inference plan for *chunk images, halving *chunk while the device
+ * cannot hold it (the plan refuses before allocating): an eval-mode pass
+ * of any batch whose single images fit runs in chunks that do. */
+clcnn_status net_ensure_inference_chunk(clcnn_net *net, int64_t *chunk);
 /* The forward pass of batch images (batch <= capacity) already in layer 0's
  * storage, in train or eval mode. */
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training);

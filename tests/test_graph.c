@@ -607,11 +607,17 @@ static void test_device_limits(clcnn_context *ctx) {
     float *want = malloc(sizeof(float) * IMAGES * PER_IMAGE);
     float *got = malloc(sizeof(float) * IMAGES * PER_IMAGE);
     test_rng r = {5};
+    int32_t labels[IMAGES] = {0};
+    double want_loss = 0.0, want_accuracy = 0.0;
     if (CHECK(images && want && got)) {
         random_input(&r, images, IMAGES * 10000);
+        for (int i = 0; i < IMAGES; i++)
+            labels[i] = (i * 7919) % PER_IMAGE;
         if (CHECK_OK(ctx, clcnn_net_from_string(ctx, chunked, "chunked.net", &net))) {
             CHECK_OK(ctx, clcnn_net_init_weights(net, 7));
             CHECK_OK(ctx, clcnn_net_forward(net, images, IMAGES, want, NULL, NULL));
+            clcnn_dataset data = {IMAGES, 1, 100, 100, PER_IMAGE, images, labels, NULL};
+            CHECK_OK(ctx, clcnn_net_evaluate(net, &data, &want_loss, &want_accuracy, NULL));
             clcnn_net_destroy(net);
         }
         /* 10 images per buffer; 8 MB of memory, 7 usable: 2 slots x 10 images do not fit. */
@@ -625,6 +631,17 @@ static void test_device_limits(clcnn_context *ctx) {
             if (CHECK_OK(ctx, clcnn_net_forward(net, images, IMAGES, got, NULL, NULL))) {
                 CHECK(net->plan.capacity >= 1 && net->plan.capacity <= 5);
                 CHECK(memcmp(got, want, sizeof(float) * IMAGES * PER_IMAGE) == 0);
+            }
+            clcnn_net_destroy(net);
+        }
+        /* Evaluation too, from a fresh network: the same loss and accuracy. */
+        if (CHECK_OK(ctx, clcnn_net_from_string(ctx, chunked, "chunked.net", &net))) {
+            CHECK_OK(ctx, clcnn_net_init_weights(net, 7));
+            clcnn_dataset data = {IMAGES, 1, 100, 100, PER_IMAGE, images, labels, NULL};
+            double loss = -1.0, accuracy = -1.0;
+            if (CHECK_OK(ctx, clcnn_net_evaluate(net, &data, &loss, &accuracy, NULL))) {
+                CHECK(net->plan.capacity >= 1 && net->plan.capacity <= 5);
+                CHECK(loss == want_loss && accuracy == want_accuracy);
             }
             clcnn_net_destroy(net);
         }

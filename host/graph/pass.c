@@ -319,11 +319,8 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
      * what exceeds the device's memory; halving the chunk until it fits
      * processes any batch whose single images fit. Train mode needs the
      * whole batch in one chunk, and its refusal stands. */
-    status = net_ensure_activations(net, chunk, 0);
-    while (status == CLCNN_ERROR_OUT_OF_MEMORY && !training && chunk > 1) {
-        chunk /= 2;
-        status = net_ensure_activations(net, chunk, 0);
-    }
+    status =
+        training ? net_ensure_activations(net, chunk, 0) : net_ensure_inference_chunk(net, &chunk);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);
     if (status != CLCNN_OK)

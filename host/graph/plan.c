@@ -375,6 +375,15 @@ done:
     return status;
 }
 
+clcnn_status net_ensure_inference_chunk(clcnn_net *net, int64_t *chunk) {
+    clcnn_status status = net_ensure_activations(net, *chunk, 0);
+    while (status == CLCNN_ERROR_OUT_OF_MEMORY && *chunk > 1) {
+        *chunk /= 2;
+        status = net_ensure_activations(net, *chunk, 0);
+    }
+    return status;
+}
+
 clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients) {
     memory_plan *plan = &net->plan;
     if (plan->capacity >= capacity && plan->with_gradients >= with_gradients)

@@ -666,7 +666,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
         chunk = INT32_MAX / largest;
     if (chunk < 1)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "the data set is empty");
-    status = net_ensure_activations(net, chunk, 0);
+    status = net_ensure_inference_chunk(net, &chunk);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);
     if (status == CLCNN_OK)
