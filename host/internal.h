@@ -32,6 +32,10 @@ typedef struct cached_program {
 typedef struct cached_kernel {
     char key[384]; /* family|kernel|options */
     cl_kernel kernel;
+    /* What the built kernel can run with on the device: CL_KERNEL_WORK_GROUP_SIZE and
+     * CL_KERNEL_LOCAL_MEM_SIZE, checked by every launch. */
+    size_t work_group_size;
+    cl_ulong local_mem_bytes;
 } cached_kernel;
 
 struct clcnn_context {
@@ -45,6 +49,8 @@ struct clcnn_context {
     cl_context cl;
     cl_command_queue queue;
     size_t max_work_group_size;
+    size_t max_work_item_sizes[3];              /* CL_DEVICE_MAX_WORK_ITEM_SIZES */
+    cl_ulong local_mem_bytes;                   /* CL_DEVICE_LOCAL_MEM_SIZE */
     cl_ulong global_mem_bytes, max_alloc_bytes; /* planning refuses what exceeds them */
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
@@ -79,6 +85,16 @@ static inline int buf_present(const clcnn_context *ctx, buf b) {
     return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
 }
 
+/* Removes path.tmp-PID files beside path whose process PID no longer runs:
+ * what a save killed mid-way left. Files of running processes stay. */
+void remove_stale_temporaries(const char *path);
+
+/* The larger of a and b, NaN when either is NaN, as PyTorch's max (C's
+ * fmax returns the other operand and would drop the NaN). */
+static inline double max_keep_nan(double a, double b) {
+    return a > b || a != a ? a : b;
+}
+
 /* Records the error on ctx and returns status, so a failure is reported as
  *   return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot open", path); */
 clcnn_status set_error(clcnn_context *ctx, clcnn_status status, const char *format, ...)
@@ -108,6 +124,14 @@ typedef struct kernel_arg {
     size_t size;
     const void *value;
 } kernel_arg;
+
+/* CLCNN_OK if count (elements or an offset) fits the kernels' int indexing,
+ * else an error saying what is too large. Every 64-bit size a kernel takes
+ * as an int passes through here first. */
+clcnn_status require_int_size(clcnn_context *ctx, const char *what, int64_t count);
+
+/* The context's record of a kernel runtime_get_kernel returned (NULL for any other). */
+const cached_kernel *runtime_kernel_entry(const clcnn_context *ctx, cl_kernel kernel);
 
 clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *what, int arg_count,
                             const kernel_arg *args, int dims, const size_t *global,
@@ -418,6 +442,10 @@ clcnn_status net_sync_parameters_to_host(clcnn_net *net);
 clcnn_status net_sync_parameters_to_device(clcnn_net *net);
 /* Activation storage for capacity images, with gradient storage if with_gradients. */
 clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients);
+/* The inference plan for *chunk images, halving *chunk while the device
+ * cannot hold it (the plan refuses before allocating): an eval-mode pass
+ * of any batch whose single images fit runs in chunks that do. */
+clcnn_status net_ensure_inference_chunk(clcnn_net *net, int64_t *chunk);
 /* The forward pass of batch images (batch <= capacity) already in layer 0's
  * storage, in train or eval mode. */
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training);

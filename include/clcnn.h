@@ -40,6 +40,8 @@ typedef enum clcnn_status {
     CLCNN_ERROR_OUT_OF_MEMORY,
     CLCNN_STOPPED, /* a progress callback asked training to stop (not a failure) */
     CLCNN_ERROR_UNSUPPORTED, /* a well-formed input clcnn cannot compute (an ONNX op, ...) */
+    CLCNN_ERROR_DIVERGED,    /* training: a loss became NaN or infinite (epoch, batch in the
+                              * message) */
 } clcnn_status;
 
 typedef enum clcnn_device_kind {
@@ -433,6 +435,14 @@ CLCNN_API const clcnn_train_config *clcnn_trainer_config(const clcnn_trainer *tr
 CLCNN_API int clcnn_trainer_epochs_done(const clcnn_trainer *trainer);
 /* Changes the total number of epochs (to continue a resumed run further). */
 CLCNN_API clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *trainer, int epochs);
+/* Changes the settings a resumed run may change without invalidating its
+ * state: the learning rate, momentum, weight decay, schedule, decay and step
+ * epochs, and the epochs (from config; checked as clcnn_trainer_create does).
+ * Any other field of config that differs from the trainer's (optimizer,
+ * batch size, Adam's constants, seed, augmentation) is an error naming it,
+ * and then nothing changes. */
+CLCNN_API clcnn_status clcnn_trainer_update_config(clcnn_trainer *trainer,
+                                                   const clcnn_train_config *config);
 
 typedef struct clcnn_progress {
     int epoch, epochs;        /* 1-based */

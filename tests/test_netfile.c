@@ -520,7 +520,9 @@ static void test_errors(clcnn_context *ctx) {
     expect_error(ctx, IN "conv filters=2 size=9x3 pad=1\n", shape,
                  "net.txt:2: conv: kernel 9x3 is larger than the padded input 7x7", __LINE__);
     expect_error(ctx, IN "maxpool size=6\n", shape,
-                 "net.txt:2: maxpool: kernel 6x6 is larger than the padded input 5x5", __LINE__);
+                 "net.txt:2: maxpool: kernel 6x6 with stride 6x6 and pad 0x0 leaves no output for "
+                 "the 5x5 input (ceil=true would give one, as PyTorch)",
+                 __LINE__);
     expect_error(ctx, "input channels=16 height=5 width=5\nrelu\ndense units=10\n", shape,
                  "net.txt:3: dense: input is 16x5x5, flatten it first", __LINE__);
     expect_error(ctx, "input channels=16 height=5 width=5\nflatten\nconv filters=2 size=1\n", shape,

@@ -34,6 +34,26 @@ int cli_is_onnx(const char *path);
 /* Parses a whole non-negative integer option value; returns 0 on success. */
 int cli_parse_int64(const char *option, const char *text, int64_t *out);
 
+/* 0 if a file can be written at path (what: "the model", "the output"):
+ * not a directory or a device, in an existing directory that takes new
+ * files; else 1 after printing why not. Commands check their outputs with
+ * it before any work. */
+int cli_check_output_file(const char *path, const char *what);
+
+/* What a file holds, told by its first bytes rather than its name: a .npy
+ * array (\x93NUMPY), an IDX file (00 00, a type byte 08..0E, a dimension
+ * count), a gzip stream (1f 8b: IDX files are read through it), a PGM image
+ * (P2 or P5), or anything else (PNG, JPEG and the rest, left to stb_image). */
+typedef enum cli_file_kind {
+    CLI_FILE_UNREADABLE,
+    CLI_FILE_NPY,
+    CLI_FILE_IDX,
+    CLI_FILE_GZIP,
+    CLI_FILE_PGM,
+    CLI_FILE_OTHER,
+} cli_file_kind;
+cli_file_kind cli_file_kind_of(const char *path);
+
 /* Reads images for a network: a .npy of (N, C, H, W) or (C, H, W), float32
  * or float64, or an IDX image file (raw or gzip) whose pixels are scaled to
  * [0, 1]. On success *images holds count * input size floats (malloc'd). */

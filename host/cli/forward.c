@@ -94,6 +94,8 @@ int command_forward(const cli_common *common, int argc, char **argv) {
         return cli_fail("forward: missing --weights DIR (or --seed S to initialise weights)");
     if (!output && !trace)
         return cli_fail("forward: missing --output Y.npy");
+    if (output && cli_check_output_file(output, "the output") != 0)
+        return 1;
     if (weights && seed >= 0)
         return cli_fail("forward: give --weights or --seed, not both");
 

@@ -9,9 +9,23 @@
 
 #include <stb_image.h>
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+cli_file_kind cli_file_kind_of(const char *path) {
+    unsigned char head[6] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return CLI_FILE_UNREADABLE;
+    const size_t n = fread(head, 1, sizeof(head), f);
+    fclose(f);
+    if (n == 6 && memcmp(head, "\x93NUMPY", 6) == 0)
+        return CLI_FILE_NPY;
+    if (n >= 4 && head[0] == 0 && head[1] == 0 && head[2] >= 0x08 && head[2] <= 0x0e &&
+        head[3] >= 1)
+        return CLI_FILE_IDX;
+    if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b)
+        return CLI_FILE_GZIP;
+    if (n >= 2 && head[0] == 'P' && (head[1] == '2' || head[1] == '5'))
+        return CLI_FILE_PGM;
+    return CLI_FILE_OTHER;
 }
 
 static void describe_shape(const clcnn_array *a, char *buf, size_t size) {
@@ -29,7 +43,15 @@ int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float 
     clcnn_net_layer_info(net, 0, &input);
     const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
     clcnn_array array;
-    int is_npy = has_suffix(path, ".npy");
+    const cli_file_kind kind = cli_file_kind_of(path);
+    if (kind == CLI_FILE_UNREADABLE)
+        return cli_fail("%s: cannot open", path);
+    if (kind != CLI_FILE_NPY && kind != CLI_FILE_IDX && kind != CLI_FILE_GZIP)
+        return cli_fail("%s: neither a .npy array nor an IDX image file (expected the bytes "
+                        "\\x93NUMPY, an IDX magic number 00 00 08..0E or a gzip stream at byte "
+                        "offset 0)",
+                        path);
+    const int is_npy = kind == CLI_FILE_NPY;
     if ((is_npy ? clcnn_npy_read(ctx, path, &array) : clcnn_idx_read(ctx, path, &array)) !=
         CLCNN_OK)
         return cli_fail_context(ctx);
@@ -157,7 +179,9 @@ int cli_read_png(const char *path, int channels, float **pixels, int *height, in
     int w, h, n;
     unsigned char *data = stbi_load(path, &w, &h, &n, channels);
     if (!data)
-        return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
+        return cli_fail("%s: cannot read the image: %s (its first bytes are those of no PNG, JPEG, "
+                        "PGM, PPM, .npy or IDX file)",
+                        path, stbi_failure_reason());
     float *values = malloc(sizeof(float) * (size_t)w * h * channels);
     if (!values) {
         stbi_image_free(data);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define METADATA_FILE "metadata.txt"
@@ -85,9 +86,15 @@ int command_export(const cli_common *common, int argc, char **argv) {
     clcnn_model_info info;
     clcnn_model_info_init(&info);
     int result = 0;
+    struct stat st;
+    const int dir_existed = stat(dir, &st) == 0;
+    const int onnx = cli_is_onnx(dir);
+    char network_path[4096], metadata_path[4096];
+    snprintf(network_path, sizeof(network_path), "%s/network.net", dir);
+    snprintf(metadata_path, sizeof(metadata_path), "%s/%s", dir, METADATA_FILE);
     if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK) {
         result = cli_fail_context(ctx);
-    } else if (cli_is_onnx(dir)) {
+    } else if (onnx) {
         /* the network and its tensors; ONNX has no place for the metadata */
         if (clcnn_net_save_onnx(net, dir) != CLCNN_OK)
             result = cli_fail_context(ctx);
@@ -95,12 +102,26 @@ int command_export(const cli_common *common, int argc, char **argv) {
         result = cli_fail_context(ctx);
     } else {
         /* The weights went first: saving them created dir. */
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/network.net", dir);
-        result = write_text_file(path, clcnn_net_text(net));
-        snprintf(path, sizeof(path), "%s/%s", dir, METADATA_FILE);
+        result = write_text_file(network_path, clcnn_net_text(net));
         if (result == 0)
-            result = write_metadata(path, &info);
+            result = write_metadata(metadata_path, &info);
+    }
+    /* A failed export into a directory it created leaves nothing behind:
+     * every file it may have written, then the directory. */
+    if (result != 0 && !dir_existed && onnx)
+        unlink(dir);
+    if (result != 0 && !dir_existed && !onnx) {
+        for (int i = 0; net && i < clcnn_net_tensor_count(net); i++) {
+            clcnn_tensor_info tensor;
+            char file[4096];
+            if (clcnn_net_tensor_info(net, i, &tensor) != CLCNN_OK)
+                continue;
+            snprintf(file, sizeof(file), "%s/%s.npy", dir, tensor.name);
+            unlink(file);
+        }
+        unlink(network_path);
+        unlink(metadata_path);
+        rmdir(dir);
     }
     clcnn_model_info_free(&info);
     clcnn_net_destroy(net);

@@ -7,11 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
 /* One image as C*H*W floats in [0, 1] (npy: as stored), checked against the
  * network. A network of 3 channels gets RGB: colour images as they are, grey
  * ones (PGM, grey PNG or JPEG) with their grey level in all three. An image
@@ -22,11 +17,15 @@ static int read_image(clcnn_context *ctx, clcnn_net *net, const char *path, floa
     clcnn_layer_info input;
     clcnn_net_layer_info(net, 0, &input);
     const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
-    /* Batches: .npy and IDX image files (Fashion-MNIST's own, for instance). */
-    if (has_suffix(path, ".npy") || has_suffix(path, "-ubyte") || has_suffix(path, "-ubyte.gz"))
+    /* Told by content, not name. Batches: .npy and IDX image files
+     * (Fashion-MNIST's own, for instance; a gzip stream is taken for one). */
+    const cli_file_kind kind = cli_file_kind_of(path);
+    if (kind == CLI_FILE_UNREADABLE)
+        return cli_fail("%s: cannot open", path);
+    if (kind == CLI_FILE_NPY || kind == CLI_FILE_IDX || kind == CLI_FILE_GZIP)
         return cli_read_images(ctx, net, path, image, count);
     int h = 0, w = 0, result;
-    if (has_suffix(path, ".pgm")) {
+    if (kind == CLI_FILE_PGM) {
         if (C != 1 && C != 3)
             return cli_fail("%s: a PGM image has 1 channel, the network takes %d", path, C);
         result = cli_read_pgm(path, image, &h, &w);
@@ -98,6 +97,8 @@ int command_predict(const cli_common *common, int argc, char **argv) {
     clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
     const int is_softmax = strcmp(last.type, "softmax") == 0;
     const int is_sigmoid = strcmp(last.type, "sigmoid") == 0;
+    /* Images whose outputs are not finite, and the inputs' values that were not. */
+    int64_t nonfinite_images = 0, images_seen = 0, nonfinite_inputs = 0;
     for (int i = first_image; i < argc && result == 0; i++) {
         if (strcmp(argv[i], "--top") == 0 || strcmp(argv[i], "--limit") == 0) {
             i++;
@@ -111,6 +112,8 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         }
         if (limit >= 0 && limit < count)
             count = limit;
+        for (int64_t j = 0; j < count * in_size; j++)
+            nonfinite_inputs += !isfinite(images[j]);
         /* Each channel with the training set's figures for it. */
         clcnn_model_info_normalize(&info, images, count, channels, plane_size);
         float *scores = malloc(sizeof(float) * (size_t)(count * classes));
@@ -123,6 +126,21 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         for (int64_t n = 0; n < count; n++) {
             float *p = scores + n * classes;
             int64_t previous[1] = {0};
+            int64_t nonfinite = 0;
+            for (int64_t j = 0; j < classes; j++)
+                nonfinite += !isfinite(p[j]);
+            images_seen++;
+            if (nonfinite > 0) {
+                /* No classes from NaN or infinite scores: say so instead. */
+                if (count > 1)
+                    printf("%s[%lld]:", argv[i], (long long)n);
+                else
+                    printf("%s:", argv[i]);
+                printf(" not finite: %lld of %lld outputs are NaN or infinite\n",
+                       (long long)nonfinite, (long long)classes);
+                nonfinite_images++;
+                continue;
+            }
             if (!is_softmax && classes > 1) {
                 /* Show probabilities even when the network ends before its softmax. */
                 double largest = p[0], sum = 0.0;
@@ -169,6 +187,12 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         free(scores);
         free(images);
     }
+    if (result == 0 && nonfinite_images > 0)
+        result = cli_fail("predict: the network's output is not finite (NaN or infinite) for %lld "
+                          "of %lld images; their input holds %lld NaN or infinite values%s",
+                          (long long)nonfinite_images, (long long)images_seen,
+                          (long long)nonfinite_inputs,
+                          nonfinite_inputs > 0 ? "" : ", so the model itself gives them");
 done:
     clcnn_model_info_free(&info);
     clcnn_net_destroy(net);

@@ -2,7 +2,9 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,20 +121,73 @@ static int parse_augment(const char *text, clcnn_train_config *c) {
     return 0;
 }
 
-/* The directory the model goes into must exist before an epoch is spent on it. */
-static int check_save_directory(const char *model_path) {
-    const char *slash = strrchr(model_path, '/');
-    if (!slash || slash == model_path)
-        return 0;
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - model_path), model_path);
-    struct stat st;
-    if (stat(dir, &st) != 0)
-        return cli_fail("%s: cannot save the model there: %s: %s", model_path, dir,
-                        strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return cli_fail("%s: cannot save the model there: %s is not a directory", model_path, dir);
+/* An integer option in [low, INT_MAX]. */
+static int parse_int_option(const char *option, const char *text, int low, int *out) {
+    int64_t number = 0;
+    if (cli_parse_int64(option, text, &number) != 0)
+        return 2;
+    if (number < low || number > INT_MAX)
+        return cli_fail("%s: %s is out of range (%d to %d)", option, text, low, INT_MAX);
+    *out = (int)number;
     return 0;
+}
+
+/* The next line of a network text with comments and surplus blanks removed
+ * (blank lines skipped) into buf; *line counts the lines read. Returns 0 at the end. */
+static int next_network_line(const char **text, int *line, char *buf, size_t size) {
+    while (**text) {
+        const char *end = strchr(*text, '\n');
+        const size_t length = end ? (size_t)(end - *text) : strlen(*text);
+        size_t used = 0;
+        int blank = 1;
+        for (size_t i = 0; i < length && (*text)[i] != '#'; i++) {
+            const char c = (*text)[i];
+            if (c == ' ' || c == '\t' || c == '\r') {
+                blank = 1;
+                continue;
+            }
+            if (blank && used > 0 && used + 1 < size)
+                buf[used++] = ' ';
+            blank = 0;
+            if (used + 1 < size)
+                buf[used++] = c;
+        }
+        buf[used] = 0;
+        *text += length + (end ? 1 : 0);
+        (*line)++;
+        if (used > 0)
+            return 1;
+    }
+    buf[0] = 0;
+    return 0;
+}
+
+/* A resumed run trains the checkpoint's network: NET on the command line
+ * must be that network (comments and spacing aside). */
+static int check_same_network(clcnn_context *ctx, const char *net_path, const char *model_path,
+                              const clcnn_net *resumed) {
+    clcnn_net *given = NULL;
+    if (clcnn_net_from_file(ctx, net_path, &given) != CLCNN_OK)
+        return cli_fail_context(ctx);
+    const char *a = clcnn_net_text(given), *b = clcnn_net_text(resumed);
+    int line_a = 0, line_b = 0, result = 0;
+    for (;;) {
+        char text_a[512], text_b[512];
+        const int more_a = next_network_line(&a, &line_a, text_a, sizeof(text_a));
+        const int more_b = next_network_line(&b, &line_b, text_b, sizeof(text_b));
+        if (!more_a && !more_b)
+            break;
+        if (strcmp(text_a, text_b) != 0) {
+            result = cli_fail("%s: not the network %s was trained with (line %d: '%s', the "
+                              "checkpoint's: '%s'); resume without NET to continue that network, "
+                              "or train %s afresh",
+                              net_path, model_path, line_a, more_a ? text_a : "(end of file)",
+                              more_b ? text_b : "(end)", net_path);
+            break;
+        }
+    }
+    clcnn_net_destroy(given);
+    return result;
 }
 
 /* Labels the network cannot output are refused before training, naming the
@@ -253,10 +308,27 @@ static int init_from(clcnn_context *ctx, clcnn_net *net, const char *path) {
     return result;
 }
 
+/* Options a resumed run takes from its checkpoint: each given one is checked against it. */
+enum {
+    GIVEN_BATCH = 1 << 0,
+    GIVEN_OPTIMIZER = 1 << 1,
+    GIVEN_LR = 1 << 2,
+    GIVEN_MOMENTUM = 1 << 3,
+    GIVEN_WEIGHT_DECAY = 1 << 4,
+    GIVEN_DECAY = 1 << 5,
+    GIVEN_STEP_EPOCHS = 1 << 6,
+    GIVEN_SCHEDULE = 1 << 7,
+    GIVEN_SEED = 1 << 8,
+    GIVEN_AUGMENT = 1 << 9,
+    GIVEN_LOSS = 1 << 10,
+};
+
 typedef struct train_options {
     const char *net_path, *data_dir, *save_path, *resume_path, *init_path;
     clcnn_train_config config;
     int epochs_given, seed_given;
+    unsigned given; /* GIVEN_* */
+    int override;   /* --override: given settings replace a resumed checkpoint's */
     int64_t limit, test_limit;
     int64_t bucket_floats; /* under mpirun: floats per gradient bucket, 0: no overlap */
     clcnn_loss loss;
@@ -278,6 +350,10 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
             o->net_path = arg;
             continue;
         }
+        if (strcmp(arg, "--override") == 0) {
+            o->override = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             return cli_fail("train: %s needs a value", arg);
         const char *value = argv[++i];
@@ -292,24 +368,28 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
         else if (strcmp(arg, "--init") == 0)
             o->init_path = value;
         else if (strcmp(arg, "--epochs") == 0) {
-            if (cli_parse_int64(arg, value, &number) != 0)
+            if (parse_int_option(arg, value, 0, &c->epochs) != 0)
                 return 2;
-            c->epochs = (int)number;
+            if (c->epochs == 0)
+                return cli_fail("--epochs 0: nothing to train (give at least 1)");
             o->epochs_given = 1;
         } else if (strcmp(arg, "--batch") == 0) {
-            if (cli_parse_int64(arg, value, &number) != 0)
+            if (parse_int_option(arg, value, 0, &c->batch_size) != 0)
                 return 2;
-            if (number < 1)
+            if (c->batch_size < 1)
                 return cli_fail("--batch: must be at least 1");
-            c->batch_size = (int)number;
+            o->given |= GIVEN_BATCH;
         } else if (strcmp(arg, "--seed") == 0) {
             if (cli_parse_int64(arg, value, &number) != 0)
                 return 2;
             c->seed = (uint64_t)number;
             o->seed_given = 1;
+            o->given |= GIVEN_SEED;
         } else if (strcmp(arg, "--limit") == 0) {
             if (cli_parse_int64(arg, value, &o->limit) != 0)
                 return 2;
+            if (o->limit == 0)
+                return cli_fail("--limit 0: no training images to train on");
         } else if (strcmp(arg, "--bucket") == 0) {
             if (cli_parse_int64(arg, value, &o->bucket_floats) != 0)
                 return 2;
@@ -319,20 +399,25 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
         } else if (strcmp(arg, "--lr") == 0) {
             if (parse_number(arg, value, &c->learning_rate) != 0)
                 return 2;
+            o->given |= GIVEN_LR;
         } else if (strcmp(arg, "--momentum") == 0) {
             if (parse_number(arg, value, &c->momentum) != 0)
                 return 2;
+            o->given |= GIVEN_MOMENTUM;
         } else if (strcmp(arg, "--weight-decay") == 0) {
             if (parse_number(arg, value, &c->weight_decay) != 0)
                 return 2;
+            o->given |= GIVEN_WEIGHT_DECAY;
         } else if (strcmp(arg, "--decay") == 0) {
             if (parse_number(arg, value, &c->decay) != 0)
                 return 2;
+            o->given |= GIVEN_DECAY;
         } else if (strcmp(arg, "--step-epochs") == 0) {
-            if (cli_parse_int64(arg, value, &number) != 0)
+            if (parse_int_option(arg, value, 0, &c->step_epochs) != 0)
                 return 2;
-            c->step_epochs = (int)number;
+            o->given |= GIVEN_STEP_EPOCHS;
         } else if (strcmp(arg, "--optimizer") == 0) {
+            o->given |= GIVEN_OPTIMIZER;
             if (strcmp(value, "sgd") == 0)
                 c->optimizer = CLCNN_SGD;
             else if (strcmp(value, "adam") == 0) {
@@ -340,6 +425,7 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
             } else
                 return cli_fail("--optimizer: expected sgd or adam, got '%s'", value);
         } else if (strcmp(arg, "--schedule") == 0) {
+            o->given |= GIVEN_SCHEDULE;
             if (strcmp(value, "constant") == 0)
                 c->schedule = CLCNN_SCHEDULE_CONSTANT;
             else if (strcmp(value, "step") == 0)
@@ -351,9 +437,11 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
         } else if (strcmp(arg, "--loss") == 0) {
             if (cli_parse_loss(value, &o->loss) != 0)
                 return 2;
+            o->given |= GIVEN_LOSS;
         } else if (strcmp(arg, "--augment") == 0) {
             if (parse_augment(value, c) != 0)
                 return 2;
+            o->given |= GIVEN_AUGMENT;
         } else
             return cli_fail("train: unknown option '%s'", arg);
     }
@@ -366,6 +454,113 @@ static int parse_train_options(int argc, char **argv, train_options *o) {
                         "[--init MODEL|FILE.onnx]");
     if (o->init_path && o->resume_path)
         return cli_fail("train: --init starts a new run and --resume continues one; give one");
+    return 0;
+}
+
+static const char *schedule_name(clcnn_schedule schedule) {
+    return schedule == CLCNN_SCHEDULE_STEP     ? "step"
+           : schedule == CLCNN_SCHEDULE_COSINE ? "cosine"
+                                               : "constant";
+}
+
+static const char *optimizer_name(clcnn_optimizer optimizer) {
+    return optimizer == CLCNN_ADAM ? "adam" : "sgd";
+}
+
+/* Appends ", " and the formatted text to buf. */
+static void note(char *buf, size_t size, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+static void note(char *buf, size_t size, const char *format, ...) {
+    size_t used = strlen(buf);
+    if (used > 0 && used + 2 < size) {
+        memcpy(buf + used, ", ", 3);
+        used += 2;
+    }
+    va_list args;
+    va_start(args, format);
+    if (used < size)
+        vsnprintf(buf + used, size - used, format, args);
+    va_end(args);
+}
+
+/* A resumed run continues with its checkpoint's settings. An option given
+ * on the command line that differs from them is refused, unless --override
+ * asks for it and the trainer can change it (not the optimizer, the batch,
+ * the seed or the augmentation, whose state the checkpoint holds). */
+static int apply_resume_options(clcnn_context *ctx, const train_options *o, clcnn_trainer *trainer,
+                                clcnn_net *net) {
+    const clcnn_train_config *saved = clcnn_trainer_config(trainer);
+    const clcnn_train_config *c = &o->config;
+    clcnn_train_config wanted = *saved;
+    char differs[2048] = "";
+    const size_t size = sizeof(differs);
+    if ((o->given & GIVEN_BATCH) && c->batch_size != saved->batch_size)
+        note(differs, size, "--batch %d (the checkpoint's: %d)", c->batch_size, saved->batch_size);
+    if ((o->given & GIVEN_OPTIMIZER) && c->optimizer != saved->optimizer)
+        note(differs, size, "--optimizer %s (the checkpoint's: %s)", optimizer_name(c->optimizer),
+             optimizer_name(saved->optimizer));
+    if ((o->given & GIVEN_LR) && c->learning_rate != saved->learning_rate)
+        note(differs, size, "--lr %g (the checkpoint's: %g)", c->learning_rate,
+             saved->learning_rate);
+    if ((o->given & GIVEN_MOMENTUM) && c->momentum != saved->momentum)
+        note(differs, size, "--momentum %g (the checkpoint's: %g)", c->momentum, saved->momentum);
+    if ((o->given & GIVEN_WEIGHT_DECAY) && c->weight_decay != saved->weight_decay)
+        note(differs, size, "--weight-decay %g (the checkpoint's: %g)", c->weight_decay,
+             saved->weight_decay);
+    if ((o->given & GIVEN_SCHEDULE) && c->schedule != saved->schedule)
+        note(differs, size, "--schedule %s (the checkpoint's: %s)", schedule_name(c->schedule),
+             schedule_name(saved->schedule));
+    if ((o->given & GIVEN_DECAY) && c->decay != saved->decay)
+        note(differs, size, "--decay %g (the checkpoint's: %g)", c->decay, saved->decay);
+    if ((o->given & GIVEN_STEP_EPOCHS) && c->step_epochs != saved->step_epochs)
+        note(differs, size, "--step-epochs %d (the checkpoint's: %d)", c->step_epochs,
+             saved->step_epochs);
+    if ((o->given & GIVEN_SEED) && c->seed != saved->seed)
+        note(differs, size, "--seed %llu (the checkpoint's: %llu)", (unsigned long long)c->seed,
+             (unsigned long long)saved->seed);
+    if ((o->given & GIVEN_AUGMENT) &&
+        (c->augment_crop_pad != saved->augment_crop_pad || c->augment_flip != saved->augment_flip ||
+         c->augment_rotate_degrees != saved->augment_rotate_degrees))
+        note(differs, size, "--augment (the checkpoint's: crop=%d flip=%d rotate=%g)",
+             saved->augment_crop_pad, saved->augment_flip, saved->augment_rotate_degrees);
+    const int loss_differs =
+        (o->given & GIVEN_LOSS) && o->loss != CLCNN_LOSS_AUTO && o->loss != clcnn_net_loss(net);
+    if (loss_differs)
+        note(differs, size, "--loss %s (the checkpoint's: %s)", clcnn_loss_name(o->loss),
+             clcnn_loss_name(clcnn_net_loss(net)));
+    if (!differs[0])
+        return 0;
+    if (!o->override)
+        return cli_fail("%s: a resumed run continues with the checkpoint's settings, but %s; "
+                        "drop these options, or add --override to use them",
+                        o->resume_path, differs);
+    if (o->given & GIVEN_BATCH)
+        wanted.batch_size = c->batch_size;
+    if (o->given & GIVEN_OPTIMIZER)
+        wanted.optimizer = c->optimizer;
+    if (o->given & GIVEN_LR)
+        wanted.learning_rate = c->learning_rate;
+    if (o->given & GIVEN_MOMENTUM)
+        wanted.momentum = c->momentum;
+    if (o->given & GIVEN_WEIGHT_DECAY)
+        wanted.weight_decay = c->weight_decay;
+    if (o->given & GIVEN_SCHEDULE)
+        wanted.schedule = c->schedule;
+    if (o->given & GIVEN_DECAY)
+        wanted.decay = c->decay;
+    if (o->given & GIVEN_STEP_EPOCHS)
+        wanted.step_epochs = c->step_epochs;
+    if (o->given & GIVEN_SEED)
+        wanted.seed = c->seed;
+    if (o->given & GIVEN_AUGMENT) {
+        wanted.augment_crop_pad = c->augment_crop_pad;
+        wanted.augment_flip = c->augment_flip;
+        wanted.augment_rotate_degrees = c->augment_rotate_degrees;
+    }
+    if (clcnn_trainer_update_config(trainer, &wanted) != CLCNN_OK ||
+        (loss_differs && clcnn_net_set_loss(net, o->loss) != CLCNN_OK))
+        return cli_fail("%s: --override: %s", o->resume_path, clcnn_last_error(ctx));
+    printf("overriding the checkpoint's settings: %s\n", differs);
     return 0;
 }
 
@@ -466,6 +661,20 @@ static clcnn_status evaluate(cli_ranks *ranks, clcnn_net *net, const clcnn_datas
     return CLCNN_OK;
 }
 
+/* The one line of a run that diverged: what happened (message) and what
+ * the model file holds now, which this run did not touch in the failed
+ * epoch: the previous epoch's checkpoint, the resumed one, or nothing. */
+static int fail_diverged(const char *message, const char *model_path, const char *resume_path,
+                         int last_saved_epoch, int epochs_at_start) {
+    struct stat st;
+    if (last_saved_epoch > epochs_at_start || (resume_path && strcmp(resume_path, model_path) == 0))
+        return cli_fail("%s; nothing of this epoch was saved: %s keeps epoch %d", message,
+                        model_path, last_saved_epoch);
+    if (stat(model_path, &st) == 0)
+        return cli_fail("%s; nothing was saved: %s was left as it was", message, model_path);
+    return cli_fail("%s; nothing was saved (no %s was written)", message, model_path);
+}
+
 int command_train(const cli_common *given, int argc, char **argv) {
     train_options o;
     int parsed = parse_train_options(argc, argv, &o);
@@ -502,7 +711,7 @@ int command_train(const cli_common *given, int argc, char **argv) {
     else
         default_model_path(o.net_path, model_path, sizeof(model_path));
 
-    if ((lead && check_save_directory(model_path) != 0) ||
+    if ((lead && cli_check_output_file(model_path, "the model") != 0) ||
         load_split(ctx, o.data_dir, CLCNN_SPLIT_TRAIN, o.limit, &train) != 0 ||
         load_split(ctx, o.data_dir, CLCNN_SPLIT_TEST, o.test_limit, &test) != 0) {
         result = 1;
@@ -519,9 +728,26 @@ int command_train(const cli_common *given, int argc, char **argv) {
                               o.resume_path);
             goto done;
         }
-        /* Only the total number of epochs may change on a resume. */
+        if (o.net_path && check_same_network(ctx, o.net_path, o.resume_path, net) != 0) {
+            result = 1;
+            goto done;
+        }
+        if (apply_resume_options(ctx, &o, trainer, net) != 0) {
+            result = 1;
+            goto done;
+        }
         if (o.epochs_given && clcnn_trainer_set_epochs(trainer, o.config.epochs) != CLCNN_OK) {
             result = cli_fail_context(ctx);
+            goto done;
+        }
+        /* A resume with nothing left to do is refused, not a silent success. */
+        const int done_epochs = clcnn_trainer_epochs_done(trainer);
+        const int total = clcnn_trainer_config(trainer)->epochs;
+        if (done_epochs >= total) {
+            result = cli_fail("%s has trained %d epochs already and %s asks for %d in all: nothing "
+                              "to do (give --epochs above %d to continue)",
+                              o.resume_path, done_epochs,
+                              o.epochs_given ? "--epochs" : "the checkpoint", total, done_epochs);
             goto done;
         }
     } else {
@@ -572,14 +798,24 @@ int command_train(const cli_common *given, int argc, char **argv) {
                "%g\n",
                o.net_path ? o.net_path : o.resume_path, clcnn_device_name(ctx),
                (long long)train.count, (long long)test.count, config->epochs, config->batch_size,
-               config->optimizer == CLCNN_ADAM ? "adam" : "sgd", (double)config->learning_rate);
+               optimizer_name(config->optimizer), (double)config->learning_rate);
         if (ranks.size > 1)
             printf("data-parallel on %d ranks: batch %d per rank, %d per step\n", ranks.size,
                    config->batch_size, config->batch_size * ranks.size);
-        if (clcnn_trainer_epochs_done(trainer) > 0)
-            printf("resuming after epoch %d from %s\n", clcnn_trainer_epochs_done(trainer),
-                   o.resume_path);
+        if (o.resume_path)
+            printf("resuming after epoch %d from %s with its settings: %s lr %g, momentum %g, "
+                   "weight decay %g, %s schedule, batch %d, seed %llu, loss %s\n",
+                   clcnn_trainer_epochs_done(trainer), o.resume_path,
+                   optimizer_name(config->optimizer), config->learning_rate, config->momentum,
+                   config->weight_decay, schedule_name(config->schedule), config->batch_size,
+                   (unsigned long long)config->seed, clcnn_loss_name(clcnn_net_loss(net)));
+        if (test.count == 0)
+            printf("no test images (%s): the test loss and accuracy are not computed\n",
+                   o.test_limit == 0 ? "--test-limit 0" : "the test split is empty");
     }
+    /* What the model file holds before this run writes it, for the messages
+     * of a run that stops. */
+    const int epochs_at_start = clcnn_trainer_epochs_done(trainer);
     /* Open MPI's launcher hands its ranks a pseudo-terminal whatever its own
      * output is: with several ranks, plain lines. */
     progress_state progress = {ranks.size == 1 && isatty(STDOUT_FILENO), 0.0, 0};
@@ -587,13 +823,21 @@ int command_train(const cli_common *given, int argc, char **argv) {
         double start = cli_seconds();
         double train_loss, train_accuracy, test_loss = 0.0, test_accuracy = 0.0;
         progress.printed_batch = 0;
-        if (clcnn_trainer_epoch(trainer, &train, lead ? show_progress : NULL, &progress,
-                                &train_loss, &train_accuracy) != CLCNN_OK) {
-            if (progress.terminal && lead)
-                printf("\n");
+        const int epoch = clcnn_trainer_epochs_done(trainer) + 1;
+        clcnn_status status = clcnn_trainer_epoch(trainer, &train, lead ? show_progress : NULL,
+                                                  &progress, &train_loss, &train_accuracy);
+        if (progress.terminal && lead && status != CLCNN_OK)
+            printf("\n");
+        if (status == CLCNN_ERROR_DIVERGED) {
+            /* The replicas' weights are alike: a loss that stopped being
+             * finite stops every rank at the same step. */
+            every_rank_failed = ranks.size > 1;
+            result = fail_diverged(clcnn_last_error(ctx), model_path, o.resume_path, epoch - 1,
+                                   epochs_at_start);
+            goto done;
+        }
+        if (status != CLCNN_OK) {
             result = cli_fail_context(ctx);
-            /* A loss that stopped being finite stops every rank at the same step. */
-            every_rank_failed = ranks.size > 1 && strstr(clcnn_last_error(ctx), "the loss became");
             goto done;
         }
         double seconds = cli_seconds() - start;
@@ -607,6 +851,25 @@ int command_train(const cli_common *given, int argc, char **argv) {
             result = cli_fail_context(ctx);
             goto done;
         }
+        /* A test loss that is not finite: the epoch diverged, and its model
+         * must not replace the previous checkpoint. */
+        if (!isfinite(test_loss) || !isfinite(train_loss)) {
+            /* The test loss is summed over the ranks, so all of them see it;
+             * a training loss only its own rank. */
+            every_rank_failed = ranks.size > 1 && !isfinite(test_loss);
+            char message[512];
+            const int64_t batches =
+                ((int64_t)train.count + config->batch_size - 1) / config->batch_size;
+            const double loss = isfinite(test_loss) ? train_loss : test_loss;
+            snprintf(message, sizeof(message),
+                     "training diverged: the %s loss is %s after epoch %d, batch %lld of %lld "
+                     "(training loss %g); try a lower learning rate than %g",
+                     isfinite(test_loss) ? "training" : "test", isnan(loss) ? "NaN" : "infinite",
+                     epoch, (long long)batches, (long long)batches, train_loss,
+                     config->learning_rate);
+            result = fail_diverged(message, model_path, o.resume_path, epoch - 1, epochs_at_start);
+            goto done;
+        }
         /* One writer: the replicas hold the same model. */
         if (lead && clcnn_model_save(net, trainer, &info, model_path) != CLCNN_OK) {
             result = cli_fail_context(ctx);
@@ -616,11 +879,15 @@ int command_train(const cli_common *given, int argc, char **argv) {
             continue;
         if (progress.terminal)
             printf("\n");
-        printf("epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, "
-               "%.0f images/s | saved %s\n",
+        char test_figures[96];
+        if (test.count > 0)
+            snprintf(test_figures, sizeof(test_figures), "test loss %.4f acc %.2f%%", test_loss,
+                     100.0 * test_accuracy);
+        else
+            snprintf(test_figures, sizeof(test_figures), "no test images");
+        printf("epoch %d/%d: train loss %.4f acc %.2f%% | %s | %.1f s, %.0f images/s | saved %s\n",
                clcnn_trainer_epochs_done(trainer), config->epochs, train_loss,
-               100.0 * train_accuracy, test_loss, 100.0 * test_accuracy, seconds,
-               train.count / seconds, model_path);
+               100.0 * train_accuracy, test_figures, seconds, train.count / seconds, model_path);
         fflush(stdout);
     }
     cli_ranks_report(&ranks, training_seconds);
@@ -649,6 +916,8 @@ int command_eval(const cli_common *common, int argc, char **argv) {
         else if (strcmp(arg, "--limit") == 0 && i + 1 < argc) {
             if (cli_parse_int64(arg, argv[++i], &limit) != 0)
                 return 2;
+            if (limit == 0)
+                return cli_fail("eval: --limit 0: no test images to evaluate");
         } else if (arg[0] == '-' && arg[1] == '-')
             return cli_fail("eval: unknown option '%s' (or it needs a value)", arg);
         else if (!model_path)
@@ -674,6 +943,10 @@ int command_eval(const cli_common *common, int argc, char **argv) {
     }
     if (load_split(ctx, data_dir, CLCNN_SPLIT_TEST, limit, &test) != 0) {
         result = 1;
+        goto done;
+    }
+    if (test.count == 0) {
+        result = cli_fail("%s: the test split holds no images: nothing to evaluate", data_dir);
         goto done;
     }
     normalize(&test, &info);
@@ -702,6 +975,11 @@ int command_eval(const cli_common *common, int argc, char **argv) {
             printf(" %6lld", (long long)confusion[i * classes + j]);
         printf("\n");
     }
+    if (!isfinite(loss))
+        result = cli_fail("eval: the test loss is %g: the network's output is not finite (NaN or "
+                          "infinite) for some test images; its weights or statistics are not "
+                          "finite (a diverged model?)",
+                          loss);
 done:
     clcnn_model_info_free(&info);
     free(confusion);

@@ -12,8 +12,8 @@ int command_tune(const cli_common *common, int argc, char **argv) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
             if (cli_parse_int64("--batch", argv[++i], &batch) != 0)
                 return 2;
-            if (batch < 1)
-                return cli_fail("--batch: must be at least 1");
+            if (batch < 1 || batch > INT32_MAX)
+                return cli_fail("--batch: must be 1 to %d", INT32_MAX);
         } else if (argv[i][0] == '-' && argv[i][1] == '-') {
             return cli_fail("tune: unknown option '%s' (or it needs a value)", argv[i]);
         } else if (!net_path) {

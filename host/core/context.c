@@ -85,6 +85,8 @@ const char *clcnn_status_name(clcnn_status status) {
         return "stopped";
     case CLCNN_ERROR_UNSUPPORTED:
         return "unsupported";
+    case CLCNN_ERROR_DIVERGED:
+        return "training diverged";
     }
     return "unknown status";
 }

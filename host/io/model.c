@@ -571,7 +571,9 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
         return status;
 
     /* Written beside the target and renamed over it: a crash leaves either
-     * the previous model or the complete new one. */
+     * the previous model or the complete new one (and a temporary file,
+     * removed here by the next save). */
+    remove_stale_temporaries(path);
     size_t temporary_size = strlen(path) + 32;
     char *temporary = malloc(temporary_size);
     if (!temporary)

@@ -34,15 +34,18 @@ static clcnn_status pool_parse(const layer_parser *p, layer *l) {
     return parse_boolean(p, "ceil", 0, &l->ceil_mode);
 }
 
-/* Pooling outputs along one axis, as PyTorch counts them. */
+/* Pooling outputs along one axis, as PyTorch counts them
+ * (pooling_output_shape): floor((input + before + after - size + (ceil ?
+ * stride - 1 : 0)) / stride) + 1, the division rounding down also for a
+ * window larger than the padded input, which ceil mode accepts; and in ceil
+ * mode the last window must start inside the input or its leading padding.
+ * Below 1 means no output. */
 static int64_t pool_outputs(int64_t input, int size, int stride, int before, int after,
                             int ceil_mode) {
-    int64_t span = input + (int64_t)before + after - size;
-    if (!ceil_mode)
-        return span / stride + 1;
-    int64_t outputs = (span + stride - 1) / stride + 1;
-    /* The last window must start inside the input or its leading padding. */
-    if ((outputs - 1) * stride >= input + before)
+    const int64_t span = input + (int64_t)before + after - size + (ceil_mode ? stride - 1 : 0);
+    const int64_t quotient = span >= 0 ? span / stride : -((-span + stride - 1) / stride);
+    int64_t outputs = quotient + 1;
+    if (ceil_mode && (outputs - 1) * stride >= input + before)
         outputs--;
     return outputs;
 }
@@ -53,16 +56,22 @@ static clcnn_status pool_infer(const layer_parser *p, layer *l, const layer *con
     if (status)
         return status;
     const shape3 in = l->in;
-    const int64_t padded_h = (int64_t)in.h + l->pad_top + l->pad_bottom;
-    const int64_t padded_w = (int64_t)in.w + l->pad_left + l->pad_right;
-    if (l->size_h > padded_h || l->size_w > padded_w)
-        return parser_error(p, CLCNN_ERROR_SHAPE,
-                            "kernel %dx%d is larger than the padded input %lldx%lld", l->size_h,
-                            l->size_w, (long long)padded_h, (long long)padded_w);
     const int64_t out_h =
         pool_outputs(in.h, l->size_h, l->stride_h, l->pad_top, l->pad_bottom, l->ceil_mode);
     const int64_t out_w =
         pool_outputs(in.w, l->size_w, l->stride_w, l->pad_left, l->pad_right, l->ceil_mode);
+    if (out_h < 1 || out_w < 1) {
+        const int ceil_fits =
+            !l->ceil_mode &&
+            pool_outputs(in.h, l->size_h, l->stride_h, l->pad_top, l->pad_bottom, 1) >= 1 &&
+            pool_outputs(in.w, l->size_w, l->stride_w, l->pad_left, l->pad_right, 1) >= 1;
+        return parser_error(p, CLCNN_ERROR_SHAPE,
+                            "kernel %dx%d with stride %dx%d and pad %d,%d,%d,%d leaves no output "
+                            "for the %dx%d input%s",
+                            l->size_h, l->size_w, l->stride_h, l->stride_w, l->pad_top, l->pad_left,
+                            l->pad_bottom, l->pad_right, in.h, in.w,
+                            ceil_fits ? " (ceil=true would give one, as PyTorch)" : "");
+    }
     if ((status = check_output_size(p, in.c, out_h, out_w)))
         return status;
     l->out = (shape3){.ndim = 3, .c = in.c, .h = (int)out_h, .w = (int)out_w};

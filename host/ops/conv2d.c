@@ -69,17 +69,43 @@ static int effective_kernel_w(const conv2d_params *p) {
     return conv2d_dilation_w(p) * (p->kernel_w - 1) + 1;
 }
 
+/* Every index space the convolution kernels address with ints: the input,
+ * the output, the weights, the positions and a zero-padded copy of the
+ * input with every window (the register-blocked and row kernels' scratch).
+ * The dispatchers below check them, so the int arguments taken from p are
+ * exact. */
+static clcnn_status check_int_sizes(clcnn_context *ctx, const conv2d_params *p) {
+    const int64_t batch = p->batch;
+    const int64_t padded_h = (int64_t)p->in_height + p->kernel_h + 2 * (int64_t)p->pad_top +
+                             (int64_t)p->out_height * p->stride_h;
+    const int64_t padded_w = (int64_t)p->in_width + p->kernel_w + 2 * (int64_t)p->pad_left +
+                             (int64_t)p->out_width * p->stride_w + 64;
+    const int64_t sizes[] = {
+        batch * p->in_channels * p->in_height * p->in_width,
+        batch * p->out_channels * p->out_height * p->out_width,
+        (int64_t)p->out_channels * p->in_channels * p->kernel_h * p->kernel_w,
+        batch * p->in_channels * padded_h * padded_w,
+    };
+    const char *const names[] = {"the convolution's input", "its output", "its weights",
+                                 "its zero-padded input"};
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < 4 && status == CLCNN_OK; i++)
+        status = require_int_size(ctx, names[i], sizes[i]);
+    return status;
+}
+
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                   cl_mem output) {
-    if (!tile_config_valid(ctx, config))
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "conv2d: invalid tile configuration");
+    clcnn_status status = tile_config_require(ctx, config, "conv2d forward");
+    if (status != CLCNN_OK)
+        return status;
     const conv_variant v = variant_of(p);
     char options[256];
     tile_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d", "conv2d_forward", options, &kernel);
+    status = runtime_get_kernel(ctx, "conv2d", "conv2d_forward", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int columns = p->batch * p->out_height * p->out_width;
@@ -358,8 +384,12 @@ static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_p
     /* Workspace: the flipped filters, then the padded gradient. */
     const int weight_count = p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
     const int padded_offset = (weight_count + 63) / 64 * 64;
+    clcnn_status status = require_int_size(ctx, "conv2d backward data: the padded gradient",
+                                           padded_offset + plan.padded_floats);
+    if (status != CLCNN_OK)
+        return status;
     cl_mem workspace;
-    clcnn_status status = runtime_workspace(
+    status = runtime_workspace(
         ctx, sizeof(float) * ((size_t)padded_offset + (size_t)plan.padded_floats), &workspace);
     cl_kernel flip;
     if (status == CLCNN_OK)
@@ -489,6 +519,9 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
 
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
                             cl_mem bias, cl_mem output) {
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status != CLCNN_OK)
+        return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_forward_depthwise(ctx, p, input, weight, bias, output);
     if (use_direct_kernels(ctx) && use_row_kernel(p))
@@ -508,16 +541,15 @@ clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem i
 clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *config,
                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                         cl_mem grad_input) {
-    if (!tile_config_valid(ctx, config))
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "conv2d backward data: invalid tile configuration");
+    clcnn_status status = tile_config_require(ctx, config, "conv2d backward data");
+    if (status != CLCNN_OK)
+        return status;
     const conv_variant v = variant_of(p);
     char options[256];
     tile_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d", "conv2d_backward_data", options, &kernel);
+    status = runtime_get_kernel(ctx, "conv2d", "conv2d_backward_data", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int columns = p->batch * p->in_height * p->in_width;
@@ -619,6 +651,9 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input) {
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status != CLCNN_OK)
+        return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
     if (use_direct_kernels(ctx) && use_rows_for_backward_data(p))
@@ -701,9 +736,9 @@ static clcnn_status sum_slices(clcnn_context *ctx, cl_mem partial, cl_mem grad_w
 clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config *config,
                                            const conv2d_params *p, cl_mem input, cl_mem grad_output,
                                            cl_mem grad_weight, cl_mem grad_bias, cl_mem scratch) {
-    if (!tile_config_valid(ctx, config))
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "conv2d backward weights: invalid tile configuration");
+    clcnn_status status = tile_config_require(ctx, config, "conv2d backward weights");
+    if (status != CLCNN_OK)
+        return status;
     const int slices = conv2d_backward_weights_slices(p);
     if (slices > 1 && !scratch)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
@@ -713,8 +748,7 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
     tile_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d", "conv2d_backward_weights", options, &kernel);
+    status = runtime_get_kernel(ctx, "conv2d", "conv2d_backward_weights", options, &kernel);
     if (status != CLCNN_OK)
         return status;
 
@@ -842,10 +876,14 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     if (status != CLCNN_OK)
         return status;
 
+    const direct_weights_scratch layout = direct_weights_layout(config, p);
+    /* Every offset below is at most the layout's end. */
+    status = require_int_size(ctx, "conv2d backward weights: the scratch buffer", layout.end);
+    if (status != CLCNN_OK)
+        return status;
     const int slices = conv2d_backward_weights_slices(p);
     const int positions = p->batch * p->out_height * p->out_width;
     const int slice_length = (positions + slices - 1) / slices;
-    const direct_weights_scratch layout = direct_weights_layout(config, p);
     const int slice_stride = (int)layout.slice_floats;
     const int padded = padded_channels(v.out_channels, config);
     const int gradient_offset = (int)layout.gradient;
@@ -988,6 +1026,9 @@ size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const con
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch) {
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status != CLCNN_OK)
+        return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_backward_weights_depthwise(ctx, p, input, grad_output, grad_weight, grad_bias,
                                                  scratch);

@@ -3,6 +3,16 @@
 
 #include <stdio.h>
 
+/* The kernels index the input and the output with int. */
+static clcnn_status check_int_sizes(clcnn_context *ctx, const pool2d_params *p) {
+    const int64_t planes = (int64_t)p->batch * p->channels;
+    clcnn_status status =
+        require_int_size(ctx, "pooling input", planes * p->in_height * p->in_width);
+    if (status == CLCNN_OK)
+        status = require_int_size(ctx, "pooling output", planes * p->out_height * p->out_width);
+    return status;
+}
+
 clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
                             cl_mem output) {
     const int pad_bottom = pool2d_pad_bottom(p), pad_right = pool2d_pad_right(p);
@@ -10,7 +20,9 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
     char options[64];
     snprintf(options, sizeof(options), "-DWINDOW_H=%d -DWINDOW_W=%d", p->size_h, p->size_w);
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int total = p->batch * p->channels * p->out_height * p->out_width;
@@ -42,7 +54,9 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     char options[64];
     snprintf(options, sizeof(options), "-DWINDOW_H=%d -DWINDOW_W=%d", p->size_h, p->size_w);
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int in_count = p->batch * p->channels * p->in_height * p->in_width;

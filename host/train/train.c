@@ -176,6 +176,34 @@ clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *t, int epochs) {
     return CLCNN_OK;
 }
 
+clcnn_status clcnn_trainer_update_config(clcnn_trainer *t, const clcnn_train_config *config) {
+    if (!t || !config)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    clcnn_context *ctx = t->net->ctx;
+    const clcnn_train_config *c = &t->config;
+    /* What the state (moments, shuffling, staging buffers, augmentation) was made for. */
+    const char *fixed =
+        c->optimizer != config->optimizer     ? "the optimizer"
+        : c->batch_size != config->batch_size ? "the batch size"
+        : c->beta1 != config->beta1 || c->beta2 != config->beta2 || c->epsilon != config->epsilon
+            ? "Adam's betas and epsilon"
+        : c->seed != config->seed ? "the seed"
+        : c->augment_crop_pad != config->augment_crop_pad ||
+                c->augment_flip != config->augment_flip ||
+                c->augment_rotate_degrees != config->augment_rotate_degrees
+            ? "the augmentation"
+            : NULL;
+    if (fixed)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s cannot change in a resumed run: its state was made for the "
+                         "checkpoint's",
+                         fixed);
+    clcnn_status status = check_config(ctx, config);
+    if (status == CLCNN_OK)
+        t->config = *config;
+    return status;
+}
+
 clcnn_status clcnn_trainer_set_shard(clcnn_trainer *t, int rank, int world_size) {
     if (!t)
         return CLCNN_ERROR_INVALID_ARGUMENT;
@@ -313,9 +341,10 @@ static double learning_rate_at(const clcnn_train_config *c, int epoch) {
 static int predicted_class(const clcnn_net *net, const float *values, int64_t units) {
     if (net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY)
         return values[0] > 0.0f; /* a logit */
+    /* The first maximum, a NaN being the maximum, as PyTorch's argmax. */
     int best = 0;
-    for (int64_t j = 1; j < units; j++)
-        if (values[j] > values[best])
+    for (int64_t j = 1; j < units && values[best] == values[best]; j++)
+        if (values[j] > values[best] || values[j] != values[j])
             best = (int)j;
     return best;
 }
@@ -669,11 +698,11 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         /* With a hook the tallies may be every rank's, so that all ranks
          * stop here together, before the update. */
         if (!isfinite(step.loss_sum)) {
-            status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                               "the loss became %g at epoch %d, batch %lld: lower the learning "
-                               "rate",
-                               step.loss_sum / (double)(step.images > 0 ? step.images : 1),
-                               t->epochs_done + 1, (long long)(b + 1));
+            status = set_error(ctx, CLCNN_ERROR_DIVERGED,
+                               "training diverged: the loss became %s at epoch %d, batch %lld of "
+                               "%lld; try a lower learning rate than %g",
+                               isnan(step.loss_sum) ? "NaN" : "infinite", t->epochs_done + 1,
+                               (long long)(b + 1), (long long)batches, learning_rate);
             break;
         }
         if (exchange && on_device)
@@ -793,9 +822,11 @@ clcnn_status clcnn_trainer_step(clcnn_trainer *t, const float *images, const int
     if (exchange)
         status = exchange_gradients(t, &step, 0);
     if (status == CLCNN_OK && !isfinite(step.loss_sum))
-        status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                           "the loss became %g at step %lld: lower the learning rate",
-                           step.loss_sum / (double)step.images, (long long)step_number);
+        status = set_error(ctx, CLCNN_ERROR_DIVERGED,
+                           "training diverged: the loss became %s at step %lld; try a lower "
+                           "learning rate than %g",
+                           isnan(step.loss_sum) ? "NaN" : "infinite", (long long)step_number,
+                           learning_rate);
     if (status == CLCNN_OK && exchange && on_device)
         status = buffer_write(ctx, net->device_gradients, 0, gradient_bytes, net->host_gradients);
     if (status == CLCNN_OK && exchange)
@@ -814,7 +845,7 @@ static double image_loss(const clcnn_net *net, const float *values, int64_t unit
     if (net->loss.kind == CLCNN_LOSS_CROSS_ENTROPY) {
         double largest = values[0];
         for (int64_t j = 1; j < units; j++)
-            largest = fmax(largest, values[j]);
+            largest = max_keep_nan(largest, values[j]);
         double sum = 0.0;
         for (int64_t j = 0; j < units; j++)
             sum += exp(values[j] - largest);
@@ -822,7 +853,7 @@ static double image_loss(const clcnn_net *net, const float *values, int64_t unit
     }
     if (net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY) {
         double z = values[0], target = label;
-        return fmax(z, 0.0) - z * target + log1p(exp(-fabs(z)));
+        return max_keep_nan(z, 0.0) - z * target + log1p(exp(-fabs(z)));
     }
     double sum = 0.0;
     for (int64_t j = 0; j < units; j++) {
@@ -857,7 +888,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
         chunk = INT32_MAX / largest;
     if (chunk < 1)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "the data set is empty");
-    status = net_ensure_activations(net, chunk, 0);
+    status = net_ensure_inference_chunk(net, &chunk);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);
     if (status == CLCNN_OK)
