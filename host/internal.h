@@ -32,6 +32,10 @@ typedef struct cached_program {
 typedef struct cached_kernel {
     char key[384]; /* family|kernel|options */
     cl_kernel kernel;
+    /* What the built kernel can run with on the device: CL_KERNEL_WORK_GROUP_SIZE and
+     * CL_KERNEL_LOCAL_MEM_SIZE, checked by every launch. */
+    size_t work_group_size;
+    cl_ulong local_mem_bytes;
 } cached_kernel;
 
 struct clcnn_context {
@@ -45,6 +49,8 @@ struct clcnn_context {
     cl_context cl;
     cl_command_queue queue;
     size_t max_work_group_size;
+    size_t max_work_item_sizes[3];              /* CL_DEVICE_MAX_WORK_ITEM_SIZES */
+    cl_ulong local_mem_bytes;                   /* CL_DEVICE_LOCAL_MEM_SIZE */
     cl_ulong global_mem_bytes, max_alloc_bytes; /* planning refuses what exceeds them */
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
@@ -79,6 +85,16 @@ static inline int buf_present(const clcnn_context *ctx, buf b) {
     return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
 }
 
+/* Removes path.tmp-PID files beside path whose process PID no longer runs:
+ * what a save killed mid-way left. Files of running processes stay. */
+void remove_stale_temporaries(const char *path);
+
+/* The larger of a and b, NaN when either is NaN, as PyTorch's max (C's
+ * fmax returns the other operand and would drop the NaN). */
+static inline double max_keep_nan(double a, double b) {
+    return a > b || a != a ? a : b;
+}
+
 /* Records the error on ctx and returns status, so a failure is reported as
  *   return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot open", path); */
 clcnn_status set_error(clcnn_context *ctx, clcnn_status status, const char *format, ...)
@@ -108,6 +124,14 @@ typedef struct kernel_arg {
     size_t size;
     const void *value;
 } kernel_arg;
+
+/* CLCNN_OK if count (elements or an offset) fits the kernels' int indexing,
+ * else an error saying what is too large. Every 64-bit size a kernel takes
+ * as an int passes through here first. */
+clcnn_status require_int_size(clcnn_context *ctx, const char *what, int64_t count);
+
+/* The context's record of a kernel runtime_get_kernel returned (NULL for any other). */
+const cached_kernel *runtime_kernel_entry(const clcnn_context *ctx, cl_kernel kernel);
 
 clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *what, int arg_count,
                             const kernel_arg *args, int dims, const size_t *global,
@@ -201,6 +225,7 @@ typedef struct layer {
     int dilation_h, dilation_w; /* conv: spacing of the kernel's taps */
     int groups;                 /* conv: channel groups */
     int ceil_mode;              /* pool */
+    int exclude_pad;            /* avgpool: the divisor counts input cells only (count_pad=false) */
     float slope;                /* leaky */
     float rate;                 /* dropout: the probability of dropping an element */
     float eps, momentum;        /* batchnorm */
@@ -308,6 +333,15 @@ struct clcnn_net {
 
     memory_plan plan;
 
+    /* Called by net_backward_stored after each node's backward has been
+     * computed (reference device) or enqueued (OpenCL), nodes in the order
+     * backward walks them, down to node 1; a status other than CLCNN_OK
+     * stops the pass. The trainer sets it around its own steps to start the
+     * exchange of gradients that are final (a parameter's gradient is
+     * written by its own node only). NULL: none. */
+    clcnn_status (*backward_node_done)(void *user, int node);
+    void *backward_node_user;
+
     int gradient_batch;      /* images of the last backward pass; 0 before the first */
     int want_input_gradient; /* training needs none: the first layer skips it */
     int has_input_gradient;  /* the last backward pass computed it */
@@ -359,6 +393,20 @@ struct clcnn_trainer {
     int rank, world_size;
     clcnn_gradient_fn gradient_hook;
     void *gradient_user;
+
+    /* overlap: bucket k covers [bucket_first[k], bucket_end[k]) of the flat
+     * gradient buffer (k = 0 the highest offsets) and is final after node
+     * bucket_node[k]'s backward; on a device its read is enqueued after that
+     * node's kernels with bucket_events[k] */
+    clcnn_gradient_ready_fn ready_hook;
+    void *ready_user;
+    int64_t bucket_floats;
+    int bucket_count;
+    int64_t *bucket_first, *bucket_end;
+    int *bucket_node;
+    cl_event *bucket_events;
+    int buckets_emitted;             /* of the step under way */
+    clcnn_gradient_step *ready_step; /* the step under way (NULL: none) */
 };
 
 /* Makes the host copy of the optimizer state current. */
@@ -394,6 +442,10 @@ clcnn_status net_sync_parameters_to_host(clcnn_net *net);
 clcnn_status net_sync_parameters_to_device(clcnn_net *net);
 /* Activation storage for capacity images, with gradient storage if with_gradients. */
 clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients);
+/* The inference plan for *chunk images, halving *chunk while the device
+ * cannot hold it (the plan refuses before allocating): an eval-mode pass
+ * of any batch whose single images fit runs in chunks that do. */
+clcnn_status net_ensure_inference_chunk(clcnn_net *net, int64_t *chunk);
 /* The forward pass of batch images (batch <= capacity) already in layer 0's
  * storage, in train or eval mode. */
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training);

@@ -142,7 +142,23 @@ typedef struct pool2d_params {
     int batch, channels, in_height, in_width;
     int size_h, size_w, stride_h, stride_w, pad_top, pad_left;
     int out_height, out_width;
+    /* Average pooling divides by the window's input cells only, not the
+     * padding (PyTorch's count_include_pad=False, ONNX's default). */
+    int exclude_pad;
+    /* The padding after the last row and column, which average pooling's
+     * divisor counts: pad_bottom and pad_right when asymmetric is set, else
+     * pad_top and pad_left (so parameters written before these fields
+     * existed keep their meaning). */
+    int asymmetric, pad_bottom, pad_right;
 } pool2d_params;
+
+static inline int pool2d_pad_bottom(const pool2d_params *p) {
+    return p->asymmetric ? p->pad_bottom : p->pad_top;
+}
+
+static inline int pool2d_pad_right(const pool2d_params *p) {
+    return p->asymmetric ? p->pad_right : p->pad_left;
+}
 
 void pool2d_forward_ref(const pool2d_params *p, const float *input, float *output);
 clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,

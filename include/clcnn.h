@@ -39,6 +39,9 @@ typedef enum clcnn_status {
     CLCNN_ERROR_NO_DEVICE,        /* no such OpenCL platform or device */
     CLCNN_ERROR_OUT_OF_MEMORY,
     CLCNN_STOPPED, /* a progress callback asked training to stop (not a failure) */
+    CLCNN_ERROR_UNSUPPORTED, /* a well-formed input clcnn cannot compute (an ONNX op, ...) */
+    CLCNN_ERROR_DIVERGED,    /* training: a loss became NaN or infinite (epoch, batch in the
+                              * message) */
 } clcnn_status;
 
 typedef enum clcnn_device_kind {
@@ -150,6 +153,17 @@ CLCNN_API clcnn_status clcnn_net_from_file(clcnn_context *ctx, const char *path,
 CLCNN_API clcnn_status clcnn_net_from_string(clcnn_context *ctx, const char *text,
                                              const char *source_name, clcnn_net **out);
 CLCNN_API void clcnn_net_destroy(clcnn_net *net);
+
+/* ONNX (opsets 1 to 17, float32, NCHW, the batch free or fixed): the graph
+ * mapped onto clcnn's layers, every tensor set from the file's initializers.
+ * An op or attribute clcnn cannot compute exactly is refused
+ * (CLCNN_ERROR_UNSUPPORTED) naming the node; a malformed file is
+ * CLCNN_ERROR_FORMAT. docs/onnx.md lists the mapping. */
+CLCNN_API clcnn_status clcnn_net_from_onnx(clcnn_context *ctx, const char *path,
+                                          clcnn_net **out);
+/* Writes the network and its tensors as an ONNX model (opset 13) that
+ * clcnn_net_from_onnx reads back into the same network. */
+CLCNN_API clcnn_status clcnn_net_save_onnx(clcnn_net *net, const char *path);
 
 typedef struct clcnn_layer_info {
     const char *name; /* conv1, relu2, ... or the layer's name= */
@@ -438,6 +452,14 @@ CLCNN_API const clcnn_train_config *clcnn_trainer_config(const clcnn_trainer *tr
 CLCNN_API int clcnn_trainer_epochs_done(const clcnn_trainer *trainer);
 /* Changes the total number of epochs (to continue a resumed run further). */
 CLCNN_API clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *trainer, int epochs);
+/* Changes the settings a resumed run may change without invalidating its
+ * state: the learning rate, momentum, weight decay, schedule, decay and step
+ * epochs, and the epochs (from config; checked as clcnn_trainer_create does).
+ * Any other field of config that differs from the trainer's (optimizer,
+ * batch size, Adam's constants, seed, augmentation) is an error naming it,
+ * and then nothing changes. */
+CLCNN_API clcnn_status clcnn_trainer_update_config(clcnn_trainer *trainer,
+                                                   const clcnn_train_config *config);
 
 typedef struct clcnn_progress {
     int epoch, epochs;        /* 1-based */
@@ -563,6 +585,46 @@ typedef clcnn_status (*clcnn_gradient_fn)(void *user, float *gradients, int64_t 
 /* Sets the hook (fn NULL removes it); user is passed through. */
 CLCNN_API clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *trainer, clcnn_gradient_fn fn,
                                                        void *user);
+
+/* Overlap: a hook told about gradients as soon as backward has produced
+ * them, so that their exchange can start while backward computes the rest
+ * (non-blocking MPI on buckets, as PyTorch DDP does).
+ *
+ * The flat buffer is cut into buckets at layer boundaries: walking the
+ * layers from the last to the first (the order backward produces their
+ * gradients), a bucket closes at the first layer that brings it to at least
+ * bucket_floats floats; the last bucket ends at offset 0. Buckets depend only
+ * on the network and bucket_floats, so every rank has the same ones.
+ * During every step, on every rank, the ready hook is called once per bucket,
+ * highest offsets first, with gradients[first .. first + count - 1] final on
+ * the host and already scaled as the gradient hook's contribution (zeros on
+ * a rank without images). The hook may start an exchange of that range
+ * (the whole buffer is the trainer's until the step's gradient hook
+ * returns); on the reference device it runs between layers of backward,
+ * on a device while the device computes the layers below.
+ * The gradient hook is still called after the last bucket, with the same
+ * buffer: it must finish every exchange and leave the sum, as above.
+ * Between buckets the hook is also called with count 0 (no new
+ * gradients): on the reference device after each layer of backward, on a
+ * device every 100 microseconds while the trainer waits for the next
+ * bucket's read; a chance to advance the exchanges under way (MPI moves
+ * non-blocking transfers on only inside MPI calls).
+ * step carries step, epoch, batch, batches, rank, world_size,
+ * global_images and images; the tallies are not known yet.
+ * A status other than CLCNN_OK stops the epoch with that status.
+ * fn NULL removes it (then the whole buffer goes to the gradient hook after
+ * backward). clcnn_trainer_step does not use buckets: its gradient hook gets
+ * the whole buffer without ready hook calls before it. */
+typedef clcnn_status (*clcnn_gradient_ready_fn)(void *user, float *gradients, int64_t first,
+                                                int64_t count, const clcnn_gradient_step *step);
+CLCNN_API clcnn_status clcnn_trainer_set_gradient_ready_hook(clcnn_trainer *trainer,
+                                                             clcnn_gradient_ready_fn fn, void *user,
+                                                             int64_t bucket_floats);
+/* The buckets of the ready hook (as described above): their number, and
+ * when first/count are not NULL (room for that many) each bucket's range,
+ * in the order the hook gets them. 0 without a ready hook. */
+CLCNN_API int clcnn_trainer_gradient_buckets(const clcnn_trainer *trainer, int64_t *first,
+                                             int64_t *count);
 
 /* ---- model files ---------------------------------------------------------------------------- */
 

@@ -1,10 +1,12 @@
 /* Element-wise activations. kind: 0 relu, 1 leaky relu (slope), 2 sigmoid, 3 tanh,
- * 4 relu6. The host's activation_kind enum uses the same numbers. */
+ * 4 relu6. The host's activation_kind enum uses the same numbers.
+ * NaN propagates, as in PyTorch: the comparisons are written so that a NaN
+ * (for which every comparison is false) falls through to x itself. */
 
 float activate(const float x, const int kind, const float slope) {
     switch (kind) {
     case 0:
-        return x > 0.0f ? x : 0.0f;
+        return x <= 0.0f ? 0.0f : x;
     case 1:
         return x > 0.0f ? x : x * slope;
     case 2:
@@ -16,9 +18,12 @@ float activate(const float x, const int kind, const float slope) {
             return e / (1.0f + e);
         }
     case 4:
-        return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
+        return x <= 0.0f ? 0.0f : x >= 6.0f ? 6.0f : x;
     default:
-        return tanh(x);
+        /* tanh rounds to +-1 in float from |x| = 9.01 on; saying so makes
+         * tanh(+-inf) exactly +-1, as PyTorch, whatever the device's tanh
+         * gives there (NaN fails the test and stays NaN). */
+        return fabs(x) >= 10.0f ? copysign(1.0f, x) : tanh(x);
     }
 }
 
@@ -40,13 +45,13 @@ __kernel void activation_forward(const __global float *restrict input,
 float activation_gradient(const float y, const float g, const int kind, const float slope) {
     switch (kind) {
     case 0:
-        return y > 0.0f ? g : 0.0f;
+        return y <= 0.0f ? 0.0f : g; /* a NaN output passes g, as threshold_backward */
     case 1:
         return y > 0.0f ? g : g * slope;
     case 2:
         return g * y * (1.0f - y);
     case 4:
-        return y > 0.0f && y < 6.0f ? g : 0.0f;
+        return y <= 0.0f || y >= 6.0f ? 0.0f : g; /* NaN passes g, as hardtanh_backward */
     default:
         /* (1 - y)(1 + y) rather than 1 - y*y: 1 - y is exact near |y| = 1,
          * where 1 - y*y would cancel to a few significant bits. */

@@ -214,7 +214,9 @@ batchnorm_forward_train(const __global real *restrict x, const __global float *r
     const float s1 = group_sum(partial, lanes_sum(sum1.total));
     const float s2 = group_sum(partial, lanes_sum(sum2.total));
     const float correction = s1 / count;
-    const float squares = fmax(s2 - s1 * correction, 0.0f); /* sum((x - mean)^2) */
+    /* sum((x - mean)^2), never below 0; a NaN stays (fmax would drop it) */
+    const float deviations = s2 - s1 * correction;
+    const float squares = deviations < 0.0f ? 0.0f : deviations;
     const float var = squares / count;
     const float scale = weight[channel] / sqrt(var + eps);
     const float shift = bias[channel];
@@ -280,7 +282,8 @@ batchnorm_backward(const __global real *restrict x, const __global real *restric
     const float sum_dy = group_sum(partial, lanes_sum(dy_sum.total));
     const float correction = s1 / count;
     const float sum_dy_dev = group_sum(partial, lanes_sum(dy_dev.total)) - correction * sum_dy;
-    const float var = fmax(s2 - s1 * correction, 0.0f) / count;
+    const float deviations = s2 - s1 * correction;
+    const float var = (deviations < 0.0f ? 0.0f : deviations) / count;
     const float invstd = 1.0f / sqrt(var + eps);
     if (get_local_id(0) == 0) {
         grad_weight[channel] = sum_dy_dev * invstd;

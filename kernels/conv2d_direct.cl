@@ -196,8 +196,11 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
 
 /* output[n, k, oh, ow] = bias[k] + sum_{c, r, s} weight[k, c, r, s] * input[n, c, ih, iw]
  * with ih = oh*stride_h - pad_top + r, iw = ow*stride_w - pad_left + s.
- * weight_t is conv2d_transpose_for_forward's (R, S, C, K_padded). */
-__kernel void conv2d_forward_direct(const __global float *restrict input,
+ * weight_t is conv2d_transpose_for_forward's (R, S, C, K_padded); the input
+ * starts at input + input_offset. With -DPADDED_INPUT the input is
+ * conv2d_pad_input's zero-padded copy, H x W its padded size and the pads 0:
+ * every tap is inside, and the inner loop is nothing but loads and fma. */
+__kernel void conv2d_forward_direct(const __global float *restrict input, const int input_offset,
                                     const __global float *restrict weight_t,
                                     const __global float *restrict bias,
                                     __global float *restrict output, const int C, const int H,
@@ -210,6 +213,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
     const int first_position = get_global_id(1) * WPT_P;
     if (first_channel >= K || first_position >= positions)
         return;
+    input += input_offset;
     const int HW = H * W;
     const int OHW = OH * OW;
 #ifdef GENERAL
@@ -245,7 +249,11 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
             for (int m = 0; m < WPT_P; m++) {
                 const int ih = top[m] + DILATE_H(r);
                 const int iw = left[m] + DILATE_W(s);
+#ifdef PADDED_INPUT
+                inside[m] = 1;
+#else
                 inside[m] = ih >= 0 && ih < H && iw >= 0 && iw < W;
+#endif
                 offset[m] = inside[m] ? image[m] + ih * W + iw : 0;
             }
             const __global float *weights = weight_t + (r * S + s) * C * K_padded + first_channel;

@@ -36,7 +36,8 @@ __kernel void dropout_apply(const __global float *from, __global float *to, cons
     float value = from[index];
     if (active) {
         const uint draw = (uint)(dropout_bits(seed, base + (ulong)index) >> 32);
-        value = draw >= threshold ? value * scale : 0.0f;
+        /* A product even where dropped, so NaN and inf give NaN as in PyTorch. */
+        value = value * (draw >= threshold ? scale : 0.0f);
     }
     to[index] = accumulate ? to[index] + value : value;
 }

@@ -34,7 +34,8 @@ __kernel void softmax_cross_entropy(const __global float *restrict logits,
     /* Subtracting the row maximum keeps every exp in (0, 1]. */
     float largest = z[0];
     for (int j = 1; j < classes; j++)
-        largest = fmax(largest, z[j]);
+        if (z[j] > largest || isnan(z[j])) /* NaN propagates; fmax would drop it */
+            largest = z[j];
     /* Compensated (Kahan) summation, as softmax.cl: with thousands of
      * classes a plain float sum loses digits the reference keeps. */
     float sum = 0.0f, compensation = 0.0f;
@@ -70,7 +71,7 @@ __kernel void sigmoid_binary_cross_entropy(const __global float *restrict logits
     const float z = logits[row];
     const float t = targets[row];
     const float e = exp(-fabs(z)); /* in (0, 1] */
-    loss[row] = fmax(z, 0.0f) - z * t + log1p(e);
+    loss[row] = (z <= 0.0f ? 0.0f : z) - z * t + log1p(e);
     /* sigmoid(z) = 1 / (1 + exp(-z)) for z >= 0 and exp(z) / (1 + exp(z)) below,
      * both written with e = exp(-|z|) so nothing overflows. */
     const float sigmoid = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);

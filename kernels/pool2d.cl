@@ -2,7 +2,9 @@
  * each input about once, so it is bound by memory, not arithmetic).
  *
  * PyTorch's semantics: max pooling ignores the padding; average pooling
- * divides by the window clipped to the padded input (count_include_pad=True).
+ * divides by the window clipped to the padded input (count_include_pad=True)
+ * or, with exclude_pad, by its cells on the input (count_include_pad=False).
+ * Padding may differ before and after (pad_top/pad_bottom, pad_left/pad_right).
  * The output size, ceil mode included, is decided by the host.
  *
  * -DWINDOW_H=.. -DWINDOW_W=.. make the window size a constant (the host
@@ -17,11 +19,24 @@
 #define window_w size_w
 #endif
 
+/* Average pooling's divisor for the window at (h0, w0): the window clipped
+ * to the padded input (count_include_pad=True), or with exclude_pad to the
+ * input alone. */
+int average_divisor(const int H, const int W, const int size_h, const int size_w,
+                    const int pad_top, const int pad_left, const int pad_bottom,
+                    const int pad_right, const int exclude_pad, const int h0, const int w0) {
+    const int top = exclude_pad ? 0 : pad_top, left = exclude_pad ? 0 : pad_left;
+    const int bottom = exclude_pad ? 0 : pad_bottom, right = exclude_pad ? 0 : pad_right;
+    return (min(h0 + size_h, H + bottom) - max(h0, -top)) *
+           (min(w0 + size_w, W + right) - max(w0, -left));
+}
+
 __kernel void maxpool2d_forward(const __global float *restrict input,
                                 __global float *restrict output, const int C, const int H,
                                 const int W, const int OH, const int OW, const int size_h,
                                 const int size_w, const int stride_h, const int stride_w,
-                                const int pad_top, const int pad_left, const int total) {
+                                const int pad_top, const int pad_left, const int pad_bottom,
+                                const int pad_right, const int exclude_pad, const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -53,7 +68,8 @@ __kernel void avgpool2d_forward(const __global float *restrict input,
                                 __global float *restrict output, const int C, const int H,
                                 const int W, const int OH, const int OW, const int size_h,
                                 const int size_w, const int stride_h, const int stride_w,
-                                const int pad_top, const int pad_left, const int total) {
+                                const int pad_top, const int pad_left, const int pad_bottom,
+                                const int pad_right, const int exclude_pad, const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -62,8 +78,8 @@ __kernel void avgpool2d_forward(const __global float *restrict input,
     const int plane = index / (OW * OH);
     const int h0 = oh * stride_h - pad_top;
     const int w0 = ow * stride_w - pad_left;
-    const int divisor =
-        (min(h0 + size_h, H + pad_top) - h0) * (min(w0 + size_w, W + pad_left) - w0);
+    const int divisor = average_divisor(H, W, size_h, size_w, pad_top, pad_left, pad_bottom,
+                                        pad_right, exclude_pad, h0, w0);
     const __global float *in = input + plane * H * W;
     float sum = 0.0f;
 #pragma unroll
@@ -124,7 +140,8 @@ __kernel void maxpool2d_backward(const __global float *restrict input,
                                  __global float *restrict grad_input, const int C, const int H,
                                  const int W, const int OH, const int OW, const int size_h,
                                  const int size_w, const int stride_h, const int stride_w,
-                                 const int pad_top, const int pad_left, const int total) {
+                                 const int pad_top, const int pad_left, const int pad_bottom,
+                                const int pad_right, const int exclude_pad, const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -156,7 +173,8 @@ __kernel void avgpool2d_backward(const __global float *restrict grad_output,
                                  __global float *restrict grad_input, const int C, const int H,
                                  const int W, const int OH, const int OW, const int size_h,
                                  const int size_w, const int stride_h, const int stride_w,
-                                 const int pad_top, const int pad_left, const int total) {
+                                 const int pad_top, const int pad_left, const int pad_bottom,
+                                const int pad_right, const int exclude_pad, const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -171,12 +189,12 @@ __kernel void avgpool2d_backward(const __global float *restrict grad_output,
     float sum = 0.0f;
     for (int oh = oh_begin; oh < oh_end; oh++) {
         const int h0 = oh * stride_h - pad_top;
-        /* The forward's divisor: the window clipped to the padded input. */
-        const int rows = min(h0 + size_h, H + pad_top) - h0;
         for (int ow = ow_begin; ow < ow_end; ow++) {
             const int w0 = ow * stride_w - pad_left;
-            const int columns = min(w0 + size_w, W + pad_left) - w0;
-            sum += grad[oh * OW + ow] / (float)(rows * columns);
+            /* the forward's divisor */
+            sum += grad[oh * OW + ow] / (float)average_divisor(H, W, size_h, size_w, pad_top,
+                                                               pad_left, pad_bottom, pad_right,
+                                                               exclude_pad, h0, w0);
         }
     }
     grad_input[index] = sum;
@@ -194,7 +212,8 @@ __kernel void maxpool2d_backward_scatter(const __global float *restrict input,
                                          const int H, const int W, const int OH, const int OW,
                                          const int size_h, const int size_w, const int stride_h,
                                          const int stride_w, const int pad_top,
-                                         const int pad_left, const int total) {
+                                         const int pad_left, const int pad_bottom,
+                                const int pad_right, const int exclude_pad, const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -237,7 +256,8 @@ __kernel void avgpool2d_backward_scatter(const __global float *restrict grad_out
                                          const int H, const int W, const int OH, const int OW,
                                          const int size_h, const int size_w, const int stride_h,
                                          const int stride_w, const int pad_top,
-                                         const int pad_left, const int total) {
+                                         const int pad_left, const int pad_bottom,
+                                const int pad_right, const int exclude_pad, const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -246,8 +266,8 @@ __kernel void avgpool2d_backward_scatter(const __global float *restrict grad_out
     const int plane = index / (OW * OH);
     const int h0 = oh * stride_h - pad_top;
     const int w0 = ow * stride_w - pad_left;
-    const int divisor =
-        (min(h0 + size_h, H + pad_top) - h0) * (min(w0 + size_w, W + pad_left) - w0);
+    const int divisor = average_divisor(H, W, size_h, size_w, pad_top, pad_left, pad_bottom,
+                                        pad_right, exclude_pad, h0, w0);
     const int h_begin = max(h0, 0), h_end = min(h0 + size_h, H);
     const int w_begin = max(w0, 0), w_end = min(w0 + size_w, W);
     const float share = grad_output[index] / (float)divisor;

@@ -11,9 +11,11 @@ __kernel void softmax_forward(const __global float *restrict input,
         return;
     const __global float *in = input + row * columns;
     __global float *out = output + row * columns;
+    /* A NaN is the maximum, so that it reaches every output (fmax would drop it). */
     float largest = in[0];
     for (int j = 1; j < columns; j++)
-        largest = fmax(largest, in[j]);
+        if (in[j] > largest || isnan(in[j]))
+            largest = in[j];
     /* Compensated (Kahan) summation: a long row's float sum would otherwise
      * lose digits the reference, summing in double, keeps. */
     float sum = 0.0f, compensation = 0.0f;

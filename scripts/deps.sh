@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building, testing (the Python binding's
-# tests too) and the default data set need; packages already installed are
-# skipped.
+# tests too) and the default data set need (OpenMPI for data-parallel
+# training: without it clcnn builds without clcnn_mpi and the MPI tests are
+# skipped); packages already installed are skipped.
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   zlib1g-dev libstb-dev libplplot-dev plplot-driver-cairo
+  libopenmpi-dev openmpi-bin
   python3-numpy python3-pytest
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   dataset-fashion-mnist
 )
 missing=()

@@ -240,7 +240,18 @@ static void check_help(void) {
             CHECK(checked >= 18);
             CHECK(strstr(help, "--test-limit N") && strstr(help, "--decay F") &&
                   strstr(help, "--step-epochs N") && strstr(help, "--log FILE.csv"));
+            /* Data-parallel training and transfer learning (issues 10 and 9) and the
+             * resume rules (issue 11). */
+            CHECK(strstr(help, "--bucket FLOATS") && strstr(help, "--init MODEL|FILE.onnx") &&
+                  strstr(help, "--override") && strstr(help, "mpirun"));
         }
+        /* Both forms of the commands that take an ONNX file in place of a directory. */
+        if (strcmp(name, "import") == 0)
+            CHECK(strstr(help, "usage: clcnn import NET DIR MODEL [") &&
+                  strstr(help, "\n       clcnn import FILE.onnx MODEL ["));
+        if (strcmp(name, "export") == 0)
+            CHECK(strstr(help, "usage: clcnn export MODEL DIR\n       clcnn export MODEL "
+                               "FILE.onnx\n"));
     }
     CHECK(commands >= 16);
     expect_status(2, "help frobnicate", "unknown command");
@@ -270,6 +281,8 @@ static void check_man_page(void) {
     CHECK(strstr(text, ".SS \"train NET\"") != NULL);
     CHECK(strstr(text, "\\fB\\-\\-test\\-limit\\fR \\fIN\\fR") != NULL);
     CHECK(strstr(text, ".SS \"plot LOG.csv OUT.png\"") != NULL);
+    CHECK(strstr(text, ".SS \"import NET DIR MODEL\"\n.SS \"import FILE.onnx MODEL\"") != NULL);
+    CHECK(strstr(text, "\\fB\\-\\-bucket\\fR \\fIFLOATS\\fR") != NULL);
 }
 
 /* ---- exit status --------------------------------------------------------------------------- */
@@ -295,7 +308,22 @@ static void check_exit_status(void) {
     expect_status(2, "predict", "usage: clcnn predict MODEL IMAGE... [options]");
     expect_status(2, "import a.net dir b.model --mean 0.5,x --std 1", "0.5,x");
     expect_status(2, "import a.net dir b.model --mean 0.5", "--mean and --std go together");
-    expect_status(2, "export x.model", "usage: clcnn export MODEL DIR (clcnn help export)");
+    expect_status(2, "export x.model",
+                  "usage: clcnn export MODEL DIR, or clcnn export MODEL FILE.onnx (clcnn help "
+                  "export)");
+    expect_status(2, "import a.net b.model", "'a.net' does not end in .onnx");
+    snprintf(arguments, sizeof(arguments), "train '%s' --init a.onnx --resume b.model", lenet_path);
+    expect_status(2, arguments, "--init starts a new run and --resume continues one");
+    snprintf(arguments, sizeof(arguments), "train '%s' --epochs 0", lenet_path);
+    expect_status(2, arguments, "--epochs 0: nothing to train");
+    snprintf(arguments, sizeof(arguments), "train '%s' --batch 4294967297", lenet_path);
+    expect_status(2, arguments, "--batch: 4294967297 is out of range (0 to 2147483647)");
+    snprintf(arguments, sizeof(arguments), "train '%s' --bucket lots", lenet_path);
+    expect_status(2, arguments, "lots");
+    snprintf(arguments, sizeof(arguments), "eval '%s' --limit 0", model_path);
+    expect_status(2, arguments, "--limit 0: no test images");
+    snprintf(arguments, sizeof(arguments), "forward '%s' --input x.npy --output y.npy", lenet_path);
+    expect_status(2, arguments, "missing --weights DIR");
 
     /* Failures while running: 1. */
     snprintf(arguments, sizeof(arguments), "summary '%s'", test_path("missing.net"));

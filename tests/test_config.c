@@ -13,6 +13,12 @@
  *    on the device reads; CLCNN_NO_TUNING keeps it unread, and CLCNN_DIRECT
  *    stands over it.
  * 5. CLCNN_NO_CACHE turns the binary cache off.
+ * 6. Tile configurations are held to the device: its local memory (the
+ *    tiles and the kernels' int index tables, which the built kernels
+ *    report no more than), its work-group size, its work-item sizes per
+ *    dimension and each built kernel's CL_KERNEL_WORK_GROUP_SIZE; a request
+ *    over a limit is an error naming it, a default picks one that fits, and
+ *    a convolution too large for int indexing is refused before any launch.
  */
 #include "ops.h"
 #include "testlib.h"
@@ -93,7 +99,6 @@ static void check_invalid_overrides(void) {
     check_refused("CLCNN_TILES", "a,b,c,d,e");
     check_refused("CLCNN_TILES", "16,128,16,3,8");  /* wpt_m does not divide tile_m */
     check_refused("CLCNN_TILES", "256,256,16,1,1"); /* 65536 work-items */
-    check_refused("CLCNN_TILES", "128,128,64,8,8"); /* 64 KiB of local memory */
     check_refused("CLCNN_TILES", "0,128,16,4,8");
     check_refused("CLCNN_DIRECT", "3,1,1");
     check_refused("CLCNN_DIRECT", "8,0,8");
@@ -213,6 +218,159 @@ static void check_tuning_file(void) {
     }
 }
 
+/* ---- 6. device limits ------------------------------------------------------------------------ */
+
+/* ctx's record of the kernel, writable so that a check can lower its limit. */
+static cached_kernel *kernel_entry(clcnn_context *ctx, cl_kernel kernel) {
+    for (int i = 0; i < ctx->kernel_count; i++)
+        if (ctx->kernels[i].kernel == kernel)
+            return &ctx->kernels[i];
+    return NULL;
+}
+
+static void check_device_limits(void) {
+    clcnn_context *ctx = context_with(NULL, NULL);
+    if (!ctx)
+        return;
+    char why[256], value[64];
+    /* The case: 64,64,64,4,4 takes 32 KiB of tiles and 2,816 bytes of index tables. */
+    const tile_config big = {64, 64, 64, 4, 4}, gpu = {64, 64, 16, 4, 4};
+    CHECK(tile_config_local_bytes(&big) == 35584);
+
+    /* What the built kernels declare is within the estimate, and the
+     * estimate is what the largest of them declares (when the driver says). */
+    const tile_config configs[] = {big, {24, 12, 8, 3, 2}};
+    const char *const names[][2] = {{"conv2d", "conv2d_forward"},
+                                    {"conv2d", "conv2d_backward_data"},
+                                    {"conv2d", "conv2d_backward_weights"},
+                                    {"gemm", "gemm"}};
+    for (size_t c = 0; c < sizeof(configs) / sizeof(configs[0]); c++) {
+        char options[256];
+        tile_config_options(&configs[c], options, sizeof(options));
+        cl_ulong largest = 0;
+        for (int k = 0; k < 4; k++) {
+            cl_kernel kernel;
+            if (!CHECK_OK(ctx, runtime_get_kernel(ctx, names[k][0], names[k][1], options, &kernel)))
+                continue;
+            const cached_kernel *entry = runtime_kernel_entry(ctx, kernel);
+            if (!CHECK(entry != NULL))
+                continue;
+            if (!CHECK(entry->local_mem_bytes <= tile_config_local_bytes(&configs[c])))
+                fprintf(stderr, "%s %s declares %llu bytes, estimated %zu\n", names[k][1], options,
+                        (unsigned long long)entry->local_mem_bytes,
+                        tile_config_local_bytes(&configs[c]));
+            if (entry->local_mem_bytes > largest)
+                largest = entry->local_mem_bytes;
+        }
+        printf("%s: the kernels declare at most %llu bytes of local memory\n", options,
+               (unsigned long long)largest);
+        if (largest > 0 && !CHECK(largest == tile_config_local_bytes(&configs[c])))
+            fprintf(stderr, "%s: the kernels declare at most %llu bytes, estimated %zu\n", options,
+                    (unsigned long long)largest, tile_config_local_bytes(&configs[c]));
+    }
+
+    /* A device with 32 KiB of local memory refuses 64,64,64,4,4, by its figures. */
+    const cl_ulong local_mem = ctx->local_mem_bytes;
+    ctx->local_mem_bytes = 32768;
+    CHECK(!tile_config_check(ctx, &big, why, sizeof(why)));
+    if (!CHECK(strstr(why, "35584 bytes") && strstr(why, "32768 (CL_DEVICE_LOCAL_MEM_SIZE)")))
+        fprintf(stderr, "got: %s\n", why);
+    CHECK(tile_config_check(ctx, &gpu, why, sizeof(why)));
+    setenv("CLCNN_TILES", "64,64,64,4,4", 1);
+    CHECK(config_resolve(ctx) == CLCNN_ERROR_INVALID_ARGUMENT);
+    if (!CHECK(strstr(clcnn_last_error(ctx), "CLCNN_TILES='64,64,64,4,4'") &&
+               strstr(clcnn_last_error(ctx), "CL_DEVICE_LOCAL_MEM_SIZE")))
+        fprintf(stderr, "got: %s\n", clcnn_last_error(ctx));
+    /* An explicit configuration given to an operation: an error, not a launch. */
+    conv2d_params p = shape;
+    CHECK(conv2d_forward_tiled(ctx, &big, &p, NULL, NULL, NULL, NULL) ==
+          CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(strstr(clcnn_last_error(ctx), "conv2d forward: tile configuration 64,64,64,4,4") != NULL);
+    ctx->local_mem_bytes = local_mem;
+    clear_overrides();
+
+    /* On this device: a tile_k whose tiles alone exceed its local memory. */
+    snprintf(value, sizeof(value), "128,128,%llu,8,8",
+             (unsigned long long)(ctx->local_mem_bytes / 1024 + 1));
+    check_refused("CLCNN_TILES", value);
+
+    /* Work-items per dimension: 16 x 16 on a device allowing 8 along the second. */
+    const size_t item_size = ctx->max_work_item_sizes[1];
+    ctx->max_work_item_sizes[1] = 8;
+    CHECK(!tile_config_check(ctx, &gpu, why, sizeof(why)));
+    if (!CHECK(strstr(why, "CL_DEVICE_MAX_WORK_ITEM_SIZES") != NULL))
+        fprintf(stderr, "got: %s\n", why);
+    ctx->max_work_item_sizes[1] = item_size;
+
+    /* A built kernel that runs fewer work-items than the device: the launch is refused. */
+    char options[256];
+    tile_config_options(&gpu, options, sizeof(options));
+    cl_kernel kernel;
+    cl_mem buffer = NULL;
+    if (CHECK_OK(ctx, runtime_get_kernel(ctx, "conv2d", "conv2d_forward", options, &kernel)) &&
+        CHECK_OK(ctx, buffer_create(ctx, 4096, &buffer))) {
+        cached_kernel *entry = kernel_entry(ctx, kernel);
+        const size_t saved = entry->work_group_size;
+        entry->work_group_size = 64;
+        p.batch = 1;
+        CHECK(conv2d_forward_tiled(ctx, &gpu, &p, buffer, buffer, buffer, buffer) ==
+              CLCNN_ERROR_INVALID_ARGUMENT);
+        if (!CHECK(strstr(clcnn_last_error(ctx), "256 work-items") &&
+                   strstr(clcnn_last_error(ctx), "(64, CL_KERNEL_WORK_GROUP_SIZE)")))
+            fprintf(stderr, "got: %s\n", clcnn_last_error(ctx));
+        entry->work_group_size = saved;
+    }
+    buffer_release(&buffer);
+
+    /* A GPU whose work-groups hold 128 work-items gets the largest default tiles that fit. */
+    const cl_device_type type = ctx->device_type;
+    const size_t group = ctx->max_work_group_size;
+    ctx->device_type = CL_DEVICE_TYPE_GPU;
+    ctx->max_work_group_size = 128;
+    if (CHECK_OK(ctx, config_resolve(ctx))) {
+        const tile_config expected = {32, 64, 16, 4, 4};
+        CHECK(same_tiles(tile_config_for(ctx, "conv2d"), expected));
+    }
+    ctx->device_type = type;
+    ctx->max_work_group_size = group;
+    CHECK_OK(ctx, config_resolve(ctx));
+
+    /* 70,000 images of 64 outputs of 100 x 100: 4.5e10 values, beyond int indexing. */
+    conv2d_params huge = {.batch = 70000,
+                          .in_channels = 1,
+                          .in_height = 100,
+                          .in_width = 100,
+                          .out_channels = 64,
+                          .kernel_h = 1,
+                          .kernel_w = 1,
+                          .stride_h = 1,
+                          .stride_w = 1,
+                          .out_height = 100,
+                          .out_width = 100};
+    CHECK(conv2d_forward(ctx, &huge, NULL, NULL, NULL, NULL) == CLCNN_ERROR_SHAPE);
+    CHECK(conv2d_backward_weights(ctx, &huge, NULL, NULL, NULL, NULL, NULL) == CLCNN_ERROR_SHAPE);
+    if (!CHECK(strstr(clcnn_last_error(ctx), "its output: 44800000000 values") != NULL))
+        fprintf(stderr, "got: %s\n", clcnn_last_error(ctx));
+    /* The element-wise, softmax and pooling kernels too. */
+    CHECK(activation_forward(ctx, ACTIVATION_RELU, 0.0f, (int64_t)3 << 30, NULL, NULL) ==
+          CLCNN_ERROR_SHAPE);
+    CHECK(softmax_forward(ctx, (int64_t)1 << 28, 10, NULL, NULL) == CLCNN_ERROR_SHAPE);
+    const pool2d_params pool = {.kind = POOL_MAX,
+                                .batch = 70000,
+                                .channels = 64,
+                                .in_height = 100,
+                                .in_width = 100,
+                                .size_h = 2,
+                                .size_w = 2,
+                                .stride_h = 2,
+                                .stride_w = 2,
+                                .out_height = 50,
+                                .out_width = 50};
+    CHECK(pool2d_forward(ctx, &pool, NULL, NULL) == CLCNN_ERROR_SHAPE);
+    CHECK(strstr(clcnn_last_error(ctx), "pooling input: 44800000000 values") != NULL);
+    clcnn_context_destroy(ctx);
+}
+
 /* clcnn_device_peak: a positive figure on the OpenCL device, an error on
  * the reference (which has no kernels) and without a device. The figure
  * itself is a measurement: bench/RESULTS.md records it, no test can. */
@@ -240,6 +398,7 @@ int main(void) {
     check_invalid_overrides();
     check_valid_overrides();
     check_tuning_file();
+    check_device_limits();
     check_peak();
     return test_finish();
 }

@@ -334,9 +334,10 @@ static void check_backward(clcnn_context *const *contexts) {
             fill_nan(output, p.count);
             if (!CHECK(run_forward(ctx, &p, input, output)))
                 continue;
-            /* The gradient of sum(y * G) with y = x * mask * scale. */
+            /* The gradient of sum(y * G) with y = x * mask * scale: G * (mask * scale),
+             * a product also where dropped (-0 for a negative G), as PyTorch's. */
             for (int64_t i = 0; i < p.count; i++) {
-                expected[i] = output[i] != 0.0f ? grad_output[i] * scale : 0.0f;
+                expected[i] = grad_output[i] * (output[i] != 0.0f ? scale : 0.0f);
                 expected_sum[i] = start[i] + expected[i];
             }
             for (int mode = 0; mode < 3; mode++) {
@@ -526,7 +527,7 @@ static void expected_layer(uint64_t seed, int index, float rate, const float *in
     const uint64_t key = hash_bytes(seed, &index, sizeof(index));
     const float scale = dropout_scale(rate);
     for (int64_t i = 0; i < count; i++)
-        out[i] = expected_keep(key, (uint64_t)i, rate) ? in[i] * scale : 0.0f;
+        out[i] = in[i] * (expected_keep(key, (uint64_t)i, rate) ? scale : 0.0f); /* x * 0 dropped */
 }
 
 static void check_network_masks(clcnn_context *ctx) {

@@ -594,9 +594,74 @@ static void test_device_limits(clcnn_context *ctx) {
         if (!CHECK(strstr(clcnn_last_error(ctx), "CL_DEVICE_GLOBAL_MEM_SIZE") != NULL))
             fprintf(stderr, "got: %s\n", clcnn_last_error(ctx));
     }
-    /* The network still works at a size that fits: nothing was left half made. */
     clcnn_net_destroy(net);
     free(input);
+
+    /* A forward pass of more images than the device holds at once runs in
+     * chunks that fit and gives what a device without those limits gives.
+     * 100 x 100 x 10 floats per image: 400,000 bytes per activation. */
+    const char *chunked = "input channels=1 height=100 width=100\n"
+                          "conv filters=10 size=3 pad=1\nrelu\nrelu\n";
+    enum { IMAGES = 37, PER_IMAGE = 100000 };
+    float *images = malloc(sizeof(float) * IMAGES * 10000);
+    float *want = malloc(sizeof(float) * IMAGES * PER_IMAGE);
+    float *got = malloc(sizeof(float) * IMAGES * PER_IMAGE);
+    test_rng r = {5};
+    int32_t labels[IMAGES] = {0};
+    double want_loss = 0.0, want_accuracy = 0.0;
+    if (CHECK(images && want && got)) {
+        random_input(&r, images, IMAGES * 10000);
+        for (int i = 0; i < IMAGES; i++)
+            labels[i] = (i * 7919) % PER_IMAGE;
+        if (CHECK_OK(ctx, clcnn_net_from_string(ctx, chunked, "chunked.net", &net))) {
+            CHECK_OK(ctx, clcnn_net_init_weights(net, 7));
+            CHECK_OK(ctx, clcnn_net_forward(net, images, IMAGES, want, NULL, NULL));
+            clcnn_dataset data = {IMAGES, 1, 100, 100, PER_IMAGE, images, labels, NULL};
+            CHECK_OK(ctx, clcnn_net_evaluate(net, &data, &want_loss, &want_accuracy, NULL));
+            clcnn_net_destroy(net);
+        }
+        /* 10 images per buffer; 8 MB of memory, 7 usable: 2 slots x 10 images do not fit. */
+        const cl_ulong max_alloc = ctx->max_alloc_bytes, global = ctx->global_mem_bytes;
+        ctx->max_alloc_bytes = 4000000;
+        ctx->global_mem_bytes = 8000000;
+        if (CHECK_OK(ctx, clcnn_net_from_string(ctx, chunked, "chunked.net", &net))) {
+            CHECK_OK(ctx, clcnn_net_init_weights(net, 7));
+            for (int64_t i = 0; i < (int64_t)IMAGES * PER_IMAGE; i++)
+                got[i] = NAN;
+            if (CHECK_OK(ctx, clcnn_net_forward(net, images, IMAGES, got, NULL, NULL))) {
+                CHECK(net->plan.capacity >= 1 && net->plan.capacity <= 5);
+                CHECK(memcmp(got, want, sizeof(float) * IMAGES * PER_IMAGE) == 0);
+            }
+            clcnn_net_destroy(net);
+        }
+        /* Evaluation too, from a fresh network: the same loss and accuracy. */
+        if (CHECK_OK(ctx, clcnn_net_from_string(ctx, chunked, "chunked.net", &net))) {
+            CHECK_OK(ctx, clcnn_net_init_weights(net, 7));
+            clcnn_dataset data = {IMAGES, 1, 100, 100, PER_IMAGE, images, labels, NULL};
+            double loss = -1.0, accuracy = -1.0;
+            if (CHECK_OK(ctx, clcnn_net_evaluate(net, &data, &loss, &accuracy, NULL))) {
+                CHECK(net->plan.capacity >= 1 && net->plan.capacity <= 5);
+                CHECK(loss == want_loss && accuracy == want_accuracy);
+            }
+            clcnn_net_destroy(net);
+        }
+        /* One image's layer output beyond one buffer: refused, naming the layer and the limit. */
+        ctx->max_alloc_bytes = 100000;
+        if (CHECK_OK(ctx, clcnn_net_from_string(ctx, chunked, "chunked.net", &net))) {
+            CHECK(clcnn_net_forward(net, images, 1, got, NULL, NULL) == CLCNN_ERROR_OUT_OF_MEMORY);
+            if (!CHECK(strstr(clcnn_last_error(ctx), "layer conv1: the output of one image") &&
+                       strstr(clcnn_last_error(ctx), "CL_DEVICE_MAX_MEM_ALLOC_SIZE")))
+                fprintf(stderr, "got: %s\n", clcnn_last_error(ctx));
+            clcnn_net_destroy(net);
+        }
+        ctx->max_alloc_bytes = max_alloc;
+        ctx->global_mem_bytes = global;
+    }
+    free(images);
+    free(want);
+    free(got);
+
+    /* The network still works at a size that fits: nothing was left half made. */
     CHECK_OK(ctx, clcnn_net_from_string(ctx, "input channels=1 height=2 width=2\nrelu\n", "s.net",
                                         &net));
     float small_in[4] = {-1, 2, -3, 4}, small_out[4];

@@ -130,12 +130,13 @@ static double fd_error(const double *fd, const float *computed, int64_t count) {
 
 /* ---- pooling: shapes -------------------------------------------------------------------- */
 
-/* PyTorch's output size along one axis (in + 2 * pad >= size is the caller's). */
-static int pool_output_size(int input, int size, int stride, int pad, int ceil_mode) {
-    const int span = input + 2 * pad - size;
+/* PyTorch's output size along one axis for padding before and after
+ * (in + before + after >= size is the caller's). */
+static int pool_output_size(int input, int size, int stride, int before, int after, int ceil_mode) {
+    const int span = input + before + after - size;
     int output = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
     /* The last window must start inside the input or its leading padding. */
-    if (ceil_mode && (output - 1) * stride >= input + pad)
+    if (ceil_mode && (output - 1) * stride >= input + before)
         output--;
     return output;
 }
@@ -163,16 +164,23 @@ static void draw_pool_shape(test_rng *rng, pool_kind kind, int max_extent, pool2
         p->stride_w = test_rand_int(rng, 0, 1) ? p->stride_h : test_rand_int(rng, 1, 3);
         p->pad_top = test_rand_int(rng, 0, p->size_h / 2);
         p->pad_left = test_rand_int(rng, 0, p->size_w / 2);
+        /* a third of the shapes pad the sides differently (ONNX's asymmetric pads) */
+        const int asymmetric = test_rand_int(rng, 0, 2) == 0;
+        p->pad_bottom = asymmetric ? test_rand_int(rng, 0, p->size_h / 2) : p->pad_top;
+        p->pad_right = asymmetric ? test_rand_int(rng, 0, p->size_w / 2) : p->pad_left;
+        p->asymmetric = asymmetric || test_rand_int(rng, 0, 1); /* symmetric either way */
+        p->exclude_pad = kind == POOL_AVERAGE && test_rand_int(rng, 0, 1);
         p->in_height = test_rand_int(rng, 1, max_extent);
         p->in_width =
             test_rand_int(rng, 0, 2) == 0 ? p->in_height : test_rand_int(rng, 1, max_extent);
         *ceil_mode = test_rand_int(rng, 0, 1);
-        if (p->in_height + 2 * p->pad_top < p->size_h || p->in_width + 2 * p->pad_left < p->size_w)
+        if (p->in_height + p->pad_top + p->pad_bottom < p->size_h ||
+            p->in_width + p->pad_left + p->pad_right < p->size_w)
             continue;
-        p->out_height =
-            pool_output_size(p->in_height, p->size_h, p->stride_h, p->pad_top, *ceil_mode);
-        p->out_width =
-            pool_output_size(p->in_width, p->size_w, p->stride_w, p->pad_left, *ceil_mode);
+        p->out_height = pool_output_size(p->in_height, p->size_h, p->stride_h, p->pad_top,
+                                         p->pad_bottom, *ceil_mode);
+        p->out_width = pool_output_size(p->in_width, p->size_w, p->stride_w, p->pad_left,
+                                        p->pad_right, *ceil_mode);
         return;
     }
 }
@@ -181,10 +189,11 @@ static void print_pool_case(const char *what, int index, const pool2d_params *p,
                             double error) {
     fprintf(stderr,
             "%s case %d: %s, batch %d, channels %d, input %dx%d, size %dx%d, stride %dx%d, "
-            "pad %dx%d, ceil %d, output %dx%d: error %.3g\n",
+            "pad %d,%d,%d,%d, exclude_pad %d, ceil %d, output %dx%d: error %.3g\n",
             what, index, p->kind == POOL_MAX ? "max" : "average", p->batch, p->channels,
             p->in_height, p->in_width, p->size_h, p->size_w, p->stride_h, p->stride_w, p->pad_top,
-            p->pad_left, ceil_mode, p->out_height, p->out_width, error);
+            p->pad_left, p->pad_bottom, p->pad_right, p->exclude_pad, ceil_mode, p->out_height,
+            p->out_width, error);
 }
 
 /* ---- pooling: the test's own implementations, in double ---------------------------------- */
@@ -204,13 +213,16 @@ static int inside(int position, int begin, int end) {
 }
 
 /* Average pooling's divisor, counted cell by cell: the cells of the window that lie on
- * the input or its padding (padding is pad on both sides). */
+ * the input or its padding (on the input only with exclude_pad). */
 static int average_divisor(const pool2d_params *p, int oh, int ow) {
+    const int pads = !p->exclude_pad;
     int cells = 0;
     for (int r = 0; r < p->size_h; r++)
         for (int c = 0; c < p->size_w; c++)
-            if (inside(window_row(p, oh) + r, -p->pad_top, p->in_height + p->pad_top) &&
-                inside(window_column(p, ow) + c, -p->pad_left, p->in_width + p->pad_left))
+            if (inside(window_row(p, oh) + r, -pads * p->pad_top,
+                       p->in_height + pads * p->pad_bottom) &&
+                inside(window_column(p, ow) + c, -pads * p->pad_left,
+                       p->in_width + pads * p->pad_right))
                 cells++;
     return cells;
 }
@@ -514,8 +526,8 @@ static pool2d_params single_plane_max_pool(int height, int width, int size, int 
     p.size_w = size;
     p.stride_h = stride;
     p.stride_w = stride;
-    p.pad_top = pad;
-    p.pad_left = pad;
+    p.pad_top = p.pad_bottom = pad;
+    p.pad_left = p.pad_right = pad;
     p.out_height = out_height;
     p.out_width = out_width;
     return p;

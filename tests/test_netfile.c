@@ -224,6 +224,24 @@ static void check_pool(clcnn_context *ctx, const char *type, int height, const c
     free(layers);
 }
 
+/* One pooling layer on a 2 x 9 x 10 input with pad=T,L,B,R (and count_pad). */
+static void check_pool_sides(clcnn_context *ctx, const char *line, int exclude_pad, int top,
+                             int left, int bottom, int right, int out_h, int out_w) {
+    char text[256];
+    snprintf(text, sizeof(text), "input channels=2 height=9 width=10\n%s\n", line);
+    layer *layers;
+    int count;
+    if (!parse_ok(ctx, text, &layers, &count, __LINE__))
+        return;
+    const layer *p = &layers[1];
+    if (!CHECK(p->pad_top == top && p->pad_left == left && p->pad_bottom == bottom &&
+               p->pad_right == right && p->exclude_pad == exclude_pad &&
+               shape_is(p->out, 3, 2, out_h, out_w)))
+        fprintf(stderr, "  '%s': pads %d,%d,%d,%d, exclude_pad %d, out %dx%d\n", line, p->pad_top,
+                p->pad_left, p->pad_bottom, p->pad_right, p->exclude_pad, p->out.h, p->out.w);
+    free(layers);
+}
+
 static void test_pool(clcnn_context *ctx) {
     check_pool(ctx, "maxpool", 6, "size=2", 3);
     check_pool(ctx, "maxpool", 5, "size=2", 2);
@@ -242,6 +260,13 @@ static void test_pool(clcnn_context *ctx) {
     check_pool(ctx, "maxpool", 1, "size=2 pad=1", 1);
     check_pool(ctx, "maxpool", 1, "size=2 stride=1 pad=1", 2);
     check_pool(ctx, "maxpool", 112, "size=3 stride=2 pad=1", 56); /* ResNet's stem */
+
+    /* each side on its own: T,L,B,R */
+    check_pool_sides(ctx, "maxpool size=3 stride=2 pad=1,0,0,1", 0, 1, 0, 0, 1, 4, 5);
+    check_pool_sides(ctx, "avgpool size=2 stride=1 pad=0,1,1,0 count_pad=false", 1, 0, 1, 1, 0, 9,
+                     10);
+    /* ceil: the last window may start in the leading padding only */
+    check_pool_sides(ctx, "maxpool size=3 stride=3 pad=0,0,1,1 ceil=true", 0, 0, 0, 1, 1, 3, 4);
 
     layer *layers;
     int count;
@@ -360,6 +385,19 @@ static void test_errors(clcnn_context *ctx) {
     /* the layer type */
     expect_error(ctx, IN "relu\n\nconvv filters=3 size=3\n", parse,
                  "net.txt:4: unknown layer type 'convv'", __LINE__);
+    /* padding each side on its own */
+    expect_error(ctx, IN "conv filters=1 size=3 pad=1,1,1\n", parse,
+                 "net.txt:2: conv: 'pad' with commas must be four non-negative integers "
+                 "top,left,bottom,right, got '1,1,1'",
+                 __LINE__);
+    expect_error(ctx, IN "conv filters=1 size=3 pad=1,1,1,1,1\n", parse,
+                 "'pad' with commas must be four", __LINE__);
+    expect_error(ctx, IN "maxpool size=2 pad=0,0,2,0\n", parse,
+                 "net.txt:2: maxpool: pad 2x0 is more than half the kernel 2x2", __LINE__);
+    expect_error(ctx, IN "maxpool size=2 count_pad=false\n", parse,
+                 "net.txt:2: maxpool: unknown key 'count_pad'", __LINE__);
+    expect_error(ctx, IN "avgpool size=2 count_pad=no\n", parse,
+                 "'count_pad' must be true or false, got 'no'", __LINE__);
     expect_error(ctx, IN "Conv filters=3 size=3\n", parse, "net.txt:2: unknown layer type 'Conv'",
                  __LINE__);
     expect_error(ctx, IN "filters=3 size=3\n", parse, "net.txt:2: unknown layer type 'filters=3'",
@@ -482,7 +520,9 @@ static void test_errors(clcnn_context *ctx) {
     expect_error(ctx, IN "conv filters=2 size=9x3 pad=1\n", shape,
                  "net.txt:2: conv: kernel 9x3 is larger than the padded input 7x7", __LINE__);
     expect_error(ctx, IN "maxpool size=6\n", shape,
-                 "net.txt:2: maxpool: kernel 6x6 is larger than the padded input 5x5", __LINE__);
+                 "net.txt:2: maxpool: kernel 6x6 with stride 6x6 and pad 0x0 leaves no output for "
+                 "the 5x5 input (ceil=true would give one, as PyTorch)",
+                 __LINE__);
     expect_error(ctx, "input channels=16 height=5 width=5\nrelu\ndense units=10\n", shape,
                  "net.txt:3: dense: input is 16x5x5, flatten it first", __LINE__);
     expect_error(ctx, "input channels=16 height=5 width=5\nflatten\nconv filters=2 size=1\n", shape,

@@ -528,13 +528,13 @@ static void run_dense_shapes(clcnn_context *ctx, int shape_count, uint64_t seed)
 /* ---- pool2d --------------------------------------------------------------------------- */
 
 /* PyTorch's pooling output size along one axis; 0 when the window does not fit. */
-static int pool_output_size(int input, int size, int stride, int pad, int ceil_mode) {
-    int span = input + 2 * pad - size;
+static int pool_output_size(int input, int size, int stride, int before, int after, int ceil_mode) {
+    int span = input + before + after - size;
     if (span < 0)
         return 0;
     int output = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
     /* The last window must start inside the input or its left padding. */
-    if (ceil_mode && (output - 1) * stride >= input + pad)
+    if (ceil_mode && (output - 1) * stride >= input + before)
         output--;
     return output;
 }
@@ -542,10 +542,11 @@ static int pool_output_size(int input, int size, int stride, int pad, int ceil_m
 static void print_pool_case(int index, const pool2d_params *p, int ceil_mode, double error) {
     fprintf(stderr,
             "%s case %d: batch %d, channels %d, in %dx%d, size %dx%d, stride %dx%d, "
-            "pad %dx%d, ceil %d, output %dx%d: error %.3g\n",
+            "pad %d,%d,%d,%d, exclude_pad %d, ceil %d, output %dx%d: error %.3g\n",
             p->kind == POOL_MAX ? "maxpool" : "avgpool", index, p->batch, p->channels, p->in_height,
             p->in_width, p->size_h, p->size_w, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
-            ceil_mode, p->out_height, p->out_width, error);
+            p->pad_bottom, p->pad_right, p->exclude_pad, ceil_mode, p->out_height, p->out_width,
+            error);
 }
 
 static double pool_case_error(clcnn_context *ctx, const pool2d_params *p, test_rng *rng) {
@@ -594,15 +595,25 @@ static void run_pool_shapes(clcnn_context *ctx, pool_kind kind, int shape_count,
         p.stride_w = test_rand_int(&rng, 0, 1) ? p.stride_h : test_rand_int(&rng, 1, 3);
         p.pad_top = test_rand_int(&rng, 0, p.size_h / 2);
         p.pad_left = test_rand_int(&rng, 0, p.size_w / 2);
+        /* a third of the shapes pad the sides differently (ONNX's asymmetric pads) */
+        const int asymmetric = test_rand_int(&rng, 0, 2) == 0;
+        p.pad_bottom = asymmetric ? test_rand_int(&rng, 0, p.size_h / 2) : p.pad_top;
+        p.pad_right = asymmetric ? test_rand_int(&rng, 0, p.size_w / 2) : p.pad_left;
+        p.asymmetric = asymmetric || test_rand_int(&rng, 0, 1); /* symmetric either way */
+        p.exclude_pad = kind == POOL_AVERAGE && test_rand_int(&rng, 0, 1);
         int ceil_mode = test_rand_int(&rng, 0, 1);
-        p.out_height = pool_output_size(p.in_height, p.size_h, p.stride_h, p.pad_top, ceil_mode);
-        p.out_width = pool_output_size(p.in_width, p.size_w, p.stride_w, p.pad_left, ceil_mode);
+        p.out_height =
+            pool_output_size(p.in_height, p.size_h, p.stride_h, p.pad_top, p.pad_bottom, ceil_mode);
+        p.out_width =
+            pool_output_size(p.in_width, p.size_w, p.stride_w, p.pad_left, p.pad_right, ceil_mode);
         if (p.out_height == 0 || p.out_width == 0)
             continue; /* window larger than the padded input */
         if (ceil_mode) {
             ceil_shapes++;
-            if (p.out_height != pool_output_size(p.in_height, p.size_h, p.stride_h, p.pad_top, 0) ||
-                p.out_width != pool_output_size(p.in_width, p.size_w, p.stride_w, p.pad_left, 0))
+            if (p.out_height != pool_output_size(p.in_height, p.size_h, p.stride_h, p.pad_top,
+                                                 p.pad_bottom, 0) ||
+                p.out_width !=
+                    pool_output_size(p.in_width, p.size_w, p.stride_w, p.pad_left, p.pad_right, 0))
                 ceil_changed++;
         }
         double error = pool_case_error(ctx, &p, &rng);

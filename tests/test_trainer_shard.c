@@ -30,6 +30,10 @@
  * summing lands far outside it. The epoch losses follow from weights that
  * close: relative 1e-4.
  *
+ * With a ready hook on buckets of 100 floats (the dense layer's gradients,
+ * then the convolution's), the trainer hands both buckets over during every
+ * step in that order and the weights are bit for bit those without it.
+ *
  * It checks as well that the hook runs exactly once per step with the
  * flat buffer and the right image counts, that both ranks end with the same
  * weights bit for bit, that a second run repeats the first bit for bit, and
@@ -49,6 +53,8 @@
 #define STEPS 15 /* 5 global batches of 8 (or fewer) images per epoch */
 #define WEIGHT_TOLERANCE 1e-5
 #define LOSS_TOLERANCE 1e-4
+/* With a ready hook: the conv layer and the dense layer each a bucket. */
+#define BUCKET_FLOATS 100
 
 static const char net_text[] = "input channels=2 height=8 width=8\n"
                                "conv filters=4 size=3 pad=1\n"
@@ -191,6 +197,10 @@ typedef struct rank_state {
     int64_t images[STEPS], global_images[STEPS], batch[STEPS];
     int epoch[STEPS];
     int bad; /* calls that broke the contract */
+    /* with a ready hook: the trainer's buckets and the next one expected */
+    int bucket_count, next_bucket;
+    int64_t bucket_first[8], bucket_count_floats[8];
+    int64_t ready_calls, polls;
     clcnn_status status;
     run_result result;
 } rank_state;
@@ -214,6 +224,11 @@ static clcnn_status sum_hook(void *user, float *gradients, int64_t count,
         r->batch[call] = step->batch;
         r->epoch[call] = step->epoch;
     }
+    if (r->bucket_count > 0) {
+        /* Every bucket came before the step's hook, then they start again. */
+        r->bad += r->next_bucket != r->bucket_count;
+        r->next_bucket = 0;
+    }
     x->contributions[r->rank] = gradients;
     x->steps[r->rank] = *step;
     if (!exchange_wait(x))
@@ -235,6 +250,32 @@ static clcnn_status sum_hook(void *user, float *gradients, int64_t count,
     step->loss_sum = loss_sum;
     step->correct = correct;
     return CLCNN_OK;
+}
+
+/* A ready hook that checks the buckets come in the plan's order, each once a step. */
+static clcnn_status record_ready(void *user, float *gradients, int64_t first, int64_t count,
+                                 const clcnn_gradient_step *step) {
+    rank_state *r = user;
+    (void)gradients;
+    r->bad += step->rank != r->rank || step->images < 0;
+    if (count == 0) {
+        r->polls++;
+        return CLCNN_OK;
+    }
+    const int k = r->next_bucket++;
+    r->bad +=
+        k >= r->bucket_count || first != r->bucket_first[k] || count != r->bucket_count_floats[k];
+    r->ready_calls++;
+    return CLCNN_OK;
+}
+
+/* The buckets tile the flat buffer from its end down to 0. */
+static int check_bucket_plan(const rank_state *r) {
+    int ok = r->bucket_count >= 2 && r->bucket_first[r->bucket_count - 1] == 0 &&
+             r->bucket_first[0] + r->bucket_count_floats[0] >= clcnn_net_parameter_count(r->net);
+    for (int k = 0; k + 1 < r->bucket_count; k++)
+        ok = ok && r->bucket_first[k] == r->bucket_first[k + 1] + r->bucket_count_floats[k + 1];
+    return ok;
 }
 
 static int count_progress(void *user, const clcnn_progress *progress) {
@@ -264,7 +305,7 @@ static void *rank_thread(void *arg) {
  * first, because two threads building the same program at once would share
  * the kernel cache's temporary file name (it is per process). */
 static int train_sharded(clcnn_context *ctx[RANKS], const clcnn_dataset *data, int run_hook,
-                         int average, run_result out[RANKS]) {
+                         int average, int64_t bucket_floats, run_result out[RANKS]) {
     exchange x;
     memset(&x, 0, sizeof(x));
     pthread_mutex_init(&x.lock, NULL);
@@ -284,6 +325,15 @@ static int train_sharded(clcnn_context *ctx[RANKS], const clcnn_dataset *data, i
              CHECK_OK(ctx[r], clcnn_trainer_set_shard(s->trainer, r, RANKS)) &&
              (!run_hook ||
               CHECK_OK(ctx[r], clcnn_trainer_set_gradient_hook(s->trainer, sum_hook, s)));
+        if (ok && bucket_floats > 0) {
+            ok = CHECK_OK(ctx[r], clcnn_trainer_set_gradient_ready_hook(s->trainer, record_ready, s,
+                                                                        bucket_floats));
+            s->bucket_count = clcnn_trainer_gradient_buckets(s->trainer, NULL, NULL);
+            ok = ok && CHECK(s->bucket_count >= 1 && s->bucket_count <= 8);
+            if (ok)
+                clcnn_trainer_gradient_buckets(s->trainer, s->bucket_first, s->bucket_count_floats);
+            ok = ok && CHECK(check_bucket_plan(s));
+        }
     }
     if (ok && run_hook) {
         pthread_t threads[RANKS];
@@ -311,6 +361,7 @@ static int train_sharded(clcnn_context *ctx[RANKS], const clcnn_dataset *data, i
         CHECK(s->bad == 0);
         CHECK(s->hook_calls == STEPS);
         CHECK(s->progress_calls == STEPS);
+        CHECK(s->ready_calls == (int64_t)s->bucket_count * STEPS);
         /* Every global batch: 8 images (4 + 4) but the last of each epoch. */
         for (int64_t k = 0; k < STEPS && k < s->hook_calls; k++) {
             const int e = (int)(k / 5);
@@ -428,12 +479,13 @@ static void check_device(clcnn_device_kind kind, const clcnn_dataset *data) {
     check_arguments(single_ctx, data);
 
     run_result warm[RANKS] = {{0}}, first[RANKS] = {{0}}, second[RANKS] = {{0}};
-    run_result averaged[RANKS] = {{0}}, single = {0}, single_hooked = {0};
-    const int ok = train_sharded(ctx, data, 0, 0, warm) && train_sharded(ctx, data, 1, 0, first) &&
-                   train_sharded(ctx, data, 1, 0, second) &&
-                   train_sharded(ctx, data, 1, 1, averaged) &&
-                   train_single(single_ctx, data, 0, &single) &&
-                   train_single(single_ctx, data, 1, &single_hooked);
+    run_result averaged[RANKS] = {{0}}, bucketed[RANKS] = {{0}}, single = {0}, single_hooked = {0};
+    const int ok =
+        train_sharded(ctx, data, 0, 0, 0, warm) && train_sharded(ctx, data, 1, 0, 0, first) &&
+        train_sharded(ctx, data, 1, 0, 0, second) && train_sharded(ctx, data, 1, 1, 0, averaged) &&
+        train_sharded(ctx, data, 1, 0, BUCKET_FLOATS, bucketed) &&
+        train_single(single_ctx, data, 0, &single) &&
+        train_single(single_ctx, data, 1, &single_hooked);
     if (ok) {
         clcnn_net *net = make_net(single_ctx);
         const int64_t n = net ? clcnn_net_parameter_count(net) : 0;
@@ -445,6 +497,9 @@ static void check_device(clcnn_device_kind kind, const clcnn_dataset *data) {
         CHECK(memcmp(first[0].weights, first[1].weights, bytes) == 0);
         CHECK(memcmp(first[0].weights, second[0].weights, bytes) == 0);
         CHECK(memcmp(first[1].weights, second[1].weights, bytes) == 0);
+        /* Buckets handed over during backward (each scaled on its own) change nothing. */
+        CHECK(memcmp(first[0].weights, bucketed[0].weights, bytes) == 0);
+        CHECK(memcmp(first[1].weights, bucketed[1].weights, bytes) == 0);
         /* A hook that changes nothing changes nothing. */
         CHECK(memcmp(single.weights, single_hooked.weights, bytes) == 0);
         for (int e = 0; e < EPOCHS; e++)
@@ -483,6 +538,7 @@ static void check_device(clcnn_device_kind kind, const clcnn_dataset *data) {
     free_runs(first, RANKS);
     free_runs(second, RANKS);
     free_runs(averaged, RANKS);
+    free_runs(bucketed, RANKS);
     free_runs(&single, 1);
     free_runs(&single_hooked, 1);
 done:
@@ -502,7 +558,8 @@ static void check_augmented_shards(const clcnn_dataset *data) {
     run_result sharded[RANKS] = {{0}}, single = {0}, plain = {0};
     if (CHECK(single_ctx && ctx[0] && ctx[1]) && train_single(single_ctx, data, 0, &plain)) {
         augmenting = 1;
-        if (train_sharded(ctx, data, 1, 0, sharded) && train_single(single_ctx, data, 0, &single)) {
+        if (train_sharded(ctx, data, 1, 0, 0, sharded) &&
+            train_single(single_ctx, data, 0, &single)) {
             clcnn_net *net = make_net(single_ctx);
             const int64_t n = net ? clcnn_net_parameter_count(net) : 0;
             clcnn_net_destroy(net);

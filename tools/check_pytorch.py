@@ -298,15 +298,13 @@ def conv_output(size, kernel, stride, before, after):
 
 
 def pool_output(size, kernel, stride, pad, ceil):
-    span = size + 2 * pad - kernel
-    if span < 0:
-        return None
-    if not ceil:
-        return span // stride + 1
-    outputs = -(-span // stride) + 1
-    if (outputs - 1) * stride >= size + pad:
+    """PyTorch's pooling_output_shape: floor((size + 2 pad - kernel + (ceil ? stride - 1 : 0)) /
+    stride) + 1 (in ceil mode a window may be larger than the padded input), and in ceil mode the
+    last window starts inside the input or its leading padding; None when that leaves no output."""
+    outputs = (size + 2 * pad - kernel + (stride - 1 if ceil else 0)) // stride + 1
+    if ceil and (outputs - 1) * stride >= size + pad:
         outputs -= 1
-    return outputs
+    return outputs if outputs >= 1 else None
 
 
 def random_pair(rng, low, high, square_probability):
@@ -3529,6 +3527,154 @@ def graph_self_check(nodes, parameters, values, grads, case, targets, logits_ind
     return problems
 
 
+# ---- ceil-mode pooling over a grid of configurations (--pool-grid) ----------------------------
+
+POOL_GRID_INPUTS = [(1, 1), (2, 2), (3, 2), (2, 5), (4, 4), (5, 3), (6, 6), (7, 5)]
+POOL_GRID_KERNELS = [(1, 1), (2, 2), (3, 3), (2, 3), (3, 1), (4, 4)]
+POOL_GRID_STRIDES = [(1, 1), (2, 2), (3, 3), (2, 1)]
+
+
+def pool_grid_configurations():
+    """Every (kind, input, kernel, stride, pad, ceil) of the grid: max and average pooling, pads
+    0 and half the kernel, ceil mode off and on."""
+    for kind in ("maxpool", "avgpool"):
+        for size in POOL_GRID_INPUTS:
+            for kernel in POOL_GRID_KERNELS:
+                for stride in POOL_GRID_STRIDES:
+                    pads = sorted({(0, 0), (kernel[0] // 2, kernel[1] // 2)})
+                    for pad in pads:
+                        for ceil in (False, True):
+                            yield kind, size, kernel, stride, pad, ceil
+
+
+def torch_pool(kind, x, kernel, stride, pad, ceil):
+    """PyTorch's result in float64, or None where PyTorch refuses the configuration."""
+    try:
+        if kind == "maxpool":
+            return F.max_pool2d(x, kernel, stride, pad, ceil_mode=ceil)
+        return F.avg_pool2d(x, kernel, stride, pad, ceil_mode=ceil, count_include_pad=True)
+    except RuntimeError:
+        return None
+
+
+def pool_text(kind, kernel, stride, pad, ceil, name):
+    return "%s size=%dx%d stride=%dx%d pad=%dx%d ceil=%s name=%s input=input" % (
+        kind, kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1],
+        "true" if ceil else "false", name)
+
+
+def concat_tree(names, lines):
+    """Joins flattened branches with concats of at most 4 inputs until one remains."""
+    level = 0
+    while len(names) > 1:
+        joined = []
+        for i in range(0, len(names), 4):
+            group = names[i:i + 4]
+            if len(group) == 1:
+                joined.append(group[0])
+                continue
+            name = "join%d_%d" % (level, i // 4)
+            lines.append("concat inputs=%s name=%s" % (",".join(group), name))
+            joined.append(name)
+        names = joined
+        level += 1
+
+
+def pool_grid_main(args, clcnn, devices, work_dir):
+    """Checks clcnn's pooling against PyTorch over POOL_GRID_*: the configurations PyTorch
+    refuses, clcnn must refuse (clcnn summary); the others, one network per (kind, input size)
+    with every configuration as a branch of the input, run by clcnn forward --trace on each
+    device, must give PyTorch's shapes and values (max pooling exactly, average pooling within
+    1e-6 relative to the window's magnitude)."""
+    rng_np = np.random.default_rng(args.seed)
+    groups = {}
+    refused = []
+    for config in pool_grid_configurations():
+        kind, size, kernel, stride, pad, ceil = config
+        x = torch.zeros((1, 1) + size, dtype=torch.float64)
+        if torch_pool(kind, x, kernel, stride, pad, ceil) is None:
+            refused.append(config)
+        else:
+            groups.setdefault((kind, size), []).append(config)
+    total = len(refused) + sum(len(g) for g in groups.values())
+    failures = []
+    # PyTorch's refusals: clcnn refuses them too.
+    for number, (kind, size, kernel, stride, pad, ceil) in enumerate(refused):
+        net_path = os.path.join(work_dir, "refused-%d.net" % number)
+        with open(net_path, "w") as f:
+            f.write("input channels=1 height=%d width=%d\n%s\n" % (
+                size[0], size[1],
+                pool_text(kind, kernel, stride, pad, ceil, "p").replace(" input=input", "")))
+        result = subprocess.run([clcnn, "summary", net_path], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        if result.returncode == 0:
+            failures.append("%s on %dx%d: PyTorch refuses it, clcnn accepts it" % (
+                pool_text(kind, kernel, stride, pad, ceil, "p"), size[0], size[1]))
+    # The accepted ones: values on every device.
+    checked = 0
+    for (kind, size), configs in sorted(groups.items()):
+        stem = "%s-%dx%d" % (kind, size[0], size[1])
+        lines = ["input channels=2 height=%d width=%d" % size]
+        names = []
+        for i, (_, _, kernel, stride, pad, ceil) in enumerate(configs):
+            lines.append(pool_text(kind, kernel, stride, pad, ceil, "p%d" % i))
+            lines.append("flatten name=f%d input=p%d" % (i, i))
+            names.append("f%d" % i)
+        if len(names) == 1:
+            lines.append("flatten name=last input=%s" % names[0])
+        concat_tree(names, lines)
+        net_path = os.path.join(work_dir, stem + ".net")
+        with open(net_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        images = rng_np.standard_normal((3, 2) + size).astype(np.float32)
+        input_path = os.path.join(work_dir, stem + "-input.npy")
+        np.save(input_path, images)
+        x = torch.from_numpy(images.astype(np.float64))
+        for device in devices:
+            trace = os.path.join(work_dir, stem + "-" + device)
+            os.makedirs(trace, exist_ok=True)
+            command = [clcnn, "--device", device, "forward", net_path, "--seed", "1", "--input",
+                       input_path, "--output", os.path.join(trace, "output.npy"), "--trace", trace]
+            result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            if result.returncode != 0:
+                failures.append("%s: %s: %s" % (device, net_path, result.stderr.strip()))
+                continue
+            files = os.listdir(trace)
+            for i, (_, _, kernel, stride, pad, ceil) in enumerate(configs):
+                text = pool_text(kind, kernel, stride, pad, ceil, "p%d" % i)
+                want = torch_pool(kind, x, kernel, stride, pad, ceil).numpy()
+                match = [name for name in files if name.endswith("-p%d.npy" % i)]
+                if len(match) != 1:
+                    failures.append("%s: %s on %dx%d: no trace" % (device, text, *size))
+                    continue
+                got = np.load(os.path.join(trace, match[0])).astype(np.float64)
+                if got.shape != want.shape:
+                    failures.append("%s: %s on %dx%d: shape %s, PyTorch %s" % (
+                        device, text, size[0], size[1], got.shape, want.shape))
+                    continue
+                if kind == "maxpool":
+                    bad = not np.array_equal(got, want)
+                else:
+                    magnitude = torch_pool(kind, x.abs(), kernel, stride, pad, ceil).numpy()
+                    bad = np.max(np.abs(got - want) / np.maximum(magnitude, 1e-30)) > 1e-6
+                if bad:
+                    failures.append("%s: %s on %dx%d: values differ from PyTorch's" % (
+                        device, text, size[0], size[1]))
+                checked += device == devices[0]
+    ceil_larger = sum(1 for configs in groups.values()
+                      for (_, size, kernel, _, pad, ceil) in configs
+                      if ceil and (kernel[0] > size[0] + 2 * pad[0]
+                                   or kernel[1] > size[1] + 2 * pad[1]))
+    print("pooling grid: %d configurations, %d refused by PyTorch (and clcnn), %d compared on %s "
+          "(%d in ceil mode with a window larger than the padded input)"
+          % (total, len(refused), checked, ", ".join(devices), ceil_larger))
+    for failure in failures:
+        print("FAIL " + failure)
+    print("%d failures" % len(failures) if failures else "all as PyTorch")
+    return 1 if failures else 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=300, help="networks to generate")
@@ -3560,6 +3706,10 @@ def main():
                         help="networks of the modern layers: batchnorm (train and eval mode), "
                         "dropout (rate 0, traced masks, eval), relu6, conv groups= and "
                         "dilation=; every network runs with --mode train|eval --random-seed S")
+    parser.add_argument("--pool-grid", action="store_true",
+                        help="check max and average pooling (ceil mode on and off, padding, "
+                        "windows larger than the input) over a grid of configurations against "
+                        "PyTorch: refusals and values")
     parser.add_argument("--no-groups", action="store_true",
                         help="with --modern: no groups= or dilation= (for a clcnn without them)")
     args = parser.parse_args()
@@ -3588,6 +3738,11 @@ def main():
     else:
         work_dir = tempfile.mkdtemp(prefix="clcnn-check-pytorch-")
 
+    if args.pool_grid:
+        status = pool_grid_main(args, clcnn, devices, work_dir)
+        if not args.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        return status
     if args.graphs:
         args.forward_tolerance = args.tolerance if args.tolerance is not None else 1e-4
         status = graph_main(args, clcnn, devices, work_dir)

@@ -4,6 +4,7 @@
 
 #include "clcnn.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -47,8 +48,31 @@ int cli_read_text_image(const char *path, clcnn_array *out);
 /* A context on the device the common options chose, or NULL after printing why. */
 clcnn_context *cli_open_context(const cli_common *common);
 
+/* 1 when path names an ONNX file (ends in .onnx): a network with its weights. */
+int cli_is_onnx(const char *path);
+
 /* Parses a whole non-negative integer option value; returns 0 on success. */
 int cli_parse_int64(const char *option, const char *text, int64_t *out);
+
+/* 0 if a file can be written at path (what: "the model", "the output"):
+ * not a directory or a device, in an existing directory that takes new
+ * files; else 1 after printing why not. Commands check their outputs with
+ * it before any work. */
+int cli_check_output_file(const char *path, const char *what);
+
+/* What a file holds, told by its first bytes rather than its name: a .npy
+ * array (\x93NUMPY), an IDX file (00 00, a type byte 08..0E, a dimension
+ * count), a gzip stream (1f 8b: IDX files are read through it), a PGM image
+ * (P2 or P5), or anything else (PNG, JPEG and the rest, left to stb_image). */
+typedef enum cli_file_kind {
+    CLI_FILE_UNREADABLE,
+    CLI_FILE_NPY,
+    CLI_FILE_IDX,
+    CLI_FILE_GZIP,
+    CLI_FILE_PGM,
+    CLI_FILE_OTHER,
+} cli_file_kind;
+cli_file_kind cli_file_kind_of(const char *path);
 
 /* Reads images for a network: a .npy of (N, C, H, W) or (C, H, W), float32
  * or float64, or an IDX image file (raw or gzip) whose pixels are scaled to
@@ -90,6 +114,47 @@ int cli_parse_loss(const char *text, clcnn_loss *out);
 int cli_read_pgm(const char *path, float **pixels, int *height, int *width);
 int cli_read_png(const char *path, int channels, float **pixels, int *height, int *width);
 
+/* Text put after "clcnn: " in every failure and usage message ("rank 1 of 4: "). */
+void cli_set_message_prefix(const char *prefix);
+const char *cli_message_prefix(void);
+
+/* ---- ranks (ranks.c): `mpirun -np N clcnn train` ----------------------------------------- */
+
+/* This process's place in a data-parallel run: rank 0 of 1 unless an MPI
+ * launcher started it and the tool is built with clcnn_mpi. */
+typedef struct cli_ranks {
+    int rank, size;
+    void *mpi; /* clcnn_mpi *, or NULL */
+} cli_ranks;
+
+/* Joins the MPI job when an MPI launcher started this process (failure
+ * messages then name the rank); refuses one started as one of several
+ * processes when the tool has no MPI. Returns 0, or 1 after printing why. */
+int cli_ranks_start(cli_ranks *ranks);
+/* Leaves the job (MPI_Finalize). */
+void cli_ranks_end(cli_ranks *ranks);
+/* For a failure of this rank alone (the others would wait for it for ever):
+ * says so and ends every rank's process (MPI_Abort). Returns only with one rank. */
+void cli_ranks_abort(cli_ranks *ranks);
+/* Without --device-index or CLCNN_DEVICE, the OpenCL device of the rank's
+ * local rank (modulo the platform's devices). */
+void cli_ranks_pick_device(const cli_ranks *ranks, cli_common *common);
+/* A hash for cli_ranks_agree (constant without MPI). */
+uint64_t cli_ranks_hash(uint64_t hash, const void *bytes, size_t size);
+/* Collective: 0 when every rank's hash equals rank 0's; 1 otherwise, after
+ * rank 0 printed which ranks have another `what`. */
+int cli_ranks_agree(cli_ranks *ranks, const char *what, uint64_t hash);
+/* Shards trainer over the ranks and sums their gradients (buckets of
+ * bucket_floats overlap backward; 0: after it). */
+clcnn_status cli_ranks_attach(cli_ranks *ranks, clcnn_trainer *trainer, int64_t bucket_floats);
+/* Collective: each value summed over the ranks, in rank order. */
+void cli_ranks_sum(cli_ranks *ranks, double *values, int count);
+/* Collective: batchnorm's running statistics averaged over the ranks. */
+clcnn_status cli_ranks_average_state(cli_ranks *ranks, clcnn_net *net);
+/* Collective: rank 0 prints where the gradient exchange's time went over
+ * training that took seconds. */
+void cli_ranks_report(cli_ranks *ranks, double seconds);
+
 /* ---- commands and their options ------------------------------------------------------------
  *
  * Each command is one table: its name, its positional arguments, what it does
@@ -107,7 +172,8 @@ typedef struct cli_option {
 
 typedef struct cli_command {
     const char *name;      /* "train" */
-    const char *arguments; /* the positional part of the synopsis: "NET", "MODEL IMAGE..." */
+    const char *arguments; /* the positional part of the synopsis: "NET", "MODEL IMAGE...";
+                              several forms one a line: "MODEL DIR\nMODEL FILE.onnx" */
     int min_positional;    /* positional arguments the command needs ... */
     int max_positional;    /* ... and takes at most (-1: any number) */
     const char *summary;   /* one line: what it does */
@@ -156,6 +222,9 @@ int cli_given(const cli_args *args, const char *name);
 /* Option `name` as a non-negative integer into *out (left alone when
  * absent); returns 0, or CLI_USAGE after printing why. */
 int cli_int_option(const cli_args *args, const char *name, int64_t *out);
+/* The same, the value also within [low, high] ("N is out of range (low to high)"). */
+int cli_int_option_in(const cli_args *args, const char *name, int64_t low, int64_t high,
+                      int64_t *out);
 
 /* Writes an RGB picture (width * height * 3 bytes) as PNG; 0, or 1 after printing why not. */
 int cli_write_png(const char *path, int width, int height, const unsigned char *rgb);

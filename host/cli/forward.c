@@ -51,13 +51,16 @@ static int run_forward(const cli_common *common, const cli_args *args) {
         return CLI_USAGE;
     if (!input)
         return cli_usage(args->command, "missing --input X.npy (or an IDX image file)");
-    if (!weights && seed < 0)
+    /* an ONNX file brings its weights */
+    if (!weights && seed < 0 && !cli_is_onnx(net_path))
         return cli_usage(args->command,
                          "missing --weights DIR (or --seed S to initialise weights)");
     if (!output && !trace && !print)
         return cli_usage(args->command, "missing --output Y.npy");
     if (weights && seed >= 0)
         return cli_usage(args->command, "give --weights or --seed, not both");
+    if (output && cli_check_output_file(output, "the output") != 0)
+        return 1;
 
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
@@ -72,8 +75,10 @@ static int run_forward(const cli_common *common, const cli_args *args) {
         result = cli_fail_context(ctx);
         goto done;
     }
-    clcnn_status status = weights ? clcnn_net_load_weights(net, weights)
-                                  : clcnn_net_init_weights(net, (uint64_t)seed);
+    /* an ONNX file brings its weights, which --weights or --seed replace */
+    clcnn_status status = weights     ? clcnn_net_load_weights(net, weights)
+                          : seed >= 0 ? clcnn_net_init_weights(net, (uint64_t)seed)
+                                      : CLCNN_OK;
     if (status == CLCNN_OK)
         status = cli_apply_pass(net, &pass);
     if (status != CLCNN_OK) {
@@ -186,9 +191,12 @@ const cli_command cli_command_forward = {
     "run the network on a batch of images",
     "The input is a .npy of shape (N, C, H, W) or (C, H, W), float32 or float64, or an IDX "
     "image file (raw or gzip) whose bytes are scaled to [0, 1]. The output is the last layer's "
-    "output as float32: (N, units) or (N, C, H, W).\n",
+    "output as float32: (N, units) or (N, C, H, W).\n\n"
+    "NET is a network file, or an ONNX file (FILE.onnx) that brings its weights: --weights or "
+    "--seed then replace them.\n",
     (const cli_option[]){
-        {"--weights", "DIR", "read one <tensor>.npy per named tensor from DIR"},
+        {"--weights", "DIR",
+         "read one <tensor>.npy per named tensor from DIR (an ONNX NET needs none)"},
         {"--seed", "S", "initialise the weights from seed S instead (He or Xavier, biases 0)"},
         {"--input", "X", "the images: a .npy or an IDX image file"},
         {"--output", "Y.npy", "write the last layer's output here"},

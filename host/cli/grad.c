@@ -95,9 +95,10 @@ static int run_grad(const cli_common *common, const cli_args *args) {
     if (cli_read_pass(args, &pass) != 0 ||
         (loss_text && cli_parse_loss(loss_text, &loss_kind) != 0))
         return CLI_USAGE;
-    if (!weights || !input || !labels_path || !output)
-        return cli_usage(args->command, "needs --weights DIR, --input X.npy, --labels L.npy and "
-                                        "--output DIR");
+    /* an ONNX file brings its weights */
+    if ((!weights && !cli_is_onnx(net_path)) || !input || !labels_path || !output)
+        return cli_usage(args->command, "needs --weights DIR (unless NET is an .onnx file), "
+                                        "--input X.npy, --labels L.npy and --output DIR");
 
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
@@ -109,7 +110,7 @@ static int run_grad(const cli_common *common, const cli_args *args) {
     double loss = 0.0;
     int result = 0;
     if (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
-        clcnn_net_load_weights(net, weights) != CLCNN_OK ||
+        (weights && clcnn_net_load_weights(net, weights) != CLCNN_OK) ||
         clcnn_net_set_loss(net, loss_kind) != CLCNN_OK || cli_apply_pass(net, &pass) != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
@@ -174,8 +175,12 @@ const cli_command cli_command_grad = {
     "and input.grad.npy into the output directory. The loss follows the last layer: softmax "
     "gives cross-entropy, a one-unit sigmoid binary cross-entropy, anything else mean squared "
     "error. Labels are integer class indices (N,), float targets (N,) or (N, 1) for binary "
-    "cross-entropy, or float (N, D) targets for MSE.\n",
-    (const cli_option[]){{"--weights", "DIR", "read one <tensor>.npy per named tensor from DIR"},
+    "cross-entropy, or float (N, D) targets for MSE.\n\n"
+    "NET is a network file, or an ONNX file (FILE.onnx) that brings its weights: --weights then "
+    "replaces them.\n",
+    (const cli_option[]){{"--weights", "DIR",
+                          "read one <tensor>.npy per named tensor from DIR (an ONNX NET needs "
+                          "none)"},
                          {"--input", "X.npy", "the images"},
                          {"--labels", "L.npy", "the labels or targets, one per image"},
                          {"--output", "DIR", "write the gradients here"},

@@ -16,6 +16,25 @@ static int has_suffix(const char *s, const char *suffix) {
     return n >= m && strcasecmp(s + n - m, suffix) == 0;
 }
 
+cli_file_kind cli_file_kind_of(const char *path) {
+    unsigned char head[6] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return CLI_FILE_UNREADABLE;
+    const size_t n = fread(head, 1, sizeof(head), f);
+    fclose(f);
+    if (n == 6 && memcmp(head, "\x93NUMPY", 6) == 0)
+        return CLI_FILE_NPY;
+    if (n >= 4 && head[0] == 0 && head[1] == 0 && head[2] >= 0x08 && head[2] <= 0x0e &&
+        head[3] >= 1)
+        return CLI_FILE_IDX;
+    if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b)
+        return CLI_FILE_GZIP;
+    if (n >= 2 && head[0] == 'P' && (head[1] == '2' || head[1] == '5'))
+        return CLI_FILE_PGM;
+    return CLI_FILE_OTHER;
+}
+
 static void describe_shape(const clcnn_array *a, char *buf, size_t size) {
     size_t used = (size_t)snprintf(buf, size, "(");
     for (int d = 0; d < a->ndim && used < size; d++)
@@ -31,12 +50,21 @@ int cli_read_images(clcnn_context *ctx, clcnn_net *net, const char *path, float 
     clcnn_net_layer_info(net, 0, &input);
     const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
     clcnn_array array;
-    int is_npy = has_suffix(path, ".npy");
-    if (has_suffix(path, ".txt")) {
+    /* Told by content, not name, but for text images (.txt), which have no magic bytes. */
+    const int is_text = has_suffix(path, ".txt");
+    const cli_file_kind kind = is_text ? CLI_FILE_OTHER : cli_file_kind_of(path);
+    if (!is_text && kind == CLI_FILE_UNREADABLE)
+        return cli_fail("%s: cannot open", path);
+    if (!is_text && kind != CLI_FILE_NPY && kind != CLI_FILE_IDX && kind != CLI_FILE_GZIP)
+        return cli_fail("%s: neither a .npy array, an IDX image file nor a text image (expected "
+                        "the bytes \\x93NUMPY, an IDX magic number 00 00 08..0E or a gzip stream "
+                        "at byte offset 0, or a name ending in .txt)",
+                        path);
+    const int is_npy = is_text || kind == CLI_FILE_NPY;
+    if (is_text) {
         /* A text image is one (C, H, W) image, its values as written. */
         if (cli_read_text_image(path, &array) != 0)
             return CLI_FAILURE;
-        is_npy = 1;
     } else if ((is_npy ? clcnn_npy_read(ctx, path, &array) : clcnn_idx_read(ctx, path, &array)) !=
                CLCNN_OK)
         return cli_fail_context(ctx);
@@ -164,7 +192,9 @@ int cli_read_png(const char *path, int channels, float **pixels, int *height, in
     int w, h, n;
     unsigned char *data = stbi_load(path, &w, &h, &n, channels);
     if (!data)
-        return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
+        return cli_fail("%s: cannot read the image: %s (its first bytes are those of no PNG, JPEG, "
+                        "PGM, PPM, .npy or IDX file)",
+                        path, stbi_failure_reason());
     float *values = malloc(sizeof(float) * (size_t)w * h * channels);
     if (!values) {
         stbi_image_free(data);
@@ -204,14 +234,19 @@ int cli_read_image_for(clcnn_context *ctx, clcnn_net *net, const char *path, flo
     clcnn_layer_info input;
     clcnn_net_layer_info(net, 0, &input);
     const int C = input.shape[0], H = input.shape[1], W = input.shape[2];
-    /* Batches: .npy and IDX image files (Fashion-MNIST's own, for instance). */
-    if (has_suffix(path, ".npy") || has_suffix(path, ".txt") || has_suffix(path, "-ubyte") ||
-        has_suffix(path, "-ubyte.gz"))
+    /* Told by content, not name (text images aside). Batches: .npy, text and
+     * IDX image files (Fashion-MNIST's own, for instance; a gzip stream is
+     * taken for one). */
+    const cli_file_kind kind = cli_file_kind_of(path);
+    if (kind == CLI_FILE_UNREADABLE)
+        return cli_fail("%s: cannot open", path);
+    if (kind == CLI_FILE_NPY || kind == CLI_FILE_IDX || kind == CLI_FILE_GZIP ||
+        has_suffix(path, ".txt"))
         return cli_read_images(ctx, net, path, images, count);
     if (C != 1 && C != 3 && C != 4)
         return cli_fail("%s: a picture has 1, 3 or 4 channels, the network takes %d", path, C);
     int h = 0, w = 0, result;
-    if (has_suffix(path, ".pgm")) {
+    if (kind == CLI_FILE_PGM) {
         result = cli_read_pgm(path, images, &h, &w);
         /* grey to every channel */
         float *expanded = result == 0 ? realloc(*images, sizeof(float) * C * (size_t)h * w) : NULL;

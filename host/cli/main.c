@@ -1,16 +1,28 @@
 /* clcnn: the command-line tool. Uses only the public API of include/clcnn.h. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+static const char *message_prefix = "";
+
+void cli_set_message_prefix(const char *prefix) {
+    message_prefix = prefix;
+}
+
+const char *cli_message_prefix(void) {
+    return message_prefix;
+}
+
 int cli_fail(const char *format, ...) {
     va_list args;
     va_start(args, format);
     fputs("clcnn: ", stderr);
+    fputs(message_prefix, stderr);
     vfprintf(stderr, format, args);
     fputc('\n', stderr);
     va_end(args);
@@ -47,7 +59,12 @@ clcnn_status cli_apply_pass(clcnn_net *net, const cli_pass *pass) {
 
 int cli_parse_int64(const char *option, const char *text, int64_t *out) {
     char *end;
+    errno = 0;
     long long value = strtoll(text, &end, 10);
+    if (errno == ERANGE) {
+        cli_fail("%s: %s is out of range (at most %lld)", option, text, (long long)INT64_MAX);
+        return -1;
+    }
     if (end == text || *end != 0 || value < 0) {
         cli_fail("%s: expected a non-negative integer, got '%s'", option, text);
         return -1;
@@ -117,6 +134,10 @@ static int parse_common(cli_common *common, int argc, char **argv) {
             int64_t n;
             if (cli_parse_int64(arg, value, &n) != 0)
                 return -1;
+            if (n > INT32_MAX) {
+                cli_fail("%s: %s is out of range (at most %d)", arg, value, INT32_MAX);
+                return -1;
+            }
             if (is_platform)
                 common->platform_index = (int)n;
             else

@@ -1,6 +1,9 @@
 /* clcnn export MODEL DIR: a model's network file, .npy weights and metadata.
+ * clcnn export MODEL FILE.onnx: the model as ONNX.
  * clcnn import NET DIR MODEL [--mean M,...] [--std S,...] [--classes FILE]:
  * a model from a network file, .npy weights and metadata.
+ * clcnn import FILE.onnx MODEL [--mean M,...] [--std S,...] [--classes FILE]:
+ * a model from ONNX.
  *
  * DIR/metadata.txt holds what a model says beyond its network and weights,
  * one item a line ('#' lines are comments):
@@ -19,9 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define METADATA_FILE "metadata.txt"
+
+int cli_is_onnx(const char *path) {
+    size_t length = strlen(path);
+    return length >= 5 && strcasecmp(path + length - 5, ".onnx") == 0;
+}
 
 /* Writes text to path; returns 0, or 1 after printing why not. */
 static int write_text_file(const char *path, const char *text) {
@@ -74,17 +84,42 @@ static int run_export(const cli_common *common, const cli_args *args) {
     clcnn_model_info info;
     clcnn_model_info_init(&info);
     int result = 0;
-    if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK ||
-        clcnn_net_save_weights(net, dir) != CLCNN_OK) {
+    struct stat st;
+    const int dir_existed = stat(dir, &st) == 0;
+    const int onnx = cli_is_onnx(dir);
+    char network_path[4096], metadata_path[4096];
+    snprintf(network_path, sizeof(network_path), "%s/network.net", dir);
+    snprintf(metadata_path, sizeof(metadata_path), "%s/%s", dir, METADATA_FILE);
+    if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK) {
+        result = cli_fail_context(ctx);
+    } else if (onnx) {
+        /* the network and its tensors; ONNX has no place for the metadata */
+        if (clcnn_net_save_onnx(net, dir) != CLCNN_OK)
+            result = cli_fail_context(ctx);
+    } else if (clcnn_net_save_weights(net, dir) != CLCNN_OK) {
         result = cli_fail_context(ctx);
     } else {
         /* The weights went first: saving them created dir. */
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/network.net", dir);
-        result = write_text_file(path, clcnn_net_text(net));
-        snprintf(path, sizeof(path), "%s/%s", dir, METADATA_FILE);
+        result = write_text_file(network_path, clcnn_net_text(net));
         if (result == 0)
-            result = write_metadata(path, &info);
+            result = write_metadata(metadata_path, &info);
+    }
+    /* A failed export into a directory it created leaves nothing behind:
+     * every file it may have written, then the directory. */
+    if (result != 0 && !dir_existed && onnx)
+        unlink(dir);
+    if (result != 0 && !dir_existed && !onnx) {
+        for (int i = 0; net && i < clcnn_net_tensor_count(net); i++) {
+            clcnn_tensor_info tensor;
+            char file[4096];
+            if (clcnn_net_tensor_info(net, i, &tensor) != CLCNN_OK)
+                continue;
+            snprintf(file, sizeof(file), "%s/%s.npy", dir, tensor.name);
+            unlink(file);
+        }
+        unlink(network_path);
+        unlink(metadata_path);
+        rmdir(dir);
     }
     clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
@@ -245,8 +280,15 @@ static int run_import(const cli_common *common, const cli_args *args) {
                *classes_path = cli_value(args, "--classes");
     if ((mean_text != NULL) != (std_text != NULL))
         return cli_usage(args->command, "--mean and --std go together");
-    const char *net_path = args->positional[0], *dir = args->positional[1],
-               *model_path = args->positional[2];
+    /* FILE.onnx MODEL: the network and its weights from one file */
+    const int onnx = args->positional_count == 2;
+    if (onnx && !cli_is_onnx(args->positional[0]))
+        return cli_usage(args->command,
+                         "two arguments are FILE.onnx MODEL, and '%s' does not end in .onnx; "
+                         "a network file takes NET DIR MODEL",
+                         args->positional[0]);
+    const char *net_path = args->positional[0], *dir = onnx ? NULL : args->positional[1],
+               *model_path = args->positional[onnx ? 1 : 2];
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)
         return cli_fail("out of memory");
@@ -257,8 +299,8 @@ static int run_import(const cli_common *common, const cli_args *args) {
     float *mean = NULL, *std = NULL;
     int mean_count = 0, std_count = 0;
     char metadata_path[4096];
-    snprintf(metadata_path, sizeof(metadata_path), "%s/%s", dir, METADATA_FILE);
-    const int has_metadata = access(metadata_path, F_OK) == 0;
+    snprintf(metadata_path, sizeof(metadata_path), "%s/%s", dir ? dir : ".", METADATA_FILE);
+    const int has_metadata = dir && access(metadata_path, F_OK) == 0;
     int result = has_metadata ? read_metadata(metadata_path, &info) : 0;
     /* Values --mean and --std cannot take are usage errors. */
     if (result == 0 && mean_text &&
@@ -268,8 +310,9 @@ static int run_import(const cli_common *common, const cli_args *args) {
         result = CLI_USAGE;
     if (result == 0 && classes_path)
         result = read_class_file(classes_path, &info);
-    if (result == 0 && (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
-                        clcnn_net_load_weights(net, dir) != CLCNN_OK))
+    if (result == 0 && (onnx ? clcnn_net_from_onnx(ctx, net_path, &net) != CLCNN_OK
+                             : (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
+                                clcnn_net_load_weights(net, dir) != CLCNN_OK)))
         result = cli_fail_context(ctx);
     if (result == 0 && info.class_count > 0) {
         const int64_t outputs = clcnn_net_output_size(net);
@@ -280,9 +323,9 @@ static int run_import(const cli_common *common, const cli_args *args) {
     }
     if (result == 0 && info.channels == 0)
         fprintf(stderr,
-                "clcnn: import: warning: no normalisation (--mean/--std or %s): the model "
+                "clcnn: import: warning: no normalisation (--mean/--std%s%s): the model "
                 "will take [0, 1] pixels as they are\n",
-                metadata_path);
+                dir ? " or " : "", dir ? metadata_path : "");
     if (result == 0 && clcnn_model_save(net, NULL, &info, model_path) != CLCNN_OK)
         result = cli_fail_context(ctx);
     free(mean);
@@ -295,25 +338,31 @@ static int run_import(const cli_common *common, const cli_args *args) {
 
 const cli_command cli_command_export = {
     "export",
-    "MODEL DIR",
+    "MODEL DIR\nMODEL FILE.onnx",
     2,
     2,
-    "write a model's network file, .npy weights and metadata into DIR",
+    "write a model as a network file, .npy weights and metadata, or as ONNX",
     "DIR gets network.net, one <tensor>.npy per named tensor and metadata.txt: the "
     "normalisation ('mean M[,M...]', 'std S[,S...]': one value for every channel or one per "
-    "channel) and the class names ('class NAME', in class order). import reads them back.\n",
+    "channel) and the class names ('class NAME', in class order). import reads them back.\n\n"
+    "A destination ending in .onnx gets the network and its tensors as one ONNX model (opset "
+    "13), which import and every command taking a network read back; ONNX has no place for "
+    "the metadata. A failed export leaves nothing behind in a directory it created.\n",
     (const cli_option[]){{NULL, NULL, NULL}},
     run_export};
 
 const cli_command cli_command_import = {
     "import",
-    "NET DIR MODEL",
+    "NET DIR MODEL\nFILE.onnx MODEL",
+    2,
     3,
-    3,
-    "make a model from a network file and a directory of .npy weights",
+    "make a model from a network file and .npy weights, or from ONNX",
     "DIR/metadata.txt, when there, gives the normalisation and the class names (as export "
     "writes them); the options below replace what it says. A model without a normalisation "
-    "takes [0, 1] pixels as they are (import warns).\n",
+    "takes [0, 1] pixels as they are (import warns).\n\n"
+    "With two arguments the first is an ONNX file (FILE.onnx), which brings the network and "
+    "its weights; the options give what ONNX does not hold (docs/onnx.md lists the operators "
+    "taken).\n",
     (const cli_option[]){
         {"--mean", "M[,M...]", "the normalisation's means: one for every channel, or one each"},
         {"--std", "S[,S...]", "its standard deviations, as many as the means"},

@@ -40,6 +40,7 @@ int cli_usage(const cli_command *command, const char *format, ...) {
     va_list args;
     va_start(args, format);
     fputs("clcnn: ", stderr);
+    fputs(cli_message_prefix(), stderr);
     if (command)
         fprintf(stderr, "%s: ", command->name);
     vfprintf(stderr, format, args);
@@ -93,6 +94,41 @@ int cli_int_option(const cli_args *args, const char *name, int64_t *out) {
     return 0;
 }
 
+int cli_int_option_in(const cli_args *args, const char *name, int64_t low, int64_t high,
+                      int64_t *out) {
+    const char *value = cli_value(args, name);
+    int64_t number = 0;
+    if (!value)
+        return 0;
+    if (cli_parse_int64(name, value, &number) != 0)
+        return CLI_USAGE;
+    if (number < low || number > high)
+        return cli_usage(args->command, "%s: %s is out of range (%lld to %lld)", name, value,
+                         (long long)low, (long long)high);
+    *out = number;
+    return 0;
+}
+
+/* The length of a command's first synopsis form (its arguments up to a newline). */
+static int form_length(const char *form) {
+    return (int)strcspn(form, "\n");
+}
+
+/* "clcnn CMD FORM[, or clcnn CMD FORM...]" for a one-line message. */
+static void usage_forms(const cli_command *command, char *buf, size_t size) {
+    size_t used = 0;
+    const char *suffix = command->options && command->options[0].name ? " [options]" : "";
+    for (const char *form = command->arguments; used < size;) {
+        const int length = form_length(form);
+        used += (size_t)snprintf(buf + used, size - used, "%sclcnn %s%s%.*s%s",
+                                 form == command->arguments ? "" : ", or ", command->name,
+                                 length ? " " : "", length, form, suffix);
+        if (form[length] == 0)
+            break;
+        form += length + 1;
+    }
+}
+
 /* ---- parsing ------------------------------------------------------------------------------- */
 
 int cli_parse_args(const cli_command *command, int argc, char **argv, cli_args *out) {
@@ -133,10 +169,11 @@ int cli_parse_args(const cli_command *command, int argc, char **argv, cli_args *
     if (command->max_positional >= 0 && out->positional_count > command->max_positional)
         return cli_usage(command, "unexpected argument '%s'",
                          out->positional[command->max_positional]);
-    if (out->positional_count < command->min_positional)
-        return cli_usage(command, "missing arguments; usage: clcnn %s %s%s", command->name,
-                         command->arguments,
-                         command->options && command->options[0].name ? " [options]" : "");
+    if (out->positional_count < command->min_positional) {
+        char forms[1024];
+        usage_forms(command, forms, sizeof(forms));
+        return cli_usage(command, "missing arguments; usage: %s", forms);
+    }
     return 0;
 }
 
@@ -153,11 +190,11 @@ static void option_text(const cli_option *o, char *buf, size_t size) {
     snprintf(buf, size, "%s%s%s", o->name, o->argument ? " " : "", o->argument ? o->argument : "");
 }
 
-/* "clcnn CMD ARGS [--a A] [--b] ...", wrapped before 80 columns with its
+/* "clcnn CMD FORM [--a A] [--b] ...", wrapped before 80 columns with its
  * continuation lines indented under the first option. */
-static void print_synopsis(FILE *out, const cli_command *c, const char *indent) {
-    int column =
-        fprintf(out, "%sclcnn %s%s%s", indent, c->name, c->arguments[0] ? " " : "", c->arguments);
+static void print_synopsis_form(FILE *out, const cli_command *c, const char *form, int length,
+                                const char *indent) {
+    int column = fprintf(out, "%sclcnn %s%s%.*s", indent, c->name, length ? " " : "", length, form);
     const int hang = (int)strlen(indent) + 7 + (int)strlen(c->name);
     for (const cli_option *o = c->options; o && o->name; o++) {
         char text[128];
@@ -170,6 +207,20 @@ static void print_synopsis(FILE *out, const cli_command *c, const char *indent) 
         column += fprintf(out, " [%s]", text);
     }
     fputc('\n', out);
+}
+
+/* The synopsis: a line (or more, wrapped) for each form of the arguments,
+ * the later ones under the first. */
+static void print_synopsis(FILE *out, const cli_command *c, const char *indent) {
+    const char *form = c->arguments;
+    for (;;) {
+        const int length = form_length(form);
+        print_synopsis_form(out, c, form, length, indent);
+        if (form[length] == 0)
+            break;
+        form += length + 1;
+        indent = "       "; /* under the first form, after "usage: " */
+    }
 }
 
 static void print_option_list(FILE *out, const cli_option *options) {
@@ -318,13 +369,18 @@ void cli_print_man(FILE *out) {
     fputs(".SH COMMANDS\n", out);
     for (int i = 0; cli_commands[i]; i++) {
         const cli_command *c = cli_commands[i];
-        fputs(".SS \"", out);
-        roff_text(out, c->name);
-        if (c->arguments[0]) {
-            fputc(' ', out);
-            roff_text(out, c->arguments);
+        /* A heading for each form of the arguments. */
+        for (const char *form = c->arguments;;) {
+            const int length = form_length(form);
+            char text[256];
+            snprintf(text, sizeof(text), "%s%s%.*s", c->name, length ? " " : "", length, form);
+            fputs(".SS \"", out);
+            roff_text(out, text);
+            fputs("\"\n", out);
+            if (form[length] == 0)
+                break;
+            form += length + 1;
         }
-        fputs("\"\n", out);
         fputc(toupper((unsigned char)c->summary[0]), out);
         roff_text(out, c->summary + 1);
         fputs(".\n", out);

@@ -114,7 +114,7 @@ static int has_memcairo(void) {
 enum { COLOR_BACKGROUND, COLOR_AXES, COLOR_TRAIN, COLOR_TEST };
 
 /* A curve: lines between consecutive finite points, a dot on each; a value
- * that is not finite (a run that diverged logs nan) leaves a gap. */
+ * that is not finite (nan: a run without test images logs it) leaves a gap. */
 static void draw_curve(int n, const double *x, const double *y) {
     for (int start = 0; start < n;) {
         if (!isfinite(y[start])) {

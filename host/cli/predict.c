@@ -52,6 +52,8 @@ static int run_predict(const cli_common *common, const cli_args *args) {
     clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
     const int is_softmax = strcmp(last.type, "softmax") == 0;
     const int is_sigmoid = strcmp(last.type, "sigmoid") == 0;
+    /* Images whose outputs are not finite, and the inputs' values that were not. */
+    int64_t nonfinite_images = 0, images_seen = 0, nonfinite_inputs = 0;
     for (int i = 1; i < args->positional_count && result == 0; i++) {
         const char *path = args->positional[i];
         float *images = NULL;
@@ -62,6 +64,8 @@ static int run_predict(const cli_common *common, const cli_args *args) {
         }
         if (limit >= 0 && limit < count)
             count = limit;
+        for (int64_t j = 0; j < count * in_size; j++)
+            nonfinite_inputs += !isfinite(images[j]);
         /* Each channel with the training set's figures for it. */
         clcnn_model_info_normalize(&info, images, count, channels, plane_size);
         float *scores = malloc(sizeof(float) * (size_t)(count * classes));
@@ -74,6 +78,28 @@ static int run_predict(const cli_common *common, const cli_args *args) {
         for (int64_t n = 0; n < count; n++) {
             float *p = scores + n * classes;
             int64_t previous[1] = {0};
+            int64_t nonfinite = 0;
+            for (int64_t j = 0; j < classes; j++)
+                nonfinite += !isfinite(p[j]);
+            images_seen++;
+            if (nonfinite > 0) {
+                /* No classes from NaN or infinite scores: say so instead. */
+                nonfinite_images++;
+                if (json) {
+                    printf("%s\n  {\"image\": ", printed++ == 0 ? "{\"predictions\": [" : ",");
+                    cli_json_string(stdout, path);
+                    printf(", \"index\": %lld, \"not_finite\": %lld, \"top\": []}", (long long)n,
+                           (long long)nonfinite);
+                    continue;
+                }
+                if (count > 1)
+                    printf("%s[%lld]:", path, (long long)n);
+                else
+                    printf("%s:", path);
+                printf(" not finite: %lld of %lld outputs are NaN or infinite\n",
+                       (long long)nonfinite, (long long)classes);
+                continue;
+            }
             if (!is_softmax && classes > 1) {
                 /* Show probabilities even when the network ends before its softmax. */
                 double largest = p[0], sum = 0.0;
@@ -129,6 +155,12 @@ static int run_predict(const cli_common *common, const cli_args *args) {
     }
     if (json && result == 0)
         printf("%s]}\n", printed ? "" : "{\"predictions\": [");
+    if (result == 0 && nonfinite_images > 0)
+        result = cli_fail("predict: the network's output is not finite (NaN or infinite) for %lld "
+                          "of %lld images; their input holds %lld NaN or infinite values%s",
+                          (long long)nonfinite_images, (long long)images_seen,
+                          (long long)nonfinite_inputs,
+                          nonfinite_inputs > 0 ? "" : ", so the model itself gives them");
 done:
     clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
@@ -142,11 +174,16 @@ const cli_command cli_command_predict = {
     2,
     -1,
     "the top classes and their probabilities for each image",
-    "Images are .npy batches (N, C, H, W) or (C, H, W), IDX image files, or PNG, JPEG, BMP, "
+    "MODEL is a model file or an ONNX file. Images are .npy batches (N, C, H, W) or (C, H, W), IDX "
+    "image files, or PNG, JPEG, BMP, "
     "PGM and PPM pictures. A picture is converted to the network's channels (grey to RGB by "
     "copying the level, colour to grey by luminance, alpha dropped) and resized to the "
     "network's input (stb_image_resize: Catmull-Rom when enlarging, Mitchell when shrinking, "
-    "edges clamped); then the model's normalisation is applied.\n",
+    "edges clamped); then the model's normalisation is applied. Files are told apart by their "
+    "first bytes, not their names (a text image by its name, .txt).\n\n"
+    "An image whose outputs are not finite (NaN or infinite) gets no classes but a line saying "
+    "so (in JSON, \"not_finite\": the count of such outputs), and the command then fails (exit "
+    "status 1), saying whether the input held such values.\n",
     (const cli_option[]){{"--top", "K", "the K most likely classes (default 3)"},
                          {"--limit", "N", "the first N images of a batch file"},
                          {"--json", NULL, "print the predictions as JSON"},

@@ -72,6 +72,6 @@ const cli_command cli_command_summary = {
     1,
     1,
     "each layer's name, type, output shape and parameter count, and the total",
-    NULL,
+    "NET is a network file or an ONNX file (FILE.onnx).\n",
     (const cli_option[]){{"--json", NULL, "print the summary as JSON"}, {NULL, NULL, NULL}},
     run_summary};

@@ -10,8 +10,8 @@ static int run_tune(const cli_common *common, const cli_args *args) {
     int64_t batch = 64;
     if (cli_int_option(args, "--batch", &batch) != 0)
         return CLI_USAGE;
-    if (batch < 1)
-        return cli_usage(args->command, "--batch: must be at least 1");
+    if (batch < 1 || batch > INT32_MAX)
+        return cli_usage(args->command, "--batch: must be 1 to %d", INT32_MAX);
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
         return 1;
@@ -40,7 +40,8 @@ const cli_command cli_command_tune = {
     1,
     "time kernel configurations for NET's layers on this device and keep the fastest",
     "The winners go to a tuning file per device in the cache directory "
-    "($XDG_CACHE_HOME/clcnn), used from then on.\n",
+    "($XDG_CACHE_HOME/clcnn), used from then on. NET is a network file or an ONNX file "
+    "(FILE.onnx).\n",
     (const cli_option[]){{"--batch", "B", "the batch size to tune for (default 64)"},
                          {NULL, NULL, NULL}},
     run_tune};

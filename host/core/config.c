@@ -18,18 +18,83 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int tile_config_valid(const clcnn_context *ctx, const tile_config *config) {
+/* Local memory of the tiled kernels (kernels/conv2d.cl, kernels/gemm.cl):
+ * two float tiles of TILE_K rows, and the int index tables of the kernel
+ * that keeps most, conv2d_backward_data (5 per column, 6 per tap). */
+size_t tile_config_local_bytes(const tile_config *config) {
+    const size_t tile_k = (size_t)config->tile_k, tile_n = (size_t)config->tile_n;
+    return sizeof(float) * tile_k * ((size_t)config->tile_m + tile_n) +
+           sizeof(int) * (5 * tile_n + 6 * tile_k);
+}
+
+/* OpenCL 1.2's minimum local memory, for a device that reports none. */
+enum { MINIMUM_LOCAL_MEMORY = 32768 };
+
+int tile_config_check(const clcnn_context *ctx, const tile_config *config, char *why, size_t size) {
+    char ignored[256];
+    if (!why) {
+        why = ignored;
+        size = sizeof(ignored);
+    }
+    why[0] = 0;
+    /* Each value stays small enough that no product below overflows. */
+    const int limit = 1 << 16;
     if (config->tile_m < 1 || config->tile_n < 1 || config->tile_k < 1 || config->wpt_m < 1 ||
-        config->wpt_n < 1)
+        config->wpt_n < 1 || config->tile_m > limit || config->tile_n > limit ||
+        config->tile_k > limit) {
+        snprintf(why, size, "every value must be at least 1 and the tiles at most %d", limit);
         return 0;
-    if (config->tile_m % config->wpt_m || config->tile_n % config->wpt_n)
+    }
+    if (config->tile_m % config->wpt_m || config->tile_n % config->wpt_n) {
+        snprintf(why, size, "wpt_m must divide tile_m and wpt_n tile_n");
         return 0;
-    size_t threads = (size_t)(config->tile_m / config->wpt_m) * (config->tile_n / config->wpt_n);
-    if (ctx && ctx->max_work_group_size && threads > ctx->max_work_group_size)
+    }
+    /* The launch: (tile_n / wpt_n, tile_m / wpt_m) work-items per group. */
+    const size_t local[2] = {(size_t)(config->tile_n / config->wpt_n),
+                             (size_t)(config->tile_m / config->wpt_m)};
+    const size_t threads = local[0] * local[1];
+    if (ctx && ctx->max_work_group_size && threads > ctx->max_work_group_size) {
+        snprintf(why, size,
+                 "(tile_m/wpt_m)*(tile_n/wpt_n) = %zu work-items, more than the device's %zu "
+                 "(CL_DEVICE_MAX_WORK_GROUP_SIZE)",
+                 threads, ctx->max_work_group_size);
         return 0;
-    /* Two float tiles of TILE_K rows must fit the 32 KiB of local memory OpenCL 1.2 promises. */
-    size_t local_bytes = sizeof(float) * (size_t)config->tile_k * (config->tile_m + config->tile_n);
-    return local_bytes <= 32768;
+    }
+    for (int d = 0; d < 2; d++)
+        if (ctx && ctx->max_work_item_sizes[d] && local[d] > ctx->max_work_item_sizes[d]) {
+            snprintf(why, size,
+                     "%s = %zu work-items along dimension %d, more than the device's %zu "
+                     "(CL_DEVICE_MAX_WORK_ITEM_SIZES)",
+                     d == 0 ? "tile_n/wpt_n" : "tile_m/wpt_m", local[d], d,
+                     ctx->max_work_item_sizes[d]);
+            return 0;
+        }
+    const size_t bytes = tile_config_local_bytes(config);
+    const size_t available =
+        ctx && ctx->local_mem_bytes ? (size_t)ctx->local_mem_bytes : MINIMUM_LOCAL_MEMORY;
+    if (bytes > available) {
+        snprintf(why, size,
+                 "the tiles and index tables take %zu bytes of local memory "
+                 "(4*tile_k*(tile_m+tile_n) + 4*(5*tile_n+6*tile_k)), more than the device's "
+                 "%zu (CL_DEVICE_LOCAL_MEM_SIZE)",
+                 bytes, available);
+        return 0;
+    }
+    return 1;
+}
+
+int tile_config_valid(const clcnn_context *ctx, const tile_config *config) {
+    return tile_config_check(ctx, config, NULL, 0);
+}
+
+clcnn_status tile_config_require(clcnn_context *ctx, const tile_config *config, const char *what) {
+    char why[256];
+    if (tile_config_check(ctx, config, why, sizeof(why)))
+        return CLCNN_OK;
+    return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                     "%s: tile configuration %d,%d,%d,%d,%d cannot run on this device: %s", what,
+                     config->tile_m, config->tile_n, config->tile_k, config->wpt_m, config->wpt_n,
+                     why);
 }
 
 tile_config tile_config_for(const clcnn_context *ctx, const char *family) {
@@ -58,6 +123,14 @@ direct_config direct_config_for(const clcnn_context *ctx, int channels) {
     int vectors = (channels + config.vw - 1) / config.vw;
     config.nv = vectors < 1 ? 1 : vectors > 4 ? 4 : vectors;
     config.wpt_p = config.nv == 1 ? 8 : 16 / config.nv;
+    /* The inner loop keeps nv * wpt_p accumulator vectors, nv weight vectors
+     * and a broadcast input in registers: beyond the register file it spills
+     * on every multiply-add. A CPU whose preferred float vector is 16 wide
+     * (AVX-512) has 32 vector registers, a narrower one (AVX2, SSE) 16. */
+    const int registers = ctx->preferred_vector_width >= 16 ? 32 : 16;
+    const int fitting = (registers - config.nv - 2) / config.nv;
+    if (config.wpt_p > fitting)
+        config.wpt_p = fitting < 1 ? 1 : fitting;
     config.group = ctx->config.direct_group;
     return config;
 }
@@ -186,6 +259,7 @@ clcnn_status tuning_save(clcnn_context *ctx) {
     char command_dir[1100];
     snprintf(command_dir, sizeof(command_dir), "%s", ctx->cache_dir);
     mkdir(command_dir, 0755);
+    remove_stale_temporaries(path);
     FILE *f = fopen(temporary, "w");
     if (!f)
         return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot write: %s", temporary, strerror(errno));
@@ -242,11 +316,16 @@ clcnn_status config_resolve(clcnn_context *ctx) {
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "CLCNN_CONV='%s': expected tiled or direct", conv);
 
-    const tile_config cpu_tiles = {16, 128, 16, 4, 8};
-    const tile_config gpu_tiles = {64, 64, 16, 4, 4};
-    c.tiles = cpu ? cpu_tiles : gpu_tiles;
-    if (!tile_config_valid(ctx, &c.tiles))
-        c.tiles = (tile_config){8, 8, 8, 1, 1};
+    /* The default: the first of these the device can run (the first for
+     * CPU devices; then GPU tiles from large to small). */
+    const tile_config defaults[] = {{16, 128, 16, 4, 8}, {64, 64, 16, 4, 4}, {32, 64, 16, 4, 4},
+                                    {32, 32, 16, 4, 4},  {16, 16, 16, 2, 2}, {8, 8, 8, 1, 1},
+                                    {4, 4, 4, 1, 1},     {1, 1, 1, 1, 1}};
+    const int count = (int)(sizeof(defaults) / sizeof(defaults[0]));
+    int pick = cpu ? 0 : 1;
+    while (pick + 1 < count && !tile_config_valid(ctx, &defaults[pick]))
+        pick++;
+    c.tiles = defaults[pick];
     const char *tiles = override_value("CLCNN_TILES");
     if (tiles) {
         int v[5];
@@ -256,13 +335,12 @@ clcnn_status config_resolve(clcnn_context *ctx) {
                              "16,128,16,4,8",
                              tiles);
         const tile_config wanted = {v[0], v[1], v[2], v[3], v[4]};
-        if (!tile_config_valid(ctx, &wanted))
+        char why[256];
+        if (!tile_config_check(ctx, &wanted, why, sizeof(why)))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                              "CLCNN_TILES='%s': not a tile configuration this device can run: "
-                             "wpt_m must divide tile_m and wpt_n tile_n, (tile_m/wpt_m)*(tile_n/"
-                             "wpt_n) work-items at most %zu, 4*tile_k*(tile_m+tile_n) bytes of "
-                             "local memory at most 32768",
-                             tiles, ctx->max_work_group_size);
+                             "%s",
+                             tiles, why);
         c.tiles = wanted;
     }
 

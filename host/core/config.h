@@ -89,8 +89,17 @@ void config_release(kernel_config *config);
 tile_config tile_config_for(const clcnn_context *ctx, const char *family);
 /* Writes "-DTILE_M=.. -DTILE_N=.. ..." into buf. */
 void tile_config_options(const tile_config *config, char *buf, size_t size);
-/* 1 if config obeys the divisibility rules and fits the device's work-group limit. */
+/* The local memory the tiled kernels built with config declare, in bytes:
+ * the float tiles and the int index tables. */
+size_t tile_config_local_bytes(const tile_config *config);
+/* 1 if config obeys the divisibility rules and fits ctx's device: its
+ * work-group size, its work-item sizes per dimension and its local memory
+ * (OpenCL 1.2's 32 KiB when ctx is NULL). Otherwise 0, with the reason in
+ * why (may be NULL). */
+int tile_config_check(const clcnn_context *ctx, const tile_config *config, char *why, size_t size);
 int tile_config_valid(const clcnn_context *ctx, const tile_config *config);
+/* CLCNN_OK if config can run, else an error naming `what`, the configuration and the reason. */
+clcnn_status tile_config_require(clcnn_context *ctx, const tile_config *config, const char *what);
 
 /* 1 if the device runs the register-blocked kernels (CPU devices), 0 for the
  * local-memory tiled ones. CLCNN_CONV=tiled|direct overrides. */

@@ -83,6 +83,10 @@ const char *clcnn_status_name(clcnn_status status) {
         return "out of memory";
     case CLCNN_STOPPED:
         return "stopped";
+    case CLCNN_ERROR_UNSUPPORTED:
+        return "unsupported";
+    case CLCNN_ERROR_DIVERGED:
+        return "training diverged";
     }
     return "unknown status";
 }

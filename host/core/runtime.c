@@ -226,6 +226,12 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     device_string(device, CL_DRIVER_VERSION, ctx->driver_version, sizeof(ctx->driver_version));
     clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t),
                     &ctx->max_work_group_size, NULL);
+    size_t item_sizes[16] = {0};
+    if (clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof(item_sizes), item_sizes,
+                        NULL) == CL_SUCCESS)
+        memcpy(ctx->max_work_item_sizes, item_sizes, sizeof(ctx->max_work_item_sizes));
+    clGetDeviceInfo(device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof(cl_ulong), &ctx->local_mem_bytes,
+                    NULL);
     clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof(cl_ulong), &ctx->global_mem_bytes,
                     NULL);
     clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof(cl_ulong), &ctx->max_alloc_bytes,
@@ -557,7 +563,67 @@ clcnn_status runtime_get_kernel(clcnn_context *ctx, const char *family, const ch
     cached_kernel *entry = &ctx->kernels[ctx->kernel_count++];
     snprintf(entry->key, sizeof(entry->key), "%s", key);
     entry->kernel = kernel;
+    entry->work_group_size = 0;
+    entry->local_mem_bytes = 0;
+    clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
+                             sizeof(entry->work_group_size), &entry->work_group_size, NULL);
+    clGetKernelWorkGroupInfo(kernel, ctx->device, CL_KERNEL_LOCAL_MEM_SIZE,
+                             sizeof(entry->local_mem_bytes), &entry->local_mem_bytes, NULL);
     *out = kernel;
+    return CLCNN_OK;
+}
+
+clcnn_status require_int_size(clcnn_context *ctx, const char *what, int64_t count) {
+    if (count >= 0 && count <= INT32_MAX)
+        return CLCNN_OK;
+    return set_error(ctx, CLCNN_ERROR_SHAPE,
+                     "%s: %lld values, more than the kernels' 32-bit indexing allows (%d); use "
+                     "fewer images per batch",
+                     what, (long long)count, INT32_MAX);
+}
+
+const cached_kernel *runtime_kernel_entry(const clcnn_context *ctx, cl_kernel kernel) {
+    for (int i = 0; i < ctx->kernel_count; i++)
+        if (ctx->kernels[i].kernel == kernel)
+            return &ctx->kernels[i];
+    return NULL;
+}
+
+/* The limits a launch of kernel with work-groups of local[0 .. dims) must
+ * keep: each dimension within CL_DEVICE_MAX_WORK_ITEM_SIZES, the group
+ * within the device's and the built kernel's work-group sizes, the kernel's
+ * local memory within the device's. A kernel that needs more is an error
+ * naming the limit, never a launch that fails somewhere in the driver. */
+static clcnn_status check_work_group(clcnn_context *ctx, cl_kernel kernel, const char *what,
+                                     int dims, const size_t *local) {
+    const cached_kernel *entry = runtime_kernel_entry(ctx, kernel);
+    if (entry && ctx->local_mem_bytes && entry->local_mem_bytes > ctx->local_mem_bytes)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: the kernel needs %llu bytes of local memory, more than the device "
+                         "has (%llu, CL_DEVICE_LOCAL_MEM_SIZE)",
+                         what, (unsigned long long)entry->local_mem_bytes,
+                         (unsigned long long)ctx->local_mem_bytes);
+    if (!local)
+        return CLCNN_OK;
+    size_t items = 1;
+    for (int d = 0; d < dims; d++) {
+        items *= local[d];
+        if (ctx->max_work_item_sizes[d] && local[d] > ctx->max_work_item_sizes[d])
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "%s: a work-group of %zu work-items along dimension %d is more than "
+                             "the device allows (%zu, CL_DEVICE_MAX_WORK_ITEM_SIZES)",
+                             what, local[d], d, ctx->max_work_item_sizes[d]);
+    }
+    if (ctx->max_work_group_size && items > ctx->max_work_group_size)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: a work-group of %zu work-items is more than the device allows (%zu, "
+                         "CL_DEVICE_MAX_WORK_GROUP_SIZE)",
+                         what, items, ctx->max_work_group_size);
+    if (entry && entry->work_group_size && items > entry->work_group_size)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: a work-group of %zu work-items is more than the built kernel can run "
+                         "with on this device (%zu, CL_KERNEL_WORK_GROUP_SIZE)",
+                         what, items, entry->work_group_size);
     return CLCNN_OK;
 }
 
@@ -572,13 +638,26 @@ clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *wh
             return set_error(ctx, CLCNN_ERROR_OPENCL, "%s: clSetKernelArg(%d) failed: %s", what,
                              i, cl_error_name(err));
     }
-    /* Element-wise kernels ask for a generous 1-D group; a device with a
-     * smaller limit gets its limit. */
+    /* Element-wise kernels ask for a generous 1-D group, which any size
+     * serves; a device or kernel with a smaller limit gets its limit. Kernels
+     * whose work-group is part of their arithmetic (tiles, reductions) are
+     * held to the limits instead. */
     size_t clamped[1];
-    if (local && dims == 1 && ctx->max_work_group_size && local[0] > ctx->max_work_group_size) {
-        clamped[0] = ctx->max_work_group_size;
-        local = clamped;
+    if (local && dims == 1) {
+        const cached_kernel *entry = runtime_kernel_entry(ctx, kernel);
+        size_t limit = ctx->max_work_group_size;
+        if (entry && entry->work_group_size && (!limit || entry->work_group_size < limit))
+            limit = entry->work_group_size;
+        if (ctx->max_work_item_sizes[0] && (!limit || ctx->max_work_item_sizes[0] < limit))
+            limit = ctx->max_work_item_sizes[0];
+        if (limit && local[0] > limit) {
+            clamped[0] = limit;
+            local = clamped;
+        }
     }
+    clcnn_status checked = check_work_group(ctx, kernel, what, dims, local);
+    if (checked != CLCNN_OK)
+        return checked;
     size_t rounded[3];
     for (int d = 0; d < dims; d++) {
         size_t l = local ? local[d] : 1;

@@ -2,6 +2,7 @@
  * tensors in flat buffers, descriptions, initialisation and weights
  * directories. The memory plan is in plan.c, the passes in pass.c. */
 #include "layers/layer.h"
+#include "io/onnx.h"
 
 #include <errno.h>
 #include <math.h>
@@ -155,6 +156,8 @@ clcnn_status clcnn_net_from_file(clcnn_context *ctx, const char *path, clcnn_net
     if (!ctx || !path || !out)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "clcnn_net_from_file: NULL argument");
     *out = NULL;
+    if (onnx_path(path))
+        return clcnn_net_from_onnx(ctx, path, out);
     FILE *f = fopen(path, "rb");
     if (!f)
         return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));

@@ -304,12 +304,23 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
     if (!training && context_is_opencl(ctx) &&
         (uint64_t)chunk * sizeof(float) * (uint64_t)largest > ctx->max_alloc_bytes)
         chunk = (int64_t)(ctx->max_alloc_bytes / (sizeof(float) * (uint64_t)largest));
-    if (chunk < 1)
-        return set_error(net->ctx, CLCNN_ERROR_SHAPE,
-                         "one image's activations (%lld values in one layer) are more than the "
-                         "device holds in one buffer",
-                         (long long)largest);
-    status = net_ensure_activations(net, chunk, 0);
+    if (chunk < 1) {
+        int widest = 0;
+        for (int i = 1; i < net->layer_count; i++)
+            if (shape3_count(net->layers[i].out) == largest && widest == 0)
+                widest = i;
+        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY,
+                         "layer %s: the output of one image takes %.1f MiB, more than the device "
+                         "allows in one buffer (%.1f MiB, CL_DEVICE_MAX_MEM_ALLOC_SIZE)",
+                         net->layers[widest].name, (double)largest * sizeof(float) / 1048576.0,
+                         (double)ctx->max_alloc_bytes / 1048576.0);
+    }
+    /* Chunks the device holds: the plan refuses, before allocating anything,
+     * what exceeds the device's memory; halving the chunk until it fits
+     * processes any batch whose single images fit. Train mode needs the
+     * whole batch in one chunk, and its refusal stands. */
+    status =
+        training ? net_ensure_activations(net, chunk, 0) : net_ensure_inference_chunk(net, &chunk);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);
     if (status != CLCNN_OK)
@@ -587,8 +598,11 @@ clcnn_status net_backward_stored(clcnn_net *net, int batch, int training) {
     clcnn_status status = compute_loss(net, batch);
     const int logits = net->loss.logits_layer;
     net->plan.grad_written[net->plan.root[logits]] = 1;
-    for (int i = logits; i >= 1 && status == CLCNN_OK; i--)
+    for (int i = logits; i >= 1 && status == CLCNN_OK; i--) {
         status = backward_node(net, i, batch, training);
+        if (status == CLCNN_OK && net->backward_node_done)
+            status = net->backward_node_done(net->backward_node_user, i);
+    }
     net->gradient_batch = batch;
     net->has_input_gradient = net->want_input_gradient;
     return status;

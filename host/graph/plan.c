@@ -173,7 +173,8 @@ typedef struct planned_storage {
 
 /* Device limits are checked here, before anything is allocated: no buffer
  * above CL_DEVICE_MAX_MEM_ALLOC_SIZE, and everything together within
- * CL_DEVICE_GLOBAL_MEM_SIZE. */
+ * CL_DEVICE_GLOBAL_MEM_SIZE less an eighth, the headroom for the context's
+ * workspace, programs and the driver's own buffers. */
 static clcnn_status check_device_memory(clcnn_net *net, const planned_storage *kinds, int count,
                                         uint64_t extra_bytes) {
     clcnn_context *ctx = net->ctx;
@@ -195,12 +196,13 @@ static clcnn_status check_device_memory(clcnn_net *net, const planned_storage *k
                                  (unsigned long long)capacity, mebibytes(bytes),
                                  mebibytes(ctx->max_alloc_bytes));
         }
-    if (total > ctx->global_mem_bytes)
+    const uint64_t usable = ctx->global_mem_bytes - ctx->global_mem_bytes / 8;
+    if (total > usable)
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
                          "the network needs %.1f MiB of device memory for %llu images, more "
-                         "than the device has (%.1f MiB, CL_DEVICE_GLOBAL_MEM_SIZE); use fewer "
-                         "images per batch",
-                         mebibytes(total), (unsigned long long)capacity,
+                         "than the device has for it (%.1f MiB: CL_DEVICE_GLOBAL_MEM_SIZE %.1f "
+                         "MiB less an eighth of headroom); use fewer images per batch",
+                         mebibytes(total), (unsigned long long)capacity, mebibytes(usable),
                          mebibytes(ctx->global_mem_bytes));
     return CLCNN_OK;
 }
@@ -369,6 +371,15 @@ done:
     for (int kind = 0; kind < 2; kind++) {
         free(kinds[kind].floats);
         free(kinds[kind].owner);
+    }
+    return status;
+}
+
+clcnn_status net_ensure_inference_chunk(clcnn_net *net, int64_t *chunk) {
+    clcnn_status status = net_ensure_activations(net, *chunk, 0);
+    while (status == CLCNN_ERROR_OUT_OF_MEMORY && *chunk > 1) {
+        *chunk /= 2;
+        status = net_ensure_activations(net, *chunk, 0);
     }
     return status;
 }

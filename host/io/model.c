@@ -64,6 +64,7 @@
  * before anything is allocated, the checksum is verified before any section
  * is interpreted, and every error names the file and the byte offset. */
 #include "internal.h"
+#include "io/onnx.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -570,7 +571,9 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
         return status;
 
     /* Written beside the target and renamed over it: a crash leaves either
-     * the previous model or the complete new one. */
+     * the previous model or the complete new one (and a temporary file,
+     * removed here by the next save). */
+    remove_stale_temporaries(path);
     size_t temporary_size = strlen(path) + 32;
     char *temporary = malloc(temporary_size);
     if (!temporary)
@@ -1444,6 +1447,11 @@ clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **
     if (!ctx || !path || !net)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "clcnn_model_load: the context, the path and net are required");
+    if (onnx_path(path)) {
+        /* An ONNX model: its network and tensors, no training state, and an
+         * empty info (no normalisation, no class names). */
+        return clcnn_net_from_onnx(ctx, path, net);
+    }
     model_file f;
     memset(&f, 0, sizeof(f));
     f.ctx = ctx;
@@ -1498,6 +1506,13 @@ clcnn_status clcnn_net_load(clcnn_context *ctx, const char *path, clcnn_net **ne
     if (!ctx || !path || !net)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "clcnn_net_load: the context, the path and net are required");
+    if (onnx_path(path)) {
+        /* An ONNX model brings its parameters. */
+        clcnn_status status = clcnn_net_from_onnx(ctx, path, net);
+        if (status == CLCNN_OK && has_parameters)
+            *has_parameters = 1;
+        return status;
+    }
     /* A model file starts with its magic; anything else is taken for a
      * network file, whose parser says what is wrong with it. */
     unsigned char magic[MODEL_MAGIC_SIZE];

@@ -253,6 +253,40 @@ clcnn_status parse_padding(const layer_parser *p, int allow_same, int *same, int
     return value ? padding_value(p, value, allow_same, same, h, w) : CLCNN_OK;
 }
 
+clcnn_status parse_padding_sides(const layer_parser *p, int allow_same, int *same, int *top,
+                                 int *left, int *bottom, int *right) {
+    const char *value = parser_value(p, "pad");
+    if (!value || !strchr(value, ',')) {
+        int h = 0, w = 0;
+        clcnn_status status = parse_padding(p, allow_same, same, &h, &w);
+        *top = *bottom = h;
+        *left = *right = w;
+        return status;
+    }
+    *same = 0;
+    int sides[4] = {0, 0, 0, 0};
+    const char *cursor = value;
+    for (int i = 0; i < 4; i++) {
+        const char *end = i < 3 ? strchr(cursor, ',') : cursor + strlen(cursor);
+        number_status status =
+            end ? read_number(cursor, (size_t)(end - cursor), &sides[i]) : NUMBER_INVALID;
+        if (status == NUMBER_TOO_LARGE)
+            return parser_error(p, CLCNN_ERROR_PARSE, "'pad' must be at most %d, got '%s'",
+                                MAX_DIMENSION, quote(value).text);
+        if (status == NUMBER_INVALID)
+            return parser_error(p, CLCNN_ERROR_PARSE,
+                                "'pad' with commas must be four non-negative integers "
+                                "top,left,bottom,right, got '%s'",
+                                quote(value).text);
+        cursor = end + 1;
+    }
+    *top = sides[0];
+    *left = sides[1];
+    *bottom = sides[2];
+    *right = sides[3];
+    return CLCNN_OK;
+}
+
 clcnn_status parse_boolean(const layer_parser *p, const char *key, int fallback, int *out) {
     const char *value = parser_value(p, key);
     *out = fallback;

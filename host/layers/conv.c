@@ -3,7 +3,8 @@
  * rows and columns apart, so a window spans D*(R-1)+1), groups (the
  * channels split into that many groups, each filter reading the C/groups
  * input channels of its group; groups = C is a depthwise convolution) and an
- * optional bias, as PyTorch's Conv2d; filter=NAME fills every filter with
+ * optional bias, as PyTorch's Conv2d (pad=T,L,B,R pads each side on its own,
+ * as ONNX's asymmetric pads); filter=NAME fills every filter with
  * one of the classic 3x3 filters (host/layers/filters.c).
  * Tensors: weight (K, C/groups, R, S), bias (K). */
 #include "layers/layer.h"
@@ -37,9 +38,9 @@ static clcnn_status conv_parse(const layer_parser *p, layer *l) {
     if (filter && (l->size_h != 3 || l->size_w != 3))
         return parser_error(p, CLCNN_ERROR_PARSE, "filter=%s is 3x3, but size is %dx%d", filter,
                             l->size_h, l->size_w);
-    int same = 0, pad_h = 0, pad_w = 0;
+    int same = 0, top = 0, left = 0, bottom = 0, right = 0;
     if ((status = parse_positive_pair(p, "stride", 1, 1, &l->stride_h, &l->stride_w)) ||
-        (status = parse_padding(p, 1, &same, &pad_h, &pad_w)) ||
+        (status = parse_padding_sides(p, 1, &same, &top, &left, &bottom, &right)) ||
         (status = parse_positive_pair(p, "dilation", 1, 1, &l->dilation_h, &l->dilation_w)) ||
         (status = parse_positive(p, "groups", 1, &l->groups)) ||
         (status = parse_boolean(p, "bias", 1, &l->has_bias)))
@@ -47,8 +48,10 @@ static clcnn_status conv_parse(const layer_parser *p, layer *l) {
     if (l->filters % l->groups != 0)
         return parser_error(p, CLCNN_ERROR_PARSE, "filters=%d is not divisible by groups=%d",
                             l->filters, l->groups);
-    l->pad_top = l->pad_bottom = same ? -1 : pad_h;
-    l->pad_left = l->pad_right = same ? -1 : pad_w;
+    l->pad_top = same ? -1 : top;
+    l->pad_bottom = same ? -1 : bottom;
+    l->pad_left = same ? -1 : left;
+    l->pad_right = same ? -1 : right;
     return CLCNN_OK;
 }
 

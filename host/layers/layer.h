@@ -36,6 +36,10 @@ clcnn_status parse_positive_pair(const layer_parser *p, const char *key, int fal
                                  int fallback_w, int *h, int *w);
 /* pad=: "1", "1x2", and with allow_same "same" (*same set, sizes 0). Absent: 0. */
 clcnn_status parse_padding(const layer_parser *p, int allow_same, int *same, int *h, int *w);
+/* pad= for types that may pad each side differently: the forms above, or
+ * "T,L,B,R" (top, left, bottom, right). */
+clcnn_status parse_padding_sides(const layer_parser *p, int allow_same, int *same, int *top,
+                                 int *left, int *bottom, int *right);
 clcnn_status parse_boolean(const layer_parser *p, const char *key, int fallback, int *out);
 /* A finite float; absent: fallback. */
 clcnn_status parse_float(const layer_parser *p, const char *key, float fallback, float *out);

@@ -1,37 +1,51 @@
 /* maxpool and avgpool: a size x size window (or HxW), stride (default the
- * size), zero padding of at most half the window, and ceil mode, counted as
- * PyTorch counts them (count_include_pad for the average). */
+ * size), zero padding of at most half the window on each side (pad=T,L,B,R
+ * pads the sides differently, as ONNX's asymmetric pads), and ceil mode,
+ * counted as PyTorch counts them; the average counts the padding in its
+ * divisor (count_include_pad) unless count_pad=false. */
 #include "layers/layer.h"
 
-static const char *const pool_keys[] = {"size", "stride", "pad", "ceil", NULL};
+static const char *const maxpool_keys[] = {"size", "stride", "pad", "ceil", NULL};
+static const char *const avgpool_keys[] = {"size", "stride", "pad", "ceil", "count_pad", NULL};
+
+extern const layer_type layer_maxpool;
 
 static clcnn_status pool_parse(const layer_parser *p, layer *l) {
     clcnn_status status;
-    int same = 0, pad_h = 0, pad_w = 0;
+    int same = 0;
     if ((status = parse_positive_pair(p, "size", -1, -1, &l->size_h, &l->size_w)) ||
         (status =
              parse_positive_pair(p, "stride", l->size_h, l->size_w, &l->stride_h, &l->stride_w)) ||
-        (status = parse_padding(p, 0, &same, &pad_h, &pad_w)))
+        (status = parse_padding_sides(p, 0, &same, &l->pad_top, &l->pad_left, &l->pad_bottom,
+                                      &l->pad_right)))
         return status;
     /* PyTorch's rule: without it a window could lie wholly in the padding. */
-    if (pad_h > l->size_h / 2 || pad_w > l->size_w / 2)
+    const int most_h = l->pad_top > l->pad_bottom ? l->pad_top : l->pad_bottom;
+    const int most_w = l->pad_left > l->pad_right ? l->pad_left : l->pad_right;
+    if (most_h > l->size_h / 2 || most_w > l->size_w / 2)
         return parser_error(p, CLCNN_ERROR_PARSE,
                             "pad %dx%d is more than half the kernel %dx%d "
                             "(pad must be at most size/2 in each direction)",
-                            pad_h, pad_w, l->size_h, l->size_w);
-    l->pad_top = l->pad_bottom = pad_h;
-    l->pad_left = l->pad_right = pad_w;
+                            most_h, most_w, l->size_h, l->size_w);
+    int count_pad = 1;
+    if (l->type != &layer_maxpool && (status = parse_boolean(p, "count_pad", 1, &count_pad)))
+        return status;
+    l->exclude_pad = !count_pad;
     return parse_boolean(p, "ceil", 0, &l->ceil_mode);
 }
 
-/* Pooling outputs along one axis, as PyTorch counts them. */
-static int64_t pool_outputs(int64_t input, int size, int stride, int pad, int ceil_mode) {
-    int64_t span = input + 2 * (int64_t)pad - size;
-    if (!ceil_mode)
-        return span / stride + 1;
-    int64_t outputs = (span + stride - 1) / stride + 1;
-    /* The last window must start inside the input or its leading padding. */
-    if ((outputs - 1) * stride >= input + pad)
+/* Pooling outputs along one axis, as PyTorch counts them
+ * (pooling_output_shape): floor((input + before + after - size + (ceil ?
+ * stride - 1 : 0)) / stride) + 1, the division rounding down also for a
+ * window larger than the padded input, which ceil mode accepts; and in ceil
+ * mode the last window must start inside the input or its leading padding.
+ * Below 1 means no output. */
+static int64_t pool_outputs(int64_t input, int size, int stride, int before, int after,
+                            int ceil_mode) {
+    const int64_t span = input + (int64_t)before + after - size + (ceil_mode ? stride - 1 : 0);
+    const int64_t quotient = span >= 0 ? span / stride : -((-span + stride - 1) / stride);
+    int64_t outputs = quotient + 1;
+    if (ceil_mode && (outputs - 1) * stride >= input + before)
         outputs--;
     return outputs;
 }
@@ -42,21 +56,27 @@ static clcnn_status pool_infer(const layer_parser *p, layer *l, const layer *con
     if (status)
         return status;
     const shape3 in = l->in;
-    const int64_t padded_h = (int64_t)in.h + 2 * l->pad_top;
-    const int64_t padded_w = (int64_t)in.w + 2 * l->pad_left;
-    if (l->size_h > padded_h || l->size_w > padded_w)
+    const int64_t out_h =
+        pool_outputs(in.h, l->size_h, l->stride_h, l->pad_top, l->pad_bottom, l->ceil_mode);
+    const int64_t out_w =
+        pool_outputs(in.w, l->size_w, l->stride_w, l->pad_left, l->pad_right, l->ceil_mode);
+    if (out_h < 1 || out_w < 1) {
+        const int ceil_fits =
+            !l->ceil_mode &&
+            pool_outputs(in.h, l->size_h, l->stride_h, l->pad_top, l->pad_bottom, 1) >= 1 &&
+            pool_outputs(in.w, l->size_w, l->stride_w, l->pad_left, l->pad_right, 1) >= 1;
         return parser_error(p, CLCNN_ERROR_SHAPE,
-                            "kernel %dx%d is larger than the padded input %lldx%lld", l->size_h,
-                            l->size_w, (long long)padded_h, (long long)padded_w);
-    const int64_t out_h = pool_outputs(in.h, l->size_h, l->stride_h, l->pad_top, l->ceil_mode);
-    const int64_t out_w = pool_outputs(in.w, l->size_w, l->stride_w, l->pad_left, l->ceil_mode);
+                            "kernel %dx%d with stride %dx%d and pad %d,%d,%d,%d leaves no output "
+                            "for the %dx%d input%s",
+                            l->size_h, l->size_w, l->stride_h, l->stride_w, l->pad_top, l->pad_left,
+                            l->pad_bottom, l->pad_right, in.h, in.w,
+                            ceil_fits ? " (ceil=true would give one, as PyTorch)" : "");
+    }
     if ((status = check_output_size(p, in.c, out_h, out_w)))
         return status;
     l->out = (shape3){.ndim = 3, .c = in.c, .h = (int)out_h, .w = (int)out_w};
     return CLCNN_OK;
 }
-
-extern const layer_type layer_maxpool;
 
 static pool2d_params params_of(const layer *l, int batch) {
     pool2d_params p = {0};
@@ -71,6 +91,10 @@ static pool2d_params params_of(const layer *l, int batch) {
     p.stride_w = l->stride_w;
     p.pad_top = l->pad_top;
     p.pad_left = l->pad_left;
+    p.asymmetric = 1;
+    p.pad_bottom = l->pad_bottom;
+    p.pad_right = l->pad_right;
+    p.exclude_pad = l->exclude_pad;
     p.out_height = l->out.h;
     p.out_width = l->out.w;
     return p;
@@ -86,12 +110,12 @@ static clcnn_status pool_backward(const layer *l, const layer_pass *p) {
     return op_pool2d_backward(p->ctx, &params, p->in[0], p->grad_out, p->grad_in[0]);
 }
 
-#define POOL_TYPE(type_name)                                                                       \
+#define POOL_TYPE(type_name, type_keys)                                                            \
     {                                                                                              \
-        .name = type_name, .keys = pool_keys, .min_inputs = 1, .max_inputs = 1,                    \
+        .name = type_name, .keys = type_keys, .min_inputs = 1, .max_inputs = 1,                    \
         .parse = pool_parse, .infer = pool_infer, .forward = pool_forward,                         \
         .backward = pool_backward,                                                                 \
     }
 
-const layer_type layer_maxpool = POOL_TYPE("maxpool");
-const layer_type layer_avgpool = POOL_TYPE("avgpool");
+const layer_type layer_maxpool = POOL_TYPE("maxpool", maxpool_keys);
+const layer_type layer_avgpool = POOL_TYPE("avgpool", avgpool_keys);

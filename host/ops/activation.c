@@ -4,7 +4,9 @@
 clcnn_status activation_forward(clcnn_context *ctx, activation_kind kind, float slope,
                                 int64_t count, cl_mem input, cl_mem output) {
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "activation", "activation_forward", "", &kernel);
+    clcnn_status status = require_int_size(ctx, "activation", count);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "activation", "activation_forward", "", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int count32 = (int)count;
@@ -23,7 +25,9 @@ clcnn_status activation_backward(clcnn_context *ctx, activation_kind kind, float
                                  int64_t count, cl_mem output, cl_mem grad_output,
                                  cl_mem grad_input) {
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "activation", "activation_backward", "", &kernel);
+    clcnn_status status = require_int_size(ctx, "activation gradient", count);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "activation", "activation_backward", "", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int count32 = (int)count;

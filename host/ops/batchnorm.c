@@ -73,11 +73,8 @@ static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, int vw, c
         clcnn_status status = runtime_get_kernel(ctx, "batchnorm", name, options, kernel);
         if (status != CLCNN_OK)
             return status;
-        size_t limit = 0;
-        cl_int err = clGetKernelWorkGroupInfo(*kernel, ctx->device, CL_KERNEL_WORK_GROUP_SIZE,
-                                              sizeof(limit), &limit, NULL);
-        if (err != CL_SUCCESS)
-            return cl_check(ctx, err, "clGetKernelWorkGroupInfo");
+        const cached_kernel *entry = runtime_kernel_entry(ctx, *kernel);
+        const size_t limit = entry && entry->work_group_size ? entry->work_group_size : wanted;
         if (wanted <= limit || wanted == 1) {
             *threads = wanted;
             return CLCNN_OK;

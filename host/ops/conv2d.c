@@ -4,6 +4,7 @@
  * group). */
 #include "ops.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -68,17 +69,43 @@ static int effective_kernel_w(const conv2d_params *p) {
     return conv2d_dilation_w(p) * (p->kernel_w - 1) + 1;
 }
 
+/* Every index space the convolution kernels address with ints: the input,
+ * the output, the weights, the positions and a zero-padded copy of the
+ * input with every window (the register-blocked and row kernels' scratch).
+ * The dispatchers below check them, so the int arguments taken from p are
+ * exact. */
+static clcnn_status check_int_sizes(clcnn_context *ctx, const conv2d_params *p) {
+    const int64_t batch = p->batch;
+    const int64_t padded_h = (int64_t)p->in_height + p->kernel_h + 2 * (int64_t)p->pad_top +
+                             (int64_t)p->out_height * p->stride_h;
+    const int64_t padded_w = (int64_t)p->in_width + p->kernel_w + 2 * (int64_t)p->pad_left +
+                             (int64_t)p->out_width * p->stride_w + 64;
+    const int64_t sizes[] = {
+        batch * p->in_channels * p->in_height * p->in_width,
+        batch * p->out_channels * p->out_height * p->out_width,
+        (int64_t)p->out_channels * p->in_channels * p->kernel_h * p->kernel_w,
+        batch * p->in_channels * padded_h * padded_w,
+    };
+    const char *const names[] = {"the convolution's input", "its output", "its weights",
+                                 "its zero-padded input"};
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < 4 && status == CLCNN_OK; i++)
+        status = require_int_size(ctx, names[i], sizes[i]);
+    return status;
+}
+
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                   cl_mem output) {
-    if (!tile_config_valid(ctx, config))
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "conv2d: invalid tile configuration");
+    clcnn_status status = tile_config_require(ctx, config, "conv2d forward");
+    if (status != CLCNN_OK)
+        return status;
     const conv_variant v = variant_of(p);
     char options[256];
     tile_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d", "conv2d_forward", options, &kernel);
+    status = runtime_get_kernel(ctx, "conv2d", "conv2d_forward", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int columns = p->batch * p->out_height * p->out_width;
@@ -100,6 +127,51 @@ clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   local[1],
                               (size_t)v.groups};
     return runtime_launch(ctx, kernel, "conv2d_forward", arg_count, args, variant_dims(&v, 2),
+                          global, local);
+}
+
+/* The padded input's height and width: every window, nothing more. */
+static int padded_height(const conv2d_params *p) {
+    return (p->out_height - 1) * p->stride_h + effective_kernel_h(p);
+}
+
+static int padded_width(const conv2d_params *p) {
+    return (p->out_width - 1) * p->stride_w + effective_kernel_w(p);
+}
+
+/* Each part starts on a multiple of 64 floats, so that vector loads stay aligned. */
+static int64_t round_up_64(int64_t floats) {
+    return (floats + 63) / 64 * 64;
+}
+
+/* 1 if every window lies inside the input, which the kernel can then read
+ * as it is, without a padded copy. */
+static int windows_inside_input(const conv2d_params *p) {
+    return p->pad_top == 0 && p->pad_left == 0 && padded_height(p) <= p->in_height &&
+           padded_width(p) <= p->in_width;
+}
+
+/* Launches conv2d_pad_input (a kernel of program `options`): p's input with
+ * its zero padding made explicit as (N, C, padded_h, padded_w) in padded from
+ * float padded_offset. */
+static clcnn_status pad_input(clcnn_context *ctx, const char *options, const conv2d_params *p,
+                              cl_mem input, cl_mem padded, int padded_offset, int padded_h,
+                              int padded_w) {
+    cl_kernel kernel;
+    clcnn_status status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int rows = p->batch * p->in_channels * padded_h;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &padded},   {sizeof(int), &padded_offset},
+        {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},  {sizeof(int), &padded_h},    {sizeof(int), &padded_w},
+        {sizeof(int), &rows},
+    };
+    const size_t local[1] = {16};
+    const size_t global[1] = {(size_t)rows};
+    return runtime_launch(ctx, kernel, "conv2d_pad_input", sizeof(args) / sizeof(args[0]), args, 1,
                           global, local);
 }
 
@@ -144,30 +216,50 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
                                    cl_mem output) {
     const conv_variant v = variant_of(p);
     const int padded = padded_channels(v.out_channels, config);
-    cl_mem transposed;
-    clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight,
-                                            padded, &transposed);
-    char options[128];
+    /* Windows that reach into the padding read a zero-padded copy of the
+     * input, which the workspace holds after the transposed weights: without
+     * a test per tap the inner loop runs faster than the copy costs. */
+    const int64_t weights_end =
+        round_up_64((int64_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups);
+    const int padded_h = padded_height(p), padded_w = padded_width(p);
+    const int64_t copy_end = weights_end + (int64_t)p->batch * p->in_channels * padded_h * padded_w;
+    const int copy = !windows_inside_input(p) && copy_end <= INT_MAX;
+    cl_mem transposed = NULL;
+    clcnn_status status = CLCNN_OK;
+    if (copy)
+        status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &transposed);
+    if (status == CLCNN_OK)
+        status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
+                                   &transposed);
+    char options[160];
     direct_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
+    if (copy)
+        strncat(options, " -DPADDED_INPUT", sizeof(options) - strlen(options) - 1);
     cl_kernel kernel;
     if (status == CLCNN_OK)
         status =
             runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
+    const int input_offset = copy ? (int)weights_end : 0;
+    if (status == CLCNN_OK && copy)
+        status = pad_input(ctx, options, p, input, transposed, input_offset, padded_h, padded_w);
     if (status != CLCNN_OK)
         return status;
     const int positions = p->batch * p->out_height * p->out_width;
     cl_mem bias_arg = p->has_bias ? bias : weight;
-    kernel_arg args[22] = {
-        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &transposed},  {sizeof(cl_mem), &bias_arg},
-        {sizeof(cl_mem), &output},    {sizeof(int), &v.in_channels},  {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},  {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h},
-        {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->pad_top},   {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width}, {sizeof(int), &positions},      {sizeof(int), &p->has_bias},
-        {sizeof(int), &padded},
+    cl_mem input_arg = copy ? transposed : input;
+    const int height = copy ? padded_h : p->in_height, width = copy ? padded_w : p->in_width;
+    const int pad_top = copy ? 0 : p->pad_top, pad_left = copy ? 0 : p->pad_left;
+    kernel_arg args[23] = {
+        {sizeof(cl_mem), &input_arg},  {sizeof(int), &input_offset}, {sizeof(cl_mem), &transposed},
+        {sizeof(cl_mem), &bias_arg},   {sizeof(cl_mem), &output},    {sizeof(int), &v.in_channels},
+        {sizeof(int), &height},        {sizeof(int), &width},        {sizeof(int), &v.out_channels},
+        {sizeof(int), &p->kernel_h},   {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},   {sizeof(int), &pad_top},      {sizeof(int), &pad_left},
+        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width}, {sizeof(int), &positions},
+        {sizeof(int), &p->has_bias},   {sizeof(int), &padded},
     };
-    const int arg_count = variant_args(&v, args, 19);
+    const int arg_count = variant_args(&v, args, 20);
     const size_t local[3] = {1, (size_t)config->group, 1};
     const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
                               (size_t)((positions + config->wpt_p - 1) / config->wpt_p),
@@ -213,29 +305,15 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
                                      cl_mem weight, int weight_offset, cl_mem bias, cl_mem output,
                                      cl_mem workspace, int padded_offset) {
     const rows_plan plan = plan_rows(ctx, p);
-    const int pad_rows = p->batch * p->in_channels * plan.padded_height;
     char options[128];
     snprintf(options, sizeof(options), "-DVW=%d -DROW_VECTORS=%d -DCHANNEL_BLOCK=%d", plan.vw,
              plan.row_vectors, plan.channel_block);
-    cl_kernel pad_kernel, kernel;
+    cl_kernel kernel;
     clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
-    const kernel_arg pad_args[] = {
-        {sizeof(cl_mem), &input},      {sizeof(cl_mem), &workspace},
-        {sizeof(int), &padded_offset}, {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width},   {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},   {sizeof(int), &plan.padded_height},
-        {sizeof(int), &plan.pitch},    {sizeof(int), &pad_rows},
-    };
-    const size_t pad_local[1] = {16};
-    const size_t pad_global[1] = {(size_t)pad_rows};
-    status =
-        runtime_launch(ctx, pad_kernel, "conv2d_pad_input", sizeof(pad_args) / sizeof(pad_args[0]),
-                       pad_args, 1, pad_global, pad_local);
+        status = pad_input(ctx, options, p, input, workspace, padded_offset, plan.padded_height,
+                           plan.pitch);
     if (status != CLCNN_OK)
         return status;
     const int rows = p->batch * p->out_height;
@@ -306,8 +384,12 @@ static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_p
     /* Workspace: the flipped filters, then the padded gradient. */
     const int weight_count = p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
     const int padded_offset = (weight_count + 63) / 64 * 64;
+    clcnn_status status = require_int_size(ctx, "conv2d backward data: the padded gradient",
+                                           padded_offset + plan.padded_floats);
+    if (status != CLCNN_OK)
+        return status;
     cl_mem workspace;
-    clcnn_status status = runtime_workspace(
+    status = runtime_workspace(
         ctx, sizeof(float) * ((size_t)padded_offset + (size_t)plan.padded_floats), &workspace);
     cl_kernel flip;
     if (status == CLCNN_OK)
@@ -437,6 +519,9 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
 
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
                             cl_mem bias, cl_mem output) {
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status != CLCNN_OK)
+        return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_forward_depthwise(ctx, p, input, weight, bias, output);
     if (use_direct_kernels(ctx) && use_row_kernel(p))
@@ -456,16 +541,15 @@ clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem i
 clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *config,
                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                         cl_mem grad_input) {
-    if (!tile_config_valid(ctx, config))
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "conv2d backward data: invalid tile configuration");
+    clcnn_status status = tile_config_require(ctx, config, "conv2d backward data");
+    if (status != CLCNN_OK)
+        return status;
     const conv_variant v = variant_of(p);
     char options[256];
     tile_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d", "conv2d_backward_data", options, &kernel);
+    status = runtime_get_kernel(ctx, "conv2d", "conv2d_backward_data", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int columns = p->batch * p->in_height * p->in_width;
@@ -567,6 +651,9 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input) {
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status != CLCNN_OK)
+        return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
     if (use_direct_kernels(ctx) && use_rows_for_backward_data(p))
@@ -649,9 +736,9 @@ static clcnn_status sum_slices(clcnn_context *ctx, cl_mem partial, cl_mem grad_w
 clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config *config,
                                            const conv2d_params *p, cl_mem input, cl_mem grad_output,
                                            cl_mem grad_weight, cl_mem grad_bias, cl_mem scratch) {
-    if (!tile_config_valid(ctx, config))
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "conv2d backward weights: invalid tile configuration");
+    clcnn_status status = tile_config_require(ctx, config, "conv2d backward weights");
+    if (status != CLCNN_OK)
+        return status;
     const int slices = conv2d_backward_weights_slices(p);
     if (slices > 1 && !scratch)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
@@ -661,8 +748,7 @@ clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config
     tile_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d", "conv2d_backward_weights", options, &kernel);
+    status = runtime_get_kernel(ctx, "conv2d", "conv2d_backward_weights", options, &kernel);
     if (status != CLCNN_OK)
         return status;
 
@@ -733,27 +819,6 @@ typedef struct direct_weights_scratch {
     int64_t end;
 } direct_weights_scratch;
 
-/* The padded input's height and width: every window, nothing more. */
-static int padded_height(const conv2d_params *p) {
-    return (p->out_height - 1) * p->stride_h + effective_kernel_h(p);
-}
-
-static int padded_width(const conv2d_params *p) {
-    return (p->out_width - 1) * p->stride_w + effective_kernel_w(p);
-}
-
-/* Each part starts on a multiple of 64 floats, so that vector loads stay aligned. */
-static int64_t round_up_64(int64_t floats) {
-    return (floats + 63) / 64 * 64;
-}
-
-/* 1 if every window lies inside the input, which the kernel can then read
- * as it is, without a padded copy. */
-static int windows_inside_input(const conv2d_params *p) {
-    return p->pad_top == 0 && p->pad_left == 0 && padded_height(p) <= p->in_height &&
-           padded_width(p) <= p->in_width;
-}
-
 static direct_weights_scratch direct_weights_layout(const direct_config *config,
                                                     const conv2d_params *p) {
     direct_weights_scratch layout;
@@ -802,21 +867,23 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     char variant[128];
     snprintf(variant, sizeof(variant), "%s", options);
     variant_options(&v, variant, sizeof(variant));
-    cl_kernel transpose_kernel, pad_kernel, kernel;
+    cl_kernel transpose_kernel, kernel;
     clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output",
                                              variant, &transpose_kernel);
-    if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &pad_kernel);
     if (status == CLCNN_OK)
         status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct", variant,
                                     &kernel);
     if (status != CLCNN_OK)
         return status;
 
+    const direct_weights_scratch layout = direct_weights_layout(config, p);
+    /* Every offset below is at most the layout's end. */
+    status = require_int_size(ctx, "conv2d backward weights: the scratch buffer", layout.end);
+    if (status != CLCNN_OK)
+        return status;
     const int slices = conv2d_backward_weights_slices(p);
     const int positions = p->batch * p->out_height * p->out_width;
     const int slice_length = (positions + slices - 1) / slices;
-    const direct_weights_scratch layout = direct_weights_layout(config, p);
     const int slice_stride = (int)layout.slice_floats;
     const int padded = padded_channels(v.out_channels, config);
     const int gradient_offset = (int)layout.gradient;
@@ -855,19 +922,7 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
         return status;
 
     if (!read_input) {
-        const int rows = p->batch * p->in_channels * windows_h;
-        const kernel_arg pad_args[] = {
-            {sizeof(cl_mem), &input},       {sizeof(cl_mem), &scratch},
-            {sizeof(int), &windows_offset}, {sizeof(int), &p->in_height},
-            {sizeof(int), &p->in_width},    {sizeof(int), &p->pad_top},
-            {sizeof(int), &p->pad_left},    {sizeof(int), &windows_h},
-            {sizeof(int), &windows_w},      {sizeof(int), &rows},
-        };
-        const size_t pad_local[1] = {16};
-        const size_t pad_global[1] = {(size_t)rows};
-        status = runtime_launch(ctx, pad_kernel, "conv2d_pad_input",
-                                sizeof(pad_args) / sizeof(pad_args[0]), pad_args, 1, pad_global,
-                                pad_local);
+        status = pad_input(ctx, options, p, input, scratch, windows_offset, windows_h, windows_w);
         if (status != CLCNN_OK)
             return status;
     }
@@ -971,6 +1026,9 @@ size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const con
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch) {
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status != CLCNN_OK)
+        return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_backward_weights_depthwise(ctx, p, input, grad_output, grad_weight, grad_bias,
                                                  scratch);

@@ -3,12 +3,13 @@
 
 clcnn_status gemm_tiled(clcnn_context *ctx, const tile_config *config, const gemm_params *p,
                         cl_mem a, cl_mem b, cl_mem c, cl_mem bias) {
-    if (!tile_config_valid(ctx, config))
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "gemm: invalid tile configuration");
+    clcnn_status status = tile_config_require(ctx, config, "gemm");
+    if (status != CLCNN_OK)
+        return status;
     char options[256];
     tile_config_options(config, options, sizeof(options));
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "gemm", "gemm", options, &kernel);
+    status = runtime_get_kernel(ctx, "gemm", "gemm", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int bias_mode = (int)p->bias;

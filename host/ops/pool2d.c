@@ -3,22 +3,36 @@
 
 #include <stdio.h>
 
+/* The kernels index the input and the output with int. */
+static clcnn_status check_int_sizes(clcnn_context *ctx, const pool2d_params *p) {
+    const int64_t planes = (int64_t)p->batch * p->channels;
+    clcnn_status status =
+        require_int_size(ctx, "pooling input", planes * p->in_height * p->in_width);
+    if (status == CLCNN_OK)
+        status = require_int_size(ctx, "pooling output", planes * p->out_height * p->out_width);
+    return status;
+}
+
 clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
                             cl_mem output) {
+    const int pad_bottom = pool2d_pad_bottom(p), pad_right = pool2d_pad_right(p);
     const char *name = p->kind == POOL_MAX ? "maxpool2d_forward" : "avgpool2d_forward";
     char options[64];
     snprintf(options, sizeof(options), "-DWINDOW_H=%d -DWINDOW_W=%d", p->size_h, p->size_w);
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int total = p->batch * p->channels * p->out_height * p->out_width;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &output},   {sizeof(int), &p->channels},
-        {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width}, {sizeof(int), &p->size_h},   {sizeof(int), &p->size_w},
-        {sizeof(int), &p->stride_h},  {sizeof(int), &p->stride_w}, {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},  {sizeof(int), &total},
+        {sizeof(cl_mem), &input},       {sizeof(cl_mem), &output},   {sizeof(int), &p->channels},
+        {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width}, {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},   {sizeof(int), &p->size_h},   {sizeof(int), &p->size_w},
+        {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w}, {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},    {sizeof(int), &pad_bottom},  {sizeof(int), &pad_right},
+        {sizeof(int), &p->exclude_pad}, {sizeof(int), &total},
     };
     const size_t local[1] = {256};
     const size_t global[1] = {(size_t)total};
@@ -28,6 +42,7 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
 
 clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
                              cl_mem grad_output, cl_mem grad_input) {
+    const int pad_bottom = pool2d_pad_bottom(p), pad_right = pool2d_pad_right(p);
     const int is_max = p->kind == POOL_MAX;
     /* Windows that do not overlap scatter, one work-item per output, into a
      * zeroed gradient; overlapping ones gather, one work-item per input
@@ -39,14 +54,16 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     char options[64];
     snprintf(options, sizeof(options), "-DWINDOW_H=%d -DWINDOW_W=%d", p->size_h, p->size_w);
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
+    clcnn_status status = check_int_sizes(ctx, p);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "pool2d", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int in_count = p->batch * p->channels * p->in_height * p->in_width;
     /* Windows that tile the input exactly write every element themselves. */
     const int tiled_exactly = p->stride_h == p->size_h && p->stride_w == p->size_w &&
-                              p->pad_top == 0 && p->pad_left == 0 &&
-                              p->out_height * p->stride_h == p->in_height &&
+                              p->pad_top == 0 && p->pad_left == 0 && pad_bottom == 0 &&
+                              pad_right == 0 && p->out_height * p->stride_h == p->in_height &&
                               p->out_width * p->stride_w == p->in_width;
     if (scatter && !tiled_exactly) {
         const float zero = 0.0f;
@@ -59,10 +76,11 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     }
     const int total = scatter ? p->batch * p->channels * p->out_height * p->out_width : in_count;
     const kernel_arg shape_args[] = {
-        {sizeof(int), &p->channels},   {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width},
-        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width}, {sizeof(int), &p->size_h},
-        {sizeof(int), &p->size_w},     {sizeof(int), &p->stride_h},  {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->pad_top},    {sizeof(int), &p->pad_left},  {sizeof(int), &total},
+        {sizeof(int), &p->channels},   {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
+        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width},   {sizeof(int), &p->size_h},
+        {sizeof(int), &p->size_w},     {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->pad_top},    {sizeof(int), &p->pad_left},    {sizeof(int), &pad_bottom},
+        {sizeof(int), &pad_right},     {sizeof(int), &p->exclude_pad}, {sizeof(int), &total},
     };
     enum { SHAPE_ARG_COUNT = sizeof(shape_args) / sizeof(shape_args[0]) };
     /* Average pooling does not look at the input, so its kernel does not take it. */

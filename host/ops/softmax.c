@@ -4,7 +4,9 @@
 clcnn_status softmax_forward(clcnn_context *ctx, int64_t rows, int columns, cl_mem input,
                              cl_mem output) {
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "softmax", "softmax_forward", "", &kernel);
+    clcnn_status status = require_int_size(ctx, "softmax", rows * columns);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "softmax", "softmax_forward", "", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int rows32 = (int)rows;
@@ -23,7 +25,9 @@ clcnn_status softmax_forward(clcnn_context *ctx, int64_t rows, int columns, cl_m
 clcnn_status softmax_backward(clcnn_context *ctx, int64_t rows, int columns, cl_mem output,
                               cl_mem grad_output, cl_mem grad_input) {
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "softmax", "softmax_backward", "", &kernel);
+    clcnn_status status = require_int_size(ctx, "softmax gradient", rows * columns);
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "softmax", "softmax_backward", "", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int rows32 = (int)rows;

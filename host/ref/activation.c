@@ -6,7 +6,7 @@
 static float activate(activation_kind kind, float slope, float x) {
     switch (kind) {
     case ACTIVATION_RELU:
-        return x > 0.0f ? x : 0.0f;
+        return x <= 0.0f ? 0.0f : x; /* NaN falls through to x, as in PyTorch */
     case ACTIVATION_LEAKY:
         return x > 0.0f ? x : x * slope;
     case ACTIVATION_SIGMOID:
@@ -14,7 +14,7 @@ static float activate(activation_kind kind, float slope, float x) {
     case ACTIVATION_TANH:
         return (float)tanh((double)x);
     case ACTIVATION_RELU6:
-        return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
+        return x <= 0.0f ? 0.0f : x >= 6.0f ? 6.0f : x;
     }
     return x;
 }
@@ -31,7 +31,7 @@ void activation_forward_ref(activation_kind kind, float slope, int64_t count, co
 static double activation_gradient(activation_kind kind, float slope, double y, double g) {
     switch (kind) {
     case ACTIVATION_RELU:
-        return y > 0.0 ? g : 0.0;
+        return y <= 0.0 ? 0.0 : g; /* a NaN output passes g, as threshold_backward */
     case ACTIVATION_LEAKY:
         return y > 0.0 ? g : g * slope;
     case ACTIVATION_SIGMOID:
@@ -39,7 +39,7 @@ static double activation_gradient(activation_kind kind, float slope, double y, d
     case ACTIVATION_TANH:
         return g * (1.0 - y * y);
     case ACTIVATION_RELU6:
-        return y > 0.0 && y < 6.0 ? g : 0.0;
+        return y <= 0.0 || y >= 6.0 ? 0.0 : g; /* NaN passes g, as hardtanh_backward */
     }
     return g;
 }

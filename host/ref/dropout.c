@@ -32,7 +32,7 @@ static void dropout_apply_ref(const dropout_params *p, const float *from, float 
         float value = from[i];
         if (active) {
             const uint32_t draw = (uint32_t)(dropout_bits(p->seed, base + (uint64_t)i) >> 32);
-            value = draw >= threshold ? value * scale : 0.0f;
+            value = value * (draw >= threshold ? scale : 0.0f); /* NaN stays NaN */
         }
         to[i] = accumulate ? to[i] + value : value;
     }

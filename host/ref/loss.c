@@ -19,7 +19,7 @@ void softmax_cross_entropy_ref(int rows, int classes, const float *logits, const
         }
         double largest = z[0];
         for (int j = 1; j < classes; j++)
-            largest = fmax(largest, z[j]);
+            largest = max_keep_nan(largest, z[j]);
         double sum = 0.0;
         for (int j = 0; j < classes; j++)
             sum += exp(z[j] - largest);
@@ -38,7 +38,7 @@ void sigmoid_binary_cross_entropy_ref(int rows, const float *logits, const float
         const double z = logits[row];
         const double t = targets[row];
         const double e = exp(-fabs(z)); /* never overflows */
-        loss[row] = (float)(fmax(z, 0.0) - z * t + log1p(e));
+        loss[row] = (float)(max_keep_nan(z, 0.0) - z * t + log1p(e));
         const double sigmoid = z >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
         grad_logits[row] = (float)((sigmoid - t) / rows);
     }

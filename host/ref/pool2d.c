@@ -1,7 +1,21 @@
-/* Max and average pooling as plain loops, with PyTorch's padding rules. */
+/* Max and average pooling as plain loops, with PyTorch's padding rules
+ * (count_include_pad either way for the average). */
 #include "ops.h"
 
 #include <math.h>
+
+/* Average pooling's divisor for the window at (h0, w0): the window clipped
+ * to the padded input, or to the input alone with exclude_pad. */
+static int average_divisor(const pool2d_params *p, int h0, int w0) {
+    const int H = p->in_height, W = p->in_width;
+    const int top = p->exclude_pad ? 0 : p->pad_top, left = p->exclude_pad ? 0 : p->pad_left;
+    const int bottom = p->exclude_pad ? 0 : pool2d_pad_bottom(p);
+    const int right = p->exclude_pad ? 0 : pool2d_pad_right(p);
+    const int h_begin = h0 > -top ? h0 : -top, w_begin = w0 > -left ? w0 : -left;
+    const int h_end = h0 + p->size_h < H + bottom ? h0 + p->size_h : H + bottom;
+    const int w_end = w0 + p->size_w < W + right ? w0 + p->size_w : W + right;
+    return (h_end - h_begin) * (w_end - w_begin);
+}
 
 void pool2d_forward_ref(const pool2d_params *p, const float *input, float *output) {
     const int H = p->in_height, W = p->in_width, OH = p->out_height, OW = p->out_width;
@@ -12,16 +26,11 @@ void pool2d_forward_ref(const pool2d_params *p, const float *input, float *outpu
             for (int ow = 0; ow < OW; ow++) {
                 const int h0 = oh * p->stride_h - p->pad_top;
                 const int w0 = ow * p->stride_w - p->pad_left;
-                /* The padded window, clipped to the padded input: avg's divisor. */
-                const int h_padded_end =
-                    h0 + p->size_h < H + p->pad_top ? h0 + p->size_h : H + p->pad_top;
-                const int w_padded_end =
-                    w0 + p->size_w < W + p->pad_left ? w0 + p->size_w : W + p->pad_left;
-                const int divisor = (h_padded_end - h0) * (w_padded_end - w0);
                 const int h_begin = h0 > 0 ? h0 : 0;
                 const int w_begin = w0 > 0 ? w0 : 0;
                 const int h_end = h0 + p->size_h < H ? h0 + p->size_h : H;
                 const int w_end = w0 + p->size_w < W ? w0 + p->size_w : W;
+                const int divisor = average_divisor(p, h0, w0);
                 double sum = 0.0;
                 float best = -INFINITY;
                 for (int h = h_begin; h < h_end; h++)
@@ -94,12 +103,7 @@ void pool2d_backward_ref(const pool2d_params *p, const float *input, const float
                             if (window_argmax(in, W, h_begin, h_end, w_begin, w_end) == h * W + w)
                                 sum += g;
                         } else {
-                            /* The forward's divisor: the window clipped to the padded input. */
-                            const int h_padded_end =
-                                h0 + p->size_h < H + p->pad_top ? h0 + p->size_h : H + p->pad_top;
-                            const int w_padded_end =
-                                w0 + p->size_w < W + p->pad_left ? w0 + p->size_w : W + p->pad_left;
-                            sum += g / ((h_padded_end - h0) * (w_padded_end - w0));
+                            sum += g / average_divisor(p, h0, w0);
                         }
                     }
                 grad_in[h * W + w] = (float)sum;

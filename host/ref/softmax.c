@@ -9,7 +9,7 @@ void softmax_forward_ref(int64_t rows, int columns, const float *input, float *o
         float *out = output + row * columns;
         double largest = in[0];
         for (int j = 1; j < columns; j++)
-            largest = fmax(largest, in[j]);
+            largest = max_keep_nan(largest, in[j]);
         double sum = 0.0;
         for (int j = 0; j < columns; j++)
             sum += exp(in[j] - largest);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Images per launch when evaluating. */
 #define EVALUATION_CHUNK 256
@@ -127,9 +128,24 @@ clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *conf
     return CLCNN_OK;
 }
 
+static void release_buckets(clcnn_trainer *t) {
+    for (int k = 0; k < t->bucket_count && t->bucket_events; k++)
+        if (t->bucket_events[k])
+            clReleaseEvent(t->bucket_events[k]);
+    free(t->bucket_first);
+    free(t->bucket_end);
+    free(t->bucket_node);
+    free(t->bucket_events);
+    t->bucket_first = t->bucket_end = NULL;
+    t->bucket_node = NULL;
+    t->bucket_events = NULL;
+    t->bucket_count = 0;
+}
+
 void clcnn_trainer_destroy(clcnn_trainer *t) {
     if (!t)
         return;
+    release_buckets(t);
     buffer_release(&t->device_state1);
     buffer_release(&t->device_state2);
     free(t->host_state1);
@@ -160,6 +176,34 @@ clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *t, int epochs) {
     return CLCNN_OK;
 }
 
+clcnn_status clcnn_trainer_update_config(clcnn_trainer *t, const clcnn_train_config *config) {
+    if (!t || !config)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    clcnn_context *ctx = t->net->ctx;
+    const clcnn_train_config *c = &t->config;
+    /* What the state (moments, shuffling, staging buffers, augmentation) was made for. */
+    const char *fixed =
+        c->optimizer != config->optimizer     ? "the optimizer"
+        : c->batch_size != config->batch_size ? "the batch size"
+        : c->beta1 != config->beta1 || c->beta2 != config->beta2 || c->epsilon != config->epsilon
+            ? "Adam's betas and epsilon"
+        : c->seed != config->seed ? "the seed"
+        : c->augment_crop_pad != config->augment_crop_pad ||
+                c->augment_flip != config->augment_flip ||
+                c->augment_rotate_degrees != config->augment_rotate_degrees
+            ? "the augmentation"
+            : NULL;
+    if (fixed)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s cannot change in a resumed run: its state was made for the "
+                         "checkpoint's",
+                         fixed);
+    clcnn_status status = check_config(ctx, config);
+    if (status == CLCNN_OK)
+        t->config = *config;
+    return status;
+}
+
 clcnn_status clcnn_trainer_set_shard(clcnn_trainer *t, int rank, int world_size) {
     if (!t)
         return CLCNN_ERROR_INVALID_ARGUMENT;
@@ -182,6 +226,76 @@ clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *t, clcnn_gradient_fn
     t->gradient_hook = fn;
     t->gradient_user = user;
     return CLCNN_OK;
+}
+
+/* Cuts the flat gradient buffer into buckets at layer boundaries, from the
+ * last layer down (clcnn.h). */
+static clcnn_status plan_buckets(clcnn_trainer *t) {
+    clcnn_net *net = t->net;
+    const int most = net->layer_count + 1;
+    t->bucket_first = malloc(sizeof(int64_t) * (size_t)most);
+    t->bucket_end = malloc(sizeof(int64_t) * (size_t)most);
+    t->bucket_node = malloc(sizeof(int) * (size_t)most);
+    t->bucket_events = calloc((size_t)most, sizeof(cl_event));
+    if (!t->bucket_first || !t->bucket_end || !t->bucket_node || !t->bucket_events) {
+        release_buckets(t);
+        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for buckets");
+    }
+    int64_t end = net->parameter_floats;
+    int lowest = 1;
+    for (int i = net->layer_count - 1; i >= 1; i--) {
+        const layer *l = &net->layers[i];
+        int64_t low = -1;
+        for (int k = 0; k < l->tensor_count; k++) {
+            const named_tensor *tensor = &net->tensors[l->first_tensor + k];
+            if (tensor->kind == TENSOR_PARAMETER && tensor->count > 0 &&
+                (low < 0 || tensor->offset < low))
+                low = tensor->offset;
+        }
+        if (low < 0)
+            continue;
+        lowest = i;
+        if (end - low >= t->bucket_floats) {
+            t->bucket_first[t->bucket_count] = low;
+            t->bucket_end[t->bucket_count] = end;
+            t->bucket_node[t->bucket_count] = i;
+            t->bucket_count++;
+            end = low;
+        }
+    }
+    if (end > 0) {
+        t->bucket_first[t->bucket_count] = 0;
+        t->bucket_end[t->bucket_count] = end;
+        t->bucket_node[t->bucket_count] = lowest;
+        t->bucket_count++;
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_trainer_set_gradient_ready_hook(clcnn_trainer *t, clcnn_gradient_ready_fn fn,
+                                                   void *user, int64_t bucket_floats) {
+    if (!t)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    if (fn && bucket_floats < 1)
+        return set_error(t->net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "buckets need at least 1 float, not %lld", (long long)bucket_floats);
+    release_buckets(t);
+    t->ready_hook = fn;
+    t->ready_user = user;
+    t->bucket_floats = bucket_floats;
+    return fn ? plan_buckets(t) : CLCNN_OK;
+}
+
+int clcnn_trainer_gradient_buckets(const clcnn_trainer *t, int64_t *first, int64_t *count) {
+    if (!t || !t->ready_hook)
+        return 0;
+    for (int k = 0; k < t->bucket_count; k++) {
+        if (first)
+            first[k] = t->bucket_first[k];
+        if (count)
+            count[k] = t->bucket_end[k] - t->bucket_first[k];
+    }
+    return t->bucket_count;
 }
 
 clcnn_status trainer_sync_state_to_host(clcnn_trainer *t) {
@@ -227,9 +341,10 @@ static double learning_rate_at(const clcnn_train_config *c, int epoch) {
 static int predicted_class(const clcnn_net *net, const float *values, int64_t units) {
     if (net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY)
         return values[0] > 0.0f; /* a logit */
+    /* The first maximum, a NaN being the maximum, as PyTorch's argmax. */
     int best = 0;
-    for (int64_t j = 1; j < units; j++)
-        if (values[j] > values[best])
+    for (int64_t j = 1; j < units && values[best] == values[best]; j++)
+        if (values[j] > values[best] || values[j] != values[j])
             best = (int)j;
     return best;
 }
@@ -309,22 +424,141 @@ static int64_t rank_share(const clcnn_trainer *t, int64_t count, int64_t b, int6
     return n;
 }
 
-/* Turns the rank's mean gradient (on the host) into its contribution to the
- * global batch's mean and lets the hook combine the ranks' contributions. */
-static clcnn_status exchange_gradients(clcnn_trainer *t, clcnn_gradient_step *step) {
-    clcnn_net *net = t->net;
-    float *gradients = net->host_gradients;
-    const int64_t count = net->parameter_floats;
+/* Turns the rank's mean gradient over [first, end) (on the host) into its
+ * contribution to the global batch's mean. */
+static void scale_contribution(clcnn_trainer *t, const clcnn_gradient_step *step, int64_t first,
+                               int64_t end) {
+    float *gradients = t->net->host_gradients;
     if (step->images == 0) {
         /* No backward pass ran: the buffer holds the last step's gradient. */
-        memset(gradients, 0, sizeof(float) * (size_t)count);
+        memset(gradients + first, 0, sizeof(float) * (size_t)(end - first));
     } else if (step->images != step->global_images) {
         /* The loss was the mean over this rank's images; the global loss is
          * the mean over the global batch. In double, for one rounding. */
         const double scale = (double)step->images / (double)step->global_images;
-        for (int64_t i = 0; i < count; i++)
+        for (int64_t i = first; i < end; i++)
             gradients[i] = (float)(gradients[i] * scale);
     }
+}
+
+/* Bucket k's gradients are on the host: scales them and gives them to the ready hook. */
+static clcnn_status deliver_bucket(clcnn_trainer *t, int k) {
+    const int64_t first = t->bucket_first[k], end = t->bucket_end[k];
+    scale_contribution(t, t->ready_step, first, end);
+    clcnn_status status =
+        t->ready_hook(t->ready_user, t->net->host_gradients, first, end - first, t->ready_step);
+    if (status != CLCNN_OK)
+        return set_error(
+            t->net->ctx, status, "the gradient ready hook returned %s at epoch %d, batch %lld",
+            clcnn_status_name(status), t->ready_step->epoch, (long long)t->ready_step->batch);
+    return CLCNN_OK;
+}
+
+/* Bucket k is final once its node's backward is done: on the reference
+ * device it goes to the hook now; on a device its read is enqueued behind
+ * the node's kernels and the hook gets it when the read has completed
+ * (deliver_device_buckets). */
+static clcnn_status emit_bucket(clcnn_trainer *t, int k) {
+    clcnn_net *net = t->net;
+    if (!context_is_opencl(net->ctx) || t->ready_step->images == 0)
+        return deliver_bucket(t, k);
+    const int64_t first = t->bucket_first[k], end = t->bucket_end[k];
+    return cl_check(net->ctx,
+                    clEnqueueReadBuffer(net->ctx->queue, net->device_gradients, CL_FALSE,
+                                        sizeof(float) * (size_t)first,
+                                        sizeof(float) * (size_t)(end - first),
+                                        net->host_gradients + first, 0, NULL, &t->bucket_events[k]),
+                    "clEnqueueReadBuffer");
+}
+
+/* The ready hook with no gradients: a chance to advance the exchanges
+ * under way (clcnn.h). */
+static clcnn_status poll_ready_hook(clcnn_trainer *t) {
+    clcnn_status status = t->ready_hook(t->ready_user, t->net->host_gradients, 0, 0, t->ready_step);
+    if (status != CLCNN_OK)
+        return set_error(
+            t->net->ctx, status, "the gradient ready hook returned %s at epoch %d, batch %lld",
+            clcnn_status_name(status), t->ready_step->epoch, (long long)t->ready_step->batch);
+    return CLCNN_OK;
+}
+
+/* net->backward_node_done during a step with a ready hook. */
+static clcnn_status bucket_node_done(void *user, int node) {
+    clcnn_trainer *t = user;
+    clcnn_status status = CLCNN_OK;
+    const int emitted = t->buckets_emitted;
+    while (status == CLCNN_OK && t->buckets_emitted < t->bucket_count &&
+           t->bucket_node[t->buckets_emitted] >= node)
+        status = emit_bucket(t, t->buckets_emitted++);
+    /* On the reference device the node has just been computed: between two
+     * nodes the exchanges under way move on. */
+    if (status == CLCNN_OK && emitted == t->buckets_emitted && t->buckets_emitted > 0 &&
+        !context_is_opencl(t->net->ctx))
+        status = poll_ready_hook(t);
+    return status;
+}
+
+/* Emits the buckets backward has not (all of them when it did not run). */
+static clcnn_status emit_remaining_buckets(clcnn_trainer *t) {
+    clcnn_status status = CLCNN_OK;
+    while (status == CLCNN_OK && t->buckets_emitted < t->bucket_count)
+        status = emit_bucket(t, t->buckets_emitted++);
+    return status;
+}
+
+/* Waits for a read of a bucket; from the second bucket on, polls the ready
+ * hook every READY_POLL_MICROSECONDS meanwhile so that the exchanges under
+ * way move on while the device computes. */
+#define READY_POLL_MICROSECONDS 100
+static clcnn_status wait_for_bucket(clcnn_trainer *t, int k) {
+    clcnn_context *ctx = t->net->ctx;
+    if (k == 0)
+        return cl_check(ctx, clWaitForEvents(1, &t->bucket_events[k]), "clWaitForEvents");
+    for (;;) {
+        cl_int state = CL_QUEUED;
+        clcnn_status status =
+            cl_check(ctx,
+                     clGetEventInfo(t->bucket_events[k], CL_EVENT_COMMAND_EXECUTION_STATUS,
+                                    sizeof(state), &state, NULL),
+                     "clGetEventInfo");
+        if (status != CLCNN_OK)
+            return status;
+        if (state == CL_COMPLETE)
+            return CLCNN_OK;
+        if (state < 0)
+            return cl_check(ctx, state, "reading a gradient bucket");
+        status = poll_ready_hook(t);
+        if (status != CLCNN_OK)
+            return status;
+        const struct timespec pause = {0, READY_POLL_MICROSECONDS * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* On a device: waits for each bucket's read in turn and gives it to the
+ * hook; after a failure (status) it only releases the reads' events. */
+static clcnn_status deliver_device_buckets(clcnn_trainer *t, clcnn_status status) {
+    for (int k = 0; k < t->bucket_count; k++) {
+        if (!t->bucket_events[k])
+            continue;
+        if (status == CLCNN_OK)
+            status = wait_for_bucket(t, k);
+        clReleaseEvent(t->bucket_events[k]);
+        t->bucket_events[k] = NULL;
+        if (status == CLCNN_OK)
+            status = deliver_bucket(t, k);
+    }
+    return status;
+}
+
+/* Lets the hook combine the ranks' contributions; without buckets this
+ * first turns the rank's mean gradient into its contribution. */
+static clcnn_status exchange_gradients(clcnn_trainer *t, clcnn_gradient_step *step, int scaled) {
+    clcnn_net *net = t->net;
+    float *gradients = net->host_gradients;
+    const int64_t count = net->parameter_floats;
+    if (!scaled)
+        scale_contribution(t, step, 0, count);
     if (!t->gradient_hook)
         return CLCNN_OK;
     clcnn_status status = t->gradient_hook(t->gradient_user, gradients, count, step);
@@ -389,7 +623,25 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
          * hook (or no images of this rank's own) the gradient goes through
          * the host first. */
         const int exchange = t->gradient_hook != NULL || n == 0;
+        /* With a ready hook the gradient goes to the host bucket by bucket. */
+        const int buckets = exchange && t->gradient_hook && t->ready_hook;
         double batch_loss = 0.0;
+        clcnn_gradient_step step;
+        memset(&step, 0, sizeof(step));
+        step.step = step_number;
+        step.epoch = t->epochs_done + 1;
+        step.batch = b + 1;
+        step.batches = batches;
+        step.rank = t->rank;
+        step.world_size = t->world_size;
+        step.global_images = global_n;
+        step.images = n;
+        if (buckets) {
+            t->ready_step = &step;
+            t->buckets_emitted = 0;
+            net->backward_node_done = bucket_node_done;
+            net->backward_node_user = t;
+        }
         /* Random layers draw from (seed, step, image in the global batch). */
         net->random_seed = hash_bytes(hash_bytes(HASH_SEED, &t->config.seed, sizeof(uint64_t)),
                                       &step_number, sizeof(step_number));
@@ -403,6 +655,10 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
             if (status == CLCNN_OK)
                 status = net_backward_stored(net, (int)n, 1);
         }
+        net->backward_node_done = NULL;
+        net->backward_node_user = NULL;
+        if (status == CLCNN_OK && buckets)
+            status = emit_remaining_buckets(t);
         if (status == CLCNN_OK && !exchange)
             status = optimizer_update(t, learning_rate);
         /* The device works on this step while the host gathers the next batch. */
@@ -412,12 +668,14 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
             rank_share(t, data->count, b + 1, &next_first, &next_n);
             gather_batch(t, data, next_first, next_n, 1 - current);
         }
+        if (buckets && on_device)
+            status = deliver_device_buckets(t, status);
         /* The scores' (and gradients') reads are enqueued and the losses'
          * read waits for them all. */
         if (status == CLCNN_OK && n > 0)
             status =
                 net_read_output_async(net, net->loss.logits_layer, n * units, t->batch_outputs);
-        if (status == CLCNN_OK && n > 0 && exchange && on_device && gradient_bytes > 0)
+        if (status == CLCNN_OK && n > 0 && exchange && !buckets && on_device && gradient_bytes > 0)
             status =
                 cl_check(ctx,
                          clEnqueueReadBuffer(ctx->queue, net->device_gradients, CL_FALSE, 0,
@@ -425,34 +683,26 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
                          "clEnqueueReadBuffer");
         if (status == CLCNN_OK && n > 0)
             status = net_read_loss(net, (int)n, &batch_loss);
+        t->ready_step = NULL;
         if (status != CLCNN_OK)
             break;
-        clcnn_gradient_step step;
-        step.step = step_number;
-        step.epoch = t->epochs_done + 1;
-        step.batch = b + 1;
-        step.batches = batches;
-        step.rank = t->rank;
-        step.world_size = t->world_size;
-        step.global_images = global_n;
-        step.images = n;
         step.loss_sum = batch_loss * (double)n;
         step.correct = 0;
         for (int64_t i = 0; i < n; i++)
             step.correct += predicted_class(net, t->batch_outputs + i * units, units) ==
                             t->batch_labels[current][i];
         if (exchange)
-            status = exchange_gradients(t, &step);
+            status = exchange_gradients(t, &step, buckets);
         if (status != CLCNN_OK)
             break;
         /* With a hook the tallies may be every rank's, so that all ranks
          * stop here together, before the update. */
         if (!isfinite(step.loss_sum)) {
-            status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                               "the loss became %g at epoch %d, batch %lld: lower the learning "
-                               "rate",
-                               step.loss_sum / (double)(step.images > 0 ? step.images : 1),
-                               t->epochs_done + 1, (long long)(b + 1));
+            status = set_error(ctx, CLCNN_ERROR_DIVERGED,
+                               "training diverged: the loss became %s at epoch %d, batch %lld of "
+                               "%lld; try a lower learning rate than %g",
+                               isnan(step.loss_sum) ? "NaN" : "infinite", t->epochs_done + 1,
+                               (long long)(b + 1), (long long)batches, learning_rate);
             break;
         }
         if (exchange && on_device)
@@ -568,12 +818,15 @@ clcnn_status clcnn_trainer_step(clcnn_trainer *t, const float *images, const int
     step.correct = 0;
     for (int i = 0; i < n; i++)
         step.correct += predicted_class(net, t->batch_outputs + i * units, units) == labels[i];
+    /* A single step hands the whole buffer to the gradient hook: no buckets. */
     if (exchange)
-        status = exchange_gradients(t, &step);
+        status = exchange_gradients(t, &step, 0);
     if (status == CLCNN_OK && !isfinite(step.loss_sum))
-        status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                           "the loss became %g at step %lld: lower the learning rate",
-                           step.loss_sum / (double)step.images, (long long)step_number);
+        status = set_error(ctx, CLCNN_ERROR_DIVERGED,
+                           "training diverged: the loss became %s at step %lld; try a lower "
+                           "learning rate than %g",
+                           isnan(step.loss_sum) ? "NaN" : "infinite", (long long)step_number,
+                           learning_rate);
     if (status == CLCNN_OK && exchange && on_device)
         status = buffer_write(ctx, net->device_gradients, 0, gradient_bytes, net->host_gradients);
     if (status == CLCNN_OK && exchange)
@@ -592,7 +845,7 @@ static double image_loss(const clcnn_net *net, const float *values, int64_t unit
     if (net->loss.kind == CLCNN_LOSS_CROSS_ENTROPY) {
         double largest = values[0];
         for (int64_t j = 1; j < units; j++)
-            largest = fmax(largest, values[j]);
+            largest = max_keep_nan(largest, values[j]);
         double sum = 0.0;
         for (int64_t j = 0; j < units; j++)
             sum += exp(values[j] - largest);
@@ -600,7 +853,7 @@ static double image_loss(const clcnn_net *net, const float *values, int64_t unit
     }
     if (net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY) {
         double z = values[0], target = label;
-        return fmax(z, 0.0) - z * target + log1p(exp(-fabs(z)));
+        return max_keep_nan(z, 0.0) - z * target + log1p(exp(-fabs(z)));
     }
     double sum = 0.0;
     for (int64_t j = 0; j < units; j++) {
@@ -635,7 +888,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
         chunk = INT32_MAX / largest;
     if (chunk < 1)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "the data set is empty");
-    status = net_ensure_activations(net, chunk, 0);
+    status = net_ensure_inference_chunk(net, &chunk);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);
     if (status == CLCNN_OK)

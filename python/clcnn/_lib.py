@@ -105,6 +105,7 @@ PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(Pro
 # status codes (clcnn_status)
 OK = 0
 STOPPED = 9
+DIVERGED = 10  # a loss became NaN or infinite
 
 _ctx = ctypes.c_void_p
 _net = ctypes.c_void_p
