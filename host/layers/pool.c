@@ -5,6 +5,8 @@
  * divisor (count_include_pad) unless count_pad=false. */
 #include "layers/layer.h"
 
+#include <stdio.h>
+
 static const char *const maxpool_keys[] = {"size", "stride", "pad", "ceil", NULL};
 static const char *const avgpool_keys[] = {"size", "stride", "pad", "ceil", "count_pad", NULL};
 
@@ -65,11 +67,16 @@ static clcnn_status pool_infer(const layer_parser *p, layer *l, const layer *con
             !l->ceil_mode &&
             pool_outputs(in.h, l->size_h, l->stride_h, l->pad_top, l->pad_bottom, 1) >= 1 &&
             pool_outputs(in.w, l->size_w, l->stride_w, l->pad_left, l->pad_right, 1) >= 1;
+        char pad[64];
+        if (l->pad_top == l->pad_bottom && l->pad_left == l->pad_right)
+            snprintf(pad, sizeof(pad), "%dx%d", l->pad_top, l->pad_left);
+        else
+            snprintf(pad, sizeof(pad), "%d,%d,%d,%d", l->pad_top, l->pad_left, l->pad_bottom,
+                     l->pad_right);
         return parser_error(p, CLCNN_ERROR_SHAPE,
-                            "kernel %dx%d with stride %dx%d and pad %d,%d,%d,%d leaves no output "
-                            "for the %dx%d input%s",
-                            l->size_h, l->size_w, l->stride_h, l->stride_w, l->pad_top, l->pad_left,
-                            l->pad_bottom, l->pad_right, in.h, in.w,
+                            "kernel %dx%d with stride %dx%d and pad %s leaves no output for the "
+                            "%dx%d input%s",
+                            l->size_h, l->size_w, l->stride_h, l->stride_w, pad, in.h, in.w,
                             ceil_fits ? " (ceil=true would give one, as PyTorch)" : "");
     }
     if ((status = check_output_size(p, in.c, out_h, out_w)))
