@@ -118,13 +118,29 @@ int cli_read_pgm(const char *path, float **pixels, int *height, int *width) {
                         "maximum value)",
                         path);
     }
+    if (magic[1] == '5')
+        fgetc(f); /* the single whitespace after maxval */
+    /* The pixels must be in the file before their storage is allocated: a
+     * header alone can claim 65536 x 65536 (16 GiB of floats). A binary
+     * pixel takes 1 or 2 bytes, a text one at least a digit and a space. */
+    long here = ftell(f);
+    long long need = magic[1] == '2' ? 2LL * w * h - 1 : (maxval < 256 ? 1LL : 2LL) * w * h;
+    if (here < 0 || fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return cli_fail("%s: cannot seek", path);
+    }
+    long long available = (long long)ftell(f) - here;
+    if (fseek(f, here, SEEK_SET) != 0 || available < need) {
+        fclose(f);
+        return cli_fail("%s: a %ldx%ld PGM image needs at least %lld bytes of pixels, the file "
+                        "has %lld",
+                        path, w, h, need, available < 0 ? 0 : available);
+    }
     float *values = malloc(sizeof(float) * (size_t)(w * h));
     if (!values) {
         fclose(f);
         return cli_fail("out of memory");
     }
-    if (magic[1] == '5')
-        fgetc(f); /* the single whitespace after maxval */
     for (long i = 0; i < w * h && result == 0; i++) {
         long v = -1;
         if (magic[1] == '2') {

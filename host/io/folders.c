@@ -20,6 +20,13 @@
 
 #include <stb_image.h>
 
+/* The most pixels an image of a set may have (4096 x 4096). A damaged header
+ * can claim any size up to stb_image's own limit of 2^24 a side; without a
+ * bound of its own the set's storage would be allocated for that claim
+ * (gigabytes from a file of 100 bytes) before decoding finds the data
+ * missing. */
+enum { FOLDERS_MAX_PIXELS = 1 << 24 };
+
 /* A growing list of malloc'd strings. */
 typedef struct string_list {
     char **items;
@@ -171,6 +178,11 @@ static clcnn_status probe_split(clcnn_context *ctx, const split_listing *s, set_
             return set_error(ctx, CLCNN_ERROR_FORMAT,
                              "%s: cannot read the image: its header gives a size of %dx%d", path, w,
                              h);
+        if ((int64_t)w * h > FOLDERS_MAX_PIXELS)
+            return set_error(ctx, CLCNN_ERROR_FORMAT,
+                             "%s: the image is %dx%d, more than the %d pixels an image of a set "
+                             "may have",
+                             path, w, h, FOLDERS_MAX_PIXELS);
         if (!shape->first) {
             shape->first = path;
             shape->width = w;
@@ -194,11 +206,6 @@ static clcnn_status decode_split(clcnn_context *ctx, const split_listing *s, con
     const int C = shape->channels, H = shape->height, W = shape->width;
     const int64_t image_size = (int64_t)C * H * W;
     const int64_t count = s->paths.count;
-    out->images = malloc(sizeof(float) * (size_t)(count * image_size + 1));
-    out->labels = malloc(sizeof(int32_t) * (size_t)(count + 1));
-    if (!out->images || !out->labels)
-        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
-                         "out of memory for %lld images of %dx%dx%d", (long long)count, C, H, W);
     for (int64_t i = 0; i < count; i++) {
         const char *path = s->paths.items[i];
         int w, h, n;
@@ -206,6 +213,18 @@ static clcnn_status decode_split(clcnn_context *ctx, const split_listing *s, con
         if (!pixels)
             return set_error(ctx, CLCNN_ERROR_FORMAT, "%s: cannot decode the image: %s", path,
                              stbi_failure_reason());
+        /* The set's storage once the first image has decoded, so that a
+         * header alone never decides an allocation. */
+        if (i == 0) {
+            out->images = malloc(sizeof(float) * (size_t)(count * image_size + 1));
+            out->labels = malloc(sizeof(int32_t) * (size_t)(count + 1));
+            if (!out->images || !out->labels) {
+                stbi_image_free(pixels);
+                return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
+                                 "out of memory for %lld images of %dx%dx%d", (long long)count, C,
+                                 H, W);
+            }
+        }
         if (w != W || h != H) {
             stbi_image_free(pixels);
             return set_error(ctx, CLCNN_ERROR_SHAPE,
