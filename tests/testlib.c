@@ -1,6 +1,7 @@
 #include "testlib.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,23 @@ int check_ok(clcnn_context *ctx, clcnn_status status, const char *expression, co
     return 0;
 }
 
+static int skipped_count;
+
+void test_skip(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    printf("skipped: ");
+    vprintf(format, args);
+    printf("\n");
+    va_end(args);
+    skipped_count++;
+}
+
 int test_finish(void) {
+    if (skipped_count > 0) {
+        printf("%d passed, %d failed, %d skipped\n", passed_count, failed_count, skipped_count);
+        return failed_count > 0 ? 1 : TEST_SKIPPED;
+    }
     printf("%d passed, %d failed\n", passed_count, failed_count);
     return failed_count == 0 && passed_count > 0 ? 0 : 1;
 }
