@@ -22,6 +22,10 @@ CC=${FUZZ_CC:-clang} cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCLCNN_FUZ
 targets=()
 for p in "${parsers[@]}"; do targets+=("fuzz_$p"); done
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
+# The harnesses write each input to a scratch file: keep that in memory.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  export TMPDIR=/dev/shm
+fi
 status=0
 for p in "${parsers[@]}"; do
   corpus="$build/fuzz-corpus/$p"

@@ -44,7 +44,33 @@ void test_skip(const char *format, ...) {
     skipped_count++;
 }
 
+int test_quick_divisor(void) {
+    static int divisor;
+    if (divisor == 0) {
+        const char *quick = getenv("CLCNN_TEST_QUICK");
+        divisor = 1;
+        if (quick && *quick && strcmp(quick, "0") != 0) {
+            char *end = NULL;
+            long n = strtol(quick, &end, 10);
+            divisor = end && *end == 0 && n >= 2 && n <= 1000000 ? (int)n : 5;
+        }
+    }
+    return divisor;
+}
+
+static int scaled_down;
+
+int test_scaled_count(int count) {
+    const int divisor = test_quick_divisor();
+    if (divisor == 1)
+        return count;
+    scaled_down = 1;
+    return count / divisor > 1 ? count / divisor : 1;
+}
+
 int test_finish(void) {
+    if (scaled_down)
+        test_skip("CLCNN_TEST_QUICK: about 1/%d of the shapes ran", test_quick_divisor());
     if (skipped_count > 0) {
         printf("%d passed, %d failed, %d skipped\n", passed_count, failed_count, skipped_count);
         return failed_count > 0 ? 1 : TEST_SKIPPED;
