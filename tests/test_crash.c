@@ -426,8 +426,8 @@ int main(int argc, char **argv) {
     snprintf(net_path, sizeof(net_path), "%s", test_path("crash.net"));
     mkdir(data_dir, 0755);
     test_rng rng = {42};
-    if (!CHECK(write_text(net_path, net_text) == 0) || !CHECK(write_set("train", TRAIN, &rng) == 0) ||
-        !CHECK(write_set("t10k", TEST, &rng) == 0))
+    if (!CHECK(write_text(net_path, net_text) == 0) ||
+        !CHECK(write_set("train", TRAIN, &rng) == 0) || !CHECK(write_set("t10k", TEST, &rng) == 0))
         return test_finish();
 
     if (strcmp(mode, "kill") == 0) {

@@ -63,8 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     for (int split = 0; split < 2; split++) {
         clcnn_dataset set;
-        if (clcnn_dataset_load_folders(ctx, dir,
-                                       split == 0 ? CLCNN_SPLIT_TRAIN : CLCNN_SPLIT_TEST,
+        if (clcnn_dataset_load_folders(ctx, dir, split == 0 ? CLCNN_SPLIT_TRAIN : CLCNN_SPLIT_TEST,
                                        &set) == CLCNN_OK)
             clcnn_dataset_free(&set);
     }
