@@ -6,13 +6,13 @@
 # with the tiled (GPU) kernels and with the register-blocked (CPU) ones, and
 # test_conv_backward (both backward convolutions, tiled, and the
 # register-blocked backward-weights). Oclgrind interprets every work-item, so
-# the tests run a part of their shapes (CLCNN_TEST_QUICK, default 1/40; they
+# the tests run a part of their shapes (CLCNN_TEST_QUICK, default 1/100; they
 # then report a skip, which counts as a pass here). Fails on any Oclgrind
 # diagnostic or failed check. Uses build/ (or $BUILD_DIR), built if needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
-quick=${OCLGRIND_QUICK:-40}
+quick=${OCLGRIND_QUICK:-100}
 command -v oclgrind >/dev/null || { echo "oclgrind: not installed (scripts/deps.sh)" >&2; exit 1; }
 [ -x "$build/tests/test_ops_forward" ] || BUILD_DIR=$build scripts/build.sh
 scratch=$(mktemp -d)
