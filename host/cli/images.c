@@ -169,8 +169,19 @@ int cli_read_pgm(const char *path, float **pixels, int *height, int *width) {
     return 0;
 }
 
+/* The most pixels an image read through stb_image may have (4096 x 4096),
+ * as for image folders. stb_image accepts a header's size up to 2^24 a side
+ * and, for a binary PNM cut short, decodes what is missing as zeros: without
+ * a bound of its own a 20-byte file would cost gigabytes. */
+enum { CLI_MAX_IMAGE_PIXELS = 1 << 24 };
+
 int cli_read_png(const char *path, int channels, float **pixels, int *height, int *width) {
     int w, h, n;
+    if (!stbi_info(path, &w, &h, &n))
+        return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
+    if ((long long)w * h > CLI_MAX_IMAGE_PIXELS)
+        return cli_fail("%s: the image is %dx%d, more than the %d pixels clcnn reads", path, w, h,
+                        CLI_MAX_IMAGE_PIXELS);
     unsigned char *data = stbi_load(path, &w, &h, &n, channels);
     if (!data)
         return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
