@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building, testing and the default data
-# set need; packages already installed are skipped.
+# set need; packages already installed are skipped (a dpkg query each, no
+# network). Extra groups on request:
+#   scripts/deps.sh fuzz       clang and libFuzzer (scripts/fuzz.sh)
+#   scripts/deps.sh oclgrind   the Oclgrind OpenCL simulator (scripts/oclgrind.sh)
+# The sanitizer pass (scripts/test.sh --sanitize) needs nothing more: gcc's
+# AddressSanitizer and UndefinedBehaviorSanitizer come with build-essential.
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
@@ -8,6 +13,13 @@ packages=(
   zlib1g-dev libstb-dev
   dataset-fashion-mnist
 )
+for group in "$@"; do
+  case "$group" in
+  fuzz) packages+=(clang libclang-rt-14-dev) ;;
+  oclgrind) packages+=(oclgrind) ;;
+  *) echo "deps: unknown group '$group' (fuzz, oclgrind)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,6 +18,7 @@ parsers=("$@")
 if [ ${#parsers[@]} -eq 0 ]; then
   parsers=(netfile npy idx model images cifar folders)
 fi
+scripts/deps.sh fuzz
 CC=${FUZZ_CC:-clang} cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCLCNN_FUZZ=ON >/dev/null
 targets=()
 for p in "${parsers[@]}"; do targets+=("fuzz_$p"); done

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 quick=${OCLGRIND_QUICK:-100}
-command -v oclgrind >/dev/null || { echo "oclgrind: not installed (scripts/deps.sh)" >&2; exit 1; }
+scripts/deps.sh oclgrind
 [ -x "$build/tests/test_ops_forward" ] || BUILD_DIR=$build scripts/build.sh
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
