@@ -813,11 +813,13 @@ int main(void) {
     run_conv2d_shapes(ctx, NULL, test_scaled_count(CONV2D_DEFAULT_SHAPES), 1001);
     for (int i = 0; i < EXTRA_CONFIG_COUNT; i++) {
         CHECK(tile_config_valid(ctx, &extra_configs[i]));
-        run_conv2d_shapes(ctx, &extra_configs[i], test_scaled_count(SHAPES_PER_EXTRA_CONFIG), 1101 + (uint64_t)i);
+        run_conv2d_shapes(ctx, &extra_configs[i], test_scaled_count(SHAPES_PER_EXTRA_CONFIG),
+                          1101 + (uint64_t)i);
     }
     run_gemm_shapes(ctx, NULL, test_scaled_count(SHAPES_PER_OP), 2001);
     for (int i = 0; i < EXTRA_CONFIG_COUNT; i++)
-        run_gemm_shapes(ctx, &extra_configs[i], test_scaled_count(SHAPES_PER_EXTRA_CONFIG), 2101 + (uint64_t)i);
+        run_gemm_shapes(ctx, &extra_configs[i], test_scaled_count(SHAPES_PER_EXTRA_CONFIG),
+                        2101 + (uint64_t)i);
     run_dense_shapes(ctx, test_scaled_count(SHAPES_PER_OP), 3001);
     run_pool_shapes(ctx, POOL_MAX, test_scaled_count(SHAPES_PER_OP), 4001);
     run_pool_shapes(ctx, POOL_AVERAGE, test_scaled_count(SHAPES_PER_OP), 4002);

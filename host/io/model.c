@@ -499,8 +499,7 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
     if (status == CLCNN_OK) {
         save_stop(ctx, SAVE_STOP_RENAMED, NULL);
         sync_parent_directory(path);
-    }
-    else
+    } else
         unlink(temporary);
     free(temporary);
     return status;
