@@ -47,9 +47,14 @@ OP_SHAPES = [
     ("conv1x1_c256_k64", "conv", dict(N=32, C=256, H=56, W=56, K=64, R=1, pad=0)),
     ("gemm_2048", "gemm", dict(M=2048, N=2048, K=2048)),
     ("maxpool_c64", "maxpool", dict(N=32, C=64, H=56, W=56, size=2)),
+    ("resnet_conv_c16", "conv", dict(N=128, C=16, H=28, W=28, K=16, R=3, pad=1)),
+    ("resnet_conv_c64", "conv", dict(N=128, C=64, H=7, W=7, K=64, R=3, pad=1)),
+    ("depthwise_c64", "conv", dict(N=32, C=64, H=56, W=56, K=64, R=3, pad=1, groups=64)),
+    ("batchnorm_c64", "batchnorm", dict(N=32, C=64, H=56, W=56)),
 ]
 
-NETWORKS = [("lenet5", "lenet5.net", "LeNet-5"), ("twoconv", "twoconv.net", "two-conv")]
+NETWORKS = [("lenet5", "lenet5.net", "LeNet-5"), ("twoconv", "twoconv.net", "two-conv"),
+            ("resnet", "resnet.net", "residual network")]
 
 
 def parse_args():
@@ -187,19 +192,21 @@ def pick_best(results, ident, candidates):
 
 def bench_conv(torch, F, results, ident, s, repeat):
     n, c, h, w, k, r, pad = s["N"], s["C"], s["H"], s["W"], s["K"], s["R"], s["pad"]
+    groups = s.get("groups", 1)
     oh, ow = h + 2 * pad - r + 1, w + 2 * pad - r + 1
-    gflop = 2.0 * n * k * c * r * r * oh * ow * 1e-9
+    gflop = 2.0 * n * k * (c // groups) * r * r * oh * ow * 1e-9
     x = torch.randn(n, c, h, w)
-    weight = torch.randn(k, c, r, r) * (2.0 / (c * r * r)) ** 0.5
+    weight = torch.randn(k, c // groups, r, r) * (2.0 / (c // groups * r * r)) ** 0.5
     bias = torch.zeros(k)
     with torch.no_grad():
-        runs, calls = time_runs(lambda: F.conv2d(x, weight, bias, padding=pad), repeat)
+        runs, calls = time_runs(
+            lambda: F.conv2d(x, weight, bias, padding=pad, groups=groups), repeat)
     record(results, ident + ".forward", "GFLOP/s", gflop, runs, calls)
 
     x.requires_grad_(True)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
-    y = F.conv2d(x, weight, bias, padding=pad)
+    y = F.conv2d(x, weight, bias, padding=pad, groups=groups)
     g = torch.randn_like(y)
     runs, calls = time_runs(lambda: torch.autograd.grad(y, [x], g, retain_graph=True), repeat)
     record(results, ident + ".backward_data", "GFLOP/s", gflop, runs, calls)
@@ -264,6 +271,32 @@ def bench_maxpool(torch, F, results, ident, s, repeat):
     runs, calls = time_runs(lambda: torch.autograd.grad(y, [x], g, retain_graph=True), repeat)
     record(results, ident + ".backward", "GB/s", 4.0 * (2 * inputs + outputs) * 1e-9, runs,
            calls)
+
+
+def bench_batchnorm(torch, F, results, ident, s, repeat):
+    """As clcnn bench measures its batchnorm: forward in eval mode (running
+    statistics); backward the train-mode forward and backward, less the
+    eval-mode forward (clcnn_net_backward less clcnn_net_forward)."""
+    n, c, h, w = s["N"], s["C"], s["H"], s["W"]
+    values = n * c * h * w
+    x = torch.randn(n, c, h, w)
+    weight, bias = torch.ones(c), torch.zeros(c)
+    mean, var = torch.zeros(c), torch.ones(c)
+    with torch.no_grad():
+        forward, calls = time_runs(
+            lambda: F.batch_norm(x, mean, var, weight, bias, training=False), repeat)
+    record(results, ident + ".forward", "GB/s", 8.0 * values * 1e-9, forward, calls)
+    x.requires_grad_(True)
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
+
+    def train_step():
+        y = F.batch_norm(x, mean, var, weight, bias, training=True)
+        return torch.autograd.grad(y, [x, weight, bias], torch.ones_like(y))
+
+    both, calls_both = time_runs(train_step, repeat)
+    backward = [max(run - statistics.median(forward), 1e-12) for run in both]
+    record(results, ident + ".backward", "GB/s", 12.0 * values * 1e-9, backward, calls_both)
 
 
 # ---- networks ------------------------------------------------------------------------------
@@ -358,10 +391,20 @@ def build_network(torch, path):
     return nn.Sequential(*layers)
 
 
+def network_model(torch, ident, path):
+    """The residual network is a graph: its twin is bench/resnet_pytorch.py's
+    model; the sequential examples are read from their files."""
+    if ident != "resnet":
+        return build_network(torch, path)
+    sys.path.insert(0, SCRIPT_DIR)
+    import resnet_pytorch
+    return resnet_pytorch.ResNet(blocks=2)
+
+
 def bench_network(torch, F, results, ident, path, train_x, train_y, test_x, args):
     torch.manual_seed(1)
     if args.train and selected(args, ident + ".train"):
-        model = build_network(torch, path)
+        model = network_model(torch, ident, path)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         generator = torch.Generator().manual_seed(1)
@@ -387,7 +430,7 @@ def bench_network(torch, F, results, ident, path, train_x, train_y, test_x, args
         record(results, ident + ".train", "images/s", float(TRAIN_IMAGES), runs, 1,
                "batch %d, SGD momentum 0.9, last epoch loss %.3f" % (TRAIN_BATCH, loss))
     if args.infer and selected(args, ident + ".infer"):
-        model = build_network(torch, path)
+        model = network_model(torch, ident, path)
         model.eval()
         images = test_x[:INFER_IMAGES]
 
@@ -509,6 +552,8 @@ def main():
                 bench_conv(torch, F, results, ident, shape, args.repeat)
             elif kind == "gemm":
                 bench_gemm(torch, F, results, ident, shape, args.repeat)
+            elif kind == "batchnorm":
+                bench_batchnorm(torch, F, results, ident, shape, args.repeat)
             else:
                 bench_maxpool(torch, F, results, ident, shape, args.repeat)
     if args.train or args.infer:

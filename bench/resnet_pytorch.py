@@ -10,7 +10,7 @@ is the twin of
     clcnn train examples/resnet.net --epochs 15 --batch 128 --lr 0.05 \
         --momentum 0.9 --weight-decay 5e-4 --schedule cosine --augment crop=2,flip
 
-Same network (stem, three stages of one basic block with 16/32/64 channels,
+Same network (stem, three stages of two basic blocks with 16/32/64 channels,
 batchnorm, projection shortcuts, global average pooling), same data
 (Fashion-MNIST from /usr/share/datasets/fashion-mnist, pixels in [0, 1],
 normalised with the training set's mean and standard deviation), SGD with
@@ -82,14 +82,18 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """examples/resnet.net, layer for layer."""
+    """examples/resnet.net, layer for layer (blocks=2)."""
 
-    def __init__(self):
+    def __init__(self, blocks):
         super().__init__()
         self.stem = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
         self.stem_bn = nn.BatchNorm2d(16)
-        self.stages = nn.Sequential(
-            BasicBlock(16, 16, 1), BasicBlock(16, 32, 2), BasicBlock(32, 64, 2))
+        layers, cin = [], 16
+        for cout, stride in ((16, 1), (32, 2), (64, 2)):
+            for b in range(blocks):
+                layers.append(BasicBlock(cin, cout, stride if b == 0 else 1))
+                cin = cout
+        self.stages = nn.Sequential(*layers)
         self.fc = nn.Linear(64, 10)
         for m in self.modules():  # clcnn's initialisation: He before a relu, Xavier otherwise
             if isinstance(m, nn.Conv2d):
@@ -130,6 +134,7 @@ def main():
     parser.add_argument("--test-limit", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--blocks", type=int, default=2, help="basic blocks per stage")
     args = parser.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count())
     crop, flip = 0, False
@@ -147,7 +152,7 @@ def main():
     mean, std = train_x.mean().item(), train_x.std(unbiased=False).item()
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     # Padding fills with the normalised zero, the training set's mean, as clcnn does.
-    model = ResNet()
+    model = ResNet(args.blocks)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay)
     print(f"pytorch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -280,6 +280,12 @@ typedef struct memory_plan {
     size_t scratch_bytes;
     /* per node, recomputed by each backward pass */
     unsigned char *needs_grad, *grad_written;
+    /* Eval-mode folding (pass.c): folded_into[i] is the node whose `fold`
+     * folds into node i (its only reader), -1 if none; that node's output
+     * lives from i, as node i writes it; folded[i] holds the weight and bias
+     * node i then runs with. */
+    int *folded_into;
+    buf (*folded)[2];
 } memory_plan;
 
 struct clcnn_net {
@@ -401,6 +407,12 @@ clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_g
 /* The forward pass of batch images (batch <= capacity) already in layer 0's
  * storage, in train or eval mode. */
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training);
+/* Computes the folded weights of every folding pair (after the parameters
+ * last changed), then runs eval-mode forward passes with them: nodes whose
+ * outputs a folding node replaces are not computed (inference only, since
+ * backward reads them). */
+clcnn_status net_fold_layers(clcnn_net *net);
+clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image);
 /* Images into layer 0's storage; on a device the copy is enqueued, so input
  * must stay unchanged until the next blocking read. */
 clcnn_status net_write_input(clcnn_net *net, const float *input, int batch);

@@ -14,6 +14,20 @@
 extern "C" {
 #endif
 
+/* The version of this header; clcnn_version() gives the library's. */
+#define CLCNN_VERSION_MAJOR 0
+#define CLCNN_VERSION_MINOR 1
+#define CLCNN_VERSION_PATCH 0
+
+/* Marks the library's exported functions. The library is built with hidden
+ * visibility: everything else in it is internal (and local in the static
+ * library), so only clcnn_* names can meet a program's own. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CLCNN_API __attribute__((visibility("default")))
+#else
+#define CLCNN_API
+#endif
+
 typedef enum clcnn_status {
     CLCNN_OK = 0,
     CLCNN_ERROR_INVALID_ARGUMENT, /* a caller passed something unusable */
@@ -24,6 +38,7 @@ typedef enum clcnn_status {
     CLCNN_ERROR_OPENCL,           /* an OpenCL call failed (its error name in the message) */
     CLCNN_ERROR_NO_DEVICE,        /* no such OpenCL platform or device */
     CLCNN_ERROR_OUT_OF_MEMORY,
+    CLCNN_STOPPED, /* a progress callback asked training to stop (not a failure) */
 } clcnn_status;
 
 typedef enum clcnn_device_kind {
@@ -44,33 +59,42 @@ typedef struct clcnn_net clcnn_net;
 
 /* ---- contexts and devices ---------------------------------------------- */
 
+/* The library's version, "MAJOR.MINOR.PATCH" (the CLCNN_VERSION_* it was built with). */
+CLCNN_API const char *clcnn_version(void);
+
 /* Allocates a context with no device yet. Returns NULL only when out of memory. */
-clcnn_context *clcnn_context_create(void);
-void clcnn_context_destroy(clcnn_context *ctx);
+CLCNN_API clcnn_context *clcnn_context_create(void);
+CLCNN_API void clcnn_context_destroy(clcnn_context *ctx);
 
 /* The message of the last failed call on this context ("" if none). */
-const char *clcnn_last_error(const clcnn_context *ctx);
-const char *clcnn_status_name(clcnn_status status);
+CLCNN_API const char *clcnn_last_error(const clcnn_context *ctx);
+CLCNN_API const char *clcnn_status_name(clcnn_status status);
 
 /* Selects the device that networks of this context run on. For
  * CLCNN_DEVICE_OPENCL, platform and device index pick the OpenCL device;
  * pass -1 for both to use CLCNN_DEVICE=p:d from the environment or else the
  * first device of the first platform. The reference device ignores both. */
-clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind kind,
-                                         int platform_index, int device_index);
+CLCNN_API clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind kind,
+                                                   int platform_index, int device_index);
 
 /* A readable name of the selected device, e.g. "pthread-... (Portable Computing Language)". */
-const char *clcnn_device_name(const clcnn_context *ctx);
+CLCNN_API const char *clcnn_device_name(const clcnn_context *ctx);
 
 /* Writes a listing of every OpenCL platform and device with its key limits
  * into buf (NUL-terminated, cut at size). */
-clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size);
+CLCNN_API clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size);
 
 /* Kernel profiling: when on, every launch waits for its kernel and adds the
  * kernel's device time (from OpenCL profiling events) to a per-kernel total. */
-clcnn_status clcnn_profile_enable(clcnn_context *ctx, int enable);
+CLCNN_API clcnn_status clcnn_profile_enable(clcnn_context *ctx, int enable);
 /* Writes "kernel launches seconds" lines, largest total first, and resets the totals. */
-clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size);
+CLCNN_API clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size);
+
+/* The OpenCL device's floating-point peak in GFLOP/s, measured with a kernel
+ * of independent vector multiply-adds (kernels/peak.cl) over a work-group per
+ * compute unit: the median of 5 launches of at least 0.05 s. An error on the
+ * reference device. */
+CLCNN_API clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops);
 
 /* ---- arrays and .npy files ------------------------------------------------ */
 
@@ -84,30 +108,31 @@ typedef struct clcnn_array {
 } clcnn_array;
 
 /* Elements in the array; -1 for NULL or an invalid shape. */
-int64_t clcnn_array_count(const clcnn_array *array);
-void clcnn_array_free(clcnn_array *array);
+CLCNN_API int64_t clcnn_array_count(const clcnn_array *array);
+CLCNN_API void clcnn_array_free(clcnn_array *array);
 
 /* Reads a .npy file (format 1.0/2.0/3.0, little-endian, C order; float32,
  * float64, int32, int64 or uint8). */
-clcnn_status clcnn_npy_read(clcnn_context *ctx, const char *path, clcnn_array *out);
+CLCNN_API clcnn_status clcnn_npy_read(clcnn_context *ctx, const char *path, clcnn_array *out);
 /* Writes a .npy file (format 1.0). */
-clcnn_status clcnn_npy_write(clcnn_context *ctx, const char *path, const clcnn_array *array);
+CLCNN_API clcnn_status clcnn_npy_write(clcnn_context *ctx, const char *path,
+                                       const clcnn_array *array);
 /* Converts in place to float32. */
-clcnn_status clcnn_array_to_float32(clcnn_context *ctx, clcnn_array *array);
+CLCNN_API clcnn_status clcnn_array_to_float32(clcnn_context *ctx, clcnn_array *array);
 
 /* Reads an IDX file (gzip-compressed or raw), e.g. Fashion-MNIST's
  * t10k-images-idx3-ubyte.gz. Images come back as uint8 of shape (N, H, W),
  * labels as uint8 of shape (N). */
-clcnn_status clcnn_idx_read(clcnn_context *ctx, const char *path, clcnn_array *out);
+CLCNN_API clcnn_status clcnn_idx_read(clcnn_context *ctx, const char *path, clcnn_array *out);
 
 /* ---- networks ------------------------------------------------------------- */
 
 /* Parses a network file (see README.md). Errors name the file and line. */
-clcnn_status clcnn_net_from_file(clcnn_context *ctx, const char *path, clcnn_net **out);
+CLCNN_API clcnn_status clcnn_net_from_file(clcnn_context *ctx, const char *path, clcnn_net **out);
 /* The same from text in memory; source_name is used in error messages. */
-clcnn_status clcnn_net_from_string(clcnn_context *ctx, const char *text, const char *source_name,
-                                   clcnn_net **out);
-void clcnn_net_destroy(clcnn_net *net);
+CLCNN_API clcnn_status clcnn_net_from_string(clcnn_context *ctx, const char *text,
+                                             const char *source_name, clcnn_net **out);
+CLCNN_API void clcnn_net_destroy(clcnn_net *net);
 
 typedef struct clcnn_layer_info {
     const char *name; /* conv1, relu2, ... or the layer's name= */
@@ -122,41 +147,41 @@ typedef struct clcnn_layer_info {
     const int *inputs; /* their indices, all below this layer's */
 } clcnn_layer_info;
 
-int clcnn_net_layer_count(const clcnn_net *net);
-clcnn_status clcnn_net_layer_info(const clcnn_net *net, int index, clcnn_layer_info *out);
-int64_t clcnn_net_parameter_count(const clcnn_net *net);
+CLCNN_API int clcnn_net_layer_count(const clcnn_net *net);
+CLCNN_API clcnn_status clcnn_net_layer_info(const clcnn_net *net, int index, clcnn_layer_info *out);
+CLCNN_API int64_t clcnn_net_parameter_count(const clcnn_net *net);
 /* The network file text the network was made from. */
-const char *clcnn_net_text(const clcnn_net *net);
+CLCNN_API const char *clcnn_net_text(const clcnn_net *net);
 /* Number of floats of one image at the input and at the output. */
-int64_t clcnn_net_input_size(const clcnn_net *net);
-int64_t clcnn_net_output_size(const clcnn_net *net);
+CLCNN_API int64_t clcnn_net_input_size(const clcnn_net *net);
+CLCNN_API int64_t clcnn_net_output_size(const clcnn_net *net);
 
 /* Writes the per-layer summary table (name, type, output shape, parameters, total). */
-clcnn_status clcnn_net_summary(const clcnn_net *net, char *buf, size_t size);
+CLCNN_API clcnn_status clcnn_net_summary(const clcnn_net *net, char *buf, size_t size);
 
 /* The named 3x3 filters a conv layer takes as filter=NAME (identity,
  * prewitt_v, prewitt_h, sobel_v, sobel_h, laplacian_4, laplacian_8, sharpen,
  * box_blur, gaussian_blur): the name of filter index, or NULL past the last. */
-const char *clcnn_filter_name(int index);
+CLCNN_API const char *clcnn_filter_name(int index);
 
 /* He initialisation (normal, std sqrt(2/fan_in)) for layers followed by relu or
  * leaky, Xavier (uniform, limit sqrt(6/(fan_in+fan_out))) otherwise; biases 0.
  * A conv layer with filter=NAME gets its named filter on every (filter,
  * channel) pair instead. */
-clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed);
+CLCNN_API clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed);
 
 /* Loads <layer>.weight.npy and <layer>.bias.npy of every layer with parameters. */
-clcnn_status clcnn_net_load_weights(clcnn_net *net, const char *dir);
+CLCNN_API clcnn_status clcnn_net_load_weights(clcnn_net *net, const char *dir);
 /* Writes them. */
-clcnn_status clcnn_net_save_weights(clcnn_net *net, const char *dir);
+CLCNN_API clcnn_status clcnn_net_save_weights(clcnn_net *net, const char *dir);
 
 /* Sets or reads a layer's parameter ("weight" or "bias"): count floats in
  * PyTorch's layout (conv: K, C, R, S; dense: out, in). The same as
  * clcnn_net_set_tensor / get_tensor of "<layer>.<which>". */
-clcnn_status clcnn_net_set_parameter(clcnn_net *net, const char *layer, const char *which,
-                                     const float *values, int64_t count);
-clcnn_status clcnn_net_get_parameter(clcnn_net *net, const char *layer, const char *which,
-                                     float *values, int64_t count);
+CLCNN_API clcnn_status clcnn_net_set_parameter(clcnn_net *net, const char *layer, const char *which,
+                                               const float *values, int64_t count);
+CLCNN_API clcnn_status clcnn_net_get_parameter(clcnn_net *net, const char *layer, const char *which,
+                                               float *values, int64_t count);
 
 /* ---- named tensors: one table for weights directories, model files, gradients ---- */
 
@@ -175,12 +200,14 @@ typedef struct clcnn_tensor_info {
 } clcnn_tensor_info;
 
 /* Tensors in layer order, each layer's in the order PyTorch lists them. */
-int clcnn_net_tensor_count(const clcnn_net *net);
-clcnn_status clcnn_net_tensor_info(const clcnn_net *net, int index, clcnn_tensor_info *out);
+CLCNN_API int clcnn_net_tensor_count(const clcnn_net *net);
+CLCNN_API clcnn_status clcnn_net_tensor_info(const clcnn_net *net, int index,
+                                             clcnn_tensor_info *out);
 /* count must equal the tensor's size. */
-clcnn_status clcnn_net_set_tensor(clcnn_net *net, const char *name, const float *values,
-                                  int64_t count);
-clcnn_status clcnn_net_get_tensor(clcnn_net *net, const char *name, float *values, int64_t count);
+CLCNN_API clcnn_status clcnn_net_set_tensor(clcnn_net *net, const char *name, const float *values,
+                                            int64_t count);
+CLCNN_API clcnn_status clcnn_net_get_tensor(clcnn_net *net, const char *name, float *values,
+                                            int64_t count);
 
 /* Train or eval mode: batch statistics and dropout in training, running
  * statistics and no dropout in evaluation (PyTorch's module.train()/eval()).
@@ -189,13 +216,13 @@ clcnn_status clcnn_net_get_tensor(clcnn_net *net, const char *name, float *value
  * the mode set here; until one is set, forward runs in eval mode (inference)
  * and backward in train mode (what a training step computes). */
 typedef enum clcnn_mode { CLCNN_MODE_EVAL = 0, CLCNN_MODE_TRAIN = 1 } clcnn_mode;
-clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode);
+CLCNN_API clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode);
 
 /* Where the random draws of train-mode passes start (dropout masks): the
  * same seed gives the same masks. The trainer sets it from its seed and
  * step before each step, so a resumed run draws what the uninterrupted one
  * did. */
-clcnn_status clcnn_net_set_random_seed(clcnn_net *net, uint64_t seed);
+CLCNN_API clcnn_status clcnn_net_set_random_seed(clcnn_net *net, uint64_t seed);
 
 /* Called after each layer (index >= 1) of a forward pass with that layer's
  * output for images first .. first + count - 1: count * layer size floats.
@@ -207,15 +234,15 @@ typedef clcnn_status (*clcnn_trace_fn)(void *user, int layer_index, const float 
  * and writes batch * output size floats. Large batches are processed in
  * chunks in eval mode; in train mode the batch is one chunk, since batch
  * statistics (batchnorm) are over all of it. trace may be NULL. */
-clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch, float *output,
-                               clcnn_trace_fn trace, void *trace_user);
+CLCNN_API clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch,
+                                         float *output, clcnn_trace_fn trace, void *trace_user);
 
 /* Times candidate kernel configurations for the forward, backward-data and
  * backward-weights of every convolution and dense layer of net at this batch
  * size on ctx's device, keeps the fastest in a tuning file per device in the
  * cache directory (which later contexts on the device read), and writes a
  * line per layer and operation into report. */
-clcnn_status clcnn_tune(clcnn_net *net, int batch, char *report, size_t size);
+CLCNN_API clcnn_status clcnn_tune(clcnn_net *net, int batch, char *report, size_t size);
 
 /* ---- gradients -------------------------------------------------------------------------- */
 
@@ -230,9 +257,9 @@ typedef enum clcnn_loss {
 } clcnn_loss;
 
 /* Chooses the loss; fails (naming the reason) when it cannot fit the network. */
-clcnn_status clcnn_net_set_loss(clcnn_net *net, clcnn_loss loss);
-clcnn_loss clcnn_net_loss(const clcnn_net *net);
-const char *clcnn_loss_name(clcnn_loss loss);
+CLCNN_API clcnn_status clcnn_net_set_loss(clcnn_net *net, clcnn_loss loss);
+CLCNN_API clcnn_loss clcnn_net_loss(const clcnn_net *net);
+CLCNN_API const char *clcnn_loss_name(clcnn_loss loss);
 
 /* One forward and backward pass over batch images with the network's loss,
  * the mean over the batch. Targets: for cross-entropy, labels (batch class
@@ -240,17 +267,18 @@ const char *clcnn_loss_name(clcnn_loss loss);
  * MSE, targets (batch * output size values), or labels, taken as one-hot.
  * Unused pointers may be NULL. Gradients stay in the network until the next
  * pass; *loss gets the mean loss. */
-clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batch,
-                                const int32_t *labels, const float *targets, double *loss);
+CLCNN_API clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batch,
+                                          const int32_t *labels, const float *targets,
+                                          double *loss);
 
 /* A layer's parameter gradient ("weight" or "bias"), or the gradient of the
  * input (layer "input", which "input"): batch * input size floats. */
-clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer, const char *which,
-                                    float *values, int64_t count);
+CLCNN_API clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer, const char *which,
+                                              float *values, int64_t count);
 /* The gradient of a parameter tensor by name ("conv1.weight"), or of the
  * input ("input"): batch * input size floats. */
-clcnn_status clcnn_net_get_tensor_gradient(clcnn_net *net, const char *name, float *values,
-                                           int64_t count);
+CLCNN_API clcnn_status clcnn_net_get_tensor_gradient(clcnn_net *net, const char *name,
+                                                     float *values, int64_t count);
 
 /* ---- data sets ------------------------------------------------------------------------- */
 
@@ -280,24 +308,25 @@ typedef enum clcnn_data_format {
 } clcnn_data_format;
 
 /* "IDX", "CIFAR-10", "CIFAR-100", "image folders". */
-const char *clcnn_data_format_name(clcnn_data_format format);
+CLCNN_API const char *clcnn_data_format_name(clcnn_data_format format);
 
 /* Which format a directory holds, from the files in it, in this order:
  * IDX (train-images-idx3-ubyte[.gz] or t10k-images-idx3-ubyte[.gz]),
  * CIFAR-10 (data_batch_1.bin or test_batch.bin), CIFAR-100 (train.bin or
  * test.bin), image folders (a train/ or test/ directory). */
-clcnn_status clcnn_dataset_detect(clcnn_context *ctx, const char *dir, clcnn_data_format *out);
+CLCNN_API clcnn_status clcnn_dataset_detect(clcnn_context *ctx, const char *dir,
+                                            clcnn_data_format *out);
 
 /* Reads one split of whatever format dir holds (clcnn_dataset_detect).
  * Pixels are scaled to [0, 1]. */
-clcnn_status clcnn_dataset_load(clcnn_context *ctx, const char *dir, clcnn_split split,
-                                clcnn_dataset *out);
+CLCNN_API clcnn_status clcnn_dataset_load(clcnn_context *ctx, const char *dir, clcnn_split split,
+                                          clcnn_dataset *out);
 
 /* Reads an MNIST-format directory: <prefix>-images-idx3-ubyte and
  * <prefix>-labels-idx1-ubyte, each gzip-compressed (.gz) or raw; prefix is
  * "train" or "t10k". Pixels are scaled to [0, 1]. */
-clcnn_status clcnn_dataset_load_idx(clcnn_context *ctx, const char *dir, const char *prefix,
-                                    clcnn_dataset *out);
+CLCNN_API clcnn_status clcnn_dataset_load_idx(clcnn_context *ctx, const char *dir,
+                                              const char *prefix, clcnn_dataset *out);
 
 /* Reads a CIFAR binary directory: 3 x 32 x 32 images. CIFAR-10's training
  * split is data_batch_1.bin, data_batch_2.bin, ... (as many as there are,
@@ -307,8 +336,8 @@ clcnn_status clcnn_dataset_load_idx(clcnn_context *ctx, const char *dir, const c
  * train.bin and test.bin of 3074-byte records (a coarse and a fine label
  * byte, then the planes); the fine label is the class, and the names come
  * from fine_label_names.txt when it is there (one name per line). */
-clcnn_status clcnn_dataset_load_cifar(clcnn_context *ctx, const char *dir, clcnn_split split,
-                                      clcnn_dataset *out);
+CLCNN_API clcnn_status clcnn_dataset_load_cifar(clcnn_context *ctx, const char *dir,
+                                                clcnn_split split, clcnn_dataset *out);
 
 /* Reads image folders: dir/train/<class>/<image> or dir/test/<class>/<image>,
  * images being .png, .jpg, .jpeg, .pgm or .ppm files (other files are
@@ -318,21 +347,22 @@ clcnn_status clcnn_dataset_load_cifar(clcnn_context *ctx, const char *dir, clcnn
  * must have one size. The set has 3 channels when any of its images has
  * colour, grey images then getting their grey level in all three, and 1
  * otherwise; an alpha channel is dropped. */
-clcnn_status clcnn_dataset_load_folders(clcnn_context *ctx, const char *dir, clcnn_split split,
-                                        clcnn_dataset *out);
+CLCNN_API clcnn_status clcnn_dataset_load_folders(clcnn_context *ctx, const char *dir,
+                                                  clcnn_split split, clcnn_dataset *out);
 
 /* x = (x - mean) / std over every pixel. */
-void clcnn_dataset_normalize(clcnn_dataset *data, float mean, float std);
+CLCNN_API void clcnn_dataset_normalize(clcnn_dataset *data, float mean, float std);
 /* The mean and standard deviation of every pixel of the set. */
-void clcnn_dataset_statistics(const clcnn_dataset *data, float *mean, float *std);
+CLCNN_API void clcnn_dataset_statistics(const clcnn_dataset *data, float *mean, float *std);
 /* x = (x - mean[c]) / std[c] for the pixels of channel c (data->channels values each). */
-void clcnn_dataset_normalize_channels(clcnn_dataset *data, const float *mean, const float *std);
+CLCNN_API void clcnn_dataset_normalize_channels(clcnn_dataset *data, const float *mean,
+                                                const float *std);
 /* The mean and standard deviation of each channel over the set (data->channels
  * values each); for one channel the same as clcnn_dataset_statistics. */
-void clcnn_dataset_channel_statistics(const clcnn_dataset *data, float *mean, float *std);
+CLCNN_API void clcnn_dataset_channel_statistics(const clcnn_dataset *data, float *mean, float *std);
 /* The first count images (a view: do not free it). */
-clcnn_dataset clcnn_dataset_head(const clcnn_dataset *data, int64_t count);
-void clcnn_dataset_free(clcnn_dataset *data);
+CLCNN_API clcnn_dataset clcnn_dataset_head(const clcnn_dataset *data, int64_t count);
+CLCNN_API void clcnn_dataset_free(clcnn_dataset *data);
 
 /* ---- training ------------------------------------------------------------------------------ */
 
@@ -374,20 +404,20 @@ typedef struct clcnn_train_config {
 /* SGD, lr 0.01, momentum 0.9, no weight decay, batch 64, 10 epochs, Adam's
  * betas 0.9/0.999 and epsilon 1e-8, constant schedule, seed 1, no
  * augmentation. */
-void clcnn_train_config_defaults(clcnn_train_config *config);
+CLCNN_API void clcnn_train_config_defaults(clcnn_train_config *config);
 
 typedef struct clcnn_trainer clcnn_trainer;
 
 /* A trainer for net (which it uses, not owns). Allocates every buffer the
  * training needs up front. */
-clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *config,
-                                  clcnn_trainer **out);
-void clcnn_trainer_destroy(clcnn_trainer *trainer);
-const clcnn_train_config *clcnn_trainer_config(const clcnn_trainer *trainer);
+CLCNN_API clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *config,
+                                            clcnn_trainer **out);
+CLCNN_API void clcnn_trainer_destroy(clcnn_trainer *trainer);
+CLCNN_API const clcnn_train_config *clcnn_trainer_config(const clcnn_trainer *trainer);
 /* Epochs completed so far (after a resume, those of the checkpoint too). */
-int clcnn_trainer_epochs_done(const clcnn_trainer *trainer);
+CLCNN_API int clcnn_trainer_epochs_done(const clcnn_trainer *trainer);
 /* Changes the total number of epochs (to continue a resumed run further). */
-clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *trainer, int epochs);
+CLCNN_API clcnn_status clcnn_trainer_set_epochs(clcnn_trainer *trainer, int epochs);
 
 typedef struct clcnn_progress {
     int epoch, epochs;        /* 1-based */
@@ -397,18 +427,38 @@ typedef struct clcnn_progress {
     double eta_seconds;       /* left in this epoch, at that rate */
     double learning_rate;
 } clcnn_progress;
-typedef void (*clcnn_progress_fn)(void *user, const clcnn_progress *progress);
+/* Called after every batch of an epoch. Returns 0 to go on; anything else
+ * stops the epoch after that batch. */
+typedef int (*clcnn_progress_fn)(void *user, const clcnn_progress *progress);
 
 /* One epoch over data, shuffled from the trainer's generator. progress
- * (may be NULL) is called after every batch. */
-clcnn_status clcnn_trainer_epoch(clcnn_trainer *trainer, const clcnn_dataset *data,
-                                 clcnn_progress_fn progress, void *user, double *loss,
-                                 double *accuracy);
+ * (may be NULL) is called after every batch. When it asks to stop, the
+ * epoch returns CLCNN_STOPPED with *loss and *accuracy over the batches
+ * done; their updates stay in the network, but the epoch does not count as
+ * done (clcnn_trainer_epochs_done), and the next call starts a new epoch
+ * with a new shuffle. */
+CLCNN_API clcnn_status clcnn_trainer_epoch(clcnn_trainer *trainer, const clcnn_dataset *data,
+                                           clcnn_progress_fn progress, void *user, double *loss,
+                                           double *accuracy);
+
+/* One optimizer step on a batch the caller gathered, for training loops of
+ * one's own: count images (1 .. batch_size; count * input size floats,
+ * NCHW, normalised as for training) and their labels. Forward, loss,
+ * backward and the update at the learning rate the schedule gives for the
+ * current epoch (clcnn_trainer_epochs_done), in train mode; no shuffling,
+ * augmentation or epoch counting. It counts as an optimizer step as an
+ * epoch's do (Adam's bias correction, dropout's draws). A gradient hook is
+ * called as in an epoch, every rank passing count images (global_images =
+ * count * world size). *loss (may be NULL) gets the batch's mean loss,
+ * *correct (may be NULL) how many images the network classified right. */
+CLCNN_API clcnn_status clcnn_trainer_step(clcnn_trainer *trainer, const float *images,
+                                          const int32_t *labels, int64_t count, double *loss,
+                                          int64_t *correct);
 
 /* Loss and accuracy of net on data; confusion (classes x classes, row = true
  * class) may be NULL. */
-clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, double *loss,
-                                double *accuracy, int64_t *confusion);
+CLCNN_API clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, double *loss,
+                                          double *accuracy, int64_t *confusion);
 
 /* ---- data-parallel training ------------------------------------------------------------------ *
  *
@@ -437,7 +487,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
  * Without a gradient hook the ranks do not exchange anything: each then
  * trains on its own shares alone. Model files do not keep the shard or the
  * hook: set them again after clcnn_model_load. */
-clcnn_status clcnn_trainer_set_shard(clcnn_trainer *trainer, int rank, int world_size);
+CLCNN_API clcnn_status clcnn_trainer_set_shard(clcnn_trainer *trainer, int rank, int world_size);
 
 /* What a gradient hook is told about its step. All but rank and the
  * tallies are the same on every rank. */
@@ -491,8 +541,8 @@ typedef clcnn_status (*clcnn_gradient_fn)(void *user, float *gradients, int64_t 
                                           clcnn_gradient_step *step);
 
 /* Sets the hook (fn NULL removes it); user is passed through. */
-clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *trainer, clcnn_gradient_fn fn,
-                                             void *user);
+CLCNN_API clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *trainer, clcnn_gradient_fn fn,
+                                                       void *user);
 
 /* ---- model files ---------------------------------------------------------------------------- */
 
@@ -502,34 +552,67 @@ clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *trainer, clcnn_gradi
  * resume exactly.
  * Written to a temporary file, synced and renamed: a crash never loses the
  * previous model. */
-#define CLCNN_MAX_CLASSES 1000 /* class names a model keeps */
-#define CLCNN_MAX_CHANNELS 4   /* input channels with a normalisation of their own */
 
+/* What a model says about its inputs and outputs. Arrays that
+ * clcnn_model_load or the setters below put here belong to the info: free
+ * them with clcnn_model_info_free. clcnn_model_save only reads the info, so
+ * for saving the fields may also point at the caller's own arrays. Start
+ * from an info of zeros ({0} or clcnn_model_info_init): no normalisation,
+ * no class names. */
 typedef struct clcnn_model_info {
-    /* The normalisation applied to [0, 1] pixels, x = (x - mean) / std: with
-     * channels 0, input_mean and input_std for every channel (1-channel
-     * models; every model before per-channel statistics); with channels >= 1,
-     * channel_mean[c] and channel_std[c] for channel c < channels (and
-     * input_mean, input_std past them; model files keep no values past
-     * channels). clcnn_model_info_normalization gives each channel's. */
-    float input_mean, input_std;
-    char class_names[CLCNN_MAX_CLASSES][CLCNN_CLASS_NAME_SIZE]; /* "" when unknown */
-    int class_count;                                            /* 0 .. CLCNN_MAX_CLASSES */
-    int channels;                                               /* 0 .. CLCNN_MAX_CHANNELS */
-    float channel_mean[CLCNN_MAX_CHANNELS], channel_std[CLCNN_MAX_CHANNELS];
+    /* The normalisation of [0, 1] pixels, x = (x - mean[c]) / std[c]:
+     * channels 0 for none (mean 0, std 1), 1 for one mean and standard
+     * deviation for every channel, or the network's input channels, each
+     * its own. */
+    int channels;
+    float *mean, *std; /* channels values each */
+    /* Names of the network's classes (outputs), as many as known (any
+     * number), each NUL-terminated, of any length, without line breaks. */
+    int class_count;
+    char **class_names;
 } clcnn_model_info;
 
-/* The mean and standard deviation of each of the first `channels` input
- * channels (as described above) into mean[] and std[]. */
-void clcnn_model_info_normalization(const clcnn_model_info *info, int channels, float *mean,
-                                    float *std);
+CLCNN_API void clcnn_model_info_init(clcnn_model_info *info);
+/* Frees the arrays and leaves an empty info. */
+CLCNN_API void clcnn_model_info_free(clcnn_model_info *info);
+/* Copies channels means and standard deviations into info (0: none),
+ * freeing the arrays it had. */
+CLCNN_API clcnn_status clcnn_model_info_set_normalization(clcnn_model_info *info, int channels,
+                                                          const float *mean, const float *std);
+/* Copies count class names into info (0: none), freeing the names it had. */
+CLCNN_API clcnn_status clcnn_model_info_set_class_names(clcnn_model_info *info, int count,
+                                                        const char *const *names);
+/* The mean and standard deviation of each of channels input channels
+ * (as described above) into mean[] and std[]. */
+CLCNN_API void clcnn_model_info_normalization(const clcnn_model_info *info, int channels,
+                                              float *mean, float *std);
+/* Normalises count images of channels planes of pixels floats each in
+ * place, as the model's training data was: x = (x - mean[c]) / std[c]. */
+CLCNN_API void clcnn_model_info_normalize(const clcnn_model_info *info, float *images,
+                                          int64_t count, int channels, int64_t pixels);
 
-clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
-                              const clcnn_model_info *info, const char *path);
+/* info may be NULL (no normalisation, no class names). The normalisation
+ * must have 0, 1 or the network's input channels, finite means and finite
+ * positive standard deviations. */
+CLCNN_API clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
+                                        const clcnn_model_info *info, const char *path);
 /* Loads a model onto ctx's device. *trainer (if trainer is not NULL) gets
- * the saved training state, or NULL when the file has none; info may be NULL. */
-clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **net,
-                              clcnn_trainer **trainer, clcnn_model_info *info);
+ * the saved training state, or NULL when the file has none; info (may be
+ * NULL) gets the normalisation and class names, to be freed with
+ * clcnn_model_info_free. Every model file version loads. */
+CLCNN_API clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **net,
+                                        clcnn_trainer **trainer, clcnn_model_info *info);
+
+/* Loads a network from whatever file path holds, told apart by its
+ * contents: a model file (with its parameters and info; its training state
+ * is not kept) or a network file (text; parameters zero until
+ * clcnn_net_init_weights or clcnn_net_load_weights). *has_parameters (may be
+ * NULL) says whether the file gave the parameters; info (may be NULL) gets
+ * the model's normalisation and class names, empty for a network file.
+ * Bindings load through this one call, so every format it learns reaches
+ * them. */
+CLCNN_API clcnn_status clcnn_net_load(clcnn_context *ctx, const char *path, clcnn_net **net,
+                                      clcnn_model_info *info, int *has_parameters);
 
 #ifdef __cplusplus
 }

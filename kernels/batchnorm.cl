@@ -18,6 +18,12 @@
  * its channel's statistics and then uses them itself, so nothing is kept
  * between launches: backward recomputes the mean and variance from x with the
  * same sums. The host keeps channels * spatial * batch + 1024 within int.
+ *
+ * BATCHNORM_VW (1, 2, 4 or 8; -D, default 1) floats make one element of the
+ * walks below: x, y and the gradients are read and written as vectors of
+ * that many floats, and `spatial` is given in vectors (the host picks a VW
+ * that divides H * W). Sums are then kept per lane, and the lanes added at
+ * the end of a work-item's walk: CPUs run the vectors as SIMD.
  */
 #ifndef BATCHNORM_THREADS
 #define BATCHNORM_THREADS 128
@@ -36,6 +42,25 @@
  * no division. */
 #ifndef BATCHNORM_CONTIGUOUS
 #define BATCHNORM_CONTIGUOUS 0
+#endif
+
+#ifndef BATCHNORM_VW
+#define BATCHNORM_VW 1
+#endif
+#if BATCHNORM_VW == 1
+typedef float real;
+#define lanes_sum(v) (v)
+#elif BATCHNORM_VW == 2
+typedef float2 real;
+#define lanes_sum(v) ((v).s0 + (v).s1)
+#elif BATCHNORM_VW == 4
+typedef float4 real;
+#define lanes_sum(v) (((v).s0 + (v).s1) + ((v).s2 + (v).s3))
+#elif BATCHNORM_VW == 8
+typedef float8 real;
+#define lanes_sum(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
+#else
+#error "BATCHNORM_VW must be 1, 2, 4 or 8"
 #endif
 
 typedef struct channel_walk {
@@ -95,20 +120,20 @@ int walk_offset(const channel_walk *w, const int channels, const int channel, co
 #define SUM_BLOCK 8
 
 typedef struct compensated_sum {
-    float total, compensation, block;
+    real total, compensation, block; /* per lane */
 } compensated_sum;
 
 compensated_sum sum_start(void) {
-    compensated_sum sum = {0.0f, 0.0f, 0.0f};
+    compensated_sum sum = {(real)0.0f, (real)0.0f, (real)0.0f};
     return sum;
 }
 
 void sum_flush(compensated_sum *sum) {
-    const float term = sum->block - sum->compensation;
-    const float next = sum->total + term;
+    const real term = sum->block - sum->compensation;
+    const real next = sum->total + term;
     sum->compensation = (next - sum->total) - term;
     sum->total = next;
-    sum->block = 0.0f;
+    sum->block = (real)0.0f;
 }
 
 /* The sum of every work-item's value, returned to all of them: a fixed tree
@@ -131,7 +156,7 @@ float group_sum(__local float *partial, const float value) {
 /* The plain mean of the channel's elements of x, rounded to float: the first
  * of the two passes over x that give the statistics (forward and backward
  * alike). */
-float channel_mean(const __global float *restrict x, __local float *partial, const int batch,
+float channel_mean(const __global real *restrict x, __local float *partial, const int batch,
                    const int channels, const int channel, const int spatial) {
     compensated_sum sum = sum_start();
     int filled = 0;
@@ -143,7 +168,7 @@ float channel_mean(const __global float *restrict x, __local float *partial, con
         }
     }
     sum_flush(&sum);
-    return group_sum(partial, sum.total) / (float)(batch * spatial);
+    return group_sum(partial, lanes_sum(sum.total)) / (float)(batch * spatial * BATCHNORM_VW);
 }
 
 /* ---- train mode ------------------------------------------------------------------------- */
@@ -162,20 +187,20 @@ float channel_mean(const __global float *restrict x, __local float *partial, con
  *   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1).
  * M = count must be at least 2 (the host checks). */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_forward_train(const __global float *restrict x, const __global float *restrict weight,
+batchnorm_forward_train(const __global real *restrict x, const __global float *restrict weight,
                         const __global float *restrict bias, __global float *restrict running_mean,
-                        __global float *restrict running_var, __global float *restrict y,
+                        __global float *restrict running_var, __global real *restrict y,
                         const int batch, const int channels, const int spatial, const float eps,
                         const float momentum) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
-    const float count = (float)(batch * spatial);
+    const float count = (float)(batch * spatial * BATCHNORM_VW);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
 
     compensated_sum sum1 = sum_start(), sum2 = sum_start();
     int filled = 0;
     for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const float d = x[walk_offset(&w, channels, channel, spatial)] - rough_mean;
+        const real d = x[walk_offset(&w, channels, channel, spatial)] - rough_mean;
         sum1.block += d;
         sum2.block += d * d;
         if (++filled == SUM_BLOCK) {
@@ -186,8 +211,8 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
     }
     sum_flush(&sum1);
     sum_flush(&sum2);
-    const float s1 = group_sum(partial, sum1.total);
-    const float s2 = group_sum(partial, sum2.total);
+    const float s1 = group_sum(partial, lanes_sum(sum1.total));
+    const float s2 = group_sum(partial, lanes_sum(sum2.total));
     const float correction = s1 / count;
     const float squares = fmax(s2 - s1 * correction, 0.0f); /* sum((x - mean)^2) */
     const float var = squares / count;
@@ -214,14 +239,14 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
  * 0 grad_x is not touched (any buffer may be passed). The statistics are
  * recomputed as the forward computes them. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_backward(const __global float *restrict x, const __global float *restrict grad_y,
-                   const __global float *restrict weight, __global float *restrict grad_x,
+batchnorm_backward(const __global real *restrict x, const __global real *restrict grad_y,
+                   const __global float *restrict weight, __global real *restrict grad_x,
                    __global float *restrict grad_weight, __global float *restrict grad_bias,
                    const int batch, const int channels, const int spatial, const float eps,
                    const int want_grad_x, const int accumulate) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
-    const float count = (float)(batch * spatial);
+    const float count = (float)(batch * spatial * BATCHNORM_VW);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
 
     /* One pass for the statistics and the two sums of the gradient, with
@@ -232,8 +257,8 @@ batchnorm_backward(const __global float *restrict x, const __global float *restr
     int filled = 0;
     for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
         const int i = walk_offset(&w, channels, channel, spatial);
-        const float d = x[i] - rough_mean;
-        const float dy = grad_y[i];
+        const real d = x[i] - rough_mean;
+        const real dy = grad_y[i];
         sum1.block += d;
         sum2.block += d * d;
         dy_sum.block += dy;
@@ -250,11 +275,11 @@ batchnorm_backward(const __global float *restrict x, const __global float *restr
     sum_flush(&sum2);
     sum_flush(&dy_sum);
     sum_flush(&dy_dev);
-    const float s1 = group_sum(partial, sum1.total);
-    const float s2 = group_sum(partial, sum2.total);
-    const float sum_dy = group_sum(partial, dy_sum.total);
+    const float s1 = group_sum(partial, lanes_sum(sum1.total));
+    const float s2 = group_sum(partial, lanes_sum(sum2.total));
+    const float sum_dy = group_sum(partial, lanes_sum(dy_sum.total));
     const float correction = s1 / count;
-    const float sum_dy_dev = group_sum(partial, dy_dev.total) - correction * sum_dy;
+    const float sum_dy_dev = group_sum(partial, lanes_sum(dy_dev.total)) - correction * sum_dy;
     const float var = fmax(s2 - s1 * correction, 0.0f) / count;
     const float invstd = 1.0f / sqrt(var + eps);
     if (get_local_id(0) == 0) {
@@ -271,7 +296,7 @@ batchnorm_backward(const __global float *restrict x, const __global float *restr
     const float scale = invstd * weight[channel];
     for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
         const int i = walk_offset(&w, channels, channel, spatial);
-        const float g = ((grad_y[i] - mean_dy) - ((x[i] - rough_mean) - correction) * k) * scale;
+        const real g = ((grad_y[i] - mean_dy) - ((x[i] - rough_mean) - correction) * k) * scale;
         grad_x[i] = accumulate ? grad_x[i] + g : g;
     }
 }
@@ -281,10 +306,10 @@ batchnorm_backward(const __global float *restrict x, const __global float *restr
 /* y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, one
  * work-group per channel as the train-mode kernels (no division per element). */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_forward_eval(const __global float *restrict x, const __global float *restrict weight,
+batchnorm_forward_eval(const __global real *restrict x, const __global float *restrict weight,
                        const __global float *restrict bias,
                        const __global float *restrict running_mean,
-                       const __global float *restrict running_var, __global float *restrict y,
+                       const __global float *restrict running_var, __global real *restrict y,
                        const int batch, const int channels, const int spatial, const float eps) {
     const int channel = get_group_id(0);
     const float mean = running_mean[channel];
@@ -301,10 +326,10 @@ batchnorm_forward_eval(const __global float *restrict x, const __global float *r
  *   grad_weight = sum(dy * (x - running_mean)) * invstd, grad_bias = sum(dy)
  *   dx = dy * weight * invstd  (written, added with accumulate, or skipped) */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_backward_eval(const __global float *restrict x, const __global float *restrict grad_y,
+batchnorm_backward_eval(const __global real *restrict x, const __global real *restrict grad_y,
                         const __global float *restrict weight,
                         const __global float *restrict running_mean,
-                        const __global float *restrict running_var, __global float *restrict grad_x,
+                        const __global float *restrict running_var, __global real *restrict grad_x,
                         __global float *restrict grad_weight, __global float *restrict grad_bias,
                         const int batch, const int channels, const int spatial, const float eps,
                         const int want_grad_x, const int accumulate) {
@@ -326,8 +351,8 @@ batchnorm_backward_eval(const __global float *restrict x, const __global float *
     }
     sum_flush(&dy_sum);
     sum_flush(&dy_dev);
-    const float sum_dy = group_sum(partial, dy_sum.total);
-    const float sum_dy_dev = group_sum(partial, dy_dev.total);
+    const float sum_dy = group_sum(partial, lanes_sum(dy_sum.total));
+    const float sum_dy_dev = group_sum(partial, lanes_sum(dy_dev.total));
     if (get_local_id(0) == 0) {
         grad_weight[channel] = sum_dy_dev * invstd;
         grad_bias[channel] = sum_dy;
@@ -337,7 +362,37 @@ batchnorm_backward_eval(const __global float *restrict x, const __global float *
     const float scale = weight[channel] * invstd;
     for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
         const int i = walk_offset(&w, channels, channel, spatial);
-        const float g = grad_y[i] * scale;
+        const real g = grad_y[i] * scale;
         grad_x[i] = accumulate ? grad_x[i] + g : g;
+    }
+}
+
+/* ---- folding into the layer before -------------------------------------------------------- */
+
+/* With scale = bn_weight / sqrt(running_var + eps):
+ *   folded_weight[c, k] = weight[c, k] * scale[c]                 (k < per_channel)
+ *   folded_bias[c] = (bias[c] - running_mean[c]) * scale[c] + bn_bias[c]
+ * (bias 0 without has_bias). One work-item per folded value, any work-group
+ * size: items [0, channels * per_channel) the weights, the next `channels`
+ * the biases. */
+__kernel void batchnorm_fold(const __global float *restrict weight,
+                             const __global float *restrict bias, const int has_bias,
+                             const __global float *restrict bn_weight,
+                             const __global float *restrict bn_bias,
+                             const __global float *restrict running_mean,
+                             const __global float *restrict running_var,
+                             __global float *restrict folded_weight,
+                             __global float *restrict folded_bias, const int channels,
+                             const int per_channel, const float eps) {
+    const int i = get_global_id(0);
+    const int weights = channels * per_channel;
+    if (i < weights) {
+        const int c = i / per_channel;
+        folded_weight[i] = weight[i] * (bn_weight[c] / sqrt(running_var[c] + eps));
+    } else if (i < weights + channels) {
+        const int c = i - weights;
+        const float b = has_bias ? bias[c] : 0.0f;
+        folded_bias[c] =
+            (b - running_mean[c]) * (bn_weight[c] / sqrt(running_var[c] + eps)) + bn_bias[c];
     }
 }

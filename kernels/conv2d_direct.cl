@@ -75,6 +75,7 @@ typedef VECTOR(float, VW) floatv;
 #define STORE_STRIDE_PARAM , const int image_channels
 #define STORE_STRIDE image_channels
 #define STORE_STRIDE_ARG(channels) , (channels) * groups
+#define STORE_STRIDE_PASS , image_channels
 #define DILATION_PARAMS , const int dilation_h, const int dilation_w
 #define DILATE_H(r) ((r) * dilation_h)
 #define DILATE_W(s) ((s) * dilation_w)
@@ -86,6 +87,7 @@ typedef VECTOR(float, VW) floatv;
 #define STORE_STRIDE_PARAM
 #define STORE_STRIDE channels
 #define STORE_STRIDE_ARG(channels)
+#define STORE_STRIDE_PASS
 #define DILATION_PARAMS
 #define DILATE_H(r) r
 #define DILATE_W(s) s
@@ -152,19 +154,16 @@ void add_block(floatv acc[WPT_P][NV], floatv tap_sum[WPT_P][NV]) {
 }
 
 /* Writes a work-item's accumulators to NCHW: each lane is one channel, and a
- * channel's positions are OHW apart, so the stores are scalar. */
-void store_block(floatv acc[WPT_P][NV], __global float *output, const __global float *bias,
-                 const int has_bias, const int first_channel, const int channels,
-                 const int first_position, const int positions,
-                 const int plane STORE_STRIDE_PARAM) {
+ * channel's positions are `plane` apart, so the stores are scalar. Position m
+ * (m < count) is pixel[m] of image[m]. */
+void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __global float *bias,
+                    const int has_bias, const int first_channel, const int channels,
+                    const int *image, const int *pixel, const int count,
+                    const int plane STORE_STRIDE_PARAM) {
     for (int v = 0; v < NV; v++) {
         float lanes[VW];
-        for (int m = 0; m < WPT_P; m++) {
-            const int position = first_position + m;
-            if (position >= positions)
-                break;
-            const int n = position / plane;
-            const int pixel = position - n * plane;
+        for (int m = 0; m < count; m++) {
+            const int n = image[m];
 #if VW == 1
             lanes[0] = acc[m][v];
 #else
@@ -173,11 +172,26 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
             for (int j = 0; j < VW; j++) {
                 const int channel = first_channel + v * VW + j;
                 if (channel < channels)
-                    output[(n * STORE_STRIDE + channel) * plane + pixel] =
+                    output[(n * STORE_STRIDE + channel) * plane + pixel[m]] =
                         lanes[j] + (has_bias ? bias[channel] : 0.0f);
             }
         }
     }
+}
+
+/* The same for the positions first_position + m of all the images' planes in order. */
+void store_block(floatv acc[WPT_P][NV], __global float *output, const __global float *bias,
+                 const int has_bias, const int first_channel, const int channels,
+                 const int first_position, const int positions,
+                 const int plane STORE_STRIDE_PARAM) {
+    int image[WPT_P], pixel[WPT_P];
+    const int count = min(WPT_P, positions - first_position);
+    for (int m = 0; m < count; m++) {
+        image[m] = (first_position + m) / plane;
+        pixel[m] = first_position + m - image[m] * plane;
+    }
+    store_block_at(acc, output, bias, has_bias, first_channel, channels, image, pixel, count,
+                   plane STORE_STRIDE_PASS);
 }
 
 /* output[n, k, oh, ow] = bias[k] + sum_{c, r, s} weight[k, c, r, s] * input[n, c, ih, iw]
@@ -260,15 +274,27 @@ __kernel void conv2d_forward_direct(const __global float *restrict input,
 /* grad_input[n, c, ih, iw] = sum over k, r, s of weight[k, c, r, s] * grad_output[n, k, oh, ow]
  * where ih = oh*stride_h - pad_top + r (and the same for w): a position takes a
  * tap only where (ih + pad_top - r) is a multiple of the stride and oh is in range.
- * weight_t is conv2d_transpose_for_backward_data's (R, S, K, C_padded). */
+ * weight_t is conv2d_transpose_for_backward_data's (R, S, K, C_padded).
+ *
+ * One launch covers the input positions of one phase: the rows ih = row0,
+ * row0 + row_step, ... (rows of them) and the columns col0, col0 + col_step,
+ * ... (cols), and the taps r = r0, r0 + row_step, ... and s = s0, s0 +
+ * col_step, .... With steps of 1 (and row0 = col0 = r0 = s0 = 0) that is every
+ * position and every tap. For a strided convolution without dilation the host
+ * launches once per phase (ih + pad_top) % stride_h, (iw + pad_left) %
+ * stride_w with steps of the stride: every tap a position then visits can
+ * take a gradient, where walking all taps would find stride_h * stride_w
+ * times as many, all but one in that many without one. */
 __kernel void conv2d_backward_data_direct(const __global float *restrict grad_output,
                                           const __global float *restrict weight_t,
                                           __global float *restrict grad_input, const int C,
                                           const int H, const int W, const int K, const int R,
                                           const int S, const int stride_h, const int stride_w,
                                           const int pad_top, const int pad_left, const int OH,
-                                          const int OW, const int positions,
-                                          const int C_padded GROUPS_PARAM DILATION_PARAMS) {
+                                          const int OW, const int positions, const int C_padded,
+                                          const int row0, const int col0, const int rows,
+                                          const int cols, const int row_step, const int col_step,
+                                          const int r0, const int s0 GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_position = get_global_id(1) * WPT_P;
     if (first_channel >= C || first_position >= positions)
@@ -284,24 +310,30 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
     grad_input += group * C * HW;
 #endif
 
-    /* Per position: where its image's gradient starts, and its padded coordinates. */
-    int image[WPT_P], row[WPT_P], column[WPT_P];
+    /* Per position (of this phase's rows x cols of every image): its image,
+     * where its image's gradient starts, its pixel and padded coordinates. */
+    int image[WPT_P], image_start[WPT_P], pixel[WPT_P], row[WPT_P], column[WPT_P];
+    const int count = min(WPT_P, positions - first_position);
 #pragma unroll
     for (int m = 0; m < WPT_P; m++) {
         const int position = min(first_position + m, positions - 1);
-        const int n = position / HW;
-        const int pixel = position - n * HW;
-        const int ih = pixel / W;
-        image[m] = n * IMAGE_K * OHW;
+        const int n = position / (rows * cols);
+        const int in_image = position - n * rows * cols;
+        const int j = in_image / cols;
+        const int ih = row0 + j * row_step;
+        const int iw = col0 + (in_image - j * cols) * col_step;
+        image[m] = n;
+        image_start[m] = n * IMAGE_K * OHW;
+        pixel[m] = ih * W + iw;
         row[m] = ih + pad_top;
-        column[m] = pixel - ih * W + pad_left;
+        column[m] = iw + pad_left;
     }
 
     floatv acc[WPT_P][NV];
     zero_block(acc);
 
-    for (int r = 0; r < R; r++) {
-        for (int s = 0; s < S; s++) {
+    for (int r = r0; r < R; r += row_step) {
+        for (int s = s0; s < S; s += col_step) {
             int offset[WPT_P], inside[WPT_P];
 #pragma unroll
             for (int m = 0; m < WPT_P; m++) {
@@ -311,7 +343,7 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
                 const int ow = ow_strided / stride_w;
                 inside[m] = oh_strided >= 0 && ow_strided >= 0 && oh * stride_h == oh_strided &&
                             ow * stride_w == ow_strided && oh < OH && ow < OW;
-                offset[m] = inside[m] ? image[m] + oh * OW + ow : 0;
+                offset[m] = inside[m] ? image_start[m] + oh * OW + ow : 0;
             }
             const __global float *weights = weight_t + (r * S + s) * K * C_padded + first_channel;
             floatv tap_sum[WPT_P][NV];
@@ -332,8 +364,8 @@ __kernel void conv2d_backward_data_direct(const __global float *restrict grad_ou
             add_block(acc, tap_sum);
         }
     }
-    store_block(acc, grad_input, grad_input, 0, first_channel, C, first_position, positions,
-                HW STORE_STRIDE_ARG(C));
+    store_block_at(acc, grad_input, grad_input, 0, first_channel, C, image, pixel, count,
+                   HW STORE_STRIDE_ARG(C));
 }
 
 /* ---- backward weights ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building, testing and the default data
-# set need; packages already installed are skipped (a dpkg query each, no
-# network). Extra groups on request:
+# Installs the Debian packages that building, testing (the Python binding's
+# tests too) and the default data set need; packages already installed are
+# skipped (a dpkg query each, no network). Extra groups on request:
 #   scripts/deps.sh fuzz       clang and libFuzzer (scripts/fuzz.sh)
 #   scripts/deps.sh oclgrind   the Oclgrind OpenCL simulator (scripts/oclgrind.sh)
 # The sanitizer pass (scripts/test.sh --sanitize) needs nothing more: gcc's
@@ -11,6 +11,7 @@ packages=(
   build-essential cmake pkg-config
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   zlib1g-dev libstb-dev
+  python3-numpy python3-pytest
   dataset-fashion-mnist
 )
 for group in "$@"; do

@@ -39,6 +39,15 @@
  *    forward of more images than a forward chunk (its statistics are those
  *    of the whole batch); and the errors of the layer's keys and of a
  *    one-value batch in training.
+ *
+ * 5. Folding into the layer before in eval mode: the fold op on the device
+ *    against the reference on random shapes (with and without the folded
+ *    layer's bias), and networks whose convolutions (plain, grouped, with
+ *    and without bias) and dense layers fold their batchnorm, run on both
+ *    devices with folding (clcnn_net_forward) and without (the same call
+ *    with a trace, which shows every layer's own output): equal within
+ *    1e-5, a fold taken for every pair that can fold and none where the
+ *    convolution's output has a second reader.
  */
 #include "ops/batchnorm.h"
 #include "testlib.h"
@@ -1189,6 +1198,142 @@ static void check_eval_backward(clcnn_context *const *contexts, int cases, uint6
     CHECK(device.shapes >= 200 && device.failures == 0 && fd.failures == 0);
 }
 
+/* ---- folding ------------------------------------------------------------------------------ */
+
+static void check_fold_op(clcnn_context *ctx, int cases, uint64_t seed) {
+    test_rng rng = {seed};
+    op_result result = {0};
+    for (int index = 0; index < cases; index++) {
+        const int channels = test_rand_int(&rng, 1, 70);
+        const int per_channel = test_rand_int(&rng, 1, index % 4 == 0 ? 4000 : 300);
+        const int has_bias = index % 2;
+        const float eps = index % 5 == 0 ? 1e-3f : 1e-5f;
+        const int64_t weights = (int64_t)channels * per_channel;
+        float *weight = allocate_floats(weights), *bias = allocate_floats(channels);
+        float *bn[4], *want_w = allocate_floats(weights), *want_b = allocate_floats(channels);
+        float *got_w = allocate_floats(weights), *got_b = allocate_floats(channels);
+        fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+        fill_uniform(&rng, bias, channels, -1.0f, 1.0f);
+        for (int k = 0; k < 4; k++) {
+            bn[k] = allocate_floats(channels);
+            fill_uniform(&rng, bn[k], channels, k == 3 ? 0.05f : -2.0f, k == 3 ? 3.0f : 2.0f);
+        }
+        batchnorm_fold_ref(channels, per_channel, eps, weight, has_bias ? bias : NULL, bn[0], bn[1],
+                           bn[2], bn[3], want_w, want_b);
+        fill_nan(got_w, weights);
+        fill_nan(got_b, channels);
+        buf bw, bb, b0, b1, b2, b3, bfw, bfb;
+        int ok = make_buf(ctx, weight, weights, &bw) && make_buf(ctx, bias, channels, &bb) &&
+                 make_buf(ctx, bn[0], channels, &b0) && make_buf(ctx, bn[1], channels, &b1) &&
+                 make_buf(ctx, bn[2], channels, &b2) && make_buf(ctx, bn[3], channels, &b3) &&
+                 make_buf(ctx, got_w, weights, &bfw) && make_buf(ctx, got_b, channels, &bfb);
+        ok = ok && CHECK_OK(ctx, batchnorm_fold(ctx, channels, per_channel, eps, bw.mem,
+                                                has_bias ? bb.mem : NULL, b0.mem, b1.mem, b2.mem,
+                                                b3.mem, bfw.mem, bfb.mem));
+        ok = ok && read_buf(ctx, bfw, got_w, weights) && read_buf(ctx, bfb, got_b, channels);
+        const double error = fmax(max_relative_error(got_w, want_w, weights, 1.0),
+                                  max_relative_error(got_b, want_b, channels, 1.0));
+        if (!record_error(&result, ok ? error : INFINITY, tolerance))
+            printf("fold case %d: %d channels x %d, bias %d: error %.3g\n", index, channels,
+                   per_channel, has_bias, error);
+        buf *bufs[] = {&bw, &bb, &b0, &b1, &b2, &b3, &bfw, &bfb};
+        for (int k = 0; k < 8; k++)
+            release_buf(bufs[k]);
+        for (int k = 0; k < 4; k++)
+            free(bn[k]);
+        free(weight);
+        free(bias);
+        free(want_w);
+        free(want_b);
+        free(got_w);
+        free(got_b);
+    }
+    print_summary("fold (device vs reference)", &result);
+}
+
+/* conv (no bias) -> bn, grouped conv with bias -> bn, a conv read by a
+ * batchnorm and by an add (no fold), dense -> bn (BatchNorm1d). */
+static const char fold_text[] = "input channels=3 height=9 width=9\n"
+                                "conv filters=8 size=3 pad=1 bias=false name=c1\n"
+                                "batchnorm name=b1\n"
+                                "relu name=r1\n"
+                                "conv filters=8 size=3 pad=1 groups=2 name=c2\n"
+                                "batchnorm name=b2\n"
+                                "conv filters=8 size=1 name=c3\n"
+                                "batchnorm name=b3\n"
+                                "add inputs=b3,c3,b2 name=sum\n"
+                                "maxpool size=2 stride=2\n"
+                                "flatten\n"
+                                "dense units=12 name=fc1\n"
+                                "batchnorm name=b4\n"
+                                "relu\n"
+                                "dense units=5 bias=false name=fc2\n"
+                                "batchnorm name=b5\n";
+enum { FOLD_IMAGES = 70, FOLDS = 4 };
+
+static clcnn_status ignore_trace(void *user, int layer_index, const float *values, int64_t first,
+                                 int64_t count) {
+    return CLCNN_OK;
+}
+
+static void check_folded_forward(clcnn_context *const *contexts) {
+    test_rng rng = {13301};
+    float *input = allocate_floats(FOLD_IMAGES * 3 * 81);
+    fill_uniform(&rng, input, FOLD_IMAGES * 3 * 81, -1.0f, 1.0f);
+    float *folded = allocate_floats(FOLD_IMAGES * 5), *unfolded = allocate_floats(FOLD_IMAGES * 5);
+    float *outputs[2] = {allocate_floats(FOLD_IMAGES * 5), allocate_floats(FOLD_IMAGES * 5)};
+    for (int d = 0; d < 2; d++) {
+        clcnn_context *ctx = contexts[d];
+        clcnn_net *net = NULL;
+        if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, fold_text, "fold.net", &net)) ||
+            !CHECK_OK(ctx, clcnn_net_init_weights(net, 5)))
+            continue;
+        /* Batchnorm's tensors away from their initial 1 and 0, as after training. */
+        test_rng values = {13302};
+        for (int t = 0; t < clcnn_net_tensor_count(net); t++) {
+            clcnn_tensor_info info;
+            clcnn_net_tensor_info(net, t, &info);
+            if (strncmp(info.layer, "b", 1) != 0)
+                continue;
+            float *v = allocate_floats(info.count);
+            const int variance = strstr(info.name, "running_var") != NULL;
+            fill_uniform(&values, v, info.count, variance ? 0.2f : -1.5f, variance ? 2.5f : 1.5f);
+            CHECK_OK(ctx, clcnn_net_set_tensor(net, info.name, v, info.count));
+            free(v);
+        }
+        if (d == 1)
+            clcnn_profile_enable(ctx, 1);
+        CHECK_OK(ctx, clcnn_net_forward(net, input, FOLD_IMAGES, folded, NULL, NULL));
+        int folds = 0;
+        for (int i = 0; i < net->layer_count; i++) {
+            folds += net->plan.folded_into[i] >= 0;
+            if (strcmp(net->layers[i].name, "c3") == 0)
+                CHECK(net->plan.folded_into[i] == -1); /* read by b3 and by the add */
+        }
+        CHECK(folds == FOLDS);
+        if (d == 1) {
+            char report[8192];
+            CHECK_OK(ctx, clcnn_profile_report(ctx, report, sizeof(report)));
+            clcnn_profile_enable(ctx, 0);
+            CHECK(strstr(report, "batchnorm_fold") != NULL);
+        }
+        CHECK_OK(ctx, clcnn_net_forward(net, input, FOLD_IMAGES, unfolded, ignore_trace, NULL));
+        const double error = max_relative_error(folded, unfolded, FOLD_IMAGES * 5, 1.0);
+        printf("folded forward (%s): %.3g against unfolded\n", d ? "opencl" : "reference", error);
+        CHECK(error <= tolerance);
+        memcpy(outputs[d], folded, sizeof(float) * FOLD_IMAGES * 5);
+        clcnn_net_destroy(net);
+    }
+    const double error = max_relative_error(outputs[1], outputs[0], FOLD_IMAGES * 5, 1.0);
+    printf("folded forward: opencl against reference %.3g\n", error);
+    CHECK(error <= tolerance);
+    free(input);
+    free(folded);
+    free(unfolded);
+    free(outputs[0]);
+    free(outputs[1]);
+}
+
 int main(void) {
     clcnn_context *ctx = test_opencl_context();
     clcnn_context *reference = clcnn_context_create();
@@ -1216,6 +1361,8 @@ int main(void) {
     check_eval_backward(contexts, OP_SHAPES, 13201);
     check_state_after_pass(contexts);
     check_training(contexts);
+    check_fold_op(ctx, OP_SHAPES, 13401);
+    check_folded_forward(contexts);
 
     printf("time: %.1f s\n", seconds_now() - start);
     clcnn_context_destroy(ctx);

@@ -214,6 +214,26 @@ static void check_tuning_file(void) {
     }
 }
 
+/* clcnn_device_peak: a positive figure on the OpenCL device, an error on
+ * the reference (which has no kernels) and without a device. The figure
+ * itself is a measurement: bench/RESULTS.md records it, no test can. */
+static void check_peak(void) {
+    clcnn_context *ctx = test_opencl_context();
+    double gflops = -1.0;
+    if (ctx) {
+        CHECK_OK(ctx, clcnn_device_peak(ctx, &gflops));
+        CHECK(gflops > 0.0);
+        printf("device peak: %.1f GFLOP/s\n", gflops);
+        clcnn_context_destroy(ctx);
+    }
+    clcnn_context *reference = clcnn_context_create();
+    CHECK(clcnn_device_peak(reference, &gflops) != CLCNN_OK);
+    CHECK(clcnn_context_select_device(reference, CLCNN_DEVICE_REFERENCE, -1, -1) == CLCNN_OK);
+    CHECK(clcnn_device_peak(reference, &gflops) != CLCNN_OK);
+    CHECK(strstr(clcnn_last_error(reference), "reference") != NULL);
+    clcnn_context_destroy(reference);
+}
+
 int main(void) {
     /* A cache directory of the test's own, so that no tuning file of the
      * user's counts; contexts take it when they are created. */
@@ -222,5 +242,6 @@ int main(void) {
     check_invalid_overrides();
     check_valid_overrides();
     check_tuning_file();
+    check_peak();
     return test_finish();
 }

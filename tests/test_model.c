@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static clcnn_context *ctx;
@@ -33,6 +34,26 @@ static const char *const tiny_net_text = "input channels=1 height=3 width=3\n"
                                          "dense units=2 bias=false\n";
 
 /* ---- helpers ---------------------------------------------------------------------------- */
+
+/* info = channels means and stds and count names (through the setters). */
+static void set_info(clcnn_model_info *info, int channels, const float *mean, const float *std,
+                     int count, const char *const *names) {
+    CHECK(clcnn_model_info_set_normalization(info, channels, mean, std) == CLCNN_OK);
+    CHECK(clcnn_model_info_set_class_names(info, count, names) == CLCNN_OK);
+}
+
+/* The same normalisation bit for bit and the same class names. */
+static int same_info(const clcnn_model_info *a, const clcnn_model_info *b) {
+    if (a->channels != b->channels || a->class_count != b->class_count)
+        return 0;
+    if (a->channels > 0 && (memcmp(a->mean, b->mean, sizeof(float) * (size_t)a->channels) != 0 ||
+                            memcmp(a->std, b->std, sizeof(float) * (size_t)a->channels) != 0))
+        return 0;
+    for (int i = 0; i < a->class_count; i++)
+        if (strcmp(a->class_names[i], b->class_names[i]) != 0)
+            return 0;
+    return 1;
+}
 
 typedef struct bytes {
     unsigned char *data;
@@ -194,6 +215,16 @@ static int same_config(const clcnn_train_config *a, const clcnn_train_config *b)
 
 /* ---- round trips ------------------------------------------------------------------------ */
 
+/* The format version of a saved file (its byte 8, little-endian). */
+static int saved_version(const char *path) {
+    bytes file = read_file(path);
+    int version = -1;
+    if (file.size > 12)
+        version = file.data[8] | file.data[9] << 8 | file.data[10] << 16 | file.data[11] << 24;
+    free(file.data);
+    return version;
+}
+
 static void test_parameters_round_trip(void) {
     clcnn_net *net = make_net(small_net_text, 11);
     if (!net)
@@ -209,7 +240,8 @@ static void test_parameters_round_trip(void) {
     if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, &trainer, &info))) {
         CHECK(same_nets(net, loaded));
         CHECK(trainer == NULL); /* the file has no training state */
-        CHECK(info.input_mean == 0.0f && info.input_std == 1.0f && info.class_count == 0);
+        CHECK(info.channels == 0 && info.mean == NULL && info.class_count == 0 &&
+              info.class_names == NULL);
         CHECK(loaded->device_parameters_stale == 1);
 
         /* The loaded network computes exactly what the original does. */
@@ -245,54 +277,79 @@ static void test_parameters_round_trip(void) {
 }
 
 static void test_info_round_trip(void) {
-    static const char *const names[10] = {
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal",      "Shirt",   "Sneaker",  "Bag",   "a name of exactly thirty-one ch"};
+    static const char *const names[3] = {"T-shirt/top", "a name of exactly thirty-one ch",
+                                         "Ankle boot"};
     clcnn_net *net = make_net(small_net_text, 12);
     if (!net)
         return;
-    clcnn_model_info info;
-    memset(&info, 0, sizeof(info));
-    info.input_mean = 0.2860f;
-    info.input_std = 0.3530f;
-    info.class_count = 10;
-    for (int i = 0; i < 10; i++)
-        snprintf(info.class_names[i], sizeof(info.class_names[i]), "%s", names[i]);
-    CHECK(strlen(info.class_names[9]) == 31);
+    clcnn_model_info info, back;
+    clcnn_model_info_init(&info);
+    const float mean = 0.2860f, std = 0.3530f;
+    set_info(&info, 1, &mean, &std, 3, names);
+    CHECK(strlen(info.class_names[1]) == 31);
     char path[1200];
     snprintf(path, sizeof(path), "%s", test_path("info.model"));
     CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    CHECK(saved_version(path) == 1);
     clcnn_net *loaded = NULL;
-    clcnn_model_info back;
     memset(&back, 0x55, sizeof(back));
     if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back))) {
-        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+        CHECK(same_info(&info, &back));
         CHECK(same_nets(net, loaded));
     }
+    clcnn_model_info_free(&back);
+    CHECK(back.channels == 0 && back.mean == NULL && back.class_names == NULL);
     clcnn_net_destroy(loaded);
 
     /* All 16 classes, empty names too. */
-    memset(&info, 0, sizeof(info));
-    info.input_mean = -1.5f;
-    info.input_std = 2.0f;
-    info.class_count = 16;
-    for (int i = 0; i < 16; i++)
-        snprintf(info.class_names[i], sizeof(info.class_names[i]), i % 3 ? "class %d" : "", i);
+    const char *sixteen[16];
+    char texts[16][16];
+    for (int i = 0; i < 16; i++) {
+        snprintf(texts[i], sizeof(texts[i]), i % 3 ? "class %d" : "", i);
+        sixteen[i] = texts[i];
+    }
+    const float mean2 = -1.5f, std2 = 2.0f;
+    set_info(&info, 1, &mean2, &std2, 16, sixteen);
     CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    CHECK(saved_version(path) == 1);
     loaded = NULL;
     if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
-        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+        CHECK(same_info(&info, &back));
+    clcnn_model_info_free(&back);
     clcnn_net_destroy(loaded);
 
-    /* Info the format cannot hold is refused before anything is written.
-     * (The limit was 16 classes before version 2's INFO; it is now
-     * CLCNN_MAX_CLASSES, so one past that is what the format cannot hold.) */
-    info.class_count = CLCNN_MAX_CLASSES + 1;
-    CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
-    info.class_count = 1;
-    memset(info.class_names[0], 'x', sizeof(info.class_names[0]));
-    CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    /* The info may also point at the caller's own arrays. */
+    float two_means[2] = {0.25f, 0.75f}, two_stds[2] = {0.5f, 0.125f};
+    char *own_names[3] = {"a", "b", "c"};
+    clcnn_model_info borrowed = {2, two_means, two_stds, 3, own_names};
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &borrowed, path));
+    CHECK(saved_version(path) == 2);
+    loaded = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
+        CHECK(same_info(&borrowed, &back));
+    clcnn_model_info_free(&back);
+    clcnn_net_destroy(loaded);
+
+    /* What no model can hold is refused before anything is written: a
+     * normalisation of another number of channels than the network's (2),
+     * a standard deviation that is not positive, a name with a line break. */
+    float three[3] = {1.0f, 1.0f, 1.0f}, zero = 0.0f, one = 1.0f;
+    clcnn_model_info bad = {3, three, three, 0, NULL};
+    CHECK(clcnn_model_save(net, NULL, &bad, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(strstr(clcnn_last_error(ctx), "3 channels but the network takes 2") != NULL);
+    bad = (clcnn_model_info){1, &one, &zero, 0, NULL};
+    CHECK(clcnn_model_save(net, NULL, &bad, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    char *broken[1] = {"two\nlines"};
+    bad = (clcnn_model_info){0, NULL, NULL, 1, broken};
+    CHECK(clcnn_model_save(net, NULL, &bad, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    bad = (clcnn_model_info){-1, NULL, NULL, 0, NULL};
+    CHECK(clcnn_model_save(net, NULL, &bad, path) == CLCNN_ERROR_INVALID_ARGUMENT);
     CHECK(count_temporary_files(test_dir()) == 0);
+    /* The setters refuse what they cannot copy. */
+    CHECK(clcnn_model_info_set_normalization(&info, -1, NULL, NULL) ==
+          CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(clcnn_model_info_set_class_names(&info, 2, NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
+    clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
 }
 
@@ -309,13 +366,10 @@ static void test_training_round_trip(void) {
     }
     fill_trainer_state(trainer);
     clcnn_model_info info;
-    memset(&info, 0, sizeof(info));
-    info.input_mean = 0.5f;
-    info.input_std = 0.25f;
-    info.class_count = 3;
-    snprintf(info.class_names[0], 32, "cat");
-    snprintf(info.class_names[1], 32, "dog");
-    snprintf(info.class_names[2], 32, "bird");
+    clcnn_model_info_init(&info);
+    static const char *const animals[3] = {"cat", "dog", "bird"};
+    const float mean = 0.5f, std = 0.25f;
+    set_info(&info, 1, &mean, &std, 3, animals);
     char path[1200];
     snprintf(path, sizeof(path), "%s", test_path("training.model"));
     CHECK_OK(ctx, clcnn_model_save(net, trainer, &info, path));
@@ -325,7 +379,7 @@ static void test_training_round_trip(void) {
     clcnn_model_info back;
     if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, &loaded_trainer, &back))) {
         CHECK(same_nets(net, loaded));
-        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+        CHECK(same_info(&info, &back));
         if (CHECK(loaded_trainer != NULL)) {
             const clcnn_trainer *t = loaded_trainer;
             CHECK(t->net == loaded);
@@ -347,6 +401,8 @@ static void test_training_round_trip(void) {
             CHECK(same_file_contents(path, again));
         }
     }
+    clcnn_model_info_free(&back);
+    clcnn_model_info_free(&info);
     clcnn_trainer_destroy(loaded_trainer);
     clcnn_net_destroy(loaded);
 
@@ -394,12 +450,12 @@ static void test_export_import(void) {
     snprintf(model, sizeof(model), "%s", test_path("exported.model"));
     snprintf(dir, sizeof(dir), "%s", test_path("exported"));
     snprintf(imported, sizeof(imported), "%s", test_path("imported.model"));
+    /* Per-channel normalisation and three names, one empty and one with spaces. */
     clcnn_model_info info;
-    memset(&info, 0, sizeof(info));
-    info.input_mean = 0.3f;
-    info.input_std = 0.7f;
-    info.class_count = 1;
-    snprintf(info.class_names[0], 32, "only");
+    clcnn_model_info_init(&info);
+    static const char *const names[3] = {"first class", "", "#third"};
+    const float means[2] = {0.3f, 0.1f / 3.0f}, stds[2] = {0.7f, 1.0f / 7.0f};
+    set_info(&info, 2, means, stds, 3, names);
     CHECK_OK(ctx, clcnn_model_save(net, trainer, &info, model));
 
     snprintf(command, sizeof(command), "'%s' export '%s' '%s'", clcnn_bin(), model, dir);
@@ -426,7 +482,9 @@ static void test_export_import(void) {
     if (CHECK_OK(ctx, clcnn_model_load(ctx, imported, &b, &b_trainer, &b_info))) {
         CHECK(same_nets(a, b));
         CHECK(b_trainer == NULL);
-        CHECK(b_info.input_mean == 0.0f && b_info.input_std == 1.0f && b_info.class_count == 0);
+        /* The metadata came back bit for bit, with no warning. */
+        CHECK(same_info(&info, &b_info));
+        CHECK(strstr(output, "warning") == NULL);
         int64_t batch = 4;
         int64_t in_size = clcnn_net_input_size(a), out_size = clcnn_net_output_size(a);
         float *input = malloc(sizeof(float) * (size_t)(batch * in_size));
@@ -442,8 +500,68 @@ static void test_export_import(void) {
         free(out_a);
         free(out_b);
     }
+    clcnn_model_info_free(&b_info);
     clcnn_net_destroy(a);
     clcnn_net_destroy(b);
+
+    /* --mean/--std/--classes replace the metadata. */
+    char classes[1200];
+    snprintf(classes, sizeof(classes), "%s", test_path("classes.txt"));
+    CHECK(write_file(classes, "cat\n\ndog\r\nbird\n", strlen("cat\n\ndog\r\nbird\n")) == 0);
+    snprintf(command, sizeof(command),
+             "'%s' import '%s' '%s' '%s' --mean 0.5 --std 0.25 --classes '%s'", clcnn_bin(),
+             net_file, dir, imported, classes);
+    status = run_command(command, output, sizeof(output));
+    if (!CHECK(status == 0))
+        fprintf(stderr, "%s\n%s\n", command, output);
+    b = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, imported, &b, NULL, &b_info))) {
+        CHECK(b_info.channels == 1 && b_info.mean[0] == 0.5f && b_info.std[0] == 0.25f);
+        CHECK(b_info.class_count == 3 && strcmp(b_info.class_names[0], "cat") == 0 &&
+              strcmp(b_info.class_names[1], "dog") == 0 &&
+              strcmp(b_info.class_names[2], "bird") == 0);
+    }
+    clcnn_model_info_free(&b_info);
+    clcnn_net_destroy(b);
+
+    /* Without metadata or options, a warning that the model takes raw pixels. */
+    char metadata[1400];
+    snprintf(metadata, sizeof(metadata), "%s/metadata.txt", dir);
+    CHECK(unlink(metadata) == 0);
+    snprintf(command, sizeof(command), "'%s' import '%s' '%s' '%s'", clcnn_bin(), net_file, dir,
+             imported);
+    status = run_command(command, output, sizeof(output));
+    CHECK(status == 0 && strstr(output, "warning: no normalisation") != NULL);
+    b = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, imported, &b, NULL, &b_info)))
+        CHECK(b_info.channels == 0 && b_info.class_count == 0);
+    clcnn_model_info_free(&b_info);
+    clcnn_net_destroy(b);
+
+    /* Bad metadata and options: the reason, a non-zero status, no model. */
+    static const struct {
+        const char *metadata, *options, *message;
+    } bad[] = {
+        {"mean 0.5\n", "", "1 means but 0 standard deviations"},
+        {"mean 0.5\nstd 0\n", "", "must be positive"},
+        {"weight 3\n", "", "metadata.txt:1: expected"},
+        {"mean 0.5,x\nstd 1\n", "", "expected numbers separated by commas"},
+        {"class a\n", "", "1 class names, but the network has 3 classes"},
+        {"", "--mean 0.1,0.2,0.3 --std 1,1,1", "3 channels but the network takes 2"},
+        {"", "--mean 0.1", "--mean and --std go together"},
+        {"", "--classes /no/such/file", "cannot open"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(write_file(metadata, bad[i].metadata, strlen(bad[i].metadata)) == 0);
+        unlink(imported);
+        snprintf(command, sizeof(command), "'%s' import '%s' '%s' '%s' %s", clcnn_bin(), net_file,
+                 dir, imported, bad[i].options);
+        status = run_command(command, output, sizeof(output));
+        if (!CHECK(status != 0 && strstr(output, bad[i].message) != NULL &&
+                   access(imported, F_OK) != 0))
+            fprintf(stderr, "%s\n%s\nexpected: %s\n", command, output, bad[i].message);
+    }
+    clcnn_model_info_free(&info);
 
     /* Failures: one line naming the problem, a non-zero status. */
     snprintf(command, sizeof(command), "'%s' export '%s/no-such.model' '%s'", clcnn_bin(),
@@ -478,6 +596,7 @@ static int load_fails(const char *path, const char *expected_message, int line) 
         fprintf(stderr, "line %d: expected a failure mentioning '%s', got %s: %s\n", line,
                 expected_message ? expected_message : path, clcnn_status_name(status), message);
     if (status == CLCNN_OK) {
+        clcnn_model_info_free(&info);
         clcnn_trainer_destroy(trainer);
         clcnn_net_destroy(net);
     }
@@ -685,9 +804,9 @@ static void test_damaged_files(void) {
     write_file(bad, "", 0);
     CHECK(load_fails(bad, "not a clcnn model", __LINE__));
     memcpy(copy, file.data, file.size);
-    put32(copy + 8, 3); /* version 2 is real since named tensors */
+    put32(copy + 8, 4); /* version 2 is real since named tensors, 3 since long class lists */
     write_file(bad, copy, file.size);
-    CHECK(load_fails(bad, "unsupported model format version 3", __LINE__));
+    CHECK(load_fails(bad, "unsupported model format version 4", __LINE__));
 
     /* A section longer than the file. */
     memcpy(copy, file.data, file.size);
@@ -935,14 +1054,6 @@ static void test_version_2(void) {
 
 /* ---- version 2's INFO and TRAN ------------------------------------------------------------ */
 
-/* The format version of a saved file (its byte 8). */
-static int saved_version(const char *path) {
-    bytes file = read_file(path);
-    int version = file.size > 12 ? (int)get32(file.data + 8) : -1;
-    free(file.data);
-    return version;
-}
-
 /* A model file of the given version from section payloads; no TRAN section
  * when training is NULL. */
 static void build_model(const char *path, uint32_t version, const section_view *network,
@@ -959,89 +1070,160 @@ static void build_model(const char *path, uint32_t version, const section_view *
     builder_finish(&b, path);
 }
 
-/* Per-channel normalisation and more than 16 classes need version 2 and
- * round-trip bit for bit; what fits version 1 is still written in it. */
-static void test_info_version_2(void) {
+/* Per-channel normalisation and more than 16 classes need version 2, more
+ * than 4 channels, 1000 classes or 31-byte names version 3; each round-trips
+ * bit for bit, and what fits an older version is still written in it. */
+static void test_info_versions(void) {
     clcnn_net *net = make_net(small_net_text, 15);
     if (!net)
         return;
-    static clcnn_model_info info, back;
+    clcnn_model_info info, back;
+    clcnn_model_info_init(&info);
+    clcnn_model_info_init(&back);
     char path[1200], again[1200];
     snprintf(path, sizeof(path), "%s", test_path("info-v2.model"));
     snprintf(again, sizeof(again), "%s", test_path("info-v2-again.model"));
+    enum { MANY = 1500 };
+    static char texts[MANY][80];
+    static const char *names[MANY];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(texts[i], sizeof(texts[i]), i == 99 ? "%031d" : "class-%d", i);
+        names[i] = texts[i];
+    }
 
     /* 16 classes and one normalisation: version 1. */
-    memset(&info, 0, sizeof(info));
-    info.input_mean = 0.25f;
-    info.input_std = 0.5f;
-    info.class_count = 16;
+    const float mean = 0.25f, std = 0.5f;
+    set_info(&info, 1, &mean, &std, 16, names);
     CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
     CHECK(saved_version(path) == 1);
 
-    /* CIFAR-100-like: 100 classes, 3 channels of their own. */
-    memset(&info, 0, sizeof(info));
-    info.input_mean = 0.47f;
-    info.input_std = 0.25f;
-    info.class_count = 100;
-    for (int i = 0; i < 100; i++)
-        snprintf(info.class_names[i], sizeof(info.class_names[i]), i == 99 ? "%031d" : "class-%d",
-                 i);
-    info.channels = 3;
-    const float means[3] = {0.5071f, 0.4865f, 0.4409f}, stds[3] = {0.2673f, 0.2564f, 0.2762f};
-    memcpy(info.channel_mean, means, sizeof(means));
-    memcpy(info.channel_std, stds, sizeof(stds));
+    /* 100 classes of up to 31 bytes and a mean per channel: version 2. */
+    const float means[2] = {0.5071f, 0.4865f}, stds[2] = {0.2673f, 0.2564f};
+    set_info(&info, 2, means, stds, 100, names);
     CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
     CHECK(saved_version(path) == 2);
     clcnn_net *loaded = NULL;
-    memset(&back, 0x55, sizeof(back));
     if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back))) {
-        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
+        CHECK(same_info(&info, &back));
         CHECK(same_nets(net, loaded));
         CHECK_OK(ctx, clcnn_model_save(loaded, NULL, &back, again));
         CHECK(same_file_contents(path, again));
     }
+    clcnn_model_info_free(&back);
     clcnn_net_destroy(loaded);
-    /* Each channel's figures; past the model's channels, the scalars. */
-    float mean[4], std[4];
-    clcnn_model_info_normalization(&info, 3, mean, std);
-    CHECK(memcmp(mean, means, sizeof(means)) == 0 && memcmp(std, stds, sizeof(stds)) == 0);
-    info.channels = 2;
-    clcnn_model_info_normalization(&info, 4, mean, std);
-    CHECK(mean[1] == means[1] && mean[2] == 0.47f && std[3] == 0.25f);
-    info.channels = 0;
-    clcnn_model_info_normalization(&info, 3, mean, std);
-    CHECK(mean[0] == 0.47f && mean[2] == 0.47f && std[1] == 0.25f);
+    /* Each channel's figures, one for every channel, or none. */
+    float m[3], d[3];
+    clcnn_model_info_normalization(&info, 2, m, d);
+    CHECK(memcmp(m, means, sizeof(means)) == 0 && memcmp(d, stds, sizeof(stds)) == 0);
+    float images[2 * 2 * 3] = {0};
+    for (int i = 0; i < 12; i++)
+        images[i] = (float)i / 12.0f;
+    float expected[12];
+    for (int i = 0; i < 12; i++)
+        expected[i] = (images[i] - means[i / 3 % 2]) / stds[i / 3 % 2];
+    clcnn_model_info_normalize(&info, images, 2, 2, 3);
+    CHECK(memcmp(images, expected, sizeof(expected)) == 0);
+    set_info(&info, 1, &mean, &std, 0, NULL);
+    clcnn_model_info_normalization(&info, 3, m, d);
+    CHECK(m[0] == 0.25f && m[2] == 0.25f && d[1] == 0.5f);
+    set_info(&info, 0, NULL, NULL, 0, NULL);
+    clcnn_model_info_normalization(&info, 2, m, d);
+    CHECK(m[0] == 0.0f && m[1] == 0.0f && d[0] == 1.0f && d[1] == 1.0f);
+    clcnn_model_info_normalize(&info, images, 2, 2, 3); /* none: unchanged */
+    CHECK(memcmp(images, expected, sizeof(expected)) == 0);
 
-    /* 17 classes alone, and one channel alone, need version 2 too. Values
-     * past the channels are not kept. */
-    memset(info.channel_mean, 0, sizeof(info.channel_mean));
-    memset(info.channel_std, 0, sizeof(info.channel_std));
-    info.class_count = 17;
-    memset(info.class_names[17], 0, sizeof(info.class_names[0]) * (CLCNN_MAX_CLASSES - 17));
+    /* 17 classes alone need version 2 too. */
+    set_info(&info, 1, &mean, &std, 17, names);
     CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
     CHECK(saved_version(path) == 2);
     loaded = NULL;
     if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
-        CHECK(memcmp(&info, &back, sizeof(info)) == 0);
-    clcnn_net_destroy(loaded);
-    info.class_count = 3;
-    memset(info.class_names[3], 0, sizeof(info.class_names[0]) * (CLCNN_MAX_CLASSES - 3));
-    info.channels = 1;
-    info.channel_mean[0] = 0.125f;
-    info.channel_std[0] = 0.75f;
-    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
-    CHECK(saved_version(path) == 2);
-    loaded = NULL;
-    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
-        CHECK(memcmp(&info, &back, sizeof(info)) == 0 && back.channels == 1);
+        CHECK(same_info(&info, &back));
+    clcnn_model_info_free(&back);
     clcnn_net_destroy(loaded);
 
-    /* Channels the format cannot hold. */
-    info.channels = CLCNN_MAX_CHANNELS + 1;
-    CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
-    info.channels = -1;
-    CHECK(clcnn_model_save(net, NULL, &info, path) == CLCNN_ERROR_INVALID_ARGUMENT);
+    /* More than 1000 classes, or a name longer than 31 bytes: version 3. */
+    for (int count = 1001; count <= MANY; count += MANY - 1001) {
+        set_info(&info, 2, means, stds, count, names);
+        CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+        CHECK(saved_version(path) == 3);
+        loaded = NULL;
+        if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back))) {
+            CHECK(same_info(&info, &back));
+            CHECK(same_nets(net, loaded));
+            CHECK_OK(ctx, clcnn_model_save(loaded, NULL, &back, again));
+            CHECK(same_file_contents(path, again));
+        }
+        clcnn_model_info_free(&back);
+        clcnn_net_destroy(loaded);
+    }
+    static char long_name[5000];
+    memset(long_name, 'n', sizeof(long_name) - 1);
+    const char *one_long[2] = {"", long_name};
+    set_info(&info, 0, NULL, NULL, 2, one_long);
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, path));
+    CHECK(saved_version(path) == 3);
+    loaded = NULL;
+    if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
+        CHECK(same_info(&info, &back) && strlen(back.class_names[1]) == sizeof(long_name) - 1);
+    clcnn_model_info_free(&back);
+    clcnn_net_destroy(loaded);
     clcnn_net_destroy(net);
+
+    /* Five channels of their own: version 3. */
+    clcnn_net *wide = make_net("input channels=5 height=2 width=2\nflatten\ndense units=2\n", 3);
+    const float five_means[5] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f};
+    const float five_stds[5] = {1.5f, 2.5f, 3.5f, 4.5f, 5.5f};
+    set_info(&info, 5, five_means, five_stds, 2, names);
+    if (wide && CHECK_OK(ctx, clcnn_model_save(wide, NULL, &info, path))) {
+        CHECK(saved_version(path) == 3);
+        loaded = NULL;
+        if (CHECK_OK(ctx, clcnn_model_load(ctx, path, &loaded, NULL, &back)))
+            CHECK(same_info(&info, &back));
+        clcnn_model_info_free(&back);
+        clcnn_net_destroy(loaded);
+        /* Damaged version 3 INFO: counts past the section's end, a cut name. */
+        bytes file = read_file(path);
+        section_view network, parameters, info_section;
+        if (CHECK(find_section(&file, "NETW", &network) &&
+                  find_section(&file, "PARA", &parameters) &&
+                  find_section(&file, "INFO", &info_section))) {
+            char built[1200];
+            snprintf(built, sizeof(built), "%s", test_path("info-v3-built.model"));
+            unsigned char payload[256];
+            const size_t n = info_section.length;
+            if (CHECK(n < sizeof(payload))) {
+                memcpy(payload, info_section.payload, n);
+                build_model(built, 3, &network, payload, n, parameters.payload, parameters.length,
+                            NULL, 0);
+                loaded = NULL;
+                if (CHECK_OK(ctx, clcnn_model_load(ctx, built, &loaded, NULL, &back)))
+                    CHECK(same_info(&info, &back));
+                clcnn_model_info_free(&back);
+                clcnn_net_destroy(loaded);
+                put32(payload, 1000000);
+                build_model(built, 3, &network, payload, n, parameters.payload, parameters.length,
+                            NULL, 0);
+                CHECK(load_fails(built, "the channel count 1000000 does not fit", __LINE__));
+                memcpy(payload, info_section.payload, n);
+                put32(payload + 4 + 40, 4000000000u);
+                build_model(built, 3, &network, payload, n, parameters.payload, parameters.length,
+                            NULL, 0);
+                CHECK(load_fails(built, "the class count 4000000000 does not fit", __LINE__));
+                memcpy(payload, info_section.payload, n);
+                build_model(built, 3, &network, payload, n - 1, parameters.payload,
+                            parameters.length, NULL, 0);
+                CHECK(load_fails(built, "the info section ends inside a class name", __LINE__));
+                payload[n - 1] = '\n';
+                build_model(built, 3, &network, payload, n, parameters.payload, parameters.length,
+                            NULL, 0);
+                CHECK(load_fails(built, "a class name contains a line break", __LINE__));
+            }
+        }
+        free(file.data);
+    }
+    clcnn_net_destroy(wide);
+    clcnn_model_info_free(&info);
 
     /* Hand-built version 2 files around a valid network and parameters. */
     clcnn_net *tiny = make_net(tiny_net_text, 6);
@@ -1080,10 +1262,11 @@ static void test_info_version_2(void) {
     used = 32;
     build_model(built, 2, &network, payload, used, 2 == 1 ? parameters.payload : tensors,
                 2 == 1 ? parameters.length : tensors_used, NULL, 0);
+    /* The network takes one channel: the first of the file's two. */
     clcnn_net *got = NULL;
-    memset(&back, 0, sizeof(back));
     if (CHECK_OK(ctx, clcnn_model_load(ctx, built, &got, NULL, &back)))
-        CHECK(back.channels == 2 && back.channel_mean[1] == 0.5f && back.channel_std[1] == 2.0f);
+        CHECK(back.channels == 1 && back.mean[0] == 0.5f && back.std[0] == 2.0f);
+    clcnn_model_info_free(&back);
     clcnn_net_destroy(got);
     /* The same bytes in version 1, which has no channels. */
     build_model(built, 1, &network, payload, used, 1 == 1 ? parameters.payload : tensors,
@@ -1103,7 +1286,7 @@ static void test_info_version_2(void) {
                 2 == 1 ? parameters.length : tensors_used, NULL, 0);
     CHECK(load_fails(built, "4 unexpected bytes at the end of the info section", __LINE__));
     /* More classes than even version 2 holds. */
-    put32(payload + 8, CLCNN_MAX_CLASSES + 1);
+    put32(payload + 8, 1001);
     build_model(built, 2, &network, payload, 12, 2 == 1 ? parameters.payload : tensors,
                 2 == 1 ? parameters.length : tensors_used, NULL, 0);
     CHECK(
@@ -1254,6 +1437,52 @@ static void test_atomic_save(void) {
     clcnn_net_destroy(second);
 }
 
+/* clcnn_net_load tells a model file from a network file by its contents. */
+static void test_net_load(void) {
+    clcnn_net *net = make_net(small_net_text, 21);
+    if (!net)
+        return;
+    char model[1200], text[1200], other[1200];
+    snprintf(model, sizeof(model), "%s", test_path("any.model"));
+    snprintf(text, sizeof(text), "%s", test_path("any.net"));
+    snprintf(other, sizeof(other), "%s", test_path("not-a-network.txt"));
+    clcnn_model_info info, back;
+    clcnn_model_info_init(&info);
+    static const char *const names[3] = {"x", "y", "z"};
+    const float mean = 0.125f, std = 4.0f;
+    set_info(&info, 1, &mean, &std, 3, names);
+    CHECK_OK(ctx, clcnn_model_save(net, NULL, &info, model));
+    CHECK(write_file(text, small_net_text, strlen(small_net_text)) == 0);
+    CHECK(write_file(other, "CLCNNMD", 7) == 0); /* shorter than the magic */
+
+    clcnn_net *loaded = NULL;
+    int has_parameters = -1;
+    if (CHECK_OK(ctx, clcnn_net_load(ctx, model, &loaded, &back, &has_parameters))) {
+        CHECK(has_parameters == 1 && same_nets(net, loaded) && same_info(&info, &back));
+        clcnn_model_info_free(&back);
+    }
+    clcnn_net_destroy(loaded);
+    loaded = NULL;
+    memset(&back, 0x55, sizeof(back));
+    if (CHECK_OK(ctx, clcnn_net_load(ctx, text, &loaded, &back, &has_parameters))) {
+        CHECK(has_parameters == 0 && back.channels == 0 && back.class_count == 0);
+        CHECK(strcmp(clcnn_net_text(loaded), small_net_text) == 0);
+    }
+    clcnn_net_destroy(loaded);
+    loaded = NULL;
+    CHECK_OK(ctx, clcnn_net_load(ctx, model, &loaded, NULL, NULL));
+    clcnn_net_destroy(loaded);
+
+    loaded = (clcnn_net *)1;
+    CHECK(clcnn_net_load(ctx, other, &loaded, NULL, &has_parameters) == CLCNN_ERROR_PARSE);
+    CHECK(loaded == NULL && has_parameters == 0);
+    CHECK(clcnn_net_load(ctx, test_path("missing.model"), &loaded, NULL, NULL) == CLCNN_ERROR_IO);
+    CHECK(strstr(clcnn_last_error(ctx), "missing.model") != NULL);
+    CHECK(clcnn_net_load(ctx, NULL, &loaded, NULL, NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
+    clcnn_model_info_free(&info);
+    clcnn_net_destroy(net);
+}
+
 int main(void) {
     ctx = clcnn_context_create();
     if (!CHECK(ctx != NULL))
@@ -1265,7 +1494,8 @@ int main(void) {
         test_export_import();
         test_damaged_files();
         test_version_2();
-        test_info_version_2();
+        test_info_versions();
+        test_net_load();
         test_training_augmentation();
         test_atomic_save();
     }

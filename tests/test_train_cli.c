@@ -978,7 +978,8 @@ static float *model_probabilities(const char *model, const unsigned char *pixels
     float *probabilities = malloc(sizeof(float) * (size_t)count * CLASSES);
     if (images && probabilities) {
         for (int i = 0; i < count * IMAGE_SIZE; i++)
-            images[i] = (pixels[i] / 255.0f - info->input_mean) / info->input_std;
+            images[i] = pixels[i] / 255.0f;
+        clcnn_model_info_normalize(info, images, count, 1, IMAGE_SIZE);
         if (!CHECK_OK(api, clcnn_net_forward(net, images, count, probabilities, NULL, NULL))) {
             free(probabilities);
             probabilities = NULL;
@@ -1046,6 +1047,7 @@ static void check_predict(void) {
     if (!probabilities)
         return;
     CHECK(info.class_count == (have_fashion ? CLASSES : 0));
+    CHECK(info.channels == 1);
     char npy[PATH_SIZE], pgm[PATH_SIZE], png[PATH_SIZE], arguments[8192];
     path_in(npy, "four.npy");
     path_in(pgm, "second.pgm");
@@ -1099,6 +1101,7 @@ static void check_predict(void) {
         }
     }
     free(probabilities);
+    clcnn_model_info_free(&info);
 
     /* Errors: wrong sizes, files that are not images, no images. */
     unsigned char small[20 * 20] = {0};
@@ -1150,10 +1153,12 @@ static const char *const parameter_files[] = {"conv1.weight.npy", "conv1.bias.np
                                               "dense1.weight.npy", "dense1.bias.npy"};
 static const int64_t parameter_counts[] = {4 * 1 * 5 * 5, 4, 10 * 144, 10};
 
-/* export writes network.net and the model's parameters; import of those
- * gives a model whose export is the same files; and the imported model (mean
- * 0, std 1) on images normalised by hand predicts what the original model
- * (which normalises with its own mean and std) predicts on the raw images. */
+/* export writes network.net, the model's parameters and its metadata;
+ * import of those gives a model with the same normalisation, whose export is
+ * the same files and whose eval and predict print exactly what the
+ * original's do. Imported with --mean 0 --std 1 instead, the model on images
+ * normalised by hand predicts what the original model (which normalises with
+ * its own mean and std) predicts on the raw images. */
 static void check_export_import(char *imported) {
     char dir[PATH_SIZE], again[PATH_SIZE], arguments[8192], path[PATH_SIZE + 64],
         other[PATH_SIZE + 64];
@@ -1202,25 +1207,52 @@ static void check_export_import(char *imported) {
         return;
     snprintf(arguments, sizeof(arguments), "export '%s' '%s'", imported, again);
     if (run_ok(arguments)->status == 0)
-        for (int i = 0; i < 5; i++) {
-            const char *name = i < 4 ? parameter_files[i] : "network.net";
+        for (int i = 0; i < 6; i++) {
+            const char *name = i < 4 ? parameter_files[i] : i == 4 ? "network.net" : "metadata.txt";
             snprintf(path, sizeof(path), "%s/%s", dir, name);
             snprintf(other, sizeof(other), "%s/%s", again, name);
             if (!CHECK(same_file(path, other)))
                 fprintf(stderr, "%s differs after export, import and export\n", name);
         }
 
-    /* The imported model normalises with mean 0 and std 1, so eval on the
-     * same data would not match (it sees unnormalised pixels). What must
-     * match: predict of the original model on raw images [0, 1] and predict
-     * of the imported one on (x - mean) / std computed here in float32 as
-     * predict computes it -- the same network inputs, the same outputs. */
+    /* The imported model normalises as the original and names its classes
+     * alike: eval prints the same loss, accuracy and confusion matrix. */
     clcnn_model_info imported_info;
     clcnn_net *imported_net = NULL;
     if (CHECK_OK(api, clcnn_model_load(api, imported, &imported_net, NULL, &imported_info))) {
-        CHECK(imported_info.input_mean == 0.0f && imported_info.input_std == 1.0f);
-        CHECK(info.input_std != 1.0f); /* else this check would prove nothing */
+        CHECK(imported_info.channels == 1 && info.channels == 1 &&
+              imported_info.mean[0] == info.mean[0] && imported_info.std[0] == info.std[0]);
+        CHECK(info.std[0] != 1.0f); /* else these checks would prove nothing */
+        CHECK(imported_info.class_count == info.class_count);
     }
+    clcnn_model_info_free(&imported_info);
+    clcnn_net_destroy(imported_net);
+    static char original_eval[OUTPUT_LIMIT];
+    snprintf(arguments, sizeof(arguments), "--device reference eval '%s' --data '%s'", tiny_model,
+             tiny_dir);
+    run_result *r = run_ok(arguments);
+    memcpy(original_eval, r->status == 0 ? r->out : "", r->status == 0 ? sizeof(r->out) : 1);
+    snprintf(arguments, sizeof(arguments), "--device reference eval '%s' --data '%s'", imported,
+             tiny_dir);
+    r = run_ok(arguments);
+    const char *imported_eval = r->status == 0 ? r->out : "";
+    const char *a = strstr(original_eval, " test images on "),
+               *b = strstr(imported_eval, " test images on ");
+    if (!CHECK(a && b && strcmp(a, b) == 0))
+        fprintf(stderr, "eval of the original:\n%s\neval of the imported:\n%s\n", original_eval,
+                imported_eval);
+
+    /* Imported with --mean 0 --std 1: a model of raw pixels. */
+    char raw_model[PATH_SIZE];
+    path_in(raw_model, "imported-raw.model");
+    snprintf(arguments, sizeof(arguments), "import '%s/network.net' '%s' '%s' --mean 0 --std 1",
+             dir, dir, raw_model);
+    if (run_ok(arguments)->status != 0)
+        return;
+    imported_net = NULL;
+    if (CHECK_OK(api, clcnn_model_load(api, raw_model, &imported_net, NULL, &imported_info)))
+        CHECK(imported_info.channels == 0);
+    clcnn_model_info_free(&imported_info);
     clcnn_net_destroy(imported_net);
     float *normalised = malloc(sizeof(float) * 4 * IMAGE_SIZE);
     char raw_npy[PATH_SIZE], normalised_npy[PATH_SIZE];
@@ -1231,7 +1263,8 @@ static void check_export_import(char *imported) {
         return;
     }
     for (int i = 0; i < 4 * IMAGE_SIZE; i++)
-        normalised[i] = (tiny_test_pixels[i] / 255.0f - info.input_mean) / info.input_std;
+        normalised[i] = (tiny_test_pixels[i] / 255.0f - info.mean[0]) / info.std[0];
+    clcnn_model_info_free(&info);
     clcnn_array array = {0};
     array.dtype = CLCNN_FLOAT32;
     array.ndim = 4;
@@ -1245,9 +1278,9 @@ static void check_export_import(char *imported) {
     static char original_out[OUTPUT_LIMIT], imported_out[OUTPUT_LIMIT];
     snprintf(arguments, sizeof(arguments), "--device reference predict '%s' '%s'", tiny_model,
              raw_npy);
-    run_result *r = run_ok(arguments);
+    r = run_ok(arguments);
     memcpy(original_out, r->status == 0 ? r->out : "", r->status == 0 ? sizeof(r->out) : 1);
-    snprintf(arguments, sizeof(arguments), "--device reference predict '%s' '%s'", imported,
+    snprintf(arguments, sizeof(arguments), "--device reference predict '%s' '%s'", raw_model,
              normalised_npy);
     r = run_ok(arguments);
     memcpy(imported_out, r->status == 0 ? r->out : "", r->status == 0 ? sizeof(r->out) : 1);
@@ -1511,8 +1544,8 @@ static void train_eval_color(const char *net, const char *dir, int64_t train_cou
         CHECK_OK(api, clcnn_dataset_load(api, dir, CLCNN_SPLIT_TRAIN, &train))) {
         float mean[3], std[3];
         clcnn_dataset_channel_statistics(&train, mean, std);
-        CHECK(info.channels == 3 && memcmp(info.channel_mean, mean, sizeof(mean)) == 0 &&
-              memcmp(info.channel_std, std, sizeof(std)) == 0);
+        CHECK(info.channels == 3 && memcmp(info.mean, mean, sizeof(mean)) == 0 &&
+              memcmp(info.std, std, sizeof(std)) == 0);
         CHECK(mean[0] != mean[1] || mean[1] != mean[2]);
         CHECK(info.class_count == classes);
         for (int i = 0; i < classes && i < info.class_count; i++)
@@ -1521,6 +1554,7 @@ static void train_eval_color(const char *net, const char *dir, int64_t train_cou
                         names[i]);
     }
     clcnn_dataset_free(&train);
+    clcnn_model_info_free(&info);
     clcnn_net_destroy(loaded);
     size_t size = 0;
     unsigned char *bytes = read_bytes(model, &size);

@@ -237,11 +237,12 @@ static clcnn_status sum_hook(void *user, float *gradients, int64_t count,
     return CLCNN_OK;
 }
 
-static void count_progress(void *user, const clcnn_progress *progress) {
+static int count_progress(void *user, const clcnn_progress *progress) {
     rank_state *r = user;
     (void)progress;
     r->progress_calls++;
     r->bad += r->progress_calls != r->hook_calls; /* one hook call per step */
+    return 0;
 }
 
 static void *rank_thread(void *arg) {

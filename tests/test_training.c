@@ -134,8 +134,7 @@ static int train_to(clcnn_device_kind kind, const char *net_text, const clcnn_da
     clcnn_net *net = NULL;
     clcnn_trainer *trainer = NULL;
     clcnn_model_info info;
-    memset(&info, 0, sizeof(info));
-    info.input_std = 1.0f;
+    clcnn_model_info_init(&info);
     int ok;
     if (resume_from) {
         ok = CHECK_OK(ctx, clcnn_model_load(ctx, resume_from, &net, &trainer, &info)) &&
@@ -156,6 +155,7 @@ static int train_to(clcnn_device_kind kind, const char *net_text, const clcnn_da
     while (ok && clcnn_trainer_epochs_done(trainer) < epochs)
         ok = CHECK_OK(ctx, clcnn_trainer_epoch(trainer, data, NULL, NULL, NULL, NULL)) &&
              CHECK_OK(ctx, clcnn_model_save(net, trainer, &info, path));
+    clcnn_model_info_free(&info);
     clcnn_trainer_destroy(trainer);
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);

@@ -89,6 +89,7 @@ typedef struct bench_state {
     char command_line[2048];
     char cpu_name[256];
     double load_start[3], load_end[3];
+    double peak_gflops; /* the OpenCL device's (clcnn_device_peak), 0 if unmeasured */
 } bench_state;
 
 static int compare_doubles(const void *a, const void *b) {
@@ -335,7 +336,8 @@ static clcnn_status time_kernels(clcnn_context *ctx, const op_call *call, int ca
 /* ---- operations --------------------------------------------------------------------------------
  */
 
-typedef enum op_kind { OP_CONV, OP_GEMM, OP_MAXPOOL } op_kind;
+/* Pooling and batchnorm move memory (GB/s); conv and GEMM compute (GFLOP/s). */
+typedef enum op_kind { OP_CONV, OP_GEMM, OP_MAXPOOL, OP_BATCHNORM } op_kind;
 
 typedef struct op_shape {
     const char *id;
@@ -344,19 +346,31 @@ typedef struct op_shape {
     int batch;
     int channels, height, width; /* of one input image; GEMM: channels = K */
     int filters, size, pad;      /* conv: K, R = S, padding; GEMM: filters = N */
+    int groups;                  /* conv: 1 for an ordinary one */
 } op_shape;
 
+static int moves_memory(const op_shape *shape) {
+    return shape->kind == OP_MAXPOOL || shape->kind == OP_BATCHNORM;
+}
+
 static const op_shape op_shapes[] = {
-    {"lenet_conv1", "LeNet-5 conv1: 1→6, 5×5, pad 2, 28×28", OP_CONV, 64, 1, 28, 28, 6, 5, 2},
-    {"lenet_conv2", "LeNet-5 conv2: 6→16, 5×5, 14×14", OP_CONV, 64, 6, 14, 14, 16, 5, 0},
-    {"conv3x3_c64", "conv 3×3: 64→64, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64, 3, 1},
-    {"conv3x3_c128", "conv 3×3: 128→128, pad 1, 28×28", OP_CONV, 32, 128, 28, 28, 128, 3, 1},
-    {"conv3x3_c256", "conv 3×3: 256→256, pad 1, 14×14", OP_CONV, 32, 256, 14, 14, 256, 3, 1},
-    {"conv1x1_c64_k256", "conv 1×1: 64→256, 56×56", OP_CONV, 32, 64, 56, 56, 256, 1, 0},
-    {"conv1x1_c256_k64", "conv 1×1: 256→64, 56×56", OP_CONV, 32, 256, 56, 56, 64, 1, 0},
-    {"gemm_2048", "GEMM 2048³ (dense 2048→2048, batch 2048)", OP_GEMM, 2048, 2048, 1, 1, 2048, 0,
-     0},
-    {"maxpool_c64", "max pooling 2×2: 64 channels, 56×56", OP_MAXPOOL, 32, 64, 56, 56, 0, 2, 0},
+    {"lenet_conv1", "LeNet-5 conv1: 1→6, 5×5, pad 2, 28×28", OP_CONV, 64, 1, 28, 28, 6, 5, 2, 1},
+    {"lenet_conv2", "LeNet-5 conv2: 6→16, 5×5, 14×14", OP_CONV, 64, 6, 14, 14, 16, 5, 0, 1},
+    {"conv3x3_c64", "conv 3×3: 64→64, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64, 3, 1, 1},
+    {"conv3x3_c128", "conv 3×3: 128→128, pad 1, 28×28", OP_CONV, 32, 128, 28, 28, 128, 3, 1, 1},
+    {"conv3x3_c256", "conv 3×3: 256→256, pad 1, 14×14", OP_CONV, 32, 256, 14, 14, 256, 3, 1, 1},
+    {"conv1x1_c64_k256", "conv 1×1: 64→256, 56×56", OP_CONV, 32, 64, 56, 56, 256, 1, 0, 1},
+    {"conv1x1_c256_k64", "conv 1×1: 256→64, 56×56", OP_CONV, 32, 256, 56, 56, 64, 1, 0, 1},
+    {"gemm_2048", "GEMM 2048³ (dense 2048→2048, batch 2048)", OP_GEMM, 2048, 2048, 1, 1, 2048, 0, 0,
+     1},
+    {"maxpool_c64", "max pooling 2×2: 64 channels, 56×56", OP_MAXPOOL, 32, 64, 56, 56, 0, 2, 0, 1},
+    /* the residual network's (examples/resnet.net) stage 1 and 3 convolutions at batch 128 */
+    {"resnet_conv_c16", "conv 3×3: 16→16, pad 1, 28×28", OP_CONV, 128, 16, 28, 28, 16, 3, 1, 1},
+    {"resnet_conv_c64", "conv 3×3: 64→64, pad 1, 7×7", OP_CONV, 128, 64, 7, 7, 64, 3, 1, 1},
+    {"depthwise_c64", "depthwise conv 3×3: 64 channels, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64,
+     3, 1, 64},
+    /* forward in eval mode; backward: the train-mode forward and backward */
+    {"batchnorm_c64", "batchnorm: 64 channels, 56×56", OP_BATCHNORM, 32, 64, 56, 56, 0, 0, 0, 1},
 };
 
 static void op_network_text(const op_shape *shape, char *text, size_t size) {
@@ -365,8 +379,10 @@ static void op_network_text(const op_shape *shape, char *text, size_t size) {
     if (used < 0 || (size_t)used >= size)
         return;
     if (shape->kind == OP_CONV)
-        snprintf(text + used, size - (size_t)used, "conv filters=%d size=%d pad=%d\n",
-                 shape->filters, shape->size, shape->pad);
+        snprintf(text + used, size - (size_t)used, "conv filters=%d size=%d pad=%d groups=%d\n",
+                 shape->filters, shape->size, shape->pad, shape->groups);
+    else if (shape->kind == OP_BATCHNORM)
+        snprintf(text + used, size - (size_t)used, "batchnorm\n");
     else if (shape->kind == OP_GEMM)
         snprintf(text + used, size - (size_t)used, "flatten\ndense units=%d\n", shape->filters);
     else
@@ -377,7 +393,7 @@ static int option_selects(const bench_options *o, const char *id) {
     return !o->filter || strstr(id, o->filter) != NULL;
 }
 
-/* Work of one forward call: GFLOP for conv and GEMM, GB moved for pooling. */
+/* Work of one forward call: GFLOP for conv and GEMM, GB moved for pooling and batchnorm. */
 static double forward_work(const op_shape *shape, clcnn_net *net, int64_t batch) {
     int last = clcnn_net_layer_count(net) - 1;
     clcnn_layer_info info;
@@ -388,15 +404,15 @@ static double forward_work(const op_shape *shape, clcnn_net *net, int64_t batch)
                1e-9;
     if (shape->kind == OP_GEMM) /* 2 M N K */
         return 2.0 * (double)batch * (double)info.weight_count * 1e-9;
-    /* pooling reads the input and writes the output */
+    /* pooling and batchnorm read the input and write the output */
     return 4.0 * (double)batch * (double)(clcnn_net_input_size(net) + clcnn_net_output_size(net)) *
            1e-9;
 }
 
 /* Work of the backward part (data and weights): twice the forward's FLOPs;
- * pooling reads the input and the output gradient and writes the input gradient. */
+ * pooling and batchnorm read the input and the output gradient and write the input gradient. */
 static double backward_work(const op_shape *shape, clcnn_net *net, int64_t batch) {
-    if (shape->kind == OP_MAXPOOL)
+    if (moves_memory(shape))
         return 4.0 * (double)batch *
                (double)(2 * clcnn_net_input_size(net) + clcnn_net_output_size(net)) * 1e-9;
     return 2.0 * forward_work(shape, net, batch);
@@ -439,7 +455,7 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
         }
     }
     measurement *m = add_measurement(s, id_with(id, sizeof(id), shape->id, "forward"), "opencl",
-                                     "kernel", shape->kind == OP_MAXPOOL ? "GB/s" : "GFLOP/s",
+                                     "kernel", moves_memory(shape) ? "GB/s" : "GFLOP/s",
                                      work_forward, batch, calls_forward, forward_seconds, runs);
     if (m)
         snprintf(m->kernels, sizeof(m->kernels), "%s", forward_names);
@@ -478,7 +494,7 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
         }
         total_seconds[r] = data_seconds[r] + weights_seconds[r];
     }
-    const char *unit = shape->kind == OP_MAXPOOL ? "GB/s" : "GFLOP/s";
+    const char *unit = moves_memory(shape) ? "GB/s" : "GFLOP/s";
     if (batch > FORWARD_CHUNK_IMAGES) {
         /* The forward call ran in chunks; the backward call's forward part is
          * the whole batch in one launch. */
@@ -545,7 +561,7 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     const op_call backward = {net, input, targets, output, batch, 1};
     const double work_forward = forward_work(shape, net, batch);
     const double work_backward = backward_work(shape, net, batch);
-    const char *unit = shape->kind == OP_MAXPOOL ? "GB/s" : "GFLOP/s";
+    const char *unit = moves_memory(shape) ? "GB/s" : "GFLOP/s";
 
     double forward_call = warm_up(&forward, is_opencl);
     double backward_call = forward_call < 0.0 ? -1.0 : warm_up(&backward, is_opencl);
@@ -667,7 +683,7 @@ static int bench_ops(bench_state *s) {
                 return cli_fail_context(s->reference);
             double work = forward_work(shape, probe, shape->batch);
             clcnn_net_destroy(probe);
-            if (shape->kind != OP_MAXPOOL && work > quick_heavy_gflop)
+            if (!moves_memory(shape) && work > quick_heavy_gflop)
                 reference_batch = QUICK_REFERENCE_BATCH;
         }
         if (s->opencl && bench_op_on_device(s, shape, s->opencl, "opencl", shape->batch) != 0)
@@ -692,6 +708,7 @@ typedef struct network_spec {
 static const network_spec networks[] = {
     {"lenet5", "lenet5.net", "LeNet-5 (examples/lenet5.net)"},
     {"twoconv", "twoconv.net", "two-conv (examples/twoconv.net)"},
+    {"resnet", "resnet.net", "residual network (examples/resnet.net)"},
 };
 
 /* Total kernel seconds of a profile report. */
@@ -962,10 +979,15 @@ static void format_value(double value, char *buf, size_t size) {
 }
 
 static void print_row(const bench_state *s, const table_row *r) {
+    const measurement *wall_measurement = find_measurement(s, r->id, "opencl", "wall");
     double kernel = median_value(find_measurement(s, r->id, "opencl", "kernel"));
-    double wall = median_value(find_measurement(s, r->id, "opencl", "wall"));
+    double wall = median_value(wall_measurement);
     double reference = median_value(find_measurement(s, r->id, "reference", "wall"));
-    char kernel_text[32], wall_text[32], reference_text[32], ratio_text[32];
+    char kernel_text[32], wall_text[32], reference_text[32], ratio_text[32], peak_text[32];
+    if (wall > 0.0 && s->peak_gflops > 0.0 && strcmp(wall_measurement->unit, "GFLOP/s") == 0)
+        snprintf(peak_text, sizeof(peak_text), "%.0f%%", 100.0 * wall / s->peak_gflops);
+    else
+        snprintf(peak_text, sizeof(peak_text), "–");
     format_value(kernel, kernel_text, sizeof(kernel_text));
     format_value(wall, wall_text, sizeof(wall_text));
     format_value(reference, reference_text, sizeof(reference_text));
@@ -973,8 +995,8 @@ static void print_row(const bench_state *s, const table_row *r) {
         snprintf(ratio_text, sizeof(ratio_text), "%.1f×", wall / reference);
     else
         snprintf(ratio_text, sizeof(ratio_text), "–");
-    printf("| %s | %s | %s | %s | %s | %s | %s |\n", r->subject, r->batch, r->figure, kernel_text,
-           wall_text, reference_text, ratio_text);
+    printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r->subject, r->batch, r->figure,
+           kernel_text, wall_text, peak_text, reference_text, ratio_text);
 }
 
 /* The rows of networks (is_network 1) or of operations (0), if there are any. */
@@ -986,10 +1008,10 @@ static void print_table(const bench_state *s, int is_network, const char *title,
             continue;
         if (!printed_header) {
             printf("\n## %s\n\n", title);
-            printf("| %s | batch | figure | OpenCL kernel | OpenCL wall | reference | "
-                   "OpenCL/reference |\n",
+            printf("| %s | batch | figure | OpenCL kernel | OpenCL wall | wall of peak | "
+                   "reference | OpenCL/reference |\n",
                    subject);
-            printf("|---|---|---|---:|---:|---:|---:|\n");
+            printf("|---|---|---|---:|---:|---:|---:|---:|\n");
             printed_header = 1;
         }
         print_row(s, &s->rows[i]);
@@ -1004,6 +1026,11 @@ static void print_tables(const bench_state *s) {
            s->cpu_name, sysconf(_SC_NPROCESSORS_ONLN), s->load_start[0], s->load_end[0]);
     if (s->opencl)
         printf("- OpenCL device: %s\n", clcnn_device_name(s->opencl));
+    if (s->peak_gflops > 0.0)
+        printf("- the OpenCL device's peak: %.1f GFLOP/s (clcnn_device_peak: independent vector "
+               "fma chains, a work-group per compute unit); wall of peak: the wall GFLOP/s as a "
+               "share of it\n",
+               s->peak_gflops);
     if (s->reference)
         printf("- reference device: %s\n", clcnn_device_name(s->reference));
     printf("- medians of %d runs on the OpenCL device and %d on the reference, after a warm-up; "
@@ -1077,7 +1104,9 @@ static int write_json(const bench_state *s, const char *path) {
             s->load_start[2]);
     fprintf(f, ", \"load_average_end\": [%.2f, %.2f, %.2f]},\n", s->load_end[0], s->load_end[1],
             s->load_end[2]);
-    fprintf(f, "  \"devices\": {");
+    fprintf(f, "  \"peak_gflops\": ");
+    json_number(f, s->peak_gflops);
+    fprintf(f, ",\n  \"devices\": {");
     if (s->opencl) {
         fprintf(f, "\"opencl\": ");
         json_string(f, clcnn_device_name(s->opencl));
@@ -1269,6 +1298,8 @@ int command_bench(const cli_common *common, int argc, char **argv) {
         if (!s->reference)
             result = 1;
     }
+    if (result == 0 && s->opencl && clcnn_device_peak(s->opencl, &s->peak_gflops) != CLCNN_OK)
+        result = cli_fail_context(s->opencl);
     if (result == 0 && o->run_ops)
         result = bench_ops(s);
     if (result == 0 && (o->run_train || o->run_infer))

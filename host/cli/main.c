@@ -9,6 +9,7 @@
 
 static const char usage[] =
     "usage: clcnn [--device opencl|reference] [--platform P --device-index D] COMMAND ...\n"
+    "       clcnn --version\n"
     "\n"
     "commands:\n"
     "  devices                      list OpenCL platforms and devices\n"
@@ -25,8 +26,9 @@ static const char usage[] =
     "                               trains on an MNIST-format data set (Fashion-MNIST)\n"
     "  eval MODEL [--data DIR] [--limit N]   test loss, accuracy and confusion matrix\n"
     "  predict MODEL IMAGE...       top classes of .npy, PGM or PNG images\n"
-    "  export MODEL DIR             network file and .npy weights of a model\n"
-    "  import NET DIR MODEL         a model from a network file and .npy weights\n"
+    "  export MODEL DIR             network file, .npy weights and metadata.txt of a model\n"
+    "  import NET DIR MODEL [--mean M[,M...]] [--std S[,S...]] [--classes FILE]\n"
+    "                               a model from a network file and .npy weights\n"
     "  bench [--ops] [--train] [--infer] [--repeat N] [--quick] [--json FILE]\n"
     "                               GFLOP/s and images/s, OpenCL against the reference\n"
     "  tune NET [--batch B]         measure kernel configurations for NET's layers on\n"
@@ -183,6 +185,11 @@ int main(int argc, char **argv) {
     if (strcmp(command, "help") == 0 || strcmp(command, "--help") == 0 ||
         strcmp(command, "-h") == 0) {
         fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(command, "--version") == 0 || strcmp(command, "version") == 0) {
+        /* The library's version: the command is built with it. */
+        printf("clcnn %s\n", clcnn_version());
         return 0;
     }
     if (strcmp(command, "devices") == 0)

@@ -1,13 +1,27 @@
-/* clcnn export MODEL DIR: a model's network file and .npy weights.
- * clcnn import NET DIR MODEL: a model from a network file and .npy weights.
+/* clcnn export MODEL DIR: a model's network file, .npy weights and metadata.
+ * clcnn import NET DIR MODEL [--mean M,...] [--std S,...] [--classes FILE]:
+ * a model from a network file, .npy weights and metadata.
+ *
+ * DIR/metadata.txt holds what a model says beyond its network and weights,
+ * one item a line ('#' lines are comments):
+ *   mean M[,M...]   the normalisation's means: one for every channel, or one per channel
+ *   std S[,S...]    its standard deviations, as many
+ *   class NAME      a class name (the rest of the line as it is), in class order
+ * Floats are written with 9 significant digits, which give back the same
+ * float, so export then import gives the model that was exported.
  *
  * Neither runs the network, so neither needs a device: they work on machines
  * without OpenCL whatever --device says. */
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define METADATA_FILE "metadata.txt"
 
 /* Writes text to path; returns 0, or 1 after printing why not. */
 static int write_text_file(const char *path, const char *text) {
@@ -23,6 +37,34 @@ static int write_text_file(const char *path, const char *text) {
     return 0;
 }
 
+static void write_floats(FILE *file, const char *key, const float *values, int count) {
+    fprintf(file, "%s ", key);
+    for (int c = 0; c < count; c++)
+        fprintf(file, "%s%.9g", c ? "," : "", (double)values[c]);
+    fputc('\n', file);
+}
+
+static int write_metadata(const char *path, const clcnn_model_info *info) {
+    FILE *file = fopen(path, "w");
+    if (!file)
+        return cli_fail("%s: cannot create: %s", path, strerror(errno));
+    fputs("# clcnn model metadata: the input normalisation x = (x - mean) / std of [0, 1]\n"
+          "# pixels (one value for every channel, or one per channel) and the class names\n",
+          file);
+    if (info->channels > 0) {
+        write_floats(file, "mean", info->mean, info->channels);
+        write_floats(file, "std", info->std, info->channels);
+    }
+    for (int i = 0; i < info->class_count; i++)
+        fprintf(file, "class %s\n", info->class_names[i]);
+    int failed = ferror(file);
+    if (fclose(file) != 0)
+        failed = 1;
+    if (failed)
+        return cli_fail("%s: write failed: %s", path, strerror(errno));
+    return 0;
+}
+
 int command_export(const cli_common *common, int argc, char **argv) {
     if (argc != 2)
         return cli_fail("usage: clcnn export MODEL DIR");
@@ -31,8 +73,10 @@ int command_export(const cli_common *common, int argc, char **argv) {
     if (!ctx)
         return cli_fail("out of memory");
     clcnn_net *net = NULL;
+    clcnn_model_info info;
+    clcnn_model_info_init(&info);
     int result = 0;
-    if (clcnn_model_load(ctx, model_path, &net, NULL, NULL) != CLCNN_OK ||
+    if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK ||
         clcnn_net_save_weights(net, dir) != CLCNN_OK) {
         result = cli_fail_context(ctx);
     } else {
@@ -40,30 +84,238 @@ int command_export(const cli_common *common, int argc, char **argv) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/network.net", dir);
         result = write_text_file(path, clcnn_net_text(net));
+        snprintf(path, sizeof(path), "%s/%s", dir, METADATA_FILE);
+        if (result == 0)
+            result = write_metadata(path, &info);
     }
+    clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);
     return result;
 }
 
+/* A comma-separated list of finite floats (malloc'd into *values). */
+static int parse_floats(const char *what, const char *text, float **values, int *count) {
+    int n = 1;
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    *values = malloc(sizeof(float) * (size_t)n);
+    if (!*values)
+        return cli_fail("out of memory");
+    const char *p = text;
+    for (int i = 0; i < n; i++) {
+        char *end;
+        errno = 0;
+        float value = strtof(p, &end);
+        if (end == p || (*end != ',' && *end != 0) || !isfinite(value) || errno == ERANGE) {
+            free(*values);
+            *values = NULL;
+            return cli_fail("%s: expected numbers separated by commas, got '%s'", what, text);
+        }
+        (*values)[i] = value;
+        p = end + 1;
+    }
+    *count = n;
+    return 0;
+}
+
+/* A growing list of names for clcnn_model_info_set_class_names. */
+typedef struct name_list {
+    char **names;
+    int count, capacity;
+} name_list;
+
+static int add_name(name_list *list, const char *name) {
+    if (list->count == list->capacity) {
+        int capacity = list->capacity ? 2 * list->capacity : 16;
+        char **bigger = realloc(list->names, sizeof(char *) * (size_t)capacity);
+        if (!bigger)
+            return cli_fail("out of memory");
+        list->names = bigger;
+        list->capacity = capacity;
+    }
+    list->names[list->count] = strdup(name);
+    if (!list->names[list->count])
+        return cli_fail("out of memory");
+    list->count++;
+    return 0;
+}
+
+static void free_names(name_list *list) {
+    for (int i = 0; i < list->count; i++)
+        free(list->names[i]);
+    free(list->names);
+    memset(list, 0, sizeof(*list));
+}
+
+static int set_names(clcnn_model_info *info, const name_list *list) {
+    if (clcnn_model_info_set_class_names(info, list->count, (const char *const *)list->names) !=
+        CLCNN_OK)
+        return cli_fail("out of memory");
+    return 0;
+}
+
+static int set_normalization(clcnn_model_info *info, const char *where, const float *mean,
+                             int mean_count, const float *std, int std_count) {
+    if (mean_count != std_count)
+        return cli_fail("%s: %d means but %d standard deviations", where, mean_count, std_count);
+    for (int c = 0; c < std_count; c++)
+        if (!(std[c] > 0.0f))
+            return cli_fail("%s: standard deviation %g must be positive", where, (double)std[c]);
+    if (clcnn_model_info_set_normalization(info, mean_count, mean, std) != CLCNN_OK)
+        return cli_fail("out of memory");
+    return 0;
+}
+
+/* A line without its line break. */
+static void chomp(char *line) {
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+}
+
+/* DIR/metadata.txt (as export writes it) into info. */
+static int read_metadata(const char *path, clcnn_model_info *info) {
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return cli_fail("%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t size = 0;
+    name_list names = {0};
+    float *mean = NULL, *std = NULL;
+    int mean_count = 0, std_count = 0, result = 0, number = 0;
+    char where[4200];
+    while (result == 0 && getline(&line, &size, file) >= 0) {
+        number++;
+        chomp(line);
+        snprintf(where, sizeof(where), "%s:%d", path, number);
+        if (line[0] == '#' || line[0] == 0)
+            continue;
+        if (strncmp(line, "class", 5) == 0 && (line[5] == ' ' || line[5] == 0))
+            result = add_name(&names, line[5] ? line + 6 : "");
+        else if (strncmp(line, "mean ", 5) == 0 && !mean)
+            result = parse_floats(where, line + 5, &mean, &mean_count);
+        else if (strncmp(line, "std ", 4) == 0 && !std)
+            result = parse_floats(where, line + 4, &std, &std_count);
+        else
+            result = cli_fail("%s: expected 'mean M,...', 'std S,...' (once each) or 'class NAME'",
+                              where);
+    }
+    if (result == 0 && ferror(file))
+        result = cli_fail("%s: read error: %s", path, strerror(errno));
+    if (result == 0 && (mean || std))
+        result =
+            set_normalization(info, path, mean, mean ? mean_count : 0, std, std ? std_count : 0);
+    if (result == 0)
+        result = set_names(info, &names);
+    free(line);
+    free(mean);
+    free(std);
+    free_names(&names);
+    fclose(file);
+    return result;
+}
+
+/* --classes FILE: a name a line; blank lines are skipped. */
+static int read_class_file(const char *path, clcnn_model_info *info) {
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return cli_fail("--classes: %s: cannot open: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t size = 0;
+    name_list names = {0};
+    int result = 0;
+    while (result == 0 && getline(&line, &size, file) >= 0) {
+        chomp(line);
+        if (line[0])
+            result = add_name(&names, line);
+    }
+    if (result == 0 && ferror(file))
+        result = cli_fail("--classes: %s: read error: %s", path, strerror(errno));
+    if (result == 0 && names.count == 0)
+        result = cli_fail("--classes: %s: no class names in it", path);
+    if (result == 0)
+        result = set_names(info, &names);
+    free(line);
+    free_names(&names);
+    fclose(file);
+    return result;
+}
+
+static const char import_usage[] =
+    "usage: clcnn import NET DIR MODEL [--mean M[,M...]] [--std S[,S...]] [--classes FILE]";
+
 int command_import(const cli_common *common, int argc, char **argv) {
-    if (argc != 3)
-        return cli_fail("usage: clcnn import NET DIR MODEL");
-    const char *net_path = argv[0], *dir = argv[1], *model_path = argv[2];
+    const char *paths[3] = {NULL, NULL, NULL};
+    const char *mean_text = NULL, *std_text = NULL, *classes_path = NULL;
+    int positional = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const int is_mean = strcmp(arg, "--mean") == 0, is_std = strcmp(arg, "--std") == 0;
+        const int is_classes = strcmp(arg, "--classes") == 0;
+        if ((is_mean || is_std || is_classes) && i + 1 < argc) {
+            const char *value = argv[++i];
+            if (is_mean)
+                mean_text = value;
+            else if (is_std)
+                std_text = value;
+            else
+                classes_path = value;
+        } else if (arg[0] == '-' && arg[1] == '-') {
+            return cli_fail("import: unknown option '%s' (or it needs a value)\n%s", arg,
+                            import_usage);
+        } else if (positional < 3) {
+            paths[positional++] = arg;
+        } else {
+            return cli_fail("import: unexpected argument '%s'\n%s", arg, import_usage);
+        }
+    }
+    if (positional != 3)
+        return cli_fail("%s", import_usage);
+    if ((mean_text != NULL) != (std_text != NULL))
+        return cli_fail("import: --mean and --std go together");
+    const char *net_path = paths[0], *dir = paths[1], *model_path = paths[2];
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)
         return cli_fail("out of memory");
-    /* No training state, and the info of raw pixels: mean 0, std 1, no class names. */
+    /* No training state. The metadata export wrote, then the options over it. */
     clcnn_model_info info;
-    memset(&info, 0, sizeof(info));
-    info.input_mean = 0.0f;
-    info.input_std = 1.0f;
+    clcnn_model_info_init(&info);
     clcnn_net *net = NULL;
-    int result = 0;
-    if (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
-        clcnn_net_load_weights(net, dir) != CLCNN_OK ||
-        clcnn_model_save(net, NULL, &info, model_path) != CLCNN_OK)
+    float *mean = NULL, *std = NULL;
+    int mean_count = 0, std_count = 0;
+    char metadata_path[4096];
+    snprintf(metadata_path, sizeof(metadata_path), "%s/%s", dir, METADATA_FILE);
+    const int has_metadata = access(metadata_path, F_OK) == 0;
+    int result = has_metadata ? read_metadata(metadata_path, &info) : 0;
+    if (result == 0 && mean_text)
+        result = parse_floats("--mean", mean_text, &mean, &mean_count);
+    if (result == 0 && std_text)
+        result = parse_floats("--std", std_text, &std, &std_count);
+    if (result == 0 && mean_text)
+        result = set_normalization(&info, "--mean/--std", mean, mean_count, std, std_count);
+    if (result == 0 && classes_path)
+        result = read_class_file(classes_path, &info);
+    if (result == 0 && (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
+                        clcnn_net_load_weights(net, dir) != CLCNN_OK))
         result = cli_fail_context(ctx);
+    if (result == 0 && info.class_count > 0) {
+        const int64_t outputs = clcnn_net_output_size(net);
+        const int64_t classes = outputs == 1 ? 2 : outputs;
+        if (info.class_count != classes)
+            result = cli_fail("import: %d class names, but the network has %lld classes",
+                              info.class_count, (long long)classes);
+    }
+    if (result == 0 && info.channels == 0)
+        fprintf(stderr,
+                "clcnn: import: warning: no normalisation (--mean/--std or %s): the model "
+                "will take [0, 1] pixels as they are\n",
+                metadata_path);
+    if (result == 0 && clcnn_model_save(net, NULL, &info, model_path) != CLCNN_OK)
+        result = cli_fail_context(ctx);
+    free(mean);
+    free(std);
+    clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);
     return result;

@@ -82,6 +82,7 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         return 1;
     clcnn_net *net = NULL;
     clcnn_model_info info;
+    clcnn_model_info_init(&info);
     int result = 0;
     if (clcnn_model_load(ctx, model_path, &net, NULL, &info) != CLCNN_OK) {
         result = cli_fail_context(ctx);
@@ -92,10 +93,6 @@ int command_predict(const cli_common *common, int argc, char **argv) {
     clcnn_net_layer_info(net, 0, &input);
     const int channels = input.shape[0];
     const int64_t plane_size = in_size / channels;
-    /* Channels past CLCNN_MAX_CHANNELS share input_mean and input_std. */
-    float mean[CLCNN_MAX_CHANNELS], std[CLCNN_MAX_CHANNELS];
-    clcnn_model_info_normalization(
-        &info, channels < CLCNN_MAX_CHANNELS ? channels : CLCNN_MAX_CHANNELS, mean, std);
     const int64_t classes = clcnn_net_output_size(net);
     clcnn_layer_info last;
     clcnn_net_layer_info(net, clcnn_net_layer_count(net) - 1, &last);
@@ -115,14 +112,7 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         if (limit >= 0 && limit < count)
             count = limit;
         /* Each channel with the training set's figures for it. */
-        for (int64_t n = 0; n < count; n++)
-            for (int c = 0; c < channels; c++) {
-                float *plane = images + n * in_size + c * plane_size;
-                const float m = c < CLCNN_MAX_CHANNELS ? mean[c] : info.input_mean;
-                const float s = c < CLCNN_MAX_CHANNELS ? std[c] : info.input_std;
-                for (int64_t j = 0; j < plane_size; j++)
-                    plane[j] = (plane[j] - m) / s;
-            }
+        clcnn_model_info_normalize(&info, images, count, channels, plane_size);
         float *scores = malloc(sizeof(float) * (size_t)(count * classes));
         if (!scores || clcnn_net_forward(net, images, count, scores, NULL, NULL) != CLCNN_OK) {
             result = scores ? cli_fail_context(ctx) : cli_fail("out of memory");
@@ -180,6 +170,7 @@ int command_predict(const cli_common *common, int argc, char **argv) {
         free(images);
     }
 done:
+    clcnn_model_info_free(&info);
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);
     return result;

@@ -26,20 +26,20 @@ static int parse_number(const char *option, const char *text, double *out) {
 
 /* The data set's own class names (CIFAR's name files, image folders), or
  * Fashion-MNIST's when IDX data comes from a directory of that name. */
-static void name_classes(const char *data_dir, const clcnn_dataset *train, clcnn_model_info *info) {
+static int name_classes(const char *data_dir, const clcnn_dataset *train, clcnn_model_info *info) {
+    clcnn_status status = CLCNN_OK;
     if (train->class_names) {
-        info->class_count = train->classes < CLCNN_MAX_CLASSES ? train->classes : CLCNN_MAX_CLASSES;
-        for (int i = 0; i < info->class_count; i++)
-            snprintf(info->class_names[i], sizeof(info->class_names[i]), "%s",
-                     train->class_names[i]);
-        return;
+        const char **names = malloc(sizeof(*names) * (size_t)train->classes);
+        if (!names)
+            return cli_fail("out of memory");
+        for (int i = 0; i < train->classes; i++)
+            names[i] = train->class_names[i];
+        status = clcnn_model_info_set_class_names(info, train->classes, names);
+        free(names);
+    } else if (strstr(data_dir, "fashion")) {
+        status = clcnn_model_info_set_class_names(info, 10, fashion_mnist_classes);
     }
-    if (!strstr(data_dir, "fashion"))
-        return;
-    info->class_count = 10;
-    for (int i = 0; i < 10; i++)
-        snprintf(info->class_names[i], sizeof(info->class_names[i]), "%s",
-                 fashion_mnist_classes[i]);
+    return status == CLCNN_OK ? 0 : cli_fail("out of memory");
 }
 
 /* What a split is called in messages: its IDX prefix, or "train" and "test".
@@ -62,30 +62,24 @@ static int load_split(clcnn_context *ctx, const char *dir, clcnn_split split, in
     return 0;
 }
 
-/* The training set's statistics into info: one mean and standard deviation
- * for a 1-channel set (as models have always kept them), one per channel
- * otherwise (and the overall figures in input_mean and input_std). */
+/* The training set's mean and standard deviation of each channel into info. */
 static int set_normalization(const clcnn_dataset *train, clcnn_model_info *info) {
-    clcnn_dataset_statistics(train, &info->input_mean, &info->input_std);
-    if (train->channels == 1)
-        return 0;
-    if (train->channels > CLCNN_MAX_CHANNELS)
-        return cli_fail("the data set has %d channels; a model keeps the statistics of at most %d",
-                        train->channels, CLCNN_MAX_CHANNELS);
-    info->channels = train->channels;
-    clcnn_dataset_channel_statistics(train, info->channel_mean, info->channel_std);
-    return 0;
+    float *mean = malloc(sizeof(float) * (size_t)train->channels);
+    float *std = malloc(sizeof(float) * (size_t)train->channels);
+    clcnn_status status = CLCNN_ERROR_OUT_OF_MEMORY;
+    if (mean && std) {
+        clcnn_dataset_channel_statistics(train, mean, std);
+        status = clcnn_model_info_set_normalization(info, train->channels, mean, std);
+    }
+    free(mean);
+    free(std);
+    return status == CLCNN_OK ? 0 : cli_fail("out of memory");
 }
 
 /* x = (x - mean) / std with each channel's figures from the model. */
 static void normalize(clcnn_dataset *data, const clcnn_model_info *info) {
-    float mean[CLCNN_MAX_CHANNELS], std[CLCNN_MAX_CHANNELS];
-    if (data->channels > CLCNN_MAX_CHANNELS) {
-        clcnn_dataset_normalize(data, info->input_mean, info->input_std);
-        return;
-    }
-    clcnn_model_info_normalization(info, data->channels, mean, std);
-    clcnn_dataset_normalize_channels(data, mean, std);
+    clcnn_model_info_normalize(info, data->images, data->count, data->channels,
+                               (int64_t)data->height * data->width);
 }
 
 /* crop=P,flip,rotate=DEG in any order and subset. */
@@ -165,7 +159,7 @@ static void format_duration(double seconds, char *buf, size_t size) {
         snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
 }
 
-static void show_progress(void *user, const clcnn_progress *p) {
+static int show_progress(void *user, const clcnn_progress *p) {
     progress_state *state = user;
     double now = cli_seconds();
     int last = p->batch == p->batches;
@@ -173,7 +167,7 @@ static void show_progress(void *user, const clcnn_progress *p) {
     format_duration(p->eta_seconds, eta, sizeof(eta));
     if (state->terminal) {
         if (!last && now - state->last_print < 0.1)
-            return;
+            return 0;
         state->last_print = now;
         const int width = 24;
         int filled = (int)(width * p->batch / p->batches);
@@ -185,16 +179,17 @@ static void show_progress(void *user, const clcnn_progress *p) {
                p->epochs, bar, (long long)p->batch, (long long)p->batches, p->loss,
                100.0 * p->accuracy, p->images_per_second, eta);
         fflush(stdout);
-        return;
+        return 0;
     }
     /* Not a terminal: a plain line every tenth of an epoch. */
     if (!last && p->batch * 10 / p->batches == state->printed_batch * 10 / p->batches)
-        return;
+        return 0;
     state->printed_batch = p->batch;
     printf("epoch %d/%d batch %lld/%lld loss %.4f acc %.1f%% %.0f img/s ETA %s\n", p->epoch,
            p->epochs, (long long)p->batch, (long long)p->batches, p->loss, 100.0 * p->accuracy,
            p->images_per_second, eta);
     fflush(stdout);
+    return 0;
 }
 
 /* ---- train --------------------------------------------------------------------------------- */
@@ -325,7 +320,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
     clcnn_trainer *trainer = NULL;
     clcnn_dataset train = {0}, test = {0};
     clcnn_model_info info;
-    memset(&info, 0, sizeof(info));
+    clcnn_model_info_init(&info);
     int result = 0;
     char model_path[4096];
     if (o.save_path)
@@ -368,7 +363,10 @@ int command_train(const cli_common *common, int argc, char **argv) {
             result = 1;
             goto done;
         }
-        name_classes(o.data_dir, &train, &info);
+        if (name_classes(o.data_dir, &train, &info) != 0) {
+            result = 1;
+            goto done;
+        }
         if (clcnn_trainer_create(net, &o.config, &trainer) != CLCNN_OK) {
             result = cli_fail_context(ctx);
             goto done;
@@ -422,6 +420,7 @@ int command_train(const cli_common *common, int argc, char **argv) {
         fflush(stdout);
     }
 done:
+    clcnn_model_info_free(&info);
     clcnn_dataset_free(&train);
     clcnn_dataset_free(&test);
     clcnn_trainer_destroy(trainer);
@@ -457,6 +456,7 @@ int command_eval(const cli_common *common, int argc, char **argv) {
     clcnn_net *net = NULL;
     clcnn_dataset test = {0};
     clcnn_model_info info;
+    clcnn_model_info_init(&info);
     int64_t *confusion = NULL;
     int result = 0;
     double loss = 0.0, accuracy = 0.0;
@@ -495,6 +495,7 @@ int command_eval(const cli_common *common, int argc, char **argv) {
         printf("\n");
     }
 done:
+    clcnn_model_info_free(&info);
     free(confusion);
     clcnn_dataset_free(&test);
     clcnn_net_destroy(net);

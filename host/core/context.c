@@ -92,8 +92,18 @@ const char *clcnn_status_name(clcnn_status status) {
         return "no such device";
     case CLCNN_ERROR_OUT_OF_MEMORY:
         return "out of memory";
+    case CLCNN_STOPPED:
+        return "stopped";
     }
     return "unknown status";
+}
+
+#define CLCNN_STRINGIFY(x) #x
+#define CLCNN_VERSION_TEXT(major, minor, patch)                                                    \
+    CLCNN_STRINGIFY(major) "." CLCNN_STRINGIFY(minor) "." CLCNN_STRINGIFY(patch)
+
+const char *clcnn_version(void) {
+    return CLCNN_VERSION_TEXT(CLCNN_VERSION_MAJOR, CLCNN_VERSION_MINOR, CLCNN_VERSION_PATCH);
 }
 
 const char *clcnn_device_name(const clcnn_context *ctx) {

@@ -190,13 +190,12 @@ int64_t net_largest_activation(const clcnn_net *net) {
 
 /* ---- forward ------------------------------------------------------------------------------- */
 
-/* first_image: the place of the batch's first image among the pass's images,
- * which keys random draws (a chunk of a long forward pass draws its own). */
-static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
-                                 int64_t first_image) {
+/* The pass of node i's forward. first_image: the place of the batch's first
+ * image among the pass's images, which keys random draws (a chunk of a long
+ * forward pass draws its own). */
+static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training,
+                               int64_t first_image) {
     const layer *l = &net->layers[i];
-    if (!l->type->forward)
-        return CLCNN_OK;
     layer_pass p;
     memset(&p, 0, sizeof(p));
     p.ctx = net->ctx;
@@ -211,6 +210,15 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
     }
     p.out = activation(net, i);
     fill_tensors(net, l, &p, 0);
+    return p;
+}
+
+static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
+                                 int64_t first_image) {
+    const layer *l = &net->layers[i];
+    if (!l->type->forward)
+        return CLCNN_OK;
+    const layer_pass p = forward_pass(net, i, batch, training, first_image);
     /* A train-mode forward updates state tensors (running statistics): on a
      * device their host copy is then stale. */
     if (training && context_is_opencl(net->ctx))
@@ -218,6 +226,47 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
             if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE)
                 net->host_parameters_stale = 1;
     return l->type->forward(l, &p);
+}
+
+clcnn_status net_fold_layers(clcnn_net *net) {
+    const memory_plan *plan = &net->plan;
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < net->layer_count && status == CLCNN_OK; i++) {
+        const int j = plan->folded_into[i];
+        if (j < 0)
+            continue;
+        const layer *l = &net->layers[i], *folding = &net->layers[j];
+        layer_pass own, theirs;
+        memset(&own, 0, sizeof(own));
+        memset(&theirs, 0, sizeof(theirs));
+        fill_tensors(net, l, &own, 0);
+        fill_tensors(net, folding, &theirs, 0);
+        const int per_channel = (int)(l->weight_count / folding->in.c);
+        status = folding->type->fold(folding, net->ctx, theirs.tensor, per_channel, own.tensor[0],
+                                     own.tensor[1], plan->folded[i][0], plan->folded[i][1]);
+    }
+    return status;
+}
+
+clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) {
+    const memory_plan *plan = &net->plan;
+    clcnn_status status = CLCNN_OK;
+    for (int i = 1; i < net->layer_count && status == CLCNN_OK; i++) {
+        const layer *l = &net->layers[i];
+        const int j = plan->folded_into[i];
+        if (l->input_count == 1 && plan->folded_into[l->inputs[0]] == i)
+            continue; /* computed by the node it folds into */
+        if (j < 0) {
+            status = forward_node(net, i, batch, 0, first_image);
+            continue;
+        }
+        layer_pass p = forward_pass(net, i, batch, 0, first_image);
+        p.tensor[0] = plan->folded[i][0];
+        p.tensor[1] = plan->folded[i][1];
+        p.out = activation(net, j);
+        status = l->type->forward(l, &p);
+    }
+    return status;
 }
 
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training) {
@@ -268,13 +317,19 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
         if (!trace_buffer)
             return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for tracing");
     }
+    /* Tracing shows every layer's own output, so it runs unfolded. */
+    const int fold = !training && !trace;
+    if (fold)
+        status = net_fold_layers(net);
     const int64_t in_size = clcnn_net_input_size(net);
     const int64_t out_size = clcnn_net_output_size(net);
     const int last = net->layer_count - 1;
     for (int64_t first = 0; first < batch && status == CLCNN_OK; first += chunk) {
         const int count = (int)(batch - first < chunk ? batch - first : chunk);
         status = net_write_input(net, input + first * in_size, count);
-        for (int i = 1; i <= last && status == CLCNN_OK; i++) {
+        if (status == CLCNN_OK && fold)
+            status = net_forward_folded(net, count, net->first_image + first);
+        for (int i = 1; i <= last && status == CLCNN_OK && !fold; i++) {
             status = forward_node(net, i, count, training, net->first_image + first);
             if (status == CLCNN_OK && trace) {
                 status =

@@ -41,6 +41,13 @@ void net_release_activations(clcnn_net *net) {
     free(plan->grad_slot);
     free(plan->needs_grad);
     free(plan->grad_written);
+    if (plan->folded)
+        for (int i = 0; i < net->layer_count; i++) {
+            release_buf(&plan->folded[i][0]);
+            release_buf(&plan->folded[i][1]);
+        }
+    free(plan->folded);
+    free(plan->folded_into);
     memset(plan, 0, sizeof(*plan));
     buffer_release(&net->device_labels);
     buffer_release(&net->device_targets);
@@ -64,7 +71,7 @@ static clcnn_status allocate(clcnn_net *net, int64_t count, buf *out) {
     return CLCNN_OK;
 }
 
-/* Interval colouring: items (in increasing `first`) live over [first, last]
+/* Interval colouring: items (best in increasing `first`) live over [first, last]
  * of node indices and need floats each; an item takes the free slot that fits
  * best (or grows the largest free one, or opens a new one) so that no two
  * items sharing a slot overlap. slot_of[item] gets its slot. */
@@ -217,6 +224,42 @@ static clcnn_status allocate_loss_staging(clcnn_net *net, int64_t capacity) {
     return status;
 }
 
+/* The folding pairs: a `foldable` node whose only reader folds into it. */
+static void find_folds(clcnn_net *net) {
+    const int n = net->layer_count;
+    for (int i = 0; i < n; i++) {
+        net->plan.folded_into[i] = -1;
+        const layer *l = &net->layers[i];
+        if (!l->type->foldable || i == n - 1)
+            continue;
+        int readers = 0, reader = -1;
+        for (int j = i + 1; j < n; j++)
+            for (int k = 0; k < net->layers[j].input_count; k++)
+                if (net->layers[j].inputs[k] == i) {
+                    readers++;
+                    reader = j;
+                }
+        if (readers == 1 && net->layers[reader].type->fold)
+            net->plan.folded_into[i] = reader;
+    }
+}
+
+/* Every folding pair's weight and bias, as large as the folded node's. */
+static clcnn_status allocate_folds(clcnn_net *net) {
+    memory_plan *plan = &net->plan;
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < net->layer_count && status == CLCNN_OK; i++) {
+        if (plan->folded_into[i] < 0)
+            continue;
+        const layer *l = &net->layers[i];
+        status = allocate(net, l->weight_count, &plan->folded[i][0]);
+        if (status == CLCNN_OK)
+            status = allocate(net, shape3_count(l->out) / ((int64_t)l->out.h * l->out.w),
+                              &plan->folded[i][1]);
+    }
+    return status;
+}
+
 static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradients) {
     const int n = net->layer_count;
     memory_plan *plan = &net->plan;
@@ -227,6 +270,8 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     plan->grad_slot = malloc(sizeof(int) * (size_t)n);
     plan->needs_grad = calloc((size_t)n, 1);
     plan->grad_written = calloc((size_t)n, 1);
+    plan->folded_into = malloc(sizeof(int) * (size_t)n);
+    plan->folded = calloc((size_t)n, sizeof(*plan->folded));
     int *first = calloc((size_t)n, sizeof(int)), *last = calloc((size_t)n, sizeof(int));
     planned_storage kinds[2] = {{"outputs", NULL, NULL, 0}, {"output gradients", NULL, NULL, 0}};
     for (int kind = 0; kind < 2; kind++) {
@@ -235,8 +280,8 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     }
     clcnn_status status = CLCNN_OK;
     if (!plan->root || !plan->out_slot || !plan->grad_slot || !plan->needs_grad ||
-        !plan->grad_written || !first || !last || !kinds[0].floats || !kinds[0].owner ||
-        !kinds[1].floats || !kinds[1].owner) {
+        !plan->grad_written || !plan->folded_into || !plan->folded || !first || !last ||
+        !kinds[0].floats || !kinds[0].owner || !kinds[1].floats || !kinds[1].owner) {
         status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
         goto done;
     }
@@ -247,11 +292,16 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     }
 
     /* Activations: a root lives from itself to the last reader of any node
-     * using its storage; the output to the end. Training keeps them all. */
+     * using its storage; the output to the end. Training keeps them all. A
+     * folding node's output is written by the node it folds into. */
+    find_folds(net);
     for (int i = 0; i < n; i++) {
         first[i] = i;
         last[i] = with_gradients || i == n - 1 ? n : i;
     }
+    for (int i = 0; i < n; i++)
+        if (plan->folded_into[i] >= 0)
+            first[plan->folded_into[i]] = i;
     for (int i = 0; i < n; i++)
         for (int k = 0; k < net->layers[i].input_count; k++) {
             const int root = plan->root[net->layers[i].inputs[k]];
@@ -299,6 +349,8 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
         status = check_device_memory(net, kinds, with_gradients ? 2 : 1, extra);
     if (status == CLCNN_OK)
         status = allocate_slots(net, kinds[0].floats, kinds[0].count, &plan->slots);
+    if (status == CLCNN_OK)
+        status = allocate_folds(net);
     plan->slot_count = kinds[0].count;
     if (status != CLCNN_OK || !with_gradients)
         goto done;

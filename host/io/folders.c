@@ -27,6 +27,9 @@
  * missing. */
 enum { FOLDERS_MAX_PIXELS = 1 << 24 };
 
+/* Class folders a set may have. */
+#define FOLDERS_MAX_CLASSES 1000
+
 /* A growing list of malloc'd strings. */
 typedef struct string_list {
     char **items;
@@ -125,9 +128,9 @@ static clcnn_status list_split(clcnn_context *ctx, const char *dir, const char *
     if (out->classes.count == 0)
         return set_error(ctx, CLCNN_ERROR_FORMAT,
                          "%s: no class folders in it (expected %s/<class>/<image>)", path, split);
-    if (out->classes.count > CLCNN_MAX_CLASSES)
+    if (out->classes.count > FOLDERS_MAX_CLASSES)
         return set_error(ctx, CLCNN_ERROR_FORMAT, "%s: %d class folders, more than the %d allowed",
-                         path, out->classes.count, CLCNN_MAX_CLASSES);
+                         path, out->classes.count, FOLDERS_MAX_CLASSES);
     for (int c = 0; c < out->classes.count; c++) {
         const char *name = out->classes.items[c];
         if (strlen(name) > CLCNN_CLASS_NAME_SIZE - 1)

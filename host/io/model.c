@@ -1,12 +1,12 @@
 /* Model files: a network, its parameters, the input normalisation and class
  * names, and optionally the whole training state, in one checksummed file.
  *
- * Format, versions 1 and 2. Every integer and float is little-endian and written
+ * Format, versions 1 to 3. Every integer and float is little-endian and written
  * field by field (never a struct), so the file does not depend on the
  * compiler, the host or the library's internal memory layout.
  *
  *   offset 0   8 bytes   magic "CLCNNMDL"
- *   offset 8   u32       format version (1 or 2)
+ *   offset 8   u32       format version (1, 2 or 3)
  *   offset 12  sections, one after another, each:
  *                4 bytes   tag
  *                u64       payload length in bytes
@@ -16,13 +16,18 @@
  * Sections (each at most once; any order; NETW, INFO and PARA required):
  *
  *   NETW  the network file text, as given (no terminating NUL)
- *   INFO  f32 input mean, f32 input std, u32 class count, then per class:
- *         u32 length (<= 31), that many bytes of name.
+ *   INFO  versions 1 and 2: f32 input mean, f32 input std, u32 class
+ *         count, then per class: u32 length (<= 31), that many bytes of name.
  *           Version 1: at most 16 classes.
  *           Version 2: at most 1000 classes, then u32 channel count (<= 4)
- *           and per channel f32 mean, f32 std (clcnn_model_info's channels,
- *           channel_mean, channel_std). A version 2 INFO that ends after the
- *           class names (written before per-channel statistics) has none.
+ *           and per channel f32 mean, f32 std, which replace the input mean
+ *           and std for those channels (channels past them keep those). A
+ *           version 2 INFO that ends after the class names (written before
+ *           per-channel statistics) has none.
+ *         Version 3: u32 channel count, per channel f32 mean, f32 std; then
+ *           u32 class count, per class u32 length (<= 65535), that many
+ *           bytes of name (no NUL, no line break). The counts are limited
+ *           only by the section's length.
  *   PARA  u32 tensor count, then per tensor:
  *           version 1: string layer name, string "weight" or "bias";
  *           version 2: string tensor name ("conv1.weight", "bn1.running_mean");
@@ -38,16 +43,18 @@
  *         u32 tensor count, then per parameter tensor:
  *           its name as in PARA, u64 element count,
  *           count x f32 optimizer state 1, count x f32 state 2
- *         then, in version 2 only, the augmentation: i32 augment_crop_pad,
+ *         then, from version 2 on, the augmentation: i32 augment_crop_pad,
  *           u32 augment_flip, f64 augment_rotate_degrees (a version 2 TRAN
  *           that ends after the tensors, written before augmentation, has
  *           none). The augmentation's draws are keyed by the seed, the
  *           epoch and the image, so they need no generator state.
  *
- * A file is written in version 1 when everything fits it (a network of
- * weights and biases only, one normalisation for every channel, at most 16
- * classes, no augmentation), so older builds still read it; otherwise in
- * version 2. Both versions load.
+ * A file is written in the oldest version that holds everything, so that
+ * older builds still read it: version 1 for a network of weights and biases
+ * only, one normalisation for every channel, at most 16 classes of at most
+ * 31 bytes and no augmentation; version 2 for at most 4 channels of
+ * normalisation and 1000 classes of at most 31 bytes; version 3 otherwise.
+ * Every version loads. Versions 2 and 3 differ only in INFO.
  *
  * Tensors are stored by name rather than as the flat parameter buffer, which
  * pads every tensor for device alignment: the file stays valid if that
@@ -61,6 +68,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,14 +79,17 @@
 
 enum {
     MODEL_MAGIC_SIZE = 8,
-    MODEL_VERSION = 2,              /* the newest this build reads */
+    MODEL_VERSION = 3,              /* the newest this build reads */
     MODEL_PREAMBLE_SIZE = 12,       /* magic and version */
     MODEL_SECTION_HEADER_SIZE = 12, /* tag and length */
     MODEL_CHECKSUM_SIZE = 4,
-    MODEL_V1_MAX_CLASSES = 16,   /* version 2: CLCNN_MAX_CLASSES */
-    MODEL_MAX_CLASS_NAME = 31,   /* clcnn_model_info keeps 32 bytes with the NUL */
-    MODEL_MAX_LAYER_NAME = 63,   /* struct layer keeps 64 bytes with the NUL */
-    MODEL_MAX_TENSOR_NAME = 127, /* named_tensor keeps 128 */
+    MODEL_V1_MAX_CLASSES = 16,
+    MODEL_V2_MAX_CLASSES = 1000,
+    MODEL_V2_MAX_CHANNELS = 4,
+    MODEL_V2_MAX_CLASS_NAME = 31, /* versions 1 and 2 */
+    MODEL_MAX_CLASS_NAME = 65535, /* version 3 */
+    MODEL_MAX_LAYER_NAME = 63,    /* struct layer keeps 64 bytes with the NUL */
+    MODEL_MAX_TENSOR_NAME = 127,  /* named_tensor keeps 128 */
 };
 
 static const char model_magic[MODEL_MAGIC_SIZE] = {'C', 'L', 'C', 'N', 'N', 'M', 'D', 'L'};
@@ -195,18 +206,25 @@ static uint32_t count_tensors(const clcnn_net *net, int parameters_only) {
     return count;
 }
 
-/* 1 when everything fits version 1: every tensor is a layer's weight or
- * bias, the info has one normalisation for every channel and at most 16
- * classes, and the trainer (if any) does not augment. Else 2. */
+/* The oldest version that holds everything: 1 when every tensor is a
+ * layer's weight or bias, the info has one normalisation for every channel
+ * and at most 16 classes of at most 31 bytes, and the trainer (if any) does
+ * not augment; 2 when the info has at most 4 channels of normalisation and
+ * 1000 classes of at most 31 bytes; else 3. */
 static int format_version_for(const clcnn_net *net, const clcnn_trainer *trainer,
                               const clcnn_model_info *info) {
+    if (info->channels > MODEL_V2_MAX_CHANNELS || info->class_count > MODEL_V2_MAX_CLASSES)
+        return 3;
+    for (int i = 0; i < info->class_count; i++)
+        if (strlen(info->class_names[i]) > MODEL_V2_MAX_CLASS_NAME)
+            return 3;
     for (int i = 0; i < net->tensor_count; i++) {
         const named_tensor *t = &net->tensors[i];
         const char *which = t->name + strlen(net->layers[t->layer].name) + 1;
         if (t->kind != TENSOR_PARAMETER || (strcmp(which, "weight") && strcmp(which, "bias")))
             return 2;
     }
-    if (info->channels > 0 || info->class_count > MODEL_V1_MAX_CLASSES)
+    if (info->channels > 1 || info->class_count > MODEL_V1_MAX_CLASSES)
         return 2;
     if (trainer && augment_enabled(&trainer->config))
         return 2;
@@ -217,18 +235,33 @@ static void build_network_section(byte_buffer *b, const clcnn_net *net) {
     put_bytes(b, net->text, strlen(net->text));
 }
 
+/* Versions 1 and 2 keep one mean and std for every channel: the info's when
+ * it has one (or none), else channel 0's, which version 2's per-channel
+ * figures then replace. */
 static void build_info_section(byte_buffer *b, const clcnn_model_info *info, int version) {
-    put_f32(b, info->input_mean);
-    put_f32(b, info->input_std);
+    if (version == 3) {
+        put_u32(b, (uint32_t)info->channels);
+        for (int c = 0; c < info->channels; c++) {
+            put_f32(b, info->mean[c]);
+            put_f32(b, info->std[c]);
+        }
+        put_u32(b, (uint32_t)info->class_count);
+        for (int i = 0; i < info->class_count; i++)
+            put_string(b, info->class_names[i]);
+        return;
+    }
+    put_f32(b, info->channels > 0 ? info->mean[0] : 0.0f);
+    put_f32(b, info->channels > 0 ? info->std[0] : 1.0f);
     put_u32(b, (uint32_t)info->class_count);
     for (int i = 0; i < info->class_count; i++)
         put_string(b, info->class_names[i]);
     if (version == 1)
         return;
-    put_u32(b, (uint32_t)info->channels);
-    for (int c = 0; c < info->channels; c++) {
-        put_f32(b, info->channel_mean[c]);
-        put_f32(b, info->channel_std[c]);
+    const int channels = info->channels > 1 ? info->channels : 0;
+    put_u32(b, (uint32_t)channels);
+    for (int c = 0; c < channels; c++) {
+        put_f32(b, info->mean[c]);
+        put_f32(b, info->std[c]);
     }
 }
 
@@ -378,27 +411,146 @@ static void save_stop(const clcnn_context *ctx, int point, FILE *partial) {
     raise(SIGSTOP);
 }
 
-static clcnn_status check_info(clcnn_context *ctx, const clcnn_model_info *info, const char *path) {
-    if (info->class_count < 0 || info->class_count > CLCNN_MAX_CLASSES)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: class_count %d is outside 0..%d",
-                         path, info->class_count, CLCNN_MAX_CLASSES);
-    if (info->channels < 0 || info->channels > CLCNN_MAX_CHANNELS)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: channels %d is outside 0..%d",
-                         path, info->channels, CLCNN_MAX_CHANNELS);
-    for (int i = 0; i < info->class_count; i++)
-        if (memchr(info->class_names[i], 0, sizeof(info->class_names[i])) == NULL)
+static clcnn_status check_info(clcnn_net *net, const clcnn_model_info *info, const char *path) {
+    clcnn_context *ctx = net->ctx;
+    const int input_channels = net->layers[0].out.c;
+    if (info->channels < 0 || info->class_count < 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: negative channel or class count in the model info", path);
+    if (info->channels > 1 && info->channels != input_channels)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: the normalisation has %d channels but the network takes %d (give "
+                         "1 for every channel, or one per channel)",
+                         path, info->channels, input_channels);
+    if ((info->channels > 0 && (!info->mean || !info->std)) ||
+        (info->class_count > 0 && !info->class_names))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: the model info has counts but no arrays", path);
+    for (int c = 0; c < info->channels; c++)
+        if (!isfinite(info->mean[c]) || !isfinite(info->std[c]) || !(info->std[c] > 0.0f))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                             "%s: class name %d is not NUL-terminated within %d bytes", path, i,
-                             (int)sizeof(info->class_names[i]));
+                             "%s: channel %d's normalisation (mean %g, std %g) needs a finite "
+                             "mean and a finite positive standard deviation",
+                             path, c, (double)info->mean[c], (double)info->std[c]);
+    for (int i = 0; i < info->class_count; i++) {
+        const char *name = info->class_names[i];
+        if (!name)
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: class name %d is NULL", path,
+                             i);
+        if (strlen(name) > MODEL_MAX_CLASS_NAME)
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "%s: class name %d is %zu bytes long, more than the %d allowed", path,
+                             i, strlen(name), MODEL_MAX_CLASS_NAME);
+        if (strpbrk(name, "\r\n"))
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "%s: class name %d contains a line break", path, i);
+    }
+    return CLCNN_OK;
+}
+
+void clcnn_model_info_init(clcnn_model_info *info) {
+    if (info)
+        memset(info, 0, sizeof(*info));
+}
+
+void clcnn_model_info_free(clcnn_model_info *info) {
+    if (!info)
+        return;
+    free(info->mean);
+    free(info->std);
+    for (int i = 0; i < info->class_count && info->class_names; i++)
+        free(info->class_names[i]);
+    free(info->class_names);
+    memset(info, 0, sizeof(*info));
+}
+
+clcnn_status clcnn_model_info_set_normalization(clcnn_model_info *info, int channels,
+                                                const float *mean, const float *std) {
+    if (!info || channels < 0 || (channels > 0 && (!mean || !std)))
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    float *new_mean = NULL, *new_std = NULL;
+    if (channels > 0) {
+        new_mean = malloc(sizeof(float) * (size_t)channels);
+        new_std = malloc(sizeof(float) * (size_t)channels);
+        if (!new_mean || !new_std) {
+            free(new_mean);
+            free(new_std);
+            return CLCNN_ERROR_OUT_OF_MEMORY;
+        }
+        memcpy(new_mean, mean, sizeof(float) * (size_t)channels);
+        memcpy(new_std, std, sizeof(float) * (size_t)channels);
+    }
+    free(info->mean);
+    free(info->std);
+    info->mean = new_mean;
+    info->std = new_std;
+    info->channels = channels;
+    return CLCNN_OK;
+}
+
+static void free_names(char **names, int count) {
+    for (int i = 0; i < count && names; i++)
+        free(names[i]);
+    free(names);
+}
+
+clcnn_status clcnn_model_info_set_class_names(clcnn_model_info *info, int count,
+                                              const char *const *names) {
+    if (!info || count < 0 || (count > 0 && !names))
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    for (int i = 0; i < count; i++)
+        if (!names[i])
+            return CLCNN_ERROR_INVALID_ARGUMENT;
+    char **copy = NULL;
+    if (count > 0) {
+        copy = calloc((size_t)count, sizeof(*copy));
+        if (!copy)
+            return CLCNN_ERROR_OUT_OF_MEMORY;
+        for (int i = 0; i < count; i++) {
+            copy[i] = strdup(names[i]);
+            if (!copy[i]) {
+                free_names(copy, i);
+                return CLCNN_ERROR_OUT_OF_MEMORY;
+            }
+        }
+    }
+    free_names(info->class_names, info->class_count);
+    info->class_names = copy;
+    info->class_count = count;
     return CLCNN_OK;
 }
 
 void clcnn_model_info_normalization(const clcnn_model_info *info, int channels, float *mean,
                                     float *std) {
     for (int c = 0; c < channels; c++) {
-        const int own = c < info->channels && c < CLCNN_MAX_CHANNELS;
-        mean[c] = own ? info->channel_mean[c] : info->input_mean;
-        std[c] = own ? info->channel_std[c] : info->input_std;
+        if (info->channels == 1 || c < info->channels) {
+            const int own = info->channels == 1 ? 0 : c;
+            mean[c] = info->mean[own];
+            std[c] = info->std[own];
+        } else {
+            mean[c] = 0.0f;
+            std[c] = 1.0f;
+        }
+    }
+}
+
+void clcnn_model_info_normalize(const clcnn_model_info *info, float *images, int64_t count,
+                                int channels, int64_t pixels) {
+    if (!info || !images)
+        return;
+    for (int c = 0; c < channels; c++) {
+        float mean, std;
+        if (info->channels == 1 || c < info->channels) {
+            mean = info->mean[info->channels == 1 ? 0 : c];
+            std = info->std[info->channels == 1 ? 0 : c];
+        } else {
+            continue;
+        }
+        for (int64_t n = 0; n < count; n++) {
+            float *plane = images + (n * channels + c) * pixels;
+            for (int64_t j = 0; j < pixels; j++)
+                plane[j] = (plane[j] - mean) / std;
+        }
     }
 }
 
@@ -411,14 +563,12 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
     if (trainer && trainer->net != net)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "%s: the trainer belongs to a different network", path);
-    clcnn_model_info default_info;
+    clcnn_model_info no_info;
     if (!info) {
-        memset(&default_info, 0, sizeof(default_info));
-        default_info.input_mean = 0.0f;
-        default_info.input_std = 1.0f;
-        info = &default_info;
+        clcnn_model_info_init(&no_info);
+        info = &no_info;
     }
-    clcnn_status status = check_info(ctx, info, path);
+    clcnn_status status = check_info(net, info, path);
     if (status != CLCNN_OK)
         return status;
 
@@ -845,48 +995,172 @@ static clcnn_status read_network(const model_file *f, clcnn_net **out) {
     return status;
 }
 
-static clcnn_status read_info(const model_file *f, clcnn_model_info *info) {
-    section_reader r = open_section(f, SECTION_INFO);
-    memset(info, 0, sizeof(*info));
-    uint32_t class_count = 0;
-    uint64_t count_offset = 0;
-    clcnn_status status = get_f32(&r, "the input mean", &info->input_mean);
-    if (status == CLCNN_OK)
-        status = get_f32(&r, "the input standard deviation", &info->input_std);
-    if (status == CLCNN_OK) {
-        count_offset = r.position;
-        status = get_u32(&r, "the class count", &class_count);
+/* A length-prefixed string of at most max_length bytes, allocated. */
+static clcnn_status get_new_string(section_reader *r, const char *what, size_t max_length,
+                                   char **out) {
+    uint64_t at = r->position;
+    uint32_t length;
+    clcnn_status status = get_u32(r, what, &length);
+    if (status != CLCNN_OK)
+        return status;
+    r->position = at;
+    if (length > max_length)
+        return file_error(r->file, "offset %llu: %s is %u bytes long, more than the %zu allowed",
+                          (unsigned long long)at, what, length, max_length);
+    status = need(r, 4 + (uint64_t)length, what);
+    if (status != CLCNN_OK)
+        return status;
+    *out = malloc((size_t)length + 1);
+    if (!*out)
+        return set_error(r->file->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory",
+                         r->file->path);
+    status = get_string(r, what, max_length, *out);
+    if (status == CLCNN_OK && strpbrk(*out, "\r\n"))
+        status = file_error(r->file, "offset %llu: %s contains a line break",
+                            (unsigned long long)at, what);
+    if (status != CLCNN_OK) {
+        free(*out);
+        *out = NULL;
     }
-    const uint32_t max_classes = f->version == 1 ? MODEL_V1_MAX_CLASSES : CLCNN_MAX_CLASSES;
+    return status;
+}
+
+/* A count of items of at least item_bytes each, checked against what is
+ * left of the section before anything that size is allocated. */
+static clcnn_status get_count(section_reader *r, const char *what, uint64_t item_bytes,
+                              uint32_t *out) {
+    uint64_t at = r->position;
+    clcnn_status status = get_u32(r, what, out);
+    if (status == CLCNN_OK &&
+        (*out > INT32_MAX || (uint64_t)*out * item_bytes > r->end - r->position))
+        status = file_error(r->file, "offset %llu: %s %u does not fit in the %s section",
+                            (unsigned long long)at, what, *out, r->name);
+    return status;
+}
+
+/* Means and standard deviations of count channels into info. */
+static clcnn_status get_normalization(section_reader *r, clcnn_model_info *info, uint32_t count) {
+    if (count == 0)
+        return CLCNN_OK;
+    info->mean = calloc(count, sizeof(float));
+    info->std = calloc(count, sizeof(float));
+    if (!info->mean || !info->std)
+        return set_error(r->file->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory",
+                         r->file->path);
+    info->channels = (int)count;
+    clcnn_status status = CLCNN_OK;
+    for (uint32_t c = 0; status == CLCNN_OK && c < count; c++) {
+        status = get_f32(r, "a channel's mean", &info->mean[c]);
+        if (status == CLCNN_OK)
+            status = get_f32(r, "a channel's standard deviation", &info->std[c]);
+    }
+    return status;
+}
+
+/* count class names of at most max_length bytes into info. */
+static clcnn_status get_class_names(section_reader *r, clcnn_model_info *info, uint32_t count,
+                                    size_t max_length) {
+    if (count == 0)
+        return CLCNN_OK;
+    info->class_names = calloc(count, sizeof(char *));
+    if (!info->class_names)
+        return set_error(r->file->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory",
+                         r->file->path);
+    clcnn_status status = CLCNN_OK;
+    for (uint32_t i = 0; status == CLCNN_OK && i < count; i++) {
+        status = get_new_string(r, "a class name", max_length, &info->class_names[i]);
+        if (status == CLCNN_OK)
+            info->class_count = (int)i + 1;
+    }
+    return status;
+}
+
+/* Versions 1 and 2: one mean and std, then the class names, then (version
+ * 2) per-channel figures for the first channels. The info gets channels 0
+ * for mean 0 and std 1, 1 for one normalisation of every channel, or one
+ * per input channel of the network, channels past version 2's taking the
+ * overall figures as they always did. */
+static clcnn_status read_info_v1_v2(const model_file *f, section_reader *r, int input_channels,
+                                    clcnn_model_info *info) {
+    float mean = 0.0f, std = 1.0f;
+    uint32_t class_count = 0, channels = 0;
+    uint64_t count_offset = 0;
+    clcnn_status status = get_f32(r, "the input mean", &mean);
+    if (status == CLCNN_OK)
+        status = get_f32(r, "the input standard deviation", &std);
+    if (status == CLCNN_OK) {
+        count_offset = r->position;
+        status = get_u32(r, "the class count", &class_count);
+    }
+    const uint32_t max_classes = f->version == 1 ? MODEL_V1_MAX_CLASSES : MODEL_V2_MAX_CLASSES;
     if (status == CLCNN_OK && class_count > max_classes)
         status =
             file_error(f, "offset %llu: %u class names, more than the %u a version %u file holds",
                        (unsigned long long)count_offset, class_count, max_classes, f->version);
-    for (uint32_t i = 0; status == CLCNN_OK && i < class_count; i++)
-        status = get_string(&r, "a class name", MODEL_MAX_CLASS_NAME, info->class_names[i]);
     if (status == CLCNN_OK)
-        info->class_count = (int)class_count;
+        status = get_class_names(r, info, class_count, MODEL_V2_MAX_CLASS_NAME);
     /* Version 2's per-channel normalisation; absent from version 2 files
      * written before it, which then normalise every channel alike. */
-    uint32_t channels = 0;
-    if (status == CLCNN_OK && f->version >= 2 && r.position < r.end) {
-        count_offset = r.position;
-        status = get_u32(&r, "the channel count", &channels);
-        if (status == CLCNN_OK && channels > CLCNN_MAX_CHANNELS)
+    if (status == CLCNN_OK && f->version >= 2 && r->position < r->end) {
+        count_offset = r->position;
+        status = get_u32(r, "the channel count", &channels);
+        if (status == CLCNN_OK && channels > MODEL_V2_MAX_CHANNELS)
             status = file_error(f,
                                 "offset %llu: %u channels of normalisation, more than the %d "
                                 "allowed",
-                                (unsigned long long)count_offset, channels, CLCNN_MAX_CHANNELS);
-        for (uint32_t c = 0; status == CLCNN_OK && c < channels; c++) {
-            status = get_f32(&r, "a channel's mean", &info->channel_mean[c]);
-            if (status == CLCNN_OK)
-                status = get_f32(&r, "a channel's standard deviation", &info->channel_std[c]);
+                                (unsigned long long)count_offset, channels, MODEL_V2_MAX_CHANNELS);
+    }
+    if (status != CLCNN_OK)
+        return status;
+    if (channels == 0) {
+        if (mean == 0.0f && std == 1.0f)
+            return CLCNN_OK;
+        return clcnn_model_info_set_normalization(info, 1, &mean, &std) == CLCNN_OK
+                   ? CLCNN_OK
+                   : set_error(f->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+    }
+    /* One figure per input channel of the network: the file's for the
+     * channels it has, the overall figures past them. */
+    clcnn_model_info file_channels;
+    clcnn_model_info_init(&file_channels);
+    status = get_normalization(r, &file_channels, channels);
+    if (status == CLCNN_OK) {
+        info->mean = malloc(sizeof(float) * (size_t)input_channels);
+        info->std = malloc(sizeof(float) * (size_t)input_channels);
+        if (!info->mean || !info->std)
+            status = set_error(f->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+    }
+    if (status == CLCNN_OK) {
+        info->channels = input_channels;
+        for (int c = 0; c < input_channels; c++) {
+            info->mean[c] = (uint32_t)c < channels ? file_channels.mean[c] : mean;
+            info->std[c] = (uint32_t)c < channels ? file_channels.std[c] : std;
         }
+    }
+    clcnn_model_info_free(&file_channels);
+    return status;
+}
+
+static clcnn_status read_info(const model_file *f, int input_channels, clcnn_model_info *info) {
+    section_reader r = open_section(f, SECTION_INFO);
+    clcnn_model_info_init(info);
+    clcnn_status status;
+    if (f->version < 3) {
+        status = read_info_v1_v2(f, &r, input_channels, info);
+    } else {
+        uint32_t channels = 0, class_count = 0;
+        status = get_count(&r, "the channel count", 8, &channels);
         if (status == CLCNN_OK)
-            info->channels = (int)channels;
+            status = get_normalization(&r, info, channels);
+        if (status == CLCNN_OK)
+            status = get_count(&r, "the class count", 4, &class_count);
+        if (status == CLCNN_OK)
+            status = get_class_names(&r, info, class_count, MODEL_MAX_CLASS_NAME);
     }
     if (status == CLCNN_OK)
         status = expect_section_end(&r);
+    if (status != CLCNN_OK)
+        clcnn_model_info_free(info);
     return status;
 }
 
@@ -1183,6 +1457,8 @@ clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **
         *net = NULL;
     if (trainer)
         *trainer = NULL;
+    if (info)
+        clcnn_model_info_init(info);
     if (!ctx || !path || !net)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "clcnn_model_load: the context, the path and net are required");
@@ -1203,16 +1479,18 @@ clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **
     clcnn_net *loaded = NULL;
     clcnn_trainer *loaded_trainer = NULL;
     clcnn_model_info loaded_info;
+    clcnn_model_info_init(&loaded_info);
     if (status == CLCNN_OK)
         status = read_network(&f, &loaded);
     if (status == CLCNN_OK)
-        status = read_info(&f, &loaded_info);
+        status = read_info(&f, loaded->layers[0].out.c, &loaded_info);
     if (status == CLCNN_OK)
         status = read_parameters(&f, loaded);
     if (status == CLCNN_OK && f.present[SECTION_TRAINING])
         status = read_training(&f, loaded, trainer ? &loaded_trainer : NULL);
     free(f.data);
     if (status != CLCNN_OK) {
+        clcnn_model_info_free(&loaded_info);
         clcnn_trainer_destroy(loaded_trainer);
         clcnn_net_destroy(loaded);
         return status;
@@ -1222,5 +1500,35 @@ clcnn_status clcnn_model_load(clcnn_context *ctx, const char *path, clcnn_net **
         *trainer = loaded_trainer;
     if (info)
         *info = loaded_info;
+    else
+        clcnn_model_info_free(&loaded_info);
     return CLCNN_OK;
+}
+
+clcnn_status clcnn_net_load(clcnn_context *ctx, const char *path, clcnn_net **net,
+                            clcnn_model_info *info, int *has_parameters) {
+    if (net)
+        *net = NULL;
+    if (has_parameters)
+        *has_parameters = 0;
+    if (info)
+        clcnn_model_info_init(info);
+    if (!ctx || !path || !net)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "clcnn_net_load: the context, the path and net are required");
+    /* A model file starts with its magic; anything else is taken for a
+     * network file, whose parser says what is wrong with it. */
+    unsigned char magic[MODEL_MAGIC_SIZE];
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return set_error(ctx, CLCNN_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));
+    const size_t got = fread(magic, 1, sizeof(magic), file);
+    fclose(file);
+    if (got == sizeof(magic) && memcmp(magic, model_magic, sizeof(magic)) == 0) {
+        clcnn_status status = clcnn_model_load(ctx, path, net, NULL, info);
+        if (status == CLCNN_OK && has_parameters)
+            *has_parameters = 1;
+        return status;
+    }
+    return clcnn_net_from_file(ctx, path, net);
 }

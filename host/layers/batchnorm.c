@@ -81,6 +81,13 @@ static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p
                                  p->tensor_grad[0], p->tensor_grad[1]);
 }
 
+static clcnn_status batchnorm_fold_into(const layer *l, clcnn_context *ctx, const buf *tensor,
+                                        int per_channel, buf weight, buf bias, buf folded_weight,
+                                        buf folded_bias) {
+    return op_batchnorm_fold(ctx, l->in.c, per_channel, l->eps, weight, bias, tensor[0], tensor[1],
+                             tensor[2], tensor[3], folded_weight, folded_bias);
+}
+
 const layer_type layer_batchnorm = {
     .name = "batchnorm",
     .keys = batchnorm_keys,
@@ -93,4 +100,5 @@ const layer_type layer_batchnorm = {
     .init = batchnorm_init,
     .forward = batchnorm_layer_forward,
     .backward = batchnorm_layer_backward,
+    .fold = batchnorm_fold_into,
 };

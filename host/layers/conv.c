@@ -163,7 +163,8 @@ static size_t conv_scratch_bytes(const clcnn_context *ctx, const layer *l, int b
 }
 
 static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
-    const conv2d_params params = layer_conv2d_params(l, p->batch);
+    conv2d_params params = layer_conv2d_params(l, p->batch);
+    params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
     return op_conv2d_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out);
 }
 
@@ -183,6 +184,7 @@ const layer_type layer_conv = {
     .keys = conv_keys,
     .min_inputs = 1,
     .max_inputs = 1,
+    .foldable = 1,
     .parse = conv_parse,
     .infer = conv_infer,
     .tensors = conv_tensors,

@@ -44,7 +44,8 @@ static dense_params params_of(const layer *l, int batch) {
 }
 
 static clcnn_status dense_layer_forward(const layer *l, const layer_pass *p) {
-    const dense_params params = params_of(l, p->batch);
+    dense_params params = params_of(l, p->batch);
+    params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
     return op_dense_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out);
 }
 
@@ -59,6 +60,7 @@ const layer_type layer_dense = {
     .keys = dense_keys,
     .min_inputs = 1,
     .max_inputs = 1,
+    .foldable = 1,
     .parse = dense_parse,
     .infer = dense_infer,
     .tensors = dense_tensors,

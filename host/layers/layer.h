@@ -94,6 +94,11 @@ struct layer_type {
     int view;                   /* the output is the input's storage, reshaped (flatten) */
     int accumulates;            /* backward honours layer_pass.accumulate */
     int rectifier;              /* relu-like: the layer before it gets He initialisation */
+    /* Output channel c is tensor[0]'s c-th slice (weight, output channels
+     * first) applied to the input, plus tensor[1][c] whenever the pass gives
+     * a tensor[1] (bias) even if the layer has none: a `fold` layer reading
+     * it alone can fold into it (conv, dense). */
+    int foldable;
     /* The loss that is computed from this layer's input when the network
      * ends in it (softmax: cross-entropy), else CLCNN_LOSS_AUTO. */
     clcnn_loss fused_loss;
@@ -113,6 +118,12 @@ struct layer_type {
     /* NULL for types with nothing to compute (input, views). */
     clcnn_status (*forward)(const layer *l, const layer_pass *p);
     clcnn_status (*backward)(const layer *l, const layer_pass *p);
+    /* Eval mode: folds this layer into the `foldable` layer before it, whose
+     * only reader it is, by writing the weight and bias with which that layer
+     * gives this one's output. weight has per_channel floats per output
+     * channel; bias may be absent; tensor[] are this layer's. May be NULL. */
+    clcnn_status (*fold)(const layer *l, clcnn_context *ctx, const buf *tensor, int per_channel,
+                         buf weight, buf bias, buf folded_weight, buf folded_bias);
     /* Times kernel configurations for batch images on ctx's OpenCL device,
      * remembers the fastest and appends a report line per operation. May be
      * NULL: nothing to tune. */

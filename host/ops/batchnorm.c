@@ -44,18 +44,32 @@ int batchnorm_contiguous_walk(const clcnn_context *ctx) {
     return (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
 }
 
+/* The floats per element of the kernels' walks (BATCHNORM_VW): on CPUs
+ * (contiguous walks) the widest of 8, 4, 2 that divides H * W, so every
+ * image's plane starts a whole vector; 1 for the strided walk of GPUs, whose
+ * neighbouring work-items already read neighbouring floats. */
+static int vector_width(int contiguous, int spatial) {
+    if (!contiguous)
+        return 1;
+    for (int vw = 8; vw > 1; vw /= 2)
+        if (spatial % vw == 0)
+            return vw;
+    return 1;
+}
+
 /* One of the kernels with its work-group size: BATCHNORM_THREADS work-items
  * per channel (128, enough to keep a long channel's loads in flight), halved
  * until both the device and the compiled kernel accept the group. */
-static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, const char *name,
+static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, int vw, const char *name,
                                    cl_kernel *kernel, size_t *threads) {
     size_t wanted = 128;
     while (wanted > 1 && ctx->max_work_group_size && wanted > ctx->max_work_group_size)
         wanted /= 2;
     for (;;) {
-        char options[96];
-        snprintf(options, sizeof(options), "-DBATCHNORM_THREADS=%d -DBATCHNORM_CONTIGUOUS=%d",
-                 (int)wanted, contiguous != 0);
+        char options[128];
+        snprintf(options, sizeof(options),
+                 "-DBATCHNORM_THREADS=%d -DBATCHNORM_CONTIGUOUS=%d -DBATCHNORM_VW=%d", (int)wanted,
+                 contiguous != 0, vw);
         clcnn_status status = runtime_get_kernel(ctx, "batchnorm", name, options, kernel);
         if (status != CLCNN_OK)
             return status;
@@ -82,7 +96,9 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         return status;
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, "batchnorm_forward_train", &kernel, &threads);
+    const int vw = vector_width(contiguous, spatial);
+    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
+    status = channel_kernel(ctx, contiguous, vw, "batchnorm_forward_train", &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
@@ -90,7 +106,7 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
         {sizeof(int), &batch},          {sizeof(int), &channels},
-        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(int), &vectors},        {sizeof(float), &eps},
         {sizeof(float), &momentum},
     };
     const size_t local[1] = {threads};
@@ -107,7 +123,9 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         return status;
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, "batchnorm_forward_eval", &kernel, &threads);
+    const int vw = vector_width(contiguous, spatial);
+    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
+    status = channel_kernel(ctx, contiguous, vw, "batchnorm_forward_eval", &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
@@ -115,7 +133,7 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
         {sizeof(int), &batch},          {sizeof(int), &channels},
-        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(int), &vectors},        {sizeof(float), &eps},
     };
     const size_t local[1] = {threads};
     const size_t global[1] = {(size_t)channels * threads};
@@ -132,7 +150,9 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
         return status;
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, "batchnorm_backward", &kernel, &threads);
+    const int vw = vector_width(contiguous, spatial);
+    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
+    status = channel_kernel(ctx, contiguous, vw, "batchnorm_backward", &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const int want_grad_x = grad_x != NULL;
@@ -142,7 +162,7 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},          {sizeof(cl_mem), &grad_y},      {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &grad_x_arg}, {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
-        {sizeof(int), &batch},         {sizeof(int), &channels},       {sizeof(int), &spatial},
+        {sizeof(int), &batch},         {sizeof(int), &channels},       {sizeof(int), &vectors},
         {sizeof(float), &eps},         {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
     };
     const size_t local[1] = {threads};
@@ -161,7 +181,9 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
         return status;
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, "batchnorm_backward_eval", &kernel, &threads);
+    const int vw = vector_width(contiguous, spatial);
+    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
+    status = channel_kernel(ctx, contiguous, vw, "batchnorm_backward_eval", &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const int want_grad_x = grad_x != NULL;
@@ -174,13 +196,40 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &grad_x_arg},
         {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
         {sizeof(int), &batch},          {sizeof(int), &channels},
-        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(int), &vectors},        {sizeof(float), &eps},
         {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
     };
     const size_t local[1] = {threads};
     const size_t global[1] = {(size_t)channels * threads};
     return runtime_launch(ctx, kernel, "batchnorm_backward_eval", sizeof(args) / sizeof(args[0]),
                           args, 1, global, local);
+}
+
+clcnn_status batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, float eps,
+                            cl_mem weight, cl_mem bias, cl_mem bn_weight, cl_mem bn_bias,
+                            cl_mem running_mean, cl_mem running_var, cl_mem folded_weight,
+                            cl_mem folded_bias) {
+    clcnn_status status = check_shape(ctx, "batchnorm_fold", 1, channels, per_channel, eps);
+    if (status != CLCNN_OK)
+        return status;
+    cl_kernel kernel;
+    status = runtime_get_kernel(ctx, "batchnorm", "batchnorm_fold", "", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int has_bias = bias != NULL;
+    /* Without a bias the kernel never reads that argument: weight stands in. */
+    cl_mem bias_arg = has_bias ? bias : weight;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &bias_arg},
+        {sizeof(int), &has_bias},       {sizeof(cl_mem), &bn_weight},
+        {sizeof(cl_mem), &bn_bias},     {sizeof(cl_mem), &running_mean},
+        {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &folded_weight},
+        {sizeof(cl_mem), &folded_bias}, {sizeof(int), &channels},
+        {sizeof(int), &per_channel},    {sizeof(float), &eps},
+    };
+    const size_t global[1] = {(size_t)channels * (size_t)per_channel + (size_t)channels};
+    return runtime_launch(ctx, kernel, "batchnorm_fold", sizeof(args) / sizeof(args[0]), args, 1,
+                          global, NULL);
 }
 
 /* ---- entry points ---------------------------------------------------------------------- */
@@ -279,5 +328,30 @@ clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int chann
                                 running_mean.host, running_var.host,
                                 buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
                                 grad_weight.host, grad_bias.host);
+    return CLCNN_OK;
+}
+
+clcnn_status op_batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, float eps,
+                               buf weight, buf bias, buf bn_weight, buf bn_bias, buf running_mean,
+                               buf running_var, buf folded_weight, buf folded_bias) {
+    const char *what = "op_batchnorm_fold";
+    static const char *const names[] = {"weight",       "bn_weight",   "bn_bias",
+                                        "running_mean", "running_var", "folded_weight",
+                                        "folded_bias"};
+    const buf bufs[] = {weight,      bn_weight,     bn_bias,    running_mean,
+                        running_var, folded_weight, folded_bias};
+    clcnn_status status = check_shape(ctx, what, 1, channels, per_channel, eps);
+    if (status == CLCNN_OK)
+        status = require(ctx, what, 7, bufs, names);
+    if (status != CLCNN_OK)
+        return status;
+    const int has_bias = buf_present(ctx, bias);
+    if (context_is_opencl(ctx))
+        return batchnorm_fold(
+            ctx, channels, per_channel, eps, weight.mem, has_bias ? bias.mem : NULL, bn_weight.mem,
+            bn_bias.mem, running_mean.mem, running_var.mem, folded_weight.mem, folded_bias.mem);
+    batchnorm_fold_ref(channels, per_channel, eps, weight.host, has_bias ? bias.host : NULL,
+                       bn_weight.host, bn_bias.host, running_mean.host, running_var.host,
+                       folded_weight.host, folded_bias.host);
     return CLCNN_OK;
 }

@@ -69,6 +69,24 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
                                      cl_mem running_mean, cl_mem running_var, cl_mem grad_x,
                                      int accumulate, cl_mem grad_weight, cl_mem grad_bias);
 
+/* An eval-mode batchnorm folded into the layer before it, whose output
+ * channel c is its weight's c-th slice (per_channel floats) applied to the
+ * input plus bias[c] (a convolution, any groups, or a dense layer): with
+ * scale = bn_weight / sqrt(running_var + eps),
+ *   folded_weight[c, :] = weight[c, :] * scale[c]
+ *   folded_bias[c]      = (bias[c] - running_mean[c]) * scale[c] + bn_bias[c]
+ * (bias 0 when absent), so that layer run with the folded tensors gives the
+ * batchnorm's output: one pass over the activations instead of two. */
+void batchnorm_fold_ref(int channels, int per_channel, float eps, const float *weight,
+                        const float *bias, const float *bn_weight, const float *bn_bias,
+                        const float *running_mean, const float *running_var, float *folded_weight,
+                        float *folded_bias);
+/* bias may be NULL. */
+clcnn_status batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, float eps,
+                            cl_mem weight, cl_mem bias, cl_mem bn_weight, cl_mem bn_bias,
+                            cl_mem running_mean, cl_mem running_var, cl_mem folded_weight,
+                            cl_mem folded_bias);
+
 /* The same on ctx's device: the OpenCL side or the reference. */
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,
@@ -84,5 +102,9 @@ clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int chann
                                         float eps, buf x, buf grad_y, buf weight, buf running_mean,
                                         buf running_var, buf grad_x, int accumulate,
                                         buf grad_weight, buf grad_bias);
+/* bias may be absent. */
+clcnn_status op_batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, float eps,
+                               buf weight, buf bias, buf bn_weight, buf bn_bias, buf running_mean,
+                               buf running_var, buf folded_weight, buf folded_bias);
 
 #endif

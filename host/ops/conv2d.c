@@ -490,6 +490,14 @@ clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *c
                           global, local);
 }
 
+/* The input rows (or columns) of one phase of a strided convolution's
+ * backward-data: those with (i + pad) % stride == phase, the first of them
+ * and how many there are among `size`. */
+static void phase_span(int phase, int pad, int stride, int size, int *first, int *count) {
+    *first = ((phase - pad) % stride + stride) % stride;
+    *count = *first < size ? (size - 1 - *first) / stride + 1 : 0;
+}
+
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                          cl_mem grad_input) {
@@ -505,27 +513,56 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     if (status == CLCNN_OK)
         status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_data_direct", options,
                                     &kernel);
-    if (status != CLCNN_OK)
-        return status;
-    const int positions = p->batch * p->in_height * p->in_width;
-    kernel_arg args[20] = {
-        {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &transposed},
-        {sizeof(cl_mem), &grad_input},  {sizeof(int), &v.in_channels},
-        {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
-        {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h},
-        {sizeof(int), &p->kernel_w},    {sizeof(int), &p->stride_h},
-        {sizeof(int), &p->stride_w},    {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width},   {sizeof(int), &positions},
-        {sizeof(int), &padded},
-    };
-    const int arg_count = variant_args(&v, args, 17);
-    const size_t local[3] = {1, (size_t)config->group, 1};
-    const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
-                              (size_t)((positions + config->wpt_p - 1) / config->wpt_p),
-                              (size_t)v.groups};
-    return runtime_launch(ctx, kernel, "conv2d_backward_data_direct", arg_count, args,
-                          variant_dims(&v, 2), global, local);
+    /* A strided convolution without dilation runs once per phase (the
+     * kernel's comment); any other once, over every position and tap. */
+    const int phased = conv2d_dilation_h(p) == 1 && conv2d_dilation_w(p) == 1;
+    const int steps[2] = {phased ? p->stride_h : 1, phased ? p->stride_w : 1};
+    for (int a = 0; a < steps[0] && status == CLCNN_OK; a++)
+        for (int b = 0; b < steps[1] && status == CLCNN_OK; b++) {
+            int row0 = 0, col0 = 0, rows = p->in_height, cols = p->in_width;
+            if (phased) {
+                phase_span(a, p->pad_top, p->stride_h, p->in_height, &row0, &rows);
+                phase_span(b, p->pad_left, p->stride_w, p->in_width, &col0, &cols);
+            }
+            const int positions = p->batch * rows * cols;
+            if (positions == 0)
+                continue;
+            kernel_arg args[28] = {
+                {sizeof(cl_mem), &grad_output},
+                {sizeof(cl_mem), &transposed},
+                {sizeof(cl_mem), &grad_input},
+                {sizeof(int), &v.in_channels},
+                {sizeof(int), &p->in_height},
+                {sizeof(int), &p->in_width},
+                {sizeof(int), &v.out_channels},
+                {sizeof(int), &p->kernel_h},
+                {sizeof(int), &p->kernel_w},
+                {sizeof(int), &p->stride_h},
+                {sizeof(int), &p->stride_w},
+                {sizeof(int), &p->pad_top},
+                {sizeof(int), &p->pad_left},
+                {sizeof(int), &p->out_height},
+                {sizeof(int), &p->out_width},
+                {sizeof(int), &positions},
+                {sizeof(int), &padded},
+                {sizeof(int), &row0},
+                {sizeof(int), &col0},
+                {sizeof(int), &rows},
+                {sizeof(int), &cols},
+                {sizeof(int), &steps[0]},
+                {sizeof(int), &steps[1]},
+                {sizeof(int), &a},
+                {sizeof(int), &b},
+            };
+            const int arg_count = variant_args(&v, args, 25);
+            const size_t local[3] = {1, (size_t)config->group, 1};
+            const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
+                                      (size_t)((positions + config->wpt_p - 1) / config->wpt_p),
+                                      (size_t)v.groups};
+            status = runtime_launch(ctx, kernel, "conv2d_backward_data_direct", arg_count, args,
+                                    variant_dims(&v, 2), global, local);
+        }
+    return status;
 }
 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,

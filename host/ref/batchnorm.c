@@ -115,3 +115,18 @@ void batchnorm_backward_eval_ref(int batch, int channels, int spatial, float eps
             }
     }
 }
+
+void batchnorm_fold_ref(int channels, int per_channel, float eps, const float *weight,
+                        const float *bias, const float *bn_weight, const float *bn_bias,
+                        const float *running_mean, const float *running_var, float *folded_weight,
+                        float *folded_bias) {
+    for (int c = 0; c < channels; c++) {
+        const double scale = bn_weight[c] / sqrt((double)running_var[c] + eps);
+        for (int k = 0; k < per_channel; k++) {
+            const int64_t i = (int64_t)c * per_channel + k;
+            folded_weight[i] = (float)(weight[i] * scale);
+        }
+        const double b = bias ? bias[c] : 0.0;
+        folded_bias[c] = (float)((b - running_mean[c]) * scale + bn_bias[c]);
+    }
+}

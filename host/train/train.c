@@ -479,20 +479,111 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
             p.images_per_second = elapsed > 0 ? seen / elapsed : 0.0;
             p.eta_seconds = elapsed / (double)(b + 1) * (double)(batches - b - 1);
             p.learning_rate = learning_rate;
-            progress(user, &p);
+            if (progress(user, &p) != 0) {
+                status = set_error(ctx, CLCNN_STOPPED,
+                                   "the progress callback stopped epoch %d after batch %lld of "
+                                   "%lld",
+                                   t->epochs_done + 1, (long long)(b + 1), (long long)batches);
+                break;
+            }
         }
     }
     /* Passes after the epoch (evaluation, clcnn_net_forward) start their
      * draws at image 0 again. */
     net->first_image = 0;
-    if (status != CLCNN_OK)
+    if (status != CLCNN_OK && status != CLCNN_STOPPED)
         return status;
-    t->epochs_done++;
-    /* A rank that had no images all epoch (fewer images than ranks) reports 0. */
+    if (status == CLCNN_OK)
+        t->epochs_done++;
+    /* A rank that had no images all epoch (fewer images than ranks) reports
+     * 0; a stopped epoch, the figures of its batches so far. */
     if (loss)
         *loss = seen > 0 ? loss_sum / (double)seen : 0.0;
     if (accuracy)
         *accuracy = seen > 0 ? (double)correct / (double)seen : 0.0;
+    return status;
+}
+
+clcnn_status clcnn_trainer_step(clcnn_trainer *t, const float *images, const int32_t *labels,
+                                int64_t count, double *loss, int64_t *correct) {
+    if (!t || !images || !labels)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    clcnn_net *net = t->net;
+    clcnn_context *ctx = net->ctx;
+    if (count < 1 || count > t->config.batch_size)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "a step takes 1 to %d images (the batch size), not %lld",
+                         t->config.batch_size, (long long)count);
+    clcnn_status status = net_ensure_activations(net, t->config.batch_size, 1);
+    if (status == CLCNN_OK)
+        status = net_sync_parameters_to_device(net);
+    if (status == CLCNN_OK)
+        status = sync_state_to_device(t);
+    if (status != CLCNN_OK)
+        return status;
+    const int n = (int)count;
+    const int64_t units = shape3_count(net->layers[net->loss.logits_layer].out);
+    const double learning_rate = learning_rate_at(&t->config, t->epochs_done);
+    const int on_device = ctx->kind == CLCNN_DEVICE_OPENCL;
+    const size_t gradient_bytes = sizeof(float) * (size_t)net->parameter_floats;
+    const int exchange = t->gradient_hook != NULL;
+    const int64_t step_number = t->step + 1;
+    /* As in an epoch: every rank passes count images, this one the rank's
+     * share of the global batch. */
+    net->random_seed = hash_bytes(hash_bytes(HASH_SEED, &t->config.seed, sizeof(uint64_t)),
+                                  &step_number, sizeof(step_number));
+    net->first_image = (int64_t)t->rank * count;
+    double batch_loss = 0.0;
+    status = net_write_input(net, images, n);
+    if (status == CLCNN_OK)
+        status = net_stage_targets(net, n, labels, NULL);
+    if (status == CLCNN_OK)
+        status = net_forward_stored(net, n, 1);
+    if (status == CLCNN_OK)
+        status = net_backward_stored(net, n, 1);
+    if (status == CLCNN_OK && !exchange)
+        status = optimizer_update(t, learning_rate);
+    if (status == CLCNN_OK)
+        status = net_read_output_async(net, net->loss.logits_layer, n * units, t->batch_outputs);
+    if (status == CLCNN_OK && exchange && on_device && gradient_bytes > 0)
+        status = cl_check(ctx,
+                          clEnqueueReadBuffer(ctx->queue, net->device_gradients, CL_FALSE, 0,
+                                              gradient_bytes, net->host_gradients, 0, NULL, NULL),
+                          "clEnqueueReadBuffer");
+    if (status == CLCNN_OK)
+        status = net_read_loss(net, n, &batch_loss);
+    net->first_image = 0;
+    if (status != CLCNN_OK)
+        return status;
+    clcnn_gradient_step step;
+    step.step = step_number;
+    step.epoch = t->epochs_done + 1;
+    step.batch = 1;
+    step.batches = 1;
+    step.rank = t->rank;
+    step.world_size = t->world_size;
+    step.global_images = count * t->world_size;
+    step.images = count;
+    step.loss_sum = batch_loss * (double)count;
+    step.correct = 0;
+    for (int i = 0; i < n; i++)
+        step.correct += predicted_class(net, t->batch_outputs + i * units, units) == labels[i];
+    if (exchange)
+        status = exchange_gradients(t, &step);
+    if (status == CLCNN_OK && !isfinite(step.loss_sum))
+        status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                           "the loss became %g at step %lld: lower the learning rate",
+                           step.loss_sum / (double)step.images, (long long)step_number);
+    if (status == CLCNN_OK && exchange && on_device)
+        status = buffer_write(ctx, net->device_gradients, 0, gradient_bytes, net->host_gradients);
+    if (status == CLCNN_OK && exchange)
+        status = optimizer_update(t, learning_rate);
+    if (status != CLCNN_OK)
+        return status;
+    if (loss)
+        *loss = step.loss_sum / (double)step.images;
+    if (correct)
+        *correct = step.correct;
     return CLCNN_OK;
 }
 
@@ -547,6 +638,8 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
     status = net_ensure_activations(net, chunk, 0);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);
+    if (status == CLCNN_OK)
+        status = net_fold_layers(net);
     float *values = malloc(sizeof(float) * (size_t)(chunk * units));
     if (!values)
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for evaluation");
@@ -559,7 +652,7 @@ clcnn_status clcnn_net_evaluate(clcnn_net *net, const clcnn_dataset *data, doubl
         const int n = (int)(data->count - first < chunk ? data->count - first : chunk);
         status = net_write_input(net, data->images + first * image_size, n);
         if (status == CLCNN_OK)
-            status = net_forward_stored(net, n, 0);
+            status = net_forward_folded(net, n, first);
         if (status == CLCNN_OK)
             status = net_read_output(net, net->loss.logits_layer, n * units, values);
         for (int i = 0; i < n && status == CLCNN_OK; i++) {
