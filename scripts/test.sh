@@ -5,7 +5,8 @@
 #                                      with AddressSanitizer (leaks included) and
 #                                      UndefinedBehaviorSanitizer, in build-sanitize/,
 #                                      and run: every test but the four slowest, which
-#                                      the whole suite runs without sanitizers
+#                                      the whole suite runs without sanitizers, and the
+#                                      packaging and Python tests
 #   scripts/test.sh --kernels-oclgrind the kernels' small-shape tests under Oclgrind
 #                                      (--data-races --check-api), with the tiled (GPU)
 #                                      and the direct (CPU) kernels, in build-oclgrind/
@@ -33,7 +34,11 @@ all)
   export ASAN_OPTIONS=detect_leaks=1:max_allocation_size_mb=2048:detect_stack_use_after_return=1:strict_string_checks=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   cd "$build"
-  ctest --output-on-failure -j"$(nproc)" -E '^(test_conv_backward|test_grad|test_training|test_train_cli)$'
+  # Not here: the four slowest tests, and those that build or load the
+  # libraries from outside (package_*: programs of other projects; python:
+  # ctypes in an uninstrumented interpreter), which need no sanitizer.
+  ctest --output-on-failure -j"$(nproc)" \
+    -E '^(test_conv_backward|test_grad|test_training|test_train_cli|package_.*|python)$'
   ;;
 --kernels-oclgrind)
   scripts/oclgrind.sh

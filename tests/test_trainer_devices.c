@@ -253,7 +253,7 @@ static clcnn_status record_gradient(void *user, float *gradients, int64_t count,
     return CLCNN_OK;
 }
 
-static void after_batch(void *user, const clcnn_progress *progress) {
+static int after_batch(void *user, const clcnn_progress *progress) {
     schedule_probe *probe = user;
     const int e = progress->epoch - 1;
     if (progress->batch == 1)
@@ -273,6 +273,7 @@ static void after_batch(void *user, const clcnn_progress *progress) {
         probe->applied[e] = sum / n;
         probe->applied_count[e] = n;
     }
+    return 0; /* go on */
 }
 
 static void check_schedule(clcnn_context *reference, const clcnn_dataset *data,

@@ -182,7 +182,11 @@ int cli_read_png(const char *path, int channels, float **pixels, int *height, in
     if ((long long)w * h > CLI_MAX_IMAGE_PIXELS)
         return cli_fail("%s: the image is %dx%d, more than the %d pixels clcnn reads", path, w, h,
                         CLI_MAX_IMAGE_PIXELS);
-    unsigned char *data = stbi_load(path, &w, &h, &n, channels);
+    /* Decoded in the file's own channels and converted here: stb_image
+     * 2.27 converts a 16-bit PNM's channels with its 8-bit converter and
+     * then reads past the result (found by the fuzz corpus under
+     * AddressSanitizer). */
+    unsigned char *data = stbi_load(path, &w, &h, &n, 0);
     if (!data)
         return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
     float *values = malloc(sizeof(float) * (size_t)w * h * channels);
@@ -190,10 +194,21 @@ int cli_read_png(const char *path, int channels, float **pixels, int *height, in
         stbi_image_free(data);
         return cli_fail("out of memory");
     }
-    /* stb gives interleaved pixels (HWC); the network wants planes (CHW). */
+    /* stb gives interleaved pixels (HWC); the network wants planes (CHW):
+     * grey (and grey+alpha) to RGB by repeating it, RGB(A) to grey with
+     * stb_image's own weights, alpha dropped. */
     for (int c = 0; c < channels; c++)
-        for (int i = 0; i < w * h; i++)
-            values[c * w * h + i] = data[i * channels + c] / 255.0f;
+        for (int i = 0; i < w * h; i++) {
+            const unsigned char *p = data + (size_t)i * n;
+            int v;
+            if (n <= 2)
+                v = p[0];
+            else if (channels == 1)
+                v = (p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8;
+            else
+                v = p[c];
+            values[c * w * h + i] = v / 255.0f;
+        }
     stbi_image_free(data);
     *pixels = values;
     *height = h;

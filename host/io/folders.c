@@ -212,7 +212,10 @@ static clcnn_status decode_split(clcnn_context *ctx, const split_listing *s, con
     for (int64_t i = 0; i < count; i++) {
         const char *path = s->paths.items[i];
         int w, h, n;
-        unsigned char *pixels = stbi_load(path, &w, &h, &n, C);
+        /* In the file's own channels, converted below: stb_image 2.27
+         * converts a 16-bit PNM's channels with its 8-bit converter and then
+         * reads past the result. */
+        unsigned char *pixels = stbi_load(path, &w, &h, &n, 0);
         if (!pixels)
             return set_error(ctx, CLCNN_ERROR_FORMAT, "%s: cannot decode the image: %s", path,
                              stbi_failure_reason());
@@ -237,9 +240,14 @@ static clcnn_status decode_split(clcnn_context *ctx, const split_listing *s, con
         }
         /* stb gives interleaved pixels (HWC); the networks take planes (CHW). */
         float *image = out->images + i * image_size;
+        /* Grey (and grey+alpha) to RGB by repeating it, alpha dropped
+         * (C is 3 when any image of the set has colour, so an RGB image never
+         * goes to grey). */
         for (int c = 0; c < C; c++)
-            for (int p = 0; p < H * W; p++)
-                image[c * H * W + p] = pixels[p * C + c] / 255.0f;
+            for (int p = 0; p < H * W; p++) {
+                const unsigned char *px = pixels + (size_t)p * n;
+                image[c * H * W + p] = (n <= 2 ? px[0] : px[c]) / 255.0f;
+            }
         stbi_image_free(pixels);
         out->labels[i] = s->labels[i];
     }
