@@ -10,6 +10,7 @@
  * expanding grey to RGB where needed. */
 #include "internal.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -169,10 +170,46 @@ typedef struct set_shape {
     const char *first; /* the image the size was taken from */
 } set_shape;
 
+/* stb_image 2.27 reads a binary PNM's (P5, P6) width, height and maximum
+ * value into an int with no check for overflow, undefined behaviour that
+ * the fuzzer found: 1 when path is such a file with a number of more than 9
+ * significant digits in its header (the first 4 KiB), which is then refused
+ * before stb_image reads it. */
+static int pnm_number_too_long(const char *path) {
+    unsigned char header[4096];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    const size_t n = fread(header, 1, sizeof(header), f);
+    fclose(f);
+    if (n < 2 || header[0] != 'P' || (header[1] != '5' && header[1] != '6'))
+        return 0;
+    size_t i = 2;
+    for (int number = 0; number < 3; number++) {
+        while (i < n && (isspace(header[i]) || header[i] == '#')) {
+            if (header[i] == '#')
+                while (i < n && header[i] != '\n' && header[i] != '\r')
+                    i++;
+            else
+                i++;
+        }
+        int significant = 0;
+        for (; i < n && isdigit(header[i]); i++)
+            if (significant > 0 || header[i] != '0')
+                if (++significant > 9)
+                    return 1;
+    }
+    return 0;
+}
+
 static clcnn_status probe_split(clcnn_context *ctx, const split_listing *s, set_shape *shape) {
     for (int i = 0; i < s->paths.count; i++) {
         const char *path = s->paths.items[i];
         int w, h, n;
+        if (pnm_number_too_long(path))
+            return set_error(ctx, CLCNN_ERROR_FORMAT,
+                             "%s: cannot read the image: a number in its PNM header is too large",
+                             path);
         if (!stbi_info(path, &w, &h, &n))
             return set_error(ctx, CLCNN_ERROR_FORMAT, "%s: cannot read the image: %s", path,
                              stbi_failure_reason());
