@@ -65,6 +65,19 @@ struct clcnn_context {
     kernel_config config; /* of an OpenCL device, resolved when the context selects it */
     clcnn_status status;
     char error[2048];
+    /* Test-only (tests/test_crash.c): CLCNN_TEST_SAVE_STOP=N:POINT makes the
+     * N-th model save of this context stop the process (SIGSTOP) at POINT,
+     * one of the save_stop_point values, so that a test can kill it exactly
+     * there. Read once, when the context is created; 0 when unset. */
+    int save_stop_at, save_stop_point;
+    int saves; /* model saves begun */
+};
+
+/* Where CLCNN_TEST_SAVE_STOP stops a save. */
+enum save_stop_point {
+    SAVE_STOP_PARTIAL = 1, /* "partial": part of the temporary file written (and flushed) */
+    SAVE_STOP_WRITTEN,     /* "written": the temporary file complete and synced, not renamed */
+    SAVE_STOP_RENAMED,     /* "renamed": renamed over the model, the directory not synced */
 };
 
 /* A float tensor's storage on the context's device: host memory on the

@@ -1,8 +1,50 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite.
+# Installs what is missing, builds, and runs the tests.
+#   scripts/test.sh                    the whole suite (CTest), in build/ or $BUILD_DIR
+#   scripts/test.sh --sanitize         the library, the command and the fast tests built
+#                                      with AddressSanitizer (leaks included) and
+#                                      UndefinedBehaviorSanitizer, in build-sanitize/,
+#                                      and run: every test but the four slowest, which
+#                                      the whole suite runs without sanitizers, and the
+#                                      packaging and Python tests
+#   scripts/test.sh --kernels-oclgrind the kernels' small-shape tests under Oclgrind
+#                                      (--data-races --check-api), with the tiled (GPU)
+#                                      and the direct (CPU) kernels, in build-oclgrind/
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-all}
 scripts/deps.sh
-scripts/build.sh
-cd "${BUILD_DIR:-build}"
-ctest --output-on-failure -j"$(nproc)"
+case "$mode" in
+all)
+  scripts/build.sh
+  cd "${BUILD_DIR:-build}"
+  ctest --output-on-failure -j"$(nproc)"
+  ;;
+--sanitize)
+  build=build-sanitize
+  # Debug keeps assertions; -O1 keeps it fast enough. Every sanitizer report
+  # is fatal, so a report fails its test.
+  CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1" \
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build "$build" -j"$(nproc)" >/dev/null
+  # max_allocation_size_mb: an allocation over 2 GiB is a report, as it is
+  # for libFuzzer (a parser must not allocate what a file only claims).
+  # LeakSanitizer runs with no suppressions: PoCL keeps nothing
+  # unreachable at exit here, so any leak report is clcnn's.
+  export ASAN_OPTIONS=detect_leaks=1:max_allocation_size_mb=2048:detect_stack_use_after_return=1:strict_string_checks=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  cd "$build"
+  # Not here: the four slowest tests, and those that build or load the
+  # libraries from outside (package_*: programs of other projects; python:
+  # ctypes in an uninstrumented interpreter), which need no sanitizer.
+  ctest --output-on-failure -j"$(nproc)" \
+    -E '^(test_conv_backward|test_grad|test_training|test_train_cli|package_.*|python)$'
+  ;;
+--kernels-oclgrind)
+  scripts/oclgrind.sh
+  ;;
+*)
+  echo "usage: scripts/test.sh [--sanitize | --kernels-oclgrind]" >&2
+  exit 2
+  ;;
+esac

@@ -25,6 +25,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 static const char *const overrides[] = {"CLCNN_CONV", "CLCNN_TILES", "CLCNN_DIRECT",
@@ -395,6 +396,7 @@ int main(void) {
     /* A cache directory of the test's own, so that no tuning file of the
      * user's counts; contexts take it when they are created. */
     setenv("XDG_CACHE_HOME", test_path("cache"), 1);
+    mkdir(test_path("cache"), 0755);
     check_invalid_overrides();
     check_valid_overrides();
     check_tuning_file();

@@ -368,7 +368,7 @@ static void test_malformed(void) {
 static void test_fashion_mnist(void) {
     FILE *probe = fopen(fashion_labels, "rb");
     if (!probe) {
-        printf("note: %s is absent; skipping the Fashion-MNIST checks\n", fashion_labels);
+        test_skip("%s is absent: the Fashion-MNIST checks did not run", fashion_labels);
         return;
     }
     fclose(probe);
@@ -395,7 +395,7 @@ static void test_fashion_mnist(void) {
 
     probe = fopen(fashion_images, "rb");
     if (!probe) {
-        printf("note: %s is absent; skipping the Fashion-MNIST image check\n", fashion_images);
+        test_skip("%s is absent: the Fashion-MNIST image check did not run", fashion_images);
         return;
     }
     fclose(probe);

@@ -1,6 +1,7 @@
 #include "testlib.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,49 @@ int check_ok(clcnn_context *ctx, clcnn_status status, const char *expression, co
     return 0;
 }
 
+static int skipped_count;
+
+void test_skip(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    printf("skipped: ");
+    vprintf(format, args);
+    printf("\n");
+    va_end(args);
+    skipped_count++;
+}
+
+int test_quick_divisor(void) {
+    static int divisor;
+    if (divisor == 0) {
+        const char *quick = getenv("CLCNN_TEST_QUICK");
+        divisor = 1;
+        if (quick && *quick && strcmp(quick, "0") != 0) {
+            char *end = NULL;
+            long n = strtol(quick, &end, 10);
+            divisor = end && *end == 0 && n >= 2 && n <= 1000000 ? (int)n : 5;
+        }
+    }
+    return divisor;
+}
+
+static int scaled_down;
+
+int test_scaled_count(int count) {
+    const int divisor = test_quick_divisor();
+    if (divisor == 1)
+        return count;
+    scaled_down = 1;
+    return count / divisor > 1 ? count / divisor : 1;
+}
+
 int test_finish(void) {
+    if (scaled_down)
+        test_skip("CLCNN_TEST_QUICK: about 1/%d of the shapes ran", test_quick_divisor());
+    if (skipped_count > 0) {
+        printf("%d passed, %d failed, %d skipped\n", passed_count, failed_count, skipped_count);
+        return failed_count > 0 ? 1 : TEST_SKIPPED;
+    }
     printf("%d passed, %d failed\n", passed_count, failed_count);
     return failed_count == 0 && passed_count > 0 ? 0 : 1;
 }

@@ -15,7 +15,22 @@ int check_ok(clcnn_context *ctx, clcnn_status status, const char *expression, co
              int line);
 #define CHECK_OK(ctx, call) check_ok((ctx), (call), #call, __FILE__, __LINE__)
 
-/* Prints "N passed, M failed" and returns the process exit code. */
+/* Records that part of the test did not run and prints why. A test with a
+ * skipped part ends with TEST_SKIPPED (CTest's SKIP_RETURN_CODE, so CTest
+ * reports it skipped rather than passed) unless a check failed. */
+#define TEST_SKIPPED 77
+void test_skip(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* count, or a part of it under CLCNN_TEST_QUICK (for slow runs: valgrind,
+ * Oclgrind): 1 or a non-number runs a fifth, N >= 2 an N-th (at least 1).
+ * A test that ran a part reports the rest as skipped (test_finish). */
+int test_scaled_count(int count);
+/* The divisor test_scaled_count applies (1 at full strength). */
+int test_quick_divisor(void);
+
+/* Prints "N passed, M failed" (", K skipped" after a test_skip) and returns
+ * the process exit code: 1 when a check failed or none ran, TEST_SKIPPED
+ * after a test_skip, else 0. */
 int test_finish(void);
 
 /* A fresh scratch directory for this test ($CLCNN_TMP or /tmp/clcnn-test-<pid>),

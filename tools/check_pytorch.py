@@ -47,14 +47,19 @@ each device it runs
 
 and compares the printed loss and every G/<layer>.{weight,bias}.grad.npy and
 G/input.grad.npy (their presence, float32 and PyTorch's shapes too) with a
-float64 PyTorch backward pass. As in forward mode, the reference is built
+float64 PyTorch backward pass. As in forward mode, the arithmetic is built
 from clcnn's own forward values (T): the loss from clcnn's logits, each
-layer's backward from clcnn's input and output of that layer, so relu masks,
-max-pool choices and the output-based sigmoid/tanh/softmax derivatives are
-clcnn's and only the backward arithmetic is compared (a value that lands
-within rounding of a relu's kink or a max-pool tie could otherwise flip the
-branch and make a whole gradient path differ; the end-to-end difference from
-PyTorch run from the input alone is printed for information).
+layer's backward from clcnn's input and output of that layer (the
+output-based sigmoid/tanh/softmax derivatives included). The branches are
+not clcnn's: which relu/leaky/relu6 elements pass and which element of each
+max-pool window gets the gradient are decided by PyTorch's own float64
+forward pass from the input alone. Only where that value lies within
+rounding of the kink or tie (|x| at most 1e-4 of the layer's largest input,
+or the two window elements within 1e-4 of it), so that float32 may go
+either way, does clcnn's decision stand; such decisions are counted and
+reported ("ambiguous"). A wrong mask or max-pool choice anywhere else shows
+as a gradient error. The end-to-end difference from PyTorch run from the
+input alone is printed for information.
 
 The gradient error metric, per value:
 
@@ -1245,8 +1250,8 @@ def sequential_dry_run(jobs, grad_cases):
             for which, pair in parameter_grads.items():
                 want["%s.%s.grad.npy" % (layer.name, which)] = pair
         want["input.grad.npy"] = (grad, magnitude)
-        autograd_loss, grads = torch_end_to_end_gradients(layers, parameters, images, case,
-                                                          targets, expected)
+        autograd_loss, grads, _ = torch_end_to_end_gradients(layers, parameters, images, case,
+                                                             targets, expected)
         if abs(autograd_loss - float(loss)) > 1e-12 * max(abs(autograd_loss), 1e-300):
             problems.append("%s: loss %.17g from the per-layer references, %.17g by autograd"
                             % (name, float(loss), autograd_loss))
@@ -1507,14 +1512,74 @@ def leaf(array):
     return torch.from_numpy(np.asarray(array, dtype=np.float64)).requires_grad_(True)
 
 
-def layer_backward(layer, x_values, y_values, grad, magnitude, parameters, run=None):
+# Branch decisions taken from clcnn's values because PyTorch's own value lay within rounding of
+# the kink or tie (layer_backward's own_x), by kind.
+AMBIGUOUS = {"relu": 0, "maxpool": 0}
+AMBIGUITY = 1e-4
+
+
+def own_relu_mask(x, own_x, slope_kind):
+    """Where a relu/leaky (inside=None) passes: PyTorch's own input decides, clcnn's input
+    only where PyTorch's is within AMBIGUITY of the layer's largest |input| from 0."""
+    clcnn_pass = x > 0
+    if own_x is None:
+        return clcnn_pass
+    own = torch.from_numpy(np.asarray(own_x, dtype=np.float64))
+    own_pass = own > 0
+    scale = float(own.abs().max()) if own.numel() else 0.0
+    near = own.abs() <= AMBIGUITY * scale
+    differ = own_pass != clcnn_pass
+    AMBIGUOUS["relu"] += int((differ & near).sum())
+    return torch.where(near, clcnn_pass, own_pass)
+
+
+def own_relu6_mask(x, own_x):
+    """relu6's passing elements (0 < x < 6), decided as own_relu_mask decides, near 0 and 6."""
+    clcnn_pass = (x > 0) & (x < 6)
+    if own_x is None:
+        return clcnn_pass
+    own = torch.from_numpy(np.asarray(own_x, dtype=np.float64))
+    own_pass = (own > 0) & (own < 6)
+    scale = max(float(own.abs().max()) if own.numel() else 0.0, 6.0)
+    near = (own.abs() <= AMBIGUITY * scale) | ((own - 6).abs() <= AMBIGUITY * scale)
+    AMBIGUOUS["relu"] += int(((own_pass != clcnn_pass) & near).sum())
+    return torch.where(near, clcnn_pass, own_pass)
+
+
+def max_pool_route(layer, x_values, own_x, grad):
+    """max pooling's backward: each output's gradient to one element of its window, the one
+    PyTorch's own input chooses (its first maximum), or clcnn's input's choice where PyTorch's
+    two candidates are within AMBIGUITY of the layer's largest |input|."""
+    x = torch.from_numpy(np.asarray(x_values, dtype=np.float64))
+    _, clcnn_index = F.max_pool2d(x, layer.size, layer.stride, layer.pad, ceil_mode=layer.ceil,
+                                  return_indices=True)
+    index = clcnn_index
+    if own_x is not None:
+        own = torch.from_numpy(np.asarray(own_x, dtype=np.float64))
+        own_max, own_index = F.max_pool2d(own, layer.size, layer.stride, layer.pad,
+                                          ceil_mode=layer.ceil, return_indices=True)
+        flat = own.flatten(2)
+        at_clcnn = torch.gather(flat, 2, clcnn_index.flatten(2)).reshape(own_max.shape)
+        scale = float(own.abs().max()) if own.numel() else 0.0
+        near = (own_max - at_clcnn).abs() <= AMBIGUITY * scale
+        AMBIGUOUS["maxpool"] += int(((own_index != clcnn_index) & near).sum())
+        index = torch.where(near, clcnn_index, own_index)
+    n, c = grad.shape[0], grad.shape[1]
+    routed = torch.zeros((n, c, x.shape[2] * x.shape[3]), dtype=grad.dtype)
+    routed.scatter_add_(2, index.reshape(n, c, -1), grad.reshape(n, c, -1))
+    return routed.reshape(x.shape)
+
+
+def layer_backward(layer, x_values, y_values, grad, magnitude, parameters, run=None, own_x=None):
     """One layer's backward pass in float64: from the gradient of its output (and that
     gradient's magnitude) to the gradient of its input and of its parameters, each with its
     magnitude, the same sums over absolute values (|gradient| through |weights| and |inputs|):
     what a float32 implementation's rounding is proportional to. The layer's input x_values
-    and output y_values are clcnn's own (float32) forward values, so relu masks, max-pool
-    choices and the sigmoid, tanh and softmax derivatives (which PyTorch, like clcnn, takes
-    from the output) are clcnn's and only the backward arithmetic is compared.
+    and output y_values are clcnn's own (float32) forward values, from which the arithmetic
+    (and the sigmoid, tanh and softmax derivatives, which PyTorch, like clcnn, takes from the
+    output) is computed. own_x is the layer's input in PyTorch's own float64 forward pass from
+    the input alone: relu/leaky/relu6 masks and max-pool choices follow it (own_relu_mask,
+    max_pool_route), not clcnn's values, but where it is within rounding of a kink or tie.
 
     Returns (input gradient, its magnitude, {"weight"|"bias": (gradient, magnitude)}).
     run (a PassRun) gives batchnorm's mode and dropout's mask."""
@@ -1553,13 +1618,13 @@ def layer_backward(layer, x_values, y_values, grad, magnitude, parameters, run=N
         if b is not None:
             parameter_grads["bias"] = (grads[2], bias_magnitude)
         return grads[0], data_magnitude, parameter_grads
-    if kind in ("maxpool", "avgpool"):
+    if kind == "maxpool":
+        return (max_pool_route(layer, x_values, own_x, grad),
+                max_pool_route(layer, x_values, own_x, magnitude), parameter_grads)
+    if kind == "avgpool":
         x = leaf(x_values)
-        if kind == "maxpool":
-            y = F.max_pool2d(x, layer.size, layer.stride, layer.pad, ceil_mode=layer.ceil)
-        else:
-            y = F.avg_pool2d(x, layer.size, layer.stride, layer.pad, ceil_mode=layer.ceil,
-                             count_include_pad=True)
+        y = F.avg_pool2d(x, layer.size, layer.stride, layer.pad, ceil_mode=layer.ceil,
+                         count_include_pad=True)
         grad_x = torch.autograd.grad(y, [x], grad, retain_graph=True)[0]
         magnitude_x = torch.autograd.grad(y, [x], magnitude)[0]
         return grad_x, magnitude_x, parameter_grads
@@ -1574,15 +1639,17 @@ def layer_backward(layer, x_values, y_values, grad, magnitude, parameters, run=N
         x = torch.from_numpy(x_values.astype(np.float64))
         # as PyTorch's (hardtanh's) backward: the input decides, 0 < x < 6 passes; clcnn
         # decides on the output, which is x there and 0 or 6 elsewhere: the same elements
-        inside = (x > 0) & (x < 6)
+        inside = own_relu6_mask(x, own_x)
         return (torch.where(inside, grad, torch.zeros_like(grad)),
                 torch.where(inside, magnitude, torch.zeros_like(magnitude)), parameter_grads)
     if kind in ("relu", "leaky"):
         x = torch.from_numpy(x_values.astype(np.float64))
         slope = 0.0 if kind == "relu" else layer.slope
-        # as PyTorch's relu and leaky_relu backward: the input decides the branch
-        return (torch.where(x > 0, grad, grad * slope),
-                torch.where(x > 0, magnitude, magnitude * abs(slope)), parameter_grads)
+        # as PyTorch's relu and leaky_relu backward: the input decides the branch (PyTorch's
+        # own input but within rounding of 0)
+        passing = own_relu_mask(x, own_x, kind)
+        return (torch.where(passing, grad, grad * slope),
+                torch.where(passing, magnitude, magnitude * abs(slope)), parameter_grads)
     if kind in ("sigmoid", "tanh"):
         y = torch.from_numpy(y_values.astype(np.float64))
         derivative = y * (1 - y) if kind == "sigmoid" else (1 - y) * (1 + y)
@@ -1671,7 +1738,7 @@ def torch_end_to_end_gradients(layers, parameters, images, case, targets, run=No
         grads[name + ".weight.grad.npy"] = w.grad.numpy()
         if b is not None:
             grads[name + ".bias.grad.npy"] = b.grad.numpy()
-    return float(loss), grads
+    return float(loss), grads, [output.detach().numpy() for output in outputs]
 
 
 def torch_batchnorm(layer, x, arrays, leaves, run, dtype=torch.float64):
@@ -1762,8 +1829,8 @@ def check_grad_network(number, layers, case, parameters, images, targets, work_d
         if layer.kind == "dropout":
             expected.masks[layer.name] = expected_mask(run, index, layer,
                                                        (images.shape[0],) + layer.out_shape)
-    end_to_end_loss, end_to_end_grads = torch_end_to_end_gradients(layers, parameters, images,
-                                                                   case, targets, expected)
+    end_to_end_loss, end_to_end_grads, own_values = torch_end_to_end_gradients(
+        layers, parameters, images, case, targets, expected)
     files = gradient_files(layers, parameters)
     results = {}
     failures = []
@@ -1797,7 +1864,8 @@ def check_grad_network(number, layers, case, parameters, images, targets, work_d
         for index in range(case.logits_index, 0, -1):
             layer = layers[index]
             grad, magnitude, parameter_grads = layer_backward(
-                layer, values[index - 1], values[index], grad, magnitude, parameters, device_run)
+                layer, values[index - 1], values[index], grad, magnitude, parameters, device_run,
+                own_x=own_values[index - 1])
             for which, pair in parameter_grads.items():
                 want["%s.%s.grad.npy" % (layer.name, which)] = pair
         want["input.grad.npy"] = (grad, magnitude)
@@ -1942,6 +2010,9 @@ def grad_main(args, clcnn, devices, work_dir):
 
     print()
     print_modes([job[7] for job in jobs])
+    print("relu masks and max-pool choices from PyTorch's own forward pass; clcnn's decision "
+          "taken where PyTorch's value is within rounding of the kink or tie: %d relu elements, "
+          "%d max-pool windows" % (AMBIGUOUS["relu"], AMBIGUOUS["maxpool"]))
     print("worst gradient error per layer type: |clcnn - torch| / max(|torch|, magnitude) of "
           "the layer's own weight and bias gradients and of the first gradient file below it; "
           "%d networks%s" % (len(jobs), "" if not args.exclude else
@@ -2990,7 +3061,8 @@ def graph_layer_reference(node, xs, parameters, run=None):
     return torch_layer(node, xs[0], parameters, run)
 
 
-def graph_layer_backward(node, x_values, y_values, grad, magnitude, parameters, run=None):
+def graph_layer_backward(node, x_values, y_values, grad, magnitude, parameters, run=None,
+                         own_x=None):
     """A graph layer's float64 backward pass from clcnn's forward values: layer_backward for
     the sequential types; add passes the gradient and its magnitude to every input; concat
     splits them by channels; mul multiplies them by the other input's value (by its absolute
@@ -3018,7 +3090,8 @@ def graph_layer_backward(node, x_values, y_values, grad, magnitude, parameters, 
         positions = shape[2] * shape[3]
         return [(grad.expand(shape) / positions, magnitude.expand(shape) / positions)], {}
     grad_x, magnitude_x, parameter_grads = layer_backward(node, x_values[0], y_values, grad,
-                                                          magnitude, parameters, run)
+                                                          magnitude, parameters, run,
+                                                          own_x=own_x)
     return [(grad_x, magnitude_x)], parameter_grads
 
 
@@ -3044,10 +3117,13 @@ def graph_gradient_files(nodes):
     return files
 
 
-def graph_backward(nodes, values, logits_index, grad, magnitude, parameters, run=None):
+def graph_backward(nodes, values, logits_index, grad, magnitude, parameters, run=None,
+                   own_values=None):
     """The backward pass over the graph in reverse file order from the loss's gradient at the
     logits layer, from clcnn's forward values; a layer read by several others gets the sum of
-    their gradients (and of their magnitudes). Returns {gradient file: (gradient, magnitude)}."""
+    their gradients (and of their magnitudes). own_values, PyTorch's own forward values from
+    the input alone, decide relu masks and max-pool choices (layer_backward). Returns
+    {gradient file: (gradient, magnitude)}."""
     pending = {logits_index: (grad, magnitude)}
     want = {}
     for index in range(logits_index, 0, -1):
@@ -3056,8 +3132,10 @@ def graph_backward(nodes, values, logits_index, grad, magnitude, parameters, run
         grad, magnitude = pending.pop(index)
         node = nodes[index]
         inputs = [values[i] for i in node.input_indices]
+        own_x = None if own_values is None else own_values[node.input_indices[0]]
         input_grads, parameter_grads = graph_layer_backward(node, inputs, values[index], grad,
-                                                            magnitude, parameters, run)
+                                                            magnitude, parameters, run,
+                                                            own_x=own_x)
         for which, pair in parameter_grads.items():
             want["%s.%s.grad.npy" % (node.name, which)] = pair
         for source, (grad_source, magnitude_source) in zip(node.input_indices, input_grads):
@@ -3269,7 +3347,7 @@ def check_graph_network(number, generated, case, parameters, images, targets, wo
         loss, loss_magnitude, magnitude = torch_loss(case, z, targets)
         (grad,) = torch.autograd.grad(loss, [z])
         want = graph_backward(nodes, values, logits_index, grad, magnitude, parameters,
-                              device_run)
+                              device_run, own_values=end_to_end_values)
         loss_error = abs(clcnn_loss - float(loss)) / max(abs(float(loss)), loss_magnitude, 1e-300)
         result["loss"] = loss_error
         if not loss_error <= grad_tolerance:
@@ -3476,6 +3554,9 @@ def graph_main(args, clcnn, devices, work_dir):
                       grad_seen, grad_worst, devices)
     print_worst_table("worst error per gradient file:", file_seen, file_worst, devices)
     print_worst_table("worst loss error per loss:", loss_seen, loss_worst, devices, width=62)
+    print("relu masks and max-pool choices from PyTorch's own forward pass; clcnn's decision "
+          "taken where PyTorch's value is within rounding of the kink or tie: %d relu elements, "
+          "%d max-pool windows" % (AMBIGUOUS["relu"], AMBIGUOUS["maxpool"]))
     for device in devices:
         if device in output_worst:
             print("%s: worst end-to-end difference of the output from PyTorch run from the "

@@ -153,13 +153,29 @@ int cli_read_pgm(const char *path, float **pixels, int *height, int *width) {
                         "maximum value)",
                         path);
     }
+    if (magic[1] == '5')
+        fgetc(f); /* the single whitespace after maxval */
+    /* The pixels must be in the file before their storage is allocated: a
+     * header alone can claim 65536 x 65536 (16 GiB of floats). A binary
+     * pixel takes 1 or 2 bytes, a text one at least a digit and a space. */
+    long here = ftell(f);
+    long long need = magic[1] == '2' ? 2LL * w * h - 1 : (maxval < 256 ? 1LL : 2LL) * w * h;
+    if (here < 0 || fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return cli_fail("%s: cannot seek", path);
+    }
+    long long available = (long long)ftell(f) - here;
+    if (fseek(f, here, SEEK_SET) != 0 || available < need) {
+        fclose(f);
+        return cli_fail("%s: a %ldx%ld PGM image needs at least %lld bytes of pixels, the file "
+                        "has %lld",
+                        path, w, h, need, available < 0 ? 0 : available);
+    }
     float *values = malloc(sizeof(float) * (size_t)(w * h));
     if (!values) {
         fclose(f);
         return cli_fail("out of memory");
     }
-    if (magic[1] == '5')
-        fgetc(f); /* the single whitespace after maxval */
     for (long i = 0; i < w * h && result == 0; i++) {
         long v = -1;
         if (magic[1] == '2') {
@@ -188,9 +204,115 @@ int cli_read_pgm(const char *path, float **pixels, int *height, int *width) {
     return 0;
 }
 
+/* The most pixels an image read through stb_image may have (4096 x 4096),
+ * as for image folders. stb_image accepts a header's size up to 2^24 a side
+ * and, for a binary PNM cut short, decodes what is missing as zeros: without
+ * a bound of its own a 20-byte file would cost gigabytes. */
+enum { CLI_MAX_IMAGE_PIXELS = 1 << 24 };
+
+/* stb_image 2.27 builds a JPEG Huffman table from 16 code counts without
+ * checking that they total at most 256, and writes past the table when they
+ * do (found by the image fuzzer): 1 when path is a JPEG with such a table
+ * (a DHT segment anywhere in its marker structure), which is then refused
+ * before stb_image reads it. Files over 64 MiB are left to stb_image. */
+static int jpeg_huffman_overflows(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char start[2];
+    long size = -1;
+    if (fread(start, 1, 2, f) == 2 && start[0] == 0xff && start[1] == 0xd8 &&
+        fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    unsigned char *b = size > 0 && size <= (64L << 20) ? malloc((size_t)size) : NULL;
+    int overflows = 0;
+    if (b && fseek(f, 0, SEEK_SET) == 0 && fread(b, 1, (size_t)size, f) == (size_t)size) {
+        const long n = size;
+        long i = 2;
+        while (i + 1 < n && !overflows) {
+            if (b[i] != 0xff) {
+                i++; /* entropy-coded data after a scan */
+                continue;
+            }
+            const int marker = b[i + 1];
+            if (marker == 0xff || marker == 0x00 || marker == 0x01 || marker == 0xd8 ||
+                (marker >= 0xd0 && marker <= 0xd7)) {
+                i += marker == 0xff ? 1 : 2; /* fill, stuffing, markers without a length */
+                continue;
+            }
+            if (marker == 0xd9 || i + 3 >= n)
+                break;
+            const long length = (long)b[i + 2] << 8 | b[i + 3];
+            const long end = i + 2 + length < n ? i + 2 + length : n;
+            if (marker == 0xc4) {
+                /* Tables of: class and index, 16 counts, that many symbols. */
+                for (long p = i + 4; p + 17 <= end && !overflows;) {
+                    int total = 0;
+                    for (int k = 1; k <= 16; k++)
+                        total += b[p + k];
+                    overflows = total > 256;
+                    p += 17 + total;
+                }
+            }
+            i = end > i + 2 ? end : i + 2;
+        }
+    }
+    free(b);
+    fclose(f);
+    return overflows;
+}
+
+/* stb_image 2.27 reads a binary PNM's (P5, P6) width, height and maximum
+ * value into an int with no check for overflow, undefined behaviour that
+ * the fuzzer found: 1 when path is such a file with a number of more than 9
+ * significant digits in its header (the first 4 KiB), which is then refused
+ * before stb_image reads it. */
+static int pnm_number_too_long(const char *path) {
+    unsigned char header[4096];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    const size_t n = fread(header, 1, sizeof(header), f);
+    fclose(f);
+    if (n < 2 || header[0] != 'P' || (header[1] != '5' && header[1] != '6'))
+        return 0;
+    size_t i = 2;
+    for (int number = 0; number < 3; number++) {
+        while (i < n && (isspace(header[i]) || header[i] == '#')) {
+            if (header[i] == '#')
+                while (i < n && header[i] != '\n' && header[i] != '\r')
+                    i++;
+            else
+                i++;
+        }
+        int significant = 0;
+        for (; i < n && isdigit(header[i]); i++)
+            if (significant > 0 || header[i] != '0')
+                if (++significant > 9)
+                    return 1;
+    }
+    return 0;
+}
+
 int cli_read_png(const char *path, int channels, float **pixels, int *height, int *width) {
     int w, h, n;
-    unsigned char *data = stbi_load(path, &w, &h, &n, channels);
+    if (pnm_number_too_long(path))
+        return cli_fail("%s: cannot read the image: a number in its PNM header is too large", path);
+    if (jpeg_huffman_overflows(path))
+        return cli_fail("%s: cannot read the image: a JPEG Huffman table has more than 256 codes",
+                        path);
+    if (!stbi_info(path, &w, &h, &n))
+        return cli_fail("%s: cannot read the image: %s (its first bytes are those of no PNG, JPEG, "
+                        "PGM, PPM, .npy or IDX file)",
+                        path, stbi_failure_reason());
+    if ((long long)w * h > CLI_MAX_IMAGE_PIXELS)
+        return cli_fail("%s: the image is %dx%d, more than the %d pixels clcnn reads", path, w, h,
+                        CLI_MAX_IMAGE_PIXELS);
+    /* Decoded in the file's own channels and converted here: stb_image
+     * 2.27 converts a 16-bit PNM's channels with its 8-bit converter and
+     * then reads past the result (found by the fuzz corpus under
+     * AddressSanitizer). */
+    unsigned char *data = stbi_load(path, &w, &h, &n, 0);
     if (!data)
         return cli_fail("%s: cannot read the image: %s (its first bytes are those of no PNG, JPEG, "
                         "PGM, PPM, .npy or IDX file)",
@@ -200,10 +322,24 @@ int cli_read_png(const char *path, int channels, float **pixels, int *height, in
         stbi_image_free(data);
         return cli_fail("out of memory");
     }
-    /* stb gives interleaved pixels (HWC); the network wants planes (CHW). */
+    /* stb gives interleaved pixels (HWC); the network wants planes (CHW):
+     * grey (and grey+alpha) to RGB by repeating it, RGB(A) to grey with
+     * stb_image's own weights; alpha kept for a network of 2 or 4 channels
+     * (opaque where the image has none), dropped otherwise. */
     for (int c = 0; c < channels; c++)
-        for (int i = 0; i < w * h; i++)
-            values[c * w * h + i] = data[i * channels + c] / 255.0f;
+        for (int i = 0; i < w * h; i++) {
+            const unsigned char *p = data + (size_t)i * n;
+            int v;
+            if ((channels == 2 || channels == 4) && c == channels - 1)
+                v = n == 2 || n == 4 ? p[n - 1] : 255;
+            else if (n <= 2)
+                v = p[0];
+            else if (channels <= 2)
+                v = (p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8;
+            else
+                v = p[c];
+            values[c * w * h + i] = v / 255.0f;
+        }
     stbi_image_free(data);
     *pixels = values;
     *height = h;

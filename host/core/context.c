@@ -17,6 +17,17 @@ clcnn_context *clcnn_context_create(void) {
         snprintf(ctx->cache_dir, sizeof(ctx->cache_dir), "%s/clcnn", xdg);
     else if (home && *home)
         snprintf(ctx->cache_dir, sizeof(ctx->cache_dir), "%s/.cache/clcnn", home);
+    const char *stop = getenv("CLCNN_TEST_SAVE_STOP");
+    if (stop && *stop) {
+        static const char *const points[] = {"partial", "written", "renamed"};
+        char *end = NULL;
+        long n = strtol(stop, &end, 10);
+        for (int i = 0; n > 0 && n < 1000000 && end && *end == ':' && i < 3; i++)
+            if (strcmp(end + 1, points[i]) == 0) {
+                ctx->save_stop_at = (int)n;
+                ctx->save_stop_point = SAVE_STOP_PARTIAL + i;
+            }
+    }
     return ctx;
 }
 

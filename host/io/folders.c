@@ -10,6 +10,7 @@
  * expanding grey to RGB where needed. */
 #include "internal.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,13 @@
 #include <sys/stat.h>
 
 #include <stb_image.h>
+
+/* The most pixels an image of a set may have (4096 x 4096). A damaged header
+ * can claim any size up to stb_image's own limit of 2^24 a side; without a
+ * bound of its own the set's storage would be allocated for that claim
+ * (gigabytes from a file of 100 bytes) before decoding finds the data
+ * missing. */
+enum { FOLDERS_MAX_PIXELS = 1 << 24 };
 
 /* Class folders a set may have. */
 #define FOLDERS_MAX_CLASSES 1000
@@ -162,10 +170,103 @@ typedef struct set_shape {
     const char *first; /* the image the size was taken from */
 } set_shape;
 
+/* stb_image 2.27 builds a JPEG Huffman table from 16 code counts without
+ * checking that they total at most 256, and writes past the table when they
+ * do (found by the image fuzzer): 1 when path is a JPEG with such a table
+ * (a DHT segment anywhere in its marker structure), which is then refused
+ * before stb_image reads it. Files over 64 MiB are left to stb_image. */
+static int jpeg_huffman_overflows(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char start[2];
+    long size = -1;
+    if (fread(start, 1, 2, f) == 2 && start[0] == 0xff && start[1] == 0xd8 &&
+        fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    unsigned char *b = size > 0 && size <= (64L << 20) ? malloc((size_t)size) : NULL;
+    int overflows = 0;
+    if (b && fseek(f, 0, SEEK_SET) == 0 && fread(b, 1, (size_t)size, f) == (size_t)size) {
+        const long n = size;
+        long i = 2;
+        while (i + 1 < n && !overflows) {
+            if (b[i] != 0xff) {
+                i++; /* entropy-coded data after a scan */
+                continue;
+            }
+            const int marker = b[i + 1];
+            if (marker == 0xff || marker == 0x00 || marker == 0x01 || marker == 0xd8 ||
+                (marker >= 0xd0 && marker <= 0xd7)) {
+                i += marker == 0xff ? 1 : 2; /* fill, stuffing, markers without a length */
+                continue;
+            }
+            if (marker == 0xd9 || i + 3 >= n)
+                break;
+            const long length = (long)b[i + 2] << 8 | b[i + 3];
+            const long end = i + 2 + length < n ? i + 2 + length : n;
+            if (marker == 0xc4) {
+                /* Tables of: class and index, 16 counts, that many symbols. */
+                for (long p = i + 4; p + 17 <= end && !overflows;) {
+                    int total = 0;
+                    for (int k = 1; k <= 16; k++)
+                        total += b[p + k];
+                    overflows = total > 256;
+                    p += 17 + total;
+                }
+            }
+            i = end > i + 2 ? end : i + 2;
+        }
+    }
+    free(b);
+    fclose(f);
+    return overflows;
+}
+
+/* stb_image 2.27 reads a binary PNM's (P5, P6) width, height and maximum
+ * value into an int with no check for overflow, undefined behaviour that
+ * the fuzzer found: 1 when path is such a file with a number of more than 9
+ * significant digits in its header (the first 4 KiB), which is then refused
+ * before stb_image reads it. */
+static int pnm_number_too_long(const char *path) {
+    unsigned char header[4096];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    const size_t n = fread(header, 1, sizeof(header), f);
+    fclose(f);
+    if (n < 2 || header[0] != 'P' || (header[1] != '5' && header[1] != '6'))
+        return 0;
+    size_t i = 2;
+    for (int number = 0; number < 3; number++) {
+        while (i < n && (isspace(header[i]) || header[i] == '#')) {
+            if (header[i] == '#')
+                while (i < n && header[i] != '\n' && header[i] != '\r')
+                    i++;
+            else
+                i++;
+        }
+        int significant = 0;
+        for (; i < n && isdigit(header[i]); i++)
+            if (significant > 0 || header[i] != '0')
+                if (++significant > 9)
+                    return 1;
+    }
+    return 0;
+}
+
 static clcnn_status probe_split(clcnn_context *ctx, const split_listing *s, set_shape *shape) {
     for (int i = 0; i < s->paths.count; i++) {
         const char *path = s->paths.items[i];
         int w, h, n;
+        if (pnm_number_too_long(path))
+            return set_error(ctx, CLCNN_ERROR_FORMAT,
+                             "%s: cannot read the image: a number in its PNM header is too large",
+                             path);
+        if (jpeg_huffman_overflows(path))
+            return set_error(ctx, CLCNN_ERROR_FORMAT,
+                             "%s: cannot read the image: a JPEG Huffman table has more than 256 "
+                             "codes",
+                             path);
         if (!stbi_info(path, &w, &h, &n))
             return set_error(ctx, CLCNN_ERROR_FORMAT, "%s: cannot read the image: %s", path,
                              stbi_failure_reason());
@@ -174,6 +275,11 @@ static clcnn_status probe_split(clcnn_context *ctx, const split_listing *s, set_
             return set_error(ctx, CLCNN_ERROR_FORMAT,
                              "%s: cannot read the image: its header gives a size of %dx%d", path, w,
                              h);
+        if ((int64_t)w * h > FOLDERS_MAX_PIXELS)
+            return set_error(ctx, CLCNN_ERROR_FORMAT,
+                             "%s: the image is %dx%d, more than the %d pixels an image of a set "
+                             "may have",
+                             path, w, h, FOLDERS_MAX_PIXELS);
         if (!shape->first) {
             shape->first = path;
             shape->width = w;
@@ -197,18 +303,28 @@ static clcnn_status decode_split(clcnn_context *ctx, const split_listing *s, con
     const int C = shape->channels, H = shape->height, W = shape->width;
     const int64_t image_size = (int64_t)C * H * W;
     const int64_t count = s->paths.count;
-    out->images = malloc(sizeof(float) * (size_t)(count * image_size + 1));
-    out->labels = malloc(sizeof(int32_t) * (size_t)(count + 1));
-    if (!out->images || !out->labels)
-        return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
-                         "out of memory for %lld images of %dx%dx%d", (long long)count, C, H, W);
     for (int64_t i = 0; i < count; i++) {
         const char *path = s->paths.items[i];
         int w, h, n;
-        unsigned char *pixels = stbi_load(path, &w, &h, &n, C);
+        /* In the file's own channels, converted below: stb_image 2.27
+         * converts a 16-bit PNM's channels with its 8-bit converter and then
+         * reads past the result. */
+        unsigned char *pixels = stbi_load(path, &w, &h, &n, 0);
         if (!pixels)
             return set_error(ctx, CLCNN_ERROR_FORMAT, "%s: cannot decode the image: %s", path,
                              stbi_failure_reason());
+        /* The set's storage once the first image has decoded, so that a
+         * header alone never decides an allocation. */
+        if (i == 0) {
+            out->images = malloc(sizeof(float) * (size_t)(count * image_size + 1));
+            out->labels = malloc(sizeof(int32_t) * (size_t)(count + 1));
+            if (!out->images || !out->labels) {
+                stbi_image_free(pixels);
+                return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
+                                 "out of memory for %lld images of %dx%dx%d", (long long)count, C,
+                                 H, W);
+            }
+        }
         if (w != W || h != H) {
             stbi_image_free(pixels);
             return set_error(ctx, CLCNN_ERROR_SHAPE,
@@ -218,9 +334,14 @@ static clcnn_status decode_split(clcnn_context *ctx, const split_listing *s, con
         }
         /* stb gives interleaved pixels (HWC); the networks take planes (CHW). */
         float *image = out->images + i * image_size;
+        /* Grey (and grey+alpha) to RGB by repeating it, alpha dropped
+         * (C is 3 when any image of the set has colour, so an RGB image never
+         * goes to grey). */
         for (int c = 0; c < C; c++)
-            for (int p = 0; p < H * W; p++)
-                image[c * H * W + p] = pixels[p * C + c] / 255.0f;
+            for (int p = 0; p < H * W; p++) {
+                const unsigned char *px = pixels + (size_t)p * n;
+                image[c * H * W + p] = (n <= 2 ? px[0] : px[c]) / 255.0f;
+            }
         stbi_image_free(pixels);
         out->labels[i] = s->labels[i];
     }

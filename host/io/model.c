@@ -70,6 +70,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +401,17 @@ static void sync_parent_directory(const char *path) {
     free(dir);
 }
 
+/* The test-only stop of CLCNN_TEST_SAVE_STOP (internal.h): stops the process
+ * at `point` of the save it names; a SIGKILL then ends it there, a SIGCONT
+ * lets the save go on. */
+static void save_stop(const clcnn_context *ctx, int point, FILE *partial) {
+    if (ctx->save_stop_at != ctx->saves || ctx->save_stop_point != point)
+        return;
+    if (partial)
+        fflush(partial);
+    raise(SIGSTOP);
+}
+
 static clcnn_status check_info(clcnn_net *net, const clcnn_model_info *info, const char *path) {
     clcnn_context *ctx = net->ctx;
     const int input_channels = net->layers[0].out.c;
@@ -580,6 +592,7 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
         return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", path);
     snprintf(temporary, temporary_size, "%s.tmp-%d", path, (int)getpid());
 
+    ctx->saves++;
     model_writer w = {0};
     w.file = fopen(temporary, "wb");
     if (!w.file) {
@@ -603,6 +616,8 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
         if (kind == SECTION_TRAINING && !trainer)
             continue;
         out_of_memory = emit_section(&w, (section_kind)kind, net, trainer, info, version) != 0;
+        if (kind == SECTION_NETWORK)
+            save_stop(ctx, SAVE_STOP_PARTIAL, w.file);
     }
 
     if (!out_of_memory) {
@@ -629,12 +644,15 @@ clcnn_status clcnn_model_save(clcnn_net *net, const clcnn_trainer *trainer,
         status = set_error(ctx, CLCNN_ERROR_IO, "%s: fsync failed: %s", temporary, strerror(errno));
     if (fclose(w.file) != 0 && status == CLCNN_OK)
         status = set_error(ctx, CLCNN_ERROR_IO, "%s: close failed: %s", temporary, strerror(errno));
+    if (status == CLCNN_OK)
+        save_stop(ctx, SAVE_STOP_WRITTEN, NULL);
     if (status == CLCNN_OK && rename(temporary, path) != 0)
         status = set_error(ctx, CLCNN_ERROR_IO, "%s: cannot rename %s over it: %s", path, temporary,
                            strerror(errno));
-    if (status == CLCNN_OK)
+    if (status == CLCNN_OK) {
+        save_stop(ctx, SAVE_STOP_RENAMED, NULL);
         sync_parent_directory(path);
-    else
+    } else
         unlink(temporary);
     free(temporary);
     return status;

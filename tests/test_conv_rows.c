@@ -1,0 +1,373 @@
+/* The row kernel (conv2d_forward_rows, kernels/conv2d_direct.cl): stride-1
+ * convolutions with at most 4 input channels forward, and backward-data of
+ * stride-1 convolutions with at most 8, on devices that run the
+ * register-blocked kernels. Every case here is one the row kernel must take,
+ * and the test asserts it did (its launches, counted by the context's
+ * profile); each runs with the vector width of a CPU device (8) and of a
+ * GPU-style device reporting a preferred float width of 1 (4), against a
+ * float64 convolution written here (not the reference). Backward-data is
+ * also checked against central differences of that convolution's loss
+ * sum(g * conv(x)) on small shapes. The reference's forward and
+ * backward-data are held to the same float64 results.
+ *
+ * Errors are relative to the magnitude of each value (the same sum over
+ * |x| |w|, plus |bias|), where float rounding lives; the kernels are held to
+ * 1e-5 of it, the reference (double sums) to 1e-6. Outputs are prefilled
+ * with NaN. */
+#include "ops.h"
+#include "testlib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { FORWARD_SHAPES = 150, BACKWARD_SHAPES = 120, DIFFERENCE_SHAPES = 12 };
+
+static float *floats(int64_t count) {
+    float *values = malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
+    if (!values) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return values;
+}
+
+static double *doubles(int64_t count) {
+    double *values = calloc((size_t)(count > 0 ? count : 1), sizeof(double));
+    if (!values) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return values;
+}
+
+static void fill(test_rng *rng, float *values, int64_t count) {
+    for (int64_t i = 0; i < count; i++)
+        values[i] = test_rand_float(rng, -1.0f, 1.0f);
+}
+
+static int upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
+    const size_t bytes = sizeof(float) * (size_t)(count > 0 ? count : 1);
+    return CHECK_OK(ctx, buffer_create(ctx, bytes, out)) &&
+           (count == 0 || CHECK_OK(ctx, buffer_write(ctx, *out, 0, bytes, values)));
+}
+
+static int download(clcnn_context *ctx, cl_mem buffer, float *values, int64_t count) {
+    return CHECK_OK(ctx, buffer_read(ctx, buffer, 0, sizeof(float) * (size_t)count, values));
+}
+
+/* Launches of the row kernel so far (the context profiles every launch). */
+static int row_launches(const clcnn_context *ctx) {
+    int launches = 0;
+    for (int i = 0; i < PROFILE_ENTRIES; i++)
+        if (strcmp(ctx->profile[i].name, "conv2d_forward_rows") == 0)
+            launches += ctx->profile[i].launches;
+    return launches;
+}
+
+/* The plain convolution in float64, and each output's magnitude. */
+static void conv64(const conv2d_params *p, const float *x, const float *w, const float *bias,
+                   double *y, double *magnitude) {
+    const int C = p->in_channels, H = p->in_height, W = p->in_width;
+    const int K = p->out_channels, R = p->kernel_h, S = p->kernel_w;
+    const int P = p->out_height, Q = p->out_width;
+    for (int n = 0; n < p->batch; n++)
+        for (int k = 0; k < K; k++)
+            for (int oy = 0; oy < P; oy++)
+                for (int ox = 0; ox < Q; ox++) {
+                    double sum = p->has_bias ? bias[k] : 0.0;
+                    double size = p->has_bias ? fabs(bias[k]) : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int r = 0; r < R; r++)
+                            for (int s = 0; s < S; s++) {
+                                const int iy = oy - p->pad_top + r, ix = ox - p->pad_left + s;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                    continue;
+                                const double a = x[((n * C + c) * H + iy) * W + ix];
+                                const double b = w[((k * C + c) * R + r) * S + s];
+                                sum += a * b;
+                                size += fabs(a * b);
+                            }
+                    const int64_t o = ((int64_t)(n * K + k) * P + oy) * Q + ox;
+                    y[o] = sum;
+                    if (magnitude)
+                        magnitude[o] = size;
+                }
+}
+
+/* The gradient of sum(g * conv(x)) with respect to x in float64, and each
+ * value's magnitude. */
+static void conv64_backward_data(const conv2d_params *p, const float *g, const float *w, double *dx,
+                                 double *magnitude) {
+    const int C = p->in_channels, H = p->in_height, W = p->in_width;
+    const int K = p->out_channels, R = p->kernel_h, S = p->kernel_w;
+    const int P = p->out_height, Q = p->out_width;
+    for (int n = 0; n < p->batch; n++)
+        for (int c = 0; c < C; c++)
+            for (int iy = 0; iy < H; iy++)
+                for (int ix = 0; ix < W; ix++) {
+                    double sum = 0, size = 0;
+                    for (int k = 0; k < K; k++)
+                        for (int r = 0; r < R; r++)
+                            for (int s = 0; s < S; s++) {
+                                const int oy = iy + p->pad_top - r, ox = ix + p->pad_left - s;
+                                if (oy < 0 || oy >= P || ox < 0 || ox >= Q)
+                                    continue;
+                                const double a = g[((n * K + k) * P + oy) * Q + ox];
+                                const double b = w[((k * C + c) * R + r) * S + s];
+                                sum += a * b;
+                                size += fabs(a * b);
+                            }
+                    const int64_t i = ((int64_t)(n * C + c) * H + iy) * W + ix;
+                    dx[i] = sum;
+                    magnitude[i] = size;
+                }
+}
+
+/* Worst |a - e| / magnitude; an exact match is required where the magnitude is 0. */
+static double worst_scaled(const float *a, const double *e, const double *magnitude, int64_t n) {
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]))
+            return INFINITY;
+        double error = fabs(a[i] - e[i]);
+        error = magnitude[i] > 0 ? error / magnitude[i] : (error > 0 ? INFINITY : 0);
+        worst = error > worst ? error : worst;
+    }
+    return worst;
+}
+
+static void print_shape(const char *what, int index, const conv2d_params *p) {
+    printf("%s %d: batch %d, %d -> %d channels, %dx%d input, %dx%d kernel, pad %d,%d, output "
+           "%dx%d, bias %d\n",
+           what, index, p->batch, p->in_channels, p->out_channels, p->in_height, p->in_width,
+           p->kernel_h, p->kernel_w, p->pad_top, p->pad_left, p->out_height, p->out_width,
+           p->has_bias);
+}
+
+/* A stride-1 shape with max_channels input channels at most whose row-kernel
+ * width (the output's for forward, the input's for backward-data) is 8..64,
+ * with padding up to kernel - 1 on each side. */
+static conv2d_params draw_shape(test_rng *rng, int max_channels, int backward) {
+    conv2d_params p;
+    memset(&p, 0, sizeof(p));
+    /* The row kernel is built per (vector width, vectors per row, channel
+     * block), its -D options: row lengths and the channel counts that set
+     * the block come from small sets, so that the test builds some tens of
+     * programs rather than hundreds; every row length but 8 and 64 ends in
+     * a partial vector. The other sizes are drawn freely. */
+    static const int widths[5] = {8, 13, 28, 37, 64};
+    static const int blocks[4] = {1, 3, 5, 40};
+    p.batch = test_rand_int(rng, 1, 3);
+    if (backward) {
+        /* Backward-data runs the row kernel with the channels swapped. */
+        p.in_channels = test_rand_int(rng, 0, 3) ? blocks[test_rand_int(rng, 0, 2)] : max_channels;
+        p.out_channels = test_rand_int(rng, 1, 40);
+    } else {
+        p.in_channels = test_rand_int(rng, 1, max_channels);
+        p.out_channels = blocks[test_rand_int(rng, 0, 3)];
+    }
+    p.kernel_h = test_rand_int(rng, 1, 7);
+    p.kernel_w = test_rand_int(rng, 1, 7);
+    p.stride_h = p.stride_w = 1;
+    p.pad_top = test_rand_int(rng, 0, p.kernel_h - 1);
+    p.pad_left = test_rand_int(rng, 0, p.kernel_w - 1);
+    const int pad_bottom = test_rand_int(rng, 0, p.kernel_h - 1);
+    const int pad_right = test_rand_int(rng, 0, p.kernel_w - 1);
+    const int row_width = widths[test_rand_int(rng, 0, 4)];
+    if (backward) {
+        p.in_width = row_width;
+    } else {
+        /* out_width = in_width + pads - kernel_w + 1 */
+        p.in_width = row_width - p.pad_left - pad_right + p.kernel_w - 1;
+    }
+    p.in_height = test_rand_int(rng, 1, 12);
+    p.out_width = p.in_width + p.pad_left + pad_right - p.kernel_w + 1;
+    p.out_height = p.in_height + p.pad_top + pad_bottom - p.kernel_h + 1;
+    if (p.out_height < 1) {
+        p.in_height += 1 - p.out_height;
+        p.out_height = 1;
+    }
+    p.has_bias = backward ? 0 : test_rand_int(rng, 0, 1);
+    return p;
+}
+
+static void check_forward(clcnn_context *ctx, int vector_width, uint64_t seed) {
+    test_rng rng = {seed};
+    double worst_kernel = 0, worst_reference = 0;
+    int taken = 0;
+    const int shapes = test_scaled_count(FORWARD_SHAPES);
+    for (int index = 0; index < shapes; index++) {
+        conv2d_params p = draw_shape(&rng, 4, 0);
+        if (p.out_width < 8 || p.out_width > 64 || p.in_width < 1) {
+            index--;
+            continue;
+        }
+        const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
+        const int64_t nw = (int64_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
+        const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
+        float *x = floats(nx), *w = floats(nw), *bias = floats(p.out_channels), *y = floats(ny),
+              *reference = floats(ny);
+        double *expected = doubles(ny), *magnitude = doubles(ny);
+        fill(&rng, x, nx);
+        fill(&rng, w, nw);
+        fill(&rng, bias, p.out_channels);
+        for (int64_t i = 0; i < ny; i++)
+            y[i] = reference[i] = NAN;
+        conv64(&p, x, w, bias, expected, magnitude);
+        conv2d_forward_ref(&p, x, w, bias, reference);
+        const int before = row_launches(ctx);
+        cl_mem xb = NULL, wb = NULL, bb = NULL, yb = NULL;
+        if (upload(ctx, x, nx, &xb) && upload(ctx, w, nw, &wb) &&
+            upload(ctx, bias, p.out_channels, &bb) && upload(ctx, y, ny, &yb) &&
+            CHECK_OK(ctx, conv2d_forward(ctx, &p, xb, wb, bb, yb)))
+            download(ctx, yb, y, ny);
+        const int took_rows = row_launches(ctx) == before + 1;
+        taken += took_rows;
+        buffer_release(&xb);
+        buffer_release(&wb);
+        buffer_release(&bb);
+        buffer_release(&yb);
+        const double e_kernel = worst_scaled(y, expected, magnitude, ny);
+        const double e_reference = worst_scaled(reference, expected, magnitude, ny);
+        if (!CHECK(took_rows) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
+            print_shape("row forward", index, &p);
+            printf("  vector width %d: row kernel %s, error %.3g, reference error %.3g\n",
+                   vector_width, took_rows ? "taken" : "NOT taken", e_kernel, e_reference);
+        }
+        worst_kernel = fmax(worst_kernel, e_kernel);
+        worst_reference = fmax(worst_reference, e_reference);
+        free(x);
+        free(w);
+        free(bias);
+        free(y);
+        free(reference);
+        free(expected);
+        free(magnitude);
+    }
+    printf("row kernel forward, vector width %d: %d shapes, %d on the row kernel, worst error "
+           "%.3g (reference %.3g)\n",
+           vector_width, shapes, taken, worst_kernel, worst_reference);
+}
+
+/* Backward-data of random shapes, or against central differences of
+ * sum(g * conv64(x)) on small ones. */
+static void check_backward_data(clcnn_context *ctx, int vector_width, int differences,
+                                uint64_t seed) {
+    test_rng rng = {seed};
+    double worst_kernel = 0, worst_reference = 0;
+    int taken = 0;
+    const int shapes = test_scaled_count(differences ? DIFFERENCE_SHAPES : BACKWARD_SHAPES);
+    for (int index = 0; index < shapes; index++) {
+        conv2d_params p = draw_shape(&rng, 8, 1);
+        if (differences) {
+            /* Small enough for a difference per input value. */
+            p.batch = 1;
+            p.in_height = test_rand_int(&rng, 1, 4);
+            p.in_width = test_rand_int(&rng, 8, 12);
+            p.out_channels = test_rand_int(&rng, 1, 3);
+            p.in_channels = test_rand_int(&rng, 1, 3);
+            p.pad_top = test_rand_int(&rng, 0, p.kernel_h - 1);
+            p.pad_left = test_rand_int(&rng, 0, p.kernel_w - 1);
+            p.out_height =
+                p.in_height + p.pad_top + test_rand_int(&rng, 0, p.kernel_h - 1) - p.kernel_h + 1;
+            p.out_width =
+                p.in_width + p.pad_left + test_rand_int(&rng, 0, p.kernel_w - 1) - p.kernel_w + 1;
+        }
+        if (p.out_height < 1 || p.out_width < 1) {
+            index--;
+            continue;
+        }
+        const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
+        const int64_t nw = (int64_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
+        const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
+        float *g = floats(ny), *w = floats(nw), *dx = floats(nx), *reference = floats(nx);
+        double *expected = doubles(nx), *magnitude = doubles(nx);
+        fill(&rng, g, ny);
+        fill(&rng, w, nw);
+        for (int64_t i = 0; i < nx; i++)
+            dx[i] = reference[i] = NAN;
+        conv64_backward_data(&p, g, w, expected, magnitude);
+        if (differences) {
+            /* The loss is linear in x: central differences in double are
+             * exact to rounding, whatever x is. */
+            float *x = floats(nx);
+            double *y = doubles(ny);
+            fill(&rng, x, nx);
+            const float h = 0.25f;
+            for (int64_t i = 0; i < nx; i++) {
+                double loss[2];
+                const float saved = x[i];
+                for (int side = 0; side < 2; side++) {
+                    x[i] = saved + (side ? -h : h);
+                    conv64(&p, x, w, NULL, y, NULL);
+                    loss[side] = 0;
+                    for (int64_t o = 0; o < ny; o++)
+                        loss[side] += g[o] * y[o];
+                }
+                x[i] = saved;
+                expected[i] = (loss[0] - loss[1]) / (2.0 * h);
+            }
+            free(x);
+            free(y);
+        }
+        conv2d_backward_data_ref(&p, g, w, reference);
+        const int before = row_launches(ctx);
+        cl_mem gb = NULL, wb = NULL, xb = NULL;
+        if (upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) && upload(ctx, dx, nx, &xb) &&
+            CHECK_OK(ctx, conv2d_backward_data(ctx, &p, gb, wb, xb)))
+            download(ctx, xb, dx, nx);
+        const int took_rows = row_launches(ctx) == before + 1;
+        taken += took_rows;
+        buffer_release(&gb);
+        buffer_release(&wb);
+        buffer_release(&xb);
+        /* Differences carry the rounding of two sums over the whole output
+         * (some 1e-14 of it), far below float's. */
+        const double e_kernel = worst_scaled(dx, expected, magnitude, nx);
+        const double e_reference = worst_scaled(reference, expected, magnitude, nx);
+        if (!CHECK(took_rows) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
+            print_shape(differences ? "row backward-data (differences)" : "row backward-data",
+                        index, &p);
+            printf("  vector width %d: row kernel %s, error %.3g, reference error %.3g\n",
+                   vector_width, took_rows ? "taken" : "NOT taken", e_kernel, e_reference);
+        }
+        worst_kernel = fmax(worst_kernel, e_kernel);
+        worst_reference = fmax(worst_reference, e_reference);
+        free(g);
+        free(w);
+        free(dx);
+        free(reference);
+        free(expected);
+        free(magnitude);
+    }
+    printf("row kernel backward-data%s, vector width %d: %d shapes, %d on the row kernel, worst "
+           "error %.3g (reference %.3g)\n",
+           differences ? " against finite differences" : "", vector_width, shapes, taken,
+           worst_kernel, worst_reference);
+}
+
+int main(void) {
+    clcnn_context *ctx = test_opencl_context();
+    if (!CHECK(ctx != NULL))
+        return test_finish();
+    printf("device: %s\n", clcnn_device_name(ctx));
+    /* The row kernel belongs to the register-blocked family: select it
+     * whatever the device's default, and count launches. */
+    ctx->config.direct = 1;
+    CHECK_OK(ctx, clcnn_profile_enable(ctx, 1));
+    const cl_uint device_width = ctx->preferred_vector_width;
+    /* A CPU device's width (8-wide vectors), then a GPU's (1: 4-wide). */
+    const cl_uint widths[2] = {8, 1};
+    for (int i = 0; i < 2; i++) {
+        ctx->preferred_vector_width = widths[i];
+        const int vw = widths[i] >= 8 ? 8 : 4;
+        check_forward(ctx, vw, 8001 + (uint64_t)i);
+        check_backward_data(ctx, vw, 0, 8101 + (uint64_t)i);
+        check_backward_data(ctx, vw, 1, 8201 + (uint64_t)i);
+    }
+    ctx->preferred_vector_width = device_width;
+    clcnn_context_destroy(ctx);
+    return test_finish();
+}
