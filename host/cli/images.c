@@ -289,7 +289,9 @@ int cli_read_png(const char *path, int channels, float **pixels, int *height, in
         return cli_fail("%s: cannot read the image: a JPEG Huffman table has more than 256 codes",
                         path);
     if (!stbi_info(path, &w, &h, &n))
-        return cli_fail("%s: cannot read the image: %s", path, stbi_failure_reason());
+        return cli_fail("%s: cannot read the image: %s (its first bytes are those of no PNG, JPEG, "
+                        "PGM, PPM, .npy or IDX file)",
+                        path, stbi_failure_reason());
     if ((long long)w * h > CLI_MAX_IMAGE_PIXELS)
         return cli_fail("%s: the image is %dx%d, more than the %d pixels clcnn reads", path, w, h,
                         CLI_MAX_IMAGE_PIXELS);
