@@ -16,7 +16,7 @@ build=${FUZZ_BUILD_DIR:-build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 parsers=("$@")
 if [ ${#parsers[@]} -eq 0 ]; then
-  parsers=(netfile npy idx model images cifar folders)
+  parsers=(netfile npy idx model images cifar folders onnx)
 fi
 scripts/deps.sh fuzz
 CC=${FUZZ_CC:-clang} cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCLCNN_FUZZ=ON >/dev/null

@@ -94,13 +94,19 @@ static Onnx__NodeProto *add_node(exporter *ex, const char *op, const char *name,
     return n;
 }
 
+/* memcpy, but also for empty arrays, whose pointer may be NULL. */
+static void copy_bytes(void *to, const void *from, size_t bytes) {
+    if (bytes > 0)
+        memcpy(to, from, bytes);
+}
+
 static void add_input(exporter *ex, Onnx__NodeProto *n, const char *name) {
     if (!n)
         return;
     char **bigger = allocate(ex, sizeof(char *) * (n->n_input + 1));
     if (!bigger)
         return;
-    memcpy(bigger, n->input, sizeof(char *) * n->n_input);
+    copy_bytes(bigger, n->input, sizeof(char *) * n->n_input);
     bigger[n->n_input++] = text(ex, "%s", name);
     n->input = bigger;
 }
@@ -117,7 +123,7 @@ static Onnx__AttributeProto *add_attribute(exporter *ex, Onnx__NodeProto *n, con
     a->name = text(ex, "%s", name);
     a->has_type = 1;
     a->type = type;
-    memcpy(bigger, n->attribute, sizeof(*bigger) * n->n_attribute);
+    copy_bytes(bigger, n->attribute, sizeof(*bigger) * n->n_attribute);
     bigger[n->n_attribute++] = a;
     n->attribute = bigger;
     return a;
@@ -147,7 +153,7 @@ static void attribute_ints(exporter *ex, Onnx__NodeProto *n, const char *name,
         add_attribute(ex, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     int64_t *copy = allocate(ex, sizeof(int64_t) * count);
     if (a && copy) {
-        memcpy(copy, values, sizeof(int64_t) * count);
+        copy_bytes(copy, values, sizeof(int64_t) * count);
         a->ints = copy;
         a->n_ints = count;
     }
@@ -164,13 +170,13 @@ static void add_initializer(exporter *ex, const char *name, const int64_t *dims,
         return;
     onnx__tensor_proto__init(t);
     t->name = text(ex, "%s", name);
-    memcpy(dims_copy, dims, sizeof(int64_t) * (size_t)ndim);
+    copy_bytes(dims_copy, dims, sizeof(int64_t) * (size_t)ndim);
     t->dims = dims_copy;
     t->n_dims = (size_t)ndim;
     t->has_data_type = 1;
     t->data_type =
         is_int ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    memcpy(data, values, bytes); /* little-endian, as ONNX's raw_data */
+    copy_bytes(data, values, bytes); /* little-endian, as ONNX's raw_data */
     t->has_raw_data = 1;
     t->raw_data.data = data;
     t->raw_data.len = bytes;

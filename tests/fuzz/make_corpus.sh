@@ -5,7 +5,9 @@
 # reference device: SGD with momentum (a version 1 file), Adam with
 # batchnorm and augmentation on RGB images (version 2: state tensors,
 # per-channel normalisation, augmentation), and an imported model without
-# training state. Usage: tests/fuzz/make_corpus.sh [path/to/clcnn]
+# training state; and the ONNX seeds: onnx_seeds/*.net with seeded weights,
+# written by onnx_seeds/export.c against the build's library. Usage:
+# tests/fuzz/make_corpus.sh [path/to/clcnn]
 set -euo pipefail
 cd "$(dirname "$0")"
 clcnn=$(realpath "${1:-../../build/clcnn}")
@@ -56,3 +58,11 @@ run train "$scratch/tiny_bn.net" --data "$scratch/rgb" --epochs 1 --batch 4 --op
 run export corpus/model/sgd_v1.model "$scratch/exported"
 run import "$scratch/exported/network.net" "$scratch/exported" corpus/model/imported.model
 ls -l corpus/model
+
+build=$(dirname "$clcnn")
+cc -O1 -I../../include onnx_seeds/export.c "$build/libclcnn.a" -lOpenCL -lprotobuf-c -lz -lm \
+  -lpthread -o "$scratch/export_onnx"
+for net in onnx_seeds/*.net; do
+  "$scratch/export_onnx" "$net" "corpus/onnx/$(basename "$net" .net).onnx"
+done
+ls -l corpus/onnx
