@@ -38,8 +38,9 @@ all)
   # libraries from outside (package_*: programs of other projects; python:
   # ctypes in an uninstrumented interpreter), which need no sanitizer, and
   # the MPI ones, whose processes end with OpenMPI's own allocations never
-  # freed (LeakSanitizer reports them in libmpi and its plugins; clcnn_mpi
-  # itself is covered by test_trainer_shard's hooks).
+  # freed (LeakSanitizer reports them in libmpi and its plugins): clcnn_mpi
+  # is not run under the sanitizers, the trainer hooks it uses are
+  # (test_trainer_shard).
   ctest --output-on-failure -j"$(nproc)" \
     -E '^(test_conv_backward|test_grad|test_training|test_train_cli|test_mpi_.*|package_.*|python)$'
   ;;
