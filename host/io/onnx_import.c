@@ -595,6 +595,27 @@ static const int64_t *attribute_ints(const Onnx__NodeProto *n, const char *name,
     return a ? a->ints : NULL;
 }
 
+/* Integers an op takes as its attribute `name` before opset `since` and as
+ * its constant input 1 from then on (axes, a shape); with optional, an
+ * absent input falls back to the attribute. values stays NULL and count 0
+ * when neither is there. */
+static clcnn_status ints_attribute_or_input(importer *im, int since, const char *name, int optional,
+                                            const int64_t **values, size_t *count) {
+    if (im->opset < since || (optional && !has_input(im->node, 1))) {
+        *values = attribute_ints(im->node, name, count);
+        return CLCNN_OK;
+    }
+    char what[64];
+    snprintf(what, sizeof(what), "the %s", name);
+    int vi;
+    clcnn_status status = constant_input(im, 1, 0, what, &vi);
+    if (status)
+        return status;
+    *values = im->values[vi].ints;
+    *count = (size_t)im->values[vi].count;
+    return CLCNN_OK;
+}
+
 /* 1 when the attribute is a string equal to text (absent: fallback). */
 static int attribute_string_is(const Onnx__NodeProto *n, const char *name, const char *text,
                                int absent) {
@@ -1229,15 +1250,8 @@ static clcnn_status op_unsqueeze(importer *im) {
         return status;
     const int64_t *axes;
     size_t count;
-    if (im->opset < 13) {
-        axes = attribute_ints(im->node, "axes", &count);
-    } else {
-        int ai;
-        if ((status = constant_input(im, 1, 0, "the axes", &ai)))
-            return status;
-        axes = im->values[ai].ints;
-        count = (size_t)im->values[ai].count;
-    }
+    if ((status = ints_attribute_or_input(im, 13, "axes", 0, &axes, &count)))
+        return status;
     const value *x = &im->values[xi];
     /* (N, C, L) -> (N, C, 1, L): the same C x 1 x L to clcnn */
     if (x->rank == 3 && count == 1 && normalise_axis(axes[0], 4) == 2) {
@@ -1275,15 +1289,8 @@ static clcnn_status op_squeeze(importer *im) {
         return status;
     const int64_t *axes;
     size_t count;
-    if (im->opset < 13 || !has_input(im->node, 1)) {
-        axes = attribute_ints(im->node, "axes", &count);
-    } else {
-        int ai;
-        if ((status = constant_input(im, 1, 0, "the axes", &ai)))
-            return status;
-        axes = im->values[ai].ints;
-        count = (size_t)im->values[ai].count;
-    }
+    if ((status = ints_attribute_or_input(im, 13, "axes", 1, &axes, &count)))
+        return status;
     const value *x = &im->values[xi];
     int over[MAX_RANK] = {0};
     for (size_t k = 0; k < count; k++) {
@@ -1481,15 +1488,8 @@ static clcnn_status op_reshape(importer *im) {
     const value *x = &im->values[xi];
     const int64_t *shape;
     size_t count;
-    if (im->opset < 5) {
-        shape = attribute_ints(im->node, "shape", &count);
-    } else {
-        int si;
-        if ((status = constant_input(im, 1, 0, "the shape", &si)))
-            return status;
-        shape = im->values[si].ints;
-        count = (size_t)im->values[si].count;
-    }
+    if ((status = ints_attribute_or_input(im, 5, "shape", 0, &shape, &count)))
+        return status;
     const int allow_zero = (int)attribute_int(im->node, "allowzero", 0);
     int64_t dims[MAX_RANK];
     if (count < 1 || count > MAX_RANK)
