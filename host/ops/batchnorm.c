@@ -59,9 +59,13 @@ static int vector_width(int contiguous, int spatial) {
 
 /* One of the kernels with its work-group size: BATCHNORM_THREADS work-items
  * per channel (128, enough to keep a long channel's loads in flight), halved
- * until both the device and the compiled kernel accept the group. */
-static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, int vw, const char *name,
-                                   cl_kernel *kernel, size_t *threads) {
+ * until both the device and the compiled kernel accept the group; and the
+ * spatial size it takes, in vectors. */
+static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, int spatial,
+                                   const char *name, cl_kernel *kernel, size_t *threads,
+                                   int *vectors) {
+    const int vw = vector_width(contiguous, spatial);
+    *vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
     size_t wanted = 128;
     while (wanted > 1 && ctx->max_work_group_size && wanted > ctx->max_work_group_size)
         wanted /= 2;
@@ -83,6 +87,15 @@ static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, int vw, c
     }
 }
 
+/* A launch of one work-group of `threads` per channel. */
+static clcnn_status channel_launch(clcnn_context *ctx, cl_kernel kernel, const char *name,
+                                   size_t threads, int channels, const kernel_arg *args,
+                                   int count) {
+    const size_t local[1] = {threads};
+    const size_t global[1] = {(size_t)channels * threads};
+    return runtime_launch(ctx, kernel, name, count, args, 1, global, local);
+}
+
 clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
                                      int spatial, float eps, float momentum, cl_mem x,
                                      cl_mem weight, cl_mem bias, cl_mem running_mean,
@@ -93,9 +106,9 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         return status;
     cl_kernel kernel;
     size_t threads;
-    const int vw = vector_width(contiguous, spatial);
-    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
-    status = channel_kernel(ctx, contiguous, vw, "batchnorm_forward_train", &kernel, &threads);
+    int vectors;
+    status = channel_kernel(ctx, contiguous, spatial, "batchnorm_forward_train", &kernel, &threads,
+                            &vectors);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
@@ -106,10 +119,8 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         {sizeof(int), &vectors},        {sizeof(float), &eps},
         {sizeof(float), &momentum},
     };
-    const size_t local[1] = {threads};
-    const size_t global[1] = {(size_t)channels * threads};
-    return runtime_launch(ctx, kernel, "batchnorm_forward_train", sizeof(args) / sizeof(args[0]),
-                          args, 1, global, local);
+    return channel_launch(ctx, kernel, "batchnorm_forward_train", threads, channels, args,
+                          sizeof(args) / sizeof(args[0]));
 }
 
 clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
@@ -120,9 +131,9 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         return status;
     cl_kernel kernel;
     size_t threads;
-    const int vw = vector_width(contiguous, spatial);
-    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
-    status = channel_kernel(ctx, contiguous, vw, "batchnorm_forward_eval", &kernel, &threads);
+    int vectors;
+    status = channel_kernel(ctx, contiguous, spatial, "batchnorm_forward_eval", &kernel, &threads,
+                            &vectors);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
@@ -132,10 +143,8 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         {sizeof(int), &batch},          {sizeof(int), &channels},
         {sizeof(int), &vectors},        {sizeof(float), &eps},
     };
-    const size_t local[1] = {threads};
-    const size_t global[1] = {(size_t)channels * threads};
-    return runtime_launch(ctx, kernel, "batchnorm_forward_eval", sizeof(args) / sizeof(args[0]),
-                          args, 1, global, local);
+    return channel_launch(ctx, kernel, "batchnorm_forward_eval", threads, channels, args,
+                          sizeof(args) / sizeof(args[0]));
 }
 
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
@@ -147,9 +156,9 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
         return status;
     cl_kernel kernel;
     size_t threads;
-    const int vw = vector_width(contiguous, spatial);
-    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
-    status = channel_kernel(ctx, contiguous, vw, "batchnorm_backward", &kernel, &threads);
+    int vectors;
+    status =
+        channel_kernel(ctx, contiguous, spatial, "batchnorm_backward", &kernel, &threads, &vectors);
     if (status != CLCNN_OK)
         return status;
     const int want_grad_x = grad_x != NULL;
@@ -162,10 +171,8 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
         {sizeof(int), &batch},         {sizeof(int), &channels},       {sizeof(int), &vectors},
         {sizeof(float), &eps},         {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
     };
-    const size_t local[1] = {threads};
-    const size_t global[1] = {(size_t)channels * threads};
-    return runtime_launch(ctx, kernel, "batchnorm_backward", sizeof(args) / sizeof(args[0]), args,
-                          1, global, local);
+    return channel_launch(ctx, kernel, "batchnorm_backward", threads, channels, args,
+                          sizeof(args) / sizeof(args[0]));
 }
 
 clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
@@ -178,9 +185,9 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
         return status;
     cl_kernel kernel;
     size_t threads;
-    const int vw = vector_width(contiguous, spatial);
-    const int vectors = spatial / vw; /* the kernel's spatial, in vectors of vw */
-    status = channel_kernel(ctx, contiguous, vw, "batchnorm_backward_eval", &kernel, &threads);
+    int vectors;
+    status = channel_kernel(ctx, contiguous, spatial, "batchnorm_backward_eval", &kernel, &threads,
+                            &vectors);
     if (status != CLCNN_OK)
         return status;
     const int want_grad_x = grad_x != NULL;
@@ -196,10 +203,8 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
         {sizeof(int), &vectors},        {sizeof(float), &eps},
         {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
     };
-    const size_t local[1] = {threads};
-    const size_t global[1] = {(size_t)channels * threads};
-    return runtime_launch(ctx, kernel, "batchnorm_backward_eval", sizeof(args) / sizeof(args[0]),
-                          args, 1, global, local);
+    return channel_launch(ctx, kernel, "batchnorm_backward_eval", threads, channels, args,
+                          sizeof(args) / sizeof(args[0]));
 }
 
 clcnn_status batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, float eps,
