@@ -89,6 +89,24 @@ typedef struct buf {
     cl_mem mem;
 } buf;
 
+/* Batch statistics shared by the ranks of data-parallel training
+ * (clcnn_trainer_set_batch_statistics_hook). The trainer owns one and points
+ * net->sync at it during its steps when several ranks train together; a
+ * layer type with sync_floats (batchnorm) then exchanges its per-channel
+ * sums through gather in its train-mode forward and backward. Every buffer
+ * is allocated before the first step, so a pass allocates nothing. */
+typedef struct rank_sync {
+    clcnn_gather_fn gather;
+    void *user;
+    int ranks;
+    int64_t capacity; /* the most any layer's exchange needs (sync_floats) */
+    double *mine;     /* capacity: this rank's contribution */
+    double *all;      /* ranks x capacity: every rank's, in rank order */
+    double *combined; /* capacity: what the ranks' contributions give */
+    float *floats;    /* capacity: per-channel values to and from the device */
+    cl_mem device;    /* capacity floats on an OpenCL device */
+} rank_sync;
+
 static inline int context_is_opencl(const clcnn_context *ctx) {
     return ctx->kind == CLCNN_DEVICE_OPENCL;
 }
@@ -355,6 +373,12 @@ struct clcnn_net {
     clcnn_status (*backward_node_done)(void *user, int node);
     void *backward_node_user;
 
+    /* The ranks' batch statistics exchange during the trainer's steps when
+     * several ranks train together (see rank_sync); NULL otherwise. A train
+     * pass with it may have batch 0 (a rank without images): only the
+     * layers that synchronise then run, to make their exchanges. */
+    rank_sync *sync;
+
     int gradient_batch;      /* images of the last backward pass; 0 before the first */
     int want_input_gradient; /* training needs none: the first layer skips it */
     int has_input_gradient;  /* the last backward pass computed it */
@@ -406,6 +430,8 @@ struct clcnn_trainer {
     int rank, world_size;
     clcnn_gradient_fn gradient_hook;
     void *gradient_user;
+    /* synchronised batch statistics: the hook is sync.gather (NULL: none) */
+    rank_sync sync;
 
     /* overlap: bucket k covers [bucket_first[k], bucket_end[k]) of the flat
      * gradient buffer (k = 0 the highest offsets) and is final after node

@@ -38,7 +38,7 @@ typedef enum clcnn_status {
     CLCNN_ERROR_OPENCL,           /* an OpenCL call failed (its error name in the message) */
     CLCNN_ERROR_NO_DEVICE,        /* no such OpenCL platform or device */
     CLCNN_ERROR_OUT_OF_MEMORY,
-    CLCNN_STOPPED, /* a progress callback asked training to stop (not a failure) */
+    CLCNN_STOPPED,           /* a progress callback asked training to stop (not a failure) */
     CLCNN_ERROR_UNSUPPORTED, /* a well-formed input clcnn cannot compute (an ONNX op, ...) */
     CLCNN_ERROR_DIVERGED,    /* training: a loss became NaN or infinite (epoch, batch in the
                               * message) */
@@ -101,8 +101,8 @@ typedef struct clcnn_device_info {
 
 /* Every device of every OpenCL platform, the first `capacity` into out (may
  * be NULL when capacity is 0); *count gets how many there are. */
-CLCNN_API clcnn_status clcnn_device_list(clcnn_context *ctx, clcnn_device_info *out,
-                                         int capacity, int *count);
+CLCNN_API clcnn_status clcnn_device_list(clcnn_context *ctx, clcnn_device_info *out, int capacity,
+                                         int *count);
 
 /* Kernel profiling: when on, every launch waits for its kernel and adds the
  * kernel's device time (from OpenCL profiling events) to a per-kernel total. */
@@ -159,8 +159,7 @@ CLCNN_API void clcnn_net_destroy(clcnn_net *net);
  * An op or attribute clcnn cannot compute exactly is refused
  * (CLCNN_ERROR_UNSUPPORTED) naming the node; a malformed file is
  * CLCNN_ERROR_FORMAT. docs/onnx.md lists the mapping. */
-CLCNN_API clcnn_status clcnn_net_from_onnx(clcnn_context *ctx, const char *path,
-                                          clcnn_net **out);
+CLCNN_API clcnn_status clcnn_net_from_onnx(clcnn_context *ctx, const char *path, clcnn_net **out);
 /* Writes the network and its tensors as an ONNX model (opset 13) that
  * clcnn_net_from_onnx reads back into the same network. */
 CLCNN_API clcnn_status clcnn_net_save_onnx(clcnn_net *net, const char *path);
@@ -625,6 +624,29 @@ CLCNN_API clcnn_status clcnn_trainer_set_gradient_ready_hook(clcnn_trainer *trai
  * in the order the hook gets them. 0 without a ready hook. */
 CLCNN_API int clcnn_trainer_gradient_buckets(const clcnn_trainer *trainer, int64_t *first,
                                              int64_t *count);
+
+/* Synchronised batch statistics (PyTorch's SyncBatchNorm): with this hook,
+ * world_size ranks train a network with batchnorm as one process with the
+ * global batch does. Without it each rank's batchnorm normalises with the
+ * statistics of its own images (PyTorch DDP's plain BatchNorm).
+ *
+ * In every step, on every rank, each batchnorm layer calls the hook once in
+ * forward (layers in order) and once in backward (in reverse order), in the
+ * same order on every rank, a rank with no images in the step included.
+ * mine holds this rank's count doubles (its element count and per-channel
+ * moments, and in backward the gradient's sums); count is the same on every
+ * rank for a given call. On return all[r * count + i] must hold rank r's
+ * mine[i] for every rank r < world_size (MPI_Allgather). The library
+ * combines the ranks' values itself, in rank order, so every rank computes
+ * the same statistics bit for bit and the running statistics stay identical
+ * on every rank. The weight and bias gradients each rank leaves for the
+ * gradient hook are its own contributions, like every other parameter's.
+ * The buffers belong to the trainer and are valid during the call only.
+ * Not called when world_size is 1. A status other than CLCNN_OK stops the
+ * step with that status. fn NULL removes it. */
+typedef clcnn_status (*clcnn_gather_fn)(void *user, const double *mine, double *all, int64_t count);
+CLCNN_API clcnn_status clcnn_trainer_set_batch_statistics_hook(clcnn_trainer *trainer,
+                                                               clcnn_gather_fn fn, void *user);
 
 /* ---- model files ---------------------------------------------------------------------------- */
 

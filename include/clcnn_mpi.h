@@ -14,7 +14,12 @@
  * - with buckets, each bucket's exchange starts (non-blocking) as soon as
  *   backward has produced it, and the step's gradient hook waits for the rest;
  * - the step's loss, accuracy and image counts are summed the same way, so
- *   every rank reports the global figures.
+ *   every rank reports the global figures;
+ * - batchnorm is synchronised (PyTorch's SyncBatchNorm): each batchnorm
+ *   layer's per-channel statistics, and in backward its gradient's sums, are
+ *   gathered from every rank (MPI_Allgather) and combined by the trainer in
+ *   rank order, so the ranks normalise with the global batch's statistics
+ *   and their running statistics stay identical.
  *
  * Every call here is collective unless it says otherwise: every rank must
  * make it, in the same order. */
@@ -58,8 +63,11 @@ int clcnn_mpi_local_rank(const clcnn_mpi *mpi);
 int clcnn_mpi_device_index(const clcnn_mpi *mpi, int platform_index);
 
 /* Makes trainer rank `rank` of `size` (clcnn_trainer_set_shard) and installs
- * the gradient hook that sums the ranks' gradients and tallies as described
- * above. bucket_floats > 0 also installs the ready hook on buckets of that
+ * the gradient hook that sums the ranks' gradients and tallies, and the
+ * batch statistics hook (clcnn_trainer_set_batch_statistics_hook) that
+ * synchronises batchnorm, as described above; remove the latter with
+ * clcnn_trainer_set_batch_statistics_hook(trainer, NULL, NULL) for per-rank
+ * statistics. bucket_floats > 0 also installs the ready hook on buckets of that
  * many floats (clcnn_trainer_set_gradient_ready_hook), whose exchanges
  * overlap backward; 0 exchanges the whole buffer after backward. The session
  * serves one trainer at a time and must outlive its use. Every rank's
@@ -81,9 +89,12 @@ int clcnn_mpi_agree(clcnn_mpi *mpi, const char *what, uint64_t hash, char *messa
  * order: the same bits on every rank and in every run. */
 void clcnn_mpi_sum(clcnn_mpi *mpi, double *values, int count);
 
-/* Sets every state tensor of net (batchnorm's running statistics, which each
- * rank updates from its own images) to its mean over the ranks, so that the
- * replicas agree again (they already agree on the parameters). */
+/* Sets every state tensor of net (batchnorm's running statistics) to its
+ * mean over the ranks. Needed only with per-rank batch statistics (the batch
+ * statistics hook removed), where each rank updates them from its own images:
+ * it makes the replicas agree again. With clcnn_mpi_attach's synchronised
+ * batchnorm they are identical on every rank already, and the mean of N
+ * equal floats (summed in double, divided by N) gives them back unchanged. */
 clcnn_status clcnn_mpi_average_state(clcnn_mpi *mpi, clcnn_net *net);
 
 /* Ends every rank of the job with exit status code (MPI_Abort). Not

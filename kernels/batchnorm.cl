@@ -171,6 +171,99 @@ float channel_mean(const __global real *restrict x, __local float *partial, cons
     return group_sum(partial, lanes_sum(sum.total)) / (float)(batch * spatial * BATCHNORM_VW);
 }
 
+/* The sums over the channel of d = x - rough_mean and d^2 and, with_gradient,
+ * of dy and dy * d: the second pass of the statistics, and backward's sums
+ * in the same pass. Callers pass with_gradient as a constant, so each
+ * inlined copy keeps only its own sums. Every work-item of the group must
+ * call it. */
+typedef struct deviation_sums {
+    float s1, s2, dy, dy_d;
+} deviation_sums;
+
+deviation_sums channel_deviation_sums(const __global real *restrict x,
+                                      const __global real *restrict grad_y, __local float *partial,
+                                      const int batch, const int channels, const int channel,
+                                      const int spatial, const float rough_mean,
+                                      const int with_gradient) {
+    compensated_sum sum1 = sum_start(), sum2 = sum_start();
+    compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
+    int filled = 0;
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        const real d = x[i] - rough_mean;
+        sum1.block += d;
+        sum2.block += d * d;
+        if (with_gradient) {
+            const real dy = grad_y[i];
+            dy_sum.block += dy;
+            dy_dev.block += dy * d;
+        }
+        if (++filled == SUM_BLOCK) {
+            filled = 0;
+            sum_flush(&sum1);
+            sum_flush(&sum2);
+            if (with_gradient) {
+                sum_flush(&dy_sum);
+                sum_flush(&dy_dev);
+            }
+        }
+    }
+    sum_flush(&sum1);
+    sum_flush(&sum2);
+    deviation_sums sums;
+    sums.s1 = group_sum(partial, lanes_sum(sum1.total));
+    sums.s2 = group_sum(partial, lanes_sum(sum2.total));
+    sums.dy = 0.0f;
+    sums.dy_d = 0.0f;
+    if (with_gradient) {
+        sum_flush(&dy_sum);
+        sum_flush(&dy_dev);
+        sums.dy = group_sum(partial, lanes_sum(dy_sum.total));
+        sums.dy_d = group_sum(partial, lanes_sum(dy_dev.total));
+    }
+    return sums;
+}
+
+/* y = ((x - mean_hi) - mean_lo) * scale + shift over the channel. The mean
+ * comes as the sum of two floats (the rough mean and its correction, or a
+ * double split in two), so that x - mean_hi is exact where x is near the
+ * mean and a deviation is exact to float rounding however large the mean. */
+void normalise_channel(const __global real *restrict x, __global real *restrict y, const int batch,
+                       const int channels, const int channel, const int spatial,
+                       const float mean_hi, const float mean_lo, const float scale,
+                       const float shift) {
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        y[i] = ((x[i] - mean_hi) - mean_lo) * scale + shift;
+    }
+}
+
+/*   running_mean = (1 - momentum) * running_mean + momentum * mean
+ *   running_var  = (1 - momentum) * running_var  + momentum * unbiased
+ * by the group's first work-item. */
+void update_running(__global float *restrict running_mean, __global float *restrict running_var,
+                    const int channel, const float momentum, const float mean,
+                    const float unbiased) {
+    if (get_local_id(0) == 0) {
+        running_mean[channel] = (1.0f - momentum) * running_mean[channel] + momentum * mean;
+        running_var[channel] = (1.0f - momentum) * running_var[channel] + momentum * unbiased;
+    }
+}
+
+/* dx = ((dy - mean_dy) - (x - mean) * k) * scale over the channel, with the
+ * mean as two floats (normalise_channel), written into grad_x or added to it
+ * (accumulate). */
+void input_gradient(const __global real *restrict x, const __global real *restrict grad_y,
+                    __global real *restrict grad_x, const int batch, const int channels,
+                    const int channel, const int spatial, const float mean_hi, const float mean_lo,
+                    const float mean_dy, const float k, const float scale, const int accumulate) {
+    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
+        const int i = walk_offset(&w, channels, channel, spatial);
+        const real g = ((grad_y[i] - mean_dy) - ((x[i] - mean_hi) - mean_lo) * k) * scale;
+        grad_x[i] = accumulate ? grad_x[i] + g : g;
+    }
+}
+
 /* ---- train mode ------------------------------------------------------------------------- */
 
 /* The statistics: the corrected two-pass algorithm (Chan, Golub and
@@ -196,41 +289,18 @@ batchnorm_forward_train(const __global real *restrict x, const __global float *r
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial * BATCHNORM_VW);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
-
-    compensated_sum sum1 = sum_start(), sum2 = sum_start();
-    int filled = 0;
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const real d = x[walk_offset(&w, channels, channel, spatial)] - rough_mean;
-        sum1.block += d;
-        sum2.block += d * d;
-        if (++filled == SUM_BLOCK) {
-            filled = 0;
-            sum_flush(&sum1);
-            sum_flush(&sum2);
-        }
-    }
-    sum_flush(&sum1);
-    sum_flush(&sum2);
-    const float s1 = group_sum(partial, lanes_sum(sum1.total));
-    const float s2 = group_sum(partial, lanes_sum(sum2.total));
-    const float correction = s1 / count;
+    const deviation_sums sums =
+        channel_deviation_sums(x, x, partial, batch, channels, channel, spatial, rough_mean, 0);
+    const float correction = sums.s1 / count;
     /* sum((x - mean)^2), never below 0; a NaN stays (fmax would drop it) */
-    const float deviations = s2 - s1 * correction;
+    const float deviations = sums.s2 - sums.s1 * correction;
     const float squares = deviations < 0.0f ? 0.0f : deviations;
     const float var = squares / count;
     const float scale = weight[channel] / sqrt(var + eps);
-    const float shift = bias[channel];
-
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
-        y[i] = ((x[i] - rough_mean) - correction) * scale + shift;
-    }
-    if (get_local_id(0) == 0) {
-        const float mean = rough_mean + correction;
-        running_mean[channel] = (1.0f - momentum) * running_mean[channel] + momentum * mean;
-        running_var[channel] =
-            (1.0f - momentum) * running_var[channel] + momentum * (squares / (count - 1.0f));
-    }
+    normalise_channel(x, y, batch, channels, channel, spatial, rough_mean, correction, scale,
+                      bias[channel]);
+    update_running(running_mean, running_var, channel, momentum, rough_mean + correction,
+                   squares / (count - 1.0f));
 }
 
 /* The gradients of the train-mode forward, PyTorch's formula: with
@@ -254,35 +324,12 @@ batchnorm_backward(const __global real *restrict x, const __global real *restric
     /* One pass for the statistics and the two sums of the gradient, with
      * d1 = x - rough_mean: sum(dy * (x - mean)) = sum(dy * d1) - correction *
      * sum(dy), and times invstd it is sum(dy * x_hat). */
-    compensated_sum sum1 = sum_start(), sum2 = sum_start();
-    compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
-    int filled = 0;
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
-        const real d = x[i] - rough_mean;
-        const real dy = grad_y[i];
-        sum1.block += d;
-        sum2.block += d * d;
-        dy_sum.block += dy;
-        dy_dev.block += dy * d;
-        if (++filled == SUM_BLOCK) {
-            filled = 0;
-            sum_flush(&sum1);
-            sum_flush(&sum2);
-            sum_flush(&dy_sum);
-            sum_flush(&dy_dev);
-        }
-    }
-    sum_flush(&sum1);
-    sum_flush(&sum2);
-    sum_flush(&dy_sum);
-    sum_flush(&dy_dev);
-    const float s1 = group_sum(partial, lanes_sum(sum1.total));
-    const float s2 = group_sum(partial, lanes_sum(sum2.total));
-    const float sum_dy = group_sum(partial, lanes_sum(dy_sum.total));
-    const float correction = s1 / count;
-    const float sum_dy_dev = group_sum(partial, lanes_sum(dy_dev.total)) - correction * sum_dy;
-    const float deviations = s2 - s1 * correction;
+    const deviation_sums sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel,
+                                                       spatial, rough_mean, 1);
+    const float correction = sums.s1 / count;
+    const float sum_dy = sums.dy;
+    const float sum_dy_dev = sums.dy_d - correction * sum_dy;
+    const float deviations = sums.s2 - sums.s1 * correction;
     const float var = (deviations < 0.0f ? 0.0f : deviations) / count;
     const float invstd = 1.0f / sqrt(var + eps);
     if (get_local_id(0) == 0) {
@@ -294,14 +341,91 @@ batchnorm_backward(const __global real *restrict x, const __global real *restric
 
     /* dx = (dy - mean_dy - (x - mean) * k) * invstd * weight with
      * k = sum(dy * (x - mean)) * invstd^2 / M (as PyTorch's CPU kernel). */
-    const float mean_dy = sum_dy / count;
-    const float k = sum_dy_dev * invstd * invstd / count;
-    const float scale = invstd * weight[channel];
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
-        const real g = ((grad_y[i] - mean_dy) - ((x[i] - rough_mean) - correction) * k) * scale;
-        grad_x[i] = accumulate ? grad_x[i] + g : g;
+    input_gradient(x, grad_y, grad_x, batch, channels, channel, spatial, rough_mean, correction,
+                   sum_dy / count, sum_dy_dev * invstd * invstd / count, invstd * weight[channel],
+                   accumulate);
+}
+
+/* ---- synchronised across ranks -------------------------------------------------------------- */
+
+/* Data-parallel training normalises with the statistics of the ranks'
+ * global batch (host/ops/batchnorm.c): each rank sums its own share
+ * (batchnorm_moments), the host combines every rank's sums, and
+ * batchnorm_forward_apply or batchnorm_backward_apply finish with what
+ * that gave. */
+
+/* moments[fields * channel ...] = rough mean, sum(d), sum(d^2) and, with
+ * with_gradient, sum(dy), sum(dy * d), with d = x - rough mean (fields = 3,
+ * or 5 with with_gradient): sums about a rough mean, from which the host
+ * forms the channel's mean and sum of squared deviations exactly. grad_y is
+ * read only with with_gradient (any buffer may be passed). batch >= 1. */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_moments(const __global real *restrict x, const __global real *restrict grad_y,
+                  __global float *restrict moments, const int batch, const int channels,
+                  const int spatial, const int with_gradient) {
+    __local float partial[BATCHNORM_THREADS];
+    const int channel = get_group_id(0);
+    const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
+    deviation_sums sums;
+    if (with_gradient)
+        sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel, spatial,
+                                      rough_mean, 1);
+    else
+        sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel, spatial,
+                                      rough_mean, 0);
+    if (get_local_id(0) == 0) {
+        __global float *m = moments + (with_gradient ? 5 : 3) * channel;
+        m[0] = rough_mean;
+        m[1] = sums.s1;
+        m[2] = sums.s2;
+        if (with_gradient) {
+            m[3] = sums.dy;
+            m[4] = sums.dy_d;
+        }
     }
+}
+
+/* The train-mode forward with the global batch's statistics: statistics[4 *
+ * channel ...] = the mean as two floats (hi, lo), the biased variance and
+ * the unbiased one. y = (x - mean) / sqrt(var + eps) * weight + bias and the
+ * running statistics move as in batchnorm_forward_train. batch may be 0 (a
+ * rank without images): only the running statistics change. */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_forward_apply(const __global real *restrict x, const __global float *restrict weight,
+                        const __global float *restrict bias,
+                        const __global float *restrict statistics,
+                        __global float *restrict running_mean, __global float *restrict running_var,
+                        __global real *restrict y, const int batch, const int channels,
+                        const int spatial, const float eps, const float momentum) {
+    const int channel = get_group_id(0);
+    const __global float *s = statistics + 4 * channel;
+    const float scale = weight[channel] / sqrt(s[2] + eps);
+    normalise_channel(x, y, batch, channels, channel, spatial, s[0], s[1], scale, bias[channel]);
+    update_running(running_mean, running_var, channel, momentum, s[0], s[3]);
+}
+
+/* The backward of the train-mode forward with the global batch's
+ * statistics: coefficients[7 * channel ...] = the mean as two floats (hi,
+ * lo), invstd, mean_dy, k, this rank's grad_weight and grad_bias; dx =
+ * ((dy - mean_dy) - (x - mean) * k) * invstd * weight into grad_x (accumulate:
+ * added), unless want_grad_x is 0 (then grad_x is not touched). */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_backward_apply(const __global real *restrict x, const __global real *restrict grad_y,
+                         const __global float *restrict weight,
+                         const __global float *restrict coefficients,
+                         __global real *restrict grad_x, __global float *restrict grad_weight,
+                         __global float *restrict grad_bias, const int batch, const int channels,
+                         const int spatial, const int want_grad_x, const int accumulate) {
+    const int channel = get_group_id(0);
+    const __global float *s = coefficients + 7 * channel;
+    if (get_local_id(0) == 0) {
+        grad_weight[channel] = s[5];
+        grad_bias[channel] = s[6];
+    }
+    if (!want_grad_x)
+        return;
+    input_gradient(x, grad_y, grad_x, batch, channels, channel, spatial, s[0], s[1], s[3], s[4],
+                   s[2] * weight[channel], accumulate);
 }
 
 /* ---- eval mode -------------------------------------------------------------------------- */

@@ -144,13 +144,11 @@ uint64_t cli_ranks_hash(uint64_t hash, const void *bytes, size_t size);
 /* Collective: 0 when every rank's hash equals rank 0's; 1 otherwise, after
  * rank 0 printed which ranks have another `what`. */
 int cli_ranks_agree(cli_ranks *ranks, const char *what, uint64_t hash);
-/* Shards trainer over the ranks and sums their gradients (buckets of
- * bucket_floats overlap backward; 0: after it). */
+/* Shards trainer over the ranks, sums their gradients (buckets of
+ * bucket_floats overlap backward; 0: after it) and synchronises batchnorm. */
 clcnn_status cli_ranks_attach(cli_ranks *ranks, clcnn_trainer *trainer, int64_t bucket_floats);
 /* Collective: each value summed over the ranks, in rank order. */
 void cli_ranks_sum(cli_ranks *ranks, double *values, int count);
-/* Collective: batchnorm's running statistics averaged over the ranks. */
-clcnn_status cli_ranks_average_state(cli_ranks *ranks, clcnn_net *net);
 /* Collective: rank 0 prints where the gradient exchange's time went over
  * training that took seconds. */
 void cli_ranks_report(cli_ranks *ranks, double seconds);

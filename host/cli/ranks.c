@@ -131,16 +131,6 @@ void cli_ranks_sum(cli_ranks *r, double *values, int count) {
 #endif
 }
 
-clcnn_status cli_ranks_average_state(cli_ranks *r, clcnn_net *net) {
-#ifdef CLCNN_WITH_MPI
-    if (r->size > 1)
-        return clcnn_mpi_average_state(r->mpi, net);
-#else
-    (void)r, (void)net;
-#endif
-    return CLCNN_OK;
-}
-
 void cli_ranks_report(cli_ranks *r, double seconds) {
 #ifdef CLCNN_WITH_MPI
     if (r->size < 2)

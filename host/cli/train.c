@@ -846,10 +846,6 @@ static int run_train(const cli_common *given, const cli_args *args) {
         }
         double seconds = cli_seconds() - start;
         training_seconds += seconds;
-        if (cli_ranks_average_state(&ranks, net) != CLCNN_OK) {
-            result = cli_fail_context(ctx);
-            goto done;
-        }
         if (test.count > 0 &&
             evaluate(&ranks, net, &test, &test_loss, &test_accuracy) != CLCNN_OK) {
             result = cli_fail_context(ctx);

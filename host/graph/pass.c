@@ -199,6 +199,7 @@ static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training,
     p.training = training;
     p.seed = hash_bytes(net->random_seed, &i, sizeof(i));
     p.first_image = first_image;
+    p.sync = training ? net->sync : NULL;
     p.input_count = l->input_count;
     for (int k = 0; k < l->input_count; k++) {
         p.in[k] = activation(net, l->inputs[k]);
@@ -212,7 +213,8 @@ static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training,
 static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
                                  int64_t first_image) {
     const layer *l = &net->layers[i];
-    if (!l->type->forward)
+    /* A rank without images (batch 0) runs only the layers that synchronise. */
+    if (!l->type->forward || (batch == 0 && !l->type->sync_floats))
         return CLCNN_OK;
     const layer_pass p = forward_pass(net, i, batch, training, first_image);
     /* A train-mode forward updates state tensors (running statistics): on a
@@ -560,6 +562,7 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
     p.training = training;
     p.seed = hash_bytes(net->random_seed, &i, sizeof(i));
     p.first_image = net->first_image;
+    p.sync = training ? net->sync : NULL;
     p.input_count = l->input_count;
     for (int k = 0; k < l->input_count; k++) {
         p.in[k] = activation(net, l->inputs[k]);
@@ -585,8 +588,12 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
             p.accumulate[k] = 0;
         }
     }
+    /* The gradients' bookkeeping above holds for batch 0 too, so that a
+     * rank without images runs the same synchronised layers' backward. */
+    if (batch == 0 && !l->type->sync_floats)
+        return CLCNN_OK;
     clcnn_status status = l->type->backward(l, &p);
-    if (status == CLCNN_OK && redirected >= 0)
+    if (status == CLCNN_OK && redirected >= 0 && batch > 0)
         status =
             add_gradient(net, plan->grad_temporary, gradient(net, l->inputs[redirected]),
                          (int64_t)batch * shape3_count(net->layers[l->inputs[redirected]].out));
@@ -595,7 +602,7 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
 
 clcnn_status net_backward_stored(clcnn_net *net, int batch, int training) {
     mark_needed_gradients(net);
-    clcnn_status status = compute_loss(net, batch);
+    clcnn_status status = batch > 0 ? compute_loss(net, batch) : CLCNN_OK;
     const int logits = net->loss.logits_layer;
     net->plan.grad_written[net->plan.root[logits]] = 1;
     for (int i = logits; i >= 1 && status == CLCNN_OK; i--) {

@@ -50,9 +50,20 @@ static void batchnorm_init(const layer *l, float *const *values, rng *r, const l
     }
 }
 
+/* Several ranks training together normalise with the statistics of their
+ * global batch (ops/batchnorm.h); the exchange needs room for these. */
+static int64_t batchnorm_sync_floats_of(const layer *l) {
+    return batchnorm_sync_floats(l->in.c);
+}
+
 static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p) {
     const int spatial = l->in.h * l->in.w;
-    /* As PyTorch: a batch statistic of one value has no variance. */
+    if (p->training && p->sync)
+        return op_batchnorm_forward_train_sync(p->ctx, p->sync, p->batch, l->in.c, spatial, l->eps,
+                                               l->momentum, p->in[0], p->tensor[0], p->tensor[1],
+                                               p->tensor[2], p->tensor[3], p->out);
+    /* As PyTorch: a batch statistic of one value has no variance (with
+     * ranks, the op checks the global batch). */
     if (p->training && (int64_t)p->batch * spatial < 2)
         return set_error(p->ctx, CLCNN_ERROR_SHAPE,
                          "batchnorm %s: training needs more than one value per channel, but the "
@@ -68,9 +79,14 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
 }
 
 /* Backward follows the forward's mode: in train mode through the batch
- * statistics, which the op recomputes from the input; in eval mode through
- * the running statistics' affine map (frozen batchnorm). */
+ * statistics, which the op recomputes from the input (with ranks, the
+ * global batch's); in eval mode through the running statistics' affine map
+ * (frozen batchnorm). */
 static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p) {
+    if (p->training && p->sync)
+        return op_batchnorm_backward_sync(
+            p->ctx, p->sync, p->batch, l->in.c, l->in.h * l->in.w, l->eps, p->in[0], p->grad_out,
+            p->tensor[0], p->grad_in[0], p->accumulate[0], p->tensor_grad[0], p->tensor_grad[1]);
     if (!p->training)
         return op_batchnorm_backward_eval(p->ctx, p->batch, l->in.c, l->in.h * l->in.w, l->eps,
                                           p->in[0], p->grad_out, p->tensor[0], p->tensor[2],
@@ -98,6 +114,7 @@ const layer_type layer_batchnorm = {
     .infer = batchnorm_infer,
     .tensors = batchnorm_tensors,
     .init = batchnorm_init,
+    .sync_floats = batchnorm_sync_floats_of,
     .forward = batchnorm_layer_forward,
     .backward = batchnorm_layer_backward,
     .fold = batchnorm_fold_into,

@@ -73,6 +73,9 @@ typedef struct layer_pass {
      * generator keyed by it gives every element its own number, in any order. */
     uint64_t seed;
     int64_t first_image; /* the global batch index of image 0 (sharded training) */
+    /* Train mode with several ranks training together: the exchange of batch
+     * statistics (rank_sync), else NULL. batch may then be 0. */
+    rank_sync *sync;
     int input_count;
     buf in[LAYER_MAX_INPUTS];
     shape3 in_shape[LAYER_MAX_INPUTS]; /* per image */
@@ -119,6 +122,12 @@ struct layer_type {
     void (*init)(const layer *l, float *const *values, rng *r, const layer *next);
     /* Bytes of device scratch backward needs for batch images. May be NULL. */
     size_t (*scratch_bytes)(const clcnn_context *ctx, const layer *l, int batch);
+    /* Types whose train-mode passes reduce over the batch and synchronise
+     * that across ranks (layer_pass.sync): the doubles and floats one
+     * exchange needs. The graph calls their forward and backward even with
+     * batch 0 under sync, so that a rank without images makes the same
+     * exchanges. May be NULL: the type does not synchronise. */
+    int64_t (*sync_floats)(const layer *l);
     /* NULL for types with nothing to compute (input, views). */
     clcnn_status (*forward)(const layer *l, const layer_pass *p);
     clcnn_status (*backward)(const layer *l, const layer_pass *p);

@@ -19,6 +19,7 @@
 
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
+#include <limits.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
@@ -424,6 +425,17 @@ static clcnn_status gradient_hook(void *user, float *gradients, int64_t count,
     return CLCNN_OK;
 }
 
+/* Synchronised batchnorm: every rank's contribution, in rank order. An
+ * allgather only moves bytes; the trainer combines them itself in rank
+ * order, so the statistics are the same bits on every rank. */
+static clcnn_status statistics_hook(void *user, const double *mine, double *all, int64_t count) {
+    clcnn_mpi *m = user;
+    if (count < 0 || count > INT_MAX)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    MPI_Allgather(mine, (int)count, MPI_DOUBLE, all, (int)count, MPI_DOUBLE, m->comm);
+    return CLCNN_OK;
+}
+
 clcnn_status clcnn_mpi_attach(clcnn_mpi *m, clcnn_trainer *t, int64_t bucket_floats) {
     if (!m || !t || bucket_floats < 0)
         return CLCNN_ERROR_INVALID_ARGUMENT;
@@ -434,6 +446,8 @@ clcnn_status clcnn_mpi_attach(clcnn_mpi *m, clcnn_trainer *t, int64_t bucket_flo
     clcnn_status status = clcnn_trainer_set_shard(t, m->rank, m->size);
     if (status == CLCNN_OK)
         status = clcnn_trainer_set_gradient_hook(t, gradient_hook, m);
+    if (status == CLCNN_OK)
+        status = clcnn_trainer_set_batch_statistics_hook(t, statistics_hook, m);
     if (status == CLCNN_OK)
         status = clcnn_trainer_set_gradient_ready_hook(t, bucket_floats > 0 ? ready_hook : NULL, m,
                                                        bucket_floats);

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Kernels index with int, and their walks step up to a work-group past the
  * end; eps must keep sqrt(var + eps) real. */
@@ -243,6 +244,317 @@ static clcnn_status require(clcnn_context *ctx, const char *what, int count, con
         if (!buf_present(ctx, bufs[i]))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: no %s", what, names[i]);
     return CLCNN_OK;
+}
+
+/* ---- synchronised across ranks (ops/batchnorm.h) ----------------------------------------- */
+
+int64_t batchnorm_sync_floats(int channels) {
+    return 1 + (int64_t)BATCHNORM_DEVICE_FLOATS * channels;
+}
+
+void batchnorm_combine_moments(const double *all, int ranks, int64_t stride, int64_t at,
+                               double *count, double *mean, double *m2) {
+    double n = 0.0, mu = 0.0, squares = 0.0;
+    for (int r = 0; r < ranks; r++) {
+        const double *part = all + (int64_t)r * stride;
+        const double n_r = part[0];
+        if (n_r == 0.0)
+            continue; /* a rank without images adds nothing */
+        const double total = n + n_r;
+        const double delta = part[at] - mu;
+        mu += delta * (n_r / total);
+        squares += part[at + 1] + delta * delta * (n * n_r / total);
+        n = total;
+    }
+    *count = n;
+    *mean = mu;
+    *m2 = squares;
+}
+
+void batchnorm_combine_forward(const double *all, int ranks, int64_t stride, int channels,
+                               double *combined) {
+    for (int c = 0; c < channels; c++) {
+        double n, mean, m2;
+        batchnorm_combine_moments(all, ranks, stride, 1 + (int64_t)c * BATCHNORM_FORWARD_FIELDS, &n,
+                                  &mean, &m2);
+        double *out = combined + 1 + (int64_t)c * BATCHNORM_FORWARD_COMBINED;
+        out[0] = mean;
+        out[1] = m2 / n;
+        out[2] = m2 / (n - 1.0);
+        combined[0] = n;
+    }
+}
+
+void batchnorm_combine_backward(const double *all, int ranks, int64_t stride, const double *mine,
+                                int channels, float eps, double *combined) {
+    const double own = mine[0];
+    for (int c = 0; c < channels; c++) {
+        const int64_t at = 1 + (int64_t)c * BATCHNORM_BACKWARD_FIELDS;
+        double n, mean, m2;
+        batchnorm_combine_moments(all, ranks, stride, at, &n, &mean, &m2);
+        const double invstd = 1.0 / sqrt(m2 / n + eps);
+        /* The ranks' sums in this rank's scale (ops/batchnorm.h), and sums
+         * of dy * (x - mean) moved from each rank's own mean to the global
+         * one: sum(dy (x - mean)) = sum(dy (x - mean_q)) + (mean_q - mean) sum(dy). */
+        double sum_dy = 0.0, sum_dy_dev = 0.0;
+        for (int q = 0; q < ranks && own > 0.0; q++) {
+            const double *part = all + (int64_t)q * stride;
+            if (part[0] == 0.0)
+                continue;
+            const double weight = part[0] / own;
+            sum_dy += weight * part[at + 2];
+            sum_dy_dev += weight * (part[at + 3] + (part[at] - mean) * part[at + 2]);
+        }
+        const double *m = mine + at;
+        double *out = combined + 1 + (int64_t)c * BATCHNORM_BACKWARD_COMBINED;
+        out[0] = mean;
+        out[1] = invstd;
+        out[2] = sum_dy;
+        out[3] = sum_dy_dev * invstd;
+        out[4] = (m[3] + (m[0] - mean) * m[2]) * invstd;
+        out[5] = m[2];
+        combined[0] = n;
+    }
+}
+
+/* The sync ops' checks: batch may be 0 (a rank without images), and the
+ * exchange's buffers must hold the layer's. */
+static clcnn_status check_sync(clcnn_context *ctx, const char *what, const rank_sync *sync,
+                               int batch, int channels, int spatial, float eps) {
+    clcnn_status status = check_shape(ctx, what, batch > 0 ? batch : 1, channels, spatial, eps);
+    if (status != CLCNN_OK)
+        return status;
+    if (batch < 0 || !sync || !sync->gather || sync->ranks < 1 ||
+        sync->capacity < batchnorm_sync_floats(channels))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: no exchange of batch statistics for %d channels and batch %d", what,
+                         channels, batch);
+    return CLCNN_OK;
+}
+
+/* This rank's contribution (ops/batchnorm.h) on an OpenCL device: the
+ * batchnorm_moments kernel's sums about a rough mean, read to the host and
+ * turned into the mean and M2 in double. grad_y NULL in forward. */
+static clcnn_status device_contribution(clcnn_context *ctx, rank_sync *sync, int batch,
+                                        int channels, int spatial, cl_mem x, cl_mem grad_y) {
+    const int with_gradient = grad_y != NULL;
+    const int fields = with_gradient ? BATCHNORM_BACKWARD_FIELDS : BATCHNORM_FORWARD_FIELDS;
+    const int sums = with_gradient ? 5 : 3; /* per channel, from the kernel */
+    const double count = (double)batch * spatial;
+    double *out = sync->mine;
+    out[0] = count;
+    if (batch == 0) {
+        memset(out + 1, 0, sizeof(double) * (size_t)fields * (size_t)channels);
+        return CLCNN_OK;
+    }
+    cl_kernel kernel;
+    size_t threads;
+    int vectors;
+    clcnn_status status = channel_kernel(ctx, batchnorm_contiguous_walk(ctx), spatial,
+                                         "batchnorm_moments", &kernel, &threads, &vectors);
+    if (status != CLCNN_OK)
+        return status;
+    /* Without a gradient the kernel never reads grad_y: x stands in. */
+    cl_mem grad_y_arg = with_gradient ? grad_y : x;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &x},
+        {sizeof(cl_mem), &grad_y_arg},
+        {sizeof(cl_mem), &sync->device},
+        {sizeof(int), &batch},
+        {sizeof(int), &channels},
+        {sizeof(int), &vectors},
+        {sizeof(int), &with_gradient},
+    };
+    status = channel_launch(ctx, kernel, "batchnorm_moments", threads, channels, args,
+                            sizeof(args) / sizeof(args[0]));
+    if (status == CLCNN_OK)
+        status = buffer_read(ctx, sync->device, 0, sizeof(float) * (size_t)sums * (size_t)channels,
+                             sync->floats);
+    if (status != CLCNN_OK)
+        return status;
+    for (int c = 0; c < channels; c++) {
+        const float *m = sync->floats + (int64_t)c * sums;
+        double *o = out + 1 + (int64_t)c * fields;
+        const double correction = m[1] / count;
+        const double squares = m[2] - m[1] * correction;
+        o[0] = m[0] + correction;
+        o[1] = squares < 0.0 ? 0.0 : squares; /* a NaN stays */
+        if (with_gradient) {
+            o[2] = m[3];
+            o[3] = m[4] - correction * m[3];
+        }
+    }
+    return CLCNN_OK;
+}
+
+/* Every rank's contribution of count doubles into sync->all. */
+static clcnn_status exchange(clcnn_context *ctx, rank_sync *sync, int64_t count, const char *what) {
+    clcnn_status status = sync->gather(sync->user, sync->mine, sync->all, count);
+    if (status != CLCNN_OK)
+        return set_error(ctx, status, "%s: the batch statistics hook returned %s", what,
+                         clcnn_status_name(status));
+    return CLCNN_OK;
+}
+
+/* As PyTorch: a batch statistic of one value has no variance. Every rank
+ * sees the same count, so every rank stops alike. */
+static clcnn_status check_global_count(clcnn_context *ctx, const char *what, double count) {
+    if (count < 2.0)
+        return set_error(ctx, CLCNN_ERROR_SHAPE,
+                         "%s: training needs more than one value per channel, but the ranks' "
+                         "batch has %.0f",
+                         what, count);
+    return CLCNN_OK;
+}
+
+/* A double as two floats whose sum is it to about 2^-48 (hi, then lo). */
+static void split_double(double value, float *hi, float *lo) {
+    *hi = (float)value;
+    *lo = (float)(value - *hi);
+}
+
+clcnn_status op_batchnorm_forward_train_sync(clcnn_context *ctx, rank_sync *sync, int batch,
+                                             int channels, int spatial, float eps, float momentum,
+                                             buf x, buf weight, buf bias, buf running_mean,
+                                             buf running_var, buf y) {
+    const char *what = "op_batchnorm_forward_train_sync";
+    static const char *const names[] = {"x", "weight", "bias", "running_mean", "running_var", "y"};
+    const buf bufs[] = {x, weight, bias, running_mean, running_var, y};
+    clcnn_status status = check_sync(ctx, what, sync, batch, channels, spatial, eps);
+    if (status == CLCNN_OK && !(momentum >= 0.0f && momentum <= 1.0f))
+        status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                           "%s: momentum must be between 0 and 1, got %g", what, (double)momentum);
+    if (status == CLCNN_OK)
+        status = require(ctx, what, 6, bufs, names);
+    if (status != CLCNN_OK)
+        return status;
+    const int opencl = context_is_opencl(ctx);
+    if (opencl)
+        status = device_contribution(ctx, sync, batch, channels, spatial, x.mem, NULL);
+    else
+        batchnorm_contribution_ref(batch, channels, spatial, x.host, NULL, sync->mine);
+    if (status == CLCNN_OK)
+        status = exchange(ctx, sync, 1 + (int64_t)BATCHNORM_FORWARD_FIELDS * channels, what);
+    if (status != CLCNN_OK)
+        return status;
+    double *combined = sync->combined;
+    batchnorm_combine_forward(sync->all, sync->ranks,
+                              1 + (int64_t)BATCHNORM_FORWARD_FIELDS * channels, channels, combined);
+    status = check_global_count(ctx, what, combined[0]);
+    if (status != CLCNN_OK)
+        return status;
+    if (!opencl) {
+        batchnorm_forward_apply_ref(batch, channels, spatial, eps, momentum, combined, x.host,
+                                    weight.host, bias.host, running_mean.host, running_var.host,
+                                    y.host);
+        return CLCNN_OK;
+    }
+    /* Per channel: the mean as two floats, the variance, the unbiased one. */
+    for (int c = 0; c < channels; c++) {
+        const double *s = combined + 1 + (int64_t)c * BATCHNORM_FORWARD_COMBINED;
+        float *f = sync->floats + (int64_t)c * 4;
+        split_double(s[0], &f[0], &f[1]);
+        f[2] = (float)s[1];
+        f[3] = (float)s[2];
+    }
+    status = buffer_write(ctx, sync->device, 0, sizeof(float) * 4 * (size_t)channels, sync->floats);
+    cl_kernel kernel;
+    size_t threads;
+    int vectors;
+    if (status == CLCNN_OK)
+        status = channel_kernel(ctx, batchnorm_contiguous_walk(ctx), spatial,
+                                "batchnorm_forward_apply", &kernel, &threads, &vectors);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &x.mem},
+        {sizeof(cl_mem), &weight.mem},
+        {sizeof(cl_mem), &bias.mem},
+        {sizeof(cl_mem), &sync->device},
+        {sizeof(cl_mem), &running_mean.mem},
+        {sizeof(cl_mem), &running_var.mem},
+        {sizeof(cl_mem), &y.mem},
+        {sizeof(int), &batch},
+        {sizeof(int), &channels},
+        {sizeof(int), &vectors},
+        {sizeof(float), &eps},
+        {sizeof(float), &momentum},
+    };
+    return channel_launch(ctx, kernel, "batchnorm_forward_apply", threads, channels, args,
+                          sizeof(args) / sizeof(args[0]));
+}
+
+clcnn_status op_batchnorm_backward_sync(clcnn_context *ctx, rank_sync *sync, int batch,
+                                        int channels, int spatial, float eps, buf x, buf grad_y,
+                                        buf weight, buf grad_x, int accumulate, buf grad_weight,
+                                        buf grad_bias) {
+    const char *what = "op_batchnorm_backward_sync";
+    static const char *const names[] = {"x", "grad_y", "weight", "grad_weight", "grad_bias"};
+    const buf bufs[] = {x, grad_y, weight, grad_weight, grad_bias};
+    clcnn_status status = check_sync(ctx, what, sync, batch, channels, spatial, eps);
+    if (status == CLCNN_OK)
+        status = require(ctx, what, 5, bufs, names);
+    if (status != CLCNN_OK)
+        return status;
+    const int opencl = context_is_opencl(ctx);
+    const int64_t stride = 1 + (int64_t)BATCHNORM_BACKWARD_FIELDS * channels;
+    if (opencl)
+        status = device_contribution(ctx, sync, batch, channels, spatial, x.mem, grad_y.mem);
+    else
+        batchnorm_contribution_ref(batch, channels, spatial, x.host, grad_y.host, sync->mine);
+    if (status == CLCNN_OK)
+        status = exchange(ctx, sync, stride, what);
+    if (status != CLCNN_OK)
+        return status;
+    double *combined = sync->combined;
+    batchnorm_combine_backward(sync->all, sync->ranks, stride, sync->mine, channels, eps, combined);
+    status = check_global_count(ctx, what, combined[0]);
+    if (status != CLCNN_OK)
+        return status;
+    const int want_grad_x = buf_present(ctx, grad_x);
+    if (!opencl) {
+        batchnorm_backward_apply_ref(batch, channels, spatial, combined, x.host, grad_y.host,
+                                     weight.host, want_grad_x ? grad_x.host : NULL, accumulate,
+                                     grad_weight.host, grad_bias.host);
+        return CLCNN_OK;
+    }
+    /* Per channel the kernel's coefficients (kernels/batchnorm.cl): the mean
+     * as two floats, invstd, mean_dy = sum_dy / M, k = sum(dy (x - mean))
+     * invstd^2 / M, and this rank's grad_weight and grad_bias. */
+    const double count = combined[0];
+    for (int c = 0; c < channels; c++) {
+        const double *s = combined + 1 + (int64_t)c * BATCHNORM_BACKWARD_COMBINED;
+        float *f = sync->floats + (int64_t)c * BATCHNORM_DEVICE_FLOATS;
+        split_double(s[0], &f[0], &f[1]);
+        f[2] = (float)s[1];
+        f[3] = (float)(s[2] / count);
+        f[4] = (float)(s[3] * s[1] / count);
+        f[5] = (float)s[4];
+        f[6] = (float)s[5];
+    }
+    status = buffer_write(ctx, sync->device, 0,
+                          sizeof(float) * BATCHNORM_DEVICE_FLOATS * (size_t)channels, sync->floats);
+    cl_kernel kernel;
+    size_t threads;
+    int vectors;
+    if (status == CLCNN_OK)
+        status = channel_kernel(ctx, batchnorm_contiguous_walk(ctx), spatial,
+                                "batchnorm_backward_apply", &kernel, &threads, &vectors);
+    if (status != CLCNN_OK)
+        return status;
+    const int accumulate32 = accumulate != 0;
+    /* Without grad_x the kernel never touches that argument: x stands in. */
+    cl_mem grad_x_arg = want_grad_x ? grad_x.mem : x.mem;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &x.mem},         {sizeof(cl_mem), &grad_y.mem},
+        {sizeof(cl_mem), &weight.mem},    {sizeof(cl_mem), &sync->device},
+        {sizeof(cl_mem), &grad_x_arg},    {sizeof(cl_mem), &grad_weight.mem},
+        {sizeof(cl_mem), &grad_bias.mem}, {sizeof(int), &batch},
+        {sizeof(int), &channels},         {sizeof(int), &vectors},
+        {sizeof(int), &want_grad_x},      {sizeof(int), &accumulate32},
+    };
+    return channel_launch(ctx, kernel, "batchnorm_backward_apply", threads, channels, args,
+                          sizeof(args) / sizeof(args[0]));
 }
 
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,

@@ -87,6 +87,88 @@ clcnn_status batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, f
                             cl_mem running_mean, cl_mem running_var, cl_mem folded_weight,
                             cl_mem folded_bias);
 
+/* ---- synchronised across ranks ----------------------------------------------------------
+ *
+ * In data-parallel training (rank_sync, internal.h) every rank normalises
+ * with the statistics of the global batch, every rank's images, as PyTorch's
+ * SyncBatchNorm does. A rank's contribution to an exchange (doubles) is
+ *   [0]                  M_r = batch * spatial, its element count (0 without images)
+ *   [1 + c * FIELDS ...] channel c's mean and sum of squared deviations from
+ *                        it (M2); in backward then sum(dy) and sum(dy * (x - mean))
+ * with FIELDS = BATCHNORM_FORWARD_FIELDS or BATCHNORM_BACKWARD_FIELDS. Every
+ * rank gets every rank's (rank_sync.gather) and combines them in rank order
+ * (batchnorm_combine_*), so that every rank computes the same statistics to
+ * the bit: the count M, mean and M2 of the union by Chan, Golub and
+ * LeVeque's update, which adds sums of squared deviations from each part's
+ * own mean (no cancellation however large the mean).
+ *
+ * Backward: rank r's dy is the gradient of its own loss, the mean over its
+ * images (the trainer's convention); the global loss is the mean over the
+ * global batch, i.e. rank r's loss weighted by M_r / M. In rank r's scale the
+ * global sums are then sum_dy = sum over ranks q of (M_q / M_r) * sum_dy_q,
+ * likewise sum(dy * x_hat), and rank r's
+ *   dx = weight * invstd * (dy - sum_dy / M - x_hat * sum_dy_xhat / M),
+ * one process's formula over the global batch, in rank r's scale (which the
+ * trainer's gradient scaling then undoes). grad_weight and grad_bias are rank
+ * r's own sums, sum(dy * x_hat) and sum(dy) over its elements with the global
+ * x_hat: the gradient hook sums them over the ranks like every other
+ * parameter's gradient, so they are counted once. */
+enum {
+    BATCHNORM_FORWARD_FIELDS = 2,   /* contribution: mean, M2 */
+    BATCHNORM_BACKWARD_FIELDS = 4,  /* contribution: mean, M2, sum_dy, sum_dy_dev */
+    BATCHNORM_FORWARD_COMBINED = 3, /* combined: mean, var, unbiased var */
+    /* combined: mean, invstd, sum_dy, sum_dy_xhat (both in this rank's scale),
+     * this rank's grad_weight and grad_bias */
+    BATCHNORM_BACKWARD_COMBINED = 6,
+    /* floats to and from the device per channel, at most (the backward's
+     * coefficients) */
+    BATCHNORM_DEVICE_FLOATS = 7,
+};
+
+/* The count, mean and M2 of the union of every rank's elements of one
+ * channel, whose mean and M2 are at all[r * stride + at] and the next double
+ * (count at all[r * stride]), added in rank order 0, 1, ..., ranks - 1. */
+void batchnorm_combine_moments(const double *all, int ranks, int64_t stride, int64_t at,
+                               double *count, double *mean, double *m2);
+/* combined[0] = M; per channel (1 + c * BATCHNORM_FORWARD_COMBINED): mean,
+ * var = M2 / M, unbiased var = M2 / (M - 1) (M < 2: a NaN). */
+void batchnorm_combine_forward(const double *all, int ranks, int64_t stride, int channels,
+                               double *combined);
+/* combined[0] = M; per channel (1 + c * BATCHNORM_BACKWARD_COMBINED) the
+ * values listed above, for the rank whose contribution is mine. */
+void batchnorm_combine_backward(const double *all, int ranks, int64_t stride, const double *mine,
+                                int channels, float eps, double *combined);
+
+/* A rank's contribution from its own elements: grad_y NULL in forward. */
+void batchnorm_contribution_ref(int batch, int channels, int spatial, const float *x,
+                                const float *grad_y, double *out);
+/* The train-mode forward with the combined statistics (any batch >= 0). */
+void batchnorm_forward_apply_ref(int batch, int channels, int spatial, float eps, float momentum,
+                                 const double *combined, const float *x, const float *weight,
+                                 const float *bias, float *running_mean, float *running_var,
+                                 float *y);
+/* Backward with the combined values; grad_x may be NULL. */
+void batchnorm_backward_apply_ref(int batch, int channels, int spatial, const double *combined,
+                                  const float *x, const float *grad_y, const float *weight,
+                                  float *grad_x, int accumulate, float *grad_weight,
+                                  float *grad_bias);
+
+/* The floats of sync's buffers one batchnorm layer of `channels` needs. */
+int64_t batchnorm_sync_floats(int channels);
+
+/* The train-mode forward and backward synchronised through sync (batch may
+ * be 0), on ctx's device. On an OpenCL device each reads its rank's sums to
+ * the host and writes the combined values back: a round trip through the
+ * host per layer and pass, and the exchange's wait for every rank. */
+clcnn_status op_batchnorm_forward_train_sync(clcnn_context *ctx, rank_sync *sync, int batch,
+                                             int channels, int spatial, float eps, float momentum,
+                                             buf x, buf weight, buf bias, buf running_mean,
+                                             buf running_var, buf y);
+clcnn_status op_batchnorm_backward_sync(clcnn_context *ctx, rank_sync *sync, int batch,
+                                        int channels, int spatial, float eps, buf x, buf grad_y,
+                                        buf weight, buf grad_x, int accumulate, buf grad_weight,
+                                        buf grad_bias);
+
 /* The same on ctx's device: the OpenCL side or the reference. */
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,

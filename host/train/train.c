@@ -3,7 +3,7 @@
  * parameter buffer) with a single wait at its end; and evaluation.
  * Data-parallel training shards each global batch over the ranks and passes
  * the gradient through a hook on the host between backward and update. */
-#include "ops.h"
+#include "layers/layer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -142,10 +142,24 @@ static void release_buckets(clcnn_trainer *t) {
     t->bucket_count = 0;
 }
 
+/* The exchange's buffers (not the hook). */
+static void release_sync(rank_sync *sync) {
+    free(sync->mine);
+    free(sync->all);
+    free(sync->combined);
+    free(sync->floats);
+    buffer_release(&sync->device);
+    sync->mine = sync->all = sync->combined = NULL;
+    sync->floats = NULL;
+    sync->ranks = 0;
+    sync->capacity = 0;
+}
+
 void clcnn_trainer_destroy(clcnn_trainer *t) {
     if (!t)
         return;
     release_buckets(t);
+    release_sync(&t->sync);
     buffer_release(&t->device_state1);
     buffer_release(&t->device_state2);
     free(t->host_state1);
@@ -225,6 +239,65 @@ clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *t, clcnn_gradient_fn
         return CLCNN_ERROR_INVALID_ARGUMENT;
     t->gradient_hook = fn;
     t->gradient_user = user;
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_trainer_set_batch_statistics_hook(clcnn_trainer *t, clcnn_gather_fn fn,
+                                                     void *user) {
+    if (!t)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    t->sync.gather = fn;
+    t->sync.user = user;
+    return CLCNN_OK;
+}
+
+/* Buffers for an exchange of up to capacity floats among ranks ranks. */
+static clcnn_status allocate_sync(clcnn_context *ctx, rank_sync *sync, int ranks,
+                                  int64_t capacity) {
+    release_sync(sync);
+    sync->mine = malloc(sizeof(double) * (size_t)capacity);
+    sync->all = malloc(sizeof(double) * (size_t)capacity * (size_t)ranks);
+    sync->combined = malloc(sizeof(double) * (size_t)capacity);
+    sync->floats = malloc(sizeof(float) * (size_t)capacity);
+    clcnn_status status = sync->mine && sync->all && sync->combined && sync->floats
+                              ? CLCNN_OK
+                              : set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY,
+                                          "out of memory for the exchange of batch statistics");
+    if (status == CLCNN_OK && context_is_opencl(ctx))
+        status = buffer_create(ctx, sizeof(float) * (size_t)capacity, &sync->device);
+    if (status != CLCNN_OK) {
+        release_sync(sync);
+        return status;
+    }
+    sync->ranks = ranks;
+    sync->capacity = capacity;
+    return CLCNN_OK;
+}
+
+/* The exchange of batch statistics for this step: NULL without a hook, with
+ * one rank or without layers that synchronise; otherwise its buffers,
+ * allocated for the shard's world size the first time (before any pass: a
+ * pass allocates nothing). */
+static clcnn_status prepare_sync(clcnn_trainer *t, rank_sync **out) {
+    *out = NULL;
+    rank_sync *sync = &t->sync;
+    if (!sync->gather || t->world_size < 2)
+        return CLCNN_OK;
+    const clcnn_net *net = t->net;
+    int64_t capacity = 0;
+    for (int i = 0; i < net->layer_count; i++) {
+        const layer *l = &net->layers[i];
+        if (l->type->sync_floats && l->type->sync_floats(l) > capacity)
+            capacity = l->type->sync_floats(l);
+    }
+    if (capacity == 0)
+        return CLCNN_OK;
+    if (sync->ranks != t->world_size || sync->capacity != capacity) {
+        clcnn_status status = allocate_sync(net->ctx, sync, t->world_size, capacity);
+        if (status != CLCNN_OK)
+            return status;
+    }
+    *out = sync;
     return CLCNN_OK;
 }
 
@@ -599,6 +672,9 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         status = net_sync_parameters_to_device(net);
     if (status == CLCNN_OK)
         status = sync_state_to_device(t);
+    rank_sync *sync = NULL;
+    if (status == CLCNN_OK)
+        status = prepare_sync(t, &sync);
     if (status != CLCNN_OK)
         return status;
 
@@ -646,15 +722,19 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         net->random_seed = hash_bytes(hash_bytes(HASH_SEED, &t->config.seed, sizeof(uint64_t)),
                                       &step_number, sizeof(step_number));
         net->first_image = first - b * global_batch;
+        /* With synchronised batch statistics a rank without images still
+         * runs the passes: its batchnorm layers make their exchanges. */
+        net->sync = sync;
         if (n > 0) {
             status = net_write_input(net, t->batch_images[current], (int)n);
             if (status == CLCNN_OK)
                 status = net_stage_targets(net, (int)n, t->batch_labels[current], NULL);
-            if (status == CLCNN_OK)
-                status = net_forward_stored(net, (int)n, 1);
-            if (status == CLCNN_OK)
-                status = net_backward_stored(net, (int)n, 1);
         }
+        if (status == CLCNN_OK && (n > 0 || sync))
+            status = net_forward_stored(net, (int)n, 1);
+        if (status == CLCNN_OK && (n > 0 || sync))
+            status = net_backward_stored(net, (int)n, 1);
+        net->sync = NULL;
         net->backward_node_done = NULL;
         net->backward_node_user = NULL;
         if (status == CLCNN_OK && buckets)
@@ -769,6 +849,9 @@ clcnn_status clcnn_trainer_step(clcnn_trainer *t, const float *images, const int
         status = net_sync_parameters_to_device(net);
     if (status == CLCNN_OK)
         status = sync_state_to_device(t);
+    rank_sync *sync = NULL;
+    if (status == CLCNN_OK)
+        status = prepare_sync(t, &sync);
     if (status != CLCNN_OK)
         return status;
     const int n = (int)count;
@@ -787,10 +870,12 @@ clcnn_status clcnn_trainer_step(clcnn_trainer *t, const float *images, const int
     status = net_write_input(net, images, n);
     if (status == CLCNN_OK)
         status = net_stage_targets(net, n, labels, NULL);
+    net->sync = sync;
     if (status == CLCNN_OK)
         status = net_forward_stored(net, n, 1);
     if (status == CLCNN_OK)
         status = net_backward_stored(net, n, 1);
+    net->sync = NULL;
     if (status == CLCNN_OK && !exchange)
         status = optimizer_update(t, learning_rate);
     if (status == CLCNN_OK)
