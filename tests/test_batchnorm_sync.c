@@ -31,8 +31,9 @@
  *    bias gradients summed over the ranks with those weights within 1e-4.
  *    The shapes cover BatchNorm2d with a rank without images, BatchNorm1d
  *    with ranks of a single image (one value per channel each, two in all:
- *    refused by a rank alone, accepted together) and a channel whose mean
- *    is 50 times its spread. */
+ *    refused by a rank alone, accepted together), a channel whose mean is 50
+ *    times its spread, and 28 x 28 images one per rank (the CPU kernels'
+ *    widest vectors). */
 #include "ops/batchnorm.h"
 #include "testlib.h"
 
@@ -343,6 +344,7 @@ static const sync_case cases[] = {
     {"BatchNorm2d, a rank without images", 4, {2, 0, 1, 3}, 3, 5, 7, 0.5f, 1.0f},
     {"BatchNorm1d, ranks of one image", 3, {1, 0, 1}, 5, 1, 1, -1.0f, 2.0f},
     {"BatchNorm2d, mean 50 times the spread", 2, {3, 2}, 4, 4, 8, 50.0f, 1.0f},
+    {"BatchNorm2d, ranks of one image", 3, {0, 1, 1}, 6, 28, 28, 0.1f, 1.0f},
 };
 
 static void run_case(clcnn_device_kind kind, const sync_case *k) {
