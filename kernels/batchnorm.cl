@@ -17,7 +17,10 @@
  * stays accurate for channels of millions of elements. A work-group computes
  * its channel's statistics and then uses them itself, so nothing is kept
  * between launches: backward recomputes the mean and variance from x with the
- * same sums. The host keeps channels * spatial * batch + 1024 within int.
+ * same sums. (Synchronised across ranks, the statistics are the global
+ * batch's: batchnorm_moments sums the rank's share, the host combines every
+ * rank's, and an apply kernel uses the result; see the section below.) The
+ * host keeps channels * spatial * batch + 1024 within int.
  *
  * BATCHNORM_VW (1, 2, 4 or 8; -D, default 1) floats make one element of the
  * walks below: x, y and the gradients are read and written as vectors of

@@ -131,7 +131,7 @@ enum {
 void batchnorm_combine_moments(const double *all, int ranks, int64_t stride, int64_t at,
                                double *count, double *mean, double *m2);
 /* combined[0] = M; per channel (1 + c * BATCHNORM_FORWARD_COMBINED): mean,
- * var = M2 / M, unbiased var = M2 / (M - 1) (M < 2: a NaN). */
+ * var = M2 / M, unbiased var = M2 / (M - 1) (the ops refuse M < 2). */
 void batchnorm_combine_forward(const double *all, int ranks, int64_t stride, int channels,
                                double *combined);
 /* combined[0] = M; per channel (1 + c * BATCHNORM_BACKWARD_COMBINED) the
