@@ -281,6 +281,8 @@ clcnn_status netfile_parse(clcnn_context *ctx, const char *text, const char *sou
  * that every tensor can be an OpenCL sub-buffer on devices whose base
  * address alignment is up to 8192 bits. */
 #define PARAMETER_ALIGN_FLOATS 256
+/* n rounded up to a multiple of PARAMETER_ALIGN_FLOATS. */
+int64_t align_floats(int64_t n);
 
 typedef enum tensor_kind {
     TENSOR_PARAMETER, /* trained: in the flat buffer the optimizer updates */
@@ -362,6 +364,11 @@ struct clcnn_net {
      * (CLCNN_FORWARD_CHUNK_FLOATS; tests lower it to cut small batches). */
     int64_t forward_chunk_floats;
 
+    /* Per node: frozen (clcnn_net_freeze); frozen_version counts the changes,
+     * so a trainer notices a set other than the one it was made for. */
+    unsigned char *frozen;
+    int frozen_version;
+
     memory_plan plan;
 
     /* Called by net_backward_stored after each node's backward has been
@@ -391,6 +398,8 @@ struct clcnn_net {
 };
 
 int layer_has_parameters(const layer *l);
+/* Node i has parameters and is not frozen: backward computes their gradient. */
+int net_trains_layer(const clcnn_net *net, int i);
 /* The node named name, or -1. */
 int net_find_layer(const clcnn_net *net, const char *name);
 /* The tensor named name ("conv1.weight"), or -1. */
@@ -404,6 +413,10 @@ clcnn_status net_parameter_name(clcnn_net *net, const char *layer_name, const ch
 int named_filter_index(const char *name);     /* -1 if there is none of that name */
 const float *named_filter_weights(int index); /* 9 floats, row by row */
 
+typedef struct trainer_span {
+    int64_t parameter_offset, state_offset, count;
+} trainer_span;
+
 /* A trainer: configuration, progress and optimizer state (host/train.c). */
 struct clcnn_trainer {
     clcnn_net *net;
@@ -412,7 +425,16 @@ struct clcnn_trainer {
     int64_t step; /* optimizer updates so far */
     rng shuffle;  /* drawn from at the start of each epoch */
 
-    /* optimizer state over the flat parameter buffer: momentum, or Adam's m and v */
+    /* What the optimizer updates: the spans of the flat parameter buffer
+     * holding parameters of layers that are not frozen (consecutive trained
+     * tensors share one), each with its state at state_offset in the state
+     * buffers; made for the net's frozen set of frozen_version. */
+    trainer_span *spans;
+    int span_count;
+    int frozen_version;
+    int64_t state_floats;
+    int64_t *tensor_state_offset; /* per net tensor: where its state is, -1 if it has none */
+    /* optimizer state over the spans: momentum, or Adam's m and v */
     float *host_state1, *host_state2;
     cl_mem device_state1, device_state2;
     int host_state_stale;   /* the device copy is newer */

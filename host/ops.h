@@ -116,7 +116,8 @@ clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem inp
 
 /* grad_input (batch, in) = grad_output (batch, out) * weight (out, in);
  * grad_weight (out, in) = grad_output^T * input; grad_bias (out) = column sums
- * of grad_output. All overwritten; a NULL grad_input is not computed. */
+ * of grad_output. All overwritten; a NULL grad_input is not computed, nor
+ * grad_weight and grad_bias when grad_weight is NULL (a frozen layer). */
 void dense_backward_ref(const dense_params *p, const float *input, const float *weight,
                         const float *grad_output, float *grad_input, float *grad_weight,
                         float *grad_bias);
@@ -250,9 +251,12 @@ typedef struct optimizer_params {
     double learning_rate, momentum, weight_decay;
     double beta1, beta2, epsilon;
     int64_t step; /* 1 on the first update */
+    /* The update covers weights and grads from parameter_offset and the
+     * state from state_offset, count floats each (0 and 0: from the start). */
+    int64_t parameter_offset, state_offset;
 } optimizer_params;
 
-/* state1/state2: momentum (SGD, state2 unused) or m and v (Adam), count floats each. */
+/* state1/state2: momentum (SGD, state2 unused) or m and v (Adam). */
 void optimizer_step_ref(const optimizer_params *p, int64_t count, float *weights,
                         const float *grads, float *state1, float *state2);
 clcnn_status optimizer_step(clcnn_context *ctx, const optimizer_params *p, int64_t count,

@@ -248,6 +248,21 @@ CLCNN_API clcnn_status clcnn_net_get_tensor(clcnn_net *net, const char *name, fl
 typedef enum clcnn_mode { CLCNN_MODE_EVAL = 0, CLCNN_MODE_TRAIN = 1 } clcnn_mode;
 CLCNN_API clcnn_status clcnn_net_set_mode(clcnn_net *net, clcnn_mode mode);
 
+/* Freezing, for transfer learning: a frozen layer's parameters get no
+ * gradient (a trainer keeps no optimizer state for them and leaves them
+ * as they are) and the layer runs as in eval mode in every pass (a
+ * batchnorm normalises with its running statistics and does not update
+ * them; dropout keeps everything); backward stops below the lowest layer
+ * that still needs a gradient. A trainer is made for the frozen set of its
+ * creation: a step after the set changed is refused. Layer names as in the
+ * network; freezing a layer without parameters only changes its mode. */
+CLCNN_API clcnn_status clcnn_net_freeze(clcnn_net *net, const char *layer, int frozen);
+/* Freezes every layer from the first up to and including layer (network
+ * order) and unfreezes the ones after it. */
+CLCNN_API clcnn_status clcnn_net_freeze_until(clcnn_net *net, const char *layer);
+/* 1 when the layer named layer is frozen, 0 when not or there is none. */
+CLCNN_API int clcnn_net_is_frozen(const clcnn_net *net, const char *layer);
+
 /* Where the random draws of train-mode passes start (dropout masks): the
  * same seed gives the same masks. The trainer sets it from its seed and
  * step before each step, so a resumed run draws what the uninterrupted one
@@ -305,7 +320,8 @@ CLCNN_API clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, in
                                           double *loss);
 
 /* A layer's parameter gradient ("weight" or "bias"), or the gradient of the
- * input (layer "input", which "input"): batch * input size floats. */
+ * input (layer "input", which "input"): batch * input size floats. A frozen
+ * layer's parameters have none (an error). */
 CLCNN_API clcnn_status clcnn_net_get_gradient(clcnn_net *net, const char *layer, const char *which,
                                               float *values, int64_t count);
 /* The gradient of a parameter tensor by name ("conv1.weight"), or of the
@@ -592,8 +608,11 @@ CLCNN_API clcnn_status clcnn_trainer_set_gradient_hook(clcnn_trainer *trainer, c
  * The flat buffer is cut into buckets at layer boundaries: walking the
  * layers from the last to the first (the order backward produces their
  * gradients), a bucket closes at the first layer that brings it to at least
- * bucket_floats floats; the last bucket ends at offset 0. Buckets depend only
- * on the network and bucket_floats, so every rank has the same ones.
+ * bucket_floats floats; the last bucket ends at the lowest offset of a
+ * layer being trained. Frozen layers are in no bucket when they can be
+ * left out (their gradients stay zeros). Buckets depend only on the
+ * network, its frozen layers and bucket_floats, so every rank has the same
+ * ones.
  * During every step, on every rank, the ready hook is called once per bucket,
  * highest offsets first, with gradients[first .. first + count - 1] final on
  * the host and already scaled as the gradient hook's contribution (zeros on

@@ -61,7 +61,8 @@ typedef float4 real;
 #define lanes_sum(v) (((v).s0 + (v).s1) + ((v).s2 + (v).s3))
 #elif BATCHNORM_VW == 8
 typedef float8 real;
-#define lanes_sum(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
+#define lanes_sum(v)                                                                               \
+    ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
 #else
 #error "BATCHNORM_VW must be 1, 2, 4 or 8"
 #endif
@@ -462,11 +463,13 @@ batchnorm_backward_eval(const __global real *restrict x, const __global real *re
                         const __global float *restrict running_var, __global real *restrict grad_x,
                         __global float *restrict grad_weight, __global float *restrict grad_bias,
                         const int batch, const int channels, const int spatial, const float eps,
-                        const int want_grad_x, const int accumulate) {
+                        const int want_grad_x, const int want_params, const int accumulate) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
     const float mean = running_mean[channel];
     const float invstd = 1.0f / sqrt(running_var[channel] + eps);
+    /* The sums run even when only grad_x is wanted: their group_sum
+     * barriers stay out of conditional code. */
     compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
     int filled = 0;
     for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
@@ -483,7 +486,7 @@ batchnorm_backward_eval(const __global real *restrict x, const __global real *re
     sum_flush(&dy_dev);
     const float sum_dy = group_sum(partial, lanes_sum(dy_sum.total));
     const float sum_dy_dev = group_sum(partial, lanes_sum(dy_dev.total));
-    if (get_local_id(0) == 0) {
+    if (want_params && get_local_id(0) == 0) {
         grad_weight[channel] = sum_dy_dev * invstd;
         grad_bias[channel] = sum_dy;
     }
@@ -505,15 +508,13 @@ batchnorm_backward_eval(const __global real *restrict x, const __global real *re
  * (bias 0 without has_bias). One work-item per folded value, any work-group
  * size: items [0, channels * per_channel) the weights, the next `channels`
  * the biases. */
-__kernel void batchnorm_fold(const __global float *restrict weight,
-                             const __global float *restrict bias, const int has_bias,
-                             const __global float *restrict bn_weight,
-                             const __global float *restrict bn_bias,
-                             const __global float *restrict running_mean,
-                             const __global float *restrict running_var,
-                             __global float *restrict folded_weight,
-                             __global float *restrict folded_bias, const int channels,
-                             const int per_channel, const float eps) {
+__kernel void
+batchnorm_fold(const __global float *restrict weight, const __global float *restrict bias,
+               const int has_bias, const __global float *restrict bn_weight,
+               const __global float *restrict bn_bias, const __global float *restrict running_mean,
+               const __global float *restrict running_var, __global float *restrict folded_weight,
+               __global float *restrict folded_bias, const int channels, const int per_channel,
+               const float eps) {
     const int i = get_global_id(0);
     const int weights = channels * per_channel;
     if (i < weights) {

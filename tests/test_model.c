@@ -804,9 +804,10 @@ static void test_damaged_files(void) {
     write_file(bad, "", 0);
     CHECK(load_fails(bad, "not a clcnn model", __LINE__));
     memcpy(copy, file.data, file.size);
-    put32(copy + 8, 4); /* version 2 is real since named tensors, 3 since long class lists */
+    /* version 2 is real since named tensors, 3 since long class lists, 4 since frozen layers */
+    put32(copy + 8, 5);
     write_file(bad, copy, file.size);
-    CHECK(load_fails(bad, "unsupported model format version 4", __LINE__));
+    CHECK(load_fails(bad, "unsupported model format version 5", __LINE__));
 
     /* A section longer than the file. */
     memcpy(copy, file.data, file.size);

@@ -316,6 +316,7 @@ enum {
 
 typedef struct train_options {
     const char *net_path, *data_dir, *save_path, *resume_path, *init_path, *log_path;
+    const char *freeze, *freeze_until; /* --freeze's list, --freeze-until's layer */
     clcnn_train_config config;
     int epochs_given, seed_given;
     unsigned given; /* GIVEN_* */
@@ -344,6 +345,8 @@ static int parse_train_options(const cli_args *args, train_options *o) {
     o->save_path = cli_value(args, "--save");
     o->resume_path = cli_value(args, "--resume");
     o->init_path = cli_value(args, "--init");
+    o->freeze = cli_value(args, "--freeze");
+    o->freeze_until = cli_value(args, "--freeze-until");
     o->log_path = cli_value(args, "--log");
     o->override = cli_given(args, "--override");
     o->limit = -1;
@@ -439,6 +442,28 @@ static int parse_train_options(const cli_args *args, train_options *o) {
         return cli_usage(command, "expected NET (or --resume MODEL)");
     if (o->init_path && o->resume_path)
         return cli_usage(command, "--init starts a new run and --resume continues one; give one");
+    if ((o->freeze || o->freeze_until) && o->resume_path)
+        return cli_usage(command, "--resume keeps the checkpoint's frozen layers: --freeze and "
+                                  "--freeze-until are for a new run");
+    return 0;
+}
+
+/* --freeze-until L, then each layer of --freeze L1,L2,... */
+static int apply_freeze(clcnn_context *ctx, clcnn_net *net, const train_options *o) {
+    if (o->freeze_until && clcnn_net_freeze_until(net, o->freeze_until) != CLCNN_OK)
+        return cli_fail("--freeze-until: %s", clcnn_last_error(ctx));
+    for (const char *name = o->freeze; name && *name;) {
+        const size_t length = strcspn(name, ",");
+        char layer_name[128];
+        if (length == 0 || length >= sizeof(layer_name))
+            return cli_fail("--freeze: expected layer names separated by commas, got '%s'",
+                            o->freeze);
+        memcpy(layer_name, name, length);
+        layer_name[length] = 0;
+        if (clcnn_net_freeze(net, layer_name, 1) != CLCNN_OK)
+            return cli_fail("--freeze: %s", clcnn_last_error(ctx));
+        name += length + (name[length] == ',');
+    }
     return 0;
 }
 
@@ -766,6 +791,10 @@ static int run_train(const cli_common *given, const cli_args *args) {
             result = 1;
             goto done;
         }
+        if (apply_freeze(ctx, net, &o) != 0) {
+            result = 1;
+            goto done;
+        }
         if (set_normalization(&train, &info) != 0) {
             result = 1;
             goto done;
@@ -1040,6 +1069,11 @@ const cli_command cli_command_train = {
     "change). A resume with nothing left to do (--epochs at or below the epochs done) is "
     "refused. --init starts a new run from another model's or ONNX file's tensors: each tensor "
     "whose name and shape match is copied, the others keep their initialisation.\n\n"
+    "--freeze L1,L2,... and --freeze-until L (every layer up to and including L, in network "
+    "order) keep those layers as they are, for transfer learning: their parameters get no "
+    "gradient and no optimizer state, they run as in evaluation (a batchnorm uses and keeps its "
+    "running statistics, dropout keeps everything), and backward stops below the lowest layer "
+    "being trained. A resumed run keeps the checkpoint's frozen layers.\n\n"
     "A training or test loss that is no longer finite (NaN or infinite) stops the run before "
     "that epoch's save, naming the epoch and batch: the model file keeps the last finite "
     "epoch.\n\n"
@@ -1070,6 +1104,8 @@ const cli_command cli_command_train = {
         {"--override", NULL, "with --resume: the options given replace the checkpoint's"},
         {"--init", "MODEL|FILE.onnx",
          "start from the tensors of a model or ONNX file whose names and shapes match"},
+        {"--freeze", "L1,L2,...", "keep these layers' parameters and statistics fixed"},
+        {"--freeze-until", "L", "keep every layer up to and including L fixed"},
         {"--limit", "N", "use the first N training images"},
         {"--test-limit", "N", "use the first N test images (0: none)"},
         {"--loss", "auto|xent|bce|mse", "the loss (default: from the last layer)"},

@@ -26,7 +26,7 @@ int net_find_tensor(const clcnn_net *net, const char *name) {
     return -1;
 }
 
-static int64_t align_floats(int64_t n) {
+int64_t align_floats(int64_t n) {
     return (n + PARAMETER_ALIGN_FLOATS - 1) / PARAMETER_ALIGN_FLOATS * PARAMETER_ALIGN_FLOATS;
 }
 
@@ -122,7 +122,10 @@ static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *laye
     net->layers = layers;
     net->layer_count = layer_count;
     net->text = copy;
-    clcnn_status status = build_tensors(net);
+    net->frozen = calloc((size_t)layer_count, 1);
+    clcnn_status status =
+        net->frozen ? build_tensors(net)
+                    : set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory creating a network");
     if (status != CLCNN_OK) {
         clcnn_net_destroy(net);
         return status;
@@ -205,8 +208,59 @@ void clcnn_net_destroy(clcnn_net *net) {
     free(net->host_state);
     free(net->tensors);
     free(net->layers);
+    free(net->frozen);
     free(net->text);
     free(net);
+}
+
+/* ---- freezing ----------------------------------------------------------------------------- */
+
+static clcnn_status find_layer_to_freeze(clcnn_net *net, const char *name, int *index) {
+    if (!net || !name)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    *index = net_find_layer(net, name);
+    if (*index == 0)
+        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT, "the input cannot be frozen");
+    if (*index < 0)
+        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "cannot freeze '%s': the network has no layer of that name", name);
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_net_freeze(clcnn_net *net, const char *layer_name, int frozen) {
+    int index;
+    clcnn_status status = find_layer_to_freeze(net, layer_name, &index);
+    if (status != CLCNN_OK)
+        return status;
+    if (net->frozen[index] != (frozen != 0)) {
+        net->frozen[index] = frozen != 0;
+        net->frozen_version++;
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_net_freeze_until(clcnn_net *net, const char *layer_name) {
+    int last;
+    clcnn_status status = find_layer_to_freeze(net, layer_name, &last);
+    if (status != CLCNN_OK)
+        return status;
+    for (int i = 1; i < net->layer_count; i++)
+        if (net->frozen[i] != (i <= last)) {
+            net->frozen[i] = i <= last;
+            net->frozen_version++;
+        }
+    return CLCNN_OK;
+}
+
+int clcnn_net_is_frozen(const clcnn_net *net, const char *layer_name) {
+    if (!net || !layer_name)
+        return 0;
+    const int index = net_find_layer(net, layer_name);
+    return index >= 0 && net->frozen[index];
+}
+
+int net_trains_layer(const clcnn_net *net, int i) {
+    return layer_has_parameters(&net->layers[i]) && !net->frozen[i];
 }
 
 /* ---- describing a network ------------------------------------------------------------ */

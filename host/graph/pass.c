@@ -196,7 +196,7 @@ static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training,
     memset(&p, 0, sizeof(p));
     p.ctx = net->ctx;
     p.batch = batch;
-    p.training = training;
+    p.training = training && !net->frozen[i];
     p.seed = hash_bytes(net->random_seed, &i, sizeof(i));
     p.first_image = first_image;
     p.sync = training ? net->sync : NULL;
@@ -525,14 +525,15 @@ clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss) {
 /* ---- backward ------------------------------------------------------------------------------ */
 
 /* Which gradients this pass needs: a node's output gradient is needed when
- * it has parameters or an input whose gradient is needed; the input's only
- * when the caller asks for it (training does not). */
+ * it has parameters that are not frozen or an input whose gradient is
+ * needed; the input's only when the caller asks for it (training does not).
+ * Backward thus stops below the lowest layer being trained. */
 static void mark_needed_gradients(clcnn_net *net) {
     memory_plan *plan = &net->plan;
     plan->needs_grad[0] = (unsigned char)net->want_input_gradient;
     for (int i = 1; i < net->layer_count; i++) {
         const layer *l = &net->layers[i];
-        int needed = layer_has_parameters(l);
+        int needed = net_trains_layer(net, i);
         for (int k = 0; k < l->input_count; k++)
             needed |= plan->needs_grad[l->inputs[k]];
         plan->needs_grad[i] = (unsigned char)needed;
@@ -559,7 +560,7 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
     memset(&p, 0, sizeof(p));
     p.ctx = net->ctx;
     p.batch = batch;
-    p.training = training;
+    p.training = training && !net->frozen[i];
     p.seed = hash_bytes(net->random_seed, &i, sizeof(i));
     p.first_image = net->first_image;
     p.sync = training ? net->sync : NULL;
@@ -571,7 +572,8 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
     p.out = activation(net, i);
     p.grad_out = gradient(net, i);
     p.scratch = plan->scratch;
-    fill_tensors(net, l, &p, 1);
+    /* A frozen layer's parameters get no gradient: its tensor_grad stay absent. */
+    fill_tensors(net, l, &p, !net->frozen[i]);
     int redirected = -1;
     for (int k = 0; k < l->input_count; k++) {
         const int input = l->inputs[k];
@@ -673,6 +675,10 @@ clcnn_status clcnn_net_get_tensor_gradient(clcnn_net *net, const char *name, flo
         if (index < 0 || net->tensors[index].kind != TENSOR_PARAMETER)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no parameter named '%s'", name);
         const named_tensor *t = &net->tensors[index];
+        if (net->frozen[t->layer])
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "%s has no gradient: layer %s is frozen", name,
+                             net->layers[t->layer].name);
         if (count != t->count)
             return set_error(ctx, CLCNN_ERROR_SHAPE, "the gradient of %s has %lld values, not %lld",
                              name, (long long)t->count, (long long)count);

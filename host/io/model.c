@@ -80,7 +80,7 @@
 
 enum {
     MODEL_MAGIC_SIZE = 8,
-    MODEL_VERSION = 3,              /* the newest this build reads */
+    MODEL_VERSION = 4,              /* the newest this build reads */
     MODEL_PREAMBLE_SIZE = 12,       /* magic and version */
     MODEL_SECTION_HEADER_SIZE = 12, /* tag and length */
     MODEL_CHECKSUM_SIZE = 4,
@@ -211,9 +211,13 @@ static uint32_t count_tensors(const clcnn_net *net, int parameters_only) {
  * layer's weight or bias, the info has one normalisation for every channel
  * and at most 16 classes of at most 31 bytes, and the trainer (if any) does
  * not augment; 2 when the info has at most 4 channels of normalisation and
- * 1000 classes of at most 31 bytes; else 3. */
+ * 1000 classes of at most 31 bytes; 4 when the trainer's network has frozen
+ * layers; else 3. */
 static int format_version_for(const clcnn_net *net, const clcnn_trainer *trainer,
                               const clcnn_model_info *info) {
+    for (int i = 0; trainer && i < net->layer_count; i++)
+        if (net->frozen[i])
+            return 4;
     if (info->channels > MODEL_V2_MAX_CHANNELS || info->class_count > MODEL_V2_MAX_CLASSES)
         return 3;
     for (int i = 0; i < info->class_count; i++)
@@ -240,7 +244,7 @@ static void build_network_section(byte_buffer *b, const clcnn_net *net) {
  * it has one (or none), else channel 0's, which version 2's per-channel
  * figures then replace. */
 static void build_info_section(byte_buffer *b, const clcnn_model_info *info, int version) {
-    if (version == 3) {
+    if (version >= 3) {
         put_u32(b, (uint32_t)info->channels);
         for (int c = 0; c < info->channels; c++) {
             put_f32(b, info->mean[c]);
@@ -297,14 +301,28 @@ static void build_training_section(byte_buffer *b, const clcnn_trainer *t, int v
     for (int i = 0; i < 4; i++)
         put_u64(b, t->shuffle.state[i]);
     const clcnn_net *net = t->net;
-    put_u32(b, count_tensors(net, 1));
+    if (version >= 4) {
+        /* The frozen layers, which decide which tensors have state. */
+        uint32_t frozen = 0;
+        for (int i = 0; i < net->layer_count; i++)
+            frozen += net->frozen[i];
+        put_u32(b, frozen);
+        for (int i = 0; i < net->layer_count; i++)
+            if (net->frozen[i])
+                put_string(b, net->layers[i].name);
+    }
+    uint32_t with_state = 0;
+    for (int i = 0; i < net->tensor_count; i++)
+        with_state += t->tensor_state_offset[i] >= 0;
+    put_u32(b, with_state);
     for (int i = 0; i < net->tensor_count; i++) {
-        const named_tensor *tensor = &net->tensors[i];
-        if (tensor->kind != TENSOR_PARAMETER)
+        const int64_t at = t->tensor_state_offset[i];
+        if (at < 0)
             continue;
+        const named_tensor *tensor = &net->tensors[i];
         put_tensor_header(b, net, tensor, version);
-        put_floats(b, t->host_state1 + tensor->offset, tensor->count);
-        put_floats(b, t->host_state2 + tensor->offset, tensor->count);
+        put_floats(b, t->host_state1 + at, tensor->count);
+        put_floats(b, t->host_state2 + at, tensor->count);
     }
     if (version == 1)
         return;
@@ -1363,23 +1381,49 @@ static clcnn_status read_optimizer_state(section_reader *r, clcnn_net *net,
     for (uint32_t i = 0; status == CLCNN_OK && i < tensor_count; i++) {
         named_tensor *t;
         status = get_tensor_header(r, net, &seen, &t);
-        if (status == CLCNN_OK && t->kind != TENSOR_PARAMETER)
+        if (status == CLCNN_OK && (t->kind != TENSOR_PARAMETER || net->frozen[t->layer]))
             status = file_error(r->file,
-                                "%s section: tensor %s is not trained, so it has no "
+                                "%s section: tensor %s is not trained%s, so it has no "
                                 "optimizer state",
-                                r->name, t->name);
+                                r->name, t->name,
+                                t->kind == TENSOR_PARAMETER ? " (its layer is frozen)" : "");
         if (status != CLCNN_OK)
             break;
-        const int64_t offset = t->offset, count = t->count;
+        const int64_t offset = trainer ? trainer->tensor_state_offset[t - net->tensors] : 0,
+                      count = t->count;
         status = get_floats(r, "an optimizer state tensor", count,
                             trainer ? trainer->host_state1 + offset : NULL);
         if (status == CLCNN_OK)
             status = get_floats(r, "an optimizer state tensor", count,
                                 trainer ? trainer->host_state2 + offset : NULL);
     }
-    if (status == CLCNN_OK)
-        status = check_all_tensors_seen(r, net, &seen, 1);
+    for (int i = 0; status == CLCNN_OK && i < net->tensor_count; i++)
+        if (!seen.flags[i] && net->tensors[i].kind == TENSOR_PARAMETER &&
+            !net->frozen[net->tensors[i].layer])
+            status = file_error(r->file, "the %s section has no tensor %s", r->name,
+                                net->tensors[i].name);
     free(seen.flags);
+    return status;
+}
+
+/* Version 4's frozen layers, applied to net. */
+static clcnn_status read_frozen_layers(section_reader *r, clcnn_net *net) {
+    if (r->file->version < 4)
+        return CLCNN_OK;
+    uint32_t count = 0;
+    clcnn_status status = get_u32(r, "the frozen layer count", &count);
+    for (uint32_t k = 0; status == CLCNN_OK && k < count; k++) {
+        const uint64_t at = r->position;
+        char name[MODEL_MAX_LAYER_NAME + 1];
+        status = get_string(r, "a frozen layer's name", MODEL_MAX_LAYER_NAME, name);
+        const int index = status == CLCNN_OK ? net_find_layer(net, name) : -1;
+        if (status == CLCNN_OK && (index < 1 || net->frozen[index]))
+            return file_error(r->file, "offset %llu: frozen layer '%s': %s", (unsigned long long)at,
+                              name, index < 1 ? "the network has no such layer" : "listed twice");
+        if (status == CLCNN_OK)
+            net->frozen[index] = 1;
+    }
+    net->frozen_version++;
     return status;
 }
 
@@ -1417,6 +1461,8 @@ static clcnn_status read_training(const model_file *f, clcnn_net *net, clcnn_tra
     section_reader r = open_section(f, SECTION_TRAINING);
     training_header header;
     clcnn_status status = read_training_header(&r, &header);
+    if (status == CLCNN_OK)
+        status = read_frozen_layers(&r, net);
     if (status != CLCNN_OK)
         return status;
     clcnn_trainer *trainer = NULL;

@@ -176,7 +176,7 @@ static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
     clcnn_status status = CLCNN_OK;
     if (buf_present(p->ctx, p->grad_in[0]))
         status = op_conv2d_backward_data(p->ctx, &params, p->grad_out, p->tensor[0], p->grad_in[0]);
-    if (status != CLCNN_OK)
+    if (status != CLCNN_OK || !buf_present(p->ctx, p->tensor_grad[0])) /* frozen */
         return status;
     return op_conv2d_backward_weights(p->ctx, &params, p->in[0], p->grad_out, p->tensor_grad[0],
                                       p->tensor_grad[1], p->scratch);

@@ -191,18 +191,29 @@ clcnn_status batchnorm_backward_eval(clcnn_context *ctx, int contiguous, int bat
                             &vectors);
     if (status != CLCNN_OK)
         return status;
-    const int want_grad_x = grad_x != NULL;
+    const int want_grad_x = grad_x != NULL, want_params = grad_weight != NULL;
     const int accumulate32 = accumulate != 0;
-    /* Without grad_x the kernel never touches that argument: x stands in. */
+    /* The kernel never touches an argument it is told is not wanted: x and
+     * running_var stand in. */
     cl_mem grad_x_arg = want_grad_x ? grad_x : x;
+    cl_mem grad_weight_arg = want_params ? grad_weight : running_var;
+    cl_mem grad_bias_arg = want_params ? grad_bias : running_var;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
-        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &running_mean},
-        {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &grad_x_arg},
-        {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
-        {sizeof(int), &batch},          {sizeof(int), &channels},
-        {sizeof(int), &vectors},        {sizeof(float), &eps},
-        {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
+        {sizeof(cl_mem), &x},
+        {sizeof(cl_mem), &grad_y},
+        {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &running_mean},
+        {sizeof(cl_mem), &running_var},
+        {sizeof(cl_mem), &grad_x_arg},
+        {sizeof(cl_mem), &grad_weight_arg},
+        {sizeof(cl_mem), &grad_bias_arg},
+        {sizeof(int), &batch},
+        {sizeof(int), &channels},
+        {sizeof(int), &vectors},
+        {sizeof(float), &eps},
+        {sizeof(int), &want_grad_x},
+        {sizeof(int), &want_params},
+        {sizeof(int), &accumulate32},
     };
     return channel_launch(ctx, kernel, "batchnorm_backward_eval", threads, channels, args,
                           sizeof(args) / sizeof(args[0]));
@@ -624,24 +635,26 @@ clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int chann
                                         buf running_var, buf grad_x, int accumulate,
                                         buf grad_weight, buf grad_bias) {
     const char *what = "op_batchnorm_backward_eval";
+    /* A frozen layer wants no parameter gradients: both absent. */
+    const int want_params = buf_present(ctx, grad_weight);
     static const char *const names[] = {"x",           "grad_y",      "weight",   "running_mean",
                                         "running_var", "grad_weight", "grad_bias"};
     const buf bufs[] = {x, grad_y, weight, running_mean, running_var, grad_weight, grad_bias};
     clcnn_status status = check_shape(ctx, what, batch, channels, spatial, eps);
     if (status == CLCNN_OK)
-        status = require(ctx, what, 7, bufs, names);
+        status = require(ctx, what, want_params ? 7 : 5, bufs, names);
     if (status != CLCNN_OK)
         return status;
     if (context_is_opencl(ctx))
-        return batchnorm_backward_eval(ctx, batchnorm_contiguous_walk(ctx), batch, channels,
-                                       spatial, eps, x.mem, grad_y.mem, weight.mem,
-                                       running_mean.mem, running_var.mem,
-                                       buf_present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
-                                       grad_weight.mem, grad_bias.mem);
-    batchnorm_backward_eval_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
-                                running_mean.host, running_var.host,
-                                buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
-                                grad_weight.host, grad_bias.host);
+        return batchnorm_backward_eval(
+            ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial, eps, x.mem, grad_y.mem,
+            weight.mem, running_mean.mem, running_var.mem,
+            buf_present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
+            want_params ? grad_weight.mem : NULL, want_params ? grad_bias.mem : NULL);
+    batchnorm_backward_eval_ref(
+        batch, channels, spatial, eps, x.host, grad_y.host, weight.host, running_mean.host,
+        running_var.host, buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
+        want_params ? grad_weight.host : NULL, want_params ? grad_bias.host : NULL);
     return CLCNN_OK;
 }
 

@@ -59,7 +59,8 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
                                 cl_mem grad_bias);
 
 /* The gradients of the eval-mode forward (running statistics): an affine map
- * per channel. grad_x may be NULL. */
+ * per channel. grad_x may be NULL; grad_weight and grad_bias may both be
+ * NULL (a frozen layer), and then only grad_x is computed. */
 void batchnorm_backward_eval_ref(int batch, int channels, int spatial, float eps, const float *x,
                                  const float *grad_y, const float *weight,
                                  const float *running_mean, const float *running_var, float *grad_x,

@@ -85,7 +85,7 @@ clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem in
         const gemm_params data = dense_grad_input_gemm(p);
         status = gemm(ctx, &data, grad_output, weight, grad_input, NULL);
     }
-    if (status != CLCNN_OK)
+    if (status != CLCNN_OK || !grad_weight)
         return status;
     if (use_direct_kernels(ctx)) {
         /* The convolution's scratch lives in the context's workspace here: a

@@ -11,9 +11,10 @@ static const size_t elements_per_group = 64;
 static clcnn_status check_params(clcnn_context *ctx, const optimizer_params *p, int64_t count) {
     if (!p)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "optimizer_step: no parameters");
-    if (count < 0)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "optimizer_step: count %lld",
-                         (long long)count);
+    if (count < 0 || p->parameter_offset < 0 || p->state_offset < 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "optimizer_step: count %lld, offsets %lld and %lld", (long long)count,
+                         (long long)p->parameter_offset, (long long)p->state_offset);
     if (p->step < 1)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "optimizer_step: step %lld (the first update is step 1)",
@@ -55,17 +56,19 @@ static clcnn_status sgd_step(clcnn_context *ctx, const optimizer_params *p, int6
     clcnn_status status = runtime_get_kernel(ctx, "optim", "sgd_step", "", &kernel);
     if (status != CLCNN_OK)
         return status;
-    const cl_long count64 = count;
+    const cl_long count64 = count, parameter_offset = p->parameter_offset,
+                  state_offset = p->state_offset;
     const int first_step = p->step == 1;
     /* The kernel computes in float, as PyTorch does with its double scalars. */
     const float learning_rate = (float)p->learning_rate;
     const float momentum = (float)p->momentum;
     const float weight_decay = (float)p->weight_decay;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &weights},      {sizeof(cl_mem), &grads},
-        {sizeof(cl_mem), &velocity},     {sizeof(cl_long), &count64},
-        {sizeof(float), &learning_rate}, {sizeof(float), &momentum},
-        {sizeof(float), &weight_decay},  {sizeof(int), &first_step},
+        {sizeof(cl_mem), &weights},           {sizeof(cl_mem), &grads},
+        {sizeof(cl_mem), &velocity},          {sizeof(cl_long), &count64},
+        {sizeof(cl_long), &parameter_offset}, {sizeof(cl_long), &state_offset},
+        {sizeof(float), &learning_rate},      {sizeof(float), &momentum},
+        {sizeof(float), &weight_decay},       {sizeof(int), &first_step},
     };
     const size_t local[1] = {elements_per_group};
     const size_t global[1] = {(size_t)count};
@@ -95,13 +98,16 @@ static clcnn_status adam_step(clcnn_context *ctx, const optimizer_params *p, int
     const float beta2 = (float)p->beta2;
     const float epsilon = (float)p->epsilon;
     const float weight_decay = (float)p->weight_decay;
-    const cl_long count64 = count;
+    const cl_long count64 = count, parameter_offset = p->parameter_offset,
+                  state_offset = p->state_offset;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &weights},
         {sizeof(cl_mem), &grads},
         {sizeof(cl_mem), &first_moment},
         {sizeof(cl_mem), &second_moment},
         {sizeof(cl_long), &count64},
+        {sizeof(cl_long), &parameter_offset},
+        {sizeof(cl_long), &state_offset},
         {sizeof(float), &step_size},
         {sizeof(float), &beta1},
         {sizeof(float), &one_minus_beta1},

@@ -171,8 +171,10 @@ void batchnorm_backward_eval_ref(int batch, int channels, int spatial, float eps
                 sum_dy += grad_y[i];
                 sum_dy_dev += grad_y[i] * ((double)x[i] - running_mean[c]);
             }
-        grad_weight[c] = (float)(sum_dy_dev * invstd);
-        grad_bias[c] = (float)sum_dy;
+        if (grad_weight) {
+            grad_weight[c] = (float)(sum_dy_dev * invstd);
+            grad_bias[c] = (float)sum_dy;
+        }
         if (!grad_x)
             continue;
         for (int n = 0; n < batch; n++)

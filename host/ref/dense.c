@@ -25,6 +25,8 @@ void dense_backward_ref(const dense_params *p, const float *input, const float *
                 sum += (double)grad_output[(int64_t)n * O + o] * weight[(int64_t)o * I + i];
             grad_input[(int64_t)n * I + i] = (float)sum;
         }
+    if (!grad_weight)
+        return;
     for (int o = 0; o < O; o++)
         for (int i = 0; i < I; i++) {
             double sum = 0.0;

@@ -61,6 +61,13 @@ static void adam_step_ref(const optimizer_params *p, int64_t count, float *weigh
 
 void optimizer_step_ref(const optimizer_params *p, int64_t count, float *weights,
                         const float *grads, float *state1, float *state2) {
+    weights += p->parameter_offset;
+    grads += p->parameter_offset;
+    /* SGD without momentum may have no state at all. */
+    if (state1)
+        state1 += p->state_offset;
+    if (state2)
+        state2 += p->state_offset;
     if (p->kind == OPTIMIZER_SGD)
         sgd_step_ref(p, count, weights, grads, state1);
     else

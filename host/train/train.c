@@ -68,6 +68,49 @@ static clcnn_status check_config(clcnn_context *ctx, const clcnn_train_config *c
     return CLCNN_OK;
 }
 
+/* The spans the optimizer updates and where each tensor's state is: no
+ * state for the parameters of frozen layers. */
+static clcnn_status plan_spans(clcnn_trainer *t) {
+    const clcnn_net *net = t->net;
+    t->spans = malloc(sizeof(trainer_span) * (size_t)(net->tensor_count ? net->tensor_count : 1));
+    t->tensor_state_offset =
+        malloc(sizeof(int64_t) * (size_t)(net->tensor_count ? net->tensor_count : 1));
+    if (!t->spans || !t->tensor_state_offset)
+        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for the optimizer");
+    t->frozen_version = net->frozen_version;
+    int previous_trained = 0, has_parameters = 0;
+    for (int i = 0; i < net->tensor_count; i++) {
+        const named_tensor *tensor = &net->tensors[i];
+        t->tensor_state_offset[i] = -1;
+        if (tensor->kind != TENSOR_PARAMETER || tensor->count == 0)
+            continue;
+        has_parameters = 1;
+        const int trained = !net->frozen[tensor->layer];
+        /* Spans end at the alignment after their last tensor (its gradients
+         * are zeros), so that without frozen layers the state mirrors the
+         * whole flat buffer. */
+        const int64_t end = align_floats(tensor->offset + tensor->count);
+        if (trained && previous_trained) {
+            trainer_span *span = &t->spans[t->span_count - 1];
+            span->count = end - span->parameter_offset;
+        } else if (trained) {
+            const trainer_span span = {tensor->offset, t->state_floats, end - tensor->offset};
+            t->spans[t->span_count++] = span;
+        }
+        if (trained) {
+            const trainer_span *span = &t->spans[t->span_count - 1];
+            t->tensor_state_offset[i] =
+                span->state_offset + tensor->offset - span->parameter_offset;
+            t->state_floats = span->state_offset + span->count;
+        }
+        previous_trained = trained;
+    }
+    if (has_parameters && t->span_count == 0)
+        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "every layer with parameters is frozen: there is nothing to train");
+    return CLCNN_OK;
+}
+
 clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *config,
                                   clcnn_trainer **out) {
     if (!net || !config || !out)
@@ -94,7 +137,12 @@ clcnn_status clcnn_trainer_create(clcnn_net *net, const clcnn_train_config *conf
     t->config = *config;
     t->world_size = 1;
     rng_seed(&t->shuffle, config->seed ^ 0x5deece66dULL);
-    const int64_t floats = net->parameter_floats ? net->parameter_floats : 1;
+    status = plan_spans(t);
+    if (status != CLCNN_OK) {
+        clcnn_trainer_destroy(t);
+        return status;
+    }
+    const int64_t floats = t->state_floats ? t->state_floats : 1;
     const int64_t batch = config->batch_size;
     t->host_state1 = calloc((size_t)floats, sizeof(float));
     t->host_state2 = calloc((size_t)floats, sizeof(float));
@@ -164,6 +212,8 @@ void clcnn_trainer_destroy(clcnn_trainer *t) {
     buffer_release(&t->device_state2);
     free(t->host_state1);
     free(t->host_state2);
+    free(t->spans);
+    free(t->tensor_state_offset);
     free(t->order);
     for (int i = 0; i < 2; i++) {
         free(t->batch_images[i]);
@@ -314,10 +364,12 @@ static clcnn_status plan_buckets(clcnn_trainer *t) {
         release_buckets(t);
         return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for buckets");
     }
-    int64_t end = net->parameter_floats;
+    int64_t end = net->parameter_floats, lowest_low = 0;
     int lowest = 1;
     for (int i = net->layer_count - 1; i >= 1; i--) {
         const layer *l = &net->layers[i];
+        if (net->frozen[i]) /* its gradients stay zeros: nothing to exchange */
+            continue;
         int64_t low = -1;
         for (int k = 0; k < l->tensor_count; k++) {
             const named_tensor *tensor = &net->tensors[l->first_tensor + k];
@@ -328,6 +380,7 @@ static clcnn_status plan_buckets(clcnn_trainer *t) {
         if (low < 0)
             continue;
         lowest = i;
+        lowest_low = low;
         if (end - low >= t->bucket_floats) {
             t->bucket_first[t->bucket_count] = low;
             t->bucket_end[t->bucket_count] = end;
@@ -336,8 +389,8 @@ static clcnn_status plan_buckets(clcnn_trainer *t) {
             end = low;
         }
     }
-    if (end > 0) {
-        t->bucket_first[t->bucket_count] = 0;
+    if (end > lowest_low) {
+        t->bucket_first[t->bucket_count] = lowest_low;
         t->bucket_end[t->bucket_count] = end;
         t->bucket_node[t->bucket_count] = lowest;
         t->bucket_count++;
@@ -375,7 +428,7 @@ clcnn_status trainer_sync_state_to_host(clcnn_trainer *t) {
     if (!t->host_state_stale || !t->device_state1)
         return CLCNN_OK;
     clcnn_context *ctx = t->net->ctx;
-    size_t bytes = sizeof(float) * (size_t)t->net->parameter_floats;
+    size_t bytes = sizeof(float) * (size_t)t->state_floats;
     clcnn_status status = buffer_read(ctx, t->device_state1, 0, bytes, t->host_state1);
     if (status == CLCNN_OK)
         status = buffer_read(ctx, t->device_state2, 0, bytes, t->host_state2);
@@ -388,7 +441,7 @@ static clcnn_status sync_state_to_device(clcnn_trainer *t) {
     if (!t->device_state_stale || !t->device_state1)
         return CLCNN_OK;
     clcnn_context *ctx = t->net->ctx;
-    size_t bytes = sizeof(float) * (size_t)t->net->parameter_floats;
+    size_t bytes = sizeof(float) * (size_t)t->state_floats;
     clcnn_status status = buffer_write(ctx, t->device_state1, 0, bytes, t->host_state1);
     if (status == CLCNN_OK)
         status = buffer_write(ctx, t->device_state2, 0, bytes, t->host_state2);
@@ -433,9 +486,28 @@ static clcnn_status check_data(clcnn_net *net, const clcnn_dataset *data) {
     return CLCNN_OK;
 }
 
+/* Before steps: the frozen set is the trainer's, and every buffer is there
+ * and current on the device. */
+static clcnn_status prepare_steps(clcnn_trainer *t) {
+    clcnn_net *net = t->net;
+    if (net->frozen_version != t->frozen_version)
+        return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "the network's frozen layers changed after the trainer was made: "
+                         "make a new trainer");
+    /* The trainer allocated these, but clcnn_tune or a failed evaluation may
+     * have released them since; when they are there this costs nothing. */
+    clcnn_status status = net_ensure_activations(net, t->config.batch_size, 1);
+    if (status == CLCNN_OK)
+        status = net_sync_parameters_to_device(net);
+    if (status == CLCNN_OK)
+        status = sync_state_to_device(t);
+    return status;
+}
+
 static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
     clcnn_net *net = t->net;
     optimizer_params p;
+    memset(&p, 0, sizeof(p));
     p.kind = t->config.optimizer == CLCNN_ADAM ? OPTIMIZER_ADAM : OPTIMIZER_SGD;
     p.learning_rate = learning_rate;
     p.momentum = t->config.momentum;
@@ -444,16 +516,22 @@ static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
     p.beta2 = t->config.beta2;
     p.epsilon = t->config.epsilon;
     p.step = ++t->step;
-    if (net->ctx->kind != CLCNN_DEVICE_OPENCL) {
-        optimizer_step_ref(&p, net->parameter_floats, net->host_parameters, net->host_gradients,
-                           t->host_state1, t->host_state2);
-        return CLCNN_OK;
+    const int on_device = net->ctx->kind == CLCNN_DEVICE_OPENCL;
+    clcnn_status status = CLCNN_OK;
+    for (int k = 0; k < t->span_count && status == CLCNN_OK; k++) {
+        p.parameter_offset = t->spans[k].parameter_offset;
+        p.state_offset = t->spans[k].state_offset;
+        if (on_device)
+            status = optimizer_step(net->ctx, &p, t->spans[k].count, net->device_parameters,
+                                    net->device_gradients, t->device_state1, t->device_state2);
+        else
+            optimizer_step_ref(&p, t->spans[k].count, net->host_parameters, net->host_gradients,
+                               t->host_state1, t->host_state2);
     }
-    clcnn_status status =
-        optimizer_step(net->ctx, &p, net->parameter_floats, net->device_parameters,
-                       net->device_gradients, t->device_state1, t->device_state2);
-    net->host_parameters_stale = 1;
-    t->host_state_stale = 1;
+    if (on_device) {
+        net->host_parameters_stale = 1;
+        t->host_state_stale = 1;
+    }
     return status;
 }
 
@@ -665,13 +743,7 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         t->order[i] = t->order[j];
         t->order[j] = swap;
     }
-    /* The trainer allocated these, but clcnn_tune or a failed evaluation may
-     * have released them since; when they are there this costs nothing. */
-    status = net_ensure_activations(net, t->config.batch_size, 1);
-    if (status == CLCNN_OK)
-        status = net_sync_parameters_to_device(net);
-    if (status == CLCNN_OK)
-        status = sync_state_to_device(t);
+    status = prepare_steps(t);
     rank_sync *sync = NULL;
     if (status == CLCNN_OK)
         status = prepare_sync(t, &sync);
@@ -844,11 +916,7 @@ clcnn_status clcnn_trainer_step(clcnn_trainer *t, const float *images, const int
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "a step takes 1 to %d images (the batch size), not %lld",
                          t->config.batch_size, (long long)count);
-    clcnn_status status = net_ensure_activations(net, t->config.batch_size, 1);
-    if (status == CLCNN_OK)
-        status = net_sync_parameters_to_device(net);
-    if (status == CLCNN_OK)
-        status = sync_state_to_device(t);
+    clcnn_status status = prepare_steps(t);
     rank_sync *sync = NULL;
     if (status == CLCNN_OK)
         status = prepare_sync(t, &sync);
