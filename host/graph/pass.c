@@ -213,8 +213,9 @@ static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training,
 static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
                                  int64_t first_image) {
     const layer *l = &net->layers[i];
-    /* A rank without images (batch 0) runs only the layers that synchronise. */
-    if (!l->type->forward || (batch == 0 && !l->type->sync_floats))
+    /* A rank without images (batch 0) runs only the layers that synchronise
+     * (in training, when not frozen). */
+    if (!l->type->forward || (batch == 0 && !(l->type->sync_floats && training && !net->frozen[i])))
         return CLCNN_OK;
     const layer_pass p = forward_pass(net, i, batch, training, first_image);
     /* A train-mode forward updates state tensors (running statistics): on a
@@ -592,7 +593,7 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
     }
     /* The gradients' bookkeeping above holds for batch 0 too, so that a
      * rank without images runs the same synchronised layers' backward. */
-    if (batch == 0 && !l->type->sync_floats)
+    if (batch == 0 && !(l->type->sync_floats && p.training))
         return CLCNN_OK;
     clcnn_status status = l->type->backward(l, &p);
     if (status == CLCNN_OK && redirected >= 0 && batch > 0)
