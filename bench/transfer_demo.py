@@ -145,7 +145,11 @@ def main():
 
     common = ["--data", data_b, "--epochs", str(args.epochs), "--batch", str(args.batch),
               "--lr", str(args.lr), "--momentum", "0.9", "--weight-decay", "5e-4",
-              "--schedule", "cosine", "--seed", str(args.seed)]
+              "--schedule", "cosine", "--seed", str(args.seed),
+              # the exported network ends in its dense layer (PyTorch's
+              # cross_entropy takes the scores): clcnn's loss from the last
+              # layer would be MSE there
+              "--loss", "xent"]
     tuned, tuned_s = run([args.clcnn, "train", net_path, "--init", onnx_path, "--freeze-until",
                           body_end, "--save", os.path.join(args.out, "finetuned.model")] + common)
     scratch, scratch_s = run([args.clcnn, "train", net_path, "--save",
