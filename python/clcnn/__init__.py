@@ -261,6 +261,21 @@ class Net:
         std = np.resize(self.std, channels).reshape(1, channels, 1, 1)
         return ((images - mean) / std).astype(np.float32)
 
+    def freeze(self, *layers, frozen=True):
+        """Freezes the layers named (frozen=False: unfreezes them): their
+        parameters get no gradient and stay as they are in training, and they
+        run as in eval mode. Call before configure_training: a trainer refuses
+        steps after the frozen set changed."""
+        for layer in layers:
+            self._fail_unless(_c.clcnn_net_freeze(self._handle(), layer.encode(), int(frozen)))
+
+    def freeze_until(self, layer):
+        """Freezes every layer up to and including layer, in network order."""
+        self._fail_unless(_c.clcnn_net_freeze_until(self._handle(), layer.encode()))
+
+    def is_frozen(self, layer):
+        return bool(_c.clcnn_net_is_frozen(self._handle(), layer.encode()))
+
     def forward(self, images, mode="eval"):
         """The network's output for images (N, C, H, W) or one image (C, H, W):
         (N,) + output_shape, in eval or train mode."""
@@ -273,7 +288,8 @@ class Net:
 
     def grad(self, images, labels=None, targets=None):
         """One forward and backward pass with the network's loss (train mode):
-        returns (loss, {tensor name: gradient}, input gradient)."""
+        returns (loss, {tensor name: gradient}, input gradient); frozen layers'
+        parameters have none."""
         images = self._images(images)
         count = images.shape[0]
         label_pointer = target_pointer = None
@@ -290,7 +306,8 @@ class Net:
                                                 ctypes.byref(loss)))
         gradients = {}
         for name, shape, kind in self._tensor_infos():
-            if kind != 0:  # running statistics have no gradient
+            # running statistics and frozen layers' parameters have no gradient
+            if kind != 0 or self.is_frozen(name.rsplit(".", 1)[0]):
                 continue
             values = np.empty(shape, dtype=np.float32)
             self._fail_unless(_c.clcnn_net_get_tensor_gradient(self._net, name.encode(),

@@ -143,6 +143,9 @@ PROTOTYPES = {
     "clcnn_net_set_tensor": (_status, [_net, ctypes.c_char_p, c_float_p, ctypes.c_int64]),
     "clcnn_net_get_tensor": (_status, [_net, ctypes.c_char_p, c_float_p, ctypes.c_int64]),
     "clcnn_net_set_mode": (_status, [_net, ctypes.c_int]),
+    "clcnn_net_freeze": (_status, [_net, ctypes.c_char_p, ctypes.c_int]),
+    "clcnn_net_freeze_until": (_status, [_net, ctypes.c_char_p]),
+    "clcnn_net_is_frozen": (ctypes.c_int, [_net, ctypes.c_char_p]),
     "clcnn_net_forward": (
         _status, [_net, c_float_p, ctypes.c_int64, c_float_p, ctypes.c_void_p, ctypes.c_void_p]),
     "clcnn_net_backward": (

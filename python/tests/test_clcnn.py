@@ -172,6 +172,23 @@ def test_train_step_and_progress(tmp_path):
     assert net.epochs_done == 1
 
 
+def test_freeze(tmp_path):
+    images, labels = separable_data(32)
+    net = clcnn.load(write(tmp_path, "small.net", SMALL_NET), device="reference", seed=5)
+    net.freeze_until("conv1")
+    assert net.is_frozen("conv1") and not net.is_frozen("dense1")
+    _, gradients, _ = net.grad(images, labels)
+    assert sorted(gradients) == ["dense1.bias", "dense1.weight"]
+    before = net.tensors()
+    net.configure_training(batch_size=16, lr=0.1)
+    net.train_step(images[:16], labels[:16])
+    after = net.tensors()
+    assert np.array_equal(before["conv1.weight"], after["conv1.weight"])
+    assert not np.array_equal(before["dense1.weight"], after["dense1.weight"])
+    with pytest.raises(clcnn.Error, match="no layer of that name"):
+        net.freeze("nonesuch")
+
+
 def test_errors(tmp_path):
     with pytest.raises(clcnn.Error) as caught:
         clcnn.load(tmp_path / "missing.net")
