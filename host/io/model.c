@@ -1249,12 +1249,11 @@ static clcnn_status get_tensor_header(section_reader *r, clcnn_net *net, tensor_
     return CLCNN_OK;
 }
 
-/* After a section's tensors: every tensor of the network (every parameter
- * for the optimizer state) must have come. */
+/* After the parameters section's tensors: every tensor of the network must have come. */
 static clcnn_status check_all_tensors_seen(const section_reader *r, const clcnn_net *net,
-                                           const tensor_seen *seen, int parameters_only) {
+                                           const tensor_seen *seen) {
     for (int i = 0; i < net->tensor_count; i++)
-        if (!seen->flags[i] && (!parameters_only || net->tensors[i].kind == TENSOR_PARAMETER))
+        if (!seen->flags[i])
             return file_error(r->file, "the %s section has no tensor %s", r->name,
                               net->tensors[i].name);
     return CLCNN_OK;
@@ -1284,7 +1283,7 @@ static clcnn_status read_parameters(const model_file *f, clcnn_net *net) {
                 (t->kind == TENSOR_PARAMETER ? net->host_parameters : net->host_state) + t->offset);
     }
     if (status == CLCNN_OK)
-        status = check_all_tensors_seen(&r, net, &seen, 0);
+        status = check_all_tensors_seen(&r, net, &seen);
     if (status == CLCNN_OK)
         status = expect_section_end(&r);
     free(seen.flags);

@@ -337,8 +337,9 @@ static clcnn_status prepare_sync(clcnn_trainer *t, rank_sync **out) {
     int64_t capacity = 0;
     for (int i = 0; i < net->layer_count; i++) {
         const layer *l = &net->layers[i];
-        if (l->type->sync_floats && l->type->sync_floats(l) > capacity)
-            capacity = l->type->sync_floats(l);
+        const int64_t floats = l->type->sync_floats ? l->type->sync_floats(l) : 0;
+        if (floats > capacity)
+            capacity = floats;
     }
     if (capacity == 0)
         return CLCNN_OK;
@@ -486,9 +487,10 @@ static clcnn_status check_data(clcnn_net *net, const clcnn_dataset *data) {
     return CLCNN_OK;
 }
 
-/* Before steps: the frozen set is the trainer's, and every buffer is there
- * and current on the device. */
-static clcnn_status prepare_steps(clcnn_trainer *t) {
+/* Before steps: the frozen set is the trainer's, every buffer is there
+ * and current on the device, and *sync is the steps' exchange of batch
+ * statistics (prepare_sync). */
+static clcnn_status prepare_steps(clcnn_trainer *t, rank_sync **sync) {
     clcnn_net *net = t->net;
     if (net->frozen_version != t->frozen_version)
         return set_error(net->ctx, CLCNN_ERROR_INVALID_ARGUMENT,
@@ -501,6 +503,8 @@ static clcnn_status prepare_steps(clcnn_trainer *t) {
         status = net_sync_parameters_to_device(net);
     if (status == CLCNN_OK)
         status = sync_state_to_device(t);
+    if (status == CLCNN_OK)
+        status = prepare_sync(t, sync);
     return status;
 }
 
@@ -743,10 +747,8 @@ clcnn_status clcnn_trainer_epoch(clcnn_trainer *t, const clcnn_dataset *data,
         t->order[i] = t->order[j];
         t->order[j] = swap;
     }
-    status = prepare_steps(t);
     rank_sync *sync = NULL;
-    if (status == CLCNN_OK)
-        status = prepare_sync(t, &sync);
+    status = prepare_steps(t, &sync);
     if (status != CLCNN_OK)
         return status;
 
@@ -916,10 +918,8 @@ clcnn_status clcnn_trainer_step(clcnn_trainer *t, const float *images, const int
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "a step takes 1 to %d images (the batch size), not %lld",
                          t->config.batch_size, (long long)count);
-    clcnn_status status = prepare_steps(t);
     rank_sync *sync = NULL;
-    if (status == CLCNN_OK)
-        status = prepare_sync(t, &sync);
+    clcnn_status status = prepare_steps(t, &sync);
     if (status != CLCNN_OK)
         return status;
     const int n = (int)count;
