@@ -74,11 +74,11 @@ typedef VECTOR(float, VW) floatv;
 #define IMAGE_K_PADDED (K_padded * groups)
 #define STORE_STRIDE_PARAM , const int image_channels
 #define STORE_STRIDE image_channels
-#define STORE_STRIDE_ARG(channels) , (channels) * groups
+#define STORE_STRIDE_ARG(channels) , (channels)*groups
 #define STORE_STRIDE_PASS , image_channels
 #define DILATION_PARAMS , const int dilation_h, const int dilation_w
-#define DILATE_H(r) ((r) * dilation_h)
-#define DILATE_W(s) ((s) * dilation_w)
+#define DILATE_H(r) ((r)*dilation_h)
+#define DILATE_W(s) ((s)*dilation_w)
 #else
 #define GROUPS_PARAM
 #define IMAGE_C C
@@ -114,11 +114,13 @@ __kernel void conv2d_transpose_for_forward(const __global float *restrict weight
 }
 
 /* weight (K, C, R, S) -> transposed (R, S, K, C_padded): backward-data reads
- * input channels contiguously. */
+ * input channels contiguously. With flip, tap (r, s) takes the weight of tap
+ * (R-1-r, S-1-s): the filters of the stride-1 convolution whose forward is
+ * this one's backward-data. */
 __kernel void conv2d_transpose_for_backward_data(const __global float *restrict weight,
-                                                 __global float *restrict transposed,
-                                                 const int C, const int K, const int R,
-                                                 const int S, const int C_padded) {
+                                                 __global float *restrict transposed, const int C,
+                                                 const int K, const int R, const int S,
+                                                 const int C_padded, const int flip) {
 #ifdef GENERAL
     /* The second dimension is the group. */
     weight += get_global_id(1) * K * C * R * S;
@@ -130,7 +132,8 @@ __kernel void conv2d_transpose_for_backward_data(const __global float *restrict 
     const int c = index % C_padded;
     const int k = (index / C_padded) % K;
     const int rs = index / (C_padded * K);
-    transposed[index] = c < C ? weight[(k * C + c) * R * S + rs] : 0.0f;
+    const int tap = flip ? R * S - 1 - rs : rs; /* (R-1-r)*S + S-1-s = R*S-1 - (r*S + s) */
+    transposed[index] = c < C ? weight[(k * C + c) * R * S + tap] : 0.0f;
 }
 
 void zero_block(floatv block[WPT_P][NV]) {
@@ -293,16 +296,13 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
  * stride_w with steps of the stride: every tap a position then visits can
  * take a gradient, where walking all taps would find stride_h * stride_w
  * times as many, all but one in that many without one. */
-__kernel void conv2d_backward_data_direct(const __global float *restrict grad_output,
-                                          const __global float *restrict weight_t,
-                                          __global float *restrict grad_input, const int C,
-                                          const int H, const int W, const int K, const int R,
-                                          const int S, const int stride_h, const int stride_w,
-                                          const int pad_top, const int pad_left, const int OH,
-                                          const int OW, const int positions, const int C_padded,
-                                          const int row0, const int col0, const int rows,
-                                          const int cols, const int row_step, const int col_step,
-                                          const int r0, const int s0 GROUPS_PARAM DILATION_PARAMS) {
+__kernel void conv2d_backward_data_direct(
+    const __global float *restrict grad_output, const __global float *restrict weight_t,
+    __global float *restrict grad_input, const int C, const int H, const int W, const int K,
+    const int R, const int S, const int stride_h, const int stride_w, const int pad_top,
+    const int pad_left, const int OH, const int OW, const int positions, const int C_padded,
+    const int row0, const int col0, const int rows, const int cols, const int row_step,
+    const int col_step, const int r0, const int s0 GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_position = get_global_id(1) * WPT_P;
     if (first_channel >= C || first_position >= positions)
@@ -504,13 +504,14 @@ __kernel void conv2d_pad_input(const __global float *restrict input,
  * grad_t (at grad_t + grad_t_offset) is conv2d_transpose_grad_output's.
  * Launch: global (K_padded / (VW*NV), ceil(C*R*S / WPT_P), slices), any local
  * size; slice z covers positions [z*slice_length, (z+1)*slice_length). */
-__kernel void conv2d_backward_weights_direct(
-    const __global float *restrict padded, const int padded_offset,
-    const __global float *restrict grad_t, const int grad_t_offset,
-    __global float *restrict partial, const int slice_stride, const int C, const int Hp,
-    const int Wp, const int K, const int R, const int S, const int stride_h, const int stride_w,
-    const int OH, const int OW, const int positions, const int slice_length,
-    const int K_padded GROUPS_PARAM DILATION_PARAMS) {
+__kernel void
+conv2d_backward_weights_direct(const __global float *restrict padded, const int padded_offset,
+                               const __global float *restrict grad_t, const int grad_t_offset,
+                               __global float *restrict partial, const int slice_stride,
+                               const int C, const int Hp, const int Wp, const int K, const int R,
+                               const int S, const int stride_h, const int stride_w, const int OH,
+                               const int OW, const int positions, const int slice_length,
+                               const int K_padded GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_tap = get_global_id(1) * WPT_P;
 #ifdef GENERAL
@@ -661,15 +662,12 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
 #define CHANNEL_BLOCK 6
 #endif
 
-__kernel void conv2d_forward_rows(const __global float *restrict padded_buffer,
-                                  const int padded_offset,
-                                  const __global float *restrict weight_buffer,
-                                  const int weight_offset,
-                                  const __global float *restrict bias,
-                                  __global float *restrict output, const int C, const int K,
-                                  const int R, const int S, const int OH, const int OW,
-                                  const int Hp, const int pitch, const int rows,
-                                  const int has_bias) {
+__kernel void
+conv2d_forward_rows(const __global float *restrict padded_buffer, const int padded_offset,
+                    const __global float *restrict weight_buffer, const int weight_offset,
+                    const __global float *restrict bias, __global float *restrict output,
+                    const int C, const int K, const int R, const int S, const int OH, const int OW,
+                    const int Hp, const int pitch, const int rows, const int has_bias) {
     const int first_channel = get_global_id(0) * CHANNEL_BLOCK;
     const int row = get_global_id(1); /* n * OH + oh */
     if (first_channel >= K || row >= rows)

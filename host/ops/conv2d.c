@@ -182,13 +182,14 @@ static int padded_channels(int channels, const direct_config *config) {
 }
 
 /* Transposes the weights into the workspace for the register-blocked kernels
- * (of a grouped convolution: each group's block, one after the other). */
+ * (of a grouped convolution: each group's block, one after the other); flip
+ * (backward-data's transpose only) reverses the taps. */
 static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_name,
                                       const direct_config *config, const conv2d_params *p,
-                                      cl_mem weight, int padded, cl_mem *out) {
+                                      cl_mem weight, int padded, int flip, cl_mem *out) {
     const conv_variant v = variant_of(p);
-    const int other =
-        strcmp(kernel_name, "conv2d_transpose_for_forward") == 0 ? v.in_channels : v.out_channels;
+    const int for_forward = strcmp(kernel_name, "conv2d_transpose_for_forward") == 0;
+    const int other = for_forward ? v.in_channels : v.out_channels;
     size_t count = (size_t)p->kernel_h * p->kernel_w * other * padded;
     clcnn_status status = runtime_workspace(ctx, sizeof(float) * count * v.groups, out);
     /* From the program of the convolution's own kernel, with which it is then built once. */
@@ -203,17 +204,21 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
     const kernel_arg args[] = {
         {sizeof(cl_mem), &weight},      {sizeof(cl_mem), out},       {sizeof(int), &v.in_channels},
         {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h}, {sizeof(int), &p->kernel_w},
-        {sizeof(int), &padded},
+        {sizeof(int), &padded},         {sizeof(int), &flip},
     };
     const size_t local[2] = {64, 1};
     const size_t global[2] = {count, (size_t)v.groups};
-    return runtime_launch(ctx, kernel, kernel_name, sizeof(args) / sizeof(args[0]), args,
-                          variant_dims(&v, 1), global, local);
+    const int arg_count = sizeof(args) / sizeof(args[0]) - (for_forward ? 1 : 0);
+    return runtime_launch(ctx, kernel, kernel_name, arg_count, args, variant_dims(&v, 1), global,
+                          local);
 }
 
-clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
-                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
-                                   cl_mem output) {
+/* The register-blocked forward of p. Its filters are `weight` transposed:
+ * p's own (K, C, R, S), or, where p is backward_data_as_forward(*flipped_of),
+ * the weights of flipped_of with their taps reversed. */
+static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
+                                   const conv2d_params *p, cl_mem input, cl_mem weight,
+                                   const conv2d_params *flipped_of, cl_mem bias, cl_mem output) {
     const conv_variant v = variant_of(p);
     const int padded = padded_channels(v.out_channels, config);
     /* Windows that reach into the padding read a zero-padded copy of the
@@ -228,9 +233,12 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
     clcnn_status status = CLCNN_OK;
     if (copy)
         status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &transposed);
-    if (status == CLCNN_OK)
+    if (status == CLCNN_OK && flipped_of)
+        status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, flipped_of,
+                                   weight, padded, 1, &transposed);
+    else if (status == CLCNN_OK)
         status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
-                                   &transposed);
+                                   0, &transposed);
     char options[160];
     direct_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
@@ -266,6 +274,12 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
                               (size_t)v.groups};
     return runtime_launch(ctx, kernel, "conv2d_forward_direct", arg_count, args,
                           variant_dims(&v, 2), global, local);
+}
+
+clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
+                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
+                                   cl_mem output) {
+    return forward_direct(ctx, config, p, input, weight, NULL, bias, output);
 }
 
 /* Whether the row kernel fits: stride 1 and so few input channels that
@@ -368,6 +382,15 @@ static conv2d_params backward_data_as_forward(const conv2d_params *p) {
     b.pad_left = p->kernel_w - 1 - p->pad_left;
     b.has_bias = 0;
     return b;
+}
+
+/* A stride-1 convolution's backward-data is the forward of
+ * backward_data_as_forward: the forward kernel then reads a zero-padded copy
+ * of the gradient with no test per tap, where the backward-data kernel tests
+ * every tap for whether it falls on an output. */
+static int backward_data_runs_forward(const conv2d_params *p) {
+    return p->stride_h == 1 && p->stride_w == 1 && conv2d_dilation_h(p) == 1 &&
+           conv2d_dilation_w(p) == 1 && p->pad_top < p->kernel_h && p->pad_left < p->kernel_w;
 }
 
 static int use_rows_for_backward_data(const conv2d_params *p) {
@@ -585,11 +608,15 @@ static void phase_span(int phase, int pad, int stride, int size, int *first, int
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                          cl_mem grad_input) {
+    if (backward_data_runs_forward(p)) {
+        const conv2d_params b = backward_data_as_forward(p);
+        return forward_direct(ctx, config, &b, grad_output, weight, p, NULL, grad_input);
+    }
     const conv_variant v = variant_of(p);
     const int padded = padded_channels(v.in_channels, config);
     cl_mem transposed;
     clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p,
-                                            weight, padded, &transposed);
+                                            weight, padded, 0, &transposed);
     char options[128];
     direct_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
