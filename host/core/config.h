@@ -75,6 +75,10 @@ typedef struct kernel_config {
     direct_config forced; /* vw, nv and wpt_p; group is direct_group */
     tuned_entry *tuned;   /* the tuning file, then what clcnn_tune measured */
     int tuned_count;
+    /* Consecutive elements per work-item of the element-wise kernels
+     * (-DITEM_SPAN, CLCNN_ITEM_SPAN) and the options that build them. */
+    int item_span;
+    char item_span_options[32];
     int binary_cache; /* program binaries are cached on disk (a cache directory, no CLCNN_NO_CACHE)
                        */
 } kernel_config;

@@ -6,7 +6,7 @@ clcnn_status activation_forward(clcnn_context *ctx, activation_kind kind, float 
     cl_kernel kernel;
     clcnn_status status = require_int_size(ctx, "activation", count);
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "activation", "activation_forward", "", &kernel);
+        status = runtime_get_elementwise_kernel(ctx, "activation", "activation_forward", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int count32 = (int)count;
@@ -15,10 +15,8 @@ clcnn_status activation_forward(clcnn_context *ctx, activation_kind kind, float 
         {sizeof(cl_mem), &input}, {sizeof(cl_mem), &output}, {sizeof(int), &count32},
         {sizeof(int), &kind32},   {sizeof(float), &slope},
     };
-    const size_t local[1] = {256};
-    const size_t global[1] = {(size_t)count};
-    return runtime_launch(ctx, kernel, "activation_forward", sizeof(args) / sizeof(args[0]), args,
-                          1, global, local);
+    return runtime_launch_elementwise(ctx, kernel, "activation_forward",
+                                      sizeof(args) / sizeof(args[0]), args, count);
 }
 
 clcnn_status activation_backward(clcnn_context *ctx, activation_kind kind, float slope,
@@ -27,7 +25,7 @@ clcnn_status activation_backward(clcnn_context *ctx, activation_kind kind, float
     cl_kernel kernel;
     clcnn_status status = require_int_size(ctx, "activation gradient", count);
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "activation", "activation_backward", "", &kernel);
+        status = runtime_get_elementwise_kernel(ctx, "activation", "activation_backward", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int count32 = (int)count;
@@ -36,10 +34,8 @@ clcnn_status activation_backward(clcnn_context *ctx, activation_kind kind, float
         {sizeof(cl_mem), &output}, {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &grad_input},
         {sizeof(int), &count32},   {sizeof(int), &kind32},         {sizeof(float), &slope},
     };
-    const size_t local[1] = {256};
-    const size_t global[1] = {(size_t)count};
-    return runtime_launch(ctx, kernel, "activation_backward", sizeof(args) / sizeof(args[0]), args,
-                          1, global, local);
+    return runtime_launch_elementwise(ctx, kernel, "activation_backward",
+                                      sizeof(args) / sizeof(args[0]), args, count);
 }
 
 clcnn_status op_activation_forward(clcnn_context *ctx, activation_kind kind, float slope,

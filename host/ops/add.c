@@ -27,7 +27,7 @@ clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, con
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                              "add_forward: the output is input %d", k);
     cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "combine", "add_forward", "", &kernel);
+    status = runtime_get_elementwise_kernel(ctx, "combine", "add_forward", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int count32 = (int)count;
@@ -40,10 +40,8 @@ clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, con
             {sizeof(cl_mem), &output},
             {sizeof(int), &count32},
         };
-        const size_t local[1] = {256};
-        const size_t global[1] = {(size_t)count};
-        status = runtime_launch(ctx, kernel, "add_forward", sizeof(args) / sizeof(args[0]), args, 1,
-                                global, local);
+        status = runtime_launch_elementwise(ctx, kernel, "add_forward",
+                                            sizeof(args) / sizeof(args[0]), args, count);
     }
     return status;
 }
@@ -54,7 +52,7 @@ clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl
     if (status != CLCNN_OK)
         return status;
     cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "combine", "add_backward", "", &kernel);
+    status = runtime_get_elementwise_kernel(ctx, "combine", "add_backward", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int count32 = (int)count;
@@ -69,10 +67,8 @@ clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl
             {sizeof(int), &count32},
             {sizeof(int), &accumulate32},
         };
-        const size_t local[1] = {256};
-        const size_t global[1] = {(size_t)count};
-        status = runtime_launch(ctx, kernel, "add_backward", sizeof(args) / sizeof(args[0]), args,
-                                1, global, local);
+        status = runtime_launch_elementwise(ctx, kernel, "add_backward",
+                                            sizeof(args) / sizeof(args[0]), args, count);
     }
     return status;
 }
