@@ -28,8 +28,8 @@
 #include <sys/stat.h>
 #include <string.h>
 
-static const char *const overrides[] = {"CLCNN_CONV", "CLCNN_TILES", "CLCNN_DIRECT",
-                                        "CLCNN_NO_TUNING", "CLCNN_NO_CACHE"};
+static const char *const overrides[] = {"CLCNN_CONV",      "CLCNN_TILES",    "CLCNN_DIRECT",
+                                        "CLCNN_NO_TUNING", "CLCNN_NO_CACHE", "CLCNN_ITEM_SPAN"};
 
 static void clear_overrides(void) {
     for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++)
@@ -106,6 +106,9 @@ static void check_invalid_overrides(void) {
     check_refused("CLCNN_DIRECT", "8,2,0");
     check_refused("CLCNN_DIRECT", "8,2");
     check_refused("CLCNN_DIRECT", "8;2;8");
+    check_refused("CLCNN_ITEM_SPAN", "0");
+    check_refused("CLCNN_ITEM_SPAN", "4097");
+    check_refused("CLCNN_ITEM_SPAN", "64x");
 
     /* The command line tool selects its device before it reads the network. */
     char command[1200], output[4096];

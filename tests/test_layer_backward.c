@@ -1078,6 +1078,17 @@ int main(void) {
         run_activation_shapes(ctx, kinds[k], ACTIVATION_SHAPES_PER_KIND, 8001 + (uint64_t)k);
         run_activation_fd_shapes(ctx, kinds[k], ACTIVATION_FD_SHAPES_PER_KIND, 8101 + (uint64_t)k);
     }
+    /* The element-wise kernels' other spans (the default ran above). */
+    for (int span = 1; span < TEST_ITEM_SPANS; span++) {
+        clcnn_context *spanned = test_opencl_context_with_span(test_item_spans[span]);
+        if (!CHECK(spanned != NULL))
+            break;
+        printf("element-wise span: %s\n", test_item_spans[span]);
+        for (int k = 0; k < 5; k++)
+            run_activation_shapes(spanned, kinds[k], ACTIVATION_SHAPES_PER_KIND,
+                                  8001 + (uint64_t)k);
+        clcnn_context_destroy(spanned);
+    }
 
     run_dense_shapes(ctx, DENSE_SHAPES, 9001);
     run_dense_fd_shapes(ctx, DENSE_FD_SHAPES, 9101);

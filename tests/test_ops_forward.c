@@ -834,11 +834,18 @@ int main(void) {
     run_dense_shapes(ctx, test_scaled_count(SHAPES_PER_OP), 3001);
     run_pool_shapes(ctx, POOL_MAX, test_scaled_count(SHAPES_PER_OP), 4001);
     run_pool_shapes(ctx, POOL_AVERAGE, test_scaled_count(SHAPES_PER_OP), 4002);
-    run_activation_shapes(ctx, ACTIVATION_RELU, test_scaled_count(SHAPES_PER_OP), 5001);
-    run_activation_shapes(ctx, ACTIVATION_LEAKY, test_scaled_count(SHAPES_PER_OP), 5002);
-    run_activation_shapes(ctx, ACTIVATION_SIGMOID, test_scaled_count(SHAPES_PER_OP), 5003);
-    run_activation_shapes(ctx, ACTIVATION_TANH, test_scaled_count(SHAPES_PER_OP), 5004);
-    run_activation_shapes(ctx, ACTIVATION_RELU6, test_scaled_count(SHAPES_PER_OP), 5005);
+    for (int span = 0; span < TEST_ITEM_SPANS; span++) {
+        clcnn_context *spanned = test_opencl_context_with_span(test_item_spans[span]);
+        if (!CHECK(spanned != NULL))
+            break;
+        printf("element-wise span: %s\n", test_item_spans[span] ? test_item_spans[span] : "default");
+        run_activation_shapes(spanned, ACTIVATION_RELU, test_scaled_count(SHAPES_PER_OP), 5001);
+        run_activation_shapes(spanned, ACTIVATION_LEAKY, test_scaled_count(SHAPES_PER_OP), 5002);
+        run_activation_shapes(spanned, ACTIVATION_SIGMOID, test_scaled_count(SHAPES_PER_OP), 5003);
+        run_activation_shapes(spanned, ACTIVATION_TANH, test_scaled_count(SHAPES_PER_OP), 5004);
+        run_activation_shapes(spanned, ACTIVATION_RELU6, test_scaled_count(SHAPES_PER_OP), 5005);
+        clcnn_context_destroy(spanned);
+    }
     run_softmax_shapes(ctx, test_scaled_count(SHAPES_PER_OP), 6001);
 
     printf("time: %.1f s\n", clock_seconds() - start);

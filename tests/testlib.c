@@ -180,3 +180,14 @@ clcnn_context *test_opencl_context(void) {
     }
     return ctx;
 }
+
+const char *const test_item_spans[TEST_ITEM_SPANS] = {NULL, "1", "7"};
+
+clcnn_context *test_opencl_context_with_span(const char *span) {
+    if (!span)
+        return test_opencl_context();
+    setenv("CLCNN_ITEM_SPAN", span, 1);
+    clcnn_context *ctx = test_opencl_context();
+    unsetenv("CLCNN_ITEM_SPAN");
+    return ctx;
+}

@@ -61,4 +61,13 @@ double max_relative_error(const float *a, const float *b, int64_t n, double floo
 /* A context on the OpenCL device chosen by CLCNN_DEVICE (default 0:0), or NULL with a message. */
 clcnn_context *test_opencl_context(void);
 
+/* The element-wise kernels' spans (CLCNN_ITEM_SPAN) a test runs them with:
+ * the device's default (NULL), one element per work-item as on GPUs, and a
+ * span that divides none of the test's counts. */
+#define TEST_ITEM_SPANS 3
+extern const char *const test_item_spans[TEST_ITEM_SPANS];
+
+/* The same with CLCNN_ITEM_SPAN set to span (NULL: unset) while it selects its device. */
+clcnn_context *test_opencl_context_with_span(const char *span);
+
 #endif
