@@ -175,11 +175,12 @@ float channel_mean(const __global real *restrict x, __local float *partial, cons
     return group_sum(partial, lanes_sum(sum.total)) / (float)(batch * spatial * BATCHNORM_VW);
 }
 
-/* The sums over the channel of d = x - rough_mean and d^2 and, with_gradient,
- * of dy and dy * d: the second pass of the statistics, and backward's sums
- * in the same pass. Callers pass with_gradient as a constant, so each
- * inlined copy keeps only its own sums. Every work-item of the group must
- * call it. */
+/* The sums over the channel of d = x - rough_mean and d^2 (with_statistics)
+ * and of dy and dy * d (with_gradient): the second pass of the statistics,
+ * and backward's sums in the same pass (or alone, when the forward kept the
+ * statistics). Callers pass both flags as constants, so each inlined copy
+ * keeps only its own sums; each sum is formed the same way whichever others
+ * share its pass. Every work-item of the group must call it. */
 typedef struct deviation_sums {
     float s1, s2, dy, dy_d;
 } deviation_sums;
@@ -188,15 +189,17 @@ deviation_sums channel_deviation_sums(const __global real *restrict x,
                                       const __global real *restrict grad_y, __local float *partial,
                                       const int batch, const int channels, const int channel,
                                       const int spatial, const float rough_mean,
-                                      const int with_gradient) {
+                                      const int with_statistics, const int with_gradient) {
     compensated_sum sum1 = sum_start(), sum2 = sum_start();
     compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
     int filled = 0;
     for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
         const int i = walk_offset(&w, channels, channel, spatial);
         const real d = x[i] - rough_mean;
-        sum1.block += d;
-        sum2.block += d * d;
+        if (with_statistics) {
+            sum1.block += d;
+            sum2.block += d * d;
+        }
         if (with_gradient) {
             const real dy = grad_y[i];
             dy_sum.block += dy;
@@ -204,21 +207,23 @@ deviation_sums channel_deviation_sums(const __global real *restrict x,
         }
         if (++filled == SUM_BLOCK) {
             filled = 0;
-            sum_flush(&sum1);
-            sum_flush(&sum2);
+            if (with_statistics) {
+                sum_flush(&sum1);
+                sum_flush(&sum2);
+            }
             if (with_gradient) {
                 sum_flush(&dy_sum);
                 sum_flush(&dy_dev);
             }
         }
     }
-    sum_flush(&sum1);
-    sum_flush(&sum2);
-    deviation_sums sums;
-    sums.s1 = group_sum(partial, lanes_sum(sum1.total));
-    sums.s2 = group_sum(partial, lanes_sum(sum2.total));
-    sums.dy = 0.0f;
-    sums.dy_d = 0.0f;
+    deviation_sums sums = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (with_statistics) {
+        sum_flush(&sum1);
+        sum_flush(&sum2);
+        sums.s1 = group_sum(partial, lanes_sum(sum1.total));
+        sums.s2 = group_sum(partial, lanes_sum(sum2.total));
+    }
     if (with_gradient) {
         sum_flush(&dy_sum);
         sum_flush(&dy_dev);
@@ -287,20 +292,26 @@ __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
 batchnorm_forward_train(const __global real *restrict x, const __global float *restrict weight,
                         const __global float *restrict bias, __global float *restrict running_mean,
                         __global float *restrict running_var, __global real *restrict y,
-                        const int batch, const int channels, const int spatial, const float eps,
+                        __global float *restrict saved, const int save, const int batch,
+                        const int channels, const int spatial, const float eps,
                         const float momentum) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial * BATCHNORM_VW);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
     const deviation_sums sums =
-        channel_deviation_sums(x, x, partial, batch, channels, channel, spatial, rough_mean, 0);
+        channel_deviation_sums(x, x, partial, batch, channels, channel, spatial, rough_mean, 1, 0);
     const float correction = sums.s1 / count;
     /* sum((x - mean)^2), never below 0; a NaN stays (fmax would drop it) */
     const float deviations = sums.s2 - sums.s1 * correction;
     const float squares = deviations < 0.0f ? 0.0f : deviations;
     const float var = squares / count;
     const float scale = weight[channel] / sqrt(var + eps);
+    if (save && get_local_id(0) == 0) {
+        saved[3 * channel] = rough_mean;
+        saved[3 * channel + 1] = correction;
+        saved[3 * channel + 2] = 1.0f / sqrt(var + eps); /* as backward would compute it */
+    }
     normalise_channel(x, y, batch, channels, channel, spatial, rough_mean, correction, scale,
                       bias[channel]);
     update_running(running_mean, running_var, channel, momentum, rough_mean + correction,
@@ -312,30 +323,20 @@ batchnorm_forward_train(const __global real *restrict x, const __global float *r
  *   grad_weight = sum(dy * x_hat), grad_bias = sum(dy) (overwritten)
  *   dx = weight * invstd * (dy - sum(dy) / M - x_hat * sum(dy * x_hat) / M)
  * written into grad_x (accumulate = 0) or added to it (1); with want_grad_x =
- * 0 grad_x is not touched (any buffer may be passed). The statistics are
- * recomputed as the forward computes them. */
-__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_backward(const __global real *restrict x, const __global real *restrict grad_y,
-                   const __global float *restrict weight, __global real *restrict grad_x,
-                   __global float *restrict grad_weight, __global float *restrict grad_bias,
-                   const int batch, const int channels, const int spatial, const float eps,
-                   const int want_grad_x, const int accumulate) {
-    __local float partial[BATCHNORM_THREADS];
-    const int channel = get_group_id(0);
+ * 0 grad_x is not touched (any buffer may be passed). From the channel's
+ * rough mean, its correction (mean = rough_mean + correction), invstd and
+ * the gradient's sums about the rough mean. */
+void backward_from_sums(const __global real *restrict x, const __global real *restrict grad_y,
+                        const __global float *restrict weight, __global real *restrict grad_x,
+                        __global float *restrict grad_weight, __global float *restrict grad_bias,
+                        const int batch, const int channels, const int channel, const int spatial,
+                        const float rough_mean, const float correction, const float invstd,
+                        const deviation_sums *sums, const int want_grad_x, const int accumulate) {
     const float count = (float)(batch * spatial * BATCHNORM_VW);
-    const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
-
-    /* One pass for the statistics and the two sums of the gradient, with
-     * d1 = x - rough_mean: sum(dy * (x - mean)) = sum(dy * d1) - correction *
-     * sum(dy), and times invstd it is sum(dy * x_hat). */
-    const deviation_sums sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel,
-                                                       spatial, rough_mean, 1);
-    const float correction = sums.s1 / count;
-    const float sum_dy = sums.dy;
-    const float sum_dy_dev = sums.dy_d - correction * sum_dy;
-    const float deviations = sums.s2 - sums.s1 * correction;
-    const float var = (deviations < 0.0f ? 0.0f : deviations) / count;
-    const float invstd = 1.0f / sqrt(var + eps);
+    /* sum(dy * (x - mean)) = sum(dy * d1) - correction * sum(dy) with
+     * d1 = x - rough_mean; times invstd it is sum(dy * x_hat). */
+    const float sum_dy = sums->dy;
+    const float sum_dy_dev = sums->dy_d - correction * sum_dy;
     if (get_local_id(0) == 0) {
         grad_weight[channel] = sum_dy_dev * invstd;
         grad_bias[channel] = sum_dy;
@@ -348,6 +349,48 @@ batchnorm_backward(const __global real *restrict x, const __global real *restric
     input_gradient(x, grad_y, grad_x, batch, channels, channel, spatial, rough_mean, correction,
                    sum_dy / count, sum_dy_dev * invstd * invstd / count, invstd * weight[channel],
                    accumulate);
+}
+
+/* Backward that recomputes the statistics as the forward computed them:
+ * one pass for the mean, one for the deviations' and the gradient's sums. */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_backward(const __global real *restrict x, const __global real *restrict grad_y,
+                   const __global float *restrict weight, __global real *restrict grad_x,
+                   __global float *restrict grad_weight, __global float *restrict grad_bias,
+                   const int batch, const int channels, const int spatial, const float eps,
+                   const int want_grad_x, const int accumulate) {
+    __local float partial[BATCHNORM_THREADS];
+    const int channel = get_group_id(0);
+    const float count = (float)(batch * spatial * BATCHNORM_VW);
+    const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
+    const deviation_sums sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel,
+                                                       spatial, rough_mean, 1, 1);
+    const float correction = sums.s1 / count;
+    const float deviations = sums.s2 - sums.s1 * correction;
+    const float var = (deviations < 0.0f ? 0.0f : deviations) / count;
+    const float invstd = 1.0f / sqrt(var + eps);
+    backward_from_sums(x, grad_y, weight, grad_x, grad_weight, grad_bias, batch, channels, channel,
+                       spatial, rough_mean, correction, invstd, &sums, want_grad_x, accumulate);
+}
+
+/* The same with the statistics batchnorm_forward_train kept (saved[3 *
+ * channel ...] = rough mean, correction, invstd, bit for bit what
+ * batchnorm_backward recomputes): one pass fewer over x, the same result. */
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
+batchnorm_backward_saved(const __global real *restrict x, const __global real *restrict grad_y,
+                         const __global float *restrict weight,
+                         const __global float *restrict saved, __global real *restrict grad_x,
+                         __global float *restrict grad_weight, __global float *restrict grad_bias,
+                         const int batch, const int channels, const int spatial,
+                         const int want_grad_x, const int accumulate) {
+    __local float partial[BATCHNORM_THREADS];
+    const int channel = get_group_id(0);
+    const float rough_mean = saved[3 * channel];
+    const deviation_sums sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel,
+                                                       spatial, rough_mean, 0, 1);
+    backward_from_sums(x, grad_y, weight, grad_x, grad_weight, grad_bias, batch, channels, channel,
+                       spatial, rough_mean, saved[3 * channel + 1], saved[3 * channel + 2], &sums,
+                       want_grad_x, accumulate);
 }
 
 /* ---- synchronised across ranks -------------------------------------------------------------- */
@@ -373,10 +416,10 @@ batchnorm_moments(const __global real *restrict x, const __global real *restrict
     deviation_sums sums;
     if (with_gradient)
         sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel, spatial,
-                                      rough_mean, 1);
+                                      rough_mean, 1, 1);
     else
         sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel, spatial,
-                                      rough_mean, 0);
+                                      rough_mean, 1, 0);
     if (get_local_id(0) == 0) {
         __global float *m = moments + (with_gradient ? 5 : 3) * channel;
         m[0] = rough_mean;

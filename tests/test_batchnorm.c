@@ -289,13 +289,15 @@ static int run_forward(clcnn_context *ctx, int walk, const shape *s, float eps, 
     if (ok && walk != WALK_DEVICE && training)
         ok = CHECK_OK(ctx,
                       batchnorm_forward_train(ctx, walk, s->batch, channels, spatial, eps, momentum,
-                                              bx.mem, bw.mem, bb.mem, bm.mem, bv.mem, by.mem));
+                                              bx.mem, bw.mem, bb.mem, bm.mem, bv.mem, by.mem,
+                                              NULL));
     else if (ok && walk != WALK_DEVICE)
         ok = CHECK_OK(ctx, batchnorm_forward_eval(ctx, walk, s->batch, channels, spatial, eps,
                                                   bx.mem, bw.mem, bb.mem, bm.mem, bv.mem, by.mem));
     else if (ok && training)
         ok = CHECK_OK(ctx, op_batchnorm_forward_train(ctx, s->batch, channels, spatial, eps,
-                                                      momentum, bx, bw, bb, bm, bv, by));
+                                                      momentum, bx, bw, bb, bm, bv, by,
+                                                      (buf){0}));
     else if (ok)
         ok = CHECK_OK(ctx, op_batchnorm_forward_eval(ctx, s->batch, channels, spatial, eps, bx, bw,
                                                      bb, bm, bv, by));
@@ -323,10 +325,10 @@ static int run_backward(clcnn_context *ctx, int walk, const shape *s, float eps,
     if (ok && walk != WALK_DEVICE)
         ok = CHECK_OK(ctx, batchnorm_backward(ctx, walk, s->batch, channels, shape_spatial(s), eps,
                                               bx.mem, bg.mem, bw.mem, bgx.mem, accumulate, bgw.mem,
-                                              bgb.mem));
+                                              bgb.mem, NULL));
     else if (ok)
         ok = CHECK_OK(ctx, op_batchnorm_backward(ctx, s->batch, channels, shape_spatial(s), eps, bx,
-                                                 bg, bw, bgx, accumulate, bgw, bgb));
+                                                 bg, bw, bgx, accumulate, bgw, bgb, (buf){0}));
     ok = ok && read_buf(ctx, bgx, grad_x, count) && read_buf(ctx, bgw, grad_weight, channels) &&
          read_buf(ctx, bgb, grad_bias, channels);
     release_buf(&bx);
@@ -336,6 +338,76 @@ static int run_backward(clcnn_context *ctx, int walk, const shape *s, float eps,
     release_buf(&bgw);
     release_buf(&bgb);
     return ok;
+}
+
+/* The statistics a train-mode forward keeps (`saved`) give the backward
+ * bit for bit what it computes when it recomputes them, on both walks, with
+ * grad_x overwritten, accumulated into and absent. */
+static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed) {
+    test_rng rng = {seed};
+    int mismatches = 0, runs = 0;
+    for (int index = 0; index < cases; index++) {
+        bn_case c;
+        draw_case(&rng, index, &c);
+        const shape *s = &c.s;
+        const int64_t count = shape_count(s);
+        const int channels = s->channels, spatial = shape_spatial(s);
+        const int kind = index % 3; /* grad_x overwritten, accumulated, absent */
+        float *grad_y = malloc(sizeof(float) * (size_t)count);
+        float *start = malloc(sizeof(float) * (size_t)count);
+        float *out[2][3];
+        for (int v = 0; v < 2; v++)
+            for (int k = 0; k < 3; k++)
+                out[v][k] = calloc((size_t)(k == 0 ? count : channels), sizeof(float));
+        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        for (int walk = 0; walk < 2; walk++) {
+            buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, by = {0}, bs = {0}, bg = {0};
+            int ok = make_buf(ctx, c.x, count, &bx) && make_buf(ctx, c.weight, channels, &bw) &&
+                     make_buf(ctx, c.bias, channels, &bb) &&
+                     make_buf(ctx, c.running_mean, channels, &bm) &&
+                     make_buf(ctx, c.running_var, channels, &bv) && make_buf(ctx, start, count, &by) &&
+                     make_buf(ctx, grad_y, count, &bg) &&
+                     CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 3 * (size_t)channels, &bs.mem));
+            ok = ok && CHECK_OK(ctx, batchnorm_forward_train(ctx, walk, s->batch, channels, spatial,
+                                                             c.eps, c.momentum, bx.mem, bw.mem,
+                                                             bb.mem, bm.mem, bv.mem, by.mem, bs.mem));
+            for (int v = 0; v < 2 && ok; v++) {
+                buf bgx = {0}, bgw = {0}, bgb = {0};
+                ok = make_buf(ctx, start, count, &bgx) && make_buf(ctx, out[v][1], channels, &bgw) &&
+                     make_buf(ctx, out[v][2], channels, &bgb);
+                ok = ok && CHECK_OK(ctx, batchnorm_backward(ctx, walk, s->batch, channels, spatial,
+                                                            c.eps, bx.mem, bg.mem, bw.mem,
+                                                            kind == 2 ? NULL : bgx.mem, kind == 1,
+                                                            bgw.mem, bgb.mem, v ? bs.mem : NULL));
+                ok = ok && read_buf(ctx, bgx, out[v][0], count) &&
+                     read_buf(ctx, bgw, out[v][1], channels) &&
+                     read_buf(ctx, bgb, out[v][2], channels);
+                release_buf(&bgx);
+                release_buf(&bgw);
+                release_buf(&bgb);
+            }
+            runs++;
+            if (!ok || memcmp(out[0][0], out[1][0], sizeof(float) * (size_t)count) != 0 ||
+                memcmp(out[0][1], out[1][1], sizeof(float) * (size_t)channels) != 0 ||
+                memcmp(out[0][2], out[1][2], sizeof(float) * (size_t)channels) != 0) {
+                mismatches++;
+                print_case("saved statistics", index, &c, walk ? ", contiguous" : ", strided", 0.0);
+            }
+            buf all[] = {bx, bw, bb, bm, bv, by, bs, bg};
+            for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                release_buf(&all[i]);
+        }
+        for (int v = 0; v < 2; v++)
+            for (int k = 0; k < 3; k++)
+                free(out[v][k]);
+        free(grad_y);
+        free(start);
+        free_case(&c);
+    }
+    CHECK(mismatches == 0);
+    printf("%-44s %d runs, %d differ from recomputing\n", "backward from saved statistics", runs,
+           mismatches);
 }
 
 /* ---- 1. device against reference ---------------------------------------------------------- */
@@ -719,15 +791,15 @@ static void check_refused(clcnn_context *ctx) {
         return;
     const clcnn_status invalid = CLCNN_ERROR_INVALID_ARGUMENT;
     /* One value per channel cannot be trained on; eval can. */
-    CHECK(op_batchnorm_forward_train(ctx, 1, 1, 1, 1e-5f, 0.1f, x, w, b, m, v, y) == invalid);
+    CHECK(op_batchnorm_forward_train(ctx, 1, 1, 1, 1e-5f, 0.1f, x, w, b, m, v, y, (buf){0}) == invalid);
     CHECK(strstr(clcnn_last_error(ctx), "more than one value per channel") != NULL);
     CHECK_OK(ctx, op_batchnorm_forward_eval(ctx, 1, 1, 1, 1e-5f, x, w, b, m, v, y));
-    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, -1.0f, 0.1f, x, w, b, m, v, y) == invalid);
-    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, 1e-5f, 1.5f, x, w, b, m, v, y) == invalid);
+    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, -1.0f, 0.1f, x, w, b, m, v, y, (buf){0}) == invalid);
+    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, 1e-5f, 1.5f, x, w, b, m, v, y, (buf){0}) == invalid);
     CHECK(op_batchnorm_forward_eval(ctx, 4, 0, 1, 1e-5f, x, w, b, m, v, y) == invalid);
     const buf none = {0};
     CHECK(op_batchnorm_forward_eval(ctx, 4, 1, 1, 1e-5f, x, w, b, none, v, y) == invalid);
-    CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, none, b) == invalid);
+    CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, none, b, none) == invalid);
     release_buf(&x);
     release_buf(&w);
     release_buf(&b);
@@ -1358,6 +1430,7 @@ int main(void) {
     check_repeatable(ctx);
     check_layer_errors(reference);
     run_shapes(ctx, OP_SHAPES, 13001);
+    check_saved_statistics(ctx, OP_SHAPES, 13501);
     run_fd_shapes(contexts, FD_SHAPES, 13101);
     check_eval_backward(contexts, OP_SHAPES, 13201);
     check_state_after_pass(contexts);

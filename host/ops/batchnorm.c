@@ -100,7 +100,7 @@ static clcnn_status channel_launch(clcnn_context *ctx, cl_kernel kernel, const c
 clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
                                      int spatial, float eps, float momentum, cl_mem x,
                                      cl_mem weight, cl_mem bias, cl_mem running_mean,
-                                     cl_mem running_var, cl_mem y) {
+                                     cl_mem running_var, cl_mem y, cl_mem saved) {
     clcnn_status status =
         check_train(ctx, "batchnorm_forward_train", batch, channels, spatial, eps, momentum);
     if (status != CLCNN_OK)
@@ -112,10 +112,14 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
                             &vectors);
     if (status != CLCNN_OK)
         return status;
+    /* Without saved the kernel never touches that argument: y stands in. */
+    const int save = saved != NULL;
+    cl_mem saved_arg = save ? saved : y;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
+        {sizeof(cl_mem), &saved_arg},   {sizeof(int), &save},
         {sizeof(int), &batch},          {sizeof(int), &channels},
         {sizeof(int), &vectors},        {sizeof(float), &eps},
         {sizeof(float), &momentum},
@@ -151,21 +155,33 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
                                 int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
                                 cl_mem grad_x, int accumulate, cl_mem grad_weight,
-                                cl_mem grad_bias) {
+                                cl_mem grad_bias, cl_mem saved) {
     clcnn_status status = check_shape(ctx, "batchnorm_backward", batch, channels, spatial, eps);
     if (status != CLCNN_OK)
         return status;
+    const char *name = saved ? "batchnorm_backward_saved" : "batchnorm_backward";
     cl_kernel kernel;
     size_t threads;
     int vectors;
-    status =
-        channel_kernel(ctx, contiguous, spatial, "batchnorm_backward", &kernel, &threads, &vectors);
+    status = channel_kernel(ctx, contiguous, spatial, name, &kernel, &threads, &vectors);
     if (status != CLCNN_OK)
         return status;
     const int want_grad_x = grad_x != NULL;
     const int accumulate32 = accumulate != 0;
     /* Without grad_x the kernel never touches that argument: x stands in. */
     cl_mem grad_x_arg = want_grad_x ? grad_x : x;
+    if (saved) {
+        const kernel_arg args[] = {
+            {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
+            {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &saved},
+            {sizeof(cl_mem), &grad_x_arg},  {sizeof(cl_mem), &grad_weight},
+            {sizeof(cl_mem), &grad_bias},   {sizeof(int), &batch},
+            {sizeof(int), &channels},       {sizeof(int), &vectors},
+            {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
+        };
+        return channel_launch(ctx, kernel, name, threads, channels, args,
+                              sizeof(args) / sizeof(args[0]));
+    }
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},          {sizeof(cl_mem), &grad_y},      {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &grad_x_arg}, {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
@@ -570,7 +586,7 @@ clcnn_status op_batchnorm_backward_sync(clcnn_context *ctx, rank_sync *sync, int
 
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,
-                                        buf running_mean, buf running_var, buf y) {
+                                        buf running_mean, buf running_var, buf y, buf saved) {
     const char *what = "op_batchnorm_forward_train";
     static const char *const names[] = {"x", "weight", "bias", "running_mean", "running_var", "y"};
     const buf bufs[] = {x, weight, bias, running_mean, running_var, y};
@@ -582,7 +598,7 @@ clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int chann
     if (context_is_opencl(ctx))
         return batchnorm_forward_train(ctx, batchnorm_contiguous_walk(ctx), batch, channels,
                                        spatial, eps, momentum, x.mem, weight.mem, bias.mem,
-                                       running_mean.mem, running_var.mem, y.mem);
+                                       running_mean.mem, running_var.mem, y.mem, saved.mem);
     batchnorm_forward_train_ref(batch, channels, spatial, eps, momentum, x.host, weight.host,
                                 bias.host, running_mean.host, running_var.host, y.host);
     return CLCNN_OK;
@@ -610,7 +626,7 @@ clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channe
 
 clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                    float eps, buf x, buf grad_y, buf weight, buf grad_x,
-                                   int accumulate, buf grad_weight, buf grad_bias) {
+                                   int accumulate, buf grad_weight, buf grad_bias, buf saved) {
     const char *what = "op_batchnorm_backward";
     static const char *const names[] = {"x", "grad_y", "weight", "grad_weight", "grad_bias"};
     const buf bufs[] = {x, grad_y, weight, grad_weight, grad_bias};
@@ -623,7 +639,7 @@ clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, 
         return batchnorm_backward(ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial,
                                   eps, x.mem, grad_y.mem, weight.mem,
                                   buf_present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
-                                  grad_weight.mem, grad_bias.mem);
+                                  grad_weight.mem, grad_bias.mem, saved.mem);
     batchnorm_backward_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
                            buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
                            grad_weight.host, grad_bias.host);

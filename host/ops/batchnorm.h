@@ -17,8 +17,11 @@
  *   grad_weight = sum(dy * x_hat),  grad_bias = sum(dy)
  * sums over channel c's elements. grad_x is overwritten (accumulate = 0) or
  * added into (1), or skipped when absent; grad_weight and grad_bias are
- * overwritten. Backward recomputes the batch's mean and variance from x, so
- * nothing is kept between the passes.
+ * overwritten. Backward recomputes the batch's mean and variance from x,
+ * unless the forward kept them: on an OpenCL device the train-mode forward
+ * writes them into `saved` (3 * channels floats; NULL: not kept) and a
+ * backward given the same `saved` skips a pass over x, with bit for bit the
+ * result it would have recomputed. The reference keeps nothing.
  *
  * The device sums each channel in a fixed order, compensated (see
  * kernels/batchnorm.cl); the reference in double. Outputs must not alias
@@ -40,7 +43,7 @@ void batchnorm_forward_train_ref(int batch, int channels, int spatial, float eps
 clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
                                      int spatial, float eps, float momentum, cl_mem x,
                                      cl_mem weight, cl_mem bias, cl_mem running_mean,
-                                     cl_mem running_var, cl_mem y);
+                                     cl_mem running_var, cl_mem y, cl_mem saved);
 
 void batchnorm_forward_eval_ref(int batch, int channels, int spatial, float eps, const float *x,
                                 const float *weight, const float *bias, const float *running_mean,
@@ -56,7 +59,7 @@ void batchnorm_backward_ref(int batch, int channels, int spatial, float eps, con
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
                                 int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
                                 cl_mem grad_x, int accumulate, cl_mem grad_weight,
-                                cl_mem grad_bias);
+                                cl_mem grad_bias, cl_mem saved);
 
 /* The gradients of the eval-mode forward (running statistics): an affine map
  * per channel. grad_x may be NULL; grad_weight and grad_bias may both be
@@ -170,16 +173,17 @@ clcnn_status op_batchnorm_backward_sync(clcnn_context *ctx, rank_sync *sync, int
                                         buf weight, buf grad_x, int accumulate, buf grad_weight,
                                         buf grad_bias);
 
-/* The same on ctx's device: the OpenCL side or the reference. */
+/* The same on ctx's device: the OpenCL side or the reference. saved may be
+ * absent (the OpenCL side's `saved` NULL); the reference ignores it. */
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,
-                                        buf running_mean, buf running_var, buf y);
+                                        buf running_mean, buf running_var, buf y, buf saved);
 clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
                                        float eps, buf x, buf weight, buf bias, buf running_mean,
                                        buf running_var, buf y);
 clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                    float eps, buf x, buf grad_y, buf weight, buf grad_x,
-                                   int accumulate, buf grad_weight, buf grad_bias);
+                                   int accumulate, buf grad_weight, buf grad_bias, buf saved);
 
 clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, buf x, buf grad_y, buf weight, buf running_mean,
