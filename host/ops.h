@@ -20,6 +20,16 @@ void conv2d_forward_ref(const conv2d_params *p, const float *input, const float 
                         const float *bias, float *output);
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
                             cl_mem bias, cl_mem output);
+/* A training step's forward can keep the zero-padded copy of the input that
+ * the register-blocked kernels read, for backward-weights to read it again
+ * instead of padding the input a second time: conv2d_kept_input_floats
+ * floats (0: p's kernels make no such copy, and nothing is kept). The
+ * *_keeping calls take that buffer (NULL: nothing kept), otherwise they are
+ * conv2d_forward and conv2d_backward_weights; the backward must see the
+ * same input the forward kept. */
+int64_t conv2d_kept_input_floats(const clcnn_context *ctx, const conv2d_params *p);
+clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                    cl_mem weight, cl_mem bias, cl_mem output, cl_mem kept_input);
 /* The same with an explicit configuration, for the tests and the tuner. */
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
@@ -54,6 +64,9 @@ int conv2d_backward_weights_slices(const conv2d_params *p);
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch);
+clcnn_status conv2d_backward_weights_keeping(clcnn_context *ctx, const conv2d_params *p,
+                                             cl_mem input, cl_mem grad_output, cl_mem grad_weight,
+                                             cl_mem grad_bias, cl_mem scratch, cl_mem kept_input);
 /* The tiled path (the scratch of conv2d_backward_weights_scratch_bytes with
  * the tiled kernels selected) with an explicit configuration, for the tests. */
 clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config *config,
@@ -265,14 +278,15 @@ clcnn_status optimizer_step(clcnn_context *ctx, const optimizer_params *p, int64
 /* ---- entry points: each runs the OpenCL side on an OpenCL device and the
  * reference on the reference device, with the semantics stated above ---- */
 
+/* kept_input: see conv2d_kept_input_floats (absent: nothing kept; the reference ignores it). */
 clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_params *p, buf input, buf weight,
-                               buf bias, buf output);
+                               buf bias, buf output, buf kept_input);
 clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, buf grad_output,
                                      buf weight, buf grad_input);
 /* scratch: conv2d_backward_weights_scratch_bytes on an OpenCL device, unused on the reference. */
 clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, buf input,
                                         buf grad_output, buf grad_weight, buf grad_bias,
-                                        buf scratch);
+                                        buf scratch, buf kept_input);
 clcnn_status op_pool2d_forward(clcnn_context *ctx, const pool2d_params *p, buf input, buf output);
 clcnn_status op_pool2d_backward(clcnn_context *ctx, const pool2d_params *p, buf input,
                                 buf grad_output, buf grad_input);

@@ -66,6 +66,7 @@ enum {
     SHAPES_PER_DIRECT_CONFIG = 20,
     DEFAULT_PATH_SHAPES = 60,
     REDUCE_SHAPES = 150,
+    KEPT_INPUT_SHAPES = 120,
     FINITE_DIFFERENCE_SHAPES = 30
 };
 
@@ -1018,6 +1019,80 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
 }
 
+/* The padded input a forward keeps (conv2d_forward_keeping) gives
+ * backward-weights bit for bit the gradients it gets when it pads the input
+ * itself, with other convolutions run in between (they reuse the shared
+ * workspace the copy would otherwise live in). */
+static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
+    test_rng rng = {seed};
+    int kept_cases = 0, mismatches = 0;
+    for (int index = 0; index < cases; index++) {
+        const conv_case c = draw_random_case(&rng);
+        const conv2d_params *p = &c.p;
+        const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
+        const int64_t kept_floats = conv2d_kept_input_floats(ctx, p);
+        float *host[3] = {allocate_floats(inputs), allocate_floats(weights),
+                          allocate_floats(outputs)};
+        fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
+        fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
+        fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
+        float *results[2][3];
+        cl_mem in = NULL, w = NULL, b = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL,
+               gb = NULL, scratch = NULL, kept = NULL;
+        int ok = CHECK_OK(ctx, upload(ctx, host[0], inputs, &in)) &&
+                 CHECK_OK(ctx, upload(ctx, host[1], weights, &w)) &&
+                 CHECK_OK(ctx, upload(ctx, host[1], p->out_channels, &b)) &&
+                 CHECK_OK(ctx, upload(ctx, host[2], outputs, &go)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, outputs, &out)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, inputs, &gi)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, weights, &gw)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, p->out_channels, &gb)) &&
+                 CHECK_OK(ctx, buffer_create(ctx, conv2d_backward_weights_scratch_bytes(ctx, p),
+                                             &scratch)) &&
+                 (!kept_floats || CHECK_OK(ctx, upload_nan(ctx, kept_floats, &kept)));
+        for (int run = 0; run < 2; run++) {
+            results[run][0] = allocate_floats(outputs);
+            results[run][1] = allocate_floats(weights);
+            results[run][2] = allocate_floats(p->out_channels);
+            cl_mem keep = run ? kept : NULL;
+            ok = ok && CHECK_OK(ctx, conv2d_forward_keeping(ctx, p, in, w, b, out, keep)) &&
+                 CHECK_OK(ctx, conv2d_backward_data(ctx, p, go, w, gi)) &&
+                 CHECK_OK(ctx, conv2d_forward(ctx, p, in, w, b, out)) &&
+                 CHECK_OK(ctx, conv2d_backward_weights_keeping(ctx, p, in, go, gw, gb, scratch,
+                                                               keep)) &&
+                 CHECK_OK(ctx, buffer_read(ctx, out, 0, sizeof(float) * (size_t)outputs,
+                                           results[run][0])) &&
+                 CHECK_OK(ctx, buffer_read(ctx, gw, 0, sizeof(float) * (size_t)weights,
+                                           results[run][1])) &&
+                 CHECK_OK(ctx, buffer_read(ctx, gb, 0, sizeof(float) * (size_t)p->out_channels,
+                                           results[run][2]));
+        }
+        kept_cases += kept_floats > 0;
+        if (!ok || memcmp(results[0][0], results[1][0], sizeof(float) * (size_t)outputs) ||
+            memcmp(results[0][1], results[1][1], sizeof(float) * (size_t)weights) ||
+            memcmp(results[0][2], results[1][2], sizeof(float) * (size_t)p->out_channels)) {
+            char text[256];
+            describe_case(&c, text, sizeof(text));
+            fprintf(stderr, "kept input case %d differs: %s\n", index, text);
+            mismatches++;
+        }
+        cl_mem all[] = {in, w, b, go, out, gi, gw, gb, scratch, kept};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+            buffer_release(&all[i]);
+        for (int run = 0; run < 2; run++)
+            for (int k = 0; k < 3; k++)
+                free(results[run][k]);
+        for (int k = 0; k < 3; k++)
+            free(host[k]);
+    }
+    CHECK(mismatches == 0);
+    /* On a device with the register-blocked kernels most padded shapes keep a copy. */
+    if (use_direct_kernels(ctx))
+        CHECK(kept_cases >= cases / 4);
+    printf("kept padded input: %d cases, %d of them kept, %d differ\n", cases, kept_cases,
+           mismatches);
+}
+
 int main(void) {
     quick_mode = test_quick_divisor() > 1;
     /* The test picks paths and tiles itself; CLCNN_TILES and CLCNN_CONV
@@ -1054,6 +1129,7 @@ int main(void) {
     check_missing_scratch_refused(ctx);
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     run_direct_weights(ctx);
+    check_kept_input(ctx, scaled_count(KEPT_INPUT_SHAPES), 61);
     run_reduce_shapes(ctx, scaled_count(REDUCE_SHAPES), 41);
     run_finite_differences(ctx, scaled_count(FINITE_DIFFERENCE_SHAPES), 51);
     /* Throughput is a report, not a check: not measured in quick mode

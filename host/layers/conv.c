@@ -168,7 +168,8 @@ static size_t conv_scratch_bytes(const clcnn_context *ctx, const layer *l, int b
 static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
     conv2d_params params = layer_conv2d_params(l, p->batch);
     params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
-    return op_conv2d_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out);
+    return op_conv2d_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out,
+                             (buf){0});
 }
 
 static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
@@ -179,7 +180,7 @@ static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
     if (status != CLCNN_OK || !buf_present(p->ctx, p->tensor_grad[0])) /* frozen */
         return status;
     return op_conv2d_backward_weights(p->ctx, &params, p->in[0], p->grad_out, p->tensor_grad[0],
-                                      p->tensor_grad[1], p->scratch);
+                                      p->tensor_grad[1], p->scratch, (buf){0});
 }
 
 const layer_type layer_conv = {

@@ -218,7 +218,8 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
  * the weights of flipped_of with their taps reversed. */
 static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight,
-                                   const conv2d_params *flipped_of, cl_mem bias, cl_mem output) {
+                                   const conv2d_params *flipped_of, cl_mem bias, cl_mem output,
+                                   cl_mem kept_input) {
     const conv_variant v = variant_of(p);
     const int padded = padded_channels(v.out_channels, config);
     /* Windows that reach into the padding read a zero-padded copy of the
@@ -229,9 +230,12 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     const int padded_h = padded_height(p), padded_w = padded_width(p);
     const int64_t copy_end = weights_end + (int64_t)p->batch * p->in_channels * padded_h * padded_w;
     const int copy = !windows_inside_input(p) && copy_end <= INT_MAX;
+    /* The copy goes to kept_input instead, when the caller keeps it for
+     * backward-weights (conv2d_kept_input_floats). */
+    const int keep = copy && kept_input;
     cl_mem transposed = NULL;
     clcnn_status status = CLCNN_OK;
-    if (copy)
+    if (copy && !keep)
         status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &transposed);
     if (status == CLCNN_OK && flipped_of)
         status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, flipped_of,
@@ -248,14 +252,14 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     if (status == CLCNN_OK)
         status =
             runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
-    const int input_offset = copy ? (int)weights_end : 0;
+    const int input_offset = copy && !keep ? (int)weights_end : 0;
+    cl_mem input_arg = keep ? kept_input : copy ? transposed : input;
     if (status == CLCNN_OK && copy)
-        status = pad_input(ctx, options, p, input, transposed, input_offset, padded_h, padded_w);
+        status = pad_input(ctx, options, p, input, input_arg, input_offset, padded_h, padded_w);
     if (status != CLCNN_OK)
         return status;
     const int positions = p->batch * p->out_height * p->out_width;
     cl_mem bias_arg = p->has_bias ? bias : weight;
-    cl_mem input_arg = copy ? transposed : input;
     const int height = copy ? padded_h : p->in_height, width = copy ? padded_w : p->in_width;
     const int pad_top = copy ? 0 : p->pad_top, pad_left = copy ? 0 : p->pad_left;
     kernel_arg args[23] = {
@@ -279,7 +283,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                    cl_mem output) {
-    return forward_direct(ctx, config, p, input, weight, NULL, bias, output);
+    return forward_direct(ctx, config, p, input, weight, NULL, bias, output, NULL);
 }
 
 /* Whether the row kernel fits: stride 1 and so few input channels that
@@ -540,8 +544,16 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
                           local);
 }
 
-clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
-                            cl_mem bias, cl_mem output) {
+int64_t conv2d_kept_input_floats(const clcnn_context *ctx, const conv2d_params *p) {
+    if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p) || use_row_kernel(p) ||
+        windows_inside_input(p))
+        return 0;
+    const int64_t floats = (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
+    return floats <= INT_MAX ? floats : 0;
+}
+
+clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                    cl_mem weight, cl_mem bias, cl_mem output, cl_mem kept_input) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
@@ -552,10 +564,16 @@ clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem i
     if (use_direct_kernels(ctx)) {
         const direct_config config =
             direct_config_for_conv(ctx, "forward", p, p->out_channels / conv2d_groups(p));
-        return conv2d_forward_direct(ctx, &config, p, input, weight, bias, output);
+        return forward_direct(ctx, &config, p, input, weight, NULL, bias, output,
+                              conv2d_kept_input_floats(ctx, p) ? kept_input : NULL);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_forward_tiled(ctx, &config, p, input, weight, bias, output);
+}
+
+clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
+                            cl_mem bias, cl_mem output) {
+    return conv2d_forward_keeping(ctx, p, input, weight, bias, output, NULL);
 }
 
 /* ---- backward data ---------------------------------------------------------------------- */
@@ -610,7 +628,7 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
                                          cl_mem grad_input) {
     if (backward_data_runs_forward(p)) {
         const conv2d_params b = backward_data_as_forward(p);
-        return forward_direct(ctx, config, &b, grad_output, weight, p, NULL, grad_input);
+        return forward_direct(ctx, config, &b, grad_output, weight, p, NULL, grad_input, NULL);
     }
     const conv_variant v = variant_of(p);
     const int padded = padded_channels(v.in_channels, config);
@@ -867,10 +885,12 @@ size_t conv2d_backward_weights_direct_scratch_bytes(const direct_config *config,
     return (size_t)direct_weights_layout(config, p).end * sizeof(float);
 }
 
-clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_config *config,
+/* kept_input, when not NULL, holds the input zero-padded as the forward
+ * kept it (conv2d_kept_input_floats): no copy is made. */
+static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_config *config,
                                             const conv2d_params *p, cl_mem input,
                                             cl_mem grad_output, cl_mem grad_weight,
-                                            cl_mem grad_bias, cl_mem scratch) {
+                                            cl_mem grad_bias, cl_mem scratch, cl_mem kept_input) {
     const int vw = config->vw;
     if (!(vw == 1 || vw == 2 || vw == 4 || vw == 8 || vw == 16) || config->nv < 1 ||
         config->wpt_p < 1 || config->group < 1)
@@ -916,8 +936,9 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     const int gradient_offset = (int)layout.gradient;
     /* The input as the kernel reads it: a zero-padded copy, or the input itself. */
     const int read_input = windows_inside_input(p);
-    cl_mem windows = read_input ? input : scratch;
-    const int windows_offset = read_input ? 0 : (int)layout.padded;
+    const int kept = !read_input && kept_input;
+    cl_mem windows = read_input ? input : kept ? kept_input : scratch;
+    const int windows_offset = read_input || kept ? 0 : (int)layout.padded;
     const int windows_h = read_input ? p->in_height : padded_height(p);
     const int windows_w = read_input ? p->in_width : padded_width(p);
     const int out_pixels = p->out_height * p->out_width;
@@ -948,7 +969,7 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     if (status != CLCNN_OK)
         return status;
 
-    if (!read_input) {
+    if (!read_input && !kept) {
         status = pad_input(ctx, options, p, input, scratch, windows_offset, windows_h, windows_w);
         if (status != CLCNN_OK)
             return status;
@@ -998,6 +1019,14 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
     return runtime_launch(ctx, sum_kernel, "conv2d_sum_direct_slices",
                           sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
                           sum_local);
+}
+
+clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_config *config,
+                                            const conv2d_params *p, cl_mem input,
+                                            cl_mem grad_output, cl_mem grad_weight,
+                                            cl_mem grad_bias, cl_mem scratch) {
+    return backward_weights_direct(ctx, config, p, input, grad_output, grad_weight, grad_bias,
+                                   scratch, NULL);
 }
 
 /* ---- backward weights, depthwise ---------------------------------------------------------------
@@ -1050,9 +1079,9 @@ size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const con
     return backward_weights_tiled_scratch_bytes(p);
 }
 
-clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
-                                     cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
-                                     cl_mem scratch) {
+clcnn_status conv2d_backward_weights_keeping(clcnn_context *ctx, const conv2d_params *p,
+                                             cl_mem input, cl_mem grad_output, cl_mem grad_weight,
+                                             cl_mem grad_bias, cl_mem scratch, cl_mem kept_input) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
@@ -1061,20 +1090,29 @@ clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p,
                                                  scratch);
     if (use_direct_kernels(ctx)) {
         const direct_config config = backward_weights_direct_config(ctx, p);
-        return conv2d_backward_weights_direct(ctx, &config, p, input, grad_output, grad_weight,
-                                              grad_bias, scratch);
+        return backward_weights_direct(ctx, &config, p, input, grad_output, grad_weight,
+                                       grad_bias, scratch,
+                                       conv2d_kept_input_floats(ctx, p) ? kept_input : NULL);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_weights_tiled(ctx, &config, p, input, grad_output, grad_weight,
                                          grad_bias, scratch);
 }
 
+clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                     cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
+                                     cl_mem scratch) {
+    return conv2d_backward_weights_keeping(ctx, p, input, grad_output, grad_weight, grad_bias,
+                                           scratch, NULL);
+}
+
 /* ---- dispatch: the kernels on an OpenCL device, the reference loops otherwise ---- */
 
 clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_params *p, buf input, buf weight,
-                               buf bias, buf output) {
+                               buf bias, buf output, buf kept_input) {
     if (context_is_opencl(ctx))
-        return conv2d_forward(ctx, p, input.mem, weight.mem, bias.mem, output.mem);
+        return conv2d_forward_keeping(ctx, p, input.mem, weight.mem, bias.mem, output.mem,
+                                      kept_input.mem);
     conv2d_forward_ref(p, input.host, weight.host, bias.host, output.host);
     return CLCNN_OK;
 }
@@ -1089,10 +1127,10 @@ clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p,
 
 clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, buf input,
                                         buf grad_output, buf grad_weight, buf grad_bias,
-                                        buf scratch) {
+                                        buf scratch, buf kept_input) {
     if (context_is_opencl(ctx))
-        return conv2d_backward_weights(ctx, p, input.mem, grad_output.mem, grad_weight.mem,
-                                       grad_bias.mem, scratch.mem);
+        return conv2d_backward_weights_keeping(ctx, p, input.mem, grad_output.mem, grad_weight.mem,
+                                               grad_bias.mem, scratch.mem, kept_input.mem);
     conv2d_backward_weights_ref(p, input.host, grad_output.host, grad_weight.host, grad_bias.host);
     return CLCNN_OK;
 }
