@@ -175,6 +175,11 @@ clcnn_status runtime_get_elementwise_kernel(clcnn_context *ctx, const char *fami
                                             const char *kernel_name, cl_kernel *out);
 clcnn_status runtime_launch_elementwise(clcnn_context *ctx, cl_kernel kernel, const char *what,
                                         int arg_count, const kernel_arg *args, int64_t count);
+/* The launch of an element-wise kernel that divides its elements into runs
+ * of at most the span itself (a run per row of a plane, say): runs work-items,
+ * in the element-wise kernels' work-groups. */
+clcnn_status runtime_launch_runs(clcnn_context *ctx, cl_kernel kernel, const char *what,
+                                 int arg_count, const kernel_arg *args, int64_t runs);
 
 /* A scratch buffer of at least bytes, owned by the context and shared by
  * operations one after another on the in-order queue. It only grows, so a
