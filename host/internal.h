@@ -175,6 +175,11 @@ clcnn_status runtime_get_elementwise_kernel(clcnn_context *ctx, const char *fami
                                             const char *kernel_name, cl_kernel *out);
 clcnn_status runtime_launch_elementwise(clcnn_context *ctx, cl_kernel kernel, const char *what,
                                         int arg_count, const kernel_arg *args, int64_t count);
+/* The launch of an element-wise kernel that divides its elements into runs
+ * of at most the span itself (a run per row of a plane, say): runs work-items,
+ * in the element-wise kernels' work-groups. */
+clcnn_status runtime_launch_runs(clcnn_context *ctx, cl_kernel kernel, const char *what,
+                                 int arg_count, const kernel_arg *args, int64_t runs);
 
 /* A scratch buffer of at least bytes, owned by the context and shared by
  * operations one after another on the in-order queue. It only grows, so a
@@ -331,6 +336,9 @@ typedef struct memory_plan {
     buf grad_temporary; /* a gradient to be added to another (fan-out) */
     buf scratch;        /* what backward's layers ask for */
     size_t scratch_bytes;
+    /* per node, with gradients: what its forward keeps for its backward
+     * (layer_type.saved_bytes), absent for most */
+    buf *saved;
     /* per node, recomputed by each backward pass */
     unsigned char *needs_grad, *grad_written;
     /* Eval-mode folding (pass.c): folded_into[i] is the node whose `fold`
@@ -516,7 +524,8 @@ clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_g
  * of any batch whose single images fit runs in chunks that do. */
 clcnn_status net_ensure_inference_chunk(clcnn_net *net, int64_t *chunk);
 /* The forward pass of batch images (batch <= capacity) already in layer 0's
- * storage, in train or eval mode. */
+ * storage, in train or eval mode, for a backward (net_backward_stored):
+ * nodes keep what their backward needs (layer_pass.saved). */
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training);
 /* Computes the folded weights of every folding pair (after the parameters
  * last changed), then runs eval-mode forward passes with them: nodes whose

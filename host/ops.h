@@ -174,17 +174,22 @@ static inline int pool2d_pad_right(const pool2d_params *p) {
     return p->asymmetric ? p->pad_right : p->pad_left;
 }
 
+/* indices (max pooling only; may be NULL): gets, per output, the offset in
+ * its input plane (h * W + w, int32) of the element the window chose, the
+ * first maximum in row-major order (PyTorch's choice on ties; a NaN is the
+ * maximum), for the backward that follows. */
 void pool2d_forward_ref(const pool2d_params *p, const float *input, float *output);
-clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
-                            cl_mem output);
+clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input, cl_mem output,
+                            cl_mem indices);
 
-/* Max pooling sends each output gradient to the first maximum of its window
- * (PyTorch's choice on ties), found again from the input; average pooling
- * spreads it over the window divided by the forward divisor. Overwrites grad_input. */
+/* Max pooling sends each output gradient to the element its window chose:
+ * the reference finds it again from the input, the device reads the indices
+ * its forward wrote; average pooling spreads it over the window divided by
+ * the forward divisor. Overwrites grad_input, or adds to it with accumulate. */
 void pool2d_backward_ref(const pool2d_params *p, const float *input, const float *grad_output,
-                         float *grad_input);
-clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem input,
-                             cl_mem grad_output, cl_mem grad_input);
+                         float *grad_input, int accumulate);
+clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem indices,
+                             cl_mem grad_output, cl_mem grad_input, int accumulate);
 
 /* ---- activations (numbers shared with kernels/activation.cl) ------------------------- */
 
@@ -287,9 +292,14 @@ clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p,
 clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, buf input,
                                         buf grad_output, buf grad_weight, buf grad_bias,
                                         buf scratch, buf kept_input);
-clcnn_status op_pool2d_forward(clcnn_context *ctx, const pool2d_params *p, buf input, buf output);
-clcnn_status op_pool2d_backward(clcnn_context *ctx, const pool2d_params *p, buf input,
-                                buf grad_output, buf grad_input);
+/* indices (max pooling; may be absent): on an OpenCL device the forward
+ * writes the windows' choices there (pool2d_forward) and the backward reads
+ * them, so it needs them; the reference neither writes nor reads them, its
+ * backward finds the choices again from the input. */
+clcnn_status op_pool2d_forward(clcnn_context *ctx, const pool2d_params *p, buf input, buf output,
+                               buf indices);
+clcnn_status op_pool2d_backward(clcnn_context *ctx, const pool2d_params *p, buf input, buf indices,
+                                buf grad_output, buf grad_input, int accumulate);
 clcnn_status op_dense_forward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
                               buf bias, buf output);
 clcnn_status op_dense_backward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,

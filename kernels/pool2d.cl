@@ -10,6 +10,8 @@
  * -DWINDOW_H=.. -DWINDOW_W=.. make the window size a constant (the host
  * passes the layer's), so the window loops unroll and a CPU compiler can
  * vectorise across work-items; without them the size_h/size_w arguments count.
+ * ITEM_SPAN (-D, default 1) is the run of elements one work-item of max
+ * pooling's backward takes, as in kernels/activation.cl.
  */
 #ifdef WINDOW_H
 #define window_h WINDOW_H
@@ -17,6 +19,9 @@
 #else
 #define window_h size_h
 #define window_w size_w
+#endif
+#ifndef ITEM_SPAN
+#define ITEM_SPAN 1
 #endif
 
 /* Average pooling's divisor for the window at (h0, w0): the window clipped
@@ -31,6 +36,35 @@ int average_divisor(const int H, const int W, const int size_h, const int size_w
            (min(w0 + size_w, W + right) - max(w0, -left));
 }
 
+/* The maximum of the window at (h0, w0) clipped to the input and, in
+ * *chosen, its offset in the plane: the first maximum in row-major order. A
+ * NaN is the maximum (the last NaN, as in PyTorch), and a window of -inf
+ * keeps its first element, as PyTorch's index starts there. */
+float window_max(const __global float *in, const int H, const int W, const int size_h,
+                 const int size_w, const int h0, const int w0, int *chosen) {
+    float best = -INFINITY;
+    int at = max(h0, 0) * W + max(w0, 0);
+#pragma unroll
+    for (int dh = 0; dh < window_h; dh++) {
+        const int h = h0 + dh;
+#pragma unroll
+        for (int dw = 0; dw < window_w; dw++) {
+            const int w = w0 + dw;
+            if (h < 0 || h >= H || w < 0 || w >= W)
+                continue;
+            const float v = in[h * W + w];
+            /* NaN propagates, as in PyTorch. */
+            if (v > best || isnan(v)) {
+                best = v;
+                at = h * W + w;
+            }
+        }
+    }
+    *chosen = at;
+    return best;
+}
+
+/* Inference: no indices (the unused one costs nothing once inlined). */
 __kernel void maxpool2d_forward(const __global float *restrict input,
                                 __global float *restrict output, const int C, const int H,
                                 const int W, const int OH, const int OW, const int size_h,
@@ -43,25 +77,32 @@ __kernel void maxpool2d_forward(const __global float *restrict input,
     const int ow = index % OW;
     const int oh = (index / OW) % OH;
     const int plane = index / (OW * OH); /* n * C + c */
-    const int h0 = oh * stride_h - pad_top;
-    const int w0 = ow * stride_w - pad_left;
-    const __global float *in = input + plane * H * W;
-    float best = -INFINITY;
-#pragma unroll
-    for (int dh = 0; dh < window_h; dh++) {
-        const int h = h0 + dh;
-#pragma unroll
-        for (int dw = 0; dw < window_w; dw++) {
-            const int w = w0 + dw;
-            if (h < 0 || h >= H || w < 0 || w >= W)
-                continue;
-            const float v = in[h * W + w];
-            /* NaN propagates, as in PyTorch. */
-            if (v > best || isnan(v))
-                best = v;
-        }
-    }
-    output[index] = best;
+    int chosen;
+    output[index] = window_max(input + plane * H * W, H, W, size_h, size_w, oh * stride_h - pad_top,
+                               ow * stride_w - pad_left, &chosen);
+}
+
+/* A forward that backward follows also writes each window's choice (its
+ * offset in the input plane, PyTorch's indices), so backward need not look
+ * for the maximum again. */
+__kernel void maxpool2d_forward_indices(const __global float *restrict input,
+                                        __global float *restrict output,
+                                        __global int *restrict indices, const int C, const int H,
+                                        const int W, const int OH, const int OW, const int size_h,
+                                        const int size_w, const int stride_h, const int stride_w,
+                                        const int pad_top, const int pad_left, const int pad_bottom,
+                                        const int pad_right, const int exclude_pad,
+                                        const int total) {
+    const int index = get_global_id(0);
+    if (index >= total)
+        return;
+    const int ow = index % OW;
+    const int oh = (index / OW) % OH;
+    const int plane = index / (OW * OH);
+    int chosen;
+    output[index] = window_max(input + plane * H * W, H, W, size_h, size_w, oh * stride_h - pad_top,
+                               ow * stride_w - pad_left, &chosen);
+    indices[index] = chosen;
 }
 
 __kernel void avgpool2d_forward(const __global float *restrict input,
@@ -95,11 +136,13 @@ __kernel void avgpool2d_forward(const __global float *restrict input,
     output[index] = sum / (float)divisor;
 }
 
-/* Backward passes, written as gathers: one work-item per input element sums
- * the gradients of the output windows that cover it, so no two work-items
- * write the same element (no atomics) and the sum order is fixed
- * (deterministic). Every grad_input element is written, zero when no window
- * covers it (stride larger than the window).
+/* Backward passes. Every grad_input element belongs to one work-item (its
+ * own, or its run's), which sums the gradients of the output windows that
+ * cover it, so no two work-items write the same element (no atomics) and
+ * the sum order is fixed (deterministic). Every grad_input element is
+ * written, zero when no window covers it (stride larger than the window);
+ * with accumulate the gradient is added to what grad_input holds (the input
+ * has other readers).
  *
  * Output o covers input position i along an axis when
  *   o * stride - pad <= i < o * stride - pad + size,
@@ -116,57 +159,50 @@ int covering_outputs_end(const int padded_position, const int stride, const int 
     return min(padded_position / stride + 1, outputs);
 }
 
-/* The offset in the plane of the element max pooling chose for a window: the
- * first maximum in row-major order over the window clipped to the input; the
- * test is the forward's, so a NaN is the maximum (the last NaN, as in PyTorch).
- * A window of -inf only keeps its first element, as PyTorch does. */
-int window_argmax(const __global float *in, const int W, const int h_begin, const int h_end,
-                  const int w_begin, const int w_end) {
-    int chosen = h_begin * W + w_begin;
-    float best = -INFINITY;
-    for (int h = h_begin; h < h_end; h++)
-        for (int w = w_begin; w < w_end; w++) {
-            const float v = in[h * W + w];
-            if (v > best || isnan(v)) {
-                best = v;
-                chosen = h * W + w;
-            }
-        }
-    return chosen;
-}
-
-__kernel void maxpool2d_backward(const __global float *restrict input,
-                                 const __global float *restrict grad_output,
-                                 __global float *restrict grad_input, const int C, const int H,
-                                 const int W, const int OH, const int OW, const int size_h,
-                                 const int size_w, const int stride_h, const int stride_w,
-                                 const int pad_top, const int pad_left, const int pad_bottom,
-                                const int pad_right, const int exclude_pad, const int total) {
-    const int index = get_global_id(0);
-    if (index >= total)
+/* Max pooling from the indices its forward wrote. A work-item owns a run of
+ * up to ITEM_SPAN elements of one input row: it zeroes them (unless
+ * accumulating), then visits in row-major order every window that covers
+ * one of them and adds the window's gradient to the element the window
+ * chose, if that is one of its own. So each element gets the sum of the
+ * windows that chose it, in row-major window order, with no atomics. With a
+ * run of one element this is the gather of each element over its covering
+ * windows; a longer run reads each covering window once, not once per
+ * element it covers. (A gather per element inside the run does not
+ * vectorise on PoCL's CPU target either: LLVM's cost model refuses its
+ * loads from computed places, so it would only do more work.)
+ * Launch `runs` = planes * H * ceil(W / ITEM_SPAN) work-items. */
+__kernel void maxpool2d_backward_indices(
+    const __global int *restrict indices, const __global float *restrict grad_output,
+    __global float *restrict grad_input, const int C, const int H, const int W, const int OH,
+    const int OW, const int size_h, const int size_w, const int stride_h, const int stride_w,
+    const int pad_top, const int pad_left, const int pad_bottom, const int pad_right,
+    const int exclude_pad, const int accumulate, const int runs) {
+    const int run = get_global_id(0);
+    if (run >= runs)
         return;
-    const int w = index % W;
-    const int h = (index / W) % H;
-    const int plane = index / (W * H); /* n * C + c */
+    const int runs_per_row = (W + ITEM_SPAN - 1) / ITEM_SPAN;
+    const int row = run / runs_per_row; /* plane * H + h */
+    const int w_begin = (run - row * runs_per_row) * ITEM_SPAN;
+    const int length = min(ITEM_SPAN, W - w_begin);
+    const int plane = row / H, h = row - plane * H;
+    __global float *out = grad_input + row * W + w_begin;
+    if (!accumulate)
+        for (int i = 0; i < length; i++)
+            out[i] = 0.0f;
     const int oh_begin = first_covering_output(h + pad_top, size_h, stride_h);
     const int oh_end = covering_outputs_end(h + pad_top, stride_h, OH);
-    const int ow_begin = first_covering_output(w + pad_left, size_w, stride_w);
-    const int ow_end = covering_outputs_end(w + pad_left, stride_w, OW);
-    const __global float *in = input + plane * H * W;
+    const int ow_begin = first_covering_output(w_begin + pad_left, size_w, stride_w);
+    const int ow_end = covering_outputs_end(w_begin + length - 1 + pad_left, stride_w, OW);
+    const __global int *chosen = indices + plane * OH * OW;
     const __global float *grad = grad_output + plane * OH * OW;
-    const int self = h * W + w;
-    float sum = 0.0f;
-    for (int oh = oh_begin; oh < oh_end; oh++) {
-        const int h0 = oh * stride_h - pad_top;
-        const int h_begin = max(h0, 0), h_end = min(h0 + size_h, H);
+    const int first = h * W + w_begin; /* the run's offset in the plane */
+    for (int oh = oh_begin; oh < oh_end; oh++)
         for (int ow = ow_begin; ow < ow_end; ow++) {
-            const int w0 = ow * stride_w - pad_left;
-            const int w_begin = max(w0, 0), w_end = min(w0 + size_w, W);
-            if (window_argmax(in, W, h_begin, h_end, w_begin, w_end) == self)
-                sum += grad[oh * OW + ow];
+            const int o = oh * OW + ow;
+            const int at = chosen[o] - first;
+            if (at >= 0 && at < length)
+                out[at] += grad[o];
         }
-    }
-    grad_input[index] = sum;
 }
 
 __kernel void avgpool2d_backward(const __global float *restrict grad_output,
@@ -174,7 +210,8 @@ __kernel void avgpool2d_backward(const __global float *restrict grad_output,
                                  const int W, const int OH, const int OW, const int size_h,
                                  const int size_w, const int stride_h, const int stride_w,
                                  const int pad_top, const int pad_left, const int pad_bottom,
-                                const int pad_right, const int exclude_pad, const int total) {
+                                 const int pad_right, const int exclude_pad, const int accumulate,
+                                 const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -197,67 +234,24 @@ __kernel void avgpool2d_backward(const __global float *restrict grad_output,
                                                                exclude_pad, h0, w0);
         }
     }
-    grad_input[index] = sum;
+    grad_input[index] = accumulate ? grad_input[index] + sum : sum;
 }
 
-/* Backward for windows that do not overlap (stride >= size on both axes), one
- * work-item per output: each input element belongs to at most one window, so
- * the window's gradient can be written straight to its input elements
- * without a race. The host zeroes grad_input first for the elements no
- * window covers. A scatter reads each input once; the gather above reads
- * every covering window again for every element. */
-__kernel void maxpool2d_backward_scatter(const __global float *restrict input,
-                                         const __global float *restrict grad_output,
-                                         __global float *restrict grad_input, const int C,
-                                         const int H, const int W, const int OH, const int OW,
-                                         const int size_h, const int size_w, const int stride_h,
-                                         const int stride_w, const int pad_top,
-                                         const int pad_left, const int pad_bottom,
-                                const int pad_right, const int exclude_pad, const int total) {
-    const int index = get_global_id(0);
-    if (index >= total)
-        return;
-    const int ow = index % OW;
-    const int oh = (index / OW) % OH;
-    const int plane = index / (OW * OH);
-    const int h0 = oh * stride_h - pad_top;
-    const int w0 = ow * stride_w - pad_left;
-    const __global float *in = input + plane * H * W;
-    /* The first maximum in row-major order, as window_argmax finds it. */
-    int chosen = -1;
-    float best = -INFINITY;
-#pragma unroll
-    for (int dh = 0; dh < window_h; dh++)
-#pragma unroll
-        for (int dw = 0; dw < window_w; dw++) {
-            const int h = h0 + dh, w = w0 + dw;
-            if (h < 0 || h >= H || w < 0 || w >= W)
-                continue;
-            const float v = in[h * W + w];
-            if (chosen < 0 || v > best || isnan(v)) {
-                best = v;
-                chosen = h * W + w;
-            }
-        }
-    __global float *grad = grad_input + plane * H * W;
-    const float g = grad_output[index];
-#pragma unroll
-    for (int dh = 0; dh < window_h; dh++)
-#pragma unroll
-        for (int dw = 0; dw < window_w; dw++) {
-            const int h = h0 + dh, w = w0 + dw;
-            if (h >= 0 && h < H && w >= 0 && w < W)
-                grad[h * W + w] = h * W + w == chosen ? g : 0.0f;
-        }
-}
-
+/* Average pooling's backward for windows that do not overlap (stride >= size
+ * on both axes), one work-item per output: each input element belongs to at
+ * most one window, so the window's share can be written straight to its
+ * input elements without a race. Without accumulate the host zeroes
+ * grad_input first for the elements no window covers. A scatter reads each
+ * gradient once; the gather above reads every covering window again for
+ * every element. */
 __kernel void avgpool2d_backward_scatter(const __global float *restrict grad_output,
                                          __global float *restrict grad_input, const int C,
                                          const int H, const int W, const int OH, const int OW,
                                          const int size_h, const int size_w, const int stride_h,
-                                         const int stride_w, const int pad_top,
-                                         const int pad_left, const int pad_bottom,
-                                const int pad_right, const int exclude_pad, const int total) {
+                                         const int stride_w, const int pad_top, const int pad_left,
+                                         const int pad_bottom, const int pad_right,
+                                         const int exclude_pad, const int accumulate,
+                                         const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -274,5 +268,5 @@ __kernel void avgpool2d_backward_scatter(const __global float *restrict grad_out
     __global float *grad = grad_input + plane * H * W;
     for (int h = h_begin; h < h_end; h++)
         for (int w = w_begin; w < w_end; w++)
-            grad[h * W + w] = share;
+            grad[h * W + w] = accumulate ? grad[h * W + w] + share : share;
 }

@@ -370,7 +370,7 @@ static void check_device_limits(void) {
                                 .stride_w = 2,
                                 .out_height = 50,
                                 .out_width = 50};
-    CHECK(pool2d_forward(ctx, &pool, NULL, NULL) == CLCNN_ERROR_SHAPE);
+    CHECK(pool2d_forward(ctx, &pool, NULL, NULL, NULL) == CLCNN_ERROR_SHAPE);
     CHECK(strstr(clcnn_last_error(ctx), "pooling input: 44800000000 values") != NULL);
     clcnn_context_destroy(ctx);
 }

@@ -17,6 +17,8 @@
  *    about 1e-7 / h = 1e-5 of rounding and h^2 terms of about 1e-4 relative:
  *    a wrong accumulation (a gradient overwritten instead of added, a branch
  *    dropped) is off by O(1).
+ *    Pooling layers that read a node other layers read too (their backward
+ *    adds into its gradient) are compared the same way, in train and eval mode.
  * 3. The memory plan shares storage in inference and never gives a node's
  *    output the storage of a node it still needs.
  * 4. Graph errors name the file and line.
@@ -230,8 +232,10 @@ static void free_result(run_result *r) {
     memset(r, 0, sizeof(*r));
 }
 
+/* mode: CLCNN_MODE_TRAIN or CLCNN_MODE_EVAL for both passes, or -1 for the defaults
+ * (forward in eval mode, backward in train mode). */
 static int run(clcnn_context *ctx, const char *text, uint64_t seed, int batch, const float *input,
-               const int32_t *labels, const float *targets, run_result *out) {
+               const int32_t *labels, const float *targets, int mode, run_result *out) {
     memset(out, 0, sizeof(*out));
     clcnn_net *net = NULL;
     if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, text, "graph.net", &net))) {
@@ -239,6 +243,8 @@ static int run(clcnn_context *ctx, const char *text, uint64_t seed, int batch, c
         return 0;
     }
     int ok = CHECK_OK(ctx, clcnn_net_init_weights(net, seed));
+    if (mode >= 0)
+        ok = ok && CHECK_OK(ctx, clcnn_net_set_mode(net, (clcnn_mode)mode));
     if (targets)
         ok = ok && CHECK_OK(ctx, clcnn_net_set_loss(net, CLCNN_LOSS_MSE));
     const int64_t out_size = clcnn_net_output_size(net), in_size = clcnn_net_input_size(net);
@@ -300,8 +306,8 @@ static void test_random_graphs(clcnn_context *reference, clcnn_context *opencl) 
         for (int i = 0; i < batch; i++)
             labels[i] = test_rand_int(&r, 0, classes - 1);
         run_result want, got;
-        if (run(reference, g.text, 7 + index, batch, input, labels, NULL, &want) &&
-            run(opencl, g.text, 7 + index, batch, input, labels, NULL, &got)) {
+        if (run(reference, g.text, 7 + index, batch, input, labels, NULL, -1, &want) &&
+            run(opencl, g.text, 7 + index, batch, input, labels, NULL, -1, &got)) {
             double out_error = max_relative_error(got.output, want.output, batch * classes, 1.0);
             double grad_error =
                 max_relative_error(got.gradients, want.gradients, want.gradient_count, 1.0);
@@ -320,6 +326,77 @@ static void test_random_graphs(clcnn_context *reference, clcnn_context *opencl) 
     CHECK(compared == RANDOM_GRAPHS);
     printf("random graphs: %d compared, worst output %.3g, worst gradient %.3g\n", compared,
            worst_output, worst_gradient);
+}
+
+/* Pooling layers reading a node that other layers read too, so that their backward adds
+ * into a gradient another layer wrote first (and into the input's, which
+ * clcnn_net_backward asks for): OpenCL against the reference in train and eval mode, as
+ * the random graphs are compared. Max pooling's backward on the device reads the choices
+ * its forward kept in either mode. */
+static void test_pooling_fan_out(clcnn_context *reference, clcnn_context *opencl) {
+    static const char *const texts[] = {
+        "input channels=2 height=7 width=7\n"
+        "conv filters=3 size=3 pad=1 name=x\n"
+        "maxpool size=3 stride=2 pad=1 input=x name=a\n"
+        "maxpool size=2 stride=2 ceil=true input=x name=b\n"
+        "avgpool size=3 stride=2 pad=1 input=x name=c\n"
+        "concat inputs=a,b,c\n"
+        "maxpool size=2 stride=1\n"
+        "flatten\n"
+        "dense units=3\n"
+        "softmax\n",
+        "input channels=3 height=8 width=6\n"
+        "maxpool size=3 stride=1 pad=1 input=input name=a\n"
+        "conv filters=3 size=3 pad=1 input=input name=b\n"
+        "maxpool size=2x3 stride=1x2 pad=0,1,1,1 input=input name=c\n"
+        "avgpool size=2x3 stride=1x2 pad=0,1,1,1 input=b name=d\n"
+        "concat inputs=c,d name=e\n"
+        "add inputs=a,b\n"
+        "maxpool size=2\n"
+        "flatten\n"
+        "dense units=4 name=f\n"
+        "flatten input=e\n"
+        "dense units=4 name=g\n"
+        "add inputs=f,g\n"
+        "softmax\n",
+    };
+    test_rng r = {4242};
+    int compared = 0;
+    for (int t = 0; t < 2; t++)
+        for (int mode = CLCNN_MODE_EVAL; mode <= CLCNN_MODE_TRAIN; mode++) {
+            clcnn_net *probe = NULL;
+            if (!CHECK_OK(reference,
+                          clcnn_net_from_string(reference, texts[t], "graph.net", &probe))) {
+                fprintf(stderr, "%s", texts[t]);
+                continue;
+            }
+            const int64_t in_size = clcnn_net_input_size(probe);
+            const int classes = (int)clcnn_net_output_size(probe);
+            clcnn_net_destroy(probe);
+            const int batch = 3;
+            float *input = malloc(sizeof(float) * (size_t)(batch * in_size));
+            int32_t labels[3];
+            random_input(&r, input, batch * in_size);
+            for (int i = 0; i < batch; i++)
+                labels[i] = test_rand_int(&r, 0, classes - 1);
+            run_result want, got;
+            if (run(reference, texts[t], 11 + t, batch, input, labels, NULL, mode, &want) &&
+                run(opencl, texts[t], 11 + t, batch, input, labels, NULL, mode, &got)) {
+                const double grad_error =
+                    max_relative_error(got.gradients, want.gradients, want.gradient_count, 1.0);
+                const double loss_error = fabs(got.loss - want.loss) / fmax(fabs(want.loss), 1e-30);
+                if (!CHECK(grad_error <= 1e-4 && loss_error <= 1e-5))
+                    fprintf(stderr, "pooling fan-out %d, %s mode: gradients %.3g, loss %.3g\n%s", t,
+                            mode == CLCNN_MODE_TRAIN ? "train" : "eval", grad_error, loss_error,
+                            texts[t]);
+                compared++;
+            }
+            free_result(&want);
+            free_result(&got);
+            free(input);
+        }
+    CHECK(compared == 4);
+    printf("pooling fan-out: %d compared\n", compared);
 }
 
 /* ---- 2. finite differences on the reference device ---------------------------------- */
@@ -684,6 +761,7 @@ int main(void) {
     test_device_limits(opencl);
     test_finite_differences(reference);
     test_random_graphs(reference, opencl);
+    test_pooling_fan_out(reference, opencl);
     clcnn_context_destroy(reference);
     clcnn_context_destroy(opencl);
     return test_finish();

@@ -3,13 +3,23 @@
  * Three kinds of check:
  *
  * 1. OpenCL against the CPU reference on random shapes drawn from fixed seeds
- *    (a failing case prints its shape and index). The comparison is
- *    max_relative_error(device, reference, n, 1.0) <= 1e-5. Max pooling also
- *    runs on inputs full of ties (values from {-1, -0, 0, 0.5, 1}) with integer
- *    output gradients, whose sums are exact in float: there the device and the
+ *    (a failing case prints its shape and index): windows 1..5 on a side,
+ *    strides 1..3 (so overlapping windows and uncovered elements), padding
+ *    up to half the window, the same or different on each side, ceil mode on
+ *    and off. The comparison is max_relative_error(device, reference, n, 1.0)
+ *    <= 1e-5, and a second device run must give the same bits (deterministic).
+ *    Max pooling also runs on inputs full of ties (values from {-1, -0, 0,
+ *    0.5, 1}, a quarter of the cases with a NaN or two) with integer output
+ *    gradients, whose sums are exact in float: there the device and the
  *    reference must agree bit for bit, and both must agree with a scatter
  *    written here (each window's gradient sent to its first maximum).
- *    Device outputs start as NaN, so an element never written shows.
+ *    Device outputs start as NaN, so an element never written shows; a third
+ *    of the cases instead add into a gradient holding values (accumulate).
+ *    On the device max pooling's backward reads the indices its forward
+ *    wrote: every case runs that forward first, and its output must be the
+ *    reference's bit for bit and its indices the first maxima found here.
+ *    The max-pooling cases run again with runs of 1 and 7 elements per
+ *    work-item (CLCNN_ITEM_SPAN) besides the device's default.
  *
  * 2. Finite differences against forwards written here in double, independent
  *    of the library: loss = sum(forward(x) * G) for a random G, central
@@ -19,8 +29,9 @@
  *    Max pooling gets distinct inputs there, so that its derivative exists.
  *
  * 3. Hand-made cases: tied windows send the gradient to their top-left
- *    element, padding never wins, a NaN is the maximum, a window of -inf keeps
- *    its first element.
+ *    element, an element that is the maximum of two windows gets both
+ *    gradients, padding never wins, a NaN is the maximum, a window of -inf
+ *    keeps its first element.
  */
 #include "ops.h"
 #include "testlib.h"
@@ -36,6 +47,7 @@ static const double fd_tolerance = 1e-4;
 static const double fd_floor = 1e-2;
 
 enum { POOL_SHAPES = 200, ACTIVATION_SHAPES_PER_KIND = 120, DENSE_SHAPES = 150 };
+enum { POOL_SPAN_SHAPES = 120 };
 enum { POOL_FD_SHAPES = 60, ACTIVATION_FD_SHAPES_PER_KIND = 30, DENSE_FD_SHAPES = 50 };
 
 /* ---- tallies, buffers ------------------------------------------------------------------ */
@@ -300,17 +312,73 @@ static void pool_backward_scatter(const pool2d_params *p, const float *input,
 
 /* ---- pooling: device runs ---------------------------------------------------------------- */
 
-/* pool2d_backward on the device into grad_input (which starts as NaN on the device). */
+/* Max pooling's forward with indices on the device, checked: its output must be the
+ * reference's bit for bit and its indices the first maxima found here. 0 if not. */
+static int check_maxpool_forward_indices(clcnn_context *ctx, const pool2d_params *p,
+                                         const float *input, cl_mem input_buffer,
+                                         cl_mem indices_buffer) {
+    const int64_t out_count = pool_output_count(p);
+    const int64_t plane_in = (int64_t)p->in_height * p->in_width;
+    const int64_t plane_out = (int64_t)p->out_height * p->out_width;
+    cl_mem output_buffer = NULL;
+    float *output = allocate_floats(out_count);
+    float *expected = allocate_floats(out_count);
+    int32_t *indices = allocate(out_count, sizeof(int32_t));
+    int ok = CHECK_OK(ctx, upload_nan(ctx, out_count, &output_buffer)) &&
+             CHECK_OK(ctx, pool2d_forward(ctx, p, input_buffer, output_buffer, indices_buffer)) &&
+             CHECK_OK(ctx, download(ctx, output_buffer, output, out_count)) &&
+             CHECK_OK(ctx, buffer_read(ctx, indices_buffer, 0, sizeof(int32_t) * (size_t)out_count,
+                                       indices));
+    if (ok) {
+        pool2d_forward_ref(p, input, expected);
+        if (!CHECK(bitwise_equal(output, expected, out_count))) {
+            fprintf(stderr,
+                    "maxpool forward with indices: the output differs from the reference\n");
+            ok = 0;
+        }
+        for (int64_t i = 0; i < out_count && ok; i++) {
+            const int64_t plane = i / plane_out;
+            const int oh = (int)(i % plane_out / p->out_width), ow = (int)(i % p->out_width);
+            const int want = first_maximum(p, input + plane * plane_in, oh, ow);
+            if (!CHECK(indices[i] == want)) {
+                fprintf(stderr, "maxpool forward: output %lld has index %d, not %d\n", (long long)i,
+                        indices[i], want);
+                ok = 0;
+            }
+        }
+    }
+    buffer_release(&output_buffer);
+    free(output);
+    free(expected);
+    free(indices);
+    return ok;
+}
+
+/* pool2d_backward on the device: grad_input starts as NaN on the device, or with
+ * accumulate as the values grad_input holds, which the gradient is added to. Max pooling
+ * runs its forward with indices first (checked, check_maxpool_forward_indices) and its
+ * backward from them. */
 static int run_pool_backward_device(clcnn_context *ctx, const pool2d_params *p, const float *input,
-                                    const float *grad_output, float *grad_input) {
-    cl_mem input_buffer = NULL, grad_output_buffer = NULL, grad_input_buffer = NULL;
+                                    const float *grad_output, int accumulate, float *grad_input) {
+    const int is_max = p->kind == POOL_MAX;
+    cl_mem input_buffer = NULL, indices_buffer = NULL, grad_output_buffer = NULL,
+           grad_input_buffer = NULL;
     int ok = CHECK_OK(ctx, upload(ctx, input, pool_input_count(p), &input_buffer)) &&
-             CHECK_OK(ctx, upload(ctx, grad_output, pool_output_count(p), &grad_output_buffer)) &&
-             CHECK_OK(ctx, upload_nan(ctx, pool_input_count(p), &grad_input_buffer)) &&
-             CHECK_OK(ctx, pool2d_backward(ctx, p, input_buffer, grad_output_buffer,
-                                           grad_input_buffer)) &&
-             CHECK_OK(ctx, download(ctx, grad_input_buffer, grad_input, pool_input_count(p)));
+             CHECK_OK(ctx, upload(ctx, grad_output, pool_output_count(p), &grad_output_buffer));
+    if (ok && accumulate)
+        ok = CHECK_OK(ctx, upload(ctx, grad_input, pool_input_count(p), &grad_input_buffer));
+    else if (ok)
+        ok = CHECK_OK(ctx, upload_nan(ctx, pool_input_count(p), &grad_input_buffer));
+    if (ok && is_max)
+        ok = CHECK_OK(ctx, buffer_create(ctx, sizeof(int32_t) * (size_t)pool_output_count(p),
+                                         &indices_buffer)) &&
+             check_maxpool_forward_indices(ctx, p, input, input_buffer, indices_buffer);
+    ok = ok &&
+         CHECK_OK(ctx, pool2d_backward(ctx, p, indices_buffer, grad_output_buffer,
+                                       grad_input_buffer, accumulate)) &&
+         CHECK_OK(ctx, download(ctx, grad_input_buffer, grad_input, pool_input_count(p)));
     buffer_release(&input_buffer);
+    buffer_release(&indices_buffer);
     buffer_release(&grad_output_buffer);
     buffer_release(&grad_input_buffer);
     return ok;
@@ -318,7 +386,7 @@ static int run_pool_backward_device(clcnn_context *ctx, const pool2d_params *p, 
 
 /* Max pooling on tied inputs with integer gradients: every sum is exact in float, so the
  * device, the reference and the scatter must agree exactly. A quarter of the cases also
- * hold a NaN or two. */
+ * hold a NaN or two; a third add into a gradient of integers (accumulate). */
 static void run_maxpool_tie_shapes(clcnn_context *ctx, int shape_count, uint64_t seed) {
     static const float tie_values[] = {-1.0f, -0.0f, 0.0f, 0.5f, 1.0f};
     test_rng rng = {seed};
@@ -342,18 +410,30 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int shape_count, uint64_t
         for (int64_t i = 0; i < out_count; i++)
             grad_output[i] =
                 (float)(test_rand_int(&rng, 1, 1000) * (test_rand_int(&rng, 0, 1) ? 1 : -1));
-        fill_nan(reference, in_count);
-        pool2d_backward_ref(&p, input, grad_output, reference);
+        const int accumulate = index % 3 == 2;
+        if (accumulate)
+            for (int64_t i = 0; i < in_count; i++)
+                reference[i] = (float)test_rand_int(&rng, -1000, 1000);
+        else
+            fill_nan(reference, in_count);
+        memcpy(device, reference, (size_t)in_count * sizeof(float));
         pool_backward_scatter(&p, input, grad_output, scatter);
+        if (accumulate)
+            for (int64_t i = 0; i < in_count; i++)
+                scatter[i] += reference[i];
+        pool2d_backward_ref(&p, input, grad_output, reference, accumulate);
         /* 0 when the device, the reference and the scatter agree bit for bit. */
         double error = INFINITY;
-        if (run_pool_backward_device(ctx, &p, input, grad_output, device) &&
+        if (run_pool_backward_device(ctx, &p, input, grad_output, accumulate, device) &&
             bitwise_equal(device, reference, in_count) &&
             bitwise_equal(scatter, reference, in_count))
             error = 0.0;
         if (!CHECK(record_error(&result, error, 0.0)))
-            print_pool_case("maxpool backward ties: device, reference and scatter differ", index,
-                            &p, ceil_mode, error);
+            print_pool_case(accumulate ? "maxpool backward ties, accumulating: device, reference "
+                                         "and scatter differ"
+                                       : "maxpool backward ties: device, reference and scatter "
+                                         "differ",
+                            index, &p, ceil_mode, error);
         free(input);
         free(grad_output);
         free(reference);
@@ -364,8 +444,9 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int shape_count, uint64_t
     CHECK(result.shapes >= 100);
 }
 
-/* Uniform inputs and gradients: device against reference within the tolerance, and
- * the reference against the scatter written here. */
+/* Uniform inputs and gradients: device against reference within the tolerance (a third
+ * of the cases adding into a gradient of uniform values) and against a second run of its
+ * own bit for bit, and the reference against the scatter written here. */
 static void run_pool_random_shapes(clcnn_context *ctx, pool_kind kind, int shape_count,
                                    uint64_t seed) {
     test_rng rng = {seed};
@@ -383,13 +464,32 @@ static void run_pool_random_shapes(clcnn_context *ctx, pool_kind kind, int shape
         fill_uniform(&rng, input, in_count, -1.0f, 1.0f);
         fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
         fill_nan(reference, in_count);
-        pool2d_backward_ref(&p, input, grad_output, reference);
+        pool2d_backward_ref(&p, input, grad_output, reference, 0);
         pool_backward_scatter(&p, input, grad_output, scatter);
+        const int accumulate = index % 3 == 2;
+        float *expected = reference;
+        float *accumulated = allocate_floats(in_count);
+        if (accumulate) {
+            fill_uniform(&rng, device, in_count, -1.0f, 1.0f);
+            memcpy(accumulated, device, (size_t)in_count * sizeof(float));
+            pool2d_backward_ref(&p, input, grad_output, accumulated, 1);
+            expected = accumulated;
+        }
+        float *again = allocate_floats(in_count);
+        memcpy(again, device, (size_t)in_count * sizeof(float));
         double error = INFINITY;
-        if (run_pool_backward_device(ctx, &p, input, grad_output, device))
-            error = max_relative_error(device, reference, in_count, 1.0);
+        if (run_pool_backward_device(ctx, &p, input, grad_output, accumulate, device))
+            error = max_relative_error(device, expected, in_count, 1.0);
         if (!CHECK(record_error(&result, error, tolerance)))
-            print_pool_case("pool backward device vs reference", index, &p, ceil_mode, error);
+            print_pool_case(accumulate ? "pool backward device vs reference, accumulating"
+                                       : "pool backward device vs reference",
+                            index, &p, ceil_mode, error);
+        /* Deterministic: the same bits on a second run. */
+        if (!CHECK(run_pool_backward_device(ctx, &p, input, grad_output, accumulate, again) &&
+                   bitwise_equal(again, device, in_count)))
+            print_pool_case("pool backward: a second run differs", index, &p, ceil_mode, 0.0);
+        free(again);
+        free(accumulated);
         /* Both in double, rounded once: they differ by at most the rounding. */
         const double scatter_error = max_relative_error(reference, scatter, in_count, 1.0);
         if (!CHECK(record_error(&scatter_result, scatter_error, 1e-7)))
@@ -471,13 +571,13 @@ static void run_pool_fd_shapes(clcnn_context *ctx, pool_kind kind, int shape_cou
         }
         fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
         pool_finite_differences(&p, input, grad_output, fd);
-        pool2d_backward_ref(&p, input, grad_output, reference);
+        pool2d_backward_ref(&p, input, grad_output, reference, 0);
         const double reference_error = fd_error(fd, reference, in_count);
         if (!CHECK(record_error(&reference_result, reference_error, fd_tolerance)))
             print_pool_case("pool backward reference vs finite differences", index, &p, ceil_mode,
                             reference_error);
         double device_error = INFINITY;
-        if (run_pool_backward_device(ctx, &p, input, grad_output, device))
+        if (run_pool_backward_device(ctx, &p, input, grad_output, 0, device))
             device_error = fd_error(fd, device, in_count);
         if (!CHECK(record_error(&device_result, device_error, fd_tolerance)))
             print_pool_case("pool backward device vs finite differences", index, &p, ceil_mode,
@@ -504,8 +604,8 @@ static void check_pool_hand_case(clcnn_context *ctx, const char *what, const poo
     float *reference = allocate_floats(in_count);
     float *device = allocate_floats(in_count);
     fill_nan(reference, in_count);
-    pool2d_backward_ref(p, input, grad_output, reference);
-    const int device_ok = run_pool_backward_device(ctx, p, input, grad_output, device);
+    pool2d_backward_ref(p, input, grad_output, reference, 0);
+    const int device_ok = run_pool_backward_device(ctx, p, input, grad_output, 0, device);
     if (!CHECK(bitwise_equal(reference, expected, in_count)))
         fprintf(stderr, "%s: the reference differs from the expected gradient\n", what);
     if (!CHECK(device_ok && bitwise_equal(device, expected, in_count)))
@@ -549,6 +649,15 @@ static void check_pool_hand_cases(clcnn_context *ctx) {
         check_pool_hand_case(ctx, "overlapping ties", &p, input, grad_output, expected);
     }
     {
+        /* Overlapping 1x3 windows, stride 1, over one row: the 9 is the maximum of both
+         * windows and gets the sum of their gradients. */
+        pool2d_params p = single_plane_max_pool(1, 4, 1, 1, 0, 1, 2);
+        p.size_w = 3;
+        const float input[] = {0, 9, 0, 0}, grad_output[] = {5, 6};
+        const float expected[] = {0, 11, 0, 0};
+        check_pool_hand_case(ctx, "one element, two windows", &p, input, grad_output, expected);
+    }
+    {
         /* Negative values with padding 1: a padded zero would be larger, but padding never
          * wins; every 2x2 window holds one input element, which takes the gradient. */
         const pool2d_params p = single_plane_max_pool(2, 2, 2, 2, 1, 2, 2);
@@ -587,6 +696,27 @@ static void check_pool_hand_cases(clcnn_context *ctx) {
         /* Element (0,0) is in windows (0,0), (0,1), (1,0), (1,1): (4+8+16+20)/4 = 12. */
         const float expected[] = {12, 16, 24, 28};
         check_pool_hand_case(ctx, "average with padding", &p, input, grad_output, expected);
+    }
+}
+
+/* Max pooling's backward with other runs per work-item than the device's default
+ * (CLCNN_ITEM_SPAN): 1 (an element per work-item, as on GPUs) and 7 (several runs per
+ * row, the last one short), each on contexts of their own. */
+static void run_maxpool_other_spans(void) {
+    static const char *const spans[] = {"1", "7"};
+    for (int i = 0; i < 2; i++) {
+        setenv("CLCNN_ITEM_SPAN", spans[i], 1);
+        clcnn_context *ctx = test_opencl_context();
+        unsetenv("CLCNN_ITEM_SPAN");
+        if (!CHECK(ctx != NULL))
+            continue;
+        CHECK(ctx->config.item_span == atoi(spans[i]));
+        printf("max pooling's backward: runs of %d elements per work-item\n",
+               ctx->config.item_span);
+        check_pool_hand_cases(ctx);
+        run_maxpool_tie_shapes(ctx, POOL_SPAN_SHAPES, 7201 + (uint64_t)i);
+        run_pool_random_shapes(ctx, POOL_MAX, POOL_SPAN_SHAPES, 7301 + (uint64_t)i);
+        clcnn_context_destroy(ctx);
     }
 }
 
@@ -1064,12 +1194,14 @@ int main(void) {
     printf("device: %s\n", clcnn_device_name(ctx));
     const double start = clock_seconds();
 
+    printf("max pooling's backward: runs of %d elements per work-item\n", ctx->config.item_span);
     check_pool_hand_cases(ctx);
     run_maxpool_tie_shapes(ctx, POOL_SHAPES, 7001);
     run_pool_random_shapes(ctx, POOL_MAX, POOL_SHAPES, 7002);
     run_pool_random_shapes(ctx, POOL_AVERAGE, POOL_SHAPES, 7003);
     run_pool_fd_shapes(ctx, POOL_MAX, POOL_FD_SHAPES, 7101);
     run_pool_fd_shapes(ctx, POOL_AVERAGE, POOL_FD_SHAPES, 7102);
+    run_maxpool_other_spans();
 
     const activation_kind kinds[] = {ACTIVATION_RELU, ACTIVATION_LEAKY, ACTIVATION_SIGMOID,
                                      ACTIVATION_TANH, ACTIVATION_RELU6};

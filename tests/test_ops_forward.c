@@ -563,7 +563,7 @@ static double pool_case_error(clcnn_context *ctx, const pool2d_params *p, test_r
     cl_mem input_buffer = NULL, output_buffer = NULL;
     int ok = CHECK_OK(ctx, upload(ctx, input, input_count, &input_buffer)) &&
              CHECK_OK(ctx, upload(ctx, actual, output_count, &output_buffer)) &&
-             CHECK_OK(ctx, pool2d_forward(ctx, p, input_buffer, output_buffer)) &&
+             CHECK_OK(ctx, pool2d_forward(ctx, p, input_buffer, output_buffer, NULL)) &&
              CHECK_OK(ctx, download(ctx, output_buffer, actual, output_count));
     if (ok) {
         pool2d_forward_ref(p, input, expected);

@@ -684,14 +684,19 @@ clcnn_status runtime_get_elementwise_kernel(clcnn_context *ctx, const char *fami
     return runtime_get_kernel(ctx, family, kernel_name, ctx->config.item_span_options, out);
 }
 
-clcnn_status runtime_launch_elementwise(clcnn_context *ctx, cl_kernel kernel, const char *what,
-                                        int arg_count, const kernel_arg *args, int64_t count) {
-    const size_t span = (size_t)ctx->config.item_span;
+clcnn_status runtime_launch_runs(clcnn_context *ctx, cl_kernel kernel, const char *what,
+                                 int arg_count, const kernel_arg *args, int64_t runs) {
     /* A CPU's work-group is a unit of scheduling: 16 runs of 64 keep a
      * group short enough that small tensors still spread over the cores. */
-    const size_t local[1] = {span > 1 ? 16 : 256};
-    const size_t global[1] = {((size_t)count + span - 1) / span};
+    const size_t local[1] = {ctx->config.item_span > 1 ? 16 : 256};
+    const size_t global[1] = {(size_t)runs};
     return runtime_launch(ctx, kernel, what, arg_count, args, 1, global, local);
+}
+
+clcnn_status runtime_launch_elementwise(clcnn_context *ctx, cl_kernel kernel, const char *what,
+                                        int arg_count, const kernel_arg *args, int64_t count) {
+    const int64_t span = ctx->config.item_span;
+    return runtime_launch_runs(ctx, kernel, what, arg_count, args, (count + span - 1) / span);
 }
 
 /* ---- profiling -------------------------------------------------------------------- */

@@ -188,9 +188,10 @@ int64_t net_largest_activation(const clcnn_net *net) {
 
 /* The pass of node i's forward. first_image: the place of the batch's first
  * image among the pass's images, which keys random draws (a chunk of a long
- * forward pass draws its own). */
-static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training,
-                               int64_t first_image) {
+ * forward pass draws its own). before_backward: a backward follows, so the
+ * node gets the storage in which it keeps values for it. */
+static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training, int64_t first_image,
+                               int before_backward) {
     const layer *l = &net->layers[i];
     layer_pass p;
     memset(&p, 0, sizeof(p));
@@ -206,18 +207,20 @@ static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training,
         p.in_shape[k] = net->layers[l->inputs[k]].out;
     }
     p.out = activation(net, i);
+    if (before_backward && net->plan.saved)
+        p.saved = net->plan.saved[i];
     fill_tensors(net, l, &p, 0);
     return p;
 }
 
 static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
-                                 int64_t first_image) {
+                                 int64_t first_image, int before_backward) {
     const layer *l = &net->layers[i];
     /* A rank without images (batch 0) runs only the layers that synchronise
      * (in training, when not frozen). */
     if (!l->type->forward || (batch == 0 && !(l->type->sync_floats && training && !net->frozen[i])))
         return CLCNN_OK;
-    const layer_pass p = forward_pass(net, i, batch, training, first_image);
+    const layer_pass p = forward_pass(net, i, batch, training, first_image, before_backward);
     /* A train-mode forward updates state tensors (running statistics): on a
      * device their host copy is then stale. */
     if (training && context_is_opencl(net->ctx))
@@ -256,10 +259,10 @@ clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) 
         if (l->input_count == 1 && plan->folded_into[l->inputs[0]] == i)
             continue; /* computed by the node it folds into */
         if (j < 0) {
-            status = forward_node(net, i, batch, 0, first_image);
+            status = forward_node(net, i, batch, 0, first_image, 0);
             continue;
         }
-        layer_pass p = forward_pass(net, i, batch, 0, first_image);
+        layer_pass p = forward_pass(net, i, batch, 0, first_image, 0);
         p.tensor[0] = plan->folded[i][0];
         p.tensor[1] = plan->folded[i][1];
         p.out = activation(net, j);
@@ -271,7 +274,7 @@ clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) 
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training) {
     clcnn_status status = CLCNN_OK;
     for (int i = 1; i < net->layer_count && status == CLCNN_OK; i++)
-        status = forward_node(net, i, batch, training, net->first_image);
+        status = forward_node(net, i, batch, training, net->first_image, 1);
     return status;
 }
 
@@ -347,7 +350,7 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
         if (status == CLCNN_OK && fold)
             status = net_forward_folded(net, count, net->first_image + first);
         for (int i = 1; i <= last && status == CLCNN_OK && !fold; i++) {
-            status = forward_node(net, i, count, training, net->first_image + first);
+            status = forward_node(net, i, count, training, net->first_image + first, 0);
             if (status == CLCNN_OK && trace) {
                 status =
                     net_read_output(net, i, count * shape3_count(net->layers[i].out), trace_buffer);
@@ -573,6 +576,8 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
     p.out = activation(net, i);
     p.grad_out = gradient(net, i);
     p.scratch = plan->scratch;
+    if (plan->saved)
+        p.saved = plan->saved[i];
     /* A frozen layer's parameters get no gradient: its tensor_grad stay absent. */
     fill_tensors(net, l, &p, !net->frozen[i]);
     int redirected = -1;

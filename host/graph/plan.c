@@ -4,7 +4,9 @@
  * in inference an activation lives from its node to its last reader; a
  * gradient lives from its first writer (the last reader of the node, as
  * backward walks down) to the node's own backward. Training keeps every
- * activation, since backward reads them. */
+ * activation, since backward reads them, and gives each node that keeps
+ * values from its forward for its backward (max pooling's choices) a buffer
+ * of its own. */
 #include "layers/layer.h"
 
 #include <stdlib.h>
@@ -34,6 +36,7 @@ void net_release_activations(clcnn_net *net) {
     memory_plan *plan = &net->plan;
     release_bufs(&plan->slots, plan->slot_count);
     release_bufs(&plan->grad_slots, plan->grad_slot_count);
+    release_bufs(&plan->saved, net->layer_count);
     release_buf(&plan->grad_temporary);
     release_buf(&plan->scratch);
     free(plan->root);
@@ -165,7 +168,7 @@ static double mebibytes(uint64_t bytes) {
 
 /* One kind of storage as planned. */
 typedef struct planned_storage {
-    const char *what; /* "outputs", "output gradients" */
+    const char *what; /* "outputs", "output gradients", "values kept for backward" */
     int64_t *floats;  /* per slot, per image */
     int *owner;       /* per slot: the node whose size it has */
     int count;
@@ -262,6 +265,30 @@ static clcnn_status allocate_folds(clcnn_net *net) {
     return status;
 }
 
+/* Floats per image node i keeps from its forward to its backward: on an
+ * OpenCL device only, since the reference recomputes what it needs. */
+static int64_t saved_floats(const clcnn_net *net, int i) {
+    const layer *l = &net->layers[i];
+    if (!context_is_opencl(net->ctx) || !l->type->saved_bytes)
+        return 0;
+    return (int64_t)((l->type->saved_bytes(l) + sizeof(float) - 1) / sizeof(float));
+}
+
+/* What forwards keep lives from the node's forward to its backward, which
+ * spans every other node's: a buffer of its own for each node that keeps any. */
+static clcnn_status allocate_saved(clcnn_net *net, const int64_t *floats) {
+    const int n = net->layer_count;
+    memory_plan *plan = &net->plan;
+    plan->saved = calloc((size_t)n, sizeof(buf));
+    if (!plan->saved)
+        return set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < n && status == CLCNN_OK; i++)
+        if (floats[i] > 0)
+            status = allocate(net, plan->capacity * floats[i], &plan->saved[i]);
+    return status;
+}
+
 static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradients) {
     const int n = net->layer_count;
     memory_plan *plan = &net->plan;
@@ -275,15 +302,18 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     plan->folded_into = malloc(sizeof(int) * (size_t)n);
     plan->folded = calloc((size_t)n, sizeof(*plan->folded));
     int *first = calloc((size_t)n, sizeof(int)), *last = calloc((size_t)n, sizeof(int));
-    planned_storage kinds[2] = {{"outputs", NULL, NULL, 0}, {"output gradients", NULL, NULL, 0}};
-    for (int kind = 0; kind < 2; kind++) {
+    planned_storage kinds[3] = {{"outputs", NULL, NULL, 0},
+                                {"output gradients", NULL, NULL, 0},
+                                {"values kept for backward", NULL, NULL, 0}};
+    for (int kind = 0; kind < 3; kind++) {
         kinds[kind].floats = calloc((size_t)n, sizeof(int64_t));
         kinds[kind].owner = calloc((size_t)n, sizeof(int));
     }
     clcnn_status status = CLCNN_OK;
     if (!plan->root || !plan->out_slot || !plan->grad_slot || !plan->needs_grad ||
         !plan->grad_written || !plan->folded_into || !plan->folded || !first || !last ||
-        !kinds[0].floats || !kinds[0].owner || !kinds[1].floats || !kinds[1].owner) {
+        !kinds[0].floats || !kinds[0].owner || !kinds[1].floats || !kinds[1].owner ||
+        !kinds[2].floats || !kinds[2].owner) {
         status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
         goto done;
     }
@@ -341,6 +371,11 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
             if (bytes > plan->scratch_bytes)
                 plan->scratch_bytes = bytes;
         }
+        for (int i = 0; i < n; i++) {
+            kinds[2].floats[i] = saved_floats(net, i);
+            kinds[2].owner[i] = i;
+        }
+        kinds[2].count = n;
         /* the gradient temporary, the scratch, the targets and losses */
         extra =
             sizeof(float) * (uint64_t)capacity *
@@ -348,7 +383,7 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
             plan->scratch_bytes;
     }
     if (status == CLCNN_OK)
-        status = check_device_memory(net, kinds, with_gradients ? 2 : 1, extra);
+        status = check_device_memory(net, kinds, with_gradients ? 3 : 1, extra);
     if (status == CLCNN_OK)
         status = allocate_slots(net, kinds[0].floats, kinds[0].count, &plan->slots);
     if (status == CLCNN_OK)
@@ -359,6 +394,8 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     status = allocate_slots(net, kinds[1].floats, kinds[1].count, &plan->grad_slots);
     plan->grad_slot_count = kinds[1].count;
     if (status == CLCNN_OK)
+        status = allocate_saved(net, kinds[2].floats);
+    if (status == CLCNN_OK)
         status = allocate(net, capacity * net_largest_activation(net), &plan->grad_temporary);
     if (status == CLCNN_OK && plan->scratch_bytes > 0)
         status = allocate(net, (int64_t)((plan->scratch_bytes + sizeof(float) - 1) / sizeof(float)),
@@ -368,7 +405,7 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
 done:
     free(first);
     free(last);
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = 0; kind < 3; kind++) {
         free(kinds[kind].floats);
         free(kinds[kind].owner);
     }

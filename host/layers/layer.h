@@ -90,6 +90,11 @@ typedef struct layer_pass {
     int accumulate[LAYER_MAX_INPUTS];
     buf tensor_grad[LAYER_MAX_TENSORS]; /* parameters' gradients: overwritten */
     buf scratch;                        /* scratch_bytes(...) bytes */
+    /* saved_bytes(l) per image, this node's own: what a forward keeps for
+     * the backward that follows it. Given to that forward (the passes a
+     * backward follows, in either mode) and to the backward; absent in
+     * inference passes, which then need not write it. */
+    buf saved;
 } layer_pass;
 
 struct layer_type {
@@ -122,6 +127,11 @@ struct layer_type {
     void (*init)(const layer *l, float *const *values, rng *r, const layer *next);
     /* Bytes of device scratch backward needs for batch images. May be NULL. */
     size_t (*scratch_bytes)(const clcnn_context *ctx, const layer *l, int batch);
+    /* Bytes per image of device storage the node keeps from its forward to
+     * its backward (layer_pass.saved): what backward would otherwise
+     * recompute (max pooling's choices). OpenCL devices only: the reference
+     * recomputes. May be NULL: nothing is kept. */
+    size_t (*saved_bytes)(const layer *l);
     /* Types whose train-mode passes reduce over the batch and synchronise
      * that across ranks (layer_pass.sync): the doubles and floats one
      * exchange needs. The graph calls their forward and backward even with

@@ -107,22 +107,30 @@ static pool2d_params params_of(const layer *l, int batch) {
     return p;
 }
 
+/* Max pooling keeps each window's choice (an int32 offset in its input
+ * plane) for backward, which then only looks it up. */
+static size_t maxpool_saved_bytes(const layer *l) {
+    return sizeof(int32_t) * (size_t)shape3_count(l->out);
+}
+
+/* p->saved is absent for average pooling and in inference passes. */
 static clcnn_status pool_forward(const layer *l, const layer_pass *p) {
     const pool2d_params params = params_of(l, p->batch);
-    return op_pool2d_forward(p->ctx, &params, p->in[0], p->out);
+    return op_pool2d_forward(p->ctx, &params, p->in[0], p->out, p->saved);
 }
 
 static clcnn_status pool_backward(const layer *l, const layer_pass *p) {
     const pool2d_params params = params_of(l, p->batch);
-    return op_pool2d_backward(p->ctx, &params, p->in[0], p->grad_out, p->grad_in[0]);
+    return op_pool2d_backward(p->ctx, &params, p->in[0], p->saved, p->grad_out, p->grad_in[0],
+                              p->accumulate[0]);
 }
 
-#define POOL_TYPE(type_name, type_keys)                                                            \
+#define POOL_TYPE(type_name, type_keys, saved)                                                     \
     {                                                                                              \
-        .name = type_name, .keys = type_keys, .min_inputs = 1, .max_inputs = 1,                    \
-        .parse = pool_parse, .infer = pool_infer, .forward = pool_forward,                         \
+        .name = type_name, .keys = type_keys, .min_inputs = 1, .max_inputs = 1, .accumulates = 1,  \
+        .parse = pool_parse, .infer = pool_infer, .saved_bytes = saved, .forward = pool_forward,   \
         .backward = pool_backward,                                                                 \
     }
 
-const layer_type layer_maxpool = POOL_TYPE("maxpool", maxpool_keys);
-const layer_type layer_avgpool = POOL_TYPE("avgpool", avgpool_keys);
+const layer_type layer_maxpool = POOL_TYPE("maxpool", maxpool_keys, maxpool_saved_bytes);
+const layer_type layer_avgpool = POOL_TYPE("avgpool", avgpool_keys, NULL);

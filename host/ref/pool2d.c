@@ -75,9 +75,11 @@ static int window_argmax(const float *in, int W, int h_begin, int h_end, int w_b
 }
 
 /* Written as a gather over the windows covering each input element, like the
- * kernels, so each sum is accumulated in double without a scratch buffer. */
+ * kernels, so each sum is accumulated in double without a scratch buffer.
+ * Max pooling finds each window's choice again rather than keeping the
+ * forward's: the reference stays independent of the device's indices. */
 void pool2d_backward_ref(const pool2d_params *p, const float *input, const float *grad_output,
-                         float *grad_input) {
+                         float *grad_input, int accumulate) {
     const int H = p->in_height, W = p->in_width, OH = p->out_height, OW = p->out_width;
     for (int plane = 0; plane < p->batch * p->channels; plane++) {
         const float *in = input + (int64_t)plane * H * W;
@@ -106,7 +108,9 @@ void pool2d_backward_ref(const pool2d_params *p, const float *input, const float
                             sum += g / average_divisor(p, h0, w0);
                         }
                     }
-                grad_in[h * W + w] = (float)sum;
+                /* The sum rounded once, then added: the kernels add in float, so the
+                 * two differ by rounding only. */
+                grad_in[h * W + w] = accumulate ? grad_in[h * W + w] + (float)sum : (float)sum;
             }
     }
 }
