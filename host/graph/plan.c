@@ -271,7 +271,7 @@ static int64_t saved_floats(const clcnn_net *net, int i) {
     const layer *l = &net->layers[i];
     if (!context_is_opencl(net->ctx) || !l->type->saved_bytes)
         return 0;
-    return (int64_t)((l->type->saved_bytes(l) + sizeof(float) - 1) / sizeof(float));
+    return (int64_t)((l->type->saved_bytes(net->ctx, l) + sizeof(float) - 1) / sizeof(float));
 }
 
 /* What forwards keep lives from the node's forward to its backward, which

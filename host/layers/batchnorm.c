@@ -56,6 +56,13 @@ static int64_t batchnorm_sync_floats_of(const layer *l) {
     return batchnorm_sync_floats(l->in.c);
 }
 
+/* The train-mode forward keeps each channel's statistics (3 floats) for
+ * backward, which then skips a pass over the input. The storage comes per
+ * image; a channel's statistics take the first image's share. */
+static size_t batchnorm_saved_bytes(const clcnn_context *ctx, const layer *l) {
+    return sizeof(float) * 3 * (size_t)l->in.c;
+}
+
 static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p) {
     const int spatial = l->in.h * l->in.w;
     if (p->training && p->sync)
@@ -72,16 +79,16 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
     if (p->training)
         return op_batchnorm_forward_train(p->ctx, p->batch, l->in.c, spatial, l->eps, l->momentum,
                                           p->in[0], p->tensor[0], p->tensor[1], p->tensor[2],
-                                          p->tensor[3], p->out, (buf){0});
+                                          p->tensor[3], p->out, p->saved);
     return op_batchnorm_forward_eval(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0],
                                      p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3],
                                      p->out);
 }
 
 /* Backward follows the forward's mode: in train mode through the batch
- * statistics, which the op recomputes from the input (with ranks, the
- * global batch's); in eval mode through the running statistics' affine map
- * (frozen batchnorm). */
+ * statistics, which the forward kept (OpenCL) or the op recomputes from the
+ * input (with ranks, the global batch's); in eval mode through the running
+ * statistics' affine map (frozen batchnorm). */
 static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p) {
     if (p->training && p->sync)
         return op_batchnorm_backward_sync(
@@ -94,7 +101,7 @@ static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p
                                           p->tensor_grad[0], p->tensor_grad[1]);
     return op_batchnorm_backward(p->ctx, p->batch, l->in.c, l->in.h * l->in.w, l->eps, p->in[0],
                                  p->grad_out, p->tensor[0], p->grad_in[0], p->accumulate[0],
-                                 p->tensor_grad[0], p->tensor_grad[1], (buf){0});
+                                 p->tensor_grad[0], p->tensor_grad[1], p->saved);
 }
 
 static clcnn_status batchnorm_fold_into(const layer *l, clcnn_context *ctx, const buf *tensor,
@@ -115,6 +122,7 @@ const layer_type layer_batchnorm = {
     .tensors = batchnorm_tensors,
     .init = batchnorm_init,
     .sync_floats = batchnorm_sync_floats_of,
+    .saved_bytes = batchnorm_saved_bytes,
     .forward = batchnorm_layer_forward,
     .backward = batchnorm_layer_backward,
     .fold = batchnorm_fold_into,

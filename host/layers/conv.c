@@ -160,6 +160,13 @@ conv2d_params layer_conv2d_params(const layer *l, int batch) {
     return p;
 }
 
+/* The zero-padded copy of the input that the forward makes anyway, kept
+ * for backward-weights (conv2d_kept_input_floats; none for most kernels). */
+static size_t conv_saved_bytes(const clcnn_context *ctx, const layer *l) {
+    const conv2d_params params = layer_conv2d_params(l, 1);
+    return sizeof(float) * (size_t)conv2d_kept_input_floats(ctx, &params);
+}
+
 static size_t conv_scratch_bytes(const clcnn_context *ctx, const layer *l, int batch) {
     const conv2d_params p = layer_conv2d_params(l, batch);
     return conv2d_backward_weights_scratch_bytes(ctx, &p);
@@ -169,7 +176,7 @@ static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
     conv2d_params params = layer_conv2d_params(l, p->batch);
     params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
     return op_conv2d_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out,
-                             (buf){0});
+                             p->saved);
 }
 
 static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
@@ -180,7 +187,7 @@ static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
     if (status != CLCNN_OK || !buf_present(p->ctx, p->tensor_grad[0])) /* frozen */
         return status;
     return op_conv2d_backward_weights(p->ctx, &params, p->in[0], p->grad_out, p->tensor_grad[0],
-                                      p->tensor_grad[1], p->scratch, (buf){0});
+                                      p->tensor_grad[1], p->scratch, p->saved);
 }
 
 const layer_type layer_conv = {
@@ -194,6 +201,7 @@ const layer_type layer_conv = {
     .tensors = conv_tensors,
     .init = conv_init,
     .scratch_bytes = conv_scratch_bytes,
+    .saved_bytes = conv_saved_bytes,
     .forward = conv_forward,
     .backward = conv_backward,
     .tune = tune_as_convolution,

@@ -129,9 +129,10 @@ struct layer_type {
     size_t (*scratch_bytes)(const clcnn_context *ctx, const layer *l, int batch);
     /* Bytes per image of device storage the node keeps from its forward to
      * its backward (layer_pass.saved): what backward would otherwise
-     * recompute (max pooling's choices). OpenCL devices only: the reference
+     * recompute (max pooling's choices, a convolution's zero-padded input,
+     * batchnorm's statistics). OpenCL devices only: the reference
      * recomputes. May be NULL: nothing is kept. */
-    size_t (*saved_bytes)(const layer *l);
+    size_t (*saved_bytes)(const clcnn_context *ctx, const layer *l);
     /* Types whose train-mode passes reduce over the batch and synchronise
      * that across ranks (layer_pass.sync): the doubles and floats one
      * exchange needs. The graph calls their forward and backward even with

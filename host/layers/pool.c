@@ -109,7 +109,7 @@ static pool2d_params params_of(const layer *l, int batch) {
 
 /* Max pooling keeps each window's choice (an int32 offset in its input
  * plane) for backward, which then only looks it up. */
-static size_t maxpool_saved_bytes(const layer *l) {
+static size_t maxpool_saved_bytes(const clcnn_context *ctx, const layer *l) {
     return sizeof(int32_t) * (size_t)shape3_count(l->out);
 }
 
