@@ -228,11 +228,13 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     const int64_t weights_end =
         round_up_64((int64_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups);
     const int padded_h = padded_height(p), padded_w = padded_width(p);
-    const int64_t copy_end = weights_end + (int64_t)p->batch * p->in_channels * padded_h * padded_w;
-    const int copy = !windows_inside_input(p) && copy_end <= INT_MAX;
+    const int64_t copy_floats = (int64_t)p->batch * p->in_channels * padded_h * padded_w;
+    const int64_t copy_end = weights_end + copy_floats;
     /* The copy goes to kept_input instead, when the caller keeps it for
-     * backward-weights (conv2d_kept_input_floats). */
-    const int keep = copy && kept_input;
+     * backward-weights (conv2d_kept_input_floats, which checks only the
+     * copy's size: backward-weights then relies on it being written). */
+    const int keep = kept_input && !windows_inside_input(p) && copy_floats <= INT_MAX;
+    const int copy = keep || (!windows_inside_input(p) && copy_end <= INT_MAX);
     cl_mem transposed = NULL;
     clcnn_status status = CLCNN_OK;
     if (copy && !keep)
