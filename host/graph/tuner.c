@@ -10,12 +10,23 @@ static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backwar
                                                              "backward_weights"};
 
 /* Autotuning measures at most this many images per batch (the batch size
- * clcnn tune defaults to), times each candidate once after its warm-up run,
- * and then the fastest and the default AUTOTUNE_CONFIRM more times each,
- * turn about: the fastest replaces the default only if its best time stays
- * below the default's, so that one run slowed by other work on the machine
- * does not pick a configuration for good. */
-enum { AUTOTUNE_BATCH = 64, AUTOTUNE_CONFIRM = 2 };
+ * clcnn tune defaults to) and keeps the fastest of AUTOTUNE_SCREEN runs of
+ * each candidate after its warm-up run. Then the fastest and the default
+ * run AUTOTUNE_ROUNDS more times each, turn about, and the fastest replaces
+ * the default only if it was the faster in AUTOTUNE_ROUNDS_WON of those
+ * rounds and its best time is at least AUTOTUNE_MARGIN_PERCENT below the
+ * default's: a winner stays in the tuning file for good, and on a busy
+ * machine a run here and there is slowed by other work (on 2 cores under
+ * load 2-3, single runs picked configurations 1.6x slower than the
+ * default). The default is the safe choice when they are close. */
+enum {
+    AUTOTUNE_BATCH = 64,
+    AUTOTUNE_SCREEN = 2,
+    AUTOTUNE_ROUNDS = 5,
+    AUTOTUNE_ROUNDS_WON = 4,
+    AUTOTUNE_MARGIN_PERCENT = 3
+};
+_Static_assert((int)AUTOTUNE_SCREEN <= (int)TUNE_REPEATS, "tune_shape's times hold either");
 
 /* The buffers one layer's operations read and write, filled once. */
 typedef struct tune_buffers {
@@ -71,6 +82,13 @@ static clcnn_status time_runs(clcnn_context *ctx, int operation, const direct_co
         times[i] = clock_seconds() - start;
     }
     return status;
+}
+
+static double fastest_time(const double *times, int count) {
+    double fastest = times[0];
+    for (int i = 1; i < count; i++)
+        fastest = times[i] < fastest ? times[i] : fastest;
+    return fastest;
 }
 
 /* The median of count times (sorted in place). */
@@ -164,9 +182,9 @@ typedef struct tune_result {
 
 /* Times the counts[op] candidates of each operation with any on shape p,
  * remembers each one's fastest in ctx's table and describes it in
- * results[op]: the median of TUNE_REPEATS runs each, or with `confirm` one
- * run each and the confirmation above. The buffers are random values, made
- * for the operations timed only. */
+ * results[op]: the median of TUNE_REPEATS runs each, or with `confirm`
+ * autotuning's screening and confirmation (above). The buffers are random
+ * values, made for the operations timed only. */
 static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
                                direct_config candidates[TUNE_OPERATIONS][MAX_CANDIDATES],
                                const int *counts, int confirm, rng *r, tune_result *results) {
@@ -203,7 +221,7 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
     for (int op = 0; op < TUNE_OPERATIONS && status == CLCNN_OK; op++) {
         tune_result *result = &results[op];
         *result = (tune_result){0, 0.0, 0.0};
-        const int repeats = confirm ? 1 : TUNE_REPEATS;
+        const int repeats = confirm ? AUTOTUNE_SCREEN : TUNE_REPEATS;
         for (int i = 0; i < counts[op] && status == CLCNN_OK; i++) {
             double times[TUNE_REPEATS] = {0.0};
             status = time_runs(ctx, op, &candidates[op][i], p, &b, 1, repeats, times);
@@ -214,7 +232,8 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
                 ctx->status = status = CLCNN_OK;
                 continue;
             }
-            const double seconds = median_time(times, repeats);
+            const double seconds =
+                confirm ? fastest_time(times, repeats) : median_time(times, repeats);
             if (i == 0)
                 result->first = seconds;
             if (status == CLCNN_OK && (i == 0 || seconds < result->best)) {
@@ -222,16 +241,19 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
                 result->winner = i;
             }
         }
-        for (int round = 0; confirm && result->winner > 0 && round < AUTOTUNE_CONFIRM; round++) {
+        int won = 0;
+        for (int round = 0; confirm && result->winner > 0 && round < AUTOTUNE_ROUNDS; round++) {
             double first = 0.0, best = 0.0;
             if (status == CLCNN_OK)
                 status = time_runs(ctx, op, &candidates[op][0], p, &b, 0, 1, &first);
             if (status == CLCNN_OK)
                 status = time_runs(ctx, op, &candidates[op][result->winner], p, &b, 0, 1, &best);
+            won += best < first;
             result->first = first < result->first ? first : result->first;
             result->best = best < result->best ? best : result->best;
         }
-        if (result->first <= result->best) {
+        if (confirm && (won < AUTOTUNE_ROUNDS_WON ||
+                        result->best * 100.0 > result->first * (100 - AUTOTUNE_MARGIN_PERCENT))) {
             result->winner = 0;
             result->best = result->first;
         }
