@@ -63,6 +63,12 @@ struct clcnn_context {
     int profiling;
     profile_entry profile[PROFILE_ENTRIES];
     kernel_config config; /* of an OpenCL device, resolved when the context selects it */
+    /* clcnn_context_set_autotune's choice, -1 until it is called (then
+     * CLCNN_AUTOTUNE decides), and what autotuning has done so far: the
+     * operations it tuned and the seconds it took. */
+    int autotune_switch;
+    int autotuned_operations;
+    double autotune_seconds;
     clcnn_status status;
     char error[2048];
     /* Test-only (tests/test_crash.c): CLCNN_TEST_SAVE_STOP=N:POINT makes the
@@ -519,6 +525,18 @@ clcnn_status net_sync_parameters_to_host(clcnn_net *net);
 clcnn_status net_sync_parameters_to_device(clcnn_net *net);
 /* Activation storage for capacity images, with gradient storage if with_gradients. */
 clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients);
+/* Before the plan for capacity images is made: where autotune_enabled,
+ * tunes each convolution operation the plan will run on the register-blocked
+ * kernels and the tuning table lacks (forward; with gradients, the
+ * backward-weights of trained layers and the backward-data of layers whose
+ * input gradient is needed) on a few configurations near the default, at
+ * the batch size the plan is for (at most 64), and saves the winners in the
+ * tuning file (graph/tuner.c). */
+clcnn_status net_autotune(clcnn_net *net, int64_t capacity, int with_gradients);
+/* needed[i] = 1 where backward needs node i's output gradient: it has
+ * parameters that are not frozen or an input whose gradient is needed; node
+ * 0's (the input's) when want_input_gradient. */
+void net_needed_gradients(const clcnn_net *net, int want_input_gradient, unsigned char *needed);
 /* The inference plan for *chunk images, halving *chunk while the device
  * cannot hold it (the plan refuses before allocating): an eval-mode pass
  * of any batch whose single images fit runs in chunks that do. */

@@ -88,6 +88,10 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
  * the tests; backward-weights needs the tiled path's scratch
  * (conv2d_backward_weights_scratch_bytes gives it for such shapes). */
 int conv2d_runs_depthwise(const conv2d_params *p);
+/* 1 if the operation ("forward", "backward_data", "backward_weights") of p
+ * runs on the register-blocked kernels with direct_config_for_conv's
+ * configuration on ctx's device: what tuning can change. */
+int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
 clcnn_status conv2d_forward_depthwise(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                       cl_mem weight, cl_mem bias, cl_mem output);
 clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_params *p,

@@ -110,6 +110,18 @@ CLCNN_API clcnn_status clcnn_profile_enable(clcnn_context *ctx, int enable);
 /* Writes "kernel launches seconds" lines, largest total first, and resets the totals. */
 CLCNN_API clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size);
 
+/* Autotuning: on a device that runs the register-blocked convolutions (CPU
+ * devices), planning a network for a batch size times a few kernel
+ * configurations near the default for each convolution and dense operation
+ * the device's tuning file has no entry for yet, at that batch size (at
+ * most 64), and adds the fastest to the file, so that later processes use
+ * it without measuring again. It is on by default where the tuning file is
+ * read and can be written (a cache directory, no CLCNN_NO_TUNING, no
+ * CLCNN_DIRECT); CLCNN_AUTOTUNE=0 turns it off. This switch stands over
+ * CLCNN_AUTOTUNE for networks this context plans from now on. Results do not
+ * depend on it: every configuration computes the same floats. */
+CLCNN_API clcnn_status clcnn_context_set_autotune(clcnn_context *ctx, int enable);
+
 /* The OpenCL device's floating-point peak in GFLOP/s, measured with a kernel
  * of independent vector multiply-adds (kernels/peak.cl) over a work-group per
  * compute unit: the median of 5 launches of at least 0.05 s. An error on the
@@ -289,7 +301,8 @@ CLCNN_API clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int
  * backward-weights of every convolution and dense layer of net at this batch
  * size on ctx's device, keeps the fastest in a tuning file per device in the
  * cache directory (which later contexts on the device read), and writes a
- * line per layer and operation into report. */
+ * line per layer and operation into report. Where autotuning (above) tried
+ * a few configurations per shape, this tries 30 to 36. */
 CLCNN_API clcnn_status clcnn_tune(clcnn_net *net, int batch, char *report, size_t size);
 
 /* ---- gradients -------------------------------------------------------------------------- */

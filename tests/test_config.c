@@ -2,7 +2,7 @@
  * device (host/core/config.c):
  *
  * 1. Each override the library cannot use (CLCNN_CONV, CLCNN_TILES,
- *    CLCNN_DIRECT) makes clcnn_context_select_device fail with
+ *    CLCNN_DIRECT, CLCNN_AUTOTUNE) makes clcnn_context_select_device fail with
  *    CLCNN_ERROR_INVALID_ARGUMENT and a message that names the variable and
  *    quotes its value; the same context then selects the device once the
  *    variable is gone. The command line tool reports the same message.
@@ -29,7 +29,8 @@
 #include <string.h>
 
 static const char *const overrides[] = {"CLCNN_CONV",      "CLCNN_TILES",    "CLCNN_DIRECT",
-                                        "CLCNN_NO_TUNING", "CLCNN_NO_CACHE", "CLCNN_ITEM_SPAN"};
+                                        "CLCNN_NO_TUNING", "CLCNN_NO_CACHE", "CLCNN_ITEM_SPAN",
+                                        "CLCNN_AUTOTUNE"};
 
 static void clear_overrides(void) {
     for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++)
@@ -109,6 +110,8 @@ static void check_invalid_overrides(void) {
     check_refused("CLCNN_ITEM_SPAN", "0");
     check_refused("CLCNN_ITEM_SPAN", "4097");
     check_refused("CLCNN_ITEM_SPAN", "64x");
+    check_refused("CLCNN_AUTOTUNE", "yes");
+    check_refused("CLCNN_AUTOTUNE", "2");
 
     /* The command line tool selects its device before it reads the network. */
     char command[1200], output[4096];

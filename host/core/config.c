@@ -6,7 +6,8 @@
  *   CLCNN_CONV=tiled|direct            the convolution kernels
  *   CLCNN_TILES=16,128,16,4,8          tile_m, tile_n, tile_k, wpt_m, wpt_n
  *   CLCNN_DIRECT=8,2,8                 vw, nv, wpt_p of every convolution
- *   CLCNN_NO_TUNING (any value)        the tuning file is not read
+ *   CLCNN_NO_TUNING (any value)        the tuning file is not read (nor autotuned)
+ *   CLCNN_AUTOTUNE=0|1                 planning a network tunes shapes the file lacks
  *   CLCNN_NO_CACHE (any value)         program binaries are not cached */
 #include "internal.h"
 
@@ -184,6 +185,20 @@ static tuned_entry *add_tuned(kernel_config *config, const char *key) {
     return e;
 }
 
+/* A line of the tuning file: its key (the line, cut before " =") and its
+ * configuration in *c, or NULL for a line that is not an entry. */
+static const char *parse_tuning_line(char *line, direct_config *c) {
+    char *equals = strchr(line, '=');
+    if (!equals || sscanf(equals + 1, "%d %d %d %d", &c->vw, &c->nv, &c->wpt_p, &c->group) != 4 ||
+        c->vw < 1 || c->vw > 16 || (c->vw & (c->vw - 1)) || c->nv < 1 || c->nv > 8 ||
+        c->wpt_p < 1 || c->wpt_p > 32 || c->group < 1 || c->group > 1024)
+        return NULL;
+    while (equals > line && equals[-1] == ' ')
+        equals--;
+    *equals = 0;
+    return line;
+}
+
 static void tuning_load(clcnn_context *ctx) {
     char path[1200];
     tuning_path(ctx, path, sizeof(path));
@@ -192,17 +207,12 @@ static void tuning_load(clcnn_context *ctx) {
         return;
     char line[256];
     while (fgets(line, sizeof(line), f)) {
-        char *equals = strchr(line, '=');
         direct_config c;
         /* A damaged line is skipped: the defaults stand in for it. */
-        if (!equals || sscanf(equals + 1, "%d %d %d %d", &c.vw, &c.nv, &c.wpt_p, &c.group) != 4 ||
-            c.vw < 1 || c.vw > 16 || (c.vw & (c.vw - 1)) || c.nv < 1 || c.nv > 8 || c.wpt_p < 1 ||
-            c.wpt_p > 32 || c.group < 1 || c.group > 1024)
+        const char *key = parse_tuning_line(line, &c);
+        if (!key)
             continue;
-        while (equals > line && equals[-1] == ' ')
-            equals--;
-        *equals = 0;
-        tuned_entry *e = add_tuned(&ctx->config, line);
+        tuned_entry *e = add_tuned(&ctx->config, key);
         if (!e)
             break;
         e->config = c;
@@ -246,6 +256,12 @@ direct_config direct_config_for_conv(const clcnn_context *ctx, const char *opera
     return config;
 }
 
+int tuning_has(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
+    char key[128];
+    tuning_key(operation, p, key, sizeof(key));
+    return find_tuned(&ctx->config, key) != NULL;
+}
+
 clcnn_status tuning_remember(clcnn_context *ctx, const char *operation, const conv2d_params *p,
                              const direct_config *config) {
     char key[128];
@@ -278,6 +294,18 @@ clcnn_status tuning_save(clcnn_context *ctx) {
     for (int i = 0; i < c->tuned_count && ok; i++)
         ok = fprintf(f, "%s = %d %d %d %d\n", c->tuned[i].key, c->tuned[i].config.vw,
                      c->tuned[i].config.nv, c->tuned[i].config.wpt_p, c->tuned[i].config.group) > 0;
+    /* Processes that autotune at once each save what they measured: the
+     * entries another saved since this one read the file stay. */
+    FILE *existing = fopen(path, "r");
+    char line[256];
+    while (existing && ok && fgets(line, sizeof(line), existing)) {
+        direct_config d;
+        const char *key = parse_tuning_line(line, &d);
+        if (key && !find_tuned(c, key))
+            ok = fprintf(f, "%s = %d %d %d %d\n", key, d.vw, d.nv, d.wpt_p, d.group) > 0;
+    }
+    if (existing)
+        fclose(existing);
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(temporary, path) != 0) {
         unlink(temporary);
@@ -388,11 +416,26 @@ clcnn_status config_resolve(clcnn_context *ctx) {
     snprintf(c.item_span_options, sizeof(c.item_span_options), "-DITEM_SPAN=%d", c.item_span);
 
     c.binary_cache = ctx->cache_dir[0] && !getenv("CLCNN_NO_CACHE");
+    const int read_tuning = ctx->cache_dir[0] && !getenv("CLCNN_NO_TUNING");
+    /* Without a tuning file to keep them in, every process would measure
+     * the same shapes again; with CLCNN_DIRECT nothing would use them. */
+    c.autotune_possible = c.direct && !c.direct_forced && read_tuning;
+    const char *autotune = override_value("CLCNN_AUTOTUNE");
+    if (autotune && strcmp(autotune, "0") != 0 && strcmp(autotune, "1") != 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "CLCNN_AUTOTUNE='%s': expected 0 (off) or 1 (on)", autotune);
+    c.autotune = !autotune || strcmp(autotune, "1") == 0;
     config_release(&ctx->config);
     ctx->config = c;
-    if (ctx->cache_dir[0] && !getenv("CLCNN_NO_TUNING"))
+    if (read_tuning)
         tuning_load(ctx);
     return CLCNN_OK;
+}
+
+int autotune_enabled(const clcnn_context *ctx) {
+    if (!context_is_opencl(ctx) || !ctx->has_device || !ctx->config.autotune_possible)
+        return 0;
+    return ctx->autotune_switch >= 0 ? ctx->autotune_switch : ctx->config.autotune;
 }
 
 void config_release(kernel_config *config) {

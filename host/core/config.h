@@ -81,6 +81,12 @@ typedef struct kernel_config {
     char item_span_options[32];
     int binary_cache; /* program binaries are cached on disk (a cache directory, no CLCNN_NO_CACHE)
                        */
+    /* Planning a network tunes the convolutions the tuning file has no entry
+     * for and adds them to it: the register-blocked kernels, no CLCNN_DIRECT,
+     * a tuning file read and writable (a cache directory, no
+     * CLCNN_NO_TUNING), and CLCNN_AUTOTUNE not 0. The context's switch
+     * (clcnn_context_set_autotune) stands over CLCNN_AUTOTUNE only. */
+    int autotune_possible, autotune;
 } kernel_config;
 
 /* Resolves ctx->config for the device described in ctx (type, limits, name,
@@ -117,9 +123,15 @@ void direct_config_options(const direct_config *config, char *buf, size_t size);
  * clcnn_tune measured that shape, else direct_config_for(ctx, channels). */
 direct_config direct_config_for_conv(const clcnn_context *ctx, const char *operation,
                                      const conv2d_params *p, int channels);
-/* Records a measured winner in the context's table; tuning_save writes the table. */
+/* 1 if the context's table has an entry for the operation on p's shape. */
+int tuning_has(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
+/* Records a measured winner in the context's table; tuning_save writes the
+ * table, keeping the file's entries for shapes the table lacks (those
+ * another process added since this one read it). */
 clcnn_status tuning_remember(clcnn_context *ctx, const char *operation, const conv2d_params *p,
                              const direct_config *config);
 clcnn_status tuning_save(clcnn_context *ctx);
+/* 1 if planning a network on ctx tunes the shapes the tuning file lacks. */
+int autotune_enabled(const clcnn_context *ctx);
 
 #endif

@@ -11,6 +11,7 @@ clcnn_context *clcnn_context_create(void) {
         return NULL;
     ctx->kind = CLCNN_DEVICE_REFERENCE;
     snprintf(ctx->device_name, sizeof(ctx->device_name), "CPU reference");
+    ctx->autotune_switch = -1;
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
     if (xdg && *xdg)
@@ -29,6 +30,13 @@ clcnn_context *clcnn_context_create(void) {
             }
     }
     return ctx;
+}
+
+clcnn_status clcnn_context_set_autotune(clcnn_context *ctx, int enable) {
+    if (!ctx)
+        return CLCNN_ERROR_INVALID_ARGUMENT;
+    ctx->autotune_switch = enable != 0;
+    return CLCNN_OK;
 }
 
 void clcnn_context_destroy(clcnn_context *ctx) {

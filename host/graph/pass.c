@@ -528,21 +528,22 @@ clcnn_status net_read_loss(clcnn_net *net, int batch, double *loss) {
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
-/* Which gradients this pass needs: a node's output gradient is needed when
- * it has parameters that are not frozen or an input whose gradient is
- * needed; the input's only when the caller asks for it (training does not).
- * Backward thus stops below the lowest layer being trained. */
-static void mark_needed_gradients(clcnn_net *net) {
-    memory_plan *plan = &net->plan;
-    plan->needs_grad[0] = (unsigned char)net->want_input_gradient;
+/* Backward stops below the lowest layer being trained: the input's gradient
+ * is needed only when the caller asks for it (training does not). */
+void net_needed_gradients(const clcnn_net *net, int want_input_gradient, unsigned char *needed) {
+    needed[0] = (unsigned char)want_input_gradient;
     for (int i = 1; i < net->layer_count; i++) {
         const layer *l = &net->layers[i];
-        int needed = net_trains_layer(net, i);
+        int need = net_trains_layer(net, i);
         for (int k = 0; k < l->input_count; k++)
-            needed |= plan->needs_grad[l->inputs[k]];
-        plan->needs_grad[i] = (unsigned char)needed;
+            need |= needed[l->inputs[k]];
+        needed[i] = (unsigned char)need;
     }
-    memset(plan->grad_written, 0, (size_t)net->layer_count);
+}
+
+static void mark_needed_gradients(clcnn_net *net) {
+    net_needed_gradients(net, net->want_input_gradient, net->plan.needs_grad);
+    memset(net->plan.grad_written, 0, (size_t)net->layer_count);
 }
 
 /* grad_in of a type that cannot add into its destination: computed into the
@@ -640,6 +641,8 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
             return status;
     }
     const int training = net->mode != CLCNN_MODE_EVAL;
+    /* Set before planning, so that autotuning sees the input's gradient wanted. */
+    net->want_input_gradient = 1;
     status = net_ensure_activations(net, batch, 1);
     if (status == CLCNN_OK)
         status = net_stage_targets(net, (int)batch, labels, targets);
@@ -649,7 +652,6 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
         status = net_write_input(net, input, (int)batch);
     if (status == CLCNN_OK)
         status = net_forward_stored(net, (int)batch, training);
-    net->want_input_gradient = 1;
     if (status == CLCNN_OK)
         status = net_backward_stored(net, (int)batch, training);
     net->want_input_gradient = 0;

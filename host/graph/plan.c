@@ -429,7 +429,10 @@ clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_g
         capacity = plan->capacity;
     with_gradients = with_gradients || plan->with_gradients;
     net_release_activations(net);
-    clcnn_status status = make_plan(net, capacity, with_gradients);
+    /* Tuned first: the backward-weights scratch the plan sizes depends on the configuration. */
+    clcnn_status status = net_autotune(net, capacity, with_gradients);
+    if (status == CLCNN_OK)
+        status = make_plan(net, capacity, with_gradients);
     if (status != CLCNN_OK)
         net_release_activations(net);
     return status;

@@ -9,7 +9,26 @@ enum { TUNE_OPERATIONS = 3, TUNE_REPEATS = 3, MAX_CANDIDATES = 48 };
 static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backward_data",
                                                              "backward_weights"};
 
-/* The buffers one layer's three operations read and write, filled once. */
+/* Autotuning measures at most this many images per batch (the batch size
+ * clcnn tune defaults to) and keeps the fastest of AUTOTUNE_SCREEN runs of
+ * each candidate after its warm-up run. Then the fastest and the default
+ * run AUTOTUNE_ROUNDS more times each, turn about, and the fastest replaces
+ * the default only if it was the faster in AUTOTUNE_ROUNDS_WON of those
+ * rounds and its best time is at least AUTOTUNE_MARGIN_PERCENT below the
+ * default's: a winner stays in the tuning file for good, and on a busy
+ * machine a run here and there is slowed by other work (on 2 cores under
+ * load 2-3, single runs picked configurations 1.6x slower than the
+ * default). The default is the safe choice when they are close. */
+enum {
+    AUTOTUNE_BATCH = 64,
+    AUTOTUNE_SCREEN = 2,
+    AUTOTUNE_ROUNDS = 5,
+    AUTOTUNE_ROUNDS_WON = 4,
+    AUTOTUNE_MARGIN_PERCENT = 3
+};
+_Static_assert((int)AUTOTUNE_SCREEN <= (int)TUNE_REPEATS, "tune_shape's times hold either");
+
+/* The buffers one layer's operations read and write, filled once. */
 typedef struct tune_buffers {
     cl_mem input, weight, bias, output, grad_output, grad_input, grad_weight, grad_bias, scratch;
 } tune_buffers;
@@ -44,30 +63,61 @@ static clcnn_status run_operation(clcnn_context *ctx, int operation, const direc
                                           b->grad_bias, b->scratch);
 }
 
-/* Median wall time of TUNE_REPEATS runs after one that builds and warms up. */
-static clcnn_status time_operation(clcnn_context *ctx, int operation, const direct_config *c,
-                                   const conv2d_params *p, const tune_buffers *b, double *seconds) {
-    double times[TUNE_REPEATS];
-    clcnn_status status = run_operation(ctx, operation, c, p, b);
-    if (status == CLCNN_OK)
-        status = cl_check(ctx, clFinish(ctx->queue), "clFinish");
-    for (int i = 0; i < TUNE_REPEATS && status == CLCNN_OK; i++) {
+/* The wall times of `repeats` runs into times, after one that builds and
+ * warms up when warm_up. */
+static clcnn_status time_runs(clcnn_context *ctx, int operation, const direct_config *c,
+                              const conv2d_params *p, const tune_buffers *b, int warm_up,
+                              int repeats, double *times) {
+    clcnn_status status = CLCNN_OK;
+    if (warm_up) {
+        status = run_operation(ctx, operation, c, p, b);
+        if (status == CLCNN_OK)
+            status = cl_check(ctx, clFinish(ctx->queue), "clFinish");
+    }
+    for (int i = 0; i < repeats && status == CLCNN_OK; i++) {
         double start = clock_seconds();
         status = run_operation(ctx, operation, c, p, b);
         if (status == CLCNN_OK)
             status = cl_check(ctx, clFinish(ctx->queue), "clFinish");
         times[i] = clock_seconds() - start;
     }
-    if (status != CLCNN_OK)
-        return status;
-    for (int i = 1; i < TUNE_REPEATS; i++)
+    return status;
+}
+
+static double fastest_time(const double *times, int count) {
+    double fastest = times[0];
+    for (int i = 1; i < count; i++)
+        fastest = times[i] < fastest ? times[i] : fastest;
+    return fastest;
+}
+
+/* The median of count times (sorted in place). */
+static double median_time(double *times, int count) {
+    for (int i = 1; i < count; i++)
         for (int j = i; j > 0 && times[j] < times[j - 1]; j--) {
             double swap = times[j];
             times[j] = times[j - 1];
             times[j - 1] = swap;
         }
-    *seconds = times[TUNE_REPEATS / 2];
-    return CLCNN_OK;
+    return times[count / 2];
+}
+
+/* The channels an operation's configuration vectorises: one group's output
+ * channels, or for backward-data its input channels. */
+static int tuned_channels(int operation, const conv2d_params *p) {
+    return (operation == 1 ? p->in_channels : p->out_channels) / conv2d_groups(p);
+}
+
+/* Keeps the register-blocked kernels within what the full tuner explores:
+ * vectors no narrower than 4 (or the default's) and at most a quarter of
+ * the device's, at most 4 vectors and no more than the channels fill, and
+ * at most 24 accumulator vectors live. */
+static int plausible_candidate(const direct_config *c, const direct_config *fallback,
+                               int channels) {
+    const int vectors = (channels + c->vw - 1) / c->vw;
+    return c->vw >= 1 && (c->vw >= 4 || c->vw == fallback->vw) && c->vw >= fallback->vw / 4 &&
+           c->nv >= 1 && c->nv <= 4 && c->nv <= (vectors > 1 ? vectors : 1) && c->wpt_p >= 1 &&
+           c->nv * c->wpt_p <= 24;
 }
 
 /* The device's vector width and the narrower ones down to 4 (few channels
@@ -84,7 +134,7 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
         for (int nv = 1; nv <= 4 && nv <= (vectors > 1 ? vectors : 1); nv++)
             for (size_t i = 0; i < sizeof(positions) / sizeof(positions[0]); i++) {
                 direct_config c = {vw, nv, positions[i], fallback.group};
-                if (nv * c.wpt_p > 24 || count == MAX_CANDIDATES)
+                if (!plausible_candidate(&c, &fallback, channels) || count == MAX_CANDIDATES)
                     continue;
                 if (c.vw == fallback.vw && c.nv == fallback.nv && c.wpt_p == fallback.wpt_p)
                     continue;
@@ -92,6 +142,126 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
             }
     }
     return count;
+}
+
+/* Autotuning's few: the configuration the operation would run with first,
+ * then its neighbours (one vector more or fewer, half or twice the
+ * positions, vectors half as wide), which is where the full tuner's winners
+ * mostly lie. */
+static int autotune_candidates(const clcnn_context *ctx, int operation, const conv2d_params *p,
+                               direct_config *out) {
+    const int channels = tuned_channels(operation, p);
+    const direct_config d = direct_config_for_conv(ctx, tune_operations[operation], p, channels);
+    const direct_config tries[] = {
+        d,
+        {d.vw, d.nv - 1, d.wpt_p, d.group},
+        {d.vw, d.nv + 1, d.wpt_p, d.group},
+        {d.vw, d.nv, d.wpt_p / 2, d.group},
+        {d.vw, d.nv, d.wpt_p * 2, d.group},
+        {d.vw / 2, d.nv, d.wpt_p, d.group},
+    };
+    int count = 0;
+    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+        int seen = 0;
+        for (int j = 0; j < count; j++)
+            seen |= out[j].vw == tries[i].vw && out[j].nv == tries[i].nv &&
+                    out[j].wpt_p == tries[i].wpt_p;
+        /* The default runs whatever it is; the neighbours stay plausible. */
+        if (!seen && (i == 0 || plausible_candidate(&tries[i], &d, channels)))
+            out[count++] = tries[i];
+    }
+    return count;
+}
+
+/* What tuning one operation found: candidates[winner] took best seconds,
+ * the first (the default) first seconds. */
+typedef struct tune_result {
+    int winner;
+    double best, first;
+} tune_result;
+
+/* Times the counts[op] candidates of each operation with any on shape p,
+ * remembers each one's fastest in ctx's table and describes it in
+ * results[op]: the median of TUNE_REPEATS runs each, or with `confirm`
+ * autotuning's screening and confirmation (above). The buffers are random
+ * values, made for the operations timed only. */
+static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
+                               direct_config candidates[TUNE_OPERATIONS][MAX_CANDIDATES],
+                               const int *counts, int confirm, rng *r, tune_result *results) {
+    const int forward = counts[0] > 0, data = counts[1] > 0, weights = counts[2] > 0;
+    const size_t in_count = (size_t)p->batch * p->in_channels * p->in_height * p->in_width;
+    const size_t out_count = (size_t)p->batch * p->out_channels * p->out_height * p->out_width;
+    const size_t weight_count =
+        (size_t)p->out_channels * (p->in_channels / conv2d_groups(p)) * p->kernel_h * p->kernel_w;
+    size_t scratch = 4;
+    for (int i = 0; i < counts[2]; i++) {
+        size_t bytes = conv2d_backward_weights_direct_scratch_bytes(&candidates[2][i], p);
+        scratch = bytes > scratch ? bytes : scratch;
+    }
+    tune_buffers b = {0};
+    clcnn_status status = CLCNN_OK;
+    if (forward || weights)
+        status = random_buffer(ctx, r, in_count, &b.input);
+    if (status == CLCNN_OK && (forward || data))
+        status = random_buffer(ctx, r, weight_count, &b.weight);
+    if (status == CLCNN_OK && forward)
+        status = random_buffer(ctx, r, (size_t)p->out_channels, &b.bias);
+    if (status == CLCNN_OK && (data || weights))
+        status = random_buffer(ctx, r, out_count, &b.grad_output);
+    if (status == CLCNN_OK && forward)
+        status = buffer_create(ctx, sizeof(float) * out_count, &b.output);
+    if (status == CLCNN_OK && data)
+        status = buffer_create(ctx, sizeof(float) * in_count, &b.grad_input);
+    if (status == CLCNN_OK && weights)
+        status = buffer_create(ctx, sizeof(float) * weight_count, &b.grad_weight);
+    if (status == CLCNN_OK && weights)
+        status = buffer_create(ctx, sizeof(float) * (size_t)p->out_channels, &b.grad_bias);
+    if (status == CLCNN_OK && weights)
+        status = buffer_create(ctx, scratch, &b.scratch);
+    for (int op = 0; op < TUNE_OPERATIONS && status == CLCNN_OK; op++) {
+        tune_result *result = &results[op];
+        *result = (tune_result){0, 0.0, 0.0};
+        const int repeats = confirm ? AUTOTUNE_SCREEN : TUNE_REPEATS;
+        for (int i = 0; i < counts[op] && status == CLCNN_OK; i++) {
+            double times[TUNE_REPEATS] = {0.0};
+            status = time_runs(ctx, op, &candidates[op][i], p, &b, 1, repeats, times);
+            if (status != CLCNN_OK && confirm && i > 0) {
+                /* A neighbour the device cannot build or run is no
+                 * candidate, and no reason to stop a plan: the default ran. */
+                ctx->error[0] = 0;
+                ctx->status = status = CLCNN_OK;
+                continue;
+            }
+            const double seconds =
+                confirm ? fastest_time(times, repeats) : median_time(times, repeats);
+            if (i == 0)
+                result->first = seconds;
+            if (status == CLCNN_OK && (i == 0 || seconds < result->best)) {
+                result->best = seconds;
+                result->winner = i;
+            }
+        }
+        int won = 0;
+        for (int round = 0; confirm && result->winner > 0 && round < AUTOTUNE_ROUNDS; round++) {
+            double first = 0.0, best = 0.0;
+            if (status == CLCNN_OK)
+                status = time_runs(ctx, op, &candidates[op][0], p, &b, 0, 1, &first);
+            if (status == CLCNN_OK)
+                status = time_runs(ctx, op, &candidates[op][result->winner], p, &b, 0, 1, &best);
+            won += best < first;
+            result->first = first < result->first ? first : result->first;
+            result->best = best < result->best ? best : result->best;
+        }
+        if (confirm && (won < AUTOTUNE_ROUNDS_WON ||
+                        result->best * 100.0 > result->first * (100 - AUTOTUNE_MARGIN_PERCENT))) {
+            result->winner = 0;
+            result->best = result->first;
+        }
+        if (status == CLCNN_OK && counts[op] > 0)
+            status = tuning_remember(ctx, tune_operations[op], p, &candidates[op][result->winner]);
+    }
+    release_tune_buffers(&b);
+    return status;
 }
 
 /* A grouped or dilated convolution is tuned as it runs: the -DGENERAL
@@ -105,65 +275,91 @@ clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, 
         text_append(report, size, used, "%-12s depthwise kernels: nothing to tune\n", l->name);
         return CLCNN_OK;
     }
-    const int groups = conv2d_groups(&p);
-    const size_t in_count = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
-    const size_t out_count = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
-    const size_t weight_count =
-        (size_t)p.out_channels * (p.in_channels / groups) * p.kernel_h * p.kernel_w;
     direct_config candidates[TUNE_OPERATIONS][MAX_CANDIDATES];
     int counts[TUNE_OPERATIONS];
-    size_t scratch = 4;
-    for (int op = 0; op < TUNE_OPERATIONS; op++) {
-        counts[op] = tune_candidates(ctx, (op == 1 ? p.in_channels : p.out_channels) / groups,
-                                     candidates[op]);
-        for (int i = 0; op == 2 && i < counts[op]; i++) {
-            size_t bytes = conv2d_backward_weights_direct_scratch_bytes(&candidates[op][i], &p);
-            scratch = bytes > scratch ? bytes : scratch;
-        }
-    }
-    tune_buffers b = {0};
-    clcnn_status status = random_buffer(ctx, r, in_count, &b.input);
-    if (status == CLCNN_OK)
-        status = random_buffer(ctx, r, weight_count, &b.weight);
-    if (status == CLCNN_OK)
-        status = random_buffer(ctx, r, (size_t)p.out_channels, &b.bias);
-    if (status == CLCNN_OK)
-        status = random_buffer(ctx, r, out_count, &b.grad_output);
-    if (status == CLCNN_OK)
-        status = buffer_create(ctx, sizeof(float) * out_count, &b.output);
-    if (status == CLCNN_OK)
-        status = buffer_create(ctx, sizeof(float) * in_count, &b.grad_input);
-    if (status == CLCNN_OK)
-        status = buffer_create(ctx, sizeof(float) * weight_count, &b.grad_weight);
-    if (status == CLCNN_OK)
-        status = buffer_create(ctx, sizeof(float) * (size_t)p.out_channels, &b.grad_bias);
-    if (status == CLCNN_OK)
-        status = buffer_create(ctx, scratch, &b.scratch);
+    for (int op = 0; op < TUNE_OPERATIONS; op++)
+        counts[op] = tune_candidates(ctx, tuned_channels(op, &p), candidates[op]);
+    tune_result results[TUNE_OPERATIONS];
+    clcnn_status status = tune_shape(ctx, &p, candidates, counts, 0, r, results);
     for (int op = 0; op < TUNE_OPERATIONS && status == CLCNN_OK; op++) {
-        double best = 0.0, first = 0.0;
-        int winner = 0;
-        for (int i = 0; i < counts[op] && status == CLCNN_OK; i++) {
-            double seconds;
-            status = time_operation(ctx, op, &candidates[op][i], &p, &b, &seconds);
-            if (i == 0)
-                first = seconds;
-            if (status == CLCNN_OK && (i == 0 || seconds < best)) {
-                best = seconds;
-                winner = i;
-            }
-        }
-        if (status != CLCNN_OK)
-            break;
-        const direct_config *c = &candidates[op][winner];
-        status = tuning_remember(ctx, tune_operations[op], &p, c);
+        const direct_config *c = &candidates[op][results[op].winner];
         text_append(report, size, used,
                     "%-12s %-16s vw %2d nv %d positions %2d: %8.3f ms (default %8.3f ms, %d "
                     "candidates)\n",
-                    l->name, tune_operations[op], c->vw, c->nv, c->wpt_p, best * 1e3, first * 1e3,
-                    counts[op]);
+                    l->name, tune_operations[op], c->vw, c->nv, c->wpt_p, results[op].best * 1e3,
+                    results[op].first * 1e3, counts[op]);
     }
-    release_tune_buffers(&b);
     return status;
+}
+
+/* Whether shape p's operation is worth tuning here: it runs on the tuned
+ * kernels, the table lacks it, and its buffers fit the device (where they
+ * do not, the plan says so). */
+static int autotune_wants(const clcnn_context *ctx, int operation, const conv2d_params *p) {
+    const uint64_t in_bytes =
+        sizeof(float) * (uint64_t)p->batch * p->in_channels * p->in_height * p->in_width;
+    const uint64_t out_bytes =
+        sizeof(float) * (uint64_t)p->batch * p->out_channels * p->out_height * p->out_width;
+    return conv2d_runs_direct(ctx, tune_operations[operation], p) &&
+           !tuning_has(ctx, tune_operations[operation], p) && in_bytes <= ctx->max_alloc_bytes &&
+           out_bytes <= ctx->max_alloc_bytes;
+}
+
+clcnn_status net_autotune(clcnn_net *net, int64_t capacity, int with_gradients) {
+    clcnn_context *ctx = net->ctx;
+    if (!autotune_enabled(ctx) || capacity < 1)
+        return CLCNN_OK;
+    const int batch = capacity < AUTOTUNE_BATCH ? (int)capacity : AUTOTUNE_BATCH;
+    unsigned char *needed = NULL;
+    if (with_gradients) {
+        needed = malloc((size_t)net->layer_count);
+        if (!needed)
+            return set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory for autotuning");
+        net_needed_gradients(net, net->want_input_gradient, needed);
+    }
+    const double start = clock_seconds();
+    const int tuned_before = ctx->autotuned_operations;
+    rng r;
+    rng_seed(&r, 12345);
+    clcnn_status status = CLCNN_OK;
+    for (int i = 1; i < net->layer_count && status == CLCNN_OK; i++) {
+        const layer *l = &net->layers[i];
+        if (l->type->tune != tune_as_convolution)
+            continue;
+        const conv2d_params p = layer_conv2d_params(l, batch);
+        /* Backward-data where a gradient reaches an input, backward-weights
+         * where the layer trains, as the backward pass runs them. */
+        int gradient_below = 0;
+        for (int k = 0; needed && k < l->input_count; k++)
+            gradient_below |= needed[l->inputs[k]];
+        const int runs[TUNE_OPERATIONS] = {1, gradient_below,
+                                           with_gradients && net_trains_layer(net, i)};
+        direct_config candidates[TUNE_OPERATIONS][MAX_CANDIDATES];
+        int counts[TUNE_OPERATIONS], any = 0;
+        for (int op = 0; op < TUNE_OPERATIONS; op++) {
+            counts[op] = runs[op] && autotune_wants(ctx, op, &p)
+                             ? autotune_candidates(ctx, op, &p, candidates[op])
+                             : 0;
+            any |= counts[op] > 0;
+        }
+        if (!any)
+            continue;
+        tune_result results[TUNE_OPERATIONS];
+        status = tune_shape(ctx, &p, candidates, counts, 1, &r, results);
+        for (int op = 0; op < TUNE_OPERATIONS; op++)
+            ctx->autotuned_operations += counts[op] > 0;
+    }
+    free(needed);
+    ctx->autotune_seconds += clock_seconds() - start;
+    if (status != CLCNN_OK || ctx->autotuned_operations == tuned_before)
+        return status;
+    /* A tuning file that cannot be written only costs the next process the
+     * same measurements; this one keeps them in its table. */
+    if (tuning_save(ctx) != CLCNN_OK) {
+        ctx->error[0] = 0;
+        ctx->status = CLCNN_OK;
+    }
+    return CLCNN_OK;
 }
 
 clcnn_status clcnn_tune(clcnn_net *net, int batch, char *report, size_t size) {

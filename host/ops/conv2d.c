@@ -1069,6 +1069,16 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
     return status;
 }
 
+int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
+    if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p))
+        return 0;
+    if (strcmp(operation, "forward") == 0)
+        return !use_row_kernel(p);
+    if (strcmp(operation, "backward_data") == 0)
+        return !use_rows_for_backward_data(p);
+    return 1;
+}
+
 /* ---- backward weights: the path for the device ------------------------------------------ */
 
 size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const conv2d_params *p) {
