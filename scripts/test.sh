@@ -45,7 +45,14 @@ all)
   # is not run under the sanitizers, the trainer hooks it uses are
   # (test_trainer_shard).
   ctest --output-on-failure -j"$(nproc)" \
-    -E '^(test_conv_backward|test_grad|test_training|test_train_cli|test_mpi_.*|package_.*|python)$'
+    -E '^(test_conv_backward|test_grad|test_training|test_train_cli|test_mpi_.*|package_.*|python|test_graph_ops)$'
+  # test_graph_ops ends, in this pass of a fresh CI run only, with
+  # LeakSanitizer's own tracer crashing as it stops the process's threads
+  # ("Tracer caught signal 11", no leak report; three runs of 2026-12-01,
+  # never alone or rerun): it keeps AddressSanitizer and UBSan but runs
+  # without the leak check until that is understood.
+  ASAN_OPTIONS=${ASAN_OPTIONS/detect_leaks=1/detect_leaks=0} \
+    ctest --output-on-failure -R '^test_graph_ops$'
   ;;
 --kernels-oclgrind)
   scripts/oclgrind.sh
