@@ -64,13 +64,17 @@ float window_max(const __global float *in, const int H, const int W, const int s
     return best;
 }
 
-/* Inference: no indices (the unused one costs nothing once inlined). */
+/* A forward that backward follows (save) also writes each window's choice
+ * (its offset in the input plane, PyTorch's indices), so backward need not
+ * look for the maximum again; without save, indices is not touched (any
+ * buffer may be passed). */
 __kernel void maxpool2d_forward(const __global float *restrict input,
-                                __global float *restrict output, const int C, const int H,
-                                const int W, const int OH, const int OW, const int size_h,
-                                const int size_w, const int stride_h, const int stride_w,
-                                const int pad_top, const int pad_left, const int pad_bottom,
-                                const int pad_right, const int exclude_pad, const int total) {
+                                __global float *restrict output, __global int *restrict indices,
+                                const int save, const int C, const int H, const int W,
+                                const int OH, const int OW, const int size_h, const int size_w,
+                                const int stride_h, const int stride_w, const int pad_top,
+                                const int pad_left, const int pad_bottom, const int pad_right,
+                                const int exclude_pad, const int total) {
     const int index = get_global_id(0);
     if (index >= total)
         return;
@@ -80,29 +84,8 @@ __kernel void maxpool2d_forward(const __global float *restrict input,
     int chosen;
     output[index] = window_max(input + plane * H * W, H, W, size_h, size_w, oh * stride_h - pad_top,
                                ow * stride_w - pad_left, &chosen);
-}
-
-/* A forward that backward follows also writes each window's choice (its
- * offset in the input plane, PyTorch's indices), so backward need not look
- * for the maximum again. */
-__kernel void maxpool2d_forward_indices(const __global float *restrict input,
-                                        __global float *restrict output,
-                                        __global int *restrict indices, const int C, const int H,
-                                        const int W, const int OH, const int OW, const int size_h,
-                                        const int size_w, const int stride_h, const int stride_w,
-                                        const int pad_top, const int pad_left, const int pad_bottom,
-                                        const int pad_right, const int exclude_pad,
-                                        const int total) {
-    const int index = get_global_id(0);
-    if (index >= total)
-        return;
-    const int ow = index % OW;
-    const int oh = (index / OW) % OH;
-    const int plane = index / (OW * OH);
-    int chosen;
-    output[index] = window_max(input + plane * H * W, H, W, size_h, size_w, oh * stride_h - pad_top,
-                               ow * stride_w - pad_left, &chosen);
-    indices[index] = chosen;
+    if (save)
+        indices[index] = chosen;
 }
 
 __kernel void avgpool2d_forward(const __global float *restrict input,

@@ -33,9 +33,8 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
     if (indices && p->kind != POOL_MAX)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "pool2d_forward: only max pooling writes indices");
-    const char *name = p->kind != POOL_MAX ? "avgpool2d_forward"
-                       : indices           ? "maxpool2d_forward_indices"
-                                           : "maxpool2d_forward";
+    const int is_max = p->kind == POOL_MAX, save = indices != NULL;
+    const char *name = is_max ? "maxpool2d_forward" : "avgpool2d_forward";
     cl_kernel kernel;
     clcnn_status status = get_pool_kernel(ctx, p, name, &kernel);
     if (status != CLCNN_OK)
@@ -49,12 +48,17 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
         {sizeof(int), &pad_right},     {sizeof(int), &p->exclude_pad}, {sizeof(int), &total},
     };
     enum { SHAPE_ARG_COUNT = sizeof(shape_args) / sizeof(shape_args[0]) };
-    kernel_arg args[3 + SHAPE_ARG_COUNT];
+    /* Max pooling takes the indices and whether to write them (without,
+     * the output stands in: it is never touched); average pooling neither. */
+    cl_mem indices_arg = save ? indices : output;
+    kernel_arg args[4 + SHAPE_ARG_COUNT];
     int arg_count = 0;
     args[arg_count++] = (kernel_arg){sizeof(cl_mem), &input};
     args[arg_count++] = (kernel_arg){sizeof(cl_mem), &output};
-    if (indices)
-        args[arg_count++] = (kernel_arg){sizeof(cl_mem), &indices};
+    if (is_max) {
+        args[arg_count++] = (kernel_arg){sizeof(cl_mem), &indices_arg};
+        args[arg_count++] = (kernel_arg){sizeof(int), &save};
+    }
     for (int i = 0; i < SHAPE_ARG_COUNT; i++)
         args[arg_count++] = shape_args[i];
     const size_t local[1] = {256};
