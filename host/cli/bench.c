@@ -452,8 +452,9 @@ static const char *id_with(char *buf, size_t size, const char *id, const char *f
  * Forward: every kernel of the forward call. Backward: the kernels the
  * backward call launches more often than the forward call, less their
  * median time in the forward call, loss kernels left out; conv kernels whose name holds
- * "backward_data" make backward-data, the rest (weights, slice sums, transposes, padding, bias)
- * backward-weights. */
+ * "backward_data", and the forward kernels that a stride-1 backward-data runs
+ * over the flipped filters, make backward-data, the rest (weights, slice sums,
+ * transposes, padding, bias) backward-weights. */
 static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t batch, int chunked,
                                   double work_forward, double work_backward,
                                   const kernel_profile *forward, const kernel_profile *backward,
@@ -498,7 +499,7 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
             double seconds = backward[r].seconds[k] - median_of(in_forward, runs);
             if (seconds <= 0.0)
                 continue;
-            if (strstr(name, "backward_data")) {
+            if (strstr(name, "backward_data") || strstr(name, "forward")) {
                 data_seconds[r] += seconds;
                 add_name(data_names, sizeof(data_names), name);
             } else {
@@ -1059,7 +1060,8 @@ static void print_tables(const bench_state *s) {
            "fills and copies not), in separate runs where every launch waits for its kernel\n");
     printf("- backward (data + weights): clcnn_net_backward less clcnn_net_forward timed back to "
            "back in each run (wall), or "
-           "the backward kernels alone (kernel); backward-data: kernels named *backward_data*, "
+           "the backward kernels alone (kernel); backward-data: kernels named *backward_data* "
+           "and the forward kernels run again for it, "
            "backward-weights: the other backward kernels; FLOPs 2·N·K·C·R·S·OH·OW per "
            "direction, pooling bytes: input + output (forward), 2 × input + output (backward)\n");
     printf("- OpenCL/reference: the wall figures' ratio\n");
