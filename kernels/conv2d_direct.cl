@@ -187,11 +187,12 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
                  const int has_bias, const int first_channel, const int channels,
                  const int first_position, const int positions,
                  const int plane STORE_STRIDE_PARAM) {
-#if WPT_P == 2 || WPT_P == 4 || WPT_P == 8 || WPT_P == 16
+#if WPT_P == 2 || WPT_P == 4 || WPT_P == 8
     /* The common case, all positions in one image and all channels real:
      * a channel's WPT_P outputs are adjacent, so they leave as one vector
      * store instead of WPT_P scalar ones (a third of the kernel's time at
-     * 16 channels went to the scalar stores). */
+     * 16 channels went to the scalar stores). Not for 16 positions: a
+     * 16-float vector warns on stderr where the CPU has no AVX-512. */
     if (first_position % plane + WPT_P <= plane && first_channel + CHANNELS_PER_ITEM <= channels) {
         const int n = first_position / plane;
         __global float *out =
