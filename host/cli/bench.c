@@ -386,9 +386,10 @@ static void op_network_text(const op_shape *shape, char *text, size_t size) {
         snprintf(text + used, size - (size_t)used, "maxpool size=%d\n", shape->size);
 }
 
-/* 1 when clcnn_net_forward runs batch images of net in more than one chunk
- * (include/clcnn.h); clcnn_net_backward runs its whole batch at once. */
-static int forward_chunked(const clcnn_net *net, int64_t batch) {
+/* How many chunks clcnn_net_forward cuts batch images of net into
+ * (include/clcnn.h: as many images as keep every layer's outputs within
+ * CLCNN_FORWARD_CHUNK_FLOATS); clcnn_net_backward runs its whole batch at once. */
+static int forward_chunks(const clcnn_net *net, int64_t batch) {
     int64_t largest = 1;
     for (int i = 0; i < clcnn_net_layer_count(net); i++) {
         clcnn_layer_info info;
@@ -400,7 +401,12 @@ static int forward_chunked(const clcnn_net *net, int64_t batch) {
         if (count > largest)
             largest = count;
     }
-    return batch * largest > CLCNN_FORWARD_CHUNK_FLOATS;
+    if (batch * largest <= CLCNN_FORWARD_CHUNK_FLOATS)
+        return 1;
+    const int64_t images = CLCNN_FORWARD_CHUNK_FLOATS / largest > 0
+                               ? CLCNN_FORWARD_CHUNK_FLOATS / largest
+                               : 1;
+    return (int)((batch + images - 1) / images);
 }
 
 static int option_selects(const bench_options *o, const char *id) {
@@ -455,7 +461,7 @@ static const char *id_with(char *buf, size_t size, const char *id, const char *f
  * "backward_data", and the forward kernels that a stride-1 backward-data runs
  * over the flipped filters, make backward-data, the rest (weights, slice sums,
  * transposes, padding, bias) backward-weights. */
-static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t batch, int chunked,
+static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t batch, int chunks,
                                   double work_forward, double work_backward,
                                   const kernel_profile *forward, const kernel_profile *backward,
                                   int runs, int calls_forward, int calls_backward) {
@@ -486,13 +492,14 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
             const char *name = backward[r].names[k];
             if (is_loss_kernel(name))
                 continue;
-            /* A kernel launched as often as in the forward call is the
-             * forward part; one launched more often (GEMM) loses the
-             * forward call's time. */
+            /* A kernel launched as often as in one chunk of the forward
+             * call is the forward part; one launched more often (GEMM, the
+             * forward kernel run again for backward-data) loses the forward
+             * call's time. */
             double in_forward[MAX_RUNS];
             for (int f = 0; f < runs; f++)
                 in_forward[f] = profile_seconds_of(&forward[f], name);
-            if (backward[r].launches[k] <= profile_launches_of(&forward[0], name)) {
+            if (backward[r].launches[k] <= profile_launches_of(&forward[0], name) / chunks) {
                 forward_in_backward[r] += backward[r].seconds[k];
                 continue;
             }
@@ -510,7 +517,7 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
         total_seconds[r] = data_seconds[r] + weights_seconds[r];
     }
     const char *unit = moves_memory(shape) ? "GB/s" : "GFLOP/s";
-    if (chunked) {
+    if (chunks > 1) {
         /* The forward call ran in chunks; the backward call's forward part is
          * the whole batch in one launch. */
         m = add_measurement(s, id_with(id, sizeof(id), shape->id, "forward_single"), "opencl",
@@ -577,7 +584,8 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     const double work_forward = forward_work(shape, net, batch);
     const double work_backward = backward_work(shape, net, batch);
     /* The reference's loops do not care how the forward call is cut. */
-    const int chunked = is_opencl && forward_chunked(net, batch);
+    const int chunks = is_opencl ? forward_chunks(net, batch) : 1;
+    const int chunked = chunks > 1;
     const char *unit = moves_memory(shape) ? "GB/s" : "GFLOP/s";
 
     double forward_call = warm_up(&forward, is_opencl);
@@ -623,7 +631,7 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
             result = cli_fail_context(ctx);
             goto done;
         }
-        record_kernel_figures(s, shape, batch, chunked, work_forward, work_backward, profiles,
+        record_kernel_figures(s, shape, batch, chunks, work_forward, work_backward, profiles,
                               profiles + runs, runs, calls_forward, calls_backward);
         /* For the JSON: the calls' wall time while profiling (every launch waits). */
         double profiled_forward[MAX_RUNS], profiled_backward[MAX_RUNS];
