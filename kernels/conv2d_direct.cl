@@ -13,9 +13,13 @@
  * leave the buffer), and each of the WPT_P positions contributes one scalar.
  *
  * Parameters (-D): VW (vector width: 1, 2, 4, 8 or 16), NV (vectors per
- * work-item), WPT_P (positions per work-item). No divisibility rules: any
- * shape works. Launch: global (ceil(channels / (VW*NV)), ceil(positions / WPT_P)),
- * any local size.
+ * work-item), WPT_P (positions per work-item); for the forward kernel
+ * optionally CHANNEL_BLOCK, the reduced channels per block: the work-group's
+ * work-items then walk the channels block by block in step, a barrier
+ * between blocks, so that a block's weights, which all of them read, stay in
+ * a CPU's L1 cache (PoCL runs a group's work-items one after the other
+ * between barriers). No divisibility rules: any shape works. Launch: global
+ * (ceil(channels / (VW*NV)), ceil(positions / WPT_P)), any local size.
  */
 /* Only the helper kernels (transposes, flips) are built without -DVW: a
  * narrow default keeps their program free of 16-float vectors, which
@@ -248,8 +252,14 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
                                     const int K_padded GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_position = get_global_id(1) * WPT_P;
+#ifdef CHANNEL_BLOCK
+    /* Every work-item of the group reaches the barriers below; one past the
+     * end computes at a clamped position and stores nothing. */
+    const int outside = first_channel >= K || first_position >= positions;
+#else
     if (first_channel >= K || first_position >= positions)
         return;
+#endif
     input += input_offset;
     const int HW = H * W;
     const int OHW = OH * OW;
@@ -278,40 +288,55 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
     floatv acc[WPT_P][NV];
     zero_block(acc);
 
-    for (int r = 0; r < R; r++) {
-        for (int s = 0; s < S; s++) {
-            /* Taps in the padding read a safe address and contribute zero. */
-            int offset[WPT_P], inside[WPT_P];
-#pragma unroll
-            for (int m = 0; m < WPT_P; m++) {
-                const int ih = top[m] + DILATE_H(r);
-                const int iw = left[m] + DILATE_W(s);
-#ifdef PADDED_INPUT
-                inside[m] = 1;
+    /* Without CHANNEL_BLOCK one block holds every channel. */
+#ifdef CHANNEL_BLOCK
+    for (int block = 0; block < C; block += CHANNEL_BLOCK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int block_end = min(block + CHANNEL_BLOCK, C);
 #else
-                inside[m] = ih >= 0 && ih < H && iw >= 0 && iw < W;
+    for (int block = 0; block < C; block += C) {
+        const int block_end = C;
 #endif
-                offset[m] = inside[m] ? image[m] + ih * W + iw : 0;
-            }
-            const __global float *weights = weight_t + (r * S + s) * C * K_padded + first_channel;
-            floatv tap_sum[WPT_P][NV];
-            zero_block(tap_sum);
-            for (int c = 0; c < C; c++) {
-                floatv w[NV];
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    w[v] = load_vector(0, weights + c * K_padded + v * VW);
+        for (int r = 0; r < R; r++) {
+            for (int s = 0; s < S; s++) {
+                /* Taps in the padding read a safe address and contribute zero. */
+                int offset[WPT_P], inside[WPT_P];
 #pragma unroll
                 for (int m = 0; m < WPT_P; m++) {
-                    const float x = inside[m] ? input[offset[m] + c * HW] : 0.0f;
+                    const int ih = top[m] + DILATE_H(r);
+                    const int iw = left[m] + DILATE_W(s);
+#ifdef PADDED_INPUT
+                    inside[m] = 1;
+#else
+                    inside[m] = ih >= 0 && ih < H && iw >= 0 && iw < W;
+#endif
+                    offset[m] = inside[m] ? image[m] + ih * W + iw : 0;
+                }
+                const __global float *weights =
+                    weight_t + (r * S + s) * C * K_padded + first_channel;
+                floatv tap_sum[WPT_P][NV];
+                zero_block(tap_sum);
+                for (int c = block; c < block_end; c++) {
+                    floatv w[NV];
 #pragma unroll
                     for (int v = 0; v < NV; v++)
-                        tap_sum[m][v] = fma((floatv)(x), w[v], tap_sum[m][v]);
+                        w[v] = load_vector(0, weights + c * K_padded + v * VW);
+#pragma unroll
+                    for (int m = 0; m < WPT_P; m++) {
+                        const float x = inside[m] ? input[offset[m] + c * HW] : 0.0f;
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            tap_sum[m][v] = fma((floatv)(x), w[v], tap_sum[m][v]);
+                    }
                 }
+                add_block(acc, tap_sum);
             }
-            add_block(acc, tap_sum);
         }
     }
+#ifdef CHANNEL_BLOCK
+    if (outside)
+        return;
+#endif
     store_block(acc, output, bias, has_bias, first_channel, K, first_position, positions,
                 OHW STORE_STRIDE_ARG(K));
 }

@@ -216,6 +216,26 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
 /* The register-blocked forward of p. Its filters are `weight` transposed:
  * p's own (K, C, R, S), or, where p is backward_data_as_forward(*flipped_of),
  * the weights of flipped_of with their taps reversed. */
+/* A forward work-item reads reduced channels x R x S x its vw*nv channels of
+ * weights. Past blocking_weight_bytes they no longer stay in a CPU's L1
+ * cache from one work-item of a group to the next, and the reduction runs
+ * in blocks of FORWARD_CHANNEL_BLOCK channels that the group's work-items
+ * (at least BLOCKED_GROUP of them) walk in step: 3x3 with 128 and 256
+ * channels went 22-34% faster on an AMD EPYC (AVX2, interleaved A/B); with 64
+ * channels (36 KiB) it gained nothing, so those keep the one-block loop and
+ * its order of summation. */
+enum { FORWARD_CHANNEL_BLOCK = 32, BLOCKED_GROUP = 16 };
+static const int64_t blocking_weight_bytes = 48 * 1024;
+
+/* The forward's channel block for the (per-group) convolution v of p, 0 for none. */
+static int forward_channel_block(const clcnn_context *ctx, const direct_config *config,
+                                 const conv2d_params *p, const conv_variant *v) {
+    const int64_t bytes = (int64_t)sizeof(float) * v->in_channels * p->kernel_h * p->kernel_w *
+                          config->vw * config->nv;
+    const int cpu = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+    return cpu && bytes > blocking_weight_bytes ? FORWARD_CHANNEL_BLOCK : 0;
+}
+
 static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight,
                                    const conv2d_params *flipped_of, cl_mem bias, cl_mem output,
@@ -250,6 +270,16 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     variant_options(&v, options, sizeof(options));
     if (copy)
         strncat(options, " -DPADDED_INPUT", sizeof(options) - strlen(options) - 1);
+    const int block = forward_channel_block(ctx, config, p, &v);
+    size_t group = (size_t)config->group;
+    if (block) {
+        const size_t used = strlen(options);
+        snprintf(options + used, sizeof(options) - used, " -DCHANNEL_BLOCK=%d", block);
+        if (group < BLOCKED_GROUP)
+            group = BLOCKED_GROUP;
+        if (ctx->max_work_group_size && group > ctx->max_work_group_size)
+            group = ctx->max_work_group_size;
+    }
     cl_kernel kernel;
     if (status == CLCNN_OK)
         status =
@@ -274,7 +304,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
         {sizeof(int), &p->has_bias},   {sizeof(int), &padded},
     };
     const int arg_count = variant_args(&v, args, 20);
-    const size_t local[3] = {1, (size_t)config->group, 1};
+    const size_t local[3] = {1, group, 1};
     const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
                               (size_t)((positions + config->wpt_p - 1) / config->wpt_p),
                               (size_t)v.groups};
