@@ -27,6 +27,22 @@ static clcnn_status get_pool_kernel(clcnn_context *ctx, const pool2d_params *p, 
     return runtime_get_kernel(ctx, "pool2d", name, options, kernel);
 }
 
+/* The shapes of the 2x2 max-pooling kernels (kernels/pool2d.cl): 2x2 windows
+ * at stride 2, no padding before, every window on the input (floor mode, or
+ * ceil mode where it adds no window). Padding after is then never reached,
+ * so it does not matter. */
+static int is_max_2x2(const pool2d_params *p) {
+    return p->kind == POOL_MAX && p->size_h == 2 && p->size_w == 2 && p->stride_h == 2 &&
+           p->stride_w == 2 && p->pad_top == 0 && p->pad_left == 0 &&
+           2 * p->out_height <= p->in_height && 2 * p->out_width <= p->in_width;
+}
+
+/* The 2x2 kernels' work-items: a run of up to ITEM_SPAN outputs of a row each. */
+static int max_2x2_runs(clcnn_context *ctx, const pool2d_params *p) {
+    const int span = ctx->config.item_span;
+    return p->batch * p->channels * p->out_height * ((p->out_width + span - 1) / span);
+}
+
 clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input, cl_mem output,
                             cl_mem indices) {
     const int pad_bottom = pool2d_pad_bottom(p), pad_right = pool2d_pad_right(p);
@@ -34,9 +50,27 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "pool2d_forward: only max pooling writes indices");
     const int is_max = p->kind == POOL_MAX, save = indices != NULL;
-    const char *name = is_max ? "maxpool2d_forward" : "avgpool2d_forward";
+    /* Without save, the output stands in for the indices: never touched. */
+    cl_mem indices_arg = save ? indices : output;
     cl_kernel kernel;
-    clcnn_status status = get_pool_kernel(ctx, p, name, &kernel);
+    clcnn_status status;
+    if (is_max_2x2(p)) {
+        status = get_pool_kernel(ctx, p, "maxpool2d_forward_2x2", &kernel);
+        if (status != CLCNN_OK)
+            return status;
+        const int runs = max_2x2_runs(ctx, p);
+        const kernel_arg args[] = {
+            {sizeof(cl_mem), &input},       {sizeof(cl_mem), &output},
+            {sizeof(cl_mem), &indices_arg}, {sizeof(int), &save},
+            {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
+            {sizeof(int), &p->out_height},  {sizeof(int), &p->out_width},
+            {sizeof(int), &runs},
+        };
+        return runtime_launch_runs(ctx, kernel, "maxpool2d_forward_2x2",
+                                   (int)(sizeof(args) / sizeof(args[0])), args, runs);
+    }
+    const char *name = is_max ? "maxpool2d_forward" : "avgpool2d_forward";
+    status = get_pool_kernel(ctx, p, name, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int total = p->batch * p->channels * p->out_height * p->out_width;
@@ -48,9 +82,8 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
         {sizeof(int), &pad_right},     {sizeof(int), &p->exclude_pad}, {sizeof(int), &total},
     };
     enum { SHAPE_ARG_COUNT = sizeof(shape_args) / sizeof(shape_args[0]) };
-    /* Max pooling takes the indices and whether to write them (without,
-     * the output stands in: it is never touched); average pooling neither. */
-    cl_mem indices_arg = save ? indices : output;
+    /* Max pooling takes the indices and whether to write them; average
+     * pooling neither. */
     kernel_arg args[4 + SHAPE_ARG_COUNT];
     int arg_count = 0;
     args[arg_count++] = (kernel_arg){sizeof(cl_mem), &input};
