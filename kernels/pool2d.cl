@@ -253,6 +253,62 @@ __kernel void maxpool2d_backward_indices(
         }
 }
 
+/* Max pooling's backward for maxpool2d_forward_2x2's shapes. Its windows do
+ * not overlap, so each input element is in one window at most, and a
+ * work-item writes the whole windows of its run of up to ITEM_SPAN outputs
+ * of one output row without a race: the window's gradient to the element
+ * its index names, 0 to the other three (with accumulate, they keep their
+ * values); the same sums as maxpool2d_backward_indices (0 + g, or with
+ * accumulate the element + g). Elements in no window (an odd last row or
+ * column) are the host's to zero. 4 outputs at a time: two vector stores
+ * per window row instead of a run's search through the indices of every
+ * window that covers it. The rest of the run one output at a time (a
+ * vector overlapping the one before would add twice with accumulate). */
+__kernel void maxpool2d_backward_2x2(const __global int *restrict indices,
+                                     const __global float *restrict grad_output,
+                                     __global float *restrict grad_input, const int H, const int W,
+                                     const int OH, const int OW, const int accumulate,
+                                     const int runs) {
+    const int run = get_global_id(0);
+    if (run >= runs)
+        return;
+    const int runs_per_row = (OW + ITEM_SPAN - 1) / ITEM_SPAN;
+    const int row = run / runs_per_row; /* plane * OH + oh */
+    const int ow_begin = (run - row * runs_per_row) * ITEM_SPAN;
+    const int end = min(ow_begin + ITEM_SPAN, OW);
+    const int plane = row / OH, oh = row - plane * OH;
+    __global float *grad_in = grad_input + plane * H * W;
+    const __global int *chosen = indices + row * OW;
+    const __global float *grad = grad_output + row * OW;
+    const int top = 2 * oh * W; /* the windows' upper row, offset in the plane */
+    int ow = ow_begin;
+    for (; ow + 4 <= end; ow += 4) {
+        const int4 at = vload4(0, chosen + ow);
+        const float4 g = vload4(0, grad + ow);
+        const int4 left = top + 2 * (ow + (int4)(0, 1, 2, 3)); /* each window's first element */
+#pragma unroll
+        for (int dh = 0; dh < 2; dh++) {
+            __global float *place = grad_in + top + dh * W + 2 * ow;
+            const float8 old = accumulate ? vload8(0, place) : (float8)(0.0f);
+            float8 sums;
+            sums.even = select(old.even, old.even + g, at == left + dh * W);
+            sums.odd = select(old.odd, old.odd + g, at == left + dh * W + 1);
+            vstore8(sums, 0, place);
+        }
+    }
+    for (; ow < end; ow++) {
+        const int left = top + 2 * ow;
+#pragma unroll
+        for (int dh = 0; dh < 2; dh++)
+#pragma unroll
+            for (int dw = 0; dw < 2; dw++) {
+                const int place = left + dh * W + dw;
+                const float old = accumulate ? grad_in[place] : 0.0f;
+                grad_in[place] = chosen[ow] == place ? old + grad[ow] : old;
+            }
+    }
+}
+
 __kernel void avgpool2d_backward(const __global float *restrict grad_output,
                                  __global float *restrict grad_input, const int C, const int H,
                                  const int W, const int OH, const int OW, const int size_h,

@@ -99,6 +99,45 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
     return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
 }
 
+/* Before a scatter (windows that do not overlap) that does not accumulate:
+ * zero grad_input unless the windows tile the input exactly, when they
+ * write every element themselves. */
+static clcnn_status zero_uncovered(clcnn_context *ctx, const pool2d_params *p, cl_mem grad_input) {
+    const int tiled_exactly =
+        p->stride_h == p->size_h && p->stride_w == p->size_w && p->pad_top == 0 &&
+        p->pad_left == 0 && pool2d_pad_bottom(p) == 0 && pool2d_pad_right(p) == 0 &&
+        p->out_height * p->stride_h == p->in_height && p->out_width * p->stride_w == p->in_width;
+    if (tiled_exactly)
+        return CLCNN_OK;
+    const int in_count = p->batch * p->channels * p->in_height * p->in_width;
+    const float zero = 0.0f;
+    return cl_check(ctx,
+                    clEnqueueFillBuffer(ctx->queue, grad_input, &zero, sizeof(zero), 0,
+                                        sizeof(float) * (size_t)in_count, 0, NULL, NULL),
+                    "clEnqueueFillBuffer");
+}
+
+/* Max pooling's backward for the 2x2 kernels' shapes: a scatter from each
+ * output's index (kernels/pool2d.cl, maxpool2d_backward_2x2). */
+static clcnn_status max_2x2_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem indices,
+                                     cl_mem grad_output, cl_mem grad_input, int accumulate) {
+    cl_kernel kernel;
+    clcnn_status status = get_pool_kernel(ctx, p, "maxpool2d_backward_2x2", &kernel);
+    if (status == CLCNN_OK && !accumulate)
+        status = zero_uncovered(ctx, p, grad_input);
+    if (status != CLCNN_OK)
+        return status;
+    const int runs = max_2x2_runs(ctx, p);
+    const int accumulate32 = accumulate != 0;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &indices},   {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &grad_input},
+        {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width},    {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width}, {sizeof(int), &accumulate32},   {sizeof(int), &runs},
+    };
+    return runtime_launch_runs(ctx, kernel, "maxpool2d_backward_2x2",
+                               (int)(sizeof(args) / sizeof(args[0])), args, runs);
+}
+
 clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem indices,
                              cl_mem grad_output, cl_mem grad_input, int accumulate) {
     const int pad_bottom = pool2d_pad_bottom(p), pad_right = pool2d_pad_right(p);
@@ -106,6 +145,8 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     if (is_max && !indices)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "pool2d_backward: max pooling needs the indices its forward wrote");
+    if (is_max && is_max_2x2(p))
+        return max_2x2_backward(ctx, p, indices, grad_output, grad_input, accumulate);
     /* Max pooling reads the indices, a run of elements per work-item;
      * average pooling scatters, one work-item per output, when windows do not
      * overlap (stride >= size), and otherwise gathers, one work-item per
@@ -119,17 +160,8 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     if (status != CLCNN_OK)
         return status;
     const int in_count = p->batch * p->channels * p->in_height * p->in_width;
-    /* Windows that tile the input exactly write every element themselves. */
-    const int tiled_exactly = p->stride_h == p->size_h && p->stride_w == p->size_w &&
-                              p->pad_top == 0 && p->pad_left == 0 && pad_bottom == 0 &&
-                              pad_right == 0 && p->out_height * p->stride_h == p->in_height &&
-                              p->out_width * p->stride_w == p->in_width;
-    if (scatter && !tiled_exactly && !accumulate) {
-        const float zero = 0.0f;
-        status = cl_check(ctx,
-                          clEnqueueFillBuffer(ctx->queue, grad_input, &zero, sizeof(zero), 0,
-                                              sizeof(float) * (size_t)in_count, 0, NULL, NULL),
-                          "clEnqueueFillBuffer");
+    if (scatter && !accumulate) {
+        status = zero_uncovered(ctx, p, grad_input);
         if (status != CLCNN_OK)
             return status;
     }
