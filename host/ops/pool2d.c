@@ -37,8 +37,9 @@ static int is_max_2x2(const pool2d_params *p) {
            2 * p->out_height <= p->in_height && 2 * p->out_width <= p->in_width;
 }
 
-/* The 2x2 kernels' work-items: a run of up to ITEM_SPAN outputs of a row each. */
-static int max_2x2_runs(clcnn_context *ctx, const pool2d_params *p) {
+/* The max-pooling kernels' work-items: a run of up to ITEM_SPAN outputs of a
+ * row each. */
+static int output_row_runs(clcnn_context *ctx, const pool2d_params *p) {
     const int span = ctx->config.item_span;
     return p->batch * p->channels * p->out_height * ((p->out_width + span - 1) / span);
 }
@@ -58,7 +59,7 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
         status = get_pool_kernel(ctx, p, "maxpool2d_forward_2x2", &kernel);
         if (status != CLCNN_OK)
             return status;
-        const int runs = max_2x2_runs(ctx, p);
+        const int runs = output_row_runs(ctx, p);
         const kernel_arg args[] = {
             {sizeof(cl_mem), &input},       {sizeof(cl_mem), &output},
             {sizeof(cl_mem), &indices_arg}, {sizeof(int), &save},
@@ -73,7 +74,10 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
     status = get_pool_kernel(ctx, p, name, &kernel);
     if (status != CLCNN_OK)
         return status;
-    const int total = p->batch * p->channels * p->out_height * p->out_width;
+    /* Max pooling: a run of outputs of a row per work-item; average pooling:
+     * one output each. */
+    const int total =
+        is_max ? output_row_runs(ctx, p) : p->batch * p->channels * p->out_height * p->out_width;
     const kernel_arg shape_args[] = {
         {sizeof(int), &p->channels},   {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
         {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width},   {sizeof(int), &p->size_h},
@@ -94,6 +98,8 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
     }
     for (int i = 0; i < SHAPE_ARG_COUNT; i++)
         args[arg_count++] = shape_args[i];
+    if (is_max)
+        return runtime_launch_runs(ctx, kernel, name, arg_count, args, total);
     const size_t local[1] = {256};
     const size_t global[1] = {(size_t)total};
     return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
@@ -127,7 +133,7 @@ static clcnn_status max_2x2_backward(clcnn_context *ctx, const pool2d_params *p,
         status = zero_uncovered(ctx, p, grad_input);
     if (status != CLCNN_OK)
         return status;
-    const int runs = max_2x2_runs(ctx, p);
+    const int runs = output_row_runs(ctx, p);
     const int accumulate32 = accumulate != 0;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &indices},   {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &grad_input},
