@@ -9,7 +9,8 @@
  *    and off. The comparison is max_relative_error(device, reference, n, 1.0)
  *    <= 1e-5, and a second device run must give the same bits (deterministic).
  *    Max pooling also runs on inputs full of ties (values from {-1, -0, 0,
- *    0.5, 1}, a quarter of the cases with a NaN or two) with integer output
+ *    0.5, 1}, a quarter of the cases with a NaN or two, another quarter with
+ *    half the elements -inf and one +inf) with integer output
  *    gradients, whose sums are exact in float: there the device and the
  *    reference must agree bit for bit, and both must agree with a scatter
  *    written here (each window's gradient sent to its first maximum).
@@ -18,8 +19,10 @@
  *    On the device max pooling's backward reads the indices its forward
  *    wrote: every case runs that forward first, and its output must be the
  *    reference's bit for bit and its indices the first maxima found here.
- *    The max-pooling cases run again with runs of 1 and 7 elements per
- *    work-item (CLCNN_ITEM_SPAN) besides the device's default.
+ *    Max pooling runs the same checks again on shapes of the 2x2 kernels'
+ *    kind (2x2 windows at stride 2, no padding before; rows up to 300
+ *    wide). The max-pooling cases run again with runs of 1 and 7 elements
+ *    per work-item (CLCNN_ITEM_SPAN) besides the device's default.
  *
  * 2. Finite differences against forwards written here in double, independent
  *    of the library: loss = sum(forward(x) * G) for a random G, central
@@ -195,6 +198,36 @@ static void draw_pool_shape(test_rng *rng, pool_kind kind, int max_extent, pool2
                                         p->pad_right, *ceil_mode);
         return;
     }
+}
+
+/* A shape of the 2x2 max-pooling kernels' kind: 2x2 windows at stride 2, no padding
+ * before; padding after and ceil mode drawn (an odd size in ceil mode, or with padding
+ * after, has a partial last window, which the general kernels take). Rows up to 300
+ * wide in a quarter of the cases, so that runs of 64 outputs come several to a row,
+ * the last one short. */
+static void draw_max_2x2_shape(test_rng *rng, int index, pool2d_params *p, int *ceil_mode) {
+    memset(p, 0, sizeof(*p));
+    p->kind = POOL_MAX;
+    p->batch = test_rand_int(rng, 1, 2);
+    p->channels = test_rand_int(rng, 1, 3);
+    p->size_h = p->size_w = p->stride_h = p->stride_w = 2;
+    p->asymmetric = 1;
+    p->pad_bottom = test_rand_int(rng, 0, 1);
+    p->pad_right = test_rand_int(rng, 0, 1);
+    p->in_height = test_rand_int(rng, 2, 12);
+    p->in_width = test_rand_int(rng, 2, index % 4 == 0 ? 300 : 40);
+    *ceil_mode = test_rand_int(rng, 0, 1);
+    p->out_height = pool_output_size(p->in_height, 2, 2, 0, p->pad_bottom, *ceil_mode);
+    p->out_width = pool_output_size(p->in_width, 2, 2, 0, p->pad_right, *ceil_mode);
+}
+
+/* draw_max_2x2_shape with max_2x2, else draw_pool_shape. */
+static void draw_shape(test_rng *rng, pool_kind kind, int max_2x2, int index, pool2d_params *p,
+                       int *ceil_mode) {
+    if (max_2x2)
+        draw_max_2x2_shape(rng, index, p, ceil_mode);
+    else
+        draw_pool_shape(rng, kind, index % 4 == 0 ? 40 : 16, p, ceil_mode);
 }
 
 static void print_pool_case(const char *what, int index, const pool2d_params *p, int ceil_mode,
@@ -386,15 +419,18 @@ static int run_pool_backward_device(clcnn_context *ctx, const pool2d_params *p, 
 
 /* Max pooling on tied inputs with integer gradients: every sum is exact in float, so the
  * device, the reference and the scatter must agree exactly. A quarter of the cases also
- * hold a NaN or two; a third add into a gradient of integers (accumulate). */
-static void run_maxpool_tie_shapes(clcnn_context *ctx, int shape_count, uint64_t seed) {
+ * hold a NaN or two, another quarter infinities (half the elements -inf, so whole windows
+ * of -inf, and one +inf); a third add into a gradient of integers (accumulate). With
+ * max_2x2, the shapes of draw_max_2x2_shape. */
+static void run_maxpool_tie_shapes(clcnn_context *ctx, int max_2x2, int shape_count,
+                                   uint64_t seed) {
     static const float tie_values[] = {-1.0f, -0.0f, 0.0f, 0.5f, 1.0f};
     test_rng rng = {seed};
     op_result result = {0};
     for (int index = 0; index < shape_count; index++) {
         pool2d_params p;
         int ceil_mode;
-        draw_pool_shape(&rng, POOL_MAX, index % 4 == 0 ? 40 : 16, &p, &ceil_mode);
+        draw_shape(&rng, POOL_MAX, max_2x2, index, &p, &ceil_mode);
         const int64_t in_count = pool_input_count(&p), out_count = pool_output_count(&p);
         float *input = allocate_floats(in_count);
         float *grad_output = allocate_floats(out_count);
@@ -406,6 +442,12 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int shape_count, uint64_t
         if (index % 4 == 1)
             for (int nans = test_rand_int(&rng, 1, 2); nans > 0; nans--)
                 input[test_rand_int(&rng, 0, (int)in_count - 1)] = NAN;
+        if (index % 4 == 3) {
+            for (int64_t i = 0; i < in_count; i++)
+                if (test_rand_int(&rng, 0, 1))
+                    input[i] = -INFINITY;
+            input[test_rand_int(&rng, 0, (int)in_count - 1)] = INFINITY;
+        }
         /* Nonzero and mostly distinct, so a gradient sent to the wrong element shows. */
         for (int64_t i = 0; i < out_count; i++)
             grad_output[i] =
@@ -447,14 +489,14 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int shape_count, uint64_t
 /* Uniform inputs and gradients: device against reference within the tolerance (a third
  * of the cases adding into a gradient of uniform values) and against a second run of its
  * own bit for bit, and the reference against the scatter written here. */
-static void run_pool_random_shapes(clcnn_context *ctx, pool_kind kind, int shape_count,
+static void run_pool_random_shapes(clcnn_context *ctx, pool_kind kind, int max_2x2, int shape_count,
                                    uint64_t seed) {
     test_rng rng = {seed};
     op_result result = {0}, scatter_result = {0};
     for (int index = 0; index < shape_count; index++) {
         pool2d_params p;
         int ceil_mode;
-        draw_pool_shape(&rng, kind, index % 4 == 0 ? 40 : 16, &p, &ceil_mode);
+        draw_shape(&rng, kind, max_2x2, index, &p, &ceil_mode);
         const int64_t in_count = pool_input_count(&p), out_count = pool_output_count(&p);
         float *input = allocate_floats(in_count);
         float *grad_output = allocate_floats(out_count);
@@ -714,8 +756,10 @@ static void run_maxpool_other_spans(void) {
         printf("max pooling's backward: runs of %d elements per work-item\n",
                ctx->config.item_span);
         check_pool_hand_cases(ctx);
-        run_maxpool_tie_shapes(ctx, POOL_SPAN_SHAPES, 7201 + (uint64_t)i);
-        run_pool_random_shapes(ctx, POOL_MAX, POOL_SPAN_SHAPES, 7301 + (uint64_t)i);
+        run_maxpool_tie_shapes(ctx, 0, POOL_SPAN_SHAPES, 7201 + (uint64_t)i);
+        run_pool_random_shapes(ctx, POOL_MAX, 0, POOL_SPAN_SHAPES, 7301 + (uint64_t)i);
+        run_maxpool_tie_shapes(ctx, 1, POOL_SPAN_SHAPES, 7211 + (uint64_t)i);
+        run_pool_random_shapes(ctx, POOL_MAX, 1, POOL_SPAN_SHAPES, 7311 + (uint64_t)i);
         clcnn_context_destroy(ctx);
     }
 }
@@ -1196,9 +1240,11 @@ int main(void) {
 
     printf("max pooling's backward: runs of %d elements per work-item\n", ctx->config.item_span);
     check_pool_hand_cases(ctx);
-    run_maxpool_tie_shapes(ctx, POOL_SHAPES, 7001);
-    run_pool_random_shapes(ctx, POOL_MAX, POOL_SHAPES, 7002);
-    run_pool_random_shapes(ctx, POOL_AVERAGE, POOL_SHAPES, 7003);
+    run_maxpool_tie_shapes(ctx, 0, POOL_SHAPES, 7001);
+    run_pool_random_shapes(ctx, POOL_MAX, 0, POOL_SHAPES, 7002);
+    run_pool_random_shapes(ctx, POOL_AVERAGE, 0, POOL_SHAPES, 7003);
+    run_maxpool_tie_shapes(ctx, 1, POOL_SHAPES, 7011);
+    run_pool_random_shapes(ctx, POOL_MAX, 1, POOL_SHAPES, 7012);
     run_pool_fd_shapes(ctx, POOL_MAX, POOL_FD_SHAPES, 7101);
     run_pool_fd_shapes(ctx, POOL_AVERAGE, POOL_FD_SHAPES, 7102);
     run_maxpool_other_spans();

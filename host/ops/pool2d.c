@@ -27,6 +27,23 @@ static clcnn_status get_pool_kernel(clcnn_context *ctx, const pool2d_params *p, 
     return runtime_get_kernel(ctx, "pool2d", name, options, kernel);
 }
 
+/* The shapes of the 2x2 max-pooling kernels (kernels/pool2d.cl): 2x2 windows
+ * at stride 2, no padding before, every window on the input (floor mode, or
+ * ceil mode where it adds no window). Padding after is then never reached,
+ * so it does not matter. */
+static int is_max_2x2(const pool2d_params *p) {
+    return p->kind == POOL_MAX && p->size_h == 2 && p->size_w == 2 && p->stride_h == 2 &&
+           p->stride_w == 2 && p->pad_top == 0 && p->pad_left == 0 &&
+           2 * p->out_height <= p->in_height && 2 * p->out_width <= p->in_width;
+}
+
+/* The max-pooling kernels' work-items: a run of up to ITEM_SPAN outputs of a
+ * row each. */
+static int output_row_runs(clcnn_context *ctx, const pool2d_params *p) {
+    const int span = ctx->config.item_span;
+    return p->batch * p->channels * p->out_height * ((p->out_width + span - 1) / span);
+}
+
 clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input, cl_mem output,
                             cl_mem indices) {
     const int pad_bottom = pool2d_pad_bottom(p), pad_right = pool2d_pad_right(p);
@@ -34,12 +51,33 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "pool2d_forward: only max pooling writes indices");
     const int is_max = p->kind == POOL_MAX, save = indices != NULL;
-    const char *name = is_max ? "maxpool2d_forward" : "avgpool2d_forward";
+    /* Without save, the output stands in for the indices: never touched. */
+    cl_mem indices_arg = save ? indices : output;
     cl_kernel kernel;
-    clcnn_status status = get_pool_kernel(ctx, p, name, &kernel);
+    clcnn_status status;
+    if (is_max_2x2(p)) {
+        status = get_pool_kernel(ctx, p, "maxpool2d_forward_2x2", &kernel);
+        if (status != CLCNN_OK)
+            return status;
+        const int runs = output_row_runs(ctx, p);
+        const kernel_arg args[] = {
+            {sizeof(cl_mem), &input},       {sizeof(cl_mem), &output},
+            {sizeof(cl_mem), &indices_arg}, {sizeof(int), &save},
+            {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
+            {sizeof(int), &p->out_height},  {sizeof(int), &p->out_width},
+            {sizeof(int), &runs},
+        };
+        return runtime_launch_runs(ctx, kernel, "maxpool2d_forward_2x2",
+                                   (int)(sizeof(args) / sizeof(args[0])), args, runs);
+    }
+    const char *name = is_max ? "maxpool2d_forward" : "avgpool2d_forward";
+    status = get_pool_kernel(ctx, p, name, &kernel);
     if (status != CLCNN_OK)
         return status;
-    const int total = p->batch * p->channels * p->out_height * p->out_width;
+    /* Max pooling: a run of outputs of a row per work-item; average pooling:
+     * one output each. */
+    const int total =
+        is_max ? output_row_runs(ctx, p) : p->batch * p->channels * p->out_height * p->out_width;
     const kernel_arg shape_args[] = {
         {sizeof(int), &p->channels},   {sizeof(int), &p->in_height},   {sizeof(int), &p->in_width},
         {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width},   {sizeof(int), &p->size_h},
@@ -48,9 +86,8 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
         {sizeof(int), &pad_right},     {sizeof(int), &p->exclude_pad}, {sizeof(int), &total},
     };
     enum { SHAPE_ARG_COUNT = sizeof(shape_args) / sizeof(shape_args[0]) };
-    /* Max pooling takes the indices and whether to write them (without,
-     * the output stands in: it is never touched); average pooling neither. */
-    cl_mem indices_arg = save ? indices : output;
+    /* Max pooling takes the indices and whether to write them; average
+     * pooling neither. */
     kernel_arg args[4 + SHAPE_ARG_COUNT];
     int arg_count = 0;
     args[arg_count++] = (kernel_arg){sizeof(cl_mem), &input};
@@ -61,9 +98,50 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
     }
     for (int i = 0; i < SHAPE_ARG_COUNT; i++)
         args[arg_count++] = shape_args[i];
+    if (is_max)
+        return runtime_launch_runs(ctx, kernel, name, arg_count, args, total);
     const size_t local[1] = {256};
     const size_t global[1] = {(size_t)total};
     return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
+}
+
+/* Before a scatter (windows that do not overlap) that does not accumulate:
+ * zero grad_input unless the windows tile the input exactly, when they
+ * write every element themselves. */
+static clcnn_status zero_uncovered(clcnn_context *ctx, const pool2d_params *p, cl_mem grad_input) {
+    const int tiled_exactly =
+        p->stride_h == p->size_h && p->stride_w == p->size_w && p->pad_top == 0 &&
+        p->pad_left == 0 && pool2d_pad_bottom(p) == 0 && pool2d_pad_right(p) == 0 &&
+        p->out_height * p->stride_h == p->in_height && p->out_width * p->stride_w == p->in_width;
+    if (tiled_exactly)
+        return CLCNN_OK;
+    const int in_count = p->batch * p->channels * p->in_height * p->in_width;
+    const float zero = 0.0f;
+    return cl_check(ctx,
+                    clEnqueueFillBuffer(ctx->queue, grad_input, &zero, sizeof(zero), 0,
+                                        sizeof(float) * (size_t)in_count, 0, NULL, NULL),
+                    "clEnqueueFillBuffer");
+}
+
+/* Max pooling's backward for the 2x2 kernels' shapes: a scatter from each
+ * output's index (kernels/pool2d.cl, maxpool2d_backward_2x2). */
+static clcnn_status max_2x2_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem indices,
+                                     cl_mem grad_output, cl_mem grad_input, int accumulate) {
+    cl_kernel kernel;
+    clcnn_status status = get_pool_kernel(ctx, p, "maxpool2d_backward_2x2", &kernel);
+    if (status == CLCNN_OK && !accumulate)
+        status = zero_uncovered(ctx, p, grad_input);
+    if (status != CLCNN_OK)
+        return status;
+    const int runs = output_row_runs(ctx, p);
+    const int accumulate32 = accumulate != 0;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &indices},   {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &grad_input},
+        {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width},    {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width}, {sizeof(int), &accumulate32},   {sizeof(int), &runs},
+    };
+    return runtime_launch_runs(ctx, kernel, "maxpool2d_backward_2x2",
+                               (int)(sizeof(args) / sizeof(args[0])), args, runs);
 }
 
 clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem indices,
@@ -73,6 +151,8 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     if (is_max && !indices)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "pool2d_backward: max pooling needs the indices its forward wrote");
+    if (is_max && is_max_2x2(p))
+        return max_2x2_backward(ctx, p, indices, grad_output, grad_input, accumulate);
     /* Max pooling reads the indices, a run of elements per work-item;
      * average pooling scatters, one work-item per output, when windows do not
      * overlap (stride >= size), and otherwise gathers, one work-item per
@@ -86,17 +166,8 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     if (status != CLCNN_OK)
         return status;
     const int in_count = p->batch * p->channels * p->in_height * p->in_width;
-    /* Windows that tile the input exactly write every element themselves. */
-    const int tiled_exactly = p->stride_h == p->size_h && p->stride_w == p->size_w &&
-                              p->pad_top == 0 && p->pad_left == 0 && pad_bottom == 0 &&
-                              pad_right == 0 && p->out_height * p->stride_h == p->in_height &&
-                              p->out_width * p->stride_w == p->in_width;
-    if (scatter && !tiled_exactly && !accumulate) {
-        const float zero = 0.0f;
-        status = cl_check(ctx,
-                          clEnqueueFillBuffer(ctx->queue, grad_input, &zero, sizeof(zero), 0,
-                                              sizeof(float) * (size_t)in_count, 0, NULL, NULL),
-                          "clEnqueueFillBuffer");
+    if (scatter && !accumulate) {
+        status = zero_uncovered(ctx, p, grad_input);
         if (status != CLCNN_OK)
             return status;
     }
