@@ -68,12 +68,15 @@ typedef float8 real;
 #endif
 
 typedef struct channel_walk {
-    int e, end, step;   /* the current element, the end of this work-item's share, the step */
-    int n, s;           /* e = n * spatial + s */
-    int step_n, step_s; /* the step in e = step_n * spatial + step_s */
+    int e, end, step; /* the current element, the end of this work-item's share, the step */
+    int s;            /* e = n * spatial + s */
+    int step_s;       /* the step in e = step_n * spatial + step_s */
+    int offset;       /* of element e: (n * channels + channel) * spatial + s */
+    int offset_step;  /* what a step adds to it: step_n * channels * spatial + step_s */
+    int offset_wrap;  /* and a carry into the next image: (channels - 1) * spatial */
 } channel_walk;
 
-channel_walk walk_start(const int batch, const int spatial) {
+channel_walk walk_start(const int batch, const int spatial, const int channels, const int channel) {
     channel_walk w;
     const int thread = get_local_id(0);
     const int count = batch * spatial;
@@ -88,10 +91,15 @@ channel_walk walk_start(const int batch, const int spatial) {
     w.end = count;
 #endif
     w.step = step;
-    w.n = w.e / spatial;
-    w.s = w.e - w.n * spatial;
-    w.step_n = step / spatial;
-    w.step_s = step - w.step_n * spatial;
+    const int n = w.e / spatial;
+    w.s = w.e - n * spatial;
+    const int step_n = step / spatial;
+    w.step_s = step - step_n * spatial;
+    /* A work-item with no share (e past the end) never reads it; its image
+     * is clamped so that the offset stays within int as the host checks. */
+    w.offset = (min(n, batch - 1) * channels + channel) * spatial + w.s;
+    w.offset_step = step_n * channels * spatial + w.step_s;
+    w.offset_wrap = (channels - 1) * spatial;
     return w;
 }
 
@@ -101,17 +109,17 @@ int walk_more(const channel_walk *w) {
 
 void walk_next(channel_walk *w, const int spatial) {
     w->e += w->step;
-    w->n += w->step_n;
     w->s += w->step_s;
+    w->offset += w->offset_step;
     if (w->s >= spatial) {
         w->s -= spatial;
-        w->n++;
+        w->offset += w->offset_wrap;
     }
 }
 
-/* The offset of the walk's current element of channel `channel`. */
-int walk_offset(const channel_walk *w, const int channels, const int channel, const int spatial) {
-    return (w->n * channels + channel) * spatial + w->s;
+/* The offset of the walk's current element in x. */
+int walk_offset(const channel_walk *w) {
+    return w->offset;
 }
 
 /* A work-item's compensated sum: values are added in blocks of SUM_BLOCK in
@@ -164,8 +172,9 @@ float channel_mean(const __global real *restrict x, __local float *partial, cons
                    const int channels, const int channel, const int spatial) {
     compensated_sum sum = sum_start();
     int filled = 0;
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        sum.block += x[walk_offset(&w, channels, channel, spatial)];
+    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
+         walk_next(&w, spatial)) {
+        sum.block += x[walk_offset(&w)];
         if (++filled == SUM_BLOCK) {
             filled = 0;
             sum_flush(&sum);
@@ -193,8 +202,9 @@ deviation_sums channel_deviation_sums(const __global real *restrict x,
     compensated_sum sum1 = sum_start(), sum2 = sum_start();
     compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
     int filled = 0;
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
+    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
+         walk_next(&w, spatial)) {
+        const int i = walk_offset(&w);
         const real d = x[i] - rough_mean;
         if (with_statistics) {
             sum1.block += d;
@@ -241,8 +251,9 @@ void normalise_channel(const __global real *restrict x, __global real *restrict 
                        const int channels, const int channel, const int spatial,
                        const float mean_hi, const float mean_lo, const float scale,
                        const float shift) {
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
+    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
+         walk_next(&w, spatial)) {
+        const int i = walk_offset(&w);
         y[i] = ((x[i] - mean_hi) - mean_lo) * scale + shift;
     }
 }
@@ -266,8 +277,9 @@ void input_gradient(const __global real *restrict x, const __global real *restri
                     __global real *restrict grad_x, const int batch, const int channels,
                     const int channel, const int spatial, const float mean_hi, const float mean_lo,
                     const float mean_dy, const float k, const float scale, const int accumulate) {
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
+    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
+         walk_next(&w, spatial)) {
+        const int i = walk_offset(&w);
         const real g = ((grad_y[i] - mean_dy) - ((x[i] - mean_hi) - mean_lo) * k) * scale;
         grad_x[i] = accumulate ? grad_x[i] + g : g;
     }
@@ -489,8 +501,9 @@ batchnorm_forward_eval(const __global real *restrict x, const __global float *re
     const float mean = running_mean[channel];
     const float scale = weight[channel] / sqrt(running_var[channel] + eps);
     const float shift = bias[channel];
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
+    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
+         walk_next(&w, spatial)) {
+        const int i = walk_offset(&w);
         y[i] = (x[i] - mean) * scale + shift;
     }
 }
@@ -515,8 +528,9 @@ batchnorm_backward_eval(const __global real *restrict x, const __global real *re
      * barriers stay out of conditional code. */
     compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
     int filled = 0;
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
+    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
+         walk_next(&w, spatial)) {
+        const int i = walk_offset(&w);
         dy_sum.block += grad_y[i];
         dy_dev.block += grad_y[i] * (x[i] - mean);
         if (++filled == SUM_BLOCK) {
@@ -536,8 +550,9 @@ batchnorm_backward_eval(const __global real *restrict x, const __global real *re
     if (!want_grad_x)
         return;
     const float scale = weight[channel] * invstd;
-    for (channel_walk w = walk_start(batch, spatial); walk_more(&w); walk_next(&w, spatial)) {
-        const int i = walk_offset(&w, channels, channel, spatial);
+    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
+         walk_next(&w, spatial)) {
+        const int i = walk_offset(&w);
         const real g = grad_y[i] * scale;
         grad_x[i] = accumulate ? grad_x[i] + g : g;
     }
