@@ -66,6 +66,24 @@ float window_max(const __global float *in, const int H, const int W, const int s
     return best;
 }
 
+/* A work-item's run of up to ITEM_SPAN elements of one row of `width`
+ * elements, rows counted over all planes: run r of row `row` (plane *
+ * height + y) covers columns [begin, end). */
+typedef struct row_run {
+    int row, plane, y, begin, end;
+} row_run;
+
+row_run row_run_of(const int run, const int height, const int width) {
+    row_run r;
+    const int runs_per_row = (width + ITEM_SPAN - 1) / ITEM_SPAN;
+    r.row = run / runs_per_row;
+    r.begin = (run - r.row * runs_per_row) * ITEM_SPAN;
+    r.end = min(r.begin + ITEM_SPAN, width);
+    r.plane = r.row / height;
+    r.y = r.row - r.plane * height;
+    return r;
+}
+
 /* Max pooling's forward, any shape: a work-item takes a run of up to
  * ITEM_SPAN outputs of one output row (on PoCL's CPU device, AMD EPYC AVX2,
  * 1.2 to 1.35 times as fast as one output per work-item on 3x3 windows).
@@ -84,11 +102,8 @@ __kernel void maxpool2d_forward(const __global float *restrict input,
     const int run = get_global_id(0);
     if (run >= runs)
         return;
-    const int runs_per_row = (OW + ITEM_SPAN - 1) / ITEM_SPAN;
-    const int row = run / runs_per_row; /* plane * OH + oh */
-    const int ow_begin = (run - row * runs_per_row) * ITEM_SPAN;
-    const int end = min(ow_begin + ITEM_SPAN, OW);
-    const int plane = row / OH, oh = row - plane * OH;
+    const row_run r = row_run_of(run, OH, OW);
+    const int row = r.row, plane = r.plane, oh = r.y, ow_begin = r.begin, end = r.end;
     const __global float *in = input + plane * H * W;
     for (int ow = ow_begin; ow < end; ow++) {
         int chosen;
@@ -105,9 +120,10 @@ __kernel void maxpool2d_forward(const __global float *restrict input,
  * one output row, 4 at a time: one vector load of 8 contiguous inputs from
  * each of the windows' two rows, whose even and odd lanes are the windows'
  * left and right columns. On PoCL's CPU device (AMD EPYC, AVX2) this took
- * a tenth of the time of one output per work-item on 64 channels of 56x56. (8 outputs at a time
- * were no faster on 56x56 and slower on rows of 7 or 14 outputs, and
- * 16-float vectors make PoCL warn on CPUs without AVX-512.) */
+ * a tenth of the time of one output per work-item on 64 channels of 56x56.
+ * (8 outputs at a time were no faster on 56x56 and slower on rows of 7 or
+ * 14 outputs, and 16-float vectors make PoCL warn on CPUs without
+ * AVX-512.) */
 __kernel void maxpool2d_forward_2x2(const __global float *restrict input,
                                     __global float *restrict output, __global int *restrict indices,
                                     const int save, const int H, const int W, const int OH,
@@ -115,11 +131,8 @@ __kernel void maxpool2d_forward_2x2(const __global float *restrict input,
     const int run = get_global_id(0);
     if (run >= runs)
         return;
-    const int runs_per_row = (OW + ITEM_SPAN - 1) / ITEM_SPAN;
-    const int row = run / runs_per_row; /* plane * OH + oh */
-    const int ow_begin = (run - row * runs_per_row) * ITEM_SPAN;
-    const int end = min(ow_begin + ITEM_SPAN, OW);
-    const int plane = row / OH, oh = row - plane * OH;
+    const row_run r = row_run_of(run, OH, OW);
+    const int row = r.row, plane = r.plane, oh = r.y, ow_begin = r.begin, end = r.end;
     const __global float *in = input + plane * H * W;
     __global float *out = output + row * OW;
     __global int *out_indices = indices + row * OW;
@@ -238,11 +251,9 @@ __kernel void maxpool2d_backward_indices(
     const int run = get_global_id(0);
     if (run >= runs)
         return;
-    const int runs_per_row = (W + ITEM_SPAN - 1) / ITEM_SPAN;
-    const int row = run / runs_per_row; /* plane * H + h */
-    const int w_begin = (run - row * runs_per_row) * ITEM_SPAN;
-    const int length = min(ITEM_SPAN, W - w_begin);
-    const int plane = row / H, h = row - plane * H;
+    const row_run r = row_run_of(run, H, W);
+    const int row = r.row, plane = r.plane, h = r.y, w_begin = r.begin;
+    const int length = r.end - r.begin;
     __global float *out = grad_input + row * W + w_begin;
     if (!accumulate)
         for (int i = 0; i < length; i++)
@@ -282,11 +293,8 @@ __kernel void maxpool2d_backward_2x2(const __global int *restrict indices,
     const int run = get_global_id(0);
     if (run >= runs)
         return;
-    const int runs_per_row = (OW + ITEM_SPAN - 1) / ITEM_SPAN;
-    const int row = run / runs_per_row; /* plane * OH + oh */
-    const int ow_begin = (run - row * runs_per_row) * ITEM_SPAN;
-    const int end = min(ow_begin + ITEM_SPAN, OW);
-    const int plane = row / OH, oh = row - plane * OH;
+    const row_run r = row_run_of(run, OH, OW);
+    const int row = r.row, plane = r.plane, oh = r.y, ow_begin = r.begin, end = r.end;
     __global float *grad_in = grad_input + plane * H * W;
     const __global int *chosen = indices + row * OW;
     const __global float *grad = grad_output + row * OW;

@@ -495,15 +495,24 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
             /* A kernel launched as often as in one chunk of the forward
              * call is the forward part; one launched more often (GEMM, the
              * forward kernel run again for backward-data) loses the forward
-             * call's time. */
+             * call's time, or after a chunked forward call, whose time is
+             * not that of one launch, the share of its launches (taken as
+             * equally long: a forward and the backward-data it runs again
+             * do the same work). */
             double in_forward[MAX_RUNS];
             for (int f = 0; f < runs; f++)
                 in_forward[f] = profile_seconds_of(&forward[f], name);
-            if (backward[r].launches[k] <= profile_launches_of(&forward[0], name) / chunks) {
+            const double forward_launches = profile_launches_of(&forward[0], name) / chunks;
+            if (backward[r].launches[k] <= forward_launches) {
                 forward_in_backward[r] += backward[r].seconds[k];
                 continue;
             }
-            double seconds = backward[r].seconds[k] - median_of(in_forward, runs);
+            double forward_part = median_of(in_forward, runs);
+            if (chunks > 1) {
+                forward_part = backward[r].seconds[k] * forward_launches / backward[r].launches[k];
+                forward_in_backward[r] += forward_part;
+            }
+            double seconds = backward[r].seconds[k] - forward_part;
             if (seconds <= 0.0)
                 continue;
             if (strstr(name, "backward_data") || strstr(name, "forward")) {
