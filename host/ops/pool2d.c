@@ -44,6 +44,17 @@ static int output_row_runs(clcnn_context *ctx, const pool2d_params *p) {
     return p->batch * p->channels * p->out_height * ((p->out_width + span - 1) / span);
 }
 
+/* Max pooling's kernels take runs of a row per work-item (total runs),
+ * average pooling's one element each (total elements). */
+static clcnn_status launch_pool(clcnn_context *ctx, cl_kernel kernel, const char *name, int is_max,
+                                int arg_count, const kernel_arg *args, int total) {
+    if (is_max)
+        return runtime_launch_runs(ctx, kernel, name, arg_count, args, total);
+    const size_t local[1] = {256};
+    const size_t global[1] = {(size_t)total};
+    return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
+}
+
 clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem input, cl_mem output,
                             cl_mem indices) {
     const int pad_bottom = pool2d_pad_bottom(p), pad_right = pool2d_pad_right(p);
@@ -98,11 +109,7 @@ clcnn_status pool2d_forward(clcnn_context *ctx, const pool2d_params *p, cl_mem i
     }
     for (int i = 0; i < SHAPE_ARG_COUNT; i++)
         args[arg_count++] = shape_args[i];
-    if (is_max)
-        return runtime_launch_runs(ctx, kernel, name, arg_count, args, total);
-    const size_t local[1] = {256};
-    const size_t global[1] = {(size_t)total};
-    return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
+    return launch_pool(ctx, kernel, name, is_max, arg_count, args, total);
 }
 
 /* Before a scatter (windows that do not overlap) that does not accumulate:
@@ -195,11 +202,7 @@ clcnn_status pool2d_backward(clcnn_context *ctx, const pool2d_params *p, cl_mem 
     args[arg_count++] = (kernel_arg){sizeof(cl_mem), &grad_input};
     for (int i = 0; i < SHAPE_ARG_COUNT; i++)
         args[arg_count++] = shape_args[i];
-    if (is_max)
-        return runtime_launch_runs(ctx, kernel, name, arg_count, args, total);
-    const size_t local[1] = {256};
-    const size_t global[1] = {(size_t)total};
-    return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
+    return launch_pool(ctx, kernel, name, is_max, arg_count, args, total);
 }
 
 clcnn_status op_pool2d_forward(clcnn_context *ctx, const pool2d_params *p, buf input, buf output,
