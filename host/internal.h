@@ -38,6 +38,18 @@ typedef struct cached_kernel {
     cl_ulong local_mem_bytes;
 } cached_kernel;
 
+/* The context's scratch buffers: the workspace, and the Winograd
+ * convolution's transformed tiles, their products and its transformed
+ * filters, which it hands to the direct convolution (that uses the
+ * workspace meanwhile). */
+typedef enum scratch_slot {
+    SCRATCH_WORKSPACE,
+    SCRATCH_WINOGRAD_TILES,
+    SCRATCH_WINOGRAD_PRODUCTS,
+    SCRATCH_WINOGRAD_FILTERS,
+    SCRATCH_SLOTS
+} scratch_slot;
+
 struct clcnn_context {
     clcnn_device_kind kind;
     int has_device;
@@ -54,8 +66,9 @@ struct clcnn_context {
     cl_ulong global_mem_bytes, max_alloc_bytes; /* planning refuses what exceeds them */
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
-    cl_mem workspace;               /* scratch shared by operations, one at a time */
-    size_t workspace_bytes;
+    /* Scratch shared by operations, one at a time (runtime_scratch). */
+    cl_mem scratch[SCRATCH_SLOTS];
+    size_t scratch_bytes[SCRATCH_SLOTS];
     cached_program *programs;
     int program_count;
     cached_kernel *kernels;
@@ -189,7 +202,10 @@ clcnn_status runtime_launch_runs(clcnn_context *ctx, cl_kernel kernel, const cha
 
 /* A scratch buffer of at least bytes, owned by the context and shared by
  * operations one after another on the in-order queue. It only grows, so a
- * training step allocates nothing after its first run. */
+ * training step allocates nothing after its first run. runtime_workspace is
+ * slot SCRATCH_WORKSPACE; an operation that calls another keeps what it
+ * hands over in slots of its own. */
+clcnn_status runtime_scratch(clcnn_context *ctx, scratch_slot slot, size_t bytes, cl_mem *out);
 clcnn_status runtime_workspace(clcnn_context *ctx, size_t bytes, cl_mem *out);
 
 /* Appends printf-style text to buf at *used, keeping it NUL-terminated and

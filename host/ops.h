@@ -100,6 +100,18 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
                                                cl_mem input, cl_mem grad_output, cl_mem grad_weight,
                                                cl_mem grad_bias, cl_mem scratch);
 
+/* Winograd F(2x2, 3x3) (host/ops/conv2d_winograd.c): conv2d_winograd_fits
+ * says whether p can run on it (3x3, stride 1, ungrouped, undilated, its
+ * transformed tiles within int indices), conv2d_runs_winograd whether
+ * conv2d_forward (and the stride-1 backward-data, as the forward of the
+ * flipped filters) does on ctx (CLCNN_WINOGRAD=1). conv2d_forward_winograd runs it,
+ * for the tests too; flip_transpose: p is the forward that computes the
+ * input gradient of the convolution whose filters `weight` holds. */
+int conv2d_winograd_fits(const conv2d_params *p);
+int conv2d_runs_winograd(const clcnn_context *ctx, const conv2d_params *p);
+clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
+                                     cl_mem weight, int flip_transpose, cl_mem bias, cl_mem output);
+
 /* ---- gemm: C = alpha * A(m,k) B(k,n) + beta * C + bias (see kernels/gemm.cl) ---- */
 
 typedef enum bias_mode { BIAS_NONE = 0, BIAS_PER_ROW = 1, BIAS_PER_COLUMN = 2 } bias_mode;

@@ -5,7 +5,8 @@
 # test_ops_forward (convolution, gemm, dense, pooling, activations, softmax)
 # with the tiled (GPU) kernels and with the register-blocked (CPU) ones, and
 # test_conv_backward (both backward convolutions, tiled, and the
-# register-blocked backward-weights). Oclgrind interprets every work-item, so
+# register-blocked backward-weights) and test_conv_stride1 (the row kernel
+# and Winograd F(2x2, 3x3), forward and backward-data). Oclgrind interprets every work-item, so
 # the tests run a part of their shapes (CLCNN_TEST_QUICK, default 1/100; they
 # then report a skip, which counts as a pass here). Fails on any Oclgrind
 # diagnostic or failed check. Uses build/ (or $BUILD_DIR), built if needed.
@@ -39,4 +40,5 @@ run() {
 run ops_forward_tiled tiled test_ops_forward
 run ops_forward_direct direct test_ops_forward
 run conv_backward "" test_conv_backward
+run conv_stride1 direct test_conv_stride1
 exit $status

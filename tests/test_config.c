@@ -2,7 +2,7 @@
  * device (host/core/config.c):
  *
  * 1. Each override the library cannot use (CLCNN_CONV, CLCNN_TILES,
- *    CLCNN_DIRECT, CLCNN_AUTOTUNE) makes clcnn_context_select_device fail with
+ *    CLCNN_DIRECT, CLCNN_AUTOTUNE, CLCNN_WINOGRAD) makes clcnn_context_select_device fail with
  *    CLCNN_ERROR_INVALID_ARGUMENT and a message that names the variable and
  *    quotes its value; the same context then selects the device once the
  *    variable is gone. The command line tool reports the same message.
@@ -30,7 +30,7 @@
 
 static const char *const overrides[] = {"CLCNN_CONV",      "CLCNN_TILES",    "CLCNN_DIRECT",
                                         "CLCNN_NO_TUNING", "CLCNN_NO_CACHE", "CLCNN_ITEM_SPAN",
-                                        "CLCNN_AUTOTUNE"};
+                                        "CLCNN_AUTOTUNE",  "CLCNN_WINOGRAD"};
 
 static void clear_overrides(void) {
     for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++)
@@ -112,6 +112,7 @@ static void check_invalid_overrides(void) {
     check_refused("CLCNN_ITEM_SPAN", "64x");
     check_refused("CLCNN_AUTOTUNE", "yes");
     check_refused("CLCNN_AUTOTUNE", "2");
+    check_refused("CLCNN_WINOGRAD", "on");
 
     /* The command line tool selects its device before it reads the network. */
     char command[1200], output[4096];
@@ -143,6 +144,21 @@ static void check_valid_overrides(void) {
     ctx = context_with("CLCNN_CONV", "");
     if (ctx) {
         CHECK(use_direct_kernels(ctx) == default_direct);
+        clcnn_context_destroy(ctx);
+    }
+
+    /* Winograd only on request, for 3x3 stride-1 shapes. */
+    conv2d_params square = shape;
+    square.kernel_h = square.kernel_w = 3;
+    square.stride_h = square.stride_w = 1;
+    square.out_height = square.in_height + 2 * square.pad_top - 2;
+    square.out_width = square.in_width + 2 * square.pad_left - 2;
+    CHECK(!conv2d_runs_winograd(plain, &square));
+    ctx = context_with("CLCNN_WINOGRAD", "1");
+    if (ctx) {
+        CHECK(conv2d_runs_winograd(ctx, &square));
+        square.stride_h = 2;
+        CHECK(!conv2d_runs_winograd(ctx, &square));
         clcnn_context_destroy(ctx);
     }
 

@@ -13,7 +13,7 @@
  *   padding; plus a case worked by hand; and max pooling;
  * - gemm with transposed (strided) operands, alpha, beta and both biases.
  * (Softmax's reference is checked against float64 in test_softmax.c, the
- * stride-1 convolution's in test_conv_rows.c.)
+ * stride-1 convolution's in test_conv_stride1.c.)
  *
  * The reference sums in double and rounds once, so it is held to 1e-6 of
  * each value's magnitude (the same sum taken over absolute values). */

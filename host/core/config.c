@@ -8,6 +8,8 @@
  *   CLCNN_DIRECT=8,2,8                 vw, nv, wpt_p of every convolution
  *   CLCNN_NO_TUNING (any value)        the tuning file is not read (nor autotuned)
  *   CLCNN_AUTOTUNE=0|1                 planning a network tunes shapes the file lacks
+ *   CLCNN_WINOGRAD=0|1                 stride-1 3x3 convolutions on Winograd F(2x2, 3x3)
+ *                                      (default 0)
  *   CLCNN_NO_CACHE (any value)         program binaries are not cached */
 #include "internal.h"
 
@@ -425,6 +427,12 @@ clcnn_status config_resolve(clcnn_context *ctx) {
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "CLCNN_AUTOTUNE='%s': expected 0 (off) or 1 (on)", autotune);
     c.autotune = !autotune || strcmp(autotune, "1") == 0;
+    const char *winograd = override_value("CLCNN_WINOGRAD");
+    if (winograd && strcmp(winograd, "0") != 0 && strcmp(winograd, "1") != 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "CLCNN_WINOGRAD='%s': expected 0 (never) or 1 (wherever it fits)",
+                         winograd);
+    c.winograd = winograd && strcmp(winograd, "1") == 0;
     config_release(&ctx->config);
     ctx->config = c;
     if (read_tuning)

@@ -87,6 +87,9 @@ typedef struct kernel_config {
      * CLCNN_NO_TUNING), and CLCNN_AUTOTUNE not 0. The context's switch
      * (clcnn_context_set_autotune) stands over CLCNN_AUTOTUNE only. */
     int autotune_possible, autotune;
+    /* Stride-1 3x3 convolutions on Winograd F(2x2, 3x3) wherever it can run
+     * (CLCNN_WINOGRAD=1; off by default: host/ops/conv2d_winograd.c says why). */
+    int winograd;
 } kernel_config;
 
 /* Resolves ctx->config for the device described in ctx (type, limits, name,

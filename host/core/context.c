@@ -48,8 +48,9 @@ void clcnn_context_destroy(clcnn_context *ctx) {
         clReleaseProgram(ctx->programs[i].program);
     free(ctx->kernels);
     free(ctx->programs);
-    if (ctx->workspace)
-        clReleaseMemObject(ctx->workspace);
+    for (int i = 0; i < SCRATCH_SLOTS; i++)
+        if (ctx->scratch[i])
+            clReleaseMemObject(ctx->scratch[i]);
     config_release(&ctx->config);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);

@@ -749,20 +749,24 @@ clcnn_status clcnn_profile_report(clcnn_context *ctx, char *buf, size_t size) {
     return CLCNN_OK;
 }
 
-clcnn_status runtime_workspace(clcnn_context *ctx, size_t bytes, cl_mem *out) {
-    if (ctx->workspace && ctx->workspace_bytes >= bytes) {
-        *out = ctx->workspace;
+clcnn_status runtime_scratch(clcnn_context *ctx, scratch_slot slot, size_t bytes, cl_mem *out) {
+    if (ctx->scratch[slot] && ctx->scratch_bytes[slot] >= bytes) {
+        *out = ctx->scratch[slot];
         return CLCNN_OK;
     }
     /* The queue may still use the old buffer; OpenCL keeps it alive until then. */
-    buffer_release(&ctx->workspace);
-    ctx->workspace_bytes = 0;
-    clcnn_status status = buffer_create(ctx, bytes, &ctx->workspace);
+    buffer_release(&ctx->scratch[slot]);
+    ctx->scratch_bytes[slot] = 0;
+    clcnn_status status = buffer_create(ctx, bytes, &ctx->scratch[slot]);
     if (status != CLCNN_OK)
         return status;
-    ctx->workspace_bytes = bytes;
-    *out = ctx->workspace;
+    ctx->scratch_bytes[slot] = bytes;
+    *out = ctx->scratch[slot];
     return CLCNN_OK;
+}
+
+clcnn_status runtime_workspace(clcnn_context *ctx, size_t bytes, cl_mem *out) {
+    return runtime_scratch(ctx, SCRATCH_WORKSPACE, bytes, out);
 }
 
 void text_append(char *buf, size_t size, size_t *used, const char *format, ...) {

@@ -578,7 +578,7 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
 
 int64_t conv2d_kept_input_floats(const clcnn_context *ctx, const conv2d_params *p) {
     if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p) || use_row_kernel(p) ||
-        windows_inside_input(p))
+        conv2d_runs_winograd(ctx, p) || windows_inside_input(p))
         return 0;
     const int64_t floats = (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
     return floats <= INT_MAX ? floats : 0;
@@ -591,6 +591,8 @@ clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, 
         return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_forward_depthwise(ctx, p, input, weight, bias, output);
+    if (conv2d_runs_winograd(ctx, p))
+        return conv2d_forward_winograd(ctx, p, input, weight, 0, bias, output);
     if (use_direct_kernels(ctx) && use_row_kernel(p))
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     if (use_direct_kernels(ctx)) {
@@ -733,6 +735,9 @@ clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl
         return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
+    const conv2d_params as_forward = backward_data_as_forward(p);
+    if (backward_data_runs_forward(p) && conv2d_runs_winograd(ctx, &as_forward))
+        return conv2d_forward_winograd(ctx, &as_forward, grad_output, weight, 1, NULL, grad_input);
     if (use_direct_kernels(ctx) && use_rows_for_backward_data(p))
         return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
     if (use_direct_kernels(ctx)) {
@@ -1102,10 +1107,12 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
 int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
     if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p))
         return 0;
+    const conv2d_params as_forward = backward_data_as_forward(p);
     if (strcmp(operation, "forward") == 0)
-        return !use_row_kernel(p);
+        return !conv2d_runs_winograd(ctx, p) && !use_row_kernel(p);
     if (strcmp(operation, "backward_data") == 0)
-        return !use_rows_for_backward_data(p);
+        return !(backward_data_runs_forward(p) && conv2d_runs_winograd(ctx, &as_forward)) &&
+               !use_rows_for_backward_data(p);
     return 1;
 }
 

@@ -1,14 +1,19 @@
-/* The row kernel (conv2d_forward_rows, kernels/conv2d_direct.cl): stride-1
- * convolutions with at most 4 input channels forward, and backward-data of
- * stride-1 convolutions with at most 8, on devices that run the
- * register-blocked kernels. Every case here is one the row kernel must take,
- * and the test asserts it did (its launches, counted by the context's
- * profile); each runs with the vector width of a CPU device (8) and of a
- * GPU-style device reporting a preferred float width of 1 (4), against a
- * float64 convolution written here (not the reference). Backward-data is
- * also checked against central differences of that convolution's loss
- * sum(g * conv(x)) on small shapes. The reference's forward and
- * backward-data are held to the same float64 results.
+/* The two paths of stride-1 convolutions beside the direct kernels:
+ * - the row kernel (conv2d_forward_rows, kernels/conv2d_direct.cl): stride-1
+ *   convolutions with at most 4 input channels forward, and backward-data of
+ *   stride-1 convolutions with at most 8, on devices that run the
+ *   register-blocked kernels;
+ * - Winograd F(2x2, 3x3) (host/ops/conv2d_winograd.c), turned on
+ *   (CLCNN_WINOGRAD=1's setting) for 3x3 shapes of 1-40 channels, sizes
+ *   1-20 and padding 0-2 on each side, forward and backward-data.
+ * Every case here is one the path must take, and the test asserts it did
+ * (its launches, counted by the context's profile); each runs with the
+ * vector width of a CPU device (8) and of a GPU-style device reporting a
+ * preferred float width of 1 (4), against a float64 convolution written
+ * here (not the reference). Backward-data is also checked against central
+ * differences of that convolution's loss sum(g * conv(x)) on small shapes.
+ * The reference's forward and backward-data are held to the same float64
+ * results.
  *
  * Errors are relative to the magnitude of each value (the same sum over
  * |x| |w|, plus |bias|), where float rounding lives; the kernels are held to
@@ -23,6 +28,14 @@
 #include <string.h>
 
 enum { FORWARD_SHAPES = 150, BACKWARD_SHAPES = 120, DIFFERENCE_SHAPES = 12 };
+
+/* A path: its name, the kernel that runs once per call on it. */
+typedef struct stride1_path {
+    const char *name, *kernel;
+    int winograd;
+} stride1_path;
+static const stride1_path rows_path = {"row kernel", "conv2d_forward_rows", 0};
+static const stride1_path winograd_path = {"Winograd", "winograd_transform_tiles", 1};
 
 static float *floats(int64_t count) {
     float *values = malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
@@ -57,11 +70,11 @@ static int download(clcnn_context *ctx, cl_mem buffer, float *values, int64_t co
     return CHECK_OK(ctx, buffer_read(ctx, buffer, 0, sizeof(float) * (size_t)count, values));
 }
 
-/* Launches of the row kernel so far (the context profiles every launch). */
-static int row_launches(const clcnn_context *ctx) {
+/* Launches of a kernel so far (the context profiles every launch). */
+static int launches_of(const clcnn_context *ctx, const char *kernel) {
     int launches = 0;
     for (int i = 0; i < PROFILE_ENTRIES; i++)
-        if (strcmp(ctx->profile[i].name, "conv2d_forward_rows") == 0)
+        if (strcmp(ctx->profile[i].name, kernel) == 0)
             launches += ctx->profile[i].launches;
     return launches;
 }
@@ -146,10 +159,33 @@ static void print_shape(const char *what, int index, const conv2d_params *p) {
            p->has_bias);
 }
 
+/* A 3x3 stride-1 shape for Winograd: odd and even sizes (partial tiles),
+ * padding 0-2 on each side. */
+static conv2d_params draw_winograd_shape(test_rng *rng, int backward) {
+    conv2d_params p;
+    memset(&p, 0, sizeof(p));
+    p.batch = test_rand_int(rng, 1, 3);
+    p.in_channels = test_rand_int(rng, 1, 40);
+    p.out_channels = test_rand_int(rng, 1, 40);
+    p.kernel_h = p.kernel_w = 3;
+    p.stride_h = p.stride_w = 1;
+    p.pad_top = test_rand_int(rng, 0, 2);
+    p.pad_left = test_rand_int(rng, 0, 2);
+    p.in_height = test_rand_int(rng, 1, 20);
+    p.in_width = test_rand_int(rng, 1, 20);
+    p.out_height = p.in_height + p.pad_top + test_rand_int(rng, 0, 2) - 2;
+    p.out_width = p.in_width + p.pad_left + test_rand_int(rng, 0, 2) - 2;
+    p.has_bias = backward ? 0 : test_rand_int(rng, 0, 1);
+    return p;
+}
+
 /* A stride-1 shape with max_channels input channels at most whose row-kernel
  * width (the output's for forward, the input's for backward-data) is 8..64,
- * with padding up to kernel - 1 on each side. */
-static conv2d_params draw_shape(test_rng *rng, int max_channels, int backward) {
+ * with padding up to kernel - 1 on each side; or draw_winograd_shape's. */
+static conv2d_params draw_shape(test_rng *rng, const stride1_path *path, int max_channels,
+                                int backward) {
+    if (path->winograd)
+        return draw_winograd_shape(rng, backward);
     conv2d_params p;
     memset(&p, 0, sizeof(p));
     /* The row kernel is built per (vector width, vectors per row, channel
@@ -193,14 +229,16 @@ static conv2d_params draw_shape(test_rng *rng, int max_channels, int backward) {
     return p;
 }
 
-static void check_forward(clcnn_context *ctx, int vector_width, uint64_t seed) {
+static void check_forward(clcnn_context *ctx, const stride1_path *path, int vector_width,
+                          uint64_t seed) {
     test_rng rng = {seed};
     double worst_kernel = 0, worst_reference = 0;
     int taken = 0;
     const int shapes = test_scaled_count(FORWARD_SHAPES);
     for (int index = 0; index < shapes; index++) {
-        conv2d_params p = draw_shape(&rng, 4, 0);
-        if (p.out_width < 8 || p.out_width > 64 || p.in_width < 1) {
+        conv2d_params p = draw_shape(&rng, path, 4, 0);
+        if ((!path->winograd && (p.out_width < 8 || p.out_width > 64)) || p.in_width < 1 ||
+            p.out_width < 1 || p.out_height < 1) {
             index--;
             continue;
         }
@@ -217,24 +255,25 @@ static void check_forward(clcnn_context *ctx, int vector_width, uint64_t seed) {
             y[i] = reference[i] = NAN;
         conv64(&p, x, w, bias, expected, magnitude);
         conv2d_forward_ref(&p, x, w, bias, reference);
-        const int before = row_launches(ctx);
+        const int before = launches_of(ctx, path->kernel);
         cl_mem xb = NULL, wb = NULL, bb = NULL, yb = NULL;
         if (upload(ctx, x, nx, &xb) && upload(ctx, w, nw, &wb) &&
             upload(ctx, bias, p.out_channels, &bb) && upload(ctx, y, ny, &yb) &&
             CHECK_OK(ctx, conv2d_forward(ctx, &p, xb, wb, bb, yb)))
             download(ctx, yb, y, ny);
-        const int took_rows = row_launches(ctx) == before + 1;
-        taken += took_rows;
+        const int took_path = launches_of(ctx, path->kernel) == before + 1;
+        taken += took_path;
         buffer_release(&xb);
         buffer_release(&wb);
         buffer_release(&bb);
         buffer_release(&yb);
         const double e_kernel = worst_scaled(y, expected, magnitude, ny);
         const double e_reference = worst_scaled(reference, expected, magnitude, ny);
-        if (!CHECK(took_rows) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
-            print_shape("row forward", index, &p);
-            printf("  vector width %d: row kernel %s, error %.3g, reference error %.3g\n",
-                   vector_width, took_rows ? "taken" : "NOT taken", e_kernel, e_reference);
+        if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
+            print_shape(path->name, index, &p);
+            printf("  forward, vector width %d: %s %s, error %.3g, reference error %.3g\n",
+                   vector_width, path->name, took_path ? "taken" : "NOT taken", e_kernel,
+                   e_reference);
         }
         worst_kernel = fmax(worst_kernel, e_kernel);
         worst_reference = fmax(worst_reference, e_reference);
@@ -246,30 +285,32 @@ static void check_forward(clcnn_context *ctx, int vector_width, uint64_t seed) {
         free(expected);
         free(magnitude);
     }
-    printf("row kernel forward, vector width %d: %d shapes, %d on the row kernel, worst error "
-           "%.3g (reference %.3g)\n",
-           vector_width, shapes, taken, worst_kernel, worst_reference);
+    printf("%s forward, vector width %d: %d shapes, %d on it, worst error %.3g (reference "
+           "%.3g)\n",
+           path->name, vector_width, shapes, taken, worst_kernel, worst_reference);
 }
 
 /* Backward-data of random shapes, or against central differences of
  * sum(g * conv64(x)) on small ones. */
-static void check_backward_data(clcnn_context *ctx, int vector_width, int differences,
-                                uint64_t seed) {
+static void check_backward_data(clcnn_context *ctx, const stride1_path *path, int vector_width,
+                                int differences, uint64_t seed) {
     test_rng rng = {seed};
     double worst_kernel = 0, worst_reference = 0;
     int taken = 0;
     const int shapes = test_scaled_count(differences ? DIFFERENCE_SHAPES : BACKWARD_SHAPES);
     for (int index = 0; index < shapes; index++) {
-        conv2d_params p = draw_shape(&rng, 8, 1);
+        conv2d_params p = draw_shape(&rng, path, 8, 1);
         if (differences) {
             /* Small enough for a difference per input value. */
             p.batch = 1;
             p.in_height = test_rand_int(&rng, 1, 4);
-            p.in_width = test_rand_int(&rng, 8, 12);
+            p.in_width = test_rand_int(&rng, path->winograd ? 1 : 8, 12);
             p.out_channels = test_rand_int(&rng, 1, 3);
             p.in_channels = test_rand_int(&rng, 1, 3);
             p.pad_top = test_rand_int(&rng, 0, p.kernel_h - 1);
             p.pad_left = test_rand_int(&rng, 0, p.kernel_w - 1);
+            if (path->winograd && p.in_height > 3)
+                p.in_height = 3;
             p.out_height =
                 p.in_height + p.pad_top + test_rand_int(&rng, 0, p.kernel_h - 1) - p.kernel_h + 1;
             p.out_width =
@@ -313,13 +354,13 @@ static void check_backward_data(clcnn_context *ctx, int vector_width, int differ
             free(y);
         }
         conv2d_backward_data_ref(&p, g, w, reference);
-        const int before = row_launches(ctx);
+        const int before = launches_of(ctx, path->kernel);
         cl_mem gb = NULL, wb = NULL, xb = NULL;
         if (upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) && upload(ctx, dx, nx, &xb) &&
             CHECK_OK(ctx, conv2d_backward_data(ctx, &p, gb, wb, xb)))
             download(ctx, xb, dx, nx);
-        const int took_rows = row_launches(ctx) == before + 1;
-        taken += took_rows;
+        const int took_path = launches_of(ctx, path->kernel) == before + 1;
+        taken += took_path;
         buffer_release(&gb);
         buffer_release(&wb);
         buffer_release(&xb);
@@ -327,11 +368,12 @@ static void check_backward_data(clcnn_context *ctx, int vector_width, int differ
          * (some 1e-14 of it), far below float's. */
         const double e_kernel = worst_scaled(dx, expected, magnitude, nx);
         const double e_reference = worst_scaled(reference, expected, magnitude, nx);
-        if (!CHECK(took_rows) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
-            print_shape(differences ? "row backward-data (differences)" : "row backward-data",
-                        index, &p);
-            printf("  vector width %d: row kernel %s, error %.3g, reference error %.3g\n",
-                   vector_width, took_rows ? "taken" : "NOT taken", e_kernel, e_reference);
+        if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
+            print_shape(path->name, index, &p);
+            printf("  backward-data%s, vector width %d: %s %s, error %.3g, reference error "
+                   "%.3g\n",
+                   differences ? " (differences)" : "", vector_width, path->name,
+                   took_path ? "taken" : "NOT taken", e_kernel, e_reference);
         }
         worst_kernel = fmax(worst_kernel, e_kernel);
         worst_reference = fmax(worst_reference, e_reference);
@@ -342,10 +384,10 @@ static void check_backward_data(clcnn_context *ctx, int vector_width, int differ
         free(expected);
         free(magnitude);
     }
-    printf("row kernel backward-data%s, vector width %d: %d shapes, %d on the row kernel, worst "
-           "error %.3g (reference %.3g)\n",
-           differences ? " against finite differences" : "", vector_width, shapes, taken,
-           worst_kernel, worst_reference);
+    printf("%s backward-data%s, vector width %d: %d shapes, %d on it, worst error %.3g "
+           "(reference %.3g)\n",
+           path->name, differences ? " against finite differences" : "", vector_width, shapes,
+           taken, worst_kernel, worst_reference);
 }
 
 int main(void) {
@@ -353,8 +395,8 @@ int main(void) {
     if (!CHECK(ctx != NULL))
         return test_finish();
     printf("device: %s\n", clcnn_device_name(ctx));
-    /* The row kernel belongs to the register-blocked family: select it
-     * whatever the device's default, and count launches. */
+    /* Both paths belong to the register-blocked family: select it whatever
+     * the device's default, and count launches. */
     ctx->config.direct = 1;
     CHECK_OK(ctx, clcnn_profile_enable(ctx, 1));
     const cl_uint device_width = ctx->preferred_vector_width;
@@ -363,9 +405,14 @@ int main(void) {
     for (int i = 0; i < 2; i++) {
         ctx->preferred_vector_width = widths[i];
         const int vw = widths[i] >= 8 ? 8 : 4;
-        check_forward(ctx, vw, 8001 + (uint64_t)i);
-        check_backward_data(ctx, vw, 0, 8101 + (uint64_t)i);
-        check_backward_data(ctx, vw, 1, 8201 + (uint64_t)i);
+        const stride1_path *paths[2] = {&rows_path, &winograd_path};
+        for (int j = 0; j < 2; j++) {
+            ctx->config.winograd = paths[j]->winograd;
+            const uint64_t seed = 8001 + (uint64_t)i + 1000 * (uint64_t)j;
+            check_forward(ctx, paths[j], vw, seed);
+            check_backward_data(ctx, paths[j], vw, 0, seed + 100);
+            check_backward_data(ctx, paths[j], vw, 1, seed + 200);
+        }
     }
     ctx->preferred_vector_width = device_width;
     clcnn_context_destroy(ctx);
