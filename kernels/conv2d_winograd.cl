@@ -23,6 +23,13 @@
  * The tiles' transform writes a tile's 16 values 16*C*TH*TW floats apart;
  * the products' transform reads them so. */
 
+/* Where the 16 transformed values of a tile begin in a (N, 16*channels,
+ * tiles) tensor, for the work-item `item` of (n, channel, tile). */
+size_t transformed_start(const int item, const int channels, const int tiles) {
+    const int plane = item / tiles;
+    return ((size_t)(plane / channels) * 16 * channels + plane % channels) * tiles + item % tiles;
+}
+
 /* flip_transpose (backward-data run as a forward): the filters are
  * (C, K, 3, 3) of the convolution whose input gradient this is, read with
  * their taps reversed and the two channel counts exchanged. */
@@ -65,7 +72,6 @@ __kernel void winograd_transform_tiles(const __global float *restrict input,
         return;
     const int tiles = tiles_h * tiles_w;
     const int tile = item % tiles, plane = item / tiles; /* plane = n * C + c */
-    const int n = plane / channels, c = plane % channels;
     const int top = (tile / tiles_w) * 2 - pad_top, left = (tile % tiles_w) * 2 - pad_left;
     const __global float *in = input + (size_t)plane * height * width;
     float d[4][4];
@@ -84,7 +90,7 @@ __kernel void winograd_transform_tiles(const __global float *restrict input,
     }
     /* ... B: the same on the columns. */
     const size_t step = (size_t)channels * tiles;
-    __global float *out = v + ((size_t)n * 16 * channels + c) * tiles + tile;
+    __global float *out = v + transformed_start(item, channels, tiles);
     for (int i = 0; i < 4; i++) {
         out[(i * 4 + 0) * step] = t[i][0] - t[i][2];
         out[(i * 4 + 1) * step] = t[i][1] + t[i][2];
@@ -104,9 +110,8 @@ __kernel void winograd_transform_products(const __global float *restrict m,
         return;
     const int tiles = tiles_h * tiles_w;
     const int tile = item % tiles, plane = item / tiles; /* plane = n * K + k */
-    const int n = plane / channels, k = plane % channels;
     const size_t step = (size_t)channels * tiles;
-    const __global float *in = m + ((size_t)n * 16 * channels + k) * tiles + tile;
+    const __global float *in = m + transformed_start(item, channels, tiles);
     float p[4][4];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++)
@@ -117,7 +122,7 @@ __kernel void winograd_transform_products(const __global float *restrict m,
         s[0][j] = p[0][j] + p[1][j] + p[2][j];
         s[1][j] = p[1][j] - p[2][j] - p[3][j];
     }
-    const float b = has_bias ? bias[k] : 0.0f;
+    const float b = has_bias ? bias[plane % channels] : 0.0f;
     const int y0 = (tile / tiles_w) * 2, x0 = (tile % tiles_w) * 2;
     __global float *out = output + (size_t)plane * out_height * out_width;
     for (int i = 0; i < 2 && y0 + i < out_height; i++) {
