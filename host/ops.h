@@ -34,6 +34,23 @@ clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, 
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                    cl_mem output);
+/* The direct forward's kernel alone, for a caller that holds p's filters
+ * already as it reads them: (R, S, C, K_padded) per group, zeros past K,
+ * K_padded = conv2d_direct_padded_channels(K, config). padded_input: the
+ * input is the zero-padded copy conv2d_pad_input makes. */
+typedef struct direct_forward_operands {
+    cl_mem input;
+    int input_offset;
+    cl_mem transposed;
+    int weight_offset;
+    cl_mem bias, output;
+    int output_offset;
+    int padded_input;
+} direct_forward_operands;
+int conv2d_direct_padded_channels(int channels, const direct_config *config);
+clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_config *config,
+                                          const conv2d_params *p,
+                                          const direct_forward_operands *o);
 clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                   cl_mem output);

@@ -238,7 +238,9 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
 /* output[n, k, oh, ow] = bias[k] + sum_{c, r, s} weight[k, c, r, s] * input[n, c, ih, iw]
  * with ih = oh*stride_h - pad_top + r, iw = ow*stride_w - pad_left + s.
  * weight_t is conv2d_transpose_for_forward's (R, S, C, K_padded); the input
- * starts at input + input_offset. With -DPADDED_INPUT the input is
+ * starts at input + input_offset, the filters at weight_t + weight_offset,
+ * the output at output + output_offset (Winograd's 16 products are 16
+ * such convolutions on parts of three buffers). With -DPADDED_INPUT the input is
  * conv2d_pad_input's zero-padded copy, H x W its padded size and the pads 0:
  * every tap is inside, and the inner loop is nothing but loads and fma. */
 __kernel void conv2d_forward_direct(const __global float *restrict input, const int input_offset,
@@ -249,7 +251,8 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
                                     const int stride_h, const int stride_w, const int pad_top,
                                     const int pad_left, const int OH, const int OW,
                                     const int positions, const int has_bias,
-                                    const int K_padded GROUPS_PARAM DILATION_PARAMS) {
+                                    const int K_padded, const int weight_offset,
+                                    const int output_offset GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_position = get_global_id(1) * WPT_P;
 #ifdef CHANNEL_BLOCK
@@ -261,6 +264,8 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
         return;
 #endif
     input += input_offset;
+    weight_t += weight_offset;
+    output += output_offset;
     const int HW = H * W;
     const int OHW = OH * OW;
 #ifdef GENERAL

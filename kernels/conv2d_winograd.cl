@@ -8,43 +8,42 @@
  *   Y = A^T [ sum_c (G g_kc G^T) .* (B^T d_c B) ] A
  *
  * host/ops/conv2d_winograd.c runs three steps, the middle one on the direct
- * convolution kernels as a 1x1 convolution in 16 groups (one per point xi
- * of the 4x4 transformed tile), so the long reduction over channels runs
- * on the register-blocked code that is tuned per device:
+ * convolution kernel as 16 plain 1x1 convolutions, one per point xi of the
+ * 4x4 transformed tile, so the long reduction over channels runs on the
+ * register-blocked code that is tuned per device:
  *
- *   winograd_transform_filters  (K, C, 3, 3) -> U (16*K, C): row xi*K + k
- *   winograd_transform_tiles    input (N, C, H, W) -> V (N, 16*C, TH, TW),
- *                               channel xi*C + c, zero outside the input
- *   (1x1, 16 groups)            M (N, 16*K, TH, TW) = U_xi V_xi per group
- *   winograd_transform_products M -> output (N, K, OH, OW), plus bias
+ *   winograd_transform_filters  (K, C, 3, 3) -> U (16, C, K_padded), zeros
+ *                               past K: per xi, the (R, S, C, K_padded)
+ *                               layout the direct forward reads
+ *   winograd_transform_tiles    input (N, C, H, W) -> V (16, N, C, TH, TW),
+ *                               zero outside the input
+ *   (16 1x1 convolutions)       M[xi] (N, K, TH, TW) = U[xi] V[xi]
+ *   winograd_transform_products M (16, N, K, TH, TW) -> output (N, K, OH,
+ *                               OW), plus bias
  *
- * TH = ceil(OH / 2), TW = ceil(OW / 2). No -D parameters; one work-item per
- * filter, per (image, channel, tile) and per (image, output channel, tile).
- * The tiles' transform writes a tile's 16 values 16*C*TH*TW floats apart;
- * the products' transform reads them so. */
-
-/* Where the 16 transformed values of a tile begin in a (N, 16*channels,
- * tiles) tensor, for the work-item `item` of (n, channel, tile). */
-size_t transformed_start(const int item, const int channels, const int tiles) {
-    const int plane = item / tiles;
-    return ((size_t)(plane / channels) * 16 * channels + plane % channels) * tiles + item % tiles;
-}
+ * TH = ceil(OH / 2), TW = ceil(OW / 2). No -D parameters. One work-item per
+ * filter (c, k), per (image, channel, tile) and per (image, output channel,
+ * tile), in that order; a work-item's 16 transformed values lie `count`
+ * floats apart, count being the number of work-items. */
 
 /* flip_transpose (backward-data run as a forward): the filters are
  * (C, K, 3, 3) of the convolution whose input gradient this is, read with
  * their taps reversed and the two channel counts exchanged. */
 __kernel void winograd_transform_filters(const __global float *restrict weight,
                                          __global float *restrict u, const int in_channels,
-                                         const int out_channels, const int flip_transpose) {
-    const int item = get_global_id(0);
-    if (item >= in_channels * out_channels)
+                                         const int out_channels, const int padded_out_channels,
+                                         const int flip_transpose) {
+    const int item = get_global_id(0); /* c * padded_out_channels + k */
+    const int count = in_channels * padded_out_channels;
+    if (item >= count)
         return;
-    const int k = item / in_channels, c = item % in_channels;
+    const int k = item % padded_out_channels, c = item / padded_out_channels;
     float g[3][3];
     for (int r = 0; r < 3; r++)
         for (int s = 0; s < 3; s++)
-            g[r][s] = flip_transpose ? weight[(c * out_channels + k) * 9 + (2 - r) * 3 + (2 - s)]
-                                     : weight[(k * in_channels + c) * 9 + r * 3 + s];
+            g[r][s] = k >= out_channels ? 0.0f
+                      : flip_transpose  ? weight[(c * out_channels + k) * 9 + (2 - r) * 3 + (2 - s)]
+                                        : weight[(k * in_channels + c) * 9 + r * 3 + s];
     /* G g: 4 rows of 3. */
     float gg[4][3];
     for (int s = 0; s < 3; s++) {
@@ -53,25 +52,24 @@ __kernel void winograd_transform_filters(const __global float *restrict weight,
         gg[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
         gg[3][s] = g[2][s];
     }
-    const int plane = out_channels * in_channels;
+    /* ... G^T: the same on the rows' three values. */
     for (int i = 0; i < 4; i++) {
         const float row[4] = {gg[i][0], 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]),
                               0.5f * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2]};
         for (int j = 0; j < 4; j++)
-            u[(i * 4 + j) * plane + item] = row[j];
+            u[(i * 4 + j) * count + item] = row[j];
     }
 }
 
 __kernel void winograd_transform_tiles(const __global float *restrict input,
-                                       __global float *restrict v, const int channels,
-                                       const int height, const int width, const int pad_top,
-                                       const int pad_left, const int tiles_h, const int tiles_w,
-                                       const int count) {
+                                       __global float *restrict v, const int height,
+                                       const int width, const int pad_top, const int pad_left,
+                                       const int tiles_h, const int tiles_w, const int count) {
     const int item = get_global_id(0);
     if (item >= count)
         return;
     const int tiles = tiles_h * tiles_w;
-    const int tile = item % tiles, plane = item / tiles; /* plane = n * C + c */
+    const int tile = item % tiles, plane = item / tiles; /* n * C + c */
     const int top = (tile / tiles_w) * 2 - pad_top, left = (tile % tiles_w) * 2 - pad_left;
     const __global float *in = input + (size_t)plane * height * width;
     float d[4][4];
@@ -89,13 +87,12 @@ __kernel void winograd_transform_tiles(const __global float *restrict input,
         t[3][j] = d[1][j] - d[3][j];
     }
     /* ... B: the same on the columns. */
-    const size_t step = (size_t)channels * tiles;
-    __global float *out = v + transformed_start(item, channels, tiles);
+    __global float *out = v + item;
     for (int i = 0; i < 4; i++) {
-        out[(i * 4 + 0) * step] = t[i][0] - t[i][2];
-        out[(i * 4 + 1) * step] = t[i][1] + t[i][2];
-        out[(i * 4 + 2) * step] = t[i][2] - t[i][1];
-        out[(i * 4 + 3) * step] = t[i][1] - t[i][3];
+        out[(size_t)(i * 4 + 0) * count] = t[i][0] - t[i][2];
+        out[(size_t)(i * 4 + 1) * count] = t[i][1] + t[i][2];
+        out[(size_t)(i * 4 + 2) * count] = t[i][2] - t[i][1];
+        out[(size_t)(i * 4 + 3) * count] = t[i][1] - t[i][3];
     }
 }
 
@@ -109,13 +106,12 @@ __kernel void winograd_transform_products(const __global float *restrict m,
     if (item >= count)
         return;
     const int tiles = tiles_h * tiles_w;
-    const int tile = item % tiles, plane = item / tiles; /* plane = n * K + k */
-    const size_t step = (size_t)channels * tiles;
-    const __global float *in = m + transformed_start(item, channels, tiles);
+    const int tile = item % tiles, plane = item / tiles; /* n * K + k */
+    const __global float *in = m + item;
     float p[4][4];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++)
-            p[i][j] = in[(i * 4 + j) * step];
+            p[i][j] = in[(size_t)(i * 4 + j) * count];
     /* A^T p: rows 0+1+2, 1-2-3; then the same on the columns. */
     float s[2][4];
     for (int j = 0; j < 4; j++) {

@@ -175,8 +175,7 @@ static clcnn_status pad_input(clcnn_context *ctx, const char *options, const con
                           global, local);
 }
 
-/* Rounds channels up to a whole number of a work-item's channel vectors. */
-static int padded_channels(int channels, const direct_config *config) {
+int conv2d_direct_padded_channels(int channels, const direct_config *config) {
     int block = config->vw * config->nv;
     return (channels + block - 1) / block * block;
 }
@@ -213,9 +212,6 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
                           local);
 }
 
-/* The register-blocked forward of p. Its filters are `weight` transposed:
- * p's own (K, C, R, S), or, where p is backward_data_as_forward(*flipped_of),
- * the weights of flipped_of with their taps reversed. */
 /* A forward work-item reads reduced channels x R x S x its vw*nv channels of
  * weights. Past blocking_weight_bytes they no longer stay in a CPU's L1
  * cache from one work-item of a group to the next, and the reduction runs
@@ -236,12 +232,39 @@ static int forward_channel_block(const clcnn_context *ctx, const direct_config *
     return cpu && bytes > blocking_weight_bytes ? FORWARD_CHANNEL_BLOCK : 0;
 }
 
+/* The direct forward's build options (the configuration, the variant, the
+ * padded input, the channel block) and its work-group size. */
+static void forward_direct_options(const clcnn_context *ctx, const direct_config *config,
+                                   const conv2d_params *p, int padded_input, char *options,
+                                   size_t size, size_t *group_out) {
+    const conv_variant v = variant_of(p);
+    direct_config_options(config, options, size);
+    variant_options(&v, options, size);
+    if (padded_input)
+        strncat(options, " -DPADDED_INPUT", size - strlen(options) - 1);
+    const int block = forward_channel_block(ctx, config, p, &v);
+    size_t group = (size_t)config->group;
+    if (block) {
+        const size_t used = strlen(options);
+        snprintf(options + used, size - used, " -DCHANNEL_BLOCK=%d", block);
+        if (group < BLOCKED_GROUP)
+            group = BLOCKED_GROUP;
+        if (ctx->max_work_group_size && group > ctx->max_work_group_size)
+            group = ctx->max_work_group_size;
+    }
+    if (group_out)
+        *group_out = group;
+}
+
+/* The register-blocked forward of p. Its filters are `weight` transposed:
+ * p's own (K, C, R, S), or, where p is backward_data_as_forward(*flipped_of),
+ * the weights of flipped_of with their taps reversed. */
 static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight,
                                    const conv2d_params *flipped_of, cl_mem bias, cl_mem output,
                                    cl_mem kept_input) {
     const conv_variant v = variant_of(p);
-    const int padded = padded_channels(v.out_channels, config);
+    const int padded = conv2d_direct_padded_channels(v.out_channels, config);
     /* Windows that reach into the padding read a zero-padded copy of the
      * input, which the workspace holds after the transposed weights: without
      * a test per tap the inner loop runs faster than the copy costs. */
@@ -265,45 +288,53 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     else if (status == CLCNN_OK)
         status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
                                    0, &transposed);
-    char options[160];
-    direct_config_options(config, options, sizeof(options));
-    variant_options(&v, options, sizeof(options));
-    if (copy)
-        strncat(options, " -DPADDED_INPUT", sizeof(options) - strlen(options) - 1);
-    const int block = forward_channel_block(ctx, config, p, &v);
-    size_t group = (size_t)config->group;
-    if (block) {
-        const size_t used = strlen(options);
-        snprintf(options + used, sizeof(options) - used, " -DCHANNEL_BLOCK=%d", block);
-        if (group < BLOCKED_GROUP)
-            group = BLOCKED_GROUP;
-        if (ctx->max_work_group_size && group > ctx->max_work_group_size)
-            group = ctx->max_work_group_size;
-    }
-    cl_kernel kernel;
-    if (status == CLCNN_OK)
-        status =
-            runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
     const int input_offset = copy && !keep ? (int)weights_end : 0;
     cl_mem input_arg = keep ? kept_input : copy ? transposed : input;
-    if (status == CLCNN_OK && copy)
+    if (status == CLCNN_OK && copy) {
+        char options[160];
+        forward_direct_options(ctx, config, p, 1, options, sizeof(options), NULL);
         status = pad_input(ctx, options, p, input, input_arg, input_offset, padded_h, padded_w);
+    }
     if (status != CLCNN_OK)
         return status;
+    const direct_forward_operands o = {input_arg, input_offset, transposed, 0,
+                                       bias,      output,       0,          copy};
+    return conv2d_forward_direct_launch(ctx, config, p, &o);
+}
+
+clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_config *config,
+                                          const conv2d_params *p,
+                                          const direct_forward_operands *o) {
+    const conv_variant v = variant_of(p);
+    char options[160];
+    size_t group;
+    forward_direct_options(ctx, config, p, o->padded_input, options, sizeof(options), &group);
+    cl_kernel kernel;
+    clcnn_status status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int padded = conv2d_direct_padded_channels(v.out_channels, config);
     const int positions = p->batch * p->out_height * p->out_width;
-    cl_mem bias_arg = p->has_bias ? bias : weight;
-    const int height = copy ? padded_h : p->in_height, width = copy ? padded_w : p->in_width;
-    const int pad_top = copy ? 0 : p->pad_top, pad_left = copy ? 0 : p->pad_left;
-    kernel_arg args[23] = {
-        {sizeof(cl_mem), &input_arg},  {sizeof(int), &input_offset}, {sizeof(cl_mem), &transposed},
-        {sizeof(cl_mem), &bias_arg},   {sizeof(cl_mem), &output},    {sizeof(int), &v.in_channels},
-        {sizeof(int), &height},        {sizeof(int), &width},        {sizeof(int), &v.out_channels},
-        {sizeof(int), &p->kernel_h},   {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},
-        {sizeof(int), &p->stride_w},   {sizeof(int), &pad_top},      {sizeof(int), &pad_left},
-        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width}, {sizeof(int), &positions},
-        {sizeof(int), &p->has_bias},   {sizeof(int), &padded},
+    cl_mem bias_arg = p->has_bias ? o->bias : o->transposed;
+    const int height = o->padded_input ? padded_height(p) : p->in_height;
+    const int width = o->padded_input ? padded_width(p) : p->in_width;
+    const int pad_top = o->padded_input ? 0 : p->pad_top;
+    const int pad_left = o->padded_input ? 0 : p->pad_left;
+    kernel_arg args[25] = {
+        {sizeof(cl_mem), &o->input},      {sizeof(int), &o->input_offset},
+        {sizeof(cl_mem), &o->transposed}, {sizeof(cl_mem), &bias_arg},
+        {sizeof(cl_mem), &o->output},     {sizeof(int), &v.in_channels},
+        {sizeof(int), &height},           {sizeof(int), &width},
+        {sizeof(int), &v.out_channels},   {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},      {sizeof(int), &p->stride_h},
+        {sizeof(int), &p->stride_w},      {sizeof(int), &pad_top},
+        {sizeof(int), &pad_left},         {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},     {sizeof(int), &positions},
+        {sizeof(int), &p->has_bias},      {sizeof(int), &padded},
+        {sizeof(int), &o->weight_offset}, {sizeof(int), &o->output_offset},
     };
-    const int arg_count = variant_args(&v, args, 20);
+    const int arg_count = variant_args(&v, args, 22);
     const size_t local[3] = {1, group, 1};
     const size_t global[3] = {(size_t)(padded / (config->vw * config->nv)),
                               (size_t)((positions + config->wpt_p - 1) / config->wpt_p),
@@ -665,7 +696,7 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
         return forward_direct(ctx, config, &b, grad_output, weight, p, NULL, grad_input, NULL);
     }
     const conv_variant v = variant_of(p);
-    const int padded = padded_channels(v.in_channels, config);
+    const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     cl_mem transposed;
     clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p,
                                             weight, padded, 0, &transposed);
@@ -910,7 +941,7 @@ static direct_weights_scratch direct_weights_layout(const direct_config *config,
     layout.gradient = round_up_64(slices > 1 ? slices * layout.slice_floats : 0);
     const conv_variant v = variant_of(p);
     layout.padded = round_up_64(layout.gradient +
-                                positions * v.groups * padded_channels(v.out_channels, config));
+                                positions * v.groups * conv2d_direct_padded_channels(v.out_channels, config));
     layout.end = layout.padded;
     if (!windows_inside_input(p))
         layout.end += (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
@@ -969,7 +1000,7 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const int positions = p->batch * p->out_height * p->out_width;
     const int slice_length = (positions + slices - 1) / slices;
     const int slice_stride = (int)layout.slice_floats;
-    const int padded = padded_channels(v.out_channels, config);
+    const int padded = conv2d_direct_padded_channels(v.out_channels, config);
     const int gradient_offset = (int)layout.gradient;
     /* The input as the kernel reads it: a zero-padded copy, or the input itself. */
     const int read_input = windows_inside_input(p);

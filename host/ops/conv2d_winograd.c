@@ -7,31 +7,32 @@
 
 #include <limits.h>
 
-/* The 1x1 convolution in 16 groups that multiplies the transformed tiles of
- * p (N, 16*C, TH, TW) by the transformed filters (16*K, C). */
+/* One of the 16 1x1 convolutions that multiply p's transformed tiles, an
+ * (N, C, TH, TW) part of (16, N, C, TH, TW), by transformed filters. */
 static conv2d_params products_params(const conv2d_params *p) {
     conv2d_params m = {0};
     m.batch = p->batch;
-    m.in_channels = 16 * p->in_channels;
+    m.in_channels = p->in_channels;
     m.in_height = m.out_height = (p->out_height + 1) / 2;
     m.in_width = m.out_width = (p->out_width + 1) / 2;
-    m.out_channels = 16 * p->out_channels;
+    m.out_channels = p->out_channels;
     m.kernel_h = m.kernel_w = 1;
     m.stride_h = m.stride_w = 1;
-    m.groups = 16;
     return m;
 }
 
-static int64_t tile_floats(const conv2d_params *p, int channels) {
+/* The floats of 16 transformed (N, channels, TH, TW) tensors. */
+static int64_t transformed_floats(const conv2d_params *p, int channels) {
     const conv2d_params m = products_params(p);
-    return (int64_t)m.batch * 16 * channels * m.out_height * m.out_width;
+    return (int64_t)16 * m.batch * channels * m.out_height * m.out_width;
 }
 
 int conv2d_winograd_fits(const conv2d_params *p) {
+    /* Padded output channels are fewer than 2 * K + 16 for every configuration. */
     return conv2d_is_plain(p) && p->kernel_h == 3 && p->kernel_w == 3 && p->stride_h == 1 &&
-           p->stride_w == 1 && tile_floats(p, p->in_channels) <= INT_MAX &&
-           tile_floats(p, p->out_channels) <= INT_MAX &&
-           (int64_t)16 * p->in_channels * p->out_channels <= INT_MAX;
+           p->stride_w == 1 && transformed_floats(p, p->in_channels) <= INT_MAX &&
+           transformed_floats(p, p->out_channels) <= INT_MAX &&
+           (int64_t)16 * p->in_channels * (2 * (int64_t)p->out_channels + 16) <= INT_MAX;
 }
 
 /* Only on request (CLCNN_WINOGRAD=1): on an AMD EPYC (AVX2, PoCL, 2 cores;
@@ -63,46 +64,45 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p,
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution");
     const conv2d_params m = products_params(p);
+    const direct_config config = direct_config_for_conv(ctx, "forward", &m, m.out_channels);
+    const int padded = conv2d_direct_padded_channels(m.out_channels, &config);
     const int tiles_h = m.out_height, tiles_w = m.out_width;
-    const int64_t tiles_in = tile_floats(p, p->in_channels);
-    const int64_t tiles_out = tile_floats(p, p->out_channels);
-    const int64_t filters = (int64_t)16 * p->in_channels * p->out_channels;
-    cl_mem tiles, products, transformed;
-    clcnn_status status =
-        runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES, sizeof(float) * (size_t)tiles_in, &tiles);
+    const int tile_count = (int)(transformed_floats(p, p->in_channels) / 16);
+    const int product_count = (int)(transformed_floats(p, p->out_channels) / 16);
+    const int filter_count = p->in_channels * padded;
+    cl_mem tiles, products, filters;
+    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
+                                          sizeof(float) * 16 * (size_t)tile_count, &tiles);
     if (status == CLCNN_OK)
-        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS, sizeof(float) * (size_t)tiles_out,
-                                 &products);
+        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
+                                 sizeof(float) * 16 * (size_t)product_count, &products);
     if (status == CLCNN_OK)
-        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS, sizeof(float) * (size_t)filters,
-                                 &transformed);
+        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
+                                 sizeof(float) * 16 * (size_t)filter_count, &filters);
     if (status != CLCNN_OK)
         return status;
 
     const kernel_arg filter_args[] = {
-        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &transformed},
-        {sizeof(int), &p->in_channels}, {sizeof(int), &p->out_channels},
-        {sizeof(int), &flip_transpose},
+        {sizeof(cl_mem), &weight},       {sizeof(cl_mem), &filters}, {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->out_channels}, {sizeof(int), &padded},     {sizeof(int), &flip_transpose},
     };
-    status = launch_1d(ctx, "winograd_transform_filters", 5, filter_args,
-                       (int64_t)p->in_channels * p->out_channels);
+    status = launch_1d(ctx, "winograd_transform_filters", 6, filter_args, filter_count);
 
-    const int tile_count = (int)(tiles_in / 16);
     const kernel_arg tile_args[] = {
-        {sizeof(cl_mem), &input},     {sizeof(cl_mem), &tiles},    {sizeof(int), &p->in_channels},
-        {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
-        {sizeof(int), &p->pad_left},  {sizeof(int), &tiles_h},     {sizeof(int), &tiles_w},
-        {sizeof(int), &tile_count},
+        {sizeof(cl_mem), &input},    {sizeof(cl_mem), &tiles},   {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top}, {sizeof(int), &p->pad_left},
+        {sizeof(int), &tiles_h},     {sizeof(int), &tiles_w},    {sizeof(int), &tile_count},
     };
     if (status == CLCNN_OK)
-        status = launch_1d(ctx, "winograd_transform_tiles", 10, tile_args, tile_count);
+        status = launch_1d(ctx, "winograd_transform_tiles", 9, tile_args, tile_count);
 
-    if (status == CLCNN_OK) {
-        const direct_config config = direct_config_for_conv(ctx, "forward", &m, p->out_channels);
-        status = conv2d_forward_direct(ctx, &config, &m, tiles, transformed, NULL, products);
+    for (int xi = 0; xi < 16 && status == CLCNN_OK; xi++) {
+        const direct_forward_operands o = {
+            tiles,    xi * tile_count,    filters, xi * filter_count, NULL,
+            products, xi * product_count, 0};
+        status = conv2d_forward_direct_launch(ctx, &config, &m, &o);
     }
 
-    const int product_count = (int)(tiles_out / 16);
     cl_mem bias_arg = p->has_bias ? bias : products;
     const kernel_arg product_args[] = {
         {sizeof(cl_mem), &products},   {sizeof(cl_mem), &bias_arg},
