@@ -118,14 +118,22 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
                                                cl_mem grad_bias, cl_mem scratch);
 
 /* Winograd F(2x2, 3x3) (host/ops/conv2d_winograd.c): conv2d_winograd_fits
- * says whether p can run on it (3x3, stride 1, ungrouped, undilated, its
- * transformed tiles within int indices), conv2d_runs_winograd whether
- * conv2d_forward (and the stride-1 backward-data, as the forward of the
- * flipped filters) does on ctx (CLCNN_WINOGRAD=1). conv2d_forward_winograd runs it,
+ * says whether p's forward can run on it (3x3, stride 1, ungrouped,
+ * undilated, its transformed tiles within int indices),
+ * conv2d_winograd_possible whether an operation ("forward",
+ * "backward_data": the forward of the flipped filters) of p can, and
+ * conv2d_runs_winograd whether it does on ctx: CLCNN_WINOGRAD=1, or
+ * tuning measured it faster there and remembered so
+ * (conv2d_remember_winograd, which records either verdict). conv2d_forward_winograd runs it,
  * for the tests too; flip_transpose: p is the forward that computes the
  * input gradient of the convolution whose filters `weight` holds. */
 int conv2d_winograd_fits(const conv2d_params *p);
-int conv2d_runs_winograd(const clcnn_context *ctx, const conv2d_params *p);
+int conv2d_winograd_possible(const char *operation, const conv2d_params *p);
+int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
+clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
+                                      const conv2d_params *p, int chosen);
+clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv2d_params *p,
+                                           cl_mem grad_output, cl_mem weight, cl_mem grad_input);
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem weight, int flip_transpose, cl_mem bias, cl_mem output);
 

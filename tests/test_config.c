@@ -153,12 +153,34 @@ static void check_valid_overrides(void) {
     square.stride_h = square.stride_w = 1;
     square.out_height = square.in_height + 2 * square.pad_top - 2;
     square.out_width = square.in_width + 2 * square.pad_left - 2;
-    CHECK(!conv2d_runs_winograd(plain, &square));
+    CHECK(!conv2d_runs_winograd(plain, "forward", &square));
     ctx = context_with("CLCNN_WINOGRAD", "1");
     if (ctx) {
-        CHECK(conv2d_runs_winograd(ctx, &square));
+        CHECK(conv2d_runs_winograd(ctx, "forward", &square));
+        CHECK(conv2d_runs_winograd(ctx, "backward_data", &square));
+        CHECK(!conv2d_runs_winograd(ctx, "backward_weights", &square));
         square.stride_h = 2;
-        CHECK(!conv2d_runs_winograd(ctx, &square));
+        CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
+        clcnn_context_destroy(ctx);
+        square.stride_h = 1;
+    }
+    /* By default where tuning remembered it faster, per operation; never
+     * with CLCNN_WINOGRAD=0. */
+    ctx = context_with(NULL, NULL);
+    if (ctx) {
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, 1));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, 0));
+        CHECK(conv2d_runs_winograd(ctx, "forward", &square));
+        CHECK(!conv2d_runs_winograd(ctx, "backward_data", &square));
+        /* A later verdict replaces the earlier one. */
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, 0));
+        CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
+        clcnn_context_destroy(ctx);
+    }
+    ctx = context_with("CLCNN_WINOGRAD", "0");
+    if (ctx) {
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, 1));
+        CHECK(!conv2d_runs_winograd(ctx, "backward_data", &square));
         clcnn_context_destroy(ctx);
     }
 

@@ -8,8 +8,9 @@
  *   CLCNN_DIRECT=8,2,8                 vw, nv, wpt_p of every convolution
  *   CLCNN_NO_TUNING (any value)        the tuning file is not read (nor autotuned)
  *   CLCNN_AUTOTUNE=0|1                 planning a network tunes shapes the file lacks
- *   CLCNN_WINOGRAD=0|1                 stride-1 3x3 convolutions on Winograd F(2x2, 3x3)
- *                                      (default 0)
+ *   CLCNN_WINOGRAD=0|1                 stride-1 3x3 convolutions never or always on
+ *                                      Winograd F(2x2, 3x3) (default: where tuning
+ *                                      measured it faster)
  *   CLCNN_NO_CACHE (any value)         program binaries are not cached */
 #include "internal.h"
 
@@ -258,10 +259,18 @@ direct_config direct_config_for_conv(const clcnn_context *ctx, const char *opera
     return config;
 }
 
-int tuning_has(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
+int tuning_lookup(const clcnn_context *ctx, const char *operation, const conv2d_params *p,
+                  direct_config *out) {
     char key[128];
     tuning_key(operation, p, key, sizeof(key));
-    return find_tuned(&ctx->config, key) != NULL;
+    const tuned_entry *e = find_tuned(&ctx->config, key);
+    if (e && out)
+        *out = e->config;
+    return e != NULL;
+}
+
+int tuning_has(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
+    return tuning_lookup(ctx, operation, p, NULL);
 }
 
 clcnn_status tuning_remember(clcnn_context *ctx, const char *operation, const conv2d_params *p,
@@ -432,7 +441,7 @@ clcnn_status config_resolve(clcnn_context *ctx) {
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "CLCNN_WINOGRAD='%s': expected 0 (never) or 1 (wherever it fits)",
                          winograd);
-    c.winograd = winograd && strcmp(winograd, "1") == 0;
+    c.winograd = winograd ? strcmp(winograd, "1") == 0 : -1;
     config_release(&ctx->config);
     ctx->config = c;
     if (read_tuning)

@@ -87,8 +87,10 @@ typedef struct kernel_config {
      * CLCNN_NO_TUNING), and CLCNN_AUTOTUNE not 0. The context's switch
      * (clcnn_context_set_autotune) stands over CLCNN_AUTOTUNE only. */
     int autotune_possible, autotune;
-    /* Stride-1 3x3 convolutions on Winograd F(2x2, 3x3) wherever it can run
-     * (CLCNN_WINOGRAD=1; off by default: host/ops/conv2d_winograd.c says why). */
+    /* Stride-1 3x3 convolutions on Winograd F(2x2, 3x3): -1 where tuning
+     * found it faster than the direct kernels (the tuning table's
+     * "winograd_forward" and "winograd_backward_data" entries), 0 never, 1
+     * wherever it can run (CLCNN_WINOGRAD=0|1). */
     int winograd;
 } kernel_config;
 
@@ -126,8 +128,11 @@ void direct_config_options(const direct_config *config, char *buf, size_t size);
  * clcnn_tune measured that shape, else direct_config_for(ctx, channels). */
 direct_config direct_config_for_conv(const clcnn_context *ctx, const char *operation,
                                      const conv2d_params *p, int channels);
-/* 1 if the context's table has an entry for the operation on p's shape. */
+/* 1 if the context's table has an entry for the operation on p's shape;
+ * tuning_lookup also gives its configuration. */
 int tuning_has(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
+int tuning_lookup(const clcnn_context *ctx, const char *operation, const conv2d_params *p,
+                  direct_config *out);
 /* Records a measured winner in the context's table; tuning_save writes the
  * table, keeping the file's entries for shapes the table lacks (those
  * another process added since this one read it). */

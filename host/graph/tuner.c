@@ -53,8 +53,13 @@ static clcnn_status random_buffer(clcnn_context *ctx, rng *r, size_t count, cl_m
     return status;
 }
 
+/* c NULL: the operation on Winograd F(2x2, 3x3). */
 static clcnn_status run_operation(clcnn_context *ctx, int operation, const direct_config *c,
                                   const conv2d_params *p, const tune_buffers *b) {
+    if (!c && operation == 0)
+        return conv2d_forward_winograd(ctx, p, b->input, b->weight, 0, b->bias, b->output);
+    if (!c)
+        return conv2d_backward_data_winograd(ctx, p, b->grad_output, b->weight, b->grad_input);
     if (operation == 0)
         return conv2d_forward_direct(ctx, c, p, b->input, b->weight, b->bias, b->output);
     if (operation == 1)
@@ -174,11 +179,44 @@ static int autotune_candidates(const clcnn_context *ctx, int operation, const co
 }
 
 /* What tuning one operation found: candidates[winner] took best seconds,
- * the first (the default) first seconds. */
+ * the first (the default) first seconds; for forward and backward-data of
+ * a stride-1 3x3 convolution also Winograd's seconds (0 where not timed)
+ * and whether it won. */
 typedef struct tune_result {
     int winner;
     double best, first;
+    double winograd;
+    int winograd_won;
 } tune_result;
+
+/* Winograd against the direct kernels' winner `direct`: AUTOTUNE_ROUNDS
+ * runs of each, turn about, after a warm-up. It wins as a configuration
+ * does in autotuning: faster in AUTOTUNE_ROUNDS_WON rounds and its best
+ * time AUTOTUNE_MARGIN_PERCENT below the direct kernels' (the same rule for
+ * clcnn tune: it changes the floats, by Winograd's rounding, so it must
+ * clearly pay). */
+static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direct_config *direct,
+                                  const conv2d_params *p, const tune_buffers *b,
+                                  tune_result *result) {
+    double winograd = 0.0, best_direct = 0.0;
+    int won = 0;
+    clcnn_status status = time_runs(ctx, operation, NULL, p, b, 1, 0, &winograd);
+    for (int round = 0; round < AUTOTUNE_ROUNDS && status == CLCNN_OK; round++) {
+        double w = 0.0, d = 0.0;
+        status = time_runs(ctx, operation, direct, p, b, 0, 1, &d);
+        if (status == CLCNN_OK)
+            status = time_runs(ctx, operation, NULL, p, b, 0, 1, &w);
+        won += w < d;
+        winograd = round == 0 || w < winograd ? w : winograd;
+        best_direct = round == 0 || d < best_direct ? d : best_direct;
+    }
+    if (status != CLCNN_OK)
+        return status;
+    result->winograd = winograd;
+    result->winograd_won = won >= AUTOTUNE_ROUNDS_WON &&
+                           winograd * 100.0 <= best_direct * (100 - AUTOTUNE_MARGIN_PERCENT);
+    return conv2d_remember_winograd(ctx, tune_operations[operation], p, result->winograd_won);
+}
 
 /* Times the counts[op] candidates of each operation with any on shape p,
  * remembers each one's fastest in ctx's table and describes it in
@@ -220,7 +258,7 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         status = buffer_create(ctx, scratch, &b.scratch);
     for (int op = 0; op < TUNE_OPERATIONS && status == CLCNN_OK; op++) {
         tune_result *result = &results[op];
-        *result = (tune_result){0, 0.0, 0.0};
+        *result = (tune_result){0, 0.0, 0.0, 0.0, 0};
         const int repeats = confirm ? AUTOTUNE_SCREEN : TUNE_REPEATS;
         for (int i = 0; i < counts[op] && status == CLCNN_OK; i++) {
             double times[TUNE_REPEATS] = {0.0};
@@ -259,6 +297,9 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         }
         if (status == CLCNN_OK && counts[op] > 0)
             status = tuning_remember(ctx, tune_operations[op], p, &candidates[op][result->winner]);
+        if (status == CLCNN_OK && counts[op] > 0 && op < 2 && ctx->config.winograd < 0 &&
+            conv2d_winograd_possible(tune_operations[op], p))
+            status = tune_winograd(ctx, op, &candidates[op][result->winner], p, &b, result);
     }
     release_tune_buffers(&b);
     return status;
@@ -288,6 +329,10 @@ clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, 
                     "candidates)\n",
                     l->name, tune_operations[op], c->vw, c->nv, c->wpt_p, results[op].best * 1e3,
                     results[op].first * 1e3, counts[op]);
+        if (results[op].winograd > 0.0)
+            text_append(report, size, used, "%-12s %-16s Winograd: %8.3f ms, %s\n", l->name,
+                        tune_operations[op], results[op].winograd * 1e3,
+                        results[op].winograd_won ? "chosen" : "not chosen");
     }
     return status;
 }

@@ -609,7 +609,7 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
 
 int64_t conv2d_kept_input_floats(const clcnn_context *ctx, const conv2d_params *p) {
     if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p) || use_row_kernel(p) ||
-        conv2d_runs_winograd(ctx, p) || windows_inside_input(p))
+        conv2d_runs_winograd(ctx, "forward", p) || windows_inside_input(p))
         return 0;
     const int64_t floats = (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
     return floats <= INT_MAX ? floats : 0;
@@ -622,7 +622,7 @@ clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, 
         return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_forward_depthwise(ctx, p, input, weight, bias, output);
-    if (conv2d_runs_winograd(ctx, p))
+    if (conv2d_runs_winograd(ctx, "forward", p))
         return conv2d_forward_winograd(ctx, p, input, weight, 0, bias, output);
     if (use_direct_kernels(ctx) && use_row_kernel(p))
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
@@ -766,9 +766,8 @@ clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl
         return status;
     if (conv2d_runs_depthwise(p))
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
-    const conv2d_params as_forward = backward_data_as_forward(p);
-    if (backward_data_runs_forward(p) && conv2d_runs_winograd(ctx, &as_forward))
-        return conv2d_forward_winograd(ctx, &as_forward, grad_output, weight, 1, NULL, grad_input);
+    if (conv2d_runs_winograd(ctx, "backward_data", p))
+        return conv2d_backward_data_winograd(ctx, p, grad_output, weight, grad_input);
     if (use_direct_kernels(ctx) && use_rows_for_backward_data(p))
         return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
     if (use_direct_kernels(ctx)) {
@@ -1135,15 +1134,51 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
     return status;
 }
 
+int conv2d_winograd_possible(const char *operation, const conv2d_params *p) {
+    if (strcmp(operation, "forward") == 0)
+        return conv2d_winograd_fits(p);
+    const conv2d_params as_forward = backward_data_as_forward(p);
+    return strcmp(operation, "backward_data") == 0 && conv2d_winograd_fits(p) &&
+           backward_data_runs_forward(p) && conv2d_winograd_fits(&as_forward);
+}
+
+/* Tuning's verdict on Winograd for an operation and shape sits in the
+ * tuning table under its own key, as a configuration whose positions field
+ * says chosen (1) or not (2), so that the file keeps it in its format and a
+ * later verdict replaces an earlier one. */
+enum { WINOGRAD_CHOSEN = 1, WINOGRAD_NOT_CHOSEN = 2 };
+
+static const char *winograd_key(const char *operation) {
+    return strcmp(operation, "forward") == 0 ? "winograd_forward" : "winograd_backward_data";
+}
+
+int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
+    if (!ctx->config.winograd || !conv2d_winograd_possible(operation, p))
+        return 0;
+    direct_config verdict;
+    return ctx->config.winograd > 0 || (tuning_lookup(ctx, winograd_key(operation), p, &verdict) &&
+                                        verdict.wpt_p == WINOGRAD_CHOSEN);
+}
+
+clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
+                                      const conv2d_params *p, int chosen) {
+    const direct_config verdict = {1, 1, chosen ? WINOGRAD_CHOSEN : WINOGRAD_NOT_CHOSEN, 1};
+    return tuning_remember(ctx, winograd_key(operation), p, &verdict);
+}
+
+clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv2d_params *p,
+                                           cl_mem grad_output, cl_mem weight, cl_mem grad_input) {
+    const conv2d_params as_forward = backward_data_as_forward(p);
+    return conv2d_forward_winograd(ctx, &as_forward, grad_output, weight, 1, NULL, grad_input);
+}
+
 int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
     if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p))
         return 0;
-    const conv2d_params as_forward = backward_data_as_forward(p);
     if (strcmp(operation, "forward") == 0)
-        return !conv2d_runs_winograd(ctx, p) && !use_row_kernel(p);
+        return !conv2d_runs_winograd(ctx, operation, p) && !use_row_kernel(p);
     if (strcmp(operation, "backward_data") == 0)
-        return !(backward_data_runs_forward(p) && conv2d_runs_winograd(ctx, &as_forward)) &&
-               !use_rows_for_backward_data(p);
+        return !conv2d_runs_winograd(ctx, operation, p) && !use_rows_for_backward_data(p);
     return 1;
 }
 

@@ -35,15 +35,6 @@ int conv2d_winograd_fits(const conv2d_params *p) {
            (int64_t)16 * p->in_channels * (2 * (int64_t)p->out_channels + 16) <= INT_MAX;
 }
 
-/* Only on request (CLCNN_WINOGRAD=1): on an AMD EPYC (AVX2, PoCL, 2 cores;
- * bench/RESULTS.md) it ran at 0.21-0.46x the direct kernels' speed with
- * 16-64 channels, where the transformed tiles (four times the input) cost
- * more memory traffic than the multiplications they save, and at 0.82-1.10x
- * with 128-512, where the grouped 1x1 products run at 47-65 GFLOP/s. */
-int conv2d_runs_winograd(const clcnn_context *ctx, const conv2d_params *p) {
-    return ctx->config.winograd && conv2d_winograd_fits(p);
-}
-
 static clcnn_status launch_1d(clcnn_context *ctx, const char *name, int arg_count,
                               const kernel_arg *args, int64_t items) {
     cl_kernel kernel;
