@@ -298,7 +298,7 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         if (status == CLCNN_OK && counts[op] > 0)
             status = tuning_remember(ctx, tune_operations[op], p, &candidates[op][result->winner]);
         if (status == CLCNN_OK && counts[op] > 0 && op < 2 && ctx->config.winograd < 0 &&
-            conv2d_winograd_possible(tune_operations[op], p))
+            conv2d_winograd_possible(ctx, tune_operations[op], p))
             status = tune_winograd(ctx, op, &candidates[op][result->winner], p, &b, result);
     }
     release_tune_buffers(&b);

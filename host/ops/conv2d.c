@@ -1134,12 +1134,13 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
     return status;
 }
 
-int conv2d_winograd_possible(const char *operation, const conv2d_params *p) {
+int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
+                             const conv2d_params *p) {
     if (strcmp(operation, "forward") == 0)
-        return conv2d_winograd_fits(p);
+        return conv2d_winograd_fits(ctx, p);
     const conv2d_params as_forward = backward_data_as_forward(p);
-    return strcmp(operation, "backward_data") == 0 && conv2d_winograd_fits(p) &&
-           backward_data_runs_forward(p) && conv2d_winograd_fits(&as_forward);
+    return strcmp(operation, "backward_data") == 0 && conv2d_winograd_fits(ctx, p) &&
+           backward_data_runs_forward(p) && conv2d_winograd_fits(ctx, &as_forward);
 }
 
 /* Tuning's verdict on Winograd for an operation and shape sits in the
@@ -1153,7 +1154,7 @@ static const char *winograd_key(const char *operation) {
 }
 
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
-    if (!ctx->config.winograd || !conv2d_winograd_possible(operation, p))
+    if (!ctx->config.winograd || !conv2d_winograd_possible(ctx, operation, p))
         return 0;
     direct_config verdict;
     return ctx->config.winograd > 0 || (tuning_lookup(ctx, winograd_key(operation), p, &verdict) &&

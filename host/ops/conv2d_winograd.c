@@ -27,12 +27,15 @@ static int64_t transformed_floats(const conv2d_params *p, int channels) {
     return (int64_t)16 * m.batch * channels * m.out_height * m.out_width;
 }
 
-int conv2d_winograd_fits(const conv2d_params *p) {
+int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
     /* Padded output channels are fewer than 2 * K + 16 for every configuration. */
+    const int64_t limit = (int64_t)(ctx->max_alloc_bytes / sizeof(float)) < INT_MAX
+                              ? (int64_t)(ctx->max_alloc_bytes / sizeof(float))
+                              : INT_MAX;
     return conv2d_is_plain(p) && p->kernel_h == 3 && p->kernel_w == 3 && p->stride_h == 1 &&
-           p->stride_w == 1 && transformed_floats(p, p->in_channels) <= INT_MAX &&
-           transformed_floats(p, p->out_channels) <= INT_MAX &&
-           (int64_t)16 * p->in_channels * (2 * (int64_t)p->out_channels + 16) <= INT_MAX;
+           p->stride_w == 1 && transformed_floats(p, p->in_channels) <= limit &&
+           transformed_floats(p, p->out_channels) <= limit &&
+           (int64_t)16 * p->in_channels * (2 * (int64_t)p->out_channels + 16) <= limit;
 }
 
 static clcnn_status launch_1d(clcnn_context *ctx, const char *name, int arg_count,
@@ -51,7 +54,7 @@ static clcnn_status launch_1d(clcnn_context *ctx, const char *name, int arg_coun
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem weight, int flip_transpose, cl_mem bias,
                                      cl_mem output) {
-    if (!conv2d_winograd_fits(p))
+    if (!conv2d_winograd_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution");
     const conv2d_params m = products_params(p);
