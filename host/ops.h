@@ -129,6 +129,13 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
  * for the tests too; flip_transpose: p is the forward that computes the
  * input gradient of the convolution whose filters `weight` holds. */
 int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p);
+/* The stride-1 convolution whose forward is p's backward-data: the gradient
+ * padded by R-1-pad, the filters flipped, input and output channels swapped. */
+conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p);
+/* One of the 16 1x1 convolutions that multiply p's transformed tiles, an
+ * (N, C, TH, TW) part of (16, N, C, TH, TW), by transformed filters: it
+ * runs with the configuration of its own shape, which tuning tunes. */
+conv2d_params conv2d_winograd_products_params(const conv2d_params *p);
 int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
                              const conv2d_params *p);
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p);

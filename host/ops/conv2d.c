@@ -257,7 +257,7 @@ static void forward_direct_options(const clcnn_context *ctx, const direct_config
 }
 
 /* The register-blocked forward of p. Its filters are `weight` transposed:
- * p's own (K, C, R, S), or, where p is backward_data_as_forward(*flipped_of),
+ * p's own (K, C, R, S), or, where p is conv2d_backward_data_as_forward(*flipped_of),
  * the weights of flipped_of with their taps reversed. */
 static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight,
@@ -435,9 +435,7 @@ static clcnn_status conv2d_forward_rows(clcnn_context *ctx, const conv2d_params 
     return rows_convolution(ctx, p, input, weight, 0, bias, output, workspace, 0);
 }
 
-/* The stride-1 convolution whose forward is p's backward-data: the gradient
- * padded by R-1-pad, the filters flipped, input and output channels swapped. */
-static conv2d_params backward_data_as_forward(const conv2d_params *p) {
+conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p) {
     conv2d_params b = *p;
     b.in_channels = p->out_channels;
     b.out_channels = p->in_channels;
@@ -461,7 +459,7 @@ static int backward_data_runs_forward(const conv2d_params *p) {
 }
 
 static int use_rows_for_backward_data(const conv2d_params *p) {
-    const conv2d_params b = backward_data_as_forward(p);
+    const conv2d_params b = conv2d_backward_data_as_forward(p);
     return conv2d_is_plain(p) && p->stride_h == 1 && p->stride_w == 1 && p->in_channels <= 8 &&
            b.pad_top >= 0 && b.pad_left >= 0 && b.out_width >= 8 && b.out_width <= 64;
 }
@@ -469,7 +467,7 @@ static int use_rows_for_backward_data(const conv2d_params *p) {
 static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_params *p,
                                               cl_mem grad_output, cl_mem weight,
                                               cl_mem grad_input) {
-    const conv2d_params b = backward_data_as_forward(p);
+    const conv2d_params b = conv2d_backward_data_as_forward(p);
     const rows_plan plan = plan_rows(ctx, &b);
     /* Workspace: the flipped filters, then the padded gradient. */
     const int weight_count = p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
@@ -692,7 +690,7 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                          cl_mem grad_input) {
     if (backward_data_runs_forward(p)) {
-        const conv2d_params b = backward_data_as_forward(p);
+        const conv2d_params b = conv2d_backward_data_as_forward(p);
         return forward_direct(ctx, config, &b, grad_output, weight, p, NULL, grad_input, NULL);
     }
     const conv_variant v = variant_of(p);
@@ -1138,7 +1136,7 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
                              const conv2d_params *p) {
     if (strcmp(operation, "forward") == 0)
         return conv2d_winograd_fits(ctx, p);
-    const conv2d_params as_forward = backward_data_as_forward(p);
+    const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
     return strcmp(operation, "backward_data") == 0 && conv2d_winograd_fits(ctx, p) &&
            backward_data_runs_forward(p) && conv2d_winograd_fits(ctx, &as_forward);
 }
@@ -1169,7 +1167,7 @@ clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
 
 clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv2d_params *p,
                                            cl_mem grad_output, cl_mem weight, cl_mem grad_input) {
-    const conv2d_params as_forward = backward_data_as_forward(p);
+    const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
     return conv2d_forward_winograd(ctx, &as_forward, grad_output, weight, 1, NULL, grad_input);
 }
 

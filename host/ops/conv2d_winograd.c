@@ -7,9 +7,7 @@
 
 #include <limits.h>
 
-/* One of the 16 1x1 convolutions that multiply p's transformed tiles, an
- * (N, C, TH, TW) part of (16, N, C, TH, TW), by transformed filters. */
-static conv2d_params products_params(const conv2d_params *p) {
+conv2d_params conv2d_winograd_products_params(const conv2d_params *p) {
     conv2d_params m = {0};
     m.batch = p->batch;
     m.in_channels = p->in_channels;
@@ -23,7 +21,7 @@ static conv2d_params products_params(const conv2d_params *p) {
 
 /* The floats of 16 transformed (N, channels, TH, TW) tensors. */
 static int64_t transformed_floats(const conv2d_params *p, int channels) {
-    const conv2d_params m = products_params(p);
+    const conv2d_params m = conv2d_winograd_products_params(p);
     return (int64_t)16 * m.batch * channels * m.out_height * m.out_width;
 }
 
@@ -57,7 +55,7 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p,
     if (!conv2d_winograd_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution");
-    const conv2d_params m = products_params(p);
+    const conv2d_params m = conv2d_winograd_products_params(p);
     const direct_config config = direct_config_for_conv(ctx, "forward", &m, m.out_channels);
     const int padded = conv2d_direct_padded_channels(m.out_channels, &config);
     const int tiles_h = m.out_height, tiles_w = m.out_width;
