@@ -180,12 +180,12 @@ static int autotune_candidates(const clcnn_context *ctx, int operation, const co
 
 /* What tuning one operation found: candidates[winner] took best seconds,
  * the first (the default) first seconds; for forward and backward-data of
- * a stride-1 3x3 convolution also Winograd's seconds (0 where not timed)
- * and whether it won. */
+ * a stride-1 3x3 convolution also Winograd's best seconds and the winner's
+ * in the same rounds (0 where not timed), and whether Winograd won. */
 typedef struct tune_result {
     int winner;
     double best, first;
-    double winograd;
+    double winograd, winograd_direct;
     int winograd_won;
 } tune_result;
 
@@ -233,6 +233,7 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
     if (status != CLCNN_OK)
         return status;
     result->winograd = winograd;
+    result->winograd_direct = best_direct;
     result->winograd_won = won >= AUTOTUNE_ROUNDS_WON &&
                            winograd * 100.0 <= best_direct * (100 - AUTOTUNE_MARGIN_PERCENT);
     return conv2d_remember_winograd(ctx, tune_operations[operation], p, result->winograd_won);
@@ -278,7 +279,7 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         status = buffer_create(ctx, scratch, &b.scratch);
     for (int op = 0; op < TUNE_OPERATIONS && status == CLCNN_OK; op++) {
         tune_result *result = &results[op];
-        *result = (tune_result){0, 0.0, 0.0, 0.0, 0};
+        *result = (tune_result){0, 0.0, 0.0, 0.0, 0.0, 0};
         const int repeats = confirm ? AUTOTUNE_SCREEN : TUNE_REPEATS;
         for (int i = 0; i < counts[op] && status == CLCNN_OK; i++) {
             double times[TUNE_REPEATS] = {0.0};
@@ -354,8 +355,10 @@ clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, 
                     l->name, tune_operations[op], c->vw, c->nv, c->wpt_p, results[op].best * 1e3,
                     results[op].first * 1e3, counts[op]);
         if (results[op].winograd > 0.0)
-            text_append(report, size, used, "%-12s %-16s Winograd: %8.3f ms, %s\n", l->name,
-                        tune_operations[op], results[op].winograd * 1e3,
+            text_append(report, size, used,
+                        "%-12s %-16s Winograd: %8.3f ms against %8.3f ms in the same rounds, %s\n",
+                        l->name, tune_operations[op], results[op].winograd * 1e3,
+                        results[op].winograd_direct * 1e3,
                         results[op].winograd_won ? "chosen" : "not chosen");
     }
     return status;
