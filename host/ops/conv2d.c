@@ -257,8 +257,9 @@ static void forward_direct_options(const clcnn_context *ctx, const direct_config
 }
 
 /* The register-blocked forward of p. Its filters are `weight` transposed:
- * p's own (K, C, R, S), or, where p is conv2d_backward_data_as_forward(*flipped_of),
- * the weights of flipped_of with their taps reversed. */
+ * p's own (K, C, R, S), or, where p is
+ * conv2d_backward_data_as_forward(*flipped_of), the weights of flipped_of
+ * with their taps reversed. */
 static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight,
                                    const conv2d_params *flipped_of, cl_mem bias, cl_mem output,
@@ -937,8 +938,9 @@ static direct_weights_scratch direct_weights_layout(const direct_config *config,
     layout.slice_floats = weight_count(p) + p->out_channels;
     layout.gradient = round_up_64(slices > 1 ? slices * layout.slice_floats : 0);
     const conv_variant v = variant_of(p);
-    layout.padded = round_up_64(layout.gradient +
-                                positions * v.groups * conv2d_direct_padded_channels(v.out_channels, config));
+    layout.padded =
+        round_up_64(layout.gradient +
+                    positions * v.groups * conv2d_direct_padded_channels(v.out_channels, config));
     layout.end = layout.padded;
     if (!windows_inside_input(p))
         layout.end += (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);

@@ -1,7 +1,7 @@
 /* Winograd F(2x2, 3x3) convolution on the OpenCL device
  * (kernels/conv2d_winograd.cl says how): the filters' and the tiles'
- * transforms, the 16 products as a grouped 1x1 convolution on the direct
- * kernels, the products' transform. Its twin on the host is the plain
+ * transforms, the 16 products as 1x1 convolutions on the direct forward
+ * kernel, the products' transform. Its twin on the host is the plain
  * convolution, conv2d_forward_ref. */
 #include "ops.h"
 
@@ -47,14 +47,15 @@ static clcnn_status launch_1d(clcnn_context *ctx, const char *name, int arg_coun
     return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
 }
 
-/* flip_transpose: p is backward_data_as_forward of the convolution whose
+/* flip_transpose: p is conv2d_backward_data_as_forward of the convolution whose
  * (p->in_channels, p->out_channels, 3, 3) filters `weight` holds. */
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem weight, int flip_transpose, cl_mem bias,
                                      cl_mem output) {
     if (!conv2d_winograd_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution");
+                         "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
+                         "whose transformed tiles fit the device's largest allocation");
     const conv2d_params m = conv2d_winograd_products_params(p);
     const direct_config config = direct_config_for_conv(ctx, "forward", &m, m.out_channels);
     const int padded = conv2d_direct_padded_channels(m.out_channels, &config);
