@@ -400,6 +400,8 @@ void cli_print_man(FILE *out) {
           ".TP\n.B CLCNN_AUTOTUNE\n0 turns autotuning off: on CPU devices, planning a network "
           "otherwise times a few kernel configurations for each convolution shape the tuning "
           "file lacks and adds the fastest to it.\n"
+          ".TP\n.B CLCNN_WINOGRAD\n0 or 1: stride-1 3x3 convolutions never or always on "
+          "Winograd F(2x2, 3x3); by default where tuning timed it faster.\n"
           ".SH EXIT STATUS\n"
           "0 on success, 1 when a command fails (with one line on standard error saying why),\n"
           "2 when the command line is wrong (an unknown command or option, a missing argument,\n"
