@@ -120,14 +120,14 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
 /* Winograd F(2x2, 3x3) (host/ops/conv2d_winograd.c): conv2d_winograd_fits
  * says whether p's forward can run on it (3x3, stride 1, ungrouped,
  * undilated, its scratch buffers within int indices and the device's
- * largest allocation),
- * conv2d_winograd_possible whether an operation ("forward",
- * "backward_data": the forward of the flipped filters) of p can, and
- * conv2d_runs_winograd whether it does on ctx: CLCNN_WINOGRAD=1, or
- * tuning measured it faster there and remembered so
- * (conv2d_remember_winograd, which records either verdict). conv2d_forward_winograd runs it,
- * for the tests too; flip_transpose: p is the forward that computes the
- * input gradient of the convolution whose filters `weight` holds. */
+ * largest allocation), conv2d_winograd_possible whether an operation
+ * ("forward", "backward_data": the forward of the flipped filters) of p
+ * can, and conv2d_runs_winograd whether it does on ctx: CLCNN_WINOGRAD=1,
+ * or tuning measured it faster there and remembered so
+ * (conv2d_remember_winograd, which records either verdict).
+ * conv2d_forward_winograd runs it, for the tests too; flip_transpose: p is
+ * the forward that computes the input gradient of the convolution whose
+ * filters `weight` holds. */
 int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p);
 /* The stride-1 convolution whose forward is p's backward-data: the gradient
  * padded by R-1-pad, the filters flipped, input and output channels swapped. */

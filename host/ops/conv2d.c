@@ -606,12 +606,17 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
                           local);
 }
 
-int64_t conv2d_kept_input_floats(const clcnn_context *ctx, const conv2d_params *p) {
+/* conv2d_kept_input_floats for a forward known not to run on Winograd. */
+static int64_t kept_copy_floats(const clcnn_context *ctx, const conv2d_params *p) {
     if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p) || use_row_kernel(p) ||
-        conv2d_runs_winograd(ctx, "forward", p) || windows_inside_input(p))
+        windows_inside_input(p))
         return 0;
     const int64_t floats = (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
     return floats <= INT_MAX ? floats : 0;
+}
+
+int64_t conv2d_kept_input_floats(const clcnn_context *ctx, const conv2d_params *p) {
+    return conv2d_runs_winograd(ctx, "forward", p) ? 0 : kept_copy_floats(ctx, p);
 }
 
 clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
@@ -629,7 +634,7 @@ clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, 
         const direct_config config =
             direct_config_for_conv(ctx, "forward", p, p->out_channels / conv2d_groups(p));
         return forward_direct(ctx, &config, p, input, weight, NULL, bias, output,
-                              conv2d_kept_input_floats(ctx, p) ? kept_input : NULL);
+                              kept_copy_floats(ctx, p) ? kept_input : NULL);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_forward_tiled(ctx, &config, p, input, weight, bias, output);
@@ -1138,9 +1143,10 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
                              const conv2d_params *p) {
     if (strcmp(operation, "forward") == 0)
         return conv2d_winograd_fits(ctx, p);
+    /* It runs as_forward, which has p's kernel, stride, groups and dilation. */
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
-    return strcmp(operation, "backward_data") == 0 && conv2d_winograd_fits(ctx, p) &&
-           backward_data_runs_forward(p) && conv2d_winograd_fits(ctx, &as_forward);
+    return strcmp(operation, "backward_data") == 0 && backward_data_runs_forward(p) &&
+           conv2d_winograd_fits(ctx, &as_forward);
 }
 
 /* Tuning's verdict on Winograd for an operation and shape sits in the

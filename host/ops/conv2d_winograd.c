@@ -27,9 +27,8 @@ static int64_t transformed_floats(const conv2d_params *p, int channels) {
 
 int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
     /* Padded output channels are fewer than 2 * K + 16 for every configuration. */
-    const int64_t limit = (int64_t)(ctx->max_alloc_bytes / sizeof(float)) < INT_MAX
-                              ? (int64_t)(ctx->max_alloc_bytes / sizeof(float))
-                              : INT_MAX;
+    const cl_ulong floats = ctx->max_alloc_bytes / sizeof(float);
+    const int64_t limit = floats < INT_MAX ? (int64_t)floats : INT_MAX;
     return conv2d_is_plain(p) && p->kernel_h == 3 && p->kernel_w == 3 && p->stride_h == 1 &&
            p->stride_w == 1 && transformed_floats(p, p->in_channels) <= limit &&
            transformed_floats(p, p->out_channels) <= limit &&
