@@ -13,17 +13,51 @@
  * dilation_w*s columns from the window's corner
  * (oh*stride_h - pad_top, ow*stride_w - pad_left).
  *
- * -D WPT_W: results per work-item along a row, 1 (one result per work-item:
- * GPUs) or more (CPU devices, where PoCL's cost per work-item would
- * otherwise outweigh a few taps' work: 16 runs 3x3 depthwise layers about
- * five times as fast as 1). The taps read a clamped address and select zero
- * outside the input rather than branching, so the results' loops stay
- * straight-line code. Any shape works. Launch: forward global
- * (ceil(OW / WPT_W), OH, N*K), backward-data (ceil(W / WPT_W), H, N*C), any
- * local size; backward-weights as described there. */
+ * -D WPT_W: results per step of a work-item along a row, 1 (one result per
+ * work-item: GPUs) or more (CPU devices, where PoCL's cost per work-item
+ * would otherwise outweigh a few taps' work: 16 ran 3x3 depthwise layers
+ * about five times as fast as 1). At a row's edges the taps read a clamped
+ * address and select zero outside the input rather than branching, so the
+ * results' loops stay straight-line code; inside it they read vectors (see
+ * ROW_VECTORS). Any shape works. Launch: forward global (X, OH, N*K),
+ * backward-data (X, H, N*C), any local size, where X is ceil(OW / WPT_W)
+ * (resp. W) or fewer: a work-item steps along the row by X * WPT_W results
+ * (CHUNK_STEP), so with X = 1 it walks the whole row; backward-weights as
+ * described there. */
 #ifndef WPT_W
 #define WPT_W 1
 #endif
+
+/* With WPT_W 4, 8 or 16, a work-item whose results and taps all lie inside
+ * the row (stride 1 or 2 along it) reads each tap's inputs as one vector
+ * (for stride 2, the even lanes of two) instead of WPT_W clamped scalar
+ * reads: the edges of a row keep the scalar walk. The same float
+ * operations in the same order either way, so both walks give the same
+ * bits. */
+#if WPT_W == 4 || WPT_W == 8 || WPT_W == 16
+#define ROW_VECTORS 1
+#define JOIN(a, b) a##b
+#define VECTOR_TYPE(n) JOIN(float, n)
+#define VECTOR_LOAD(n) JOIN(vload, n)
+#define VECTOR_STORE(n) JOIN(vstore, n)
+typedef VECTOR_TYPE(WPT_W) row_vector;
+#define load_row(p) VECTOR_LOAD(WPT_W)(0, p)
+#define store_row(v, p) VECTOR_STORE(WPT_W)(v, 0, p)
+#if WPT_W == 16
+#define load_row_stride2(p) ((float16)(vload16(0, p).even, vload16(0, (p) + 16).even))
+#elif WPT_W == 8
+#define load_row_stride2(p) (vload16(0, p).even)
+#else
+#define load_row_stride2(p) (vload8(0, p).even)
+#endif
+#else
+#define ROW_VECTORS 0
+#endif
+
+/* A work-item's next chunk of WPT_W results along a row: the launch's
+ * first dimension may be narrower than the row (one work-item a row on CPU
+ * devices, whose per-item cost, divisions included, then comes once). */
+#define CHUNK_STEP (int)(get_global_size(0) * WPT_W)
 
 /* output[n, k, oh, ow] = bias[k] + sum over c < Cg, r, s of
  * weight[k, c, r, s] * input[n, group*Cg + c, ih, iw]. */
@@ -33,44 +67,70 @@ __kernel void conv2d_depthwise_forward(
     const int W, const int K, const int R, const int S, const int stride_h, const int stride_w,
     const int pad_top, const int pad_left, const int dilation_h, const int dilation_w, const int OH,
     const int OW, const int groups, const int has_bias) {
-    const int first_ow = get_global_id(0) * WPT_W;
     const int oh = get_global_id(1);
     const int plane = get_global_id(2); /* n*K + k */
-    if (first_ow >= OW || oh >= OH)
+    if (oh >= OH)
         return;
     const int n = plane / K;
     const int k = plane - n * K;
     const int Cg = C / groups;
     const int first_channel = k / (K / groups) * Cg;
     const int top = oh * stride_h - pad_top;
-    const int left = first_ow * stride_w - pad_left;
     const __global float *image = input + (n * C + first_channel) * H * W;
     const __global float *filter = weight + k * Cg * R * S;
-
-    float sum[WPT_W];
-    for (int j = 0; j < WPT_W; j++)
-        sum[j] = 0.0f;
-    for (int c = 0; c < Cg; c++)
-        for (int r = 0; r < R; r++) {
-            const int ih = top + r * dilation_h;
-            if (ih < 0 || ih >= H)
-                continue;
-            const __global float *line = image + (c * H + ih) * W;
-            for (int s = 0; s < S; s++) {
-                const float w = filter[(c * R + r) * S + s];
-#pragma unroll
-                for (int j = 0; j < WPT_W; j++) {
-                    const int iw = left + j * stride_w + s * dilation_w;
-                    const int inside = iw >= 0 && iw < W;
-                    const float x = line[inside ? iw : 0];
-                    sum[j] = fma(w, inside ? x : 0.0f, sum[j]);
-                }
-            }
-        }
     const float add = has_bias ? bias[k] : 0.0f;
     __global float *out = output + (plane * OH + oh) * OW;
-    for (int j = 0; j < WPT_W && first_ow + j < OW; j++)
-        out[first_ow + j] = sum[j] + add;
+#if ROW_VECTORS
+    /* The last tap's last read past a chunk's left (for stride 2, the odd
+     * lane after the last result, which the even lanes' load reads too). */
+    const int reach = stride_w * WPT_W - 1 + dilation_w * (S - 1);
+#endif
+
+    for (int first_ow = get_global_id(0) * WPT_W; first_ow < OW; first_ow += CHUNK_STEP) {
+        const int left = first_ow * stride_w - pad_left;
+#if ROW_VECTORS
+        if ((stride_w == 1 || stride_w == 2) && left >= 0 && left + reach < W &&
+            first_ow + WPT_W <= OW) {
+            row_vector total = 0.0f;
+            for (int c = 0; c < Cg; c++)
+                for (int r = 0; r < R; r++) {
+                    const int ih = top + r * dilation_h;
+                    if (ih < 0 || ih >= H)
+                        continue;
+                    const __global float *line = image + (c * H + ih) * W + left;
+                    for (int s = 0; s < S; s++) {
+                        const float w = filter[(c * R + r) * S + s];
+                        const __global float *at = line + s * dilation_w;
+                        total = fma(w, stride_w == 1 ? load_row(at) : load_row_stride2(at), total);
+                    }
+                }
+            store_row(total + add, out + first_ow);
+            continue;
+        }
+#endif
+        float sum[WPT_W];
+        for (int j = 0; j < WPT_W; j++)
+            sum[j] = 0.0f;
+        for (int c = 0; c < Cg; c++)
+            for (int r = 0; r < R; r++) {
+                const int ih = top + r * dilation_h;
+                if (ih < 0 || ih >= H)
+                    continue;
+                const __global float *line = image + (c * H + ih) * W;
+                for (int s = 0; s < S; s++) {
+                    const float w = filter[(c * R + r) * S + s];
+#pragma unroll
+                    for (int j = 0; j < WPT_W; j++) {
+                        const int iw = left + j * stride_w + s * dilation_w;
+                        const int inside = iw >= 0 && iw < W;
+                        const float x = line[inside ? iw : 0];
+                        sum[j] = fma(w, inside ? x : 0.0f, sum[j]);
+                    }
+                }
+            }
+        for (int j = 0; j < WPT_W && first_ow + j < OW; j++)
+            out[first_ow + j] = sum[j] + add;
+    }
 }
 
 /* grad_input[n, ci, ih, iw] = sum over the Kg output channels k of ci's group
@@ -86,65 +146,89 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
                                              const int pad_top, const int pad_left,
                                              const int dilation_h, const int dilation_w,
                                              const int OH, const int OW, const int groups) {
-    const int first_iw = get_global_id(0) * WPT_W;
     const int ih = get_global_id(1);
     const int plane = get_global_id(2); /* n*C + ci */
-    if (first_iw >= W || ih >= H)
+    if (ih >= H)
         return;
     const int n = plane / C;
     const int ci = plane - n * C;
     const int Cg = C / groups, Kg = K / groups;
     const int group = ci / Cg;
     const int c = ci - group * Cg;
+    __global float *out = grad_input + (plane * H + ih) * W;
 
-    float sum[WPT_W];
-    for (int j = 0; j < WPT_W; j++)
-        sum[j] = 0.0f;
-    for (int k = group * Kg; k < (group + 1) * Kg; k++) {
-        const __global float *gradient = grad_output + (n * K + k) * OH * OW;
-        const __global float *filter = weight + (k * Cg + c) * R * S;
-        for (int r = 0; r < R; r++) {
-            /* The output row whose window reaches ih with tap r, if any. */
-            const int dh = ih + pad_top - r * dilation_h;
-            const int oh = dh / stride_h;
-            if (dh < 0 || oh * stride_h != dh || oh >= OH)
-                continue;
-            const __global float *line = gradient + oh * OW;
-            for (int s = 0; s < S; s++) {
-                const float w = filter[r * S + s];
-                /* The first column's offset in the output's strided grid. */
-                const int dw = first_iw + pad_left - s * dilation_w;
-                if (stride_w == 1) {
-                    /* Every column is reached (if inside the output): three
-                     * times as fast on PoCL as the phases below. */
+    for (int first_iw = get_global_id(0) * WPT_W; first_iw < W; first_iw += CHUNK_STEP) {
+#if ROW_VECTORS
+        /* Stride 1 along the row, and every tap's WPT_W gradient columns inside
+         * the output's row: as the forward, one vector read per tap. */
+        if (stride_w == 1 && first_iw + pad_left - dilation_w * (S - 1) >= 0 &&
+            first_iw + pad_left + WPT_W <= OW && first_iw + WPT_W <= W) {
+            row_vector total = 0.0f;
+            for (int k = group * Kg; k < (group + 1) * Kg; k++) {
+                const __global float *gradient = grad_output + (n * K + k) * OH * OW;
+                const __global float *filter = weight + (k * Cg + c) * R * S;
+                for (int r = 0; r < R; r++) {
+                    const int dh = ih + pad_top - r * dilation_h;
+                    const int oh = dh / stride_h;
+                    if (dh < 0 || oh * stride_h != dh || oh >= OH)
+                        continue;
+                    const __global float *line = gradient + oh * OW + first_iw + pad_left;
+                    for (int s = 0; s < S; s++)
+                        total = fma(filter[r * S + s], load_row(line - s * dilation_w), total);
+                }
+            }
+            store_row(total, out + first_iw);
+            continue;
+        }
+#endif
+        float sum[WPT_W];
+        for (int j = 0; j < WPT_W; j++)
+            sum[j] = 0.0f;
+        for (int k = group * Kg; k < (group + 1) * Kg; k++) {
+            const __global float *gradient = grad_output + (n * K + k) * OH * OW;
+            const __global float *filter = weight + (k * Cg + c) * R * S;
+            for (int r = 0; r < R; r++) {
+                /* The output row whose window reaches ih with tap r, if any. */
+                const int dh = ih + pad_top - r * dilation_h;
+                const int oh = dh / stride_h;
+                if (dh < 0 || oh * stride_h != dh || oh >= OH)
+                    continue;
+                const __global float *line = gradient + oh * OW;
+                for (int s = 0; s < S; s++) {
+                    const float w = filter[r * S + s];
+                    /* The first column's offset in the output's strided grid. */
+                    const int dw = first_iw + pad_left - s * dilation_w;
+                    if (stride_w == 1) {
+                        /* Every column is reached (if inside the output): three
+                         * times as fast on PoCL as the phases below. */
+#pragma unroll
+                        for (int j = 0; j < WPT_W; j++) {
+                            const int ow = dw + j;
+                            const int reaches = ow >= 0 && ow < OW;
+                            const float g = line[reaches ? ow : 0];
+                            sum[j] = fma(w, reaches ? g : 0.0f, sum[j]);
+                        }
+                        continue;
+                    }
+                    /* dw = ow * stride_w + phase (floor division); each next
+                     * column moves the phase on by one, with no division. */
+                    int ow = dw >= 0 ? dw / stride_w : -((stride_w - 1 - dw) / stride_w);
+                    int phase = dw - ow * stride_w;
 #pragma unroll
                     for (int j = 0; j < WPT_W; j++) {
-                        const int ow = dw + j;
-                        const int reaches = ow >= 0 && ow < OW;
+                        const int reaches = phase == 0 && ow >= 0 && ow < OW;
                         const float g = line[reaches ? ow : 0];
                         sum[j] = fma(w, reaches ? g : 0.0f, sum[j]);
+                        const int wraps = phase == stride_w - 1;
+                        phase = wraps ? 0 : phase + 1;
+                        ow += wraps;
                     }
-                    continue;
-                }
-                /* dw = ow * stride_w + phase (floor division); each next
-                 * column moves the phase on by one, with no division. */
-                int ow = dw >= 0 ? dw / stride_w : -((stride_w - 1 - dw) / stride_w);
-                int phase = dw - ow * stride_w;
-#pragma unroll
-                for (int j = 0; j < WPT_W; j++) {
-                    const int reaches = phase == 0 && ow >= 0 && ow < OW;
-                    const float g = line[reaches ? ow : 0];
-                    sum[j] = fma(w, reaches ? g : 0.0f, sum[j]);
-                    const int wraps = phase == stride_w - 1;
-                    phase = wraps ? 0 : phase + 1;
-                    ow += wraps;
                 }
             }
         }
+        for (int j = 0; j < WPT_W && first_iw + j < W; j++)
+            out[first_iw + j] = sum[j];
     }
-    __global float *out = grad_input + (plane * H + ih) * W;
-    for (int j = 0; j < WPT_W && first_iw + j < W; j++)
-        out[first_iw + j] = sum[j];
 }
 
 /* grad_weight[k, c, r, s] = sum over positions (n, oh, ow) of
@@ -154,7 +238,8 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
  * grad_weight, otherwise slice z's to partial[z * count + i], which
  * conv2d_sum_slices (conv2d.cl) adds. Each output row's products are summed
  * from zero before they join the total, so no float sum runs over a whole
- * slice. WPT_W plays no part. */
+ * slice. With WPT_W 4, 8 or 16 and stride 1 along the rows, a row's
+ * products are summed in WPT_W lanes first, then across them. */
 __kernel void conv2d_depthwise_backward_weights(
     const __global float *restrict input, const __global float *restrict grad_output,
     __global float *restrict partial, const int C, const int H, const int W, const int K,
@@ -195,8 +280,21 @@ __kernel void conv2d_depthwise_backward_weights(
         if (ih >= 0 && ih < H) {
             const __global float *gradient = grad_output + (n * K + k) * OHW + oh * OW;
             const __global float *line = input + ((n * C + channel) * H + ih) * W;
+            const int end = min(row_end, end_ow);
+            int ow = max(row_start, first_ow);
             float row_sum = 0.0f;
-            for (int ow = max(row_start, first_ow); ow < min(row_end, end_ow); ow++)
+#if ROW_VECTORS
+            if (stride_w == 1 && end - ow >= WPT_W) {
+                row_vector products = 0.0f;
+                for (; ow + WPT_W <= end; ow += WPT_W)
+                    products = fma(load_row(gradient + ow), load_row(line + ow + tap_w), products);
+                float lanes[WPT_W];
+                store_row(products, lanes);
+                for (int j = 0; j < WPT_W; j++)
+                    row_sum += lanes[j];
+            }
+#endif
+            for (; ow < end; ow++)
                 row_sum = fma(gradient[ow], line[ow * stride_w + tap_w], row_sum);
             total += row_sum;
         }

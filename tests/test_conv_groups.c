@@ -23,6 +23,9 @@
  *    - the public entry points with each family selected (as CLCNN_CONV
  *      would), i.e. what a layer runs, with the configurations the library
  *      picks for the shape.
+ *    Then depthwise shapes up to 80 wide through the register-blocked
+ *    family's depthwise kernels and entry points, whose work-items read
+ *    vectors inside a row and scalars at its edges.
  * 2. Finite differences: a float64 forward written in this file, loss =
  *    sum(forward(x) * G); central differences with respect to every input
  *    element, weight and bias against the reference gradients (and the
@@ -49,7 +52,7 @@
 static const double tolerance = 1e-5;
 static const double finite_difference_tolerance = 1e-4;
 
-enum { RANDOM_SHAPES = 120, FINITE_DIFFERENCE_SHAPES = 24 };
+enum { RANDOM_SHAPES = 120, WIDE_DEPTHWISE_SHAPES = 80, FINITE_DIFFERENCE_SHAPES = 24 };
 
 /* The register-blocked configurations the shapes take in turn: every vector
  * width, vector count and number of positions per work-item the tuner
@@ -205,10 +208,11 @@ static void draw_channels(test_rng *rng, int style, int most, conv2d_params *p) 
     }
 }
 
-/* Shape `index` (its groups style is index % 6): sizes up to max_size, batch
- * up to max_batch, up to `most` channels per group. With most <= 12 and R,
- * S <= 5 the reductions stay within 300 taps. */
-static group_case draw_case(test_rng *rng, int index, int max_size, int max_batch, int most) {
+/* Shape `index` (its groups style is index % 6): heights up to max_size,
+ * widths up to max_width, batch up to max_batch, up to `most` channels per
+ * group. With most <= 12 and R, S <= 5 the reductions stay within 300 taps. */
+static group_case draw_case(test_rng *rng, int index, int max_size, int max_width, int max_batch,
+                            int most) {
     group_case c;
     for (;;) {
         memset(&c, 0, sizeof(c));
@@ -221,7 +225,7 @@ static group_case draw_case(test_rng *rng, int index, int max_size, int max_batc
         c.same = style == 3;
         p->out_height = draw_axis(rng, max_size, p->kernel_h, style, &p->in_height, &p->stride_h,
                                   &p->dilation_h, &p->pad_top, &c.pad_bottom);
-        p->out_width = draw_axis(rng, max_size, p->kernel_w, style, &p->in_width, &p->stride_w,
+        p->out_width = draw_axis(rng, max_width, p->kernel_w, style, &p->in_width, &p->stride_w,
                                  &p->dilation_w, &p->pad_left, &c.pad_right);
         p->has_bias = test_rand_int(rng, 0, 3) != 0;
         const double work =
@@ -454,7 +458,7 @@ static void run_random_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
     test_rng rng = {seed};
     int depthwise_picked = 0, grouped = 0, dilated = 0;
     for (int index = 0; index < shapes; index++) {
-        const group_case c = draw_case(&rng, index, 20, 3, 12);
+        const group_case c = draw_case(&rng, index, 20, 20, 3, 12);
         const conv2d_params *p = &c.p;
         depthwise_picked += conv2d_runs_depthwise(p);
         grouped += groups_of(p) > 1;
@@ -477,6 +481,22 @@ static void run_random_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
     printf("%d random shapes: %d grouped, %d dilated, %d on the depthwise kernels by default\n",
            shapes, grouped, dilated, depthwise_picked);
     CHECK(depthwise_picked > 0 && depthwise_picked < shapes);
+
+    /* Depthwise shapes with rows up to 80 wide, where the register-blocked
+     * family's work-items read whole vectors (WPT_W results) inside the row
+     * and the scalar walk is left to the rows' edges. */
+    int wide = 0;
+    for (int index = 0; index < WIDE_DEPTHWISE_SHAPES; index++) {
+        const group_case c = draw_case(&rng, 4 + index % 2, 6, 80, 3, 12);
+        wide += c.p.in_width >= 48;
+        case_data d = make_case_data(&c.p, seed * 1000 + (uint64_t)(shapes + index));
+        check_implementation(ctx, DEPTHWISE, NULL, NULL, &c, &d);
+        check_implementation(ctx, ENTRY_DIRECT, NULL, NULL, &c, &d);
+        free_case_data(&d);
+    }
+    printf("%d depthwise shapes up to 80 wide, %d at least 48 wide\n", WIDE_DEPTHWISE_SHAPES,
+           wide);
+    CHECK(wide >= WIDE_DEPTHWISE_SHAPES / 4);
     static const char *const ops[3] = {"forward", "backward data", "backward weights+bias"};
     for (int i = 0; i < IMPLEMENTATIONS; i++)
         for (int op = 0; op < 3; op++)
@@ -571,7 +591,7 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
     op_result reference = {0}, entry[2] = {{0}, {0}};
     for (int index = 0; index < shapes; index++) {
         /* Few channels: the differences evaluate the whole loss twice per value. */
-        const group_case c = draw_case(&rng, index, 9, 2, 2);
+        const group_case c = draw_case(&rng, index, 9, 9, 2, 2);
         const conv2d_params *p = &c.p;
         case_data d = make_case_data(p, seed * 1000 + (uint64_t)index);
         const int64_t inputs = input_count(p), weights = weight_count(p), K = p->out_channels;
