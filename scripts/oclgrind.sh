@@ -6,7 +6,8 @@
 # with the tiled (GPU) kernels and with the register-blocked (CPU) ones, and
 # test_conv_backward (both backward convolutions, tiled, and the
 # register-blocked backward-weights) and test_conv_stride1 (the row kernel
-# and Winograd F(2x2, 3x3), forward and backward-data). Oclgrind interprets every work-item, so
+# and Winograd F(2x2, 3x3), forward and backward-data), and test_conv_groups
+# (grouped, dilated and depthwise convolutions on both families). Oclgrind interprets every work-item, so
 # the tests run a part of their shapes (CLCNN_TEST_QUICK, default 1/100; they
 # then report a skip, which counts as a pass here). Fails on any Oclgrind
 # diagnostic or failed check. Uses build/ (or $BUILD_DIR), built if needed.
@@ -20,11 +21,11 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 status=0
 run() {
-  local name=$1 conv=$2 test=$3
+  local name=$1 conv=$2 test=$3 part=${4:-$quick}
   local log="$build/oclgrind-$name.log" diagnostics="$build/oclgrind-$name.diagnostics"
   rc=0
   (cd "$scratch" && env XDG_CACHE_HOME="$scratch/cache" CLCNN_TMP="$scratch/$name" \
-      CLCNN_TEST_QUICK="$quick" CLCNN_CONV="$conv" CLCNN_BIN="$PWD/$build/clcnn" \
+      CLCNN_TEST_QUICK="$part" CLCNN_CONV="$conv" CLCNN_BIN="$PWD/$build/clcnn" \
       nice -n 10 oclgrind --data-races --check-api --log "$OLDPWD/$diagnostics" \
       "$OLDPWD/$build/tests/$test") >"$log" 2>&1 || rc=$?
   local summary
@@ -41,4 +42,6 @@ run ops_forward_tiled tiled test_ops_forward
 run ops_forward_direct direct test_ops_forward
 run conv_backward "" test_conv_backward
 run conv_stride1 direct test_conv_stride1
+# A twentieth, so that some wide depthwise shapes reach the vector reads.
+run conv_groups "" test_conv_groups 20
 exit $status

@@ -480,13 +480,15 @@ static void run_random_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
     }
     printf("%d random shapes: %d grouped, %d dilated, %d on the depthwise kernels by default\n",
            shapes, grouped, dilated, depthwise_picked);
-    CHECK(depthwise_picked > 0 && depthwise_picked < shapes);
+    if (shapes >= 6) /* every style of groups drawn */
+        CHECK(depthwise_picked > 0 && depthwise_picked < shapes);
 
     /* Depthwise shapes with rows up to 80 wide, where the register-blocked
      * family's work-items read whole vectors (WPT_W results) inside the row
      * and the scalar walk is left to the rows' edges. */
     int wide = 0;
-    for (int index = 0; index < WIDE_DEPTHWISE_SHAPES; index++) {
+    const int wide_shapes = test_scaled_count(WIDE_DEPTHWISE_SHAPES);
+    for (int index = 0; index < wide_shapes; index++) {
         const group_case c = draw_case(&rng, 4 + index % 2, 6, 80, 3, 12);
         wide += c.p.in_width >= 48;
         case_data d = make_case_data(&c.p, seed * 1000 + (uint64_t)(shapes + index));
@@ -494,9 +496,8 @@ static void run_random_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
         check_implementation(ctx, ENTRY_DIRECT, NULL, NULL, &c, &d);
         free_case_data(&d);
     }
-    printf("%d depthwise shapes up to 80 wide, %d at least 48 wide\n", WIDE_DEPTHWISE_SHAPES,
-           wide);
-    CHECK(wide >= WIDE_DEPTHWISE_SHAPES / 4);
+    printf("%d depthwise shapes up to 80 wide, %d at least 48 wide\n", wide_shapes, wide);
+    CHECK(wide >= wide_shapes / 4);
     static const char *const ops[3] = {"forward", "backward data", "backward weights+bias"};
     for (int i = 0; i < IMPLEMENTATIONS; i++)
         for (int op = 0; op < 3; op++)
@@ -662,8 +663,8 @@ int main(void) {
     printf("device: %s\n", clcnn_device_name(ctx));
     const double start = clock_seconds();
     CHECK(tile_config_valid(ctx, &extra_tiles));
-    run_random_shapes(ctx, RANDOM_SHAPES, 7);
-    run_finite_differences(ctx, FINITE_DIFFERENCE_SHAPES, 17);
+    run_random_shapes(ctx, test_scaled_count(RANDOM_SHAPES), 7);
+    run_finite_differences(ctx, test_scaled_count(FINITE_DIFFERENCE_SHAPES), 17);
     printf("time: %.1f s\n", clock_seconds() - start);
     clcnn_context_destroy(ctx);
     return test_finish();
