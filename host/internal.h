@@ -369,6 +369,10 @@ typedef struct memory_plan {
      * node i then runs with. */
     int *folded_into;
     buf (*folded)[2];
+    /* fused_relu[i]: the relu that alone reads node i and runs inside it
+     * (layer_pass.relu), -1 if none; the relu then shares node i's storage,
+     * as a view would (plan.c). */
+    int *fused_relu;
 } memory_plan;
 
 struct clcnn_net {

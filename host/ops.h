@@ -251,6 +251,7 @@ typedef enum activation_kind {
     ACTIVATION_RELU6 = 4
 } activation_kind;
 
+/* output may be input (in place): each element is read before it is written. */
 void activation_forward_ref(activation_kind kind, float slope, int64_t count, const float *input,
                             float *output);
 clcnn_status activation_forward(clcnn_context *ctx, activation_kind kind, float slope,

@@ -33,9 +33,10 @@ float activate(const float x, const int kind, const float slope) {
     }
 }
 
-__kernel void activation_forward(const __global float *restrict input,
-                                 __global float *restrict output, const int count, const int kind,
-                                 const float slope) {
+/* No restrict: output may be the input buffer (in place), and each
+ * work-item reads its element before writing it. */
+__kernel void activation_forward(const __global float *input, __global float *output,
+                                 const int count, const int kind, const float slope) {
     const size_t first = get_global_id(0) * ITEM_SPAN;
     const size_t end = min(first + ITEM_SPAN, (size_t)count);
     /* A loop per kind: with the kind a constant, the loops without exp or

@@ -122,6 +122,19 @@ int walk_offset(const channel_walk *w) {
     return w->offset;
 }
 
+/* A relu fused into the layer (relu = 1 in the kernels that take it): the
+ * forward writes relu(y), and backward's grad_y is then the gradient with
+ * respect to that output, relu_y, masked as the relu's own backward would
+ * (kernels/activation.cl, bit for bit): 0 where relu_y <= 0, and a NaN
+ * output passes the gradient. */
+real relu_of(const real v) {
+    return select(v, (real)0.0f, v <= (real)0.0f);
+}
+
+real relu_masked(const real g, const real relu_y) {
+    return select(g, (real)0.0f, relu_y <= (real)0.0f);
+}
+
 /* A work-item's compensated sum: values are added in blocks of SUM_BLOCK in
  * plain float, a short chain of additions that the processor overlaps with
  * the next block, and each block's sum goes into the total with Kahan's
@@ -195,9 +208,10 @@ typedef struct deviation_sums {
 } deviation_sums;
 
 deviation_sums channel_deviation_sums(const __global real *restrict x,
-                                      const __global real *restrict grad_y, __local float *partial,
-                                      const int batch, const int channels, const int channel,
-                                      const int spatial, const float rough_mean,
+                                      const __global real *restrict grad_y,
+                                      const __global real *restrict relu_y, const int relu,
+                                      __local float *partial, const int batch, const int channels,
+                                      const int channel, const int spatial, const float rough_mean,
                                       const int with_statistics, const int with_gradient) {
     compensated_sum sum1 = sum_start(), sum2 = sum_start();
     compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
@@ -211,7 +225,7 @@ deviation_sums channel_deviation_sums(const __global real *restrict x,
             sum2.block += d * d;
         }
         if (with_gradient) {
-            const real dy = grad_y[i];
+            const real dy = relu ? relu_masked(grad_y[i], relu_y[i]) : grad_y[i];
             dy_sum.block += dy;
             dy_dev.block += dy * d;
         }
@@ -250,11 +264,12 @@ deviation_sums channel_deviation_sums(const __global real *restrict x,
 void normalise_channel(const __global real *restrict x, __global real *restrict y, const int batch,
                        const int channels, const int channel, const int spatial,
                        const float mean_hi, const float mean_lo, const float scale,
-                       const float shift) {
+                       const float shift, const int relu) {
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
         const int i = walk_offset(&w);
-        y[i] = ((x[i] - mean_hi) - mean_lo) * scale + shift;
+        const real v = ((x[i] - mean_hi) - mean_lo) * scale + shift;
+        y[i] = relu ? relu_of(v) : v;
     }
 }
 
@@ -274,13 +289,15 @@ void update_running(__global float *restrict running_mean, __global float *restr
  * mean as two floats (normalise_channel), written into grad_x or added to it
  * (accumulate). */
 void input_gradient(const __global real *restrict x, const __global real *restrict grad_y,
+                    const __global real *restrict relu_y, const int relu,
                     __global real *restrict grad_x, const int batch, const int channels,
                     const int channel, const int spatial, const float mean_hi, const float mean_lo,
                     const float mean_dy, const float k, const float scale, const int accumulate) {
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
         const int i = walk_offset(&w);
-        const real g = ((grad_y[i] - mean_dy) - ((x[i] - mean_hi) - mean_lo) * k) * scale;
+        const real dy = relu ? relu_masked(grad_y[i], relu_y[i]) : grad_y[i];
+        const real g = ((dy - mean_dy) - ((x[i] - mean_hi) - mean_lo) * k) * scale;
         grad_x[i] = accumulate ? grad_x[i] + g : g;
     }
 }
@@ -304,15 +321,15 @@ __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
 batchnorm_forward_train(const __global real *restrict x, const __global float *restrict weight,
                         const __global float *restrict bias, __global float *restrict running_mean,
                         __global float *restrict running_var, __global real *restrict y,
-                        __global float *restrict saved, const int save, const int batch,
-                        const int channels, const int spatial, const float eps,
+                        __global float *restrict saved, const int save, const int relu,
+                        const int batch, const int channels, const int spatial, const float eps,
                         const float momentum) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial * BATCHNORM_VW);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
-    const deviation_sums sums =
-        channel_deviation_sums(x, x, partial, batch, channels, channel, spatial, rough_mean, 1, 0);
+    const deviation_sums sums = channel_deviation_sums(x, x, x, 0, partial, batch, channels,
+                                                       channel, spatial, rough_mean, 1, 0);
     const float correction = sums.s1 / count;
     /* sum((x - mean)^2), never below 0; a NaN stays (fmax would drop it) */
     const float deviations = sums.s2 - sums.s1 * correction;
@@ -325,7 +342,7 @@ batchnorm_forward_train(const __global real *restrict x, const __global float *r
         saved[3 * channel + 2] = 1.0f / sqrt(var + eps); /* as backward would compute it */
     }
     normalise_channel(x, y, batch, channels, channel, spatial, rough_mean, correction, scale,
-                      bias[channel]);
+                      bias[channel], relu);
     update_running(running_mean, running_var, channel, momentum, rough_mean + correction,
                    squares / (count - 1.0f));
 }
@@ -339,6 +356,7 @@ batchnorm_forward_train(const __global real *restrict x, const __global float *r
  * rough mean, its correction (mean = rough_mean + correction), invstd and
  * the gradient's sums about the rough mean. */
 void backward_from_sums(const __global real *restrict x, const __global real *restrict grad_y,
+                        const __global real *restrict relu_y, const int relu,
                         const __global float *restrict weight, __global real *restrict grad_x,
                         __global float *restrict grad_weight, __global float *restrict grad_bias,
                         const int batch, const int channels, const int channel, const int spatial,
@@ -358,15 +376,16 @@ void backward_from_sums(const __global real *restrict x, const __global real *re
 
     /* dx = (dy - mean_dy - (x - mean) * k) * invstd * weight with
      * k = sum(dy * (x - mean)) * invstd^2 / M (as PyTorch's CPU kernel). */
-    input_gradient(x, grad_y, grad_x, batch, channels, channel, spatial, rough_mean, correction,
-                   sum_dy / count, sum_dy_dev * invstd * invstd / count, invstd * weight[channel],
-                   accumulate);
+    input_gradient(x, grad_y, relu_y, relu, grad_x, batch, channels, channel, spatial, rough_mean,
+                   correction, sum_dy / count, sum_dy_dev * invstd * invstd / count,
+                   invstd * weight[channel], accumulate);
 }
 
 /* Backward that recomputes the statistics as the forward computed them:
  * one pass for the mean, one for the deviations' and the gradient's sums. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
 batchnorm_backward(const __global real *restrict x, const __global real *restrict grad_y,
+                   const __global real *restrict relu_y, const int relu,
                    const __global float *restrict weight, __global real *restrict grad_x,
                    __global float *restrict grad_weight, __global float *restrict grad_bias,
                    const int batch, const int channels, const int spatial, const float eps,
@@ -375,14 +394,15 @@ batchnorm_backward(const __global real *restrict x, const __global real *restric
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial * BATCHNORM_VW);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
-    const deviation_sums sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel,
-                                                       spatial, rough_mean, 1, 1);
+    const deviation_sums sums = channel_deviation_sums(
+        x, grad_y, relu_y, relu, partial, batch, channels, channel, spatial, rough_mean, 1, 1);
     const float correction = sums.s1 / count;
     const float deviations = sums.s2 - sums.s1 * correction;
     const float var = (deviations < 0.0f ? 0.0f : deviations) / count;
     const float invstd = 1.0f / sqrt(var + eps);
-    backward_from_sums(x, grad_y, weight, grad_x, grad_weight, grad_bias, batch, channels, channel,
-                       spatial, rough_mean, correction, invstd, &sums, want_grad_x, accumulate);
+    backward_from_sums(x, grad_y, relu_y, relu, weight, grad_x, grad_weight, grad_bias, batch,
+                       channels, channel, spatial, rough_mean, correction, invstd, &sums,
+                       want_grad_x, accumulate);
 }
 
 /* The same with the statistics batchnorm_forward_train kept (saved[3 *
@@ -390,6 +410,7 @@ batchnorm_backward(const __global real *restrict x, const __global real *restric
  * batchnorm_backward recomputes): one pass fewer over x, the same result. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
 batchnorm_backward_saved(const __global real *restrict x, const __global real *restrict grad_y,
+                         const __global real *restrict relu_y, const int relu,
                          const __global float *restrict weight,
                          const __global float *restrict saved, __global real *restrict grad_x,
                          __global float *restrict grad_weight, __global float *restrict grad_bias,
@@ -398,11 +419,11 @@ batchnorm_backward_saved(const __global real *restrict x, const __global real *r
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
     const float rough_mean = saved[3 * channel];
-    const deviation_sums sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel,
-                                                       spatial, rough_mean, 0, 1);
-    backward_from_sums(x, grad_y, weight, grad_x, grad_weight, grad_bias, batch, channels, channel,
-                       spatial, rough_mean, saved[3 * channel + 1], saved[3 * channel + 2], &sums,
-                       want_grad_x, accumulate);
+    const deviation_sums sums = channel_deviation_sums(
+        x, grad_y, relu_y, relu, partial, batch, channels, channel, spatial, rough_mean, 0, 1);
+    backward_from_sums(x, grad_y, relu_y, relu, weight, grad_x, grad_weight, grad_bias, batch,
+                       channels, channel, spatial, rough_mean, saved[3 * channel + 1],
+                       saved[3 * channel + 2], &sums, want_grad_x, accumulate);
 }
 
 /* ---- synchronised across ranks -------------------------------------------------------------- */
@@ -427,10 +448,10 @@ batchnorm_moments(const __global real *restrict x, const __global real *restrict
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
     deviation_sums sums;
     if (with_gradient)
-        sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel, spatial,
+        sums = channel_deviation_sums(x, grad_y, x, 0, partial, batch, channels, channel, spatial,
                                       rough_mean, 1, 1);
     else
-        sums = channel_deviation_sums(x, grad_y, partial, batch, channels, channel, spatial,
+        sums = channel_deviation_sums(x, grad_y, x, 0, partial, batch, channels, channel, spatial,
                                       rough_mean, 1, 0);
     if (get_local_id(0) == 0) {
         __global float *m = moments + (with_gradient ? 5 : 3) * channel;
@@ -459,7 +480,7 @@ batchnorm_forward_apply(const __global real *restrict x, const __global float *r
     const int channel = get_group_id(0);
     const __global float *s = statistics + 4 * channel;
     const float scale = weight[channel] / sqrt(s[2] + eps);
-    normalise_channel(x, y, batch, channels, channel, spatial, s[0], s[1], scale, bias[channel]);
+    normalise_channel(x, y, batch, channels, channel, spatial, s[0], s[1], scale, bias[channel], 0);
     update_running(running_mean, running_var, channel, momentum, s[0], s[3]);
 }
 
@@ -483,20 +504,19 @@ batchnorm_backward_apply(const __global real *restrict x, const __global real *r
     }
     if (!want_grad_x)
         return;
-    input_gradient(x, grad_y, grad_x, batch, channels, channel, spatial, s[0], s[1], s[3], s[4],
-                   s[2] * weight[channel], accumulate);
+    input_gradient(x, grad_y, x, 0, grad_x, batch, channels, channel, spatial, s[0], s[1], s[3],
+                   s[4], s[2] * weight[channel], accumulate);
 }
 
 /* ---- eval mode -------------------------------------------------------------------------- */
 
 /* y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, one
  * work-group per channel as the train-mode kernels (no division per element). */
-__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_forward_eval(const __global real *restrict x, const __global float *restrict weight,
-                       const __global float *restrict bias,
-                       const __global float *restrict running_mean,
-                       const __global float *restrict running_var, __global real *restrict y,
-                       const int batch, const int channels, const int spatial, const float eps) {
+__kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void batchnorm_forward_eval(
+    const __global real *restrict x, const __global float *restrict weight,
+    const __global float *restrict bias, const __global float *restrict running_mean,
+    const __global float *restrict running_var, __global real *restrict y, const int batch,
+    const int channels, const int spatial, const float eps, const int relu) {
     const int channel = get_group_id(0);
     const float mean = running_mean[channel];
     const float scale = weight[channel] / sqrt(running_var[channel] + eps);
@@ -504,7 +524,8 @@ batchnorm_forward_eval(const __global real *restrict x, const __global float *re
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
         const int i = walk_offset(&w);
-        y[i] = (x[i] - mean) * scale + shift;
+        const real v = (x[i] - mean) * scale + shift;
+        y[i] = relu ? relu_of(v) : v;
     }
 }
 

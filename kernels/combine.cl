@@ -18,11 +18,17 @@
 /* output = a + b. No restrict: the host sums n inputs as ((in0 + in1) + in2) + ...
  * by passing the output as a, each work-item reading its element before writing it. */
 __kernel void add_forward(const __global float *a, const __global float *b, __global float *output,
-                          const int count) {
+                          const int count, const int relu) {
     const size_t first = get_global_id(0) * ITEM_SPAN;
     const size_t end = min(first + ITEM_SPAN, (size_t)count);
-    for (size_t i = first; i < end; i++)
-        output[i] = a[i] + b[i];
+    if (relu)
+        for (size_t i = first; i < end; i++) {
+            const float sum = a[i] + b[i];
+            output[i] = sum <= 0.0f ? 0.0f : sum; /* activation.cl's relu, NaN passing */
+        }
+    else
+        for (size_t i = first; i < end; i++)
+            output[i] = a[i] + b[i];
 }
 
 /* grad_input = grad_output, or grad_input += grad_output. */

@@ -48,6 +48,13 @@
  *    with a trace, which shows every layer's own output): equal within
  *    1e-5, a fold taken for every pair that can fold and none where the
  *    convolution's output has a second reader.
+ *
+ * 6. A relu fused into the batchnorm or add before it (OpenCL): the ops
+ *    with relu = 1 / relu_y against the relu applied apart, bit for bit, on
+ *    random shapes and both walks; a residual network trained with fusion
+ *    on and with CLCNN_FUSE=0, whose losses, tensors, folded eval outputs
+ *    and traced outputs must be equal bit for bit, with the pairs fused
+ *    that can be and none where the batchnorm has a second reader.
  */
 #include "ops/batchnorm.h"
 #include "testlib.h"
@@ -287,20 +294,20 @@ static int run_forward(clcnn_context *ctx, int walk, const shape *s, float eps, 
              make_buf(ctx, running_var, channels, &bv) && make_buf(ctx, y, count, &by);
     const int spatial = shape_spatial(s);
     if (ok && walk != WALK_DEVICE && training)
-        ok = CHECK_OK(ctx,
-                      batchnorm_forward_train(ctx, walk, s->batch, channels, spatial, eps, momentum,
-                                              bx.mem, bw.mem, bb.mem, bm.mem, bv.mem, by.mem,
-                                              NULL));
+        ok = CHECK_OK(ctx, batchnorm_forward_train(ctx, walk, s->batch, channels, spatial, eps,
+                                                   momentum, bx.mem, bw.mem, bb.mem, bm.mem, bv.mem,
+                                                   by.mem, NULL, 0));
     else if (ok && walk != WALK_DEVICE)
-        ok = CHECK_OK(ctx, batchnorm_forward_eval(ctx, walk, s->batch, channels, spatial, eps,
-                                                  bx.mem, bw.mem, bb.mem, bm.mem, bv.mem, by.mem));
+        ok = CHECK_OK(ctx,
+                      batchnorm_forward_eval(ctx, walk, s->batch, channels, spatial, eps, bx.mem,
+                                             bw.mem, bb.mem, bm.mem, bv.mem, by.mem, 0));
     else if (ok && training)
-        ok = CHECK_OK(ctx, op_batchnorm_forward_train(ctx, s->batch, channels, spatial, eps,
-                                                      momentum, bx, bw, bb, bm, bv, by,
-                                                      (buf){0}));
+        ok = CHECK_OK(ctx,
+                      op_batchnorm_forward_train(ctx, s->batch, channels, spatial, eps, momentum,
+                                                 bx, bw, bb, bm, bv, by, (buf){0}, 0));
     else if (ok)
         ok = CHECK_OK(ctx, op_batchnorm_forward_eval(ctx, s->batch, channels, spatial, eps, bx, bw,
-                                                     bb, bm, bv, by));
+                                                     bb, bm, bv, by, 0));
     ok = ok && read_buf(ctx, by, y, count) && read_buf(ctx, bm, running_mean, channels) &&
          read_buf(ctx, bv, running_var, channels);
     release_buf(&bx);
@@ -325,10 +332,11 @@ static int run_backward(clcnn_context *ctx, int walk, const shape *s, float eps,
     if (ok && walk != WALK_DEVICE)
         ok = CHECK_OK(ctx, batchnorm_backward(ctx, walk, s->batch, channels, shape_spatial(s), eps,
                                               bx.mem, bg.mem, bw.mem, bgx.mem, accumulate, bgw.mem,
-                                              bgb.mem, NULL));
+                                              bgb.mem, NULL, NULL));
     else if (ok)
-        ok = CHECK_OK(ctx, op_batchnorm_backward(ctx, s->batch, channels, shape_spatial(s), eps, bx,
-                                                 bg, bw, bgx, accumulate, bgw, bgb, (buf){0}));
+        ok = CHECK_OK(ctx,
+                      op_batchnorm_backward(ctx, s->batch, channels, shape_spatial(s), eps, bx, bg,
+                                            bw, bgx, accumulate, bgw, bgb, (buf){0}, (buf){0}));
     ok = ok && read_buf(ctx, bgx, grad_x, count) && read_buf(ctx, bgw, grad_weight, channels) &&
          read_buf(ctx, bgb, grad_bias, channels);
     release_buf(&bx);
@@ -363,23 +371,26 @@ static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed)
         fill_uniform(&rng, start, count, -1.0f, 1.0f);
         for (int walk = 0; walk < 2; walk++) {
             buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, by = {0}, bs = {0}, bg = {0};
-            int ok = make_buf(ctx, c.x, count, &bx) && make_buf(ctx, c.weight, channels, &bw) &&
-                     make_buf(ctx, c.bias, channels, &bb) &&
-                     make_buf(ctx, c.running_mean, channels, &bm) &&
-                     make_buf(ctx, c.running_var, channels, &bv) && make_buf(ctx, start, count, &by) &&
-                     make_buf(ctx, grad_y, count, &bg) &&
-                     CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 3 * (size_t)channels, &bs.mem));
-            ok = ok && CHECK_OK(ctx, batchnorm_forward_train(ctx, walk, s->batch, channels, spatial,
-                                                             c.eps, c.momentum, bx.mem, bw.mem,
-                                                             bb.mem, bm.mem, bv.mem, by.mem, bs.mem));
+            int ok =
+                make_buf(ctx, c.x, count, &bx) && make_buf(ctx, c.weight, channels, &bw) &&
+                make_buf(ctx, c.bias, channels, &bb) &&
+                make_buf(ctx, c.running_mean, channels, &bm) &&
+                make_buf(ctx, c.running_var, channels, &bv) && make_buf(ctx, start, count, &by) &&
+                make_buf(ctx, grad_y, count, &bg) &&
+                CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 3 * (size_t)channels, &bs.mem));
+            ok = ok &&
+                 CHECK_OK(ctx, batchnorm_forward_train(ctx, walk, s->batch, channels, spatial,
+                                                       c.eps, c.momentum, bx.mem, bw.mem, bb.mem,
+                                                       bm.mem, bv.mem, by.mem, bs.mem, 0));
             for (int v = 0; v < 2 && ok; v++) {
                 buf bgx = {0}, bgw = {0}, bgb = {0};
-                ok = make_buf(ctx, start, count, &bgx) && make_buf(ctx, out[v][1], channels, &bgw) &&
+                ok = make_buf(ctx, start, count, &bgx) &&
+                     make_buf(ctx, out[v][1], channels, &bgw) &&
                      make_buf(ctx, out[v][2], channels, &bgb);
-                ok = ok && CHECK_OK(ctx, batchnorm_backward(ctx, walk, s->batch, channels, spatial,
-                                                            c.eps, bx.mem, bg.mem, bw.mem,
-                                                            kind == 2 ? NULL : bgx.mem, kind == 1,
-                                                            bgw.mem, bgb.mem, v ? bs.mem : NULL));
+                ok = ok && CHECK_OK(ctx, batchnorm_backward(
+                                             ctx, walk, s->batch, channels, spatial, c.eps, bx.mem,
+                                             bg.mem, bw.mem, kind == 2 ? NULL : bgx.mem, kind == 1,
+                                             bgw.mem, bgb.mem, v ? bs.mem : NULL, NULL));
                 ok = ok && read_buf(ctx, bgx, out[v][0], count) &&
                      read_buf(ctx, bgw, out[v][1], channels) &&
                      read_buf(ctx, bgb, out[v][2], channels);
@@ -791,15 +802,25 @@ static void check_refused(clcnn_context *ctx) {
         return;
     const clcnn_status invalid = CLCNN_ERROR_INVALID_ARGUMENT;
     /* One value per channel cannot be trained on; eval can. */
-    CHECK(op_batchnorm_forward_train(ctx, 1, 1, 1, 1e-5f, 0.1f, x, w, b, m, v, y, (buf){0}) == invalid);
+    CHECK(op_batchnorm_forward_train(ctx, 1, 1, 1, 1e-5f, 0.1f, x, w, b, m, v, y, (buf){0}, 0) ==
+          invalid);
     CHECK(strstr(clcnn_last_error(ctx), "more than one value per channel") != NULL);
-    CHECK_OK(ctx, op_batchnorm_forward_eval(ctx, 1, 1, 1, 1e-5f, x, w, b, m, v, y));
-    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, -1.0f, 0.1f, x, w, b, m, v, y, (buf){0}) == invalid);
-    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, 1e-5f, 1.5f, x, w, b, m, v, y, (buf){0}) == invalid);
-    CHECK(op_batchnorm_forward_eval(ctx, 4, 0, 1, 1e-5f, x, w, b, m, v, y) == invalid);
+    CHECK_OK(ctx, op_batchnorm_forward_eval(ctx, 1, 1, 1, 1e-5f, x, w, b, m, v, y, 0));
+    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, -1.0f, 0.1f, x, w, b, m, v, y, (buf){0}, 0) ==
+          invalid);
+    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, 1e-5f, 1.5f, x, w, b, m, v, y, (buf){0}, 0) ==
+          invalid);
+    CHECK(op_batchnorm_forward_eval(ctx, 4, 0, 1, 1e-5f, x, w, b, m, v, y, 0) == invalid);
     const buf none = {0};
-    CHECK(op_batchnorm_forward_eval(ctx, 4, 1, 1, 1e-5f, x, w, b, none, v, y) == invalid);
-    CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, none, b, none) == invalid);
+    CHECK(op_batchnorm_forward_eval(ctx, 4, 1, 1, 1e-5f, x, w, b, none, v, y, 0) == invalid);
+    CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, none, b, none, none) ==
+          invalid);
+    /* The reference runs a relu as a layer of its own. */
+    if (!context_is_opencl(ctx)) {
+        CHECK(op_batchnorm_forward_eval(ctx, 4, 1, 1, 1e-5f, x, w, b, m, v, y, 1) == invalid);
+        CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, w, b, none, y) ==
+              invalid);
+    }
     release_buf(&x);
     release_buf(&w);
     release_buf(&b);
@@ -918,10 +939,12 @@ typedef struct trained {
     float eval_output[NET_IMAGES * 3];
 } trained;
 
-/* Trains net_text from seed 5 for NET_EPOCHS epochs on ctx. */
-static int train_net(clcnn_context *ctx, const clcnn_dataset *data, trained *out) {
+/* Trains text (a network of 2x6x6 inputs and 3 outputs) from seed 5 for
+ * NET_EPOCHS epochs on ctx. */
+static int train_net(clcnn_context *ctx, const char *text, const clcnn_dataset *data,
+                     trained *out) {
     memset(out, 0, sizeof(*out));
-    if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, net_text, "bn.net", &out->net)))
+    if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, text, "bn.net", &out->net)))
         return 0;
     clcnn_train_config config;
     clcnn_train_config_defaults(&config);
@@ -1022,7 +1045,8 @@ static void check_training(clcnn_context *const *contexts) {
     make_dataset(&data, images, labels);
     trained runs[2];
     const int ok =
-        train_net(contexts[0], &data, &runs[0]) && train_net(contexts[1], &data, &runs[1]);
+        train_net(contexts[0], net_text, &data, &runs[0]) &&
+        train_net(contexts[1], net_text, &data, &runs[1]);
     if (CHECK(ok)) {
         const double tensor_error =
             max_relative_error(runs[1].tensors, runs[0].tensors, runs[0].tensor_floats, 1.0);
@@ -1407,6 +1431,198 @@ static void check_folded_forward(clcnn_context *const *contexts) {
     free(outputs[1]);
 }
 
+/* ---- 6. a relu fused into the batchnorm or add before it ----------------------------------------
+ * (CLCNN_FUSE, host/graph/plan.c): the same numbers, bit for bit, as the
+ * relu run apart. */
+
+/* The ops: the train-mode forward (keeping statistics or not) and the eval
+ * forward with relu = 1 against relu applied to their output; the backward
+ * (from kept statistics and recomputing them; grad_x overwritten, added
+ * into, absent) given relu_y against the backward of the masked gradient;
+ * on both walks. */
+static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
+    test_rng rng = {seed};
+    int mismatches = 0, runs = 0;
+    for (int index = 0; index < cases; index++) {
+        bn_case c;
+        draw_case(&rng, index, &c);
+        const shape *s = &c.s;
+        const int64_t count = shape_count(s);
+        const int channels = s->channels, spatial = shape_spatial(s);
+        const int kind = index % 3; /* grad_x overwritten, accumulated, absent */
+        float *grad_y = allocate_floats(count), *masked = allocate_floats(count);
+        float *start = allocate_floats(count), *relu_y = allocate_floats(count);
+        float *y[2], *grads[2][3];
+        for (int v = 0; v < 2; v++) {
+            y[v] = allocate_floats(count);
+            for (int k = 0; k < 3; k++)
+                grads[v][k] = calloc((size_t)(k == 0 ? count : channels), sizeof(float));
+        }
+        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        for (int walk = 0; walk < 2; walk++)
+            for (int training = 0; training < 2; training++) {
+                buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, bs = {0}, bg = {0}, by = {0};
+                buf br = {0}, bq = {0};
+                int ok = make_buf(ctx, c.x, count, &bx) &&
+                         make_buf(ctx, c.weight, channels, &bw) &&
+                         make_buf(ctx, c.bias, channels, &bb) &&
+                         make_buf(ctx, c.running_mean, channels, &bm) &&
+                         make_buf(ctx, c.running_var, channels, &bv) &&
+                         make_buf(ctx, grad_y, count, &bg) &&
+                         CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 3 * (size_t)channels,
+                                                     &bs.mem));
+                /* y[0]: the layer's output, then relu'd here; y[1]: fused. */
+                for (int relu = 0; relu < 2 && ok; relu++) {
+                    ok = make_buf(ctx, start, count, &by);
+                    if (ok && training)
+                        ok = CHECK_OK(ctx, batchnorm_forward_train(
+                                               ctx, walk, s->batch, channels, spatial, c.eps,
+                                               c.momentum, bx.mem, bw.mem, bb.mem, bm.mem, bv.mem,
+                                               by.mem, relu ? bs.mem : NULL, relu));
+                    else if (ok)
+                        ok = CHECK_OK(ctx, batchnorm_forward_eval(
+                                               ctx, walk, s->batch, channels, spatial, c.eps,
+                                               bx.mem, bw.mem, bb.mem, bm.mem, bv.mem, by.mem,
+                                               relu));
+                    ok = ok && read_buf(ctx, by, y[relu], count);
+                    release_buf(&by);
+                }
+                for (int64_t i = 0; i < count; i++)
+                    y[0][i] = y[0][i] <= 0.0f ? 0.0f : y[0][i];
+                runs++;
+                int same = ok && memcmp(y[0], y[1], sizeof(float) * (size_t)count) == 0;
+                if (training && ok) {
+                    /* Backward from the fused forward's output: the masked
+                     * gradient apart, then relu_y given; both with the
+                     * kept statistics (saved) and recomputing them. */
+                    memcpy(relu_y, y[1], sizeof(float) * (size_t)count);
+                    for (int64_t i = 0; i < count; i++)
+                        masked[i] = relu_y[i] <= 0.0f ? 0.0f : grad_y[i];
+                    ok = make_buf(ctx, relu_y, count, &br) && make_buf(ctx, masked, count, &bq);
+                    for (int v = 0; v < 4 && ok; v++) {
+                        const int fused = v % 2, saved = v / 2;
+                        buf bgx = {0}, bgw = {0}, bgb = {0};
+                        ok = make_buf(ctx, start, count, &bgx) &&
+                             make_buf(ctx, grads[fused][1], channels, &bgw) &&
+                             make_buf(ctx, grads[fused][2], channels, &bgb) &&
+                             CHECK_OK(ctx, batchnorm_backward(
+                                               ctx, walk, s->batch, channels, spatial, c.eps,
+                                               bx.mem, fused ? bg.mem : bq.mem, bw.mem,
+                                               kind == 2 ? NULL : bgx.mem, kind == 1, bgw.mem,
+                                               bgb.mem, saved ? bs.mem : NULL,
+                                               fused ? br.mem : NULL)) &&
+                             read_buf(ctx, bgx, grads[fused][0], count) &&
+                             read_buf(ctx, bgw, grads[fused][1], channels) &&
+                             read_buf(ctx, bgb, grads[fused][2], channels);
+                        release_buf(&bgx);
+                        release_buf(&bgw);
+                        release_buf(&bgb);
+                        if (fused)
+                            for (int k = 0; k < 3; k++)
+                                same = same && ok &&
+                                       memcmp(grads[0][k], grads[1][k],
+                                              sizeof(float) * (size_t)(k == 0 ? count : channels)) ==
+                                           0;
+                    }
+                }
+                if (!same) {
+                    mismatches++;
+                    print_case("fused relu", index, &c, training ? ", train" : ", eval", 0.0);
+                }
+                buf all[] = {bx, bw, bb, bm, bv, bs, bg, br, bq};
+                for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                    release_buf(&all[i]);
+            }
+        free(grad_y);
+        free(masked);
+        free(start);
+        free(relu_y);
+        for (int v = 0; v < 2; v++) {
+            free(y[v]);
+            for (int k = 0; k < 3; k++)
+                free(grads[v][k]);
+        }
+        free_case(&c);
+    }
+    printf("fused relu ops: %d runs, %d differ from the relu apart\n", runs, mismatches);
+    CHECK(runs > 0 && mismatches == 0);
+}
+
+/* bn -> relu and add -> relu fuse (b1, sum, b4); b3, read by a relu and an
+ * add, does not; conv -> relu has nothing to fuse into. */
+static const char fused_text[] = "input channels=2 height=6 width=6\n"
+                                 "conv filters=4 size=3 pad=1 bias=false name=c1\n"
+                                 "batchnorm name=b1\n"
+                                 "relu name=r1\n"
+                                 "conv filters=4 size=3 pad=1 name=c2\n"
+                                 "batchnorm name=b2\n"
+                                 "add inputs=b2,r1 name=sum\n"
+                                 "relu name=r2\n"
+                                 "conv filters=4 size=3 pad=1 name=c3\n"
+                                 "relu name=r3\n"
+                                 "batchnorm name=b3\n"
+                                 "relu name=r4\n"
+                                 "add inputs=r4,b3 name=both\n"
+                                 "flatten\n"
+                                 "dense units=6 name=fc1\n"
+                                 "batchnorm name=b4\n"
+                                 "relu name=r5\n"
+                                 "dense units=3 name=fc2\n";
+enum { FUSED_PAIRS = 3 };
+
+/* Every traced output, in the order traced, summed into a hash of its bits. */
+static clcnn_status hash_trace(void *user, int layer_index, const float *values, int64_t first,
+                               int64_t count) {
+    uint64_t *hash = user;
+    const unsigned char *bytes = (const unsigned char *)values;
+    for (int64_t i = 0; i < count * 0 + (int64_t)sizeof(float) * count; i++)
+        *hash = (*hash ^ bytes[i]) * 1099511628211ull;
+    *hash = (*hash ^ (uint64_t)layer_index) * 1099511628211ull;
+    return CLCNN_OK;
+}
+
+/* The network trained with fusion on (ctx) and off (apart, CLCNN_FUSE=0):
+ * losses, every tensor, the eval-mode (folded) outputs and every traced
+ * output bit for bit the same. */
+static void check_fused_network(clcnn_context *ctx, clcnn_context *apart) {
+    float *images = allocate_floats(NET_IMAGES * 72);
+    int32_t *labels = allocate(NET_IMAGES, sizeof(int32_t));
+    clcnn_dataset data;
+    make_dataset(&data, images, labels);
+    trained runs[2];
+    uint64_t traces[2] = {14695981039346656037ull, 14695981039346656037ull};
+    float *traced_output = allocate_floats(NET_IMAGES * 3);
+    int pairs[2] = {0, 0};
+    int ok = 1;
+    for (int f = 0; f < 2; f++) {
+        clcnn_context *c = f ? ctx : apart;
+        ok = ok && train_net(c, fused_text, &data, &runs[f]) &&
+             CHECK_OK(c, clcnn_net_forward(runs[f].net, images, NET_IMAGES, traced_output,
+                                           hash_trace, &traces[f]));
+        for (int i = 0; ok && i < runs[f].net->layer_count; i++)
+            pairs[f] += runs[f].net->plan.fused_relu[i] >= 0;
+    }
+    if (CHECK(ok)) {
+        printf("fused network: %d pairs fused, %d with CLCNN_FUSE=0; losses %.6f -> %.6f\n",
+               pairs[1], pairs[0], runs[1].losses[0], runs[1].losses[NET_EPOCHS - 1]);
+        CHECK(pairs[1] == FUSED_PAIRS && pairs[0] == 0);
+        CHECK(memcmp(runs[0].losses, runs[1].losses, sizeof(runs[0].losses)) == 0);
+        CHECK(runs[0].tensor_floats == runs[1].tensor_floats &&
+              memcmp(runs[0].tensors, runs[1].tensors,
+                     sizeof(float) * (size_t)runs[0].tensor_floats) == 0);
+        CHECK(memcmp(runs[0].eval_output, runs[1].eval_output, sizeof(runs[0].eval_output)) == 0);
+        CHECK(traces[0] == traces[1]);
+    }
+    for (int f = 0; f < 2; f++) {
+        clcnn_net_destroy(runs[f].net);
+        free(runs[f].tensors);
+    }
+    free(traced_output);
+    free(images);
+    free(labels);
+}
+
 int main(void) {
     clcnn_context *ctx = test_opencl_context();
     clcnn_context *reference = clcnn_context_create();
@@ -1437,6 +1653,13 @@ int main(void) {
     check_training(contexts);
     check_fold_op(ctx, OP_SHAPES, 13401);
     check_folded_forward(contexts);
+    check_fused_relu_ops(ctx, OP_SHAPES, 13601);
+    setenv("CLCNN_FUSE", "0", 1);
+    clcnn_context *apart = test_opencl_context();
+    unsetenv("CLCNN_FUSE");
+    if (CHECK(apart != NULL))
+        check_fused_network(ctx, apart);
+    clcnn_context_destroy(apart);
 
     printf("time: %.1f s\n", seconds_now() - start);
     clcnn_context_destroy(ctx);

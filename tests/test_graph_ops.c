@@ -236,7 +236,7 @@ static int run_add_forward(clcnn_context *ctx, int64_t count, int input_count, f
     for (int k = 0; k < input_count; k++)
         ok = ok && make_buf(ctx, inputs[k], count, &in[k]);
     ok = ok && make_buf(ctx, output, count, &out) &&
-         CHECK_OK(ctx, op_add_forward(ctx, count, input_count, in, out)) &&
+         CHECK_OK(ctx, op_add_forward(ctx, count, input_count, in, out, 0)) &&
          read_buf(ctx, out, output, count);
     for (int k = 0; k < input_count; k++)
         release_buf(&in[k]);
@@ -1104,8 +1104,8 @@ static void check_refused(clcnn_context *ctx) {
         return;
     const buf one[] = {bx};
     const buf aliased[] = {bx, by, bz};
-    CHECK(op_add_forward(ctx, 4, 1, one, by) == CLCNN_ERROR_INVALID_ARGUMENT);
-    CHECK(op_add_forward(ctx, 4, 3, aliased, bz) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(op_add_forward(ctx, 4, 1, one, by, 0) == CLCNN_ERROR_INVALID_ARGUMENT);
+    CHECK(op_add_forward(ctx, 4, 3, aliased, bz, 0) == CLCNN_ERROR_INVALID_ARGUMENT);
     /* 3 channels at offset 2 do not fit in 4. */
     CHECK(op_concat_forward(ctx, 1, 3, 4, 2, 1, bx, by) == CLCNN_ERROR_INVALID_ARGUMENT);
     CHECK(op_concat_backward(ctx, 1, 1, 4, -1, 1, bx, by, 0) == CLCNN_ERROR_INVALID_ARGUMENT);

@@ -11,6 +11,9 @@
  *   CLCNN_WINOGRAD=0|1                 stride-1 3x3 convolutions never or always on
  *                                      Winograd F(2x2, 3x3) (default: where tuning
  *                                      measured it faster)
+ *   CLCNN_FUSE=0|1                     a relu after a batchnorm or add (its only
+ *                                      reader) runs in that layer's kernels, or
+ *                                      apart (default 1: fused)
  *   CLCNN_NO_CACHE (any value)         program binaries are not cached */
 #include "internal.h"
 
@@ -442,6 +445,11 @@ clcnn_status config_resolve(clcnn_context *ctx) {
                          "CLCNN_WINOGRAD='%s': expected 0 (never) or 1 (wherever it fits)",
                          winograd);
     c.winograd = winograd ? strcmp(winograd, "1") == 0 : -1;
+    const char *fuse = override_value("CLCNN_FUSE");
+    if (fuse && strcmp(fuse, "0") != 0 && strcmp(fuse, "1") != 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "CLCNN_FUSE='%s': expected 0 (apart) or 1 (fused)", fuse);
+    c.fuse = !fuse || strcmp(fuse, "1") == 0;
     config_release(&ctx->config);
     ctx->config = c;
     if (read_tuning)

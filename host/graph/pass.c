@@ -213,14 +213,25 @@ static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training, i
     return p;
 }
 
+/* Node i is a relu that its input runs inside itself (plan.c). */
+static int relu_of_fused_pair(const clcnn_net *net, int i) {
+    const layer *l = &net->layers[i];
+    return l->input_count == 1 && net->plan.fused_relu[l->inputs[0]] == i;
+}
+
+/* fuse: a fused pair runs as one node; 0: each node apart, the relu in
+ * place on the storage the pair shares (every node's own output shows). */
 static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
-                                 int64_t first_image, int before_backward) {
+                                 int64_t first_image, int before_backward, int fuse) {
     const layer *l = &net->layers[i];
     /* A rank without images (batch 0) runs only the layers that synchronise
      * (in training, when not frozen). */
     if (!l->type->forward || (batch == 0 && !(l->type->sync_floats && training && !net->frozen[i])))
         return CLCNN_OK;
-    const layer_pass p = forward_pass(net, i, batch, training, first_image, before_backward);
+    if (fuse && relu_of_fused_pair(net, i))
+        return CLCNN_OK;
+    layer_pass p = forward_pass(net, i, batch, training, first_image, before_backward);
+    p.relu = fuse && net->plan.fused_relu[i] >= 0;
     /* A train-mode forward updates state tensors (running statistics): on a
      * device their host copy is then stale. */
     if (training && context_is_opencl(net->ctx))
@@ -250,16 +261,25 @@ clcnn_status net_fold_layers(clcnn_net *net) {
     return status;
 }
 
+/* Node i is computed by the node that folds into it (its input). */
+static int computed_by_fold(const clcnn_net *net, int i) {
+    const layer *l = &net->layers[i];
+    return l->input_count == 1 && net->plan.folded_into[l->inputs[0]] == i;
+}
+
 clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) {
     const memory_plan *plan = &net->plan;
     clcnn_status status = CLCNN_OK;
     for (int i = 1; i < net->layer_count && status == CLCNN_OK; i++) {
         const layer *l = &net->layers[i];
         const int j = plan->folded_into[i];
-        if (l->input_count == 1 && plan->folded_into[l->inputs[0]] == i)
-            continue; /* computed by the node it folds into */
+        if (computed_by_fold(net, i))
+            continue;
         if (j < 0) {
-            status = forward_node(net, i, batch, 0, first_image, 0);
+            /* A fused relu whose input did not run runs apart. */
+            const int input_skipped =
+                relu_of_fused_pair(net, i) && computed_by_fold(net, l->inputs[0]);
+            status = forward_node(net, i, batch, 0, first_image, 0, !input_skipped);
             continue;
         }
         layer_pass p = forward_pass(net, i, batch, 0, first_image, 0);
@@ -274,7 +294,7 @@ clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) 
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training) {
     clcnn_status status = CLCNN_OK;
     for (int i = 1; i < net->layer_count && status == CLCNN_OK; i++)
-        status = forward_node(net, i, batch, training, net->first_image, 1);
+        status = forward_node(net, i, batch, training, net->first_image, 1, 1);
     return status;
 }
 
@@ -350,7 +370,7 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch
         if (status == CLCNN_OK && fold)
             status = net_forward_folded(net, count, net->first_image + first);
         for (int i = 1; i <= last && status == CLCNN_OK && !fold; i++) {
-            status = forward_node(net, i, count, training, net->first_image + first, 0);
+            status = forward_node(net, i, count, training, net->first_image + first, 0, !trace);
             if (status == CLCNN_OK && trace) {
                 status =
                     net_read_output(net, i, count * shape3_count(net->layers[i].out), trace_buffer);
@@ -558,8 +578,10 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
     const layer *l = &net->layers[i];
     const int root = plan->root[i];
     /* Nothing below wants this node's gradient, or nothing wrote it (views
-     * share their input's gradient and have nothing to do). */
-    if (!plan->needs_grad[i] || !plan->grad_written[root] || !l->type->backward)
+     * share their input's gradient and have nothing to do; a fused relu's
+     * backward runs inside its input's). */
+    if (!plan->needs_grad[i] || !plan->grad_written[root] || !l->type->backward ||
+        relu_of_fused_pair(net, i))
         return CLCNN_OK;
     layer_pass p;
     memset(&p, 0, sizeof(p));
@@ -576,6 +598,7 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
     }
     p.out = activation(net, i);
     p.grad_out = gradient(net, i);
+    p.relu = plan->fused_relu[i] >= 0;
     p.scratch = plan->scratch;
     if (plan->saved)
         p.saved = plan->saved[i];

@@ -1,6 +1,7 @@
 /* The memory plan: every node's output and output gradient gets a place in
- * a few buffers allocated once for a batch capacity. A view (flatten) uses
- * its input's storage. Storage whose lifetimes do not overlap shares a slot:
+ * a few buffers allocated once for a batch capacity. A view (flatten), and
+ * a relu that runs inside the node before it (find_fused_relus), use their
+ * input's storage. Storage whose lifetimes do not overlap shares a slot:
  * in inference an activation lives from its node to its last reader; a
  * gradient lives from its first writer (the last reader of the node, as
  * backward walks down) to the node's own backward. Training keeps every
@@ -51,6 +52,7 @@ void net_release_activations(clcnn_net *net) {
         }
     free(plan->folded);
     free(plan->folded_into);
+    free(plan->fused_relu);
     memset(plan, 0, sizeof(*plan));
     buffer_release(&net->device_labels);
     buffer_release(&net->device_targets);
@@ -229,23 +231,43 @@ static clcnn_status allocate_loss_staging(clcnn_net *net, int64_t capacity) {
     return status;
 }
 
+/* The node that reads node i, if exactly one does (once), else -1. */
+static int only_reader(const clcnn_net *net, int i) {
+    int readers = 0, reader = -1;
+    for (int j = i + 1; j < net->layer_count; j++)
+        for (int k = 0; k < net->layers[j].input_count; k++)
+            if (net->layers[j].inputs[k] == i) {
+                readers++;
+                reader = j;
+            }
+    return readers == 1 ? reader : -1;
+}
+
 /* The folding pairs: a `foldable` node whose only reader folds into it. */
 static void find_folds(clcnn_net *net) {
     const int n = net->layer_count;
     for (int i = 0; i < n; i++) {
         net->plan.folded_into[i] = -1;
-        const layer *l = &net->layers[i];
-        if (!l->type->foldable || i == n - 1)
-            continue;
-        int readers = 0, reader = -1;
-        for (int j = i + 1; j < n; j++)
-            for (int k = 0; k < net->layers[j].input_count; k++)
-                if (net->layers[j].inputs[k] == i) {
-                    readers++;
-                    reader = j;
-                }
-        if (readers == 1 && net->layers[reader].type->fold)
+        const int reader = only_reader(net, i);
+        if (net->layers[i].type->foldable && reader >= 0 && net->layers[reader].type->fold)
             net->plan.folded_into[i] = reader;
+    }
+}
+
+/* The fused pairs: a fuses_relu node whose only reader is a relu, on an
+ * OpenCL device with fusion on (CLCNN_FUSE). The relu's output is then the
+ * node's storage too, so its forward may also run in place after the node
+ * (a traced pass, which shows both outputs, or a folded one, in which
+ * another node computes this one), and its output gradient is the node's. */
+static void find_fused_relus(clcnn_net *net) {
+    for (int i = 0; i < net->layer_count; i++) {
+        net->plan.fused_relu[i] = -1;
+        if (!net->layers[i].type->fuses_relu || !context_is_opencl(net->ctx) ||
+            !net->ctx->config.fuse)
+            continue;
+        const int reader = only_reader(net, i);
+        if (reader >= 0 && net->layers[reader].type == &layer_relu)
+            net->plan.fused_relu[i] = reader;
     }
 }
 
@@ -301,6 +323,7 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     plan->grad_written = calloc((size_t)n, 1);
     plan->folded_into = malloc(sizeof(int) * (size_t)n);
     plan->folded = calloc((size_t)n, sizeof(*plan->folded));
+    plan->fused_relu = malloc(sizeof(int) * (size_t)n);
     int *first = calloc((size_t)n, sizeof(int)), *last = calloc((size_t)n, sizeof(int));
     planned_storage kinds[3] = {{"outputs", NULL, NULL, 0},
                                 {"output gradients", NULL, NULL, 0},
@@ -311,15 +334,18 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     }
     clcnn_status status = CLCNN_OK;
     if (!plan->root || !plan->out_slot || !plan->grad_slot || !plan->needs_grad ||
-        !plan->grad_written || !plan->folded_into || !plan->folded || !first || !last ||
-        !kinds[0].floats || !kinds[0].owner || !kinds[1].floats || !kinds[1].owner ||
+        !plan->grad_written || !plan->folded_into || !plan->folded || !plan->fused_relu || !first ||
+        !last || !kinds[0].floats || !kinds[0].owner || !kinds[1].floats || !kinds[1].owner ||
         !kinds[2].floats || !kinds[2].owner) {
         status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
         goto done;
     }
+    find_fused_relus(net);
     for (int i = 0; i < n; i++) {
         const layer *l = &net->layers[i];
-        plan->root[i] = l->type->view ? plan->root[l->inputs[0]] : i;
+        const int shares =
+            l->type->view || (l->input_count == 1 && plan->fused_relu[l->inputs[0]] == i);
+        plan->root[i] = shares ? plan->root[l->inputs[0]] : i;
         plan->grad_slot[i] = -1;
     }
 

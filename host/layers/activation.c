@@ -25,6 +25,15 @@ static clcnn_status activation_layer_backward(const layer *l, const layer_pass *
                                   p->grad_in[0]);
 }
 
+clcnn_status relu_apart_forward(const layer_pass *p, int64_t count) {
+    return op_activation_forward(p->ctx, ACTIVATION_RELU, 0.0f, count, p->out, p->out);
+}
+
+clcnn_status relu_apart_backward(const layer_pass *p, int64_t count) {
+    return op_activation_backward(p->ctx, ACTIVATION_RELU, 0.0f, count, p->out, p->grad_out,
+                                  p->grad_out);
+}
+
 #define ACTIVATION_TYPE(type_name, ...)                                                            \
     {                                                                                              \
         .name = type_name, .min_inputs = 1, .max_inputs = 1, .infer = infer_same_shape,            \

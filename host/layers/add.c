@@ -18,12 +18,18 @@ static clcnn_status add_infer(const layer_parser *p, layer *l, const layer *cons
 }
 
 static clcnn_status add_layer_forward(const layer *l, const layer_pass *p) {
-    return op_add_forward(p->ctx, p->batch * shape3_count(l->out), p->input_count, p->in, p->out);
+    return op_add_forward(p->ctx, p->batch * shape3_count(l->out), p->input_count, p->in, p->out,
+                          p->relu);
 }
 
+/* A fused relu's backward runs apart: inside, every input's copy of the
+ * gradient would read the relu's output once more. */
 static clcnn_status add_layer_backward(const layer *l, const layer_pass *p) {
-    return op_add_backward(p->ctx, p->batch * shape3_count(l->out), p->input_count, p->grad_out,
-                           p->grad_in, p->accumulate);
+    const int64_t count = p->batch * shape3_count(l->out);
+    clcnn_status status = p->relu ? relu_apart_backward(p, count) : CLCNN_OK;
+    if (status != CLCNN_OK)
+        return status;
+    return op_add_backward(p->ctx, count, p->input_count, p->grad_out, p->grad_in, p->accumulate);
 }
 
 const layer_type layer_add = {
@@ -31,6 +37,7 @@ const layer_type layer_add = {
     .min_inputs = 2,
     .max_inputs = LAYER_MAX_INPUTS,
     .accumulates = 1,
+    .fuses_relu = 1,
     .infer = add_infer,
     .forward = add_layer_forward,
     .backward = add_layer_backward,

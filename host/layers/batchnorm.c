@@ -63,12 +63,18 @@ static size_t batchnorm_saved_bytes(const clcnn_context *ctx, const layer *l) {
     return sizeof(float) * 3 * (size_t)l->in.c;
 }
 
+/* A fused relu (layer_pass.relu) runs in the kernels, except around the
+ * exchanges of several ranks and the eval-mode backward, which run it apart. */
 static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p) {
     const int spatial = l->in.h * l->in.w;
-    if (p->training && p->sync)
-        return op_batchnorm_forward_train_sync(p->ctx, p->sync, p->batch, l->in.c, spatial, l->eps,
-                                               l->momentum, p->in[0], p->tensor[0], p->tensor[1],
-                                               p->tensor[2], p->tensor[3], p->out);
+    if (p->training && p->sync) {
+        clcnn_status status = op_batchnorm_forward_train_sync(
+            p->ctx, p->sync, p->batch, l->in.c, spatial, l->eps, l->momentum, p->in[0],
+            p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3], p->out);
+        if (status == CLCNN_OK && p->relu)
+            status = relu_apart_forward(p, (int64_t)p->batch * shape3_count(l->out));
+        return status;
+    }
     /* As PyTorch: a batch statistic of one value has no variance (with
      * ranks, the op checks the global batch). */
     if (p->training && (int64_t)p->batch * spatial < 2)
@@ -79,10 +85,10 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
     if (p->training)
         return op_batchnorm_forward_train(p->ctx, p->batch, l->in.c, spatial, l->eps, l->momentum,
                                           p->in[0], p->tensor[0], p->tensor[1], p->tensor[2],
-                                          p->tensor[3], p->out, p->saved);
+                                          p->tensor[3], p->out, p->saved, p->relu);
     return op_batchnorm_forward_eval(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0],
-                                     p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3],
-                                     p->out);
+                                     p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3], p->out,
+                                     p->relu);
 }
 
 /* Backward follows the forward's mode: in train mode through the batch
@@ -90,18 +96,25 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
  * input (with ranks, the global batch's); in eval mode through the running
  * statistics' affine map (frozen batchnorm). */
 static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p) {
-    if (p->training && p->sync)
-        return op_batchnorm_backward_sync(
-            p->ctx, p->sync, p->batch, l->in.c, l->in.h * l->in.w, l->eps, p->in[0], p->grad_out,
-            p->tensor[0], p->grad_in[0], p->accumulate[0], p->tensor_grad[0], p->tensor_grad[1]);
-    if (!p->training)
-        return op_batchnorm_backward_eval(p->ctx, p->batch, l->in.c, l->in.h * l->in.w, l->eps,
-                                          p->in[0], p->grad_out, p->tensor[0], p->tensor[2],
-                                          p->tensor[3], p->grad_in[0], p->accumulate[0],
-                                          p->tensor_grad[0], p->tensor_grad[1]);
-    return op_batchnorm_backward(p->ctx, p->batch, l->in.c, l->in.h * l->in.w, l->eps, p->in[0],
-                                 p->grad_out, p->tensor[0], p->grad_in[0], p->accumulate[0],
-                                 p->tensor_grad[0], p->tensor_grad[1], p->saved);
+    const int spatial = l->in.h * l->in.w;
+    if (!p->training || p->sync) {
+        clcnn_status status =
+            p->relu ? relu_apart_backward(p, (int64_t)p->batch * shape3_count(l->out)) : CLCNN_OK;
+        if (status != CLCNN_OK)
+            return status;
+        if (p->training)
+            return op_batchnorm_backward_sync(p->ctx, p->sync, p->batch, l->in.c, spatial, l->eps,
+                                              p->in[0], p->grad_out, p->tensor[0], p->grad_in[0],
+                                              p->accumulate[0], p->tensor_grad[0],
+                                              p->tensor_grad[1]);
+        return op_batchnorm_backward_eval(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0],
+                                          p->grad_out, p->tensor[0], p->tensor[2], p->tensor[3],
+                                          p->grad_in[0], p->accumulate[0], p->tensor_grad[0],
+                                          p->tensor_grad[1]);
+    }
+    return op_batchnorm_backward(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0], p->grad_out,
+                                 p->tensor[0], p->grad_in[0], p->accumulate[0], p->tensor_grad[0],
+                                 p->tensor_grad[1], p->saved, p->relu ? p->out : (buf){0});
 }
 
 static clcnn_status batchnorm_fold_into(const layer *l, clcnn_context *ctx, const buf *tensor,
@@ -117,6 +130,7 @@ const layer_type layer_batchnorm = {
     .min_inputs = 1,
     .max_inputs = 1,
     .accumulates = 1,
+    .fuses_relu = 1,
     .parse = batchnorm_parse,
     .infer = batchnorm_infer,
     .tensors = batchnorm_tensors,

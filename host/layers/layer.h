@@ -95,6 +95,11 @@ typedef struct layer_pass {
      * backward follows, in either mode) and to the backward; absent in
      * inference passes, which then need not write it. */
     buf saved;
+    /* The relu that alone reads this node runs inside it (types with
+     * fuses_relu; the plan decides, plan.c): out is then the relu's storage
+     * too, the forward writes relu(output) there, and backward's grad_out is
+     * the gradient with respect to that output (out). */
+    int relu;
 } layer_pass;
 
 struct layer_type {
@@ -106,6 +111,7 @@ struct layer_type {
     int view;                   /* the output is the input's storage, reshaped (flatten) */
     int accumulates;            /* backward honours layer_pass.accumulate */
     int rectifier;              /* relu-like: the layer before it gets He initialisation */
+    int fuses_relu;             /* forward and backward honour layer_pass.relu */
     /* Output channel c is tensor[0]'s c-th slice (weight, output channels
      * first) applied to the input, plus tensor[1][c] whenever the pass gives
      * a tensor[1] (bias) even if the layer has none: a `fold` layer reading
@@ -154,6 +160,16 @@ struct layer_type {
     clcnn_status (*tune)(clcnn_context *ctx, const layer *l, int batch, rng *r, char *report,
                          size_t size, size_t *used);
 };
+
+/* The activation that fuses_relu types take inside them. */
+extern const layer_type layer_relu;
+
+/* The relu of a layer_pass with relu set, for the parts of a fuses_relu
+ * type that run it apart, in place (activation.c): forward makes out
+ * relu(out); backward masks grad_out by out before the type's own backward
+ * reads it. count: the node's elements (batch * per image). */
+clcnn_status relu_apart_forward(const layer_pass *p, int64_t count);
+clcnn_status relu_apart_backward(const layer_pass *p, int64_t count);
 
 /* The tune of types that run as convolutions (conv; dense as a 1x1 one):
  * the register-blocked kernels' configurations (graph/tuner.c). */

@@ -18,7 +18,7 @@ static clcnn_status check_shape(clcnn_context *ctx, const char *what, int64_t co
 }
 
 clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, const cl_mem *inputs,
-                         cl_mem output) {
+                         cl_mem output, int relu) {
     clcnn_status status = check_shape(ctx, "add_forward", count, input_count, 2);
     if (status != CLCNN_OK)
         return status;
@@ -34,11 +34,10 @@ clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, con
     /* ((in0 + in1) + in2) + ...: each launch after the first adds one input to the output. */
     for (int k = 1; k < input_count && status == CLCNN_OK; k++) {
         const cl_mem *first = k == 1 ? &inputs[0] : &output;
+        const int relu_now = relu && k == input_count - 1;
         const kernel_arg args[] = {
-            {sizeof(cl_mem), first},
-            {sizeof(cl_mem), &inputs[k]},
-            {sizeof(cl_mem), &output},
-            {sizeof(int), &count32},
+            {sizeof(cl_mem), first}, {sizeof(cl_mem), &inputs[k]}, {sizeof(cl_mem), &output},
+            {sizeof(int), &count32}, {sizeof(int), &relu_now},
         };
         status = runtime_launch_elementwise(ctx, kernel, "add_forward",
                                             sizeof(args) / sizeof(args[0]), args, count);
@@ -81,10 +80,13 @@ static int same_storage(const clcnn_context *ctx, buf a, buf b) {
 }
 
 clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, const buf *inputs,
-                            buf output) {
+                            buf output, int relu) {
     clcnn_status status = check_shape(ctx, "op_add_forward", count, input_count, 2);
     if (status != CLCNN_OK)
         return status;
+    if (relu && !context_is_opencl(ctx))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "op_add_forward: the reference runs a relu as a layer of its own");
     if (!buf_present(ctx, output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_add_forward: no output");
     for (int k = 0; k < input_count; k++) {
@@ -98,7 +100,7 @@ clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, 
         cl_mem mems[LAYER_MAX_INPUTS];
         for (int k = 0; k < input_count; k++)
             mems[k] = inputs[k].mem;
-        return add_forward(ctx, count, input_count, mems, output.mem);
+        return add_forward(ctx, count, input_count, mems, output.mem, relu);
     }
     const float *hosts[LAYER_MAX_INPUTS];
     for (int k = 0; k < input_count; k++)

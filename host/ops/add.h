@@ -4,7 +4,9 @@
  *
  * summed in that order on the device (in float) and in double by the
  * reference, so both are deterministic. The backward gives every input the
- * output gradient. output must not be one of the inputs. */
+ * output gradient. output must not be one of the inputs. With relu = 1 (a
+ * relu fused into the layer, OpenCL devices only) the forward writes
+ * relu(output), bit for bit as the relu layer would. */
 #ifndef CLCNN_OPS_ADD_H
 #define CLCNN_OPS_ADD_H
 
@@ -13,7 +15,7 @@
 /* count: elements of each tensor (batch * C * H * W). */
 void add_forward_ref(int64_t count, int input_count, const float *const *inputs, float *output);
 clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, const cl_mem *inputs,
-                         cl_mem output);
+                         cl_mem output, int relu);
 
 /* grad_inputs[k] = grad_output (accumulate[k] = 0) or grad_inputs[k] += grad_output
  * (accumulate[k] = 1), for k < input_count, one destination after the other,
@@ -26,7 +28,7 @@ clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl
 
 /* The same on ctx's device: the OpenCL side or the reference. */
 clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, const buf *inputs,
-                            buf output);
+                            buf output, int relu);
 clcnn_status op_add_backward(clcnn_context *ctx, int64_t count, int input_count, buf grad_output,
                              const buf *grad_inputs, const int *accumulate);
 

@@ -100,7 +100,7 @@ static clcnn_status channel_launch(clcnn_context *ctx, cl_kernel kernel, const c
 clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
                                      int spatial, float eps, float momentum, cl_mem x,
                                      cl_mem weight, cl_mem bias, cl_mem running_mean,
-                                     cl_mem running_var, cl_mem y, cl_mem saved) {
+                                     cl_mem running_var, cl_mem y, cl_mem saved, int relu) {
     clcnn_status status =
         check_train(ctx, "batchnorm_forward_train", batch, channels, spatial, eps, momentum);
     if (status != CLCNN_OK)
@@ -120,9 +120,9 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
         {sizeof(cl_mem), &saved_arg},   {sizeof(int), &save},
-        {sizeof(int), &batch},          {sizeof(int), &channels},
-        {sizeof(int), &vectors},        {sizeof(float), &eps},
-        {sizeof(float), &momentum},
+        {sizeof(int), &relu},           {sizeof(int), &batch},
+        {sizeof(int), &channels},       {sizeof(int), &vectors},
+        {sizeof(float), &eps},          {sizeof(float), &momentum},
     };
     return channel_launch(ctx, kernel, "batchnorm_forward_train", threads, channels, args,
                           sizeof(args) / sizeof(args[0]));
@@ -130,7 +130,7 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
 
 clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
                                     int spatial, float eps, cl_mem x, cl_mem weight, cl_mem bias,
-                                    cl_mem running_mean, cl_mem running_var, cl_mem y) {
+                                    cl_mem running_mean, cl_mem running_var, cl_mem y, int relu) {
     clcnn_status status = check_shape(ctx, "batchnorm_forward_eval", batch, channels, spatial, eps);
     if (status != CLCNN_OK)
         return status;
@@ -147,6 +147,7 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
         {sizeof(int), &batch},          {sizeof(int), &channels},
         {sizeof(int), &vectors},        {sizeof(float), &eps},
+        {sizeof(int), &relu},
     };
     return channel_launch(ctx, kernel, "batchnorm_forward_eval", threads, channels, args,
                           sizeof(args) / sizeof(args[0]));
@@ -154,8 +155,8 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
 
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
                                 int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
-                                cl_mem grad_x, int accumulate, cl_mem grad_weight,
-                                cl_mem grad_bias, cl_mem saved) {
+                                cl_mem grad_x, int accumulate, cl_mem grad_weight, cl_mem grad_bias,
+                                cl_mem saved, cl_mem relu_y) {
     clcnn_status status = check_shape(ctx, "batchnorm_backward", batch, channels, spatial, eps);
     if (status != CLCNN_OK)
         return status;
@@ -168,25 +169,29 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
         return status;
     const int want_grad_x = grad_x != NULL;
     const int accumulate32 = accumulate != 0;
-    /* Without grad_x the kernel never touches that argument: x stands in. */
+    /* Without grad_x (relu_y) the kernel never touches that argument: x stands in. */
     cl_mem grad_x_arg = want_grad_x ? grad_x : x;
+    const int relu = relu_y != NULL;
+    cl_mem relu_arg = relu ? relu_y : x;
     if (saved) {
         const kernel_arg args[] = {
-            {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
-            {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &saved},
-            {sizeof(cl_mem), &grad_x_arg},  {sizeof(cl_mem), &grad_weight},
-            {sizeof(cl_mem), &grad_bias},   {sizeof(int), &batch},
-            {sizeof(int), &channels},       {sizeof(int), &vectors},
-            {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
+            {sizeof(cl_mem), &x},          {sizeof(cl_mem), &grad_y},
+            {sizeof(cl_mem), &relu_arg},   {sizeof(int), &relu},
+            {sizeof(cl_mem), &weight},     {sizeof(cl_mem), &saved},
+            {sizeof(cl_mem), &grad_x_arg}, {sizeof(cl_mem), &grad_weight},
+            {sizeof(cl_mem), &grad_bias},  {sizeof(int), &batch},
+            {sizeof(int), &channels},      {sizeof(int), &vectors},
+            {sizeof(int), &want_grad_x},   {sizeof(int), &accumulate32},
         };
         return channel_launch(ctx, kernel, name, threads, channels, args,
                               sizeof(args) / sizeof(args[0]));
     }
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &x},          {sizeof(cl_mem), &grad_y},      {sizeof(cl_mem), &weight},
-        {sizeof(cl_mem), &grad_x_arg}, {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
-        {sizeof(int), &batch},         {sizeof(int), &channels},       {sizeof(int), &vectors},
-        {sizeof(float), &eps},         {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
+        {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},    {sizeof(cl_mem), &relu_arg},
+        {sizeof(int), &relu},           {sizeof(cl_mem), &weight},    {sizeof(cl_mem), &grad_x_arg},
+        {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias}, {sizeof(int), &batch},
+        {sizeof(int), &channels},       {sizeof(int), &vectors},      {sizeof(float), &eps},
+        {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
     };
     return channel_launch(ctx, kernel, "batchnorm_backward", threads, channels, args,
                           sizeof(args) / sizeof(args[0]));
@@ -270,6 +275,14 @@ static clcnn_status require(clcnn_context *ctx, const char *what, int count, con
     for (int i = 0; i < count; i++)
         if (!buf_present(ctx, bufs[i]))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "%s: no %s", what, names[i]);
+    return CLCNN_OK;
+}
+
+/* A fused relu is the OpenCL kernels' (the graph fuses only there). */
+static clcnn_status require_opencl_for_relu(clcnn_context *ctx, const char *what, int relu) {
+    if (relu && !context_is_opencl(ctx))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "%s: the reference runs a relu as a layer of its own", what);
     return CLCNN_OK;
 }
 
@@ -586,19 +599,22 @@ clcnn_status op_batchnorm_backward_sync(clcnn_context *ctx, rank_sync *sync, int
 
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,
-                                        buf running_mean, buf running_var, buf y, buf saved) {
+                                        buf running_mean, buf running_var, buf y, buf saved,
+                                        int relu) {
     const char *what = "op_batchnorm_forward_train";
     static const char *const names[] = {"x", "weight", "bias", "running_mean", "running_var", "y"};
     const buf bufs[] = {x, weight, bias, running_mean, running_var, y};
     clcnn_status status = check_train(ctx, what, batch, channels, spatial, eps, momentum);
     if (status == CLCNN_OK)
         status = require(ctx, what, 6, bufs, names);
+    if (status == CLCNN_OK)
+        status = require_opencl_for_relu(ctx, what, relu);
     if (status != CLCNN_OK)
         return status;
     if (context_is_opencl(ctx))
         return batchnorm_forward_train(ctx, batchnorm_contiguous_walk(ctx), batch, channels,
                                        spatial, eps, momentum, x.mem, weight.mem, bias.mem,
-                                       running_mean.mem, running_var.mem, y.mem, saved.mem);
+                                       running_mean.mem, running_var.mem, y.mem, saved.mem, relu);
     batchnorm_forward_train_ref(batch, channels, spatial, eps, momentum, x.host, weight.host,
                                 bias.host, running_mean.host, running_var.host, y.host);
     return CLCNN_OK;
@@ -606,19 +622,21 @@ clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int chann
 
 clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
                                        float eps, buf x, buf weight, buf bias, buf running_mean,
-                                       buf running_var, buf y) {
+                                       buf running_var, buf y, int relu) {
     const char *what = "op_batchnorm_forward_eval";
     static const char *const names[] = {"x", "weight", "bias", "running_mean", "running_var", "y"};
     const buf bufs[] = {x, weight, bias, running_mean, running_var, y};
     clcnn_status status = check_shape(ctx, what, batch, channels, spatial, eps);
     if (status == CLCNN_OK)
         status = require(ctx, what, 6, bufs, names);
+    if (status == CLCNN_OK)
+        status = require_opencl_for_relu(ctx, what, relu);
     if (status != CLCNN_OK)
         return status;
     if (context_is_opencl(ctx))
         return batchnorm_forward_eval(ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial,
                                       eps, x.mem, weight.mem, bias.mem, running_mean.mem,
-                                      running_var.mem, y.mem);
+                                      running_var.mem, y.mem, relu);
     batchnorm_forward_eval_ref(batch, channels, spatial, eps, x.host, weight.host, bias.host,
                                running_mean.host, running_var.host, y.host);
     return CLCNN_OK;
@@ -626,20 +644,23 @@ clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channe
 
 clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                    float eps, buf x, buf grad_y, buf weight, buf grad_x,
-                                   int accumulate, buf grad_weight, buf grad_bias, buf saved) {
+                                   int accumulate, buf grad_weight, buf grad_bias, buf saved,
+                                   buf relu_y) {
     const char *what = "op_batchnorm_backward";
     static const char *const names[] = {"x", "grad_y", "weight", "grad_weight", "grad_bias"};
     const buf bufs[] = {x, grad_y, weight, grad_weight, grad_bias};
     clcnn_status status = check_shape(ctx, what, batch, channels, spatial, eps);
     if (status == CLCNN_OK)
         status = require(ctx, what, 5, bufs, names);
+    if (status == CLCNN_OK)
+        status = require_opencl_for_relu(ctx, what, buf_present(ctx, relu_y));
     if (status != CLCNN_OK)
         return status;
     if (context_is_opencl(ctx))
         return batchnorm_backward(ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial,
                                   eps, x.mem, grad_y.mem, weight.mem,
                                   buf_present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
-                                  grad_weight.mem, grad_bias.mem, saved.mem);
+                                  grad_weight.mem, grad_bias.mem, saved.mem, relu_y.mem);
     batchnorm_backward_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
                            buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
                            grad_weight.host, grad_bias.host);

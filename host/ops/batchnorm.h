@@ -25,7 +25,14 @@
  *
  * The device sums each channel in a fixed order, compensated (see
  * kernels/batchnorm.cl); the reference in double. Outputs must not alias
- * inputs. */
+ * inputs.
+ *
+ * A relu after the layer can run inside it on an OpenCL device (the graph's
+ * fusion, CLCNN_FUSE): with relu = 1 the forwards write relu(y), and a
+ * backward given relu_y (that output) takes grad_y as the gradient with
+ * respect to it, masked as the relu's backward would (0 where relu_y <= 0).
+ * The results are bit for bit those of the relu run apart. The reference
+ * refuses a fused relu. */
 #ifndef CLCNN_OPS_BATCHNORM_H
 #define CLCNN_OPS_BATCHNORM_H
 
@@ -43,23 +50,23 @@ void batchnorm_forward_train_ref(int batch, int channels, int spatial, float eps
 clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
                                      int spatial, float eps, float momentum, cl_mem x,
                                      cl_mem weight, cl_mem bias, cl_mem running_mean,
-                                     cl_mem running_var, cl_mem y, cl_mem saved);
+                                     cl_mem running_var, cl_mem y, cl_mem saved, int relu);
 
 void batchnorm_forward_eval_ref(int batch, int channels, int spatial, float eps, const float *x,
                                 const float *weight, const float *bias, const float *running_mean,
                                 const float *running_var, float *y);
 clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
                                     int spatial, float eps, cl_mem x, cl_mem weight, cl_mem bias,
-                                    cl_mem running_mean, cl_mem running_var, cl_mem y);
+                                    cl_mem running_mean, cl_mem running_var, cl_mem y, int relu);
 
-/* grad_x may be NULL: only the parameters' gradients. */
+/* grad_x may be NULL: only the parameters' gradients; relu_y NULL: no fused relu. */
 void batchnorm_backward_ref(int batch, int channels, int spatial, float eps, const float *x,
                             const float *grad_y, const float *weight, float *grad_x, int accumulate,
                             float *grad_weight, float *grad_bias);
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
                                 int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
-                                cl_mem grad_x, int accumulate, cl_mem grad_weight,
-                                cl_mem grad_bias, cl_mem saved);
+                                cl_mem grad_x, int accumulate, cl_mem grad_weight, cl_mem grad_bias,
+                                cl_mem saved, cl_mem relu_y);
 
 /* The gradients of the eval-mode forward (running statistics): an affine map
  * per channel. grad_x may be NULL; grad_weight and grad_bias may both be
@@ -173,17 +180,20 @@ clcnn_status op_batchnorm_backward_sync(clcnn_context *ctx, rank_sync *sync, int
                                         buf weight, buf grad_x, int accumulate, buf grad_weight,
                                         buf grad_bias);
 
-/* The same on ctx's device: the OpenCL side or the reference. saved may be
- * absent (the OpenCL side's `saved` NULL); the reference ignores it. */
+/* The same on ctx's device: the OpenCL side or the reference. saved and
+ * relu_y may be absent (the OpenCL side's NULL); the reference ignores
+ * saved. */
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,
-                                        buf running_mean, buf running_var, buf y, buf saved);
+                                        buf running_mean, buf running_var, buf y, buf saved,
+                                        int relu);
 clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
                                        float eps, buf x, buf weight, buf bias, buf running_mean,
-                                       buf running_var, buf y);
+                                       buf running_var, buf y, int relu);
 clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                    float eps, buf x, buf grad_y, buf weight, buf grad_x,
-                                   int accumulate, buf grad_weight, buf grad_bias, buf saved);
+                                   int accumulate, buf grad_weight, buf grad_bias, buf saved,
+                                   buf relu_y);
 
 clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, buf x, buf grad_y, buf weight, buf running_mean,
