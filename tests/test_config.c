@@ -2,7 +2,7 @@
  * device (host/core/config.c):
  *
  * 1. Each override the library cannot use (CLCNN_CONV, CLCNN_TILES,
- *    CLCNN_DIRECT, CLCNN_AUTOTUNE, CLCNN_WINOGRAD) makes clcnn_context_select_device fail with
+ *    CLCNN_DIRECT, CLCNN_AUTOTUNE, CLCNN_WINOGRAD, CLCNN_FUSE) makes clcnn_context_select_device fail with
  *    CLCNN_ERROR_INVALID_ARGUMENT and a message that names the variable and
  *    quotes its value; the same context then selects the device once the
  *    variable is gone. The command line tool reports the same message.
@@ -30,7 +30,7 @@
 
 static const char *const overrides[] = {"CLCNN_CONV",      "CLCNN_TILES",    "CLCNN_DIRECT",
                                         "CLCNN_NO_TUNING", "CLCNN_NO_CACHE", "CLCNN_ITEM_SPAN",
-                                        "CLCNN_AUTOTUNE",  "CLCNN_WINOGRAD"};
+                                        "CLCNN_AUTOTUNE",  "CLCNN_WINOGRAD", "CLCNN_FUSE"};
 
 static void clear_overrides(void) {
     for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++)
@@ -113,6 +113,7 @@ static void check_invalid_overrides(void) {
     check_refused("CLCNN_AUTOTUNE", "yes");
     check_refused("CLCNN_AUTOTUNE", "2");
     check_refused("CLCNN_WINOGRAD", "on");
+    check_refused("CLCNN_FUSE", "yes");
 
     /* The command line tool selects its device before it reads the network. */
     char command[1200], output[4096];
@@ -154,6 +155,12 @@ static void check_valid_overrides(void) {
     square.out_height = square.in_height + 2 * square.pad_top - 2;
     square.out_width = square.in_width + 2 * square.pad_left - 2;
     CHECK(!conv2d_runs_winograd(plain, "forward", &square));
+    CHECK(plain->config.fuse == 1);
+    ctx = context_with("CLCNN_FUSE", "0");
+    if (ctx) {
+        CHECK(ctx->config.fuse == 0);
+        clcnn_context_destroy(ctx);
+    }
     ctx = context_with("CLCNN_WINOGRAD", "1");
     if (ctx) {
         CHECK(conv2d_runs_winograd(ctx, "forward", &square));
