@@ -160,11 +160,23 @@ void add_block(floatv acc[WPT_P][NV], floatv tap_sum[WPT_P][NV]) {
             acc[m][v] += tap_sum[m][v];
 }
 
+/* What the forward kernels do to a sum before they store it (their
+ * `epilogue` argument, a set of these): add the channel's bias, then apply a
+ * relu (one fused into the convolution: host/graph/plan.c), as
+ * kernels/activation.cl's, bit for bit. */
+#define EPILOGUE_BIAS 1
+#define EPILOGUE_RELU 2
+
+float finish(const float sum, const float bias, const int epilogue) {
+    const float v = sum + bias;
+    return (epilogue & EPILOGUE_RELU) && v <= 0.0f ? 0.0f : v;
+}
+
 /* Writes a work-item's accumulators to NCHW: each lane is one channel, and a
  * channel's positions are `plane` apart, so the stores are scalar. Position m
  * (m < count) is pixel[m] of image[m]. */
 void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __global float *bias,
-                    const int has_bias, const int first_channel, const int channels,
+                    const int epilogue, const int first_channel, const int channels,
                     const int *image, const int *pixel, const int count,
                     const int plane STORE_STRIDE_PARAM) {
     for (int v = 0; v < NV; v++) {
@@ -179,8 +191,8 @@ void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __globa
             for (int j = 0; j < VW; j++) {
                 const int channel = first_channel + v * VW + j;
                 if (channel < channels)
-                    output[(n * STORE_STRIDE + channel) * plane + pixel[m]] =
-                        lanes[j] + (has_bias ? bias[channel] : 0.0f);
+                    output[(n * STORE_STRIDE + channel) * plane + pixel[m]] = finish(
+                        lanes[j], (epilogue & EPILOGUE_BIAS) ? bias[channel] : 0.0f, epilogue);
             }
         }
     }
@@ -188,7 +200,7 @@ void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __globa
 
 /* The same for the positions first_position + m of all the images' planes in order. */
 void store_block(floatv acc[WPT_P][NV], __global float *output, const __global float *bias,
-                 const int has_bias, const int first_channel, const int channels,
+                 const int epilogue, const int first_channel, const int channels,
                  const int first_position, const int positions,
                  const int plane STORE_STRIDE_PARAM) {
 #if WPT_P == 2 || WPT_P == 4 || WPT_P == 8
@@ -214,11 +226,12 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
             }
 #pragma unroll
             for (int j = 0; j < VW; j++) {
-                const float b = has_bias ? bias[first_channel + v * VW + j] : 0.0f;
+                const float b =
+                    (epilogue & EPILOGUE_BIAS) ? bias[first_channel + v * VW + j] : 0.0f;
                 float column[WPT_P];
 #pragma unroll
                 for (int m = 0; m < WPT_P; m++)
-                    column[m] = lanes[m][j] + b;
+                    column[m] = finish(lanes[m][j], b, epilogue);
                 VSTORE(WPT_P)(VLOAD(WPT_P)(0, column), 0, out + (v * VW + j) * plane);
             }
         }
@@ -231,7 +244,7 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
         image[m] = (first_position + m) / plane;
         pixel[m] = first_position + m - image[m] * plane;
     }
-    store_block_at(acc, output, bias, has_bias, first_channel, channels, image, pixel, count,
+    store_block_at(acc, output, bias, epilogue, first_channel, channels, image, pixel, count,
                    plane STORE_STRIDE_PASS);
 }
 
@@ -250,8 +263,8 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
                                     const int W, const int K, const int R, const int S,
                                     const int stride_h, const int stride_w, const int pad_top,
                                     const int pad_left, const int OH, const int OW,
-                                    const int positions, const int has_bias,
-                                    const int K_padded, const int weight_offset,
+                                    const int positions, const int epilogue, const int K_padded,
+                                    const int weight_offset,
                                     const int output_offset GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_position = get_global_id(1) * WPT_P;
@@ -342,7 +355,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
     if (outside)
         return;
 #endif
-    store_block(acc, output, bias, has_bias, first_channel, K, first_position, positions,
+    store_block(acc, output, bias, epilogue, first_channel, K, first_position, positions,
                 OHW STORE_STRIDE_ARG(K));
 }
 
@@ -731,7 +744,7 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
                     const __global float *restrict weight_buffer, const int weight_offset,
                     const __global float *restrict bias, __global float *restrict output,
                     const int C, const int K, const int R, const int S, const int OH, const int OW,
-                    const int Hp, const int pitch, const int rows, const int has_bias) {
+                    const int Hp, const int pitch, const int rows, const int epilogue) {
     const int first_channel = get_global_id(0) * CHANNEL_BLOCK;
     const int row = get_global_id(1); /* n * OH + oh */
     if (first_channel >= K || row >= rows)
@@ -772,12 +785,16 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
         const int k = first_channel + b;
         if (k >= K)
             break;
-        const float add = has_bias ? bias[k] : 0.0f;
+        const float add = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
         __global float *out = output + ((n * K + k) * OH + oh) * OW;
         for (int v = 0; v < ROW_VECTORS; v++) {
             const int first_pixel = v * VW;
             if (first_pixel + VW <= OW) {
-                store_vector(acc[b][v] + add, 0, out + first_pixel);
+                const floatv sum = acc[b][v] + add;
+                /* finish() per lane, as a vector select */
+                store_vector((epilogue & EPILOGUE_RELU) ? select(sum, (floatv)(0.0f), sum <= 0.0f)
+                                                        : sum,
+                             0, out + first_pixel);
             } else {
                 float lanes[VW];
 #if VW == 1
@@ -786,7 +803,7 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
                 store_vector(acc[b][v], 0, lanes);
 #endif
                 for (int j = 0; first_pixel + j < OW; j++)
-                    out[first_pixel + j] = lanes[j] + add;
+                    out[first_pixel + j] = finish(lanes[j], add, epilogue);
             }
         }
     }

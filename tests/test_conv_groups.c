@@ -23,7 +23,9 @@
  *    - the public entry points with each family selected (as CLCNN_CONV
  *      would), i.e. what a layer runs, with the configurations the library
  *      picks for the shape.
- *    Then depthwise shapes up to 80 wide through the register-blocked
+ *    The register-blocked kernels and the entry points also run each
+ *    forward with a fused relu (p.relu), which must give relu(output) bit
+ *    for bit. Then depthwise shapes up to 80 wide through the register-blocked
  *    family's depthwise kernels and entry points, whose work-items read
  *    vectors inside a row and scalars at its edges.
  * 2. Finite differences: a float64 forward written in this file, loss =
@@ -277,6 +279,10 @@ static int record(op_result *r, double error, double bound) {
     return ok;
 }
 
+/* Forwards run again with a fused relu (fused_relu_matches), and how many
+ * of them differed from the relu applied after. */
+static int relu_runs, relu_failures;
+
 /* The family the context runs as it resolved it, restored after each run. */
 static int device_direct;
 static tile_config device_tiles;
@@ -329,6 +335,57 @@ static size_t scratch_bytes_for(clcnn_context *ctx, implementation which,
     return conv2d_backward_weights_scratch_bytes(ctx, p);
 }
 
+static clcnn_status forward_on(clcnn_context *ctx, implementation which,
+                               const direct_config *config, const tile_config *tiles,
+                               const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
+                               cl_mem output) {
+    switch (which) {
+    case TILED:
+        return conv2d_forward_tiled(ctx, tiles, p, input, weight, bias, output);
+    case DIRECT:
+        return conv2d_forward_direct(ctx, config, p, input, weight, bias, output);
+    case DEPTHWISE_TILED:
+    case DEPTHWISE:
+        return conv2d_forward_depthwise(ctx, p, input, weight, bias, output);
+    default:
+        return conv2d_forward(ctx, p, input, weight, bias, output);
+    }
+}
+
+/* A relu fused into the forward (p->relu, which the register-blocked
+ * kernels apply as they store and the entry points after the others) gives
+ * bit for bit relu(output), output being the same forward's without it. */
+static int fused_relu_matches(clcnn_context *ctx, implementation which, const direct_config *config,
+                              const group_case *c, const case_data *d, const float *output) {
+    conv2d_params p = c->p;
+    p.relu = 1;
+    const int64_t outputs = output_count(&p);
+    float *fused = allocate_floats(outputs);
+    if (which == ENTRY_TILED)
+        ctx->config.direct = 0;
+    else if (which == ENTRY_DIRECT)
+        ctx->config.direct = 1;
+    cl_mem input_buf = NULL, weight_buf = NULL, bias_buf = NULL, output_buf = NULL;
+    int ok = CHECK_OK(ctx, upload(ctx, d->input, input_count(&p), &input_buf)) &&
+             CHECK_OK(ctx, upload(ctx, d->weight, weight_count(&p), &weight_buf)) &&
+             CHECK_OK(ctx, upload(ctx, d->bias, p.out_channels, &bias_buf)) &&
+             CHECK_OK(ctx, upload_nan(ctx, outputs, &output_buf)) &&
+             CHECK_OK(ctx, forward_on(ctx, which, config, &device_tiles, &p, input_buf, weight_buf,
+                                      bias_buf, output_buf)) &&
+             CHECK_OK(ctx, download(ctx, output_buf, fused, outputs));
+    for (int64_t i = 0; ok && i < outputs; i++) {
+        const float expected = output[i] <= 0.0f ? 0.0f : output[i];
+        ok = memcmp(&expected, &fused[i], sizeof(float)) == 0;
+    }
+    buffer_release(&input_buf);
+    buffer_release(&weight_buf);
+    buffer_release(&bias_buf);
+    buffer_release(&output_buf);
+    ctx->config.direct = device_direct;
+    free(fused);
+    return ok;
+}
+
 /* Runs the three operations of one shape on one implementation into
  * output, grad_input, grad_weight and grad_bias (host copies). */
 static int run_implementation(clcnn_context *ctx, implementation which, const direct_config *config,
@@ -355,19 +412,17 @@ static int run_implementation(clcnn_context *ctx, implementation which, const di
              CHECK_OK(ctx, upload_nan(ctx, p->out_channels, &grad_bias_buf)) &&
              CHECK_OK(ctx, upload_nan(ctx, (int64_t)(scratch_bytes / sizeof(float)), &scratch));
     if (ok) {
-        clcnn_status forward, data, weights_status;
+        clcnn_status forward =
+            forward_on(ctx, which, config, tiles, p, input_buf, weight_buf, bias_buf, output_buf);
+        clcnn_status data, weights_status;
         switch (which) {
         case TILED:
-            forward =
-                conv2d_forward_tiled(ctx, tiles, p, input_buf, weight_buf, bias_buf, output_buf);
             data = conv2d_backward_data_tiled(ctx, tiles, p, grad_output_buf, weight_buf,
                                               grad_input_buf);
             weights_status = conv2d_backward_weights_tiled(
                 ctx, tiles, p, input_buf, grad_output_buf, grad_weight_buf, grad_bias_buf, scratch);
             break;
         case DIRECT:
-            forward =
-                conv2d_forward_direct(ctx, config, p, input_buf, weight_buf, bias_buf, output_buf);
             data = conv2d_backward_data_direct(ctx, config, p, grad_output_buf, weight_buf,
                                                grad_input_buf);
             weights_status =
@@ -376,14 +431,12 @@ static int run_implementation(clcnn_context *ctx, implementation which, const di
             break;
         case DEPTHWISE_TILED:
         case DEPTHWISE:
-            forward = conv2d_forward_depthwise(ctx, p, input_buf, weight_buf, bias_buf, output_buf);
             data =
                 conv2d_backward_data_depthwise(ctx, p, grad_output_buf, weight_buf, grad_input_buf);
             weights_status = conv2d_backward_weights_depthwise(
                 ctx, p, input_buf, grad_output_buf, grad_weight_buf, grad_bias_buf, scratch);
             break;
         default:
-            forward = conv2d_forward(ctx, p, input_buf, weight_buf, bias_buf, output_buf);
             data = conv2d_backward_data(ctx, p, grad_output_buf, weight_buf, grad_input_buf);
             weights_status = conv2d_backward_weights(ctx, p, input_buf, grad_output_buf,
                                                      grad_weight_buf, grad_bias_buf, scratch);
@@ -428,7 +481,14 @@ static int check_implementation(clcnn_context *ctx, implementation which,
             if (bias_error > weights_error || isnan(bias_error))
                 weights_error = bias_error;
         }
-        const int forward_ok = record(&results[which][0], forward_error, tolerance);
+        int forward_ok = record(&results[which][0], forward_error, tolerance);
+        if (which == DIRECT || which == ENTRY_TILED || which == ENTRY_DIRECT) {
+            relu_runs++;
+            if (!fused_relu_matches(ctx, which, config, c, d, output)) {
+                relu_failures++;
+                forward_ok = 0;
+            }
+        }
         const int data_ok = record(&results[which][1], data_error, tolerance);
         const int weights_ok = record(&results[which][2], weights_error, weights_bound(p));
         ok = CHECK(forward_ok) && CHECK(data_ok) && CHECK(weights_ok);
@@ -497,6 +557,9 @@ static void run_random_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
         free_case_data(&d);
     }
     printf("%d depthwise shapes up to 80 wide, %d at least 48 wide\n", wide_shapes, wide);
+    printf("%d forwards with a fused relu, %d differing from the relu applied after\n", relu_runs,
+           relu_failures);
+    CHECK(relu_runs > 0 && relu_failures == 0);
     CHECK(wide >= wide_shapes / 4);
     static const char *const ops[3] = {"forward", "backward data", "backward weights+bias"};
     for (int i = 0; i < IMPLEMENTATIONS; i++)

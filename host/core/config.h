@@ -40,6 +40,10 @@ typedef struct conv2d_params {
     int has_bias;
     int dilation_h, dilation_w;
     int groups;
+    /* The forward applies a relu to its output (one fused into the
+     * convolution: host/graph/plan.c), bit for bit as the relu layer would;
+     * the backward ignores it. */
+    int relu;
 } conv2d_params;
 
 static inline int conv2d_groups(const conv2d_params *p) {

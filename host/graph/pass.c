@@ -267,6 +267,12 @@ static int computed_by_fold(const clcnn_net *net, int i) {
     return l->input_count == 1 && net->plan.folded_into[l->inputs[0]] == i;
 }
 
+/* Node i folds into a node with a fused relu and can run that relu itself. */
+static int relu_runs_in_fold(const clcnn_net *net, int i) {
+    const int j = net->plan.folded_into[i];
+    return j >= 0 && net->plan.fused_relu[j] >= 0 && net->layers[i].type->fuses_relu;
+}
+
 clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) {
     const memory_plan *plan = &net->plan;
     clcnn_status status = CLCNN_OK;
@@ -276,9 +282,12 @@ clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) 
         if (computed_by_fold(net, i))
             continue;
         if (j < 0) {
-            /* A fused relu whose input did not run runs apart. */
+            /* A fused relu whose input did not run runs apart, unless the
+             * node folding into that input ran it. */
             const int input_skipped =
                 relu_of_fused_pair(net, i) && computed_by_fold(net, l->inputs[0]);
+            if (input_skipped && relu_runs_in_fold(net, net->layers[l->inputs[0]].inputs[0]))
+                continue;
             status = forward_node(net, i, batch, 0, first_image, 0, !input_skipped);
             continue;
         }
@@ -286,6 +295,7 @@ clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) 
         p.tensor[0] = plan->folded[i][0];
         p.tensor[1] = plan->folded[i][1];
         p.out = activation(net, j);
+        p.relu = relu_runs_in_fold(net, i);
         status = l->type->forward(l, &p);
     }
     return status;

@@ -175,14 +175,18 @@ static size_t conv_scratch_bytes(const clcnn_context *ctx, const layer *l, int b
 static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
     conv2d_params params = layer_conv2d_params(l, p->batch);
     params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
+    params.relu = p->relu;
     return op_conv2d_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out,
                              p->saved);
 }
 
+/* A fused relu's backward runs apart, in place: both backward operations
+ * read the masked gradient. */
 static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
     const conv2d_params params = layer_conv2d_params(l, p->batch);
-    clcnn_status status = CLCNN_OK;
-    if (buf_present(p->ctx, p->grad_in[0]))
+    clcnn_status status =
+        p->relu ? relu_apart_backward(p, (int64_t)p->batch * shape3_count(l->out)) : CLCNN_OK;
+    if (status == CLCNN_OK && buf_present(p->ctx, p->grad_in[0]))
         status = op_conv2d_backward_data(p->ctx, &params, p->grad_out, p->tensor[0], p->grad_in[0]);
     if (status != CLCNN_OK || !buf_present(p->ctx, p->tensor_grad[0])) /* frozen */
         return status;
@@ -196,6 +200,7 @@ const layer_type layer_conv = {
     .min_inputs = 1,
     .max_inputs = 1,
     .foldable = 1,
+    .fuses_relu = 1,
     .parse = conv_parse,
     .infer = conv_infer,
     .tensors = conv_tensors,

@@ -256,6 +256,11 @@ static void forward_direct_options(const clcnn_context *ctx, const direct_config
         *group_out = group;
 }
 
+/* The forward kernels' epilogue argument (kernels/conv2d_direct.cl). */
+static int forward_epilogue(const conv2d_params *p) {
+    return (p->has_bias ? 1 : 0) | (p->relu ? 2 : 0);
+}
+
 /* The register-blocked forward of p. Its filters are `weight` transposed:
  * p's own (K, C, R, S), or, where p is
  * conv2d_backward_data_as_forward(*flipped_of), the weights of flipped_of
@@ -322,6 +327,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
     const int width = o->padded_input ? padded_width(p) : p->in_width;
     const int pad_top = o->padded_input ? 0 : p->pad_top;
     const int pad_left = o->padded_input ? 0 : p->pad_left;
+    const int epilogue = forward_epilogue(p);
     kernel_arg args[25] = {
         {sizeof(cl_mem), &o->input},      {sizeof(int), &o->input_offset},
         {sizeof(cl_mem), &o->transposed}, {sizeof(cl_mem), &bias_arg},
@@ -332,7 +338,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
         {sizeof(int), &p->stride_w},      {sizeof(int), &pad_top},
         {sizeof(int), &pad_left},         {sizeof(int), &p->out_height},
         {sizeof(int), &p->out_width},     {sizeof(int), &positions},
-        {sizeof(int), &p->has_bias},      {sizeof(int), &padded},
+        {sizeof(int), &epilogue},         {sizeof(int), &padded},
         {sizeof(int), &o->weight_offset}, {sizeof(int), &o->output_offset},
     };
     const int arg_count = variant_args(&v, args, 22);
@@ -400,6 +406,7 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
         return status;
     const int rows = p->batch * p->out_height;
     cl_mem bias_arg = p->has_bias ? bias : weight;
+    const int epilogue = forward_epilogue(p);
     const kernel_arg args[] = {
         {sizeof(cl_mem), &workspace},
         {sizeof(int), &padded_offset},
@@ -416,7 +423,7 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
         {sizeof(int), &plan.padded_height},
         {sizeof(int), &plan.pitch},
         {sizeof(int), &rows},
-        {sizeof(int), &p->has_bias},
+        {sizeof(int), &epilogue},
     };
     const size_t local[2] = {1, 4};
     const size_t global[2] = {
@@ -447,6 +454,7 @@ conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p) {
     b.pad_top = p->kernel_h - 1 - p->pad_top;
     b.pad_left = p->kernel_w - 1 - p->pad_left;
     b.has_bias = 0;
+    b.relu = 0;
     return b;
 }
 
@@ -609,6 +617,17 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
                           local);
 }
 
+/* p->relu, in place, after a forward whose kernels do not apply it (and
+ * that ended with status). */
+static clcnn_status relu_after(clcnn_context *ctx, const conv2d_params *p, cl_mem output,
+                               clcnn_status status) {
+    if (status != CLCNN_OK || !p->relu)
+        return status;
+    return activation_forward(ctx, ACTIVATION_RELU, 0.0f,
+                              (int64_t)p->batch * p->out_channels * p->out_height * p->out_width,
+                              output, output);
+}
+
 /* conv2d_kept_input_floats for a forward known not to run on Winograd. */
 static int64_t kept_copy_floats(const clcnn_context *ctx, const conv2d_params *p) {
     if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p) || use_row_kernel(p) ||
@@ -627,10 +646,14 @@ clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, 
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
+    /* The register-blocked and row kernels apply p->relu as they store; the
+     * others leave it to relu_after. */
     if (conv2d_runs_depthwise(p))
-        return conv2d_forward_depthwise(ctx, p, input, weight, bias, output);
+        return relu_after(ctx, p, output,
+                          conv2d_forward_depthwise(ctx, p, input, weight, bias, output));
     if (conv2d_runs_winograd(ctx, "forward", p))
-        return conv2d_forward_winograd(ctx, p, input, weight, 0, bias, output);
+        return relu_after(ctx, p, output,
+                          conv2d_forward_winograd(ctx, p, input, weight, 0, bias, output));
     if (use_direct_kernels(ctx) && use_row_kernel(p))
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     if (use_direct_kernels(ctx)) {
@@ -640,7 +663,8 @@ clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, 
                               kept_copy_floats(ctx, p) ? kept_input : NULL);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
-    return conv2d_forward_tiled(ctx, &config, p, input, weight, bias, output);
+    return relu_after(ctx, p, output,
+                      conv2d_forward_tiled(ctx, &config, p, input, weight, bias, output));
 }
 
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
@@ -1215,8 +1239,8 @@ clcnn_status conv2d_backward_weights_keeping(clcnn_context *ctx, const conv2d_pa
                                                  scratch);
     if (use_direct_kernels(ctx)) {
         const direct_config config = backward_weights_direct_config(ctx, p);
-        return backward_weights_direct(ctx, &config, p, input, grad_output, grad_weight,
-                                       grad_bias, scratch,
+        return backward_weights_direct(ctx, &config, p, input, grad_output, grad_weight, grad_bias,
+                                       scratch,
                                        conv2d_kept_input_floats(ctx, p) ? kept_input : NULL);
     }
     const tile_config config = tile_config_for(ctx, "conv2d");

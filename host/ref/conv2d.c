@@ -32,7 +32,9 @@ void conv2d_forward_ref(const conv2d_params *p, const float *input, const float 
                                     input[((int64_t)(n * C + first_channel + c) * H + ih) * W + iw];
                             }
                         }
-                    output[((int64_t)(n * K + k) * OH + oh) * OW + ow] = (float)sum;
+                    const float y = (float)sum;
+                    output[((int64_t)(n * K + k) * OH + oh) * OW + ow] =
+                        p->relu && y <= 0.0f ? 0.0f : y;
                 }
 }
 
