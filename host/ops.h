@@ -170,6 +170,7 @@ clcnn_status gemm_tiled(clcnn_context *ctx, const tile_config *config, const gem
 typedef struct dense_params {
     int batch, in_features, out_features;
     int has_bias;
+    int relu; /* the forward applies a relu (conv2d_params.relu) */
 } dense_params;
 
 void dense_forward_ref(const dense_params *p, const float *input, const float *weight,

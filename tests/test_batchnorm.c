@@ -49,14 +49,15 @@
  *    1e-5, a fold taken for every pair that can fold and none where the
  *    convolution's output has a second reader.
  *
- * 6. A relu fused into the batchnorm, add or conv before it (OpenCL): the
- *    batchnorm ops with relu = 1 / relu_y against the relu applied apart,
- *    bit for bit, on random shapes and both walks (the convolution's
- *    epilogue: tests/test_conv_groups.c); a residual network trained with
- *    fusion on and with CLCNN_FUSE=0, whose losses, tensors, folded eval
- *    outputs (a conv folded into a batchnorm running its relu) and traced
- *    outputs must be equal bit for bit, with the pairs fused that can be
- *    and none where the batchnorm has a second reader.
+ * 6. A relu fused into the batchnorm, add, conv or dense layer before it
+ *    (OpenCL): the batchnorm ops with relu = 1 / relu_y against the relu
+ *    applied apart, bit for bit, on random shapes and both walks (the
+ *    convolution's epilogue: tests/test_conv_groups.c); a residual network
+ *    trained with fusion on and with CLCNN_FUSE=0, whose losses, tensors,
+ *    folded eval outputs (a conv and a dense layer folded into a batchnorm
+ *    running its relu) and traced outputs must be equal bit for bit, with
+ *    the pairs fused that can be and none where the batchnorm has a second
+ *    reader.
  */
 #include "ops/batchnorm.h"
 #include "testlib.h"
@@ -1551,9 +1552,9 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
     CHECK(runs > 0 && mismatches == 0);
 }
 
-/* bn -> relu, add -> relu and conv -> relu fuse (b1, sum, c3, b4); b3, read
- * by a relu and an add, does not. In eval mode c1 folds into b1 and runs
- * r1 itself; fc1 (dense) folds into b4, and r5 runs apart. */
+/* bn -> relu, add -> relu, conv -> relu and dense -> relu fuse (b1, sum,
+ * c3, fc0, b4); b3, read by a relu and an add, does not. In eval mode c1
+ * folds into b1 and fc1 into b4, and each runs the relu after them. */
 static const char fused_text[] = "input channels=2 height=6 width=6\n"
                                  "conv filters=4 size=3 pad=1 bias=false name=c1\n"
                                  "batchnorm name=b1\n"
@@ -1568,11 +1569,13 @@ static const char fused_text[] = "input channels=2 height=6 width=6\n"
                                  "relu name=r4\n"
                                  "add inputs=r4,b3 name=both\n"
                                  "flatten\n"
+                                 "dense units=8 name=fc0\n"
+                                 "relu name=r6\n"
                                  "dense units=6 name=fc1\n"
                                  "batchnorm name=b4\n"
                                  "relu name=r5\n"
                                  "dense units=3 name=fc2\n";
-enum { FUSED_PAIRS = 4 };
+enum { FUSED_PAIRS = 5 };
 
 /* Every traced output, in the order traced, summed into a hash of its bits. */
 static clcnn_status hash_trace(void *user, int layer_index, const float *values, int64_t first,

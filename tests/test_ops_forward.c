@@ -517,10 +517,13 @@ static void run_dense_shapes(clcnn_context *ctx, int shape_count, uint64_t seed)
         p.out_features = test_rand_int(&rng, 0, 4) == 0 ? test_rand_int(&rng, 1, 8)
                                                         : test_rand_int(&rng, 1, 300);
         p.has_bias = test_rand_int(&rng, 0, 1);
+        /* a fused relu (the reference applies it too) */
+        p.relu = index % 3 == 0;
         double error = dense_case_error(ctx, &p, &rng);
         if (!CHECK(record_error(&result, error, tolerance)))
-            fprintf(stderr, "dense case %d: batch %d, in %d, out %d, bias %d: error %.3g\n", index,
-                    p.batch, p.in_features, p.out_features, p.has_bias, error);
+            fprintf(stderr,
+                    "dense case %d: batch %d, in %d, out %d, bias %d, relu %d: error %.3g\n", index,
+                    p.batch, p.in_features, p.out_features, p.has_bias, p.relu, error);
     }
     print_summary("dense", &result);
 }
@@ -847,7 +850,8 @@ int main(void) {
         clcnn_context *spanned = test_opencl_context_with_span(test_item_spans[span]);
         if (!CHECK(spanned != NULL))
             break;
-        printf("element-wise span: %s\n", test_item_spans[span] ? test_item_spans[span] : "default");
+        printf("element-wise span: %s\n",
+               test_item_spans[span] ? test_item_spans[span] : "default");
         run_activation_shapes(spanned, ACTIVATION_RELU, test_scaled_count(SHAPES_PER_OP), 5001);
         run_activation_shapes(spanned, ACTIVATION_LEAKY, test_scaled_count(SHAPES_PER_OP), 5002);
         run_activation_shapes(spanned, ACTIVATION_SIGMOID, test_scaled_count(SHAPES_PER_OP), 5003);

@@ -27,6 +27,7 @@ static conv2d_params as_convolution(const dense_params *p) {
     c.in_height = c.in_width = c.out_height = c.out_width = 1;
     c.kernel_h = c.kernel_w = c.stride_h = c.stride_w = 1;
     c.has_bias = p->has_bias;
+    c.relu = p->relu;
     return c;
 }
 
@@ -37,7 +38,11 @@ clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem inp
         return conv2d_forward(ctx, &c, input, weight, bias, output);
     }
     const gemm_params g = dense_forward_gemm(p);
-    return gemm(ctx, &g, input, weight, output, bias);
+    clcnn_status status = gemm(ctx, &g, input, weight, output, bias);
+    if (status != CLCNN_OK || !p->relu)
+        return status;
+    return activation_forward(ctx, ACTIVATION_RELU, 0.0f, (int64_t)p->batch * p->out_features,
+                              output, output);
 }
 
 /* grad_input (batch, in) = grad_output (batch, out) * weight (out, in). */

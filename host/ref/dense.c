@@ -10,7 +10,8 @@ void dense_forward_ref(const dense_params *p, const float *input, const float *w
             const float *w = weight + (int64_t)o * p->in_features;
             for (int i = 0; i < p->in_features; i++)
                 sum += (double)w[i] * x[i];
-            output[(int64_t)n * p->out_features + o] = (float)sum;
+            const float y = (float)sum;
+            output[(int64_t)n * p->out_features + o] = p->relu && y <= 0.0f ? 0.0f : y;
         }
 }
 
