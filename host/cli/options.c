@@ -402,7 +402,7 @@ void cli_print_man(FILE *out) {
           "file lacks and adds the fastest to it.\n"
           ".TP\n.B CLCNN_WINOGRAD\n0 or 1: stride-1 3x3 convolutions never or always on "
           "Winograd F(2x2, 3x3); by default where tuning timed it faster.\n"
-          ".TP\n.B CLCNN_FUSE\n0 runs a relu that follows a conv, batchnorm or add layer as a layer of "
+          ".TP\n.B CLCNN_FUSE\n0 runs a relu that follows a conv, dense, batchnorm or add layer as a layer of "
           "its own; by default (1) it runs inside that layer's kernels, with the same results.\n"
           ".SH EXIT STATUS\n"
           "0 on success, 1 when a command fails (with one line on standard error saying why),\n"

@@ -11,8 +11,8 @@
  *   CLCNN_WINOGRAD=0|1                 stride-1 3x3 convolutions never or always on
  *                                      Winograd F(2x2, 3x3) (default: where tuning
  *                                      measured it faster)
- *   CLCNN_FUSE=0|1                     a relu after a conv, batchnorm or add (its only
- *                                      reader) runs in that layer's kernels, or
+ *   CLCNN_FUSE=0|1                     a relu after a conv, dense, batchnorm or add (its
+ *                                      only reader) runs in that layer's kernels, or
  *                                      apart (default 1: fused)
  *   CLCNN_NO_CACHE (any value)         program binaries are not cached */
 #include "internal.h"

@@ -96,7 +96,7 @@ typedef struct kernel_config {
      * "winograd_forward" and "winograd_backward_data" entries), 0 never, 1
      * wherever it can run (CLCNN_WINOGRAD=0|1). */
     int winograd;
-    /* A relu whose input is a conv, batchnorm or add layer read by nothing else
+    /* A relu whose input is a conv, dense, batchnorm or add layer read by nothing else
      * runs inside that layer (1, the default), or as a layer of its own
      * (CLCNN_FUSE=0). Networks planned before a change keep their plan. */
     int fuse;
