@@ -197,6 +197,11 @@ clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem in
 void reduce_channels_ref(int outer, int columns, int inner, const float *in, float *out);
 clcnn_status reduce_channels(clcnn_context *ctx, int outer, int columns, int inner, cl_mem in,
                              cl_mem out);
+/* The same with the work-items' walk chosen (kernels/reduce.cl): contiguous
+ * shares (CPU devices, which reduce_channels gives them) or strided (other
+ * devices). For the tests, which run both. */
+clcnn_status reduce_channels_walk(clcnn_context *ctx, int contiguous, int outer, int columns,
+                                  int inner, cl_mem in, cl_mem out);
 
 /* ---- pool2d ----------------------------------------------------------------------- */
 

@@ -18,7 +18,8 @@
  *    explicit configurations (vector width, vectors and taps per work-item,
  *    work-group size).
  * 2. reduce_channels on shapes with outer, columns and inner from 1 to a few
- *    thousand, on data centred on zero and on data with a positive mean.
+ *    thousand, on data centred on zero and on data with a positive mean,
+ *    with both walks (contiguous shares, as CPU devices run it, and strided).
  * 3. Finite differences: an independent float64 forward convolution in this
  *    file, loss = sum(forward(x) * G); central differences of the loss with
  *    respect to every input element, weight and bias must match the
@@ -676,16 +677,22 @@ static void run_reduce_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
         float *actual = allocate_floats(columns);
         reduce_channels_ref(outer, columns, inner, in, expected);
         cl_mem in_buf = NULL, out_buf = NULL;
-        if (CHECK_OK(ctx, upload(ctx, in, count, &in_buf)) &&
-            CHECK_OK(ctx, upload_nan(ctx, columns, &out_buf)) &&
-            CHECK_OK(ctx, reduce_channels(ctx, outer, columns, inner, in_buf, out_buf)) &&
-            CHECK_OK(ctx, download(ctx, out_buf, actual, columns))) {
-            const double error = max_relative_error(actual, expected, columns, 1.0);
-            if (!CHECK(record_error(&result, error, tolerance)))
-                printf("FAILED: reduce_channels outer=%d columns=%d inner=%d data [%g, 1]: "
-                       "error %.3g\n",
-                       outer, columns, inner, low, error);
-        }
+        /* Both walks: the contiguous one (CPUs) and the strided one (GPUs). */
+        for (int contiguous = 0; contiguous < 2; contiguous++)
+            if (CHECK_OK(ctx, upload(ctx, in, count, &in_buf)) &&
+                CHECK_OK(ctx, upload_nan(ctx, columns, &out_buf)) &&
+                CHECK_OK(ctx, reduce_channels_walk(ctx, contiguous, outer, columns, inner, in_buf,
+                                                   out_buf)) &&
+                CHECK_OK(ctx, download(ctx, out_buf, actual, columns))) {
+                const double error = max_relative_error(actual, expected, columns, 1.0);
+                if (!CHECK(record_error(&result, error, tolerance)))
+                    printf("FAILED: reduce_channels (%s walk) outer=%d columns=%d inner=%d data "
+                           "[%g, 1]: error %.3g\n",
+                           contiguous ? "contiguous" : "strided", outer, columns, inner, low,
+                           error);
+                buffer_release(&in_buf);
+                buffer_release(&out_buf);
+            }
         buffer_release(&in_buf);
         buffer_release(&out_buf);
         free(in);
@@ -1058,8 +1065,8 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
             ok = ok && CHECK_OK(ctx, conv2d_forward_keeping(ctx, p, in, w, b, out, keep)) &&
                  CHECK_OK(ctx, conv2d_backward_data(ctx, p, go, w, gi)) &&
                  CHECK_OK(ctx, conv2d_forward(ctx, p, in, w, b, out)) &&
-                 CHECK_OK(ctx, conv2d_backward_weights_keeping(ctx, p, in, go, gw, gb, scratch,
-                                                               keep)) &&
+                 CHECK_OK(ctx,
+                          conv2d_backward_weights_keeping(ctx, p, in, go, gw, gb, scratch, keep)) &&
                  CHECK_OK(ctx, buffer_read(ctx, out, 0, sizeof(float) * (size_t)outputs,
                                            results[run][0])) &&
                  CHECK_OK(ctx, buffer_read(ctx, gw, 0, sizeof(float) * (size_t)weights,

@@ -14,13 +14,21 @@ static size_t reduce_threads(const clcnn_context *ctx) {
 
 clcnn_status reduce_channels(clcnn_context *ctx, int outer, int columns, int inner, cl_mem in,
                              cl_mem out) {
+    /* CPUs stream a contiguous share per work-item (kernels/reduce.cl). */
+    const int contiguous = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+    return reduce_channels_walk(ctx, contiguous, outer, columns, inner, in, out);
+}
+
+clcnn_status reduce_channels_walk(clcnn_context *ctx, int contiguous, int outer, int columns,
+                                  int inner, cl_mem in, cl_mem out) {
     if (outer < 0 || columns < 0 || inner < 1)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "reduce_channels: bad shape outer %d, columns %d, inner %d", outer,
                          columns, inner);
     const size_t threads = reduce_threads(ctx);
     char options[64];
-    snprintf(options, sizeof(options), "-DREDUCE_THREADS=%d", (int)threads);
+    snprintf(options, sizeof(options), "-DREDUCE_THREADS=%d -DREDUCE_CONTIGUOUS=%d", (int)threads,
+             contiguous);
     cl_kernel kernel;
     clcnn_status status = runtime_get_kernel(ctx, "reduce", "reduce_channels", options, &kernel);
     if (status != CLCNN_OK)

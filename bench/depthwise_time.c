@@ -1,0 +1,112 @@
+/* The three depthwise 3x3 convolution operations of one shape, timed through
+ * the library's internal entry points, for A/B comparisons of two builds
+ * (bench/RESULTS.md):
+ *
+ *   cc -O2 -Ihost -Iinclude -Ibuild bench/depthwise_time.c build/libclcnn_internal.a \
+ *      -lOpenCL -lz -lm -lpthread -lstb -lprotobuf-c -lplplot -lmpi
+ *   ./a.out CHANNELS SIZE BATCH [STRIDE]
+ *
+ * Pad 1, random data; 17 calls of each operation (each followed by
+ * clFinish), the first two not counted; prints the medians (kernel plus
+ * launch). */
+#include "ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+enum { CALLS = 17, WARM_UP = 2, TIMED = CALLS - WARM_UP };
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static cl_mem random_buffer(clcnn_context *ctx, size_t count) {
+    float *values = malloc(sizeof(float) * count);
+    cl_mem buffer = NULL;
+    if (!values)
+        return NULL;
+    for (size_t i = 0; i < count; i++)
+        values[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    if (buffer_create(ctx, sizeof(float) * count, &buffer) != CLCNN_OK ||
+        buffer_write(ctx, buffer, 0, sizeof(float) * count, values) != CLCNN_OK)
+        buffer = NULL;
+    free(values);
+    return buffer;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s CHANNELS SIZE BATCH [STRIDE]\n", argv[0]);
+        return 2;
+    }
+    clcnn_context *ctx = clcnn_context_create();
+    if (!ctx || clcnn_context_select_device(ctx, CLCNN_DEVICE_OPENCL, -1, -1) != CLCNN_OK) {
+        fprintf(stderr, "no OpenCL device\n");
+        return 1;
+    }
+    conv2d_params p = {0};
+    p.in_channels = p.out_channels = p.groups = atoi(argv[1]);
+    p.in_height = p.in_width = atoi(argv[2]);
+    p.batch = atoi(argv[3]);
+    p.stride_h = p.stride_w = argc > 4 ? atoi(argv[4]) : 1;
+    p.kernel_h = p.kernel_w = 3;
+    p.pad_top = p.pad_left = 1;
+    p.out_height = p.out_width = (p.in_height + 2 - 3) / p.stride_h + 1;
+    p.has_bias = 1;
+    const size_t inputs = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
+    const size_t outputs = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
+    const size_t weights = (size_t)p.out_channels * 9;
+    cl_mem input = random_buffer(ctx, inputs), weight = random_buffer(ctx, weights);
+    cl_mem bias = random_buffer(ctx, (size_t)p.out_channels);
+    cl_mem output = random_buffer(ctx, outputs), grad_input = random_buffer(ctx, inputs);
+    cl_mem grad_weight = random_buffer(ctx, weights);
+    cl_mem grad_bias = random_buffer(ctx, (size_t)p.out_channels);
+    cl_mem scratch = random_buffer(ctx, conv2d_backward_weights_scratch_bytes(ctx, &p) / 4 + 1);
+    if (!input || !weight || !bias || !output || !grad_input || !grad_weight || !grad_bias ||
+        !scratch) {
+        fprintf(stderr, "%s\n", clcnn_last_error(ctx));
+        return 1;
+    }
+    static const char *const names[3] = {"forward", "backward-data", "backward-weights"};
+    double times[3][TIMED];
+    for (int call = 0; call < CALLS; call++)
+        for (int op = 0; op < 3; op++) {
+            const double start = seconds();
+            clcnn_status status = op == 0 ? conv2d_forward(ctx, &p, input, weight, bias, output)
+                                  : op == 1
+                                      ? conv2d_backward_data(ctx, &p, output, weight, grad_input)
+                                      : conv2d_backward_weights(ctx, &p, input, output, grad_weight,
+                                                                grad_bias, scratch);
+            clFinish(ctx->queue);
+            if (status != CLCNN_OK) {
+                fprintf(stderr, "%s: %s\n", names[op], clcnn_last_error(ctx));
+                return 1;
+            }
+            if (call >= WARM_UP)
+                times[op][call - WARM_UP] = seconds() - start;
+        }
+    printf("depthwise 3x3, %d channels, %dx%d, batch %d, stride %d:", p.in_channels, p.in_height,
+           p.in_width, p.batch, p.stride_h);
+    for (int op = 0; op < 3; op++) {
+        qsort(times[op], TIMED, sizeof(double), compare_doubles);
+        printf(" %s %.2f ms%s", names[op], 1e3 * times[op][TIMED / 2], op < 2 ? "," : "\n");
+    }
+    buffer_release(&input);
+    buffer_release(&weight);
+    buffer_release(&bias);
+    buffer_release(&output);
+    buffer_release(&grad_input);
+    buffer_release(&grad_weight);
+    buffer_release(&grad_bias);
+    buffer_release(&scratch);
+    clcnn_context_destroy(ctx);
+    return 0;
+}
