@@ -133,6 +133,14 @@ __kernel void conv2d_depthwise_forward(
     }
 }
 
+/* The output row whose window reaches input row ih with tap r, or -1. */
+int reaching_row(const int ih, const int r, const int pad_top, const int dilation_h,
+                 const int stride_h, const int OH) {
+    const int dh = ih + pad_top - r * dilation_h;
+    const int oh = dh / stride_h;
+    return dh < 0 || oh * stride_h != dh || oh >= OH ? -1 : oh;
+}
+
 /* grad_input[n, ci, ih, iw] = sum over the Kg output channels k of ci's group
  * and taps r, s with ih = oh*stride_h - pad_top + r*dilation_h (and the same
  * along the width) for some oh in [0, OH) of
@@ -168,9 +176,8 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
                 const __global float *gradient = grad_output + (n * K + k) * OH * OW;
                 const __global float *filter = weight + (k * Cg + c) * R * S;
                 for (int r = 0; r < R; r++) {
-                    const int dh = ih + pad_top - r * dilation_h;
-                    const int oh = dh / stride_h;
-                    if (dh < 0 || oh * stride_h != dh || oh >= OH)
+                    const int oh = reaching_row(ih, r, pad_top, dilation_h, stride_h, OH);
+                    if (oh < 0)
                         continue;
                     const __global float *line = gradient + oh * OW + first_iw + pad_left;
                     for (int s = 0; s < S; s++)
@@ -188,10 +195,8 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
             const __global float *gradient = grad_output + (n * K + k) * OH * OW;
             const __global float *filter = weight + (k * Cg + c) * R * S;
             for (int r = 0; r < R; r++) {
-                /* The output row whose window reaches ih with tap r, if any. */
-                const int dh = ih + pad_top - r * dilation_h;
-                const int oh = dh / stride_h;
-                if (dh < 0 || oh * stride_h != dh || oh >= OH)
+                const int oh = reaching_row(ih, r, pad_top, dilation_h, stride_h, OH);
+                if (oh < 0)
                     continue;
                 const __global float *line = gradient + oh * OW;
                 for (int s = 0; s < S; s++) {
