@@ -43,10 +43,14 @@
 typedef VECTOR_TYPE(WPT_W) row_vector;
 #define load_row(p) VECTOR_LOAD(WPT_W)(0, p)
 #define store_row(v, p) VECTOR_STORE(WPT_W)(v, 0, p)
+/* The even lanes of 2 * WPT_W floats, from loads of at most 8: a 16-float
+ * vector changes the calling convention where the CPU has no AVX-512, and
+ * the compiler says so on stderr. */
 #if WPT_W == 16
-#define load_row_stride2(p) ((float16)(vload16(0, p).even, vload16(0, (p) + 16).even))
+#define load_row_stride2(p)                                                                        \
+    ((float16)(vload8(0, p).even, vload8(1, p).even, vload8(2, p).even, vload8(3, p).even))
 #elif WPT_W == 8
-#define load_row_stride2(p) (vload16(0, p).even)
+#define load_row_stride2(p) ((float8)(vload8(0, p).even, vload8(1, p).even))
 #else
 #define load_row_stride2(p) (vload8(0, p).even)
 #endif
