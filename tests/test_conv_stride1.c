@@ -37,29 +37,6 @@ typedef struct stride1_path {
 static const stride1_path rows_path = {"row kernel", "conv2d_forward_rows", 0};
 static const stride1_path winograd_path = {"Winograd", "winograd_transform_tiles", 1};
 
-static float *floats(int64_t count) {
-    float *values = malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
-    if (!values) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return values;
-}
-
-static double *doubles(int64_t count) {
-    double *values = calloc((size_t)(count > 0 ? count : 1), sizeof(double));
-    if (!values) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return values;
-}
-
-static void fill(test_rng *rng, float *values, int64_t count) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, -1.0f, 1.0f);
-}
-
 static int upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
     const size_t bytes = sizeof(float) * (size_t)(count > 0 ? count : 1);
     return CHECK_OK(ctx, buffer_create(ctx, bytes, out)) &&
@@ -136,19 +113,6 @@ static void conv64_backward_data(const conv2d_params *p, const float *g, const f
                     dx[i] = sum;
                     magnitude[i] = size;
                 }
-}
-
-/* Worst |a - e| / magnitude; an exact match is required where the magnitude is 0. */
-static double worst_scaled(const float *a, const double *e, const double *magnitude, int64_t n) {
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]))
-            return INFINITY;
-        double error = fabs(a[i] - e[i]);
-        error = magnitude[i] > 0 ? error / magnitude[i] : (error > 0 ? INFINITY : 0);
-        worst = error > worst ? error : worst;
-    }
-    return worst;
 }
 
 static void print_shape(const char *what, int index, const conv2d_params *p) {
@@ -245,12 +209,12 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
         const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
         const int64_t nw = (int64_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
         const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
-        float *x = floats(nx), *w = floats(nw), *bias = floats(p.out_channels), *y = floats(ny),
-              *reference = floats(ny);
-        double *expected = doubles(ny), *magnitude = doubles(ny);
-        fill(&rng, x, nx);
-        fill(&rng, w, nw);
-        fill(&rng, bias, p.out_channels);
+        float *x = test_floats(nx), *w = test_floats(nw), *bias = test_floats(p.out_channels),
+              *y = test_floats(ny), *reference = test_floats(ny);
+        double *expected = test_doubles(ny), *magnitude = test_doubles(ny);
+        test_fill_signed(&rng, x, nx);
+        test_fill_signed(&rng, w, nw);
+        test_fill_signed(&rng, bias, p.out_channels);
         for (int64_t i = 0; i < ny; i++)
             y[i] = reference[i] = NAN;
         conv64(&p, x, w, bias, expected, magnitude);
@@ -267,8 +231,8 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
         buffer_release(&wb);
         buffer_release(&bb);
         buffer_release(&yb);
-        const double e_kernel = worst_scaled(y, expected, magnitude, ny);
-        const double e_reference = worst_scaled(reference, expected, magnitude, ny);
+        const double e_kernel = worst_scaled_error(y, expected, magnitude, ny);
+        const double e_reference = worst_scaled_error(reference, expected, magnitude, ny);
         if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
             print_shape(path->name, index, &p);
             printf("  forward, vector width %d: %s %s, error %.3g, reference error %.3g\n",
@@ -323,19 +287,20 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
         const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
         const int64_t nw = (int64_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
         const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
-        float *g = floats(ny), *w = floats(nw), *dx = floats(nx), *reference = floats(nx);
-        double *expected = doubles(nx), *magnitude = doubles(nx);
-        fill(&rng, g, ny);
-        fill(&rng, w, nw);
+        float *g = test_floats(ny), *w = test_floats(nw), *dx = test_floats(nx),
+              *reference = test_floats(nx);
+        double *expected = test_doubles(nx), *magnitude = test_doubles(nx);
+        test_fill_signed(&rng, g, ny);
+        test_fill_signed(&rng, w, nw);
         for (int64_t i = 0; i < nx; i++)
             dx[i] = reference[i] = NAN;
         conv64_backward_data(&p, g, w, expected, magnitude);
         if (differences) {
             /* The loss is linear in x: central differences in double are
              * exact to rounding, whatever x is. */
-            float *x = floats(nx);
-            double *y = doubles(ny);
-            fill(&rng, x, nx);
+            float *x = test_floats(nx);
+            double *y = test_doubles(ny);
+            test_fill_signed(&rng, x, nx);
             const float h = 0.25f;
             for (int64_t i = 0; i < nx; i++) {
                 double loss[2];
@@ -366,8 +331,8 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
         buffer_release(&xb);
         /* Differences carry the rounding of two sums over the whole output
          * (some 1e-14 of it), far below float's. */
-        const double e_kernel = worst_scaled(dx, expected, magnitude, nx);
-        const double e_reference = worst_scaled(reference, expected, magnitude, nx);
+        const double e_kernel = worst_scaled_error(dx, expected, magnitude, nx);
+        const double e_reference = worst_scaled_error(reference, expected, magnitude, nx);
         if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
             print_shape(path->name, index, &p);
             printf("  backward-data%s, vector width %d: %s %s, error %.3g, reference error "

@@ -27,42 +27,6 @@
 
 enum { CONV_SHAPES = 150, POOL_SHAPES = 300, GEMM_SHAPES = 150 };
 
-static float *floats(int64_t count) {
-    float *values = malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
-    if (!values) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return values;
-}
-
-static double *doubles(int64_t count) {
-    double *values = calloc((size_t)(count > 0 ? count : 1), sizeof(double));
-    if (!values) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return values;
-}
-
-static void fill(test_rng *rng, float *values, int64_t count) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, -1.0f, 1.0f);
-}
-
-/* Worst |a - e| / magnitude; exact where the magnitude is 0. */
-static double worst_scaled(const float *a, const double *e, const double *magnitude, int64_t n) {
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]))
-            return INFINITY;
-        double error = fabs(a[i] - e[i]);
-        error = magnitude[i] > 0 ? error / magnitude[i] : (error > 0 ? INFINITY : 0);
-        worst = error > worst ? error : worst;
-    }
-    return worst;
-}
-
 /* ---- convolution -------------------------------------------------------------------------- */
 
 static void conv64(const conv2d_params *p, const float *x, const float *w, const float *bias,
@@ -139,16 +103,17 @@ static void check_conv(void) {
         const int64_t nw =
             (int64_t)p.out_channels * (p.in_channels / p.groups) * p.kernel_h * p.kernel_w;
         const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
-        float *x = floats(nx), *w = floats(nw), *bias = floats(p.out_channels), *y = floats(ny);
-        double *expected = doubles(ny), *magnitude = doubles(ny);
-        fill(&rng, x, nx);
-        fill(&rng, w, nw);
-        fill(&rng, bias, p.out_channels);
+        float *x = test_floats(nx), *w = test_floats(nw), *bias = test_floats(p.out_channels),
+              *y = test_floats(ny);
+        double *expected = test_doubles(ny), *magnitude = test_doubles(ny);
+        test_fill_signed(&rng, x, nx);
+        test_fill_signed(&rng, w, nw);
+        test_fill_signed(&rng, bias, p.out_channels);
         for (int64_t i = 0; i < ny; i++)
             y[i] = NAN;
         conv64(&p, x, w, bias, expected, magnitude);
         conv2d_forward_ref(&p, x, w, bias, y);
-        const double error = worst_scaled(y, expected, magnitude, ny);
+        const double error = worst_scaled_error(y, expected, magnitude, ny);
         if (!CHECK(error <= 1e-6))
             printf("conv reference %d: batch %d, %d -> %d channels, groups %d, %dx%d input, %dx%d "
                    "kernel, stride %d,%d, dilation %d,%d, pad %d,%d, output %dx%d: error %.3g\n",
@@ -274,14 +239,14 @@ static void check_pool(pool_kind kind) {
             short_divisors++;
         const int64_t nx = (int64_t)p.batch * p.channels * p.in_height * p.in_width;
         const int64_t ny = (int64_t)p.batch * p.channels * p.out_height * p.out_width;
-        float *x = floats(nx), *y = floats(ny);
-        double *expected = doubles(ny), *magnitude = doubles(ny);
-        fill(&rng, x, nx);
+        float *x = test_floats(nx), *y = test_floats(ny);
+        double *expected = test_doubles(ny), *magnitude = test_doubles(ny);
+        test_fill_signed(&rng, x, nx);
         for (int64_t i = 0; i < ny; i++)
             y[i] = NAN;
         pool64(&p, x, expected, magnitude);
         pool2d_forward_ref(&p, x, y);
-        const double error = worst_scaled(y, expected, magnitude, ny);
+        const double error = worst_scaled_error(y, expected, magnitude, ny);
         if (!CHECK(error <= 1e-6))
             printf("%s reference %d: %dx%d input, window %dx%d, stride %d,%d, pad %d,%d, ceil %d, "
                    "output %dx%d: error %.3g\n",
@@ -329,12 +294,13 @@ static void check_gemm(void) {
         const int64_t na = (int64_t)(a_transposed ? p.k : p.m) * a_cols;
         const int64_t nb = (int64_t)(b_transposed ? p.n : p.k) * b_cols;
         const int64_t nc = (int64_t)p.m * p.c_row_stride;
-        float *a = floats(na), *b = floats(nb), *c = floats(nc), *bias = floats(p.m + p.n);
-        double *expected = doubles(nc), *magnitude = doubles(nc);
-        fill(&rng, a, na);
-        fill(&rng, b, nb);
-        fill(&rng, c, nc);
-        fill(&rng, bias, p.m + p.n);
+        float *a = test_floats(na), *b = test_floats(nb), *c = test_floats(nc),
+              *bias = test_floats(p.m + p.n);
+        double *expected = test_doubles(nc), *magnitude = test_doubles(nc);
+        test_fill_signed(&rng, a, na);
+        test_fill_signed(&rng, b, nb);
+        test_fill_signed(&rng, c, nc);
+        test_fill_signed(&rng, bias, p.m + p.n);
         for (int i = 0; i < p.m; i++)
             for (int j = 0; j < p.c_row_stride; j++) {
                 const int64_t o = (int64_t)i * p.c_row_stride + j;
@@ -368,7 +334,7 @@ static void check_gemm(void) {
         /* The reference takes the bias of the mode's length from the start. */
         const float *bias_arg = p.bias == BIAS_PER_COLUMN ? bias + p.m : bias;
         gemm_ref(&p, a, b, c, bias_arg);
-        const double error = worst_scaled(c, expected, magnitude, nc);
+        const double error = worst_scaled_error(c, expected, magnitude, nc);
         if (!CHECK(error <= 1e-6))
             printf("gemm reference %d: %dx%dx%d, A%s B%s, alpha %g, beta %g, bias %d: error %.3g\n",
                    index, p.m, p.n, p.k, a_transposed ? "^T" : "", b_transposed ? "^T" : "",

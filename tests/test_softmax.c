@@ -37,15 +37,6 @@ static void softmax_row64(int columns, const double *x, double *y) {
         y[j] /= sum;
 }
 
-static float *floats(int64_t count) {
-    float *values = malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
-    if (!values) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return values;
-}
-
 static int upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
     return CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * (size_t)count, out)) &&
            CHECK_OK(ctx, buffer_write(ctx, *out, 0, sizeof(float) * (size_t)count, values));
@@ -88,7 +79,7 @@ static void check_forward(clcnn_context *ctx) {
     for (int index = 0; index < shapes; index++) {
         const int rows = test_rand_int(&rng, 1, 12), columns = test_rand_int(&rng, 1, 70);
         const int64_t n = (int64_t)rows * columns;
-        float *x = floats(n), *kernel = floats(n), *reference = floats(n);
+        float *x = test_floats(n), *kernel = test_floats(n), *reference = test_floats(n);
         double *x64 = malloc(sizeof(double) * (size_t)n), *y64 = malloc(sizeof(double) * (size_t)n);
         for (int r = 0; r < rows; r++)
             fill_far_row(&rng, x + (int64_t)r * columns, columns, (index + r) % 4);
@@ -151,19 +142,6 @@ static void backward64(int64_t rows, int columns, const float *y, const float *g
     }
 }
 
-/* Worst |a - e| / magnitude (an exact 0 where the magnitude is 0). */
-static double worst_scaled(const float *a, const double *e, const double *magnitude, int64_t n) {
-    double worst = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]))
-            return INFINITY;
-        double error = fabs(a[i] - e[i]);
-        error = magnitude[i] > 0 ? error / magnitude[i] : (error > 0 ? INFINITY : 0);
-        worst = error > worst ? error : worst;
-    }
-    return worst;
-}
-
 /* Worst |a - e| / max(|e|, floor). */
 static double worst_error(const float *a, const double *e, int64_t n, double floor) {
     double worst = 0;
@@ -185,8 +163,8 @@ static void check_backward(clcnn_context *ctx) {
         const int columns =
             test_rand_int(&rng, 0, 3) ? test_rand_int(&rng, 1, 12) : test_rand_int(&rng, 13, 300);
         const int64_t n = (int64_t)rows * columns;
-        float *x = floats(n), *y = floats(n), *g = floats(n), *kernel = floats(n),
-              *reference = floats(n);
+        float *x = test_floats(n), *y = test_floats(n), *g = test_floats(n),
+              *kernel = test_floats(n), *reference = test_floats(n);
         double *expected = malloc(sizeof(double) * (size_t)n);
         double *magnitude = malloc(sizeof(double) * (size_t)n);
         const float spread = index % 3 == 0 ? 30.0f : 4.0f;
@@ -205,8 +183,8 @@ static void check_backward(clcnn_context *ctx) {
         buffer_release(&yb);
         buffer_release(&gb);
         buffer_release(&out);
-        const double e_kernel = worst_scaled(kernel, expected, magnitude, n);
-        const double e_reference = worst_scaled(reference, expected, magnitude, n);
+        const double e_kernel = worst_scaled_error(kernel, expected, magnitude, n);
+        const double e_reference = worst_scaled_error(reference, expected, magnitude, n);
         if (!CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-5))
             printf("softmax backward %d (%d x %d): kernel error %.3g, reference %.3g\n", index,
                    rows, columns, e_kernel, e_reference);
@@ -247,8 +225,8 @@ static void check_finite_differences(clcnn_context *ctx) {
     const int rows = test_scaled_count(DIFFERENCE_ROWS);
     for (int r = 0; r < rows; r++) {
         const int columns = test_rand_int(&rng, 1, 20);
-        float *x = floats(columns), *y = floats(columns), *w = floats(columns),
-              *kernel = floats(columns), *reference = floats(columns);
+        float *x = test_floats(columns), *y = test_floats(columns), *w = test_floats(columns),
+              *kernel = test_floats(columns), *reference = test_floats(columns);
         double *x64 = malloc(sizeof(double) * (size_t)columns);
         double *expected = malloc(sizeof(double) * (size_t)columns);
         for (int j = 0; j < columns; j++) {

@@ -169,6 +169,41 @@ double max_relative_error(const float *a, const float *b, int64_t n, double floo
     return worst;
 }
 
+double worst_scaled_error(const float *a, const double *e, const double *magnitude, int64_t n) {
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]))
+            return INFINITY;
+        double error = fabs(a[i] - e[i]);
+        error = magnitude[i] > 0 ? error / magnitude[i] : (error > 0 ? INFINITY : 0);
+        worst = error > worst ? error : worst;
+    }
+    return worst;
+}
+
+float *test_floats(int64_t count) {
+    float *values = malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
+    if (!values) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return values;
+}
+
+double *test_doubles(int64_t count) {
+    double *values = calloc((size_t)(count > 0 ? count : 1), sizeof(double));
+    if (!values) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return values;
+}
+
+void test_fill_signed(test_rng *r, float *values, int64_t count) {
+    for (int64_t i = 0; i < count; i++)
+        values[i] = test_rand_float(r, -1.0f, 1.0f);
+}
+
 clcnn_context *test_opencl_context(void) {
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)

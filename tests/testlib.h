@@ -57,6 +57,16 @@ float test_rand_float(test_rng *r, float low, float high);
 /* Worst |a-b| / max(|b|, floor) over n values; floor keeps values that
  * cancel to almost nothing from counting as large relative errors. */
 double max_relative_error(const float *a, const float *b, int64_t n, double floor);
+/* Worst |a - e| / magnitude over n values against a float64 reference e,
+ * with an exact match required where the magnitude is 0; INFINITY if a
+ * value of a is not finite. */
+double worst_scaled_error(const float *a, const double *e, const double *magnitude, int64_t n);
+
+/* count (at least 1) floats or zeroed doubles; exits on failure. */
+float *test_floats(int64_t count);
+double *test_doubles(int64_t count);
+/* count values drawn uniformly from [-1, 1). */
+void test_fill_signed(test_rng *r, float *values, int64_t count);
 
 /* A context on the OpenCL device chosen by CLCNN_DEVICE (default 0:0), or NULL with a message. */
 clcnn_context *test_opencl_context(void);

@@ -260,10 +260,10 @@ static void find_folds(clcnn_net *net) {
  * (a traced pass, which shows both outputs, or a folded one, in which
  * another node computes this one), and its output gradient is the node's. */
 static void find_fused_relus(clcnn_net *net) {
+    const int fusing = context_is_opencl(net->ctx) && net->ctx->config.fuse;
     for (int i = 0; i < net->layer_count; i++) {
         net->plan.fused_relu[i] = -1;
-        if (!net->layers[i].type->fuses_relu || !context_is_opencl(net->ctx) ||
-            !net->ctx->config.fuse)
+        if (!fusing || !net->layers[i].type->fuses_relu)
             continue;
         const int reader = only_reader(net, i);
         if (reader >= 0 && net->layers[reader].type == &layer_relu)
