@@ -24,9 +24,9 @@
  *
  * BATCHNORM_VW (1, 2, 4 or 8; -D, default 1) floats make one element of the
  * walks below: x, y and the gradients are read and written as vectors of
- * that many floats, and `spatial` is given in vectors (the host picks a VW
- * that divides H * W). Sums are then kept per lane, and the lanes added at
- * the end of a work-item's walk: CPUs run the vectors as SIMD.
+ * that many floats (at most H * W: the host picks it), `spatial` counting
+ * floats. Sums are then kept per lane, and the lanes added at the end of a
+ * work-item's walk: CPUs run the vectors as SIMD.
  */
 #ifndef BATCHNORM_THREADS
 #define BATCHNORM_THREADS 128
@@ -34,15 +34,21 @@
 
 /* ---- the walk over one channel ------------------------------------------------------ */
 
-/* Which of the channel's elements e = n * spatial + s (e < count = batch *
- * spatial) a work-item visits, in increasing order:
- *   BATCHNORM_CONTIGUOUS 0: e = t, t + THREADS, t + 2 THREADS, ... (work-item
- *     t), so neighbouring work-items read neighbouring elements (GPUs);
- *   BATCHNORM_CONTIGUOUS 1: a contiguous run of ceil(count / THREADS)
- *     elements each, which a CPU reads as a stream, where the strided walk
- *     would miss the cache on every element.
- * Stepping e steps n and s by fixed amounts plus a carry, so the loops need
- * no division. */
+/* Which of the channel's floats a work-item visits, in increasing order, a
+ * vector of BATCHNORM_VW at a time:
+ *   BATCHNORM_CONTIGUOUS 0 (GPUs, VW 1): e = t, t + THREADS, t + 2 THREADS,
+ *     ... of the channel's count = batch * spatial (work-item t), so
+ *     neighbouring work-items read neighbouring floats. Stepping e steps n
+ *     and s by fixed amounts plus a carry, so the loop needs no division.
+ *   BATCHNORM_CONTIGUOUS 1 (CPUs): the channel is walked as planes of
+ *     ceil(spatial / VW) vectors each, e = n * vectors + s, and every
+ *     work-item takes a contiguous run of ceil(batch * vectors / THREADS)
+ *     of them, which a CPU reads as a stream, where the strided walk would
+ *     miss the cache on every float. Where VW does not divide spatial, a
+ *     plane's last vector is the VW floats that end the plane, and so
+ *     repeats the `skip` last floats of the one before: sums leave those
+ *     lanes out (kept) and stores leave them alone (store_at). (Planes of
+ *     49 floats, 7x7, walk 7 vectors of 8 instead of 49 single floats.) */
 #ifndef BATCHNORM_CONTIGUOUS
 #define BATCHNORM_CONTIGUOUS 0
 #endif
@@ -50,56 +56,60 @@
 #ifndef BATCHNORM_VW
 #define BATCHNORM_VW 1
 #endif
+#define GLUE_(a, b) a##b
+#define GLUE(a, b) GLUE_(a, b)
+
 #if BATCHNORM_VW == 1
 typedef float real;
 #define lanes_sum(v) (v)
 #elif BATCHNORM_VW == 2
 typedef float2 real;
+typedef int2 lane_index;
+#define LANES (int2)(0, 1)
 #define lanes_sum(v) ((v).s0 + (v).s1)
 #elif BATCHNORM_VW == 4
 typedef float4 real;
+typedef int4 lane_index;
+#define LANES (int4)(0, 1, 2, 3)
 #define lanes_sum(v) (((v).s0 + (v).s1) + ((v).s2 + (v).s3))
 #elif BATCHNORM_VW == 8
 typedef float8 real;
+typedef int8 lane_index;
+#define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
 #define lanes_sum(v)                                                                               \
     ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
 #else
 #error "BATCHNORM_VW must be 1, 2, 4 or 8"
 #endif
 
+#if BATCHNORM_CONTIGUOUS
 typedef struct channel_walk {
-    int e, end, step; /* the current element, the end of this work-item's share, the step */
-    int s;            /* e = n * spatial + s */
-    int step_s;       /* the step in e = step_n * spatial + step_s */
-    int offset;       /* of element e: (n * channels + channel) * spatial + s */
-    int offset_step;  /* what a step adds to it: step_n * channels * spatial + step_s */
-    int offset_wrap;  /* and a carry into the next image: (channels - 1) * spatial */
+    int e, end;            /* the current vector, the end of this work-item's run */
+    int s, vectors;        /* e = n * vectors + s */
+    int plane, plane_step; /* the offset of image n's plane, and of the next image's */
+    int offset, skip;      /* of the current vector; its lanes that repeat the one before */
 } channel_walk;
+
+void walk_place(channel_walk *w, const int spatial) {
+    const int last = w->s == w->vectors - 1;
+    w->offset = w->plane + (last ? spatial - BATCHNORM_VW : w->s * BATCHNORM_VW);
+    w->skip = last ? w->vectors * BATCHNORM_VW - spatial : 0;
+}
 
 channel_walk walk_start(const int batch, const int spatial, const int channels, const int channel) {
     channel_walk w;
-    const int thread = get_local_id(0);
-    const int count = batch * spatial;
-#if BATCHNORM_CONTIGUOUS
+    w.vectors = (spatial + BATCHNORM_VW - 1) / BATCHNORM_VW;
+    const int count = batch * w.vectors;
     const int share = (count + BATCHNORM_THREADS - 1) / BATCHNORM_THREADS;
-    const int step = 1;
-    w.e = thread * share;
+    w.e = get_local_id(0) * share;
     w.end = min(w.e + share, count);
-#else
-    const int step = BATCHNORM_THREADS;
-    w.e = thread;
-    w.end = count;
-#endif
-    w.step = step;
-    const int n = w.e / spatial;
-    w.s = w.e - n * spatial;
-    const int step_n = step / spatial;
-    w.step_s = step - step_n * spatial;
+    const int n = w.e / w.vectors;
+    w.s = w.e - n * w.vectors;
     /* A work-item with no share (e past the end) never reads it; its image
      * is clamped so that the offset stays within int as the host checks. */
-    w.offset = (min(n, batch - 1) * channels + channel) * spatial + w.s;
-    w.offset_step = step_n * channels * spatial + w.step_s;
-    w.offset_wrap = (channels - 1) * spatial;
+    w.plane = (min(n, batch - 1) * channels + channel) * spatial;
+    w.plane_step = channels * spatial;
+    walk_place(&w, spatial);
     return w;
 }
 
@@ -108,7 +118,47 @@ int walk_more(const channel_walk *w) {
 }
 
 void walk_next(channel_walk *w, const int spatial) {
-    w->e += w->step;
+    w->e++;
+    if (++w->s == w->vectors) {
+        w->s = 0;
+        w->plane += w->plane_step;
+    }
+    walk_place(w, spatial);
+}
+#else
+typedef struct channel_walk {
+    int e, end;      /* the current element, the end of the walk */
+    int s;           /* e = n * spatial + s */
+    int step_s;      /* the step in e = step_n * spatial + step_s */
+    int offset;      /* of element e: (n * channels + channel) * spatial + s */
+    int offset_step; /* what a step adds to it: step_n * channels * spatial + step_s */
+    int offset_wrap; /* and a carry into the next image: (channels - 1) * spatial */
+    int skip;        /* always 0: single floats */
+} channel_walk;
+
+channel_walk walk_start(const int batch, const int spatial, const int channels, const int channel) {
+    channel_walk w;
+    w.e = get_local_id(0);
+    w.end = batch * spatial;
+    const int n = w.e / spatial;
+    w.s = w.e - n * spatial;
+    const int step_n = BATCHNORM_THREADS / spatial;
+    w.step_s = BATCHNORM_THREADS - step_n * spatial;
+    /* A work-item with no share (e past the end) never reads it; its image
+     * is clamped so that the offset stays within int as the host checks. */
+    w.offset = (min(n, batch - 1) * channels + channel) * spatial + w.s;
+    w.offset_step = step_n * channels * spatial + w.step_s;
+    w.offset_wrap = (channels - 1) * spatial;
+    w.skip = 0;
+    return w;
+}
+
+int walk_more(const channel_walk *w) {
+    return w->e < w->end;
+}
+
+void walk_next(channel_walk *w, const int spatial) {
+    w->e += BATCHNORM_THREADS;
     w->s += w->step_s;
     w->offset += w->offset_step;
     if (w->s >= spatial) {
@@ -116,10 +166,40 @@ void walk_next(channel_walk *w, const int spatial) {
         w->offset += w->offset_wrap;
     }
 }
+#endif
 
-/* The offset of the walk's current element in x. */
-int walk_offset(const channel_walk *w) {
-    return w->offset;
+/* The walk's current vector of p, and a store of v there. */
+real load_at(const __global float *restrict p, const channel_walk *w) {
+#if BATCHNORM_VW == 1
+    return p[w->offset];
+#else
+    return GLUE(vload, BATCHNORM_VW)(0, p + w->offset);
+#endif
+}
+
+void store_at(const real v, __global float *restrict p, const channel_walk *w) {
+#if BATCHNORM_VW == 1
+    p[w->offset] = v;
+#else
+    if (!w->skip) {
+        GLUE(vstore, BATCHNORM_VW)(v, 0, p + w->offset);
+        return;
+    }
+    /* The lanes past the repeated ones, once a plane. */
+    float lanes[BATCHNORM_VW];
+    GLUE(vstore, BATCHNORM_VW)(v, 0, lanes);
+    for (int j = w->skip; j < BATCHNORM_VW; j++)
+        p[w->offset + j] = lanes[j];
+#endif
+}
+
+/* v with the lanes that repeat the vector before set to 0, for sums. */
+real kept(const real v, const channel_walk *w) {
+#if BATCHNORM_VW == 1
+    return v;
+#else
+    return w->skip ? select(v, (real)0.0f, LANES < (lane_index)(w->skip)) : v;
+#endif
 }
 
 /* A relu fused into the layer (relu = 1 in the kernels that take it): the
@@ -181,20 +261,20 @@ float group_sum(__local float *partial, const float value) {
 /* The plain mean of the channel's elements of x, rounded to float: the first
  * of the two passes over x that give the statistics (forward and backward
  * alike). */
-float channel_mean(const __global real *restrict x, __local float *partial, const int batch,
+float channel_mean(const __global float *restrict x, __local float *partial, const int batch,
                    const int channels, const int channel, const int spatial) {
     compensated_sum sum = sum_start();
     int filled = 0;
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
-        sum.block += x[walk_offset(&w)];
+        sum.block += kept(load_at(x, &w), &w);
         if (++filled == SUM_BLOCK) {
             filled = 0;
             sum_flush(&sum);
         }
     }
     sum_flush(&sum);
-    return group_sum(partial, lanes_sum(sum.total)) / (float)(batch * spatial * BATCHNORM_VW);
+    return group_sum(partial, lanes_sum(sum.total)) / (float)(batch * spatial);
 }
 
 /* The sums over the channel of d = x - rough_mean and d^2 (with_statistics)
@@ -207,9 +287,9 @@ typedef struct deviation_sums {
     float s1, s2, dy, dy_d;
 } deviation_sums;
 
-deviation_sums channel_deviation_sums(const __global real *restrict x,
-                                      const __global real *restrict grad_y,
-                                      const __global real *restrict relu_y, const int relu,
+deviation_sums channel_deviation_sums(const __global float *restrict x,
+                                      const __global float *restrict grad_y,
+                                      const __global float *restrict relu_y, const int relu,
                                       __local float *partial, const int batch, const int channels,
                                       const int channel, const int spatial, const float rough_mean,
                                       const int with_statistics, const int with_gradient) {
@@ -218,14 +298,14 @@ deviation_sums channel_deviation_sums(const __global real *restrict x,
     int filled = 0;
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
-        const int i = walk_offset(&w);
-        const real d = x[i] - rough_mean;
+        const real d = kept(load_at(x, &w) - rough_mean, &w);
         if (with_statistics) {
             sum1.block += d;
             sum2.block += d * d;
         }
         if (with_gradient) {
-            const real dy = relu ? relu_masked(grad_y[i], relu_y[i]) : grad_y[i];
+            const real g = load_at(grad_y, &w);
+            const real dy = kept(relu ? relu_masked(g, load_at(relu_y, &w)) : g, &w);
             dy_sum.block += dy;
             dy_dev.block += dy * d;
         }
@@ -261,15 +341,14 @@ deviation_sums channel_deviation_sums(const __global real *restrict x,
  * comes as the sum of two floats (the rough mean and its correction, or a
  * double split in two), so that x - mean_hi is exact where x is near the
  * mean and a deviation is exact to float rounding however large the mean. */
-void normalise_channel(const __global real *restrict x, __global real *restrict y, const int batch,
-                       const int channels, const int channel, const int spatial,
+void normalise_channel(const __global float *restrict x, __global float *restrict y,
+                       const int batch, const int channels, const int channel, const int spatial,
                        const float mean_hi, const float mean_lo, const float scale,
                        const float shift, const int relu) {
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
-        const int i = walk_offset(&w);
-        const real v = ((x[i] - mean_hi) - mean_lo) * scale + shift;
-        y[i] = relu ? relu_of(v) : v;
+        const real v = ((load_at(x, &w) - mean_hi) - mean_lo) * scale + shift;
+        store_at(relu ? relu_of(v) : v, y, &w);
     }
 }
 
@@ -288,17 +367,17 @@ void update_running(__global float *restrict running_mean, __global float *restr
 /* dx = ((dy - mean_dy) - (x - mean) * k) * scale over the channel, with the
  * mean as two floats (normalise_channel), written into grad_x or added to it
  * (accumulate). */
-void input_gradient(const __global real *restrict x, const __global real *restrict grad_y,
-                    const __global real *restrict relu_y, const int relu,
-                    __global real *restrict grad_x, const int batch, const int channels,
+void input_gradient(const __global float *restrict x, const __global float *restrict grad_y,
+                    const __global float *restrict relu_y, const int relu,
+                    __global float *restrict grad_x, const int batch, const int channels,
                     const int channel, const int spatial, const float mean_hi, const float mean_lo,
                     const float mean_dy, const float k, const float scale, const int accumulate) {
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
-        const int i = walk_offset(&w);
-        const real dy = relu ? relu_masked(grad_y[i], relu_y[i]) : grad_y[i];
-        const real g = ((dy - mean_dy) - ((x[i] - mean_hi) - mean_lo) * k) * scale;
-        grad_x[i] = accumulate ? grad_x[i] + g : g;
+        const real g_y = load_at(grad_y, &w);
+        const real dy = relu ? relu_masked(g_y, load_at(relu_y, &w)) : g_y;
+        const real g = ((dy - mean_dy) - ((load_at(x, &w) - mean_hi) - mean_lo) * k) * scale;
+        store_at(accumulate ? load_at(grad_x, &w) + g : g, grad_x, &w);
     }
 }
 
@@ -318,15 +397,15 @@ void input_gradient(const __global real *restrict x, const __global real *restri
  *   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1).
  * M = count must be at least 2 (the host checks). */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_forward_train(const __global real *restrict x, const __global float *restrict weight,
+batchnorm_forward_train(const __global float *restrict x, const __global float *restrict weight,
                         const __global float *restrict bias, __global float *restrict running_mean,
-                        __global float *restrict running_var, __global real *restrict y,
+                        __global float *restrict running_var, __global float *restrict y,
                         __global float *restrict saved, const int save, const int relu,
                         const int batch, const int channels, const int spatial, const float eps,
                         const float momentum) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
-    const float count = (float)(batch * spatial * BATCHNORM_VW);
+    const float count = (float)(batch * spatial);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
     const deviation_sums sums = channel_deviation_sums(x, x, x, 0, partial, batch, channels,
                                                        channel, spatial, rough_mean, 1, 0);
@@ -355,14 +434,14 @@ batchnorm_forward_train(const __global real *restrict x, const __global float *r
  * 0 grad_x is not touched (any buffer may be passed). From the channel's
  * rough mean, its correction (mean = rough_mean + correction), invstd and
  * the gradient's sums about the rough mean. */
-void backward_from_sums(const __global real *restrict x, const __global real *restrict grad_y,
-                        const __global real *restrict relu_y, const int relu,
-                        const __global float *restrict weight, __global real *restrict grad_x,
+void backward_from_sums(const __global float *restrict x, const __global float *restrict grad_y,
+                        const __global float *restrict relu_y, const int relu,
+                        const __global float *restrict weight, __global float *restrict grad_x,
                         __global float *restrict grad_weight, __global float *restrict grad_bias,
                         const int batch, const int channels, const int channel, const int spatial,
                         const float rough_mean, const float correction, const float invstd,
                         const deviation_sums *sums, const int want_grad_x, const int accumulate) {
-    const float count = (float)(batch * spatial * BATCHNORM_VW);
+    const float count = (float)(batch * spatial);
     /* sum(dy * (x - mean)) = sum(dy * d1) - correction * sum(dy) with
      * d1 = x - rough_mean; times invstd it is sum(dy * x_hat). */
     const float sum_dy = sums->dy;
@@ -384,15 +463,15 @@ void backward_from_sums(const __global real *restrict x, const __global real *re
 /* Backward that recomputes the statistics as the forward computed them:
  * one pass for the mean, one for the deviations' and the gradient's sums. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_backward(const __global real *restrict x, const __global real *restrict grad_y,
-                   const __global real *restrict relu_y, const int relu,
-                   const __global float *restrict weight, __global real *restrict grad_x,
+batchnorm_backward(const __global float *restrict x, const __global float *restrict grad_y,
+                   const __global float *restrict relu_y, const int relu,
+                   const __global float *restrict weight, __global float *restrict grad_x,
                    __global float *restrict grad_weight, __global float *restrict grad_bias,
                    const int batch, const int channels, const int spatial, const float eps,
                    const int want_grad_x, const int accumulate) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
-    const float count = (float)(batch * spatial * BATCHNORM_VW);
+    const float count = (float)(batch * spatial);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
     const deviation_sums sums = channel_deviation_sums(
         x, grad_y, relu_y, relu, partial, batch, channels, channel, spatial, rough_mean, 1, 1);
@@ -409,10 +488,10 @@ batchnorm_backward(const __global real *restrict x, const __global real *restric
  * channel ...] = rough mean, correction, invstd, bit for bit what
  * batchnorm_backward recomputes): one pass fewer over x, the same result. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_backward_saved(const __global real *restrict x, const __global real *restrict grad_y,
-                         const __global real *restrict relu_y, const int relu,
+batchnorm_backward_saved(const __global float *restrict x, const __global float *restrict grad_y,
+                         const __global float *restrict relu_y, const int relu,
                          const __global float *restrict weight,
-                         const __global float *restrict saved, __global real *restrict grad_x,
+                         const __global float *restrict saved, __global float *restrict grad_x,
                          __global float *restrict grad_weight, __global float *restrict grad_bias,
                          const int batch, const int channels, const int spatial,
                          const int want_grad_x, const int accumulate) {
@@ -440,7 +519,7 @@ batchnorm_backward_saved(const __global real *restrict x, const __global real *r
  * forms the channel's mean and sum of squared deviations exactly. grad_y is
  * read only with with_gradient (any buffer may be passed). batch >= 1. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_moments(const __global real *restrict x, const __global real *restrict grad_y,
+batchnorm_moments(const __global float *restrict x, const __global float *restrict grad_y,
                   __global float *restrict moments, const int batch, const int channels,
                   const int spatial, const int with_gradient) {
     __local float partial[BATCHNORM_THREADS];
@@ -471,11 +550,11 @@ batchnorm_moments(const __global real *restrict x, const __global real *restrict
  * running statistics move as in batchnorm_forward_train. batch may be 0 (a
  * rank without images): only the running statistics change. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_forward_apply(const __global real *restrict x, const __global float *restrict weight,
+batchnorm_forward_apply(const __global float *restrict x, const __global float *restrict weight,
                         const __global float *restrict bias,
                         const __global float *restrict statistics,
                         __global float *restrict running_mean, __global float *restrict running_var,
-                        __global real *restrict y, const int batch, const int channels,
+                        __global float *restrict y, const int batch, const int channels,
                         const int spatial, const float eps, const float momentum) {
     const int channel = get_group_id(0);
     const __global float *s = statistics + 4 * channel;
@@ -490,10 +569,10 @@ batchnorm_forward_apply(const __global real *restrict x, const __global float *r
  * ((dy - mean_dy) - (x - mean) * k) * invstd * weight into grad_x (accumulate:
  * added), unless want_grad_x is 0 (then grad_x is not touched). */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_backward_apply(const __global real *restrict x, const __global real *restrict grad_y,
+batchnorm_backward_apply(const __global float *restrict x, const __global float *restrict grad_y,
                          const __global float *restrict weight,
                          const __global float *restrict coefficients,
-                         __global real *restrict grad_x, __global float *restrict grad_weight,
+                         __global float *restrict grad_x, __global float *restrict grad_weight,
                          __global float *restrict grad_bias, const int batch, const int channels,
                          const int spatial, const int want_grad_x, const int accumulate) {
     const int channel = get_group_id(0);
@@ -513,9 +592,9 @@ batchnorm_backward_apply(const __global real *restrict x, const __global real *r
 /* y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, one
  * work-group per channel as the train-mode kernels (no division per element). */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void batchnorm_forward_eval(
-    const __global real *restrict x, const __global float *restrict weight,
+    const __global float *restrict x, const __global float *restrict weight,
     const __global float *restrict bias, const __global float *restrict running_mean,
-    const __global float *restrict running_var, __global real *restrict y, const int batch,
+    const __global float *restrict running_var, __global float *restrict y, const int batch,
     const int channels, const int spatial, const float eps, const int relu) {
     const int channel = get_group_id(0);
     const float mean = running_mean[channel];
@@ -523,9 +602,8 @@ __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void bat
     const float shift = bias[channel];
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
-        const int i = walk_offset(&w);
-        const real v = (x[i] - mean) * scale + shift;
-        y[i] = relu ? relu_of(v) : v;
+        const real v = (load_at(x, &w) - mean) * scale + shift;
+        store_at(relu ? relu_of(v) : v, y, &w);
     }
 }
 
@@ -534,10 +612,10 @@ __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void bat
  *   grad_weight = sum(dy * (x - running_mean)) * invstd, grad_bias = sum(dy)
  *   dx = dy * weight * invstd  (written, added with accumulate, or skipped) */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
-batchnorm_backward_eval(const __global real *restrict x, const __global real *restrict grad_y,
+batchnorm_backward_eval(const __global float *restrict x, const __global float *restrict grad_y,
                         const __global float *restrict weight,
                         const __global float *restrict running_mean,
-                        const __global float *restrict running_var, __global real *restrict grad_x,
+                        const __global float *restrict running_var, __global float *restrict grad_x,
                         __global float *restrict grad_weight, __global float *restrict grad_bias,
                         const int batch, const int channels, const int spatial, const float eps,
                         const int want_grad_x, const int want_params, const int accumulate) {
@@ -551,9 +629,9 @@ batchnorm_backward_eval(const __global real *restrict x, const __global real *re
     int filled = 0;
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
-        const int i = walk_offset(&w);
-        dy_sum.block += grad_y[i];
-        dy_dev.block += grad_y[i] * (x[i] - mean);
+        const real dy = kept(load_at(grad_y, &w), &w);
+        dy_sum.block += dy;
+        dy_dev.block += dy * kept(load_at(x, &w) - mean, &w);
         if (++filled == SUM_BLOCK) {
             filled = 0;
             sum_flush(&dy_sum);
@@ -573,9 +651,8 @@ batchnorm_backward_eval(const __global real *restrict x, const __global real *re
     const float scale = weight[channel] * invstd;
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
-        const int i = walk_offset(&w);
-        const real g = grad_y[i] * scale;
-        grad_x[i] = accumulate ? grad_x[i] + g : g;
+        const real g = load_at(grad_y, &w) * scale;
+        store_at(accumulate ? load_at(grad_x, &w) + g : g, grad_x, &w);
     }
 }
 

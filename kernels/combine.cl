@@ -31,17 +31,31 @@ __kernel void add_forward(const __global float *a, const __global float *b, __gl
             output[i] = a[i] + b[i];
 }
 
-/* grad_input = grad_output, or grad_input += grad_output. */
-__kernel void add_backward(const __global float *grad_output, __global float *grad_input,
-                           const int count, const int accumulate) {
+/* The gradient an input of add takes: grad_output, or with relu (a relu
+ * fused into the add, relu_y its output) 0 where relu_y <= 0, as
+ * activation.cl's relu backward, a NaN output passing the gradient. */
+float add_gradient(const __global float *grad_output, const __global float *relu_y,
+                   const int relu, const size_t i) {
+    return relu && relu_y[i] <= 0.0f ? 0.0f : grad_output[i];
+}
+
+/* grad_first = that gradient, or += it (accumulate_first); the same for
+ * grad_second when has_second: two inputs' gradients from one read of
+ * grad_output (and relu_y). The two must be distinct buffers. No restrict:
+ * either may be grad_output itself, each work-item reading its element
+ * before writing it. */
+__kernel void add_backward(const __global float *grad_output, const __global float *relu_y,
+                           const int relu, __global float *grad_first, const int accumulate_first,
+                           __global float *grad_second, const int has_second,
+                           const int accumulate_second, const int count) {
     const size_t first = get_global_id(0) * ITEM_SPAN;
     const size_t end = min(first + ITEM_SPAN, (size_t)count);
-    if (accumulate)
-        for (size_t i = first; i < end; i++)
-            grad_input[i] += grad_output[i];
-    else
-        for (size_t i = first; i < end; i++)
-            grad_input[i] = grad_output[i];
+    for (size_t i = first; i < end; i++) {
+        const float g = add_gradient(grad_output, relu_y, relu, i);
+        grad_first[i] = accumulate_first ? grad_first[i] + g : g;
+        if (has_second)
+            grad_second[i] = accumulate_second ? grad_second[i] + g : g;
+    }
 }
 
 /* ---- mul ------------------------------------------------------------------------------ */

@@ -244,12 +244,13 @@ static int run_add_forward(clcnn_context *ctx, int64_t count, int input_count, f
     return ok;
 }
 
-/* The same array may be given as several gradients: it is then one buffer. */
+/* The same array may be given as several gradients: it is then one buffer.
+ * relu_y: the output of a relu fused into the add, or NULL. */
 static int run_add_backward(clcnn_context *ctx, int64_t count, int input_count, float *grad_output,
-                            float *const *grad_inputs, const int *accumulate) {
-    buf g = {0}, grads[MAX_INPUTS] = {{0}};
+                            float *relu_y, float *const *grad_inputs, const int *accumulate) {
+    buf g = {0}, r = {0}, grads[MAX_INPUTS] = {{0}};
     int first[MAX_INPUTS]; /* the first k with this array */
-    int ok = make_buf(ctx, grad_output, count, &g);
+    int ok = make_buf(ctx, grad_output, count, &g) && (!relu_y || make_buf(ctx, relu_y, count, &r));
     for (int k = 0; k < input_count; k++) {
         first[k] = k;
         for (int j = 0; j < k; j++)
@@ -260,11 +261,12 @@ static int run_add_backward(clcnn_context *ctx, int64_t count, int input_count, 
         else
             grads[k] = grads[first[k]];
     }
-    ok = ok && CHECK_OK(ctx, op_add_backward(ctx, count, input_count, g, grads, accumulate));
+    ok = ok && CHECK_OK(ctx, op_add_backward(ctx, count, input_count, g, r, grads, accumulate));
     for (int k = 0; k < input_count; k++)
         if (first[k] == k)
             ok = ok && read_buf(ctx, grads[k], grad_inputs[k], count);
     release_buf(&g);
+    release_buf(&r);
     for (int k = 0; k < input_count; k++)
         if (first[k] == k)
             release_buf(&grads[k]);
@@ -408,7 +410,7 @@ static int run_pool_backward(clcnn_context *ctx, const shape *s, float *grad_out
 static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
     op_result forward = {0}, backward = {0};
-    int accumulated = 0, overwritten = 0;
+    int accumulated = 0, overwritten = 0, fused_relus = 0;
     for (int index = 0; index < cases; index++) {
         const shape s = draw_shape(&rng, index);
         const int64_t count = shape_count(&s);
@@ -432,9 +434,24 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
             print_shape_case("add forward device vs reference", index, &s, extra, error);
 
         /* Backward: every destination overwritten, every one accumulated into, or
-         * mixed; one in five cases leaves a gradient out. */
-        float *grad_output = allocate_floats(count);
+         * mixed; one in five cases leaves a gradient out. Every other case on
+         * the OpenCL device has a relu fused into the add: its output relu_y
+         * (a quarter of it 0, some negative, a NaN passing the gradient) masks
+         * the gradient inside, against the reference given the gradient
+         * masked as the relu's backward would. */
+        float *grad_output = allocate_floats(count), *masked = allocate_floats(count);
         fill_uniform(&rng, grad_output, count, -1.0f, 1.0f);
+        float *relu_y = NULL;
+        if (context_is_opencl(ctx) && index % 2 == 1) {
+            relu_y = allocate_floats(count);
+            fill_uniform(&rng, relu_y, count, -0.5f, 1.0f);
+            for (int64_t i = 0; i < count; i += 4)
+                relu_y[i] = 0.0f;
+            relu_y[count / 2] = NAN;
+            fused_relus++;
+        }
+        for (int64_t i = 0; i < count; i++)
+            masked[i] = relu_y && relu_y[i] <= 0.0f ? 0.0f : grad_output[i];
         float *ref_grads[MAX_INPUTS], *dev_grads[MAX_INPUTS];
         int accumulate[MAX_INPUTS];
         const int skipped = index % 5 == 4 ? test_rand_int(&rng, 0, input_count - 1) : -1;
@@ -450,9 +467,9 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
             fill_destination(&rng, ref_grads[k], count, accumulate[k]);
             copy_floats(dev_grads[k], ref_grads[k], count);
         }
-        add_backward_ref(count, input_count, grad_output, ref_grads, accumulate);
+        add_backward_ref(count, input_count, masked, ref_grads, accumulate);
         error = INFINITY;
-        if (run_add_backward(ctx, count, input_count, grad_output, dev_grads, accumulate)) {
+        if (run_add_backward(ctx, count, input_count, grad_output, relu_y, dev_grads, accumulate)) {
             error = 0.0;
             for (int k = 0; k < input_count; k++)
                 if (k != skipped)
@@ -469,11 +486,15 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         free(reference);
         free(device);
         free(grad_output);
+        free(masked);
+        free(relu_y);
     }
     print_summary("add forward, device vs reference", &forward);
     print_summary("add backward, device vs reference (exact)", &backward);
+    printf("add backward with a fused relu: %d of those cases\n", fused_relus);
     CHECK(forward.shapes >= 100 && backward.shapes >= 100);
     CHECK(accumulated > 0 && overwritten > 0);
+    CHECK(!context_is_opencl(ctx) || fused_relus >= 50);
 }
 
 /* ---- mul: device against reference ----------------------------------------------------------- */
@@ -878,7 +899,7 @@ static int fd_backward(clcnn_context *ctx, const fd_problem *p, float **inputs, 
         fill_nan(grads[k], p->counts[k]);
     switch (p->op) {
     case FD_ADD:
-        return run_add_backward(ctx, p->counts[0], p->tensor_count, g, grads, accumulate);
+        return run_add_backward(ctx, p->counts[0], p->tensor_count, g, NULL, grads, accumulate);
     case FD_MUL:
         return run_mul_backward(ctx, &p->s, p->broadcast, inputs[0], inputs[1], g, grads[0], 0,
                                 grads[1], 0);
@@ -970,7 +991,7 @@ static void check_add_hand_cases(clcnn_context *ctx) {
         const int accumulate[] = {0, 1};
         const float expected0[] = {1, -2, 0.5f}, expected1[] = {2, -1, 1.5f};
         fill_nan(grad0, 3);
-        const int ran = run_add_backward(ctx, 3, 2, g, grads, accumulate);
+        const int ran = run_add_backward(ctx, 3, 2, g, NULL, grads, accumulate);
         expect_values("add backward, overwritten", ctx, ran, grad0, expected0, 3, 0.0);
         expect_values("add backward, accumulated", ctx, ran, grad1, expected1, 3, 0.0);
     }
@@ -981,7 +1002,7 @@ static void check_add_hand_cases(clcnn_context *ctx) {
         const int accumulate[] = {0, 1};
         const float expected[] = {2, -4, 0.5f};
         fill_nan(grad, 3);
-        const int ran = run_add_backward(ctx, 3, 2, g, grads, accumulate);
+        const int ran = run_add_backward(ctx, 3, 2, g, NULL, grads, accumulate);
         expect_values("add backward of x + x", ctx, ran, grad, expected, 3, 0.0);
     }
     {
@@ -991,7 +1012,7 @@ static void check_add_hand_cases(clcnn_context *ctx) {
         const int accumulate[] = {0, 0, 0};
         const float expected[] = {3, 4};
         fill_nan(grad1, 2);
-        const int ran = run_add_backward(ctx, 2, 3, g, grads, accumulate);
+        const int ran = run_add_backward(ctx, 2, 3, g, NULL, grads, accumulate);
         expect_values("add backward with skipped gradients", ctx, ran, grad1, expected, 2, 0.0);
     }
 }

@@ -580,7 +580,8 @@ static void mark_needed_gradients(clcnn_net *net) {
  * temporary, then added. */
 static clcnn_status add_gradient(clcnn_net *net, buf from, buf to, int64_t count) {
     const int accumulate = 1;
-    return op_add_backward(net->ctx, count, 1, from, &to, &accumulate);
+    const buf no_relu = {0};
+    return op_add_backward(net->ctx, count, 1, from, no_relu, &to, &accumulate);
 }
 
 static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training) {

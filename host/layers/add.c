@@ -22,14 +22,12 @@ static clcnn_status add_layer_forward(const layer *l, const layer_pass *p) {
                           p->relu);
 }
 
-/* A fused relu's backward runs apart: inside, every input's copy of the
- * gradient would read the relu's output once more. */
+/* A fused relu's backward runs inside: every input takes the gradient
+ * masked by the relu's output, out. */
 static clcnn_status add_layer_backward(const layer *l, const layer_pass *p) {
-    const int64_t count = p->batch * shape3_count(l->out);
-    clcnn_status status = p->relu ? relu_apart_backward(p, count) : CLCNN_OK;
-    if (status != CLCNN_OK)
-        return status;
-    return op_add_backward(p->ctx, count, p->input_count, p->grad_out, p->grad_in, p->accumulate);
+    const buf none = {0};
+    return op_add_backward(p->ctx, p->batch * shape3_count(l->out), p->input_count, p->grad_out,
+                           p->relu ? p->out : none, p->grad_in, p->accumulate);
 }
 
 const layer_type layer_add = {

@@ -46,7 +46,7 @@ clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, con
 }
 
 clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl_mem grad_output,
-                          const cl_mem *grad_inputs, const int *accumulate) {
+                          cl_mem relu_y, const cl_mem *grad_inputs, const int *accumulate) {
     clcnn_status status = check_shape(ctx, "add_backward", count, input_count, 1);
     if (status != CLCNN_OK)
         return status;
@@ -55,19 +55,32 @@ clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl
     if (status != CLCNN_OK)
         return status;
     const int count32 = (int)count;
-    /* One destination after the other, so the same buffer may come twice. */
-    for (int k = 0; k < input_count && status == CLCNN_OK; k++) {
-        if (!grad_inputs[k])
+    const int relu = relu_y != NULL;
+    cl_mem relu_arg = relu ? relu_y : grad_output;
+    /* Two destinations a launch; the same buffer twice goes one after the other. */
+    int k = 0;
+    while (k < input_count && status == CLCNN_OK) {
+        if (!grad_inputs[k]) {
+            k++;
             continue;
-        const int accumulate32 = accumulate[k] != 0;
+        }
+        int next = k + 1;
+        while (next < input_count && !grad_inputs[next])
+            next++;
+        const int has_second = next < input_count && grad_inputs[next] != grad_inputs[k];
+        const int second = has_second ? next : k;
+        const int accumulate_first = accumulate[k] != 0;
+        const int accumulate_second = accumulate[second] != 0;
         const kernel_arg args[] = {
-            {sizeof(cl_mem), &grad_output},
-            {sizeof(cl_mem), &grad_inputs[k]},
+            {sizeof(cl_mem), &grad_output},      {sizeof(cl_mem), &relu_arg},
+            {sizeof(int), &relu},                {sizeof(cl_mem), &grad_inputs[k]},
+            {sizeof(int), &accumulate_first},    {sizeof(cl_mem), &grad_inputs[second]},
+            {sizeof(int), &has_second},          {sizeof(int), &accumulate_second},
             {sizeof(int), &count32},
-            {sizeof(int), &accumulate32},
         };
         status = runtime_launch_elementwise(ctx, kernel, "add_backward",
                                             sizeof(args) / sizeof(args[0]), args, count);
+        k = has_second ? next + 1 : k + 1;
     }
     return status;
 }
@@ -110,17 +123,22 @@ clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, 
 }
 
 clcnn_status op_add_backward(clcnn_context *ctx, int64_t count, int input_count, buf grad_output,
-                             const buf *grad_inputs, const int *accumulate) {
+                             buf relu_y, const buf *grad_inputs, const int *accumulate) {
     clcnn_status status = check_shape(ctx, "op_add_backward", count, input_count, 1);
     if (status != CLCNN_OK)
         return status;
     if (!buf_present(ctx, grad_output))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_add_backward: no grad_output");
+    const int relu = buf_present(ctx, relu_y);
+    if (relu && !context_is_opencl(ctx))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "op_add_backward: the reference runs a relu as a layer of its own");
     if (context_is_opencl(ctx)) {
         cl_mem mems[LAYER_MAX_INPUTS];
         for (int k = 0; k < input_count; k++)
             mems[k] = grad_inputs[k].mem;
-        return add_backward(ctx, count, input_count, grad_output.mem, mems, accumulate);
+        return add_backward(ctx, count, input_count, grad_output.mem, relu ? relu_y.mem : NULL,
+                            mems, accumulate);
     }
     float *hosts[LAYER_MAX_INPUTS];
     for (int k = 0; k < input_count; k++)

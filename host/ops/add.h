@@ -20,16 +20,20 @@ clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, con
 /* grad_inputs[k] = grad_output (accumulate[k] = 0) or grad_inputs[k] += grad_output
  * (accumulate[k] = 1), for k < input_count, one destination after the other,
  * so a tensor added to itself may appear twice (the second with accumulate 1).
- * A NULL grad_inputs[k] is skipped. */
+ * A NULL grad_inputs[k] is skipped. On the OpenCL device a relu fused into
+ * the add can run inside its backward: given relu_y (that relu's output),
+ * grad_output is the gradient with respect to it, and every input takes it
+ * masked as the relu's backward would (0 where relu_y <= 0), bit for bit;
+ * grad_output itself is left as it is. The reference refuses a fused relu. */
 void add_backward_ref(int64_t count, int input_count, const float *grad_output,
                       float *const *grad_inputs, const int *accumulate);
 clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl_mem grad_output,
-                          const cl_mem *grad_inputs, const int *accumulate);
+                          cl_mem relu_y, const cl_mem *grad_inputs, const int *accumulate);
 
 /* The same on ctx's device: the OpenCL side or the reference. */
 clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, const buf *inputs,
                             buf output, int relu);
 clcnn_status op_add_backward(clcnn_context *ctx, int64_t count, int input_count, buf grad_output,
-                             const buf *grad_inputs, const int *accumulate);
+                             buf relu_y, const buf *grad_inputs, const int *accumulate);
 
 #endif

@@ -1,14 +1,16 @@
-/* The three depthwise 3x3 convolution operations of one shape, timed through
- * the library's internal entry points, for A/B comparisons of two builds
- * (bench/RESULTS.md):
+/* The three operations of one 3x3 convolution (pad 1), timed through the
+ * library's internal entry points with the context's defaults (tuning file,
+ * autotuning), for A/B comparisons of two builds (bench/RESULTS.md):
  *
- *   cc -O2 -Ihost -Iinclude -Ibuild bench/depthwise_time.c build/libclcnn_internal.a \
+ *   cc -O2 -Ihost -Iinclude -Ibuild bench/conv_time.c build/libclcnn_internal.a \
  *      -lOpenCL -lz -lm -lpthread -lstb -lprotobuf-c -lplplot -lmpi
- *   ./a.out CHANNELS SIZE BATCH [STRIDE]
+ *   ./a.out IN_CHANNELS OUT_CHANNELS SIZE BATCH [STRIDE [GROUPS]]
  *
- * Pad 1, random data; 17 calls of each operation (each followed by
- * clFinish), the first two not counted; prints the medians (kernel plus
- * launch). */
+ * GROUPS = IN_CHANNELS = OUT_CHANNELS is a depthwise convolution. Random
+ * data; 17 calls of each operation (each followed by clFinish), the first
+ * two not counted; prints the medians (kernel plus launch), GFLOP/s and the
+ * fastest call (on a shared machine the least disturbed),
+ * then the device time per kernel over all the calls. */
 #include "ops.h"
 
 #include <stdio.h>
@@ -43,8 +45,9 @@ static cl_mem random_buffer(clcnn_context *ctx, size_t count) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: %s CHANNELS SIZE BATCH [STRIDE]\n", argv[0]);
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s IN_CHANNELS OUT_CHANNELS SIZE BATCH [STRIDE [GROUPS]]\n",
+                argv[0]);
         return 2;
     }
     clcnn_context *ctx = clcnn_context_create();
@@ -53,17 +56,19 @@ int main(int argc, char **argv) {
         return 1;
     }
     conv2d_params p = {0};
-    p.in_channels = p.out_channels = p.groups = atoi(argv[1]);
-    p.in_height = p.in_width = atoi(argv[2]);
-    p.batch = atoi(argv[3]);
-    p.stride_h = p.stride_w = argc > 4 ? atoi(argv[4]) : 1;
+    p.in_channels = atoi(argv[1]);
+    p.out_channels = atoi(argv[2]);
+    p.in_height = p.in_width = atoi(argv[3]);
+    p.batch = atoi(argv[4]);
+    p.stride_h = p.stride_w = argc > 5 ? atoi(argv[5]) : 1;
+    p.groups = argc > 6 ? atoi(argv[6]) : 1;
     p.kernel_h = p.kernel_w = 3;
     p.pad_top = p.pad_left = 1;
     p.out_height = p.out_width = (p.in_height + 2 - 3) / p.stride_h + 1;
     p.has_bias = 1;
     const size_t inputs = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
     const size_t outputs = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
-    const size_t weights = (size_t)p.out_channels * 9;
+    const size_t weights = (size_t)p.out_channels * (p.in_channels / p.groups) * 9;
     cl_mem input = random_buffer(ctx, inputs), weight = random_buffer(ctx, weights);
     cl_mem bias = random_buffer(ctx, (size_t)p.out_channels);
     cl_mem output = random_buffer(ctx, outputs), grad_input = random_buffer(ctx, inputs);
@@ -75,6 +80,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", clcnn_last_error(ctx));
         return 1;
     }
+    clcnn_profile_enable(ctx, 1);
     static const char *const names[3] = {"forward", "backward-data", "backward-weights"};
     double times[3][TIMED];
     for (int call = 0; call < CALLS; call++)
@@ -93,12 +99,18 @@ int main(int argc, char **argv) {
             if (call >= WARM_UP)
                 times[op][call - WARM_UP] = seconds() - start;
         }
-    printf("depthwise 3x3, %d channels, %dx%d, batch %d, stride %d:", p.in_channels, p.in_height,
-           p.in_width, p.batch, p.stride_h);
+    printf("3x3, %d -> %d channels in %d groups, %dx%d, batch %d, stride %d:", p.in_channels,
+           p.out_channels, p.groups, p.in_height, p.in_width, p.batch, p.stride_h);
+    const double flops = 2.0 * (double)outputs * (p.in_channels / p.groups) * 9;
     for (int op = 0; op < 3; op++) {
         qsort(times[op], TIMED, sizeof(double), compare_doubles);
-        printf(" %s %.2f ms%s", names[op], 1e3 * times[op][TIMED / 2], op < 2 ? "," : "\n");
+        const double median = times[op][TIMED / 2];
+        printf(" %s %.2f ms (%.1f GFLOP/s, fastest %.2f ms)%s", names[op], 1e3 * median,
+               1e-9 * flops / median, 1e3 * times[op][0], op < 2 ? "," : "\n");
     }
+    char report[4096];
+    clcnn_profile_report(ctx, report, sizeof(report));
+    fputs(report, stdout);
     buffer_release(&input);
     buffer_release(&weight);
     buffer_release(&bias);
