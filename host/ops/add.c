@@ -72,10 +72,14 @@ clcnn_status add_backward(clcnn_context *ctx, int64_t count, int input_count, cl
         const int accumulate_first = accumulate[k] != 0;
         const int accumulate_second = accumulate[second] != 0;
         const kernel_arg args[] = {
-            {sizeof(cl_mem), &grad_output},      {sizeof(cl_mem), &relu_arg},
-            {sizeof(int), &relu},                {sizeof(cl_mem), &grad_inputs[k]},
-            {sizeof(int), &accumulate_first},    {sizeof(cl_mem), &grad_inputs[second]},
-            {sizeof(int), &has_second},          {sizeof(int), &accumulate_second},
+            {sizeof(cl_mem), &grad_output},
+            {sizeof(cl_mem), &relu_arg},
+            {sizeof(int), &relu},
+            {sizeof(cl_mem), &grad_inputs[k]},
+            {sizeof(int), &accumulate_first},
+            {sizeof(cl_mem), &grad_inputs[second]},
+            {sizeof(int), &has_second},
+            {sizeof(int), &accumulate_second},
             {sizeof(int), &count32},
         };
         status = runtime_launch_elementwise(ctx, kernel, "add_backward",
