@@ -633,13 +633,14 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
             total[m][v] = (floatv)(0.0f);
 
     /* One output row (n, oh) of the slice at a time: its products are summed
-     * from zero before they join the total (add_block), as the chunks above. */
+     * from zero before they join the total (add_block), as the chunks above.
+     * Only the first row may start inside; the row after (n, OH - 1) is
+     * (n + 1, 0). */
     int position = first_position;
+    int n = position / OHW;
+    int oh = (position - n * OHW) / OW;
+    int first_ow = position - n * OHW - oh * OW;
     while (position < end_position) {
-        const int n = position / OHW;
-        const int pixel = position - n * OHW;
-        const int oh = pixel / OW;
-        const int first_ow = pixel - oh * OW;
         const int end_ow = min(OW, first_ow + (end_position - position));
         /* The window's top-left corner in the padded input. */
         const __global float *corner =
@@ -670,6 +671,11 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
         }
         add_block(total, row_sum);
         position += end_ow - first_ow;
+        first_ow = 0;
+        if (++oh == OH) {
+            oh = 0;
+            n++;
+        }
     }
 
     /* Each lane is one output channel, whose taps are CRS apart. */
