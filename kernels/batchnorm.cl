@@ -47,7 +47,7 @@
  *     miss the cache on every float. Where VW does not divide spatial, a
  *     plane's last vector is the VW floats that end the plane, and so
  *     repeats the `skip` last floats of the one before: sums leave those
- *     lanes out (kept) and stores leave them alone (store_at). (Planes of
+ *     lanes out (kept) and stores neither read nor write them (store_at). (Planes of
  *     49 floats, 7x7, walk 7 vectors of 8 instead of 49 single floats.) */
 #ifndef BATCHNORM_CONTIGUOUS
 #define BATCHNORM_CONTIGUOUS 0
@@ -169,7 +169,7 @@ void walk_next(channel_walk *w, const int spatial) {
 #endif
 
 /* The walk's current vector of p, and a store of v there. */
-real load_at(const __global float *restrict p, const channel_walk *w) {
+real load_at(const __global float *p, const channel_walk *w) {
 #if BATCHNORM_VW == 1
     return p[w->offset];
 #else
@@ -177,19 +177,23 @@ real load_at(const __global float *restrict p, const channel_walk *w) {
 #endif
 }
 
-void store_at(const real v, __global float *restrict p, const channel_walk *w) {
+/* With accumulate the store adds v to what is there. The lanes that repeat
+ * the vector before are neither read nor written: another work-item may
+ * be writing them. */
+void store_at(const real v, __global float *p, const int accumulate, const channel_walk *w) {
 #if BATCHNORM_VW == 1
-    p[w->offset] = v;
+    p[w->offset] = accumulate ? p[w->offset] + v : v;
 #else
     if (!w->skip) {
-        GLUE(vstore, BATCHNORM_VW)(v, 0, p + w->offset);
+        const real old = accumulate ? GLUE(vload, BATCHNORM_VW)(0, p + w->offset) : (real)0.0f;
+        GLUE(vstore, BATCHNORM_VW)(accumulate ? old + v : v, 0, p + w->offset);
         return;
     }
     /* The lanes past the repeated ones, once a plane. */
     float lanes[BATCHNORM_VW];
     GLUE(vstore, BATCHNORM_VW)(v, 0, lanes);
     for (int j = w->skip; j < BATCHNORM_VW; j++)
-        p[w->offset + j] = lanes[j];
+        p[w->offset + j] = accumulate ? p[w->offset + j] + lanes[j] : lanes[j];
 #endif
 }
 
@@ -261,7 +265,7 @@ float group_sum(__local float *partial, const float value) {
 /* The plain mean of the channel's elements of x, rounded to float: the first
  * of the two passes over x that give the statistics (forward and backward
  * alike). */
-float channel_mean(const __global float *restrict x, __local float *partial, const int batch,
+float channel_mean(const __global float *x, __local float *partial, const int batch,
                    const int channels, const int channel, const int spatial) {
     compensated_sum sum = sum_start();
     int filled = 0;
@@ -287,9 +291,8 @@ typedef struct deviation_sums {
     float s1, s2, dy, dy_d;
 } deviation_sums;
 
-deviation_sums channel_deviation_sums(const __global float *restrict x,
-                                      const __global float *restrict grad_y,
-                                      const __global float *restrict relu_y, const int relu,
+deviation_sums channel_deviation_sums(const __global float *x, const __global float *grad_y,
+                                      const __global float *relu_y, const int relu,
                                       __local float *partial, const int batch, const int channels,
                                       const int channel, const int spatial, const float rough_mean,
                                       const int with_statistics, const int with_gradient) {
@@ -341,23 +344,22 @@ deviation_sums channel_deviation_sums(const __global float *restrict x,
  * comes as the sum of two floats (the rough mean and its correction, or a
  * double split in two), so that x - mean_hi is exact where x is near the
  * mean and a deviation is exact to float rounding however large the mean. */
-void normalise_channel(const __global float *restrict x, __global float *restrict y,
-                       const int batch, const int channels, const int channel, const int spatial,
+void normalise_channel(const __global float *x, __global float *y, const int batch,
+                       const int channels, const int channel, const int spatial,
                        const float mean_hi, const float mean_lo, const float scale,
                        const float shift, const int relu) {
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
         const real v = ((load_at(x, &w) - mean_hi) - mean_lo) * scale + shift;
-        store_at(relu ? relu_of(v) : v, y, &w);
+        store_at(relu ? relu_of(v) : v, y, 0, &w);
     }
 }
 
 /*   running_mean = (1 - momentum) * running_mean + momentum * mean
  *   running_var  = (1 - momentum) * running_var  + momentum * unbiased
  * by the group's first work-item. */
-void update_running(__global float *restrict running_mean, __global float *restrict running_var,
-                    const int channel, const float momentum, const float mean,
-                    const float unbiased) {
+void update_running(__global float *running_mean, __global float *running_var, const int channel,
+                    const float momentum, const float mean, const float unbiased) {
     if (get_local_id(0) == 0) {
         running_mean[channel] = (1.0f - momentum) * running_mean[channel] + momentum * mean;
         running_var[channel] = (1.0f - momentum) * running_var[channel] + momentum * unbiased;
@@ -367,17 +369,17 @@ void update_running(__global float *restrict running_mean, __global float *restr
 /* dx = ((dy - mean_dy) - (x - mean) * k) * scale over the channel, with the
  * mean as two floats (normalise_channel), written into grad_x or added to it
  * (accumulate). */
-void input_gradient(const __global float *restrict x, const __global float *restrict grad_y,
-                    const __global float *restrict relu_y, const int relu,
-                    __global float *restrict grad_x, const int batch, const int channels,
-                    const int channel, const int spatial, const float mean_hi, const float mean_lo,
-                    const float mean_dy, const float k, const float scale, const int accumulate) {
+void input_gradient(const __global float *x, const __global float *grad_y,
+                    const __global float *relu_y, const int relu, __global float *grad_x,
+                    const int batch, const int channels, const int channel, const int spatial,
+                    const float mean_hi, const float mean_lo, const float mean_dy, const float k,
+                    const float scale, const int accumulate) {
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
         const real g_y = load_at(grad_y, &w);
         const real dy = relu ? relu_masked(g_y, load_at(relu_y, &w)) : g_y;
         const real g = ((dy - mean_dy) - ((load_at(x, &w) - mean_hi) - mean_lo) * k) * scale;
-        store_at(accumulate ? load_at(grad_x, &w) + g : g, grad_x, &w);
+        store_at(g, grad_x, accumulate, &w);
     }
 }
 
@@ -434,13 +436,13 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
  * 0 grad_x is not touched (any buffer may be passed). From the channel's
  * rough mean, its correction (mean = rough_mean + correction), invstd and
  * the gradient's sums about the rough mean. */
-void backward_from_sums(const __global float *restrict x, const __global float *restrict grad_y,
-                        const __global float *restrict relu_y, const int relu,
-                        const __global float *restrict weight, __global float *restrict grad_x,
-                        __global float *restrict grad_weight, __global float *restrict grad_bias,
-                        const int batch, const int channels, const int channel, const int spatial,
-                        const float rough_mean, const float correction, const float invstd,
-                        const deviation_sums *sums, const int want_grad_x, const int accumulate) {
+void backward_from_sums(const __global float *x, const __global float *grad_y,
+                        const __global float *relu_y, const int relu, const __global float *weight,
+                        __global float *grad_x, __global float *grad_weight,
+                        __global float *grad_bias, const int batch, const int channels,
+                        const int channel, const int spatial, const float rough_mean,
+                        const float correction, const float invstd, const deviation_sums *sums,
+                        const int want_grad_x, const int accumulate) {
     const float count = (float)(batch * spatial);
     /* sum(dy * (x - mean)) = sum(dy * d1) - correction * sum(dy) with
      * d1 = x - rough_mean; times invstd it is sum(dy * x_hat). */
@@ -603,7 +605,7 @@ __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void bat
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
         const real v = (load_at(x, &w) - mean) * scale + shift;
-        store_at(relu ? relu_of(v) : v, y, &w);
+        store_at(relu ? relu_of(v) : v, y, 0, &w);
     }
 }
 
@@ -652,7 +654,7 @@ batchnorm_backward_eval(const __global float *restrict x, const __global float *
     for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
          walk_next(&w, spatial)) {
         const real g = load_at(grad_y, &w) * scale;
-        store_at(accumulate ? load_at(grad_x, &w) + g : g, grad_x, &w);
+        store_at(g, grad_x, accumulate, &w);
     }
 }
 

@@ -6,8 +6,10 @@
 # with the tiled (GPU) kernels and with the register-blocked (CPU) ones, and
 # test_conv_backward (both backward convolutions, tiled, and the
 # register-blocked backward-weights) and test_conv_stride1 (the row kernel
-# and Winograd F(2x2, 3x3), forward and backward-data), and test_conv_groups
-# (grouped, dilated and depthwise convolutions on both families). Oclgrind interprets every work-item, so
+# and Winograd F(2x2, 3x3), forward and backward-data), test_conv_groups
+# (grouped, dilated and depthwise convolutions on both families) and
+# test_batchnorm (both walks, the vector walk's overlapping last vectors, a
+# fused relu). Oclgrind interprets every work-item, so
 # the tests run a part of their shapes (CLCNN_TEST_QUICK, default 1/100; they
 # then report a skip, which counts as a pass here). Fails on any Oclgrind
 # diagnostic or failed check. Uses build/ (or $BUILD_DIR), built if needed.
@@ -44,4 +46,5 @@ run conv_backward "" test_conv_backward
 run conv_stride1 direct test_conv_stride1
 # A twentieth, so that some wide depthwise shapes reach the vector reads.
 run conv_groups "" test_conv_groups 20
+run batchnorm "" test_batchnorm 20
 exit $status
