@@ -25,13 +25,18 @@ static clcnn_status activation_layer_backward(const layer *l, const layer_pass *
                                   p->grad_in[0]);
 }
 
-clcnn_status relu_apart_forward(const layer_pass *p, int64_t count) {
-    return op_activation_forward(p->ctx, ACTIVATION_RELU, 0.0f, count, p->out, p->out);
+clcnn_status relu_apart_forward(const layer *l, const layer_pass *p) {
+    if (!p->relu)
+        return CLCNN_OK;
+    return op_activation_forward(p->ctx, ACTIVATION_RELU, 0.0f, p->batch * shape3_count(l->out),
+                                 p->out, p->out);
 }
 
-clcnn_status relu_apart_backward(const layer_pass *p, int64_t count) {
-    return op_activation_backward(p->ctx, ACTIVATION_RELU, 0.0f, count, p->out, p->grad_out,
-                                  p->grad_out);
+clcnn_status relu_apart_backward(const layer *l, const layer_pass *p) {
+    if (!p->relu)
+        return CLCNN_OK;
+    return op_activation_backward(p->ctx, ACTIVATION_RELU, 0.0f, p->batch * shape3_count(l->out),
+                                  p->out, p->grad_out, p->grad_out);
 }
 
 #define ACTIVATION_TYPE(type_name, ...)                                                            \

@@ -71,8 +71,8 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
         clcnn_status status = op_batchnorm_forward_train_sync(
             p->ctx, p->sync, p->batch, l->in.c, spatial, l->eps, l->momentum, p->in[0],
             p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3], p->out);
-        if (status == CLCNN_OK && p->relu)
-            status = relu_apart_forward(p, (int64_t)p->batch * shape3_count(l->out));
+        if (status == CLCNN_OK)
+            status = relu_apart_forward(l, p);
         return status;
     }
     /* As PyTorch: a batch statistic of one value has no variance (with
@@ -98,8 +98,7 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
 static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p) {
     const int spatial = l->in.h * l->in.w;
     if (!p->training || p->sync) {
-        clcnn_status status =
-            p->relu ? relu_apart_backward(p, (int64_t)p->batch * shape3_count(l->out)) : CLCNN_OK;
+        clcnn_status status = relu_apart_backward(l, p);
         if (status != CLCNN_OK)
             return status;
         if (p->training)

@@ -184,8 +184,7 @@ static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
  * read the masked gradient. */
 static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
     const conv2d_params params = layer_conv2d_params(l, p->batch);
-    clcnn_status status =
-        p->relu ? relu_apart_backward(p, (int64_t)p->batch * shape3_count(l->out)) : CLCNN_OK;
+    clcnn_status status = relu_apart_backward(l, p);
     if (status == CLCNN_OK && buf_present(p->ctx, p->grad_in[0]))
         status = op_conv2d_backward_data(p->ctx, &params, p->grad_out, p->tensor[0], p->grad_in[0]);
     if (status != CLCNN_OK || !buf_present(p->ctx, p->tensor_grad[0])) /* frozen */

@@ -53,8 +53,7 @@ static clcnn_status dense_layer_forward(const layer *l, const layer_pass *p) {
 /* A fused relu's backward runs apart, in place, as the convolution's. */
 static clcnn_status dense_layer_backward(const layer *l, const layer_pass *p) {
     const dense_params params = params_of(l, p->batch);
-    clcnn_status status =
-        p->relu ? relu_apart_backward(p, (int64_t)p->batch * shape3_count(l->out)) : CLCNN_OK;
+    clcnn_status status = relu_apart_backward(l, p);
     if (status != CLCNN_OK)
         return status;
     return op_dense_backward(p->ctx, &params, p->in[0], p->tensor[0], p->grad_out, p->grad_in[0],

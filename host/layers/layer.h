@@ -164,12 +164,12 @@ struct layer_type {
 /* The activation that fuses_relu types take inside them. */
 extern const layer_type layer_relu;
 
-/* The relu of a layer_pass with relu set, for the parts of a fuses_relu
- * type that run it apart, in place (activation.c): forward makes out
- * relu(out); backward masks grad_out by out before the type's own backward
- * reads it. count: the node's elements (batch * per image). */
-clcnn_status relu_apart_forward(const layer_pass *p, int64_t count);
-clcnn_status relu_apart_backward(const layer_pass *p, int64_t count);
+/* The relu of node l's pass when it has relu set (nothing otherwise), for
+ * the parts of a fuses_relu type that run it apart, in place
+ * (activation.c): forward makes out relu(out); backward masks grad_out by
+ * out before the type's own backward reads it. */
+clcnn_status relu_apart_forward(const layer *l, const layer_pass *p);
+clcnn_status relu_apart_backward(const layer *l, const layer_pass *p);
 
 /* The tune of types that run as convolutions (conv; dense as a 1x1 one):
  * the register-blocked kernels' configurations (graph/tuner.c). */
