@@ -1,10 +1,10 @@
-/* The three operations of one 3x3 convolution (pad 1), timed through the
+/* The three operations of one convolution (3x3, pad 1 unless told), timed through the
  * library's internal entry points with the context's defaults (tuning file,
  * autotuning), for A/B comparisons of two builds (bench/RESULTS.md):
  *
  *   cc -O2 -Ihost -Iinclude -Ibuild bench/conv_time.c build/libclcnn_internal.a \
  *      -lOpenCL -lz -lm -lpthread -lstb -lprotobuf-c -lplplot -lmpi
- *   ./a.out IN_CHANNELS OUT_CHANNELS SIZE BATCH [STRIDE [GROUPS]]
+ *   ./a.out IN_CHANNELS OUT_CHANNELS SIZE BATCH [STRIDE [GROUPS [KERNEL [PAD]]]]
  *
  * GROUPS = IN_CHANNELS = OUT_CHANNELS is a depthwise convolution. Random
  * data; 17 calls of each operation (each followed by clFinish), the first
@@ -46,7 +46,8 @@ static cl_mem random_buffer(clcnn_context *ctx, size_t count) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s IN_CHANNELS OUT_CHANNELS SIZE BATCH [STRIDE [GROUPS]]\n",
+        fprintf(stderr,
+                "usage: %s IN_CHANNELS OUT_CHANNELS SIZE BATCH [STRIDE [GROUPS [KERNEL [PAD]]]]\n",
                 argv[0]);
         return 2;
     }
@@ -62,13 +63,14 @@ int main(int argc, char **argv) {
     p.batch = atoi(argv[4]);
     p.stride_h = p.stride_w = argc > 5 ? atoi(argv[5]) : 1;
     p.groups = argc > 6 ? atoi(argv[6]) : 1;
-    p.kernel_h = p.kernel_w = 3;
-    p.pad_top = p.pad_left = 1;
-    p.out_height = p.out_width = (p.in_height + 2 - 3) / p.stride_h + 1;
+    p.kernel_h = p.kernel_w = argc > 7 ? atoi(argv[7]) : 3;
+    p.pad_top = p.pad_left = argc > 8 ? atoi(argv[8]) : 1;
+    p.out_height = p.out_width = (p.in_height + 2 * p.pad_top - p.kernel_h) / p.stride_h + 1;
     p.has_bias = 1;
     const size_t inputs = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
     const size_t outputs = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
-    const size_t weights = (size_t)p.out_channels * (p.in_channels / p.groups) * 9;
+    const size_t taps = (size_t)p.kernel_h * p.kernel_w;
+    const size_t weights = (size_t)p.out_channels * (p.in_channels / p.groups) * taps;
     cl_mem input = random_buffer(ctx, inputs), weight = random_buffer(ctx, weights);
     cl_mem bias = random_buffer(ctx, (size_t)p.out_channels);
     cl_mem output = random_buffer(ctx, outputs), grad_input = random_buffer(ctx, inputs);
@@ -99,9 +101,10 @@ int main(int argc, char **argv) {
             if (call >= WARM_UP)
                 times[op][call - WARM_UP] = seconds() - start;
         }
-    printf("3x3, %d -> %d channels in %d groups, %dx%d, batch %d, stride %d:", p.in_channels,
-           p.out_channels, p.groups, p.in_height, p.in_width, p.batch, p.stride_h);
-    const double flops = 2.0 * (double)outputs * (p.in_channels / p.groups) * 9;
+    printf("%dx%d pad %d, %d -> %d channels in %d groups, %dx%d, batch %d, stride %d:", p.kernel_h,
+           p.kernel_w, p.pad_top, p.in_channels, p.out_channels, p.groups, p.in_height, p.in_width,
+           p.batch, p.stride_h);
+    const double flops = 2.0 * (double)outputs * (p.in_channels / p.groups) * (double)taps;
     for (int op = 0; op < 3; op++) {
         qsort(times[op], TIMED, sizeof(double), compare_doubles);
         const double median = times[op][TIMED / 2];

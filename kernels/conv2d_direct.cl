@@ -253,9 +253,10 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
  * weight_t is conv2d_transpose_for_forward's (R, S, C, K_padded); the input
  * starts at input + input_offset, the filters at weight_t + weight_offset,
  * the output at output + output_offset (Winograd's 16 products are 16
- * such convolutions on parts of three buffers). With -DPADDED_INPUT the input is
- * conv2d_pad_input's zero-padded copy, H x W its padded size and the pads 0:
- * every tap is inside, and the inner loop is nothing but loads and fma. */
+ * such convolutions on parts of three buffers). -DWINDOWS_INSIDE says that
+ * every tap of every window is inside the input: conv2d_pad_input's
+ * zero-padded copy (H x W its padded size, the pads 0) or an input that
+ * needs no padding; the inner loop is then nothing but loads and fma. */
 __kernel void conv2d_forward_direct(const __global float *restrict input, const int input_offset,
                                     const __global float *restrict weight_t,
                                     const __global float *restrict bias,
@@ -332,7 +333,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
                 for (int m = 0; m < WPT_P; m++) {
                     const int ih = top[m] + DILATE_H(r);
                     const int iw = left[m] + DILATE_W(s);
-#ifdef PADDED_INPUT
+#ifdef WINDOWS_INSIDE
                     inside[m] = 1;
 #else
                     inside[m] = ih >= 0 && ih < H && iw >= 0 && iw < W;

@@ -232,16 +232,17 @@ static int forward_channel_block(const clcnn_context *ctx, const direct_config *
     return cpu && bytes > blocking_weight_bytes ? FORWARD_CHANNEL_BLOCK : 0;
 }
 
-/* The direct forward's build options (the configuration, the variant, the
- * padded input, the channel block) and its work-group size. */
+/* The direct forward's build options (the configuration, the variant,
+ * whether every window lies inside the input it reads, the channel block)
+ * and its work-group size. */
 static void forward_direct_options(const clcnn_context *ctx, const direct_config *config,
-                                   const conv2d_params *p, int padded_input, char *options,
+                                   const conv2d_params *p, int windows_inside, char *options,
                                    size_t size, size_t *group_out) {
     const conv_variant v = variant_of(p);
     direct_config_options(config, options, size);
     variant_options(&v, options, size);
-    if (padded_input)
-        strncat(options, " -DPADDED_INPUT", size - strlen(options) - 1);
+    if (windows_inside)
+        strncat(options, " -DWINDOWS_INSIDE", size - strlen(options) - 1);
     const int block = forward_channel_block(ctx, config, p, &v);
     size_t group = (size_t)config->group;
     if (block) {
@@ -312,9 +313,12 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
                                           const conv2d_params *p,
                                           const direct_forward_operands *o) {
     const conv_variant v = variant_of(p);
+    /* A padded copy, or an input no window leaves (no padding: 1x1 and dense
+     * layers among them), is read without a bounds test per tap. */
+    const int windows_inside = o->padded_input || windows_inside_input(p);
     char options[160];
     size_t group;
-    forward_direct_options(ctx, config, p, o->padded_input, options, sizeof(options), &group);
+    forward_direct_options(ctx, config, p, windows_inside, options, sizeof(options), &group);
     cl_kernel kernel;
     clcnn_status status =
         runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
