@@ -172,6 +172,12 @@ float finish(const float sum, const float bias, const int epilogue) {
     return (epilogue & EPILOGUE_RELU) && v <= 0.0f ? 0.0f : v;
 }
 
+/* finish() on a vector: the same floats, in a few vector operations. */
+floatv finish_vector(const floatv sum, const floatv bias, const int epilogue) {
+    const floatv v = sum + bias;
+    return (epilogue & EPILOGUE_RELU) ? select(v, (floatv)(0.0f), v <= 0.0f) : v;
+}
+
 /* Writes a work-item's accumulators to NCHW: each lane is one channel, and a
  * channel's positions are `plane` apart, so the stores are scalar. Position m
  * (m < count) is pixel[m] of image[m]. */
@@ -215,23 +221,26 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
             output + (n * STORE_STRIDE + first_channel) * plane + first_position - n * plane;
 #pragma unroll
         for (int v = 0; v < NV; v++) {
+            /* The epilogue on whole vectors, before they are cut into lanes
+             * (per lane it had cost more than the cutting). */
+            const floatv b = (epilogue & EPILOGUE_BIAS)
+                                 ? load_vector(0, bias + first_channel + v * VW)
+                                 : (floatv)(0.0f);
             float lanes[WPT_P][VW];
 #pragma unroll
             for (int m = 0; m < WPT_P; m++) {
 #if VW == 1
-                lanes[m][0] = acc[m][v];
+                lanes[m][0] = finish_vector(acc[m][v], b, epilogue);
 #else
-                store_vector(acc[m][v], 0, lanes[m]);
+                store_vector(finish_vector(acc[m][v], b, epilogue), 0, lanes[m]);
 #endif
             }
 #pragma unroll
             for (int j = 0; j < VW; j++) {
-                const float b =
-                    (epilogue & EPILOGUE_BIAS) ? bias[first_channel + v * VW + j] : 0.0f;
                 float column[WPT_P];
 #pragma unroll
                 for (int m = 0; m < WPT_P; m++)
-                    column[m] = finish(lanes[m][j], b, epilogue);
+                    column[m] = lanes[m][j];
                 VSTORE(WPT_P)(VLOAD(WPT_P)(0, column), 0, out + (v * VW + j) * plane);
             }
         }
@@ -814,11 +823,8 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
         for (int v = 0; v < ROW_VECTORS; v++) {
             const int first_pixel = v * VW;
             if (first_pixel + VW <= OW) {
-                const floatv sum = acc[b][v] + add;
-                /* finish() per lane, as a vector select */
-                store_vector((epilogue & EPILOGUE_RELU) ? select(sum, (floatv)(0.0f), sum <= 0.0f)
-                                                        : sum,
-                             0, out + first_pixel);
+                store_vector(finish_vector(acc[b][v], (floatv)(add), epilogue), 0,
+                             out + first_pixel);
             } else {
                 float lanes[VW];
 #if VW == 1
