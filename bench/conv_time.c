@@ -76,7 +76,8 @@ int main(int argc, char **argv) {
     cl_mem output = random_buffer(ctx, outputs), grad_input = random_buffer(ctx, inputs);
     cl_mem grad_weight = random_buffer(ctx, weights);
     cl_mem grad_bias = random_buffer(ctx, (size_t)p.out_channels);
-    cl_mem scratch = random_buffer(ctx, conv2d_backward_weights_scratch_bytes(ctx, &p) / 4 + 1);
+    const conv2d_plan plan = conv2d_plan_for(ctx, &p);
+    cl_mem scratch = random_buffer(ctx, conv2d_backward_weights_scratch_bytes(&plan, &p) / 4 + 1);
     if (!input || !weight || !bias || !output || !grad_input || !grad_weight || !grad_bias ||
         !scratch) {
         fprintf(stderr, "%s\n", clcnn_last_error(ctx));
@@ -88,11 +89,11 @@ int main(int argc, char **argv) {
     for (int call = 0; call < CALLS; call++)
         for (int op = 0; op < 3; op++) {
             const double start = seconds();
-            clcnn_status status = op == 0 ? conv2d_forward(ctx, &p, input, weight, bias, output)
-                                  : op == 1
-                                      ? conv2d_backward_data(ctx, &p, output, weight, grad_input)
-                                      : conv2d_backward_weights(ctx, &p, input, output, grad_weight,
-                                                                grad_bias, scratch);
+            clcnn_status status =
+                op == 0 ? conv2d_forward_planned(ctx, &plan, &p, input, weight, bias, output, NULL)
+                : op == 1 ? conv2d_backward_data_planned(ctx, &plan, &p, output, weight, grad_input)
+                          : conv2d_backward_weights_planned(ctx, &plan, &p, input, output,
+                                                            grad_weight, grad_bias, scratch, NULL);
             clFinish(ctx->queue);
             if (status != CLCNN_OK) {
                 fprintf(stderr, "%s: %s\n", names[op], clcnn_last_error(ctx));

@@ -302,6 +302,10 @@ typedef struct layer {
 
     /* Its named tensors: net->tensors[first_tensor ..+ tensor_count) (set by the network). */
     int first_tensor, tensor_count;
+
+    /* conv, dense (a 1x1 convolution): how the OpenCL device runs them,
+     * decided when the network's memory is planned, after tuning (graph/plan.c). */
+    conv2d_plan conv;
 } layer;
 
 /* The node among layers[0..count) whose name is name[0..length), or -1. */

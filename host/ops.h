@@ -16,6 +16,14 @@
  * of 1x1 images (host/layers/conv.c). */
 conv2d_params layer_conv2d_params(const layer *l, int batch);
 
+/* How ctx's OpenCL device runs p's three operations. It reads the tuning
+ * table, so a network calls it when it plans (graph/plan.c), and its
+ * layers' calls only enqueue (the conv2d_*_planned calls); the calls
+ * without a plan make one each time, for the tests and tools. p's batch
+ * matters only to whether Winograd's buffers fit, which holds for every
+ * smaller batch too. */
+conv2d_plan conv2d_plan_for(const clcnn_context *ctx, const conv2d_params *p);
+
 void conv2d_forward_ref(const conv2d_params *p, const float *input, const float *weight,
                         const float *bias, float *output);
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
@@ -24,12 +32,12 @@ clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem i
  * the register-blocked kernels read, for backward-weights to read it again
  * instead of padding the input a second time: conv2d_kept_input_floats
  * floats (0: p's kernels make no such copy, and nothing is kept). The
- * *_keeping calls take that buffer (NULL: nothing kept), otherwise they are
- * conv2d_forward and conv2d_backward_weights; the backward must see the
- * same input the forward kept. */
-int64_t conv2d_kept_input_floats(const clcnn_context *ctx, const conv2d_params *p);
-clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
-                                    cl_mem weight, cl_mem bias, cl_mem output, cl_mem kept_input);
+ * planned forward and backward-weights take that buffer (NULL: nothing
+ * kept); the backward must see the same input the forward kept. */
+int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p);
+clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                    const conv2d_params *p, cl_mem input, cl_mem weight,
+                                    cl_mem bias, cl_mem output, cl_mem kept_input);
 /* The same with an explicit configuration, for the tests and the tuner. */
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
@@ -61,6 +69,9 @@ void conv2d_backward_data_ref(const conv2d_params *p, const float *grad_output, 
                               float *grad_input);
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input);
+clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                          cl_mem grad_input);
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                          cl_mem grad_input);
@@ -70,19 +81,20 @@ clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *c
 
 /* Gradients with respect to the weights (K, C / groups, R, S) and, if p->has_bias, the
  * bias (K), summed over the batch. Overwrites both. The OpenCL side needs a
- * scratch buffer of conv2d_backward_weights_scratch_bytes(ctx, p) bytes for
+ * scratch buffer of conv2d_backward_weights_scratch_bytes(plan, p) bytes for
  * its two-pass reduction over batch and pixels. */
 void conv2d_backward_weights_ref(const conv2d_params *p, const float *input,
                                  const float *grad_output, float *grad_weight, float *grad_bias);
-size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const conv2d_params *p);
+size_t conv2d_backward_weights_scratch_bytes(const conv2d_plan *plan, const conv2d_params *p);
 /* The number of slices the reduction over batch and pixels is cut into (1:
  * none); the same on both paths. */
 int conv2d_backward_weights_slices(const conv2d_params *p);
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch);
-clcnn_status conv2d_backward_weights_keeping(clcnn_context *ctx, const conv2d_params *p,
-                                             cl_mem input, cl_mem grad_output, cl_mem grad_weight,
+clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                             const conv2d_params *p, cl_mem input,
+                                             cl_mem grad_output, cl_mem grad_weight,
                                              cl_mem grad_bias, cl_mem scratch, cl_mem kept_input);
 /* The tiled path (the scratch of conv2d_backward_weights_scratch_bytes with
  * the tiled kernels selected) with an explicit configuration, for the tests. */
@@ -141,10 +153,15 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
 clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
                                       const conv2d_params *p, int chosen);
-clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv2d_params *p,
-                                           cl_mem grad_output, cl_mem weight, cl_mem grad_input);
-clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
-                                     cl_mem weight, int flip_transpose, cl_mem bias, cl_mem output);
+/* The configuration of Winograd's products for the forward p (for
+ * backward-data, conv2d_backward_data_as_forward's), which the plan keeps. */
+direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p);
+clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const direct_config *products,
+                                           const conv2d_params *p, cl_mem grad_output,
+                                           cl_mem weight, cl_mem grad_input);
+clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *products,
+                                     const conv2d_params *p, cl_mem input, cl_mem weight,
+                                     int flip_transpose, cl_mem bias, cl_mem output);
 
 /* ---- gemm: C = alpha * A(m,k) B(k,n) + beta * C + bias (see kernels/gemm.cl) ---- */
 
@@ -175,8 +192,11 @@ typedef struct dense_params {
 
 void dense_forward_ref(const dense_params *p, const float *input, const float *weight,
                        const float *bias, float *output);
-clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
-                           cl_mem bias, cl_mem output);
+/* The 1x1 convolution of 1x1 images that p is, which devices with the
+ * register-blocked kernels run; plan: conv2d_plan_for of it. */
+conv2d_params dense_as_convolution(const dense_params *p);
+clcnn_status dense_forward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
+                           cl_mem input, cl_mem weight, cl_mem bias, cl_mem output);
 
 /* grad_input (batch, in) = grad_output (batch, out) * weight (out, in);
  * grad_weight (out, in) = grad_output^T * input; grad_bias (out) = column sums
@@ -185,9 +205,9 @@ clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem inp
 void dense_backward_ref(const dense_params *p, const float *input, const float *weight,
                         const float *grad_output, float *grad_input, float *grad_weight,
                         float *grad_bias);
-clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
-                            cl_mem grad_output, cl_mem grad_input, cl_mem grad_weight,
-                            cl_mem grad_bias);
+clcnn_status dense_backward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
+                            cl_mem input, cl_mem weight, cl_mem grad_output, cl_mem grad_input,
+                            cl_mem grad_weight, cl_mem grad_bias);
 
 /* ---- reductions ----------------------------------------------------------------------- */
 
@@ -340,15 +360,18 @@ clcnn_status optimizer_step(clcnn_context *ctx, const optimizer_params *p, int64
 /* ---- entry points: each runs the OpenCL side on an OpenCL device and the
  * reference on the reference device, with the semantics stated above ---- */
 
-/* kept_input: see conv2d_kept_input_floats (absent: nothing kept; the reference ignores it). */
-clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_params *p, buf input, buf weight,
-                               buf bias, buf output, buf kept_input);
-clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, buf grad_output,
-                                     buf weight, buf grad_input);
+/* plan: conv2d_plan_for's (the reference ignores it); kept_input: see
+ * conv2d_kept_input_floats (absent: nothing kept; the reference ignores it). */
+clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_plan *plan, const conv2d_params *p,
+                               buf input, buf weight, buf bias, buf output, buf kept_input);
+clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_plan *plan,
+                                     const conv2d_params *p, buf grad_output, buf weight,
+                                     buf grad_input);
 /* scratch: conv2d_backward_weights_scratch_bytes on an OpenCL device, unused on the reference. */
-clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, buf input,
-                                        buf grad_output, buf grad_weight, buf grad_bias,
-                                        buf scratch, buf kept_input);
+clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_plan *plan,
+                                        const conv2d_params *p, buf input, buf grad_output,
+                                        buf grad_weight, buf grad_bias, buf scratch,
+                                        buf kept_input);
 /* indices (max pooling; may be absent): on an OpenCL device the forward
  * writes the windows' choices there (pool2d_forward) and the backward reads
  * them, so it needs them; the reference neither writes nor reads them, its
@@ -357,10 +380,11 @@ clcnn_status op_pool2d_forward(clcnn_context *ctx, const pool2d_params *p, buf i
                                buf indices);
 clcnn_status op_pool2d_backward(clcnn_context *ctx, const pool2d_params *p, buf input, buf indices,
                                 buf grad_output, buf grad_input, int accumulate);
-clcnn_status op_dense_forward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
-                              buf bias, buf output);
-clcnn_status op_dense_backward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
-                               buf grad_output, buf grad_input, buf grad_weight, buf grad_bias);
+clcnn_status op_dense_forward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
+                              buf input, buf weight, buf bias, buf output);
+clcnn_status op_dense_backward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
+                               buf input, buf weight, buf grad_output, buf grad_input,
+                               buf grad_weight, buf grad_bias);
 clcnn_status op_activation_forward(clcnn_context *ctx, activation_kind kind, float slope,
                                    int64_t count, buf input, buf output);
 clcnn_status op_activation_backward(clcnn_context *ctx, activation_kind kind, float slope,

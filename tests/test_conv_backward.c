@@ -316,7 +316,8 @@ static int check_backward_case(clcnn_context *ctx, const conv_case *c, uint64_t 
     float *grad_bias_dev = allocate_floats(p->out_channels);
     cl_mem input_buf = NULL, weight_buf = NULL, grad_output_buf = NULL;
     cl_mem grad_input_buf = NULL, grad_weight_buf = NULL, grad_bias_buf = NULL, scratch = NULL;
-    const size_t scratch_bytes = conv2d_backward_weights_scratch_bytes(ctx, p);
+    const conv2d_plan plan = conv2d_plan_for(ctx, p);
+    const size_t scratch_bytes = conv2d_backward_weights_scratch_bytes(&plan, p);
     int ok =
         CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
         CHECK_OK(ctx, upload(ctx, weight, weights, &weight_buf)) &&
@@ -426,7 +427,8 @@ static void run_backward_shapes(clcnn_context *ctx, conv_path path, const tile_c
         const conv_case c = draw_long_reduction_case(&rng, i);
         /* On the tiled path, more scratch than one copy of the weights means
          * the reduction was sliced. */
-        if (tiled && conv2d_backward_weights_scratch_bytes(ctx, &c.p) >
+        const conv2d_plan plan = conv2d_plan_for(ctx, &c.p);
+        if (tiled && conv2d_backward_weights_scratch_bytes(&plan, &c.p) >
                          (size_t)weight_count(&c.p) * sizeof(float))
             sliced++;
         check_backward_case(ctx, &c, seed * 1000 + 500 + (uint64_t)i, &data_result, &weights_result,
@@ -463,7 +465,8 @@ static void check_missing_scratch_refused(clcnn_context *ctx) {
                           .out_height = 32,
                           .out_width = 32,
                           .has_bias = 0};
-    CHECK(conv2d_backward_weights_scratch_bytes(ctx, &c.p) >
+    const conv2d_plan plan = conv2d_plan_for(ctx, &c.p);
+    CHECK(conv2d_backward_weights_scratch_bytes(&plan, &c.p) >
           (size_t)weight_count(&c.p) * sizeof(float));
     cl_mem input_buf = NULL, grad_output_buf = NULL, grad_weight_buf = NULL;
     if (CHECK_OK(ctx, upload_nan(ctx, input_count(&c.p), &input_buf)) &&
@@ -501,8 +504,9 @@ static int check_weights_case(clcnn_context *ctx, const direct_config *config, c
     float *grad_bias_dev = allocate_floats(p->out_channels);
     cl_mem input_buf = NULL, grad_output_buf = NULL, grad_weight_buf = NULL;
     cl_mem grad_bias_buf = NULL, scratch = NULL;
+    const conv2d_plan plan = conv2d_plan_for(ctx, p);
     const size_t scratch_bytes = config ? conv2d_backward_weights_direct_scratch_bytes(config, p)
-                                        : conv2d_backward_weights_scratch_bytes(ctx, p);
+                                        : conv2d_backward_weights_scratch_bytes(&plan, p);
     int ok = CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
              CHECK_OK(ctx, upload(ctx, grad_output, outputs, &grad_output_buf)) &&
              CHECK_OK(ctx, upload_nan(ctx, weights, &grad_weight_buf)) &&
@@ -820,7 +824,8 @@ static double device_gradient_error(clcnn_context *ctx, const conv2d_params *p, 
     double worst = INFINITY;
     cl_mem input_buf = NULL, weight_buf = NULL, grad_output_buf = NULL;
     cl_mem grad_input_buf = NULL, grad_weight_buf = NULL, grad_bias_buf = NULL, scratch = NULL;
-    const size_t scratch_bytes = conv2d_backward_weights_scratch_bytes(ctx, p);
+    const conv2d_plan plan = conv2d_plan_for(ctx, p);
+    const size_t scratch_bytes = conv2d_backward_weights_scratch_bytes(&plan, p);
     if (CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
         CHECK_OK(ctx, upload(ctx, weight, weights, &weight_buf)) &&
         CHECK_OK(ctx, upload(ctx, grad_output, outputs, &grad_output_buf)) &&
@@ -974,6 +979,7 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
     cl_mem grad_output_buf = NULL, grad_input_buf = NULL, grad_weight_buf = NULL;
     cl_mem grad_bias_buf = NULL, scratch = NULL;
     const double flops = 2.0 * reference_work(&p);
+    const conv2d_plan plan = conv2d_plan_for(ctx, &p);
     if (CHECK_OK(ctx, upload(ctx, input, inputs, &input_buf)) &&
         CHECK_OK(ctx, upload(ctx, weight, weights, &weight_buf)) &&
         CHECK_OK(ctx, upload(ctx, weight, p.out_channels, &bias_buf)) &&
@@ -983,7 +989,7 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
         CHECK_OK(ctx, upload_nan(ctx, weights, &grad_weight_buf)) &&
         CHECK_OK(ctx, upload_nan(ctx, p.out_channels, &grad_bias_buf)) &&
         CHECK_OK(ctx,
-                 buffer_create(ctx, conv2d_backward_weights_scratch_bytes(ctx, &p), &scratch))) {
+                 buffer_create(ctx, conv2d_backward_weights_scratch_bytes(&plan, &p), &scratch))) {
         double seconds[3] = {0, 0, 0};
         /* Pass 0 warms up (kernel compilation); the later ones are timed. */
         for (int pass = 0; pass <= repetitions; pass++) {
@@ -1037,7 +1043,8 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
         const conv_case c = draw_random_case(&rng);
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-        const int64_t kept_floats = conv2d_kept_input_floats(ctx, p);
+        const conv2d_plan plan = conv2d_plan_for(ctx, p);
+        const int64_t kept_floats = conv2d_kept_input_floats(&plan, p);
         float *host[3] = {allocate_floats(inputs), allocate_floats(weights),
                           allocate_floats(outputs)};
         fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
@@ -1054,7 +1061,7 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
                  CHECK_OK(ctx, upload_nan(ctx, inputs, &gi)) &&
                  CHECK_OK(ctx, upload_nan(ctx, weights, &gw)) &&
                  CHECK_OK(ctx, upload_nan(ctx, p->out_channels, &gb)) &&
-                 CHECK_OK(ctx, buffer_create(ctx, conv2d_backward_weights_scratch_bytes(ctx, p),
+                 CHECK_OK(ctx, buffer_create(ctx, conv2d_backward_weights_scratch_bytes(&plan, p),
                                              &scratch)) &&
                  (!kept_floats || CHECK_OK(ctx, upload_nan(ctx, kept_floats, &kept)));
         for (int run = 0; run < 2; run++) {
@@ -1062,11 +1069,11 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
             results[run][1] = allocate_floats(weights);
             results[run][2] = allocate_floats(p->out_channels);
             cl_mem keep = run ? kept : NULL;
-            ok = ok && CHECK_OK(ctx, conv2d_forward_keeping(ctx, p, in, w, b, out, keep)) &&
+            ok = ok && CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, keep)) &&
                  CHECK_OK(ctx, conv2d_backward_data(ctx, p, go, w, gi)) &&
                  CHECK_OK(ctx, conv2d_forward(ctx, p, in, w, b, out)) &&
-                 CHECK_OK(ctx,
-                          conv2d_backward_weights_keeping(ctx, p, in, go, gw, gb, scratch, keep)) &&
+                 CHECK_OK(ctx, conv2d_backward_weights_planned(ctx, &plan, p, in, go, gw, gb,
+                                                               scratch, keep)) &&
                  CHECK_OK(ctx, buffer_read(ctx, out, 0, sizeof(float) * (size_t)outputs,
                                            results[run][0])) &&
                  CHECK_OK(ctx, buffer_read(ctx, gw, 0, sizeof(float) * (size_t)weights,

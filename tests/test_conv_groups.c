@@ -332,7 +332,8 @@ static size_t scratch_bytes_for(clcnn_context *ctx, implementation which,
         return conv2d_backward_weights_direct_scratch_bytes(config, p);
     if (which == DEPTHWISE || which == DEPTHWISE_TILED)
         return (size_t)conv2d_backward_weights_slices(p) * (size_t)weight_count(p) * sizeof(float);
-    return conv2d_backward_weights_scratch_bytes(ctx, p);
+    const conv2d_plan plan = conv2d_plan_for(ctx, p);
+    return conv2d_backward_weights_scratch_bytes(&plan, p);
 }
 
 static clcnn_status forward_on(clcnn_context *ctx, implementation which,

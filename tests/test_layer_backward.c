@@ -1061,9 +1061,11 @@ static int run_dense_backward_device(clcnn_context *ctx, const dense_params *p, 
              CHECK_OK(ctx, upload_nan(ctx, dense_weight_count(p), &grad_weight));
     if (ok && p->has_bias)
         ok = CHECK_OK(ctx, upload_nan(ctx, p->out_features, &grad_bias));
+    const conv2d_params as_convolution = dense_as_convolution(p);
+    const conv2d_plan plan = conv2d_plan_for(ctx, &as_convolution);
     ok = ok &&
-         CHECK_OK(ctx, dense_backward(ctx, p, input, weight, grad_output, grad_input, grad_weight,
-                                      grad_bias)) &&
+         CHECK_OK(ctx, dense_backward(ctx, &plan, p, input, weight, grad_output, grad_input,
+                                      grad_weight, grad_bias)) &&
          CHECK_OK(ctx, download(ctx, grad_input, out->input, dense_input_count(p))) &&
          CHECK_OK(ctx, download(ctx, grad_weight, out->weight, dense_weight_count(p)));
     if (ok && p->has_bias)

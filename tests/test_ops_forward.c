@@ -486,8 +486,10 @@ static double dense_case_error(clcnn_context *ctx, const dense_params *p, test_r
              CHECK_OK(ctx, upload(ctx, actual, output_count, &output_buffer));
     if (ok && p->has_bias)
         ok = CHECK_OK(ctx, upload(ctx, bias, p->out_features, &bias_buffer));
+    const conv2d_params as_convolution = dense_as_convolution(p);
+    const conv2d_plan plan = conv2d_plan_for(ctx, &as_convolution);
     if (ok)
-        ok = CHECK_OK(ctx, dense_forward(ctx, p, input_buffer, weight_buffer, bias_buffer,
+        ok = CHECK_OK(ctx, dense_forward(ctx, &plan, p, input_buffer, weight_buffer, bias_buffer,
                                          output_buffer)) &&
              CHECK_OK(ctx, download(ctx, output_buffer, actual, output_count));
     if (ok) {

@@ -22,6 +22,29 @@ typedef struct direct_config {
     int group; /* work-items per work-group, along the positions */
 } direct_config;
 
+/* Which kernels run one operation of a convolution on the OpenCL device,
+ * and with what configuration (the register-blocked kernels' for
+ * CONV_DIRECT, the products' for CONV_WINOGRAD; unused otherwise). */
+typedef enum conv_kernels {
+    CONV_TILED,     /* kernels/conv2d.cl, local-memory tiles (GPU devices) */
+    CONV_DIRECT,    /* kernels/conv2d_direct.cl, register-blocked (CPU devices) */
+    CONV_ROWS,      /* the row kernel: stride 1 and very few channels */
+    CONV_DEPTHWISE, /* kernels/conv2d_depthwise.cl: few channels per group */
+    CONV_WINOGRAD,  /* kernels/conv2d_winograd.cl */
+} conv_kernels;
+
+typedef struct conv_step {
+    conv_kernels kernels;
+    direct_config config;
+} conv_step;
+
+/* A convolution's three operations as the device runs them: resolved once
+ * (conv2d_plan_for, host/ops.h) from the context's settings and tuning
+ * table, so that a layer's calls only enqueue. */
+typedef struct conv2d_plan {
+    conv_step forward, backward_data, backward_weights;
+} conv2d_plan;
+
 /* A convolution's shape: what the conv2d operations take (host/ops.h) and
  * what the tuning file is keyed by. As PyTorch's conv2d: the taps of a
  * filter are dilation_h rows and dilation_w columns apart, and the channels

@@ -311,6 +311,22 @@ static clcnn_status allocate_saved(clcnn_net *net, const int64_t *floats) {
     return status;
 }
 
+/* How the device runs each layer that runs as a convolution, decided here,
+ * after tuning and before the saved values and scratch are sized from it,
+ * so that the passes only enqueue. */
+static void plan_convolutions(clcnn_net *net, int64_t capacity) {
+    if (!context_is_opencl(net->ctx))
+        return;
+    const int batch = capacity < INT32_MAX ? (int)capacity : INT32_MAX;
+    for (int i = 0; i < net->layer_count; i++) {
+        layer *l = &net->layers[i];
+        if (l->type->tune == tune_as_convolution) {
+            const conv2d_params p = layer_conv2d_params(l, batch);
+            l->conv = conv2d_plan_for(net->ctx, &p);
+        }
+    }
+}
+
 static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradients) {
     const int n = net->layer_count;
     memory_plan *plan = &net->plan;
@@ -341,6 +357,7 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
         goto done;
     }
     find_fused_relus(net);
+    plan_convolutions(net, capacity);
     for (int i = 0; i < n; i++) {
         const layer *l = &net->layers[i];
         const int shares =

@@ -56,10 +56,15 @@ static clcnn_status random_buffer(clcnn_context *ctx, rng *r, size_t count, cl_m
 /* c NULL: the operation on Winograd F(2x2, 3x3). */
 static clcnn_status run_operation(clcnn_context *ctx, int operation, const direct_config *c,
                                   const conv2d_params *p, const tune_buffers *b) {
-    if (!c && operation == 0)
-        return conv2d_forward_winograd(ctx, p, b->input, b->weight, 0, b->bias, b->output);
-    if (!c)
-        return conv2d_backward_data_winograd(ctx, p, b->grad_output, b->weight, b->grad_input);
+    if (!c) {
+        /* Its products with the configuration their own shape has now. */
+        const conv2d_params forward = operation == 0 ? *p : conv2d_backward_data_as_forward(p);
+        const direct_config products = conv2d_winograd_products_config(ctx, &forward);
+        return operation == 0 ? conv2d_forward_winograd(ctx, &products, p, b->input, b->weight, 0,
+                                                        b->bias, b->output)
+                              : conv2d_backward_data_winograd(ctx, &products, p, b->grad_output,
+                                                              b->weight, b->grad_input);
+    }
     if (operation == 0)
         return conv2d_forward_direct(ctx, c, p, b->input, b->weight, b->bias, b->output);
     if (operation == 1)

@@ -138,25 +138,28 @@ static void conv_init(const layer *l, float *const *values, rng *r, const layer 
 /* A convolution layer's parameters; a dense layer's as the 1x1 convolution of
  * 1x1 images it equals (how the register-blocked kernels run it). */
 conv2d_params layer_conv2d_params(const layer *l, int batch) {
-    const int conv = l->units == 0;
+    if (l->units) {
+        const dense_params d = layer_dense_params(l, batch);
+        return dense_as_convolution(&d);
+    }
     conv2d_params p = {0};
     p.batch = batch;
     p.in_channels = l->in.c;
-    p.out_channels = conv ? l->filters : l->units;
-    p.in_height = conv ? l->in.h : 1;
-    p.in_width = conv ? l->in.w : 1;
-    p.kernel_h = conv ? l->size_h : 1;
-    p.kernel_w = conv ? l->size_w : 1;
-    p.stride_h = conv ? l->stride_h : 1;
-    p.stride_w = conv ? l->stride_w : 1;
-    p.pad_top = conv ? l->pad_top : 0;
-    p.pad_left = conv ? l->pad_left : 0;
-    p.out_height = conv ? l->out.h : 1;
-    p.out_width = conv ? l->out.w : 1;
+    p.out_channels = l->filters;
+    p.in_height = l->in.h;
+    p.in_width = l->in.w;
+    p.kernel_h = l->size_h;
+    p.kernel_w = l->size_w;
+    p.stride_h = l->stride_h;
+    p.stride_w = l->stride_w;
+    p.pad_top = l->pad_top;
+    p.pad_left = l->pad_left;
+    p.out_height = l->out.h;
+    p.out_width = l->out.w;
     p.has_bias = l->has_bias;
-    p.dilation_h = conv ? l->dilation_h : 1;
-    p.dilation_w = conv ? l->dilation_w : 1;
-    p.groups = conv ? l->groups : 1;
+    p.dilation_h = l->dilation_h;
+    p.dilation_w = l->dilation_w;
+    p.groups = l->groups;
     return p;
 }
 
@@ -164,20 +167,20 @@ conv2d_params layer_conv2d_params(const layer *l, int batch) {
  * for backward-weights (conv2d_kept_input_floats; none for most kernels). */
 static size_t conv_saved_bytes(const clcnn_context *ctx, const layer *l) {
     const conv2d_params params = layer_conv2d_params(l, 1);
-    return sizeof(float) * (size_t)conv2d_kept_input_floats(ctx, &params);
+    return sizeof(float) * (size_t)conv2d_kept_input_floats(&l->conv, &params);
 }
 
 static size_t conv_scratch_bytes(const clcnn_context *ctx, const layer *l, int batch) {
     const conv2d_params p = layer_conv2d_params(l, batch);
-    return conv2d_backward_weights_scratch_bytes(ctx, &p);
+    return conv2d_backward_weights_scratch_bytes(&l->conv, &p);
 }
 
 static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
     conv2d_params params = layer_conv2d_params(l, p->batch);
     params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
     params.relu = p->relu;
-    return op_conv2d_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out,
-                             p->saved);
+    return op_conv2d_forward(p->ctx, &l->conv, &params, p->in[0], p->tensor[0], p->tensor[1],
+                             p->out, p->saved);
 }
 
 /* A fused relu's backward runs apart, in place: both backward operations
@@ -186,11 +189,12 @@ static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
     const conv2d_params params = layer_conv2d_params(l, p->batch);
     clcnn_status status = relu_apart_backward(l, p);
     if (status == CLCNN_OK && buf_present(p->ctx, p->grad_in[0]))
-        status = op_conv2d_backward_data(p->ctx, &params, p->grad_out, p->tensor[0], p->grad_in[0]);
+        status = op_conv2d_backward_data(p->ctx, &l->conv, &params, p->grad_out, p->tensor[0],
+                                         p->grad_in[0]);
     if (status != CLCNN_OK || !buf_present(p->ctx, p->tensor_grad[0])) /* frozen */
         return status;
-    return op_conv2d_backward_weights(p->ctx, &params, p->in[0], p->grad_out, p->tensor_grad[0],
-                                      p->tensor_grad[1], p->scratch, p->saved);
+    return op_conv2d_backward_weights(p->ctx, &l->conv, &params, p->in[0], p->grad_out,
+                                      p->tensor_grad[0], p->tensor_grad[1], p->scratch, p->saved);
 }
 
 const layer_type layer_conv = {

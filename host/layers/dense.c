@@ -38,26 +38,27 @@ static void dense_init(const layer *l, float *const *values, rng *r, const layer
         memset(values[1], 0, sizeof(float) * (size_t)l->bias_count);
 }
 
-static dense_params params_of(const layer *l, int batch) {
+dense_params layer_dense_params(const layer *l, int batch) {
     const dense_params p = {batch, l->in.c, l->units, l->has_bias, 0};
     return p;
 }
 
 static clcnn_status dense_layer_forward(const layer *l, const layer_pass *p) {
-    dense_params params = params_of(l, p->batch);
+    dense_params params = layer_dense_params(l, p->batch);
     params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
     params.relu = p->relu;
-    return op_dense_forward(p->ctx, &params, p->in[0], p->tensor[0], p->tensor[1], p->out);
+    return op_dense_forward(p->ctx, &l->conv, &params, p->in[0], p->tensor[0], p->tensor[1],
+                            p->out);
 }
 
 /* A fused relu's backward runs apart, in place, as the convolution's. */
 static clcnn_status dense_layer_backward(const layer *l, const layer_pass *p) {
-    const dense_params params = params_of(l, p->batch);
+    const dense_params params = layer_dense_params(l, p->batch);
     clcnn_status status = relu_apart_backward(l, p);
     if (status != CLCNN_OK)
         return status;
-    return op_dense_backward(p->ctx, &params, p->in[0], p->tensor[0], p->grad_out, p->grad_in[0],
-                             p->tensor_grad[0], p->tensor_grad[1]);
+    return op_dense_backward(p->ctx, &l->conv, &params, p->in[0], p->tensor[0], p->grad_out,
+                             p->grad_in[0], p->tensor_grad[0], p->tensor_grad[1]);
 }
 
 const layer_type layer_dense = {

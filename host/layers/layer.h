@@ -171,6 +171,9 @@ extern const layer_type layer_relu;
 clcnn_status relu_apart_forward(const layer *l, const layer_pass *p);
 clcnn_status relu_apart_backward(const layer *l, const layer_pass *p);
 
+/* A dense layer's parameters (dense.c). */
+dense_params layer_dense_params(const layer *l, int batch);
+
 /* The tune of types that run as convolutions (conv; dense as a 1x1 one):
  * the register-blocked kernels' configurations (graph/tuner.c). */
 clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, rng *r,

@@ -633,38 +633,37 @@ static clcnn_status relu_after(clcnn_context *ctx, const conv2d_params *p, cl_me
 }
 
 /* conv2d_kept_input_floats for a forward known not to run on Winograd. */
-static int64_t kept_copy_floats(const clcnn_context *ctx, const conv2d_params *p) {
-    if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p) || use_row_kernel(p) ||
-        windows_inside_input(p))
+int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p) {
+    if (plan->forward.kernels != CONV_DIRECT || windows_inside_input(p))
         return 0;
     const int64_t floats = (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
     return floats <= INT_MAX ? floats : 0;
 }
 
-int64_t conv2d_kept_input_floats(const clcnn_context *ctx, const conv2d_params *p) {
-    return conv2d_runs_winograd(ctx, "forward", p) ? 0 : kept_copy_floats(ctx, p);
-}
-
-clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
-                                    cl_mem weight, cl_mem bias, cl_mem output, cl_mem kept_input) {
+clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                    const conv2d_params *p, cl_mem input, cl_mem weight,
+                                    cl_mem bias, cl_mem output, cl_mem kept_input) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
     /* The register-blocked and row kernels apply p->relu as they store; the
      * others leave it to relu_after. */
-    if (conv2d_runs_depthwise(p))
+    const conv_step *step = &plan->forward;
+    switch (step->kernels) {
+    case CONV_DEPTHWISE:
         return relu_after(ctx, p, output,
                           conv2d_forward_depthwise(ctx, p, input, weight, bias, output));
-    if (conv2d_runs_winograd(ctx, "forward", p))
-        return relu_after(ctx, p, output,
-                          conv2d_forward_winograd(ctx, p, input, weight, 0, bias, output));
-    if (use_direct_kernels(ctx) && use_row_kernel(p))
+    case CONV_WINOGRAD:
+        return relu_after(
+            ctx, p, output,
+            conv2d_forward_winograd(ctx, &step->config, p, input, weight, 0, bias, output));
+    case CONV_ROWS:
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
-    if (use_direct_kernels(ctx)) {
-        const direct_config config =
-            direct_config_for_conv(ctx, "forward", p, p->out_channels / conv2d_groups(p));
-        return forward_direct(ctx, &config, p, input, weight, NULL, bias, output,
-                              kept_copy_floats(ctx, p) ? kept_input : NULL);
+    case CONV_DIRECT:
+        return forward_direct(ctx, &step->config, p, input, weight, NULL, bias, output,
+                              conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
+    case CONV_TILED:
+        break;
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return relu_after(ctx, p, output,
@@ -673,7 +672,8 @@ clcnn_status conv2d_forward_keeping(clcnn_context *ctx, const conv2d_params *p, 
 
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
                             cl_mem bias, cl_mem output) {
-    return conv2d_forward_keeping(ctx, p, input, weight, bias, output, NULL);
+    const conv2d_plan plan = conv2d_plan_for(ctx, p);
+    return conv2d_forward_planned(ctx, &plan, p, input, weight, bias, output, NULL);
 }
 
 /* ---- backward data ---------------------------------------------------------------------- */
@@ -794,24 +794,34 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     return status;
 }
 
-clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
-                                  cl_mem weight, cl_mem grad_input) {
+clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                          cl_mem grad_input) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
-    if (conv2d_runs_depthwise(p))
+    const conv_step *step = &plan->backward_data;
+    switch (step->kernels) {
+    case CONV_DEPTHWISE:
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
-    if (conv2d_runs_winograd(ctx, "backward_data", p))
-        return conv2d_backward_data_winograd(ctx, p, grad_output, weight, grad_input);
-    if (use_direct_kernels(ctx) && use_rows_for_backward_data(p))
+    case CONV_WINOGRAD:
+        return conv2d_backward_data_winograd(ctx, &step->config, p, grad_output, weight,
+                                             grad_input);
+    case CONV_ROWS:
         return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
-    if (use_direct_kernels(ctx)) {
-        const direct_config config =
-            direct_config_for_conv(ctx, "backward_data", p, p->in_channels / conv2d_groups(p));
-        return conv2d_backward_data_direct(ctx, &config, p, grad_output, weight, grad_input);
+    case CONV_DIRECT:
+        return conv2d_backward_data_direct(ctx, &step->config, p, grad_output, weight, grad_input);
+    case CONV_TILED:
+        break;
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_data_tiled(ctx, &config, p, grad_output, weight, grad_input);
+}
+
+clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
+                                  cl_mem weight, cl_mem grad_input) {
+    const conv2d_plan plan = conv2d_plan_for(ctx, p);
+    return conv2d_backward_data_planned(ctx, &plan, p, grad_output, weight, grad_input);
 }
 
 /* ---- backward weights ------------------------------------------------------------------- */
@@ -1204,10 +1214,12 @@ clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
     return tuning_remember(ctx, winograd_key(operation), p, &verdict);
 }
 
-clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv2d_params *p,
-                                           cl_mem grad_output, cl_mem weight, cl_mem grad_input) {
+clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const direct_config *products,
+                                           const conv2d_params *p, cl_mem grad_output,
+                                           cl_mem weight, cl_mem grad_input) {
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
-    return conv2d_forward_winograd(ctx, &as_forward, grad_output, weight, 1, NULL, grad_input);
+    return conv2d_forward_winograd(ctx, products, &as_forward, grad_output, weight, 1, NULL,
+                                   grad_input);
 }
 
 int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
@@ -1220,33 +1232,67 @@ int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const co
     return 1;
 }
 
+/* ---- the plan: which kernels, with which configuration --------------------------------- */
+
+/* Forward and backward-data choose alike; rows: the row kernel fits the
+ * operation, channels: those the register-blocked kernels vectorise. */
+static conv_step choose_step(const clcnn_context *ctx, const char *operation,
+                             const conv2d_params *p, int channels, int rows) {
+    conv_step step = {CONV_TILED, {0, 0, 0, 0}};
+    if (conv2d_runs_depthwise(p)) {
+        step.kernels = CONV_DEPTHWISE;
+    } else if (conv2d_runs_winograd(ctx, operation, p)) {
+        const conv2d_params forward =
+            strcmp(operation, "forward") == 0 ? *p : conv2d_backward_data_as_forward(p);
+        step.kernels = CONV_WINOGRAD;
+        step.config = conv2d_winograd_products_config(ctx, &forward);
+    } else if (use_direct_kernels(ctx) && rows) {
+        step.kernels = CONV_ROWS;
+    } else if (use_direct_kernels(ctx)) {
+        step.kernels = CONV_DIRECT;
+        step.config = direct_config_for_conv(ctx, operation, p, channels);
+    }
+    return step;
+}
+
+conv2d_plan conv2d_plan_for(const clcnn_context *ctx, const conv2d_params *p) {
+    const int groups = conv2d_groups(p);
+    conv2d_plan plan;
+    plan.forward = choose_step(ctx, "forward", p, p->out_channels / groups, use_row_kernel(p));
+    plan.backward_data = choose_step(ctx, "backward_data", p, p->in_channels / groups,
+                                     use_rows_for_backward_data(p));
+    plan.backward_weights = (conv_step){CONV_TILED, {0, 0, 0, 0}};
+    if (conv2d_runs_depthwise(p)) {
+        plan.backward_weights.kernels = CONV_DEPTHWISE;
+    } else if (use_direct_kernels(ctx)) {
+        plan.backward_weights.kernels = CONV_DIRECT;
+        plan.backward_weights.config = backward_weights_direct_config(ctx, p);
+    }
+    return plan;
+}
+
 /* ---- backward weights: the path for the device ------------------------------------------ */
 
-size_t conv2d_backward_weights_scratch_bytes(const clcnn_context *ctx, const conv2d_params *p) {
-    if (conv2d_runs_depthwise(p))
-        return backward_weights_tiled_scratch_bytes(p);
-    if (use_direct_kernels(ctx)) {
-        const direct_config config = backward_weights_direct_config(ctx, p);
-        return conv2d_backward_weights_direct_scratch_bytes(&config, p);
-    }
+size_t conv2d_backward_weights_scratch_bytes(const conv2d_plan *plan, const conv2d_params *p) {
+    if (plan->backward_weights.kernels == CONV_DIRECT)
+        return conv2d_backward_weights_direct_scratch_bytes(&plan->backward_weights.config, p);
     return backward_weights_tiled_scratch_bytes(p);
 }
 
-clcnn_status conv2d_backward_weights_keeping(clcnn_context *ctx, const conv2d_params *p,
-                                             cl_mem input, cl_mem grad_output, cl_mem grad_weight,
+clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                             const conv2d_params *p, cl_mem input,
+                                             cl_mem grad_output, cl_mem grad_weight,
                                              cl_mem grad_bias, cl_mem scratch, cl_mem kept_input) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
-    if (conv2d_runs_depthwise(p))
+    if (plan->backward_weights.kernels == CONV_DEPTHWISE)
         return conv2d_backward_weights_depthwise(ctx, p, input, grad_output, grad_weight, grad_bias,
                                                  scratch);
-    if (use_direct_kernels(ctx)) {
-        const direct_config config = backward_weights_direct_config(ctx, p);
-        return backward_weights_direct(ctx, &config, p, input, grad_output, grad_weight, grad_bias,
-                                       scratch,
-                                       conv2d_kept_input_floats(ctx, p) ? kept_input : NULL);
-    }
+    if (plan->backward_weights.kernels == CONV_DIRECT)
+        return backward_weights_direct(ctx, &plan->backward_weights.config, p, input, grad_output,
+                                       grad_weight, grad_bias, scratch,
+                                       conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_weights_tiled(ctx, &config, p, input, grad_output, grad_weight,
                                          grad_bias, scratch);
@@ -1255,35 +1301,40 @@ clcnn_status conv2d_backward_weights_keeping(clcnn_context *ctx, const conv2d_pa
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
                                      cl_mem scratch) {
-    return conv2d_backward_weights_keeping(ctx, p, input, grad_output, grad_weight, grad_bias,
-                                           scratch, NULL);
+    const conv2d_plan plan = conv2d_plan_for(ctx, p);
+    return conv2d_backward_weights_planned(ctx, &plan, p, input, grad_output, grad_weight,
+                                           grad_bias, scratch, NULL);
 }
 
 /* ---- dispatch: the kernels on an OpenCL device, the reference loops otherwise ---- */
 
-clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_params *p, buf input, buf weight,
-                               buf bias, buf output, buf kept_input) {
+clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_plan *plan, const conv2d_params *p,
+                               buf input, buf weight, buf bias, buf output, buf kept_input) {
     if (context_is_opencl(ctx))
-        return conv2d_forward_keeping(ctx, p, input.mem, weight.mem, bias.mem, output.mem,
+        return conv2d_forward_planned(ctx, plan, p, input.mem, weight.mem, bias.mem, output.mem,
                                       kept_input.mem);
     conv2d_forward_ref(p, input.host, weight.host, bias.host, output.host);
     return CLCNN_OK;
 }
 
-clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, buf grad_output,
-                                     buf weight, buf grad_input) {
+clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_plan *plan,
+                                     const conv2d_params *p, buf grad_output, buf weight,
+                                     buf grad_input) {
     if (context_is_opencl(ctx))
-        return conv2d_backward_data(ctx, p, grad_output.mem, weight.mem, grad_input.mem);
+        return conv2d_backward_data_planned(ctx, plan, p, grad_output.mem, weight.mem,
+                                            grad_input.mem);
     conv2d_backward_data_ref(p, grad_output.host, weight.host, grad_input.host);
     return CLCNN_OK;
 }
 
-clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, buf input,
-                                        buf grad_output, buf grad_weight, buf grad_bias,
-                                        buf scratch, buf kept_input) {
+clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_plan *plan,
+                                        const conv2d_params *p, buf input, buf grad_output,
+                                        buf grad_weight, buf grad_bias, buf scratch,
+                                        buf kept_input) {
     if (context_is_opencl(ctx))
-        return conv2d_backward_weights_keeping(ctx, p, input.mem, grad_output.mem, grad_weight.mem,
-                                               grad_bias.mem, scratch.mem, kept_input.mem);
+        return conv2d_backward_weights_planned(ctx, plan, p, input.mem, grad_output.mem,
+                                               grad_weight.mem, grad_bias.mem, scratch.mem,
+                                               kept_input.mem);
     conv2d_backward_weights_ref(p, input.host, grad_output.host, grad_weight.host, grad_bias.host);
     return CLCNN_OK;
 }

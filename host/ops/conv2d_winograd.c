@@ -48,16 +48,20 @@ static clcnn_status launch_1d(clcnn_context *ctx, const char *name, int arg_coun
 
 /* flip_transpose: p is conv2d_backward_data_as_forward of the convolution whose
  * (p->in_channels, p->out_channels, 3, 3) filters `weight` holds. */
-clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
-                                     cl_mem weight, int flip_transpose, cl_mem bias,
-                                     cl_mem output) {
+direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p) {
+    const conv2d_params m = conv2d_winograd_products_params(p);
+    return direct_config_for_conv(ctx, "forward", &m, m.out_channels);
+}
+
+clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *config,
+                                     const conv2d_params *p, cl_mem input, cl_mem weight,
+                                     int flip_transpose, cl_mem bias, cl_mem output) {
     if (!conv2d_winograd_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
                          "whose transformed tiles fit the device's largest allocation");
     const conv2d_params m = conv2d_winograd_products_params(p);
-    const direct_config config = direct_config_for_conv(ctx, "forward", &m, m.out_channels);
-    const int padded = conv2d_direct_padded_channels(m.out_channels, &config);
+    const int padded = conv2d_direct_padded_channels(m.out_channels, config);
     const int tiles_h = m.out_height, tiles_w = m.out_width;
     const int tile_count = (int)(transformed_floats(p, p->in_channels) / 16);
     const int product_count = (int)(transformed_floats(p, p->out_channels) / 16);
@@ -92,7 +96,7 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv2d_params *p,
         const direct_forward_operands o = {
             tiles,    xi * tile_count,    filters, xi * filter_count, NULL,
             products, xi * product_count, 0};
-        status = conv2d_forward_direct_launch(ctx, &config, &m, &o);
+        status = conv2d_forward_direct_launch(ctx, config, &m, &o);
     }
 
     cl_mem bias_arg = p->has_bias ? bias : products;

@@ -19,7 +19,7 @@ static gemm_params dense_forward_gemm(const dense_params *p) {
 
 /* A dense layer is a 1x1 convolution of 1x1 images with in_features channels,
  * and on devices that run the register-blocked convolution that is the faster path. */
-static conv2d_params as_convolution(const dense_params *p) {
+conv2d_params dense_as_convolution(const dense_params *p) {
     conv2d_params c = {0};
     c.batch = p->batch;
     c.in_channels = p->in_features;
@@ -31,11 +31,11 @@ static conv2d_params as_convolution(const dense_params *p) {
     return c;
 }
 
-clcnn_status dense_forward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
-                           cl_mem bias, cl_mem output) {
+clcnn_status dense_forward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
+                           cl_mem input, cl_mem weight, cl_mem bias, cl_mem output) {
     if (use_direct_kernels(ctx)) {
-        const conv2d_params c = as_convolution(p);
-        return conv2d_forward(ctx, &c, input, weight, bias, output);
+        const conv2d_params c = dense_as_convolution(p);
+        return conv2d_forward_planned(ctx, plan, &c, input, weight, bias, output, NULL);
     }
     const gemm_params g = dense_forward_gemm(p);
     clcnn_status status = gemm(ctx, &g, input, weight, output, bias);
@@ -79,13 +79,13 @@ static gemm_params dense_grad_weight_gemm(const dense_params *p) {
     return g;
 }
 
-clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem input, cl_mem weight,
-                            cl_mem grad_output, cl_mem grad_input, cl_mem grad_weight,
-                            cl_mem grad_bias) {
+clcnn_status dense_backward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
+                            cl_mem input, cl_mem weight, cl_mem grad_output, cl_mem grad_input,
+                            cl_mem grad_weight, cl_mem grad_bias) {
     clcnn_status status = CLCNN_OK;
-    const conv2d_params c = as_convolution(p);
+    const conv2d_params c = dense_as_convolution(p);
     if (grad_input && use_direct_kernels(ctx)) {
-        status = conv2d_backward_data(ctx, &c, grad_output, weight, grad_input);
+        status = conv2d_backward_data_planned(ctx, plan, &c, grad_output, weight, grad_input);
     } else if (grad_input) {
         const gemm_params data = dense_grad_input_gemm(p);
         status = gemm(ctx, &data, grad_output, weight, grad_input, NULL);
@@ -97,11 +97,11 @@ clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem in
          * dense layer's is small, and the transposes that share the
          * workspace are done by the time this runs. */
         cl_mem scratch;
-        status = runtime_workspace(ctx, conv2d_backward_weights_scratch_bytes(ctx, &c), &scratch);
+        status = runtime_workspace(ctx, conv2d_backward_weights_scratch_bytes(plan, &c), &scratch);
         if (status != CLCNN_OK)
             return status;
-        return conv2d_backward_weights(ctx, &c, input, grad_output, grad_weight, grad_bias,
-                                       scratch);
+        return conv2d_backward_weights_planned(ctx, plan, &c, input, grad_output, grad_weight,
+                                               grad_bias, scratch, NULL);
     }
     const gemm_params weights = dense_grad_weight_gemm(p);
     status = gemm(ctx, &weights, grad_output, input, grad_weight, NULL);
@@ -112,18 +112,19 @@ clcnn_status dense_backward(clcnn_context *ctx, const dense_params *p, cl_mem in
     return reduce_channels(ctx, p->batch, p->out_features, 1, grad_output, grad_bias);
 }
 
-clcnn_status op_dense_forward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
-                              buf bias, buf output) {
+clcnn_status op_dense_forward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
+                              buf input, buf weight, buf bias, buf output) {
     if (context_is_opencl(ctx))
-        return dense_forward(ctx, p, input.mem, weight.mem, bias.mem, output.mem);
+        return dense_forward(ctx, plan, p, input.mem, weight.mem, bias.mem, output.mem);
     dense_forward_ref(p, input.host, weight.host, bias.host, output.host);
     return CLCNN_OK;
 }
 
-clcnn_status op_dense_backward(clcnn_context *ctx, const dense_params *p, buf input, buf weight,
-                               buf grad_output, buf grad_input, buf grad_weight, buf grad_bias) {
+clcnn_status op_dense_backward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
+                               buf input, buf weight, buf grad_output, buf grad_input,
+                               buf grad_weight, buf grad_bias) {
     if (context_is_opencl(ctx))
-        return dense_backward(ctx, p, input.mem, weight.mem, grad_output.mem, grad_input.mem,
+        return dense_backward(ctx, plan, p, input.mem, weight.mem, grad_output.mem, grad_input.mem,
                               grad_weight.mem, grad_bias.mem);
     dense_backward_ref(p, input.host, weight.host, grad_output.host, grad_input.host,
                        grad_weight.host, grad_bias.host);
