@@ -185,21 +185,30 @@ void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __globa
                     const int epilogue, const int first_channel, const int channels,
                     const int *image, const int *pixel, const int count,
                     const int plane STORE_STRIDE_PARAM) {
+    /* All of a work-item's channels real (the common case): the epilogue
+     * on whole vectors and the lanes stored without a test each. */
+    const int whole = first_channel + CHANNELS_PER_ITEM <= channels;
     for (int v = 0; v < NV; v++) {
-        float lanes[VW];
+        const int channel = first_channel + v * VW;
+        const floatv b = whole && (epilogue & EPILOGUE_BIAS) ? load_vector(0, bias + channel)
+                                                             : (floatv)(0.0f);
         for (int m = 0; m < count; m++) {
-            const int n = image[m];
+            const int at = (image[m] * STORE_STRIDE + channel) * plane + pixel[m];
+            float lanes[VW];
 #if VW == 1
-            lanes[0] = acc[m][v];
+            lanes[0] = whole ? finish_vector(acc[m][v], b, epilogue) : acc[m][v];
 #else
-            store_vector(acc[m][v], 0, lanes);
+            store_vector(whole ? finish_vector(acc[m][v], b, epilogue) : acc[m][v], 0, lanes);
 #endif
-            for (int j = 0; j < VW; j++) {
-                const int channel = first_channel + v * VW + j;
-                if (channel < channels)
-                    output[(n * STORE_STRIDE + channel) * plane + pixel[m]] = finish(
-                        lanes[j], (epilogue & EPILOGUE_BIAS) ? bias[channel] : 0.0f, epilogue);
+            if (whole) {
+#pragma unroll
+                for (int j = 0; j < VW; j++)
+                    output[at + j * plane] = lanes[j];
+                continue;
             }
+            for (int j = 0; j < VW && channel + j < channels; j++)
+                output[at + j * plane] = finish(
+                    lanes[j], (epilogue & EPILOGUE_BIAS) ? bias[channel + j] : 0.0f, epilogue);
         }
     }
 }
