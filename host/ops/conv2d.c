@@ -632,7 +632,6 @@ static clcnn_status relu_after(clcnn_context *ctx, const conv2d_params *p, cl_me
                               output, output);
 }
 
-/* conv2d_kept_input_floats for a forward known not to run on Winograd. */
 int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p) {
     if (plan->forward.kernels != CONV_DIRECT || windows_inside_input(p))
         return 0;
@@ -1223,13 +1222,11 @@ clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const direct_conf
 }
 
 int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
-    if (!use_direct_kernels(ctx) || conv2d_runs_depthwise(p))
-        return 0;
-    if (strcmp(operation, "forward") == 0)
-        return !conv2d_runs_winograd(ctx, operation, p) && !use_row_kernel(p);
-    if (strcmp(operation, "backward_data") == 0)
-        return !conv2d_runs_winograd(ctx, operation, p) && !use_rows_for_backward_data(p);
-    return 1;
+    const conv2d_plan plan = conv2d_plan_for(ctx, p);
+    const conv_step *step = strcmp(operation, "forward") == 0         ? &plan.forward
+                            : strcmp(operation, "backward_data") == 0 ? &plan.backward_data
+                                                                      : &plan.backward_weights;
+    return step->kernels == CONV_DIRECT;
 }
 
 /* ---- the plan: which kernels, with which configuration --------------------------------- */
