@@ -47,8 +47,9 @@
  *     miss the cache on every float. Where VW does not divide spatial, a
  *     plane's last vector is the VW floats that end the plane, and so
  *     repeats the `skip` last floats of the one before: sums leave those
- *     lanes out (kept) and stores neither read nor write them (store_at). (Planes of
- *     49 floats, 7x7, walk 7 vectors of 8 instead of 49 single floats.) */
+ *     lanes out (kept) and stores neither read nor write them (store_at).
+ *     (Planes of 49 floats, 7x7, walk 7 vectors of 8 instead of 49 single
+ *     floats.) */
 #ifndef BATCHNORM_CONTIGUOUS
 #define BATCHNORM_CONTIGUOUS 0
 #endif
