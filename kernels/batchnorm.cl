@@ -83,18 +83,35 @@ typedef int8 lane_index;
 #error "BATCHNORM_VW must be 1, 2, 4 or 8"
 #endif
 
+/* A walk visits a work-item's vectors in runs: vectors consecutive in
+ * memory with the same skip, so that a step within a run is one addition to
+ * offset (FOR_EACH_VECTOR below); the bookkeeping of planes and shares comes
+ * once a run. */
 #if BATCHNORM_CONTIGUOUS
 typedef struct channel_walk {
-    int e, end;            /* the current vector, the end of this work-item's run */
+    int e, end;            /* the run's first vector, the end of this work-item's share */
     int s, vectors;        /* e = n * vectors + s */
     int plane, plane_step; /* the offset of image n's plane, and of the next image's */
-    int offset, skip;      /* of the current vector; its lanes that repeat the one before */
+    int run;               /* vectors in the run */
+    int offset, run_end;   /* of the current vector; of the vector past the run */
+    int skip;              /* lanes of the run's vectors that repeat the vector before */
 } channel_walk;
 
+/* A plane's vectors but the last that repeats floats make one run (cut at
+ * the end of the share); that last vector is a run of its own. */
 void walk_place(channel_walk *w, const int spatial) {
-    const int last = w->s == w->vectors - 1;
-    w->offset = w->plane + (last ? spatial - BATCHNORM_VW : w->s * BATCHNORM_VW);
-    w->skip = last ? w->vectors * BATCHNORM_VW - spatial : 0;
+    const int last_skip = w->vectors * BATCHNORM_VW - spatial;
+    const int whole = last_skip ? w->vectors - 1 : w->vectors;
+    if (w->s < whole) {
+        w->run = min(whole - w->s, w->end - w->e);
+        w->offset = w->plane + w->s * BATCHNORM_VW;
+        w->skip = 0;
+    } else {
+        w->run = 1;
+        w->offset = w->plane + spatial - BATCHNORM_VW;
+        w->skip = last_skip;
+    }
+    w->run_end = w->offset + w->run * BATCHNORM_VW;
 }
 
 channel_walk walk_start(const int batch, const int spatial, const int channels, const int channel) {
@@ -119,8 +136,9 @@ int walk_more(const channel_walk *w) {
 }
 
 void walk_next(channel_walk *w, const int spatial) {
-    w->e++;
-    if (++w->s == w->vectors) {
+    w->e += w->run;
+    w->s += w->run;
+    if (w->s == w->vectors) {
         w->s = 0;
         w->plane += w->plane_step;
     }
@@ -131,10 +149,11 @@ typedef struct channel_walk {
     int e, end;      /* the current element, the end of the walk */
     int s;           /* e = n * spatial + s */
     int step_s;      /* the step in e = step_n * spatial + step_s */
-    int offset;      /* of element e: (n * channels + channel) * spatial + s */
+    int element;     /* the offset of element e: (n * channels + channel) * spatial + s */
     int offset_step; /* what a step adds to it: step_n * channels * spatial + step_s */
     int offset_wrap; /* and a carry into the next image: (channels - 1) * spatial */
-    int skip;        /* always 0: single floats */
+    int offset, run_end; /* runs of one element: offset from element to element + 1 */
+    int skip;            /* always 0: single floats */
 } channel_walk;
 
 channel_walk walk_start(const int batch, const int spatial, const int channels, const int channel) {
@@ -147,9 +166,11 @@ channel_walk walk_start(const int batch, const int spatial, const int channels, 
     w.step_s = BATCHNORM_THREADS - step_n * spatial;
     /* A work-item with no share (e past the end) never reads it; its image
      * is clamped so that the offset stays within int as the host checks. */
-    w.offset = (min(n, batch - 1) * channels + channel) * spatial + w.s;
+    w.element = (min(n, batch - 1) * channels + channel) * spatial + w.s;
     w.offset_step = step_n * channels * spatial + w.step_s;
     w.offset_wrap = (channels - 1) * spatial;
+    w.offset = w.element;
+    w.run_end = w.element + 1;
     w.skip = 0;
     return w;
 }
@@ -161,13 +182,22 @@ int walk_more(const channel_walk *w) {
 void walk_next(channel_walk *w, const int spatial) {
     w->e += BATCHNORM_THREADS;
     w->s += w->step_s;
-    w->offset += w->offset_step;
+    w->element += w->offset_step;
     if (w->s >= spatial) {
         w->s -= spatial;
-        w->offset += w->offset_wrap;
+        w->element += w->offset_wrap;
     }
+    w->offset = w->element;
+    w->run_end = w->element + 1;
 }
 #endif
+
+/* The body that follows runs once for each of the work-item's vectors of the
+ * channel, in order, with the walk w at that vector (load_at, store_at, kept). */
+#define FOR_EACH_VECTOR(w, batch, spatial, channels, channel)                                      \
+    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);            \
+         walk_next(&w, spatial))                                                                   \
+        for (; w.offset < w.run_end; w.offset += BATCHNORM_VW)
 
 /* The walk's current vector of p, and a store of v there. */
 real load_at(const __global float *p, const channel_walk *w) {
@@ -270,8 +300,7 @@ float channel_mean(const __global float *x, __local float *partial, const int ba
                    const int channels, const int channel, const int spatial) {
     compensated_sum sum = sum_start();
     int filled = 0;
-    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
-         walk_next(&w, spatial)) {
+    FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         sum.block += kept(load_at(x, &w), &w);
         if (++filled == SUM_BLOCK) {
             filled = 0;
@@ -300,8 +329,7 @@ deviation_sums channel_deviation_sums(const __global float *x, const __global fl
     compensated_sum sum1 = sum_start(), sum2 = sum_start();
     compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
     int filled = 0;
-    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
-         walk_next(&w, spatial)) {
+    FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real d = kept(load_at(x, &w) - rough_mean, &w);
         if (with_statistics) {
             sum1.block += d;
@@ -349,8 +377,7 @@ void normalise_channel(const __global float *x, __global float *y, const int bat
                        const int channels, const int channel, const int spatial,
                        const float mean_hi, const float mean_lo, const float scale,
                        const float shift, const int relu) {
-    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
-         walk_next(&w, spatial)) {
+    FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real v = ((load_at(x, &w) - mean_hi) - mean_lo) * scale + shift;
         store_at(relu ? relu_of(v) : v, y, 0, &w);
     }
@@ -375,8 +402,7 @@ void input_gradient(const __global float *x, const __global float *grad_y,
                     const int batch, const int channels, const int channel, const int spatial,
                     const float mean_hi, const float mean_lo, const float mean_dy, const float k,
                     const float scale, const int accumulate) {
-    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
-         walk_next(&w, spatial)) {
+    FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real g_y = load_at(grad_y, &w);
         const real dy = relu ? relu_masked(g_y, load_at(relu_y, &w)) : g_y;
         const real g = ((dy - mean_dy) - ((load_at(x, &w) - mean_hi) - mean_lo) * k) * scale;
@@ -603,8 +629,7 @@ __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void bat
     const float mean = running_mean[channel];
     const float scale = weight[channel] / sqrt(running_var[channel] + eps);
     const float shift = bias[channel];
-    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
-         walk_next(&w, spatial)) {
+    FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real v = (load_at(x, &w) - mean) * scale + shift;
         store_at(relu ? relu_of(v) : v, y, 0, &w);
     }
@@ -630,8 +655,7 @@ batchnorm_backward_eval(const __global float *restrict x, const __global float *
      * barriers stay out of conditional code. */
     compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
     int filled = 0;
-    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
-         walk_next(&w, spatial)) {
+    FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real dy = kept(load_at(grad_y, &w), &w);
         dy_sum.block += dy;
         dy_dev.block += dy * kept(load_at(x, &w) - mean, &w);
@@ -652,8 +676,7 @@ batchnorm_backward_eval(const __global float *restrict x, const __global float *
     if (!want_grad_x)
         return;
     const float scale = weight[channel] * invstd;
-    for (channel_walk w = walk_start(batch, spatial, channels, channel); walk_more(&w);
-         walk_next(&w, spatial)) {
+    FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real g = load_at(grad_y, &w) * scale;
         store_at(g, grad_x, accumulate, &w);
     }
