@@ -513,6 +513,8 @@ __kernel void conv2d_backward_data_direct(
 /* Positions summed from zero before they join a running total: no float sum
  * runs over a whole slice, whose rounding error would grow with its length. */
 #define TRANSPOSE_CHUNK 64
+/* The same for conv2d_backward_weights_direct's runs of whole output rows. */
+#define RUN_POSITIONS 32
 
 /* grad_output (N, K, OH, OW) -> grad_t (N*OH*OW, K_padded) at grad_t + grad_t_offset,
  * zeros in the padding; and, if has_bias, slice z's sum of each channel k at
@@ -662,56 +664,52 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
     }
 
     floatv total[WPT_P][NV];
-#pragma unroll
-    for (int m = 0; m < WPT_P; m++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-            total[m][v] = (floatv)(0.0f);
+    zero_block(total);
 
-    /* One output row (n, oh) of the slice at a time: its products are summed
-     * from zero before they join the total (add_block), as the chunks above.
-     * Only the first row may start inside; the row after (n, OH - 1) is
-     * (n + 1, 0). */
+    /* One output row (n, oh) of the slice at a time; the products of a run
+     * of whole rows, at least RUN_POSITIONS positions, are summed from zero
+     * before they join the total (add_block), as the chunks above: with
+     * short rows a run per row would cost a total's worth of additions
+     * every few positions. Only the first row may start inside; the row
+     * after (n, OH - 1) is (n + 1, 0). */
     int position = first_position;
     int n = position / OHW;
     int oh = (position - n * OHW) / OW;
     int first_ow = position - n * OHW - oh * OW;
     while (position < end_position) {
-        const int end_ow = min(OW, first_ow + (end_position - position));
-        /* The window's top-left corner in the padded input. */
-        const __global float *corner =
-            padded + padded_offset + n * IMAGE_C * plane + oh * stride_h * Wp + first_ow * stride_w;
-        const __global float *gradient =
-            grad_t + grad_t_offset + position * IMAGE_K_PADDED + first_channel;
-
-        floatv row_sum[WPT_P][NV];
-#pragma unroll
-        for (int m = 0; m < WPT_P; m++)
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                row_sum[m][v] = (floatv)(0.0f);
-        for (int ow = first_ow; ow < end_ow; ow++) {
-            floatv g[NV];
-#pragma unroll
-            for (int v = 0; v < NV; v++)
-                g[v] = load_vector(0, gradient + v * VW);
-#pragma unroll
-            for (int m = 0; m < WPT_P; m++) {
-                const float x = corner[tap_offset[m]];
+        const int run_start = position;
+        floatv run_sum[WPT_P][NV];
+        zero_block(run_sum);
+        do {
+            const int end_ow = min(OW, first_ow + (end_position - position));
+            /* The window's top-left corner in the padded input. */
+            const __global float *corner = padded + padded_offset + n * IMAGE_C * plane +
+                                           oh * stride_h * Wp + first_ow * stride_w;
+            const __global float *gradient =
+                grad_t + grad_t_offset + position * IMAGE_K_PADDED + first_channel;
+            for (int ow = first_ow; ow < end_ow; ow++) {
+                floatv g[NV];
 #pragma unroll
                 for (int v = 0; v < NV; v++)
-                    row_sum[m][v] = fma((floatv)(x), g[v], row_sum[m][v]);
+                    g[v] = load_vector(0, gradient + v * VW);
+#pragma unroll
+                for (int m = 0; m < WPT_P; m++) {
+                    const float x = corner[tap_offset[m]];
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        run_sum[m][v] = fma((floatv)(x), g[v], run_sum[m][v]);
+                }
+                gradient += IMAGE_K_PADDED;
+                corner += stride_w;
             }
-            gradient += IMAGE_K_PADDED;
-            corner += stride_w;
-        }
-        add_block(total, row_sum);
-        position += end_ow - first_ow;
-        first_ow = 0;
-        if (++oh == OH) {
-            oh = 0;
-            n++;
-        }
+            position += end_ow - first_ow;
+            first_ow = 0;
+            if (++oh == OH) {
+                oh = 0;
+                n++;
+            }
+        } while (position < end_position && position - run_start < RUN_POSITIONS);
+        add_block(total, run_sum);
     }
 
     /* Each lane is one output channel, whose taps are CRS apart. */
