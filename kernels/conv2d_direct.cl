@@ -590,28 +590,39 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
  * padded[n, c, ph, pw] = input[n, c, ph - pad_top, pw - pad_left], zero
  * outside the input. Hp = (OH-1)*stride_h + R and Wp = (OW-1)*stride_w + S
  * cover every window (rows and columns no window reaches are left out).
- * One work-item per padded row: launch global (N*C*Hp), any local size. */
+ * One work-item per plane (n, c), its rows one after the other: a
+ * work-item per row spent more on finding its row than on copying it.
+ * Launch global (N*C), any local size. */
 __kernel void conv2d_pad_input(const __global float *restrict input,
                                __global float *restrict padded, const int padded_offset,
                                const int H, const int W, const int pad_top, const int pad_left,
-                               const int Hp, const int Wp, const int rows) {
-    const int row = get_global_id(0);
-    if (row >= rows)
+                               const int Hp, const int Wp, const int planes) {
+    const int plane = get_global_id(0);
+    if (plane >= planes)
         return;
-    const int plane = row / Hp; /* n*C + c */
-    const int ih = row - plane * Hp - pad_top;
-    __global float *out = padded + padded_offset + row * Wp;
-    /* Columns [first_inside, end_inside) come from the input. */
+    __global float *out = padded + padded_offset + plane * Hp * Wp;
+    /* Columns [first_inside, end_inside) of an input row's padded copy come from the input. */
     const int first_inside = min(pad_left, Wp);
-    const int end_inside = ih >= 0 && ih < H ? clamp(W + pad_left, first_inside, Wp) : first_inside;
-    const __global float *in = input + (plane * H + ih) * W - pad_left;
-    int pw = 0;
-    for (; pw < first_inside; pw++)
-        out[pw] = 0.0f;
-    for (; pw < end_inside; pw++)
-        out[pw] = in[pw];
-    for (; pw < Wp; pw++)
-        out[pw] = 0.0f;
+    const int end_inside = clamp(W + pad_left, first_inside, Wp);
+    for (int ph = 0; ph < Hp; ph++, out += Wp) {
+        const int ih = ph - pad_top;
+        const int end = ih >= 0 && ih < H ? end_inside : first_inside;
+        const __global float *in = input + (plane * H + ih) * W - pad_left;
+        int pw = 0;
+        for (; pw < first_inside; pw++)
+            out[pw] = 0.0f;
+        /* vload and vstore need no alignment beyond a float's. */
+        for (; pw + 8 <= end; pw += 8)
+            vstore8(vload8(0, in + pw), 0, out + pw);
+        if (pw + 4 <= end) {
+            vstore4(vload4(0, in + pw), 0, out + pw);
+            pw += 4;
+        }
+        for (; pw < end; pw++)
+            out[pw] = in[pw];
+        for (; pw < Wp; pw++)
+            out[pw] = 0.0f;
+    }
 }
 
 /* padded (at padded + padded_offset) is conv2d_pad_input's (N, C, Hp, Wp),

@@ -162,15 +162,15 @@ static clcnn_status pad_input(clcnn_context *ctx, const char *options, const con
         runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &kernel);
     if (status != CLCNN_OK)
         return status;
-    const int rows = p->batch * p->in_channels * padded_h;
+    const int planes = p->batch * p->in_channels;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &input},     {sizeof(cl_mem), &padded},   {sizeof(int), &padded_offset},
         {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
         {sizeof(int), &p->pad_left},  {sizeof(int), &padded_h},    {sizeof(int), &padded_w},
-        {sizeof(int), &rows},
+        {sizeof(int), &planes},
     };
     const size_t local[1] = {16};
-    const size_t global[1] = {(size_t)rows};
+    const size_t global[1] = {(size_t)planes};
     return runtime_launch(ctx, kernel, "conv2d_pad_input", sizeof(args) / sizeof(args[0]), args, 1,
                           global, local);
 }
