@@ -516,11 +516,29 @@ __kernel void conv2d_backward_data_direct(
 /* The same for conv2d_backward_weights_direct's runs of whole output rows. */
 #define RUN_POSITIONS 32
 
+/* `count` positions of one image from pixel on, a row of VW lanes of grad_t
+ * each (the first at column, rows `stride` apart; returns the row after):
+ * lane j reads image[lane_plane[j] + pixel], or stores 0 from lane
+ * valid_lanes on, and adds what it stores to chunk_sum[j]. */
+__global float *transpose_run(const __global float *image, const int lane_plane[VW],
+                              const int valid_lanes, int pixel, const int count,
+                              __global float *column, const int stride, float chunk_sum[VW]) {
+    for (int i = 0; i < count; i++, pixel++) {
+#pragma unroll
+        for (int j = 0; j < VW; j++) {
+            const float g = j < valid_lanes ? image[lane_plane[j] + pixel] : 0.0f;
+            column[j] = g;
+            chunk_sum[j] += g;
+        }
+        column += stride;
+    }
+    return column;
+}
+
 /* grad_output (N, K, OH, OW) -> grad_t (N*OH*OW, K_padded) at grad_t + grad_t_offset,
  * zeros in the padding; and, if has_bias, slice z's sum of each channel k at
  * bias_out[bias_offset + z * slice_stride + k]. A work-item takes VW channels
- * of one slice: per position VW scalar loads, one vector store and one vector
- * add. Launch: global (K_padded / VW, slices), any local size. */
+ * of one slice. Launch: global (K_padded / VW, slices), any local size. */
 __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_output,
                                            __global float *restrict grad_t, const int grad_t_offset,
                                            __global float *restrict bias_out, const int bias_offset,
@@ -544,46 +562,52 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
     const int first_position = slice * slice_length;
     const int end_position = min(first_position + slice_length, positions);
 
-    /* Each lane's channel plane within an image; lanes past the last channel
-     * are zero. */
-    int lane_plane[VW], lane_valid[VW];
+    /* Per position each lane's float is read from its channel's plane and
+     * stored in its own column of grad_t, and summed in a chain of its own:
+     * building a vector from a private array of lanes had cost ten
+     * instructions a float on PoCL. Lanes past the last channel read that
+     * channel and store 0. */
+    int lane_plane[VW];
+    float total[VW], chunk_sum[VW];
 #pragma unroll
     for (int j = 0; j < VW; j++) {
-        lane_valid[j] = first_channel + j < K;
         lane_plane[j] = min(first_channel + j, K - 1) * OHW;
+        total[j] = 0.0f;
     }
-
-    /* The current image, and the pixel within it. */
+    const int valid_lanes = K - first_channel;
+    __global float *column = grad_t + grad_t_offset + first_channel + first_position * IMAGE_K_PADDED;
     int n = first_position / OHW;
     int pixel = first_position - n * OHW;
     const __global float *image = grad_output + n * IMAGE_K * OHW;
-    __global float *out = grad_t + grad_t_offset + first_channel;
-    floatv total = (floatv)(0.0f);
     for (int chunk = first_position; chunk < end_position; chunk += TRANSPOSE_CHUNK) {
         const int end = min(chunk + TRANSPOSE_CHUNK, end_position);
-        floatv chunk_sum = (floatv)(0.0f);
-        for (int position = chunk; position < end; position++) {
-            float lanes[VW];
 #pragma unroll
-            for (int j = 0; j < VW; j++)
-                lanes[j] = lane_valid[j] ? image[lane_plane[j] + pixel] : 0.0f;
-            const floatv g = load_vector(0, lanes);
-            store_vector(g, 0, out + position * IMAGE_K_PADDED);
-            chunk_sum += g;
-            pixel++;
+        for (int j = 0; j < VW; j++)
+            chunk_sum[j] = 0.0f;
+        /* Runs of positions within one image. */
+        for (int position = chunk; position < end;) {
+            const int run_end = min(end, position + OHW - pixel);
+            /* Every lane real, as nearly always: no test per lane. */
+            if (valid_lanes >= VW)
+                column = transpose_run(image, lane_plane, VW, pixel, run_end - position, column,
+                                       IMAGE_K_PADDED, chunk_sum);
+            else
+                column = transpose_run(image, lane_plane, valid_lanes, pixel, run_end - position,
+                                       column, IMAGE_K_PADDED, chunk_sum);
+            pixel += run_end - position;
+            position = run_end;
             if (pixel == OHW) {
                 pixel = 0;
                 image += IMAGE_K * OHW;
             }
         }
-        total += chunk_sum;
+#pragma unroll
+        for (int j = 0; j < VW; j++)
+            total[j] += chunk_sum[j];
     }
-    if (has_bias) {
-        float lanes[VW];
-        store_vector(total, 0, lanes);
-        for (int j = 0; j < VW && first_channel + j < K; j++)
-            bias_out[bias_offset + slice * slice_stride + first_channel + j] = lanes[j];
-    }
+    if (has_bias)
+        for (int j = 0; j < VW && j < valid_lanes; j++)
+            bias_out[bias_offset + slice * slice_stride + first_channel + j] = total[j];
 }
 
 /* input (N, C, H, W) -> padded (N, C, Hp, Wp) at padded + padded_offset:
