@@ -13,38 +13,30 @@
  * medians (kernel plus launch), GB/s of the tensors read and written once
  * (forward 2, backward 3 or with RELU 4 floats an element) and the fastest
  * call, then the device time per kernel over all the calls. */
+#include "harness.h"
 #include "ops.h"
 #include "ops/batchnorm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
-enum { CALLS = 17, WARM_UP = 2, TIMED = CALLS - WARM_UP };
+typedef struct batchnorm_layer {
+    int contiguous, batch, channels, spatial, relu;
+    cl_mem x, y, grad_y, grad_x, weight, bias, mean, var, grad_weight, grad_bias, saved;
+} batchnorm_layer;
 
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static cl_mem random_buffer(clcnn_context *ctx, size_t count, float low) {
-    float *values = malloc(sizeof(float) * count);
-    cl_mem buffer = NULL;
-    if (!values)
-        return NULL;
-    for (size_t i = 0; i < count; i++)
-        values[i] = low + (float)rand() / (float)RAND_MAX;
-    if (buffer_create(ctx, sizeof(float) * count, &buffer) != CLCNN_OK ||
-        buffer_write(ctx, buffer, 0, sizeof(float) * count, values) != CLCNN_OK)
-        buffer = NULL;
-    free(values);
-    return buffer;
+static clcnn_status run(clcnn_context *ctx, int op, void *layer) {
+    const batchnorm_layer *l = layer;
+    if (op == 0)
+        return batchnorm_forward_train(ctx, l->contiguous, l->batch, l->channels, l->spatial, 1e-5f,
+                                       0.1f, l->x, l->weight, l->bias, l->mean, l->var, l->y,
+                                       l->saved, l->relu);
+    if (op == 1)
+        return batchnorm_backward(ctx, l->contiguous, l->batch, l->channels, l->spatial, 1e-5f,
+                                  l->x, l->grad_y, l->weight, l->grad_x, 0, l->grad_weight,
+                                  l->grad_bias, l->saved, l->relu ? l->y : NULL);
+    return batchnorm_forward_eval(ctx, l->contiguous, l->batch, l->channels, l->spatial, 1e-5f,
+                                  l->x, l->weight, l->bias, l->mean, l->var, l->y, l->relu);
 }
 
 int main(int argc, char **argv) {
@@ -75,41 +67,35 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", clcnn_last_error(ctx));
         return 1;
     }
-    const int contiguous = batchnorm_contiguous_walk(ctx);
-    clcnn_profile_enable(ctx, 1);
+    batchnorm_layer layer = {batchnorm_contiguous_walk(ctx),
+                             batch,
+                             channels,
+                             spatial,
+                             relu,
+                             x,
+                             y,
+                             grad_y,
+                             grad_x,
+                             weight,
+                             bias,
+                             mean,
+                             var,
+                             grad_weight,
+                             grad_bias,
+                             saved};
     static const char *const names[3] = {"forward (train)", "backward", "forward (eval)"};
     double times[3][TIMED];
-    for (int call = 0; call < CALLS; call++)
-        for (int op = 0; op < 3; op++) {
-            const double start = seconds();
-            clcnn_status status =
-                op == 0 ? batchnorm_forward_train(ctx, contiguous, batch, channels, spatial, 1e-5f,
-                                                  0.1f, x, weight, bias, mean, var, y, saved, relu)
-                : op == 1 ? batchnorm_backward(ctx, contiguous, batch, channels, spatial, 1e-5f, x,
-                                               grad_y, weight, grad_x, 0, grad_weight, grad_bias,
-                                               saved, relu ? y : NULL)
-                          : batchnorm_forward_eval(ctx, contiguous, batch, channels, spatial, 1e-5f,
-                                                   x, weight, bias, mean, var, y, relu);
-            clFinish(ctx->queue);
-            if (status != CLCNN_OK) {
-                fprintf(stderr, "%s: %s\n", names[op], clcnn_last_error(ctx));
-                return 1;
-            }
-            if (call >= WARM_UP)
-                times[op][call - WARM_UP] = seconds() - start;
-        }
+    if (time_operations(ctx, names, run, &layer, times))
+        return 1;
     printf("batchnorm, %d channels, %dx%d, batch %d%s:", channels, size, size, batch,
            relu ? ", relu" : "");
     const double floats[3] = {2.0, relu ? 4.0 : 3.0, 2.0};
     for (int op = 0; op < 3; op++) {
-        qsort(times[op], TIMED, sizeof(double), compare_doubles);
         const double median = times[op][TIMED / 2];
         printf(" %s %.3f ms (%.1f GB/s, fastest %.3f ms)%s", names[op], 1e3 * median,
                4e-9 * floats[op] * (double)count / median, 1e3 * times[op][0], op < 2 ? "," : "\n");
     }
-    char report[4096];
-    clcnn_profile_report(ctx, report, sizeof(report));
-    fputs(report, stdout);
+    print_profile(ctx);
     cl_mem *buffers[] = {&x,    &y,   &grad_y,      &grad_x,    &weight, &bias,
                          &mean, &var, &grad_weight, &grad_bias, &saved};
     for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++)

@@ -11,37 +11,28 @@
  * two not counted; prints the medians (kernel plus launch), GFLOP/s and the
  * fastest call (on a shared machine the least disturbed),
  * then the device time per kernel over all the calls. */
+#include "harness.h"
 #include "ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
-enum { CALLS = 17, WARM_UP = 2, TIMED = CALLS - WARM_UP };
+typedef struct conv_layer {
+    conv2d_params p;
+    conv2d_plan plan;
+    cl_mem input, weight, bias, output, grad_input, grad_weight, grad_bias, scratch;
+} conv_layer;
 
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static cl_mem random_buffer(clcnn_context *ctx, size_t count) {
-    float *values = malloc(sizeof(float) * count);
-    cl_mem buffer = NULL;
-    if (!values)
-        return NULL;
-    for (size_t i = 0; i < count; i++)
-        values[i] = (float)rand() / (float)RAND_MAX - 0.5f;
-    if (buffer_create(ctx, sizeof(float) * count, &buffer) != CLCNN_OK ||
-        buffer_write(ctx, buffer, 0, sizeof(float) * count, values) != CLCNN_OK)
-        buffer = NULL;
-    free(values);
-    return buffer;
+static clcnn_status run(clcnn_context *ctx, int op, void *layer) {
+    const conv_layer *l = layer;
+    if (op == 0)
+        return conv2d_forward_planned(ctx, &l->plan, &l->p, l->input, l->weight, l->bias, l->output,
+                                      NULL);
+    if (op == 1)
+        return conv2d_backward_data_planned(ctx, &l->plan, &l->p, l->output, l->weight,
+                                            l->grad_input);
+    return conv2d_backward_weights_planned(ctx, &l->plan, &l->p, l->input, l->output,
+                                           l->grad_weight, l->grad_bias, l->scratch, NULL);
 }
 
 int main(int argc, char **argv) {
@@ -71,50 +62,36 @@ int main(int argc, char **argv) {
     const size_t outputs = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
     const size_t taps = (size_t)p.kernel_h * p.kernel_w;
     const size_t weights = (size_t)p.out_channels * (p.in_channels / p.groups) * taps;
-    cl_mem input = random_buffer(ctx, inputs), weight = random_buffer(ctx, weights);
-    cl_mem bias = random_buffer(ctx, (size_t)p.out_channels);
-    cl_mem output = random_buffer(ctx, outputs), grad_input = random_buffer(ctx, inputs);
-    cl_mem grad_weight = random_buffer(ctx, weights);
-    cl_mem grad_bias = random_buffer(ctx, (size_t)p.out_channels);
+    cl_mem input = random_buffer(ctx, inputs, -0.5f), weight = random_buffer(ctx, weights, -0.5f);
+    cl_mem bias = random_buffer(ctx, (size_t)p.out_channels, -0.5f);
+    cl_mem output = random_buffer(ctx, outputs, -0.5f),
+           grad_input = random_buffer(ctx, inputs, -0.5f);
+    cl_mem grad_weight = random_buffer(ctx, weights, -0.5f);
+    cl_mem grad_bias = random_buffer(ctx, (size_t)p.out_channels, -0.5f);
     const conv2d_plan plan = conv2d_plan_for(ctx, &p);
-    cl_mem scratch = random_buffer(ctx, conv2d_backward_weights_scratch_bytes(&plan, &p) / 4 + 1);
+    cl_mem scratch =
+        random_buffer(ctx, conv2d_backward_weights_scratch_bytes(&plan, &p) / 4 + 1, -0.5f);
     if (!input || !weight || !bias || !output || !grad_input || !grad_weight || !grad_bias ||
         !scratch) {
         fprintf(stderr, "%s\n", clcnn_last_error(ctx));
         return 1;
     }
-    clcnn_profile_enable(ctx, 1);
+    conv_layer layer = {p,      plan,       input,       weight,    bias,
+                        output, grad_input, grad_weight, grad_bias, scratch};
     static const char *const names[3] = {"forward", "backward-data", "backward-weights"};
     double times[3][TIMED];
-    for (int call = 0; call < CALLS; call++)
-        for (int op = 0; op < 3; op++) {
-            const double start = seconds();
-            clcnn_status status =
-                op == 0 ? conv2d_forward_planned(ctx, &plan, &p, input, weight, bias, output, NULL)
-                : op == 1 ? conv2d_backward_data_planned(ctx, &plan, &p, output, weight, grad_input)
-                          : conv2d_backward_weights_planned(ctx, &plan, &p, input, output,
-                                                            grad_weight, grad_bias, scratch, NULL);
-            clFinish(ctx->queue);
-            if (status != CLCNN_OK) {
-                fprintf(stderr, "%s: %s\n", names[op], clcnn_last_error(ctx));
-                return 1;
-            }
-            if (call >= WARM_UP)
-                times[op][call - WARM_UP] = seconds() - start;
-        }
+    if (time_operations(ctx, names, run, &layer, times))
+        return 1;
     printf("%dx%d pad %d, %d -> %d channels in %d groups, %dx%d, batch %d, stride %d:", p.kernel_h,
            p.kernel_w, p.pad_top, p.in_channels, p.out_channels, p.groups, p.in_height, p.in_width,
            p.batch, p.stride_h);
     const double flops = 2.0 * (double)outputs * (p.in_channels / p.groups) * (double)taps;
     for (int op = 0; op < 3; op++) {
-        qsort(times[op], TIMED, sizeof(double), compare_doubles);
         const double median = times[op][TIMED / 2];
         printf(" %s %.2f ms (%.1f GFLOP/s, fastest %.2f ms)%s", names[op], 1e3 * median,
                1e-9 * flops / median, 1e3 * times[op][0], op < 2 ? "," : "\n");
     }
-    char report[4096];
-    clcnn_profile_report(ctx, report, sizeof(report));
-    fputs(report, stdout);
+    print_profile(ctx);
     buffer_release(&input);
     buffer_release(&weight);
     buffer_release(&bias);
