@@ -565,8 +565,8 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
     /* Per position each lane's float is read from its channel's plane and
      * stored in its own column of grad_t, and summed in a chain of its own:
      * building a vector from a private array of lanes had cost ten
-     * instructions a float on PoCL. Lanes past the last channel read that
-     * channel and store 0. */
+     * instructions a float on PoCL. Lanes past the last channel store 0
+     * (their planes, clamped to the last channel's, are never read). */
     int lane_plane[VW];
     float total[VW], chunk_sum[VW];
 #pragma unroll
