@@ -19,13 +19,20 @@
  * about five times as fast as 1). At a row's edges the taps read a clamped
  * address and select zero outside the input rather than branching, so the
  * results' loops stay straight-line code; inside it they read vectors (see
- * ROW_VECTORS). Any shape works. Launch: forward global (X, OH, N*K),
- * backward-data (X, H, N*C), any local size, where X is ceil(OW / WPT_W)
- * (resp. W) or fewer: a work-item steps along the row by X * WPT_W results
- * (CHUNK_STEP), so with X = 1 it walks the whole row; backward-weights as
- * described there. */
+ * ROW_VECTORS). -D TILE_ROWS: the rows of results a work-item computes
+ * (forward: output rows, backward-data: input rows), 1 or more; with row
+ * vectors each row's sum is a chain of multiply-adds of its own, and 8 rows
+ * keep a CPU's two FMA units busy through their latency where one row's
+ * chain had bound the work-item. Any shape works. Launch: forward global
+ * (X, ceil(OH / TILE_ROWS), N*K), backward-data (X, ceil(H / TILE_ROWS),
+ * N*C), any local size, where X is ceil(OW / WPT_W) (resp. W) or fewer: a
+ * work-item steps along the row by X * WPT_W results (CHUNK_STEP), so with
+ * X = 1 it walks the whole row; backward-weights as described there. */
 #ifndef WPT_W
 #define WPT_W 1
+#endif
+#ifndef TILE_ROWS
+#define TILE_ROWS 1
 #endif
 
 /* With WPT_W 4, 8 or 16, a work-item whose results and taps all lie inside
@@ -54,6 +61,54 @@ typedef VECTOR_TYPE(WPT_W) row_vector;
 #else
 #define load_row_stride2(p) (vload8(0, p).even)
 #endif
+/* Where a work-item's taps leave the input (a row's edges, rows in the
+ * padding), it copies what they read of each input row into a private span,
+ * zeros outside the input, and reads each tap's vector from there. A span
+ * holds 2 * WPT_W + EDGE_REACH floats, so taps reaching up to EDGE_REACH
+ * columns (dilation * (S - 1)) past the first lane's, at strides 1 and 2,
+ * take this walk; others keep the scalar one. */
+#define EDGE_REACH 32
+typedef float edge_span[2 * WPT_W + EDGE_REACH];
+
+/* span[i] = line[first + i] for first + i in [0, limit), else 0, for i < length;
+ * line[0] must be readable (it is read, and not used, for lanes outside).
+ * A span wholly inside the row is copied a vector at a time. */
+void fill_span(edge_span span, const __global float *line, const int first, const int length,
+               const int limit) {
+    int i = 0;
+    if (first >= 0 && first + length <= limit)
+        for (; i + WPT_W <= length; i += WPT_W)
+            store_row(load_row(line + first + i), span + i);
+    for (; i < length; i++) {
+        const int column = first + i;
+        const int inside = column >= 0 && column < limit;
+        const float x = line[inside ? column : 0];
+        span[i] = inside ? x : 0.0f;
+    }
+}
+
+/* The taps s < S of one tap row, weights taps[s], into the sums total[i]
+ * of a work-item's rows i, LOAD giving row i's vector for tap s. */
+#define TILE_TAPS(LOAD)                                                                            \
+    do {                                                                                           \
+        for (int s = 0; s < S; s++) {                                                              \
+            const float w = taps[s];                                                               \
+            _Pragma("unroll") for (int i = 0; i < TILE_ROWS; i++) total[i] =                       \
+                fma(w, LOAD, total[i]);                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* The first `count` lanes of v to out (all of them when count >= WPT_W). */
+void store_row_lanes(const row_vector v, __global float *out, const int count) {
+    if (count >= WPT_W) {
+        store_row(v, out);
+        return;
+    }
+    float lanes[WPT_W];
+    store_row(v, lanes);
+    for (int j = 0; j < count; j++)
+        out[j] = lanes[j];
+}
 #else
 #define ROW_VECTORS 0
 #endif
@@ -71,19 +126,19 @@ __kernel void conv2d_depthwise_forward(
     const int W, const int K, const int R, const int S, const int stride_h, const int stride_w,
     const int pad_top, const int pad_left, const int dilation_h, const int dilation_w, const int OH,
     const int OW, const int groups, const int has_bias) {
-    const int oh = get_global_id(1);
+    const int first_oh = get_global_id(1) * TILE_ROWS;
     const int plane = get_global_id(2); /* n*K + k */
-    if (oh >= OH)
+    if (first_oh >= OH)
         return;
+    const int rows = min(TILE_ROWS, OH - first_oh);
     const int n = plane / K;
     const int k = plane - n * K;
     const int Cg = C / groups;
     const int first_channel = k / (K / groups) * Cg;
-    const int top = oh * stride_h - pad_top;
     const __global float *image = input + (n * C + first_channel) * H * W;
     const __global float *filter = weight + k * Cg * R * S;
     const float add = has_bias ? bias[k] : 0.0f;
-    __global float *out = output + (plane * OH + oh) * OW;
+    __global float *out = output + (plane * OH + first_oh) * OW;
 #if ROW_VECTORS
     /* The last tap's last read past a chunk's left (for stride 2, the odd
      * lane after the last result, which the even lanes' load reads too). */
@@ -93,47 +148,72 @@ __kernel void conv2d_depthwise_forward(
     for (int first_ow = get_global_id(0) * WPT_W; first_ow < OW; first_ow += CHUNK_STEP) {
         const int left = first_ow * stride_w - pad_left;
 #if ROW_VECTORS
-        if ((stride_w == 1 || stride_w == 2) && left >= 0 && left + reach < W &&
-            first_ow + WPT_W <= OW) {
-            row_vector total = 0.0f;
+        const int inside = (stride_w == 1 || stride_w == 2) && left >= 0 && left + reach < W &&
+                           first_ow + WPT_W <= OW;
+        if ((stride_w == 1 || stride_w == 2) && reach < 2 * WPT_W + EDGE_REACH) {
+            row_vector total[TILE_ROWS];
+            edge_span span[TILE_ROWS];
+#pragma unroll
+            for (int i = 0; i < TILE_ROWS; i++)
+                total[i] = 0.0f;
+            const int row_step = stride_h * W;
+            for (int c = 0; c < Cg; c++)
+                for (int r = 0; r < R; r++) {
+                    const int first_ih = first_oh * stride_h - pad_top + r * dilation_h;
+                    const __global float *taps = filter + (c * R + r) * S;
+                    if (inside && first_ih >= 0 && first_ih + (TILE_ROWS - 1) * stride_h < H) {
+                        const __global float *line = image + (c * H + first_ih) * W + left;
+                        if (stride_w == 1)
+                            TILE_TAPS(load_row(line + i * row_step + s * dilation_w));
+                        else
+                            TILE_TAPS(load_row_stride2(line + i * row_step + s * dilation_w));
+                        continue;
+                    }
+                    /* A row outside the input (or past the tile's last) reads zeros. */
+#pragma unroll
+                    for (int i = 0; i < TILE_ROWS; i++) {
+                        const int ih = first_ih + i * stride_h;
+                        const int real = i < rows && ih >= 0 && ih < H;
+                        fill_span(span[i], image + (real ? (c * H + ih) * W : 0), left, reach + 1,
+                                  real ? W : 0);
+                    }
+                    if (stride_w == 1)
+                        TILE_TAPS(load_row(span[i] + s * dilation_w));
+                    else
+                        TILE_TAPS(load_row_stride2(span[i] + s * dilation_w));
+                }
+#pragma unroll
+            for (int i = 0; i < TILE_ROWS; i++)
+                if (i < rows)
+                    store_row_lanes(total[i] + add, out + i * OW + first_ow, OW - first_ow);
+            continue;
+        }
+#endif
+        for (int i = 0; i < rows; i++) {
+            const int top = (first_oh + i) * stride_h - pad_top;
+            float sum[WPT_W];
+            for (int j = 0; j < WPT_W; j++)
+                sum[j] = 0.0f;
             for (int c = 0; c < Cg; c++)
                 for (int r = 0; r < R; r++) {
                     const int ih = top + r * dilation_h;
                     if (ih < 0 || ih >= H)
                         continue;
-                    const __global float *line = image + (c * H + ih) * W + left;
+                    const __global float *line = image + (c * H + ih) * W;
                     for (int s = 0; s < S; s++) {
                         const float w = filter[(c * R + r) * S + s];
-                        const __global float *at = line + s * dilation_w;
-                        total = fma(w, stride_w == 1 ? load_row(at) : load_row_stride2(at), total);
-                    }
-                }
-            store_row(total + add, out + first_ow);
-            continue;
-        }
-#endif
-        float sum[WPT_W];
-        for (int j = 0; j < WPT_W; j++)
-            sum[j] = 0.0f;
-        for (int c = 0; c < Cg; c++)
-            for (int r = 0; r < R; r++) {
-                const int ih = top + r * dilation_h;
-                if (ih < 0 || ih >= H)
-                    continue;
-                const __global float *line = image + (c * H + ih) * W;
-                for (int s = 0; s < S; s++) {
-                    const float w = filter[(c * R + r) * S + s];
 #pragma unroll
-                    for (int j = 0; j < WPT_W; j++) {
-                        const int iw = left + j * stride_w + s * dilation_w;
-                        const int inside = iw >= 0 && iw < W;
-                        const float x = line[inside ? iw : 0];
-                        sum[j] = fma(w, inside ? x : 0.0f, sum[j]);
+                        for (int j = 0; j < WPT_W; j++) {
+                            const int iw = left + j * stride_w + s * dilation_w;
+                            const int inside = iw >= 0 && iw < W;
+                            const float x = line[inside ? iw : 0];
+                            sum[j] = fma(w, inside ? x : 0.0f, sum[j]);
+                        }
                     }
                 }
-            }
-        for (int j = 0; j < WPT_W && first_ow + j < OW; j++)
-            out[first_ow + j] = sum[j] + add;
+            for (int j = 0; j < WPT_W && first_ow + j < OW; j++)
+                out[i * OW + first_ow + j] = sum[j] + add;
+        }
     }
 }
 
@@ -158,24 +238,69 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
                                              const int pad_top, const int pad_left,
                                              const int dilation_h, const int dilation_w,
                                              const int OH, const int OW, const int groups) {
-    const int ih = get_global_id(1);
+    const int first_ih = get_global_id(1) * TILE_ROWS;
     const int plane = get_global_id(2); /* n*C + ci */
-    if (ih >= H)
+    if (first_ih >= H)
         return;
+    const int rows = min(TILE_ROWS, H - first_ih);
     const int n = plane / C;
     const int ci = plane - n * C;
     const int Cg = C / groups, Kg = K / groups;
     const int group = ci / Cg;
     const int c = ci - group * Cg;
-    __global float *out = grad_input + (plane * H + ih) * W;
+    __global float *out = grad_input + (plane * H + first_ih) * W;
+    const int taps_reach = dilation_w * (S - 1);
 
     for (int first_iw = get_global_id(0) * WPT_W; first_iw < W; first_iw += CHUNK_STEP) {
 #if ROW_VECTORS
-        /* Stride 1 along the row, and every tap's WPT_W gradient columns inside
-         * the output's row: as the forward, one vector read per tap. */
-        if (stride_w == 1 && first_iw + pad_left - dilation_w * (S - 1) >= 0 &&
-            first_iw + pad_left + WPT_W <= OW && first_iw + WPT_W <= W) {
-            row_vector total = 0.0f;
+        /* Stride 1 along the row: lane j of tap s reads gradient column
+         * first + j + taps_reach - s * dilation_w. With every tap's columns
+         * inside the output's row, a vector read per tap, as the forward;
+         * at the edges, from a span. */
+        const int first = first_iw + pad_left - taps_reach;
+        const int inside = first >= 0 && first_iw + pad_left + WPT_W <= OW && first_iw + WPT_W <= W;
+        if (stride_w == 1 && taps_reach <= EDGE_REACH) {
+            row_vector total[TILE_ROWS];
+            edge_span span[TILE_ROWS];
+#pragma unroll
+            for (int i = 0; i < TILE_ROWS; i++)
+                total[i] = 0.0f;
+            for (int k = group * Kg; k < (group + 1) * Kg; k++) {
+                const __global float *gradient = grad_output + (n * K + k) * OH * OW;
+                const __global float *filter = weight + (k * Cg + c) * R * S;
+                for (int r = 0; r < R; r++) {
+                    const __global float *taps = filter + r * S;
+                    /* With stride 1 down the columns, row i takes gradient row first_oh + i. */
+                    const int first_oh = first_ih + pad_top - r * dilation_h;
+                    if (inside && stride_h == 1 && first_oh >= 0 && first_oh + TILE_ROWS <= OH) {
+                        const __global float *line = gradient + first_oh * OW + first + taps_reach;
+                        TILE_TAPS(load_row(line + i * OW - s * dilation_w));
+                        continue;
+                    }
+                    /* A row no gradient row reaches (or past the tile's last) reads zeros. */
+#pragma unroll
+                    for (int i = 0; i < TILE_ROWS; i++) {
+                        const int oh = i < rows ? reaching_row(first_ih + i, r, pad_top,
+                                                               dilation_h, stride_h, OH)
+                                                : -1;
+                        fill_span(span[i], gradient + max(oh, 0) * OW, first, WPT_W + taps_reach,
+                                  oh >= 0 ? OW : 0);
+                    }
+                    TILE_TAPS(load_row(span[i] + taps_reach - s * dilation_w));
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < TILE_ROWS; i++)
+                if (i < rows)
+                    store_row_lanes(total[i], out + i * W + first_iw, W - first_iw);
+            continue;
+        }
+#endif
+        for (int i = 0; i < rows; i++) {
+            const int ih = first_ih + i;
+            float sum[WPT_W];
+            for (int j = 0; j < WPT_W; j++)
+                sum[j] = 0.0f;
             for (int k = group * Kg; k < (group + 1) * Kg; k++) {
                 const __global float *gradient = grad_output + (n * K + k) * OH * OW;
                 const __global float *filter = weight + (k * Cg + c) * R * S;
@@ -183,60 +308,42 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
                     const int oh = reaching_row(ih, r, pad_top, dilation_h, stride_h, OH);
                     if (oh < 0)
                         continue;
-                    const __global float *line = gradient + oh * OW + first_iw + pad_left;
-                    for (int s = 0; s < S; s++)
-                        total = fma(filter[r * S + s], load_row(line - s * dilation_w), total);
-                }
-            }
-            store_row(total, out + first_iw);
-            continue;
-        }
-#endif
-        float sum[WPT_W];
-        for (int j = 0; j < WPT_W; j++)
-            sum[j] = 0.0f;
-        for (int k = group * Kg; k < (group + 1) * Kg; k++) {
-            const __global float *gradient = grad_output + (n * K + k) * OH * OW;
-            const __global float *filter = weight + (k * Cg + c) * R * S;
-            for (int r = 0; r < R; r++) {
-                const int oh = reaching_row(ih, r, pad_top, dilation_h, stride_h, OH);
-                if (oh < 0)
-                    continue;
-                const __global float *line = gradient + oh * OW;
-                for (int s = 0; s < S; s++) {
-                    const float w = filter[r * S + s];
-                    /* The first column's offset in the output's strided grid. */
-                    const int dw = first_iw + pad_left - s * dilation_w;
-                    if (stride_w == 1) {
-                        /* Every column is reached (if inside the output): three
-                         * times as fast on PoCL as the phases below. */
+                    const __global float *line = gradient + oh * OW;
+                    for (int s = 0; s < S; s++) {
+                        const float w = filter[r * S + s];
+                        /* The first column's offset in the output's strided grid. */
+                        const int dw = first_iw + pad_left - s * dilation_w;
+                        if (stride_w == 1) {
+                            /* Every column is reached (if inside the output): three
+                             * times as fast on PoCL as the phases below. */
+#pragma unroll
+                            for (int j = 0; j < WPT_W; j++) {
+                                const int ow = dw + j;
+                                const int reaches = ow >= 0 && ow < OW;
+                                const float g = line[reaches ? ow : 0];
+                                sum[j] = fma(w, reaches ? g : 0.0f, sum[j]);
+                            }
+                            continue;
+                        }
+                        /* dw = ow * stride_w + phase (floor division); each next
+                         * column moves the phase on by one, with no division. */
+                        int ow = dw >= 0 ? dw / stride_w : -((stride_w - 1 - dw) / stride_w);
+                        int phase = dw - ow * stride_w;
 #pragma unroll
                         for (int j = 0; j < WPT_W; j++) {
-                            const int ow = dw + j;
-                            const int reaches = ow >= 0 && ow < OW;
+                            const int reaches = phase == 0 && ow >= 0 && ow < OW;
                             const float g = line[reaches ? ow : 0];
                             sum[j] = fma(w, reaches ? g : 0.0f, sum[j]);
+                            const int wraps = phase == stride_w - 1;
+                            phase = wraps ? 0 : phase + 1;
+                            ow += wraps;
                         }
-                        continue;
-                    }
-                    /* dw = ow * stride_w + phase (floor division); each next
-                     * column moves the phase on by one, with no division. */
-                    int ow = dw >= 0 ? dw / stride_w : -((stride_w - 1 - dw) / stride_w);
-                    int phase = dw - ow * stride_w;
-#pragma unroll
-                    for (int j = 0; j < WPT_W; j++) {
-                        const int reaches = phase == 0 && ow >= 0 && ow < OW;
-                        const float g = line[reaches ? ow : 0];
-                        sum[j] = fma(w, reaches ? g : 0.0f, sum[j]);
-                        const int wraps = phase == stride_w - 1;
-                        phase = wraps ? 0 : phase + 1;
-                        ow += wraps;
                     }
                 }
             }
+            for (int j = 0; j < WPT_W && first_iw + j < W; j++)
+                out[i * W + first_iw + j] = sum[j];
         }
-        for (int j = 0; j < WPT_W && first_iw + j < W; j++)
-            out[first_iw + j] = sum[j];
     }
 }
 

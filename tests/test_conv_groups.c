@@ -4,7 +4,7 @@
  *
  * 1. Random shapes with groups 1, 2, 3, 4, C (depthwise) and 2C (depthwise
  *    with a channel multiplier of 2), dilation 1 to 3 drawn per axis,
- *    strides 1 and 2, and padding none, symmetric, asymmetric (the last rows
+ *    strides 1 to 3, and padding none, symmetric, asymmetric (the last rows
  *    and columns may be reached by no window) or 'same' (from the window's
  *    extent D*(R-1) + 1, as the conv layer computes it). Each shape runs
  *    forward, backward-data and backward-weights (with the bias gradient)
@@ -19,7 +19,8 @@
  *    - the depthwise kernels (kernels/conv2d_depthwise.cl), which are
  *      correct for any number of channels per group although the library
  *      only picks them for one, as each family builds them (one result per
- *      work-item for the tiled family, 16 for the register-blocked one);
+ *      work-item for the tiled family, 8 results on each of 8 rows for the
+ *      register-blocked one);
  *    - the public entry points with each family selected (as CLCNN_CONV
  *      would), i.e. what a layer runs, with the configurations the library
  *      picks for the shape.
@@ -177,7 +178,7 @@ static void same_padding(int input, int effective, int stride, int *before, int 
 static int draw_axis(test_rng *rng, int max_size, int kernel, int style, int *size, int *stride,
                      int *dilation, int *before, int *after) {
     *size = test_rand_int(rng, 1, max_size);
-    *stride = test_rand_int(rng, 1, 2);
+    *stride = test_rand_int(rng, 1, 3);
     *dilation = test_rand_int(rng, 1, 3);
     const int effective = *dilation * (kernel - 1) + 1;
     if (style == 0) {

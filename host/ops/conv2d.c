@@ -565,24 +565,31 @@ static int depthwise_results_per_item(const clcnn_context *ctx) {
     return use_direct_kernels(ctx) ? 8 : 1;
 }
 
+/* Rows per work-item of the forward and backward-data kernels (-DTILE_ROWS):
+ * 8 on CPU devices (kernels/conv2d_depthwise.cl says why), 1 elsewhere. */
+static int depthwise_rows_per_item(const clcnn_context *ctx) {
+    return use_direct_kernels(ctx) ? 8 : 1;
+}
+
 /* Kernel `name` of kernels/conv2d_depthwise.cl, built for this device. */
 static clcnn_status depthwise_kernel(clcnn_context *ctx, const char *name, cl_kernel *kernel) {
-    char options[32];
-    snprintf(options, sizeof(options), "-DWPT_W=%d", depthwise_results_per_item(ctx));
+    char options[48];
+    snprintf(options, sizeof(options), "-DWPT_W=%d -DTILE_ROWS=%d", depthwise_results_per_item(ctx),
+             depthwise_rows_per_item(ctx));
     return runtime_get_kernel(ctx, "conv2d_depthwise", name, options, kernel);
 }
 
 /* The launch of the forward or backward-data kernel over planes x rows x
- * columns: on CPU devices one work-item a row, whose fixed cost (divisions
- * included) then comes once a row rather than once a vector. */
+ * columns: on CPU devices one work-item a tile of rows, whose fixed cost
+ * (divisions included) then comes once a tile rather than once a vector. */
 static void depthwise_rows_launch(const clcnn_context *ctx, int planes, int rows, int columns,
                                   size_t *global, size_t *local) {
     const int per_item = depthwise_results_per_item(ctx);
     local[0] = per_item == 1 ? 16 : 1;
-    local[1] = per_item == 1 ? 4 : 8;
+    local[1] = per_item == 1 ? 4 : 1;
     local[2] = 1;
     global[0] = per_item == 1 ? (size_t)columns : 1;
-    global[1] = (size_t)rows;
+    global[1] = (size_t)((rows + depthwise_rows_per_item(ctx) - 1) / depthwise_rows_per_item(ctx));
     global[2] = (size_t)planes;
 }
 
