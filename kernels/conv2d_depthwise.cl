@@ -44,7 +44,8 @@
 #if WPT_W == 4 || WPT_W == 8 || WPT_W == 16
 #define ROW_VECTORS 1
 #define JOIN(a, b) a##b
-#define VECTOR_TYPE(n) JOIN(float, n)
+#define VECTOR_OF(type, n) JOIN(type, n)
+#define VECTOR_TYPE(n) VECTOR_OF(float, n)
 #define VECTOR_LOAD(n) JOIN(vload, n)
 #define VECTOR_STORE(n) JOIN(vstore, n)
 typedef VECTOR_TYPE(WPT_W) row_vector;
@@ -53,6 +54,21 @@ typedef VECTOR_TYPE(WPT_W) row_vector;
 /* The even lanes of 2 * WPT_W floats, from loads of at most 8: a 16-float
  * vector changes the calling convention where the CPU has no AVX-512, and
  * the compiler says so on stderr. */
+typedef VECTOR_OF(int, WPT_W) lane_mask;
+#if WPT_W == 16
+#define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#elif WPT_W == 8
+#define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
+#else
+#define LANES (int4)(0, 1, 2, 3)
+#endif
+/* Lanes j of a row's vector whose column first + step * j lies outside [0,
+ * limit), and all of them when the row itself lies outside: select()'s
+ * mask for the zeros that stand in for the padding. */
+lane_mask lanes_outside(const int first, const int step, const int limit, const int row_outside) {
+    const lane_mask column = LANES * step + first;
+    return column < 0 || column >= limit || (lane_mask)(row_outside);
+}
 #if WPT_W == 16
 #define load_row_stride2(p)                                                                        \
     ((float16)(vload8(0, p).even, vload8(1, p).even, vload8(2, p).even, vload8(3, p).even))
@@ -68,33 +84,45 @@ typedef VECTOR_TYPE(WPT_W) row_vector;
  * columns (dilation * (S - 1)) past the first lane's, at strides 1 and 2,
  * take this walk; others keep the scalar one. */
 #define EDGE_REACH 32
-typedef float edge_span[2 * WPT_W + EDGE_REACH];
+/* Room for the zeros' last vector past a span's 2 * WPT_W + EDGE_REACH floats. */
+typedef float edge_span[3 * WPT_W + EDGE_REACH];
 
-/* span[i] = line[first + i] for first + i in [0, limit), else 0, for i < length;
- * line[0] must be readable (it is read, and not used, for lanes outside).
- * A span wholly inside the row is copied a vector at a time. */
+/* span[i] = line[first + i] for first + i in [0, limit), else 0, for i < length:
+ * zeros a vector at a time, then the part inside the row copied over them,
+ * a vector at a time but for its last few floats. */
 void fill_span(edge_span span, const __global float *line, const int first, const int length,
                const int limit) {
-    int i = 0;
-    if (first >= 0 && first + length <= limit)
-        for (; i + WPT_W <= length; i += WPT_W)
-            store_row(load_row(line + first + i), span + i);
-    for (; i < length; i++) {
-        const int column = first + i;
-        const int inside = column >= 0 && column < limit;
-        const float x = line[inside ? column : 0];
-        span[i] = inside ? x : 0.0f;
-    }
+    for (int i = 0; i < length; i += WPT_W)
+        store_row((row_vector)(0.0f), span + i);
+    const int inside_from = clamp(-first, 0, length);
+    const int inside_to = clamp(limit - first, inside_from, length);
+    int i = inside_from;
+    for (; i + WPT_W <= inside_to; i += WPT_W)
+        store_row(load_row(line + first + i), span + i);
+    for (; i < inside_to; i++)
+        span[i] = line[first + i];
 }
 
 /* The taps s < S of one tap row, weights taps[s], into the sums total[i]
- * of a work-item's rows i, LOAD giving row i's vector for tap s. */
+ * of a work-item's rows i, LOAD giving row i's vector for tap s. Three taps
+ * (3x3 and 1x3 filters) are written out, so that the compiler knows s in
+ * each and addresses the vectors by displacement: in the loop it had
+ * stepped a pointer per row, more instructions than the multiply-adds. */
+#define TILE_TAP(tap, LOAD)                                                                        \
+    do {                                                                                           \
+        const int s = tap;                                                                         \
+        const float w = taps[s];                                                                   \
+        _Pragma("unroll") for (int i = 0; i < TILE_ROWS; i++) total[i] = fma(w, LOAD, total[i]);   \
+    } while (0)
 #define TILE_TAPS(LOAD)                                                                            \
     do {                                                                                           \
-        for (int s = 0; s < S; s++) {                                                              \
-            const float w = taps[s];                                                               \
-            _Pragma("unroll") for (int i = 0; i < TILE_ROWS; i++) total[i] =                       \
-                fma(w, LOAD, total[i]);                                                            \
+        if (S == 3) {                                                                              \
+            TILE_TAP(0, LOAD);                                                                     \
+            TILE_TAP(1, LOAD);                                                                     \
+            TILE_TAP(2, LOAD);                                                                     \
+        } else {                                                                                   \
+            for (int t = 0; t < S; t++)                                                            \
+                TILE_TAP(t, LOAD);                                                                 \
         }                                                                                          \
     } while (0)
 
@@ -157,9 +185,25 @@ __kernel void conv2d_depthwise_forward(
             for (int i = 0; i < TILE_ROWS; i++)
                 total[i] = 0.0f;
             const int row_step = stride_h * W;
-            for (int c = 0; c < Cg; c++)
+            const int top = first_oh * stride_h - pad_top;
+            /* Every tap of every row inside the input: a loop nest of its
+             * own, so that none of the work for the edges is done in it. */
+            const int all_inside =
+                inside && top >= 0 &&
+                top + (TILE_ROWS - 1) * stride_h + (R - 1) * dilation_h < H;
+            for (int c = 0; c < Cg && all_inside; c++)
                 for (int r = 0; r < R; r++) {
-                    const int first_ih = first_oh * stride_h - pad_top + r * dilation_h;
+                    const __global float *taps = filter + (c * R + r) * S;
+                    const __global float *line =
+                        image + (c * H + top + r * dilation_h) * W + left;
+                    if (stride_w == 1)
+                        TILE_TAPS(load_row(line + i * row_step + s * dilation_w));
+                    else
+                        TILE_TAPS(load_row_stride2(line + i * row_step + s * dilation_w));
+                }
+            for (int c = 0; c < Cg && !all_inside; c++)
+                for (int r = 0; r < R; r++) {
+                    const int first_ih = top + r * dilation_h;
                     const __global float *taps = filter + (c * R + r) * S;
                     if (inside && first_ih >= 0 && first_ih + (TILE_ROWS - 1) * stride_h < H) {
                         const __global float *line = image + (c * H + first_ih) * W + left;
@@ -167,6 +211,33 @@ __kernel void conv2d_depthwise_forward(
                             TILE_TAPS(load_row(line + i * row_step + s * dilation_w));
                         else
                             TILE_TAPS(load_row_stride2(line + i * row_step + s * dilation_w));
+                        continue;
+                    }
+                    /* Where the taps leave the input but their vectors stay
+                     * in the channel's plane, they read the floats beside
+                     * the row (rows outside: the nearest row) and zero the
+                     * lanes outside. */
+                    const __global float *plane_start = image + c * H * W;
+                    const int top_row = clamp(first_ih, 0, H - 1);
+                    const int bottom_row = clamp(first_ih + (TILE_ROWS - 1) * stride_h, 0, H - 1);
+                    if (top_row * W + left >= 0 && bottom_row * W + left + reach < H * W) {
+                        const __global float *line[TILE_ROWS];
+                        int row_outside[TILE_ROWS];
+#pragma unroll
+                        for (int i = 0; i < TILE_ROWS; i++) {
+                            const int ih = first_ih + i * stride_h;
+                            row_outside[i] = i >= rows || ih < 0 || ih >= H;
+                            line[i] = plane_start + clamp(ih, 0, H - 1) * W + left;
+                        }
+                        if (stride_w == 1)
+                            TILE_TAPS(select(load_row(line[i] + s * dilation_w), (row_vector)(0.0f),
+                                             lanes_outside(left + s * dilation_w, 1, W,
+                                                           row_outside[i])));
+                        else
+                            TILE_TAPS(select(load_row_stride2(line[i] + s * dilation_w),
+                                             (row_vector)(0.0f),
+                                             lanes_outside(left + s * dilation_w, 2, W,
+                                                           row_outside[i])));
                         continue;
                     }
                     /* A row outside the input (or past the tile's last) reads zeros. */
@@ -275,6 +346,26 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
                     if (inside && stride_h == 1 && first_oh >= 0 && first_oh + TILE_ROWS <= OH) {
                         const __global float *line = gradient + first_oh * OW + first + taps_reach;
                         TILE_TAPS(load_row(line + i * OW - s * dilation_w));
+                        continue;
+                    }
+                    /* As the forward: vectors that leave the row but stay in
+                     * the channel's plane read beside it (rows no gradient
+                     * row reaches: the nearest row) and zero the lanes
+                     * outside. */
+                    if (stride_h == 1 && clamp(first_oh, 0, OH - 1) * OW + first >= 0 &&
+                        clamp(first_oh + TILE_ROWS - 1, 0, OH - 1) * OW + first + WPT_W +
+                                taps_reach <= OH * OW) {
+                        const __global float *line[TILE_ROWS];
+                        int row_outside[TILE_ROWS];
+#pragma unroll
+                        for (int i = 0; i < TILE_ROWS; i++) {
+                            const int oh = first_oh + i;
+                            row_outside[i] = i >= rows || oh < 0 || oh >= OH;
+                            line[i] = gradient + clamp(oh, 0, OH - 1) * OW + first + taps_reach;
+                        }
+                        TILE_TAPS(select(load_row(line[i] - s * dilation_w), (row_vector)(0.0f),
+                                         lanes_outside(first + taps_reach - s * dilation_w, 1, OW,
+                                                       row_outside[i])));
                         continue;
                     }
                     /* A row no gradient row reaches (or past the tile's last) reads zeros. */
