@@ -67,7 +67,8 @@ typedef VECTOR_OF(int, WPT_W) lane_mask;
  * mask for the zeros that stand in for the padding. */
 lane_mask lanes_outside(const int first, const int step, const int limit, const int row_outside) {
     const lane_mask column = LANES * step + first;
-    return column < 0 || column >= limit || (lane_mask)(row_outside);
+    /* Vector comparisons give -1 (every bit set) for true, as select() wants its MSB. */
+    return (column < 0) | (column >= limit) | (lane_mask)(row_outside ? -1 : 0);
 }
 #if WPT_W == 16
 #define load_row_stride2(p)                                                                        \
