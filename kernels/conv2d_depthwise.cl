@@ -510,3 +510,126 @@ __kernel void conv2d_depthwise_backward_weights(
     }
     partial[slice * count + index] = total;
 }
+
+#if ROW_VECTORS
+/* The same gradient for filters of at most 3 x 3 taps at stride 1 along the
+ * rows, on CPU devices: one work-item per filter channel (k, c), i.e. per
+ * R*S weights (the first dimension, K*Cg of them), and slice. It reads each
+ * of its rows' gradient vectors once and multiplies it into all R*S taps'
+ * sums, written out so that they stay in registers (the kernel above reads
+ * every gradient once per tap, and sums it in one chain a work-item).
+ * Columns whose taps all lie inside the input run as vectors of WPT_W, the
+ * others, at the rows' edges and the slice's cuts, one column at a time.
+ * The vectors' lanes join the totals every ROWS_PER_FLUSH rows, so that no
+ * float sum runs over a whole slice. Writes partial as the kernel above. */
+#define ROWS_PER_FLUSH 8
+#define TAP_ROWS 3
+#define TAP_COLUMNS 3
+
+float row_vector_sum(const row_vector v) {
+    float lanes[WPT_W];
+    store_row(v, lanes);
+    float sum = 0.0f;
+    for (int j = 0; j < WPT_W; j++)
+        sum += lanes[j];
+    return sum;
+}
+
+__kernel void conv2d_depthwise_backward_weights_rows(
+    const __global float *restrict input, const __global float *restrict grad_output,
+    __global float *restrict partial, const int C, const int H, const int W, const int K,
+    const int R, const int S, const int stride_h, const int stride_w, const int pad_top,
+    const int pad_left, const int dilation_h, const int dilation_w, const int OH, const int OW,
+    const int groups, const int positions, const int slice_length, const int count) {
+    const int Cg = C / groups;
+    const int pair = get_global_id(0); /* k * Cg + c */
+    const int slice = get_global_id(1);
+    if (pair >= K * Cg)
+        return;
+    const int k = pair / Cg;
+    const int channel = k / (K / groups) * Cg + (pair - k * Cg);
+    const int OHW = OH * OW;
+    /* The output columns where every tap's column ow + s*dilation_w - pad_left is inside. */
+    const int vector_from = pad_left;
+    const int vector_to = min(OW, W + pad_left - dilation_w * (S - 1));
+
+    row_vector sums[TAP_ROWS][TAP_COLUMNS];
+    float total[TAP_ROWS][TAP_COLUMNS];
+#pragma unroll
+    for (int r = 0; r < TAP_ROWS; r++)
+#pragma unroll
+        for (int s = 0; s < TAP_COLUMNS; s++) {
+            sums[r][s] = 0.0f;
+            total[r][s] = 0.0f;
+        }
+    const int first_position = slice * slice_length;
+    const int end_position = min(first_position + slice_length, positions);
+    int position = first_position;
+    int n = first_position / OHW;
+    int oh = (first_position - n * OHW) / OW;
+    int row_start = first_position - n * OHW - oh * OW;
+    int rows = 0;
+    while (position < end_position) {
+        /* Output row (n, oh), or its part [row_start, row_end) in this slice. */
+        const int row_end = min(OW, row_start + (end_position - position));
+        const __global float *gradient = grad_output + ((n * K + k) * OH + oh) * OW;
+        const __global float *plane = input + (n * C + channel) * H * W;
+        /* Tap row r's input row, shifted so that column ow's tap s reads
+         * line[r][ow + s * dilation_w]; NULL outside the input. */
+        const __global float *line[TAP_ROWS];
+#pragma unroll
+        for (int r = 0; r < TAP_ROWS; r++) {
+            const int ih = oh * stride_h + r * dilation_h - pad_top;
+            line[r] = r < R && ih >= 0 && ih < H ? plane + ih * W - pad_left : NULL;
+        }
+        const int from = max(row_start, vector_from);
+        int ow = from;
+        for (; ow + WPT_W <= min(row_end, vector_to); ow += WPT_W) {
+            const row_vector g = load_row(gradient + ow);
+#pragma unroll
+            for (int r = 0; r < TAP_ROWS; r++)
+                if (line[r])
+#pragma unroll
+                    for (int s = 0; s < TAP_COLUMNS; s++)
+                        if (s < S)
+                            sums[r][s] = fma(g, load_row(line[r] + ow + s * dilation_w), sums[r][s]);
+        }
+        /* The columns before the vectors and after them. */
+        for (int column = row_start; column < row_end; column++) {
+            if (column == from)
+                column = max(ow, from);
+            if (column >= row_end)
+                break;
+            const float g = gradient[column];
+#pragma unroll
+            for (int r = 0; r < TAP_ROWS; r++)
+                if (line[r])
+#pragma unroll
+                    for (int s = 0; s < TAP_COLUMNS; s++) {
+                        const int iw = column + s * dilation_w - pad_left;
+                        if (s < S && iw >= 0 && iw < W)
+                            total[r][s] = fma(g, line[r][column + s * dilation_w], total[r][s]);
+                    }
+        }
+        position += row_end - row_start;
+        row_start = 0;
+        if (++oh == OH) {
+            oh = 0;
+            n++;
+        }
+        if (++rows == ROWS_PER_FLUSH || position >= end_position) {
+            rows = 0;
+#pragma unroll
+            for (int r = 0; r < TAP_ROWS; r++)
+#pragma unroll
+                for (int s = 0; s < TAP_COLUMNS; s++) {
+                    total[r][s] += row_vector_sum(sums[r][s]);
+                    sums[r][s] = 0.0f;
+                }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++)
+            partial[slice * count + (pair * R + r) * S + s] = total[r][s];
+}
+#endif

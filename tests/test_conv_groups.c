@@ -559,6 +559,37 @@ static void run_random_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
         free_case_data(&d);
     }
     printf("%d depthwise shapes up to 80 wide, %d at least 48 wide\n", wide_shapes, wide);
+
+    /* Depthwise backward-weights over several slices that cut rows apart
+     * (3 images of 31 x 37 outputs, 3441 positions, in 6 slices of 574),
+     * 3x3, 1x3 and 2x2 filters, and a channel multiplier of 2: the CPU
+     * family's kernel per filter channel picks its rows' parts up there. */
+    static const int filters[3][2] = {{3, 3}, {1, 3}, {2, 2}};
+    for (int f = 0; f < 3; f++) {
+        group_case c;
+        memset(&c, 0, sizeof(c));
+        conv2d_params *p = &c.p;
+        p->batch = 3;
+        p->in_channels = 4;
+        p->out_channels = f == 2 ? 8 : 4;
+        p->groups = 4;
+        p->kernel_h = filters[f][0];
+        p->kernel_w = filters[f][1];
+        p->stride_h = p->stride_w = 1;
+        p->dilation_h = p->dilation_w = 1;
+        p->pad_top = c.pad_bottom = p->kernel_h / 2;
+        p->pad_left = c.pad_right = p->kernel_w / 2;
+        p->in_height = 31 - 1 + p->kernel_h - 2 * p->pad_top;
+        p->in_width = 37 - 1 + p->kernel_w - 2 * p->pad_left;
+        p->out_height = 31;
+        p->out_width = 37;
+        p->has_bias = 1;
+        CHECK(conv2d_backward_weights_slices(p) > 1);
+        case_data d = make_case_data(p, seed * 1000 + 900 + (uint64_t)f);
+        check_implementation(ctx, DEPTHWISE, NULL, NULL, &c, &d);
+        check_implementation(ctx, ENTRY_DIRECT, NULL, NULL, &c, &d);
+        free_case_data(&d);
+    }
     printf("%d forwards with a fused relu, %d differing from the relu applied after\n", relu_runs,
            relu_failures);
     CHECK(relu_runs > 0 && relu_failures == 0);

@@ -1160,24 +1160,30 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
     if (slices > 1 && !scratch)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d backward weights: no scratch buffer for %d slices", slices);
+    /* On CPU devices, filters of up to 3 x 3 at stride 1 along the rows run
+     * a work-item per filter channel, all its taps at once. */
+    const int per_channel = depthwise_results_per_item(ctx) > 1 && p->stride_w == 1 &&
+                            p->kernel_h <= 3 && p->kernel_w <= 3;
+    const char *name = per_channel ? "conv2d_depthwise_backward_weights_rows"
+                                   : "conv2d_depthwise_backward_weights";
     cl_kernel kernel;
-    clcnn_status status = depthwise_kernel(ctx, "conv2d_depthwise_backward_weights", &kernel);
+    clcnn_status status = depthwise_kernel(ctx, name, &kernel);
     if (status != CLCNN_OK)
         return status;
     const depthwise_args a = depthwise_args_of(p);
     const int positions = p->batch * p->out_height * p->out_width;
     const int slice_length = (positions + slices - 1) / slices;
     const int count = (int)weight_count(p);
+    const int items = per_channel ? count / (p->kernel_h * p->kernel_w) : count;
     const cl_mem buffers[] = {input, grad_output, slices > 1 ? scratch : grad_weight};
     kernel_arg args[24];
     int arg_count = depthwise_kernel_args(buffers, 3, &a, args);
     args[arg_count++] = (kernel_arg){sizeof(int), &positions};
     args[arg_count++] = (kernel_arg){sizeof(int), &slice_length};
     args[arg_count++] = (kernel_arg){sizeof(int), &count};
-    const size_t local[2] = {64, 1};
-    const size_t global[2] = {(size_t)count, (size_t)slices};
-    status = runtime_launch(ctx, kernel, "conv2d_depthwise_backward_weights", arg_count, args, 2,
-                            global, local);
+    const size_t local[2] = {per_channel ? 1 : 64, 1};
+    const size_t global[2] = {(size_t)items, (size_t)slices};
+    status = runtime_launch(ctx, kernel, name, arg_count, args, 2, global, local);
     if (status == CLCNN_OK && slices > 1)
         status = sum_slices(ctx, scratch, grad_weight, count, slices);
     if (status == CLCNN_OK && p->has_bias)
