@@ -802,7 +802,10 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
  * output row of ROW_VECTORS * VW pixels for CHANNEL_BLOCK output channels,
  * and each tap is a vector load of consecutive pixels from a zero-padded
  * copy of the input (conv2d_pad_input's, with row pitch `pitch` covering
- * ROW_VECTORS * VW + S - 1 columns, so the loads need no bounds tests).
+ * ROW_VECTORS * VW + S - 1 columns, so the loads need no bounds tests); the
+ * tap rows that fall in the top and bottom padding (pad_top rows above the
+ * input's H) are skipped. A backward-data's gradient is padded by up to
+ * R - 1 rows, so that skips up to half of its taps.
  * -D ROW_VECTORS and CHANNEL_BLOCK; global (ceil(K / CHANNEL_BLOCK), N * OH).
  * Backward-data of a stride-1 convolution is this same kernel over the
  * gradient padded by R-1-pad, with the filters flipped and the channel roles
@@ -819,7 +822,8 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
                     const __global float *restrict weight_buffer, const int weight_offset,
                     const __global float *restrict bias, __global float *restrict output,
                     const int C, const int K, const int R, const int S, const int OH, const int OW,
-                    const int Hp, const int pitch, const int rows, const int epilogue) {
+                    const int Hp, const int pitch, const int rows, const int epilogue,
+                    const int pad_top, const int H) {
     const int first_channel = get_global_id(0) * CHANNEL_BLOCK;
     const int row = get_global_id(1); /* n * OH + oh */
     if (first_channel >= K || row >= rows)
@@ -836,8 +840,12 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
         for (int v = 0; v < ROW_VECTORS; v++)
             acc[b][v] = (floatv)(0.0f);
 
+    /* Taps rows r whose padded row oh + r holds input (rows pad_top .. pad_top
+     * + H - 1): the others are zeros, which add nothing. */
+    const int first_r = max(0, pad_top - oh);
+    const int end_r = min(R, pad_top + H - oh);
     for (int c = 0; c < C; c++) {
-        for (int r = 0; r < R; r++) {
+        for (int r = first_r; r < end_r; r++) {
             const __global float *line = padded + ((n * C + c) * Hp + oh + r) * pitch;
             for (int s = 0; s < S; s++) {
                 floatv x[ROW_VECTORS];

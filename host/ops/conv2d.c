@@ -428,6 +428,8 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
         {sizeof(int), &plan.pitch},
         {sizeof(int), &rows},
         {sizeof(int), &epilogue},
+        {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->in_height},
     };
     const size_t local[2] = {1, 4};
     const size_t global[2] = {
