@@ -117,6 +117,10 @@ int use_direct_kernels(const clcnn_context *ctx) {
     return ctx->config.direct;
 }
 
+int vector_registers(const clcnn_context *ctx) {
+    return ctx->preferred_vector_width >= 16 ? 32 : 16;
+}
+
 /* Up to 16 accumulator vectors leave room in a 32-register AVX-512 file for
  * the loaded weights (measured on PoCL: 16 beat 24 by 15-30%). */
 direct_config direct_config_for(const clcnn_context *ctx, int channels) {
@@ -132,10 +136,8 @@ direct_config direct_config_for(const clcnn_context *ctx, int channels) {
     config.wpt_p = config.nv == 1 ? 8 : 16 / config.nv;
     /* The inner loop keeps nv * wpt_p accumulator vectors, nv weight vectors
      * and a broadcast input in registers: beyond the register file it spills
-     * on every multiply-add. A CPU whose preferred float vector is 16 wide
-     * (AVX-512) has 32 vector registers, a narrower one (AVX2, SSE) 16. */
-    const int registers = ctx->preferred_vector_width >= 16 ? 32 : 16;
-    const int fitting = (registers - config.nv - 2) / config.nv;
+     * on every multiply-add. */
+    const int fitting = (vector_registers(ctx) - config.nv - 2) / config.nv;
     if (config.wpt_p > fitting)
         config.wpt_p = fitting < 1 ? 1 : fitting;
     config.group = ctx->config.direct_group;

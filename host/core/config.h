@@ -150,6 +150,10 @@ clcnn_status tile_config_require(clcnn_context *ctx, const tile_config *config, 
 /* 1 if the device runs the register-blocked kernels (CPU devices), 0 for the
  * local-memory tiled ones. CLCNN_CONV=tiled|direct overrides. */
 int use_direct_kernels(const clcnn_context *ctx);
+/* The vector registers a kernel's inner loop can keep its values in: a
+ * CPU whose preferred float vector is 16 wide (AVX-512) has 32, a narrower
+ * one (AVX2, SSE) 16. */
+int vector_registers(const clcnn_context *ctx);
 /* The configuration for `channels` vectorised channels on ctx's device. */
 direct_config direct_config_for(const clcnn_context *ctx, int channels);
 void direct_config_options(const direct_config *config, char *buf, size_t size);

@@ -373,8 +373,11 @@ static rows_plan plan_rows(const clcnn_context *ctx, const conv2d_params *p) {
     rows_plan plan;
     plan.vw = ctx->preferred_vector_width >= 8 ? 8 : 4;
     plan.row_vectors = (p->out_width + plan.vw - 1) / plan.vw;
-    /* About 24 accumulator vectors at most, as in the register-blocked kernels. */
-    plan.channel_block = 24 / plan.row_vectors;
+    /* The accumulators, a tap's row vectors and a broadcast weight within
+     * the register file: past it they spill on every multiply-add (LeNet-5
+     * conv1, 4 row vectors on AVX2: 2 channels a work-item ran 26 % faster
+     * than 6, 3 and 4 slower). */
+    plan.channel_block = (vector_registers(ctx) - plan.row_vectors - 1) / plan.row_vectors;
     if (plan.channel_block < 1)
         plan.channel_block = 1;
     if (plan.channel_block > p->out_channels)
