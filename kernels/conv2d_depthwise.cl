@@ -16,10 +16,10 @@
  * -D WPT_W: results per step of a work-item along a row, 1 (one result per
  * work-item: GPUs) or more (CPU devices, where PoCL's cost per work-item
  * would otherwise outweigh a few taps' work: 16 ran 3x3 depthwise layers
- * about five times as fast as 1). At a row's edges the taps read a clamped
- * address and select zero outside the input rather than branching, so the
- * results' loops stay straight-line code; inside it they read vectors (see
- * ROW_VECTORS). -D TILE_ROWS: the rows of results a work-item computes
+ * about five times as fast as 1). With WPT_W 1 (and for strides of 3 or
+ * more) the taps read a clamped address and select zero outside the input
+ * rather than branching, so the results' loops stay straight-line code;
+ * otherwise they read vectors (see ROW_VECTORS). -D TILE_ROWS: the rows of results a work-item computes
  * (forward: output rows, backward-data: input rows), 1 or more; with row
  * vectors each row's sum is a chain of multiply-adds of its own, and 8 rows
  * keep a CPU's two FMA units busy through their latency where one row's
@@ -35,12 +35,12 @@
 #define TILE_ROWS 1
 #endif
 
-/* With WPT_W 4, 8 or 16, a work-item whose results and taps all lie inside
- * the row (stride 1 or 2 along it) reads each tap's inputs as one vector
- * (for stride 2, the even lanes of two) instead of WPT_W clamped scalar
- * reads: the edges of a row keep the scalar walk. The same float
- * operations in the same order either way, so both walks give the same
- * bits. */
+/* With WPT_W 4, 8 or 16 and stride 1 or 2 along the row, a work-item reads
+ * each tap's inputs as one vector (for stride 2, the even lanes of two)
+ * instead of WPT_W clamped scalar reads; where the taps leave the input it
+ * zeroes the lanes outside (lanes_outside) or reads from a span (fill_span).
+ * Each result sums the same products in the same order on every walk; a tap
+ * in the padding adds w * 0 on the vector walks. */
 #if WPT_W == 4 || WPT_W == 8 || WPT_W == 16
 #define ROW_VECTORS 1
 #define JOIN(a, b) a##b
@@ -54,6 +54,14 @@ typedef VECTOR_TYPE(WPT_W) row_vector;
 /* The even lanes of 2 * WPT_W floats, from loads of at most 8: a 16-float
  * vector changes the calling convention where the CPU has no AVX-512, and
  * the compiler says so on stderr. */
+#if WPT_W == 16
+#define load_row_stride2(p)                                                                        \
+    ((float16)(vload8(0, p).even, vload8(1, p).even, vload8(2, p).even, vload8(3, p).even))
+#elif WPT_W == 8
+#define load_row_stride2(p) ((float8)(vload8(0, p).even, vload8(1, p).even))
+#else
+#define load_row_stride2(p) (vload8(0, p).even)
+#endif
 typedef VECTOR_OF(int, WPT_W) lane_mask;
 #if WPT_W == 16
 #define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
@@ -70,20 +78,13 @@ lane_mask lanes_outside(const int first, const int step, const int limit, const 
     /* Vector comparisons give -1 (every bit set) for true, as select() wants its MSB. */
     return (column < 0) | (column >= limit) | (lane_mask)(row_outside ? -1 : 0);
 }
-#if WPT_W == 16
-#define load_row_stride2(p)                                                                        \
-    ((float16)(vload8(0, p).even, vload8(1, p).even, vload8(2, p).even, vload8(3, p).even))
-#elif WPT_W == 8
-#define load_row_stride2(p) ((float8)(vload8(0, p).even, vload8(1, p).even))
-#else
-#define load_row_stride2(p) (vload8(0, p).even)
-#endif
-/* Where a work-item's taps leave the input (a row's edges, rows in the
- * padding), it copies what they read of each input row into a private span,
- * zeros outside the input, and reads each tap's vector from there. A span
- * holds 2 * WPT_W + EDGE_REACH floats, so taps reaching up to EDGE_REACH
- * columns (dilation * (S - 1)) past the first lane's, at strides 1 and 2,
- * take this walk; others keep the scalar one. */
+/* Where a work-item's taps leave the input and their vectors would leave
+ * the channel's plane too (a plane's first and last rows), it copies what
+ * they read of each input row into a private span, zeros outside the input,
+ * and reads each tap's vector from there. A span holds 2 * WPT_W +
+ * EDGE_REACH floats, so taps reaching up to EDGE_REACH columns (dilation *
+ * (S - 1)) past the first lane's, at strides 1 and 2, take the vector walks;
+ * others keep the scalar one. */
 #define EDGE_REACH 32
 /* Room for the zeros' last vector past a span's 2 * WPT_W + EDGE_REACH floats. */
 typedef float edge_span[3 * WPT_W + EDGE_REACH];
@@ -105,25 +106,13 @@ void fill_span(edge_span span, const __global float *line, const int first, cons
 }
 
 /* The taps s < S of one tap row, weights taps[s], into the sums total[i]
- * of a work-item's rows i, LOAD giving row i's vector for tap s. Three taps
- * (3x3 and 1x3 filters) are written out, so that the compiler knows s in
- * each and addresses the vectors by displacement: in the loop it had
- * stepped a pointer per row, more instructions than the multiply-adds. */
-#define TILE_TAP(tap, LOAD)                                                                        \
-    do {                                                                                           \
-        const int s = tap;                                                                         \
-        const float w = taps[s];                                                                   \
-        _Pragma("unroll") for (int i = 0; i < TILE_ROWS; i++) total[i] = fma(w, LOAD, total[i]);   \
-    } while (0)
+ * of a work-item's rows i, LOAD giving row i's vector for tap s. */
 #define TILE_TAPS(LOAD)                                                                            \
     do {                                                                                           \
-        if (S == 3) {                                                                              \
-            TILE_TAP(0, LOAD);                                                                     \
-            TILE_TAP(1, LOAD);                                                                     \
-            TILE_TAP(2, LOAD);                                                                     \
-        } else {                                                                                   \
-            for (int t = 0; t < S; t++)                                                            \
-                TILE_TAP(t, LOAD);                                                                 \
+        for (int s = 0; s < S; s++) {                                                              \
+            const float w = taps[s];                                                               \
+            _Pragma("unroll") for (int i = 0; i < TILE_ROWS; i++) total[i] =                       \
+                fma(w, LOAD, total[i]);                                                            \
         }                                                                                          \
     } while (0)
 
@@ -187,22 +176,7 @@ __kernel void conv2d_depthwise_forward(
                 total[i] = 0.0f;
             const int row_step = stride_h * W;
             const int top = first_oh * stride_h - pad_top;
-            /* Every tap of every row inside the input: a loop nest of its
-             * own, so that none of the work for the edges is done in it. */
-            const int all_inside =
-                inside && top >= 0 &&
-                top + (TILE_ROWS - 1) * stride_h + (R - 1) * dilation_h < H;
-            for (int c = 0; c < Cg && all_inside; c++)
-                for (int r = 0; r < R; r++) {
-                    const __global float *taps = filter + (c * R + r) * S;
-                    const __global float *line =
-                        image + (c * H + top + r * dilation_h) * W + left;
-                    if (stride_w == 1)
-                        TILE_TAPS(load_row(line + i * row_step + s * dilation_w));
-                    else
-                        TILE_TAPS(load_row_stride2(line + i * row_step + s * dilation_w));
-                }
-            for (int c = 0; c < Cg && !all_inside; c++)
+            for (int c = 0; c < Cg; c++)
                 for (int r = 0; r < R; r++) {
                     const int first_ih = top + r * dilation_h;
                     const __global float *taps = filter + (c * R + r) * S;
@@ -594,22 +568,22 @@ __kernel void conv2d_depthwise_backward_weights_rows(
                         if (s < S)
                             sums[r][s] = fma(g, load_row(line[r] + ow + s * dilation_w), sums[r][s]);
         }
-        /* The columns before the vectors and after them. */
-        for (int column = row_start; column < row_end; column++) {
-            if (column == from)
-                column = max(ow, from);
-            if (column >= row_end)
-                break;
-            const float g = gradient[column];
+        /* The columns before the vectors, then those after them. */
+        for (int part = 0; part < 2; part++) {
+            const int part_end = part == 0 ? min(from, row_end) : row_end;
+            for (int column = part == 0 ? row_start : ow; column < part_end; column++) {
+                const float g = gradient[column];
 #pragma unroll
-            for (int r = 0; r < TAP_ROWS; r++)
-                if (line[r])
+                for (int r = 0; r < TAP_ROWS; r++)
+                    if (line[r])
 #pragma unroll
-                    for (int s = 0; s < TAP_COLUMNS; s++) {
-                        const int iw = column + s * dilation_w - pad_left;
-                        if (s < S && iw >= 0 && iw < W)
-                            total[r][s] = fma(g, line[r][column + s * dilation_w], total[r][s]);
-                    }
+                        for (int s = 0; s < TAP_COLUMNS; s++) {
+                            const int iw = column + s * dilation_w - pad_left;
+                            if (s < S && iw >= 0 && iw < W)
+                                total[r][s] =
+                                    fma(g, line[r][column + s * dilation_w], total[r][s]);
+                        }
+            }
         }
         position += row_end - row_start;
         row_start = 0;

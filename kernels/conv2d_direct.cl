@@ -840,7 +840,7 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
         for (int v = 0; v < ROW_VECTORS; v++)
             acc[b][v] = (floatv)(0.0f);
 
-    /* Taps rows r whose padded row oh + r holds input (rows pad_top .. pad_top
+    /* Tap rows r whose padded row oh + r holds input (rows pad_top .. pad_top
      * + H - 1): the others are zeros, which add nothing. */
     const int first_r = max(0, pad_top - oh);
     const int end_r = min(R, pad_top + H - oh);
