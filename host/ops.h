@@ -45,7 +45,8 @@ clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *conf
 /* The direct forward's kernel alone, for a caller that holds p's filters
  * already as it reads them: (R, S, C, K_padded) per group, zeros past K,
  * K_padded = conv2d_direct_padded_channels(K, config). padded_input: the
- * input is the zero-padded copy conv2d_pad_input makes. */
+ * input is the zero-padded copy conv2d_pad_input makes, or with
+ * channels_last conv2d_pad_input_channels_last (no groups, no dilation). */
 typedef struct direct_forward_operands {
     cl_mem input;
     int input_offset;
@@ -53,7 +54,7 @@ typedef struct direct_forward_operands {
     int weight_offset;
     cl_mem bias, output;
     int output_offset;
-    int padded_input;
+    int padded_input, channels_last;
 } direct_forward_operands;
 int conv2d_direct_padded_channels(int channels, const direct_config *config);
 clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_config *config,

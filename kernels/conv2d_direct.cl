@@ -97,6 +97,19 @@ typedef VECTOR(float, VW) floatv;
 #define DILATE_W(s) s
 #endif
 
+/* -DCHANNELS_LAST (with WINDOWS_INSIDE, never with GENERAL): the forward
+ * kernel reads conv2d_pad_input_channels_last's (N, H, W, C) copy, in
+ * which a tap's channels are adjacent floats: planes apart, the reduction
+ * over channels reads a cache line per channel, too many for L1 to keep
+ * until the group's next work-item reads the rest of them. */
+#ifdef CHANNELS_LAST
+#define PIXEL_STEP C
+#define CHANNEL_STEP(plane) 1
+#else
+#define PIXEL_STEP 1
+#define CHANNEL_STEP(plane) (plane)
+#endif
+
 /* weight (K, C, R, S) -> transposed (R, S, C, K_padded), zeros in the padding:
  * forward reads output channels contiguously. */
 __kernel void conv2d_transpose_for_forward(const __global float *restrict weight,
@@ -356,7 +369,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
 #else
                     inside[m] = ih >= 0 && ih < H && iw >= 0 && iw < W;
 #endif
-                    offset[m] = inside[m] ? image[m] + ih * W + iw : 0;
+                    offset[m] = inside[m] ? image[m] + (ih * W + iw) * PIXEL_STEP : 0;
                 }
                 const __global float *weights =
                     weight_t + (r * S + s) * C * K_padded + first_channel;
@@ -369,7 +382,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
                         w[v] = load_vector(0, weights + c * K_padded + v * VW);
 #pragma unroll
                     for (int m = 0; m < WPT_P; m++) {
-                        const float x = inside[m] ? input[offset[m] + c * HW] : 0.0f;
+                        const float x = inside[m] ? input[offset[m] + c * CHANNEL_STEP(HW)] : 0.0f;
 #pragma unroll
                         for (int v = 0; v < NV; v++)
                             tap_sum[m][v] = fma((floatv)(x), w[v], tap_sum[m][v]);
@@ -646,6 +659,107 @@ __kernel void conv2d_pad_input(const __global float *restrict input,
             out[pw] = in[pw];
         for (; pw < Wp; pw++)
             out[pw] = 0.0f;
+    }
+}
+
+/* a[j], channel j's 8 pixels -> pixel[i], pixel i's 8 channels: three
+ * rounds of shuffles in place of 64 scalar loads. */
+void transpose_8x8(const float8 a[8], float8 pixel[8]) {
+    const uint8 low_pairs = (uint8)(0, 8, 1, 9, 4, 12, 5, 13);
+    const uint8 high_pairs = (uint8)(2, 10, 3, 11, 6, 14, 7, 15);
+    const uint8 low_quads = (uint8)(0, 1, 8, 9, 4, 5, 12, 13);
+    const uint8 high_quads = (uint8)(2, 3, 10, 11, 6, 7, 14, 15);
+    const uint8 low_halves = (uint8)(0, 1, 2, 3, 8, 9, 10, 11);
+    const uint8 high_halves = (uint8)(4, 5, 6, 7, 12, 13, 14, 15);
+    float8 pairs[8], quads[8];
+#pragma unroll
+    for (int j = 0; j < 8; j += 2) {
+        pairs[j] = shuffle2(a[j], a[j + 1], low_pairs);
+        pairs[j + 1] = shuffle2(a[j], a[j + 1], high_pairs);
+    }
+    /* quads[0..3]: channels 0-3 of pixels (0, 4), (1, 5), (2, 6), (3, 7); quads[4..7]: channels
+     * 4-7. */
+#pragma unroll
+    for (int h = 0; h < 8; h += 4) {
+        quads[h] = shuffle2(pairs[h], pairs[h + 2], low_quads);
+        quads[h + 1] = shuffle2(pairs[h], pairs[h + 2], high_quads);
+        quads[h + 2] = shuffle2(pairs[h + 1], pairs[h + 3], low_quads);
+        quads[h + 3] = shuffle2(pairs[h + 1], pairs[h + 3], high_quads);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        pixel[i] = shuffle2(quads[i], quads[i + 4], low_halves);
+        pixel[i + 4] = shuffle2(quads[i], quads[i + 4], high_halves);
+    }
+}
+
+/* The same copy as (N, Hp, Wp, C): padded[n, ph, pw, c] = input[n, c, ph -
+ * pad_top, pw - pad_left]. One work-item per image, which writes whole
+ * pixels (work-items writing 8 channels each of the same pixels had shared
+ * their cache lines across cores): the zero border, then per block of 8
+ * channels the planes' pixels 8 at a time in their order, across row ends
+ * (at 7x7 a row holds no run of 8), through transpose_8x8; the last
+ * pixels, and a block of fewer channels, one at a time. Launch global (N),
+ * any local size. */
+__kernel void conv2d_pad_input_channels_last(const __global float *restrict input,
+                                             __global float *restrict padded,
+                                             const int padded_offset, const int C, const int H,
+                                             const int W, const int pad_top, const int pad_left,
+                                             const int Hp, const int Wp, const int N) {
+    const int n = get_global_id(0);
+    if (n >= N)
+        return;
+    __global float *image = padded + padded_offset + n * Hp * Wp * C;
+    for (int ph = 0; ph < Hp; ph++) {
+        const int inside_row = ph >= pad_top && ph < pad_top + H;
+        for (int pw = 0; pw < Wp; pw++) {
+            if (inside_row && pw == pad_left)
+                pw = min(pad_left + W, Wp);
+            if (pw == Wp)
+                break;
+            for (int c = 0; c < C; c++)
+                image[(ph * Wp + pw) * C + c] = 0.0f;
+        }
+    }
+    const int HW = H * W;
+    /* The copy leaves out the last rows and columns where no window reaches them. */
+    const int whole_planes = pad_top + H <= Hp && pad_left + W <= Wp;
+    for (int first_channel = 0; first_channel < C; first_channel += 8) {
+        const int channels = min(8, C - first_channel);
+        const __global float *in = input + (n * C + first_channel) * HW;
+        __global float *out = image + (pad_top * Wp + pad_left) * C + first_channel;
+        /* Pixel q of the planes, (ih, iw), goes to out[0 .. channels - 1]. */
+        int q = 0, ih = 0, iw = 0;
+        if (channels == 8 && whole_planes) {
+            for (; q + 8 <= HW; q += 8) {
+                float8 a[8], pixel[8];
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    a[j] = vload8(0, in + j * HW + q);
+                transpose_8x8(a, pixel);
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    vstore8(pixel[i], 0, out);
+                    out += C;
+                    if (++iw == W) {
+                        iw = 0;
+                        ih++;
+                        out += (Wp - W) * C;
+                    }
+                }
+            }
+        }
+        for (; q < HW; q++) {
+            if (pad_top + ih < Hp && pad_left + iw < Wp)
+                for (int j = 0; j < channels; j++)
+                    out[j] = in[j * HW + q];
+            out += C;
+            if (++iw == W) {
+                iw = 0;
+                ih++;
+                out += (Wp - W) * C;
+            }
+        }
     }
 }
 
