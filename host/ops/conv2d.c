@@ -322,9 +322,9 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     cl_mem input_arg = keep ? kept_input : copy ? transposed : input;
     /* A copy of its own the forward reads channels-last, which gathers a
      * tap's channels from one cache line instead of one line per channel
-     * (3x3, 64 channels at 56x56: forward 14 % and backward-data 12 %
-     * faster with the copy, 7x7 4-7 %; 16 and 32 channels at 28x28 and
-     * 14x14 the same). Not where the reduction runs in channel blocks,
+     * (3x3, 64 channels at 56x56: forward and backward-data 22 % faster
+     * with the copy, 7x7 5-7 %; 16 and 32 channels at 28x28 and 14x14
+     * the same). Not where the reduction runs in channel blocks,
      * which keep its lines in L1 already (128 channels at 28x28: 2-4 %
      * slower channels-last). A copy kept for backward-weights stays
      * planar: that kernel walks rows of one channel (25-37 % slower
