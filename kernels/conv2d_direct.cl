@@ -701,6 +701,16 @@ ALWAYS_INLINE void transpose_8x8(const float8 a[8], float8 pixel[8]) {
     }
 }
 
+/* The channels-last copy's pixel after out, that of input pixel (ih, iw), which it advances. */
+ALWAYS_INLINE __global float *next_pixel(__global float *out, int *ih, int *iw, const int C,
+                                         const int W, const int Wp) {
+    if (++*iw < W)
+        return out + C;
+    *iw = 0;
+    ++*ih;
+    return out + (Wp - W + 1) * C;
+}
+
 /* The same copy as (N, Hp, Wp, C): padded[n, ph, pw, c] = input[n, c, ph -
  * pad_top, pw - pad_left]. One work-item per image, which writes whole
  * pixels (work-items writing 8 channels each of the same pixels had shared
@@ -748,12 +758,7 @@ __kernel void conv2d_pad_input_channels_last(const __global float *restrict inpu
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
                     vstore8(pixel[i], 0, out);
-                    out += C;
-                    if (++iw == W) {
-                        iw = 0;
-                        ih++;
-                        out += (Wp - W) * C;
-                    }
+                    out = next_pixel(out, &ih, &iw, C, W, Wp);
                 }
             }
         }
@@ -761,12 +766,7 @@ __kernel void conv2d_pad_input_channels_last(const __global float *restrict inpu
             if (pad_top + ih < Hp && pad_left + iw < Wp)
                 for (int j = 0; j < channels; j++)
                     out[j] = in[j * HW + q];
-            out += C;
-            if (++iw == W) {
-                iw = 0;
-                ih++;
-                out += (Wp - W) * C;
-            }
+            out = next_pixel(out, &ih, &iw, C, W, Wp);
         }
     }
 }
