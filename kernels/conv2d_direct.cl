@@ -685,8 +685,7 @@ ALWAYS_INLINE void transpose_8x8(const float8 a[8], float8 pixel[8]) {
         pairs[j] = shuffle2(a[j], a[j + 1], low_pairs);
         pairs[j + 1] = shuffle2(a[j], a[j + 1], high_pairs);
     }
-    /* quads[0..3]: channels 0-3 of pixels (0, 4), (1, 5), (2, 6), (3, 7); quads[4..7]: channels
-     * 4-7. */
+    /* quads[i], i < 4: channels 0-3 of pixels i and i + 4; quads[i + 4]: channels 4-7. */
 #pragma unroll
     for (int h = 0; h < 8; h += 4) {
         quads[h] = shuffle2(pairs[h], pairs[h + 2], low_quads);

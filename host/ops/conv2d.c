@@ -327,7 +327,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
      * the same). Not where the reduction runs in channel blocks,
      * which keep its lines in L1 already (128 channels at 28x28: 2-4 %
      * slower channels-last). A copy kept for backward-weights stays
-     * planar: that kernel walks rows of one channel (25-37 % slower
+     * planar: that kernel walks rows of one channel (18-37 % slower
      * channels-last). */
     const int channels_last =
         copy && !keep && conv2d_is_plain(p) && !forward_channel_block(ctx, config, p, &v);
@@ -341,8 +341,13 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     }
     if (status != CLCNN_OK)
         return status;
-    const direct_forward_operands o = {input_arg, input_offset, transposed,   0, bias, output,
-                                       0,         copy,         channels_last};
+    const direct_forward_operands o = {.input = input_arg,
+                                       .input_offset = input_offset,
+                                       .transposed = transposed,
+                                       .bias = bias,
+                                       .output = output,
+                                       .padded_input = copy,
+                                       .channels_last = channels_last};
     return conv2d_forward_direct_launch(ctx, config, p, &o);
 }
 

@@ -93,15 +93,12 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
         status = launch_1d(ctx, "winograd_transform_tiles", 9, tile_args, tile_count);
 
     for (int xi = 0; xi < 16 && status == CLCNN_OK; xi++) {
-        const direct_forward_operands o = {tiles,
-                                           xi * tile_count,
-                                           filters,
-                                           xi * filter_count,
-                                           NULL,
-                                           products,
-                                           xi * product_count,
-                                           0,
-                                           0};
+        const direct_forward_operands o = {.input = tiles,
+                                           .input_offset = xi * tile_count,
+                                           .transposed = filters,
+                                           .weight_offset = xi * filter_count,
+                                           .output = products,
+                                           .output_offset = xi * product_count};
         status = conv2d_forward_direct_launch(ctx, config, &m, &o);
     }
 
