@@ -78,6 +78,21 @@ lane_mask lanes_outside(const int first, const int step, const int limit, const 
     /* Vector comparisons give -1 (every bit set) for true, as select() wants its MSB. */
     return (column < 0) | (column >= limit) | (lane_mask)(row_outside ? -1 : 0);
 }
+/* Row i of a tile (i < TILE_ROWS), first_row + i * row_step of a plane of
+ * `height` rows `width` wide: line[i] is the nearest row of the plane from
+ * `column` on, row_outside[i] whether the row lies outside the plane or
+ * past the tile's `rows`, its lanes then all zeroed (lanes_outside). */
+void tile_lines(const __global float *plane, const int first_row, const int row_step,
+                const int height, const int width, const int column, const int rows,
+                const __global float *line[TILE_ROWS], int row_outside[TILE_ROWS]) {
+#pragma unroll
+    for (int i = 0; i < TILE_ROWS; i++) {
+        const int row = first_row + i * row_step;
+        row_outside[i] = i >= rows || row < 0 || row >= height;
+        line[i] = plane + clamp(row, 0, height - 1) * width + column;
+    }
+}
+
 /* Where a work-item's taps leave the input and their vectors would leave
  * the channel's plane too (a plane's first and last rows), it copies what
  * they read of each input row into a private span, zeros outside the input,
@@ -192,18 +207,13 @@ __kernel void conv2d_depthwise_forward(
                      * in the channel's plane, they read the floats beside
                      * the row (rows outside: the nearest row) and zero the
                      * lanes outside. */
-                    const __global float *plane_start = image + c * H * W;
                     const int top_row = clamp(first_ih, 0, H - 1);
                     const int bottom_row = clamp(first_ih + (TILE_ROWS - 1) * stride_h, 0, H - 1);
                     if (top_row * W + left >= 0 && bottom_row * W + left + reach < H * W) {
                         const __global float *line[TILE_ROWS];
                         int row_outside[TILE_ROWS];
-#pragma unroll
-                        for (int i = 0; i < TILE_ROWS; i++) {
-                            const int ih = first_ih + i * stride_h;
-                            row_outside[i] = i >= rows || ih < 0 || ih >= H;
-                            line[i] = plane_start + clamp(ih, 0, H - 1) * W + left;
-                        }
+                        tile_lines(image + c * H * W, first_ih, stride_h, H, W, left, rows, line,
+                                   row_outside);
                         if (stride_w == 1)
                             TILE_TAPS(select(load_row(line[i] + s * dilation_w), (row_vector)(0.0f),
                                              lanes_outside(left + s * dilation_w, 1, W,
@@ -332,12 +342,8 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
                                 taps_reach <= OH * OW) {
                         const __global float *line[TILE_ROWS];
                         int row_outside[TILE_ROWS];
-#pragma unroll
-                        for (int i = 0; i < TILE_ROWS; i++) {
-                            const int oh = first_oh + i;
-                            row_outside[i] = i >= rows || oh < 0 || oh >= OH;
-                            line[i] = gradient + clamp(oh, 0, OH - 1) * OW + first + taps_reach;
-                        }
+                        tile_lines(gradient, first_oh, 1, OH, OW, first + taps_reach, rows, line,
+                                   row_outside);
                         TILE_TAPS(select(load_row(line[i] - s * dilation_w), (row_vector)(0.0f),
                                          lanes_outside(first + taps_reach - s * dilation_w, 1, OW,
                                                        row_outside[i])));
