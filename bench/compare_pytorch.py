@@ -49,6 +49,8 @@ OP_SHAPES = [
     ("maxpool_c64", "maxpool", dict(N=32, C=64, H=56, W=56, size=2)),
     ("resnet_conv_c16", "conv", dict(N=128, C=16, H=28, W=28, K=16, R=3, pad=1)),
     ("resnet_conv_c64", "conv", dict(N=128, C=64, H=7, W=7, K=64, R=3, pad=1)),
+    ("resnet_conv_s2", "conv", dict(N=128, C=16, H=28, W=28, K=32, R=3, pad=1, stride=2)),
+    ("resnet_shortcut", "conv", dict(N=128, C=16, H=28, W=28, K=32, R=1, pad=0, stride=2)),
     ("depthwise_c64", "conv", dict(N=32, C=64, H=56, W=56, K=64, R=3, pad=1, groups=64)),
     ("batchnorm_c64", "batchnorm", dict(N=32, C=64, H=56, W=56)),
 ]
@@ -192,21 +194,21 @@ def pick_best(results, ident, candidates):
 
 def bench_conv(torch, F, results, ident, s, repeat):
     n, c, h, w, k, r, pad = s["N"], s["C"], s["H"], s["W"], s["K"], s["R"], s["pad"]
-    groups = s.get("groups", 1)
-    oh, ow = h + 2 * pad - r + 1, w + 2 * pad - r + 1
+    groups, stride = s.get("groups", 1), s.get("stride", 1)
+    oh, ow = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - r) // stride + 1
     gflop = 2.0 * n * k * (c // groups) * r * r * oh * ow * 1e-9
     x = torch.randn(n, c, h, w)
     weight = torch.randn(k, c // groups, r, r) * (2.0 / (c // groups * r * r)) ** 0.5
     bias = torch.zeros(k)
     with torch.no_grad():
         runs, calls = time_runs(
-            lambda: F.conv2d(x, weight, bias, padding=pad, groups=groups), repeat)
+            lambda: F.conv2d(x, weight, bias, stride=stride, padding=pad, groups=groups), repeat)
     record(results, ident + ".forward", "GFLOP/s", gflop, runs, calls)
 
     x.requires_grad_(True)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
-    y = F.conv2d(x, weight, bias, padding=pad, groups=groups)
+    y = F.conv2d(x, weight, bias, stride=stride, padding=pad, groups=groups)
     g = torch.randn_like(y)
     runs, calls = time_runs(lambda: torch.autograd.grad(y, [x], g, retain_graph=True), repeat)
     record(results, ident + ".backward_data", "GFLOP/s", gflop, runs, calls)

@@ -38,15 +38,17 @@ typedef struct cached_kernel {
     cl_ulong local_mem_bytes;
 } cached_kernel;
 
-/* The context's scratch buffers: the workspace, and the Winograd
+/* The context's scratch buffers: the workspace, the Winograd
  * convolution's transformed tiles, their products and its transformed
  * filters, which it hands to the direct convolution (that uses the
- * workspace meanwhile). */
+ * workspace meanwhile), and the phases of a strided convolution's
+ * backward-data, each the output of a direct forward. */
 typedef enum scratch_slot {
     SCRATCH_WORKSPACE,
     SCRATCH_WINOGRAD_TILES,
     SCRATCH_WINOGRAD_PRODUCTS,
     SCRATCH_WINOGRAD_FILTERS,
+    SCRATCH_PHASES,
     SCRATCH_SLOTS
 } scratch_slot;
 

@@ -54,7 +54,10 @@ typedef struct direct_forward_operands {
     int weight_offset;
     cl_mem bias, output;
     int output_offset;
-    int padded_input, channels_last;
+    /* padded_input: the input is a zero-padded copy, padded_h x padded_w,
+     * which every window reads inside (kernels/conv2d_direct.cl,
+     * -DWINDOWS_INSIDE); channels_last: it is (N, H, W, C). */
+    int padded_input, padded_h, padded_w, channels_last;
 } direct_forward_operands;
 int conv2d_direct_padded_channels(int channels, const direct_config *config);
 clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_config *config,

@@ -138,27 +138,31 @@ __kernel void conv2d_transpose_for_forward(const __global float *restrict weight
     transposed[index] = k < K ? weight[(k * C + c) * R * S + rs] : 0.0f;
 }
 
-/* weight (K, C, R, S) -> transposed (R, S, K, C_padded): backward-data reads
- * input channels contiguously. With flip, tap (r, s) takes the weight of tap
- * (R-1-r, S-1-s): the filters of the stride-1 convolution whose forward is
- * this one's backward-data. */
-__kernel void conv2d_transpose_for_backward_data(const __global float *restrict weight,
-                                                 __global float *restrict transposed, const int C,
-                                                 const int K, const int R, const int S,
-                                                 const int C_padded, const int flip) {
+/* weight (K, C, R, S) -> transposed (taps_h, taps_w, K, C_padded): backward-data
+ * reads input channels contiguously. Tap (t, u) of the copy is the filters'
+ * tap (first_r + step_r * t, first_s + step_s * u): all taps in order for the
+ * backward-data kernel; reversed (first R-1, step -1) for the stride-1
+ * convolution whose forward is this one's backward-data; and for a phase of
+ * a strided one's backward-data, the taps that reach it, reversed (steps of
+ * minus the stride: host/ops/conv2d.c, backward_data_phases). */
+__kernel void conv2d_transpose_for_backward_data(
+    const __global float *restrict weight, __global float *restrict transposed, const int C,
+    const int K, const int R, const int S, const int C_padded, const int taps_h, const int taps_w,
+    const int first_r, const int first_s, const int step_r, const int step_s) {
 #ifdef GENERAL
     /* The second dimension is the group. */
     weight += get_global_id(1) * K * C * R * S;
-    transposed += get_global_id(1) * R * S * K * C_padded;
+    transposed += get_global_id(1) * taps_h * taps_w * K * C_padded;
 #endif
-    const int index = get_global_id(0); /* over R*S*K*C_padded */
-    if (index >= R * S * K * C_padded)
+    const int index = get_global_id(0); /* over taps_h*taps_w*K*C_padded */
+    if (index >= taps_h * taps_w * K * C_padded)
         return;
     const int c = index % C_padded;
     const int k = (index / C_padded) % K;
-    const int rs = index / (C_padded * K);
-    const int tap = flip ? R * S - 1 - rs : rs; /* (R-1-r)*S + S-1-s = R*S-1 - (r*S + s) */
-    transposed[index] = c < C ? weight[(k * C + c) * R * S + tap] : 0.0f;
+    const int tu = index / (C_padded * K);
+    const int r = first_r + step_r * (tu / taps_w);
+    const int s = first_s + step_s * (tu % taps_w);
+    transposed[index] = c < C ? weight[((k * C + c) * R + r) * S + s] : 0.0f;
 }
 
 void zero_block(floatv block[WPT_P][NV]) {
@@ -508,6 +512,45 @@ __kernel void conv2d_backward_data_direct(
     }
     store_block_at(acc, grad_input, grad_input, 0, first_channel, C, image, pixel, count,
                    HW STORE_STRIDE_ARG(C));
+}
+
+/* Weaves the phases of a strided convolution's backward-data into
+ * grad_input (planes x H x W). Phase (a, b) holds the gradient at the
+ * positions (ih, iw) with ih % stride_h == a and iw % stride_w == b, as
+ * (planes, rows_a, cols_b) with rows_a = ceil((H - a) / stride_h); the
+ * phases lie one after the other, a then b, each computed apart as a
+ * stride-1 forward (host/ops/conv2d.c, backward_data_phases). No tap reaches
+ * a phase with (a + pad_top) % stride_h >= R (or the same across): it is
+ * zero, and its part of `phases` is never written. One work-item per row of
+ * grad_input. */
+__kernel void conv2d_interleave_phases(const __global float *restrict phases,
+                                       __global float *restrict grad_input, const int planes,
+                                       const int H, const int W, const int R, const int S,
+                                       const int stride_h, const int stride_w, const int pad_top,
+                                       const int pad_left) {
+    const int row = get_global_id(0); /* over planes * H */
+    if (row >= planes * H)
+        return;
+    const int plane = row / H;
+    const int ih = row - plane * H;
+    const int a = ih % stride_h;
+    int offset = 0; /* where phase (a, b) starts */
+    for (int before = 0; before < a; before++)
+        offset += planes * ((H - before + stride_h - 1) / stride_h) * W;
+    const int rows = (H - a + stride_h - 1) / stride_h;
+    const int reached = (a + pad_top) % stride_h < R;
+    __global float *out = grad_input + row * W;
+    for (int b = 0; b < stride_w && b < W; b++) {
+        const int cols = (W - b + stride_w - 1) / stride_w;
+        const __global float *in = phases + offset + (plane * rows + ih / stride_h) * cols;
+        if (reached && (b + pad_left) % stride_w < S)
+            for (int j = 0; j < cols; j++)
+                out[j * stride_w + b] = in[j];
+        else
+            for (int j = 0; j < cols; j++)
+                out[j * stride_w + b] = 0.0f;
+        offset += planes * rows * cols;
+    }
 }
 
 /* ---- backward weights ------------------------------------------------------------------

@@ -344,6 +344,7 @@ typedef struct op_shape {
     int channels, height, width; /* of one input image; GEMM: channels = K */
     int filters, size, pad;      /* conv: K, R = S, padding; GEMM: filters = N */
     int groups;                  /* conv: 1 for an ordinary one */
+    int stride;                  /* conv */
 } op_shape;
 
 static int moves_memory(const op_shape *shape) {
@@ -351,23 +352,29 @@ static int moves_memory(const op_shape *shape) {
 }
 
 static const op_shape op_shapes[] = {
-    {"lenet_conv1", "LeNet-5 conv1: 1→6, 5×5, pad 2, 28×28", OP_CONV, 64, 1, 28, 28, 6, 5, 2, 1},
-    {"lenet_conv2", "LeNet-5 conv2: 6→16, 5×5, 14×14", OP_CONV, 64, 6, 14, 14, 16, 5, 0, 1},
-    {"conv3x3_c64", "conv 3×3: 64→64, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64, 3, 1, 1},
-    {"conv3x3_c128", "conv 3×3: 128→128, pad 1, 28×28", OP_CONV, 32, 128, 28, 28, 128, 3, 1, 1},
-    {"conv3x3_c256", "conv 3×3: 256→256, pad 1, 14×14", OP_CONV, 32, 256, 14, 14, 256, 3, 1, 1},
-    {"conv1x1_c64_k256", "conv 1×1: 64→256, 56×56", OP_CONV, 32, 64, 56, 56, 256, 1, 0, 1},
-    {"conv1x1_c256_k64", "conv 1×1: 256→64, 56×56", OP_CONV, 32, 256, 56, 56, 64, 1, 0, 1},
+    {"lenet_conv1", "LeNet-5 conv1: 1→6, 5×5, pad 2, 28×28", OP_CONV, 64, 1, 28, 28, 6, 5, 2, 1, 1},
+    {"lenet_conv2", "LeNet-5 conv2: 6→16, 5×5, 14×14", OP_CONV, 64, 6, 14, 14, 16, 5, 0, 1, 1},
+    {"conv3x3_c64", "conv 3×3: 64→64, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64, 3, 1, 1, 1},
+    {"conv3x3_c128", "conv 3×3: 128→128, pad 1, 28×28", OP_CONV, 32, 128, 28, 28, 128, 3, 1, 1, 1},
+    {"conv3x3_c256", "conv 3×3: 256→256, pad 1, 14×14", OP_CONV, 32, 256, 14, 14, 256, 3, 1, 1, 1},
+    {"conv1x1_c64_k256", "conv 1×1: 64→256, 56×56", OP_CONV, 32, 64, 56, 56, 256, 1, 0, 1, 1},
+    {"conv1x1_c256_k64", "conv 1×1: 256→64, 56×56", OP_CONV, 32, 256, 56, 56, 64, 1, 0, 1, 1},
     {"gemm_2048", "GEMM 2048³ (dense 2048→2048, batch 2048)", OP_GEMM, 2048, 2048, 1, 1, 2048, 0, 0,
+     1, 1},
+    {"maxpool_c64", "max pooling 2×2: 64 channels, 56×56", OP_MAXPOOL, 32, 64, 56, 56, 0, 2, 0, 1,
      1},
-    {"maxpool_c64", "max pooling 2×2: 64 channels, 56×56", OP_MAXPOOL, 32, 64, 56, 56, 0, 2, 0, 1},
     /* the residual network's (examples/resnet.net) stage 1 and 3 convolutions at batch 128 */
-    {"resnet_conv_c16", "conv 3×3: 16→16, pad 1, 28×28", OP_CONV, 128, 16, 28, 28, 16, 3, 1, 1},
-    {"resnet_conv_c64", "conv 3×3: 64→64, pad 1, 7×7", OP_CONV, 128, 64, 7, 7, 64, 3, 1, 1},
+    {"resnet_conv_c16", "conv 3×3: 16→16, pad 1, 28×28", OP_CONV, 128, 16, 28, 28, 16, 3, 1, 1, 1},
+    {"resnet_conv_c64", "conv 3×3: 64→64, pad 1, 7×7", OP_CONV, 128, 64, 7, 7, 64, 3, 1, 1, 1},
+    /* and its first strided convolution and projection shortcut (stage 2) */
+    {"resnet_conv_s2", "conv 3×3: 16→32, stride 2, pad 1, 28×28", OP_CONV, 128, 16, 28, 28, 32, 3,
+     1, 1, 2},
+    {"resnet_shortcut", "conv 1×1: 16→32, stride 2, 28×28", OP_CONV, 128, 16, 28, 28, 32, 1, 0, 1,
+     2},
     {"depthwise_c64", "depthwise conv 3×3: 64 channels, pad 1, 56×56", OP_CONV, 32, 64, 56, 56, 64,
-     3, 1, 64},
+     3, 1, 64, 1},
     /* forward in eval mode; backward: the train-mode forward and backward */
-    {"batchnorm_c64", "batchnorm: 64 channels, 56×56", OP_BATCHNORM, 32, 64, 56, 56, 0, 0, 0, 1},
+    {"batchnorm_c64", "batchnorm: 64 channels, 56×56", OP_BATCHNORM, 32, 64, 56, 56, 0, 0, 0, 1, 1},
 };
 
 static void op_network_text(const op_shape *shape, char *text, size_t size) {
@@ -376,8 +383,9 @@ static void op_network_text(const op_shape *shape, char *text, size_t size) {
     if (used < 0 || (size_t)used >= size)
         return;
     if (shape->kind == OP_CONV)
-        snprintf(text + used, size - (size_t)used, "conv filters=%d size=%d pad=%d groups=%d\n",
-                 shape->filters, shape->size, shape->pad, shape->groups);
+        snprintf(text + used, size - (size_t)used,
+                 "conv filters=%d size=%d pad=%d groups=%d stride=%d\n", shape->filters,
+                 shape->size, shape->pad, shape->groups, shape->stride);
     else if (shape->kind == OP_BATCHNORM)
         snprintf(text + used, size - (size_t)used, "batchnorm\n");
     else if (shape->kind == OP_GEMM)

@@ -201,16 +201,28 @@ int conv2d_direct_padded_channels(int channels, const direct_config *config) {
     return (channels + block - 1) / block * block;
 }
 
+/* Which of p's taps a transposed copy of its filters holds, in the copy's
+ * order: tap (t, u) of the copy, t < rows and u < cols, is the filters' tap
+ * (first_r + step_r * t, first_s + step_s * u). */
+typedef struct tap_walk {
+    int rows, cols, first_r, first_s, step_r, step_s;
+} tap_walk;
+
+static tap_walk all_taps(const conv2d_params *p) {
+    return (tap_walk){p->kernel_h, p->kernel_w, 0, 0, 1, 1};
+}
+
 /* Transposes the weights into the workspace for the register-blocked kernels
- * (of a grouped convolution: each group's block, one after the other); flip
- * (backward-data's transpose only) reverses the taps. */
+ * (of a grouped convolution: each group's block, one after the other). The
+ * forward's copy holds all taps; backward-data's those of `taps`. */
 static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_name,
                                       const direct_config *config, const conv2d_params *p,
-                                      cl_mem weight, int padded, int flip, cl_mem *out) {
+                                      cl_mem weight, int padded, const tap_walk *taps,
+                                      cl_mem *out) {
     const conv_variant v = variant_of(p);
     const int for_forward = strcmp(kernel_name, "conv2d_transpose_for_forward") == 0;
     const int other = for_forward ? v.in_channels : v.out_channels;
-    size_t count = (size_t)p->kernel_h * p->kernel_w * other * padded;
+    size_t count = (size_t)taps->rows * taps->cols * other * padded;
     clcnn_status status = runtime_workspace(ctx, sizeof(float) * count * v.groups, out);
     /* From the program of the convolution's own kernel, with which it is then built once. */
     char options[128];
@@ -222,13 +234,17 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), out},       {sizeof(int), &v.in_channels},
-        {sizeof(int), &v.out_channels}, {sizeof(int), &p->kernel_h}, {sizeof(int), &p->kernel_w},
-        {sizeof(int), &padded},         {sizeof(int), &flip},
+        {sizeof(cl_mem), &weight},     {sizeof(cl_mem), out},
+        {sizeof(int), &v.in_channels}, {sizeof(int), &v.out_channels},
+        {sizeof(int), &p->kernel_h},   {sizeof(int), &p->kernel_w},
+        {sizeof(int), &padded},        {sizeof(int), &taps->rows},
+        {sizeof(int), &taps->cols},    {sizeof(int), &taps->first_r},
+        {sizeof(int), &taps->first_s}, {sizeof(int), &taps->step_r},
+        {sizeof(int), &taps->step_s},
     };
     const size_t local[2] = {64, 1};
     const size_t global[2] = {count, (size_t)v.groups};
-    const int arg_count = sizeof(args) / sizeof(args[0]) - (for_forward ? 1 : 0);
+    const int arg_count = for_forward ? 7 : sizeof(args) / sizeof(args[0]);
     return runtime_launch(ctx, kernel, kernel_name, arg_count, args, variant_dims(&v, 1), global,
                           local);
 }
@@ -285,14 +301,23 @@ static int forward_epilogue(const conv2d_params *p) {
     return (p->has_bias ? 1 : 0) | (p->relu ? 2 : 0);
 }
 
-/* The register-blocked forward of p. Its filters are `weight` transposed:
- * p's own (K, C, R, S), or, where p is
- * conv2d_backward_data_as_forward(*flipped_of), the weights of flipped_of
- * with their taps reversed. */
+/* A copy of p's input zero-padded to padded_h x padded_w (p's padding
+ * before, as much as it takes after), at dst + offset, for the forward of
+ * p (whose program makes it), channels-last or planar. */
+static clcnn_status copy_padded(clcnn_context *ctx, const direct_config *config,
+                                const conv2d_params *p, int channels_last, cl_mem input, cl_mem dst,
+                                int offset, int padded_h, int padded_w) {
+    char options[160];
+    forward_direct_options(ctx, config, p, 1, channels_last, options, sizeof(options), NULL);
+    return channels_last
+               ? pad_input_channels_last(ctx, options, p, input, dst, offset, padded_h, padded_w)
+               : pad_input(ctx, options, p, input, dst, offset, padded_h, padded_w);
+}
+
+/* The register-blocked forward of p; its filters are `weight` transposed. */
 static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
-                                   const conv2d_params *p, cl_mem input, cl_mem weight,
-                                   const conv2d_params *flipped_of, cl_mem bias, cl_mem output,
-                                   cl_mem kept_input) {
+                                   const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
+                                   cl_mem output, cl_mem kept_input) {
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.out_channels, config);
     /* Windows that reach into the padding read a zero-padded copy of the
@@ -312,12 +337,10 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     clcnn_status status = CLCNN_OK;
     if (copy && !keep)
         status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &transposed);
-    if (status == CLCNN_OK && flipped_of)
-        status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, flipped_of,
-                                   weight, padded, 1, &transposed);
-    else if (status == CLCNN_OK)
+    const tap_walk taps = all_taps(p);
+    if (status == CLCNN_OK)
         status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
-                                   0, &transposed);
+                                   &taps, &transposed);
     const int input_offset = copy && !keep ? (int)weights_end : 0;
     cl_mem input_arg = keep ? kept_input : copy ? transposed : input;
     /* A copy of its own the forward reads channels-last, which gathers a
@@ -331,14 +354,9 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
      * channels-last). */
     const int channels_last =
         copy && !keep && conv2d_is_plain(p) && !forward_channel_block(ctx, config, p, &v);
-    if (status == CLCNN_OK && copy) {
-        char options[160];
-        forward_direct_options(ctx, config, p, 1, channels_last, options, sizeof(options), NULL);
-        status = channels_last ? pad_input_channels_last(ctx, options, p, input, input_arg,
-                                                         input_offset, padded_h, padded_w)
-                               : pad_input(ctx, options, p, input, input_arg, input_offset,
-                                           padded_h, padded_w);
-    }
+    if (status == CLCNN_OK && copy)
+        status = copy_padded(ctx, config, p, channels_last, input, input_arg, input_offset,
+                             padded_h, padded_w);
     if (status != CLCNN_OK)
         return status;
     const direct_forward_operands o = {.input = input_arg,
@@ -347,6 +365,8 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
                                        .bias = bias,
                                        .output = output,
                                        .padded_input = copy,
+                                       .padded_h = padded_h,
+                                       .padded_w = padded_w,
                                        .channels_last = channels_last};
     return conv2d_forward_direct_launch(ctx, config, p, &o);
 }
@@ -370,8 +390,8 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
     const int padded = conv2d_direct_padded_channels(v.out_channels, config);
     const int positions = p->batch * p->out_height * p->out_width;
     cl_mem bias_arg = p->has_bias ? o->bias : o->transposed;
-    const int height = o->padded_input ? padded_height(p) : p->in_height;
-    const int width = o->padded_input ? padded_width(p) : p->in_width;
+    const int height = o->padded_input ? o->padded_h : p->in_height;
+    const int width = o->padded_input ? o->padded_w : p->in_width;
     const int pad_top = o->padded_input ? 0 : p->pad_top;
     const int pad_left = o->padded_input ? 0 : p->pad_left;
     const int epilogue = forward_epilogue(p);
@@ -400,7 +420,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                    cl_mem output) {
-    return forward_direct(ctx, config, p, input, weight, NULL, bias, output, NULL);
+    return forward_direct(ctx, config, p, input, weight, bias, output, NULL);
 }
 
 /* Whether the row kernel fits: stride 1 and so few input channels that
@@ -510,10 +530,8 @@ conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p) {
     return b;
 }
 
-/* A stride-1 convolution's backward-data is the forward of
- * backward_data_as_forward: the forward kernel then reads a zero-padded copy
- * of the gradient with no test per tap, where the backward-data kernel tests
- * every tap for whether it falls on an output. */
+/* A stride-1 convolution's backward-data is one forward, that of
+ * backward_data_as_forward (backward_data_phases' only phase). */
 static int backward_data_runs_forward(const conv2d_params *p) {
     return p->stride_h == 1 && p->stride_w == 1 && conv2d_dilation_h(p) == 1 &&
            conv2d_dilation_w(p) == 1 && p->pad_top < p->kernel_h && p->pad_left < p->kernel_w;
@@ -714,7 +732,7 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
     case CONV_ROWS:
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     case CONV_DIRECT:
-        return forward_direct(ctx, &step->config, p, input, weight, NULL, bias, output,
+        return forward_direct(ctx, &step->config, p, input, weight, bias, output,
                               conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
     case CONV_TILED:
         break;
@@ -777,18 +795,188 @@ static void phase_span(int phase, int pad, int stride, int size, int *first, int
     *count = *first < size ? (size - 1 - *first) / stride + 1 : 0;
 }
 
+/* One dimension of a phase of a strided convolution's backward-data: the
+ * input rows i = phase, phase + stride, ... (count of them) take the
+ * filters' taps first_tap, first_tap - stride, ... (taps of them), which
+ * reach the gradient's rows i / stride + t - pad for t = 0, 1, ...: a
+ * stride-1 forward over the gradient with that padding. */
+typedef struct phase_dim {
+    int count, taps, first_tap, pad;
+} phase_dim;
+
+static phase_dim phase_dim_of(int phase, int pad, int stride, int kernel, int size) {
+    const int first = (phase + pad) % stride; /* the lowest tap that reaches the phase */
+    phase_dim d;
+    d.count = phase < size ? (size - 1 - phase) / stride + 1 : 0;
+    d.taps = first < kernel ? (kernel - 1 - first) / stride + 1 : 0;
+    d.first_tap = first + stride * (d.taps - 1);
+    d.pad = d.taps - 1 - (phase + pad) / stride;
+    return d;
+}
+
+/* Phase (a, b) of p's backward-data as a stride-1 forward, which writes
+ * its rows.count x cols.count positions as an image of their own. */
+static conv2d_params phase_as_forward(const conv2d_params *p, phase_dim rows, phase_dim cols) {
+    conv2d_params b = conv2d_backward_data_as_forward(p);
+    b.kernel_h = rows.taps;
+    b.kernel_w = cols.taps;
+    b.stride_h = b.stride_w = 1;
+    b.pad_top = rows.pad;
+    b.pad_left = cols.pad;
+    b.out_height = rows.count;
+    b.out_width = cols.count;
+    return b;
+}
+
+/* Whether every phase of p's backward-data that any tap reaches is a
+ * forward (its padding not negative: a padding past the filter could leave
+ * a phase's first rows reached by no tap at all). */
+static int backward_data_runs_phases(const conv2d_params *p) {
+    if (conv2d_dilation_h(p) != 1 || conv2d_dilation_w(p) != 1)
+        return 0;
+    for (int a = 0; a < p->stride_h; a++) {
+        const phase_dim d = phase_dim_of(a, p->pad_top, p->stride_h, p->kernel_h, p->in_height);
+        if (d.taps > 0 && d.pad < 0)
+            return 0;
+    }
+    for (int b = 0; b < p->stride_w; b++) {
+        const phase_dim d = phase_dim_of(b, p->pad_left, p->stride_w, p->kernel_w, p->in_width);
+        if (d.taps > 0 && d.pad < 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Along one dimension, the zero-padded copy of the gradient that all
+ * phases read: the largest phase padding before it, and its size (as far
+ * as the furthest phase reads). A phase with less padding starts
+ * pad - its own padding further into it. */
+typedef struct phase_copy {
+    int pad, size;
+} phase_copy;
+
+static phase_copy phase_copy_of(int pad, int stride, int kernel, int size) {
+    phase_copy c = {0, 0};
+    for (int phase = 0; phase < stride; phase++) {
+        const phase_dim d = phase_dim_of(phase, pad, stride, kernel, size);
+        if (d.taps > 0 && d.count > 0 && d.pad > c.pad)
+            c.pad = d.pad;
+    }
+    for (int phase = 0; phase < stride; phase++) {
+        const phase_dim d = phase_dim_of(phase, pad, stride, kernel, size);
+        const int end = c.pad - d.pad + d.count - 1 + d.taps;
+        if (d.taps > 0 && d.count > 0 && end > c.size)
+            c.size = end;
+    }
+    return c;
+}
+
+/* Backward-data as the forwards of its phases (backward_data_runs_phases):
+ * each computes the gradient at the input positions of one residue (a, b)
+ * modulo the stride from the taps that reach them, reading a zero-padded
+ * copy of the gradient (one for all phases) and storing vectors, where the
+ * backward-data kernel tests every tap of every position and stores lane
+ * by lane. A stride-1 convolution is its only phase and writes grad_input
+ * directly; otherwise the phases go to a scratch buffer and
+ * conv2d_interleave_phases weaves them into grad_input. */
+static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config *config,
+                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                         cl_mem grad_input) {
+    const conv_variant v = variant_of(p);
+    const int padded = conv2d_direct_padded_channels(v.in_channels, config);
+    const phase_copy copy_h = phase_copy_of(p->pad_top, p->stride_h, p->kernel_h, p->in_height);
+    const phase_copy copy_w = phase_copy_of(p->pad_left, p->stride_w, p->kernel_w, p->in_width);
+    /* The phase with the most taps: its program makes the copy, and decides
+     * its layout as the forward does (forward_direct). */
+    const phase_dim most_h = phase_dim_of(0, 0, p->stride_h, p->kernel_h, p->in_height);
+    const phase_dim most_w = phase_dim_of(0, 0, p->stride_w, p->kernel_w, p->in_width);
+    conv2d_params copied = phase_as_forward(p, most_h, most_w);
+    copied.pad_top = copy_h.pad;
+    copied.pad_left = copy_w.pad;
+    const conv_variant copied_v = variant_of(&copied);
+    const int64_t weights_end =
+        round_up_64((int64_t)most_h.taps * most_w.taps * v.out_channels * padded * v.groups);
+    const int64_t copy_end =
+        weights_end + (int64_t)p->batch * p->out_channels * copy_h.size * copy_w.size;
+    const int needed = copy_h.pad > 0 || copy_w.pad > 0 || copy_h.size > p->out_height ||
+                       copy_w.size > p->out_width;
+    /* Past int offsets each phase reads the gradient itself, testing its taps. */
+    const int copy = needed && copy_end <= INT_MAX;
+    const int channels_last =
+        copy && conv2d_is_plain(p) && !forward_channel_block(ctx, config, &copied, &copied_v);
+    cl_mem workspace;
+    clcnn_status status =
+        runtime_workspace(ctx, sizeof(float) * (size_t)(copy ? copy_end : weights_end), &workspace);
+    if (status == CLCNN_OK && copy)
+        status = copy_padded(ctx, config, &copied, channels_last, grad_output, workspace,
+                             (int)weights_end, copy_h.size, copy_w.size);
+    const int woven = p->stride_h > 1 || p->stride_w > 1;
+    const int64_t floats = (int64_t)p->batch * p->in_channels * p->in_height * p->in_width;
+    cl_mem phases = grad_input;
+    if (status == CLCNN_OK && woven)
+        status = runtime_scratch(ctx, SCRATCH_PHASES, sizeof(float) * (size_t)floats, &phases);
+    int offset = 0;
+    for (int a = 0; a < p->stride_h && status == CLCNN_OK; a++) {
+        const phase_dim rows = phase_dim_of(a, p->pad_top, p->stride_h, p->kernel_h, p->in_height);
+        for (int b = 0; b < p->stride_w && status == CLCNN_OK; b++) {
+            const phase_dim cols =
+                phase_dim_of(b, p->pad_left, p->stride_w, p->kernel_w, p->in_width);
+            const int phase_floats = p->batch * p->in_channels * rows.count * cols.count;
+            if (rows.taps == 0 || cols.taps == 0 || phase_floats == 0) {
+                offset += phase_floats;
+                continue;
+            }
+            const conv2d_params forward = phase_as_forward(p, rows, cols);
+            const tap_walk taps = {rows.taps,      cols.taps,    rows.first_tap,
+                                   cols.first_tap, -p->stride_h, -p->stride_w};
+            status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p, weight,
+                                       padded, &taps, &workspace);
+            const int shift = ((copy_h.pad - rows.pad) * copy_w.size + copy_w.pad - cols.pad) *
+                              (channels_last ? p->out_channels : 1);
+            const direct_forward_operands o = {.input = copy ? workspace : grad_output,
+                                               .input_offset = copy ? (int)weights_end + shift : 0,
+                                               .transposed = workspace,
+                                               .output = phases,
+                                               .output_offset = offset,
+                                               .padded_input = copy,
+                                               .padded_h = copy_h.size,
+                                               .padded_w = copy_w.size,
+                                               .channels_last = channels_last};
+            if (status == CLCNN_OK)
+                status = conv2d_forward_direct_launch(ctx, config, &forward, &o);
+            offset += phase_floats;
+        }
+    }
+    if (status != CLCNN_OK || !woven)
+        return status;
+    cl_kernel kernel;
+    status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_interleave_phases", "", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int planes = p->batch * p->in_channels;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &phases},    {sizeof(cl_mem), &grad_input}, {sizeof(int), &planes},
+        {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width},   {sizeof(int), &p->kernel_h},
+        {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},   {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->pad_top},   {sizeof(int), &p->pad_left},
+    };
+    const size_t local[1] = {64};
+    const size_t global[1] = {(size_t)(((int64_t)planes * p->in_height + 63) / 64 * 64)};
+    return runtime_launch(ctx, kernel, "conv2d_interleave_phases", sizeof(args) / sizeof(args[0]),
+                          args, 1, global, local);
+}
+
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                          cl_mem grad_input) {
-    if (backward_data_runs_forward(p)) {
-        const conv2d_params b = conv2d_backward_data_as_forward(p);
-        return forward_direct(ctx, config, &b, grad_output, weight, p, NULL, grad_input, NULL);
-    }
+    if (backward_data_runs_phases(p))
+        return backward_data_phases(ctx, config, p, grad_output, weight, grad_input);
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     cl_mem transposed;
+    const tap_walk taps = all_taps(p);
     clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p,
-                                            weight, padded, 0, &transposed);
+                                            weight, padded, &taps, &transposed);
     char options[128];
     direct_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
