@@ -136,7 +136,7 @@ static int plausible_candidate(const direct_config *c, const direct_config *fall
  * live. The default configuration comes first. */
 static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out) {
     const direct_config fallback = direct_config_for(ctx, channels);
-    const int positions[] = {1, 2, 4, 8, 12, 16};
+    const int positions[] = {1, 2, 4, 6, 8, 12, 16};
     int count = 0;
     out[count++] = fallback;
     for (int vw = fallback.vw; vw >= 4 && vw >= fallback.vw / 4; vw /= 2) {
@@ -155,9 +155,11 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
 }
 
 /* Autotuning's few: the configuration the operation would run with first,
- * then its neighbours (one vector more or fewer, half or twice the
- * positions, vectors half as wide), which is where the full tuner's winners
- * mostly lie. */
+ * then its neighbours (one vector more or fewer, half, one and a half or
+ * twice the positions, vectors half as wide), which is where the full
+ * tuner's winners mostly lie. One and a half: 2 x 6 accumulators fill
+ * AVX2's 16 registers with the loads, and the forward with 128 and 256
+ * channels ran 3-7 % faster so (AMD EPYC, in-process A/B). */
 static int autotune_candidates(const clcnn_context *ctx, int operation, const conv2d_params *p,
                                direct_config *out) {
     const int channels = tuned_channels(operation, p);
@@ -167,6 +169,7 @@ static int autotune_candidates(const clcnn_context *ctx, int operation, const co
         {d.vw, d.nv - 1, d.wpt_p, d.group},
         {d.vw, d.nv + 1, d.wpt_p, d.group},
         {d.vw, d.nv, d.wpt_p / 2, d.group},
+        {d.vw, d.nv, d.wpt_p + d.wpt_p / 2, d.group},
         {d.vw, d.nv, d.wpt_p * 2, d.group},
         {d.vw / 2, d.nv, d.wpt_p, d.group},
     };
