@@ -828,23 +828,22 @@ static conv2d_params phase_as_forward(const conv2d_params *p, phase_dim rows, ph
     return b;
 }
 
-/* Whether every phase of p's backward-data that any tap reaches is a
- * forward (its padding not negative: a padding past the filter could leave
- * a phase's first rows reached by no tap at all). */
-static int backward_data_runs_phases(const conv2d_params *p) {
-    if (conv2d_dilation_h(p) != 1 || conv2d_dilation_w(p) != 1)
-        return 0;
-    for (int a = 0; a < p->stride_h; a++) {
-        const phase_dim d = phase_dim_of(a, p->pad_top, p->stride_h, p->kernel_h, p->in_height);
-        if (d.taps > 0 && d.pad < 0)
-            return 0;
-    }
-    for (int b = 0; b < p->stride_w; b++) {
-        const phase_dim d = phase_dim_of(b, p->pad_left, p->stride_w, p->kernel_w, p->in_width);
+/* Whether, along one dimension, every phase that any tap reaches is a
+ * forward (its padding not negative: a padding past the filter can leave a
+ * phase's first rows reached by no tap at all). */
+static int phases_are_forwards(int pad, int stride, int kernel, int size) {
+    for (int phase = 0; phase < stride; phase++) {
+        const phase_dim d = phase_dim_of(phase, pad, stride, kernel, size);
         if (d.taps > 0 && d.pad < 0)
             return 0;
     }
     return 1;
+}
+
+static int backward_data_runs_phases(const conv2d_params *p) {
+    return conv2d_dilation_h(p) == 1 && conv2d_dilation_w(p) == 1 &&
+           phases_are_forwards(p->pad_top, p->stride_h, p->kernel_h, p->in_height) &&
+           phases_are_forwards(p->pad_left, p->stride_w, p->kernel_w, p->in_width);
 }
 
 /* Along one dimension, the zero-padded copy of the gradient that all
