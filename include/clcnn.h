@@ -124,7 +124,7 @@ CLCNN_API clcnn_status clcnn_context_set_autotune(clcnn_context *ctx, int enable
 
 /* The OpenCL device's floating-point peak in GFLOP/s, measured with a kernel
  * of independent vector multiply-adds (kernels/peak.cl) over a work-group per
- * compute unit: the median of 5 launches of at least 0.05 s. An error on the
+ * compute unit: the fastest of 5 launches of at least 0.05 s. An error on the
  * reference device. */
 CLCNN_API clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops);
 
