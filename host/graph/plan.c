@@ -179,9 +179,9 @@ typedef struct planned_storage {
 /* Device limits are checked here, before anything is allocated: no buffer
  * above CL_DEVICE_MAX_MEM_ALLOC_SIZE, and everything together within
  * CL_DEVICE_GLOBAL_MEM_SIZE less an eighth, the headroom for the context's
- * workspace and scratch buffers (Winograd's, a strided backward-data's
- * phases: at most one activation of the batch), programs and the driver's
- * own buffers. */
+ * workspace and scratch buffers (Winograd's transforms; a strided
+ * backward-data's phases, as large as its input), programs and the
+ * driver's own buffers. */
 static clcnn_status check_device_memory(clcnn_net *net, const planned_storage *kinds, int count,
                                         uint64_t extra_bytes) {
     clcnn_context *ctx = net->ctx;
