@@ -787,29 +787,22 @@ clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *c
                           global, local);
 }
 
-/* The input rows (or columns) of one phase of a strided convolution's
- * backward-data: those with (i + pad) % stride == phase, the first of them
- * and how many there are among `size`. */
-static void phase_span(int phase, int pad, int stride, int size, int *first, int *count) {
-    *first = ((phase - pad) % stride + stride) % stride;
-    *count = *first < size ? (size - 1 - *first) / stride + 1 : 0;
-}
-
 /* One dimension of a phase of a strided convolution's backward-data: the
  * input rows i = phase, phase + stride, ... (count of them) take the
- * filters' taps first_tap, first_tap - stride, ... (taps of them), which
- * reach the gradient's rows i / stride + t - pad for t = 0, 1, ...: a
- * stride-1 forward over the gradient with that padding. */
+ * filters' taps lowest_tap, lowest_tap + stride, ... (taps of them); in
+ * reverse, first_tap, first_tap - stride, ..., they reach the gradient's
+ * rows i / stride + t - pad for t = 0, 1, ...: a stride-1 forward over the
+ * gradient with that padding. */
 typedef struct phase_dim {
-    int count, taps, first_tap, pad;
+    int count, taps, lowest_tap, first_tap, pad;
 } phase_dim;
 
 static phase_dim phase_dim_of(int phase, int pad, int stride, int kernel, int size) {
-    const int first = (phase + pad) % stride; /* the lowest tap that reaches the phase */
     phase_dim d;
+    d.lowest_tap = (phase + pad) % stride;
     d.count = phase < size ? (size - 1 - phase) / stride + 1 : 0;
-    d.taps = first < kernel ? (kernel - 1 - first) / stride + 1 : 0;
-    d.first_tap = first + stride * (d.taps - 1);
+    d.taps = d.lowest_tap < kernel ? (kernel - 1 - d.lowest_tap) / stride + 1 : 0;
+    d.first_tap = d.lowest_tap + stride * (d.taps - 1);
     d.pad = d.taps - 1 - (phase + pad) / stride;
     return d;
 }
@@ -989,10 +982,18 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     const int steps[2] = {phased ? p->stride_h : 1, phased ? p->stride_w : 1};
     for (int a = 0; a < steps[0] && status == CLCNN_OK; a++)
         for (int b = 0; b < steps[1] && status == CLCNN_OK; b++) {
-            int row0 = 0, col0 = 0, rows = p->in_height, cols = p->in_width;
+            int row0 = 0, col0 = 0, rows = p->in_height, cols = p->in_width, r0 = 0, s0 = 0;
             if (phased) {
-                phase_span(a, p->pad_top, p->stride_h, p->in_height, &row0, &rows);
-                phase_span(b, p->pad_left, p->stride_w, p->in_width, &col0, &cols);
+                const phase_dim h =
+                    phase_dim_of(a, p->pad_top, p->stride_h, p->kernel_h, p->in_height);
+                const phase_dim w =
+                    phase_dim_of(b, p->pad_left, p->stride_w, p->kernel_w, p->in_width);
+                row0 = a;
+                col0 = b;
+                rows = h.count;
+                cols = w.count;
+                r0 = h.lowest_tap;
+                s0 = w.lowest_tap;
             }
             const int positions = p->batch * rows * cols;
             if (positions == 0)
@@ -1021,8 +1022,8 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
                 {sizeof(int), &cols},
                 {sizeof(int), &steps[0]},
                 {sizeof(int), &steps[1]},
-                {sizeof(int), &a},
-                {sizeof(int), &b},
+                {sizeof(int), &r0},
+                {sizeof(int), &s0},
             };
             const int arg_count = variant_args(&v, args, 25);
             const size_t local[3] = {1, (size_t)config->group, 1};
