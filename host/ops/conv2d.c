@@ -208,17 +208,17 @@ typedef struct tap_walk {
     int rows, cols, first_r, first_s, step_r, step_s;
 } tap_walk;
 
-static tap_walk all_taps(const conv2d_params *p) {
-    return (tap_walk){p->kernel_h, p->kernel_w, 0, 0, 1, 1};
-}
-
 /* Transposes the weights into the workspace for the register-blocked kernels
  * (of a grouped convolution: each group's block, one after the other). The
- * forward's copy holds all taps; backward-data's those of `taps`. */
+ * copy holds the taps `taps` walks (backward-data's transpose only), or all
+ * of p's in order where it is NULL. */
 static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_name,
                                       const direct_config *config, const conv2d_params *p,
                                       cl_mem weight, int padded, const tap_walk *taps,
                                       cl_mem *out) {
+    const tap_walk all = {p->kernel_h, p->kernel_w, 0, 0, 1, 1};
+    if (!taps)
+        taps = &all;
     const conv_variant v = variant_of(p);
     const int for_forward = strcmp(kernel_name, "conv2d_transpose_for_forward") == 0;
     const int other = for_forward ? v.in_channels : v.out_channels;
@@ -244,6 +244,7 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
     };
     const size_t local[2] = {64, 1};
     const size_t global[2] = {count, (size_t)v.groups};
+    /* The forward's transpose takes no tap walk: the first 7 arguments. */
     const int arg_count = for_forward ? 7 : sizeof(args) / sizeof(args[0]);
     return runtime_launch(ctx, kernel, kernel_name, arg_count, args, variant_dims(&v, 1), global,
                           local);
@@ -337,10 +338,9 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     clcnn_status status = CLCNN_OK;
     if (copy && !keep)
         status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &transposed);
-    const tap_walk taps = all_taps(p);
     if (status == CLCNN_OK)
         status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
-                                   &taps, &transposed);
+                                   NULL, &transposed);
     const int input_offset = copy && !keep ? (int)weights_end : 0;
     cl_mem input_arg = keep ? kept_input : copy ? transposed : input;
     /* A copy of its own the forward reads channels-last, which gathers a
@@ -528,13 +528,6 @@ conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p) {
     b.has_bias = 0;
     b.relu = 0;
     return b;
-}
-
-/* A stride-1 convolution's backward-data is one forward, that of
- * backward_data_as_forward (backward_data_phases' only phase). */
-static int backward_data_runs_forward(const conv2d_params *p) {
-    return p->stride_h == 1 && p->stride_w == 1 && conv2d_dilation_h(p) == 1 &&
-           conv2d_dilation_w(p) == 1 && p->pad_top < p->kernel_h && p->pad_left < p->kernel_w;
 }
 
 static int use_rows_for_backward_data(const conv2d_params *p) {
@@ -966,9 +959,8 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     cl_mem transposed;
-    const tap_walk taps = all_taps(p);
     clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p,
-                                            weight, padded, &taps, &transposed);
+                                            weight, padded, NULL, &transposed);
     char options[128];
     direct_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
@@ -1434,8 +1426,10 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
         return conv2d_winograd_fits(ctx, p);
     /* It runs as_forward, which has p's kernel, stride, groups and dilation. */
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
-    return strcmp(operation, "backward_data") == 0 && backward_data_runs_forward(p) &&
-           conv2d_winograd_fits(ctx, &as_forward);
+    /* A stride-1 convolution's backward-data is one forward, that of
+     * as_forward: backward_data_phases' only phase. */
+    return strcmp(operation, "backward_data") == 0 && p->stride_h == 1 && p->stride_w == 1 &&
+           backward_data_runs_phases(p) && conv2d_winograd_fits(ctx, &as_forward);
 }
 
 /* Tuning's verdict on Winograd for an operation and shape sits in the
