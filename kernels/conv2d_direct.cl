@@ -845,8 +845,14 @@ __kernel void conv2d_pad_input_channels_last(const __global float *restrict inpu
 }
 
 /* padded (at padded + padded_offset) is conv2d_pad_input's (N, C, Hp, Wp),
- * or the input itself (Hp = H, Wp = W) where no window reaches past its edges;
- * grad_t (at grad_t + grad_t_offset) is conv2d_transpose_grad_output's.
+ * or the input itself (Hp = H, Wp = W) where no window reaches past its edges.
+ * The gradient is channels-last: position (n, oh, ow) at grad_t +
+ * grad_t_offset + ((n * grad_rows + oh) * grad_cols + ow) * grad_pixel, its
+ * channels adjacent: conv2d_transpose_grad_output's (grad_rows = OH,
+ * grad_cols = OW, grad_pixel = IMAGE_K_PADDED) or, for a convolution without
+ * bias whose K is a multiple of VW*NV, the zero-padded channels-last copy
+ * that its backward-data read (grad_pixel = K, grad_t_offset at the first
+ * position inside the padding).
  * Launch: global (K_padded / (VW*NV), ceil(C*R*S / WPT_P), slices), any local
  * size; slice z covers positions [z*slice_length, (z+1)*slice_length). */
 __kernel void
@@ -856,7 +862,8 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
                                const int C, const int Hp, const int Wp, const int K, const int R,
                                const int S, const int stride_h, const int stride_w, const int OH,
                                const int OW, const int positions, const int slice_length,
-                               const int K_padded GROUPS_PARAM DILATION_PARAMS) {
+                               const int K_padded, const int grad_rows, const int grad_cols,
+                               const int grad_pixel GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_tap = get_global_id(1) * WPT_P;
 #ifdef GENERAL
@@ -916,7 +923,8 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
             const __global float *corner = padded + padded_offset + n * IMAGE_C * plane +
                                            oh * stride_h * Wp + first_ow * stride_w;
             const __global float *gradient =
-                grad_t + grad_t_offset + position * IMAGE_K_PADDED + first_channel;
+                grad_t + grad_t_offset + ((n * grad_rows + oh) * grad_cols + first_ow) * grad_pixel +
+                first_channel;
             for (int ow = first_ow; ow < end_ow; ow++) {
                 floatv g[NV];
 #pragma unroll
@@ -929,7 +937,7 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
                     for (int v = 0; v < NV; v++)
                         run_sum[m][v] = fma((floatv)(x), g[v], run_sum[m][v]);
                 }
-                gradient += IMAGE_K_PADDED;
+                gradient += grad_pixel;
                 corner += stride_w;
             }
             position += end_ow - first_ow;

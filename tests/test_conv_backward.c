@@ -16,7 +16,9 @@
  *    reduction through the default path (where that is the register-blocked
  *    one), and on subsets through conv2d_backward_weights_direct under
  *    explicit configurations (vector width, vectors and taps per work-item,
- *    work-group size).
+ *    work-group size). A forward's kept padded input, and backward-weights
+ *    reading backward-data's copy of the gradient (conv2d_backward_planned),
+ *    must give bit for bit what the operations give on their own.
  * 2. reduce_channels on shapes with outer, columns and inner from 1 to a few
  *    thousand, on data centred on zero and on data with a positive mean,
  *    with both walks (contiguous shares, as CPU devices run it, and strided).
@@ -68,6 +70,7 @@ enum {
     DEFAULT_PATH_SHAPES = 60,
     REDUCE_SHAPES = 150,
     KEPT_INPUT_SHAPES = 120,
+    SHARED_GRADIENT_SHAPES = 80,
     FINITE_DIFFERENCE_SHAPES = 30
 };
 
@@ -1107,6 +1110,101 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
            mismatches);
 }
 
+/* Whether conv2d_transpose_grad_output ran since the profile was cleared. */
+static int transposition_ran(const clcnn_context *ctx) {
+    for (int i = 0; i < PROFILE_ENTRIES; i++)
+        if (strcmp(ctx->profile[i].name, "conv2d_transpose_grad_output") == 0 &&
+            ctx->profile[i].launches > 0)
+            return 1;
+    return 0;
+}
+
+/* Both backward operations through conv2d_backward_planned, where
+ * backward-weights may read backward-data's copy of the gradient instead
+ * of transposing it (no bias, output channels in whole vectors), give bit
+ * for bit the gradients of the two operations run apart. Random shapes
+ * without bias and with 16, 32 or 64 output channels; the kept input of a
+ * forward on every other shape. */
+static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) {
+    test_rng rng = {seed};
+    int shared_cases = 0, mismatches = 0;
+    const int profiling = ctx->profiling;
+    ctx->profiling = 1;
+    for (int index = 0; index < cases; index++) {
+        conv_case c;
+        do {
+            c = draw_random_case(&rng);
+            c.p.out_channels = 16 << test_rand_int(&rng, 0, 2);
+            c.p.has_bias = 0;
+        } while (reference_work(&c.p) > max_reference_work);
+        const conv2d_params *p = &c.p;
+        const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
+        const conv2d_plan plan = conv2d_plan_for(ctx, p);
+        const int64_t kept_floats = index % 2 ? conv2d_kept_input_floats(&plan, p) : 0;
+        float *host[3] = {allocate_floats(inputs), allocate_floats(weights),
+                          allocate_floats(outputs)};
+        fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
+        fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
+        fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
+        float *results[2][2];
+        cl_mem in = NULL, w = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL, scratch = NULL,
+               kept = NULL;
+        int ok = CHECK_OK(ctx, upload(ctx, host[0], inputs, &in)) &&
+                 CHECK_OK(ctx, upload(ctx, host[1], weights, &w)) &&
+                 CHECK_OK(ctx, upload(ctx, host[2], outputs, &go)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, outputs, &out)) &&
+                 CHECK_OK(ctx, buffer_create(ctx, conv2d_backward_weights_scratch_bytes(&plan, p),
+                                             &scratch)) &&
+                 (!kept_floats || CHECK_OK(ctx, upload_nan(ctx, kept_floats, &kept))) &&
+                 CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, NULL, out, kept));
+        for (int run = 0; run < 2; run++) {
+            results[run][0] = allocate_floats(inputs);
+            results[run][1] = allocate_floats(weights);
+            ok = ok && CHECK_OK(ctx, upload_nan(ctx, inputs, &gi)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, weights, &gw));
+            memset(ctx->profile, 0, sizeof(ctx->profile));
+            if (run == 0)
+                ok = ok && CHECK_OK(ctx, conv2d_backward_data_planned(ctx, &plan, p, go, w, gi)) &&
+                     CHECK_OK(ctx, conv2d_backward_weights_planned(ctx, &plan, p, in, go, gw, NULL,
+                                                                   scratch, kept));
+            else
+                ok = ok && CHECK_OK(ctx, conv2d_backward_planned(ctx, &plan, p, go, w, gi, in, gw,
+                                                                 NULL, scratch, kept));
+            ok = ok &&
+                 CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs,
+                                           results[run][0])) &&
+                 CHECK_OK(ctx, buffer_read(ctx, gw, 0, sizeof(float) * (size_t)weights,
+                                           results[run][1]));
+            if (run == 1 && use_direct_kernels(ctx) && !transposition_ran(ctx))
+                shared_cases++;
+            buffer_release(&gi);
+            buffer_release(&gw);
+        }
+        if (!ok || memcmp(results[0][0], results[1][0], sizeof(float) * (size_t)inputs) ||
+            memcmp(results[0][1], results[1][1], sizeof(float) * (size_t)weights)) {
+            char text[256];
+            describe_case(&c, text, sizeof(text));
+            fprintf(stderr, "shared gradient case %d differs: %s\n", index, text);
+            mismatches++;
+        }
+        cl_mem all[] = {in, w, go, out, scratch, kept};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+            buffer_release(&all[i]);
+        for (int run = 0; run < 2; run++)
+            for (int k = 0; k < 2; k++)
+                free(results[run][k]);
+        for (int k = 0; k < 3; k++)
+            free(host[k]);
+    }
+    ctx->profiling = profiling;
+    CHECK(mismatches == 0);
+    /* Register-blocked kernels share the copy wherever backward-data pads the gradient. */
+    if (use_direct_kernels(ctx))
+        CHECK(shared_cases >= cases / 4);
+    printf("shared gradient copy: %d cases, %d of them shared, %d differ\n", cases, shared_cases,
+           mismatches);
+}
+
 int main(void) {
     quick_mode = test_quick_divisor() > 1;
     /* The test picks paths and tiles itself; CLCNN_TILES and CLCNN_CONV
@@ -1144,6 +1242,7 @@ int main(void) {
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     run_direct_weights(ctx);
     check_kept_input(ctx, scaled_count(KEPT_INPUT_SHAPES), 61);
+    check_shared_gradient(ctx, scaled_count(SHARED_GRADIENT_SHAPES), 71);
     run_reduce_shapes(ctx, scaled_count(REDUCE_SHAPES), 41);
     run_finite_differences(ctx, scaled_count(FINITE_DIFFERENCE_SHAPES), 51);
     /* Throughput is a report, not a check: not measured in quick mode

@@ -187,14 +187,12 @@ static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
  * read the masked gradient. */
 static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
     const conv2d_params params = layer_conv2d_params(l, p->batch);
-    clcnn_status status = relu_apart_backward(l, p);
-    if (status == CLCNN_OK && buf_present(p->ctx, p->grad_in[0]))
-        status = op_conv2d_backward_data(p->ctx, &l->conv, &params, p->grad_out, p->tensor[0],
-                                         p->grad_in[0]);
-    if (status != CLCNN_OK || !buf_present(p->ctx, p->tensor_grad[0])) /* frozen */
+    const clcnn_status status = relu_apart_backward(l, p);
+    if (status != CLCNN_OK)
         return status;
-    return op_conv2d_backward_weights(p->ctx, &l->conv, &params, p->in[0], p->grad_out,
-                                      p->tensor_grad[0], p->tensor_grad[1], p->scratch, p->saved);
+    /* A frozen layer has no tensor gradients: op_conv2d_backward skips them. */
+    return op_conv2d_backward(p->ctx, &l->conv, &params, p->grad_out, p->tensor[0], p->grad_in[0],
+                              p->in[0], p->tensor_grad[0], p->tensor_grad[1], p->scratch, p->saved);
 }
 
 const layer_type layer_conv = {

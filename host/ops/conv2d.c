@@ -856,6 +856,15 @@ static phase_copy phase_copy_of(int pad, int stride, int kernel, int size) {
     return c;
 }
 
+/* The zero-padded channels-last copy of the gradient that backward-data
+ * made, for backward-weights to read instead of a transposition of its own:
+ * position (n, oh, ow) at buffer + offset + ((n * rows + oh) * cols + ow) *
+ * out_channels (kernels/conv2d_direct.cl, conv2d_backward_weights_direct). */
+typedef struct gradient_copy {
+    cl_mem buffer; /* NULL: none */
+    int offset, rows, cols;
+} gradient_copy;
+
 /* Backward-data as the forwards of its phases (backward_data_runs_phases):
  * each computes the gradient at the input positions of one residue (a, b)
  * modulo the stride from the taps that reach them, reading a zero-padded
@@ -863,10 +872,12 @@ static phase_copy phase_copy_of(int pad, int stride, int kernel, int size) {
  * backward-data kernel tests every tap of every position and stores lane
  * by lane. A stride-1 convolution is its only phase and writes grad_input
  * directly; otherwise the phases go to a scratch buffer and
- * conv2d_interleave_phases weaves them into grad_input. */
+ * conv2d_interleave_phases weaves them into grad_input. With `shared`
+ * not NULL, a channels-last copy that holds every position of the gradient
+ * is described there (otherwise its buffer is left NULL). */
 static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                         cl_mem grad_input) {
+                                         cl_mem grad_input, gradient_copy *shared) {
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     const phase_copy copy_h = phase_copy_of(p->pad_top, p->stride_h, p->kernel_h, p->in_height);
@@ -895,6 +906,11 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     if (status == CLCNN_OK && copy)
         status = copy_padded(ctx, config, &copied, channels_last, grad_output, workspace,
                              (int)weights_end, copy_h.size, copy_w.size);
+    if (shared && channels_last && copy_h.size >= copy_h.pad + p->out_height &&
+        copy_w.size >= copy_w.pad + p->out_width)
+        *shared = (gradient_copy){
+            workspace, (int)weights_end + (copy_h.pad * copy_w.size + copy_w.pad) * p->out_channels,
+            copy_h.size, copy_w.size};
     const int woven = p->stride_h > 1 || p->stride_w > 1;
     const int64_t floats = (int64_t)p->batch * p->in_channels * p->in_height * p->in_width;
     cl_mem phases = grad_input;
@@ -951,11 +967,11 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
                           args, 1, global, local);
 }
 
-clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
+static clcnn_status backward_data_direct(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                         cl_mem grad_input) {
+                                         cl_mem grad_input, gradient_copy *shared) {
     if (backward_data_runs_phases(p))
-        return backward_data_phases(ctx, config, p, grad_output, weight, grad_input);
+        return backward_data_phases(ctx, config, p, grad_output, weight, grad_input, shared);
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     cl_mem transposed;
@@ -1028,9 +1044,16 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     return status;
 }
 
-clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
+clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
+                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                         cl_mem grad_input) {
+    return backward_data_direct(ctx, config, p, grad_output, weight, grad_input, NULL);
+}
+
+/* shared: see backward_data_phases. */
+static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                           const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                          cl_mem grad_input) {
+                                          cl_mem grad_input, gradient_copy *shared) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
@@ -1044,12 +1067,18 @@ clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     case CONV_ROWS:
         return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
     case CONV_DIRECT:
-        return conv2d_backward_data_direct(ctx, &step->config, p, grad_output, weight, grad_input);
+        return backward_data_direct(ctx, &step->config, p, grad_output, weight, grad_input, shared);
     case CONV_TILED:
         break;
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_data_tiled(ctx, &config, p, grad_output, weight, grad_input);
+}
+
+clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                          cl_mem grad_input) {
+    return backward_data_planned(ctx, plan, p, grad_output, weight, grad_input, NULL);
 }
 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
@@ -1233,11 +1262,16 @@ size_t conv2d_backward_weights_direct_scratch_bytes(const direct_config *config,
 }
 
 /* kept_input, when not NULL, holds the input zero-padded as the forward
- * kept it (conv2d_kept_input_floats): no copy is made. */
+ * kept it (conv2d_kept_input_floats): no copy is made. shared, when not
+ * NULL, is backward-data's copy of the gradient, read in place of a
+ * transposition (only without bias, whose sums the transposition makes,
+ * and with out_channels a multiple of the configuration's VW*NV, so that
+ * the vector loads stay within a position's channels). */
 static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_config *config,
                                             const conv2d_params *p, cl_mem input,
                                             cl_mem grad_output, cl_mem grad_weight,
-                                            cl_mem grad_bias, cl_mem scratch, cl_mem kept_input) {
+                                            cl_mem grad_bias, cl_mem scratch, cl_mem kept_input,
+                                            const gradient_copy *shared) {
     const int vw = config->vw;
     if (!(vw == 1 || vw == 2 || vw == 4 || vw == 8 || vw == 16) || config->nv < 1 ||
         config->wpt_p < 1 || config->group < 1)
@@ -1310,9 +1344,10 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const size_t transpose_local[3] = {1, 1, 1};
     const size_t transpose_global[3] = {(size_t)(padded / config->vw), (size_t)slices,
                                         (size_t)v.groups};
-    status =
-        runtime_launch(ctx, transpose_kernel, "conv2d_transpose_grad_output", transpose_arg_count,
-                       transpose_args, variant_dims(&v, 2), transpose_global, transpose_local);
+    if (!shared)
+        status = runtime_launch(ctx, transpose_kernel, "conv2d_transpose_grad_output",
+                                transpose_arg_count, transpose_args, variant_dims(&v, 2),
+                                transpose_global, transpose_local);
     if (status != CLCNN_OK)
         return status;
 
@@ -1323,9 +1358,14 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     }
 
     const int taps = v.in_channels * p->kernel_h * p->kernel_w;
-    kernel_arg args[22] = {
+    cl_mem gradient = shared ? shared->buffer : scratch;
+    const int gradient_at = shared ? shared->offset : gradient_offset;
+    const int gradient_rows = shared ? shared->rows : p->out_height;
+    const int gradient_cols = shared ? shared->cols : p->out_width;
+    const int gradient_pixel = shared ? p->out_channels : padded * v.groups;
+    kernel_arg args[25] = {
         {sizeof(cl_mem), &windows},    {sizeof(int), &windows_offset},
-        {sizeof(cl_mem), &scratch},    {sizeof(int), &gradient_offset},
+        {sizeof(cl_mem), &gradient},   {sizeof(int), &gradient_at},
         {sizeof(cl_mem), &weight_out}, {sizeof(int), &slice_stride},
         {sizeof(int), &v.in_channels}, {sizeof(int), &windows_h},
         {sizeof(int), &windows_w},     {sizeof(int), &v.out_channels},
@@ -1333,9 +1373,10 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
         {sizeof(int), &p->stride_h},   {sizeof(int), &p->stride_w},
         {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width},
         {sizeof(int), &positions},     {sizeof(int), &slice_length},
-        {sizeof(int), &padded},
+        {sizeof(int), &padded},        {sizeof(int), &gradient_rows},
+        {sizeof(int), &gradient_cols}, {sizeof(int), &gradient_pixel},
     };
-    const int arg_count = variant_args(&v, args, 19);
+    const int arg_count = variant_args(&v, args, 22);
     /* Slices vary slowest, so the work-items of one slice run close together
      * and share its gradient rows and input in the caches (a grouped
      * convolution's third dimension runs over groups x slices). */
@@ -1373,7 +1414,7 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
                                             cl_mem grad_output, cl_mem grad_weight,
                                             cl_mem grad_bias, cl_mem scratch) {
     return backward_weights_direct(ctx, config, p, input, grad_output, grad_weight, grad_bias,
-                                   scratch, NULL);
+                                   scratch, NULL, NULL);
 }
 
 /* ---- backward weights, depthwise ---------------------------------------------------------------
@@ -1519,10 +1560,12 @@ size_t conv2d_backward_weights_scratch_bytes(const conv2d_plan *plan, const conv
     return backward_weights_tiled_scratch_bytes(p);
 }
 
-clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_plan *plan,
+/* shared: see backward_weights_direct. */
+static clcnn_status backward_weights_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                              const conv2d_params *p, cl_mem input,
                                              cl_mem grad_output, cl_mem grad_weight,
-                                             cl_mem grad_bias, cl_mem scratch, cl_mem kept_input) {
+                                             cl_mem grad_bias, cl_mem scratch, cl_mem kept_input,
+                                             const gradient_copy *shared) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
@@ -1530,12 +1573,39 @@ clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_pl
         return conv2d_backward_weights_depthwise(ctx, p, input, grad_output, grad_weight, grad_bias,
                                                  scratch);
     if (plan->backward_weights.kernels == CONV_DIRECT)
-        return backward_weights_direct(ctx, &plan->backward_weights.config, p, input, grad_output,
-                                       grad_weight, grad_bias, scratch,
-                                       conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
+        return backward_weights_direct(
+            ctx, &plan->backward_weights.config, p, input, grad_output, grad_weight, grad_bias,
+            scratch, conv2d_kept_input_floats(plan, p) ? kept_input : NULL, shared);
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_weights_tiled(ctx, &config, p, input, grad_output, grad_weight,
                                          grad_bias, scratch);
+}
+
+clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                             const conv2d_params *p, cl_mem input,
+                                             cl_mem grad_output, cl_mem grad_weight,
+                                             cl_mem grad_bias, cl_mem scratch, cl_mem kept_input) {
+    return backward_weights_planned(ctx, plan, p, input, grad_output, grad_weight, grad_bias,
+                                    scratch, kept_input, NULL);
+}
+
+clcnn_status conv2d_backward_planned(clcnn_context *ctx, const conv2d_plan *plan,
+                                     const conv2d_params *p, cl_mem grad_output, cl_mem weight,
+                                     cl_mem grad_input, cl_mem input, cl_mem grad_weight,
+                                     cl_mem grad_bias, cl_mem scratch, cl_mem kept_input) {
+    const direct_config *weights_config = &plan->backward_weights.config;
+    const int share = grad_input && grad_weight && plan->backward_weights.kernels == CONV_DIRECT &&
+                      !p->has_bias &&
+                      p->out_channels % (weights_config->vw * weights_config->nv) == 0;
+    gradient_copy shared = {NULL, 0, 0, 0};
+    clcnn_status status = CLCNN_OK;
+    if (grad_input)
+        status = backward_data_planned(ctx, plan, p, grad_output, weight, grad_input,
+                                       share ? &shared : NULL);
+    if (status != CLCNN_OK || !grad_weight)
+        return status;
+    return backward_weights_planned(ctx, plan, p, input, grad_output, grad_weight, grad_bias,
+                                    scratch, kept_input, shared.buffer ? &shared : NULL);
 }
 
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
@@ -1557,24 +1627,19 @@ clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_plan *plan, cons
     return CLCNN_OK;
 }
 
-clcnn_status op_conv2d_backward_data(clcnn_context *ctx, const conv2d_plan *plan,
-                                     const conv2d_params *p, buf grad_output, buf weight,
-                                     buf grad_input) {
+clcnn_status op_conv2d_backward(clcnn_context *ctx, const conv2d_plan *plan, const conv2d_params *p,
+                                buf grad_output, buf weight, buf grad_input, buf input,
+                                buf grad_weight, buf grad_bias, buf scratch, buf kept_input) {
+    const int want_data = buf_present(ctx, grad_input),
+              want_weights = buf_present(ctx, grad_weight);
     if (context_is_opencl(ctx))
-        return conv2d_backward_data_planned(ctx, plan, p, grad_output.mem, weight.mem,
-                                            grad_input.mem);
-    conv2d_backward_data_ref(p, grad_output.host, weight.host, grad_input.host);
-    return CLCNN_OK;
-}
-
-clcnn_status op_conv2d_backward_weights(clcnn_context *ctx, const conv2d_plan *plan,
-                                        const conv2d_params *p, buf input, buf grad_output,
-                                        buf grad_weight, buf grad_bias, buf scratch,
-                                        buf kept_input) {
-    if (context_is_opencl(ctx))
-        return conv2d_backward_weights_planned(ctx, plan, p, input.mem, grad_output.mem,
-                                               grad_weight.mem, grad_bias.mem, scratch.mem,
-                                               kept_input.mem);
-    conv2d_backward_weights_ref(p, input.host, grad_output.host, grad_weight.host, grad_bias.host);
+        return conv2d_backward_planned(
+            ctx, plan, p, grad_output.mem, weight.mem, want_data ? grad_input.mem : NULL, input.mem,
+            want_weights ? grad_weight.mem : NULL, grad_bias.mem, scratch.mem, kept_input.mem);
+    if (want_data)
+        conv2d_backward_data_ref(p, grad_output.host, weight.host, grad_input.host);
+    if (want_weights)
+        conv2d_backward_weights_ref(p, input.host, grad_output.host, grad_weight.host,
+                                    grad_bias.host);
     return CLCNN_OK;
 }
