@@ -41,14 +41,17 @@ typedef struct cached_kernel {
 /* The context's scratch buffers: the workspace, the Winograd
  * convolution's transformed tiles, their products and its transformed
  * filters, which it hands to the direct convolution (that uses the
- * workspace meanwhile), and the phases of a strided convolution's
- * backward-data, each the output of a direct forward. */
+ * workspace meanwhile), the phases of a strided convolution's
+ * backward-data, each the output of a direct forward, and a convolution's
+ * input gradient before it is added to one that another layer wrote (where
+ * its kernels cannot add it themselves). */
 typedef enum scratch_slot {
     SCRATCH_WORKSPACE,
     SCRATCH_WINOGRAD_TILES,
     SCRATCH_WINOGRAD_PRODUCTS,
     SCRATCH_WINOGRAD_FILTERS,
     SCRATCH_PHASES,
+    SCRATCH_GRADIENT,
     SCRATCH_SLOTS
 } scratch_slot;
 

@@ -58,6 +58,7 @@ typedef struct direct_forward_operands {
      * which every window reads inside (kernels/conv2d_direct.cl,
      * -DWINDOWS_INSIDE); channels_last: it is (N, H, W, C). */
     int padded_input, padded_h, padded_w, channels_last;
+    int accumulate; /* add the results to what output holds */
 } direct_forward_operands;
 int conv2d_direct_padded_channels(int channels, const direct_config *config);
 clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_config *config,
@@ -71,6 +72,10 @@ clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
  * Overwrites grad_input. */
 void conv2d_backward_data_ref(const conv2d_params *p, const float *grad_output, const float *weight,
                               float *grad_input);
+/* The same added to what grad_input holds (accumulate), each float as
+ * conv2d_backward_data_ref's result added to it. */
+void conv2d_backward_data_into_ref(const conv2d_params *p, const float *grad_output,
+                                   const float *weight, float *grad_input, int accumulate);
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
                                   cl_mem weight, cl_mem grad_input);
 clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
@@ -100,16 +105,18 @@ clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_pl
                                              const conv2d_params *p, cl_mem input,
                                              cl_mem grad_output, cl_mem grad_weight,
                                              cl_mem grad_bias, cl_mem scratch, cl_mem kept_input);
-/* Both backward operations, backward-data's (unless grad_input is NULL)
- * first, then backward-weights' (unless grad_weight is NULL). Where both
+/* Both backward operations, backward-data's (unless grad_input is NULL;
+ * with accumulate_data added to what grad_input holds) first, then
+ * backward-weights' (unless grad_weight is NULL). Where both
  * run on the register-blocked kernels, the convolution has no bias and its
  * output channels fill whole vectors of backward-weights' configuration,
  * backward-weights reads the zero-padded channels-last copy of grad_output
  * that backward-data made instead of transposing grad_output again. */
 clcnn_status conv2d_backward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                      const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                     cl_mem grad_input, cl_mem input, cl_mem grad_weight,
-                                     cl_mem grad_bias, cl_mem scratch, cl_mem kept_input);
+                                     cl_mem grad_input, int accumulate_data, cl_mem input,
+                                     cl_mem grad_weight, cl_mem grad_bias, cl_mem scratch,
+                                     cl_mem kept_input);
 /* The tiled path (the scratch of conv2d_backward_weights_scratch_bytes with
  * the tiled kernels selected) with an explicit configuration, for the tests. */
 clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config *config,
@@ -378,13 +385,15 @@ clcnn_status optimizer_step(clcnn_context *ctx, const optimizer_params *p, int64
  * conv2d_kept_input_floats (absent: nothing kept; the reference ignores it). */
 clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_plan *plan, const conv2d_params *p,
                                buf input, buf weight, buf bias, buf output, buf kept_input);
-/* Backward-data (unless grad_input is absent) and then backward-weights
- * (unless grad_weight is absent: a frozen layer); scratch:
+/* Backward-data (unless grad_input is absent; accumulate: added to what it
+ * holds) and then backward-weights (unless grad_weight is absent: a frozen
+ * layer); scratch:
  * conv2d_backward_weights_scratch_bytes on an OpenCL device, unused on the
  * reference. */
 clcnn_status op_conv2d_backward(clcnn_context *ctx, const conv2d_plan *plan, const conv2d_params *p,
-                                buf grad_output, buf weight, buf grad_input, buf input,
-                                buf grad_weight, buf grad_bias, buf scratch, buf kept_input);
+                                buf grad_output, buf weight, buf grad_input, int accumulate,
+                                buf input, buf grad_weight, buf grad_bias, buf scratch,
+                                buf kept_input);
 /* indices (max pooling; may be absent): on an OpenCL device the forward
  * writes the windows' choices there (pool2d_forward) and the backward reads
  * them, so it needs them; the reference neither writes nor reads them, its

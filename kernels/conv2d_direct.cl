@@ -189,9 +189,15 @@ void add_block(floatv acc[WPT_P][NV], floatv tap_sum[WPT_P][NV]) {
 /* What the forward kernels do to a sum before they store it (their
  * `epilogue` argument, a set of these): add the channel's bias, then apply a
  * relu (one fused into the convolution: host/graph/plan.c), as
- * kernels/activation.cl's, bit for bit. */
+ * kernels/activation.cl's, bit for bit; then add the result to what the
+ * output holds (a backward-data whose gradient another layer wrote too). */
 #define EPILOGUE_BIAS 1
 #define EPILOGUE_RELU 2
+#define EPILOGUE_ACCUMULATE 4
+
+void store_output(__global float *at, const float value, const int epilogue) {
+    *at = (epilogue & EPILOGUE_ACCUMULATE) ? *at + value : value;
+}
 
 float finish(const float sum, const float bias, const int epilogue) {
     const float v = sum + bias;
@@ -229,12 +235,14 @@ void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __globa
             if (whole) {
 #pragma unroll
                 for (int j = 0; j < VW; j++)
-                    output[at + j * plane] = lanes[j];
+                    store_output(output + at + j * plane, lanes[j], epilogue);
                 continue;
             }
             for (int j = 0; j < VW && channel + j < channels; j++)
-                output[at + j * plane] = finish(
-                    lanes[j], (epilogue & EPILOGUE_BIAS) ? bias[channel + j] : 0.0f, epilogue);
+                store_output(output + at + j * plane,
+                             finish(lanes[j], (epilogue & EPILOGUE_BIAS) ? bias[channel + j] : 0.0f,
+                                    epilogue),
+                             epilogue);
         }
     }
 }
@@ -276,7 +284,11 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
 #pragma unroll
                 for (int m = 0; m < WPT_P; m++)
                     column[m] = lanes[m][j];
-                VSTORE(WPT_P)(VLOAD(WPT_P)(0, column), 0, out + (v * VW + j) * plane);
+                __global float *at = out + (v * VW + j) * plane;
+                VECTOR(float, WPT_P) value = VLOAD(WPT_P)(0, column);
+                if (epilogue & EPILOGUE_ACCUMULATE)
+                    value += VLOAD(WPT_P)(0, at);
+                VSTORE(WPT_P)(value, 0, at);
             }
         }
         return;
@@ -552,13 +564,14 @@ __kernel void conv2d_backward_data_direct(
  * phases lie one after the other, a then b, each computed apart as a
  * stride-1 forward (host/ops/conv2d.c, backward_data_phases). No tap reaches
  * a phase with (a + pad_top) % stride_h >= R (or the same across): it is
- * zero, and its part of `phases` is never written. One work-item per row of
+ * zero, and its part of `phases` is never written. With accumulate the
+ * phases are added to what grad_input holds. One work-item per row of
  * grad_input. */
 __kernel void conv2d_interleave_phases(const __global float *restrict phases,
                                        __global float *restrict grad_input, const int planes,
                                        const int H, const int W, const int R, const int S,
                                        const int stride_h, const int stride_w, const int pad_top,
-                                       const int pad_left) {
+                                       const int pad_left, const int accumulate) {
     const int row = get_global_id(0); /* over planes * H */
     if (row >= planes * H)
         return;
@@ -576,8 +589,8 @@ __kernel void conv2d_interleave_phases(const __global float *restrict phases,
         const __global float *in = phases + offset + (plane * rows + ih / stride_h) * cols;
         if (reached && (b + pad_left) % stride_w < S)
             for (int j = 0; j < cols; j++)
-                out[j * stride_w + b] = in[j];
-        else
+                out[j * stride_w + b] = accumulate ? out[j * stride_w + b] + in[j] : in[j];
+        else if (!accumulate)
             for (int j = 0; j < cols; j++)
                 out[j * stride_w + b] = 0.0f;
         offset += planes * rows * cols;

@@ -1122,9 +1122,10 @@ static int transposition_ran(const clcnn_context *ctx) {
 /* Both backward operations through conv2d_backward_planned, where
  * backward-weights may read backward-data's copy of the gradient instead
  * of transposing it (no bias, output channels in whole vectors), give bit
- * for bit the gradients of the two operations run apart. Random shapes
- * without bias and with 16, 32 or 64 output channels; the kept input of a
- * forward on every other shape. */
+ * for bit the gradients of the two operations run apart; and with
+ * accumulate_data, the input gradient added to what the buffer held, each
+ * float as the host adds it. Random shapes without bias and with 16, 32 or
+ * 64 output channels; the kept input of a forward on every other shape. */
 static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
     int shared_cases = 0, mismatches = 0;
@@ -1146,7 +1147,7 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
         fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
         fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
         fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
-        float *results[2][2];
+        float *results[3][2];
         cl_mem in = NULL, w = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL, scratch = NULL,
                kept = NULL;
         int ok = CHECK_OK(ctx, upload(ctx, host[0], inputs, &in)) &&
@@ -1157,10 +1158,13 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
                                              &scratch)) &&
                  (!kept_floats || CHECK_OK(ctx, upload_nan(ctx, kept_floats, &kept))) &&
                  CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, NULL, out, kept));
-        for (int run = 0; run < 2; run++) {
+        for (int run = 0; run < 3; run++) {
             results[run][0] = allocate_floats(inputs);
             results[run][1] = allocate_floats(weights);
-            ok = ok && CHECK_OK(ctx, upload_nan(ctx, inputs, &gi)) &&
+            /* Run 2 adds the input gradient to the input's values. */
+            ok = ok &&
+                 CHECK_OK(ctx, run == 2 ? upload(ctx, host[0], inputs, &gi)
+                                        : upload_nan(ctx, inputs, &gi)) &&
                  CHECK_OK(ctx, upload_nan(ctx, weights, &gw));
             memset(ctx->profile, 0, sizeof(ctx->profile));
             if (run == 0)
@@ -1168,8 +1172,8 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
                      CHECK_OK(ctx, conv2d_backward_weights_planned(ctx, &plan, p, in, go, gw, NULL,
                                                                    scratch, kept));
             else
-                ok = ok && CHECK_OK(ctx, conv2d_backward_planned(ctx, &plan, p, go, w, gi, in, gw,
-                                                                 NULL, scratch, kept));
+                ok = ok && CHECK_OK(ctx, conv2d_backward_planned(ctx, &plan, p, go, w, gi, run == 2,
+                                                                 in, gw, NULL, scratch, kept));
             ok = ok &&
                  CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs,
                                            results[run][0])) &&
@@ -1180,8 +1184,15 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
             buffer_release(&gi);
             buffer_release(&gw);
         }
-        if (!ok || memcmp(results[0][0], results[1][0], sizeof(float) * (size_t)inputs) ||
-            memcmp(results[0][1], results[1][1], sizeof(float) * (size_t)weights)) {
+        int added_differ = 0;
+        for (int64_t i = 0; i < inputs && ok; i++) {
+            const float sum = host[0][i] + results[0][0][i];
+            added_differ |= memcmp(&sum, &results[2][0][i], sizeof(float)) != 0;
+        }
+        if (!ok || added_differ ||
+            memcmp(results[0][0], results[1][0], sizeof(float) * (size_t)inputs) ||
+            memcmp(results[0][1], results[1][1], sizeof(float) * (size_t)weights) ||
+            memcmp(results[0][1], results[2][1], sizeof(float) * (size_t)weights)) {
             char text[256];
             describe_case(&c, text, sizeof(text));
             fprintf(stderr, "shared gradient case %d differs: %s\n", index, text);
@@ -1190,7 +1201,7 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
         cl_mem all[] = {in, w, go, out, scratch, kept};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
             buffer_release(&all[i]);
-        for (int run = 0; run < 2; run++)
+        for (int run = 0; run < 3; run++)
             for (int k = 0; k < 2; k++)
                 free(results[run][k]);
         for (int k = 0; k < 3; k++)
@@ -1201,8 +1212,9 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
     /* Register-blocked kernels share the copy wherever backward-data pads the gradient. */
     if (use_direct_kernels(ctx))
         CHECK(shared_cases >= cases / 4);
-    printf("shared gradient copy: %d cases, %d of them shared, %d differ\n", cases, shared_cases,
-           mismatches);
+    printf("shared gradient copy and accumulated input gradient: %d cases, %d of them shared, %d "
+           "differ\n",
+           cases, shared_cases, mismatches);
 }
 
 int main(void) {

@@ -192,7 +192,8 @@ static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
         return status;
     /* A frozen layer has no tensor gradients: op_conv2d_backward skips them. */
     return op_conv2d_backward(p->ctx, &l->conv, &params, p->grad_out, p->tensor[0], p->grad_in[0],
-                              p->in[0], p->tensor_grad[0], p->tensor_grad[1], p->scratch, p->saved);
+                              p->accumulate[0], p->in[0], p->tensor_grad[0], p->tensor_grad[1],
+                              p->scratch, p->saved);
 }
 
 const layer_type layer_conv = {
@@ -200,6 +201,7 @@ const layer_type layer_conv = {
     .keys = conv_keys,
     .min_inputs = 1,
     .max_inputs = 1,
+    .accumulates = 1,
     .foldable = 1,
     .fuses_relu = 1,
     .parse = conv_parse,

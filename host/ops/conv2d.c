@@ -3,6 +3,7 @@
  * kernels/conv2d_depthwise.cl (grouped convolutions with few channels per
  * group). */
 #include "ops.h"
+#include "add.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -394,7 +395,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
     const int width = o->padded_input ? o->padded_w : p->in_width;
     const int pad_top = o->padded_input ? 0 : p->pad_top;
     const int pad_left = o->padded_input ? 0 : p->pad_left;
-    const int epilogue = forward_epilogue(p);
+    const int epilogue = forward_epilogue(p) | (o->accumulate ? 4 : 0); /* EPILOGUE_ACCUMULATE */
     kernel_arg args[25] = {
         {sizeof(cl_mem), &o->input},      {sizeof(int), &o->input_offset},
         {sizeof(cl_mem), &o->transposed}, {sizeof(cl_mem), &bias_arg},
@@ -872,12 +873,13 @@ typedef struct gradient_copy {
  * backward-data kernel tests every tap of every position and stores lane
  * by lane. A stride-1 convolution is its only phase and writes grad_input
  * directly; otherwise the phases go to a scratch buffer and
- * conv2d_interleave_phases weaves them into grad_input. With `shared`
+ * conv2d_interleave_phases weaves them into grad_input (with accumulate:
+ * either adds to what grad_input holds). With `shared`
  * not NULL, a channels-last copy that holds every position of the gradient
  * is described there (otherwise its buffer is left NULL). */
 static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                         cl_mem grad_input, gradient_copy *shared) {
+                                         cl_mem grad_input, int accumulate, gradient_copy *shared) {
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     const phase_copy copy_h = phase_copy_of(p->pad_top, p->stride_h, p->kernel_h, p->in_height);
@@ -942,7 +944,8 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
                                                .padded_input = copy,
                                                .padded_h = copy_h.size,
                                                .padded_w = copy_w.size,
-                                               .channels_last = channels_last};
+                                               .channels_last = channels_last,
+                                               .accumulate = accumulate && !woven};
             if (status == CLCNN_OK)
                 status = conv2d_forward_direct_launch(ctx, config, &forward, &o);
             offset += phase_floats;
@@ -959,7 +962,7 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
         {sizeof(cl_mem), &phases},    {sizeof(cl_mem), &grad_input}, {sizeof(int), &planes},
         {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width},   {sizeof(int), &p->kernel_h},
         {sizeof(int), &p->kernel_w},  {sizeof(int), &p->stride_h},   {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->pad_top},   {sizeof(int), &p->pad_left},
+        {sizeof(int), &p->pad_top},   {sizeof(int), &p->pad_left},   {sizeof(int), &accumulate},
     };
     const size_t local[1] = {64};
     const size_t global[1] = {(size_t)(((int64_t)planes * p->in_height + 63) / 64 * 64)};
@@ -971,7 +974,7 @@ static clcnn_status backward_data_direct(clcnn_context *ctx, const direct_config
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                          cl_mem grad_input, gradient_copy *shared) {
     if (backward_data_runs_phases(p))
-        return backward_data_phases(ctx, config, p, grad_output, weight, grad_input, shared);
+        return backward_data_phases(ctx, config, p, grad_output, weight, grad_input, 0, shared);
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     cl_mem transposed;
@@ -1050,14 +1053,30 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     return backward_data_direct(ctx, config, p, grad_output, weight, grad_input, NULL);
 }
 
-/* shared: see backward_data_phases. */
+/* shared: see backward_data_phases. With accumulate the gradient is added
+ * to what grad_input holds: by the phases' kernels themselves, or else
+ * through a temporary. */
 static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                           const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                          cl_mem grad_input, gradient_copy *shared) {
+                                          cl_mem grad_input, int accumulate,
+                                          gradient_copy *shared) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
     const conv_step *step = &plan->backward_data;
+    if (step->kernels == CONV_DIRECT && backward_data_runs_phases(p))
+        return backward_data_phases(ctx, &step->config, p, grad_output, weight, grad_input,
+                                    accumulate, shared);
+    if (accumulate) {
+        const int64_t floats = (int64_t)p->batch * p->in_channels * p->in_height * p->in_width;
+        cl_mem temporary;
+        const int add = 1;
+        status = runtime_scratch(ctx, SCRATCH_GRADIENT, sizeof(float) * (size_t)floats, &temporary);
+        if (status == CLCNN_OK)
+            status = backward_data_planned(ctx, plan, p, grad_output, weight, temporary, 0, shared);
+        return status == CLCNN_OK ? add_backward(ctx, floats, 1, temporary, NULL, &grad_input, &add)
+                                  : status;
+    }
     switch (step->kernels) {
     case CONV_DEPTHWISE:
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
@@ -1078,7 +1097,7 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
 clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                           const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                           cl_mem grad_input) {
-    return backward_data_planned(ctx, plan, p, grad_output, weight, grad_input, NULL);
+    return backward_data_planned(ctx, plan, p, grad_output, weight, grad_input, 0, NULL);
 }
 
 clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl_mem grad_output,
@@ -1591,8 +1610,9 @@ clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_pl
 
 clcnn_status conv2d_backward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                      const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                     cl_mem grad_input, cl_mem input, cl_mem grad_weight,
-                                     cl_mem grad_bias, cl_mem scratch, cl_mem kept_input) {
+                                     cl_mem grad_input, int accumulate_data, cl_mem input,
+                                     cl_mem grad_weight, cl_mem grad_bias, cl_mem scratch,
+                                     cl_mem kept_input) {
     const direct_config *weights_config = &plan->backward_weights.config;
     const int share = grad_input && grad_weight && plan->backward_weights.kernels == CONV_DIRECT &&
                       !p->has_bias &&
@@ -1601,7 +1621,7 @@ clcnn_status conv2d_backward_planned(clcnn_context *ctx, const conv2d_plan *plan
     clcnn_status status = CLCNN_OK;
     if (grad_input)
         status = backward_data_planned(ctx, plan, p, grad_output, weight, grad_input,
-                                       share ? &shared : NULL);
+                                       accumulate_data, share ? &shared : NULL);
     if (status != CLCNN_OK || !grad_weight)
         return status;
     return backward_weights_planned(ctx, plan, p, input, grad_output, grad_weight, grad_bias,
@@ -1628,16 +1648,19 @@ clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_plan *plan, cons
 }
 
 clcnn_status op_conv2d_backward(clcnn_context *ctx, const conv2d_plan *plan, const conv2d_params *p,
-                                buf grad_output, buf weight, buf grad_input, buf input,
-                                buf grad_weight, buf grad_bias, buf scratch, buf kept_input) {
+                                buf grad_output, buf weight, buf grad_input, int accumulate,
+                                buf input, buf grad_weight, buf grad_bias, buf scratch,
+                                buf kept_input) {
     const int want_data = buf_present(ctx, grad_input),
               want_weights = buf_present(ctx, grad_weight);
     if (context_is_opencl(ctx))
-        return conv2d_backward_planned(
-            ctx, plan, p, grad_output.mem, weight.mem, want_data ? grad_input.mem : NULL, input.mem,
-            want_weights ? grad_weight.mem : NULL, grad_bias.mem, scratch.mem, kept_input.mem);
+        return conv2d_backward_planned(ctx, plan, p, grad_output.mem, weight.mem,
+                                       want_data ? grad_input.mem : NULL, accumulate, input.mem,
+                                       want_weights ? grad_weight.mem : NULL, grad_bias.mem,
+                                       scratch.mem, kept_input.mem);
     if (want_data)
-        conv2d_backward_data_ref(p, grad_output.host, weight.host, grad_input.host);
+        conv2d_backward_data_into_ref(p, grad_output.host, weight.host, grad_input.host,
+                                      accumulate);
     if (want_weights)
         conv2d_backward_weights_ref(p, input.host, grad_output.host, grad_weight.host,
                                     grad_bias.host);

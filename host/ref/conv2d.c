@@ -40,6 +40,11 @@ void conv2d_forward_ref(const conv2d_params *p, const float *input, const float 
 
 void conv2d_backward_data_ref(const conv2d_params *p, const float *grad_output, const float *weight,
                               float *grad_input) {
+    conv2d_backward_data_into_ref(p, grad_output, weight, grad_input, 0);
+}
+
+void conv2d_backward_data_into_ref(const conv2d_params *p, const float *grad_output,
+                                   const float *weight, float *grad_input, int accumulate) {
     const int C = p->in_channels, H = p->in_height, W = p->in_width;
     const int K = p->out_channels, R = p->kernel_h, S = p->kernel_w;
     const int OH = p->out_height, OW = p->out_width;
@@ -69,7 +74,8 @@ void conv2d_backward_data_ref(const conv2d_params *p, const float *grad_output, 
                                        grad_output[((int64_t)(n * K + k) * OH + oh) * OW + ow];
                             }
                         }
-                    grad_input[((int64_t)(n * C + ci) * H + ih) * W + iw] = (float)sum;
+                    float *at = &grad_input[((int64_t)(n * C + ci) * H + ih) * W + iw];
+                    *at = accumulate ? *at + (float)sum : (float)sum;
                 }
 }
 
