@@ -186,6 +186,21 @@ void add_block(floatv acc[WPT_P][NV], floatv tap_sum[WPT_P][NV]) {
             acc[m][v] += tap_sum[m][v];
 }
 
+/* One step of a forward's reduction: tap_sum[m] += x[m] * the NV weight
+ * vectors at weights, for each of the WPT_P positions. */
+ALWAYS_INLINE void reduction_step(floatv tap_sum[WPT_P][NV], const __global float *weights,
+                                  const float x[WPT_P]) {
+    floatv w[NV];
+#pragma unroll
+    for (int v = 0; v < NV; v++)
+        w[v] = load_vector(0, weights + v * VW);
+#pragma unroll
+    for (int m = 0; m < WPT_P; m++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            tap_sum[m][v] = fma((floatv)(x[m]), w[v], tap_sum[m][v]);
+}
+
 /* What the forward kernels do to a sum before they store it (their
  * `epilogue` argument, a set of these): add the channel's bias, then apply a
  * relu (one fused into the convolution: host/graph/plan.c), as
@@ -395,17 +410,11 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
             floatv tap_sum[WPT_P][NV];
             zero_block(tap_sum);
             for (int j = 0; j < S * C; j++) {
-                floatv w[NV];
+                float x[WPT_P];
 #pragma unroll
-                for (int v = 0; v < NV; v++)
-                    w[v] = load_vector(0, weights + j * K_padded + v * VW);
-#pragma unroll
-                for (int m = 0; m < WPT_P; m++) {
-                    const float x = input[offset[m] + j];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        tap_sum[m][v] = fma((floatv)(x), w[v], tap_sum[m][v]);
-                }
+                for (int m = 0; m < WPT_P; m++)
+                    x[m] = input[offset[m] + j];
+                reduction_step(tap_sum, weights + j * K_padded, x);
             }
             add_block(acc, tap_sum);
         }
@@ -430,17 +439,11 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
                 floatv tap_sum[WPT_P][NV];
                 zero_block(tap_sum);
                 for (int c = block; c < block_end; c++) {
-                    floatv w[NV];
+                    float x[WPT_P];
 #pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        w[v] = load_vector(0, weights + c * K_padded + v * VW);
-#pragma unroll
-                    for (int m = 0; m < WPT_P; m++) {
-                        const float x = inside[m] ? input[offset[m] + c * CHANNEL_STEP(HW)] : 0.0f;
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            tap_sum[m][v] = fma((floatv)(x), w[v], tap_sum[m][v]);
-                    }
+                    for (int m = 0; m < WPT_P; m++)
+                        x[m] = inside[m] ? input[offset[m] + c * CHANNEL_STEP(HW)] : 0.0f;
+                    reduction_step(tap_sum, weights + c * K_padded, x);
                 }
                 add_block(acc, tap_sum);
             }
