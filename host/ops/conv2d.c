@@ -970,11 +970,11 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
                           args, 1, global, local);
 }
 
-static clcnn_status backward_data_direct(clcnn_context *ctx, const direct_config *config,
+clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                         cl_mem grad_input, gradient_copy *shared) {
+                                         cl_mem grad_input) {
     if (backward_data_runs_phases(p))
-        return backward_data_phases(ctx, config, p, grad_output, weight, grad_input, 0, shared);
+        return backward_data_phases(ctx, config, p, grad_output, weight, grad_input, 0, NULL);
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     cl_mem transposed;
@@ -1047,12 +1047,6 @@ static clcnn_status backward_data_direct(clcnn_context *ctx, const direct_config
     return status;
 }
 
-clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
-                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
-                                         cl_mem grad_input) {
-    return backward_data_direct(ctx, config, p, grad_output, weight, grad_input, NULL);
-}
-
 /* shared: see backward_data_phases. With accumulate the gradient is added
  * to what grad_input holds: by the phases' kernels themselves, or else
  * through a temporary. */
@@ -1086,7 +1080,7 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     case CONV_ROWS:
         return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
     case CONV_DIRECT:
-        return backward_data_direct(ctx, &step->config, p, grad_output, weight, grad_input, shared);
+        return conv2d_backward_data_direct(ctx, &step->config, p, grad_output, weight, grad_input);
     case CONV_TILED:
         break;
     }
