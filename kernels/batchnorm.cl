@@ -250,6 +250,33 @@ real relu_masked(const real g, const real relu_y) {
     return select(g, (real)0.0f, relu_y <= (real)0.0f);
 }
 
+/* The train-mode forward's output before its relu, y = ((x - mean_hi) -
+ * mean_lo) * scale + shift as one fma (normalise_channel): backward from
+ * saved statistics recomputes it from the x it reads anyway, bit for bit,
+ * instead of reading the relu's output for its mask (relu = RELU_FROM_X). */
+typedef struct affine {
+    float mean_hi, mean_lo, scale, shift;
+} affine;
+
+real affine_of(const real x, const affine a) {
+    return fma((x - a.mean_hi) - a.mean_lo, (real)(a.scale), (real)(a.shift));
+}
+
+/* The kernels' relu argument: none, the mask from relu_y, or from x. */
+#define RELU_FROM_Y 1
+#define RELU_FROM_X 2
+#define NO_AFFINE ((affine){0.0f, 0.0f, 0.0f, 0.0f})
+
+/* The gradient g of the output at x as the relu lets it through. */
+real relu_gradient(const real g, const int relu, const __global float *relu_y, const real x,
+                   const affine a, const channel_walk *w) {
+    if (relu == RELU_FROM_Y)
+        return relu_masked(g, load_at(relu_y, w));
+    if (relu == RELU_FROM_X)
+        return relu_masked(g, affine_of(x, a));
+    return g;
+}
+
 /* A work-item's compensated sum: values are added in blocks of SUM_BLOCK in
  * plain float, a short chain of additions that the processor overlaps with
  * the next block, and each block's sum goes into the total with Kahan's
@@ -323,21 +350,23 @@ typedef struct deviation_sums {
 
 deviation_sums channel_deviation_sums(const __global float *x, const __global float *grad_y,
                                       const __global float *relu_y, const int relu,
-                                      __local float *partial, const int batch, const int channels,
+                                      const affine forward, __local float *partial,
+                                      const int batch, const int channels,
                                       const int channel, const int spatial, const float rough_mean,
                                       const int with_statistics, const int with_gradient) {
     compensated_sum sum1 = sum_start(), sum2 = sum_start();
     compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
     int filled = 0;
     FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
-        const real d = kept(load_at(x, &w) - rough_mean, &w);
+        const real x_value = load_at(x, &w);
+        const real d = kept(x_value - rough_mean, &w);
         if (with_statistics) {
             sum1.block += d;
             sum2.block += d * d;
         }
         if (with_gradient) {
             const real g = load_at(grad_y, &w);
-            const real dy = kept(relu ? relu_masked(g, load_at(relu_y, &w)) : g, &w);
+            const real dy = kept(relu_gradient(g, relu, relu_y, x_value, forward, &w), &w);
             dy_sum.block += dy;
             dy_dev.block += dy * d;
         }
@@ -377,8 +406,9 @@ void normalise_channel(const __global float *x, __global float *y, const int bat
                        const int channels, const int channel, const int spatial,
                        const float mean_hi, const float mean_lo, const float scale,
                        const float shift, const int relu) {
+    const affine a = {mean_hi, mean_lo, scale, shift};
     FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
-        const real v = ((load_at(x, &w) - mean_hi) - mean_lo) * scale + shift;
+        const real v = affine_of(load_at(x, &w), a);
         store_at(relu ? relu_of(v) : v, y, 0, &w);
     }
 }
@@ -398,14 +428,15 @@ void update_running(__global float *running_mean, __global float *running_var, c
  * mean as two floats (normalise_channel), written into grad_x or added to it
  * (accumulate). */
 void input_gradient(const __global float *x, const __global float *grad_y,
-                    const __global float *relu_y, const int relu, __global float *grad_x,
+                    const __global float *relu_y, const int relu, const affine forward,
+                    __global float *grad_x,
                     const int batch, const int channels, const int channel, const int spatial,
                     const float mean_hi, const float mean_lo, const float mean_dy, const float k,
                     const float scale, const int accumulate) {
     FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
-        const real g_y = load_at(grad_y, &w);
-        const real dy = relu ? relu_masked(g_y, load_at(relu_y, &w)) : g_y;
-        const real g = ((dy - mean_dy) - ((load_at(x, &w) - mean_hi) - mean_lo) * k) * scale;
+        const real x_value = load_at(x, &w);
+        const real dy = relu_gradient(load_at(grad_y, &w), relu, relu_y, x_value, forward, &w);
+        const real g = ((dy - mean_dy) - ((x_value - mean_hi) - mean_lo) * k) * scale;
         store_at(g, grad_x, accumulate, &w);
     }
 }
@@ -436,8 +467,8 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
-    const deviation_sums sums = channel_deviation_sums(x, x, x, 0, partial, batch, channels,
-                                                       channel, spatial, rough_mean, 1, 0);
+    const deviation_sums sums = channel_deviation_sums(x, x, x, 0, NO_AFFINE, partial, batch,
+                                                       channels, channel, spatial, rough_mean, 1, 0);
     const float correction = sums.s1 / count;
     /* sum((x - mean)^2), never below 0; a NaN stays (fmax would drop it) */
     const float deviations = sums.s2 - sums.s1 * correction;
@@ -445,9 +476,11 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
     const float var = squares / count;
     const float scale = weight[channel] / sqrt(var + eps);
     if (save && get_local_id(0) == 0) {
-        saved[3 * channel] = rough_mean;
-        saved[3 * channel + 1] = correction;
-        saved[3 * channel + 2] = 1.0f / sqrt(var + eps); /* as backward would compute it */
+        saved[5 * channel] = rough_mean;
+        saved[5 * channel + 1] = correction;
+        saved[5 * channel + 2] = 1.0f / sqrt(var + eps); /* as backward would compute it */
+        saved[5 * channel + 3] = scale;
+        saved[5 * channel + 4] = bias[channel];
     }
     normalise_channel(x, y, batch, channels, channel, spatial, rough_mean, correction, scale,
                       bias[channel], relu);
@@ -464,7 +497,8 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
  * rough mean, its correction (mean = rough_mean + correction), invstd and
  * the gradient's sums about the rough mean. */
 void backward_from_sums(const __global float *x, const __global float *grad_y,
-                        const __global float *relu_y, const int relu, const __global float *weight,
+                        const __global float *relu_y, const int relu, const affine forward,
+                        const __global float *weight,
                         __global float *grad_x, __global float *grad_weight,
                         __global float *grad_bias, const int batch, const int channels,
                         const int channel, const int spatial, const float rough_mean,
@@ -484,7 +518,8 @@ void backward_from_sums(const __global float *x, const __global float *grad_y,
 
     /* dx = (dy - mean_dy - (x - mean) * k) * invstd * weight with
      * k = sum(dy * (x - mean)) * invstd^2 / M (as PyTorch's CPU kernel). */
-    input_gradient(x, grad_y, relu_y, relu, grad_x, batch, channels, channel, spatial, rough_mean,
+    input_gradient(x, grad_y, relu_y, relu, forward, grad_x, batch, channels, channel, spatial,
+                   rough_mean,
                    correction, sum_dy / count, sum_dy_dev * invstd * invstd / count,
                    invstd * weight[channel], accumulate);
 }
@@ -502,36 +537,41 @@ batchnorm_backward(const __global float *restrict x, const __global float *restr
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
-    const deviation_sums sums = channel_deviation_sums(
-        x, grad_y, relu_y, relu, partial, batch, channels, channel, spatial, rough_mean, 1, 1);
+    const deviation_sums sums =
+        channel_deviation_sums(x, grad_y, relu_y, relu, NO_AFFINE, partial, batch, channels,
+                               channel, spatial, rough_mean, 1, 1);
     const float correction = sums.s1 / count;
     const float deviations = sums.s2 - sums.s1 * correction;
     const float var = (deviations < 0.0f ? 0.0f : deviations) / count;
     const float invstd = 1.0f / sqrt(var + eps);
-    backward_from_sums(x, grad_y, relu_y, relu, weight, grad_x, grad_weight, grad_bias, batch,
-                       channels, channel, spatial, rough_mean, correction, invstd, &sums,
+    backward_from_sums(x, grad_y, relu_y, relu, NO_AFFINE, weight, grad_x, grad_weight, grad_bias,
+                       batch, channels, channel, spatial, rough_mean, correction, invstd, &sums,
                        want_grad_x, accumulate);
 }
 
-/* The same with the statistics batchnorm_forward_train kept (saved[3 *
+/* The same with the statistics batchnorm_forward_train kept (saved[5 *
  * channel ...] = rough mean, correction, invstd, bit for bit what
- * batchnorm_backward recomputes): one pass fewer over x, the same result. */
+ * batchnorm_backward recomputes, then the forward's scale and shift): one
+ * pass fewer over x, the same result. A relu fused into the forward (relu
+ * = 1) is masked by the output recomputed from x (RELU_FROM_X), so its
+ * output is not read. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
 batchnorm_backward_saved(const __global float *restrict x, const __global float *restrict grad_y,
-                         const __global float *restrict relu_y, const int relu,
-                         const __global float *restrict weight,
+                         const int relu, const __global float *restrict weight,
                          const __global float *restrict saved, __global float *restrict grad_x,
                          __global float *restrict grad_weight, __global float *restrict grad_bias,
                          const int batch, const int channels, const int spatial,
                          const int want_grad_x, const int accumulate) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
-    const float rough_mean = saved[3 * channel];
+    const __global float *kept = saved + 5 * channel;
+    const affine forward = {kept[0], kept[1], kept[3], kept[4]};
+    const int mask = relu ? RELU_FROM_X : 0;
     const deviation_sums sums = channel_deviation_sums(
-        x, grad_y, relu_y, relu, partial, batch, channels, channel, spatial, rough_mean, 0, 1);
-    backward_from_sums(x, grad_y, relu_y, relu, weight, grad_x, grad_weight, grad_bias, batch,
-                       channels, channel, spatial, rough_mean, saved[3 * channel + 1],
-                       saved[3 * channel + 2], &sums, want_grad_x, accumulate);
+        x, grad_y, x, mask, forward, partial, batch, channels, channel, spatial, kept[0], 0, 1);
+    backward_from_sums(x, grad_y, x, mask, forward, weight, grad_x, grad_weight, grad_bias, batch,
+                       channels, channel, spatial, kept[0], kept[1], kept[2], &sums, want_grad_x,
+                       accumulate);
 }
 
 /* ---- synchronised across ranks -------------------------------------------------------------- */
@@ -556,10 +596,12 @@ batchnorm_moments(const __global float *restrict x, const __global float *restri
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
     deviation_sums sums;
     if (with_gradient)
-        sums = channel_deviation_sums(x, grad_y, x, 0, partial, batch, channels, channel, spatial,
+        sums = channel_deviation_sums(x, grad_y, x, 0, NO_AFFINE, partial, batch, channels, channel,
+                                      spatial,
                                       rough_mean, 1, 1);
     else
-        sums = channel_deviation_sums(x, grad_y, x, 0, partial, batch, channels, channel, spatial,
+        sums = channel_deviation_sums(x, grad_y, x, 0, NO_AFFINE, partial, batch, channels, channel,
+                                      spatial,
                                       rough_mean, 1, 0);
     if (get_local_id(0) == 0) {
         __global float *m = moments + (with_gradient ? 5 : 3) * channel;
@@ -612,7 +654,8 @@ batchnorm_backward_apply(const __global float *restrict x, const __global float 
     }
     if (!want_grad_x)
         return;
-    input_gradient(x, grad_y, x, 0, grad_x, batch, channels, channel, spatial, s[0], s[1], s[3],
+    input_gradient(x, grad_y, x, 0, NO_AFFINE, grad_x, batch, channels, channel, spatial, s[0],
+                   s[1], s[3],
                    s[4], s[2] * weight[channel], accumulate);
 }
 

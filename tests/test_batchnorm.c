@@ -383,7 +383,7 @@ static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed)
                 make_buf(ctx, c.running_mean, channels, &bm) &&
                 make_buf(ctx, c.running_var, channels, &bv) && make_buf(ctx, start, count, &by) &&
                 make_buf(ctx, grad_y, count, &bg) &&
-                CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 3 * (size_t)channels, &bs.mem));
+                CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 5 * (size_t)channels, &bs.mem));
             ok = ok &&
                  CHECK_OK(ctx, batchnorm_forward_train(ctx, walk, s->batch, channels, spatial,
                                                        c.eps, c.momentum, bx.mem, bw.mem, bb.mem,
@@ -1475,7 +1475,7 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
                          make_buf(ctx, c.running_mean, channels, &bm) &&
                          make_buf(ctx, c.running_var, channels, &bv) &&
                          make_buf(ctx, grad_y, count, &bg) &&
-                         CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 3 * (size_t)channels,
+                         CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 5 * (size_t)channels,
                                                      &bs.mem));
                 /* y[0]: the layer's output, then relu'd here; y[1]: fused. */
                 for (int relu = 0; relu < 2 && ok; relu++) {

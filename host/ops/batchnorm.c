@@ -169,13 +169,13 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
     cl_mem relu_arg = relu ? relu_y : x;
     if (saved) {
         const kernel_arg args[] = {
-            {sizeof(cl_mem), &x},          {sizeof(cl_mem), &grad_y},
-            {sizeof(cl_mem), &relu_arg},   {sizeof(int), &relu},
-            {sizeof(cl_mem), &weight},     {sizeof(cl_mem), &saved},
-            {sizeof(cl_mem), &grad_x_arg}, {sizeof(cl_mem), &grad_weight},
-            {sizeof(cl_mem), &grad_bias},  {sizeof(int), &batch},
-            {sizeof(int), &channels},      {sizeof(int), &spatial},
-            {sizeof(int), &want_grad_x},   {sizeof(int), &accumulate32},
+            {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
+            {sizeof(int), &relu},           {sizeof(cl_mem), &weight},
+            {sizeof(cl_mem), &saved},       {sizeof(cl_mem), &grad_x_arg},
+            {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
+            {sizeof(int), &batch},          {sizeof(int), &channels},
+            {sizeof(int), &spatial},        {sizeof(int), &want_grad_x},
+            {sizeof(int), &accumulate32},
         };
         return channel_launch(ctx, kernel, name, threads, channels, args,
                               sizeof(args) / sizeof(args[0]));

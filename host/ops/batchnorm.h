@@ -19,9 +19,11 @@
  * added into (1), or skipped when absent; grad_weight and grad_bias are
  * overwritten. Backward recomputes the batch's mean and variance from x,
  * unless the forward kept them: on an OpenCL device the train-mode forward
- * writes them into `saved` (3 * channels floats; NULL: not kept) and a
- * backward given the same `saved` skips a pass over x, with bit for bit the
- * result it would have recomputed. The reference keeps nothing.
+ * writes them into `saved` (5 * channels floats: the statistics, then the
+ * scale and shift it applied; NULL: not kept) and a backward given the same
+ * `saved` skips a pass over x, with bit for bit the result it would have
+ * recomputed; a fused relu's mask it recomputes from x, without reading
+ * relu_y. The reference keeps nothing.
  *
  * The device sums each channel in a fixed order, compensated (see
  * kernels/batchnorm.cl); the reference in double. Outputs must not alias
