@@ -467,8 +467,8 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial);
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
-    const deviation_sums sums = channel_deviation_sums(x, x, x, 0, NO_AFFINE, partial, batch,
-                                                       channels, channel, spatial, rough_mean, 1, 0);
+    const deviation_sums sums = channel_deviation_sums(
+        x, x, x, 0, NO_AFFINE, partial, batch, channels, channel, spatial, rough_mean, 1, 0);
     const float correction = sums.s1 / count;
     /* sum((x - mean)^2), never below 0; a NaN stays (fmax would drop it) */
     const float deviations = sums.s2 - sums.s1 * correction;

@@ -938,9 +938,9 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
             /* The window's top-left corner in the padded input. */
             const __global float *corner = padded + padded_offset + n * IMAGE_C * plane +
                                            oh * stride_h * Wp + first_ow * stride_w;
+            const int row = (n * grad_rows + oh) * grad_cols;
             const __global float *gradient =
-                grad_t + grad_t_offset + ((n * grad_rows + oh) * grad_cols + first_ow) * grad_pixel +
-                first_channel;
+                grad_t + grad_t_offset + (row + first_ow) * grad_pixel + first_channel;
             for (int ow = first_ow; ow < end_ow; ow++) {
                 floatv g[NV];
 #pragma unroll
