@@ -564,14 +564,14 @@ batchnorm_backward_saved(const __global float *restrict x, const __global float 
                          const int want_grad_x, const int accumulate) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
-    const __global float *kept = saved + 5 * channel;
-    const affine forward = {kept[0], kept[1], kept[3], kept[4]};
+    const __global float *stats = saved + 5 * channel;
+    const affine forward = {stats[0], stats[1], stats[3], stats[4]};
     const int mask = relu ? RELU_FROM_X : 0;
     const deviation_sums sums = channel_deviation_sums(
-        x, grad_y, x, mask, forward, partial, batch, channels, channel, spatial, kept[0], 0, 1);
+        x, grad_y, x, mask, forward, partial, batch, channels, channel, spatial, stats[0], 0, 1);
     backward_from_sums(x, grad_y, x, mask, forward, weight, grad_x, grad_weight, grad_bias, batch,
-                       channels, channel, spatial, kept[0], kept[1], kept[2], &sums, want_grad_x,
-                       accumulate);
+                       channels, channel, spatial, stats[0], stats[1], stats[2], &sums,
+                       want_grad_x, accumulate);
 }
 
 /* ---- synchronised across ranks -------------------------------------------------------------- */
