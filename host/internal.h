@@ -51,7 +51,6 @@ typedef enum scratch_slot {
     SCRATCH_WINOGRAD_PRODUCTS,
     SCRATCH_WINOGRAD_FILTERS,
     SCRATCH_PHASES,
-    SCRATCH_GRADIENT,
     SCRATCH_SLOTS
 } scratch_slot;
 

@@ -105,8 +105,13 @@ clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_pl
                                              const conv2d_params *p, cl_mem input,
                                              cl_mem grad_output, cl_mem grad_weight,
                                              cl_mem grad_bias, cl_mem scratch, cl_mem kept_input);
+/* Whether the plan's backward-data can add its gradient to what grad_input
+ * holds instead of overwriting it: on the register-blocked kernels run as
+ * the forwards of its phases (they add in their stores). */
+int conv2d_backward_data_accumulates(const conv2d_plan *plan, const conv2d_params *p);
 /* Both backward operations, backward-data's (unless grad_input is NULL;
- * with accumulate_data added to what grad_input holds) first, then
+ * with accumulate_data, which needs conv2d_backward_data_accumulates, added
+ * to what grad_input holds) first, then
  * backward-weights' (unless grad_weight is NULL). Where both
  * run on the register-blocked kernels, the convolution has no bias and its
  * output channels fill whole vectors of backward-weights' configuration,

@@ -624,7 +624,7 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
         p.grad_in[k] = gradient(net, input);
         p.accumulate[k] = plan->grad_written[input_root];
         plan->grad_written[input_root] = 1;
-        if (p.accumulate[k] && !l->type->accumulates) {
+        if (p.accumulate[k] && !(l->type->accumulates && l->type->accumulates(net->ctx, l))) {
             /* Single-input types only (layer.h): one temporary is enough. */
             redirected = k;
             p.grad_in[k] = plan->grad_temporary;

@@ -196,12 +196,18 @@ static clcnn_status conv_backward(const layer *l, const layer_pass *p) {
                               p->scratch, p->saved);
 }
 
+/* The reference always adds; the kernels where the plan's backward-data can. */
+static int conv_accumulates(const clcnn_context *ctx, const layer *l) {
+    const conv2d_params params = layer_conv2d_params(l, 1);
+    return !context_is_opencl(ctx) || conv2d_backward_data_accumulates(&l->conv, &params);
+}
+
 const layer_type layer_conv = {
     .name = "conv",
     .keys = conv_keys,
     .min_inputs = 1,
     .max_inputs = 1,
-    .accumulates = 1,
+    .accumulates = conv_accumulates,
     .foldable = 1,
     .fuses_relu = 1,
     .parse = conv_parse,

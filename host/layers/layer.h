@@ -85,7 +85,8 @@ typedef struct layer_pass {
     buf grad_out;
     /* .host/.mem NULL: that input's gradient is not wanted. accumulate[k]: add
      * into grad_in[k] instead of overwriting it (only for types with
-     * `accumulates`; for the others the graph adds through a temporary). */
+     * whose `accumulates` says so; for the others the graph adds through a
+     * temporary). */
     buf grad_in[LAYER_MAX_INPUTS];
     int accumulate[LAYER_MAX_INPUTS];
     buf tensor_grad[LAYER_MAX_TENSORS]; /* parameters' gradients: overwritten */
@@ -109,7 +110,8 @@ struct layer_type {
     const char *const *keys;
     int min_inputs, max_inputs; /* 0 for the input layer; 1 for most */
     int view;                   /* the output is the input's storage, reshaped (flatten) */
-    int accumulates;            /* backward honours layer_pass.accumulate */
+    /* backward honours layer_pass.accumulate on this device (NULL: never) */
+    int (*accumulates)(const clcnn_context *ctx, const layer *l);
     int rectifier;              /* relu-like: the layer before it gets He initialisation */
     int fuses_relu;             /* forward and backward honour layer_pass.relu */
     /* Output channel c is tensor[0]'s c-th slice (weight, output channels
@@ -170,6 +172,9 @@ extern const layer_type layer_relu;
  * out before the type's own backward reads it. */
 clcnn_status relu_apart_forward(const layer *l, const layer_pass *p);
 clcnn_status relu_apart_backward(const layer *l, const layer_pass *p);
+
+/* The accumulates of types whose backward always honours accumulate. */
+int always_accumulates(const clcnn_context *ctx, const layer *l);
 
 /* A dense layer's parameters (dense.c). */
 dense_params layer_dense_params(const layer *l, int batch);

@@ -127,9 +127,9 @@ static clcnn_status pool_backward(const layer *l, const layer_pass *p) {
 
 #define POOL_TYPE(type_name, type_keys, saved)                                                     \
     {                                                                                              \
-        .name = type_name, .keys = type_keys, .min_inputs = 1, .max_inputs = 1, .accumulates = 1,  \
-        .parse = pool_parse, .infer = pool_infer, .saved_bytes = saved, .forward = pool_forward,   \
-        .backward = pool_backward,                                                                 \
+        .name = type_name, .keys = type_keys, .min_inputs = 1, .max_inputs = 1,                    \
+        .accumulates = always_accumulates, .parse = pool_parse, .infer = pool_infer,               \
+        .saved_bytes = saved, .forward = pool_forward, .backward = pool_backward,                  \
     }
 
 const layer_type layer_maxpool = POOL_TYPE("maxpool", maxpool_keys, maxpool_saved_bytes);

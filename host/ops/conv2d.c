@@ -1047,9 +1047,8 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     return status;
 }
 
-/* shared: see backward_data_phases. With accumulate the gradient is added
- * to what grad_input holds: by the phases' kernels themselves, or else
- * through a temporary. */
+/* shared: see backward_data_phases. accumulate (the gradient added to what
+ * grad_input holds) only where conv2d_backward_data_accumulates. */
 static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                           const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                           cl_mem grad_input, int accumulate,
@@ -1061,16 +1060,9 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     if (step->kernels == CONV_DIRECT && backward_data_runs_phases(p))
         return backward_data_phases(ctx, &step->config, p, grad_output, weight, grad_input,
                                     accumulate, shared);
-    if (accumulate) {
-        const int64_t floats = (int64_t)p->batch * p->in_channels * p->in_height * p->in_width;
-        cl_mem temporary;
-        const int add = 1;
-        status = runtime_scratch(ctx, SCRATCH_GRADIENT, sizeof(float) * (size_t)floats, &temporary);
-        if (status == CLCNN_OK)
-            status = backward_data_planned(ctx, plan, p, grad_output, weight, temporary, 0, shared);
-        return status == CLCNN_OK ? add_backward(ctx, floats, 1, temporary, NULL, &grad_input, &add)
-                                  : status;
-    }
+    if (accumulate)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "conv2d: this plan's backward-data cannot add to its output");
     switch (step->kernels) {
     case CONV_DEPTHWISE:
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
@@ -1086,6 +1078,10 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_data_tiled(ctx, &config, p, grad_output, weight, grad_input);
+}
+
+int conv2d_backward_data_accumulates(const conv2d_plan *plan, const conv2d_params *p) {
+    return plan->backward_data.kernels == CONV_DIRECT && backward_data_runs_phases(p);
 }
 
 clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
