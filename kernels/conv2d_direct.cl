@@ -262,17 +262,46 @@ void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __globa
     }
 }
 
+/* WPT_P adjacent outputs from column to at (added to what at holds with
+ * EPILOGUE_ACCUMULATE), in vectors of 8, 4 and 2 and a last float: no vector
+ * wider than AVX2's (a 16-float vector warns on stderr where the CPU has
+ * no AVX-512), and 6 or 12 positions leave as vectors too. */
+void store_positions(const float column[WPT_P], __global float *at, const int epilogue) {
+    int i = 0;
+#pragma unroll
+    for (; i + 8 <= WPT_P; i += 8) {
+        float8 value = vload8(0, column + i);
+        if (epilogue & EPILOGUE_ACCUMULATE)
+            value += vload8(0, at + i);
+        vstore8(value, 0, at + i);
+    }
+    if (i + 4 <= WPT_P) {
+        float4 value = vload4(0, column + i);
+        if (epilogue & EPILOGUE_ACCUMULATE)
+            value += vload4(0, at + i);
+        vstore4(value, 0, at + i);
+        i += 4;
+    }
+    if (i + 2 <= WPT_P) {
+        float2 value = vload2(0, column + i);
+        if (epilogue & EPILOGUE_ACCUMULATE)
+            value += vload2(0, at + i);
+        vstore2(value, 0, at + i);
+        i += 2;
+    }
+    if (i < WPT_P)
+        store_output(at + i, column[i], epilogue);
+}
+
 /* The same for the positions first_position + m of all the images' planes in order. */
 void store_block(floatv acc[WPT_P][NV], __global float *output, const __global float *bias,
                  const int epilogue, const int first_channel, const int channels,
                  const int first_position, const int positions,
                  const int plane STORE_STRIDE_PARAM) {
-#if WPT_P == 2 || WPT_P == 4 || WPT_P == 8
     /* The common case, all positions in one image and all channels real:
-     * a channel's WPT_P outputs are adjacent, so they leave as one vector
-     * store instead of WPT_P scalar ones (a third of the kernel's time at
-     * 16 channels went to the scalar stores). Not for 16 positions: a
-     * 16-float vector warns on stderr where the CPU has no AVX-512. */
+     * a channel's WPT_P outputs are adjacent, so they leave as vectors
+     * instead of WPT_P scalar stores (a third of the kernel's time at 16
+     * channels went to the scalar stores). */
     if (first_position % plane + WPT_P <= plane && first_channel + CHANNELS_PER_ITEM <= channels) {
         const int n = first_position / plane;
         __global float *out =
@@ -299,16 +328,11 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
 #pragma unroll
                 for (int m = 0; m < WPT_P; m++)
                     column[m] = lanes[m][j];
-                __global float *at = out + (v * VW + j) * plane;
-                VECTOR(float, WPT_P) value = VLOAD(WPT_P)(0, column);
-                if (epilogue & EPILOGUE_ACCUMULATE)
-                    value += VLOAD(WPT_P)(0, at);
-                VSTORE(WPT_P)(value, 0, at);
+                store_positions(column, out + (v * VW + j) * plane, epilogue);
             }
         }
         return;
     }
-#endif
     int image[WPT_P], pixel[WPT_P];
     const int count = min(WPT_P, positions - first_position);
     for (int m = 0; m < count; m++) {
