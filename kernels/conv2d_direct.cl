@@ -266,29 +266,22 @@ void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __globa
  * EPILOGUE_ACCUMULATE), in vectors of 8, 4 and 2 and a last float: no vector
  * wider than AVX2's (a 16-float vector warns on stderr where the CPU has
  * no AVX-512), and 6 or 12 positions leave as vectors too. */
+#define STORE_PIECE(width)                                                                         \
+    if (i + width <= WPT_P) {                                                                      \
+        VECTOR(float, width) value = VLOAD(width)(0, column + i);                                  \
+        if (epilogue & EPILOGUE_ACCUMULATE)                                                        \
+            value += VLOAD(width)(0, at + i);                                                      \
+        VSTORE(width)(value, 0, at + i);                                                           \
+        i += width;                                                                                \
+    }
+
 void store_positions(const float column[WPT_P], __global float *at, const int epilogue) {
     int i = 0;
 #pragma unroll
-    for (; i + 8 <= WPT_P; i += 8) {
-        float8 value = vload8(0, column + i);
-        if (epilogue & EPILOGUE_ACCUMULATE)
-            value += vload8(0, at + i);
-        vstore8(value, 0, at + i);
-    }
-    if (i + 4 <= WPT_P) {
-        float4 value = vload4(0, column + i);
-        if (epilogue & EPILOGUE_ACCUMULATE)
-            value += vload4(0, at + i);
-        vstore4(value, 0, at + i);
-        i += 4;
-    }
-    if (i + 2 <= WPT_P) {
-        float2 value = vload2(0, column + i);
-        if (epilogue & EPILOGUE_ACCUMULATE)
-            value += vload2(0, at + i);
-        vstore2(value, 0, at + i);
-        i += 2;
-    }
+    for (int piece = 0; piece < WPT_P / 8; piece++)
+        STORE_PIECE(8)
+    STORE_PIECE(4)
+    STORE_PIECE(2)
     if (i < WPT_P)
         store_output(at + i, column[i], epilogue);
 }
