@@ -228,6 +228,9 @@ static void tuning_load(clcnn_context *ctx) {
     fclose(f);
 }
 
+/* Below this reduction (channels x taps) 2 x 6 gains nothing over 2 x 4 on AVX2. */
+enum { MIN_REDUCTION_FOR_6 = 256 };
+
 direct_config direct_config_for_conv(const clcnn_context *ctx, const char *operation,
                                      const conv2d_params *p, int channels) {
     if (ctx->config.direct_forced)
@@ -238,27 +241,30 @@ direct_config direct_config_for_conv(const clcnn_context *ctx, const char *opera
     if (tuned)
         return tuned->config;
     direct_config config = direct_config_for(ctx, channels);
+    const int weights = strcmp(operation, "backward_weights") == 0;
+    /* The length of a forward's (or backward-data's) reduction per output. */
+    const int64_t reduction =
+        (int64_t)((strcmp(operation, "backward_data") == 0 ? p->out_channels : p->in_channels) /
+                  conv2d_groups(p)) *
+        p->kernel_h * p->kernel_w;
+    /* With 16 vector registers (AVX2), 2 vectors of channels and 6 positions
+     * or taps: 12 accumulators leave registers for the 2 weight (gradient)
+     * vectors and a broadcast (in-process A/B on an AMD EPYC, against 2 x 4:
+     * forward and backward-data 0.96 at 32-64 channels, 0.88 at 128-256, 0.82
+     * as a 2048 x 2048 dense layer; backward-weights against its 4 x 2 of
+     * before, 0.76-0.95 at 32-256 channels). Short reductions keep 4
+     * positions: there the stores of 6 weigh more (LeNet-5's conv2, 150
+     * long, 1.22 times as slow; 16 channels 3x3 the same). */
+    if (ctx->preferred_vector_width < 16 && config.vw >= 8 && config.nv >= 2) {
+        config.nv = 2;
+        config.wpt_p = weights || reduction >= MIN_REDUCTION_FOR_6 ? 6 : 4;
+    }
     /* A work-item streams reduction x vw*nv weights and reuses each for only
      * wpt_p positions; past a few hundred KiB that is L2-bound, and fewer
      * channels with more positions per work-item go faster (measured on PoCL:
      * 3x3 with 256 channels 100 -> 164 GFLOP/s, dense 2048x2048 73 -> 110). */
-    /* With 16 vector registers (AVX2), forward and backward-data run best
-     * with 2 vectors of channels x 4 positions, whatever the channels
-     * (clcnn tune on an AMD EPYC, 16-64 channels: 10-35% over 4 x 2; 2 x 6
-     * as fast since it stores whole vectors); the accumulators then leave
-     * registers for the loads. Backward-weights, whose work-item loads a
-     * gradient vector per output channel block and an input float per tap,
-     * runs best with 2 vectors x 6 taps: 0.76-0.95 of 4 x 2's time at
-     * 32-256 channels, stride 1 and 2 (in-process A/B on an AMD EPYC). */
-    if (ctx->preferred_vector_width < 16 && config.vw >= 8 && config.nv >= 2) {
-        config.nv = 2;
-        config.wpt_p = strcmp(operation, "backward_weights") == 0 ? 6 : 4;
-    }
-    if (strcmp(operation, "backward_weights") != 0 && config.nv == 4) {
-        const int reduced =
-            (strcmp(operation, "backward_data") == 0 ? p->out_channels : p->in_channels) /
-            conv2d_groups(p);
-        const double bytes = 4.0 * reduced * p->kernel_h * p->kernel_w * config.vw * config.nv;
+    if (!weights && config.nv == 4) {
+        const double bytes = 4.0 * (double)reduction * config.vw * config.nv;
         if (bytes > 384.0 * 1024.0) {
             config.nv = 3;
             config.wpt_p = 8;
