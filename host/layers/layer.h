@@ -84,8 +84,8 @@ typedef struct layer_pass {
     /* backward only */
     buf grad_out;
     /* .host/.mem NULL: that input's gradient is not wanted. accumulate[k]: add
-     * into grad_in[k] instead of overwriting it (only for types with
-     * whose `accumulates` says so; for the others the graph adds through a
+     * into grad_in[k] instead of overwriting it (only for types whose
+     * `accumulates` says so; for the others the graph adds through a
      * temporary). */
     buf grad_in[LAYER_MAX_INPUTS];
     int accumulate[LAYER_MAX_INPUTS];

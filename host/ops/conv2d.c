@@ -3,7 +3,6 @@
  * kernels/conv2d_depthwise.cl (grouped convolutions with few channels per
  * group). */
 #include "ops.h"
-#include "add.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -1057,7 +1056,8 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     if (status != CLCNN_OK)
         return status;
     const conv_step *step = &plan->backward_data;
-    if (step->kernels == CONV_DIRECT && backward_data_runs_phases(p))
+    /* The phases on the register-blocked kernels, which alone can add. */
+    if (conv2d_backward_data_accumulates(plan, p))
         return backward_data_phases(ctx, &step->config, p, grad_output, weight, grad_input,
                                     accumulate, shared);
     if (accumulate)
