@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     cl_mem var = random_buffer(ctx, (size_t)channels, 0.5f);
     cl_mem grad_weight = random_buffer(ctx, (size_t)channels, 0.0f);
     cl_mem grad_bias = random_buffer(ctx, (size_t)channels, 0.0f);
-    cl_mem saved = random_buffer(ctx, 5 * (size_t)channels, 0.0f);
+    cl_mem saved = random_buffer(ctx, BATCHNORM_SAVED_FLOATS * (size_t)channels, 0.0f);
     if (!x || !y || !grad_y || !grad_x || !weight || !bias || !mean || !var || !grad_weight ||
         !grad_bias || !saved) {
         fprintf(stderr, "%s\n", clcnn_last_error(ctx));

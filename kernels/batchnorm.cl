@@ -429,10 +429,10 @@ void update_running(__global float *running_mean, __global float *running_var, c
  * (accumulate). */
 void input_gradient(const __global float *x, const __global float *grad_y,
                     const __global float *relu_y, const int relu, const affine forward,
-                    __global float *grad_x,
-                    const int batch, const int channels, const int channel, const int spatial,
-                    const float mean_hi, const float mean_lo, const float mean_dy, const float k,
-                    const float scale, const int accumulate) {
+                    __global float *grad_x, const int batch, const int channels,
+                    const int channel, const int spatial, const float mean_hi,
+                    const float mean_lo, const float mean_dy, const float k, const float scale,
+                    const int accumulate) {
     FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real x_value = load_at(x, &w);
         const real dy = relu_gradient(load_at(grad_y, &w), relu, relu_y, x_value, forward, &w);
@@ -498,10 +498,10 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
  * the gradient's sums about the rough mean. */
 void backward_from_sums(const __global float *x, const __global float *grad_y,
                         const __global float *relu_y, const int relu, const affine forward,
-                        const __global float *weight,
-                        __global float *grad_x, __global float *grad_weight,
-                        __global float *grad_bias, const int batch, const int channels,
-                        const int channel, const int spatial, const float rough_mean,
+                        const __global float *weight, __global float *grad_x,
+                        __global float *grad_weight, __global float *grad_bias,
+                        const int batch, const int channels, const int channel,
+                        const int spatial, const float rough_mean,
                         const float correction, const float invstd, const deviation_sums *sums,
                         const int want_grad_x, const int accumulate) {
     const float count = (float)(batch * spatial);
@@ -519,8 +519,7 @@ void backward_from_sums(const __global float *x, const __global float *grad_y,
     /* dx = (dy - mean_dy - (x - mean) * k) * invstd * weight with
      * k = sum(dy * (x - mean)) * invstd^2 / M (as PyTorch's CPU kernel). */
     input_gradient(x, grad_y, relu_y, relu, forward, grad_x, batch, channels, channel, spatial,
-                   rough_mean,
-                   correction, sum_dy / count, sum_dy_dev * invstd * invstd / count,
+                   rough_mean, correction, sum_dy / count, sum_dy_dev * invstd * invstd / count,
                    invstd * weight[channel], accumulate);
 }
 
@@ -597,12 +596,10 @@ batchnorm_moments(const __global float *restrict x, const __global float *restri
     deviation_sums sums;
     if (with_gradient)
         sums = channel_deviation_sums(x, grad_y, x, 0, NO_AFFINE, partial, batch, channels, channel,
-                                      spatial,
-                                      rough_mean, 1, 1);
+                                      spatial, rough_mean, 1, 1);
     else
         sums = channel_deviation_sums(x, grad_y, x, 0, NO_AFFINE, partial, batch, channels, channel,
-                                      spatial,
-                                      rough_mean, 1, 0);
+                                      spatial, rough_mean, 1, 0);
     if (get_local_id(0) == 0) {
         __global float *m = moments + (with_gradient ? 5 : 3) * channel;
         m[0] = rough_mean;
@@ -655,8 +652,7 @@ batchnorm_backward_apply(const __global float *restrict x, const __global float 
     if (!want_grad_x)
         return;
     input_gradient(x, grad_y, x, 0, NO_AFFINE, grad_x, batch, channels, channel, spatial, s[0],
-                   s[1], s[3],
-                   s[4], s[2] * weight[channel], accumulate);
+                   s[1], s[3], s[4], s[2] * weight[channel], accumulate);
 }
 
 /* ---- eval mode -------------------------------------------------------------------------- */

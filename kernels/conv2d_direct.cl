@@ -703,7 +703,8 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
         total[j] = 0.0f;
     }
     const int valid_lanes = K - first_channel;
-    __global float *column = grad_t + grad_t_offset + first_channel + first_position * IMAGE_K_PADDED;
+    __global float *column =
+        grad_t + grad_t_offset + first_channel + first_position * IMAGE_K_PADDED;
     int n = first_position / OHW;
     int pixel = first_position - n * OHW;
     const __global float *image = grad_output + n * IMAGE_K * OHW;

@@ -57,11 +57,11 @@ static int64_t batchnorm_sync_floats_of(const layer *l) {
 }
 
 /* The train-mode forward keeps each channel's statistics, scale and shift
- * (5 floats) for backward, which then skips a pass over the input (and,
+ * (BATCHNORM_SAVED_FLOATS a channel) for backward, which then skips a pass over the input (and,
  * with a fused relu, reading the relu's output). The storage comes per
  * image; a channel's statistics take the first image's share. */
 static size_t batchnorm_saved_bytes(const clcnn_context *ctx, const layer *l) {
-    return sizeof(float) * 5 * (size_t)l->in.c;
+    return sizeof(float) * BATCHNORM_SAVED_FLOATS * (size_t)l->in.c;
 }
 
 /* A fused relu (layer_pass.relu) runs in the kernels, except around the

@@ -19,7 +19,7 @@
  * added into (1), or skipped when absent; grad_weight and grad_bias are
  * overwritten. Backward recomputes the batch's mean and variance from x,
  * unless the forward kept them: on an OpenCL device the train-mode forward
- * writes them into `saved` (5 * channels floats: the statistics, then the
+ * writes them into `saved` (BATCHNORM_SAVED_FLOATS * channels floats: the statistics, then the
  * scale and shift it applied; NULL: not kept) and a backward given the same
  * `saved` skips a pass over x, with bit for bit the result it would have
  * recomputed; a fused relu's mask it recomputes from x, without reading
@@ -37,6 +37,9 @@
  * refuses a fused relu. */
 #ifndef CLCNN_OPS_BATCHNORM_H
 #define CLCNN_OPS_BATCHNORM_H
+
+/* What a train-mode forward keeps per channel in `saved` (kernels/batchnorm.cl). */
+enum { BATCHNORM_SAVED_FLOATS = 5 };
 
 #include "ops.h"
 

@@ -297,9 +297,11 @@ static void forward_direct_options(const clcnn_context *ctx, const direct_config
         *group_out = group;
 }
 
-/* The forward kernels' epilogue argument (kernels/conv2d_direct.cl). */
+/* The forward kernels' epilogue argument, a set of kernels/conv2d_direct.cl's flags. */
+enum { EPILOGUE_BIAS = 1, EPILOGUE_RELU = 2, EPILOGUE_ACCUMULATE = 4 };
+
 static int forward_epilogue(const conv2d_params *p) {
-    return (p->has_bias ? 1 : 0) | (p->relu ? 2 : 0);
+    return (p->has_bias ? EPILOGUE_BIAS : 0) | (p->relu ? EPILOGUE_RELU : 0);
 }
 
 /* A copy of p's input zero-padded to padded_h x padded_w (p's padding
@@ -394,7 +396,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
     const int width = o->padded_input ? o->padded_w : p->in_width;
     const int pad_top = o->padded_input ? 0 : p->pad_top;
     const int pad_left = o->padded_input ? 0 : p->pad_left;
-    const int epilogue = forward_epilogue(p) | (o->accumulate ? 4 : 0); /* EPILOGUE_ACCUMULATE */
+    const int epilogue = forward_epilogue(p) | (o->accumulate ? EPILOGUE_ACCUMULATE : 0);
     kernel_arg args[25] = {
         {sizeof(cl_mem), &o->input},      {sizeof(int), &o->input_offset},
         {sizeof(cl_mem), &o->transposed}, {sizeof(cl_mem), &bias_arg},
