@@ -256,16 +256,19 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
  * in blocks of FORWARD_CHANNEL_BLOCK channels that the group's work-items
  * (at least BLOCKED_GROUP of them) walk in step: 3x3 with 128 and 256
  * channels went 22-34% faster on an AMD EPYC (AVX2, interleaved A/B); with 64
- * channels (36 KiB) it gained nothing, so those keep the one-block loop and
- * its order of summation. */
-enum { FORWARD_CHANNEL_BLOCK = 32, BLOCKED_GROUP = 16 };
+ * channels (36 KiB) it gained nothing, so those keep the one-block loop.
+ * Blocks change the order of summation, and so the floats: the choice is
+ * the shape's alone, made for BLOCKING_CHANNELS_PER_ITEM channels a
+ * work-item (AVX2's default), so that a wider device or a tuned
+ * configuration computes the same floats as any other. */
+enum { FORWARD_CHANNEL_BLOCK = 32, BLOCKED_GROUP = 16, BLOCKING_CHANNELS_PER_ITEM = 16 };
 static const int64_t blocking_weight_bytes = 48 * 1024;
 
 /* The forward's channel block for the (per-group) convolution v of p, 0 for none. */
-static int forward_channel_block(const clcnn_context *ctx, const direct_config *config,
-                                 const conv2d_params *p, const conv_variant *v) {
+static int forward_channel_block(const clcnn_context *ctx, const conv2d_params *p,
+                                 const conv_variant *v) {
     const int64_t bytes = (int64_t)sizeof(float) * v->in_channels * p->kernel_h * p->kernel_w *
-                          config->vw * config->nv;
+                          BLOCKING_CHANNELS_PER_ITEM;
     const int cpu = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
     return cpu && bytes > blocking_weight_bytes ? FORWARD_CHANNEL_BLOCK : 0;
 }
@@ -283,7 +286,7 @@ static void forward_direct_options(const clcnn_context *ctx, const direct_config
         strncat(options, " -DWINDOWS_INSIDE", size - strlen(options) - 1);
     if (channels_last)
         strncat(options, " -DCHANNELS_LAST", size - strlen(options) - 1);
-    const int block = forward_channel_block(ctx, config, p, &v);
+    const int block = forward_channel_block(ctx, p, &v);
     size_t group = (size_t)config->group;
     if (block) {
         const size_t used = strlen(options);
@@ -355,7 +358,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
      * planar: that kernel walks rows of one channel (18-37 % slower
      * channels-last). */
     const int channels_last =
-        copy && !keep && conv2d_is_plain(p) && !forward_channel_block(ctx, config, p, &v);
+        copy && !keep && conv2d_is_plain(p) && !forward_channel_block(ctx, p, &v);
     if (status == CLCNN_OK && copy)
         status = copy_padded(ctx, config, p, channels_last, input, input_arg, input_offset,
                              padded_h, padded_w);
@@ -902,7 +905,7 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     /* Past int offsets each phase reads the gradient itself, testing its taps. */
     const int copy = needed && copy_end <= INT_MAX;
     const int channels_last =
-        copy && conv2d_is_plain(p) && !forward_channel_block(ctx, config, &copied, &copied_v);
+        copy && conv2d_is_plain(p) && !forward_channel_block(ctx, &copied, &copied_v);
     cl_mem workspace;
     clcnn_status status =
         runtime_workspace(ctx, sizeof(float) * (size_t)(copy ? copy_end : weights_end), &workspace);
