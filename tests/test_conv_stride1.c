@@ -56,65 +56,6 @@ static int launches_of(const clcnn_context *ctx, const char *kernel) {
     return launches;
 }
 
-/* The plain convolution in float64, and each output's magnitude. */
-static void conv64(const conv2d_params *p, const float *x, const float *w, const float *bias,
-                   double *y, double *magnitude) {
-    const int C = p->in_channels, H = p->in_height, W = p->in_width;
-    const int K = p->out_channels, R = p->kernel_h, S = p->kernel_w;
-    const int P = p->out_height, Q = p->out_width;
-    for (int n = 0; n < p->batch; n++)
-        for (int k = 0; k < K; k++)
-            for (int oy = 0; oy < P; oy++)
-                for (int ox = 0; ox < Q; ox++) {
-                    double sum = p->has_bias ? bias[k] : 0.0;
-                    double size = p->has_bias ? fabs(bias[k]) : 0.0;
-                    for (int c = 0; c < C; c++)
-                        for (int r = 0; r < R; r++)
-                            for (int s = 0; s < S; s++) {
-                                const int iy = oy - p->pad_top + r, ix = ox - p->pad_left + s;
-                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
-                                    continue;
-                                const double a = x[((n * C + c) * H + iy) * W + ix];
-                                const double b = w[((k * C + c) * R + r) * S + s];
-                                sum += a * b;
-                                size += fabs(a * b);
-                            }
-                    const int64_t o = ((int64_t)(n * K + k) * P + oy) * Q + ox;
-                    y[o] = sum;
-                    if (magnitude)
-                        magnitude[o] = size;
-                }
-}
-
-/* The gradient of sum(g * conv(x)) with respect to x in float64, and each
- * value's magnitude. */
-static void conv64_backward_data(const conv2d_params *p, const float *g, const float *w, double *dx,
-                                 double *magnitude) {
-    const int C = p->in_channels, H = p->in_height, W = p->in_width;
-    const int K = p->out_channels, R = p->kernel_h, S = p->kernel_w;
-    const int P = p->out_height, Q = p->out_width;
-    for (int n = 0; n < p->batch; n++)
-        for (int c = 0; c < C; c++)
-            for (int iy = 0; iy < H; iy++)
-                for (int ix = 0; ix < W; ix++) {
-                    double sum = 0, size = 0;
-                    for (int k = 0; k < K; k++)
-                        for (int r = 0; r < R; r++)
-                            for (int s = 0; s < S; s++) {
-                                const int oy = iy + p->pad_top - r, ox = ix + p->pad_left - s;
-                                if (oy < 0 || oy >= P || ox < 0 || ox >= Q)
-                                    continue;
-                                const double a = g[((n * K + k) * P + oy) * Q + ox];
-                                const double b = w[((k * C + c) * R + r) * S + s];
-                                sum += a * b;
-                                size += fabs(a * b);
-                            }
-                    const int64_t i = ((int64_t)(n * C + c) * H + iy) * W + ix;
-                    dx[i] = sum;
-                    magnitude[i] = size;
-                }
-}
-
 static void print_shape(const char *what, int index, const conv2d_params *p) {
     printf("%s %d: batch %d, %d -> %d channels, %dx%d input, %dx%d kernel, pad %d,%d, output "
            "%dx%d, bias %d\n",
@@ -217,7 +158,7 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
         test_fill_signed(&rng, bias, p.out_channels);
         for (int64_t i = 0; i < ny; i++)
             y[i] = reference[i] = NAN;
-        conv64(&p, x, w, bias, expected, magnitude);
+        conv2d_forward64(&p, x, w, bias, expected, magnitude);
         conv2d_forward_ref(&p, x, w, bias, reference);
         const int before = launches_of(ctx, path->kernel);
         cl_mem xb = NULL, wb = NULL, bb = NULL, yb = NULL;
@@ -255,7 +196,7 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
 }
 
 /* Backward-data of random shapes, or against central differences of
- * sum(g * conv64(x)) on small ones. */
+ * sum(g * conv2d_forward64(x)) on small ones. */
 static void check_backward_data(clcnn_context *ctx, const stride1_path *path, int vector_width,
                                 int differences, uint64_t seed) {
     test_rng rng = {seed};
@@ -294,7 +235,7 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
         test_fill_signed(&rng, w, nw);
         for (int64_t i = 0; i < nx; i++)
             dx[i] = reference[i] = NAN;
-        conv64_backward_data(&p, g, w, expected, magnitude);
+        conv2d_backward_data64(&p, g, w, expected, magnitude);
         if (differences) {
             /* The loss is linear in x: central differences in double are
              * exact to rounding, whatever x is. */
@@ -307,7 +248,7 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
                 const float saved = x[i];
                 for (int side = 0; side < 2; side++) {
                     x[i] = saved + (side ? -h : h);
-                    conv64(&p, x, w, NULL, y, NULL);
+                    conv2d_forward64(&p, x, w, NULL, y, NULL);
                     loss[side] = 0;
                     for (int64_t o = 0; o < ny; o++)
                         loss[side] += g[o] * y[o];

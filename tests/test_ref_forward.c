@@ -29,41 +29,6 @@ enum { CONV_SHAPES = 150, POOL_SHAPES = 300, GEMM_SHAPES = 150 };
 
 /* ---- convolution -------------------------------------------------------------------------- */
 
-static void conv64(const conv2d_params *p, const float *x, const float *w, const float *bias,
-                   double *y, double *magnitude) {
-    const int groups = p->groups > 1 ? p->groups : 1;
-    const int dh = p->dilation_h > 1 ? p->dilation_h : 1,
-              dw = p->dilation_w > 1 ? p->dilation_w : 1;
-    const int C = p->in_channels, K = p->out_channels, Cg = C / groups, Kg = K / groups;
-    for (int n = 0; n < p->batch; n++)
-        for (int k = 0; k < K; k++)
-            for (int oy = 0; oy < p->out_height; oy++)
-                for (int ox = 0; ox < p->out_width; ox++) {
-                    const int g = k / Kg;
-                    double sum = p->has_bias ? bias[k] : 0, size = p->has_bias ? fabs(bias[k]) : 0;
-                    for (int c = 0; c < Cg; c++)
-                        for (int r = 0; r < p->kernel_h; r++)
-                            for (int s = 0; s < p->kernel_w; s++) {
-                                const int iy = oy * p->stride_h - p->pad_top + r * dh;
-                                const int ix = ox * p->stride_w - p->pad_left + s * dw;
-                                if (iy < 0 || iy >= p->in_height || ix < 0 || ix >= p->in_width)
-                                    continue;
-                                const double a =
-                                    x[(((int64_t)n * C + g * Cg + c) * p->in_height + iy) *
-                                          p->in_width +
-                                      ix];
-                                const double b =
-                                    w[(((int64_t)k * Cg + c) * p->kernel_h + r) * p->kernel_w + s];
-                                sum += a * b;
-                                size += fabs(a * b);
-                            }
-                    const int64_t o =
-                        (((int64_t)n * K + k) * p->out_height + oy) * p->out_width + ox;
-                    y[o] = sum;
-                    magnitude[o] = size;
-                }
-}
-
 static void check_conv(void) {
     test_rng rng = {9001};
     double worst = 0;
@@ -111,7 +76,7 @@ static void check_conv(void) {
         test_fill_signed(&rng, bias, p.out_channels);
         for (int64_t i = 0; i < ny; i++)
             y[i] = NAN;
-        conv64(&p, x, w, bias, expected, magnitude);
+        conv2d_forward64(&p, x, w, bias, expected, magnitude);
         conv2d_forward_ref(&p, x, w, bias, y);
         const double error = worst_scaled_error(y, expected, magnitude, ny);
         if (!CHECK(error <= 1e-6))

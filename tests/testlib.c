@@ -1,5 +1,7 @@
 #include "testlib.h"
 
+#include "ops.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -225,4 +227,59 @@ clcnn_context *test_opencl_context_with_span(const char *span) {
     clcnn_context *ctx = test_opencl_context();
     unsetenv("CLCNN_ITEM_SPAN");
     return ctx;
+}
+
+/* Every term of p's convolution in float64: forward adds x[i] * w[wi] to
+ * out[o] for each output o, backward (of the data) g[o] * w[wi] to out[i]
+ * for each input i, and |term| to magnitude (unless NULL) at the same place. */
+static void conv2d_terms64(const conv2d_params *p, const float *values, const float *w, double *out,
+                           double *magnitude, int backward) {
+    const int groups = p->groups > 1 ? p->groups : 1;
+    const int dh = p->dilation_h > 1 ? p->dilation_h : 1;
+    const int dw = p->dilation_w > 1 ? p->dilation_w : 1;
+    const int C = p->in_channels, K = p->out_channels, Cg = C / groups, Kg = K / groups;
+    for (int n = 0; n < p->batch; n++)
+        for (int k = 0; k < K; k++)
+            for (int oy = 0; oy < p->out_height; oy++)
+                for (int ox = 0; ox < p->out_width; ox++) {
+                    const int64_t o =
+                        (((int64_t)n * K + k) * p->out_height + oy) * p->out_width + ox;
+                    for (int c = 0; c < Cg; c++)
+                        for (int r = 0; r < p->kernel_h; r++)
+                            for (int s = 0; s < p->kernel_w; s++) {
+                                const int iy = oy * p->stride_h - p->pad_top + r * dh;
+                                const int ix = ox * p->stride_w - p->pad_left + s * dw;
+                                if (iy < 0 || iy >= p->in_height || ix < 0 || ix >= p->in_width)
+                                    continue;
+                                const int64_t i =
+                                    (((int64_t)n * C + k / Kg * Cg + c) * p->in_height + iy) *
+                                        p->in_width +
+                                    ix;
+                                const int64_t wi =
+                                    (((int64_t)k * Cg + c) * p->kernel_h + r) * p->kernel_w + s;
+                                const int64_t read = backward ? o : i, written = backward ? i : o;
+                                const double term = (double)values[read] * (double)w[wi];
+                                out[written] += term;
+                                if (magnitude)
+                                    magnitude[written] += fabs(term);
+                            }
+                }
+}
+
+void conv2d_forward64(const conv2d_params *p, const float *x, const float *w, const float *bias,
+                      double *y, double *magnitude) {
+    const int64_t outputs = (int64_t)p->batch * p->out_channels * p->out_height * p->out_width;
+    const int64_t plane = (int64_t)p->out_height * p->out_width;
+    for (int64_t o = 0; o < outputs; o++) {
+        const double b = p->has_bias ? bias[o / plane % p->out_channels] : 0.0;
+        y[o] = b;
+        if (magnitude)
+            magnitude[o] = fabs(b);
+    }
+    conv2d_terms64(p, x, w, y, magnitude, 0);
+}
+
+void conv2d_backward_data64(const conv2d_params *p, const float *g, const float *w, double *dx,
+                            double *magnitude) {
+    conv2d_terms64(p, g, w, dx, magnitude, 1);
 }

@@ -62,6 +62,17 @@ double max_relative_error(const float *a, const float *b, int64_t n, double floo
  * value of a is not finite. */
 double worst_scaled_error(const float *a, const double *e, const double *magnitude, int64_t n);
 
+/* PyTorch's conv2d of shape p (stride, padding, dilation, groups) in
+ * float64, and each output's magnitude: the sum of its terms' |values|
+ * (magnitude may be NULL). */
+struct conv2d_params;
+void conv2d_forward64(const struct conv2d_params *p, const float *x, const float *w,
+                      const float *bias, double *y, double *magnitude);
+/* The gradient of sum(g * conv2d(x)) with respect to x in float64, and each
+ * value's magnitude (dx and magnitude zeroed first, as test_doubles gives them). */
+void conv2d_backward_data64(const struct conv2d_params *p, const float *g, const float *w,
+                            double *dx, double *magnitude);
+
 /* count (at least 1) floats or zeroed doubles; exits on failure. */
 float *test_floats(int64_t count);
 double *test_doubles(int64_t count);
