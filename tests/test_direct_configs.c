@@ -5,8 +5,9 @@
  * and 4 items (the backward-weights configurations are in
  * test_conv_backward.c). Errors against float64 sums, relative to each
  * value's magnitude (the sum of its terms' |values|) as in
- * test_conv_stride1: at most 1e-5. And every configuration computes the same floats, bit for bit,
- * so that a wider device or a tuning run never changes a result (the tutorial's figures are the
+ * test_conv_stride1: at most 1e-5. And every configuration computes the
+ * same floats in all three operations, bit for bit, so that a wider device
+ * or a tuning run never changes a result (the tutorial's figures are the
  * same on AVX2 and AVX-512 machines). */
 #include "ops.h"
 #include "testlib.h"
@@ -130,57 +131,70 @@ static double check_shape(clcnn_context *ctx, const direct_config *c, const conv
     return worst;
 }
 
-/* Forward and backward-data of shape p under every configuration, against
- * the first's floats bit for bit: the sums run in an order that the shape
- * alone sets. Channels up to 140, so that some 3x3 shapes run the forward in
- * channel blocks. */
+/* The three operations of a random shape under every configuration,
+ * against the first's floats bit for bit: the sums run in an order that the
+ * shape alone sets. Channels up to 140, so that some 3x3 shapes run the
+ * forward in channel blocks. */
+enum { RESULTS = 4 }; /* output, grad_input, grad_weight, grad_bias */
 static void check_same_floats(clcnn_context *ctx, test_rng *r) {
     conv2d_params p = {0};
     random_shape(r, &p);
     p.in_channels = test_rand_int(r, 1, 140);
     p.out_channels = test_rand_int(r, 1, 70);
-    const size_t counts[2] = {(size_t)p.batch * p.out_channels * p.out_height * p.out_width,
-                              (size_t)p.batch * p.in_channels * p.in_height * p.in_width};
-    const size_t weight_count = (size_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
-    float *input = random_values(r, counts[1]), *weight = random_values(r, weight_count);
+    const size_t inputs = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
+    const size_t outputs = (size_t)p.batch * p.out_channels * p.out_height * p.out_width;
+    const size_t weights = (size_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
+    const size_t counts[RESULTS] = {outputs, inputs, weights, (size_t)p.out_channels};
+    float *input = random_values(r, inputs), *weight = random_values(r, weights);
     float *bias = random_values(r, (size_t)p.out_channels);
-    float *grad_output = random_values(r, counts[0]);
-    float *first[2] = {malloc(sizeof(float) * counts[0]), malloc(sizeof(float) * counts[1])};
-    float *other[2] = {malloc(sizeof(float) * counts[0]), malloc(sizeof(float) * counts[1])};
-    cl_mem in[4] = {upload(ctx, input, counts[1]), upload(ctx, weight, weight_count),
-                    upload(ctx, bias, (size_t)p.out_channels), upload(ctx, grad_output, counts[0])};
-    cl_mem out[2] = {upload(ctx, grad_output, counts[0]), upload(ctx, input, counts[1])};
+    float *grad_output = random_values(r, outputs);
+    cl_mem in[4] = {upload(ctx, input, inputs), upload(ctx, weight, weights),
+                    upload(ctx, bias, (size_t)p.out_channels), upload(ctx, grad_output, outputs)};
+    float *first[RESULTS], *other[RESULTS];
+    cl_mem out[RESULTS];
+    int made = in[0] && in[1] && in[2] && in[3];
+    for (int k = 0; k < RESULTS; k++) {
+        first[k] = random_values(r, counts[k]);
+        other[k] = random_values(r, counts[k]);
+        out[k] = upload(ctx, first[k], counts[k]);
+        made = made && first[k] && other[k] && out[k];
+    }
     int differing = 0;
-    if (CHECK(input && weight && bias && grad_output && first[0] && first[1] && other[0] &&
-              other[1] && in[0] && in[1] && in[2] && in[3] && out[0] && out[1]))
-        for (int i = 0; i < CONFIG_COUNT; i++) {
-            float **result = i == 0 ? first : other;
-            if (!CHECK_OK(ctx, conv2d_forward_direct(ctx, &configs[i], &p, in[0], in[1],
-                                                     p.has_bias ? in[2] : NULL, out[0])) ||
-                !CHECK_OK(ctx,
-                          conv2d_backward_data_direct(ctx, &configs[i], &p, in[3], in[1], out[1])))
-                break;
-            for (int op = 0; op < 2; op++)
-                if (!CHECK_OK(ctx,
-                              buffer_read(ctx, out[op], 0, sizeof(float) * counts[op], result[op])))
-                    break;
-            if (i > 0 && (memcmp(first[0], other[0], sizeof(float) * counts[0]) ||
-                          memcmp(first[1], other[1], sizeof(float) * counts[1]))) {
+    for (int i = 0; CHECK(made) && i < CONFIG_COUNT; i++) {
+        const direct_config *c = &configs[i];
+        float **result = i == 0 ? first : other;
+        const size_t scratch_floats = conv2d_backward_weights_direct_scratch_bytes(c, &p) / 4 + 1;
+        float *zeros = calloc(scratch_floats, sizeof(float));
+        cl_mem scratch = zeros ? upload(ctx, zeros, scratch_floats) : NULL;
+        free(zeros);
+        int ok = CHECK(scratch != NULL) &&
+                 CHECK_OK(ctx, conv2d_forward_direct(ctx, c, &p, in[0], in[1],
+                                                     p.has_bias ? in[2] : NULL, out[0])) &&
+                 CHECK_OK(ctx, conv2d_backward_data_direct(ctx, c, &p, in[3], in[1], out[1])) &&
+                 CHECK_OK(ctx, conv2d_backward_weights_direct(ctx, c, &p, in[0], in[3], out[2],
+                                                              out[3], scratch));
+        buffer_release(&scratch);
+        for (int k = 0; ok && k < RESULTS; k++)
+            ok = CHECK_OK(ctx, buffer_read(ctx, out[k], 0, sizeof(float) * counts[k], result[k]));
+        if (!ok)
+            break;
+        for (int k = 0; i > 0 && k < RESULTS; k++)
+            if (memcmp(first[k], other[k], sizeof(float) * counts[k])) {
                 differing++;
-                printf("FAILED: vw %d nv %d wpt %d: other floats than vw %d nv %d wpt %d for "
-                       "N=%d C=%d H=%d W=%d K=%d R=%d S=%d stride %dx%d\n",
-                       configs[i].vw, configs[i].nv, configs[i].wpt_p, configs[0].vw, configs[0].nv,
-                       configs[0].wpt_p, p.batch, p.in_channels, p.in_height, p.in_width,
-                       p.out_channels, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w);
+                printf("FAILED: vw %d nv %d wpt %d: other floats (result %d) than vw %d nv %d wpt "
+                       "%d for N=%d C=%d H=%d W=%d K=%d R=%d S=%d stride %dx%d\n",
+                       c->vw, c->nv, c->wpt_p, k, configs[0].vw, configs[0].nv, configs[0].wpt_p,
+                       p.batch, p.in_channels, p.in_height, p.in_width, p.out_channels, p.kernel_h,
+                       p.kernel_w, p.stride_h, p.stride_w);
             }
-        }
+    }
     CHECK(differing == 0);
-    for (int i = 0; i < 4; i++)
-        buffer_release(&in[i]);
-    for (int op = 0; op < 2; op++) {
-        buffer_release(&out[op]);
-        free(first[op]);
-        free(other[op]);
+    for (int k = 0; k < 4; k++)
+        buffer_release(&in[k]);
+    for (int k = 0; k < RESULTS; k++) {
+        buffer_release(&out[k]);
+        free(first[k]);
+        free(other[k]);
     }
     free(input);
     free(weight);
@@ -215,7 +229,9 @@ int main(void) {
     }
     for (int s = 0; s < SAME_FLOATS_SHAPES; s++)
         check_same_floats(ctx, &r);
-    printf("%d shapes: every configuration the same floats as the first\n", SAME_FLOATS_SHAPES);
+    printf("%d shapes: every configuration the same floats as the first (forward, backward-data, "
+           "backward-weights)\n",
+           SAME_FLOATS_SHAPES);
     clcnn_context_destroy(ctx);
     return test_finish();
 }
