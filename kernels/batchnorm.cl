@@ -22,7 +22,7 @@
  * rank's, and an apply kernel uses the result; see the section below.) The
  * host keeps channels * spatial * batch + 1024 within int.
  *
- * BATCHNORM_VW (1, 2, 4 or 8; -D, default 1) floats make one element of the
+ * BATCHNORM_VW (1, 2, 4, 8 or 16; -D, default 1) floats make one element of the
  * walks below: x, y and the gradients are read and written as vectors of
  * that many floats (at most H * W: the host picks it), `spatial` counting
  * floats. Sums are then kept per lane, and the lanes added at the end of a
@@ -79,8 +79,15 @@ typedef int8 lane_index;
 #define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
 #define lanes_sum(v)                                                                               \
     ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
+#elif BATCHNORM_VW == 16
+typedef float16 real;
+typedef int16 lane_index;
+#define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#define lanes_sum(v)                                                                               \
+    (((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7))) +        \
+     ((((v).s8 + (v).s9) + ((v).sa + (v).sb)) + (((v).sc + (v).sd) + ((v).se + (v).sf))))
 #else
-#error "BATCHNORM_VW must be 1, 2, 4 or 8"
+#error "BATCHNORM_VW must be 1, 2, 4, 8 or 16"
 #endif
 
 /* A walk visits a work-item's vectors in runs: vectors consecutive in
