@@ -716,7 +716,8 @@ __global float *transpose_run(const __global float *image, const int lane_plane[
         for (int j = 0; j < VW; j++) {
             const float g = j < valid_lanes ? image[lane_plane[j] + pixel] : 0.0f;
             column[j] = g;
-            chunk_sum[j] += g;
+            if (sums)
+                chunk_sum[j] += g;
         }
         column += stride;
     }

@@ -160,7 +160,8 @@ static void check_same_floats(clcnn_context *ctx, test_rng *r) {
         made = made && first[k] && other[k] && out[k];
     }
     int differing = 0;
-    for (int i = 0; CHECK(made) && i < CONFIG_COUNT; i++) {
+    const int ready = CHECK(made);
+    for (int i = 0; ready && i < CONFIG_COUNT; i++) {
         const direct_config *c = &configs[i];
         float **result = i == 0 ? first : other;
         const size_t scratch_floats = conv2d_backward_weights_direct_scratch_bytes(c, &p) / 4 + 1;
