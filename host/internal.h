@@ -70,6 +70,7 @@ struct clcnn_context {
     cl_ulong global_mem_bytes, max_alloc_bytes; /* planning refuses what exceeds them */
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
+    cl_bool host_unified_memory;    /* CL_DEVICE_HOST_UNIFIED_MEMORY: a CPU's */
     /* Scratch shared by operations, one at a time (runtime_scratch). */
     cl_mem scratch[SCRATCH_SLOTS];
     size_t scratch_bytes[SCRATCH_SLOTS];
@@ -413,6 +414,11 @@ struct clcnn_net {
     /* clcnn_net_forward's chunks keep every output within this many floats
      * (CLCNN_FORWARD_CHUNK_FLOATS; tests lower it to cut small batches). */
     int64_t forward_chunk_floats;
+    /* During one chunk of clcnn_net_forward on a device that shares the
+     * host's memory: the caller's input and output arrays themselves, as
+     * buffers (CL_MEM_USE_HOST_PTR), standing for the storage of node 0 and
+     * of the last node's root (pass.c); NULL otherwise. */
+    cl_mem caller_input, caller_output;
 
     /* Per node: frozen (clcnn_net_freeze); frozen_version counts the changes,
      * so a trainer notices a set other than the one it was made for. */

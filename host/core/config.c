@@ -14,6 +14,9 @@
  *   CLCNN_FUSE=0|1                     a relu after a conv, dense, batchnorm or add (its
  *                                      only reader) runs in that layer's kernels, or
  *                                      apart (default 1: fused)
+ *   CLCNN_ZERO_COPY=0|1                clcnn_net_forward works on the caller's arrays in
+ *                                      place, or copies them (default: in place where the
+ *                                      device shares the host's memory)
  *   CLCNN_NO_CACHE (any value)         program binaries are not cached */
 #include "internal.h"
 
@@ -461,6 +464,11 @@ clcnn_status config_resolve(clcnn_context *ctx) {
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "CLCNN_FUSE='%s': expected 0 (apart) or 1 (fused)", fuse);
     c.fuse = !fuse || strcmp(fuse, "1") == 0;
+    const char *zero_copy = override_value("CLCNN_ZERO_COPY");
+    if (zero_copy && strcmp(zero_copy, "0") != 0 && strcmp(zero_copy, "1") != 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "CLCNN_ZERO_COPY='%s': expected 0 (copies) or 1 (in place)", zero_copy);
+    c.zero_copy = zero_copy ? strcmp(zero_copy, "1") == 0 : ctx->host_unified_memory == CL_TRUE;
     config_release(&ctx->config);
     ctx->config = c;
     if (read_tuning)

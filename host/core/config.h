@@ -123,6 +123,11 @@ typedef struct kernel_config {
      * runs inside that layer (1, the default), or as a layer of its own
      * (CLCNN_FUSE=0). Networks planned before a change keep their plan. */
     int fuse;
+    /* clcnn_net_forward reads its input from and writes its output to the
+     * caller's arrays in place (1; by default where the device shares the
+     * host's memory) or copies them to and from device buffers (0;
+     * CLCNN_ZERO_COPY). */
+    int zero_copy;
 } kernel_config;
 
 /* Resolves ctx->config for the device described in ctx (type, limits, name,

@@ -239,6 +239,8 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
     clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(cl_uint),
                     &ctx->preferred_vector_width, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof(cl_bool),
+                    &ctx->host_unified_memory, NULL);
     status = config_resolve(ctx);
     if (status != CLCNN_OK)
         return status;
