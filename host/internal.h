@@ -414,11 +414,12 @@ struct clcnn_net {
     /* clcnn_net_forward's chunks keep every output within this many floats
      * (CLCNN_FORWARD_CHUNK_FLOATS; tests lower it to cut small batches). */
     int64_t forward_chunk_floats;
-    /* During one chunk of clcnn_net_forward on a device that shares the
-     * host's memory: the caller's input and output arrays themselves, as
-     * buffers (CL_MEM_USE_HOST_PTR), standing for the storage of node 0 and
-     * of the last node's root (pass.c); NULL otherwise. */
-    cl_mem caller_input, caller_output;
+    /* During one chunk of clcnn_net_forward (or one clcnn_net_backward) on
+     * a device that shares the host's memory: the caller's input and output
+     * arrays themselves, as buffers (CL_MEM_USE_HOST_PTR), standing for the
+     * storage of node 0 and of the last node's root, and an MSE's targets
+     * (pass.c); NULL otherwise. */
+    cl_mem caller_input, caller_output, caller_targets;
 
     /* Per node: frozen (clcnn_net_freeze); frozen_version counts the changes,
      * so a trainer notices a set other than the one it was made for. */

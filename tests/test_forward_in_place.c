@@ -1,9 +1,9 @@
 /* clcnn_net_forward and clcnn_net_backward on the caller's arrays in place
  * (a device that shares the host's memory, CLCNN_ZERO_COPY): the same bits
  * as through copies, for arrays at any float offset, over several chunks,
- * traced, with the input never written, for a network of views and for
- * output and input that are one array; and a bad CLCNN_ZERO_COPY is
- * refused. */
+ * traced, with input and targets never written, for a network of views
+ * and for output and input that are one array; and a bad CLCNN_ZERO_COPY
+ * is refused. */
 #include "internal.h"
 #include "testlib.h"
 
@@ -95,20 +95,31 @@ static float *gradients(clcnn_context *ctx, clcnn_net *net, int64_t *count) {
     return values;
 }
 
-/* clcnn_net_backward in train mode: the same loss and gradients, the input untouched. */
+/* clcnn_net_backward in train mode, with class labels (cross-entropy) or
+ * targets (MSE): the same loss and gradients, input and targets untouched. */
 static void check_backward(clcnn_context *in_place, clcnn_context *copying, clcnn_net *a,
-                           clcnn_net *b, const float *images) {
+                           clcnn_net *b, const float *images, int with_labels) {
     const size_t in_bytes = sizeof(float) * (size_t)(BATCH * clcnn_net_input_size(a));
+    const int64_t out_size = clcnn_net_output_size(a);
     int32_t labels[BATCH];
     for (int i = 0; i < BATCH; i++)
-        labels[i] = i % (int)clcnn_net_output_size(a);
+        labels[i] = i % (int)out_size;
     float *input = test_floats(BATCH * clcnn_net_input_size(a));
+    float *targets = NULL, *targets_kept = NULL;
     memcpy(input, images, in_bytes);
+    if (!with_labels) {
+        test_rng rng = {12};
+        targets = test_floats(BATCH * out_size);
+        targets_kept = test_floats(BATCH * out_size);
+        test_fill_signed(&rng, targets, BATCH * out_size);
+        memcpy(targets_kept, targets, sizeof(float) * (size_t)(BATCH * out_size));
+    }
+    const int32_t *given = with_labels ? labels : NULL;
     clcnn_net_set_mode(a, CLCNN_MODE_TRAIN);
     clcnn_net_set_mode(b, CLCNN_MODE_TRAIN);
     double loss_a = 0.0, loss_b = 1.0;
-    if (CHECK_OK(copying, clcnn_net_backward(b, input, BATCH, labels, NULL, &loss_b)) &&
-        CHECK_OK(in_place, clcnn_net_backward(a, input, BATCH, labels, NULL, &loss_a))) {
+    if (CHECK_OK(copying, clcnn_net_backward(b, input, BATCH, given, targets, &loss_b)) &&
+        CHECK_OK(in_place, clcnn_net_backward(a, input, BATCH, given, targets, &loss_a))) {
         CHECK(loss_a == loss_b);
         int64_t count_a, count_b;
         float *from_a = gradients(in_place, a, &count_a), *from_b = gradients(copying, b, &count_b);
@@ -117,7 +128,12 @@ static void check_backward(clcnn_context *in_place, clcnn_context *copying, clcn
         free(from_b);
     }
     CHECK(memcmp(input, images, in_bytes) == 0);
+    if (targets)
+        CHECK(memcmp(targets, targets_kept, sizeof(float) * (size_t)(BATCH * out_size)) == 0);
+    CHECK(a->caller_input == NULL && a->caller_targets == NULL);
     free(input);
+    free(targets);
+    free(targets_kept);
 }
 
 static void check_network(clcnn_context *in_place, clcnn_context *copying, const char *name,
@@ -180,8 +196,8 @@ static void check_network(clcnn_context *in_place, clcnn_context *copying, const
         free(both);
     }
     free(traced);
-    if (strstr(text, "softmax"))
-        check_backward(in_place, copying, a, b, images);
+    if (clcnn_net_tensor_count(a) > 0)
+        check_backward(in_place, copying, a, b, images, strstr(text, "softmax") != NULL);
     CHECK(a->caller_input == NULL && a->caller_output == NULL);
     free(last.values);
     free(images);

@@ -194,20 +194,27 @@ static int overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes)
     return x < y + b_bytes && y < x + a_bytes;
 }
 
+/* The caller's array as a buffer over it; only read where flags say so
+ * (no map then writes it back). */
+static clcnn_status wrap_caller_array(clcnn_net *net, const void *array, size_t bytes,
+                                      cl_mem_flags flags, cl_mem *out, const char *what) {
+    cl_int err;
+    *out = clCreateBuffer(net->ctx->cl, CL_MEM_USE_HOST_PTR | flags, bytes, (void *)array, &err);
+    if (err == CL_SUCCESS)
+        return CLCNN_OK;
+    char call[64];
+    snprintf(call, sizeof(call), "clCreateBuffer (the caller's %s)", what);
+    return cl_check(net->ctx, err, call);
+}
+
 static clcnn_status wrap_caller_arrays(clcnn_net *net, const float *input, size_t in_bytes,
                                        float *output, size_t out_bytes) {
-    cl_int err;
-    /* The input is only read: CL_MEM_READ_ONLY, and no map writes it back. */
-    net->caller_input = clCreateBuffer(net->ctx->cl, CL_MEM_USE_HOST_PTR | CL_MEM_READ_ONLY,
-                                       in_bytes, (void *)input, &err);
-    if (err != CL_SUCCESS)
-        return cl_check(net->ctx, err, "clCreateBuffer (the caller's input)");
-    if (!output || net->plan.root[net->layer_count - 1] == 0 ||
+    clcnn_status status =
+        wrap_caller_array(net, input, in_bytes, CL_MEM_READ_ONLY, &net->caller_input, "input");
+    if (status != CLCNN_OK || !output || net->plan.root[net->layer_count - 1] == 0 ||
         overlap(input, in_bytes, output, out_bytes))
-        return CLCNN_OK;
-    net->caller_output = clCreateBuffer(net->ctx->cl, CL_MEM_USE_HOST_PTR, out_bytes, output, &err);
-    return err == CL_SUCCESS ? CLCNN_OK
-                             : cl_check(net->ctx, err, "clCreateBuffer (the caller's output)");
+        return status;
+    return wrap_caller_array(net, output, out_bytes, 0, &net->caller_output, "output");
 }
 
 /* Mapping a CL_MEM_USE_HOST_PTR buffer is what makes the device's writes
@@ -229,6 +236,7 @@ static clcnn_status release_caller_arrays(clcnn_net *net, clcnn_status status) {
     clFinish(queue);
     buffer_release(&net->caller_input);
     buffer_release(&net->caller_output);
+    buffer_release(&net->caller_targets);
     return status;
 }
 
@@ -592,14 +600,16 @@ static clcnn_status compute_loss(clcnn_net *net, int batch) {
                                                net->device_losses, grad);
         } else {
             int64_t count = net->loss.kind == CLCNN_LOSS_MSE ? (int64_t)batch * units : batch;
-            status = buffer_write_async(ctx, net->device_targets, 0, sizeof(float) * (size_t)count,
-                                        net->host_targets);
+            cl_mem targets = net->caller_targets ? net->caller_targets : net->device_targets;
+            if (!net->caller_targets)
+                status = buffer_write_async(ctx, targets, 0, sizeof(float) * (size_t)count,
+                                            net->host_targets);
             if (status == CLCNN_OK && net->loss.kind == CLCNN_LOSS_BINARY_CROSS_ENTROPY)
-                status = sigmoid_binary_cross_entropy(ctx, batch, logits, net->device_targets,
+                status = sigmoid_binary_cross_entropy(ctx, batch, logits, targets,
                                                       net->device_losses, grad);
             else if (status == CLCNN_OK)
-                status = mean_squared_error(ctx, batch, units, logits, net->device_targets,
-                                            net->device_losses, grad);
+                status = mean_squared_error(ctx, batch, units, logits, targets, net->device_losses,
+                                            grad);
         }
     }
     return status;
@@ -742,13 +752,19 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const float *input, int64_t batc
     /* Set before planning, so that autotuning sees the input's gradient wanted. */
     net->want_input_gradient = 1;
     status = net_ensure_activations(net, batch, 1);
-    if (status == CLCNN_OK)
+    /* The caller's input in place, as in clcnn_net_forward, for this call
+     * only, and an MSE's targets (as many as the outputs) too. */
+    const int in_place = context_is_opencl(net->ctx) && net->ctx->config.zero_copy;
+    const size_t in_bytes = sizeof(float) * (size_t)(batch * clcnn_net_input_size(net));
+    if (status == CLCNN_OK && in_place && targets && net->loss.kind == CLCNN_LOSS_MSE)
+        status = wrap_caller_array(
+            net, targets,
+            sizeof(float) * (size_t)(batch * shape3_count(net->layers[net->loss.logits_layer].out)),
+            CL_MEM_READ_ONLY, &net->caller_targets, "targets");
+    else if (status == CLCNN_OK)
         status = net_stage_targets(net, (int)batch, labels, targets);
     if (status == CLCNN_OK)
         status = net_sync_parameters_to_device(net);
-    /* The caller's input in place, as in clcnn_net_forward, for this call only. */
-    const int in_place = context_is_opencl(net->ctx) && net->ctx->config.zero_copy;
-    const size_t in_bytes = sizeof(float) * (size_t)(batch * clcnn_net_input_size(net));
     if (status == CLCNN_OK)
         status = in_place ? wrap_caller_arrays(net, input, in_bytes, NULL, 0)
                           : net_write_input(net, input, (int)batch);
