@@ -59,38 +59,20 @@ clcnn_status mean_squared_error(clcnn_context *ctx, int rows, int columns, cl_me
                          "mean_squared_error: %d rows of %d columns", rows, columns);
     if (rows == 0)
         return CLCNN_OK;
-    cl_kernel loss_kernel, gradient_kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "loss", "mean_squared_error_loss", "", &loss_kernel);
+    cl_kernel kernel;
+    clcnn_status status = runtime_get_kernel(ctx, "loss", "mean_squared_error", "", &kernel);
     if (status != CLCNN_OK)
         return status;
-    const kernel_arg loss_args[] = {
-        {sizeof(cl_mem), &outputs}, {sizeof(cl_mem), &targets}, {sizeof(cl_mem), &loss},
-        {sizeof(int), &rows},       {sizeof(int), &columns},
-    };
-    const size_t loss_local[1] = {rows_per_group};
-    const size_t loss_global[1] = {(size_t)rows};
-    status = runtime_launch(ctx, loss_kernel, "mean_squared_error_loss",
-                            sizeof(loss_args) / sizeof(loss_args[0]), loss_args, 1, loss_global,
-                            loss_local);
-    if (status != CLCNN_OK)
-        return status;
-
-    /* Fetched after the first launch: the kernel cache may evict, and callers
-     * use a kernel right after getting it. */
-    status = runtime_get_kernel(ctx, "loss", "mean_squared_error_gradient", "", &gradient_kernel);
-    if (status != CLCNN_OK)
-        return status;
-    const cl_long count = (cl_long)rows * columns;
     /* 2 / (rows * columns) in double, rounded to float once. */
-    const float scale = (float)(2.0 / (double)count);
-    const kernel_arg gradient_args[] = {
-        {sizeof(cl_mem), &outputs}, {sizeof(cl_mem), &targets}, {sizeof(cl_mem), &grad_outputs},
-        {sizeof(cl_long), &count},  {sizeof(float), &scale},
+    const float scale = (float)(2.0 / ((double)rows * columns));
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &outputs},      {sizeof(cl_mem), &targets}, {sizeof(cl_mem), &loss},
+        {sizeof(cl_mem), &grad_outputs}, {sizeof(int), &rows},       {sizeof(int), &columns},
+        {sizeof(float), &scale},
     };
-    const size_t gradient_local[1] = {elements_per_group};
-    const size_t gradient_global[1] = {(size_t)count};
-    return runtime_launch(ctx, gradient_kernel, "mean_squared_error_gradient",
-                          sizeof(gradient_args) / sizeof(gradient_args[0]), gradient_args, 1,
-                          gradient_global, gradient_local);
+    /* A row may be a whole image: groups of one row spread them over every compute unit. */
+    const size_t local[1] = {1};
+    const size_t global[1] = {(size_t)rows};
+    return runtime_launch(ctx, kernel, "mean_squared_error", sizeof(args) / sizeof(args[0]), args,
+                          1, global, local);
 }
