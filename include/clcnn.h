@@ -292,7 +292,10 @@ typedef clcnn_status (*clcnn_trace_fn)(void *user, int layer_index, const float 
  * chunks of as many as keep every layer's output within
  * CLCNN_FORWARD_CHUNK_FLOATS floats (and within the device's largest
  * buffer); in train mode the batch is one chunk, since batch statistics
- * (batchnorm) are over all of it. trace may be NULL. */
+ * (batchnorm) are over all of it. trace may be NULL. On a device that
+ * shares the host's memory (CPU devices) the kernels read input and write
+ * output where they are, during the call only (CLCNN_ZERO_COPY=0: copies);
+ * input is never written, and may be output itself. */
 #define CLCNN_FORWARD_CHUNK_FLOATS ((int64_t)1 << 24)
 CLCNN_API clcnn_status clcnn_net_forward(clcnn_net *net, const float *input, int64_t batch,
                                          float *output, clcnn_trace_fn trace, void *trace_user);
