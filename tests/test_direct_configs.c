@@ -190,7 +190,7 @@ static void check_same_floats(clcnn_context *ctx, test_rng *r) {
             }
     }
     CHECK(differing == 0);
-    for (int k = 0; k < 4; k++)
+    for (size_t k = 0; k < sizeof(in) / sizeof(in[0]); k++)
         buffer_release(&in[k]);
     for (int k = 0; k < RESULTS; k++) {
         buffer_release(&out[k]);

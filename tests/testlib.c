@@ -281,5 +281,9 @@ void conv2d_forward64(const conv2d_params *p, const float *x, const float *w, co
 
 void conv2d_backward_data64(const conv2d_params *p, const float *g, const float *w, double *dx,
                             double *magnitude) {
+    const size_t inputs = (size_t)p->batch * p->in_channels * p->in_height * p->in_width;
+    memset(dx, 0, sizeof(double) * inputs);
+    if (magnitude)
+        memset(magnitude, 0, sizeof(double) * inputs);
     conv2d_terms64(p, g, w, dx, magnitude, 1);
 }

@@ -69,7 +69,7 @@ struct conv2d_params;
 void conv2d_forward64(const struct conv2d_params *p, const float *x, const float *w,
                       const float *bias, double *y, double *magnitude);
 /* The gradient of sum(g * conv2d(x)) with respect to x in float64, and each
- * value's magnitude (dx and magnitude zeroed first, as test_doubles gives them). */
+ * value's magnitude. */
 void conv2d_backward_data64(const struct conv2d_params *p, const float *g, const float *w,
                             double *dx, double *magnitude);
 
