@@ -129,13 +129,16 @@ __kernel void conv2d_transpose_for_forward(const __global float *restrict weight
     weight += get_global_id(1) * K * C * R * S;
     transposed += get_global_id(1) * R * S * C * K_padded;
 #endif
-    const int index = get_global_id(0); /* over R*S*C*K_padded */
-    if (index >= R * S * C * K_padded)
+    const int row = get_global_id(0); /* over R*S*C */
+    if (row >= R * S * C)
         return;
-    const int k = index % K_padded;
-    const int c = (index / K_padded) % C;
-    const int rs = index / (K_padded * C);
-    transposed[index] = k < K ? weight[(k * C + c) * R * S + rs] : 0.0f;
+    const int c = row % C;
+    const __global float *from = weight + c * R * S + row / C;
+    __global float *to = transposed + row * K_padded;
+    for (int k = 0; k < K; k++)
+        to[k] = from[k * C * R * S];
+    for (int k = K; k < K_padded; k++)
+        to[k] = 0.0f;
 }
 
 /* weight (K, C, R, S) -> transposed (taps_h, taps_w, K, C_padded): backward-data
@@ -154,15 +157,19 @@ __kernel void conv2d_transpose_for_backward_data(
     weight += get_global_id(1) * K * C * R * S;
     transposed += get_global_id(1) * taps_h * taps_w * K * C_padded;
 #endif
-    const int index = get_global_id(0); /* over taps_h*taps_w*K*C_padded */
-    if (index >= taps_h * taps_w * K * C_padded)
+    const int row = get_global_id(0); /* over taps_h*taps_w*K */
+    if (row >= taps_h * taps_w * K)
         return;
-    const int c = index % C_padded;
-    const int k = (index / C_padded) % K;
-    const int tu = index / (C_padded * K);
+    const int k = row % K;
+    const int tu = row / K;
     const int r = first_r + step_r * (tu / taps_w);
     const int s = first_s + step_s * (tu % taps_w);
-    transposed[index] = c < C ? weight[((k * C + c) * R + r) * S + s] : 0.0f;
+    const __global float *from = weight + (k * C * R + r) * S + s;
+    __global float *to = transposed + row * C_padded;
+    for (int c = 0; c < C; c++)
+        to[c] = from[c * R * S];
+    for (int c = C; c < C_padded; c++)
+        to[c] = 0.0f;
 }
 
 void zero_block(floatv block[WPT_P][NV]) {
@@ -585,35 +592,80 @@ __kernel void conv2d_backward_data_direct(
  * stride-1 forward (host/ops/conv2d.c, backward_data_phases). No tap reaches
  * a phase with (a + pad_top) % stride_h >= R (or the same across): it is
  * zero, and its part of `phases` is never written. With accumulate the
- * phases are added to what grad_input holds. One work-item per row of
- * grad_input. */
+ * phases are added to what grad_input holds. One work-item per plane of
+ * grad_input (one per row had spent as long on finding its row as on
+ * weaving it). Launch global (planes), any local size. */
+
+/* Phase b's float j of a row: from its row `in` where a tap reaches the
+ * phase, else 0 for a store, and for an addition -0.0f, which leaves every
+ * float as it was, a -0.0f included. */
+#define PHASE_FLOAT(in, reached, j, accumulate) ((reached) ? (in)[j] : (accumulate) ? -0.0f : 0.0f)
+
+/* A row of stride 2 (the common strided convolution's) from its two phase
+ * rows: 4 floats of each woven into 8 adjacent ones a step, where a float
+ * at a time with stores 2 apart had taken as long as the phases' forwards. */
+void weave_two_phases(const __global float *in0, const int reached0, const __global float *in1,
+                      const int reached1, __global float *out, const int W, const int accumulate) {
+    const float4 fill = accumulate ? (float4)(-0.0f) : (float4)(0.0f);
+    int j = 0;
+    for (; 2 * j + 8 <= W; j += 4) {
+        const float4 a = reached0 ? vload4(0, in0 + j) : fill;
+        const float4 b = reached1 ? vload4(0, in1 + j) : fill;
+        float8 woven = (float8)(a.s0, b.s0, a.s1, b.s1, a.s2, b.s2, a.s3, b.s3);
+        if (accumulate)
+            woven = vload8(0, out + 2 * j) + woven;
+        vstore8(woven, 0, out + 2 * j);
+    }
+    for (; 2 * j < W; j++) {
+        const float a = PHASE_FLOAT(in0, reached0, j, accumulate);
+        out[2 * j] = accumulate ? out[2 * j] + a : a;
+        if (2 * j + 1 < W) {
+            const float b = PHASE_FLOAT(in1, reached1, j, accumulate);
+            out[2 * j + 1] = accumulate ? out[2 * j + 1] + b : b;
+        }
+    }
+}
+
 __kernel void conv2d_interleave_phases(const __global float *restrict phases,
                                        __global float *restrict grad_input, const int planes,
                                        const int H, const int W, const int R, const int S,
                                        const int stride_h, const int stride_w, const int pad_top,
                                        const int pad_left, const int accumulate) {
-    const int row = get_global_id(0); /* over planes * H */
-    if (row >= planes * H)
+    const int plane = get_global_id(0);
+    if (plane >= planes)
         return;
-    const int plane = row / H;
-    const int ih = row - plane * H;
-    const int a = ih % stride_h;
+    __global float *image = grad_input + plane * H * W;
     int offset = 0; /* where phase (a, b) starts */
-    for (int before = 0; before < a; before++)
-        offset += planes * ((H - before + stride_h - 1) / stride_h) * W;
-    const int rows = (H - a + stride_h - 1) / stride_h;
-    const int reached = (a + pad_top) % stride_h < R;
-    __global float *out = grad_input + row * W;
-    for (int b = 0; b < stride_w && b < W; b++) {
-        const int cols = (W - b + stride_w - 1) / stride_w;
-        const __global float *in = phases + offset + (plane * rows + ih / stride_h) * cols;
-        if (reached && (b + pad_left) % stride_w < S)
-            for (int j = 0; j < cols; j++)
-                out[j * stride_w + b] = accumulate ? out[j * stride_w + b] + in[j] : in[j];
-        else if (!accumulate)
-            for (int j = 0; j < cols; j++)
-                out[j * stride_w + b] = 0.0f;
-        offset += planes * rows * cols;
+    for (int a = 0; a < stride_h && a < H; a++) {
+        const int rows = (H - a + stride_h - 1) / stride_h;
+        const int reached = (a + pad_top) % stride_h < R;
+        if (stride_w == 2 && W >= 2) {
+            const int cols0 = (W + 1) / 2;
+            const __global float *in0 = phases + offset + plane * rows * cols0;
+            const __global float *in1 =
+                phases + offset + planes * rows * cols0 + plane * rows * (W / 2);
+            const int reached0 = reached && pad_left % 2 < S;
+            const int reached1 = reached && (1 + pad_left) % 2 < S;
+            for (int t = 0; t < rows; t++)
+                weave_two_phases(in0 + t * cols0, reached0, in1 + t * (W / 2), reached1,
+                                 image + (a + t * stride_h) * W, W, accumulate);
+            offset += planes * rows * W;
+            continue;
+        }
+        for (int b = 0; b < stride_w && b < W; b++) {
+            const int cols = (W - b + stride_w - 1) / stride_w;
+            const __global float *in = phases + offset + plane * rows * cols;
+            const int reached_b = reached && (b + pad_left) % stride_w < S;
+            if (reached_b || !accumulate)
+                for (int t = 0; t < rows; t++) {
+                    __global float *out = image + (a + t * stride_h) * W + b;
+                    for (int j = 0; j < cols; j++) {
+                        const float v = PHASE_FLOAT(in + t * cols, reached_b, j, 0);
+                        out[j * stride_w] = accumulate ? out[j * stride_w] + v : v;
+                    }
+                }
+            offset += planes * rows * cols;
+        }
     }
 }
 

@@ -242,8 +242,9 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
         {sizeof(int), &taps->first_s}, {sizeof(int), &taps->step_r},
         {sizeof(int), &taps->step_s},
     };
-    const size_t local[2] = {64, 1};
-    const size_t global[2] = {count, (size_t)v.groups};
+    /* A work-item per row of the copy: `padded` adjacent floats. */
+    const size_t local[2] = {16, 1};
+    const size_t global[2] = {count / (size_t)padded, (size_t)v.groups};
     /* The forward's transpose takes no tap walk: the first 7 arguments. */
     const int arg_count = for_forward ? 7 : sizeof(args) / sizeof(args[0]);
     return runtime_launch(ctx, kernel, kernel_name, arg_count, args, variant_dims(&v, 1), global,
@@ -969,7 +970,7 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
         {sizeof(int), &p->pad_top},   {sizeof(int), &p->pad_left},   {sizeof(int), &accumulate},
     };
     const size_t local[1] = {64};
-    const size_t global[1] = {(size_t)(((int64_t)planes * p->in_height + 63) / 64 * 64)};
+    const size_t global[1] = {(size_t)((planes + 63) / 64 * 64)};
     return runtime_launch(ctx, kernel, "conv2d_interleave_phases", sizeof(args) / sizeof(args[0]),
                           args, 1, global, local);
 }
