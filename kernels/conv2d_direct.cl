@@ -1007,6 +1007,16 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
 
     /* Per tap: its offset from a window's top-left corner. Taps past the end
      * repeat the last one; their sums are not stored. */
+#ifdef TAP_ROWS
+    /* Whole channels' taps: the offsets of a row of taps differ by build
+     * constants, so the inner loop addresses them from one register per
+     * row, where one per tap had left room for no more than 8 taps. */
+    int row_offset[WPT_P / TAP_COLS];
+#pragma unroll
+    for (int i = 0; i < WPT_P / TAP_COLS; i++)
+        row_offset[i] =
+            min(first_tap / (TAP_ROWS * TAP_COLS) + i / TAP_ROWS, C - 1) * plane + i % TAP_ROWS * Wp;
+#else
     int tap_offset[WPT_P];
 #pragma unroll
     for (int m = 0; m < WPT_P; m++) {
@@ -1016,6 +1026,7 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
         const int r = rs / S;
         tap_offset[m] = c * plane + DILATE_H(r) * Wp + DILATE_W((rs - r * S));
     }
+#endif
 
     floatv total[WPT_P][NV];
     zero_block(total);
@@ -1047,6 +1058,18 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
 #pragma unroll
                 for (int v = 0; v < NV; v++)
                     g[v] = load_vector(0, gradient + v * VW);
+#ifdef TAP_ROWS
+#pragma unroll
+                for (int i = 0; i < WPT_P / TAP_COLS; i++) {
+                    const __global float *row = corner + row_offset[i];
+#pragma unroll
+                    for (int s = 0; s < TAP_COLS; s++)
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            run_sum[i * TAP_COLS + s][v] =
+                                fma((floatv)(row[s]), g[v], run_sum[i * TAP_COLS + s][v]);
+                }
+#else
 #pragma unroll
                 for (int m = 0; m < WPT_P; m++) {
                     const float x = corner[tap_offset[m]];
@@ -1054,6 +1077,7 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
                     for (int v = 0; v < NV; v++)
                         run_sum[m][v] = fma((floatv)(x), g[v], run_sum[m][v]);
                 }
+#endif
                 gradient += grad_pixel;
                 corner += stride_w;
             }

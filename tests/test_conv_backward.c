@@ -638,12 +638,14 @@ static void check_direct_scratch_refused(clcnn_context *ctx) {
 /* The register-blocked backward-weights: the default path on every random
  * shape where that path is the register-blocked one, then subsets under
  * explicit configurations (vector widths 1 to 16, 1 to 4 vectors, 1 to 7
- * taps per work-item, work-groups of 1 to 4 that need not divide the taps). */
+ * taps per work-item, and 9 or 18, which take a window of 3x3, 1x3, 3x1,
+ * 2x3 ... by whole channels; work-groups of 1 to 4 that need not divide the
+ * taps). */
 static void run_direct_weights(clcnn_context *ctx) {
     static const direct_config configs[] = {
-        {1, 1, 1, 1},  {1, 3, 7, 4},  {2, 2, 3, 4},  {4, 1, 3, 4}, {4, 2, 7, 3},
-        {4, 3, 1, 4},  {8, 1, 7, 4},  {8, 2, 1, 1},  {8, 3, 3, 4}, {16, 1, 3, 4},
-        {16, 2, 1, 2}, {16, 3, 7, 4}, {16, 4, 4, 4},
+        {1, 1, 1, 1},  {1, 3, 7, 4},  {2, 2, 3, 4},  {4, 1, 3, 4},   {4, 2, 7, 3},
+        {4, 3, 1, 4},  {8, 1, 7, 4},  {8, 2, 1, 1},  {8, 3, 3, 4},   {16, 1, 3, 4},
+        {16, 2, 1, 2}, {16, 3, 7, 4}, {16, 4, 4, 4}, {16, 1, 18, 4}, {4, 2, 9, 3},
     };
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     if (use_direct_kernels(ctx))

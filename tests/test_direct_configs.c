@@ -18,8 +18,20 @@
 #include <string.h>
 
 static const direct_config configs[] = {
-    {16, 1, 8, 4}, {16, 4, 4, 4}, {16, 2, 12, 1}, {16, 1, 16, 4}, {16, 3, 8, 1}, {8, 4, 6, 4},
-    {8, 1, 1, 1},  {4, 2, 5, 4},  {2, 3, 2, 1},   {1, 1, 3, 4},   {1, 4, 16, 1},
+    {16, 1, 8, 4},
+    {16, 4, 4, 4},
+    {16, 2, 12, 1},
+    {16, 1, 16, 4},
+    {16, 3, 8, 1},
+    {8, 4, 6, 4},
+    {8, 1, 1, 1},
+    {4, 2, 5, 4},
+    {2, 3, 2, 1},
+    {1, 1, 3, 4},
+    {1, 4, 16, 1},
+    /* Backward-weights over whole channels' taps where the window divides the taps. */
+    {16, 1, 18, 4},
+    {8, 2, 9, 1},
 };
 enum {
     CONFIG_COUNT = sizeof(configs) / sizeof(configs[0]),
@@ -27,15 +39,16 @@ enum {
     SAME_FLOATS_SHAPES = 12
 };
 
-static void random_shape(test_rng *r, conv2d_params *p) {
+/* kernel 0: a window of 1 to 5 x 1 to 5, else kernel x kernel. */
+static void random_shape(test_rng *r, conv2d_params *p, int kernel) {
     for (;;) {
         p->batch = test_rand_int(r, 1, 3);
         p->in_channels = test_rand_int(r, 1, 40);
         p->out_channels = test_rand_int(r, 1, 40);
         p->in_height = test_rand_int(r, 1, 16);
         p->in_width = test_rand_int(r, 1, 16);
-        p->kernel_h = test_rand_int(r, 1, 5);
-        p->kernel_w = test_rand_int(r, 1, 5);
+        p->kernel_h = kernel ? kernel : test_rand_int(r, 1, 5);
+        p->kernel_w = kernel ? kernel : test_rand_int(r, 1, 5);
         p->stride_h = test_rand_int(r, 1, 3);
         p->stride_w = test_rand_int(r, 1, 3);
         p->pad_top = test_rand_int(r, 0, 2);
@@ -136,9 +149,9 @@ static double check_shape(clcnn_context *ctx, const direct_config *c, const conv
  * shape alone sets. Channels up to 140, so that some 3x3 shapes run the
  * forward in channel blocks. */
 enum { RESULTS = 4 }; /* output, grad_input, grad_weight, grad_bias */
-static void check_same_floats(clcnn_context *ctx, test_rng *r) {
+static void check_same_floats(clcnn_context *ctx, test_rng *r, int kernel) {
     conv2d_params p = {0};
-    random_shape(r, &p);
+    random_shape(r, &p, kernel);
     p.in_channels = test_rand_int(r, 1, 140);
     p.out_channels = test_rand_int(r, 1, 70);
     const size_t inputs = (size_t)p.batch * p.in_channels * p.in_height * p.in_width;
@@ -213,7 +226,7 @@ int main(void) {
         double worst = 0.0;
         for (int s = 0; s < SHAPES_PER_CONFIG; s++) {
             conv2d_params p = {0};
-            random_shape(&r, &p);
+            random_shape(&r, &p, 0);
             double error = check_shape(ctx, c, &p, &r);
             if (!CHECK(error <= 1e-5))
                 printf("FAILED: vw %d nv %d wpt %d group %d: N=%d C=%d H=%d W=%d K=%d R=%d S=%d "
@@ -228,10 +241,11 @@ int main(void) {
                "worst error %.3g\n",
                c->vw, c->nv, c->wpt_p, c->group, SHAPES_PER_CONFIG, worst);
     }
+    /* Every other shape 3x3, whose taps the configurations of 9 and 18 take by whole channels. */
     for (int s = 0; s < SAME_FLOATS_SHAPES; s++)
-        check_same_floats(ctx, &r);
-    printf("%d shapes: every configuration the same floats as the first (forward, backward-data, "
-           "backward-weights)\n",
+        check_same_floats(ctx, &r, s % 2 ? 3 : 0);
+    printf("%d shapes, half of them 3x3: every configuration the same floats as the first "
+           "(forward, backward-data, backward-weights)\n",
            SAME_FLOATS_SHAPES);
     clcnn_context_destroy(ctx);
     return test_finish();

@@ -1313,9 +1313,18 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     cl_kernel transpose_kernel, kernel;
     clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output",
                                              variant, &transpose_kernel);
+    /* Work-items of whole channels' taps (kernels/conv2d_direct.cl, TAP_ROWS). */
+    char weights_options[192];
+    snprintf(weights_options, sizeof(weights_options), "%s", variant);
+    const int window = p->kernel_h * p->kernel_w;
+    if (conv2d_is_plain(p) && window > 1 && config->wpt_p % window == 0) {
+        const size_t used = strlen(weights_options);
+        snprintf(weights_options + used, sizeof(weights_options) - used,
+                 " -DTAP_ROWS=%d -DTAP_COLS=%d", p->kernel_h, p->kernel_w);
+    }
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct", variant,
-                                    &kernel);
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
+                                    weights_options, &kernel);
     if (status != CLCNN_OK)
         return status;
 
