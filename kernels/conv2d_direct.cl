@@ -1011,11 +1011,11 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
     /* Whole channels' taps: the offsets of a row of taps differ by build
      * constants, so the inner loop addresses them from one register per
      * row, where one per tap had left room for no more than 8 taps. */
+    const int first_c = first_tap / RS;
     int row_offset[WPT_P / TAP_COLS];
 #pragma unroll
     for (int i = 0; i < WPT_P / TAP_COLS; i++)
-        row_offset[i] =
-            min(first_tap / (TAP_ROWS * TAP_COLS) + i / TAP_ROWS, C - 1) * plane + i % TAP_ROWS * Wp;
+        row_offset[i] = min(first_c + i / TAP_ROWS, C - 1) * plane + i % TAP_ROWS * Wp;
 #else
     int tap_offset[WPT_P];
 #pragma unroll
