@@ -35,6 +35,11 @@ clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem i
  * planned forward and backward-weights take that buffer (NULL: nothing
  * kept); the backward must see the same input the forward kept. */
 int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p);
+/* Whether the forward that keeps its copy takes a work-item's positions
+ * along one output row (host/ops/conv2d.c, kept_forward_rows): the same
+ * floats, another blocking. */
+int conv2d_kept_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
+                                  const conv2d_params *p);
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                     const conv2d_params *p, cl_mem input, cl_mem weight,
                                     cl_mem bias, cl_mem output, cl_mem kept_input);
@@ -58,6 +63,9 @@ typedef struct direct_forward_operands {
      * which every window reads inside (kernels/conv2d_direct.cl,
      * -DWINDOWS_INSIDE); channels_last: it is (N, H, W, C). */
     int padded_input, padded_h, padded_w, channels_last;
+    /* row_positions: a work-item's positions lie side by side in one output
+     * row (-DROW_POSITIONS: stride 1 along the rows, wpt_p dividing it). */
+    int row_positions;
     int accumulate; /* add the results to what output holds */
 } direct_forward_operands;
 int conv2d_direct_padded_channels(int channels, const direct_config *config);

@@ -391,6 +391,20 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
      * work-item's divisions had been a tenth of its time at 16 channels);
      * positions past the last repeat it. */
     int image[WPT_P], top[WPT_P], left[WPT_P];
+#ifdef ROW_POSITIONS
+    /* -DROW_POSITIONS (stride 1 along the rows, WPT_P dividing OW): the
+     * positions lie side by side in one row, so their windows are build
+     * constants apart and the inner loop addresses them all from one
+     * register, where one per position had left room for no more than 8. */
+    const int first_row = min(first_position, positions - WPT_P) / OW;
+    const int row_n = first_row / OH;
+#pragma unroll
+    for (int m = 0; m < WPT_P; m++) {
+        image[m] = row_n * IMAGE_C * HW;
+        top[m] = (first_row - row_n * OH) * stride_h - pad_top;
+        left[m] = min(first_position, positions - WPT_P) - first_row * OW - pad_left + m;
+    }
+#else
     int n = min(first_position, positions - 1) / OHW;
     int oh = (min(first_position, positions - 1) - n * OHW) / OW;
     int ow = min(first_position, positions - 1) - n * OHW - oh * OW;
@@ -407,6 +421,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
         top[m] = oh * stride_h - pad_top;
         left[m] = ow * stride_w - pad_left;
     }
+#endif
 
     floatv acc[WPT_P][NV];
     zero_block(acc);
