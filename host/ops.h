@@ -35,11 +35,11 @@ clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem i
  * planned forward and backward-weights take that buffer (NULL: nothing
  * kept); the backward must see the same input the forward kept. */
 int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p);
-/* Whether the forward that keeps its copy takes a work-item's positions
- * along one output row (host/ops/conv2d.c, kept_forward_rows): the same
- * floats, another blocking. */
-int conv2d_kept_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
-                                  const conv2d_params *p);
+/* Whether the planned forward, keeping its copy or not, takes a
+ * work-item's positions along one output row (host/ops/conv2d.c,
+ * row_positions_config): the same floats, another blocking. */
+int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
+                             const conv2d_params *p, int keeping);
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                     const conv2d_params *p, cl_mem input, cl_mem weight,
                                     cl_mem bias, cl_mem output, cl_mem kept_input);

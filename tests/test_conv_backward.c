@@ -1121,75 +1121,111 @@ static int transposition_ran(const clcnn_context *ctx) {
     return 0;
 }
 
-/* The forward that keeps its padded input takes a work-item's positions
- * along one output row where the shape allows (conv2d_kept_forward_runs_rows:
- * stride 1 along the rows, on devices with 32 vector registers): its output
- * bit for bit that of the same kept forward without (the device taken for
- * one of 16 registers for the second run), and within the reference's
- * tolerance. Random shapes with stride 1 along the rows. */
-static void check_kept_rows(clcnn_context *ctx, int cases, uint64_t seed) {
+/* A stride-1 3x3 convolution (pad 1) with 86 to 140 input channels, whose
+ * forward and backward-data reduce in channel blocks over planar copies. */
+static conv_case draw_blocked_case(test_rng *rng) {
+    conv_case c;
+    memset(&c, 0, sizeof(c));
+    conv2d_params *p = &c.p;
+    p->batch = test_rand_int(rng, 1, 2);
+    p->in_channels = test_rand_int(rng, 86, 140);
+    p->out_channels = test_rand_int(rng, 86, 140);
+    p->kernel_h = p->kernel_w = 3;
+    p->stride_h = p->stride_w = 1;
+    p->pad_top = p->pad_left = c.pad_bottom = c.pad_right = 1;
+    p->in_height = p->out_height = test_rand_int(rng, 1, 12);
+    p->in_width = p->out_width = test_rand_int(rng, 4, 16);
+    p->has_bias = test_rand_int(rng, 0, 1);
+    return c;
+}
+
+/* Planar copies are read with a work-item's positions along one output
+ * row where the shape allows (conv2d_forward_runs_rows, on devices with 32
+ * vector registers): the copy a forward keeps (random shapes) and those
+ * read in channel blocks (every other case: draw_blocked_case, forward and
+ * backward-data). Each result bit for bit that of the same call without
+ * (the device taken for one of 16 registers in the second run), and within
+ * the reference's tolerance. */
+static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
     if (!use_direct_kernels(ctx) || vector_registers(ctx) != 32) {
-        printf("kept forward along rows: skipped (not a device of 32 vector registers)\n");
+        printf("positions along rows: skipped (not a device of 32 vector registers)\n");
         return;
     }
     test_rng rng = {seed};
     int row_cases = 0, mismatches = 0;
-    op_result result = {0};
+    op_result forward_result = {0}, data_result = {0};
     for (int index = 0; index < cases; index++) {
+        const int keeping = index % 2 == 0;
         conv_case c;
         conv2d_plan plan;
         do {
-            c = draw_random_case(&rng);
+            c = keeping ? draw_random_case(&rng) : draw_blocked_case(&rng);
             plan = conv2d_plan_for(ctx, &c.p);
-        } while (!conv2d_kept_forward_runs_rows(ctx, &plan, &c.p));
+        } while (!conv2d_forward_runs_rows(ctx, &plan, &c.p, keeping));
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-        float *host[3] = {allocate_floats(inputs), allocate_floats(weights),
-                          allocate_floats(p->out_channels)};
+        float *host[4] = {allocate_floats(inputs), allocate_floats(weights),
+                          allocate_floats(p->out_channels), allocate_floats(outputs)};
         fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
         fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
         fill_uniform(&rng, host[2], p->out_channels, -1.0f, 1.0f);
-        float *results[2] = {allocate_floats(outputs), allocate_floats(outputs)};
-        float *expected = allocate_floats(outputs);
-        cl_mem in = NULL, w = NULL, b = NULL, out = NULL, kept = NULL;
-        int ok = CHECK_OK(ctx, upload(ctx, host[0], inputs, &in)) &&
-                 CHECK_OK(ctx, upload(ctx, host[1], weights, &w)) &&
-                 CHECK_OK(ctx, upload(ctx, host[2], p->out_channels, &b)) &&
-                 CHECK_OK(ctx, upload_nan(ctx, outputs, &out)) &&
-                 CHECK_OK(ctx, upload_nan(ctx, conv2d_kept_input_floats(&plan, p), &kept));
+        fill_uniform(&rng, host[3], outputs, -1.0f, 1.0f);
+        float *results[2][2], *expected[2] = {allocate_floats(outputs), allocate_floats(inputs)};
+        cl_mem in = NULL, w = NULL, b = NULL, go = NULL, out = NULL, gi = NULL, kept = NULL;
+        int ok =
+            CHECK_OK(ctx, upload(ctx, host[0], inputs, &in)) &&
+            CHECK_OK(ctx, upload(ctx, host[1], weights, &w)) &&
+            CHECK_OK(ctx, upload(ctx, host[2], p->out_channels, &b)) &&
+            CHECK_OK(ctx, upload(ctx, host[3], outputs, &go)) &&
+            CHECK_OK(ctx, upload_nan(ctx, outputs, &out)) &&
+            CHECK_OK(ctx, upload_nan(ctx, inputs, &gi)) &&
+            (!keeping || CHECK_OK(ctx, upload_nan(ctx, conv2d_kept_input_floats(&plan, p), &kept)));
         const int vector_width = ctx->preferred_vector_width;
-        for (int run = 0; run < 2 && ok; run++) {
+        for (int run = 0; run < 2; run++) {
+            results[run][0] = allocate_floats(outputs);
+            results[run][1] = allocate_floats(inputs);
             ctx->preferred_vector_width = run ? 8 : vector_width;
-            ok = CHECK(conv2d_kept_forward_runs_rows(ctx, &plan, p) == !run) &&
+            ok = ok && CHECK(conv2d_forward_runs_rows(ctx, &plan, p, keeping) == !run) &&
                  CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, kept)) &&
-                 CHECK_OK(ctx,
-                          buffer_read(ctx, out, 0, sizeof(float) * (size_t)outputs, results[run]));
+                 CHECK_OK(ctx, download(ctx, out, results[run][0], outputs)) &&
+                 (keeping ||
+                  (CHECK_OK(ctx, conv2d_backward_data_planned(ctx, &plan, p, go, w, gi)) &&
+                   CHECK_OK(ctx, download(ctx, gi, results[run][1], inputs))));
         }
         ctx->preferred_vector_width = vector_width;
         row_cases += ok;
         if (ok) {
-            conv2d_forward_ref(p, host[0], host[1], p->has_bias ? host[2] : NULL, expected);
-            record_error(&result, max_relative_error(results[0], expected, outputs, 1.0),
+            conv2d_forward_ref(p, host[0], host[1], p->has_bias ? host[2] : NULL, expected[0]);
+            record_error(&forward_result,
+                         max_relative_error(results[0][0], expected[0], outputs, 1.0), tolerance);
+        }
+        if (ok && !keeping) {
+            conv2d_backward_data_ref(p, host[3], host[1], expected[1]);
+            record_error(&data_result, max_relative_error(results[0][1], expected[1], inputs, 1.0),
                          tolerance);
         }
-        if (!ok || memcmp(results[0], results[1], sizeof(float) * (size_t)outputs)) {
+        if (!ok || memcmp(results[0][0], results[1][0], sizeof(float) * (size_t)outputs) ||
+            (!keeping && memcmp(results[0][1], results[1][1], sizeof(float) * (size_t)inputs))) {
             char text[256];
             describe_case(&c, text, sizeof(text));
-            fprintf(stderr, "kept forward along rows, case %d differs: %s\n", index, text);
+            fprintf(stderr, "positions along rows, case %d differs: %s\n", index, text);
             mismatches++;
         }
-        cl_mem all[] = {in, w, b, out, kept};
+        cl_mem all[] = {in, w, b, go, out, gi, kept};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
             buffer_release(&all[i]);
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             free(host[k]);
-        free(results[0]);
-        free(results[1]);
-        free(expected);
+        for (int run = 0; run < 2; run++)
+            for (int k = 0; k < 2; k++)
+                free(results[run][k]);
+        free(expected[0]);
+        free(expected[1]);
     }
     CHECK(mismatches == 0 && row_cases == cases);
-    print_summary("conv2d forward, kept input, positions along rows", &result);
-    printf("kept forward along rows: %d cases, %d differ from the kept forward without\n", cases,
+    print_summary("conv2d forward, positions along rows", &forward_result);
+    print_summary("conv2d backward data, positions along rows", &data_result);
+    printf("positions along rows: %d cases, %d differ from the same calls without\n", cases,
            mismatches);
 }
 
@@ -1336,7 +1372,7 @@ int main(void) {
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     run_direct_weights(ctx);
     check_kept_input(ctx, scaled_count(KEPT_INPUT_SHAPES), 61);
-    check_kept_rows(ctx, scaled_count(KEPT_INPUT_SHAPES), 67);
+    check_row_positions(ctx, scaled_count(KEPT_INPUT_SHAPES), 67);
     check_shared_gradient(ctx, scaled_count(SHARED_GRADIENT_SHAPES), 71);
     run_reduce_shapes(ctx, scaled_count(REDUCE_SHAPES), 41);
     run_finite_differences(ctx, scaled_count(FINITE_DIFFERENCE_SHAPES), 51);

@@ -326,22 +326,22 @@ static clcnn_status copy_padded(clcnn_context *ctx, const direct_config *config,
                : pad_input(ctx, options, p, input, dst, offset, padded_h, padded_w);
 }
 
-/* The forward that reads the planar copy it keeps for backward-weights
- * takes a work-item's positions side by side in one output row
- * (kernels/conv2d_direct.cl, ROW_POSITIONS) where stride 1 along the rows
- * and a run of 4 or more that divides the row allow: at most 2 vectors of
- * channels and the longest such run within 14 accumulators, so that they
- * and the weights stay in 32 vector registers (in-process A/B on an AMD
- * EPYC with AVX-512, against the configuration for the channels-last copy
- * it would otherwise read planar: 0.73 of the time at 16 channels, 28x28;
- * 0.80 at 32, 14x14; 0.91 at 64, 7x7). The floats are the configuration's:
- * a position's sums do not depend on the blocking. Returns 0 where no run
- * fits, *rows untouched. */
-static int kept_forward_rows(const clcnn_context *ctx, const direct_config *config,
-                             const conv2d_params *p, direct_config *rows) {
-    const conv_variant v = variant_of(p);
-    if (vector_registers(ctx) != 32 || !conv2d_is_plain(p) || p->stride_w != 1 ||
-        forward_channel_block(ctx, p, &v))
+/* A forward that reads a planar zero-padded copy (the one it keeps for
+ * backward-weights, every training step's stride-1 convolution with
+ * padding; or one whose reduction runs in channel blocks, which read planes
+ * and not pixels, a backward-data's phases among them) takes a work-item's positions side by side
+ * in one output row (kernels/conv2d_direct.cl, ROW_POSITIONS) where stride 1 along the rows and a
+ * run of 4 or more that divides the row allow: at most 2 vectors of channels and the longest such
+ * run within 14 accumulators, so that they and the weights stay in 32 vector registers. In-process
+ * A/B on an AMD EPYC with AVX-512 against the shape's configuration, batch 64 (32 for the blocked):
+ * the kept copy 0.73 of the time at 16 channels 28x28, 0.80 at 32 channels 14x14, 0.91 at 64
+ * channels 7x7; in channel blocks 0.89 at 128 channels 28x28, 0.69 at 256 channels 14x14, and
+ * backward-data (backward_data_phases) 0.90 and 0.68. Channels-last copies gain nothing so
+ * (0.98-1.05). The floats are the configuration's: a position's sums do not depend on the blocking.
+ * Returns 0 where no run fits, *rows untouched. */
+static int row_positions_config(const clcnn_context *ctx, const direct_config *config,
+                                const conv2d_params *p, direct_config *rows) {
+    if (vector_registers(ctx) != 32 || !conv2d_is_plain(p) || p->stride_w != 1)
         return 0;
     direct_config c = *config;
     if (c.nv > 2)
@@ -365,8 +365,11 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
      * backward-weights (conv2d_kept_input_floats, which checks only the
      * copy's size: backward-weights then relies on it being written). */
     const int keep = kept_input && !windows_inside_input(p) && copy_floats <= INT_MAX;
+    /* A copy it keeps, or one read in channel blocks, is planar. */
+    const int planar = keep || (conv2d_is_plain(p) && forward_channel_block(ctx, p, &v));
     direct_config rows;
-    const int row_positions = keep && kept_forward_rows(ctx, config, p, &rows);
+    const int row_positions =
+        planar && !windows_inside_input(p) && row_positions_config(ctx, config, p, &rows);
     if (row_positions)
         config = &rows;
     const int padded = conv2d_direct_padded_channels(v.out_channels, config);
@@ -395,8 +398,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
      * slower channels-last). A copy kept for backward-weights stays
      * planar: that kernel walks rows of one channel (18-37 % slower
      * channels-last). */
-    const int channels_last =
-        copy && !keep && conv2d_is_plain(p) && !forward_channel_block(ctx, p, &v);
+    const int channels_last = copy && !planar && conv2d_is_plain(p);
     if (status == CLCNN_OK && copy)
         status = copy_padded(ctx, config, p, channels_last, row_positions, input, input_arg,
                              input_offset, padded_h, padded_w);
@@ -411,7 +413,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
                                        .padded_h = padded_h,
                                        .padded_w = padded_w,
                                        .channels_last = channels_last,
-                                       .row_positions = row_positions};
+                                       .row_positions = row_positions && copy};
     return conv2d_forward_direct_launch(ctx, config, p, &o);
 }
 
@@ -749,11 +751,14 @@ int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p
     return floats <= INT_MAX ? floats : 0;
 }
 
-int conv2d_kept_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
-                                  const conv2d_params *p) {
+int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
+                             const conv2d_params *p, int keeping) {
+    const conv_variant v = variant_of(p);
+    const int planar = keeping ? conv2d_kept_input_floats(plan, p) > 0
+                               : conv2d_is_plain(p) && forward_channel_block(ctx, p, &v);
     direct_config rows;
-    return conv2d_kept_input_floats(plan, p) > 0 &&
-           kept_forward_rows(ctx, &plan->forward.config, p, &rows);
+    return plan->forward.kernels == CONV_DIRECT && planar && !windows_inside_input(p) &&
+           row_positions_config(ctx, &plan->forward.config, p, &rows);
 }
 
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
@@ -931,7 +936,6 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
                                          const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                          cl_mem grad_input, int accumulate, gradient_copy *shared) {
     const conv_variant v = variant_of(p);
-    const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     const phase_copy copy_h = phase_copy_of(p->pad_top, p->stride_h, p->kernel_h, p->in_height);
     const phase_copy copy_w = phase_copy_of(p->pad_left, p->stride_w, p->kernel_w, p->in_width);
     /* The phase with the most taps: its program makes the copy, and decides
@@ -942,6 +946,14 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     copied.pad_top = copy_h.pad;
     copied.pad_left = copy_w.pad;
     const conv_variant copied_v = variant_of(&copied);
+    /* A copy read in channel blocks is planar, and its phases take their
+     * positions along rows where they can (row_positions_config). */
+    const int blocked = conv2d_is_plain(p) && forward_channel_block(ctx, &copied, &copied_v);
+    direct_config rows_config;
+    const int rows_possible = blocked && row_positions_config(ctx, config, &copied, &rows_config);
+    if (rows_possible)
+        config = &rows_config;
+    const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     const int64_t weights_end =
         round_up_64((int64_t)most_h.taps * most_w.taps * v.out_channels * padded * v.groups);
     const int64_t copy_end =
@@ -950,14 +962,13 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
                        copy_w.size > p->out_width;
     /* Past int offsets each phase reads the gradient itself, testing its taps. */
     const int copy = needed && copy_end <= INT_MAX;
-    const int channels_last =
-        copy && conv2d_is_plain(p) && !forward_channel_block(ctx, &copied, &copied_v);
+    const int channels_last = copy && conv2d_is_plain(p) && !blocked;
     cl_mem workspace;
     clcnn_status status =
         runtime_workspace(ctx, sizeof(float) * (size_t)(copy ? copy_end : weights_end), &workspace);
     if (status == CLCNN_OK && copy)
-        status = copy_padded(ctx, config, &copied, channels_last, 0, grad_output, workspace,
-                             (int)weights_end, copy_h.size, copy_w.size);
+        status = copy_padded(ctx, config, &copied, channels_last, rows_possible, grad_output,
+                             workspace, (int)weights_end, copy_h.size, copy_w.size);
     if (shared && channels_last && copy_h.size >= copy_h.pad + p->out_height &&
         copy_w.size >= copy_w.pad + p->out_width)
         *shared = (gradient_copy){
@@ -986,16 +997,18 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
                                        padded, &taps, &workspace);
             const int shift = ((copy_h.pad - rows.pad) * copy_w.size + copy_w.pad - cols.pad) *
                               (channels_last ? p->out_channels : 1);
-            const direct_forward_operands o = {.input = copy ? workspace : grad_output,
-                                               .input_offset = copy ? (int)weights_end + shift : 0,
-                                               .transposed = workspace,
-                                               .output = phases,
-                                               .output_offset = offset,
-                                               .padded_input = copy,
-                                               .padded_h = copy_h.size,
-                                               .padded_w = copy_w.size,
-                                               .channels_last = channels_last,
-                                               .accumulate = accumulate && !woven};
+            const direct_forward_operands o = {
+                .input = copy ? workspace : grad_output,
+                .input_offset = copy ? (int)weights_end + shift : 0,
+                .transposed = workspace,
+                .output = phases,
+                .output_offset = offset,
+                .padded_input = copy,
+                .padded_h = copy_h.size,
+                .padded_w = copy_w.size,
+                .channels_last = channels_last,
+                .row_positions = rows_possible && copy && forward.out_width % config->wpt_p == 0,
+                .accumulate = accumulate && !woven};
             if (status == CLCNN_OK)
                 status = conv2d_forward_direct_launch(ctx, config, &forward, &o);
             offset += phase_floats;
