@@ -64,7 +64,7 @@ typedef struct direct_forward_operands {
      * -DWINDOWS_INSIDE); channels_last: it is (N, H, W, C). */
     int padded_input, padded_h, padded_w, channels_last;
     /* row_positions: a work-item's positions lie side by side in one output
-     * row (-DROW_POSITIONS: stride 1 along the rows, wpt_p dividing it). */
+     * row (-DROW_POSITIONS: wpt_p dividing the row). */
     int row_positions;
     int accumulate; /* add the results to what output holds */
 } direct_forward_operands;

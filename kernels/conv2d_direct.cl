@@ -392,7 +392,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
      * positions past the last repeat it. */
     int image[WPT_P], top[WPT_P], left[WPT_P];
 #ifdef ROW_POSITIONS
-    /* -DROW_POSITIONS (stride 1 along the rows, WPT_P dividing OW): the
+    /* -DROW_POSITIONS (WPT_P dividing OW, -DROW_STRIDE=stride_w): the
      * positions lie side by side in one row, so their windows are build
      * constants apart and the inner loop addresses them all from one
      * register, where one per position had left room for no more than 8. */
@@ -402,7 +402,8 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
     for (int m = 0; m < WPT_P; m++) {
         image[m] = row_n * IMAGE_C * HW;
         top[m] = (first_row - row_n * OH) * stride_h - pad_top;
-        left[m] = min(first_position, positions - WPT_P) - first_row * OW - pad_left + m;
+        left[m] = (min(first_position, positions - WPT_P) - first_row * OW) * stride_w - pad_left +
+                  m * ROW_STRIDE;
     }
 #else
     int n = min(first_position, positions - 1) / OHW;

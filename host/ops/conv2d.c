@@ -289,8 +289,10 @@ static void forward_direct_options(const clcnn_context *ctx, const direct_config
         strncat(options, " -DWINDOWS_INSIDE", size - strlen(options) - 1);
     if (channels_last)
         strncat(options, " -DCHANNELS_LAST", size - strlen(options) - 1);
-    if (row_positions)
-        strncat(options, " -DROW_POSITIONS", size - strlen(options) - 1);
+    if (row_positions) {
+        const size_t used = strlen(options);
+        snprintf(options + used, size - used, " -DROW_POSITIONS -DROW_STRIDE=%d", p->stride_w);
+    }
     const int block = forward_channel_block(ctx, p, &v);
     size_t group = (size_t)config->group;
     if (block) {
@@ -327,21 +329,24 @@ static clcnn_status copy_padded(clcnn_context *ctx, const direct_config *config,
 }
 
 /* A forward that reads a planar zero-padded copy (the one it keeps for
- * backward-weights, every training step's stride-1 convolution with
- * padding; or one whose reduction runs in channel blocks, which read planes
- * and not pixels, a backward-data's phases among them) takes a work-item's positions side by side
- * in one output row (kernels/conv2d_direct.cl, ROW_POSITIONS) where stride 1 along the rows and a
- * run of 4 or more that divides the row allow: at most 2 vectors of channels and the longest such
- * run within 14 accumulators, so that they and the weights stay in 32 vector registers. In-process
- * A/B on an AMD EPYC with AVX-512 against the shape's configuration, batch 64 (32 for the blocked):
- * the kept copy 0.73 of the time at 16 channels 28x28, 0.80 at 32 channels 14x14, 0.91 at 64
- * channels 7x7; in channel blocks 0.89 at 128 channels 28x28, 0.69 at 256 channels 14x14, and
- * backward-data (backward_data_phases) 0.90 and 0.68. Channels-last copies gain nothing so
- * (0.98-1.05). The floats are the configuration's: a position's sums do not depend on the blocking.
+ * backward-weights, every training step's convolution with padding; or one
+ * whose reduction runs in channel blocks, which read planes and not pixels,
+ * a backward-data's phases among them) takes a work-item's positions side
+ * by side in one output row (kernels/conv2d_direct.cl, ROW_POSITIONS) where
+ * a run of 4 or more divides the row: at most 2 vectors of channels and the
+ * longest such run within 14 accumulators, so that they and the weights
+ * stay in 32 vector registers. In-process A/B on an AMD EPYC with AVX-512
+ * against the shape's configuration, batch 64 (32 for the blocked): the
+ * kept copy 0.73 of the time at 16 channels 28x28, 0.80 at 32 channels
+ * 14x14, 0.91 at 64 channels 7x7, 0.82 and 0.90 at stride 2 (16 -> 32
+ * channels from 28x28, 32 -> 64 from 14x14); in channel blocks 0.89 at 128
+ * channels 28x28 and 0.69 at 256 channels 14x14, backward-data 0.90 and
+ * 0.68. Channels-last copies gain nothing so (0.98-1.05). The floats are
+ * the configuration's: a position's sums do not depend on the blocking.
  * Returns 0 where no run fits, *rows untouched. */
 static int row_positions_config(const clcnn_context *ctx, const direct_config *config,
                                 const conv2d_params *p, direct_config *rows) {
-    if (vector_registers(ctx) != 32 || !conv2d_is_plain(p) || p->stride_w != 1)
+    if (vector_registers(ctx) != 32 || !conv2d_is_plain(p))
         return 0;
     direct_config c = *config;
     if (c.nv > 2)
