@@ -18,7 +18,12 @@
  * work-items then walk the channels block by block in step, a barrier
  * between blocks, so that a block's weights, which all of them read, stay in
  * a CPU's L1 cache (PoCL runs a group's work-items one after the other
- * between barriers). No divisibility rules: any shape works. Launch: global
+ * between barriers); ROW_POSITIONS with ROW_STRIDE (the stride along the
+ * rows), where WPT_P divides the output rows, so that a work-item's
+ * positions lie side by side in one row. For the backward-weights kernel
+ * optionally TAP_ROWS and TAP_COLS (R and S), where R*S divides WPT_P: a
+ * work-item's taps are whole channels'. Without those options no
+ * divisibility rules: any shape works. Launch: global
  * (ceil(channels / (VW*NV)), ceil(positions / WPT_P)), any local size.
  */
 /* Only the helper kernels (transposes, flips) are built without -DVW: a
