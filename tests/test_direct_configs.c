@@ -17,21 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The last two take backward-weights taps by whole channels where the window divides them (3x3). */
 static const direct_config configs[] = {
-    {16, 1, 8, 4},
-    {16, 4, 4, 4},
-    {16, 2, 12, 1},
-    {16, 1, 16, 4},
-    {16, 3, 8, 1},
-    {8, 4, 6, 4},
-    {8, 1, 1, 1},
-    {4, 2, 5, 4},
-    {2, 3, 2, 1},
-    {1, 1, 3, 4},
-    {1, 4, 16, 1},
-    /* Backward-weights over whole channels' taps where the window divides the taps. */
-    {16, 1, 18, 4},
-    {8, 2, 9, 1},
+    {16, 1, 8, 4}, {16, 4, 4, 4},  {16, 2, 12, 1}, {16, 1, 16, 4}, {16, 3, 8, 1},
+    {8, 4, 6, 4},  {8, 1, 1, 1},   {4, 2, 5, 4},   {2, 3, 2, 1},   {1, 1, 3, 4},
+    {1, 4, 16, 1}, {16, 1, 18, 4}, {8, 2, 9, 1},
 };
 enum {
     CONFIG_COUNT = sizeof(configs) / sizeof(configs[0]),

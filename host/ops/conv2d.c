@@ -359,6 +359,13 @@ static int row_positions_config(const clcnn_context *ctx, const direct_config *c
     return 0;
 }
 
+/* Whether p's forward reads its padded copy planar: the copy it keeps for
+ * backward-weights, or one whose reduction runs in channel blocks. */
+static int planar_copy(const clcnn_context *ctx, const conv2d_params *p, int keep) {
+    const conv_variant v = variant_of(p);
+    return keep || (conv2d_is_plain(p) && forward_channel_block(ctx, p, &v));
+}
+
 /* The register-blocked forward of p; its filters are `weight` transposed. */
 static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
@@ -370,8 +377,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
      * backward-weights (conv2d_kept_input_floats, which checks only the
      * copy's size: backward-weights then relies on it being written). */
     const int keep = kept_input && !windows_inside_input(p) && copy_floats <= INT_MAX;
-    /* A copy it keeps, or one read in channel blocks, is planar. */
-    const int planar = keep || (conv2d_is_plain(p) && forward_channel_block(ctx, p, &v));
+    const int planar = planar_copy(ctx, p, keep);
     direct_config rows;
     const int row_positions =
         planar && !windows_inside_input(p) && row_positions_config(ctx, config, p, &rows);
@@ -758,12 +764,10 @@ int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p
 
 int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
                              const conv2d_params *p, int keeping) {
-    const conv_variant v = variant_of(p);
-    const int planar = keeping ? conv2d_kept_input_floats(plan, p) > 0
-                               : conv2d_is_plain(p) && forward_channel_block(ctx, p, &v);
     direct_config rows;
-    return plan->forward.kernels == CONV_DIRECT && planar && !windows_inside_input(p) &&
-           row_positions_config(ctx, &plan->forward.config, p, &rows);
+    return plan->forward.kernels == CONV_DIRECT &&
+           planar_copy(ctx, p, keeping && conv2d_kept_input_floats(plan, p) > 0) &&
+           !windows_inside_input(p) && row_positions_config(ctx, &plan->forward.config, p, &rows);
 }
 
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
