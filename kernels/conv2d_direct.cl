@@ -605,18 +605,6 @@ __kernel void conv2d_backward_data_direct(
                    HW STORE_STRIDE_ARG(C));
 }
 
-/* Weaves the phases of a strided convolution's backward-data into
- * grad_input (planes x H x W). Phase (a, b) holds the gradient at the
- * positions (ih, iw) with ih % stride_h == a and iw % stride_w == b, as
- * (planes, rows_a, cols_b) with rows_a = ceil((H - a) / stride_h); the
- * phases lie one after the other, a then b, each computed apart as a
- * stride-1 forward (host/ops/conv2d.c, backward_data_phases). No tap reaches
- * a phase with (a + pad_top) % stride_h >= R (or the same across): it is
- * zero, and its part of `phases` is never written. With accumulate the
- * phases are added to what grad_input holds. One work-item per plane of
- * grad_input (one per row had spent as long on finding its row as on
- * weaving it). Launch global (planes), any local size. */
-
 /* Phase b's float j of a row: from its row `in` where a tap reaches the
  * phase, else 0 for a store, and for an addition -0.0f, which leaves every
  * float as it was, a -0.0f included. */
@@ -647,6 +635,17 @@ void weave_two_phases(const __global float *in0, const int reached0, const __glo
     }
 }
 
+/* Weaves the phases of a strided convolution's backward-data into
+ * grad_input (planes x H x W). Phase (a, b) holds the gradient at the
+ * positions (ih, iw) with ih % stride_h == a and iw % stride_w == b, as
+ * (planes, rows_a, cols_b) with rows_a = ceil((H - a) / stride_h); the
+ * phases lie one after the other, a then b, each computed apart as a
+ * stride-1 forward (host/ops/conv2d.c, backward_data_phases). No tap reaches
+ * a phase with (a + pad_top) % stride_h >= R (or the same across): it is
+ * zero, and its part of `phases` is never written. With accumulate the
+ * phases are added to what grad_input holds. One work-item per plane of
+ * grad_input (one per row had spent as long on finding its row as on
+ * weaving it). Launch global (planes), any local size. */
 __kernel void conv2d_interleave_phases(const __global float *restrict phases,
                                        __global float *restrict grad_input, const int planes,
                                        const int H, const int W, const int R, const int S,
