@@ -401,14 +401,14 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
      * positions lie side by side in one row, so their windows are build
      * constants apart and the inner loop addresses them all from one
      * register, where one per position had left room for no more than 8. */
-    const int first_row = min(first_position, positions - WPT_P) / OW;
+    const int first = min(first_position, positions - WPT_P);
+    const int first_row = first / OW;
     const int row_n = first_row / OH;
 #pragma unroll
     for (int m = 0; m < WPT_P; m++) {
         image[m] = row_n * IMAGE_C * HW;
         top[m] = (first_row - row_n * OH) * stride_h - pad_top;
-        left[m] = (min(first_position, positions - WPT_P) - first_row * OW) * stride_w - pad_left +
-                  m * ROW_STRIDE;
+        left[m] = (first - first_row * OW) * stride_w - pad_left + m * ROW_STRIDE;
     }
 #else
     int n = min(first_position, positions - 1) / OHW;
