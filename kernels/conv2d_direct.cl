@@ -463,6 +463,30 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
             }
             add_block(acc, tap_sum);
         }
+#elif defined(ROW_POSITIONS) && defined(WINDOWS_INSIDE)
+        /* Position m reads m * ROW_STRIDE floats after position 0, a build
+         * constant: one pointer and fixed displacements. (Written per
+         * position as below, LLVM had formed the offsets as a vector and
+         * taken them out one by one, an extraction for every fma.) */
+        for (int r = 0; r < R; r++) {
+            for (int s = 0; s < S; s++) {
+                const int ih = top[0] + DILATE_H(r), iw = left[0] + DILATE_W(s);
+                const __global float *window = input + image[0] + (ih * W + iw) * PIXEL_STEP;
+                const __global float *weights =
+                    weight_t + (r * S + s) * C * K_padded + first_channel;
+                floatv tap_sum[WPT_P][NV];
+                zero_block(tap_sum);
+                for (int c = block; c < block_end; c++) {
+                    const __global float *at = window + c * CHANNEL_STEP(HW);
+                    float x[WPT_P];
+#pragma unroll
+                    for (int m = 0; m < WPT_P; m++)
+                        x[m] = at[m * ROW_STRIDE * PIXEL_STEP];
+                    reduction_step(tap_sum, weights + c * K_padded, x);
+                }
+                add_block(acc, tap_sum);
+            }
+        }
 #else
         for (int r = 0; r < R; r++) {
             for (int s = 0; s < S; s++) {
