@@ -728,8 +728,8 @@ __kernel void conv2d_interleave_phases(const __global float *restrict phases,
  * conv2d_pad_input): without bounds tests the inner loop is nothing but
  * loads and fma, 1.6-2x as fast on PoCL as testing each tap for the padding.
  * The slices keep the float sums short and give the CPU enough work-items.
- * Slice z's partial sums go to partial + z * slice_stride as [K][C*R*S]
- * weights then [K] bias, and conv2d_sum_direct_slices adds the slices in a
+ * Slice z's partial sums go to partial + z * slice_stride as [C*R*S][K]
+ * weights (per group) then [K] bias, and conv2d_sum_direct_slices adds the slices in a
  * fixed order, so the result does not depend on scheduling. With one slice
  * the kernels write grad_weight and grad_bias directly.
  */
@@ -1135,8 +1135,31 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
         add_block(total, run_sum);
     }
 
-    /* Each lane is one output channel, whose taps are CRS apart. */
     __global float *slice_out = partial + slice * slice_stride;
+#ifdef TAP_MAJOR_PARTIAL
+    /* A slice's sums tap by tap, each tap's K channels adjacent: one vector
+     * store per accumulator, where the lanes' scatter to taps CRS apart had
+     * taken 8-13 % of the kernel's time. */
+    for (int v = 0; v < NV; v++) {
+        const int channel = first_channel + v * VW;
+        for (int m = 0; m < WPT_P && first_tap + m < CRS; m++) {
+            __global float *at = slice_out + (first_tap + m) * K + channel;
+            if (channel + VW <= K) {
+                store_vector(total[m][v], 0, at);
+                continue;
+            }
+            float lanes[VW];
+#if VW == 1
+            lanes[0] = total[m][v];
+#else
+            store_vector(total[m][v], 0, lanes);
+#endif
+            for (int j = 0; channel + j < K; j++)
+                at[j] = lanes[j];
+        }
+    }
+#else
+    /* Each lane is one output channel, whose taps are CRS apart. */
     for (int v = 0; v < NV; v++) {
         for (int m = 0; m < WPT_P; m++) {
             const int tap = first_tap + m;
@@ -1155,19 +1178,24 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
             }
         }
     }
+#endif
 }
 
-/* grad_weight[i] (i < weights = K*C*R*S) and, if has_bias, grad_bias[i - weights]
- * = the sum over slices of partial[slice * slice_stride + i]. One work-item
- * per element, any local size. As conv2d_sum_slices (conv2d.cl): the slices
- * are added in groups of SLICE_GROUP, then the group sums, always in the same order. */
+/* The sum over slices of partial[slice * slice_stride + i], i < weights +
+ * (has_bias ? K : 0): the weights' sums as conv2d_backward_weights_direct
+ * writes them (TAP_MAJOR_PARTIAL: per group, [taps][group_k]), which go
+ * to grad_weight as (K, C, R, S), then K bias sums, which go to grad_bias.
+ * One work-item per sum, any local size. As conv2d_sum_slices (conv2d.cl):
+ * the slices are added in groups of SLICE_GROUP, then the group sums,
+ * always in the same order. */
 #define DIRECT_SLICE_GROUP 8
 
 __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
                                        __global float *restrict grad_weight,
                                        __global float *restrict grad_bias, const int weights,
                                        const int K, const int has_bias, const int slices,
-                                       const int slice_stride) {
+                                       const int slice_stride, const int group_k,
+                                       const int taps) {
     const int i = get_global_id(0);
     if (i >= weights + (has_bias ? K : 0))
         return;
@@ -1179,10 +1207,15 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
             group += partial[slice * slice_stride + i];
         total += group;
     }
-    if (i < weights)
-        grad_weight[i] = total;
-    else
+    if (i < weights) {
+        const int group_weights = group_k * taps;
+        const int group = i / group_weights;
+        const int tap = (i - group * group_weights) / group_k;
+        const int k = i - group * group_weights - tap * group_k;
+        grad_weight[group * group_weights + k * taps + tap] = total;
+    } else {
         grad_bias[i - weights] = total;
+    }
 }
 
 /* Forward for stride 1 and few input channels (first layers: 1 or 3), where

@@ -1380,9 +1380,13 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     cl_kernel transpose_kernel, kernel;
     clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output",
                                              variant, &transpose_kernel);
-    /* Work-items of whole channels' taps (kernels/conv2d_direct.cl, TAP_ROWS). */
-    char weights_options[192];
-    snprintf(weights_options, sizeof(weights_options), "%s", variant);
+    /* Work-items of whole channels' taps (kernels/conv2d_direct.cl,
+     * TAP_ROWS); slices' partial sums written tap by tap for
+     * conv2d_sum_direct_slices (TAP_MAJOR_PARTIAL). */
+    const int slices = conv2d_backward_weights_slices(p);
+    char weights_options[224];
+    snprintf(weights_options, sizeof(weights_options), "%s%s", variant,
+             slices > 1 ? " -DTAP_MAJOR_PARTIAL" : "");
     const int window = p->kernel_h * p->kernel_w;
     if (conv2d_is_plain(p) && window > 1 && config->wpt_p % window == 0) {
         const size_t used = strlen(weights_options);
@@ -1400,7 +1404,6 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     status = require_int_size(ctx, "conv2d backward weights: the scratch buffer", layout.end);
     if (status != CLCNN_OK)
         return status;
-    const int slices = conv2d_backward_weights_slices(p);
     const int positions = p->batch * p->out_height * p->out_width;
     const int slice_length = (positions + slices - 1) / slices;
     const int slice_stride = (int)layout.slice_floats;
@@ -1489,7 +1492,8 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const kernel_arg sum_args[] = {
         {sizeof(cl_mem), &scratch}, {sizeof(cl_mem), &grad_weight},  {sizeof(cl_mem), &bias_arg},
         {sizeof(int), &weights},    {sizeof(int), &p->out_channels}, {sizeof(int), &p->has_bias},
-        {sizeof(int), &slices},     {sizeof(int), &slice_stride},
+        {sizeof(int), &slices},     {sizeof(int), &slice_stride},    {sizeof(int), &v.out_channels},
+        {sizeof(int), &taps},
     };
     size_t sum_local[1] = {64};
     if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
