@@ -19,7 +19,8 @@
  * between blocks, so that a block's weights, which all of them read, stay in
  * a CPU's L1 cache (PoCL runs a group's work-items one after the other
  * between barriers); ROW_POSITIONS with ROW_STRIDE (the stride along the
- * rows), where WPT_P divides the output rows, so that a work-item's
+ * rows) and ROW_PIXEL (the floats a pixel of the input takes: 1 planar, C
+ * channels-last), where WPT_P divides the output rows, so that a work-item's
  * positions lie side by side in one row. For the backward-weights kernel
  * optionally TAP_ROWS and TAP_COLS (R and S), where R*S divides WPT_P: a
  * work-item's taps are whole channels'. Without those options no
@@ -447,10 +448,17 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
          * whose bookkeeping per tap had cost 5-10 % of the time at 16-32
          * channels (in-process A/B). */
         for (int r = 0; r < R; r++) {
+#ifdef ROW_POSITIONS
+            /* Positions side by side: ROW_STRIDE * ROW_PIXEL (C, a build
+             * constant here) floats apart, one pointer for all of them. */
+            const __global float *row =
+                input + image[0] + ((top[0] + r) * W + left[0]) * C;
+#else
             int offset[WPT_P];
 #pragma unroll
             for (int m = 0; m < WPT_P; m++)
                 offset[m] = image[m] + ((top[m] + r) * W + left[m]) * C;
+#endif
             const __global float *weights = weight_t + r * S * C * K_padded + first_channel;
             floatv tap_sum[WPT_P][NV];
             zero_block(tap_sum);
@@ -458,7 +466,11 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
                 float x[WPT_P];
 #pragma unroll
                 for (int m = 0; m < WPT_P; m++)
+#ifdef ROW_POSITIONS
+                    x[m] = row[j + m * ROW_STRIDE * ROW_PIXEL];
+#else
                     x[m] = input[offset[m] + j];
+#endif
                 reduction_step(tap_sum, weights + j * K_padded, x);
             }
             add_block(acc, tap_sum);

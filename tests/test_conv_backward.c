@@ -1139,11 +1139,12 @@ static conv_case draw_blocked_case(test_rng *rng) {
     return c;
 }
 
-/* Planar copies are read with a work-item's positions along one output
+/* Padded copies are read with a work-item's positions along one output
  * row where the shape allows (conv2d_forward_runs_rows, on devices with 32
- * vector registers): the copy a forward keeps (random shapes) and those
- * read in channel blocks (every other case: draw_blocked_case, forward and
- * backward-data). Each result bit for bit that of the same call without
+ * vector registers): in turn the planar copy a forward keeps (random
+ * shapes), planar copies read in channel blocks (draw_blocked_case) and
+ * channels-last copies (random shapes, not kept), the last two forward and
+ * backward-data. Each result bit for bit that of the same call without
  * (the device taken for one of 16 registers in the second run), and within
  * the reference's tolerance. */
 static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
@@ -1155,13 +1156,13 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
     int row_cases = 0, mismatches = 0;
     op_result forward_result = {0}, data_result = {0};
     for (int index = 0; index < cases; index++) {
-        const int keeping = index % 2 == 0;
+        const int keeping = index % 3 == 0, blocked = index % 3 == 1;
         conv_case c;
         conv2d_plan plan;
         do {
-            c = keeping ? draw_random_case(&rng) : draw_blocked_case(&rng);
+            c = blocked ? draw_blocked_case(&rng) : draw_random_case(&rng);
             plan = conv2d_plan_for(ctx, &c.p);
-        } while (!conv2d_forward_runs_rows(ctx, &plan, &c.p, keeping));
+        } while (!conv2d_forward_runs_rows(ctx, &plan, &c.p));
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
         float *host[4] = {allocate_floats(inputs), allocate_floats(weights),
@@ -1185,7 +1186,7 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
             results[run][0] = allocate_floats(outputs);
             results[run][1] = allocate_floats(inputs);
             ctx->preferred_vector_width = run ? 8 : vector_width;
-            ok = ok && CHECK(conv2d_forward_runs_rows(ctx, &plan, p, keeping) == !run) &&
+            ok = ok && CHECK(conv2d_forward_runs_rows(ctx, &plan, p) == !run) &&
                  CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, kept)) &&
                  CHECK_OK(ctx, download(ctx, out, results[run][0], outputs)) &&
                  (keeping ||

@@ -291,7 +291,8 @@ static void forward_direct_options(const clcnn_context *ctx, const direct_config
         strncat(options, " -DCHANNELS_LAST", size - strlen(options) - 1);
     if (row_positions) {
         const size_t used = strlen(options);
-        snprintf(options + used, size - used, " -DROW_POSITIONS -DROW_STRIDE=%d", p->stride_w);
+        snprintf(options + used, size - used, " -DROW_POSITIONS -DROW_STRIDE=%d -DROW_PIXEL=%d",
+                 p->stride_w, channels_last ? v.in_channels : 1);
     }
     const int block = forward_channel_block(ctx, p, &v);
     size_t group = (size_t)config->group;
@@ -320,7 +321,7 @@ static int forward_epilogue(const conv2d_params *p) {
 static clcnn_status copy_padded(clcnn_context *ctx, const direct_config *config,
                                 const conv2d_params *p, int channels_last, int row_positions,
                                 cl_mem input, cl_mem dst, int offset, int padded_h, int padded_w) {
-    char options[160];
+    char options[224];
     forward_direct_options(ctx, config, p, 1, channels_last, row_positions, options,
                            sizeof(options), NULL);
     return channels_last
@@ -328,21 +329,22 @@ static clcnn_status copy_padded(clcnn_context *ctx, const direct_config *config,
                : pad_input(ctx, options, p, input, dst, offset, padded_h, padded_w);
 }
 
-/* A forward that reads a planar zero-padded copy (the one it keeps for
- * backward-weights, every training step's convolution with padding; or one
- * whose reduction runs in channel blocks, which read planes and not pixels,
- * a backward-data's phases among them) takes a work-item's positions side
- * by side in one output row (kernels/conv2d_direct.cl, ROW_POSITIONS) where
- * a run of 4 or more divides the row: at most 2 vectors of channels and the
+/* A forward that reads a zero-padded copy (every convolution with padding,
+ * backward-data's phases included) takes a work-item's positions side by
+ * side in one output row (kernels/conv2d_direct.cl, ROW_POSITIONS) where a
+ * run of 4 or more divides the row: at most 2 vectors of channels and the
  * longest such run within 14 accumulators, so that they and the weights
  * stay in 32 vector registers. In-process A/B on an AMD EPYC with AVX-512
- * against the shape's configuration, batch 64 (32 for the blocked): the
- * kept copy 0.73 of the time at 16 channels 28x28, 0.80 at 32 channels
- * 14x14, 0.91 at 64 channels 7x7, 0.82 and 0.90 at stride 2 (16 -> 32
- * channels from 28x28, 32 -> 64 from 14x14); in channel blocks 0.89 at 128
- * channels 28x28 and 0.69 at 256 channels 14x14, backward-data 0.90 and
- * 0.68. Channels-last copies gain nothing so (0.98-1.05). The floats are
- * the configuration's: a position's sums do not depend on the blocking.
+ * against the shape's configuration, batch 64 (32 for the blocked): over
+ * the planar copy kept for backward-weights 0.73 of the time at 16
+ * channels 28x28, 0.80 at 32 channels 14x14, 0.91 at 64 channels 7x7,
+ * 0.82 and 0.90 at stride 2 (16 -> 32 channels from 28x28, 32 -> 64 from
+ * 14x14); in channel blocks 0.89 at 128 channels 28x28 and 0.69 at 256
+ * channels 14x14, backward-data 0.90 and 0.68; over a channels-last copy
+ * (its positions C * stride floats apart, C a build constant) 0.90 of the
+ * forward and 0.91 of backward-data at 16 channels 28x28, backward-data
+ * 0.89 and 0.94 at stride 2, 0.98-1.0 at 32 and 64 channels. The floats
+ * are the configuration's: a position's sums do not depend on the blocking.
  * Returns 0 where no run fits, *rows untouched. */
 static int row_positions_config(const clcnn_context *ctx, const direct_config *config,
                                 const conv2d_params *p, direct_config *rows) {
@@ -380,7 +382,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     const int planar = planar_copy(ctx, p, keep);
     direct_config rows;
     const int row_positions =
-        planar && !windows_inside_input(p) && row_positions_config(ctx, config, p, &rows);
+        !windows_inside_input(p) && row_positions_config(ctx, config, p, &rows);
     if (row_positions)
         config = &rows;
     const int padded = conv2d_direct_padded_channels(v.out_channels, config);
@@ -435,7 +437,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
     /* A padded copy, or an input no window leaves (no padding: 1x1 and dense
      * layers among them), is read without a bounds test per tap. */
     const int windows_inside = o->padded_input || windows_inside_input(p);
-    char options[160];
+    char options[224];
     size_t group;
     forward_direct_options(ctx, config, p, windows_inside, o->channels_last, o->row_positions,
                            options, sizeof(options), &group);
@@ -763,11 +765,10 @@ int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p
 }
 
 int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
-                             const conv2d_params *p, int keeping) {
+                             const conv2d_params *p) {
     direct_config rows;
-    return plan->forward.kernels == CONV_DIRECT &&
-           planar_copy(ctx, p, keeping && conv2d_kept_input_floats(plan, p) > 0) &&
-           !windows_inside_input(p) && row_positions_config(ctx, &plan->forward.config, p, &rows);
+    return plan->forward.kernels == CONV_DIRECT && !windows_inside_input(p) &&
+           row_positions_config(ctx, &plan->forward.config, p, &rows);
 }
 
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
@@ -955,11 +956,11 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     copied.pad_top = copy_h.pad;
     copied.pad_left = copy_w.pad;
     const conv_variant copied_v = variant_of(&copied);
-    /* A copy read in channel blocks is planar, and its phases take their
+    /* A copy read in channel blocks is planar. The phases take their
      * positions along rows where they can (row_positions_config). */
     const int blocked = conv2d_is_plain(p) && forward_channel_block(ctx, &copied, &copied_v);
     direct_config rows_config;
-    const int rows_possible = blocked && row_positions_config(ctx, config, &copied, &rows_config);
+    const int rows_possible = row_positions_config(ctx, config, &copied, &rows_config);
     if (rows_possible)
         config = &rows_config;
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
