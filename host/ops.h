@@ -39,7 +39,7 @@ int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p
  * work-item's positions along one output row (host/ops/conv2d.c,
  * row_positions_config): the same floats, another blocking. */
 int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
-                             const conv2d_params *p);
+                             const conv2d_params *p, int keeping);
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                     const conv2d_params *p, cl_mem input, cl_mem weight,
                                     cl_mem bias, cl_mem output, cl_mem kept_input);

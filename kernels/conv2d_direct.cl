@@ -1036,7 +1036,8 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
                                const int S, const int stride_h, const int stride_w, const int OH,
                                const int OW, const int positions, const int slice_length,
                                const int K_padded, const int grad_rows, const int grad_cols,
-                               const int grad_pixel GROUPS_PARAM DILATION_PARAMS) {
+                               const int grad_pixel,
+                               const int tap_major GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
     const int first_tap = get_global_id(1) * WPT_P;
 #ifdef GENERAL
@@ -1148,11 +1149,11 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
     }
 
     __global float *slice_out = partial + slice * slice_stride;
-#ifdef TAP_MAJOR_PARTIAL
-    /* A slice's sums tap by tap, each tap's K channels adjacent: one vector
-     * store per accumulator, where the lanes' scatter to taps CRS apart had
-     * taken 8-13 % of the kernel's time. */
-    for (int v = 0; v < NV; v++) {
+    /* With tap_major a slice's sums tap by tap, each tap's K channels
+     * adjacent: one vector store per accumulator, where the lanes' scatter
+     * to taps CRS apart had taken 8-13 % of the kernel's time. (An argument,
+     * not a build option: a layer's program serves one slice and many.) */
+    for (int v = 0; v < NV && tap_major; v++) {
         const int channel = first_channel + v * VW;
         for (int m = 0; m < WPT_P && first_tap + m < CRS; m++) {
             __global float *at = slice_out + (first_tap + m) * K + channel;
@@ -1170,9 +1171,8 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
                 at[j] = lanes[j];
         }
     }
-#else
-    /* Each lane is one output channel, whose taps are CRS apart. */
-    for (int v = 0; v < NV; v++) {
+    /* Otherwise each lane is one output channel, whose taps are CRS apart. */
+    for (int v = 0; v < NV && !tap_major; v++) {
         for (int m = 0; m < WPT_P; m++) {
             const int tap = first_tap + m;
             if (tap >= CRS)
@@ -1190,12 +1190,11 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
             }
         }
     }
-#endif
 }
 
 /* The sum over slices of partial[slice * slice_stride + i], i < weights +
  * (has_bias ? K : 0): the weights' sums as conv2d_backward_weights_direct
- * writes them (TAP_MAJOR_PARTIAL: per group, [taps][group_k]), which go
+ * writes them (tap_major: per group, [taps][group_k]), which go
  * to grad_weight as (K, C, R, S), then K bias sums, which go to grad_bias.
  * One work-item per sum, any local size. As conv2d_sum_slices (conv2d.cl):
  * the slices are added in groups of SLICE_GROUP, then the group sums,

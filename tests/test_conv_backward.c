@@ -1143,7 +1143,8 @@ static conv_case draw_blocked_case(test_rng *rng) {
  * row where the shape allows (conv2d_forward_runs_rows, on devices with 32
  * vector registers): in turn the planar copy a forward keeps (random
  * shapes), planar copies read in channel blocks (draw_blocked_case) and
- * channels-last copies (random shapes, not kept), the last two forward and
+ * channels-last copies (random shapes, not kept, with one vector of output
+ * channels and 16 or 32 input channels), the last two forward and
  * backward-data. Each result bit for bit that of the same call without
  * (the device taken for one of 16 registers in the second run), and within
  * the reference's tolerance. */
@@ -1162,7 +1163,7 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
         do {
             c = blocked ? draw_blocked_case(&rng) : draw_random_case(&rng);
             plan = conv2d_plan_for(ctx, &c.p);
-        } while (!conv2d_forward_runs_rows(ctx, &plan, &c.p));
+        } while (!conv2d_forward_runs_rows(ctx, &plan, &c.p, keeping));
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
         float *host[4] = {allocate_floats(inputs), allocate_floats(weights),
@@ -1186,7 +1187,7 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
             results[run][0] = allocate_floats(outputs);
             results[run][1] = allocate_floats(inputs);
             ctx->preferred_vector_width = run ? 8 : vector_width;
-            ok = ok && CHECK(conv2d_forward_runs_rows(ctx, &plan, p) == !run) &&
+            ok = ok && CHECK(conv2d_forward_runs_rows(ctx, &plan, p, keeping) == !run) &&
                  CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, kept)) &&
                  CHECK_OK(ctx, download(ctx, out, results[run][0], outputs)) &&
                  (keeping ||

@@ -342,13 +342,18 @@ static clcnn_status copy_padded(clcnn_context *ctx, const direct_config *config,
  * 14x14); in channel blocks 0.89 at 128 channels 28x28 and 0.69 at 256
  * channels 14x14, backward-data 0.90 and 0.68; over a channels-last copy
  * (its positions C * stride floats apart, C a build constant) 0.90 of the
- * forward and 0.91 of backward-data at 16 channels 28x28, backward-data
- * 0.89 and 0.94 at stride 2, 0.98-1.0 at 32 and 64 channels. The floats
- * are the configuration's: a position's sums do not depend on the blocking.
+ * forward and 0.91 of backward-data at 16 channels 28x28 and 0.89 at
+ * stride 2 (16 -> 32 channels), but 0.98-1.0 with 2 vectors of channels (32
+ * and 64 channels). There every input channel count is a program of its
+ * own (twice the programs in test_conv_backward's random shapes), so only
+ * with one vector of channels and input channels in whole 64-byte lines
+ * (multiples of 16, as networks' layers have them). The floats are the
+ * configuration's: a position's sums do not depend on the blocking.
  * Returns 0 where no run fits, *rows untouched. */
 static int row_positions_config(const clcnn_context *ctx, const direct_config *config,
-                                const conv2d_params *p, direct_config *rows) {
-    if (vector_registers(ctx) != 32 || !conv2d_is_plain(p))
+                                const conv2d_params *p, int planar, direct_config *rows) {
+    if (vector_registers(ctx) != 32 || !conv2d_is_plain(p) ||
+        (!planar && (config->nv > 1 || p->in_channels % 16 != 0)))
         return 0;
     direct_config c = *config;
     if (c.nv > 2)
@@ -382,7 +387,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     const int planar = planar_copy(ctx, p, keep);
     direct_config rows;
     const int row_positions =
-        !windows_inside_input(p) && row_positions_config(ctx, config, p, &rows);
+        !windows_inside_input(p) && row_positions_config(ctx, config, p, planar, &rows);
     if (row_positions)
         config = &rows;
     const int padded = conv2d_direct_padded_channels(v.out_channels, config);
@@ -765,10 +770,11 @@ int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p
 }
 
 int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
-                             const conv2d_params *p) {
+                             const conv2d_params *p, int keeping) {
     direct_config rows;
+    const int planar = planar_copy(ctx, p, keeping && conv2d_kept_input_floats(plan, p) > 0);
     return plan->forward.kernels == CONV_DIRECT && !windows_inside_input(p) &&
-           row_positions_config(ctx, &plan->forward.config, p, &rows);
+           row_positions_config(ctx, &plan->forward.config, p, planar, &rows);
 }
 
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
@@ -960,7 +966,7 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
      * positions along rows where they can (row_positions_config). */
     const int blocked = conv2d_is_plain(p) && forward_channel_block(ctx, &copied, &copied_v);
     direct_config rows_config;
-    const int rows_possible = row_positions_config(ctx, config, &copied, &rows_config);
+    const int rows_possible = row_positions_config(ctx, config, &copied, blocked, &rows_config);
     if (rows_possible)
         config = &rows_config;
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
@@ -1381,13 +1387,9 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     cl_kernel transpose_kernel, kernel;
     clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output",
                                              variant, &transpose_kernel);
-    /* Work-items of whole channels' taps (kernels/conv2d_direct.cl,
-     * TAP_ROWS); slices' partial sums written tap by tap for
-     * conv2d_sum_direct_slices (TAP_MAJOR_PARTIAL). */
-    const int slices = conv2d_backward_weights_slices(p);
-    char weights_options[224];
-    snprintf(weights_options, sizeof(weights_options), "%s%s", variant,
-             slices > 1 ? " -DTAP_MAJOR_PARTIAL" : "");
+    /* Work-items of whole channels' taps (kernels/conv2d_direct.cl, TAP_ROWS). */
+    char weights_options[192];
+    snprintf(weights_options, sizeof(weights_options), "%s", variant);
     const int window = p->kernel_h * p->kernel_w;
     if (conv2d_is_plain(p) && window > 1 && config->wpt_p % window == 0) {
         const size_t used = strlen(weights_options);
@@ -1405,6 +1407,7 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     status = require_int_size(ctx, "conv2d backward weights: the scratch buffer", layout.end);
     if (status != CLCNN_OK)
         return status;
+    const int slices = conv2d_backward_weights_slices(p);
     const int positions = p->batch * p->out_height * p->out_width;
     const int slice_length = (positions + slices - 1) / slices;
     const int slice_stride = (int)layout.slice_floats;
@@ -1458,7 +1461,9 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const int gradient_rows = shared ? shared->rows : p->out_height;
     const int gradient_cols = shared ? shared->cols : p->out_width;
     const int gradient_pixel = shared ? p->out_channels : padded * v.groups;
-    kernel_arg args[25] = {
+    /* Slices' partial sums go tap by tap to conv2d_sum_direct_slices. */
+    const int tap_major = slices > 1;
+    kernel_arg args[26] = {
         {sizeof(cl_mem), &windows},    {sizeof(int), &windows_offset},
         {sizeof(cl_mem), &gradient},   {sizeof(int), &gradient_at},
         {sizeof(cl_mem), &weight_out}, {sizeof(int), &slice_stride},
@@ -1470,8 +1475,9 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
         {sizeof(int), &positions},     {sizeof(int), &slice_length},
         {sizeof(int), &padded},        {sizeof(int), &gradient_rows},
         {sizeof(int), &gradient_cols}, {sizeof(int), &gradient_pixel},
+        {sizeof(int), &tap_major},
     };
-    const int arg_count = variant_args(&v, args, 22);
+    const int arg_count = variant_args(&v, args, 23);
     /* Slices vary slowest, so the work-items of one slice run close together
      * and share its gradient rows and input in the caches (a grouped
      * convolution's third dimension runs over groups x slices). */
