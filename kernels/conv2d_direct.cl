@@ -1151,13 +1151,17 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
     __global float *slice_out = partial + slice * slice_stride;
     /* With tap_major a slice's sums tap by tap, each tap's K channels
      * adjacent: one vector store per accumulator, where the lanes' scatter
-     * to taps CRS apart had taken 8-13 % of the kernel's time. (An argument,
-     * not a build option: a layer's program serves one slice and many.) */
-    for (int v = 0; v < NV && tap_major; v++) {
+     * to taps CRS apart had taken 8-13 % of the kernel's time. Otherwise
+     * each lane is one output channel, whose taps are CRS apart. (An
+     * argument, not a build option: a layer's program serves one slice and
+     * many.) */
+    const int lane_step = tap_major ? 1 : CRS;
+    for (int v = 0; v < NV; v++) {
         const int channel = first_channel + v * VW;
         for (int m = 0; m < WPT_P && first_tap + m < CRS; m++) {
-            __global float *at = slice_out + (first_tap + m) * K + channel;
-            if (channel + VW <= K) {
+            const int tap = first_tap + m;
+            __global float *at = slice_out + (tap_major ? tap * K + channel : channel * CRS + tap);
+            if (tap_major && channel + VW <= K) {
                 store_vector(total[m][v], 0, at);
                 continue;
             }
@@ -1167,27 +1171,8 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
 #else
             store_vector(total[m][v], 0, lanes);
 #endif
-            for (int j = 0; channel + j < K; j++)
-                at[j] = lanes[j];
-        }
-    }
-    /* Otherwise each lane is one output channel, whose taps are CRS apart. */
-    for (int v = 0; v < NV && !tap_major; v++) {
-        for (int m = 0; m < WPT_P; m++) {
-            const int tap = first_tap + m;
-            if (tap >= CRS)
-                break;
-            float lanes[VW];
-#if VW == 1
-            lanes[0] = total[m][v];
-#else
-            store_vector(total[m][v], 0, lanes);
-#endif
-            for (int j = 0; j < VW; j++) {
-                const int k = first_channel + v * VW + j;
-                if (k < K)
-                    slice_out[k * CRS + tap] = lanes[j];
-            }
+            for (int j = 0; j < VW && channel + j < K; j++)
+                at[j * lane_step] = lanes[j];
         }
     }
 }

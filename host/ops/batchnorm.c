@@ -138,11 +138,33 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
     clcnn_status status = check_shape(ctx, "batchnorm_forward_eval", batch, channels, spatial, eps);
     if (status != CLCNN_OK)
         return status;
+    /* On CPUs, planes walked in memory order (batchnorm_forward_eval_planes)
+     * where a plane holds at least a vector of 8 floats. */
+    const int by_planes = contiguous && spatial >= 8;
+    const char *name = by_planes ? "batchnorm_forward_eval_planes" : "batchnorm_forward_eval";
     cl_kernel kernel;
     size_t threads;
-    status = channel_kernel(ctx, contiguous, spatial, "batchnorm_forward_eval", &kernel, &threads);
+    status = channel_kernel(ctx, contiguous, spatial, name, &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
+    if (by_planes) {
+        /* About 128 KiB of x a work-item: enough work-items to spread over the
+         * cores, each long enough for the prefetchers. */
+        const int planes = batch * channels;
+        const int per_item = spatial >= 32768 ? 1 : 32768 / spatial;
+        const kernel_arg args[] = {
+            {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
+            {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
+            {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
+            {sizeof(int), &planes},         {sizeof(int), &channels},
+            {sizeof(int), &spatial},        {sizeof(float), &eps},
+            {sizeof(int), &relu},           {sizeof(int), &per_item},
+        };
+        const size_t local[1] = {1};
+        const size_t global[1] = {(size_t)((planes + per_item - 1) / per_item)};
+        return runtime_launch(ctx, kernel, name, sizeof(args) / sizeof(args[0]), args, 1, global,
+                              local);
+    }
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
