@@ -1139,13 +1139,28 @@ static conv_case draw_blocked_case(test_rng *rng) {
     return c;
 }
 
-/* Padded copies are read with a work-item's positions along one output
- * row where the shape allows (conv2d_forward_runs_rows, on devices with 32
- * vector registers): in turn the planar copy a forward keeps (random
- * shapes), planar copies read in channel blocks (draw_blocked_case) and
- * channels-last copies (random shapes, not kept, with one vector of output
- * channels and 16 or 32 input channels), the last two forward and
- * backward-data. Each result bit for bit that of the same call without
+/* A random case without padding: every window inside the input, which the
+ * kernels read as it is. */
+static conv_case draw_inside_case(test_rng *rng) {
+    conv_case c;
+    do {
+        c = draw_random_case(rng);
+        conv2d_params *p = &c.p;
+        p->pad_top = p->pad_left = c.pad_bottom = c.pad_right = 0;
+        p->out_height = conv_output_size(p->in_height, 0, 0, p->kernel_h, p->stride_h);
+        p->out_width = conv_output_size(p->in_width, 0, 0, p->kernel_w, p->stride_w);
+    } while (c.p.out_height == 0 || c.p.out_width == 0);
+    return c;
+}
+
+/* Padded copies, and inputs without padding, are read with a work-item's
+ * positions along one output row where the shape allows
+ * (conv2d_forward_runs_rows, on devices with 32 vector registers): in turn
+ * the planar copy a forward keeps (random shapes), planar copies read in
+ * channel blocks (draw_blocked_case), channels-last copies (random shapes,
+ * not kept, with one vector of output channels and 16 or 32 input
+ * channels) and unpadded inputs (draw_inside_case), the last three forward
+ * and backward-data. Each result bit for bit that of the same call without
  * (the device taken for one of 16 registers in the second run), and within
  * the reference's tolerance. */
 static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
@@ -1157,13 +1172,16 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
     int row_cases = 0, mismatches = 0;
     op_result forward_result = {0}, data_result = {0};
     for (int index = 0; index < cases; index++) {
-        const int keeping = index % 3 == 0, blocked = index % 3 == 1;
+        const int keeping = index % 4 == 0, blocked = index % 4 == 1, inside = index % 4 == 3;
         conv_case c;
         conv2d_plan plan;
         do {
-            c = blocked ? draw_blocked_case(&rng) : draw_random_case(&rng);
+            c = blocked  ? draw_blocked_case(&rng)
+                : inside ? draw_inside_case(&rng)
+                         : draw_random_case(&rng);
             plan = conv2d_plan_for(ctx, &c.p);
-        } while (!conv2d_forward_runs_rows(ctx, &plan, &c.p, keeping));
+        } while (!conv2d_forward_runs_rows(ctx, &plan, &c.p, keeping) ||
+                 (!inside && c.p.pad_top == 0 && c.p.pad_left == 0));
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
         float *host[4] = {allocate_floats(inputs), allocate_floats(weights),
