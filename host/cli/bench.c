@@ -305,8 +305,29 @@ static clcnn_status time_wall_pairs(const op_call *forward, int forward_calls,
     return CLCNN_OK;
 }
 
-/* Kernel seconds per call of each kernel, for each of runs runs (profiling on). */
-static clcnn_status time_kernels(clcnn_context *ctx, const op_call *call, int calls, int runs,
+/* One profiled run of calls calls (profiling on): each kernel's seconds per call. */
+static clcnn_status profile_run(clcnn_context *ctx, const op_call *call, int calls, char *report,
+                                kernel_profile *profile) {
+    clcnn_status status = CLCNN_OK;
+    double start = cli_seconds();
+    for (int c = 0; c < calls && status == CLCNN_OK; c++)
+        status = run_call(call);
+    double wall = (cli_seconds() - start) / calls;
+    if (status == CLCNN_OK)
+        status = clcnn_profile_report(ctx, report, PROFILE_REPORT_BYTES);
+    if (status == CLCNN_OK)
+        parse_profile(report, calls, profile);
+    profile->wall_seconds = wall;
+    return status;
+}
+
+/* Kernel seconds per call of each kernel for runs runs of the forward call
+ * (profiles[r]) and of the backward call (profiles[runs + r]), each
+ * backward run right after its forward run, so that backward's share of a
+ * kernel both run is taken against a forward measured in the same minute
+ * of a shared machine (record_kernel_figures). */
+static clcnn_status time_kernels(clcnn_context *ctx, const op_call *forward, int calls_forward,
+                                 const op_call *backward, int calls_backward, int runs,
                                  kernel_profile *profiles) {
     char *report = malloc(PROFILE_REPORT_BYTES);
     if (!report)
@@ -315,15 +336,9 @@ static clcnn_status time_kernels(clcnn_context *ctx, const op_call *call, int ca
     if (status == CLCNN_OK)
         status = clcnn_profile_report(ctx, report, PROFILE_REPORT_BYTES); /* resets the totals */
     for (int r = 0; r < runs && status == CLCNN_OK; r++) {
-        double start = cli_seconds();
-        for (int c = 0; c < calls && status == CLCNN_OK; c++)
-            status = run_call(call);
-        double wall = (cli_seconds() - start) / calls;
+        status = profile_run(ctx, forward, calls_forward, report, &profiles[r]);
         if (status == CLCNN_OK)
-            status = clcnn_profile_report(ctx, report, PROFILE_REPORT_BYTES);
-        if (status == CLCNN_OK)
-            parse_profile(report, calls, &profiles[r]);
-        profiles[r].wall_seconds = wall;
+            status = profile_run(ctx, backward, calls_backward, report, &profiles[runs + r]);
     }
     clcnn_profile_enable(ctx, 0);
     free(report);
@@ -465,7 +480,9 @@ static const char *id_with(char *buf, size_t size, const char *id, const char *f
 /* Kernel figures of an operation from profiled forward and backward runs.
  * Forward: every kernel of the forward call. Backward: the kernels the
  * backward call launches more often than the forward call, less their
- * median time in the forward call, loss kernels left out; conv kernels whose name holds
+ * time in the forward run just before (time_kernels; the median of all
+ * forward runs had left 1/12 of backward-data's time, or nothing, when one
+ * run was disturbed), loss kernels left out; conv kernels whose name holds
  * "backward_data", and the forward kernels that a stride-1 backward-data runs
  * over the flipped filters, make backward-data, the rest (weights, slice sums,
  * transposes, padding, bias) backward-weights. */
@@ -507,15 +524,12 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
              * not that of one launch, the share of its launches (taken as
              * equally long: a forward and the backward-data it runs again
              * do the same work). */
-            double in_forward[MAX_RUNS];
-            for (int f = 0; f < runs; f++)
-                in_forward[f] = profile_seconds_of(&forward[f], name);
-            const double forward_launches = profile_launches_of(&forward[0], name) / chunks;
+            const double forward_launches = profile_launches_of(&forward[r], name) / chunks;
             if (backward[r].launches[k] <= forward_launches) {
                 forward_in_backward[r] += backward[r].seconds[k];
                 continue;
             }
-            double forward_part = median_of(in_forward, runs);
+            double forward_part = profile_seconds_of(&forward[r], name);
             if (chunks > 1) {
                 forward_part = backward[r].seconds[k] * forward_launches / backward[r].launches[k];
                 forward_in_backward[r] += forward_part;
@@ -645,8 +659,8 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     }
 
     if (is_opencl) {
-        if (time_kernels(ctx, &forward, calls_forward, runs, profiles) != CLCNN_OK ||
-            time_kernels(ctx, &backward, calls_backward, runs, profiles + runs) != CLCNN_OK) {
+        if (time_kernels(ctx, &forward, calls_forward, &backward, calls_backward, runs, profiles) !=
+            CLCNN_OK) {
             result = cli_fail_context(ctx);
             goto done;
         }
@@ -1087,7 +1101,8 @@ static void print_tables(const bench_state *s) {
            "fills and copies not), in separate runs where every launch waits for its kernel\n");
     printf("- backward (data + weights): clcnn_net_backward less clcnn_net_forward timed back to "
            "back in each run (wall), or "
-           "the backward kernels alone (kernel); backward-data: kernels named *backward_data* "
+           "the backward kernels alone (kernel, less those kernels' time in a forward run "
+           "profiled just before); backward-data: kernels named *backward_data* "
            "and the forward kernels run again for it, "
            "backward-weights: the other backward kernels; FLOPs 2·N·K·C·R·S·OH·OW per "
            "direction, pooling bytes: input + output (forward), 2 × input + output (backward)\n");
