@@ -8,7 +8,8 @@
  * and updates the running statistics with the unbiased one; eval mode uses
  * the running statistics; backward is that of the train-mode forward.
  *
- * Every kernel runs one work-group of BATCHNORM_THREADS work-items (a power
+ * Every kernel but batchnorm_forward_eval_planes (its own launch, below)
+ * runs one work-group of BATCHNORM_THREADS work-items (a power
  * of two, -D, default below) per channel: launch with local size
  * BATCHNORM_THREADS and global size channels * BATCHNORM_THREADS. Every sum
  * over a channel is a compensated sum per work-item over the elements it

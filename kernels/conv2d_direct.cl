@@ -682,7 +682,7 @@ void weave_two_phases(const __global float *in0, const int reached0, const __glo
  * phases are added to what grad_input holds. One work-item per plane of
  * grad_input (one per row had spent as long on finding its row as on
  * weaving it). Launch global (planes), any local size. */
-__kernel void conv2d_interleave_phases(const __global float *restrict phases,
+__kernel void conv2d_backward_data_interleave(const __global float *restrict phases,
                                        __global float *restrict grad_input, const int planes,
                                        const int H, const int W, const int R, const int S,
                                        const int stride_h, const int stride_w, const int pad_top,

@@ -950,7 +950,7 @@ typedef struct gradient_copy {
  * backward-data kernel tests every tap of every position and stores lane
  * by lane. A stride-1 convolution is its only phase and writes grad_input
  * directly; otherwise the phases go to a scratch buffer and
- * conv2d_interleave_phases weaves them into grad_input (with accumulate:
+ * conv2d_backward_data_interleave weaves them into grad_input (with accumulate:
  * either adds to what grad_input holds). With `shared`
  * not NULL, a channels-last copy that holds every position of the gradient
  * is described there (otherwise its buffer is left NULL). */
@@ -1041,7 +1041,8 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     if (status != CLCNN_OK || !woven)
         return status;
     cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_interleave_phases", "", &kernel);
+    status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_data_interleave", "", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int planes = p->batch * p->in_channels;
@@ -1053,8 +1054,8 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     };
     const size_t local[1] = {64};
     const size_t global[1] = {(size_t)((planes + 63) / 64 * 64)};
-    return runtime_launch(ctx, kernel, "conv2d_interleave_phases", sizeof(args) / sizeof(args[0]),
-                          args, 1, global, local);
+    return runtime_launch(ctx, kernel, "conv2d_backward_data_interleave",
+                          sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
