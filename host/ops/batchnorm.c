@@ -147,34 +147,25 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
     status = channel_kernel(ctx, contiguous, spatial, name, &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
-    if (by_planes) {
-        /* About 128 KiB of x a work-item: enough work-items to spread over the
-         * cores, each long enough for the prefetchers. */
-        const int planes = batch * channels;
-        const int per_item = spatial >= 32768 ? 1 : 32768 / spatial;
-        const kernel_arg args[] = {
-            {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
-            {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
-            {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
-            {sizeof(int), &planes},         {sizeof(int), &channels},
-            {sizeof(int), &spatial},        {sizeof(float), &eps},
-            {sizeof(int), &relu},           {sizeof(int), &per_item},
-        };
-        const size_t local[1] = {1};
-        const size_t global[1] = {(size_t)((planes + per_item - 1) / per_item)};
-        return runtime_launch(ctx, kernel, name, sizeof(args) / sizeof(args[0]), args, 1, global,
-                              local);
-    }
+    /* About 128 KiB of x a work-item of the planes kernel: enough
+     * work-items to spread over the cores, each long enough for the
+     * prefetchers. Its last argument; the channel kernel takes the others. */
+    const int per_item = spatial >= 32768 ? 1 : 32768 / spatial;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
         {sizeof(int), &batch},          {sizeof(int), &channels},
         {sizeof(int), &spatial},        {sizeof(float), &eps},
-        {sizeof(int), &relu},
+        {sizeof(int), &relu},           {sizeof(int), &per_item},
     };
-    return channel_launch(ctx, kernel, "batchnorm_forward_eval", threads, channels, args,
-                          sizeof(args) / sizeof(args[0]));
+    const int count = sizeof(args) / sizeof(args[0]);
+    if (by_planes) {
+        const size_t local[1] = {1};
+        const size_t global[1] = {(size_t)((batch * channels + per_item - 1) / per_item)};
+        return runtime_launch(ctx, kernel, name, count, args, 1, global, local);
+    }
+    return channel_launch(ctx, kernel, name, threads, channels, args, count - 1);
 }
 
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
