@@ -396,10 +396,10 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     /* The copy goes to kept_input instead, when the caller keeps it for
      * backward-weights (conv2d_kept_input_floats, which checks only the
      * copy's size: backward-weights then relies on it being written). */
-    const int keep = kept_input && !windows_inside_input(p) && copy_floats <= INT_MAX;
+    const int inside = windows_inside_input(p);
+    const int keep = kept_input && !inside && copy_floats <= INT_MAX;
     const int planar = planar_copy(ctx, p, keep);
     direct_config rows;
-    const int inside = windows_inside_input(p);
     const int row_positions = row_positions_config(ctx, config, p, planar || inside, &rows);
     if (row_positions)
         config = &rows;
@@ -410,7 +410,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     const int64_t weights_end =
         round_up_64((int64_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups);
     const int64_t copy_end = weights_end + copy_floats;
-    const int copy = keep || (!windows_inside_input(p) && copy_end <= INT_MAX);
+    const int copy = keep || (!inside && copy_end <= INT_MAX);
     cl_mem transposed = NULL;
     clcnn_status status = CLCNN_OK;
     if (copy && !keep)
