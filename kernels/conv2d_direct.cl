@@ -1181,10 +1181,39 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
  * (has_bias ? K : 0): the weights' sums as conv2d_backward_weights_direct
  * writes them (tap_major: per group, [taps][group_k]), which go
  * to grad_weight as (K, C, R, S), then K bias sums, which go to grad_bias.
- * One work-item per sum, any local size. As conv2d_sum_slices (conv2d.cl):
- * the slices are added in groups of SLICE_GROUP, then the group sums,
- * always in the same order. */
+ * As conv2d_sum_slices (conv2d.cl): the slices are added in groups of
+ * SLICE_GROUP, then the group sums, always in the same order.
+ *
+ * One work-item per row: a (group, tap)'s group_k sums, or the K bias sums
+ * (row groups * taps), 8 at a time as the lanes of a vector (each lane adds
+ * its own sum in the order above). One work-item per sum had spent its time
+ * on the two divisions that find its weight's place. Launch global
+ * (weights / group_k + (has_bias ? 1 : 0)), any local size. */
 #define DIRECT_SLICE_GROUP 8
+
+/* The sums of partial[slice * slice_stride + first + j], j < 8 (lanes < 8:
+ * the first lanes of them, the rest 0), over the slices. */
+float8 slices_sum(const __global float *partial, const int first, const int lanes,
+                  const int slices, const int slice_stride) {
+    float8 total = (float8)(0.0f);
+    for (int group_first = 0; group_first < slices; group_first += DIRECT_SLICE_GROUP) {
+        const int end = min(group_first + DIRECT_SLICE_GROUP, slices);
+        float8 group = (float8)(0.0f);
+        for (int slice = group_first; slice < end; slice++) {
+            const __global float *at = partial + slice * slice_stride + first;
+            if (lanes == 8) {
+                group += vload8(0, at);
+                continue;
+            }
+            float part[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            for (int j = 0; j < lanes; j++)
+                part[j] = at[j];
+            group += vload8(0, part);
+        }
+        total += group;
+    }
+    return total;
+}
 
 __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
                                        __global float *restrict grad_weight,
@@ -1192,25 +1221,24 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
                                        const int K, const int has_bias, const int slices,
                                        const int slice_stride, const int group_k,
                                        const int taps) {
-    const int i = get_global_id(0);
-    if (i >= weights + (has_bias ? K : 0))
+    const int row = get_global_id(0);
+    const int rows = weights / group_k;
+    if (row > rows || (row == rows && !has_bias))
         return;
-    float total = 0.0f;
-    for (int first = 0; first < slices; first += DIRECT_SLICE_GROUP) {
-        const int end = min(first + DIRECT_SLICE_GROUP, slices);
-        float group = 0.0f;
-        for (int slice = first; slice < end; slice++)
-            group += partial[slice * slice_stride + i];
-        total += group;
-    }
-    if (i < weights) {
-        const int group_weights = group_k * taps;
-        const int group = i / group_weights;
-        const int tap = (i - group * group_weights) / group_k;
-        const int k = i - group * group_weights - tap * group_k;
-        grad_weight[group * group_weights + k * taps + tap] = total;
-    } else {
-        grad_bias[i - weights] = total;
+    const int bias_row = row == rows;
+    const int length = bias_row ? K : group_k;
+    const int first = row * group_k;
+    /* Weight k of row (group, tap) goes to group * group_k * taps + k * taps + tap. */
+    const int group = row / taps;
+    __global float *out =
+        bias_row ? grad_bias : grad_weight + group * group_k * taps + (row - group * taps);
+    const int step = bias_row ? 1 : taps;
+    for (int k = 0; k < length; k += 8) {
+        const int lanes = min(8, length - k);
+        float sums[8];
+        vstore8(slices_sum(partial, first + k, lanes, slices, slice_stride), 0, sums);
+        for (int j = 0; j < lanes; j++)
+            out[(k + j) * step] = sums[j];
     }
 }
 

@@ -1523,7 +1523,7 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     size_t sum_local[1] = {64};
     if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
         sum_local[0] = ctx->max_work_group_size;
-    const size_t sum_global[1] = {(size_t)weights + (p->has_bias ? p->out_channels : 0)};
+    const size_t sum_global[1] = {(size_t)(weights / v.out_channels + (p->has_bias ? 1 : 0))};
     return runtime_launch(ctx, sum_kernel, "conv2d_sum_direct_slices",
                           sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
                           sum_local);
