@@ -24,14 +24,21 @@ __kernel void global_avgpool_forward(const __global float *restrict input,
 }
 
 /* grad_input = grad_output / spatial spread over the plane, or added into
- * grad_input with accumulate = 1. One work-item per input element (count =
- * planes * spatial). */
+ * grad_input with accumulate = 1. One work-item per plane (launch over at
+ * least `planes`, any work-group size): one per element had spent its time
+ * dividing its index by spatial. */
 __kernel void global_avgpool_backward(const __global float *restrict grad_output,
-                                      __global float *restrict grad_input, const int count,
+                                      __global float *restrict grad_input, const int planes,
                                       const int spatial, const int accumulate) {
-    const int index = get_global_id(0);
-    if (index >= count)
+    const int plane = get_global_id(0);
+    if (plane >= planes)
         return;
-    const float g = grad_output[index / spatial] / (float)spatial;
-    grad_input[index] = accumulate ? grad_input[index] + g : g;
+    const float g = grad_output[plane] / (float)spatial;
+    __global float *out = grad_input + plane * spatial;
+    if (accumulate)
+        for (int s = 0; s < spatial; s++)
+            out[s] += g;
+    else
+        for (int s = 0; s < spatial; s++)
+            out[s] = g;
 }

@@ -47,14 +47,14 @@ clcnn_status global_avgpool_backward(clcnn_context *ctx, int batch, int channels
     status = runtime_get_kernel(ctx, "global_pool", "global_avgpool_backward", "", &kernel);
     if (status != CLCNN_OK)
         return status;
-    const int count = batch * channels * spatial;
+    const int planes = batch * channels;
     const int accumulate32 = accumulate != 0;
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &grad_input}, {sizeof(int), &count},
+        {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &grad_input}, {sizeof(int), &planes},
         {sizeof(int), &spatial},        {sizeof(int), &accumulate32},
     };
-    const size_t local[1] = {256};
-    const size_t global[1] = {(size_t)count};
+    const size_t local[1] = {64};
+    const size_t global[1] = {(size_t)planes};
     return runtime_launch(ctx, kernel, "global_avgpool_backward", sizeof(args) / sizeof(args[0]),
                           args, 1, global, local);
 }
