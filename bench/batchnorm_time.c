@@ -31,11 +31,11 @@ static clcnn_status run(clcnn_context *ctx, int op, void *layer) {
     if (op == 0)
         return batchnorm_forward_train(ctx, l->contiguous, l->batch, l->channels, l->spatial, 1e-5f,
                                        0.1f, l->x, l->weight, l->bias, l->mean, l->var, l->y,
-                                       l->saved, l->relu);
+                                       l->saved, l->relu, NULL);
     if (op == 1)
         return batchnorm_backward(ctx, l->contiguous, l->batch, l->channels, l->spatial, 1e-5f,
                                   l->x, l->grad_y, l->weight, l->grad_x, 0, l->grad_weight,
-                                  l->grad_bias, l->saved, l->relu ? l->y : NULL);
+                                  l->grad_bias, l->saved, l->relu ? l->y : NULL, NULL);
     return batchnorm_forward_eval(ctx, l->contiguous, l->batch, l->channels, l->spatial, 1e-5f,
                                   l->x, l->weight, l->bias, l->mean, l->var, l->y, l->relu);
 }

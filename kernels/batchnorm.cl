@@ -286,6 +286,18 @@ real affine_of(const real x, const affine a) {
 #define RELU_FROM_X 2
 #define NO_AFFINE ((affine){0.0f, 0.0f, 0.0f, 0.0f})
 
+/* A residual add fused after the layer (host/graph/plan.c), with the relu
+ * after it as the kernels' relu: the forward adds skip before the relu, and
+ * backward's gradient, masked by the output (RELU_FROM_Y), is also the
+ * gradient of skip, written into grad_skip or added to it (accumulate).
+ * Bit for bit what the add layer (kernels/combine.cl) computes apart. */
+typedef struct residual {
+    const __global float *skip; /* read when forward */
+    __global float *grad_skip;  /* written when backward */
+    int forward, backward, accumulate;
+} residual;
+#define NO_RESIDUAL ((residual){0, 0, 0, 0, 0})
+
 /* The gradient g of the output at x as the relu lets it through. */
 real relu_gradient(const real g, const int relu, const __global float *relu_y, const real x,
                    const affine a, const channel_walk *w) {
@@ -424,10 +436,12 @@ deviation_sums channel_deviation_sums(const __global float *x, const __global fl
 void normalise_channel(const __global float *x, __global float *y, const int batch,
                        const int channels, const int channel, const int spatial,
                        const float mean_hi, const float mean_lo, const float scale,
-                       const float shift, const int relu) {
+                       const float shift, const int relu, const residual *r) {
     const affine a = {mean_hi, mean_lo, scale, shift};
     FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
-        const real v = affine_of(load_at(x, &w), a);
+        real v = affine_of(load_at(x, &w), a);
+        if (r->forward)
+            v += load_at(r->skip, &w);
         store_at(relu ? relu_of(v) : v, y, 0, &w);
     }
 }
@@ -445,18 +459,22 @@ void update_running(__global float *running_mean, __global float *running_var, c
 
 /* dx = ((dy - mean_dy) - (x - mean) * k) * scale over the channel, with the
  * mean as two floats (normalise_channel), written into grad_x or added to it
- * (accumulate). */
+ * (accumulate), unless want_grad_x is 0; and a residual's gradient. */
 void input_gradient(const __global float *x, const __global float *grad_y,
                     const __global float *relu_y, const int relu, const affine forward,
                     __global float *grad_x, const int batch, const int channels,
                     const int channel, const int spatial, const float mean_hi,
                     const float mean_lo, const float mean_dy, const float k, const float scale,
-                    const int accumulate) {
+                    const int want_grad_x, const int accumulate, const residual *r) {
     FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real x_value = load_at(x, &w);
         const real dy = relu_gradient(load_at(grad_y, &w), relu, relu_y, x_value, forward, &w);
-        const real g = ((dy - mean_dy) - ((x_value - mean_hi) - mean_lo) * k) * scale;
-        store_at(g, grad_x, accumulate, &w);
+        if (r->backward)
+            store_at(dy, r->grad_skip, r->accumulate, &w);
+        if (want_grad_x) {
+            const real g = ((dy - mean_dy) - ((x_value - mean_hi) - mean_lo) * k) * scale;
+            store_at(g, grad_x, accumulate, &w);
+        }
     }
 }
 
@@ -481,7 +499,8 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
                         __global float *restrict running_var, __global float *restrict y,
                         __global float *restrict saved, const int save, const int relu,
                         const int batch, const int channels, const int spatial, const float eps,
-                        const float momentum) {
+                        const float momentum, const __global float *restrict skip,
+                        const int has_skip) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial);
@@ -501,8 +520,9 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
         saved[5 * channel + 3] = scale;
         saved[5 * channel + 4] = bias[channel];
     }
+    const residual r = {skip, 0, has_skip, 0, 0};
     normalise_channel(x, y, batch, channels, channel, spatial, rough_mean, correction, scale,
-                      bias[channel], relu);
+                      bias[channel], relu, &r);
     update_running(running_mean, running_var, channel, momentum, rough_mean + correction,
                    squares / (count - 1.0f));
 }
@@ -522,7 +542,7 @@ void backward_from_sums(const __global float *x, const __global float *grad_y,
                         const int batch, const int channels, const int channel,
                         const int spatial, const float rough_mean,
                         const float correction, const float invstd, const deviation_sums *sums,
-                        const int want_grad_x, const int accumulate) {
+                        const int want_grad_x, const int accumulate, const residual *r) {
     const float count = (float)(batch * spatial);
     /* sum(dy * (x - mean)) = sum(dy * d1) - correction * sum(dy) with
      * d1 = x - rough_mean; times invstd it is sum(dy * x_hat). */
@@ -532,14 +552,14 @@ void backward_from_sums(const __global float *x, const __global float *grad_y,
         grad_weight[channel] = sum_dy_dev * invstd;
         grad_bias[channel] = sum_dy;
     }
-    if (!want_grad_x)
+    if (!want_grad_x && !r->backward)
         return;
 
     /* dx = (dy - mean_dy - (x - mean) * k) * invstd * weight with
      * k = sum(dy * (x - mean)) * invstd^2 / M (as PyTorch's CPU kernel). */
     input_gradient(x, grad_y, relu_y, relu, forward, grad_x, batch, channels, channel, spatial,
                    rough_mean, correction, sum_dy / count, sum_dy_dev * invstd * invstd / count,
-                   invstd * weight[channel], accumulate);
+                   invstd * weight[channel], want_grad_x, accumulate, r);
 }
 
 /* Backward that recomputes the statistics as the forward computed them:
@@ -550,10 +570,12 @@ batchnorm_backward(const __global float *restrict x, const __global float *restr
                    const __global float *restrict weight, __global float *restrict grad_x,
                    __global float *restrict grad_weight, __global float *restrict grad_bias,
                    const int batch, const int channels, const int spatial, const float eps,
-                   const int want_grad_x, const int accumulate) {
+                   const int want_grad_x, const int accumulate, __global float *restrict grad_skip,
+                   const int want_grad_skip, const int accumulate_skip) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
     const float count = (float)(batch * spatial);
+    const residual r = {0, grad_skip, 0, want_grad_skip, accumulate_skip};
     const float rough_mean = channel_mean(x, partial, batch, channels, channel, spatial);
     const deviation_sums sums =
         channel_deviation_sums(x, grad_y, relu_y, relu, NO_AFFINE, partial, batch, channels,
@@ -564,7 +586,7 @@ batchnorm_backward(const __global float *restrict x, const __global float *restr
     const float invstd = 1.0f / sqrt(var + eps);
     backward_from_sums(x, grad_y, relu_y, relu, NO_AFFINE, weight, grad_x, grad_weight, grad_bias,
                        batch, channels, channel, spatial, rough_mean, correction, invstd, &sums,
-                       want_grad_x, accumulate);
+                       want_grad_x, accumulate, &r);
 }
 
 /* The same with the statistics batchnorm_forward_train kept (saved[5 *
@@ -572,24 +594,30 @@ batchnorm_backward(const __global float *restrict x, const __global float *restr
  * batchnorm_backward recomputes, then the forward's scale and shift): one
  * pass fewer over x, the same result. A relu fused into the forward (relu
  * = 1) is masked by the output recomputed from x (RELU_FROM_X), so its
- * output is not read. */
+ * output is not read; after a fused residual add (has_residual), by the
+ * output relu_y itself. */
 __kernel __attribute__((reqd_work_group_size(BATCHNORM_THREADS, 1, 1))) void
 batchnorm_backward_saved(const __global float *restrict x, const __global float *restrict grad_y,
                          const int relu, const __global float *restrict weight,
                          const __global float *restrict saved, __global float *restrict grad_x,
                          __global float *restrict grad_weight, __global float *restrict grad_bias,
                          const int batch, const int channels, const int spatial,
-                         const int want_grad_x, const int accumulate) {
+                         const int want_grad_x, const int accumulate,
+                         const __global float *restrict relu_y, const int has_residual,
+                         __global float *restrict grad_skip, const int want_grad_skip,
+                         const int accumulate_skip) {
     __local float partial[BATCHNORM_THREADS];
     const int channel = get_group_id(0);
     const __global float *stats = saved + 5 * channel;
     const affine forward = {stats[0], stats[1], stats[3], stats[4]};
-    const int mask = relu ? RELU_FROM_X : 0;
-    const deviation_sums sums = channel_deviation_sums(
-        x, grad_y, x, mask, forward, partial, batch, channels, channel, spatial, stats[0], 0, 1);
-    backward_from_sums(x, grad_y, x, mask, forward, weight, grad_x, grad_weight, grad_bias, batch,
-                       channels, channel, spatial, stats[0], stats[1], stats[2], &sums,
-                       want_grad_x, accumulate);
+    const int mask = !relu ? 0 : has_residual ? RELU_FROM_Y : RELU_FROM_X;
+    const residual r = {0, grad_skip, 0, want_grad_skip, accumulate_skip};
+    const deviation_sums sums = channel_deviation_sums(x, grad_y, relu_y, mask, forward, partial,
+                                                       batch, channels, channel, spatial, stats[0],
+                                                       0, 1);
+    backward_from_sums(x, grad_y, relu_y, mask, forward, weight, grad_x, grad_weight, grad_bias,
+                       batch, channels, channel, spatial, stats[0], stats[1], stats[2], &sums,
+                       want_grad_x, accumulate, &r);
 }
 
 /* ---- synchronised across ranks -------------------------------------------------------------- */
@@ -646,7 +674,9 @@ batchnorm_forward_apply(const __global float *restrict x, const __global float *
     const int channel = get_group_id(0);
     const __global float *s = statistics + 4 * channel;
     const float scale = weight[channel] / sqrt(s[2] + eps);
-    normalise_channel(x, y, batch, channels, channel, spatial, s[0], s[1], scale, bias[channel], 0);
+    const residual none = NO_RESIDUAL;
+    normalise_channel(x, y, batch, channels, channel, spatial, s[0], s[1], scale, bias[channel], 0,
+                      &none);
     update_running(running_mean, running_var, channel, momentum, s[0], s[3]);
 }
 
@@ -670,8 +700,9 @@ batchnorm_backward_apply(const __global float *restrict x, const __global float 
     }
     if (!want_grad_x)
         return;
+    const residual none = NO_RESIDUAL;
     input_gradient(x, grad_y, x, 0, NO_AFFINE, grad_x, batch, channels, channel, spatial, s[0],
-                   s[1], s[3], s[4], s[2] * weight[channel], accumulate);
+                   s[1], s[3], s[4], s[2] * weight[channel], 1, accumulate, &none);
 }
 
 /* ---- eval mode -------------------------------------------------------------------------- */

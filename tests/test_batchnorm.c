@@ -52,7 +52,9 @@
  * 6. A relu fused into the batchnorm, add, conv or dense layer before it
  *    (OpenCL): the batchnorm ops with relu = 1 / relu_y against the relu
  *    applied apart, bit for bit, on random shapes and both walks (the
- *    convolution's epilogue: tests/test_conv_groups.c); a residual network
+ *    convolution's epilogue: tests/test_conv_groups.c); a residual add and
+ *    its relu fused after the batchnorm against the add apart, the same
+ *    way; a residual network
  *    trained with fusion on and with CLCNN_FUSE=0, whose losses, tensors,
  *    folded eval outputs (a conv and a dense layer folded into a batchnorm
  *    running its relu) and traced outputs must be equal bit for bit, with
@@ -302,7 +304,7 @@ static int run_forward(clcnn_context *ctx, int walk, const shape *s, float eps, 
     if (ok && walk != WALK_DEVICE && training)
         ok = CHECK_OK(ctx, batchnorm_forward_train(ctx, walk, s->batch, channels, spatial, eps,
                                                    momentum, bx.mem, bw.mem, bb.mem, bm.mem, bv.mem,
-                                                   by.mem, NULL, 0));
+                                                   by.mem, NULL, 0, NULL));
     else if (ok && walk != WALK_DEVICE)
         ok = CHECK_OK(ctx,
                       batchnorm_forward_eval(ctx, walk, s->batch, channels, spatial, eps, bx.mem,
@@ -310,7 +312,7 @@ static int run_forward(clcnn_context *ctx, int walk, const shape *s, float eps, 
     else if (ok && training)
         ok = CHECK_OK(ctx,
                       op_batchnorm_forward_train(ctx, s->batch, channels, spatial, eps, momentum,
-                                                 bx, bw, bb, bm, bv, by, (buf){0}, 0));
+                                                 bx, bw, bb, bm, bv, by, (buf){0}, 0, NULL));
     else if (ok)
         ok = CHECK_OK(ctx, op_batchnorm_forward_eval(ctx, s->batch, channels, spatial, eps, bx, bw,
                                                      bb, bm, bv, by, 0));
@@ -338,11 +340,11 @@ static int run_backward(clcnn_context *ctx, int walk, const shape *s, float eps,
     if (ok && walk != WALK_DEVICE)
         ok = CHECK_OK(ctx, batchnorm_backward(ctx, walk, s->batch, channels, shape_spatial(s), eps,
                                               bx.mem, bg.mem, bw.mem, bgx.mem, accumulate, bgw.mem,
-                                              bgb.mem, NULL, NULL));
+                                              bgb.mem, NULL, NULL, NULL));
     else if (ok)
-        ok = CHECK_OK(ctx,
-                      op_batchnorm_backward(ctx, s->batch, channels, shape_spatial(s), eps, bx, bg,
-                                            bw, bgx, accumulate, bgw, bgb, (buf){0}, (buf){0}));
+        ok = CHECK_OK(ctx, op_batchnorm_backward(ctx, s->batch, channels, shape_spatial(s), eps, bx,
+                                                 bg, bw, bgx, accumulate, bgw, bgb, (buf){0},
+                                                 (buf){0}, NULL));
     ok = ok && read_buf(ctx, bgx, grad_x, count) && read_buf(ctx, bgw, grad_weight, channels) &&
          read_buf(ctx, bgb, grad_bias, channels);
     release_buf(&bx);
@@ -387,7 +389,7 @@ static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed)
             ok = ok &&
                  CHECK_OK(ctx, batchnorm_forward_train(ctx, walk, s->batch, channels, spatial,
                                                        c.eps, c.momentum, bx.mem, bw.mem, bb.mem,
-                                                       bm.mem, bv.mem, by.mem, bs.mem, 0));
+                                                       bm.mem, bv.mem, by.mem, bs.mem, 0, NULL));
             for (int v = 0; v < 2 && ok; v++) {
                 buf bgx = {0}, bgw = {0}, bgb = {0};
                 ok = make_buf(ctx, start, count, &bgx) &&
@@ -396,7 +398,7 @@ static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed)
                 ok = ok && CHECK_OK(ctx, batchnorm_backward(
                                              ctx, walk, s->batch, channels, spatial, c.eps, bx.mem,
                                              bg.mem, bw.mem, kind == 2 ? NULL : bgx.mem, kind == 1,
-                                             bgw.mem, bgb.mem, v ? bs.mem : NULL, NULL));
+                                             bgw.mem, bgb.mem, v ? bs.mem : NULL, NULL, NULL));
                 ok = ok && read_buf(ctx, bgx, out[v][0], count) &&
                      read_buf(ctx, bgw, out[v][1], channels) &&
                      read_buf(ctx, bgb, out[v][2], channels);
@@ -809,23 +811,23 @@ static void check_refused(clcnn_context *ctx) {
         return;
     const clcnn_status invalid = CLCNN_ERROR_INVALID_ARGUMENT;
     /* One value per channel cannot be trained on; eval can. */
-    CHECK(op_batchnorm_forward_train(ctx, 1, 1, 1, 1e-5f, 0.1f, x, w, b, m, v, y, (buf){0}, 0) ==
-          invalid);
+    CHECK(op_batchnorm_forward_train(ctx, 1, 1, 1, 1e-5f, 0.1f, x, w, b, m, v, y, (buf){0}, 0,
+                                     NULL) == invalid);
     CHECK(strstr(clcnn_last_error(ctx), "more than one value per channel") != NULL);
     CHECK_OK(ctx, op_batchnorm_forward_eval(ctx, 1, 1, 1, 1e-5f, x, w, b, m, v, y, 0));
-    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, -1.0f, 0.1f, x, w, b, m, v, y, (buf){0}, 0) ==
-          invalid);
-    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, 1e-5f, 1.5f, x, w, b, m, v, y, (buf){0}, 0) ==
-          invalid);
+    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, -1.0f, 0.1f, x, w, b, m, v, y, (buf){0}, 0,
+                                     NULL) == invalid);
+    CHECK(op_batchnorm_forward_train(ctx, 4, 1, 1, 1e-5f, 1.5f, x, w, b, m, v, y, (buf){0}, 0,
+                                     NULL) == invalid);
     CHECK(op_batchnorm_forward_eval(ctx, 4, 0, 1, 1e-5f, x, w, b, m, v, y, 0) == invalid);
     const buf none = {0};
     CHECK(op_batchnorm_forward_eval(ctx, 4, 1, 1, 1e-5f, x, w, b, none, v, y, 0) == invalid);
-    CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, none, b, none, none) ==
+    CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, none, b, none, none, NULL) ==
           invalid);
     /* The reference runs a relu as a layer of its own. */
     if (!context_is_opencl(ctx)) {
         CHECK(op_batchnorm_forward_eval(ctx, 4, 1, 1, 1e-5f, x, w, b, m, v, y, 1) == invalid);
-        CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, w, b, none, y) ==
+        CHECK(op_batchnorm_backward(ctx, 4, 1, 1, 1e-5f, x, y, w, none, 0, w, b, none, y, NULL) ==
               invalid);
     }
     release_buf(&x);
@@ -1484,7 +1486,7 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
                         ok = CHECK_OK(ctx, batchnorm_forward_train(
                                                ctx, walk, s->batch, channels, spatial, c.eps,
                                                c.momentum, bx.mem, bw.mem, bb.mem, bm.mem, bv.mem,
-                                               by.mem, relu ? bs.mem : NULL, relu));
+                                               by.mem, relu ? bs.mem : NULL, relu, NULL));
                     else if (ok)
                         ok = CHECK_OK(ctx,
                                       batchnorm_forward_eval(ctx, walk, s->batch, channels, spatial,
@@ -1516,7 +1518,7 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
                                           ctx, walk, s->batch, channels, spatial, c.eps, bx.mem,
                                           fused ? bg.mem : bq.mem, bw.mem,
                                           kind == 2 ? NULL : bgx.mem, kind == 1, bgw.mem, bgb.mem,
-                                          saved ? bs.mem : NULL, fused ? br.mem : NULL)) &&
+                                          saved ? bs.mem : NULL, fused ? br.mem : NULL, NULL)) &&
                              read_buf(ctx, bgx, grads[fused][0], count) &&
                              read_buf(ctx, bgw, grads[fused][1], channels) &&
                              read_buf(ctx, bgb, grads[fused][2], channels);
@@ -1551,6 +1553,123 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
         free_case(&c);
     }
     printf("fused relu ops: %d runs, %d differ from the relu apart\n", runs, mismatches);
+    CHECK(runs > 0 && mismatches == 0);
+}
+
+/* A residual add (and its relu) fused after the train-mode batchnorm
+ * (batchnorm_residual): the forward against the batchnorm's output plus skip
+ * (relu'd) here; the backward given the output's gradient, relu_y and
+ * grad_skip against the add's backward here (the masked gradient, written
+ * or added into grad_skip) followed by the batchnorm's backward of the
+ * masked gradient; with and without a relu, kept statistics or recomputed,
+ * grad_skip written, added into or absent, grad_x overwritten, added into
+ * or absent; on both walks. Bit for bit. */
+static void check_residual_ops(clcnn_context *ctx, int cases, uint64_t seed) {
+    test_rng rng = {seed};
+    int mismatches = 0, runs = 0;
+    for (int index = 0; index < cases; index++) {
+        bn_case c;
+        draw_case(&rng, index, &c);
+        const shape *s = &c.s;
+        const int64_t count = shape_count(s);
+        const int channels = s->channels, spatial = shape_spatial(s);
+        const int kind = index % 3;      /* grad_x overwritten, accumulated, absent */
+        const int skip_kind = index % 4; /* grad_skip written, accumulated, absent, written */
+        float *skip = allocate_floats(count), *grad_y = allocate_floats(count);
+        float *start = allocate_floats(count), *masked = allocate_floats(count);
+        float *out[2], *grads[2][4];
+        for (int v = 0; v < 2; v++) {
+            out[v] = allocate_floats(count);
+            for (int k = 0; k < 4; k++)
+                grads[v][k] = calloc((size_t)(k == 0 || k == 3 ? count : channels), sizeof(float));
+        }
+        fill_uniform(&rng, skip, count, -1.0f, 1.0f);
+        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        for (int variant = 0; variant < 8; variant++) {
+            const int walk = variant & 1, relu = (variant >> 1) & 1, saved = variant >> 2;
+            buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, bs = {0}, bk = {0}, bg = {0};
+            buf by[2] = {{0}, {0}};
+            int ok =
+                make_buf(ctx, c.x, count, &bx) && make_buf(ctx, c.weight, channels, &bw) &&
+                make_buf(ctx, c.bias, channels, &bb) &&
+                make_buf(ctx, c.running_mean, channels, &bm) &&
+                make_buf(ctx, c.running_var, channels, &bv) && make_buf(ctx, skip, count, &bk) &&
+                make_buf(ctx, grad_y, count, &bg) &&
+                CHECK_OK(ctx, buffer_create(ctx, sizeof(float) * 5 * (size_t)channels, &bs.mem));
+            /* out[0]: the batchnorm's output, the add and relu here; out[1]: fused. */
+            for (int fused = 0; fused < 2 && ok; fused++) {
+                const batchnorm_residual forward = {bk.mem, NULL, 0};
+                ok = make_buf(ctx, start, count, &by[fused]) &&
+                     CHECK_OK(ctx, batchnorm_forward_train(
+                                       ctx, walk, s->batch, channels, spatial, c.eps, c.momentum,
+                                       bx.mem, bw.mem, bb.mem, bm.mem, bv.mem, by[fused].mem,
+                                       bs.mem, fused && relu, fused ? &forward : NULL)) &&
+                     read_buf(ctx, by[fused], out[fused], count);
+            }
+            for (int64_t i = 0; i < count; i++) {
+                const float sum = out[0][i] + skip[i];
+                out[0][i] = relu && sum <= 0.0f ? 0.0f : sum;
+            }
+            int same = ok && memcmp(out[0], out[1], sizeof(float) * (size_t)count) == 0;
+            /* The add's backward here: the masked gradient, which grad_skip takes too. */
+            for (int64_t i = 0; i < count; i++) {
+                masked[i] = relu && out[1][i] <= 0.0f ? 0.0f : grad_y[i];
+                grads[0][3][i] = skip_kind == 1 ? start[i] + masked[i] : masked[i];
+            }
+            buf bq = {0};
+            ok = ok && make_buf(ctx, masked, count, &bq);
+            for (int fused = 0; fused < 2 && ok; fused++) {
+                buf bgx = {0}, bgw = {0}, bgb = {0}, bgs = {0};
+                ok = make_buf(ctx, start, count, &bgx) &&
+                     make_buf(ctx, grads[fused][1], channels, &bgw) &&
+                     make_buf(ctx, grads[fused][2], channels, &bgb) &&
+                     make_buf(ctx, start, count, &bgs);
+                const batchnorm_residual backward = {NULL, skip_kind == 2 ? NULL : bgs.mem,
+                                                     skip_kind == 1};
+                ok = ok &&
+                     CHECK_OK(ctx, batchnorm_backward(ctx, walk, s->batch, channels, spatial, c.eps,
+                                                      bx.mem, fused ? bg.mem : bq.mem, bw.mem,
+                                                      kind == 2 ? NULL : bgx.mem, kind == 1,
+                                                      bgw.mem, bgb.mem, saved ? bs.mem : NULL,
+                                                      fused && relu ? by[1].mem : NULL,
+                                                      fused ? &backward : NULL)) &&
+                     read_buf(ctx, bgx, grads[fused][0], count) &&
+                     read_buf(ctx, bgw, grads[fused][1], channels) &&
+                     read_buf(ctx, bgb, grads[fused][2], channels);
+                if (fused && skip_kind != 2)
+                    ok = ok && read_buf(ctx, bgs, grads[1][3], count);
+                buf all[] = {bgx, bgw, bgb, bgs};
+                for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                    release_buf(&all[i]);
+            }
+            for (int k = 0; k < 4; k++)
+                if (k < 3 || skip_kind != 2)
+                    same =
+                        same && ok &&
+                        memcmp(grads[0][k], grads[1][k],
+                               sizeof(float) * (size_t)(k == 0 || k == 3 ? count : channels)) == 0;
+            runs++;
+            if (!same) {
+                mismatches++;
+                print_case("fused residual", index, &c, relu ? ", relu" : "", 0.0);
+            }
+            buf all[] = {bx, bw, bb, bm, bv, bs, bk, bg, bq, by[0], by[1]};
+            for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                release_buf(&all[i]);
+        }
+        free(skip);
+        free(grad_y);
+        free(start);
+        free(masked);
+        for (int v = 0; v < 2; v++) {
+            free(out[v]);
+            for (int k = 0; k < 4; k++)
+                free(grads[v][k]);
+        }
+        free_case(&c);
+    }
+    printf("fused residual ops: %d runs, %d differ from the add apart\n", runs, mismatches);
     CHECK(runs > 0 && mismatches == 0);
 }
 
@@ -1665,6 +1784,7 @@ int main(void) {
     check_fold_op(ctx, op_shapes, 13401);
     check_folded_forward(contexts);
     check_fused_relu_ops(ctx, op_shapes, 13601);
+    check_residual_ops(ctx, op_shapes, 13701);
     setenv("CLCNN_FUSE", "0", 1);
     clcnn_context *apart = test_opencl_context();
     unsetenv("CLCNN_FUSE");

@@ -86,7 +86,7 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
     if (p->training)
         return op_batchnorm_forward_train(p->ctx, p->batch, l->in.c, spatial, l->eps, l->momentum,
                                           p->in[0], p->tensor[0], p->tensor[1], p->tensor[2],
-                                          p->tensor[3], p->out, p->saved, p->relu);
+                                          p->tensor[3], p->out, p->saved, p->relu, NULL);
     return op_batchnorm_forward_eval(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0],
                                      p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3], p->out,
                                      p->relu);
@@ -114,7 +114,7 @@ static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p
     }
     return op_batchnorm_backward(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0], p->grad_out,
                                  p->tensor[0], p->grad_in[0], p->accumulate[0], p->tensor_grad[0],
-                                 p->tensor_grad[1], p->saved, p->relu ? p->out : (buf){0});
+                                 p->tensor_grad[1], p->saved, p->relu ? p->out : (buf){0}, NULL);
 }
 
 static clcnn_status batchnorm_fold_into(const layer *l, clcnn_context *ctx, const buf *tensor,

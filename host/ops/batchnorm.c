@@ -106,7 +106,8 @@ static clcnn_status channel_launch(clcnn_context *ctx, cl_kernel kernel, const c
 clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
                                      int spatial, float eps, float momentum, cl_mem x,
                                      cl_mem weight, cl_mem bias, cl_mem running_mean,
-                                     cl_mem running_var, cl_mem y, cl_mem saved, int relu) {
+                                     cl_mem running_var, cl_mem y, cl_mem saved, int relu,
+                                     const batchnorm_residual *residual) {
     clcnn_status status =
         check_train(ctx, "batchnorm_forward_train", batch, channels, spatial, eps, momentum);
     if (status != CLCNN_OK)
@@ -119,6 +120,9 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
     /* Without saved the kernel never touches that argument: y stands in. */
     const int save = saved != NULL;
     cl_mem saved_arg = save ? saved : y;
+    /* Without a residual the kernel never reads skip: x stands in. */
+    const int has_skip = residual != NULL;
+    cl_mem skip = has_skip ? residual->skip : x;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
@@ -127,6 +131,7 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         {sizeof(int), &relu},           {sizeof(int), &batch},
         {sizeof(int), &channels},       {sizeof(int), &spatial},
         {sizeof(float), &eps},          {sizeof(float), &momentum},
+        {sizeof(cl_mem), &skip},        {sizeof(int), &has_skip},
     };
     return channel_launch(ctx, kernel, "batchnorm_forward_train", threads, channels, args,
                           sizeof(args) / sizeof(args[0]));
@@ -171,7 +176,7 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
                                 int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
                                 cl_mem grad_x, int accumulate, cl_mem grad_weight, cl_mem grad_bias,
-                                cl_mem saved, cl_mem relu_y) {
+                                cl_mem saved, cl_mem relu_y, const batchnorm_residual *residual) {
     clcnn_status status = check_shape(ctx, "batchnorm_backward", batch, channels, spatial, eps);
     if (status != CLCNN_OK)
         return status;
@@ -187,6 +192,11 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
     cl_mem grad_x_arg = want_grad_x ? grad_x : x;
     const int relu = relu_y != NULL;
     cl_mem relu_arg = relu ? relu_y : x;
+    /* Without the skip's gradient the kernels never touch grad_skip: x stands in. */
+    const int has_residual = residual != NULL;
+    const int want_grad_skip = has_residual && residual->grad_skip;
+    const int accumulate_skip = want_grad_skip && residual->accumulate_skip;
+    cl_mem grad_skip = want_grad_skip ? residual->grad_skip : x;
     if (saved) {
         const kernel_arg args[] = {
             {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
@@ -195,17 +205,31 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
             {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias},
             {sizeof(int), &batch},          {sizeof(int), &channels},
             {sizeof(int), &spatial},        {sizeof(int), &want_grad_x},
-            {sizeof(int), &accumulate32},
+            {sizeof(int), &accumulate32},   {sizeof(cl_mem), &relu_arg},
+            {sizeof(int), &has_residual},   {sizeof(cl_mem), &grad_skip},
+            {sizeof(int), &want_grad_skip}, {sizeof(int), &accumulate_skip},
         };
         return channel_launch(ctx, kernel, name, threads, channels, args,
                               sizeof(args) / sizeof(args[0]));
     }
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},    {sizeof(cl_mem), &relu_arg},
-        {sizeof(int), &relu},           {sizeof(cl_mem), &weight},    {sizeof(cl_mem), &grad_x_arg},
-        {sizeof(cl_mem), &grad_weight}, {sizeof(cl_mem), &grad_bias}, {sizeof(int), &batch},
-        {sizeof(int), &channels},       {sizeof(int), &spatial},      {sizeof(float), &eps},
-        {sizeof(int), &want_grad_x},    {sizeof(int), &accumulate32},
+        {sizeof(cl_mem), &x},
+        {sizeof(cl_mem), &grad_y},
+        {sizeof(cl_mem), &relu_arg},
+        {sizeof(int), &relu},
+        {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &grad_x_arg},
+        {sizeof(cl_mem), &grad_weight},
+        {sizeof(cl_mem), &grad_bias},
+        {sizeof(int), &batch},
+        {sizeof(int), &channels},
+        {sizeof(int), &spatial},
+        {sizeof(float), &eps},
+        {sizeof(int), &want_grad_x},
+        {sizeof(int), &accumulate32},
+        {sizeof(cl_mem), &grad_skip},
+        {sizeof(int), &want_grad_skip},
+        {sizeof(int), &accumulate_skip},
     };
     return channel_launch(ctx, kernel, "batchnorm_backward", threads, channels, args,
                           sizeof(args) / sizeof(args[0]));
@@ -294,7 +318,7 @@ static clcnn_status require(clcnn_context *ctx, const char *what, int count, con
 static clcnn_status require_opencl_for_relu(clcnn_context *ctx, const char *what, int relu) {
     if (relu && !context_is_opencl(ctx))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "%s: the reference runs a relu as a layer of its own", what);
+                         "%s: the reference runs a relu or an add as a layer of its own", what);
     return CLCNN_OK;
 }
 
@@ -609,7 +633,7 @@ clcnn_status op_batchnorm_backward_sync(clcnn_context *ctx, rank_sync *sync, int
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,
                                         buf running_mean, buf running_var, buf y, buf saved,
-                                        int relu) {
+                                        int relu, const batchnorm_residual *residual) {
     const char *what = "op_batchnorm_forward_train";
     static const char *const names[] = {"x", "weight", "bias", "running_mean", "running_var", "y"};
     const buf bufs[] = {x, weight, bias, running_mean, running_var, y};
@@ -617,13 +641,14 @@ clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int chann
     if (status == CLCNN_OK)
         status = require(ctx, what, 6, bufs, names);
     if (status == CLCNN_OK)
-        status = require_opencl_for_relu(ctx, what, relu);
+        status = require_opencl_for_relu(ctx, what, relu || residual);
     if (status != CLCNN_OK)
         return status;
     if (context_is_opencl(ctx))
         return batchnorm_forward_train(ctx, batchnorm_contiguous_walk(ctx), batch, channels,
                                        spatial, eps, momentum, x.mem, weight.mem, bias.mem,
-                                       running_mean.mem, running_var.mem, y.mem, saved.mem, relu);
+                                       running_mean.mem, running_var.mem, y.mem, saved.mem, relu,
+                                       residual);
     batchnorm_forward_train_ref(batch, channels, spatial, eps, momentum, x.host, weight.host,
                                 bias.host, running_mean.host, running_var.host, y.host);
     return CLCNN_OK;
@@ -654,7 +679,7 @@ clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channe
 clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                    float eps, buf x, buf grad_y, buf weight, buf grad_x,
                                    int accumulate, buf grad_weight, buf grad_bias, buf saved,
-                                   buf relu_y) {
+                                   buf relu_y, const batchnorm_residual *residual) {
     const char *what = "op_batchnorm_backward";
     static const char *const names[] = {"x", "grad_y", "weight", "grad_weight", "grad_bias"};
     const buf bufs[] = {x, grad_y, weight, grad_weight, grad_bias};
@@ -662,14 +687,14 @@ clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, 
     if (status == CLCNN_OK)
         status = require(ctx, what, 5, bufs, names);
     if (status == CLCNN_OK)
-        status = require_opencl_for_relu(ctx, what, buf_present(ctx, relu_y));
+        status = require_opencl_for_relu(ctx, what, buf_present(ctx, relu_y) || residual);
     if (status != CLCNN_OK)
         return status;
     if (context_is_opencl(ctx))
         return batchnorm_backward(ctx, batchnorm_contiguous_walk(ctx), batch, channels, spatial,
                                   eps, x.mem, grad_y.mem, weight.mem,
                                   buf_present(ctx, grad_x) ? grad_x.mem : NULL, accumulate,
-                                  grad_weight.mem, grad_bias.mem, saved.mem, relu_y.mem);
+                                  grad_weight.mem, grad_bias.mem, saved.mem, relu_y.mem, residual);
     batchnorm_backward_ref(batch, channels, spatial, eps, x.host, grad_y.host, weight.host,
                            buf_present(ctx, grad_x) ? grad_x.host : NULL, accumulate,
                            grad_weight.host, grad_bias.host);

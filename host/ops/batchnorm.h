@@ -49,13 +49,26 @@ enum { BATCHNORM_SAVED_FLOATS = 5 };
  * (batchnorm_contiguous_walk); the tests run both. */
 int batchnorm_contiguous_walk(const clcnn_context *ctx);
 
+/* A residual add fused after the batchnorm, with the relu after it as the
+ * functions' relu (host/graph/plan.c; OpenCL only): the forward writes
+ * relu?(y + skip); backward's grad_y is the gradient with respect to that
+ * output, relu_y, which masks it (relu_y present exactly when there is a
+ * relu), and the masked gradient also goes into grad_skip (added with
+ * accumulate_skip; grad_skip NULL: not wanted). Bit for bit the add layer's
+ * forward and backward (kernels/combine.cl). NULL: no residual. */
+typedef struct batchnorm_residual {
+    cl_mem skip, grad_skip;
+    int accumulate_skip;
+} batchnorm_residual;
+
 void batchnorm_forward_train_ref(int batch, int channels, int spatial, float eps, float momentum,
                                  const float *x, const float *weight, const float *bias,
                                  float *running_mean, float *running_var, float *y);
 clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int batch, int channels,
                                      int spatial, float eps, float momentum, cl_mem x,
                                      cl_mem weight, cl_mem bias, cl_mem running_mean,
-                                     cl_mem running_var, cl_mem y, cl_mem saved, int relu);
+                                     cl_mem running_var, cl_mem y, cl_mem saved, int relu,
+                                     const batchnorm_residual *residual);
 
 void batchnorm_forward_eval_ref(int batch, int channels, int spatial, float eps, const float *x,
                                 const float *weight, const float *bias, const float *running_mean,
@@ -71,7 +84,7 @@ void batchnorm_backward_ref(int batch, int channels, int spatial, float eps, con
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
                                 int spatial, float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
                                 cl_mem grad_x, int accumulate, cl_mem grad_weight, cl_mem grad_bias,
-                                cl_mem saved, cl_mem relu_y);
+                                cl_mem saved, cl_mem relu_y, const batchnorm_residual *residual);
 
 /* The gradients of the eval-mode forward (running statistics): an affine map
  * per channel. grad_x may be NULL; grad_weight and grad_bias may both be
@@ -191,14 +204,14 @@ clcnn_status op_batchnorm_backward_sync(clcnn_context *ctx, rank_sync *sync, int
 clcnn_status op_batchnorm_forward_train(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, float momentum, buf x, buf weight, buf bias,
                                         buf running_mean, buf running_var, buf y, buf saved,
-                                        int relu);
+                                        int relu, const batchnorm_residual *residual);
 clcnn_status op_batchnorm_forward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
                                        float eps, buf x, buf weight, buf bias, buf running_mean,
                                        buf running_var, buf y, int relu);
 clcnn_status op_batchnorm_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                    float eps, buf x, buf grad_y, buf weight, buf grad_x,
                                    int accumulate, buf grad_weight, buf grad_bias, buf saved,
-                                   buf relu_y);
+                                   buf relu_y, const batchnorm_residual *residual);
 
 clcnn_status op_batchnorm_backward_eval(clcnn_context *ctx, int batch, int channels, int spatial,
                                         float eps, buf x, buf grad_y, buf weight, buf running_mean,
