@@ -382,6 +382,10 @@ typedef struct memory_plan {
      * (layer_pass.relu), -1 if none; the relu then shares node i's storage,
      * as a view would (plan.c). */
     int *fused_relu;
+    /* fused_add[i]: the add of two inputs that alone reads node i and runs
+     * inside it (layer_pass.add_in), -1 if none; the add (and its fused
+     * relu) then share node i's storage. */
+    int *fused_add;
 } memory_plan;
 
 struct clcnn_net {
@@ -553,6 +557,9 @@ void augment_image(const float *src, float *dst, int channels, int height, int w
 
 /* host/graph/plan.c and pass.c: memory plan and passes */
 void net_release_activations(clcnn_net *net);
+/* For a node with a fused add (memory_plan.fused_add[i] >= 0): the add's
+ * other input. */
+int fused_add_other_input(const clcnn_net *net, int i);
 void net_release_device_parameters(clcnn_net *net);
 /* Makes the host copy of the parameters current (after training on a device). */
 clcnn_status net_sync_parameters_to_host(clcnn_net *net);

@@ -1674,8 +1674,12 @@ static void check_residual_ops(clcnn_context *ctx, int cases, uint64_t seed) {
 }
 
 /* bn -> relu, add -> relu, conv -> relu and dense -> relu fuse (b1, sum,
- * c3, fc0, b4); b3, read by a relu and an add, does not. In eval mode c1
- * folds into b1 and fc1 into b4, and each runs the relu after them. */
+ * c3, fc0, b4); b3, read by a relu and an add, does not. b2 runs the add
+ * `sum` (and its relu) inside it, b6 the add `tail` (without a relu, and
+ * in eval mode too, nothing folding into b6); b3 cannot, nor can b5, whose
+ * add's other input comes after it. In eval mode c1 folds into b1, c2 into
+ * b2 (the add then runs apart, in place) and fc1 into b4, and each runs the
+ * relu after them. */
 static const char fused_text[] = "input channels=2 height=6 width=6\n"
                                  "conv filters=4 size=3 pad=1 bias=false name=c1\n"
                                  "batchnorm name=b1\n"
@@ -1689,6 +1693,11 @@ static const char fused_text[] = "input channels=2 height=6 width=6\n"
                                  "batchnorm name=b3\n"
                                  "relu name=r4\n"
                                  "add inputs=r4,b3 name=both\n"
+                                 "batchnorm name=b5\n"
+                                 "conv filters=4 size=1 input=both name=c4\n"
+                                 "add inputs=b5,c4 name=late\n"
+                                 "batchnorm name=b6\n"
+                                 "add inputs=both,b6 name=tail\n"
                                  "flatten\n"
                                  "dense units=8 name=fc0\n"
                                  "relu name=r6\n"
@@ -1696,7 +1705,7 @@ static const char fused_text[] = "input channels=2 height=6 width=6\n"
                                  "batchnorm name=b4\n"
                                  "relu name=r5\n"
                                  "dense units=3 name=fc2\n";
-enum { FUSED_PAIRS = 5 };
+enum { FUSED_PAIRS = 5, FUSED_ADDS = 2 };
 
 /* Every traced output, in the order traced, summed into a hash of its bits. */
 static clcnn_status hash_trace(void *user, int layer_index, const float *values, int64_t first,
@@ -1720,20 +1729,25 @@ static void check_fused_network(clcnn_context *ctx, clcnn_context *apart) {
     trained runs[2];
     uint64_t traces[2] = {14695981039346656037ull, 14695981039346656037ull};
     float *traced_output = allocate_floats(NET_IMAGES * 3);
-    int pairs[2] = {0, 0};
+    int pairs[2] = {0, 0}, adds[2] = {0, 0};
     int ok = 1;
     for (int f = 0; f < 2; f++) {
         clcnn_context *c = f ? ctx : apart;
         ok = ok && train_net(c, fused_text, &data, &runs[f]) &&
              CHECK_OK(c, clcnn_net_forward(runs[f].net, images, NET_IMAGES, traced_output,
                                            hash_trace, &traces[f]));
-        for (int i = 0; ok && i < runs[f].net->layer_count; i++)
+        for (int i = 0; ok && i < runs[f].net->layer_count; i++) {
             pairs[f] += runs[f].net->plan.fused_relu[i] >= 0;
+            adds[f] += runs[f].net->plan.fused_add[i] >= 0;
+        }
     }
     if (CHECK(ok)) {
-        printf("fused network: %d pairs fused, %d with CLCNN_FUSE=0; losses %.6f -> %.6f\n",
-               pairs[1], pairs[0], runs[1].losses[0], runs[1].losses[NET_EPOCHS - 1]);
+        printf("fused network: %d pairs and %d adds fused, %d and %d with CLCNN_FUSE=0; losses "
+               "%.6f -> %.6f\n",
+               pairs[1], adds[1], pairs[0], adds[0], runs[1].losses[0],
+               runs[1].losses[NET_EPOCHS - 1]);
         CHECK(pairs[1] == FUSED_PAIRS && pairs[0] == 0);
+        CHECK(adds[1] == FUSED_ADDS && adds[0] == 0);
         CHECK(memcmp(runs[0].losses, runs[1].losses, sizeof(runs[0].losses)) == 0);
         CHECK(runs[0].tensor_floats == runs[1].tensor_floats &&
               memcmp(runs[0].tensors, runs[1].tensors,

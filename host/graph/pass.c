@@ -284,8 +284,26 @@ static int relu_of_fused_pair(const clcnn_net *net, int i) {
     return l->input_count == 1 && net->plan.fused_relu[l->inputs[0]] == i;
 }
 
-/* fuse: a fused pair runs as one node; 0: each node apart, the relu in
- * place on the storage the pair shares (every node's own output shows). */
+/* Node i is an add that its input named here runs inside itself (plan.c), or -1. */
+static int adder_of_fused_add(const clcnn_net *net, int i) {
+    const layer *l = &net->layers[i];
+    for (int k = 0; k < l->input_count; k++)
+        if (net->plan.fused_add[l->inputs[k]] == i)
+            return l->inputs[k];
+    return -1;
+}
+
+/* A node with a fused add runs it, and the add's fused relu (plan.c). */
+static void fill_fused_add(const clcnn_net *net, int i, layer_pass *p) {
+    const int add = net->plan.fused_add[i];
+    if (add < 0)
+        return;
+    p->relu = net->plan.fused_relu[add] >= 0;
+    p->add_in = activation(net, fused_add_other_input(net, i));
+}
+
+/* fuse: a fused pair runs as one node; 0: each node apart, the relu or add
+ * in place on the storage the pair shares (every node's own output shows). */
 static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
                                  int64_t first_image, int before_backward, int fuse) {
     const layer *l = &net->layers[i];
@@ -293,10 +311,12 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
      * (in training, when not frozen). */
     if (!l->type->forward || (batch == 0 && !(l->type->sync_floats && training && !net->frozen[i])))
         return CLCNN_OK;
-    if (fuse && relu_of_fused_pair(net, i))
+    if (fuse && (relu_of_fused_pair(net, i) || adder_of_fused_add(net, i) >= 0))
         return CLCNN_OK;
     layer_pass p = forward_pass(net, i, batch, training, first_image, before_backward);
     p.relu = fuse && net->plan.fused_relu[i] >= 0;
+    if (fuse)
+        fill_fused_add(net, i, &p);
     /* A train-mode forward updates state tensors (running statistics): on a
      * device their host copy is then stale. */
     if (training && context_is_opencl(net->ctx))
@@ -346,6 +366,15 @@ clcnn_status net_forward_folded(clcnn_net *net, int batch, int64_t first_image) 
         const int j = plan->folded_into[i];
         if (computed_by_fold(net, i))
             continue;
+        /* An add fused into a node a fold computed runs after it, in place,
+         * with its own fused relu. */
+        const int adder = adder_of_fused_add(net, i);
+        if (adder >= 0 && computed_by_fold(net, adder)) {
+            layer_pass p = forward_pass(net, i, batch, 0, first_image, 0);
+            p.relu = plan->fused_relu[i] >= 0;
+            status = l->type->forward(l, &p);
+            continue;
+        }
         if (j < 0) {
             /* A fused relu whose input did not run runs apart, unless the
              * node folding into that input ran it. */
@@ -666,7 +695,7 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
      * share their input's gradient and have nothing to do; a fused relu's
      * backward runs inside its input's). */
     if (!plan->needs_grad[i] || !plan->grad_written[root] || !l->type->backward ||
-        relu_of_fused_pair(net, i))
+        relu_of_fused_pair(net, i) || adder_of_fused_add(net, i) >= 0)
         return CLCNN_OK;
     layer_pass p;
     memset(&p, 0, sizeof(p));
@@ -684,6 +713,16 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
     p.out = activation(net, i);
     p.grad_out = gradient(net, i);
     p.relu = plan->fused_relu[i] >= 0;
+    fill_fused_add(net, i, &p);
+    if (plan->fused_add[i] >= 0) {
+        /* The add's backward, which node i runs, gives its other input its share. */
+        const int other = fused_add_other_input(net, i);
+        if (plan->needs_grad[other]) {
+            p.add_grad = gradient(net, other);
+            p.add_accumulate = plan->grad_written[plan->root[other]];
+            plan->grad_written[plan->root[other]] = 1;
+        }
+    }
     p.scratch = plan->scratch;
     if (plan->saved)
         p.saved = plan->saved[i];

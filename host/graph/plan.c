@@ -53,6 +53,7 @@ void net_release_activations(clcnn_net *net) {
     free(plan->folded);
     free(plan->folded_into);
     free(plan->fused_relu);
+    free(plan->fused_add);
     memset(plan, 0, sizeof(*plan));
     buffer_release(&net->device_labels);
     buffer_release(&net->device_targets);
@@ -273,6 +274,40 @@ static void find_fused_relus(clcnn_net *net) {
     }
 }
 
+/* The add's input other than node i. */
+int fused_add_other_input(const clcnn_net *net, int i) {
+    const layer *add = &net->layers[net->plan.fused_add[i]];
+    return add->inputs[0] == i ? add->inputs[1] : add->inputs[0];
+}
+
+/* The fused adds: a fuses_add node whose only reader is an add of it and
+ * one node computed before it (not its own input), on an OpenCL device with fusion on. The
+ * add's output (and its fused relu's) is then the node's storage too; the
+ * node computes the add when it runs (when a fold computes the node
+ * instead, the add runs after it, in place), and its backward is the
+ * add's too. */
+static void find_fused_adds(clcnn_net *net) {
+    const int fusing = context_is_opencl(net->ctx) && net->ctx->config.fuse;
+    for (int i = 0; i < net->layer_count; i++) {
+        net->plan.fused_add[i] = -1;
+        if (!fusing || !net->layers[i].type->fuses_add)
+            continue;
+        const int reader = only_reader(net, i);
+        if (reader < 0 || net->layers[reader].type != &layer_add ||
+            net->layers[reader].input_count != 2)
+            continue;
+        net->plan.fused_add[i] = reader;
+        /* The other input must be ready, and its gradient apart from the
+         * node's own input's, which the same kernel writes. */
+        const int other = fused_add_other_input(net, i);
+        int apart = other < i;
+        for (int k = 0; k < net->layers[i].input_count; k++)
+            apart = apart && net->layers[i].inputs[k] != other;
+        if (!apart)
+            net->plan.fused_add[i] = -1;
+    }
+}
+
 /* Every folding pair's weight and bias, as large as the folded node's. */
 static clcnn_status allocate_folds(clcnn_net *net) {
     memory_plan *plan = &net->plan;
@@ -342,6 +377,7 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     plan->folded_into = malloc(sizeof(int) * (size_t)n);
     plan->folded = calloc((size_t)n, sizeof(*plan->folded));
     plan->fused_relu = malloc(sizeof(int) * (size_t)n);
+    plan->fused_add = malloc(sizeof(int) * (size_t)n);
     int *first = calloc((size_t)n, sizeof(int)), *last = calloc((size_t)n, sizeof(int));
     planned_storage kinds[3] = {{"outputs", NULL, NULL, 0},
                                 {"output gradients", NULL, NULL, 0},
@@ -352,19 +388,23 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     }
     clcnn_status status = CLCNN_OK;
     if (!plan->root || !plan->out_slot || !plan->grad_slot || !plan->needs_grad ||
-        !plan->grad_written || !plan->folded_into || !plan->folded || !plan->fused_relu || !first ||
-        !last || !kinds[0].floats || !kinds[0].owner || !kinds[1].floats || !kinds[1].owner ||
-        !kinds[2].floats || !kinds[2].owner) {
+        !plan->grad_written || !plan->folded_into || !plan->folded || !plan->fused_relu ||
+        !plan->fused_add || !first || !last || !kinds[0].floats || !kinds[0].owner ||
+        !kinds[1].floats || !kinds[1].owner || !kinds[2].floats || !kinds[2].owner) {
         status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
         goto done;
     }
     find_fused_relus(net);
+    find_fused_adds(net);
     plan_convolutions(net, capacity);
     for (int i = 0; i < n; i++) {
         const layer *l = &net->layers[i];
         const int shares =
             l->type->view || (l->input_count == 1 && plan->fused_relu[l->inputs[0]] == i);
         plan->root[i] = shares ? plan->root[l->inputs[0]] : i;
+        for (int k = 0; k < l->input_count; k++)
+            if (plan->fused_add[l->inputs[k]] == i)
+                plan->root[i] = plan->root[l->inputs[k]];
         plan->grad_slot[i] = -1;
     }
 

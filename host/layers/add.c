@@ -1,5 +1,7 @@
 /* add: the element-wise sum of two or more layers of one shape (residual
- * connections). Backward hands every input the output's gradient. */
+ * connections). Backward hands every input the output's gradient. A
+ * batchnorm before it may run it inside itself (host/graph/plan.c,
+ * fused_add), with add_apart_forward/backward below where it cannot. */
 #include "layers/layer.h"
 #include "ops/add.h"
 
@@ -28,6 +30,23 @@ static clcnn_status add_layer_backward(const layer *l, const layer_pass *p) {
     const buf none = {0};
     return op_add_backward(p->ctx, p->batch * shape3_count(l->out), p->input_count, p->grad_out,
                            p->relu ? p->out : none, p->grad_in, p->accumulate);
+}
+
+clcnn_status add_apart_forward(const layer *l, const layer_pass *p) {
+    if (!buf_present(p->ctx, p->add_in))
+        return relu_apart_forward(l, p);
+    const buf inputs[2] = {p->out, p->add_in};
+    return op_add_forward(p->ctx, p->batch * shape3_count(l->out), 2, inputs, p->out, p->relu);
+}
+
+clcnn_status add_apart_backward(const layer *l, const layer_pass *p) {
+    if (!buf_present(p->ctx, p->add_in))
+        return relu_apart_backward(l, p);
+    const buf none = {0};
+    const buf grads[2] = {p->grad_out, p->add_grad};
+    const int accumulate[2] = {0, p->add_accumulate};
+    return op_add_backward(p->ctx, p->batch * shape3_count(l->out), 2, p->grad_out,
+                           p->relu ? p->out : none, grads, accumulate);
 }
 
 const layer_type layer_add = {

@@ -64,8 +64,17 @@ static size_t batchnorm_saved_bytes(const clcnn_context *ctx, const layer *l) {
     return sizeof(float) * BATCHNORM_SAVED_FLOATS * (size_t)l->in.c;
 }
 
-/* A fused relu (layer_pass.relu) runs in the kernels, except around the
- * exchanges of several ranks and the eval-mode backward, which run it apart. */
+/* The fused add's operands for the train-mode kernels (NULL: none). */
+static const batchnorm_residual *residual_of(const layer_pass *p, batchnorm_residual *r) {
+    if (!buf_present(p->ctx, p->add_in))
+        return NULL;
+    *r = (batchnorm_residual){p->add_in.mem, p->add_grad.mem, p->add_accumulate};
+    return r;
+}
+
+/* A fused relu (layer_pass.relu) and a fused add (layer_pass.add_in) run in
+ * the train-mode kernels; around the exchanges of several ranks, in eval
+ * mode with an add and in the eval-mode backward they run apart. */
 static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p) {
     const int spatial = l->in.h * l->in.w;
     if (p->training && p->sync) {
@@ -73,7 +82,7 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
             p->ctx, p->sync, p->batch, l->in.c, spatial, l->eps, l->momentum, p->in[0],
             p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3], p->out);
         if (status == CLCNN_OK)
-            status = relu_apart_forward(l, p);
+            status = add_apart_forward(l, p);
         return status;
     }
     /* As PyTorch: a batch statistic of one value has no variance (with
@@ -83,13 +92,19 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
                          "batchnorm %s: training needs more than one value per channel, but the "
                          "batch has %d image%s of %d",
                          l->name, p->batch, p->batch == 1 ? "" : "s", spatial);
+    batchnorm_residual residual;
     if (p->training)
         return op_batchnorm_forward_train(p->ctx, p->batch, l->in.c, spatial, l->eps, l->momentum,
                                           p->in[0], p->tensor[0], p->tensor[1], p->tensor[2],
-                                          p->tensor[3], p->out, p->saved, p->relu, NULL);
-    return op_batchnorm_forward_eval(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0],
-                                     p->tensor[0], p->tensor[1], p->tensor[2], p->tensor[3], p->out,
-                                     p->relu);
+                                          p->tensor[3], p->out, p->saved, p->relu,
+                                          residual_of(p, &residual));
+    const int with_add = buf_present(p->ctx, p->add_in);
+    clcnn_status status = op_batchnorm_forward_eval(
+        p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0], p->tensor[0], p->tensor[1],
+        p->tensor[2], p->tensor[3], p->out, p->relu && !with_add);
+    if (status == CLCNN_OK && with_add)
+        status = add_apart_forward(l, p);
+    return status;
 }
 
 /* Backward follows the forward's mode: in train mode through the batch
@@ -99,7 +114,7 @@ static clcnn_status batchnorm_layer_forward(const layer *l, const layer_pass *p)
 static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p) {
     const int spatial = l->in.h * l->in.w;
     if (!p->training || p->sync) {
-        clcnn_status status = relu_apart_backward(l, p);
+        clcnn_status status = add_apart_backward(l, p);
         if (status != CLCNN_OK)
             return status;
         if (p->training)
@@ -112,9 +127,11 @@ static clcnn_status batchnorm_layer_backward(const layer *l, const layer_pass *p
                                           p->grad_in[0], p->accumulate[0], p->tensor_grad[0],
                                           p->tensor_grad[1]);
     }
+    batchnorm_residual residual;
     return op_batchnorm_backward(p->ctx, p->batch, l->in.c, spatial, l->eps, p->in[0], p->grad_out,
                                  p->tensor[0], p->grad_in[0], p->accumulate[0], p->tensor_grad[0],
-                                 p->tensor_grad[1], p->saved, p->relu ? p->out : (buf){0}, NULL);
+                                 p->tensor_grad[1], p->saved, p->relu ? p->out : (buf){0},
+                                 residual_of(p, &residual));
 }
 
 static clcnn_status batchnorm_fold_into(const layer *l, clcnn_context *ctx, const buf *tensor,
@@ -131,6 +148,7 @@ const layer_type layer_batchnorm = {
     .max_inputs = 1,
     .accumulates = always_accumulates,
     .fuses_relu = 1,
+    .fuses_add = 1,
     .parse = batchnorm_parse,
     .infer = batchnorm_infer,
     .tensors = batchnorm_tensors,

@@ -101,6 +101,14 @@ typedef struct layer_pass {
      * too, the forward writes relu(output) there, and backward's grad_out is
      * the gradient with respect to that output (out). */
     int relu;
+    /* The add of two inputs that alone reads this node runs inside it
+     * (types with fuses_add; plan.c), with the add's fused relu as `relu`:
+     * add_in is the add's other input, out the add's storage too; the
+     * forward writes relu?(output + add_in) there, and backward's grad_out
+     * is the gradient of that sum (relu'd), which also goes into add_grad
+     * (added with add_accumulate; absent: not wanted). add_in absent: no add. */
+    buf add_in, add_grad;
+    int add_accumulate;
 } layer_pass;
 
 struct layer_type {
@@ -114,6 +122,7 @@ struct layer_type {
     int (*accumulates)(const clcnn_context *ctx, const layer *l);
     int rectifier;              /* relu-like: the layer before it gets He initialisation */
     int fuses_relu;             /* forward and backward honour layer_pass.relu */
+    int fuses_add;              /* and layer_pass.add_in (OpenCL devices) */
     /* Output channel c is tensor[0]'s c-th slice (weight, output channels
      * first) applied to the input, plus tensor[1][c] whenever the pass gives
      * a tensor[1] (bias) even if the layer has none: a `fold` layer reading
@@ -163,8 +172,10 @@ struct layer_type {
                          size_t size, size_t *used);
 };
 
-/* The activation that fuses_relu types take inside them. */
+/* The activation that fuses_relu types take inside them, and the add that
+ * fuses_add types do. */
 extern const layer_type layer_relu;
+extern const layer_type layer_add;
 
 /* The relu of node l's pass when it has relu set (nothing otherwise), for
  * the parts of a fuses_relu type that run it apart, in place
@@ -172,6 +183,13 @@ extern const layer_type layer_relu;
  * out before the type's own backward reads it. */
 clcnn_status relu_apart_forward(const layer *l, const layer_pass *p);
 clcnn_status relu_apart_backward(const layer *l, const layer_pass *p);
+
+/* The same for a fused add (layer_pass.add_in) and the relu after it, run
+ * apart after the type's own forward wrote out without them (add.c):
+ * forward makes out relu?(out + add_in); backward masks grad_out by out in
+ * place and gives add_grad its share. Without add_in, the relu's above. */
+clcnn_status add_apart_forward(const layer *l, const layer_pass *p);
+clcnn_status add_apart_backward(const layer *l, const layer_pass *p);
 
 /* The accumulates of types whose backward always honours accumulate. */
 int always_accumulates(const clcnn_context *ctx, const layer *l);

@@ -22,7 +22,10 @@ clcnn_status add_forward(clcnn_context *ctx, int64_t count, int input_count, con
     clcnn_status status = check_shape(ctx, "add_forward", count, input_count, 2);
     if (status != CLCNN_OK)
         return status;
-    for (int k = 0; k < input_count; k++)
+    /* Each launch reads an element of its two operands before it writes it:
+     * the output may be one of the first launch's inputs, which nothing
+     * reads after it. */
+    for (int k = 2; k < input_count; k++)
         if (inputs[k] == output)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                              "add_forward: the output is input %d", k);
@@ -109,7 +112,7 @@ clcnn_status op_add_forward(clcnn_context *ctx, int64_t count, int input_count, 
     for (int k = 0; k < input_count; k++) {
         if (!buf_present(ctx, inputs[k]))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "op_add_forward: no input %d", k);
-        if (same_storage(ctx, inputs[k], output))
+        if (k > 1 && same_storage(ctx, inputs[k], output))
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                              "op_add_forward: the output is input %d", k);
     }

@@ -4,7 +4,9 @@
  *
  * summed in that order on the device (in float) and in double by the
  * reference, so both are deterministic. The backward gives every input the
- * output gradient. output must not be one of the inputs. With relu = 1 (a
+ * output gradient. output may be one of the first two inputs (in place: a
+ * residual add whose batchnorm wrote its output there, host/graph/plan.c),
+ * no other. With relu = 1 (a
  * relu fused into the layer, OpenCL devices only) the forward writes
  * relu(output), bit for bit as the relu layer would. */
 #ifndef CLCNN_OPS_ADD_H
