@@ -1,7 +1,7 @@
 /* The memory plan: every node's output and output gradient gets a place in
  * a few buffers allocated once for a batch capacity. A view (flatten), and
- * a relu that runs inside the node before it (find_fused_relus), use their
- * input's storage. Storage whose lifetimes do not overlap shares a slot:
+ * a relu or an add that runs inside the node before it (find_fusions), use
+ * that node's storage. Storage whose lifetimes do not overlap shares a slot:
  * in inference an activation lives from its node to its last reader; a
  * gradient lives from its first writer (the last reader of the node, as
  * backward walks down) to the node's own backward. Training keeps every
@@ -257,52 +257,41 @@ static void find_folds(clcnn_net *net) {
     }
 }
 
-/* The fused pairs: a fuses_relu node whose only reader is a relu, on an
- * OpenCL device with fusion on (CLCNN_FUSE). The relu's output is then the
- * node's storage too, so its forward may also run in place after the node
- * (a traced pass, which shows both outputs, or a folded one, in which
- * another node computes this one), and its output gradient is the node's. */
-static void find_fused_relus(clcnn_net *net) {
-    const int fusing = context_is_opencl(net->ctx) && net->ctx->config.fuse;
-    for (int i = 0; i < net->layer_count; i++) {
-        net->plan.fused_relu[i] = -1;
-        if (!fusing || !net->layers[i].type->fuses_relu)
-            continue;
-        const int reader = only_reader(net, i);
-        if (reader >= 0 && net->layers[reader].type == &layer_relu)
-            net->plan.fused_relu[i] = reader;
-    }
-}
-
 /* The add's input other than node i. */
 int fused_add_other_input(const clcnn_net *net, int i) {
     const layer *add = &net->layers[net->plan.fused_add[i]];
     return add->inputs[0] == i ? add->inputs[1] : add->inputs[0];
 }
 
-/* The fused adds: a fuses_add node whose only reader is an add of it and
- * one node computed before it (not its own input), on an OpenCL device with fusion on. The
- * add's output (and its fused relu's) is then the node's storage too; the
- * node computes the add when it runs (when a fold computes the node
- * instead, the add runs after it, in place), and its backward is the
- * add's too. */
-static void find_fused_adds(clcnn_net *net) {
+/* The fusions, on an OpenCL device with fusion on (CLCNN_FUSE):
+ * - a fuses_relu node whose only reader is a relu. The relu's output is
+ *   then the node's storage too, so its forward may also run in place after
+ *   the node (a traced pass, which shows both outputs, or a folded one, in
+ *   which another node computes this one), and its output gradient is the
+ *   node's.
+ * - a fuses_add node whose only reader is an add of it and one node
+ *   computed before it (not its own input, whose gradient the same kernel
+ *   writes). The add's output (and its fused relu's) is then the node's
+ *   storage too; the node computes the add when it runs (when a fold
+ *   computes the node instead, the add runs after it, in place), and its
+ *   backward is the add's too. */
+static void find_fusions(clcnn_net *net) {
     const int fusing = context_is_opencl(net->ctx) && net->ctx->config.fuse;
     for (int i = 0; i < net->layer_count; i++) {
-        net->plan.fused_add[i] = -1;
-        if (!fusing || !net->layers[i].type->fuses_add)
+        net->plan.fused_relu[i] = net->plan.fused_add[i] = -1;
+        const int reader = fusing ? only_reader(net, i) : -1;
+        if (reader < 0)
             continue;
-        const int reader = only_reader(net, i);
-        if (reader < 0 || net->layers[reader].type != &layer_add ||
-            net->layers[reader].input_count != 2)
+        const layer *l = &net->layers[i], *next = &net->layers[reader];
+        if (l->type->fuses_relu && next->type == &layer_relu)
+            net->plan.fused_relu[i] = reader;
+        if (!l->type->fuses_add || next->type != &layer_add || next->input_count != 2)
             continue;
         net->plan.fused_add[i] = reader;
-        /* The other input must be ready, and its gradient apart from the
-         * node's own input's, which the same kernel writes. */
         const int other = fused_add_other_input(net, i);
         int apart = other < i;
-        for (int k = 0; k < net->layers[i].input_count; k++)
-            apart = apart && net->layers[i].inputs[k] != other;
+        for (int k = 0; k < l->input_count; k++)
+            apart = apart && l->inputs[k] != other;
         if (!apart)
             net->plan.fused_add[i] = -1;
     }
@@ -394,8 +383,7 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
         status = set_error(net->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory planning memory");
         goto done;
     }
-    find_fused_relus(net);
-    find_fused_adds(net);
+    find_fusions(net);
     plan_convolutions(net, capacity);
     for (int i = 0; i < n; i++) {
         const layer *l = &net->layers[i];
