@@ -196,6 +196,37 @@ static void release_buf(buf *b) {
     b->host = NULL;
 }
 
+static void release_bufs(buf *all, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        release_buf(&all[i]);
+}
+
+/* An op's output and gradients computed two ways (v = 0 apart, 1 fused, in
+ * section 6): out[v] of count floats, grads[v][k] of lengths[k] floats,
+ * zeroed, for k < kinds. */
+typedef struct two_ways {
+    float *out[2], *grads[2][4];
+    int kinds;
+} two_ways;
+
+static two_ways two_ways_make(int64_t count, const int64_t *lengths, int kinds) {
+    two_ways w = {{NULL, NULL}, {{NULL}}, kinds};
+    for (int v = 0; v < 2; v++) {
+        w.out[v] = allocate_floats(count);
+        for (int k = 0; k < kinds; k++)
+            w.grads[v][k] = calloc((size_t)lengths[k], sizeof(float));
+    }
+    return w;
+}
+
+static void two_ways_free(two_ways *w) {
+    for (int v = 0; v < 2; v++) {
+        free(w->out[v]);
+        for (int k = 0; k < w->kinds; k++)
+            free(w->grads[v][k]);
+    }
+}
+
 /* ---- shapes and cases ------------------------------------------------------------------------ */
 
 typedef struct shape {
@@ -414,8 +445,7 @@ static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed)
                 print_case("saved statistics", index, &c, walk ? ", contiguous" : ", strided", 0.0);
             }
             buf all[] = {bx, bw, bb, bm, bv, by, bs, bg};
-            for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-                release_buf(&all[i]);
+            release_bufs(all, sizeof(all) / sizeof(all[0]));
         }
         for (int v = 0; v < 2; v++)
             for (int k = 0; k < 3; k++)
@@ -1460,12 +1490,9 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
         const int kind = index % 3; /* grad_x overwritten, accumulated, absent */
         float *grad_y = allocate_floats(count), *masked = allocate_floats(count);
         float *start = allocate_floats(count), *relu_y = allocate_floats(count);
-        float *y[2], *grads[2][3];
-        for (int v = 0; v < 2; v++) {
-            y[v] = allocate_floats(count);
-            for (int k = 0; k < 3; k++)
-                grads[v][k] = calloc((size_t)(k == 0 ? count : channels), sizeof(float));
-        }
+        const int64_t lengths[3] = {count, channels, channels};
+        two_ways w = two_ways_make(count, lengths, 3);
+        float **y = w.out, *(*grads)[4] = w.grads;
         fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
         fill_uniform(&rng, start, count, -1.0f, 1.0f);
         for (int walk = 0; walk < 2; walk++)
@@ -1538,18 +1565,13 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
                     print_case("fused relu", index, &c, training ? ", train" : ", eval", 0.0);
                 }
                 buf all[] = {bx, bw, bb, bm, bv, bs, bg, br, bq};
-                for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-                    release_buf(&all[i]);
+                release_bufs(all, sizeof(all) / sizeof(all[0]));
             }
         free(grad_y);
         free(masked);
         free(start);
         free(relu_y);
-        for (int v = 0; v < 2; v++) {
-            free(y[v]);
-            for (int k = 0; k < 3; k++)
-                free(grads[v][k]);
-        }
+        two_ways_free(&w);
         free_case(&c);
     }
     printf("fused relu ops: %d runs, %d differ from the relu apart\n", runs, mismatches);
@@ -1577,12 +1599,9 @@ static void check_residual_ops(clcnn_context *ctx, int cases, uint64_t seed) {
         const int skip_kind = index % 4; /* grad_skip written, accumulated, absent, written */
         float *skip = allocate_floats(count), *grad_y = allocate_floats(count);
         float *start = allocate_floats(count), *masked = allocate_floats(count);
-        float *out[2], *grads[2][4];
-        for (int v = 0; v < 2; v++) {
-            out[v] = allocate_floats(count);
-            for (int k = 0; k < 4; k++)
-                grads[v][k] = calloc((size_t)(k == 0 || k == 3 ? count : channels), sizeof(float));
-        }
+        const int64_t lengths[4] = {count, channels, channels, count};
+        two_ways w = two_ways_make(count, lengths, 4);
+        float **out = w.out, *(*grads)[4] = w.grads;
         fill_uniform(&rng, skip, count, -1.0f, 1.0f);
         fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
         fill_uniform(&rng, start, count, -1.0f, 1.0f);
@@ -1640,8 +1659,7 @@ static void check_residual_ops(clcnn_context *ctx, int cases, uint64_t seed) {
                 if (fused && skip_kind != 2)
                     ok = ok && read_buf(ctx, bgs, grads[1][3], count);
                 buf all[] = {bgx, bgw, bgb, bgs};
-                for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-                    release_buf(&all[i]);
+                release_bufs(all, sizeof(all) / sizeof(all[0]));
             }
             for (int k = 0; k < 4; k++)
                 if (k < 3 || skip_kind != 2)
@@ -1655,18 +1673,13 @@ static void check_residual_ops(clcnn_context *ctx, int cases, uint64_t seed) {
                 print_case("fused residual", index, &c, relu ? ", relu" : "", 0.0);
             }
             buf all[] = {bx, bw, bb, bm, bv, bs, bk, bg, bq, by[0], by[1]};
-            for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-                release_buf(&all[i]);
+            release_bufs(all, sizeof(all) / sizeof(all[0]));
         }
         free(skip);
         free(grad_y);
         free(start);
         free(masked);
-        for (int v = 0; v < 2; v++) {
-            free(out[v]);
-            for (int k = 0; k < 4; k++)
-                free(grads[v][k]);
-        }
+        two_ways_free(&w);
         free_case(&c);
     }
     printf("fused residual ops: %d runs, %d differ from the add apart\n", runs, mismatches);
