@@ -32,7 +32,13 @@
  *   that BatchNorm1d, 3 ranks against one process 1.2e-6.)
  * The control (reference device): one process with --batch 16 against one
  * with --batch 32, which is what each rank would train with per-rank batch
- * statistics and no gradient exchange, lands far outside the bound. */
+ * statistics and no gradient exchange, lands far outside the bound.
+ *
+ * A residual block (batchnorm -> add -> relu) on OpenCL: a rank's plan runs
+ * the add inside the batchnorm before it, but a synchronised batchnorm
+ * runs it apart (add_apart_forward/backward). Trained on 2 and on 4 ranks
+ * (rank 0 without images in the last step), once so and once with
+ * CLCNN_FUSE=0 (the add node itself): the same model bit for bit. */
 #include "mpitest.h"
 
 #define COMMON_OPTIONS "--test-limit 64 --seed 3 --lr 0.05 --momentum 0.9 --weight-decay 5e-4"
@@ -53,27 +59,51 @@ static const char network[] = "input channels=1 height=28 width=28\n"
                               "dense units=10\n"
                               "softmax\n";
 
-static const char *mpiexec;
-static char net_path[1200];
+static const char residual_network[] = "input channels=1 height=28 width=28\n"
+                                       "conv filters=8 size=3 pad=1 bias=false\n"
+                                       "batchnorm\n"
+                                       "relu name=stem\n"
+                                       "conv filters=8 size=3 pad=1 bias=false\n"
+                                       "batchnorm\n"
+                                       "relu\n"
+                                       "conv filters=8 size=3 pad=1 bias=false\n"
+                                       "batchnorm name=block_bn\n"
+                                       "add inputs=block_bn,stem\n"
+                                       "relu\n"
+                                       "maxpool size=4\n"
+                                       "flatten\n"
+                                       "dense units=10\n"
+                                       "softmax\n";
 
-/* Runs clcnn train on `ranks` ranks (0: without mpirun) and reads the model. */
-static int train(const char *device, int ranks, int batch, int images, const char *model,
-                 model_tensors *out) {
+static const char *mpiexec;
+static char net_path[1200], residual_path[1200];
+
+/* Runs clcnn train of the network in `net` on `ranks` ranks (0: without
+ * mpirun), with `env` (VAR=value, or "") in every rank's environment, and
+ * reads the model. */
+static int train_net(const char *net, const char *env, const char *device, int ranks, int batch,
+                     int images, const char *model, model_tensors *out) {
     static char output[65536];
     char prefix[1400] = "POCL_MAX_PTHREAD_COUNT=1";
     if (ranks > 0)
         mpi_prefix(prefix, sizeof(prefix), mpiexec, ranks);
     char command[4096];
     snprintf(command, sizeof(command),
-             "%s %s --device %s train %s --data %s %s --limit %d --batch %d --epochs 1 --save %s",
-             prefix, clcnn_bin(), device, net_path, mpi_fashion_dir, COMMON_OPTIONS, images, batch,
-             test_path(model));
+             "%s%s%s %s --device %s train %s --data %s %s --limit %d --batch %d --epochs 1 "
+             "--save %s",
+             env, *env ? " " : "", prefix, clcnn_bin(), device, net, mpi_fashion_dir,
+             COMMON_OPTIONS, images, batch, test_path(model));
     const int status = run_command(command, output, sizeof(output));
     if (!CHECK(status == 0)) {
         printf("%s\nexited with %d:\n%s\n", command, status, output);
         return 0;
     }
     return read_model(test_path(model), out);
+}
+
+static int train(const char *device, int ranks, int batch, int images, const char *model,
+                 model_tensors *out) {
+    return train_net(net_path, "", device, ranks, batch, images, model, out);
 }
 
 /* model_difference over the running statistics alone. */
@@ -133,6 +163,26 @@ static void check_equivalence(const char *device, int ranks, int batch, int imag
     free_model(&alone);
 }
 
+/* The residual network on `ranks` ranks, its add inside the batchnorm's
+ * plan and apart (CLCNN_FUSE=0): the same model. */
+static void check_residual_fused_apart(int ranks, int batch, int images) {
+    model_tensors fused = {0}, apart = {0};
+    char name[2][96];
+    snprintf(name[0], sizeof(name[0]), "residual-fused-%d.model", ranks);
+    snprintf(name[1], sizeof(name[1]), "residual-apart-%d.model", ranks);
+    if (train_net(residual_path, "", "opencl", ranks, batch, images, name[0], &fused) &&
+        train_net(residual_path, "CLCNN_FUSE=0", "opencl", ranks, batch, images, name[1], &apart)) {
+        const int identical = models_identical(&fused, &apart);
+        printf("opencl: residual network on %d ranks x batch %d, %d images, fused against "
+               "CLCNN_FUSE=0: %s (relative difference %.3g)\n",
+               ranks, batch, images, identical ? "identical" : "DIFFERENT",
+               model_difference(&fused, &apart));
+        CHECK(identical);
+    }
+    free_model(&fused);
+    free_model(&apart);
+}
+
 int main(void) {
     mpiexec = mpi_launcher();
     if (!mpiexec)
@@ -144,5 +194,10 @@ int main(void) {
     check_equivalence("reference", 4, 4, 99, 1e-5, 0, 0);
     check_equivalence("opencl", 2, 16, 256, 1e-4, 1, 0);
     check_equivalence("opencl", 4, 4, 99, 1e-4, 0, 0);
+    snprintf(residual_path, sizeof(residual_path), "%s", test_path("syncbn-residual.net"));
+    if (CHECK(write_text(residual_path, residual_network) == 0)) {
+        check_residual_fused_apart(2, 16, 256);
+        check_residual_fused_apart(4, 4, 99);
+    }
     return test_finish();
 }
