@@ -12,11 +12,31 @@ OMP_NUM_THREADS = --threads, OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = 1
 (PyTorch parallelises around its BLAS calls itself); torch.set_num_threads.
 oneDNN (torch.backends.mkldnn) is left at its default, on.
 
+glibc's allocator is held steady for PyTorch (hold_malloc_steady): PyTorch
+allocates its outputs and gradients afresh in every call, and with glibc's
+default, adaptive thresholds its blocks of megabytes are mapped from the
+kernel and returned to it call after call, each call faulting its pages in
+again, depending on what the process ran before. Measured on an AMD EPYC
+(2 cores): resnet_conv_c16 (16 channels, 28x28, batch 128) forward 55 and
+backward 71 GFLOP/s in a fresh process, 266 and 225 held steady; the
+residual network's training 1,400 against 1,800 images/s. --default-malloc
+leaves glibc's defaults.
+
+With --rounds N the operations are measured in pairs instead: each
+operation N times, clcnn (`clcnn bench --ops --filter ID`) and PyTorch back
+to back (clcnn first in even rounds, PyTorch first in odd ones), and each
+figure's ratio is the median of its rounds' ratios. On a shared machine
+whose speed drifts, the sequential ratios move with what else ran in each
+half; paired ones see the same machine on both sides. (Training in pairs:
+bench/paired_train.py.)
+
 Usage: bench/compare_pytorch.py [--clcnn build/clcnn] [--repeat 5] [--quick]
        [--threads 2] [--json FILE] [--ops] [--train] [--infer] [--filter TEXT]
+       [--rounds N]
 """
 
 import argparse
+import ctypes
 import gzip
 import json
 import os
@@ -77,12 +97,43 @@ def parse_args():
     p.add_argument("--data", default=DEFAULT_DATA_DIR, help="Fashion-MNIST IDX directory")
     p.add_argument("--net-dir", default=None, help="directory of lenet5.net and twoconv.net")
     p.add_argument("--json", default=None, help="write every figure and ratio to this file")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds at their defaults (see above)")
+    p.add_argument("--rounds", type=int, default=0,
+                   help="operations in N alternating pairs of clcnn and PyTorch runs, the "
+                   "median of the pairs' ratios (default 0: all of clcnn, then all of PyTorch)")
     args = p.parse_args()
+    if args.rounds and (args.train or args.infer):
+        p.error("--rounds pairs the operations; training in pairs: bench/paired_train.py")
+    if args.rounds:
+        args.ops = True
     if not (args.ops or args.train or args.infer):
         args.ops = args.train = args.infer = True
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
+    if args.rounds < 0:
+        p.error("--rounds must not be negative")
+    if args.rounds and args.clcnn_json:
+        p.error("--rounds runs clcnn bench itself: it takes no --clcnn-json")
     return args
+
+
+def hold_malloc_steady(default_malloc):
+    """Keeps blocks up to 32 MiB in the heap and the heap untrimmed up to
+    1 GiB (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD; fixed values also
+    stop glibc's adapting them), so that PyTorch's tensors reuse memory
+    instead of faulting fresh pages in each call. Returns what was done."""
+    if default_malloc:
+        return "glibc malloc at its defaults (--default-malloc)"
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        done = libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold,
+                                                                          1 << 30)
+    except (OSError, AttributeError):
+        done = False
+    return ("glibc malloc held steady: M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB" if done
+            else "malloc at its defaults (no glibc mallopt here)")
 
 
 def find_file(candidates):
@@ -99,8 +150,9 @@ def selected(args, ident):
 # ---- clcnn ---------------------------------------------------------------------------------
 
 
-def run_clcnn(args, net_dir):
-    """Runs clcnn bench --json; returns its parsed JSON or None."""
+def run_clcnn(args, net_dir, quiet=False):
+    """Runs clcnn bench --json (its output to /dev/null when quiet); returns
+    its parsed JSON or None."""
     if args.clcnn_json:
         with open(args.clcnn_json) as f:
             saved = json.load(f)
@@ -124,8 +176,9 @@ def run_clcnn(args, net_dir):
             command.append("--" + flag)
     if args.filter:
         command += ["--filter", args.filter]
-    print("$ " + " ".join(command), flush=True)
-    result = subprocess.run(command)
+    if not quiet:
+        print("$ " + " ".join(command), flush=True)
+    result = subprocess.run(command, stdout=subprocess.DEVNULL if quiet else None)
     try:
         if result.returncode != 0:
             print("compare_pytorch: clcnn bench failed (exit %d)" % result.returncode,
@@ -508,6 +561,78 @@ def print_ratios(rows, header):
     sys.stdout.flush()
 
 
+def bench_operation(torch, F, results, ident, kind, shape, repeat):
+    bench = {"conv": bench_conv, "gemm": bench_gemm, "batchnorm": bench_batchnorm,
+             "maxpool": bench_maxpool}[kind]
+    bench(torch, F, results, ident, shape, repeat)
+
+
+def paired_operations(args, net_dir, torch, F, malloc_setting):
+    """--rounds: each operation's figures as the median of rounds of clcnn
+    and PyTorch run back to back; prints the table and writes --json."""
+    load_before = os.getloadavg()
+    alone = argparse.Namespace(**vars(args))
+    alone.ops, alone.train, alone.infer = True, False, False
+    pairs = {}  # figure id -> the rounds' ratio_rows entries
+    for ident, kind, shape in OP_SHAPES:
+        if not selected(args, ident):
+            continue
+        alone.filter = ident
+        for round_index in range(args.rounds):
+            clcnn, results = None, []
+            for side in ("clcnn", "pytorch") if round_index % 2 == 0 else ("pytorch", "clcnn"):
+                if side == "clcnn":
+                    clcnn = run_clcnn(alone, net_dir, quiet=True)
+                    if not clcnn:
+                        return 1
+                else:
+                    bench_operation(torch, F, results, ident, kind, shape, args.repeat)
+            for row in ratio_rows(clcnn, results):
+                pairs.setdefault(row["id"], []).append(row)
+    load_after = os.getloadavg()
+
+    def median_of(rows, key):
+        values = [r[key] for r in rows if r[key]]
+        return statistics.median(values) if values else None
+
+    print()
+    print("## clcnn (OpenCL) / PyTorch, operations in %d pairs" % args.rounds)
+    print()
+    print("- PyTorch %s, %d threads, oneDNN %s, %s; load average %.2f before, %.2f after" % (
+        torch.__version__, torch.get_num_threads(),
+        "on" if torch.backends.mkldnn.enabled else "off", malloc_setting, load_before[0],
+        load_after[0]))
+    print("- each pair: clcnn bench --ops --filter ID and PyTorch's figure back to back "
+          "(medians of %d runs each); the ratio is the median of the pairs' ratios, with "
+          "the lowest and highest" % args.repeat)
+    print()
+    print("| figure | unit | clcnn wall | PyTorch | clcnn/PyTorch wall | lowest-highest "
+          "| clcnn/PyTorch kernel |")
+    print("|---|---|---:|---:|---:|---|---:|")
+    summary = []
+    for ident, rows in pairs.items():
+        ratios = [r["ratio_wall"] for r in rows if r["ratio_wall"]]
+        entry = {
+            "id": ident, "unit": rows[0]["unit"], "pairs": rows,
+            "clcnn_wall": median_of(rows, "clcnn_wall"), "pytorch": median_of(rows, "pytorch"),
+            "ratio_wall": statistics.median(ratios) if ratios else None,
+            "ratio_kernel": median_of(rows, "ratio_kernel"),
+        }
+        summary.append(entry)
+        span = "%.2f-%.2f" % (min(ratios), max(ratios)) if ratios else "–"
+        print("| %s | %s | %s | %s | %s | %s | %s |" % (
+            ident, entry["unit"], fmt(entry["clcnn_wall"]), fmt(entry["pytorch"]),
+            "%.2f" % entry["ratio_wall"] if entry["ratio_wall"] else "–", span,
+            "%.2f" % entry["ratio_kernel"] if entry["ratio_kernel"] else "–"))
+    sys.stdout.flush()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "malloc": malloc_setting, "rounds": args.rounds, "load_average_before": load_before,
+                       "load_average_after": load_after, "paired": summary}, f, indent=1)
+    return 0
+
+
 def loaded_blas():
     """The BLAS library this process loaded (PyTorch's F.linear calls it), from /proc/self/maps."""
     try:
@@ -524,6 +649,7 @@ def main():
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
+    malloc_setting = hold_malloc_steady(args.default_malloc)
     try:
         import torch
         import torch.nn.functional as F
@@ -539,6 +665,8 @@ def main():
     if not net_dir:
         print("compare_pytorch: no examples directory: give --net-dir", file=sys.stderr)
         return 1
+    if args.rounds:
+        return paired_operations(args, net_dir, torch, F, malloc_setting)
     load_before = os.getloadavg()
     clcnn = run_clcnn(args, net_dir)
 
@@ -548,16 +676,8 @@ def main():
     results = []
     if args.ops:
         for ident, kind, shape in OP_SHAPES:
-            if not selected(args, ident):
-                continue
-            if kind == "conv":
-                bench_conv(torch, F, results, ident, shape, args.repeat)
-            elif kind == "gemm":
-                bench_gemm(torch, F, results, ident, shape, args.repeat)
-            elif kind == "batchnorm":
-                bench_batchnorm(torch, F, results, ident, shape, args.repeat)
-            else:
-                bench_maxpool(torch, F, results, ident, shape, args.repeat)
+            if selected(args, ident):
+                bench_operation(torch, F, results, ident, kind, shape, args.repeat)
     if args.train or args.infer:
         import numpy as np
         train_images, train_labels = load_split(args.data, "train")
@@ -580,7 +700,7 @@ def main():
         "oneDNN %s" % (torch.__version__, torch.get_num_threads(), os.environ["OMP_NUM_THREADS"],
                        os.environ["OPENBLAS_NUM_THREADS"],
                        "on" if torch.backends.mkldnn.enabled else "off"),
-        "PyTorch's BLAS (F.linear, nn.Linear): %s" % blas,
+        "PyTorch's BLAS (F.linear, nn.Linear): %s; %s" % (blas, malloc_setting),
         "clcnn: %s" % (clcnn["devices"].get("opencl", "?") if clcnn else "not run"),
         "load average %.2f before, %.2f after (1 min)" % (load_before[0], load_after[0]),
         "medians of %d runs; ratio > 1: clcnn is faster; conv backward: torch.autograd.grad "
@@ -595,6 +715,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump({
                 "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas,
+                "malloc": malloc_setting,
                 "environment": {k: os.environ.get(k) for k in
                                 ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
                 "load_average_before": load_before, "load_average_after": load_after,

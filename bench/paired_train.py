@@ -15,7 +15,8 @@ first 6,400 Fashion-MNIST training images normalised with the training
 set's mean and deviation, batch 64, SGD with learning rate 0.01 and
 momentum 0.9, after a warm-up epoch of 640 images each. clcnn runs through
 its Python package (python/clcnn), which finds libclcnn.so as its README
-says; PyTorch with torch.set_num_threads(--threads).
+says; PyTorch with torch.set_num_threads(--threads) and glibc's allocator
+held steady as in compare_pytorch.py (--default-malloc: not).
 """
 import argparse
 import os
@@ -39,6 +40,8 @@ def parse_args():
     p.add_argument("--data", default=compare_pytorch.DEFAULT_DATA_DIR,
                    help="the Fashion-MNIST directory")
     p.add_argument("--net-dir", default=os.path.join(SCRIPT_DIR, "..", "examples"))
+    p.add_argument("--default-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds at their defaults")
     args = p.parse_args()
     if args.pairs < 1:
         p.error("--pairs must be at least 1")
@@ -65,6 +68,7 @@ def cpu_model():
 def main():
     args = parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before torch is imported
+    malloc_setting = compare_pytorch.hold_malloc_steady(args.default_malloc)
     try:
         import numpy as np
         import torch
@@ -120,8 +124,9 @@ def main():
 
     clcnn_epoch(warmup)
     torch_epoch(warmup)
-    print("paired_train: %s, %s; PyTorch %s with %d threads; clcnn %s" % (
-        file_name, cpu_model(), torch.__version__, torch.get_num_threads(), clcnn.version()))
+    print("paired_train: %s, %s; PyTorch %s with %d threads, %s; clcnn %s" % (
+        file_name, cpu_model(), torch.__version__, torch.get_num_threads(), malloc_setting,
+        clcnn.version()))
     print("| pair | first | clcnn images/s | PyTorch images/s | clcnn/PyTorch |")
     print("|---:|---|---:|---:|---:|")
     ratios = []
