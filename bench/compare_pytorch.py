@@ -151,8 +151,8 @@ def selected(args, ident):
 
 
 def run_clcnn(args, net_dir, quiet=False):
-    """Runs clcnn bench --json (its output to /dev/null when quiet); returns
-    its parsed JSON or None."""
+    """Runs clcnn bench --json (its output shown only on failure when quiet);
+    returns its parsed JSON or None."""
     if args.clcnn_json:
         with open(args.clcnn_json) as f:
             saved = json.load(f)
@@ -178,9 +178,13 @@ def run_clcnn(args, net_dir, quiet=False):
         command += ["--filter", args.filter]
     if not quiet:
         print("$ " + " ".join(command), flush=True)
-    result = subprocess.run(command, stdout=subprocess.DEVNULL if quiet else None)
+    output = subprocess.PIPE if quiet else None
+    result = subprocess.run(command, stdout=output, stderr=output, text=True)
     try:
         if result.returncode != 0:
+            if quiet:
+                print("$ " + " ".join(command) + "\n" + result.stdout + result.stderr,
+                      file=sys.stderr)
             print("compare_pytorch: clcnn bench failed (exit %d)" % result.returncode,
                   file=sys.stderr)
             return None
