@@ -246,6 +246,22 @@ def pick_best(results, ident, candidates):
     results.append(best)
 
 
+def loss_backward_runs(torch, F, forward, inputs, forward_runs, repeat):
+    """clcnn bench's backward figure in PyTorch: clcnn_net_backward runs the
+    forward, an MSE loss against random targets and the gradients of the
+    inputs and parameters, and the figure is that less clcnn_net_forward,
+    per run. Here: forward(), F.mse_loss and torch.autograd.grad of inputs,
+    less the median of forward_runs (the forward without autograd)."""
+    target = torch.randn_like(forward().detach())
+
+    def step():
+        return torch.autograd.grad(F.mse_loss(forward(), target), inputs)
+
+    both, calls = time_runs(step, repeat)
+    forward_median = statistics.median(forward_runs)
+    return [max(run - forward_median, 1e-12) for run in both], calls
+
+
 # ---- operations ----------------------------------------------------------------------------
 
 
@@ -257,15 +273,17 @@ def bench_conv(torch, F, results, ident, s, repeat):
     x = torch.randn(n, c, h, w)
     weight = torch.randn(k, c // groups, r, r) * (2.0 / (c // groups * r * r)) ** 0.5
     bias = torch.zeros(k)
+    def forward():
+        return F.conv2d(x, weight, bias, stride=stride, padding=pad, groups=groups)
+
     with torch.no_grad():
-        runs, calls = time_runs(
-            lambda: F.conv2d(x, weight, bias, stride=stride, padding=pad, groups=groups), repeat)
-    record(results, ident + ".forward", "GFLOP/s", gflop, runs, calls)
+        forward_runs, calls = time_runs(forward, repeat)
+    record(results, ident + ".forward", "GFLOP/s", gflop, forward_runs, calls)
 
     x.requires_grad_(True)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
-    y = F.conv2d(x, weight, bias, stride=stride, padding=pad, groups=groups)
+    y = forward()
     g = torch.randn_like(y)
     runs, calls = time_runs(lambda: torch.autograd.grad(y, [x], g, retain_graph=True), repeat)
     record(results, ident + ".backward_data", "GFLOP/s", gflop, runs, calls)
@@ -274,6 +292,9 @@ def bench_conv(torch, F, results, ident, s, repeat):
     record(results, ident + ".backward_weights", "GFLOP/s", gflop, runs, calls)
     runs, calls = time_runs(
         lambda: torch.autograd.grad(y, [x, weight, bias], g, retain_graph=True), repeat)
+    record(results, ident + ".backward_autograd", "GFLOP/s", 2 * gflop, runs, calls,
+           "autograd alone, from a given output gradient")
+    runs, calls = loss_backward_runs(torch, F, forward, [x, weight, bias], forward_runs, repeat)
     record(results, ident + ".backward", "GFLOP/s", 2 * gflop, runs, calls)
 
 
@@ -299,18 +320,14 @@ def bench_gemm(torch, F, results, ident, s, repeat):
     x.requires_grad_(True)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
-    y = F.linear(x, weight, bias)
-    g = torch.randn_like(y)
-    runs, calls = time_runs(
-        lambda: torch.autograd.grad(y, [x, weight, bias], g, retain_graph=True), repeat)
+    runs, calls = loss_backward_runs(torch, F, lambda: F.linear(x, weight, bias),
+                                     [x, weight, bias], ways_forward[0]["runs"], repeat)
     record(ways_backward, ident + ".backward", "GFLOP/s", 2 * gflop, runs, calls,
            "F.linear: the system BLAS")
     x4 = x.detach().reshape(m, k, 1, 1).requires_grad_(True)
     w4 = weight.detach().reshape(n, k, 1, 1).requires_grad_(True)
-    y4 = F.conv2d(x4, w4, bias)
-    g4 = g.reshape(m, n, 1, 1)
-    runs, calls = time_runs(
-        lambda: torch.autograd.grad(y4, [x4, w4, bias], g4, retain_graph=True), repeat)
+    runs, calls = loss_backward_runs(torch, F, lambda: F.conv2d(x4, w4, bias), [x4, w4, bias],
+                                     ways_forward[1]["runs"], repeat)
     record(ways_backward, ident + ".backward", "GFLOP/s", 2 * gflop, runs, calls,
            "1x1 conv2d: oneDNN")
     pick_best(results, ident + ".forward", ways_forward)
@@ -322,20 +339,25 @@ def bench_maxpool(torch, F, results, ident, s, repeat):
     inputs, outputs = n * c * h * w, n * c * (h // size) * (w // size)
     x = torch.randn(n, c, h, w)
     with torch.no_grad():
-        runs, calls = time_runs(lambda: F.max_pool2d(x, size), repeat)
-    record(results, ident + ".forward", "GB/s", 4.0 * (inputs + outputs) * 1e-9, runs, calls)
+        forward_runs, calls = time_runs(lambda: F.max_pool2d(x, size), repeat)
+    record(results, ident + ".forward", "GB/s", 4.0 * (inputs + outputs) * 1e-9, forward_runs,
+           calls)
     x.requires_grad_(True)
     y = F.max_pool2d(x, size)
     g = torch.randn_like(y)
     runs, calls = time_runs(lambda: torch.autograd.grad(y, [x], g, retain_graph=True), repeat)
+    record(results, ident + ".backward_autograd", "GB/s", 4.0 * (2 * inputs + outputs) * 1e-9,
+           runs, calls, "autograd alone, from a given output gradient")
+    runs, calls = loss_backward_runs(torch, F, lambda: F.max_pool2d(x, size), [x], forward_runs,
+                                     repeat)
     record(results, ident + ".backward", "GB/s", 4.0 * (2 * inputs + outputs) * 1e-9, runs,
            calls)
 
 
 def bench_batchnorm(torch, F, results, ident, s, repeat):
     """As clcnn bench measures its batchnorm: forward in eval mode (running
-    statistics); backward the train-mode forward and backward, less the
-    eval-mode forward (clcnn_net_backward less clcnn_net_forward)."""
+    statistics); backward the train-mode forward, the MSE loss and backward,
+    less the eval-mode forward (clcnn_net_backward less clcnn_net_forward)."""
     n, c, h, w = s["N"], s["C"], s["H"], s["W"]
     values = n * c * h * w
     x = torch.randn(n, c, h, w)
@@ -349,13 +371,10 @@ def bench_batchnorm(torch, F, results, ident, s, repeat):
     weight.requires_grad_(True)
     bias.requires_grad_(True)
 
-    def train_step():
-        y = F.batch_norm(x, mean, var, weight, bias, training=True)
-        return torch.autograd.grad(y, [x, weight, bias], torch.ones_like(y))
-
-    both, calls_both = time_runs(train_step, repeat)
-    backward = [max(run - statistics.median(forward), 1e-12) for run in both]
-    record(results, ident + ".backward", "GB/s", 12.0 * values * 1e-9, backward, calls_both)
+    backward, calls_backward = loss_backward_runs(
+        torch, F, lambda: F.batch_norm(x, mean, var, weight, bias, training=True),
+        [x, weight, bias], forward, repeat)
+    record(results, ident + ".backward", "GB/s", 12.0 * values * 1e-9, backward, calls_backward)
 
 
 # ---- networks ------------------------------------------------------------------------------
@@ -608,7 +627,8 @@ def paired_operations(args, net_dir, torch, F, malloc_setting):
         load_after[0]))
     print("- each pair: clcnn bench --ops --filter ID and PyTorch's figure back to back "
           "(medians of %d runs each); the ratio is the median of the pairs' ratios, with "
-          "the lowest and highest" % args.repeat)
+          "the lowest and highest; backward: the forward, an MSE loss and the gradients, "
+          "less the forward, on both sides" % args.repeat)
     print()
     print("| figure | unit | clcnn wall | PyTorch | clcnn/PyTorch wall | lowest-highest "
           "| clcnn/PyTorch kernel |")
@@ -707,8 +727,12 @@ def main():
         "PyTorch's BLAS (F.linear, nn.Linear): %s; %s" % (blas, malloc_setting),
         "clcnn: %s" % (clcnn["devices"].get("opencl", "?") if clcnn else "not run"),
         "load average %.2f before, %.2f after (1 min)" % (load_before[0], load_after[0]),
-        "medians of %d runs; ratio > 1: clcnn is faster; conv backward: torch.autograd.grad "
-        "for the input (data), weight + bias (weights), or all three" % args.repeat,
+        "medians of %d runs; ratio > 1: clcnn is faster; backward: as clcnn bench's "
+        "(clcnn_net_backward less clcnn_net_forward), the forward, an MSE loss and the "
+        "gradients of input and parameters (F.mse_loss, torch.autograd.grad) less the "
+        "forward; *.backward_autograd: torch.autograd.grad alone from a given output "
+        "gradient; conv backward_data and backward_weights: torch.autograd.grad for the "
+        "input, or weight + bias" % args.repeat,
         "gemm: PyTorch's faster of F.linear (system BLAS) and a 1x1 conv2d (oneDNN); "
         "clcnn_net_forward runs a batch in chunks only when a layer's outputs exceed 2^24 "
         "floats; then *.forward_single is the one-launch forward inside clcnn_net_backward "
