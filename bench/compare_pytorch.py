@@ -273,6 +273,7 @@ def bench_conv(torch, F, results, ident, s, repeat):
     x = torch.randn(n, c, h, w)
     weight = torch.randn(k, c // groups, r, r) * (2.0 / (c // groups * r * r)) ** 0.5
     bias = torch.zeros(k)
+
     def forward():
         return F.conv2d(x, weight, bias, stride=stride, padding=pad, groups=groups)
 
