@@ -1258,6 +1258,39 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
 #ifndef ROW_VECTORS
 #define ROW_VECTORS 2
 #endif
+
+/* The first count (< VW) lanes of value to at, as vectors of 8, 4 and 2
+ * and a last float: a row of 28 outputs in two vectors of 16 had ended in 12
+ * scalar stores per channel. */
+void store_row_end(const floatv value, const int count, __global float *at) {
+    float lanes[VW];
+#if VW == 1
+    lanes[0] = value;
+#else
+    store_vector(value, 0, lanes);
+#endif
+    int i = 0;
+#if VW > 8
+    if (i + 8 <= count) {
+        vstore8(vload8(0, lanes + i), 0, at + i);
+        i += 8;
+    }
+#endif
+#if VW > 4
+    if (i + 4 <= count) {
+        vstore4(vload4(0, lanes + i), 0, at + i);
+        i += 4;
+    }
+#endif
+#if VW > 2
+    if (i + 2 <= count) {
+        vstore2(vload2(0, lanes + i), 0, at + i);
+        i += 2;
+    }
+#endif
+    if (i < count)
+        at[i] = lanes[i];
+}
 #ifndef CHANNEL_BLOCK
 #define CHANNEL_BLOCK 6
 #endif
@@ -1317,19 +1350,11 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
         __global float *out = output + ((n * K + k) * OH + oh) * OW;
         for (int v = 0; v < ROW_VECTORS; v++) {
             const int first_pixel = v * VW;
-            if (first_pixel + VW <= OW) {
-                store_vector(finish_vector(acc[b][v], (floatv)(add), epilogue), 0,
-                             out + first_pixel);
-            } else {
-                float lanes[VW];
-#if VW == 1
-                lanes[0] = acc[b][v];
-#else
-                store_vector(acc[b][v], 0, lanes);
-#endif
-                for (int j = 0; first_pixel + j < OW; j++)
-                    out[first_pixel + j] = finish(lanes[j], add, epilogue);
-            }
+            const floatv value = finish_vector(acc[b][v], (floatv)(add), epilogue);
+            if (first_pixel + VW <= OW)
+                store_vector(value, 0, out + first_pixel);
+            else if (first_pixel < OW)
+                store_row_end(value, OW - first_pixel, out + first_pixel);
         }
     }
 }
