@@ -14,13 +14,23 @@ static clcnn_status check_shape(clcnn_context *ctx, const char *what, int batch,
     return CLCNN_OK;
 }
 
+/* The forward's planes per work-item (kernels/global_pool.cl,
+ * GLOBAL_POOL_PLANES): 8 independent sums keep the processor busy, where one
+ * plane's chain of dependent additions had kept it waiting. Both kernels
+ * build with the same options, as one program. */
+#define POOL_PLANES_PER_ITEM 8
+#define POOL_QUOTE_(x) #x
+#define POOL_QUOTE(x) POOL_QUOTE_(x)
+#define GLOBAL_POOL_OPTIONS "-DGLOBAL_POOL_PLANES=" POOL_QUOTE(POOL_PLANES_PER_ITEM)
+
 clcnn_status global_avgpool_forward(clcnn_context *ctx, int batch, int channels, int spatial,
                                     cl_mem input, cl_mem output) {
     clcnn_status status = check_shape(ctx, "global_avgpool_forward", batch, channels, spatial);
     if (status != CLCNN_OK)
         return status;
     cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "global_pool", "global_avgpool_forward", "", &kernel);
+    status = runtime_get_kernel(ctx, "global_pool", "global_avgpool_forward", GLOBAL_POOL_OPTIONS,
+                                &kernel);
     if (status != CLCNN_OK)
         return status;
     const int planes = batch * channels;
@@ -30,10 +40,9 @@ clcnn_status global_avgpool_forward(clcnn_context *ctx, int batch, int channels,
         {sizeof(int), &planes},
         {sizeof(int), &spatial},
     };
-    /* One work-item per plane, each a loop over the plane: small groups spread
-     * the few planes over compute units. */
-    const size_t local[1] = {64};
-    const size_t global[1] = {(size_t)planes};
+    /* Small groups spread the few work-items over compute units. */
+    const size_t local[1] = {16};
+    const size_t global[1] = {((size_t)planes + POOL_PLANES_PER_ITEM - 1) / POOL_PLANES_PER_ITEM};
     return runtime_launch(ctx, kernel, "global_avgpool_forward", sizeof(args) / sizeof(args[0]),
                           args, 1, global, local);
 }
@@ -44,7 +53,8 @@ clcnn_status global_avgpool_backward(clcnn_context *ctx, int batch, int channels
     if (status != CLCNN_OK || !grad_input)
         return status;
     cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "global_pool", "global_avgpool_backward", "", &kernel);
+    status = runtime_get_kernel(ctx, "global_pool", "global_avgpool_backward", GLOBAL_POOL_OPTIONS,
+                                &kernel);
     if (status != CLCNN_OK)
         return status;
     const int planes = batch * channels;
