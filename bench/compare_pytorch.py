@@ -653,8 +653,9 @@ def paired_operations(args, net_dir, torch, F, malloc_setting):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "malloc": malloc_setting, "rounds": args.rounds, "load_average_before": load_before,
-                       "load_average_after": load_after, "paired": summary}, f, indent=1)
+                       "malloc": malloc_setting, "rounds": args.rounds,
+                       "load_average_before": load_before, "load_average_after": load_after,
+                       "paired": summary}, f, indent=1)
     return 0
 
 

@@ -278,9 +278,10 @@ void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __globa
 /* WPT_P adjacent outputs from column to at (added to what at holds with
  * EPILOGUE_ACCUMULATE), in vectors of 8, 4 and 2 and a last float: no vector
  * wider than AVX2's (a 16-float vector warns on stderr where the CPU has
- * no AVX-512), and 6 or 12 positions leave as vectors too. */
-#define STORE_PIECE(width)                                                                         \
-    if (i + width <= WPT_P) {                                                                      \
+ * no AVX-512), and 6 or 12 positions leave as vectors too. STORE_PIECE
+ * stores the next `width` of `count` floats if they are all there. */
+#define STORE_PIECE(width, count)                                                                  \
+    if (i + width <= (count)) {                                                                    \
         VECTOR(float, width) value = VLOAD(width)(0, column + i);                                  \
         if (epilogue & EPILOGUE_ACCUMULATE)                                                        \
             value += VLOAD(width)(0, at + i);                                                      \
@@ -292,9 +293,9 @@ void store_positions(const float column[WPT_P], __global float *at, const int ep
     int i = 0;
 #pragma unroll
     for (int piece = 0; piece < WPT_P / 8; piece++)
-        STORE_PIECE(8)
-    STORE_PIECE(4)
-    STORE_PIECE(2)
+        STORE_PIECE(8, WPT_P)
+    STORE_PIECE(4, WPT_P)
+    STORE_PIECE(2, WPT_P)
     if (i < WPT_P)
         store_output(at + i, column[i], epilogue);
 }
@@ -1259,37 +1260,23 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
 #define ROW_VECTORS 2
 #endif
 
-/* The first count (< VW) lanes of value to at, as vectors of 8, 4 and 2
- * and a last float: a row of 28 outputs in two vectors of 16 had ended in 12
- * scalar stores per channel. */
-void store_row_end(const floatv value, const int count, __global float *at) {
-    float lanes[VW];
+/* The first count (< VW) lanes of row_end to at, as store_positions' pieces:
+ * a row of 28 outputs in two vectors of 16 had ended in 12 scalar stores per
+ * channel. */
+void store_row_end(const floatv row_end, const int count, __global float *at) {
+    float column[VW];
 #if VW == 1
-    lanes[0] = value;
+    column[0] = row_end;
 #else
-    store_vector(value, 0, lanes);
+    store_vector(row_end, 0, column);
 #endif
+    const int epilogue = 0; /* stores, not additions */
     int i = 0;
-#if VW > 8
-    if (i + 8 <= count) {
-        vstore8(vload8(0, lanes + i), 0, at + i);
-        i += 8;
-    }
-#endif
-#if VW > 4
-    if (i + 4 <= count) {
-        vstore4(vload4(0, lanes + i), 0, at + i);
-        i += 4;
-    }
-#endif
-#if VW > 2
-    if (i + 2 <= count) {
-        vstore2(vload2(0, lanes + i), 0, at + i);
-        i += 2;
-    }
-#endif
+    STORE_PIECE(8, count)
+    STORE_PIECE(4, count)
+    STORE_PIECE(2, count)
     if (i < count)
-        at[i] = lanes[i];
+        at[i] = column[i];
 }
 #ifndef CHANNEL_BLOCK
 #define CHANNEL_BLOCK 6

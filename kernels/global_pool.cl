@@ -4,11 +4,10 @@
 
 /* -DGLOBAL_POOL_PLANES (default 8) consecutive planes per work-item
  * (launch over at least ceil(planes / GLOBAL_POOL_PLANES), any work-group
- * size): each
- * plane's compensated (Kahan) sum in order, so the result is the same on
- * every run, then divided by spatial. The planes' sums advance side by side:
- * one plane's chain of dependent additions alone had left the processor
- * waiting on each (0.18 ms a call for 4,096 planes of 49). */
+ * size): each plane's compensated (Kahan) sum in order, so the result is the
+ * same on every run, then divided by spatial. The planes' sums advance side
+ * by side: one plane's chain of dependent additions alone had left the
+ * processor waiting on each (0.18 ms a call for 4,096 planes of 49). */
 #ifndef GLOBAL_POOL_PLANES
 #define GLOBAL_POOL_PLANES 8
 #endif
@@ -41,7 +40,10 @@ __kernel void global_avgpool_forward(const __global float *restrict input,
         output[first + p] = sum[p] / (float)spatial;
 }
 
-/* One work-item per plane (launch over at least `planes`). */
+/* grad_input = grad_output / spatial spread over the plane, or added into
+ * grad_input with accumulate = 1. One work-item per plane (launch over at
+ * least `planes`, any work-group size): one per element had spent its time
+ * dividing its index by spatial. */
 __kernel void global_avgpool_backward(const __global float *restrict grad_output,
                                       __global float *restrict grad_input, const int planes,
                                       const int spatial, const int accumulate) {
