@@ -23,8 +23,10 @@
  *
  * TH = ceil(OH / 2), TW = ceil(OW / 2). No -D parameters. One work-item per
  * filter (c, k), per (image, channel, tile) and per (image, output channel,
- * tile), in that order; a work-item's 16 transformed values lie `count`
- * floats apart, count being the number of work-items. */
+ * tile), in that order, `count` of them; a work-item's 16 transformed
+ * values lie `stride` floats apart (the host's part_stride: at least count,
+ * and never a multiple of 4 KiB, whose 16 streams would share their cache
+ * sets). */
 
 /* flip_transpose (backward-data run as a forward): the filters are
  * (C, K, 3, 3) of the convolution whose input gradient this is, read with
@@ -32,7 +34,7 @@
 __kernel void winograd_transform_filters(const __global float *restrict weight,
                                          __global float *restrict u, const int in_channels,
                                          const int out_channels, const int padded_out_channels,
-                                         const int flip_transpose) {
+                                         const int flip_transpose, const int stride) {
     const int item = get_global_id(0); /* c * padded_out_channels + k */
     const int count = in_channels * padded_out_channels;
     if (item >= count)
@@ -57,14 +59,15 @@ __kernel void winograd_transform_filters(const __global float *restrict weight,
         const float row[4] = {gg[i][0], 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]),
                               0.5f * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2]};
         for (int j = 0; j < 4; j++)
-            u[(i * 4 + j) * count + item] = row[j];
+            u[(i * 4 + j) * stride + item] = row[j];
     }
 }
 
 __kernel void winograd_transform_tiles(const __global float *restrict input,
                                        __global float *restrict v, const int height,
                                        const int width, const int pad_top, const int pad_left,
-                                       const int tiles_h, const int tiles_w, const int count) {
+                                       const int tiles_h, const int tiles_w, const int count,
+                                       const int stride) {
     const int item = get_global_id(0);
     if (item >= count)
         return;
@@ -89,10 +92,10 @@ __kernel void winograd_transform_tiles(const __global float *restrict input,
     /* ... B: the same on the columns. */
     __global float *out = v + item;
     for (int i = 0; i < 4; i++) {
-        out[(size_t)(i * 4 + 0) * count] = t[i][0] - t[i][2];
-        out[(size_t)(i * 4 + 1) * count] = t[i][1] + t[i][2];
-        out[(size_t)(i * 4 + 2) * count] = t[i][2] - t[i][1];
-        out[(size_t)(i * 4 + 3) * count] = t[i][1] - t[i][3];
+        out[(size_t)(i * 4 + 0) * stride] = t[i][0] - t[i][2];
+        out[(size_t)(i * 4 + 1) * stride] = t[i][1] + t[i][2];
+        out[(size_t)(i * 4 + 2) * stride] = t[i][2] - t[i][1];
+        out[(size_t)(i * 4 + 3) * stride] = t[i][1] - t[i][3];
     }
 }
 
@@ -101,7 +104,7 @@ __kernel void winograd_transform_products(const __global float *restrict m,
                                           __global float *restrict output, const int channels,
                                           const int out_height, const int out_width,
                                           const int tiles_h, const int tiles_w, const int has_bias,
-                                          const int count) {
+                                          const int count, const int stride) {
     const int item = get_global_id(0);
     if (item >= count)
         return;
@@ -111,7 +114,7 @@ __kernel void winograd_transform_products(const __global float *restrict m,
     float p[4][4];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++)
-            p[i][j] = in[(size_t)(i * 4 + j) * count];
+            p[i][j] = in[(size_t)(i * 4 + j) * stride];
     /* A^T p: rows 0+1+2, 1-2-3; then the same on the columns. */
     float s[2][4];
     for (int j = 0; j < 4; j++) {
