@@ -8,8 +8,9 @@
  *   1-20 and padding 0-2 on each side, forward and backward-data.
  * Every case here is one the path must take, and the test asserts it did
  * (its launches, counted by the context's profile); each runs with the
- * vector width of a CPU device (8) and of a GPU-style device reporting a
- * preferred float width of 1 (4), against a float64 convolution written
+ * vector widths of an AVX-512 CPU (16), an AVX2 CPU (8) and a GPU-style
+ * device reporting a preferred float width of 1 (4), against a float64
+ * convolution written
  * here (not the reference). Backward-data is also checked against central
  * differences of that convolution's loss sum(g * conv(x)) on small shapes.
  * The reference's forward and backward-data are held to the same float64
@@ -96,9 +97,10 @@ static conv2d_params draw_shape(test_rng *rng, const stride1_path *path, int max
     /* The row kernel is built per (vector width, vectors per row, channel
      * block), its -D options: row lengths and the channel counts that set
      * the block come from small sets, so that the test builds some tens of
-     * programs rather than hundreds; every row length but 8 and 64 ends in
-     * a partial vector. The other sizes are drawn freely. */
-    static const int widths[5] = {8, 13, 28, 37, 64};
+     * programs rather than hundreds; every row length but 8, 16 and 64 ends
+     * in a partial vector (13 and 16 are one vector of 16 where the device
+     * prefers 16). The other sizes are drawn freely. */
+    static const int widths[6] = {8, 13, 16, 28, 37, 64};
     static const int blocks[4] = {1, 3, 5, 40};
     p.batch = test_rand_int(rng, 1, 3);
     if (backward) {
@@ -116,7 +118,7 @@ static conv2d_params draw_shape(test_rng *rng, const stride1_path *path, int max
     p.pad_left = test_rand_int(rng, 0, p.kernel_w - 1);
     const int pad_bottom = test_rand_int(rng, 0, p.kernel_h - 1);
     const int pad_right = test_rand_int(rng, 0, p.kernel_w - 1);
-    const int row_width = widths[test_rand_int(rng, 0, 4)];
+    const int row_width = widths[test_rand_int(rng, 0, 5)];
     if (backward) {
         p.in_width = row_width;
     } else {
@@ -306,11 +308,13 @@ int main(void) {
     ctx->config.direct = 1;
     CHECK_OK(ctx, clcnn_profile_enable(ctx, 1));
     const cl_uint device_width = ctx->preferred_vector_width;
-    /* A CPU device's width (8-wide vectors), then a GPU's (1: 4-wide). */
-    const cl_uint widths[2] = {8, 1};
-    for (int i = 0; i < 2; i++) {
+    /* An AVX-512 CPU's width (rows of 9-16 outputs in one 16-wide vector,
+     * longer ones 8-wide), an AVX2 CPU's (8-wide vectors), then a GPU's (1:
+     * 4-wide); vw names the widest the row kernel may use. */
+    const cl_uint widths[3] = {16, 8, 1};
+    for (int i = 0; i < 3; i++) {
         ctx->preferred_vector_width = widths[i];
-        const int vw = widths[i] >= 8 ? 8 : 4;
+        const int vw = widths[i] >= 16 ? 16 : widths[i] >= 8 ? 8 : 4;
         const stride1_path *paths[2] = {&rows_path, &winograd_path};
         for (int j = 0; j < 2; j++) {
             ctx->config.winograd = paths[j]->winograd;
