@@ -98,8 +98,8 @@ static conv2d_params draw_shape(test_rng *rng, const stride1_path *path, int max
      * block), its -D options: row lengths and the channel counts that set
      * the block come from small sets, so that the test builds some tens of
      * programs rather than hundreds; every row length but 8, 16 and 64 ends
-     * in a partial vector (13 and 16 are one vector of 16 where the device
-     * prefers 16). The other sizes are drawn freely. */
+     * in a partial vector (13 and 16 fit one vector of 16). The other sizes
+     * are drawn freely. */
     static const int widths[6] = {8, 13, 16, 28, 37, 64};
     static const int blocks[4] = {1, 3, 5, 40};
     p.batch = test_rand_int(rng, 1, 3);
@@ -308,9 +308,8 @@ int main(void) {
     ctx->config.direct = 1;
     CHECK_OK(ctx, clcnn_profile_enable(ctx, 1));
     const cl_uint device_width = ctx->preferred_vector_width;
-    /* An AVX-512 CPU's width (rows of 9-16 outputs in one 16-wide vector,
-     * longer ones 8-wide), an AVX2 CPU's (8-wide vectors), then a GPU's (1:
-     * 4-wide); vw names the widest the row kernel may use. */
+    /* An AVX-512 CPU's width (the row kernel's vectors 16-wide where a row
+     * is longer than 8), an AVX2 CPU's (8-wide), then a GPU's (1: 4-wide). */
     const cl_uint widths[3] = {16, 8, 1};
     for (int i = 0; i < 3; i++) {
         ctx->preferred_vector_width = widths[i];

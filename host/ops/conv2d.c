@@ -511,25 +511,26 @@ typedef struct rows_plan {
 
 static rows_plan plan_rows(const clcnn_context *ctx, const conv2d_params *p) {
     rows_plan plan;
-    plan.vw = ctx->preferred_vector_width >= 8 ? 8 : 4;
-    /* A row of 9-16 outputs in one vector of 16 where the device prefers
-     * them, not two of 8: half the loads and multiply-adds (LeNet-5's conv2
-     * backward-data, rows of 14: 0.70 -> 0.30-0.56 ms at batch 64, AMD EPYC
-     * with AVX-512). Longer rows stay in vectors of 8: in two of 16, 28
-     * outputs (the residual network's stem) took 0.57-0.66 ms against
-     * 0.39-0.41. */
-    if (ctx->preferred_vector_width >= 16 && p->out_width > 8 && p->out_width <= 16)
-        plan.vw = 16;
+    /* Vectors of 16 where the device prefers them and a row is longer than
+     * 8: fewer loads and multiply-adds a row than in 8s (AMD EPYC with
+     * AVX-512, batch 64: LeNet-5's conv2 backward-data, rows of 14, 0.70 ->
+     * 0.30-0.56 ms; the residual network's stem, rows of 28, 0.36-0.41 ->
+     * 0.31-0.33 ms; 3 -> 16 channels at 32x32 0.77-0.82 -> 0.56-0.60 ms). */
+    plan.vw = ctx->preferred_vector_width >= 16 && p->out_width > 8 ? 16
+              : ctx->preferred_vector_width >= 8                    ? 8
+                                                                    : 4;
     plan.row_vectors = (p->out_width + plan.vw - 1) / plan.vw;
     /* The accumulators, a tap's row vectors and a broadcast weight within
      * the register file: past it they spill on every multiply-add (LeNet-5
      * conv1, 4 row vectors on AVX2: 2 channels a work-item ran 26 % faster
-     * than 6, 3 and 4 slower). */
-    plan.channel_block = (vector_registers(ctx) - plan.row_vectors - 1) / plan.row_vectors;
-    if (plan.channel_block < 1)
-        plan.channel_block = 1;
-    if (plan.channel_block > p->out_channels)
-        plan.channel_block = p->out_channels;
+     * than 6, 3 and 4 slower). The channels are then shared out evenly:
+     * 16 as 8 and 8, not 14 and 2 (which had made the stem's rows of 28
+     * slower in 16s than in 8s: 0.57-0.66 ms). */
+    int block = (vector_registers(ctx) - plan.row_vectors - 1) / plan.row_vectors;
+    if (block < 1)
+        block = 1;
+    const int items = (p->out_channels + block - 1) / block;
+    plan.channel_block = (p->out_channels + items - 1) / items;
     plan.padded_height = p->out_height - 1 + p->kernel_h;
     plan.pitch = plan.row_vectors * plan.vw + p->kernel_w - 1;
     plan.padded_floats = (int64_t)p->batch * p->in_channels * plan.padded_height * plan.pitch;
