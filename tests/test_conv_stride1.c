@@ -10,11 +10,10 @@
  * (its launches, counted by the context's profile); each runs with the
  * vector widths of an AVX-512 CPU (16), an AVX2 CPU (8) and a GPU-style
  * device reporting a preferred float width of 1 (4), against a float64
- * convolution written
- * here (not the reference). Backward-data is also checked against central
- * differences of that convolution's loss sum(g * conv(x)) on small shapes.
- * The reference's forward and backward-data are held to the same float64
- * results.
+ * convolution written here (not the reference). Backward-data is also
+ * checked against central differences of that convolution's loss
+ * sum(g * conv(x)) on small shapes. The reference's forward and
+ * backward-data are held to the same float64 results.
  *
  * Errors are relative to the magnitude of each value (the same sum over
  * |x| |w|, plus |bias|), where float rounding lives; the kernels are held to

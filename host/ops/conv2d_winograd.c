@@ -24,7 +24,7 @@ conv2d_params conv2d_winograd_products_params(const conv2d_params *p) {
  * more where that is a multiple of 4 KiB, whose 16 streams (a transform
  * reads or writes all of them at once) would share one set of a CPU's L1
  * cache, more of them than it has ways. Parts 1 MiB apart (512 channels at
- * 7x7, batch 32) had made the tiles' and filters' transforms 1.6 and 1.4
+ * 7x7, batch 32) had made the tiles' and filters' transforms 2.5 and 1.4
  * times as slow, and Winograd slower than the direct kernels. */
 static int64_t part_stride(int64_t count) {
     const int64_t lines = (count + 15) / 16 * 16;
