@@ -120,11 +120,21 @@ void fill_span(edge_span span, const __global float *line, const int first, cons
         span[i] = line[first + i];
 }
 
+/* -D TAPS_S: the filters' width S, where the host builds the kernel for
+ * it, so that a tap row's loop below unrolls (otherwise S, an argument). */
+#ifdef TAPS_S
+#define TILE_S TAPS_S
+#define TILE_S_UNROLL _Pragma("unroll")
+#else
+#define TILE_S S
+#define TILE_S_UNROLL
+#endif
+
 /* The taps s < S of one tap row, weights taps[s], into the sums total[i]
  * of a work-item's rows i, LOAD giving row i's vector for tap s. */
 #define TILE_TAPS(LOAD)                                                                            \
     do {                                                                                           \
-        for (int s = 0; s < S; s++) {                                                              \
+        TILE_S_UNROLL for (int s = 0; s < TILE_S; s++) {                                           \
             const float w = taps[s];                                                               \
             _Pragma("unroll") for (int i = 0; i < TILE_ROWS; i++) total[i] =                       \
                 fma(w, LOAD, total[i]);                                                            \
