@@ -220,6 +220,22 @@ __kernel void conv2d_depthwise_forward(
                     const int top_row = clamp(first_ih, 0, H - 1);
                     const int bottom_row = clamp(first_ih + (TILE_ROWS - 1) * stride_h, 0, H - 1);
                     if (top_row * W + left >= 0 && bottom_row * W + left + reach < H * W) {
+                        /* Every row real (a row's edges only): lines a
+                         * row_step apart and a mask per tap alone. */
+                        if (rows == TILE_ROWS && top_row == first_ih &&
+                            bottom_row == first_ih + (TILE_ROWS - 1) * stride_h) {
+                            const __global float *line = image + (c * H + first_ih) * W + left;
+                            if (stride_w == 1)
+                                TILE_TAPS(select(load_row(line + i * row_step + s * dilation_w),
+                                                 (row_vector)(0.0f),
+                                                 lanes_outside(left + s * dilation_w, 1, W, 0)));
+                            else
+                                TILE_TAPS(
+                                    select(load_row_stride2(line + i * row_step + s * dilation_w),
+                                           (row_vector)(0.0f),
+                                           lanes_outside(left + s * dilation_w, 2, W, 0)));
+                            continue;
+                        }
                         const __global float *line[TILE_ROWS];
                         int row_outside[TILE_ROWS];
                         tile_lines(image + c * H * W, first_ih, stride_h, H, W, left, rows, line,
@@ -350,6 +366,17 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
                     if (stride_h == 1 && clamp(first_oh, 0, OH - 1) * OW + first >= 0 &&
                         clamp(first_oh + TILE_ROWS - 1, 0, OH - 1) * OW + first + WPT_W +
                                 taps_reach <= OH * OW) {
+                        /* Every row real (a row's edges only): lines OW
+                         * apart and a mask per tap alone. */
+                        if (rows == TILE_ROWS && first_oh >= 0 && first_oh + TILE_ROWS <= OH) {
+                            const __global float *line =
+                                gradient + first_oh * OW + first + taps_reach;
+                            TILE_TAPS(select(load_row(line + i * OW - s * dilation_w),
+                                             (row_vector)(0.0f),
+                                             lanes_outside(first + taps_reach - s * dilation_w, 1,
+                                                           OW, 0)));
+                            continue;
+                        }
                         const __global float *line[TILE_ROWS];
                         int row_outside[TILE_ROWS];
                         tile_lines(gradient, first_oh, 1, OH, OW, first + taps_reach, rows, line,
