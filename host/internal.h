@@ -13,6 +13,11 @@
 
 /* ---- context and errors (context.c) ------------------------------------- */
 
+/* x as a string literal, and a macro's value as one (a kernel's -D option
+ * from the host's constant, the version text). */
+#define CLCNN_STRINGIFY(x) #x
+#define CLCNN_STRINGIFY_VALUE(x) CLCNN_STRINGIFY(x)
+
 /* Kernel time per kernel name, from OpenCL profiling events, when profiling is on. */
 #define PROFILE_ENTRIES 32
 

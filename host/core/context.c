@@ -111,7 +111,6 @@ const char *clcnn_status_name(clcnn_status status) {
     return "unknown status";
 }
 
-#define CLCNN_STRINGIFY(x) #x
 #define CLCNN_VERSION_TEXT(major, minor, patch)                                                    \
     CLCNN_STRINGIFY(major) "." CLCNN_STRINGIFY(minor) "." CLCNN_STRINGIFY(patch)
 

@@ -31,10 +31,10 @@ static int64_t part_stride(int64_t count) {
     return lines % 1024 == 0 ? lines + 16 : lines;
 }
 
-/* The floats of 16 transformed (N, channels, TH, TW) tensors. */
-static int64_t transformed_floats(const conv2d_params *p, int channels) {
+/* The floats from one part of a transformed (N, channels, TH, TW) tensor to the next. */
+static int64_t transformed_part(const conv2d_params *p, int channels) {
     const conv2d_params m = conv2d_winograd_products_params(p);
-    return 16 * part_stride((int64_t)m.batch * channels * m.out_height * m.out_width);
+    return part_stride((int64_t)m.batch * channels * m.out_height * m.out_width);
 }
 
 int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
@@ -42,8 +42,8 @@ int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
     const cl_ulong floats = ctx->max_alloc_bytes / sizeof(float);
     const int64_t limit = floats < INT_MAX ? (int64_t)floats : INT_MAX;
     return conv2d_is_plain(p) && p->kernel_h == 3 && p->kernel_w == 3 && p->stride_h == 1 &&
-           p->stride_w == 1 && transformed_floats(p, p->in_channels) <= limit &&
-           transformed_floats(p, p->out_channels) <= limit &&
+           p->stride_w == 1 && 16 * transformed_part(p, p->in_channels) <= limit &&
+           16 * transformed_part(p, p->out_channels) <= limit &&
            16 * part_stride(p->in_channels * (2 * (int64_t)p->out_channels + 16)) <= limit;
 }
 
@@ -75,8 +75,8 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
     const conv2d_params m = conv2d_winograd_products_params(p);
     const int padded = conv2d_direct_padded_channels(m.out_channels, config);
     const int tiles_h = m.out_height, tiles_w = m.out_width;
-    const int tile_stride = (int)(transformed_floats(p, p->in_channels) / 16);
-    const int product_stride = (int)(transformed_floats(p, p->out_channels) / 16);
+    const int tile_stride = (int)transformed_part(p, p->in_channels);
+    const int product_stride = (int)transformed_part(p, p->out_channels);
     const int filter_items = p->in_channels * padded;
     const int filter_stride = (int)part_stride(filter_items);
     const int tile_items = p->batch * p->in_channels * tiles_h * tiles_w;

@@ -19,9 +19,7 @@ static clcnn_status check_shape(clcnn_context *ctx, const char *what, int batch,
  * plane's chain of dependent additions had kept it waiting. Both kernels
  * build with the same options, as one program. */
 #define POOL_PLANES_PER_ITEM 8
-#define POOL_QUOTE_(x) #x
-#define POOL_QUOTE(x) POOL_QUOTE_(x)
-#define GLOBAL_POOL_OPTIONS "-DGLOBAL_POOL_PLANES=" POOL_QUOTE(POOL_PLANES_PER_ITEM)
+#define GLOBAL_POOL_OPTIONS "-DGLOBAL_POOL_PLANES=" CLCNN_STRINGIFY_VALUE(POOL_PLANES_PER_ITEM)
 
 clcnn_status global_avgpool_forward(clcnn_context *ctx, int batch, int channels, int spatial,
                                     cl_mem input, cl_mem output) {
