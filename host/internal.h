@@ -76,6 +76,9 @@ struct clcnn_context {
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
     cl_bool host_unified_memory;    /* CL_DEVICE_HOST_UNIFIED_MEMORY: a CPU's */
+    /* The platform caches its program builds itself (PoCL) and compiles
+     * every kernel of a program to hand out its binary: clcnn keeps none. */
+    int platform_caches_builds;
     /* Scratch shared by operations, one at a time (runtime_scratch). */
     cl_mem scratch[SCRATCH_SLOTS];
     size_t scratch_bytes[SCRATCH_SLOTS];
