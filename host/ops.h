@@ -163,6 +163,14 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
                                                cl_mem input, cl_mem grad_output, cl_mem grad_weight,
                                                cl_mem grad_bias, cl_mem scratch);
 
+/* Launches conv2d_pad_input (a kernel of program `options` of
+ * kernels/conv2d_direct.cl, profiled as `what`): p's input with its zero
+ * padding made explicit as (N, C, padded_h, padded_w) in padded from float
+ * padded_offset, zeros past the input as far as padded_h and padded_w reach. */
+clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what,
+                       const conv2d_params *p, cl_mem input, cl_mem padded, int padded_offset,
+                       int padded_h, int padded_w);
+
 /* Winograd F(2x2, 3x3) (host/ops/conv2d_winograd.c): conv2d_winograd_fits
  * says whether p's forward can run on it (3x3, stride 1, ungrouped,
  * undilated, its scratch buffers within int indices and the device's
@@ -178,17 +186,16 @@ int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p);
 /* The stride-1 convolution whose forward is p's backward-data: the gradient
  * padded by R-1-pad, the filters flipped, input and output channels swapped. */
 conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p);
-/* One of the 16 1x1 convolutions that multiply p's transformed tiles, an
- * (N, C, TH, TW) part of (16, N, C, TH, TW), by transformed filters: it
- * runs with the configuration of its own shape, which tuning tunes. */
-conv2d_params conv2d_winograd_products_params(const conv2d_params *p);
 int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
                              const conv2d_params *p);
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
 clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
                                       const conv2d_params *p, int chosen);
 /* The configuration of Winograd's products for the forward p (for
- * backward-data, conv2d_backward_data_as_forward's), which the plan keeps. */
+ * backward-data, conv2d_backward_data_as_forward's), which the plan keeps:
+ * vw, nv (-DVW, -DNV: the columns a work-item takes, nv vectors of vw),
+ * wpt_p (-DWPT_K: its output channels) and group (work-items per
+ * work-group, along the output channels). */
 direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p);
 clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const direct_config *products,
                                            const conv2d_params *p, cl_mem grad_output,

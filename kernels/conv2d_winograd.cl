@@ -7,26 +7,79 @@
  *
  *   Y = A^T [ sum_c (G g_kc G^T) .* (B^T d_c B) ] A
  *
- * host/ops/conv2d_winograd.c runs three steps, the middle one on the direct
- * convolution kernel as 16 plain 1x1 convolutions, one per point xi of the
- * 4x4 transformed tile, so the long reduction over channels runs on the
- * register-blocked code that is tuned per device:
+ * host/ops/conv2d_winograd.c runs these kernels in turn (TH = ceil(OH / 2),
+ * TW = ceil(OW / 2), P = N * TH * TW tiles in all, the columns):
  *
  *   winograd_transform_filters  (K, C, 3, 3) -> U (16, C, K_padded), zeros
- *                               past K: per xi, the (R, S, C, K_padded)
- *                               layout the direct forward reads
- *   winograd_transform_tiles    input (N, C, H, W) -> V (16, N, C, TH, TW),
- *                               zero outside the input
- *   (16 1x1 convolutions)       M[xi] (N, K, TH, TW) = U[xi] V[xi]
- *   winograd_transform_products M (16, N, K, TH, TW) -> output (N, K, OH,
- *                               OW), plus bias
+ *                               past K; one work-item per filter (c, k)
+ *   conv2d_pad_input            input -> (N, C, 2 TH + 2, 2 TW + 2), the
+ *                               padding made explicit (kernels/conv2d_direct.cl)
+ *   winograd_transform_tiles    -> V (16, C, pitch): column n * TH * TW +
+ *                               ty * TW + tx holds tile (ty, tx) of image n
+ *   winograd_products           M[xi] (K, pitch) = U[xi]^T V[xi], 16
+ *                               matrix products with a reduction over C
+ *   winograd_transform_products M -> output (N, K, OH, OW), plus bias
  *
- * TH = ceil(OH / 2), TW = ceil(OW / 2). No -D parameters. One work-item per
- * filter (c, k), per (image, channel, tile) and per (image, output channel,
- * tile), in that order, `count` of them; a work-item's 16 transformed
- * values lie `stride` floats apart (the host's part_stride: at least count,
- * and never a multiple of 4 KiB, whose 16 streams would share their cache
- * sets). */
+ * Each transformed tensor's 16 parts lie `stride` floats apart (the host's
+ * part_stride: never a multiple of 4 KiB, whose 16 streams, which a
+ * transform reads or writes together, would share their L1 sets). The
+ * columns run in one long row per channel, whatever the batch and image
+ * size, so that the products are matrix products as wide as the batch's
+ * tiles: on planes of tiles one image at a time (1x1 convolutions on the
+ * direct kernel) they had run at a third of the direct 3x3 kernels' speed.
+ *
+ * Parameters (-D): VW and NV, a products work-item's columns (NV vectors of
+ * VW); WPT_K, its output channels (its accumulators: WPT_K * NV vectors);
+ * TILE_VW (1, 2, 4 or 8, at most TW), the tiles a transform's work-item
+ * takes at a time along a tile row, as vectors. Launch: winograd_products
+ * over (ceil(K / WPT_K), pitch / (VW * NV), 16), pitch a multiple of VW *
+ * NV; the tiles' and products' transforms over one work-item per tile row
+ * of each (image, channel) plane; any local sizes. */
+
+#ifndef VW
+#define VW 8
+#endif
+#ifndef NV
+#define NV 2
+#endif
+#ifndef WPT_K
+#define WPT_K 8
+#endif
+
+#ifndef TILE_VW
+#define TILE_VW 4
+#endif
+
+#define GLUE(a, b) a##b
+#define VECTOR(type, width) GLUE(type, width)
+#define VLOAD(width) GLUE(vload, width)
+#define VSTORE(width) GLUE(vstore, width)
+#if VW == 1
+typedef float floatv;
+#define load_vector(offset, pointer) ((pointer)[offset])
+#define store_vector(value, offset, pointer) ((pointer)[offset] = (value))
+#else
+typedef VECTOR(float, VW) floatv;
+#define load_vector(offset, pointer) VLOAD(VW)(offset, pointer)
+#define store_vector(value, offset, pointer) VSTORE(VW)(value, offset, pointer)
+#endif
+
+/* Two vectors of TILE_VW floats side by side, and (a0, b0, a1, b1, ...). */
+#if TILE_VW == 1
+#define TILE_PAIR_WIDTH 2
+#define INTERLEAVE(a, b) ((float2)((a), (b)))
+#elif TILE_VW == 2
+#define TILE_PAIR_WIDTH 4
+#define INTERLEAVE(a, b) ((float4)((a).s0, (b).s0, (a).s1, (b).s1))
+#elif TILE_VW == 4
+#define TILE_PAIR_WIDTH 8
+#define INTERLEAVE(a, b) ((float8)((a).s0, (b).s0, (a).s1, (b).s1, (a).s2, (b).s2, (a).s3, (b).s3))
+#elif TILE_VW == 8
+#define TILE_PAIR_WIDTH 16
+#define INTERLEAVE(a, b)                                                                           \
+    ((float16)((a).s0, (b).s0, (a).s1, (b).s1, (a).s2, (b).s2, (a).s3, (b).s3, (a).s4, (b).s4,     \
+               (a).s5, (b).s5, (a).s6, (b).s6, (a).s7, (b).s7))
+#endif
 
 /* flip_transpose (backward-data run as a forward): the filters are
  * (C, K, 3, 3) of the convolution whose input gradient this is, read with
@@ -63,70 +116,164 @@ __kernel void winograd_transform_filters(const __global float *restrict weight,
     }
 }
 
-__kernel void winograd_transform_tiles(const __global float *restrict input,
-                                       __global float *restrict v, const int height,
-                                       const int width, const int pad_top, const int pad_left,
-                                       const int tiles_h, const int tiles_w, const int count,
-                                       const int stride) {
-    const int item = get_global_id(0);
-    if (item >= count)
+/* Chunks of TILE_VW tiles side by side in a tile row, lane t for the t-th
+ * tile. A row of tiles_w >= TILE_VW tiles runs in chunks from tiles 0,
+ * TILE_VW, ... and a last one that ends at the row's end, overlapping the
+ * one before it where TILE_VW does not divide the row (its tiles are
+ * written twice, with the same values). */
+typedef VECTOR(float, TILE_PAIR_WIDTH) tile_pair;
+#if TILE_VW == 1
+typedef float tilev;
+#define load_tiles(pointer) (*(pointer))
+#define store_tiles(value, pointer) (*(pointer) = (value))
+#else
+typedef VECTOR(float, TILE_VW) tilev;
+#define load_tiles(pointer) VLOAD(TILE_VW)(0, pointer)
+#define store_tiles(value, pointer) VSTORE(TILE_VW)(value, 0, pointer)
+#endif
+#define chunk_start(tx, tiles_w) min(tx, tiles_w - TILE_VW)
+
+/* One work-item per row of tiles of one plane (n, c) of the padded input
+ * (N, C, 2 * TH + 2, 2 * TW + 2), in which every tile's window lies: the
+ * tiles' 16 transformed values go to columns n * TH * TW + ty * TW + tx of
+ * row c of the 16 parts. */
+__kernel void winograd_transform_tiles(const __global float *restrict padded,
+                                       __global float *restrict v, const int channels,
+                                       const int tiles_h, const int tiles_w, const int pitch,
+                                       const int stride, const int rows) {
+    const int item = get_global_id(0); /* (n * C + c) * TH + ty */
+    if (item >= rows)
         return;
-    const int tiles = tiles_h * tiles_w;
-    const int tile = item % tiles, plane = item / tiles; /* n * C + c */
-    const int top = (tile / tiles_w) * 2 - pad_top, left = (tile % tiles_w) * 2 - pad_left;
-    const __global float *in = input + (size_t)plane * height * width;
-    float d[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
-            const int y = top + i, x = left + j;
-            d[i][j] = y >= 0 && y < height && x >= 0 && x < width ? in[y * width + x] : 0.0f;
+    const int ty = item % tiles_h, plane = item / tiles_h;
+    const int c = plane % channels, n = plane / channels;
+    const int width = 2 * tiles_w + 2;
+    const __global float *in = padded + ((size_t)plane * (2 * tiles_h + 2) + 2 * ty) * width;
+    __global float *out = v + (size_t)c * pitch + ((size_t)n * tiles_h + ty) * tiles_w;
+    for (int next = 0; next < tiles_w; next += TILE_VW) {
+        const int tx = chunk_start(next, tiles_w);
+        /* d[i][j][t] = the window's (i, j), row i + 2 ty and column j + 2 (tx + t). */
+        tilev d[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, in + i * width + 2 * tx);
+            const tile_pair b = VLOAD(TILE_PAIR_WIDTH)(0, in + i * width + 2 * tx + 2);
+            d[i][0] = a.even;
+            d[i][1] = a.odd;
+            d[i][2] = b.even;
+            d[i][3] = b.odd;
         }
-    /* B^T d: rows 0-2, 1+2, 2-1, 1-3. */
-    float t[4][4];
-    for (int j = 0; j < 4; j++) {
-        t[0][j] = d[0][j] - d[2][j];
-        t[1][j] = d[1][j] + d[2][j];
-        t[2][j] = d[2][j] - d[1][j];
-        t[3][j] = d[1][j] - d[3][j];
-    }
-    /* ... B: the same on the columns. */
-    __global float *out = v + item;
-    for (int i = 0; i < 4; i++) {
-        out[(size_t)(i * 4 + 0) * stride] = t[i][0] - t[i][2];
-        out[(size_t)(i * 4 + 1) * stride] = t[i][1] + t[i][2];
-        out[(size_t)(i * 4 + 2) * stride] = t[i][2] - t[i][1];
-        out[(size_t)(i * 4 + 3) * stride] = t[i][1] - t[i][3];
+        /* B^T d: rows 0-2, 1+2, 2-1, 1-3. */
+        tilev t[4][4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            t[0][j] = d[0][j] - d[2][j];
+            t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j];
+            t[3][j] = d[1][j] - d[3][j];
+        }
+        /* ... B: the same on the columns. */
+        __global float *o = out + tx;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            store_tiles(t[i][0] - t[i][2], o + (size_t)(i * 4 + 0) * stride);
+            store_tiles(t[i][1] + t[i][2], o + (size_t)(i * 4 + 1) * stride);
+            store_tiles(t[i][2] - t[i][1], o + (size_t)(i * 4 + 2) * stride);
+            store_tiles(t[i][1] - t[i][3], o + (size_t)(i * 4 + 3) * stride);
+        }
     }
 }
 
+/* M[xi] (K, pitch) = U[xi]^T V[xi]: work-item (x, y, xi) computes output
+ * channels y*WPT_K .. +WPT_K-1 of columns x*VW*NV .. +VW*NV-1. */
+__kernel void winograd_products(const __global float *restrict u,
+                                const __global float *restrict v, __global float *restrict m,
+                                const int channels, const int out_channels,
+                                const int padded_out_channels, const int pitch,
+                                const int u_stride, const int v_stride, const int m_stride) {
+    const int k0 = get_global_id(0) * WPT_K, column = get_global_id(1) * (VW * NV);
+    const int xi = get_global_id(2);
+    if (column >= pitch || k0 >= out_channels)
+        return;
+    const __global float *uu = u + (size_t)xi * u_stride + k0;
+    const __global float *vv = v + (size_t)xi * v_stride + column;
+    floatv acc[WPT_K][NV];
+    #pragma unroll
+    for (int j = 0; j < WPT_K; j++)
+        #pragma unroll
+        for (int n = 0; n < NV; n++)
+            acc[j][n] = 0.0f;
+    for (int c = 0; c < channels; c++) {
+        floatv x[NV];
+        #pragma unroll
+        for (int n = 0; n < NV; n++)
+            x[n] = load_vector(0, vv + (size_t)c * pitch + n * VW);
+        #pragma unroll
+        for (int j = 0; j < WPT_K; j++) {
+            const float w = uu[c * padded_out_channels + j];
+            #pragma unroll
+            for (int n = 0; n < NV; n++)
+                acc[j][n] = fma((floatv)w, x[n], acc[j][n]);
+        }
+    }
+    __global float *out = m + (size_t)xi * m_stride + (size_t)k0 * pitch + column;
+    #pragma unroll
+    for (int j = 0; j < WPT_K; j++)
+        if (k0 + j < out_channels)
+#pragma unroll
+            for (int n = 0; n < NV; n++)
+                store_vector(acc[j][n], 0, out + (size_t)j * pitch + n * VW);
+}
+
+/* One work-item per row of tiles of one output plane (n, k). */
 __kernel void winograd_transform_products(const __global float *restrict m,
                                           const __global float *restrict bias,
                                           __global float *restrict output, const int channels,
                                           const int out_height, const int out_width,
                                           const int tiles_h, const int tiles_w, const int has_bias,
-                                          const int count, const int stride) {
-    const int item = get_global_id(0);
-    if (item >= count)
+                                          const int pitch, const int stride, const int rows) {
+    const int item = get_global_id(0); /* (n * K + k) * TH + ty */
+    if (item >= rows)
         return;
-    const int tiles = tiles_h * tiles_w;
-    const int tile = item % tiles, plane = item / tiles; /* n * K + k */
-    const __global float *in = m + item;
-    float p[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            p[i][j] = in[(size_t)(i * 4 + j) * stride];
-    /* A^T p: rows 0+1+2, 1-2-3; then the same on the columns. */
-    float s[2][4];
-    for (int j = 0; j < 4; j++) {
-        s[0][j] = p[0][j] + p[1][j] + p[2][j];
-        s[1][j] = p[1][j] - p[2][j] - p[3][j];
-    }
-    const float b = has_bias ? bias[plane % channels] : 0.0f;
-    const int y0 = (tile / tiles_w) * 2, x0 = (tile % tiles_w) * 2;
+    const int ty = item % tiles_h, plane = item / tiles_h;
+    const int k = plane % channels, n = plane / channels;
+    const __global float *in = m + (size_t)k * pitch + ((size_t)n * tiles_h + ty) * tiles_w;
     __global float *out = output + (size_t)plane * out_height * out_width;
-    for (int i = 0; i < 2 && y0 + i < out_height; i++) {
-        const float y[2] = {s[i][0] + s[i][1] + s[i][2], s[i][1] - s[i][2] - s[i][3]};
-        for (int j = 0; j < 2 && x0 + j < out_width; j++)
-            out[(y0 + i) * out_width + x0 + j] = y[j] + b;
+    const float b = has_bias ? bias[k] : 0.0f;
+    const int y0 = ty * 2;
+    for (int next = 0; next < tiles_w; next += TILE_VW) {
+        const int tx = chunk_start(next, tiles_w);
+        tilev p[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                p[i][j] = load_tiles(in + (size_t)(i * 4 + j) * stride + tx);
+        /* A^T p: rows 0+1+2, 1-2-3; then the same on the columns. */
+        tilev s[2][4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            s[0][j] = p[0][j] + p[1][j] + p[2][j];
+            s[1][j] = p[1][j] - p[2][j] - p[3][j];
+        }
+        const int x0 = tx * 2;
+        /* An odd output width ends in half a tile. */
+        const int full = x0 + TILE_PAIR_WIDTH <= out_width;
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            if (y0 + i >= out_height)
+                break;
+            const tilev even = s[i][0] + s[i][1] + s[i][2] + b;
+            const tilev odd = s[i][1] - s[i][2] - s[i][3] + b;
+            const tile_pair row = INTERLEAVE(even, odd);
+            __global float *o = out + (y0 + i) * out_width + x0;
+            if (full) {
+                VSTORE(TILE_PAIR_WIDTH)(row, 0, o);
+            } else {
+                float values[TILE_PAIR_WIDTH];
+                VSTORE(TILE_PAIR_WIDTH)(row, 0, values);
+                for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
+                    o[x] = values[x];
+            }
+        }
     }
 }

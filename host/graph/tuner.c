@@ -57,7 +57,6 @@ static clcnn_status random_buffer(clcnn_context *ctx, rng *r, size_t count, cl_m
 static clcnn_status run_operation(clcnn_context *ctx, int operation, const direct_config *c,
                                   const conv2d_params *p, const tune_buffers *b) {
     if (!c) {
-        /* Its products with the configuration their own shape has now. */
         const conv2d_params forward = operation == 0 ? *p : conv2d_backward_data_as_forward(p);
         const direct_config products = conv2d_winograd_products_config(ctx, &forward);
         return operation == 0 ? conv2d_forward_winograd(ctx, &products, p, b->input, b->weight, 0,
@@ -197,26 +196,6 @@ typedef struct tune_result {
     int winograd_won;
 } tune_result;
 
-static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
-                               direct_config candidates[TUNE_OPERATIONS][MAX_CANDIDATES],
-                               const int *counts, int confirm, rng *r, tune_result *results);
-
-/* Winograd's products are 1x1 convolutions of a shape of their own, tuned
- * as one (autotuning's few candidates or clcnn tune's many) before
- * Winograd is timed, so that it is timed at its best. */
-static clcnn_status tune_winograd_products(clcnn_context *ctx, const conv2d_params *p, int confirm,
-                                           rng *r) {
-    const conv2d_params m = conv2d_winograd_products_params(p);
-    if (tuning_has(ctx, "forward", &m))
-        return CLCNN_OK;
-    direct_config candidates[TUNE_OPERATIONS][MAX_CANDIDATES];
-    int counts[TUNE_OPERATIONS] = {0, 0, 0};
-    counts[0] = confirm ? autotune_candidates(ctx, 0, &m, candidates[0])
-                        : tune_candidates(ctx, m.out_channels, candidates[0]);
-    tune_result results[TUNE_OPERATIONS];
-    return tune_shape(ctx, &m, candidates, counts, confirm, r, results);
-}
-
 /* Winograd against the direct kernels' winner `direct`: AUTOTUNE_ROUNDS
  * runs of each, turn about, after a warm-up. It wins as a configuration
  * does in autotuning: faster in AUTOTUNE_ROUNDS_WON rounds and its best
@@ -328,10 +307,7 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
             status = tuning_remember(ctx, tune_operations[op], p, &candidates[op][result->winner]);
         if (status == CLCNN_OK && counts[op] > 0 && op < 2 && ctx->config.winograd < 0 &&
             conv2d_winograd_possible(ctx, tune_operations[op], p)) {
-            const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
-            status = tune_winograd_products(ctx, op == 0 ? p : &as_forward, confirm, r);
-            if (status == CLCNN_OK)
-                status = tune_winograd(ctx, op, &candidates[op][result->winner], p, &b, result);
+            status = tune_winograd(ctx, op, &candidates[op][result->winner], p, &b, result);
         }
     }
     release_tune_buffers(&b);

@@ -151,12 +151,9 @@ static int windows_inside_input(const conv2d_params *p) {
            padded_width(p) <= p->in_width;
 }
 
-/* Launches conv2d_pad_input (a kernel of program `options`): p's input with
- * its zero padding made explicit as (N, C, padded_h, padded_w) in padded from
- * float padded_offset. */
-static clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what,
-                              const conv2d_params *p, cl_mem input, cl_mem padded,
-                              int padded_offset, int padded_h, int padded_w) {
+clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what,
+                       const conv2d_params *p, cl_mem input, cl_mem padded, int padded_offset,
+                       int padded_h, int padded_w) {
     cl_kernel kernel;
     clcnn_status status =
         runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &kernel);

@@ -1,23 +1,12 @@
 /* Winograd F(2x2, 3x3) convolution on the OpenCL device
- * (kernels/conv2d_winograd.cl says how): the filters' and the tiles'
- * transforms, the 16 products as 1x1 convolutions on the direct forward
- * kernel, the products' transform. Its twin on the host is the plain
- * convolution, conv2d_forward_ref. */
+ * (kernels/conv2d_winograd.cl says how): the filters' transform, the input's
+ * padded copy and its tiles' transform, the 16 products, the products'
+ * transform. Its twin on the host is the plain convolution,
+ * conv2d_forward_ref. */
 #include "ops.h"
 
 #include <limits.h>
-
-conv2d_params conv2d_winograd_products_params(const conv2d_params *p) {
-    conv2d_params m = {0};
-    m.batch = p->batch;
-    m.in_channels = p->in_channels;
-    m.in_height = m.out_height = (p->out_height + 1) / 2;
-    m.in_width = m.out_width = (p->out_width + 1) / 2;
-    m.out_channels = p->out_channels;
-    m.kernel_h = m.kernel_w = 1;
-    m.stride_h = m.stride_w = 1;
-    return m;
-}
+#include <stdio.h>
 
 /* The floats from one of the 16 parts of a transformed tensor of count
  * floats to the next: count rounded up to whole cache lines, and one line
@@ -31,38 +20,81 @@ static int64_t part_stride(int64_t count) {
     return lines % 1024 == 0 ? lines + 16 : lines;
 }
 
-/* The floats from one part of a transformed (N, channels, TH, TW) tensor to the next. */
-static int64_t transformed_part(const conv2d_params *p, int channels) {
-    const conv2d_params m = conv2d_winograd_products_params(p);
-    return part_stride((int64_t)m.batch * channels * m.out_height * m.out_width);
+/* The columns of a part's rows (one tile of one image each) and the floats
+ * from a row to the next: whole blocks of a products work-item's columns,
+ * an odd number of them, so that the rows a work-item reads one after the
+ * other spread over a CPU's L1 sets. */
+typedef struct winograd_shape {
+    int tiles_h, tiles_w, columns, pitch;
+    int tile_vw;             /* tiles a transform's work-item takes at a time: TILE_VW */
+    int padded_out_channels; /* K rounded up to whole blocks of WPT_K */
+    int filter_stride, tile_stride, product_stride;
+    /* The input with its padding made explicit as (N, C, 2 TH + 2, 2 TW + 2),
+     * in which every tile's window lies: the products' scratch holds it until
+     * the products overwrite it. */
+    int64_t padded_floats;
+} winograd_shape;
+
+static winograd_shape winograd_shape_for(const conv2d_params *p, const direct_config *config) {
+    winograd_shape w;
+    w.tiles_h = (p->out_height + 1) / 2;
+    w.tiles_w = (p->out_width + 1) / 2;
+    w.columns = p->batch * w.tiles_h * w.tiles_w;
+    w.tile_vw = w.tiles_w >= 8 ? 8 : w.tiles_w >= 4 ? 4 : w.tiles_w >= 2 ? 2 : 1;
+    const int block = config->vw * config->nv;
+    int blocks = (w.columns + block - 1) / block;
+    blocks += blocks % 2 == 0;
+    w.pitch = blocks * block;
+    w.padded_out_channels = (p->out_channels + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
+    w.filter_stride = (int)part_stride((int64_t)p->in_channels * w.padded_out_channels);
+    w.tile_stride = (int)part_stride((int64_t)p->in_channels * w.pitch);
+    w.product_stride = (int)part_stride((int64_t)w.padded_out_channels * w.pitch);
+    w.padded_floats =
+        (int64_t)p->batch * p->in_channels * (2 * w.tiles_h + 2) * (2 * w.tiles_w + 2);
+    return w;
 }
 
 int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
-    /* Padded output channels are fewer than 2 * K + 16 for every configuration. */
     const cl_ulong floats = ctx->max_alloc_bytes / sizeof(float);
     const int64_t limit = floats < INT_MAX ? (int64_t)floats : INT_MAX;
-    return conv2d_is_plain(p) && p->kernel_h == 3 && p->kernel_w == 3 && p->stride_h == 1 &&
-           p->stride_w == 1 && 16 * transformed_part(p, p->in_channels) <= limit &&
-           16 * transformed_part(p, p->out_channels) <= limit &&
-           16 * part_stride(p->in_channels * (2 * (int64_t)p->out_channels + 16)) <= limit;
+    if (!conv2d_is_plain(p) || p->kernel_h != 3 || p->kernel_w != 3 || p->stride_h != 1 ||
+        p->stride_w != 1)
+        return 0;
+    /* The widest configuration's blocks: columns and channels in blocks of 32. */
+    const int64_t columns =
+        (int64_t)p->batch * ((p->out_height + 1) / 2) * ((p->out_width + 1) / 2) + 64;
+    const int64_t channels =
+        (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 32;
+    const int64_t padded =
+        (int64_t)p->batch * p->in_channels * (p->out_height + 3) * (p->out_width + 3);
+    return 16 * part_stride(channels * columns) <= limit &&
+           16 * part_stride(channels * channels) <= limit && padded <= limit;
 }
 
-static clcnn_status launch_1d(clcnn_context *ctx, const char *name, int arg_count,
-                              const kernel_arg *args, int64_t items) {
+static clcnn_status launch(clcnn_context *ctx, const char *options, const char *name, int arg_count,
+                           const kernel_arg *args, int dimensions, const size_t *global,
+                           const size_t *local) {
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d_winograd", name, "", &kernel);
+    clcnn_status status = runtime_get_kernel(ctx, "conv2d_winograd", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
-    const size_t local[1] = {64};
-    const size_t global[1] = {(size_t)((items + 63) / 64 * 64)};
-    return runtime_launch(ctx, kernel, name, arg_count, args, 1, global, local);
+    return runtime_launch(ctx, kernel, name, arg_count, args, dimensions, global, local);
 }
 
-/* flip_transpose: p is conv2d_backward_data_as_forward of the convolution whose
- * (p->in_channels, p->out_channels, 3, 3) filters `weight` holds. */
+static size_t round_up(int64_t items, size_t multiple) {
+    return (size_t)((items + (int64_t)multiple - 1) / (int64_t)multiple) * multiple;
+}
+
+/* The products' parameters from the device: vectors as wide as it prefers
+ * and as many accumulators as its vector registers hold (16 of AVX-512's
+ * 32, 12 of AVX2's 16), in work-groups of 4 work-items that share a block
+ * of columns, which stays in the cache while each multiplies it by its own
+ * filters. */
 direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p) {
-    const conv2d_params m = conv2d_winograd_products_params(p);
-    return direct_config_for_conv(ctx, "forward", &m, m.out_channels);
+    (void)p;
+    const cl_uint width = ctx->preferred_vector_width;
+    const direct_config wide = {16, 2, 8, 4}, narrow = {width >= 8 ? 8 : 4, 2, 6, 4};
+    return width >= 16 ? wide : narrow;
 }
 
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *config,
@@ -72,63 +104,83 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
                          "whose transformed tiles fit the device's largest allocation");
-    const conv2d_params m = conv2d_winograd_products_params(p);
-    const int padded = conv2d_direct_padded_channels(m.out_channels, config);
-    const int tiles_h = m.out_height, tiles_w = m.out_width;
-    const int tile_stride = (int)transformed_part(p, p->in_channels);
-    const int product_stride = (int)transformed_part(p, p->out_channels);
-    const int filter_items = p->in_channels * padded;
-    const int filter_stride = (int)part_stride(filter_items);
-    const int tile_items = p->batch * p->in_channels * tiles_h * tiles_w;
-    const int product_items = p->batch * p->out_channels * tiles_h * tiles_w;
+    const winograd_shape w = winograd_shape_for(p, config);
     cl_mem tiles, products, filters;
     clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
-                                          sizeof(float) * 16 * (size_t)tile_stride, &tiles);
+                                          sizeof(float) * 16 * (size_t)w.tile_stride, &tiles);
+    /* Products read up to TILE_VW - 1 floats past the last part's end, and not use them. */
+    const size_t product_floats = 16 * (size_t)w.product_stride + 16;
     if (status == CLCNN_OK)
         status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
-                                 sizeof(float) * 16 * (size_t)product_stride, &products);
+                                 sizeof(float) * (product_floats > (size_t)w.padded_floats
+                                                      ? product_floats
+                                                      : (size_t)w.padded_floats),
+                                 &products);
     if (status == CLCNN_OK)
         status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
-                                 sizeof(float) * 16 * (size_t)filter_stride, &filters);
+                                 sizeof(float) * 16 * (size_t)w.filter_stride, &filters);
     if (status != CLCNN_OK)
         return status;
+    char options[96];
+    snprintf(options, sizeof(options), "-DVW=%d -DNV=%d -DWPT_K=%d -DTILE_VW=%d", config->vw,
+             config->nv, config->wpt_p, w.tile_vw);
 
+    const int filter_items = p->in_channels * w.padded_out_channels;
     const kernel_arg filter_args[] = {
-        {sizeof(cl_mem), &weight},       {sizeof(cl_mem), &filters}, {sizeof(int), &p->in_channels},
-        {sizeof(int), &p->out_channels}, {sizeof(int), &padded},     {sizeof(int), &flip_transpose},
-        {sizeof(int), &filter_stride},
+        {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &filters},
+        {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->out_channels},
+        {sizeof(int), &w.padded_out_channels},
+        {sizeof(int), &flip_transpose},
+        {sizeof(int), &w.filter_stride},
     };
-    status = launch_1d(ctx, "winograd_transform_filters", 7, filter_args, filter_items);
+    const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filter_items, 64)};
+    status = launch(ctx, options, "winograd_transform_filters", 7, filter_args, 1, filter_global,
+                    filter_local);
 
-    const kernel_arg tile_args[] = {
-        {sizeof(cl_mem), &input},    {sizeof(cl_mem), &tiles},   {sizeof(int), &p->in_height},
-        {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top}, {sizeof(int), &p->pad_left},
-        {sizeof(int), &tiles_h},     {sizeof(int), &tiles_w},    {sizeof(int), &tile_items},
-        {sizeof(int), &tile_stride},
-    };
     if (status == CLCNN_OK)
-        status = launch_1d(ctx, "winograd_transform_tiles", 10, tile_args, tile_items);
+        status = pad_input(ctx, "", "winograd_pad_input", p, input, products, 0, 2 * w.tiles_h + 2,
+                           2 * w.tiles_w + 2);
+    const int tile_rows = p->batch * p->in_channels * w.tiles_h;
+    const kernel_arg tile_args[] = {
+        {sizeof(cl_mem), &products},   {sizeof(cl_mem), &tiles},  {sizeof(int), &p->in_channels},
+        {sizeof(int), &w.tiles_h},     {sizeof(int), &w.tiles_w}, {sizeof(int), &w.pitch},
+        {sizeof(int), &w.tile_stride}, {sizeof(int), &tile_rows},
+    };
+    const size_t row_local[1] = {64}, tile_global[1] = {round_up(tile_rows, 64)};
+    if (status == CLCNN_OK)
+        status = launch(ctx, options, "winograd_transform_tiles", 8, tile_args, 1, tile_global,
+                        row_local);
 
-    for (int xi = 0; xi < 16 && status == CLCNN_OK; xi++) {
-        const direct_forward_operands o = {.input = tiles,
-                                           .input_offset = xi * tile_stride,
-                                           .transposed = filters,
-                                           .weight_offset = xi * filter_stride,
-                                           .output = products,
-                                           .output_offset = xi * product_stride};
-        status = conv2d_forward_direct_launch(ctx, config, &m, &o);
-    }
+    const kernel_arg gemm_args[] = {
+        {sizeof(cl_mem), &filters},      {sizeof(cl_mem), &tiles},
+        {sizeof(cl_mem), &products},     {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->out_channels}, {sizeof(int), &w.padded_out_channels},
+        {sizeof(int), &w.pitch},         {sizeof(int), &w.filter_stride},
+        {sizeof(int), &w.tile_stride},   {sizeof(int), &w.product_stride},
+    };
+    const size_t gemm_local[3] = {(size_t)config->group, 1, 1};
+    const size_t gemm_global[3] = {
+        round_up(w.padded_out_channels / config->wpt_p, (size_t)config->group),
+        (size_t)(w.pitch / (config->vw * config->nv)), 16};
+    if (status == CLCNN_OK)
+        status =
+            launch(ctx, options, "winograd_products", 10, gemm_args, 3, gemm_global, gemm_local);
 
     cl_mem bias_arg = p->has_bias ? bias : products;
+    const int product_rows = p->batch * p->out_channels * w.tiles_h;
     const kernel_arg product_args[] = {
-        {sizeof(cl_mem), &products},    {sizeof(cl_mem), &bias_arg},
-        {sizeof(cl_mem), &output},      {sizeof(int), &p->out_channels},
-        {sizeof(int), &p->out_height},  {sizeof(int), &p->out_width},
-        {sizeof(int), &tiles_h},        {sizeof(int), &tiles_w},
-        {sizeof(int), &p->has_bias},    {sizeof(int), &product_items},
-        {sizeof(int), &product_stride},
+        {sizeof(cl_mem), &products},      {sizeof(cl_mem), &bias_arg},
+        {sizeof(cl_mem), &output},        {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->out_height},    {sizeof(int), &p->out_width},
+        {sizeof(int), &w.tiles_h},        {sizeof(int), &w.tiles_w},
+        {sizeof(int), &p->has_bias},      {sizeof(int), &w.pitch},
+        {sizeof(int), &w.product_stride}, {sizeof(int), &product_rows},
     };
+    const size_t product_global[1] = {round_up(product_rows, 64)};
     if (status == CLCNN_OK)
-        status = launch_1d(ctx, "winograd_transform_products", 11, product_args, product_items);
+        status = launch(ctx, options, "winograd_transform_products", 12, product_args, 1,
+                        product_global, row_local);
     return status;
 }
