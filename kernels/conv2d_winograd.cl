@@ -29,7 +29,7 @@
  * direct kernel) they had run at a third of the direct 3x3 kernels' speed.
  *
  * Parameters (-D): VW and NV, a products work-item's columns (NV vectors of
- * VW); WPT_K, its output channels (its accumulators: WPT_K * NV vectors);
+ * VW: 2, 4, 8 or 16 floats); WPT_K, its output channels (its accumulators: WPT_K * NV vectors);
  * TILE_VW (1, 2, 4 or 8, at most TW), the tiles a transform's work-item
  * takes at a time along a tile row, as vectors. Launch: winograd_products
  * over (ceil(K / WPT_K), pitch / (VW * NV), 16), pitch a multiple of VW *
@@ -50,19 +50,12 @@
 #define TILE_VW 4
 #endif
 
+/* vloadN and vstoreN for a width given as a macro. */
 #define GLUE(a, b) a##b
 #define VECTOR(type, width) GLUE(type, width)
 #define VLOAD(width) GLUE(vload, width)
 #define VSTORE(width) GLUE(vstore, width)
-#if VW == 1
-typedef float floatv;
-#define load_vector(offset, pointer) ((pointer)[offset])
-#define store_vector(value, offset, pointer) ((pointer)[offset] = (value))
-#else
 typedef VECTOR(float, VW) floatv;
-#define load_vector(offset, pointer) VLOAD(VW)(offset, pointer)
-#define store_vector(value, offset, pointer) VSTORE(VW)(value, offset, pointer)
-#endif
 
 /* Two vectors of TILE_VW floats side by side, and (a0, b0, a1, b1, ...). */
 #if TILE_VW == 1
@@ -184,7 +177,8 @@ __kernel void winograd_transform_tiles(const __global float *restrict padded,
 }
 
 /* M[xi] (K, pitch) = U[xi]^T V[xi]: work-item (x, y, xi) computes output
- * channels y*WPT_K .. +WPT_K-1 of columns x*VW*NV .. +VW*NV-1. */
+ * channels x*WPT_K .. +WPT_K-1 of columns y*VW*NV .. +VW*NV-1. Work-items
+ * side by side along x share their columns, which stay in the cache. */
 __kernel void winograd_products(const __global float *restrict u,
                                 const __global float *restrict v, __global float *restrict m,
                                 const int channels, const int out_channels,
@@ -197,31 +191,31 @@ __kernel void winograd_products(const __global float *restrict u,
     const __global float *uu = u + (size_t)xi * u_stride + k0;
     const __global float *vv = v + (size_t)xi * v_stride + column;
     floatv acc[WPT_K][NV];
-    #pragma unroll
+#pragma unroll
     for (int j = 0; j < WPT_K; j++)
-        #pragma unroll
+#pragma unroll
         for (int n = 0; n < NV; n++)
             acc[j][n] = 0.0f;
     for (int c = 0; c < channels; c++) {
         floatv x[NV];
-        #pragma unroll
+#pragma unroll
         for (int n = 0; n < NV; n++)
-            x[n] = load_vector(0, vv + (size_t)c * pitch + n * VW);
-        #pragma unroll
+            x[n] = VLOAD(VW)(0, vv + (size_t)c * pitch + n * VW);
+#pragma unroll
         for (int j = 0; j < WPT_K; j++) {
             const float w = uu[c * padded_out_channels + j];
-            #pragma unroll
+#pragma unroll
             for (int n = 0; n < NV; n++)
                 acc[j][n] = fma((floatv)w, x[n], acc[j][n]);
         }
     }
     __global float *out = m + (size_t)xi * m_stride + (size_t)k0 * pitch + column;
-    #pragma unroll
+#pragma unroll
     for (int j = 0; j < WPT_K; j++)
         if (k0 + j < out_channels)
 #pragma unroll
             for (int n = 0; n < NV; n++)
-                store_vector(acc[j][n], 0, out + (size_t)j * pitch + n * VW);
+                VSTORE(VW)(acc[j][n], 0, out + (size_t)j * pitch + n * VW);
 }
 
 /* One work-item per row of tiles of one output plane (n, k). */

@@ -108,8 +108,7 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
     cl_mem tiles, products, filters;
     clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
                                           sizeof(float) * 16 * (size_t)w.tile_stride, &tiles);
-    /* Products read up to TILE_VW - 1 floats past the last part's end, and not use them. */
-    const size_t product_floats = 16 * (size_t)w.product_stride + 16;
+    const size_t product_floats = 16 * (size_t)w.product_stride;
     if (status == CLCNN_OK)
         status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
                                  sizeof(float) * (product_floats > (size_t)w.padded_floats
