@@ -203,6 +203,11 @@ clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const direct_conf
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *products,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output);
+/* The weight gradient (overwritten) and, with a bias, its gradient. */
+clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_config *products,
+                                              const conv2d_params *p, cl_mem input,
+                                              cl_mem grad_output, cl_mem grad_weight,
+                                              cl_mem grad_bias);
 
 /* ---- gemm: C = alpha * A(m,k) B(k,n) + beta * C + bias (see kernels/gemm.cl) ---- */
 

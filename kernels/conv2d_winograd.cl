@@ -271,3 +271,144 @@ __kernel void winograd_transform_products(const __global float *restrict m,
         }
     }
 }
+
+/* ---- backward-weights ----------------------------------------------------
+ * dg = G^T [ sum over tiles (B^T d B) .* (A dy A^T) ] G: the tiles' transform
+ * above gives V (16, C, pitch) from the input; winograd_transform_gradient
+ * gives W (16, K, pitch) from the output gradient's 2x2 tiles;
+ * winograd_gradient_products the 16 sums dU[xi] (C, K_padded) over the
+ * columns; winograd_gradient_filters dg (K, C, 3, 3). */
+
+/* One work-item per row of tiles of one plane (n, k) of the output gradient
+ * padded with zeros to (N, K, 2 * TH, 2 * TW). */
+__kernel void winograd_transform_gradient(const __global float *restrict padded,
+                                          __global float *restrict w, const int channels,
+                                          const int tiles_h, const int tiles_w, const int pitch,
+                                          const int stride, const int rows) {
+    const int item = get_global_id(0); /* (n * K + k) * TH + ty */
+    if (item >= rows)
+        return;
+    const int ty = item % tiles_h, plane = item / tiles_h;
+    const int k = plane % channels, n = plane / channels;
+    const int width = 2 * tiles_w;
+    const __global float *in = padded + ((size_t)plane * 2 * tiles_h + 2 * ty) * width;
+    __global float *out = w + (size_t)k * pitch + ((size_t)n * tiles_h + ty) * tiles_w;
+    for (int next = 0; next < tiles_w; next += TILE_VW) {
+        const int tx = chunk_start(next, tiles_w);
+        tilev g[2][2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, in + i * width + 2 * tx);
+            g[i][0] = a.even;
+            g[i][1] = a.odd;
+        }
+        /* A g: rows 0, 0+1, 0-1, -1; then (A g) A^T, the same on the columns. */
+        tilev t[4][2];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            t[0][j] = g[0][j];
+            t[1][j] = g[0][j] + g[1][j];
+            t[2][j] = g[0][j] - g[1][j];
+            t[3][j] = -g[1][j];
+        }
+        __global float *o = out + tx;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            store_tiles(t[i][0], o + (size_t)(i * 4 + 0) * stride);
+            store_tiles(t[i][0] + t[i][1], o + (size_t)(i * 4 + 1) * stride);
+            store_tiles(t[i][0] - t[i][1], o + (size_t)(i * 4 + 2) * stride);
+            store_tiles(-t[i][1], o + (size_t)(i * 4 + 3) * stride);
+        }
+    }
+}
+
+/* dU[xi] (C, K_padded) = V[xi] W[xi]^T over the first `columns` columns:
+ * work-item (x, y, xi) sums channels y*4 .. +3 against output channels
+ * x*4 .. +3, VW columns at a time, its 16 sums as vectors added across at
+ * the end. (Slices of 512 or 2048 columns, so that each slice's rows stay
+ * in L2 while every pair of channel blocks runs over them, were slower:
+ * 45 and 38 ms against 34 ms at 128 channels, 28x28, batch 32.) */
+__kernel void winograd_gradient_products(const __global float *restrict v,
+                                         const __global float *restrict w,
+                                         __global float *restrict du, const int channels,
+                                         const int out_channels, const int padded_out_channels,
+                                         const int columns, const int pitch, const int v_stride,
+                                         const int w_stride, const int du_stride) {
+    const int k0 = get_global_id(0) * 4, c0 = get_global_id(1) * 4, xi = get_global_id(2);
+    if (k0 >= out_channels || c0 >= channels)
+        return;
+    const __global float *vv[4], *ww[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        /* Rows past the channels repeat the last; their sums are not stored. */
+        vv[i] = v + (size_t)xi * v_stride + (size_t)min(c0 + i, channels - 1) * pitch;
+        ww[i] = w + (size_t)xi * w_stride + (size_t)min(k0 + i, out_channels - 1) * pitch;
+    }
+    floatv acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            acc[i][j] = 0.0f;
+    int p = 0;
+    for (; p + VW <= columns; p += VW) {
+        floatv a[4], b[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            a[i] = VLOAD(VW)(0, vv[i] + p);
+            b[i] = VLOAD(VW)(0, ww[i] + p);
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                acc[i][j] = fma(a[i], b[j], acc[i][j]);
+    }
+    float sums[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float lanes[VW];
+            VSTORE(VW)(acc[i][j], 0, lanes);
+            float s = 0.0f;
+            for (int l = 0; l < VW; l++)
+                s += lanes[l];
+            for (int q = p; q < columns; q++)
+                s = fma(vv[i][q], ww[j][q], s);
+            sums[i][j] = s;
+        }
+    __global float *out = du + (size_t)xi * du_stride;
+    for (int i = 0; i < 4 && c0 + i < channels; i++)
+        for (int j = 0; j < 4 && k0 + j < out_channels; j++)
+            out[(c0 + i) * padded_out_channels + k0 + j] = sums[i][j];
+}
+
+/* dg (K, C, 3, 3) = G^T dU G, one work-item per filter (c, k). */
+__kernel void winograd_gradient_filters(const __global float *restrict du,
+                                        __global float *restrict grad_weight,
+                                        const int in_channels, const int out_channels,
+                                        const int padded_out_channels, const int stride) {
+    const int item = get_global_id(0); /* c * K + k */
+    if (item >= in_channels * out_channels)
+        return;
+    const int k = item % out_channels, c = item / out_channels;
+    float u[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            u[i][j] = du[(i * 4 + j) * stride + c * padded_out_channels + k];
+    /* G^T u: rows 0 + (1 + 2) / 2, (1 - 2) / 2, (1 + 2) / 2 + 3; then the
+     * same on the columns. */
+    float t[3][4];
+    for (int j = 0; j < 4; j++) {
+        t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+        t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+        t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+    }
+    __global float *out = grad_weight + (k * in_channels + c) * 9;
+    for (int r = 0; r < 3; r++) {
+        out[r * 3 + 0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+        out[r * 3 + 1] = 0.5f * (t[r][1] - t[r][2]);
+        out[r * 3 + 2] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+    }
+}

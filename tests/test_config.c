@@ -165,7 +165,7 @@ static void check_valid_overrides(void) {
     if (ctx) {
         CHECK(conv2d_runs_winograd(ctx, "forward", &square));
         CHECK(conv2d_runs_winograd(ctx, "backward_data", &square));
-        CHECK(!conv2d_runs_winograd(ctx, "backward_weights", &square));
+        CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square));
         square.stride_h = 2;
         CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
         clcnn_context_destroy(ctx);
@@ -179,6 +179,9 @@ static void check_valid_overrides(void) {
         CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, 0));
         CHECK(conv2d_runs_winograd(ctx, "forward", &square));
         CHECK(!conv2d_runs_winograd(ctx, "backward_data", &square));
+        CHECK(!conv2d_runs_winograd(ctx, "backward_weights", &square));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_weights", &square, 1));
+        CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square));
         /* A later verdict replaces the earlier one. */
         CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, 0));
         CHECK(!conv2d_runs_winograd(ctx, "forward", &square));

@@ -5,7 +5,9 @@
  *   register-blocked kernels;
  * - Winograd F(2x2, 3x3) (host/ops/conv2d_winograd.c), turned on
  *   (CLCNN_WINOGRAD=1's setting) for 3x3 shapes of 1-40 channels, sizes
- *   1-20 and padding 0-2 on each side, forward and backward-data.
+ *   1-20 and padding 0-2 on each side, forward, backward-data and
+ *   backward-weights (against a float64 weight gradient written here, and
+ *   central differences on small shapes).
  * Every case here is one the path must take, and the test asserts it did
  * (its launches, counted by the context's profile); each runs with the
  * vector widths of an AVX-512 CPU (16), an AVX2 CPU (8) and a GPU-style
@@ -297,6 +299,138 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
            taken, worst_kernel, worst_reference);
 }
 
+/* The gradient of sum(g * conv2d(x)) with respect to the weights of a
+ * stride-1 ungrouped convolution in float64, and each value's magnitude. */
+static void backward_weights64(const conv2d_params *p, const float *x, const float *g, double *dw,
+                               double *magnitude) {
+    for (int k = 0; k < p->out_channels; k++)
+        for (int c = 0; c < p->in_channels; c++)
+            for (int r = 0; r < p->kernel_h; r++)
+                for (int s = 0; s < p->kernel_w; s++) {
+                    double sum = 0, size = 0;
+                    for (int n = 0; n < p->batch; n++)
+                        for (int oy = 0; oy < p->out_height; oy++)
+                            for (int ox = 0; ox < p->out_width; ox++) {
+                                const int iy = oy + r - p->pad_top, ix = ox + s - p->pad_left;
+                                if (iy < 0 || iy >= p->in_height || ix < 0 || ix >= p->in_width)
+                                    continue;
+                                const double term =
+                                    (double)g[((n * p->out_channels + k) * p->out_height + oy) *
+                                                  p->out_width +
+                                              ox] *
+                                    x[((n * p->in_channels + c) * p->in_height + iy) * p->in_width +
+                                      ix];
+                                sum += term;
+                                size += fabs(term);
+                            }
+                    const int i = ((k * p->in_channels + c) * p->kernel_h + r) * p->kernel_w + s;
+                    dw[i] = sum;
+                    if (magnitude)
+                        magnitude[i] = size;
+                }
+}
+
+/* Winograd's backward-weights on draw_winograd_shape's shapes against
+ * backward_weights64, or against central differences of sum(g *
+ * conv2d_forward64(x)) with respect to each weight on small ones. */
+static void check_backward_weights(clcnn_context *ctx, int vector_width, int differences,
+                                   uint64_t seed) {
+    test_rng rng = {seed};
+    double worst_kernel = 0;
+    int taken = 0;
+    const int shapes = test_scaled_count(differences ? DIFFERENCE_SHAPES : BACKWARD_SHAPES);
+    for (int index = 0; index < shapes; index++) {
+        conv2d_params p = draw_winograd_shape(&rng, 1);
+        if (differences) {
+            p.batch = 1;
+            p.in_channels = test_rand_int(&rng, 1, 3);
+            p.out_channels = test_rand_int(&rng, 1, 3);
+        } else if (index % 10 == 0) {
+            /* Hundreds of tiles: sums over long rows of columns. */
+            p.batch = test_rand_int(&rng, 6, 9);
+            p.in_height = test_rand_int(&rng, 20, 28);
+            p.in_width = test_rand_int(&rng, 20, 28);
+            p.pad_top = p.pad_left = 1;
+            p.out_height = p.in_height;
+            p.out_width = p.in_width;
+        }
+        if (p.out_height < 1 || p.out_width < 1) {
+            index--;
+            continue;
+        }
+        const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
+        const int64_t nw = (int64_t)p.out_channels * p.in_channels * 9;
+        const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
+        float *x = test_floats(nx), *g = test_floats(ny), *dw = test_floats(nw);
+        double *expected = test_doubles(nw), *magnitude = test_doubles(nw);
+        test_fill_signed(&rng, x, nx);
+        test_fill_signed(&rng, g, ny);
+        for (int64_t i = 0; i < nw; i++)
+            dw[i] = NAN;
+        backward_weights64(&p, x, g, expected, magnitude);
+        /* Winograd computes a filter's 9 taps together, each from all 16 of
+         * its transformed sums, so a tap's rounding follows the filter's
+         * largest terms, not its own: a tap that reads only padding (its
+         * gradient exactly 0) comes out at some 1e-8 of its neighbours. Each
+         * tap is held to the largest magnitude among its filter's taps. */
+        for (int64_t f = 0; f < nw; f += 9) {
+            double largest = 0;
+            for (int t = 0; t < 9; t++)
+                largest = fmax(largest, magnitude[f + t]);
+            for (int t = 0; t < 9; t++)
+                magnitude[f + t] = largest;
+        }
+        if (differences) {
+            /* The loss is linear in w: central differences are exact to rounding. */
+            float *w = test_floats(nw);
+            double *y = test_doubles(ny);
+            test_fill_signed(&rng, w, nw);
+            const float h = 0.25f;
+            for (int64_t i = 0; i < nw; i++) {
+                double loss[2];
+                const float saved = w[i];
+                for (int side = 0; side < 2; side++) {
+                    w[i] = saved + (side ? -h : h);
+                    conv2d_forward64(&p, x, w, NULL, y, NULL);
+                    loss[side] = 0;
+                    for (int64_t o = 0; o < ny; o++)
+                        loss[side] += g[o] * y[o];
+                }
+                w[i] = saved;
+                expected[i] = (loss[0] - loss[1]) / (2.0 * h);
+            }
+            free(w);
+            free(y);
+        }
+        const int before = launches_of(ctx, "winograd_gradient_filters");
+        cl_mem xb = NULL, gb = NULL, wb = NULL;
+        if (upload(ctx, x, nx, &xb) && upload(ctx, g, ny, &gb) && upload(ctx, dw, nw, &wb) &&
+            CHECK_OK(ctx, conv2d_backward_weights(ctx, &p, xb, gb, wb, NULL, NULL)))
+            download(ctx, wb, dw, nw);
+        const int took_path = launches_of(ctx, "winograd_gradient_filters") == before + 1;
+        taken += took_path;
+        buffer_release(&xb);
+        buffer_release(&gb);
+        buffer_release(&wb);
+        const double e_kernel = worst_scaled_error(dw, expected, magnitude, nw);
+        if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5)) {
+            print_shape("Winograd", index, &p);
+            printf("  backward-weights%s, vector width %d: %s, error %.3g\n",
+                   differences ? " (differences)" : "", vector_width,
+                   took_path ? "taken" : "NOT taken", e_kernel);
+        }
+        worst_kernel = fmax(worst_kernel, e_kernel);
+        free(x);
+        free(g);
+        free(dw);
+        free(expected);
+        free(magnitude);
+    }
+    printf("Winograd backward-weights%s, vector width %d: %d shapes, %d on it, worst error %.3g\n",
+           differences ? " against finite differences" : "", vector_width, shapes, taken,
+           worst_kernel);
+}
+
 int main(void) {
     clcnn_context *ctx = test_opencl_context();
     if (!CHECK(ctx != NULL))
@@ -320,6 +454,10 @@ int main(void) {
             check_forward(ctx, paths[j], vw, seed);
             check_backward_data(ctx, paths[j], vw, 0, seed + 100);
             check_backward_data(ctx, paths[j], vw, 1, seed + 200);
+            if (paths[j]->winograd) {
+                check_backward_weights(ctx, vw, 0, seed + 300);
+                check_backward_weights(ctx, vw, 1, seed + 400);
+            }
         }
     }
     ctx->preferred_vector_width = device_width;

@@ -210,7 +210,7 @@ static const char *parse_tuning_line(char *line, direct_config *c) {
     return line;
 }
 
-static void tuning_load(clcnn_context *ctx) {
+void tuning_load(clcnn_context *ctx) {
     char path[1200];
     tuning_path(ctx, path, sizeof(path));
     FILE *f = fopen(path, "r");
@@ -221,7 +221,7 @@ static void tuning_load(clcnn_context *ctx) {
         direct_config c;
         /* A damaged line is skipped: the defaults stand in for it. */
         const char *key = parse_tuning_line(line, &c);
-        if (!key)
+        if (!key || find_tuned(&ctx->config, key))
             continue;
         tuned_entry *e = add_tuned(&ctx->config, key);
         if (!e)

@@ -173,6 +173,13 @@ direct_config direct_config_for_conv(const clcnn_context *ctx, const char *opera
 int tuning_has(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
 int tuning_lookup(const clcnn_context *ctx, const char *operation, const conv2d_params *p,
                   direct_config *out);
+/* Adds the tuning file's entries that the context's table lacks: when the
+ * context starts, and before each autotuning pass, so that a shape another
+ * context or process has measured since (and saved) is not measured again,
+ * to a verdict that may differ: two contexts of one process had chosen
+ * Winograd and the direct kernels for the same shape, and their results
+ * differed in the last bits. */
+void tuning_load(clcnn_context *ctx);
 /* Records a measured winner in the context's table; tuning_save writes the
  * table, keeping the file's entries for shapes the table lacks (those
  * another process added since this one read it). */

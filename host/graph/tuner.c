@@ -57,12 +57,16 @@ static clcnn_status random_buffer(clcnn_context *ctx, rng *r, size_t count, cl_m
 static clcnn_status run_operation(clcnn_context *ctx, int operation, const direct_config *c,
                                   const conv2d_params *p, const tune_buffers *b) {
     if (!c) {
-        const conv2d_params forward = operation == 0 ? *p : conv2d_backward_data_as_forward(p);
+        const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
         const direct_config products = conv2d_winograd_products_config(ctx, &forward);
-        return operation == 0 ? conv2d_forward_winograd(ctx, &products, p, b->input, b->weight, 0,
-                                                        b->bias, b->output)
-                              : conv2d_backward_data_winograd(ctx, &products, p, b->grad_output,
-                                                              b->weight, b->grad_input);
+        if (operation == 0)
+            return conv2d_forward_winograd(ctx, &products, p, b->input, b->weight, 0, b->bias,
+                                           b->output);
+        if (operation == 1)
+            return conv2d_backward_data_winograd(ctx, &products, p, b->grad_output, b->weight,
+                                                 b->grad_input);
+        return conv2d_backward_weights_winograd(ctx, &products, p, b->input, b->grad_output,
+                                                b->grad_weight, b->grad_bias);
     }
     if (operation == 0)
         return conv2d_forward_direct(ctx, c, p, b->input, b->weight, b->bias, b->output);
@@ -305,7 +309,7 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         }
         if (status == CLCNN_OK && counts[op] > 0)
             status = tuning_remember(ctx, tune_operations[op], p, &candidates[op][result->winner]);
-        if (status == CLCNN_OK && counts[op] > 0 && op < 2 && ctx->config.winograd < 0 &&
+        if (status == CLCNN_OK && counts[op] > 0 && ctx->config.winograd < 0 &&
             conv2d_winograd_possible(ctx, tune_operations[op], p)) {
             status = tune_winograd(ctx, op, &candidates[op][result->winner], p, &b, result);
         }
@@ -375,6 +379,7 @@ clcnn_status net_autotune(clcnn_net *net, int64_t capacity, int with_gradients) 
     }
     const double start = clock_seconds();
     const int tuned_before = ctx->autotuned_operations;
+    tuning_load(ctx);
     rng r;
     rng_seed(&r, 12345);
     clcnn_status status = CLCNN_OK;

@@ -1603,6 +1603,8 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
     /* A stride-1 convolution's backward-data is one forward, that of
      * as_forward: backward_data_phases' only phase. */
+    if (strcmp(operation, "backward_weights") == 0)
+        return conv2d_winograd_fits(ctx, p);
     return strcmp(operation, "backward_data") == 0 && p->stride_h == 1 && p->stride_w == 1 &&
            backward_data_runs_phases(p) && conv2d_winograd_fits(ctx, &as_forward);
 }
@@ -1614,7 +1616,9 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
 enum { WINOGRAD_CHOSEN = 1, WINOGRAD_NOT_CHOSEN = 2 };
 
 static const char *winograd_key(const char *operation) {
-    return strcmp(operation, "forward") == 0 ? "winograd_forward" : "winograd_backward_data";
+    return strcmp(operation, "forward") == 0         ? "winograd_forward"
+           : strcmp(operation, "backward_data") == 0 ? "winograd_backward_data"
+                                                     : "winograd_backward_weights";
 }
 
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
@@ -1679,6 +1683,9 @@ conv2d_plan conv2d_plan_for(const clcnn_context *ctx, const conv2d_params *p) {
     plan.backward_weights = (conv_step){CONV_TILED, {0, 0, 0, 0}};
     if (conv2d_runs_depthwise(p)) {
         plan.backward_weights.kernels = CONV_DEPTHWISE;
+    } else if (conv2d_runs_winograd(ctx, "backward_weights", p)) {
+        plan.backward_weights.kernels = CONV_WINOGRAD;
+        plan.backward_weights.config = conv2d_winograd_products_config(ctx, p);
     } else if (use_direct_kernels(ctx)) {
         plan.backward_weights.kernels = CONV_DIRECT;
         plan.backward_weights.config = backward_weights_direct_config(ctx, p);
@@ -1691,6 +1698,8 @@ conv2d_plan conv2d_plan_for(const clcnn_context *ctx, const conv2d_params *p) {
 size_t conv2d_backward_weights_scratch_bytes(const conv2d_plan *plan, const conv2d_params *p) {
     if (plan->backward_weights.kernels == CONV_DIRECT)
         return conv2d_backward_weights_direct_scratch_bytes(&plan->backward_weights.config, p);
+    if (plan->backward_weights.kernels == CONV_WINOGRAD)
+        return 0; /* it has scratch slots of its own */
     return backward_weights_tiled_scratch_bytes(p);
 }
 
@@ -1706,6 +1715,9 @@ static clcnn_status backward_weights_planned(clcnn_context *ctx, const conv2d_pl
     if (plan->backward_weights.kernels == CONV_DEPTHWISE)
         return conv2d_backward_weights_depthwise(ctx, p, input, grad_output, grad_weight, grad_bias,
                                                  scratch);
+    if (plan->backward_weights.kernels == CONV_WINOGRAD)
+        return conv2d_backward_weights_winograd(ctx, &plan->backward_weights.config, p, input,
+                                                grad_output, grad_weight, grad_bias);
     if (plan->backward_weights.kernels == CONV_DIRECT)
         return backward_weights_direct(
             ctx, &plan->backward_weights.config, p, input, grad_output, grad_weight, grad_bias,

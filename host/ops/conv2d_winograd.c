@@ -183,3 +183,107 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
                         product_global, row_local);
     return status;
 }
+
+clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_config *config,
+                                              const conv2d_params *p, cl_mem input,
+                                              cl_mem grad_output, cl_mem grad_weight,
+                                              cl_mem grad_bias) {
+    if (!conv2d_winograd_fits(ctx, p))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
+                         "whose transformed tiles fit the device's largest allocation");
+    const winograd_shape w = winograd_shape_for(p, config);
+    /* The sums dU: output channels in blocks of 4, the gradient's transform
+     * in the products' layout. */
+    const int padded_k = (p->out_channels + 3) / 4 * 4;
+    const int sums_stride = (int)part_stride((int64_t)p->in_channels * padded_k);
+    const int gradient_stride = w.product_stride;
+    const int64_t padded_gradient =
+        (int64_t)p->batch * p->out_channels * (2 * w.tiles_h) * (2 * w.tiles_w);
+    /* The products' slot holds the padded input, then the padded gradient,
+     * then the sums; the filters' slot the transformed gradient. */
+    size_t copy_floats = (size_t)w.padded_floats;
+    if ((size_t)padded_gradient > copy_floats)
+        copy_floats = (size_t)padded_gradient;
+    if (16 * (size_t)sums_stride > copy_floats)
+        copy_floats = 16 * (size_t)sums_stride;
+    cl_mem tiles, copies, gradient;
+    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
+                                          sizeof(float) * 16 * (size_t)w.tile_stride, &tiles);
+    if (status == CLCNN_OK)
+        status =
+            runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS, sizeof(float) * copy_floats, &copies);
+    if (status == CLCNN_OK)
+        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
+                                 sizeof(float) * 16 * (size_t)gradient_stride, &gradient);
+    if (status != CLCNN_OK)
+        return status;
+    char options[96];
+    snprintf(options, sizeof(options), "-DVW=%d -DNV=%d -DWPT_K=%d -DTILE_VW=%d", config->vw,
+             config->nv, config->wpt_p, w.tile_vw);
+    const size_t row_local[1] = {64};
+
+    status = pad_input(ctx, "", "winograd_pad_input", p, input, copies, 0, 2 * w.tiles_h + 2,
+                       2 * w.tiles_w + 2);
+    const int tile_rows = p->batch * p->in_channels * w.tiles_h;
+    const kernel_arg tile_args[] = {
+        {sizeof(cl_mem), &copies},     {sizeof(cl_mem), &tiles},  {sizeof(int), &p->in_channels},
+        {sizeof(int), &w.tiles_h},     {sizeof(int), &w.tiles_w}, {sizeof(int), &w.pitch},
+        {sizeof(int), &w.tile_stride}, {sizeof(int), &tile_rows},
+    };
+    const size_t tile_global[1] = {round_up(tile_rows, 64)};
+    if (status == CLCNN_OK)
+        status = launch(ctx, options, "winograd_transform_tiles", 8, tile_args, 1, tile_global,
+                        row_local);
+
+    /* The output gradient as the input of a convolution with no padding. */
+    conv2d_params g = {0};
+    g.batch = p->batch;
+    g.in_channels = p->out_channels;
+    g.in_height = p->out_height;
+    g.in_width = p->out_width;
+    if (status == CLCNN_OK)
+        status = pad_input(ctx, "", "winograd_pad_gradient", &g, grad_output, copies, 0,
+                           2 * w.tiles_h, 2 * w.tiles_w);
+    const int gradient_rows = p->batch * p->out_channels * w.tiles_h;
+    const kernel_arg gradient_args[] = {
+        {sizeof(cl_mem), &copies},       {sizeof(cl_mem), &gradient},
+        {sizeof(int), &p->out_channels}, {sizeof(int), &w.tiles_h},
+        {sizeof(int), &w.tiles_w},       {sizeof(int), &w.pitch},
+        {sizeof(int), &gradient_stride}, {sizeof(int), &gradient_rows},
+    };
+    const size_t gradient_global[1] = {round_up(gradient_rows, 64)};
+    if (status == CLCNN_OK)
+        status = launch(ctx, options, "winograd_transform_gradient", 8, gradient_args, 1,
+                        gradient_global, row_local);
+
+    const kernel_arg sums_args[] = {
+        {sizeof(cl_mem), &tiles},        {sizeof(cl_mem), &gradient},
+        {sizeof(cl_mem), &copies},       {sizeof(int), &p->in_channels},
+        {sizeof(int), &p->out_channels}, {sizeof(int), &padded_k},
+        {sizeof(int), &w.columns},       {sizeof(int), &w.pitch},
+        {sizeof(int), &w.tile_stride},   {sizeof(int), &gradient_stride},
+        {sizeof(int), &sums_stride},
+    };
+    const size_t sums_local[3] = {4, 1, 1};
+    const size_t sums_global[3] = {round_up(padded_k / 4, 4), (size_t)((p->in_channels + 3) / 4),
+                                   16};
+    if (status == CLCNN_OK)
+        status = launch(ctx, options, "winograd_gradient_products", 11, sums_args, 3, sums_global,
+                        sums_local);
+
+    const int filters = p->in_channels * p->out_channels;
+    const kernel_arg filter_args[] = {
+        {sizeof(cl_mem), &copies},      {sizeof(cl_mem), &grad_weight},
+        {sizeof(int), &p->in_channels}, {sizeof(int), &p->out_channels},
+        {sizeof(int), &padded_k},       {sizeof(int), &sums_stride},
+    };
+    const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
+    if (status == CLCNN_OK)
+        status = launch(ctx, options, "winograd_gradient_filters", 6, filter_args, 1, filter_global,
+                        filter_local);
+    if (status == CLCNN_OK && p->has_bias)
+        status = reduce_channels(ctx, p->batch, p->out_channels, p->out_height * p->out_width,
+                                 grad_output, grad_bias);
+    return status;
+}
