@@ -537,9 +537,11 @@ static void record_kernel_figures(bench_state *s, const op_shape *shape, int64_t
             double seconds = backward[r].seconds[k] - forward_part;
             if (seconds <= 0.0)
                 continue;
-            /* Winograd's transforms in backward run only for backward-data. */
-            if (strstr(name, "backward_data") || strstr(name, "forward") ||
-                strstr(name, "winograd")) {
+            /* Winograd's backward-weights launches are profiled as
+             * winograd_gradient_*, its backward-data's as the forward's. */
+            if (!strstr(name, "winograd_gradient") &&
+                (strstr(name, "backward_data") || strstr(name, "forward") ||
+                 strstr(name, "winograd"))) {
                 data_seconds[r] += seconds;
                 add_name(data_names, sizeof(data_names), name);
             } else {

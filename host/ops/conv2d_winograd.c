@@ -71,14 +71,15 @@ int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
            16 * part_stride(channels * channels) <= limit && padded <= limit;
 }
 
-static clcnn_status launch(clcnn_context *ctx, const char *options, const char *name, int arg_count,
-                           const kernel_arg *args, int dimensions, const size_t *global,
-                           const size_t *local) {
+/* Launches kernel `name`, profiled as `what`. */
+static clcnn_status launch(clcnn_context *ctx, const char *options, const char *name,
+                           const char *what, int arg_count, const kernel_arg *args, int dimensions,
+                           const size_t *global, const size_t *local) {
     cl_kernel kernel;
     clcnn_status status = runtime_get_kernel(ctx, "conv2d_winograd", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
-    return runtime_launch(ctx, kernel, name, arg_count, args, dimensions, global, local);
+    return runtime_launch(ctx, kernel, what, arg_count, args, dimensions, global, local);
 }
 
 static size_t round_up(int64_t items, size_t multiple) {
@@ -135,8 +136,8 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
         {sizeof(int), &w.filter_stride},
     };
     const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filter_items, 64)};
-    status = launch(ctx, options, "winograd_transform_filters", 7, filter_args, 1, filter_global,
-                    filter_local);
+    status = launch(ctx, options, "winograd_transform_filters", "winograd_transform_filters", 7,
+                    filter_args, 1, filter_global, filter_local);
 
     if (status == CLCNN_OK)
         status = pad_input(ctx, "", "winograd_pad_input", p, input, products, 0, 2 * w.tiles_h + 2,
@@ -149,8 +150,8 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
     };
     const size_t row_local[1] = {64}, tile_global[1] = {round_up(tile_rows, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_transform_tiles", 8, tile_args, 1, tile_global,
-                        row_local);
+        status = launch(ctx, options, "winograd_transform_tiles", "winograd_transform_tiles", 8,
+                        tile_args, 1, tile_global, row_local);
 
     const kernel_arg gemm_args[] = {
         {sizeof(cl_mem), &filters},      {sizeof(cl_mem), &tiles},
@@ -164,8 +165,8 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
         round_up(w.padded_out_channels / config->wpt_p, (size_t)config->group),
         (size_t)(w.pitch / (config->vw * config->nv)), 16};
     if (status == CLCNN_OK)
-        status =
-            launch(ctx, options, "winograd_products", 10, gemm_args, 3, gemm_global, gemm_local);
+        status = launch(ctx, options, "winograd_products", "winograd_products", 10, gemm_args, 3,
+                        gemm_global, gemm_local);
 
     cl_mem bias_arg = p->has_bias ? bias : products;
     const int product_rows = p->batch * p->out_channels * w.tiles_h;
@@ -179,8 +180,8 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
     };
     const size_t product_global[1] = {round_up(product_rows, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_transform_products", 12, product_args, 1,
-                        product_global, row_local);
+        status = launch(ctx, options, "winograd_transform_products", "winograd_transform_products",
+                        12, product_args, 1, product_global, row_local);
     return status;
 }
 
@@ -223,8 +224,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
              config->nv, config->wpt_p, w.tile_vw);
     const size_t row_local[1] = {64};
 
-    status = pad_input(ctx, "", "winograd_pad_input", p, input, copies, 0, 2 * w.tiles_h + 2,
-                       2 * w.tiles_w + 2);
+    status = pad_input(ctx, "", "winograd_gradient_pad_input", p, input, copies, 0,
+                       2 * w.tiles_h + 2, 2 * w.tiles_w + 2);
     const int tile_rows = p->batch * p->in_channels * w.tiles_h;
     const kernel_arg tile_args[] = {
         {sizeof(cl_mem), &copies},     {sizeof(cl_mem), &tiles},  {sizeof(int), &p->in_channels},
@@ -233,8 +234,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     };
     const size_t tile_global[1] = {round_up(tile_rows, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_transform_tiles", 8, tile_args, 1, tile_global,
-                        row_local);
+        status = launch(ctx, options, "winograd_transform_tiles", "winograd_gradient_tiles", 8,
+                        tile_args, 1, tile_global, row_local);
 
     /* The output gradient as the input of a convolution with no padding. */
     conv2d_params g = {0};
@@ -243,7 +244,7 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     g.in_height = p->out_height;
     g.in_width = p->out_width;
     if (status == CLCNN_OK)
-        status = pad_input(ctx, "", "winograd_pad_gradient", &g, grad_output, copies, 0,
+        status = pad_input(ctx, "", "winograd_gradient_pad", &g, grad_output, copies, 0,
                            2 * w.tiles_h, 2 * w.tiles_w);
     const int gradient_rows = p->batch * p->out_channels * w.tiles_h;
     const kernel_arg gradient_args[] = {
@@ -254,8 +255,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     };
     const size_t gradient_global[1] = {round_up(gradient_rows, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_transform_gradient", 8, gradient_args, 1,
-                        gradient_global, row_local);
+        status = launch(ctx, options, "winograd_transform_gradient", "winograd_gradient_transform",
+                        8, gradient_args, 1, gradient_global, row_local);
 
     const kernel_arg sums_args[] = {
         {sizeof(cl_mem), &tiles},        {sizeof(cl_mem), &gradient},
@@ -269,8 +270,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     const size_t sums_global[3] = {round_up(padded_k / 4, 4), (size_t)((p->in_channels + 3) / 4),
                                    16};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_gradient_products", 11, sums_args, 3, sums_global,
-                        sums_local);
+        status = launch(ctx, options, "winograd_gradient_products", "winograd_gradient_products",
+                        11, sums_args, 3, sums_global, sums_local);
 
     const int filters = p->in_channels * p->out_channels;
     const kernel_arg filter_args[] = {
@@ -280,8 +281,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     };
     const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_gradient_filters", 6, filter_args, 1, filter_global,
-                        filter_local);
+        status = launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 6,
+                        filter_args, 1, filter_global, filter_local);
     if (status == CLCNN_OK && p->has_bias)
         status = reduce_channels(ctx, p->batch, p->out_channels, p->out_height * p->out_width,
                                  grad_output, grad_bias);
