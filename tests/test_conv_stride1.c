@@ -198,6 +198,24 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
            path->name, vector_width, shapes, taken, worst_kernel, worst_reference);
 }
 
+/* The central difference, with step h, of sum(g * conv2d_forward64(x, w))
+ * with respect to *value, one of the floats of x or w (restored after);
+ * y holds the ny outputs meanwhile. */
+static double central_difference(const conv2d_params *p, const float *x, const float *w,
+                                 const float *g, float *value, float h, double *y, int64_t ny) {
+    double loss[2];
+    const float saved = *value;
+    for (int side = 0; side < 2; side++) {
+        *value = saved + (side ? -h : h);
+        conv2d_forward64(p, x, w, NULL, y, NULL);
+        loss[side] = 0;
+        for (int64_t o = 0; o < ny; o++)
+            loss[side] += g[o] * y[o];
+    }
+    *value = saved;
+    return (loss[0] - loss[1]) / (2.0 * h);
+}
+
 /* Backward-data of random shapes, or against central differences of
  * sum(g * conv2d_forward64(x)) on small ones. */
 static void check_backward_data(clcnn_context *ctx, const stride1_path *path, int vector_width,
@@ -246,19 +264,8 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
             double *y = test_doubles(ny);
             test_fill_signed(&rng, x, nx);
             const float h = 0.25f;
-            for (int64_t i = 0; i < nx; i++) {
-                double loss[2];
-                const float saved = x[i];
-                for (int side = 0; side < 2; side++) {
-                    x[i] = saved + (side ? -h : h);
-                    conv2d_forward64(&p, x, w, NULL, y, NULL);
-                    loss[side] = 0;
-                    for (int64_t o = 0; o < ny; o++)
-                        loss[side] += g[o] * y[o];
-                }
-                x[i] = saved;
-                expected[i] = (loss[0] - loss[1]) / (2.0 * h);
-            }
+            for (int64_t i = 0; i < nx; i++)
+                expected[i] = central_difference(&p, x, w, g, &x[i], h, y, ny);
             free(x);
             free(y);
         }
@@ -386,19 +393,8 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
             double *y = test_doubles(ny);
             test_fill_signed(&rng, w, nw);
             const float h = 0.25f;
-            for (int64_t i = 0; i < nw; i++) {
-                double loss[2];
-                const float saved = w[i];
-                for (int side = 0; side < 2; side++) {
-                    w[i] = saved + (side ? -h : h);
-                    conv2d_forward64(&p, x, w, NULL, y, NULL);
-                    loss[side] = 0;
-                    for (int64_t o = 0; o < ny; o++)
-                        loss[side] += g[o] * y[o];
-                }
-                w[i] = saved;
-                expected[i] = (loss[0] - loss[1]) / (2.0 * h);
-            }
+            for (int64_t i = 0; i < nw; i++)
+                expected[i] = central_difference(&p, x, w, g, &w[i], h, y, ny);
             free(w);
             free(y);
         }

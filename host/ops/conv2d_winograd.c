@@ -98,6 +98,33 @@ direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const co
     return width >= 16 ? wide : narrow;
 }
 
+/* The -D options of the program for config and shape w. */
+static void winograd_options(const direct_config *config, const winograd_shape *w, char *options,
+                             size_t size) {
+    snprintf(options, size, "-DVW=%d -DNV=%d -DWPT_K=%d -DTILE_VW=%d", config->vw, config->nv,
+             config->wpt_p, w->tile_vw);
+}
+
+/* V = B^T d B of every tile of the input into tiles, through its padded
+ * copy in `copy` (profiled as pad_what and tiles_what). */
+static clcnn_status transform_input(clcnn_context *ctx, const char *options, const conv2d_params *p,
+                                    const winograd_shape *w, cl_mem input, cl_mem copy,
+                                    cl_mem tiles, const char *pad_what, const char *tiles_what) {
+    clcnn_status status =
+        pad_input(ctx, "", pad_what, p, input, copy, 0, 2 * w->tiles_h + 2, 2 * w->tiles_w + 2);
+    const int rows = p->batch * p->in_channels * w->tiles_h;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &copy},        {sizeof(cl_mem), &tiles},   {sizeof(int), &p->in_channels},
+        {sizeof(int), &w->tiles_h},     {sizeof(int), &w->tiles_w}, {sizeof(int), &w->pitch},
+        {sizeof(int), &w->tile_stride}, {sizeof(int), &rows},
+    };
+    const size_t local[1] = {64}, global[1] = {round_up(rows, 64)};
+    if (status == CLCNN_OK)
+        status =
+            launch(ctx, options, "winograd_transform_tiles", tiles_what, 8, args, 1, global, local);
+    return status;
+}
+
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *config,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output) {
@@ -122,8 +149,7 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
     if (status != CLCNN_OK)
         return status;
     char options[96];
-    snprintf(options, sizeof(options), "-DVW=%d -DNV=%d -DWPT_K=%d -DTILE_VW=%d", config->vw,
-             config->nv, config->wpt_p, w.tile_vw);
+    winograd_options(config, &w, options, sizeof(options));
 
     const int filter_items = p->in_channels * w.padded_out_channels;
     const kernel_arg filter_args[] = {
@@ -140,18 +166,9 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *co
                     filter_args, 1, filter_global, filter_local);
 
     if (status == CLCNN_OK)
-        status = pad_input(ctx, "", "winograd_pad_input", p, input, products, 0, 2 * w.tiles_h + 2,
-                           2 * w.tiles_w + 2);
-    const int tile_rows = p->batch * p->in_channels * w.tiles_h;
-    const kernel_arg tile_args[] = {
-        {sizeof(cl_mem), &products},   {sizeof(cl_mem), &tiles},  {sizeof(int), &p->in_channels},
-        {sizeof(int), &w.tiles_h},     {sizeof(int), &w.tiles_w}, {sizeof(int), &w.pitch},
-        {sizeof(int), &w.tile_stride}, {sizeof(int), &tile_rows},
-    };
-    const size_t row_local[1] = {64}, tile_global[1] = {round_up(tile_rows, 64)};
-    if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_transform_tiles", "winograd_transform_tiles", 8,
-                        tile_args, 1, tile_global, row_local);
+        status = transform_input(ctx, options, p, &w, input, products, tiles, "winograd_pad_input",
+                                 "winograd_transform_tiles");
+    const size_t row_local[1] = {64};
 
     const kernel_arg gemm_args[] = {
         {sizeof(cl_mem), &filters},      {sizeof(cl_mem), &tiles},
@@ -220,22 +237,11 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     if (status != CLCNN_OK)
         return status;
     char options[96];
-    snprintf(options, sizeof(options), "-DVW=%d -DNV=%d -DWPT_K=%d -DTILE_VW=%d", config->vw,
-             config->nv, config->wpt_p, w.tile_vw);
+    winograd_options(config, &w, options, sizeof(options));
     const size_t row_local[1] = {64};
 
-    status = pad_input(ctx, "", "winograd_gradient_pad_input", p, input, copies, 0,
-                       2 * w.tiles_h + 2, 2 * w.tiles_w + 2);
-    const int tile_rows = p->batch * p->in_channels * w.tiles_h;
-    const kernel_arg tile_args[] = {
-        {sizeof(cl_mem), &copies},     {sizeof(cl_mem), &tiles},  {sizeof(int), &p->in_channels},
-        {sizeof(int), &w.tiles_h},     {sizeof(int), &w.tiles_w}, {sizeof(int), &w.pitch},
-        {sizeof(int), &w.tile_stride}, {sizeof(int), &tile_rows},
-    };
-    const size_t tile_global[1] = {round_up(tile_rows, 64)};
-    if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_transform_tiles", "winograd_gradient_tiles", 8,
-                        tile_args, 1, tile_global, row_local);
+    status = transform_input(ctx, options, p, &w, input, copies, tiles,
+                             "winograd_gradient_pad_input", "winograd_gradient_tiles");
 
     /* The output gradient as the input of a convolution with no padding. */
     conv2d_params g = {0};
