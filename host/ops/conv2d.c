@@ -1624,8 +1624,10 @@ static const char *winograd_key(const char *operation) {
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
     if (!ctx->config.winograd || !conv2d_winograd_possible(ctx, operation, p))
         return 0;
+    /* CLCNN_DIRECT sets aside tuning's results: its verdicts too. */
     direct_config verdict;
-    return ctx->config.winograd > 0 || (tuning_lookup(ctx, winograd_key(operation), p, &verdict) &&
+    return ctx->config.winograd > 0 || (!ctx->config.direct_forced &&
+                                        tuning_lookup(ctx, winograd_key(operation), p, &verdict) &&
                                         verdict.wpt_p == WINOGRAD_CHOSEN);
 }
 
