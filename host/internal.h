@@ -148,6 +148,10 @@ static inline int buf_present(const clcnn_context *ctx, buf b) {
     return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;
 }
 
+/* Creates path and any of its parents that are missing; errors are left to
+ * the file operations that follow (XDG_CACHE_HOME need not exist yet). */
+void make_dirs(const char *path);
+
 /* Removes path.tmp-PID files beside path whose process PID no longer runs:
  * what a save killed mid-way left. Files of running processes stay. */
 void remove_stale_temporaries(const char *path);

@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* Local memory of the tiled kernels (kernels/conv2d.cl, kernels/gemm.cl):
@@ -319,9 +318,7 @@ clcnn_status tuning_save(clcnn_context *ctx) {
     char path[1200], temporary[1300];
     tuning_path(ctx, path, sizeof(path));
     snprintf(temporary, sizeof(temporary), "%s.tmp-%d", path, (int)getpid());
-    char command_dir[1100];
-    snprintf(command_dir, sizeof(command_dir), "%s", ctx->cache_dir);
-    mkdir(command_dir, 0755);
+    make_dirs(ctx->cache_dir);
     remove_stale_temporaries(path);
     FILE *f = fopen(temporary, "w");
     if (!f)

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 const char *cl_error_name(cl_int code) {
@@ -387,19 +386,6 @@ clcnn_status clcnn_list_devices(clcnn_context *ctx, char *buf, size_t size) {
 }
 
 /* ---- program builds and the binary cache --------------------------------- */
-
-static void make_dirs(const char *path) {
-    char partial[1024];
-    snprintf(partial, sizeof(partial), "%s", path);
-    for (char *p = partial + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            mkdir(partial, 0755);
-            *p = '/';
-        }
-    }
-    mkdir(partial, 0755);
-}
 
 static cl_program load_cached_binary(clcnn_context *ctx, const char *cache_path,
                                      const char *options) {

@@ -1,5 +1,6 @@
 /* Small helpers the whole library shares: the clock, the cache-key hash and
- * the clearing of temporary files that dead processes left. */
+ * the cache directory's creation and the clearing of temporary files that
+ * dead processes left. */
 #include "internal.h"
 
 #include <dirent.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +30,19 @@ uint64_t hash_bytes(uint64_t h, const void *data, size_t n) {
 
 uint64_t hash_string(uint64_t h, const char *s) {
     return hash_bytes(h, s, strlen(s) + 1);
+}
+
+void make_dirs(const char *path) {
+    char partial[4096];
+    snprintf(partial, sizeof(partial), "%s", path);
+    for (char *p = partial + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(partial, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(partial, 0755);
 }
 
 void remove_stale_temporaries(const char *path) {
