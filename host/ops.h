@@ -176,31 +176,44 @@ clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what
  * undilated, its scratch buffers within int indices and the device's
  * largest allocation), conv2d_winograd_possible whether an operation
  * ("forward", "backward_data": the forward of the flipped filters) of p
- * can, and conv2d_runs_winograd whether it does on ctx: CLCNN_WINOGRAD=1,
- * or tuning measured it faster there and remembered so
- * (conv2d_remember_winograd, which records either verdict).
- * conv2d_forward_winograd runs it, for the tests too; flip_transpose: p is
- * the forward that computes the input gradient of the convolution whose
- * filters `weight` holds. */
+ * can, and conv2d_runs_winograd on which kernels it does on ctx
+ * (CONV_WINOGRAD or CONV_WINOGRAD_FUSED, 0 where it does not):
+ * CLCNN_WINOGRAD=1|fused, or tuning measured them faster there and
+ * remembered so (conv2d_remember_winograd, which records any verdict).
+ * conv2d_forward_winograd runs it on step's kernels with step's
+ * configuration, for the tests too; flip_transpose: p is the forward that
+ * computes the input gradient of the convolution whose filters `weight`
+ * holds. The fused kernel (forward and backward-data) takes at most
+ * WINOGRAD_FUSED_CHANNELS input channels (conv2d_winograd_fused_fits). */
 int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p);
 /* The stride-1 convolution whose forward is p's backward-data: the gradient
  * padded by R-1-pad, the filters flipped, input and output channels swapped. */
 conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p);
 int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
                              const conv2d_params *p);
+enum { WINOGRAD_FUSED_CHANNELS = 128 };
+int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p);
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
+/* kernels: CONV_WINOGRAD, CONV_WINOGRAD_FUSED, or 0 for the direct kernels. */
 clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
-                                      const conv2d_params *p, int chosen);
+                                      const conv2d_params *p, int kernels);
 /* The configuration of Winograd's products for the forward p (for
  * backward-data, conv2d_backward_data_as_forward's), which the plan keeps:
  * vw, nv (-DVW, -DNV: the columns a work-item takes, nv vectors of vw),
  * wpt_p (-DWPT_K: its output channels) and group (work-items per
  * work-group, along the output channels). */
 direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p);
-clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const direct_config *products,
+/* The fused kernel's configuration for the forward p: nv its tile rows
+ * (-DFUSED_R), wpt_p its output channels at a time (-DFUSED_K), group its
+ * work-items per work-group; vw unused. */
+direct_config conv2d_winograd_fused_config(const clcnn_context *ctx, const conv2d_params *p);
+/* The step Winograd's kernels (CONV_WINOGRAD or CONV_WINOGRAD_FUSED) run
+ * the forward p (for backward-data, conv2d_backward_data_as_forward's) as. */
+conv_step conv2d_winograd_step(const clcnn_context *ctx, int kernels, const conv2d_params *p);
+clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
                                            const conv2d_params *p, cl_mem grad_output,
                                            cl_mem weight, cl_mem grad_input);
-clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const direct_config *products,
+clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output);
 /* The weight gradient (overwritten) and, with a bias, its gradient. */

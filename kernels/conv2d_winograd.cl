@@ -20,6 +20,9 @@
  *                               matrix products with a reduction over C
  *   winograd_transform_products M -> output (N, K, OH, OW), plus bias
  *
+ * or, for few channels, the padded copy and winograd_fused (below), which
+ * does the rest in one kernel.
+ *
  * Each transformed tensor's 16 parts lie `stride` floats apart (the host's
  * part_stride: never a multiple of 4 KiB, whose 16 streams, which a
  * transform reads or writes together, would share their L1 sets). The
@@ -76,16 +79,22 @@ typedef VECTOR(float, VW) floatv;
 
 /* flip_transpose (backward-data run as a forward): the filters are
  * (C, K, 3, 3) of the convolution whose input gradient this is, read with
- * their taps reversed and the two channel counts exchanged. */
+ * their taps reversed and the two channel counts exchanged. Each part holds
+ * the output channels in blocks of k_block, a block's (C, k_block) after
+ * the one before: for the products one block of K_padded, (C, K_padded);
+ * for the fused kernel blocks of FUSED_K, each of which a work-item reads
+ * from start to end. */
 __kernel void winograd_transform_filters(const __global float *restrict weight,
                                          __global float *restrict u, const int in_channels,
                                          const int out_channels, const int padded_out_channels,
-                                         const int flip_transpose, const int stride) {
+                                         const int flip_transpose, const int stride,
+                                         const int k_block) {
     const int item = get_global_id(0); /* c * padded_out_channels + k */
     const int count = in_channels * padded_out_channels;
     if (item >= count)
         return;
     const int k = item % padded_out_channels, c = item / padded_out_channels;
+    const int to = (k / k_block * in_channels + c) * k_block + k % k_block;
     float g[3][3];
     for (int r = 0; r < 3; r++)
         for (int s = 0; s < 3; s++)
@@ -105,7 +114,7 @@ __kernel void winograd_transform_filters(const __global float *restrict weight,
         const float row[4] = {gg[i][0], 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]),
                               0.5f * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2]};
         for (int j = 0; j < 4; j++)
-            u[(i * 4 + j) * stride + item] = row[j];
+            u[(i * 4 + j) * stride + to] = row[j];
     }
 }
 
@@ -267,6 +276,158 @@ __kernel void winograd_transform_products(const __global float *restrict m,
                 VSTORE(TILE_PAIR_WIDTH)(row, 0, values);
                 for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
                     o[x] = values[x];
+            }
+        }
+    }
+}
+
+/* ---- fused: one kernel from the padded input to the output ----------------
+ * For few channels the transformed tensors cost more to write and read back
+ * than their products save (16 channels at 28x28: 40 GFLOP/s in the
+ * products, bound by memory). Here a work-item takes FUSED_R tile rows of
+ * TILE_VW tiles each (the same columns) and every output channel, from the
+ * padded input to the output: it transforms all its tiles of every input
+ * channel into private memory (V, FUSED_C >= C channels), then for each
+ * block of FUSED_K output channels and each of the 16 parts sums the
+ * products over the channels in FUSED_R x FUSED_K accumulators (tile
+ * vectors times U's scalars: each U value serves FUSED_R vectors, each
+ * tile vector FUSED_K channels, as the direct kernels' weights and
+ * positions), keeps the 16 parts' sums (M, private) and transforms them
+ * into its outputs.
+ *
+ * Parameters (-D): FUSED_R tile rows and FUSED_K output channels at a time
+ * (FUSED_R * FUSED_K accumulators), FUSED_C the channels V holds (at least
+ * C). Launch over N * ceil(TH / FUSED_R) * chunks work-items, chunks =
+ * ceil(TW / TILE_VW); U as for winograd_products with K padded to whole
+ * blocks of FUSED_K. */
+#ifndef FUSED_K
+#define FUSED_K 8
+#endif
+#ifndef FUSED_R
+#define FUSED_R 2
+#endif
+#ifndef FUSED_C
+#define FUSED_C 16
+#endif
+
+__kernel void winograd_fused(const __global float *restrict padded,
+                             const __global float *restrict u, const __global float *restrict bias,
+                             __global float *restrict output, const int channels,
+                             const int out_channels, const int out_height, const int out_width,
+                             const int tiles_h, const int tiles_w, const int chunks,
+                             const int u_stride, const int has_bias, const int items) {
+    const int item = get_global_id(0); /* (n * row_blocks + row_block) * chunks + chunk */
+    if (item >= items)
+        return;
+    const int row_blocks = (tiles_h + FUSED_R - 1) / FUSED_R;
+    const int chunk = item % chunks, row_block = (item / chunks) % row_blocks;
+    const int n = item / chunks / row_blocks;
+    const int tx = chunk_start(chunk * TILE_VW, tiles_w);
+    const int width = 2 * tiles_w + 2, plane_floats = (2 * tiles_h + 2) * width;
+    /* The last block's rows past the end repeat its first row. */
+    int ty[FUSED_R];
+#pragma unroll
+    for (int r = 0; r < FUSED_R; r++) {
+        ty[r] = row_block * FUSED_R + r;
+        ty[r] = ty[r] < tiles_h ? ty[r] : row_block * FUSED_R;
+    }
+    const __global float *in = padded + (size_t)n * channels * plane_floats + 2 * tx;
+    tilev v[16][FUSED_C][FUSED_R];
+    for (int c = 0; c < channels; c++) {
+#pragma unroll
+        for (int r = 0; r < FUSED_R; r++) {
+            const __global float *window = in + (size_t)c * plane_floats + 2 * ty[r] * width;
+            tilev d[4][4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, window + i * width);
+                const tile_pair b = VLOAD(TILE_PAIR_WIDTH)(0, window + i * width + 2);
+                d[i][0] = a.even;
+                d[i][1] = a.odd;
+                d[i][2] = b.even;
+                d[i][3] = b.odd;
+            }
+            tilev t[4][4];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                t[0][j] = d[0][j] - d[2][j];
+                t[1][j] = d[1][j] + d[2][j];
+                t[2][j] = d[2][j] - d[1][j];
+                t[3][j] = d[1][j] - d[3][j];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                v[i * 4 + 0][c][r] = t[i][0] - t[i][2];
+                v[i * 4 + 1][c][r] = t[i][1] + t[i][2];
+                v[i * 4 + 2][c][r] = t[i][2] - t[i][1];
+                v[i * 4 + 3][c][r] = t[i][1] - t[i][3];
+            }
+        }
+    }
+    const int x0 = tx * 2;
+    /* An odd output width ends in half a tile. */
+    const int full = x0 + TILE_PAIR_WIDTH <= out_width;
+    for (int k0 = 0; k0 < out_channels; k0 += FUSED_K) {
+        tilev m[16][FUSED_R][FUSED_K];
+        for (int xi = 0; xi < 16; xi++) {
+            tilev acc[FUSED_R][FUSED_K];
+#pragma unroll
+            for (int r = 0; r < FUSED_R; r++)
+#pragma unroll
+                for (int j = 0; j < FUSED_K; j++)
+                    acc[r][j] = 0.0f;
+            const __global float *uu = u + (size_t)xi * u_stride + (size_t)k0 * channels;
+            for (int c = 0; c < channels; c++) {
+                tilev x[FUSED_R];
+#pragma unroll
+                for (int r = 0; r < FUSED_R; r++)
+                    x[r] = v[xi][c][r];
+#pragma unroll
+                for (int j = 0; j < FUSED_K; j++) {
+                    const tilev w = uu[c * FUSED_K + j];
+#pragma unroll
+                    for (int r = 0; r < FUSED_R; r++)
+                        acc[r][j] = fma(w, x[r], acc[r][j]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < FUSED_R; r++)
+#pragma unroll
+                for (int j = 0; j < FUSED_K; j++)
+                    m[xi][r][j] = acc[r][j];
+        }
+        for (int j = 0; j < FUSED_K && k0 + j < out_channels; j++) {
+            const int k = k0 + j;
+            __global float *out = output + ((size_t)n * out_channels + k) * out_height * out_width;
+            const float b = has_bias ? bias[k] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < FUSED_R; r++) {
+                if (r > 0 && ty[r] == ty[0])
+                    break;
+                tilev s[2][4];
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    s[0][q] = m[q][r][j] + m[4 + q][r][j] + m[8 + q][r][j];
+                    s[1][q] = m[4 + q][r][j] - m[8 + q][r][j] - m[12 + q][r][j];
+                }
+                const int y0 = ty[r] * 2;
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    if (y0 + i >= out_height)
+                        break;
+                    const tilev even = s[i][0] + s[i][1] + s[i][2] + b;
+                    const tilev odd = s[i][1] - s[i][2] - s[i][3] + b;
+                    const tile_pair row_values = INTERLEAVE(even, odd);
+                    __global float *o = out + (y0 + i) * out_width + x0;
+                    if (full) {
+                        VSTORE(TILE_PAIR_WIDTH)(row_values, 0, o);
+                    } else {
+                        float values[TILE_PAIR_WIDTH];
+                        VSTORE(TILE_PAIR_WIDTH)(row_values, 0, values);
+                        for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
+                            o[x] = values[x];
+                    }
+                }
             }
         }
     }

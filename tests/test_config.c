@@ -113,6 +113,7 @@ static void check_invalid_overrides(void) {
     check_refused("CLCNN_AUTOTUNE", "yes");
     check_refused("CLCNN_AUTOTUNE", "2");
     check_refused("CLCNN_WINOGRAD", "on");
+    check_refused("CLCNN_WINOGRAD", "2");
     check_refused("CLCNN_FUSE", "yes");
 
     /* The command line tool selects its device before it reads the network. */
@@ -163,33 +164,50 @@ static void check_valid_overrides(void) {
     }
     ctx = context_with("CLCNN_WINOGRAD", "1");
     if (ctx) {
-        CHECK(conv2d_runs_winograd(ctx, "forward", &square));
-        CHECK(conv2d_runs_winograd(ctx, "backward_data", &square));
-        CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square));
+        CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD);
+        CHECK(conv2d_runs_winograd(ctx, "backward_data", &square) == CONV_WINOGRAD);
+        CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square) == CONV_WINOGRAD);
         square.stride_h = 2;
         CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
         clcnn_context_destroy(ctx);
         square.stride_h = 1;
     }
-    /* By default where tuning remembered it faster, per operation; never
-     * with CLCNN_WINOGRAD=0. */
+    /* CLCNN_WINOGRAD=fused: the fused kernel for forward and backward-data
+     * where the forward's input channels are few enough, the products'
+     * kernels elsewhere and for backward-weights. */
+    ctx = context_with("CLCNN_WINOGRAD", "fused");
+    if (ctx) {
+        CHECK(ctx->config.winograd == 2);
+        CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD_FUSED);
+        CHECK(conv2d_runs_winograd(ctx, "backward_data", &square) == CONV_WINOGRAD_FUSED);
+        CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square) == CONV_WINOGRAD);
+        conv2d_params wide = square;
+        wide.in_channels = WINOGRAD_FUSED_CHANNELS + 1;
+        CHECK(conv2d_runs_winograd(ctx, "forward", &wide) == CONV_WINOGRAD);
+        CHECK(conv2d_runs_winograd(ctx, "backward_data", &wide) == CONV_WINOGRAD_FUSED);
+        clcnn_context_destroy(ctx);
+    }
+    /* By default where tuning remembered it faster, per operation, on the
+     * kernels it remembered; never with CLCNN_WINOGRAD=0. */
     ctx = context_with(NULL, NULL);
     if (ctx) {
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, 1));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, CONV_WINOGRAD));
         CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, 0));
         CHECK(conv2d_runs_winograd(ctx, "forward", &square));
         CHECK(!conv2d_runs_winograd(ctx, "backward_data", &square));
         CHECK(!conv2d_runs_winograd(ctx, "backward_weights", &square));
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_weights", &square, 1));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_weights", &square, CONV_WINOGRAD));
         CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square));
         /* A later verdict replaces the earlier one. */
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, CONV_WINOGRAD_FUSED));
+        CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD_FUSED);
         CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, 0));
         CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
         clcnn_context_destroy(ctx);
     }
     ctx = context_with("CLCNN_WINOGRAD", "0");
     if (ctx) {
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, 1));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, CONV_WINOGRAD));
         CHECK(!conv2d_runs_winograd(ctx, "backward_data", &square));
         clcnn_context_destroy(ctx);
     }

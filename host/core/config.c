@@ -8,9 +8,10 @@
  *   CLCNN_DIRECT=8,2,8                 vw, nv, wpt_p of every convolution
  *   CLCNN_NO_TUNING (any value)        the tuning file is not read (nor autotuned)
  *   CLCNN_AUTOTUNE=0|1                 planning a network tunes shapes the file lacks
- *   CLCNN_WINOGRAD=0|1                 stride-1 3x3 convolutions never or always on
- *                                      Winograd F(2x2, 3x3) (default: where tuning
- *                                      measured it faster)
+ *   CLCNN_WINOGRAD=0|1|fused           stride-1 3x3 convolutions never or always on
+ *                                      Winograd F(2x2, 3x3), its products apart or
+ *                                      fused where they can be (default: where and
+ *                                      as tuning measured it faster)
  *   CLCNN_FUSE=0|1                     a relu after a conv, dense, batchnorm or add (its
  *                                      only reader) runs in that layer's kernels, or
  *                                      apart (default 1: fused)
@@ -461,11 +462,13 @@ clcnn_status config_resolve(clcnn_context *ctx) {
                          "CLCNN_AUTOTUNE='%s': expected 0 (off) or 1 (on)", autotune);
     c.autotune = !autotune || strcmp(autotune, "1") == 0;
     const char *winograd = override_value("CLCNN_WINOGRAD");
-    if (winograd && strcmp(winograd, "0") != 0 && strcmp(winograd, "1") != 0)
+    if (winograd && strcmp(winograd, "0") != 0 && strcmp(winograd, "1") != 0 &&
+        strcmp(winograd, "fused") != 0)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "CLCNN_WINOGRAD='%s': expected 0 (never) or 1 (wherever it fits)",
+                         "CLCNN_WINOGRAD='%s': expected 0 (never), 1 (wherever it fits) or "
+                         "fused (wherever it fits, fused where it can be)",
                          winograd);
-    c.winograd = winograd ? strcmp(winograd, "1") == 0 : -1;
+    c.winograd = !winograd ? -1 : strcmp(winograd, "fused") == 0 ? 2 : strcmp(winograd, "1") == 0;
     const char *fuse = override_value("CLCNN_FUSE");
     if (fuse && strcmp(fuse, "0") != 0 && strcmp(fuse, "1") != 0)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,

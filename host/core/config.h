@@ -24,13 +24,15 @@ typedef struct direct_config {
 
 /* Which kernels run one operation of a convolution on the OpenCL device,
  * and with what configuration (the register-blocked kernels' for
- * CONV_DIRECT, the products' for CONV_WINOGRAD; unused otherwise). */
+ * CONV_DIRECT, the products' for CONV_WINOGRAD, the fused kernel's for
+ * CONV_WINOGRAD_FUSED; unused otherwise). */
 typedef enum conv_kernels {
-    CONV_TILED,     /* kernels/conv2d.cl, local-memory tiles (GPU devices) */
-    CONV_DIRECT,    /* kernels/conv2d_direct.cl, register-blocked (CPU devices) */
-    CONV_ROWS,      /* the row kernel: stride 1 and very few channels */
-    CONV_DEPTHWISE, /* kernels/conv2d_depthwise.cl: few channels per group */
-    CONV_WINOGRAD,  /* kernels/conv2d_winograd.cl */
+    CONV_TILED,          /* kernels/conv2d.cl, local-memory tiles (GPU devices) */
+    CONV_DIRECT,         /* kernels/conv2d_direct.cl, register-blocked (CPU devices) */
+    CONV_ROWS,           /* the row kernel: stride 1 and very few channels */
+    CONV_DEPTHWISE,      /* kernels/conv2d_depthwise.cl: few channels per group */
+    CONV_WINOGRAD,       /* kernels/conv2d_winograd.cl: transforms and products apart */
+    CONV_WINOGRAD_FUSED, /* kernels/conv2d_winograd.cl: winograd_fused, few channels */
 } conv_kernels;
 
 typedef struct conv_step {
@@ -115,9 +117,10 @@ typedef struct kernel_config {
      * (clcnn_context_set_autotune) stands over CLCNN_AUTOTUNE only. */
     int autotune_possible, autotune;
     /* Stride-1 3x3 convolutions on Winograd F(2x2, 3x3): -1 where tuning
-     * found it faster than the direct kernels (the tuning table's
-     * "winograd_forward" and "winograd_backward_data" entries), 0 never, 1
-     * wherever it can run (CLCNN_WINOGRAD=0|1). */
+     * found it faster than the direct kernels, on the kernels it found
+     * fastest (the tuning table's "winograd_*" entries), 0 never, 1 on the
+     * products' kernels wherever it can run, 2 on the fused kernel where it
+     * can and the products' elsewhere (CLCNN_WINOGRAD=0|1|fused). */
     int winograd;
     /* A relu whose input is a conv, dense, batchnorm or add layer read by nothing else
      * runs inside that layer (1, the default), or as a layer of its own

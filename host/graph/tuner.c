@@ -53,20 +53,20 @@ static clcnn_status random_buffer(clcnn_context *ctx, rng *r, size_t count, cl_m
     return status;
 }
 
-/* c NULL: the operation on Winograd F(2x2, 3x3). */
-static clcnn_status run_operation(clcnn_context *ctx, int operation, const direct_config *c,
+/* The operation on step's kernels: the direct kernels' configuration
+ * (CONV_DIRECT) or Winograd F(2x2, 3x3) (CONV_WINOGRAD, CONV_WINOGRAD_FUSED). */
+static clcnn_status run_operation(clcnn_context *ctx, int operation, const conv_step *step,
                                   const conv2d_params *p, const tune_buffers *b) {
-    if (!c) {
-        const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
-        const direct_config products = conv2d_winograd_products_config(ctx, &forward);
+    const direct_config *c = &step->config;
+    if (step->kernels != CONV_DIRECT) {
         if (operation == 0)
-            return conv2d_forward_winograd(ctx, &products, p, b->input, b->weight, 0, b->bias,
+            return conv2d_forward_winograd(ctx, step, p, b->input, b->weight, 0, b->bias,
                                            b->output);
         if (operation == 1)
-            return conv2d_backward_data_winograd(ctx, &products, p, b->grad_output, b->weight,
+            return conv2d_backward_data_winograd(ctx, step, p, b->grad_output, b->weight,
                                                  b->grad_input);
-        return conv2d_backward_weights_winograd(ctx, &products, p, b->input, b->grad_output,
-                                                b->grad_weight, b->grad_bias);
+        return conv2d_backward_weights_winograd(ctx, c, p, b->input, b->grad_output, b->grad_weight,
+                                                b->grad_bias);
     }
     if (operation == 0)
         return conv2d_forward_direct(ctx, c, p, b->input, b->weight, b->bias, b->output);
@@ -78,7 +78,7 @@ static clcnn_status run_operation(clcnn_context *ctx, int operation, const direc
 
 /* The wall times of `repeats` runs into times, after one that builds and
  * warms up when warm_up. */
-static clcnn_status time_runs(clcnn_context *ctx, int operation, const direct_config *c,
+static clcnn_status time_runs(clcnn_context *ctx, int operation, const conv_step *c,
                               const conv2d_params *p, const tune_buffers *b, int warm_up,
                               int repeats, double *times) {
     clcnn_status status = CLCNN_OK;
@@ -190,44 +190,61 @@ static int autotune_candidates(const clcnn_context *ctx, int operation, const co
 }
 
 /* What tuning one operation found: candidates[winner] took best seconds,
- * the first (the default) first seconds; for forward and backward-data of
- * a stride-1 3x3 convolution also Winograd's best seconds and the winner's
- * in the same rounds (0 where not timed), and whether Winograd won. */
+ * the first (the default) first seconds; for a stride-1 3x3 convolution
+ * also the best seconds of Winograd's fastest kernels (winograd_kernels)
+ * and the winner's in the same rounds (0 where not timed), and whether
+ * Winograd won. */
 typedef struct tune_result {
     int winner;
     double best, first;
     double winograd, winograd_direct;
-    int winograd_won;
+    int winograd_kernels, winograd_won;
 } tune_result;
 
 /* Winograd against the direct kernels' winner `direct`: AUTOTUNE_ROUNDS
- * runs of each, turn about, after a warm-up. It wins as a configuration
- * does in autotuning: faster in AUTOTUNE_ROUNDS_WON rounds and its best
- * time AUTOTUNE_MARGIN_PERCENT below the direct kernels' (the same rule for
+ * runs of each of Winograd's kernels (the products', and the fused kernel
+ * where it can run) and of the direct kernels, turn about, after a warm-up.
+ * The faster of Winograd's kernels wins as a configuration does in
+ * autotuning: faster in AUTOTUNE_ROUNDS_WON rounds and its best time
+ * AUTOTUNE_MARGIN_PERCENT below the direct kernels' (the same rule for
  * clcnn tune: it changes the floats, by Winograd's rounding, so it must
  * clearly pay). */
 static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direct_config *direct,
                                   const conv2d_params *p, const tune_buffers *b,
                                   tune_result *result) {
-    double winograd = 0.0, best_direct = 0.0;
-    int won = 0;
-    clcnn_status status = time_runs(ctx, operation, NULL, p, b, 1, 0, &winograd);
+    const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
+    conv_step variants[2];
+    int count = 0;
+    variants[count++] = conv2d_winograd_step(ctx, CONV_WINOGRAD, &forward);
+    if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward))
+        variants[count++] = conv2d_winograd_step(ctx, CONV_WINOGRAD_FUSED, &forward);
+    const conv_step direct_step = {CONV_DIRECT, *direct};
+    double best[2] = {0.0, 0.0}, best_direct = 0.0, unused = 0.0;
+    int won[2] = {0, 0};
+    clcnn_status status = CLCNN_OK;
+    for (int v = 0; v < count && status == CLCNN_OK; v++)
+        status = time_runs(ctx, operation, &variants[v], p, b, 1, 0, &unused);
     for (int round = 0; round < AUTOTUNE_ROUNDS && status == CLCNN_OK; round++) {
-        double w = 0.0, d = 0.0;
-        status = time_runs(ctx, operation, direct, p, b, 0, 1, &d);
-        if (status == CLCNN_OK)
-            status = time_runs(ctx, operation, NULL, p, b, 0, 1, &w);
-        won += w < d;
-        winograd = round == 0 || w < winograd ? w : winograd;
+        double d = 0.0;
+        status = time_runs(ctx, operation, &direct_step, p, b, 0, 1, &d);
         best_direct = round == 0 || d < best_direct ? d : best_direct;
+        for (int v = 0; v < count && status == CLCNN_OK; v++) {
+            double w = 0.0;
+            status = time_runs(ctx, operation, &variants[v], p, b, 0, 1, &w);
+            won[v] += w < d;
+            best[v] = round == 0 || w < best[v] ? w : best[v];
+        }
     }
     if (status != CLCNN_OK)
         return status;
-    result->winograd = winograd;
+    const int fastest = count > 1 && best[1] < best[0];
+    result->winograd = best[fastest];
     result->winograd_direct = best_direct;
-    result->winograd_won = won >= AUTOTUNE_ROUNDS_WON &&
-                           winograd * 100.0 <= best_direct * (100 - AUTOTUNE_MARGIN_PERCENT);
-    return conv2d_remember_winograd(ctx, tune_operations[operation], p, result->winograd_won);
+    result->winograd_kernels = variants[fastest].kernels;
+    result->winograd_won = won[fastest] >= AUTOTUNE_ROUNDS_WON &&
+                           best[fastest] * 100.0 <= best_direct * (100 - AUTOTUNE_MARGIN_PERCENT);
+    return conv2d_remember_winograd(ctx, tune_operations[operation], p,
+                                    result->winograd_won ? result->winograd_kernels : 0);
 }
 
 /* Times the counts[op] candidates of each operation with any on shape p,
@@ -270,11 +287,12 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         status = buffer_create(ctx, scratch, &b.scratch);
     for (int op = 0; op < TUNE_OPERATIONS && status == CLCNN_OK; op++) {
         tune_result *result = &results[op];
-        *result = (tune_result){0, 0.0, 0.0, 0.0, 0.0, 0};
+        *result = (tune_result){0, 0.0, 0.0, 0.0, 0.0, 0, 0};
         const int repeats = confirm ? AUTOTUNE_SCREEN : TUNE_REPEATS;
         for (int i = 0; i < counts[op] && status == CLCNN_OK; i++) {
             double times[TUNE_REPEATS] = {0.0};
-            status = time_runs(ctx, op, &candidates[op][i], p, &b, 1, repeats, times);
+            const conv_step step = {CONV_DIRECT, candidates[op][i]};
+            status = time_runs(ctx, op, &step, p, &b, 1, repeats, times);
             if (status != CLCNN_OK && confirm && i > 0) {
                 /* A neighbour the device cannot build or run is no
                  * candidate, and no reason to stop a plan: the default ran. */
@@ -294,10 +312,12 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         int won = 0;
         for (int round = 0; confirm && result->winner > 0 && round < AUTOTUNE_ROUNDS; round++) {
             double first = 0.0, best = 0.0;
+            const conv_step first_step = {CONV_DIRECT, candidates[op][0]};
+            const conv_step best_step = {CONV_DIRECT, candidates[op][result->winner]};
             if (status == CLCNN_OK)
-                status = time_runs(ctx, op, &candidates[op][0], p, &b, 0, 1, &first);
+                status = time_runs(ctx, op, &first_step, p, &b, 0, 1, &first);
             if (status == CLCNN_OK)
-                status = time_runs(ctx, op, &candidates[op][result->winner], p, &b, 0, 1, &best);
+                status = time_runs(ctx, op, &best_step, p, &b, 0, 1, &best);
             won += best < first;
             result->first = first < result->first ? first : result->first;
             result->best = best < result->best ? best : result->best;
@@ -344,9 +364,11 @@ clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, 
                     results[op].first * 1e3, counts[op]);
         if (results[op].winograd > 0.0)
             text_append(report, size, used,
-                        "%-12s %-16s Winograd: %8.3f ms against %8.3f ms in the same rounds, %s\n",
-                        l->name, tune_operations[op], results[op].winograd * 1e3,
-                        results[op].winograd_direct * 1e3,
+                        "%-12s %-16s Winograd%s: %8.3f ms against %8.3f ms in the same rounds, "
+                        "%s\n",
+                        l->name, tune_operations[op],
+                        results[op].winograd_kernels == CONV_WINOGRAD_FUSED ? " (fused)" : "",
+                        results[op].winograd * 1e3, results[op].winograd_direct * 1e3,
                         results[op].winograd_won ? "chosen" : "not chosen");
     }
     return status;

@@ -819,9 +819,9 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
         return relu_after(ctx, p, output,
                           conv2d_forward_depthwise(ctx, p, input, weight, bias, output));
     case CONV_WINOGRAD:
-        return relu_after(
-            ctx, p, output,
-            conv2d_forward_winograd(ctx, &step->config, p, input, weight, 0, bias, output));
+    case CONV_WINOGRAD_FUSED:
+        return relu_after(ctx, p, output,
+                          conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output));
     case CONV_ROWS:
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     case CONV_DIRECT:
@@ -1178,8 +1178,8 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     case CONV_DEPTHWISE:
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
     case CONV_WINOGRAD:
-        return conv2d_backward_data_winograd(ctx, &step->config, p, grad_output, weight,
-                                             grad_input);
+    case CONV_WINOGRAD_FUSED:
+        return conv2d_backward_data_winograd(ctx, step, p, grad_output, weight, grad_input);
     case CONV_ROWS:
         return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
     case CONV_DIRECT:
@@ -1611,9 +1611,10 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
 
 /* Tuning's verdict on Winograd for an operation and shape sits in the
  * tuning table under its own key, as a configuration whose positions field
- * says chosen (1) or not (2), so that the file keeps it in its format and a
- * later verdict replaces an earlier one. */
-enum { WINOGRAD_CHOSEN = 1, WINOGRAD_NOT_CHOSEN = 2 };
+ * says chosen on the products' kernels (1), not chosen (2) or chosen fused
+ * (3), so that the file keeps it in its format and a later verdict
+ * replaces an earlier one. */
+enum { WINOGRAD_CHOSEN = 1, WINOGRAD_NOT_CHOSEN = 2, WINOGRAD_FUSED_CHOSEN = 3 };
 
 static const char *winograd_key(const char *operation) {
     return strcmp(operation, "forward") == 0         ? "winograd_forward"
@@ -1621,27 +1622,45 @@ static const char *winograd_key(const char *operation) {
                                                      : "winograd_backward_weights";
 }
 
+/* Whether the fused kernel can run operation of p: forward and
+ * backward-data (as the forward of the flipped filters), few channels. */
+static int fused_possible(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
+    if (strcmp(operation, "backward_weights") == 0)
+        return 0;
+    const conv2d_params forward =
+        strcmp(operation, "forward") == 0 ? *p : conv2d_backward_data_as_forward(p);
+    return conv2d_winograd_fused_fits(ctx, &forward);
+}
+
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
     if (!ctx->config.winograd || !conv2d_winograd_possible(ctx, operation, p))
         return 0;
+    if (ctx->config.winograd > 0)
+        return ctx->config.winograd == 2 && fused_possible(ctx, operation, p) ? CONV_WINOGRAD_FUSED
+                                                                              : CONV_WINOGRAD;
     /* CLCNN_DIRECT sets aside tuning's results: its verdicts too. */
     direct_config verdict;
-    return ctx->config.winograd > 0 || (!ctx->config.direct_forced &&
-                                        tuning_lookup(ctx, winograd_key(operation), p, &verdict) &&
-                                        verdict.wpt_p == WINOGRAD_CHOSEN);
+    if (ctx->config.direct_forced || !tuning_lookup(ctx, winograd_key(operation), p, &verdict))
+        return 0;
+    if (verdict.wpt_p == WINOGRAD_FUSED_CHOSEN && fused_possible(ctx, operation, p))
+        return CONV_WINOGRAD_FUSED;
+    return verdict.wpt_p == WINOGRAD_CHOSEN ? CONV_WINOGRAD : 0;
 }
 
 clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
-                                      const conv2d_params *p, int chosen) {
-    const direct_config verdict = {1, 1, chosen ? WINOGRAD_CHOSEN : WINOGRAD_NOT_CHOSEN, 1};
+                                      const conv2d_params *p, int kernels) {
+    const int value = kernels == CONV_WINOGRAD_FUSED ? WINOGRAD_FUSED_CHOSEN
+                      : kernels == CONV_WINOGRAD     ? WINOGRAD_CHOSEN
+                                                     : WINOGRAD_NOT_CHOSEN;
+    const direct_config verdict = {1, 1, value, 1};
     return tuning_remember(ctx, winograd_key(operation), p, &verdict);
 }
 
-clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const direct_config *products,
+clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
                                            const conv2d_params *p, cl_mem grad_output,
                                            cl_mem weight, cl_mem grad_input) {
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
-    return conv2d_forward_winograd(ctx, products, &as_forward, grad_output, weight, 1, NULL,
+    return conv2d_forward_winograd(ctx, step, &as_forward, grad_output, weight, 1, NULL,
                                    grad_input);
 }
 
@@ -1660,13 +1679,13 @@ int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const co
 static conv_step choose_step(const clcnn_context *ctx, const char *operation,
                              const conv2d_params *p, int channels, int rows) {
     conv_step step = {CONV_TILED, {0, 0, 0, 0}};
+    const int winograd = conv2d_runs_winograd(ctx, operation, p);
     if (conv2d_runs_depthwise(p)) {
         step.kernels = CONV_DEPTHWISE;
-    } else if (conv2d_runs_winograd(ctx, operation, p)) {
+    } else if (winograd) {
         const conv2d_params forward =
             strcmp(operation, "forward") == 0 ? *p : conv2d_backward_data_as_forward(p);
-        step.kernels = CONV_WINOGRAD;
-        step.config = conv2d_winograd_products_config(ctx, &forward);
+        step = conv2d_winograd_step(ctx, winograd, &forward);
     } else if (use_direct_kernels(ctx) && rows) {
         step.kernels = CONV_ROWS;
     } else if (use_direct_kernels(ctx)) {
