@@ -194,22 +194,23 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
 enum { WINOGRAD_FUSED_CHANNELS = 128 };
 int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p);
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
-/* kernels: CONV_WINOGRAD, CONV_WINOGRAD_FUSED, or 0 for the direct kernels. */
+/* chosen: Winograd's kernels and configuration, NULL for the direct kernels. */
 clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
-                                      const conv2d_params *p, int kernels);
+                                      const conv2d_params *p, const conv_step *chosen);
 /* The configuration of Winograd's products for the forward p (for
  * backward-data, conv2d_backward_data_as_forward's), which the plan keeps:
  * vw, nv (-DVW, -DNV: the columns a work-item takes, nv vectors of vw),
  * wpt_p (-DWPT_K: its output channels) and group (work-items per
  * work-group, along the output channels). */
 direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p);
-/* The fused kernel's configuration for the forward p: nv its tile rows
- * (-DFUSED_R), wpt_p its output channels at a time (-DFUSED_K), group its
- * work-items per work-group; vw unused. */
-direct_config conv2d_winograd_fused_config(const clcnn_context *ctx, const conv2d_params *p);
-/* The step Winograd's kernels (CONV_WINOGRAD or CONV_WINOGRAD_FUSED) run
- * the forward p (for backward-data, conv2d_backward_data_as_forward's) as. */
-conv_step conv2d_winograd_step(const clcnn_context *ctx, int kernels, const conv2d_params *p);
+/* The fused kernel's configurations that tuning times (the first where
+ * nothing was tuned), WINOGRAD_FUSED_CONFIGS at most, into out; returns
+ * their count: vw the tiles in a vector (two tile rows side by side where
+ * a row has vw / 2 or fewer), nv its tile rows (-DFUSED_R), wpt_p its
+ * output channels at a time (-DFUSED_K), group its work-items per
+ * work-group. */
+enum { WINOGRAD_FUSED_CONFIGS = 2 };
+int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out);
 clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
                                            const conv2d_params *p, cl_mem grad_output,
                                            cl_mem weight, cl_mem grad_input);

@@ -284,8 +284,9 @@ __kernel void winograd_transform_products(const __global float *restrict m,
 /* ---- fused: one kernel from the padded input to the output ----------------
  * For few channels the transformed tensors cost more to write and read back
  * than their products save (16 channels at 28x28: 40 GFLOP/s in the
- * products, bound by memory). Here a work-item takes FUSED_R tile rows of
- * TILE_VW tiles each (the same columns) and every output channel, from the
+ * products, bound by memory). Here a work-item takes FUSED_R tile vectors
+ * (FUSED_R * FUSED_S tile rows of TILE_VW tiles each, the same columns)
+ * and every output channel, from the
  * padded input to the output: it transforms all its tiles of every input
  * channel into private memory (V, FUSED_C >= C channels), then for each
  * block of FUSED_K output channels and each of the 16 parts sums the
@@ -295,11 +296,13 @@ __kernel void winograd_transform_products(const __global float *restrict m,
  * positions), keeps the 16 parts' sums (M, private) and transforms them
  * into its outputs.
  *
- * Parameters (-D): FUSED_R tile rows and FUSED_K output channels at a time
- * (FUSED_R * FUSED_K accumulators), FUSED_C the channels V holds (at least
- * C). Launch over N * ceil(TH / FUSED_R) * chunks work-items, chunks =
- * ceil(TW / TILE_VW); U as for winograd_products with K padded to whole
- * blocks of FUSED_K. */
+ * Parameters (-D): FUSED_R tile vectors and FUSED_K output channels at a
+ * time (FUSED_R * FUSED_K accumulators), FUSED_S tile rows side by side in
+ * a tile vector (1 or 2: TILE_VW * FUSED_S tiles), FUSED_C the channels V
+ * holds (at least C). Launch over N * ceil(TH / (FUSED_R * FUSED_S)) *
+ * chunks work-items, chunks = ceil(TW / TILE_VW); U from
+ * winograd_transform_filters with K padded to whole blocks of FUSED_K and
+ * k_block FUSED_K. */
 #ifndef FUSED_K
 #define FUSED_K 8
 #endif
@@ -308,6 +311,30 @@ __kernel void winograd_transform_products(const __global float *restrict m,
 #endif
 #ifndef FUSED_C
 #define FUSED_C 16
+#endif
+#ifndef FUSED_S
+#define FUSED_S 1
+#endif
+
+/* A fused tile vector: FUSED_S segments of TILE_VW tiles, each from a tile
+ * row of its own (rows side by side in the vector), so that images of few
+ * tiles a row still fill a whole vector. */
+#if FUSED_S == 1
+typedef tilev fusedv;
+#define JOIN(a, b) (a)
+#define SEGMENT(v, s) (v)
+#else
+#if TILE_VW == 1
+typedef float2 fusedv;
+#elif TILE_VW == 2
+typedef float4 fusedv;
+#elif TILE_VW == 4
+typedef float8 fusedv;
+#else
+typedef float16 fusedv;
+#endif
+#define JOIN(a, b) ((fusedv)((a), (b)))
+#define SEGMENT(v, s) ((s) == 0 ? (v).lo : (v).hi)
 #endif
 
 __kernel void winograd_fused(const __global float *restrict padded,
@@ -319,35 +346,43 @@ __kernel void winograd_fused(const __global float *restrict padded,
     const int item = get_global_id(0); /* (n * row_blocks + row_block) * chunks + chunk */
     if (item >= items)
         return;
-    const int row_blocks = (tiles_h + FUSED_R - 1) / FUSED_R;
+    const int block_rows = FUSED_R * FUSED_S;
+    const int row_blocks = (tiles_h + block_rows - 1) / block_rows;
     const int chunk = item % chunks, row_block = (item / chunks) % row_blocks;
     const int n = item / chunks / row_blocks;
     const int tx = chunk_start(chunk * TILE_VW, tiles_w);
     const int width = 2 * tiles_w + 2, plane_floats = (2 * tiles_h + 2) * width;
-    /* The last block's rows past the end repeat its first row. */
-    int ty[FUSED_R];
+    /* Tile rows past the end repeat the block's first, and are not stored. */
+    int ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S];
 #pragma unroll
-    for (int r = 0; r < FUSED_R; r++) {
-        ty[r] = row_block * FUSED_R + r;
-        ty[r] = ty[r] < tiles_h ? ty[r] : row_block * FUSED_R;
-    }
+    for (int r = 0; r < FUSED_R; r++)
+#pragma unroll
+        for (int s = 0; s < FUSED_S; s++) {
+            const int row = row_block * block_rows + r * FUSED_S + s;
+            live[r][s] = row < tiles_h;
+            ty[r][s] = live[r][s] ? row : row_block * block_rows;
+        }
     const __global float *in = padded + (size_t)n * channels * plane_floats + 2 * tx;
-    tilev v[16][FUSED_C][FUSED_R];
+    fusedv v[16][FUSED_C][FUSED_R];
     for (int c = 0; c < channels; c++) {
+        const __global float *plane = in + (size_t)c * plane_floats;
 #pragma unroll
         for (int r = 0; r < FUSED_R; r++) {
-            const __global float *window = in + (size_t)c * plane_floats + 2 * ty[r] * width;
-            tilev d[4][4];
+            const __global float *w0 = plane + 2 * ty[r][0] * width;
+            const __global float *w1 = plane + 2 * ty[r][FUSED_S - 1] * width;
+            fusedv d[4][4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, window + i * width);
-                const tile_pair b = VLOAD(TILE_PAIR_WIDTH)(0, window + i * width + 2);
-                d[i][0] = a.even;
-                d[i][1] = a.odd;
-                d[i][2] = b.even;
-                d[i][3] = b.odd;
+                const tile_pair a0 = VLOAD(TILE_PAIR_WIDTH)(0, w0 + i * width);
+                const tile_pair b0 = VLOAD(TILE_PAIR_WIDTH)(0, w0 + i * width + 2);
+                const tile_pair a1 = VLOAD(TILE_PAIR_WIDTH)(0, w1 + i * width);
+                const tile_pair b1 = VLOAD(TILE_PAIR_WIDTH)(0, w1 + i * width + 2);
+                d[i][0] = JOIN(a0.even, a1.even);
+                d[i][1] = JOIN(a0.odd, a1.odd);
+                d[i][2] = JOIN(b0.even, b1.even);
+                d[i][3] = JOIN(b0.odd, b1.odd);
             }
-            tilev t[4][4];
+            fusedv t[4][4];
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 t[0][j] = d[0][j] - d[2][j];
@@ -368,9 +403,9 @@ __kernel void winograd_fused(const __global float *restrict padded,
     /* An odd output width ends in half a tile. */
     const int full = x0 + TILE_PAIR_WIDTH <= out_width;
     for (int k0 = 0; k0 < out_channels; k0 += FUSED_K) {
-        tilev m[16][FUSED_R][FUSED_K];
+        fusedv m[16][FUSED_R][FUSED_K];
         for (int xi = 0; xi < 16; xi++) {
-            tilev acc[FUSED_R][FUSED_K];
+            fusedv acc[FUSED_R][FUSED_K];
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++)
 #pragma unroll
@@ -378,13 +413,13 @@ __kernel void winograd_fused(const __global float *restrict padded,
                     acc[r][j] = 0.0f;
             const __global float *uu = u + (size_t)xi * u_stride + (size_t)k0 * channels;
             for (int c = 0; c < channels; c++) {
-                tilev x[FUSED_R];
+                fusedv x[FUSED_R];
 #pragma unroll
                 for (int r = 0; r < FUSED_R; r++)
                     x[r] = v[xi][c][r];
 #pragma unroll
                 for (int j = 0; j < FUSED_K; j++) {
-                    const tilev w = uu[c * FUSED_K + j];
+                    const fusedv w = uu[c * FUSED_K + j];
 #pragma unroll
                     for (int r = 0; r < FUSED_R; r++)
                         acc[r][j] = fma(w, x[r], acc[r][j]);
@@ -402,30 +437,32 @@ __kernel void winograd_fused(const __global float *restrict padded,
             const float b = has_bias ? bias[k] : 0.0f;
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++) {
-                if (r > 0 && ty[r] == ty[0])
-                    break;
-                tilev s[2][4];
+                fusedv sum[2][4];
 #pragma unroll
                 for (int q = 0; q < 4; q++) {
-                    s[0][q] = m[q][r][j] + m[4 + q][r][j] + m[8 + q][r][j];
-                    s[1][q] = m[4 + q][r][j] - m[8 + q][r][j] - m[12 + q][r][j];
+                    sum[0][q] = m[q][r][j] + m[4 + q][r][j] + m[8 + q][r][j];
+                    sum[1][q] = m[4 + q][r][j] - m[8 + q][r][j] - m[12 + q][r][j];
                 }
-                const int y0 = ty[r] * 2;
 #pragma unroll
                 for (int i = 0; i < 2; i++) {
-                    if (y0 + i >= out_height)
-                        break;
-                    const tilev even = s[i][0] + s[i][1] + s[i][2] + b;
-                    const tilev odd = s[i][1] - s[i][2] - s[i][3] + b;
-                    const tile_pair row_values = INTERLEAVE(even, odd);
-                    __global float *o = out + (y0 + i) * out_width + x0;
-                    if (full) {
-                        VSTORE(TILE_PAIR_WIDTH)(row_values, 0, o);
-                    } else {
-                        float values[TILE_PAIR_WIDTH];
-                        VSTORE(TILE_PAIR_WIDTH)(row_values, 0, values);
-                        for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
-                            o[x] = values[x];
+                    const fusedv even = sum[i][0] + sum[i][1] + sum[i][2] + b;
+                    const fusedv odd = sum[i][1] - sum[i][2] - sum[i][3] + b;
+#pragma unroll
+                    for (int s = 0; s < FUSED_S; s++) {
+                        const int y = ty[r][s] * 2 + i;
+                        if (!live[r][s] || y >= out_height)
+                            continue;
+                        const tile_pair row_values =
+                            INTERLEAVE(SEGMENT(even, s), SEGMENT(odd, s));
+                        __global float *o = out + y * out_width + x0;
+                        if (full) {
+                            VSTORE(TILE_PAIR_WIDTH)(row_values, 0, o);
+                        } else {
+                            float values[TILE_PAIR_WIDTH];
+                            VSTORE(TILE_PAIR_WIDTH)(row_values, 0, values);
+                            for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
+                                o[x] = values[x];
+                        }
                     }
                 }
             }

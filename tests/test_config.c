@@ -188,26 +188,35 @@ static void check_valid_overrides(void) {
         clcnn_context_destroy(ctx);
     }
     /* By default where tuning remembered it faster, per operation, on the
-     * kernels it remembered; never with CLCNN_WINOGRAD=0. */
+     * kernels and (fused) configuration it remembered; never with
+     * CLCNN_WINOGRAD=0. */
+    const conv_step products = {CONV_WINOGRAD, {16, 2, 8, 4}};
+    direct_config fused_configs[WINOGRAD_FUSED_CONFIGS];
+    CHECK(conv2d_winograd_fused_configs(plain, fused_configs) == WINOGRAD_FUSED_CONFIGS);
+    const conv_step fused = {CONV_WINOGRAD_FUSED, fused_configs[1]};
     ctx = context_with(NULL, NULL);
     if (ctx) {
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, CONV_WINOGRAD));
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, 0));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, &products));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, NULL));
         CHECK(conv2d_runs_winograd(ctx, "forward", &square));
         CHECK(!conv2d_runs_winograd(ctx, "backward_data", &square));
         CHECK(!conv2d_runs_winograd(ctx, "backward_weights", &square));
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_weights", &square, CONV_WINOGRAD));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_weights", &square, &products));
         CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square));
         /* A later verdict replaces the earlier one. */
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, CONV_WINOGRAD_FUSED));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, &fused));
         CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD_FUSED);
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, 0));
+        const conv2d_plan plan = conv2d_plan_for(ctx, &square);
+        CHECK(plan.forward.kernels == CONV_WINOGRAD_FUSED &&
+              plan.forward.config.nv == fused_configs[1].nv &&
+              plan.forward.config.wpt_p == fused_configs[1].wpt_p);
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, NULL));
         CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
         clcnn_context_destroy(ctx);
     }
     ctx = context_with("CLCNN_WINOGRAD", "0");
     if (ctx) {
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, CONV_WINOGRAD));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "backward_data", &square, &products));
         CHECK(!conv2d_runs_winograd(ctx, "backward_data", &square));
         clcnn_context_destroy(ctx);
     }

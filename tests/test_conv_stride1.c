@@ -8,10 +8,11 @@
  *   1-20 and padding 0-2 on each side, forward, backward-data and
  *   backward-weights (against a float64 weight gradient written here, and
  *   central differences on small shapes);
- * - its fused kernel (winograd_fused, CLCNN_WINOGRAD=fused's setting) on
- *   the same shapes, forward and backward-data, in both of its
- *   configurations (one row of up to 16 output channels, three rows of 8;
- *   with AVX2's registers 8 and three rows of 4).
+ * - its fused kernel (winograd_fused) on the same shapes, forward and
+ *   backward-data, each shape in one of its configurations in turn (one
+ *   row of 16 output channels or three rows of 8; with AVX2's registers 8
+ *   or three rows of 4): the first as CLCNN_WINOGRAD=fused runs it, the
+ *   second through a tuning verdict, as autotuning leaves it.
  * Every case here is one the path must take, and the test asserts it did
  * (its launches, counted by the context's profile); each runs with the
  * vector widths of an AVX-512 CPU (16), an AVX2 CPU (8) and a GPU-style
@@ -168,6 +169,21 @@ static void hold_to_tiles(double *magnitude, int64_t planes, int height, int wid
     }
 }
 
+/* The fused path runs its first configuration where nothing is tuned
+ * (CLCNN_WINOGRAD=fused's setting) and the others where tuning chose them:
+ * shape `index` of it runs configuration index % count, through a verdict
+ * remembered for operation and p and the tuned setting. */
+static void choose_fused_config(clcnn_context *ctx, const stride1_path *path, int index,
+                                const char *operation, const conv2d_params *p) {
+    if (path->winograd != 2)
+        return;
+    direct_config configs[WINOGRAD_FUSED_CONFIGS];
+    const int count = conv2d_winograd_fused_configs(ctx, configs);
+    const conv_step step = {CONV_WINOGRAD_FUSED, configs[index % count]};
+    ctx->config.winograd = index % count == 0 ? 2 : -1;
+    CHECK_OK(ctx, conv2d_remember_winograd(ctx, operation, p, &step));
+}
+
 static void check_forward(clcnn_context *ctx, const stride1_path *path, int vector_width,
                           uint64_t seed) {
     test_rng rng = {seed};
@@ -195,6 +211,7 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
         conv2d_forward64(&p, x, w, bias, expected, magnitude);
         conv2d_forward_ref(&p, x, w, bias, reference);
         const int before = launches_of(ctx, path->kernel);
+        choose_fused_config(ctx, path, index, "forward", &p);
         cl_mem xb = NULL, wb = NULL, bb = NULL, yb = NULL;
         if (upload(ctx, x, nx, &xb) && upload(ctx, w, nw, &wb) &&
             upload(ctx, bias, p.out_channels, &bb) && upload(ctx, y, ny, &yb) &&
@@ -304,6 +321,7 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
         }
         conv2d_backward_data_ref(&p, g, w, reference);
         const int before = launches_of(ctx, path->kernel);
+        choose_fused_config(ctx, path, index, "backward_data", &p);
         cl_mem gb = NULL, wb = NULL, xb = NULL;
         if (upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) && upload(ctx, dx, nx, &xb) &&
             CHECK_OK(ctx, conv2d_backward_data(ctx, &p, gb, wb, xb)))

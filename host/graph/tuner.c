@@ -213,14 +213,18 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
                                   const conv2d_params *p, const tune_buffers *b,
                                   tune_result *result) {
     const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
-    conv_step variants[2];
+    conv_step variants[1 + WINOGRAD_FUSED_CONFIGS];
     int count = 0;
-    variants[count++] = conv2d_winograd_step(ctx, CONV_WINOGRAD, &forward);
-    if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward))
-        variants[count++] = conv2d_winograd_step(ctx, CONV_WINOGRAD_FUSED, &forward);
+    variants[count++] = (conv_step){CONV_WINOGRAD, conv2d_winograd_products_config(ctx, &forward)};
+    if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward)) {
+        direct_config fused[WINOGRAD_FUSED_CONFIGS];
+        const int fused_count = conv2d_winograd_fused_configs(ctx, fused);
+        for (int i = 0; i < fused_count; i++)
+            variants[count++] = (conv_step){CONV_WINOGRAD_FUSED, fused[i]};
+    }
     const conv_step direct_step = {CONV_DIRECT, *direct};
-    double best[2] = {0.0, 0.0}, best_direct = 0.0, unused = 0.0;
-    int won[2] = {0, 0};
+    double best[1 + WINOGRAD_FUSED_CONFIGS] = {0.0}, best_direct = 0.0, unused = 0.0;
+    int won[1 + WINOGRAD_FUSED_CONFIGS] = {0};
     clcnn_status status = CLCNN_OK;
     for (int v = 0; v < count && status == CLCNN_OK; v++)
         status = time_runs(ctx, operation, &variants[v], p, b, 1, 0, &unused);
@@ -237,14 +241,16 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
     }
     if (status != CLCNN_OK)
         return status;
-    const int fastest = count > 1 && best[1] < best[0];
+    int fastest = 0;
+    for (int v = 1; v < count; v++)
+        fastest = best[v] < best[fastest] ? v : fastest;
     result->winograd = best[fastest];
     result->winograd_direct = best_direct;
     result->winograd_kernels = variants[fastest].kernels;
     result->winograd_won = won[fastest] >= AUTOTUNE_ROUNDS_WON &&
                            best[fastest] * 100.0 <= best_direct * (100 - AUTOTUNE_MARGIN_PERCENT);
     return conv2d_remember_winograd(ctx, tune_operations[operation], p,
-                                    result->winograd_won ? result->winograd_kernels : 0);
+                                    result->winograd_won ? &variants[fastest] : NULL);
 }
 
 /* Times the counts[op] candidates of each operation with any on shape p,

@@ -1612,8 +1612,9 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
 /* Tuning's verdict on Winograd for an operation and shape sits in the
  * tuning table under its own key, as a configuration whose positions field
  * says chosen on the products' kernels (1), not chosen (2) or chosen fused
- * (3), so that the file keeps it in its format and a later verdict
- * replaces an earlier one. */
+ * (3, with the fused kernel's rows and output channels in the vectors and
+ * group fields), so that the file keeps it in its format and a later
+ * verdict replaces an earlier one. */
 enum { WINOGRAD_CHOSEN = 1, WINOGRAD_NOT_CHOSEN = 2, WINOGRAD_FUSED_CHOSEN = 3 };
 
 static const char *winograd_key(const char *operation) {
@@ -1648,12 +1649,35 @@ int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const 
 }
 
 clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
-                                      const conv2d_params *p, int kernels) {
-    const int value = kernels == CONV_WINOGRAD_FUSED ? WINOGRAD_FUSED_CHOSEN
-                      : kernels == CONV_WINOGRAD     ? WINOGRAD_CHOSEN
-                                                     : WINOGRAD_NOT_CHOSEN;
-    const direct_config verdict = {1, 1, value, 1};
+                                      const conv2d_params *p, const conv_step *chosen) {
+    direct_config verdict = {1, 1, WINOGRAD_NOT_CHOSEN, 1};
+    if (chosen && chosen->kernels == CONV_WINOGRAD)
+        verdict.wpt_p = WINOGRAD_CHOSEN;
+    if (chosen && chosen->kernels == CONV_WINOGRAD_FUSED)
+        verdict =
+            (direct_config){1, chosen->config.nv, WINOGRAD_FUSED_CHOSEN, chosen->config.wpt_p};
     return tuning_remember(ctx, winograd_key(operation), p, &verdict);
+}
+
+/* The step Winograd runs operation of p as: kernels (conv2d_runs_winograd's),
+ * the products' configuration, or the fused kernel's that tuning chose (the
+ * first candidate where it chose none). */
+static conv_step winograd_step(const clcnn_context *ctx, const char *operation,
+                               const conv2d_params *p, int kernels) {
+    const conv2d_params forward =
+        strcmp(operation, "forward") == 0 ? *p : conv2d_backward_data_as_forward(p);
+    conv_step step = {CONV_WINOGRAD, conv2d_winograd_products_config(ctx, &forward)};
+    if (kernels != CONV_WINOGRAD_FUSED)
+        return step;
+    direct_config candidates[WINOGRAD_FUSED_CONFIGS], verdict;
+    const int count = conv2d_winograd_fused_configs(ctx, candidates);
+    step.kernels = CONV_WINOGRAD_FUSED;
+    step.config = candidates[0];
+    for (int i = 0; i < count; i++)
+        if (ctx->config.winograd < 0 && tuning_lookup(ctx, winograd_key(operation), p, &verdict) &&
+            verdict.nv == candidates[i].nv && verdict.group == candidates[i].wpt_p)
+            step.config = candidates[i];
+    return step;
 }
 
 clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
@@ -1683,9 +1707,7 @@ static conv_step choose_step(const clcnn_context *ctx, const char *operation,
     if (conv2d_runs_depthwise(p)) {
         step.kernels = CONV_DEPTHWISE;
     } else if (winograd) {
-        const conv2d_params forward =
-            strcmp(operation, "forward") == 0 ? *p : conv2d_backward_data_as_forward(p);
-        step = conv2d_winograd_step(ctx, winograd, &forward);
+        step = winograd_step(ctx, operation, p, winograd);
     } else if (use_direct_kernels(ctx) && rows) {
         step.kernels = CONV_ROWS;
     } else if (use_direct_kernels(ctx)) {

@@ -154,16 +154,18 @@ int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p)
 /* As many accumulators as the device's vector registers leave room for (24
  * of AVX-512's 32, 12 of AVX2's 16) in FUSED_R tile rows x FUSED_K output
  * channels: each U value a work-item loads serves FUSED_R tile vectors and
- * each tile vector FUSED_K channels. With up to 16 output channels one row
- * of all of them (AMD EPYC Zen 4, batch 64: 16 channels at 28x28 1.36 ms
- * against 1.44 and 1.64 for 2 and 3 rows of 8; at 64 channels, 56x56,
- * batch 32, 3 rows of 8 took 27 ms, 1 row of 16 32 ms). */
-direct_config conv2d_winograd_fused_config(const clcnn_context *ctx, const conv2d_params *p) {
+ * each tile vector FUSED_K channels. The first candidate, one row of 16
+ * (8) output channels, keeps a work-item's V and M small (the L1 cache);
+ * the second, 3 rows of 8 (4), loads less per multiply-add. Which is
+ * faster depends on the shape (AMD EPYC Zen 4, forward: 64 channels at
+ * 56x56, batch 32, 33 and 27 ms; 32 at 14x14, batch 64, 1.08 and 1.54 ms),
+ * so tuning times both. Vectors of 8 tiles: two tile rows side by side
+ * where a row has 4 or fewer. */
+int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out) {
     const int wide = vector_registers(ctx) >= 32;
-    const int channels = wide ? 16 : 8;
-    if (p->out_channels <= channels)
-        return (direct_config){0, 1, channels, 8};
-    return (direct_config){0, 3, wide ? 8 : 4, 8};
+    out[0] = (direct_config){8, 1, wide ? 16 : 8, 8};
+    out[1] = (direct_config){8, 3, wide ? 8 : 4, 8};
+    return 2;
 }
 
 /* The fused kernel: the filters' transform in blocks of FUSED_K output
@@ -176,8 +178,9 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "fused Winograd convolution: takes at most %d input channels",
                          WINOGRAD_FUSED_CHANNELS);
-    const int rows = config->nv, block = config->wpt_p;
     const winograd_shape w = winograd_shape_for(p, config);
+    const int segments = 2 * w.tile_vw <= config->vw ? 2 : 1;
+    const int rows = config->nv, block = config->wpt_p;
     cl_mem copy, filters;
     clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
                                           sizeof(float) * (size_t)w.padded_floats, &copy);
@@ -189,14 +192,15 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     /* FUSED_C sizes the transformed tiles' private array: the channels in
      * blocks of 16, so that few programs serve all channel counts. */
     char options[128];
-    snprintf(options, sizeof(options), "-DTILE_VW=%d -DFUSED_R=%d -DFUSED_K=%d -DFUSED_C=%d",
-             w.tile_vw, rows, block, (p->in_channels + 15) / 16 * 16);
+    snprintf(options, sizeof(options),
+             "-DTILE_VW=%d -DFUSED_S=%d -DFUSED_R=%d -DFUSED_K=%d -DFUSED_C=%d", w.tile_vw,
+             segments, rows, block, (p->in_channels + 15) / 16 * 16);
     status = transform_filters(ctx, options, p, &w, weight, flip_transpose, block, filters);
     if (status == CLCNN_OK)
         status = pad_input(ctx, "", "winograd_pad_input", p, input, copy, 0, 2 * w.tiles_h + 2,
                            2 * w.tiles_w + 2);
     const int chunks = (w.tiles_w + w.tile_vw - 1) / w.tile_vw;
-    const int items = p->batch * ((w.tiles_h + rows - 1) / rows) * chunks;
+    const int items = p->batch * ((w.tiles_h + rows * segments - 1) / (rows * segments)) * chunks;
     cl_mem bias_arg = p->has_bias ? bias : copy;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &copy},        {sizeof(cl_mem), &filters},
@@ -213,14 +217,6 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
         status =
             launch(ctx, options, "winograd_fused", "winograd_fused", 14, args, 1, global, local);
     return status;
-}
-
-conv_step conv2d_winograd_step(const clcnn_context *ctx, int kernels, const conv2d_params *p) {
-    conv_step step;
-    step.kernels = kernels == CONV_WINOGRAD_FUSED ? CONV_WINOGRAD_FUSED : CONV_WINOGRAD;
-    step.config = step.kernels == CONV_WINOGRAD_FUSED ? conv2d_winograd_fused_config(ctx, p)
-                                                      : conv2d_winograd_products_config(ctx, p);
-    return step;
 }
 
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
