@@ -135,6 +135,54 @@ typedef VECTOR(float, TILE_VW) tilev;
 #endif
 #define chunk_start(tx, tiles_w) min(tx, tiles_w - TILE_VW)
 
+/* out[i * 4 + j] = (B^T d B)[i][j] for a 4x4 window d of vectors of
+ * `type`: rows 0-2, 1+2, 2-1, 1-3, then the same on the columns. */
+#define TRANSFORM_WINDOW(type, d, out)                                                             \
+    do {                                                                                           \
+        type t_[4][4];                                                                             \
+        _Pragma("unroll") for (int j_ = 0; j_ < 4; j_++) {                                         \
+            t_[0][j_] = d[0][j_] - d[2][j_];                                                       \
+            t_[1][j_] = d[1][j_] + d[2][j_];                                                       \
+            t_[2][j_] = d[2][j_] - d[1][j_];                                                       \
+            t_[3][j_] = d[1][j_] - d[3][j_];                                                       \
+        }                                                                                          \
+        _Pragma("unroll") for (int i_ = 0; i_ < 4; i_++) {                                         \
+            out[i_ * 4 + 0] = t_[i_][0] - t_[i_][2];                                               \
+            out[i_ * 4 + 1] = t_[i_][1] + t_[i_][2];                                               \
+            out[i_ * 4 + 2] = t_[i_][2] - t_[i_][1];                                               \
+            out[i_ * 4 + 3] = t_[i_][1] - t_[i_][3];                                               \
+        }                                                                                          \
+    } while (0)
+
+/* A^T p A of a tile's 16 products p[i * 4 + j], vectors of `type`: its
+ * rows' even and odd outputs, plus b. A^T p: rows 0+1+2, 1-2-3; then the
+ * same on the columns. */
+#define TRANSFORM_PRODUCTS(type, p, b, even, odd)                                                  \
+    do {                                                                                           \
+        type s_[2][4];                                                                             \
+        _Pragma("unroll") for (int j_ = 0; j_ < 4; j_++) {                                         \
+            s_[0][j_] = p[j_] + p[4 + j_] + p[8 + j_];                                             \
+            s_[1][j_] = p[4 + j_] - p[8 + j_] - p[12 + j_];                                        \
+        }                                                                                          \
+        _Pragma("unroll") for (int i_ = 0; i_ < 2; i_++) {                                         \
+            even[i_] = s_[i_][0] + s_[i_][1] + s_[i_][2] + (b);                                    \
+            odd[i_] = s_[i_][1] - s_[i_][2] - s_[i_][3] + (b);                                     \
+        }                                                                                          \
+    } while (0)
+
+/* A row of TILE_VW tiles' outputs at o: all of them, or where an odd
+ * output width ends in half a tile (!full) all but the last. */
+static void store_tile_row(const tile_pair row, __global float *o, const int full) {
+    if (full) {
+        VSTORE(TILE_PAIR_WIDTH)(row, 0, o);
+    } else {
+        float values[TILE_PAIR_WIDTH];
+        VSTORE(TILE_PAIR_WIDTH)(row, 0, values);
+        for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
+            o[x] = values[x];
+    }
+}
+
 /* One work-item per row of tiles of one plane (n, c) of the padded input
  * (N, C, 2 * TH + 2, 2 * TW + 2), in which every tile's window lies: the
  * tiles' 16 transformed values go to columns n * TH * TW + ty * TW + tx of
@@ -164,24 +212,11 @@ __kernel void winograd_transform_tiles(const __global float *restrict padded,
             d[i][2] = b.even;
             d[i][3] = b.odd;
         }
-        /* B^T d: rows 0-2, 1+2, 2-1, 1-3. */
-        tilev t[4][4];
+        tilev transformed[16];
+        TRANSFORM_WINDOW(tilev, d, transformed);
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
-        }
-        /* ... B: the same on the columns. */
-        __global float *o = out + tx;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            store_tiles(t[i][0] - t[i][2], o + (size_t)(i * 4 + 0) * stride);
-            store_tiles(t[i][1] + t[i][2], o + (size_t)(i * 4 + 1) * stride);
-            store_tiles(t[i][2] - t[i][1], o + (size_t)(i * 4 + 2) * stride);
-            store_tiles(t[i][1] - t[i][3], o + (size_t)(i * 4 + 3) * stride);
-        }
+        for (int xi = 0; xi < 16; xi++)
+            store_tiles(transformed[xi], out + tx + (size_t)xi * stride);
     }
 }
 
@@ -245,39 +280,16 @@ __kernel void winograd_transform_products(const __global float *restrict m,
     const int y0 = ty * 2;
     for (int next = 0; next < tiles_w; next += TILE_VW) {
         const int tx = chunk_start(next, tiles_w);
-        tilev p[4][4];
+        tilev p[16], even[2], odd[2];
 #pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-                p[i][j] = load_tiles(in + (size_t)(i * 4 + j) * stride + tx);
-        /* A^T p: rows 0+1+2, 1-2-3; then the same on the columns. */
-        tilev s[2][4];
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            s[0][j] = p[0][j] + p[1][j] + p[2][j];
-            s[1][j] = p[1][j] - p[2][j] - p[3][j];
-        }
+        for (int xi = 0; xi < 16; xi++)
+            p[xi] = load_tiles(in + (size_t)xi * stride + tx);
+        TRANSFORM_PRODUCTS(tilev, p, b, even, odd);
         const int x0 = tx * 2;
-        /* An odd output width ends in half a tile. */
-        const int full = x0 + TILE_PAIR_WIDTH <= out_width;
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
-            if (y0 + i >= out_height)
-                break;
-            const tilev even = s[i][0] + s[i][1] + s[i][2] + b;
-            const tilev odd = s[i][1] - s[i][2] - s[i][3] + b;
-            const tile_pair row = INTERLEAVE(even, odd);
-            __global float *o = out + (y0 + i) * out_width + x0;
-            if (full) {
-                VSTORE(TILE_PAIR_WIDTH)(row, 0, o);
-            } else {
-                float values[TILE_PAIR_WIDTH];
-                VSTORE(TILE_PAIR_WIDTH)(row, 0, values);
-                for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
-                    o[x] = values[x];
-            }
-        }
+        for (int i = 0; i < 2 && y0 + i < out_height; i++)
+            store_tile_row(INTERLEAVE(even[i], odd[i]), out + (y0 + i) * out_width + x0,
+                           x0 + TILE_PAIR_WIDTH <= out_width);
     }
 }
 
@@ -382,26 +394,14 @@ __kernel void winograd_fused(const __global float *restrict padded,
                 d[i][2] = JOIN(b0.even, b1.even);
                 d[i][3] = JOIN(b0.odd, b1.odd);
             }
-            fusedv t[4][4];
+            fusedv transformed[16];
+            TRANSFORM_WINDOW(fusedv, d, transformed);
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                t[0][j] = d[0][j] - d[2][j];
-                t[1][j] = d[1][j] + d[2][j];
-                t[2][j] = d[2][j] - d[1][j];
-                t[3][j] = d[1][j] - d[3][j];
-            }
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                v[i * 4 + 0][c][r] = t[i][0] - t[i][2];
-                v[i * 4 + 1][c][r] = t[i][1] + t[i][2];
-                v[i * 4 + 2][c][r] = t[i][2] - t[i][1];
-                v[i * 4 + 3][c][r] = t[i][1] - t[i][3];
-            }
+            for (int xi = 0; xi < 16; xi++)
+                v[xi][c][r] = transformed[xi];
         }
     }
-    const int x0 = tx * 2;
-    /* An odd output width ends in half a tile. */
-    const int full = x0 + TILE_PAIR_WIDTH <= out_width;
+    const int x0 = tx * 2, full = x0 + TILE_PAIR_WIDTH <= out_width;
     for (int k0 = 0; k0 < out_channels; k0 += FUSED_K) {
         fusedv m[16][FUSED_R][FUSED_K];
         for (int xi = 0; xi < 16; xi++) {
@@ -437,34 +437,20 @@ __kernel void winograd_fused(const __global float *restrict padded,
             const float b = has_bias ? bias[k] : 0.0f;
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++) {
-                fusedv sum[2][4];
+                fusedv p[16], even[2], odd[2];
 #pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    sum[0][q] = m[q][r][j] + m[4 + q][r][j] + m[8 + q][r][j];
-                    sum[1][q] = m[4 + q][r][j] - m[8 + q][r][j] - m[12 + q][r][j];
-                }
+                for (int xi = 0; xi < 16; xi++)
+                    p[xi] = m[xi][r][j];
+                TRANSFORM_PRODUCTS(fusedv, p, b, even, odd);
 #pragma unroll
-                for (int i = 0; i < 2; i++) {
-                    const fusedv even = sum[i][0] + sum[i][1] + sum[i][2] + b;
-                    const fusedv odd = sum[i][1] - sum[i][2] - sum[i][3] + b;
+                for (int i = 0; i < 2; i++)
 #pragma unroll
                     for (int s = 0; s < FUSED_S; s++) {
                         const int y = ty[r][s] * 2 + i;
-                        if (!live[r][s] || y >= out_height)
-                            continue;
-                        const tile_pair row_values =
-                            INTERLEAVE(SEGMENT(even, s), SEGMENT(odd, s));
-                        __global float *o = out + y * out_width + x0;
-                        if (full) {
-                            VSTORE(TILE_PAIR_WIDTH)(row_values, 0, o);
-                        } else {
-                            float values[TILE_PAIR_WIDTH];
-                            VSTORE(TILE_PAIR_WIDTH)(row_values, 0, values);
-                            for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
-                                o[x] = values[x];
-                        }
+                        if (live[r][s] && y < out_height)
+                            store_tile_row(INTERLEAVE(SEGMENT(even[i], s), SEGMENT(odd[i], s)),
+                                           out + y * out_width + x0, full);
                     }
-                }
             }
         }
     }

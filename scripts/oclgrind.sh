@@ -6,7 +6,8 @@
 # with the tiled (GPU) kernels and with the register-blocked (CPU) ones, and
 # test_conv_backward (both backward convolutions, tiled, and the
 # register-blocked backward-weights) and test_conv_stride1 (the row kernel
-# and Winograd F(2x2, 3x3), forward and backward-data), test_conv_groups
+# and Winograd F(2x2, 3x3) on its products' and its fused kernels, forward
+# and backward-data, and backward-weights), test_conv_groups
 # (grouped, dilated and depthwise convolutions on both families) and
 # test_batchnorm (both walks, the vector walk's overlapping last vectors, a
 # fused relu). Oclgrind interprets every work-item, so

@@ -1671,11 +1671,12 @@ static conv_step winograd_step(const clcnn_context *ctx, const char *operation,
         return step;
     direct_config candidates[WINOGRAD_FUSED_CONFIGS], verdict;
     const int count = conv2d_winograd_fused_configs(ctx, candidates);
+    const int tuned =
+        ctx->config.winograd < 0 && tuning_lookup(ctx, winograd_key(operation), p, &verdict);
     step.kernels = CONV_WINOGRAD_FUSED;
     step.config = candidates[0];
-    for (int i = 0; i < count; i++)
-        if (ctx->config.winograd < 0 && tuning_lookup(ctx, winograd_key(operation), p, &verdict) &&
-            verdict.nv == candidates[i].nv && verdict.group == candidates[i].wpt_p)
+    for (int i = 1; tuned && i < count; i++)
+        if (verdict.nv == candidates[i].nv && verdict.group == candidates[i].wpt_p)
             step.config = candidates[i];
     return step;
 }

@@ -147,16 +147,21 @@ static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
                   1, global, local);
 }
 
+/* A work-item keeps its tiles of every input channel in private memory
+ * (up to 16 x 128 x 3 vectors of 8 floats, 192 KiB): a CPU's caches hold
+ * that, a GPU's registers do not, so it runs where the register-blocked
+ * kernels do. */
 int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p) {
-    return conv2d_winograd_fits(ctx, p) && p->in_channels <= WINOGRAD_FUSED_CHANNELS;
+    return use_direct_kernels(ctx) && conv2d_winograd_fits(ctx, p) &&
+           p->in_channels <= WINOGRAD_FUSED_CHANNELS;
 }
 
-/* As many accumulators as the device's vector registers leave room for (24
- * of AVX-512's 32, 12 of AVX2's 16) in FUSED_R tile rows x FUSED_K output
- * channels: each U value a work-item loads serves FUSED_R tile vectors and
- * each tile vector FUSED_K channels. The first candidate, one row of 16
- * (8) output channels, keeps a work-item's V and M small (the L1 cache);
- * the second, 3 rows of 8 (4), loads less per multiply-add. Which is
+/* FUSED_R tile vectors x FUSED_K output channels of accumulators within the
+ * device's vector registers: each U value a work-item loads serves FUSED_R
+ * tile vectors and each tile vector FUSED_K channels. The first, one row
+ * of 16 output channels (8 with AVX2's 16 registers), keeps a work-item's
+ * V and M small (the L1 cache); the second, 3 rows of 8 (4), 24 (12)
+ * accumulators, loads less per multiply-add. Which is
  * faster depends on the shape (AMD EPYC Zen 4, forward: 64 channels at
  * 56x56, batch 32, 33 and 27 ms; 32 at 14x14, batch 64, 1.08 and 1.54 ms),
  * so tuning times both. Vectors of 8 tiles: two tile rows side by side
