@@ -26,7 +26,7 @@
  * |x| |w|, plus |bias|), where float rounding lives; the kernels are held to
  * 1e-5 of it, the reference (double sums) to 1e-6. Winograd's values, which
  * it computes a tile or a filter at a time, are held to the largest
- * magnitude in their tile or filter (hold_to_tiles, check_backward_weights).
+ * magnitude in their tile or filter (hold_to_blocks).
  * Outputs are prefilled with NaN. */
 #include "ops.h"
 #include "testlib.h"
@@ -145,25 +145,27 @@ static conv2d_params draw_shape(test_rng *rng, const stride1_path *path, int max
     return p;
 }
 
-/* Winograd computes a 2x2 tile's outputs together, each from all 16
- * transformed values of the tile's 4x4 window, so an output's rounding
- * follows the window's largest terms, not its own window's: an output at a
- * border that reads mostly padding comes out with the rounding of its
- * tile's neighbours (one channel, 39 output channels, 3x17: 4.9e-5 of its
- * own magnitude on either of Winograd's kernels). Each output is held to
- * the largest magnitude among its tile's outputs (tiles from (0, 0) of
- * each plane of planes x height x width). */
-static void hold_to_tiles(double *magnitude, int64_t planes, int height, int width) {
+/* Winograd computes a block of values together from the same transformed
+ * terms, so a value's rounding follows its block's largest terms, not its
+ * own: a 2x2 tile of outputs, each from all 16 transformed values of the
+ * tile's 4x4 window (an output at a border that reads mostly padding came
+ * out at 4.9e-5 of its own magnitude, one channel, 39 output channels,
+ * 3x17, on either of Winograd's kernels); a filter's 9 taps of the weight
+ * gradient, each from all 16 of the filter's sums (a tap that reads only
+ * padding, its gradient exactly 0, comes out at some 1e-8 of its
+ * neighbours). Each value is held to the largest magnitude in its block:
+ * size x size squares from (0, 0) of each plane of planes x height x width. */
+static void hold_to_blocks(double *magnitude, int64_t planes, int height, int width, int size) {
     for (int64_t plane = 0; plane < planes; plane++) {
         double *m = magnitude + plane * height * width;
-        for (int y = 0; y < height; y += 2)
-            for (int x = 0; x < width; x += 2) {
+        for (int y = 0; y < height; y += size)
+            for (int x = 0; x < width; x += size) {
                 double largest = 0;
-                for (int i = y; i < y + 2 && i < height; i++)
-                    for (int j = x; j < x + 2 && j < width; j++)
+                for (int i = y; i < y + size && i < height; i++)
+                    for (int j = x; j < x + size && j < width; j++)
                         largest = fmax(largest, m[i * width + j]);
-                for (int i = y; i < y + 2 && i < height; i++)
-                    for (int j = x; j < x + 2 && j < width; j++)
+                for (int i = y; i < y + size && i < height; i++)
+                    for (int j = x; j < x + size && j < width; j++)
                         m[i * width + j] = largest;
             }
     }
@@ -225,7 +227,8 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
         buffer_release(&yb);
         const double e_reference = worst_scaled_error(reference, expected, magnitude, ny);
         if (path->winograd)
-            hold_to_tiles(magnitude, (int64_t)p.batch * p.out_channels, p.out_height, p.out_width);
+            hold_to_blocks(magnitude, (int64_t)p.batch * p.out_channels, p.out_height,
+                           p.out_width, 2);
         const double e_kernel = worst_scaled_error(y, expected, magnitude, ny);
         if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
             print_shape(path->name, index, &p);
@@ -248,22 +251,30 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
            path->name, vector_width, shapes, taken, worst_kernel, worst_reference);
 }
 
-/* The central difference, with step h, of sum(g * conv2d_forward64(x, w))
- * with respect to *value, one of the floats of x or w (restored after);
- * y holds the ny outputs meanwhile. */
-static double central_difference(const conv2d_params *p, const float *x, const float *w,
-                                 const float *g, float *value, float h, double *y, int64_t ny) {
-    double loss[2];
-    const float saved = *value;
-    for (int side = 0; side < 2; side++) {
-        *value = saved + (side ? -h : h);
-        conv2d_forward64(p, x, w, NULL, y, NULL);
-        loss[side] = 0;
-        for (int64_t o = 0; o < ny; o++)
-            loss[side] += g[o] * y[o];
+/* expected[i], the central difference with step 0.25 of
+ * sum(g * conv2d_forward64(x, w)) with respect to varied[i], for each of
+ * the count floats of varied, which is x or w (each restored after). The
+ * loss is linear in either: central differences in double are exact to
+ * rounding. */
+static void central_differences(const conv2d_params *p, const float *x, const float *w,
+                                const float *g, float *varied, int64_t count, int64_t ny,
+                                double *expected) {
+    const float h = 0.25f;
+    double *y = test_doubles(ny);
+    for (int64_t i = 0; i < count; i++) {
+        double loss[2];
+        const float saved = varied[i];
+        for (int side = 0; side < 2; side++) {
+            varied[i] = saved + (side ? -h : h);
+            conv2d_forward64(p, x, w, NULL, y, NULL);
+            loss[side] = 0;
+            for (int64_t o = 0; o < ny; o++)
+                loss[side] += g[o] * y[o];
+        }
+        varied[i] = saved;
+        expected[i] = (loss[0] - loss[1]) / (2.0 * h);
     }
-    *value = saved;
-    return (loss[0] - loss[1]) / (2.0 * h);
+    free(y);
 }
 
 /* Backward-data of random shapes, or against central differences of
@@ -308,16 +319,10 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
             dx[i] = reference[i] = NAN;
         conv2d_backward_data64(&p, g, w, expected, magnitude);
         if (differences) {
-            /* The loss is linear in x: central differences in double are
-             * exact to rounding, whatever x is. */
             float *x = test_floats(nx);
-            double *y = test_doubles(ny);
             test_fill_signed(&rng, x, nx);
-            const float h = 0.25f;
-            for (int64_t i = 0; i < nx; i++)
-                expected[i] = central_difference(&p, x, w, g, &x[i], h, y, ny);
+            central_differences(&p, x, w, g, x, nx, ny, expected);
             free(x);
-            free(y);
         }
         conv2d_backward_data_ref(&p, g, w, reference);
         const int before = launches_of(ctx, path->kernel);
@@ -335,7 +340,8 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
          * (some 1e-14 of it), far below float's. */
         const double e_reference = worst_scaled_error(reference, expected, magnitude, nx);
         if (path->winograd)
-            hold_to_tiles(magnitude, (int64_t)p.batch * p.in_channels, p.in_height, p.in_width);
+            hold_to_blocks(magnitude, (int64_t)p.batch * p.in_channels, p.in_height, p.in_width,
+                           2);
         const double e_kernel = worst_scaled_error(dx, expected, magnitude, nx);
         if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
             print_shape(path->name, index, &p);
@@ -428,28 +434,12 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
         for (int64_t i = 0; i < nw; i++)
             dw[i] = NAN;
         backward_weights64(&p, x, g, expected, magnitude);
-        /* Winograd computes a filter's 9 taps together, each from all 16 of
-         * its transformed sums, so a tap's rounding follows the filter's
-         * largest terms, not its own: a tap that reads only padding (its
-         * gradient exactly 0) comes out at some 1e-8 of its neighbours. Each
-         * tap is held to the largest magnitude among its filter's taps. */
-        for (int64_t f = 0; f < nw; f += 9) {
-            double largest = 0;
-            for (int t = 0; t < 9; t++)
-                largest = fmax(largest, magnitude[f + t]);
-            for (int t = 0; t < 9; t++)
-                magnitude[f + t] = largest;
-        }
+        hold_to_blocks(magnitude, (int64_t)p.out_channels * p.in_channels, 3, 3, 3);
         if (differences) {
-            /* The loss is linear in w: central differences are exact to rounding. */
             float *w = test_floats(nw);
-            double *y = test_doubles(ny);
             test_fill_signed(&rng, w, nw);
-            const float h = 0.25f;
-            for (int64_t i = 0; i < nw; i++)
-                expected[i] = central_difference(&p, x, w, g, &w[i], h, y, ny);
+            central_differences(&p, x, w, g, w, nw, ny, expected);
             free(w);
-            free(y);
         }
         const int before = launches_of(ctx, "winograd_gradient_filters");
         cl_mem xb = NULL, gb = NULL, wb = NULL;

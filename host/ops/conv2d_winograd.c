@@ -125,16 +125,21 @@ static clcnn_status transform_input(clcnn_context *ctx, const char *options, con
     return status;
 }
 
-/* U = G g G^T of every filter into filters: part xi's output channels in
- * blocks of k_block, each block's (C, k_block) after the one before. */
+/* U = G g G^T of every filter into the filters' scratch (*filters): part
+ * xi's output channels in blocks of k_block, each block's (C, k_block)
+ * after the one before. */
 static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
                                       const conv2d_params *p, const winograd_shape *w,
                                       cl_mem weight, int flip_transpose, int k_block,
-                                      cl_mem filters) {
+                                      cl_mem *filters) {
+    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
+                                          sizeof(float) * 16 * (size_t)w->filter_stride, filters);
+    if (status != CLCNN_OK)
+        return status;
     const int items = p->in_channels * w->padded_out_channels;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &weight},
-        {sizeof(cl_mem), &filters},
+        {sizeof(cl_mem), filters},
         {sizeof(int), &p->in_channels},
         {sizeof(int), &p->out_channels},
         {sizeof(int), &w->padded_out_channels},
@@ -189,9 +194,6 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     cl_mem copy, filters;
     clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
                                           sizeof(float) * (size_t)w.padded_floats, &copy);
-    if (status == CLCNN_OK)
-        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
-                                 sizeof(float) * 16 * (size_t)w.filter_stride, &filters);
     if (status != CLCNN_OK)
         return status;
     /* FUSED_C sizes the transformed tiles' private array: the channels in
@@ -200,7 +202,7 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     snprintf(options, sizeof(options),
              "-DTILE_VW=%d -DFUSED_S=%d -DFUSED_R=%d -DFUSED_K=%d -DFUSED_C=%d", w.tile_vw,
              segments, rows, block, (p->in_channels + 15) / 16 * 16);
-    status = transform_filters(ctx, options, p, &w, weight, flip_transpose, block, filters);
+    status = transform_filters(ctx, options, p, &w, weight, flip_transpose, block, &filters);
     if (status == CLCNN_OK)
         status = pad_input(ctx, "", "winograd_pad_input", p, input, copy, 0, 2 * w.tiles_h + 2,
                            2 * w.tiles_w + 2);
@@ -245,16 +247,13 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                                       ? product_floats
                                                       : (size_t)w.padded_floats),
                                  &products);
-    if (status == CLCNN_OK)
-        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
-                                 sizeof(float) * 16 * (size_t)w.filter_stride, &filters);
     if (status != CLCNN_OK)
         return status;
     char options[96];
     winograd_options(config, &w, options, sizeof(options));
 
     status = transform_filters(ctx, options, p, &w, weight, flip_transpose, w.padded_out_channels,
-                               filters);
+                               &filters);
 
     if (status == CLCNN_OK)
         status = transform_input(ctx, options, p, &w, input, products, tiles, "winograd_pad_input",
