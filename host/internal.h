@@ -49,13 +49,16 @@ typedef struct cached_kernel {
  * workspace meanwhile), the phases of a strided convolution's
  * backward-data, each the output of a direct forward, and a convolution's
  * input gradient before it is added to one that another layer wrote (where
- * its kernels cannot add it themselves). */
+ * its kernels cannot add it themselves), and the coefficients per channel
+ * of a batchnorm backward that walks planes (its sums per plane take the
+ * workspace). */
 typedef enum scratch_slot {
     SCRATCH_WORKSPACE,
     SCRATCH_WINOGRAD_TILES,
     SCRATCH_WINOGRAD_PRODUCTS,
     SCRATCH_WINOGRAD_FILTERS,
     SCRATCH_PHASES,
+    SCRATCH_BATCHNORM_CHANNELS,
     SCRATCH_SLOTS
 } scratch_slot;
 
@@ -75,6 +78,7 @@ struct clcnn_context {
     cl_ulong global_mem_bytes, max_alloc_bytes; /* planning refuses what exceeds them */
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
+    cl_uint compute_units;          /* CL_DEVICE_MAX_COMPUTE_UNITS */
     cl_bool host_unified_memory;    /* CL_DEVICE_HOST_UNIFIED_MEMORY: a CPU's */
     /* The platform caches its program builds itself (PoCL) and compiles
      * every kernel of a program to hand out its binary: clcnn keeps none. */

@@ -227,33 +227,43 @@ real load_at(const __global float *p, const channel_walk *w) {
     return load_real(p + w->offset);
 }
 
-/* With accumulate the store adds v to what is there. The lanes that repeat
- * the vector before are neither read nor written: another work-item may
- * be writing them. */
-void store_at(const real v, __global float *p, const int accumulate, const channel_walk *w) {
+/* A store of v at p, whose first `skip` lanes repeat the vector before
+ * (a plane's last vector): those lanes are neither read nor written, as
+ * another work-item may be writing them. With accumulate the store adds v
+ * to what is there. */
+void store_lanes(const real v, __global float *p, const int skip, const int accumulate) {
 #if BATCHNORM_VW == 1
-    p[w->offset] = accumulate ? p[w->offset] + v : v;
+    *p = accumulate ? *p + v : v;
 #else
-    if (!w->skip) {
-        const real old = accumulate ? load_real(p + w->offset) : (real)0.0f;
-        store_real(accumulate ? old + v : v, p + w->offset);
+    if (!skip) {
+        const real old = accumulate ? load_real(p) : (real)0.0f;
+        store_real(accumulate ? old + v : v, p);
         return;
     }
     /* The lanes past the repeated ones, once a plane. */
     float lanes[BATCHNORM_VW];
     GLUE(vstore, BATCHNORM_VW)(v, 0, lanes);
-    for (int j = w->skip; j < BATCHNORM_VW; j++)
-        p[w->offset + j] = accumulate ? p[w->offset + j] + lanes[j] : lanes[j];
+    for (int j = skip; j < BATCHNORM_VW; j++)
+        p[j] = accumulate ? p[j] + lanes[j] : lanes[j];
 #endif
 }
 
-/* v with the lanes that repeat the vector before set to 0, for sums. */
-real kept(const real v, const channel_walk *w) {
+void store_at(const real v, __global float *p, const int accumulate, const channel_walk *w) {
+    store_lanes(v, p + w->offset, w->skip, accumulate);
+}
+
+/* v with its first `skip` lanes (those that repeat the vector before) set
+ * to 0, for sums. */
+real kept_lanes(const real v, const int skip) {
 #if BATCHNORM_VW == 1
     return v;
 #else
-    return w->skip ? select(v, (real)0.0f, LANES < (lane_index)(w->skip)) : v;
+    return skip ? select(v, (real)0.0f, LANES < (lane_index)(skip)) : v;
 #endif
+}
+
+real kept(const real v, const channel_walk *w) {
+    return kept_lanes(v, w->skip);
 }
 
 /* A relu fused into the layer (relu = 1 in the kernels that take it): the
@@ -298,11 +308,12 @@ typedef struct residual {
 } residual;
 #define NO_RESIDUAL ((residual){0, 0, 0, 0, 0})
 
-/* The gradient g of the output at x as the relu lets it through. */
+/* The gradient g of the output at x as the relu lets it through; relu_y
+ * points at the output's vector there. */
 real relu_gradient(const real g, const int relu, const __global float *relu_y, const real x,
-                   const affine a, const channel_walk *w) {
+                   const affine a) {
     if (relu == RELU_FROM_Y)
-        return relu_masked(g, load_at(relu_y, w));
+        return relu_masked(g, load_real(relu_y));
     if (relu == RELU_FROM_X)
         return relu_masked(g, affine_of(x, a));
     return g;
@@ -326,11 +337,17 @@ compensated_sum sum_start(void) {
     return sum;
 }
 
+/* total += value with Kahan's compensation, for vectors and floats alike. */
+#define KAHAN_ADD(type, total, compensation, value)                                                \
+    do {                                                                                           \
+        const type term_ = (value) - (compensation);                                               \
+        const type next_ = (total) + term_;                                                        \
+        (compensation) = (next_ - (total)) - term_;                                                \
+        (total) = next_;                                                                           \
+    } while (0)
+
 void sum_flush(compensated_sum *sum) {
-    const real term = sum->block - sum->compensation;
-    const real next = sum->total + term;
-    sum->compensation = (next - sum->total) - term;
-    sum->total = next;
+    KAHAN_ADD(real, sum->total, sum->compensation, sum->block);
     sum->block = (real)0.0f;
 }
 
@@ -397,7 +414,7 @@ deviation_sums channel_deviation_sums(const __global float *x, const __global fl
         }
         if (with_gradient) {
             const real g = load_at(grad_y, &w);
-            const real dy = kept(relu_gradient(g, relu, relu_y, x_value, forward, &w), &w);
+            const real dy = kept(relu_gradient(g, relu, relu_y + w.offset, x_value, forward), &w);
             dy_sum.block += dy;
             dy_dev.block += dy * d;
         }
@@ -448,13 +465,18 @@ void normalise_channel(const __global float *x, __global float *y, const int bat
 
 /*   running_mean = (1 - momentum) * running_mean + momentum * mean
  *   running_var  = (1 - momentum) * running_var  + momentum * unbiased
- * by the group's first work-item. */
+ * by one work-item of the channel. */
 void update_running(__global float *running_mean, __global float *running_var, const int channel,
                     const float momentum, const float mean, const float unbiased) {
-    if (get_local_id(0) == 0) {
-        running_mean[channel] = (1.0f - momentum) * running_mean[channel] + momentum * mean;
-        running_var[channel] = (1.0f - momentum) * running_var[channel] + momentum * unbiased;
-    }
+    running_mean[channel] = (1.0f - momentum) * running_mean[channel] + momentum * mean;
+    running_var[channel] = (1.0f - momentum) * running_var[channel] + momentum * unbiased;
+}
+
+/* The input's gradient from the output's (dy, relu-masked) at x; the
+ * coefficients as input_gradient below says. */
+real input_gradient_of(const real dy, const real x, const float mean_hi, const float mean_lo,
+                       const float mean_dy, const float k, const float scale) {
+    return ((dy - mean_dy) - ((x - mean_hi) - mean_lo) * k) * scale;
 }
 
 /* dx = ((dy - mean_dy) - (x - mean) * k) * scale over the channel, with the
@@ -468,11 +490,11 @@ void input_gradient(const __global float *x, const __global float *grad_y,
                     const int want_grad_x, const int accumulate, const residual *r) {
     FOR_EACH_VECTOR(w, batch, spatial, channels, channel) {
         const real x_value = load_at(x, &w);
-        const real dy = relu_gradient(load_at(grad_y, &w), relu, relu_y, x_value, forward, &w);
+        const real dy = relu_gradient(load_at(grad_y, &w), relu, relu_y + w.offset, x_value, forward);
         if (r->backward)
             store_at(dy, r->grad_skip, r->accumulate, &w);
         if (want_grad_x) {
-            const real g = ((dy - mean_dy) - ((x_value - mean_hi) - mean_lo) * k) * scale;
+            const real g = input_gradient_of(dy, x_value, mean_hi, mean_lo, mean_dy, k, scale);
             store_at(g, grad_x, accumulate, &w);
         }
     }
@@ -487,6 +509,34 @@ void input_gradient(const __global float *x, const __global float *grad_y,
  * Deviations are taken as d = (x - m) - s1 / M: the rounding of m alone would
  * move a deviation by up to 6e-8 |m|, much of a small one when the spread of
  * a channel is small against its mean. */
+
+/* The end of the statistics, from the channel's rough mean, its correction
+ * and the sum of squared deviations: returns the scale that y applies, and
+ * the work-item `keeper` writes saved[5 * channel ...] = rough mean,
+ * correction, invstd (as backward would compute it), scale and shift (with
+ * save) and moves the running statistics (with update). A sum below 0 (its
+ * rounding) counts as 0; a NaN stays (fmax would drop it). */
+float keep_statistics(const float rough_mean, const float correction, const float deviations,
+                      const float count, const float eps, const float momentum,
+                      const __global float *weight, const __global float *bias,
+                      __global float *running_mean, __global float *running_var,
+                      __global float *saved, const int save, const int update, const int channel,
+                      const int keeper) {
+    const float squares = deviations < 0.0f ? 0.0f : deviations;
+    const float var = squares / count;
+    const float scale = weight[channel] / sqrt(var + eps);
+    if (keeper && save) {
+        saved[5 * channel] = rough_mean;
+        saved[5 * channel + 1] = correction;
+        saved[5 * channel + 2] = 1.0f / sqrt(var + eps);
+        saved[5 * channel + 3] = scale;
+        saved[5 * channel + 4] = bias[channel];
+    }
+    if (keeper && update)
+        update_running(running_mean, running_var, channel, momentum, rough_mean + correction,
+                       squares / (count - 1.0f));
+    return scale;
+}
 
 /* y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and
  * biased variance var; then
@@ -510,21 +560,12 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
     const float correction = sums.s1 / count;
     /* sum((x - mean)^2), never below 0; a NaN stays (fmax would drop it) */
     const float deviations = sums.s2 - sums.s1 * correction;
-    const float squares = deviations < 0.0f ? 0.0f : deviations;
-    const float var = squares / count;
-    const float scale = weight[channel] / sqrt(var + eps);
-    if (save && get_local_id(0) == 0) {
-        saved[5 * channel] = rough_mean;
-        saved[5 * channel + 1] = correction;
-        saved[5 * channel + 2] = 1.0f / sqrt(var + eps); /* as backward would compute it */
-        saved[5 * channel + 3] = scale;
-        saved[5 * channel + 4] = bias[channel];
-    }
+    const float scale = keep_statistics(rough_mean, correction, deviations, count, eps, momentum,
+                                        weight, bias, running_mean, running_var, saved, save, 1,
+                                        channel, get_local_id(0) == 0);
     const residual r = {skip, 0, has_skip, 0, 0};
     normalise_channel(x, y, batch, channels, channel, spatial, rough_mean, correction, scale,
                       bias[channel], relu, &r);
-    update_running(running_mean, running_var, channel, momentum, rough_mean + correction,
-                   squares / (count - 1.0f));
 }
 
 /* The gradients of the train-mode forward, PyTorch's formula: with
@@ -535,6 +576,24 @@ batchnorm_forward_train(const __global float *restrict x, const __global float *
  * 0 grad_x is not touched (any buffer may be passed). From the channel's
  * rough mean, its correction (mean = rough_mean + correction), invstd and
  * the gradient's sums about the rough mean. */
+typedef struct gradient_coefficients {
+    float grad_weight, grad_bias, mean_dy, k, scale;
+} gradient_coefficients;
+
+/* From the sums of dy and dy * d1 with d1 = x - rough_mean: sum(dy * (x -
+ * mean)) = sum(dy * d1) - correction * sum(dy), which times invstd is
+ * sum(dy * x_hat); and dx = (dy - mean_dy - (x - mean) * k) * invstd *
+ * weight with k = sum(dy * (x - mean)) * invstd^2 / M (as PyTorch's CPU
+ * kernel). */
+gradient_coefficients gradient_coefficients_of(const float sum_dy, const float sum_dy_d,
+                                               const float correction, const float invstd,
+                                               const float weight, const float count) {
+    const float sum_dy_dev = sum_dy_d - correction * sum_dy;
+    const gradient_coefficients g = {sum_dy_dev * invstd, sum_dy, sum_dy / count,
+                                     sum_dy_dev * invstd * invstd / count, invstd * weight};
+    return g;
+}
+
 void backward_from_sums(const __global float *x, const __global float *grad_y,
                         const __global float *relu_y, const int relu, const affine forward,
                         const __global float *weight, __global float *grad_x,
@@ -543,23 +602,16 @@ void backward_from_sums(const __global float *x, const __global float *grad_y,
                         const int spatial, const float rough_mean,
                         const float correction, const float invstd, const deviation_sums *sums,
                         const int want_grad_x, const int accumulate, const residual *r) {
-    const float count = (float)(batch * spatial);
-    /* sum(dy * (x - mean)) = sum(dy * d1) - correction * sum(dy) with
-     * d1 = x - rough_mean; times invstd it is sum(dy * x_hat). */
-    const float sum_dy = sums->dy;
-    const float sum_dy_dev = sums->dy_d - correction * sum_dy;
+    const gradient_coefficients g = gradient_coefficients_of(
+        sums->dy, sums->dy_d, correction, invstd, weight[channel], (float)(batch * spatial));
     if (get_local_id(0) == 0) {
-        grad_weight[channel] = sum_dy_dev * invstd;
-        grad_bias[channel] = sum_dy;
+        grad_weight[channel] = g.grad_weight;
+        grad_bias[channel] = g.grad_bias;
     }
     if (!want_grad_x && !r->backward)
         return;
-
-    /* dx = (dy - mean_dy - (x - mean) * k) * invstd * weight with
-     * k = sum(dy * (x - mean)) * invstd^2 / M (as PyTorch's CPU kernel). */
     input_gradient(x, grad_y, relu_y, relu, forward, grad_x, batch, channels, channel, spatial,
-                   rough_mean, correction, sum_dy / count, sum_dy_dev * invstd * invstd / count,
-                   invstd * weight[channel], want_grad_x, accumulate, r);
+                   rough_mean, correction, g.mean_dy, g.k, g.scale, want_grad_x, accumulate, r);
 }
 
 /* Backward that recomputes the statistics as the forward computed them:
@@ -620,6 +672,260 @@ batchnorm_backward_saved(const __global float *restrict x, const __global float 
                        want_grad_x, accumulate, &r);
 }
 
+/* ---- train mode on CPUs: planes in memory order ------------------------------------------ */
+
+/* On CPUs (host/ops/batchnorm.c: contiguous walks, planes of at least 8
+ * floats) the train-mode forward and backward run as three launches each
+ * over the planes (image, channel), walked in memory order, instead of a
+ * work-group per channel, whose walk jumps channels * spatial floats at
+ * every plane and whose passes over a channel run on one core: 16 channels
+ * of 28x28, batch 64, ran at a third of the cache's bandwidth so.
+ *
+ *   forward:  batchnorm_plane_moments, batchnorm_channel_statistics,
+ *             batchnorm_normalise_planes
+ *   backward: batchnorm_plane_gradient_sums, batchnorm_channel_gradient,
+ *             batchnorm_input_gradient_planes
+ *
+ * The statistics are those of the channel kernels, combined another way:
+ * each plane's own rounded mean m_p and sums of d = x - m_p and d^2 (the
+ * plane's second pass hits the L1 cache), then per channel the rough mean m
+ * (the planes' means' mean), the correction (the mean of the planes' means
+ * less m) and the squares, the within-plane ones plus spatial times each
+ * plane mean's squared deviation from the channel's (Chan, Golub and
+ * LeVeque's pairwise update): every term is a sum of squares, so nothing
+ * cancels. Backward sums dy and dy * (x - m) per plane, then per channel.
+ * Each sum is compensated, in a fixed order: every run gives the same bits.
+ *
+ * The plane kernels: work-item i takes the planes_per_item planes from i *
+ * planes_per_item on, any work-group size, global size ceil(planes /
+ * planes_per_item); the channel kernels: one work-item per channel, global
+ * size at least channels. spatial >= BATCHNORM_VW. */
+
+/* The vectors of a plane, in order: offset 0, VW, 2 VW, ... and, where VW
+ * does not divide spatial, a last vector of the plane's last VW floats whose
+ * first `skip` lanes repeat the vector before (kept_lanes, store_lanes). The
+ * whole vectors make a plain loop of their own (part 0), which PoCL runs at
+ * 1.5 times the speed of one loop that works out each step's skip (16
+ * channels of 28x28, batch 64, AMD EPYC with AVX-512); the last vector is
+ * part 1. */
+#define FOR_EACH_PLANE_VECTOR(offset, skip, spatial)                                               \
+    for (int part_ = 0, skip = 0; part_ < 2;                                                       \
+         part_++, skip = BATCHNORM_VW - (spatial) % BATCHNORM_VW)                                  \
+        for (int offset = part_ ? (spatial)-BATCHNORM_VW : 0,                                      \
+                 end_ = !part_ ? (spatial)-BATCHNORM_VW + 1                                        \
+                        : (spatial) % BATCHNORM_VW ? (spatial)-BATCHNORM_VW + 1                    \
+                                                   : 0;                                            \
+             offset < end_; offset += BATCHNORM_VW)
+
+/* Work-item get_global_id(0)'s planes, each with its first float's offset
+ * and its channel. */
+#define FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item)           \
+    for (int plane = get_global_id(0) * (planes_per_item),                                         \
+             plane##_end = min(plane + (planes_per_item), planes),                                 \
+             base = plane * (spatial), channel = plane % (channels);                               \
+         plane < plane##_end;                                                                      \
+         plane++, base += (spatial), channel = plane % (channels))
+
+/* A compensated sum of floats, one term at a time (the channel kernels'
+ * sums over a channel's planes). */
+typedef struct scalar_sum {
+    float total, compensation;
+} scalar_sum;
+
+void scalar_add(scalar_sum *sum, const float value) {
+    KAHAN_ADD(float, sum->total, sum->compensation, value);
+}
+
+/* moments[3 * plane ...] = m_p, sum(x - m_p), sum((x - m_p)^2). */
+__kernel void batchnorm_plane_moments(const __global float *restrict x,
+                                      __global float *restrict moments, const int planes,
+                                      const int channels, const int spatial,
+                                      const int planes_per_item) {
+    FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
+        const __global float *in = x + base;
+        compensated_sum sum = sum_start();
+        int filled = 0;
+        FOR_EACH_PLANE_VECTOR(offset, skip, spatial) {
+            sum.block += kept_lanes(load_real(in + offset), skip);
+            if (++filled == SUM_BLOCK) {
+                filled = 0;
+                sum_flush(&sum);
+            }
+        }
+        sum_flush(&sum);
+        const float mean = lanes_sum(sum.total) / (float)spatial;
+        compensated_sum sum1 = sum_start(), sum2 = sum_start();
+        filled = 0;
+        FOR_EACH_PLANE_VECTOR(offset, skip, spatial) {
+            const real d = kept_lanes(load_real(in + offset) - mean, skip);
+            sum1.block += d;
+            sum2.block += d * d;
+            if (++filled == SUM_BLOCK) {
+                filled = 0;
+                sum_flush(&sum1);
+                sum_flush(&sum2);
+            }
+        }
+        sum_flush(&sum1);
+        sum_flush(&sum2);
+        moments[3 * plane] = mean;
+        moments[3 * plane + 1] = lanes_sum(sum1.total);
+        moments[3 * plane + 2] = lanes_sum(sum2.total);
+    }
+}
+
+/* A plane's mean less the rough mean: (m_p - m) + sum(x - m_p) / spatial. */
+float plane_deviation(const __global float *moments, const float rough_mean, const float spatial) {
+    return (moments[0] - rough_mean) + moments[1] / spatial;
+}
+
+/* The channel's statistics from its planes' moments, kept as
+ * batchnorm_forward_train keeps them (keep_statistics; with update the
+ * running statistics move). */
+__kernel void batchnorm_channel_statistics(
+    const __global float *restrict moments, const __global float *restrict weight,
+    const __global float *restrict bias, __global float *restrict running_mean,
+    __global float *restrict running_var, __global float *restrict saved, const int batch,
+    const int channels, const int spatial, const float eps, const float momentum,
+    const int update) {
+    const int channel = get_global_id(0);
+    if (channel >= channels)
+        return;
+    const __global float *first = moments + 3 * channel;
+    const int step = 3 * channels;
+    const float per_plane = (float)spatial;
+    scalar_sum means = {0.0f, 0.0f}, deviations = {0.0f, 0.0f}, squares = {0.0f, 0.0f};
+    for (int n = 0; n < batch; n++)
+        scalar_add(&means, first[n * step]);
+    const float rough_mean = means.total / (float)batch;
+    for (int n = 0; n < batch; n++)
+        scalar_add(&deviations, plane_deviation(first + n * step, rough_mean, per_plane));
+    const float correction = deviations.total / (float)batch;
+    for (int n = 0; n < batch; n++) {
+        const __global float *m = first + n * step;
+        const float within = m[2] - m[1] * (m[1] / per_plane);
+        const float between = plane_deviation(m, rough_mean, per_plane) - correction;
+        scalar_add(&squares, (within < 0.0f ? 0.0f : within) + per_plane * between * between);
+    }
+    keep_statistics(rough_mean, correction, squares.total, (float)(batch * spatial), eps,
+                    momentum, weight, bias, running_mean, running_var, saved, 1, update, channel,
+                    1);
+}
+
+/* The affine map that saved[5 * channel ...] keeps. */
+affine saved_affine(const __global float *saved, const int channel) {
+    const __global float *s = saved + 5 * channel;
+    const affine a = {s[0], s[1], s[3], s[4]};
+    return a;
+}
+
+/* y = relu?(((x - mean_hi) - mean_lo) * scale + shift (+ skip)), as
+ * normalise_channel. */
+__kernel void batchnorm_normalise_planes(const __global float *restrict x,
+                                         const __global float *restrict saved,
+                                         __global float *restrict y,
+                                         const __global float *restrict skip, const int has_skip,
+                                         const int relu, const int planes, const int channels,
+                                         const int spatial, const int planes_per_item) {
+    FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
+        const affine a = saved_affine(saved, channel);
+        FOR_EACH_PLANE_VECTOR(offset, lanes_skipped, spatial) {
+            real v = affine_of(load_real(x + base + offset), a);
+            if (has_skip)
+                v += load_real(skip + base + offset);
+            store_lanes(relu ? relu_of(v) : v, y + base + offset, lanes_skipped, 0);
+        }
+    }
+}
+
+/* sums[2 * plane ...] = sum(dy), sum(dy * (x - rough mean)), dy masked by
+ * the relu (relu: 0, RELU_FROM_Y or RELU_FROM_X, as batchnorm_backward_saved). */
+__kernel void batchnorm_plane_gradient_sums(
+    const __global float *restrict x, const __global float *restrict grad_y,
+    const __global float *restrict relu_y, const int relu, const __global float *restrict saved,
+    __global float *restrict sums, const int planes, const int channels, const int spatial,
+    const int planes_per_item) {
+    FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
+        const affine forward = saved_affine(saved, channel);
+        compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
+        int filled = 0;
+        FOR_EACH_PLANE_VECTOR(offset, skip, spatial) {
+            const int at = base + offset;
+            const real x_value = load_real(x + at);
+            const real dy = kept_lanes(
+                relu_gradient(load_real(grad_y + at), relu, relu_y + at, x_value, forward), skip);
+            dy_sum.block += dy;
+            dy_dev.block += dy * kept_lanes(x_value - forward.mean_hi, skip);
+            if (++filled == SUM_BLOCK) {
+                filled = 0;
+                sum_flush(&dy_sum);
+                sum_flush(&dy_dev);
+            }
+        }
+        sum_flush(&dy_sum);
+        sum_flush(&dy_dev);
+        sums[2 * plane] = lanes_sum(dy_sum.total);
+        sums[2 * plane + 1] = lanes_sum(dy_dev.total);
+    }
+}
+
+/* The channel's gradients from its planes' sums: grad_weight and grad_bias,
+ * and coefficients[3 * channel ...] = mean_dy, k, scale for
+ * batchnorm_input_gradient_planes (gradient_coefficients_of). */
+__kernel void batchnorm_channel_gradient(const __global float *restrict sums,
+                                         const __global float *restrict saved,
+                                         const __global float *restrict weight,
+                                         __global float *restrict grad_weight,
+                                         __global float *restrict grad_bias,
+                                         __global float *restrict coefficients, const int batch,
+                                         const int channels, const int spatial) {
+    const int channel = get_global_id(0);
+    if (channel >= channels)
+        return;
+    scalar_sum dy = {0.0f, 0.0f}, dy_d = {0.0f, 0.0f};
+    for (int n = 0; n < batch; n++) {
+        const __global float *s = sums + 2 * (n * channels + channel);
+        scalar_add(&dy, s[0]);
+        scalar_add(&dy_d, s[1]);
+    }
+    const gradient_coefficients g =
+        gradient_coefficients_of(dy.total, dy_d.total, saved[5 * channel + 1],
+                                 saved[5 * channel + 2], weight[channel], (float)(batch * spatial));
+    grad_weight[channel] = g.grad_weight;
+    grad_bias[channel] = g.grad_bias;
+    coefficients[3 * channel] = g.mean_dy;
+    coefficients[3 * channel + 1] = g.k;
+    coefficients[3 * channel + 2] = g.scale;
+}
+
+/* grad_x (want_grad_x; added with accumulate) and a residual's gradient
+ * (want_grad_skip; added with accumulate_skip), as input_gradient. */
+__kernel void batchnorm_input_gradient_planes(
+    const __global float *restrict x, const __global float *restrict grad_y,
+    const __global float *restrict relu_y, const int relu, const __global float *restrict saved,
+    const __global float *restrict coefficients, __global float *restrict grad_x,
+    const int want_grad_x, const int accumulate, __global float *restrict grad_skip,
+    const int want_grad_skip, const int accumulate_skip, const int planes, const int channels,
+    const int spatial, const int planes_per_item) {
+    FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
+        const affine forward = saved_affine(saved, channel);
+        const __global float *c = coefficients + 3 * channel;
+        const float mean_dy = c[0], k = c[1], scale = c[2];
+        FOR_EACH_PLANE_VECTOR(offset, skip, spatial) {
+            const int at = base + offset;
+            const real x_value = load_real(x + at);
+            const real dy =
+                relu_gradient(load_real(grad_y + at), relu, relu_y + at, x_value, forward);
+            if (want_grad_skip)
+                store_lanes(dy, grad_skip + at, skip, accumulate_skip);
+            if (want_grad_x)
+                store_lanes(input_gradient_of(dy, x_value, forward.mean_hi, forward.mean_lo,
+                                              mean_dy, k, scale),
+                            grad_x + at, skip, accumulate);
+        }
+    }
+}
+
 /* ---- synchronised across ranks -------------------------------------------------------------- */
 
 /* Data-parallel training normalises with the statistics of the ranks'
@@ -677,7 +983,8 @@ batchnorm_forward_apply(const __global float *restrict x, const __global float *
     const residual none = NO_RESIDUAL;
     normalise_channel(x, y, batch, channels, channel, spatial, s[0], s[1], scale, bias[channel], 0,
                       &none);
-    update_running(running_mean, running_var, channel, momentum, s[0], s[3]);
+    if (get_local_id(0) == 0)
+        update_running(running_mean, running_var, channel, momentum, s[0], s[3]);
 }
 
 /* The backward of the train-mode forward with the global batch's

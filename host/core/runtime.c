@@ -243,6 +243,8 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
     clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
     clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(cl_uint),
                     &ctx->preferred_vector_width, NULL);
+    clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(cl_uint), &ctx->compute_units,
+                    NULL);
     clGetDeviceInfo(device, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof(cl_bool),
                     &ctx->host_unified_memory, NULL);
     status = config_resolve(ctx);

@@ -94,6 +94,199 @@ static clcnn_status channel_kernel(clcnn_context *ctx, int contiguous, int spati
     }
 }
 
+/* On CPUs (contiguous walks) the eval-mode forward and the train-mode
+ * forward and backward walk planes (image, channel) in memory order
+ * (kernels/batchnorm.cl), where a plane holds at least a vector of 8
+ * floats; elsewhere a work-group walks each channel. */
+static int by_planes(int contiguous, int spatial) {
+    return contiguous && spatial >= 8;
+}
+
+/* About 128 KiB of x a work-item of the plane kernels, long enough for
+ * the prefetchers, but at least four work-items a compute unit, so that
+ * the cores finish together. */
+static int planes_per_item(const clcnn_context *ctx, int planes, int spatial) {
+    const int64_t items = 4 * (int64_t)(ctx->compute_units ? ctx->compute_units : 1);
+    const int share = (int)((planes + items - 1) / items);
+    const int long_enough = spatial >= 32768 ? 1 : 32768 / spatial;
+    return share < long_enough ? share : long_enough;
+}
+
+/* A launch of a plane kernel over `planes` planes, planes_per_item each. */
+static clcnn_status plane_launch(clcnn_context *ctx, const char *name, int spatial,
+                                 const kernel_arg *args, int count, int planes, int per_item) {
+    cl_kernel kernel;
+    size_t threads;
+    clcnn_status status = channel_kernel(ctx, 1, spatial, name, &kernel, &threads);
+    if (status != CLCNN_OK)
+        return status;
+    const size_t local[1] = {1};
+    const size_t global[1] = {(size_t)((planes + per_item - 1) / per_item)};
+    return runtime_launch(ctx, kernel, name, count, args, 1, global, local);
+}
+
+/* A launch of a kernel that takes one work-item per channel, each its own
+ * work-group, so that the channels spread over the cores. */
+static clcnn_status per_channel_launch(clcnn_context *ctx, const char *name, int spatial,
+                                       const kernel_arg *args, int count, int channels) {
+    cl_kernel kernel;
+    size_t threads;
+    clcnn_status status = channel_kernel(ctx, 1, spatial, name, &kernel, &threads);
+    if (status != CLCNN_OK)
+        return status;
+    const size_t local[1] = {1};
+    const size_t global[1] = {(size_t)channels};
+    return runtime_launch(ctx, kernel, name, count, args, 1, global, local);
+}
+
+/* The train-mode statistics over planes (batchnorm_plane_moments, then
+ * batchnorm_channel_statistics) into `statistics` (BATCHNORM_SAVED_FLOATS a
+ * channel), the running statistics moved with update. Without update
+ * running_mean, running_var and bias may be any buffers: the shift they set
+ * is read only by a backward that masks its relu from x. */
+static clcnn_status plane_statistics(clcnn_context *ctx, int batch, int channels, int spatial,
+                                     float eps, float momentum, cl_mem x, cl_mem weight,
+                                     cl_mem bias, cl_mem running_mean, cl_mem running_var,
+                                     cl_mem statistics, int update) {
+    const int planes = batch * channels, per_item = planes_per_item(ctx, planes, spatial);
+    cl_mem moments;
+    clcnn_status status = runtime_workspace(ctx, sizeof(float) * 3 * (size_t)planes, &moments);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg plane_args[] = {
+        {sizeof(cl_mem), &x},     {sizeof(cl_mem), &moments}, {sizeof(int), &planes},
+        {sizeof(int), &channels}, {sizeof(int), &spatial},    {sizeof(int), &per_item},
+    };
+    status = plane_launch(ctx, "batchnorm_plane_moments", spatial, plane_args,
+                          sizeof(plane_args) / sizeof(plane_args[0]), planes, per_item);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg channel_args[] = {
+        {sizeof(cl_mem), &moments},     {sizeof(cl_mem), &weight},
+        {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
+        {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &statistics},
+        {sizeof(int), &batch},          {sizeof(int), &channels},
+        {sizeof(int), &spatial},        {sizeof(float), &eps},
+        {sizeof(float), &momentum},     {sizeof(int), &update},
+    };
+    return per_channel_launch(ctx, "batchnorm_channel_statistics", spatial, channel_args,
+                              sizeof(channel_args) / sizeof(channel_args[0]), channels);
+}
+
+/* Where a caller keeps no statistics (saved NULL), the plane kernels keep
+ * them in a buffer of their own for the call: the graph always passes
+ * `saved`, so this is off the training step's path. */
+static clcnn_status statistics_buffer(clcnn_context *ctx, int channels, cl_mem saved, cl_mem *out) {
+    *out = saved;
+    return saved
+               ? CLCNN_OK
+               : buffer_create(ctx, sizeof(float) * BATCHNORM_SAVED_FLOATS * (size_t)channels, out);
+}
+
+static clcnn_status forward_train_planes(clcnn_context *ctx, int batch, int channels, int spatial,
+                                         float eps, float momentum, cl_mem x, cl_mem weight,
+                                         cl_mem bias, cl_mem running_mean, cl_mem running_var,
+                                         cl_mem y, cl_mem saved, int relu,
+                                         const batchnorm_residual *residual) {
+    cl_mem statistics;
+    clcnn_status status = statistics_buffer(ctx, channels, saved, &statistics);
+    if (status != CLCNN_OK)
+        return status;
+    status = plane_statistics(ctx, batch, channels, spatial, eps, momentum, x, weight, bias,
+                              running_mean, running_var, statistics, 1);
+    /* Without a residual the kernel never reads skip: x stands in. */
+    const int has_skip = residual != NULL;
+    cl_mem skip = has_skip ? residual->skip : x;
+    const int planes = batch * channels, per_item = planes_per_item(ctx, planes, spatial);
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &x},     {sizeof(cl_mem), &statistics}, {sizeof(cl_mem), &y},
+        {sizeof(cl_mem), &skip},  {sizeof(int), &has_skip},      {sizeof(int), &relu},
+        {sizeof(int), &planes},   {sizeof(int), &channels},      {sizeof(int), &spatial},
+        {sizeof(int), &per_item},
+    };
+    if (status == CLCNN_OK)
+        status = plane_launch(ctx, "batchnorm_normalise_planes", spatial, args,
+                              sizeof(args) / sizeof(args[0]), planes, per_item);
+    if (!saved)
+        buffer_release(&statistics);
+    return status;
+}
+
+/* The relu masks of the backward kernels (kernels/batchnorm.cl). */
+enum { RELU_FROM_Y = 1, RELU_FROM_X = 2 };
+
+static clcnn_status backward_planes(clcnn_context *ctx, int batch, int channels, int spatial,
+                                    float eps, cl_mem x, cl_mem grad_y, cl_mem weight,
+                                    cl_mem grad_x, int accumulate, cl_mem grad_weight,
+                                    cl_mem grad_bias, cl_mem saved, cl_mem relu_y,
+                                    const batchnorm_residual *residual) {
+    cl_mem statistics;
+    clcnn_status status = statistics_buffer(ctx, channels, saved, &statistics);
+    if (status != CLCNN_OK)
+        return status;
+    /* Kept statistics mask a fused relu from x, unless a residual was added
+     * before it; recomputed ones from relu_y, as the channel kernels do. */
+    int mask = relu_y ? RELU_FROM_Y : 0;
+    if (saved && relu_y && !residual)
+        mask = RELU_FROM_X;
+    if (!saved)
+        status = plane_statistics(ctx, batch, channels, spatial, eps, 0.0f, x, weight, weight,
+                                  weight, weight, statistics, 0);
+    const int planes = batch * channels, per_item = planes_per_item(ctx, planes, spatial);
+    cl_mem sums, coefficients;
+    if (status == CLCNN_OK)
+        status = runtime_workspace(ctx, sizeof(float) * 2 * (size_t)planes, &sums);
+    if (status == CLCNN_OK)
+        status = runtime_scratch(ctx, SCRATCH_BATCHNORM_CHANNELS,
+                                 sizeof(float) * 3 * (size_t)channels, &coefficients);
+    /* Absent buffers are never touched: x stands in. */
+    cl_mem relu_arg = relu_y ? relu_y : x;
+    if (status == CLCNN_OK) {
+        const kernel_arg args[] = {
+            {sizeof(cl_mem), &x},     {sizeof(cl_mem), &grad_y},     {sizeof(cl_mem), &relu_arg},
+            {sizeof(int), &mask},     {sizeof(cl_mem), &statistics}, {sizeof(cl_mem), &sums},
+            {sizeof(int), &planes},   {sizeof(int), &channels},      {sizeof(int), &spatial},
+            {sizeof(int), &per_item},
+        };
+        status = plane_launch(ctx, "batchnorm_plane_gradient_sums", spatial, args,
+                              sizeof(args) / sizeof(args[0]), planes, per_item);
+    }
+    if (status == CLCNN_OK) {
+        const kernel_arg args[] = {
+            {sizeof(cl_mem), &sums},      {sizeof(cl_mem), &statistics},
+            {sizeof(cl_mem), &weight},    {sizeof(cl_mem), &grad_weight},
+            {sizeof(cl_mem), &grad_bias}, {sizeof(cl_mem), &coefficients},
+            {sizeof(int), &batch},        {sizeof(int), &channels},
+            {sizeof(int), &spatial},
+        };
+        status = per_channel_launch(ctx, "batchnorm_channel_gradient", spatial, args,
+                                    sizeof(args) / sizeof(args[0]), channels);
+    }
+    const int want_grad_x = grad_x != NULL;
+    const int accumulate32 = accumulate != 0;
+    cl_mem grad_x_arg = want_grad_x ? grad_x : x;
+    const int want_grad_skip = residual && residual->grad_skip;
+    const int accumulate_skip = want_grad_skip && residual->accumulate_skip;
+    cl_mem grad_skip = want_grad_skip ? residual->grad_skip : x;
+    if (status == CLCNN_OK && (want_grad_x || want_grad_skip)) {
+        const kernel_arg args[] = {
+            {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
+            {sizeof(cl_mem), &relu_arg},    {sizeof(int), &mask},
+            {sizeof(cl_mem), &statistics},  {sizeof(cl_mem), &coefficients},
+            {sizeof(cl_mem), &grad_x_arg},  {sizeof(int), &want_grad_x},
+            {sizeof(int), &accumulate32},   {sizeof(cl_mem), &grad_skip},
+            {sizeof(int), &want_grad_skip}, {sizeof(int), &accumulate_skip},
+            {sizeof(int), &planes},         {sizeof(int), &channels},
+            {sizeof(int), &spatial},        {sizeof(int), &per_item},
+        };
+        status = plane_launch(ctx, "batchnorm_input_gradient_planes", spatial, args,
+                              sizeof(args) / sizeof(args[0]), planes, per_item);
+    }
+    if (!saved)
+        buffer_release(&statistics);
+    return status;
+}
+
 /* A launch of one work-group of `threads` per channel. */
 static clcnn_status channel_launch(clcnn_context *ctx, cl_kernel kernel, const char *name,
                                    size_t threads, int channels, const kernel_arg *args,
@@ -112,6 +305,9 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
         check_train(ctx, "batchnorm_forward_train", batch, channels, spatial, eps, momentum);
     if (status != CLCNN_OK)
         return status;
+    if (by_planes(contiguous, spatial))
+        return forward_train_planes(ctx, batch, channels, spatial, eps, momentum, x, weight, bias,
+                                    running_mean, running_var, y, saved, relu, residual);
     cl_kernel kernel;
     size_t threads;
     status = channel_kernel(ctx, contiguous, spatial, "batchnorm_forward_train", &kernel, &threads);
@@ -143,19 +339,8 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
     clcnn_status status = check_shape(ctx, "batchnorm_forward_eval", batch, channels, spatial, eps);
     if (status != CLCNN_OK)
         return status;
-    /* On CPUs, planes walked in memory order (batchnorm_forward_eval_planes)
-     * where a plane holds at least a vector of 8 floats. */
-    const int by_planes = contiguous && spatial >= 8;
-    const char *name = by_planes ? "batchnorm_forward_eval_planes" : "batchnorm_forward_eval";
-    cl_kernel kernel;
-    size_t threads;
-    status = channel_kernel(ctx, contiguous, spatial, name, &kernel, &threads);
-    if (status != CLCNN_OK)
-        return status;
-    /* About 128 KiB of x a work-item of the planes kernel: enough
-     * work-items to spread over the cores, each long enough for the
-     * prefetchers. Its last argument; the channel kernel takes the others. */
-    const int per_item = spatial >= 32768 ? 1 : 32768 / spatial;
+    /* The planes kernel's last argument; the channel kernel takes the others. */
+    const int planes = batch * channels, per_item = planes_per_item(ctx, planes, spatial);
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
@@ -165,12 +350,16 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         {sizeof(int), &relu},           {sizeof(int), &per_item},
     };
     const int count = sizeof(args) / sizeof(args[0]);
-    if (by_planes) {
-        const size_t local[1] = {1};
-        const size_t global[1] = {(size_t)((batch * channels + per_item - 1) / per_item)};
-        return runtime_launch(ctx, kernel, name, count, args, 1, global, local);
-    }
-    return channel_launch(ctx, kernel, name, threads, channels, args, count - 1);
+    if (by_planes(contiguous, spatial))
+        return plane_launch(ctx, "batchnorm_forward_eval_planes", spatial, args, count, planes,
+                            per_item);
+    cl_kernel kernel;
+    size_t threads;
+    status = channel_kernel(ctx, contiguous, spatial, "batchnorm_forward_eval", &kernel, &threads);
+    if (status != CLCNN_OK)
+        return status;
+    return channel_launch(ctx, kernel, "batchnorm_forward_eval", threads, channels, args,
+                          count - 1);
 }
 
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
@@ -180,6 +369,9 @@ clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, i
     clcnn_status status = check_shape(ctx, "batchnorm_backward", batch, channels, spatial, eps);
     if (status != CLCNN_OK)
         return status;
+    if (by_planes(contiguous, spatial))
+        return backward_planes(ctx, batch, channels, spatial, eps, x, grad_y, weight, grad_x,
+                               accumulate, grad_weight, grad_bias, saved, relu_y, residual);
     const char *name = saved ? "batchnorm_backward_saved" : "batchnorm_backward";
     cl_kernel kernel;
     size_t threads;

@@ -43,10 +43,13 @@ enum { BATCHNORM_SAVED_FLOATS = 5 };
 
 #include "ops.h"
 
-/* The OpenCL side runs one work-group per channel. contiguous picks how its
- * work-items walk the channel (kernels/batchnorm.cl): 1 in contiguous runs,
- * for CPU devices; 0 strided, for GPUs. The entry points use the device's
- * (batchnorm_contiguous_walk); the tests run both. */
+/* contiguous picks how the OpenCL kernels walk a channel
+ * (kernels/batchnorm.cl): 0 strided, a work-group per channel, for GPUs; 1
+ * for CPU devices, where the eval-mode forward and the train-mode forward and
+ * backward walk (image, channel) planes in memory order wherever a plane
+ * holds 8 floats or more, and the other kernels, or smaller planes, run a
+ * work-group per channel in contiguous runs. The entry points use the
+ * device's (batchnorm_contiguous_walk); the tests run both. */
 int batchnorm_contiguous_walk(const clcnn_context *ctx);
 
 /* A residual add fused after the batchnorm, with the relu after it as the
