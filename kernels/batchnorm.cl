@@ -812,12 +812,12 @@ __kernel void batchnorm_channel_statistics(
                     1);
 }
 
-/* The affine map that saved[5 * channel ...] keeps. */
-affine saved_affine(const __global float *saved, const int channel) {
-    const __global float *s = saved + 5 * channel;
-    const affine a = {s[0], s[1], s[3], s[4]};
-    return a;
-}
+/* The affine map that saved[5 * channel ...] keeps. A macro: Oclgrind
+ * (21.10) cannot run the noalias scope that inlining a function returning
+ * a struct leaves behind. */
+#define SAVED_AFFINE(saved, channel)                                                               \
+    ((affine){(saved)[5 * (channel)], (saved)[5 * (channel) + 1], (saved)[5 * (channel) + 3],      \
+              (saved)[5 * (channel) + 4]})
 
 /* y = relu?(((x - mean_hi) - mean_lo) * scale + shift (+ skip)), as
  * normalise_channel. */
@@ -828,7 +828,7 @@ __kernel void batchnorm_normalise_planes(const __global float *restrict x,
                                          const int relu, const int planes, const int channels,
                                          const int spatial, const int planes_per_item) {
     FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
-        const affine a = saved_affine(saved, channel);
+        const affine a = SAVED_AFFINE(saved, channel);
         FOR_EACH_PLANE_VECTOR(offset, lanes_skipped, spatial) {
             real v = affine_of(load_real(x + base + offset), a);
             if (has_skip)
@@ -846,7 +846,7 @@ __kernel void batchnorm_plane_gradient_sums(
     __global float *restrict sums, const int planes, const int channels, const int spatial,
     const int planes_per_item) {
     FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
-        const affine forward = saved_affine(saved, channel);
+        const affine forward = SAVED_AFFINE(saved, channel);
         compensated_sum dy_sum = sum_start(), dy_dev = sum_start();
         int filled = 0;
         FOR_EACH_PLANE_VECTOR(offset, skip, spatial) {
@@ -908,7 +908,7 @@ __kernel void batchnorm_input_gradient_planes(
     const int want_grad_skip, const int accumulate_skip, const int planes, const int channels,
     const int spatial, const int planes_per_item) {
     FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
-        const affine forward = saved_affine(saved, channel);
+        const affine forward = SAVED_AFFINE(saved, channel);
         const __global float *c = coefficients + 3 * channel;
         const float mean_dy = c[0], k = c[1], scale = c[2];
         FOR_EACH_PLANE_VECTOR(offset, skip, spatial) {
