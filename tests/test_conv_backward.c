@@ -16,9 +16,10 @@
  *    reduction through the default path (where that is the register-blocked
  *    one), and on subsets through conv2d_backward_weights_direct under
  *    explicit configurations (vector width, vectors and taps per work-item,
- *    work-group size). A forward's kept padded input, and backward-weights
- *    reading backward-data's copy of the gradient (conv2d_backward_planned),
- *    must give bit for bit what the operations give on their own.
+ *    work-group size). A forward's kept padded input (the direct kernels'
+ *    and Winograd's, fused and products'), and backward-weights reading
+ *    backward-data's copy of the gradient (conv2d_backward_planned), must
+ *    give bit for bit what the operations give on their own.
  * 2. reduce_channels on shapes with outer, columns and inner from 1 to a few
  *    thousand, on data centred on zero and on data with a positive mean,
  *    with both walks (contiguous shares, as CPU devices run it, and strided).
@@ -1037,18 +1038,51 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
 }
 
+/* Case c made a 3x3, stride-1 convolution padded by 1 on every side (with
+ * even: its sides rounded up to even), and plan's forward Winograd's, on the
+ * fused kernel (fused) or the products' kernels; 0 where Winograd cannot run
+ * it. */
+static int make_winograd_case(clcnn_context *ctx, int fused, int even, conv_case *c,
+                              conv2d_plan *plan) {
+    conv2d_params *p = &c->p;
+    if (even) {
+        p->in_height += p->in_height % 2;
+        p->in_width += p->in_width % 2;
+    }
+    p->kernel_h = p->kernel_w = 3;
+    p->stride_h = p->stride_w = 1;
+    p->pad_top = p->pad_left = c->pad_bottom = c->pad_right = 1;
+    p->out_height = p->in_height;
+    p->out_width = p->in_width;
+    *plan = conv2d_plan_for(ctx, p);
+    if (!use_direct_kernels(ctx) || !conv2d_winograd_fits(ctx, p))
+        return 0;
+    if (fused && conv2d_winograd_fused_fits(ctx, p)) {
+        direct_config configs[WINOGRAD_FUSED_CONFIGS];
+        conv2d_winograd_fused_configs(ctx, configs);
+        plan->forward = (conv_step){CONV_WINOGRAD_FUSED, configs[0]};
+    } else {
+        plan->forward = (conv_step){CONV_WINOGRAD, conv2d_winograd_products_config(ctx, p)};
+    }
+    return 1;
+}
+
 /* The padded input a forward keeps (conv2d_forward_keeping) gives
  * backward-weights bit for bit the gradients it gets when it pads the input
  * itself, with other convolutions run in between (they reuse the shared
- * workspace the copy would otherwise live in). */
+ * workspace the copy would otherwise live in). Every third case is a
+ * forward on Winograd's kernels (fused and products' in turn), which keeps
+ * the copy where the output's sides are even. */
 static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    int kept_cases = 0, mismatches = 0;
+    int kept_cases = 0, mismatches = 0, winograd_cases = 0, winograd_kept = 0;
     for (int index = 0; index < cases; index++) {
-        const conv_case c = draw_random_case(&rng);
+        conv_case c = draw_random_case(&rng);
+        conv2d_plan plan = conv2d_plan_for(ctx, &c.p);
+        const int winograd =
+            index % 3 == 0 && make_winograd_case(ctx, index / 3 % 2, index / 6 % 2 == 0, &c, &plan);
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-        const conv2d_plan plan = conv2d_plan_for(ctx, p);
         const int64_t kept_floats = conv2d_kept_input_floats(&plan, p);
         float *host[3] = {allocate_floats(inputs), allocate_floats(weights),
                           allocate_floats(outputs)};
@@ -1087,6 +1121,11 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
                                            results[run][2]));
         }
         kept_cases += kept_floats > 0;
+        winograd_cases += winograd;
+        winograd_kept += winograd && kept_floats > 0;
+        if (winograd)
+            CHECK((kept_floats > 0) == (p->out_height % 2 == 0 && p->out_width % 2 == 0 &&
+                                        plan.backward_weights.kernels == CONV_DIRECT));
         if (!ok || memcmp(results[0][0], results[1][0], sizeof(float) * (size_t)outputs) ||
             memcmp(results[0][1], results[1][1], sizeof(float) * (size_t)weights) ||
             memcmp(results[0][2], results[1][2], sizeof(float) * (size_t)p->out_channels)) {
@@ -1108,8 +1147,11 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
     /* On a device with the register-blocked kernels most padded shapes keep a copy. */
     if (use_direct_kernels(ctx))
         CHECK(kept_cases >= cases / 4);
-    printf("kept padded input: %d cases, %d of them kept, %d differ\n", cases, kept_cases,
-           mismatches);
+    if (use_direct_kernels(ctx))
+        CHECK(winograd_cases >= cases / 4 && winograd_kept > 0);
+    printf("kept padded input: %d cases, %d of them kept (%d of the %d on Winograd's kernels), %d "
+           "differ\n",
+           cases, kept_cases, winograd_kept, winograd_cases, mismatches);
 }
 
 /* Whether conv2d_transpose_grad_output ran since the profile was cleared. */

@@ -789,8 +789,16 @@ static clcnn_status relu_after(clcnn_context *ctx, const conv2d_params *p, cl_me
                               output, output);
 }
 
+/* A forward on Winograd's kernels pads the input to (2 TH + 2) x (2 TW + 2)
+ * for TH x TW tiles of 2x2 outputs: the direct copy exactly where the
+ * output's height and width are even, which it then keeps for a direct
+ * backward-weights. */
 int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p) {
-    if (plan->forward.kernels != CONV_DIRECT || windows_inside_input(p))
+    const conv_kernels forward = plan->forward.kernels;
+    const int winograd_keeps = (forward == CONV_WINOGRAD || forward == CONV_WINOGRAD_FUSED) &&
+                               plan->backward_weights.kernels == CONV_DIRECT &&
+                               p->out_height % 2 == 0 && p->out_width % 2 == 0;
+    if ((forward != CONV_DIRECT && !winograd_keeps) || windows_inside_input(p))
         return 0;
     const int64_t floats = (int64_t)p->batch * p->in_channels * padded_height(p) * padded_width(p);
     return floats <= INT_MAX ? floats : 0;
@@ -820,8 +828,10 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                           conv2d_forward_depthwise(ctx, p, input, weight, bias, output));
     case CONV_WINOGRAD:
     case CONV_WINOGRAD_FUSED:
-        return relu_after(ctx, p, output,
-                          conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output));
+        return relu_after(
+            ctx, p, output,
+            conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output,
+                                    conv2d_kept_input_floats(plan, p) ? kept_input : NULL));
     case CONV_ROWS:
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     case CONV_DIRECT:
@@ -1685,8 +1695,8 @@ clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *
                                            const conv2d_params *p, cl_mem grad_output,
                                            cl_mem weight, cl_mem grad_input) {
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
-    return conv2d_forward_winograd(ctx, step, &as_forward, grad_output, weight, 1, NULL,
-                                   grad_input);
+    return conv2d_forward_winograd(ctx, step, &as_forward, grad_output, weight, 1, NULL, grad_input,
+                                   NULL);
 }
 
 int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {

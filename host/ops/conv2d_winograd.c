@@ -179,11 +179,12 @@ int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out) 
 }
 
 /* The fused kernel: the filters' transform in blocks of FUSED_K output
- * channels, the padded copy, then winograd_fused over every work-item's
- * FUSED_R x TILE_VW tiles. */
+ * channels, the padded copy (into kept_input, when not NULL), then
+ * winograd_fused over every work-item's FUSED_R x TILE_VW tiles. */
 static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *config,
                                   const conv2d_params *p, cl_mem input, cl_mem weight,
-                                  int flip_transpose, cl_mem bias, cl_mem output) {
+                                  int flip_transpose, cl_mem bias, cl_mem output,
+                                  cl_mem kept_input) {
     if (!conv2d_winograd_fused_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "fused Winograd convolution: takes at most %d input channels",
@@ -191,9 +192,11 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     const winograd_shape w = winograd_shape_for(p, config);
     const int segments = 2 * w.tile_vw <= config->vw ? 2 : 1;
     const int rows = config->nv, block = config->wpt_p;
-    cl_mem copy, filters;
-    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
-                                          sizeof(float) * (size_t)w.padded_floats, &copy);
+    cl_mem copy = kept_input, filters;
+    clcnn_status status = kept_input
+                              ? CLCNN_OK
+                              : runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
+                                                sizeof(float) * (size_t)w.padded_floats, &copy);
     if (status != CLCNN_OK)
         return status;
     /* FUSED_C sizes the transformed tiles' private array: the channels in
@@ -228,14 +231,16 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
 
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
-                                     int flip_transpose, cl_mem bias, cl_mem output) {
+                                     int flip_transpose, cl_mem bias, cl_mem output,
+                                     cl_mem kept_input) {
     if (!conv2d_winograd_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
                          "whose transformed tiles fit the device's largest allocation");
     const direct_config *config = &step->config;
     if (step->kernels == CONV_WINOGRAD_FUSED)
-        return forward_fused(ctx, config, p, input, weight, flip_transpose, bias, output);
+        return forward_fused(ctx, config, p, input, weight, flip_transpose, bias, output,
+                             kept_input);
     const winograd_shape w = winograd_shape_for(p, config);
     cl_mem tiles, products, filters;
     clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
@@ -256,8 +261,8 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                &filters);
 
     if (status == CLCNN_OK)
-        status = transform_input(ctx, options, p, &w, input, products, tiles, "winograd_pad_input",
-                                 "winograd_transform_tiles");
+        status = transform_input(ctx, options, p, &w, input, kept_input ? kept_input : products,
+                                 tiles, "winograd_pad_input", "winograd_transform_tiles");
     const size_t row_local[1] = {64};
 
     const kernel_arg gemm_args[] = {
