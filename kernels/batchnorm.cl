@@ -726,6 +726,20 @@ batchnorm_backward_saved(const __global float *restrict x, const __global float 
          plane < plane##_end;                                                                      \
          plane++, base += (spatial), channel = plane % (channels))
 
+/* a into s1 and b into s2, two compensated sums that run in step: both
+ * flush after every SUM_BLOCK values (filled counts them). A macro, so that
+ * a product b joins its addition in one multiply-add, as written out. */
+#define ADD_IN_STEP(s1, s2, a, b, filled)                                                          \
+    do {                                                                                           \
+        (s1).block += (a);                                                                         \
+        (s2).block += (b);                                                                         \
+        if (++(filled) == SUM_BLOCK) {                                                             \
+            (filled) = 0;                                                                          \
+            sum_flush(&(s1));                                                                      \
+            sum_flush(&(s2));                                                                      \
+        }                                                                                          \
+    } while (0)
+
 /* A compensated sum of floats, one term at a time (the channel kernels'
  * sums over a channel's planes). */
 typedef struct scalar_sum {
@@ -758,13 +772,7 @@ __kernel void batchnorm_plane_moments(const __global float *restrict x,
         filled = 0;
         FOR_EACH_PLANE_VECTOR(offset, skip, spatial) {
             const real d = kept_lanes(load_real(in + offset) - mean, skip);
-            sum1.block += d;
-            sum2.block += d * d;
-            if (++filled == SUM_BLOCK) {
-                filled = 0;
-                sum_flush(&sum1);
-                sum_flush(&sum2);
-            }
+            ADD_IN_STEP(sum1, sum2, d, d * d, filled);
         }
         sum_flush(&sum1);
         sum_flush(&sum2);
@@ -854,13 +862,8 @@ __kernel void batchnorm_plane_gradient_sums(
             const real x_value = load_real(x + at);
             const real dy = kept_lanes(
                 relu_gradient(load_real(grad_y + at), relu, relu_y + at, x_value, forward), skip);
-            dy_sum.block += dy;
-            dy_dev.block += dy * kept_lanes(x_value - forward.mean_hi, skip);
-            if (++filled == SUM_BLOCK) {
-                filled = 0;
-                sum_flush(&dy_sum);
-                sum_flush(&dy_dev);
-            }
+            ADD_IN_STEP(dy_sum, dy_dev, dy, dy * kept_lanes(x_value - forward.mean_hi, skip),
+                        filled);
         }
         sum_flush(&dy_sum);
         sum_flush(&dy_dev);
