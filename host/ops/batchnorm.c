@@ -112,31 +112,25 @@ static int planes_per_item(const clcnn_context *ctx, int planes, int spatial) {
     return share < long_enough ? share : long_enough;
 }
 
-/* A launch of a plane kernel over `planes` planes, planes_per_item each. */
-static clcnn_status plane_launch(clcnn_context *ctx, const char *name, int spatial,
-                                 const kernel_arg *args, int count, int planes, int per_item) {
+/* A launch of a CPU-path kernel (contiguous walks) over `items`
+ * work-items, each its own work-group, so that they spread over the cores:
+ * ceil(planes / planes_per_item) for the plane kernels, one per channel for
+ * the channel kernels. */
+static clcnn_status cpu_launch(clcnn_context *ctx, const char *name, int spatial,
+                               const kernel_arg *args, int count, int items) {
     cl_kernel kernel;
     size_t threads;
     clcnn_status status = channel_kernel(ctx, 1, spatial, name, &kernel, &threads);
     if (status != CLCNN_OK)
         return status;
     const size_t local[1] = {1};
-    const size_t global[1] = {(size_t)((planes + per_item - 1) / per_item)};
+    const size_t global[1] = {(size_t)items};
     return runtime_launch(ctx, kernel, name, count, args, 1, global, local);
 }
 
-/* A launch of a kernel that takes one work-item per channel, each its own
- * work-group, so that the channels spread over the cores. */
-static clcnn_status per_channel_launch(clcnn_context *ctx, const char *name, int spatial,
-                                       const kernel_arg *args, int count, int channels) {
-    cl_kernel kernel;
-    size_t threads;
-    clcnn_status status = channel_kernel(ctx, 1, spatial, name, &kernel, &threads);
-    if (status != CLCNN_OK)
-        return status;
-    const size_t local[1] = {1};
-    const size_t global[1] = {(size_t)channels};
-    return runtime_launch(ctx, kernel, name, count, args, 1, global, local);
+/* The work-items of a plane kernel. */
+static int plane_items(int planes, int per_item) {
+    return (planes + per_item - 1) / per_item;
 }
 
 /* The train-mode statistics over planes (batchnorm_plane_moments, then
@@ -157,8 +151,8 @@ static clcnn_status plane_statistics(clcnn_context *ctx, int batch, int channels
         {sizeof(cl_mem), &x},     {sizeof(cl_mem), &moments}, {sizeof(int), &planes},
         {sizeof(int), &channels}, {sizeof(int), &spatial},    {sizeof(int), &per_item},
     };
-    status = plane_launch(ctx, "batchnorm_plane_moments", spatial, plane_args,
-                          sizeof(plane_args) / sizeof(plane_args[0]), planes, per_item);
+    status = cpu_launch(ctx, "batchnorm_plane_moments", spatial, plane_args,
+                        sizeof(plane_args) / sizeof(plane_args[0]), plane_items(planes, per_item));
     if (status != CLCNN_OK)
         return status;
     const kernel_arg channel_args[] = {
@@ -169,8 +163,8 @@ static clcnn_status plane_statistics(clcnn_context *ctx, int batch, int channels
         {sizeof(int), &spatial},        {sizeof(float), &eps},
         {sizeof(float), &momentum},     {sizeof(int), &update},
     };
-    return per_channel_launch(ctx, "batchnorm_channel_statistics", spatial, channel_args,
-                              sizeof(channel_args) / sizeof(channel_args[0]), channels);
+    return cpu_launch(ctx, "batchnorm_channel_statistics", spatial, channel_args,
+                      sizeof(channel_args) / sizeof(channel_args[0]), channels);
 }
 
 /* Where a caller keeps no statistics (saved NULL), the plane kernels keep
@@ -205,8 +199,8 @@ static clcnn_status forward_train_planes(clcnn_context *ctx, int batch, int chan
         {sizeof(int), &per_item},
     };
     if (status == CLCNN_OK)
-        status = plane_launch(ctx, "batchnorm_normalise_planes", spatial, args,
-                              sizeof(args) / sizeof(args[0]), planes, per_item);
+        status = cpu_launch(ctx, "batchnorm_normalise_planes", spatial, args,
+                            sizeof(args) / sizeof(args[0]), plane_items(planes, per_item));
     if (!saved)
         buffer_release(&statistics);
     return status;
@@ -248,8 +242,8 @@ static clcnn_status backward_planes(clcnn_context *ctx, int batch, int channels,
             {sizeof(int), &planes},   {sizeof(int), &channels},      {sizeof(int), &spatial},
             {sizeof(int), &per_item},
         };
-        status = plane_launch(ctx, "batchnorm_plane_gradient_sums", spatial, args,
-                              sizeof(args) / sizeof(args[0]), planes, per_item);
+        status = cpu_launch(ctx, "batchnorm_plane_gradient_sums", spatial, args,
+                            sizeof(args) / sizeof(args[0]), plane_items(planes, per_item));
     }
     if (status == CLCNN_OK) {
         const kernel_arg args[] = {
@@ -259,8 +253,8 @@ static clcnn_status backward_planes(clcnn_context *ctx, int batch, int channels,
             {sizeof(int), &batch},        {sizeof(int), &channels},
             {sizeof(int), &spatial},
         };
-        status = per_channel_launch(ctx, "batchnorm_channel_gradient", spatial, args,
-                                    sizeof(args) / sizeof(args[0]), channels);
+        status = cpu_launch(ctx, "batchnorm_channel_gradient", spatial, args,
+                            sizeof(args) / sizeof(args[0]), channels);
     }
     const int want_grad_x = grad_x != NULL;
     const int accumulate32 = accumulate != 0;
@@ -279,8 +273,8 @@ static clcnn_status backward_planes(clcnn_context *ctx, int batch, int channels,
             {sizeof(int), &planes},         {sizeof(int), &channels},
             {sizeof(int), &spatial},        {sizeof(int), &per_item},
         };
-        status = plane_launch(ctx, "batchnorm_input_gradient_planes", spatial, args,
-                              sizeof(args) / sizeof(args[0]), planes, per_item);
+        status = cpu_launch(ctx, "batchnorm_input_gradient_planes", spatial, args,
+                            sizeof(args) / sizeof(args[0]), plane_items(planes, per_item));
     }
     if (!saved)
         buffer_release(&statistics);
@@ -351,8 +345,8 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
     };
     const int count = sizeof(args) / sizeof(args[0]);
     if (by_planes(contiguous, spatial))
-        return plane_launch(ctx, "batchnorm_forward_eval_planes", spatial, args, count, planes,
-                            per_item);
+        return cpu_launch(ctx, "batchnorm_forward_eval_planes", spatial, args, count,
+                          plane_items(planes, per_item));
     cl_kernel kernel;
     size_t threads;
     status = channel_kernel(ctx, contiguous, spatial, "batchnorm_forward_eval", &kernel, &threads);
