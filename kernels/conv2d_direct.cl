@@ -948,74 +948,66 @@ __kernel void conv2d_pad_input(const __global float *restrict input,
     }
 }
 
-/* The channels-last copy's pixel after out, that of input pixel (ih, iw), which it advances. */
-ALWAYS_INLINE __global float *next_pixel(__global float *out, int *ih, int *iw, const int C,
-                                         const int W, const int Wp) {
-    if (++*iw < W)
-        return out + C;
-    *iw = 0;
-    ++*ih;
-    return out + (Wp - W + 1) * C;
+/* count floats of zeros from out. */
+ALWAYS_INLINE void zero_floats(__global float *out, const int count) {
+    int i = 0;
+    for (; i + 8 <= count; i += 8)
+        vstore8((float8)0.0f, 0, out + i);
+    for (; i < count; i++)
+        out[i] = 0.0f;
 }
 
 /* The same copy as (N, Hp, Wp, C): padded[n, ph, pw, c] = input[n, c, ph -
- * pad_top, pw - pad_left]. One work-item per image, which writes whole
- * pixels (work-items writing 8 channels each of the same pixels had shared
- * their cache lines across cores): the zero border, then per block of 8
- * channels the planes' pixels 8 at a time in their order, across row ends
- * (at 7x7 a row holds no run of 8), through transpose_8x8; the last
- * pixels, and a block of fewer channels, one at a time. Launch global (N),
- * any local size. */
+ * pad_top, pw - pad_left]. One work-item per padded row, which it writes
+ * from start to end in blocks of 8 channels: each block's pixels 8 at a
+ * time through transpose_8x8, the last 8 overlapping the ones before
+ * where 8 does not divide the row (written twice, the same values), so
+ * that the row (a few KiB) stays in L1 while its blocks fill it; channels
+ * past the last block of 8 one float at a time. (One work-item per image,
+ * walking the image once per block of channels, had moved 3-12 GB/s.) The
+ * copy leaves out the last rows and columns where no window reaches them.
+ * Launch global (N * Hp), any local size. */
 __kernel void conv2d_pad_input_channels_last(const __global float *restrict input,
                                              __global float *restrict padded,
                                              const int padded_offset, const int C, const int H,
                                              const int W, const int pad_top, const int pad_left,
-                                             const int Hp, const int Wp, const int N) {
-    const int n = get_global_id(0);
-    if (n >= N)
+                                             const int Hp, const int Wp, const int rows) {
+    const int item = get_global_id(0); /* n * Hp + ph */
+    if (item >= rows)
         return;
-    __global float *image = padded + padded_offset + n * Hp * Wp * C;
-    for (int ph = 0; ph < Hp; ph++) {
-        const int inside_row = ph >= pad_top && ph < pad_top + H;
-        for (int pw = 0; pw < Wp; pw++) {
-            if (inside_row && pw == pad_left)
-                pw = min(pad_left + W, Wp);
-            if (pw == Wp)
-                break;
-            for (int c = 0; c < C; c++)
-                image[(ph * Wp + pw) * C + c] = 0.0f;
-        }
+    const int ph = item % Hp, n = item / Hp, ih = ph - pad_top;
+    __global float *row = padded + padded_offset + (size_t)item * Wp * C;
+    if (ih < 0 || ih >= H) {
+        zero_floats(row, Wp * C);
+        return;
     }
-    const int HW = H * W;
-    /* The copy leaves out the last rows and columns where no window reaches them. */
-    const int whole_planes = pad_top + H <= Hp && pad_left + W <= Wp;
-    for (int first_channel = 0; first_channel < C; first_channel += 8) {
-        const int channels = min(8, C - first_channel);
-        const __global float *in = input + (n * C + first_channel) * HW;
-        __global float *out = image + (pad_top * Wp + pad_left) * C + first_channel;
-        /* Pixel q of the planes, (ih, iw), goes to out[0 .. channels - 1]. */
-        int q = 0, ih = 0, iw = 0;
-        if (channels == 8 && whole_planes) {
-            for (; q + 8 <= HW; q += 8) {
-                float8 a[8], pixel[8];
+    const int left = min(pad_left, Wp), end = max(min(pad_left + W, Wp), left);
+    const int pixels = end - left, HW = H * W;
+    zero_floats(row, left * C);
+    zero_floats(row + end * C, (Wp - end) * C);
+    const size_t first = ((size_t)n * C * H + ih) * W, input_floats = (size_t)(rows / Hp) * C * HW;
+    const __global float *in = input + first;
+    __global float *out = row + pad_left * C;
+    int c0 = 0;
+    /* A row of fewer than 8 pixels reads 8 floats all the same, running into
+     * the rows after it (whose floats it does not store), while those lie
+     * inside the input. */
+    for (; c0 + 8 <= C && (pixels >= 8 || first + (c0 + 7) * HW + 8 <= input_floats); c0 += 8)
+        for (int x = 0; x < pixels; x += 8) {
+            const int x0 = max(min(x, pixels - 8), 0);
+            float8 a[8], pixel[8];
 #pragma unroll
-                for (int j = 0; j < 8; j++)
-                    a[j] = vload8(0, in + j * HW + q);
-                transpose_8x8(a, pixel);
+            for (int j = 0; j < 8; j++)
+                a[j] = vload8(0, in + (c0 + j) * HW + x0);
+            transpose_8x8(a, pixel);
 #pragma unroll
-                for (int i = 0; i < 8; i++) {
-                    vstore8(pixel[i], 0, out);
-                    out = next_pixel(out, &ih, &iw, C, W, Wp);
-                }
-            }
+            for (int i = 0; i < 8; i++)
+                if (x0 + i < pixels)
+                    vstore8(pixel[i], 0, out + (x0 + i) * C + c0);
         }
-        for (; q < HW; q++) {
-            if (pad_top + ih < Hp && pad_left + iw < Wp)
-                for (int j = 0; j < channels; j++)
-                    out[j] = in[j * HW + q];
-            out = next_pixel(out, &ih, &iw, C, W, Wp);
-        }
-    }
+    for (int x = 0; x < pixels; x++)
+        for (int c = c0; c < C; c++)
+            out[x * C + c] = in[c * HW + x];
 }
 
 /* padded (at padded + padded_offset) is conv2d_pad_input's (N, C, Hp, Wp),

@@ -182,14 +182,15 @@ static clcnn_status pad_input_channels_last(clcnn_context *ctx, const char *opti
                                              options, &kernel);
     if (status != CLCNN_OK)
         return status;
+    const int rows = p->batch * padded_h;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &input},       {sizeof(cl_mem), &padded},    {sizeof(int), &padded_offset},
         {sizeof(int), &p->in_channels}, {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width},
         {sizeof(int), &p->pad_top},     {sizeof(int), &p->pad_left},  {sizeof(int), &padded_h},
-        {sizeof(int), &padded_w},       {sizeof(int), &p->batch},
+        {sizeof(int), &padded_w},       {sizeof(int), &rows},
     };
-    const size_t local[1] = {1};
-    const size_t global[1] = {(size_t)p->batch};
+    const size_t local[1] = {8};
+    const size_t global[1] = {(size_t)rows};
     return runtime_launch(ctx, kernel, what, sizeof(args) / sizeof(args[0]), args, 1, global,
                           local);
 }
