@@ -948,7 +948,7 @@ __kernel void conv2d_pad_input(const __global float *restrict input,
     }
 }
 
-/* count floats of zeros from out. */
+/* Zeros into count floats from out on. */
 ALWAYS_INLINE void zero_floats(__global float *out, const int count) {
     int i = 0;
     for (; i + 8 <= count; i += 8)

@@ -24,9 +24,9 @@ static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backwar
  * time 0.79 of theirs, and the old rule (4 rounds won) kept the direct
  * ones: of the 5 residual-network operations that tuning on a quiet
  * machine gives to Winograd, six such runs kept 2.0 on average under the
- * old rule, 3.3 under this one (9 rounds: 3.0). (Single screening runs had
- * picked configurations 1.6x slower than the default, which the rounds'
- * best times turn down.) */
+ * old rule, 3.3 under this one (9 rounds: 3.0). The rounds after the
+ * screening stay, since single screening runs under load had picked
+ * configurations 1.6x slower than the default. */
 enum { AUTOTUNE_BATCH = 64, AUTOTUNE_SCREEN = 2, AUTOTUNE_ROUNDS = 5, AUTOTUNE_MARGIN_PERCENT = 3 };
 _Static_assert((int)AUTOTUNE_SCREEN <= (int)TUNE_REPEATS, "tune_shape's times hold either");
 
