@@ -964,9 +964,10 @@ ALWAYS_INLINE void zero_floats(__global float *out, const int count) {
  * where 8 does not divide the row (written twice, the same values), so
  * that the row (a few KiB) stays in L1 while its blocks fill it; channels
  * past the last block of 8 one float at a time. (One work-item per image,
- * walking the image once per block of channels, had moved 3-12 GB/s.) The
- * copy leaves out the last rows and columns where no window reaches them.
- * Launch global (N * Hp), any local size. */
+ * walking the image once per block of channels, had moved 8-13 GB/s,
+ * reads and writes together.) The copy leaves out the last rows and
+ * columns where no window reaches them. Launch global (N * Hp), any local
+ * size. */
 __kernel void conv2d_pad_input_channels_last(const __global float *restrict input,
                                              __global float *restrict padded,
                                              const int padded_offset, const int C, const int H,
