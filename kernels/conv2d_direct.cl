@@ -988,7 +988,7 @@ __kernel void conv2d_pad_input_channels_last(const __global float *restrict inpu
     zero_floats(row + end * C, (Wp - end) * C);
     const size_t first = ((size_t)n * C * H + ih) * W, input_floats = (size_t)(rows / Hp) * C * HW;
     const __global float *in = input + first;
-    __global float *out = row + pad_left * C;
+    __global float *out = row + left * C;
     int c0 = 0;
     /* A row of fewer than 8 pixels reads 8 floats all the same, running into
      * the rows after it (whose floats it does not store), while those lie
