@@ -507,52 +507,59 @@ __kernel void winograd_transform_gradient(const __global float *restrict padded,
 }
 
 /* dU[xi] (C, K_padded) = V[xi] W[xi]^T over the first `columns` columns:
- * work-item (x, y, xi) sums channels y*4 .. +3 against output channels
- * x*4 .. +3, VW columns at a time, its 16 sums as vectors added across at
- * the end. (Slices of 512 or 2048 columns, so that each slice's rows stay
- * in L2 while every pair of channel blocks runs over them, were slower:
- * 45 and 38 ms against 34 ms at 128 channels, 28x28, batch 32.) */
+ * work-item (x, y, xi) sums GRAD_BLOCK channels from y * GRAD_BLOCK against
+ * GRAD_BLOCK output channels from x * GRAD_BLOCK, VW columns at a time, its
+ * sums as vectors added across at the end; K_padded is a multiple of
+ * GRAD_BLOCK. Parameter (-D): GRAD_BLOCK, whose square of accumulators,
+ * GRAD_BLOCK vectors of W and one of V must fit the vector registers.
+ * (Slices of 512 or 2048 columns, so that each slice's rows stay in L2
+ * while every pair of channel blocks runs over them, were slower: 45 and
+ * 38 ms against 34 ms at 128 channels, 28x28, batch 32.) */
+#ifndef GRAD_BLOCK
+#define GRAD_BLOCK 4
+#endif
 __kernel void winograd_gradient_products(const __global float *restrict v,
                                          const __global float *restrict w,
                                          __global float *restrict du, const int channels,
                                          const int out_channels, const int padded_out_channels,
                                          const int columns, const int pitch, const int v_stride,
                                          const int w_stride, const int du_stride) {
-    const int k0 = get_global_id(0) * 4, c0 = get_global_id(1) * 4, xi = get_global_id(2);
+    const int k0 = get_global_id(0) * GRAD_BLOCK, c0 = get_global_id(1) * GRAD_BLOCK;
+    const int xi = get_global_id(2);
     if (k0 >= out_channels || c0 >= channels)
         return;
-    const __global float *vv[4], *ww[4];
+    /* Rows past the channels repeat the last; their sums are not stored. */
+    const __global float *vv[GRAD_BLOCK], *ww[GRAD_BLOCK];
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        /* Rows past the channels repeat the last; their sums are not stored. */
+    for (int i = 0; i < GRAD_BLOCK; i++) {
         vv[i] = v + (size_t)xi * v_stride + (size_t)min(c0 + i, channels - 1) * pitch;
         ww[i] = w + (size_t)xi * w_stride + (size_t)min(k0 + i, out_channels - 1) * pitch;
     }
-    floatv acc[4][4];
+    floatv acc[GRAD_BLOCK][GRAD_BLOCK];
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < GRAD_BLOCK; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < GRAD_BLOCK; j++)
             acc[i][j] = 0.0f;
     int p = 0;
     for (; p + VW <= columns; p += VW) {
-        floatv a[4], b[4];
+        floatv b[GRAD_BLOCK];
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            a[i] = VLOAD(VW)(0, vv[i] + p);
-            b[i] = VLOAD(VW)(0, ww[i] + p);
+        for (int j = 0; j < GRAD_BLOCK; j++)
+            b[j] = VLOAD(VW)(0, ww[j] + p);
+#pragma unroll
+        for (int i = 0; i < GRAD_BLOCK; i++) {
+            const floatv a = VLOAD(VW)(0, vv[i] + p);
+#pragma unroll
+            for (int j = 0; j < GRAD_BLOCK; j++)
+                acc[i][j] = fma(a, b[j], acc[i][j]);
         }
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-                acc[i][j] = fma(a[i], b[j], acc[i][j]);
     }
-    float sums[4][4];
+    __global float *out = du + (size_t)xi * du_stride;
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < GRAD_BLOCK; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < GRAD_BLOCK; j++) {
             float lanes[VW];
             VSTORE(VW)(acc[i][j], 0, lanes);
             float s = 0.0f;
@@ -560,12 +567,9 @@ __kernel void winograd_gradient_products(const __global float *restrict v,
                 s += lanes[l];
             for (int q = p; q < columns; q++)
                 s = fma(vv[i][q], ww[j][q], s);
-            sums[i][j] = s;
+            if (c0 + i < channels && k0 + j < out_channels)
+                out[(c0 + i) * padded_out_channels + k0 + j] = s;
         }
-    __global float *out = du + (size_t)xi * du_stride;
-    for (int i = 0; i < 4 && c0 + i < channels; i++)
-        for (int j = 0; j < 4 && k0 + j < out_channels; j++)
-            out[(c0 + i) * padded_out_channels + k0 + j] = sums[i][j];
 }
 
 /* dg (K, C, 3, 3) = G^T dU G, one work-item per filter (c, k). */
