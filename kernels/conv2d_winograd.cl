@@ -34,7 +34,9 @@
  * Parameters (-D): VW and NV, a products work-item's columns (NV vectors of
  * VW: 2, 4, 8 or 16 floats); WPT_K, its output channels (its accumulators: WPT_K * NV vectors);
  * TILE_VW (1, 2, 4 or 8, at most TW), the tiles a transform's work-item
- * takes at a time along a tile row, as vectors. Launch: winograd_products
+ * takes at a time along a tile row, as vectors; GRAD_BLOCK, the channels
+ * each way of a backward-weights products work-item (its accumulators:
+ * GRAD_BLOCK^2 vectors of VW). Launch: winograd_products
  * over (ceil(K / WPT_K), pitch / (VW * NV), 16), pitch a multiple of VW *
  * NV; the tiles' and products' transforms over one work-item per tile row
  * of each (image, channel) plane; any local sizes. */
