@@ -44,6 +44,12 @@ _Static_assert((int)AUTOTUNE_SCREEN <= (int)TUNE_REPEATS, "tune_shape's times ho
 #define AUTOTUNE_SPREAD_SECONDS 0.3
 enum { AUTOTUNE_MAX_ROUNDS = 200 };
 
+/* The one rule both verdicts follow: a best time AUTOTUNE_MARGIN_PERCENT
+ * below the default's best. */
+static int clearly_faster(double best, double default_best) {
+    return best * 100.0 <= default_best * (100 - AUTOTUNE_MARGIN_PERCENT);
+}
+
 static int more_winograd_rounds(int round, double start) {
     return round < AUTOTUNE_ROUNDS ||
            (round < AUTOTUNE_MAX_ROUNDS && clock_seconds() - start < AUTOTUNE_SPREAD_SECONDS);
@@ -266,7 +272,7 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
     result->winograd = best[fastest];
     result->winograd_direct = best_direct;
     result->winograd_kernels = variants[fastest].kernels;
-    result->winograd_won = best[fastest] * 100.0 <= best_direct * (100 - AUTOTUNE_MARGIN_PERCENT);
+    result->winograd_won = clearly_faster(best[fastest], best_direct);
     return conv2d_remember_winograd(ctx, tune_operations[operation], p,
                                     result->winograd_won ? &variants[fastest] : NULL);
 }
@@ -344,7 +350,7 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
             result->first = first < result->first ? first : result->first;
             result->best = best < result->best ? best : result->best;
         }
-        if (confirm && result->best * 100.0 > result->first * (100 - AUTOTUNE_MARGIN_PERCENT)) {
+        if (confirm && !clearly_faster(result->best, result->first)) {
             result->winner = 0;
             result->best = result->first;
         }
