@@ -44,6 +44,15 @@ _Static_assert((int)AUTOTUNE_SCREEN <= (int)TUNE_REPEATS, "tune_shape's times ho
 #define AUTOTUNE_SPREAD_SECONDS 0.3
 enum { AUTOTUNE_MAX_ROUNDS = 200 };
 
+/* After AUTOTUNE_ROUNDS rounds a Winograd kernel whose best time is
+ * AUTOTUNE_HOPELESS times the fastest one's so far (the direct kernels'
+ * included) leaves the rounds, and they end when none is left: the spread
+ * is for close verdicts. The products' kernels at 16 channels, 28x28, take
+ * twice the fused kernel's time and had taken 40 % of the forward's rounds;
+ * a winner's lead is at most about 1.2x, so a busy spell that slowed all
+ * five of its runs by more than another's would be needed to drop it. */
+#define AUTOTUNE_HOPELESS 1.5
+
 /* The one rule both verdicts follow: a best time AUTOTUNE_MARGIN_PERCENT
  * below the default's best. */
 static int clearly_faster(double best, double default_best) {
@@ -230,7 +239,8 @@ typedef struct tune_result {
 
 /* Winograd against the direct kernels' winner `direct`: rounds (more_winograd_rounds)
  * of one run each of Winograd's kernels (the products', and the fused kernel
- * where it can run) and of the direct kernels, turn about, after a warm-up.
+ * where it can run) and of the direct kernels, turn about, after a warm-up,
+ * the hopeless ones dropped (AUTOTUNE_HOPELESS).
  * The faster of Winograd's kernels wins as a configuration does in
  * autotuning: its best time AUTOTUNE_MARGIN_PERCENT below the direct
  * kernels' (the same rule for clcnn tune: it changes the floats, by
@@ -253,16 +263,29 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
     clcnn_status status = CLCNN_OK;
     for (int v = 0; v < count && status == CLCNN_OK; v++)
         status = time_runs(ctx, operation, &variants[v], p, b, 1, 0, &unused);
+    int timed[1 + WINOGRAD_FUSED_CONFIGS], left = count;
+    for (int v = 0; v < count; v++)
+        timed[v] = 1;
     const double start = clock_seconds();
-    for (int round = 0; more_winograd_rounds(round, start) && status == CLCNN_OK; round++) {
+    for (int round = 0; left > 0 && more_winograd_rounds(round, start) && status == CLCNN_OK;
+         round++) {
         double d = 0.0;
         status = time_runs(ctx, operation, &direct_step, p, b, 0, 1, &d);
         best_direct = round == 0 || d < best_direct ? d : best_direct;
+        double fastest_yet = best_direct;
         for (int v = 0; v < count && status == CLCNN_OK; v++) {
             double w = 0.0;
-            status = time_runs(ctx, operation, &variants[v], p, b, 0, 1, &w);
-            best[v] = round == 0 || w < best[v] ? w : best[v];
+            if (timed[v]) {
+                status = time_runs(ctx, operation, &variants[v], p, b, 0, 1, &w);
+                best[v] = round == 0 || w < best[v] ? w : best[v];
+            }
+            fastest_yet = best[v] < fastest_yet ? best[v] : fastest_yet;
         }
+        for (int v = 0; v < count && round + 1 >= AUTOTUNE_ROUNDS; v++)
+            if (timed[v] && best[v] > AUTOTUNE_HOPELESS * fastest_yet) {
+                timed[v] = 0;
+                left--;
+            }
     }
     if (status != CLCNN_OK)
         return status;
