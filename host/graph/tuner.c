@@ -44,13 +44,14 @@ _Static_assert((int)AUTOTUNE_SCREEN <= (int)TUNE_REPEATS, "tune_shape's times ho
 #define AUTOTUNE_SPREAD_SECONDS 0.3
 enum { AUTOTUNE_MAX_ROUNDS = 200 };
 
-/* After AUTOTUNE_ROUNDS rounds a Winograd kernel whose best time is
- * AUTOTUNE_HOPELESS times the fastest one's so far (the direct kernels'
- * included) leaves the rounds, and they end when none is left: the spread
- * is for close verdicts. The products' kernels at 16 channels, 28x28, take
- * twice the fused kernel's time and had taken 40 % of the forward's rounds;
- * a winner's lead is at most about 1.2x, so a busy spell that slowed all
- * five of its runs by more than another's would be needed to drop it. */
+/* After AUTOTUNE_ROUNDS rounds and a third of the spread, a Winograd
+ * kernel whose best time is AUTOTUNE_HOPELESS times the fastest one's so
+ * far (the direct kernels' included) leaves the rounds, and they end when
+ * none is left: the spread is for close verdicts. The products' kernels at
+ * 16 channels, 28x28, take twice the fused kernel's time and had taken 40 %
+ * of the forward's rounds. Not after five rounds alone: a busy spell once
+ * slowed all five runs of the fused kernel that later tied the direct
+ * kernels at 64 channels, 7x7, to 1.9 times their time. */
 #define AUTOTUNE_HOPELESS 1.5
 
 /* The one rule both verdicts follow: a best time AUTOTUNE_MARGIN_PERCENT
@@ -281,7 +282,9 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
             }
             fastest_yet = best[v] < fastest_yet ? best[v] : fastest_yet;
         }
-        for (int v = 0; v < count && round + 1 >= AUTOTUNE_ROUNDS; v++)
+        const int judged =
+            round + 1 >= AUTOTUNE_ROUNDS && clock_seconds() - start >= AUTOTUNE_SPREAD_SECONDS / 3;
+        for (int v = 0; v < count && judged; v++)
             if (timed[v] && best[v] > AUTOTUNE_HOPELESS * fastest_yet) {
                 timed[v] = 0;
                 left--;
