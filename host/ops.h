@@ -205,11 +205,11 @@ clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
 direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p);
 /* The fused kernel's configurations that tuning times (the first where
  * nothing was tuned), WINOGRAD_FUSED_CONFIGS at most, into out; returns
- * their count: vw the tiles in a vector (two tile rows side by side where
- * a row has vw / 2 or fewer), nv its tile rows (-DFUSED_R), wpt_p its
- * output channels at a time (-DFUSED_K), group its work-items per
- * work-group. */
-enum { WINOGRAD_FUSED_CONFIGS = 2 };
+ * their count: vw the tiles in a vector (two or four tile rows side by
+ * side where a row has vw / 2 or vw / 4 or fewer), nv its tile rows
+ * (-DFUSED_R), wpt_p its output channels at a time (-DFUSED_K), group its
+ * work-items per work-group. */
+enum { WINOGRAD_FUSED_CONFIGS = 3 };
 int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out);
 clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
                                            const conv2d_params *p, cl_mem grad_output,

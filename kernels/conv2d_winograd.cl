@@ -312,7 +312,7 @@ __kernel void winograd_transform_products(const __global float *restrict m,
  *
  * Parameters (-D): FUSED_R tile vectors and FUSED_K output channels at a
  * time (FUSED_R * FUSED_K accumulators), FUSED_S tile rows side by side in
- * a tile vector (1 or 2: TILE_VW * FUSED_S tiles), FUSED_C the channels V
+ * a tile vector (1, 2 or 4: TILE_VW * FUSED_S tiles, at most 16), FUSED_C the channels V
  * holds (at least C). Launch over N * ceil(TH / (FUSED_R * FUSED_S)) *
  * chunks work-items, chunks = ceil(TW / TILE_VW); U from
  * winograd_transform_filters with K padded to whole blocks of FUSED_K and
@@ -332,23 +332,30 @@ __kernel void winograd_transform_products(const __global float *restrict m,
 
 /* A fused tile vector: FUSED_S segments of TILE_VW tiles, each from a tile
  * row of its own (rows side by side in the vector), so that images of few
- * tiles a row still fill a whole vector. */
-#if FUSED_S == 1
-typedef tilev fusedv;
-#define JOIN(a, b) (a)
-#define SEGMENT(v, s) (v)
-#else
-#if TILE_VW == 1
+ * tiles a row still fill a whole vector. JOIN puts a row's segments (the
+ * vectors of rows[0] .. rows[FUSED_S - 1]) side by side; SEGMENT takes
+ * segment s back out. */
+#if TILE_VW * FUSED_S == 1
+typedef float fusedv;
+#elif TILE_VW * FUSED_S == 2
 typedef float2 fusedv;
-#elif TILE_VW == 2
+#elif TILE_VW * FUSED_S == 4
 typedef float4 fusedv;
-#elif TILE_VW == 4
+#elif TILE_VW * FUSED_S == 8
 typedef float8 fusedv;
 #else
 typedef float16 fusedv;
 #endif
-#define JOIN(a, b) ((fusedv)((a), (b)))
+#if FUSED_S == 1
+#define JOIN(rows) (rows[0])
+#define SEGMENT(v, s) (v)
+#elif FUSED_S == 2
+#define JOIN(rows) ((fusedv)(rows[0], rows[1]))
 #define SEGMENT(v, s) ((s) == 0 ? (v).lo : (v).hi)
+#else
+#define JOIN(rows) ((fusedv)(rows[0], rows[1], rows[2], rows[3]))
+#define SEGMENT(v, s)                                                                              \
+    ((s) == 0 ? (v).lo.lo : (s) == 1 ? (v).lo.hi : (s) == 2 ? (v).hi.lo : (v).hi.hi)
 #endif
 
 __kernel void winograd_fused(const __global float *restrict padded,
@@ -382,19 +389,26 @@ __kernel void winograd_fused(const __global float *restrict padded,
         const __global float *plane = in + (size_t)c * plane_floats;
 #pragma unroll
         for (int r = 0; r < FUSED_R; r++) {
-            const __global float *w0 = plane + 2 * ty[r][0] * width;
-            const __global float *w1 = plane + 2 * ty[r][FUSED_S - 1] * width;
             fusedv d[4][4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                const tile_pair a0 = VLOAD(TILE_PAIR_WIDTH)(0, w0 + i * width);
-                const tile_pair b0 = VLOAD(TILE_PAIR_WIDTH)(0, w0 + i * width + 2);
-                const tile_pair a1 = VLOAD(TILE_PAIR_WIDTH)(0, w1 + i * width);
-                const tile_pair b1 = VLOAD(TILE_PAIR_WIDTH)(0, w1 + i * width + 2);
-                d[i][0] = JOIN(a0.even, a1.even);
-                d[i][1] = JOIN(a0.odd, a1.odd);
-                d[i][2] = JOIN(b0.even, b1.even);
-                d[i][3] = JOIN(b0.odd, b1.odd);
+                /* Window row i of each segment's tiles: columns 0-1 and 2-3
+                 * of each 4x4 window, split into even and odd columns. */
+                tilev even0[FUSED_S], odd0[FUSED_S], even2[FUSED_S], odd2[FUSED_S];
+#pragma unroll
+                for (int s = 0; s < FUSED_S; s++) {
+                    const __global float *row = plane + (2 * ty[r][s] + i) * width;
+                    const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, row);
+                    const tile_pair b = VLOAD(TILE_PAIR_WIDTH)(0, row + 2);
+                    even0[s] = a.even;
+                    odd0[s] = a.odd;
+                    even2[s] = b.even;
+                    odd2[s] = b.odd;
+                }
+                d[i][0] = JOIN(even0);
+                d[i][1] = JOIN(odd0);
+                d[i][2] = JOIN(even2);
+                d[i][3] = JOIN(odd2);
             }
             fusedv transformed[16];
             TRANSFORM_WINDOW(fusedv, d, transformed);

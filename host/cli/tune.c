@@ -42,9 +42,9 @@ const cli_command cli_command_tune = {
     "The winners go to a tuning file per device in the cache directory "
     "($XDG_CACHE_HOME/clcnn), used from then on. On CPU devices every command already tunes "
     "a shape the file lacks on about 6 configurations when it first plans a network "
-    "(CLCNN_AUTOTUNE=0 turns that off); this tries 30-36 per operation. For the forward and "
-    "backward-data of stride-1 3x3 convolutions both also time Winograd F(2x2, 3x3) against "
-    "the fastest and keep it where it clearly wins. NET is a network "
+    "(CLCNN_AUTOTUNE=0 turns that off); this tries 30-36 per operation. For the forward, "
+    "backward-data and backward-weights of stride-1 3x3 convolutions both also time Winograd "
+    "F(2x2, 3x3) against the fastest and keep it where it clearly wins. NET is a network "
     "file or an ONNX file (FILE.onnx).\n",
     (const cli_option[]){{"--batch", "B", "the batch size to tune for (default 64)"},
                          {NULL, NULL, NULL}},

@@ -1632,8 +1632,9 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
 /* Tuning's verdict on Winograd for an operation and shape sits in the
  * tuning table under its own key, as a configuration whose positions field
  * says chosen on the products' kernels (1), not chosen (2) or chosen fused
- * (3, with the fused kernel's rows and output channels in the vectors and
- * group fields), so that the file keeps it in its format and a later
+ * (3, with the fused kernel's tiles a vector, rows and output channels in
+ * the vector width, vectors and group fields), so that the file keeps it
+ * in its format and a later
  * verdict replaces an earlier one. */
 enum { WINOGRAD_CHOSEN = 1, WINOGRAD_NOT_CHOSEN = 2, WINOGRAD_FUSED_CHOSEN = 3 };
 
@@ -1674,8 +1675,8 @@ clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
     if (chosen && chosen->kernels == CONV_WINOGRAD)
         verdict.wpt_p = WINOGRAD_CHOSEN;
     if (chosen && chosen->kernels == CONV_WINOGRAD_FUSED)
-        verdict =
-            (direct_config){1, chosen->config.nv, WINOGRAD_FUSED_CHOSEN, chosen->config.wpt_p};
+        verdict = (direct_config){chosen->config.vw, chosen->config.nv, WINOGRAD_FUSED_CHOSEN,
+                                  chosen->config.wpt_p};
     return tuning_remember(ctx, winograd_key(operation), p, &verdict);
 }
 
@@ -1695,9 +1696,14 @@ static conv_step winograd_step(const clcnn_context *ctx, const char *operation,
         ctx->config.winograd < 0 && tuning_lookup(ctx, winograd_key(operation), p, &verdict);
     step.kernels = CONV_WINOGRAD_FUSED;
     step.config = candidates[0];
-    for (int i = 1; tuned && i < count; i++)
-        if (verdict.nv == candidates[i].nv && verdict.group == candidates[i].wpt_p)
+    /* The first that matches: files from before the third configuration
+     * hold 1 for the vector width, and meant the first of the two. */
+    for (int i = 0; tuned && i < count; i++)
+        if ((verdict.vw == 1 || verdict.vw == candidates[i].vw) && verdict.nv == candidates[i].nv &&
+            verdict.group == candidates[i].wpt_p) {
             step.config = candidates[i];
+            break;
+        }
     return step;
 }
 

@@ -170,12 +170,27 @@ int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p)
  * faster depends on the shape (AMD EPYC Zen 4, forward: 64 channels at
  * 56x56, batch 32, 33 and 27 ms; 32 at 14x14, batch 64, 1.08 and 1.54 ms),
  * so tuning times both. Vectors of 8 tiles: two tile rows side by side
- * where a row has 4 or fewer. */
+ * where a row has 4 or fewer. Where 32 registers hold 16 vectors of 16
+ * floats, a third takes vectors of 16 tiles: four rows of 4 tiles (an
+ * image of 7x7 or 8x8 outputs whole), two of 8, so that each U value
+ * serves twice the tiles (AMD EPYC Zen 4, batch 64, fastest calls of three
+ * runs each: 64 channels at 7x7 forward 1.46-1.55 -> 1.25-1.28 ms,
+ * backward-data 1.30-1.47 -> 1.08-1.35; 32 at 14x14 mixed, 1.13-1.51 ->
+ * 1.20-1.30 ms). */
 int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out) {
     const int wide = vector_registers(ctx) >= 32;
     out[0] = (direct_config){8, 1, wide ? 16 : 8, 8};
     out[1] = (direct_config){8, 3, wide ? 8 : 4, 8};
-    return 2;
+    if (!wide)
+        return 2;
+    out[2] = (direct_config){16, 1, 16, 8};
+    return 3;
+}
+
+/* Tile rows side by side in the fused kernel's vectors of config->vw tiles
+ * (-DFUSED_S): 4, 2 or 1, as many as fit rows of tile_vw. */
+static int fused_segments(const direct_config *config, int tile_vw) {
+    return 4 * tile_vw <= config->vw ? 4 : 2 * tile_vw <= config->vw ? 2 : 1;
 }
 
 /* winograd_gradient_products' blocks of input x output channels: 5 x 5
@@ -200,7 +215,7 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
                          "fused Winograd convolution: takes at most %d input channels",
                          WINOGRAD_FUSED_CHANNELS);
     const winograd_shape w = winograd_shape_for(p, config);
-    const int segments = 2 * w.tile_vw <= config->vw ? 2 : 1;
+    const int segments = fused_segments(config, w.tile_vw);
     const int rows = config->nv, block = config->wpt_p;
     cl_mem copy = kept_input, filters;
     clcnn_status status = kept_input
