@@ -10,9 +10,11 @@
  *   central differences on small shapes);
  * - its fused kernel (winograd_fused) on the same shapes, forward and
  *   backward-data, each shape in one of its configurations in turn (one
- *   row of 16 output channels or three rows of 8; with AVX2's registers 8
- *   or three rows of 4): the first as CLCNN_WINOGRAD=fused runs it, the
- *   second through a tuning verdict, as autotuning leaves it.
+ *   row of 16 output channels or three rows of 8, and vectors of 16 tiles
+ *   with 16 output channels; with AVX2's registers 8 or three rows of 4):
+ *   the first as CLCNN_WINOGRAD=fused runs it, the others through a tuning
+ *   verdict, as autotuning leaves it; and a verdict from a file written
+ *   before the third configuration picks the first.
  * Every case here is one the path must take, and the test asserts it did
  * (its launches, counted by the context's profile); each runs with the
  * vector widths of an AVX-512 CPU (16), an AVX2 CPU (8) and a GPU-style
@@ -470,6 +472,30 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
            worst_kernel);
 }
 
+/* A fused verdict names its configuration by vector width, rows and output
+ * channels; files written before the third configuration hold 1 for the
+ * width and mean the first configuration with those rows and channels. */
+static void check_fused_verdicts(clcnn_context *ctx, uint64_t seed) {
+    test_rng rng = {seed};
+    const conv2d_params p = draw_winograd_shape(&rng, 0);
+    direct_config configs[WINOGRAD_FUSED_CONFIGS];
+    const int count = conv2d_winograd_fused_configs(ctx, configs);
+    ctx->config.winograd = -1;
+    for (int i = 0; i <= count; i++) {
+        /* i == count: the first configuration as an old file holds it. */
+        const direct_config named = configs[i < count ? i : 0];
+        const direct_config verdict = {i < count ? named.vw : 1, named.nv, 3, named.wpt_p};
+        CHECK_OK(ctx, tuning_remember(ctx, "winograd_forward", &p, &verdict));
+        const conv2d_plan plan = conv2d_plan_for(ctx, &p);
+        if (!CHECK(plan.forward.kernels == CONV_WINOGRAD_FUSED &&
+                   plan.forward.config.vw == named.vw && plan.forward.config.nv == named.nv &&
+                   plan.forward.config.wpt_p == named.wpt_p))
+            printf("  fused verdict %d %d 3 %d: ran %d x %d x %d\n", verdict.vw, verdict.nv,
+                   verdict.group, plan.forward.config.vw, plan.forward.config.nv,
+                   plan.forward.config.wpt_p);
+    }
+}
+
 int main(void) {
     clcnn_context *ctx = test_opencl_context();
     if (!CHECK(ctx != NULL))
@@ -486,6 +512,7 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         ctx->preferred_vector_width = widths[i];
         const int vw = widths[i] >= 16 ? 16 : widths[i] >= 8 ? 8 : 4;
+        check_fused_verdicts(ctx, 7001 + (uint64_t)i);
         const stride1_path *paths[3] = {&rows_path, &winograd_path, &fused_path};
         for (int j = 0; j < 3; j++) {
             ctx->config.winograd = paths[j]->winograd;
