@@ -313,8 +313,8 @@ __kernel void winograd_transform_products(const __global float *restrict m,
  * Parameters (-D): FUSED_R tile vectors and FUSED_K output channels at a
  * time (FUSED_R * FUSED_K accumulators), FUSED_S tile rows side by side in
  * a tile vector (1, 2 or 4: TILE_VW * FUSED_S tiles, at most 16), FUSED_C the channels V
- * holds (at least C). Launch over N * ceil(TH / (FUSED_R * FUSED_S)) *
- * chunks work-items, chunks = ceil(TW / TILE_VW); U from
+ * holds (at least C). Launch over ceil(N * TH / (FUSED_R * FUSED_S)) *
+ * chunks work-items, chunks = ceil(TW / TILE_VW), with the batch N; U from
  * winograd_transform_filters with K padded to whole blocks of FUSED_K and
  * k_block FUSED_K. */
 #ifndef FUSED_K
@@ -363,30 +363,36 @@ __kernel void winograd_fused(const __global float *restrict padded,
                              __global float *restrict output, const int channels,
                              const int out_channels, const int out_height, const int out_width,
                              const int tiles_h, const int tiles_w, const int chunks,
-                             const int u_stride, const int has_bias, const int items) {
-    const int item = get_global_id(0); /* (n * row_blocks + row_block) * chunks + chunk */
+                             const int u_stride, const int has_bias, const int items,
+                             const int batch) {
+    const int item = get_global_id(0); /* block * chunks + chunk */
     if (item >= items)
         return;
     const int block_rows = FUSED_R * FUSED_S;
-    const int row_blocks = (tiles_h + block_rows - 1) / block_rows;
-    const int chunk = item % chunks, row_block = (item / chunks) % row_blocks;
-    const int n = item / chunks / row_blocks;
+    const int chunk = item % chunks, block = item / chunks;
     const int tx = chunk_start(chunk * TILE_VW, tiles_w);
     const int width = 2 * tiles_w + 2, plane_floats = (2 * tiles_h + 2) * width;
-    /* Tile rows past the end repeat the block's first, and are not stored. */
-    int ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S];
+    /* The batch's tile rows one after the other, image by image, so that a
+     * block's rows run on into the next image rather than past the end of
+     * a small one; rows past the batch's last repeat the block's first and
+     * are not stored. Row ty[r][s] of image n[r][s], its windows' first
+     * row in the first channel's plane at first[r][s]. */
+    int n[FUSED_R][FUSED_S], ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S];
+    const __global float *first[FUSED_R][FUSED_S];
 #pragma unroll
     for (int r = 0; r < FUSED_R; r++)
 #pragma unroll
         for (int s = 0; s < FUSED_S; s++) {
-            const int row = row_block * block_rows + r * FUSED_S + s;
-            live[r][s] = row < tiles_h;
-            ty[r][s] = live[r][s] ? row : row_block * block_rows;
+            const int row = block * block_rows + r * FUSED_S + s;
+            live[r][s] = row < batch * tiles_h;
+            const int kept = live[r][s] ? row : block * block_rows;
+            n[r][s] = kept / tiles_h;
+            ty[r][s] = kept - n[r][s] * tiles_h;
+            first[r][s] = padded + (size_t)n[r][s] * channels * plane_floats +
+                          2 * ty[r][s] * width + 2 * tx;
         }
-    const __global float *in = padded + (size_t)n * channels * plane_floats + 2 * tx;
     fusedv v[16][FUSED_C][FUSED_R];
     for (int c = 0; c < channels; c++) {
-        const __global float *plane = in + (size_t)c * plane_floats;
 #pragma unroll
         for (int r = 0; r < FUSED_R; r++) {
             fusedv d[4][4];
@@ -397,7 +403,8 @@ __kernel void winograd_fused(const __global float *restrict padded,
                 tilev even0[FUSED_S], odd0[FUSED_S], even2[FUSED_S], odd2[FUSED_S];
 #pragma unroll
                 for (int s = 0; s < FUSED_S; s++) {
-                    const __global float *row = plane + (2 * ty[r][s] + i) * width;
+                    const __global float *row =
+                        first[r][s] + (size_t)c * plane_floats + i * width;
                     const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, row);
                     const tile_pair b = VLOAD(TILE_PAIR_WIDTH)(0, row + 2);
                     even0[s] = a.even;
@@ -449,7 +456,6 @@ __kernel void winograd_fused(const __global float *restrict padded,
         }
         for (int j = 0; j < FUSED_K && k0 + j < out_channels; j++) {
             const int k = k0 + j;
-            __global float *out = output + ((size_t)n * out_channels + k) * out_height * out_width;
             const float b = has_bias ? bias[k] : 0.0f;
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++) {
@@ -463,6 +469,8 @@ __kernel void winograd_fused(const __global float *restrict padded,
 #pragma unroll
                     for (int s = 0; s < FUSED_S; s++) {
                         const int y = ty[r][s] * 2 + i;
+                        __global float *out =
+                            output + ((size_t)n[r][s] * out_channels + k) * out_height * out_width;
                         if (live[r][s] && y < out_height)
                             store_tile_row(INTERLEAVE(SEGMENT(even[i], s), SEGMENT(odd[i], s)),
                                            out + y * out_width + x0, full);

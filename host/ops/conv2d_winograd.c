@@ -235,7 +235,8 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
         status = pad_input(ctx, "", "winograd_pad_input", p, input, copy, 0, 2 * w.tiles_h + 2,
                            2 * w.tiles_w + 2);
     const int chunks = (w.tiles_w + w.tile_vw - 1) / w.tile_vw;
-    const int items = p->batch * ((w.tiles_h + rows * segments - 1) / (rows * segments)) * chunks;
+    const int block_rows = rows * segments;
+    const int items = (p->batch * w.tiles_h + block_rows - 1) / block_rows * chunks;
     cl_mem bias_arg = p->has_bias ? bias : copy;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &copy},        {sizeof(cl_mem), &filters},
@@ -245,12 +246,13 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
         {sizeof(int), &w.tiles_h},      {sizeof(int), &w.tiles_w},
         {sizeof(int), &chunks},         {sizeof(int), &w.filter_stride},
         {sizeof(int), &p->has_bias},    {sizeof(int), &items},
+        {sizeof(int), &p->batch},
     };
     const size_t local[1] = {(size_t)config->group};
     const size_t global[1] = {round_up(items, (size_t)config->group)};
     if (status == CLCNN_OK)
         status =
-            launch(ctx, options, "winograd_fused", "winograd_fused", 14, args, 1, global, local);
+            launch(ctx, options, "winograd_fused", "winograd_fused", 15, args, 1, global, local);
     return status;
 }
 
