@@ -191,7 +191,7 @@ int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p);
 conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p);
 int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
                              const conv2d_params *p);
-enum { WINOGRAD_FUSED_CHANNELS = 128 };
+enum { WINOGRAD_FUSED_CHANNELS = 256 };
 int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p);
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
 /* chosen: Winograd's kernels and configuration, NULL for the direct kernels. */

@@ -13,8 +13,10 @@
  *   row of 16 output channels or three rows of 8, and vectors of 16 tiles
  *   with 16 output channels; with AVX2's registers 8 or three rows of 4):
  *   the first as CLCNN_WINOGRAD=fused runs it, the others through a tuning
- *   verdict, as autotuning leaves it; and a verdict from a file written
- *   before the third configuration picks the first.
+ *   verdict, as autotuning leaves it; a shape with the most input
+ *   channels it takes (WINOGRAD_FUSED_CHANNELS) in each configuration; and
+ *   a verdict from a file written before the third configuration picks the
+ *   first.
  * Every case here is one the path must take, and the test asserts it did
  * (its launches, counted by the context's profile); each runs with the
  * vector widths of an AVX-512 CPU (16), an AVX2 CPU (8) and a GPU-style
@@ -188,6 +190,52 @@ static void choose_fused_config(clcnn_context *ctx, const stride1_path *path, in
     CHECK_OK(ctx, conv2d_remember_winograd(ctx, operation, p, &step));
 }
 
+/* Shape p's forward on path (configuration `index` of the fused kernel's,
+ * in turn) against the float64 convolution: whether the path ran it, and
+ * the worst scaled errors of the kernel and of the reference. */
+static int forward_on_path(clcnn_context *ctx, const stride1_path *path, int index,
+                           const conv2d_params *p, test_rng *rng, double *e_kernel,
+                           double *e_reference) {
+    const int64_t nx = (int64_t)p->batch * p->in_channels * p->in_height * p->in_width;
+    const int64_t nw = (int64_t)p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
+    const int64_t ny = (int64_t)p->batch * p->out_channels * p->out_height * p->out_width;
+    float *x = test_floats(nx), *w = test_floats(nw), *bias = test_floats(p->out_channels),
+          *y = test_floats(ny), *reference = test_floats(ny);
+    double *expected = test_doubles(ny), *magnitude = test_doubles(ny);
+    test_fill_signed(rng, x, nx);
+    test_fill_signed(rng, w, nw);
+    test_fill_signed(rng, bias, p->out_channels);
+    for (int64_t i = 0; i < ny; i++)
+        y[i] = reference[i] = NAN;
+    conv2d_forward64(p, x, w, bias, expected, magnitude);
+    conv2d_forward_ref(p, x, w, bias, reference);
+    const int before = launches_of(ctx, path->kernel);
+    choose_fused_config(ctx, path, index, "forward", p);
+    cl_mem xb = NULL, wb = NULL, bb = NULL, yb = NULL;
+    if (upload(ctx, x, nx, &xb) && upload(ctx, w, nw, &wb) &&
+        upload(ctx, bias, p->out_channels, &bb) && upload(ctx, y, ny, &yb) &&
+        CHECK_OK(ctx, conv2d_forward(ctx, p, xb, wb, bb, yb)))
+        download(ctx, yb, y, ny);
+    const int took_path = launches_of(ctx, path->kernel) == before + 1;
+    buffer_release(&xb);
+    buffer_release(&wb);
+    buffer_release(&bb);
+    buffer_release(&yb);
+    *e_reference = worst_scaled_error(reference, expected, magnitude, ny);
+    if (path->winograd)
+        hold_to_blocks(magnitude, (int64_t)p->batch * p->out_channels, p->out_height, p->out_width,
+                       2);
+    *e_kernel = worst_scaled_error(y, expected, magnitude, ny);
+    free(x);
+    free(w);
+    free(bias);
+    free(y);
+    free(reference);
+    free(expected);
+    free(magnitude);
+    return took_path;
+}
+
 static void check_forward(clcnn_context *ctx, const stride1_path *path, int vector_width,
                           uint64_t seed) {
     test_rng rng = {seed};
@@ -201,37 +249,9 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
             index--;
             continue;
         }
-        const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
-        const int64_t nw = (int64_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
-        const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
-        float *x = test_floats(nx), *w = test_floats(nw), *bias = test_floats(p.out_channels),
-              *y = test_floats(ny), *reference = test_floats(ny);
-        double *expected = test_doubles(ny), *magnitude = test_doubles(ny);
-        test_fill_signed(&rng, x, nx);
-        test_fill_signed(&rng, w, nw);
-        test_fill_signed(&rng, bias, p.out_channels);
-        for (int64_t i = 0; i < ny; i++)
-            y[i] = reference[i] = NAN;
-        conv2d_forward64(&p, x, w, bias, expected, magnitude);
-        conv2d_forward_ref(&p, x, w, bias, reference);
-        const int before = launches_of(ctx, path->kernel);
-        choose_fused_config(ctx, path, index, "forward", &p);
-        cl_mem xb = NULL, wb = NULL, bb = NULL, yb = NULL;
-        if (upload(ctx, x, nx, &xb) && upload(ctx, w, nw, &wb) &&
-            upload(ctx, bias, p.out_channels, &bb) && upload(ctx, y, ny, &yb) &&
-            CHECK_OK(ctx, conv2d_forward(ctx, &p, xb, wb, bb, yb)))
-            download(ctx, yb, y, ny);
-        const int took_path = launches_of(ctx, path->kernel) == before + 1;
+        double e_kernel = 0, e_reference = 0;
+        const int took_path = forward_on_path(ctx, path, index, &p, &rng, &e_kernel, &e_reference);
         taken += took_path;
-        buffer_release(&xb);
-        buffer_release(&wb);
-        buffer_release(&bb);
-        buffer_release(&yb);
-        const double e_reference = worst_scaled_error(reference, expected, magnitude, ny);
-        if (path->winograd)
-            hold_to_blocks(magnitude, (int64_t)p.batch * p.out_channels, p.out_height,
-                           p.out_width, 2);
-        const double e_kernel = worst_scaled_error(y, expected, magnitude, ny);
         if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
             print_shape(path->name, index, &p);
             printf("  forward, vector width %d: %s %s, error %.3g, reference error %.3g\n",
@@ -240,17 +260,44 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
         }
         worst_kernel = fmax(worst_kernel, e_kernel);
         worst_reference = fmax(worst_reference, e_reference);
-        free(x);
-        free(w);
-        free(bias);
-        free(y);
-        free(reference);
-        free(expected);
-        free(magnitude);
     }
     printf("%s forward, vector width %d: %d shapes, %d on it, worst error %.3g (reference "
            "%.3g)\n",
            path->name, vector_width, shapes, taken, worst_kernel, worst_reference);
+}
+
+/* The fused kernel up to WINOGRAD_FUSED_CHANNELS input channels, where its
+ * private arrays are largest: a shape with that many, in each
+ * configuration. */
+static void check_fused_channels(clcnn_context *ctx, int vector_width, uint64_t seed) {
+    test_rng rng = {seed};
+    conv2d_params p;
+    memset(&p, 0, sizeof(p));
+    p.batch = 2;
+    p.in_channels = WINOGRAD_FUSED_CHANNELS;
+    p.out_channels = 20;
+    p.kernel_h = p.kernel_w = 3;
+    p.stride_h = p.stride_w = 1;
+    p.pad_top = p.pad_left = 1;
+    p.in_height = p.out_height = 7;
+    p.in_width = p.out_width = 9;
+    p.has_bias = 1;
+    direct_config configs[WINOGRAD_FUSED_CONFIGS];
+    const int count = conv2d_winograd_fused_configs(ctx, configs);
+    double worst = 0;
+    for (int index = 0; index < count; index++) {
+        double e_kernel = 0, e_reference = 0;
+        const int took_path =
+            forward_on_path(ctx, &fused_path, index, &p, &rng, &e_kernel, &e_reference);
+        worst = fmax(worst, e_kernel);
+        if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5))
+            printf("  fused forward, %d channels, configuration %d, vector width %d: %s, error "
+                   "%.3g\n",
+                   p.in_channels, index, vector_width, took_path ? "taken" : "NOT taken", e_kernel);
+    }
+    printf("fused Winograd forward, %d input channels, vector width %d: %d configurations, "
+           "worst error %.3g\n",
+           p.in_channels, vector_width, count, worst);
 }
 
 /* expected[i], the central difference with step 0.25 of
@@ -513,6 +560,7 @@ int main(void) {
         ctx->preferred_vector_width = widths[i];
         const int vw = widths[i] >= 16 ? 16 : widths[i] >= 8 ? 8 : 4;
         check_fused_verdicts(ctx, 7001 + (uint64_t)i);
+        check_fused_channels(ctx, vw, 7101 + (uint64_t)i);
         const stride1_path *paths[3] = {&rows_path, &winograd_path, &fused_path};
         for (int j = 0; j < 3; j++) {
             ctx->config.winograd = paths[j]->winograd;
