@@ -375,10 +375,14 @@ __kernel void winograd_fused(const __global float *restrict padded,
     /* The batch's tile rows one after the other, image by image, so that a
      * block's rows run on into the next image rather than past the end of
      * a small one; rows past the batch's last repeat the block's first and
-     * are not stored. Row ty[r][s] of image n[r][s], its windows' first
-     * row in the first channel's plane at first[r][s]. */
-    int n[FUSED_R][FUSED_S], ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S];
+     * are not stored. Row ty[r][s] of its image, its windows' first row in
+     * the first channel's plane at first[r][s], its outputs' first in the
+     * first output channel's plane at out_first[r][s]. */
+    const int x0 = tx * 2, full = x0 + TILE_PAIR_WIDTH <= out_width;
+    const size_t out_plane = (size_t)out_height * out_width;
+    int ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S];
     const __global float *first[FUSED_R][FUSED_S];
+    __global float *out_first[FUSED_R][FUSED_S];
 #pragma unroll
     for (int r = 0; r < FUSED_R; r++)
 #pragma unroll
@@ -386,10 +390,12 @@ __kernel void winograd_fused(const __global float *restrict padded,
             const int row = block * block_rows + r * FUSED_S + s;
             live[r][s] = row < batch * tiles_h;
             const int kept = live[r][s] ? row : block * block_rows;
-            n[r][s] = kept / tiles_h;
-            ty[r][s] = kept - n[r][s] * tiles_h;
-            first[r][s] = padded + (size_t)n[r][s] * channels * plane_floats +
-                          2 * ty[r][s] * width + 2 * tx;
+            const int n = kept / tiles_h;
+            ty[r][s] = kept - n * tiles_h;
+            first[r][s] =
+                padded + (size_t)n * channels * plane_floats + 2 * ty[r][s] * width + 2 * tx;
+            out_first[r][s] = output + (size_t)n * out_channels * out_plane +
+                              2 * ty[r][s] * out_width + x0;
         }
     fusedv v[16][FUSED_C][FUSED_R];
     for (int c = 0; c < channels; c++) {
@@ -424,7 +430,6 @@ __kernel void winograd_fused(const __global float *restrict padded,
                 v[xi][c][r] = transformed[xi];
         }
     }
-    const int x0 = tx * 2, full = x0 + TILE_PAIR_WIDTH <= out_width;
     for (int k0 = 0; k0 < out_channels; k0 += FUSED_K) {
         fusedv m[16][FUSED_R][FUSED_K];
         for (int xi = 0; xi < 16; xi++) {
@@ -468,12 +473,10 @@ __kernel void winograd_fused(const __global float *restrict padded,
                 for (int i = 0; i < 2; i++)
 #pragma unroll
                     for (int s = 0; s < FUSED_S; s++) {
-                        const int y = ty[r][s] * 2 + i;
-                        __global float *out =
-                            output + ((size_t)n[r][s] * out_channels + k) * out_height * out_width;
-                        if (live[r][s] && y < out_height)
+                        if (live[r][s] && ty[r][s] * 2 + i < out_height)
                             store_tile_row(INTERLEAVE(SEGMENT(even[i], s), SEGMENT(odd[i], s)),
-                                           out + y * out_width + x0, full);
+                                           out_first[r][s] + k * out_plane + i * out_width,
+                                           full);
                     }
             }
         }
