@@ -1311,6 +1311,12 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
      * + H - 1): the others are zeros, which add nothing. */
     const int first_r = max(0, pad_top - oh);
     const int end_r = min(R, pad_top + H - oh);
+    /* A pointer per channel of the block, as conv2d_forward_direct's per
+     * position (LLVM had vectorised the channels' offsets here too). */
+    const __global float *filter[CHANNEL_BLOCK];
+#pragma unroll
+    for (int b = 0; b < CHANNEL_BLOCK; b++)
+        filter[b] = weight + min(first_channel + b, K - 1) * C * R * S;
     for (int c = 0; c < C; c++) {
         for (int r = first_r; r < end_r; r++) {
             const __global float *line = padded + ((n * C + c) * Hp + oh + r) * pitch;
@@ -1321,8 +1327,7 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
                     x[v] = load_vector(0, line + s + v * VW);
 #pragma unroll
                 for (int b = 0; b < CHANNEL_BLOCK; b++) {
-                    const int k = min(first_channel + b, K - 1);
-                    const float w = weight[((k * C + c) * R + r) * S + s];
+                    const float w = filter[b][(c * R + r) * S + s];
 #pragma unroll
                     for (int v = 0; v < ROW_VECTORS; v++)
                         acc[b][v] = fma((floatv)(w), x[v], acc[b][v]);
