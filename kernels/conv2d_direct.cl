@@ -1096,7 +1096,14 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
      * before they join the total (add_block), as the chunks above: with
      * short rows a run per row would cost a total's worth of additions
      * every few positions. Only the first row may start inside; the row
-     * after (n, OH - 1) is (n + 1, 0). */
+     * after (n, OH - 1) is (n + 1, 0). Outputs of one pixel (dense layers)
+     * take RUN_POSITIONS images as one row, the same runs as rows of one:
+     * a row's bookkeeping per position had held the dense layer's weight
+     * gradient to a tenth of the peak. */
+    const int single = OHW == 1;
+    const int row_length = single ? RUN_POSITIONS : OW;
+    const int corner_step = single ? IMAGE_C * plane : stride_w;
+    const int gradient_step = single ? grad_rows * grad_cols * grad_pixel : grad_pixel;
     int position = first_position;
     int n = position / OHW;
     int oh = (position - n * OHW) / OW;
@@ -1106,7 +1113,7 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
         floatv run_sum[WPT_P][NV];
         zero_block(run_sum);
         do {
-            const int end_ow = min(OW, first_ow + (end_position - position));
+            const int end_ow = min(row_length, first_ow + (end_position - position));
             /* The window's top-left corner in the padded input. */
             const __global float *corner = padded + padded_offset + n * IMAGE_C * plane +
                                            oh * stride_h * Wp + first_ow * stride_w;
@@ -1138,15 +1145,17 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
                         run_sum[m][v] = fma((floatv)(x), g[v], run_sum[m][v]);
                 }
 #endif
-                gradient += grad_pixel;
-                corner += stride_w;
+                gradient += gradient_step;
+                corner += corner_step;
             }
             position += end_ow - first_ow;
-            first_ow = 0;
-            if (++oh == OH) {
+            if (single) {
+                n += end_ow - first_ow;
+            } else if (++oh == OH) {
                 oh = 0;
                 n++;
             }
+            first_ow = 0;
         } while (position < end_position && position - run_start < RUN_POSITIONS);
         add_block(total, run_sum);
     }
