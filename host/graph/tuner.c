@@ -10,7 +10,8 @@ static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backwar
                                                              "backward_weights"};
 
 /* Autotuning measures at most this many images per batch (the batch size
- * clcnn tune defaults to) and keeps the fastest of AUTOTUNE_SCREEN runs of
+ * clcnn tune defaults to; more for outputs of few pixels, autotune_batch)
+ * and keeps the fastest of AUTOTUNE_SCREEN runs of
  * each candidate after its warm-up run. Then the fastest and the default
  * run AUTOTUNE_ROUNDS more times each, turn about, and the fastest replaces
  * the default only if its best time over all its runs is at least
@@ -440,11 +441,26 @@ static int autotune_wants(const clcnn_context *ctx, int operation, const conv2d_
            out_bytes <= ctx->max_alloc_bytes;
 }
 
+/* The batch layer l is tuned at: AUTOTUNE_BATCH images, or for outputs of
+ * few pixels as many as make AUTOTUNE_BATCH 7x7 maps' positions, within
+ * the capacity. A dense layer's 64 positions are another regime than the
+ * batches it runs: its weight gradient (2048 x 2048, Xeon) had chosen a
+ * configuration that runs 1.4 times slower at batch 2048 than the
+ * default. */
+enum { AUTOTUNE_POSITIONS = AUTOTUNE_BATCH * 49 };
+static int autotune_batch(const layer *l, int64_t capacity) {
+    const conv2d_params image = layer_conv2d_params(l, 1);
+    const int64_t pixels = (int64_t)image.out_height * image.out_width;
+    int64_t batch = AUTOTUNE_BATCH;
+    if (pixels > 0 && pixels * batch < AUTOTUNE_POSITIONS)
+        batch = (AUTOTUNE_POSITIONS + pixels - 1) / pixels;
+    return (int)(batch < capacity ? batch : capacity);
+}
+
 clcnn_status net_autotune(clcnn_net *net, int64_t capacity, int with_gradients) {
     clcnn_context *ctx = net->ctx;
     if (!autotune_enabled(ctx) || capacity < 1)
         return CLCNN_OK;
-    const int batch = capacity < AUTOTUNE_BATCH ? (int)capacity : AUTOTUNE_BATCH;
     unsigned char *needed = NULL;
     if (with_gradients) {
         needed = malloc((size_t)net->layer_count);
@@ -462,7 +478,7 @@ clcnn_status net_autotune(clcnn_net *net, int64_t capacity, int with_gradients) 
         const layer *l = &net->layers[i];
         if (l->type->tune != tune_as_convolution)
             continue;
-        const conv2d_params p = layer_conv2d_params(l, batch);
+        const conv2d_params p = layer_conv2d_params(l, autotune_batch(l, capacity));
         /* Backward-data where a gradient reaches an input, backward-weights
          * where the layer trains, as the backward pass runs them. */
         int gradient_below = 0;
