@@ -7,8 +7,9 @@
  *    are not multiples of any tile, square and rectangular kernels, strides
  *    chosen per axis, asymmetric padding (pad_bottom/pad_right drawn apart
  *    from pad_top/pad_left, so the last rows and columns may be reached by no
- *    window), then a few long reductions (batch 8 of 32x32 images and more)
- *    whose weight gradient is cut into several slices. A subset runs again
+ *    window), then a few long reductions (batch 8 of 32x32 images and more,
+ *    and 1,100 images of one output pixel) whose weight gradient is cut into
+ *    several slices. A subset runs again
  *    under other tile configurations (as CLCNN_TILES would set). Where the library
  *    picks another path on this device (the register-blocked kernels on CPU
  *    devices), a subset also runs through that default path.
@@ -267,7 +268,8 @@ static conv_case draw_random_case(test_rng *rng) {
     return c;
 }
 
-/* A long reduction over batch and pixels: batch 8 of 32x32 images, or more. */
+/* A long reduction over batch and pixels: batch 8 of 32x32 images, or
+ * more, or 1,100 images of one output pixel. */
 static conv_case draw_long_reduction_case(test_rng *rng, int index) {
     conv_case c;
     memset(&c, 0, sizeof(c));
@@ -284,6 +286,17 @@ static conv_case draw_long_reduction_case(test_rng *rng, int index) {
     p->pad_left = p->kernel_w / 2;
     c.pad_bottom = (p->kernel_h - 1) / 2;
     c.pad_right = (p->kernel_w - 1) / 2 + index % 2;
+    /* Every fifth from the second: outputs of one pixel (a window the size
+     * of the image, no padding), as a dense layer's, over enough images for
+     * several slices, whose runs of images start off the kernel's run
+     * length. */
+    if (index % 5 == 1) {
+        p->batch = 1100 + index;
+        p->in_height = p->kernel_h;
+        p->in_width = p->kernel_w;
+        p->stride_h = p->stride_w = 1;
+        p->pad_top = p->pad_left = c.pad_bottom = c.pad_right = 0;
+    }
     p->out_height =
         conv_output_size(p->in_height, p->pad_top, c.pad_bottom, p->kernel_h, p->stride_h);
     p->out_width =
@@ -653,7 +666,7 @@ static void run_direct_weights(clcnn_context *ctx) {
         run_weights_shapes(ctx, NULL, scaled_count(RANDOM_SHAPES),
                            scaled_count(LONG_REDUCTION_SHAPES), 61);
     for (int i = 0; i < (int)(sizeof(configs) / sizeof(configs[0])); i++)
-        run_weights_shapes(ctx, &configs[i], scaled_count(SHAPES_PER_DIRECT_CONFIG), 1,
+        run_weights_shapes(ctx, &configs[i], scaled_count(SHAPES_PER_DIRECT_CONFIG), 2,
                            71 + (uint64_t)i);
     check_direct_scratch_refused(ctx);
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
