@@ -9,8 +9,8 @@
  *    from pad_top/pad_left, so the last rows and columns may be reached by no
  *    window), then a few long reductions (batch 8 of 32x32 images and more,
  *    and 1,100 images of one output pixel) whose weight gradient is cut into
- *    several slices. A subset runs again
- *    under other tile configurations (as CLCNN_TILES would set). Where the library
+ *    several slices. A subset runs again under other tile configurations
+ *    (as CLCNN_TILES would set). Where the library
  *    picks another path on this device (the register-blocked kernels on CPU
  *    devices), a subset also runs through that default path.
  *    Backward-weights alone then runs on every random shape and long
