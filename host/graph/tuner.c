@@ -9,10 +9,10 @@ enum { TUNE_OPERATIONS = 3, TUNE_REPEATS = 3, MAX_CANDIDATES = 48 };
 static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backward_data",
                                                              "backward_weights"};
 
-/* Autotuning measures at most this many images per batch (the batch size
- * clcnn tune defaults to; more for outputs of few pixels, autotune_batch)
- * and keeps the fastest of AUTOTUNE_SCREEN runs of
- * each candidate after its warm-up run. Then the fastest and the default
+/* Autotuning measures batches of this many images (the batch size clcnn
+ * tune defaults to), of fewer where the network runs fewer and of more for
+ * outputs of few pixels (autotune_batch), and keeps the fastest of
+ * AUTOTUNE_SCREEN runs of each candidate after its warm-up run. Then the fastest and the default
  * run AUTOTUNE_ROUNDS more times each, turn about, and the fastest replaces
  * the default only if its best time over all its runs is at least
  * AUTOTUNE_MARGIN_PERCENT below the default's: a winner stays in the tuning
