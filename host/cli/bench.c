@@ -279,29 +279,27 @@ static int calls_for(double seconds_per_call) {
     return (int)calls + 1;
 }
 
-/* Wall seconds per call of a forward and of a backward call in each of runs
- * runs; a run times the two one after the other, so that their difference
- * (the backward part) sees the same load. */
-static clcnn_status time_wall_pairs(const op_call *forward, int forward_calls,
-                                    const op_call *backward, int backward_calls, int runs,
-                                    double *forward_seconds, double *backward_seconds) {
-    for (int r = 0; r < runs; r++) {
-        double start = cli_seconds();
-        for (int c = 0; c < forward_calls; c++) {
-            clcnn_status status = run_call(forward);
-            if (status != CLCNN_OK)
-                return status;
+/* Wall seconds per call of runs runs of forward calls, then of runs runs of
+ * backward calls, as bench/compare_pytorch.py times PyTorch: each series
+ * alone, so that the forward figure is not taken in the wake of backward
+ * calls (on the machines measured, a forward call right after backward
+ * calls ran up to twice as long as in a series of forward calls). */
+static clcnn_status time_wall_runs(const op_call *forward, int forward_calls,
+                                   const op_call *backward, int backward_calls, int runs,
+                                   double *forward_seconds, double *backward_seconds) {
+    const op_call *calls[2] = {forward, backward};
+    const int counts[2] = {forward_calls, backward_calls};
+    double *seconds[2] = {forward_seconds, backward_seconds};
+    for (int which = 0; which < 2; which++)
+        for (int r = 0; r < runs; r++) {
+            double start = cli_seconds();
+            for (int c = 0; c < counts[which]; c++) {
+                clcnn_status status = run_call(calls[which]);
+                if (status != CLCNN_OK)
+                    return status;
+            }
+            seconds[which][r] = (cli_seconds() - start) / counts[which];
         }
-        double middle = cli_seconds();
-        for (int c = 0; c < backward_calls; c++) {
-            clcnn_status status = run_call(backward);
-            if (status != CLCNN_OK)
-                return status;
-        }
-        double end = cli_seconds();
-        forward_seconds[r] = (middle - start) / forward_calls;
-        backward_seconds[r] = (end - middle) / backward_calls;
-    }
     return CLCNN_OK;
 }
 
@@ -335,11 +333,11 @@ static clcnn_status time_kernels(clcnn_context *ctx, const op_call *forward, int
     clcnn_status status = clcnn_profile_enable(ctx, 1);
     if (status == CLCNN_OK)
         status = clcnn_profile_report(ctx, report, PROFILE_REPORT_BYTES); /* resets the totals */
-    for (int r = 0; r < runs && status == CLCNN_OK; r++) {
+    /* The forward runs, then the backward runs, as time_wall_runs does. */
+    for (int r = 0; r < runs && status == CLCNN_OK; r++)
         status = profile_run(ctx, forward, calls_forward, report, &profiles[r]);
-        if (status == CLCNN_OK)
-            status = profile_run(ctx, backward, calls_backward, report, &profiles[runs + r]);
-    }
+    for (int r = 0; r < runs && status == CLCNN_OK; r++)
+        status = profile_run(ctx, backward, calls_backward, report, &profiles[runs + r]);
     clcnn_profile_enable(ctx, 0);
     free(report);
     return status;
@@ -632,7 +630,7 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     const int calls_forward = calls_for(forward_call);
     const int calls_backward = calls_for(backward_call);
     double forward_seconds[MAX_RUNS], backward_seconds[MAX_RUNS], backward_only[MAX_RUNS];
-    if (time_wall_pairs(&forward, calls_forward, &backward, calls_backward, runs, forward_seconds,
+    if (time_wall_runs(&forward, calls_forward, &backward, calls_backward, runs, forward_seconds,
                         backward_seconds) != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
@@ -647,8 +645,9 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
                         "seconds", 0.0, batch, calls_backward, backward_seconds, runs);
     if (m)
         snprintf(m->note, sizeof(m->note), "clcnn_net_backward: forward, MSE loss, backward");
+    const double forward_median = median_of(forward_seconds, runs);
     for (int r = 0; r < runs; r++)
-        backward_only[r] = backward_seconds[r] - forward_seconds[r];
+        backward_only[r] = backward_seconds[r] - forward_median;
     /* When clcnn_net_forward chunks the batch, its time is not that of the
      * backward call's forward part, and the difference means nothing; the
      * reference's loops do not care. */
@@ -657,7 +656,7 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
                             work_backward, batch, calls_backward, backward_only, runs);
         if (m)
             snprintf(m->note, sizeof(m->note),
-                     "per run: clcnn_net_backward less clcnn_net_forward, timed back to back");
+                     "per run: clcnn_net_backward less the median clcnn_net_forward");
     }
 
     if (is_opencl) {
@@ -1101,10 +1100,11 @@ static void print_tables(const bench_state *s) {
            "included); kernel: the OpenCL profiling-event times of the operation's kernels, "
            "helpers included (weight transposes, input padding, slice sums, bias sums; buffer "
            "fills and copies not), in separate runs where every launch waits for its kernel\n");
-    printf("- backward (data + weights): clcnn_net_backward less clcnn_net_forward timed back to "
-           "back in each run (wall), or "
-           "the backward kernels alone (kernel, less those kernels' time in a forward run "
-           "profiled just before); backward-data: kernels named *backward_data* "
+    printf("- forward and backward calls timed in separate series (all forward runs first), as "
+           "bench/compare_pytorch.py times PyTorch; backward (data + weights): each run of "
+           "clcnn_net_backward less the median run of clcnn_net_forward (wall), or "
+           "the backward kernels alone (kernel, less those kernels' time in the forward run "
+           "of the same number); backward-data: kernels named *backward_data* "
            "and the forward kernels run again for it, "
            "backward-weights: the other backward kernels; FLOPs 2·N·K·C·R·S·OH·OW per "
            "direction, pooling bytes: input + output (forward), 2 × input + output (backward)\n");
