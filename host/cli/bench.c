@@ -282,8 +282,8 @@ static int calls_for(double seconds_per_call) {
 /* Wall seconds per call of runs runs of forward calls, then of runs runs of
  * backward calls, as bench/compare_pytorch.py times PyTorch: each series
  * alone, so that the forward figure is not taken in the wake of backward
- * calls (on the machines measured, a forward call right after backward
- * calls ran up to twice as long as in a series of forward calls). */
+ * calls (on an AVX-512 Xeon, a forward call right after backward
+ * calls ran up to 1.6 times as long as in a series of forward calls). */
 static clcnn_status time_wall_runs(const op_call *forward, int forward_calls,
                                    const op_call *backward, int backward_calls, int runs,
                                    double *forward_seconds, double *backward_seconds) {
