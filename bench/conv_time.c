@@ -10,7 +10,8 @@
  * data; 17 calls of each operation (each followed by clFinish), the first
  * two not counted; prints the medians (kernel plus launch), GFLOP/s and the
  * fastest call (on a shared machine the least disturbed),
- * then the device time per kernel over all the calls. */
+ * then the device time per kernel over all the calls. On PoCL run it with
+ * POCL_AFFINITY=1, or medians may be twice the fastest call (bench/README.md). */
 #include "harness.h"
 #include "ops.h"
 
