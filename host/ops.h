@@ -215,7 +215,8 @@ clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *
                                            const conv2d_params *p, cl_mem grad_output,
                                            cl_mem weight, cl_mem grad_input);
 /* kept_input, when not NULL, takes the padded copy of the input instead of
- * the scratch (conv2d_kept_input_floats says when it is the direct one). */
+ * the scratch (conv2d_kept_input_floats says when a direct backward-weights
+ * reads it). */
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output,
