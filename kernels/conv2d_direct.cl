@@ -918,6 +918,34 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
             bias_out[bias_offset + slice * slice_stride + first_channel + j] = total[j];
 }
 
+/* count floats from in to out (count >= 1): vectors of 8 or 4, the last one
+ * ending at the row's end and overlapping the one before (written twice,
+ * the same values), so that short rows (7x7 planes) take no float-by-float
+ * tail. vload and vstore need no alignment beyond a float's. */
+ALWAYS_INLINE void copy_row(const __global float *in, __global float *out, const int count) {
+    if (count >= 8) {
+        int i = 0;
+        for (; i + 8 < count; i += 8)
+            vstore8(vload8(0, in + i), 0, out + i);
+        vstore8(vload8(0, in + count - 8), 0, out + count - 8);
+    } else if (count >= 4) {
+        vstore4(vload4(0, in), 0, out);
+        vstore4(vload4(0, in + count - 4), 0, out + count - 4);
+    } else {
+        for (int i = 0; i < count; i++)
+            out[i] = in[i];
+    }
+}
+
+/* Zeros into count floats from out on. */
+ALWAYS_INLINE void zero_floats(__global float *out, const int count) {
+    int i = 0;
+    for (; i + 8 <= count; i += 8)
+        vstore8((float8)0.0f, 0, out + i);
+    for (; i < count; i++)
+        out[i] = 0.0f;
+}
+
 /* input (N, C, H, W) -> padded (N, C, Hp, Wp) at padded + padded_offset:
  * padded[n, c, ph, pw] = input[n, c, ph - pad_top, pw - pad_left], zero
  * outside the input. Hp = (OH-1)*stride_h + R and Wp = (OW-1)*stride_w + S
@@ -936,34 +964,20 @@ __kernel void conv2d_pad_input(const __global float *restrict input,
     /* Columns [first_inside, end_inside) of an input row's padded copy come from the input. */
     const int first_inside = min(pad_left, Wp);
     const int end_inside = clamp(W + pad_left, first_inside, Wp);
+    const int inside = end_inside - first_inside;
     for (int ph = 0; ph < Hp; ph++, out += Wp) {
         const int ih = ph - pad_top;
-        const int end = ih >= 0 && ih < H ? end_inside : first_inside;
-        const __global float *in = input + (plane * H + ih) * W - pad_left;
-        int pw = 0;
-        for (; pw < first_inside; pw++)
-            out[pw] = 0.0f;
-        /* vload and vstore need no alignment beyond a float's. */
-        for (; pw + 8 <= end; pw += 8)
-            vstore8(vload8(0, in + pw), 0, out + pw);
-        if (pw + 4 <= end) {
-            vstore4(vload4(0, in + pw), 0, out + pw);
-            pw += 4;
+        if (ih < 0 || ih >= H || inside == 0) {
+            zero_floats(out, Wp);
+            continue;
         }
-        for (; pw < end; pw++)
-            out[pw] = in[pw];
-        for (; pw < Wp; pw++)
+        const __global float *in = input + (plane * H + ih) * W + first_inside - pad_left;
+        for (int pw = 0; pw < first_inside; pw++)
+            out[pw] = 0.0f;
+        copy_row(in, out + first_inside, inside);
+        for (int pw = end_inside; pw < Wp; pw++)
             out[pw] = 0.0f;
     }
-}
-
-/* Zeros into count floats from out on. */
-ALWAYS_INLINE void zero_floats(__global float *out, const int count) {
-    int i = 0;
-    for (; i + 8 <= count; i += 8)
-        vstore8((float8)0.0f, 0, out + i);
-    for (; i < count; i++)
-        out[i] = 0.0f;
 }
 
 /* The same copy as (N, Hp, Wp, C): padded[n, ph, pw, c] = input[n, c, ph -
