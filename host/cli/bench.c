@@ -279,27 +279,22 @@ static int calls_for(double seconds_per_call) {
     return (int)calls + 1;
 }
 
-/* Wall seconds per call of runs runs of forward calls, then of runs runs of
- * backward calls, as bench/compare_pytorch.py times PyTorch: each series
- * alone, so that the forward figure is not taken in the wake of backward
- * calls (on an AVX-512 Xeon, a forward call right after backward
- * calls ran up to 1.6 times as long as in a series of forward calls). */
-static clcnn_status time_wall_runs(const op_call *forward, int forward_calls,
-                                   const op_call *backward, int backward_calls, int runs,
-                                   double *forward_seconds, double *backward_seconds) {
-    const op_call *calls[2] = {forward, backward};
-    const int counts[2] = {forward_calls, backward_calls};
-    double *seconds[2] = {forward_seconds, backward_seconds};
-    for (int which = 0; which < 2; which++)
-        for (int r = 0; r < runs; r++) {
-            double start = cli_seconds();
-            for (int c = 0; c < counts[which]; c++) {
-                clcnn_status status = run_call(calls[which]);
-                if (status != CLCNN_OK)
-                    return status;
-            }
-            seconds[which][r] = (cli_seconds() - start) / counts[which];
+/* Wall seconds per call of runs runs of calls calls each. The caller times
+ * all of an operation's forward runs, then all its backward runs, as
+ * bench/compare_pytorch.py times PyTorch: each series alone, so that the
+ * forward figure is not taken in the wake of backward calls (on an AVX-512
+ * Xeon, a forward call right after backward calls ran up to 1.6 times as
+ * long as in a series of forward calls). */
+static clcnn_status time_wall_runs(const op_call *call, int calls, int runs, double *seconds) {
+    for (int r = 0; r < runs; r++) {
+        double start = cli_seconds();
+        for (int c = 0; c < calls; c++) {
+            clcnn_status status = run_call(call);
+            if (status != CLCNN_OK)
+                return status;
         }
+        seconds[r] = (cli_seconds() - start) / calls;
+    }
     return CLCNN_OK;
 }
 
@@ -333,7 +328,7 @@ static clcnn_status time_kernels(clcnn_context *ctx, const op_call *forward, int
     clcnn_status status = clcnn_profile_enable(ctx, 1);
     if (status == CLCNN_OK)
         status = clcnn_profile_report(ctx, report, PROFILE_REPORT_BYTES); /* resets the totals */
-    /* The forward runs, then the backward runs, as time_wall_runs does. */
+    /* The forward runs, then the backward runs, as the wall runs are timed. */
     for (int r = 0; r < runs && status == CLCNN_OK; r++)
         status = profile_run(ctx, forward, calls_forward, report, &profiles[r]);
     for (int r = 0; r < runs && status == CLCNN_OK; r++)
@@ -630,8 +625,8 @@ static int bench_op_on_device(bench_state *s, const op_shape *shape, clcnn_conte
     const int calls_forward = calls_for(forward_call);
     const int calls_backward = calls_for(backward_call);
     double forward_seconds[MAX_RUNS], backward_seconds[MAX_RUNS], backward_only[MAX_RUNS];
-    if (time_wall_runs(&forward, calls_forward, &backward, calls_backward, runs, forward_seconds,
-                        backward_seconds) != CLCNN_OK) {
+    if (time_wall_runs(&forward, calls_forward, runs, forward_seconds) != CLCNN_OK ||
+        time_wall_runs(&backward, calls_backward, runs, backward_seconds) != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
     }
