@@ -213,6 +213,7 @@ static int autotune_candidates(const clcnn_context *ctx, int operation, const co
         {d.vw, d.nv, d.wpt_p + d.wpt_p / 2, d.group},
         {d.vw, d.nv, d.wpt_p * 2, d.group},
         {d.vw / 2, d.nv, d.wpt_p, d.group},
+        {d.vw, 1, 8, d.group},
     };
     int count = 0;
     for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
