@@ -735,6 +735,116 @@ __kernel void conv2d_backward_data_interleave(const __global float *restrict pha
     }
 }
 
+/* ---- backward-data of a 3x3 convolution with stride 2 and padding 1 --------------------
+ * (residual networks' downsampling) in one launch. Input rows 2y and 2y + 1, and columns
+ * alike, take their gradient from output rows y and y + 1 only:
+ *
+ *   (2y, 2x)          w11 g(y, x)
+ *   (2y, 2x + 1)      w12 g(y, x) + w10 g(y, x + 1)
+ *   (2y + 1, 2x)      w21 g(y, x) + w01 g(y + 1, x)
+ *   (2y + 1, 2x + 1)  w22 g(y, x) + w20 g(y, x + 1) + w02 g(y + 1, x) + w00 g(y + 1, x + 1)
+ *
+ * with w_rs the filters' tap (r, s) and g the output's gradient, zero past
+ * its last row and column. A work-item takes VW input channels and
+ * BLOCKS_2X2 (2 or 4, -D) such 2x2 blocks side by side along a row: its
+ * accumulators are 4 * BLOCKS_2X2 vectors, and per output channel it loads
+ * the 9 taps' vectors and 2 * (BLOCKS_2X2 + 1) gradients for 9 *
+ * BLOCKS_2X2 multiply-adds and writes grad_input directly, where the four
+ * phases' forwards loaded a vector of filters for every 1 to 4 positions'
+ * multiply-adds and then needed the interleave.
+ *
+ * It reads conv2d_backward_data_pad_channels_last's (N, copy_h, copy_w, K)
+ * copy of the gradient, which has no padding before it (the copy's row y,
+ * column x are the gradient's) and zeros after its last row and column
+ * where the image's size is even. Rows and columns past the copy are read
+ * as its last: they feed only positions past the image's last row or
+ * column, which are not stored. weight_t is
+ * conv2d_transpose_for_backward_data's (3, 3, K, C_padded). With accumulate
+ * the gradient is added to what grad_input holds. Launch global (C_padded /
+ * VW, items), items = N * ceil(H / 2) * ceil(ceil(W / 2) / BLOCKS_2X2), any
+ * local size. */
+#ifndef BLOCKS_2X2
+#define BLOCKS_2X2 4
+#endif
+
+__kernel void conv2d_backward_data_stride2(const __global float *restrict copy,
+                                           const int copy_offset,
+                                           const __global float *restrict weight_t,
+                                           __global float *restrict grad_input, const int C,
+                                           const int H, const int W, const int K,
+                                           const int C_padded, const int copy_h, const int copy_w,
+                                           const int items, const int accumulate) {
+    const int c0 = get_global_id(0) * VW;
+    const int item = get_global_id(1);
+    if (c0 >= C || item >= items)
+        return;
+    const int block_rows = (H + 1) / 2;
+    const int runs = ((W + 1) / 2 + BLOCKS_2X2 - 1) / BLOCKS_2X2;
+    const int x0 = item % runs * BLOCKS_2X2;
+    const int y = item / runs % block_rows;
+    const int n = item / runs / block_rows;
+    const __global float *image = copy + copy_offset + (size_t)n * copy_h * copy_w * K;
+    const __global float *row0 = image + (size_t)min(y, copy_h - 1) * copy_w * K;
+    const __global float *row1 = image + (size_t)min(y + 1, copy_h - 1) * copy_w * K;
+    int column[BLOCKS_2X2 + 1];
+#pragma unroll
+    for (int m = 0; m <= BLOCKS_2X2; m++)
+        column[m] = min(x0 + m, copy_w - 1) * K;
+    floatv e00[BLOCKS_2X2], e01[BLOCKS_2X2], e10[BLOCKS_2X2], e11[BLOCKS_2X2];
+#pragma unroll
+    for (int m = 0; m < BLOCKS_2X2; m++)
+        e00[m] = e01[m] = e10[m] = e11[m] = (floatv)(0.0f);
+    const size_t tap = (size_t)K * C_padded;
+    const __global float *w = weight_t + c0;
+    for (int k = 0; k < K; k++, w += C_padded) {
+        const floatv w00 = load_vector(0, w), w01 = load_vector(0, w + tap),
+                     w02 = load_vector(0, w + 2 * tap), w10 = load_vector(0, w + 3 * tap),
+                     w11 = load_vector(0, w + 4 * tap), w12 = load_vector(0, w + 5 * tap),
+                     w20 = load_vector(0, w + 6 * tap), w21 = load_vector(0, w + 7 * tap),
+                     w22 = load_vector(0, w + 8 * tap);
+        float g0[BLOCKS_2X2 + 1], g1[BLOCKS_2X2 + 1];
+#pragma unroll
+        for (int m = 0; m <= BLOCKS_2X2; m++) {
+            g0[m] = row0[column[m] + k];
+            g1[m] = row1[column[m] + k];
+        }
+#pragma unroll
+        for (int m = 0; m < BLOCKS_2X2; m++) {
+            e00[m] = fma(w11, g0[m], e00[m]);
+            e01[m] = fma(w10, g0[m + 1], fma(w12, g0[m], e01[m]));
+            e10[m] = fma(w01, g1[m], fma(w21, g0[m], e10[m]));
+            e11[m] = fma(w00, g1[m + 1],
+                         fma(w02, g1[m], fma(w20, g0[m + 1], fma(w22, g0[m], e11[m]))));
+        }
+    }
+    /* Rows 2y and 2y + 1 of each channel: the even columns' and the odd
+     * columns' sums woven, float by float (a vector gathered from the
+     * lanes in private memory waited on a store-forwarding stall: a third
+     * of the kernel's time). */
+    float lanes[4][BLOCKS_2X2][VW];
+#pragma unroll
+    for (int m = 0; m < BLOCKS_2X2; m++) {
+        store_vector(e00[m], 0, lanes[0][m]);
+        store_vector(e01[m], 0, lanes[1][m]);
+        store_vector(e10[m], 0, lanes[2][m]);
+        store_vector(e11[m], 0, lanes[3][m]);
+    }
+    const int count = min(2 * BLOCKS_2X2, W - 2 * x0);
+    for (int j = 0; j < VW && c0 + j < C; j++)
+        for (int i = 0; i < 2 && 2 * y + i < H; i++) {
+            __global float *at =
+                grad_input + (((size_t)n * C + c0 + j) * H + 2 * y + i) * W + 2 * x0;
+            if (count == 2 * BLOCKS_2X2 && !accumulate) {
+#pragma unroll
+                for (int t = 0; t < 2 * BLOCKS_2X2; t++)
+                    at[t] = lanes[2 * i + t % 2][t / 2][j];
+            } else {
+                for (int t = 0; t < count; t++)
+                    at[t] = (accumulate ? at[t] : 0.0f) + lanes[2 * i + t % 2][t / 2][j];
+            }
+        }
+}
+
 /* ---- backward weights ------------------------------------------------------------------
  *
  *   grad_weight[k, c, r, s] = sum over positions (n, oh, ow) of grad_output[n, k, oh, ow] *

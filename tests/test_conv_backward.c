@@ -73,6 +73,7 @@ enum {
     REDUCE_SHAPES = 150,
     KEPT_INPUT_SHAPES = 120,
     SHARED_GRADIENT_SHAPES = 80,
+    STRIDE2_SHAPES = 100,
     FINITE_DIFFERENCE_SHAPES = 30
 };
 
@@ -1168,11 +1169,10 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
            cases, kept_cases, winograd_kept, winograd_cases, odd_kept, mismatches);
 }
 
-/* Whether conv2d_transpose_grad_output ran since the profile was cleared. */
-static int transposition_ran(const clcnn_context *ctx) {
+/* Whether kernel `name` ran since ctx->profile was cleared. */
+static int kernel_ran(const clcnn_context *ctx, const char *name) {
     for (int i = 0; i < PROFILE_ENTRIES; i++)
-        if (strcmp(ctx->profile[i].name, "conv2d_transpose_grad_output") == 0 &&
-            ctx->profile[i].launches > 0)
+        if (strcmp(ctx->profile[i].name, name) == 0 && ctx->profile[i].launches > 0)
             return 1;
     return 0;
 }
@@ -1372,7 +1372,8 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
                                            results[run][0])) &&
                  CHECK_OK(ctx, buffer_read(ctx, gw, 0, sizeof(float) * (size_t)weights,
                                            results[run][1]));
-            if (run == 1 && use_direct_kernels(ctx) && !transposition_ran(ctx))
+            if (run == 1 && use_direct_kernels(ctx) &&
+                !kernel_ran(ctx, "conv2d_transpose_grad_output"))
                 shared_cases++;
             buffer_release(&gi);
             buffer_release(&gw);
@@ -1409,6 +1410,92 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
     printf("shared gradient copy and accumulated input gradient: %d cases, %d of them shared, %d "
            "accumulated, %d differ\n",
            cases, shared_cases, accumulated_cases, mismatches);
+}
+
+/* 3x3 convolutions with stride 2 and padding 1 (residual networks'
+ * downsampling), whose backward-data the register-blocked path runs in one
+ * launch of conv2d_backward_data_stride2: odd and even sizes from 1 to 30
+ * (the last row and column of blocks half outside the image), channel
+ * counts that fill no vector, batch 1 to 4, against the reference; where
+ * the plan accumulates, the gradient added to what the buffer held must be
+ * each float as the host adds it. One case in eight pads the bottom and
+ * right by 0, which takes the phases' path. */
+static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
+    test_rng rng = {seed};
+    op_result result = {0, 0, 0.0};
+    int in_blocks = 0, accumulated = 0, added_differ = 0;
+    const int profiling = ctx->profiling;
+    ctx->profiling = 1;
+    for (int index = 0; index < cases; index++) {
+        conv_case c;
+        memset(&c, 0, sizeof(c));
+        conv2d_params *p = &c.p;
+        p->batch = test_rand_int(&rng, 1, 4);
+        p->in_channels = test_rand_int(&rng, 1, 40);
+        p->out_channels = test_rand_int(&rng, 1, 40);
+        p->kernel_h = p->kernel_w = 3;
+        p->stride_h = p->stride_w = 2;
+        p->pad_top = p->pad_left = 1;
+        c.pad_bottom = c.pad_right = index % 8 == 7 ? 0 : 1;
+        p->in_height = test_rand_int(&rng, 2, 30);
+        p->in_width = index % 10 == 0 ? test_rand_int(&rng, 1, 3) : test_rand_int(&rng, 2, 30);
+        p->out_height = conv_output_size(p->in_height, 1, c.pad_bottom, 3, 2);
+        p->out_width = conv_output_size(p->in_width, 1, c.pad_right, 3, 2);
+        const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
+        float *weight = allocate_floats(weights), *grad_output = allocate_floats(outputs);
+        float *start = allocate_floats(inputs), *expected = allocate_floats(inputs);
+        float *device = allocate_floats(inputs), *added = allocate_floats(inputs);
+        fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+        fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+        fill_uniform(&rng, start, inputs, -1.0f, 1.0f);
+        conv2d_backward_data_ref(p, grad_output, weight, expected);
+        const conv2d_plan plan = conv2d_plan_for(ctx, p);
+        const int accumulates = conv2d_backward_data_accumulates(&plan, p);
+        cl_mem w = NULL, go = NULL, gi = NULL, in = NULL, gw = NULL, scratch = NULL;
+        memset(ctx->profile, 0, sizeof(ctx->profile));
+        int ok = CHECK_OK(ctx, upload(ctx, weight, weights, &w)) &&
+                 CHECK_OK(ctx, upload(ctx, grad_output, outputs, &go)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, inputs, &gi)) &&
+                 CHECK_OK(ctx, conv2d_backward_data_planned(ctx, &plan, p, go, w, gi)) &&
+                 CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs, device));
+        in_blocks += ok && kernel_ran(ctx, "conv2d_backward_data_stride2");
+        if (ok && accumulates) {
+            buffer_release(&gi);
+            ok = CHECK_OK(ctx, upload(ctx, start, inputs, &gi)) &&
+                 CHECK_OK(ctx, upload(ctx, start, inputs, &in)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, weights, &gw)) &&
+                 CHECK_OK(ctx, buffer_create(ctx, conv2d_backward_weights_scratch_bytes(&plan, p),
+                                             &scratch)) &&
+                 CHECK_OK(ctx, conv2d_backward_planned(ctx, &plan, p, go, w, gi, 1, in, gw, NULL,
+                                                       scratch, NULL)) &&
+                 CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs, added));
+            for (int64_t i = 0; i < inputs && ok; i++) {
+                const float sum = start[i] + device[i];
+                added_differ += memcmp(&sum, &added[i], sizeof(float)) != 0;
+            }
+            accumulated++;
+        }
+        if (!ok ||
+            !record_error(&result, max_relative_error(device, expected, inputs, 1.0), tolerance)) {
+            char text[256];
+            describe_case(&c, text, sizeof(text));
+            fprintf(stderr, "stride-2 backward-data case %d: %s\n", index, text);
+        }
+        cl_mem all[] = {w, go, gi, in, gw, scratch};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+            buffer_release(&all[i]);
+        float *host[] = {weight, grad_output, start, expected, device, added};
+        for (size_t i = 0; i < sizeof(host) / sizeof(host[0]); i++)
+            free(host[i]);
+    }
+    ctx->profiling = profiling;
+    CHECK(result.failures == 0 && added_differ == 0);
+    if (use_direct_kernels(ctx))
+        CHECK(in_blocks >= cases / 2 && accumulated >= cases / 4);
+    print_summary("conv2d backward data, 3x3 stride 2 pad 1", &result);
+    printf("stride-2 backward-data: %d cases, %d in one launch, %d accumulated, %d floats of the "
+           "accumulated differ\n",
+           cases, in_blocks, accumulated, added_differ);
 }
 
 int main(void) {
@@ -1450,6 +1537,7 @@ int main(void) {
     check_kept_input(ctx, scaled_count(KEPT_INPUT_SHAPES), 61);
     check_row_positions(ctx, scaled_count(KEPT_INPUT_SHAPES), 67);
     check_shared_gradient(ctx, scaled_count(SHARED_GRADIENT_SHAPES), 71);
+    check_stride2_blocks(ctx, scaled_count(STRIDE2_SHAPES), 73);
     run_reduce_shapes(ctx, scaled_count(REDUCE_SHAPES), 41);
     run_finite_differences(ctx, scaled_count(FINITE_DIFFERENCE_SHAPES), 51);
     /* Throughput is a report, not a check: not measured in quick mode
