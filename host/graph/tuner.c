@@ -202,9 +202,9 @@ static int tune_candidates(clcnn_context *ctx, int channels, direct_config *out)
  * AVX2's 16 registers with the loads, and the forward with 128 and 256
  * channels ran 3-7 % faster so (AMD EPYC, in-process A/B). Last, one
  * vector of channels with 8 positions, far from a default of several
- * vectors: a short reduction into many channels stores more than it
- * multiplies, and the 1x1 forward from 64 to 256 channels at 56x56, batch
- * 32, ran in 24 ms so against the default's 35 (Xeon, AVX-512). */
+ * vectors, which a short reduction into many channels can prefer: the 1x1
+ * forward from 64 to 256 channels at 56x56, batch 32, ran in 24 ms so
+ * against the default's 35 (Xeon, AVX-512). */
 static int autotune_candidates(const clcnn_context *ctx, int operation, const conv2d_params *p,
                                direct_config *out) {
     const int channels = tuned_channels(operation, p);
