@@ -1005,10 +1005,10 @@ typedef struct gradient_copy {
  * conv2d_backward_data_stride2 (kernels/conv2d_direct.cl) instead: a 3x3
  * convolution with stride 2 and padding 1 on each side. Against the four
  * phases and their interleave, backward-data of 16 -> 32 channels from
- * 28x28 took 1.80 ms instead of 2.75 at batch 128 and 0.88 instead of 1.57
- * at batch 64; 32 -> 64 from 14x14 1.47 instead of 1.76 at batch 128, 0.82
- * against 0.79 at 64 (Xeon, AVX-512, conv_time's fastest calls). The
- * others (no copy needed, or a planar one) keep the phases. */
+ * 28x28 took 1.69 ms instead of 2.75 at batch 128 and 0.88-0.94 instead of
+ * 1.57 at batch 64; 32 -> 64 from 14x14 1.58 instead of 1.76 at batch 128,
+ * 0.80-0.82 against 0.79 at 64 (Xeon, AVX-512, conv_time's fastest
+ * calls). The others (no copy needed, or a planar one) keep the phases. */
 static int backward_data_in_blocks(const conv2d_params *p) {
     return conv2d_is_plain(p) && p->kernel_h == 3 && p->kernel_w == 3 && p->stride_h == 2 &&
            p->stride_w == 2 && p->pad_top == 1 && p->pad_left == 1 &&
