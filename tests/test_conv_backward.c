@@ -1418,12 +1418,13 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
  * (the last row and column of blocks half outside the image), channel
  * counts that fill no vector, batch 1 to 4, against the reference; where
  * the plan accumulates, the gradient added to what the buffer held must be
- * each float as the host adds it. One case in eight pads the bottom and
- * right by 0, which takes the phases' path. */
+ * each float as the host adds it; narrower vectors (8, 4 and 1 lanes)
+ * must give the same floats. One case in eight pads the bottom and right
+ * by 0, which takes the phases' path. */
 static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
     op_result result = {0, 0, 0.0};
-    int in_blocks = 0, accumulated = 0, added_differ = 0;
+    int in_blocks = 0, accumulated = 0, added_differ = 0, configs_differ = 0;
     const int profiling = ctx->profiling;
     ctx->profiling = 1;
     for (int index = 0; index < cases; index++) {
@@ -1459,6 +1460,15 @@ static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
                  CHECK_OK(ctx, conv2d_backward_data_planned(ctx, &plan, p, go, w, gi)) &&
                  CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs, device));
         in_blocks += ok && kernel_ran(ctx, "conv2d_backward_data_stride2");
+        /* Narrower vectors (the lanes' way out, not the woven rows) give
+         * the same floats. */
+        static const direct_config narrower[] = {{8, 1, 4, 4}, {4, 2, 5, 1}, {1, 1, 3, 4}};
+        for (size_t i = 0;
+             i < sizeof(narrower) / sizeof(narrower[0]) && ok && use_direct_kernels(ctx); i++) {
+            ok = CHECK_OK(ctx, conv2d_backward_data_direct(ctx, &narrower[i], p, go, w, gi)) &&
+                 CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs, added));
+            configs_differ += ok && memcmp(device, added, sizeof(float) * (size_t)inputs) != 0;
+        }
         if (ok && accumulates) {
             buffer_release(&gi);
             ok = CHECK_OK(ctx, upload(ctx, start, inputs, &gi)) &&
@@ -1489,13 +1499,13 @@ static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
             free(host[i]);
     }
     ctx->profiling = profiling;
-    CHECK(result.failures == 0 && added_differ == 0);
+    CHECK(result.failures == 0 && added_differ == 0 && configs_differ == 0);
     if (use_direct_kernels(ctx))
         CHECK(in_blocks >= cases / 2 && accumulated >= cases / 4);
     print_summary("conv2d backward data, 3x3 stride 2 pad 1", &result);
     printf("stride-2 backward-data: %d cases, %d in one launch, %d accumulated, %d floats of the "
-           "accumulated differ\n",
-           cases, in_blocks, accumulated, added_differ);
+           "accumulated differ, %d narrower configurations differ\n",
+           cases, in_blocks, accumulated, added_differ, configs_differ);
 }
 
 int main(void) {
