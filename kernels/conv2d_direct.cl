@@ -901,6 +901,9 @@ __kernel void conv2d_backward_data_stride2(const __global float *restrict copy,
         for (int i = 0; i < 2 && 2 * y + i < H; i++) {
             __global float *at =
                 grad_input + (((size_t)n * C + c0 + j) * H + 2 * y + i) * W + 2 * x0;
+            /* Whole rows unrolled: one loop for all took 1.17-1.21 ms a call
+             * instead of 1.00-1.06 (VW 8, 16 -> 32 channels from 28x28,
+             * batch 64, Xeon). */
             if (count == 2 * BLOCKS_2X2 && !accumulate) {
 #pragma unroll
                 for (int t = 0; t < 2 * BLOCKS_2X2; t++)

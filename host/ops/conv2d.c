@@ -824,10 +824,14 @@ static padded_plane kept_input_plane(const conv2d_plan *plan, const conv2d_param
     return (padded_plane){padded_height(p), padded_width(p)};
 }
 
-int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p) {
-    const padded_plane plane = kept_input_plane(plan, p);
+/* The floats of p's input padded to plane, or 0 past int offsets (nothing is kept then). */
+static int64_t kept_floats(padded_plane plane, const conv2d_params *p) {
     const int64_t floats = (int64_t)p->batch * p->in_channels * plane.height * plane.width;
     return floats <= INT_MAX ? floats : 0;
+}
+
+int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p) {
+    return kept_floats(kept_input_plane(plan, p), p);
 }
 
 int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
@@ -1861,11 +1865,12 @@ static clcnn_status backward_weights_planned(clcnn_context *ctx, const conv2d_pl
     if (plan->backward_weights.kernels == CONV_WINOGRAD)
         return conv2d_backward_weights_winograd(ctx, &plan->backward_weights.config, p, input,
                                                 grad_output, grad_weight, grad_bias);
-    if (plan->backward_weights.kernels == CONV_DIRECT)
+    if (plan->backward_weights.kernels == CONV_DIRECT) {
+        const padded_plane kept = kept_input_plane(plan, p);
         return backward_weights_direct(ctx, &plan->backward_weights.config, p, input, grad_output,
                                        grad_weight, grad_bias, scratch,
-                                       conv2d_kept_input_floats(plan, p) ? kept_input : NULL,
-                                       kept_input_plane(plan, p), shared);
+                                       kept_floats(kept, p) ? kept_input : NULL, kept, shared);
+    }
     const tile_config config = tile_config_for(ctx, "conv2d");
     return conv2d_backward_weights_tiled(ctx, &config, p, input, grad_output, grad_weight,
                                          grad_bias, scratch);
