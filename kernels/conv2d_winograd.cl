@@ -12,16 +12,15 @@
  *
  *   winograd_transform_filters  (K, C, 3, 3) -> U (16, C, K_padded), zeros
  *                               past K; one work-item per filter (c, k)
- *   conv2d_pad_input            input -> (N, C, 2 TH + 2, 2 TW + 2), the
- *                               padding made explicit (kernels/conv2d_direct.cl)
- *   winograd_transform_tiles    -> V (16, C, pitch): column n * TH * TW +
- *                               ty * TW + tx holds tile (ty, tx) of image n
+ *   winograd_transform_tiles    input -> V (16, C, pitch): column n * TH *
+ *                               TW + ty * TW + tx holds tile (ty, tx) of
+ *                               image n, the padding's zeros made as read
  *   winograd_products           M[xi] (K, pitch) = U[xi]^T V[xi], 16
  *                               matrix products with a reduction over C
  *   winograd_transform_products M -> output (N, K, OH, OW), plus bias
  *
- * or, for few channels, the padded copy and winograd_fused (below), which
- * does the rest in one kernel.
+ * or, for few channels, winograd_fused (below), which does the rest in one
+ * kernel.
  *
  * Each transformed tensor's 16 parts lie `stride` floats apart (the host's
  * part_stride: never a multiple of 4 KiB, whose 16 streams, which a
@@ -36,7 +35,9 @@
  * TILE_VW (1, 2, 4 or 8, at most TW), the tiles a transform's work-item
  * takes at a time along a tile row, as vectors; GRAD_BLOCK, the channels
  * each way of a backward-weights products work-item (its accumulators:
- * GRAD_BLOCK^2 vectors of VW). Launch: winograd_products
+ * GRAD_BLOCK^2 vectors of VW); PADDED_COPY, 1 where the windows are read
+ * from a copy padded to (2 TH + 2) x (2 TW + 2), 0 from the input itself
+ * (load_window_row). Launch: winograd_products
  * over (ceil(K / WPT_K), pitch / (VW * NV), 16), pitch a multiple of VW *
  * NV; the tiles' and products' transforms over one work-item per tile row
  * of each (image, channel) plane; any local sizes. */
@@ -213,34 +214,108 @@ static void store_tile_row(const tile_pair row, __global float *o, const int ful
     }
 }
 
-/* One work-item per row of tiles of one plane (n, c) of the padded input
- * (N, C, 2 * TH + 2, 2 * TW + 2), in which every tile's window lies: the
- * tiles' 16 transformed values go to columns n * TH * TW + ty * TW + tx of
- * row c of the 16 parts. */
-__kernel void winograd_transform_tiles(const __global float *restrict padded,
+/* ---- the windows, read from the input itself --------------------------
+ * A chunk's windows need input columns x .. x + 2 TILE_VW + 1 (x = 2 tx -
+ * pad_left) of rows y .. y + 3 (y = 2 ty - pad_top); those outside the
+ * input are the padding's zeros, as a padded copy would hold them, so the
+ * floats are the same without one (which had cost a launch that read and
+ * wrote the whole input: 0.4 s of a residual network's 4.9 s epoch). */
+
+/* (first, v0, ..., v[TILE_VW - 2]) and (v1, ..., v[TILE_VW - 1], last):
+ * one lane in at either end. */
+#if TILE_VW == 1
+#define SHIFT_IN_FIRST(first, v) (first)
+#define SHIFT_IN_LAST(v, last) (last)
+#elif defined(HAS_SHUFFLEVECTOR)
+#if TILE_VW == 2
+#define SHIFT_IN_FIRST(first, v) __builtin_shufflevector((tilev)(first), v, 0, 2)
+#define SHIFT_IN_LAST(v, last) __builtin_shufflevector(v, (tilev)(last), 1, 2)
+#elif TILE_VW == 4
+#define SHIFT_IN_FIRST(first, v) __builtin_shufflevector((tilev)(first), v, 0, 4, 5, 6)
+#define SHIFT_IN_LAST(v, last) __builtin_shufflevector(v, (tilev)(last), 1, 2, 3, 4)
+#else
+#define SHIFT_IN_FIRST(first, v)                                                                   \
+    __builtin_shufflevector((tilev)(first), v, 0, 8, 9, 10, 11, 12, 13, 14)
+#define SHIFT_IN_LAST(v, last) __builtin_shufflevector(v, (tilev)(last), 1, 2, 3, 4, 5, 6, 7, 8)
+#endif
+#elif TILE_VW == 2
+#define SHIFT_IN_FIRST(first, v) ((float2)((first), (v).s0))
+#define SHIFT_IN_LAST(v, last) ((float2)((v).s1, (last)))
+#elif TILE_VW == 4
+#define SHIFT_IN_FIRST(first, v) ((float4)((first), (v).s012))
+#define SHIFT_IN_LAST(v, last) ((float4)((v).s123, (last)))
+#else
+#define SHIFT_IN_FIRST(first, v) ((float8)((first), (v).s0123, (v).s456))
+#define SHIFT_IN_LAST(v, last) ((float8)((v).s123, (v).s4567, (last)))
+#endif
+
+/* The window columns d[j][t] = row[x + 2t + j], j = 0..3, of the row at
+ * `row` (width floats), zero outside it. From a copy padded to (2 TH + 2)
+ * x (2 TW + 2) (-DPADDED_COPY=1, with no padding of its own) every window
+ * lies inside: two vector loads. From the input itself (PADDED_COPY 0)
+ * one vector load of columns x + 1 .. x + 2 TILE_VW, which must lie inside
+ * the row, and a float either side, loaded within the row and then chosen
+ * (no branch). The host reads the input itself only where the columns lie
+ * inside for every chunk (pad_left at most 1 and the last chunk's within
+ * the width: every row of even width and padding 1, or 0). */
+#ifndef PADDED_COPY
+#define PADDED_COPY 1
+#endif
+static void load_window_row(const __global float *row, const int x, const int width, tilev *d) {
+#if PADDED_COPY
+    const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, row + x);
+    const tile_pair b = VLOAD(TILE_PAIR_WIDTH)(0, row + x + 2);
+    d[0] = a.even;
+    d[1] = a.odd;
+    d[2] = b.even;
+    d[3] = b.odd;
+#else
+    const tile_pair middle = VLOAD(TILE_PAIR_WIDTH)(0, row + x + 1);
+    const int end = x + TILE_PAIR_WIDTH + 1;
+    const float first = select(0.0f, row[max(x, 0)], x >= 0);
+    const float last = select(0.0f, row[min(end, width - 1)], end < width);
+    d[0] = SHIFT_IN_FIRST(first, middle.odd);
+    d[1] = middle.even;
+    d[2] = middle.odd;
+    d[3] = SHIFT_IN_LAST(middle.even, last);
+#endif
+}
+
+/* Row `at` of a plane of `height` rows lies inside it (always, in a padded copy). */
+#define ROW_INSIDE(at, height) (PADDED_COPY || ((at) >= 0 && (at) < (height)))
+
+/* One work-item per row of tiles of one plane (n, c) of the input (H, W,
+ * with padding pad_top and pad_left on the tiles' side; zeros past its
+ * other sides as far as the tiles reach; load_window_row says which): the
+ * tiles' 16 transformed values
+ * go to columns n * TH * TW + ty * TW + tx of row c of the 16 parts. */
+__kernel void winograd_transform_tiles(const __global float *restrict input,
                                        __global float *restrict v, const int channels,
-                                       const int tiles_h, const int tiles_w, const int pitch,
-                                       const int stride, const int rows) {
+                                       const int height, const int width, const int pad_top,
+                                       const int pad_left, const int tiles_h, const int tiles_w,
+                                       const int pitch, const int stride, const int rows) {
     const int item = get_global_id(0); /* (n * C + c) * TH + ty */
     if (item >= rows)
         return;
     const int ty = item % tiles_h, plane = item / tiles_h;
     const int c = plane % channels, n = plane / channels;
-    const int width = 2 * tiles_w + 2;
-    const __global float *in = padded + ((size_t)plane * (2 * tiles_h + 2) + 2 * ty) * width;
+    const int y = 2 * ty - pad_top;
+    const __global float *in = input + (size_t)plane * height * width;
     __global float *out = v + (size_t)c * pitch + ((size_t)n * tiles_h + ty) * tiles_w;
     for (int next = 0; next < tiles_w; next += TILE_VW) {
         const int tx = chunk_start(next, tiles_w);
-        /* d[i][j][t] = the window's (i, j), row i + 2 ty and column j + 2 (tx + t). */
+        const int x = 2 * tx - pad_left;
+        /* d[i][j][t] = the window's (i, j), input row y + i and column x + j + 2t. */
         tilev d[4][4];
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, in + i * width + 2 * tx);
-            const tile_pair b = VLOAD(TILE_PAIR_WIDTH)(0, in + i * width + 2 * tx + 2);
-            d[i][0] = a.even;
-            d[i][1] = a.odd;
-            d[i][2] = b.even;
-            d[i][3] = b.odd;
+            if (ROW_INSIDE(y + i, height)) {
+                load_window_row(in + (y + i) * width, x, width, d[i]);
+            } else {
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    d[i][j] = 0.0f;
+            }
         }
         tilev transformed[16];
         TRANSFORM_WINDOW(tilev, d, transformed);
@@ -323,13 +398,13 @@ __kernel void winograd_transform_products(const __global float *restrict m,
     }
 }
 
-/* ---- fused: one kernel from the padded input to the output ----------------
+/* ---- fused: one kernel from the input to the output -----------------------
  * For few channels the transformed tensors cost more to write and read back
  * than their products save (16 channels at 28x28: 40 GFLOP/s in the
  * products, bound by memory). Here a work-item takes FUSED_R tile vectors
  * (FUSED_R * FUSED_S tile rows of TILE_VW tiles each, the same columns)
  * and every output channel, from the
- * padded input to the output: it transforms all its tiles of every input
+ * input to the output: it transforms all its tiles of every input
  * channel into private memory (V, FUSED_C >= C channels), then for each
  * block of FUSED_K output channels and each of the 16 parts sums the
  * products over the channels in FUSED_R x FUSED_K accumulators (tile
@@ -386,30 +461,32 @@ typedef float16 fusedv;
     ((s) == 0 ? (v).lo.lo : (s) == 1 ? (v).lo.hi : (s) == 2 ? (v).hi.lo : (v).hi.hi)
 #endif
 
-__kernel void winograd_fused(const __global float *restrict padded,
+__kernel void winograd_fused(const __global float *restrict input,
                              const __global float *restrict u, const __global float *restrict bias,
                              __global float *restrict output, const int channels,
-                             const int out_channels, const int out_height, const int out_width,
-                             const int tiles_h, const int tiles_w, const int chunks,
-                             const int u_stride, const int has_bias, const int items,
-                             const int batch) {
+                             const int height, const int width, const int pad_top,
+                             const int pad_left, const int out_channels, const int out_height,
+                             const int out_width, const int tiles_h, const int tiles_w,
+                             const int chunks, const int u_stride, const int has_bias,
+                             const int items, const int batch) {
     const int item = get_global_id(0); /* block * chunks + chunk */
     if (item >= items)
         return;
     const int block_rows = FUSED_R * FUSED_S;
     const int chunk = item % chunks, block = item / chunks;
     const int tx = chunk_start(chunk * TILE_VW, tiles_w);
-    const int width = 2 * tiles_w + 2, plane_floats = (2 * tiles_h + 2) * width;
+    const int x = 2 * tx - pad_left;
+    const size_t plane = (size_t)height * width;
     /* The batch's tile rows one after the other, image by image, so that a
      * block's rows run on into the next image rather than past the end of
      * a small one; rows past the batch's last repeat the block's first and
-     * are not stored. Row ty[r][s] of its image, its windows' first row in
-     * the first channel's plane at first[r][s], its outputs' first in the
-     * first output channel's plane at out_first[r][s]. */
+     * are not stored. Row ty[r][s] of its image, its windows' first input
+     * row y[r][s] in the image's first plane at image[r][s], its outputs'
+     * first in the first output channel's plane at out_first[r][s]. */
     const int x0 = tx * 2, full = x0 + TILE_PAIR_WIDTH <= out_width;
     const size_t out_plane = (size_t)out_height * out_width;
-    int ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S];
-    const __global float *first[FUSED_R][FUSED_S];
+    int ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S], y[FUSED_R][FUSED_S];
+    const __global float *image[FUSED_R][FUSED_S];
     __global float *out_first[FUSED_R][FUSED_S];
 #pragma unroll
     for (int r = 0; r < FUSED_R; r++)
@@ -420,8 +497,8 @@ __kernel void winograd_fused(const __global float *restrict padded,
             const int kept = live[r][s] ? row : block * block_rows;
             const int n = kept / tiles_h;
             ty[r][s] = kept - n * tiles_h;
-            first[r][s] =
-                padded + (size_t)n * channels * plane_floats + 2 * ty[r][s] * width + 2 * tx;
+            y[r][s] = 2 * ty[r][s] - pad_top;
+            image[r][s] = input + (size_t)n * channels * plane;
             out_first[r][s] = output + (size_t)n * out_channels * out_plane +
                               2 * ty[r][s] * out_width + x0;
         }
@@ -432,24 +509,26 @@ __kernel void winograd_fused(const __global float *restrict padded,
             fusedv d[4][4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                /* Window row i of each segment's tiles: columns 0-1 and 2-3
-                 * of each 4x4 window, split into even and odd columns. */
-                tilev even0[FUSED_S], odd0[FUSED_S], even2[FUSED_S], odd2[FUSED_S];
+                /* Window row i of each segment's tiles, its four columns. */
+                tilev columns[4][FUSED_S];
 #pragma unroll
                 for (int s = 0; s < FUSED_S; s++) {
-                    const __global float *row =
-                        first[r][s] + (size_t)c * plane_floats + i * width;
-                    const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, row);
-                    const tile_pair b = VLOAD(TILE_PAIR_WIDTH)(0, row + 2);
-                    even0[s] = a.even;
-                    odd0[s] = a.odd;
-                    even2[s] = b.even;
-                    odd2[s] = b.odd;
+                    const int at = y[r][s] + i;
+                    tilev row[4];
+                    if (ROW_INSIDE(at, height)) {
+                        load_window_row(image[r][s] + c * plane + at * width, x, width, row);
+                    } else {
+#pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            row[j] = 0.0f;
+                    }
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        columns[j][s] = row[j];
                 }
-                d[i][0] = JOIN(even0);
-                d[i][1] = JOIN(odd0);
-                d[i][2] = JOIN(even2);
-                d[i][3] = JOIN(odd2);
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    d[i][j] = JOIN(columns[j]);
             }
             fusedv transformed[16];
             TRANSFORM_WINDOW(fusedv, d, transformed);
