@@ -124,8 +124,9 @@ static void winograd_options(const direct_config *config, const winograd_shape *
  * C, 2 TH + 2, 2 TW + 2), made into kept_input, when not NULL, or else
  * into copy (w->padded_floats). Without the copy the padding's zeros are made
  * as the windows are read, which saves a launch that read and wrote the
- * whole input (at 16 channels 28x28, batch 64, backward-data 1.16-1.21 ->
- * 0.94-1.08 ms; 64 channels at 56x56, batch 32, forward 23.0 -> 20.8). */
+ * whole input: 16 channels at 28x28, batch 64, fused kernel and pad
+ * 36.5-37.9 -> 33.2-34.4 ms over 34 calls, though the fused kernel alone
+ * is 7-10 % slower for its edges (bench/RESULTS.md, stop 47). */
 static clcnn_status windows_source(clcnn_context *ctx, const conv2d_params *p,
                                    const winograd_shape *w, cl_mem input, cl_mem kept_input,
                                    cl_mem copy, winograd_source *source) {
