@@ -217,9 +217,9 @@ static void store_tile_row(const tile_pair row, __global float *o, const int ful
 /* ---- the windows, read from the input itself --------------------------
  * A chunk's windows need input columns x .. x + 2 TILE_VW + 1 (x = 2 tx -
  * pad_left) of rows y .. y + 3 (y = 2 ty - pad_top); those outside the
- * input are the padding's zeros, as a padded copy would hold them, so the
- * floats are the same without one (which had cost a launch that read and
- * wrote the whole input: 0.4 s of a residual network's 4.9 s epoch). */
+ * input are the padding's zeros, as a padded copy would hold them: the
+ * floats are the same without one, and without its launch, which reads and
+ * writes the whole input. */
 
 /* (first, v0, ..., v[TILE_VW - 2]) and (v1, ..., v[TILE_VW - 1], last):
  * one lane in at either end. */
@@ -287,8 +287,8 @@ static void load_window_row(const __global float *row, const int x, const int wi
 /* One work-item per row of tiles of one plane (n, c) of the input (H, W,
  * with padding pad_top and pad_left on the tiles' side; zeros past its
  * other sides as far as the tiles reach; load_window_row says which): the
- * tiles' 16 transformed values
- * go to columns n * TH * TW + ty * TW + tx of row c of the 16 parts. */
+ * tiles' 16 transformed values go to columns n * TH * TW + ty * TW + tx of
+ * row c of the 16 parts. */
 __kernel void winograd_transform_tiles(const __global float *restrict input,
                                        __global float *restrict v, const int channels,
                                        const int height, const int width, const int pad_top,
