@@ -186,6 +186,14 @@ clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what
  * holds. The fused kernel (forward and backward-data) takes at most
  * WINOGRAD_FUSED_CHANNELS input channels (conv2d_winograd_fused_fits). */
 int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p);
+/* The planes of a zero-padded copy of a convolution's input. */
+typedef struct padded_plane {
+    int height, width;
+} padded_plane;
+/* The planes Winograd pads p's input to where it reads a copy: (2 TH + 2) x
+ * (2 TW + 2) for TH x TW tiles of 2x2 outputs, in which every tile's window
+ * lies; the copy a forward keeps for a direct backward-weights. */
+padded_plane conv2d_winograd_padded_plane(const conv2d_params *p);
 /* The stride-1 convolution whose forward is p's backward-data: the gradient
  * padded by R-1-pad, the filters flipped, input and output channels swapped. */
 conv2d_params conv2d_backward_data_as_forward(const conv2d_params *p);

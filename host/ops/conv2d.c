@@ -139,11 +139,6 @@ static int padded_width(const conv2d_params *p) {
     return (p->out_width - 1) * p->stride_w + effective_kernel_w(p);
 }
 
-/* The planes of a zero-padded copy of the input. */
-typedef struct padded_plane {
-    int height, width;
-} padded_plane;
-
 /* Each part starts on a multiple of 64 floats, so that vector loads stay aligned. */
 static int64_t round_up_64(int64_t floats) {
     return (floats + 63) / 64 * 64;
@@ -820,7 +815,7 @@ static padded_plane kept_input_plane(const conv2d_plan *plan, const conv2d_param
         (winograd && plan->backward_weights.kernels != CONV_DIRECT))
         return none;
     if (winograd)
-        return (padded_plane){2 * ((p->out_height + 1) / 2) + 2, 2 * ((p->out_width + 1) / 2) + 2};
+        return conv2d_winograd_padded_plane(p);
     return (padded_plane){padded_height(p), padded_width(p)};
 }
 

@@ -29,10 +29,14 @@ typedef struct winograd_shape {
     int tile_vw;             /* tiles a transform's work-item takes at a time: TILE_VW */
     int padded_out_channels; /* K rounded up to whole blocks of WPT_K */
     int filter_stride, tile_stride, product_stride;
-    /* The input padded to (N, C, 2 TH + 2, 2 TW + 2), in which every tile's
-     * window lies, where a copy is read (windows_source). */
+    /* The input padded to (N, C, plane), where a copy is read (windows_source). */
+    padded_plane plane;
     int64_t padded_floats;
 } winograd_shape;
+
+padded_plane conv2d_winograd_padded_plane(const conv2d_params *p) {
+    return (padded_plane){2 * ((p->out_height + 1) / 2) + 2, 2 * ((p->out_width + 1) / 2) + 2};
+}
 
 static winograd_shape winograd_shape_for(const conv2d_params *p, const direct_config *config) {
     winograd_shape w;
@@ -48,8 +52,8 @@ static winograd_shape winograd_shape_for(const conv2d_params *p, const direct_co
     w.filter_stride = (int)part_stride((int64_t)p->in_channels * w.padded_out_channels);
     w.tile_stride = (int)part_stride((int64_t)p->in_channels * w.pitch);
     w.product_stride = (int)part_stride((int64_t)w.padded_out_channels * w.pitch);
-    w.padded_floats =
-        (int64_t)p->batch * p->in_channels * (2 * w.tiles_h + 2) * (2 * w.tiles_w + 2);
+    w.plane = conv2d_winograd_padded_plane(p);
+    w.padded_floats = (int64_t)p->batch * p->in_channels * w.plane.height * w.plane.width;
     return w;
 }
 
@@ -120,22 +124,21 @@ static void winograd_options(const direct_config *config, const winograd_shape *
              config->nv, config->wpt_p, w->tile_vw, padded_copy);
 }
 
-/* The input itself, or where reads_padded_copy its copy zero-padded to (N,
- * C, 2 TH + 2, 2 TW + 2), made into kept_input, when not NULL, or else
- * into copy (w->padded_floats). Without the copy the padding's zeros are made
- * as the windows are read, which saves a launch that read and wrote the
- * whole input: 16 channels at 28x28, batch 64, fused kernel and pad
+/* The input itself where padded is NULL (reads_padded_copy says when), else
+ * its copy zero-padded to (N, C, w->plane) made into padded (the kept input
+ * or a scratch of w->padded_floats). Without the copy the padding's zeros
+ * are made as the windows are read, which saves a launch that read and
+ * wrote the whole input: 16 channels at 28x28, batch 64, fused kernel and pad
  * 36.5-37.9 -> 33.2-34.4 ms over 34 calls, though the fused kernel alone
  * is 7-10 % slower for its edges (bench/RESULTS.md, stop 47). */
 static clcnn_status windows_source(clcnn_context *ctx, const conv2d_params *p,
-                                   const winograd_shape *w, cl_mem input, cl_mem kept_input,
-                                   cl_mem copy, winograd_source *source) {
-    if (!reads_padded_copy(p, w, kept_input != NULL)) {
+                                   const winograd_shape *w, cl_mem input, cl_mem padded,
+                                   winograd_source *source) {
+    if (!padded) {
         *source = (winograd_source){input, p->in_height, p->in_width, p->pad_top, p->pad_left};
         return CLCNN_OK;
     }
-    *source = (winograd_source){kept_input ? kept_input : copy, 2 * w->tiles_h + 2,
-                                2 * w->tiles_w + 2, 0, 0};
+    *source = (winograd_source){padded, w->plane.height, w->plane.width, 0, 0};
     return pad_input(ctx, "", "winograd_pad_input", p, input, source->buffer, 0, source->height,
                      source->width);
 }
@@ -252,7 +255,7 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     const winograd_shape w = winograd_shape_for(p, config);
     const int segments = fused_segments(config, w.tile_vw);
     const int rows = config->nv, block = config->wpt_p;
-    cl_mem filters, copy = NULL;
+    cl_mem filters, padded = kept_input;
     winograd_source source;
     /* FUSED_C sizes the transformed tiles' private array: the channels in
      * blocks of 16, so that few programs serve all channel counts. */
@@ -263,11 +266,11 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
              w.tile_vw, segments, rows, block, (p->in_channels + 15) / 16 * 16, padded_copy);
     clcnn_status status =
         transform_filters(ctx, options, p, &w, weight, flip_transpose, block, &filters);
-    if (status == CLCNN_OK && !kept_input && padded_copy)
+    if (status == CLCNN_OK && !padded && padded_copy)
         status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
-                                 sizeof(float) * (size_t)w.padded_floats, &copy);
+                                 sizeof(float) * (size_t)w.padded_floats, &padded);
     if (status == CLCNN_OK)
-        status = windows_source(ctx, p, &w, input, kept_input, copy, &source);
+        status = windows_source(ctx, p, &w, input, padded_copy ? padded : NULL, &source);
     const int chunks = (w.tiles_w + w.tile_vw - 1) / w.tile_vw;
     const int block_rows = rows * segments;
     const int items = (p->batch * w.tiles_h + block_rows - 1) / block_rows * chunks;
@@ -317,9 +320,9 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                  &products);
     if (status != CLCNN_OK)
         return status;
+    const int padded_copy = reads_padded_copy(p, &w, kept_input != NULL);
     char options[128];
-    winograd_options(config, &w, reads_padded_copy(p, &w, kept_input != NULL), options,
-                     sizeof(options));
+    winograd_options(config, &w, padded_copy, options, sizeof(options));
 
     status = transform_filters(ctx, options, p, &w, weight, flip_transpose, w.padded_out_channels,
                                &filters);
@@ -328,7 +331,8 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
      * products overwrite it. */
     winograd_source source;
     if (status == CLCNN_OK)
-        status = windows_source(ctx, p, &w, input, kept_input, products, &source);
+        status = windows_source(ctx, p, &w, input,
+                                padded_copy ? (kept_input ? kept_input : products) : NULL, &source);
     if (status == CLCNN_OK)
         status = transform_input(ctx, options, p, &w, &source, tiles, "winograd_transform_tiles");
     const size_t row_local[1] = {64};
@@ -401,12 +405,13 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
                                  sizeof(float) * 16 * (size_t)gradient_stride, &gradient);
     if (status != CLCNN_OK)
         return status;
+    const int padded_copy = reads_padded_copy(p, &w, 0);
     char options[128];
-    winograd_options(config, &w, reads_padded_copy(p, &w, 0), options, sizeof(options));
+    winograd_options(config, &w, padded_copy, options, sizeof(options));
     const size_t row_local[1] = {64};
 
     winograd_source source;
-    status = windows_source(ctx, p, &w, input, NULL, copies, &source);
+    status = windows_source(ctx, p, &w, input, padded_copy ? copies : NULL, &source);
     if (status == CLCNN_OK)
         status = transform_input(ctx, options, p, &w, &source, tiles, "winograd_gradient_tiles");
 
