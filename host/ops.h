@@ -171,6 +171,31 @@ clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what
                        const conv2d_params *p, cl_mem input, cl_mem padded, int padded_offset,
                        int padded_h, int padded_w);
 
+/* Pointwise convolutions (1x1, stride 1, no padding, one group:
+ * conv2d_pointwise_fits) as a matrix product per image with vectors along
+ * the positions (kernels/conv2d_direct.cl, conv2d_pointwise), forward and
+ * backward-data (conv2d_pointwise_possible says which operation can):
+ * conv2d_runs_pointwise says whether ctx runs them so (CLCNN_POINTWISE=1, or
+ * tuning measured it faster and remembered so: conv2d_remember_pointwise;
+ * conv2d_pointwise_judged, whether it has), with conv2d_pointwise_config's
+ * configuration: vw and nv the positions a work-item takes (nv vectors of
+ * vw), wpt_p its output channels, group its work-items per work-group along
+ * the output channels. The backward-data adds to grad_input with accumulate. */
+int conv2d_pointwise_fits(const conv2d_params *p);
+int conv2d_pointwise_possible(const char *operation, const conv2d_params *p);
+int conv2d_runs_pointwise(const clcnn_context *ctx, const char *operation, const conv2d_params *p);
+int conv2d_pointwise_judged(const clcnn_context *ctx, const char *operation,
+                            const conv2d_params *p);
+clcnn_status conv2d_remember_pointwise(clcnn_context *ctx, const char *operation,
+                                       const conv2d_params *p, int chosen);
+direct_config conv2d_pointwise_config(const clcnn_context *ctx);
+clcnn_status conv2d_forward_pointwise(clcnn_context *ctx, const direct_config *config,
+                                      const conv2d_params *p, cl_mem input, cl_mem weight,
+                                      cl_mem bias, cl_mem output);
+clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_config *config,
+                                            const conv2d_params *p, cl_mem grad_output,
+                                            cl_mem weight, cl_mem grad_input, int accumulate);
+
 /* Winograd F(2x2, 3x3) (host/ops/conv2d_winograd.c): conv2d_winograd_fits
  * says whether p's forward can run on it (3x3, stride 1, ungrouped,
  * undilated, its scratch buffers within int indices and the device's

@@ -17,6 +17,10 @@
  *   channels it takes (WINOGRAD_FUSED_CHANNELS) in each configuration; and
  *   a verdict from a file written before the third configuration picks the
  *   first.
+ * - the pointwise kernel (conv2d_pointwise, CLCNN_POINTWISE=1's setting)
+ *   for 1x1 unpadded shapes of 1-40 channels whose planes of 1-192
+ *   positions end in partial vectors, forward (bias, relu) and
+ *   backward-data, also added to what the gradient holds.
  * Every case here is one the path must take, and the test asserts it did
  * (its launches, counted by the context's profile); each runs with the
  * vector widths of an AVX-512 CPU (16), an AVX2 CPU (8) and a GPU-style
@@ -45,11 +49,12 @@ enum { FORWARD_SHAPES = 150, BACKWARD_SHAPES = 120, DIFFERENCE_SHAPES = 12 };
 /* A path: its name, the kernel that runs once per call on it. */
 typedef struct stride1_path {
     const char *name, *kernel;
-    int winograd;
+    int winograd, pointwise;
 } stride1_path;
-static const stride1_path rows_path = {"row kernel", "conv2d_forward_rows", 0};
-static const stride1_path winograd_path = {"Winograd", "winograd_transform_tiles", 1};
-static const stride1_path fused_path = {"fused Winograd", "winograd_fused", 2};
+static const stride1_path rows_path = {"row kernel", "conv2d_forward_rows", 0, 0};
+static const stride1_path winograd_path = {"Winograd", "winograd_transform_tiles", 1, 0};
+static const stride1_path fused_path = {"fused Winograd", "winograd_fused", 2, 0};
+static const stride1_path pointwise_path = {"pointwise", "conv2d_pointwise", 0, 1};
 
 static int upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
     const size_t bytes = sizeof(float) * (size_t)(count > 0 ? count : 1);
@@ -98,6 +103,23 @@ static conv2d_params draw_winograd_shape(test_rng *rng, int backward) {
     return p;
 }
 
+/* A 1x1 unpadded shape: planes of 1-192 positions, most ending in a
+ * partial vector (of 4 to 64 positions), a relu at times. */
+static conv2d_params draw_pointwise_shape(test_rng *rng, int backward) {
+    conv2d_params p;
+    memset(&p, 0, sizeof(p));
+    p.batch = test_rand_int(rng, 1, 3);
+    p.in_channels = test_rand_int(rng, 1, 40);
+    p.out_channels = test_rand_int(rng, 1, 40);
+    p.kernel_h = p.kernel_w = 1;
+    p.stride_h = p.stride_w = 1;
+    p.in_height = p.out_height = test_rand_int(rng, 1, 12);
+    p.in_width = p.out_width = test_rand_int(rng, 1, 16);
+    p.has_bias = backward ? 0 : test_rand_int(rng, 0, 1);
+    p.relu = backward ? 0 : test_rand_int(rng, 0, 1);
+    return p;
+}
+
 /* A stride-1 shape with max_channels input channels at most whose row-kernel
  * width (the output's for forward, the input's for backward-data) is 8..64,
  * with padding up to kernel - 1 on each side; or draw_winograd_shape's. */
@@ -105,6 +127,8 @@ static conv2d_params draw_shape(test_rng *rng, const stride1_path *path, int max
                                 int backward) {
     if (path->winograd)
         return draw_winograd_shape(rng, backward);
+    if (path->pointwise)
+        return draw_pointwise_shape(rng, backward);
     conv2d_params p;
     memset(&p, 0, sizeof(p));
     /* The row kernel is built per (vector width, vectors per row, channel
@@ -208,6 +232,8 @@ static int forward_on_path(clcnn_context *ctx, const stride1_path *path, int ind
     for (int64_t i = 0; i < ny; i++)
         y[i] = reference[i] = NAN;
     conv2d_forward64(p, x, w, bias, expected, magnitude);
+    for (int64_t i = 0; p->relu && i < ny; i++)
+        expected[i] = fmax(expected[i], 0.0);
     conv2d_forward_ref(p, x, w, bias, reference);
     const int before = launches_of(ctx, path->kernel);
     choose_fused_config(ctx, path, index, "forward", p);
@@ -244,8 +270,8 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
     const int shapes = test_scaled_count(FORWARD_SHAPES);
     for (int index = 0; index < shapes; index++) {
         conv2d_params p = draw_shape(&rng, path, 4, 0);
-        if ((!path->winograd && (p.out_width < 8 || p.out_width > 64)) || p.in_width < 1 ||
-            p.out_width < 1 || p.out_height < 1) {
+        if ((!path->winograd && !path->pointwise && (p.out_width < 8 || p.out_width > 64)) ||
+            p.in_width < 1 || p.out_width < 1 || p.out_height < 1) {
             index--;
             continue;
         }
@@ -522,6 +548,58 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
 /* A fused verdict names its configuration by vector width, rows and output
  * channels; files written before the third configuration hold 1 for the
  * width and mean the first configuration with those rows and channels. */
+/* The pointwise backward-data added to a gradient that holds random values
+ * already (a tensor read by two layers), through the plan, as the conv
+ * layer runs it. */
+static void check_pointwise_accumulate(clcnn_context *ctx, int vector_width, uint64_t seed) {
+    test_rng rng = {seed};
+    double worst = 0;
+    const int shapes = test_scaled_count(20);
+    for (int index = 0; index < shapes; index++) {
+        const conv2d_params p = draw_pointwise_shape(&rng, 1);
+        const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
+        const int64_t nw = (int64_t)p.out_channels * p.in_channels;
+        const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
+        float *g = test_floats(ny), *w = test_floats(nw), *dx = test_floats(nx);
+        double *expected = test_doubles(nx), *magnitude = test_doubles(nx);
+        test_fill_signed(&rng, g, ny);
+        test_fill_signed(&rng, w, nw);
+        test_fill_signed(&rng, dx, nx);
+        conv2d_backward_data64(&p, g, w, expected, magnitude);
+        for (int64_t i = 0; i < nx; i++) {
+            expected[i] += dx[i];
+            magnitude[i] += fabs(dx[i]);
+        }
+        const conv2d_plan plan = conv2d_plan_for(ctx, &p);
+        const int on_path = plan.backward_data.kernels == CONV_POINTWISE &&
+                            conv2d_backward_data_accumulates(&plan, &p);
+        cl_mem gb = NULL, wb = NULL, xb = NULL;
+        if (on_path && upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) &&
+            upload(ctx, dx, nx, &xb) &&
+            CHECK_OK(ctx, conv2d_backward_planned(ctx, &plan, &p, gb, wb, xb, 1, NULL, NULL, NULL,
+                                                  NULL, NULL)))
+            download(ctx, xb, dx, nx);
+        buffer_release(&gb);
+        buffer_release(&wb);
+        buffer_release(&xb);
+        const double e = worst_scaled_error(dx, expected, magnitude, nx);
+        worst = fmax(worst, e);
+        if (!CHECK(on_path) || !CHECK(e <= 1e-5)) {
+            print_shape("pointwise accumulate", index, &p);
+            printf("  vector width %d: %s, error %.3g\n", vector_width,
+                   on_path ? "planned" : "NOT planned", e);
+        }
+        free(g);
+        free(w);
+        free(dx);
+        free(expected);
+        free(magnitude);
+    }
+    printf("pointwise backward-data added to a gradient, vector width %d: %d shapes, worst error "
+           "%.3g\n",
+           vector_width, shapes, worst);
+}
+
 static void check_fused_verdicts(clcnn_context *ctx, uint64_t seed) {
     test_rng rng = {seed};
     const conv2d_params p = draw_winograd_shape(&rng, 0);
@@ -561,9 +639,10 @@ int main(void) {
         const int vw = widths[i] >= 16 ? 16 : widths[i] >= 8 ? 8 : 4;
         check_fused_verdicts(ctx, 7001 + (uint64_t)i);
         check_fused_channels(ctx, vw, 7101 + (uint64_t)i);
-        const stride1_path *paths[3] = {&rows_path, &winograd_path, &fused_path};
-        for (int j = 0; j < 3; j++) {
+        const stride1_path *paths[4] = {&rows_path, &winograd_path, &fused_path, &pointwise_path};
+        for (int j = 0; j < 4; j++) {
             ctx->config.winograd = paths[j]->winograd;
+            ctx->config.pointwise = paths[j]->pointwise;
             const uint64_t seed = 8001 + (uint64_t)i + 1000 * (uint64_t)j;
             check_forward(ctx, paths[j], vw, seed);
             check_backward_data(ctx, paths[j], vw, 0, seed + 100);
@@ -572,6 +651,8 @@ int main(void) {
                 check_backward_weights(ctx, vw, 0, seed + 300);
                 check_backward_weights(ctx, vw, 1, seed + 400);
             }
+            if (paths[j]->pointwise)
+                check_pointwise_accumulate(ctx, vw, seed + 500);
         }
     }
     ctx->preferred_vector_width = device_width;

@@ -12,6 +12,10 @@
  *                                      Winograd F(2x2, 3x3), its products apart or
  *                                      fused where they can be (default: where and
  *                                      as tuning measured it faster)
+ *   CLCNN_POINTWISE=0|1                1x1 stride-1 unpadded convolutions (forward and
+ *                                      backward-data) never or always as matrix products
+ *                                      over the positions (default: where tuning measured
+ *                                      them faster)
  *   CLCNN_FUSE=0|1                     a relu after a conv, dense, batchnorm or add (its
  *                                      only reader) runs in that layer's kernels, or
  *                                      apart (default 1: fused)
@@ -469,6 +473,12 @@ clcnn_status config_resolve(clcnn_context *ctx) {
                          "fused (wherever it fits, fused where it can be)",
                          winograd);
     c.winograd = !winograd ? -1 : strcmp(winograd, "fused") == 0 ? 2 : strcmp(winograd, "1") == 0;
+    const char *pointwise = override_value("CLCNN_POINTWISE");
+    if (pointwise && strcmp(pointwise, "0") != 0 && strcmp(pointwise, "1") != 0)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "CLCNN_POINTWISE='%s': expected 0 (never) or 1 (wherever it fits)",
+                         pointwise);
+    c.pointwise = pointwise ? strcmp(pointwise, "1") == 0 : -1;
     const char *fuse = override_value("CLCNN_FUSE");
     if (fuse && strcmp(fuse, "0") != 0 && strcmp(fuse, "1") != 0)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,

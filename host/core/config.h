@@ -33,6 +33,7 @@ typedef enum conv_kernels {
     CONV_DEPTHWISE,      /* kernels/conv2d_depthwise.cl: few channels per group */
     CONV_WINOGRAD,       /* kernels/conv2d_winograd.cl: transforms and products apart */
     CONV_WINOGRAD_FUSED, /* kernels/conv2d_winograd.cl: winograd_fused, few channels */
+    CONV_POINTWISE,      /* kernels/conv2d_direct.cl: conv2d_pointwise, 1x1 as matrix products */
 } conv_kernels;
 
 typedef struct conv_step {
@@ -122,6 +123,11 @@ typedef struct kernel_config {
      * products' kernels wherever it can run, 2 on the fused kernel where it
      * can and the products' elsewhere (CLCNN_WINOGRAD=0|1|fused). */
     int winograd;
+    /* Pointwise convolutions (1x1, stride 1, no padding, one group) forward
+     * and backward-data on conv2d_pointwise: -1 where tuning found it faster
+     * than the direct kernels (the tuning table's "pointwise_*" entries), 0
+     * never, 1 wherever it can run (CLCNN_POINTWISE=0|1). */
+    int pointwise;
     /* A relu whose input is a conv, dense, batchnorm or add layer read by nothing else
      * runs inside that layer (1, the default), or as a layer of its own
      * (CLCNN_FUSE=0). Networks planned before a change keep their plan. */

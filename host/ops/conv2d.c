@@ -857,6 +857,8 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
             ctx, p, output,
             conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output,
                                     conv2d_kept_input_floats(plan, p) ? kept_input : NULL));
+    case CONV_POINTWISE:
+        return conv2d_forward_pointwise(ctx, &step->config, p, input, weight, bias, output);
     case CONV_ROWS:
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     case CONV_DIRECT:
@@ -874,6 +876,80 @@ clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem i
                             cl_mem bias, cl_mem output) {
     const conv2d_plan plan = conv2d_plan_for(ctx, p);
     return conv2d_forward_planned(ctx, &plan, p, input, weight, bias, output, NULL);
+}
+
+/* ---- pointwise: 1x1 convolutions as matrix products ------------------------------------- */
+
+int conv2d_pointwise_fits(const conv2d_params *p) {
+    return conv2d_groups(p) == 1 && p->kernel_h == 1 && p->kernel_w == 1 && p->stride_h == 1 &&
+           p->stride_w == 1 && p->pad_top == 0 && p->pad_left == 0 &&
+           p->out_height == p->in_height && p->out_width == p->in_width;
+}
+
+/* Vectors of positions as wide as the device prefers, an eighth of its
+ * vector registers' worth of them and as many output channels as leave
+ * room for those and a broadcast weight (4 x 6 accumulators of AVX-512's
+ * 32 registers, 2 x 6 of AVX2's 16). 4 x 6 ran 1x1 convolutions between 64
+ * and 256 channels at 56x56 at 200-210 GFLOP/s, 2 x 8 at 159-174 (Xeon,
+ * AVX-512). */
+direct_config conv2d_pointwise_config(const clcnn_context *ctx) {
+    const cl_uint width = ctx->preferred_vector_width;
+    const int registers = vector_registers(ctx);
+    const int vectors = registers / 8;
+    return (direct_config){width >= 16  ? 16
+                           : width >= 8 ? 8
+                                        : 4,
+                           vectors, (registers - vectors - 2) / vectors, 4};
+}
+
+/* kernels/conv2d_direct.cl's conv2d_pointwise for the pointwise product
+ * `as_forward` (the forward of p, or the forward that is p's backward-data):
+ * the filters of p transposed by transpose_kernel, then one launch. */
+static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *config,
+                                       const conv2d_params *p, const conv2d_params *as_forward,
+                                       const char *transpose_kernel, cl_mem input, cl_mem weight,
+                                       cl_mem bias, cl_mem output, int epilogue) {
+    const int outputs = as_forward->out_channels, reduced = as_forward->in_channels;
+    const int padded = (outputs + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
+    cl_mem transposed = NULL;
+    clcnn_status status =
+        transpose_weights(ctx, transpose_kernel, config, p, weight, padded, NULL, &transposed);
+    char options[64];
+    direct_config_options(config, options, sizeof(options));
+    cl_kernel kernel;
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pointwise", options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int plane = p->in_height * p->in_width;
+    cl_mem bias_arg = epilogue & EPILOGUE_BIAS ? bias : transposed;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &input},  {sizeof(cl_mem), &transposed}, {sizeof(cl_mem), &bias_arg},
+        {sizeof(cl_mem), &output}, {sizeof(int), &reduced},       {sizeof(int), &outputs},
+        {sizeof(int), &padded},    {sizeof(int), &plane},         {sizeof(int), &epilogue},
+    };
+    const int per_item = config->vw * config->nv;
+    const size_t local[3] = {(size_t)config->group, 1, 1};
+    const size_t global[3] = {(size_t)(padded / config->wpt_p),
+                              (size_t)((plane + per_item - 1) / per_item), (size_t)p->batch};
+    return runtime_launch(ctx, kernel, "conv2d_pointwise", sizeof(args) / sizeof(args[0]), args, 3,
+                          global, local);
+}
+
+clcnn_status conv2d_forward_pointwise(clcnn_context *ctx, const direct_config *config,
+                                      const conv2d_params *p, cl_mem input, cl_mem weight,
+                                      cl_mem bias, cl_mem output) {
+    return pointwise_products(ctx, config, p, p, "conv2d_transpose_for_forward", input, weight,
+                              bias, output, forward_epilogue(p));
+}
+
+clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_config *config,
+                                            const conv2d_params *p, cl_mem grad_output,
+                                            cl_mem weight, cl_mem grad_input, int accumulate) {
+    const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
+    return pointwise_products(ctx, config, p, &as_forward, "conv2d_transpose_for_backward_data",
+                              grad_output, weight, NULL, grad_input,
+                              accumulate ? EPILOGUE_ACCUMULATE : 0);
 }
 
 /* ---- backward data ---------------------------------------------------------------------- */
@@ -1259,11 +1335,7 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     if (status != CLCNN_OK)
         return status;
     const conv_step *step = &plan->backward_data;
-    /* The phases on the register-blocked kernels, which alone can add. */
-    if (conv2d_backward_data_accumulates(plan, p))
-        return backward_data_phases(ctx, &step->config, p, grad_output, weight, grad_input,
-                                    accumulate, shared);
-    if (accumulate)
+    if (accumulate && !conv2d_backward_data_accumulates(plan, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d: this plan's backward-data cannot add to its output");
     switch (step->kernels) {
@@ -1272,9 +1344,16 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     case CONV_WINOGRAD:
     case CONV_WINOGRAD_FUSED:
         return conv2d_backward_data_winograd(ctx, step, p, grad_output, weight, grad_input);
+    case CONV_POINTWISE:
+        return conv2d_backward_data_pointwise(ctx, &step->config, p, grad_output, weight,
+                                              grad_input, accumulate);
     case CONV_ROWS:
         return conv2d_backward_data_rows(ctx, p, grad_output, weight, grad_input);
     case CONV_DIRECT:
+        /* The phases, which can add to grad_input, wherever they run. */
+        if (backward_data_runs_phases(p))
+            return backward_data_phases(ctx, &step->config, p, grad_output, weight, grad_input,
+                                        accumulate, shared);
         return conv2d_backward_data_direct(ctx, &step->config, p, grad_output, weight, grad_input);
     case CONV_TILED:
         break;
@@ -1284,7 +1363,8 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
 }
 
 int conv2d_backward_data_accumulates(const conv2d_plan *plan, const conv2d_params *p) {
-    return plan->backward_data.kernels == CONV_DIRECT && backward_data_runs_phases(p);
+    return plan->backward_data.kernels == CONV_POINTWISE ||
+           (plan->backward_data.kernels == CONV_DIRECT && backward_data_runs_phases(p));
 }
 
 clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
@@ -1787,6 +1867,42 @@ clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *
                                    NULL);
 }
 
+/* Tuning's verdict on the pointwise kernel for an operation and shape, as
+ * Winograd's: a configuration whose positions field says chosen (1) or not
+ * (2). */
+enum { POINTWISE_CHOSEN = 1, POINTWISE_NOT_CHOSEN = 2 };
+
+static const char *pointwise_key(const char *operation) {
+    return strcmp(operation, "forward") == 0 ? "pointwise_forward" : "pointwise_backward_data";
+}
+
+int conv2d_pointwise_possible(const char *operation, const conv2d_params *p) {
+    return strcmp(operation, "backward_weights") != 0 && conv2d_pointwise_fits(p);
+}
+
+int conv2d_runs_pointwise(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
+    if (!ctx->config.pointwise || !use_direct_kernels(ctx) ||
+        !conv2d_pointwise_possible(operation, p))
+        return 0;
+    if (ctx->config.pointwise > 0)
+        return 1;
+    direct_config verdict;
+    return !ctx->config.direct_forced &&
+           tuning_lookup(ctx, pointwise_key(operation), p, &verdict) &&
+           verdict.wpt_p == POINTWISE_CHOSEN;
+}
+
+int conv2d_pointwise_judged(const clcnn_context *ctx, const char *operation,
+                            const conv2d_params *p) {
+    return tuning_has(ctx, pointwise_key(operation), p);
+}
+
+clcnn_status conv2d_remember_pointwise(clcnn_context *ctx, const char *operation,
+                                       const conv2d_params *p, int chosen) {
+    const direct_config verdict = {1, 1, chosen ? POINTWISE_CHOSEN : POINTWISE_NOT_CHOSEN, 1};
+    return tuning_remember(ctx, pointwise_key(operation), p, &verdict);
+}
+
 int conv2d_runs_direct(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
     const conv2d_plan plan = conv2d_plan_for(ctx, p);
     const conv_step *step = strcmp(operation, "forward") == 0         ? &plan.forward
@@ -1807,6 +1923,8 @@ static conv_step choose_step(const clcnn_context *ctx, const char *operation,
         step.kernels = CONV_DEPTHWISE;
     } else if (winograd) {
         step = winograd_step(ctx, operation, p, winograd);
+    } else if (conv2d_runs_pointwise(ctx, operation, p)) {
+        step = (conv_step){CONV_POINTWISE, conv2d_pointwise_config(ctx)};
     } else if (use_direct_kernels(ctx) && rows) {
         step.kernels = CONV_ROWS;
     } else if (use_direct_kernels(ctx)) {

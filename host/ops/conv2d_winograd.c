@@ -97,7 +97,7 @@ static size_t round_up(int64_t items, size_t multiple) {
 direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p) {
     (void)p;
     const cl_uint width = ctx->preferred_vector_width;
-    const direct_config wide = {16, 2, 8, 4}, narrow = {width >= 8 ? 8 : 4, 2, 6, 4};
+    const direct_config wide = {16, 4, 6, 4}, narrow = {width >= 8 ? 8 : 4, 2, 6, 4};
     return width >= 16 ? wide : narrow;
 }
 
