@@ -114,6 +114,8 @@ static void check_invalid_overrides(void) {
     check_refused("CLCNN_AUTOTUNE", "2");
     check_refused("CLCNN_WINOGRAD", "on");
     check_refused("CLCNN_WINOGRAD", "2");
+    check_refused("CLCNN_POINTWISE", "on");
+    check_refused("CLCNN_POINTWISE", "2");
     check_refused("CLCNN_FUSE", "yes");
 
     /* The command line tool selects its device before it reads the network. */

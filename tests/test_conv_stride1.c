@@ -46,15 +46,19 @@
 
 enum { FORWARD_SHAPES = 150, BACKWARD_SHAPES = 120, DIFFERENCE_SHAPES = 12 };
 
-/* A path: its name, the kernel that runs once per call on it. */
+/* A path: its name, the kernel that runs once per call on it (as the
+ * profile names it in a forward and in a backward-data). */
 typedef struct stride1_path {
-    const char *name, *kernel;
+    const char *name, *kernel, *backward_kernel;
     int winograd, pointwise;
 } stride1_path;
-static const stride1_path rows_path = {"row kernel", "conv2d_forward_rows", 0, 0};
-static const stride1_path winograd_path = {"Winograd", "winograd_transform_tiles", 1, 0};
-static const stride1_path fused_path = {"fused Winograd", "winograd_fused", 2, 0};
-static const stride1_path pointwise_path = {"pointwise", "conv2d_pointwise", 0, 1};
+static const stride1_path rows_path = {"row kernel", "conv2d_forward_rows", "conv2d_forward_rows",
+                                       0, 0};
+static const stride1_path winograd_path = {"Winograd", "winograd_transform_tiles",
+                                           "winograd_transform_tiles", 1, 0};
+static const stride1_path fused_path = {"fused Winograd", "winograd_fused", "winograd_fused", 2, 0};
+static const stride1_path pointwise_path = {"pointwise", "conv2d_pointwise",
+                                            "conv2d_pointwise_backward_data", 0, 1};
 
 static int upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
     const size_t bytes = sizeof(float) * (size_t)(count > 0 ? count : 1);
@@ -400,13 +404,13 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
             free(x);
         }
         conv2d_backward_data_ref(&p, g, w, reference);
-        const int before = launches_of(ctx, path->kernel);
+        const int before = launches_of(ctx, path->backward_kernel);
         choose_fused_config(ctx, path, index, "backward_data", &p);
         cl_mem gb = NULL, wb = NULL, xb = NULL;
         if (upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) && upload(ctx, dx, nx, &xb) &&
             CHECK_OK(ctx, conv2d_backward_data(ctx, &p, gb, wb, xb)))
             download(ctx, xb, dx, nx);
-        const int took_path = launches_of(ctx, path->kernel) == before + 1;
+        const int took_path = launches_of(ctx, path->backward_kernel) == before + 1;
         taken += took_path;
         buffer_release(&gb);
         buffer_release(&wb);

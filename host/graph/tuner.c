@@ -92,10 +92,16 @@ static clcnn_status random_buffer(clcnn_context *ctx, rng *r, size_t count, cl_m
 }
 
 /* The operation on step's kernels: the direct kernels' configuration
- * (CONV_DIRECT) or Winograd F(2x2, 3x3) (CONV_WINOGRAD, CONV_WINOGRAD_FUSED). */
+ * (CONV_DIRECT), the pointwise kernel (CONV_POINTWISE) or Winograd F(2x2,
+ * 3x3) (CONV_WINOGRAD, CONV_WINOGRAD_FUSED). */
 static clcnn_status run_operation(clcnn_context *ctx, int operation, const conv_step *step,
                                   const conv2d_params *p, const tune_buffers *b) {
     const direct_config *c = &step->config;
+    if (step->kernels == CONV_POINTWISE)
+        return operation == 0
+                   ? conv2d_forward_pointwise(ctx, c, p, b->input, b->weight, b->bias, b->output)
+                   : conv2d_backward_data_pointwise(ctx, c, p, b->grad_output, b->weight,
+                                                    b->grad_input, 0);
     if (step->kernels != CONV_DIRECT) {
         if (operation == 0)
             return conv2d_forward_winograd(ctx, step, p, b->input, b->weight, 0, b->bias, b->output,
@@ -233,44 +239,37 @@ static int autotune_candidates(const clcnn_context *ctx, int operation, const co
 }
 
 /* What tuning one operation found: candidates[winner] took best seconds,
- * the first (the default) first seconds; for a stride-1 3x3 convolution
- * also the best seconds of Winograd's fastest kernels (winograd_kernels)
- * and the winner's in the same rounds (0 where not timed), and whether
- * Winograd won. */
+ * the first (the default) first seconds; where another algorithm was raced
+ * against the winner (Winograd F(2x2, 3x3) for a stride-1 3x3 convolution,
+ * the pointwise kernel for a 1x1 one), the best seconds of its fastest
+ * kernels (alternative_kernels) and the winner's in the same rounds (0
+ * where none was), and whether it won. */
 typedef struct tune_result {
     int winner;
     double best, first;
-    double winograd, winograd_direct;
-    int winograd_kernels, winograd_won;
+    double alternative, alternative_direct;
+    int alternative_kernels, alternative_won;
 } tune_result;
 
-/* Winograd against the direct kernels' winner `direct`: rounds (more_winograd_rounds)
- * of one run each of Winograd's kernels (the products', and the fused kernel
- * where it can run) and of the direct kernels, turn about, after a warm-up,
- * the hopeless ones dropped (AUTOTUNE_HOPELESS).
- * The faster of Winograd's kernels wins as a configuration does in
- * autotuning: its best time AUTOTUNE_MARGIN_PERCENT below the direct
- * kernels' (the same rule for clcnn tune: it changes the floats, by
- * Winograd's rounding, so it must clearly pay). */
-static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direct_config *direct,
-                                  const conv2d_params *p, const tune_buffers *b,
-                                  tune_result *result) {
-    const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
-    conv_step variants[1 + WINOGRAD_FUSED_CONFIGS];
-    int count = 0;
-    variants[count++] = (conv_step){CONV_WINOGRAD, conv2d_winograd_products_config(ctx, &forward)};
-    if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward)) {
-        direct_config fused[WINOGRAD_FUSED_CONFIGS];
-        const int fused_count = conv2d_winograd_fused_configs(ctx, fused);
-        for (int i = 0; i < fused_count; i++)
-            variants[count++] = (conv_step){CONV_WINOGRAD_FUSED, fused[i]};
-    }
+/* count variants of another algorithm against the direct kernels' winner
+ * `direct`: rounds (more_winograd_rounds) of one run each of the variants
+ * and of the direct kernels, turn about, after a warm-up, the hopeless
+ * ones dropped (AUTOTUNE_HOPELESS). The fastest variant wins as a
+ * configuration does in autotuning: its best time AUTOTUNE_MARGIN_PERCENT
+ * below the direct kernels' (the same rule for clcnn tune: Winograd changes
+ * the floats, by its rounding, so it must clearly pay). Its index goes to
+ * *fastest_out, the figures to result. */
+static clcnn_status race_alternatives(clcnn_context *ctx, int operation,
+                                      const direct_config *direct, const conv2d_params *p,
+                                      const tune_buffers *b, const conv_step *variants, int count,
+                                      int *fastest_out, tune_result *result) {
+    enum { MOST_VARIANTS = 1 + WINOGRAD_FUSED_CONFIGS };
     const conv_step direct_step = {CONV_DIRECT, *direct};
-    double best[1 + WINOGRAD_FUSED_CONFIGS] = {0.0}, best_direct = 0.0, unused = 0.0;
+    double best[MOST_VARIANTS] = {0.0}, best_direct = 0.0, unused = 0.0;
     clcnn_status status = CLCNN_OK;
     for (int v = 0; v < count && status == CLCNN_OK; v++)
         status = time_runs(ctx, operation, &variants[v], p, b, 1, 0, &unused);
-    int timed[1 + WINOGRAD_FUSED_CONFIGS], left = count;
+    int timed[MOST_VARIANTS], left = count;
     for (int v = 0; v < count; v++)
         timed[v] = 1;
     const double start = clock_seconds();
@@ -301,12 +300,59 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
     int fastest = 0;
     for (int v = 1; v < count; v++)
         fastest = best[v] < best[fastest] ? v : fastest;
-    result->winograd = best[fastest];
-    result->winograd_direct = best_direct;
-    result->winograd_kernels = variants[fastest].kernels;
-    result->winograd_won = clearly_faster(best[fastest], best_direct);
+    *fastest_out = fastest;
+    result->alternative = best[fastest];
+    result->alternative_direct = best_direct;
+    result->alternative_kernels = variants[fastest].kernels;
+    result->alternative_won = clearly_faster(best[fastest], best_direct);
+    return CLCNN_OK;
+}
+
+/* Winograd's kernels (the products', and the fused kernel where it can run)
+ * against the direct kernels' winner; the verdict is remembered. */
+static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direct_config *direct,
+                                  const conv2d_params *p, const tune_buffers *b,
+                                  tune_result *result) {
+    const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
+    conv_step variants[1 + WINOGRAD_FUSED_CONFIGS];
+    int count = 0, fastest = 0;
+    variants[count++] = (conv_step){CONV_WINOGRAD, conv2d_winograd_products_config(ctx, &forward)};
+    if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward)) {
+        direct_config fused[WINOGRAD_FUSED_CONFIGS];
+        const int fused_count = conv2d_winograd_fused_configs(ctx, fused);
+        for (int i = 0; i < fused_count; i++)
+            variants[count++] = (conv_step){CONV_WINOGRAD_FUSED, fused[i]};
+    }
+    clcnn_status status =
+        race_alternatives(ctx, operation, direct, p, b, variants, count, &fastest, result);
+    if (status != CLCNN_OK)
+        return status;
     return conv2d_remember_winograd(ctx, tune_operations[operation], p,
-                                    result->winograd_won ? &variants[fastest] : NULL);
+                                    result->alternative_won ? &variants[fastest] : NULL);
+}
+
+/* The pointwise kernel against the direct kernels' winner; the verdict is remembered. */
+static clcnn_status tune_pointwise(clcnn_context *ctx, int operation, const direct_config *direct,
+                                   const conv2d_params *p, const tune_buffers *b,
+                                   tune_result *result) {
+    const conv_step pointwise = {CONV_POINTWISE, conv2d_pointwise_config(ctx)};
+    int fastest = 0;
+    clcnn_status status =
+        race_alternatives(ctx, operation, direct, p, b, &pointwise, 1, &fastest, result);
+    if (status != CLCNN_OK)
+        return status;
+    return conv2d_remember_pointwise(ctx, tune_operations[operation], p, result->alternative_won);
+}
+
+/* Whether tuning races the pointwise kernel for operation of p: it can run
+ * it, nothing forces a choice, and the planes hold a work-item's positions
+ * (on smaller ones most of its lanes would be empty: a dense layer's 1x1
+ * planes among them). */
+static int races_pointwise(const clcnn_context *ctx, int operation, const conv2d_params *p) {
+    const direct_config c = conv2d_pointwise_config(ctx);
+    return ctx->config.pointwise < 0 && !ctx->config.direct_forced &&
+           conv2d_pointwise_possible(tune_operations[operation], p) &&
+           p->in_height * p->in_width >= c.vw * c.nv;
 }
 
 /* Times the counts[op] candidates of each operation with any on shape p,
@@ -389,9 +435,10 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         if (status == CLCNN_OK && counts[op] > 0)
             status = tuning_remember(ctx, tune_operations[op], p, &candidates[op][result->winner]);
         if (status == CLCNN_OK && counts[op] > 0 && ctx->config.winograd < 0 &&
-            conv2d_winograd_possible(ctx, tune_operations[op], p)) {
+            conv2d_winograd_possible(ctx, tune_operations[op], p))
             status = tune_winograd(ctx, op, &candidates[op][result->winner], p, &b, result);
-        }
+        if (status == CLCNN_OK && counts[op] > 0 && races_pointwise(ctx, op, p))
+            status = tune_pointwise(ctx, op, &candidates[op][result->winner], p, &b, result);
     }
     release_tune_buffers(&b);
     return status;
@@ -421,29 +468,34 @@ clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, 
                     "candidates)\n",
                     l->name, tune_operations[op], c->vw, c->nv, c->wpt_p, results[op].best * 1e3,
                     results[op].first * 1e3, counts[op]);
-        if (results[op].winograd > 0.0)
+        const int kernels = results[op].alternative_kernels;
+        if (results[op].alternative > 0.0)
             text_append(report, size, used,
-                        "%-12s %-16s Winograd%s: %8.3f ms against %8.3f ms in the same rounds, "
-                        "%s\n",
+                        "%-12s %-16s %s: %8.3f ms against %8.3f ms in the same rounds, %s\n",
                         l->name, tune_operations[op],
-                        results[op].winograd_kernels == CONV_WINOGRAD_FUSED ? " (fused)" : "",
-                        results[op].winograd * 1e3, results[op].winograd_direct * 1e3,
-                        results[op].winograd_won ? "chosen" : "not chosen");
+                        kernels == CONV_POINTWISE        ? "pointwise kernel"
+                        : kernels == CONV_WINOGRAD_FUSED ? "Winograd (fused)"
+                                                         : "Winograd",
+                        results[op].alternative * 1e3, results[op].alternative_direct * 1e3,
+                        results[op].alternative_won ? "chosen" : "not chosen");
     }
     return status;
 }
 
 /* Whether shape p's operation is worth tuning here: it runs on the tuned
- * kernels, the table lacks it, and its buffers fit the device (where they
- * do not, the plan says so). */
+ * kernels, the table lacks it (or the pointwise kernel's verdict on it), and
+ * its buffers fit the device (where they do not, the plan says so). */
 static int autotune_wants(const clcnn_context *ctx, int operation, const conv2d_params *p) {
     const uint64_t in_bytes =
         sizeof(float) * (uint64_t)p->batch * p->in_channels * p->in_height * p->in_width;
     const uint64_t out_bytes =
         sizeof(float) * (uint64_t)p->batch * p->out_channels * p->out_height * p->out_width;
+    /* A shape tuned before the pointwise kernel existed is tuned again to judge it. */
+    const int unjudged = races_pointwise(ctx, operation, p) &&
+                         !conv2d_pointwise_judged(ctx, tune_operations[operation], p);
     return conv2d_runs_direct(ctx, tune_operations[operation], p) &&
-           !tuning_has(ctx, tune_operations[operation], p) && in_bytes <= ctx->max_alloc_bytes &&
-           out_bytes <= ctx->max_alloc_bytes;
+           (!tuning_has(ctx, tune_operations[operation], p) || unjudged) &&
+           in_bytes <= ctx->max_alloc_bytes && out_bytes <= ctx->max_alloc_bytes;
 }
 
 /* The batch layer l is tuned at: AUTOTUNE_BATCH images, or for outputs of

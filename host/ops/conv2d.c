@@ -904,11 +904,13 @@ direct_config conv2d_pointwise_config(const clcnn_context *ctx) {
 
 /* kernels/conv2d_direct.cl's conv2d_pointwise for the pointwise product
  * `as_forward` (the forward of p, or the forward that is p's backward-data):
- * the filters of p transposed by transpose_kernel, then one launch. */
+ * the filters of p transposed by transpose_kernel, then one launch,
+ * profiled as `what` (clcnn bench counts a backward-data's launch there by
+ * its name). */
 static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *config,
                                        const conv2d_params *p, const conv2d_params *as_forward,
-                                       const char *transpose_kernel, cl_mem input, cl_mem weight,
-                                       cl_mem bias, cl_mem output, int epilogue) {
+                                       const char *transpose_kernel, const char *what, cl_mem input,
+                                       cl_mem weight, cl_mem bias, cl_mem output, int epilogue) {
     const int outputs = as_forward->out_channels, reduced = as_forward->in_channels;
     const int padded = (outputs + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
     cl_mem transposed = NULL;
@@ -932,15 +934,15 @@ static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *
     const size_t local[3] = {(size_t)config->group, 1, 1};
     const size_t global[3] = {(size_t)(padded / config->wpt_p),
                               (size_t)((plane + per_item - 1) / per_item), (size_t)p->batch};
-    return runtime_launch(ctx, kernel, "conv2d_pointwise", sizeof(args) / sizeof(args[0]), args, 3,
-                          global, local);
+    return runtime_launch(ctx, kernel, what, sizeof(args) / sizeof(args[0]), args, 3, global,
+                          local);
 }
 
 clcnn_status conv2d_forward_pointwise(clcnn_context *ctx, const direct_config *config,
                                       const conv2d_params *p, cl_mem input, cl_mem weight,
                                       cl_mem bias, cl_mem output) {
-    return pointwise_products(ctx, config, p, p, "conv2d_transpose_for_forward", input, weight,
-                              bias, output, forward_epilogue(p));
+    return pointwise_products(ctx, config, p, p, "conv2d_transpose_for_forward", "conv2d_pointwise",
+                              input, weight, bias, output, forward_epilogue(p));
 }
 
 clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_config *config,
@@ -948,8 +950,8 @@ clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_con
                                             cl_mem weight, cl_mem grad_input, int accumulate) {
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
     return pointwise_products(ctx, config, p, &as_forward, "conv2d_transpose_for_backward_data",
-                              grad_output, weight, NULL, grad_input,
-                              accumulate ? EPILOGUE_ACCUMULATE : 0);
+                              "conv2d_pointwise_backward_data", grad_output, weight, NULL,
+                              grad_input, accumulate ? EPILOGUE_ACCUMULATE : 0);
 }
 
 /* ---- backward data ---------------------------------------------------------------------- */
