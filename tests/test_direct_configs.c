@@ -134,6 +134,65 @@ static double check_shape(clcnn_context *ctx, const direct_config *c, const conv
     return worst;
 }
 
+/* Launches of the kernel `name` so far (the context profiles them). */
+static int launches_of(const clcnn_context *ctx, const char *name) {
+    int launches = 0;
+    for (int i = 0; i < PROFILE_ENTRIES; i++)
+        if (strcmp(ctx->profile[i].name, name) == 0)
+            launches += ctx->profile[i].launches;
+    return launches;
+}
+
+/* A strided forward whose positions lie along the output's rows
+ * (-DROW_POSITIONS, which needs AVX-512's 32 vector registers: the device
+ * is made to report 16-float vectors) reads its planar input itself,
+ * padding and all, with no zero-padded copy: random shapes of 1-40
+ * channels (below 64, planar) with padding 1-2 and an output width a
+ * work-item's run divides, under every configuration, against float64 sums
+ * at 1e-5, and no conv2d_pad_input launched. */
+static void check_strided_unpadded(clcnn_context *ctx, test_rng *r) {
+    const cl_uint device_width = ctx->preferred_vector_width;
+    ctx->preferred_vector_width = 16;
+    CHECK_OK(ctx, clcnn_profile_enable(ctx, 1));
+    double worst = 0.0;
+    int shapes = 0, padded = 0;
+    for (int i = 0; i < CONFIG_COUNT; i++) {
+        for (int s = 0; s < 8; s++) {
+            conv2d_params p = {0};
+            random_shape(r, &p, 3);
+            p.stride_w = test_rand_int(r, 2, 3);
+            p.pad_top = test_rand_int(r, 1, 2);
+            p.pad_left = test_rand_int(r, 1, 2);
+            /* A multiple of 4-7 positions, which a run of 4-7 (or 4-14
+             * with one vector of channels) divides; the right padding 0-2. */
+            p.out_width = test_rand_int(r, 4, 7) * test_rand_int(r, 1, 3);
+            p.in_width = (p.out_width - 1) * p.stride_w + 3 - p.pad_left - test_rand_int(r, 0, 2);
+            p.out_height = (p.in_height + 2 * p.pad_top - 3) / p.stride_h + 1;
+            if (p.out_height < 1 || p.in_width < 1) {
+                s--;
+                continue;
+            }
+            const int before = launches_of(ctx, "conv2d_pad_input");
+            const double error = check_shape(ctx, &configs[i], &p, r);
+            padded += launches_of(ctx, "conv2d_pad_input") - before;
+            shapes++;
+            worst = error > worst ? error : worst;
+            if (!CHECK(error <= 1e-5))
+                printf("FAILED: unpadded strided forward, vw %d nv %d wpt %d: N=%d C=%d H=%d W=%d "
+                       "K=%d stride %dx%d pad %d/%d out %dx%d: error %.3g\n",
+                       configs[i].vw, configs[i].nv, configs[i].wpt_p, p.batch, p.in_channels,
+                       p.in_height, p.in_width, p.out_channels, p.stride_h, p.stride_w, p.pad_top,
+                       p.pad_left, p.out_height, p.out_width, error);
+        }
+    }
+    CHECK(padded == 0);
+    printf("strided forward from the input itself: %d shapes, %d padded copies, worst error "
+           "%.3g\n",
+           shapes, padded, worst);
+    CHECK_OK(ctx, clcnn_profile_enable(ctx, 0));
+    ctx->preferred_vector_width = device_width;
+}
+
 /* The three operations of a random shape under every configuration,
  * against the first's floats bit for bit: the sums run in an order that the
  * shape alone sets. Channels up to 140, so that some 3x3 shapes run the
@@ -231,6 +290,7 @@ int main(void) {
                "worst error %.3g\n",
                c->vw, c->nv, c->wpt_p, c->group, SHAPES_PER_CONFIG, worst);
     }
+    check_strided_unpadded(ctx, &r);
     /* Every other shape 3x3, whose taps the configurations of 9 and 18 take by whole channels. */
     for (int s = 0; s < SAME_FLOATS_SHAPES; s++)
         check_same_floats(ctx, &r, s % 2 ? 3 : 0);
