@@ -316,6 +316,36 @@ int reaching_row(const int ih, const int r, const int pad_top, const int dilatio
     return dh < 0 || oh * stride_h != dh || oh >= OH ? -1 : oh;
 }
 
+#if ROW_VECTORS
+/* Stride 2 along the row: the even and the odd input columns of a chunk
+ * each take their gradient from a run of adjacent output columns, so
+ * backward-data sums them as two vectors of half the width and interleaves
+ * those (interleave_halves) into the chunk. */
+#if WPT_W == 16
+#define HALF_W 8
+#define INTERLEAVE_MASK (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)
+#elif WPT_W == 8
+#define HALF_W 4
+#define INTERLEAVE_MASK (uint8)(0, 4, 1, 5, 2, 6, 3, 7)
+#else
+#define HALF_W 2
+#define INTERLEAVE_MASK (uint4)(0, 2, 1, 3)
+#endif
+typedef VECTOR_TYPE(HALF_W) half_row;
+#define interleave_halves(even, odd) shuffle2(even, odd, INTERLEAVE_MASK)
+
+/* HALF_W floats of a row `width` long from column `start` on, zeros for
+ * the columns outside it. */
+half_row row_half(const __global float *row, const int start, const int width) {
+    if (start >= 0 && start + HALF_W <= width)
+        return VECTOR_LOAD(HALF_W)(0, row + start);
+    float lanes[HALF_W] VECTOR_ALIGNED;
+    for (int j = 0; j < HALF_W; j++)
+        lanes[j] = start + j >= 0 && start + j < width ? row[start + j] : 0.0f;
+    return VECTOR_LOAD(HALF_W)(0, lanes);
+}
+#endif
+
 /* grad_input[n, ci, ih, iw] = sum over the Kg output channels k of ci's group
  * and taps r, s with ih = oh*stride_h - pad_top + r*dilation_h (and the same
  * along the width) for some oh in [0, OH) of
@@ -411,6 +441,55 @@ __kernel void conv2d_depthwise_backward_data(const __global float *restrict grad
             for (int i = 0; i < TILE_ROWS; i++)
                 if (i < rows)
                     store_row_lanes(total[i], out + i * W + first_iw, W - first_iw);
+            continue;
+        }
+        /* Stride 2 along the row: tap s reaches the input columns iw with
+         * iw + pad_left - s * dilation_w = 2 ow, the even or the odd ones of
+         * the chunk (first_iw is even), from the output columns start,
+         * start + 1, ...: one half vector of gradient per tap and row (the
+         * scalar walk below, phase by phase, had run 13 times as long as
+         * the forward at 64 channels, 56x56). Each input's sum takes its
+         * taps in the same order as there, without the ones that do not
+         * reach it. */
+        if (stride_w == 2) {
+            half_row even[TILE_ROWS] VECTOR_ALIGNED, odd[TILE_ROWS] VECTOR_ALIGNED;
+#pragma unroll
+            for (int i = 0; i < TILE_ROWS; i++)
+                even[i] = odd[i] = 0.0f;
+            for (int k = group * Kg; k < (group + 1) * Kg; k++) {
+                const __global float *gradient = grad_output + (n * K + k) * OH * OW;
+                const __global float *filter = weight + (k * Cg + c) * R * S;
+                for (int r = 0; r < R; r++) {
+                    int oh[TILE_ROWS];
+#pragma unroll
+                    for (int i = 0; i < TILE_ROWS; i++)
+                        oh[i] = i < rows ? reaching_row(first_ih + i, r, pad_top, dilation_h,
+                                                        stride_h, OH)
+                                         : -1;
+                    TILE_S_UNROLL for (int s = 0; s < TILE_S; s++) {
+                        const int shift = pad_left - s * dilation_w;
+                        const int odd_lanes = shift & 1;
+                        /* An even number halved exactly, negative ones too. */
+                        const int start = (first_iw + odd_lanes + shift) >> 1;
+                        const half_row w = (half_row)(filter[r * S + s]);
+#pragma unroll
+                        for (int i = 0; i < TILE_ROWS; i++) {
+                            if (oh[i] < 0)
+                                continue;
+                            const half_row g = row_half(gradient + oh[i] * OW, start, OW);
+                            if (odd_lanes)
+                                odd[i] = fma(w, g, odd[i]);
+                            else
+                                even[i] = fma(w, g, even[i]);
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < TILE_ROWS; i++)
+                if (i < rows)
+                    store_row_lanes(interleave_halves(even[i], odd[i]), out + i * W + first_iw,
+                                    W - first_iw);
             continue;
         }
 #endif

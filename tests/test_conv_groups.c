@@ -19,8 +19,9 @@
  *    - the depthwise kernels (kernels/conv2d_depthwise.cl), which are
  *      correct for any number of channels per group although the library
  *      only picks them for one, as each family builds them (one result per
- *      work-item for the tiled family, 8 results on each of 8 rows for the
- *      register-blocked one);
+ *      work-item for the tiled family, 8 or 16 results on each of 8 rows for
+ *      the register-blocked one: a third as many shapes run again as a
+ *      device of the other vector width);
  *    - the public entry points with each family selected (as CLCNN_CONV
  *      would), i.e. what a layer runs, with the configurations the library
  *      picks for the shape.
@@ -760,6 +761,14 @@ int main(void) {
     const double start = clock_seconds();
     CHECK(tile_config_valid(ctx, &extra_tiles));
     run_random_shapes(ctx, test_scaled_count(RANDOM_SHAPES), 7);
+    /* The register-blocked family's depthwise kernels take 16 results a
+     * step where the device prefers 16-float vectors (and rows are longer
+     * than 8), 8 elsewhere: the other width's too, on a third as many. */
+    const cl_uint width = ctx->preferred_vector_width;
+    ctx->preferred_vector_width = width >= 16 ? 8 : 16;
+    printf("as a device that prefers %u-float vectors:\n", ctx->preferred_vector_width);
+    run_random_shapes(ctx, test_scaled_count(RANDOM_SHAPES) / 3, 8);
+    ctx->preferred_vector_width = width;
     run_finite_differences(ctx, test_scaled_count(FINITE_DIFFERENCE_SHAPES), 17);
     printf("time: %.1f s\n", clock_seconds() - start);
     clcnn_context_destroy(ctx);

@@ -720,12 +720,19 @@ static int depthwise_kernel_args(const cl_mem *buffers, int buffer_count, const 
     return count;
 }
 
-/* Results per work-item step along a row (-DWPT_W): one on devices that run
- * the tiled kernels (GPUs), 8 on CPU devices, where a work-item walks its
- * whole row in vectors of 8 (16 was 10-30 % slower on AMD EPYC, AVX2: more
- * of a row's results fell in its scalar edges). */
-static int depthwise_results_per_item(const clcnn_context *ctx) {
-    return use_direct_kernels(ctx) ? 8 : 1;
+/* Results per work-item step along a row `row` long (-DWPT_W): one on
+ * devices that run the tiled kernels (GPUs); on CPU devices, where a
+ * work-item walks its whole row in vectors, 16 where the device prefers
+ * 16-float vectors and the row is longer than 8, else 8. 16 was 10-30 %
+ * slower on AMD EPYC with AVX2 (more of a row's results fell in its scalar
+ * edges); on a Xeon with AVX-512, 3x3, fastest forwards: 112x112 with 32
+ * channels 1.46 -> 1.10 ms, 56x56 with 64 3.58-3.62 -> 3.15-3.27, 28x28 with
+ * 128 2.51 -> 2.33, 14x14 with 256 1.89 -> 1.76, but 7x7 with 512 1.29 ->
+ * 1.37. */
+static int depthwise_results_per_item(const clcnn_context *ctx, int row) {
+    if (!use_direct_kernels(ctx))
+        return 1;
+    return ctx->preferred_vector_width >= 16 && row > 8 ? 16 : 8;
 }
 
 /* Rows per work-item of the forward and backward-data kernels (-DTILE_ROWS):
@@ -739,11 +746,11 @@ static int depthwise_rows_per_item(const clcnn_context *ctx) {
  * forward's and backward-data's loop over a tap row then unrolls (64
  * channels at 56x56, 3x3, batch 32, AMD EPYC with AVX-512: forward 3.15-3.33
  * -> 2.81-2.96 ms, backward-data 3.20-3.36 -> 2.95-3.29 ms). */
-static clcnn_status depthwise_kernel(clcnn_context *ctx, const char *name, int taps_s,
+static clcnn_status depthwise_kernel(clcnn_context *ctx, const char *name, int taps_s, int row,
                                      cl_kernel *kernel) {
     char options[64];
     int used = snprintf(options, sizeof(options), "-DWPT_W=%d -DTILE_ROWS=%d",
-                        depthwise_results_per_item(ctx), depthwise_rows_per_item(ctx));
+                        depthwise_results_per_item(ctx, row), depthwise_rows_per_item(ctx));
     if (taps_s >= 1 && taps_s <= 7)
         snprintf(options + used, sizeof(options) - (size_t)used, " -DTAPS_S=%d", taps_s);
     return runtime_get_kernel(ctx, "conv2d_depthwise", name, options, kernel);
@@ -754,7 +761,7 @@ static clcnn_status depthwise_kernel(clcnn_context *ctx, const char *name, int t
  * (divisions included) then comes once a tile rather than once a vector. */
 static void depthwise_rows_launch(const clcnn_context *ctx, int planes, int rows, int columns,
                                   size_t *global, size_t *local) {
-    const int per_item = depthwise_results_per_item(ctx);
+    const int per_item = depthwise_results_per_item(ctx, columns);
     local[0] = per_item == 1 ? 16 : 1;
     local[1] = per_item == 1 ? 4 : 1;
     local[2] = 1;
@@ -766,7 +773,8 @@ static void depthwise_rows_launch(const clcnn_context *ctx, int planes, int rows
 clcnn_status conv2d_forward_depthwise(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                       cl_mem weight, cl_mem bias, cl_mem output) {
     cl_kernel kernel;
-    clcnn_status status = depthwise_kernel(ctx, "conv2d_depthwise_forward", p->kernel_w, &kernel);
+    clcnn_status status =
+        depthwise_kernel(ctx, "conv2d_depthwise_forward", p->kernel_w, p->out_width, &kernel);
     if (status != CLCNN_OK)
         return status;
     size_t global[3], local[3];
@@ -786,7 +794,7 @@ clcnn_status conv2d_backward_data_depthwise(clcnn_context *ctx, const conv2d_par
                                             cl_mem grad_output, cl_mem weight, cl_mem grad_input) {
     cl_kernel kernel;
     clcnn_status status =
-        depthwise_kernel(ctx, "conv2d_depthwise_backward_data", p->kernel_w, &kernel);
+        depthwise_kernel(ctx, "conv2d_depthwise_backward_data", p->kernel_w, p->in_width, &kernel);
     if (status != CLCNN_OK)
         return status;
     size_t global[3], local[3];
@@ -1750,12 +1758,12 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
                          "conv2d backward weights: no scratch buffer for %d slices", slices);
     /* On CPU devices, filters of up to 3 x 3 at stride 1 along the rows run
      * a work-item per filter channel, all its taps at once. */
-    const int per_channel = depthwise_results_per_item(ctx) > 1 && p->stride_w == 1 &&
-                            p->kernel_h <= 3 && p->kernel_w <= 3;
+    const int per_channel =
+        use_direct_kernels(ctx) && p->stride_w == 1 && p->kernel_h <= 3 && p->kernel_w <= 3;
     const char *name = per_channel ? "conv2d_depthwise_backward_weights_rows"
                                    : "conv2d_depthwise_backward_weights";
     cl_kernel kernel;
-    clcnn_status status = depthwise_kernel(ctx, name, 0, &kernel);
+    clcnn_status status = depthwise_kernel(ctx, name, 0, p->out_width, &kernel);
     if (status != CLCNN_OK)
         return status;
     const depthwise_args a = depthwise_args_of(p);
