@@ -256,11 +256,7 @@ void store_block_at(floatv acc[WPT_P][NV], __global float *output, const __globa
         for (int m = 0; m < count; m++) {
             const int at = (image[m] * STORE_STRIDE + channel) * plane + pixel[m];
             float lanes[VW];
-#if VW == 1
-            lanes[0] = whole ? finish_vector(acc[m][v], b, epilogue) : acc[m][v];
-#else
             store_vector(whole ? finish_vector(acc[m][v], b, epilogue) : acc[m][v], 0, lanes);
-#endif
             if (whole) {
 #pragma unroll
                 for (int j = 0; j < VW; j++)
@@ -324,11 +320,7 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
             float lanes[WPT_P][VW];
 #pragma unroll
             for (int m = 0; m < WPT_P; m++) {
-#if VW == 1
-                lanes[m][0] = finish_vector(acc[m][v], b, epilogue);
-#else
                 store_vector(finish_vector(acc[m][v], b, epilogue), 0, lanes[m]);
-#endif
             }
 #pragma unroll
             for (int j = 0; j < VW; j++) {
@@ -648,11 +640,7 @@ __kernel void conv2d_pointwise(const __global float *restrict input,
                 float lanes[VW];
                 for (int j = 0; j < VW; j++)
                     lanes[j] = v * VW + j < count ? row[v * VW + j] : 0.0f;
-#if VW == 1
-                x[v] = lanes[0];
-#else
                 x[v] = load_vector(0, lanes);
-#endif
             }
         }
         const __global float *w = weight_t + (size_t)c * K_padded;
@@ -679,11 +667,7 @@ __kernel void conv2d_pointwise(const __global float *restrict input,
                 continue;
             }
             float lanes[VW];
-#if VW == 1
-            lanes[0] = value;
-#else
             store_vector(value, 0, lanes);
-#endif
             for (int j = 0; j < VW && v * VW + j < count; j++)
                 store_output(out + v * VW + j, lanes[j], epilogue);
         }
@@ -1514,11 +1498,7 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
                 continue;
             }
             float lanes[VW];
-#if VW == 1
-            lanes[0] = total[m][v];
-#else
             store_vector(total[m][v], 0, lanes);
-#endif
             for (int j = 0; j < VW && channel + j < K; j++)
                 at[j * lane_step] = lanes[j];
         }
@@ -1612,11 +1592,7 @@ __kernel void conv2d_sum_direct_slices(const __global float *restrict partial,
  * channel. */
 void store_row_end(const floatv row_end, const int count, __global float *at) {
     float column[VW];
-#if VW == 1
-    column[0] = row_end;
-#else
     store_vector(row_end, 0, column);
-#endif
     const int epilogue = 0; /* stores, not additions */
     int i = 0;
     STORE_PIECE(8, count)
