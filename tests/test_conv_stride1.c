@@ -20,7 +20,8 @@
  * - the pointwise kernel (conv2d_pointwise, CLCNN_POINTWISE=1's setting)
  *   for 1x1 unpadded shapes of 1-40 channels whose planes of 1-192
  *   positions end in partial vectors, forward (bias, relu) and
- *   backward-data, also added to what the gradient holds.
+ *   backward-data, also added to what the gradient holds; and a tuning
+ *   verdict either way, which the plan follows.
  * Every case here is one the path must take, and the test asserts it did
  * (its launches, counted by the context's profile); each runs with the
  * vector widths of an AVX-512 CPU (16), an AVX2 CPU (8) and a GPU-style
@@ -604,6 +605,24 @@ static void check_pointwise_accumulate(clcnn_context *ctx, int vector_width, uin
            vector_width, shapes, worst);
 }
 
+/* A tuning verdict for the pointwise kernel, with nothing forced: chosen,
+ * the plan runs both operations on it; not chosen, on neither. */
+static void check_pointwise_verdicts(clcnn_context *ctx, uint64_t seed) {
+    test_rng rng = {seed};
+    const conv2d_params p = draw_pointwise_shape(&rng, 1);
+    ctx->config.pointwise = -1;
+    for (int chosen = 0; chosen <= 1; chosen++) {
+        CHECK_OK(ctx, conv2d_remember_pointwise(ctx, "forward", &p, chosen));
+        CHECK_OK(ctx, conv2d_remember_pointwise(ctx, "backward_data", &p, chosen));
+        const conv2d_plan plan = conv2d_plan_for(ctx, &p);
+        const int forward = plan.forward.kernels == CONV_POINTWISE;
+        const int data = plan.backward_data.kernels == CONV_POINTWISE;
+        if (!CHECK(forward == chosen && data == chosen))
+            printf("  pointwise verdict %d: forward %s, backward-data %s\n", chosen,
+                   forward ? "pointwise" : "not pointwise", data ? "pointwise" : "not pointwise");
+    }
+}
+
 static void check_fused_verdicts(clcnn_context *ctx, uint64_t seed) {
     test_rng rng = {seed};
     const conv2d_params p = draw_winograd_shape(&rng, 0);
@@ -642,6 +661,7 @@ int main(void) {
         ctx->preferred_vector_width = widths[i];
         const int vw = widths[i] >= 16 ? 16 : widths[i] >= 8 ? 8 : 4;
         check_fused_verdicts(ctx, 7001 + (uint64_t)i);
+        check_pointwise_verdicts(ctx, 7201 + (uint64_t)i);
         check_fused_channels(ctx, vw, 7101 + (uint64_t)i);
         const stride1_path *paths[4] = {&rows_path, &winograd_path, &fused_path, &pointwise_path};
         for (int j = 0; j < 4; j++) {

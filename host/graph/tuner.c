@@ -61,7 +61,7 @@ static int clearly_faster(double best, double default_best) {
     return best * 100.0 <= default_best * (100 - AUTOTUNE_MARGIN_PERCENT);
 }
 
-static int more_winograd_rounds(int round, double start) {
+static int more_race_rounds(int round, double start) {
     return round < AUTOTUNE_ROUNDS ||
            (round < AUTOTUNE_MAX_ROUNDS && clock_seconds() - start < AUTOTUNE_SPREAD_SECONDS);
 }
@@ -252,7 +252,7 @@ typedef struct tune_result {
 } tune_result;
 
 /* count variants of another algorithm against the direct kernels' winner
- * `direct`: rounds (more_winograd_rounds) of one run each of the variants
+ * `direct`: rounds (more_race_rounds) of one run each of the variants
  * and of the direct kernels, turn about, after a warm-up, the hopeless
  * ones dropped (AUTOTUNE_HOPELESS). The fastest variant wins as a
  * configuration does in autotuning: its best time AUTOTUNE_MARGIN_PERCENT
@@ -273,8 +273,7 @@ static clcnn_status race_alternatives(clcnn_context *ctx, int operation,
     for (int v = 0; v < count; v++)
         timed[v] = 1;
     const double start = clock_seconds();
-    for (int round = 0; left > 0 && more_winograd_rounds(round, start) && status == CLCNN_OK;
-         round++) {
+    for (int round = 0; left > 0 && more_race_rounds(round, start) && status == CLCNN_OK; round++) {
         double d = 0.0;
         status = time_runs(ctx, operation, &direct_step, p, b, 0, 1, &d);
         best_direct = round == 0 || d < best_direct ? d : best_direct;
