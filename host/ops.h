@@ -206,7 +206,8 @@ clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_con
  * CLCNN_WINOGRAD=1|fused, or tuning measured them faster there and
  * remembered so (conv2d_remember_winograd, which records any verdict).
  * conv2d_forward_winograd runs it on step's kernels with step's
- * configuration, for the tests too; flip_transpose: p is the forward that
+ * configuration (p's bias and relu applied as the outputs are stored), for
+ * the tests too; flip_transpose: p is the forward that
  * computes the input gradient of the convolution whose filters `weight`
  * holds. The fused kernel (forward and backward-data) takes at most
  * WINOGRAD_FUSED_CHANNELS input channels (conv2d_winograd_fused_fits). */

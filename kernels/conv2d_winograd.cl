@@ -201,6 +201,16 @@ typedef VECTOR(float, TILE_VW) tilev;
         }                                                                                          \
     } while (0)
 
+/* What the forward kernels do to an output before they store it (their
+ * `epilogue` argument, a set of these): the channel's bias is added in the
+ * transform (TRANSFORM_PRODUCTS' b), then a relu (one fused into the
+ * convolution: host/graph/plan.c) applied as kernels/activation.cl's, bit
+ * for bit. */
+#define EPILOGUE_BIAS 1
+#define EPILOGUE_RELU 2
+#define FINISH_OUTPUT(type, v, epilogue)                                                           \
+    ((epilogue)&EPILOGUE_RELU ? select(v, (type)(0.0f), (v) <= (type)(0.0f)) : (v))
+
 /* A row of TILE_VW tiles' outputs at o: all of them, or where an odd
  * output width ends in half a tile (!full) all but the last. */
 static void store_tile_row(const tile_pair row, __global float *o, const int full) {
@@ -372,7 +382,7 @@ __kernel void winograd_transform_products(const __global float *restrict m,
                                           const __global float *restrict bias,
                                           __global float *restrict output, const int channels,
                                           const int out_height, const int out_width,
-                                          const int tiles_h, const int tiles_w, const int has_bias,
+                                          const int tiles_h, const int tiles_w, const int epilogue,
                                           const int pitch, const int stride, const int rows) {
     const int item = get_global_id(0); /* (n * K + k) * TH + ty */
     if (item >= rows)
@@ -381,7 +391,7 @@ __kernel void winograd_transform_products(const __global float *restrict m,
     const int k = plane % channels, n = plane / channels;
     const __global float *in = m + (size_t)k * pitch + ((size_t)n * tiles_h + ty) * tiles_w;
     __global float *out = output + (size_t)plane * out_height * out_width;
-    const float b = has_bias ? bias[k] : 0.0f;
+    const float b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
     const int y0 = ty * 2;
     for (int next = 0; next < tiles_w; next += TILE_VW) {
         const int tx = chunk_start(next, tiles_w);
@@ -393,8 +403,9 @@ __kernel void winograd_transform_products(const __global float *restrict m,
         const int x0 = tx * 2;
 #pragma unroll
         for (int i = 0; i < 2 && y0 + i < out_height; i++)
-            store_tile_row(INTERLEAVE(even[i], odd[i]), out + (y0 + i) * out_width + x0,
-                           x0 + TILE_PAIR_WIDTH <= out_width);
+            store_tile_row(INTERLEAVE(FINISH_OUTPUT(tilev, even[i], epilogue),
+                                      FINISH_OUTPUT(tilev, odd[i], epilogue)),
+                           out + (y0 + i) * out_width + x0, x0 + TILE_PAIR_WIDTH <= out_width);
     }
 }
 
@@ -467,7 +478,7 @@ __kernel void winograd_fused(const __global float *restrict input,
                              const int height, const int width, const int pad_top,
                              const int pad_left, const int out_channels, const int out_height,
                              const int out_width, const int tiles_h, const int tiles_w,
-                             const int chunks, const int u_stride, const int has_bias,
+                             const int chunks, const int u_stride, const int epilogue,
                              const int items, const int batch) {
     const int item = get_global_id(0); /* block * chunks + chunk */
     if (item >= items)
@@ -568,7 +579,7 @@ __kernel void winograd_fused(const __global float *restrict input,
         }
         for (int j = 0; j < FUSED_K && k0 + j < out_channels; j++) {
             const int k = k0 + j;
-            const float b = has_bias ? bias[k] : 0.0f;
+            const float b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++) {
                 fusedv p[16], even[2], odd[2];
@@ -576,6 +587,11 @@ __kernel void winograd_fused(const __global float *restrict input,
                 for (int xi = 0; xi < 16; xi++)
                     p[xi] = m[xi][r][j];
                 TRANSFORM_PRODUCTS(fusedv, p, b, even, odd);
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    even[i] = FINISH_OUTPUT(fusedv, even[i], epilogue);
+                    odd[i] = FINISH_OUTPUT(fusedv, odd[i], epilogue);
+                }
 #pragma unroll
                 for (int i = 0; i < 2; i++)
 #pragma unroll

@@ -89,7 +89,8 @@ static void print_shape(const char *what, int index, const conv2d_params *p) {
 }
 
 /* A 3x3 stride-1 shape for Winograd: odd and even sizes (partial tiles),
- * padding 0-2 on each side. */
+ * padding 0-2 on each side, a relu at times (which its kernels apply as
+ * they store). */
 static conv2d_params draw_winograd_shape(test_rng *rng, int backward) {
     conv2d_params p;
     memset(&p, 0, sizeof(p));
@@ -105,6 +106,7 @@ static conv2d_params draw_winograd_shape(test_rng *rng, int backward) {
     p.out_height = p.in_height + p.pad_top + test_rand_int(rng, 0, 2) - 2;
     p.out_width = p.in_width + p.pad_left + test_rand_int(rng, 0, 2) - 2;
     p.has_bias = backward ? 0 : test_rand_int(rng, 0, 1);
+    p.relu = backward ? 0 : test_rand_int(rng, 0, 1);
     return p;
 }
 

@@ -863,8 +863,8 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
-    /* The register-blocked and row kernels apply p->relu as they store; the
-     * others leave it to relu_after. */
+    /* The register-blocked, row, pointwise and Winograd kernels apply
+     * p->relu as they store; the others leave it to relu_after. */
     const conv_step *step = &plan->forward;
     switch (step->kernels) {
     case CONV_DEPTHWISE:
@@ -872,10 +872,8 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                           conv2d_forward_depthwise(ctx, p, input, weight, bias, output));
     case CONV_WINOGRAD:
     case CONV_WINOGRAD_FUSED:
-        return relu_after(
-            ctx, p, output,
-            conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output,
-                                    conv2d_kept_input_floats(plan, p) ? kept_input : NULL));
+        return conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output,
+                                       conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
     case CONV_POINTWISE:
         return conv2d_forward_pointwise(ctx, &step->config, p, input, weight, bias, output);
     case CONV_ROWS:
