@@ -22,10 +22,10 @@
  * rows) and ROW_PIXEL (the floats a pixel of the input takes: 1 planar, C
  * channels-last), where WPT_P divides the output rows, so that a work-item's
  * positions lie side by side in one row (without WINDOWS_INSIDE, planar
- * only: its windows may then reach into the padding). For the backward-weights kernel
- * optionally TAP_ROWS and TAP_COLS (R and S), where R*S divides WPT_P: a
- * work-item's taps are whole channels'. Without those options no
- * divisibility rules: any shape works. Launch: global
+ * only: its windows may then reach into the padding). For the
+ * backward-weights kernel optionally TAP_ROWS and TAP_COLS (R and S), where
+ * R*S divides WPT_P: a work-item's taps are whole channels'. Without those
+ * options no divisibility rules: any shape works. Launch: global
  * (ceil(channels / (VW*NV)), ceil(positions / WPT_P)), any local size.
  */
 /* Only the helper kernels (transposes, flips) are built without -DVW: a
@@ -600,7 +600,8 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
  * and WPT_P weights to broadcast, and stores whole vectors. (The forward
  * above vectorises the channels, and a channel's outputs leave it as
  * scalars a plane apart or through a transposition: 1x1 from 256 to 64
- * channels at 56x56 ran at 126 GFLOP/s there, 205 here, Xeon AVX-512.)
+ * channels at 56x56, batch 32, ran at 114 GFLOP/s there, 186 here, Xeon
+ * AVX-512.)
  * weight_t is conv2d_transpose_for_forward's (C, K_padded), K_padded at
  * least ceil(K / WPT_P) * WPT_P; for a backward-data run as this forward,
  * conv2d_transpose_for_backward_data's. The sum runs over c in order from
