@@ -171,6 +171,13 @@ clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what
                        const conv2d_params *p, cl_mem input, cl_mem padded, int padded_offset,
                        int padded_h, int padded_w);
 
+/* The forward kernels' `epilogue` argument (kernels/conv2d_direct.cl's and
+ * kernels/conv2d_winograd.cl's, the same flags): the channel's bias, then a
+ * relu, then, for the direct kernels, added to what the output holds.
+ * conv2d_forward_epilogue gives p's (its bias and its relu). */
+enum { EPILOGUE_BIAS = 1, EPILOGUE_RELU = 2, EPILOGUE_ACCUMULATE = 4 };
+int conv2d_forward_epilogue(const conv2d_params *p);
+
 /* Pointwise convolutions (1x1, stride 1, no padding, one group:
  * conv2d_pointwise_fits) as a matrix product per image with vectors along
  * the positions (kernels/conv2d_direct.cl, conv2d_pointwise), forward and

@@ -1169,14 +1169,6 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
            cases, kept_cases, winograd_kept, winograd_cases, odd_kept, mismatches);
 }
 
-/* Whether kernel `name` ran since ctx->profile was cleared. */
-static int kernel_ran(const clcnn_context *ctx, const char *name) {
-    for (int i = 0; i < PROFILE_ENTRIES; i++)
-        if (strcmp(ctx->profile[i].name, name) == 0 && ctx->profile[i].launches > 0)
-            return 1;
-    return 0;
-}
-
 /* A stride-1 3x3 convolution (pad 1) with 86 to 140 input channels, whose
  * forward and backward-data reduce in channel blocks over planar copies. */
 static conv_case draw_blocked_case(test_rng *rng) {
@@ -1373,7 +1365,7 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
                  CHECK_OK(ctx, buffer_read(ctx, gw, 0, sizeof(float) * (size_t)weights,
                                            results[run][1]));
             if (run == 1 && use_direct_kernels(ctx) &&
-                !kernel_ran(ctx, "conv2d_transpose_grad_output"))
+                test_kernel_launches(ctx, "conv2d_transpose_grad_output") == 0)
                 shared_cases++;
             buffer_release(&gi);
             buffer_release(&gw);
@@ -1459,7 +1451,7 @@ static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
                  CHECK_OK(ctx, upload_nan(ctx, inputs, &gi)) &&
                  CHECK_OK(ctx, conv2d_backward_data_planned(ctx, &plan, p, go, w, gi)) &&
                  CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs, device));
-        in_blocks += ok && kernel_ran(ctx, "conv2d_backward_data_stride2");
+        in_blocks += ok && test_kernel_launches(ctx, "conv2d_backward_data_stride2") > 0;
         /* Narrower vectors (the lanes' way out, not the woven rows) give
          * the same floats. */
         static const direct_config narrower[] = {{8, 1, 4, 4}, {4, 2, 5, 1}, {1, 1, 3, 4}};

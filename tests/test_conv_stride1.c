@@ -71,15 +71,6 @@ static int download(clcnn_context *ctx, cl_mem buffer, float *values, int64_t co
     return CHECK_OK(ctx, buffer_read(ctx, buffer, 0, sizeof(float) * (size_t)count, values));
 }
 
-/* Launches of a kernel so far (the context profiles every launch). */
-static int launches_of(const clcnn_context *ctx, const char *kernel) {
-    int launches = 0;
-    for (int i = 0; i < PROFILE_ENTRIES; i++)
-        if (strcmp(ctx->profile[i].name, kernel) == 0)
-            launches += ctx->profile[i].launches;
-    return launches;
-}
-
 static void print_shape(const char *what, int index, const conv2d_params *p) {
     printf("%s %d: batch %d, %d -> %d channels, %dx%d input, %dx%d kernel, pad %d,%d, output "
            "%dx%d, bias %d\n",
@@ -88,42 +79,47 @@ static void print_shape(const char *what, int index, const conv2d_params *p) {
            p->has_bias);
 }
 
-/* A 3x3 stride-1 shape for Winograd: odd and even sizes (partial tiles),
- * padding 0-2 on each side, a relu at times (which its kernels apply as
- * they store). */
-static conv2d_params draw_winograd_shape(test_rng *rng, int backward) {
+/* The start of draw_winograd_shape's and draw_pointwise_shape's: 1-3
+ * images of 1-40 channels each way, a kernel x kernel window at stride 1. */
+static conv2d_params draw_square_window(test_rng *rng, int kernel) {
     conv2d_params p;
     memset(&p, 0, sizeof(p));
     p.batch = test_rand_int(rng, 1, 3);
     p.in_channels = test_rand_int(rng, 1, 40);
     p.out_channels = test_rand_int(rng, 1, 40);
-    p.kernel_h = p.kernel_w = 3;
+    p.kernel_h = p.kernel_w = kernel;
     p.stride_h = p.stride_w = 1;
+    return p;
+}
+
+/* And their end: a forward's bias and relu at times, none for backward-data. */
+static void draw_epilogue(test_rng *rng, int backward, conv2d_params *p) {
+    p->has_bias = backward ? 0 : test_rand_int(rng, 0, 1);
+    p->relu = backward ? 0 : test_rand_int(rng, 0, 1);
+}
+
+/* A 3x3 stride-1 shape for Winograd: odd and even sizes (partial tiles),
+ * padding 0-2 on each side, a relu at times (which its kernels apply as
+ * they store). */
+static conv2d_params draw_winograd_shape(test_rng *rng, int backward) {
+    conv2d_params p = draw_square_window(rng, 3);
     p.pad_top = test_rand_int(rng, 0, 2);
     p.pad_left = test_rand_int(rng, 0, 2);
     p.in_height = test_rand_int(rng, 1, 20);
     p.in_width = test_rand_int(rng, 1, 20);
     p.out_height = p.in_height + p.pad_top + test_rand_int(rng, 0, 2) - 2;
     p.out_width = p.in_width + p.pad_left + test_rand_int(rng, 0, 2) - 2;
-    p.has_bias = backward ? 0 : test_rand_int(rng, 0, 1);
-    p.relu = backward ? 0 : test_rand_int(rng, 0, 1);
+    draw_epilogue(rng, backward, &p);
     return p;
 }
 
 /* A 1x1 unpadded shape: planes of 1-192 positions, most ending in a
  * partial vector (of 4 to 64 positions), a relu at times. */
 static conv2d_params draw_pointwise_shape(test_rng *rng, int backward) {
-    conv2d_params p;
-    memset(&p, 0, sizeof(p));
-    p.batch = test_rand_int(rng, 1, 3);
-    p.in_channels = test_rand_int(rng, 1, 40);
-    p.out_channels = test_rand_int(rng, 1, 40);
-    p.kernel_h = p.kernel_w = 1;
-    p.stride_h = p.stride_w = 1;
+    conv2d_params p = draw_square_window(rng, 1);
     p.in_height = p.out_height = test_rand_int(rng, 1, 12);
     p.in_width = p.out_width = test_rand_int(rng, 1, 16);
-    p.has_bias = backward ? 0 : test_rand_int(rng, 0, 1);
-    p.relu = backward ? 0 : test_rand_int(rng, 0, 1);
+    draw_epilogue(rng, backward, &p);
     return p;
 }
 
@@ -242,14 +238,14 @@ static int forward_on_path(clcnn_context *ctx, const stride1_path *path, int ind
     for (int64_t i = 0; p->relu && i < ny; i++)
         expected[i] = fmax(expected[i], 0.0);
     conv2d_forward_ref(p, x, w, bias, reference);
-    const int before = launches_of(ctx, path->kernel);
+    const int before = test_kernel_launches(ctx, path->kernel);
     choose_fused_config(ctx, path, index, "forward", p);
     cl_mem xb = NULL, wb = NULL, bb = NULL, yb = NULL;
     if (upload(ctx, x, nx, &xb) && upload(ctx, w, nw, &wb) &&
         upload(ctx, bias, p->out_channels, &bb) && upload(ctx, y, ny, &yb) &&
         CHECK_OK(ctx, conv2d_forward(ctx, p, xb, wb, bb, yb)))
         download(ctx, yb, y, ny);
-    const int took_path = launches_of(ctx, path->kernel) == before + 1;
+    const int took_path = test_kernel_launches(ctx, path->kernel) == before + 1;
     buffer_release(&xb);
     buffer_release(&wb);
     buffer_release(&bb);
@@ -407,13 +403,13 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
             free(x);
         }
         conv2d_backward_data_ref(&p, g, w, reference);
-        const int before = launches_of(ctx, path->backward_kernel);
+        const int before = test_kernel_launches(ctx, path->backward_kernel);
         choose_fused_config(ctx, path, index, "backward_data", &p);
         cl_mem gb = NULL, wb = NULL, xb = NULL;
         if (upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) && upload(ctx, dx, nx, &xb) &&
             CHECK_OK(ctx, conv2d_backward_data(ctx, &p, gb, wb, xb)))
             download(ctx, xb, dx, nx);
-        const int took_path = launches_of(ctx, path->backward_kernel) == before + 1;
+        const int took_path = test_kernel_launches(ctx, path->backward_kernel) == before + 1;
         taken += took_path;
         buffer_release(&gb);
         buffer_release(&wb);
@@ -523,12 +519,12 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
             central_differences(&p, x, w, g, w, nw, ny, expected);
             free(w);
         }
-        const int before = launches_of(ctx, "winograd_gradient_filters");
+        const int before = test_kernel_launches(ctx, "winograd_gradient_filters");
         cl_mem xb = NULL, gb = NULL, wb = NULL;
         if (upload(ctx, x, nx, &xb) && upload(ctx, g, ny, &gb) && upload(ctx, dw, nw, &wb) &&
             CHECK_OK(ctx, conv2d_backward_weights(ctx, &p, xb, gb, wb, NULL, NULL)))
             download(ctx, wb, dw, nw);
-        const int took_path = launches_of(ctx, "winograd_gradient_filters") == before + 1;
+        const int took_path = test_kernel_launches(ctx, "winograd_gradient_filters") == before + 1;
         taken += took_path;
         buffer_release(&xb);
         buffer_release(&gb);

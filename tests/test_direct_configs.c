@@ -134,15 +134,6 @@ static double check_shape(clcnn_context *ctx, const direct_config *c, const conv
     return worst;
 }
 
-/* Launches of the kernel `name` so far (the context profiles them). */
-static int launches_of(const clcnn_context *ctx, const char *name) {
-    int launches = 0;
-    for (int i = 0; i < PROFILE_ENTRIES; i++)
-        if (strcmp(ctx->profile[i].name, name) == 0)
-            launches += ctx->profile[i].launches;
-    return launches;
-}
-
 /* A strided forward whose positions lie along the output's rows
  * (-DROW_POSITIONS, which needs AVX-512's 32 vector registers: the device
  * is made to report 16-float vectors) reads its planar input itself,
@@ -172,9 +163,9 @@ static void check_strided_unpadded(clcnn_context *ctx, test_rng *r) {
                 s--;
                 continue;
             }
-            const int before = launches_of(ctx, "conv2d_pad_input");
+            const int before = test_kernel_launches(ctx, "conv2d_pad_input");
             const double error = check_shape(ctx, &configs[i], &p, r);
-            padded += launches_of(ctx, "conv2d_pad_input") - before;
+            padded += test_kernel_launches(ctx, "conv2d_pad_input") - before;
             shapes++;
             worst = error > worst ? error : worst;
             if (!CHECK(error <= 1e-5))

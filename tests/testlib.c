@@ -287,3 +287,11 @@ void conv2d_backward_data64(const conv2d_params *p, const float *g, const float 
         memset(magnitude, 0, sizeof(double) * inputs);
     conv2d_terms64(p, g, w, dx, magnitude, 1);
 }
+
+int test_kernel_launches(const clcnn_context *ctx, const char *name) {
+    int launches = 0;
+    for (int i = 0; i < PROFILE_ENTRIES; i++)
+        if (strcmp(ctx->profile[i].name, name) == 0)
+            launches += ctx->profile[i].launches;
+    return launches;
+}

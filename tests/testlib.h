@@ -73,6 +73,10 @@ void conv2d_forward64(const struct conv2d_params *p, const float *x, const float
 void conv2d_backward_data64(const struct conv2d_params *p, const float *g, const float *w,
                             double *dx, double *magnitude);
 
+/* Launches of the kernel profiled as `name` since the context's profile
+ * was last cleared (clcnn_profile_enable counts every launch). */
+int test_kernel_launches(const clcnn_context *ctx, const char *name);
+
 /* count (at least 1) floats or zeroed doubles; exits on failure. */
 float *test_floats(int64_t count);
 double *test_doubles(int64_t count);

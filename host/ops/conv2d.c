@@ -307,10 +307,7 @@ static void forward_direct_options(const clcnn_context *ctx, const direct_config
         *group_out = group;
 }
 
-/* The forward kernels' epilogue argument, a set of kernels/conv2d_direct.cl's flags. */
-enum { EPILOGUE_BIAS = 1, EPILOGUE_RELU = 2, EPILOGUE_ACCUMULATE = 4 };
-
-static int forward_epilogue(const conv2d_params *p) {
+int conv2d_forward_epilogue(const conv2d_params *p) {
     return (p->has_bias ? EPILOGUE_BIAS : 0) | (p->relu ? EPILOGUE_RELU : 0);
 }
 
@@ -489,7 +486,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
     const int width = o->padded_input ? o->padded_w : p->in_width;
     const int pad_top = o->padded_input ? 0 : p->pad_top;
     const int pad_left = o->padded_input ? 0 : p->pad_left;
-    const int epilogue = forward_epilogue(p) | (o->accumulate ? EPILOGUE_ACCUMULATE : 0);
+    const int epilogue = conv2d_forward_epilogue(p) | (o->accumulate ? EPILOGUE_ACCUMULATE : 0);
     kernel_arg args[25] = {
         {sizeof(cl_mem), &o->input},      {sizeof(int), &o->input_offset},
         {sizeof(cl_mem), &o->transposed}, {sizeof(cl_mem), &bias_arg},
@@ -580,7 +577,7 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
         return status;
     const int rows = p->batch * p->out_height;
     cl_mem bias_arg = p->has_bias ? bias : weight;
-    const int epilogue = forward_epilogue(p);
+    const int epilogue = conv2d_forward_epilogue(p);
     const kernel_arg args[] = {
         {sizeof(cl_mem), &workspace},
         {sizeof(int), &padded_offset},
@@ -959,7 +956,7 @@ clcnn_status conv2d_forward_pointwise(clcnn_context *ctx, const direct_config *c
                                       const conv2d_params *p, cl_mem input, cl_mem weight,
                                       cl_mem bias, cl_mem output) {
     return pointwise_products(ctx, config, p, p, "conv2d_transpose_for_forward", "conv2d_pointwise",
-                              input, weight, bias, output, forward_epilogue(p));
+                              input, weight, bias, output, conv2d_forward_epilogue(p));
 }
 
 clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_config *config,

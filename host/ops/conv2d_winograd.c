@@ -241,13 +241,6 @@ static int gradient_block(const clcnn_context *ctx) {
     return vector_registers(ctx) >= 32 ? 5 : 4;
 }
 
-/* The forward kernels' `epilogue` (kernels/conv2d_winograd.cl): p's bias,
- * then p's relu. */
-enum { WINOGRAD_EPILOGUE_BIAS = 1, WINOGRAD_EPILOGUE_RELU = 2 };
-static int output_epilogue(const conv2d_params *p) {
-    return (p->has_bias ? WINOGRAD_EPILOGUE_BIAS : 0) | (p->relu ? WINOGRAD_EPILOGUE_RELU : 0);
-}
-
 /* The fused kernel: the filters' transform in blocks of FUSED_K output
  * channels, then winograd_fused over every work-item's FUSED_R x TILE_VW
  * tiles (and the padded copy into kept_input, when not NULL). */
@@ -282,7 +275,7 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     const int block_rows = rows * segments;
     const int items = (p->batch * w.tiles_h + block_rows - 1) / block_rows * chunks;
     cl_mem bias_arg = p->has_bias ? bias : filters;
-    const int epilogue = output_epilogue(p);
+    const int epilogue = conv2d_forward_epilogue(p);
     const kernel_arg args[] = {
         {sizeof(cl_mem), &source.buffer}, {sizeof(cl_mem), &filters},
         {sizeof(cl_mem), &bias_arg},      {sizeof(cl_mem), &output},
@@ -361,7 +354,7 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                         gemm_global, gemm_local);
 
     cl_mem bias_arg = p->has_bias ? bias : products;
-    const int epilogue = output_epilogue(p);
+    const int epilogue = conv2d_forward_epilogue(p);
     const int product_rows = p->batch * p->out_channels * w.tiles_h;
     const kernel_arg product_args[] = {
         {sizeof(cl_mem), &products},      {sizeof(cl_mem), &bias_arg},
