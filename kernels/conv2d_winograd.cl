@@ -107,7 +107,10 @@ typedef VECTOR(float, VW) floatv;
  * the output channels in blocks of k_block, a block's (C, k_block) after
  * the one before: for the products one block of K_padded, (C, K_padded);
  * for the fused kernel blocks of FUSED_K, each of which a work-item reads
- * from start to end. */
+ * from start to end, and with -DPAIRED_FILTERS (the fused kernel's) two
+ * parts side by side in each float pair (its pairs, below): pair p at
+ * 2 p * stride, part (i, j) in pair 2i + (j is 1 or 2), second of it where
+ * j >= 2. */
 __kernel void winograd_transform_filters(const __global float *restrict weight,
                                          __global float *restrict u, const int in_channels,
                                          const int out_channels, const int padded_out_channels,
@@ -144,8 +147,16 @@ __kernel void winograd_transform_filters(const __global float *restrict weight,
         const float row[4] = {gg[i][0], 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]),
                               0.5f * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2]};
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < 4; j++) {
+#ifdef PAIRED_FILTERS
+            /* Pair 2i: parts (i, 0) and (i, 3); pair 2i + 1: (i, 1) and (i, 2). */
+            const int pair = 2 * i + (j == 1 || j == 2);
+            const int second = j >= 2;
+            u[(size_t)pair * 2 * stride + 2 * to + second] = row[j];
+#else
             u[(i * 4 + j) * stride + to] = row[j];
+#endif
+        }
     }
 }
 
@@ -414,23 +425,37 @@ __kernel void winograd_transform_products(const __global float *restrict m,
  * than their products save (16 channels at 28x28: 40 GFLOP/s in the
  * products, bound by memory). Here a work-item takes FUSED_R tile vectors
  * (FUSED_R * FUSED_S tile rows of TILE_VW tiles each, the same columns)
- * and every output channel, from the
- * input to the output: it transforms all its tiles of every input
- * channel into private memory (V, FUSED_C >= C channels), then for each
- * block of FUSED_K output channels and each of the 16 parts sums the
- * products over the channels in FUSED_R x FUSED_K accumulators (tile
- * vectors times U's scalars: each U value serves FUSED_R vectors, each
- * tile vector FUSED_K channels, as the direct kernels' weights and
- * positions), keeps the 16 parts' sums (M, private) and transforms them
+ * and every output channel, from the input to the output: it transforms
+ * all its tiles of every input channel into private memory (V, FUSED_C >=
+ * C channels), then for each block of FUSED_K output channels and each
+ * part sums the products over the channels in FUSED_R x FUSED_K
+ * accumulators (tile vectors times U's values: each U value serves FUSED_R
+ * vectors, each tile vector FUSED_K channels, as the direct kernels'
+ * weights and positions), keeps the sums (M, private) and transforms them
  * into its outputs.
+ *
+ * Pairs: a vector holds its tiles the way a row of the input and of the
+ * output holds them, two floats a tile side by side, and two of the 16
+ * parts with them, a tile's first part in its even lane and the second in
+ * its odd lane: the window's columns (0, 3) in one vector and (1, 2) in
+ * another, so that 8 vectors carry the 16 parts. The columns' transform
+ * then comes straight from three loads of a row, columns x, x + 2 and
+ * x + 1 (d0 - d2 | d1 - d3 from the first two; d1 + d2 | d2 - d1 from the
+ * third and its pairs swapped), and the output's from the pairs in the
+ * same way, stored as they are: no even/odd split of the input and no
+ * interleave of the output, which had cost as much as the products (perf
+ * annotate, 16 channels at 28x28). U holds each pair's two parts side by
+ * side (winograd_transform_filters with PAIRED_FILTERS), splat across the
+ * vector.
  *
  * Parameters (-D): FUSED_R tile vectors and FUSED_K output channels at a
  * time (FUSED_R * FUSED_K accumulators), FUSED_S tile rows side by side in
- * a tile vector (1, 2 or 4: TILE_VW * FUSED_S tiles, at most 16), FUSED_C the channels V
- * holds (at least C). Launch over ceil(N * TH / (FUSED_R * FUSED_S)) *
- * chunks work-items, chunks = ceil(TW / TILE_VW), with the batch N; U from
- * winograd_transform_filters with K padded to whole blocks of FUSED_K and
- * k_block FUSED_K. */
+ * a tile vector (1, 2 or 4: TILE_VW * FUSED_S tiles, at most 8, in twice
+ * as many floats), FUSED_C the channels V holds (at least C). Launch over
+ * ceil(N * TH / (FUSED_R * FUSED_S)) * chunks work-items, chunks =
+ * ceil(TW / TILE_VW), with the batch N; U from winograd_transform_filters
+ * with PAIRED_FILTERS, K padded to whole blocks of FUSED_K and k_block
+ * FUSED_K. */
 #ifndef FUSED_K
 #define FUSED_K 8
 #endif
@@ -444,21 +469,43 @@ __kernel void winograd_transform_products(const __global float *restrict m,
 #define FUSED_S 1
 #endif
 
-/* A fused tile vector: FUSED_S segments of TILE_VW tiles, each from a tile
- * row of its own (rows side by side in the vector), so that images of few
- * tiles a row still fill a whole vector. JOIN puts a row's segments (the
- * vectors of rows[0] .. rows[FUSED_S - 1]) side by side; SEGMENT takes
- * segment s back out. */
-#if TILE_VW * FUSED_S == 1
-typedef float fusedv;
-#elif TILE_VW * FUSED_S == 2
+/* A fused vector: FUSED_S segments of TILE_VW tiles (tile_pair, two floats
+ * a tile), each from a tile row of its own (rows side by side in the
+ * vector), so that images of few tiles a row still fill a whole vector.
+ * JOIN puts a row's segments (rows[0] .. rows[FUSED_S - 1]) side by side;
+ * SEGMENT takes segment s back out. SIGNS is +1 in the even lanes, -1 in
+ * the odd ones; SWAP_PAIRS exchanges each pair's two lanes; SPLAT_PAIR
+ * repeats the two floats at p across the vector. */
+#define FUSED_LANES (2 * TILE_VW * FUSED_S)
+#if FUSED_LANES == 2
 typedef float2 fusedv;
-#elif TILE_VW * FUSED_S == 4
+#define SIGNS ((fusedv)(1.0f, -1.0f))
+#define SWAP_INDICES 1, 0
+#define SPLAT_PAIR(p) vload2(0, p)
+#elif FUSED_LANES == 4
 typedef float4 fusedv;
-#elif TILE_VW * FUSED_S == 8
+#define SIGNS ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f))
+#define SWAP_INDICES 1, 0, 3, 2
+#define SPLAT_PAIR(p) as_float4((ulong2)(as_ulong(vload2(0, p))))
+#elif FUSED_LANES == 8
 typedef float8 fusedv;
-#else
+#define SIGNS ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f))
+#define SWAP_INDICES 1, 0, 3, 2, 5, 4, 7, 6
+#define SPLAT_PAIR(p) as_float8((ulong4)(as_ulong(vload2(0, p))))
+#elif FUSED_LANES == 16
 typedef float16 fusedv;
+#define SIGNS                                                                                      \
+    ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f,  \
+              -1.0f, 1.0f, -1.0f))
+#define SWAP_INDICES 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14
+#define SPLAT_PAIR(p) as_float16((ulong8)(as_ulong(vload2(0, p))))
+#else
+#error "TILE_VW * FUSED_S must be 1, 2, 4 or 8"
+#endif
+#ifdef HAS_SHUFFLEVECTOR
+#define SWAP_PAIRS(v) __builtin_shufflevector(v, v, SWAP_INDICES)
+#else
+#define SWAP_PAIRS(v) shuffle(v, (VECTOR(uint, FUSED_LANES))(SWAP_INDICES))
 #endif
 #if FUSED_S == 1
 #define JOIN(rows) (rows[0])
@@ -471,6 +518,60 @@ typedef float16 fusedv;
 #define SEGMENT(v, s)                                                                              \
     ((s) == 0 ? (v).lo.lo : (s) == 1 ? (v).lo.hi : (s) == 2 ? (v).hi.lo : (v).hi.hi)
 #endif
+
+/* (first, v[0], ..., v[2 TILE_VW - 2]) and (v[1], ..., v[2 TILE_VW - 1],
+ * last), for tile pairs: one lane in at either end. */
+#if TILE_VW == 1
+#define PAIR_SHIFT_IN_FIRST(first, v) ((tile_pair)((first), (v).s0))
+#define PAIR_SHIFT_IN_LAST(v, last) ((tile_pair)((v).s1, (last)))
+#elif defined(HAS_SHUFFLEVECTOR)
+#if TILE_VW == 2
+#define PAIR_SHIFT_IN_FIRST(first, v) __builtin_shufflevector((tile_pair)(first), v, 0, 4, 5, 6)
+#define PAIR_SHIFT_IN_LAST(v, last) __builtin_shufflevector(v, (tile_pair)(last), 1, 2, 3, 4)
+#elif TILE_VW == 4
+#define PAIR_SHIFT_IN_FIRST(first, v)                                                              \
+    __builtin_shufflevector((tile_pair)(first), v, 0, 8, 9, 10, 11, 12, 13, 14)
+#define PAIR_SHIFT_IN_LAST(v, last)                                                                \
+    __builtin_shufflevector(v, (tile_pair)(last), 1, 2, 3, 4, 5, 6, 7, 8)
+#else
+#define PAIR_SHIFT_IN_FIRST(first, v)                                                              \
+    __builtin_shufflevector((tile_pair)(first), v, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,  \
+                            27, 28, 29, 30)
+#define PAIR_SHIFT_IN_LAST(v, last)                                                                \
+    __builtin_shufflevector(v, (tile_pair)(last), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,  \
+                            15, 16)
+#endif
+#elif TILE_VW == 2
+#define PAIR_SHIFT_IN_FIRST(first, v) ((tile_pair)((first), (v).s012))
+#define PAIR_SHIFT_IN_LAST(v, last) ((tile_pair)((v).s123, (last)))
+#elif TILE_VW == 4
+#define PAIR_SHIFT_IN_FIRST(first, v) ((tile_pair)((first), (v).s0123, (v).s456))
+#define PAIR_SHIFT_IN_LAST(v, last) ((tile_pair)((v).s123, (v).s4567, (last)))
+#else
+#define PAIR_SHIFT_IN_FIRST(first, v)                                                              \
+    ((tile_pair)((first), (v).s0123, (v).s4567, (v).s89ab, (v).scde))
+#define PAIR_SHIFT_IN_LAST(v, last)                                                                \
+    ((tile_pair)((v).s123, (v).s4567, (v).s89ab, (v).scdef, (last)))
+#endif
+
+/* Row `at` of one segment's windows: columns x .. x + 2 TILE_VW - 1 (a),
+ * x + 2 .. x + 2 TILE_VW + 1 (b) and x + 1 .. x + 2 TILE_VW (c), zero
+ * outside the row, as load_window_row reads them (-DPADDED_COPY says
+ * from where). */
+static void load_pair_row(const __global float *row, const int x, const int width,
+                          tile_pair *a, tile_pair *b, tile_pair *c) {
+    *c = VLOAD(TILE_PAIR_WIDTH)(0, row + x + 1);
+#if PADDED_COPY
+    *a = VLOAD(TILE_PAIR_WIDTH)(0, row + x);
+    *b = VLOAD(TILE_PAIR_WIDTH)(0, row + x + 2);
+#else
+    const int end = x + TILE_PAIR_WIDTH + 1;
+    const float first = select(0.0f, row[max(x, 0)], x >= 0);
+    const float last = select(0.0f, row[min(end, width - 1)], end < width);
+    *a = PAIR_SHIFT_IN_FIRST(first, *c);
+    *b = PAIR_SHIFT_IN_LAST(*c, last);
+#endif
+}
 
 __kernel void winograd_fused(const __global float *restrict input,
                              const __global float *restrict u, const __global float *restrict bias,
@@ -513,59 +614,63 @@ __kernel void winograd_fused(const __global float *restrict input,
             out_first[r][s] = output + (size_t)n * out_channels * out_plane +
                               2 * ty[r][s] * out_width + x0;
         }
-    fusedv v[16][FUSED_C][FUSED_R];
+    /* V's pairs: 2i holds the window's parts (i, 0) and (i, 3), 2i + 1
+     * parts (i, 1) and (i, 2). */
+    fusedv v[8][FUSED_C][FUSED_R];
     for (int c = 0; c < channels; c++) {
 #pragma unroll
         for (int r = 0; r < FUSED_R; r++) {
-            fusedv d[4][4];
+            /* Window row i's columns transformed: (0 | 3) and (1 | 2). */
+            fusedv outer[4], inner[4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                /* Window row i of each segment's tiles, its four columns. */
-                tilev columns[4][FUSED_S];
+                tile_pair a[FUSED_S], b[FUSED_S], m[FUSED_S];
 #pragma unroll
                 for (int s = 0; s < FUSED_S; s++) {
                     const int at = y[r][s] + i;
-                    tilev row[4];
                     if (ROW_INSIDE(at, height)) {
-                        load_window_row(image[r][s] + c * plane + at * width, x, width, row);
+                        load_pair_row(image[r][s] + c * plane + at * width, x, width, &a[s],
+                                      &b[s], &m[s]);
                     } else {
-#pragma unroll
-                        for (int j = 0; j < 4; j++)
-                            row[j] = 0.0f;
+                        a[s] = 0.0f;
+                        b[s] = 0.0f;
+                        m[s] = 0.0f;
                     }
-#pragma unroll
-                    for (int j = 0; j < 4; j++)
-                        columns[j][s] = row[j];
                 }
-#pragma unroll
-                for (int j = 0; j < 4; j++)
-                    d[i][j] = JOIN(columns[j]);
+                const fusedv middle = JOIN(m);
+                outer[i] = JOIN(a) - JOIN(b);
+                inner[i] = fma(SIGNS, SWAP_PAIRS(middle), middle);
             }
-            fusedv transformed[16];
-            TRANSFORM_WINDOW(fusedv, d, transformed);
-#pragma unroll
-            for (int xi = 0; xi < 16; xi++)
-                v[xi][c][r] = transformed[xi];
+            /* The rows' transform: 0 - 2, 1 + 2, 2 - 1, 1 - 3. */
+            v[0][c][r] = outer[0] - outer[2];
+            v[1][c][r] = inner[0] - inner[2];
+            v[2][c][r] = outer[1] + outer[2];
+            v[3][c][r] = inner[1] + inner[2];
+            v[4][c][r] = outer[2] - outer[1];
+            v[5][c][r] = inner[2] - inner[1];
+            v[6][c][r] = outer[1] - outer[3];
+            v[7][c][r] = inner[1] - inner[3];
         }
     }
     for (int k0 = 0; k0 < out_channels; k0 += FUSED_K) {
-        fusedv m[16][FUSED_R][FUSED_K];
-        for (int xi = 0; xi < 16; xi++) {
+        fusedv m[8][FUSED_R][FUSED_K];
+        for (int pair = 0; pair < 8; pair++) {
             fusedv acc[FUSED_R][FUSED_K];
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++)
 #pragma unroll
                 for (int j = 0; j < FUSED_K; j++)
                     acc[r][j] = 0.0f;
-            const __global float *uu = u + (size_t)xi * u_stride + (size_t)k0 * channels;
+            const __global float *uu =
+                u + (size_t)pair * 2 * u_stride + (size_t)k0 * channels * 2;
             for (int c = 0; c < channels; c++) {
                 fusedv x[FUSED_R];
 #pragma unroll
                 for (int r = 0; r < FUSED_R; r++)
-                    x[r] = v[xi][c][r];
+                    x[r] = v[pair][c][r];
 #pragma unroll
                 for (int j = 0; j < FUSED_K; j++) {
-                    const fusedv w = uu[c * FUSED_K + j];
+                    const fusedv w = SPLAT_PAIR(uu + (c * FUSED_K + j) * 2);
 #pragma unroll
                     for (int r = 0; r < FUSED_R; r++)
                         acc[r][j] = fma(w, x[r], acc[r][j]);
@@ -575,32 +680,35 @@ __kernel void winograd_fused(const __global float *restrict input,
             for (int r = 0; r < FUSED_R; r++)
 #pragma unroll
                 for (int j = 0; j < FUSED_K; j++)
-                    m[xi][r][j] = acc[r][j];
+                    m[pair][r][j] = acc[r][j];
         }
         for (int j = 0; j < FUSED_K && k0 + j < out_channels; j++) {
             const int k = k0 + j;
-            const float b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
+            const fusedv b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++) {
-                fusedv p[16], even[2], odd[2];
-#pragma unroll
-                for (int xi = 0; xi < 16; xi++)
-                    p[xi] = m[xi][r][j];
-                TRANSFORM_PRODUCTS(fusedv, p, b, even, odd);
+                /* A^T M: rows 0 + 1 + 2 and 1 - 2 - 3, of columns (0 | 3)
+                 * and (1 | 2); then the columns' p0 + p1 + p2 in the even
+                 * lanes, p1 - p2 - p3 in the odd ones: with q = (p1 | p2)
+                 * and t = q + SIGNS * swapped q = (p1 + p2 | p2 - p1), the
+                 * outputs are SIGNS * ((p0 | p3) + t). */
+                fusedv outer[2], inner[2];
+                outer[0] = m[0][r][j] + m[2][r][j] + m[4][r][j];
+                inner[0] = m[1][r][j] + m[3][r][j] + m[5][r][j];
+                outer[1] = m[2][r][j] - m[4][r][j] - m[6][r][j];
+                inner[1] = m[3][r][j] - m[5][r][j] - m[7][r][j];
 #pragma unroll
                 for (int i = 0; i < 2; i++) {
-                    even[i] = FINISH_OUTPUT(fusedv, even[i], epilogue);
-                    odd[i] = FINISH_OUTPUT(fusedv, odd[i], epilogue);
-                }
-#pragma unroll
-                for (int i = 0; i < 2; i++)
+                    const fusedv t = fma(SIGNS, SWAP_PAIRS(inner[i]), inner[i]);
+                    const fusedv out = fma(outer[i] + t, SIGNS, b);
+                    const fusedv finished = FINISH_OUTPUT(fusedv, out, epilogue);
 #pragma unroll
                     for (int s = 0; s < FUSED_S; s++) {
                         if (live[r][s] && ty[r][s] * 2 + i < out_height)
-                            store_tile_row(INTERLEAVE(SEGMENT(even[i], s), SEGMENT(odd[i], s)),
-                                           out_first[r][s] + k * out_plane + i * out_width,
-                                           full);
+                            store_tile_row(SEGMENT(finished, s),
+                                           out_first[r][s] + k * out_plane + i * out_width, full);
                     }
+                }
             }
         }
     }

@@ -188,10 +188,10 @@ static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
 }
 
 /* A work-item keeps its tiles of every input channel in private memory
- * (up to 16 x 256 x 3 vectors of 8 floats, 384 KiB): a CPU's caches hold
+ * (up to 8 pairs x 256 x 3 vectors of 8 floats, 192 KiB): a CPU's caches hold
  * that, a GPU's registers do not, so it runs where the register-blocked
  * kernels do. Up to 256 channels, not 128: at 256 channels 14x14, batch
- * 32 (AMD EPYC Zen 4), vectors of 16 tiles ran the forward in 20.6-20.9 ms
+ * 32 (AMD EPYC Zen 4), vectors of 16 floats ran the forward in 20.6-20.9 ms
  * against the products' kernels' 22.4-22.7 (compare_pytorch's
  * conv3x3_c256 forward 303 -> 353 GFLOP/s, tuning choosing it). */
 int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p) {
@@ -207,14 +207,13 @@ int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p)
  * accumulators, loads less per multiply-add. Which is
  * faster depends on the shape (AMD EPYC Zen 4, forward: 64 channels at
  * 56x56, batch 32, 33 and 27 ms; 32 at 14x14, batch 64, 1.08 and 1.54 ms),
- * so tuning times both. Vectors of 8 tiles: two tile rows side by side
- * where a row has 4 or fewer. Where 32 registers hold 16 vectors of 16
- * floats, a third takes vectors of 16 tiles: four rows of 4 tiles (an
- * image of 7x7 or 8x8 outputs whole), two of 8, so that each U value
- * serves twice the tiles (AMD EPYC Zen 4, batch 64, fastest calls of three
- * runs each: 64 channels at 7x7 forward 1.46-1.55 -> 1.25-1.28 ms,
- * backward-data 1.30-1.47 -> 1.08-1.35; 32 at 14x14 mixed, 1.13-1.51 ->
- * 1.20-1.30 ms). */
+ * so tuning times both. Both take vectors of 8 floats, 4 tiles (two
+ * floats a tile: fused_tiles_for). Where 32 registers hold 16 vectors of
+ * 16 floats, a third takes vectors of 16, so that each U value serves
+ * twice the tiles (before the kernel's pairs, when the vectors held 8 and
+ * 16 tiles, AMD EPYC Zen 4, batch 64, fastest calls of three runs each:
+ * 64 channels at 7x7 forward 1.46-1.55 -> 1.25-1.28 ms, backward-data
+ * 1.30-1.47 -> 1.08-1.35; 32 at 14x14 mixed, 1.13-1.51 -> 1.20-1.30 ms). */
 int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out) {
     const int wide = vector_registers(ctx) >= 32;
     out[0] = (direct_config){8, 1, wide ? 16 : 8, 8};
@@ -225,10 +224,19 @@ int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out) 
     return 3;
 }
 
-/* Tile rows side by side in the fused kernel's vectors of config->vw tiles
- * (-DFUSED_S): 4, 2 or 1, as many as fit rows of tile_vw. */
-static int fused_segments(const direct_config *config, int tile_vw) {
-    return 4 * tile_vw <= config->vw ? 4 : 2 * tile_vw <= config->vw ? 2 : 1;
+/* The fused kernel's vectors hold config->vw floats, two a tile
+ * (kernels/conv2d_winograd.cl): TILE_VW tiles of a tile row at most the
+ * row's tiles, and FUSED_S rows side by side (4, 2 or 1) to fill the rest. */
+typedef struct fused_tiles {
+    int tile_vw, segments;
+} fused_tiles;
+
+static fused_tiles fused_tiles_for(const direct_config *config, const winograd_shape *w) {
+    const int tiles = config->vw / 2;
+    fused_tiles f = {w->tile_vw < tiles ? w->tile_vw : tiles, 1};
+    while (f.segments < 4 && 2 * f.segments * f.tile_vw <= tiles)
+        f.segments *= 2;
+    return f;
 }
 
 /* winograd_gradient_products' blocks of input x output channels: 5 x 5
@@ -253,7 +261,7 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
                          "fused Winograd convolution: takes at most %d input channels",
                          WINOGRAD_FUSED_CHANNELS);
     const winograd_shape w = winograd_shape_for(p, config);
-    const int segments = fused_segments(config, w.tile_vw);
+    const fused_tiles tiles = fused_tiles_for(config, &w);
     const int rows = config->nv, block = config->wpt_p;
     cl_mem filters, padded = kept_input;
     winograd_source source;
@@ -262,8 +270,10 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     const int padded_copy = reads_padded_copy(p, &w, kept_input != NULL);
     char options[160];
     snprintf(options, sizeof(options),
-             "-DTILE_VW=%d -DFUSED_S=%d -DFUSED_R=%d -DFUSED_K=%d -DFUSED_C=%d -DPADDED_COPY=%d",
-             w.tile_vw, segments, rows, block, (p->in_channels + 15) / 16 * 16, padded_copy);
+             "-DTILE_VW=%d -DFUSED_S=%d -DFUSED_R=%d -DFUSED_K=%d -DFUSED_C=%d -DPADDED_COPY=%d "
+             "-DPAIRED_FILTERS=1",
+             tiles.tile_vw, tiles.segments, rows, block, (p->in_channels + 15) / 16 * 16,
+             padded_copy);
     clcnn_status status =
         transform_filters(ctx, options, p, &w, weight, flip_transpose, block, &filters);
     if (status == CLCNN_OK && !padded && padded_copy)
@@ -271,8 +281,8 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
                                  sizeof(float) * (size_t)w.padded_floats, &padded);
     if (status == CLCNN_OK)
         status = windows_source(ctx, p, &w, input, padded_copy ? padded : NULL, &source);
-    const int chunks = (w.tiles_w + w.tile_vw - 1) / w.tile_vw;
-    const int block_rows = rows * segments;
+    const int chunks = (w.tiles_w + tiles.tile_vw - 1) / tiles.tile_vw;
+    const int block_rows = rows * tiles.segments;
     const int items = (p->batch * w.tiles_h + block_rows - 1) / block_rows * chunks;
     cl_mem bias_arg = p->has_bias ? bias : filters;
     const int epilogue = conv2d_forward_epilogue(p);
