@@ -209,7 +209,8 @@ clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_con
  * largest allocation), conv2d_winograd_possible whether an operation
  * ("forward", "backward_data": the forward of the flipped filters) of p
  * can, and conv2d_runs_winograd on which kernels it does on ctx
- * (CONV_WINOGRAD or CONV_WINOGRAD_FUSED, 0 where it does not):
+ * (CONV_WINOGRAD, CONV_WINOGRAD_FUSED or CONV_WINOGRAD_PAIRS, 0 where it
+ * does not):
  * CLCNN_WINOGRAD=1|fused, or tuning measured them faster there and
  * remembered so (conv2d_remember_winograd, which records any verdict).
  * conv2d_forward_winograd runs it on step's kernels with step's
@@ -244,14 +245,17 @@ clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
  * wpt_p (-DWPT_K: its output channels) and group (work-items per
  * work-group, along the output channels). */
 direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const conv2d_params *p);
-/* The fused kernel's configurations that tuning times (the first where
- * nothing was tuned), WINOGRAD_FUSED_CONFIGS at most, into out; returns
- * their count: vw the tiles in a vector (two or four tile rows side by
- * side where a row has vw / 2 or vw / 4 or fewer), nv its tile rows
- * (-DFUSED_R), wpt_p its output channels at a time (-DFUSED_K), group its
- * work-items per work-group. */
-enum { WINOGRAD_FUSED_CONFIGS = 3 };
-int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out);
+/* The fused kernels' steps that tuning times (the first where nothing was
+ * tuned), WINOGRAD_FUSED_STEPS at most, into out; returns their count:
+ * CONV_WINOGRAD_FUSED or CONV_WINOGRAD_PAIRS (the layouts of
+ * kernels/conv2d_winograd.cl), with vw the floats in a vector (a tile each,
+ * or two for pairs; two or four tile rows side by side where a row has
+ * fewer tiles), nv its tile rows (-DFUSED_R), wpt_p its output channels at a
+ * time (-DFUSED_K), group its work-items per work-group. */
+enum { WINOGRAD_FUSED_STEPS = 4 };
+int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out);
+/* Whether kernels is one of the fused kernels' (step.kernels). */
+int conv2d_winograd_is_fused(conv_kernels kernels);
 clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
                                            const conv2d_params *p, cl_mem grad_output,
                                            cl_mem weight, cl_mem grad_input);

@@ -107,10 +107,13 @@ typedef VECTOR(float, VW) floatv;
  * the output channels in blocks of k_block, a block's (C, k_block) after
  * the one before: for the products one block of K_padded, (C, K_padded);
  * for the fused kernel blocks of FUSED_K, each of which a work-item reads
- * from start to end, and with -DPAIRED_FILTERS (the fused kernel's) two
+ * from start to end, and with -DPAIRED_FILTERS=1 (winograd_fused_pairs') two
  * parts side by side in each float pair (its pairs, below): pair p at
  * 2 p * stride, part (i, j) in pair 2i + (j is 1 or 2), second of it where
  * j >= 2. */
+#ifndef PAIRED_FILTERS
+#define PAIRED_FILTERS 0
+#endif
 __kernel void winograd_transform_filters(const __global float *restrict weight,
                                          __global float *restrict u, const int in_channels,
                                          const int out_channels, const int padded_out_channels,
@@ -148,7 +151,7 @@ __kernel void winograd_transform_filters(const __global float *restrict weight,
                               0.5f * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2]};
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-#ifdef PAIRED_FILTERS
+#if PAIRED_FILTERS
             /* Pair 2i: parts (i, 0) and (i, 3); pair 2i + 1: (i, 1) and (i, 2). */
             const int pair = 2 * i + (j == 1 || j == 2);
             const int second = j >= 2;
@@ -434,28 +437,39 @@ __kernel void winograd_transform_products(const __global float *restrict m,
  * weights and positions), keeps the sums (M, private) and transforms them
  * into its outputs.
  *
- * Pairs: a vector holds its tiles the way a row of the input and of the
- * output holds them, two floats a tile side by side, and two of the 16
- * parts with them, a tile's first part in its even lane and the second in
- * its odd lane: the window's columns (0, 3) in one vector and (1, 2) in
- * another, so that 8 vectors carry the 16 parts. The columns' transform
- * then comes straight from three loads of a row, columns x, x + 2 and
- * x + 1 (d0 - d2 | d1 - d3 from the first two; d1 + d2 | d2 - d1 from the
- * third and its pairs swapped), and the output's from the pairs in the
- * same way, stored as they are: no even/odd split of the input and no
- * interleave of the output, which had cost as much as the products (perf
- * annotate, 16 channels at 28x28). U holds each pair's two parts side by
- * side (winograd_transform_filters with PAIRED_FILTERS), splat across the
- * vector.
+ * Two layouts of its vectors, one kernel each (-DPAIRS says which the
+ * program holds):
+ *   winograd_fused (PAIRS 0): a vector holds TILE_VW * FUSED_S tiles, one
+ *     part of each, so 16 vectors carry the tiles' 16 parts. A row's
+ *     windows are split into even and odd columns as they are loaded and
+ *     the outputs' even and odd columns interleaved as they are stored;
+ *     U's values are scalars, broadcast within each multiply-add.
+ *   winograd_fused_pairs (PAIRS 1): a vector holds its tiles as a row of
+ *     the input and of the output holds them, two floats a tile side by
+ *     side, and two of the 16 parts with them, a tile's first part in its
+ *     even lane and the second in its odd lane: the window's columns
+ *     (0, 3) in one vector and (1, 2) in another, so 8 vectors carry the
+ *     16 parts. The columns' transform comes straight from three loads of
+ *     a row, columns x, x + 2 and x + 1 (d0 - d2 | d1 - d3 from the first
+ *     two; d1 + d2 | d2 - d1 from the third and its pairs swapped), and the
+ *     output's from the pairs in the same way, stored as they are. U holds
+ *     each pair's two parts side by side (winograd_transform_filters with
+ *     PAIRED_FILTERS), splat across the vector by a load of its own before
+ *     each multiply-add. Cheaper transforms, dearer products: faster where
+ *     the transforms weigh most, with few channels (kernel time, batch 64,
+ *     Intel Xeon with AVX-512, vectors of 16 floats: 16 channels at 28x28
+ *     0.93-0.99 -> 0.78-0.85 ms, 32 at 14x14 0.79-0.86 -> 0.76-0.80 ms),
+ *     slower with many (256 at 14x14, batch 32: 20.2 -> 24.6 ms), so
+ *     tuning times both.
  *
  * Parameters (-D): FUSED_R tile vectors and FUSED_K output channels at a
  * time (FUSED_R * FUSED_K accumulators), FUSED_S tile rows side by side in
- * a tile vector (1, 2 or 4: TILE_VW * FUSED_S tiles, at most 8, in twice
- * as many floats), FUSED_C the channels V holds (at least C). Launch over
- * ceil(N * TH / (FUSED_R * FUSED_S)) * chunks work-items, chunks =
- * ceil(TW / TILE_VW), with the batch N; U from winograd_transform_filters
- * with PAIRED_FILTERS, K padded to whole blocks of FUSED_K and k_block
- * FUSED_K. */
+ * a tile vector (1, 2 or 4: TILE_VW * FUSED_S tiles, at most 16, or with
+ * PAIRS at most 8 in twice as many floats), FUSED_C the channels V holds
+ * (at least C). Launch over ceil(N * TH / (FUSED_R * FUSED_S)) * chunks
+ * work-items, chunks = ceil(TW / TILE_VW), with the batch N; U from
+ * winograd_transform_filters (with PAIRED_FILTERS for PAIRS) with K padded
+ * to whole blocks of FUSED_K and k_block FUSED_K. */
 #ifndef FUSED_K
 #define FUSED_K 8
 #endif
@@ -468,44 +482,35 @@ __kernel void winograd_transform_products(const __global float *restrict m,
 #ifndef FUSED_S
 #define FUSED_S 1
 #endif
+#ifndef PAIRS
+#define PAIRS 0
+#endif
 
-/* A fused vector: FUSED_S segments of TILE_VW tiles (tile_pair, two floats
- * a tile), each from a tile row of its own (rows side by side in the
- * vector), so that images of few tiles a row still fill a whole vector.
- * JOIN puts a row's segments (rows[0] .. rows[FUSED_S - 1]) side by side;
- * SEGMENT takes segment s back out. SIGNS is +1 in the even lanes, -1 in
- * the odd ones; SWAP_PAIRS exchanges each pair's two lanes; SPLAT_PAIR
- * repeats the two floats at p across the vector. */
+/* A fused vector: FUSED_S segments of TILE_VW tiles (tilev, or with PAIRS
+ * tile_pair, two floats a tile), each from a tile row of its own (rows side
+ * by side in the vector), so that images of few tiles a row still fill a
+ * whole vector. JOIN puts a row's segments (rows[0] .. rows[FUSED_S - 1])
+ * side by side; SEGMENT takes segment s back out. With PAIRS, SIGNS is +1
+ * in the even lanes and -1 in the odd ones, SWAP_PAIRS exchanges each
+ * pair's two lanes and SPLAT_PAIR repeats the two floats at p across the
+ * vector. */
+#if PAIRS
 #define FUSED_LANES (2 * TILE_VW * FUSED_S)
-#if FUSED_LANES == 2
+#else
+#define FUSED_LANES (TILE_VW * FUSED_S)
+#endif
+#if FUSED_LANES == 1
+typedef float fusedv;
+#elif FUSED_LANES == 2
 typedef float2 fusedv;
-#define SIGNS ((fusedv)(1.0f, -1.0f))
-#define SWAP_INDICES 1, 0
-#define SPLAT_PAIR(p) vload2(0, p)
 #elif FUSED_LANES == 4
 typedef float4 fusedv;
-#define SIGNS ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f))
-#define SWAP_INDICES 1, 0, 3, 2
-#define SPLAT_PAIR(p) as_float4((ulong2)(as_ulong(vload2(0, p))))
 #elif FUSED_LANES == 8
 typedef float8 fusedv;
-#define SIGNS ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f))
-#define SWAP_INDICES 1, 0, 3, 2, 5, 4, 7, 6
-#define SPLAT_PAIR(p) as_float8((ulong4)(as_ulong(vload2(0, p))))
 #elif FUSED_LANES == 16
 typedef float16 fusedv;
-#define SIGNS                                                                                      \
-    ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f,  \
-              -1.0f, 1.0f, -1.0f))
-#define SWAP_INDICES 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14
-#define SPLAT_PAIR(p) as_float16((ulong8)(as_ulong(vload2(0, p))))
 #else
-#error "TILE_VW * FUSED_S must be 1, 2, 4 or 8"
-#endif
-#ifdef HAS_SHUFFLEVECTOR
-#define SWAP_PAIRS(v) __builtin_shufflevector(v, v, SWAP_INDICES)
-#else
-#define SWAP_PAIRS(v) shuffle(v, (VECTOR(uint, FUSED_LANES))(SWAP_INDICES))
+#error "the fused kernel's vectors take 1, 2, 4, 8 or 16 floats"
 #endif
 #if FUSED_S == 1
 #define JOIN(rows) (rows[0])
@@ -519,6 +524,32 @@ typedef float16 fusedv;
     ((s) == 0 ? (v).lo.lo : (s) == 1 ? (v).lo.hi : (s) == 2 ? (v).hi.lo : (v).hi.hi)
 #endif
 
+#if PAIRS
+#if FUSED_LANES == 2
+#define SIGNS ((fusedv)(1.0f, -1.0f))
+#define SWAP_INDICES 1, 0
+#define SPLAT_PAIR(p) vload2(0, p)
+#elif FUSED_LANES == 4
+#define SIGNS ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f))
+#define SWAP_INDICES 1, 0, 3, 2
+#define SPLAT_PAIR(p) as_float4((ulong2)(as_ulong(vload2(0, p))))
+#elif FUSED_LANES == 8
+#define SIGNS ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f))
+#define SWAP_INDICES 1, 0, 3, 2, 5, 4, 7, 6
+#define SPLAT_PAIR(p) as_float8((ulong4)(as_ulong(vload2(0, p))))
+#elif FUSED_LANES == 16
+#define SIGNS                                                                                      \
+    ((fusedv)(1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f,  \
+              -1.0f, 1.0f, -1.0f))
+#define SWAP_INDICES 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14
+#define SPLAT_PAIR(p) as_float16((ulong8)(as_ulong(vload2(0, p))))
+#else
+#endif
+#ifdef HAS_SHUFFLEVECTOR
+#define SWAP_PAIRS(v) __builtin_shufflevector(v, v, SWAP_INDICES)
+#else
+#define SWAP_PAIRS(v) shuffle(v, (VECTOR(uint, FUSED_LANES))(SWAP_INDICES))
+#endif
 /* (first, v[0], ..., v[2 TILE_VW - 2]) and (v[1], ..., v[2 TILE_VW - 1],
  * last), for tile pairs: one lane in at either end. */
 #if TILE_VW == 1
@@ -572,48 +603,72 @@ static void load_pair_row(const __global float *row, const int x, const int widt
     *b = PAIR_SHIFT_IN_LAST(*c, last);
 #endif
 }
+#endif
 
-__kernel void winograd_fused(const __global float *restrict input,
-                             const __global float *restrict u, const __global float *restrict bias,
-                             __global float *restrict output, const int channels,
-                             const int height, const int width, const int pad_top,
-                             const int pad_left, const int out_channels, const int out_height,
-                             const int out_width, const int tiles_h, const int tiles_w,
-                             const int chunks, const int u_stride, const int epilogue,
-                             const int items, const int batch) {
-    const int item = get_global_id(0); /* block * chunks + chunk */
-    if (item >= items)
-        return;
-    const int block_rows = FUSED_R * FUSED_S;
-    const int chunk = item % chunks, block = item / chunks;
-    const int tx = chunk_start(chunk * TILE_VW, tiles_w);
-    const int x = 2 * tx - pad_left;
-    const size_t plane = (size_t)height * width;
-    /* The batch's tile rows one after the other, image by image, so that a
-     * block's rows run on into the next image rather than past the end of
-     * a small one; rows past the batch's last repeat the block's first and
-     * are not stored. Row ty[r][s] of its image, its windows' first input
-     * row y[r][s] in the image's first plane at image[r][s], its outputs'
-     * first in the first output channel's plane at out_first[r][s]. */
-    const int x0 = tx * 2, full = x0 + TILE_PAIR_WIDTH <= out_width;
-    const size_t out_plane = (size_t)out_height * out_width;
+/* A work-item's tile rows: the batch's tile rows one after the other,
+ * image by image, so that a block's rows run on into the next image rather
+ * than past the end of a small one; rows past the batch's last repeat the
+ * block's first and are not stored (live 0). Row ty[r][s] of its image,
+ * its windows' first input row y[r][s] in the image's first plane at
+ * image[r][s], its outputs' first in the first output channel's plane at
+ * out_first[r][s]; the chunk's first tile tx, its windows' first column x
+ * and outputs' first x0, and whether all of its outputs lie inside (full). */
+typedef struct fused_rows {
     int ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S], y[FUSED_R][FUSED_S];
     const __global float *image[FUSED_R][FUSED_S];
     __global float *out_first[FUSED_R][FUSED_S];
+    int tx, x, x0, full;
+} fused_rows;
+
+static void fused_rows_for(fused_rows *f, const int item, const int chunks, const int tiles_h,
+                           const int tiles_w, const int batch, const int pad_top,
+                           const int pad_left, const __global float *input,
+                           __global float *output, const int channels, const size_t plane,
+                           const int out_channels, const int out_height, const int out_width) {
+    const int block_rows = FUSED_R * FUSED_S;
+    const int chunk = item % chunks, block = item / chunks;
+    f->tx = chunk_start(chunk * TILE_VW, tiles_w);
+    f->x = 2 * f->tx - pad_left;
+    f->x0 = f->tx * 2;
+    f->full = f->x0 + TILE_PAIR_WIDTH <= out_width;
+    const size_t out_plane = (size_t)out_height * out_width;
 #pragma unroll
     for (int r = 0; r < FUSED_R; r++)
 #pragma unroll
         for (int s = 0; s < FUSED_S; s++) {
             const int row = block * block_rows + r * FUSED_S + s;
-            live[r][s] = row < batch * tiles_h;
-            const int kept = live[r][s] ? row : block * block_rows;
+            f->live[r][s] = row < batch * tiles_h;
+            const int kept = f->live[r][s] ? row : block * block_rows;
             const int n = kept / tiles_h;
-            ty[r][s] = kept - n * tiles_h;
-            y[r][s] = 2 * ty[r][s] - pad_top;
-            image[r][s] = input + (size_t)n * channels * plane;
-            out_first[r][s] = output + (size_t)n * out_channels * out_plane +
-                              2 * ty[r][s] * out_width + x0;
+            f->ty[r][s] = kept - n * tiles_h;
+            f->y[r][s] = 2 * f->ty[r][s] - pad_top;
+            f->image[r][s] = input + (size_t)n * channels * plane;
+            f->out_first[r][s] = output + (size_t)n * out_channels * out_plane +
+                                 2 * f->ty[r][s] * out_width + f->x0;
         }
+}
+
+#if PAIRS
+__kernel void winograd_fused_pairs(
+#else
+__kernel void winograd_fused(
+#endif
+    const __global float *restrict input, const __global float *restrict u,
+    const __global float *restrict bias, __global float *restrict output, const int channels,
+    const int height, const int width, const int pad_top, const int pad_left,
+    const int out_channels, const int out_height, const int out_width, const int tiles_h,
+    const int tiles_w, const int chunks, const int u_stride, const int epilogue, const int items,
+    const int batch) {
+    const int item = get_global_id(0); /* block * chunks + chunk */
+    if (item >= items)
+        return;
+    const size_t plane = (size_t)height * width;
+    const size_t out_plane = (size_t)out_height * out_width;
+    fused_rows f;
+    fused_rows_for(&f, item, chunks, tiles_h, tiles_w, batch, pad_top, pad_left, input, output,
+                   channels, plane, out_channels, out_height, out_width);
+    const int x = f.x, full = f.full;
+#if PAIRS
     /* V's pairs: 2i holds the window's parts (i, 0) and (i, 3), 2i + 1
      * parts (i, 1) and (i, 2). */
     fusedv v[8][FUSED_C][FUSED_R];
@@ -627,9 +682,9 @@ __kernel void winograd_fused(const __global float *restrict input,
                 tile_pair a[FUSED_S], b[FUSED_S], m[FUSED_S];
 #pragma unroll
                 for (int s = 0; s < FUSED_S; s++) {
-                    const int at = y[r][s] + i;
+                    const int at = f.y[r][s] + i;
                     if (ROW_INSIDE(at, height)) {
-                        load_pair_row(image[r][s] + c * plane + at * width, x, width, &a[s],
+                        load_pair_row(f.image[r][s] + c * plane + at * width, x, width, &a[s],
                                       &b[s], &m[s]);
                     } else {
                         a[s] = 0.0f;
@@ -704,14 +759,107 @@ __kernel void winograd_fused(const __global float *restrict input,
                     const fusedv finished = FINISH_OUTPUT(fusedv, out, epilogue);
 #pragma unroll
                     for (int s = 0; s < FUSED_S; s++) {
-                        if (live[r][s] && ty[r][s] * 2 + i < out_height)
+                        if (f.live[r][s] && f.ty[r][s] * 2 + i < out_height)
                             store_tile_row(SEGMENT(finished, s),
-                                           out_first[r][s] + k * out_plane + i * out_width, full);
+                                           f.out_first[r][s] + k * out_plane + i * out_width, full);
                     }
                 }
             }
         }
     }
+#else
+    fusedv v[16][FUSED_C][FUSED_R];
+    for (int c = 0; c < channels; c++) {
+#pragma unroll
+        for (int r = 0; r < FUSED_R; r++) {
+            fusedv d[4][4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                /* Window row i of each segment's tiles, its four columns. */
+                tilev columns[4][FUSED_S];
+#pragma unroll
+                for (int s = 0; s < FUSED_S; s++) {
+                    const int at = f.y[r][s] + i;
+                    tilev row[4];
+                    if (ROW_INSIDE(at, height)) {
+                        load_window_row(f.image[r][s] + c * plane + at * width, x, width, row);
+                    } else {
+#pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            row[j] = 0.0f;
+                    }
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        columns[j][s] = row[j];
+                }
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    d[i][j] = JOIN(columns[j]);
+            }
+            fusedv transformed[16];
+            TRANSFORM_WINDOW(fusedv, d, transformed);
+#pragma unroll
+            for (int xi = 0; xi < 16; xi++)
+                v[xi][c][r] = transformed[xi];
+        }
+    }
+    for (int k0 = 0; k0 < out_channels; k0 += FUSED_K) {
+        fusedv m[16][FUSED_R][FUSED_K];
+        for (int xi = 0; xi < 16; xi++) {
+            fusedv acc[FUSED_R][FUSED_K];
+#pragma unroll
+            for (int r = 0; r < FUSED_R; r++)
+#pragma unroll
+                for (int j = 0; j < FUSED_K; j++)
+                    acc[r][j] = 0.0f;
+            const __global float *uu = u + (size_t)xi * u_stride + (size_t)k0 * channels;
+            for (int c = 0; c < channels; c++) {
+                fusedv x[FUSED_R];
+#pragma unroll
+                for (int r = 0; r < FUSED_R; r++)
+                    x[r] = v[xi][c][r];
+#pragma unroll
+                for (int j = 0; j < FUSED_K; j++) {
+                    const fusedv w = uu[c * FUSED_K + j];
+#pragma unroll
+                    for (int r = 0; r < FUSED_R; r++)
+                        acc[r][j] = fma(w, x[r], acc[r][j]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < FUSED_R; r++)
+#pragma unroll
+                for (int j = 0; j < FUSED_K; j++)
+                    m[xi][r][j] = acc[r][j];
+        }
+        for (int j = 0; j < FUSED_K && k0 + j < out_channels; j++) {
+            const int k = k0 + j;
+            const float b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < FUSED_R; r++) {
+                fusedv p[16], even[2], odd[2];
+#pragma unroll
+                for (int xi = 0; xi < 16; xi++)
+                    p[xi] = m[xi][r][j];
+                TRANSFORM_PRODUCTS(fusedv, p, b, even, odd);
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    even[i] = FINISH_OUTPUT(fusedv, even[i], epilogue);
+                    odd[i] = FINISH_OUTPUT(fusedv, odd[i], epilogue);
+                }
+#pragma unroll
+                for (int i = 0; i < 2; i++)
+#pragma unroll
+                    for (int s = 0; s < FUSED_S; s++) {
+                        if (f.live[r][s] && f.ty[r][s] * 2 + i < out_height)
+                            store_tile_row(INTERLEAVE(SEGMENT(even[i], s), SEGMENT(odd[i], s)),
+                                           f.out_first[r][s] + k * out_plane + i * out_width,
+                                           full);
+                    }
+            }
+        }
+    }
+#endif
 }
 
 /* ---- backward-weights ----------------------------------------------------

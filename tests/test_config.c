@@ -193,9 +193,13 @@ static void check_valid_overrides(void) {
      * kernels and (fused) configuration it remembered; never with
      * CLCNN_WINOGRAD=0. */
     const conv_step products = {CONV_WINOGRAD, {16, 2, 8, 4}};
-    direct_config fused_configs[WINOGRAD_FUSED_CONFIGS];
-    CHECK(conv2d_winograd_fused_configs(plain, fused_configs) == WINOGRAD_FUSED_CONFIGS);
-    const conv_step fused = {CONV_WINOGRAD_FUSED, fused_configs[1]};
+    conv_step fused_steps[WINOGRAD_FUSED_STEPS];
+    const int fused_count = conv2d_winograd_fused_steps(plain, fused_steps);
+    CHECK(fused_count >= 3 && fused_count <= WINOGRAD_FUSED_STEPS);
+    const conv_step fused = fused_steps[1];
+    /* The pairs' step comes last, with the same fields as a fused one. */
+    const conv_step pairs = fused_steps[fused_count - 1];
+    CHECK(fused.kernels == CONV_WINOGRAD_FUSED && pairs.kernels == CONV_WINOGRAD_PAIRS);
     ctx = context_with(NULL, NULL);
     if (ctx) {
         CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, &products));
@@ -210,8 +214,15 @@ static void check_valid_overrides(void) {
         CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD_FUSED);
         const conv2d_plan plan = conv2d_plan_for(ctx, &square);
         CHECK(plan.forward.kernels == CONV_WINOGRAD_FUSED &&
-              plan.forward.config.nv == fused_configs[1].nv &&
-              plan.forward.config.wpt_p == fused_configs[1].wpt_p);
+              plan.forward.config.nv == fused.config.nv &&
+              plan.forward.config.wpt_p == fused.config.wpt_p);
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, &pairs));
+        CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD_PAIRS);
+        const conv2d_plan paired = conv2d_plan_for(ctx, &square);
+        CHECK(paired.forward.kernels == CONV_WINOGRAD_PAIRS &&
+              paired.forward.config.vw == pairs.config.vw &&
+              paired.forward.config.nv == pairs.config.nv &&
+              paired.forward.config.wpt_p == pairs.config.wpt_p);
         CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, NULL));
         CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
         clcnn_context_destroy(ctx);

@@ -1072,9 +1072,9 @@ static int make_winograd_case(clcnn_context *ctx, int fused, int even, conv_case
     if (!use_direct_kernels(ctx) || !conv2d_winograd_fits(ctx, p))
         return 0;
     if (fused && conv2d_winograd_fused_fits(ctx, p)) {
-        direct_config configs[WINOGRAD_FUSED_CONFIGS];
-        conv2d_winograd_fused_configs(ctx, configs);
-        plan->forward = (conv_step){CONV_WINOGRAD_FUSED, configs[0]};
+        conv_step steps[WINOGRAD_FUSED_STEPS];
+        conv2d_winograd_fused_steps(ctx, steps);
+        plan->forward = steps[0];
     } else {
         plan->forward = (conv_step){CONV_WINOGRAD, conv2d_winograd_products_config(ctx, p)};
     }

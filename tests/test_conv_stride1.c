@@ -202,19 +202,23 @@ static void hold_to_blocks(double *magnitude, int64_t planes, int height, int wi
     }
 }
 
-/* The fused path runs its first configuration where nothing is tuned
- * (CLCNN_WINOGRAD=fused's setting) and the others where tuning chose them:
- * shape `index` of it runs configuration index % count, through a verdict
- * remembered for operation and p and the tuned setting. */
-static void choose_fused_config(clcnn_context *ctx, const stride1_path *path, int index,
-                                const char *operation, const conv2d_params *p) {
+/* The fused path runs its first step where nothing is tuned
+ * (CLCNN_WINOGRAD=fused's setting) and the others, the pairs' kernel among
+ * them, where tuning chose them: shape `index` of it runs step index %
+ * count, through a verdict remembered for operation and p and the tuned
+ * setting. Returns the kernel that then runs once per call: `kernel`, or
+ * the pairs' kernel. */
+static const char *choose_fused_config(clcnn_context *ctx, const stride1_path *path, int index,
+                                       const char *operation, const conv2d_params *p,
+                                       const char *kernel) {
     if (path->winograd != 2)
-        return;
-    direct_config configs[WINOGRAD_FUSED_CONFIGS];
-    const int count = conv2d_winograd_fused_configs(ctx, configs);
-    const conv_step step = {CONV_WINOGRAD_FUSED, configs[index % count]};
+        return kernel;
+    conv_step steps[WINOGRAD_FUSED_STEPS];
+    const int count = conv2d_winograd_fused_steps(ctx, steps);
+    const conv_step step = steps[index % count];
     ctx->config.winograd = index % count == 0 ? 2 : -1;
     CHECK_OK(ctx, conv2d_remember_winograd(ctx, operation, p, &step));
+    return step.kernels == CONV_WINOGRAD_PAIRS ? "winograd_fused_pairs" : kernel;
 }
 
 /* Shape p's forward on path (configuration `index` of the fused kernel's,
@@ -238,14 +242,14 @@ static int forward_on_path(clcnn_context *ctx, const stride1_path *path, int ind
     for (int64_t i = 0; p->relu && i < ny; i++)
         expected[i] = fmax(expected[i], 0.0);
     conv2d_forward_ref(p, x, w, bias, reference);
-    const int before = test_kernel_launches(ctx, path->kernel);
-    choose_fused_config(ctx, path, index, "forward", p);
+    const char *kernel = choose_fused_config(ctx, path, index, "forward", p, path->kernel);
+    const int before = test_kernel_launches(ctx, kernel);
     cl_mem xb = NULL, wb = NULL, bb = NULL, yb = NULL;
     if (upload(ctx, x, nx, &xb) && upload(ctx, w, nw, &wb) &&
         upload(ctx, bias, p->out_channels, &bb) && upload(ctx, y, ny, &yb) &&
         CHECK_OK(ctx, conv2d_forward(ctx, p, xb, wb, bb, yb)))
         download(ctx, yb, y, ny);
-    const int took_path = test_kernel_launches(ctx, path->kernel) == before + 1;
+    const int took_path = test_kernel_launches(ctx, kernel) == before + 1;
     buffer_release(&xb);
     buffer_release(&wb);
     buffer_release(&bb);
@@ -311,8 +315,8 @@ static void check_fused_channels(clcnn_context *ctx, int vector_width, uint64_t 
     p.in_height = p.out_height = 7;
     p.in_width = p.out_width = 9;
     p.has_bias = 1;
-    direct_config configs[WINOGRAD_FUSED_CONFIGS];
-    const int count = conv2d_winograd_fused_configs(ctx, configs);
+    conv_step steps[WINOGRAD_FUSED_STEPS];
+    const int count = conv2d_winograd_fused_steps(ctx, steps);
     double worst = 0;
     for (int index = 0; index < count; index++) {
         double e_kernel = 0, e_reference = 0;
@@ -324,7 +328,7 @@ static void check_fused_channels(clcnn_context *ctx, int vector_width, uint64_t 
                    "%.3g\n",
                    p.in_channels, index, vector_width, took_path ? "taken" : "NOT taken", e_kernel);
     }
-    printf("fused Winograd forward, %d input channels, vector width %d: %d configurations, "
+    printf("fused Winograd forward, %d input channels, vector width %d: %d steps, "
            "worst error %.3g\n",
            p.in_channels, vector_width, count, worst);
 }
@@ -403,13 +407,14 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
             free(x);
         }
         conv2d_backward_data_ref(&p, g, w, reference);
-        const int before = test_kernel_launches(ctx, path->backward_kernel);
-        choose_fused_config(ctx, path, index, "backward_data", &p);
+        const char *kernel =
+            choose_fused_config(ctx, path, index, "backward_data", &p, path->backward_kernel);
+        const int before = test_kernel_launches(ctx, kernel);
         cl_mem gb = NULL, wb = NULL, xb = NULL;
         if (upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) && upload(ctx, dx, nx, &xb) &&
             CHECK_OK(ctx, conv2d_backward_data(ctx, &p, gb, wb, xb)))
             download(ctx, xb, dx, nx);
-        const int took_path = test_kernel_launches(ctx, path->backward_kernel) == before + 1;
+        const int took_path = test_kernel_launches(ctx, kernel) == before + 1;
         taken += took_path;
         buffer_release(&gb);
         buffer_release(&wb);
@@ -624,19 +629,22 @@ static void check_pointwise_verdicts(clcnn_context *ctx, uint64_t seed) {
 static void check_fused_verdicts(clcnn_context *ctx, uint64_t seed) {
     test_rng rng = {seed};
     const conv2d_params p = draw_winograd_shape(&rng, 0);
-    direct_config configs[WINOGRAD_FUSED_CONFIGS];
-    const int count = conv2d_winograd_fused_configs(ctx, configs);
+    conv_step steps[WINOGRAD_FUSED_STEPS];
+    const int count = conv2d_winograd_fused_steps(ctx, steps);
     ctx->config.winograd = -1;
     for (int i = 0; i <= count; i++) {
         /* i == count: the first configuration as an old file holds it. */
-        const direct_config named = configs[i < count ? i : 0];
-        const direct_config verdict = {i < count ? named.vw : 1, named.nv, 3, named.wpt_p};
+        const conv_step named = steps[i < count ? i : 0];
+        const int kind = named.kernels == CONV_WINOGRAD_PAIRS ? 4 : 3;
+        const direct_config verdict = {i < count ? named.config.vw : 1, named.config.nv, kind,
+                                       named.config.wpt_p};
         CHECK_OK(ctx, tuning_remember(ctx, "winograd_forward", &p, &verdict));
         const conv2d_plan plan = conv2d_plan_for(ctx, &p);
-        if (!CHECK(plan.forward.kernels == CONV_WINOGRAD_FUSED &&
-                   plan.forward.config.vw == named.vw && plan.forward.config.nv == named.nv &&
-                   plan.forward.config.wpt_p == named.wpt_p))
-            printf("  fused verdict %d %d 3 %d: ran %d x %d x %d\n", verdict.vw, verdict.nv,
+        if (!CHECK(plan.forward.kernels == named.kernels &&
+                   plan.forward.config.vw == named.config.vw &&
+                   plan.forward.config.nv == named.config.nv &&
+                   plan.forward.config.wpt_p == named.config.wpt_p))
+            printf("  fused verdict %d %d %d %d: ran %d x %d x %d\n", verdict.vw, verdict.nv, kind,
                    verdict.group, plan.forward.config.vw, plan.forward.config.nv,
                    plan.forward.config.wpt_p);
     }

@@ -25,7 +25,7 @@ typedef struct direct_config {
 /* Which kernels run one operation of a convolution on the OpenCL device,
  * and with what configuration (the register-blocked kernels' for
  * CONV_DIRECT, the products' for CONV_WINOGRAD, the fused kernel's for
- * CONV_WINOGRAD_FUSED; unused otherwise). */
+ * CONV_WINOGRAD_FUSED and CONV_WINOGRAD_PAIRS; unused otherwise). */
 typedef enum conv_kernels {
     CONV_TILED,          /* kernels/conv2d.cl, local-memory tiles (GPU devices) */
     CONV_DIRECT,         /* kernels/conv2d_direct.cl, register-blocked (CPU devices) */
@@ -33,6 +33,7 @@ typedef enum conv_kernels {
     CONV_DEPTHWISE,      /* kernels/conv2d_depthwise.cl: few channels per group */
     CONV_WINOGRAD,       /* kernels/conv2d_winograd.cl: transforms and products apart */
     CONV_WINOGRAD_FUSED, /* kernels/conv2d_winograd.cl: winograd_fused, few channels */
+    CONV_WINOGRAD_PAIRS, /* kernels/conv2d_winograd.cl: winograd_fused_pairs, fewer channels */
     CONV_POINTWISE,      /* kernels/conv2d_direct.cl: conv2d_pointwise, 1x1 as matrix products */
 } conv_kernels;
 

@@ -93,7 +93,7 @@ static clcnn_status random_buffer(clcnn_context *ctx, rng *r, size_t count, cl_m
 
 /* The operation on step's kernels: the direct kernels' configuration
  * (CONV_DIRECT), the pointwise kernel (CONV_POINTWISE) or Winograd F(2x2,
- * 3x3) (CONV_WINOGRAD, CONV_WINOGRAD_FUSED). */
+ * 3x3) (CONV_WINOGRAD, CONV_WINOGRAD_FUSED, CONV_WINOGRAD_PAIRS). */
 static clcnn_status run_operation(clcnn_context *ctx, int operation, const conv_step *step,
                                   const conv2d_params *p, const tune_buffers *b) {
     const direct_config *c = &step->config;
@@ -263,7 +263,7 @@ static clcnn_status race_alternatives(clcnn_context *ctx, int operation,
                                       const direct_config *direct, const conv2d_params *p,
                                       const tune_buffers *b, const conv_step *variants, int count,
                                       int *fastest_out, tune_result *result) {
-    enum { MOST_VARIANTS = 1 + WINOGRAD_FUSED_CONFIGS };
+    enum { MOST_VARIANTS = 1 + WINOGRAD_FUSED_STEPS };
     const conv_step direct_step = {CONV_DIRECT, *direct};
     double best[MOST_VARIANTS] = {0.0}, best_direct = 0.0, unused = 0.0;
     clcnn_status status = CLCNN_OK;
@@ -313,15 +313,11 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
                                   const conv2d_params *p, const tune_buffers *b,
                                   tune_result *result) {
     const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
-    conv_step variants[1 + WINOGRAD_FUSED_CONFIGS];
+    conv_step variants[1 + WINOGRAD_FUSED_STEPS];
     int count = 0, fastest = 0;
     variants[count++] = (conv_step){CONV_WINOGRAD, conv2d_winograd_products_config(ctx, &forward)};
-    if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward)) {
-        direct_config fused[WINOGRAD_FUSED_CONFIGS];
-        const int fused_count = conv2d_winograd_fused_configs(ctx, fused);
-        for (int i = 0; i < fused_count; i++)
-            variants[count++] = (conv_step){CONV_WINOGRAD_FUSED, fused[i]};
-    }
+    if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward))
+        count += conv2d_winograd_fused_steps(ctx, variants + count);
     clcnn_status status =
         race_alternatives(ctx, operation, direct, p, b, variants, count, &fastest, result);
     if (status != CLCNN_OK)
@@ -474,6 +470,7 @@ clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, 
                         l->name, tune_operations[op],
                         kernels == CONV_POINTWISE        ? "pointwise kernel"
                         : kernels == CONV_WINOGRAD_FUSED ? "Winograd (fused)"
+                        : kernels == CONV_WINOGRAD_PAIRS ? "Winograd (fused, pairs)"
                                                          : "Winograd",
                         results[op].alternative * 1e3, results[op].alternative_direct * 1e3,
                         results[op].alternative_won ? "chosen" : "not chosen");

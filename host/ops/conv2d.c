@@ -826,7 +826,7 @@ static clcnn_status relu_after(clcnn_context *ctx, const conv2d_params *p, cl_me
 static padded_plane kept_input_plane(const conv2d_plan *plan, const conv2d_params *p) {
     const padded_plane none = {0, 0};
     const conv_kernels forward = plan->forward.kernels;
-    const int winograd = forward == CONV_WINOGRAD || forward == CONV_WINOGRAD_FUSED;
+    const int winograd = forward == CONV_WINOGRAD || conv2d_winograd_is_fused(forward);
     if (windows_inside_input(p) || (forward != CONV_DIRECT && !winograd) ||
         (winograd && plan->backward_weights.kernels != CONV_DIRECT))
         return none;
@@ -869,6 +869,7 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                           conv2d_forward_depthwise(ctx, p, input, weight, bias, output));
     case CONV_WINOGRAD:
     case CONV_WINOGRAD_FUSED:
+    case CONV_WINOGRAD_PAIRS:
         return conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output,
                                        conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
     case CONV_POINTWISE:
@@ -1359,6 +1360,7 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
         return conv2d_backward_data_depthwise(ctx, p, grad_output, weight, grad_input);
     case CONV_WINOGRAD:
     case CONV_WINOGRAD_FUSED:
+    case CONV_WINOGRAD_PAIRS:
         return conv2d_backward_data_winograd(ctx, step, p, grad_output, weight, grad_input);
     case CONV_POINTWISE:
         return conv2d_backward_data_pointwise(ctx, &step->config, p, grad_output, weight,
@@ -1799,12 +1801,17 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
 
 /* Tuning's verdict on Winograd for an operation and shape sits in the
  * tuning table under its own key, as a configuration whose positions field
- * says chosen on the products' kernels (1), not chosen (2) or chosen fused
- * (3, with the fused kernel's tiles a vector, rows and output channels in
- * the vector width, vectors and group fields), so that the file keeps it
- * in its format and a later
- * verdict replaces an earlier one. */
-enum { WINOGRAD_CHOSEN = 1, WINOGRAD_NOT_CHOSEN = 2, WINOGRAD_FUSED_CHOSEN = 3 };
+ * says chosen on the products' kernels (1), not chosen (2), chosen fused
+ * (3) or chosen fused in pairs (4) (3 and 4 with the fused kernel's vector
+ * width, rows and output channels in the vector width, vectors and group
+ * fields), so that the file keeps it in its format and a later verdict
+ * replaces an earlier one. */
+enum {
+    WINOGRAD_CHOSEN = 1,
+    WINOGRAD_NOT_CHOSEN = 2,
+    WINOGRAD_FUSED_CHOSEN = 3,
+    WINOGRAD_PAIRS_CHOSEN = 4
+};
 
 static const char *winograd_key(const char *operation) {
     return strcmp(operation, "forward") == 0         ? "winograd_forward"
@@ -1832,8 +1839,11 @@ int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const 
     direct_config verdict;
     if (ctx->config.direct_forced || !tuning_lookup(ctx, winograd_key(operation), p, &verdict))
         return 0;
-    if (verdict.wpt_p == WINOGRAD_FUSED_CHOSEN && fused_possible(ctx, operation, p))
+    const int fused = fused_possible(ctx, operation, p);
+    if (verdict.wpt_p == WINOGRAD_FUSED_CHOSEN && fused)
         return CONV_WINOGRAD_FUSED;
+    if (verdict.wpt_p == WINOGRAD_PAIRS_CHOSEN && fused)
+        return CONV_WINOGRAD_PAIRS;
     return verdict.wpt_p == WINOGRAD_CHOSEN ? CONV_WINOGRAD : 0;
 }
 
@@ -1842,34 +1852,37 @@ clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
     direct_config verdict = {1, 1, WINOGRAD_NOT_CHOSEN, 1};
     if (chosen && chosen->kernels == CONV_WINOGRAD)
         verdict.wpt_p = WINOGRAD_CHOSEN;
-    if (chosen && chosen->kernels == CONV_WINOGRAD_FUSED)
-        verdict = (direct_config){chosen->config.vw, chosen->config.nv, WINOGRAD_FUSED_CHOSEN,
+    if (chosen && conv2d_winograd_is_fused(chosen->kernels))
+        verdict = (direct_config){chosen->config.vw, chosen->config.nv,
+                                  chosen->kernels == CONV_WINOGRAD_PAIRS ? WINOGRAD_PAIRS_CHOSEN
+                                                                         : WINOGRAD_FUSED_CHOSEN,
                                   chosen->config.wpt_p};
     return tuning_remember(ctx, winograd_key(operation), p, &verdict);
 }
 
 /* The step Winograd runs operation of p as: kernels (conv2d_runs_winograd's),
- * the products' configuration, or the fused kernel's that tuning chose (the
- * first candidate where it chose none). */
+ * the products' configuration, or the fused kernels' step that tuning chose
+ * (the first candidate where it chose none). */
 static conv_step winograd_step(const clcnn_context *ctx, const char *operation,
                                const conv2d_params *p, int kernels) {
     const conv2d_params forward =
         strcmp(operation, "forward") == 0 ? *p : conv2d_backward_data_as_forward(p);
     conv_step step = {CONV_WINOGRAD, conv2d_winograd_products_config(ctx, &forward)};
-    if (kernels != CONV_WINOGRAD_FUSED)
+    if (!conv2d_winograd_is_fused(kernels))
         return step;
-    direct_config candidates[WINOGRAD_FUSED_CONFIGS], verdict;
-    const int count = conv2d_winograd_fused_configs(ctx, candidates);
+    conv_step candidates[WINOGRAD_FUSED_STEPS];
+    direct_config verdict;
+    const int count = conv2d_winograd_fused_steps(ctx, candidates);
     const int tuned =
         ctx->config.winograd < 0 && tuning_lookup(ctx, winograd_key(operation), p, &verdict);
-    step.kernels = CONV_WINOGRAD_FUSED;
-    step.config = candidates[0];
+    step = candidates[0];
     /* The first that matches: files from before the third configuration
      * hold 1 for the vector width, and meant the first of the two. */
     for (int i = 0; tuned && i < count; i++)
-        if ((verdict.vw == 1 || verdict.vw == candidates[i].vw) && verdict.nv == candidates[i].nv &&
-            verdict.group == candidates[i].wpt_p) {
-            step.config = candidates[i];
+        if (candidates[i].kernels == (conv_kernels)kernels &&
+            (verdict.vw == 1 || verdict.vw == candidates[i].config.vw) &&
+            verdict.nv == candidates[i].config.nv && verdict.group == candidates[i].config.wpt_p) {
+            step = candidates[i];
             break;
         }
     return step;

@@ -188,10 +188,10 @@ static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
 }
 
 /* A work-item keeps its tiles of every input channel in private memory
- * (up to 8 pairs x 256 x 3 vectors of 8 floats, 192 KiB): a CPU's caches hold
+ * (up to 16 parts x 256 x 3 vectors of 8 floats, 384 KiB): a CPU's caches hold
  * that, a GPU's registers do not, so it runs where the register-blocked
  * kernels do. Up to 256 channels, not 128: at 256 channels 14x14, batch
- * 32 (AMD EPYC Zen 4), vectors of 16 floats ran the forward in 20.6-20.9 ms
+ * 32 (AMD EPYC Zen 4), vectors of 16 tiles ran the forward in 20.6-20.9 ms
  * against the products' kernels' 22.4-22.7 (compare_pytorch's
  * conv3x3_c256 forward 303 -> 353 GFLOP/s, tuning choosing it). */
 int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p) {
@@ -207,32 +207,41 @@ int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p)
  * accumulators, loads less per multiply-add. Which is
  * faster depends on the shape (AMD EPYC Zen 4, forward: 64 channels at
  * 56x56, batch 32, 33 and 27 ms; 32 at 14x14, batch 64, 1.08 and 1.54 ms),
- * so tuning times both. Both take vectors of 8 floats, 4 tiles (two
- * floats a tile: fused_tiles_for). Where 32 registers hold 16 vectors of
- * 16 floats, a third takes vectors of 16, so that each U value serves
- * twice the tiles (before the kernel's pairs, when the vectors held 8 and
- * 16 tiles, AMD EPYC Zen 4, batch 64, fastest calls of three runs each:
- * 64 channels at 7x7 forward 1.46-1.55 -> 1.25-1.28 ms, backward-data
- * 1.30-1.47 -> 1.08-1.35; 32 at 14x14 mixed, 1.13-1.51 -> 1.20-1.30 ms). */
-int conv2d_winograd_fused_configs(const clcnn_context *ctx, direct_config *out) {
+ * so tuning times both. Vectors of 8 tiles: two tile rows side by side
+ * where a row has 4 or fewer. Where 32 registers hold 16 vectors of 16
+ * floats, a third takes vectors of 16 tiles: four rows of 4 tiles (an
+ * image of 7x7 or 8x8 outputs whole), two of 8, so that each U value
+ * serves twice the tiles (AMD EPYC Zen 4, batch 64, fastest calls of three
+ * runs each: 64 channels at 7x7 forward 1.46-1.55 -> 1.25-1.28 ms,
+ * backward-data 1.30-1.47 -> 1.08-1.35; 32 at 14x14 mixed, 1.13-1.51 ->
+ * 1.20-1.30 ms). Last, the pairs' kernel with one row of output channels
+ * on the widest vectors, which wins where the transforms weigh most, with
+ * few channels (kernels/conv2d_winograd.cl). */
+int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out) {
     const int wide = vector_registers(ctx) >= 32;
-    out[0] = (direct_config){8, 1, wide ? 16 : 8, 8};
-    out[1] = (direct_config){8, 3, wide ? 8 : 4, 8};
-    if (!wide)
-        return 2;
-    out[2] = (direct_config){16, 1, 16, 8};
-    return 3;
+    int count = 0;
+    out[count++] = (conv_step){CONV_WINOGRAD_FUSED, {8, 1, wide ? 16 : 8, 8}};
+    out[count++] = (conv_step){CONV_WINOGRAD_FUSED, {8, 3, wide ? 8 : 4, 8}};
+    if (wide)
+        out[count++] = (conv_step){CONV_WINOGRAD_FUSED, {16, 1, 16, 8}};
+    out[count++] = (conv_step){CONV_WINOGRAD_PAIRS, {wide ? 16 : 8, 1, wide ? 16 : 8, 8}};
+    return count;
 }
 
-/* The fused kernel's vectors hold config->vw floats, two a tile
- * (kernels/conv2d_winograd.cl): TILE_VW tiles of a tile row at most the
- * row's tiles, and FUSED_S rows side by side (4, 2 or 1) to fill the rest. */
+int conv2d_winograd_is_fused(conv_kernels kernels) {
+    return kernels == CONV_WINOGRAD_FUSED || kernels == CONV_WINOGRAD_PAIRS;
+}
+
+/* The fused kernel's tiles a vector and tile rows side by side
+ * (-DTILE_VW, -DFUSED_S): a vector of config.vw floats holds as many
+ * tiles, or for pairs half as many; TILE_VW tiles of a tile row, at most
+ * the row's, and FUSED_S rows side by side (4, 2 or 1) to fill the rest. */
 typedef struct fused_tiles {
     int tile_vw, segments;
 } fused_tiles;
 
-static fused_tiles fused_tiles_for(const direct_config *config, const winograd_shape *w) {
-    const int tiles = config->vw / 2;
+static fused_tiles fused_tiles_for(const conv_step *step, const winograd_shape *w) {
+    const int tiles = step->kernels == CONV_WINOGRAD_PAIRS ? step->config.vw / 2 : step->config.vw;
     fused_tiles f = {w->tile_vw < tiles ? w->tile_vw : tiles, 1};
     while (f.segments < 4 && 2 * f.segments * f.tile_vw <= tiles)
         f.segments *= 2;
@@ -249,19 +258,21 @@ static int gradient_block(const clcnn_context *ctx) {
     return vector_registers(ctx) >= 32 ? 5 : 4;
 }
 
-/* The fused kernel: the filters' transform in blocks of FUSED_K output
- * channels, then winograd_fused over every work-item's FUSED_R x TILE_VW
- * tiles (and the padded copy into kept_input, when not NULL). */
-static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *config,
-                                  const conv2d_params *p, cl_mem input, cl_mem weight,
-                                  int flip_transpose, cl_mem bias, cl_mem output,
-                                  cl_mem kept_input) {
+/* A fused kernel (step's): the filters' transform in blocks of FUSED_K
+ * output channels, then winograd_fused or winograd_fused_pairs over every
+ * work-item's FUSED_R x TILE_VW tiles (and the padded copy into
+ * kept_input, when not NULL). */
+static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, const conv2d_params *p,
+                                  cl_mem input, cl_mem weight, int flip_transpose, cl_mem bias,
+                                  cl_mem output, cl_mem kept_input) {
     if (!conv2d_winograd_fused_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "fused Winograd convolution: takes at most %d input channels",
                          WINOGRAD_FUSED_CHANNELS);
+    const direct_config *config = &step->config;
     const winograd_shape w = winograd_shape_for(p, config);
-    const fused_tiles tiles = fused_tiles_for(config, &w);
+    const fused_tiles tiles = fused_tiles_for(step, &w);
+    const int pairs = step->kernels == CONV_WINOGRAD_PAIRS;
     const int rows = config->nv, block = config->wpt_p;
     cl_mem filters, padded = kept_input;
     winograd_source source;
@@ -271,9 +282,9 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     char options[160];
     snprintf(options, sizeof(options),
              "-DTILE_VW=%d -DFUSED_S=%d -DFUSED_R=%d -DFUSED_K=%d -DFUSED_C=%d -DPADDED_COPY=%d "
-             "-DPAIRED_FILTERS=1",
+             "-DPAIRS=%d -DPAIRED_FILTERS=%d",
              tiles.tile_vw, tiles.segments, rows, block, (p->in_channels + 15) / 16 * 16,
-             padded_copy);
+             padded_copy, pairs, pairs);
     clcnn_status status =
         transform_filters(ctx, options, p, &w, weight, flip_transpose, block, &filters);
     if (status == CLCNN_OK && !padded && padded_copy)
@@ -300,9 +311,9 @@ static clcnn_status forward_fused(clcnn_context *ctx, const direct_config *confi
     };
     const size_t local[1] = {(size_t)config->group};
     const size_t global[1] = {round_up(items, (size_t)config->group)};
+    const char *name = pairs ? "winograd_fused_pairs" : "winograd_fused";
     if (status == CLCNN_OK)
-        status =
-            launch(ctx, options, "winograd_fused", "winograd_fused", 19, args, 1, global, local);
+        status = launch(ctx, options, name, name, 19, args, 1, global, local);
     return status;
 }
 
@@ -314,10 +325,9 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
                          "whose transformed tiles fit the device's largest allocation");
+    if (conv2d_winograd_is_fused(step->kernels))
+        return forward_fused(ctx, step, p, input, weight, flip_transpose, bias, output, kept_input);
     const direct_config *config = &step->config;
-    if (step->kernels == CONV_WINOGRAD_FUSED)
-        return forward_fused(ctx, config, p, input, weight, flip_transpose, bias, output,
-                             kept_input);
     const winograd_shape w = winograd_shape_for(p, config);
     cl_mem tiles, products, filters;
     clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
