@@ -543,7 +543,6 @@ typedef float16 fusedv;
               -1.0f, 1.0f, -1.0f))
 #define SWAP_INDICES 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14
 #define SPLAT_PAIR(p) as_float16((ulong8)(as_ulong(vload2(0, p))))
-#else
 #endif
 #ifdef HAS_SHUFFLEVECTOR
 #define SWAP_PAIRS(v) __builtin_shufflevector(v, v, SWAP_INDICES)
@@ -611,13 +610,13 @@ static void load_pair_row(const __global float *row, const int x, const int widt
  * block's first and are not stored (live 0). Row ty[r][s] of its image,
  * its windows' first input row y[r][s] in the image's first plane at
  * image[r][s], its outputs' first in the first output channel's plane at
- * out_first[r][s]; the chunk's first tile tx, its windows' first column x
- * and outputs' first x0, and whether all of its outputs lie inside (full). */
+ * out_first[r][s]; the chunk's windows' first column x, and whether all
+ * of its outputs lie inside (full). */
 typedef struct fused_rows {
     int ty[FUSED_R][FUSED_S], live[FUSED_R][FUSED_S], y[FUSED_R][FUSED_S];
     const __global float *image[FUSED_R][FUSED_S];
     __global float *out_first[FUSED_R][FUSED_S];
-    int tx, x, x0, full;
+    int x, full;
 } fused_rows;
 
 static void fused_rows_for(fused_rows *f, const int item, const int chunks, const int tiles_h,
@@ -627,10 +626,10 @@ static void fused_rows_for(fused_rows *f, const int item, const int chunks, cons
                            const int out_channels, const int out_height, const int out_width) {
     const int block_rows = FUSED_R * FUSED_S;
     const int chunk = item % chunks, block = item / chunks;
-    f->tx = chunk_start(chunk * TILE_VW, tiles_w);
-    f->x = 2 * f->tx - pad_left;
-    f->x0 = f->tx * 2;
-    f->full = f->x0 + TILE_PAIR_WIDTH <= out_width;
+    const int tx = chunk_start(chunk * TILE_VW, tiles_w);
+    f->x = 2 * tx - pad_left;
+    const int x0 = tx * 2;
+    f->full = x0 + TILE_PAIR_WIDTH <= out_width;
     const size_t out_plane = (size_t)out_height * out_width;
 #pragma unroll
     for (int r = 0; r < FUSED_R; r++)
@@ -644,7 +643,7 @@ static void fused_rows_for(fused_rows *f, const int item, const int chunks, cons
             f->y[r][s] = 2 * f->ty[r][s] - pad_top;
             f->image[r][s] = input + (size_t)n * channels * plane;
             f->out_first[r][s] = output + (size_t)n * out_channels * out_plane +
-                                 2 * f->ty[r][s] * out_width + f->x0;
+                                 2 * f->ty[r][s] * out_width + x0;
         }
 }
 

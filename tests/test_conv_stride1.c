@@ -8,15 +8,16 @@
  *   1-20 and padding 0-2 on each side, forward, backward-data and
  *   backward-weights (against a float64 weight gradient written here, and
  *   central differences on small shapes);
- * - its fused kernel (winograd_fused) on the same shapes, forward and
- *   backward-data, each shape in one of its configurations in turn (one
- *   row of 16 output channels or three rows of 8, and vectors of 16 tiles
- *   with 16 output channels; with AVX2's registers 8 or three rows of 4):
- *   the first as CLCNN_WINOGRAD=fused runs it, the others through a tuning
- *   verdict, as autotuning leaves it; a shape with the most input
- *   channels it takes (WINOGRAD_FUSED_CHANNELS) in each configuration; and
- *   a verdict from a file written before the third configuration picks the
- *   first.
+ * - its fused kernels (winograd_fused, winograd_fused_pairs) on the same
+ *   shapes, forward and backward-data, each shape in one of tuning's steps
+ *   in turn (one row of 16 output channels or three rows of 8, and vectors
+ *   of 16 tiles with 16 output channels; with AVX2's registers 8 or three
+ *   rows of 4; then the pairs on the widest vectors): the first as
+ *   CLCNN_WINOGRAD=fused runs it, the others through a tuning verdict, as
+ *   autotuning leaves it; a shape with the most input channels they take
+ *   (WINOGRAD_FUSED_CHANNELS) in each step; each verdict runs its step,
+ *   and a verdict from a file written before the third configuration
+ *   picks the first.
  * - the pointwise kernel (conv2d_pointwise, CLCNN_POINTWISE=1's setting)
  *   for 1x1 unpadded shapes of 1-40 channels whose planes of 1-192
  *   positions end in partial vectors, forward (bias, relu) and
