@@ -1680,7 +1680,7 @@ static void check_color_datasets(void) {
                      path_in(model, "cifar10.model"));
     check_color_predict(model);
 
-    static char names100[100][16];
+    static char names100[100][24];
     const char *names100_list[100];
     for (int i = 0; i < 100; i++) {
         snprintf(names100[i], sizeof(names100[i]), "fine-%d", i);
