@@ -496,8 +496,14 @@ __kernel void winograd_transform_products(const __global float *restrict m,
  * vector. */
 #if PAIRS
 #define FUSED_LANES (2 * TILE_VW * FUSED_S)
+#define FUSED_PARTS 8 /* the vectors that carry a tile's 16 parts */
+#define U_FLOATS 2    /* U's floats a multiply-add takes, as a vector: */
+#define U_VALUE(p) SPLAT_PAIR(p)
 #else
 #define FUSED_LANES (TILE_VW * FUSED_S)
+#define FUSED_PARTS 16
+#define U_FLOATS 1
+#define U_VALUE(p) ((fusedv)(*(p)))
 #endif
 #if FUSED_LANES == 1
 typedef float fusedv;
@@ -667,10 +673,11 @@ __kernel void winograd_fused(
     fused_rows_for(&f, item, chunks, tiles_h, tiles_w, batch, pad_top, pad_left, input, output,
                    channels, plane, out_channels, out_height, out_width);
     const int x = f.x, full = f.full;
+    /* V: its vectors of every channel's tiles, part by part (with PAIRS
+     * pair 2i holds the window's parts (i, 0) and (i, 3), pair 2i + 1
+     * parts (i, 1) and (i, 2)). */
+    fusedv v[FUSED_PARTS][FUSED_C][FUSED_R];
 #if PAIRS
-    /* V's pairs: 2i holds the window's parts (i, 0) and (i, 3), 2i + 1
-     * parts (i, 1) and (i, 2). */
-    fusedv v[8][FUSED_C][FUSED_R];
     for (int c = 0; c < channels; c++) {
 #pragma unroll
         for (int r = 0; r < FUSED_R; r++) {
@@ -706,68 +713,7 @@ __kernel void winograd_fused(
             v[7][c][r] = inner[1] - inner[3];
         }
     }
-    for (int k0 = 0; k0 < out_channels; k0 += FUSED_K) {
-        fusedv m[8][FUSED_R][FUSED_K];
-        for (int pair = 0; pair < 8; pair++) {
-            fusedv acc[FUSED_R][FUSED_K];
-#pragma unroll
-            for (int r = 0; r < FUSED_R; r++)
-#pragma unroll
-                for (int j = 0; j < FUSED_K; j++)
-                    acc[r][j] = 0.0f;
-            const __global float *uu =
-                u + (size_t)pair * 2 * u_stride + (size_t)k0 * channels * 2;
-            for (int c = 0; c < channels; c++) {
-                fusedv x[FUSED_R];
-#pragma unroll
-                for (int r = 0; r < FUSED_R; r++)
-                    x[r] = v[pair][c][r];
-#pragma unroll
-                for (int j = 0; j < FUSED_K; j++) {
-                    const fusedv w = SPLAT_PAIR(uu + (c * FUSED_K + j) * 2);
-#pragma unroll
-                    for (int r = 0; r < FUSED_R; r++)
-                        acc[r][j] = fma(w, x[r], acc[r][j]);
-                }
-            }
-#pragma unroll
-            for (int r = 0; r < FUSED_R; r++)
-#pragma unroll
-                for (int j = 0; j < FUSED_K; j++)
-                    m[pair][r][j] = acc[r][j];
-        }
-        for (int j = 0; j < FUSED_K && k0 + j < out_channels; j++) {
-            const int k = k0 + j;
-            const fusedv b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
-#pragma unroll
-            for (int r = 0; r < FUSED_R; r++) {
-                /* A^T M: rows 0 + 1 + 2 and 1 - 2 - 3, of columns (0 | 3)
-                 * and (1 | 2); then the columns' p0 + p1 + p2 in the even
-                 * lanes, p1 - p2 - p3 in the odd ones: with q = (p1 | p2)
-                 * and t = q + SIGNS * swapped q = (p1 + p2 | p2 - p1), the
-                 * outputs are SIGNS * ((p0 | p3) + t). */
-                fusedv outer[2], inner[2];
-                outer[0] = m[0][r][j] + m[2][r][j] + m[4][r][j];
-                inner[0] = m[1][r][j] + m[3][r][j] + m[5][r][j];
-                outer[1] = m[2][r][j] - m[4][r][j] - m[6][r][j];
-                inner[1] = m[3][r][j] - m[5][r][j] - m[7][r][j];
-#pragma unroll
-                for (int i = 0; i < 2; i++) {
-                    const fusedv t = fma(SIGNS, SWAP_PAIRS(inner[i]), inner[i]);
-                    const fusedv out = fma(outer[i] + t, SIGNS, b);
-                    const fusedv finished = FINISH_OUTPUT(fusedv, out, epilogue);
-#pragma unroll
-                    for (int s = 0; s < FUSED_S; s++) {
-                        if (f.live[r][s] && f.ty[r][s] * 2 + i < out_height)
-                            store_tile_row(SEGMENT(finished, s),
-                                           f.out_first[r][s] + k * out_plane + i * out_width, full);
-                    }
-                }
-            }
-        }
-    }
 #else
-    fusedv v[16][FUSED_C][FUSED_R];
     for (int c = 0; c < channels; c++) {
 #pragma unroll
         for (int r = 0; r < FUSED_R; r++) {
@@ -802,37 +748,68 @@ __kernel void winograd_fused(
                 v[xi][c][r] = transformed[xi];
         }
     }
+#endif
     for (int k0 = 0; k0 < out_channels; k0 += FUSED_K) {
-        fusedv m[16][FUSED_R][FUSED_K];
-        for (int xi = 0; xi < 16; xi++) {
+        fusedv m[FUSED_PARTS][FUSED_R][FUSED_K];
+        for (int part = 0; part < FUSED_PARTS; part++) {
             fusedv acc[FUSED_R][FUSED_K];
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++)
 #pragma unroll
                 for (int j = 0; j < FUSED_K; j++)
                     acc[r][j] = 0.0f;
-            const __global float *uu = u + (size_t)xi * u_stride + (size_t)k0 * channels;
+            const __global float *uu = u + (size_t)part * U_FLOATS * u_stride +
+                                       (size_t)k0 * channels * U_FLOATS;
             for (int c = 0; c < channels; c++) {
-                fusedv x[FUSED_R];
+                fusedv tiles[FUSED_R];
 #pragma unroll
                 for (int r = 0; r < FUSED_R; r++)
-                    x[r] = v[xi][c][r];
+                    tiles[r] = v[part][c][r];
 #pragma unroll
                 for (int j = 0; j < FUSED_K; j++) {
-                    const fusedv w = uu[c * FUSED_K + j];
+                    const fusedv w = U_VALUE(uu + (c * FUSED_K + j) * U_FLOATS);
 #pragma unroll
                     for (int r = 0; r < FUSED_R; r++)
-                        acc[r][j] = fma(w, x[r], acc[r][j]);
+                        acc[r][j] = fma(w, tiles[r], acc[r][j]);
                 }
             }
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++)
 #pragma unroll
                 for (int j = 0; j < FUSED_K; j++)
-                    m[xi][r][j] = acc[r][j];
+                    m[part][r][j] = acc[r][j];
         }
         for (int j = 0; j < FUSED_K && k0 + j < out_channels; j++) {
             const int k = k0 + j;
+#if PAIRS
+            const fusedv b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < FUSED_R; r++) {
+                /* A^T M: rows 0 + 1 + 2 and 1 - 2 - 3, of columns (0 | 3)
+                 * and (1 | 2); then the columns' p0 + p1 + p2 in the even
+                 * lanes, p1 - p2 - p3 in the odd ones: with q = (p1 | p2)
+                 * and t = q + SIGNS * swapped q = (p1 + p2 | p2 - p1), the
+                 * outputs are SIGNS * ((p0 | p3) + t). */
+                fusedv outer[2], inner[2];
+                outer[0] = m[0][r][j] + m[2][r][j] + m[4][r][j];
+                inner[0] = m[1][r][j] + m[3][r][j] + m[5][r][j];
+                outer[1] = m[2][r][j] - m[4][r][j] - m[6][r][j];
+                inner[1] = m[3][r][j] - m[5][r][j] - m[7][r][j];
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    const fusedv t = fma(SIGNS, SWAP_PAIRS(inner[i]), inner[i]);
+                    const fusedv out = fma(outer[i] + t, SIGNS, b);
+                    const fusedv finished = FINISH_OUTPUT(fusedv, out, epilogue);
+#pragma unroll
+                    for (int s = 0; s < FUSED_S; s++) {
+                        if (f.live[r][s] && f.ty[r][s] * 2 + i < out_height)
+                            store_tile_row(SEGMENT(finished, s),
+                                           f.out_first[r][s] + k * out_plane + i * out_width, full);
+                    }
+                }
+            }
+        
+#else
             const float b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
 #pragma unroll
             for (int r = 0; r < FUSED_R; r++) {
@@ -856,9 +833,10 @@ __kernel void winograd_fused(
                                            full);
                     }
             }
+        
+#endif
         }
     }
-#endif
 }
 
 /* ---- backward-weights ----------------------------------------------------
