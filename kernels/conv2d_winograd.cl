@@ -107,12 +107,12 @@ typedef VECTOR(float, VW) floatv;
  * the output channels in blocks of k_block, a block's (C, k_block) after
  * the one before: for the products one block of K_padded, (C, K_padded);
  * for the fused kernel blocks of FUSED_K, each of which a work-item reads
- * from start to end, and with -DPAIRED_FILTERS=1 (winograd_fused_pairs') two
+ * from start to end, and in winograd_fused_pairs' program (-DPAIRS=1) two
  * parts side by side in each float pair (its pairs, below): pair p at
  * 2 p * stride, part (i, j) in pair 2i + (j is 1 or 2), second of it where
  * j >= 2. */
-#ifndef PAIRED_FILTERS
-#define PAIRED_FILTERS 0
+#ifndef PAIRS
+#define PAIRS 0
 #endif
 __kernel void winograd_transform_filters(const __global float *restrict weight,
                                          __global float *restrict u, const int in_channels,
@@ -151,7 +151,7 @@ __kernel void winograd_transform_filters(const __global float *restrict weight,
                               0.5f * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2]};
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-#if PAIRED_FILTERS
+#if PAIRS
             /* Pair 2i: parts (i, 0) and (i, 3); pair 2i + 1: (i, 1) and (i, 2). */
             const int pair = 2 * i + (j == 1 || j == 2);
             const int second = j >= 2;
@@ -453,8 +453,8 @@ __kernel void winograd_transform_products(const __global float *restrict m,
  *     a row, columns x, x + 2 and x + 1 (d0 - d2 | d1 - d3 from the first
  *     two; d1 + d2 | d2 - d1 from the third and its pairs swapped), and the
  *     output's from the pairs in the same way, stored as they are. U holds
- *     each pair's two parts side by side (winograd_transform_filters with
- *     PAIRED_FILTERS), splat across the vector by a load of its own before
+ *     each pair's two parts side by side (winograd_transform_filters in
+ *     the same program), splat across the vector by a load of its own before
  *     each multiply-add. Cheaper transforms, dearer products: faster where
  *     the transforms weigh most, with few channels (kernel time, batch 64,
  *     Intel Xeon with AVX-512, vectors of 16 floats: 16 channels at 28x28
@@ -468,8 +468,8 @@ __kernel void winograd_transform_products(const __global float *restrict m,
  * PAIRS at most 8 in twice as many floats), FUSED_C the channels V holds
  * (at least C). Launch over ceil(N * TH / (FUSED_R * FUSED_S)) * chunks
  * work-items, chunks = ceil(TW / TILE_VW), with the batch N; U from
- * winograd_transform_filters (with PAIRED_FILTERS for PAIRS) with K padded
- * to whole blocks of FUSED_K and k_block FUSED_K. */
+ * winograd_transform_filters (built with the same -D) with K padded to
+ * whole blocks of FUSED_K and k_block FUSED_K. */
 #ifndef FUSED_K
 #define FUSED_K 8
 #endif
@@ -481,9 +481,6 @@ __kernel void winograd_transform_products(const __global float *restrict m,
 #endif
 #ifndef FUSED_S
 #define FUSED_S 1
-#endif
-#ifndef PAIRS
-#define PAIRS 0
 #endif
 
 /* A fused vector: FUSED_S segments of TILE_VW tiles (tilev, or with PAIRS

@@ -401,7 +401,7 @@ void cli_print_man(FILE *out) {
           "otherwise times a few kernel configurations for each convolution shape the tuning "
           "file lacks and adds the fastest to it.\n"
           ".TP\n.B CLCNN_WINOGRAD\n0, 1 or fused: stride-1 3x3 convolutions never or always on "
-          "Winograd F(2x2, 3x3), fused: on its fused kernel where that can run (up to 128 input "
+          "Winograd F(2x2, 3x3), fused: on its fused kernel where that can run (up to 256 input "
           "channels); by default where and as tuning timed it faster.\n"
           ".TP\n.B CLCNN_POINTWISE\n0 or 1: 1x1 stride-1 unpadded convolutions (forward and "
           "backward-data) never or always as matrix products over the positions; by default "

@@ -282,9 +282,9 @@ static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, con
     char options[160];
     snprintf(options, sizeof(options),
              "-DTILE_VW=%d -DFUSED_S=%d -DFUSED_R=%d -DFUSED_K=%d -DFUSED_C=%d -DPADDED_COPY=%d "
-             "-DPAIRS=%d -DPAIRED_FILTERS=%d",
+             "-DPAIRS=%d",
              tiles.tile_vw, tiles.segments, rows, block, (p->in_channels + 15) / 16 * 16,
-             padded_copy, pairs, pairs);
+             padded_copy, pairs);
     clcnn_status status =
         transform_filters(ctx, options, p, &w, weight, flip_transpose, block, &filters);
     if (status == CLCNN_OK && !padded && padded_copy)
