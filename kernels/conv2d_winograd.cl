@@ -277,14 +277,35 @@ static void store_tile_row(const tile_pair row, __global float *o, const int ful
  * `row` (width floats), zero outside it. From a copy padded to (2 TH + 2)
  * x (2 TW + 2) (-DPADDED_COPY=1, with no padding of its own) every window
  * lies inside: two vector loads. From the input itself (PADDED_COPY 0)
- * one vector load of columns x + 1 .. x + 2 TILE_VW, which must lie inside
- * the row, and a float either side, loaded within the row and then chosen
- * (no branch). The host reads the input itself only where the columns lie
- * inside for every chunk (pad_left at most 1 and the last chunk's within
- * the width: every row of even width and padding 1, or 0). */
+ * one vector load of columns x + 1 .. x + 2 TILE_VW (load_middle), and a
+ * float either side, loaded within the row and then chosen (no branch).
+ * The host reads the input itself only where pad_left is at most 1 and the
+ * last chunk's columns end at most one past the row: every row of padding
+ * 0, or of padding 1 and even width, and the odd widths' last chunk, whose
+ * vector is a float short (7x7 planes: their padded copy had taken a tenth
+ * of the forward's time at 64 channels, batch 128). */
 #ifndef PADDED_COPY
 #define PADDED_COPY 1
 #endif
+
+/* Columns x + 1 .. x + TILE_PAIR_WIDTH of a row of `width` floats, the last
+ * one 0 where it lies past the row (x + TILE_PAIR_WIDTH == width): then the
+ * loads stop at the row's end. */
+#if TILE_PAIR_WIDTH == 2
+#define LOAD_SHORT(p) ((tile_pair)((p)[0], 0.0f))
+#elif TILE_PAIR_WIDTH == 4
+#define LOAD_SHORT(p) ((tile_pair)(vload3(0, p), 0.0f))
+#elif TILE_PAIR_WIDTH == 8
+#define LOAD_SHORT(p) ((tile_pair)(vload4(0, p), vload3(0, (p) + 4), 0.0f))
+#else
+#define LOAD_SHORT(p) ((tile_pair)(vload8(0, p), vload4(0, (p) + 8), vload3(0, (p) + 12), 0.0f))
+#endif
+static tile_pair load_middle(const __global float *row, const int x, const int width) {
+    if (x + TILE_PAIR_WIDTH < width)
+        return VLOAD(TILE_PAIR_WIDTH)(0, row + x + 1);
+    return LOAD_SHORT(row + x + 1);
+}
+
 static void load_window_row(const __global float *row, const int x, const int width, tilev *d) {
 #if PADDED_COPY
     const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, row + x);
@@ -294,7 +315,7 @@ static void load_window_row(const __global float *row, const int x, const int wi
     d[2] = b.even;
     d[3] = b.odd;
 #else
-    const tile_pair middle = VLOAD(TILE_PAIR_WIDTH)(0, row + x + 1);
+    const tile_pair middle = load_middle(row, x, width);
     const int end = x + TILE_PAIR_WIDTH + 1;
     const float first = select(0.0f, row[max(x, 0)], x >= 0);
     const float last = select(0.0f, row[min(end, width - 1)], end < width);
@@ -593,11 +614,12 @@ typedef float16 fusedv;
  * from where). */
 static void load_pair_row(const __global float *row, const int x, const int width,
                           tile_pair *a, tile_pair *b, tile_pair *c) {
-    *c = VLOAD(TILE_PAIR_WIDTH)(0, row + x + 1);
 #if PADDED_COPY
+    *c = VLOAD(TILE_PAIR_WIDTH)(0, row + x + 1);
     *a = VLOAD(TILE_PAIR_WIDTH)(0, row + x);
     *b = VLOAD(TILE_PAIR_WIDTH)(0, row + x + 2);
 #else
+    *c = load_middle(row, x, width);
     const int end = x + TILE_PAIR_WIDTH + 1;
     const float first = select(0.0f, row[max(x, 0)], x >= 0);
     const float last = select(0.0f, row[min(end, width - 1)], end < width);

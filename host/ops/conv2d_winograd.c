@@ -111,9 +111,10 @@ typedef struct winograd_source {
 /* The kernels read a padded copy (-DPADDED_COPY=1), which a direct
  * backward-weights keeps (kept, conv2d_kept_input_floats), or else the
  * input itself where they can: pad_left at most 1 and the last chunk's
- * columns within the width (kernels/conv2d_winograd.cl, load_window_row). */
+ * columns at most one past the width (kernels/conv2d_winograd.cl,
+ * load_window_row). */
 static int reads_padded_copy(const conv2d_params *p, const winograd_shape *w, int kept) {
-    return kept || p->pad_left > 1 || 2 * w->tiles_w - p->pad_left + 1 > p->in_width;
+    return kept || p->pad_left > 1 || 2 * w->tiles_w - p->pad_left > p->in_width;
 }
 
 /* The -D options of the program for config and shape w, reading a padded
