@@ -85,28 +85,6 @@ static int quick;
 
 /* ---- tallies, arrays ------------------------------------------------------------------- */
 
-typedef struct op_result {
-    int shapes;
-    int failures;
-    double worst_error;
-} op_result;
-
-/* Counts one case; returns 1 if its error is within the bound. */
-static int record_error(op_result *result, double error, double bound) {
-    result->shapes++;
-    if (error > result->worst_error || isnan(error))
-        result->worst_error = isnan(error) ? INFINITY : error;
-    const int ok = error <= bound;
-    if (!ok)
-        result->failures++;
-    return ok;
-}
-
-static void print_summary(const char *name, const op_result *result) {
-    printf("%-56s %4d cases, worst error %.3g%s\n", name, result->shapes, result->worst_error,
-           result->failures ? "  FAILED" : "");
-}
-
 static double seconds_now(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -122,24 +100,6 @@ static void *allocate(int64_t count, size_t element_size) {
     return values;
 }
 
-static float *allocate_floats(int64_t count) {
-    return allocate(count, sizeof(float));
-}
-
-static double *allocate_doubles(int64_t count) {
-    return allocate(count, sizeof(double));
-}
-
-static void fill_uniform(test_rng *rng, float *values, int64_t count, float low, float high) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, low, high);
-}
-
-static void fill_nan(float *values, int64_t count) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = NAN;
-}
-
 static void copy_floats(float *to, const float *from, int64_t count) {
     memcpy(to, from, (size_t)count * sizeof(float));
 }
@@ -148,9 +108,9 @@ static void copy_floats(float *to, const float *from, int64_t count) {
  * written shows), random when the backward adds into it. */
 static void fill_destination(test_rng *rng, float *values, int64_t count, int accumulate) {
     if (accumulate)
-        fill_uniform(rng, values, count, -1.0f, 1.0f);
+        test_fill_uniform(rng, values, count, -1.0f, 1.0f);
     else
-        fill_nan(values, count);
+        test_fill_nan(values, count);
 }
 
 /* Worst |fd - computed| / max(|fd|, fd_floor). */
@@ -212,7 +172,7 @@ typedef struct two_ways {
 static two_ways two_ways_make(int64_t count, const int64_t *lengths, int kinds) {
     two_ways w = {{NULL, NULL}, {{NULL}}, kinds};
     for (int v = 0; v < 2; v++) {
-        w.out[v] = allocate_floats(count);
+        w.out[v] = test_floats(count);
         for (int k = 0; k < kinds; k++)
             w.grads[v][k] = calloc((size_t)lengths[k], sizeof(float));
     }
@@ -286,17 +246,17 @@ static void draw_case(test_rng *rng, int index, bn_case *c) {
     c->momentum = form == 2 ? test_rand_float(rng, 0.0f, 1.0f) : form == 3 ? 1.0f : 0.1f;
     const float offset = test_rand_float(rng, -2.0f, 2.0f);
     const float scale = test_rand_float(rng, 0.25f, 2.0f);
-    c->x = allocate_floats(count);
+    c->x = test_floats(count);
     for (int64_t i = 0; i < count; i++)
         c->x[i] = offset + scale * test_rand_float(rng, -1.0f, 1.0f);
-    c->weight = allocate_floats(channels);
-    c->bias = allocate_floats(channels);
-    c->running_mean = allocate_floats(channels);
-    c->running_var = allocate_floats(channels);
-    fill_uniform(rng, c->weight, channels, -1.5f, 1.5f);
-    fill_uniform(rng, c->bias, channels, -1.0f, 1.0f);
-    fill_uniform(rng, c->running_mean, channels, -1.0f, 1.0f);
-    fill_uniform(rng, c->running_var, channels, 0.5f, 2.0f);
+    c->weight = test_floats(channels);
+    c->bias = test_floats(channels);
+    c->running_mean = test_floats(channels);
+    c->running_var = test_floats(channels);
+    test_fill_uniform(rng, c->weight, channels, -1.5f, 1.5f);
+    test_fill_uniform(rng, c->bias, channels, -1.0f, 1.0f);
+    test_fill_uniform(rng, c->running_mean, channels, -1.0f, 1.0f);
+    test_fill_uniform(rng, c->running_var, channels, 0.5f, 2.0f);
 }
 
 static void free_case(bn_case *c) {
@@ -406,8 +366,8 @@ static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed)
         for (int v = 0; v < 2; v++)
             for (int k = 0; k < 3; k++)
                 out[v][k] = calloc((size_t)(k == 0 ? count : channels), sizeof(float));
-        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
-        fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, start, count, -1.0f, 1.0f);
         for (int walk = 0; walk < 2; walk++) {
             buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, by = {0}, bs = {0}, bg = {0};
             int ok =
@@ -466,7 +426,7 @@ static const char *const walk_names[2] = {"strided", "contiguous"};
 /* Every case runs on the OpenCL device with both walks. */
 static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    op_result train[2] = {{0}}, stats[2] = {{0}}, eval[2] = {{0}}, backward[2][3] = {{{0}}};
+    test_tally train[2] = {{0}}, stats[2] = {{0}}, eval[2] = {{0}}, backward[2][3] = {{{0}}};
     static const char *const backward_kinds[3] = {"grad_x overwritten", "grad_x accumulated",
                                                   "no grad_x"};
     int64_t longest_channel = 0;
@@ -481,20 +441,20 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         /* Backward: grad_x overwritten, accumulated into, or absent, in turn. */
         const int mode = index % 3;
         const int accumulate = mode == 1;
-        float *grad_y = allocate_floats(count);
-        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
-        float *start_gx = allocate_floats(count);
+        float *grad_y = test_floats(count);
+        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        float *start_gx = test_floats(count);
         fill_destination(&rng, start_gx, count, accumulate);
 
         /* The reference: train forward (output and running statistics), eval
          * forward with the random running statistics, backward. */
-        float *ref_y = allocate_floats(count), *ref_eval = allocate_floats(count);
-        float *ref_stats = allocate_floats(2 * channels);
-        float *ref_gx = mode == 2 ? NULL : allocate_floats(count);
-        float *ref_gp = allocate_floats(2 * channels);
-        fill_nan(ref_y, count);
-        fill_nan(ref_eval, count);
-        fill_nan(ref_gp, 2 * channels);
+        float *ref_y = test_floats(count), *ref_eval = test_floats(count);
+        float *ref_stats = test_floats(2 * channels);
+        float *ref_gx = mode == 2 ? NULL : test_floats(count);
+        float *ref_gp = test_floats(2 * channels);
+        test_fill_nan(ref_y, count);
+        test_fill_nan(ref_eval, count);
+        test_fill_nan(ref_gp, 2 * channels);
         if (ref_gx)
             copy_floats(ref_gx, start_gx, count);
         copy_floats(ref_stats, c.running_mean, channels);
@@ -506,13 +466,13 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         batchnorm_backward_ref(s->batch, channels, shape_spatial(s), c.eps, c.x, grad_y, c.weight,
                                ref_gx, accumulate, ref_gp, ref_gp + channels);
 
-        float *dev_y = allocate_floats(count), *dev_stats = allocate_floats(2 * channels);
-        float *dev_gx = mode == 2 ? NULL : allocate_floats(count);
-        float *dev_gp = allocate_floats(2 * channels);
+        float *dev_y = test_floats(count), *dev_stats = test_floats(2 * channels);
+        float *dev_gx = mode == 2 ? NULL : test_floats(count);
+        float *dev_gp = test_floats(2 * channels);
         for (int walk = 0; walk < 2; walk++) {
             char extra[64];
             snprintf(extra, sizeof(extra), ", %s walk", walk_names[walk]);
-            fill_nan(dev_y, count);
+            test_fill_nan(dev_y, count);
             copy_floats(dev_stats, c.running_mean, channels);
             copy_floats(dev_stats + channels, c.running_var, channels);
             double error = INFINITY, stats_error = INFINITY;
@@ -521,22 +481,22 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
                 error = max_relative_error(dev_y, ref_y, count, 1.0);
                 stats_error = max_relative_error(dev_stats, ref_stats, 2 * channels, 1.0);
             }
-            if (!CHECK(record_error(&train[walk], error, tolerance)))
+            if (!CHECK(test_tally_record(&train[walk], error, tolerance)))
                 print_case("train forward device vs reference", index, &c, extra, error);
-            if (!CHECK(record_error(&stats[walk], stats_error, tolerance)))
+            if (!CHECK(test_tally_record(&stats[walk], stats_error, tolerance)))
                 print_case("running statistics device vs reference", index, &c, extra, stats_error);
 
-            fill_nan(dev_y, count);
+            test_fill_nan(dev_y, count);
             error = INFINITY;
             if (run_forward(ctx, walk, s, c.eps, c.momentum, 0, c.x, c.weight, c.bias,
                             c.running_mean, c.running_var, dev_y))
                 error = max_relative_error(dev_y, ref_eval, count, 1.0);
-            if (!CHECK(record_error(&eval[walk], error, tolerance)))
+            if (!CHECK(test_tally_record(&eval[walk], error, tolerance)))
                 print_case("eval forward device vs reference", index, &c, extra, error);
 
             if (dev_gx)
                 copy_floats(dev_gx, start_gx, count);
-            fill_nan(dev_gp, 2 * channels);
+            test_fill_nan(dev_gp, 2 * channels);
             error = INFINITY;
             if (run_backward(ctx, walk, s, c.eps, c.x, grad_y, c.weight, dev_gx, accumulate, dev_gp,
                              dev_gp + channels)) {
@@ -544,7 +504,7 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
                 if (ref_gx)
                     error = fmax(error, max_relative_error(dev_gx, ref_gx, count, 1.0));
             }
-            if (!CHECK(record_error(&backward[walk][mode], error, gradient_tolerance))) {
+            if (!CHECK(test_tally_record(&backward[walk][mode], error, gradient_tolerance))) {
                 char detail[128];
                 snprintf(detail, sizeof(detail), "%s, %s", extra, backward_kinds[mode]);
                 print_case("backward device vs reference", index, &c, detail, error);
@@ -567,20 +527,19 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         char label[96];
         snprintf(label, sizeof(label), "train forward, %s walk, device vs reference",
                  walk_names[walk]);
-        print_summary(label, &train[walk]);
+        test_tally_print(label, 56, "cases", &train[walk]);
         snprintf(label, sizeof(label), "running statistics, %s walk", walk_names[walk]);
-        print_summary(label, &stats[walk]);
+        test_tally_print(label, 56, "cases", &stats[walk]);
         snprintf(label, sizeof(label), "eval forward, %s walk", walk_names[walk]);
-        print_summary(label, &eval[walk]);
+        test_tally_print(label, 56, "cases", &eval[walk]);
         for (int mode = 0; mode < 3; mode++) {
             snprintf(label, sizeof(label), "backward, %s walk, %s", walk_names[walk],
                      backward_kinds[mode]);
-            print_summary(label, &backward[walk][mode]);
+            test_tally_print(label, 56, "cases", &backward[walk][mode]);
         }
-        CHECK(quick || (train[walk].shapes >= 100 && eval[walk].shapes >= 100));
+        CHECK(quick || (train[walk].cases >= 100 && eval[walk].cases >= 100));
         CHECK(quick ||
-              backward[walk][0].shapes + backward[walk][1].shapes + backward[walk][2].shapes >=
-                  100);
+              backward[walk][0].cases + backward[walk][1].cases + backward[walk][2].cases >= 100);
     }
     printf("longest channel: %lld elements\n", (long long)longest_channel);
     CHECK(quick || longest_channel >= 50000);
@@ -638,7 +597,7 @@ static void differences(const shape *s, double eps, double *x, double *weight, d
 }
 
 static double *doubles_of(const float *values, int64_t count) {
-    double *out = allocate_doubles(count);
+    double *out = test_doubles(count);
     for (int64_t i = 0; i < count; i++)
         out[i] = values[i];
     return out;
@@ -647,7 +606,7 @@ static double *doubles_of(const float *values, int64_t count) {
 static void run_fd_shapes(clcnn_context *const *contexts, int cases, uint64_t seed) {
     static const char *const names[2] = {"reference", "OpenCL"};
     test_rng rng = {seed};
-    op_result results[2] = {{0}};
+    test_tally results[2] = {{0}};
     for (int index = 0; index < cases; index++) {
         bn_case c;
         /* Small shapes: every element is differenced twice over the whole forward. */
@@ -663,37 +622,37 @@ static void run_fd_shapes(clcnn_context *const *contexts, int cases, uint64_t se
         c.momentum = 0.1f;
         const int64_t count = shape_count(&s);
         const int channels = s.channels;
-        c.x = allocate_floats(count);
-        c.weight = allocate_floats(channels);
-        c.bias = allocate_floats(channels);
+        c.x = test_floats(count);
+        c.weight = test_floats(channels);
+        c.bias = test_floats(channels);
         c.running_mean = c.running_var = NULL;
         const float offset = test_rand_float(&rng, -1.0f, 1.0f);
         for (int64_t i = 0; i < count; i++)
             c.x[i] = offset + test_rand_float(&rng, -1.0f, 1.0f);
-        fill_uniform(&rng, c.weight, channels, -1.5f, 1.5f);
-        fill_uniform(&rng, c.bias, channels, -1.0f, 1.0f);
-        float *g = allocate_floats(count);
-        fill_uniform(&rng, g, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, c.weight, channels, -1.5f, 1.5f);
+        test_fill_uniform(&rng, c.bias, channels, -1.0f, 1.0f);
+        float *g = test_floats(count);
+        test_fill_uniform(&rng, g, count, -1.0f, 1.0f);
 
         double *x = doubles_of(c.x, count), *w = doubles_of(c.weight, channels);
-        double *b = doubles_of(c.bias, channels), *y = allocate_doubles(count);
-        double *fd_x = allocate_doubles(count), *fd_w = allocate_doubles(channels);
-        double *fd_b = allocate_doubles(channels);
+        double *b = doubles_of(c.bias, channels), *y = test_doubles(count);
+        double *fd_x = test_doubles(count), *fd_w = test_doubles(channels);
+        double *fd_b = test_doubles(channels);
         differences(&s, c.eps, x, w, b, x, count, g, y, fd_x);
         differences(&s, c.eps, x, w, b, w, channels, g, y, fd_w);
         differences(&s, c.eps, x, w, b, b, channels, g, y, fd_b);
 
-        float *gx = allocate_floats(count), *gw = allocate_floats(channels);
-        float *gb = allocate_floats(channels);
+        float *gx = test_floats(count), *gw = test_floats(channels);
+        float *gb = test_floats(channels);
         for (int d = 0; d < 2; d++) {
-            fill_nan(gx, count);
-            fill_nan(gw, channels);
-            fill_nan(gb, channels);
+            test_fill_nan(gx, count);
+            test_fill_nan(gw, channels);
+            test_fill_nan(gb, channels);
             double error = INFINITY;
             if (run_backward(contexts[d], WALK_DEVICE, &s, c.eps, c.x, g, c.weight, gx, 0, gw, gb))
                 error = fmax(fd_error(fd_x, gx, count),
                              fmax(fd_error(fd_w, gw, channels), fd_error(fd_b, gb, channels)));
-            if (!CHECK(record_error(&results[d], error, fd_tolerance))) {
+            if (!CHECK(test_tally_record(&results[d], error, fd_tolerance))) {
                 char what[64];
                 snprintf(what, sizeof(what), "backward %s vs fd", names[d]);
                 print_case(what, index, &c, "", error);
@@ -712,8 +671,8 @@ static void run_fd_shapes(clcnn_context *const *contexts, int cases, uint64_t se
         free(gb);
         free_case(&c);
     }
-    print_summary("backward, reference vs finite differences", &results[0]);
-    print_summary("backward, OpenCL vs finite differences", &results[1]);
+    test_tally_print("backward, reference vs finite differences", 56, "cases", &results[0]);
+    test_tally_print("backward, OpenCL vs finite differences", 56, "cases", &results[1]);
 }
 
 /* ---- 3. hand-made cases ------------------------------------------------------------------------
@@ -740,7 +699,7 @@ static void check_hand_cases(clcnn_context *ctx) {
         float y[4];
         const float expected[] = {-1.5f, -1.5f, 2.5f, 2.5f};
         const float expected_mean[] = {0.9f}, expected_var[] = {0.9f * 2 + 0.1f * 4 / 3.0f};
-        fill_nan(y, 4);
+        test_fill_nan(y, 4);
         int ran = run_forward(ctx, WALK_DEVICE, &s, 0.0f, 0.1f, 1, x, weight, bias, mean, var, y);
         expect_values("batchnorm1d train forward", ctx, ran, y, expected, 4);
         expect_values("batchnorm1d running_mean", ctx, ran, mean, expected_mean, 1);
@@ -751,7 +710,7 @@ static void check_hand_cases(clcnn_context *ctx) {
         float dy[] = {1, 2, 3, 4}, gx[4], gw[1], gb[1];
         const float expected_gx[] = {-1, 1, -1, 1}, expected_added[] = {9, 11, 9, 11};
         const float expected_gw[] = {4}, expected_gb[] = {10};
-        fill_nan(gx, 4);
+        test_fill_nan(gx, 4);
         ran = run_backward(ctx, WALK_DEVICE, &s, 0.0f, x, dy, weight, gx, 0, gw, gb);
         expect_values("batchnorm1d backward, grad_x", ctx, ran, gx, expected_gx, 4);
         expect_values("batchnorm1d backward, grad_weight", ctx, ran, gw, expected_gw, 1);
@@ -770,7 +729,7 @@ static void check_hand_cases(clcnn_context *ctx) {
         float weight[] = {1, 3}, bias[] = {0, -1}, mean[] = {5, 5}, var[] = {5, 5}, y[8];
         const float expected[] = {-1, 1, -4, 2, -1, 1, 2, -4};
         const float expected_mean[] = {0, 3}, expected_var[] = {4 / 3.0f, 4 / 3.0f};
-        fill_nan(y, 8);
+        test_fill_nan(y, 8);
         const int ran =
             run_forward(ctx, WALK_DEVICE, &s, 0.0f, 1.0f, 1, x, weight, bias, mean, var, y);
         expect_values("batchnorm2d train forward", ctx, ran, y, expected, 8);
@@ -782,7 +741,7 @@ static void check_hand_cases(clcnn_context *ctx) {
         const shape s = {3, 1, 1, 1};
         float x[] = {1, 2, 3}, weight[] = {2}, bias[] = {0.5f}, mean[] = {1}, var[] = {3}, y[3];
         const float expected[] = {0.5f, 1.5f, 2.5f}, same_mean[] = {1}, same_var[] = {3};
-        fill_nan(y, 3);
+        test_fill_nan(y, 3);
         const int ran =
             run_forward(ctx, WALK_DEVICE, &s, 1.0f, 0.1f, 0, x, weight, bias, mean, var, y);
         expect_values("batchnorm eval forward", ctx, ran, y, expected, 3);
@@ -799,14 +758,14 @@ static void check_repeatable(clcnn_context *ctx) {
     draw_case(&rng, 2, &c); /* 65536 elements per channel */
     const int64_t count = shape_count(&c.s);
     const int channels = c.s.channels;
-    float *grad_y = allocate_floats(count);
-    fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+    float *grad_y = test_floats(count);
+    test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
     for (int walk = 0; walk < 2; walk++) {
         float *y[2], *gx[2], gp[2][4], stats[2][4];
         int ran = 1;
         for (int run = 0; run < 2; run++) {
-            y[run] = allocate_floats(count);
-            gx[run] = allocate_floats(count);
+            y[run] = test_floats(count);
+            gx[run] = test_floats(count);
             copy_floats(stats[run], c.running_mean, channels);
             copy_floats(stats[run] + channels, c.running_var, channels);
             ran = ran &&
@@ -889,7 +848,7 @@ static float *all_tensors(clcnn_context *ctx, clcnn_net *net, int64_t *count) {
         clcnn_net_tensor_info(net, i, &info);
         *count += info.count;
     }
-    float *values = allocate_floats(*count);
+    float *values = test_floats(*count);
     int64_t used = 0;
     for (int i = 0; i < clcnn_net_tensor_count(net); i++) {
         clcnn_tensor_info info;
@@ -1078,7 +1037,7 @@ static void check_saved_state(clcnn_context *const *contexts, const trained *t,
  * compared elsewhere) times the learning rate, summed over the steps, and
  * the running statistics by the activations' (1e-5): 1e-4 bounds both. */
 static void check_training(clcnn_context *const *contexts) {
-    float *images = allocate_floats(NET_IMAGES * 72);
+    float *images = test_floats(NET_IMAGES * 72);
     int32_t *labels = allocate(NET_IMAGES, sizeof(int32_t));
     clcnn_dataset data;
     make_dataset(&data, images, labels);
@@ -1117,13 +1076,13 @@ static void check_state_after_pass(clcnn_context *const *contexts) {
     float input[4 * 72];
     int32_t labels[4] = {0, 1, 2, 0};
     test_rng rng = {99};
-    fill_uniform(&rng, input, 4 * 72, -1.0f, 1.0f);
+    test_fill_uniform(&rng, input, 4 * 72, -1.0f, 1.0f);
     float stats[2][8];
     for (int d = 0; d < 2; d++) {
         clcnn_context *ctx = contexts[d];
         clcnn_net *net = NULL;
         double loss;
-        fill_nan(stats[d], 8);
+        test_fill_nan(stats[d], 8);
         if (CHECK_OK(ctx, clcnn_net_from_string(ctx, net_text, "bn.net", &net)) &&
             CHECK_OK(ctx, clcnn_net_init_weights(net, 3)) &&
             CHECK_OK(ctx, clcnn_net_backward(net, input, 4, labels, NULL, &loss))) {
@@ -1162,10 +1121,10 @@ static void check_large_train_forward(clcnn_context *ctx) {
         CHECK_OK(ctx, clcnn_net_get_tensor(net, "bn.running_var", var, CHANNELS))) {
         const shape s = {IMAGES, CHANNELS, 2, 2};
         const int64_t count = shape_count(&s);
-        double *x = doubles_of(input, count), *y = allocate_doubles(count);
+        double *x = doubles_of(input, count), *y = test_doubles(count);
         const double one[CHANNELS] = {1, 1, 1}, zero[CHANNELS] = {0, 0, 0};
         forward_double(&s, 1e-5f, x, one, zero, y);
-        float *expected = allocate_floats(count);
+        float *expected = test_floats(count);
         for (int64_t i = 0; i < count; i++)
             expected[i] = (float)y[i];
         CHECK(max_relative_error(output, expected, count, 1.0) <= tolerance);
@@ -1202,7 +1161,7 @@ static void check_large_train_forward(clcnn_context *ctx) {
 static void check_eval_backward(clcnn_context *const *contexts, int cases, uint64_t seed) {
     clcnn_context *ctx = contexts[1];
     test_rng rng = {seed};
-    op_result device = {0}, fd = {0};
+    test_tally device = {0}, fd = {0};
     for (int index = 0; index < cases; index++) {
         bn_case c;
         draw_case(&rng, index, &c);
@@ -1210,23 +1169,23 @@ static void check_eval_backward(clcnn_context *const *contexts, int cases, uint6
         const int64_t count = shape_count(s);
         const int spatial = shape_spatial(s), channels = s->channels;
         const int accumulate = index % 3 == 1, want_grad_x = index % 3 != 2;
-        float *grad_y = allocate_floats(count), *start = allocate_floats(count);
-        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        float *grad_y = test_floats(count), *start = test_floats(count);
+        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
         fill_destination(&rng, start, count, accumulate);
-        float *want_x = want_grad_x ? allocate_floats(count) : NULL;
-        float *want_w = allocate_floats(channels), *want_b = allocate_floats(channels);
+        float *want_x = want_grad_x ? test_floats(count) : NULL;
+        float *want_w = test_floats(channels), *want_b = test_floats(channels);
         if (want_x)
             copy_floats(want_x, start, count);
         batchnorm_backward_eval_ref(s->batch, channels, spatial, c.eps, c.x, grad_y, c.weight,
                                     c.running_mean, c.running_var, want_x, accumulate, want_w,
                                     want_b);
         for (int walk = 0; walk < 2; walk++) {
-            float *got_x = want_grad_x ? allocate_floats(count) : NULL;
-            float *got_w = allocate_floats(channels), *got_b = allocate_floats(channels);
+            float *got_x = want_grad_x ? test_floats(count) : NULL;
+            float *got_w = test_floats(channels), *got_b = test_floats(channels);
             if (got_x)
                 copy_floats(got_x, start, count);
-            fill_nan(got_w, channels);
-            fill_nan(got_b, channels);
+            test_fill_nan(got_w, channels);
+            test_fill_nan(got_b, channels);
             buf bx, bdy, bw, bm, bv, bgx, bgw, bgb;
             int ok = make_buf(ctx, c.x, count, &bx) && make_buf(ctx, grad_y, count, &bdy) &&
                      make_buf(ctx, c.weight, channels, &bw) &&
@@ -1244,7 +1203,7 @@ static void check_eval_backward(clcnn_context *const *contexts, int cases, uint6
             error = fmax(error, max_relative_error(got_b, want_b, channels, 1.0));
             if (want_grad_x)
                 error = fmax(error, max_relative_error(got_x, want_x, count, 1.0));
-            if (!ok || !record_error(&device, ok ? error : INFINITY, gradient_tolerance))
+            if (!ok || !test_tally_record(&device, ok ? error : INFINITY, gradient_tolerance))
                 print_case("eval backward", index, &c, walk_names[walk], error);
             release_buf(&bx);
             release_buf(&bdy);
@@ -1261,8 +1220,8 @@ static void check_eval_backward(clcnn_context *const *contexts, int cases, uint6
         /* Finite differences of loss = sum(y * G), y the eval forward in double. */
         if (index < 20) {
             for (int d = 0; d < 2; d++) {
-                float *gx = allocate_floats(count), *gw = allocate_floats(channels),
-                      *gb = allocate_floats(channels);
+                float *gx = test_floats(count), *gw = test_floats(channels),
+                      *gb = test_floats(channels);
                 buf bx, bdy, bw, bm, bv, bgx, bgw, bgb;
                 int ok = make_buf(contexts[d], c.x, count, &bx) &&
                          make_buf(contexts[d], grad_y, count, &bdy) &&
@@ -1306,7 +1265,7 @@ static void check_eval_backward(clcnn_context *const *contexts, int cases, uint6
                     worst = fmax(worst, fabs(dw - gw[ch]) / fmax(fabs(dw), fd_floor));
                     worst = fmax(worst, fabs(db - gb[ch]) / fmax(fabs(db), fd_floor));
                 }
-                if (!ok || !record_error(&fd, ok ? worst : INFINITY, fd_tolerance))
+                if (!ok || !test_tally_record(&fd, ok ? worst : INFINITY, fd_tolerance))
                     print_case("eval backward fd", index, &c, d ? " OpenCL" : " reference", worst);
                 release_buf(&bx);
                 release_buf(&bdy);
@@ -1328,35 +1287,35 @@ static void check_eval_backward(clcnn_context *const *contexts, int cases, uint6
         free(want_b);
         free_case(&c);
     }
-    print_summary("eval backward (both walks vs reference)", &device);
-    print_summary("eval backward (finite differences)", &fd);
-    CHECK((quick || device.shapes >= 200) && device.failures == 0 && fd.failures == 0);
+    test_tally_print("eval backward (both walks vs reference)", 56, "cases", &device);
+    test_tally_print("eval backward (finite differences)", 56, "cases", &fd);
+    CHECK((quick || device.cases >= 200) && device.failures == 0 && fd.failures == 0);
 }
 
 /* ---- folding ------------------------------------------------------------------------------ */
 
 static void check_fold_op(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     for (int index = 0; index < cases; index++) {
         const int channels = test_rand_int(&rng, 1, 70);
         const int per_channel = test_rand_int(&rng, 1, index % 4 == 0 ? 4000 : 300);
         const int has_bias = index % 2;
         const float eps = index % 5 == 0 ? 1e-3f : 1e-5f;
         const int64_t weights = (int64_t)channels * per_channel;
-        float *weight = allocate_floats(weights), *bias = allocate_floats(channels);
-        float *bn[4], *want_w = allocate_floats(weights), *want_b = allocate_floats(channels);
-        float *got_w = allocate_floats(weights), *got_b = allocate_floats(channels);
-        fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-        fill_uniform(&rng, bias, channels, -1.0f, 1.0f);
+        float *weight = test_floats(weights), *bias = test_floats(channels);
+        float *bn[4], *want_w = test_floats(weights), *want_b = test_floats(channels);
+        float *got_w = test_floats(weights), *got_b = test_floats(channels);
+        test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+        test_fill_uniform(&rng, bias, channels, -1.0f, 1.0f);
         for (int k = 0; k < 4; k++) {
-            bn[k] = allocate_floats(channels);
-            fill_uniform(&rng, bn[k], channels, k == 3 ? 0.05f : -2.0f, k == 3 ? 3.0f : 2.0f);
+            bn[k] = test_floats(channels);
+            test_fill_uniform(&rng, bn[k], channels, k == 3 ? 0.05f : -2.0f, k == 3 ? 3.0f : 2.0f);
         }
         batchnorm_fold_ref(channels, per_channel, eps, weight, has_bias ? bias : NULL, bn[0], bn[1],
                            bn[2], bn[3], want_w, want_b);
-        fill_nan(got_w, weights);
-        fill_nan(got_b, channels);
+        test_fill_nan(got_w, weights);
+        test_fill_nan(got_b, channels);
         buf bw, bb, b0, b1, b2, b3, bfw, bfb;
         int ok = make_buf(ctx, weight, weights, &bw) && make_buf(ctx, bias, channels, &bb) &&
                  make_buf(ctx, bn[0], channels, &b0) && make_buf(ctx, bn[1], channels, &b1) &&
@@ -1368,7 +1327,7 @@ static void check_fold_op(clcnn_context *ctx, int cases, uint64_t seed) {
         ok = ok && read_buf(ctx, bfw, got_w, weights) && read_buf(ctx, bfb, got_b, channels);
         const double error = fmax(max_relative_error(got_w, want_w, weights, 1.0),
                                   max_relative_error(got_b, want_b, channels, 1.0));
-        if (!record_error(&result, ok ? error : INFINITY, tolerance))
+        if (!test_tally_record(&result, ok ? error : INFINITY, tolerance))
             printf("fold case %d: %d channels x %d, bias %d: error %.3g\n", index, channels,
                    per_channel, has_bias, error);
         buf *bufs[] = {&bw, &bb, &b0, &b1, &b2, &b3, &bfw, &bfb};
@@ -1383,7 +1342,7 @@ static void check_fold_op(clcnn_context *ctx, int cases, uint64_t seed) {
         free(got_w);
         free(got_b);
     }
-    print_summary("fold (device vs reference)", &result);
+    test_tally_print("fold (device vs reference)", 56, "cases", &result);
 }
 
 /* conv (no bias) -> bn, grouped conv with bias -> bn, a conv read by a
@@ -1413,10 +1372,10 @@ static clcnn_status ignore_trace(void *user, int layer_index, const float *value
 
 static void check_folded_forward(clcnn_context *const *contexts) {
     test_rng rng = {13301};
-    float *input = allocate_floats(FOLD_IMAGES * 3 * 81);
-    fill_uniform(&rng, input, FOLD_IMAGES * 3 * 81, -1.0f, 1.0f);
-    float *folded = allocate_floats(FOLD_IMAGES * 5), *unfolded = allocate_floats(FOLD_IMAGES * 5);
-    float *outputs[2] = {allocate_floats(FOLD_IMAGES * 5), allocate_floats(FOLD_IMAGES * 5)};
+    float *input = test_floats(FOLD_IMAGES * 3 * 81);
+    test_fill_uniform(&rng, input, FOLD_IMAGES * 3 * 81, -1.0f, 1.0f);
+    float *folded = test_floats(FOLD_IMAGES * 5), *unfolded = test_floats(FOLD_IMAGES * 5);
+    float *outputs[2] = {test_floats(FOLD_IMAGES * 5), test_floats(FOLD_IMAGES * 5)};
     for (int d = 0; d < 2; d++) {
         clcnn_context *ctx = contexts[d];
         clcnn_net *net = NULL;
@@ -1430,9 +1389,10 @@ static void check_folded_forward(clcnn_context *const *contexts) {
             clcnn_net_tensor_info(net, t, &info);
             if (strncmp(info.layer, "b", 1) != 0)
                 continue;
-            float *v = allocate_floats(info.count);
+            float *v = test_floats(info.count);
             const int variance = strstr(info.name, "running_var") != NULL;
-            fill_uniform(&values, v, info.count, variance ? 0.2f : -1.5f, variance ? 2.5f : 1.5f);
+            test_fill_uniform(&values, v, info.count, variance ? 0.2f : -1.5f,
+                              variance ? 2.5f : 1.5f);
             CHECK_OK(ctx, clcnn_net_set_tensor(net, info.name, v, info.count));
             free(v);
         }
@@ -1488,13 +1448,13 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
         const int64_t count = shape_count(s);
         const int channels = s->channels, spatial = shape_spatial(s);
         const int kind = index % 3; /* grad_x overwritten, accumulated, absent */
-        float *grad_y = allocate_floats(count), *masked = allocate_floats(count);
-        float *start = allocate_floats(count), *relu_y = allocate_floats(count);
+        float *grad_y = test_floats(count), *masked = test_floats(count);
+        float *start = test_floats(count), *relu_y = test_floats(count);
         const int64_t lengths[3] = {count, channels, channels};
         two_ways w = two_ways_make(count, lengths, 3);
         float **y = w.out, *(*grads)[4] = w.grads;
-        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
-        fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, start, count, -1.0f, 1.0f);
         for (int walk = 0; walk < 2; walk++)
             for (int training = 0; training < 2; training++) {
                 buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, bs = {0}, bg = {0}, by = {0};
@@ -1597,14 +1557,14 @@ static void check_residual_ops(clcnn_context *ctx, int cases, uint64_t seed) {
         const int channels = s->channels, spatial = shape_spatial(s);
         const int kind = index % 3;      /* grad_x overwritten, accumulated, absent */
         const int skip_kind = index % 4; /* grad_skip written, accumulated, absent, written */
-        float *skip = allocate_floats(count), *grad_y = allocate_floats(count);
-        float *start = allocate_floats(count), *masked = allocate_floats(count);
+        float *skip = test_floats(count), *grad_y = test_floats(count);
+        float *start = test_floats(count), *masked = test_floats(count);
         const int64_t lengths[4] = {count, channels, channels, count};
         two_ways w = two_ways_make(count, lengths, 4);
         float **out = w.out, *(*grads)[4] = w.grads;
-        fill_uniform(&rng, skip, count, -1.0f, 1.0f);
-        fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
-        fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, skip, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, start, count, -1.0f, 1.0f);
         for (int variant = 0; variant < 8; variant++) {
             const int walk = variant & 1, relu = (variant >> 1) & 1, saved = variant >> 2;
             buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, bs = {0}, bk = {0}, bg = {0};
@@ -1735,13 +1695,13 @@ static clcnn_status hash_trace(void *user, int layer_index, const float *values,
  * losses, every tensor, the eval-mode (folded) outputs and every traced
  * output bit for bit the same. */
 static void check_fused_network(clcnn_context *ctx, clcnn_context *apart) {
-    float *images = allocate_floats(NET_IMAGES * 72);
+    float *images = test_floats(NET_IMAGES * 72);
     int32_t *labels = allocate(NET_IMAGES, sizeof(int32_t));
     clcnn_dataset data;
     make_dataset(&data, images, labels);
     trained runs[2];
     uint64_t traces[2] = {14695981039346656037ull, 14695981039346656037ull};
-    float *traced_output = allocate_floats(NET_IMAGES * 3);
+    float *traced_output = test_floats(NET_IMAGES * 3);
     int pairs[2] = {0, 0}, adds[2] = {0, 0};
     int ok = 1;
     for (int f = 0; f < 2; f++) {

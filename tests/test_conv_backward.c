@@ -86,20 +86,6 @@ static int scaled_count(int count) {
     return test_scaled_count(count);
 }
 
-static float *allocate_floats(int64_t count) {
-    float *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
-    if (!values) {
-        fprintf(stderr, "out of memory allocating %lld floats\n", (long long)count);
-        exit(1);
-    }
-    return values;
-}
-
-static void fill_uniform(test_rng *rng, float *values, int64_t count, float low, float high) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, low, high);
-}
-
 /* Creates a device buffer of count floats holding values. */
 static clcnn_status upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
     const size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(float);
@@ -111,7 +97,7 @@ static clcnn_status upload(clcnn_context *ctx, const float *values, int64_t coun
 
 /* Creates a device buffer of count floats, all NaN, so unwritten results show. */
 static clcnn_status upload_nan(clcnn_context *ctx, int64_t count, cl_mem *out) {
-    float *values = allocate_floats(count);
+    float *values = test_floats(count);
     for (int64_t i = 0; i < count; i++)
         values[i] = NAN;
     clcnn_status status = upload(ctx, values, count, out);
@@ -123,29 +109,6 @@ static clcnn_status download(clcnn_context *ctx, cl_mem buffer, float *values, i
     if (count <= 0)
         return CLCNN_OK;
     return buffer_read(ctx, buffer, 0, (size_t)count * sizeof(float), values);
-}
-
-/* Tally of one group of shapes. */
-typedef struct op_result {
-    int shapes;
-    int failures;
-    double worst_error;
-} op_result;
-
-/* Counts one comparison; returns 1 if error is within bound. */
-static int record_error(op_result *result, double error, double bound) {
-    result->shapes++;
-    if (error > result->worst_error || isnan(error))
-        result->worst_error = isnan(error) ? INFINITY : error;
-    const int ok = error <= bound;
-    if (!ok)
-        result->failures++;
-    return ok;
-}
-
-static void print_summary(const char *name, const op_result *result) {
-    printf("%-62s %4d shapes, worst error %.3g%s\n", name, result->shapes, result->worst_error,
-           result->failures ? "  FAILED" : "");
 }
 
 /* ---- shapes --------------------------------------------------------------------------- */
@@ -311,27 +274,27 @@ static conv_case draw_long_reduction_case(test_rng *rng, int index) {
 /* Runs both backward operations of one shape on the device and the reference;
  * returns 1 if both are within tolerance. */
 static int check_backward_case(clcnn_context *ctx, const conv_case *c, uint64_t seed,
-                               op_result *data_result, op_result *weights_result,
-                               op_result *long_weights_result) {
+                               test_tally *data_result, test_tally *weights_result,
+                               test_tally *long_weights_result) {
     const conv2d_params *p = &c->p;
     test_rng rng = {seed};
     const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-    float *input = allocate_floats(inputs);
-    float *weight = allocate_floats(weights);
-    float *grad_output = allocate_floats(outputs);
-    fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
-    fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-    fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+    float *input = test_floats(inputs);
+    float *weight = test_floats(weights);
+    float *grad_output = test_floats(outputs);
+    test_fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
+    test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+    test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
 
-    float *grad_input_ref = allocate_floats(inputs);
-    float *grad_weight_ref = allocate_floats(weights);
-    float *grad_bias_ref = allocate_floats(p->out_channels);
+    float *grad_input_ref = test_floats(inputs);
+    float *grad_weight_ref = test_floats(weights);
+    float *grad_bias_ref = test_floats(p->out_channels);
     conv2d_backward_data_ref(p, grad_output, weight, grad_input_ref);
     conv2d_backward_weights_ref(p, input, grad_output, grad_weight_ref, grad_bias_ref);
 
-    float *grad_input_dev = allocate_floats(inputs);
-    float *grad_weight_dev = allocate_floats(weights);
-    float *grad_bias_dev = allocate_floats(p->out_channels);
+    float *grad_input_dev = test_floats(inputs);
+    float *grad_weight_dev = test_floats(weights);
+    float *grad_bias_dev = test_floats(p->out_channels);
     cl_mem input_buf = NULL, weight_buf = NULL, grad_output_buf = NULL;
     cl_mem grad_input_buf = NULL, grad_weight_buf = NULL, grad_bias_buf = NULL, scratch = NULL;
     const conv2d_plan plan = conv2d_plan_for(ctx, p);
@@ -359,9 +322,9 @@ static int check_backward_case(clcnn_context *ctx, const conv_case *c, uint64_t 
             if (bias_error > weights_error || isnan(bias_error))
                 weights_error = bias_error;
         }
-        const int data_ok = record_error(data_result, data_error, tolerance);
+        const int data_ok = test_tally_record(data_result, data_error, tolerance);
         const double bound = weights_bound(p);
-        const int weights_ok = record_error(
+        const int weights_ok = test_tally_record(
             reduction_steps(p) > LONG_REDUCTION_STEPS ? long_weights_result : weights_result,
             weights_error, bound);
         if (!data_ok || !weights_ok) {
@@ -434,7 +397,7 @@ static void run_backward_shapes(clcnn_context *ctx, conv_path path, const tile_c
     const int tiled = !use_direct_kernels(ctx);
 
     test_rng rng = {seed};
-    op_result data_result = {0}, weights_result = {0}, long_weights_result = {0};
+    test_tally data_result = {0}, weights_result = {0}, long_weights_result = {0};
     int sliced = 0;
     for (int i = 0; i < random_shapes; i++) {
         const conv_case c = draw_random_case(&rng);
@@ -456,13 +419,13 @@ static void run_backward_shapes(clcnn_context *ctx, conv_path path, const tile_c
         CHECK(sliced == long_shapes);
     char name[200];
     snprintf(name, sizeof(name), "conv2d backward data, %s", label);
-    print_summary(name, &data_result);
+    test_tally_print(name, 62, "shapes", &data_result);
     snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, <= %d steps", label,
              LONG_REDUCTION_STEPS);
-    print_summary(name, &weights_result);
+    test_tally_print(name, 62, "shapes", &weights_result);
     snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, > %d steps", label,
              LONG_REDUCTION_STEPS);
-    print_summary(name, &long_weights_result);
+    test_tally_print(name, 62, "shapes", &long_weights_result);
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
 }
 
@@ -505,21 +468,21 @@ static void check_missing_scratch_refused(clcnn_context *ctx) {
  * scratch buffer is filled with NaN, so a part of it that the kernels read
  * before writing shows up as well. Returns 1 if within the bound. */
 static int check_weights_case(clcnn_context *ctx, const direct_config *config, const conv_case *c,
-                              uint64_t seed, op_result *weights_result,
-                              op_result *long_weights_result) {
+                              uint64_t seed, test_tally *weights_result,
+                              test_tally *long_weights_result) {
     const conv2d_params *p = &c->p;
     test_rng rng = {seed};
     const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-    float *input = allocate_floats(inputs);
-    float *grad_output = allocate_floats(outputs);
-    fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
-    fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
-    float *grad_weight_ref = allocate_floats(weights);
-    float *grad_bias_ref = allocate_floats(p->out_channels);
+    float *input = test_floats(inputs);
+    float *grad_output = test_floats(outputs);
+    test_fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
+    test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+    float *grad_weight_ref = test_floats(weights);
+    float *grad_bias_ref = test_floats(p->out_channels);
     conv2d_backward_weights_ref(p, input, grad_output, grad_weight_ref, grad_bias_ref);
 
-    float *grad_weight_dev = allocate_floats(weights);
-    float *grad_bias_dev = allocate_floats(p->out_channels);
+    float *grad_weight_dev = test_floats(weights);
+    float *grad_bias_dev = test_floats(p->out_channels);
     cl_mem input_buf = NULL, grad_output_buf = NULL, grad_weight_buf = NULL;
     cl_mem grad_bias_buf = NULL, scratch = NULL;
     const conv2d_plan plan = conv2d_plan_for(ctx, p);
@@ -548,9 +511,9 @@ static int check_weights_case(clcnn_context *ctx, const direct_config *config, c
                 error = bias_error;
         }
         const double bound = weights_bound(p);
-        ok = record_error(reduction_steps(p) > LONG_REDUCTION_STEPS ? long_weights_result
-                                                                    : weights_result,
-                          error, bound);
+        ok = test_tally_record(reduction_steps(p) > LONG_REDUCTION_STEPS ? long_weights_result
+                                                                         : weights_result,
+                               error, bound);
         if (!CHECK(ok)) {
             char shape[256];
             describe_case(c, shape, sizeof(shape));
@@ -585,7 +548,7 @@ static void run_weights_shapes(clcnn_context *ctx, const direct_config *config, 
     else
         snprintf(label, sizeof(label), "default path");
     test_rng rng = {seed};
-    op_result weights_result = {0}, long_weights_result = {0};
+    test_tally weights_result = {0}, long_weights_result = {0};
     for (int i = 0; i < random_shapes; i++) {
         const conv_case c = draw_random_case(&rng);
         check_weights_case(ctx, config, &c, seed * 1000 + (uint64_t)i, &weights_result,
@@ -600,10 +563,10 @@ static void run_weights_shapes(clcnn_context *ctx, const direct_config *config, 
     char name[200];
     snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, <= %d steps", label,
              LONG_REDUCTION_STEPS);
-    print_summary(name, &weights_result);
+    test_tally_print(name, 62, "shapes", &weights_result);
     snprintf(name, sizeof(name), "conv2d backward weights+bias, %s, > %d steps", label,
              LONG_REDUCTION_STEPS);
-    print_summary(name, &long_weights_result);
+    test_tally_print(name, 62, "shapes", &long_weights_result);
 }
 
 /* A scratch buffer missing or smaller than the configuration needs is
@@ -684,7 +647,7 @@ static int draw_log_size(test_rng *rng, int max_size) {
 
 static void run_reduce_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     for (int index = 0; index < shapes; index++) {
         int outer, columns, inner;
         do {
@@ -695,10 +658,10 @@ static void run_reduce_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
         /* Every third shape has a positive mean, where plain float sums drift most. */
         const float low = index % 3 == 2 ? 0.0f : -1.0f;
         const int64_t count = (int64_t)outer * columns * inner;
-        float *in = allocate_floats(count);
-        fill_uniform(&rng, in, count, low, 1.0f);
-        float *expected = allocate_floats(columns);
-        float *actual = allocate_floats(columns);
+        float *in = test_floats(count);
+        test_fill_uniform(&rng, in, count, low, 1.0f);
+        float *expected = test_floats(columns);
+        float *actual = test_floats(columns);
         reduce_channels_ref(outer, columns, inner, in, expected);
         cl_mem in_buf = NULL, out_buf = NULL;
         /* Both walks: the contiguous one (CPUs) and the strided one (GPUs). */
@@ -709,7 +672,7 @@ static void run_reduce_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
                                                    out_buf)) &&
                 CHECK_OK(ctx, download(ctx, out_buf, actual, columns))) {
                 const double error = max_relative_error(actual, expected, columns, 1.0);
-                if (!CHECK(record_error(&result, error, tolerance)))
+                if (!CHECK(test_tally_record(&result, error, tolerance)))
                     printf("FAILED: reduce_channels (%s walk) outer=%d columns=%d inner=%d data "
                            "[%g, 1]: error %.3g\n",
                            contiguous ? "contiguous" : "strided", outer, columns, inner, low,
@@ -723,7 +686,7 @@ static void run_reduce_shapes(clcnn_context *ctx, int shapes, uint64_t seed) {
         free(expected);
         free(actual);
     }
-    print_summary("reduce_channels", &result);
+    test_tally_print("reduce_channels", 62, "shapes", &result);
 }
 
 /* ---- finite differences --------------------------------------------------------------------- */
@@ -838,9 +801,9 @@ static double device_gradient_error(clcnn_context *ctx, const conv2d_params *p, 
                                     const finite_difference_gradients *fd) {
     const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
     const int K = p->out_channels;
-    float *grad_input = allocate_floats(inputs);
-    float *grad_weight = allocate_floats(weights);
-    float *grad_bias = allocate_floats(K);
+    float *grad_input = test_floats(inputs);
+    float *grad_weight = test_floats(weights);
+    float *grad_bias = test_floats(K);
     double worst = INFINITY;
     cl_mem input_buf = NULL, weight_buf = NULL, grad_output_buf = NULL;
     cl_mem grad_input_buf = NULL, grad_weight_buf = NULL, grad_bias_buf = NULL, scratch = NULL;
@@ -873,67 +836,60 @@ static double device_gradient_error(clcnn_context *ctx, const conv2d_params *p, 
     return worst;
 }
 
-static double *allocate_doubles(int64_t count) {
-    double *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(double));
-    if (!values) {
-        fprintf(stderr, "out of memory allocating %lld doubles\n", (long long)count);
-        exit(1);
-    }
-    return values;
-}
-
 /* The reference, the tiled kernels and (where the library picks another path
  * on this device) the default path against finite differences. */
 static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed) {
     select_conv_path(ctx, PATH_DEVICE_DEFAULT);
     const int default_is_tiled = !use_direct_kernels(ctx);
     test_rng rng = {seed};
-    op_result reference_result = {0}, tiled_result = {0}, default_result = {0};
+    test_tally reference_result = {0}, tiled_result = {0}, default_result = {0};
     for (int index = 0; index < shapes; index++) {
         const conv_case c = draw_small_case(&rng);
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
         const int K = p->out_channels;
-        float *input = allocate_floats(inputs);
-        float *weight = allocate_floats(weights);
-        float *bias = allocate_floats(K);
-        float *grad_output = allocate_floats(outputs);
-        fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
-        fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-        fill_uniform(&rng, bias, K, -1.0f, 1.0f);
-        fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+        float *input = test_floats(inputs);
+        float *weight = test_floats(weights);
+        float *bias = test_floats(K);
+        float *grad_output = test_floats(outputs);
+        test_fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
+        test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+        test_fill_uniform(&rng, bias, K, -1.0f, 1.0f);
+        test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
 
         double *input64 = to_doubles(input, inputs);
         double *weight64 = to_doubles(weight, weights);
         double *bias64 = to_doubles(bias, K);
         double *grad_output64 = to_doubles(grad_output, outputs);
-        finite_difference_gradients fd = {allocate_doubles(inputs), allocate_doubles(weights),
-                                          allocate_doubles(K)};
+        finite_difference_gradients fd = {test_doubles(inputs), test_doubles(weights),
+                                          test_doubles(K)};
         finite_differences(p, input64, weight64, bias64, grad_output64, input64, inputs, fd.input);
         finite_differences(p, input64, weight64, bias64, grad_output64, weight64, weights,
                            fd.weight);
         if (p->has_bias)
             finite_differences(p, input64, weight64, bias64, grad_output64, bias64, K, fd.bias);
 
-        float *grad_input = allocate_floats(inputs);
-        float *grad_weight = allocate_floats(weights);
-        float *grad_bias = allocate_floats(K);
+        float *grad_input = test_floats(inputs);
+        float *grad_weight = test_floats(weights);
+        float *grad_bias = test_floats(K);
         conv2d_backward_data_ref(p, grad_output, weight, grad_input);
         conv2d_backward_weights_ref(p, input, grad_output, grad_weight, grad_bias);
         const double reference_error =
             worst_gradient_error(p, &fd, grad_input, grad_weight, grad_bias);
         const int reference_ok =
-            record_error(&reference_result, reference_error, finite_difference_tolerance);
+            test_tally_record(&reference_result, reference_error, finite_difference_tolerance);
 
         select_conv_path(ctx, PATH_TILED);
         const double tiled_error = device_gradient_error(ctx, p, input, weight, grad_output, &fd);
-        const int tiled_ok = record_error(&tiled_result, tiled_error, finite_difference_tolerance);
+        const int tiled_ok =
+            test_tally_record(&tiled_result, tiled_error, finite_difference_tolerance);
         select_conv_path(ctx, PATH_DEVICE_DEFAULT);
         double default_error = 0.0;
         int default_ok = 1;
         if (!default_is_tiled) {
             default_error = device_gradient_error(ctx, p, input, weight, grad_output, &fd);
-            default_ok = record_error(&default_result, default_error, finite_difference_tolerance);
+            default_ok =
+                test_tally_record(&default_result, default_error, finite_difference_tolerance);
         }
 
         if (!CHECK(reference_ok) || !CHECK(tiled_ok) || !CHECK(default_ok)) {
@@ -959,10 +915,11 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         free(grad_weight);
         free(grad_bias);
     }
-    print_summary("finite differences vs reference backward", &reference_result);
-    print_summary("finite differences vs OpenCL backward, tiled", &tiled_result);
+    test_tally_print("finite differences vs reference backward", 62, "shapes", &reference_result);
+    test_tally_print("finite differences vs OpenCL backward, tiled", 62, "shapes", &tiled_result);
     if (!default_is_tiled)
-        print_summary("finite differences vs OpenCL backward, direct", &default_result);
+        test_tally_print("finite differences vs OpenCL backward, direct", 62, "shapes",
+                         &default_result);
 }
 
 /* ---- throughput --------------------------------------------------------------------------- */
@@ -989,12 +946,12 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
                        .has_bias = 1};
     test_rng rng = {77};
     const int64_t inputs = input_count(&p), outputs = output_count(&p), weights = weight_count(&p);
-    float *input = allocate_floats(inputs);
-    float *weight = allocate_floats(weights);
-    float *grad_output = allocate_floats(outputs);
-    fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
-    fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-    fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+    float *input = test_floats(inputs);
+    float *weight = test_floats(weights);
+    float *grad_output = test_floats(outputs);
+    test_fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
+    test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+    test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
     cl_mem input_buf = NULL, weight_buf = NULL, bias_buf = NULL, output_buf = NULL;
     cl_mem grad_output_buf = NULL, grad_input_buf = NULL, grad_weight_buf = NULL;
     cl_mem grad_bias_buf = NULL, scratch = NULL;
@@ -1099,11 +1056,10 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
         const int64_t kept_floats = conv2d_kept_input_floats(&plan, p);
-        float *host[3] = {allocate_floats(inputs), allocate_floats(weights),
-                          allocate_floats(outputs)};
-        fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
-        fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
-        fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
+        float *host[3] = {test_floats(inputs), test_floats(weights), test_floats(outputs)};
+        test_fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
+        test_fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
+        test_fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
         float *results[2][3];
         cl_mem in = NULL, w = NULL, b = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL,
                gb = NULL, scratch = NULL, kept = NULL;
@@ -1119,9 +1075,9 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
                                              &scratch)) &&
                  (!kept_floats || CHECK_OK(ctx, upload_nan(ctx, kept_floats, &kept)));
         for (int run = 0; run < 2; run++) {
-            results[run][0] = allocate_floats(outputs);
-            results[run][1] = allocate_floats(weights);
-            results[run][2] = allocate_floats(p->out_channels);
+            results[run][0] = test_floats(outputs);
+            results[run][1] = test_floats(weights);
+            results[run][2] = test_floats(p->out_channels);
             cl_mem keep = run ? kept : NULL;
             ok = ok && CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, keep)) &&
                  CHECK_OK(ctx, conv2d_backward_data(ctx, p, go, w, gi)) &&
@@ -1218,7 +1174,7 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
     }
     test_rng rng = {seed};
     int row_cases = 0, mismatches = 0;
-    op_result forward_result = {0}, data_result = {0};
+    test_tally forward_result = {0}, data_result = {0};
     for (int index = 0; index < cases; index++) {
         const int keeping = index % 4 == 0, blocked = index % 4 == 1, inside = index % 4 == 3;
         conv_case c;
@@ -1232,13 +1188,13 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
                  (!inside && c.p.pad_top == 0 && c.p.pad_left == 0));
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-        float *host[4] = {allocate_floats(inputs), allocate_floats(weights),
-                          allocate_floats(p->out_channels), allocate_floats(outputs)};
-        fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
-        fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
-        fill_uniform(&rng, host[2], p->out_channels, -1.0f, 1.0f);
-        fill_uniform(&rng, host[3], outputs, -1.0f, 1.0f);
-        float *results[2][2], *expected[2] = {allocate_floats(outputs), allocate_floats(inputs)};
+        float *host[4] = {test_floats(inputs), test_floats(weights), test_floats(p->out_channels),
+                          test_floats(outputs)};
+        test_fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
+        test_fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
+        test_fill_uniform(&rng, host[2], p->out_channels, -1.0f, 1.0f);
+        test_fill_uniform(&rng, host[3], outputs, -1.0f, 1.0f);
+        float *results[2][2], *expected[2] = {test_floats(outputs), test_floats(inputs)};
         cl_mem in = NULL, w = NULL, b = NULL, go = NULL, out = NULL, gi = NULL, kept = NULL;
         int ok =
             CHECK_OK(ctx, upload(ctx, host[0], inputs, &in)) &&
@@ -1250,8 +1206,8 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
             (!keeping || CHECK_OK(ctx, upload_nan(ctx, conv2d_kept_input_floats(&plan, p), &kept)));
         const int vector_width = ctx->preferred_vector_width;
         for (int run = 0; run < 2; run++) {
-            results[run][0] = allocate_floats(outputs);
-            results[run][1] = allocate_floats(inputs);
+            results[run][0] = test_floats(outputs);
+            results[run][1] = test_floats(inputs);
             ctx->preferred_vector_width = run ? 8 : vector_width;
             ok = ok && CHECK(conv2d_forward_runs_rows(ctx, &plan, p, keeping) == !run) &&
                  CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, kept)) &&
@@ -1264,13 +1220,15 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
         row_cases += ok;
         if (ok) {
             conv2d_forward_ref(p, host[0], host[1], p->has_bias ? host[2] : NULL, expected[0]);
-            record_error(&forward_result,
-                         max_relative_error(results[0][0], expected[0], outputs, 1.0), tolerance);
+            test_tally_record(&forward_result,
+                              max_relative_error(results[0][0], expected[0], outputs, 1.0),
+                              tolerance);
         }
         if (ok && !keeping) {
             conv2d_backward_data_ref(p, host[3], host[1], expected[1]);
-            record_error(&data_result, max_relative_error(results[0][1], expected[1], inputs, 1.0),
-                         tolerance);
+            test_tally_record(&data_result,
+                              max_relative_error(results[0][1], expected[1], inputs, 1.0),
+                              tolerance);
         }
         if (!ok || memcmp(results[0][0], results[1][0], sizeof(float) * (size_t)outputs) ||
             (!keeping && memcmp(results[0][1], results[1][1], sizeof(float) * (size_t)inputs))) {
@@ -1291,8 +1249,8 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
         free(expected[1]);
     }
     CHECK(mismatches == 0 && row_cases == cases);
-    print_summary("conv2d forward, positions along rows", &forward_result);
-    print_summary("conv2d backward data, positions along rows", &data_result);
+    test_tally_print("conv2d forward, positions along rows", 62, "shapes", &forward_result);
+    test_tally_print("conv2d backward data, positions along rows", 62, "shapes", &data_result);
     printf("positions along rows: %d cases, %d differ from the same calls without\n", cases,
            mismatches);
 }
@@ -1323,11 +1281,10 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
         const int64_t kept_floats = index % 2 ? conv2d_kept_input_floats(&plan, p) : 0;
         const int accumulates = conv2d_backward_data_accumulates(&plan, p);
         accumulated_cases += accumulates;
-        float *host[3] = {allocate_floats(inputs), allocate_floats(weights),
-                          allocate_floats(outputs)};
-        fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
-        fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
-        fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
+        float *host[3] = {test_floats(inputs), test_floats(weights), test_floats(outputs)};
+        test_fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
+        test_fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
+        test_fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
         float *results[3][2];
         cl_mem in = NULL, w = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL, scratch = NULL,
                kept = NULL;
@@ -1340,8 +1297,8 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
                  (!kept_floats || CHECK_OK(ctx, upload_nan(ctx, kept_floats, &kept))) &&
                  CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, NULL, out, kept));
         for (int run = 0; run < 3; run++) {
-            results[run][0] = allocate_floats(inputs);
-            results[run][1] = allocate_floats(weights);
+            results[run][0] = test_floats(inputs);
+            results[run][1] = test_floats(weights);
             /* Run 2 adds the input gradient to the input's values. */
             ok = ok &&
                  CHECK_OK(ctx, run == 2 ? upload(ctx, host[0], inputs, &gi)
@@ -1415,7 +1372,7 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
  * by 0, which takes the phases' path. */
 static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0, 0, 0.0};
+    test_tally result = {0, 0, 0.0};
     int in_blocks = 0, accumulated = 0, added_differ = 0, configs_differ = 0;
     const int profiling = ctx->profiling;
     ctx->profiling = 1;
@@ -1435,12 +1392,12 @@ static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
         p->out_height = conv_output_size(p->in_height, 1, c.pad_bottom, 3, 2);
         p->out_width = conv_output_size(p->in_width, 1, c.pad_right, 3, 2);
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-        float *weight = allocate_floats(weights), *grad_output = allocate_floats(outputs);
-        float *start = allocate_floats(inputs), *expected = allocate_floats(inputs);
-        float *device = allocate_floats(inputs), *added = allocate_floats(inputs);
-        fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-        fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
-        fill_uniform(&rng, start, inputs, -1.0f, 1.0f);
+        float *weight = test_floats(weights), *grad_output = test_floats(outputs);
+        float *start = test_floats(inputs), *expected = test_floats(inputs);
+        float *device = test_floats(inputs), *added = test_floats(inputs);
+        test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
+        test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+        test_fill_uniform(&rng, start, inputs, -1.0f, 1.0f);
         conv2d_backward_data_ref(p, grad_output, weight, expected);
         const conv2d_plan plan = conv2d_plan_for(ctx, p);
         const int accumulates = conv2d_backward_data_accumulates(&plan, p);
@@ -1477,8 +1434,8 @@ static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
             }
             accumulated++;
         }
-        if (!ok ||
-            !record_error(&result, max_relative_error(device, expected, inputs, 1.0), tolerance)) {
+        if (!ok || !test_tally_record(&result, max_relative_error(device, expected, inputs, 1.0),
+                                      tolerance)) {
             char text[256];
             describe_case(&c, text, sizeof(text));
             fprintf(stderr, "stride-2 backward-data case %d: %s\n", index, text);
@@ -1494,7 +1451,7 @@ static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
     CHECK(result.failures == 0 && added_differ == 0 && configs_differ == 0);
     if (use_direct_kernels(ctx))
         CHECK(in_blocks >= cases / 2 && accumulated >= cases / 4);
-    print_summary("conv2d backward data, 3x3 stride 2 pad 1", &result);
+    test_tally_print("conv2d backward data, 3x3 stride 2 pad 1", 62, "shapes", &result);
     printf("stride-2 backward-data: %d cases, %d in one launch, %d accumulated, %d floats of the "
            "accumulated differ, %d narrower configurations differ\n",
            cases, in_blocks, accumulated, added_differ, configs_differ);

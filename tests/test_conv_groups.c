@@ -73,29 +73,6 @@ static const tile_config extra_tiles = {24, 12, 5, 3, 2};
 /* ---- buffers ----------------------------------------------------------------------------------
  */
 
-static float *allocate_floats(int64_t count) {
-    float *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
-    if (!values) {
-        fprintf(stderr, "out of memory allocating %lld floats\n", (long long)count);
-        exit(1);
-    }
-    return values;
-}
-
-static double *allocate_doubles(int64_t count) {
-    double *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(double));
-    if (!values) {
-        fprintf(stderr, "out of memory allocating %lld doubles\n", (long long)count);
-        exit(1);
-    }
-    return values;
-}
-
-static void fill_uniform(test_rng *rng, float *values, int64_t count) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, -1.0f, 1.0f);
-}
-
 static clcnn_status upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
     const size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(float);
     clcnn_status status = buffer_create(ctx, bytes, out);
@@ -106,7 +83,7 @@ static clcnn_status upload(clcnn_context *ctx, const float *values, int64_t coun
 
 /* A device buffer of count floats, all NaN. */
 static clcnn_status upload_nan(clcnn_context *ctx, int64_t count, cl_mem *out) {
-    float *values = allocate_floats(count);
+    float *values = test_floats(count);
     for (int64_t i = 0; i < count; i++)
         values[i] = NAN;
     clcnn_status status = upload(ctx, values, count, out);
@@ -298,18 +275,18 @@ typedef struct case_data {
 static case_data make_case_data(const conv2d_params *p, uint64_t seed) {
     test_rng rng = {seed};
     case_data d;
-    d.input = allocate_floats(input_count(p));
-    d.weight = allocate_floats(weight_count(p));
-    d.bias = allocate_floats(p->out_channels);
-    d.grad_output = allocate_floats(output_count(p));
-    fill_uniform(&rng, d.input, input_count(p));
-    fill_uniform(&rng, d.weight, weight_count(p));
-    fill_uniform(&rng, d.bias, p->out_channels);
-    fill_uniform(&rng, d.grad_output, output_count(p));
-    d.output_ref = allocate_floats(output_count(p));
-    d.grad_input_ref = allocate_floats(input_count(p));
-    d.grad_weight_ref = allocate_floats(weight_count(p));
-    d.grad_bias_ref = allocate_floats(p->out_channels);
+    d.input = test_floats(input_count(p));
+    d.weight = test_floats(weight_count(p));
+    d.bias = test_floats(p->out_channels);
+    d.grad_output = test_floats(output_count(p));
+    test_fill_signed(&rng, d.input, input_count(p));
+    test_fill_signed(&rng, d.weight, weight_count(p));
+    test_fill_signed(&rng, d.bias, p->out_channels);
+    test_fill_signed(&rng, d.grad_output, output_count(p));
+    d.output_ref = test_floats(output_count(p));
+    d.grad_input_ref = test_floats(input_count(p));
+    d.grad_weight_ref = test_floats(weight_count(p));
+    d.grad_bias_ref = test_floats(p->out_channels);
     conv2d_forward_ref(p, d.input, d.weight, d.bias, d.output_ref);
     conv2d_backward_data_ref(p, d.grad_output, d.weight, d.grad_input_ref);
     conv2d_backward_weights_ref(p, d.input, d.grad_output, d.grad_weight_ref, d.grad_bias_ref);
@@ -363,7 +340,7 @@ static int fused_relu_matches(clcnn_context *ctx, implementation which, const di
     conv2d_params p = c->p;
     p.relu = 1;
     const int64_t outputs = output_count(&p);
-    float *fused = allocate_floats(outputs);
+    float *fused = test_floats(outputs);
     if (which == ENTRY_TILED)
         ctx->config.direct = 0;
     else if (which == ENTRY_DIRECT)
@@ -465,10 +442,10 @@ static int check_implementation(clcnn_context *ctx, implementation which,
                                 const direct_config *config, const tile_config *tiles,
                                 const group_case *c, const case_data *d) {
     const conv2d_params *p = &c->p;
-    float *output = allocate_floats(output_count(p));
-    float *grad_input = allocate_floats(input_count(p));
-    float *grad_weight = allocate_floats(weight_count(p));
-    float *grad_bias = allocate_floats(p->out_channels);
+    float *output = test_floats(output_count(p));
+    float *grad_input = test_floats(input_count(p));
+    float *grad_weight = test_floats(weight_count(p));
+    float *grad_bias = test_floats(p->out_channels);
     int ok = run_implementation(ctx, which, config, tiles, p, d, output, grad_input, grad_weight,
                                 grad_bias);
     if (ok) {
@@ -666,7 +643,7 @@ static double finite_difference_error(const double *fd, const float *g, int64_t 
 }
 
 static double *to_doubles(const float *values, int64_t count) {
-    double *out = allocate_doubles(count);
+    double *out = test_doubles(count);
     for (int64_t i = 0; i < count; i++)
         out[i] = values[i];
     return out;
@@ -696,8 +673,8 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         double *input64 = to_doubles(d.input, inputs), *weight64 = to_doubles(d.weight, weights);
         double *bias64 = to_doubles(d.bias, K);
         double *grad_output64 = to_doubles(d.grad_output, output_count(p));
-        double *fd_input = allocate_doubles(inputs), *fd_weight = allocate_doubles(weights);
-        double *fd_bias = allocate_doubles(K);
+        double *fd_input = test_doubles(inputs), *fd_weight = test_doubles(weights);
+        double *fd_bias = test_doubles(K);
         finite_differences(p, input64, weight64, bias64, grad_output64, input64, inputs, fd_input);
         finite_differences(p, input64, weight64, bias64, grad_output64, weight64, weights,
                            fd_weight);
@@ -709,9 +686,9 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         int ok = record(&reference, reference_error, finite_difference_tolerance);
         double entry_error[2] = {0.0, 0.0};
         for (int family = 0; family < 2; family++) {
-            float *output = allocate_floats(output_count(p));
-            float *grad_input = allocate_floats(inputs), *grad_weight = allocate_floats(weights);
-            float *grad_bias = allocate_floats(K);
+            float *output = test_floats(output_count(p));
+            float *grad_input = test_floats(inputs), *grad_weight = test_floats(weights);
+            float *grad_bias = test_floats(K);
             entry_error[family] = INFINITY;
             if (run_implementation(ctx, family ? ENTRY_DIRECT : ENTRY_TILED, NULL, NULL, p, &d,
                                    output, grad_input, grad_weight, grad_bias))

@@ -58,25 +58,6 @@ static const char fashion_dir[] = "/usr/share/datasets/fashion-mnist";
 
 /* ---- arrays, buffers ----------------------------------------------------------------------- */
 
-static float *allocate_floats(int64_t count) {
-    float *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
-    if (!values) {
-        fprintf(stderr, "out of memory allocating %lld floats\n", (long long)count);
-        exit(1);
-    }
-    return values;
-}
-
-static void fill_nan(float *values, int64_t count) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = NAN;
-}
-
-static void fill_uniform(test_rng *rng, float *values, int64_t count, float low, float high) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, low, high);
-}
-
 /* Values of magnitude 0.25 to 2 and either sign: never 0, so a dropped element
  * (0 in the output) tells itself apart from a kept one. */
 static void fill_nonzero(test_rng *rng, float *values, int64_t count) {
@@ -84,10 +65,6 @@ static void fill_nonzero(test_rng *rng, float *values, int64_t count) {
         const float magnitude = test_rand_float(rng, 0.25f, 2.0f);
         values[i] = test_rand_int(rng, 0, 1) ? magnitude : -magnitude;
     }
-}
-
-static int bitwise_equal(const float *a, const float *b, int64_t count) {
-    return memcmp(a, b, (size_t)count * sizeof(float)) == 0;
 }
 
 static uint64_t random_u64(test_rng *rng) {
@@ -210,26 +187,26 @@ static void check_masks(clcnn_context *reference, clcnn_context *opencl) {
                         .per_image = MASK_PER_IMAGE,
                         .first_image = 3,
                         .training = 1};
-    float *input = allocate_floats(p.count);
-    float *ref = allocate_floats(p.count), *ref_again = allocate_floats(p.count);
-    float *dev = allocate_floats(p.count), *dev_again = allocate_floats(p.count);
+    float *input = test_floats(p.count);
+    float *ref = test_floats(p.count), *ref_again = test_floats(p.count);
+    float *dev = test_floats(p.count), *dev_again = test_floats(p.count);
     fill_nonzero(&rng, input, p.count);
     for (int r = 0; r < 5; r++) {
         p.rate = rates[r];
         p.seed = random_u64(&rng);
-        fill_nan(ref, p.count);
-        fill_nan(ref_again, p.count);
-        fill_nan(dev, p.count);
-        fill_nan(dev_again, p.count);
+        test_fill_nan(ref, p.count);
+        test_fill_nan(ref_again, p.count);
+        test_fill_nan(dev, p.count);
+        test_fill_nan(dev_again, p.count);
         const int ran = run_forward(reference, &p, input, ref) &&
                         run_forward(reference, &p, input, ref_again) &&
                         run_forward(opencl, &p, input, dev) &&
                         run_forward(opencl, &p, input, dev_again);
         if (!CHECK(ran))
             continue;
-        CHECK(bitwise_equal(dev, ref, p.count));
-        CHECK(bitwise_equal(ref_again, ref, p.count));
-        CHECK(bitwise_equal(dev_again, dev, p.count));
+        CHECK(test_bitwise_equal(dev, ref, p.count));
+        CHECK(test_bitwise_equal(ref_again, ref, p.count));
+        CHECK(test_bitwise_equal(dev_again, dev, p.count));
 
         const float scale = dropout_scale(p.rate);
         const double exact_scale = 1.0 / (1.0 - (double)p.rate);
@@ -263,7 +240,7 @@ static void check_masks(clcnn_context *reference, clcnn_context *opencl) {
                "%.6f (%.2f sigma), kept value vs x/(1-rate) %.3g, device == reference %s\n",
                p.rate, (long long)p.count, (double)kept / (double)p.count, 1.0 - p.rate,
                keep_sigmas, (double)both_kept / (double)(p.count / 2), pair_sigmas, worst_relative,
-               bitwise_equal(dev, ref, p.count) ? "bit for bit" : "NO");
+               test_bitwise_equal(dev, ref, p.count) ? "bit for bit" : "NO");
     }
     free(input);
     free(ref);
@@ -278,11 +255,11 @@ static void check_identity(clcnn_context *const *contexts) {
     enum { N = 1000 };
     test_rng rng = {31002};
     float input[N], output[N], grad_output[N], grad[N], accumulated[N], expected[N];
-    fill_uniform(&rng, input, N, -3.0f, 3.0f);
+    test_fill_uniform(&rng, input, N, -3.0f, 3.0f);
     const float specials[] = {NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e-40f, -1e-45f, 3.4e38f};
     memcpy(input, specials, sizeof(specials));
-    fill_uniform(&rng, grad_output, N, -2.0f, 2.0f);
-    fill_uniform(&rng, accumulated, N, -1.0f, 1.0f);
+    test_fill_uniform(&rng, grad_output, N, -2.0f, 2.0f);
+    test_fill_uniform(&rng, accumulated, N, -1.0f, 1.0f);
     for (int i = 0; i < N; i++)
         expected[i] = accumulated[i] + grad_output[i];
     /* eval with a rate, and training with rate 0 */
@@ -292,15 +269,16 @@ static void check_identity(clcnn_context *const *contexts) {
     };
     for (int d = 0; d < 2; d++) {
         for (int m = 0; m < 2; m++) {
-            fill_nan(output, N);
-            fill_nan(grad, N);
+            test_fill_nan(output, N);
+            test_fill_nan(grad, N);
             float sum[N];
             memcpy(sum, accumulated, sizeof(sum));
             const int ok = run_forward(contexts[d], &modes[m], input, output) &&
                            run_backward(contexts[d], &modes[m], grad_output, grad, 0, 0) &&
                            run_backward(contexts[d], &modes[m], grad_output, sum, 1, 0);
-            if (!CHECK(ok && bitwise_equal(output, input, N) &&
-                       bitwise_equal(grad, grad_output, N) && bitwise_equal(sum, expected, N)))
+            if (!CHECK(ok && test_bitwise_equal(output, input, N) &&
+                       test_bitwise_equal(grad, grad_output, N) &&
+                       test_bitwise_equal(sum, expected, N)))
                 fprintf(stderr, "%s: %s is not the identity\n", device_name(contexts[d]),
                         m == 0 ? "eval mode" : "rate 0");
         }
@@ -321,17 +299,17 @@ static void check_backward(clcnn_context *const *contexts) {
         p.first_image = index % 3 == 0 ? 0 : test_rand_int(&rng, 0, 1000);
         p.seed = random_u64(&rng);
         p.rate = index % 10 == 9 ? 0.0f : test_rand_float(&rng, 0.0f, 0.95f);
-        float *input = allocate_floats(p.count), *output = allocate_floats(p.count);
-        float *grad_output = allocate_floats(p.count), *start = allocate_floats(p.count);
-        float *expected = allocate_floats(p.count), *expected_sum = allocate_floats(p.count);
-        float *grad = allocate_floats(p.count);
+        float *input = test_floats(p.count), *output = test_floats(p.count);
+        float *grad_output = test_floats(p.count), *start = test_floats(p.count);
+        float *expected = test_floats(p.count), *expected_sum = test_floats(p.count);
+        float *grad = test_floats(p.count);
         fill_nonzero(&rng, input, p.count);
-        fill_uniform(&rng, grad_output, p.count, -2.0f, 2.0f);
-        fill_uniform(&rng, start, p.count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, grad_output, p.count, -2.0f, 2.0f);
+        test_fill_uniform(&rng, start, p.count, -1.0f, 1.0f);
         const float scale = dropout_scale(p.rate);
         for (int d = 0; d < 2; d++) {
             clcnn_context *ctx = contexts[d];
-            fill_nan(output, p.count);
+            test_fill_nan(output, p.count);
             if (!CHECK(run_forward(ctx, &p, input, output)))
                 continue;
             /* The gradient of sum(y * G) with y = x * mask * scale: G * (mask * scale),
@@ -343,7 +321,7 @@ static void check_backward(clcnn_context *const *contexts) {
             for (int mode = 0; mode < 3; mode++) {
                 /* 0: overwritten, 1: accumulated into, 2: in place */
                 if (mode == 0)
-                    fill_nan(grad, p.count);
+                    test_fill_nan(grad, p.count);
                 else if (mode == 1)
                     memcpy(grad, start, (size_t)p.count * sizeof(float));
                 else
@@ -352,7 +330,7 @@ static void check_backward(clcnn_context *const *contexts) {
                                          : run_backward(ctx, &p, grad_output, grad, mode, 0);
                 const float *want = mode == 1 ? expected_sum : expected;
                 cases++;
-                if (!CHECK(ok && bitwise_equal(grad, want, p.count))) {
+                if (!CHECK(ok && test_bitwise_equal(grad, want, p.count))) {
                     failures++;
                     fprintf(stderr,
                             "backward case %d on the %s device (%s): batch %d, %lld per image, "
@@ -409,7 +387,7 @@ static void check_seeds_and_shards(clcnn_context *const *contexts) {
         shard0.count = 3 * PER_IMAGE;
         shard1.count = 5 * PER_IMAGE;
         shard1.first_image = 3;
-        fill_nan(sharded, COUNT);
+        test_fill_nan(sharded, COUNT);
         if (!CHECK(run_forward(ctx, &p, input, whole) && run_forward(ctx, &q, input, other_seed) &&
                    run_forward(ctx, &r, input, moved) &&
                    run_forward(ctx, &shard0, input, sharded) &&
@@ -427,11 +405,11 @@ static void check_seeds_and_shards(clcnn_context *const *contexts) {
         for (int64_t i = 0; i < (IMAGES - 1) * PER_IMAGE; i++)
             shift_mismatches += (moved[i] != 0.0f) != (whole[i + PER_IMAGE] != 0.0f);
         CHECK(shift_mismatches == 0);
-        CHECK(bitwise_equal(sharded, whole, COUNT));
+        CHECK(test_bitwise_equal(sharded, whole, COUNT));
         printf("%s: another seed changes %.3f of the mask, another first image %.3f; shifted "
                "mask %lld mismatches; shards == whole batch %s\n",
                device_name(ctx), seed_change, image_change, (long long)shift_mismatches,
-               bitwise_equal(sharded, whole, COUNT) ? "bit for bit" : "NO");
+               test_bitwise_equal(sharded, whole, COUNT) ? "bit for bit" : "NO");
     }
 }
 
@@ -460,11 +438,11 @@ static void check_finite_differences(clcnn_context *const *contexts) {
         p.first_image = test_rand_int(&rng, 0, 20);
         p.seed = random_u64(&rng);
         p.rate = test_rand_float(&rng, 0.05f, 0.9f);
-        float *g = allocate_floats(p.count), *grad = allocate_floats(p.count);
+        float *g = test_floats(p.count), *grad = test_floats(p.count);
         double *x = malloc(sizeof(double) * (size_t)p.count);
         double *gd = malloc(sizeof(double) * (size_t)p.count);
         double *fd = malloc(sizeof(double) * (size_t)p.count);
-        fill_uniform(&rng, g, p.count, -2.0f, 2.0f);
+        test_fill_uniform(&rng, g, p.count, -2.0f, 2.0f);
         for (int64_t i = 0; i < p.count; i++) {
             x[i] = test_rand_float(&rng, -1.0f, 1.0f);
             gd[i] = g[i];
@@ -479,7 +457,7 @@ static void check_finite_differences(clcnn_context *const *contexts) {
             fd[i] = (up - down) / (2.0 * fd_step);
         }
         for (int d = 0; d < 2; d++) {
-            fill_nan(grad, p.count);
+            test_fill_nan(grad, p.count);
             double error = INFINITY;
             if (run_backward(contexts[d], &p, g, grad, 0, 0)) {
                 error = 0.0;
@@ -557,20 +535,20 @@ static void check_network_masks(clcnn_context *ctx) {
     if (ok) {
         expected_layer(seed, 1, 0.25f, input, expected1, COUNT);
         expected_layer(seed, 2, 0.5f, expected1, expected2, COUNT);
-        CHECK(bitwise_equal(first, expected1, COUNT));
-        CHECK(bitwise_equal(second, expected2, COUNT));
-        CHECK(bitwise_equal(output, expected2, COUNT));
-        CHECK(bitwise_equal(again, output, COUNT));
-        CHECK(!bitwise_equal(reseeded, output, COUNT));
-        CHECK(bitwise_equal(eval, input, COUNT));
+        CHECK(test_bitwise_equal(first, expected1, COUNT));
+        CHECK(test_bitwise_equal(second, expected2, COUNT));
+        CHECK(test_bitwise_equal(output, expected2, COUNT));
+        CHECK(test_bitwise_equal(again, output, COUNT));
+        CHECK(!test_bitwise_equal(reseeded, output, COUNT));
+        CHECK(test_bitwise_equal(eval, input, COUNT));
         /* Chunks of 256 images: the second chunk draws images 256.., not 0.. again. */
         printf("%s network: %d images in train mode draw hash(seed, layer)'s masks: layer 1 %s, "
                "layer 2 %s; same seed %s, another seed %s, eval %s\n",
-               device_name(ctx), BATCH, bitwise_equal(first, expected1, COUNT) ? "yes" : "NO",
-               bitwise_equal(second, expected2, COUNT) ? "yes" : "NO",
-               bitwise_equal(again, output, COUNT) ? "same output" : "DIFFERENT",
-               bitwise_equal(reseeded, output, COUNT) ? "SAME" : "another output",
-               bitwise_equal(eval, input, COUNT) ? "the identity" : "NOT the identity");
+               device_name(ctx), BATCH, test_bitwise_equal(first, expected1, COUNT) ? "yes" : "NO",
+               test_bitwise_equal(second, expected2, COUNT) ? "yes" : "NO",
+               test_bitwise_equal(again, output, COUNT) ? "same output" : "DIFFERENT",
+               test_bitwise_equal(reseeded, output, COUNT) ? "SAME" : "another output",
+               test_bitwise_equal(eval, input, COUNT) ? "the identity" : "NOT the identity");
     }
     clcnn_net_destroy(net);
 }
@@ -632,8 +610,8 @@ static void check_network_gradients(clcnn_context *reference, clcnn_context *ope
     const int64_t out_count = BATCH * clcnn_net_output_size(net);
     float input[BATCH * 32], targets[BATCH * 3];
     static float grads[MAX_GRADIENTS], device_grads[MAX_GRADIENTS];
-    fill_uniform(&rng, input, in_count, -1.0f, 1.0f);
-    fill_uniform(&rng, targets, out_count, -1.0f, 1.0f);
+    test_fill_uniform(&rng, input, in_count, -1.0f, 1.0f);
+    test_fill_uniform(&rng, targets, out_count, -1.0f, 1.0f);
     const double loss = net_loss(reference, net, input, BATCH, targets);
     const int64_t count = read_gradients(reference, net, in_count, grads);
     const double device_loss = net_loss(opencl, device_net, input, BATCH, targets);
@@ -664,7 +642,7 @@ static void check_network_gradients(clcnn_context *reference, clcnn_context *ope
                 offset += before.count;
             }
         }
-        float *values = t >= 0 ? allocate_floats(size) : input;
+        float *values = t >= 0 ? test_floats(size) : input;
         if (t >= 0)
             CHECK_OK(reference, clcnn_net_get_tensor(net, info.name, values, size));
         const int samples = t >= 0 ? 4 : (int)size;
@@ -822,7 +800,7 @@ static void check_sharded_training(clcnn_device_kind kind, const clcnn_dataset *
         shard_gradient(kind, &data, 0, 2, &shards[0]) &&
         shard_gradient(kind, &data, 1, 2, &shards[1]) &&
         CHECK(shards[0].count == whole.count && shards[1].count == whole.count)) {
-        float *sum = allocate_floats(whole.count);
+        float *sum = test_floats(whole.count);
         for (int64_t i = 0; i < whole.count; i++)
             sum[i] = shards[0].values[i] + shards[1].values[i];
         const double error = max_relative_error(sum, whole.values, whole.count, 1e-3);

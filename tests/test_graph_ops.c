@@ -51,59 +51,10 @@ enum { FD_SHAPES = 40 };
 
 /* ---- tallies, arrays ------------------------------------------------------------------- */
 
-typedef struct op_result {
-    int shapes;
-    int failures;
-    double worst_error;
-} op_result;
-
-/* Counts one case; returns 1 if its error is within the bound. */
-static int record_error(op_result *result, double error, double bound) {
-    result->shapes++;
-    if (error > result->worst_error || isnan(error))
-        result->worst_error = isnan(error) ? INFINITY : error;
-    const int ok = error <= bound;
-    if (!ok)
-        result->failures++;
-    return ok;
-}
-
-static void print_summary(const char *name, const op_result *result) {
-    printf("%-52s %4d cases, worst error %.3g%s\n", name, result->shapes, result->worst_error,
-           result->failures ? "  FAILED" : "");
-}
-
 static double seconds_now(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
-
-static void *allocate(int64_t count, size_t element_size) {
-    void *values = malloc((size_t)(count > 0 ? count : 1) * element_size);
-    if (!values) {
-        fprintf(stderr, "out of memory allocating %lld values\n", (long long)count);
-        exit(1);
-    }
-    return values;
-}
-
-static float *allocate_floats(int64_t count) {
-    return allocate(count, sizeof(float));
-}
-
-static double *allocate_doubles(int64_t count) {
-    return allocate(count, sizeof(double));
-}
-
-static void fill_uniform(test_rng *rng, float *values, int64_t count, float low, float high) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, low, high);
-}
-
-static void fill_nan(float *values, int64_t count) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = NAN;
 }
 
 static void copy_floats(float *to, const float *from, int64_t count) {
@@ -114,21 +65,16 @@ static void copy_floats(float *to, const float *from, int64_t count) {
  * written shows), random when the backward adds into it. */
 static void fill_destination(test_rng *rng, float *values, int64_t count, int accumulate) {
     if (accumulate)
-        fill_uniform(rng, values, count, -1.0f, 1.0f);
+        test_fill_uniform(rng, values, count, -1.0f, 1.0f);
     else
-        fill_nan(values, count);
-}
-
-/* 1 if the two arrays hold the same floats (NaN equal to NaN, 0 unequal to -0). */
-static int bitwise_equal(const float *a, const float *b, int64_t count) {
-    return memcmp(a, b, (size_t)count * sizeof(float)) == 0;
+        test_fill_nan(values, count);
 }
 
 /* For results that must match bit for bit: 0 if they do, else their relative
  * error (infinite when the bits differ but the values compare equal, e.g. a
  * zero's sign). */
 static double exact_error(const float *actual, const float *expected, int64_t count) {
-    if (bitwise_equal(actual, expected, count))
+    if (test_bitwise_equal(actual, expected, count))
         return 0.0;
     const double error = max_relative_error(actual, expected, count, 1.0);
     return error > 0.0 ? error : INFINITY;
@@ -148,7 +94,7 @@ static double fd_error(const double *fd, const float *computed, int64_t count) {
 }
 
 static double *to_doubles(const float *values, int64_t count) {
-    double *out = allocate_doubles(count);
+    double *out = test_doubles(count);
     for (int64_t i = 0; i < count; i++)
         out[i] = values[i];
     return out;
@@ -409,7 +355,7 @@ static int run_pool_backward(clcnn_context *ctx, const shape *s, float *grad_out
 
 static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    op_result forward = {0}, backward = {0};
+    test_tally forward = {0}, backward = {0};
     int accumulated = 0, overwritten = 0, fused_relus = 0;
     for (int index = 0; index < cases; index++) {
         const shape s = draw_shape(&rng, index);
@@ -417,20 +363,20 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         const int input_count = index == 1 ? 4 : test_rand_int(&rng, 2, 4);
         float *inputs[MAX_INPUTS];
         for (int k = 0; k < input_count; k++) {
-            inputs[k] = allocate_floats(count);
-            fill_uniform(&rng, inputs[k], count, -1.0f, 1.0f);
+            inputs[k] = test_floats(count);
+            test_fill_uniform(&rng, inputs[k], count, -1.0f, 1.0f);
         }
-        float *reference = allocate_floats(count);
-        float *device = allocate_floats(count);
-        fill_nan(reference, count);
-        fill_nan(device, count);
+        float *reference = test_floats(count);
+        float *device = test_floats(count);
+        test_fill_nan(reference, count);
+        test_fill_nan(device, count);
         add_forward_ref(count, input_count, (const float *const *)inputs, reference);
         double error = INFINITY;
         if (run_add_forward(ctx, count, input_count, inputs, device))
             error = max_relative_error(device, reference, count, 1.0);
         char extra[64];
         snprintf(extra, sizeof(extra), ", %d inputs", input_count);
-        if (!CHECK(record_error(&forward, error, tolerance)))
+        if (!CHECK(test_tally_record(&forward, error, tolerance)))
             print_shape_case("add forward device vs reference", index, &s, extra, error);
 
         /* Backward: every destination overwritten, every one accumulated into, or
@@ -439,12 +385,12 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
          * (a quarter of it 0, some negative, a NaN passing the gradient) masks
          * the gradient inside, against the reference given the gradient
          * masked as the relu's backward would. */
-        float *grad_output = allocate_floats(count), *masked = allocate_floats(count);
-        fill_uniform(&rng, grad_output, count, -1.0f, 1.0f);
+        float *grad_output = test_floats(count), *masked = test_floats(count);
+        test_fill_uniform(&rng, grad_output, count, -1.0f, 1.0f);
         float *relu_y = NULL;
         if (context_is_opencl(ctx) && index % 2 == 1) {
-            relu_y = allocate_floats(count);
-            fill_uniform(&rng, relu_y, count, -0.5f, 1.0f);
+            relu_y = test_floats(count);
+            test_fill_uniform(&rng, relu_y, count, -0.5f, 1.0f);
             for (int64_t i = 0; i < count; i += 4)
                 relu_y[i] = 0.0f;
             relu_y[count / 2] = NAN;
@@ -462,8 +408,8 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
                 continue;
             accumulated += accumulate[k];
             overwritten += !accumulate[k];
-            ref_grads[k] = allocate_floats(count);
-            dev_grads[k] = allocate_floats(count);
+            ref_grads[k] = test_floats(count);
+            dev_grads[k] = test_floats(count);
             fill_destination(&rng, ref_grads[k], count, accumulate[k]);
             copy_floats(dev_grads[k], ref_grads[k], count);
         }
@@ -475,7 +421,7 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
                 if (k != skipped)
                     error = fmax(error, exact_error(dev_grads[k], ref_grads[k], count));
         }
-        if (!CHECK(record_error(&backward, error, 0.0)))
+        if (!CHECK(test_tally_record(&backward, error, 0.0)))
             print_shape_case("add backward device vs reference", index, &s, extra, error);
 
         for (int k = 0; k < input_count; k++) {
@@ -489,10 +435,10 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         free(masked);
         free(relu_y);
     }
-    print_summary("add forward, device vs reference", &forward);
-    print_summary("add backward, device vs reference (exact)", &backward);
+    test_tally_print("add forward, device vs reference", 52, "cases", &forward);
+    test_tally_print("add backward, device vs reference (exact)", 52, "cases", &backward);
     printf("add backward with a fused relu: %d of those cases\n", fused_relus);
-    CHECK(forward.shapes >= 100 && backward.shapes >= 100);
+    CHECK(forward.cases >= 100 && backward.cases >= 100);
     CHECK(accumulated > 0 && overwritten > 0);
     CHECK(!context_is_opencl(ctx) || fused_relus >= 50);
 }
@@ -501,7 +447,7 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
 
 static void run_mul_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    op_result forward[2] = {{0}}, backward[2] = {{0}};
+    test_tally forward[2] = {{0}}, backward[2] = {{0}};
     shape s = {0};
     for (int index = 0; index < cases; index++) {
         /* Pairs of cases share a shape: broadcast, then the same shape. */
@@ -509,20 +455,20 @@ static void run_mul_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         if (broadcast)
             s = draw_shape(&rng, index / 2);
         const int64_t count = shape_count(&s), b_count = mul_b_count(&s, broadcast);
-        float *a = allocate_floats(count);
-        float *b = allocate_floats(b_count);
-        fill_uniform(&rng, a, count, -1.0f, 1.0f);
-        fill_uniform(&rng, b, b_count, -1.0f, 1.0f);
-        float *reference = allocate_floats(count);
-        float *device = allocate_floats(count);
-        fill_nan(reference, count);
-        fill_nan(device, count);
+        float *a = test_floats(count);
+        float *b = test_floats(b_count);
+        test_fill_uniform(&rng, a, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, b, b_count, -1.0f, 1.0f);
+        float *reference = test_floats(count);
+        float *device = test_floats(count);
+        test_fill_nan(reference, count);
+        test_fill_nan(device, count);
         mul_forward_ref(s.batch, s.channels, shape_spatial(&s), broadcast, a, b, reference);
         double error = INFINITY;
         if (run_mul_forward(ctx, &s, broadcast, a, b, device))
             error = max_relative_error(device, reference, count, 1.0);
         const char *extra = broadcast ? ", b broadcast" : ", b same shape";
-        if (!CHECK(record_error(&forward[broadcast], error, tolerance)))
+        if (!CHECK(test_tally_record(&forward[broadcast], error, tolerance)))
             print_shape_case("mul forward device vs reference", index, &s, extra, error);
 
         /* Accumulation by the pair's number: (0,0), (1,0), (0,1), (1,1) for (grad_a,
@@ -530,12 +476,12 @@ static void run_mul_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         const int pair = index / 2;
         const int accumulate_a = pair % 2, accumulate_b = pair / 2 % 2;
         const int want_a = index % 7 != 3, want_b = index % 7 != 5;
-        float *grad_output = allocate_floats(count);
-        fill_uniform(&rng, grad_output, count, -1.0f, 1.0f);
-        float *ref_a = want_a ? allocate_floats(count) : NULL;
-        float *dev_a = want_a ? allocate_floats(count) : NULL;
-        float *ref_b = want_b ? allocate_floats(b_count) : NULL;
-        float *dev_b = want_b ? allocate_floats(b_count) : NULL;
+        float *grad_output = test_floats(count);
+        test_fill_uniform(&rng, grad_output, count, -1.0f, 1.0f);
+        float *ref_a = want_a ? test_floats(count) : NULL;
+        float *dev_a = want_a ? test_floats(count) : NULL;
+        float *ref_b = want_b ? test_floats(b_count) : NULL;
+        float *dev_b = want_b ? test_floats(b_count) : NULL;
         if (want_a) {
             fill_destination(&rng, ref_a, count, accumulate_a);
             copy_floats(dev_a, ref_a, count);
@@ -555,7 +501,7 @@ static void run_mul_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
             if (want_b)
                 error = fmax(error, max_relative_error(dev_b, ref_b, b_count, 1.0));
         }
-        if (!CHECK(record_error(&backward[broadcast], error, tolerance))) {
+        if (!CHECK(test_tally_record(&backward[broadcast], error, tolerance))) {
             char detail[128];
             snprintf(detail, sizeof(detail), "%s, grad_a %d (accumulate %d), grad_b %d (%d)", extra,
                      want_a, accumulate_a, want_b, accumulate_b);
@@ -571,12 +517,12 @@ static void run_mul_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         free(ref_b);
         free(dev_b);
     }
-    print_summary("mul forward, b broadcast, device vs reference", &forward[1]);
-    print_summary("mul forward, same shape, device vs reference", &forward[0]);
-    print_summary("mul backward, b broadcast, device vs reference", &backward[1]);
-    print_summary("mul backward, same shape, device vs reference", &backward[0]);
-    CHECK(forward[0].shapes + forward[1].shapes >= 100);
-    CHECK(backward[0].shapes + backward[1].shapes >= 100);
+    test_tally_print("mul forward, b broadcast, device vs reference", 52, "cases", &forward[1]);
+    test_tally_print("mul forward, same shape, device vs reference", 52, "cases", &forward[0]);
+    test_tally_print("mul backward, b broadcast, device vs reference", 52, "cases", &backward[1]);
+    test_tally_print("mul backward, same shape, device vs reference", 52, "cases", &backward[0]);
+    CHECK(forward[0].cases + forward[1].cases >= 100);
+    CHECK(backward[0].cases + backward[1].cases >= 100);
 }
 
 /* ---- concat: device against reference ---------------------------------------------------------
@@ -618,21 +564,21 @@ static void print_concat_case(const char *what, int index, const concat_shape *s
 
 static void run_concat_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    op_result forward = {0}, slice = {0}, backward = {0};
+    test_tally forward = {0}, slice = {0}, backward = {0};
     for (int index = 0; index < cases; index++) {
         const concat_shape s = draw_concat_shape(&rng, index, index % 4 == 1 ? 16 : 70);
         const int64_t out_count = concat_output_count(&s);
         float *inputs[MAX_INPUTS] = {0};
         for (int k = 0; k < s.input_count; k++) {
-            inputs[k] = allocate_floats(concat_input_count(&s, k));
-            fill_uniform(&rng, inputs[k], concat_input_count(&s, k), -1.0f, 1.0f);
+            inputs[k] = test_floats(concat_input_count(&s, k));
+            test_fill_uniform(&rng, inputs[k], concat_input_count(&s, k), -1.0f, 1.0f);
         }
-        float *expected = allocate_floats(out_count);
-        float *reference = allocate_floats(out_count);
-        float *device = allocate_floats(out_count);
-        fill_nan(expected, out_count);
-        fill_nan(reference, out_count);
-        fill_nan(device, out_count);
+        float *expected = test_floats(out_count);
+        float *reference = test_floats(out_count);
+        float *device = test_floats(out_count);
+        test_fill_nan(expected, out_count);
+        test_fill_nan(reference, out_count);
+        test_fill_nan(device, out_count);
         concat_expected(&s, inputs, expected);
         for (int k = 0; k < s.input_count; k++)
             concat_forward_ref(s.batch, s.channels[k], s.out_channels, s.offsets[k], s.spatial,
@@ -641,31 +587,31 @@ static void run_concat_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         if (run_concat_forward(ctx, &s, -1, inputs, device))
             error = fmax(exact_error(device, expected, out_count),
                          exact_error(reference, expected, out_count));
-        if (!CHECK(record_error(&forward, error, 0.0)))
+        if (!CHECK(test_tally_record(&forward, error, 0.0)))
             print_concat_case("concat forward device, reference and expected", index, &s, error);
 
         /* One input alone into random values: the rest of the output stays. */
         const int only = test_rand_int(&rng, 0, s.input_count - 1);
-        fill_uniform(&rng, reference, out_count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, reference, out_count, -1.0f, 1.0f);
         copy_floats(device, reference, out_count);
         concat_forward_ref(s.batch, s.channels[only], s.out_channels, s.offsets[only], s.spatial,
                            inputs[only], reference);
         error = INFINITY;
         if (run_concat_forward(ctx, &s, only, inputs, device))
             error = exact_error(device, reference, out_count);
-        if (!CHECK(record_error(&slice, error, 0.0)))
+        if (!CHECK(test_tally_record(&slice, error, 0.0)))
             print_concat_case("concat forward of one input, device vs reference", index, &s, error);
 
         /* Backward, per input: overwritten, accumulated into, or mixed. */
-        float *grad_output = allocate_floats(out_count);
-        fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
+        float *grad_output = test_floats(out_count);
+        test_fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
         float *ref_grads[MAX_INPUTS] = {0}, *dev_grads[MAX_INPUTS] = {0};
         int accumulate[MAX_INPUTS];
         for (int k = 0; k < s.input_count; k++) {
             const int64_t count = concat_input_count(&s, k);
             accumulate[k] = index % 3 == 2 ? test_rand_int(&rng, 0, 1) : index % 3;
-            ref_grads[k] = allocate_floats(count);
-            dev_grads[k] = allocate_floats(count);
+            ref_grads[k] = test_floats(count);
+            dev_grads[k] = test_floats(count);
             fill_destination(&rng, ref_grads[k], count, accumulate[k]);
             copy_floats(dev_grads[k], ref_grads[k], count);
             concat_backward_ref(s.batch, s.channels[k], s.out_channels, s.offsets[k], s.spatial,
@@ -678,7 +624,7 @@ static void run_concat_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
                 error =
                     fmax(error, exact_error(dev_grads[k], ref_grads[k], concat_input_count(&s, k)));
         }
-        if (!CHECK(record_error(&backward, error, 0.0)))
+        if (!CHECK(test_tally_record(&backward, error, 0.0)))
             print_concat_case("concat backward device vs reference", index, &s, error);
 
         for (int k = 0; k < s.input_count; k++) {
@@ -691,43 +637,43 @@ static void run_concat_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         free(device);
         free(grad_output);
     }
-    print_summary("concat forward, device vs reference (exact)", &forward);
-    print_summary("concat forward of one input, rest untouched (exact)", &slice);
-    print_summary("concat backward, device vs reference (exact)", &backward);
-    CHECK(forward.shapes >= 100 && backward.shapes >= 100);
+    test_tally_print("concat forward, device vs reference (exact)", 52, "cases", &forward);
+    test_tally_print("concat forward of one input, rest untouched (exact)", 52, "cases", &slice);
+    test_tally_print("concat backward, device vs reference (exact)", 52, "cases", &backward);
+    CHECK(forward.cases >= 100 && backward.cases >= 100);
 }
 
 /* ---- global average pooling: device against reference ---------------------------------------- */
 
 static void run_pool_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    op_result forward = {0}, backward = {0};
+    test_tally forward = {0}, backward = {0};
     for (int index = 0; index < cases; index++) {
         const shape s = draw_shape(&rng, index);
         const int64_t count = shape_count(&s), planes = planes_of(&s);
-        float *input = allocate_floats(count);
-        fill_uniform(&rng, input, count, -1.0f, 1.0f);
+        float *input = test_floats(count);
+        test_fill_uniform(&rng, input, count, -1.0f, 1.0f);
         /* Now and then a large offset, so the plane's sum is large and its mean must not
          * lose it. */
         if (index % 5 == 3)
             for (int64_t i = 0; i < count; i++)
                 input[i] += 100.0f;
-        float *reference = allocate_floats(planes);
-        float *device = allocate_floats(planes);
-        fill_nan(reference, planes);
-        fill_nan(device, planes);
+        float *reference = test_floats(planes);
+        float *device = test_floats(planes);
+        test_fill_nan(reference, planes);
+        test_fill_nan(device, planes);
         global_avgpool_forward_ref(s.batch, s.channels, shape_spatial(&s), input, reference);
         double error = INFINITY;
         if (run_pool_forward(ctx, &s, input, device))
             error = max_relative_error(device, reference, planes, 1.0);
-        if (!CHECK(record_error(&forward, error, tolerance)))
+        if (!CHECK(test_tally_record(&forward, error, tolerance)))
             print_shape_case("global_avgpool forward device vs reference", index, &s, "", error);
 
         const int accumulate = index % 2;
-        float *grad_output = allocate_floats(planes);
-        fill_uniform(&rng, grad_output, planes, -1.0f, 1.0f);
-        float *ref_grad = allocate_floats(count);
-        float *dev_grad = allocate_floats(count);
+        float *grad_output = test_floats(planes);
+        test_fill_uniform(&rng, grad_output, planes, -1.0f, 1.0f);
+        float *ref_grad = test_floats(count);
+        float *dev_grad = test_floats(count);
         fill_destination(&rng, ref_grad, count, accumulate);
         copy_floats(dev_grad, ref_grad, count);
         global_avgpool_backward_ref(s.batch, s.channels, shape_spatial(&s), grad_output, ref_grad,
@@ -735,7 +681,7 @@ static void run_pool_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         error = INFINITY;
         if (run_pool_backward(ctx, &s, grad_output, dev_grad, accumulate))
             error = max_relative_error(dev_grad, ref_grad, count, 1.0);
-        if (!CHECK(record_error(&backward, error, tolerance)))
+        if (!CHECK(test_tally_record(&backward, error, tolerance)))
             print_shape_case("global_avgpool backward device vs reference", index, &s,
                              accumulate ? ", accumulate" : "", error);
         free(input);
@@ -745,9 +691,9 @@ static void run_pool_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         free(ref_grad);
         free(dev_grad);
     }
-    print_summary("global_avgpool forward, device vs reference", &forward);
-    print_summary("global_avgpool backward, device vs reference", &backward);
-    CHECK(forward.shapes >= 100 && backward.shapes >= 100);
+    test_tally_print("global_avgpool forward, device vs reference", 52, "cases", &forward);
+    test_tally_print("global_avgpool backward, device vs reference", 52, "cases", &backward);
+    CHECK(forward.cases >= 100 && backward.cases >= 100);
 }
 
 /* ---- finite differences -------------------------------------------------------------------------
@@ -882,12 +828,12 @@ static void fd_problem_create(test_rng *rng, fd_op op, int index, fd_problem *p,
         break;
     }
     for (int k = 0; k < p->tensor_count; k++) {
-        inputs[k] = allocate_floats(p->counts[k]);
-        fill_uniform(rng, inputs[k], p->counts[k], -1.0f, 1.0f);
+        inputs[k] = test_floats(p->counts[k]);
+        test_fill_uniform(rng, inputs[k], p->counts[k], -1.0f, 1.0f);
         p->tensors[k] = to_doubles(inputs[k], p->counts[k]);
     }
-    *g = allocate_floats(g_count);
-    fill_uniform(rng, *g, g_count, -1.0f, 1.0f);
+    *g = test_floats(g_count);
+    test_fill_uniform(rng, *g, g_count, -1.0f, 1.0f);
     p->g = to_doubles(*g, g_count);
 }
 
@@ -896,7 +842,7 @@ static int fd_backward(clcnn_context *ctx, const fd_problem *p, float **inputs, 
                        float **grads) {
     int accumulate[MAX_INPUTS] = {0};
     for (int k = 0; k < p->tensor_count; k++)
-        fill_nan(grads[k], p->counts[k]);
+        test_fill_nan(grads[k], p->counts[k]);
     switch (p->op) {
     case FD_ADD:
         return run_add_backward(ctx, p->counts[0], p->tensor_count, g, NULL, grads, accumulate);
@@ -914,16 +860,16 @@ static int fd_backward(clcnn_context *ctx, const fd_problem *p, float **inputs, 
 static void run_fd_shapes(clcnn_context *const *contexts, fd_op op, int cases, uint64_t seed) {
     static const char *const device_names[2] = {"reference", "device"};
     test_rng rng = {seed};
-    op_result results[2] = {{0}, {0}};
+    test_tally results[2] = {{0}, {0}};
     for (int index = 0; index < cases; index++) {
         fd_problem p;
         float *inputs[MAX_INPUTS] = {0}, *g = NULL, *grads[MAX_INPUTS] = {0};
         double *fd[MAX_INPUTS] = {0};
         fd_problem_create(&rng, op, index, &p, inputs, &g);
         for (int k = 0; k < p.tensor_count; k++) {
-            fd[k] = allocate_doubles(p.counts[k]);
+            fd[k] = test_doubles(p.counts[k]);
             fd_differences(&p, k, fd[k]);
-            grads[k] = allocate_floats(p.counts[k]);
+            grads[k] = test_floats(p.counts[k]);
         }
         for (int d = 0; d < 2; d++) {
             double error = INFINITY;
@@ -932,7 +878,7 @@ static void run_fd_shapes(clcnn_context *const *contexts, fd_op op, int cases, u
                 for (int k = 0; k < p.tensor_count; k++)
                     error = fmax(error, fd_error(fd[k], grads[k], p.counts[k]));
             }
-            if (!CHECK(record_error(&results[d], error, fd_tolerance))) {
+            if (!CHECK(test_tally_record(&results[d], error, fd_tolerance))) {
                 char what[96];
                 snprintf(what, sizeof(what), "%s backward %s vs fd", fd_op_name(op),
                          device_names[d]);
@@ -951,7 +897,7 @@ static void run_fd_shapes(clcnn_context *const *contexts, fd_op op, int cases, u
     for (int d = 0; d < 2; d++) {
         char label[96];
         snprintf(label, sizeof(label), "%s backward, %s vs fd", fd_op_name(op), device_names[d]);
-        print_summary(label, &results[d]);
+        test_tally_print(label, 52, "cases", &results[d]);
     }
 }
 
@@ -980,7 +926,7 @@ static void check_add_hand_cases(clcnn_context *ctx) {
         float in0[] = {1, 2, 3}, in1[] = {10, 20, 30}, in2[] = {100, 200, 300}, out[3];
         float *inputs[] = {in0, in1, in2};
         const float expected[] = {111, 222, 333};
-        fill_nan(out, 3);
+        test_fill_nan(out, 3);
         const int ran = run_add_forward(ctx, 3, 3, inputs, out);
         expect_values("add of three", ctx, ran, out, expected, 3, 0.0);
     }
@@ -990,7 +936,7 @@ static void check_add_hand_cases(clcnn_context *ctx) {
         float *grads[] = {grad0, grad1};
         const int accumulate[] = {0, 1};
         const float expected0[] = {1, -2, 0.5f}, expected1[] = {2, -1, 1.5f};
-        fill_nan(grad0, 3);
+        test_fill_nan(grad0, 3);
         const int ran = run_add_backward(ctx, 3, 2, g, NULL, grads, accumulate);
         expect_values("add backward, overwritten", ctx, ran, grad0, expected0, 3, 0.0);
         expect_values("add backward, accumulated", ctx, ran, grad1, expected1, 3, 0.0);
@@ -1001,7 +947,7 @@ static void check_add_hand_cases(clcnn_context *ctx) {
         float *grads[] = {grad, grad};
         const int accumulate[] = {0, 1};
         const float expected[] = {2, -4, 0.5f};
-        fill_nan(grad, 3);
+        test_fill_nan(grad, 3);
         const int ran = run_add_backward(ctx, 3, 2, g, NULL, grads, accumulate);
         expect_values("add backward of x + x", ctx, ran, grad, expected, 3, 0.0);
     }
@@ -1011,7 +957,7 @@ static void check_add_hand_cases(clcnn_context *ctx) {
         float *grads[] = {NULL, grad1, NULL};
         const int accumulate[] = {0, 0, 0};
         const float expected[] = {3, 4};
-        fill_nan(grad1, 2);
+        test_fill_nan(grad1, 2);
         const int ran = run_add_backward(ctx, 2, 3, g, NULL, grads, accumulate);
         expect_values("add backward with skipped gradients", ctx, ran, grad1, expected, 2, 0.0);
     }
@@ -1023,14 +969,14 @@ static void check_mul_hand_cases(clcnn_context *ctx) {
         const shape s = {1, 2, 2, 2};
         float a[] = {1, 2, 3, 4, 5, 6, 7, 8}, b[] = {10, -1}, out[8];
         const float expected[] = {10, 20, 30, 40, -5, -6, -7, -8};
-        fill_nan(out, 8);
+        test_fill_nan(out, 8);
         int ran = run_mul_forward(ctx, &s, 1, a, b, out);
         expect_values("mul broadcast", ctx, ran, out, expected, 8, 0.0);
         float g[] = {1, 1, 1, 1, 1, 1, 1, -1}, grad_a[8], grad_b[] = {100, 100};
         const float expected_a[] = {10, 10, 10, 10, -1, -1, -1, 1};
         /* grad_b sums g * a over each plane: 1+2+3+4 = 10 and 5+6+7-8 = 10, added to 100. */
         const float expected_b[] = {110, 110};
-        fill_nan(grad_a, 8);
+        test_fill_nan(grad_a, 8);
         ran = run_mul_backward(ctx, &s, 1, a, b, g, grad_a, 0, grad_b, 1);
         expect_values("mul broadcast backward, grad_a", ctx, ran, grad_a, expected_a, 8, 0.0);
         expect_values("mul broadcast backward, grad_b", ctx, ran, grad_b, expected_b, 2, 0.0);
@@ -1040,10 +986,10 @@ static void check_mul_hand_cases(clcnn_context *ctx) {
         const shape s = {1, 3, 1, 1};
         float a[] = {1, 2, 3}, b[] = {4, 5, 6}, out[3], g[] = {1, 2, 3}, grad_b[3];
         const float expected[] = {4, 10, 18}, expected_b[] = {1, 4, 9};
-        fill_nan(out, 3);
+        test_fill_nan(out, 3);
         int ran = run_mul_forward(ctx, &s, 0, a, b, out);
         expect_values("mul same shape", ctx, ran, out, expected, 3, 0.0);
-        fill_nan(grad_b, 3);
+        test_fill_nan(grad_b, 3);
         ran = run_mul_backward(ctx, &s, 0, a, NULL, g, NULL, 0, grad_b, 0);
         expect_values("mul same shape backward, grad_b only", ctx, ran, grad_b, expected_b, 3, 0.0);
     }
@@ -1052,7 +998,7 @@ static void check_mul_hand_cases(clcnn_context *ctx) {
         const shape s = {2, 1, 1, 2};
         float x[] = {1, -2, 3, 0.5f}, g[] = {1, 1, -1, 4}, grad[4];
         const float expected[] = {2, -4, -6, 4};
-        fill_nan(grad, 4);
+        test_fill_nan(grad, 4);
         const int ran = run_mul_backward(ctx, &s, 0, x, x, g, grad, 0, grad, 1);
         expect_values("mul backward of x * x", ctx, ran, grad, expected, 4, 0.0);
     }
@@ -1067,7 +1013,7 @@ static void check_concat_hand_cases(clcnn_context *ctx) {
         float *inputs[] = {a, b};
         float out[12];
         const float expected[] = {1, 2, 10, 11, 12, 13, /* image 2 */ 3, 4, 14, 15, 16, 17};
-        fill_nan(out, 12);
+        test_fill_nan(out, 12);
         int ran = run_concat_forward(ctx, &s, -1, inputs, out);
         expect_values("concat of planes", ctx, ran, out, expected, 12, 0.0);
         /* Backward: a's gradient is overwritten, b's added to 0.5 each. */
@@ -1077,7 +1023,7 @@ static void check_concat_hand_cases(clcnn_context *ctx) {
         const int accumulate[] = {0, 1};
         const float expected_a[] = {1, 2, 7, 8};
         const float expected_b[] = {3.5f, 4.5f, 5.5f, 6.5f, 9.5f, 10.5f, 11.5f, 12.5f};
-        fill_nan(grad_a, 4);
+        test_fill_nan(grad_a, 4);
         ran = run_concat_backward(ctx, &s, g, grads, accumulate);
         expect_values("concat backward, grad_a", ctx, ran, grad_a, expected_a, 4, 0.0);
         expect_values("concat backward, grad_b", ctx, ran, grad_b, expected_b, 8, 0.0);
@@ -1089,7 +1035,7 @@ static void check_concat_hand_cases(clcnn_context *ctx) {
         float *inputs[] = {a, b};
         float out[10];
         const float expected[] = {1, 2, 10, 20, 30, 3, 4, 40, 50, 60};
-        fill_nan(out, 10);
+        test_fill_nan(out, 10);
         const int ran = run_concat_forward(ctx, &s, -1, inputs, out);
         expect_values("concat of vectors", ctx, ran, out, expected, 10, 0.0);
     }
@@ -1100,7 +1046,7 @@ static void check_pool_hand_cases(clcnn_context *ctx) {
     const shape s = {1, 2, 2, 3};
     float input[] = {1, 2, 3, 4, 5, 6, -1, 1, -2, 2, -3, 3}, out[2];
     const float expected[] = {3.5f, 0};
-    fill_nan(out, 2);
+    test_fill_nan(out, 2);
     int ran = run_pool_forward(ctx, &s, input, out);
     expect_values("global_avgpool", ctx, ran, out, expected, 2, hand_tolerance);
     /* Backward: 6 / 6 = 1 over the first plane, -3 / 6 = -0.5 added to 2 over the second. */

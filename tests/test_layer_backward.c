@@ -55,28 +55,6 @@ enum { POOL_FD_SHAPES = 60, ACTIVATION_FD_SHAPES_PER_KIND = 30, DENSE_FD_SHAPES 
 
 /* ---- tallies, buffers ------------------------------------------------------------------ */
 
-typedef struct op_result {
-    int shapes;
-    int failures;
-    double worst_error;
-} op_result;
-
-/* Counts one case; returns 1 if its error is within the bound. */
-static int record_error(op_result *result, double error, double bound) {
-    result->shapes++;
-    if (error > result->worst_error || isnan(error))
-        result->worst_error = isnan(error) ? INFINITY : error;
-    const int ok = error <= bound;
-    if (!ok)
-        result->failures++;
-    return ok;
-}
-
-static void print_summary(const char *name, const op_result *result) {
-    printf("%-44s %4d cases, worst error %.3g%s\n", name, result->shapes, result->worst_error,
-           result->failures ? "  FAILED" : "");
-}
-
 static void *allocate(int64_t count, size_t element_size) {
     void *values = malloc((size_t)(count > 0 ? count : 1) * element_size);
     if (!values) {
@@ -84,24 +62,6 @@ static void *allocate(int64_t count, size_t element_size) {
         exit(1);
     }
     return values;
-}
-
-static float *allocate_floats(int64_t count) {
-    return allocate(count, sizeof(float));
-}
-
-static double *allocate_doubles(int64_t count) {
-    return allocate(count, sizeof(double));
-}
-
-static void fill_uniform(test_rng *rng, float *values, int64_t count, float low, float high) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, low, high);
-}
-
-static void fill_nan(float *values, int64_t count) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = NAN;
 }
 
 static clcnn_status upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
@@ -114,8 +74,8 @@ static clcnn_status upload(clcnn_context *ctx, const float *values, int64_t coun
 
 /* A device buffer of count NaNs: an output whose unwritten elements show. */
 static clcnn_status upload_nan(clcnn_context *ctx, int64_t count, cl_mem *out) {
-    float *nans = allocate_floats(count);
-    fill_nan(nans, count);
+    float *nans = test_floats(count);
+    test_fill_nan(nans, count);
     clcnn_status status = upload(ctx, nans, count, out);
     free(nans);
     return status;
@@ -123,11 +83,6 @@ static clcnn_status upload_nan(clcnn_context *ctx, int64_t count, cl_mem *out) {
 
 static clcnn_status download(clcnn_context *ctx, cl_mem buffer, float *values, int64_t count) {
     return buffer_read(ctx, buffer, 0, (size_t)count * sizeof(float), values);
-}
-
-/* 1 if the two arrays hold the same floats (NaN equal to NaN, 0 unequal to -0). */
-static int bitwise_equal(const float *a, const float *b, int64_t count) {
-    return memcmp(a, b, (size_t)count * sizeof(float)) == 0;
 }
 
 /* Worst |fd - computed| / max(|fd|, fd_floor). */
@@ -316,7 +271,7 @@ static void pool_backward_scatter(const pool2d_params *p, const float *input,
                                   const float *grad_output, float *grad_input) {
     const int64_t plane_in = (int64_t)p->in_height * p->in_width;
     const int64_t plane_out = (int64_t)p->out_height * p->out_width;
-    double *sums = allocate_doubles(pool_input_count(p));
+    double *sums = test_doubles(pool_input_count(p));
     for (int64_t i = 0; i < pool_input_count(p); i++)
         sums[i] = 0.0;
     for (int plane = 0; plane < p->batch * p->channels; plane++)
@@ -354,8 +309,8 @@ static int check_maxpool_forward_indices(clcnn_context *ctx, const pool2d_params
     const int64_t plane_in = (int64_t)p->in_height * p->in_width;
     const int64_t plane_out = (int64_t)p->out_height * p->out_width;
     cl_mem output_buffer = NULL;
-    float *output = allocate_floats(out_count);
-    float *expected = allocate_floats(out_count);
+    float *output = test_floats(out_count);
+    float *expected = test_floats(out_count);
     int32_t *indices = allocate(out_count, sizeof(int32_t));
     int ok = CHECK_OK(ctx, upload_nan(ctx, out_count, &output_buffer)) &&
              CHECK_OK(ctx, pool2d_forward(ctx, p, input_buffer, output_buffer, indices_buffer)) &&
@@ -364,7 +319,7 @@ static int check_maxpool_forward_indices(clcnn_context *ctx, const pool2d_params
                                        indices));
     if (ok) {
         pool2d_forward_ref(p, input, expected);
-        if (!CHECK(bitwise_equal(output, expected, out_count))) {
+        if (!CHECK(test_bitwise_equal(output, expected, out_count))) {
             fprintf(stderr,
                     "maxpool forward with indices: the output differs from the reference\n");
             ok = 0;
@@ -426,17 +381,17 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int max_2x2, int shape_co
                                    uint64_t seed) {
     static const float tie_values[] = {-1.0f, -0.0f, 0.0f, 0.5f, 1.0f};
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     for (int index = 0; index < shape_count; index++) {
         pool2d_params p;
         int ceil_mode;
         draw_shape(&rng, POOL_MAX, max_2x2, index, &p, &ceil_mode);
         const int64_t in_count = pool_input_count(&p), out_count = pool_output_count(&p);
-        float *input = allocate_floats(in_count);
-        float *grad_output = allocate_floats(out_count);
-        float *reference = allocate_floats(in_count);
-        float *scatter = allocate_floats(in_count);
-        float *device = allocate_floats(in_count);
+        float *input = test_floats(in_count);
+        float *grad_output = test_floats(out_count);
+        float *reference = test_floats(in_count);
+        float *scatter = test_floats(in_count);
+        float *device = test_floats(in_count);
         for (int64_t i = 0; i < in_count; i++)
             input[i] = tie_values[test_rand_int(&rng, 0, 4)];
         if (index % 4 == 1)
@@ -457,7 +412,7 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int max_2x2, int shape_co
             for (int64_t i = 0; i < in_count; i++)
                 reference[i] = (float)test_rand_int(&rng, -1000, 1000);
         else
-            fill_nan(reference, in_count);
+            test_fill_nan(reference, in_count);
         memcpy(device, reference, (size_t)in_count * sizeof(float));
         pool_backward_scatter(&p, input, grad_output, scatter);
         if (accumulate)
@@ -467,10 +422,10 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int max_2x2, int shape_co
         /* 0 when the device, the reference and the scatter agree bit for bit. */
         double error = INFINITY;
         if (run_pool_backward_device(ctx, &p, input, grad_output, accumulate, device) &&
-            bitwise_equal(device, reference, in_count) &&
-            bitwise_equal(scatter, reference, in_count))
+            test_bitwise_equal(device, reference, in_count) &&
+            test_bitwise_equal(scatter, reference, in_count))
             error = 0.0;
-        if (!CHECK(record_error(&result, error, 0.0)))
+        if (!CHECK(test_tally_record(&result, error, 0.0)))
             print_pool_case(accumulate ? "maxpool backward ties, accumulating: device, reference "
                                          "and scatter differ"
                                        : "maxpool backward ties: device, reference and scatter "
@@ -482,8 +437,8 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int max_2x2, int shape_co
         free(scatter);
         free(device);
     }
-    print_summary("maxpool backward, ties, exact", &result);
-    CHECK(result.shapes >= 100);
+    test_tally_print("maxpool backward, ties, exact", 44, "cases", &result);
+    CHECK(result.cases >= 100);
 }
 
 /* Uniform inputs and gradients: device against reference within the tolerance (a third
@@ -492,49 +447,49 @@ static void run_maxpool_tie_shapes(clcnn_context *ctx, int max_2x2, int shape_co
 static void run_pool_random_shapes(clcnn_context *ctx, pool_kind kind, int max_2x2, int shape_count,
                                    uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0}, scatter_result = {0};
+    test_tally result = {0}, scatter_result = {0};
     for (int index = 0; index < shape_count; index++) {
         pool2d_params p;
         int ceil_mode;
         draw_shape(&rng, kind, max_2x2, index, &p, &ceil_mode);
         const int64_t in_count = pool_input_count(&p), out_count = pool_output_count(&p);
-        float *input = allocate_floats(in_count);
-        float *grad_output = allocate_floats(out_count);
-        float *reference = allocate_floats(in_count);
-        float *scatter = allocate_floats(in_count);
-        float *device = allocate_floats(in_count);
-        fill_uniform(&rng, input, in_count, -1.0f, 1.0f);
-        fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
-        fill_nan(reference, in_count);
+        float *input = test_floats(in_count);
+        float *grad_output = test_floats(out_count);
+        float *reference = test_floats(in_count);
+        float *scatter = test_floats(in_count);
+        float *device = test_floats(in_count);
+        test_fill_uniform(&rng, input, in_count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
+        test_fill_nan(reference, in_count);
         pool2d_backward_ref(&p, input, grad_output, reference, 0);
         pool_backward_scatter(&p, input, grad_output, scatter);
         const int accumulate = index % 3 == 2;
         float *expected = reference;
-        float *accumulated = allocate_floats(in_count);
+        float *accumulated = test_floats(in_count);
         if (accumulate) {
-            fill_uniform(&rng, device, in_count, -1.0f, 1.0f);
+            test_fill_uniform(&rng, device, in_count, -1.0f, 1.0f);
             memcpy(accumulated, device, (size_t)in_count * sizeof(float));
             pool2d_backward_ref(&p, input, grad_output, accumulated, 1);
             expected = accumulated;
         }
-        float *again = allocate_floats(in_count);
+        float *again = test_floats(in_count);
         memcpy(again, device, (size_t)in_count * sizeof(float));
         double error = INFINITY;
         if (run_pool_backward_device(ctx, &p, input, grad_output, accumulate, device))
             error = max_relative_error(device, expected, in_count, 1.0);
-        if (!CHECK(record_error(&result, error, tolerance)))
+        if (!CHECK(test_tally_record(&result, error, tolerance)))
             print_pool_case(accumulate ? "pool backward device vs reference, accumulating"
                                        : "pool backward device vs reference",
                             index, &p, ceil_mode, error);
         /* Deterministic: the same bits on a second run. */
         if (!CHECK(run_pool_backward_device(ctx, &p, input, grad_output, accumulate, again) &&
-                   bitwise_equal(again, device, in_count)))
+                   test_bitwise_equal(again, device, in_count)))
             print_pool_case("pool backward: a second run differs", index, &p, ceil_mode, 0.0);
         free(again);
         free(accumulated);
         /* Both in double, rounded once: they differ by at most the rounding. */
         const double scatter_error = max_relative_error(reference, scatter, in_count, 1.0);
-        if (!CHECK(record_error(&scatter_result, scatter_error, 1e-7)))
+        if (!CHECK(test_tally_record(&scatter_result, scatter_error, 1e-7)))
             print_pool_case("pool backward reference vs scatter", index, &p, ceil_mode,
                             scatter_error);
         free(input);
@@ -546,10 +501,10 @@ static void run_pool_random_shapes(clcnn_context *ctx, pool_kind kind, int max_2
     const char *name = kind == POOL_MAX ? "maxpool" : "avgpool";
     char label[96];
     snprintf(label, sizeof(label), "%s backward, device vs reference", name);
-    print_summary(label, &result);
+    test_tally_print(label, 44, "cases", &result);
     snprintf(label, sizeof(label), "%s backward, reference vs scatter", name);
-    print_summary(label, &scatter_result);
-    CHECK(result.shapes >= 100);
+    test_tally_print(label, 44, "cases", &scatter_result);
+    CHECK(result.cases >= 100);
 }
 
 /* sum(forward(x) * G) in double. */
@@ -566,9 +521,9 @@ static double pool_loss(const pool2d_params *p, const double *input, const doubl
 static void pool_finite_differences(const pool2d_params *p, const float *input,
                                     const float *grad_output, double *fd) {
     const int64_t in_count = pool_input_count(p), out_count = pool_output_count(p);
-    double *x = allocate_doubles(in_count);
-    double *g = allocate_doubles(out_count);
-    double *scratch = allocate_doubles(out_count);
+    double *x = test_doubles(in_count);
+    double *g = test_doubles(out_count);
+    double *scratch = test_doubles(out_count);
     for (int64_t i = 0; i < in_count; i++)
         x[i] = input[i];
     for (int64_t i = 0; i < out_count; i++)
@@ -589,7 +544,7 @@ static void pool_finite_differences(const pool2d_params *p, const float *input,
 
 static void run_pool_fd_shapes(clcnn_context *ctx, pool_kind kind, int shape_count, uint64_t seed) {
     test_rng rng = {seed};
-    op_result reference_result = {0}, device_result = {0};
+    test_tally reference_result = {0}, device_result = {0};
     for (int index = 0; index < shape_count; index++) {
         pool2d_params p;
         int ceil_mode;
@@ -597,11 +552,11 @@ static void run_pool_fd_shapes(clcnn_context *ctx, pool_kind kind, int shape_cou
         if (p.batch * p.channels > 4)
             p.channels = 1;
         const int64_t in_count = pool_input_count(&p), out_count = pool_output_count(&p);
-        float *input = allocate_floats(in_count);
-        float *grad_output = allocate_floats(out_count);
-        float *reference = allocate_floats(in_count);
-        float *device = allocate_floats(in_count);
-        double *fd = allocate_doubles(in_count);
+        float *input = test_floats(in_count);
+        float *grad_output = test_floats(out_count);
+        float *reference = test_floats(in_count);
+        float *device = test_floats(in_count);
+        double *fd = test_doubles(in_count);
         /* Distinct values 0.01 apart (far more than the step), in shuffled order. */
         for (int64_t i = 0; i < in_count; i++)
             input[i] = (float)(0.01 * (double)(i - in_count / 2));
@@ -611,17 +566,17 @@ static void run_pool_fd_shapes(clcnn_context *ctx, pool_kind kind, int shape_cou
             input[i] = input[j];
             input[j] = swap;
         }
-        fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
         pool_finite_differences(&p, input, grad_output, fd);
         pool2d_backward_ref(&p, input, grad_output, reference, 0);
         const double reference_error = fd_error(fd, reference, in_count);
-        if (!CHECK(record_error(&reference_result, reference_error, fd_tolerance)))
+        if (!CHECK(test_tally_record(&reference_result, reference_error, fd_tolerance)))
             print_pool_case("pool backward reference vs finite differences", index, &p, ceil_mode,
                             reference_error);
         double device_error = INFINITY;
         if (run_pool_backward_device(ctx, &p, input, grad_output, 0, device))
             device_error = fd_error(fd, device, in_count);
-        if (!CHECK(record_error(&device_result, device_error, fd_tolerance)))
+        if (!CHECK(test_tally_record(&device_result, device_error, fd_tolerance)))
             print_pool_case("pool backward device vs finite differences", index, &p, ceil_mode,
                             device_error);
         free(input);
@@ -633,9 +588,9 @@ static void run_pool_fd_shapes(clcnn_context *ctx, pool_kind kind, int shape_cou
     const char *name = kind == POOL_MAX ? "maxpool" : "avgpool";
     char label[96];
     snprintf(label, sizeof(label), "%s backward, reference vs fd", name);
-    print_summary(label, &reference_result);
+    test_tally_print(label, 44, "cases", &reference_result);
     snprintf(label, sizeof(label), "%s backward, device vs fd", name);
-    print_summary(label, &device_result);
+    test_tally_print(label, 44, "cases", &device_result);
 }
 
 /* One plane, hand-made: runs the reference and the device and compares both with expected. */
@@ -643,14 +598,14 @@ static void check_pool_hand_case(clcnn_context *ctx, const char *what, const poo
                                  const float *input, const float *grad_output,
                                  const float *expected) {
     const int64_t in_count = pool_input_count(p);
-    float *reference = allocate_floats(in_count);
-    float *device = allocate_floats(in_count);
-    fill_nan(reference, in_count);
+    float *reference = test_floats(in_count);
+    float *device = test_floats(in_count);
+    test_fill_nan(reference, in_count);
     pool2d_backward_ref(p, input, grad_output, reference, 0);
     const int device_ok = run_pool_backward_device(ctx, p, input, grad_output, 0, device);
-    if (!CHECK(bitwise_equal(reference, expected, in_count)))
+    if (!CHECK(test_bitwise_equal(reference, expected, in_count)))
         fprintf(stderr, "%s: the reference differs from the expected gradient\n", what);
-    if (!CHECK(device_ok && bitwise_equal(device, expected, in_count)))
+    if (!CHECK(device_ok && test_bitwise_equal(device, expected, in_count)))
         fprintf(stderr, "%s: the device differs from the expected gradient\n", what);
     free(reference);
     free(device);
@@ -825,36 +780,36 @@ static void run_activation_shapes(clcnn_context *ctx, activation_kind kind, int 
      * saturating sigmoid and tanh. */
     static const float special_inputs[] = {0.0f, -0.0f, -200.0f, 200.0f};
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     int zero_outputs = 0;
     for (int index = 0; index < shape_count; index++) {
         const int count = index == 0 ? 1 : index == 1 ? 5000 : test_rand_int(&rng, 1, 5000);
         const float slope = kind == ACTIVATION_LEAKY ? test_rand_float(&rng, 0.001f, 0.5f) : 0.0f;
         const int in_place = index % 2;
-        float *input = allocate_floats(count);
-        float *output = allocate_floats(count);
-        float *grad_output = allocate_floats(count);
-        float *reference = allocate_floats(count);
-        float *reference_in_place = allocate_floats(count);
-        float *device = allocate_floats(count);
+        float *input = test_floats(count);
+        float *output = test_floats(count);
+        float *grad_output = test_floats(count);
+        float *reference = test_floats(count);
+        float *reference_in_place = test_floats(count);
+        float *device = test_floats(count);
         for (int i = 0; i < count; i++)
             input[i] = test_rand_int(&rng, 0, 7) == 0 ? special_inputs[test_rand_int(&rng, 0, 3)]
                                                       : test_rand_float(&rng, -6.0f, 6.0f);
         activation_forward_ref(kind, slope, count, input, output);
         for (int i = 0; i < count; i++)
             zero_outputs += output[i] == 0.0f;
-        fill_uniform(&rng, grad_output, count, -2.0f, 2.0f);
-        fill_nan(reference, count);
+        test_fill_uniform(&rng, grad_output, count, -2.0f, 2.0f);
+        test_fill_nan(reference, count);
         activation_backward_ref(kind, slope, count, output, grad_output, reference);
         /* The reference in place must give the same. */
         memcpy(reference_in_place, grad_output, (size_t)count * sizeof(float));
         activation_backward_ref(kind, slope, count, output, reference_in_place, reference_in_place);
-        CHECK(bitwise_equal(reference_in_place, reference, count));
+        CHECK(test_bitwise_equal(reference_in_place, reference, count));
         double error = INFINITY;
         if (run_activation_backward_device(ctx, kind, slope, count, output, grad_output, in_place,
                                            device))
             error = max_relative_error(device, reference, count, 1.0);
-        if (!CHECK(record_error(&result, error, tolerance)))
+        if (!CHECK(test_tally_record(&result, error, tolerance)))
             fprintf(stderr, "%s backward case %d: count %d, slope %.9g, in place %d: error %.3g\n",
                     activation_name(kind), index, count, slope, in_place, error);
         free(input);
@@ -866,9 +821,9 @@ static void run_activation_shapes(clcnn_context *ctx, activation_kind kind, int 
     }
     char label[96];
     snprintf(label, sizeof(label), "%s backward, device vs reference", activation_name(kind));
-    print_summary(label, &result);
+    test_tally_print(label, 44, "cases", &result);
     CHECK(zero_outputs > 0);
-    CHECK(result.shapes >= 100);
+    CHECK(result.cases >= 100);
 }
 
 /* relu6 at and around its kinks, on the reference and the device: the forward
@@ -884,10 +839,10 @@ static void check_relu6_boundaries(clcnn_context *ctx) {
     const float grad_output[N] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     const float expected_grad[N] = {0, 0, 0, 4, 5, 6, 0, 0, 0, 0, 0, 0};
     float output[N], grad[N], device_output[N], device_grad[N];
-    fill_nan(output, N);
-    fill_nan(grad, N);
-    fill_nan(device_output, N);
-    fill_nan(device_grad, N);
+    test_fill_nan(output, N);
+    test_fill_nan(grad, N);
+    test_fill_nan(device_output, N);
+    test_fill_nan(device_grad, N);
     activation_forward_ref(ACTIVATION_RELU6, 0.0f, N, input, output);
     activation_backward_ref(ACTIVATION_RELU6, 0.0f, N, output, grad_output, grad);
     cl_mem input_buffer = NULL, output_buffer = NULL;
@@ -930,18 +885,18 @@ static double activation_loss(activation_kind kind, double slope, int count, con
 static void run_activation_fd_shapes(clcnn_context *ctx, activation_kind kind, int shape_count,
                                      uint64_t seed) {
     test_rng rng = {seed};
-    op_result reference_result = {0}, device_result = {0};
+    test_tally reference_result = {0}, device_result = {0};
     for (int index = 0; index < shape_count; index++) {
         const int count = test_rand_int(&rng, 1, 300);
         const float slope = kind == ACTIVATION_LEAKY ? test_rand_float(&rng, 0.001f, 0.5f) : 0.0f;
-        float *input = allocate_floats(count);
-        float *output = allocate_floats(count);
-        float *grad_output = allocate_floats(count);
-        float *reference = allocate_floats(count);
-        float *device = allocate_floats(count);
-        double *x = allocate_doubles(count);
-        double *g = allocate_doubles(count);
-        double *fd = allocate_doubles(count);
+        float *input = test_floats(count);
+        float *output = test_floats(count);
+        float *grad_output = test_floats(count);
+        float *reference = test_floats(count);
+        float *device = test_floats(count);
+        double *x = test_doubles(count);
+        double *g = test_doubles(count);
+        double *fd = test_doubles(count);
         /* relu6 also saturates above 6: its inputs reach past it. */
         const float range = kind == ACTIVATION_RELU6 ? 9.0f : 6.0f;
         for (int i = 0; i < count; i++) {
@@ -953,7 +908,7 @@ static void run_activation_fd_shapes(clcnn_context *ctx, activation_kind kind, i
                    (kind == ACTIVATION_RELU6 && fabsf(input[i] - 6.0f) < 1e-3f));
             x[i] = input[i];
         }
-        fill_uniform(&rng, grad_output, count, -2.0f, 2.0f);
+        test_fill_uniform(&rng, grad_output, count, -2.0f, 2.0f);
         for (int i = 0; i < count; i++)
             g[i] = grad_output[i];
         for (int i = 0; i < count; i++) {
@@ -968,13 +923,13 @@ static void run_activation_fd_shapes(clcnn_context *ctx, activation_kind kind, i
         activation_forward_ref(kind, slope, count, input, output);
         activation_backward_ref(kind, slope, count, output, grad_output, reference);
         const double reference_error = fd_error(fd, reference, count);
-        if (!CHECK(record_error(&reference_result, reference_error, fd_tolerance)))
+        if (!CHECK(test_tally_record(&reference_result, reference_error, fd_tolerance)))
             fprintf(stderr, "%s backward reference vs fd, case %d: count %d: error %.3g\n",
                     activation_name(kind), index, count, reference_error);
         double device_error = INFINITY;
         if (run_activation_backward_device(ctx, kind, slope, count, output, grad_output, 0, device))
             device_error = fd_error(fd, device, count);
-        if (!CHECK(record_error(&device_result, device_error, fd_tolerance)))
+        if (!CHECK(test_tally_record(&device_result, device_error, fd_tolerance)))
             fprintf(stderr, "%s backward device vs fd, case %d: count %d: error %.3g\n",
                     activation_name(kind), index, count, device_error);
         free(input);
@@ -988,9 +943,9 @@ static void run_activation_fd_shapes(clcnn_context *ctx, activation_kind kind, i
     }
     char label[96];
     snprintf(label, sizeof(label), "%s backward, reference vs fd", activation_name(kind));
-    print_summary(label, &reference_result);
+    test_tally_print(label, 44, "cases", &reference_result);
     snprintf(label, sizeof(label), "%s backward, device vs fd", activation_name(kind));
-    print_summary(label, &device_result);
+    test_tally_print(label, 44, "cases", &device_result);
 }
 
 /* ---- dense -------------------------------------------------------------------------------- */
@@ -1016,14 +971,14 @@ static int64_t dense_output_count(const dense_params *p) {
 }
 
 static void dense_data_create(test_rng *rng, const dense_params *p, dense_data *d) {
-    d->input = allocate_floats(dense_input_count(p));
-    d->weight = allocate_floats(dense_weight_count(p));
-    d->bias = allocate_floats(p->out_features);
-    d->grad_output = allocate_floats(dense_output_count(p));
-    fill_uniform(rng, d->input, dense_input_count(p), -1.0f, 1.0f);
-    fill_uniform(rng, d->weight, dense_weight_count(p), -1.0f, 1.0f);
-    fill_uniform(rng, d->bias, p->out_features, -1.0f, 1.0f);
-    fill_uniform(rng, d->grad_output, dense_output_count(p), -1.0f, 1.0f);
+    d->input = test_floats(dense_input_count(p));
+    d->weight = test_floats(dense_weight_count(p));
+    d->bias = test_floats(p->out_features);
+    d->grad_output = test_floats(dense_output_count(p));
+    test_fill_uniform(rng, d->input, dense_input_count(p), -1.0f, 1.0f);
+    test_fill_uniform(rng, d->weight, dense_weight_count(p), -1.0f, 1.0f);
+    test_fill_uniform(rng, d->bias, p->out_features, -1.0f, 1.0f);
+    test_fill_uniform(rng, d->grad_output, dense_output_count(p), -1.0f, 1.0f);
 }
 
 static void dense_data_free(dense_data *d) {
@@ -1035,12 +990,12 @@ static void dense_data_free(dense_data *d) {
 
 /* Gradient arrays starting as NaN. */
 static void dense_grads_create(const dense_params *p, dense_grads *g) {
-    g->input = allocate_floats(dense_input_count(p));
-    g->weight = allocate_floats(dense_weight_count(p));
-    g->bias = allocate_floats(p->out_features);
-    fill_nan(g->input, dense_input_count(p));
-    fill_nan(g->weight, dense_weight_count(p));
-    fill_nan(g->bias, p->out_features);
+    g->input = test_floats(dense_input_count(p));
+    g->weight = test_floats(dense_weight_count(p));
+    g->bias = test_floats(p->out_features);
+    test_fill_nan(g->input, dense_input_count(p));
+    test_fill_nan(g->weight, dense_weight_count(p));
+    test_fill_nan(g->bias, p->out_features);
 }
 
 static void dense_grads_free(dense_grads *g) {
@@ -1102,7 +1057,7 @@ static int draw_dense_size(test_rng *rng, int largest) {
 
 static void run_dense_shapes(clcnn_context *ctx, int shape_count, uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     for (int index = 0; index < shape_count; index++) {
         dense_params p = {0};
         if (index == 0) { /* the smallest and the largest */
@@ -1126,14 +1081,14 @@ static void run_dense_shapes(clcnn_context *ctx, int shape_count, uint64_t seed)
         double error = INFINITY;
         if (run_dense_backward_device(ctx, &p, &d, &device))
             error = dense_grads_error(&p, &device, &reference);
-        if (!CHECK(record_error(&result, error, tolerance)))
+        if (!CHECK(test_tally_record(&result, error, tolerance)))
             print_dense_case("dense backward device vs reference", index, &p, error);
         dense_data_free(&d);
         dense_grads_free(&reference);
         dense_grads_free(&device);
     }
-    print_summary("dense backward, device vs reference", &result);
-    CHECK(result.shapes >= 100);
+    test_tally_print("dense backward, device vs reference", 44, "cases", &result);
+    CHECK(result.cases >= 100);
 }
 
 /* sum((x W^T + b) * G) in double. */
@@ -1151,7 +1106,7 @@ static double dense_loss(const dense_params *p, const double *x, const double *w
 }
 
 static double *to_doubles(const float *values, int64_t count) {
-    double *out = allocate_doubles(count);
+    double *out = test_doubles(count);
     for (int64_t i = 0; i < count; i++)
         out[i] = values[i];
     return out;
@@ -1184,7 +1139,7 @@ static double dense_fd_error(const dense_params *p, const dense_grads *grads, co
 
 static void run_dense_fd_shapes(clcnn_context *ctx, int shape_count, uint64_t seed) {
     test_rng rng = {seed};
-    op_result reference_result = {0}, device_result = {0};
+    test_tally reference_result = {0}, device_result = {0};
     for (int index = 0; index < shape_count; index++) {
         dense_params p = {0};
         p.batch = test_rand_int(&rng, 1, 4);
@@ -1197,9 +1152,9 @@ static void run_dense_fd_shapes(clcnn_context *ctx, int shape_count, uint64_t se
         double *w = to_doubles(d.weight, dense_weight_count(&p));
         double *b = to_doubles(d.bias, p.out_features);
         double *g = to_doubles(d.grad_output, dense_output_count(&p));
-        double *fd_x = allocate_doubles(dense_input_count(&p));
-        double *fd_w = allocate_doubles(dense_weight_count(&p));
-        double *fd_b = allocate_doubles(p.out_features);
+        double *fd_x = test_doubles(dense_input_count(&p));
+        double *fd_w = test_doubles(dense_weight_count(&p));
+        double *fd_b = test_doubles(p.out_features);
         dense_differences(&p, x, w, b, g, x, dense_input_count(&p), fd_x);
         dense_differences(&p, x, w, b, g, w, dense_weight_count(&p), fd_w);
         dense_differences(&p, x, w, b, g, b, p.out_features, fd_b);
@@ -1210,12 +1165,12 @@ static void run_dense_fd_shapes(clcnn_context *ctx, int shape_count, uint64_t se
         dense_backward_ref(&p, d.input, d.weight, d.grad_output, reference.input, reference.weight,
                            p.has_bias ? reference.bias : NULL);
         const double reference_error = dense_fd_error(&p, &reference, fd_x, fd_w, fd_b);
-        if (!CHECK(record_error(&reference_result, reference_error, fd_tolerance)))
+        if (!CHECK(test_tally_record(&reference_result, reference_error, fd_tolerance)))
             print_dense_case("dense backward reference vs fd", index, &p, reference_error);
         double device_error = INFINITY;
         if (run_dense_backward_device(ctx, &p, &d, &device))
             device_error = dense_fd_error(&p, &device, fd_x, fd_w, fd_b);
-        if (!CHECK(record_error(&device_result, device_error, fd_tolerance)))
+        if (!CHECK(test_tally_record(&device_result, device_error, fd_tolerance)))
             print_dense_case("dense backward device vs fd", index, &p, device_error);
 
         dense_data_free(&d);
@@ -1229,8 +1184,8 @@ static void run_dense_fd_shapes(clcnn_context *ctx, int shape_count, uint64_t se
         free(fd_w);
         free(fd_b);
     }
-    print_summary("dense backward, reference vs fd", &reference_result);
-    print_summary("dense backward, device vs fd", &device_result);
+    test_tally_print("dense backward, reference vs fd", 44, "cases", &reference_result);
+    test_tally_print("dense backward, device vs fd", 44, "cases", &device_result);
 }
 
 int main(void) {

@@ -33,43 +33,6 @@ enum { SHAPES_PER_OP = 220, SHAPES_PER_EXTRA_CONFIG = 40 };
  * must remain to be held to 1e-5. */
 enum { CONV2D_DEFAULT_SHAPES = 260 };
 
-/* Tally of one operation (or one operation under one tile configuration). */
-typedef struct op_result {
-    int shapes;
-    int failures;
-    double worst_error;
-} op_result;
-
-/* Counts one shape; returns 1 if its error is within the bound. */
-static int record_error(op_result *result, double error, double bound) {
-    result->shapes++;
-    if (error > result->worst_error || isnan(error))
-        result->worst_error = isnan(error) ? INFINITY : error;
-    int ok = error <= bound;
-    if (!ok)
-        result->failures++;
-    return ok;
-}
-
-static void print_summary(const char *name, const op_result *result) {
-    printf("%-36s %4d shapes, worst error %.3g%s\n", name, result->shapes, result->worst_error,
-           result->failures ? "  FAILED" : "");
-}
-
-static float *allocate_floats(int64_t count) {
-    float *values = malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
-    if (!values) {
-        fprintf(stderr, "out of memory allocating %lld floats\n", (long long)count);
-        exit(1);
-    }
-    return values;
-}
-
-static void fill_uniform(test_rng *rng, float *values, int64_t count, float low, float high) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, low, high);
-}
-
 /* Creates a device buffer holding count floats and copies values into it. */
 static clcnn_status upload(clcnn_context *ctx, const float *values, int64_t count, cl_mem *out) {
     size_t bytes = (size_t)count * sizeof(float);
@@ -214,14 +177,14 @@ static double conv2d_case_error(clcnn_context *ctx, const tile_config *config,
     const int64_t weight_count =
         (int64_t)p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
     const int64_t output_count = (int64_t)p->batch * p->out_channels * p->out_height * p->out_width;
-    float *input = allocate_floats(input_count);
-    float *weight = allocate_floats(weight_count);
-    float *bias = allocate_floats(p->out_channels);
-    float *expected = allocate_floats(output_count);
-    float *actual = allocate_floats(output_count);
-    fill_uniform(rng, input, input_count, -1.0f, 1.0f);
-    fill_uniform(rng, weight, weight_count, -1.0f, 1.0f);
-    fill_uniform(rng, bias, p->out_channels, -1.0f, 1.0f);
+    float *input = test_floats(input_count);
+    float *weight = test_floats(weight_count);
+    float *bias = test_floats(p->out_channels);
+    float *expected = test_floats(output_count);
+    float *actual = test_floats(output_count);
+    test_fill_uniform(rng, input, input_count, -1.0f, 1.0f);
+    test_fill_uniform(rng, weight, weight_count, -1.0f, 1.0f);
+    test_fill_uniform(rng, bias, p->out_channels, -1.0f, 1.0f);
     /* The device output starts as NaN, so an element the kernel never writes shows. */
     for (int64_t i = 0; i < output_count; i++)
         actual[i] = NAN;
@@ -267,7 +230,7 @@ static void run_conv2d_shapes(clcnn_context *ctx, const tile_config *config, int
     char config_name[96];
     describe_config(config, config_name, sizeof(config_name));
     test_rng rng = {seed};
-    op_result short_result = {0}, long_result = {0};
+    test_tally short_result = {0}, long_result = {0};
     double worst_bound_fraction = 0;
     for (int index = 0; index < shape_count; index++) {
         conv2d_params p;
@@ -277,9 +240,9 @@ static void run_conv2d_shapes(clcnn_context *ctx, const tile_config *config, int
         const int taps = p.in_channels * p.kernel_h * p.kernel_w;
         int ok;
         if (taps <= LONG_REDUCTION_TAPS) {
-            ok = record_error(&short_result, error, tolerance);
+            ok = test_tally_record(&short_result, error, tolerance);
         } else {
-            ok = record_error(&long_result, error, long_reduction_bound(taps));
+            ok = test_tally_record(&long_result, error, long_reduction_bound(taps));
             if (error / long_reduction_bound(taps) > worst_bound_fraction)
                 worst_bound_fraction = error / long_reduction_bound(taps);
         }
@@ -290,11 +253,11 @@ static void run_conv2d_shapes(clcnn_context *ctx, const tile_config *config, int
     snprintf(name, sizeof(name), "conv2d [%s]", config_name);
     printf("%-36s %4d shapes, worst error %.3g; %d over %d taps, worst error %.3g "
            "(%.2f of their bound)%s\n",
-           name, short_result.shapes, short_result.worst_error, long_result.shapes,
+           name, short_result.cases, short_result.worst_error, long_result.cases,
            LONG_REDUCTION_TAPS, long_result.worst_error, worst_bound_fraction,
            short_result.failures + long_result.failures ? "  FAILED" : "");
     if (!config)
-        CHECK(test_quick_divisor() > 1 || short_result.shapes >= 200);
+        CHECK(test_quick_divisor() > 1 || short_result.cases >= 200);
 }
 
 /* ---- gemm ----------------------------------------------------------------------------- */
@@ -385,14 +348,14 @@ static double gemm_case_error(clcnn_context *ctx, const tile_config *config, con
                               test_rng *rng) {
     const gemm_params *p = &g->params;
     const int bias_count = p->bias == BIAS_PER_ROW ? p->m : p->n;
-    float *a = allocate_floats(g->a_count);
-    float *b = allocate_floats(g->b_count);
-    float *bias = allocate_floats(bias_count);
-    float *expected = allocate_floats(g->c_count);
-    float *actual = allocate_floats(g->c_count);
-    fill_uniform(rng, a, g->a_count, -1.0f, 1.0f);
-    fill_uniform(rng, b, g->b_count, -1.0f, 1.0f);
-    fill_uniform(rng, bias, bias_count, -1.0f, 1.0f);
+    float *a = test_floats(g->a_count);
+    float *b = test_floats(g->b_count);
+    float *bias = test_floats(bias_count);
+    float *expected = test_floats(g->c_count);
+    float *actual = test_floats(g->c_count);
+    test_fill_uniform(rng, a, g->a_count, -1.0f, 1.0f);
+    test_fill_uniform(rng, b, g->b_count, -1.0f, 1.0f);
+    test_fill_uniform(rng, bias, bias_count, -1.0f, 1.0f);
     if (!g->a_transposed)
         poison_unused_columns(a, g->a_rows_stored, p->k, p->a_row_stride);
     else
@@ -449,17 +412,17 @@ static void run_gemm_shapes(clcnn_context *ctx, const tile_config *config, int s
     char config_name[96];
     describe_config(config, config_name, sizeof(config_name));
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     for (int index = 0; index < shape_count; index++) {
         gemm_case g;
         draw_gemm_case(&rng, &g);
         double error = gemm_case_error(ctx, config, &g, &rng);
-        if (!CHECK(record_error(&result, error, tolerance)))
+        if (!CHECK(test_tally_record(&result, error, tolerance)))
             print_gemm_case(config_name, index, &g, error);
     }
     char name[128];
     snprintf(name, sizeof(name), "gemm [%s]", config_name);
-    print_summary(name, &result);
+    test_tally_print(name, 36, "shapes", &result);
 }
 
 /* ---- dense ---------------------------------------------------------------------------- */
@@ -468,14 +431,14 @@ static double dense_case_error(clcnn_context *ctx, const dense_params *p, test_r
     const int64_t input_count = (int64_t)p->batch * p->in_features;
     const int64_t weight_count = (int64_t)p->out_features * p->in_features;
     const int64_t output_count = (int64_t)p->batch * p->out_features;
-    float *input = allocate_floats(input_count);
-    float *weight = allocate_floats(weight_count);
-    float *bias = allocate_floats(p->out_features);
-    float *expected = allocate_floats(output_count);
-    float *actual = allocate_floats(output_count);
-    fill_uniform(rng, input, input_count, -1.0f, 1.0f);
-    fill_uniform(rng, weight, weight_count, -1.0f, 1.0f);
-    fill_uniform(rng, bias, p->out_features, -1.0f, 1.0f);
+    float *input = test_floats(input_count);
+    float *weight = test_floats(weight_count);
+    float *bias = test_floats(p->out_features);
+    float *expected = test_floats(output_count);
+    float *actual = test_floats(output_count);
+    test_fill_uniform(rng, input, input_count, -1.0f, 1.0f);
+    test_fill_uniform(rng, weight, weight_count, -1.0f, 1.0f);
+    test_fill_uniform(rng, bias, p->out_features, -1.0f, 1.0f);
     for (int64_t i = 0; i < output_count; i++)
         actual[i] = NAN;
 
@@ -510,7 +473,7 @@ static double dense_case_error(clcnn_context *ctx, const dense_params *p, test_r
 
 static void run_dense_shapes(clcnn_context *ctx, int shape_count, uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     for (int index = 0; index < shape_count; index++) {
         dense_params p = {0};
         p.batch = test_rand_int(&rng, 0, 3) == 0 ? 1 : test_rand_int(&rng, 1, 70);
@@ -522,12 +485,12 @@ static void run_dense_shapes(clcnn_context *ctx, int shape_count, uint64_t seed)
         /* a fused relu (the reference applies it too) */
         p.relu = index % 3 == 0;
         double error = dense_case_error(ctx, &p, &rng);
-        if (!CHECK(record_error(&result, error, tolerance)))
+        if (!CHECK(test_tally_record(&result, error, tolerance)))
             fprintf(stderr,
                     "dense case %d: batch %d, in %d, out %d, bias %d, relu %d: error %.3g\n", index,
                     p.batch, p.in_features, p.out_features, p.has_bias, p.relu, error);
     }
-    print_summary("dense", &result);
+    test_tally_print("dense", 36, "shapes", &result);
 }
 
 /* ---- pool2d --------------------------------------------------------------------------- */
@@ -557,10 +520,10 @@ static void print_pool_case(int index, const pool2d_params *p, int ceil_mode, do
 static double pool_case_error(clcnn_context *ctx, const pool2d_params *p, test_rng *rng) {
     const int64_t input_count = (int64_t)p->batch * p->channels * p->in_height * p->in_width;
     const int64_t output_count = (int64_t)p->batch * p->channels * p->out_height * p->out_width;
-    float *input = allocate_floats(input_count);
-    float *expected = allocate_floats(output_count);
-    float *actual = allocate_floats(output_count);
-    fill_uniform(rng, input, input_count, -1.0f, 1.0f);
+    float *input = test_floats(input_count);
+    float *expected = test_floats(output_count);
+    float *actual = test_floats(output_count);
+    test_fill_uniform(rng, input, input_count, -1.0f, 1.0f);
     for (int64_t i = 0; i < output_count; i++)
         actual[i] = NAN;
 
@@ -584,7 +547,7 @@ static double pool_case_error(clcnn_context *ctx, const pool2d_params *p, test_r
 
 static void run_pool_shapes(clcnn_context *ctx, pool_kind kind, int shape_count, uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     int ceil_shapes = 0, ceil_changed = 0;
     int index = 0;
     while (index < shape_count) {
@@ -631,7 +594,7 @@ static void run_pool_shapes(clcnn_context *ctx, pool_kind kind, int shape_count,
                 ceil_changed++;
         }
         double error = pool_case_error(ctx, &p, &rng);
-        if (!CHECK(record_error(&result, error, tolerance)))
+        if (!CHECK(test_tally_record(&result, error, tolerance)))
             print_pool_case(index, &p, ceil_mode, error);
         index++;
     }
@@ -640,7 +603,7 @@ static void run_pool_shapes(clcnn_context *ctx, pool_kind kind, int shape_count,
     char name[96];
     snprintf(name, sizeof(name), "%s (%d ceil mode, %d partial)",
              kind == POOL_MAX ? "maxpool" : "avgpool", ceil_shapes, ceil_changed);
-    print_summary(name, &result);
+    test_tally_print(name, 36, "shapes", &result);
 }
 
 /* ---- activations ---------------------------------------------------------------------- */
@@ -665,7 +628,7 @@ static const char *activation_name(activation_kind kind) {
  * 100 with the saturating extremes (+-100, +-88, +-20, 0) mixed in. */
 static void fill_activation_input(test_rng *rng, float *values, int64_t count, int wide) {
     static const float extremes[] = {100.0f, -100.0f, 88.0f, -88.0f, 20.0f, -20.0f, 0.0f};
-    fill_uniform(rng, values, count, -1.0f, 1.0f);
+    test_fill_uniform(rng, values, count, -1.0f, 1.0f);
     if (!wide)
         return;
     for (int64_t i = 0; i < count; i++) {
@@ -681,9 +644,9 @@ static void fill_activation_input(test_rng *rng, float *values, int64_t count, i
 
 static double activation_case_error(clcnn_context *ctx, activation_kind kind, float slope,
                                     int64_t count, int wide, test_rng *rng) {
-    float *input = allocate_floats(count);
-    float *expected = allocate_floats(count);
-    float *actual = allocate_floats(count);
+    float *input = test_floats(count);
+    float *expected = test_floats(count);
+    float *actual = test_floats(count);
     fill_activation_input(rng, input, count, wide);
     for (int64_t i = 0; i < count; i++)
         actual[i] = NAN;
@@ -710,7 +673,7 @@ static double activation_case_error(clcnn_context *ctx, activation_kind kind, fl
 static void run_activation_shapes(clcnn_context *ctx, activation_kind kind, int shape_count,
                                   uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     for (int index = 0; index < shape_count; index++) {
         int64_t count = test_rand_int(&rng, 0, 3) == 0 ? test_rand_int(&rng, 1, 70)
                                                        : test_rand_int(&rng, 1, 5000);
@@ -719,12 +682,12 @@ static void run_activation_shapes(clcnn_context *ctx, activation_kind kind, int 
             slope = test_rand_int(&rng, 0, 3) == 0 ? 0.01f : test_rand_float(&rng, 0.0f, 1.0f);
         int wide = test_rand_int(&rng, 0, 1);
         double error = activation_case_error(ctx, kind, slope, count, wide, &rng);
-        if (!CHECK(record_error(&result, error, tolerance)))
+        if (!CHECK(test_tally_record(&result, error, tolerance)))
             fprintf(stderr, "%s case %d: count %lld, slope %.9g, inputs up to %s: error %.3g\n",
                     activation_name(kind), index, (long long)count, slope, wide ? "100" : "1",
                     error);
     }
-    print_summary(activation_name(kind), &result);
+    test_tally_print(activation_name(kind), 36, "shapes", &result);
 }
 
 /* ---- softmax ---------------------------------------------------------------------------- */
@@ -734,12 +697,12 @@ static void run_activation_shapes(clcnn_context *ctx, activation_kind kind, int 
 static void fill_softmax_row(test_rng *rng, float *row, int columns) {
     int style = test_rand_int(rng, 0, 4);
     if (style <= 1) {
-        fill_uniform(rng, row, columns, -1.0f, 1.0f);
+        test_fill_uniform(rng, row, columns, -1.0f, 1.0f);
     } else if (style == 2) {
         float centre = test_rand_int(rng, 0, 1) ? 80.0f : -80.0f;
-        fill_uniform(rng, row, columns, centre - 1.0f, centre + 1.0f);
+        test_fill_uniform(rng, row, columns, centre - 1.0f, centre + 1.0f);
     } else if (style == 3) {
-        fill_uniform(rng, row, columns, -80.0f, 80.0f);
+        test_fill_uniform(rng, row, columns, -80.0f, 80.0f);
     } else {
         float value = test_rand_float(rng, -80.0f, 80.0f);
         for (int j = 0; j < columns; j++)
@@ -749,9 +712,9 @@ static void fill_softmax_row(test_rng *rng, float *row, int columns) {
 
 static double softmax_case_error(clcnn_context *ctx, int rows, int columns, test_rng *rng) {
     const int64_t count = (int64_t)rows * columns;
-    float *input = allocate_floats(count);
-    float *expected = allocate_floats(count);
-    float *actual = allocate_floats(count);
+    float *input = test_floats(count);
+    float *expected = test_floats(count);
+    float *actual = test_floats(count);
     for (int row = 0; row < rows; row++)
         fill_softmax_row(rng, input + (int64_t)row * columns, columns);
     for (int64_t i = 0; i < count; i++)
@@ -777,18 +740,18 @@ static double softmax_case_error(clcnn_context *ctx, int rows, int columns, test
 
 static void run_softmax_shapes(clcnn_context *ctx, int shape_count, uint64_t seed) {
     test_rng rng = {seed};
-    op_result result = {0};
+    test_tally result = {0};
     for (int index = 0; index < shape_count; index++) {
         int rows = test_rand_int(&rng, 0, 3) == 0 ? test_rand_int(&rng, 1, 5)
                                                   : test_rand_int(&rng, 1, 100);
         int columns =
             test_rand_int(&rng, 0, 3) == 0 ? test_rand_int(&rng, 1, 5) : test_rand_int(&rng, 1, 50);
         double error = softmax_case_error(ctx, rows, columns, &rng);
-        if (!CHECK(record_error(&result, error, tolerance)))
+        if (!CHECK(test_tally_record(&result, error, tolerance)))
             fprintf(stderr, "softmax case %d: rows %d, columns %d: error %.3g\n", index, rows,
                     columns, error);
     }
-    print_summary("softmax", &result);
+    test_tally_print("softmax", 36, "shapes", &result);
 }
 
 /* ---- the comparison itself can fail ------------------------------------------------------ */
@@ -820,7 +783,7 @@ static void check_comparison_detects_errors(clcnn_context *ctx) {
 
     /* One element off by 1e-4 among many must show too. */
     float values[1000], reference[1000];
-    fill_uniform(&rng, reference, 1000, -1.0f, 1.0f);
+    test_fill_uniform(&rng, reference, 1000, -1.0f, 1.0f);
     memcpy(values, reference, sizeof(values));
     values[637] += 1e-4f;
     CHECK(max_relative_error(values, reference, 1000, 1.0) > tolerance);

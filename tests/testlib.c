@@ -202,8 +202,36 @@ double *test_doubles(int64_t count) {
 }
 
 void test_fill_signed(test_rng *r, float *values, int64_t count) {
+    test_fill_uniform(r, values, count, -1.0f, 1.0f);
+}
+
+void test_fill_uniform(test_rng *r, float *values, int64_t count, float low, float high) {
     for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(r, -1.0f, 1.0f);
+        values[i] = test_rand_float(r, low, high);
+}
+
+void test_fill_nan(float *values, int64_t count) {
+    for (int64_t i = 0; i < count; i++)
+        values[i] = NAN;
+}
+
+int test_bitwise_equal(const float *a, const float *b, int64_t count) {
+    return count <= 0 || memcmp(a, b, sizeof(float) * (size_t)count) == 0;
+}
+
+int test_tally_record(test_tally *tally, double error, double bound) {
+    tally->cases++;
+    if (error > tally->worst_error || isnan(error))
+        tally->worst_error = isnan(error) ? INFINITY : error;
+    const int ok = error <= bound;
+    if (!ok)
+        tally->failures++;
+    return ok;
+}
+
+void test_tally_print(const char *name, int width, const char *noun, const test_tally *tally) {
+    printf("%-*s %4d %s, worst error %.3g%s\n", width, name, tally->cases, noun, tally->worst_error,
+           tally->failures ? "  FAILED" : "");
 }
 
 clcnn_context *test_opencl_context(void) {

@@ -82,6 +82,24 @@ float *test_floats(int64_t count);
 double *test_doubles(int64_t count);
 /* count values drawn uniformly from [-1, 1). */
 void test_fill_signed(test_rng *r, float *values, int64_t count);
+/* count values drawn uniformly from [low, high). */
+void test_fill_uniform(test_rng *r, float *values, int64_t count, float low, float high);
+/* count NaNs: an element a kernel should write and does not shows. */
+void test_fill_nan(float *values, int64_t count);
+/* 1 if the arrays hold the same floats bit for bit (NaN equal to NaN, 0 unequal to -0). */
+int test_bitwise_equal(const float *a, const float *b, int64_t count);
+
+/* The cases of one check: how many ran, how many failed, the worst error. */
+typedef struct test_tally {
+    int cases, failures;
+    double worst_error;
+} test_tally;
+/* Counts one case; returns 1 if its error is within bound (a NaN error
+ * fails and makes the worst error infinite). */
+int test_tally_record(test_tally *tally, double error, double bound);
+/* One line: the name padded to width, the cases (called `noun`), the worst
+ * error, FAILED if any case failed. */
+void test_tally_print(const char *name, int width, const char *noun, const test_tally *tally);
 
 /* A context on the OpenCL device chosen by CLCNN_DEVICE (default 0:0), or NULL with a message. */
 clcnn_context *test_opencl_context(void);
