@@ -85,12 +85,6 @@ static int quick;
 
 /* ---- tallies, arrays ------------------------------------------------------------------- */
 
-static double seconds_now(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
-
 static void *allocate(int64_t count, size_t element_size) {
     void *values = malloc((size_t)(count > 0 ? count : 1) * element_size);
     if (!values) {
@@ -102,28 +96,6 @@ static void *allocate(int64_t count, size_t element_size) {
 
 static void copy_floats(float *to, const float *from, int64_t count) {
     memcpy(to, from, (size_t)count * sizeof(float));
-}
-
-/* A gradient's starting values: NaN when it is overwritten (so an element never
- * written shows), random when the backward adds into it. */
-static void fill_destination(test_rng *rng, float *values, int64_t count, int accumulate) {
-    if (accumulate)
-        test_fill_uniform(rng, values, count, -1.0f, 1.0f);
-    else
-        test_fill_nan(values, count);
-}
-
-/* Worst |fd - computed| / max(|fd|, fd_floor). */
-static double fd_error(const double *fd, const float *computed, int64_t count) {
-    double worst = 0.0;
-    for (int64_t i = 0; i < count; i++) {
-        double error = fabs(fd[i] - (double)computed[i]) / fmax(fabs(fd[i]), fd_floor);
-        if (isnan(error))
-            return INFINITY;
-        if (error > worst)
-            worst = error;
-    }
-    return worst;
 }
 
 /* ---- the test's arrays as op arguments ------------------------------------------------------
@@ -444,7 +416,7 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         float *grad_y = test_floats(count);
         test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
         float *start_gx = test_floats(count);
-        fill_destination(&rng, start_gx, count, accumulate);
+        test_fill_destination(&rng, start_gx, count, accumulate);
 
         /* The reference: train forward (output and running statistics), eval
          * forward with the random running statistics, backward. */
@@ -650,8 +622,9 @@ static void run_fd_shapes(clcnn_context *const *contexts, int cases, uint64_t se
             test_fill_nan(gb, channels);
             double error = INFINITY;
             if (run_backward(contexts[d], WALK_DEVICE, &s, c.eps, c.x, g, c.weight, gx, 0, gw, gb))
-                error = fmax(fd_error(fd_x, gx, count),
-                             fmax(fd_error(fd_w, gw, channels), fd_error(fd_b, gb, channels)));
+                error = fmax(test_fd_error(fd_x, gx, count, fd_floor),
+                             fmax(test_fd_error(fd_w, gw, channels, fd_floor),
+                                  test_fd_error(fd_b, gb, channels, fd_floor)));
             if (!CHECK(test_tally_record(&results[d], error, fd_tolerance))) {
                 char what[64];
                 snprintf(what, sizeof(what), "backward %s vs fd", names[d]);
@@ -1171,7 +1144,7 @@ static void check_eval_backward(clcnn_context *const *contexts, int cases, uint6
         const int accumulate = index % 3 == 1, want_grad_x = index % 3 != 2;
         float *grad_y = test_floats(count), *start = test_floats(count);
         test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
-        fill_destination(&rng, start, count, accumulate);
+        test_fill_destination(&rng, start, count, accumulate);
         float *want_x = want_grad_x ? test_floats(count) : NULL;
         float *want_w = test_floats(channels), *want_b = test_floats(channels);
         if (want_x)
@@ -1749,7 +1722,7 @@ int main(void) {
     }
     printf("device: %s\n", clcnn_device_name(ctx));
     clcnn_context *const contexts[2] = {reference, ctx};
-    const double start = seconds_now();
+    const double start = test_seconds();
 
     for (int d = 0; d < 2; d++) {
         check_hand_cases(contexts[d]);
@@ -1779,7 +1752,7 @@ int main(void) {
         check_fused_network(ctx, apart);
     clcnn_context_destroy(apart);
 
-    printf("time: %.1f s\n", seconds_now() - start);
+    printf("time: %.1f s\n", test_seconds() - start);
     clcnn_context_destroy(ctx);
     clcnn_context_destroy(reference);
     return test_finish();

@@ -51,23 +51,8 @@ enum { FD_SHAPES = 40 };
 
 /* ---- tallies, arrays ------------------------------------------------------------------- */
 
-static double seconds_now(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
-
 static void copy_floats(float *to, const float *from, int64_t count) {
     memcpy(to, from, (size_t)count * sizeof(float));
-}
-
-/* A gradient's starting values: NaN when it is overwritten (so an element never
- * written shows), random when the backward adds into it. */
-static void fill_destination(test_rng *rng, float *values, int64_t count, int accumulate) {
-    if (accumulate)
-        test_fill_uniform(rng, values, count, -1.0f, 1.0f);
-    else
-        test_fill_nan(values, count);
 }
 
 /* For results that must match bit for bit: 0 if they do, else their relative
@@ -78,19 +63,6 @@ static double exact_error(const float *actual, const float *expected, int64_t co
         return 0.0;
     const double error = max_relative_error(actual, expected, count, 1.0);
     return error > 0.0 ? error : INFINITY;
-}
-
-/* Worst |fd - computed| / max(|fd|, fd_floor). */
-static double fd_error(const double *fd, const float *computed, int64_t count) {
-    double worst = 0.0;
-    for (int64_t i = 0; i < count; i++) {
-        double error = fabs(fd[i] - (double)computed[i]) / fmax(fabs(fd[i]), fd_floor);
-        if (isnan(error))
-            return INFINITY;
-        if (error > worst)
-            worst = error;
-    }
-    return worst;
 }
 
 static double *to_doubles(const float *values, int64_t count) {
@@ -410,7 +382,7 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
             overwritten += !accumulate[k];
             ref_grads[k] = test_floats(count);
             dev_grads[k] = test_floats(count);
-            fill_destination(&rng, ref_grads[k], count, accumulate[k]);
+            test_fill_destination(&rng, ref_grads[k], count, accumulate[k]);
             copy_floats(dev_grads[k], ref_grads[k], count);
         }
         add_backward_ref(count, input_count, masked, ref_grads, accumulate);
@@ -483,11 +455,11 @@ static void run_mul_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         float *ref_b = want_b ? test_floats(b_count) : NULL;
         float *dev_b = want_b ? test_floats(b_count) : NULL;
         if (want_a) {
-            fill_destination(&rng, ref_a, count, accumulate_a);
+            test_fill_destination(&rng, ref_a, count, accumulate_a);
             copy_floats(dev_a, ref_a, count);
         }
         if (want_b) {
-            fill_destination(&rng, ref_b, b_count, accumulate_b);
+            test_fill_destination(&rng, ref_b, b_count, accumulate_b);
             copy_floats(dev_b, ref_b, b_count);
         }
         mul_backward_ref(s.batch, s.channels, shape_spatial(&s), broadcast, a, b, grad_output,
@@ -612,7 +584,7 @@ static void run_concat_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
             accumulate[k] = index % 3 == 2 ? test_rand_int(&rng, 0, 1) : index % 3;
             ref_grads[k] = test_floats(count);
             dev_grads[k] = test_floats(count);
-            fill_destination(&rng, ref_grads[k], count, accumulate[k]);
+            test_fill_destination(&rng, ref_grads[k], count, accumulate[k]);
             copy_floats(dev_grads[k], ref_grads[k], count);
             concat_backward_ref(s.batch, s.channels[k], s.out_channels, s.offsets[k], s.spatial,
                                 grad_output, ref_grads[k], accumulate[k]);
@@ -674,7 +646,7 @@ static void run_pool_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         test_fill_uniform(&rng, grad_output, planes, -1.0f, 1.0f);
         float *ref_grad = test_floats(count);
         float *dev_grad = test_floats(count);
-        fill_destination(&rng, ref_grad, count, accumulate);
+        test_fill_destination(&rng, ref_grad, count, accumulate);
         copy_floats(dev_grad, ref_grad, count);
         global_avgpool_backward_ref(s.batch, s.channels, shape_spatial(&s), grad_output, ref_grad,
                                     accumulate);
@@ -876,7 +848,7 @@ static void run_fd_shapes(clcnn_context *const *contexts, fd_op op, int cases, u
             if (fd_backward(contexts[d], &p, inputs, g, grads)) {
                 error = 0.0;
                 for (int k = 0; k < p.tensor_count; k++)
-                    error = fmax(error, fd_error(fd[k], grads[k], p.counts[k]));
+                    error = fmax(error, test_fd_error(fd[k], grads[k], p.counts[k], fd_floor));
             }
             if (!CHECK(test_tally_record(&results[d], error, fd_tolerance))) {
                 char what[96];
@@ -1111,7 +1083,7 @@ int main(void) {
     }
     printf("device: %s\n", clcnn_device_name(ctx));
     clcnn_context *const contexts[2] = {reference, ctx};
-    const double start = seconds_now();
+    const double start = test_seconds();
 
     check_hand_cases(contexts);
     run_add_shapes(ctx, ADD_SHAPES, 12001);
@@ -1123,7 +1095,7 @@ int main(void) {
     run_fd_shapes(contexts, FD_CONCAT, FD_SHAPES, 12103);
     run_fd_shapes(contexts, FD_POOL, FD_SHAPES, 12104);
 
-    printf("time: %.1f s\n", seconds_now() - start);
+    printf("time: %.1f s\n", test_seconds() - start);
     clcnn_context_destroy(ctx);
     clcnn_context_destroy(reference);
     return test_finish();

@@ -85,19 +85,6 @@ static clcnn_status download(clcnn_context *ctx, cl_mem buffer, float *values, i
     return buffer_read(ctx, buffer, 0, (size_t)count * sizeof(float), values);
 }
 
-/* Worst |fd - computed| / max(|fd|, fd_floor). */
-static double fd_error(const double *fd, const float *computed, int64_t count) {
-    double worst = 0.0;
-    for (int64_t i = 0; i < count; i++) {
-        double error = fabs(fd[i] - (double)computed[i]) / fmax(fabs(fd[i]), fd_floor);
-        if (isnan(error))
-            return INFINITY;
-        if (error > worst)
-            worst = error;
-    }
-    return worst;
-}
-
 /* ---- pooling: shapes -------------------------------------------------------------------- */
 
 /* PyTorch's output size along one axis for padding before and after
@@ -569,13 +556,13 @@ static void run_pool_fd_shapes(clcnn_context *ctx, pool_kind kind, int shape_cou
         test_fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
         pool_finite_differences(&p, input, grad_output, fd);
         pool2d_backward_ref(&p, input, grad_output, reference, 0);
-        const double reference_error = fd_error(fd, reference, in_count);
+        const double reference_error = test_fd_error(fd, reference, in_count, fd_floor);
         if (!CHECK(test_tally_record(&reference_result, reference_error, fd_tolerance)))
             print_pool_case("pool backward reference vs finite differences", index, &p, ceil_mode,
                             reference_error);
         double device_error = INFINITY;
         if (run_pool_backward_device(ctx, &p, input, grad_output, 0, device))
-            device_error = fd_error(fd, device, in_count);
+            device_error = test_fd_error(fd, device, in_count, fd_floor);
         if (!CHECK(test_tally_record(&device_result, device_error, fd_tolerance)))
             print_pool_case("pool backward device vs finite differences", index, &p, ceil_mode,
                             device_error);
@@ -922,13 +909,13 @@ static void run_activation_fd_shapes(clcnn_context *ctx, activation_kind kind, i
         }
         activation_forward_ref(kind, slope, count, input, output);
         activation_backward_ref(kind, slope, count, output, grad_output, reference);
-        const double reference_error = fd_error(fd, reference, count);
+        const double reference_error = test_fd_error(fd, reference, count, fd_floor);
         if (!CHECK(test_tally_record(&reference_result, reference_error, fd_tolerance)))
             fprintf(stderr, "%s backward reference vs fd, case %d: count %d: error %.3g\n",
                     activation_name(kind), index, count, reference_error);
         double device_error = INFINITY;
         if (run_activation_backward_device(ctx, kind, slope, count, output, grad_output, 0, device))
-            device_error = fd_error(fd, device, count);
+            device_error = test_fd_error(fd, device, count, fd_floor);
         if (!CHECK(test_tally_record(&device_result, device_error, fd_tolerance)))
             fprintf(stderr, "%s backward device vs fd, case %d: count %d: error %.3g\n",
                     activation_name(kind), index, count, device_error);
@@ -1130,10 +1117,10 @@ static void dense_differences(const dense_params *p, double *x, double *w, doubl
 /* Worst finite-difference error of the three gradients. */
 static double dense_fd_error(const dense_params *p, const dense_grads *grads, const double *fd_x,
                              const double *fd_w, const double *fd_b) {
-    double error = fd_error(fd_x, grads->input, dense_input_count(p));
-    error = fmax(error, fd_error(fd_w, grads->weight, dense_weight_count(p)));
+    double error = test_fd_error(fd_x, grads->input, dense_input_count(p), fd_floor);
+    error = fmax(error, test_fd_error(fd_w, grads->weight, dense_weight_count(p), fd_floor));
     if (p->has_bias)
-        error = fmax(error, fd_error(fd_b, grads->bias, p->out_features));
+        error = fmax(error, test_fd_error(fd_b, grads->bias, p->out_features, fd_floor));
     return error;
 }
 

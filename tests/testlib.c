@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int passed_count, failed_count;
@@ -217,6 +218,31 @@ void test_fill_nan(float *values, int64_t count) {
 
 int test_bitwise_equal(const float *a, const float *b, int64_t count) {
     return count <= 0 || memcmp(a, b, sizeof(float) * (size_t)count) == 0;
+}
+
+double test_fd_error(const double *fd, const float *computed, int64_t count, double floor) {
+    double worst = 0.0;
+    for (int64_t i = 0; i < count; i++) {
+        const double error = fabs(fd[i] - (double)computed[i]) / fmax(fabs(fd[i]), floor);
+        if (isnan(error))
+            return INFINITY;
+        if (error > worst)
+            worst = error;
+    }
+    return worst;
+}
+
+void test_fill_destination(test_rng *r, float *values, int64_t count, int accumulate) {
+    if (accumulate)
+        test_fill_signed(r, values, count);
+    else
+        test_fill_nan(values, count);
+}
+
+double test_seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 int test_tally_record(test_tally *tally, double error, double bound) {

@@ -89,6 +89,14 @@ void test_fill_nan(float *values, int64_t count);
 /* 1 if the arrays hold the same floats bit for bit (NaN equal to NaN, 0 unequal to -0). */
 int test_bitwise_equal(const float *a, const float *b, int64_t count);
 
+/* Worst |fd - computed| / max(|fd|, floor) of count values (infinite for a NaN). */
+double test_fd_error(const double *fd, const float *computed, int64_t count, double floor);
+/* A gradient's starting values: NaN where the backward overwrites it (so an
+ * element never written shows), random in [-1, 1) where it adds into it. */
+void test_fill_destination(test_rng *r, float *values, int64_t count, int accumulate);
+/* A monotonic clock, in seconds. */
+double test_seconds(void);
+
 /* The cases of one check: how many ran, how many failed, the worst error. */
 typedef struct test_tally {
     int cases, failures;

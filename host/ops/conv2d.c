@@ -94,20 +94,29 @@ static clcnn_status check_int_sizes(clcnn_context *ctx, const conv2d_params *p) 
     return status;
 }
 
-clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
-                                  const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
-                                  cl_mem output) {
-    clcnn_status status = tile_config_require(ctx, config, "conv2d forward");
+/* The tiled kernel `name` (conv2d.cl) for config and the variant of p,
+ * after checking config against the device (what: the operation, for the error). */
+static clcnn_status tiled_kernel(clcnn_context *ctx, const tile_config *config,
+                                 const conv2d_params *p, const char *what, const char *name,
+                                 cl_kernel *kernel) {
+    clcnn_status status = tile_config_require(ctx, config, what);
     if (status != CLCNN_OK)
         return status;
     const conv_variant v = variant_of(p);
     char options[256];
     tile_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
+    return runtime_get_kernel(ctx, "conv2d", name, options, kernel);
+}
+
+clcnn_status conv2d_forward_tiled(clcnn_context *ctx, const tile_config *config,
+                                  const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
+                                  cl_mem output) {
     cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "conv2d", "conv2d_forward", options, &kernel);
+    clcnn_status status = tiled_kernel(ctx, config, p, "conv2d forward", "conv2d_forward", &kernel);
     if (status != CLCNN_OK)
         return status;
+    const conv_variant v = variant_of(p);
     const int columns = p->batch * p->out_height * p->out_width;
     /* A bias-less layer still needs a valid buffer argument; the kernel never reads it. */
     cl_mem bias_arg = p->has_bias ? bias : weight;
@@ -975,17 +984,12 @@ clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_con
 clcnn_status conv2d_backward_data_tiled(clcnn_context *ctx, const tile_config *config,
                                         const conv2d_params *p, cl_mem grad_output, cl_mem weight,
                                         cl_mem grad_input) {
-    clcnn_status status = tile_config_require(ctx, config, "conv2d backward data");
+    cl_kernel kernel;
+    clcnn_status status =
+        tiled_kernel(ctx, config, p, "conv2d backward data", "conv2d_backward_data", &kernel);
     if (status != CLCNN_OK)
         return status;
     const conv_variant v = variant_of(p);
-    char options[256];
-    tile_config_options(config, options, sizeof(options));
-    variant_options(&v, options, sizeof(options));
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "conv2d", "conv2d_backward_data", options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int columns = p->batch * p->in_height * p->in_width;
     kernel_arg args[19] = {
         {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &weight},
@@ -1466,21 +1470,16 @@ static clcnn_status sum_slices(clcnn_context *ctx, cl_mem partial, cl_mem grad_w
 clcnn_status conv2d_backward_weights_tiled(clcnn_context *ctx, const tile_config *config,
                                            const conv2d_params *p, cl_mem input, cl_mem grad_output,
                                            cl_mem grad_weight, cl_mem grad_bias, cl_mem scratch) {
-    clcnn_status status = tile_config_require(ctx, config, "conv2d backward weights");
+    const int slices = conv2d_backward_weights_slices(p);
+    cl_kernel kernel;
+    clcnn_status status =
+        tiled_kernel(ctx, config, p, "conv2d backward weights", "conv2d_backward_weights", &kernel);
     if (status != CLCNN_OK)
         return status;
-    const int slices = conv2d_backward_weights_slices(p);
     if (slices > 1 && !scratch)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "conv2d backward weights: no scratch buffer for %d slices", slices);
     const conv_variant v = variant_of(p);
-    char options[256];
-    tile_config_options(config, options, sizeof(options));
-    variant_options(&v, options, sizeof(options));
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "conv2d", "conv2d_backward_weights", options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
 
     const int steps = p->batch * p->out_height * p->out_width;
     const int slice_length = (steps + slices - 1) / slices;
