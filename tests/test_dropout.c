@@ -718,29 +718,6 @@ static const char train_net[] = "input channels=1 height=28 width=28\n"
                                 "dense units=10\n"
                                 "softmax\n";
 
-static clcnn_context *open_device(clcnn_device_kind kind) {
-    if (kind == CLCNN_DEVICE_OPENCL)
-        return test_opencl_context();
-    clcnn_context *ctx = clcnn_context_create();
-    if (ctx && clcnn_context_select_device(ctx, kind, -1, -1) != CLCNN_OK) {
-        clcnn_context_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* The first count training images, normalised with their own statistics. */
-static int load_images(clcnn_context *ctx, int64_t count, clcnn_dataset *out) {
-    if (!CHECK_OK(ctx, clcnn_dataset_load_idx(ctx, fashion_dir, "train", out)))
-        return 0;
-    if (out->count > count)
-        out->count = count;
-    float mean, std;
-    clcnn_dataset_statistics(out, &mean, &std);
-    clcnn_dataset_normalize(out, mean, std);
-    return 1;
-}
-
 static clcnn_train_config train_config(int epochs, int batch) {
     clcnn_train_config config;
     clcnn_train_config_defaults(&config);
@@ -774,7 +751,7 @@ static clcnn_status keep_gradient(void *user, float *gradients, int64_t count,
 /* The first step's gradient of rank `rank` of world_size on data (one global batch). */
 static int shard_gradient(clcnn_device_kind kind, const clcnn_dataset *data, int rank,
                           int world_size, kept_gradient *out) {
-    clcnn_context *ctx = open_device(kind);
+    clcnn_context *ctx = test_context(kind);
     if (!CHECK(ctx != NULL))
         return 0;
     clcnn_net *net = NULL;
@@ -843,7 +820,7 @@ static int same_file(const char *a, const char *b) {
  * checkpoint continued to `epochs` epochs. */
 static int train_to(clcnn_device_kind kind, const clcnn_dataset *data, const char *resume_from,
                     int epochs, const char *path) {
-    clcnn_context *ctx = open_device(kind);
+    clcnn_context *ctx = test_context(kind);
     if (!CHECK(ctx != NULL))
         return 0;
     clcnn_net *net = NULL;
@@ -889,7 +866,7 @@ static void check_resume(const clcnn_dataset *images) {
 
 int main(void) {
     clcnn_context *opencl = test_opencl_context();
-    clcnn_context *reference = open_device(CLCNN_DEVICE_REFERENCE);
+    clcnn_context *reference = test_context(CLCNN_DEVICE_REFERENCE);
     if (!CHECK(opencl != NULL && reference != NULL)) {
         clcnn_context_destroy(opencl);
         clcnn_context_destroy(reference);
@@ -911,7 +888,7 @@ int main(void) {
     check_rate_errors(reference);
 
     clcnn_dataset images = {0};
-    if (load_images(reference, 200, &images)) {
+    if (test_load_training_images(reference, fashion_dir, 200, &images)) {
         check_sharded_training(CLCNN_DEVICE_REFERENCE, &images);
         check_sharded_training(CLCNN_DEVICE_OPENCL, &images);
         check_resume(&images);

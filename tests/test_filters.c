@@ -13,19 +13,8 @@
 static const float example1[25] = {1, 2, 0, 2, 1, 0, 1, 3, 1, 0, 2, 2, 1,
                                    0, 1, 1, 0, 1, 3, 2, 0, 1, 2, 2, 1};
 
-static clcnn_context *open_device(clcnn_device_kind kind) {
-    if (kind == CLCNN_DEVICE_OPENCL)
-        return test_opencl_context();
-    clcnn_context *ctx = clcnn_context_create();
-    if (ctx && clcnn_context_select_device(ctx, kind, -1, -1) != CLCNN_OK) {
-        clcnn_context_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
 static void worked_example_1(clcnn_device_kind kind) {
-    clcnn_context *ctx = open_device(kind);
+    clcnn_context *ctx = test_context(kind);
     if (!CHECK(ctx != NULL))
         return;
     const char *text = "input channels=1 height=5 width=5\n"

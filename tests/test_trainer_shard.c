@@ -68,17 +68,6 @@ static const int64_t epoch_images[EPOCHS] = {37, 33, 37};
 /* Each rank's images in the last, short global batch of each epoch. */
 static const int64_t short_shares[EPOCHS][RANKS] = {{2, 3}, {0, 1}, {2, 3}};
 
-static clcnn_context *open_device(clcnn_device_kind kind) {
-    if (kind == CLCNN_DEVICE_OPENCL)
-        return test_opencl_context();
-    clcnn_context *ctx = clcnn_context_create();
-    if (ctx && clcnn_context_select_device(ctx, kind, -1, -1) != CLCNN_OK) {
-        clcnn_context_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
 /* Set by check_augmented_shards: every run's images augmented. */
 static int augmenting;
 
@@ -472,8 +461,8 @@ static void free_runs(run_result *runs, int count) {
 
 static void check_device(clcnn_device_kind kind, const clcnn_dataset *data) {
     const char *device = kind == CLCNN_DEVICE_OPENCL ? "opencl" : "reference";
-    clcnn_context *single_ctx = open_device(kind);
-    clcnn_context *ctx[RANKS] = {open_device(kind), open_device(kind)};
+    clcnn_context *single_ctx = test_context(kind);
+    clcnn_context *ctx[RANKS] = {test_context(kind), test_context(kind)};
     if (!CHECK(single_ctx && ctx[0] && ctx[1]))
         goto done;
     check_arguments(single_ctx, data);
@@ -552,9 +541,9 @@ done:
  * meets images in. The same tolerance as without augmentation holds, and
  * the augmentation itself moves the weights far beyond it. */
 static void check_augmented_shards(const clcnn_dataset *data) {
-    clcnn_context *single_ctx = open_device(CLCNN_DEVICE_REFERENCE);
-    clcnn_context *ctx[RANKS] = {open_device(CLCNN_DEVICE_REFERENCE),
-                                 open_device(CLCNN_DEVICE_REFERENCE)};
+    clcnn_context *single_ctx = test_context(CLCNN_DEVICE_REFERENCE);
+    clcnn_context *ctx[RANKS] = {test_context(CLCNN_DEVICE_REFERENCE),
+                                 test_context(CLCNN_DEVICE_REFERENCE)};
     run_result sharded[RANKS] = {{0}}, single = {0}, plain = {0};
     if (CHECK(single_ctx && ctx[0] && ctx[1]) && train_single(single_ctx, data, 0, &plain)) {
         augmenting = 1;

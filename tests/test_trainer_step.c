@@ -33,17 +33,6 @@ static void make_data(float *images, int32_t *labels, int count, uint64_t seed) 
     }
 }
 
-static clcnn_context *open_device(clcnn_device_kind kind) {
-    if (kind == CLCNN_DEVICE_OPENCL)
-        return test_opencl_context();
-    clcnn_context *ctx = clcnn_context_create();
-    if (ctx && clcnn_context_select_device(ctx, kind, -1, -1) != CLCNN_OK) {
-        clcnn_context_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
 static clcnn_net *make_net(clcnn_context *ctx) {
     clcnn_net *net = NULL;
     if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, net_text, "step.net", &net)))
@@ -65,7 +54,7 @@ static void sgd_config(clcnn_train_config *config) {
 /* One step against clcnn_net_backward on a twin network and a hand-made
  * SGD update: p - lr * g. */
 static void check_step_is_sgd(clcnn_device_kind kind, const float *images, const int32_t *labels) {
-    clcnn_context *ctx = open_device(kind);
+    clcnn_context *ctx = test_context(kind);
     if (!CHECK(ctx != NULL))
         return;
     const char *device = kind == CLCNN_DEVICE_OPENCL ? "opencl" : "reference";
@@ -178,7 +167,7 @@ static int stop_at(void *user, const clcnn_progress *p) {
 }
 
 static void check_stop(clcnn_device_kind kind, float *images, int32_t *labels) {
-    clcnn_context *ctx = open_device(kind);
+    clcnn_context *ctx = test_context(kind);
     if (!CHECK(ctx != NULL))
         return;
     clcnn_net *net = make_net(ctx);

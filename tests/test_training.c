@@ -34,36 +34,13 @@ static const char lenet[] = "input channels=1 height=28 width=28\n"
                             "dense units=10\n"
                             "softmax\n";
 
-static clcnn_context *open_device(clcnn_device_kind kind) {
-    if (kind == CLCNN_DEVICE_OPENCL)
-        return test_opencl_context();
-    clcnn_context *ctx = clcnn_context_create();
-    if (ctx && clcnn_context_select_device(ctx, kind, -1, -1) != CLCNN_OK) {
-        clcnn_context_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* The first count training images, normalised with their own statistics. */
-static int load_images(clcnn_context *ctx, int64_t count, clcnn_dataset *out) {
-    if (!CHECK_OK(ctx, clcnn_dataset_load_idx(ctx, data_dir, "train", out)))
-        return 0;
-    if (out->count > count)
-        out->count = count;
-    float mean, std;
-    clcnn_dataset_statistics(out, &mean, &std);
-    clcnn_dataset_normalize(out, mean, std);
-    return 1;
-}
-
 /* Trains and checks that the loss on the training images falls to at most
  * `factor` of its value before training. */
 static void check_loss_falls(clcnn_device_kind kind, const char *net_text, int64_t images,
                              clcnn_optimizer optimizer, float learning_rate, int epochs,
                              double factor) {
     const char *device = kind == CLCNN_DEVICE_OPENCL ? "opencl" : "reference";
-    clcnn_context *ctx = open_device(kind);
+    clcnn_context *ctx = test_context(kind);
     if (!CHECK(ctx != NULL))
         return;
     clcnn_net *net = NULL;
@@ -77,7 +54,7 @@ static void check_loss_falls(clcnn_device_kind kind, const char *net_text, int64
     config.learning_rate = learning_rate;
     config.seed = 3;
     double before = 0, after = 0, accuracy_before = 0, accuracy_after = 0;
-    if (load_images(ctx, images, &data) &&
+    if (test_load_training_images(ctx, data_dir, images, &data) &&
         CHECK_OK(ctx, clcnn_net_from_string(ctx, net_text, "net", &net)) &&
         CHECK_OK(ctx, clcnn_net_init_weights(net, config.seed)) &&
         CHECK_OK(ctx, clcnn_net_evaluate(net, &data, &before, &accuracy_before, NULL)) &&
@@ -128,7 +105,7 @@ static int same_file(const char *a, const char *b) {
  * checkpoint there continued to `epochs` epochs. */
 static int train_to(clcnn_device_kind kind, const char *net_text, const clcnn_dataset *data,
                     const char *resume_from, int epochs, const char *path) {
-    clcnn_context *ctx = open_device(kind);
+    clcnn_context *ctx = test_context(kind);
     if (!CHECK(ctx != NULL))
         return 0;
     clcnn_net *net = NULL;
@@ -175,7 +152,7 @@ static void check_resume(clcnn_device_kind kind, const char *net_text) {
     snprintf(resumed, sizeof(resumed), "%s", test_path(name));
     clcnn_context *ctx = clcnn_context_create();
     clcnn_dataset data = {0};
-    if (load_images(ctx, 200, &data)) {
+    if (test_load_training_images(ctx, data_dir, 200, &data)) {
         int ok = train_to(kind, net_text, &data, NULL, 2, straight) &&
                  train_to(kind, net_text, &data, NULL, 1, first) &&
                  train_to(kind, net_text, &data, first, 2, resumed);

@@ -260,6 +260,29 @@ void test_tally_print(const char *name, int width, const char *noun, const test_
            tally->failures ? "  FAILED" : "");
 }
 
+clcnn_context *test_context(clcnn_device_kind kind) {
+    if (kind == CLCNN_DEVICE_OPENCL)
+        return test_opencl_context();
+    clcnn_context *ctx = clcnn_context_create();
+    if (ctx && clcnn_context_select_device(ctx, kind, -1, -1) != CLCNN_OK) {
+        clcnn_context_destroy(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int test_load_training_images(clcnn_context *ctx, const char *dir, int64_t count,
+                              clcnn_dataset *out) {
+    if (!CHECK_OK(ctx, clcnn_dataset_load_idx(ctx, dir, "train", out)))
+        return 0;
+    if (out->count > count)
+        out->count = count;
+    float mean, std;
+    clcnn_dataset_statistics(out, &mean, &std);
+    clcnn_dataset_normalize(out, mean, std);
+    return 1;
+}
+
 clcnn_context *test_opencl_context(void) {
     clcnn_context *ctx = clcnn_context_create();
     if (!ctx)

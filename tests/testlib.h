@@ -111,6 +111,12 @@ void test_tally_print(const char *name, int width, const char *noun, const test_
 
 /* A context on the OpenCL device chosen by CLCNN_DEVICE (default 0:0), or NULL with a message. */
 clcnn_context *test_opencl_context(void);
+/* A context on a device of kind: test_opencl_context's, or the reference; NULL where none. */
+clcnn_context *test_context(clcnn_device_kind kind);
+/* The first count of the IDX training images in dir, normalised with their
+ * own mean and deviation; 0 (a failed check) where they do not load. */
+int test_load_training_images(clcnn_context *ctx, const char *dir, int64_t count,
+                              clcnn_dataset *out);
 
 /* The element-wise kernels' spans (CLCNN_ITEM_SPAN) a test runs them with:
  * the device's default (NULL), one element per work-item as on GPUs, and a
