@@ -735,30 +735,6 @@ static void finite_differences(const conv2d_params *p, double *input, double *we
     }
 }
 
-/* Worst |fd - g| / max(|fd|, 1e-2) over count values. */
-static double finite_difference_error(const double *fd, const float *g, int64_t count) {
-    double worst = 0.0;
-    for (int64_t i = 0; i < count; i++) {
-        double e = fabs(fd[i] - (double)g[i]) / fmax(fabs(fd[i]), 1e-2);
-        if (isnan(e))
-            e = INFINITY;
-        if (e > worst)
-            worst = e;
-    }
-    return worst;
-}
-
-static double *to_doubles(const float *values, int64_t count) {
-    double *out = malloc((size_t)(count > 0 ? count : 1) * sizeof(double));
-    if (!out) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    for (int64_t i = 0; i < count; i++)
-        out[i] = values[i];
-    return out;
-}
-
 /* A small shape: the finite differences evaluate the whole loss twice per value. */
 static conv_case draw_small_case(test_rng *rng) {
     conv_case c;
@@ -787,10 +763,10 @@ typedef struct finite_difference_gradients {
 static double worst_gradient_error(const conv2d_params *p, const finite_difference_gradients *fd,
                                    const float *grad_input, const float *grad_weight,
                                    const float *grad_bias) {
-    double worst = fmax(finite_difference_error(fd->input, grad_input, input_count(p)),
-                        finite_difference_error(fd->weight, grad_weight, weight_count(p)));
+    double worst = fmax(test_fd_error(fd->input, grad_input, input_count(p), 1e-2),
+                        test_fd_error(fd->weight, grad_weight, weight_count(p), 1e-2));
     if (p->has_bias)
-        worst = fmax(worst, finite_difference_error(fd->bias, grad_bias, p->out_channels));
+        worst = fmax(worst, test_fd_error(fd->bias, grad_bias, p->out_channels, 1e-2));
     return worst;
 }
 
@@ -857,10 +833,10 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         test_fill_uniform(&rng, bias, K, -1.0f, 1.0f);
         test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
 
-        double *input64 = to_doubles(input, inputs);
-        double *weight64 = to_doubles(weight, weights);
-        double *bias64 = to_doubles(bias, K);
-        double *grad_output64 = to_doubles(grad_output, outputs);
+        double *input64 = test_to_doubles(input, inputs);
+        double *weight64 = test_to_doubles(weight, weights);
+        double *bias64 = test_to_doubles(bias, K);
+        double *grad_output64 = test_to_doubles(grad_output, outputs);
         finite_difference_gradients fd = {test_doubles(inputs), test_doubles(weights),
                                           test_doubles(K)};
         finite_differences(p, input64, weight64, bias64, grad_output64, input64, inputs, fd.input);

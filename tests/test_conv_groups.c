@@ -630,34 +630,15 @@ static void finite_differences(const conv2d_params *p, double *input, double *we
     }
 }
 
-static double finite_difference_error(const double *fd, const float *g, int64_t count) {
-    double worst = 0.0;
-    for (int64_t i = 0; i < count; i++) {
-        double e = fabs(fd[i] - (double)g[i]) / fmax(fabs(fd[i]), 1e-2);
-        if (isnan(e))
-            e = INFINITY;
-        if (e > worst)
-            worst = e;
-    }
-    return worst;
-}
-
-static double *to_doubles(const float *values, int64_t count) {
-    double *out = test_doubles(count);
-    for (int64_t i = 0; i < count; i++)
-        out[i] = values[i];
-    return out;
-}
-
 /* Worst finite-difference error of a set of gradients (the bias's only with a bias). */
 static double gradient_error(const conv2d_params *p, const double *fd_input,
                              const double *fd_weight, const double *fd_bias,
                              const float *grad_input, const float *grad_weight,
                              const float *grad_bias) {
-    double worst = fmax(finite_difference_error(fd_input, grad_input, input_count(p)),
-                        finite_difference_error(fd_weight, grad_weight, weight_count(p)));
+    double worst = fmax(test_fd_error(fd_input, grad_input, input_count(p), 1e-2),
+                        test_fd_error(fd_weight, grad_weight, weight_count(p), 1e-2));
     if (p->has_bias)
-        worst = fmax(worst, finite_difference_error(fd_bias, grad_bias, p->out_channels));
+        worst = fmax(worst, test_fd_error(fd_bias, grad_bias, p->out_channels, 1e-2));
     return worst;
 }
 
@@ -670,9 +651,10 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         const conv2d_params *p = &c.p;
         case_data d = make_case_data(p, seed * 1000 + (uint64_t)index);
         const int64_t inputs = input_count(p), weights = weight_count(p), K = p->out_channels;
-        double *input64 = to_doubles(d.input, inputs), *weight64 = to_doubles(d.weight, weights);
-        double *bias64 = to_doubles(d.bias, K);
-        double *grad_output64 = to_doubles(d.grad_output, output_count(p));
+        double *input64 = test_to_doubles(d.input, inputs),
+               *weight64 = test_to_doubles(d.weight, weights);
+        double *bias64 = test_to_doubles(d.bias, K);
+        double *grad_output64 = test_to_doubles(d.grad_output, output_count(p));
         double *fd_input = test_doubles(inputs), *fd_weight = test_doubles(weights);
         double *fd_bias = test_doubles(K);
         finite_differences(p, input64, weight64, bias64, grad_output64, input64, inputs, fd_input);

@@ -65,13 +65,6 @@ static double exact_error(const float *actual, const float *expected, int64_t co
     return error > 0.0 ? error : INFINITY;
 }
 
-static double *to_doubles(const float *values, int64_t count) {
-    double *out = test_doubles(count);
-    for (int64_t i = 0; i < count; i++)
-        out[i] = values[i];
-    return out;
-}
-
 /* ---- the test's arrays as op arguments ------------------------------------------------------
  * On the reference device an op works on the arrays themselves; on OpenCL on
  * buffers uploaded from them and read back into them afterwards. A NULL array
@@ -802,11 +795,11 @@ static void fd_problem_create(test_rng *rng, fd_op op, int index, fd_problem *p,
     for (int k = 0; k < p->tensor_count; k++) {
         inputs[k] = test_floats(p->counts[k]);
         test_fill_uniform(rng, inputs[k], p->counts[k], -1.0f, 1.0f);
-        p->tensors[k] = to_doubles(inputs[k], p->counts[k]);
+        p->tensors[k] = test_to_doubles(inputs[k], p->counts[k]);
     }
     *g = test_floats(g_count);
     test_fill_uniform(rng, *g, g_count, -1.0f, 1.0f);
-    p->g = to_doubles(*g, g_count);
+    p->g = test_to_doubles(*g, g_count);
 }
 
 /* The backward of p's op on ctx with grad_output = g, every gradient overwritten. */

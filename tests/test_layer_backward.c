@@ -1092,13 +1092,6 @@ static double dense_loss(const dense_params *p, const double *x, const double *w
     return loss;
 }
 
-static double *to_doubles(const float *values, int64_t count) {
-    double *out = test_doubles(count);
-    for (int64_t i = 0; i < count; i++)
-        out[i] = values[i];
-    return out;
-}
-
 /* Central differences of dense_loss with respect to each of count values of `wrt`
  * (one of x, w, b). */
 static void dense_differences(const dense_params *p, double *x, double *w, double *b,
@@ -1135,10 +1128,10 @@ static void run_dense_fd_shapes(clcnn_context *ctx, int shape_count, uint64_t se
         p.has_bias = test_rand_int(&rng, 0, 1);
         dense_data d;
         dense_data_create(&rng, &p, &d);
-        double *x = to_doubles(d.input, dense_input_count(&p));
-        double *w = to_doubles(d.weight, dense_weight_count(&p));
-        double *b = to_doubles(d.bias, p.out_features);
-        double *g = to_doubles(d.grad_output, dense_output_count(&p));
+        double *x = test_to_doubles(d.input, dense_input_count(&p));
+        double *w = test_to_doubles(d.weight, dense_weight_count(&p));
+        double *b = test_to_doubles(d.bias, p.out_features);
+        double *g = test_to_doubles(d.grad_output, dense_output_count(&p));
         double *fd_x = test_doubles(dense_input_count(&p));
         double *fd_w = test_doubles(dense_weight_count(&p));
         double *fd_b = test_doubles(p.out_features);

@@ -232,6 +232,13 @@ double test_fd_error(const double *fd, const float *computed, int64_t count, dou
     return worst;
 }
 
+double *test_to_doubles(const float *values, int64_t count) {
+    double *out = test_doubles(count);
+    for (int64_t i = 0; i < count; i++)
+        out[i] = values[i];
+    return out;
+}
+
 void test_fill_destination(test_rng *r, float *values, int64_t count, int accumulate) {
     if (accumulate)
         test_fill_signed(r, values, count);

@@ -91,6 +91,8 @@ int test_bitwise_equal(const float *a, const float *b, int64_t count);
 
 /* Worst |fd - computed| / max(|fd|, floor) of count values (infinite for a NaN). */
 double test_fd_error(const double *fd, const float *computed, int64_t count, double floor);
+/* A new array of count doubles holding values (exits on failure). */
+double *test_to_doubles(const float *values, int64_t count);
 /* A gradient's starting values: NaN where the backward overwrites it (so an
  * element never written shows), random in [-1, 1) where it adds into it. */
 void test_fill_destination(test_rng *r, float *values, int64_t count, int accumulate);
