@@ -65,7 +65,7 @@ typedef enum scratch_slot {
 struct clcnn_context {
     clcnn_device_kind kind;
     int has_device;
-    char device_name[256];
+    char device_name[404]; /* "name (platform)", each at most 199 bytes */
     char driver_version[128];
     char cache_dir[1024]; /* "" disables the on-disk binary cache */
     cl_platform_id platform;

@@ -440,7 +440,8 @@ static void store_cached_binary(clcnn_context *ctx, cl_program program, const ch
     if (clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof(binaries), binaries, NULL) ==
         CL_SUCCESS) {
         make_dirs(ctx->cache_dir);
-        char temporary[1200];
+        /* The cache path (under 1200 bytes) and ".tmp-" with a process id. */
+        char temporary[1200 + 32];
         snprintf(temporary, sizeof(temporary), "%s.tmp-%d", cache_path, (int)getpid());
         FILE *f = fopen(temporary, "wb");
         if (f) {
