@@ -59,28 +59,6 @@ static const char *loss_name(loss_kind kind) {
     return "?";
 }
 
-/* Tally of one family of cases. */
-typedef struct case_result {
-    int cases;
-    int failures;
-    double worst_error;
-} case_result;
-
-static int record_error(case_result *result, double error, double bound) {
-    result->cases++;
-    if (error > result->worst_error || isnan(error))
-        result->worst_error = isnan(error) ? INFINITY : error;
-    const int ok = error <= bound;
-    if (!ok)
-        result->failures++;
-    return ok;
-}
-
-static void print_summary(const char *name, const case_result *result) {
-    printf("%-44s %5d cases, worst error %.3g%s\n", name, result->cases, result->worst_error,
-           result->failures ? "  FAILED" : "");
-}
-
 static void *allocate(size_t count, size_t size) {
     void *memory = calloc(count > 0 ? count : 1, size);
     if (!memory) {
@@ -358,7 +336,7 @@ static void fill_loss_problem(test_rng *rng, loss_problem *problem) {
 
 static void run_random_losses(clcnn_context *ctx, loss_kind kind, int shape_count, uint64_t seed) {
     test_rng rng = {seed};
-    case_result loss_result = {0, 0, 0.0}, grad_result = {0, 0, 0.0};
+    test_tally loss_result = {0, 0, 0.0}, grad_result = {0, 0, 0.0};
     for (int shape = 0; shape < shape_count; shape++) {
         /* The squared error's first shapes have whole images as rows (a
          * convolution's output), walked in vectors with a tail. */
@@ -379,8 +357,8 @@ static void run_random_losses(clcnn_context *ctx, loss_kind kind, int shape_coun
         if (CHECK_OK(ctx, run_loss_opencl(ctx, &problem, loss_cl, grad_cl))) {
             const double loss_error = max_relative_error(loss_cl, loss_ref, rows, 1.0);
             const double grad_error = max_relative_error(grad_cl, grad_ref, (int64_t)count, 1.0);
-            const int loss_ok = record_error(&loss_result, loss_error, loss_tolerance);
-            const int grad_ok = record_error(&grad_result, grad_error, loss_tolerance);
+            const int loss_ok = test_tally_record(&loss_result, loss_error, loss_tolerance);
+            const int grad_ok = test_tally_record(&grad_result, grad_error, loss_tolerance);
             if (!CHECK(loss_ok && grad_ok))
                 fprintf(stderr, "  %s case %d: rows %d columns %d: loss error %.3g, grad %.3g\n",
                         loss_name(kind), shape, rows, columns, loss_error, grad_error);
@@ -400,9 +378,9 @@ static void run_random_losses(clcnn_context *ctx, loss_kind kind, int shape_coun
     }
     char name[96];
     snprintf(name, sizeof(name), "%s loss vs reference", loss_name(kind));
-    print_summary(name, &loss_result);
+    test_tally_print(name, 44, "cases", &loss_result);
     snprintf(name, sizeof(name), "%s gradient vs reference", loss_name(kind));
-    print_summary(name, &grad_result);
+    test_tally_print(name, 44, "cases", &grad_result);
 }
 
 /* ---- finite differences -------------------------------------------------------------------------
@@ -472,7 +450,7 @@ static double mean_loss_derivative(const loss_problem *problem, double *inputs, 
 
 static void run_finite_differences(loss_kind kind, int shape_count, uint64_t seed) {
     test_rng rng = {seed};
-    case_result result = {0, 0, 0.0};
+    test_tally result = {0, 0, 0.0};
     for (int shape = 0; shape < shape_count; shape++) {
         /* Small shapes: every input is perturbed and the whole batch recomputed. */
         const int rows = test_rand_int(&rng, 1, 24);
@@ -509,7 +487,7 @@ static void run_finite_differences(loss_kind kind, int shape_count, uint64_t see
             }
             ok = ok && element_ok;
         }
-        record_error(&result, worst, ok ? finite_difference_relative : INFINITY);
+        test_tally_record(&result, worst, ok ? finite_difference_relative : INFINITY);
         if (!CHECK(ok))
             fprintf(stderr,
                     "  %s finite differences, case %d: rows %d columns %d: element %zu grad %.9g, "
@@ -523,7 +501,7 @@ static void run_finite_differences(loss_kind kind, int shape_count, uint64_t see
     }
     char name[96];
     snprintf(name, sizeof(name), "%s finite differences", loss_name(kind));
-    print_summary(name, &result);
+    test_tally_print(name, 44, "cases", &result);
 }
 
 /* ---- out-of-range labels ------------------------------------------------------------------------
@@ -836,11 +814,6 @@ static int64_t draw_count(test_rng *rng) {
     }
 }
 
-static void fill_uniform(test_rng *rng, float *values, int64_t count, float low, float high) {
-    for (int64_t i = 0; i < count; i++)
-        values[i] = test_rand_float(rng, low, high);
-}
-
 static void run_random_optimizers(clcnn_context *ctx, optimizer_kind kind, int case_count,
                                   uint64_t seed) {
     static const float momenta[] = {0.0f, 0.5f, 0.9f, 0.99f};
@@ -849,7 +822,7 @@ static void run_random_optimizers(clcnn_context *ctx, optimizer_kind kind, int c
     static const float betas2[] = {0.999f, 0.9f, 0.99f};
     static const float epsilons[] = {1e-8f, 1e-6f, 1e-3f};
     test_rng rng = {seed};
-    case_result weight_result = {0, 0, 0.0}, state_result = {0, 0, 0.0};
+    test_tally weight_result = {0, 0, 0.0}, state_result = {0, 0, 0.0};
     for (int case_index = 0; case_index < case_count; case_index++) {
         const int64_t count = case_index == 0 ? LARGE_OPTIMIZER_COUNT : draw_count(&rng);
         const int steps = test_rand_int(&rng, 2, 5);
@@ -872,7 +845,7 @@ static void run_random_optimizers(clcnn_context *ctx, optimizer_kind kind, int c
         float *state1_cl = allocate((size_t)count, sizeof(float));
         float *state2_cl = allocate((size_t)count, sizeof(float));
         float *grads = allocate((size_t)count, sizeof(float));
-        fill_uniform(&rng, weights_ref, count, -1.0f, 1.0f);
+        test_fill_uniform(&rng, weights_ref, count, -1.0f, 1.0f);
         /* Moments start at zero (calloc); SGD's velocity is not read on step 1. */
 
         device_optimizer device;
@@ -883,7 +856,7 @@ static void run_random_optimizers(clcnn_context *ctx, optimizer_kind kind, int c
             p.step = step;
             /* Gradients of several scales, some tiny, some exactly zero. */
             const float scale = step % 2 ? 1.0f : 1e-3f;
-            fill_uniform(&rng, grads, count, -scale, scale);
+            test_fill_uniform(&rng, grads, count, -scale, scale);
             for (int64_t i = 0; i < count; i += 97)
                 grads[i] = 0.0f;
             optimizer_step_ref(&p, count, weights_ref, grads, uses_state1 ? state1_ref : NULL,
@@ -898,9 +871,11 @@ static void run_random_optimizers(clcnn_context *ctx, optimizer_kind kind, int c
                 state_error = fmax(state_error, scaled_error(state1_cl, state1_ref, count));
             if (uses_state2)
                 state_error = fmax(state_error, scaled_error(state2_cl, state2_ref, count));
-            const int weight_ok = record_error(&weight_result, weight_error, optimizer_tolerance);
+            const int weight_ok =
+                test_tally_record(&weight_result, weight_error, optimizer_tolerance);
             const int state_ok =
-                uses_state1 ? record_error(&state_result, state_error, optimizer_tolerance) : 1;
+                uses_state1 ? test_tally_record(&state_result, state_error, optimizer_tolerance)
+                            : 1;
             if (!CHECK(weight_ok && state_ok))
                 fprintf(stderr,
                         "  %s case %d: count %lld, %d steps, lr %g momentum %g decay %g betas %g "
@@ -922,9 +897,9 @@ static void run_random_optimizers(clcnn_context *ctx, optimizer_kind kind, int c
     const char *name = kind == OPTIMIZER_SGD ? "SGD" : "Adam";
     char label[96];
     snprintf(label, sizeof(label), "%s weights vs reference", name);
-    print_summary(label, &weight_result);
+    test_tally_print(label, 44, "cases", &weight_result);
     snprintf(label, sizeof(label), "%s state vs reference", name);
-    print_summary(label, &state_result);
+    test_tally_print(label, 44, "cases", &state_result);
 }
 
 static void check_optimizer_arguments(clcnn_context *ctx) {
