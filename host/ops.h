@@ -104,7 +104,8 @@ void conv2d_backward_weights_ref(const conv2d_params *p, const float *input,
                                  const float *grad_output, float *grad_weight, float *grad_bias);
 size_t conv2d_backward_weights_scratch_bytes(const conv2d_plan *plan, const conv2d_params *p);
 /* The number of slices the reduction over batch and pixels is cut into (1:
- * none); the same on both paths. */
+ * none, MAX_SLICES at most); the same on both paths. */
+enum { MAX_SLICES = 64 };
 int conv2d_backward_weights_slices(const conv2d_params *p);
 clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p, cl_mem input,
                                      cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias,
@@ -144,6 +145,16 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
                                             const conv2d_params *p, cl_mem input,
                                             cl_mem grad_output, cl_mem grad_weight,
                                             cl_mem grad_bias, cl_mem scratch);
+/* grad_output transposed channels-last as the register-blocked
+ * backward-weights reads it: (positions, groups x padded) at dest +
+ * dest_offset, zeros past each group's output channels (padded: a multiple
+ * of config's vw, at least a group's output channels); with a bias, the
+ * sums of each of `slices` runs of the positions at bias_out + bias_offset +
+ * slice * bias_stride. */
+clcnn_status conv2d_transpose_gradient(clcnn_context *ctx, const direct_config *config,
+                                       const conv2d_params *p, cl_mem grad_output, cl_mem dest,
+                                       int dest_offset, int padded, cl_mem bias_out,
+                                       int bias_offset, int bias_stride, int slices);
 
 /* Grouped convolutions with few input channels per group (depthwise ones:
  * groups = in_channels) run on kernels/conv2d_depthwise.cl on every OpenCL
@@ -266,8 +277,13 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output,
                                      cl_mem kept_input);
-/* The weight gradient (overwritten) and, with a bias, its gradient. */
-clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_config *products,
+/* Backward-weights' products run on conv2d_backward_weights_direct as a 1x1
+ * convolution's backward-weights: its configuration there, which the plan
+ * keeps. */
+direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const conv2d_params *p);
+/* The weight gradient (overwritten) and, with a bias, its gradient; gradient:
+ * conv2d_winograd_gradient_config's. */
+clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_config *gradient,
                                               const conv2d_params *p, cl_mem input,
                                               cl_mem grad_output, cl_mem grad_weight,
                                               cl_mem grad_bias);

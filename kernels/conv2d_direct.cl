@@ -1351,7 +1351,10 @@ __kernel void conv2d_pad_input_channels_last(const __global float *restrict inpu
  * that its backward-data read (grad_pixel = K, grad_t_offset at the first
  * position inside the padding).
  * Launch: global (K_padded / (VW*NV), ceil(C*R*S / WPT_P), slices), any local
- * size; slice z covers positions [z*slice_length, (z+1)*slice_length). */
+ * size; slice z covers positions [z*slice_length, (z+1)*slice_length) where
+ * slice_span is `positions`; otherwise the positions are spans of
+ * slice_span, each cut into ceil(slice_span / slice_length) slices, the
+ * last one shorter (Winograd's backward-weights, whose spans are parts). */
 __kernel void
 conv2d_backward_weights_direct(const __global float *restrict padded, const int padded_offset,
                                const __global float *restrict grad_t, const int grad_t_offset,
@@ -1359,7 +1362,8 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
                                const int C, const int Hp, const int Wp, const int K, const int R,
                                const int S, const int stride_h, const int stride_w, const int OH,
                                const int OW, const int positions, const int slice_length,
-                               const int K_padded, const int grad_rows, const int grad_cols,
+                               const int slice_span, const int K_padded, const int grad_rows,
+                               const int grad_cols,
                                const int grad_pixel,
                                const int tap_major GROUPS_PARAM DILATION_PARAMS) {
     const int first_channel = get_global_id(0) * CHANNELS_PER_ITEM;
@@ -1383,8 +1387,13 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
         return;
     const int plane = Hp * Wp;
     const int OHW = OH * OW;
-    const int first_position = slice * slice_length;
-    const int end_position = min(first_position + slice_length, positions);
+    /* The positions in spans of slice_span (all of them, or one image each),
+     * each cut into slices of slice_length: no slice straddles two spans. */
+    const int span_slices = (slice_span + slice_length - 1) / slice_length;
+    const int span = slice / span_slices;
+    const int first_position = span * slice_span + (slice - span * span_slices) * slice_length;
+    const int end_position =
+        min(min(first_position + slice_length, (span + 1) * slice_span), positions);
 
     /* Per tap: its offset from a window's top-left corner. Taps past the end
      * repeat the last one; their sums are not stored. */

@@ -33,9 +33,7 @@
  * Parameters (-D): VW and NV, a products work-item's columns (NV vectors of
  * VW: 2, 4, 8 or 16 floats); WPT_K, its output channels (its accumulators: WPT_K * NV vectors);
  * TILE_VW (1, 2, 4 or 8, at most TW), the tiles a transform's work-item
- * takes at a time along a tile row, as vectors; GRAD_BLOCK, the channels
- * each way of a backward-weights products work-item (its accumulators:
- * GRAD_BLOCK^2 vectors of VW); PADDED_COPY, 1 where the windows are read
+ * takes at a time along a tile row, as vectors; PADDED_COPY, 1 where the windows are read
  * from a copy padded to (2 TH + 2) x (2 TW + 2), 0 from the input itself
  * (load_window_row). Launch: winograd_products
  * over (ceil(K / WPT_K), pitch / (VW * NV), 16), pitch a multiple of VW *
@@ -860,36 +858,53 @@ __kernel void winograd_fused(
 
 /* ---- backward-weights ----------------------------------------------------
  * dg = G^T [ sum over tiles (B^T d B) .* (A dy A^T) ] G: the tiles' transform
- * above gives V (16, C, pitch) from the input; winograd_transform_gradient
- * gives W (16, K, pitch) from the output gradient's 2x2 tiles;
- * winograd_gradient_products the 16 sums dU[xi] (C, K_padded) over the
- * columns; winograd_gradient_filters dg (K, C, 3, 3). */
+ * above gives V (16, C, pitch) from the input; winograd_gradient_tiles gives
+ * W (16, columns, K_padded) from the output gradient's 2x2 tiles; the 16
+ * sums dU[xi] (C, K) over the columns are the backward-weights of a 1x1
+ * convolution over 16 images of one row of columns each, image xi reading
+ * part xi of V and of W (host/ops/conv2d_winograd.c runs
+ * kernels/conv2d_direct.cl's conv2d_backward_weights_direct so); and
+ * winograd_gradient_filters makes dg (K, C, 3, 3) of them. */
 
-/* One work-item per row of tiles of one plane (n, k) of the output gradient
- * padded with zeros to (N, K, 2 * TH, 2 * TW). */
-__kernel void winograd_transform_gradient(const __global float *restrict padded,
-                                          __global float *restrict w, const int channels,
-                                          const int tiles_h, const int tiles_w, const int pitch,
-                                          const int stride, const int rows) {
-    const int item = get_global_id(0); /* (n * K + k) * TH + ty */
-    if (item >= rows)
+/* W from the output gradient transposed channels-last, (N, OH, OW,
+ * K_padded) (kernels/conv2d_direct.cl, conv2d_transpose_grad_output): A g
+ * A^T of every 2x2 tile, zeros past the gradient's edges. Column n * TH *
+ * TW + ty * TW + tx of part xi holds tile (ty, tx) of image n, its K_padded
+ * channels at w + xi * part_floats + column * K_padded. One work-item per
+ * tile, which walks its channels VW at a time (K_padded a multiple of
+ * VW). */
+__kernel void winograd_gradient_tiles(const __global float *restrict grad_t,
+                                      __global float *restrict w, const int K_padded,
+                                      const int out_h, const int out_w, const int tiles_h,
+                                      const int tiles_w, const int columns, const int part_floats) {
+    const int column = get_global_id(0);
+    if (column >= columns)
         return;
-    const int ty = item % tiles_h, plane = item / tiles_h;
-    const int k = plane % channels, n = plane / channels;
-    const int width = 2 * tiles_w;
-    const __global float *in = padded + ((size_t)plane * 2 * tiles_h + 2 * ty) * width;
-    __global float *out = w + (size_t)k * pitch + ((size_t)n * tiles_h + ty) * tiles_w;
-    for (int next = 0; next < tiles_w; next += TILE_VW) {
-        const int tx = chunk_start(next, tiles_w);
-        tilev g[2][2];
+    const int tx = column % tiles_w, image_row = column / tiles_w;
+    const int ty = image_row % tiles_h, n = image_row / tiles_h;
+    const int y = 2 * ty, x = 2 * tx;
+    /* A pixel past the edges reads the tile's first pixel, scaled by 0. */
+    const __global float *pixel[2][2];
+    float inside[2][2];
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
-            const tile_pair a = VLOAD(TILE_PAIR_WIDTH)(0, in + i * width + 2 * tx);
-            g[i][0] = a.even;
-            g[i][1] = a.odd;
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int in = y + i < out_h && x + j < out_w;
+            pixel[i][j] = grad_t + ((size_t)(n * out_h + (in ? y + i : y)) * out_w +
+                                    (in ? x + j : x)) * K_padded;
+            inside[i][j] = in ? 1.0f : 0.0f;
         }
+    __global float *out = w + (size_t)column * K_padded;
+    for (int k = 0; k < K_padded; k += VW) {
+        floatv g[2][2];
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+                g[i][j] = VLOAD(VW)(0, pixel[i][j] + k) * inside[i][j];
         /* A g: rows 0, 0+1, 0-1, -1; then (A g) A^T, the same on the columns. */
-        tilev t[4][2];
+        floatv t[4][2];
 #pragma unroll
         for (int j = 0; j < 2; j++) {
             t[0][j] = g[0][j];
@@ -897,98 +912,50 @@ __kernel void winograd_transform_gradient(const __global float *restrict padded,
             t[2][j] = g[0][j] - g[1][j];
             t[3][j] = -g[1][j];
         }
-        __global float *o = out + tx;
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            store_tiles(t[i][0], o + (size_t)(i * 4 + 0) * stride);
-            store_tiles(t[i][0] + t[i][1], o + (size_t)(i * 4 + 1) * stride);
-            store_tiles(t[i][0] - t[i][1], o + (size_t)(i * 4 + 2) * stride);
-            store_tiles(-t[i][1], o + (size_t)(i * 4 + 3) * stride);
+            __global float *o = out + (size_t)(i * 4) * part_floats + k;
+            VSTORE(VW)(t[i][0], 0, o);
+            VSTORE(VW)(t[i][0] + t[i][1], 0, o + part_floats);
+            VSTORE(VW)(t[i][0] - t[i][1], 0, o + 2 * (size_t)part_floats);
+            VSTORE(VW)(-t[i][1], 0, o + 3 * (size_t)part_floats);
         }
     }
 }
 
-/* dU[xi] (C, K_padded) = V[xi] W[xi]^T over the first `columns` columns:
- * work-item (x, y, xi) sums GRAD_BLOCK channels from y * GRAD_BLOCK against
- * GRAD_BLOCK output channels from x * GRAD_BLOCK, VW columns at a time, its
- * sums as vectors added across at the end; K_padded is a multiple of
- * GRAD_BLOCK. Parameter (-D): GRAD_BLOCK, whose square of accumulators,
- * GRAD_BLOCK vectors of W and one of V must fit the vector registers.
- * (Slices of 512 or 2048 columns, so that each slice's rows stay in L2
- * while every pair of channel blocks runs over them, were slower: 45 and
- * 38 ms against 34 ms at 128 channels, 28x28, batch 32; so were chunks of
- * 64-1024 columns walked in step by a 4 x 4 work-group with a barrier
- * between them, 22-55 ms against 19.5 at 256 channels, 14x14.) */
-#ifndef GRAD_BLOCK
-#define GRAD_BLOCK 4
-#endif
-__kernel void winograd_gradient_products(const __global float *restrict v,
-                                         const __global float *restrict w,
-                                         __global float *restrict du, const int channels,
-                                         const int out_channels, const int padded_out_channels,
-                                         const int columns, const int pitch, const int v_stride,
-                                         const int w_stride, const int du_stride) {
-    const int k0 = get_global_id(0) * GRAD_BLOCK, c0 = get_global_id(1) * GRAD_BLOCK;
-    const int xi = get_global_id(2);
-    if (k0 >= out_channels || c0 >= channels)
-        return;
-    /* Rows past the channels repeat the last; their sums are not stored. */
-    const __global float *vv[GRAD_BLOCK], *ww[GRAD_BLOCK];
-#pragma unroll
-    for (int i = 0; i < GRAD_BLOCK; i++) {
-        vv[i] = v + (size_t)xi * v_stride + (size_t)min(c0 + i, channels - 1) * pitch;
-        ww[i] = w + (size_t)xi * w_stride + (size_t)min(k0 + i, out_channels - 1) * pitch;
-    }
-    floatv acc[GRAD_BLOCK][GRAD_BLOCK];
-#pragma unroll
-    for (int i = 0; i < GRAD_BLOCK; i++)
-#pragma unroll
-        for (int j = 0; j < GRAD_BLOCK; j++)
-            acc[i][j] = 0.0f;
-    int p = 0;
-    for (; p + VW <= columns; p += VW) {
-        floatv b[GRAD_BLOCK];
-#pragma unroll
-        for (int j = 0; j < GRAD_BLOCK; j++)
-            b[j] = VLOAD(VW)(0, ww[j] + p);
-#pragma unroll
-        for (int i = 0; i < GRAD_BLOCK; i++) {
-            const floatv a = VLOAD(VW)(0, vv[i] + p);
-#pragma unroll
-            for (int j = 0; j < GRAD_BLOCK; j++)
-                acc[i][j] = fma(a, b[j], acc[i][j]);
-        }
-    }
-    __global float *out = du + (size_t)xi * du_stride;
-#pragma unroll
-    for (int i = 0; i < GRAD_BLOCK; i++)
-#pragma unroll
-        for (int j = 0; j < GRAD_BLOCK; j++) {
-            float lanes[VW];
-            VSTORE(VW)(acc[i][j], 0, lanes);
-            float s = 0.0f;
-            for (int l = 0; l < VW; l++)
-                s += lanes[l];
-            for (int q = p; q < columns; q++)
-                s = fma(vv[i][q], ww[j][q], s);
-            if (c0 + i < channels && k0 + j < out_channels)
-                out[(c0 + i) * padded_out_channels + k0 + j] = s;
-        }
-}
-
-/* dg (K, C, 3, 3) = G^T dU G, one work-item per filter (c, k). */
+/* dg (K, C, 3, 3) = G^T dU G, one work-item per filter (c, k), dU[xi] the
+ * sum of part_slices slices' sums, slice s at du + (xi * part_slices + s) *
+ * stride as (C, K), added in order; with bias, work-items C * K .. C * K +
+ * K - 1 add the `slices` partial sums of bias channel k, at du +
+ * bias_offset + s * K + k, in order. */
 __kernel void winograd_gradient_filters(const __global float *restrict du,
                                         __global float *restrict grad_weight,
-                                        const int in_channels, const int out_channels,
-                                        const int padded_out_channels, const int stride) {
-    const int item = get_global_id(0); /* c * K + k */
-    if (item >= in_channels * out_channels)
+                                        __global float *restrict grad_bias, const int in_channels,
+                                        const int out_channels, const int stride,
+                                        const int part_slices, const int has_bias,
+                                        const int bias_offset, const int slices) {
+    const int item = get_global_id(0); /* c * K + k, then the bias */
+    const int filters = in_channels * out_channels;
+    if (item >= filters) {
+        const int k = item - filters;
+        if (!has_bias || k >= out_channels)
+            return;
+        float sum = 0.0f;
+        for (int s = 0; s < slices; s++)
+            sum += du[bias_offset + s * out_channels + k];
+        grad_bias[k] = sum;
         return;
+    }
     const int k = item % out_channels, c = item / out_channels;
     float u[4][4];
     for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            u[i][j] = du[(i * 4 + j) * stride + c * padded_out_channels + k];
+        for (int j = 0; j < 4; j++) {
+            const __global float *sums = du + (size_t)(i * 4 + j) * part_slices * stride;
+            float sum = 0.0f;
+            for (int s = 0; s < part_slices; s++)
+                sum += sums[(size_t)s * stride + c * out_channels + k];
+            u[i][j] = sum;
+        }
     /* G^T u: rows 0 + (1 + 2) / 2, (1 - 2) / 2, (1 + 2) / 2 + 3; then the
      * same on the columns. */
     float t[3][4];

@@ -395,6 +395,7 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
             index--;
             continue;
         }
+        p.has_bias = !differences && index % 2;
         const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
         const int64_t nw = (int64_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
         const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
@@ -487,7 +488,9 @@ static void backward_weights64(const conv2d_params *p, const float *x, const flo
 
 /* Winograd's backward-weights on draw_winograd_shape's shapes against
  * backward_weights64, or against central differences of sum(g *
- * conv2d_forward64(x)) with respect to each weight on small ones. */
+ * conv2d_forward64(x)) with respect to each weight on small ones; every
+ * other shape with a bias, whose gradient (the sums of g over the
+ * positions, taken in slices) is held to the sums of |g|. */
 static void check_backward_weights(clcnn_context *ctx, int vector_width, int differences,
                                    uint64_t seed) {
     test_rng rng = {seed};
@@ -513,6 +516,7 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
             index--;
             continue;
         }
+        p.has_bias = !differences && index % 2;
         const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
         const int64_t nw = (int64_t)p.out_channels * p.in_channels * 9;
         const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
@@ -530,17 +534,40 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
             central_differences(&p, x, w, g, w, nw, ny, expected);
             free(w);
         }
+        const int K = p.out_channels, pixels = p.out_height * p.out_width;
+        float *db = test_floats(K);
+        double *bias_expected = test_doubles(K), *bias_magnitude = test_doubles(K);
+        for (int k = 0; k < K; k++) {
+            db[k] = NAN;
+            bias_expected[k] = bias_magnitude[k] = 0.0;
+            for (int n = 0; n < p.batch; n++)
+                for (int i = 0; i < pixels; i++) {
+                    const float v = g[((int64_t)n * K + k) * pixels + i];
+                    bias_expected[k] += v;
+                    bias_magnitude[k] += fabs(v);
+                }
+        }
         const int before = test_kernel_launches(ctx, "winograd_gradient_filters");
-        cl_mem xb = NULL, gb = NULL, wb = NULL;
+        cl_mem xb = NULL, gb = NULL, wb = NULL, bb = NULL;
         if (upload(ctx, x, nx, &xb) && upload(ctx, g, ny, &gb) && upload(ctx, dw, nw, &wb) &&
-            CHECK_OK(ctx, conv2d_backward_weights(ctx, &p, xb, gb, wb, NULL, NULL)))
+            upload(ctx, db, K, &bb) &&
+            CHECK_OK(ctx,
+                     conv2d_backward_weights(ctx, &p, xb, gb, wb, p.has_bias ? bb : NULL, NULL))) {
             download(ctx, wb, dw, nw);
+            download(ctx, bb, db, K);
+        }
         const int took_path = test_kernel_launches(ctx, "winograd_gradient_filters") == before + 1;
         taken += took_path;
         buffer_release(&xb);
         buffer_release(&gb);
         buffer_release(&wb);
-        const double e_kernel = worst_scaled_error(dw, expected, magnitude, nw);
+        buffer_release(&bb);
+        double e_kernel = worst_scaled_error(dw, expected, magnitude, nw);
+        if (p.has_bias)
+            e_kernel = fmax(e_kernel, worst_scaled_error(db, bias_expected, bias_magnitude, K));
+        free(db);
+        free(bias_expected);
+        free(bias_magnitude);
         if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5)) {
             print_shape("Winograd", index, &p);
             printf("  backward-weights%s, vector width %d: %s, error %.3g\n",

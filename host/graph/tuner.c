@@ -315,7 +315,9 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
     const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
     conv_step variants[1 + WINOGRAD_FUSED_STEPS];
     int count = 0, fastest = 0;
-    variants[count++] = (conv_step){CONV_WINOGRAD, conv2d_winograd_products_config(ctx, &forward)};
+    variants[count++] =
+        (conv_step){CONV_WINOGRAD, operation == 2 ? conv2d_winograd_gradient_config(ctx, p)
+                                                  : conv2d_winograd_products_config(ctx, &forward)};
     if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward))
         count += conv2d_winograd_fused_steps(ctx, variants + count);
     clcnn_status status =

@@ -1409,8 +1409,7 @@ clcnn_status conv2d_backward_data(clcnn_context *ctx, const conv2d_params *p, cl
  * enough), long enough that the partial tiles and the second pass stay small
  * next to the GEMM itself... */
 enum { MIN_STEPS_PER_SLICE = 512 };
-/* ...there are at most this many slices... */
-enum { MAX_SLICES = 64 };
+/* ...there are at most MAX_SLICES (host/ops.h)... */
 /* ...and the partial sums of a very large filter bank stay within 64 MiB,
  * since such a layer has work-groups enough without many slices. */
 static const int64_t max_scratch_floats = (int64_t)1 << 24;
@@ -1570,6 +1569,38 @@ size_t conv2d_backward_weights_direct_scratch_bytes(const direct_config *config,
     return (size_t)direct_weights_layout(config, p).end * sizeof(float);
 }
 
+clcnn_status conv2d_transpose_gradient(clcnn_context *ctx, const direct_config *config,
+                                       const conv2d_params *p, cl_mem grad_output, cl_mem dest,
+                                       int dest_offset, int padded, cl_mem bias_out,
+                                       int bias_offset, int bias_stride, int slices) {
+    const conv_variant v = variant_of(p);
+    char options[128];
+    direct_config_options(config, options, sizeof(options));
+    variant_options(&v, options, sizeof(options));
+    cl_kernel kernel;
+    clcnn_status status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output", options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int out_pixels = p->out_height * p->out_width;
+    const int positions = p->batch * out_pixels;
+    const int slice_length = (positions + slices - 1) / slices;
+    kernel_arg args[13] = {
+        {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &dest},     {sizeof(int), &dest_offset},
+        {sizeof(cl_mem), &bias_out},    {sizeof(int), &bias_offset}, {sizeof(int), &p->has_bias},
+        {sizeof(int), &v.out_channels}, {sizeof(int), &out_pixels},  {sizeof(int), &positions},
+        {sizeof(int), &slice_length},   {sizeof(int), &bias_stride}, {sizeof(int), &padded},
+    };
+    /* Of the general variant's arguments, the transposition takes the groups. */
+    const int arg_count = variant_general(&v) ? 13 : 12;
+    if (variant_general(&v))
+        args[12] = (kernel_arg){sizeof(int), &v.groups};
+    const size_t local[3] = {1, 1, 1};
+    const size_t global[3] = {(size_t)(padded / config->vw), (size_t)slices, (size_t)v.groups};
+    return runtime_launch(ctx, kernel, "conv2d_transpose_grad_output", arg_count, args,
+                          variant_dims(&v, 2), global, local);
+}
+
 /* kept_input, when not NULL, holds the input zero-padded as the forward
  * kept it (conv2d_kept_input_floats): no copy is made. shared, when not
  * NULL, is backward-data's copy of the gradient, read in place of a
@@ -1601,24 +1632,19 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     char options[128];
     direct_config_options(config, options, sizeof(options));
     /* The padding and the sum of the slices are the same for every variant. */
-    char variant[128];
-    snprintf(variant, sizeof(variant), "%s", options);
-    variant_options(&v, variant, sizeof(variant));
-    cl_kernel transpose_kernel, kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output",
-                                             variant, &transpose_kernel);
-    /* Work-items of whole channels' taps (kernels/conv2d_direct.cl, TAP_ROWS). */
     char weights_options[192];
-    snprintf(weights_options, sizeof(weights_options), "%s", variant);
+    snprintf(weights_options, sizeof(weights_options), "%s", options);
+    variant_options(&v, weights_options, sizeof(weights_options));
+    /* Work-items of whole channels' taps (kernels/conv2d_direct.cl, TAP_ROWS). */
     const int window = p->kernel_h * p->kernel_w;
     if (conv2d_is_plain(p) && window > 1 && config->wpt_p % window == 0) {
         const size_t used = strlen(weights_options);
         snprintf(weights_options + used, sizeof(weights_options) - used,
                  " -DTAP_ROWS=%d -DTAP_COLS=%d", p->kernel_h, p->kernel_w);
     }
-    if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
-                                    weights_options, &kernel);
+    cl_kernel kernel;
+    clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
+                                             weights_options, &kernel);
     if (status != CLCNN_OK)
         return status;
 
@@ -1640,32 +1666,15 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const int windows_offset = read_input || kept ? 0 : (int)layout.padded;
     const int windows_h = read_input ? p->in_height : kept ? kept_plane.height : padded_height(p);
     const int windows_w = read_input ? p->in_width : kept ? kept_plane.width : padded_width(p);
-    const int out_pixels = p->out_height * p->out_width;
     const int weights = (int)weight_count(p);
     /* One slice: the kernels write the gradients themselves. */
     cl_mem weight_out = slices > 1 ? scratch : grad_weight;
     cl_mem bias_out = slices > 1 || !p->has_bias ? scratch : grad_bias;
     const int bias_offset = slices > 1 ? weights : 0;
 
-    kernel_arg transpose_args[13] = {
-        {sizeof(cl_mem), &grad_output},  {sizeof(cl_mem), &scratch},
-        {sizeof(int), &gradient_offset}, {sizeof(cl_mem), &bias_out},
-        {sizeof(int), &bias_offset},     {sizeof(int), &p->has_bias},
-        {sizeof(int), &v.out_channels},  {sizeof(int), &out_pixels},
-        {sizeof(int), &positions},       {sizeof(int), &slice_length},
-        {sizeof(int), &slice_stride},    {sizeof(int), &padded},
-    };
-    /* Of the general variant's arguments, the transposition takes the groups. */
-    const int transpose_arg_count = variant_general(&v) ? 13 : 12;
-    if (variant_general(&v))
-        transpose_args[12] = (kernel_arg){sizeof(int), &v.groups};
-    const size_t transpose_local[3] = {1, 1, 1};
-    const size_t transpose_global[3] = {(size_t)(padded / config->vw), (size_t)slices,
-                                        (size_t)v.groups};
     if (!shared)
-        status = runtime_launch(ctx, transpose_kernel, "conv2d_transpose_grad_output",
-                                transpose_arg_count, transpose_args, variant_dims(&v, 2),
-                                transpose_global, transpose_local);
+        status = conv2d_transpose_gradient(ctx, config, p, grad_output, scratch, gradient_offset,
+                                           padded, bias_out, bias_offset, slice_stride, slices);
     if (status != CLCNN_OK)
         return status;
 
@@ -1684,21 +1693,21 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const int gradient_pixel = shared ? p->out_channels : padded * v.groups;
     /* Slices' partial sums go tap by tap to conv2d_sum_direct_slices. */
     const int tap_major = slices > 1;
-    kernel_arg args[26] = {
-        {sizeof(cl_mem), &windows},    {sizeof(int), &windows_offset},
-        {sizeof(cl_mem), &gradient},   {sizeof(int), &gradient_at},
-        {sizeof(cl_mem), &weight_out}, {sizeof(int), &slice_stride},
-        {sizeof(int), &v.in_channels}, {sizeof(int), &windows_h},
-        {sizeof(int), &windows_w},     {sizeof(int), &v.out_channels},
-        {sizeof(int), &p->kernel_h},   {sizeof(int), &p->kernel_w},
-        {sizeof(int), &p->stride_h},   {sizeof(int), &p->stride_w},
-        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width},
-        {sizeof(int), &positions},     {sizeof(int), &slice_length},
-        {sizeof(int), &padded},        {sizeof(int), &gradient_rows},
-        {sizeof(int), &gradient_cols}, {sizeof(int), &gradient_pixel},
-        {sizeof(int), &tap_major},
+    kernel_arg args[27] = {
+        {sizeof(cl_mem), &windows},     {sizeof(int), &windows_offset},
+        {sizeof(cl_mem), &gradient},    {sizeof(int), &gradient_at},
+        {sizeof(cl_mem), &weight_out},  {sizeof(int), &slice_stride},
+        {sizeof(int), &v.in_channels},  {sizeof(int), &windows_h},
+        {sizeof(int), &windows_w},      {sizeof(int), &v.out_channels},
+        {sizeof(int), &p->kernel_h},    {sizeof(int), &p->kernel_w},
+        {sizeof(int), &p->stride_h},    {sizeof(int), &p->stride_w},
+        {sizeof(int), &p->out_height},  {sizeof(int), &p->out_width},
+        {sizeof(int), &positions},      {sizeof(int), &slice_length},
+        {sizeof(int), &positions},      {sizeof(int), &padded},
+        {sizeof(int), &gradient_rows},  {sizeof(int), &gradient_cols},
+        {sizeof(int), &gradient_pixel}, {sizeof(int), &tap_major},
     };
-    const int arg_count = variant_args(&v, args, 23);
+    const int arg_count = variant_args(&v, args, 24);
     /* Slices vary slowest, so the work-items of one slice run close together
      * and share its gradient rows and input in the caches (a grouped
      * convolution's third dimension runs over groups x slices). */
@@ -1973,7 +1982,7 @@ conv2d_plan conv2d_plan_for(const clcnn_context *ctx, const conv2d_params *p) {
         plan.backward_weights.kernels = CONV_DEPTHWISE;
     } else if (conv2d_runs_winograd(ctx, "backward_weights", p)) {
         plan.backward_weights.kernels = CONV_WINOGRAD;
-        plan.backward_weights.config = conv2d_winograd_products_config(ctx, p);
+        plan.backward_weights.config = conv2d_winograd_gradient_config(ctx, p);
     } else if (use_direct_kernels(ctx)) {
         plan.backward_weights.kernels = CONV_DIRECT;
         plan.backward_weights.config = backward_weights_direct_config(ctx, p);

@@ -63,15 +63,20 @@ int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
     if (!conv2d_is_plain(p) || p->kernel_h != 3 || p->kernel_w != 3 || p->stride_h != 1 ||
         p->stride_w != 1)
         return 0;
-    /* The widest configuration's blocks: columns and channels in blocks of 32. */
+    /* The widest configuration's blocks: columns in blocks of up to 64 (an
+     * odd number of them) and channels of up to 64, a few rows more between
+     * parts (whole_rows_apart). */
     const int64_t columns =
-        (int64_t)p->batch * ((p->out_height + 1) / 2) * ((p->out_width + 1) / 2) + 64;
+        (int64_t)p->batch * ((p->out_height + 1) / 2) * ((p->out_width + 1) / 2) + 256;
     const int64_t channels =
-        (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 32;
+        (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 64;
     const int64_t padded =
         (int64_t)p->batch * p->in_channels * (p->out_height + 3) * (p->out_width + 3);
+    /* backward-weights' transposed gradient, with the bias's slices after it */
+    const int64_t gradient = (int64_t)p->batch * p->out_height * p->out_width * channels +
+                             (int64_t)MAX_SLICES * p->out_channels;
     return 16 * part_stride(channels * columns) <= limit &&
-           16 * part_stride(channels * channels) <= limit && padded <= limit;
+           16 * part_stride(channels * channels) <= limit && padded <= limit && gradient <= limit;
 }
 
 /* Launches kernel `name`, profiled as `what`. */
@@ -249,16 +254,6 @@ static fused_tiles fused_tiles_for(const conv_step *step, const winograd_shape *
     return f;
 }
 
-/* winograd_gradient_products' blocks of input x output channels: 5 x 5
- * where 32 vector registers hold their 25 accumulators, 5 vectors of W and
- * one of V, which loads 0.4 vectors a multiply-add instead of 4 x 4's 0.5
- * (backward-weights' fastest calls, batch 32, AMD EPYC Zen 4: 128 channels
- * 28x28 29.3 -> 27.6 ms, 256 at 14x14 29.9 -> 27.6, 64 at 56x56 41.0 ->
- * 37.2; 6 x 4 was in between). */
-static int gradient_block(const clcnn_context *ctx) {
-    return vector_registers(ctx) >= 32 ? 5 : 4;
-}
-
 /* A fused kernel (step's): the filters' transform in blocks of FUSED_K
  * output channels, then winograd_fused or winograd_fused_pairs over every
  * work-item's FUSED_R x TILE_VW tiles (and the padded copy into
@@ -392,7 +387,52 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
     return status;
 }
 
-clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_config *config,
+/* The smallest count >= at_least of rows of row_floats floats whose
+ * floats part_stride leaves as they are (parts whole rows apart, never a
+ * multiple of 64 KiB: part_stride says why). */
+static int whole_rows_apart(int at_least, int row_floats) {
+    int rows = at_least;
+    while (row_floats % (16 * 1024) != 0 && (int64_t)rows * row_floats % (16 * 1024) == 0)
+        rows++;
+    return rows;
+}
+
+/* Backward-weights' products dU[xi] = V[xi] W[xi]^T are the backward-weights
+ * of this 1x1 convolution: 16 images (the parts) of one row of P columns
+ * (the tiles), C input and K output channels. */
+static conv2d_params gradient_products_as_1x1(const conv2d_params *p) {
+    conv2d_params as_1x1 = {0};
+    as_1x1.batch = 16;
+    as_1x1.in_channels = p->in_channels;
+    as_1x1.out_channels = p->out_channels;
+    as_1x1.in_height = as_1x1.out_height = 1;
+    as_1x1.in_width = as_1x1.out_width =
+        p->batch * ((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
+    as_1x1.kernel_h = as_1x1.kernel_w = 1;
+    as_1x1.stride_h = as_1x1.stride_w = 1;
+    as_1x1.groups = 1;
+    return as_1x1;
+}
+
+direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const conv2d_params *p) {
+    const conv2d_params as_1x1 = gradient_products_as_1x1(p);
+    return direct_config_for_conv(ctx, "backward_weights", &as_1x1, p->out_channels);
+}
+
+/* A products work-item walks a slice of a part's columns; its columns of W
+ * (at most 1,024 x 64 channels, 256 KiB) stay in L2 while the work-items of
+ * its group, each of other input channels, walk them too. Whole parts (up
+ * to 25,088 columns at 64 channels 56x56, batch 32) had run at half the
+ * speed or less: 128 channels 28x28, batch 32, 43 -> 13.6 ms a call (Xeon,
+ * AVX-512); slices of 512 and 2,048 columns ran within 10 % of 1,024, each
+ * way. */
+enum { GRADIENT_SLICE_COLUMNS = 1024 };
+
+static int greatest_common_divisor(int a, int b) {
+    return b == 0 ? a : greatest_common_divisor(b, a % b);
+}
+
+clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_config *gradient,
                                               const conv2d_params *p, cl_mem input,
                                               cl_mem grad_output, cl_mem grad_weight,
                                               cl_mem grad_bias) {
@@ -400,94 +440,134 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
                          "whose transformed tiles fit the device's largest allocation");
-    const winograd_shape w = winograd_shape_for(p, config);
-    /* The sums dU: output channels in whole blocks, the gradient's transform
-     * in the products' layout. */
-    const int block = gradient_block(ctx);
-    const int padded_k = (p->out_channels + block - 1) / block * block;
-    const int sums_stride = (int)part_stride((int64_t)p->in_channels * padded_k);
-    const int gradient_stride = w.product_stride;
-    const int64_t padded_gradient =
-        (int64_t)p->batch * p->out_channels * (2 * w.tiles_h) * (2 * w.tiles_w);
+    const direct_config products = conv2d_winograd_products_config(ctx, p);
+    const winograd_shape w = winograd_shape_for(p, &products);
+    const int C = p->in_channels, K = p->out_channels;
+    /* W's channels: whole vectors of the gradient's transform (VW) and of the
+     * products' work-items (vw * nv). */
+    const int block = gradient->vw * gradient->nv;
+    const int unit = block / greatest_common_divisor(block, products.vw) * products.vw;
+    const int k_padded = (K + unit - 1) / unit * unit;
+    /* V's parts v_rows rows of pitch apart, W's w_columns columns of k_padded. */
+    const int v_rows = whole_rows_apart(C, w.pitch);
+    const int v_part = v_rows * w.pitch;
+    const int w_columns = whole_rows_apart(w.columns, k_padded);
+    const int w_part = w_columns * k_padded;
+    const int du_part = (int)part_stride((int64_t)C * K);
+    const int slices = conv2d_backward_weights_slices(p);
+    /* Each part's columns in slices of at most GRADIENT_SLICE_COLUMNS. */
+    const int part_slices = (w.columns + GRADIENT_SLICE_COLUMNS - 1) / GRADIENT_SLICE_COLUMNS;
+    const int slice_length = (w.columns + part_slices - 1) / part_slices;
+    const int span_slices = (w.columns + slice_length - 1) / slice_length;
+    const int du_slices = 16 * span_slices;
     /* The products' slot holds the padded input (if a copy is made), then
-     * the padded gradient, then the sums; the filters' slot the transformed
-     * gradient. */
-    size_t copy_floats = (size_t)w.padded_floats;
-    if ((size_t)padded_gradient > copy_floats)
-        copy_floats = (size_t)padded_gradient;
-    if (16 * (size_t)sums_stride > copy_floats)
-        copy_floats = 16 * (size_t)sums_stride;
-    cl_mem tiles, copies, gradient;
-    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
-                                          sizeof(float) * 16 * (size_t)w.tile_stride, &tiles);
+     * the transposed gradient, then the sums dU; the bias's slices after
+     * the longer of the last two. */
+    const int64_t gradient_floats = (int64_t)p->batch * p->out_height * p->out_width * k_padded;
+    const int64_t du_floats = (int64_t)du_slices * du_part;
+    const int bias_offset = (int)(gradient_floats > du_floats ? gradient_floats : du_floats);
+    size_t copy_floats = (size_t)bias_offset + (size_t)slices * K;
+    if ((size_t)w.padded_floats > copy_floats)
+        copy_floats = (size_t)w.padded_floats;
+    cl_mem tiles, copies, transformed;
+    clcnn_status status =
+        runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES, sizeof(float) * 16 * (size_t)v_part, &tiles);
     if (status == CLCNN_OK)
         status =
             runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS, sizeof(float) * copy_floats, &copies);
     if (status == CLCNN_OK)
-        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
-                                 sizeof(float) * 16 * (size_t)gradient_stride, &gradient);
+        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS, sizeof(float) * 16 * (size_t)w_part,
+                                 &transformed);
     if (status != CLCNN_OK)
         return status;
     const int padded_copy = reads_padded_copy(p, &w, 0);
     char options[128];
-    winograd_options(config, &w, padded_copy, options, sizeof(options));
-    const size_t row_local[1] = {64};
+    winograd_options(&products, &w, padded_copy, options, sizeof(options));
 
     winograd_source source;
+    winograd_shape v_shape = w;
+    v_shape.tile_stride = v_part;
     status = windows_source(ctx, p, &w, input, padded_copy ? copies : NULL, &source);
     if (status == CLCNN_OK)
-        status = transform_input(ctx, options, p, &w, &source, tiles, "winograd_gradient_tiles");
+        status =
+            transform_input(ctx, options, p, &v_shape, &source, tiles, "winograd_gradient_input");
 
-    /* The output gradient as the input of a convolution with no padding. */
-    conv2d_params g = {0};
-    g.batch = p->batch;
-    g.in_channels = p->out_channels;
-    g.in_height = p->out_height;
-    g.in_width = p->out_width;
     if (status == CLCNN_OK)
-        status = pad_input(ctx, "", "winograd_gradient_pad", &g, grad_output, copies, 0,
-                           2 * w.tiles_h, 2 * w.tiles_w);
-    const int gradient_rows = p->batch * p->out_channels * w.tiles_h;
+        status = conv2d_transpose_gradient(ctx, gradient, p, grad_output, copies, 0, k_padded,
+                                           copies, bias_offset, K, slices);
     const kernel_arg gradient_args[] = {
-        {sizeof(cl_mem), &copies},       {sizeof(cl_mem), &gradient},
-        {sizeof(int), &p->out_channels}, {sizeof(int), &w.tiles_h},
-        {sizeof(int), &w.tiles_w},       {sizeof(int), &w.pitch},
-        {sizeof(int), &gradient_stride}, {sizeof(int), &gradient_rows},
+        {sizeof(cl_mem), &copies},     {sizeof(cl_mem), &transformed}, {sizeof(int), &k_padded},
+        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width},   {sizeof(int), &w.tiles_h},
+        {sizeof(int), &w.tiles_w},     {sizeof(int), &w.columns},      {sizeof(int), &w_part},
     };
-    const size_t gradient_global[1] = {round_up(gradient_rows, 64)};
+    const size_t row_local[1] = {64}, gradient_global[1] = {round_up(w.columns, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_transform_gradient", "winograd_gradient_transform",
-                        8, gradient_args, 1, gradient_global, row_local);
+        status = launch(ctx, options, "winograd_gradient_tiles", "winograd_gradient_tiles", 9,
+                        gradient_args, 1, gradient_global, row_local);
 
-    const kernel_arg sums_args[] = {
-        {sizeof(cl_mem), &tiles},        {sizeof(cl_mem), &gradient},
-        {sizeof(cl_mem), &copies},       {sizeof(int), &p->in_channels},
-        {sizeof(int), &p->out_channels}, {sizeof(int), &padded_k},
-        {sizeof(int), &w.columns},       {sizeof(int), &w.pitch},
-        {sizeof(int), &w.tile_stride},   {sizeof(int), &gradient_stride},
-        {sizeof(int), &sums_stride},
+    /* The products: part xi is image xi, row oh = xi of a 16-row image
+     * whose rows lie v_rows channel rows apart (stride_h), of gradient
+     * rows w_columns columns long; the slices are the parts, each a slice
+     * of its own sums (tap-major: dU[xi] as (C, K)). */
+    char direct_options[128];
+    direct_config_options(gradient, direct_options, sizeof(direct_options));
+    cl_kernel kernel;
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
+                                    direct_options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int zero = 0, one = 1, parts = 16, part_positions = 16 * w.columns;
+    const kernel_arg product_args[24] = {
+        {sizeof(cl_mem), &tiles},
+        {sizeof(int), &zero},
+        {sizeof(cl_mem), &transformed},
+        {sizeof(int), &zero},
+        {sizeof(cl_mem), &copies},
+        {sizeof(int), &du_part},
+        {sizeof(int), &C},
+        {sizeof(int), &one},
+        {sizeof(int), &w.pitch},
+        {sizeof(int), &K},
+        {sizeof(int), &one},
+        {sizeof(int), &one},
+        {sizeof(int), &v_rows},
+        {sizeof(int), &one},
+        {sizeof(int), &parts},
+        {sizeof(int), &w.columns},
+        {sizeof(int), &part_positions},
+        {sizeof(int), &slice_length},
+        {sizeof(int), &w.columns},
+        {sizeof(int), &k_padded},
+        {sizeof(int), &parts},
+        {sizeof(int), &w_columns},
+        {sizeof(int), &k_padded},
+        {sizeof(int), &one},
     };
-    char sums_options[160];
-    snprintf(sums_options, sizeof(sums_options), "%s -DGRAD_BLOCK=%d", options, block);
-    const size_t sums_local[3] = {4, 1, 1};
-    const size_t sums_global[3] = {round_up(padded_k / block, 4),
-                                   (size_t)((p->in_channels + block - 1) / block), 16};
-    if (status == CLCNN_OK)
-        status = launch(ctx, sums_options, "winograd_gradient_products",
-                        "winograd_gradient_products", 11, sums_args, 3, sums_global, sums_local);
+    const size_t product_local[3] = {1, (size_t)gradient->group, 1};
+    const size_t product_global[3] = {(size_t)(k_padded / block),
+                                      (size_t)((C + gradient->wpt_p - 1) / gradient->wpt_p),
+                                      (size_t)du_slices};
+    status = runtime_launch(ctx, kernel, "winograd_gradient_products", 24, product_args, 3,
+                            product_global, product_local);
 
-    const int filters = p->in_channels * p->out_channels;
+    const int filters = C * K;
     const kernel_arg filter_args[] = {
-        {sizeof(cl_mem), &copies},      {sizeof(cl_mem), &grad_weight},
-        {sizeof(int), &p->in_channels}, {sizeof(int), &p->out_channels},
-        {sizeof(int), &padded_k},       {sizeof(int), &sums_stride},
+        {sizeof(cl_mem), &copies},
+        {sizeof(cl_mem), &grad_weight},
+        {sizeof(cl_mem), p->has_bias ? &grad_bias : &grad_weight},
+        {sizeof(int), &C},
+        {sizeof(int), &K},
+        {sizeof(int), &du_part},
+        {sizeof(int), &span_slices},
+        {sizeof(int), &p->has_bias},
+        {sizeof(int), &bias_offset},
+        {sizeof(int), &slices},
     };
-    const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
+    const size_t filter_local[1] = {64};
+    const size_t filter_global[1] = {round_up(filters + (p->has_bias ? K : 0), 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 6,
+        status = launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 10,
                         filter_args, 1, filter_global, filter_local);
-    if (status == CLCNN_OK && p->has_bias)
-        status = reduce_channels(ctx, p->batch, p->out_channels, p->out_height * p->out_width,
-                                 grad_output, grad_bias);
     return status;
 }
