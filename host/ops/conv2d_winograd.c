@@ -551,7 +551,7 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     status = runtime_launch(ctx, kernel, "winograd_gradient_products", 24, product_args, 3,
                             product_global, product_local);
 
-    const int filters = C * K;
+    const int filters = C * ((K + products.vw - 1) / products.vw);
     const kernel_arg filter_args[] = {
         {sizeof(cl_mem), &copies},
         {sizeof(cl_mem), &grad_weight},
