@@ -231,6 +231,9 @@ clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_con
  * holds. The fused kernel (forward and backward-data) takes at most
  * WINOGRAD_FUSED_CHANNELS input channels (conv2d_winograd_fused_fits). */
 int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p);
+/* The same for its backward-weights, whose sums and transposed gradient
+ * must fit too. */
+int conv2d_winograd_gradient_fits(const clcnn_context *ctx, const conv2d_params *p);
 /* The planes of a zero-padded copy of a convolution's input. */
 typedef struct padded_plane {
     int height, width;

@@ -171,8 +171,21 @@ static void check_valid_overrides(void) {
         CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square) == CONV_WINOGRAD);
         square.stride_h = 2;
         CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
-        clcnn_context_destroy(ctx);
         square.stride_h = 1;
+        /* Backward-weights' sums, a (4096, 4096) matrix for each of 16 parts
+         * x 4 slices of 4,096 columns, outgrow 2 GB where the forward's
+         * transformed tiles fit. */
+        conv2d_params wide = square;
+        wide.batch = 16;
+        wide.in_channels = wide.out_channels = 4096;
+        wide.in_height = wide.in_width = wide.out_height = wide.out_width = 32;
+        wide.pad_top = wide.pad_left = 1;
+        const cl_ulong max_alloc = ctx->max_alloc_bytes;
+        ctx->max_alloc_bytes = 2000000000;
+        CHECK(conv2d_runs_winograd(ctx, "forward", &wide) == CONV_WINOGRAD);
+        CHECK(!conv2d_runs_winograd(ctx, "backward_weights", &wide));
+        ctx->max_alloc_bytes = max_alloc;
+        clcnn_context_destroy(ctx);
     }
     /* CLCNN_WINOGRAD=fused: the fused kernel for forward and backward-data
      * where the forward's input channels are few enough, the products'

@@ -1802,7 +1802,7 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
     /* A stride-1 convolution's backward-data is one forward, that of
      * as_forward: backward_data_phases' only phase. */
     if (strcmp(operation, "backward_weights") == 0)
-        return conv2d_winograd_fits(ctx, p);
+        return conv2d_winograd_gradient_fits(ctx, p);
     return strcmp(operation, "backward_data") == 0 && p->stride_h == 1 && p->stride_w == 1 &&
            backward_data_runs_phases(p) && conv2d_winograd_fits(ctx, &as_forward);
 }

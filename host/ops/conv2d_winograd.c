@@ -57,9 +57,15 @@ static winograd_shape winograd_shape_for(const conv2d_params *p, const direct_co
     return w;
 }
 
-int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
+/* The floats a scratch buffer may hold: within the device's largest
+ * allocation and int indices. */
+static int64_t float_limit(const clcnn_context *ctx) {
     const cl_ulong floats = ctx->max_alloc_bytes / sizeof(float);
-    const int64_t limit = floats < INT_MAX ? (int64_t)floats : INT_MAX;
+    return floats < INT_MAX ? (int64_t)floats : INT_MAX;
+}
+
+int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
+    const int64_t limit = float_limit(ctx);
     if (!conv2d_is_plain(p) || p->kernel_h != 3 || p->kernel_w != 3 || p->stride_h != 1 ||
         p->stride_w != 1)
         return 0;
@@ -72,11 +78,35 @@ int conv2d_winograd_fits(const clcnn_context *ctx, const conv2d_params *p) {
         (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 64;
     const int64_t padded =
         (int64_t)p->batch * p->in_channels * (p->out_height + 3) * (p->out_width + 3);
-    /* backward-weights' transposed gradient, with the bias's slices after it */
-    const int64_t gradient = (int64_t)p->batch * p->out_height * p->out_width * channels +
-                             (int64_t)MAX_SLICES * p->out_channels;
     return 16 * part_stride(channels * columns) <= limit &&
-           16 * part_stride(channels * channels) <= limit && padded <= limit && gradient <= limit;
+           16 * part_stride(channels * channels) <= limit && padded <= limit;
+}
+
+/* A products work-item walks a slice of a part's columns; its columns of W
+ * (at most 1,024 x 64 channels, 256 KiB) stay in L2 while the work-items of
+ * its group, each of other input channels, walk them too. Whole parts (up
+ * to 25,088 columns at 64 channels 56x56, batch 32) had run at half the
+ * speed or less: 128 channels 28x28, batch 32, 43 -> 13.6 ms a call (Xeon,
+ * AVX-512); slices of 512 and 2,048 columns ran within 10 % of 1,024, each
+ * way. */
+enum { GRADIENT_SLICE_COLUMNS = 1024 };
+
+static int gradient_part_slices(int columns) {
+    return (columns + GRADIENT_SLICE_COLUMNS - 1) / GRADIENT_SLICE_COLUMNS;
+}
+
+int conv2d_winograd_gradient_fits(const clcnn_context *ctx, const conv2d_params *p) {
+    if (!conv2d_winograd_fits(ctx, p))
+        return 0;
+    const int64_t channels =
+        (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 64;
+    /* The transposed gradient or the slices' sums, then the bias's slices. */
+    const int64_t gradient = (int64_t)p->batch * p->out_height * p->out_width * channels;
+    const int columns = p->batch * ((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
+    const int64_t sums =
+        16 * gradient_part_slices(columns) * part_stride((int64_t)p->in_channels * p->out_channels);
+    return (gradient > sums ? gradient : sums) + (int64_t)MAX_SLICES * p->out_channels <=
+           float_limit(ctx);
 }
 
 /* Launches kernel `name`, profiled as `what`. */
@@ -419,15 +449,6 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
     return direct_config_for_conv(ctx, "backward_weights", &as_1x1, p->out_channels);
 }
 
-/* A products work-item walks a slice of a part's columns; its columns of W
- * (at most 1,024 x 64 channels, 256 KiB) stay in L2 while the work-items of
- * its group, each of other input channels, walk them too. Whole parts (up
- * to 25,088 columns at 64 channels 56x56, batch 32) had run at half the
- * speed or less: 128 channels 28x28, batch 32, 43 -> 13.6 ms a call (Xeon,
- * AVX-512); slices of 512 and 2,048 columns ran within 10 % of 1,024, each
- * way. */
-enum { GRADIENT_SLICE_COLUMNS = 1024 };
-
 static int greatest_common_divisor(int a, int b) {
     return b == 0 ? a : greatest_common_divisor(b, a % b);
 }
@@ -436,10 +457,10 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
                                               const conv2d_params *p, cl_mem input,
                                               cl_mem grad_output, cl_mem grad_weight,
                                               cl_mem grad_bias) {
-    if (!conv2d_winograd_fits(ctx, p))
+    if (!conv2d_winograd_gradient_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
-                         "whose transformed tiles fit the device's largest allocation");
+                         "Winograd backward-weights: needs a 3x3 stride-1 ungrouped convolution "
+                         "whose transformed tiles and sums fit the device's largest allocation");
     const direct_config products = conv2d_winograd_products_config(ctx, p);
     const winograd_shape w = winograd_shape_for(p, &products);
     const int C = p->in_channels, K = p->out_channels;
@@ -456,7 +477,7 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     const int du_part = (int)part_stride((int64_t)C * K);
     const int slices = conv2d_backward_weights_slices(p);
     /* Each part's columns in slices of at most GRADIENT_SLICE_COLUMNS. */
-    const int part_slices = (w.columns + GRADIENT_SLICE_COLUMNS - 1) / GRADIENT_SLICE_COLUMNS;
+    const int part_slices = gradient_part_slices(w.columns);
     const int slice_length = (w.columns + part_slices - 1) / part_slices;
     const int span_slices = (w.columns + slice_length - 1) / slice_length;
     const int du_slices = 16 * span_slices;
