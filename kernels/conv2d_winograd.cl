@@ -324,24 +324,42 @@ static void load_window_row(const __global float *row, const int x, const int wi
 #endif
 }
 
+/* The tile row a transform's work-item takes: item < rows = N x channels x
+ * TH, channel-major (channel, image, tile row), so that neighbouring
+ * work-items take neighbouring columns of one channel's rows of the 16
+ * parts, which they write or read in long runs. (Image-major, each
+ * work-item's 16 pieces landed apart from its neighbours': the tiles'
+ * transform took twice the time, 256 channels 14x14, batch 32, 4.6 -> 2.2
+ * ms a call.) */
+typedef struct tile_row {
+    int n, c, ty;
+} tile_row;
+
+static tile_row tile_row_of(const int item, const int rows, const int channels,
+                            const int tiles_h) {
+    const int image_row = item / tiles_h, batch = rows / (channels * tiles_h);
+    const tile_row at = {image_row % batch, image_row / batch, item % tiles_h};
+    return at;
+}
+
 /* Row `at` of a plane of `height` rows lies inside it (always, in a padded copy). */
 #define ROW_INSIDE(at, height) (PADDED_COPY || ((at) >= 0 && (at) < (height)))
 
-/* One work-item per row of tiles of one plane (n, c) of the input (H, W,
- * with padding pad_top and pad_left on the tiles' side; zeros past its
- * other sides as far as the tiles reach; load_window_row says which): the
- * tiles' 16 transformed values go to columns n * TH * TW + ty * TW + tx of
- * row c of the 16 parts. */
+/* One work-item per row of tiles of one plane (n, c) of the input, in
+ * tile_row_of's order (H, W, with padding pad_top and pad_left on the
+ * tiles' side; zeros past its other sides as far as the tiles reach;
+ * load_window_row says which): the tiles' 16 transformed values go to
+ * columns n * TH * TW + ty * TW + tx of row c of the 16 parts. */
 __kernel void winograd_transform_tiles(const __global float *restrict input,
                                        __global float *restrict v, const int channels,
                                        const int height, const int width, const int pad_top,
                                        const int pad_left, const int tiles_h, const int tiles_w,
                                        const int pitch, const int stride, const int rows) {
-    const int item = get_global_id(0); /* (n * C + c) * TH + ty */
+    const int item = get_global_id(0);
     if (item >= rows)
         return;
-    const int ty = item % tiles_h, plane = item / tiles_h;
-    const int c = plane % channels, n = plane / channels;
+    const tile_row at = tile_row_of(item, rows, channels, tiles_h);
+    const int n = at.n, c = at.c, ty = at.ty, plane = n * channels + c;
     const int y = 2 * ty - pad_top;
     const __global float *in = input + (size_t)plane * height * width;
     __global float *out = v + (size_t)c * pitch + ((size_t)n * tiles_h + ty) * tiles_w;
@@ -410,18 +428,19 @@ __kernel void winograd_products(const __global float *restrict u,
                 VSTORE(VW)(acc[j][n], 0, out + (size_t)j * pitch + n * VW);
 }
 
-/* One work-item per row of tiles of one output plane (n, k). */
+/* One work-item per row of tiles of one output plane (n, k), in
+ * tile_row_of's order. */
 __kernel void winograd_transform_products(const __global float *restrict m,
                                           const __global float *restrict bias,
                                           __global float *restrict output, const int channels,
                                           const int out_height, const int out_width,
                                           const int tiles_h, const int tiles_w, const int epilogue,
                                           const int pitch, const int stride, const int rows) {
-    const int item = get_global_id(0); /* (n * K + k) * TH + ty */
+    const int item = get_global_id(0);
     if (item >= rows)
         return;
-    const int ty = item % tiles_h, plane = item / tiles_h;
-    const int k = plane % channels, n = plane / channels;
+    const tile_row at = tile_row_of(item, rows, channels, tiles_h);
+    const int n = at.n, k = at.c, ty = at.ty, plane = n * channels + k;
     const __global float *in = m + (size_t)k * pitch + ((size_t)n * tiles_h + ty) * tiles_w;
     __global float *out = output + (size_t)plane * out_height * out_width;
     const float b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
