@@ -526,10 +526,6 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
         status = launch(ctx, options, "winograd_gradient_tiles", "winograd_gradient_tiles", 9,
                         gradient_args, 1, gradient_global, row_local);
 
-    /* The products: part xi is image xi, row oh = xi of a 16-row image
-     * whose rows lie v_rows channel rows apart (stride_h), of gradient
-     * rows w_columns columns long; the slices are the parts, each a slice
-     * of its own sums (tap-major: dU[xi] as (C, K)). */
     char direct_options[128];
     direct_config_options(gradient, direct_options, sizeof(direct_options));
     cl_kernel kernel;
@@ -538,32 +534,23 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
                                     direct_options, &kernel);
     if (status != CLCNN_OK)
         return status;
-    const int zero = 0, one = 1, parts = 16, part_positions = 16 * w.columns;
+    /* The products, in conv2d_backward_weights_direct's terms: one image
+     * of 16 rows (the parts) of w.columns positions, its rows v_rows planes
+     * of one row of w.pitch apart (stride_h); 1x1 filters; the gradient W
+     * in rows of w_columns pixels of k_padded channels; each part's
+     * positions (slice_span) in slices of slice_length, each slice's sums
+     * tap-major, dU as (C, K). */
+    const int no_offset = 0, plane_rows = 1, filter_size = 1, column_step = 1, parts = 16;
+    const int part_positions = 16 * w.columns, tap_major = 1;
     const kernel_arg product_args[24] = {
-        {sizeof(cl_mem), &tiles},
-        {sizeof(int), &zero},
-        {sizeof(cl_mem), &transformed},
-        {sizeof(int), &zero},
-        {sizeof(cl_mem), &copies},
-        {sizeof(int), &du_part},
-        {sizeof(int), &C},
-        {sizeof(int), &one},
-        {sizeof(int), &w.pitch},
-        {sizeof(int), &K},
-        {sizeof(int), &one},
-        {sizeof(int), &one},
-        {sizeof(int), &v_rows},
-        {sizeof(int), &one},
-        {sizeof(int), &parts},
-        {sizeof(int), &w.columns},
-        {sizeof(int), &part_positions},
-        {sizeof(int), &slice_length},
-        {sizeof(int), &w.columns},
-        {sizeof(int), &k_padded},
-        {sizeof(int), &parts},
-        {sizeof(int), &w_columns},
-        {sizeof(int), &k_padded},
-        {sizeof(int), &one},
+        {sizeof(cl_mem), &tiles},  {sizeof(int), &no_offset},      {sizeof(cl_mem), &transformed},
+        {sizeof(int), &no_offset}, {sizeof(cl_mem), &copies},      {sizeof(int), &du_part},
+        {sizeof(int), &C},         {sizeof(int), &plane_rows},     {sizeof(int), &w.pitch},
+        {sizeof(int), &K},         {sizeof(int), &filter_size},    {sizeof(int), &filter_size},
+        {sizeof(int), &v_rows},    {sizeof(int), &column_step},    {sizeof(int), &parts},
+        {sizeof(int), &w.columns}, {sizeof(int), &part_positions}, {sizeof(int), &slice_length},
+        {sizeof(int), &w.columns}, {sizeof(int), &k_padded},       {sizeof(int), &parts},
+        {sizeof(int), &w_columns}, {sizeof(int), &k_padded},       {sizeof(int), &tap_major},
     };
     const size_t product_local[3] = {1, (size_t)gradient->group, 1};
     const size_t product_global[3] = {(size_t)(k_padded / block),
