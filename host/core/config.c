@@ -272,10 +272,13 @@ direct_config direct_config_for_conv(const clcnn_context *ctx, const char *opera
      * work-item with one vector of output channels, one with two
      * (in-process A/B on an AMD EPYC with AVX-512 against 8 and 12 taps:
      * 0.92-0.95 of the time at 16 channels, 28x28; 0.93-0.97 at 32, 14x14;
-     * with four vectors, 64 channels, 36 accumulators spill). */
+     * with four vectors, 64 channels, 36 accumulators spill). With four,
+     * 6 taps: 24 accumulators (Xeon with AVX-512, device time against 4
+     * taps, same floats: 64 channels 0.90-0.95 of the time at 7x7 to
+     * 28x28, batch 32-128; 96-128 channels even). */
     if (weights && vector_registers(ctx) == 32 && conv2d_is_plain(p) && p->kernel_h == 3 &&
-        p->kernel_w == 3 && config.nv <= 2)
-        config.wpt_p = 18 / config.nv;
+        p->kernel_w == 3 && (config.nv <= 2 || config.nv == 4))
+        config.wpt_p = config.nv == 4 ? 6 : 18 / config.nv;
     /* A work-item streams reduction x vw*nv weights and reuses each for only
      * wpt_p positions; past a few hundred KiB that is L2-bound, and fewer
      * channels with more positions per work-item go faster (measured on PoCL:
