@@ -226,8 +226,8 @@ static void draw_case(test_rng *rng, int index, bn_case *c) {
     c->running_mean = test_floats(channels);
     c->running_var = test_floats(channels);
     test_fill_uniform(rng, c->weight, channels, -1.5f, 1.5f);
-    test_fill_uniform(rng, c->bias, channels, -1.0f, 1.0f);
-    test_fill_uniform(rng, c->running_mean, channels, -1.0f, 1.0f);
+    test_fill_signed(rng, c->bias, channels);
+    test_fill_signed(rng, c->running_mean, channels);
     test_fill_uniform(rng, c->running_var, channels, 0.5f, 2.0f);
 }
 
@@ -338,8 +338,8 @@ static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed)
         for (int v = 0; v < 2; v++)
             for (int k = 0; k < 3; k++)
                 out[v][k] = calloc((size_t)(k == 0 ? count : channels), sizeof(float));
-        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
-        test_fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        test_fill_signed(&rng, grad_y, count);
+        test_fill_signed(&rng, start, count);
         for (int walk = 0; walk < 2; walk++) {
             buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, by = {0}, bs = {0}, bg = {0};
             int ok =
@@ -413,8 +413,7 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         /* Backward: grad_x overwritten, accumulated into, or absent, in turn. */
         const int mode = index % 3;
         const int accumulate = mode == 1;
-        float *grad_y = test_floats(count);
-        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        float *grad_y = test_signed_floats(&rng, count);
         float *start_gx = test_floats(count);
         test_fill_destination(&rng, start_gx, count, accumulate);
 
@@ -602,9 +601,8 @@ static void run_fd_shapes(clcnn_context *const *contexts, int cases, uint64_t se
         for (int64_t i = 0; i < count; i++)
             c.x[i] = offset + test_rand_float(&rng, -1.0f, 1.0f);
         test_fill_uniform(&rng, c.weight, channels, -1.5f, 1.5f);
-        test_fill_uniform(&rng, c.bias, channels, -1.0f, 1.0f);
-        float *g = test_floats(count);
-        test_fill_uniform(&rng, g, count, -1.0f, 1.0f);
+        test_fill_signed(&rng, c.bias, channels);
+        float *g = test_signed_floats(&rng, count);
 
         double *x = doubles_of(c.x, count), *w = doubles_of(c.weight, channels);
         double *b = doubles_of(c.bias, channels), *y = test_doubles(count);
@@ -731,8 +729,7 @@ static void check_repeatable(clcnn_context *ctx) {
     draw_case(&rng, 2, &c); /* 65536 elements per channel */
     const int64_t count = shape_count(&c.s);
     const int channels = c.s.channels;
-    float *grad_y = test_floats(count);
-    test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+    float *grad_y = test_signed_floats(&rng, count);
     for (int walk = 0; walk < 2; walk++) {
         float *y[2], *gx[2], gp[2][4], stats[2][4];
         int ran = 1;
@@ -1049,7 +1046,7 @@ static void check_state_after_pass(clcnn_context *const *contexts) {
     float input[4 * 72];
     int32_t labels[4] = {0, 1, 2, 0};
     test_rng rng = {99};
-    test_fill_uniform(&rng, input, 4 * 72, -1.0f, 1.0f);
+    test_fill_signed(&rng, input, 4 * 72);
     float stats[2][8];
     for (int d = 0; d < 2; d++) {
         clcnn_context *ctx = contexts[d];
@@ -1143,7 +1140,7 @@ static void check_eval_backward(clcnn_context *const *contexts, int cases, uint6
         const int spatial = shape_spatial(s), channels = s->channels;
         const int accumulate = index % 3 == 1, want_grad_x = index % 3 != 2;
         float *grad_y = test_floats(count), *start = test_floats(count);
-        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
+        test_fill_signed(&rng, grad_y, count);
         test_fill_destination(&rng, start, count, accumulate);
         float *want_x = want_grad_x ? test_floats(count) : NULL;
         float *want_w = test_floats(channels), *want_b = test_floats(channels);
@@ -1279,8 +1276,8 @@ static void check_fold_op(clcnn_context *ctx, int cases, uint64_t seed) {
         float *weight = test_floats(weights), *bias = test_floats(channels);
         float *bn[4], *want_w = test_floats(weights), *want_b = test_floats(channels);
         float *got_w = test_floats(weights), *got_b = test_floats(channels);
-        test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-        test_fill_uniform(&rng, bias, channels, -1.0f, 1.0f);
+        test_fill_signed(&rng, weight, weights);
+        test_fill_signed(&rng, bias, channels);
         for (int k = 0; k < 4; k++) {
             bn[k] = test_floats(channels);
             test_fill_uniform(&rng, bn[k], channels, k == 3 ? 0.05f : -2.0f, k == 3 ? 3.0f : 2.0f);
@@ -1345,8 +1342,7 @@ static clcnn_status ignore_trace(void *user, int layer_index, const float *value
 
 static void check_folded_forward(clcnn_context *const *contexts) {
     test_rng rng = {13301};
-    float *input = test_floats(FOLD_IMAGES * 3 * 81);
-    test_fill_uniform(&rng, input, FOLD_IMAGES * 3 * 81, -1.0f, 1.0f);
+    float *input = test_signed_floats(&rng, FOLD_IMAGES * 3 * 81);
     float *folded = test_floats(FOLD_IMAGES * 5), *unfolded = test_floats(FOLD_IMAGES * 5);
     float *outputs[2] = {test_floats(FOLD_IMAGES * 5), test_floats(FOLD_IMAGES * 5)};
     for (int d = 0; d < 2; d++) {
@@ -1426,8 +1422,8 @@ static void check_fused_relu_ops(clcnn_context *ctx, int cases, uint64_t seed) {
         const int64_t lengths[3] = {count, channels, channels};
         two_ways w = two_ways_make(count, lengths, 3);
         float **y = w.out, *(*grads)[4] = w.grads;
-        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
-        test_fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        test_fill_signed(&rng, grad_y, count);
+        test_fill_signed(&rng, start, count);
         for (int walk = 0; walk < 2; walk++)
             for (int training = 0; training < 2; training++) {
                 buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, bs = {0}, bg = {0}, by = {0};
@@ -1535,9 +1531,9 @@ static void check_residual_ops(clcnn_context *ctx, int cases, uint64_t seed) {
         const int64_t lengths[4] = {count, channels, channels, count};
         two_ways w = two_ways_make(count, lengths, 4);
         float **out = w.out, *(*grads)[4] = w.grads;
-        test_fill_uniform(&rng, skip, count, -1.0f, 1.0f);
-        test_fill_uniform(&rng, grad_y, count, -1.0f, 1.0f);
-        test_fill_uniform(&rng, start, count, -1.0f, 1.0f);
+        test_fill_signed(&rng, skip, count);
+        test_fill_signed(&rng, grad_y, count);
+        test_fill_signed(&rng, start, count);
         for (int variant = 0; variant < 8; variant++) {
             const int walk = variant & 1, relu = (variant >> 1) & 1, saved = variant >> 2;
             buf bx = {0}, bw = {0}, bb = {0}, bm = {0}, bv = {0}, bs = {0}, bk = {0}, bg = {0};

@@ -279,12 +279,9 @@ static int check_backward_case(clcnn_context *ctx, const conv_case *c, uint64_t 
     const conv2d_params *p = &c->p;
     test_rng rng = {seed};
     const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-    float *input = test_floats(inputs);
-    float *weight = test_floats(weights);
-    float *grad_output = test_floats(outputs);
-    test_fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
-    test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-    test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+    float *input = test_signed_floats(&rng, inputs);
+    float *weight = test_signed_floats(&rng, weights);
+    float *grad_output = test_signed_floats(&rng, outputs);
 
     float *grad_input_ref = test_floats(inputs);
     float *grad_weight_ref = test_floats(weights);
@@ -473,10 +470,8 @@ static int check_weights_case(clcnn_context *ctx, const direct_config *config, c
     const conv2d_params *p = &c->p;
     test_rng rng = {seed};
     const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
-    float *input = test_floats(inputs);
-    float *grad_output = test_floats(outputs);
-    test_fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
-    test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+    float *input = test_signed_floats(&rng, inputs);
+    float *grad_output = test_signed_floats(&rng, outputs);
     float *grad_weight_ref = test_floats(weights);
     float *grad_bias_ref = test_floats(p->out_channels);
     conv2d_backward_weights_ref(p, input, grad_output, grad_weight_ref, grad_bias_ref);
@@ -824,14 +819,10 @@ static void run_finite_differences(clcnn_context *ctx, int shapes, uint64_t seed
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
         const int K = p->out_channels;
-        float *input = test_floats(inputs);
-        float *weight = test_floats(weights);
-        float *bias = test_floats(K);
-        float *grad_output = test_floats(outputs);
-        test_fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
-        test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-        test_fill_uniform(&rng, bias, K, -1.0f, 1.0f);
-        test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+        float *input = test_signed_floats(&rng, inputs);
+        float *weight = test_signed_floats(&rng, weights);
+        float *bias = test_signed_floats(&rng, K);
+        float *grad_output = test_signed_floats(&rng, outputs);
 
         double *input64 = test_to_doubles(input, inputs);
         double *weight64 = test_to_doubles(weight, weights);
@@ -922,12 +913,9 @@ static void report_throughput(clcnn_context *ctx, conv_path path, int repetition
                        .has_bias = 1};
     test_rng rng = {77};
     const int64_t inputs = input_count(&p), outputs = output_count(&p), weights = weight_count(&p);
-    float *input = test_floats(inputs);
-    float *weight = test_floats(weights);
-    float *grad_output = test_floats(outputs);
-    test_fill_uniform(&rng, input, inputs, -1.0f, 1.0f);
-    test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-    test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
+    float *input = test_signed_floats(&rng, inputs);
+    float *weight = test_signed_floats(&rng, weights);
+    float *grad_output = test_signed_floats(&rng, outputs);
     cl_mem input_buf = NULL, weight_buf = NULL, bias_buf = NULL, output_buf = NULL;
     cl_mem grad_output_buf = NULL, grad_input_buf = NULL, grad_weight_buf = NULL;
     cl_mem grad_bias_buf = NULL, scratch = NULL;
@@ -1033,9 +1021,9 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
         const int64_t kept_floats = conv2d_kept_input_floats(&plan, p);
         float *host[3] = {test_floats(inputs), test_floats(weights), test_floats(outputs)};
-        test_fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
-        test_fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
-        test_fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
+        test_fill_signed(&rng, host[0], inputs);
+        test_fill_signed(&rng, host[1], weights);
+        test_fill_signed(&rng, host[2], outputs);
         float *results[2][3];
         cl_mem in = NULL, w = NULL, b = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL,
                gb = NULL, scratch = NULL, kept = NULL;
@@ -1166,10 +1154,10 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
         float *host[4] = {test_floats(inputs), test_floats(weights), test_floats(p->out_channels),
                           test_floats(outputs)};
-        test_fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
-        test_fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
-        test_fill_uniform(&rng, host[2], p->out_channels, -1.0f, 1.0f);
-        test_fill_uniform(&rng, host[3], outputs, -1.0f, 1.0f);
+        test_fill_signed(&rng, host[0], inputs);
+        test_fill_signed(&rng, host[1], weights);
+        test_fill_signed(&rng, host[2], p->out_channels);
+        test_fill_signed(&rng, host[3], outputs);
         float *results[2][2], *expected[2] = {test_floats(outputs), test_floats(inputs)};
         cl_mem in = NULL, w = NULL, b = NULL, go = NULL, out = NULL, gi = NULL, kept = NULL;
         int ok =
@@ -1258,9 +1246,9 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
         const int accumulates = conv2d_backward_data_accumulates(&plan, p);
         accumulated_cases += accumulates;
         float *host[3] = {test_floats(inputs), test_floats(weights), test_floats(outputs)};
-        test_fill_uniform(&rng, host[0], inputs, -1.0f, 1.0f);
-        test_fill_uniform(&rng, host[1], weights, -1.0f, 1.0f);
-        test_fill_uniform(&rng, host[2], outputs, -1.0f, 1.0f);
+        test_fill_signed(&rng, host[0], inputs);
+        test_fill_signed(&rng, host[1], weights);
+        test_fill_signed(&rng, host[2], outputs);
         float *results[3][2];
         cl_mem in = NULL, w = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL, scratch = NULL,
                kept = NULL;
@@ -1371,9 +1359,9 @@ static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
         float *weight = test_floats(weights), *grad_output = test_floats(outputs);
         float *start = test_floats(inputs), *expected = test_floats(inputs);
         float *device = test_floats(inputs), *added = test_floats(inputs);
-        test_fill_uniform(&rng, weight, weights, -1.0f, 1.0f);
-        test_fill_uniform(&rng, grad_output, outputs, -1.0f, 1.0f);
-        test_fill_uniform(&rng, start, inputs, -1.0f, 1.0f);
+        test_fill_signed(&rng, weight, weights);
+        test_fill_signed(&rng, grad_output, outputs);
+        test_fill_signed(&rng, start, inputs);
         conv2d_backward_data_ref(p, grad_output, weight, expected);
         const conv2d_plan plan = conv2d_plan_for(ctx, p);
         const int accumulates = conv2d_backward_data_accumulates(&plan, p);

@@ -259,7 +259,7 @@ static void check_identity(clcnn_context *const *contexts) {
     const float specials[] = {NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e-40f, -1e-45f, 3.4e38f};
     memcpy(input, specials, sizeof(specials));
     test_fill_uniform(&rng, grad_output, N, -2.0f, 2.0f);
-    test_fill_uniform(&rng, accumulated, N, -1.0f, 1.0f);
+    test_fill_signed(&rng, accumulated, N);
     for (int i = 0; i < N; i++)
         expected[i] = accumulated[i] + grad_output[i];
     /* eval with a rate, and training with rate 0 */
@@ -305,7 +305,7 @@ static void check_backward(clcnn_context *const *contexts) {
         float *grad = test_floats(p.count);
         fill_nonzero(&rng, input, p.count);
         test_fill_uniform(&rng, grad_output, p.count, -2.0f, 2.0f);
-        test_fill_uniform(&rng, start, p.count, -1.0f, 1.0f);
+        test_fill_signed(&rng, start, p.count);
         const float scale = dropout_scale(p.rate);
         for (int d = 0; d < 2; d++) {
             clcnn_context *ctx = contexts[d];
@@ -610,8 +610,8 @@ static void check_network_gradients(clcnn_context *reference, clcnn_context *ope
     const int64_t out_count = BATCH * clcnn_net_output_size(net);
     float input[BATCH * 32], targets[BATCH * 3];
     static float grads[MAX_GRADIENTS], device_grads[MAX_GRADIENTS];
-    test_fill_uniform(&rng, input, in_count, -1.0f, 1.0f);
-    test_fill_uniform(&rng, targets, out_count, -1.0f, 1.0f);
+    test_fill_signed(&rng, input, in_count);
+    test_fill_signed(&rng, targets, out_count);
     const double loss = net_loss(reference, net, input, BATCH, targets);
     const int64_t count = read_gradients(reference, net, in_count, grads);
     const double device_loss = net_loss(opencl, device_net, input, BATCH, targets);

@@ -329,7 +329,7 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         float *inputs[MAX_INPUTS];
         for (int k = 0; k < input_count; k++) {
             inputs[k] = test_floats(count);
-            test_fill_uniform(&rng, inputs[k], count, -1.0f, 1.0f);
+            test_fill_signed(&rng, inputs[k], count);
         }
         float *reference = test_floats(count);
         float *device = test_floats(count);
@@ -351,7 +351,7 @@ static void run_add_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
          * the gradient inside, against the reference given the gradient
          * masked as the relu's backward would. */
         float *grad_output = test_floats(count), *masked = test_floats(count);
-        test_fill_uniform(&rng, grad_output, count, -1.0f, 1.0f);
+        test_fill_signed(&rng, grad_output, count);
         float *relu_y = NULL;
         if (context_is_opencl(ctx) && index % 2 == 1) {
             relu_y = test_floats(count);
@@ -420,10 +420,8 @@ static void run_mul_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         if (broadcast)
             s = draw_shape(&rng, index / 2);
         const int64_t count = shape_count(&s), b_count = mul_b_count(&s, broadcast);
-        float *a = test_floats(count);
-        float *b = test_floats(b_count);
-        test_fill_uniform(&rng, a, count, -1.0f, 1.0f);
-        test_fill_uniform(&rng, b, b_count, -1.0f, 1.0f);
+        float *a = test_signed_floats(&rng, count);
+        float *b = test_signed_floats(&rng, b_count);
         float *reference = test_floats(count);
         float *device = test_floats(count);
         test_fill_nan(reference, count);
@@ -441,8 +439,7 @@ static void run_mul_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         const int pair = index / 2;
         const int accumulate_a = pair % 2, accumulate_b = pair / 2 % 2;
         const int want_a = index % 7 != 3, want_b = index % 7 != 5;
-        float *grad_output = test_floats(count);
-        test_fill_uniform(&rng, grad_output, count, -1.0f, 1.0f);
+        float *grad_output = test_signed_floats(&rng, count);
         float *ref_a = want_a ? test_floats(count) : NULL;
         float *dev_a = want_a ? test_floats(count) : NULL;
         float *ref_b = want_b ? test_floats(b_count) : NULL;
@@ -536,7 +533,7 @@ static void run_concat_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         float *inputs[MAX_INPUTS] = {0};
         for (int k = 0; k < s.input_count; k++) {
             inputs[k] = test_floats(concat_input_count(&s, k));
-            test_fill_uniform(&rng, inputs[k], concat_input_count(&s, k), -1.0f, 1.0f);
+            test_fill_signed(&rng, inputs[k], concat_input_count(&s, k));
         }
         float *expected = test_floats(out_count);
         float *reference = test_floats(out_count);
@@ -557,7 +554,7 @@ static void run_concat_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
 
         /* One input alone into random values: the rest of the output stays. */
         const int only = test_rand_int(&rng, 0, s.input_count - 1);
-        test_fill_uniform(&rng, reference, out_count, -1.0f, 1.0f);
+        test_fill_signed(&rng, reference, out_count);
         copy_floats(device, reference, out_count);
         concat_forward_ref(s.batch, s.channels[only], s.out_channels, s.offsets[only], s.spatial,
                            inputs[only], reference);
@@ -568,8 +565,7 @@ static void run_concat_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
             print_concat_case("concat forward of one input, device vs reference", index, &s, error);
 
         /* Backward, per input: overwritten, accumulated into, or mixed. */
-        float *grad_output = test_floats(out_count);
-        test_fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
+        float *grad_output = test_signed_floats(&rng, out_count);
         float *ref_grads[MAX_INPUTS] = {0}, *dev_grads[MAX_INPUTS] = {0};
         int accumulate[MAX_INPUTS];
         for (int k = 0; k < s.input_count; k++) {
@@ -616,8 +612,7 @@ static void run_pool_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
     for (int index = 0; index < cases; index++) {
         const shape s = draw_shape(&rng, index);
         const int64_t count = shape_count(&s), planes = planes_of(&s);
-        float *input = test_floats(count);
-        test_fill_uniform(&rng, input, count, -1.0f, 1.0f);
+        float *input = test_signed_floats(&rng, count);
         /* Now and then a large offset, so the plane's sum is large and its mean must not
          * lose it. */
         if (index % 5 == 3)
@@ -635,8 +630,7 @@ static void run_pool_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
             print_shape_case("global_avgpool forward device vs reference", index, &s, "", error);
 
         const int accumulate = index % 2;
-        float *grad_output = test_floats(planes);
-        test_fill_uniform(&rng, grad_output, planes, -1.0f, 1.0f);
+        float *grad_output = test_signed_floats(&rng, planes);
         float *ref_grad = test_floats(count);
         float *dev_grad = test_floats(count);
         test_fill_destination(&rng, ref_grad, count, accumulate);
@@ -794,11 +788,11 @@ static void fd_problem_create(test_rng *rng, fd_op op, int index, fd_problem *p,
     }
     for (int k = 0; k < p->tensor_count; k++) {
         inputs[k] = test_floats(p->counts[k]);
-        test_fill_uniform(rng, inputs[k], p->counts[k], -1.0f, 1.0f);
+        test_fill_signed(rng, inputs[k], p->counts[k]);
         p->tensors[k] = test_to_doubles(inputs[k], p->counts[k]);
     }
     *g = test_floats(g_count);
-    test_fill_uniform(rng, *g, g_count, -1.0f, 1.0f);
+    test_fill_signed(rng, *g, g_count);
     p->g = test_to_doubles(*g, g_count);
 }
 

@@ -440,13 +440,11 @@ static void run_pool_random_shapes(clcnn_context *ctx, pool_kind kind, int max_2
         int ceil_mode;
         draw_shape(&rng, kind, max_2x2, index, &p, &ceil_mode);
         const int64_t in_count = pool_input_count(&p), out_count = pool_output_count(&p);
-        float *input = test_floats(in_count);
-        float *grad_output = test_floats(out_count);
+        float *input = test_signed_floats(&rng, in_count);
+        float *grad_output = test_signed_floats(&rng, out_count);
         float *reference = test_floats(in_count);
         float *scatter = test_floats(in_count);
         float *device = test_floats(in_count);
-        test_fill_uniform(&rng, input, in_count, -1.0f, 1.0f);
-        test_fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
         test_fill_nan(reference, in_count);
         pool2d_backward_ref(&p, input, grad_output, reference, 0);
         pool_backward_scatter(&p, input, grad_output, scatter);
@@ -454,7 +452,7 @@ static void run_pool_random_shapes(clcnn_context *ctx, pool_kind kind, int max_2
         float *expected = reference;
         float *accumulated = test_floats(in_count);
         if (accumulate) {
-            test_fill_uniform(&rng, device, in_count, -1.0f, 1.0f);
+            test_fill_signed(&rng, device, in_count);
             memcpy(accumulated, device, (size_t)in_count * sizeof(float));
             pool2d_backward_ref(&p, input, grad_output, accumulated, 1);
             expected = accumulated;
@@ -553,7 +551,7 @@ static void run_pool_fd_shapes(clcnn_context *ctx, pool_kind kind, int shape_cou
             input[i] = input[j];
             input[j] = swap;
         }
-        test_fill_uniform(&rng, grad_output, out_count, -1.0f, 1.0f);
+        test_fill_signed(&rng, grad_output, out_count);
         pool_finite_differences(&p, input, grad_output, fd);
         pool2d_backward_ref(&p, input, grad_output, reference, 0);
         const double reference_error = test_fd_error(fd, reference, in_count, fd_floor);
@@ -962,10 +960,10 @@ static void dense_data_create(test_rng *rng, const dense_params *p, dense_data *
     d->weight = test_floats(dense_weight_count(p));
     d->bias = test_floats(p->out_features);
     d->grad_output = test_floats(dense_output_count(p));
-    test_fill_uniform(rng, d->input, dense_input_count(p), -1.0f, 1.0f);
-    test_fill_uniform(rng, d->weight, dense_weight_count(p), -1.0f, 1.0f);
-    test_fill_uniform(rng, d->bias, p->out_features, -1.0f, 1.0f);
-    test_fill_uniform(rng, d->grad_output, dense_output_count(p), -1.0f, 1.0f);
+    test_fill_signed(rng, d->input, dense_input_count(p));
+    test_fill_signed(rng, d->weight, dense_weight_count(p));
+    test_fill_signed(rng, d->bias, p->out_features);
+    test_fill_signed(rng, d->grad_output, dense_output_count(p));
 }
 
 static void dense_data_free(dense_data *d) {

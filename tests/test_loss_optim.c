@@ -845,7 +845,7 @@ static void run_random_optimizers(clcnn_context *ctx, optimizer_kind kind, int c
         float *state1_cl = allocate((size_t)count, sizeof(float));
         float *state2_cl = allocate((size_t)count, sizeof(float));
         float *grads = allocate((size_t)count, sizeof(float));
-        test_fill_uniform(&rng, weights_ref, count, -1.0f, 1.0f);
+        test_fill_signed(&rng, weights_ref, count);
         /* Moments start at zero (calloc); SGD's velocity is not read on step 1. */
 
         device_optimizer device;

@@ -177,14 +177,11 @@ static double conv2d_case_error(clcnn_context *ctx, const tile_config *config,
     const int64_t weight_count =
         (int64_t)p->out_channels * p->in_channels * p->kernel_h * p->kernel_w;
     const int64_t output_count = (int64_t)p->batch * p->out_channels * p->out_height * p->out_width;
-    float *input = test_floats(input_count);
-    float *weight = test_floats(weight_count);
-    float *bias = test_floats(p->out_channels);
+    float *input = test_signed_floats(rng, input_count);
+    float *weight = test_signed_floats(rng, weight_count);
+    float *bias = test_signed_floats(rng, p->out_channels);
     float *expected = test_floats(output_count);
     float *actual = test_floats(output_count);
-    test_fill_uniform(rng, input, input_count, -1.0f, 1.0f);
-    test_fill_uniform(rng, weight, weight_count, -1.0f, 1.0f);
-    test_fill_uniform(rng, bias, p->out_channels, -1.0f, 1.0f);
     /* The device output starts as NaN, so an element the kernel never writes shows. */
     for (int64_t i = 0; i < output_count; i++)
         actual[i] = NAN;
@@ -348,14 +345,11 @@ static double gemm_case_error(clcnn_context *ctx, const tile_config *config, con
                               test_rng *rng) {
     const gemm_params *p = &g->params;
     const int bias_count = p->bias == BIAS_PER_ROW ? p->m : p->n;
-    float *a = test_floats(g->a_count);
-    float *b = test_floats(g->b_count);
-    float *bias = test_floats(bias_count);
+    float *a = test_signed_floats(rng, g->a_count);
+    float *b = test_signed_floats(rng, g->b_count);
+    float *bias = test_signed_floats(rng, bias_count);
     float *expected = test_floats(g->c_count);
     float *actual = test_floats(g->c_count);
-    test_fill_uniform(rng, a, g->a_count, -1.0f, 1.0f);
-    test_fill_uniform(rng, b, g->b_count, -1.0f, 1.0f);
-    test_fill_uniform(rng, bias, bias_count, -1.0f, 1.0f);
     if (!g->a_transposed)
         poison_unused_columns(a, g->a_rows_stored, p->k, p->a_row_stride);
     else
@@ -431,14 +425,11 @@ static double dense_case_error(clcnn_context *ctx, const dense_params *p, test_r
     const int64_t input_count = (int64_t)p->batch * p->in_features;
     const int64_t weight_count = (int64_t)p->out_features * p->in_features;
     const int64_t output_count = (int64_t)p->batch * p->out_features;
-    float *input = test_floats(input_count);
-    float *weight = test_floats(weight_count);
-    float *bias = test_floats(p->out_features);
+    float *input = test_signed_floats(rng, input_count);
+    float *weight = test_signed_floats(rng, weight_count);
+    float *bias = test_signed_floats(rng, p->out_features);
     float *expected = test_floats(output_count);
     float *actual = test_floats(output_count);
-    test_fill_uniform(rng, input, input_count, -1.0f, 1.0f);
-    test_fill_uniform(rng, weight, weight_count, -1.0f, 1.0f);
-    test_fill_uniform(rng, bias, p->out_features, -1.0f, 1.0f);
     for (int64_t i = 0; i < output_count; i++)
         actual[i] = NAN;
 
@@ -520,10 +511,9 @@ static void print_pool_case(int index, const pool2d_params *p, int ceil_mode, do
 static double pool_case_error(clcnn_context *ctx, const pool2d_params *p, test_rng *rng) {
     const int64_t input_count = (int64_t)p->batch * p->channels * p->in_height * p->in_width;
     const int64_t output_count = (int64_t)p->batch * p->channels * p->out_height * p->out_width;
-    float *input = test_floats(input_count);
+    float *input = test_signed_floats(rng, input_count);
     float *expected = test_floats(output_count);
     float *actual = test_floats(output_count);
-    test_fill_uniform(rng, input, input_count, -1.0f, 1.0f);
     for (int64_t i = 0; i < output_count; i++)
         actual[i] = NAN;
 
@@ -628,7 +618,7 @@ static const char *activation_name(activation_kind kind) {
  * 100 with the saturating extremes (+-100, +-88, +-20, 0) mixed in. */
 static void fill_activation_input(test_rng *rng, float *values, int64_t count, int wide) {
     static const float extremes[] = {100.0f, -100.0f, 88.0f, -88.0f, 20.0f, -20.0f, 0.0f};
-    test_fill_uniform(rng, values, count, -1.0f, 1.0f);
+    test_fill_signed(rng, values, count);
     if (!wide)
         return;
     for (int64_t i = 0; i < count; i++) {
@@ -697,7 +687,7 @@ static void run_activation_shapes(clcnn_context *ctx, activation_kind kind, int 
 static void fill_softmax_row(test_rng *rng, float *row, int columns) {
     int style = test_rand_int(rng, 0, 4);
     if (style <= 1) {
-        test_fill_uniform(rng, row, columns, -1.0f, 1.0f);
+        test_fill_signed(rng, row, columns);
     } else if (style == 2) {
         float centre = test_rand_int(rng, 0, 1) ? 80.0f : -80.0f;
         test_fill_uniform(rng, row, columns, centre - 1.0f, centre + 1.0f);
@@ -783,7 +773,7 @@ static void check_comparison_detects_errors(clcnn_context *ctx) {
 
     /* One element off by 1e-4 among many must show too. */
     float values[1000], reference[1000];
-    test_fill_uniform(&rng, reference, 1000, -1.0f, 1.0f);
+    test_fill_signed(&rng, reference, 1000);
     memcpy(values, reference, sizeof(values));
     values[637] += 1e-4f;
     CHECK(max_relative_error(values, reference, 1000, 1.0) > tolerance);

@@ -206,6 +206,12 @@ void test_fill_signed(test_rng *r, float *values, int64_t count) {
     test_fill_uniform(r, values, count, -1.0f, 1.0f);
 }
 
+float *test_signed_floats(test_rng *r, int64_t count) {
+    float *values = test_floats(count);
+    test_fill_signed(r, values, count);
+    return values;
+}
+
 void test_fill_uniform(test_rng *r, float *values, int64_t count, float low, float high) {
     for (int64_t i = 0; i < count; i++)
         values[i] = test_rand_float(r, low, high);

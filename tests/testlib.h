@@ -82,6 +82,8 @@ float *test_floats(int64_t count);
 double *test_doubles(int64_t count);
 /* count values drawn uniformly from [-1, 1). */
 void test_fill_signed(test_rng *r, float *values, int64_t count);
+/* A new array of count floats filled so (test_floats, then test_fill_signed). */
+float *test_signed_floats(test_rng *r, int64_t count);
 /* count values drawn uniformly from [low, high). */
 void test_fill_uniform(test_rng *r, float *values, int64_t count, float low, float high);
 /* count NaNs: an element a kernel should write and does not shows. */
