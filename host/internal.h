@@ -591,6 +591,9 @@ clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_g
  * the batch size the plan is for (at most 64), and saves the winners in the
  * tuning file (graph/tuner.c). */
 clcnn_status net_autotune(clcnn_net *net, int64_t capacity, int with_gradients);
+/* Whether tuning races the pointwise kernel for operation (0 forward, 1
+ * backward-data, 2 backward-weights) of p (host/graph/tuner.c). */
+int tuning_races_pointwise(const clcnn_context *ctx, int operation, const conv2d_params *p);
 /* needed[i] = 1 where backward needs node i's output gradient: it has
  * parameters that are not frozen or an input whose gradient is needed; node
  * 0's (the input's) when want_input_gradient. */

@@ -208,13 +208,17 @@ static int count_entries(const char *text) {
 }
 
 /* The pointwise kernel's verdicts expected for c (1x1 on 5x5 planes),
- * forward and backward-data: tuning races that kernel only where a plane
- * holds a work-item's positions, which the device's vector width and
- * registers set (host/graph/tuner.c): none with 16-wide vectors, both
- * with 8-wide ones on 16 registers. */
-static int expected_pointwise_verdicts(const clcnn_context *ctx) {
-    const direct_config c = conv2d_pointwise_config(ctx);
-    return 5 * 5 >= c.vw * c.nv ? 2 : 0;
+ * forward and backward-data: tuning races that kernel only where the
+ * device's vectors fill a plane (none with 16-wide vectors, both with
+ * 8-wide ones on 16 registers), as the tuner itself says. */
+static int expected_pointwise_verdicts(clcnn_context *ctx) {
+    clcnn_net *net = make_net(ctx, "");
+    if (!net)
+        return -1;
+    const conv2d_params p = layer_conv2d_params(&net->layers[net_find_layer(net, "c")], BATCH);
+    const int verdicts = tuning_races_pointwise(ctx, 0, &p) + tuning_races_pointwise(ctx, 1, &p);
+    clcnn_net_destroy(net);
+    return verdicts;
 }
 
 static int count_pointwise_verdicts(const char *text) {

@@ -345,7 +345,7 @@ static clcnn_status tune_pointwise(clcnn_context *ctx, int operation, const dire
  * it, nothing forces a choice, and the planes hold a work-item's positions
  * (on smaller ones most of its lanes would be empty: a dense layer's 1x1
  * planes among them). */
-static int races_pointwise(const clcnn_context *ctx, int operation, const conv2d_params *p) {
+int tuning_races_pointwise(const clcnn_context *ctx, int operation, const conv2d_params *p) {
     const direct_config c = conv2d_pointwise_config(ctx);
     return ctx->config.pointwise < 0 && !ctx->config.direct_forced &&
            conv2d_pointwise_possible(tune_operations[operation], p) &&
@@ -434,7 +434,7 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
         if (status == CLCNN_OK && counts[op] > 0 && ctx->config.winograd < 0 &&
             conv2d_winograd_possible(ctx, tune_operations[op], p))
             status = tune_winograd(ctx, op, &candidates[op][result->winner], p, &b, result);
-        if (status == CLCNN_OK && counts[op] > 0 && races_pointwise(ctx, op, p))
+        if (status == CLCNN_OK && counts[op] > 0 && tuning_races_pointwise(ctx, op, p))
             status = tune_pointwise(ctx, op, &candidates[op][result->winner], p, &b, result);
     }
     release_tune_buffers(&b);
@@ -489,7 +489,7 @@ static int autotune_wants(const clcnn_context *ctx, int operation, const conv2d_
     const uint64_t out_bytes =
         sizeof(float) * (uint64_t)p->batch * p->out_channels * p->out_height * p->out_width;
     /* A shape tuned before the pointwise kernel existed is tuned again to judge it. */
-    const int unjudged = races_pointwise(ctx, operation, p) &&
+    const int unjudged = tuning_races_pointwise(ctx, operation, p) &&
                          !conv2d_pointwise_judged(ctx, tune_operations[operation], p);
     return conv2d_runs_direct(ctx, tune_operations[operation], p) &&
            (!tuning_has(ctx, tune_operations[operation], p) || unjudged) &&
