@@ -885,15 +885,44 @@ __kernel void winograd_fused(
  * kernels/conv2d_direct.cl's conv2d_backward_weights_direct so); and
  * winograd_gradient_filters makes dg (K, C, 3, 3) of them. */
 
-/* W from the output gradient transposed channels-last, (N, OH, OW,
- * K_padded) (kernels/conv2d_direct.cl, conv2d_transpose_grad_output): A g
- * A^T of every 2x2 tile, zeros past the gradient's edges. Column n * TH *
- * TW + ty * TW + tx of part xi holds tile (ty, tx) of image n, its K_padded
+/* W from the output gradient as the layer has it, (N, K, OH, OW): A g A^T
+ * of every 2x2 tile, zeros past the gradient's edges. Column n * TH * TW +
+ * ty * TW + tx of part xi holds tile (ty, tx) of image n, its K_padded
  * channels at w + xi * part_floats + column * K_padded. One work-item per
- * tile, which walks its channels VW at a time (K_padded a multiple of
- * VW). */
-__kernel void winograd_gradient_tiles(const __global float *restrict grad_t,
-                                      __global float *restrict w, const int K_padded,
+ * tile, which walks its channels VW at a time, each lane's four floats
+ * read from its channel's plane: reading the planes where they are costs
+ * no more than reading a channels-last copy, and spares the copy (a
+ * transposition as long as this kernel at 32 channels, 14x14). */
+#if VW == 1
+#define GATHER(p, s) ((p)[0])
+#elif VW == 2
+#define GATHER(p, s) ((floatv)((p)[0], (p)[s]))
+#elif VW == 4
+#define GATHER(p, s) ((floatv)((p)[0], (p)[s], (p)[2 * (s)], (p)[3 * (s)]))
+#elif VW == 8
+#define GATHER(p, s)                                                                               \
+    ((floatv)((p)[0], (p)[s], (p)[2 * (s)], (p)[3 * (s)], (p)[4 * (s)], (p)[5 * (s)],              \
+              (p)[6 * (s)], (p)[7 * (s)]))
+#else
+#define GATHER(p, s)                                                                               \
+    ((floatv)((p)[0], (p)[s], (p)[2 * (s)], (p)[3 * (s)], (p)[4 * (s)], (p)[5 * (s)],              \
+              (p)[6 * (s)], (p)[7 * (s)], (p)[8 * (s)], (p)[9 * (s)], (p)[10 * (s)],               \
+              (p)[11 * (s)], (p)[12 * (s)], (p)[13 * (s)], (p)[14 * (s)], (p)[15 * (s)]))
+#endif
+
+/* The floats at `at` of VW planes `plane` apart, from the first of
+ * `lanes` channels (zeros in the lanes past them). */
+static floatv gather_channels(const __global float *at, const int plane, const int lanes) {
+    if (lanes >= VW)
+        return GATHER(at, plane);
+    float part[VW];
+    for (int l = 0; l < VW; l++)
+        part[l] = l < lanes ? at[l * plane] : 0.0f;
+    return VLOAD(VW)(0, part);
+}
+
+__kernel void winograd_gradient_tiles(const __global float *restrict grad,
+                                      __global float *restrict w, const int K, const int K_padded,
                                       const int out_h, const int out_w, const int tiles_h,
                                       const int tiles_w, const int columns, const int part_floats) {
     const int column = get_global_id(0);
@@ -902,26 +931,28 @@ __kernel void winograd_gradient_tiles(const __global float *restrict grad_t,
     const int tx = column % tiles_w, image_row = column / tiles_w;
     const int ty = image_row % tiles_h, n = image_row / tiles_h;
     const int y = 2 * ty, x = 2 * tx;
+    const int plane = out_h * out_w;
+    const __global float *image = grad + (size_t)n * K * plane;
     /* A pixel past the edges reads the tile's first pixel, scaled by 0. */
-    const __global float *pixel[2][2];
+    int offset[2][2];
     float inside[2][2];
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
         for (int j = 0; j < 2; j++) {
             const int in = y + i < out_h && x + j < out_w;
-            pixel[i][j] = grad_t + ((size_t)(n * out_h + (in ? y + i : y)) * out_w +
-                                    (in ? x + j : x)) * K_padded;
+            offset[i][j] = in ? (y + i) * out_w + x + j : y * out_w + x;
             inside[i][j] = in ? 1.0f : 0.0f;
         }
     __global float *out = w + (size_t)column * K_padded;
     for (int k = 0; k < K_padded; k += VW) {
+        const __global float *channels = image + (size_t)k * plane;
         floatv g[2][2];
 #pragma unroll
         for (int i = 0; i < 2; i++)
 #pragma unroll
             for (int j = 0; j < 2; j++)
-                g[i][j] = VLOAD(VW)(0, pixel[i][j] + k) * inside[i][j];
+                g[i][j] = gather_channels(channels + offset[i][j], plane, K - k) * inside[i][j];
         /* A g: rows 0, 0+1, 0-1, -1; then (A g) A^T, the same on the columns. */
         floatv t[4][2];
 #pragma unroll
@@ -964,28 +995,15 @@ static floatv slices_sum(const __global float *sums, const int stride, const int
 /* dg (K, C, 3, 3) = G^T dU G, one work-item per input channel c and VW
  * output channels from k (c fastest, so that neighbours store side by
  * side), dU[xi] the sum of part_slices slices' sums, slice s at du + (xi *
- * part_slices + s) * stride as (C, K), added in order; with bias, work-items
- * from C * ceil(K / VW) add the `slices` partial sums of a bias channel
- * each, at du + bias_offset + s * K + k, in order. (A work-item per filter
- * had taken 1.2-1.5 ms at 256 channels, the products' tenth.) */
+ * part_slices + s) * stride as (C, K), added in order. (A work-item per
+ * filter had taken 1.2-1.5 ms at 256 channels, the products' tenth.) */
 __kernel void winograd_gradient_filters(const __global float *restrict du,
                                         __global float *restrict grad_weight,
-                                        __global float *restrict grad_bias, const int in_channels,
-                                        const int out_channels, const int stride,
-                                        const int part_slices, const int has_bias,
-                                        const int bias_offset, const int slices) {
-    const int item = get_global_id(0); /* (k / VW) * C + c, then the bias */
-    const int filters = in_channels * ((out_channels + VW - 1) / VW);
-    if (item >= filters) {
-        const int k = item - filters;
-        if (!has_bias || k >= out_channels)
-            return;
-        float sum = 0.0f;
-        for (int s = 0; s < slices; s++)
-            sum += du[bias_offset + s * out_channels + k];
-        grad_bias[k] = sum;
+                                        const int in_channels, const int out_channels,
+                                        const int stride, const int part_slices) {
+    const int item = get_global_id(0); /* (k / VW) * C + c */
+    if (item >= in_channels * ((out_channels + VW - 1) / VW))
         return;
-    }
     const int c = item % in_channels, k = item / in_channels * VW;
     const int lanes = min(VW, out_channels - k);
     floatv u[4][4];

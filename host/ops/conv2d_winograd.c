@@ -98,14 +98,11 @@ static int gradient_part_slices(int columns) {
 int conv2d_winograd_gradient_fits(const clcnn_context *ctx, const conv2d_params *p) {
     if (!conv2d_winograd_fits(ctx, p))
         return 0;
-    const int64_t channels =
-        (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 64;
-    /* The transposed gradient or the slices' sums, then the bias's slices. */
-    const int64_t gradient = (int64_t)p->batch * p->out_height * p->out_width * channels;
+    /* The slices' sums dU (the padded input, which the same slot holds
+     * first, conv2d_winograd_fits checks). */
     const int columns = p->batch * ((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
-    const int64_t sums =
-        16 * gradient_part_slices(columns) * part_stride((int64_t)p->in_channels * p->out_channels);
-    return (gradient > sums ? gradient : sums) + (int64_t)MAX_SLICES * p->out_channels <=
+    return 16 * gradient_part_slices(columns) *
+               part_stride((int64_t)p->in_channels * p->out_channels) <=
            float_limit(ctx);
 }
 
@@ -475,19 +472,15 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     const int w_columns = whole_rows_apart(w.columns, k_padded);
     const int w_part = w_columns * k_padded;
     const int du_part = (int)part_stride((int64_t)C * K);
-    const int slices = conv2d_backward_weights_slices(p);
     /* Each part's columns in slices of at most GRADIENT_SLICE_COLUMNS. */
     const int part_slices = gradient_part_slices(w.columns);
     const int slice_length = (w.columns + part_slices - 1) / part_slices;
     const int span_slices = (w.columns + slice_length - 1) / slice_length;
     const int du_slices = 16 * span_slices;
     /* The products' slot holds the padded input (if a copy is made), then
-     * the transposed gradient, then the sums dU; the bias's slices after
-     * the longer of the last two. */
-    const int64_t gradient_floats = (int64_t)p->batch * p->out_height * p->out_width * k_padded;
+     * the sums dU. */
     const int64_t du_floats = (int64_t)du_slices * du_part;
-    const int bias_offset = (int)(gradient_floats > du_floats ? gradient_floats : du_floats);
-    size_t copy_floats = (size_t)bias_offset + (size_t)slices * K;
+    size_t copy_floats = (size_t)du_floats;
     if ((size_t)w.padded_floats > copy_floats)
         copy_floats = (size_t)w.padded_floats;
     cl_mem tiles, copies, transformed;
@@ -513,17 +506,21 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
         status =
             transform_input(ctx, options, p, &v_shape, &source, tiles, "winograd_gradient_input");
 
-    if (status == CLCNN_OK)
-        status = conv2d_transpose_gradient(ctx, gradient, p, grad_output, copies, 0, k_padded,
-                                           copies, bias_offset, K, slices);
     const kernel_arg gradient_args[] = {
-        {sizeof(cl_mem), &copies},     {sizeof(cl_mem), &transformed}, {sizeof(int), &k_padded},
-        {sizeof(int), &p->out_height}, {sizeof(int), &p->out_width},   {sizeof(int), &w.tiles_h},
-        {sizeof(int), &w.tiles_w},     {sizeof(int), &w.columns},      {sizeof(int), &w_part},
+        {sizeof(cl_mem), &grad_output},
+        {sizeof(cl_mem), &transformed},
+        {sizeof(int), &K},
+        {sizeof(int), &k_padded},
+        {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},
+        {sizeof(int), &w.tiles_h},
+        {sizeof(int), &w.tiles_w},
+        {sizeof(int), &w.columns},
+        {sizeof(int), &w_part},
     };
     const size_t row_local[1] = {64}, gradient_global[1] = {round_up(w.columns, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_gradient_tiles", "winograd_gradient_tiles", 9,
+        status = launch(ctx, options, "winograd_gradient_tiles", "winograd_gradient_tiles", 10,
                         gradient_args, 1, gradient_global, row_local);
 
     char direct_options[128];
@@ -561,21 +558,15 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
 
     const int filters = C * ((K + products.vw - 1) / products.vw);
     const kernel_arg filter_args[] = {
-        {sizeof(cl_mem), &copies},
-        {sizeof(cl_mem), &grad_weight},
-        {sizeof(cl_mem), p->has_bias ? &grad_bias : &grad_weight},
-        {sizeof(int), &C},
-        {sizeof(int), &K},
-        {sizeof(int), &du_part},
-        {sizeof(int), &span_slices},
-        {sizeof(int), &p->has_bias},
-        {sizeof(int), &bias_offset},
-        {sizeof(int), &slices},
+        {sizeof(cl_mem), &copies}, {sizeof(cl_mem), &grad_weight}, {sizeof(int), &C},
+        {sizeof(int), &K},         {sizeof(int), &du_part},        {sizeof(int), &span_slices},
     };
-    const size_t filter_local[1] = {64};
-    const size_t filter_global[1] = {round_up(filters + (p->has_bias ? K : 0), 64)};
+    const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 10,
+        status = launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 6,
                         filter_args, 1, filter_global, filter_local);
+    if (status == CLCNN_OK && p->has_bias)
+        status =
+            reduce_channels(ctx, p->batch, K, p->out_height * p->out_width, grad_output, grad_bias);
     return status;
 }
