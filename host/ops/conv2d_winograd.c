@@ -249,7 +249,11 @@ int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p)
  * backward-data 1.30-1.47 -> 1.08-1.35; 32 at 14x14 mixed, 1.13-1.51 ->
  * 1.20-1.30 ms). Last, the pairs' kernel with one row of output channels
  * on the widest vectors, which wins where the transforms weigh most, with
- * few channels (kernels/conv2d_winograd.cl). */
+ * few channels (kernels/conv2d_winograd.cl); where 16 registers allow only
+ * 8 accumulators, also with two rows of 4 channels, which loads a U pair
+ * for every 2 multiply-adds rather than every one (AMD EPYC Zen 1, batch
+ * 64, fastest calls of six runs: 32 channels at 14x14 forward 2.57 ->
+ * 2.23 ms, 64 at 7x7 2.67 -> 2.24; 16 at 28x28 no faster). */
 int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out) {
     const int wide = vector_registers(ctx) >= 32;
     int count = 0;
@@ -258,6 +262,8 @@ int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out) {
     if (wide)
         out[count++] = (conv_step){CONV_WINOGRAD_FUSED, {16, 1, 16, 8}};
     out[count++] = (conv_step){CONV_WINOGRAD_PAIRS, {wide ? 16 : 8, 1, wide ? 16 : 8, 8}};
+    if (!wide)
+        out[count++] = (conv_step){CONV_WINOGRAD_PAIRS, {8, 2, 4, 8}};
     return count;
 }
 
