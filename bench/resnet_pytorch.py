@@ -19,6 +19,13 @@ lr * (1 + cos(pi * epoch / epochs)) / 2, shuffling every epoch, random crops
 from a zero-padded image and horizontal flips. Prints one line per epoch:
 training loss and accuracy, test loss and accuracy, seconds and images/s.
 Threads: the machine's cores (os.cpu_count()) unless --threads.
+
+    /usr/bin/python3 bench/resnet_pytorch.py --profile-layers 20 --batch 64 --threads 2
+
+times 20 training steps on random images instead (after 10 unrecorded) and
+prints PyTorch's time a call per layer shape, forward and backward (data
+and weights together), as torch.profiler records it: the other side of
+bench/conv_time.c's figures for clcnn's layers.
 """
 import argparse
 import gzip
@@ -121,6 +128,48 @@ def augment(batch, crop, flip, generator):
     return batch
 
 
+def profile_layers(args):
+    """Per layer shape: convolutions' forward and backward, batchnorm's, in
+    ms a call, summed over args.profile_layers steps by torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(args.seed)
+    model = ResNet(args.blocks)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(args.batch, 1, 28, 28)
+    y = torch.randint(0, 10, (args.batch,))
+
+    def step():
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    for _ in range(10):
+        step()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        start = time.perf_counter()
+        for _ in range(args.profile_layers):
+            step()
+        seconds = time.perf_counter() - start
+    names = {"aten::mkldnn_convolution": "conv forward", "aten::convolution_backward":
+             "conv backward", "aten::native_batch_norm": "batchnorm forward",
+             "aten::native_batch_norm_backward": "batchnorm backward"}
+    print(f"pytorch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+          f"{args.profile_layers} steps: {1000 * seconds / args.profile_layers:.1f} ms a step "
+          f"(profiled), {args.batch * args.profile_layers / seconds:.0f} images/s")
+    print("| operation | tensors (as the operator takes them) | calls a step | ms a call |")
+    print("|---|---|---:|---:|")
+    rows = []
+    for event in prof.key_averages(group_by_input_shape=True):
+        if event.key in names:
+            shapes = " ".join(str(shape) for shape in event.input_shapes[:3] if shape)
+            calls = event.count / args.profile_layers
+            rows.append((names[event.key], shapes, calls,
+                         event.self_cpu_time_total / 1000 / event.count))
+    for row in sorted(rows):
+        print("| %s | %s | %g | %.2f |" % row)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -135,8 +184,13 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--blocks", type=int, default=2, help="basic blocks per stage")
+    parser.add_argument("--profile-layers", type=int, default=0, metavar="STEPS",
+                        help="time STEPS training steps on random images, per layer shape")
     args = parser.parse_args()
     torch.set_num_threads(args.threads or os.cpu_count())
+    if args.profile_layers:
+        profile_layers(args)
+        return
     crop, flip = 0, False
     for part in filter(None, args.augment.split(",")):
         if part.startswith("crop="):
