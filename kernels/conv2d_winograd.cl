@@ -890,9 +890,9 @@ __kernel void winograd_fused(
  * ty * TW + tx of part xi holds tile (ty, tx) of image n, its K_padded
  * channels at w + xi * part_floats + column * K_padded. One work-item per
  * tile, which walks its channels VW at a time, each lane's four floats
- * read from its channel's plane: reading the planes where they are costs
- * no more than reading a channels-last copy, and spares the copy (a
- * transposition as long as this kernel at 32 channels, 14x14). */
+ * read from its channel's plane. It had read a channels-last copy: the
+ * gathers cost less than the copy (32 channels at 14x14, batch 64: 0.73 ms
+ * against 0.65 for the kernel on the copy and 0.44 for the copy). */
 #if VW == 1
 #define GATHER(p, s) ((p)[0])
 #elif VW == 2
