@@ -145,17 +145,6 @@ clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_con
                                             const conv2d_params *p, cl_mem input,
                                             cl_mem grad_output, cl_mem grad_weight,
                                             cl_mem grad_bias, cl_mem scratch);
-/* grad_output transposed channels-last as the register-blocked
- * backward-weights reads it: (positions, groups x padded) at dest +
- * dest_offset, zeros past each group's output channels (padded: a multiple
- * of config's vw, at least a group's output channels); with a bias, the
- * sums of each of `slices` runs of the positions at bias_out + bias_offset +
- * slice * bias_stride. */
-clcnn_status conv2d_transpose_gradient(clcnn_context *ctx, const direct_config *config,
-                                       const conv2d_params *p, cl_mem grad_output, cl_mem dest,
-                                       int dest_offset, int padded, cl_mem bias_out,
-                                       int bias_offset, int bias_stride, int slices);
-
 /* Grouped convolutions with few input channels per group (depthwise ones:
  * groups = in_channels) run on kernels/conv2d_depthwise.cl on every OpenCL
  * device: conv2d_runs_depthwise says which. These run them directly, for

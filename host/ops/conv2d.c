@@ -1569,7 +1569,13 @@ size_t conv2d_backward_weights_direct_scratch_bytes(const direct_config *config,
     return (size_t)direct_weights_layout(config, p).end * sizeof(float);
 }
 
-clcnn_status conv2d_transpose_gradient(clcnn_context *ctx, const direct_config *config,
+/* grad_output transposed channels-last as the register-blocked
+ * backward-weights reads it: (positions, groups x padded) at dest +
+ * dest_offset, zeros past each group's output channels (padded: a multiple
+ * of config's vw, at least a group's output channels); with a bias, the
+ * sums of each of `slices` runs of the positions at bias_out + bias_offset +
+ * slice * bias_stride. */
+static clcnn_status transpose_gradient(clcnn_context *ctx, const direct_config *config,
                                        const conv2d_params *p, cl_mem grad_output, cl_mem dest,
                                        int dest_offset, int padded, cl_mem bias_out,
                                        int bias_offset, int bias_stride, int slices) {
@@ -1673,8 +1679,8 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const int bias_offset = slices > 1 ? weights : 0;
 
     if (!shared)
-        status = conv2d_transpose_gradient(ctx, config, p, grad_output, scratch, gradient_offset,
-                                           padded, bias_out, bias_offset, slice_stride, slices);
+        status = transpose_gradient(ctx, config, p, grad_output, scratch, gradient_offset, padded,
+                                    bias_out, bias_offset, slice_stride, slices);
     if (status != CLCNN_OK)
         return status;
 
