@@ -7,7 +7,10 @@
  *   (CLCNN_WINOGRAD=1's setting) for 3x3 shapes of 1-40 channels, sizes
  *   1-20 and padding 0-2 on each side, forward, backward-data and
  *   backward-weights (against a float64 weight gradient written here, and
- *   central differences on small shapes);
+ *   central differences on small shapes; also with 65-72 channels each way,
+ *   and on a device of 16 KiB of local memory, so that both of its ways
+ *   run: winograd_gradient_fused, and the transforms through global
+ *   memory);
  * - its fused kernels (winograd_fused, winograd_fused_pairs) on the same
  *   shapes, forward and backward-data, each shape in one of tuning's steps
  *   in turn (one row of 16 output channels or three rows of 8, and vectors
@@ -495,7 +498,7 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
                                    uint64_t seed) {
     test_rng rng = {seed};
     double worst_kernel = 0;
-    int taken = 0;
+    int taken = 0, fused = 0;
     const int shapes = test_scaled_count(differences ? DIFFERENCE_SHAPES : BACKWARD_SHAPES);
     for (int index = 0; index < shapes; index++) {
         conv2d_params p = draw_winograd_shape(&rng, 1);
@@ -512,11 +515,22 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
             p.out_height = p.in_height;
             p.out_width = p.in_width;
         }
+        if (!differences && index % 5 == 3) {
+            /* More than 64 x 64 channels: the transforms through global memory. */
+            p.in_channels = test_rand_int(&rng, 65, 72);
+            p.out_channels = test_rand_int(&rng, 65, 72);
+        }
         if (p.out_height < 1 || p.out_width < 1) {
             index--;
             continue;
         }
         p.has_bias = !differences && index % 2;
+        /* Every third shape on a device of 16 KiB of local memory: chunks of
+         * a tile row or two, or, where one does not fit, the transforms
+         * through global memory. */
+        const cl_ulong device_local = ctx->local_mem_bytes;
+        if (index % 3 == 1)
+            ctx->local_mem_bytes = 16 * 1024;
         const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
         const int64_t nw = (int64_t)p.out_channels * p.in_channels * 9;
         const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
@@ -548,6 +562,7 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
                 }
         }
         const int before = test_kernel_launches(ctx, "winograd_gradient_filters");
+        const int fused_before = test_kernel_launches(ctx, "winograd_gradient_fused");
         cl_mem xb = NULL, gb = NULL, wb = NULL, bb = NULL;
         if (upload(ctx, x, nx, &xb) && upload(ctx, g, ny, &gb) && upload(ctx, dw, nw, &wb) &&
             upload(ctx, db, K, &bb) &&
@@ -556,8 +571,10 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
             download(ctx, wb, dw, nw);
             download(ctx, bb, db, K);
         }
+        ctx->local_mem_bytes = device_local;
         const int took_path = test_kernel_launches(ctx, "winograd_gradient_filters") == before + 1;
         taken += took_path;
+        fused += test_kernel_launches(ctx, "winograd_gradient_fused") - fused_before;
         buffer_release(&xb);
         buffer_release(&gb);
         buffer_release(&wb);
@@ -581,9 +598,14 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
         free(expected);
         free(magnitude);
     }
-    printf("Winograd backward-weights%s, vector width %d: %d shapes, %d on it, worst error %.3g\n",
-           differences ? " against finite differences" : "", vector_width, shapes, taken,
+    printf("Winograd backward-weights%s, vector width %d: %d shapes, %d on it (%d in one "
+           "kernel), worst error %.3g\n",
+           differences ? " against finite differences" : "", vector_width, shapes, taken, fused,
            worst_kernel);
+    /* Both ways of computing the sums ran (unless CLCNN_TEST_QUICK left a
+     * few shapes). */
+    if (shapes >= 10)
+        CHECK(fused > 0 && (differences || fused < taken));
 }
 
 /* A fused verdict names its configuration by vector width, rows and output

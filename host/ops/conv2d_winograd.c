@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 /* The floats from one of the 16 parts of a transformed tensor of count
  * floats to the next: count rounded up to whole cache lines, and one line
@@ -452,8 +453,133 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
     return direct_config_for_conv(ctx, "backward_weights", &as_1x1, p->out_channels);
 }
 
+/* winograd_gradient_fused's plan (kernels/conv2d_winograd.cl): its -D
+ * parameters (vw, nv, wpt_p: GRADIENT_WPT_C, group: the work-group's
+ * size), K_padded, its tile rows a chunk and a work-group, its groups.
+ * Vectors as wide as the device prefers, two of them where K fills them,
+ * and 4 input channels: 8 accumulators, a third of AVX-512's registers and
+ * half of AVX2's (GRADIENT_WPT_C 6 with two vectors was no faster on AVX2,
+ * which spills them). */
+typedef struct gradient_fused_plan {
+    direct_config config;
+    int k_padded, chunk_rows, group_rows, groups;
+} gradient_fused_plan;
+
+/* winograd_gradient_fused's limits: the local memory a chunk takes at
+ * most (its transformed tiles stay in a CPU core's L2 as the products read
+ * them again and again), and the channels C x K, whose 16 C x K sums a
+ * work-group adds each chunk's products to (more, and those sums no longer
+ * stay in L2 beside the tiles: 128 channels at 28x28, batch 32, 72 -> 100
+ * ms a call, 256 at 14x14 73 -> 300 ms). */
+enum { GRADIENT_FUSED_LOCAL_BYTES = 256 * 1024, GRADIENT_FUSED_SUMS = 64 * 64 };
+
+/* The plan, or chunk_rows 0 where it does not apply (more channels than
+ * GRADIENT_FUSED_SUMS, or a chunk of one tile row over the device's local
+ * memory or GRADIENT_FUSED_LOCAL_BYTES): then the transforms write their
+ * tiles to global memory for the products. */
+static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx,
+                                                   const conv2d_params *p) {
+    gradient_fused_plan f = {{0}, 0, 0, 0, 0};
+    const int vw = ctx->preferred_vector_width >= 16  ? 16
+                   : ctx->preferred_vector_width >= 8 ? 8
+                                                      : 4;
+    const int nv = p->out_channels > vw ? 2 : 1;
+    f.config = (direct_config){vw, nv, 4, 64};
+    f.k_padded = (p->out_channels + vw * nv - 1) / (vw * nv) * (vw * nv);
+    if ((int64_t)p->in_channels * p->out_channels > GRADIENT_FUSED_SUMS)
+        return f;
+    const int tiles_h = (p->out_height + 1) / 2, tiles_w = (p->out_width + 1) / 2;
+    const int64_t row_bytes = (int64_t)sizeof(float) * 16 * tiles_w * (p->in_channels + f.k_padded);
+    int64_t budget = GRADIENT_FUSED_LOCAL_BYTES;
+    if (ctx->local_mem_bytes && (int64_t)ctx->local_mem_bytes < budget)
+        budget = (int64_t)ctx->local_mem_bytes;
+    const int64_t most_rows = budget / row_bytes;
+    if (most_rows == 0)
+        return f;
+    /* Four work-groups a compute unit, each of chunks as even as can be. */
+    const int rows = p->batch * tiles_h;
+    const int target = 4 * (int)(ctx->compute_units ? ctx->compute_units : 1);
+    const int per_group = (rows + target - 1) / target;
+    const int chunks = (int)((per_group + most_rows - 1) / most_rows);
+    f.chunk_rows = (per_group + chunks - 1) / chunks;
+    f.group_rows = f.chunk_rows * chunks;
+    f.groups = (rows + f.group_rows - 1) / f.group_rows;
+    return f;
+}
+
+/* dU into the sums' scratch (*du) by winograd_gradient_fused, reading the
+ * input's windows from source: f.groups slices of du_part floats a part. */
+static clcnn_status gradient_fused(clcnn_context *ctx, const gradient_fused_plan *f,
+                                   const char *options, const conv2d_params *p,
+                                   const winograd_shape *w, const winograd_source *source,
+                                   cl_mem grad_output, int du_part, cl_mem *du) {
+    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
+                                          sizeof(float) * 16 * (size_t)f->groups * du_part, du);
+    cl_kernel kernel;
+    if (status == CLCNN_OK)
+        status =
+            runtime_get_kernel(ctx, "conv2d_winograd", "winograd_gradient_fused", options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const int rows = p->batch * w->tiles_h;
+    const size_t tile_floats = (size_t)f->chunk_rows * w->tiles_w * 16;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &source->buffer},
+        {sizeof(cl_mem), &grad_output},
+        {sizeof(cl_mem), du},
+        {sizeof(float) * tile_floats * p->in_channels, NULL},
+        {sizeof(float) * tile_floats * f->k_padded, NULL},
+        {sizeof(int), &p->in_channels},
+        {sizeof(int), &source->height},
+        {sizeof(int), &source->width},
+        {sizeof(int), &source->pad_top},
+        {sizeof(int), &source->pad_left},
+        {sizeof(int), &p->out_channels},
+        {sizeof(int), &f->k_padded},
+        {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},
+        {sizeof(int), &w->tiles_h},
+        {sizeof(int), &w->tiles_w},
+        {sizeof(int), &rows},
+        {sizeof(int), &f->group_rows},
+        {sizeof(int), &f->chunk_rows},
+        {sizeof(int), &du_part},
+    };
+    size_t local[1] = {(size_t)f->config.group};
+    const cached_kernel *entry = runtime_kernel_entry(ctx, kernel);
+    if (entry && entry->work_group_size && local[0] > entry->work_group_size)
+        local[0] = entry->work_group_size;
+    if (ctx->max_work_group_size && local[0] > ctx->max_work_group_size)
+        local[0] = ctx->max_work_group_size;
+    const size_t global[1] = {local[0] * (size_t)f->groups};
+    return runtime_launch(ctx, kernel, "winograd_gradient_fused", 20, args, 1, global, local);
+}
+
 static int greatest_common_divisor(int a, int b) {
     return b == 0 ? a : greatest_common_divisor(b, a % b);
+}
+
+/* dg = G^T dU G from the sums' slices_per_part slices (du_part floats
+ * each) into grad_weight, by the program of options (vectors of vw), and
+ * the bias's gradient. */
+static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, int vw,
+                                     const conv2d_params *p, cl_mem du, int du_part,
+                                     int slices_per_part, cl_mem grad_output, cl_mem grad_weight,
+                                     cl_mem grad_bias) {
+    const int C = p->in_channels, K = p->out_channels;
+    const int filters = C * ((K + vw - 1) / vw);
+    const kernel_arg filter_args[] = {
+        {sizeof(cl_mem), &du}, {sizeof(cl_mem), &grad_weight}, {sizeof(int), &C},
+        {sizeof(int), &K},     {sizeof(int), &du_part},        {sizeof(int), &slices_per_part},
+    };
+    const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
+    clcnn_status status =
+        launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 6,
+               filter_args, 1, filter_global, filter_local);
+    if (status == CLCNN_OK && p->has_bias)
+        status =
+            reduce_channels(ctx, p->batch, K, p->out_height * p->out_width, grad_output, grad_bias);
+    return status;
 }
 
 clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_config *gradient,
@@ -467,6 +593,31 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     const direct_config products = conv2d_winograd_products_config(ctx, p);
     const winograd_shape w = winograd_shape_for(p, &products);
     const int C = p->in_channels, K = p->out_channels;
+    const int du_part = (int)part_stride((int64_t)C * K);
+    const gradient_fused_plan fused = gradient_fused_plan_for(ctx, p);
+    if (fused.chunk_rows > 0) {
+        const int padded_copy = reads_padded_copy(p, &w, 0);
+        char options[160];
+        winograd_options(&fused.config, &w, padded_copy, options, sizeof(options));
+        const size_t length = strlen(options);
+        snprintf(options + length, sizeof(options) - length, " -DGRADIENT_WPT_C=%d",
+                 fused.config.wpt_p);
+        cl_mem copy = NULL, du;
+        clcnn_status status = CLCNN_OK;
+        if (padded_copy)
+            status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
+                                     sizeof(float) * (size_t)w.padded_floats, &copy);
+        winograd_source source;
+        if (status == CLCNN_OK)
+            status = windows_source(ctx, p, &w, input, copy, &source);
+        if (status == CLCNN_OK)
+            status =
+                gradient_fused(ctx, &fused, options, p, &w, &source, grad_output, du_part, &du);
+        if (status == CLCNN_OK)
+            status = gradient_filters(ctx, options, fused.config.vw, p, du, du_part, fused.groups,
+                                      grad_output, grad_weight, grad_bias);
+        return status;
+    }
     /* W's channels: whole vectors of the gradient's transform (VW) and of the
      * products' work-items (vw * nv). */
     const int block = gradient->vw * gradient->nv;
@@ -477,7 +628,6 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     const int v_part = v_rows * w.pitch;
     const int w_columns = whole_rows_apart(w.columns, k_padded);
     const int w_part = w_columns * k_padded;
-    const int du_part = (int)part_stride((int64_t)C * K);
     /* Each part's columns in slices of at most GRADIENT_SLICE_COLUMNS. */
     const int part_slices = gradient_part_slices(w.columns);
     const int slice_length = (w.columns + part_slices - 1) / part_slices;
@@ -561,18 +711,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
                                       (size_t)du_slices};
     status = runtime_launch(ctx, kernel, "winograd_gradient_products", 24, product_args, 3,
                             product_global, product_local);
-
-    const int filters = C * ((K + products.vw - 1) / products.vw);
-    const kernel_arg filter_args[] = {
-        {sizeof(cl_mem), &copies}, {sizeof(cl_mem), &grad_weight}, {sizeof(int), &C},
-        {sizeof(int), &K},         {sizeof(int), &du_part},        {sizeof(int), &span_slices},
-    };
-    const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
     if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 6,
-                        filter_args, 1, filter_global, filter_local);
-    if (status == CLCNN_OK && p->has_bias)
-        status =
-            reduce_channels(ctx, p->batch, K, p->out_height * p->out_width, grad_output, grad_bias);
+        status = gradient_filters(ctx, options, products.vw, p, copies, du_part, span_slices,
+                                  grad_output, grad_weight, grad_bias);
     return status;
 }
