@@ -38,7 +38,8 @@
  * (load_window_row). Launch: winograd_products
  * over (ceil(K / WPT_K), pitch / (VW * NV), 16), pitch a multiple of VW *
  * NV; the tiles' and products' transforms over one work-item per tile row
- * of each (image, channel) plane; any local sizes. */
+ * of each (image, channel) plane; any local sizes. Backward-weights (its
+ * own section below) adds GRADIENT_WPT_C. */
 
 #ifndef VW
 #define VW 8
