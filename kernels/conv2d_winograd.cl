@@ -1038,7 +1038,7 @@ __kernel void winograd_gradient_fused(
     const int du_stride) {
     const int lid = get_local_id(0), local_size = get_local_size(0), group = get_group_id(0);
     const int groups = get_num_groups(0);
-    const int T = chunk_rows * tiles_w, k_vectors = K_padded / VW;
+    const int T = chunk_rows * tiles_w;
     const int c_blocks = (channels + GRADIENT_WPT_C - 1) / GRADIENT_WPT_C;
     const int k_blocks = K_padded / (VW * NV), blocks = 16 * c_blocks * k_blocks;
     const int in_plane = height * width, out_plane = out_h * out_w;
@@ -1061,17 +1061,19 @@ __kernel void winograd_gradient_fused(
                     store_tiles(transformed[xi], out + tx + xi * channels * T);
             }
         }
-        for (int unit = lid; unit < tiles * k_vectors; unit += local_size) {
-            const int k = unit / tiles * VW, t = unit % tiles;
+        for (int t = lid; t < tiles; t += local_size) {
             const int r = t / tiles_w, tx = t - r * tiles_w;
             const int n = (first + r) / tiles_h, ty = first + r - n * tiles_h;
             const gradient_tile tile = gradient_tile_at(2 * ty, 2 * tx, out_h, out_w);
-            floatv transformed[16];
-            transform_gradient_tile(grad + ((size_t)n * K + k) * out_plane, &tile, out_plane,
-                                    K - k, transformed);
+            const __global float *image = grad + (size_t)n * K * out_plane;
+            for (int k = 0; k < K_padded; k += VW) {
+                floatv transformed[16];
+                transform_gradient_tile(image + (size_t)k * out_plane, &tile, out_plane, K - k,
+                                        transformed);
 #pragma unroll
-            for (int xi = 0; xi < 16; xi++)
-                VSTORE(VW)(transformed[xi], 0, w + (xi * T + t) * K_padded + k);
+                for (int xi = 0; xi < 16; xi++)
+                    VSTORE(VW)(transformed[xi], 0, w + (xi * T + t) * K_padded + k);
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int block = lid; block < blocks; block += local_size) {
