@@ -458,8 +458,8 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
  * size), K_padded, its tile rows a chunk and a work-group, its groups.
  * Vectors as wide as the device prefers, two of them where K fills them,
  * and 4 input channels: 8 accumulators, a third of AVX-512's registers and
- * half of AVX2's (GRADIENT_WPT_C 6 with two vectors was no faster on AVX2,
- * which spills them). */
+ * half of AVX2's (3 or 6 input channels with two vectors, or 4 or 8 with
+ * one, were 5-15 % slower on AVX2). */
 typedef struct gradient_fused_plan {
     direct_config config;
     int k_padded, chunk_rows, group_rows, groups;
@@ -506,6 +506,10 @@ static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx,
     f.chunk_rows = (per_group + chunks - 1) / chunks;
     f.group_rows = f.chunk_rows * chunks;
     f.groups = (rows + f.group_rows - 1) / f.group_rows;
+    /* The groups' sums within the device's largest allocation (else the
+     * three kernels, whose buffers conv2d_winograd_gradient_fits checks). */
+    if (16 * f.groups * part_stride((int64_t)p->in_channels * p->out_channels) > float_limit(ctx))
+        f.chunk_rows = 0;
     return f;
 }
 
