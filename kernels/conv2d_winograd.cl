@@ -963,16 +963,20 @@ static void transform_gradient_tile(const __global float *channels, const gradie
             g[i][j] = gather_channels(channels + tile->offset[i][j], plane, lanes) *
                       tile->inside[i][j];
     /* A g: rows 0, 0+1, 0-1, -1; then (A g) A^T, the same on the columns. */
+    floatv t[4][2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        t[0][j] = g[0][j];
+        t[1][j] = g[0][j] + g[1][j];
+        t[2][j] = g[0][j] - g[1][j];
+        t[3][j] = -g[1][j];
+    }
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        floatv t[2];
-#pragma unroll
-        for (int j = 0; j < 2; j++)
-            t[j] = i == 0 ? g[0][j] : i == 1 ? g[0][j] + g[1][j] : i == 2 ? g[0][j] - g[1][j] : -g[1][j];
-        out[i * 4 + 0] = t[0];
-        out[i * 4 + 1] = t[0] + t[1];
-        out[i * 4 + 2] = t[0] - t[1];
-        out[i * 4 + 3] = -t[1];
+        out[i * 4 + 0] = t[i][0];
+        out[i * 4 + 1] = t[i][0] + t[i][1];
+        out[i * 4 + 2] = t[i][0] - t[i][1];
+        out[i * 4 + 3] = -t[i][1];
     }
 }
 
