@@ -7,7 +7,6 @@
 
 #include <limits.h>
 #include <stdio.h>
-#include <string.h>
 
 /* The floats from one of the 16 parts of a transformed tensor of count
  * floats to the next: count rounded up to whole cache lines, and one line
@@ -453,16 +452,19 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
     return direct_config_for_conv(ctx, "backward_weights", &as_1x1, p->out_channels);
 }
 
-/* winograd_gradient_fused's plan (kernels/conv2d_winograd.cl): its -D
- * parameters (vw, nv, wpt_p: GRADIENT_WPT_C, group: the work-group's
- * size), K_padded, its tile rows a chunk and a work-group, its groups.
- * Vectors as wide as the device prefers, two of them where K fills them,
- * and 4 input channels: 8 accumulators, a third of AVX-512's registers and
- * half of AVX2's (3 or 6 input channels with two vectors, or 4 or 8 with
- * one, were 5-15 % slower on AVX2). */
+/* winograd_gradient_fused's plan (kernels/conv2d_winograd.cl): its
+ * program's -D parameters, K_padded, its tile rows a chunk and a
+ * work-group, its groups, and its work-group's size. The program is the
+ * products' (conv2d_winograd_products_config) with NV 2, which on AVX2
+ * and 4-float devices is the very program the three kernels run (one
+ * build less a shape, each some seconds); a products work-item takes 2
+ * vectors of output channels and GRADIENT_WPT_C 4 input channels: 8
+ * accumulators, a third of AVX-512's registers and half of AVX2's (3 or 6
+ * input channels with two vectors, or 4 or 8 with one, were 5-15 % slower
+ * on AVX2). */
 typedef struct gradient_fused_plan {
     direct_config config;
-    int k_padded, chunk_rows, group_rows, groups;
+    int k_padded, chunk_rows, group_rows, groups, group_size;
 } gradient_fused_plan;
 
 /* winograd_gradient_fused's limits: the local memory a chunk takes at
@@ -481,13 +483,10 @@ enum { GRADIENT_FUSED_LOCAL_BYTES = 256 * 1024, GRADIENT_FUSED_SUMS = 32 * 64 };
  * tiles to global memory for the products. */
 static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx,
                                                    const conv2d_params *p) {
-    gradient_fused_plan f = {{0}, 0, 0, 0, 0};
-    const int vw = ctx->preferred_vector_width >= 16  ? 16
-                   : ctx->preferred_vector_width >= 8 ? 8
-                                                      : 4;
-    const int nv = p->out_channels > vw ? 2 : 1;
-    f.config = (direct_config){vw, nv, 4, 64};
-    f.k_padded = (p->out_channels + vw * nv - 1) / (vw * nv) * (vw * nv);
+    gradient_fused_plan f = {conv2d_winograd_products_config(ctx, p), 0, 0, 0, 0, 64};
+    f.config.nv = 2;
+    const int block = f.config.vw * f.config.nv;
+    f.k_padded = (p->out_channels + block - 1) / block * block;
     if ((int64_t)p->in_channels * p->out_channels > GRADIENT_FUSED_SUMS)
         return f;
     const int tiles_h = (p->out_height + 1) / 2, tiles_w = (p->out_width + 1) / 2;
@@ -551,7 +550,7 @@ static clcnn_status gradient_fused(clcnn_context *ctx, const gradient_fused_plan
         {sizeof(int), &f->chunk_rows},
         {sizeof(int), &du_part},
     };
-    size_t local[1] = {(size_t)f->config.group};
+    size_t local[1] = {(size_t)f->group_size};
     const cached_kernel *entry = runtime_kernel_entry(ctx, kernel);
     if (entry && entry->work_group_size && local[0] > entry->work_group_size)
         local[0] = entry->work_group_size;
@@ -603,11 +602,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     const gradient_fused_plan fused = gradient_fused_plan_for(ctx, p);
     if (fused.chunk_rows > 0) {
         const int padded_copy = reads_padded_copy(p, &w, 0);
-        char options[160];
+        char options[128];
         winograd_options(&fused.config, &w, padded_copy, options, sizeof(options));
-        const size_t length = strlen(options);
-        snprintf(options + length, sizeof(options) - length, " -DGRADIENT_WPT_C=%d",
-                 fused.config.wpt_p);
         cl_mem copy = NULL, du;
         clcnn_status status = CLCNN_OK;
         if (padded_copy)
