@@ -454,7 +454,7 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
 
 /* winograd_gradient_fused's plan (kernels/conv2d_winograd.cl): its
  * program's -D parameters, K_padded, its tile rows a chunk and a
- * work-group, its groups, and its work-group's size. The program is the
+ * work-group, and its groups (of GRADIENT_FUSED_GROUP work-items). The program is the
  * products' (conv2d_winograd_products_config) with NV 2, which on AVX2
  * and 4-float devices is the very program the three kernels run (one
  * build less a shape, each some seconds); a products work-item takes 2
@@ -464,7 +464,7 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
  * on AVX2). */
 typedef struct gradient_fused_plan {
     direct_config config;
-    int k_padded, chunk_rows, group_rows, groups, group_size;
+    int k_padded, chunk_rows, group_rows, groups;
 } gradient_fused_plan;
 
 /* winograd_gradient_fused's limits: the local memory a chunk takes at
@@ -475,7 +475,11 @@ typedef struct gradient_fused_plan {
  * channels at 7x7, batch 64, 4.1 -> 4.4 ms a call (at 14x14 11.9 -> 11.4,
  * at 28x28, batch 32, 19.8 both ways); 128 channels at 28x28, batch 32, 72
  * -> 100 ms; 256 at 14x14 73 -> 300 ms. */
-enum { GRADIENT_FUSED_LOCAL_BYTES = 256 * 1024, GRADIENT_FUSED_SUMS = 32 * 64 };
+enum {
+    GRADIENT_FUSED_LOCAL_BYTES = 256 * 1024,
+    GRADIENT_FUSED_SUMS = 32 * 64,
+    GRADIENT_FUSED_GROUP = 64
+};
 
 /* The plan, or chunk_rows 0 where it does not apply (more channels than
  * GRADIENT_FUSED_SUMS, or a chunk of one tile row over the device's local
@@ -483,7 +487,7 @@ enum { GRADIENT_FUSED_LOCAL_BYTES = 256 * 1024, GRADIENT_FUSED_SUMS = 32 * 64 };
  * tiles to global memory for the products. */
 static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx,
                                                    const conv2d_params *p) {
-    gradient_fused_plan f = {conv2d_winograd_products_config(ctx, p), 0, 0, 0, 0, 64};
+    gradient_fused_plan f = {conv2d_winograd_products_config(ctx, p), 0, 0, 0, 0};
     f.config.nv = 2;
     const int block = f.config.vw * f.config.nv;
     f.k_padded = (p->out_channels + block - 1) / block * block;
@@ -550,7 +554,7 @@ static clcnn_status gradient_fused(clcnn_context *ctx, const gradient_fused_plan
         {sizeof(int), &f->chunk_rows},
         {sizeof(int), &du_part},
     };
-    size_t local[1] = {(size_t)f->group_size};
+    size_t local[1] = {GRADIENT_FUSED_GROUP};
     const cached_kernel *entry = runtime_kernel_entry(ctx, kernel);
     if (entry && entry->work_group_size && local[0] > entry->work_group_size)
         local[0] = entry->work_group_size;
