@@ -73,12 +73,11 @@ clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops) {
     /* An untimed launch first: PoCL generates a kernel's code at its first
      * launch, which, timed, had ended the search for rounds at once and put
      * the peak at 129 GFLOP/s against 230 (AMD EPYC, AVX-512, cold cache). */
-    int rounds = 1;
     double seconds = 0.0;
     if (status == CLCNN_OK)
-        status = time_launch(ctx, kernel, out, items, rounds, &seconds);
+        status = time_launch(ctx, kernel, out, items, 1, &seconds);
     /* Rounds that make a launch long enough. */
-    rounds = 64;
+    int rounds = 64;
     while (status == CLCNN_OK) {
         status = time_launch(ctx, kernel, out, items, rounds, &seconds);
         if (seconds >= min_launch_seconds || rounds >= (1 << 24))
