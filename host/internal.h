@@ -404,6 +404,22 @@ typedef struct memory_plan {
     int *fused_add;
 } memory_plan;
 
+/* The filters as a forward kernel reads them (transposed and padded),
+ * kept from one eval-mode forward to the next, so that a call runs only
+ * the convolution: a network keeps one per node and sets `version` to
+ * that of its parameters before each pass (clcnn_net.parameters_version).
+ * They are remade when the version, the weights' buffer or the layout
+ * differs from those they were made for. */
+typedef struct prepared_weights {
+    cl_mem buffer; /* NULL until first made */
+    size_t bytes;
+    cl_mem made_from;
+    uint64_t made_at; /* the version they were made at */
+    int padded;       /* the layout's output channels, padded */
+    int made;
+    uint64_t version; /* the weights' version now */
+} prepared_weights;
+
 struct clcnn_net {
     clcnn_context *ctx;
     layer *layers;
@@ -420,6 +436,11 @@ struct clcnn_net {
     cl_mem device_parameters, device_gradients, device_state;
     int device_parameters_stale; /* host changed since the last upload */
     int host_parameters_stale;   /* device changed since the last download */
+    /* Counts the changes to parameters and state, on either side: raised
+     * wherever one of the two flags above is set. A node's prepared
+     * filters (per node, eval-mode forwards) are remade when it moved. */
+    uint64_t parameters_version;
+    prepared_weights *prepared;
 
     /* of clcnn_net_forward's and clcnn_net_backward's passes: CLCNN_MODE_*
      * once clcnn_net_set_mode set it, -1 before (forward eval, backward train) */

@@ -40,9 +40,12 @@ int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p
  * row_positions_config): the same floats, another blocking. */
 int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
                              const conv2d_params *p, int keeping);
+/* prepared: where the filters' forward layout is kept (NULL: remade in the
+ * workspace at every call, as in training). */
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                     const conv2d_params *p, cl_mem input, cl_mem weight,
-                                    cl_mem bias, cl_mem output, cl_mem kept_input);
+                                    cl_mem bias, cl_mem output, cl_mem kept_input,
+                                    prepared_weights *prepared);
 /* The same with an explicit configuration, for the tests and the tuner. */
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
@@ -313,7 +316,8 @@ void dense_forward_ref(const dense_params *p, const float *input, const float *w
  * register-blocked kernels run; plan: conv2d_plan_for of it. */
 conv2d_params dense_as_convolution(const dense_params *p);
 clcnn_status dense_forward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
-                           cl_mem input, cl_mem weight, cl_mem bias, cl_mem output);
+                           cl_mem input, cl_mem weight, cl_mem bias, cl_mem output,
+                           prepared_weights *prepared);
 
 /* grad_input (batch, in) = grad_output (batch, out) * weight (out, in);
  * grad_weight (out, in) = grad_output^T * input; grad_bias (out) = column sums
@@ -480,7 +484,8 @@ clcnn_status optimizer_step(clcnn_context *ctx, const optimizer_params *p, int64
 /* plan: conv2d_plan_for's (the reference ignores it); kept_input: see
  * conv2d_kept_input_floats (absent: nothing kept; the reference ignores it). */
 clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_plan *plan, const conv2d_params *p,
-                               buf input, buf weight, buf bias, buf output, buf kept_input);
+                               buf input, buf weight, buf bias, buf output, buf kept_input,
+                               prepared_weights *prepared);
 /* Backward-data (unless grad_input is absent; accumulate: added to what it
  * holds) and then backward-weights (unless grad_weight is absent: a frozen
  * layer); scratch:
@@ -499,7 +504,8 @@ clcnn_status op_pool2d_forward(clcnn_context *ctx, const pool2d_params *p, buf i
 clcnn_status op_pool2d_backward(clcnn_context *ctx, const pool2d_params *p, buf input, buf indices,
                                 buf grad_output, buf grad_input, int accumulate);
 clcnn_status op_dense_forward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
-                              buf input, buf weight, buf bias, buf output);
+                              buf input, buf weight, buf bias, buf output,
+                              prepared_weights *prepared);
 clcnn_status op_dense_backward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
                                buf input, buf weight, buf grad_output, buf grad_input,
                                buf grad_weight, buf grad_bias);

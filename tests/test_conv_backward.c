@@ -1043,7 +1043,8 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
             results[run][1] = test_floats(weights);
             results[run][2] = test_floats(p->out_channels);
             cl_mem keep = run ? kept : NULL;
-            ok = ok && CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, keep)) &&
+            ok = ok &&
+                 CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, keep, NULL)) &&
                  CHECK_OK(ctx, conv2d_backward_data(ctx, p, go, w, gi)) &&
                  CHECK_OK(ctx, conv2d_forward(ctx, p, in, w, b, out)) &&
                  CHECK_OK(ctx, conv2d_backward_weights_planned(ctx, &plan, p, in, go, gw, gb,
@@ -1174,7 +1175,7 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
             results[run][1] = test_floats(inputs);
             ctx->preferred_vector_width = run ? 8 : vector_width;
             ok = ok && CHECK(conv2d_forward_runs_rows(ctx, &plan, p, keeping) == !run) &&
-                 CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, kept)) &&
+                 CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, b, out, kept, NULL)) &&
                  CHECK_OK(ctx, download(ctx, out, results[run][0], outputs)) &&
                  (keeping ||
                   (CHECK_OK(ctx, conv2d_backward_data_planned(ctx, &plan, p, go, w, gi)) &&
@@ -1259,7 +1260,7 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
                  CHECK_OK(ctx, buffer_create(ctx, conv2d_backward_weights_scratch_bytes(&plan, p),
                                              &scratch)) &&
                  (!kept_floats || CHECK_OK(ctx, upload_nan(ctx, kept_floats, &kept))) &&
-                 CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, NULL, out, kept));
+                 CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, NULL, out, kept, NULL));
         for (int run = 0; run < 3; run++) {
             results[run][0] = test_floats(inputs);
             results[run][1] = test_floats(weights);

@@ -444,7 +444,7 @@ static double dense_case_error(clcnn_context *ctx, const dense_params *p, test_r
     const conv2d_plan plan = conv2d_plan_for(ctx, &as_convolution);
     if (ok)
         ok = CHECK_OK(ctx, dense_forward(ctx, &plan, p, input_buffer, weight_buffer, bias_buffer,
-                                         output_buffer)) &&
+                                         output_buffer, NULL)) &&
              CHECK_OK(ctx, download(ctx, output_buffer, actual, output_count));
     if (ok) {
         dense_forward_ref(p, input, weight, p->has_bias ? bias : NULL, expected);

@@ -123,14 +123,17 @@ static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *laye
     net->layer_count = layer_count;
     net->text = copy;
     net->frozen = calloc((size_t)layer_count, 1);
+    net->prepared = calloc((size_t)layer_count, sizeof(prepared_weights));
     clcnn_status status =
-        net->frozen ? build_tensors(net)
-                    : set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory creating a network");
+        net->frozen && net->prepared
+            ? build_tensors(net)
+            : set_error(ctx, CLCNN_ERROR_OUT_OF_MEMORY, "out of memory creating a network");
     if (status != CLCNN_OK) {
         clcnn_net_destroy(net);
         return status;
     }
     net->device_parameters_stale = 1;
+    net->parameters_version++;
     status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
     if (status != CLCNN_OK) {
         /* Networks that fit no loss can still run forward. */
@@ -209,6 +212,7 @@ void clcnn_net_destroy(clcnn_net *net) {
     free(net->tensors);
     free(net->layers);
     free(net->frozen);
+    free(net->prepared);
     free(net->text);
     free(net);
 }
@@ -404,6 +408,7 @@ clcnn_status clcnn_net_tensor_info(const clcnn_net *net, int index, clcnn_tensor
 /* The host copy is the one to keep: the device copy is refreshed before its next use. */
 static void mark_host_parameters_changed(clcnn_net *net) {
     net->device_parameters_stale = 1;
+    net->parameters_version++;
 }
 
 clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed) {

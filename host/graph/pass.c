@@ -14,6 +14,10 @@
 /* ---- parameters and state on the device ------------------------------------------------- */
 
 void net_release_device_parameters(clcnn_net *net) {
+    for (int i = 0; net->prepared && i < net->layer_count; i++) {
+        buffer_release(&net->prepared[i].buffer);
+        net->prepared[i] = (prepared_weights){0};
+    }
     for (int i = 0; i < net->tensor_count; i++) {
         buffer_release(&net->tensors[i].mem);
         buffer_release(&net->tensors[i].grad_mem);
@@ -82,6 +86,7 @@ clcnn_status net_sync_parameters_to_device(clcnn_net *net) {
         if (status != CLCNN_OK)
             return status;
         net->device_parameters_stale = 1;
+        net->parameters_version++;
     }
     if (!net->device_parameters_stale)
         return CLCNN_OK;
@@ -278,6 +283,10 @@ static layer_pass forward_pass(clcnn_net *net, int i, int batch, int training, i
     if (before_backward && net->plan.saved)
         p.saved = net->plan.saved[i];
     fill_tensors(net, l, &p, 0);
+    if (!training && net->prepared) {
+        p.prepared = &net->prepared[i];
+        p.prepared->version = net->parameters_version;
+    }
     return p;
 }
 
@@ -324,8 +333,10 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
      * device their host copy is then stale. */
     if (training && context_is_opencl(net->ctx))
         for (int k = 0; k < l->tensor_count; k++)
-            if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE)
+            if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE) {
                 net->host_parameters_stale = 1;
+                net->parameters_version++;
+            }
     return l->type->forward(l, &p);
 }
 

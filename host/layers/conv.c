@@ -180,7 +180,7 @@ static clcnn_status conv_forward(const layer *l, const layer_pass *p) {
     params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
     params.relu = p->relu;
     return op_conv2d_forward(p->ctx, &l->conv, &params, p->in[0], p->tensor[0], p->tensor[1],
-                             p->out, p->saved);
+                             p->out, p->saved, p->prepared);
 }
 
 /* A fused relu's backward runs apart, in place: both backward operations

@@ -47,8 +47,8 @@ static clcnn_status dense_layer_forward(const layer *l, const layer_pass *p) {
     dense_params params = layer_dense_params(l, p->batch);
     params.has_bias = buf_present(p->ctx, p->tensor[1]); /* a folded batchnorm's, too */
     params.relu = p->relu;
-    return op_dense_forward(p->ctx, &l->conv, &params, p->in[0], p->tensor[0], p->tensor[1],
-                            p->out);
+    return op_dense_forward(p->ctx, &l->conv, &params, p->in[0], p->tensor[0], p->tensor[1], p->out,
+                            p->prepared);
 }
 
 /* A fused relu's backward runs apart, in place, as the convolution's. */

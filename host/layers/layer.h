@@ -109,6 +109,9 @@ typedef struct layer_pass {
      * (added with add_accumulate; absent: not wanted). add_in absent: no add. */
     buf add_in, add_grad;
     int add_accumulate;
+    /* Eval-mode forward only (else NULL): where the node keeps its filters
+     * in a forward kernel's layout, with their version set (internal.h). */
+    prepared_weights *prepared;
 } layer_pass;
 
 struct layer_type {

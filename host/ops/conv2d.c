@@ -219,10 +219,11 @@ typedef struct tap_walk {
 /* Transposes the weights into the workspace for the register-blocked kernels
  * (of a grouped convolution: each group's block, one after the other). The
  * copy holds the taps `taps` walks (backward-data's transpose only), or all
- * of p's in order where it is NULL. */
+ * of p's in order where it is NULL. It goes into `into`, or where that is
+ * NULL into the workspace; *out is the buffer it went to. */
 static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_name,
                                       const direct_config *config, const conv2d_params *p,
-                                      cl_mem weight, int padded, const tap_walk *taps,
+                                      cl_mem weight, int padded, const tap_walk *taps, cl_mem into,
                                       cl_mem *out) {
     const tap_walk all = {p->kernel_h, p->kernel_w, 0, 0, 1, 1};
     if (!taps)
@@ -231,7 +232,9 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
     const int for_forward = strcmp(kernel_name, "conv2d_transpose_for_forward") == 0;
     const int other = for_forward ? v.in_channels : v.out_channels;
     size_t count = (size_t)taps->rows * taps->cols * other * padded;
-    clcnn_status status = runtime_workspace(ctx, sizeof(float) * count * v.groups, out);
+    *out = into;
+    clcnn_status status =
+        into ? CLCNN_OK : runtime_workspace(ctx, sizeof(float) * count * v.groups, out);
     /* From the program of the convolution's own kernel, with which it is then built once. */
     char options[128];
     direct_config_options(config, options, sizeof(options));
@@ -257,6 +260,42 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
     const int arg_count = for_forward ? 7 : sizeof(args) / sizeof(args[0]);
     return runtime_launch(ctx, kernel, kernel_name, arg_count, args, variant_dims(&v, 1), global,
                           local);
+}
+
+/* The forward's transposed filters (padded output channels a tap): into
+ * the workspace as *out without prepared, else kept in prepared's buffer
+ * and made again only when the weights' version or buffer or the layout
+ * changed. */
+static clcnn_status forward_filters(clcnn_context *ctx, const direct_config *config,
+                                    const conv2d_params *p, cl_mem weight, int padded,
+                                    prepared_weights *prepared, cl_mem *out) {
+    if (!prepared)
+        return transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
+                                 NULL, NULL, out);
+    const conv_variant v = variant_of(p);
+    const size_t bytes =
+        sizeof(float) * (size_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups;
+    *out = prepared->buffer;
+    if (prepared->made && prepared->made_at == prepared->version && prepared->made_from == weight &&
+        prepared->padded == padded && prepared->bytes == bytes)
+        return CLCNN_OK;
+    prepared->made = 0;
+    clcnn_status status = CLCNN_OK;
+    if (prepared->bytes != bytes) {
+        buffer_release(&prepared->buffer);
+        prepared->bytes = 0;
+        status = buffer_create(ctx, bytes, &prepared->buffer);
+        if (status != CLCNN_OK)
+            return status;
+        prepared->bytes = bytes;
+    }
+    status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded, NULL,
+                               prepared->buffer, out);
+    prepared->made_from = weight;
+    prepared->made_at = prepared->version;
+    prepared->padded = padded;
+    prepared->made = status == CLCNN_OK;
+    return status;
 }
 
 /* A forward work-item reads reduced channels x R x S x its vw*nv channels of
@@ -399,10 +438,11 @@ static int planar_copy(const clcnn_context *ctx, const conv2d_params *p, int kee
                                            v.in_channels < CHANNELS_LAST_MIN_CHANNELS));
 }
 
-/* The register-blocked forward of p; its filters are `weight` transposed. */
+/* The register-blocked forward of p; its filters are `weight` transposed
+ * (kept in prepared, when given: forward_filters). */
 static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
-                                   cl_mem output, cl_mem kept_input) {
+                                   cl_mem output, cl_mem kept_input, prepared_weights *prepared) {
     const conv_variant v = variant_of(p);
     const int padded_h = padded_height(p), padded_w = padded_width(p);
     const int64_t copy_floats = (int64_t)p->batch * p->in_channels * padded_h * padded_w;
@@ -434,15 +474,14 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     const int64_t copy_end = weights_end + copy_floats;
     const int unpadded = !keep && !inside && row_positions && planar && p->stride_w > 1;
     const int copy = keep || (!inside && !unpadded && copy_end <= INT_MAX);
-    cl_mem transposed = NULL;
+    cl_mem workspace = NULL, transposed = NULL;
     clcnn_status status = CLCNN_OK;
     if (copy && !keep)
-        status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &transposed);
+        status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &workspace);
     if (status == CLCNN_OK)
-        status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
-                                   NULL, &transposed);
+        status = forward_filters(ctx, config, p, weight, padded, prepared, &transposed);
     const int input_offset = copy && !keep ? (int)weights_end : 0;
-    cl_mem input_arg = keep ? kept_input : copy ? transposed : input;
+    cl_mem input_arg = keep ? kept_input : copy ? workspace : input;
     /* A copy of its own the forward reads channels-last, which gathers a
      * tap's channels from one cache line instead of one line per channel
      * (3x3, 64 channels at 56x56: forward and backward-data 22 % faster
@@ -521,7 +560,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
 clcnn_status conv2d_forward_direct(clcnn_context *ctx, const direct_config *config,
                                    const conv2d_params *p, cl_mem input, cl_mem weight, cl_mem bias,
                                    cl_mem output) {
-    return forward_direct(ctx, config, p, input, weight, bias, output, NULL);
+    return forward_direct(ctx, config, p, input, weight, bias, output, NULL, NULL);
 }
 
 /* Whether the row kernel fits: stride 1 and so few input channels that
@@ -863,9 +902,16 @@ int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
                                 &rows);
 }
 
+static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *config,
+                                       const conv2d_params *p, const conv2d_params *as_forward,
+                                       const char *transpose_kernel, const char *what, cl_mem input,
+                                       cl_mem weight, cl_mem bias, cl_mem output, int epilogue,
+                                       prepared_weights *prepared);
+
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                     const conv2d_params *p, cl_mem input, cl_mem weight,
-                                    cl_mem bias, cl_mem output, cl_mem kept_input) {
+                                    cl_mem bias, cl_mem output, cl_mem kept_input,
+                                    prepared_weights *prepared) {
     clcnn_status status = check_int_sizes(ctx, p);
     if (status != CLCNN_OK)
         return status;
@@ -882,12 +928,14 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
         return conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output,
                                        conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
     case CONV_POINTWISE:
-        return conv2d_forward_pointwise(ctx, &step->config, p, input, weight, bias, output);
+        return pointwise_products(ctx, &step->config, p, p, "conv2d_transpose_for_forward",
+                                  "conv2d_pointwise", input, weight, bias, output,
+                                  conv2d_forward_epilogue(p), prepared);
     case CONV_ROWS:
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     case CONV_DIRECT:
         return forward_direct(ctx, &step->config, p, input, weight, bias, output,
-                              conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
+                              conv2d_kept_input_floats(plan, p) ? kept_input : NULL, prepared);
     case CONV_TILED:
         break;
     }
@@ -899,7 +947,7 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
 clcnn_status conv2d_forward(clcnn_context *ctx, const conv2d_params *p, cl_mem input, cl_mem weight,
                             cl_mem bias, cl_mem output) {
     const conv2d_plan plan = conv2d_plan_for(ctx, p);
-    return conv2d_forward_planned(ctx, &plan, p, input, weight, bias, output, NULL);
+    return conv2d_forward_planned(ctx, &plan, p, input, weight, bias, output, NULL, NULL);
 }
 
 /* ---- pointwise: 1x1 convolutions as matrix products ------------------------------------- */
@@ -928,18 +976,22 @@ direct_config conv2d_pointwise_config(const clcnn_context *ctx) {
 
 /* kernels/conv2d_direct.cl's conv2d_pointwise for the pointwise product
  * `as_forward` (the forward of p, or the forward that is p's backward-data):
- * the filters of p transposed by transpose_kernel, then one launch,
- * profiled as `what` (clcnn bench counts a backward-data's launch there by
- * its name). */
+ * the filters of p transposed by transpose_kernel (a forward's kept in
+ * prepared, when given: forward_filters), then one launch, profiled as
+ * `what` (clcnn bench counts a backward-data's launch there by its name). */
 static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *config,
                                        const conv2d_params *p, const conv2d_params *as_forward,
                                        const char *transpose_kernel, const char *what, cl_mem input,
-                                       cl_mem weight, cl_mem bias, cl_mem output, int epilogue) {
+                                       cl_mem weight, cl_mem bias, cl_mem output, int epilogue,
+                                       prepared_weights *prepared) {
     const int outputs = as_forward->out_channels, reduced = as_forward->in_channels;
     const int padded = (outputs + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
     cl_mem transposed = NULL;
+    const int forward = strcmp(transpose_kernel, "conv2d_transpose_for_forward") == 0;
     clcnn_status status =
-        transpose_weights(ctx, transpose_kernel, config, p, weight, padded, NULL, &transposed);
+        forward ? forward_filters(ctx, config, p, weight, padded, prepared, &transposed)
+                : transpose_weights(ctx, transpose_kernel, config, p, weight, padded, NULL, NULL,
+                                    &transposed);
     char options[64];
     direct_config_options(config, options, sizeof(options));
     cl_kernel kernel;
@@ -966,7 +1018,7 @@ clcnn_status conv2d_forward_pointwise(clcnn_context *ctx, const direct_config *c
                                       const conv2d_params *p, cl_mem input, cl_mem weight,
                                       cl_mem bias, cl_mem output) {
     return pointwise_products(ctx, config, p, p, "conv2d_transpose_for_forward", "conv2d_pointwise",
-                              input, weight, bias, output, conv2d_forward_epilogue(p));
+                              input, weight, bias, output, conv2d_forward_epilogue(p), NULL);
 }
 
 clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_config *config,
@@ -975,7 +1027,7 @@ clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_con
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
     return pointwise_products(ctx, config, p, &as_forward, "conv2d_transpose_for_backward_data",
                               "conv2d_pointwise_backward_data", grad_output, weight, NULL,
-                              grad_input, accumulate ? EPILOGUE_ACCUMULATE : 0);
+                              grad_input, accumulate ? EPILOGUE_ACCUMULATE : 0, NULL);
 }
 
 /* ---- backward data ---------------------------------------------------------------------- */
@@ -1202,7 +1254,7 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
             copy_h.size, copy_w.size};
     if (status == CLCNN_OK && in_blocks && copy) {
         status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p, weight,
-                                   padded, NULL, &workspace);
+                                   padded, NULL, NULL, &workspace);
         return status != CLCNN_OK
                    ? status
                    : backward_data_blocks(ctx, config, p, workspace, (int)weights_end, copy_h.size,
@@ -1228,7 +1280,7 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
             const tap_walk taps = {rows.taps,      cols.taps,    rows.first_tap,
                                    cols.first_tap, -p->stride_h, -p->stride_w};
             status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p, weight,
-                                       padded, &taps, &workspace);
+                                       padded, &taps, NULL, &workspace);
             const int shift = ((copy_h.pad - rows.pad) * copy_w.size + copy_w.pad - cols.pad) *
                               (channels_last ? p->out_channels : 1);
             const direct_forward_operands o = {.input = copy ? workspace : grad_output,
@@ -1278,7 +1330,7 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     cl_mem transposed;
     clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p,
-                                            weight, padded, NULL, &transposed);
+                                            weight, padded, NULL, NULL, &transposed);
     char options[128];
     direct_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
@@ -2071,10 +2123,11 @@ clcnn_status conv2d_backward_weights(clcnn_context *ctx, const conv2d_params *p,
 /* ---- dispatch: the kernels on an OpenCL device, the reference loops otherwise ---- */
 
 clcnn_status op_conv2d_forward(clcnn_context *ctx, const conv2d_plan *plan, const conv2d_params *p,
-                               buf input, buf weight, buf bias, buf output, buf kept_input) {
+                               buf input, buf weight, buf bias, buf output, buf kept_input,
+                               prepared_weights *prepared) {
     if (context_is_opencl(ctx))
         return conv2d_forward_planned(ctx, plan, p, input.mem, weight.mem, bias.mem, output.mem,
-                                      kept_input.mem);
+                                      kept_input.mem, prepared);
     conv2d_forward_ref(p, input.host, weight.host, bias.host, output.host);
     return CLCNN_OK;
 }

@@ -32,10 +32,11 @@ conv2d_params dense_as_convolution(const dense_params *p) {
 }
 
 clcnn_status dense_forward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
-                           cl_mem input, cl_mem weight, cl_mem bias, cl_mem output) {
+                           cl_mem input, cl_mem weight, cl_mem bias, cl_mem output,
+                           prepared_weights *prepared) {
     if (use_direct_kernels(ctx)) {
         const conv2d_params c = dense_as_convolution(p);
-        return conv2d_forward_planned(ctx, plan, &c, input, weight, bias, output, NULL);
+        return conv2d_forward_planned(ctx, plan, &c, input, weight, bias, output, NULL, prepared);
     }
     const gemm_params g = dense_forward_gemm(p);
     clcnn_status status = gemm(ctx, &g, input, weight, output, bias);
@@ -113,9 +114,10 @@ clcnn_status dense_backward(clcnn_context *ctx, const conv2d_plan *plan, const d
 }
 
 clcnn_status op_dense_forward(clcnn_context *ctx, const conv2d_plan *plan, const dense_params *p,
-                              buf input, buf weight, buf bias, buf output) {
+                              buf input, buf weight, buf bias, buf output,
+                              prepared_weights *prepared) {
     if (context_is_opencl(ctx))
-        return dense_forward(ctx, plan, p, input.mem, weight.mem, bias.mem, output.mem);
+        return dense_forward(ctx, plan, p, input.mem, weight.mem, bias.mem, output.mem, prepared);
     dense_forward_ref(p, input.host, weight.host, bias.host, output.host);
     return CLCNN_OK;
 }

@@ -534,6 +534,7 @@ static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
     }
     if (on_device) {
         net->host_parameters_stale = 1;
+        net->parameters_version++;
         t->host_state_stale = 1;
     }
     return status;
