@@ -394,6 +394,11 @@ typedef struct memory_plan {
      * node i then runs with. */
     int *folded_into;
     buf (*folded)[2];
+    /* folded holds what the parameters at version folds_made_at fold to
+     * (net_fold_layers folds again only when clcnn_net.parameters_version
+     * moved or the plan made new buffers). */
+    int folds_made;
+    uint64_t folds_made_at;
     /* fused_relu[i]: the relu that alone reads node i and runs inside it
      * (layer_pass.relu), -1 if none; the relu then shares node i's storage,
      * as a view would (plan.c). */
@@ -414,8 +419,9 @@ typedef struct prepared_weights {
     cl_mem buffer; /* NULL until first made */
     size_t bytes;
     cl_mem made_from;
-    uint64_t made_at; /* the version they were made at */
-    int padded;       /* the layout's output channels, padded */
+    uint64_t made_at;      /* the version they were made at */
+    const char *transform; /* the kernel that made them */
+    int padded, block;     /* its output channels, padded, and their blocks */
     int made;
     uint64_t version; /* the weights' version now */
 } prepared_weights;
@@ -627,8 +633,8 @@ clcnn_status net_ensure_inference_chunk(clcnn_net *net, int64_t *chunk);
  * storage, in train or eval mode, for a backward (net_backward_stored):
  * nodes keep what their backward needs (layer_pass.saved). */
 clcnn_status net_forward_stored(clcnn_net *net, int batch, int training);
-/* Computes the folded weights of every folding pair (after the parameters
- * last changed), then runs eval-mode forward passes with them: nodes whose
+/* Computes the folded weights of every folding pair (when the parameters
+ * changed since it last did), then runs eval-mode forward passes with them: nodes whose
  * outputs a folding node replaces are not computed (inference only, since
  * backward reads them). */
 clcnn_status net_fold_layers(clcnn_net *net);

@@ -42,6 +42,15 @@ int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
                              const conv2d_params *p, int keeping);
 /* prepared: where the filters' forward layout is kept (NULL: remade in the
  * workspace at every call, as in training). */
+/* prepared's buffer, bytes long, for the filters that `transform` makes
+ * from weight with `padded` output channels in blocks of `block`: *current
+ * says whether it holds them already, made at the weights' version; if
+ * not, the caller makes them there and then calls prepared_made with its
+ * status. */
+clcnn_status prepared_buffer(clcnn_context *ctx, prepared_weights *prepared, cl_mem weight,
+                             const char *transform, int padded, int block, size_t bytes,
+                             cl_mem *buffer, int *current);
+void prepared_made(prepared_weights *prepared, clcnn_status status);
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                     const conv2d_params *p, cl_mem input, cl_mem weight,
                                     cl_mem bias, cl_mem output, cl_mem kept_input,
@@ -267,11 +276,12 @@ clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *
                                            cl_mem weight, cl_mem grad_input);
 /* kept_input, when not NULL, takes the padded copy of the input instead of
  * the scratch (conv2d_kept_input_floats says when a direct backward-weights
- * reads it). */
+ * reads it); prepared, when not NULL, keeps the transformed filters (a
+ * forward's: flip_transpose 0). */
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output,
-                                     cl_mem kept_input);
+                                     cl_mem kept_input, prepared_weights *prepared);
 /* Backward-weights' products run on conv2d_backward_weights_direct as a 1x1
  * convolution's backward-weights: its configuration there, which the plan
  * keeps. */

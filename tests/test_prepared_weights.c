@@ -1,11 +1,13 @@
 /* Eval-mode forwards keep each node's filters in the forward kernel's
- * layout (prepared_weights, internal.h) and transpose them again only when
- * the parameters or state changed. Checked here: a repeated forward
- * launches no transpose and gives the same bits; after each way the
- * parameters or state change (clcnn_net_set_tensor, clcnn_net_init_weights,
- * a train-mode forward's running statistics, a trainer's step, loading
- * weights) the forward agrees with the reference device given the same
- * tensors, and differs from the forward before the change. */
+ * layout (prepared_weights, internal.h: the direct kernels' transpose,
+ * Winograd's transform) and batchnorm folded into the convolution before
+ * it, and make them again only when the parameters or state changed.
+ * Checked here: a repeated forward makes none and gives the same bits;
+ * after each way the parameters or state change (clcnn_net_set_tensor,
+ * clcnn_net_init_weights, a train-mode forward's running statistics, a
+ * trainer's step, loading weights) the forward makes them again, agrees
+ * with the reference device given the same tensors, and differs from the
+ * forward before the change. */
 #include "internal.h"
 #include "testlib.h"
 
@@ -37,8 +39,12 @@ static const char *const NETWORKS[2] = {"input channels=6 height=9 width=9\n"
                                         "dense units=7 name=fc\n"};
 enum { INPUT = BATCH * 6 * 9 * 9 };
 
+/* Launches that make filters for a forward: the direct kernels'
+ * transpose, Winograd's transform and batchnorm's fold into c1. */
 static int transposes(const clcnn_context *ctx) {
-    return test_kernel_launches(ctx, "conv2d_transpose_for_forward");
+    return test_kernel_launches(ctx, "conv2d_transpose_for_forward") +
+           test_kernel_launches(ctx, "winograd_transform_filters") +
+           test_kernel_launches(ctx, "batchnorm_fold");
 }
 
 static clcnn_net *network(clcnn_context *ctx, const char *text) {
@@ -108,12 +114,16 @@ static void check_network(clcnn_context *ctx, clcnn_context *ref_ctx, const char
     test_fill_signed(&rng, input, INPUT);
     if (!net || !reference)
         goto done;
-    printf("%s batchnorm:\n", with_state ? "with" : "without");
+    printf("%s batchnorm, CLCNN_WINOGRAD=%d:\n", with_state ? "with" : "without",
+           ctx->config.winograd);
 
-    /* The first forward transposes the three layers' filters, the second none. */
+    /* The first forward makes the three layers' filters (and folds), the second none. */
     int launched = transposes(ctx);
+    const int transforms = test_kernel_launches(ctx, "winograd_transform_filters");
     check_forward("the first forward", net, reference, input, first);
-    if (!CHECK(transposes(ctx) == launched + 3))
+    CHECK((test_kernel_launches(ctx, "winograd_transform_filters") > transforms) ==
+          (ctx->config.winograd != 0));
+    if (!CHECK(transposes(ctx) == launched + 3 + with_state))
         printf("  the first forward: %d transposes\n", transposes(ctx) - launched);
     launched = transposes(ctx);
     CHECK_OK(ctx, clcnn_net_forward(net, input, BATCH, again, NULL, NULL));
@@ -180,11 +190,14 @@ int main(void) {
     clcnn_context *ref_ctx = test_context(CLCNN_DEVICE_REFERENCE);
     if (CHECK(ctx != NULL) && CHECK(ref_ctx != NULL) &&
         CHECK_OK(ctx, clcnn_profile_enable(ctx, 1))) {
-        /* Winograd's filters are transformed at every call: not its kernels,
-         * whichever tuning would pick. */
-        ctx->config.winograd = 0;
-        for (int i = 0; i < 2; i++)
-            check_network(ctx, ref_ctx, NETWORKS[i], i == 0);
+        /* c1 on the direct kernels, then on Winograd's fused and products'
+         * kernels, whichever tuning would pick. */
+        const int winograd[3] = {0, 2, 1};
+        for (int w = 0; w < 3; w++) {
+            ctx->config.winograd = winograd[w];
+            for (int i = 0; i < 2; i++)
+                check_network(ctx, ref_ctx, NETWORKS[i], i == 0);
+        }
     }
     clcnn_context_destroy(ctx);
     clcnn_context_destroy(ref_ctx);

@@ -331,17 +331,19 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
         fill_fused_add(net, i, &p);
     /* A train-mode forward updates state tensors (running statistics): on a
      * device their host copy is then stale. */
-    if (training && context_is_opencl(net->ctx))
-        for (int k = 0; k < l->tensor_count; k++)
-            if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE) {
+    for (int k = 0; training && k < l->tensor_count; k++)
+        if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE) {
+            if (context_is_opencl(net->ctx))
                 net->host_parameters_stale = 1;
-                net->parameters_version++;
-            }
+            net->parameters_version++;
+        }
     return l->type->forward(l, &p);
 }
 
 clcnn_status net_fold_layers(clcnn_net *net) {
-    const memory_plan *plan = &net->plan;
+    memory_plan *plan = &net->plan;
+    if (plan->folds_made && plan->folds_made_at == net->parameters_version)
+        return CLCNN_OK;
     clcnn_status status = CLCNN_OK;
     for (int i = 0; i < net->layer_count && status == CLCNN_OK; i++) {
         const int j = plan->folded_into[i];
@@ -357,6 +359,8 @@ clcnn_status net_fold_layers(clcnn_net *net) {
         status = folding->type->fold(folding, net->ctx, theirs.tensor, per_channel, own.tensor[0],
                                      own.tensor[1], plan->folded[i][0], plan->folded[i][1]);
     }
+    plan->folds_made = status == CLCNN_OK;
+    plan->folds_made_at = net->parameters_version;
     return status;
 }
 

@@ -300,6 +300,7 @@ static void find_fusions(clcnn_net *net) {
 /* Every folding pair's weight and bias, as large as the folded node's. */
 static clcnn_status allocate_folds(clcnn_net *net) {
     memory_plan *plan = &net->plan;
+    plan->folds_made = 0;
     clcnn_status status = CLCNN_OK;
     for (int i = 0; i < net->layer_count && status == CLCNN_OK; i++) {
         if (plan->folded_into[i] < 0)

@@ -105,7 +105,7 @@ static clcnn_status run_operation(clcnn_context *ctx, int operation, const conv_
     if (step->kernels != CONV_DIRECT) {
         if (operation == 0)
             return conv2d_forward_winograd(ctx, step, p, b->input, b->weight, 0, b->bias, b->output,
-                                           NULL);
+                                           NULL, NULL);
         if (operation == 1)
             return conv2d_backward_data_winograd(ctx, step, p, b->grad_output, b->weight,
                                                  b->grad_input);

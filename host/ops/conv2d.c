@@ -262,39 +262,55 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
                           local);
 }
 
-/* The forward's transposed filters (padded output channels a tap): into
- * the workspace as *out without prepared, else kept in prepared's buffer
- * and made again only when the weights' version or buffer or the layout
- * changed. */
-static clcnn_status forward_filters(clcnn_context *ctx, const direct_config *config,
-                                    const conv2d_params *p, cl_mem weight, int padded,
-                                    prepared_weights *prepared, cl_mem *out) {
-    if (!prepared)
-        return transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded,
-                                 NULL, NULL, out);
-    const conv_variant v = variant_of(p);
-    const size_t bytes =
-        sizeof(float) * (size_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups;
-    *out = prepared->buffer;
-    if (prepared->made && prepared->made_at == prepared->version && prepared->made_from == weight &&
-        prepared->padded == padded && prepared->bytes == bytes)
+clcnn_status prepared_buffer(clcnn_context *ctx, prepared_weights *prepared, cl_mem weight,
+                             const char *transform, int padded, int block, size_t bytes,
+                             cl_mem *buffer, int *current) {
+    *current = prepared->made && prepared->made_at == prepared->version &&
+               prepared->made_from == weight && prepared->transform == transform &&
+               prepared->padded == padded && prepared->block == block && prepared->bytes == bytes;
+    *buffer = prepared->buffer;
+    if (*current)
         return CLCNN_OK;
     prepared->made = 0;
-    clcnn_status status = CLCNN_OK;
     if (prepared->bytes != bytes) {
         buffer_release(&prepared->buffer);
         prepared->bytes = 0;
-        status = buffer_create(ctx, bytes, &prepared->buffer);
+        clcnn_status status = buffer_create(ctx, bytes, &prepared->buffer);
         if (status != CLCNN_OK)
             return status;
         prepared->bytes = bytes;
     }
-    status = transpose_weights(ctx, "conv2d_transpose_for_forward", config, p, weight, padded, NULL,
-                               prepared->buffer, out);
+    *buffer = prepared->buffer;
     prepared->made_from = weight;
     prepared->made_at = prepared->version;
+    prepared->transform = transform;
     prepared->padded = padded;
+    prepared->block = block;
+    return CLCNN_OK;
+}
+
+void prepared_made(prepared_weights *prepared, clcnn_status status) {
     prepared->made = status == CLCNN_OK;
+}
+
+/* The forward's transposed filters (padded output channels a tap): into
+ * the workspace as *out without prepared, else kept in prepared's buffer. */
+static clcnn_status forward_filters(clcnn_context *ctx, const direct_config *config,
+                                    const conv2d_params *p, cl_mem weight, int padded,
+                                    prepared_weights *prepared, cl_mem *out) {
+    static const char transform[] = "conv2d_transpose_for_forward";
+    if (!prepared)
+        return transpose_weights(ctx, transform, config, p, weight, padded, NULL, NULL, out);
+    const conv_variant v = variant_of(p);
+    const size_t bytes =
+        sizeof(float) * (size_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups;
+    int current;
+    clcnn_status status =
+        prepared_buffer(ctx, prepared, weight, transform, padded, padded, bytes, out, &current);
+    if (status != CLCNN_OK || current)
+        return status;
+    status = transpose_weights(ctx, transform, config, p, weight, padded, NULL, *out, out);
+    prepared_made(prepared, status);
     return status;
 }
 
@@ -926,7 +942,8 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
     case CONV_WINOGRAD_FUSED:
     case CONV_WINOGRAD_PAIRS:
         return conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output,
-                                       conv2d_kept_input_floats(plan, p) ? kept_input : NULL);
+                                       conv2d_kept_input_floats(plan, p) ? kept_input : NULL,
+                                       prepared);
     case CONV_POINTWISE:
         return pointwise_products(ctx, &step->config, p, p, "conv2d_transpose_for_forward",
                                   "conv2d_pointwise", input, weight, bias, output,
@@ -1959,7 +1976,7 @@ clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *
                                            cl_mem weight, cl_mem grad_input) {
     const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
     return conv2d_forward_winograd(ctx, step, &as_forward, grad_output, weight, 1, NULL, grad_input,
-                                   NULL);
+                                   NULL, NULL);
 }
 
 /* Tuning's verdict on the pointwise kernel for an operation and shape, as

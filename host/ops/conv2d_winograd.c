@@ -193,16 +193,21 @@ static clcnn_status transform_input(clcnn_context *ctx, const char *options, con
     return launch(ctx, options, "winograd_transform_tiles", what, 12, args, 1, global, local);
 }
 
-/* U = G g G^T of every filter into the filters' scratch (*filters): part
- * xi's output channels in blocks of k_block, each block's (C, k_block)
- * after the one before. */
+/* U = G g G^T of every filter into the filters' scratch (*filters), or
+ * kept in prepared (NULL: none): part xi's output channels in blocks of
+ * k_block, each block's (C, k_block) after the one before. */
 static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
                                       const conv2d_params *p, const winograd_shape *w,
                                       cl_mem weight, int flip_transpose, int k_block,
-                                      cl_mem *filters) {
-    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
-                                          sizeof(float) * 16 * (size_t)w->filter_stride, filters);
-    if (status != CLCNN_OK)
+                                      prepared_weights *prepared, cl_mem *filters) {
+    static const char transform[] = "winograd_transform_filters";
+    const size_t bytes = sizeof(float) * 16 * (size_t)w->filter_stride;
+    int current = 0;
+    clcnn_status status =
+        prepared ? prepared_buffer(ctx, prepared, weight, transform, w->padded_out_channels,
+                                   k_block, bytes, filters, &current)
+                 : runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS, bytes, filters);
+    if (status != CLCNN_OK || current)
         return status;
     const int items = p->in_channels * w->padded_out_channels;
     const kernel_arg args[] = {
@@ -216,8 +221,10 @@ static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
         {sizeof(int), &k_block},
     };
     const size_t local[1] = {64}, global[1] = {round_up(items, 64)};
-    return launch(ctx, options, "winograd_transform_filters", "winograd_transform_filters", 8, args,
-                  1, global, local);
+    status = launch(ctx, options, transform, transform, 8, args, 1, global, local);
+    if (prepared)
+        prepared_made(prepared, status);
+    return status;
 }
 
 /* A work-item keeps its tiles of every input channel in private memory
@@ -293,7 +300,7 @@ static fused_tiles fused_tiles_for(const conv_step *step, const winograd_shape *
  * kept_input, when not NULL). */
 static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, const conv2d_params *p,
                                   cl_mem input, cl_mem weight, int flip_transpose, cl_mem bias,
-                                  cl_mem output, cl_mem kept_input) {
+                                  cl_mem output, cl_mem kept_input, prepared_weights *prepared) {
     if (!conv2d_winograd_fused_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "fused Winograd convolution: takes at most %d input channels",
@@ -315,7 +322,7 @@ static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, con
              tiles.tile_vw, tiles.segments, rows, block, (p->in_channels + 15) / 16 * 16,
              padded_copy, pairs);
     clcnn_status status =
-        transform_filters(ctx, options, p, &w, weight, flip_transpose, block, &filters);
+        transform_filters(ctx, options, p, &w, weight, flip_transpose, block, prepared, &filters);
     if (status == CLCNN_OK && !padded && padded_copy)
         status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
                                  sizeof(float) * (size_t)w.padded_floats, &padded);
@@ -349,13 +356,14 @@ static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, con
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output,
-                                     cl_mem kept_input) {
+                                     cl_mem kept_input, prepared_weights *prepared) {
     if (!conv2d_winograd_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
                          "whose transformed tiles fit the device's largest allocation");
     if (conv2d_winograd_is_fused(step->kernels))
-        return forward_fused(ctx, step, p, input, weight, flip_transpose, bias, output, kept_input);
+        return forward_fused(ctx, step, p, input, weight, flip_transpose, bias, output, kept_input,
+                             prepared);
     const direct_config *config = &step->config;
     const winograd_shape w = winograd_shape_for(p, config);
     cl_mem tiles, products, filters;
@@ -375,7 +383,7 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
     winograd_options(config, &w, padded_copy, options, sizeof(options));
 
     status = transform_filters(ctx, options, p, &w, weight, flip_transpose, w.padded_out_channels,
-                               &filters);
+                               prepared, &filters);
 
     /* The products' scratch holds the padded copy, if one is made, until the
      * products overwrite it. */
