@@ -28,7 +28,7 @@ static clcnn_status run(clcnn_context *ctx, int op, void *layer) {
     const conv_layer *l = layer;
     if (op == 0)
         return conv2d_forward_planned(ctx, &l->plan, &l->p, l->input, l->weight, l->bias, l->output,
-                                      NULL);
+                                      NULL, NULL);
     if (op == 1)
         return conv2d_backward_data_planned(ctx, &l->plan, &l->p, l->output, l->weight,
                                             l->grad_input);
