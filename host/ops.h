@@ -41,7 +41,10 @@ int64_t conv2d_kept_input_floats(const conv2d_plan *plan, const conv2d_params *p
 int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
                              const conv2d_params *p, int keeping);
 /* prepared: where the filters' forward layout is kept (NULL: remade in the
- * workspace at every call, as in training). */
+ * workspace at every call, as in training). conv2d_prepared_bytes: the
+ * bytes that layout takes for plan's forward of p (0 for the kernels that
+ * read the filters as they are), which the memory plan counts. */
+size_t conv2d_prepared_bytes(const conv2d_plan *plan, const conv2d_params *p);
 /* prepared's buffer, bytes long, for the filters that `transform` makes
  * from weight with `padded` output channels in blocks of `block`: *current
  * says whether it holds them already, made at the weights' version; if
@@ -278,6 +281,8 @@ clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *
  * the scratch (conv2d_kept_input_floats says when a direct backward-weights
  * reads it); prepared, when not NULL, keeps the transformed filters (a
  * forward's: flip_transpose 0). */
+/* The bytes of the transformed filters of the forward of p on config. */
+size_t conv2d_winograd_filter_bytes(const direct_config *config, const conv2d_params *p);
 clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output,

@@ -178,7 +178,8 @@ typedef struct planned_storage {
 } planned_storage;
 
 /* Device limits are checked here, before anything is allocated: no buffer
- * above CL_DEVICE_MAX_MEM_ALLOC_SIZE, and everything together within
+ * above CL_DEVICE_MAX_MEM_ALLOC_SIZE, and everything together (extra_bytes
+ * the storage outside the planned kinds) within
  * CL_DEVICE_GLOBAL_MEM_SIZE less an eighth, the headroom for the context's
  * workspace and scratch buffers (Winograd's transforms; a strided
  * backward-data's phases, as large as its input), programs and the
@@ -297,6 +298,27 @@ static void find_fusions(clcnn_net *net) {
     }
 }
 
+/* A folding pair's weight and bias floats: as large as the folded node's. */
+static int64_t fold_floats(const layer *l) {
+    return l->weight_count + shape3_count(l->out) / ((int64_t)l->out.h * l->out.w);
+}
+
+/* What eval-mode passes keep beside the plan's buffers: the filters laid
+ * out for the forward kernels (prepared_weights) and the folds. */
+static uint64_t kept_filter_bytes(const clcnn_net *net) {
+    uint64_t bytes = 0;
+    for (int i = 0; i < net->layer_count; i++) {
+        const layer *l = &net->layers[i];
+        if (l->type->tune == tune_as_convolution && context_is_opencl(net->ctx)) {
+            const conv2d_params p = layer_conv2d_params(l, 1);
+            bytes += conv2d_prepared_bytes(&l->conv, &p);
+        }
+        if (net->plan.folded_into[i] >= 0)
+            bytes += sizeof(float) * (uint64_t)fold_floats(l);
+    }
+    return bytes;
+}
+
 /* Every folding pair's weight and bias, as large as the folded node's. */
 static clcnn_status allocate_folds(clcnn_net *net) {
     memory_plan *plan = &net->plan;
@@ -308,8 +330,7 @@ static clcnn_status allocate_folds(clcnn_net *net) {
         const layer *l = &net->layers[i];
         status = allocate(net, l->weight_count, &plan->folded[i][0]);
         if (status == CLCNN_OK)
-            status = allocate(net, shape3_count(l->out) / ((int64_t)l->out.h * l->out.w),
-                              &plan->folded[i][1]);
+            status = allocate(net, fold_floats(l) - l->weight_count, &plan->folded[i][1]);
     }
     return status;
 }
@@ -457,7 +478,8 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
             plan->scratch_bytes;
     }
     if (status == CLCNN_OK)
-        status = check_device_memory(net, kinds, with_gradients ? 3 : 1, extra);
+        status =
+            check_device_memory(net, kinds, with_gradients ? 3 : 1, extra + kept_filter_bytes(net));
     if (status == CLCNN_OK)
         status = allocate_slots(net, kinds[0].floats, kinds[0].count, &plan->slots);
     if (status == CLCNN_OK)

@@ -293,17 +293,22 @@ void prepared_made(prepared_weights *prepared, clcnn_status status) {
     prepared->made = status == CLCNN_OK;
 }
 
-/* The forward's transposed filters (padded output channels a tap): into
- * the workspace as *out without prepared, else kept in prepared's buffer. */
+/* The bytes of p's filters transposed for its forward, padded output
+ * channels a tap. */
+static size_t forward_filter_bytes(const conv2d_params *p, int padded) {
+    const conv_variant v = variant_of(p);
+    return sizeof(float) * (size_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups;
+}
+
+/* The forward's transposed filters: into the workspace as *out without
+ * prepared, else kept in prepared's buffer. */
 static clcnn_status forward_filters(clcnn_context *ctx, const direct_config *config,
                                     const conv2d_params *p, cl_mem weight, int padded,
                                     prepared_weights *prepared, cl_mem *out) {
     static const char transform[] = "conv2d_transpose_for_forward";
     if (!prepared)
         return transpose_weights(ctx, transform, config, p, weight, padded, NULL, NULL, out);
-    const conv_variant v = variant_of(p);
-    const size_t bytes =
-        sizeof(float) * (size_t)p->kernel_h * p->kernel_w * v.in_channels * padded * v.groups;
+    const size_t bytes = forward_filter_bytes(p, padded);
     int current;
     clcnn_status status =
         prepared_buffer(ctx, prepared, weight, transform, padded, padded, bytes, out, &current);
@@ -924,6 +929,29 @@ static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *
                                        cl_mem weight, cl_mem bias, cl_mem output, int epilogue,
                                        prepared_weights *prepared);
 
+/* The pointwise kernel's output channels, padded to whole work-items. */
+static int pointwise_padded_channels(int channels, const direct_config *config) {
+    return (channels + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
+}
+
+size_t conv2d_prepared_bytes(const conv2d_plan *plan, const conv2d_params *p) {
+    const conv_step *step = &plan->forward;
+    switch (step->kernels) {
+    case CONV_WINOGRAD:
+    case CONV_WINOGRAD_FUSED:
+    case CONV_WINOGRAD_PAIRS:
+        return conv2d_winograd_filter_bytes(&step->config, p);
+    case CONV_POINTWISE:
+        return forward_filter_bytes(p, pointwise_padded_channels(p->out_channels, &step->config));
+    case CONV_DIRECT:
+        /* The row positions' blocking (forward_direct) pads to no more. */
+        return forward_filter_bytes(
+            p, conv2d_direct_padded_channels(variant_of(p).out_channels, &step->config));
+    default:
+        return 0;
+    }
+}
+
 clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                     const conv2d_params *p, cl_mem input, cl_mem weight,
                                     cl_mem bias, cl_mem output, cl_mem kept_input,
@@ -1002,7 +1030,7 @@ static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *
                                        cl_mem weight, cl_mem bias, cl_mem output, int epilogue,
                                        prepared_weights *prepared) {
     const int outputs = as_forward->out_channels, reduced = as_forward->in_channels;
-    const int padded = (outputs + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
+    const int padded = pointwise_padded_channels(outputs, config);
     cl_mem transposed = NULL;
     const int forward = strcmp(transpose_kernel, "conv2d_transpose_for_forward") == 0;
     clcnn_status status =

@@ -193,6 +193,15 @@ static clcnn_status transform_input(clcnn_context *ctx, const char *options, con
     return launch(ctx, options, "winograd_transform_tiles", what, 12, args, 1, global, local);
 }
 
+static size_t filter_bytes(const winograd_shape *w) {
+    return sizeof(float) * 16 * (size_t)w->filter_stride;
+}
+
+size_t conv2d_winograd_filter_bytes(const direct_config *config, const conv2d_params *p) {
+    const winograd_shape w = winograd_shape_for(p, config);
+    return filter_bytes(&w);
+}
+
 /* U = G g G^T of every filter into the filters' scratch (*filters), or
  * kept in prepared (NULL: none): part xi's output channels in blocks of
  * k_block, each block's (C, k_block) after the one before. */
@@ -201,7 +210,7 @@ static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
                                       cl_mem weight, int flip_transpose, int k_block,
                                       prepared_weights *prepared, cl_mem *filters) {
     static const char transform[] = "winograd_transform_filters";
-    const size_t bytes = sizeof(float) * 16 * (size_t)w->filter_stride;
+    const size_t bytes = filter_bytes(w);
     int current = 0;
     clcnn_status status =
         prepared ? prepared_buffer(ctx, prepared, weight, transform, w->padded_out_channels,
