@@ -213,7 +213,7 @@ clcnn_status conv2d_remember_pointwise(clcnn_context *ctx, const char *operation
 direct_config conv2d_pointwise_config(const clcnn_context *ctx);
 clcnn_status conv2d_forward_pointwise(clcnn_context *ctx, const direct_config *config,
                                       const conv2d_params *p, cl_mem input, cl_mem weight,
-                                      cl_mem bias, cl_mem output);
+                                      cl_mem bias, cl_mem output, prepared_weights *prepared);
 clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_config *config,
                                             const conv2d_params *p, cl_mem grad_output,
                                             cl_mem weight, cl_mem grad_input, int accumulate);

@@ -188,8 +188,11 @@ done:
 int main(void) {
     clcnn_context *ctx = test_opencl_context();
     clcnn_context *ref_ctx = test_context(CLCNN_DEVICE_REFERENCE);
+    /* No autotuning: its timing runs would launch transposes of their own
+     * when a network is first planned (CTest sets CLCNN_AUTOTUNE=0 too). */
     if (CHECK(ctx != NULL) && CHECK(ref_ctx != NULL) &&
-        CHECK_OK(ctx, clcnn_profile_enable(ctx, 1))) {
+        CHECK_OK(ctx, clcnn_profile_enable(ctx, 1)) &&
+        CHECK_OK(ctx, clcnn_context_set_autotune(ctx, 0))) {
         /* c1 on the direct kernels, then on Winograd's fused and products'
          * kernels, whichever tuning would pick. */
         const int winograd[3] = {0, 2, 1};

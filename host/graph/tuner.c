@@ -98,10 +98,10 @@ static clcnn_status run_operation(clcnn_context *ctx, int operation, const conv_
                                   const conv2d_params *p, const tune_buffers *b) {
     const direct_config *c = &step->config;
     if (step->kernels == CONV_POINTWISE)
-        return operation == 0
-                   ? conv2d_forward_pointwise(ctx, c, p, b->input, b->weight, b->bias, b->output)
-                   : conv2d_backward_data_pointwise(ctx, c, p, b->grad_output, b->weight,
-                                                    b->grad_input, 0);
+        return operation == 0 ? conv2d_forward_pointwise(ctx, c, p, b->input, b->weight, b->bias,
+                                                         b->output, NULL)
+                              : conv2d_backward_data_pointwise(ctx, c, p, b->grad_output, b->weight,
+                                                               b->grad_input, 0);
     if (step->kernels != CONV_DIRECT) {
         if (operation == 0)
             return conv2d_forward_winograd(ctx, step, p, b->input, b->weight, 0, b->bias, b->output,

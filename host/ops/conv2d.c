@@ -923,12 +923,6 @@ int conv2d_forward_runs_rows(const clcnn_context *ctx, const conv2d_plan *plan,
                                 &rows);
 }
 
-static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *config,
-                                       const conv2d_params *p, const conv2d_params *as_forward,
-                                       const char *transpose_kernel, const char *what, cl_mem input,
-                                       cl_mem weight, cl_mem bias, cl_mem output, int epilogue,
-                                       prepared_weights *prepared);
-
 /* The pointwise kernel's output channels, padded to whole work-items. */
 static int pointwise_padded_channels(int channels, const direct_config *config) {
     return (channels + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
@@ -973,9 +967,8 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
                                        conv2d_kept_input_floats(plan, p) ? kept_input : NULL,
                                        prepared);
     case CONV_POINTWISE:
-        return pointwise_products(ctx, &step->config, p, p, "conv2d_transpose_for_forward",
-                                  "conv2d_pointwise", input, weight, bias, output,
-                                  conv2d_forward_epilogue(p), prepared);
+        return conv2d_forward_pointwise(ctx, &step->config, p, input, weight, bias, output,
+                                        prepared);
     case CONV_ROWS:
         return conv2d_forward_rows(ctx, p, input, weight, bias, output);
     case CONV_DIRECT:
@@ -1022,8 +1015,9 @@ direct_config conv2d_pointwise_config(const clcnn_context *ctx) {
 /* kernels/conv2d_direct.cl's conv2d_pointwise for the pointwise product
  * `as_forward` (the forward of p, or the forward that is p's backward-data):
  * the filters of p transposed by transpose_kernel (a forward's kept in
- * prepared, when given: forward_filters), then one launch, profiled as
- * `what` (clcnn bench counts a backward-data's launch there by its name). */
+ * prepared, when given: forward_filters; NULL for backward-data), then one
+ * launch, profiled as `what` (clcnn bench counts a backward-data's launch
+ * there by its name). */
 static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *config,
                                        const conv2d_params *p, const conv2d_params *as_forward,
                                        const char *transpose_kernel, const char *what, cl_mem input,
@@ -1032,11 +1026,10 @@ static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *
     const int outputs = as_forward->out_channels, reduced = as_forward->in_channels;
     const int padded = pointwise_padded_channels(outputs, config);
     cl_mem transposed = NULL;
-    const int forward = strcmp(transpose_kernel, "conv2d_transpose_for_forward") == 0;
     clcnn_status status =
-        forward ? forward_filters(ctx, config, p, weight, padded, prepared, &transposed)
-                : transpose_weights(ctx, transpose_kernel, config, p, weight, padded, NULL, NULL,
-                                    &transposed);
+        prepared ? forward_filters(ctx, config, p, weight, padded, prepared, &transposed)
+                 : transpose_weights(ctx, transpose_kernel, config, p, weight, padded, NULL, NULL,
+                                     &transposed);
     char options[64];
     direct_config_options(config, options, sizeof(options));
     cl_kernel kernel;
@@ -1061,9 +1054,9 @@ static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *
 
 clcnn_status conv2d_forward_pointwise(clcnn_context *ctx, const direct_config *config,
                                       const conv2d_params *p, cl_mem input, cl_mem weight,
-                                      cl_mem bias, cl_mem output) {
+                                      cl_mem bias, cl_mem output, prepared_weights *prepared) {
     return pointwise_products(ctx, config, p, p, "conv2d_transpose_for_forward", "conv2d_pointwise",
-                              input, weight, bias, output, conv2d_forward_epilogue(p), NULL);
+                              input, weight, bias, output, conv2d_forward_epilogue(p), prepared);
 }
 
 clcnn_status conv2d_backward_data_pointwise(clcnn_context *ctx, const direct_config *config,
