@@ -20,6 +20,11 @@
  *    the file and tunes nothing, and the file stays as it was; one in the
  *    same context finds the table and tunes nothing either.
  * 4. An inference plan tunes forward only.
+ * 6. Verdicts are kept per batch class: the powers of two below the full
+ *    batch (64 images of 10x10 outputs, 88 of 6x6, to make 64 7x7 maps'
+ *    positions) each have their own, and a plan for a batch of another
+ *    class tunes that shape again without touching the verdicts of the
+ *    first.
  * 5. The switches: CLCNN_AUTOTUNE=0 turns it off, clcnn_context_set_autotune
  *    stands over it, CLCNN_DIRECT and CLCNN_NO_TUNING leave nothing to tune.
  *
@@ -65,8 +70,9 @@ static void net_text(const char *prefix, char *text, size_t size) {
  * forward and backward-weights (the only stride-1 3x3 ungrouped operations)
  * Winograd's verdicts. */
 enum { EXPECTED_OPERATIONS = 2 + 3 + 3 + 3 + 3, EXPECTED_WINOGRAD = 2 };
-static const char *const verdict_a = "winograd_forward 12 8 10 10 3 3 1 1 1 1 = ";
-static const char *const weights_verdict_a = "winograd_backward_weights 12 8 10 10 3 3 1 1 1 1 = ";
+static const char *const verdict_a = "winograd_forward 12 8 10 10 3 3 1 1 1 1 n8 = ";
+static const char *const weights_verdict_a =
+    "winograd_backward_weights 12 8 10 10 3 3 1 1 1 1 n8 = ";
 
 /* Whether the tuning file's verdict line starting with `verdict` chose
  * Winograd, on either of its kernels: its third number is not 2. */
@@ -346,7 +352,34 @@ static void check_tuned_once(void) {
         /* Its forward and Winograd's verdict. */
         CHECK(count_entries(after) ==
               EXPECTED_OPERATIONS + EXPECTED_WINOGRAD + expected_pointwise_verdicts(ctx) + 2);
+        CHECK(strstr(after, "forward 12 24 6 6 3 3 1 1 1 1 n2 = ") != NULL);
         free(after);
+
+        /* 6: batch 3 is of batch 2's class; 64 is a class of its own below
+         * the full batch of 6x6 outputs. */
+        const conv2d_params three = layer_conv2d_params(&net->layers[1], 3);
+        const conv2d_params four = layer_conv2d_params(&net->layers[1], 4);
+        const conv2d_params below = layer_conv2d_params(&net->layers[1], 87);
+        const conv2d_params full = layer_conv2d_params(&net->layers[1], 88);
+        CHECK(tuning_full_batch(&full) == 88);
+        CHECK(tuning_has(ctx, "forward", &three));
+        CHECK(!tuning_has(ctx, "forward", &four));
+        CHECK(!tuning_has(ctx, "forward", &full));
+        float *many = calloc(88 * 12 * 6 * 6, sizeof(float)), *many_out = malloc(88 * 24 * 4);
+        if (CHECK(many && many_out) &&
+            CHECK_OK(ctx, clcnn_net_forward(net, many, 88, many_out, NULL, NULL))) {
+            CHECK(ctx->autotuned_operations == 2);
+            CHECK(tuning_has(ctx, "forward", &full));
+            CHECK(!tuning_has(ctx, "forward", &below));
+            CHECK(tuning_has(ctx, "forward", &p));
+            after = tuning_file(path, sizeof(path));
+            CHECK(after && strstr(after, "forward 12 24 6 6 3 3 1 1 1 1 = ") != NULL);
+            CHECK(count_entries(after) ==
+                  EXPECTED_OPERATIONS + EXPECTED_WINOGRAD + expected_pointwise_verdicts(ctx) + 4);
+            free(after);
+        }
+        free(many);
+        free(many_out);
     }
     clcnn_net_destroy(net);
     clcnn_context_destroy(ctx);

@@ -9,9 +9,9 @@ enum { TUNE_OPERATIONS = 3, TUNE_REPEATS = 3, MAX_CANDIDATES = 48 };
 static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backward_data",
                                                              "backward_weights"};
 
-/* Autotuning measures batches of this many images (the batch size clcnn
- * tune defaults to), of fewer where the network runs fewer and of more for
- * outputs of few pixels (autotune_batch), and keeps the fastest of
+/* Autotuning measures a shape at its full batch (tuning_full_batch: 64
+ * images, the batch size clcnn tune defaults to, or more for outputs of few
+ * pixels), or at the plan's where that is smaller, and keeps the fastest of
  * AUTOTUNE_SCREEN runs of each candidate after its warm-up run. Then the fastest and the default
  * run AUTOTUNE_ROUNDS more times each, turn about, and the fastest replaces
  * the default only if its best time over all its runs is at least
@@ -28,7 +28,7 @@ static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backwar
  * old rule, 3.3 under this one (9 rounds: 3.0). The rounds after the
  * screening stay, since single screening runs under load had picked
  * configurations 1.6x slower than the default. */
-enum { AUTOTUNE_BATCH = 64, AUTOTUNE_SCREEN = 2, AUTOTUNE_ROUNDS = 5, AUTOTUNE_MARGIN_PERCENT = 3 };
+enum { AUTOTUNE_SCREEN = 2, AUTOTUNE_ROUNDS = 5, AUTOTUNE_MARGIN_PERCENT = 3 };
 _Static_assert((int)AUTOTUNE_SCREEN <= (int)TUNE_REPEATS, "tune_shape's times hold either");
 
 /* Winograd's rounds go on until AUTOTUNE_SPREAD_SECONDS have passed (at
@@ -496,19 +496,11 @@ static int autotune_wants(const clcnn_context *ctx, int operation, const conv2d_
            in_bytes <= ctx->max_alloc_bytes && out_bytes <= ctx->max_alloc_bytes;
 }
 
-/* The batch layer l is tuned at: AUTOTUNE_BATCH images, or for outputs of
- * few pixels as many as make AUTOTUNE_BATCH 7x7 maps' positions, within
- * the capacity. A dense layer's 64 positions are another regime than the
- * batches it runs: its weight gradient (2048 x 2048, Xeon) had chosen a
- * configuration that runs 1.4 times slower at batch 2048 than the
- * default. */
-enum { AUTOTUNE_POSITIONS = AUTOTUNE_BATCH * 49 };
+/* The batch layer l is tuned at: its full batch, within the capacity; the
+ * verdicts are filed under that batch's class. */
 static int autotune_batch(const layer *l, int64_t capacity) {
     const conv2d_params image = layer_conv2d_params(l, 1);
-    const int64_t pixels = (int64_t)image.out_height * image.out_width;
-    int64_t batch = AUTOTUNE_BATCH;
-    if (pixels > 0 && pixels * batch < AUTOTUNE_POSITIONS)
-        batch = (AUTOTUNE_POSITIONS + pixels - 1) / pixels;
+    const int64_t batch = tuning_full_batch(&image);
     return (int)(batch < capacity ? batch : capacity);
 }
 
