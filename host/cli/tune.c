@@ -46,6 +46,9 @@ const cli_command cli_command_tune = {
     "backward-data and backward-weights of stride-1 3x3 convolutions both also time Winograd "
     "F(2x2, 3x3) against the fastest and keep it where it clearly wins. NET is a network "
     "file or an ONNX file (FILE.onnx).\n",
-    (const cli_option[]){{"--batch", "B", "the batch size to tune for (default 64)"},
-                         {NULL, NULL, NULL}},
+    (const cli_option[]){
+        {"--batch", "B",
+         "the batch size to tune for (default 64); its results serve batches between the same "
+         "powers of two as B (8-15 for 10), or from 64 up for B >= 64"},
+        {NULL, NULL, NULL}},
     run_tune};
