@@ -20,13 +20,13 @@
  *    the file and tunes nothing, and the file stays as it was; one in the
  *    same context finds the table and tunes nothing either.
  * 4. An inference plan tunes forward only.
+ * 5. The switches: CLCNN_AUTOTUNE=0 turns it off, clcnn_context_set_autotune
+ *    stands over it, CLCNN_DIRECT and CLCNN_NO_TUNING leave nothing to tune.
  * 6. Verdicts are kept per batch class: the powers of two below the full
  *    batch (64 images of 10x10 outputs, 88 of 6x6, to make 64 7x7 maps'
  *    positions) each have their own, and a plan for a batch of another
  *    class tunes that shape again without touching the verdicts of the
  *    first.
- * 5. The switches: CLCNN_AUTOTUNE=0 turns it off, clcnn_context_set_autotune
- *    stands over it, CLCNN_DIRECT and CLCNN_NO_TUNING leave nothing to tune.
  *
  * The suite runs with CLCNN_AUTOTUNE=0 (tests/CMakeLists.txt); this test
  * sets the variables it needs itself, with a cache directory of its own.
@@ -355,8 +355,8 @@ static void check_tuned_once(void) {
         CHECK(strstr(after, "forward 12 24 6 6 3 3 1 1 1 1 n2 = ") != NULL);
         free(after);
 
-        /* 6: batch 3 is of batch 2's class; 64 is a class of its own below
-         * the full batch of 6x6 outputs. */
+        /* 6: batch 3 is of batch 2's class, 4 of another; 87 is below the
+         * full batch of 6x6 outputs (88), in the class of 64. */
         const conv2d_params three = layer_conv2d_params(&net->layers[1], 3);
         const conv2d_params four = layer_conv2d_params(&net->layers[1], 4);
         const conv2d_params below = layer_conv2d_params(&net->layers[1], 87);
@@ -365,7 +365,8 @@ static void check_tuned_once(void) {
         CHECK(tuning_has(ctx, "forward", &three));
         CHECK(!tuning_has(ctx, "forward", &four));
         CHECK(!tuning_has(ctx, "forward", &full));
-        float *many = calloc(88 * 12 * 6 * 6, sizeof(float)), *many_out = malloc(88 * 24 * 4);
+        float *many = calloc(88 * 12 * 6 * 6, sizeof(float)),
+              *many_out = malloc(88 * 24 * sizeof(float));
         if (CHECK(many && many_out) &&
             CHECK_OK(ctx, clcnn_net_forward(net, many, 88, many_out, NULL, NULL))) {
             CHECK(ctx->autotuned_operations == 2);
