@@ -443,7 +443,8 @@ struct clcnn_net {
     int device_parameters_stale; /* host changed since the last upload */
     int host_parameters_stale;   /* device changed since the last download */
     /* Counts the changes to parameters and state, on either side: raised
-     * wherever one of the two flags above is set. A node's prepared
+     * with the flags above (net_host_parameters_changed,
+     * net_device_parameters_changed). A node's prepared
      * filters (per node, eval-mode forwards) are remade when it moved. */
     uint64_t parameters_version;
     prepared_weights *prepared;
@@ -608,6 +609,12 @@ void net_release_device_parameters(clcnn_net *net);
 clcnn_status net_sync_parameters_to_host(clcnn_net *net);
 /* Makes the device copy current (after the host copy changed); creates it on first use. */
 clcnn_status net_sync_parameters_to_device(clcnn_net *net);
+/* The host copy of the parameters and state changed (the device's is
+ * refreshed before its next use), or the device copy did (on an OpenCL
+ * device the host's is then read back before its next use): either raises
+ * parameters_version, which the kept filters and folds follow. */
+void net_host_parameters_changed(clcnn_net *net);
+void net_device_parameters_changed(clcnn_net *net);
 /* Activation storage for capacity images, with gradient storage if with_gradients. */
 clcnn_status net_ensure_activations(clcnn_net *net, int64_t capacity, int with_gradients);
 /* Before the plan for capacity images is made: where autotune_enabled,

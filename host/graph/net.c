@@ -132,8 +132,7 @@ static clcnn_status net_create(clcnn_context *ctx, const char *text, layer *laye
         clcnn_net_destroy(net);
         return status;
     }
-    net->device_parameters_stale = 1;
-    net->parameters_version++;
+    net_host_parameters_changed(net);
     status = clcnn_net_set_loss(net, CLCNN_LOSS_AUTO);
     if (status != CLCNN_OK) {
         /* Networks that fit no loss can still run forward. */
@@ -405,12 +404,6 @@ clcnn_status clcnn_net_tensor_info(const clcnn_net *net, int index, clcnn_tensor
     return CLCNN_OK;
 }
 
-/* The host copy is the one to keep: the device copy is refreshed before its next use. */
-static void mark_host_parameters_changed(clcnn_net *net) {
-    net->device_parameters_stale = 1;
-    net->parameters_version++;
-}
-
 clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed) {
     if (!net)
         return CLCNN_ERROR_INVALID_ARGUMENT;
@@ -419,7 +412,7 @@ clcnn_status clcnn_net_init_weights(clcnn_net *net, uint64_t seed) {
     rng_seed(&r, seed);
     for (int i = 0; i < net->layer_count; i++)
         init_layer(net, i, &r);
-    mark_host_parameters_changed(net);
+    net_host_parameters_changed(net);
     return CLCNN_OK;
 }
 
@@ -480,7 +473,7 @@ clcnn_status clcnn_net_load_weights(clcnn_net *net, const char *dir) {
     if (status != CLCNN_OK)
         return status;
     /* Even a load that fails halfway has changed the host copy. */
-    mark_host_parameters_changed(net);
+    net_host_parameters_changed(net);
     for (int i = 0; i < net->tensor_count && status == CLCNN_OK; i++)
         status = load_tensor(net, &net->tensors[i], dir);
     return status;
@@ -534,7 +527,7 @@ clcnn_status clcnn_net_set_tensor(clcnn_net *net, const char *name, const float 
     if (status != CLCNN_OK)
         return status;
     memcpy(tensor_values(net, t), values, sizeof(float) * (size_t)count);
-    mark_host_parameters_changed(net);
+    net_host_parameters_changed(net);
     return CLCNN_OK;
 }
 

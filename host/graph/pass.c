@@ -13,6 +13,17 @@
 
 /* ---- parameters and state on the device ------------------------------------------------- */
 
+void net_host_parameters_changed(clcnn_net *net) {
+    net->device_parameters_stale = 1;
+    net->parameters_version++;
+}
+
+void net_device_parameters_changed(clcnn_net *net) {
+    if (context_is_opencl(net->ctx))
+        net->host_parameters_stale = 1;
+    net->parameters_version++;
+}
+
 void net_release_device_parameters(clcnn_net *net) {
     for (int i = 0; net->prepared && i < net->layer_count; i++) {
         buffer_release(&net->prepared[i].buffer);
@@ -85,8 +96,7 @@ clcnn_status net_sync_parameters_to_device(clcnn_net *net) {
         clcnn_status status = create_device_parameters(net);
         if (status != CLCNN_OK)
             return status;
-        net->device_parameters_stale = 1;
-        net->parameters_version++;
+        net_host_parameters_changed(net);
     }
     if (!net->device_parameters_stale)
         return CLCNN_OK;
@@ -332,11 +342,8 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
     /* A train-mode forward updates state tensors (running statistics): on a
      * device their host copy is then stale. */
     for (int k = 0; training && k < l->tensor_count; k++)
-        if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE) {
-            if (context_is_opencl(net->ctx))
-                net->host_parameters_stale = 1;
-            net->parameters_version++;
-        }
+        if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE)
+            net_device_parameters_changed(net);
     return l->type->forward(l, &p);
 }
 

@@ -1289,8 +1289,7 @@ static clcnn_status read_parameters(const model_file *f, clcnn_net *net) {
     free(seen.flags);
     /* A fresh network has no device copy yet; the next use uploads these. */
     net->host_parameters_stale = 0;
-    net->device_parameters_stale = 1;
-    net->parameters_version++;
+    net_host_parameters_changed(net);
     return status;
 }
 

@@ -532,11 +532,9 @@ static clcnn_status optimizer_update(clcnn_trainer *t, double learning_rate) {
             optimizer_step_ref(&p, t->spans[k].count, net->host_parameters, net->host_gradients,
                                t->host_state1, t->host_state2);
     }
-    net->parameters_version++;
-    if (on_device) {
-        net->host_parameters_stale = 1;
+    net_device_parameters_changed(net);
+    if (on_device)
         t->host_state_stale = 1;
-    }
     return status;
 }
 
