@@ -692,6 +692,45 @@ def modern_activation(rng, shape):
     return make_activation(rng, shape, rng.choice(MODERN_ACTIVATIONS + ("relu6",)))
 
 
+def modern_image_layer(rng, shape, gen, batchnorm_below, dropout_below, roll=None):
+    """A layer of the modern generators on images, by a roll in [0, 1) (drawn when not
+    given): a conv below 0.35, max pooling below 0.45, average pooling below 0.55,
+    batchnorm below batchnorm_below, dropout below dropout_below, else an activation;
+    up to 20 tries for one that fits the shape, None if none did."""
+    if roll is None:
+        roll = rng.random()
+    layer = None
+    for _attempt in range(20):
+        if roll < 0.35:
+            layer = make_modern_conv(rng, shape, gen)
+        elif roll < 0.45:
+            layer = make_pool(rng, shape, "maxpool")
+        elif roll < 0.55:
+            layer = make_pool(rng, shape, "avgpool")
+        elif roll < batchnorm_below:
+            layer = make_batchnorm(rng, shape, gen)
+        elif roll < dropout_below:
+            layer = make_dropout(rng, shape, gen)
+        else:
+            layer = modern_activation(rng, shape)
+        if layer is not None:
+            break
+    return layer
+
+
+def modern_conv_followers(rng, shape, gen):
+    """What the modern generators put after a conv of output shape: now and then
+    batchnorm, an activation and dropout, in that order."""
+    followers = []
+    if rng.random() < 0.5:
+        followers.append(make_batchnorm(rng, shape, gen))
+    if rng.random() < 0.6:
+        followers.append(modern_activation(rng, shape))
+    if rng.random() < 0.2:
+        followers.append(make_dropout(rng, shape, gen))
+    return followers
+
+
 def random_modern_network(rng, gen):
     """random_network with the modern layers: convs (grouped, depthwise, dilated with
     gen.groups) often followed by batchnorm, an activation (relu6 among them) and dropout;
@@ -711,34 +750,13 @@ def random_modern_network(rng, gen):
         layers.append(layer)
 
     for _ in range(rng.randint(1, 5)):
-        shape = layers[-1].out_shape
-        roll = rng.random()
-        layer = None
-        for _attempt in range(20):
-            if roll < 0.35:
-                layer = make_modern_conv(rng, shape, gen)
-            elif roll < 0.45:
-                layer = make_pool(rng, shape, "maxpool")
-            elif roll < 0.55:
-                layer = make_pool(rng, shape, "avgpool")
-            elif roll < 0.65:
-                layer = make_batchnorm(rng, shape, gen)
-            elif roll < 0.75:
-                layer = make_dropout(rng, shape, gen)
-            else:
-                layer = modern_activation(rng, shape)
-            if layer is not None:
-                break
+        layer = modern_image_layer(rng, layers[-1].out_shape, gen, 0.65, 0.75)
         if layer is None:
             continue
         add(layer)
         if layer.kind == "conv":
-            if rng.random() < 0.5:
-                add(make_batchnorm(rng, layer.out_shape, gen))
-            if rng.random() < 0.6:
-                add(modern_activation(rng, layer.out_shape))
-            if rng.random() < 0.2:
-                add(make_dropout(rng, layer.out_shape, gen))
+            for follower in modern_conv_followers(rng, layer.out_shape, gen):
+                add(follower)
 
     if rng.random() < 0.75:
         shape = layers[-1].out_shape
@@ -2583,32 +2601,13 @@ def modern_plain_step(rng, g, x):
         if roll < 0.85:
             return g.add(make_dropout(rng, shape, gen), [x])
         return g.add(modern_activation(rng, shape), [x])
-    layer = None
-    for _attempt in range(20):
-        if roll < 0.35:
-            layer = make_modern_conv(rng, shape, gen)
-        elif roll < 0.45:
-            layer = make_pool(rng, shape, "maxpool")
-        elif roll < 0.55:
-            layer = make_pool(rng, shape, "avgpool")
-        elif roll < 0.7:
-            layer = make_batchnorm(rng, shape, gen)
-        elif roll < 0.85:
-            layer = make_dropout(rng, shape, gen)
-        else:
-            layer = modern_activation(rng, shape)
-        if layer is not None:
-            break
+    layer = modern_image_layer(rng, shape, gen, 0.7, 0.85, roll)
     if layer is None:
         layer = modern_activation(rng, shape)
     x = g.add(layer, [x])
     if layer.kind == "conv":
-        if rng.random() < 0.5:
-            x = g.add(make_batchnorm(rng, x.out_shape, gen), [x])
-        if rng.random() < 0.6:
-            x = g.add(modern_activation(rng, x.out_shape), [x])
-        if rng.random() < 0.2:
-            x = g.add(make_dropout(rng, x.out_shape, gen), [x])
+        for follower in modern_conv_followers(rng, x.out_shape, gen):
+            x = g.add(follower, [x])
     return x
 
 

@@ -1538,8 +1538,34 @@ static clcnn_status op_reshape(importer *im) {
     return UNSUPPORTED("reshape to anything but (N, -1) is not supported");
 }
 
-static int weight_name_of(const value *v, char *buf, size_t size) {
-    return snprintf(buf, size, "%s", v->name);
+/* A dense layer (*li) of m units on activation ai from the constant matrix
+ * b: (m, k) with trans_b, else (k, m); its weight is alpha b or alpha b^T
+ * (clcnn's weight is (units, inputs)), and it has a bias with has_bias. */
+static clcnn_status add_dense_layer(importer *im, int ai, const value *b, int trans_b, float alpha,
+                                    int has_bias, int *li) {
+    const value *a = &im->values[ai];
+    const int64_t k = trans_b ? b->dims[1] : b->dims[0], m = trans_b ? b->dims[0] : b->dims[1];
+    if (k != a->dims[1])
+        return MALFORMED("B has %lld rows for %lld input features", (long long)k,
+                         (long long)a->dims[1]);
+    if (m < 1 || m > 1000000)
+        return UNSUPPORTED("%lld units", (long long)m);
+    clcnn_status status = add_layer(im, "dense", &ai, 1, b->name, li);
+    if (status)
+        return status;
+    import_layer *l = &im->layers[*li];
+    l->units = (int)m;
+    snprintf(l->options, sizeof(l->options), "units=%lld%s", (long long)m,
+             has_bias ? "" : " bias=false");
+    float *weight = malloc(sizeof(float) * (size_t)(m * k));
+    if (!weight)
+        return set_error(im->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", im->path);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < k; j++)
+            weight[i * k + j] = trans_b ? b->floats[i * k + j] : b->floats[j * m + i];
+    status = add_tensor(im, *li, "weight", weight, m * k, alpha);
+    free(weight);
+    return status;
 }
 
 /* dense from Gemm (A, B, C): y = alpha A op(B) + beta C. */
@@ -1562,34 +1588,13 @@ static clcnn_status op_gemm(importer *im) {
         return UNSUPPORTED("A of rank %d; Gemm takes (N, K)", a->rank);
     if (b->rank != 2)
         return MALFORMED("B of rank %d", b->rank);
-    const int64_t k = trans_b ? b->dims[1] : b->dims[0], m = trans_b ? b->dims[0] : b->dims[1];
-    if (k != a->dims[1])
-        return MALFORMED("B has %lld rows for %lld input features", (long long)k,
-                         (long long)a->dims[1]);
-    if (m < 1 || m > 1000000)
-        return UNSUPPORTED("%lld units", (long long)m);
+    const int64_t m = trans_b ? b->dims[0] : b->dims[1];
     const value *c = ci >= 0 ? &im->values[ci] : NULL;
     if (c &&
         !(c->count == 1 || (c->count == m && (c->rank == 1 || (c->rank == 2 && c->dims[0] == 1)))))
         return UNSUPPORTED("C must be a scalar or a vector of the %lld units", (long long)m);
-    char weight_name[256];
-    weight_name_of(b, weight_name, sizeof(weight_name));
     int li;
-    if ((status = add_layer(im, "dense", &ai, 1, weight_name, &li)))
-        return status;
-    import_layer *l = &im->layers[li];
-    l->units = (int)m;
-    snprintf(l->options, sizeof(l->options), "units=%lld%s", (long long)m, c ? "" : " bias=false");
-    /* clcnn's weight is (units, inputs): B as it is with transB, else B^T */
-    float *weight = malloc(sizeof(float) * (size_t)(m * k));
-    if (!weight)
-        return set_error(im->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", im->path);
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < k; j++)
-            weight[i * k + j] = trans_b ? b->floats[i * k + j] : b->floats[j * m + i];
-    status = add_tensor(im, li, "weight", weight, m * k, alpha);
-    free(weight);
-    if (status)
+    if ((status = add_dense_layer(im, ai, b, trans_b, alpha, c != NULL, &li)))
         return status;
     if (c) {
         float *bias = malloc(sizeof(float) * (size_t)m);
@@ -1618,30 +1623,11 @@ static clcnn_status op_matmul(importer *im) {
     if (a->rank != 2 || b->rank != 2)
         return UNSUPPORTED("MatMul of ranks %d and %d; supported: (N, K) by a constant (K, M)",
                            a->rank, b->rank);
-    if (b->dims[0] != a->dims[1])
-        return MALFORMED("B has %lld rows for %lld input features", (long long)b->dims[0],
-                         (long long)a->dims[1]);
-    const int64_t k = b->dims[0], m = b->dims[1];
-    if (m < 1 || m > 1000000)
-        return UNSUPPORTED("%lld units", (long long)m);
     int li;
-    if ((status = add_layer(im, "dense", &ai, 1, b->name, &li)))
+    if ((status = add_dense_layer(im, ai, b, 0, 1.0f, 0, &li)))
         return status;
-    import_layer *l = &im->layers[li];
-    l->units = (int)m;
-    l->matmul_without_bias = 1;
-    snprintf(l->options, sizeof(l->options), "units=%lld bias=false", (long long)m);
-    float *weight = malloc(sizeof(float) * (size_t)(m * k));
-    if (!weight)
-        return set_error(im->ctx, CLCNN_ERROR_OUT_OF_MEMORY, "%s: out of memory", im->path);
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < k; j++)
-            weight[i * k + j] = b->floats[j * m + i];
-    status = add_tensor(im, li, "weight", weight, m * k, 1.0f);
-    free(weight);
-    if (status)
-        return status;
-    int64_t dims[2] = {a->dims[0], m};
+    im->layers[li].matmul_without_bias = 1;
+    int64_t dims[2] = {a->dims[0], b->dims[1]};
     return set_output(im, 0, li, 2, dims);
 }
 

@@ -595,17 +595,23 @@ static void scale_contribution(clcnn_trainer *t, const clcnn_gradient_step *step
     }
 }
 
-/* Bucket k's gradients are on the host: scales them and gives them to the ready hook. */
-static clcnn_status deliver_bucket(clcnn_trainer *t, int k) {
-    const int64_t first = t->bucket_first[k], end = t->bucket_end[k];
-    scale_contribution(t, t->ready_step, first, end);
+/* The ready hook on count host gradients from first (none: a poll), its
+ * failure an error of the step's. */
+static clcnn_status call_ready_hook(clcnn_trainer *t, int64_t first, int64_t count) {
     clcnn_status status =
-        t->ready_hook(t->ready_user, t->net->host_gradients, first, end - first, t->ready_step);
+        t->ready_hook(t->ready_user, t->net->host_gradients, first, count, t->ready_step);
     if (status != CLCNN_OK)
         return set_error(
             t->net->ctx, status, "the gradient ready hook returned %s at epoch %d, batch %lld",
             clcnn_status_name(status), t->ready_step->epoch, (long long)t->ready_step->batch);
     return CLCNN_OK;
+}
+
+/* Bucket k's gradients are on the host: scales them and gives them to the ready hook. */
+static clcnn_status deliver_bucket(clcnn_trainer *t, int k) {
+    const int64_t first = t->bucket_first[k], end = t->bucket_end[k];
+    scale_contribution(t, t->ready_step, first, end);
+    return call_ready_hook(t, first, end - first);
 }
 
 /* Bucket k is final once its node's backward is done: on the reference
@@ -628,12 +634,7 @@ static clcnn_status emit_bucket(clcnn_trainer *t, int k) {
 /* The ready hook with no gradients: a chance to advance the exchanges
  * under way (clcnn.h). */
 static clcnn_status poll_ready_hook(clcnn_trainer *t) {
-    clcnn_status status = t->ready_hook(t->ready_user, t->net->host_gradients, 0, 0, t->ready_step);
-    if (status != CLCNN_OK)
-        return set_error(
-            t->net->ctx, status, "the gradient ready hook returned %s at epoch %d, batch %lld",
-            clcnn_status_name(status), t->ready_step->epoch, (long long)t->ready_step->batch);
-    return CLCNN_OK;
+    return call_ready_hook(t, 0, 0);
 }
 
 /* net->backward_node_done during a step with a ready hook. */
