@@ -73,6 +73,33 @@
 #define DILATE_W(s) s
 #endif
 
+/* acc += the products of a chunk of TILE_K taps held in local memory: a
+ * (TILE_K x TILE_M) and b (TILE_K x TILE_N), this work-item's WPT_M x WPT_N
+ * of them. A two-level sum: the chunk's products are added up from zero,
+ * then the chunk's sum joins acc, so no float sum runs over the whole
+ * reduction (an error growing with its length). The backward kernels'
+ * reductions run over it chunk by chunk. */
+void add_chunk_products(__local const float (*a)[TILE_M], __local const float (*b)[TILE_N],
+                        const int local_m, const int local_n, float acc[WPT_M][WPT_N]) {
+    float chunk[WPT_M][WPT_N];
+    for (int wm = 0; wm < WPT_M; wm++)
+        for (int wn = 0; wn < WPT_N; wn++)
+            chunk[wm][wn] = 0.0f;
+    for (int kk = 0; kk < TILE_K; kk++) {
+        float a_values[WPT_M], b_values[WPT_N];
+        for (int wm = 0; wm < WPT_M; wm++)
+            a_values[wm] = a[kk][local_m + wm * THREADS_M];
+        for (int wn = 0; wn < WPT_N; wn++)
+            b_values[wn] = b[kk][local_n + wn * THREADS_N];
+        for (int wm = 0; wm < WPT_M; wm++)
+            for (int wn = 0; wn < WPT_N; wn++)
+                chunk[wm][wn] = fma(a_values[wm], b_values[wn], chunk[wm][wn]);
+    }
+    for (int wm = 0; wm < WPT_M; wm++)
+        for (int wn = 0; wn < WPT_N; wn++)
+            acc[wm][wn] += chunk[wm][wn];
+}
+
 __kernel void conv2d_forward(const __global float *restrict input,
                              const __global float *restrict weight,
                              const __global float *restrict bias, __global float *restrict output,
@@ -324,26 +351,7 @@ __kernel void conv2d_backward_data(const __global float *restrict grad_output,
                                      tap_output_offset, tap_weight_offset, tap_qr, tap_pr, tap_qs,
                                      tap_ps DILATION_ARGS);
 
-        /* Two-level sum: each chunk's products are added up from zero, then
-         * the chunk sum joins acc, so no float sum runs over the whole
-         * reduction (an error growing with its length). */
-        float chunk[WPT_M][WPT_N];
-        for (int wm = 0; wm < WPT_M; wm++)
-            for (int wn = 0; wn < WPT_N; wn++)
-                chunk[wm][wn] = 0.0f;
-        for (int kk = 0; kk < TILE_K; kk++) {
-            float a[WPT_M], b[WPT_N];
-            for (int wm = 0; wm < WPT_M; wm++)
-                a[wm] = weight_tile[kk][local_m + wm * THREADS_M];
-            for (int wn = 0; wn < WPT_N; wn++)
-                b[wn] = grad_tile[kk][local_n + wn * THREADS_N];
-            for (int wm = 0; wm < WPT_M; wm++)
-                for (int wn = 0; wn < WPT_N; wn++)
-                    chunk[wm][wn] = fma(a[wm], b[wn], chunk[wm][wn]);
-        }
-        for (int wm = 0; wm < WPT_M; wm++)
-            for (int wn = 0; wn < WPT_N; wn++)
-                acc[wm][wn] += chunk[wm][wn];
+        add_chunk_products(weight_tile, grad_tile, local_m, local_n, acc);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
@@ -491,24 +499,7 @@ __kernel void conv2d_backward_weights(const __global float *restrict input,
                                          stride_w, pad_top, pad_left, OW, OHW, step_output_offset,
                                          step_input_offset, step_h0, step_w0 GROUPS_ARG);
 
-        /* Two-level sum, as in backward-data. */
-        float chunk[WPT_M][WPT_N];
-        for (int wm = 0; wm < WPT_M; wm++)
-            for (int wn = 0; wn < WPT_N; wn++)
-                chunk[wm][wn] = 0.0f;
-        for (int kk = 0; kk < TILE_K; kk++) {
-            float a[WPT_M], b[WPT_N];
-            for (int wm = 0; wm < WPT_M; wm++)
-                a[wm] = grad_tile[kk][local_m + wm * THREADS_M];
-            for (int wn = 0; wn < WPT_N; wn++)
-                b[wn] = input_tile[kk][local_n + wn * THREADS_N];
-            for (int wm = 0; wm < WPT_M; wm++)
-                for (int wn = 0; wn < WPT_N; wn++)
-                    chunk[wm][wn] = fma(a[wm], b[wn], chunk[wm][wn]);
-        }
-        for (int wm = 0; wm < WPT_M; wm++)
-            for (int wn = 0; wn < WPT_N; wn++)
-                acc[wm][wn] += chunk[wm][wn];
+        add_chunk_products(grad_tile, input_tile, local_m, local_n, acc);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
