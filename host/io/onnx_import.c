@@ -814,6 +814,18 @@ static clcnn_status image_input(importer *im, const value *v) {
     return CLCNN_OK;
 }
 
+/* Value xi as an image input *x; a Pad folded into it (VALUE_PADDED) gives
+ * the value it pads, and *pad_source is xi then, -1 otherwise. */
+static clcnn_status padded_image_input(importer *im, int xi, value *x, int *pad_source) {
+    *x = im->values[xi];
+    *pad_source = -1;
+    if (x->kind == VALUE_PADDED) {
+        *pad_source = xi;
+        *x = im->values[x->source];
+    }
+    return image_input(im, x);
+}
+
 static clcnn_status op_conv(importer *im) {
     static const char *const known[] = {"kernel_shape", "strides",  "pads", "dilations",
                                         "group",        "auto_pad", NULL};
@@ -824,13 +836,9 @@ static clcnn_status op_conv(importer *im) {
         return status;
     if (has_input(im->node, 2) && (status = constant_input(im, 2, 1, "the bias", &bi)))
         return status;
-    value x = im->values[xi];
-    int pad_source = -1;
-    if (x.kind == VALUE_PADDED) {
-        pad_source = xi;
-        x = im->values[x.source];
-    }
-    if ((status = image_input(im, &x)))
+    value x;
+    int pad_source;
+    if ((status = padded_image_input(im, xi, &x, &pad_source)))
         return status;
     const value *weight = &im->values[wi];
     const int64_t group = attribute_int(im->node, "group", 1);
@@ -920,13 +928,9 @@ static clcnn_status op_pool(importer *im, int average) {
         return status;
     if (!average && (status = unused_outputs_from(im, 1, "the indices")))
         return status;
-    value x = im->values[xi];
-    int pad_source = -1;
-    if (x.kind == VALUE_PADDED) {
-        pad_source = xi;
-        x = im->values[x.source];
-    }
-    if ((status = image_input(im, &x)))
+    value x;
+    int pad_source;
+    if ((status = padded_image_input(im, xi, &x, &pad_source)))
         return status;
     const int ceil_mode = (int)attribute_int(im->node, "ceil_mode", 0);
     const int include_pad = (int)attribute_int(im->node, "count_include_pad", 0);
