@@ -1080,11 +1080,12 @@ static void check_kept_input(clcnn_context *ctx, int cases, uint64_t seed) {
             free(host[k]);
     }
     CHECK(mismatches == 0);
-    /* On a device with the register-blocked kernels most padded shapes keep a copy. */
-    if (use_direct_kernels(ctx))
-        CHECK(kept_cases >= cases / 4);
-    if (use_direct_kernels(ctx))
-        CHECK(winograd_cases >= cases / 4 && winograd_kept > 0 && odd_kept > 0);
+    /* On a device with the register-blocked kernels most padded shapes keep a
+     * copy; the few cases of quick mode (CLCNN_TEST_QUICK) need not show every
+     * kind. */
+    if (use_direct_kernels(ctx) && !quick_mode)
+        CHECK(kept_cases >= cases / 4 && winograd_cases >= cases / 4 && winograd_kept > 0 &&
+              odd_kept > 0);
     printf("kept padded input: %d cases, %d of them kept (%d of the %d on Winograd's kernels, %d "
            "of those with an odd side), %d differ\n",
            cases, kept_cases, winograd_kept, winograd_cases, odd_kept, mismatches);
