@@ -73,18 +73,11 @@
 #define DILATE_W(s) s
 #endif
 
-/* acc += the products of a chunk of TILE_K taps held in local memory: a
+/* sums += the products of a chunk of TILE_K taps held in local memory: a
  * (TILE_K x TILE_M) and b (TILE_K x TILE_N), this work-item's WPT_M x WPT_N
- * of them. A two-level sum: the chunk's products are added up from zero,
- * then the chunk's sum joins acc, so no float sum runs over the whole
- * reduction (an error growing with its length). The backward kernels'
- * reductions run over it chunk by chunk. */
-void add_chunk_products(__local const float (*a)[TILE_M], __local const float (*b)[TILE_N],
-                        const int local_m, const int local_n, float acc[WPT_M][WPT_N]) {
-    float chunk[WPT_M][WPT_N];
-    for (int wm = 0; wm < WPT_M; wm++)
-        for (int wn = 0; wn < WPT_N; wn++)
-            chunk[wm][wn] = 0.0f;
+ * of them. */
+void add_tile_products(__local const float (*a)[TILE_M], __local const float (*b)[TILE_N],
+                       const int local_m, const int local_n, float sums[WPT_M][WPT_N]) {
     for (int kk = 0; kk < TILE_K; kk++) {
         float a_values[WPT_M], b_values[WPT_N];
         for (int wm = 0; wm < WPT_M; wm++)
@@ -93,8 +86,21 @@ void add_chunk_products(__local const float (*a)[TILE_M], __local const float (*
             b_values[wn] = b[kk][local_n + wn * THREADS_N];
         for (int wm = 0; wm < WPT_M; wm++)
             for (int wn = 0; wn < WPT_N; wn++)
-                chunk[wm][wn] = fma(a_values[wm], b_values[wn], chunk[wm][wn]);
+                sums[wm][wn] = fma(a_values[wm], b_values[wn], sums[wm][wn]);
     }
+}
+
+/* add_tile_products in two levels, for the backward kernels' long
+ * reductions: the chunk's products are added up from zero, then the chunk's
+ * sum joins acc, so no float sum runs over the whole reduction (an error
+ * growing with its length). */
+void add_chunk_products(__local const float (*a)[TILE_M], __local const float (*b)[TILE_N],
+                        const int local_m, const int local_n, float acc[WPT_M][WPT_N]) {
+    float chunk[WPT_M][WPT_N];
+    for (int wm = 0; wm < WPT_M; wm++)
+        for (int wn = 0; wn < WPT_N; wn++)
+            chunk[wm][wn] = 0.0f;
+    add_tile_products(a, b, local_m, local_n, chunk);
     for (int wm = 0; wm < WPT_M; wm++)
         for (int wn = 0; wn < WPT_N; wn++)
             acc[wm][wn] += chunk[wm][wn];
@@ -181,16 +187,7 @@ __kernel void conv2d_forward(const __global float *restrict input,
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 
-        for (int kk = 0; kk < TILE_K; kk++) {
-            float a[WPT_M], b[WPT_N];
-            for (int wm = 0; wm < WPT_M; wm++)
-                a[wm] = weight_tile[kk][local_m + wm * THREADS_M];
-            for (int wn = 0; wn < WPT_N; wn++)
-                b[wn] = input_tile[kk][local_n + wn * THREADS_N];
-            for (int wm = 0; wm < WPT_M; wm++)
-                for (int wn = 0; wn < WPT_N; wn++)
-                    acc[wm][wn] = fma(a[wm], b[wn], acc[wm][wn]);
-        }
+        add_tile_products(weight_tile, input_tile, local_m, local_n, acc);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
