@@ -38,12 +38,12 @@ static const char *source =
 
 enum { RUNS = 5, STREAM = 200, WRAPPED = 30 };
 
-/* Seconds of the fastest of RUNS runs of `launches` launches of the
+/* Seconds of the fastest of `runs` runs of `launches` launches of the
  * one-argument kernel and one clFinish, a launch. */
 static double launches_then_finish(cl_command_queue queue, cl_kernel kernel, size_t items,
-                                   int launches) {
+                                   int launches, int runs) {
     double best = 1e30;
-    for (int run = 0; run < RUNS; run++) {
+    for (int run = 0; run < runs; run++) {
         const double start = seconds();
         for (int i = 0; i < launches; i++)
             clEnqueueNDRangeKernel(queue, kernel, 1, NULL, &items, NULL, 0, NULL, NULL);
@@ -113,12 +113,12 @@ int main(int argc, char **argv) {
     const size_t items = 65536, wrapped_items = 262144; /* 256 KiB, 1 MiB */
     cl_mem buffer = clCreateBuffer(context, CL_MEM_READ_WRITE, sizeof(float) * items, NULL, &err);
     clSetKernelArg(touch, 0, sizeof(buffer), &buffer);
-    launches_then_finish(queue, touch, items, 3); /* builds the kernel's code on PoCL */
+    launches_then_finish(queue, touch, items, 3, 1); /* builds the kernel's code on PoCL */
     printf("device: %s\n", name);
     printf("a launch in a stream of %d: %.1f us\n", STREAM,
-           1e6 * launches_then_finish(queue, touch, items, STREAM));
+           1e6 * launches_then_finish(queue, touch, items, STREAM, RUNS));
     printf("one launch and clFinish: %.1f us\n",
-           1e6 * launches_then_finish(queue, touch, items, 1));
+           1e6 * launches_then_finish(queue, touch, items, 1, WRAPPED));
     const size_t bytes = sizeof(float) * wrapped_items;
     char *raw = aligned_alloc(4096, 2 * bytes + 2 * 4096);
     if (!raw)

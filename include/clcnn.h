@@ -128,6 +128,13 @@ CLCNN_API clcnn_status clcnn_context_set_autotune(clcnn_context *ctx, int enable
  * reference device. */
 CLCNN_API clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops);
 
+/* The OpenCL device's call floor in seconds: one launch of a near-empty
+ * kernel (the peak kernel's single round) and clFinish, the fastest of 20.
+ * Every synchronous call (clcnn_net_forward, say) takes at least this long
+ * around its kernels; on a CPU device it is the driver waking its threads
+ * and then the caller. An error on the reference device. */
+CLCNN_API clcnn_status clcnn_device_call_floor(clcnn_context *ctx, double *seconds);
+
 /* ---- arrays and .npy files ------------------------------------------------ */
 
 #define CLCNN_MAX_DIMS 8

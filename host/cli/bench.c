@@ -87,6 +87,7 @@ typedef struct bench_state {
     char cpu_name[256];
     double load_start[3], load_end[3];
     double peak_gflops; /* the OpenCL device's (clcnn_device_peak), 0 if unmeasured */
+    double call_floor_seconds; /* its clcnn_device_call_floor, 0 if unmeasured */
 } bench_state;
 
 static int compare_doubles(const void *a, const void *b) {
@@ -1097,6 +1098,11 @@ static void print_tables(const bench_state *s) {
                "fma chains, a work-group per compute unit); wall of peak: the wall GFLOP/s as a "
                "share of it\n",
                s->peak_gflops);
+    if (s->call_floor_seconds > 0.0)
+        printf("- the OpenCL device's call floor: %.1f us (clcnn_device_call_floor: a near-empty "
+               "launch and clFinish, the fastest of 20); every wall figure of one call contains "
+               "it\n",
+               1e6 * s->call_floor_seconds);
     if (s->reference)
         printf("- reference device: %s\n", clcnn_device_name(s->reference));
     printf("- medians of %d runs on the OpenCL device and %d on the reference, after a warm-up; "
@@ -1176,6 +1182,8 @@ static int write_json(const bench_state *s, const char *path) {
             s->load_end[2]);
     fprintf(f, "  \"peak_gflops\": ");
     json_number(f, s->peak_gflops);
+    fprintf(f, ",\n  \"call_floor_seconds\": ");
+    json_number(f, s->call_floor_seconds);
     fprintf(f, ",\n  \"devices\": {");
     if (s->opencl) {
         fprintf(f, "\"opencl\": ");
@@ -1353,7 +1361,9 @@ static int run_bench(const cli_common *common, const cli_args *args) {
         if (!s->reference)
             result = 1;
     }
-    if (result == 0 && s->opencl && clcnn_device_peak(s->opencl, &s->peak_gflops) != CLCNN_OK)
+    if (result == 0 && s->opencl &&
+        (clcnn_device_peak(s->opencl, &s->peak_gflops) != CLCNN_OK ||
+         clcnn_device_call_floor(s->opencl, &s->call_floor_seconds) != CLCNN_OK))
         result = cli_fail_context(s->opencl);
     if (result == 0 && o->run_ops)
         result = bench_ops(s);

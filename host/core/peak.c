@@ -1,6 +1,7 @@
 /* The OpenCL device's floating-point peak (kernels/peak.cl), against which
  * clcnn bench states every operation's speed, so that figures from any
- * device compare. */
+ * device compare; and its call floor, the shortest synchronous call, which
+ * every wall figure of one call contains. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -9,6 +10,7 @@
 enum {
     PEAK_CHAINS = 8, /* kernels/peak.cl's default */
     PEAK_RUNS = 5,
+    FLOOR_CALLS = 20,
     MAX_ITEMS = 1 << 20,
 };
 /* A timed launch lasts at least this long, so that its start-up cost is small. */
@@ -22,9 +24,10 @@ static int peak_vector_width(const clcnn_context *ctx) {
     return vw;
 }
 
-/* Seconds of one launch of `rounds` rounds, waited for. */
+/* Seconds of one launch of `rounds` rounds, waited for: items work-items in
+ * work-groups of `group` (0: the driver's choice). */
 static clcnn_status time_launch(clcnn_context *ctx, cl_kernel kernel, cl_mem out, int items,
-                                int rounds, double *seconds) {
+                                int group, int rounds, double *seconds) {
     const float a = 0.9999f, b = 1e-4f;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &out},
@@ -32,9 +35,10 @@ static clcnn_status time_launch(clcnn_context *ctx, cl_kernel kernel, cl_mem out
         {sizeof(float), &a},
         {sizeof(float), &b},
     };
-    const size_t global[1] = {(size_t)items};
+    const size_t global[1] = {(size_t)items}, local[1] = {(size_t)group};
     const double start = clock_seconds();
-    clcnn_status status = runtime_launch(ctx, kernel, "fma_peak", 4, args, 1, global, NULL);
+    clcnn_status status =
+        runtime_launch(ctx, kernel, "fma_peak", 4, args, 1, global, group ? local : NULL);
     if (status == CLCNN_OK)
         status = cl_check(ctx, clFinish(ctx->queue), "clFinish");
     *seconds = clock_seconds() - start;
@@ -46,47 +50,67 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops) {
-    if (!ctx || !gflops)
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "clcnn_device_peak: invalid argument");
-    *gflops = 0.0;
+/* The peak kernel with its output buffer (*out, the caller releases it)
+ * over *items work-items of *vw-float vectors, a work-group's worth for
+ * each of the device's *units compute units, launched once untimed:
+ * PoCL generates a kernel's code at its first launch, which, timed, had
+ * ended the peak's search for rounds at once and put the peak at 129
+ * GFLOP/s against 230 (AMD EPYC, AVX-512, cold cache). caller names the
+ * API call in errors. */
+static clcnn_status peak_kernel(clcnn_context *ctx, const char *caller, cl_kernel *kernel,
+                                cl_mem *out, int *items, int *vw, int *units) {
+    *out = NULL;
     clcnn_status status = context_require_device(ctx);
     if (status != CLCNN_OK)
         return status;
     if (!context_is_opencl(ctx))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "clcnn_device_peak: the reference device has no peak kernel");
-    cl_uint units = 1;
-    clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(units), &units, NULL);
-    /* Enough work-items to fill every unit: a work-group's worth per unit. */
+                         "%s: the reference device has no peak kernel", caller);
+    cl_uint compute_units = 1;
+    clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(compute_units), &compute_units,
+                    NULL);
+    *units = compute_units ? (int)compute_units : 1;
+    if (*units > MAX_ITEMS)
+        *units = MAX_ITEMS;
     size_t per_unit = ctx->max_work_group_size ? ctx->max_work_group_size : 64;
-    size_t wanted = (size_t)(units ? units : 1) * per_unit;
-    const int items = wanted > MAX_ITEMS ? MAX_ITEMS : (int)wanted;
-    const int vw = peak_vector_width(ctx);
+    size_t wanted = (size_t)*units * per_unit;
+    *items = wanted > MAX_ITEMS ? MAX_ITEMS : (int)wanted;
+    *vw = peak_vector_width(ctx);
     char options[64];
-    snprintf(options, sizeof(options), "-DPEAK_VW=%d -DPEAK_CHAINS=%d", vw, PEAK_CHAINS);
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "peak", "fma_peak", options, &kernel);
-    cl_mem out = NULL;
+    snprintf(options, sizeof(options), "-DPEAK_VW=%d -DPEAK_CHAINS=%d", *vw, PEAK_CHAINS);
+    status = runtime_get_kernel(ctx, "peak", "fma_peak", options, kernel);
     if (status == CLCNN_OK)
-        status = buffer_create(ctx, sizeof(float) * (size_t)items, &out);
-    /* An untimed launch first: PoCL generates a kernel's code at its first
-     * launch, which, timed, had ended the search for rounds at once and put
-     * the peak at 129 GFLOP/s against 230 (AMD EPYC, AVX-512, cold cache). */
+        status = buffer_create(ctx, sizeof(float) * (size_t)*items, out);
     double seconds = 0.0;
     if (status == CLCNN_OK)
-        status = time_launch(ctx, kernel, out, items, 1, &seconds);
+        status = time_launch(ctx, *kernel, *out, *items, 0, 1, &seconds);
+    if (status != CLCNN_OK)
+        buffer_release(out);
+    return status;
+}
+
+clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops) {
+    if (!ctx || !gflops)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "clcnn_device_peak: invalid argument");
+    *gflops = 0.0;
+    cl_kernel kernel;
+    cl_mem out;
+    int items, vw, units;
+    clcnn_status status = peak_kernel(ctx, "clcnn_device_peak", &kernel, &out, &items, &vw, &units);
+    if (status != CLCNN_OK)
+        return status;
+    double seconds = 0.0;
     /* Rounds that make a launch long enough. */
     int rounds = 64;
     while (status == CLCNN_OK) {
-        status = time_launch(ctx, kernel, out, items, rounds, &seconds);
+        status = time_launch(ctx, kernel, out, items, 0, rounds, &seconds);
         if (seconds >= min_launch_seconds || rounds >= (1 << 24))
             break;
         rounds *= 2;
     }
     double times[PEAK_RUNS];
     for (int run = 0; run < PEAK_RUNS && status == CLCNN_OK; run++)
-        status = time_launch(ctx, kernel, out, items, rounds, &times[run]);
+        status = time_launch(ctx, kernel, out, items, 0, rounds, &times[run]);
     float first = 0.0f;
     if (status == CLCNN_OK)
         status = buffer_read(ctx, out, 0, sizeof(float), &first);
@@ -104,4 +128,32 @@ clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops) {
     const double flop = 2.0 * vw * PEAK_CHAINS * (double)rounds * (double)items;
     *gflops = flop / times[0] / 1e9;
     return CLCNN_OK;
+}
+
+clcnn_status clcnn_device_call_floor(clcnn_context *ctx, double *seconds) {
+    if (!ctx || !seconds)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "clcnn_device_call_floor: invalid argument");
+    *seconds = 0.0;
+    cl_kernel kernel;
+    cl_mem out;
+    int items, vw, units;
+    clcnn_status status =
+        peak_kernel(ctx, "clcnn_device_call_floor", &kernel, &out, &items, &vw, &units);
+    /* A work-group of one work-item for each compute unit, one round: work
+     * for every unit, so that a CPU device wakes all its threads as a real
+     * call does, and next to nothing to compute (a work-group's worth a
+     * unit had taken 310 us on PoCL, AMD EPYC). The fastest call, as for
+     * the peak: a busy machine only slows one. */
+    double fastest = 0.0;
+    for (int call = 0; call < FLOOR_CALLS && status == CLCNN_OK; call++) {
+        double took = 0.0;
+        status = time_launch(ctx, kernel, out, units, 1, 1, &took);
+        if (call == 0 || took < fastest)
+            fastest = took;
+    }
+    buffer_release(&out);
+    if (status == CLCNN_OK)
+        *seconds = fastest;
+    return status;
 }
