@@ -307,7 +307,9 @@ static int64_t fold_floats(const layer *l) {
  * out for the forward kernels (prepared_weights) and the folds. */
 static uint64_t kept_filter_bytes(const clcnn_net *net) {
     uint64_t bytes = 0;
-    for (int i = 0; i < net->layer_count && context_is_opencl(net->ctx); i++) {
+    if (!context_is_opencl(net->ctx))
+        return 0;
+    for (int i = 0; i < net->layer_count; i++) {
         const layer *l = &net->layers[i];
         if (l->type->tune == tune_as_convolution) {
             const conv2d_params p = layer_conv2d_params(l, 1);
