@@ -3,7 +3,7 @@
 epochs run back to back in one process, so that both meet the same machine:
 
     CLCNN_LIBRARY=build/libclcnn.so /usr/bin/python3 bench/paired_train.py \
-        [--net resnet|lenet5|twoconv] [--pairs 7] [--threads 2] [--data DIR]
+        [--net resnet|lenet5|twoconv] [--pairs 7] [--threads 2] [--batch 64] [--data DIR]
 
 compare_pytorch.py times all of clcnn's figures first and all of PyTorch's
 after: minutes apart, and on a shared machine its ratio moves with what
@@ -12,7 +12,7 @@ epoch over the same data, in alternating order (clcnn first in even pairs,
 PyTorch first in odd ones), and the figure is the median of the pairs'
 ratios. Both sides train as clcnn bench and compare_pytorch.py do: the
 first 6,400 Fashion-MNIST training images normalised with the training
-set's mean and deviation, batch 64, SGD with learning rate 0.01 and
+set's mean and deviation, batch 64 (--batch), SGD with learning rate 0.01 and
 momentum 0.9, after a warm-up epoch of 640 images each. clcnn runs through
 its Python package (python/clcnn), which finds libclcnn.so as its README
 says; PyTorch with torch.set_num_threads(--threads) and glibc's allocator
@@ -37,6 +37,8 @@ def parse_args():
                    choices=[ident for ident, _, _ in compare_pytorch.NETWORKS])
     p.add_argument("--pairs", type=int, default=7, help="pairs of epochs (default 7)")
     p.add_argument("--threads", type=int, default=2, help="PyTorch's threads (default 2)")
+    p.add_argument("--batch", type=int, default=compare_pytorch.TRAIN_BATCH,
+                   help="images a step (default %d)" % compare_pytorch.TRAIN_BATCH)
     p.add_argument("--data", default=compare_pytorch.DEFAULT_DATA_DIR,
                    help="the Fashion-MNIST directory")
     p.add_argument("--net-dir", default=os.path.join(SCRIPT_DIR, "..", "examples"))
@@ -45,6 +47,8 @@ def parse_args():
     args = p.parse_args()
     if args.pairs < 1:
         p.error("--pairs must be at least 1")
+    if args.batch < 1:
+        p.error("--batch must be at least 1")
     return args
 
 
@@ -91,7 +95,7 @@ def main():
     x = np.ascontiguousarray(((scaled[:count] - mean) / std)[:, None, :, :], dtype=np.float32)
     y = labels[:count].astype(np.int32)
     warmup = compare_pytorch.TRAIN_WARMUP_IMAGES
-    batch = compare_pytorch.TRAIN_BATCH
+    batch = args.batch
 
     file_name = {ident: name for ident, name, _ in compare_pytorch.NETWORKS}[args.net]
     path = os.path.join(args.net_dir, file_name)
