@@ -2,9 +2,9 @@
  * comparisons of two builds of the library (bench/RESULTS.md):
  *
  *   cc -O2 -Iinclude bench/ab_train_epoch.c build/libclcnn.a -lOpenCL -lz -lm -lpthread -lstb
- *   ./a.out examples/lenet5.net [--profile]
+ *   ./a.out examples/lenet5.net [--profile] [--batch N]
  *
- * 6,400 generated 28x28 images, batch 64, SGD with the trainer's defaults;
+ * 6,400 generated 28x28 images, batch 64 (or N), SGD with the trainer's defaults;
  * one warm-up epoch, then three timed ones (images/s each), or with
  * --profile one epoch's device time per kernel. Uses only calls that the
  * first edition's API has too, so it builds against either. */
@@ -25,10 +25,20 @@ static double seconds(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s NET [--profile]\n", argv[0]);
+        fprintf(stderr, "usage: %s NET [--profile] [--batch N]\n", argv[0]);
         return 2;
     }
-    const int profile = argc > 2 && strcmp(argv[2], "--profile") == 0;
+    int profile = 0, batch = 64;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--profile") == 0) {
+            profile = 1;
+        } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) {
+            batch = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "%s: unknown or incomplete option '%s'\n", argv[0], argv[i]);
+            return 2;
+        }
+    }
     clcnn_context *ctx = clcnn_context_create();
     clcnn_net *net = NULL;
     clcnn_trainer *trainer = NULL;
@@ -47,7 +57,7 @@ int main(int argc, char **argv) {
         data.labels[i] = i % 10;
     clcnn_train_config config;
     clcnn_train_config_defaults(&config);
-    config.batch_size = 64;
+    config.batch_size = batch;
     double loss, accuracy;
     if (clcnn_context_select_device(ctx, CLCNN_DEVICE_OPENCL, -1, -1) != CLCNN_OK ||
         clcnn_net_from_file(ctx, argv[1], &net) != CLCNN_OK ||

@@ -24,9 +24,10 @@
  *    stands over it, CLCNN_DIRECT and CLCNN_NO_TUNING leave nothing to tune.
  * 6. Verdicts are kept per batch class: the powers of two below the full
  *    batch (64 images of 10x10 outputs, 88 of 6x6, to make 64 7x7 maps'
- *    positions) each have their own, and a plan for a batch of another
- *    class tunes that shape again without touching the verdicts of the
- *    first.
+ *    positions) each have their own, the full batch up to twice it one,
+ *    and every batch from twice it up one more; a plan for a batch of
+ *    another class tunes that shape again without touching the verdicts
+ *    of the first.
  *
  * The suite runs with CLCNN_AUTOTUNE=0 (tests/CMakeLists.txt); this test
  * sets the variables it needs itself, with a cache directory of its own.
@@ -377,6 +378,34 @@ static void check_tuned_once(void) {
             CHECK(after && strstr(after, "forward 12 24 6 6 3 3 1 1 1 1 = ") != NULL);
             CHECK(count_entries(after) ==
                   EXPECTED_OPERATIONS + EXPECTED_WINOGRAD + expected_pointwise_verdicts(ctx) + 4);
+            free(after);
+        }
+        /* From twice the full batch up, one class more: 175 is of 88's,
+         * 176 and 1000 of their own, tuned at 176. */
+        const conv2d_params short_of_twice = layer_conv2d_params(&net->layers[1], 175);
+        const conv2d_params twice = layer_conv2d_params(&net->layers[1], 176);
+        const conv2d_params thousand = layer_conv2d_params(&net->layers[1], 1000);
+        CHECK(tuning_batch_class(&below) == 64);
+        CHECK(tuning_batch_class(&full) == 88);
+        CHECK(tuning_batch_class(&short_of_twice) == 88);
+        CHECK(tuning_batch_class(&twice) == 176);
+        CHECK(tuning_batch_class(&thousand) == 176);
+        CHECK(tuning_has(ctx, "forward", &short_of_twice));
+        CHECK(!tuning_has(ctx, "forward", &thousand));
+        free(many);
+        free(many_out);
+        many = calloc(200 * 12 * 6 * 6, sizeof(float));
+        many_out = malloc(200 * 24 * sizeof(float));
+        if (CHECK(many && many_out) &&
+            CHECK_OK(ctx, clcnn_net_forward(net, many, 200, many_out, NULL, NULL))) {
+            CHECK(ctx->autotuned_operations == 3);
+            CHECK(tuning_has(ctx, "forward", &thousand));
+            CHECK(tuning_has(ctx, "forward", &full));
+            after = tuning_file(path, sizeof(path));
+            CHECK(after && strstr(after, "forward 12 24 6 6 3 3 1 1 1 1 n176 = ") != NULL);
+            CHECK(after && strstr(after, "forward 12 24 6 6 3 3 1 1 1 1 = ") != NULL);
+            CHECK(count_entries(after) ==
+                  EXPECTED_OPERATIONS + EXPECTED_WINOGRAD + expected_pointwise_verdicts(ctx) + 6);
             free(after);
         }
         free(many);

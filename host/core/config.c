@@ -162,7 +162,7 @@ void direct_config_options(const direct_config *config, char *buf, size_t size) 
  *     [d<dilation_h>x<dilation_w>] [g<groups>] [n<batch class>] = <vw> <nv> <wpt_p> <group>
  * with the dilation and the groups only where they are not 1, so that the
  * keys of ordinary convolutions stay what they always were, and the batch
- * class only below tuning_full_batch (tuning_key). */
+ * class only where it is not tuning_full_batch (tuning_key). */
 
 /* Raised when a change of the kernels makes the verdicts of earlier files
  * stale: a file of another generation has another name, so it is not read
@@ -188,12 +188,24 @@ int64_t tuning_full_batch(const conv2d_params *p) {
     return TUNING_FULL_BATCH;
 }
 
-/* Shape p's key, with its batch class where p->batch is below
- * tuning_full_batch: the largest power of two within the batch. A verdict
- * holds for the batches it was measured at: at batch 1 the residual
- * network's tuning had kept the direct kernels for its 32- and 64-channel
- * layers, and training at 64 then ran them at 14.1-14.6 ms a forward
- * against 12.3-12.7 with Winograd (AMD EPYC, Zen 4). */
+int64_t tuning_batch_class(const conv2d_params *p) {
+    const int64_t full = tuning_full_batch(p);
+    if (p->batch >= full)
+        return p->batch >= 2 * full ? 2 * full : full;
+    int64_t batch_class = 1;
+    while (batch_class <= p->batch / 2)
+        batch_class *= 2;
+    return batch_class;
+}
+
+/* Shape p's key, with its batch class where that is not tuning_full_batch.
+ * A verdict holds for the batches it was measured at: at batch 1 the
+ * residual network's tuning had kept the direct kernels for its 32- and
+ * 64-channel layers, and training at 64 then ran them at 14.1-14.6 ms a
+ * forward against 12.3-12.7 with Winograd; at 128 Winograd's
+ * backward-weights of its 64-channel 7x7 layers, chosen at 64 (1.06
+ * against 1.20 ms), took 2.80 ms against the direct kernels' 2.43 (AMD
+ * EPYC, Zen 4). */
 static void tuning_key(const char *operation, const conv2d_params *p, char *buf, size_t size) {
     int used = snprintf(buf, size, "%s %d %d %d %d %d %d %d %d %d %d", operation, p->in_channels,
                         p->out_channels, p->in_height, p->in_width, p->kernel_h, p->kernel_w,
@@ -203,12 +215,9 @@ static void tuning_key(const char *operation, const conv2d_params *p, char *buf,
                          conv2d_dilation_w(p));
     if (used > 0 && (size_t)used < size && conv2d_groups(p) != 1)
         used += snprintf(buf + used, size - (size_t)used, " g%d", conv2d_groups(p));
-    if (used > 0 && (size_t)used < size && p->batch < tuning_full_batch(p)) {
-        int batch_class = 1;
-        while (batch_class <= p->batch / 2)
-            batch_class *= 2;
-        snprintf(buf + used, size - (size_t)used, " n%d", batch_class);
-    }
+    const int64_t batch_class = tuning_batch_class(p);
+    if (used > 0 && (size_t)used < size && batch_class != tuning_full_batch(p))
+        snprintf(buf + used, size - (size_t)used, " n%lld", (long long)batch_class);
 }
 
 static tuned_entry *find_tuned(const kernel_config *config, const char *key) {

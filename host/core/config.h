@@ -178,17 +178,23 @@ void direct_config_options(const direct_config *config, char *buf, size_t size);
  * clcnn_tune measured that shape, else direct_config_for(ctx, channels). */
 direct_config direct_config_for_conv(const clcnn_context *ctx, const char *operation,
                                      const conv2d_params *p, int channels);
-/* A shape's verdicts are kept per batch class (tuning_key): those measured
- * at tuning_full_batch images or more serve every batch from there up, and
- * below it each power of two up to the next has its own. The full batch is
- * TUNING_FULL_BATCH images, or for outputs of few pixels as many as make
- * TUNING_FULL_POSITIONS positions (64 maps of 7x7), the regime of the
- * batches such layers run (dense layers among them: at 64 positions a
- * 2048 x 2048 dense layer's weight gradient had picked a configuration
- * 1.4 times slower at batch 2048 than the default). Autotuning measures
- * shapes at the full batch or at the plan's batch where that is smaller. */
+/* A shape's verdicts are kept per batch class (tuning_key): below
+ * tuning_full_batch each power of two up to the next has its own; from
+ * there one class holds up to twice the full batch, and another every batch
+ * from twice the full batch up, whose working set outgrows caches that held
+ * the full batch's. The full batch is TUNING_FULL_BATCH images, or for
+ * outputs of few pixels as many as make TUNING_FULL_POSITIONS positions (64
+ * maps of 7x7), the regime of the batches such layers run (dense layers
+ * among them: at 64 positions a 2048 x 2048 dense layer's weight gradient
+ * had picked a configuration 1.4 times slower at batch 2048 than the
+ * default). Autotuning measures a shape at the plan's batch where that is
+ * below the full batch, else at the plan's batch class, so that a plan
+ * for thousands of images tunes at twice the full batch at most. */
 enum { TUNING_FULL_BATCH = 64, TUNING_FULL_POSITIONS = TUNING_FULL_BATCH * 49 };
 int64_t tuning_full_batch(const conv2d_params *p);
+/* The batch class of p->batch: below the full batch the largest power of
+ * two within it, else the full batch or, from twice it up, twice it. */
+int64_t tuning_batch_class(const conv2d_params *p);
 /* 1 if the context's table has an entry for the operation on p's shape
  * and batch class;
  * tuning_lookup also gives its configuration. */

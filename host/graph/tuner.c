@@ -9,9 +9,10 @@ enum { TUNE_OPERATIONS = 3, TUNE_REPEATS = 3, MAX_CANDIDATES = 48 };
 static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backward_data",
                                                              "backward_weights"};
 
-/* Autotuning measures a shape at its full batch (tuning_full_batch: 64
- * images, the batch size clcnn tune defaults to, or more for outputs of few
- * pixels), or at the plan's where that is smaller, and keeps the fastest of
+/* Autotuning measures a shape at its batch class (tuning_batch_class: the
+ * full batch, 64 images, the batch size clcnn tune defaults to, or more for
+ * outputs of few pixels; or twice that for plans of twice as many images),
+ * or at the plan's batch where that is below the full batch, and keeps the fastest of
  * AUTOTUNE_SCREEN runs of each candidate after its warm-up run. Then the fastest and the default
  * run AUTOTUNE_ROUNDS more times each, turn about, and the fastest replaces
  * the default only if its best time over all its runs is at least
@@ -496,12 +497,12 @@ static int autotune_wants(const clcnn_context *ctx, int operation, const conv2d_
            in_bytes <= ctx->max_alloc_bytes && out_bytes <= ctx->max_alloc_bytes;
 }
 
-/* The batch layer l is tuned at: its full batch, within the capacity; the
- * verdicts are filed under that batch's class. */
+/* The batch layer l is tuned at: the capacity below the full batch, its
+ * class from there (tuning_batch_class); the verdicts are filed under that
+ * batch's class. */
 static int autotune_batch(const layer *l, int64_t capacity) {
-    const conv2d_params image = layer_conv2d_params(l, 1);
-    const int64_t batch = tuning_full_batch(&image);
-    return (int)(batch < capacity ? batch : capacity);
+    const conv2d_params p = layer_conv2d_params(l, (int)capacity);
+    return (int)(capacity < tuning_full_batch(&p) ? capacity : tuning_batch_class(&p));
 }
 
 clcnn_status net_autotune(clcnn_net *net, int64_t capacity, int with_gradients) {
