@@ -501,8 +501,9 @@ static int autotune_wants(const clcnn_context *ctx, int operation, const conv2d_
  * class from there (tuning_batch_class); the verdicts are filed under that
  * batch's class. */
 static int autotune_batch(const layer *l, int64_t capacity) {
-    const conv2d_params p = layer_conv2d_params(l, (int)capacity);
-    return (int)(capacity < tuning_full_batch(&p) ? capacity : tuning_batch_class(&p));
+    const int batch = capacity < INT32_MAX ? (int)capacity : INT32_MAX;
+    const conv2d_params p = layer_conv2d_params(l, batch);
+    return batch < tuning_full_batch(&p) ? batch : (int)tuning_batch_class(&p);
 }
 
 clcnn_status net_autotune(clcnn_net *net, int64_t capacity, int with_gradients) {
