@@ -49,6 +49,7 @@ const cli_command cli_command_tune = {
     (const cli_option[]){
         {"--batch", "B",
          "the batch size to tune for (default 64); its results serve batches between the same "
-         "powers of two as B (8-15 for 10), or from 64 up for B >= 64"},
+         "powers of two as B (8-15 for 10), or 64-127 for B of 64-127, or from 128 up for "
+         "B >= 128"},
         {NULL, NULL, NULL}},
     run_tune};
