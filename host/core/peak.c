@@ -50,16 +50,22 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* The peak kernel with its output buffer (*out, the caller releases it)
- * over *items work-items of *vw-float vectors, a work-group's worth for
- * each of the device's *units compute units, launched once untimed:
- * PoCL generates a kernel's code at its first launch, which, timed, had
- * ended the peak's search for rounds at once and put the peak at 129
- * GFLOP/s against 230 (AMD EPYC, AVX-512, cold cache). caller names the
- * API call in errors. */
-static clcnn_status peak_kernel(clcnn_context *ctx, const char *caller, cl_kernel *kernel,
-                                cl_mem *out, int *items, int *vw, int *units) {
-    *out = NULL;
+/* The peak kernel set up: its output buffer (the caller releases it), a
+ * work-group's worth of work-items for each compute unit, its vectors'
+ * floats. */
+typedef struct peak_setup {
+    cl_kernel kernel;
+    cl_mem out;
+    int items, vw, units;
+} peak_setup;
+
+/* The peak kernel set up on ctx's device and launched once untimed: PoCL
+ * generates a kernel's code at its first launch, which, timed, had ended
+ * the peak's search for rounds at once and put the peak at 129 GFLOP/s
+ * against 230 (AMD EPYC, AVX-512, cold cache). caller names the API call
+ * in errors. */
+static clcnn_status peak_kernel(clcnn_context *ctx, const char *caller, peak_setup *k) {
+    k->out = NULL;
     clcnn_status status = context_require_device(ctx);
     if (status != CLCNN_OK)
         return status;
@@ -69,23 +75,23 @@ static clcnn_status peak_kernel(clcnn_context *ctx, const char *caller, cl_kerne
     cl_uint compute_units = 1;
     clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(compute_units), &compute_units,
                     NULL);
-    *units = compute_units ? (int)compute_units : 1;
-    if (*units > MAX_ITEMS)
-        *units = MAX_ITEMS;
+    k->units = compute_units ? (int)compute_units : 1;
+    if (k->units > MAX_ITEMS)
+        k->units = MAX_ITEMS;
     size_t per_unit = ctx->max_work_group_size ? ctx->max_work_group_size : 64;
-    size_t wanted = (size_t)*units * per_unit;
-    *items = wanted > MAX_ITEMS ? MAX_ITEMS : (int)wanted;
-    *vw = peak_vector_width(ctx);
+    size_t wanted = (size_t)k->units * per_unit;
+    k->items = wanted > MAX_ITEMS ? MAX_ITEMS : (int)wanted;
+    k->vw = peak_vector_width(ctx);
     char options[64];
-    snprintf(options, sizeof(options), "-DPEAK_VW=%d -DPEAK_CHAINS=%d", *vw, PEAK_CHAINS);
-    status = runtime_get_kernel(ctx, "peak", "fma_peak", options, kernel);
+    snprintf(options, sizeof(options), "-DPEAK_VW=%d -DPEAK_CHAINS=%d", k->vw, PEAK_CHAINS);
+    status = runtime_get_kernel(ctx, "peak", "fma_peak", options, &k->kernel);
     if (status == CLCNN_OK)
-        status = buffer_create(ctx, sizeof(float) * (size_t)*items, out);
+        status = buffer_create(ctx, sizeof(float) * (size_t)k->items, &k->out);
     double seconds = 0.0;
     if (status == CLCNN_OK)
-        status = time_launch(ctx, *kernel, *out, *items, 0, 1, &seconds);
+        status = time_launch(ctx, k->kernel, k->out, k->items, 0, 1, &seconds);
     if (status != CLCNN_OK)
-        buffer_release(out);
+        buffer_release(&k->out);
     return status;
 }
 
@@ -93,39 +99,37 @@ clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops) {
     if (!ctx || !gflops)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "clcnn_device_peak: invalid argument");
     *gflops = 0.0;
-    cl_kernel kernel;
-    cl_mem out;
-    int items, vw, units;
-    clcnn_status status = peak_kernel(ctx, "clcnn_device_peak", &kernel, &out, &items, &vw, &units);
+    peak_setup k;
+    clcnn_status status = peak_kernel(ctx, "clcnn_device_peak", &k);
     if (status != CLCNN_OK)
         return status;
     double seconds = 0.0;
     /* Rounds that make a launch long enough. */
     int rounds = 64;
     while (status == CLCNN_OK) {
-        status = time_launch(ctx, kernel, out, items, 0, rounds, &seconds);
+        status = time_launch(ctx, k.kernel, k.out, k.items, 0, rounds, &seconds);
         if (seconds >= min_launch_seconds || rounds >= (1 << 24))
             break;
         rounds *= 2;
     }
     double times[PEAK_RUNS];
     for (int run = 0; run < PEAK_RUNS && status == CLCNN_OK; run++)
-        status = time_launch(ctx, kernel, out, items, 0, rounds, &times[run]);
+        status = time_launch(ctx, k.kernel, k.out, k.items, 0, rounds, &times[run]);
     float first = 0.0f;
     if (status == CLCNN_OK)
-        status = buffer_read(ctx, out, 0, sizeof(float), &first);
-    buffer_release(&out);
+        status = buffer_read(ctx, k.out, 0, sizeof(float), &first);
+    buffer_release(&k.out);
     if (status != CLCNN_OK)
         return status;
     /* x -> 0.9999 x + 1e-4 tends to 1 from x = item * 1e-3: lanes near 1. */
-    if (!(first > 0.0f && first <= (float)(vw * PEAK_CHAINS) * 1.01f))
+    if (!(first > 0.0f && first <= (float)(k.vw * PEAK_CHAINS) * 1.01f))
         return set_error(ctx, CLCNN_ERROR_OPENCL,
                          "fma_peak computed %g, not a sum of values near 1", (double)first);
     /* The fastest run: other work on a shared machine only ever slows a
      * run, and a median taken in a busy moment had put operations at 126 %
      * of the peak (AMD EPYC, 2 cores). */
     qsort(times, PEAK_RUNS, sizeof(double), compare_doubles);
-    const double flop = 2.0 * vw * PEAK_CHAINS * (double)rounds * (double)items;
+    const double flop = 2.0 * k.vw * PEAK_CHAINS * (double)rounds * (double)k.items;
     *gflops = flop / times[0] / 1e9;
     return CLCNN_OK;
 }
@@ -135,11 +139,8 @@ clcnn_status clcnn_device_call_floor(clcnn_context *ctx, double *seconds) {
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "clcnn_device_call_floor: invalid argument");
     *seconds = 0.0;
-    cl_kernel kernel;
-    cl_mem out;
-    int items, vw, units;
-    clcnn_status status =
-        peak_kernel(ctx, "clcnn_device_call_floor", &kernel, &out, &items, &vw, &units);
+    peak_setup k;
+    clcnn_status status = peak_kernel(ctx, "clcnn_device_call_floor", &k);
     /* A work-group of one work-item for each compute unit, one round: work
      * for every unit, so that a CPU device wakes all its threads as a real
      * call does, and next to nothing to compute (a work-group's worth a
@@ -148,11 +149,11 @@ clcnn_status clcnn_device_call_floor(clcnn_context *ctx, double *seconds) {
     double fastest = 0.0;
     for (int call = 0; call < FLOOR_CALLS && status == CLCNN_OK; call++) {
         double took = 0.0;
-        status = time_launch(ctx, kernel, out, units, 1, 1, &took);
+        status = time_launch(ctx, k.kernel, k.out, k.units, 1, 1, &took);
         if (call == 0 || took < fastest)
             fastest = took;
     }
-    buffer_release(&out);
+    buffer_release(&k.out);
     if (status == CLCNN_OK)
         *seconds = fastest;
     return status;

@@ -342,8 +342,10 @@ static clcnn_status forward_node(clcnn_net *net, int i, int batch, int training,
     /* A train-mode forward updates state tensors (running statistics): on a
      * device their host copy is then stale. */
     for (int k = 0; training && k < l->tensor_count; k++)
-        if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE)
+        if (net->tensors[l->first_tensor + k].kind == TENSOR_STATE) {
             net_device_parameters_changed(net);
+            break;
+        }
     return l->type->forward(l, &p);
 }
 
