@@ -5,7 +5,6 @@
 #include "internal.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 
 enum {
     PEAK_CHAINS = 8, /* kernels/peak.cl's default */
@@ -45,9 +44,20 @@ static clcnn_status time_launch(clcnn_context *ctx, cl_kernel kernel, cl_mem out
     return status;
 }
 
-static int compare_doubles(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+/* The fastest of `launches` timed launches (time_launch's arguments): other
+ * work on a shared machine only ever slows a launch, and a median taken in
+ * a busy moment had put operations at 126 % of the peak (AMD EPYC, 2
+ * cores). */
+static clcnn_status fastest_launch(clcnn_context *ctx, cl_kernel kernel, cl_mem out, int items,
+                                   int group, int rounds, int launches, double *fastest) {
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < launches && status == CLCNN_OK; i++) {
+        double took = 0.0;
+        status = time_launch(ctx, kernel, out, items, group, rounds, &took);
+        if (i == 0 || took < *fastest)
+            *fastest = took;
+    }
+    return status;
 }
 
 /* The peak kernel set up: its output buffer (the caller releases it), a
@@ -112,9 +122,9 @@ clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops) {
             break;
         rounds *= 2;
     }
-    double times[PEAK_RUNS];
-    for (int run = 0; run < PEAK_RUNS && status == CLCNN_OK; run++)
-        status = time_launch(ctx, k.kernel, k.out, k.items, 0, rounds, &times[run]);
+    double fastest = 0.0;
+    if (status == CLCNN_OK)
+        status = fastest_launch(ctx, k.kernel, k.out, k.items, 0, rounds, PEAK_RUNS, &fastest);
     float first = 0.0f;
     if (status == CLCNN_OK)
         status = buffer_read(ctx, k.out, 0, sizeof(float), &first);
@@ -125,12 +135,8 @@ clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops) {
     if (!(first > 0.0f && first <= (float)(k.vw * PEAK_CHAINS) * 1.01f))
         return set_error(ctx, CLCNN_ERROR_OPENCL,
                          "fma_peak computed %g, not a sum of values near 1", (double)first);
-    /* The fastest run: other work on a shared machine only ever slows a
-     * run, and a median taken in a busy moment had put operations at 126 %
-     * of the peak (AMD EPYC, 2 cores). */
-    qsort(times, PEAK_RUNS, sizeof(double), compare_doubles);
     const double flop = 2.0 * k.vw * PEAK_CHAINS * (double)rounds * (double)k.items;
-    *gflops = flop / times[0] / 1e9;
+    *gflops = flop / fastest / 1e9;
     return CLCNN_OK;
 }
 
@@ -144,15 +150,10 @@ clcnn_status clcnn_device_call_floor(clcnn_context *ctx, double *seconds) {
     /* A work-group of one work-item for each compute unit, one round: work
      * for every unit, so that a CPU device wakes all its threads as a real
      * call does, and next to nothing to compute (a work-group's worth a
-     * unit had taken 310 us on PoCL, AMD EPYC). The fastest call, as for
-     * the peak: a busy machine only slows one. */
+     * unit had taken 310 us on PoCL, AMD EPYC). */
     double fastest = 0.0;
-    for (int call = 0; call < FLOOR_CALLS && status == CLCNN_OK; call++) {
-        double took = 0.0;
-        status = time_launch(ctx, k.kernel, k.out, k.units, 1, 1, &took);
-        if (call == 0 || took < fastest)
-            fastest = took;
-    }
+    if (status == CLCNN_OK)
+        status = fastest_launch(ctx, k.kernel, k.out, k.units, 1, 1, FLOOR_CALLS, &fastest);
     buffer_release(&k.out);
     if (status == CLCNN_OK)
         *seconds = fastest;
