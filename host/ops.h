@@ -131,7 +131,8 @@ clcnn_status conv2d_backward_weights_planned(clcnn_context *ctx, const conv2d_pl
                                              cl_mem grad_bias, cl_mem scratch, cl_mem kept_input);
 /* Whether the plan's backward-data can add its gradient to what grad_input
  * holds instead of overwriting it: on the register-blocked kernels run as
- * the forwards of its phases (they add in their stores). */
+ * the forwards of its phases, the pointwise kernel and Winograd's (they add
+ * in their stores). */
 int conv2d_backward_data_accumulates(const conv2d_plan *plan, const conv2d_params *p);
 /* Both backward operations, backward-data's (unless grad_input is NULL;
  * with accumulate_data, which needs conv2d_backward_data_accumulates, added
@@ -274,9 +275,11 @@ enum { WINOGRAD_FUSED_STEPS = 4 };
 int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out);
 /* Whether kernels is one of the fused kernels' (step.kernels). */
 int conv2d_winograd_is_fused(conv_kernels kernels);
+/* accumulate: the input gradient added to what grad_input holds (a tensor
+ * that another layer's backward has written already). */
 clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
                                            const conv2d_params *p, cl_mem grad_output,
-                                           cl_mem weight, cl_mem grad_input);
+                                           cl_mem weight, cl_mem grad_input, int accumulate);
 /* kept_input, when not NULL, takes the padded copy of the input instead of
  * the scratch (conv2d_kept_input_floats says when a direct backward-weights
  * reads it); prepared, when not NULL, keeps the transformed filters (a

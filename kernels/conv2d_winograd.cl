@@ -218,22 +218,34 @@ typedef VECTOR(float, TILE_VW) tilev;
  * `epilogue` argument, a set of these): the channel's bias is added in the
  * transform (TRANSFORM_PRODUCTS' b), then a relu (one fused into the
  * convolution: host/graph/plan.c) applied as kernels/activation.cl's, bit
- * for bit. */
+ * for bit; then, with EPILOGUE_ACCUMULATE, the output is added to what the
+ * output buffer holds (backward-data into a gradient that another layer
+ * has written already), each float as old + new. */
 #define EPILOGUE_BIAS 1
 #define EPILOGUE_RELU 2
+#define EPILOGUE_ACCUMULATE 4
 #define FINISH_OUTPUT(type, v, epilogue)                                                           \
     ((epilogue)&EPILOGUE_RELU ? select(v, (type)(0.0f), (v) <= (type)(0.0f)) : (v))
 
 /* A row of TILE_VW tiles' outputs at o: all of them, or where an odd
- * output width ends in half a tile (!full) all but the last. */
-static void store_tile_row(const tile_pair row, __global float *o, const int full) {
-    if (full) {
+ * output width ends in half a tile (!full) all but the last. With
+ * EPILOGUE_ACCUMULATE they are added to what o holds, from float `from` on:
+ * a row's last chunk starts early (chunk_start), and its first `from`
+ * floats are those the chunk before it stored already, which stored twice
+ * would be added twice. */
+static void store_tile_row(const tile_pair row, __global float *o, const int full,
+                           const int epilogue, const int from) {
+    const int accumulate = epilogue & EPILOGUE_ACCUMULATE;
+    if (full && !accumulate) {
         VSTORE(TILE_PAIR_WIDTH)(row, 0, o);
+    } else if (full && from == 0) {
+        VSTORE(TILE_PAIR_WIDTH)(VLOAD(TILE_PAIR_WIDTH)(0, o) + row, 0, o);
     } else {
         float values[TILE_PAIR_WIDTH];
         VSTORE(TILE_PAIR_WIDTH)(row, 0, values);
-        for (int x = 0; x < TILE_PAIR_WIDTH - 1; x++)
-            o[x] = values[x];
+        const int end = full ? TILE_PAIR_WIDTH : TILE_PAIR_WIDTH - 1;
+        for (int x = accumulate ? from : 0; x < end; x++)
+            o[x] = accumulate ? o[x] + values[x] : values[x];
     }
 }
 
@@ -464,7 +476,8 @@ __kernel void winograd_transform_products(const __global float *restrict m,
         for (int i = 0; i < 2 && y0 + i < out_height; i++)
             store_tile_row(INTERLEAVE(FINISH_OUTPUT(tilev, even[i], epilogue),
                                       FINISH_OUTPUT(tilev, odd[i], epilogue)),
-                           out + (y0 + i) * out_width + x0, x0 + TILE_PAIR_WIDTH <= out_width);
+                           out + (y0 + i) * out_width + x0, x0 + TILE_PAIR_WIDTH <= out_width,
+                           epilogue, 2 * (next - tx));
     }
 }
 
@@ -666,6 +679,7 @@ typedef struct fused_rows {
     const __global float *image[FUSED_R][FUSED_S];
     __global float *out_first[FUSED_R][FUSED_S];
     int x, full;
+    int from; /* the floats of a row that the chunk before stores (store_tile_row) */
 } fused_rows;
 
 static void fused_rows_for(fused_rows *f, const int item, const int chunks, const int tiles_h,
@@ -676,6 +690,7 @@ static void fused_rows_for(fused_rows *f, const int item, const int chunks, cons
     const int block_rows = FUSED_R * FUSED_S;
     const int chunk = item % chunks, block = item / chunks;
     const int tx = chunk_start(chunk * TILE_VW, tiles_w);
+    f->from = 2 * (chunk * TILE_VW - tx);
     f->x = 2 * tx - pad_left;
     const int x0 = tx * 2;
     f->full = x0 + TILE_PAIR_WIDTH <= out_width;
@@ -847,7 +862,8 @@ __kernel void winograd_fused(
                     for (int s = 0; s < FUSED_S; s++) {
                         if (f.live[r][s] && f.ty[r][s] * 2 + i < out_height)
                             store_tile_row(SEGMENT(finished, s),
-                                           f.out_first[r][s] + k * out_plane + i * out_width, full);
+                                           f.out_first[r][s] + k * out_plane + i * out_width, full,
+                                           epilogue, f.from);
                     }
                 }
             }
@@ -873,7 +889,7 @@ __kernel void winograd_fused(
                         if (f.live[r][s] && f.ty[r][s] * 2 + i < out_height)
                             store_tile_row(INTERLEAVE(SEGMENT(even[i], s), SEGMENT(odd[i], s)),
                                            f.out_first[r][s] + k * out_plane + i * out_width,
-                                           full);
+                                           full, epilogue, f.from);
                     }
             }
         

@@ -5,14 +5,13 @@
  *   register-blocked kernels;
  * - Winograd F(2x2, 3x3) (host/ops/conv2d_winograd.c), turned on
  *   (CLCNN_WINOGRAD=1's setting) for 3x3 shapes of 1-40 channels, sizes
- *   1-20 and padding 0-2 on each side, forward, backward-data and
- *   backward-weights (against a float64 weight gradient written here, and
- *   central differences on small shapes; also with 65-72 channels each way,
- *   and on a device of 16 KiB of local memory, so that both of its ways
- *   run: winograd_gradient_fused, and the transforms through global
- *   memory);
+ *   1-20 and padding 0-2 on each side, forward, backward-data (also added
+ *   to what the gradient holds) and backward-weights (against a float64 weight gradient written
+ * here, and central differences on small shapes; also with 65-72 channels each way, and on a device
+ * of 16 KiB of local memory, so that both of its ways run: winograd_gradient_fused, and the
+ * transforms through global memory);
  * - its fused kernels (winograd_fused, winograd_fused_pairs) on the same
- *   shapes, forward and backward-data, each shape in one of tuning's steps
+ *   shapes, forward and backward-data (also added), each shape in one of tuning's steps
  *   in turn (one row of 16 output channels or three rows of 8, and vectors
  *   of 16 tiles with 16 output channels; with AVX2's registers 8 or three
  *   rows of 4; then the pairs on the widest vectors): the first as
@@ -611,56 +610,84 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
 /* A fused verdict names its configuration by vector width, rows and output
  * channels; files written before the third configuration hold 1 for the
  * width and mean the first configuration with those rows and channels. */
-/* The pointwise backward-data added to a gradient that holds random values
- * already (a tensor read by two layers), through the plan, as the conv
- * layer runs it. */
-static void check_pointwise_accumulate(clcnn_context *ctx, int vector_width, uint64_t seed) {
+/* Backward-data added to a gradient that holds random values already (a
+ * tensor read by two layers), through the plan as the conv layer runs it,
+ * on the paths that add in their stores (pointwise, Winograd, its fused
+ * kernels in each of tuning's steps): every float must be the value held
+ * plus the gradient that the same plan writes without adding, bit for bit
+ * (once each, though a row's last chunk of Winograd's tiles starts early and
+ * repeats some of the chunk before), and that gradient is held to the
+ * float64 one. */
+static void check_accumulate(clcnn_context *ctx, const stride1_path *path, int vector_width,
+                             uint64_t seed) {
     test_rng rng = {seed};
     double worst = 0;
-    const int shapes = test_scaled_count(20);
+    int planned = 0, differ = 0;
+    const int shapes = test_scaled_count(40);
     for (int index = 0; index < shapes; index++) {
-        const conv2d_params p = draw_pointwise_shape(&rng, 1);
+        const conv2d_params p = draw_shape(&rng, path, 8, 1);
+        if (p.out_height < 1 || p.out_width < 1) {
+            index--;
+            continue;
+        }
         const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
-        const int64_t nw = (int64_t)p.out_channels * p.in_channels;
+        const int64_t nw = (int64_t)p.out_channels * p.in_channels * p.kernel_h * p.kernel_w;
         const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
-        float *g = test_floats(ny), *w = test_floats(nw), *dx = test_floats(nx);
+        float *g = test_floats(ny), *w = test_floats(nw), *held = test_floats(nx),
+              *written = test_floats(nx), *added = test_floats(nx);
         double *expected = test_doubles(nx), *magnitude = test_doubles(nx);
         test_fill_signed(&rng, g, ny);
         test_fill_signed(&rng, w, nw);
-        test_fill_signed(&rng, dx, nx);
+        test_fill_signed(&rng, held, nx);
+        for (int64_t i = 0; i < nx; i++)
+            written[i] = added[i] = NAN;
         conv2d_backward_data64(&p, g, w, expected, magnitude);
-        for (int64_t i = 0; i < nx; i++) {
-            expected[i] += dx[i];
-            magnitude[i] += fabs(dx[i]);
-        }
+        const char *kernel =
+            choose_fused_config(ctx, path, index, "backward_data", &p, path->backward_kernel);
         const conv2d_plan plan = conv2d_plan_for(ctx, &p);
-        const int on_path = plan.backward_data.kernels == CONV_POINTWISE &&
-                            conv2d_backward_data_accumulates(&plan, &p);
+        const int before = test_kernel_launches(ctx, kernel);
+        int on_path = conv2d_backward_data_accumulates(&plan, &p);
         cl_mem gb = NULL, wb = NULL, xb = NULL;
-        if (on_path && upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) &&
-            upload(ctx, dx, nx, &xb) &&
-            CHECK_OK(ctx, conv2d_backward_planned(ctx, &plan, &p, gb, wb, xb, 1, NULL, NULL, NULL,
-                                                  NULL, NULL)))
-            download(ctx, xb, dx, nx);
-        buffer_release(&gb);
-        buffer_release(&wb);
-        buffer_release(&xb);
-        const double e = worst_scaled_error(dx, expected, magnitude, nx);
+        for (int accumulate = 0; accumulate <= 1 && on_path; accumulate++) {
+            float *result = accumulate ? added : written;
+            on_path = upload(ctx, g, ny, &gb) && upload(ctx, w, nw, &wb) &&
+                      upload(ctx, accumulate ? held : written, nx, &xb) &&
+                      CHECK_OK(ctx, conv2d_backward_planned(ctx, &plan, &p, gb, wb, xb, accumulate,
+                                                            NULL, NULL, NULL, NULL, NULL)) &&
+                      download(ctx, xb, result, nx);
+            buffer_release(&gb);
+            buffer_release(&wb);
+            buffer_release(&xb);
+        }
+        on_path = on_path && test_kernel_launches(ctx, kernel) == before + 2;
+        planned += on_path;
+        int sums_differ = 0;
+        for (int64_t i = 0; i < nx && on_path; i++) {
+            const float sum = held[i] + written[i];
+            sums_differ |= memcmp(&sum, &added[i], sizeof(float)) != 0;
+        }
+        differ += sums_differ;
+        if (path->winograd)
+            hold_to_blocks(magnitude, (int64_t)p.batch * p.in_channels, p.in_height, p.in_width, 2);
+        const double e = worst_scaled_error(written, expected, magnitude, nx);
         worst = fmax(worst, e);
-        if (!CHECK(on_path) || !CHECK(e <= 1e-5)) {
-            print_shape("pointwise accumulate", index, &p);
-            printf("  vector width %d: %s, error %.3g\n", vector_width,
-                   on_path ? "planned" : "NOT planned", e);
+        if (!CHECK(on_path) || !CHECK(!sums_differ) || !CHECK(e <= 1e-5)) {
+            print_shape("accumulate", index, &p);
+            printf("  %s, vector width %d: %s, %s, error %.3g\n", path->name, vector_width,
+                   on_path ? "planned" : "NOT planned",
+                   sums_differ ? "sums DIFFER" : "sums as the host adds", e);
         }
         free(g);
         free(w);
-        free(dx);
+        free(held);
+        free(written);
+        free(added);
         free(expected);
         free(magnitude);
     }
-    printf("pointwise backward-data added to a gradient, vector width %d: %d shapes, worst error "
-           "%.3g\n",
-           vector_width, shapes, worst);
+    printf("%s backward-data added to a gradient, vector width %d: %d shapes, %d on it, %d "
+           "differ from the host's sums, worst error %.3g\n",
+           path->name, vector_width, shapes, planned, differ, worst);
 }
 
 /* A tuning verdict for the pointwise kernel, with nothing forced: chosen,
@@ -736,8 +763,8 @@ int main(void) {
                 check_backward_weights(ctx, vw, 0, seed + 300);
                 check_backward_weights(ctx, vw, 1, seed + 400);
             }
-            if (paths[j]->pointwise)
-                check_pointwise_accumulate(ctx, vw, seed + 500);
+            if (paths[j]->pointwise || paths[j]->winograd)
+                check_accumulate(ctx, paths[j], vw, seed + 500);
         }
     }
     ctx->preferred_vector_width = device_width;

@@ -109,7 +109,7 @@ static clcnn_status run_operation(clcnn_context *ctx, int operation, const conv_
                                            NULL, NULL);
         if (operation == 1)
             return conv2d_backward_data_winograd(ctx, step, p, b->grad_output, b->weight,
-                                                 b->grad_input);
+                                                 b->grad_input, 0);
         return conv2d_backward_weights_winograd(ctx, c, p, b->input, b->grad_output, b->grad_weight,
                                                 b->grad_bias);
     }

@@ -1455,7 +1455,8 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     case CONV_WINOGRAD:
     case CONV_WINOGRAD_FUSED:
     case CONV_WINOGRAD_PAIRS:
-        return conv2d_backward_data_winograd(ctx, step, p, grad_output, weight, grad_input);
+        return conv2d_backward_data_winograd(ctx, step, p, grad_output, weight, grad_input,
+                                             accumulate);
     case CONV_POINTWISE:
         return conv2d_backward_data_pointwise(ctx, &step->config, p, grad_output, weight,
                                               grad_input, accumulate);
@@ -1475,8 +1476,10 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
 }
 
 int conv2d_backward_data_accumulates(const conv2d_plan *plan, const conv2d_params *p) {
-    return plan->backward_data.kernels == CONV_POINTWISE ||
-           (plan->backward_data.kernels == CONV_DIRECT && backward_data_runs_phases(p));
+    const conv_kernels kernels = plan->backward_data.kernels;
+    return kernels == CONV_POINTWISE || kernels == CONV_WINOGRAD ||
+           conv2d_winograd_is_fused(kernels) ||
+           (kernels == CONV_DIRECT && backward_data_runs_phases(p));
 }
 
 clcnn_status conv2d_backward_data_planned(clcnn_context *ctx, const conv2d_plan *plan,
@@ -1990,14 +1993,6 @@ static conv_step winograd_step(const clcnn_context *ctx, const char *operation,
             break;
         }
     return step;
-}
-
-clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
-                                           const conv2d_params *p, cl_mem grad_output,
-                                           cl_mem weight, cl_mem grad_input) {
-    const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
-    return conv2d_forward_winograd(ctx, step, &as_forward, grad_output, weight, 1, NULL, grad_input,
-                                   NULL, NULL);
 }
 
 /* Tuning's verdict on the pointwise kernel for an operation and shape, as

@@ -309,7 +309,8 @@ static fused_tiles fused_tiles_for(const conv_step *step, const winograd_shape *
  * kept_input, when not NULL). */
 static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, const conv2d_params *p,
                                   cl_mem input, cl_mem weight, int flip_transpose, cl_mem bias,
-                                  cl_mem output, cl_mem kept_input, prepared_weights *prepared) {
+                                  cl_mem output, cl_mem kept_input, prepared_weights *prepared,
+                                  int epilogue) {
     if (!conv2d_winograd_fused_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "fused Winograd convolution: takes at most %d input channels",
@@ -341,7 +342,6 @@ static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, con
     const int block_rows = rows * tiles.segments;
     const int items = (p->batch * w.tiles_h + block_rows - 1) / block_rows * chunks;
     cl_mem bias_arg = p->has_bias ? bias : filters;
-    const int epilogue = conv2d_forward_epilogue(p);
     const kernel_arg args[] = {
         {sizeof(cl_mem), &source.buffer}, {sizeof(cl_mem), &filters},
         {sizeof(cl_mem), &bias_arg},      {sizeof(cl_mem), &output},
@@ -362,17 +362,18 @@ static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, con
     return status;
 }
 
-clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
+/* conv2d_forward_winograd with the kernels' epilogue argument. */
+static clcnn_status winograd_forward(clcnn_context *ctx, const conv_step *step,
                                      const conv2d_params *p, cl_mem input, cl_mem weight,
                                      int flip_transpose, cl_mem bias, cl_mem output,
-                                     cl_mem kept_input, prepared_weights *prepared) {
+                                     cl_mem kept_input, prepared_weights *prepared, int epilogue) {
     if (!conv2d_winograd_fits(ctx, p))
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
                          "whose transformed tiles fit the device's largest allocation");
     if (conv2d_winograd_is_fused(step->kernels))
         return forward_fused(ctx, step, p, input, weight, flip_transpose, bias, output, kept_input,
-                             prepared);
+                             prepared, epilogue);
     const direct_config *config = &step->config;
     const winograd_shape w = winograd_shape_for(p, config);
     cl_mem tiles, products, filters;
@@ -420,7 +421,6 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
                         gemm_global, gemm_local);
 
     cl_mem bias_arg = p->has_bias ? bias : products;
-    const int epilogue = conv2d_forward_epilogue(p);
     const int product_rows = p->batch * p->out_channels * w.tiles_h;
     const kernel_arg product_args[] = {
         {sizeof(cl_mem), &products},      {sizeof(cl_mem), &bias_arg},
@@ -435,6 +435,23 @@ clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
         status = launch(ctx, options, "winograd_transform_products", "winograd_transform_products",
                         12, product_args, 1, product_global, row_local);
     return status;
+}
+
+clcnn_status conv2d_forward_winograd(clcnn_context *ctx, const conv_step *step,
+                                     const conv2d_params *p, cl_mem input, cl_mem weight,
+                                     int flip_transpose, cl_mem bias, cl_mem output,
+                                     cl_mem kept_input, prepared_weights *prepared) {
+    return winograd_forward(ctx, step, p, input, weight, flip_transpose, bias, output, kept_input,
+                            prepared, conv2d_forward_epilogue(p));
+}
+
+clcnn_status conv2d_backward_data_winograd(clcnn_context *ctx, const conv_step *step,
+                                           const conv2d_params *p, cl_mem grad_output,
+                                           cl_mem weight, cl_mem grad_input, int accumulate) {
+    const conv2d_params as_forward = conv2d_backward_data_as_forward(p);
+    return winograd_forward(
+        ctx, step, &as_forward, grad_output, weight, 1, NULL, grad_input, NULL, NULL,
+        conv2d_forward_epilogue(&as_forward) | (accumulate ? EPILOGUE_ACCUMULATE : 0));
 }
 
 /* The smallest count >= at_least of rows of row_floats floats whose
