@@ -895,7 +895,7 @@ static clcnn_status relu_after(clcnn_context *ctx, const conv2d_params *p, cl_me
 static padded_plane kept_input_plane(const conv2d_plan *plan, const conv2d_params *p) {
     const padded_plane none = {0, 0};
     const conv_kernels forward = plan->forward.kernels;
-    const int winograd = forward == CONV_WINOGRAD || conv2d_winograd_is_fused(forward);
+    const int winograd = conv2d_kernels_are_winograd(forward);
     if (windows_inside_input(p) || (forward != CONV_DIRECT && !winograd) ||
         (winograd && plan->backward_weights.kernels != CONV_DIRECT))
         return none;
@@ -1477,8 +1477,7 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
 
 int conv2d_backward_data_accumulates(const conv2d_plan *plan, const conv2d_params *p) {
     const conv_kernels kernels = plan->backward_data.kernels;
-    return kernels == CONV_POINTWISE || kernels == CONV_WINOGRAD ||
-           conv2d_winograd_is_fused(kernels) ||
+    return kernels == CONV_POINTWISE || conv2d_kernels_are_winograd(kernels) ||
            (kernels == CONV_DIRECT && backward_data_runs_phases(p));
 }
 

@@ -287,6 +287,10 @@ int conv2d_winograd_is_fused(conv_kernels kernels) {
     return kernels == CONV_WINOGRAD_FUSED || kernels == CONV_WINOGRAD_PAIRS;
 }
 
+int conv2d_kernels_are_winograd(conv_kernels kernels) {
+    return kernels == CONV_WINOGRAD || conv2d_winograd_is_fused(kernels);
+}
+
 /* The fused kernel's tiles a vector and tile rows side by side
  * (-DTILE_VW, -DFUSED_S): a vector of config.vw floats holds as many
  * tiles, or for pairs half as many; TILE_VW tiles of a tile row, at most
