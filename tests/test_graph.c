@@ -526,7 +526,31 @@ static void test_memory_plan(clcnn_context *ctx) {
     CHECK(net->plan.slot_count == net->layer_count - 1); /* flatten shares */
     /* Gradients of a chain reuse two slots. */
     CHECK(net->plan.grad_slot_count <= 3);
+    /* A chain has no fan-out: no gradient temporary. */
+    CHECK(!net->plan.grad_temporary.mem && !net->plan.grad_temporary.host);
     clcnn_net_destroy(net);
+
+    /* A fan-out needs the temporary only where a reader cannot add into the
+     * gradient another reader wrote: batchnorm and add can, sigmoid cannot. */
+    static const struct {
+        const char *second_reader;
+        int needs_temporary;
+    } fan_outs[] = {{"batchnorm", 0}, {"sigmoid", 1}};
+    for (int f = 0; f < 2; f++) {
+        char fan_out[512];
+        snprintf(fan_out, sizeof(fan_out),
+                 "input channels=2 height=4 width=4\ntanh name=t\n%s name=s\n"
+                 "add inputs=s,t\nflatten\ndense units=3\n",
+                 fan_outs[f].second_reader);
+        net = NULL;
+        if (!CHECK_OK(ctx, clcnn_net_from_string(ctx, fan_out, "fan_out.net", &net)))
+            return;
+        CHECK_OK(ctx, clcnn_net_init_weights(net, 1));
+        CHECK_OK(ctx, clcnn_net_backward(net, input, 2, NULL, targets, &loss));
+        const buf temporary = net->plan.grad_temporary;
+        CHECK((temporary.mem || temporary.host) == fan_outs[f].needs_temporary);
+        clcnn_net_destroy(net);
+    }
 }
 
 /* ---- 4. graph errors ---------------------------------------------------------------- */

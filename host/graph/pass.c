@@ -765,7 +765,8 @@ static clcnn_status backward_node(clcnn_net *net, int i, int batch, int training
         p.accumulate[k] = plan->grad_written[input_root];
         plan->grad_written[input_root] = 1;
         if (p.accumulate[k] && !(l->type->accumulates && l->type->accumulates(net->ctx, l))) {
-            /* Single-input types only (layer.h): one temporary is enough. */
+            /* Single-input types only (layer.h): one temporary is enough,
+             * planned by plan.c's gradient_temporary_floats. */
             redirected = k;
             p.grad_in[k] = plan->grad_temporary;
             p.accumulate[k] = 0;

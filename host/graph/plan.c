@@ -377,6 +377,39 @@ static void plan_convolutions(clcnn_net *net, int64_t capacity) {
     }
 }
 
+/* Floats per image of the gradient temporary (pass.c's backward_node): the
+ * largest input whose gradient a layer that cannot add into it may find
+ * already written by another. A gradient's writers are the layers that read
+ * a node's storage without sharing it, and the loss for the logits; layers
+ * past the logits run no backward. Zero when every fan-out adds in place. */
+static int64_t gradient_temporary_floats(const clcnn_net *net) {
+    const int n = net->layer_count;
+    const memory_plan *plan = &net->plan;
+    const int logits = net->loss.logits_layer;
+    int *writers = calloc((size_t)n, sizeof(int));
+    if (!writers)
+        return net_largest_activation(net);
+    writers[plan->root[logits]] = 1;
+    for (int i = 1; i <= logits; i++)
+        for (int k = 0; k < net->layers[i].input_count; k++)
+            if (plan->root[net->layers[i].inputs[k]] != plan->root[i])
+                writers[plan->root[net->layers[i].inputs[k]]]++;
+    int64_t floats = 0;
+    for (int i = 1; i <= logits; i++) {
+        const layer *l = &net->layers[i];
+        if (l->type->accumulates && l->type->accumulates(net->ctx, l))
+            continue;
+        for (int k = 0; k < l->input_count; k++) {
+            const int input = l->inputs[k];
+            if (plan->root[input] != plan->root[i] && writers[plan->root[input]] > 1 &&
+                shape3_count(net->layers[input].out) > floats)
+                floats = shape3_count(net->layers[input].out);
+        }
+    }
+    free(writers);
+    return floats;
+}
+
 static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradients) {
     const int n = net->layer_count;
     memory_plan *plan = &net->plan;
@@ -444,6 +477,7 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
                           &kinds[0].count);
 
     uint64_t extra = 0;
+    int64_t temporary_floats = 0;
     if (status == CLCNN_OK && with_gradients) {
         /* Gradients: the same intervals seen from backward, which writes a
          * root's gradient first at its last reader and reads it last at the
@@ -474,10 +508,10 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
         }
         kinds[2].count = n;
         /* the gradient temporary, the scratch, the targets and losses */
-        extra =
-            sizeof(float) * (uint64_t)capacity *
-                (uint64_t)(net_largest_activation(net) + 3 + shape3_count(net->layers[n - 1].out)) +
-            plan->scratch_bytes;
+        temporary_floats = gradient_temporary_floats(net);
+        extra = sizeof(float) * (uint64_t)capacity *
+                    (uint64_t)(temporary_floats + 3 + shape3_count(net->layers[n - 1].out)) +
+                plan->scratch_bytes;
     }
     if (status == CLCNN_OK)
         status =
@@ -493,8 +527,8 @@ static clcnn_status make_plan(clcnn_net *net, int64_t capacity, int with_gradien
     plan->grad_slot_count = kinds[1].count;
     if (status == CLCNN_OK)
         status = allocate_saved(net, kinds[2].floats);
-    if (status == CLCNN_OK)
-        status = allocate(net, capacity * net_largest_activation(net), &plan->grad_temporary);
+    if (status == CLCNN_OK && temporary_floats > 0)
+        status = allocate(net, capacity * temporary_floats, &plan->grad_temporary);
     if (status == CLCNN_OK && plan->scratch_bytes > 0)
         status = allocate(net, (int64_t)((plan->scratch_bytes + sizeof(float) - 1) / sizeof(float)),
                           &plan->scratch);
