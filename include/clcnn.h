@@ -128,6 +128,14 @@ CLCNN_API clcnn_status clcnn_context_set_autotune(clcnn_context *ctx, int enable
  * reference device. */
 CLCNN_API clcnn_status clcnn_device_peak(clcnn_context *ctx, double *gflops);
 
+/* The OpenCL device's streaming bandwidth in GB/s (10^9 bytes read and
+ * written a second), measured with a kernel that reads one buffer and
+ * writes another (kernels/peak.cl), each four times the device's
+ * global-memory cache and at least 64 MiB: the fastest of 5 runs of
+ * launches of at least 0.05 s. Operations whose tensors fit in the cache
+ * can move memory faster. An error on the reference device. */
+CLCNN_API clcnn_status clcnn_device_bandwidth(clcnn_context *ctx, double *gbytes_per_second);
+
 /* The OpenCL device's call floor in seconds: one launch of a near-empty
  * kernel (the peak kernel's single round) and clFinish, the fastest of 20.
  * Every synchronous call (clcnn_net_forward, say) takes at least this long

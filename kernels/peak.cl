@@ -1,5 +1,6 @@
-/* The device's own floating-point peak, for clcnn bench: nothing but
- * independent multiply-adds.
+/* The device's own limits, for clcnn bench: its floating-point peak
+ * (fma_peak: nothing but independent multiply-adds) and its streaming
+ * bandwidth (stream_scale: one read and one write a float).
  *
  * -D parameters:
  *   PEAK_VW      floats per vector (1, 2, 4, 8 or 16; default 8): the
@@ -11,7 +12,12 @@
  * x = x * a + b, 2 * PEAK_VW * PEAK_CHAINS * rounds FLOP in all, and writes
  * the sum of its chains' lanes to out[i] so that none of the work can be
  * dropped. With a just below 1 and b small the values stay finite and
- * normal for any number of rounds. Launch: any global and local size. */
+ * normal for any number of rounds. Launch: any global and local size.
+ *
+ * stream_scale: out[i] = a * in[i] over vectors of PEAK_VW floats, work-item
+ * i the i-th vector, so that neighbouring work-items read neighbouring
+ * memory on a GPU and a CPU runs whole vectors. Launch: global size the
+ * vectors' count, any local size. */
 #ifndef PEAK_VW
 #define PEAK_VW 8
 #endif
@@ -52,4 +58,10 @@ __kernel void fma_peak(__global float *restrict out, const int rounds, const flo
 #endif
     }
     out[item] = sum;
+}
+
+__kernel void stream_scale(const __global peak_vector *restrict in,
+                           __global peak_vector *restrict out, const float a) {
+    const int i = get_global_id(0);
+    out[i] = in[i] * a;
 }

@@ -479,20 +479,25 @@ static void check_device_limits(void) {
     clcnn_context_destroy(ctx);
 }
 
-/* clcnn_device_peak and clcnn_device_call_floor: positive figures on the
- * OpenCL device (a floor under a second), errors on the reference (which
+/* clcnn_device_peak, clcnn_device_bandwidth and clcnn_device_call_floor:
+ * positive figures on the OpenCL device (a floor under a second; the
+ * bandwidth's kernel checks what it wrote), errors on the reference (which
  * has no kernels), without a device and without somewhere to put the
  * figure. The figures themselves are measurements: bench/RESULTS.md
  * records them, no test can. */
 static void check_peak(void) {
     clcnn_context *ctx = test_opencl_context();
-    double gflops = -1.0, floor_seconds = -1.0;
+    double gflops = -1.0, floor_seconds = -1.0, gbytes = -1.0;
     if (ctx) {
         CHECK_OK(ctx, clcnn_device_peak(ctx, &gflops));
         CHECK(gflops > 0.0);
+        CHECK_OK(ctx, clcnn_device_bandwidth(ctx, &gbytes));
+        CHECK(gbytes > 0.0);
+        CHECK(clcnn_device_bandwidth(ctx, NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
         CHECK_OK(ctx, clcnn_device_call_floor(ctx, &floor_seconds));
         CHECK(floor_seconds > 0.0 && floor_seconds < 1.0);
-        printf("device peak: %.1f GFLOP/s, call floor %.1f us\n", gflops, 1e6 * floor_seconds);
+        printf("device peak: %.1f GFLOP/s, bandwidth %.1f GB/s, call floor %.1f us\n", gflops,
+               gbytes, 1e6 * floor_seconds);
         CHECK(clcnn_device_call_floor(ctx, NULL) == CLCNN_ERROR_INVALID_ARGUMENT);
         clcnn_context_destroy(ctx);
     }
@@ -503,6 +508,8 @@ static void check_peak(void) {
     CHECK(clcnn_context_select_device(reference, CLCNN_DEVICE_REFERENCE, -1, -1) == CLCNN_OK);
     CHECK(clcnn_device_peak(reference, &gflops) != CLCNN_OK);
     CHECK(strstr(clcnn_last_error(reference), "reference") != NULL);
+    CHECK(clcnn_device_bandwidth(reference, &gbytes) != CLCNN_OK);
+    CHECK(strstr(clcnn_last_error(reference), "clcnn_device_bandwidth: the reference") != NULL);
     CHECK(clcnn_device_call_floor(reference, &floor_seconds) != CLCNN_OK);
     CHECK(strstr(clcnn_last_error(reference), "clcnn_device_call_floor: the reference") != NULL);
     clcnn_context_destroy(reference);

@@ -88,6 +88,7 @@ typedef struct bench_state {
     double load_start[3], load_end[3];
     double peak_gflops; /* the OpenCL device's (clcnn_device_peak), 0 if unmeasured */
     double call_floor_seconds; /* its clcnn_device_call_floor, 0 if unmeasured */
+    double bandwidth_gbytes;   /* its clcnn_device_bandwidth, 0 if unmeasured */
 } bench_state;
 
 static int compare_doubles(const void *a, const void *b) {
@@ -1051,8 +1052,12 @@ static void print_row(const bench_state *s, const table_row *r) {
     double wall = median_value(wall_measurement);
     double reference = median_value(find_measurement(s, r->id, "reference", "wall"));
     char kernel_text[32], wall_text[32], reference_text[32], ratio_text[32], peak_text[32];
-    if (wall > 0.0 && s->peak_gflops > 0.0 && strcmp(wall_measurement->unit, "GFLOP/s") == 0)
-        snprintf(peak_text, sizeof(peak_text), "%.0f%%", 100.0 * wall / s->peak_gflops);
+    const double peak = !wall_measurement                                ? 0.0
+                        : strcmp(wall_measurement->unit, "GFLOP/s") == 0 ? s->peak_gflops
+                        : strcmp(wall_measurement->unit, "GB/s") == 0    ? s->bandwidth_gbytes
+                                                                         : 0.0;
+    if (wall > 0.0 && peak > 0.0)
+        snprintf(peak_text, sizeof(peak_text), "%.0f%%", 100.0 * wall / peak);
     else
         snprintf(peak_text, sizeof(peak_text), "–");
     format_value(kernel, kernel_text, sizeof(kernel_text));
@@ -1098,6 +1103,12 @@ static void print_tables(const bench_state *s) {
                "fma chains, a work-group per compute unit); wall of peak: the wall GFLOP/s as a "
                "share of it\n",
                s->peak_gflops);
+    if (s->bandwidth_gbytes > 0.0)
+        printf("- the OpenCL device's streaming bandwidth: %.1f GB/s (clcnn_device_bandwidth: "
+               "a read and a write a float over buffers four times the device's cache); wall of "
+               "peak of a GB/s figure: the wall GB/s as a share of it, above 100%% where the "
+               "tensors stay in the cache\n",
+               s->bandwidth_gbytes);
     if (s->call_floor_seconds > 0.0)
         printf("- the OpenCL device's call floor: %.1f us (clcnn_device_call_floor: a near-empty "
                "launch and clFinish, the fastest of 20); every wall figure of one call contains "
@@ -1184,6 +1195,8 @@ static int write_json(const bench_state *s, const char *path) {
     json_number(f, s->peak_gflops);
     fprintf(f, ",\n  \"call_floor_seconds\": ");
     json_number(f, s->call_floor_seconds);
+    fprintf(f, ",\n  \"bandwidth_gbytes_per_second\": ");
+    json_number(f, s->bandwidth_gbytes);
     fprintf(f, ",\n  \"devices\": {");
     if (s->opencl) {
         fprintf(f, "\"opencl\": ");
@@ -1363,7 +1376,8 @@ static int run_bench(const cli_common *common, const cli_args *args) {
     }
     if (result == 0 && s->opencl &&
         (clcnn_device_peak(s->opencl, &s->peak_gflops) != CLCNN_OK ||
-         clcnn_device_call_floor(s->opencl, &s->call_floor_seconds) != CLCNN_OK))
+         clcnn_device_call_floor(s->opencl, &s->call_floor_seconds) != CLCNN_OK ||
+         clcnn_device_bandwidth(s->opencl, &s->bandwidth_gbytes) != CLCNN_OK))
         result = cli_fail_context(s->opencl);
     if (result == 0 && o->run_ops)
         result = bench_ops(s);

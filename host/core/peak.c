@@ -1,7 +1,7 @@
-/* The OpenCL device's floating-point peak (kernels/peak.cl), against which
- * clcnn bench states every operation's speed, so that figures from any
- * device compare; and its call floor, the shortest synchronous call, which
- * every wall figure of one call contains. */
+/* The OpenCL device's floating-point peak and streaming bandwidth
+ * (kernels/peak.cl), against which clcnn bench states every operation's
+ * speed, so that figures from any device compare; and its call floor, the
+ * shortest synchronous call, which every wall figure of one call contains. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -11,6 +11,7 @@ enum {
     PEAK_RUNS = 5,
     FLOOR_CALLS = 20,
     MAX_ITEMS = 1 << 20,
+    MAX_STREAM_LAUNCHES = 1 << 12,
 };
 /* A timed launch lasts at least this long, so that its start-up cost is small. */
 static const double min_launch_seconds = 0.05;
@@ -74,14 +75,20 @@ typedef struct peak_setup {
  * the peak's search for rounds at once and put the peak at 129 GFLOP/s
  * against 230 (AMD EPYC, AVX-512, cold cache). caller names the API call
  * in errors. */
+/* ctx has an OpenCL device; caller names the API call in errors. */
+static clcnn_status require_opencl(clcnn_context *ctx, const char *caller) {
+    clcnn_status status = context_require_device(ctx);
+    if (status == CLCNN_OK && !context_is_opencl(ctx))
+        status = set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                           "%s: the reference device has no peak kernels", caller);
+    return status;
+}
+
 static clcnn_status peak_kernel(clcnn_context *ctx, const char *caller, peak_setup *k) {
     k->out = NULL;
-    clcnn_status status = context_require_device(ctx);
+    clcnn_status status = require_opencl(ctx, caller);
     if (status != CLCNN_OK)
         return status;
-    if (!context_is_opencl(ctx))
-        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "%s: the reference device has no peak kernel", caller);
     cl_uint compute_units = 1;
     clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(compute_units), &compute_units,
                     NULL);
@@ -158,4 +165,95 @@ clcnn_status clcnn_device_call_floor(clcnn_context *ctx, double *seconds) {
     if (status == CLCNN_OK)
         *seconds = fastest;
     return status;
+}
+
+/* Bytes of each of stream_scale's two buffers: four times the device's
+ * global-memory cache and at least 64 MiB, so that the figure is the
+ * memory's and not the cache's; at most one allocation, a quarter of the
+ * device's memory and 1 GiB (int work-item indices); whole 64-byte lines. */
+static size_t stream_bytes(const clcnn_context *ctx) {
+    cl_ulong cache = 0;
+    clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof(cache), &cache, NULL);
+    cl_ulong bytes = (cl_ulong)64 << 20;
+    if (cache > bytes / 4)
+        bytes = 4 * cache;
+    if (bytes > (cl_ulong)1 << 30)
+        bytes = (cl_ulong)1 << 30;
+    if (ctx->max_alloc_bytes && bytes > ctx->max_alloc_bytes)
+        bytes = ctx->max_alloc_bytes;
+    if (ctx->global_mem_bytes && bytes > ctx->global_mem_bytes / 4)
+        bytes = ctx->global_mem_bytes / 4;
+    return (size_t)(bytes / 64 * 64);
+}
+
+/* Seconds of `launches` launches of stream_scale over `vectors` vectors,
+ * enqueued back to back and waited for once. */
+static clcnn_status time_stream(clcnn_context *ctx, cl_kernel kernel, cl_mem in, cl_mem out,
+                                size_t vectors, int launches, double *seconds) {
+    const float a = 0.5f;
+    const kernel_arg args[] = {{sizeof(cl_mem), &in}, {sizeof(cl_mem), &out}, {sizeof(float), &a}};
+    const size_t global[1] = {vectors};
+    const double start = clock_seconds();
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < launches && status == CLCNN_OK; i++)
+        status = runtime_launch(ctx, kernel, "stream_scale", 3, args, 1, global, NULL);
+    if (status == CLCNN_OK)
+        status = cl_check(ctx, clFinish(ctx->queue), "clFinish");
+    *seconds = clock_seconds() - start;
+    return status;
+}
+
+clcnn_status clcnn_device_bandwidth(clcnn_context *ctx, double *gbytes_per_second) {
+    if (!ctx || !gbytes_per_second)
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "clcnn_device_bandwidth: invalid argument");
+    *gbytes_per_second = 0.0;
+    clcnn_status status = require_opencl(ctx, "clcnn_device_bandwidth");
+    if (status != CLCNN_OK)
+        return status;
+    const int vw = peak_vector_width(ctx);
+    const size_t bytes = stream_bytes(ctx), vectors = bytes / (sizeof(float) * (size_t)vw);
+    char options[32];
+    snprintf(options, sizeof(options), "-DPEAK_VW=%d", vw);
+    cl_kernel kernel;
+    cl_mem in = NULL, out = NULL;
+    status = runtime_get_kernel(ctx, "peak", "stream_scale", options, &kernel);
+    if (status == CLCNN_OK)
+        status = buffer_create(ctx, bytes, &in);
+    if (status == CLCNN_OK)
+        status = buffer_create(ctx, bytes, &out);
+    const float one = 1.0f;
+    if (status == CLCNN_OK)
+        status = cl_check(
+            ctx, clEnqueueFillBuffer(ctx->queue, in, &one, sizeof(one), 0, bytes, 0, NULL, NULL),
+            "clEnqueueFillBuffer");
+    /* Untimed first: it generates the kernel's code and touches every page. */
+    double seconds = 0.0;
+    if (status == CLCNN_OK)
+        status = time_stream(ctx, kernel, in, out, vectors, 1, &seconds);
+    int launches = 1;
+    while (status == CLCNN_OK) {
+        status = time_stream(ctx, kernel, in, out, vectors, launches, &seconds);
+        if (seconds >= min_launch_seconds || launches >= MAX_STREAM_LAUNCHES)
+            break;
+        launches *= 2;
+    }
+    double fastest = seconds;
+    for (int run = 1; run < PEAK_RUNS && status == CLCNN_OK; run++) {
+        status = time_stream(ctx, kernel, in, out, vectors, launches, &seconds);
+        if (seconds < fastest)
+            fastest = seconds;
+    }
+    float last = 0.0f;
+    if (status == CLCNN_OK)
+        status = buffer_read(ctx, out, bytes - sizeof(float), sizeof(float), &last);
+    buffer_release(&in);
+    buffer_release(&out);
+    if (status != CLCNN_OK)
+        return status;
+    if (last != 0.5f)
+        return set_error(ctx, CLCNN_ERROR_OPENCL, "stream_scale computed %g, not 0.5",
+                         (double)last);
+    *gbytes_per_second = 2.0 * (double)bytes * launches / fastest / 1e9;
+    return CLCNN_OK;
 }
