@@ -424,6 +424,23 @@ static void test_folders(void) {
     folder_file(path, bad, "train", "dog", "broken.png");
     CHECK(write_text(path, "\x89PNG\r\n\x1a\n but then nothing") == 0);
     FAILS_WITH(clcnn_dataset_load(ctx, bad, CLCNN_SPLIT_TRAIN, &d), "train/dog/broken.png");
+    /* A PNG whose image data claims a gigabyte: refused before stb_image
+     * would allocate for it. */
+    write_png(path, 3, 3);
+    unsigned char png[4096];
+    FILE *f = fopen(path, "rb");
+    const size_t png_size = f ? fread(png, 1, sizeof(png), f) : 0;
+    if (f)
+        fclose(f);
+    size_t idat = 4;
+    while (idat + 4 <= png_size && memcmp(png + idat, "IDAT", 4) != 0)
+        idat++;
+    if (CHECK(idat + 4 <= png_size)) {
+        memcpy(png + idat - 4, "\x40\0\0\0", 4);
+        CHECK(write_bytes(path, png, png_size) == 0);
+        FAILS_WITH(clcnn_dataset_load(ctx, bad, CLCNN_SPLIT_TRAIN, &d), "train/dog/broken.png",
+                   "a PNG chunk runs past the end of the file");
+    }
     remove(path);
     /* Class lists that differ. */
     folder_file(path, bad, "test", "emu", "x.png");

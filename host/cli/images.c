@@ -213,11 +213,9 @@ enum { CLI_MAX_IMAGE_PIXELS = 1 << 24 };
 
 int cli_read_png(const char *path, int channels, float **pixels, int *height, int *width) {
     int w, h, n;
-    if (image_pnm_number_too_long(path))
-        return cli_fail("%s: cannot read the image: a number in its PNM header is too large", path);
-    if (image_jpeg_huffman_overflows(path))
-        return cli_fail("%s: cannot read the image: a JPEG Huffman table has more than 256 codes",
-                        path);
+    const char *refusal = image_refusal(path);
+    if (refusal)
+        return cli_fail("%s: cannot read the image: %s", path, refusal);
     if (!stbi_info(path, &w, &h, &n))
         return cli_fail("%s: cannot read the image: %s (its first bytes are those of no PNG, JPEG, "
                         "PGM, PPM, .npy or IDX file)",

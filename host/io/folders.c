@@ -174,15 +174,10 @@ static clcnn_status probe_split(clcnn_context *ctx, const split_listing *s, set_
     for (int i = 0; i < s->paths.count; i++) {
         const char *path = s->paths.items[i];
         int w, h, n;
-        if (image_pnm_number_too_long(path))
-            return set_error(ctx, CLCNN_ERROR_FORMAT,
-                             "%s: cannot read the image: a number in its PNM header is too large",
-                             path);
-        if (image_jpeg_huffman_overflows(path))
-            return set_error(ctx, CLCNN_ERROR_FORMAT,
-                             "%s: cannot read the image: a JPEG Huffman table has more than 256 "
-                             "codes",
-                             path);
+        const char *refusal = image_refusal(path);
+        if (refusal)
+            return set_error(ctx, CLCNN_ERROR_FORMAT, "%s: cannot read the image: %s", path,
+                             refusal);
         if (!stbi_info(path, &w, &h, &n))
             return set_error(ctx, CLCNN_ERROR_FORMAT, "%s: cannot read the image: %s", path,
                              stbi_failure_reason());

@@ -5,13 +5,14 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* stb_image 2.27 builds a JPEG Huffman table from 16 code counts without
  * checking that they total at most 256, and writes past the table when they
  * do (found by the image fuzzer): 1 when path is a JPEG with such a table
  * (a DHT segment anywhere in its marker structure), which is then refused
  * before stb_image reads it. Files over 64 MiB are left to stb_image. */
-int image_jpeg_huffman_overflows(const char *path) {
+static int jpeg_huffman_overflows(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return 0;
@@ -41,14 +42,23 @@ int image_jpeg_huffman_overflows(const char *path) {
             const long length = (long)b[i + 2] << 8 | b[i + 3];
             const long end = i + 2 + length < n ? i + 2 + length : n;
             if (marker == 0xc4) {
-                /* Tables of: class and index, 16 counts, that many symbols. */
-                for (long p = i + 4; p + 17 <= end && !overflows;) {
+                /* Tables of: class and index, 16 counts, that many symbols,
+                 * read as stb_image reads them: while the segment's length
+                 * lasts, a table that starts inside it read whole even past
+                 * its end (the fuzzer's second find), bytes past the file's
+                 * end as 0. A bad class or index, or a length the tables do
+                 * not fill exactly, and stb_image refuses the file. */
+                long left = length - 2, p = i + 4;
+                while (left > 0 && !overflows && p < n && b[p] >> 4 <= 1 && (b[p] & 15) <= 3) {
                     int total = 0;
                     for (int k = 1; k <= 16; k++)
-                        total += b[p + k];
+                        total += p + k < n ? b[p + k] : 0;
                     overflows = total > 256;
                     p += 17 + total;
+                    left -= 17 + total;
                 }
+                if (left != 0)
+                    break;
             }
             i = end > i + 2 ? end : i + 2;
         }
@@ -63,7 +73,7 @@ int image_jpeg_huffman_overflows(const char *path) {
  * the fuzzer found: 1 when path is such a file with a number of more than 9
  * significant digits in its header (the first 4 KiB), which is then refused
  * before stb_image reads it. */
-int image_pnm_number_too_long(const char *path) {
+static int pnm_number_too_long(const char *path) {
     unsigned char header[4096];
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -88,4 +98,46 @@ int image_pnm_number_too_long(const char *path) {
                     return 1;
     }
     return 0;
+}
+
+/* stb_image 2.27 grows its buffer for a PNG's image data to fit a chunk's
+ * declared length before it reads the chunk: a 241-byte file declaring a
+ * chunk of a gigabyte had it allocate 2 GiB (found by the folder fuzzer). 1
+ * when path is a PNG with a chunk, before its IEND, whose data runs past
+ * the file's end, which is then refused before stb_image reads it. */
+static int png_chunk_past_end(const char *path) {
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char header[8];
+    long size = -1;
+    if (fread(header, 1, 8, f) == 8 && memcmp(header, signature, 8) == 0 &&
+        fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    int past_end = 0;
+    /* Chunks: a 4-byte big-endian length, a 4-byte type, the data, a CRC. */
+    for (long at = 8; !past_end && size > 0 && at + 8 <= size; at += 12) {
+        if (fseek(f, at, SEEK_SET) != 0 || fread(header, 1, 8, f) != 8)
+            break;
+        const unsigned long length = (unsigned long)header[0] << 24 |
+                                     (unsigned long)header[1] << 16 |
+                                     (unsigned long)header[2] << 8 | header[3];
+        past_end = length > (unsigned long)(size - at - 8);
+        if (memcmp(header + 4, "IEND", 4) == 0)
+            break;
+        at += (long)length;
+    }
+    fclose(f);
+    return past_end;
+}
+
+const char *image_refusal(const char *path) {
+    if (pnm_number_too_long(path))
+        return "a number in its PNM header is too large";
+    if (jpeg_huffman_overflows(path))
+        return "a JPEG Huffman table has more than 256 codes";
+    if (png_chunk_past_end(path))
+        return "a PNG chunk runs past the end of the file";
+    return NULL;
 }
