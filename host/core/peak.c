@@ -70,11 +70,6 @@ typedef struct peak_setup {
     int items, vw, units;
 } peak_setup;
 
-/* The peak kernel set up on ctx's device and launched once untimed: PoCL
- * generates a kernel's code at its first launch, which, timed, had ended
- * the peak's search for rounds at once and put the peak at 129 GFLOP/s
- * against 230 (AMD EPYC, AVX-512, cold cache). caller names the API call
- * in errors. */
 /* ctx has an OpenCL device; caller names the API call in errors. */
 static clcnn_status require_opencl(clcnn_context *ctx, const char *caller) {
     clcnn_status status = context_require_device(ctx);
@@ -84,6 +79,11 @@ static clcnn_status require_opencl(clcnn_context *ctx, const char *caller) {
     return status;
 }
 
+/* The peak kernel set up on ctx's device and launched once untimed: PoCL
+ * generates a kernel's code at its first launch, which, timed, had ended
+ * the peak's search for rounds at once and put the peak at 129 GFLOP/s
+ * against 230 (AMD EPYC, AVX-512, cold cache). caller names the API call
+ * in errors. */
 static clcnn_status peak_kernel(clcnn_context *ctx, const char *caller, peak_setup *k) {
     k->out = NULL;
     clcnn_status status = require_opencl(ctx, caller);
