@@ -24,8 +24,25 @@ static int peak_vector_width(const clcnn_context *ctx) {
     return vw;
 }
 
-/* Seconds of one launch of `rounds` rounds, waited for: items work-items in
- * work-groups of `group` (0: the driver's choice). */
+/* Seconds of `launches` launches of a kernel over `items` work-items in
+ * work-groups of `group` (0: the driver's choice), enqueued back to back
+ * and waited for once. */
+static clcnn_status time_launches(clcnn_context *ctx, cl_kernel kernel, const char *name,
+                                  const kernel_arg *args, int arg_count, size_t items, size_t group,
+                                  int launches, double *seconds) {
+    const size_t global[1] = {items}, local[1] = {group};
+    const double start = clock_seconds();
+    clcnn_status status = CLCNN_OK;
+    for (int i = 0; i < launches && status == CLCNN_OK; i++)
+        status =
+            runtime_launch(ctx, kernel, name, arg_count, args, 1, global, group ? local : NULL);
+    if (status == CLCNN_OK)
+        status = cl_check(ctx, clFinish(ctx->queue), "clFinish");
+    *seconds = clock_seconds() - start;
+    return status;
+}
+
+/* Seconds of one launch of fma_peak's `rounds` rounds (time_launches). */
 static clcnn_status time_launch(clcnn_context *ctx, cl_kernel kernel, cl_mem out, int items,
                                 int group, int rounds, double *seconds) {
     const float a = 0.9999f, b = 1e-4f;
@@ -35,14 +52,8 @@ static clcnn_status time_launch(clcnn_context *ctx, cl_kernel kernel, cl_mem out
         {sizeof(float), &a},
         {sizeof(float), &b},
     };
-    const size_t global[1] = {(size_t)items}, local[1] = {(size_t)group};
-    const double start = clock_seconds();
-    clcnn_status status =
-        runtime_launch(ctx, kernel, "fma_peak", 4, args, 1, global, group ? local : NULL);
-    if (status == CLCNN_OK)
-        status = cl_check(ctx, clFinish(ctx->queue), "clFinish");
-    *seconds = clock_seconds() - start;
-    return status;
+    return time_launches(ctx, kernel, "fma_peak", args, 4, (size_t)items, (size_t)group, 1,
+                         seconds);
 }
 
 /* The fastest of `launches` timed launches (time_launch's arguments): other
@@ -186,21 +197,13 @@ static size_t stream_bytes(const clcnn_context *ctx) {
     return (size_t)(bytes / 64 * 64);
 }
 
-/* Seconds of `launches` launches of stream_scale over `vectors` vectors,
- * enqueued back to back and waited for once. */
+/* Seconds of `launches` launches of stream_scale over `vectors` vectors
+ * (time_launches). */
 static clcnn_status time_stream(clcnn_context *ctx, cl_kernel kernel, cl_mem in, cl_mem out,
                                 size_t vectors, int launches, double *seconds) {
     const float a = 0.5f;
     const kernel_arg args[] = {{sizeof(cl_mem), &in}, {sizeof(cl_mem), &out}, {sizeof(float), &a}};
-    const size_t global[1] = {vectors};
-    const double start = clock_seconds();
-    clcnn_status status = CLCNN_OK;
-    for (int i = 0; i < launches && status == CLCNN_OK; i++)
-        status = runtime_launch(ctx, kernel, "stream_scale", 3, args, 1, global, NULL);
-    if (status == CLCNN_OK)
-        status = cl_check(ctx, clFinish(ctx->queue), "clFinish");
-    *seconds = clock_seconds() - start;
-    return status;
+    return time_launches(ctx, kernel, "stream_scale", args, 3, vectors, 0, launches, seconds);
 }
 
 clcnn_status clcnn_device_bandwidth(clcnn_context *ctx, double *gbytes_per_second) {
