@@ -273,9 +273,9 @@ direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const co
  * time (-DFUSED_K), group its work-items per work-group. */
 enum { WINOGRAD_FUSED_STEPS = 4 };
 int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out);
-/* Whether kernels is one of the fused kernels' (step.kernels); one of
- * Winograd's, fused or not. */
+/* Whether kernels is one of the fused kernels' (step.kernels). */
 int conv2d_winograd_is_fused(conv_kernels kernels);
+/* Whether kernels is one of Winograd's, fused or not. */
 int conv2d_kernels_are_winograd(conv_kernels kernels);
 /* accumulate: the input gradient added to what grad_input holds (a tensor
  * that another layer's backward has written already). */

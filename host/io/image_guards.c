@@ -9,16 +9,14 @@
 
 /* stb_image 2.27 builds a JPEG Huffman table from 16 code counts without
  * checking that they total at most 256, and writes past the table when they
- * do (found by the image fuzzer): 1 when path is a JPEG with such a table
+ * do (found by the image fuzzer): 1 when f is a JPEG with such a table
  * (a DHT segment anywhere in its marker structure), which is then refused
  * before stb_image reads it. Files over 64 MiB are left to stb_image. */
-static int jpeg_huffman_overflows(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
+static int jpeg_huffman_overflows(FILE *f) {
     unsigned char start;
     long size = -1;
-    if (fread(&start, 1, 1, f) == 1 && start == 0xff && fseek(f, 0, SEEK_END) == 0)
+    if (fseek(f, 0, SEEK_SET) == 0 && fread(&start, 1, 1, f) == 1 && start == 0xff &&
+        fseek(f, 0, SEEK_END) == 0)
         size = ftell(f);
     unsigned char *b = size > 0 && size <= (64L << 20) ? malloc((size_t)size) : NULL;
     int overflows = 0;
@@ -68,22 +66,17 @@ static int jpeg_huffman_overflows(const char *path) {
         }
     }
     free(b);
-    fclose(f);
     return overflows;
 }
 
 /* stb_image 2.27 reads a binary PNM's (P5, P6) width, height and maximum
  * value into an int with no check for overflow, undefined behaviour that
- * the fuzzer found: 1 when path is such a file with a number of more than 9
+ * the fuzzer found: 1 when f is such a file with a number of more than 9
  * significant digits in its header (the first 4 KiB), which is then refused
  * before stb_image reads it. */
-static int pnm_number_too_long(const char *path) {
+static int pnm_number_too_long(FILE *f) {
     unsigned char header[4096];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    const size_t n = fread(header, 1, sizeof(header), f);
-    fclose(f);
+    const size_t n = fseek(f, 0, SEEK_SET) == 0 ? fread(header, 1, sizeof(header), f) : 0;
     if (n < 2 || header[0] != 'P' || (header[1] != '5' && header[1] != '6'))
         return 0;
     size_t i = 2;
@@ -107,17 +100,14 @@ static int pnm_number_too_long(const char *path) {
 /* stb_image 2.27 grows its buffer for a PNG's image data to fit a chunk's
  * declared length before it reads the chunk: a 241-byte file declaring a
  * chunk of a gigabyte had it allocate 2 GiB (found by the folder fuzzer). 1
- * when path is a PNG with a chunk, before its IEND, whose data runs past
+ * when f is a PNG with a chunk, before its IEND, whose data runs past
  * the file's end, which is then refused before stb_image reads it. */
-static int png_chunk_past_end(const char *path) {
+static int png_chunk_past_end(FILE *f) {
     static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
     unsigned char header[8];
     long size = -1;
-    if (fread(header, 1, 8, f) == 8 && memcmp(header, signature, 8) == 0 &&
-        fseek(f, 0, SEEK_END) == 0)
+    if (fseek(f, 0, SEEK_SET) == 0 && fread(header, 1, 8, f) == 8 &&
+        memcmp(header, signature, 8) == 0 && fseek(f, 0, SEEK_END) == 0)
         size = ftell(f);
     int past_end = 0;
     /* Chunks: a 4-byte big-endian length, a 4-byte type, the data, a CRC. */
@@ -132,16 +122,18 @@ static int png_chunk_past_end(const char *path) {
             break;
         at += (long)length;
     }
-    fclose(f);
     return past_end;
 }
 
 const char *image_refusal(const char *path) {
-    if (pnm_number_too_long(path))
-        return "a number in its PNM header is too large";
-    if (jpeg_huffman_overflows(path))
-        return "a JPEG Huffman table has more than 256 codes";
-    if (png_chunk_past_end(path))
-        return "a PNG chunk runs past the end of the file";
-    return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL; /* stb_image says it cannot open it */
+    const char *refusal = pnm_number_too_long(f) ? "a number in its PNM header is too large"
+                          : jpeg_huffman_overflows(f)
+                              ? "a JPEG Huffman table has more than 256 codes"
+                          : png_chunk_past_end(f) ? "a PNG chunk runs past the end of the file"
+                                                  : NULL;
+    fclose(f);
+    return refusal;
 }
