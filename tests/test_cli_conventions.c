@@ -324,6 +324,9 @@ static void check_exit_status(void) {
     expect_status(2, arguments, "--limit 0: no test images");
     snprintf(arguments, sizeof(arguments), "forward '%s' --input x.npy --output y.npy", lenet_path);
     expect_status(2, arguments, "missing --weights DIR");
+    snprintf(arguments, sizeof(arguments), "grad '%s' --input x.npy --labels l.npy --output out",
+             lenet_path);
+    expect_status(2, arguments, "needs --weights DIR (unless NET is a model or ONNX file)");
 
     /* Failures while running: 1. */
     snprintf(arguments, sizeof(arguments), "summary '%s'", test_path("missing.net"));

@@ -1306,6 +1306,91 @@ static void check_export_import(char *imported) {
     }
 }
 
+/* A model file where a command takes a network brings its weights: forward,
+ * grad and summary of the model print and write what those of its export
+ * (the network file with --weights) do, and train starts from its parameters: at
+ * a learning rate of 1e-30 a step moves none of the trained model's nonzero
+ * parameters by half a unit in the last place, so they stay as they were.
+ * check_export_import made the export and the raw images. */
+static void check_model_as_network(void) {
+    char dir[PATH_SIZE], images_npy[PATH_SIZE], from_model[PATH_SIZE], from_export[PATH_SIZE],
+        trained[PATH_SIZE], trained_dir[PATH_SIZE], arguments[8192];
+    path_in(dir, "exported");
+    path_in(images_npy, "export-raw.npy");
+    path_in(from_model, "forward-model.npy");
+    path_in(from_export, "forward-export.npy");
+    snprintf(arguments, sizeof(arguments),
+             "--device reference forward '%s' --input '%s' --output '%s'", tiny_model, images_npy,
+             from_model);
+    /* forward prints its speed on stderr */
+    const int model_ran = CHECK(run_clcnn(arguments)->status == 0);
+    snprintf(arguments, sizeof(arguments),
+             "--device reference forward '%s/network.net' --weights '%s' --input '%s' "
+             "--output '%s'",
+             dir, dir, images_npy, from_export);
+    if (CHECK(run_clcnn(arguments)->status == 0) && model_ran)
+        CHECK(same_file(from_model, from_export));
+
+    char labels_npy[PATH_SIZE], grads[2][PATH_SIZE];
+    path_in(labels_npy, "export-labels.npy");
+    path_in(grads[0], "grad-model");
+    path_in(grads[1], "grad-export");
+    int32_t labels[4];
+    for (int i = 0; i < 4; i++)
+        labels[i] = tiny_test_labels[i];
+    clcnn_array array = {.dtype = CLCNN_INT32, .ndim = 1, .shape = {4}, .data = labels};
+    if (!CHECK_OK(api, clcnn_npy_write(api, labels_npy, &array)))
+        return;
+    for (int k = 0; k < 2; k++) {
+        char network[PATH_SIZE + 64];
+        snprintf(network, sizeof(network), k == 0 ? "'%s'" : "'%s/network.net' --weights '%s'",
+                 k == 0 ? tiny_model : dir, dir);
+        snprintf(arguments, sizeof(arguments),
+                 "--device reference grad %s --input '%s' --labels '%s' --output '%s'", network,
+                 images_npy, labels_npy, grads[k]);
+        CHECK(run_clcnn(arguments)->status == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        char a[PATH_SIZE + 64], b[PATH_SIZE + 64];
+        const int name_length = (int)(strlen(parameter_files[i]) - strlen(".npy"));
+        snprintf(a, sizeof(a), "%s/%.*s.grad.npy", grads[0], name_length, parameter_files[i]);
+        snprintf(b, sizeof(b), "%s/%.*s.grad.npy", grads[1], name_length, parameter_files[i]);
+        if (!CHECK(same_file(a, b)))
+            fprintf(stderr, "%s and %s differ\n", a, b);
+    }
+
+    static char summary_of_model[OUTPUT_LIMIT];
+    snprintf(arguments, sizeof(arguments), "summary '%s'", tiny_model);
+    run_result *r = run_ok(arguments);
+    memcpy(summary_of_model, r->status == 0 ? r->out : "", r->status == 0 ? sizeof(r->out) : 1);
+    snprintf(arguments, sizeof(arguments), "summary '%s/network.net'", dir);
+    r = run_ok(arguments);
+    if (!CHECK(r->status == 0 && strstr(r->out, "total parameters") &&
+               strcmp(r->out, summary_of_model) == 0))
+        fprintf(stderr, "summary of the model:\n%s\nof its export:\n%s\n", summary_of_model,
+                r->out);
+
+    path_in(trained, "trained-from-model.model");
+    path_in(trained_dir, "trained-from-model");
+    snprintf(
+        arguments, sizeof(arguments),
+        "--device reference train '%s' --data '%s' --epochs 1 --batch 2 --lr 1e-30 --save '%s'",
+        tiny_model, tiny_dir, trained);
+    if (run_ok(arguments)->status != 0)
+        return;
+    snprintf(arguments, sizeof(arguments), "export '%s' '%s'", trained, trained_dir);
+    if (run_ok(arguments)->status != 0)
+        return;
+    for (int i = 0; i < 4; i++) {
+        char a[PATH_SIZE + 64], b[PATH_SIZE + 64];
+        snprintf(a, sizeof(a), "%s/%s", dir, parameter_files[i]);
+        snprintf(b, sizeof(b), "%s/%s", trained_dir, parameter_files[i]);
+        if (!CHECK(same_file(a, b)))
+            fprintf(stderr, "%s: not the model's after training from it at learning rate 1e-30\n",
+                    parameter_files[i]);
+    }
+}
+
 /* ---- errors ------------------------------------------------------------------------------- */
 
 static void check_errors(const char *imported) {
@@ -1792,6 +1877,7 @@ int main(void) {
     check_checkpoint_survives_kill();
     check_predict();
     check_export_import(imported);
+    check_model_as_network();
     check_errors(imported);
     if (CHECK(make_color_sets())) {
         check_color_datasets();

@@ -790,7 +790,7 @@ static double report_total_seconds(const char *report) {
 }
 
 static int load_network(clcnn_context *ctx, const char *path, clcnn_net **net) {
-    if (clcnn_net_from_file(ctx, path, net) != CLCNN_OK ||
+    if (clcnn_net_load(ctx, path, net, NULL, NULL) != CLCNN_OK ||
         clcnn_net_init_weights(*net, 1) != CLCNN_OK)
         return cli_fail_context(ctx);
     return 0;

@@ -51,10 +51,6 @@ static int run_forward(const cli_common *common, const cli_args *args) {
         return CLI_USAGE;
     if (!input)
         return cli_usage(args->command, "missing --input X.npy (or an IDX image file)");
-    /* an ONNX file brings its weights */
-    if (!weights && seed < 0 && !cli_is_onnx(net_path))
-        return cli_usage(args->command,
-                         "missing --weights DIR (or --seed S to initialise weights)");
     if (!output && !trace && !print)
         return cli_usage(args->command, "missing --output Y.npy");
     if (weights && seed >= 0)
@@ -71,11 +67,17 @@ static int run_forward(const cli_common *common, const cli_args *args) {
     int layer_count = 0;
     trace_state state = {0};
     int result = 0;
-    if (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK) {
+    int has_parameters = 0;
+    if (clcnn_net_load(ctx, net_path, &net, NULL, &has_parameters) != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
     }
-    /* an ONNX file brings its weights, which --weights or --seed replace */
+    if (!weights && seed < 0 && !has_parameters) {
+        result =
+            cli_usage(args->command, "missing --weights DIR (or --seed S to initialise weights)");
+        goto done;
+    }
+    /* a model or ONNX file brings its weights, which --weights or --seed replace */
     clcnn_status status = weights     ? clcnn_net_load_weights(net, weights)
                           : seed >= 0 ? clcnn_net_init_weights(net, (uint64_t)seed)
                                       : CLCNN_OK;
@@ -192,11 +194,12 @@ const cli_command cli_command_forward = {
     "The input is a .npy of shape (N, C, H, W) or (C, H, W), float32 or float64, or an IDX "
     "image file (raw or gzip) whose bytes are scaled to [0, 1]. The output is the last layer's "
     "output as float32: (N, units) or (N, C, H, W).\n\n"
-    "NET is a network file, or an ONNX file (FILE.onnx) that brings its weights: --weights or "
-    "--seed then replace them.\n",
+    "NET is a network file, or a model file or an ONNX file (FILE.onnx), which brings its "
+    "weights: --weights or --seed then replace them. A model's normalisation is not applied: "
+    "the input goes to the network as it is.\n",
     (const cli_option[]){
         {"--weights", "DIR",
-         "read one <tensor>.npy per named tensor from DIR (an ONNX NET needs none)"},
+         "read one <tensor>.npy per named tensor from DIR (a model or ONNX NET needs none)"},
         {"--seed", "S", "initialise the weights from seed S instead (He or Xavier, biases 0)"},
         {"--input", "X", "the images: a .npy or an IDX image file"},
         {"--output", "Y.npy", "write the last layer's output here"},

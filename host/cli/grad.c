@@ -95,10 +95,8 @@ static int run_grad(const cli_common *common, const cli_args *args) {
     if (cli_read_pass(args, &pass) != 0 ||
         (loss_text && cli_parse_loss(loss_text, &loss_kind) != 0))
         return CLI_USAGE;
-    /* an ONNX file brings its weights */
-    if ((!weights && !cli_is_onnx(net_path)) || !input || !labels_path || !output)
-        return cli_usage(args->command, "needs --weights DIR (unless NET is an .onnx file), "
-                                        "--input X.npy, --labels L.npy and --output DIR");
+    if (!input || !labels_path || !output)
+        return cli_usage(args->command, "needs --input X.npy, --labels L.npy and --output DIR");
 
     clcnn_context *ctx = cli_open_context(common);
     if (!ctx)
@@ -108,9 +106,18 @@ static int run_grad(const cli_common *common, const cli_args *args) {
     int32_t *labels = NULL;
     int64_t count = 0;
     double loss = 0.0;
-    int result = 0;
-    if (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
-        (weights && clcnn_net_load_weights(net, weights) != CLCNN_OK) ||
+    int result = 0, has_parameters = 0;
+    if (clcnn_net_load(ctx, net_path, &net, NULL, &has_parameters) != CLCNN_OK) {
+        result = cli_fail_context(ctx);
+        goto done;
+    }
+    /* a model or ONNX file brings its weights */
+    if (!weights && !has_parameters) {
+        result =
+            cli_usage(args->command, "needs --weights DIR (unless NET is a model or ONNX file)");
+        goto done;
+    }
+    if ((weights && clcnn_net_load_weights(net, weights) != CLCNN_OK) ||
         clcnn_net_set_loss(net, loss_kind) != CLCNN_OK || cli_apply_pass(net, &pass) != CLCNN_OK) {
         result = cli_fail_context(ctx);
         goto done;
@@ -176,11 +183,11 @@ const cli_command cli_command_grad = {
     "gives cross-entropy, a one-unit sigmoid binary cross-entropy, anything else mean squared "
     "error. Labels are integer class indices (N,), float targets (N,) or (N, 1) for binary "
     "cross-entropy, or float (N, D) targets for MSE.\n\n"
-    "NET is a network file, or an ONNX file (FILE.onnx) that brings its weights: --weights then "
-    "replaces them.\n",
+    "NET is a network file, or a model file or an ONNX file (FILE.onnx), which brings its "
+    "weights: --weights then replaces them.\n",
     (const cli_option[]){{"--weights", "DIR",
-                          "read one <tensor>.npy per named tensor from DIR (an ONNX NET needs "
-                          "none)"},
+                          "read one <tensor>.npy per named tensor from DIR (a model or ONNX NET "
+                          "needs none)"},
                          {"--input", "X.npy", "the images"},
                          {"--labels", "L.npy", "the labels or targets, one per image"},
                          {"--output", "DIR", "write the gradients here"},

@@ -311,7 +311,7 @@ static int run_import(const cli_common *common, const cli_args *args) {
     if (result == 0 && classes_path)
         result = read_class_file(classes_path, &info);
     if (result == 0 && (onnx ? clcnn_net_from_onnx(ctx, net_path, &net) != CLCNN_OK
-                             : (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
+                             : (clcnn_net_load(ctx, net_path, &net, NULL, NULL) != CLCNN_OK ||
                                 clcnn_net_load_weights(net, dir) != CLCNN_OK)))
         result = cli_fail_context(ctx);
     if (result == 0 && info.class_count > 0) {

@@ -52,7 +52,7 @@ static int run_summary(const cli_common *common, const cli_args *args) {
     char *text = malloc(size);
     if (!text)
         result = cli_fail("out of memory");
-    else if (clcnn_net_from_file(ctx, args->positional[0], &net) != CLCNN_OK)
+    else if (clcnn_net_load(ctx, args->positional[0], &net, NULL, NULL) != CLCNN_OK)
         result = cli_fail_context(ctx);
     else if (cli_given(args, "--json"))
         print_json(net);
@@ -72,6 +72,6 @@ const cli_command cli_command_summary = {
     1,
     1,
     "each layer's name, type, output shape and parameter count, and the total",
-    "NET is a network file or an ONNX file (FILE.onnx).\n",
+    "NET is a network file, a model file or an ONNX file (FILE.onnx).\n",
     (const cli_option[]){{"--json", NULL, "print the summary as JSON"}, {NULL, NULL, NULL}},
     run_summary};

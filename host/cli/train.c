@@ -156,7 +156,7 @@ static int next_network_line(const char **text, int *line, char *buf, size_t siz
 static int check_same_network(clcnn_context *ctx, const char *net_path, const char *model_path,
                               const clcnn_net *resumed) {
     clcnn_net *given = NULL;
-    if (clcnn_net_from_file(ctx, net_path, &given) != CLCNN_OK)
+    if (clcnn_net_load(ctx, net_path, &given, NULL, NULL) != CLCNN_OK)
         return cli_fail_context(ctx);
     const char *a = clcnn_net_text(given), *b = clcnn_net_text(resumed);
     int line_a = 0, line_b = 0, result = 0;
@@ -780,10 +780,11 @@ static int run_train(const cli_common *given, const cli_args *args) {
             goto done;
         }
     } else {
-        if (clcnn_net_from_file(ctx, o.net_path, &net) != CLCNN_OK ||
+        int has_parameters = 0;
+        if (clcnn_net_load(ctx, o.net_path, &net, NULL, &has_parameters) != CLCNN_OK ||
             clcnn_net_set_loss(net, o.loss) != CLCNN_OK ||
-            /* an ONNX file brings its weights */
-            (!cli_is_onnx(o.net_path) && clcnn_net_init_weights(net, o.config.seed) != CLCNN_OK)) {
+            /* a model or ONNX file brings its weights */
+            (!has_parameters && clcnn_net_init_weights(net, o.config.seed) != CLCNN_OK)) {
             result = cli_fail_context(ctx);
             goto done;
         }
@@ -1062,7 +1063,8 @@ const cli_command cli_command_train = {
     "folders (train/<class>/, test/<class>/), told apart by what it holds. Pixels are scaled to "
     "[0, 1] and normalised with the training set's mean and standard deviation, kept in the "
     "model. After every epoch the test loss and accuracy are printed and the model is saved. "
-    "NET may be an ONNX file (FILE.onnx), whose weights are the starting point.\n\n"
+    "NET may be a model file or an ONNX file (FILE.onnx), whose weights are the starting "
+    "point (a model's training state and normalisation are not: see --resume).\n\n"
     "--resume continues with the checkpoint's network and settings: NET, when given, must be "
     "that network, and an option that differs from the checkpoint's setting is refused unless "
     "--override asks for it (the optimizer, the batch, the seed and the augmentation cannot "

@@ -21,7 +21,7 @@ static int run_tune(const cli_common *common, const cli_args *args) {
     char *report = malloc(size);
     if (!report)
         result = cli_fail("out of memory");
-    else if (clcnn_net_from_file(ctx, net_path, &net) != CLCNN_OK ||
+    else if (clcnn_net_load(ctx, net_path, &net, NULL, NULL) != CLCNN_OK ||
              clcnn_tune(net, (int)batch, report, size) != CLCNN_OK)
         result = cli_fail_context(ctx);
     else
@@ -45,7 +45,7 @@ const cli_command cli_command_tune = {
     "(CLCNN_AUTOTUNE=0 turns that off); this tries 30-36 per operation. For the forward, "
     "backward-data and backward-weights of stride-1 3x3 convolutions both also time Winograd "
     "F(2x2, 3x3) against the fastest and keep it where it clearly wins. NET is a network "
-    "file or an ONNX file (FILE.onnx).\n",
+    "file, a model file or an ONNX file (FILE.onnx).\n",
     (const cli_option[]){
         {"--batch", "B",
          "the batch size to tune for (default 64); its results serve batches between the same "
