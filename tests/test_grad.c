@@ -655,15 +655,18 @@ static void error_cases(void) {
     write_npy(path, CLCNN_FLOAT32, 1, dense_bias_shape, dense_bias);
     write_npy(input_path, CLCNN_FLOAT32, 4, input_shape, images);
 
-    char good_labels[1200], short_labels[1200], bad_labels[1200];
+    char good_labels[1200], short_labels[1200], bad_labels[1200], float_labels[1200];
     snprintf(good_labels, sizeof(good_labels), "%s/errors-good.npy", test_dir());
     snprintf(short_labels, sizeof(short_labels), "%s/errors-short.npy", test_dir());
     snprintf(bad_labels, sizeof(bad_labels), "%s/errors-bad.npy", test_dir());
+    snprintf(float_labels, sizeof(float_labels), "%s/errors-float.npy", test_dir());
     int32_t good[3] = {0, 9, 4}, out_of_range[3] = {0, 12, 4};
+    float floats[3] = {0.0f, 9.0f, 4.0f};
     const int64_t three[1] = {3}, two[1] = {2};
     write_npy(good_labels, CLCNN_INT32, 1, three, good);
     write_npy(short_labels, CLCNN_INT32, 1, two, good);
     write_npy(bad_labels, CLCNN_INT32, 1, three, out_of_range);
+    write_npy(float_labels, CLCNN_FLOAT32, 1, three, floats);
 
     for (int d = 0; d < 2; d++) {
         char output_dir[1200], command[8000], what[200];
@@ -695,7 +698,16 @@ static void error_cases(void) {
                  "--output '%s'",
                  clcnn_bin(), devices[d], net_path, weights_dir, input_path, bad_labels,
                  output_dir);
-        expect_error(what, command, output_dir, "label 12", "10");
+        expect_error(what, command, output_dir, "errors-bad.npy: label 12", "10");
+
+        snprintf(what, sizeof(what), "float labels for cross-entropy on %s", devices[d]);
+        snprintf(command, sizeof(command),
+                 "'%s' --device %s grad '%s' --weights '%s' --input '%s' --labels '%s' "
+                 "--output '%s'",
+                 clcnn_bin(), devices[d], net_path, weights_dir, input_path, float_labels,
+                 output_dir);
+        expect_error(what, command, output_dir, "errors-float.npy: cross-entropy",
+                     "integer class labels");
 
         snprintf(what, sizeof(what), "--loss bce on 10 units on %s", devices[d]);
         snprintf(command, sizeof(command),

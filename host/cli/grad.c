@@ -140,8 +140,12 @@ static int run_grad(const cli_common *common, const cli_args *args) {
             }
         }
     }
-    if (clcnn_net_backward(net, images, count, labels, targets, &loss) != CLCNN_OK) {
-        result = cli_fail_context(ctx);
+    const clcnn_status status = clcnn_net_backward(net, images, count, labels, targets, &loss);
+    if (status != CLCNN_OK) {
+        /* Of what this command passes, the library refuses only the labels as invalid. */
+        result = status == CLCNN_ERROR_INVALID_ARGUMENT
+                     ? cli_fail("%s: %s", labels_path, clcnn_last_error(ctx))
+                     : cli_fail_context(ctx);
         goto done;
     }
     if (mkdir(output, 0755) != 0 && errno != EEXIST) {

@@ -588,7 +588,7 @@ clcnn_status net_stage_targets(clcnn_net *net, int batch, const int32_t *labels,
     case CLCNN_LOSS_CROSS_ENTROPY:
         if (!labels)
             return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                             "cross-entropy needs integer class labels");
+                             "cross-entropy needs integer class labels, not float targets");
         for (int i = 0; i < batch; i++) {
             if (labels[i] < 0 || labels[i] >= units)
                 return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
