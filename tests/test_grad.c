@@ -684,38 +684,25 @@ static void error_cases(void) {
                  clcnn_bin(), devices[d], net_path, weights_dir, input_path, output_dir);
         expect_error(what, command, output_dir, "--labels", NULL);
 
-        snprintf(what, sizeof(what), "labels of the wrong length on %s", devices[d]);
-        snprintf(command, sizeof(command),
-                 "'%s' --device %s grad '%s' --weights '%s' --input '%s' --labels '%s' "
-                 "--output '%s'",
-                 clcnn_bin(), devices[d], net_path, weights_dir, input_path, short_labels,
-                 output_dir);
-        expect_error(what, command, output_dir, "errors-short.npy", "3");
-
-        snprintf(what, sizeof(what), "a label out of range on %s", devices[d]);
-        snprintf(command, sizeof(command),
-                 "'%s' --device %s grad '%s' --weights '%s' --input '%s' --labels '%s' "
-                 "--output '%s'",
-                 clcnn_bin(), devices[d], net_path, weights_dir, input_path, bad_labels,
-                 output_dir);
-        expect_error(what, command, output_dir, "errors-bad.npy: label 12", "10");
-
-        snprintf(what, sizeof(what), "float labels for cross-entropy on %s", devices[d]);
-        snprintf(command, sizeof(command),
-                 "'%s' --device %s grad '%s' --weights '%s' --input '%s' --labels '%s' "
-                 "--output '%s'",
-                 clcnn_bin(), devices[d], net_path, weights_dir, input_path, float_labels,
-                 output_dir);
-        expect_error(what, command, output_dir, "errors-float.npy: cross-entropy",
-                     "integer class labels");
-
-        snprintf(what, sizeof(what), "--loss bce on 10 units on %s", devices[d]);
-        snprintf(command, sizeof(command),
-                 "'%s' --device %s grad '%s' --weights '%s' --input '%s' --labels '%s' "
-                 "--output '%s' --loss bce",
-                 clcnn_bin(), devices[d], net_path, weights_dir, input_path, good_labels,
-                 output_dir);
-        expect_error(what, command, output_dir, "binary cross-entropy", "10");
+        /* labels that the command refuses, and what its message names */
+        const struct {
+            const char *what, *labels, *option, *said, *also_said;
+        } refused[] = {
+            {"labels of the wrong length", short_labels, "", "errors-short.npy", "3"},
+            {"a label out of range", bad_labels, "", "errors-bad.npy: label 12", "10"},
+            {"float labels for cross-entropy", float_labels, "", "errors-float.npy: cross-entropy",
+             "integer class labels"},
+            {"--loss bce on 10 units", good_labels, " --loss bce", "binary cross-entropy", "10"},
+        };
+        for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+            snprintf(what, sizeof(what), "%s on %s", refused[k].what, devices[d]);
+            snprintf(command, sizeof(command),
+                     "'%s' --device %s grad '%s' --weights '%s' --input '%s' --labels '%s' "
+                     "--output '%s'%s",
+                     clcnn_bin(), devices[d], net_path, weights_dir, input_path, refused[k].labels,
+                     output_dir, refused[k].option);
+            expect_error(what, command, output_dir, refused[k].said, refused[k].also_said);
+        }
     }
 }
 
