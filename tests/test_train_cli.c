@@ -1312,51 +1312,55 @@ static void check_export_import(char *imported) {
  * a learning rate of 1e-30 a step moves none of the trained model's nonzero
  * parameters by half a unit in the last place, so they stay as they were.
  * check_export_import made the export and the raw images. */
+/* Each tensor file of the export (parameter_files), its name's .npy
+ * replaced by suffix, the same in dir_a as in dir_b. */
+static void check_same_tensor_files(const char *dir_a, const char *dir_b, const char *suffix) {
+    for (int i = 0; i < 4; i++) {
+        char a[PATH_SIZE + 64], b[PATH_SIZE + 64];
+        const int stem = (int)(strlen(parameter_files[i]) - strlen(".npy"));
+        snprintf(a, sizeof(a), "%s/%.*s%s", dir_a, stem, parameter_files[i], suffix);
+        snprintf(b, sizeof(b), "%s/%.*s%s", dir_b, stem, parameter_files[i], suffix);
+        if (!CHECK(same_file(a, b)))
+            fprintf(stderr, "%s and %s differ\n", a, b);
+    }
+}
+
 static void check_model_as_network(void) {
-    char dir[PATH_SIZE], images_npy[PATH_SIZE], from_model[PATH_SIZE], from_export[PATH_SIZE],
-        trained[PATH_SIZE], trained_dir[PATH_SIZE], arguments[8192];
+    char dir[PATH_SIZE], images_npy[PATH_SIZE], labels_npy[PATH_SIZE], trained[PATH_SIZE],
+        trained_dir[PATH_SIZE], arguments[8192];
     path_in(dir, "exported");
     path_in(images_npy, "export-raw.npy");
-    path_in(from_model, "forward-model.npy");
-    path_in(from_export, "forward-export.npy");
-    snprintf(arguments, sizeof(arguments),
-             "--device reference forward '%s' --input '%s' --output '%s'", tiny_model, images_npy,
-             from_model);
-    /* forward prints its speed on stderr */
-    const int model_ran = CHECK(run_clcnn(arguments)->status == 0);
-    snprintf(arguments, sizeof(arguments),
-             "--device reference forward '%s/network.net' --weights '%s' --input '%s' "
-             "--output '%s'",
-             dir, dir, images_npy, from_export);
-    if (CHECK(run_clcnn(arguments)->status == 0) && model_ran)
-        CHECK(same_file(from_model, from_export));
-
-    char labels_npy[PATH_SIZE], grads[2][PATH_SIZE];
     path_in(labels_npy, "export-labels.npy");
-    path_in(grads[0], "grad-model");
-    path_in(grads[1], "grad-export");
     int32_t labels[4];
     for (int i = 0; i < 4; i++)
         labels[i] = tiny_test_labels[i];
     clcnn_array array = {.dtype = CLCNN_INT32, .ndim = 1, .shape = {4}, .data = labels};
     if (!CHECK_OK(api, clcnn_npy_write(api, labels_npy, &array)))
         return;
+
+    /* forward and grad of the model and of its export; forward prints its
+     * speed on stderr. */
+    char networks[2][3 * PATH_SIZE], outputs[2][PATH_SIZE], gradients[2][PATH_SIZE];
+    snprintf(networks[0], sizeof(networks[0]), "'%s'", tiny_model);
+    snprintf(networks[1], sizeof(networks[1]), "'%s/network.net' --weights '%s'", dir, dir);
+    path_in(outputs[0], "forward-model.npy");
+    path_in(outputs[1], "forward-export.npy");
+    path_in(gradients[0], "grad-model");
+    path_in(gradients[1], "grad-export");
+    int ran = 1;
     for (int k = 0; k < 2; k++) {
-        char network[PATH_SIZE + 64];
-        snprintf(network, sizeof(network), k == 0 ? "'%s'" : "'%s/network.net' --weights '%s'",
-                 k == 0 ? tiny_model : dir, dir);
         snprintf(arguments, sizeof(arguments),
-                 "--device reference grad %s --input '%s' --labels '%s' --output '%s'", network,
-                 images_npy, labels_npy, grads[k]);
-        CHECK(run_clcnn(arguments)->status == 0);
+                 "--device reference forward %s --input '%s' --output '%s'", networks[k],
+                 images_npy, outputs[k]);
+        ran = CHECK(run_clcnn(arguments)->status == 0) && ran;
+        snprintf(arguments, sizeof(arguments),
+                 "--device reference grad %s --input '%s' --labels '%s' --output '%s'",
+                 networks[k], images_npy, labels_npy, gradients[k]);
+        ran = CHECK(run_clcnn(arguments)->status == 0) && ran;
     }
-    for (int i = 0; i < 4; i++) {
-        char a[PATH_SIZE + 64], b[PATH_SIZE + 64];
-        const int name_length = (int)(strlen(parameter_files[i]) - strlen(".npy"));
-        snprintf(a, sizeof(a), "%s/%.*s.grad.npy", grads[0], name_length, parameter_files[i]);
-        snprintf(b, sizeof(b), "%s/%.*s.grad.npy", grads[1], name_length, parameter_files[i]);
-        if (!CHECK(same_file(a, b)))
-            fprintf(stderr, "%s and %s differ\n", a, b);
+    if (ran) {
+        CHECK(same_file(outputs[0], outputs[1]));
+        check_same_tensor_files(gradients[0], gradients[1], ".grad.npy");
     }
 
     static char summary_of_model[OUTPUT_LIMIT];
@@ -1370,6 +1374,7 @@ static void check_model_as_network(void) {
         fprintf(stderr, "summary of the model:\n%s\nof its export:\n%s\n", summary_of_model,
                 r->out);
 
+    /* Trained from at a learning rate of 1e-30: the export's parameters. */
     path_in(trained, "trained-from-model.model");
     path_in(trained_dir, "trained-from-model");
     snprintf(
@@ -1379,16 +1384,8 @@ static void check_model_as_network(void) {
     if (run_ok(arguments)->status != 0)
         return;
     snprintf(arguments, sizeof(arguments), "export '%s' '%s'", trained, trained_dir);
-    if (run_ok(arguments)->status != 0)
-        return;
-    for (int i = 0; i < 4; i++) {
-        char a[PATH_SIZE + 64], b[PATH_SIZE + 64];
-        snprintf(a, sizeof(a), "%s/%s", dir, parameter_files[i]);
-        snprintf(b, sizeof(b), "%s/%s", trained_dir, parameter_files[i]);
-        if (!CHECK(same_file(a, b)))
-            fprintf(stderr, "%s: not the model's after training from it at learning rate 1e-30\n",
-                    parameter_files[i]);
-    }
+    if (run_ok(arguments)->status == 0)
+        check_same_tensor_files(dir, trained_dir, ".npy");
 }
 
 /* ---- errors ------------------------------------------------------------------------------- */
