@@ -179,13 +179,12 @@ clcnn_status conv2d_backward_weights_depthwise(clcnn_context *ctx, const conv2d_
                                                cl_mem input, cl_mem grad_output, cl_mem grad_weight,
                                                cl_mem grad_bias, cl_mem scratch);
 
-/* Launches conv2d_pad_input (a kernel of program `options` of
- * kernels/conv2d_direct.cl, profiled as `what`): p's input with its zero
- * padding made explicit as (N, C, padded_h, padded_w) in padded from float
- * padded_offset, zeros past the input as far as padded_h and padded_w reach. */
-clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what,
-                       const conv2d_params *p, cl_mem input, cl_mem padded, int padded_offset,
-                       int padded_h, int padded_w);
+/* Launches conv2d_pad_input (kernels/conv2d_direct.cl, profiled as
+ * `what`): p's input with its zero padding made explicit as (N, C,
+ * padded_h, padded_w) in padded from float padded_offset, zeros past the
+ * input as far as padded_h and padded_w reach. */
+clcnn_status pad_input(clcnn_context *ctx, const char *what, const conv2d_params *p, cl_mem input,
+                       cl_mem padded, int padded_offset, int padded_h, int padded_w);
 
 /* The forward kernels' `epilogue` argument (kernels/conv2d_direct.cl's and
  * kernels/conv2d_winograd.cl's, the same flags): the channel's bias, then a

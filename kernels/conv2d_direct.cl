@@ -28,9 +28,13 @@
  * options no divisibility rules: any shape works. Launch: global
  * (ceil(channels / (VW*NV)), ceil(positions / WPT_P)), any local size.
  */
-/* Only the helper kernels (transposes, flips) are built without -DVW: a
- * narrow default keeps their program free of 16-float vectors, which
- * compilers for CPUs without AVX-512 warn about on stderr. */
+/* The helper kernels (the padded copies, the transposes, the flip, the sum
+ * of backward-weights' slices) read none of the -D parameters but GENERAL
+ * (the weights' transposes) and VW (conv2d_transpose_grad_output), and are
+ * built with those alone: one program of them serves every configuration,
+ * where PoCL would build them again for each. Without -DVW a narrow
+ * default keeps their program free of 16-float vectors, which compilers
+ * for CPUs without AVX-512 warn about on stderr. */
 #ifndef VW
 #define VW 4
 #endif

@@ -484,9 +484,11 @@ clcnn_status batchnorm_fold(clcnn_context *ctx, int channels, int per_channel, f
         {sizeof(cl_mem), &folded_bias}, {sizeof(int), &channels},
         {sizeof(int), &per_channel},    {sizeof(float), &eps},
     };
-    const size_t global[1] = {(size_t)channels * (size_t)per_channel + (size_t)channels};
-    return runtime_launch(ctx, kernel, "batchnorm_fold", sizeof(args) / sizeof(args[0]), args, 1,
-                          global, NULL);
+    /* A work-group of the runtime's choosing would be the whole launch, and
+     * PoCL builds a kernel anew for each work-group size it meets: one build
+     * for every channel count. */
+    return runtime_launch_runs(ctx, kernel, "batchnorm_fold", sizeof(args) / sizeof(args[0]), args,
+                               (int64_t)channels * per_channel + channels);
 }
 
 /* ---- entry points ---------------------------------------------------------------------- */

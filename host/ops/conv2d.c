@@ -160,12 +160,10 @@ static int windows_inside_input(const conv2d_params *p) {
            padded_width(p) <= p->in_width;
 }
 
-clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what,
-                       const conv2d_params *p, cl_mem input, cl_mem padded, int padded_offset,
-                       int padded_h, int padded_w) {
+clcnn_status pad_input(clcnn_context *ctx, const char *what, const conv2d_params *p, cl_mem input,
+                       cl_mem padded, int padded_offset, int padded_h, int padded_w) {
     cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", options, &kernel);
+    clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", "", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int planes = p->batch * p->in_channels;
@@ -182,13 +180,12 @@ clcnn_status pad_input(clcnn_context *ctx, const char *options, const char *what
 }
 
 /* The same copy channels-last, (N, padded_h, padded_w, C), for the direct forward. */
-static clcnn_status pad_input_channels_last(clcnn_context *ctx, const char *options,
-                                            const char *what, const conv2d_params *p, cl_mem input,
-                                            cl_mem padded, int padded_offset, int padded_h,
-                                            int padded_w) {
+static clcnn_status pad_input_channels_last(clcnn_context *ctx, const char *what,
+                                            const conv2d_params *p, cl_mem input, cl_mem padded,
+                                            int padded_offset, int padded_h, int padded_w) {
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input_channels_last",
-                                             options, &kernel);
+    clcnn_status status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input_channels_last", "", &kernel);
     if (status != CLCNN_OK)
         return status;
     const int rows = p->batch * padded_h;
@@ -222,9 +219,8 @@ typedef struct tap_walk {
  * of p's in order where it is NULL. It goes into `into`, or where that is
  * NULL into the workspace; *out is the buffer it went to. */
 static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_name,
-                                      const direct_config *config, const conv2d_params *p,
-                                      cl_mem weight, int padded, const tap_walk *taps, cl_mem into,
-                                      cl_mem *out) {
+                                      const conv2d_params *p, cl_mem weight, int padded,
+                                      const tap_walk *taps, cl_mem into, cl_mem *out) {
     const tap_walk all = {p->kernel_h, p->kernel_w, 0, 0, 1, 1};
     if (!taps)
         taps = &all;
@@ -235,9 +231,7 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
     *out = into;
     clcnn_status status =
         into ? CLCNN_OK : runtime_workspace(ctx, sizeof(float) * count * v.groups, out);
-    /* From the program of the convolution's own kernel, with which it is then built once. */
-    char options[128];
-    direct_config_options(config, options, sizeof(options));
+    char options[32] = "";
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     if (status == CLCNN_OK)
@@ -302,19 +296,18 @@ static size_t forward_filter_bytes(const conv2d_params *p, int padded) {
 
 /* The forward's transposed filters: into the workspace as *out without
  * prepared, else kept in prepared's buffer. */
-static clcnn_status forward_filters(clcnn_context *ctx, const direct_config *config,
-                                    const conv2d_params *p, cl_mem weight, int padded,
-                                    prepared_weights *prepared, cl_mem *out) {
+static clcnn_status forward_filters(clcnn_context *ctx, const conv2d_params *p, cl_mem weight,
+                                    int padded, prepared_weights *prepared, cl_mem *out) {
     static const char transform[] = "conv2d_transpose_for_forward";
     if (!prepared)
-        return transpose_weights(ctx, transform, config, p, weight, padded, NULL, NULL, out);
+        return transpose_weights(ctx, transform, p, weight, padded, NULL, NULL, out);
     const size_t bytes = forward_filter_bytes(p, padded);
     int current;
     clcnn_status status =
         prepared_buffer(ctx, prepared, weight, transform, padded, padded, bytes, out, &current);
     if (status != CLCNN_OK || current)
         return status;
-    status = transpose_weights(ctx, transform, config, p, weight, padded, NULL, *out, out);
+    status = transpose_weights(ctx, transform, p, weight, padded, NULL, *out, out);
     prepared_made(prepared, status);
     return status;
 }
@@ -382,23 +375,19 @@ int conv2d_forward_epilogue(const conv2d_params *p) {
 
 /* A copy of p's input zero-padded to padded_h x padded_w (p's padding
  * before, as much as it takes after), at dst + offset, for the forward of
- * p (whose program makes it), channels-last or planar. With gradient the
- * input is backward-data's gradient, and the launch is profiled under a
- * name of backward-data's (clcnn bench counts it there). */
-static clcnn_status copy_padded(clcnn_context *ctx, const direct_config *config,
-                                const conv2d_params *p, int channels_last, int row_positions,
+ * p, channels-last or planar. With gradient the input is backward-data's
+ * gradient, and the launch is profiled under a name of backward-data's
+ * (clcnn bench counts it there). */
+static clcnn_status copy_padded(clcnn_context *ctx, const conv2d_params *p, int channels_last,
                                 int gradient, cl_mem input, cl_mem dst, int offset, int padded_h,
                                 int padded_w) {
     static const char *const names[2][2] = {
         {"conv2d_pad_input", "conv2d_pad_input_channels_last"},
         {"conv2d_backward_data_pad", "conv2d_backward_data_pad_channels_last"}};
     const char *what = names[gradient != 0][channels_last != 0];
-    char options[224];
-    forward_direct_options(ctx, config, p, 1, channels_last, row_positions, options,
-                           sizeof(options), NULL);
-    return channels_last ? pad_input_channels_last(ctx, options, what, p, input, dst, offset,
-                                                   padded_h, padded_w)
-                         : pad_input(ctx, options, what, p, input, dst, offset, padded_h, padded_w);
+    return channels_last
+               ? pad_input_channels_last(ctx, what, p, input, dst, offset, padded_h, padded_w)
+               : pad_input(ctx, what, p, input, dst, offset, padded_h, padded_w);
 }
 
 /* A forward that reads a zero-padded copy (every convolution with padding,
@@ -500,7 +489,7 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
     if (copy && !keep)
         status = runtime_workspace(ctx, sizeof(float) * (size_t)copy_end, &workspace);
     if (status == CLCNN_OK)
-        status = forward_filters(ctx, config, p, weight, padded, prepared, &transposed);
+        status = forward_filters(ctx, p, weight, padded, prepared, &transposed);
     const int input_offset = copy && !keep ? (int)weights_end : 0;
     cl_mem input_arg = keep ? kept_input : copy ? workspace : input;
     /* A copy of its own the forward reads channels-last, which gathers a
@@ -514,8 +503,8 @@ static clcnn_status forward_direct(clcnn_context *ctx, const direct_config *conf
      * channels-last). */
     const int channels_last = copy && !planar && conv2d_is_plain(p);
     if (status == CLCNN_OK && copy)
-        status = copy_padded(ctx, config, p, channels_last, row_positions, 0, input, input_arg,
-                             input_offset, padded_h, padded_w);
+        status = copy_padded(ctx, p, channels_last, 0, input, input_arg, input_offset, padded_h,
+                             padded_w);
     if (status != CLCNN_OK)
         return status;
     const direct_forward_operands o = {.input = input_arg,
@@ -640,7 +629,7 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
     clcnn_status status =
         runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
     if (status == CLCNN_OK)
-        status = pad_input(ctx, options, "conv2d_pad_input", p, input, workspace, padded_offset,
+        status = pad_input(ctx, "conv2d_pad_input", p, input, workspace, padded_offset,
                            plan.padded_height, plan.pitch);
     if (status != CLCNN_OK)
         return status;
@@ -1026,10 +1015,9 @@ static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *
     const int outputs = as_forward->out_channels, reduced = as_forward->in_channels;
     const int padded = pointwise_padded_channels(outputs, config);
     cl_mem transposed = NULL;
-    clcnn_status status =
-        prepared ? forward_filters(ctx, config, p, weight, padded, prepared, &transposed)
-                 : transpose_weights(ctx, transpose_kernel, config, p, weight, padded, NULL, NULL,
-                                     &transposed);
+    clcnn_status status = prepared ? forward_filters(ctx, p, weight, padded, prepared, &transposed)
+                                   : transpose_weights(ctx, transpose_kernel, p, weight, padded,
+                                                       NULL, NULL, &transposed);
     char options[64];
     direct_config_options(config, options, sizeof(options));
     cl_kernel kernel;
@@ -1283,16 +1271,16 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     clcnn_status status =
         runtime_workspace(ctx, sizeof(float) * (size_t)(copy ? copy_end : weights_end), &workspace);
     if (status == CLCNN_OK && copy)
-        status = copy_padded(ctx, config, &copied, channels_last, rows_possible, 1, grad_output,
-                             workspace, (int)weights_end, copy_h.size, copy_w.size);
+        status = copy_padded(ctx, &copied, channels_last, 1, grad_output, workspace,
+                             (int)weights_end, copy_h.size, copy_w.size);
     if (shared && channels_last && copy_h.size >= copy_h.pad + p->out_height &&
         copy_w.size >= copy_w.pad + p->out_width)
         *shared = (gradient_copy){
             workspace, (int)weights_end + (copy_h.pad * copy_w.size + copy_w.pad) * p->out_channels,
             copy_h.size, copy_w.size};
     if (status == CLCNN_OK && in_blocks && copy) {
-        status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p, weight,
-                                   padded, NULL, NULL, &workspace);
+        status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", p, weight, padded,
+                                   NULL, NULL, &workspace);
         return status != CLCNN_OK
                    ? status
                    : backward_data_blocks(ctx, config, p, workspace, (int)weights_end, copy_h.size,
@@ -1317,8 +1305,8 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
             const conv2d_params forward = phase_as_forward(p, rows, cols);
             const tap_walk taps = {rows.taps,      cols.taps,    rows.first_tap,
                                    cols.first_tap, -p->stride_h, -p->stride_w};
-            status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p, weight,
-                                       padded, &taps, NULL, &workspace);
+            status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", p, weight, padded,
+                                       &taps, NULL, &workspace);
             const int shift = ((copy_h.pad - rows.pad) * copy_w.size + copy_w.pad - cols.pad) *
                               (channels_last ? p->out_channels : 1);
             const direct_forward_operands o = {.input = copy ? workspace : grad_output,
@@ -1367,8 +1355,8 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     const conv_variant v = variant_of(p);
     const int padded = conv2d_direct_padded_channels(v.in_channels, config);
     cl_mem transposed;
-    clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", config, p,
-                                            weight, padded, NULL, NULL, &transposed);
+    clcnn_status status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", p, weight,
+                                            padded, NULL, NULL, &transposed);
     char options[128];
     direct_config_options(config, options, sizeof(options));
     variant_options(&v, options, sizeof(options));
@@ -1672,8 +1660,8 @@ static clcnn_status transpose_gradient(clcnn_context *ctx, const direct_config *
                                        int dest_offset, int padded, cl_mem bias_out,
                                        int bias_offset, int bias_stride, int slices) {
     const conv_variant v = variant_of(p);
-    char options[128];
-    direct_config_options(config, options, sizeof(options));
+    char options[64];
+    snprintf(options, sizeof(options), "-DVW=%d", config->vw);
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     clcnn_status status =
@@ -1727,11 +1715,8 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
                          "conv2d backward weights: the scratch buffer has %zu bytes, %zu needed",
                          scratch_bytes, needed);
     const conv_variant v = variant_of(p);
-    char options[128];
-    direct_config_options(config, options, sizeof(options));
-    /* The padding and the sum of the slices are the same for every variant. */
     char weights_options[192];
-    snprintf(weights_options, sizeof(weights_options), "%s", options);
+    direct_config_options(config, weights_options, sizeof(weights_options));
     variant_options(&v, weights_options, sizeof(weights_options));
     /* Work-items of whole channels' taps (kernels/conv2d_direct.cl, TAP_ROWS). */
     const int window = p->kernel_h * p->kernel_w;
@@ -1777,8 +1762,8 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
         return status;
 
     if (!read_input && !kept) {
-        status = pad_input(ctx, options, "conv2d_pad_input", p, input, scratch, windows_offset,
-                           windows_h, windows_w);
+        status = pad_input(ctx, "conv2d_pad_input", p, input, scratch, windows_offset, windows_h,
+                           windows_w);
         if (status != CLCNN_OK)
             return status;
     }
@@ -1819,8 +1804,7 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
         return status;
 
     cl_kernel sum_kernel;
-    status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_sum_direct_slices", options, &sum_kernel);
+    status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_sum_direct_slices", "", &sum_kernel);
     if (status != CLCNN_OK)
         return status;
     cl_mem bias_arg = p->has_bias ? grad_bias : grad_weight;

@@ -172,7 +172,7 @@ static clcnn_status windows_source(clcnn_context *ctx, const conv2d_params *p,
         return CLCNN_OK;
     }
     *source = (winograd_source){padded, w->plane.height, w->plane.width, 0, 0};
-    return pad_input(ctx, "", "winograd_pad_input", p, input, source->buffer, 0, source->height,
+    return pad_input(ctx, "winograd_pad_input", p, input, source->buffer, 0, source->height,
                      source->width);
 }
 
@@ -204,11 +204,12 @@ size_t conv2d_winograd_filter_bytes(const direct_config *config, const conv2d_pa
 
 /* U = G g G^T of every filter into the filters' scratch (*filters), or
  * kept in prepared (NULL: none): part xi's output channels in blocks of
- * k_block, each block's (C, k_block) after the one before. */
-static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
-                                      const conv2d_params *p, const winograd_shape *w,
-                                      cl_mem weight, int flip_transpose, int k_block,
-                                      prepared_weights *prepared, cl_mem *filters) {
+ * k_block, each block's (C, k_block) after the one before, in
+ * winograd_fused_pairs' layout with pairs. The kernel reads no other -D
+ * parameter, so one program serves every configuration. */
+static clcnn_status transform_filters(clcnn_context *ctx, int pairs, const conv2d_params *p,
+                                      const winograd_shape *w, cl_mem weight, int flip_transpose,
+                                      int k_block, prepared_weights *prepared, cl_mem *filters) {
     static const char transform[] = "winograd_transform_filters";
     const size_t bytes = filter_bytes(w);
     int current = 0;
@@ -230,7 +231,7 @@ static clcnn_status transform_filters(clcnn_context *ctx, const char *options,
         {sizeof(int), &k_block},
     };
     const size_t local[1] = {64}, global[1] = {round_up(items, 64)};
-    status = launch(ctx, options, transform, transform, 8, args, 1, global, local);
+    status = launch(ctx, pairs ? "-DPAIRS=1" : "", transform, transform, 8, args, 1, global, local);
     if (prepared)
         prepared_made(prepared, status);
     return status;
@@ -336,7 +337,7 @@ static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, con
              tiles.tile_vw, tiles.segments, rows, block, (p->in_channels + 15) / 16 * 16,
              padded_copy, pairs);
     clcnn_status status =
-        transform_filters(ctx, options, p, &w, weight, flip_transpose, block, prepared, &filters);
+        transform_filters(ctx, pairs, p, &w, weight, flip_transpose, block, prepared, &filters);
     if (status == CLCNN_OK && !padded && padded_copy)
         status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
                                  sizeof(float) * (size_t)w.padded_floats, &padded);
@@ -396,7 +397,7 @@ static clcnn_status winograd_forward(clcnn_context *ctx, const conv_step *step,
     char options[128];
     winograd_options(config, &w, padded_copy, options, sizeof(options));
 
-    status = transform_filters(ctx, options, p, &w, weight, flip_transpose, w.padded_out_channels,
+    status = transform_filters(ctx, 0, p, &w, weight, flip_transpose, w.padded_out_channels,
                                prepared, &filters);
 
     /* The products' scratch holds the padded copy, if one is made, until the
