@@ -188,6 +188,14 @@ clcnn_status cl_check(clcnn_context *ctx, cl_int code, const char *what);
 clcnn_status runtime_get_kernel(clcnn_context *ctx, const char *family, const char *kernel_name,
                                 const char *options, cl_kernel *out);
 
+/* runtime_get_kernel for a kernel built with many option strings (one per
+ * configuration and shape): its program holds that kernel alone (with
+ * -DONE_KERNEL -DONLY_<kernel_name>, which such kernels' sources test), so
+ * that the family's other kernels are not compiled with it. On PoCL that
+ * halves the build of a program of kernels/conv2d_direct.cl. */
+clcnn_status runtime_get_kernel_alone(clcnn_context *ctx, const char *family,
+                                      const char *kernel_name, const char *options, cl_kernel *out);
+
 /* Sets the arguments of a kernel from a list of (size, pointer) pairs and
  * enqueues it over a 1-, 2- or 3-D range. Global sizes are rounded up to
  * multiples of the local sizes; local may be NULL for any work-group size. */

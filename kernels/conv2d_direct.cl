@@ -356,6 +356,7 @@ void store_block(floatv acc[WPT_P][NV], __global float *output, const __global f
  * every tap of every window is inside the input: conv2d_pad_input's
  * zero-padded copy (H x W its padded size, the pads 0) or an input that
  * needs no padding; the inner loop is then nothing but loads and fma. */
+#if !defined(ONE_KERNEL) || defined(ONLY_conv2d_forward_direct)
 __kernel void conv2d_forward_direct(const __global float *restrict input, const int input_offset,
                                     const __global float *restrict weight_t,
                                     const __global float *restrict bias,
@@ -594,6 +595,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
     store_block(acc, output, bias, epilogue, first_channel, K, first_position, positions,
                 OHW STORE_STRIDE_ARG(K));
 }
+#endif
 
 /* A pointwise convolution (1x1, stride 1, no padding, one group, no
  * dilation) is a matrix product per image: output[n, k, q] = bias[k] +
@@ -613,6 +615,7 @@ __kernel void conv2d_forward_direct(const __global float *restrict input, const 
  * blocks. Launch: global (ceil(K / WPT_P), ceil(plane / (VW * NV)), N);
  * work-items side by side along the first dimension share their input
  * vectors, which stay in the cache. */
+#if !defined(ONE_KERNEL) || defined(ONLY_conv2d_pointwise)
 __kernel void conv2d_pointwise(const __global float *restrict input,
                                const __global float *restrict weight_t,
                                const __global float *restrict bias,
@@ -678,6 +681,7 @@ __kernel void conv2d_pointwise(const __global float *restrict input,
         }
     }
 }
+#endif
 
 /* grad_input[n, c, ih, iw] = sum over k, r, s of weight[k, c, r, s] * grad_output[n, k, oh, ow]
  * where ih = oh*stride_h - pad_top + r (and the same for w): a position takes a
@@ -693,6 +697,7 @@ __kernel void conv2d_pointwise(const __global float *restrict input,
  * stride_w with steps of the stride: every tap a position then visits can
  * take a gradient, where walking all taps would find stride_h * stride_w
  * times as many, all but one in that many without one. */
+#if !defined(ONE_KERNEL) || defined(ONLY_conv2d_backward_data_direct)
 __kernel void conv2d_backward_data_direct(
     const __global float *restrict grad_output, const __global float *restrict weight_t,
     __global float *restrict grad_input, const int C, const int H, const int W, const int K,
@@ -781,6 +786,7 @@ __kernel void conv2d_backward_data_direct(
     store_block_at(acc, grad_input, grad_input, 0, first_channel, C, image, pixel, count,
                    HW STORE_STRIDE_ARG(C));
 }
+#endif
 
 /* Phase b's float j of a row: from its row `in` where a tap reaches the
  * phase, else 0 for a store, and for an addition -0.0f, which leaves every
@@ -942,6 +948,7 @@ ALWAYS_INLINE void weave_rows(const float16 even[4], const float16 odd[4], float
 }
 #endif
 
+#if !defined(ONE_KERNEL) || defined(ONLY_conv2d_backward_data_stride2)
 __kernel void conv2d_backward_data_stride2(const __global float *restrict copy,
                                            const int copy_offset,
                                            const __global float *restrict weight_t,
@@ -1045,6 +1052,7 @@ __kernel void conv2d_backward_data_stride2(const __global float *restrict copy,
             }
         }
 }
+#endif
 
 /* ---- backward weights ------------------------------------------------------------------
  *
@@ -1359,6 +1367,7 @@ __kernel void conv2d_pad_input_channels_last(const __global float *restrict inpu
  * slice_span is `positions`; otherwise the positions are spans of
  * slice_span, each cut into ceil(slice_span / slice_length) slices, the
  * last one shorter (Winograd's backward-weights, whose spans are parts). */
+#if !defined(ONE_KERNEL) || defined(ONLY_conv2d_backward_weights_direct)
 __kernel void
 conv2d_backward_weights_direct(const __global float *restrict padded, const int padded_offset,
                                const __global float *restrict grad_t, const int grad_t_offset,
@@ -1518,6 +1527,7 @@ conv2d_backward_weights_direct(const __global float *restrict padded, const int 
         }
     }
 }
+#endif
 
 /* The sum over slices of partial[slice * slice_stride + i], i < weights +
  * (has_bias ? K : 0): the weights' sums as conv2d_backward_weights_direct
@@ -1619,6 +1629,7 @@ void store_row_end(const floatv row_end, const int count, __global float *at) {
 #define CHANNEL_BLOCK 6
 #endif
 
+#if !defined(ONE_KERNEL) || defined(ONLY_conv2d_forward_rows)
 __kernel void
 conv2d_forward_rows(const __global float *restrict padded_buffer, const int padded_offset,
                     const __global float *restrict weight_buffer, const int weight_offset,
@@ -1687,6 +1698,7 @@ conv2d_forward_rows(const __global float *restrict padded_buffer, const int padd
         }
     }
 }
+#endif
 
 /* weight (K, C, R, S) -> flipped (C, K, R, S) with r and s reversed: the
  * filters of the convolution whose forward is this one's backward-data. */

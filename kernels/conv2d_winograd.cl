@@ -711,6 +711,7 @@ static void fused_rows_for(fused_rows *f, const int item, const int chunks, cons
         }
 }
 
+#if !defined(ONE_KERNEL) || defined(ONLY_winograd_fused) || defined(ONLY_winograd_fused_pairs)
 #if PAIRS
 __kernel void winograd_fused_pairs(
 #else
@@ -897,6 +898,7 @@ __kernel void winograd_fused(
         }
     }
 }
+#endif
 
 /* ---- backward-weights ----------------------------------------------------
  * dg = G^T [ sum over tiles (B^T d B) .* (A dy A^T) ] G: the tiles' transform

@@ -569,6 +569,17 @@ clcnn_status runtime_get_kernel(clcnn_context *ctx, const char *family, const ch
     return CLCNN_OK;
 }
 
+clcnn_status runtime_get_kernel_alone(clcnn_context *ctx, const char *family,
+                                      const char *kernel_name, const char *options,
+                                      cl_kernel *out) {
+    char alone[sizeof(ctx->programs[0].key)];
+    int n = snprintf(alone, sizeof(alone), "%s -DONE_KERNEL -DONLY_%s", options ? options : "",
+                     kernel_name);
+    if (n < 0 || (size_t)n >= sizeof(alone))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "kernel options too long: %s", options);
+    return runtime_get_kernel(ctx, family, kernel_name, alone, out);
+}
+
 clcnn_status require_int_size(clcnn_context *ctx, const char *what, int64_t count) {
     if (count >= 0 && count <= INT32_MAX)
         return CLCNN_OK;

@@ -534,7 +534,7 @@ clcnn_status conv2d_forward_direct_launch(clcnn_context *ctx, const direct_confi
                            options, sizeof(options), &group);
     cl_kernel kernel;
     clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
+        runtime_get_kernel_alone(ctx, "conv2d_direct", "conv2d_forward_direct", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int padded = conv2d_direct_padded_channels(v.out_channels, config);
@@ -627,7 +627,7 @@ static clcnn_status rows_convolution(clcnn_context *ctx, const conv2d_params *p,
              plan.row_vectors, plan.channel_block);
     cl_kernel kernel;
     clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
+        runtime_get_kernel_alone(ctx, "conv2d_direct", "conv2d_forward_rows", options, &kernel);
     if (status == CLCNN_OK)
         status = pad_input(ctx, "conv2d_pad_input", p, input, workspace, padded_offset,
                            plan.padded_height, plan.pitch);
@@ -1022,7 +1022,8 @@ static clcnn_status pointwise_products(clcnn_context *ctx, const direct_config *
     direct_config_options(config, options, sizeof(options));
     cl_kernel kernel;
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pointwise", options, &kernel);
+        status =
+            runtime_get_kernel_alone(ctx, "conv2d_direct", "conv2d_pointwise", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int plane = p->in_height * p->in_width;
@@ -1201,8 +1202,8 @@ static clcnn_status backward_data_blocks(clcnn_context *ctx, const direct_config
     char options[64];
     snprintf(options, sizeof(options), "-DVW=%d -DBLOCKS_2X2=%d", config->vw, blocks);
     cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_data_stride2", options, &kernel);
+    clcnn_status status = runtime_get_kernel_alone(
+        ctx, "conv2d_direct", "conv2d_backward_data_stride2", options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const int runs = ((p->in_width + 1) / 2 + blocks - 1) / blocks;
@@ -1362,8 +1363,8 @@ clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config
     variant_options(&v, options, sizeof(options));
     cl_kernel kernel;
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_data_direct", options,
-                                    &kernel);
+        status = runtime_get_kernel_alone(ctx, "conv2d_direct", "conv2d_backward_data_direct",
+                                          options, &kernel);
     /* A strided convolution without dilation runs once per phase (the
      * kernel's comment); any other once, over every position and tap. */
     const int phased = conv2d_dilation_h(p) == 1 && conv2d_dilation_w(p) == 1;
@@ -1726,8 +1727,8 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
                  " -DTAP_ROWS=%d -DTAP_COLS=%d", p->kernel_h, p->kernel_w);
     }
     cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
-                                             weights_options, &kernel);
+    clcnn_status status = runtime_get_kernel_alone(
+        ctx, "conv2d_direct", "conv2d_backward_weights_direct", weights_options, &kernel);
     if (status != CLCNN_OK)
         return status;
 

@@ -362,9 +362,11 @@ static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, con
     const size_t local[1] = {(size_t)config->group};
     const size_t global[1] = {round_up(items, (size_t)config->group)};
     const char *name = pairs ? "winograd_fused_pairs" : "winograd_fused";
+    cl_kernel kernel;
     if (status == CLCNN_OK)
-        status = launch(ctx, options, name, name, 19, args, 1, global, local);
-    return status;
+        status = runtime_get_kernel_alone(ctx, "conv2d_winograd", name, options, &kernel);
+    return status != CLCNN_OK ? status
+                              : runtime_launch(ctx, kernel, name, 19, args, 1, global, local);
 }
 
 /* conv2d_forward_winograd with the kernels' epilogue argument. */
@@ -728,8 +730,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     direct_config_options(gradient, direct_options, sizeof(direct_options));
     cl_kernel kernel;
     if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
-                                    direct_options, &kernel);
+        status = runtime_get_kernel_alone(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
+                                          direct_options, &kernel);
     if (status != CLCNN_OK)
         return status;
     /* The products, in conv2d_backward_weights_direct's terms: one image
