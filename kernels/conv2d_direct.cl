@@ -34,7 +34,12 @@
  * built with those alone: one program of them serves every configuration,
  * where PoCL would build them again for each. Without -DVW a narrow
  * default keeps their program free of 16-float vectors, which compilers
- * for CPUs without AVX-512 warn about on stderr. */
+ * for CPUs without AVX-512 warn about on stderr.
+ * The configured kernels, built for each configuration and shape, each
+ * stand in an #if that leaves them out of a program built for another one
+ * (-DONE_KERNEL -DONLY_<name>, host/core/runtime.c's
+ * runtime_get_kernel_alone): a program's build compiles all of its
+ * kernels. */
 #ifndef VW
 #define VW 4
 #endif

@@ -711,6 +711,8 @@ static void fused_rows_for(fused_rows *f, const int item, const int chunks, cons
         }
 }
 
+/* Left out of a program built for another kernel alone, as the
+ * configured kernels of kernels/conv2d_direct.cl are. */
 #if !defined(ONE_KERNEL) || defined(ONLY_winograd_fused) || defined(ONLY_winograd_fused_pairs)
 #if PAIRS
 __kernel void winograd_fused_pairs(
