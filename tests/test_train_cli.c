@@ -1306,12 +1306,6 @@ static void check_export_import(char *imported) {
     }
 }
 
-/* A model file where a command takes a network brings its weights: forward,
- * grad and summary of the model print and write what those of its export
- * (the network file with --weights) do, and train starts from its parameters: at
- * a learning rate of 1e-30 a step moves none of the trained model's nonzero
- * parameters by half a unit in the last place, so they stay as they were.
- * check_export_import made the export and the raw images. */
 /* Each tensor file of the export (parameter_files), its name's .npy
  * replaced by suffix, the same in dir_a as in dir_b. */
 static void check_same_tensor_files(const char *dir_a, const char *dir_b, const char *suffix) {
@@ -1325,6 +1319,12 @@ static void check_same_tensor_files(const char *dir_a, const char *dir_b, const 
     }
 }
 
+/* A model file where a command takes a network brings its weights: forward,
+ * grad and summary of the model print and write what those of its export
+ * (the network file with --weights) do, and train starts from its parameters: at
+ * a learning rate of 1e-30 a step moves none of the trained model's nonzero
+ * parameters by half a unit in the last place, so they stay as they were.
+ * check_export_import made the export and the raw images. */
 static void check_model_as_network(void) {
     char dir[PATH_SIZE], images_npy[PATH_SIZE], labels_npy[PATH_SIZE], trained[PATH_SIZE],
         trained_dir[PATH_SIZE], arguments[8192];
