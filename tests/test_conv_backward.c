@@ -1223,15 +1223,19 @@ static void check_row_positions(clcnn_context *ctx, int cases, uint64_t seed) {
 
 /* Both backward operations through conv2d_backward_planned, where
  * backward-weights may read backward-data's copy of the gradient instead
- * of transposing it (no bias, output channels in whole vectors), give bit
- * for bit the gradients of the two operations run apart; and with
+ * of transposing it (output channels in whole vectors), give bit for bit
+ * the gradients of the two operations run apart, but for the bias
+ * gradient where the copy was shared: that one comes from another sum
+ * (reduce_channels in place of the transposition's), held to the
+ * reference's bound on every run; and with
  * accumulate_data, where the plan can (conv2d_backward_data_accumulates),
  * the input gradient added to what the buffer held, each float as the host
- * adds it, and a clear refusal elsewhere. Random shapes without bias and with 16, 32 or
- * 64 output channels; the kept input of a forward on every other shape. */
+ * adds it, and a clear refusal elsewhere. Random shapes with 16, 32 or 64
+ * output channels, a bias on every other pair of shapes; the kept input of
+ * a forward on every other shape. */
 static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
-    int shared_cases = 0, accumulated_cases = 0, mismatches = 0;
+    int shared_cases = 0, shared_bias_cases = 0, accumulated_cases = 0, mismatches = 0;
     const int profiling = ctx->profiling;
     ctx->profiling = 1;
     for (int index = 0; index < cases; index++) {
@@ -1239,66 +1243,90 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
         do {
             c = draw_random_case(&rng);
             c.p.out_channels = 16 << test_rand_int(&rng, 0, 2);
-            c.p.has_bias = 0;
+            c.p.has_bias = index / 2 % 2;
         } while (reference_work(&c.p) > max_reference_work);
         const conv2d_params *p = &c.p;
         const int64_t inputs = input_count(p), outputs = output_count(p), weights = weight_count(p);
+        const int K = p->out_channels;
         const conv2d_plan plan = conv2d_plan_for(ctx, p);
         const int64_t kept_floats = index % 2 ? conv2d_kept_input_floats(&plan, p) : 0;
         const int accumulates = conv2d_backward_data_accumulates(&plan, p);
         accumulated_cases += accumulates;
+        int shared = 0;
         float *host[3] = {test_floats(inputs), test_floats(weights), test_floats(outputs)};
         test_fill_signed(&rng, host[0], inputs);
         test_fill_signed(&rng, host[1], weights);
         test_fill_signed(&rng, host[2], outputs);
-        float *results[3][2];
-        cl_mem in = NULL, w = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL, scratch = NULL,
-               kept = NULL;
+        float *weight_ref = test_floats(weights), *bias_ref = test_floats(K);
+        conv2d_backward_weights_ref(p, host[0], host[2], weight_ref, bias_ref);
+        float *results[3][3];
+        cl_mem in = NULL, w = NULL, b = NULL, go = NULL, out = NULL, gi = NULL, gw = NULL,
+               gb = NULL, scratch = NULL, kept = NULL;
+        /* The forward's bias: the gradient's first K floats will do. */
         int ok = CHECK_OK(ctx, upload(ctx, host[0], inputs, &in)) &&
                  CHECK_OK(ctx, upload(ctx, host[1], weights, &w)) &&
+                 CHECK_OK(ctx, upload(ctx, host[2], K, &b)) &&
                  CHECK_OK(ctx, upload(ctx, host[2], outputs, &go)) &&
                  CHECK_OK(ctx, upload_nan(ctx, outputs, &out)) &&
                  CHECK_OK(ctx, buffer_create(ctx, conv2d_backward_weights_scratch_bytes(&plan, p),
                                              &scratch)) &&
                  (!kept_floats || CHECK_OK(ctx, upload_nan(ctx, kept_floats, &kept))) &&
-                 CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, NULL, out, kept, NULL));
+                 CHECK_OK(ctx, conv2d_forward_planned(ctx, &plan, p, in, w, p->has_bias ? b : NULL,
+                                                      out, kept, NULL));
         for (int run = 0; run < 3; run++) {
             results[run][0] = test_floats(inputs);
             results[run][1] = test_floats(weights);
+            results[run][2] = test_floats(K);
             /* Run 2 adds the input gradient to the input's values. */
             ok = ok &&
                  CHECK_OK(ctx, run == 2 ? upload(ctx, host[0], inputs, &gi)
                                         : upload_nan(ctx, inputs, &gi)) &&
-                 CHECK_OK(ctx, upload_nan(ctx, weights, &gw));
+                 CHECK_OK(ctx, upload_nan(ctx, weights, &gw)) &&
+                 CHECK_OK(ctx, upload_nan(ctx, K, &gb));
             memset(ctx->profile, 0, sizeof(ctx->profile));
+            cl_mem bias = p->has_bias ? gb : NULL;
             if (run == 0)
                 ok = ok && CHECK_OK(ctx, conv2d_backward_data_planned(ctx, &plan, p, go, w, gi)) &&
-                     CHECK_OK(ctx, conv2d_backward_weights_planned(ctx, &plan, p, in, go, gw, NULL,
+                     CHECK_OK(ctx, conv2d_backward_weights_planned(ctx, &plan, p, in, go, gw, bias,
                                                                    scratch, kept));
             else if (run == 1 || accumulates)
                 ok = ok && CHECK_OK(ctx, conv2d_backward_planned(ctx, &plan, p, go, w, gi, run == 2,
-                                                                 in, gw, NULL, scratch, kept));
+                                                                 in, gw, bias, scratch, kept));
             else
                 ok = ok &&
-                     CHECK(conv2d_backward_planned(ctx, &plan, p, go, w, gi, 1, in, gw, NULL,
+                     CHECK(conv2d_backward_planned(ctx, &plan, p, go, w, gi, 1, in, gw, bias,
                                                    scratch, kept) == CLCNN_ERROR_INVALID_ARGUMENT);
             ok = ok &&
                  CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs,
                                            results[run][0])) &&
                  CHECK_OK(ctx, buffer_read(ctx, gw, 0, sizeof(float) * (size_t)weights,
-                                           results[run][1]));
+                                           results[run][1])) &&
+                 CHECK_OK(ctx, buffer_read(ctx, gb, 0, sizeof(float) * (size_t)K, results[run][2]));
             if (run == 1 && use_direct_kernels(ctx) &&
-                test_kernel_launches(ctx, "conv2d_transpose_grad_output") == 0)
+                test_kernel_launches(ctx, "conv2d_transpose_grad_output") == 0) {
+                shared = 1;
                 shared_cases++;
+                shared_bias_cases += p->has_bias;
+            }
             buffer_release(&gi);
             buffer_release(&gw);
+            buffer_release(&gb);
         }
+        /* The bias gradient of every run that made one against the reference;
+         * bit for bit as run apart where nothing was shared. */
+        int bias_differ = 0;
+        for (int run = 0; run < 3 && ok && p->has_bias; run++)
+            if (run < 2 || accumulates)
+                bias_differ |=
+                    !(max_relative_error(results[run][2], bias_ref, K, 1.0) <= weights_bound(p)) ||
+                    (!shared &&
+                     memcmp(results[0][2], results[run][2], sizeof(float) * (size_t)K) != 0);
         int added_differ = 0;
         for (int64_t i = 0; i < inputs && ok && accumulates; i++) {
             const float sum = host[0][i] + results[0][0][i];
             added_differ |= memcmp(&sum, &results[2][0][i], sizeof(float)) != 0;
         }
-        if (!ok || added_differ ||
+        if (!ok || added_differ || bias_differ ||
             memcmp(results[0][0], results[1][0], sizeof(float) * (size_t)inputs) ||
             memcmp(results[0][1], results[1][1], sizeof(float) * (size_t)weights) ||
             (accumulates &&
@@ -1308,23 +1336,26 @@ static void check_shared_gradient(clcnn_context *ctx, int cases, uint64_t seed) 
             fprintf(stderr, "shared gradient case %d differs: %s\n", index, text);
             mismatches++;
         }
-        cl_mem all[] = {in, w, go, out, scratch, kept};
+        cl_mem all[] = {in, w, b, go, out, scratch, kept};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
             buffer_release(&all[i]);
         for (int run = 0; run < 3; run++)
-            for (int k = 0; k < 2; k++)
+            for (int k = 0; k < 3; k++)
                 free(results[run][k]);
         for (int k = 0; k < 3; k++)
             free(host[k]);
+        free(weight_ref);
+        free(bias_ref);
     }
     ctx->profiling = profiling;
     CHECK(mismatches == 0);
     /* Register-blocked kernels share the copy wherever backward-data pads the gradient. */
     if (use_direct_kernels(ctx))
-        CHECK(shared_cases >= cases / 4 && accumulated_cases >= cases / 4);
-    printf("shared gradient copy and accumulated input gradient: %d cases, %d of them shared, %d "
-           "accumulated, %d differ\n",
-           cases, shared_cases, accumulated_cases, mismatches);
+        CHECK(shared_cases >= cases / 4 && shared_bias_cases >= cases / 10 &&
+              accumulated_cases >= cases / 4);
+    printf("shared gradient copy and accumulated input gradient: %d cases, %d of them shared (%d "
+           "with a bias), %d accumulated, %d differ\n",
+           cases, shared_cases, shared_bias_cases, accumulated_cases, mismatches);
 }
 
 /* 3x3 convolutions with stride 2 and padding 1 (residual networks'

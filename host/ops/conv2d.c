@@ -1691,9 +1691,10 @@ static clcnn_status transpose_gradient(clcnn_context *ctx, const direct_config *
 /* kept_input, when not NULL, holds the input zero-padded as the forward
  * kept it (conv2d_kept_input_floats): no copy is made. shared, when not
  * NULL, is backward-data's copy of the gradient, read in place of a
- * transposition (only without bias, whose sums the transposition makes,
- * and with out_channels a multiple of the configuration's VW*NV, so that
- * the vector loads stay within a position's channels). */
+ * transposition (only with out_channels a multiple of the configuration's
+ * VW*NV, so that the vector loads stay within a position's channels); the
+ * bias gradient, which the transposition would have summed, then comes
+ * from reduce_channels over the gradient itself. */
 static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_config *config,
                                             const conv2d_params *p, cl_mem input,
                                             cl_mem grad_output, cl_mem grad_weight,
@@ -1753,6 +1754,8 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const int weights = (int)weight_count(p);
     /* One slice: the kernels write the gradients themselves. */
     cl_mem weight_out = slices > 1 ? scratch : grad_weight;
+    /* The bias sums ride with the transposition, or with nothing. */
+    const int bias_in_slices = p->has_bias && !shared;
     cl_mem bias_out = slices > 1 || !p->has_bias ? scratch : grad_bias;
     const int bias_offset = slices > 1 ? weights : 0;
 
@@ -1801,6 +1804,9 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
                               (size_t)slices * v.groups};
     status = runtime_launch(ctx, kernel, "conv2d_backward_weights_direct", arg_count, args, 3,
                             global, local);
+    if (status == CLCNN_OK && p->has_bias && !bias_in_slices)
+        status = reduce_channels(ctx, p->batch, p->out_channels, p->out_height * p->out_width,
+                                 grad_output, grad_bias);
     if (status != CLCNN_OK || slices == 1)
         return status;
 
@@ -1808,17 +1814,17 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_sum_direct_slices", "", &sum_kernel);
     if (status != CLCNN_OK)
         return status;
-    cl_mem bias_arg = p->has_bias ? grad_bias : grad_weight;
+    cl_mem bias_arg = bias_in_slices ? grad_bias : grad_weight;
     const kernel_arg sum_args[] = {
         {sizeof(cl_mem), &scratch}, {sizeof(cl_mem), &grad_weight},  {sizeof(cl_mem), &bias_arg},
-        {sizeof(int), &weights},    {sizeof(int), &p->out_channels}, {sizeof(int), &p->has_bias},
+        {sizeof(int), &weights},    {sizeof(int), &p->out_channels}, {sizeof(int), &bias_in_slices},
         {sizeof(int), &slices},     {sizeof(int), &slice_stride},    {sizeof(int), &v.out_channels},
         {sizeof(int), &taps},
     };
     size_t sum_local[1] = {64};
     if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
         sum_local[0] = ctx->max_work_group_size;
-    const size_t sum_global[1] = {(size_t)(weights / v.out_channels + (p->has_bias ? 1 : 0))};
+    const size_t sum_global[1] = {(size_t)(weights / v.out_channels + bias_in_slices)};
     return runtime_launch(ctx, sum_kernel, "conv2d_sum_direct_slices",
                           sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
                           sum_local);
@@ -2116,7 +2122,6 @@ clcnn_status conv2d_backward_planned(clcnn_context *ctx, const conv2d_plan *plan
                                      cl_mem kept_input) {
     const direct_config *weights_config = &plan->backward_weights.config;
     const int share = grad_input && grad_weight && plan->backward_weights.kernels == CONV_DIRECT &&
-                      !p->has_bias &&
                       p->out_channels % (weights_config->vw * weights_config->nv) == 0;
     gradient_copy shared = {NULL, 0, 0, 0};
     clcnn_status status = CLCNN_OK;
