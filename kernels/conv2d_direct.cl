@@ -1118,13 +1118,13 @@ ALWAYS_INLINE void transpose_8x8(const float8 a[8], float8 pixel[8]) {
 
 /* `count` positions of one image from pixel on, a row of VW lanes of grad_t
  * each (the first at column, rows `stride` apart; returns the row after):
- * lane j reads image[lane_plane[j] + pixel], or stores 0 from lane
- * valid_lanes on, and, with sums, adds what it stores to chunk_sum[j]
- * (each lane's floats in the order of the positions). */
+ * lane j reads image[lane_plane[j] + pixel], or 0 from lane valid_lanes on,
+ * stores it where stores, and, with sums, adds it to chunk_sum[j] (each
+ * lane's floats in the order of the positions). */
 __global float *transpose_run(const __global float *image, const int lane_plane[VW],
                               const int valid_lanes, int pixel, const int count,
-                              __global float *column, const int stride, const int sums,
-                              float chunk_sum[VW]) {
+                              __global float *column, const int stride, const int stores,
+                              const int sums, float chunk_sum[VW]) {
     int i = 0;
 #if VW % 8 == 0
     /* All lanes real: 8 positions of 8 lanes at a time through
@@ -1138,10 +1138,12 @@ __global float *transpose_run(const __global float *image, const int lane_plane[
 #pragma unroll
                 for (int j = 0; j < 8; j++)
                     a[j] = vload8(0, image + lane_plane[h + j] + pixel);
-                transpose_8x8(a, position);
+                if (stores) {
+                    transpose_8x8(a, position);
 #pragma unroll
-                for (int m = 0; m < 8; m++)
-                    vstore8(position[m], 0, column + m * stride + h);
+                    for (int m = 0; m < 8; m++)
+                        vstore8(position[m], 0, column + m * stride + h);
+                }
                 if (sums)
 #pragma unroll
                     for (int j = 0; j < 8; j++) {
@@ -1157,7 +1159,8 @@ __global float *transpose_run(const __global float *image, const int lane_plane[
 #pragma unroll
         for (int j = 0; j < VW; j++) {
             const float g = j < valid_lanes ? image[lane_plane[j] + pixel] : 0.0f;
-            column[j] = g;
+            if (stores)
+                column[j] = g;
             if (sums)
                 chunk_sum[j] += g;
         }
@@ -1167,12 +1170,15 @@ __global float *transpose_run(const __global float *image, const int lane_plane[
 }
 
 /* grad_output (N, K, OH, OW) -> grad_t (N*OH*OW, K_padded) at grad_t + grad_t_offset,
- * zeros in the padding; and, if has_bias, slice z's sum of each channel k at
- * bias_out[bias_offset + z * slice_stride + k]. A work-item takes VW channels
- * of one slice. Launch: global (K_padded / VW, slices), any local size. */
+ * zeros in the padding, where stores (grad_t is not touched otherwise); and,
+ * if has_bias, slice z's sum of each channel k at bias_out[bias_offset + z *
+ * slice_stride + k], the same floats either way. A work-item takes VW
+ * channels of one slice. Launch: global (K_padded / VW, slices), any local
+ * size. */
 __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_output,
                                            __global float *restrict grad_t, const int grad_t_offset,
-                                           __global float *restrict bias_out, const int bias_offset,
+                                           const int stores, __global float *restrict bias_out,
+                                           const int bias_offset,
                                            const int has_bias, const int K, const int OHW,
                                            const int positions, const int slice_length,
                                            const int slice_stride,
@@ -1222,10 +1228,10 @@ __kernel void conv2d_transpose_grad_output(const __global float *restrict grad_o
             /* Every lane real, as nearly always: no test per lane. */
             if (valid_lanes >= VW)
                 column = transpose_run(image, lane_plane, VW, pixel, run_end - position, column,
-                                       IMAGE_K_PADDED, has_bias, chunk_sum);
+                                       IMAGE_K_PADDED, stores, has_bias, chunk_sum);
             else
                 column = transpose_run(image, lane_plane, valid_lanes, pixel, run_end - position,
-                                       column, IMAGE_K_PADDED, has_bias, chunk_sum);
+                                       column, IMAGE_K_PADDED, stores, has_bias, chunk_sum);
             pixel += run_end - position;
             position = run_end;
             if (pixel == OHW) {
@@ -1363,10 +1369,10 @@ __kernel void conv2d_pad_input_channels_last(const __global float *restrict inpu
  * The gradient is channels-last: position (n, oh, ow) at grad_t +
  * grad_t_offset + ((n * grad_rows + oh) * grad_cols + ow) * grad_pixel, its
  * channels adjacent: conv2d_transpose_grad_output's (grad_rows = OH,
- * grad_cols = OW, grad_pixel = IMAGE_K_PADDED) or, for a convolution without
- * bias whose K is a multiple of VW*NV, the zero-padded channels-last copy
- * that its backward-data read (grad_pixel = K, grad_t_offset at the first
- * position inside the padding).
+ * grad_cols = OW, grad_pixel = IMAGE_K_PADDED) or, for a convolution whose
+ * K is a multiple of VW*NV, the zero-padded channels-last copy that its
+ * backward-data read (grad_pixel = K, grad_t_offset at the first position
+ * inside the padding; the host then sums a bias gradient apart).
  * Launch: global (K_padded / (VW*NV), ceil(C*R*S / WPT_P), slices), any local
  * size; slice z covers positions [z*slice_length, (z+1)*slice_length) where
  * slice_span is `positions`; otherwise the positions are spans of

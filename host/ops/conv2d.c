@@ -1651,14 +1651,14 @@ size_t conv2d_backward_weights_direct_scratch_bytes(const direct_config *config,
 }
 
 /* grad_output transposed channels-last as the register-blocked
- * backward-weights reads it: (positions, groups x padded) at dest +
- * dest_offset, zeros past each group's output channels (padded: a multiple
- * of config's vw, at least a group's output channels); with a bias, the
- * sums of each of `slices` runs of the positions at bias_out + bias_offset +
- * slice * bias_stride. */
+ * backward-weights reads it, where stores: (positions, groups x padded) at
+ * dest + dest_offset, zeros past each group's output channels (padded: a
+ * multiple of config's vw, at least a group's output channels); with a
+ * bias, the sums of each of `slices` runs of the positions at bias_out +
+ * bias_offset + slice * bias_stride. */
 static clcnn_status transpose_gradient(clcnn_context *ctx, const direct_config *config,
-                                       const conv2d_params *p, cl_mem grad_output, cl_mem dest,
-                                       int dest_offset, int padded, cl_mem bias_out,
+                                       const conv2d_params *p, cl_mem grad_output, int stores,
+                                       cl_mem dest, int dest_offset, int padded, cl_mem bias_out,
                                        int bias_offset, int bias_stride, int slices) {
     const conv_variant v = variant_of(p);
     char options[64];
@@ -1672,29 +1672,33 @@ static clcnn_status transpose_gradient(clcnn_context *ctx, const direct_config *
     const int out_pixels = p->out_height * p->out_width;
     const int positions = p->batch * out_pixels;
     const int slice_length = (positions + slices - 1) / slices;
-    kernel_arg args[13] = {
-        {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &dest},     {sizeof(int), &dest_offset},
-        {sizeof(cl_mem), &bias_out},    {sizeof(int), &bias_offset}, {sizeof(int), &p->has_bias},
-        {sizeof(int), &v.out_channels}, {sizeof(int), &out_pixels},  {sizeof(int), &positions},
-        {sizeof(int), &slice_length},   {sizeof(int), &bias_stride}, {sizeof(int), &padded},
+    kernel_arg args[14] = {
+        {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &dest},        {sizeof(int), &dest_offset},
+        {sizeof(int), &stores},         {sizeof(cl_mem), &bias_out},    {sizeof(int), &bias_offset},
+        {sizeof(int), &p->has_bias},    {sizeof(int), &v.out_channels}, {sizeof(int), &out_pixels},
+        {sizeof(int), &positions},      {sizeof(int), &slice_length},   {sizeof(int), &bias_stride},
+        {sizeof(int), &padded},
     };
     /* Of the general variant's arguments, the transposition takes the groups. */
-    const int arg_count = variant_general(&v) ? 13 : 12;
+    const int arg_count = variant_general(&v) ? 14 : 13;
     if (variant_general(&v))
-        args[12] = (kernel_arg){sizeof(int), &v.groups};
+        args[13] = (kernel_arg){sizeof(int), &v.groups};
     const size_t local[3] = {1, 1, 1};
     const size_t global[3] = {(size_t)(padded / config->vw), (size_t)slices, (size_t)v.groups};
-    return runtime_launch(ctx, kernel, "conv2d_transpose_grad_output", arg_count, args,
-                          variant_dims(&v, 2), global, local);
+    /* Profiled under a name of its own when it only sums. */
+    return runtime_launch(ctx, kernel,
+                          stores ? "conv2d_transpose_grad_output" : "conv2d_bias_sums_grad_output",
+                          arg_count, args, variant_dims(&v, 2), global, local);
 }
 
 /* kept_input, when not NULL, holds the input zero-padded as the forward
  * kept it (conv2d_kept_input_floats): no copy is made. shared, when not
  * NULL, is backward-data's copy of the gradient, read in place of a
  * transposition (only with out_channels a multiple of the configuration's
- * VW*NV, so that the vector loads stay within a position's channels); the
- * bias gradient, which the transposition would have summed, then comes
- * from reduce_channels over the gradient itself. */
+ * VW*NV, so that the vector loads stay within a position's channels); with
+ * a bias the transposition still runs for its sums, storing nothing, so
+ * that the bias gradient's floats do not depend on whether the copy was
+ * shared (a choice the configuration makes). */
 static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_config *config,
                                             const conv2d_params *p, cl_mem input,
                                             cl_mem grad_output, cl_mem grad_weight,
@@ -1754,14 +1758,12 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     const int weights = (int)weight_count(p);
     /* One slice: the kernels write the gradients themselves. */
     cl_mem weight_out = slices > 1 ? scratch : grad_weight;
-    /* The bias sums ride with the transposition, or with nothing. */
-    const int bias_in_slices = p->has_bias && !shared;
     cl_mem bias_out = slices > 1 || !p->has_bias ? scratch : grad_bias;
     const int bias_offset = slices > 1 ? weights : 0;
 
-    if (!shared)
-        status = transpose_gradient(ctx, config, p, grad_output, scratch, gradient_offset, padded,
-                                    bias_out, bias_offset, slice_stride, slices);
+    if (!shared || p->has_bias)
+        status = transpose_gradient(ctx, config, p, grad_output, !shared, scratch, gradient_offset,
+                                    padded, bias_out, bias_offset, slice_stride, slices);
     if (status != CLCNN_OK)
         return status;
 
@@ -1804,9 +1806,6 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
                               (size_t)slices * v.groups};
     status = runtime_launch(ctx, kernel, "conv2d_backward_weights_direct", arg_count, args, 3,
                             global, local);
-    if (status == CLCNN_OK && p->has_bias && !bias_in_slices)
-        status = reduce_channels(ctx, p->batch, p->out_channels, p->out_height * p->out_width,
-                                 grad_output, grad_bias);
     if (status != CLCNN_OK || slices == 1)
         return status;
 
@@ -1814,17 +1813,17 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_sum_direct_slices", "", &sum_kernel);
     if (status != CLCNN_OK)
         return status;
-    cl_mem bias_arg = bias_in_slices ? grad_bias : grad_weight;
+    cl_mem bias_arg = p->has_bias ? grad_bias : grad_weight;
     const kernel_arg sum_args[] = {
         {sizeof(cl_mem), &scratch}, {sizeof(cl_mem), &grad_weight},  {sizeof(cl_mem), &bias_arg},
-        {sizeof(int), &weights},    {sizeof(int), &p->out_channels}, {sizeof(int), &bias_in_slices},
+        {sizeof(int), &weights},    {sizeof(int), &p->out_channels}, {sizeof(int), &p->has_bias},
         {sizeof(int), &slices},     {sizeof(int), &slice_stride},    {sizeof(int), &v.out_channels},
         {sizeof(int), &taps},
     };
     size_t sum_local[1] = {64};
     if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
         sum_local[0] = ctx->max_work_group_size;
-    const size_t sum_global[1] = {(size_t)(weights / v.out_channels + bias_in_slices)};
+    const size_t sum_global[1] = {(size_t)(weights / v.out_channels + (p->has_bias ? 1 : 0))};
     return runtime_launch(ctx, sum_kernel, "conv2d_sum_direct_slices",
                           sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
                           sum_local);
