@@ -76,6 +76,7 @@ struct clcnn_context {
     size_t max_work_item_sizes[3];              /* CL_DEVICE_MAX_WORK_ITEM_SIZES */
     cl_ulong local_mem_bytes;                   /* CL_DEVICE_LOCAL_MEM_SIZE */
     cl_ulong global_mem_bytes, max_alloc_bytes; /* planning refuses what exceeds them */
+    cl_ulong cache_bytes;                       /* CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, 0 if none */
     cl_device_type device_type;
     cl_uint preferred_vector_width; /* float */
     cl_uint compute_units;          /* CL_DEVICE_MAX_COMPUTE_UNITS */

@@ -183,8 +183,7 @@ clcnn_status clcnn_device_call_floor(clcnn_context *ctx, double *seconds) {
  * memory's and not the cache's; at most one allocation, a quarter of the
  * device's memory and 1 GiB (int work-item indices); whole 64-byte lines. */
 static size_t stream_bytes(const clcnn_context *ctx) {
-    cl_ulong cache = 0;
-    clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof(cache), &cache, NULL);
+    const cl_ulong cache = ctx->cache_bytes;
     cl_ulong bytes = (cl_ulong)64 << 20;
     if (cache > bytes / 4)
         bytes = 4 * cache;

@@ -240,6 +240,8 @@ clcnn_status clcnn_context_select_device(clcnn_context *ctx, clcnn_device_kind k
                     NULL);
     clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof(cl_ulong), &ctx->max_alloc_bytes,
                     NULL);
+    clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof(cl_ulong), &ctx->cache_bytes,
+                    NULL);
     clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(cl_device_type), &ctx->device_type, NULL);
     clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof(cl_uint),
                     &ctx->preferred_vector_width, NULL);

@@ -327,21 +327,30 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
                           sizeof(args) / sizeof(args[0]));
 }
 
+/* An output streams past the caches (kernels/batchnorm.cl's stream_real)
+ * where it and the input together are larger than the device's cache: its
+ * lines would be evicted before the next layer reads them anyway. */
+static int streams_output(const clcnn_context *ctx, int64_t floats) {
+    return ctx->cache_bytes && (uint64_t)floats * 2 * sizeof(float) > ctx->cache_bytes;
+}
+
 clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
                                     int spatial, float eps, cl_mem x, cl_mem weight, cl_mem bias,
                                     cl_mem running_mean, cl_mem running_var, cl_mem y, int relu) {
     clcnn_status status = check_shape(ctx, "batchnorm_forward_eval", batch, channels, spatial, eps);
     if (status != CLCNN_OK)
         return status;
-    /* The planes kernel's last argument; the channel kernel takes the others. */
+    /* The planes kernel's last two arguments; the channel kernel takes the others. */
     const int planes = batch * channels, per_item = planes_per_item(ctx, planes, spatial);
+    const int stream = streams_output(ctx, (int64_t)planes * spatial);
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
         {sizeof(cl_mem), &running_var}, {sizeof(cl_mem), &y},
         {sizeof(int), &batch},          {sizeof(int), &channels},
         {sizeof(int), &spatial},        {sizeof(float), &eps},
-        {sizeof(int), &relu},           {sizeof(int), &per_item},
+        {sizeof(int), &relu},           {sizeof(int), &stream},
+        {sizeof(int), &per_item},
     };
     const int count = sizeof(args) / sizeof(args[0]);
     if (by_planes(contiguous, spatial))
@@ -353,7 +362,7 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
     if (status != CLCNN_OK)
         return status;
     return channel_launch(ctx, kernel, "batchnorm_forward_eval", threads, channels, args,
-                          count - 1);
+                          count - 2);
 }
 
 clcnn_status batchnorm_backward(clcnn_context *ctx, int contiguous, int batch, int channels,
