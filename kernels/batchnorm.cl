@@ -222,19 +222,25 @@ void store_real(const real v, __global float *p) {
     GLUE(vstore, BATCHNORM_VW)(v, 0, p);
 #endif
 }
-/* The same store past the caches, where the compiler has clang's
- * non-temporal store (p aligned to a whole vector): a plain store reads
- * each cache line before it writes it, and an output larger than the
- * caches is evicted before the next layer reads it. 64 channels of 56x56,
- * batch 32 (24.5 MiB), scaled and stored: 1.43 -> 1.0 ms (AMD EPYC,
- * AVX-512). */
-#if BATCHNORM_VW >= 4 && defined(__clang__) && defined(__has_builtin)
-#if __has_builtin(__builtin_nontemporal_store)
+/* The same store past the caches (p aligned to a whole vector), and the
+ * fence that must follow such stores before another core may read them:
+ * streaming stores are weakly ordered, and the locked instructions with
+ * which the runtime then says the kernel is done are not documented to
+ * order them on every x86 processor. A plain store reads each cache line
+ * before it writes it, and an output larger than the caches is evicted
+ * before the next layer reads it. 64 channels of 56x56, batch 32 (24.5
+ * MiB), scaled and stored: 1.43 -> 1.0 ms (AMD EPYC, AVX-512). Only where
+ * the compiler is clang targeting x86, which has both builtins; plain
+ * stores elsewhere. */
+#if BATCHNORM_VW >= 4 && defined(__clang__) && defined(__has_builtin) && defined(__x86_64__)
+#if __has_builtin(__builtin_nontemporal_store) && __has_builtin(__builtin_ia32_sfence)
 #define stream_real(v, p) __builtin_nontemporal_store((v), (__global real *)(p))
+#define stream_fence() __builtin_ia32_sfence()
 #endif
 #endif
 #ifndef stream_real
 #define stream_real(v, p) store_real((v), (p))
+#define stream_fence()
 #endif
 /* The walk's current vector of p, and a store of v there. */
 real load_at(const __global float *p, const channel_walk *w) {
@@ -1087,6 +1093,10 @@ __kernel void batchnorm_forward_eval_planes(
             out[i] = relu && v <= 0.0f ? 0.0f : v;
         }
     }
+    /* Once a work-item: a fence after each plane's stores had cost half of
+     * what streaming gains. */
+    if (stream)
+        stream_fence();
 }
 
 /* The gradients of the eval-mode forward, an affine map per channel with
