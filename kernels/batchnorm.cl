@@ -242,6 +242,9 @@ void store_real(const real v, __global float *p) {
 #define stream_real(v, p) store_real((v), (p))
 #define stream_fence()
 #endif
+/* Whether a plane kernel streams the plane at p: stream (the host's
+ * verdict on the tensors' size) and p on a whole vector. */
+#define STREAMS_PLANE(stream, p) ((stream) && (size_t)(p) % sizeof(real) == 0)
 /* The walk's current vector of p, and a store of v there. */
 real load_at(const __global float *p, const channel_walk *w) {
     return load_real(p + w->offset);
@@ -266,6 +269,15 @@ void store_lanes(const real v, __global float *p, const int skip, const int accu
     for (int j = skip; j < BATCHNORM_VW; j++)
         p[j] = accumulate ? p[j] + lanes[j] : lanes[j];
 #endif
+}
+/* store_lanes, streamed (stream_real) where streamed and the vector is
+ * whole and written, not added to. */
+void store_plane_lanes(const real v, __global float *p, const int skip, const int accumulate,
+                       const int streamed) {
+    if (streamed && !skip && !accumulate)
+        stream_real(v, p);
+    else
+        store_lanes(v, p, skip, accumulate);
 }
 
 void store_at(const real v, __global float *p, const int accumulate, const channel_walk *w) {
@@ -848,22 +860,27 @@ __kernel void batchnorm_channel_statistics(
               (saved)[5 * (channel) + 4]})
 
 /* y = relu?(((x - mean_hi) - mean_lo) * scale + shift (+ skip)), as
- * normalise_channel. */
+ * normalise_channel; streamed as batchnorm_forward_eval_planes where stream. */
 __kernel void batchnorm_normalise_planes(const __global float *restrict x,
                                          const __global float *restrict saved,
                                          __global float *restrict y,
                                          const __global float *restrict skip, const int has_skip,
                                          const int relu, const int planes, const int channels,
-                                         const int spatial, const int planes_per_item) {
+                                         const int spatial, const int stream,
+                                         const int planes_per_item) {
     FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
         const affine a = SAVED_AFFINE(saved, channel);
+        const int streamed = STREAMS_PLANE(stream, y + base);
         FOR_EACH_PLANE_VECTOR(offset, lanes_skipped, spatial) {
             real v = affine_of(load_real(x + base + offset), a);
             if (has_skip)
                 v += load_real(skip + base + offset);
-            store_lanes(relu ? relu_of(v) : v, y + base + offset, lanes_skipped, 0);
+            store_plane_lanes(relu ? relu_of(v) : v, y + base + offset, lanes_skipped, 0,
+                              streamed);
         }
     }
+    if (stream)
+        stream_fence();
 }
 
 /* sums[2 * plane ...] = sum(dy), sum(dy * (x - rough mean)), dy masked by
@@ -929,24 +946,28 @@ __kernel void batchnorm_input_gradient_planes(
     const __global float *restrict coefficients, __global float *restrict grad_x,
     const int want_grad_x, const int accumulate, __global float *restrict grad_skip,
     const int want_grad_skip, const int accumulate_skip, const int planes, const int channels,
-    const int spatial, const int planes_per_item) {
+    const int spatial, const int stream, const int planes_per_item) {
     FOR_EACH_PLANE(plane, base, channel, planes, channels, spatial, planes_per_item) {
         const affine forward = SAVED_AFFINE(saved, channel);
         const __global float *c = coefficients + 3 * channel;
         const float mean_dy = c[0], k = c[1], scale = c[2];
+        const int skip_streamed = STREAMS_PLANE(stream, grad_skip + base);
+        const int x_streamed = STREAMS_PLANE(stream, grad_x + base);
         FOR_EACH_PLANE_VECTOR(offset, skip, spatial) {
             const int at = base + offset;
             const real x_value = load_real(x + at);
             const real dy =
                 relu_gradient(load_real(grad_y + at), relu, relu_y + at, x_value, forward);
             if (want_grad_skip)
-                store_lanes(dy, grad_skip + at, skip, accumulate_skip);
+                store_plane_lanes(dy, grad_skip + at, skip, accumulate_skip, skip_streamed);
             if (want_grad_x)
-                store_lanes(input_gradient_of(dy, x_value, forward.mean_hi, forward.mean_lo,
-                                              mean_dy, k, scale),
-                            grad_x + at, skip, accumulate);
+                store_plane_lanes(input_gradient_of(dy, x_value, forward.mean_hi,
+                                                    forward.mean_lo, mean_dy, k, scale),
+                                  grad_x + at, skip, accumulate, x_streamed);
         }
     }
+    if (stream)
+        stream_fence();
 }
 
 /* ---- synchronised across ranks -------------------------------------------------------------- */
@@ -1078,8 +1099,7 @@ __kernel void batchnorm_forward_eval_planes(
         const float shift = bias[channel];
         const __global float *in = x + plane * spatial;
         __global float *out = y + plane * spatial;
-        /* The streaming store's type promises a whole vector's alignment. */
-        const int streamed = stream && (size_t)out % sizeof(real) == 0;
+        const int streamed = STREAMS_PLANE(stream, out);
         int i = 0;
         for (; i + BATCHNORM_VW <= spatial; i += BATCHNORM_VW) {
             const real v = (load_real(in + i) - mean) * scale + shift;

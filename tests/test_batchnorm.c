@@ -396,6 +396,54 @@ static void check_saved_statistics(clcnn_context *ctx, int cases, uint64_t seed)
 static const char *const walk_names[2] = {"strided", "contiguous"};
 
 /* Every case runs on the OpenCL device with both walks. */
+/* The plane kernels stream their outputs past the caches where the
+ * tensors exceed the device's cache: with a cache of one byte they always
+ * do, and must give the same floats. The forward of run_forward (y, and
+ * with training the running statistics) against expect_y and
+ * expect_stats. */
+static int streamed_forward_same(clcnn_context *ctx, int walk, const bn_case *c, int training,
+                                 const float *expect_y, const float *expect_stats) {
+    const int64_t count = shape_count(&c->s);
+    const int channels = c->s.channels;
+    float *y = test_floats(count), *stats = test_floats(2 * channels);
+    test_fill_nan(y, count);
+    copy_floats(stats, c->running_mean, channels);
+    copy_floats(stats + channels, c->running_var, channels);
+    const cl_ulong cache_bytes = ctx->cache_bytes;
+    ctx->cache_bytes = 1;
+    int same =
+        run_forward(ctx, walk, &c->s, c->eps, c->momentum, training, c->x, c->weight, c->bias,
+                    stats, stats + channels, y) &&
+        memcmp(y, expect_y, sizeof(float) * (size_t)count) == 0 &&
+        (!training || memcmp(stats, expect_stats, sizeof(float) * 2 * (size_t)channels) == 0);
+    ctx->cache_bytes = cache_bytes;
+    free(y);
+    free(stats);
+    return same;
+}
+
+/* The same for run_backward from start_gx (expect_gx NULL: no grad_x). */
+static int streamed_backward_same(clcnn_context *ctx, int walk, const bn_case *c, float *grad_y,
+                                  const float *start_gx, int accumulate, const float *expect_gx,
+                                  const float *expect_gp) {
+    const int64_t count = shape_count(&c->s);
+    const int channels = c->s.channels;
+    float *gx = expect_gx ? test_floats(count) : NULL, *gp = test_floats(2 * channels);
+    if (gx)
+        copy_floats(gx, start_gx, count);
+    test_fill_nan(gp, 2 * channels);
+    const cl_ulong cache_bytes = ctx->cache_bytes;
+    ctx->cache_bytes = 1;
+    int same = run_backward(ctx, walk, &c->s, c->eps, c->x, grad_y, c->weight, gx, accumulate, gp,
+                            gp + channels) &&
+               (!gx || memcmp(gx, expect_gx, sizeof(float) * (size_t)count) == 0) &&
+               memcmp(gp, expect_gp, sizeof(float) * 2 * (size_t)channels) == 0;
+    ctx->cache_bytes = cache_bytes;
+    free(gx);
+    free(gp);
+    return same;
+}
+
 static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
     test_rng rng = {seed};
     test_tally train[2] = {{0}}, stats[2] = {{0}}, eval[2] = {{0}}, backward[2][3] = {{{0}}};
@@ -457,6 +505,8 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
                 print_case("train forward device vs reference", index, &c, extra, error);
             if (!CHECK(test_tally_record(&stats[walk], stats_error, tolerance)))
                 print_case("running statistics device vs reference", index, &c, extra, stats_error);
+            if (!CHECK(streamed_forward_same(ctx, walk, &c, 1, dev_y, dev_stats)))
+                print_case("train forward streamed vs not", index, &c, extra, 0.0);
 
             test_fill_nan(dev_y, count);
             error = INFINITY;
@@ -465,19 +515,8 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
                 error = max_relative_error(dev_y, ref_eval, count, 1.0);
             if (!CHECK(test_tally_record(&eval[walk], error, tolerance)))
                 print_case("eval forward device vs reference", index, &c, extra, error);
-            /* The same floats with the output streamed past the caches, as
-             * for tensors larger than them. */
-            float *streamed = test_floats(count);
-            test_fill_nan(streamed, count);
-            const cl_ulong cache_bytes = ctx->cache_bytes;
-            ctx->cache_bytes = 1;
-            if (!CHECK(run_forward(ctx, walk, s, c.eps, c.momentum, 0, c.x, c.weight, c.bias,
-                                   c.running_mean, c.running_var, streamed)) ||
-                !CHECK(memcmp(streamed, dev_y, sizeof(float) * (size_t)count) == 0))
+            if (!CHECK(streamed_forward_same(ctx, walk, &c, 0, dev_y, NULL)))
                 print_case("eval forward streamed vs not", index, &c, extra, 0.0);
-            ctx->cache_bytes = cache_bytes;
-            streamed_cases++;
-            free(streamed);
 
             if (dev_gx)
                 copy_floats(dev_gx, start_gx, count);
@@ -494,6 +533,10 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
                 snprintf(detail, sizeof(detail), "%s, %s", extra, backward_kinds[mode]);
                 print_case("backward device vs reference", index, &c, detail, error);
             }
+            if (!CHECK(streamed_backward_same(ctx, walk, &c, grad_y, start_gx, accumulate, dev_gx,
+                                              dev_gp)))
+                print_case("backward streamed vs not", index, &c, extra, 0.0);
+            streamed_cases++;
         }
         free(grad_y);
         free(start_gx);
@@ -526,7 +569,8 @@ static void run_shapes(clcnn_context *ctx, int cases, uint64_t seed) {
         CHECK(quick ||
               backward[walk][0].cases + backward[walk][1].cases + backward[walk][2].cases >= 100);
     }
-    printf("eval forward streamed past the caches: %d cases, the same floats\n", streamed_cases);
+    printf("train forward, eval forward and backward streamed past the caches: %d cases each\n",
+           streamed_cases);
     printf("longest channel: %lld elements\n", (long long)longest_channel);
     CHECK(quick || longest_channel >= 50000);
 }

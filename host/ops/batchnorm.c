@@ -128,6 +128,14 @@ static clcnn_status cpu_launch(clcnn_context *ctx, const char *name, int spatial
     return runtime_launch(ctx, kernel, name, count, args, 1, global, local);
 }
 
+/* A plane kernel streams its outputs past the caches (kernels/batchnorm.cl's
+ * stream_real) where the `tensors` tensors of `floats` floats it reads and
+ * writes are larger than the device's cache together: the outputs' lines
+ * would be evicted before the next layer reads them anyway. */
+static int streams_output(const clcnn_context *ctx, int64_t floats, int tensors) {
+    return ctx->cache_bytes && (uint64_t)floats * tensors * sizeof(float) > ctx->cache_bytes;
+}
+
 /* The work-items of a plane kernel. */
 static int plane_items(int planes, int per_item) {
     return (planes + per_item - 1) / per_item;
@@ -192,11 +200,12 @@ static clcnn_status forward_train_planes(clcnn_context *ctx, int batch, int chan
     const int has_skip = residual != NULL;
     cl_mem skip = has_skip ? residual->skip : x;
     const int planes = batch * channels, per_item = planes_per_item(ctx, planes, spatial);
+    const int stream = streams_output(ctx, (int64_t)planes * spatial, 2 + has_skip);
     const kernel_arg args[] = {
-        {sizeof(cl_mem), &x},     {sizeof(cl_mem), &statistics}, {sizeof(cl_mem), &y},
-        {sizeof(cl_mem), &skip},  {sizeof(int), &has_skip},      {sizeof(int), &relu},
-        {sizeof(int), &planes},   {sizeof(int), &channels},      {sizeof(int), &spatial},
-        {sizeof(int), &per_item},
+        {sizeof(cl_mem), &x},    {sizeof(cl_mem), &statistics}, {sizeof(cl_mem), &y},
+        {sizeof(cl_mem), &skip}, {sizeof(int), &has_skip},      {sizeof(int), &relu},
+        {sizeof(int), &planes},  {sizeof(int), &channels},      {sizeof(int), &spatial},
+        {sizeof(int), &stream},  {sizeof(int), &per_item},
     };
     if (status == CLCNN_OK)
         status = cpu_launch(ctx, "batchnorm_normalise_planes", spatial, args,
@@ -263,6 +272,8 @@ static clcnn_status backward_planes(clcnn_context *ctx, int batch, int channels,
     const int accumulate_skip = want_grad_skip && residual->accumulate_skip;
     cl_mem grad_skip = want_grad_skip ? residual->grad_skip : x;
     if (status == CLCNN_OK && (want_grad_x || want_grad_skip)) {
+        const int stream =
+            streams_output(ctx, (int64_t)planes * spatial, 2 + want_grad_x + want_grad_skip);
         const kernel_arg args[] = {
             {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
             {sizeof(cl_mem), &relu_arg},    {sizeof(int), &mask},
@@ -271,7 +282,8 @@ static clcnn_status backward_planes(clcnn_context *ctx, int batch, int channels,
             {sizeof(int), &accumulate32},   {sizeof(cl_mem), &grad_skip},
             {sizeof(int), &want_grad_skip}, {sizeof(int), &accumulate_skip},
             {sizeof(int), &planes},         {sizeof(int), &channels},
-            {sizeof(int), &spatial},        {sizeof(int), &per_item},
+            {sizeof(int), &spatial},        {sizeof(int), &stream},
+            {sizeof(int), &per_item},
         };
         status = cpu_launch(ctx, "batchnorm_input_gradient_planes", spatial, args,
                             sizeof(args) / sizeof(args[0]), plane_items(planes, per_item));
@@ -327,13 +339,6 @@ clcnn_status batchnorm_forward_train(clcnn_context *ctx, int contiguous, int bat
                           sizeof(args) / sizeof(args[0]));
 }
 
-/* An output streams past the caches (kernels/batchnorm.cl's stream_real)
- * where it and the input together are larger than the device's cache: its
- * lines would be evicted before the next layer reads them anyway. */
-static int streams_output(const clcnn_context *ctx, int64_t floats) {
-    return ctx->cache_bytes && (uint64_t)floats * 2 * sizeof(float) > ctx->cache_bytes;
-}
-
 clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batch, int channels,
                                     int spatial, float eps, cl_mem x, cl_mem weight, cl_mem bias,
                                     cl_mem running_mean, cl_mem running_var, cl_mem y, int relu) {
@@ -342,7 +347,7 @@ clcnn_status batchnorm_forward_eval(clcnn_context *ctx, int contiguous, int batc
         return status;
     /* The planes kernel's last two arguments; the channel kernel takes the others. */
     const int planes = batch * channels, per_item = planes_per_item(ctx, planes, spatial);
-    const int stream = streams_output(ctx, (int64_t)planes * spatial);
+    const int stream = streams_output(ctx, (int64_t)planes * spatial, 2);
     const kernel_arg args[] = {
         {sizeof(cl_mem), &x},           {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), &bias},        {sizeof(cl_mem), &running_mean},
