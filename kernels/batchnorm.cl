@@ -1103,10 +1103,7 @@ __kernel void batchnorm_forward_eval_planes(
         int i = 0;
         for (; i + BATCHNORM_VW <= spatial; i += BATCHNORM_VW) {
             const real v = (load_real(in + i) - mean) * scale + shift;
-            if (streamed)
-                stream_real(relu ? relu_of(v) : v, out + i);
-            else
-                store_real(relu ? relu_of(v) : v, out + i);
+            store_plane_lanes(relu ? relu_of(v) : v, out + i, 0, 0, streamed);
         }
         for (; i < spatial; i++) {
             const float v = (in[i] - mean) * scale + shift;
