@@ -272,8 +272,9 @@ static clcnn_status backward_planes(clcnn_context *ctx, int batch, int channels,
     const int accumulate_skip = want_grad_skip && residual->accumulate_skip;
     cl_mem grad_skip = want_grad_skip ? residual->grad_skip : x;
     if (status == CLCNN_OK && (want_grad_x || want_grad_skip)) {
-        const int stream =
-            streams_output(ctx, (int64_t)planes * spatial, 2 + want_grad_x + want_grad_skip);
+        /* It reads x, grad_y and with RELU_FROM_Y relu_y, and writes its gradients. */
+        const int stream = streams_output(ctx, (int64_t)planes * spatial,
+                                          2 + (mask == RELU_FROM_Y) + want_grad_x + want_grad_skip);
         const kernel_arg args[] = {
             {sizeof(cl_mem), &x},           {sizeof(cl_mem), &grad_y},
             {sizeof(cl_mem), &relu_arg},    {sizeof(int), &mask},
