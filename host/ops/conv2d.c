@@ -1190,6 +1190,26 @@ static int backward_data_in_blocks(const conv2d_params *p) {
            p->out_height == (p->in_height + 1) / 2 && p->out_width == (p->in_width + 1) / 2;
 }
 
+/* The filters for conv2d_backward_data_stride2 into the workspace's start:
+ * (padded / lanes, K, 9, lanes) (kernels/conv2d_direct.cl,
+ * conv2d_transpose_for_stride2). */
+static clcnn_status transpose_for_stride2(clcnn_context *ctx, int lanes, const conv2d_params *p,
+                                          cl_mem weight, int padded, cl_mem workspace) {
+    cl_kernel kernel;
+    clcnn_status status =
+        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_for_stride2", "", &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &workspace},
+        {sizeof(int), &p->in_channels}, {sizeof(int), &p->out_channels},
+        {sizeof(int), &padded},         {sizeof(int), &lanes},
+    };
+    const size_t rows = (size_t)(padded / lanes) * p->out_channels * 9;
+    const size_t local[1] = {16}, global[1] = {(rows + 15) / 16 * 16};
+    return runtime_launch(ctx, kernel, "conv2d_transpose_for_stride2", 6, args, 1, global, local);
+}
+
 /* conv2d_backward_data_stride2 over the gradient's channels-last copy
  * (copy_h x copy_w at workspace + copy_offset), the filters' transposition
  * at the workspace's start. Blocks of 4 where 32 vector registers hold their
@@ -1280,8 +1300,7 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
             workspace, (int)weights_end + (copy_h.pad * copy_w.size + copy_w.pad) * p->out_channels,
             copy_h.size, copy_w.size};
     if (status == CLCNN_OK && in_blocks && copy) {
-        status = transpose_weights(ctx, "conv2d_transpose_for_backward_data", p, weight, padded,
-                                   NULL, NULL, &workspace);
+        status = transpose_for_stride2(ctx, config->vw, p, weight, padded, workspace);
         return status != CLCNN_OK
                    ? status
                    : backward_data_blocks(ctx, config, p, workspace, (int)weights_end, copy_h.size,
