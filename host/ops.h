@@ -270,7 +270,7 @@ direct_config conv2d_winograd_products_config(const clcnn_context *ctx, const co
  * or two for pairs; two or four tile rows side by side where a row has
  * fewer tiles), nv its tile rows (-DFUSED_R), wpt_p its output channels at a
  * time (-DFUSED_K), group its work-items per work-group. */
-enum { WINOGRAD_FUSED_STEPS = 4 };
+enum { WINOGRAD_FUSED_STEPS = 5 };
 int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out);
 /* Whether kernels is one of the fused kernels' (step.kernels). */
 int conv2d_winograd_is_fused(conv_kernels kernels);

@@ -270,7 +270,12 @@ int conv2d_winograd_fused_fits(const clcnn_context *ctx, const conv2d_params *p)
  * 8 accumulators, also with two rows of 4 channels, which loads a U pair
  * for every 2 multiply-adds rather than every one (AMD EPYC Zen 1, batch
  * 64, fastest calls of six runs: 32 channels at 14x14 forward 2.57 ->
- * 2.23 ms, 64 at 7x7 2.67 -> 2.24; 16 at 28x28 no faster). */
+ * 2.23 ms, 64 at 7x7 2.67 -> 2.24; 16 at 28x28 no faster), and three rows
+ * of 4, 12 accumulators, the fewest that keep AVX2's two multiply-add
+ * pipes from waiting on each other's latency with room to spare (AMD EPYC
+ * Zen 3, batch 128, fastest calls, three rounds: forward and backward-data
+ * of 32 channels at 14x14 2.20-2.64 ms against 2.40-3.75 for two rows, of
+ * 64 at 7x7 2.23-2.52 against 2.36-3.86; 16 at 28x28 slower). */
 int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out) {
     const int wide = vector_registers(ctx) >= 32;
     int count = 0;
@@ -279,8 +284,10 @@ int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out) {
     if (wide)
         out[count++] = (conv_step){CONV_WINOGRAD_FUSED, {16, 1, 16, 8}};
     out[count++] = (conv_step){CONV_WINOGRAD_PAIRS, {wide ? 16 : 8, 1, wide ? 16 : 8, 8}};
-    if (!wide)
+    if (!wide) {
         out[count++] = (conv_step){CONV_WINOGRAD_PAIRS, {8, 2, 4, 8}};
+        out[count++] = (conv_step){CONV_WINOGRAD_PAIRS, {8, 3, 4, 8}};
+    }
     return count;
 }
 
