@@ -461,9 +461,13 @@ static clcnn_status build_program(clcnn_context *ctx, const char *family, const 
     const char *source = kernel_source(family);
     if (!source)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT, "no kernel family '%s'", family);
-    /* -cl-std keeps every device on the same language level: OpenCL C 1.2. */
+    /* -cl-std keeps every device on the same language level: OpenCL C 1.2.
+     * -w: a build's log is read only when it fails, while PoCL's compiler
+     * prints "N warnings generated." on the caller's stderr for every program
+     * that has any (on CPUs without AVX-512: a 16-float vector argument
+     * "changes the ABI"), four lines in a new user's first training run. */
     char full_options[600];
-    snprintf(full_options, sizeof(full_options), "-cl-std=CL1.2 %s", options ? options : "");
+    snprintf(full_options, sizeof(full_options), "-cl-std=CL1.2 -w %s", options ? options : "");
 
     char cache_path[1200] = "";
     if (ctx->config.binary_cache && !ctx->platform_caches_builds) {
