@@ -217,6 +217,12 @@ clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *wh
                             const kernel_arg *args, int dims, const size_t *global,
                             const size_t *local);
 
+/* runtime_get_kernel, then runtime_launch, profiled as `what`. */
+clcnn_status runtime_run(clcnn_context *ctx, const char *family, const char *kernel_name,
+                         const char *options, const char *what, int arg_count,
+                         const kernel_arg *args, int dims, const size_t *global,
+                         const size_t *local);
+
 /* The element-wise kernels (-DITEM_SPAN, kernels/activation.cl and
  * combine.cl): kernel_name of kernels/<family>.cl built with the device's
  * span, and its launch over ceil(count / span) work-items. */

@@ -692,6 +692,17 @@ clcnn_status runtime_launch(clcnn_context *ctx, cl_kernel kernel, const char *wh
     return CLCNN_OK;
 }
 
+clcnn_status runtime_run(clcnn_context *ctx, const char *family, const char *kernel_name,
+                         const char *options, const char *what, int arg_count,
+                         const kernel_arg *args, int dims, const size_t *global,
+                         const size_t *local) {
+    cl_kernel kernel;
+    clcnn_status status = runtime_get_kernel(ctx, family, kernel_name, options, &kernel);
+    return status != CLCNN_OK
+               ? status
+               : runtime_launch(ctx, kernel, what, arg_count, args, dims, global, local);
+}
+
 clcnn_status runtime_get_elementwise_kernel(clcnn_context *ctx, const char *family,
                                             const char *kernel_name, cl_kernel *out) {
     return runtime_get_kernel(ctx, family, kernel_name, ctx->config.item_span_options, out);

@@ -183,11 +183,6 @@ clcnn_status pad_input(clcnn_context *ctx, const char *what, const conv2d_params
 static clcnn_status pad_input_channels_last(clcnn_context *ctx, const char *what,
                                             const conv2d_params *p, cl_mem input, cl_mem padded,
                                             int padded_offset, int padded_h, int padded_w) {
-    cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input_channels_last", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int rows = p->batch * padded_h;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &input},       {sizeof(cl_mem), &padded},    {sizeof(int), &padded_offset},
@@ -197,8 +192,8 @@ static clcnn_status pad_input_channels_last(clcnn_context *ctx, const char *what
     };
     const size_t local[1] = {8};
     const size_t global[1] = {(size_t)rows};
-    return runtime_launch(ctx, kernel, what, sizeof(args) / sizeof(args[0]), args, 1, global,
-                          local);
+    return runtime_run(ctx, "conv2d_direct", "conv2d_pad_input_channels_last", "", what,
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 int conv2d_direct_padded_channels(int channels, const direct_config *config) {
@@ -1195,11 +1190,6 @@ static int backward_data_in_blocks(const conv2d_params *p) {
  * conv2d_transpose_for_stride2). */
 static clcnn_status transpose_for_stride2(clcnn_context *ctx, int lanes, const conv2d_params *p,
                                           cl_mem weight, int padded, cl_mem workspace) {
-    cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_for_stride2", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &weight},      {sizeof(cl_mem), &workspace},
         {sizeof(int), &p->in_channels}, {sizeof(int), &p->out_channels},
@@ -1207,7 +1197,8 @@ static clcnn_status transpose_for_stride2(clcnn_context *ctx, int lanes, const c
     };
     const size_t rows = (size_t)(padded / lanes) * p->out_channels * 9;
     const size_t local[1] = {16}, global[1] = {(rows + 15) / 16 * 16};
-    return runtime_launch(ctx, kernel, "conv2d_transpose_for_stride2", 6, args, 1, global, local);
+    return runtime_run(ctx, "conv2d_direct", "conv2d_transpose_for_stride2", "",
+                       "conv2d_transpose_for_stride2", 6, args, 1, global, local);
 }
 
 /* conv2d_backward_data_stride2 over the gradient's channels-last copy

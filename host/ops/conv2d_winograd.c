@@ -110,11 +110,8 @@ int conv2d_winograd_gradient_fits(const clcnn_context *ctx, const conv2d_params 
 static clcnn_status launch(clcnn_context *ctx, const char *options, const char *name,
                            const char *what, int arg_count, const kernel_arg *args, int dimensions,
                            const size_t *global, const size_t *local) {
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d_winograd", name, options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
-    return runtime_launch(ctx, kernel, what, arg_count, args, dimensions, global, local);
+    return runtime_run(ctx, "conv2d_winograd", name, options, what, arg_count, args, dimensions,
+                       global, local);
 }
 
 static size_t round_up(int64_t items, size_t multiple) {
