@@ -22,10 +22,6 @@ clcnn_status concat_forward(clcnn_context *ctx, int batch, int in_channels, int 
                                       channel_offset, spatial);
     if (status != CLCNN_OK)
         return status;
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "combine", "concat_forward", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int count = batch * in_channels * spatial;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &input},     {sizeof(cl_mem), &output},      {sizeof(int), &in_channels},
@@ -34,8 +30,8 @@ clcnn_status concat_forward(clcnn_context *ctx, int batch, int in_channels, int 
     };
     const size_t local[1] = {256};
     const size_t global[1] = {(size_t)count};
-    return runtime_launch(ctx, kernel, "concat_forward", sizeof(args) / sizeof(args[0]), args, 1,
-                          global, local);
+    return runtime_run(ctx, "combine", "concat_forward", "", "concat_forward",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 clcnn_status concat_backward(clcnn_context *ctx, int batch, int in_channels, int out_channels,
@@ -44,10 +40,6 @@ clcnn_status concat_backward(clcnn_context *ctx, int batch, int in_channels, int
     clcnn_status status = check_shape(ctx, "concat_backward", batch, in_channels, out_channels,
                                       channel_offset, spatial);
     if (status != CLCNN_OK || !grad_input)
-        return status;
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "combine", "concat_backward", "", &kernel);
-    if (status != CLCNN_OK)
         return status;
     const int count = batch * in_channels * spatial;
     const int accumulate32 = accumulate != 0;
@@ -58,8 +50,8 @@ clcnn_status concat_backward(clcnn_context *ctx, int batch, int in_channels, int
     };
     const size_t local[1] = {256};
     const size_t global[1] = {(size_t)count};
-    return runtime_launch(ctx, kernel, "concat_backward", sizeof(args) / sizeof(args[0]), args, 1,
-                          global, local);
+    return runtime_run(ctx, "combine", "concat_backward", "", "concat_backward",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 /* ---- entry points ---------------------------------------------------------------------- */

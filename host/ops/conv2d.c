@@ -162,10 +162,6 @@ static int windows_inside_input(const conv2d_params *p) {
 
 clcnn_status pad_input(clcnn_context *ctx, const char *what, const conv2d_params *p, cl_mem input,
                        cl_mem padded, int padded_offset, int padded_h, int padded_w) {
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_pad_input", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int planes = p->batch * p->in_channels;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &input},     {sizeof(cl_mem), &padded},   {sizeof(int), &padded_offset},
@@ -175,8 +171,8 @@ clcnn_status pad_input(clcnn_context *ctx, const char *what, const conv2d_params
     };
     const size_t local[1] = {16};
     const size_t global[1] = {(size_t)planes};
-    return runtime_launch(ctx, kernel, what, sizeof(args) / sizeof(args[0]), args, 1, global,
-                          local);
+    return runtime_run(ctx, "conv2d_direct", "conv2d_pad_input", "", what,
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 /* The same copy channels-last, (N, padded_h, padded_w, C), for the direct forward. */
@@ -228,9 +224,6 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
         into ? CLCNN_OK : runtime_workspace(ctx, sizeof(float) * count * v.groups, out);
     char options[32] = "";
     variant_options(&v, options, sizeof(options));
-    cl_kernel kernel;
-    if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "conv2d_direct", kernel_name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg args[] = {
@@ -247,8 +240,8 @@ static clcnn_status transpose_weights(clcnn_context *ctx, const char *kernel_nam
     const size_t global[2] = {count / (size_t)padded, (size_t)v.groups};
     /* The forward's transpose takes no tap walk: the first 7 arguments. */
     const int arg_count = for_forward ? 7 : sizeof(args) / sizeof(args[0]);
-    return runtime_launch(ctx, kernel, kernel_name, arg_count, args, variant_dims(&v, 1), global,
-                          local);
+    return runtime_run(ctx, "conv2d_direct", kernel_name, options, kernel_name, arg_count, args,
+                       variant_dims(&v, 1), global, local);
 }
 
 clcnn_status prepared_buffer(clcnn_context *ctx, prepared_weights *prepared, cl_mem weight,
@@ -705,10 +698,6 @@ static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_p
     cl_mem workspace;
     status = runtime_workspace(
         ctx, sizeof(float) * ((size_t)padded_offset + (size_t)plan.padded_floats), &workspace);
-    cl_kernel flip;
-    if (status == CLCNN_OK)
-        status =
-            runtime_get_kernel(ctx, "conv2d_direct", "conv2d_flip_for_backward_data", "", &flip);
     if (status != CLCNN_OK)
         return status;
     const kernel_arg flip_args[] = {
@@ -718,9 +707,9 @@ static clcnn_status conv2d_backward_data_rows(clcnn_context *ctx, const conv2d_p
     };
     const size_t flip_local[1] = {64};
     const size_t flip_global[1] = {(size_t)weight_count};
-    status = runtime_launch(ctx, flip, "conv2d_flip_for_backward_data",
-                            sizeof(flip_args) / sizeof(flip_args[0]), flip_args, 1, flip_global,
-                            flip_local);
+    status = runtime_run(ctx, "conv2d_direct", "conv2d_flip_for_backward_data", "",
+                         "conv2d_flip_for_backward_data", sizeof(flip_args) / sizeof(flip_args[0]),
+                         flip_args, 1, flip_global, flip_local);
     if (status != CLCNN_OK)
         return status;
     return rows_convolution(ctx, &b, grad_output, workspace, 0, NULL, grad_input, workspace,
@@ -1340,11 +1329,6 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     }
     if (status != CLCNN_OK || !woven)
         return status;
-    cl_kernel kernel;
-    status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_backward_data_interleave", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int planes = p->batch * p->in_channels;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &phases},    {sizeof(cl_mem), &grad_input}, {sizeof(int), &planes},
@@ -1354,8 +1338,9 @@ static clcnn_status backward_data_phases(clcnn_context *ctx, const direct_config
     };
     const size_t local[1] = {64};
     const size_t global[1] = {(size_t)((planes + 63) / 64 * 64)};
-    return runtime_launch(ctx, kernel, "conv2d_backward_data_interleave",
-                          sizeof(args) / sizeof(args[0]), args, 1, global, local);
+    return runtime_run(ctx, "conv2d_direct", "conv2d_backward_data_interleave", "",
+                       "conv2d_backward_data_interleave", sizeof(args) / sizeof(args[0]), args, 1,
+                       global, local);
 }
 
 clcnn_status conv2d_backward_data_direct(clcnn_context *ctx, const direct_config *config,
@@ -1537,10 +1522,6 @@ static size_t backward_weights_tiled_scratch_bytes(const conv2d_params *p) {
  * (conv2d_sum_slices). */
 static clcnn_status sum_slices(clcnn_context *ctx, cl_mem partial, cl_mem grad_weight, int count,
                                int slices) {
-    cl_kernel sum_kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "conv2d", "conv2d_sum_slices", "", &sum_kernel);
-    if (status != CLCNN_OK)
-        return status;
     const kernel_arg sum_args[] = {
         {sizeof(cl_mem), &partial},
         {sizeof(cl_mem), &grad_weight},
@@ -1551,9 +1532,8 @@ static clcnn_status sum_slices(clcnn_context *ctx, cl_mem partial, cl_mem grad_w
     if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
         sum_local[0] = ctx->max_work_group_size;
     const size_t sum_global[1] = {(size_t)count};
-    return runtime_launch(ctx, sum_kernel, "conv2d_sum_slices",
-                          sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
-                          sum_local);
+    return runtime_run(ctx, "conv2d", "conv2d_sum_slices", "", "conv2d_sum_slices",
+                       sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global, sum_local);
 }
 
 /* The same with an explicit tile configuration (for the tests; host/ops.h). */
@@ -1674,11 +1654,6 @@ static clcnn_status transpose_gradient(clcnn_context *ctx, const direct_config *
     char options[64];
     snprintf(options, sizeof(options), "-DVW=%d", config->vw);
     variant_options(&v, options, sizeof(options));
-    cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "conv2d_direct", "conv2d_transpose_grad_output", options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int out_pixels = p->out_height * p->out_width;
     const int positions = p->batch * out_pixels;
     const int slice_length = (positions + slices - 1) / slices;
@@ -1696,9 +1671,9 @@ static clcnn_status transpose_gradient(clcnn_context *ctx, const direct_config *
     const size_t local[3] = {1, 1, 1};
     const size_t global[3] = {(size_t)(padded / config->vw), (size_t)slices, (size_t)v.groups};
     /* Profiled under a name of its own when it only sums. */
-    return runtime_launch(ctx, kernel,
-                          stores ? "conv2d_transpose_grad_output" : "conv2d_bias_sums_grad_output",
-                          arg_count, args, variant_dims(&v, 2), global, local);
+    return runtime_run(ctx, "conv2d_direct", "conv2d_transpose_grad_output", options,
+                       stores ? "conv2d_transpose_grad_output" : "conv2d_bias_sums_grad_output",
+                       arg_count, args, variant_dims(&v, 2), global, local);
 }
 
 /* kept_input, when not NULL, holds the input zero-padded as the forward
@@ -1819,10 +1794,6 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     if (status != CLCNN_OK || slices == 1)
         return status;
 
-    cl_kernel sum_kernel;
-    status = runtime_get_kernel(ctx, "conv2d_direct", "conv2d_sum_direct_slices", "", &sum_kernel);
-    if (status != CLCNN_OK)
-        return status;
     cl_mem bias_arg = p->has_bias ? grad_bias : grad_weight;
     const kernel_arg sum_args[] = {
         {sizeof(cl_mem), &scratch}, {sizeof(cl_mem), &grad_weight},  {sizeof(cl_mem), &bias_arg},
@@ -1834,9 +1805,9 @@ static clcnn_status backward_weights_direct(clcnn_context *ctx, const direct_con
     if (ctx->max_work_group_size && sum_local[0] > ctx->max_work_group_size)
         sum_local[0] = ctx->max_work_group_size;
     const size_t sum_global[1] = {(size_t)(weights / v.out_channels + (p->has_bias ? 1 : 0))};
-    return runtime_launch(ctx, sum_kernel, "conv2d_sum_direct_slices",
-                          sizeof(sum_args) / sizeof(sum_args[0]), sum_args, 1, sum_global,
-                          sum_local);
+    return runtime_run(ctx, "conv2d_direct", "conv2d_sum_direct_slices", "",
+                       "conv2d_sum_direct_slices", sizeof(sum_args) / sizeof(sum_args[0]), sum_args,
+                       1, sum_global, sum_local);
 }
 
 clcnn_status conv2d_backward_weights_direct(clcnn_context *ctx, const direct_config *config,

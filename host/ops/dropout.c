@@ -23,10 +23,6 @@ static clcnn_status dropout_apply(clcnn_context *ctx, const char *what, const dr
     clcnn_status status = check_params(ctx, what, p);
     if (status != CLCNN_OK)
         return status;
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "dropout", "dropout_apply", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int count32 = (int)p->count;
     const cl_ulong seed = p->seed;
     const cl_ulong base = (cl_ulong)p->first_image * (cl_ulong)p->per_image;
@@ -42,8 +38,8 @@ static clcnn_status dropout_apply(clcnn_context *ctx, const char *what, const dr
     };
     const size_t local[1] = {256};
     const size_t global[1] = {(size_t)p->count};
-    return runtime_launch(ctx, kernel, what, sizeof(args) / sizeof(args[0]), args, 1, global,
-                          local);
+    return runtime_run(ctx, "dropout", "dropout_apply", "", what, sizeof(args) / sizeof(args[0]),
+                       args, 1, global, local);
 }
 
 clcnn_status dropout_forward(clcnn_context *ctx, const dropout_params *p, cl_mem input,

@@ -8,10 +8,6 @@ clcnn_status gemm_tiled(clcnn_context *ctx, const tile_config *config, const gem
         return status;
     char options[256];
     tile_config_options(config, options, sizeof(options));
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "gemm", "gemm", options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int bias_mode = (int)p->bias;
     cl_mem bias_arg = p->bias != BIAS_NONE ? bias : c;
     const kernel_arg args[] = {
@@ -35,8 +31,8 @@ clcnn_status gemm_tiled(clcnn_context *ctx, const tile_config *config, const gem
                              (size_t)(config->tile_m / config->wpt_m)};
     const size_t global[2] = {(size_t)((p->n + config->tile_n - 1) / config->tile_n) * local[0],
                               (size_t)((p->m + config->tile_m - 1) / config->tile_m) * local[1]};
-    return runtime_launch(ctx, kernel, "gemm", sizeof(args) / sizeof(args[0]), args, 2, global,
-                          local);
+    return runtime_run(ctx, "gemm", "gemm", options, "gemm", sizeof(args) / sizeof(args[0]), args,
+                       2, global, local);
 }
 
 clcnn_status gemm(clcnn_context *ctx, const gemm_params *p, cl_mem a, cl_mem b, cl_mem c,

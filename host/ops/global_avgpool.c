@@ -26,11 +26,6 @@ clcnn_status global_avgpool_forward(clcnn_context *ctx, int batch, int channels,
     clcnn_status status = check_shape(ctx, "global_avgpool_forward", batch, channels, spatial);
     if (status != CLCNN_OK)
         return status;
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "global_pool", "global_avgpool_forward", GLOBAL_POOL_OPTIONS,
-                                &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int planes = batch * channels;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &input},
@@ -41,19 +36,15 @@ clcnn_status global_avgpool_forward(clcnn_context *ctx, int batch, int channels,
     /* Small groups spread the few work-items over compute units. */
     const size_t local[1] = {16};
     const size_t global[1] = {((size_t)planes + POOL_PLANES_PER_ITEM - 1) / POOL_PLANES_PER_ITEM};
-    return runtime_launch(ctx, kernel, "global_avgpool_forward", sizeof(args) / sizeof(args[0]),
-                          args, 1, global, local);
+    return runtime_run(ctx, "global_pool", "global_avgpool_forward", GLOBAL_POOL_OPTIONS,
+                       "global_avgpool_forward", sizeof(args) / sizeof(args[0]), args, 1, global,
+                       local);
 }
 
 clcnn_status global_avgpool_backward(clcnn_context *ctx, int batch, int channels, int spatial,
                                      cl_mem grad_output, cl_mem grad_input, int accumulate) {
     clcnn_status status = check_shape(ctx, "global_avgpool_backward", batch, channels, spatial);
     if (status != CLCNN_OK || !grad_input)
-        return status;
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "global_pool", "global_avgpool_backward", GLOBAL_POOL_OPTIONS,
-                                &kernel);
-    if (status != CLCNN_OK)
         return status;
     const int planes = batch * channels;
     const int accumulate32 = accumulate != 0;
@@ -63,8 +54,9 @@ clcnn_status global_avgpool_backward(clcnn_context *ctx, int batch, int channels
     };
     const size_t local[1] = {64};
     const size_t global[1] = {(size_t)planes};
-    return runtime_launch(ctx, kernel, "global_avgpool_backward", sizeof(args) / sizeof(args[0]),
-                          args, 1, global, local);
+    return runtime_run(ctx, "global_pool", "global_avgpool_backward", GLOBAL_POOL_OPTIONS,
+                       "global_avgpool_backward", sizeof(args) / sizeof(args[0]), args, 1, global,
+                       local);
 }
 
 /* ---- entry points ---------------------------------------------------------------------- */

@@ -16,18 +16,14 @@ clcnn_status softmax_cross_entropy(clcnn_context *ctx, int rows, int classes, cl
                          "softmax_cross_entropy: %d rows of %d classes", rows, classes);
     if (rows == 0)
         return CLCNN_OK;
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "loss", "softmax_cross_entropy", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &logits},      {sizeof(cl_mem), &labels}, {sizeof(cl_mem), &loss},
         {sizeof(cl_mem), &grad_logits}, {sizeof(int), &rows},      {sizeof(int), &classes},
     };
     const size_t local[1] = {rows_per_group};
     const size_t global[1] = {(size_t)rows};
-    return runtime_launch(ctx, kernel, "softmax_cross_entropy", sizeof(args) / sizeof(args[0]),
-                          args, 1, global, local);
+    return runtime_run(ctx, "loss", "softmax_cross_entropy", "", "softmax_cross_entropy",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 clcnn_status sigmoid_binary_cross_entropy(clcnn_context *ctx, int rows, cl_mem logits,
@@ -37,19 +33,15 @@ clcnn_status sigmoid_binary_cross_entropy(clcnn_context *ctx, int rows, cl_mem l
                          rows);
     if (rows == 0)
         return CLCNN_OK;
-    cl_kernel kernel;
-    clcnn_status status =
-        runtime_get_kernel(ctx, "loss", "sigmoid_binary_cross_entropy", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &logits},      {sizeof(cl_mem), &targets}, {sizeof(cl_mem), &loss},
         {sizeof(cl_mem), &grad_logits}, {sizeof(int), &rows},
     };
     const size_t local[1] = {elements_per_group};
     const size_t global[1] = {(size_t)rows};
-    return runtime_launch(ctx, kernel, "sigmoid_binary_cross_entropy",
-                          sizeof(args) / sizeof(args[0]), args, 1, global, local);
+    return runtime_run(ctx, "loss", "sigmoid_binary_cross_entropy", "",
+                       "sigmoid_binary_cross_entropy", sizeof(args) / sizeof(args[0]), args, 1,
+                       global, local);
 }
 
 clcnn_status mean_squared_error(clcnn_context *ctx, int rows, int columns, cl_mem outputs,
@@ -59,10 +51,6 @@ clcnn_status mean_squared_error(clcnn_context *ctx, int rows, int columns, cl_me
                          "mean_squared_error: %d rows of %d columns", rows, columns);
     if (rows == 0)
         return CLCNN_OK;
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "loss", "mean_squared_error", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     /* 2 / (rows * columns) in double, rounded to float once. */
     const float scale = (float)(2.0 / ((double)rows * columns));
     const kernel_arg args[] = {
@@ -73,6 +61,6 @@ clcnn_status mean_squared_error(clcnn_context *ctx, int rows, int columns, cl_me
     /* A row may be a whole image: groups of one row spread them over every compute unit. */
     const size_t local[1] = {1};
     const size_t global[1] = {(size_t)rows};
-    return runtime_launch(ctx, kernel, "mean_squared_error", sizeof(args) / sizeof(args[0]), args,
-                          1, global, local);
+    return runtime_run(ctx, "loss", "mean_squared_error", "", "mean_squared_error",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }

@@ -20,10 +20,6 @@ clcnn_status mul_forward(clcnn_context *ctx, int batch, int channels, int spatia
     clcnn_status status = check_shape(ctx, "mul_forward", batch, channels, spatial, broadcast);
     if (status != CLCNN_OK)
         return status;
-    cl_kernel kernel;
-    status = runtime_get_kernel(ctx, "combine", "mul_forward", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int count = batch * channels * spatial;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &a},  {sizeof(cl_mem), &b},    {sizeof(cl_mem), &output},
@@ -31,8 +27,8 @@ clcnn_status mul_forward(clcnn_context *ctx, int batch, int channels, int spatia
     };
     const size_t local[1] = {256};
     const size_t global[1] = {(size_t)count};
-    return runtime_launch(ctx, kernel, "mul_forward", sizeof(args) / sizeof(args[0]), args, 1,
-                          global, local);
+    return runtime_run(ctx, "combine", "mul_forward", "", "mul_forward",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 /* grad = grad_output * other, other broadcast per plane or not (kernels/combine.cl mul_backward).
@@ -40,10 +36,6 @@ clcnn_status mul_forward(clcnn_context *ctx, int batch, int channels, int spatia
 static clcnn_status product_gradient(clcnn_context *ctx, int count, int spatial, int broadcast,
                                      cl_mem grad_output, cl_mem other, cl_mem grad,
                                      int accumulate) {
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "combine", "mul_backward", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int accumulate32 = accumulate != 0;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &other}, {sizeof(cl_mem), &grad},
@@ -52,18 +44,14 @@ static clcnn_status product_gradient(clcnn_context *ctx, int count, int spatial,
     };
     const size_t local[1] = {256};
     const size_t global[1] = {(size_t)count};
-    return runtime_launch(ctx, kernel, "mul_backward", sizeof(args) / sizeof(args[0]), args, 1,
-                          global, local);
+    return runtime_run(ctx, "combine", "mul_backward", "", "mul_backward",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 /* grad_b of a broadcast b: one work-item per plane sums its plane. */
 static clcnn_status broadcast_gradient(clcnn_context *ctx, int planes, int spatial,
                                        cl_mem grad_output, cl_mem a, cl_mem grad_b,
                                        int accumulate) {
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "combine", "mul_backward_broadcast", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const int accumulate32 = accumulate != 0;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &grad_output}, {sizeof(cl_mem), &a},    {sizeof(cl_mem), &grad_b},
@@ -72,8 +60,8 @@ static clcnn_status broadcast_gradient(clcnn_context *ctx, int planes, int spati
     /* Few planes, each a long loop: small groups spread them over compute units. */
     const size_t local[1] = {64};
     const size_t global[1] = {(size_t)planes};
-    return runtime_launch(ctx, kernel, "mul_backward_broadcast", sizeof(args) / sizeof(args[0]),
-                          args, 1, global, local);
+    return runtime_run(ctx, "combine", "mul_backward_broadcast", "", "mul_backward_broadcast",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 clcnn_status mul_backward(clcnn_context *ctx, int batch, int channels, int spatial, int broadcast,

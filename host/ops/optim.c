@@ -52,10 +52,6 @@ static clcnn_status sgd_step(clcnn_context *ctx, const optimizer_params *p, int6
     if (p->momentum != 0.0f && !velocity)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "optimizer_step: SGD with momentum needs a velocity buffer");
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "optim", "sgd_step", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const cl_long count64 = count, parameter_offset = p->parameter_offset,
                   state_offset = p->state_offset;
     const int first_step = p->step == 1;
@@ -72,8 +68,8 @@ static clcnn_status sgd_step(clcnn_context *ctx, const optimizer_params *p, int6
     };
     const size_t local[1] = {elements_per_group};
     const size_t global[1] = {(size_t)count};
-    return runtime_launch(ctx, kernel, "sgd_step", sizeof(args) / sizeof(args[0]), args, 1, global,
-                          local);
+    return runtime_run(ctx, "optim", "sgd_step", "", "sgd_step", sizeof(args) / sizeof(args[0]),
+                       args, 1, global, local);
 }
 
 static clcnn_status adam_step(clcnn_context *ctx, const optimizer_params *p, int64_t count,
@@ -82,10 +78,6 @@ static clcnn_status adam_step(clcnn_context *ctx, const optimizer_params *p, int
     if (!first_moment || !second_moment)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "optimizer_step: Adam needs both moment buffers");
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "optim", "adam_step", "", &kernel);
-    if (status != CLCNN_OK)
-        return status;
     /* The step-dependent factors in double, each rounded to float once, exactly
      * as host/ref/optim.c derives them (and as PyTorch passes Python floats). */
     const double bias_correction1 = 1.0 - pow((double)p->beta1, (double)p->step);
@@ -119,8 +111,8 @@ static clcnn_status adam_step(clcnn_context *ctx, const optimizer_params *p, int
     };
     const size_t local[1] = {elements_per_group};
     const size_t global[1] = {(size_t)count};
-    return runtime_launch(ctx, kernel, "adam_step", sizeof(args) / sizeof(args[0]), args, 1, global,
-                          local);
+    return runtime_run(ctx, "optim", "adam_step", "", "adam_step", sizeof(args) / sizeof(args[0]),
+                       args, 1, global, local);
 }
 
 clcnn_status optimizer_step(clcnn_context *ctx, const optimizer_params *p, int64_t count,

@@ -29,16 +29,12 @@ clcnn_status reduce_channels_walk(clcnn_context *ctx, int contiguous, int outer,
     char options[64];
     snprintf(options, sizeof(options), "-DREDUCE_THREADS=%d -DREDUCE_CONTIGUOUS=%d", (int)threads,
              contiguous);
-    cl_kernel kernel;
-    clcnn_status status = runtime_get_kernel(ctx, "reduce", "reduce_channels", options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &in},   {sizeof(cl_mem), &out}, {sizeof(int), &outer},
         {sizeof(int), &columns}, {sizeof(int), &inner},
     };
     const size_t local[1] = {threads};
     const size_t global[1] = {(size_t)columns * threads};
-    return runtime_launch(ctx, kernel, "reduce_channels", sizeof(args) / sizeof(args[0]), args, 1,
-                          global, local);
+    return runtime_run(ctx, "reduce", "reduce_channels", options, "reduce_channels",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }

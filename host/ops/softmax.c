@@ -3,10 +3,7 @@
 
 clcnn_status softmax_forward(clcnn_context *ctx, int64_t rows, int columns, cl_mem input,
                              cl_mem output) {
-    cl_kernel kernel;
-    clcnn_status status = require_int_size(ctx, "softmax", rows * columns);
-    if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "softmax", "softmax_forward", "", &kernel);
+    const clcnn_status status = require_int_size(ctx, "softmax", rows * columns);
     if (status != CLCNN_OK)
         return status;
     const int rows32 = (int)rows;
@@ -18,16 +15,13 @@ clcnn_status softmax_forward(clcnn_context *ctx, int64_t rows, int columns, cl_m
     };
     const size_t local[1] = {16};
     const size_t global[1] = {(size_t)rows};
-    return runtime_launch(ctx, kernel, "softmax_forward", sizeof(args) / sizeof(args[0]), args, 1,
-                          global, local);
+    return runtime_run(ctx, "softmax", "softmax_forward", "", "softmax_forward",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 clcnn_status softmax_backward(clcnn_context *ctx, int64_t rows, int columns, cl_mem output,
                               cl_mem grad_output, cl_mem grad_input) {
-    cl_kernel kernel;
-    clcnn_status status = require_int_size(ctx, "softmax gradient", rows * columns);
-    if (status == CLCNN_OK)
-        status = runtime_get_kernel(ctx, "softmax", "softmax_backward", "", &kernel);
+    const clcnn_status status = require_int_size(ctx, "softmax gradient", rows * columns);
     if (status != CLCNN_OK)
         return status;
     const int rows32 = (int)rows;
@@ -37,8 +31,8 @@ clcnn_status softmax_backward(clcnn_context *ctx, int64_t rows, int columns, cl_
     };
     const size_t local[1] = {16};
     const size_t global[1] = {(size_t)rows};
-    return runtime_launch(ctx, kernel, "softmax_backward", sizeof(args) / sizeof(args[0]), args, 1,
-                          global, local);
+    return runtime_run(ctx, "softmax", "softmax_backward", "", "softmax_backward",
+                       sizeof(args) / sizeof(args[0]), args, 1, global, local);
 }
 
 clcnn_status op_softmax_forward(clcnn_context *ctx, int64_t rows, int columns, buf input,
