@@ -1200,3 +1200,206 @@ __kernel void winograd_gradient_filters(const __global float *restrict du,
             out[tap] = taps[tap][l];
     }
 }
+
+/* ---- backward-weights with 4x4 tiles ---------------------------------------
+ * F(4x4, 3x3): each 4x4 block of outputs comes from the 6x6 window around
+ * it, and the sums run over 36 parts, with the points 0, +-1, 1/2 and -2
+ * (Lavin and Gray's construction; the matrices below, exact in binary but
+ * for G's thirds and fifteenths). Per tile the products are 36 against the
+ * 64 of four 2x2 tiles, and a plane of 7x7 takes 4 tiles of 4x4 where it
+ * takes 16 of 2x2: at 64 channels, 7x7, the products are 0.56 of F(2x2)'s,
+ * and V and W 0.56 of their floats. Only backward-weights uses them: its
+ * sums run over every tile, where the forward's outputs would carry the
+ * larger tiles' rounding (bench/RESULTS.md, stop 65) one by one.
+ *
+ *   dg = G^T [ sum over tiles (B^T d B) .* (A^T g A) ] G
+ *
+ * with the 6x6 window d, the 4x4 output gradient g (zeros past its edges),
+ * B^T (6x6), A^T (4x6) and G (6x3) those of F(4, 3) along each axis:
+ * winograd4_gradient_input gives V (36, C, pitch), winograd4_gradient_tiles
+ * W (36, columns, K_padded), the products are the same 1x1 backward-weights
+ * as F(2x2)'s over 36 parts, and winograd4_gradient_filters makes dg of
+ * their sums. Column n * TH * TW + ty * TW + tx is tile (ty, tx) of image n,
+ * TH = ceil(OH / 4), TW = ceil(OW / 4). */
+
+/* out[i] = (B^T d)[i] of the six values d[0..5] (vectors). */
+#define WINOGRAD4_BT(d, out)                                                                       \
+    do {                                                                                           \
+        out[0] = (((d[0] - 1.5f * d[1]) - 2.0f * d[2]) + 1.5f * d[3]) + d[4];                      \
+        out[1] = ((0.5f * d[2] - d[1]) + 2.5f * d[3]) + d[4];                                      \
+        out[2] = ((d[1] - 2.5f * d[2]) + 0.5f * d[3]) + d[4];                                      \
+        out[3] = ((2.0f * d[3] - 2.0f * d[1]) - d[2]) + d[4];                                      \
+        out[4] = ((0.5f * d[1] - d[2]) - 0.5f * d[3]) + d[4];                                      \
+        out[5] = (((d[1] - 1.5f * d[2]) - 2.0f * d[3]) + 1.5f * d[4]) + d[5];                      \
+    } while (0)
+
+/* out[p] = (A g)[p] = sum_i A^T[i][p] g[i] of four values g[0..3]. */
+#define WINOGRAD4_A(g, out)                                                                        \
+    do {                                                                                           \
+        out[0] = g[0];                                                                             \
+        out[1] = ((g[0] + g[1]) + g[2]) + g[3];                                                    \
+        out[2] = ((g[0] - g[1]) + g[2]) - g[3];                                                    \
+        out[3] = ((g[0] + 0.5f * g[1]) + 0.25f * g[2]) + 0.125f * g[3];                            \
+        out[4] = ((g[0] - 2.0f * g[1]) + 4.0f * g[2]) - 8.0f * g[3];                               \
+        out[5] = g[3];                                                                             \
+    } while (0)
+
+/* out[k] = (G^T u)[k] of six values u[0..5]. */
+#define WINOGRAD4_GT(u, out)                                                                       \
+    do {                                                                                           \
+        const floatv third_sum_ = (u[1] + u[2]) * (1.0f / 3.0f);                                   \
+        const floatv third_difference_ = (u[1] - u[2]) * (1.0f / 3.0f);                            \
+        out[0] = (u[0] + third_difference_) + (u[4] - 16.0f * u[3]) * (1.0f / 15.0f);              \
+        out[1] = third_sum_ - (8.0f * u[3] + 2.0f * u[4]) * (1.0f / 15.0f);                        \
+        out[2] = (third_difference_ + (4.0f * u[4] - 4.0f * u[3]) * (1.0f / 15.0f)) + u[5];        \
+    } while (0)
+
+/* One work-item per input channel c and VW columns from column0 (c-major, so
+ * that neighbours write neighbouring columns): lane l's 6x6 window is that
+ * of column column0 + l, read from the input itself, zeros in the padding
+ * and past the planes' and the columns' ends. */
+__kernel void winograd4_gradient_input(const __global float *restrict input,
+                                       __global float *restrict v, const int channels,
+                                       const int height, const int width, const int pad_top,
+                                       const int pad_left, const int tiles_h, const int tiles_w,
+                                       const int columns, const int pitch, const int stride) {
+    const int chunks = (columns + VW - 1) / VW;
+    const int item = get_global_id(0);
+    if (item >= channels * chunks)
+        return;
+    const int c = item / chunks, column0 = item % chunks * VW;
+    float window[36][VW];
+    for (int l = 0; l < VW; l++) {
+        const int column = column0 + l;
+        const int tx = column % tiles_w, image_row = column / tiles_w;
+        const int ty = image_row % tiles_h, n = image_row / tiles_h;
+        const int y = 4 * ty - pad_top, x = 4 * tx - pad_left;
+        const __global float *plane = input + ((size_t)n * channels + c) * height * width;
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 6; j++) {
+                const int inside = column < columns && y + i >= 0 && y + i < height &&
+                                   x + j >= 0 && x + j < width;
+                window[i * 6 + j][l] = inside ? plane[(y + i) * width + x + j] : 0.0f;
+            }
+    }
+    floatv d[6][6];
+#pragma unroll
+    for (int i = 0; i < 6; i++)
+#pragma unroll
+        for (int j = 0; j < 6; j++)
+            d[i][j] = VLOAD(VW)(0, window[i * 6 + j]);
+    /* B^T d along the columns, then (B^T d) B along the rows. */
+    floatv t[6][6];
+#pragma unroll
+    for (int j = 0; j < 6; j++) {
+        floatv column[6], out[6];
+#pragma unroll
+        for (int i = 0; i < 6; i++)
+            column[i] = d[i][j];
+        WINOGRAD4_BT(column, out);
+#pragma unroll
+        for (int i = 0; i < 6; i++)
+            t[i][j] = out[i];
+    }
+    __global float *at = v + (size_t)c * pitch + column0;
+#pragma unroll
+    for (int i = 0; i < 6; i++) {
+        floatv out[6];
+        WINOGRAD4_BT(t[i], out);
+#pragma unroll
+        for (int j = 0; j < 6; j++)
+            VSTORE(VW)(out[j], 0, at + (size_t)(i * 6 + j) * stride);
+    }
+}
+
+/* One work-item per column (tile), walking its K_padded channels VW at a
+ * time, each lane's 16 floats read from its channel's plane; zeros past the
+ * gradient's edges and past K. Part xi's channels at w + xi * part_floats +
+ * column * K_padded. */
+__kernel void winograd4_gradient_tiles(const __global float *restrict grad,
+                                       __global float *restrict w, const int K, const int K_padded,
+                                       const int out_h, const int out_w, const int tiles_h,
+                                       const int tiles_w, const int columns,
+                                       const int part_floats) {
+    const int column = get_global_id(0);
+    if (column >= columns)
+        return;
+    const int tx = column % tiles_w, image_row = column / tiles_w;
+    const int ty = image_row % tiles_h, n = image_row / tiles_h;
+    const int plane = out_h * out_w;
+    const __global float *image = grad + (size_t)n * K * plane;
+    /* A pixel past the edges reads the tile's first, scaled by 0. */
+    int offset[16];
+    float inside[16];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            const int y = 4 * ty + i, x = 4 * tx + j, in = y < out_h && x < out_w;
+            offset[i * 4 + j] = in ? y * out_w + x : 4 * ty * out_w + 4 * tx;
+            inside[i * 4 + j] = in ? 1.0f : 0.0f;
+        }
+    __global float *out = w + (size_t)column * K_padded;
+    for (int k = 0; k < K_padded; k += VW) {
+        const __global float *channel = image + (size_t)k * plane;
+        floatv g[4][4];
+#pragma unroll
+        for (int e = 0; e < 16; e++)
+            g[e / 4][e % 4] = gather_channels(channel + offset[e], plane, K - k) * inside[e];
+        /* A^T g along the columns (6 x 4), then along the rows (6 x 6). */
+        floatv t[6][4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            floatv column_values[4], expanded[6];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                column_values[i] = g[i][j];
+            WINOGRAD4_A(column_values, expanded);
+#pragma unroll
+            for (int i = 0; i < 6; i++)
+                t[i][j] = expanded[i];
+        }
+#pragma unroll
+        for (int i = 0; i < 6; i++) {
+            floatv expanded[6];
+            WINOGRAD4_A(t[i], expanded);
+#pragma unroll
+            for (int j = 0; j < 6; j++)
+                VSTORE(VW)(expanded[j], 0, out + (size_t)(i * 6 + j) * part_floats + k);
+        }
+    }
+}
+
+/* dg (K, C, 3, 3) = G^T dU G as winograd_gradient_filters, from 36 parts. */
+__kernel void winograd4_gradient_filters(const __global float *restrict du,
+                                         __global float *restrict grad_weight,
+                                         const int in_channels, const int out_channels,
+                                         const int stride, const int part_slices) {
+    const int item = get_global_id(0); /* (k / VW) * C + c */
+    if (item >= in_channels * ((out_channels + VW - 1) / VW))
+        return;
+    const int c = item % in_channels, k = item / in_channels * VW;
+    const int lanes = min(VW, out_channels - k);
+    /* G^T u along the columns (3 x 6), then along the rows (3 x 3). */
+    floatv t[3][6];
+    for (int j = 0; j < 6; j++) {
+        floatv u[6], reduced[3];
+        for (int i = 0; i < 6; i++)
+            u[i] = slices_sum(du + (size_t)(i * 6 + j) * part_slices * stride +
+                                  c * out_channels + k,
+                              stride, part_slices, lanes);
+        WINOGRAD4_GT(u, reduced);
+        for (int r = 0; r < 3; r++)
+            t[r][j] = reduced[r];
+    }
+    float taps[9][VW];
+    for (int r = 0; r < 3; r++) {
+        floatv reduced[3];
+        WINOGRAD4_GT(t[r], reduced);
+        for (int s = 0; s < 3; s++)
+            VSTORE(VW)(reduced[s], 0, taps[r * 3 + s]);
+    }
+    for (int l = 0; l < lanes; l++) {
+        __global float *out = grad_weight + ((size_t)(k + l) * in_channels + c) * 9;
+        for (int tap = 0; tap < 9; tap++)
+            out[tap] = taps[tap][l];
+    }
+}

@@ -38,16 +38,22 @@ padded_plane conv2d_winograd_padded_plane(const conv2d_params *p) {
     return (padded_plane){2 * ((p->out_height + 1) / 2) + 2, 2 * ((p->out_width + 1) / 2) + 2};
 }
 
+/* A part's row for `columns` columns: whole blocks of a products
+ * work-item's columns, an odd number of them. */
+static int columns_pitch(int columns, const direct_config *config) {
+    const int block = config->vw * config->nv;
+    int blocks = (columns + block - 1) / block;
+    blocks += blocks % 2 == 0;
+    return blocks * block;
+}
+
 static winograd_shape winograd_shape_for(const conv2d_params *p, const direct_config *config) {
     winograd_shape w;
     w.tiles_h = (p->out_height + 1) / 2;
     w.tiles_w = (p->out_width + 1) / 2;
     w.columns = p->batch * w.tiles_h * w.tiles_w;
     w.tile_vw = w.tiles_w >= 8 ? 8 : w.tiles_w >= 4 ? 4 : w.tiles_w >= 2 ? 2 : 1;
-    const int block = config->vw * config->nv;
-    int blocks = (w.columns + block - 1) / block;
-    blocks += blocks % 2 == 0;
-    w.pitch = blocks * block;
+    w.pitch = columns_pitch(w.columns, config);
     w.padded_out_channels = (p->out_channels + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
     w.filter_stride = (int)part_stride((int64_t)p->in_channels * w.padded_out_channels);
     w.tile_stride = (int)part_stride((int64_t)p->in_channels * w.pitch);
@@ -616,7 +622,7 @@ static int greatest_common_divisor(int a, int b) {
 /* dg = G^T dU G from the sums' slices_per_part slices (du_part floats
  * each) into grad_weight, by the program of options (vectors of vw), and
  * the bias's gradient. */
-static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, int vw,
+static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, int vw, int tile,
                                      const conv2d_params *p, cl_mem du, int du_part,
                                      int slices_per_part, cl_mem grad_output, cl_mem grad_weight,
                                      cl_mem grad_bias) {
@@ -627,12 +633,169 @@ static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, in
         {sizeof(int), &K},     {sizeof(int), &du_part},        {sizeof(int), &slices_per_part},
     };
     const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
+    const char *name = tile == 2 ? "winograd_gradient_filters" : "winograd4_gradient_filters";
     clcnn_status status =
-        launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 6,
-               filter_args, 1, filter_global, filter_local);
+        launch(ctx, options, name, name, 6, filter_args, 1, filter_global, filter_local);
     if (status == CLCNN_OK && p->has_bias)
         status =
             reduce_channels(ctx, p->batch, K, p->out_height * p->out_width, grad_output, grad_bias);
+    return status;
+}
+
+/* The tiles of backward-weights through global memory: 4x4 (F(4x4),
+ * kernels/conv2d_winograd.cl) where they take fewer products than 2x2 tiles
+ * (36 a tile against 16, over about a quarter of the tiles: planes of 3x3
+ * and up, but for 5 and 6 rows or columns, where the two tie and F(2x2)'s
+ * smaller rounding stays) and their buffers fit as conv2d_winograd_fits
+ * and conv2d_winograd_gradient_fits check F(2x2)'s; else 2x2. At 64
+ * channels of 7x7, batch 128, the products took half the time and V and W
+ * 0.56 of the floats (bench/RESULTS.md, stop 69). */
+static int gradient_tile_size(const clcnn_context *ctx, const conv2d_params *p) {
+    const int64_t tiles2 = (int64_t)((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
+    const int64_t tiles4 = (int64_t)((p->out_height + 3) / 4) * ((p->out_width + 3) / 4);
+    if (36 * tiles4 >= 16 * tiles2)
+        return 2;
+    const int64_t limit = float_limit(ctx), columns = p->batch * tiles4;
+    const int64_t channels =
+        (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 64;
+    const int64_t sums = 36 * (int64_t)gradient_part_slices((int)columns) *
+                         part_stride((int64_t)p->in_channels * p->out_channels);
+    return 36 * part_stride(channels * (columns + 256)) <= limit &&
+                   36 * part_stride(channels * channels) <= limit && sums <= limit
+               ? 4
+               : 2;
+}
+
+/* Backward-weights through global memory: the transforms write V and W, the
+ * products (conv2d_backward_weights_direct, configured by gradient) sum
+ * them into dU, and gradient_filters makes dg: with tile 2 F(2x2)'s
+ * kernels over w's tiles, with tile 4 F(4x4)'s (winograd4_*), which read
+ * the input itself. */
+static clcnn_status gradient_through_memory(clcnn_context *ctx, const direct_config *gradient,
+                                            const direct_config *products, const conv2d_params *p,
+                                            const winograd_shape *w, int tile, cl_mem input,
+                                            cl_mem grad_output, cl_mem grad_weight,
+                                            cl_mem grad_bias) {
+    const int C = p->in_channels, K = p->out_channels;
+    const int du_part = (int)part_stride((int64_t)C * K);
+    const int parts = (tile + 2) * (tile + 2);
+    winograd_shape g = *w;
+    if (tile == 4) {
+        g.tiles_h = (p->out_height + 3) / 4;
+        g.tiles_w = (p->out_width + 3) / 4;
+        g.columns = p->batch * g.tiles_h * g.tiles_w;
+        g.pitch = columns_pitch(g.columns, products);
+    }
+    /* W's channels: whole vectors of the gradient's transform (VW) and of the
+     * products' work-items (vw * nv). */
+    const int block = gradient->vw * gradient->nv;
+    const int unit = block / greatest_common_divisor(block, products->vw) * products->vw;
+    const int k_padded = (K + unit - 1) / unit * unit;
+    /* V's parts v_rows rows of pitch apart, W's w_columns columns of k_padded. */
+    const int v_rows = whole_rows_apart(C, g.pitch);
+    const int v_part = v_rows * g.pitch;
+    const int w_columns = whole_rows_apart(g.columns, k_padded);
+    const int w_part = w_columns * k_padded;
+    /* Each part's columns in slices of at most GRADIENT_SLICE_COLUMNS. */
+    const int part_slices = gradient_part_slices(g.columns);
+    const int slice_length = (g.columns + part_slices - 1) / part_slices;
+    const int span_slices = (g.columns + slice_length - 1) / slice_length;
+    const int du_slices = parts * span_slices;
+    const int padded_copy = tile == 2 && reads_padded_copy(p, &g, 0);
+    /* The products' slot holds the padded input (if a copy is made), then
+     * the sums dU. */
+    const int64_t du_floats = (int64_t)du_slices * du_part;
+    size_t copy_floats = (size_t)du_floats;
+    if (padded_copy && (size_t)g.padded_floats > copy_floats)
+        copy_floats = (size_t)g.padded_floats;
+    cl_mem tiles, copies, transformed;
+    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
+                                          sizeof(float) * (size_t)parts * (size_t)v_part, &tiles);
+    if (status == CLCNN_OK)
+        status =
+            runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS, sizeof(float) * copy_floats, &copies);
+    if (status == CLCNN_OK)
+        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS,
+                                 sizeof(float) * (size_t)parts * (size_t)w_part, &transformed);
+    if (status != CLCNN_OK)
+        return status;
+    char options[128];
+    winograd_options(products, &g, padded_copy, options, sizeof(options));
+
+    if (tile == 2) {
+        winograd_source source;
+        winograd_shape v_shape = g;
+        v_shape.tile_stride = v_part;
+        status = windows_source(ctx, p, &g, input, padded_copy ? copies : NULL, &source);
+        if (status == CLCNN_OK)
+            status = transform_input(ctx, options, p, &v_shape, &source, tiles,
+                                     "winograd_gradient_input");
+    } else {
+        const kernel_arg input_args[] = {
+            {sizeof(cl_mem), &input},     {sizeof(cl_mem), &tiles},    {sizeof(int), &C},
+            {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
+            {sizeof(int), &p->pad_left},  {sizeof(int), &g.tiles_h},   {sizeof(int), &g.tiles_w},
+            {sizeof(int), &g.columns},    {sizeof(int), &g.pitch},     {sizeof(int), &v_part},
+        };
+        const int64_t items = (int64_t)C * ((g.columns + products->vw - 1) / products->vw);
+        const size_t input_local[1] = {64}, input_global[1] = {round_up(items, 64)};
+        status = launch(ctx, options, "winograd4_gradient_input", "winograd4_gradient_input", 12,
+                        input_args, 1, input_global, input_local);
+    }
+
+    const kernel_arg gradient_args[] = {
+        {sizeof(cl_mem), &grad_output},
+        {sizeof(cl_mem), &transformed},
+        {sizeof(int), &K},
+        {sizeof(int), &k_padded},
+        {sizeof(int), &p->out_height},
+        {sizeof(int), &p->out_width},
+        {sizeof(int), &g.tiles_h},
+        {sizeof(int), &g.tiles_w},
+        {sizeof(int), &g.columns},
+        {sizeof(int), &w_part},
+    };
+    const char *tiles_kernel = tile == 2 ? "winograd_gradient_tiles" : "winograd4_gradient_tiles";
+    const size_t row_local[1] = {64}, gradient_global[1] = {round_up(g.columns, 64)};
+    if (status == CLCNN_OK)
+        status = launch(ctx, options, tiles_kernel, tiles_kernel, 10, gradient_args, 1,
+                        gradient_global, row_local);
+
+    char direct_options[128];
+    direct_config_options(gradient, direct_options, sizeof(direct_options));
+    cl_kernel kernel;
+    if (status == CLCNN_OK)
+        status = runtime_get_kernel_alone(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
+                                          direct_options, &kernel);
+    if (status != CLCNN_OK)
+        return status;
+    /* The products, in conv2d_backward_weights_direct's terms: one image
+     * of `parts` rows of g.columns positions, its rows v_rows planes
+     * of one row of g.pitch apart (stride_h); 1x1 filters; the gradient W
+     * in rows of w_columns pixels of k_padded channels; each part's
+     * positions (slice_span) in slices of slice_length, each slice's sums
+     * tap-major, dU as (C, K). */
+    const int no_offset = 0, plane_rows = 1, filter_size = 1, column_step = 1;
+    const int part_positions = parts * g.columns, tap_major = 1;
+    const kernel_arg product_args[24] = {
+        {sizeof(cl_mem), &tiles},  {sizeof(int), &no_offset},      {sizeof(cl_mem), &transformed},
+        {sizeof(int), &no_offset}, {sizeof(cl_mem), &copies},      {sizeof(int), &du_part},
+        {sizeof(int), &C},         {sizeof(int), &plane_rows},     {sizeof(int), &g.pitch},
+        {sizeof(int), &K},         {sizeof(int), &filter_size},    {sizeof(int), &filter_size},
+        {sizeof(int), &v_rows},    {sizeof(int), &column_step},    {sizeof(int), &parts},
+        {sizeof(int), &g.columns}, {sizeof(int), &part_positions}, {sizeof(int), &slice_length},
+        {sizeof(int), &g.columns}, {sizeof(int), &k_padded},       {sizeof(int), &parts},
+        {sizeof(int), &w_columns}, {sizeof(int), &k_padded},       {sizeof(int), &tap_major},
+    };
+    const size_t product_local[3] = {1, (size_t)gradient->group, 1};
+    const size_t product_global[3] = {(size_t)(k_padded / block),
+                                      (size_t)((C + gradient->wpt_p - 1) / gradient->wpt_p),
+                                      (size_t)du_slices};
+    status = runtime_launch(ctx, kernel, "winograd_gradient_products", 24, product_args, 3,
+                            product_global, product_local);
+    if (status == CLCNN_OK)
+        status = gradient_filters(ctx, options, products->vw, tile, p, copies, du_part, span_slices,
+                                  grad_output, grad_weight, grad_bias);
     return status;
 }
 
@@ -665,105 +828,10 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
             status =
                 gradient_fused(ctx, &fused, options, p, &w, &source, grad_output, du_part, &du);
         if (status == CLCNN_OK)
-            status = gradient_filters(ctx, options, fused.config.vw, p, du, du_part, fused.groups,
-                                      grad_output, grad_weight, grad_bias);
+            status = gradient_filters(ctx, options, fused.config.vw, 2, p, du, du_part,
+                                      fused.groups, grad_output, grad_weight, grad_bias);
         return status;
     }
-    /* W's channels: whole vectors of the gradient's transform (VW) and of the
-     * products' work-items (vw * nv). */
-    const int block = gradient->vw * gradient->nv;
-    const int unit = block / greatest_common_divisor(block, products.vw) * products.vw;
-    const int k_padded = (K + unit - 1) / unit * unit;
-    /* V's parts v_rows rows of pitch apart, W's w_columns columns of k_padded. */
-    const int v_rows = whole_rows_apart(C, w.pitch);
-    const int v_part = v_rows * w.pitch;
-    const int w_columns = whole_rows_apart(w.columns, k_padded);
-    const int w_part = w_columns * k_padded;
-    /* Each part's columns in slices of at most GRADIENT_SLICE_COLUMNS. */
-    const int part_slices = gradient_part_slices(w.columns);
-    const int slice_length = (w.columns + part_slices - 1) / part_slices;
-    const int span_slices = (w.columns + slice_length - 1) / slice_length;
-    const int du_slices = 16 * span_slices;
-    /* The products' slot holds the padded input (if a copy is made), then
-     * the sums dU. */
-    const int64_t du_floats = (int64_t)du_slices * du_part;
-    size_t copy_floats = (size_t)du_floats;
-    if ((size_t)w.padded_floats > copy_floats)
-        copy_floats = (size_t)w.padded_floats;
-    cl_mem tiles, copies, transformed;
-    clcnn_status status =
-        runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES, sizeof(float) * 16 * (size_t)v_part, &tiles);
-    if (status == CLCNN_OK)
-        status =
-            runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS, sizeof(float) * copy_floats, &copies);
-    if (status == CLCNN_OK)
-        status = runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS, sizeof(float) * 16 * (size_t)w_part,
-                                 &transformed);
-    if (status != CLCNN_OK)
-        return status;
-    const int padded_copy = reads_padded_copy(p, &w, 0);
-    char options[128];
-    winograd_options(&products, &w, padded_copy, options, sizeof(options));
-
-    winograd_source source;
-    winograd_shape v_shape = w;
-    v_shape.tile_stride = v_part;
-    status = windows_source(ctx, p, &w, input, padded_copy ? copies : NULL, &source);
-    if (status == CLCNN_OK)
-        status =
-            transform_input(ctx, options, p, &v_shape, &source, tiles, "winograd_gradient_input");
-
-    const kernel_arg gradient_args[] = {
-        {sizeof(cl_mem), &grad_output},
-        {sizeof(cl_mem), &transformed},
-        {sizeof(int), &K},
-        {sizeof(int), &k_padded},
-        {sizeof(int), &p->out_height},
-        {sizeof(int), &p->out_width},
-        {sizeof(int), &w.tiles_h},
-        {sizeof(int), &w.tiles_w},
-        {sizeof(int), &w.columns},
-        {sizeof(int), &w_part},
-    };
-    const size_t row_local[1] = {64}, gradient_global[1] = {round_up(w.columns, 64)};
-    if (status == CLCNN_OK)
-        status = launch(ctx, options, "winograd_gradient_tiles", "winograd_gradient_tiles", 10,
-                        gradient_args, 1, gradient_global, row_local);
-
-    char direct_options[128];
-    direct_config_options(gradient, direct_options, sizeof(direct_options));
-    cl_kernel kernel;
-    if (status == CLCNN_OK)
-        status = runtime_get_kernel_alone(ctx, "conv2d_direct", "conv2d_backward_weights_direct",
-                                          direct_options, &kernel);
-    if (status != CLCNN_OK)
-        return status;
-    /* The products, in conv2d_backward_weights_direct's terms: one image
-     * of 16 rows (the parts) of w.columns positions, its rows v_rows planes
-     * of one row of w.pitch apart (stride_h); 1x1 filters; the gradient W
-     * in rows of w_columns pixels of k_padded channels; each part's
-     * positions (slice_span) in slices of slice_length, each slice's sums
-     * tap-major, dU as (C, K). */
-    const int no_offset = 0, plane_rows = 1, filter_size = 1, column_step = 1, parts = 16;
-    const int part_positions = 16 * w.columns, tap_major = 1;
-    const kernel_arg product_args[24] = {
-        {sizeof(cl_mem), &tiles},  {sizeof(int), &no_offset},      {sizeof(cl_mem), &transformed},
-        {sizeof(int), &no_offset}, {sizeof(cl_mem), &copies},      {sizeof(int), &du_part},
-        {sizeof(int), &C},         {sizeof(int), &plane_rows},     {sizeof(int), &w.pitch},
-        {sizeof(int), &K},         {sizeof(int), &filter_size},    {sizeof(int), &filter_size},
-        {sizeof(int), &v_rows},    {sizeof(int), &column_step},    {sizeof(int), &parts},
-        {sizeof(int), &w.columns}, {sizeof(int), &part_positions}, {sizeof(int), &slice_length},
-        {sizeof(int), &w.columns}, {sizeof(int), &k_padded},       {sizeof(int), &parts},
-        {sizeof(int), &w_columns}, {sizeof(int), &k_padded},       {sizeof(int), &tap_major},
-    };
-    const size_t product_local[3] = {1, (size_t)gradient->group, 1};
-    const size_t product_global[3] = {(size_t)(k_padded / block),
-                                      (size_t)((C + gradient->wpt_p - 1) / gradient->wpt_p),
-                                      (size_t)du_slices};
-    status = runtime_launch(ctx, kernel, "winograd_gradient_products", 24, product_args, 3,
-                            product_global, product_local);
-    if (status == CLCNN_OK)
-        status = gradient_filters(ctx, options, products.vw, p, copies, du_part, span_slices,
-                                  grad_output, grad_weight, grad_bias);
-    return status;
+    return gradient_through_memory(ctx, gradient, &products, p, &w, gradient_tile_size(ctx, p),
+                                   input, grad_output, grad_weight, grad_bias);
 }
