@@ -1219,8 +1219,9 @@ __kernel void winograd_gradient_filters(const __global float *restrict du,
  * winograd4_gradient_input gives V (36, C, pitch), winograd4_gradient_tiles
  * W (36, columns, K_padded), the products are the same 1x1 backward-weights
  * as F(2x2)'s over 36 parts, and winograd4_gradient_filters makes dg of
- * their sums. Column n * TH * TW + ty * TW + tx is tile (ty, tx) of image n,
- * TH = ceil(OH / 4), TW = ceil(OW / 4). */
+ * their sums. Column (ty * TW + tx) * N + n is tile (ty, tx) of image n
+ * (TH = ceil(OH / 4), TW = ceil(OW / 4)): the images of a tile side by side,
+ * whose windows lie at the same place of their planes. */
 
 /* out[i] = (B^T d)[i] of the six values d[0..5] (vectors). */
 #define WINOGRAD4_BT(d, out)                                                                       \
@@ -1254,40 +1255,35 @@ __kernel void winograd_gradient_filters(const __global float *restrict du,
         out[2] = (third_difference_ + (4.0f * u[4] - 4.0f * u[3]) * (1.0f / 15.0f)) + u[5];        \
     } while (0)
 
-/* One work-item per input channel c and VW columns from column0 (c-major, so
- * that neighbours write neighbouring columns): lane l's 6x6 window is that
- * of column column0 + l, read from the input itself, zeros in the padding
- * and past the planes' and the columns' ends. */
+/* One work-item per input channel c, tile position (ty, tx) and VW images
+ * from n0 (lanes), c-major, so that neighbours write neighbouring columns:
+ * the lanes' windows lie at the same place of planes channels * height *
+ * width floats apart, so one test of the padding serves them all, and their
+ * columns are side by side. Zeros in the padding and in the lanes past the
+ * batch, which are not stored. */
 __kernel void winograd4_gradient_input(const __global float *restrict input,
                                        __global float *restrict v, const int channels,
                                        const int height, const int width, const int pad_top,
                                        const int pad_left, const int tiles_h, const int tiles_w,
-                                       const int columns, const int pitch, const int stride) {
-    const int chunks = (columns + VW - 1) / VW;
+                                       const int batch, const int pitch, const int stride) {
+    const int chunks = (batch + VW - 1) / VW, tiles = tiles_h * tiles_w;
     const int item = get_global_id(0);
-    if (item >= channels * chunks)
+    if (item >= channels * tiles * chunks)
         return;
-    const int c = item / chunks, column0 = item % chunks * VW;
-    float window[36][VW];
-    for (int l = 0; l < VW; l++) {
-        const int column = column0 + l;
-        const int tx = column % tiles_w, image_row = column / tiles_w;
-        const int ty = image_row % tiles_h, n = image_row / tiles_h;
-        const int y = 4 * ty - pad_top, x = 4 * tx - pad_left;
-        const __global float *plane = input + ((size_t)n * channels + c) * height * width;
-        for (int i = 0; i < 6; i++)
-            for (int j = 0; j < 6; j++) {
-                const int inside = column < columns && y + i >= 0 && y + i < height &&
-                                   x + j >= 0 && x + j < width;
-                window[i * 6 + j][l] = inside ? plane[(y + i) * width + x + j] : 0.0f;
-            }
-    }
+    const int c = item / (tiles * chunks), rest = item % (tiles * chunks);
+    const int tile = rest / chunks, n0 = rest % chunks * VW, lanes = min(VW, batch - n0);
+    const int y = 4 * (tile / tiles_w) - pad_top, x = 4 * (tile % tiles_w) - pad_left;
+    const int image = channels * height * width;
+    const __global float *plane = input + ((size_t)n0 * channels + c) * height * width;
     floatv d[6][6];
 #pragma unroll
     for (int i = 0; i < 6; i++)
 #pragma unroll
-        for (int j = 0; j < 6; j++)
-            d[i][j] = VLOAD(VW)(0, window[i * 6 + j]);
+        for (int j = 0; j < 6; j++) {
+            d[i][j] = 0.0f;
+            if (y + i >= 0 && y + i < height && x + j >= 0 && x + j < width)
+                d[i][j] = gather_channels(plane + (y + i) * width + x + j, image, lanes);
+        }
     /* B^T d along the columns, then (B^T d) B along the rows. */
     floatv t[6][6];
 #pragma unroll
@@ -1301,14 +1297,23 @@ __kernel void winograd4_gradient_input(const __global float *restrict input,
         for (int i = 0; i < 6; i++)
             t[i][j] = out[i];
     }
-    __global float *at = v + (size_t)c * pitch + column0;
+    __global float *at = v + (size_t)c * pitch + tile * batch + n0;
 #pragma unroll
     for (int i = 0; i < 6; i++) {
         floatv out[6];
         WINOGRAD4_BT(t[i], out);
 #pragma unroll
-        for (int j = 0; j < 6; j++)
-            VSTORE(VW)(out[j], 0, at + (size_t)(i * 6 + j) * stride);
+        for (int j = 0; j < 6; j++) {
+            __global float *part = at + (size_t)(i * 6 + j) * stride;
+            if (lanes == VW) {
+                VSTORE(VW)(out[j], 0, part);
+            } else {
+                float values[VW];
+                VSTORE(VW)(out[j], 0, values);
+                for (int l = 0; l < lanes; l++)
+                    part[l] = values[l];
+            }
+        }
     }
 }
 
@@ -1324,8 +1329,9 @@ __kernel void winograd4_gradient_tiles(const __global float *restrict grad,
     const int column = get_global_id(0);
     if (column >= columns)
         return;
-    const int tx = column % tiles_w, image_row = column / tiles_w;
-    const int ty = image_row % tiles_h, n = image_row / tiles_h;
+    const int batch = columns / (tiles_h * tiles_w);
+    const int tile = column / batch, n = column % batch;
+    const int ty = tile / tiles_w, tx = tile % tiles_w;
     const int plane = out_h * out_w;
     const __global float *image = grad + (size_t)n * K * plane;
     /* A pixel past the edges reads the tile's first, scaled by 0. */

@@ -112,6 +112,30 @@ int conv2d_winograd_gradient_fits(const clcnn_context *ctx, const conv2d_params 
            float_limit(ctx);
 }
 
+/* The tiles of backward-weights through global memory: 4x4 (F(4x4),
+ * kernels/conv2d_winograd.cl) where they take fewer products than 2x2 tiles
+ * (36 a tile against 16, over about a quarter of the tiles: planes of 3x3
+ * and up, but for 5 and 6 rows or columns, where the two tie and F(2x2)'s
+ * smaller rounding stays) and their buffers fit as conv2d_winograd_fits
+ * and conv2d_winograd_gradient_fits check F(2x2)'s; else 2x2. At 64
+ * channels of 7x7, batch 128, the products took half the time and V and W
+ * 0.56 of the floats (bench/RESULTS.md, stop 69). */
+static int gradient_tile_size(const clcnn_context *ctx, const conv2d_params *p) {
+    const int64_t tiles2 = (int64_t)((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
+    const int64_t tiles4 = (int64_t)((p->out_height + 3) / 4) * ((p->out_width + 3) / 4);
+    if (36 * tiles4 >= 16 * tiles2)
+        return 2;
+    const int64_t limit = float_limit(ctx), columns = p->batch * tiles4;
+    const int64_t channels =
+        (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 64;
+    const int64_t sums = 36 * (int64_t)gradient_part_slices((int)columns) *
+                         part_stride((int64_t)p->in_channels * p->out_channels);
+    return 36 * part_stride(channels * (columns + 256)) <= limit &&
+                   36 * part_stride(channels * channels) <= limit && sums <= limit
+               ? 4
+               : 2;
+}
+
 /* Launches kernel `name`, profiled as `what`. */
 static clcnn_status launch(clcnn_context *ctx, const char *options, const char *name,
                            const char *what, int arg_count, const kernel_arg *args, int dimensions,
@@ -482,16 +506,17 @@ static int whole_rows_apart(int at_least, int row_floats) {
 }
 
 /* Backward-weights' products dU[xi] = V[xi] W[xi]^T are the backward-weights
- * of this 1x1 convolution: 16 images (the parts) of one row of P columns
- * (the tiles), C input and K output channels. */
-static conv2d_params gradient_products_as_1x1(const conv2d_params *p) {
+ * of this 1x1 convolution: (tile + 2)^2 images (the parts: 16, or 36 with
+ * 4x4 tiles) of one row of P columns (the tiles), C input and K output
+ * channels. */
+static conv2d_params gradient_products_as_1x1(const conv2d_params *p, int tile) {
     conv2d_params as_1x1 = {0};
-    as_1x1.batch = 16;
+    as_1x1.batch = (tile + 2) * (tile + 2);
     as_1x1.in_channels = p->in_channels;
     as_1x1.out_channels = p->out_channels;
     as_1x1.in_height = as_1x1.out_height = 1;
     as_1x1.in_width = as_1x1.out_width =
-        p->batch * ((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
+        p->batch * ((p->out_height + tile - 1) / tile) * ((p->out_width + tile - 1) / tile);
     as_1x1.kernel_h = as_1x1.kernel_w = 1;
     as_1x1.stride_h = as_1x1.stride_w = 1;
     as_1x1.groups = 1;
@@ -499,7 +524,7 @@ static conv2d_params gradient_products_as_1x1(const conv2d_params *p) {
 }
 
 direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const conv2d_params *p) {
-    const conv2d_params as_1x1 = gradient_products_as_1x1(p);
+    const conv2d_params as_1x1 = gradient_products_as_1x1(p, gradient_tile_size(ctx, p));
     return direct_config_for_conv(ctx, "backward_weights", &as_1x1, p->out_channels);
 }
 
@@ -642,30 +667,6 @@ static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, in
     return status;
 }
 
-/* The tiles of backward-weights through global memory: 4x4 (F(4x4),
- * kernels/conv2d_winograd.cl) where they take fewer products than 2x2 tiles
- * (36 a tile against 16, over about a quarter of the tiles: planes of 3x3
- * and up, but for 5 and 6 rows or columns, where the two tie and F(2x2)'s
- * smaller rounding stays) and their buffers fit as conv2d_winograd_fits
- * and conv2d_winograd_gradient_fits check F(2x2)'s; else 2x2. At 64
- * channels of 7x7, batch 128, the products took half the time and V and W
- * 0.56 of the floats (bench/RESULTS.md, stop 69). */
-static int gradient_tile_size(const clcnn_context *ctx, const conv2d_params *p) {
-    const int64_t tiles2 = (int64_t)((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
-    const int64_t tiles4 = (int64_t)((p->out_height + 3) / 4) * ((p->out_width + 3) / 4);
-    if (36 * tiles4 >= 16 * tiles2)
-        return 2;
-    const int64_t limit = float_limit(ctx), columns = p->batch * tiles4;
-    const int64_t channels =
-        (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 64;
-    const int64_t sums = 36 * (int64_t)gradient_part_slices((int)columns) *
-                         part_stride((int64_t)p->in_channels * p->out_channels);
-    return 36 * part_stride(channels * (columns + 256)) <= limit &&
-                   36 * part_stride(channels * channels) <= limit && sums <= limit
-               ? 4
-               : 2;
-}
-
 /* Backward-weights through global memory: the transforms write V and W, the
  * products (conv2d_backward_weights_direct, configured by gradient) sum
  * them into dU, and gradient_filters makes dg: with tile 2 F(2x2)'s
@@ -735,9 +736,10 @@ static clcnn_status gradient_through_memory(clcnn_context *ctx, const direct_con
             {sizeof(cl_mem), &input},     {sizeof(cl_mem), &tiles},    {sizeof(int), &C},
             {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
             {sizeof(int), &p->pad_left},  {sizeof(int), &g.tiles_h},   {sizeof(int), &g.tiles_w},
-            {sizeof(int), &g.columns},    {sizeof(int), &g.pitch},     {sizeof(int), &v_part},
+            {sizeof(int), &p->batch},     {sizeof(int), &g.pitch},     {sizeof(int), &v_part},
         };
-        const int64_t items = (int64_t)C * ((g.columns + products->vw - 1) / products->vw);
+        const int64_t items =
+            (int64_t)C * g.tiles_h * g.tiles_w * ((p->batch + products->vw - 1) / products->vw);
         const size_t input_local[1] = {64}, input_global[1] = {round_up(items, 64)};
         status = launch(ctx, options, "winograd4_gradient_input", "winograd4_gradient_input", 12,
                         input_args, 1, input_global, input_local);
