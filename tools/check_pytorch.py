@@ -975,6 +975,25 @@ def batchnorm_statistics(layer, x, parameters, run):
     return mean, variance, weight.view(view), bias.view(view)
 
 
+def hold_to_blocks(magnitude, size):
+    """Each value of magnitude (N, C, H, W) held to the largest in its size x size block from
+    (0, 0) of its plane. Winograd computes a 2x2 tile of outputs (of the forward and of
+    backward-data) from one 4x4 window, and each of a filter's 9 taps of the weight gradient
+    from all of the filter's transformed sums, so a value that sums little (at a border, or a
+    tap that reads only padding, whose gradient is exactly 0) carries the rounding of its
+    block: tests/test_conv_stride1.c holds Winograd's values so too."""
+    height, width = magnitude.shape[2], magnitude.shape[3]
+    largest = F.max_pool2d(magnitude, size, size, ceil_mode=True)
+    held = largest.repeat_interleave(size, dim=2).repeat_interleave(size, dim=3)
+    return held[:, :, :height, :width]
+
+
+def winograd_held(layer, magnitude, size):
+    """magnitude held to blocks where the layer runs Winograd (wide_network's convs), else
+    as it is."""
+    return hold_to_blocks(magnitude, size) if getattr(layer, "winograd", False) else magnitude
+
+
 def torch_layer(layer, x, parameters, run=None):
     """The layer's output for x (float64), and the magnitude the error is measured against.
     run (a PassRun) gives batchnorm's mode and dropout's mask."""
@@ -985,7 +1004,7 @@ def torch_layer(layer, x, parameters, run=None):
         y = conv_forward(layer, x, w, b)
         magnitude = F.conv2d(padded(layer, x).abs(), w.abs(), None if b is None else b.abs(),
                              stride=layer.stride, dilation=layer.dilation, groups=layer.groups)
-        return y, magnitude
+        return y, winograd_held(layer, magnitude, 2)
     if layer.kind == "batchnorm":
         # y = (x - mean) / sqrt(var + eps) * weight + bias. In float32 x - mean is good to
         # a rounding of |x| + |mean| (the batch mean itself is rounded), so the magnitude is
@@ -1380,10 +1399,43 @@ def needs_two_images(layers):
                for layer in layers)
 
 
-def random_grad_network(rng, gen=None):
+def wide_network(rng):
+    """With --wide: one or two 3x3 stride-1 convs padded by 1, of 46-72 channels each way, each
+    with a relu at times: more channels (C x K) than clcnn's one-kernel Winograd
+    backward-weights takes, so that it goes through global memory, with 4x4 tiles on planes
+    of 3, 4 and 7 up and 2x2 tiles on planes of 1, 2, 5 and 6 (host/ops/conv2d_winograd.c,
+    gradient_tile_size). main runs clcnn with CLCNN_WINOGRAD=1 for them, so that Winograd
+    runs whatever a tuning file says, and their errors are measured as Winograd's
+    (hold_to_blocks)."""
+    channels = rng.randint(46, 72)
+    height = rng.randint(1, 12)
+    width = height if rng.random() < 0.6 else rng.randint(1, 12)
+    first = Layer("input")
+    first.options = ["channels=%d" % channels, "height=%d" % height, "width=%d" % width]
+    first.out_shape = (channels, height, width)
+    layers = [first]
+    for _ in range(rng.randint(1, 2)):
+        shape = layers[-1].out_shape
+        layer = conv_layer(rng, shape, rng.randint(46, 72), (3, 3), (1, 1), (1, 1),
+                           rng.random() < 0.5)
+        layer.winograd = True
+        layer.in_shape = shape
+        layers.append(layer)
+        if rng.random() < 0.5:
+            activation = make_activation(rng, layer.out_shape, "relu")
+            activation.in_shape = layer.out_shape
+            layers.append(activation)
+    return layers
+
+
+def random_grad_network(rng, gen=None, wide=False):
     """A random network of random_network's layers (random_modern_network's with gen, a
-    Modern), its end shaped for one of the losses, and the LossCase that trains it."""
-    layers = random_network(rng) if gen is None else random_modern_network(rng, gen)
+    Modern; wide_network's with wide), its end shaped for one of the losses, and the
+    LossCase that trains it."""
+    if wide:
+        layers = wide_network(rng)
+    else:
+        layers = random_network(rng) if gen is None else random_modern_network(rng, gen)
     if layers[-1].kind == "softmax":
         layers.pop()
     case = shape_for_loss(rng, layers)
@@ -1632,6 +1684,9 @@ def layer_backward(layer, x_values, y_values, grad, magnitude, parameters, run=N
             bias_magnitude = magnitude.sum(dim=0)
         (data_magnitude,) = torch.autograd.grad(y_data, [x_any], magnitude)
         (weight_magnitude,) = torch.autograd.grad(y_weight, [w_any], magnitude)
+        if kind == "conv":
+            data_magnitude = winograd_held(layer, data_magnitude, 2)
+            weight_magnitude = winograd_held(layer, weight_magnitude, 3)
         parameter_grads["weight"] = (grads[1], weight_magnitude)
         if b is not None:
             parameter_grads["bias"] = (grads[2], bias_magnitude)
@@ -1966,7 +2021,7 @@ def grad_main(args, clcnn, devices, work_dir):
     jobs = []
     for number in range(args.count):
         gen, run = modern_draws(rng, args)
-        layers, case = random_grad_network(rng, gen)
+        layers, case = random_grad_network(rng, gen, args.wide)
         rng_np = np.random.default_rng(rng.randrange(2**32))
         parameters = random_parameters(rng_np, layers)
         batch = rng.randint(1, 5) if rng.random() < 0.8 else rng.randint(6, 16)
@@ -3199,7 +3254,8 @@ def reproduce_text(args, number):
         what = "--graphs %d" % (number + 1)
     else:
         what = "%s--count %d" % ("--grad " if args.grad else "", number + 1)
-    extra = (" --modern" if args.modern else "") + (" --no-groups" if args.no_groups else "")
+    extra = ((" --modern" if args.modern else "") + (" --no-groups" if args.no_groups else "") +
+             (" --wide" if args.wide else ""))
     return ("reproduce: tools/check_pytorch.py %s --seed %d --only %d%s --keep DIR"
             % (what, args.seed, number, extra))
 
@@ -3786,6 +3842,8 @@ def main():
                         help="networks of the modern layers: batchnorm (train and eval mode), "
                         "dropout (rate 0, traced masks, eval), relu6, conv groups= and "
                         "dilation=; every network runs with --mode train|eval --random-seed S")
+    parser.add_argument("--wide", action="store_true",
+                        help="with --grad: wide 3x3 convolutions (wide_network), Winograd forced")
     parser.add_argument("--pool-grid", action="store_true",
                         help="check max and average pooling (ceil mode on and off, padding, "
                         "windows larger than the input) over a grid of configurations against "
@@ -3829,6 +3887,10 @@ def main():
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)
         return status
+    if args.wide and not args.grad:
+        sys.exit("check_pytorch: --wide goes with --grad")
+    if args.wide:
+        os.environ["CLCNN_WINOGRAD"] = "1"
     if args.grad:
         status = grad_main(args, clcnn, devices, work_dir)
         if not args.keep:
