@@ -1160,47 +1160,6 @@ static floatv slices_sum(const __global float *sums, const int stride, const int
     return total;
 }
 
-/* dg (K, C, 3, 3) = G^T dU G, one work-item per input channel c and VW
- * output channels from k (c fastest, so that neighbours store side by
- * side), dU[xi] the sum of part_slices slices' sums, slice s at du + (xi *
- * part_slices + s) * stride as (C, K), added in order. (A work-item per
- * filter had taken 1.2-1.5 ms at 256 channels, the products' tenth.) */
-__kernel void winograd_gradient_filters(const __global float *restrict du,
-                                        __global float *restrict grad_weight,
-                                        const int in_channels, const int out_channels,
-                                        const int stride, const int part_slices) {
-    const int item = get_global_id(0); /* (k / VW) * C + c */
-    if (item >= in_channels * ((out_channels + VW - 1) / VW))
-        return;
-    const int c = item % in_channels, k = item / in_channels * VW;
-    const int lanes = min(VW, out_channels - k);
-    floatv u[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            u[i][j] = slices_sum(du + (size_t)(i * 4 + j) * part_slices * stride +
-                                     c * out_channels + k,
-                                 stride, part_slices, lanes);
-    /* G^T u: rows 0 + (1 + 2) / 2, (1 - 2) / 2, (1 + 2) / 2 + 3; then the
-     * same on the columns. */
-    floatv t[3][4];
-    for (int j = 0; j < 4; j++) {
-        t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
-        t[1][j] = 0.5f * (u[1][j] - u[2][j]);
-        t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
-    }
-    float taps[9][VW];
-    for (int r = 0; r < 3; r++) {
-        VSTORE(VW)(t[r][0] + 0.5f * (t[r][1] + t[r][2]), 0, taps[r * 3 + 0]);
-        VSTORE(VW)(0.5f * (t[r][1] - t[r][2]), 0, taps[r * 3 + 1]);
-        VSTORE(VW)(0.5f * (t[r][1] + t[r][2]) + t[r][3], 0, taps[r * 3 + 2]);
-    }
-    for (int l = 0; l < lanes; l++) {
-        __global float *out = grad_weight + ((size_t)(k + l) * in_channels + c) * 9;
-        for (int tap = 0; tap < 9; tap++)
-            out[tap] = taps[tap][l];
-    }
-}
-
 /* ---- backward-weights with 4x4 tiles ---------------------------------------
  * F(4x4, 3x3): each 4x4 block of outputs comes from the 6x6 window around
  * it, and the sums run over 36 parts, with the points 0, +-1, 1/2 and -2
@@ -1218,8 +1177,8 @@ __kernel void winograd_gradient_filters(const __global float *restrict du,
  * B^T (6x6), A^T (4x6) and G (6x3) those of F(4, 3) along each axis:
  * winograd4_gradient_input gives V (36, C, pitch), winograd4_gradient_tiles
  * W (36, columns, K_padded), the products are the same 1x1 backward-weights
- * as F(2x2)'s over 36 parts, and winograd4_gradient_filters makes dg of
- * their sums. Column (ty * TW + tx) * N + n is tile (ty, tx) of image n
+ * as F(2x2)'s over 36 parts, and winograd_gradient_filters (below, tile 4)
+ * makes dg of their sums. Column (ty * TW + tx) * N + n is tile (ty, tx) of image n
  * (TH = ceil(OH / 4), TW = ceil(OW / 4)): the images of a tile side by side,
  * whose windows lie at the same place of their planes. */
 
@@ -1367,34 +1326,61 @@ __kernel void winograd4_gradient_tiles(const __global float *restrict grad,
     }
 }
 
-/* dg (K, C, 3, 3) = G^T dU G as winograd_gradient_filters, from 36 parts. */
-__kernel void winograd4_gradient_filters(const __global float *restrict du,
-                                         __global float *restrict grad_weight,
-                                         const int in_channels, const int out_channels,
-                                         const int stride, const int part_slices) {
+/* dg (K, C, 3, 3) = G^T dU G of 2x2 tiles (tile 2: 16 parts, F(2x2)'s G)
+ * or of 4x4 tiles (tile 4: 36 parts, F(4x4)'s), one work-item per input
+ * channel c and VW output channels from k (c fastest, so that neighbours
+ * store side by side), dU[xi] the sum of part_slices slices' sums, slice s
+ * at du + (xi * part_slices + s) * stride as (C, K), added in order. (A
+ * work-item per filter had taken 1.2-1.5 ms at 256 channels, the
+ * products' tenth.) */
+__kernel void winograd_gradient_filters(const __global float *restrict du,
+                                        __global float *restrict grad_weight,
+                                        const int in_channels, const int out_channels,
+                                        const int stride, const int part_slices, const int tile) {
     const int item = get_global_id(0); /* (k / VW) * C + c */
     if (item >= in_channels * ((out_channels + VW - 1) / VW))
         return;
     const int c = item % in_channels, k = item / in_channels * VW;
     const int lanes = min(VW, out_channels - k);
-    /* G^T u along the columns (3 x 6), then along the rows (3 x 3). */
-    floatv t[3][6];
-    for (int j = 0; j < 6; j++) {
-        floatv u[6], reduced[3];
-        for (int i = 0; i < 6; i++)
-            u[i] = slices_sum(du + (size_t)(i * 6 + j) * part_slices * stride +
-                                  c * out_channels + k,
-                              stride, part_slices, lanes);
-        WINOGRAD4_GT(u, reduced);
-        for (int r = 0; r < 3; r++)
-            t[r][j] = reduced[r];
-    }
+    const __global float *sums = du + c * out_channels + k;
     float taps[9][VW];
-    for (int r = 0; r < 3; r++) {
-        floatv reduced[3];
-        WINOGRAD4_GT(t[r], reduced);
-        for (int s = 0; s < 3; s++)
-            VSTORE(VW)(reduced[s], 0, taps[r * 3 + s]);
+    if (tile == 2) {
+        floatv u[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                u[i][j] = slices_sum(sums + (size_t)(i * 4 + j) * part_slices * stride, stride,
+                                     part_slices, lanes);
+        /* G^T u: rows 0 + (1 + 2) / 2, (1 - 2) / 2, (1 + 2) / 2 + 3; then the
+         * same on the columns. */
+        floatv t[3][4];
+        for (int j = 0; j < 4; j++) {
+            t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+            t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+            t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+        }
+        for (int r = 0; r < 3; r++) {
+            VSTORE(VW)(t[r][0] + 0.5f * (t[r][1] + t[r][2]), 0, taps[r * 3 + 0]);
+            VSTORE(VW)(0.5f * (t[r][1] - t[r][2]), 0, taps[r * 3 + 1]);
+            VSTORE(VW)(0.5f * (t[r][1] + t[r][2]) + t[r][3], 0, taps[r * 3 + 2]);
+        }
+    } else {
+        /* G^T u along the columns (3 x 6), then along the rows (3 x 3). */
+        floatv t[3][6];
+        for (int j = 0; j < 6; j++) {
+            floatv u[6], reduced[3];
+            for (int i = 0; i < 6; i++)
+                u[i] = slices_sum(sums + (size_t)(i * 6 + j) * part_slices * stride, stride,
+                                  part_slices, lanes);
+            WINOGRAD4_GT(u, reduced);
+            for (int r = 0; r < 3; r++)
+                t[r][j] = reduced[r];
+        }
+        for (int r = 0; r < 3; r++) {
+            floatv reduced[3];
+            WINOGRAD4_GT(t[r], reduced);
+            for (int s = 0; s < 3; s++)
+                VSTORE(VW)(reduced[s], 0, taps[r * 3 + s]);
+        }
     }
     for (int l = 0; l < lanes; l++) {
         __global float *out = grad_weight + ((size_t)(k + l) * in_channels + c) * 9;

@@ -562,7 +562,7 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
                 }
         }
         const int before = test_kernel_launches(ctx, "winograd_gradient_filters");
-        const int before4 = test_kernel_launches(ctx, "winograd4_gradient_filters");
+        const int before4 = test_kernel_launches(ctx, "winograd4_gradient_input");
         const int fused_before = test_kernel_launches(ctx, "winograd_gradient_fused");
         cl_mem xb = NULL, gb = NULL, wb = NULL, bb = NULL;
         if (upload(ctx, x, nx, &xb) && upload(ctx, g, ny, &gb) && upload(ctx, dw, nw, &wb) &&
@@ -573,9 +573,8 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
             download(ctx, bb, db, K);
         }
         ctx->local_mem_bytes = device_local;
-        const int took4 = test_kernel_launches(ctx, "winograd4_gradient_filters") == before4 + 1;
-        const int took_path =
-            (test_kernel_launches(ctx, "winograd_gradient_filters") == before + 1) + took4 == 1;
+        const int took4 = test_kernel_launches(ctx, "winograd4_gradient_input") == before4 + 1;
+        const int took_path = test_kernel_launches(ctx, "winograd_gradient_filters") == before + 1;
         taken += took_path;
         tiles4 += took4;
         fused += test_kernel_launches(ctx, "winograd_gradient_fused") - fused_before;

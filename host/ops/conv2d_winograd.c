@@ -656,11 +656,12 @@ static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, in
     const kernel_arg filter_args[] = {
         {sizeof(cl_mem), &du}, {sizeof(cl_mem), &grad_weight}, {sizeof(int), &C},
         {sizeof(int), &K},     {sizeof(int), &du_part},        {sizeof(int), &slices_per_part},
+        {sizeof(int), &tile},
     };
     const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
-    const char *name = tile == 2 ? "winograd_gradient_filters" : "winograd4_gradient_filters";
     clcnn_status status =
-        launch(ctx, options, name, name, 6, filter_args, 1, filter_global, filter_local);
+        launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 7,
+               filter_args, 1, filter_global, filter_local);
     if (status == CLCNN_OK && p->has_bias)
         status =
             reduce_channels(ctx, p->batch, K, p->out_height * p->out_width, grad_output, grad_bias);
