@@ -114,12 +114,12 @@ int conv2d_winograd_gradient_fits(const clcnn_context *ctx, const conv2d_params 
 
 /* The tiles of backward-weights through global memory: 4x4 (F(4x4),
  * kernels/conv2d_winograd.cl) where they take fewer products than 2x2 tiles
- * (36 a tile against 16, over about a quarter of the tiles: planes of 3x3
- * and up, but for 5 and 6 rows or columns, where the two tie and F(2x2)'s
- * smaller rounding stays) and their buffers fit as conv2d_winograd_fits
- * and conv2d_winograd_gradient_fits check F(2x2)'s; else 2x2. At 64
- * channels of 7x7, batch 128, the products took half the time and V and W
- * 0.56 of the floats (bench/RESULTS.md, stop 69). */
+ * (36 a tile against 16, over about a quarter of the tiles: square planes
+ * of 3, 4 and from 7 up; at 5 and 6 the two tie and F(2x2)'s smaller
+ * rounding stays) and their buffers fit, as conv2d_winograd_fits and
+ * conv2d_winograd_gradient_fits check F(2x2)'s; else 2x2. At 64 channels
+ * of 7x7, batch 128, the products took half the time and V and W 0.56 of
+ * the floats (bench/RESULTS.md, stop 69). */
 static int gradient_tile_size(const clcnn_context *ctx, const conv2d_params *p) {
     const int64_t tiles2 = (int64_t)((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
     const int64_t tiles4 = (int64_t)((p->out_height + 3) / 4) * ((p->out_width + 3) / 4);
@@ -644,9 +644,9 @@ static int greatest_common_divisor(int a, int b) {
     return b == 0 ? a : greatest_common_divisor(b, a % b);
 }
 
-/* dg = G^T dU G from the sums' slices_per_part slices (du_part floats
- * each) into grad_weight, by the program of options (vectors of vw), and
- * the bias's gradient. */
+/* dg = G^T dU G of tile x tile tiles from the sums' slices_per_part slices
+ * (du_part floats each) into grad_weight, by the program of options
+ * (vectors of vw), and the bias's gradient. */
 static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, int vw, int tile,
                                      const conv2d_params *p, cl_mem du, int du_part,
                                      int slices_per_part, cl_mem grad_output, cl_mem grad_weight,
