@@ -11,7 +11,9 @@
  * of 16 KiB of local memory, so that both of its ways run: winograd_gradient_fused, and the
  * transforms through global memory);
  * - its fused kernels (winograd_fused, winograd_fused_pairs) on the same
- *   shapes, forward and backward-data (also added), each shape in one of tuning's steps
+ *   shapes, but reading 1-16 channels in three rounds of tuning's steps out
+ *   of four and 17-40 in the fourth (draw_fused_channels), forward and
+ *   backward-data (also added), each shape in one of tuning's steps
  *   in turn (one row of 16 output channels or three rows of 8, and vectors
  *   of 16 tiles with 16 output channels; with AVX2's registers 8 or three
  *   rows of 4; then the pairs on the widest vectors): the first as
@@ -224,6 +226,23 @@ static const char *choose_fused_config(clcnn_context *ctx, const stride1_path *p
     return step.kernels == CONV_WINOGRAD_PAIRS ? "winograd_fused_pairs" : kernel;
 }
 
+/* The fused kernels are built per step, tile width, padding and bucket of
+ * 16 channels read (-DFUSED_C, which only sizes a private array): on the
+ * fused path shape `index` reads 1-16 channels (the input's forward, the
+ * output gradient's backward-data), and 17-40 in every fourth round of
+ * tuning's steps, so that each step runs the larger buckets without the
+ * test compiling every step x bucket x tile width x padding (the suite's
+ * time; check_fused_channels runs the largest bucket in each step). */
+static void draw_fused_channels(clcnn_context *ctx, const stride1_path *path, int index,
+                                int backward, test_rng *rng, conv2d_params *p) {
+    if (path->winograd != 2)
+        return;
+    conv_step steps[WINOGRAD_FUSED_STEPS];
+    const int count = conv2d_winograd_fused_steps(ctx, steps);
+    int *read = backward ? &p->out_channels : &p->in_channels;
+    *read = index / count % 4 == 3 ? test_rand_int(rng, 17, 40) : test_rand_int(rng, 1, 16);
+}
+
 /* Shape p's forward on path (configuration `index` of the fused kernel's,
  * in turn) against the float64 convolution: whether the path ran it, and
  * the worst scaled errors of the kernel and of the reference. */
@@ -285,6 +304,7 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
     const int shapes = test_scaled_count(FORWARD_SHAPES);
     for (int index = 0; index < shapes; index++) {
         conv2d_params p = draw_shape(&rng, path, 4, 0);
+        draw_fused_channels(ctx, path, index, 0, &rng, &p);
         if ((!path->winograd && !path->pointwise && (p.out_width < 8 || p.out_width > 64)) ||
             p.in_width < 1 || p.out_width < 1 || p.out_height < 1) {
             index--;
@@ -377,6 +397,7 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
     const int shapes = test_scaled_count(differences ? DIFFERENCE_SHAPES : BACKWARD_SHAPES);
     for (int index = 0; index < shapes; index++) {
         conv2d_params p = draw_shape(&rng, path, 8, 1);
+        draw_fused_channels(ctx, path, index, 1, &rng, &p);
         if (differences) {
             /* Small enough for a difference per input value. */
             p.batch = 1;
@@ -630,7 +651,8 @@ static void check_accumulate(clcnn_context *ctx, const stride1_path *path, int v
     int planned = 0, differ = 0;
     const int shapes = test_scaled_count(40);
     for (int index = 0; index < shapes; index++) {
-        const conv2d_params p = draw_shape(&rng, path, 8, 1);
+        conv2d_params p = draw_shape(&rng, path, 8, 1);
+        draw_fused_channels(ctx, path, index, 1, &rng, &p);
         if (p.out_height < 1 || p.out_width < 1) {
             index--;
             continue;

@@ -644,13 +644,19 @@ static int greatest_common_divisor(int a, int b) {
     return b == 0 ? a : greatest_common_divisor(b, a % b);
 }
 
+/* The options of the F(4x4) transforms and of winograd_gradient_filters,
+ * which read VW alone: one program per vector width, not one per
+ * configuration and shape. */
+static void vector_options(int vw, char *options, size_t size) {
+    snprintf(options, size, "-DVW=%d", vw);
+}
+
 /* dg = G^T dU G of tile x tile tiles from the sums' slices_per_part slices
- * (du_part floats each) into grad_weight, by the program of options
- * (vectors of vw), and the bias's gradient. */
-static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, int vw, int tile,
-                                     const conv2d_params *p, cl_mem du, int du_part,
-                                     int slices_per_part, cl_mem grad_output, cl_mem grad_weight,
-                                     cl_mem grad_bias) {
+ * (du_part floats each) into grad_weight (vectors of vw), and the bias's
+ * gradient. */
+static clcnn_status gradient_filters(clcnn_context *ctx, int vw, int tile, const conv2d_params *p,
+                                     cl_mem du, int du_part, int slices_per_part,
+                                     cl_mem grad_output, cl_mem grad_weight, cl_mem grad_bias) {
     const int C = p->in_channels, K = p->out_channels;
     const int filters = C * ((K + vw - 1) / vw);
     const kernel_arg filter_args[] = {
@@ -659,6 +665,8 @@ static clcnn_status gradient_filters(clcnn_context *ctx, const char *options, in
         {sizeof(int), &tile},
     };
     const size_t filter_local[1] = {64}, filter_global[1] = {round_up(filters, 64)};
+    char options[16];
+    vector_options(vw, options, sizeof(options));
     clcnn_status status =
         launch(ctx, options, "winograd_gradient_filters", "winograd_gradient_filters", 7,
                filter_args, 1, filter_global, filter_local);
@@ -722,7 +730,10 @@ static clcnn_status gradient_through_memory(clcnn_context *ctx, const direct_con
     if (status != CLCNN_OK)
         return status;
     char options[128];
-    winograd_options(products, &g, padded_copy, options, sizeof(options));
+    if (tile == 2)
+        winograd_options(products, &g, padded_copy, options, sizeof(options));
+    else
+        vector_options(products->vw, options, sizeof(options));
 
     if (tile == 2) {
         winograd_source source;
@@ -797,7 +808,7 @@ static clcnn_status gradient_through_memory(clcnn_context *ctx, const direct_con
     status = runtime_launch(ctx, kernel, "winograd_gradient_products", 24, product_args, 3,
                             product_global, product_local);
     if (status == CLCNN_OK)
-        status = gradient_filters(ctx, options, products->vw, tile, p, copies, du_part, span_slices,
+        status = gradient_filters(ctx, products->vw, tile, p, copies, du_part, span_slices,
                                   grad_output, grad_weight, grad_bias);
     return status;
 }
@@ -831,8 +842,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
             status =
                 gradient_fused(ctx, &fused, options, p, &w, &source, grad_output, du_part, &du);
         if (status == CLCNN_OK)
-            status = gradient_filters(ctx, options, fused.config.vw, 2, p, du, du_part,
-                                      fused.groups, grad_output, grad_weight, grad_bias);
+            status = gradient_filters(ctx, fused.config.vw, 2, p, du, du_part, fused.groups,
+                                      grad_output, grad_weight, grad_bias);
         return status;
     }
     return gradient_through_memory(ctx, gradient, &products, p, &w, gradient_tile_size(ctx, p),
