@@ -11,8 +11,8 @@
  * of 16 KiB of local memory, so that both of its ways run: winograd_gradient_fused, and the
  * transforms through global memory);
  * - its fused kernels (winograd_fused, winograd_fused_pairs) on the same
- *   shapes, but reading 1-16 channels in three rounds of tuning's steps out
- *   of four and 17-40 in the fourth (draw_fused_channels), forward and
+ *   shapes, but reading 1-16 channels, and a forward 17-40 in one round of
+ *   tuning's steps in eight (draw_fused_channels), forward and
  *   backward-data (also added), each shape in one of tuning's steps
  *   in turn (one row of 16 output channels or three rows of 8, and vectors
  *   of 16 tiles with 16 output channels; with AVX2's registers 8 or three
@@ -229,18 +229,22 @@ static const char *choose_fused_config(clcnn_context *ctx, const stride1_path *p
 /* The fused kernels are built per step, tile width, padding and bucket of
  * 16 channels read (-DFUSED_C, which only sizes a private array): on the
  * fused path shape `index` reads 1-16 channels (the input's forward, the
- * output gradient's backward-data), and 17-40 in every fourth round of
- * tuning's steps, so that each step runs the larger buckets without the
- * test compiling every step x bucket x tile width x padding (the suite's
- * time; check_fused_channels runs the largest bucket in each step). */
+ * output gradient's backward-data), and a forward 17-40 in every eighth
+ * round of tuning's steps, so that each step runs the larger buckets
+ * without the test compiling every step x bucket x tile width x padding
+ * (the suite's time; check_fused_channels runs the largest bucket in each
+ * step, and backward-data runs the forward's kernels). */
 static void draw_fused_channels(clcnn_context *ctx, const stride1_path *path, int index,
                                 int backward, test_rng *rng, conv2d_params *p) {
     if (path->winograd != 2)
         return;
     conv_step steps[WINOGRAD_FUSED_STEPS];
     const int count = conv2d_winograd_fused_steps(ctx, steps);
-    int *read = backward ? &p->out_channels : &p->in_channels;
-    *read = index / count % 4 == 3 ? test_rand_int(rng, 17, 40) : test_rand_int(rng, 1, 16);
+    if (backward)
+        p->out_channels = test_rand_int(rng, 1, 16);
+    else
+        p->in_channels =
+            index / count % 8 == 7 ? test_rand_int(rng, 17, 40) : test_rand_int(rng, 1, 16);
 }
 
 /* Shape p's forward on path (configuration `index` of the fused kernel's,
