@@ -8,8 +8,8 @@
  *   1-20 and padding 0-2 on each side, forward, backward-data (also added
  *   to what the gradient holds) and backward-weights (against a float64 weight gradient written
  * here, and central differences on small shapes; also with 65-72 channels each way, and on a device
- * of 16 KiB of local memory, so that both of its ways run: winograd_gradient_fused, and the
- * transforms through global memory);
+ * of 64 KiB of local memory (16 for a CPU's chunks), so that both of its ways run:
+ * winograd_gradient_fused, and the transforms through global memory);
  * - its fused kernels (winograd_fused, winograd_fused_pairs) on the same
  *   shapes, but reading 1-16 channels, and a forward 17-40 in one round of
  *   tuning's steps in eight (draw_fused_channels), forward and
@@ -549,13 +549,14 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
             continue;
         }
         p.has_bias = !differences && index % 2;
-        /* Every third shape on a device of 16 KiB of local memory: chunks of
-         * a tile row or two, or, where one does not fit, the transforms
-         * through global memory; against differences, whose channels are
-         * few, of 1 KiB, where no chunk fits. */
+        /* Every third shape on a device of 64 KiB of local memory, of
+         * which a CPU's chunks take a quarter: chunks of a tile row or two,
+         * or, where one does not fit, the transforms through global memory;
+         * against differences, whose channels are few, of 1 KiB, where no
+         * chunk fits. */
         const cl_ulong device_local = ctx->local_mem_bytes;
         if (index % 3 == 1)
-            ctx->local_mem_bytes = differences ? 1024 : 16 * 1024;
+            ctx->local_mem_bytes = differences ? 1024 : 64 * 1024;
         const int64_t nx = (int64_t)p.batch * p.in_channels * p.in_height * p.in_width;
         const int64_t nw = (int64_t)p.out_channels * p.in_channels * 9;
         const int64_t ny = (int64_t)p.batch * p.out_channels * p.out_height * p.out_width;
