@@ -737,12 +737,8 @@ static clcnn_status gradient_through_memory(clcnn_context *ctx, const direct_con
     if (status != CLCNN_OK)
         return status;
     char options[128];
-    if (tile == 2)
-        winograd_options(products, &g, padded_copy, options, sizeof(options));
-    else
-        vector_options(products->vw, options, sizeof(options));
-
     if (tile == 2) {
+        winograd_options(products, &g, padded_copy, options, sizeof(options));
         winograd_source source;
         winograd_shape v_shape = g;
         v_shape.tile_stride = v_part;
@@ -751,6 +747,7 @@ static clcnn_status gradient_through_memory(clcnn_context *ctx, const direct_con
             status = transform_input(ctx, options, p, &v_shape, &source, tiles,
                                      "winograd_gradient_input");
     } else {
+        vector_options(products->vw, options, sizeof(options));
         const kernel_arg input_args[] = {
             {sizeof(cl_mem), &input},     {sizeof(cl_mem), &tiles},    {sizeof(int), &C},
             {sizeof(int), &p->in_height}, {sizeof(int), &p->in_width}, {sizeof(int), &p->pad_top},
