@@ -148,6 +148,12 @@ static inline int context_is_opencl(const clcnn_context *ctx) {
     return ctx->kind == CLCNN_DEVICE_OPENCL;
 }
 
+/* 1 for an OpenCL CPU device (PoCL's): its kernels walk contiguous
+ * shares, its local memory is a core's cache. */
+static inline int device_is_cpu(const clcnn_context *ctx) {
+    return (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+}
+
 /* 1 if b holds storage on ctx's device (an absent tensor is all NULL). */
 static inline int buf_present(const clcnn_context *ctx, buf b) {
     return context_is_opencl(ctx) ? b.mem != NULL : b.host != NULL;

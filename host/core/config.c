@@ -428,7 +428,7 @@ static int parse_ints(const char *text, int count, int *out) {
 }
 
 clcnn_status config_resolve(clcnn_context *ctx) {
-    const int cpu = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+    const int cpu = device_is_cpu(ctx);
     kernel_config c = {0};
 
     c.direct = cpu;

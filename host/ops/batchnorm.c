@@ -42,7 +42,7 @@ static clcnn_status check_train(clcnn_context *ctx, const char *what, int batch,
 }
 
 int batchnorm_contiguous_walk(const clcnn_context *ctx) {
-    return (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+    return device_is_cpu(ctx);
 }
 
 /* The floats per element of the kernels' walks (BATCHNORM_VW): on CPUs

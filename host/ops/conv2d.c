@@ -319,7 +319,7 @@ static int forward_channel_block(const clcnn_context *ctx, const conv2d_params *
                                  const conv_variant *v) {
     const int64_t bytes = (int64_t)sizeof(float) * v->in_channels * p->kernel_h * p->kernel_w *
                           BLOCKING_CHANNELS_PER_ITEM;
-    const int cpu = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+    const int cpu = device_is_cpu(ctx);
     return cpu && bytes > blocking_weight_bytes ? FORWARD_CHANNEL_BLOCK : 0;
 }
 

@@ -576,8 +576,7 @@ static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx,
      * the group's sums (Zen 3, 512 KiB: 16 channels at 28x28, batch 128,
      * took some 9 % less time with chunks of 128 KiB than of 256;
      * bench/RESULTS.md, stop 70). */
-    const int cpu = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
-    const int64_t usable = (int64_t)ctx->local_mem_bytes / (cpu ? 4 : 1);
+    const int64_t usable = (int64_t)ctx->local_mem_bytes / (device_is_cpu(ctx) ? 4 : 1);
     int64_t budget = GRADIENT_FUSED_LOCAL_BYTES;
     if (usable > 0 && usable < budget)
         budget = usable;

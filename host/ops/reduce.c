@@ -15,7 +15,7 @@ static size_t reduce_threads(const clcnn_context *ctx) {
 clcnn_status reduce_channels(clcnn_context *ctx, int outer, int columns, int inner, cl_mem in,
                              cl_mem out) {
     /* CPUs stream a contiguous share per work-item (kernels/reduce.cl). */
-    const int contiguous = (ctx->device_type & CL_DEVICE_TYPE_CPU) != 0;
+    const int contiguous = device_is_cpu(ctx);
     return reduce_channels_walk(ctx, contiguous, outer, columns, inner, in, out);
 }
 
