@@ -1215,16 +1215,16 @@ static floatv slices_sum(const __global float *sums, const int stride, const int
     } while (0)
 
 /* t[i][j] = (TRANSFORM of column j of in's in_rows rows)[i], i < out_rows, for
- * each of in's `columns` columns (vectors of `type`): the first of a 2-D
- * transform's two passes. */
-#define WINOGRAD4_ALONG_COLUMNS(type, TRANSFORM, in, in_rows, out_rows, columns, t)               \
-    do {                                                                                           \
-        _Pragma("unroll") for (int j_ = 0; j_ < (columns); j_++) {                                 \
-            type column_[6], transformed_[6];                                                      \
-            _Pragma("unroll") for (int i_ = 0; i_ < (in_rows); i_++) column_[i_] = in[i_][j_];     \
-            TRANSFORM(column_, transformed_);                                                      \
+ * each of in's `columns` columns of vectors: the first of a 2-D transform's
+ * two passes. */
+#define WINOGRAD4_ALONG_COLUMNS(TRANSFORM, in, in_rows, out_rows, columns, t)                       \
+    do {                                                                                            \
+        _Pragma("unroll") for (int j_ = 0; j_ < (columns); j_++) {                                  \
+            floatv column_[6], transformed_[6];                                                     \
+            _Pragma("unroll") for (int i_ = 0; i_ < (in_rows); i_++) column_[i_] = in[i_][j_];      \
+            TRANSFORM(column_, transformed_);                                                       \
             _Pragma("unroll") for (int i_ = 0; i_ < (out_rows); i_++) t[i_][j_] = transformed_[i_]; \
-        }                                                                                          \
+        }                                                                                           \
     } while (0)
 
 /* One work-item per input channel c, tile position (ty, tx) and VW images
@@ -1258,7 +1258,7 @@ __kernel void winograd4_gradient_input(const __global float *restrict input,
         }
     /* B^T d along the columns, then (B^T d) B along the rows. */
     floatv t[6][6];
-    WINOGRAD4_ALONG_COLUMNS(floatv, WINOGRAD4_BT, d, 6, 6, 6, t);
+    WINOGRAD4_ALONG_COLUMNS(WINOGRAD4_BT, d, 6, 6, 6, t);
     __global float *at = v + (size_t)c * pitch + tile * batch + n0;
 #pragma unroll
     for (int i = 0; i < 6; i++) {
@@ -1314,7 +1314,7 @@ __kernel void winograd4_gradient_tiles(const __global float *restrict grad,
             g[e / 4][e % 4] = gather_channels(channel + offset[e], plane, K - k) * inside[e];
         /* A^T g along the columns (6 x 4), then along the rows (6 x 6). */
         floatv t[6][4];
-        WINOGRAD4_ALONG_COLUMNS(floatv, WINOGRAD4_A, g, 4, 6, 4, t);
+        WINOGRAD4_ALONG_COLUMNS(WINOGRAD4_A, g, 4, 6, 4, t);
 #pragma unroll
         for (int i = 0; i < 6; i++) {
             floatv expanded[6];
