@@ -274,7 +274,22 @@ enum { WINOGRAD_FUSED_STEPS = 5 };
 int conv2d_winograd_fused_steps(const clcnn_context *ctx, conv_step *out);
 /* Whether kernels is one of the fused kernels' (step.kernels). */
 int conv2d_winograd_is_fused(conv_kernels kernels);
-/* Whether kernels is one of Winograd's, fused or not. */
+/* The forward with 4x4 tiles (CONV_WINOGRAD4, kernels/conv2d_winograd.cl's
+ * winograd4_fused; backward-data as the forward of the flipped filters):
+ * conv2d_winograd4_fits whether it can run p (a CPU device, at most
+ * WINOGRAD4_CHANNELS input channels), conv2d_winograd4_pays whether tuning
+ * times it too (its tiles take fewer products than 2x2 ones), and
+ * conv2d_winograd4_steps its WINOGRAD4_STEPS configurations (the first
+ * where nothing was tuned): vw images a vector (-DVW), nv tile vectors
+ * (-DWINOGRAD4_R) and wpt_p output channels (-DWINOGRAD4_K) a work-item,
+ * group its work-items per work-group. conv2d_winograd4_filter_bytes: its
+ * transformed filters'. */
+enum { WINOGRAD4_CHANNELS = 128, WINOGRAD4_STEPS = 2 };
+int conv2d_winograd4_fits(const clcnn_context *ctx, const conv2d_params *p);
+int conv2d_winograd4_pays(const clcnn_context *ctx, const conv2d_params *p);
+int conv2d_winograd4_steps(const clcnn_context *ctx, conv_step *out);
+size_t conv2d_winograd4_filter_bytes(const direct_config *config, const conv2d_params *p);
+/* Whether kernels is one of Winograd's, fused or not, 2x2 tiles or 4x4. */
 int conv2d_kernels_are_winograd(conv_kernels kernels);
 /* accumulate: the input gradient added to what grad_input holds (a tensor
  * that another layer's backward has written already). */

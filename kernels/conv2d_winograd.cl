@@ -1388,3 +1388,248 @@ __kernel void winograd_gradient_filters(const __global float *restrict du,
             out[tap] = taps[tap][l];
     }
 }
+
+/* ---- the forward with 4x4 tiles, in one kernel ------------------------------
+ * F(4x4, 3x3) as above, forward (and backward-data as the forward of the
+ * flipped filters): Y = A^T [ sum_c (G g_kc G^T) .* (B^T d_c B) ] A over
+ * 36 parts. For planes that 4x4 tiles cover as well as 2x2 ones (7x7 and
+ * 8x8: 4 tiles of 4x4 or 16 of 2x2), a tile's outputs cost 36 products
+ * against 64, and at 64 channels of 7x7, batch 128, the kernel took 1.4
+ * ms a call against 2.0 for winograd_fused_pairs (bench/RESULTS.md, stop
+ * 71). Where the planes are wide, 2x2 tiles waste less, and the 36 parts'
+ * transforms weigh more with few channels: tuning races it.
+ *
+ * A tile vector holds one tile position of VW images (lanes): their windows
+ * lie at the same place of their planes, so one test of the padding serves
+ * them all and a row of a tile's outputs is stored whole for each image.
+ * A work-item takes WINOGRAD4_R tile vectors (the batch's, tile position
+ * fastest; those past the last repeat the first and are not stored), keeps
+ * the transformed windows of all its input channels in private memory (V,
+ * at most WINOGRAD4_C channels: the host buckets the channel count so that
+ * few programs serve all), then for each block of WINOGRAD4_K output
+ * channels takes the 36 parts' products, WINOGRAD4_R x WINOGRAD4_K
+ * accumulators, and the outputs' transform. U (36, K_padded / WINOGRAD4_K,
+ * C, WINOGRAD4_K) from winograd4_transform_filters, parts u_stride apart.
+ * Launch: ceil(TH * TW * ceil(N / VW) / WINOGRAD4_R) work-items, any local
+ * size; the epilogue as winograd_fused's. */
+#ifndef WINOGRAD4_R
+#define WINOGRAD4_R 2
+#endif
+#ifndef WINOGRAD4_K
+#define WINOGRAD4_K 4
+#endif
+#ifndef WINOGRAD4_C
+#define WINOGRAD4_C 16
+#endif
+
+/* out[i] = (A^T m)[i] of six values m[0..5] (vectors). */
+#define WINOGRAD4_AT(m, out)                                                                       \
+    do {                                                                                           \
+        const floatv sum12_ = m[1] + m[2], difference12_ = m[1] - m[2];                            \
+        out[0] = ((m[0] + sum12_) + m[3]) + m[4];                                                  \
+        out[1] = (difference12_ + 0.5f * m[3]) - 2.0f * m[4];                                      \
+        out[2] = (sum12_ + 0.25f * m[3]) + 4.0f * m[4];                                            \
+        out[3] = ((difference12_ + 0.125f * m[3]) - 8.0f * m[4]) + m[5];                           \
+    } while (0)
+
+/* The first `columns` (1-4) floats of row at o. */
+static void store_row4(const float4 row, __global float *o, const int columns) {
+    if (columns == 4) {
+        vstore4(row, 0, o);
+    } else if (columns == 3) {
+        vstore3(row.xyz, 0, o);
+    } else if (columns == 2) {
+        vstore2(row.xy, 0, o);
+    } else {
+        o[0] = row.x;
+    }
+}
+
+/* U = G g G^T of filter (c, k) with F(4x4)'s G (6 x 3: rows g0, (g0 + g1 +
+ * g2) / 3, -(g0 - g1 + g2) / 3, -(16 g0 + 8 g1 + 4 g2) / 15, (g0 - 2 g1 + 4
+ * g2) / 15, g2), zeros past K; flip_transpose as winograd_transform_filters.
+ * One work-item per filter, c * padded_out_channels + k. */
+__kernel void winograd4_transform_filters(const __global float *restrict weight,
+                                          __global float *restrict u, const int in_channels,
+                                          const int out_channels, const int padded_out_channels,
+                                          const int flip_transpose, const int stride,
+                                          const int k_block) {
+    const int item = get_global_id(0);
+    if (item >= in_channels * padded_out_channels)
+        return;
+    const int k = item % padded_out_channels, c = item / padded_out_channels;
+    const int to = (k / k_block * in_channels + c) * k_block + k % k_block;
+    float g[3][3];
+#pragma unroll
+    for (int r = 0; r < 3; r++)
+#pragma unroll
+        for (int s = 0; s < 3; s++)
+            g[r][s] = k >= out_channels ? 0.0f
+                      : flip_transpose  ? weight[(c * out_channels + k) * 9 + (2 - r) * 3 + (2 - s)]
+                                        : weight[(k * in_channels + c) * 9 + r * 3 + s];
+    float gg[6][3];
+#pragma unroll
+    for (int s = 0; s < 3; s++) {
+        gg[0][s] = g[0][s];
+        gg[1][s] = (g[0][s] + g[1][s] + g[2][s]) * (1.0f / 3.0f);
+        gg[2][s] = -(g[0][s] - g[1][s] + g[2][s]) * (1.0f / 3.0f);
+        gg[3][s] = -(16.0f * g[0][s] + 8.0f * g[1][s] + 4.0f * g[2][s]) * (1.0f / 15.0f);
+        gg[4][s] = (g[0][s] - 2.0f * g[1][s] + 4.0f * g[2][s]) * (1.0f / 15.0f);
+        gg[5][s] = g[2][s];
+    }
+#pragma unroll
+    for (int i = 0; i < 6; i++) {
+        const float *row = gg[i];
+        const float out[6] = {row[0],
+                              (row[0] + row[1] + row[2]) * (1.0f / 3.0f),
+                              -(row[0] - row[1] + row[2]) * (1.0f / 3.0f),
+                              -(16.0f * row[0] + 8.0f * row[1] + 4.0f * row[2]) * (1.0f / 15.0f),
+                              (row[0] - 2.0f * row[1] + 4.0f * row[2]) * (1.0f / 15.0f),
+                              row[2]};
+#pragma unroll
+        for (int j = 0; j < 6; j++)
+            u[(size_t)(i * 6 + j) * stride + to] = out[j];
+    }
+}
+
+/* Left out of a program built for another kernel alone. */
+#if !defined(ONE_KERNEL) || defined(ONLY_winograd4_fused)
+__kernel void winograd4_fused(const __global float *restrict input,
+                              const __global float *restrict u, const __global float *restrict bias,
+                              __global float *restrict output, const int channels,
+                              const int height, const int width, const int pad_top,
+                              const int pad_left, const int out_channels, const int out_height,
+                              const int out_width, const int tiles_h, const int tiles_w,
+                              const int batch, const int u_stride, const int epilogue,
+                              const int items) {
+    const int item = get_global_id(0);
+    if (item >= items)
+        return;
+    const int tiles = tiles_h * tiles_w, vectors = tiles * ((batch + VW - 1) / VW);
+    const int plane = height * width, image = channels * plane;
+    const int out_plane = out_height * out_width, out_image = out_channels * out_plane;
+    int y[WINOGRAD4_R], x[WINOGRAD4_R], lanes[WINOGRAD4_R];
+    const __global float *in[WINOGRAD4_R];
+    __global float *out[WINOGRAD4_R];
+#pragma unroll
+    for (int r = 0; r < WINOGRAD4_R; r++) {
+        const int live = item * WINOGRAD4_R + r < vectors;
+        const int vector = live ? item * WINOGRAD4_R + r : item * WINOGRAD4_R;
+        const int n0 = vector / tiles * VW, tile = vector % tiles;
+        const int ty = tile / tiles_w, tx = tile % tiles_w;
+        y[r] = 4 * ty;
+        x[r] = 4 * tx;
+        lanes[r] = live ? min(VW, batch - n0) : 0;
+        in[r] = input + (size_t)n0 * image;
+        out[r] = output + (size_t)n0 * out_image + y[r] * out_width + x[r];
+    }
+    floatv v[36][WINOGRAD4_C][WINOGRAD4_R];
+    for (int c = 0; c < channels; c++) {
+#pragma unroll
+        for (int r = 0; r < WINOGRAD4_R; r++) {
+            const int top = y[r] - pad_top, left = x[r] - pad_left;
+            const __global float *at = in[r] + c * plane + top * width + left;
+            const int gathered = max(lanes[r], 1);
+            floatv d[6][6];
+#pragma unroll
+            for (int i = 0; i < 6; i++)
+#pragma unroll
+                for (int j = 0; j < 6; j++) {
+                    d[i][j] = 0.0f;
+                    if (top + i >= 0 && top + i < height && left + j >= 0 && left + j < width)
+                        d[i][j] = gather_channels(at + i * width + j, image, gathered);
+                }
+            /* B^T d along the columns, then (B^T d) B along the rows. */
+            floatv t[6][6];
+            WINOGRAD4_ALONG_COLUMNS(WINOGRAD4_BT, d, 6, 6, 6, t);
+#pragma unroll
+            for (int i = 0; i < 6; i++) {
+                floatv transformed[6];
+                WINOGRAD4_BT(t[i], transformed);
+#pragma unroll
+                for (int j = 0; j < 6; j++)
+                    v[i * 6 + j][c][r] = transformed[j];
+            }
+        }
+    }
+    for (int k0 = 0; k0 < out_channels; k0 += WINOGRAD4_K) {
+        floatv m[36][WINOGRAD4_R][WINOGRAD4_K];
+        for (int part = 0; part < 36; part++) {
+            floatv acc[WINOGRAD4_R][WINOGRAD4_K];
+#pragma unroll
+            for (int r = 0; r < WINOGRAD4_R; r++)
+#pragma unroll
+                for (int j = 0; j < WINOGRAD4_K; j++)
+                    acc[r][j] = 0.0f;
+            const __global float *uu = u + (size_t)part * u_stride + (size_t)k0 * channels;
+            for (int c = 0; c < channels; c++) {
+                floatv tiles_c[WINOGRAD4_R];
+#pragma unroll
+                for (int r = 0; r < WINOGRAD4_R; r++)
+                    tiles_c[r] = v[part][c][r];
+#pragma unroll
+                for (int j = 0; j < WINOGRAD4_K; j++) {
+                    const floatv w = (floatv)(uu[c * WINOGRAD4_K + j]);
+#pragma unroll
+                    for (int r = 0; r < WINOGRAD4_R; r++)
+                        acc[r][j] = fma(w, tiles_c[r], acc[r][j]);
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < WINOGRAD4_R; r++)
+#pragma unroll
+                for (int j = 0; j < WINOGRAD4_K; j++)
+                    m[part][r][j] = acc[r][j];
+        }
+        for (int j = 0; j < WINOGRAD4_K && k0 + j < out_channels; j++) {
+            const int k = k0 + j;
+            const float b = (epilogue & EPILOGUE_BIAS) ? bias[k] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < WINOGRAD4_R; r++) {
+                /* A^T M along the columns (4 x 6), then along the rows (4 x 4). */
+                floatv t[4][6];
+#pragma unroll
+                for (int q = 0; q < 6; q++) {
+                    floatv column[6], reduced[4];
+#pragma unroll
+                    for (int i = 0; i < 6; i++)
+                        column[i] = m[i * 6 + q][r][j];
+                    WINOGRAD4_AT(column, reduced);
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        t[i][q] = reduced[i];
+                }
+                const int columns = min(4, out_width - x[r]);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    if (y[r] + i >= out_height)
+                        break;
+                    floatv row[4];
+                    WINOGRAD4_AT(t[i], row);
+                    /* Each image's row of the tile: its lane of the four. */
+                    float values[4][VW];
+#pragma unroll
+                    for (int q = 0; q < 4; q++)
+                        VSTORE(VW)(FINISH_OUTPUT(floatv, row[q] + b, epilogue), 0, values[q]);
+                    __global float *o = out[r] + (size_t)k * out_plane + i * out_width;
+                    /* Apart, so that a plain store reads nothing first. */
+                    if (epilogue & EPILOGUE_ACCUMULATE) {
+                        for (int l = 0; l < lanes[r]; l++)
+                            for (int q = 0; q < columns; q++)
+                                o[(size_t)l * out_image + q] += values[q][l];
+                    } else {
+#pragma unroll
+                        for (int l = 0; l < VW; l++) {
+                            if (l >= lanes[r])
+                                break;
+                            store_row4((float4)(values[0][l], values[1][l], values[2][l],
+                                                values[3][l]),
+                                       o + (size_t)l * out_image, columns);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+#endif

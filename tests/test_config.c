@@ -202,6 +202,28 @@ static void check_valid_overrides(void) {
         CHECK(conv2d_runs_winograd(ctx, "backward_data", &wide) == CONV_WINOGRAD_FUSED);
         clcnn_context_destroy(ctx);
     }
+    /* CLCNN_WINOGRAD=4x4: the 4x4 kernel for forward and backward-data
+     * where the forward's input channels are few enough (on planes of any
+     * size), the products' kernels elsewhere and for backward-weights. */
+    ctx = context_with("CLCNN_WINOGRAD", "4x4");
+    if (ctx) {
+        CHECK(ctx->config.winograd == 3);
+        CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD4);
+        CHECK(conv2d_runs_winograd(ctx, "backward_data", &square) == CONV_WINOGRAD4);
+        CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square) == CONV_WINOGRAD);
+        conv2d_params wide = square;
+        wide.in_channels = WINOGRAD4_CHANNELS + 1;
+        CHECK(conv2d_runs_winograd(ctx, "forward", &wide) == CONV_WINOGRAD);
+        CHECK(conv2d_runs_winograd(ctx, "backward_data", &wide) == CONV_WINOGRAD4);
+        const conv2d_plan plan = conv2d_plan_for(ctx, &square);
+        conv_step steps[WINOGRAD4_STEPS];
+        conv2d_winograd4_steps(ctx, steps);
+        CHECK(plan.forward.kernels == CONV_WINOGRAD4 &&
+              plan.forward.config.nv == steps[0].config.nv &&
+              plan.forward.config.wpt_p == steps[0].config.wpt_p);
+        clcnn_context_destroy(ctx);
+    }
+    check_refused("CLCNN_WINOGRAD", "4X4");
     /* By default where tuning remembered it faster, per operation, on the
      * kernels and (fused) configuration it remembered; never with
      * CLCNN_WINOGRAD=0. */
@@ -236,6 +258,22 @@ static void check_valid_overrides(void) {
               paired.forward.config.vw == pairs.config.vw &&
               paired.forward.config.nv == pairs.config.nv &&
               paired.forward.config.wpt_p == pairs.config.wpt_p);
+        /* The 4x4 kernel's second step, where its tiles take fewer products
+         * (7x7 outputs); on planes where they take more, tuning does not time
+         * it (conv2d_winograd4_pays), but a verdict still runs. */
+        conv_step steps4[WINOGRAD4_STEPS];
+        conv2d_winograd4_steps(ctx, steps4);
+        conv2d_params seven = square;
+        seven.pad_top = seven.pad_left = 1;
+        seven.in_height = seven.in_width = seven.out_height = seven.out_width = 7;
+        CHECK(conv2d_winograd4_pays(ctx, &seven));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &seven, &steps4[1]));
+        const conv2d_plan four = conv2d_plan_for(ctx, &seven);
+        CHECK(four.forward.kernels == CONV_WINOGRAD4 &&
+              four.forward.config.nv == steps4[1].config.nv &&
+              four.forward.config.wpt_p == steps4[1].config.wpt_p);
+        seven.in_height = seven.in_width = seven.out_height = seven.out_width = 6;
+        CHECK(!conv2d_winograd4_pays(ctx, &seven));
         CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, NULL));
         CHECK(!conv2d_runs_winograd(ctx, "forward", &square));
         clcnn_context_destroy(ctx);

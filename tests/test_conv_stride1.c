@@ -63,6 +63,8 @@ static const stride1_path rows_path = {"row kernel", "conv2d_forward_rows", "con
 static const stride1_path winograd_path = {"Winograd", "winograd_transform_tiles",
                                            "winograd_transform_tiles", 1, 0};
 static const stride1_path fused_path = {"fused Winograd", "winograd_fused", "winograd_fused", 2, 0};
+static const stride1_path winograd4_path = {"4x4 Winograd", "winograd4_fused", "winograd4_fused", 3,
+                                            0};
 static const stride1_path pointwise_path = {"pointwise", "conv2d_pointwise",
                                             "conv2d_pointwise_backward_data", 0, 1};
 
@@ -207,6 +209,18 @@ static void hold_to_blocks(double *magnitude, int64_t planes, int height, int wi
     }
 }
 
+/* The side of the tiles path computes its outputs in. */
+static int tile_size(const stride1_path *path) {
+    return path->winograd == 3 ? 4 : 2;
+}
+
+/* The steps of the fused path (winograd 2) or of the 4x4 one (3) into
+ * steps; their count. */
+static int path_steps(clcnn_context *ctx, const stride1_path *path, conv_step *steps) {
+    return path->winograd == 3 ? conv2d_winograd4_steps(ctx, steps)
+                               : conv2d_winograd_fused_steps(ctx, steps);
+}
+
 /* The fused path runs its first step where nothing is tuned
  * (CLCNN_WINOGRAD=fused's setting) and the others, the pairs' kernel among
  * them, where tuning chose them: shape `index` of it runs step index %
@@ -216,12 +230,12 @@ static void hold_to_blocks(double *magnitude, int64_t planes, int height, int wi
 static const char *choose_fused_config(clcnn_context *ctx, const stride1_path *path, int index,
                                        const char *operation, const conv2d_params *p,
                                        const char *kernel) {
-    if (path->winograd != 2)
+    if (path->winograd < 2)
         return kernel;
-    conv_step steps[WINOGRAD_FUSED_STEPS];
-    const int count = conv2d_winograd_fused_steps(ctx, steps);
+    conv_step steps[WINOGRAD_FUSED_STEPS + WINOGRAD4_STEPS];
+    const int count = path_steps(ctx, path, steps);
     const conv_step step = steps[index % count];
-    ctx->config.winograd = index % count == 0 ? 2 : -1;
+    ctx->config.winograd = index % count == 0 ? path->winograd : -1;
     CHECK_OK(ctx, conv2d_remember_winograd(ctx, operation, p, &step));
     return step.kernels == CONV_WINOGRAD_PAIRS ? "winograd_fused_pairs" : kernel;
 }
@@ -233,18 +247,24 @@ static const char *choose_fused_config(clcnn_context *ctx, const stride1_path *p
  * round of tuning's steps, so that each step runs the larger buckets
  * without the test compiling every step x bucket x tile width x padding
  * (the suite's time; check_fused_channels runs the largest bucket in each
- * step, and backward-data runs the forward's kernels). */
+ * step, and backward-data runs the forward's kernels). The 4x4 kernel is
+ * built per step and power of two of channels from 16: its shapes read
+ * 1-16 channels (check_fused_channels runs WINOGRAD4_CHANNELS in each step)
+ * of 1-12 images, so that some fill its vectors of 8. */
 static void draw_fused_channels(clcnn_context *ctx, const stride1_path *path, int index,
                                 int backward, test_rng *rng, conv2d_params *p) {
-    if (path->winograd != 2)
+    if (path->winograd < 2)
         return;
-    conv_step steps[WINOGRAD_FUSED_STEPS];
-    const int count = conv2d_winograd_fused_steps(ctx, steps);
+    conv_step steps[WINOGRAD_FUSED_STEPS + WINOGRAD4_STEPS];
+    const int count = path_steps(ctx, path, steps);
     if (backward)
         p->out_channels = test_rand_int(rng, 1, 16);
     else
-        p->in_channels =
-            index / count % 8 == 7 ? test_rand_int(rng, 17, 40) : test_rand_int(rng, 1, 16);
+        p->in_channels = index / count % 8 == 7 && path->winograd == 2 ? test_rand_int(rng, 17, 40)
+                                                                       : test_rand_int(rng, 1, 16);
+    /* The 4x4 kernel's vectors hold 8 images: some shapes fill them. */
+    if (path->winograd == 3)
+        p->batch = test_rand_int(rng, 1, 12);
 }
 
 /* Shape p's forward on path (configuration `index` of the fused kernel's,
@@ -288,7 +308,7 @@ static int forward_on_path(clcnn_context *ctx, const stride1_path *path, int ind
     *e_reference = worst_scaled_error(reference, expected, magnitude, ny);
     if (path->winograd)
         hold_to_blocks(magnitude, (int64_t)p->batch * p->out_channels, p->out_height, p->out_width,
-                       2);
+                       tile_size(path));
     *e_kernel = worst_scaled_error(y, expected, magnitude, ny);
     free(x);
     free(w);
@@ -331,15 +351,16 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
            path->name, vector_width, shapes, taken, worst_kernel, worst_reference);
 }
 
-/* The fused kernel up to WINOGRAD_FUSED_CHANNELS input channels, where its
- * private arrays are largest: a shape with that many, in each
- * configuration. */
-static void check_fused_channels(clcnn_context *ctx, int vector_width, uint64_t seed) {
+/* A fused kernel (path's: the 2x2 or the 4x4 one) up to the most input
+ * channels it takes, where its private arrays are largest: a shape with that
+ * many, in each configuration. */
+static void check_fused_channels(clcnn_context *ctx, const stride1_path *path, int vector_width,
+                                 uint64_t seed) {
     test_rng rng = {seed};
     conv2d_params p;
     memset(&p, 0, sizeof(p));
     p.batch = 2;
-    p.in_channels = WINOGRAD_FUSED_CHANNELS;
+    p.in_channels = path->winograd == 3 ? WINOGRAD4_CHANNELS : WINOGRAD_FUSED_CHANNELS;
     p.out_channels = 20;
     p.kernel_h = p.kernel_w = 3;
     p.stride_h = p.stride_w = 1;
@@ -347,22 +368,21 @@ static void check_fused_channels(clcnn_context *ctx, int vector_width, uint64_t 
     p.in_height = p.out_height = 7;
     p.in_width = p.out_width = 9;
     p.has_bias = 1;
-    conv_step steps[WINOGRAD_FUSED_STEPS];
-    const int count = conv2d_winograd_fused_steps(ctx, steps);
+    conv_step steps[WINOGRAD_FUSED_STEPS + WINOGRAD4_STEPS];
+    const int count = path_steps(ctx, path, steps);
     double worst = 0;
     for (int index = 0; index < count; index++) {
         double e_kernel = 0, e_reference = 0;
-        const int took_path =
-            forward_on_path(ctx, &fused_path, index, &p, &rng, &e_kernel, &e_reference);
+        const int took_path = forward_on_path(ctx, path, index, &p, &rng, &e_kernel, &e_reference);
         worst = fmax(worst, e_kernel);
         if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5))
-            printf("  fused forward, %d channels, configuration %d, vector width %d: %s, error "
+            printf("  %s forward, %d channels, configuration %d, vector width %d: %s, error "
                    "%.3g\n",
-                   p.in_channels, index, vector_width, took_path ? "taken" : "NOT taken", e_kernel);
+                   path->name, p.in_channels, index, vector_width,
+                   took_path ? "taken" : "NOT taken", e_kernel);
     }
-    printf("fused Winograd forward, %d input channels, vector width %d: %d steps, "
-           "worst error %.3g\n",
-           p.in_channels, vector_width, count, worst);
+    printf("%s forward, %d input channels, vector width %d: %d steps, worst error %.3g\n",
+           path->name, p.in_channels, vector_width, count, worst);
 }
 
 /* expected[i], the central difference with step 0.25 of
@@ -458,7 +478,7 @@ static void check_backward_data(clcnn_context *ctx, const stride1_path *path, in
         const double e_reference = worst_scaled_error(reference, expected, magnitude, nx);
         if (path->winograd)
             hold_to_blocks(magnitude, (int64_t)p.batch * p.in_channels, p.in_height, p.in_width,
-                           2);
+                           tile_size(path));
         const double e_kernel = worst_scaled_error(dx, expected, magnitude, nx);
         if (!CHECK(took_path) || !CHECK(e_kernel <= 1e-5) || !CHECK(e_reference <= 1e-6)) {
             print_shape(path->name, index, &p);
@@ -700,7 +720,8 @@ static void check_accumulate(clcnn_context *ctx, const stride1_path *path, int v
         }
         differ += sums_differ;
         if (path->winograd)
-            hold_to_blocks(magnitude, (int64_t)p.batch * p.in_channels, p.in_height, p.in_width, 2);
+            hold_to_blocks(magnitude, (int64_t)p.batch * p.in_channels, p.in_height, p.in_width,
+                           tile_size(path));
         const double e = worst_scaled_error(written, expected, magnitude, nx);
         worst = fmax(worst, e);
         if (!CHECK(on_path) || !CHECK(!sums_differ) || !CHECK(e <= 1e-5)) {
@@ -740,16 +761,20 @@ static void check_pointwise_verdicts(clcnn_context *ctx, uint64_t seed) {
     }
 }
 
-static void check_fused_verdicts(clcnn_context *ctx, uint64_t seed) {
+/* Each of path's steps (the fused or the 4x4 kernel's) as a tuning verdict
+ * names it, with nothing forced: the plan runs it. */
+static void check_fused_verdicts(clcnn_context *ctx, const stride1_path *path, uint64_t seed) {
     test_rng rng = {seed};
     const conv2d_params p = draw_winograd_shape(&rng, 0);
-    conv_step steps[WINOGRAD_FUSED_STEPS];
-    const int count = conv2d_winograd_fused_steps(ctx, steps);
+    conv_step steps[WINOGRAD_FUSED_STEPS + WINOGRAD4_STEPS];
+    const int count = path_steps(ctx, path, steps);
     ctx->config.winograd = -1;
     for (int i = 0; i <= count; i++) {
         /* i == count: the first configuration as an old file holds it. */
         const conv_step named = steps[i < count ? i : 0];
-        const int kind = named.kernels == CONV_WINOGRAD_PAIRS ? 4 : 3;
+        const int kind = named.kernels == CONV_WINOGRAD4        ? 5
+                         : named.kernels == CONV_WINOGRAD_PAIRS ? 4
+                                                                : 3;
         const direct_config verdict = {i < count ? named.config.vw : 1, named.config.nv, kind,
                                        named.config.wpt_p};
         CHECK_OK(ctx, tuning_remember(ctx, "winograd_forward", &p, &verdict));
@@ -758,8 +783,8 @@ static void check_fused_verdicts(clcnn_context *ctx, uint64_t seed) {
                    plan.forward.config.vw == named.config.vw &&
                    plan.forward.config.nv == named.config.nv &&
                    plan.forward.config.wpt_p == named.config.wpt_p))
-            printf("  fused verdict %d %d %d %d: ran %d x %d x %d\n", verdict.vw, verdict.nv, kind,
-                   verdict.group, plan.forward.config.vw, plan.forward.config.nv,
+            printf("  %s verdict %d %d %d %d: ran %d x %d x %d\n", path->name, verdict.vw,
+                   verdict.nv, kind, verdict.group, plan.forward.config.vw, plan.forward.config.nv,
                    plan.forward.config.wpt_p);
     }
 }
@@ -780,11 +805,14 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         ctx->preferred_vector_width = widths[i];
         const int vw = widths[i] >= 16 ? 16 : widths[i] >= 8 ? 8 : 4;
-        check_fused_verdicts(ctx, 7001 + (uint64_t)i);
+        check_fused_verdicts(ctx, &fused_path, 7001 + (uint64_t)i);
+        check_fused_verdicts(ctx, &winograd4_path, 7301 + (uint64_t)i);
         check_pointwise_verdicts(ctx, 7201 + (uint64_t)i);
-        check_fused_channels(ctx, vw, 7101 + (uint64_t)i);
-        const stride1_path *paths[4] = {&rows_path, &winograd_path, &fused_path, &pointwise_path};
-        for (int j = 0; j < 4; j++) {
+        check_fused_channels(ctx, &fused_path, vw, 7101 + (uint64_t)i);
+        check_fused_channels(ctx, &winograd4_path, vw, 7401 + (uint64_t)i);
+        const stride1_path *paths[5] = {&rows_path, &winograd_path, &fused_path, &pointwise_path,
+                                        &winograd4_path};
+        for (int j = 0; j < 5; j++) {
             ctx->config.winograd = paths[j]->winograd;
             ctx->config.pointwise = paths[j]->pointwise;
             const uint64_t seed = 8001 + (uint64_t)i + 1000 * (uint64_t)j;

@@ -988,10 +988,14 @@ def hold_to_blocks(magnitude, size):
     return held[:, :, :height, :width]
 
 
-def winograd_held(layer, magnitude, size):
-    """magnitude held to blocks where the layer runs Winograd (wide_network's convs), else
-    as it is."""
-    return hold_to_blocks(magnitude, size) if getattr(layer, "winograd", False) else magnitude
+def winograd_held(layer, magnitude, filters=False):
+    """magnitude held to blocks where the layer runs Winograd (wide_network's convs, whose
+    winograd is the side of their output tiles), else as it is: a filter's 3x3 taps with
+    filters, else the tiles of the forward's outputs or backward-data's."""
+    tile = getattr(layer, "winograd", 0)
+    if not tile:
+        return magnitude
+    return hold_to_blocks(magnitude, 3 if filters else tile)
 
 
 def torch_layer(layer, x, parameters, run=None):
@@ -1004,7 +1008,7 @@ def torch_layer(layer, x, parameters, run=None):
         y = conv_forward(layer, x, w, b)
         magnitude = F.conv2d(padded(layer, x).abs(), w.abs(), None if b is None else b.abs(),
                              stride=layer.stride, dilation=layer.dilation, groups=layer.groups)
-        return y, winograd_held(layer, magnitude, 2)
+        return y, winograd_held(layer, magnitude)
     if layer.kind == "batchnorm":
         # y = (x - mean) / sqrt(var + eps) * weight + bias. In float32 x - mean is good to
         # a rounding of |x| + |mean| (the batch mean itself is rounded), so the magnitude is
@@ -1399,13 +1403,14 @@ def needs_two_images(layers):
                for layer in layers)
 
 
-def wide_network(rng):
+def wide_network(rng, tile):
     """With --wide: one or two 3x3 stride-1 convs padded by 1, of 46-72 channels each way, each
     with a relu at times: more channels (C x K) than clcnn's one-kernel Winograd
     backward-weights takes, so that it goes through global memory, with 4x4 tiles on planes
     of 3, 4 and 7 up and 2x2 tiles on planes of 1, 2, 5 and 6 (host/ops/conv2d_winograd.c,
-    gradient_tile_size). main runs clcnn with CLCNN_WINOGRAD=1 for them, so that Winograd
-    runs whatever a tuning file says, and their errors are measured as Winograd's
+    gradient_tile_size). main runs clcnn with CLCNN_WINOGRAD=1 for them (tile 2), or with
+    CLCNN_WINOGRAD=4x4 (tile 4: the forward and backward-data on the 4x4 kernel), so that
+    Winograd runs whatever a tuning file says, and their errors are measured as Winograd's
     (hold_to_blocks)."""
     channels = rng.randint(46, 72)
     height = rng.randint(1, 12)
@@ -1418,7 +1423,7 @@ def wide_network(rng):
         shape = layers[-1].out_shape
         layer = conv_layer(rng, shape, rng.randint(46, 72), (3, 3), (1, 1), (1, 1),
                            rng.random() < 0.5)
-        layer.winograd = True
+        layer.winograd = tile
         layer.in_shape = shape
         layers.append(layer)
         if rng.random() < 0.5:
@@ -1428,12 +1433,13 @@ def wide_network(rng):
     return layers
 
 
-def random_grad_network(rng, gen=None, wide=False):
+def random_grad_network(rng, gen=None, wide=0):
     """A random network of random_network's layers (random_modern_network's with gen, a
-    Modern; wide_network's with wide), its end shaped for one of the losses, and the
+    Modern; wide_network's with wide, its tile side), its end shaped for one of the losses,
+    and the
     LossCase that trains it."""
     if wide:
-        layers = wide_network(rng)
+        layers = wide_network(rng, wide)
     else:
         layers = random_network(rng) if gen is None else random_modern_network(rng, gen)
     if layers[-1].kind == "softmax":
@@ -1685,8 +1691,8 @@ def layer_backward(layer, x_values, y_values, grad, magnitude, parameters, run=N
         (data_magnitude,) = torch.autograd.grad(y_data, [x_any], magnitude)
         (weight_magnitude,) = torch.autograd.grad(y_weight, [w_any], magnitude)
         if kind == "conv":
-            data_magnitude = winograd_held(layer, data_magnitude, 2)
-            weight_magnitude = winograd_held(layer, weight_magnitude, 3)
+            data_magnitude = winograd_held(layer, data_magnitude)
+            weight_magnitude = winograd_held(layer, weight_magnitude, filters=True)
         parameter_grads["weight"] = (grads[1], weight_magnitude)
         if b is not None:
             parameter_grads["bias"] = (grads[2], bias_magnitude)
@@ -2021,7 +2027,7 @@ def grad_main(args, clcnn, devices, work_dir):
     jobs = []
     for number in range(args.count):
         gen, run = modern_draws(rng, args)
-        layers, case = random_grad_network(rng, gen, args.wide)
+        layers, case = random_grad_network(rng, gen, args.wide and args.wide_tile)
         rng_np = np.random.default_rng(rng.randrange(2**32))
         parameters = random_parameters(rng_np, layers)
         batch = rng.randint(1, 5) if rng.random() < 0.8 else rng.randint(6, 16)
@@ -3255,7 +3261,8 @@ def reproduce_text(args, number):
     else:
         what = "%s--count %d" % ("--grad " if args.grad else "", number + 1)
     extra = ((" --modern" if args.modern else "") + (" --no-groups" if args.no_groups else "") +
-             (" --wide" if args.wide else ""))
+             (" --wide" if args.wide else "") +
+             (" --wide-tile 4" if args.wide and args.wide_tile == 4 else ""))
     return ("reproduce: tools/check_pytorch.py %s --seed %d --only %d%s --keep DIR"
             % (what, args.seed, number, extra))
 
@@ -3844,6 +3851,9 @@ def main():
                         "dilation=; every network runs with --mode train|eval --random-seed S")
     parser.add_argument("--wide", action="store_true",
                         help="with --grad: wide 3x3 convolutions (wide_network), Winograd forced")
+    parser.add_argument("--wide-tile", type=int, choices=[2, 4], default=2,
+                        help="with --wide: Winograd's forward and backward-data on 2x2 tiles "
+                        "(CLCNN_WINOGRAD=1, the default) or on 4x4 (CLCNN_WINOGRAD=4x4)")
     parser.add_argument("--pool-grid", action="store_true",
                         help="check max and average pooling (ceil mode on and off, padding, "
                         "windows larger than the input) over a grid of configurations against "
@@ -3890,7 +3900,7 @@ def main():
     if args.wide and not args.grad:
         sys.exit("check_pytorch: --wide goes with --grad")
     if args.wide:
-        os.environ["CLCNN_WINOGRAD"] = "1"
+        os.environ["CLCNN_WINOGRAD"] = "4x4" if args.wide_tile == 4 else "1"
     if args.grad:
         status = grad_main(args, clcnn, devices, work_dir)
         if not args.keep:

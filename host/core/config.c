@@ -8,10 +8,11 @@
  *   CLCNN_DIRECT=8,2,8                 vw, nv, wpt_p of every convolution
  *   CLCNN_NO_TUNING (any value)        the tuning file is not read (nor autotuned)
  *   CLCNN_AUTOTUNE=0|1                 planning a network tunes shapes the file lacks
- *   CLCNN_WINOGRAD=0|1|fused           stride-1 3x3 convolutions never or always on
+ *   CLCNN_WINOGRAD=0|1|fused|4x4       stride-1 3x3 convolutions never or always on
  *                                      Winograd F(2x2, 3x3), its products apart or
- *                                      fused where they can be (default: where and
- *                                      as tuning measured it faster)
+ *                                      fused where they can be, or forward and
+ *                                      backward-data on 4x4 tiles where they can be
+ *                                      (default: where and as tuning measured it faster)
  *   CLCNN_POINTWISE=0|1                1x1 stride-1 unpadded convolutions (forward and
  *                                      backward-data) never or always as matrix products
  *                                      over the positions (default: where tuning measured
@@ -515,12 +516,16 @@ clcnn_status config_resolve(clcnn_context *ctx) {
     c.autotune = !autotune || strcmp(autotune, "1") == 0;
     const char *winograd = override_value("CLCNN_WINOGRAD");
     if (winograd && strcmp(winograd, "0") != 0 && strcmp(winograd, "1") != 0 &&
-        strcmp(winograd, "fused") != 0)
+        strcmp(winograd, "fused") != 0 && strcmp(winograd, "4x4") != 0)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
-                         "CLCNN_WINOGRAD='%s': expected 0 (never), 1 (wherever it fits) or "
-                         "fused (wherever it fits, fused where it can be)",
+                         "CLCNN_WINOGRAD='%s': expected 0 (never), 1 (wherever it fits), "
+                         "fused (wherever it fits, fused where it can be) or 4x4 (wherever it "
+                         "fits, forward and backward-data with 4x4 tiles where they can be)",
                          winograd);
-    c.winograd = !winograd ? -1 : strcmp(winograd, "fused") == 0 ? 2 : strcmp(winograd, "1") == 0;
+    c.winograd = !winograd                        ? -1
+                 : strcmp(winograd, "fused") == 0 ? 2
+                 : strcmp(winograd, "4x4") == 0   ? 3
+                                                  : strcmp(winograd, "1") == 0;
     const char *pointwise = override_value("CLCNN_POINTWISE");
     if (pointwise && strcmp(pointwise, "0") != 0 && strcmp(pointwise, "1") != 0)
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,

@@ -25,7 +25,8 @@ typedef struct direct_config {
 /* Which kernels run one operation of a convolution on the OpenCL device,
  * and with what configuration (the register-blocked kernels' for
  * CONV_DIRECT, the products' for CONV_WINOGRAD, the fused kernel's for
- * CONV_WINOGRAD_FUSED and CONV_WINOGRAD_PAIRS; unused otherwise). */
+ * CONV_WINOGRAD_FUSED, CONV_WINOGRAD_PAIRS and CONV_WINOGRAD4; unused
+ * otherwise). */
 typedef enum conv_kernels {
     CONV_TILED,          /* kernels/conv2d.cl, local-memory tiles (GPU devices) */
     CONV_DIRECT,         /* kernels/conv2d_direct.cl, register-blocked (CPU devices) */
@@ -35,6 +36,7 @@ typedef enum conv_kernels {
     CONV_WINOGRAD_FUSED, /* kernels/conv2d_winograd.cl: winograd_fused, few channels */
     CONV_WINOGRAD_PAIRS, /* kernels/conv2d_winograd.cl: winograd_fused_pairs, fewer channels */
     CONV_POINTWISE,      /* kernels/conv2d_direct.cl: conv2d_pointwise, 1x1 as matrix products */
+    CONV_WINOGRAD4,      /* kernels/conv2d_winograd.cl: winograd4_fused, 4x4 tiles */
 } conv_kernels;
 
 typedef struct conv_step {
@@ -122,7 +124,8 @@ typedef struct kernel_config {
      * found it faster than the direct kernels, on the kernels it found
      * fastest (the tuning table's "winograd_*" entries), 0 never, 1 on the
      * products' kernels wherever it can run, 2 on the fused kernel where it
-     * can and the products' elsewhere (CLCNN_WINOGRAD=0|1|fused). */
+     * can and the products' elsewhere, 3 the same with the 4x4 kernel for
+     * the forward and backward-data (CLCNN_WINOGRAD=0|1|fused|4x4). */
     int winograd;
     /* Pointwise convolutions (1x1, stride 1, no padding, one group) forward
      * and backward-data on conv2d_pointwise: -1 where tuning found it faster

@@ -93,8 +93,8 @@ static clcnn_status random_buffer(clcnn_context *ctx, rng *r, size_t count, cl_m
 }
 
 /* The operation on step's kernels: the direct kernels' configuration
- * (CONV_DIRECT), the pointwise kernel (CONV_POINTWISE) or Winograd F(2x2,
- * 3x3) (CONV_WINOGRAD, CONV_WINOGRAD_FUSED, CONV_WINOGRAD_PAIRS). */
+ * (CONV_DIRECT), the pointwise kernel (CONV_POINTWISE) or Winograd's
+ * (CONV_WINOGRAD, CONV_WINOGRAD_FUSED, CONV_WINOGRAD_PAIRS, CONV_WINOGRAD4). */
 static clcnn_status run_operation(clcnn_context *ctx, int operation, const conv_step *step,
                                   const conv2d_params *p, const tune_buffers *b) {
     const direct_config *c = &step->config;
@@ -264,7 +264,7 @@ static clcnn_status race_alternatives(clcnn_context *ctx, int operation,
                                       const direct_config *direct, const conv2d_params *p,
                                       const tune_buffers *b, const conv_step *variants, int count,
                                       int *fastest_out, tune_result *result) {
-    enum { MOST_VARIANTS = 1 + WINOGRAD_FUSED_STEPS };
+    enum { MOST_VARIANTS = 1 + WINOGRAD_FUSED_STEPS + WINOGRAD4_STEPS };
     const conv_step direct_step = {CONV_DIRECT, *direct};
     double best[MOST_VARIANTS] = {0.0}, best_direct = 0.0, unused = 0.0;
     clcnn_status status = CLCNN_OK;
@@ -314,13 +314,15 @@ static clcnn_status tune_winograd(clcnn_context *ctx, int operation, const direc
                                   const conv2d_params *p, const tune_buffers *b,
                                   tune_result *result) {
     const conv2d_params forward = operation == 1 ? conv2d_backward_data_as_forward(p) : *p;
-    conv_step variants[1 + WINOGRAD_FUSED_STEPS];
+    conv_step variants[1 + WINOGRAD_FUSED_STEPS + WINOGRAD4_STEPS];
     int count = 0, fastest = 0;
     variants[count++] =
         (conv_step){CONV_WINOGRAD, operation == 2 ? conv2d_winograd_gradient_config(ctx, p)
                                                   : conv2d_winograd_products_config(ctx, &forward)};
     if (operation != 2 && conv2d_winograd_fused_fits(ctx, &forward))
         count += conv2d_winograd_fused_steps(ctx, variants + count);
+    if (operation != 2 && conv2d_winograd4_pays(ctx, &forward))
+        count += conv2d_winograd4_steps(ctx, variants + count);
     clcnn_status status =
         race_alternatives(ctx, operation, direct, p, b, variants, count, &fastest, result);
     if (status != CLCNN_OK)
@@ -474,6 +476,7 @@ clcnn_status tune_as_convolution(clcnn_context *ctx, const layer *l, int batch, 
                         kernels == CONV_POINTWISE        ? "pointwise kernel"
                         : kernels == CONV_WINOGRAD_FUSED ? "Winograd (fused)"
                         : kernels == CONV_WINOGRAD_PAIRS ? "Winograd (fused, pairs)"
+                        : kernels == CONV_WINOGRAD4      ? "Winograd (4x4 tiles)"
                                                          : "Winograd",
                         results[op].alternative * 1e3, results[op].alternative_direct * 1e3,
                         results[op].alternative_won ? "chosen" : "not chosen");

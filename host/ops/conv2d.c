@@ -868,7 +868,8 @@ static clcnn_status relu_after(clcnn_context *ctx, const conv2d_params *p, cl_me
 static padded_plane kept_input_plane(const conv2d_plan *plan, const conv2d_params *p) {
     const padded_plane none = {0, 0};
     const conv_kernels forward = plan->forward.kernels;
-    const int winograd = conv2d_kernels_are_winograd(forward);
+    /* The 4x4 kernel reads the input itself, and makes no copy. */
+    const int winograd = conv2d_kernels_are_winograd(forward) && forward != CONV_WINOGRAD4;
     if (windows_inside_input(p) || (forward != CONV_DIRECT && !winograd) ||
         (winograd && plan->backward_weights.kernels != CONV_DIRECT))
         return none;
@@ -908,6 +909,8 @@ size_t conv2d_prepared_bytes(const conv2d_plan *plan, const conv2d_params *p) {
     case CONV_WINOGRAD_FUSED:
     case CONV_WINOGRAD_PAIRS:
         return conv2d_winograd_filter_bytes(&step->config, p);
+    case CONV_WINOGRAD4:
+        return conv2d_winograd4_filter_bytes(&step->config, p);
     case CONV_POINTWISE:
         return forward_filter_bytes(p, pointwise_padded_channels(p->out_channels, &step->config));
     case CONV_DIRECT:
@@ -936,6 +939,7 @@ clcnn_status conv2d_forward_planned(clcnn_context *ctx, const conv2d_plan *plan,
     case CONV_WINOGRAD:
     case CONV_WINOGRAD_FUSED:
     case CONV_WINOGRAD_PAIRS:
+    case CONV_WINOGRAD4:
         return conv2d_forward_winograd(ctx, step, p, input, weight, 0, bias, output,
                                        conv2d_kept_input_floats(plan, p) ? kept_input : NULL,
                                        prepared);
@@ -1439,6 +1443,7 @@ static clcnn_status backward_data_planned(clcnn_context *ctx, const conv2d_plan 
     case CONV_WINOGRAD:
     case CONV_WINOGRAD_FUSED:
     case CONV_WINOGRAD_PAIRS:
+    case CONV_WINOGRAD4:
         return conv2d_backward_data_winograd(ctx, step, p, grad_output, weight, grad_input,
                                              accumulate);
     case CONV_POINTWISE:
@@ -1879,15 +1884,16 @@ int conv2d_winograd_possible(const clcnn_context *ctx, const char *operation,
 /* Tuning's verdict on Winograd for an operation and shape sits in the
  * tuning table under its own key, as a configuration whose positions field
  * says chosen on the products' kernels (1), not chosen (2), chosen fused
- * (3) or chosen fused in pairs (4) (3 and 4 with the fused kernel's vector
- * width, rows and output channels in the vector width, vectors and group
- * fields), so that the file keeps it in its format and a later verdict
- * replaces an earlier one. */
+ * (3), chosen fused in pairs (4) or chosen with 4x4 tiles (5) (3-5 with the
+ * kernel's vector width, rows and output channels in the vector width,
+ * vectors and group fields), so that the file keeps it in its format and a
+ * later verdict replaces an earlier one. */
 enum {
     WINOGRAD_CHOSEN = 1,
     WINOGRAD_NOT_CHOSEN = 2,
     WINOGRAD_FUSED_CHOSEN = 3,
-    WINOGRAD_PAIRS_CHOSEN = 4
+    WINOGRAD_PAIRS_CHOSEN = 4,
+    WINOGRAD4_CHOSEN = 5
 };
 
 static const char *winograd_key(const char *operation) {
@@ -1896,31 +1902,39 @@ static const char *winograd_key(const char *operation) {
                                                      : "winograd_backward_weights";
 }
 
-/* Whether the fused kernel can run operation of p: forward and
- * backward-data (as the forward of the flipped filters), few channels. */
-static int fused_possible(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
+/* Whether the fused kernel (kernels CONV_WINOGRAD_FUSED or
+ * CONV_WINOGRAD_PAIRS) or the 4x4 one (CONV_WINOGRAD4) can run operation of
+ * p: forward and backward-data (as the forward of the flipped filters). */
+static int fused_possible(const clcnn_context *ctx, const char *operation, const conv2d_params *p,
+                          conv_kernels kernels) {
     if (strcmp(operation, "backward_weights") == 0)
         return 0;
     const conv2d_params forward =
         strcmp(operation, "forward") == 0 ? *p : conv2d_backward_data_as_forward(p);
-    return conv2d_winograd_fused_fits(ctx, &forward);
+    return kernels == CONV_WINOGRAD4 ? conv2d_winograd4_fits(ctx, &forward)
+                                     : conv2d_winograd_fused_fits(ctx, &forward);
 }
 
 int conv2d_runs_winograd(const clcnn_context *ctx, const char *operation, const conv2d_params *p) {
     if (!ctx->config.winograd || !conv2d_winograd_possible(ctx, operation, p))
         return 0;
+    if (ctx->config.winograd == 2 && fused_possible(ctx, operation, p, CONV_WINOGRAD_FUSED))
+        return CONV_WINOGRAD_FUSED;
+    if (ctx->config.winograd == 3 && fused_possible(ctx, operation, p, CONV_WINOGRAD4))
+        return CONV_WINOGRAD4;
     if (ctx->config.winograd > 0)
-        return ctx->config.winograd == 2 && fused_possible(ctx, operation, p) ? CONV_WINOGRAD_FUSED
-                                                                              : CONV_WINOGRAD;
+        return CONV_WINOGRAD;
     /* CLCNN_DIRECT sets aside tuning's results: its verdicts too. */
     direct_config verdict;
     if (ctx->config.direct_forced || !tuning_lookup(ctx, winograd_key(operation), p, &verdict))
         return 0;
-    const int fused = fused_possible(ctx, operation, p);
+    const int fused = fused_possible(ctx, operation, p, CONV_WINOGRAD_FUSED);
     if (verdict.wpt_p == WINOGRAD_FUSED_CHOSEN && fused)
         return CONV_WINOGRAD_FUSED;
     if (verdict.wpt_p == WINOGRAD_PAIRS_CHOSEN && fused)
         return CONV_WINOGRAD_PAIRS;
+    if (verdict.wpt_p == WINOGRAD4_CHOSEN && fused_possible(ctx, operation, p, CONV_WINOGRAD4))
+        return CONV_WINOGRAD4;
     return verdict.wpt_p == WINOGRAD_CHOSEN ? CONV_WINOGRAD : 0;
 }
 
@@ -1929,27 +1943,29 @@ clcnn_status conv2d_remember_winograd(clcnn_context *ctx, const char *operation,
     direct_config verdict = {1, 1, WINOGRAD_NOT_CHOSEN, 1};
     if (chosen && chosen->kernels == CONV_WINOGRAD)
         verdict.wpt_p = WINOGRAD_CHOSEN;
-    if (chosen && conv2d_winograd_is_fused(chosen->kernels))
+    if (chosen && chosen->kernels != CONV_WINOGRAD)
         verdict = (direct_config){chosen->config.vw, chosen->config.nv,
                                   chosen->kernels == CONV_WINOGRAD_PAIRS ? WINOGRAD_PAIRS_CHOSEN
+                                  : chosen->kernels == CONV_WINOGRAD4    ? WINOGRAD4_CHOSEN
                                                                          : WINOGRAD_FUSED_CHOSEN,
                                   chosen->config.wpt_p};
     return tuning_remember(ctx, winograd_key(operation), p, &verdict);
 }
 
 /* The step Winograd runs operation of p as: kernels (conv2d_runs_winograd's),
- * the products' configuration, or the fused kernels' step that tuning chose
- * (the first candidate where it chose none). */
+ * the products' configuration, or the fused or 4x4 kernel's step that tuning
+ * chose (the first candidate where it chose none). */
 static conv_step winograd_step(const clcnn_context *ctx, const char *operation,
                                const conv2d_params *p, int kernels) {
     const conv2d_params forward =
         strcmp(operation, "forward") == 0 ? *p : conv2d_backward_data_as_forward(p);
     conv_step step = {CONV_WINOGRAD, conv2d_winograd_products_config(ctx, &forward)};
-    if (!conv2d_winograd_is_fused(kernels))
+    if (!conv2d_winograd_is_fused(kernels) && kernels != CONV_WINOGRAD4)
         return step;
-    conv_step candidates[WINOGRAD_FUSED_STEPS];
+    conv_step candidates[WINOGRAD_FUSED_STEPS + WINOGRAD4_STEPS];
     direct_config verdict;
-    const int count = conv2d_winograd_fused_steps(ctx, candidates);
+    const int count = kernels == CONV_WINOGRAD4 ? conv2d_winograd4_steps(ctx, candidates)
+                                                : conv2d_winograd_fused_steps(ctx, candidates);
     const int tuned =
         ctx->config.winograd < 0 && tuning_lookup(ctx, winograd_key(operation), p, &verdict);
     step = candidates[0];

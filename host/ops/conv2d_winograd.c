@@ -112,19 +112,26 @@ int conv2d_winograd_gradient_fits(const clcnn_context *ctx, const conv2d_params 
            float_limit(ctx);
 }
 
-/* The tiles of backward-weights through global memory: 4x4 (F(4x4),
- * kernels/conv2d_winograd.cl) where they take fewer products than 2x2 tiles
- * (36 a tile against 16, over about a quarter of the tiles: square planes
- * of 3, 4 and from 7 up; at 5 and 6 the two tie and F(2x2)'s smaller
- * rounding stays) and their buffers fit, as conv2d_winograd_fits and
+/* Whether 4x4 tiles (F(4x4), kernels/conv2d_winograd.cl) take fewer
+ * products than 2x2 tiles over p's output planes: 36 a tile against 16,
+ * over about a quarter of the tiles (square planes of 3, 4 and from 7 up;
+ * at 5 and 6 the two tie). */
+static int four_by_four_takes_fewer_products(const conv2d_params *p) {
+    const int64_t tiles2 = (int64_t)((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
+    const int64_t tiles4 = (int64_t)((p->out_height + 3) / 4) * ((p->out_width + 3) / 4);
+    return 36 * tiles4 < 16 * tiles2;
+}
+
+/* The tiles of backward-weights through global memory: 4x4 where they take
+ * fewer products (where the two tie, F(2x2)'s smaller rounding stays) and
+ * their buffers fit, as conv2d_winograd_fits and
  * conv2d_winograd_gradient_fits check F(2x2)'s; else 2x2. At 64 channels
  * of 7x7, batch 128, the products took half the time and V and W 0.56 of
  * the floats (bench/RESULTS.md, stop 69). */
 static int gradient_tile_size(const clcnn_context *ctx, const conv2d_params *p) {
-    const int64_t tiles2 = (int64_t)((p->out_height + 1) / 2) * ((p->out_width + 1) / 2);
-    const int64_t tiles4 = (int64_t)((p->out_height + 3) / 4) * ((p->out_width + 3) / 4);
-    if (36 * tiles4 >= 16 * tiles2)
+    if (!four_by_four_takes_fewer_products(p))
         return 2;
+    const int64_t tiles4 = (int64_t)((p->out_height + 3) / 4) * ((p->out_width + 3) / 4);
     const int64_t limit = float_limit(ctx), columns = p->batch * tiles4;
     const int64_t channels =
         (int64_t)(p->in_channels > p->out_channels ? p->in_channels : p->out_channels) + 64;
@@ -220,45 +227,59 @@ static clcnn_status transform_input(clcnn_context *ctx, const char *options, con
     return launch(ctx, options, "winograd_transform_tiles", what, 12, args, 1, global, local);
 }
 
-static size_t filter_bytes(const winograd_shape *w) {
-    return sizeof(float) * 16 * (size_t)w->filter_stride;
+/* Where the transformed filters go: `parts` parts of (C, padded_out_channels)
+ * floats, `stride` floats apart, made by kernel `transform` (built with
+ * `options`). */
+typedef struct filter_layout {
+    const char *transform, *options;
+    int parts, padded_out_channels, stride;
+} filter_layout;
+
+static size_t filter_bytes(const filter_layout *f) {
+    return sizeof(float) * (size_t)f->parts * (size_t)f->stride;
+}
+
+/* F(2x2)'s filters for shape w, in winograd_fused_pairs' layout with pairs.
+ * The kernel reads no other -D parameter, so one program serves every
+ * configuration. */
+static filter_layout filters_2x2(const winograd_shape *w, int pairs) {
+    return (filter_layout){"winograd_transform_filters", pairs ? "-DPAIRS=1" : "", 16,
+                           w->padded_out_channels, w->filter_stride};
 }
 
 size_t conv2d_winograd_filter_bytes(const direct_config *config, const conv2d_params *p) {
     const winograd_shape w = winograd_shape_for(p, config);
-    return filter_bytes(&w);
+    const filter_layout f = filters_2x2(&w, 0);
+    return filter_bytes(&f);
 }
 
-/* U = G g G^T of every filter into the filters' scratch (*filters), or
- * kept in prepared (NULL: none): part xi's output channels in blocks of
- * k_block, each block's (C, k_block) after the one before, in
- * winograd_fused_pairs' layout with pairs. The kernel reads no other -D
- * parameter, so one program serves every configuration. */
-static clcnn_status transform_filters(clcnn_context *ctx, int pairs, const conv2d_params *p,
-                                      const winograd_shape *w, cl_mem weight, int flip_transpose,
+/* The transformed filters of every (c, k) into the filters' scratch
+ * (*filters), or kept in prepared (NULL: none): part xi's output channels
+ * in blocks of k_block, each block's (C, k_block) after the one before. */
+static clcnn_status transform_filters(clcnn_context *ctx, const filter_layout *f,
+                                      const conv2d_params *p, cl_mem weight, int flip_transpose,
                                       int k_block, prepared_weights *prepared, cl_mem *filters) {
-    static const char transform[] = "winograd_transform_filters";
-    const size_t bytes = filter_bytes(w);
+    const size_t bytes = filter_bytes(f);
     int current = 0;
     clcnn_status status =
-        prepared ? prepared_buffer(ctx, prepared, weight, transform, w->padded_out_channels,
+        prepared ? prepared_buffer(ctx, prepared, weight, f->transform, f->padded_out_channels,
                                    k_block, bytes, filters, &current)
                  : runtime_scratch(ctx, SCRATCH_WINOGRAD_FILTERS, bytes, filters);
     if (status != CLCNN_OK || current)
         return status;
-    const int items = p->in_channels * w->padded_out_channels;
+    const int items = p->in_channels * f->padded_out_channels;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &weight},
         {sizeof(cl_mem), filters},
         {sizeof(int), &p->in_channels},
         {sizeof(int), &p->out_channels},
-        {sizeof(int), &w->padded_out_channels},
+        {sizeof(int), &f->padded_out_channels},
         {sizeof(int), &flip_transpose},
-        {sizeof(int), &w->filter_stride},
+        {sizeof(int), &f->stride},
         {sizeof(int), &k_block},
     };
     const size_t local[1] = {64}, global[1] = {round_up(items, 64)};
-    status = launch(ctx, pairs ? "-DPAIRS=1" : "", transform, transform, 8, args, 1, global, local);
+    status = launch(ctx, f->options, f->transform, f->transform, 8, args, 1, global, local);
     if (prepared)
         prepared_made(prepared, status);
     return status;
@@ -323,7 +344,105 @@ int conv2d_winograd_is_fused(conv_kernels kernels) {
 }
 
 int conv2d_kernels_are_winograd(conv_kernels kernels) {
-    return kernels == CONV_WINOGRAD || conv2d_winograd_is_fused(kernels);
+    return kernels == CONV_WINOGRAD || kernels == CONV_WINOGRAD4 ||
+           conv2d_winograd_is_fused(kernels);
+}
+
+/* ---- the forward with 4x4 tiles (winograd4_fused) ---------------------- */
+
+/* F(4x4)'s filters for config: K padded to whole blocks of its output
+ * channels (wpt_p). */
+static filter_layout filters_4x4(const direct_config *config, const conv2d_params *p) {
+    const int padded = (p->out_channels + config->wpt_p - 1) / config->wpt_p * config->wpt_p;
+    return (filter_layout){"winograd4_transform_filters", "", 36, padded,
+                           (int)part_stride((int64_t)p->in_channels * padded)};
+}
+
+size_t conv2d_winograd4_filter_bytes(const direct_config *config, const conv2d_params *p) {
+    const filter_layout f = filters_4x4(config, p);
+    return filter_bytes(&f);
+}
+
+/* A work-item keeps its tile vectors of every input channel in private
+ * memory (36 parts x WINOGRAD4_CHANNELS x 3 vectors of 8 floats, 432 KiB
+ * at most), as winograd_fused does: CPUs only. The filters take the widest
+ * configuration's padding. */
+int conv2d_winograd4_fits(const clcnn_context *ctx, const conv2d_params *p) {
+    const int64_t filters = 36 * part_stride((int64_t)p->in_channels * (p->out_channels + 8));
+    return use_direct_kernels(ctx) && conv2d_winograd_fits(ctx, p) &&
+           p->in_channels <= WINOGRAD4_CHANNELS && filters <= float_limit(ctx);
+}
+
+int conv2d_winograd4_pays(const clcnn_context *ctx, const conv2d_params *p) {
+    return conv2d_winograd4_fits(ctx, p) && four_by_four_takes_fewer_products(p);
+}
+
+/* WINOGRAD4_R tile vectors x WINOGRAD4_K output channels of accumulators
+ * within the vector registers, less a few for the filter values and the
+ * tile vectors: 8 or 12 of AVX2's 16, 16 or 24 of AVX-512's 32. At 64
+ * channels of 7x7, batch 128, 2 x 4 and 3 x 4 ran within each other's
+ * noise (1.40-1.47 ms a call, AMD EPYC Zen 3), 2 x 6, 1 x 8 and 2 x 8
+ * slower (1.9-2.9). Vectors of 8 images whatever the device prefers: the
+ * batch's tile vectors are few already (64 at that shape). */
+int conv2d_winograd4_steps(const clcnn_context *ctx, conv_step *out) {
+    const int wide = vector_registers(ctx) >= 32;
+    out[0] = (conv_step){CONV_WINOGRAD4, {8, 2, wide ? 8 : 4, 1}};
+    out[1] = (conv_step){CONV_WINOGRAD4, {8, 3, wide ? 8 : 4, 1}};
+    return WINOGRAD4_STEPS;
+}
+
+/* winograd4_fused's V holds up to this many channels: the channel count
+ * rounded up to a power of two from 16, so that four programs serve all. */
+static int winograd4_channel_bucket(int channels) {
+    int bucket = 16;
+    while (bucket < channels)
+        bucket *= 2;
+    return bucket;
+}
+
+/* The forward of p on step's F(4x4) kernel: the filters' transform, then
+ * winograd4_fused over every work-item's WINOGRAD4_R tile vectors. */
+static clcnn_status forward_winograd4(clcnn_context *ctx, const conv_step *step,
+                                      const conv2d_params *p, cl_mem input, cl_mem weight,
+                                      int flip_transpose, cl_mem bias, cl_mem output,
+                                      prepared_weights *prepared, int epilogue) {
+    if (!conv2d_winograd4_fits(ctx, p))
+        return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
+                         "Winograd convolution with 4x4 tiles: takes at most %d input channels, "
+                         "on a CPU device",
+                         WINOGRAD4_CHANNELS);
+    const direct_config *config = &step->config;
+    const filter_layout layout = filters_4x4(config, p);
+    cl_mem filters;
+    clcnn_status status = transform_filters(ctx, &layout, p, weight, flip_transpose, config->wpt_p,
+                                            prepared, &filters);
+    char options[128];
+    snprintf(options, sizeof(options), "-DVW=%d -DWINOGRAD4_R=%d -DWINOGRAD4_K=%d -DWINOGRAD4_C=%d",
+             config->vw, config->nv, config->wpt_p, winograd4_channel_bucket(p->in_channels));
+    const int tiles_h = (p->out_height + 3) / 4, tiles_w = (p->out_width + 3) / 4;
+    const int64_t vectors = (int64_t)tiles_h * tiles_w * ((p->batch + config->vw - 1) / config->vw);
+    const int items = (int)((vectors + config->nv - 1) / config->nv);
+    cl_mem bias_arg = p->has_bias ? bias : filters;
+    const kernel_arg args[] = {
+        {sizeof(cl_mem), &input},       {sizeof(cl_mem), &filters},
+        {sizeof(cl_mem), &bias_arg},    {sizeof(cl_mem), &output},
+        {sizeof(int), &p->in_channels}, {sizeof(int), &p->in_height},
+        {sizeof(int), &p->in_width},    {sizeof(int), &p->pad_top},
+        {sizeof(int), &p->pad_left},    {sizeof(int), &p->out_channels},
+        {sizeof(int), &p->out_height},  {sizeof(int), &p->out_width},
+        {sizeof(int), &tiles_h},        {sizeof(int), &tiles_w},
+        {sizeof(int), &p->batch},       {sizeof(int), &layout.stride},
+        {sizeof(int), &epilogue},       {sizeof(int), &items},
+    };
+    const size_t local[1] = {(size_t)config->group};
+    const size_t global[1] = {round_up(items, (size_t)config->group)};
+    cl_kernel kernel;
+    if (status == CLCNN_OK)
+        status =
+            runtime_get_kernel_alone(ctx, "conv2d_winograd", "winograd4_fused", options, &kernel);
+    return status != CLCNN_OK
+               ? status
+               : runtime_launch(ctx, kernel, "winograd4_fused", 18, args, 1, global, local);
 }
 
 /* The fused kernel's tiles a vector and tile rows side by side
@@ -370,8 +489,9 @@ static clcnn_status forward_fused(clcnn_context *ctx, const conv_step *step, con
              "-DPAIRS=%d",
              tiles.tile_vw, tiles.segments, rows, block, (p->in_channels + 15) / 16 * 16,
              padded_copy, pairs);
+    const filter_layout layout = filters_2x2(&w, pairs);
     clcnn_status status =
-        transform_filters(ctx, pairs, p, &w, weight, flip_transpose, block, prepared, &filters);
+        transform_filters(ctx, &layout, p, weight, flip_transpose, block, prepared, &filters);
     if (status == CLCNN_OK && !padded && padded_copy)
         status = runtime_scratch(ctx, SCRATCH_WINOGRAD_PRODUCTS,
                                  sizeof(float) * (size_t)w.padded_floats, &padded);
@@ -412,6 +532,9 @@ static clcnn_status winograd_forward(clcnn_context *ctx, const conv_step *step,
         return set_error(ctx, CLCNN_ERROR_INVALID_ARGUMENT,
                          "Winograd convolution: needs a 3x3 stride-1 ungrouped convolution "
                          "whose transformed tiles fit the device's largest allocation");
+    if (step->kernels == CONV_WINOGRAD4)
+        return forward_winograd4(ctx, step, p, input, weight, flip_transpose, bias, output,
+                                 prepared, epilogue);
     if (conv2d_winograd_is_fused(step->kernels))
         return forward_fused(ctx, step, p, input, weight, flip_transpose, bias, output, kept_input,
                              prepared, epilogue);
@@ -433,7 +556,8 @@ static clcnn_status winograd_forward(clcnn_context *ctx, const conv_step *step,
     char options[128];
     winograd_options(config, &w, padded_copy, options, sizeof(options));
 
-    status = transform_filters(ctx, 0, p, &w, weight, flip_transpose, w.padded_out_channels,
+    const filter_layout layout = filters_2x2(&w, 0);
+    status = transform_filters(ctx, &layout, p, weight, flip_transpose, w.padded_out_channels,
                                prepared, &filters);
 
     /* The products' scratch holds the padded copy, if one is made, until the
