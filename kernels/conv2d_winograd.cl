@@ -1445,10 +1445,20 @@ static void store_row4(const float4 row, __global float *o, const int columns) {
     }
 }
 
-/* U = G g G^T of filter (c, k) with F(4x4)'s G (6 x 3: rows g0, (g0 + g1 +
- * g2) / 3, -(g0 - g1 + g2) / 3, -(16 g0 + 8 g1 + 4 g2) / 15, (g0 - 2 g1 + 4
- * g2) / 15, g2), zeros past K; flip_transpose as winograd_transform_filters.
- * One work-item per filter, c * padded_out_channels + k. */
+/* out[i] = (G g)[i] of three values g0, g1, g2 with F(4x4)'s G (6 x 3). */
+#define WINOGRAD4_G(g0, g1, g2, out)                                                               \
+    do {                                                                                           \
+        out[0] = (g0);                                                                             \
+        out[1] = ((g0) + (g1) + (g2)) * (1.0f / 3.0f);                                             \
+        out[2] = -((g0) - (g1) + (g2)) * (1.0f / 3.0f);                                            \
+        out[3] = -(16.0f * (g0) + 8.0f * (g1) + 4.0f * (g2)) * (1.0f / 15.0f);                     \
+        out[4] = ((g0)-2.0f * (g1) + 4.0f * (g2)) * (1.0f / 15.0f);                                \
+        out[5] = (g2);                                                                             \
+    } while (0)
+
+/* U = G g G^T of filter (c, k), zeros past K; flip_transpose as
+ * winograd_transform_filters. One work-item per filter, c *
+ * padded_out_channels + k. */
 __kernel void winograd4_transform_filters(const __global float *restrict weight,
                                           __global float *restrict u, const int in_channels,
                                           const int out_channels, const int padded_out_channels,
@@ -1467,25 +1477,15 @@ __kernel void winograd4_transform_filters(const __global float *restrict weight,
             g[r][s] = k >= out_channels ? 0.0f
                       : flip_transpose  ? weight[(c * out_channels + k) * 9 + (2 - r) * 3 + (2 - s)]
                                         : weight[(k * in_channels + c) * 9 + r * 3 + s];
-    float gg[6][3];
+    /* G g along the columns (6 x 3), then (G g) G^T along the rows (6 x 6). */
+    float column[3][6];
 #pragma unroll
-    for (int s = 0; s < 3; s++) {
-        gg[0][s] = g[0][s];
-        gg[1][s] = (g[0][s] + g[1][s] + g[2][s]) * (1.0f / 3.0f);
-        gg[2][s] = -(g[0][s] - g[1][s] + g[2][s]) * (1.0f / 3.0f);
-        gg[3][s] = -(16.0f * g[0][s] + 8.0f * g[1][s] + 4.0f * g[2][s]) * (1.0f / 15.0f);
-        gg[4][s] = (g[0][s] - 2.0f * g[1][s] + 4.0f * g[2][s]) * (1.0f / 15.0f);
-        gg[5][s] = g[2][s];
-    }
+    for (int s = 0; s < 3; s++)
+        WINOGRAD4_G(g[0][s], g[1][s], g[2][s], column[s]);
 #pragma unroll
     for (int i = 0; i < 6; i++) {
-        const float *row = gg[i];
-        const float out[6] = {row[0],
-                              (row[0] + row[1] + row[2]) * (1.0f / 3.0f),
-                              -(row[0] - row[1] + row[2]) * (1.0f / 3.0f),
-                              -(16.0f * row[0] + 8.0f * row[1] + 4.0f * row[2]) * (1.0f / 15.0f),
-                              (row[0] - 2.0f * row[1] + 4.0f * row[2]) * (1.0f / 15.0f),
-                              row[2]};
+        float out[6];
+        WINOGRAD4_G(column[0][i], column[1][i], column[2][i], out);
 #pragma unroll
         for (int j = 0; j < 6; j++)
             u[(size_t)(i * 6 + j) * stride + to] = out[j];
