@@ -20,7 +20,7 @@
  *   winograd_transform_products M -> output (N, K, OH, OW), plus bias
  *
  * or, for few channels, winograd_fused (below), which does the rest in one
- * kernel.
+ * kernel; or winograd4_fused (at the end), F(4x4, 3x3) in one kernel.
  *
  * Each transformed tensor's 16 parts lie `stride` floats apart (the host's
  * part_stride: never a multiple of 4 KiB, whose 16 streams, which a
