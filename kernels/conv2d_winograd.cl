@@ -113,20 +113,15 @@ typedef VECTOR(float, VW) floatv;
 #ifndef PAIRS
 #define PAIRS 0
 #endif
-__kernel void winograd_transform_filters(const __global float *restrict weight,
-                                         __global float *restrict u, const int in_channels,
-                                         const int out_channels, const int padded_out_channels,
-                                         const int flip_transpose, const int stride,
-                                         const int k_block) {
-    const int item = get_global_id(0); /* c * padded_out_channels + k */
-    const int count = in_channels * padded_out_channels;
-    if (item >= count)
-        return;
+/* The filter (c, k) of work-item c * padded_out_channels + k into g (zeros
+ * for k past out_channels; with flip_transpose read as described above);
+ * returns where its transform goes in a part: k's block of k_block, then
+ * c, then k within the block. */
+static int filter_of_item(const __global float *weight, const int in_channels,
+                          const int out_channels, const int padded_out_channels,
+                          const int flip_transpose, const int k_block, const int item,
+                          float g[3][3]) {
     const int k = item % padded_out_channels, c = item / padded_out_channels;
-    const int to = (k / k_block * in_channels + c) * k_block + k % k_block;
-    /* Every loop unrolled: PoCL had kept g and the rows in memory and run
-     * the work-items one by one (64 channels: 145 us a launch, 55-70 so). */
-    float g[3][3];
 #pragma unroll
     for (int r = 0; r < 3; r++)
 #pragma unroll
@@ -134,6 +129,22 @@ __kernel void winograd_transform_filters(const __global float *restrict weight,
             g[r][s] = k >= out_channels ? 0.0f
                       : flip_transpose  ? weight[(c * out_channels + k) * 9 + (2 - r) * 3 + (2 - s)]
                                         : weight[(k * in_channels + c) * 9 + r * 3 + s];
+    return (k / k_block * in_channels + c) * k_block + k % k_block;
+}
+
+__kernel void winograd_transform_filters(const __global float *restrict weight,
+                                         __global float *restrict u, const int in_channels,
+                                         const int out_channels, const int padded_out_channels,
+                                         const int flip_transpose, const int stride,
+                                         const int k_block) {
+    const int item = get_global_id(0); /* c * padded_out_channels + k */
+    if (item >= in_channels * padded_out_channels)
+        return;
+    /* Every loop unrolled: PoCL had kept g and the rows in memory and run
+     * the work-items one by one (64 channels: 145 us a launch, 55-70 so). */
+    float g[3][3];
+    const int to = filter_of_item(weight, in_channels, out_channels, padded_out_channels,
+                                  flip_transpose, k_block, item, g);
     /* G g: 4 rows of 3. */
     float gg[4][3];
 #pragma unroll
@@ -1467,16 +1478,9 @@ __kernel void winograd4_transform_filters(const __global float *restrict weight,
     const int item = get_global_id(0);
     if (item >= in_channels * padded_out_channels)
         return;
-    const int k = item % padded_out_channels, c = item / padded_out_channels;
-    const int to = (k / k_block * in_channels + c) * k_block + k % k_block;
     float g[3][3];
-#pragma unroll
-    for (int r = 0; r < 3; r++)
-#pragma unroll
-        for (int s = 0; s < 3; s++)
-            g[r][s] = k >= out_channels ? 0.0f
-                      : flip_transpose  ? weight[(c * out_channels + k) * 9 + (2 - r) * 3 + (2 - s)]
-                                        : weight[(k * in_channels + c) * 9 + r * 3 + s];
+    const int to = filter_of_item(weight, in_channels, out_channels, padded_out_channels,
+                                  flip_transpose, k_block, item, g);
     /* G g along the columns (6 x 3), then (G g) G^T along the rows (6 x 6). */
     float column[3][6];
 #pragma unroll

@@ -187,39 +187,36 @@ static void check_valid_overrides(void) {
         ctx->max_alloc_bytes = max_alloc;
         clcnn_context_destroy(ctx);
     }
-    /* CLCNN_WINOGRAD=fused: the fused kernel for forward and backward-data
-     * where the forward's input channels are few enough, the products'
-     * kernels elsewhere and for backward-weights. */
-    ctx = context_with("CLCNN_WINOGRAD", "fused");
-    if (ctx) {
-        CHECK(ctx->config.winograd == 2);
-        CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD_FUSED);
-        CHECK(conv2d_runs_winograd(ctx, "backward_data", &square) == CONV_WINOGRAD_FUSED);
+    /* CLCNN_WINOGRAD=fused (4x4): the fused (4x4) kernel for forward and
+     * backward-data where the forward's input channels are few enough (the
+     * 4x4 one on planes of any size), the products' kernels elsewhere and
+     * for backward-weights; the plan takes the kernel's first step. */
+    static const struct {
+        const char *value;
+        int setting, channels;
+        conv_kernels kernels;
+    } forced[2] = {{"fused", 2, WINOGRAD_FUSED_CHANNELS, CONV_WINOGRAD_FUSED},
+                   {"4x4", 3, WINOGRAD4_CHANNELS, CONV_WINOGRAD4}};
+    for (int i = 0; i < 2; i++) {
+        ctx = context_with("CLCNN_WINOGRAD", forced[i].value);
+        if (!ctx)
+            continue;
+        const conv_kernels kernels = forced[i].kernels;
+        CHECK(ctx->config.winograd == forced[i].setting);
+        CHECK(conv2d_runs_winograd(ctx, "forward", &square) == (int)kernels);
+        CHECK(conv2d_runs_winograd(ctx, "backward_data", &square) == (int)kernels);
         CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square) == CONV_WINOGRAD);
         conv2d_params wide = square;
-        wide.in_channels = WINOGRAD_FUSED_CHANNELS + 1;
+        wide.in_channels = forced[i].channels + 1;
         CHECK(conv2d_runs_winograd(ctx, "forward", &wide) == CONV_WINOGRAD);
-        CHECK(conv2d_runs_winograd(ctx, "backward_data", &wide) == CONV_WINOGRAD_FUSED);
-        clcnn_context_destroy(ctx);
-    }
-    /* CLCNN_WINOGRAD=4x4: the 4x4 kernel for forward and backward-data
-     * where the forward's input channels are few enough (on planes of any
-     * size), the products' kernels elsewhere and for backward-weights. */
-    ctx = context_with("CLCNN_WINOGRAD", "4x4");
-    if (ctx) {
-        CHECK(ctx->config.winograd == 3);
-        CHECK(conv2d_runs_winograd(ctx, "forward", &square) == CONV_WINOGRAD4);
-        CHECK(conv2d_runs_winograd(ctx, "backward_data", &square) == CONV_WINOGRAD4);
-        CHECK(conv2d_runs_winograd(ctx, "backward_weights", &square) == CONV_WINOGRAD);
-        conv2d_params wide = square;
-        wide.in_channels = WINOGRAD4_CHANNELS + 1;
-        CHECK(conv2d_runs_winograd(ctx, "forward", &wide) == CONV_WINOGRAD);
-        CHECK(conv2d_runs_winograd(ctx, "backward_data", &wide) == CONV_WINOGRAD4);
+        CHECK(conv2d_runs_winograd(ctx, "backward_data", &wide) == (int)kernels);
+        conv_step steps[WINOGRAD_FUSED_STEPS + WINOGRAD4_STEPS];
+        if (kernels == CONV_WINOGRAD4)
+            conv2d_winograd4_steps(ctx, steps);
+        else
+            conv2d_winograd_fused_steps(ctx, steps);
         const conv2d_plan plan = conv2d_plan_for(ctx, &square);
-        conv_step steps[WINOGRAD4_STEPS];
-        conv2d_winograd4_steps(ctx, steps);
-        CHECK(plan.forward.kernels == CONV_WINOGRAD4 &&
-              plan.forward.config.nv == steps[0].config.nv &&
+        CHECK(plan.forward.kernels == kernels && plan.forward.config.nv == steps[0].config.nv &&
               plan.forward.config.wpt_p == steps[0].config.wpt_p);
         clcnn_context_destroy(ctx);
     }
