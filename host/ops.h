@@ -284,7 +284,7 @@ int conv2d_winograd_is_fused(conv_kernels kernels);
  * (-DWINOGRAD4_R) and wpt_p output channels (-DWINOGRAD4_K) a work-item,
  * group its work-items per work-group. conv2d_winograd4_filter_bytes: its
  * transformed filters'. */
-enum { WINOGRAD4_CHANNELS = 128, WINOGRAD4_STEPS = 2 };
+enum { WINOGRAD4_CHANNELS = 64, WINOGRAD4_STEPS = 1 };
 int conv2d_winograd4_fits(const clcnn_context *ctx, const conv2d_params *p);
 int conv2d_winograd4_pays(const clcnn_context *ctx, const conv2d_params *p);
 int conv2d_winograd4_steps(const clcnn_context *ctx, conv_step *out);

@@ -255,20 +255,20 @@ static void check_valid_overrides(void) {
               paired.forward.config.vw == pairs.config.vw &&
               paired.forward.config.nv == pairs.config.nv &&
               paired.forward.config.wpt_p == pairs.config.wpt_p);
-        /* The 4x4 kernel's second step, where its tiles take fewer products
+        /* The 4x4 kernel's last step, where its tiles take fewer products
          * (7x7 outputs); on planes where they take more, tuning does not time
          * it (conv2d_winograd4_pays), but a verdict still runs. */
         conv_step steps4[WINOGRAD4_STEPS];
         conv2d_winograd4_steps(ctx, steps4);
+        const conv_step last4 = steps4[WINOGRAD4_STEPS - 1];
         conv2d_params seven = square;
         seven.pad_top = seven.pad_left = 1;
         seven.in_height = seven.in_width = seven.out_height = seven.out_width = 7;
         CHECK(conv2d_winograd4_pays(ctx, &seven));
-        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &seven, &steps4[1]));
+        CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &seven, &last4));
         const conv2d_plan four = conv2d_plan_for(ctx, &seven);
-        CHECK(four.forward.kernels == CONV_WINOGRAD4 &&
-              four.forward.config.nv == steps4[1].config.nv &&
-              four.forward.config.wpt_p == steps4[1].config.wpt_p);
+        CHECK(four.forward.kernels == CONV_WINOGRAD4 && four.forward.config.nv == last4.config.nv &&
+              four.forward.config.wpt_p == last4.config.wpt_p);
         seven.in_height = seven.in_width = seven.out_height = seven.out_width = 6;
         CHECK(!conv2d_winograd4_pays(ctx, &seven));
         CHECK_OK(ctx, conv2d_remember_winograd(ctx, "forward", &square, NULL));

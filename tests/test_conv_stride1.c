@@ -22,6 +22,12 @@
  *   (WINOGRAD_FUSED_CHANNELS) in each step; each verdict runs its step,
  *   and a verdict from a file written before the third configuration
  *   picks the first.
+ * - the 4x4 kernel (winograd4_fused, CLCNN_WINOGRAD=4x4's setting) on the
+ *   same shapes, reading 1-16 channels of 1-3 images (8-12 in one in
+ *   four), forward and
+ *   backward-data (also added), its values held to their 4x4 tiles; a
+ *   shape with WINOGRAD4_CHANNELS input channels; a verdict for its step;
+ *   at the AVX-512 and AVX2 widths (its vectors hold 8 images at any).
  * - the pointwise kernel (conv2d_pointwise, CLCNN_POINTWISE=1's setting)
  *   for 1x1 unpadded shapes of 1-40 channels whose planes of 1-192
  *   positions end in partial vectors, forward (bias, relu) and
@@ -247,10 +253,10 @@ static const char *choose_fused_config(clcnn_context *ctx, const stride1_path *p
  * round of tuning's steps, so that each step runs the larger buckets
  * without the test compiling every step x bucket x tile width x padding
  * (the suite's time; check_fused_channels runs the largest bucket in each
- * step, and backward-data runs the forward's kernels). The 4x4 kernel is
- * built per step and power of two of channels from 16: its shapes read
- * 1-16 channels (check_fused_channels runs WINOGRAD4_CHANNELS in each step)
- * of 1-12 images, so that some fill its vectors of 8. */
+ * step, and backward-data runs the forward's kernels). The 4x4 kernel's
+ * one program takes any channel count: its shapes read 1-16 channels
+ * (check_fused_channels runs WINOGRAD4_CHANNELS) of 1-3 images, or in one
+ * shape in four 8-12, which fill a vector of 8. */
 static void draw_fused_channels(clcnn_context *ctx, const stride1_path *path, int index,
                                 int backward, test_rng *rng, conv2d_params *p) {
     if (path->winograd < 2)
@@ -262,9 +268,9 @@ static void draw_fused_channels(clcnn_context *ctx, const stride1_path *path, in
     else
         p->in_channels = index / count % 8 == 7 && path->winograd == 2 ? test_rand_int(rng, 17, 40)
                                                                        : test_rand_int(rng, 1, 16);
-    /* The 4x4 kernel's vectors hold 8 images: some shapes fill them. */
-    if (path->winograd == 3)
-        p->batch = test_rand_int(rng, 1, 12);
+    /* The 4x4 kernel's vectors hold 8 images: one shape in four fills one. */
+    if (path->winograd == 3 && index % 4 == 3)
+        p->batch = test_rand_int(rng, 8, 12);
 }
 
 /* Shape p's forward on path (configuration `index` of the fused kernel's,
@@ -805,14 +811,20 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         ctx->preferred_vector_width = widths[i];
         const int vw = widths[i] >= 16 ? 16 : widths[i] >= 8 ? 8 : 4;
+        /* The 4x4 kernel's vectors hold 8 images whatever the device's
+         * width: the GPU-style width would run the AVX2 width's programs
+         * again. */
+        const int four_by_four = widths[i] >= 8;
         check_fused_verdicts(ctx, &fused_path, 7001 + (uint64_t)i);
-        check_fused_verdicts(ctx, &winograd4_path, 7301 + (uint64_t)i);
+        if (four_by_four)
+            check_fused_verdicts(ctx, &winograd4_path, 7301 + (uint64_t)i);
         check_pointwise_verdicts(ctx, 7201 + (uint64_t)i);
         check_fused_channels(ctx, &fused_path, vw, 7101 + (uint64_t)i);
-        check_fused_channels(ctx, &winograd4_path, vw, 7401 + (uint64_t)i);
+        if (four_by_four)
+            check_fused_channels(ctx, &winograd4_path, vw, 7401 + (uint64_t)i);
         const stride1_path *paths[5] = {&rows_path, &winograd_path, &fused_path, &pointwise_path,
                                         &winograd4_path};
-        for (int j = 0; j < 5; j++) {
+        for (int j = 0; j < 4 + four_by_four; j++) {
             ctx->config.winograd = paths[j]->winograd;
             ctx->config.pointwise = paths[j]->pointwise;
             const uint64_t seed = 8001 + (uint64_t)i + 1000 * (uint64_t)j;

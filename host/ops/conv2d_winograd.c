@@ -364,8 +364,9 @@ size_t conv2d_winograd4_filter_bytes(const direct_config *config, const conv2d_p
 }
 
 /* A work-item keeps its tile vectors of every input channel in private
- * memory (36 parts x WINOGRAD4_CHANNELS x 3 vectors of 8 floats, 432 KiB
- * at most), as winograd_fused does: CPUs only. The filters take the widest
+ * memory (36 parts x WINOGRAD4_CHANNELS x 3 vectors of 8 floats, 216 KiB),
+ * as winograd_fused does: CPUs only. One size for all channel counts, so
+ * that one program serves them. The filters take the widest
  * configuration's padding. */
 int conv2d_winograd4_fits(const clcnn_context *ctx, const conv2d_params *p) {
     const int64_t filters = 36 * part_stride((int64_t)p->in_channels * (p->out_channels + 8));
@@ -379,25 +380,17 @@ int conv2d_winograd4_pays(const clcnn_context *ctx, const conv2d_params *p) {
 
 /* WINOGRAD4_R tile vectors x WINOGRAD4_K output channels of accumulators
  * within the vector registers, less a few for the filter values and the
- * tile vectors: 8 or 12 of AVX2's 16, 16 or 24 of AVX-512's 32. At 64
- * channels of 7x7, batch 128, 2 x 4 and 3 x 4 ran within each other's
- * noise (1.40-1.47 ms a call, AMD EPYC Zen 3), 2 x 6, 1 x 8 and 2 x 8
- * slower (1.9-2.9). Vectors of 8 images whatever the device prefers: the
- * batch's tile vectors are few already (64 at that shape). */
+ * tile vectors: 3 x 4 of AVX2's 16, 3 x 8 of AVX-512's 32. At 64 channels
+ * of 7x7, batch 128 (AMD EPYC Zen 3), 2 x 4 ran within 3 x 4's noise
+ * (1.40-1.62 ms a call against 1.41-1.97, and tuning chose 3 x 4 when it
+ * timed both), 2 x 6, 1 x 8, 2 x 8 and 4 x 3 slower (1.9-3.2): one step,
+ * so that tuning and the tests build one program.
+ * Vectors of 8 images whatever the device prefers: the batch's tile
+ * vectors are few already (64 at that shape). */
 int conv2d_winograd4_steps(const clcnn_context *ctx, conv_step *out) {
     const int wide = vector_registers(ctx) >= 32;
-    out[0] = (conv_step){CONV_WINOGRAD4, {8, 2, wide ? 8 : 4, 1}};
-    out[1] = (conv_step){CONV_WINOGRAD4, {8, 3, wide ? 8 : 4, 1}};
+    out[0] = (conv_step){CONV_WINOGRAD4, {8, 3, wide ? 8 : 4, 1}};
     return WINOGRAD4_STEPS;
-}
-
-/* winograd4_fused's V holds up to this many channels: the channel count
- * rounded up to a power of two from 16, so that four programs serve all. */
-static int winograd4_channel_bucket(int channels) {
-    int bucket = 16;
-    while (bucket < channels)
-        bucket *= 2;
-    return bucket;
 }
 
 /* The forward of p on step's F(4x4) kernel: the filters' transform, then
@@ -418,7 +411,7 @@ static clcnn_status forward_winograd4(clcnn_context *ctx, const conv_step *step,
                                             prepared, &filters);
     char options[128];
     snprintf(options, sizeof(options), "-DVW=%d -DWINOGRAD4_R=%d -DWINOGRAD4_K=%d -DWINOGRAD4_C=%d",
-             config->vw, config->nv, config->wpt_p, winograd4_channel_bucket(p->in_channels));
+             config->vw, config->nv, config->wpt_p, WINOGRAD4_CHANNELS);
     const int tiles_h = (p->out_height + 3) / 4, tiles_w = (p->out_width + 3) / 4;
     const int64_t vectors = (int64_t)tiles_h * tiles_w * ((p->batch + config->vw - 1) / config->vw);
     const int items = (int)((vectors + config->nv - 1) / config->nv);
