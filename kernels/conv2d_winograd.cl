@@ -722,9 +722,10 @@ static void fused_rows_for(fused_rows *f, const int item, const int chunks, cons
         }
 }
 
-/* Left out of a program built for another kernel alone, as the
- * configured kernels of kernels/conv2d_direct.cl are. */
-#if !defined(ONE_KERNEL) || defined(ONLY_winograd_fused) || defined(ONLY_winograd_fused_pairs)
+/* Only in a program built for it alone (runtime_get_kernel_alone), which
+ * is how the host runs it: the family's other programs, built for each
+ * configuration and shape, would compile it too. */
+#if defined(ONLY_winograd_fused) || defined(ONLY_winograd_fused_pairs)
 #if PAIRS
 __kernel void winograd_fused_pairs(
 #else
@@ -1496,8 +1497,8 @@ __kernel void winograd4_transform_filters(const __global float *restrict weight,
     }
 }
 
-/* Left out of a program built for another kernel alone. */
-#if !defined(ONE_KERNEL) || defined(ONLY_winograd4_fused)
+/* Only in a program built for it alone, as winograd_fused. */
+#if defined(ONLY_winograd4_fused)
 __kernel void winograd4_fused(const __global float *restrict input,
                               const __global float *restrict u, const __global float *restrict bias,
                               __global float *restrict output, const int channels,
