@@ -550,7 +550,7 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
                                    uint64_t seed) {
     test_rng rng = {seed};
     double worst_kernel = 0;
-    int taken = 0, fused = 0, tiles4 = 0;
+    int taken = 0, fused = 0, fused4 = 0, tiles4 = 0;
     const int shapes = test_scaled_count(differences ? DIFFERENCE_SHAPES : BACKWARD_SHAPES);
     for (int index = 0; index < shapes; index++) {
         conv2d_params p = draw_winograd_shape(&rng, 1);
@@ -618,6 +618,7 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
         const int before = test_kernel_launches(ctx, "winograd_gradient_filters");
         const int before4 = test_kernel_launches(ctx, "winograd4_gradient_input");
         const int fused_before = test_kernel_launches(ctx, "winograd_gradient_fused");
+        const int fused4_before = test_kernel_launches(ctx, "winograd4_gradient_fused");
         cl_mem xb = NULL, gb = NULL, wb = NULL, bb = NULL;
         if (upload(ctx, x, nx, &xb) && upload(ctx, g, ny, &gb) && upload(ctx, dw, nw, &wb) &&
             upload(ctx, db, K, &bb) &&
@@ -632,6 +633,7 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
         taken += took_path;
         tiles4 += took4;
         fused += test_kernel_launches(ctx, "winograd_gradient_fused") - fused_before;
+        fused4 += test_kernel_launches(ctx, "winograd4_gradient_fused") - fused4_before;
         buffer_release(&xb);
         buffer_release(&gb);
         buffer_release(&wb);
@@ -655,15 +657,18 @@ static void check_backward_weights(clcnn_context *ctx, int vector_width, int dif
         free(expected);
         free(magnitude);
     }
-    printf("Winograd backward-weights%s, vector width %d: %d shapes, %d on it (%d in one "
-           "kernel, %d with 4x4 tiles), worst error %.3g\n",
+    printf("Winograd backward-weights%s, vector width %d: %d shapes, %d on it (in one kernel %d "
+           "with 2x2 tiles and %d with 4x4, %d with 4x4 tiles through memory), worst error "
+           "%.3g\n",
            differences ? " against finite differences" : "", vector_width, shapes, taken, fused,
-           tiles4, worst_kernel);
+           fused4, tiles4, worst_kernel);
     /* Every way of computing the sums ran (unless CLCNN_TEST_QUICK left a
-     * few shapes): in one kernel and through global memory with 4x4 tiles,
-     * and on the many shapes with 2x2 tiles too (the small planes' way). */
+     * few shapes): in one kernel with 2x2 and with 4x4 tiles, through
+     * global memory with 4x4 tiles, and on the many shapes with 2x2 tiles
+     * too (the small planes' way). */
     if (shapes >= 10)
-        CHECK(fused > 0 && tiles4 > 0 && (differences || fused + tiles4 < taken));
+        CHECK(fused > 0 && fused4 > 0 && tiles4 > 0 &&
+              (differences || fused + fused4 + tiles4 < taken));
 }
 
 /* A fused verdict names its configuration by vector width, rows and output

@@ -645,9 +645,11 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
     return direct_config_for_conv(ctx, "backward_weights", &as_1x1, p->out_channels);
 }
 
-/* winograd_gradient_fused's plan (kernels/conv2d_winograd.cl): its
- * program's -D parameters, K_padded, its tile rows a chunk and a
- * work-group, and its groups (of GRADIENT_FUSED_GROUP work-items). The program is the
+/* The plan of winograd_gradient_fused or winograd4_gradient_fused
+ * (kernels/conv2d_winograd.cl): the program's -D parameters, the tiles,
+ * the channels of V's and W's rows in local memory (C_padded: the 4x4
+ * kernel's V_PADDED; K_padded), the tile rows a chunk and a work-group, and
+ * the groups (of GRADIENT_FUSED_GROUP work-items). The 2x2 program is the
  * products' (conv2d_winograd_products_config) with NV 2, which on AVX2
  * and 4-float devices is the very program the three kernels run (one
  * build less a shape, each some seconds); a products work-item takes 2
@@ -657,7 +659,8 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
  * on AVX2). */
 typedef struct gradient_fused_plan {
     direct_config config;
-    int k_padded, chunk_rows, group_rows, groups;
+    int tile, parts, tiles_h, tiles_w; /* 2x2 tiles (16 parts) or 4x4 (36) */
+    int c_padded, k_padded, chunk_rows, group_rows, groups;
 } gradient_fused_plan;
 
 /* winograd_gradient_fused's limits: the local memory a chunk takes at
@@ -671,23 +674,31 @@ typedef struct gradient_fused_plan {
 enum {
     GRADIENT_FUSED_LOCAL_BYTES = 256 * 1024,
     GRADIENT_FUSED_SUMS = 32 * 64,
-    GRADIENT_FUSED_GROUP = 64
+    GRADIENT_FUSED_GROUP = 64,
+    GRADIENT_WPT_C = 4 /* the kernels' default */
 };
 
 /* The plan, or chunk_rows 0 where it does not apply (more channels than
  * GRADIENT_FUSED_SUMS, or a chunk of one tile row over the device's local
  * memory or GRADIENT_FUSED_LOCAL_BYTES): then the transforms write their
  * tiles to global memory for the products. */
-static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx,
-                                                   const conv2d_params *p) {
-    gradient_fused_plan f = {conv2d_winograd_products_config(ctx, p), 0, 0, 0, 0};
+static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx, const conv2d_params *p,
+                                                   int tile) {
+    gradient_fused_plan f = {.config = conv2d_winograd_products_config(ctx, p),
+                             .tile = tile,
+                             .parts = tile == 4 ? 36 : 16};
     f.config.nv = 2;
+    f.tiles_h = (p->out_height + tile - 1) / tile;
+    f.tiles_w = (p->out_width + tile - 1) / tile;
     const int block = f.config.vw * f.config.nv;
     f.k_padded = (p->out_channels + block - 1) / block * block;
     if ((int64_t)p->in_channels * p->out_channels > GRADIENT_FUSED_SUMS)
         return f;
-    const int tiles_h = (p->out_height + 1) / 2, tiles_w = (p->out_width + 1) / 2;
-    const int64_t row_bytes = (int64_t)sizeof(float) * 16 * tiles_w * (p->in_channels + f.k_padded);
+    const int tiles_h = f.tiles_h, tiles_w = f.tiles_w;
+    const int c_block = f.config.vw > GRADIENT_WPT_C ? f.config.vw : GRADIENT_WPT_C;
+    f.c_padded = tile == 4 ? (p->in_channels + c_block - 1) / c_block * c_block : p->in_channels;
+    const int64_t row_bytes =
+        (int64_t)sizeof(float) * f.parts * tiles_w * (f.c_padded + f.k_padded);
     /* On CPUs a quarter of the local memory, which PoCL sizes as a core's
      * L2: the chunk shares that cache with the rows the transforms read and
      * the group's sums (Zen 3, 512 KiB: 16 channels at 28x28, batch 128,
@@ -710,32 +721,54 @@ static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx,
     f.groups = (rows + f.group_rows - 1) / f.group_rows;
     /* The groups' sums within the device's largest allocation (else the
      * three kernels, whose buffers conv2d_winograd_gradient_fits checks). */
-    if (16 * f.groups * part_stride((int64_t)p->in_channels * p->out_channels) > float_limit(ctx))
+    if (f.parts * f.groups * part_stride((int64_t)p->in_channels * p->out_channels) >
+        float_limit(ctx))
         f.chunk_rows = 0;
     return f;
 }
 
-/* dU into the sums' scratch (*du) by winograd_gradient_fused, reading the
- * input's windows from source: f.groups slices of du_part floats a part. */
+/* The plan of backward-weights in one kernel: with 4x4 tiles where they
+ * cover the output planes as tightly as 2x2 tiles (a side of 4m - 1 or
+ * 4m: at 28x28, 7x7 tiles of 36 parts against 14x14 of 16, 0.56 of the
+ * products and of the transformed floats), else, or where their chunk
+ * does not fit, with 2x2 tiles. At 14x14 (16 rows of 4x4 tiles computed
+ * for 14) the two took the same time (bench/RESULTS.md, stop 72). */
+static gradient_fused_plan gradient_fused_plan_of(const clcnn_context *ctx,
+                                                  const conv2d_params *p) {
+    const int tight = (p->out_height + 3) / 4 * 4 == (p->out_height + 1) / 2 * 2 &&
+                      (p->out_width + 3) / 4 * 4 == (p->out_width + 1) / 2 * 2;
+    if (tight) {
+        const gradient_fused_plan f = gradient_fused_plan_for(ctx, p, 4);
+        if (f.chunk_rows > 0)
+            return f;
+    }
+    return gradient_fused_plan_for(ctx, p, 2);
+}
+
+/* dU into the sums' scratch (*du) by winograd_gradient_fused (2x2 tiles)
+ * or winograd4_gradient_fused (4x4), reading the input's windows from
+ * source: f.groups slices of du_part floats a part. */
 static clcnn_status gradient_fused(clcnn_context *ctx, const gradient_fused_plan *f,
                                    const char *options, const conv2d_params *p,
-                                   const winograd_shape *w, const winograd_source *source,
-                                   cl_mem grad_output, int du_part, cl_mem *du) {
-    clcnn_status status = runtime_scratch(ctx, SCRATCH_WINOGRAD_TILES,
-                                          sizeof(float) * 16 * (size_t)f->groups * du_part, du);
+                                   const winograd_source *source, cl_mem grad_output, int du_part,
+                                   cl_mem *du) {
+    const char *name = f->tile == 4 ? "winograd4_gradient_fused" : "winograd_gradient_fused";
+    clcnn_status status = runtime_scratch(
+        ctx, SCRATCH_WINOGRAD_TILES, sizeof(float) * f->parts * (size_t)f->groups * du_part, du);
     cl_kernel kernel;
     if (status == CLCNN_OK)
-        status =
-            runtime_get_kernel(ctx, "conv2d_winograd", "winograd_gradient_fused", options, &kernel);
+        status = f->tile == 4
+                     ? runtime_get_kernel_alone(ctx, "conv2d_winograd", name, options, &kernel)
+                     : runtime_get_kernel(ctx, "conv2d_winograd", name, options, &kernel);
     if (status != CLCNN_OK)
         return status;
-    const int rows = p->batch * w->tiles_h;
-    const size_t tile_floats = (size_t)f->chunk_rows * w->tiles_w * 16;
+    const int rows = p->batch * f->tiles_h;
+    const size_t tile_floats = (size_t)f->chunk_rows * f->tiles_w * f->parts;
     const kernel_arg args[] = {
         {sizeof(cl_mem), &source->buffer},
         {sizeof(cl_mem), &grad_output},
         {sizeof(cl_mem), du},
-        {sizeof(float) * tile_floats * p->in_channels, NULL},
+        {sizeof(float) * tile_floats * f->c_padded, NULL},
         {sizeof(float) * tile_floats * f->k_padded, NULL},
         {sizeof(int), &p->in_channels},
         {sizeof(int), &source->height},
@@ -746,8 +779,8 @@ static clcnn_status gradient_fused(clcnn_context *ctx, const gradient_fused_plan
         {sizeof(int), &f->k_padded},
         {sizeof(int), &p->out_height},
         {sizeof(int), &p->out_width},
-        {sizeof(int), &w->tiles_h},
-        {sizeof(int), &w->tiles_w},
+        {sizeof(int), &f->tiles_h},
+        {sizeof(int), &f->tiles_w},
         {sizeof(int), &rows},
         {sizeof(int), &f->group_rows},
         {sizeof(int), &f->chunk_rows},
@@ -760,7 +793,7 @@ static clcnn_status gradient_fused(clcnn_context *ctx, const gradient_fused_plan
     if (ctx->max_work_group_size && local[0] > ctx->max_work_group_size)
         local[0] = ctx->max_work_group_size;
     const size_t global[1] = {local[0] * (size_t)f->groups};
-    return runtime_launch(ctx, kernel, "winograd_gradient_fused", 20, args, 1, global, local);
+    return runtime_launch(ctx, kernel, name, 20, args, 1, global, local);
 }
 
 static int greatest_common_divisor(int a, int b) {
@@ -945,11 +978,15 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
     const winograd_shape w = winograd_shape_for(p, &products);
     const int C = p->in_channels, K = p->out_channels;
     const int du_part = (int)part_stride((int64_t)C * K);
-    const gradient_fused_plan fused = gradient_fused_plan_for(ctx, p);
+    const gradient_fused_plan fused = gradient_fused_plan_of(ctx, p);
     if (fused.chunk_rows > 0) {
-        const int padded_copy = reads_padded_copy(p, &w, 0);
+        /* The 4x4 kernel makes the padding's zeros itself. */
+        const int padded_copy = fused.tile == 2 && reads_padded_copy(p, &w, 0);
         char options[128];
-        winograd_options(&fused.config, &w, padded_copy, options, sizeof(options));
+        if (fused.tile == 4)
+            snprintf(options, sizeof(options), "-DVW=%d -DNV=%d", fused.config.vw, fused.config.nv);
+        else
+            winograd_options(&fused.config, &w, padded_copy, options, sizeof(options));
         cl_mem copy = NULL, du;
         clcnn_status status = CLCNN_OK;
         if (padded_copy)
@@ -959,11 +996,10 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
         if (status == CLCNN_OK)
             status = windows_source(ctx, p, &w, input, copy, &source);
         if (status == CLCNN_OK)
-            status =
-                gradient_fused(ctx, &fused, options, p, &w, &source, grad_output, du_part, &du);
+            status = gradient_fused(ctx, &fused, options, p, &source, grad_output, du_part, &du);
         if (status == CLCNN_OK)
-            status = gradient_filters(ctx, fused.config.vw, 2, p, du, du_part, fused.groups,
-                                      grad_output, grad_weight, grad_bias);
+            status = gradient_filters(ctx, fused.config.vw, fused.tile, p, du, du_part,
+                                      fused.groups, grad_output, grad_weight, grad_bias);
         return status;
     }
     return gradient_through_memory(ctx, gradient, &products, p, &w, gradient_tile_size(ctx, p),
