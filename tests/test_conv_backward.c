@@ -1397,8 +1397,9 @@ static void check_stride2_blocks(clcnn_context *ctx, int cases, uint64_t seed) {
                  CHECK_OK(ctx, conv2d_backward_data_planned(ctx, &plan, p, go, w, gi)) &&
                  CHECK_OK(ctx, buffer_read(ctx, gi, 0, sizeof(float) * (size_t)inputs, device));
         in_blocks += ok && test_kernel_launches(ctx, "conv2d_backward_data_stride2") > 0;
-        /* Narrower vectors (the lanes' way out, not the woven rows) give
-         * the same floats. */
+        /* Narrower vectors give the same floats: 8 lanes (woven rows
+         * where 16 vector registers make blocks of 2, else the lanes' way
+         * out), 4 and 1 (the lanes' way). */
         static const direct_config narrower[] = {{8, 1, 4, 4}, {4, 2, 5, 1}, {1, 1, 3, 4}};
         for (size_t i = 0;
              i < sizeof(narrower) / sizeof(narrower[0]) && ok && use_direct_kernels(ctx); i++) {
