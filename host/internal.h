@@ -19,7 +19,7 @@
 #define CLCNN_STRINGIFY_VALUE(x) CLCNN_STRINGIFY(x)
 
 /* Kernel time per kernel name, from OpenCL profiling events, when profiling is on. */
-#define PROFILE_ENTRIES 32
+#define PROFILE_ENTRIES 128
 
 typedef struct profile_entry {
     char name[64];

@@ -1342,21 +1342,29 @@ static floatv slices_sum(const __global float *sums, const int stride, const int
     } while (0)
 
 /* out[i * 6 + j] = (B^T d B)[i][j] of the 6x6 window d whose first float
- * is (y, x) of the plane of height x width at `plane`, for VW planes
- * lane_stride floats apart (zeros in the lanes from `lanes`, and outside
- * the plane). (Keeping the two columns that a tile row's neighbouring
- * windows share, a work-item a row, took 6 % longer in
- * winograd4_gradient_fused.) */
-static void transform_window4(const __global float *plane, const int y, const int x,
-                              const int height, const int width, const int lane_stride,
-                              const int lanes, floatv *out) {
+ * is (y, x) of the plane of height x width at tensor + offset, for VW
+ * planes lane_stride floats apart (zeros in the lanes from `lanes`, and
+ * outside the plane); the tensor holds `floats` floats. (Keeping the two
+ * columns that a tile row's neighbouring windows share, a work-item a row,
+ * took 6 % longer in winograd4_gradient_fused.) */
+static __attribute__((always_inline)) void
+transform_window4(const __global float *tensor, const size_t offset, const size_t floats,
+                  const int y, const int x, const int height, const int width,
+                  const int lane_stride, const int lanes, floatv *out) {
+    const __global float *plane = tensor + offset;
     floatv d[6][6];
 #ifdef HAS_TRANSPOSE8
-    if (lanes >= VW && x >= 0 && x + 8 <= width) {
-        /* Each lane's row of the window (and two floats more) loaded at
-         * once, the lanes then put side by side by a transposition: 0.94
-         * of the time of winograd4_gradient_fused's calls with gathers (16
-         * channels at 28x28, batch 128, alternated call by call). */
+    /* Each lane's row of the window loaded as 8 floats at once, the lanes
+     * then put side by side by a transposition: 0.94 of the time of
+     * winograd4_gradient_fused's calls with gathers (16 channels at 28x28,
+     * batch 128, alternated call by call). The 8 floats from x may run past
+     * the plane's edges into the rows beside it, floats of the tensor that
+     * the columns' test below zeroes; only where they would run past the
+     * tensor's own ends does it gather. */
+    const int top = max(y, 0), bottom = min(y + 5, height - 1);
+    const long first = (long)offset + (long)top * width + x;
+    const long last = (long)offset + (long)(VW - 1) * lane_stride + (long)bottom * width + x + 8;
+    if (lanes >= VW && first >= 0 && last <= (long)floats) {
 #pragma unroll
         for (int i = 0; i < 6; i++) {
             floatv rows[8], columns[8];
@@ -1368,9 +1376,11 @@ static void transform_window4(const __global float *plane, const int y, const in
             TRANSPOSE8(rows, columns);
 #pragma unroll
             for (int j = 0; j < 6; j++)
-                d[i][j] = columns[j];
+                d[i][j] = x + j >= 0 && x + j < width ? columns[j] : (floatv)(0.0f);
         }
-    } else {
+    } else
+#endif
+    {
 #pragma unroll
         for (int i = 0; i < 6; i++)
 #pragma unroll
@@ -1380,16 +1390,6 @@ static void transform_window4(const __global float *plane, const int y, const in
                     d[i][j] = gather_channels(plane + (y + i) * width + x + j, lane_stride, lanes);
             }
     }
-#else
-#pragma unroll
-    for (int i = 0; i < 6; i++)
-#pragma unroll
-        for (int j = 0; j < 6; j++) {
-            d[i][j] = 0.0f;
-            if (y + i >= 0 && y + i < height && x + j >= 0 && x + j < width)
-                d[i][j] = gather_channels(plane + (y + i) * width + x + j, lane_stride, lanes);
-        }
-#endif
     /* B^T d along the columns, then (B^T d) B along the rows. */
     floatv t[6][6];
     WINOGRAD4_ALONG_COLUMNS(WINOGRAD4_BT, d, 6, 6, 6, t);
@@ -1423,8 +1423,8 @@ __kernel void winograd4_gradient_input(const __global float *restrict input,
     const int y = 4 * (tile / tiles_w) - pad_top, x = 4 * (tile % tiles_w) - pad_left;
     const int image = channels * height * width;
     floatv transformed[36];
-    transform_window4(input + ((size_t)n0 * channels + c) * height * width, y, x, height, width,
-                      image, lanes, transformed);
+    transform_window4(input, ((size_t)n0 * channels + c) * height * width,
+                      (size_t)batch * image, y, x, height, width, image, lanes, transformed);
     __global float *at = v + (size_t)c * pitch + tile * batch + n0;
 #pragma unroll
     for (int i = 0; i < 6; i++) {
@@ -1566,7 +1566,8 @@ __kernel void winograd4_gradient_fused(
             const int r = t / tiles_w, tx = t - r * tiles_w;
             const int n = (first + r) / tiles_h, ty = first + r - n * tiles_h;
             floatv transformed[36];
-            transform_window4(input + ((size_t)n * channels + c) * in_plane, 4 * ty - pad_top,
+            transform_window4(input, ((size_t)n * channels + c) * in_plane,
+                              (size_t)rows / tiles_h * channels * in_plane, 4 * ty - pad_top,
                               4 * tx - pad_left, height, width, in_plane, channels - c,
                               transformed);
 #pragma unroll
@@ -1771,7 +1772,7 @@ __kernel void winograd4_fused(const __global float *restrict input,
     const int plane = height * width, image = channels * plane;
     const int out_plane = out_height * out_width, out_image = out_channels * out_plane;
     int y[WINOGRAD4_R], x[WINOGRAD4_R], lanes[WINOGRAD4_R];
-    const __global float *in[WINOGRAD4_R];
+    size_t first[WINOGRAD4_R];
     __global float *out[WINOGRAD4_R];
 #pragma unroll
     for (int r = 0; r < WINOGRAD4_R; r++) {
@@ -1782,37 +1783,23 @@ __kernel void winograd4_fused(const __global float *restrict input,
         y[r] = 4 * ty;
         x[r] = 4 * tx;
         lanes[r] = live ? min(VW, batch - n0) : 0;
-        in[r] = input + (size_t)n0 * image;
+        first[r] = (size_t)n0 * image;
         out[r] = output + (size_t)n0 * out_image + y[r] * out_width + x[r];
     }
     floatv v[36][WINOGRAD4_C][WINOGRAD4_R];
-    for (int c = 0; c < channels; c++) {
+    /* One loop over (vector, channel), its addresses worked out afresh each
+     * time: over the channels alone, with the vectors unrolled, LLVM kept
+     * every row of every lane as a pointer of its own, 144 of them, in
+     * memory, each added to at every channel. */
+    for (int unit = 0; unit < WINOGRAD4_R * channels; unit++) {
+        const int r = unit / channels, c = unit - r * channels;
+        floatv transformed[36];
+        transform_window4(input, first[r] + (size_t)c * plane, (size_t)batch * image,
+                          y[r] - pad_top, x[r] - pad_left, height, width, image,
+                          max(lanes[r], 1), transformed);
 #pragma unroll
-        for (int r = 0; r < WINOGRAD4_R; r++) {
-            const int top = y[r] - pad_top, left = x[r] - pad_left;
-            const __global float *at = in[r] + c * plane + top * width + left;
-            const int gathered = max(lanes[r], 1);
-            floatv d[6][6];
-#pragma unroll
-            for (int i = 0; i < 6; i++)
-#pragma unroll
-                for (int j = 0; j < 6; j++) {
-                    d[i][j] = 0.0f;
-                    if (top + i >= 0 && top + i < height && left + j >= 0 && left + j < width)
-                        d[i][j] = gather_channels(at + i * width + j, image, gathered);
-                }
-            /* B^T d along the columns, then (B^T d) B along the rows. */
-            floatv t[6][6];
-            WINOGRAD4_ALONG_COLUMNS(WINOGRAD4_BT, d, 6, 6, 6, t);
-#pragma unroll
-            for (int i = 0; i < 6; i++) {
-                floatv transformed[6];
-                WINOGRAD4_BT(t[i], transformed);
-#pragma unroll
-                for (int j = 0; j < 6; j++)
-                    v[i * 6 + j][c][r] = transformed[j];
-            }
-        }
+        for (int i = 0; i < 36; i++)
+            v[i][c][r] = transformed[i];
     }
     for (int k0 = 0; k0 < out_channels; k0 += WINOGRAD4_K) {
         floatv m[36][WINOGRAD4_R][WINOGRAD4_K];
@@ -1862,6 +1849,33 @@ __kernel void winograd4_fused(const __global float *restrict input,
                         t[i][q] = reduced[i];
                 }
                 const int columns = min(4, out_width - x[r]);
+#ifdef HAS_TRANSPOSE8
+                if (lanes[r] == VW && columns == 4 && y[r] + 4 <= out_height &&
+                    !(epilogue & EPILOGUE_ACCUMULATE)) {
+                    /* Two rows of every image's tile at once: the 8 row
+                     * vectors (4 columns of each row, 8 images a vector)
+                     * transposed into one vector an image. */
+#pragma unroll
+                    for (int i = 0; i < 4; i += 2) {
+                        floatv upper[4], lower[4], rows[8], images[8];
+                        WINOGRAD4_AT(t[i], upper);
+                        WINOGRAD4_AT(t[i + 1], lower);
+#pragma unroll
+                        for (int q = 0; q < 4; q++) {
+                            rows[q] = FINISH_OUTPUT(floatv, upper[q] + b, epilogue);
+                            rows[q + 4] = FINISH_OUTPUT(floatv, lower[q] + b, epilogue);
+                        }
+                        TRANSPOSE8(rows, images);
+                        __global float *o = out[r] + (size_t)k * out_plane + i * out_width;
+#pragma unroll
+                        for (int l = 0; l < 8; l++) {
+                            vstore4(images[l].lo, 0, o + (size_t)l * out_image);
+                            vstore4(images[l].hi, 0, o + (size_t)l * out_image + out_width);
+                        }
+                    }
+                    continue;
+                }
+#endif
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     if (y[r] + i >= out_height)

@@ -168,7 +168,7 @@ static int run_forward(const cli_common *common, const cli_args *args) {
             count == 1 ? "" : "s", clcnn_device_name(ctx), elapsed,
             elapsed > 0 ? count / elapsed : 0.0);
     if (profile) {
-        char report[4096];
+        char report[8192];
         clcnn_profile_report(ctx, report, sizeof(report));
         fprintf(stderr, "kernel                   launches    seconds\n%s", report);
     }
