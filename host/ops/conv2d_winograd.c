@@ -728,16 +728,16 @@ static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx, con
 }
 
 /* The plan of backward-weights in one kernel: with 4x4 tiles where they
- * cover the output planes as tightly as 2x2 tiles (a side of 4m - 1 or
- * 4m: at 28x28, 7x7 tiles of 36 parts against 14x14 of 16, 0.56 of the
- * products and of the transformed floats), else, or where their chunk
- * does not fit, with 2x2 tiles. At 14x14 (16 rows of 4x4 tiles computed
- * for 14) the two took the same time (bench/RESULTS.md, stop 72). */
+ * take fewer products than 2x2 ones (at 28x28, 7x7 tiles of 36 parts
+ * against 14x14 of 16: 0.56 of the products and of the transformed
+ * floats; at 14x14, 4x4 of 36 against 7x7 of 16, 0.73), else, or where
+ * their chunk does not fit, with 2x2 tiles. At 14x14 the two had taken the
+ * same time (bench/RESULTS.md, stop 72); with the windows' rows loaded
+ * whole past the planes' edges, 4x4 took 0.94-0.97 of 2x2's (32 channels,
+ * batch 128, alternated call by call, stop 73). */
 static gradient_fused_plan gradient_fused_plan_of(const clcnn_context *ctx,
                                                   const conv2d_params *p) {
-    const int tight = (p->out_height + 3) / 4 * 4 == (p->out_height + 1) / 2 * 2 &&
-                      (p->out_width + 3) / 4 * 4 == (p->out_width + 1) / 2 * 2;
-    if (tight) {
+    if (four_by_four_takes_fewer_products(p)) {
         const gradient_fused_plan f = gradient_fused_plan_for(ctx, p, 4);
         if (f.chunk_rows > 0)
             return f;
