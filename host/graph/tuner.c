@@ -14,10 +14,15 @@ static const char *const tune_operations[TUNE_OPERATIONS] = {"forward", "backwar
  * outputs of few pixels; or twice that for plans of twice as many images),
  * or at the plan's batch where that is below the full batch, and keeps the fastest of
  * AUTOTUNE_SCREEN runs of each candidate after its warm-up run. Then the fastest and the default
- * run AUTOTUNE_ROUNDS more times each, turn about, and the fastest replaces
+ * run turn about, AUTOTUNE_ROUNDS rounds and on until AUTOTUNE_SPREAD_SECONDS
+ * have passed (below, as Winograd's race), and the fastest replaces
  * the default only if its best time over all its runs is at least
  * AUTOTUNE_MARGIN_PERCENT below the default's: a winner stays in the tuning
  * file for good, and the default is the safe choice when they are close.
+ * (With five rounds alone, stop 71's tuning kept the default 8 x 2 x 4
+ * for the 16 -> 32 stride-2 forward from 28x28, where 8 x 2 x 6 takes
+ * 0.89-0.94 of its time called in turn, AMD EPYC Zen 3; a later tuning on
+ * the same machine found it: bench/RESULTS.md, stop 73.)
  * Best times, not rounds won: another program's work only ever adds to a
  * run's time, so each side's best over several runs approaches its own
  * time, while which side wins a round is a coin toss once the machine is
@@ -417,7 +422,9 @@ static clcnn_status tune_shape(clcnn_context *ctx, const conv2d_params *p,
                 result->winner = i;
             }
         }
-        for (int round = 0; confirm && result->winner > 0 && round < AUTOTUNE_ROUNDS; round++) {
+        const double start = clock_seconds();
+        for (int round = 0; confirm && result->winner > 0 && more_race_rounds(round, start);
+             round++) {
             double first = 0.0, best = 0.0;
             const conv_step first_step = {CONV_DIRECT, candidates[op][0]};
             const conv_step best_step = {CONV_DIRECT, candidates[op][result->winner]};
