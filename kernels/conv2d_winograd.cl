@@ -1006,11 +1006,11 @@ static gradient_tile gradient_tile_at(const int y, const int x, const int out_h,
     return tile;
 }
 
-/* out[i * 4 + j] = (A g A^T)[i][j] of a 2x2 tile g of vectors of `type`:
+/* out[i * 4 + j] = (A g A^T)[i][j] of a 2x2 tile g of vectors:
  * A g has rows 0, 0+1, 0-1, -1; then (A g) A^T, the same on the columns. */
-#define EXPAND_GRADIENT_TILE(type, g, out)                                                         \
+#define EXPAND_GRADIENT_TILE(g, out)                                                               \
     do {                                                                                           \
-        type t_[4][2];                                                                             \
+        floatv t_[4][2];                                                                           \
         _Pragma("unroll") for (int j_ = 0; j_ < 2; j_++) {                                         \
             t_[0][j_] = g[0][j_];                                                                  \
             t_[1][j_] = g[0][j_] + g[1][j_];                                                       \
@@ -1037,7 +1037,7 @@ static void transform_gradient_tile(const __global float *channels, const gradie
         for (int j = 0; j < 2; j++)
             g[i][j] = gather_channels(channels + tile->offset[i][j], plane, lanes) *
                       tile->inside[i][j];
-    EXPAND_GRADIENT_TILE(floatv, g, out);
+    EXPAND_GRADIENT_TILE(g, out);
 }
 
 __kernel void winograd_gradient_tiles(const __global float *restrict grad,
@@ -1197,6 +1197,9 @@ __kernel void winograd_gradient_fused(
             const int n = (first + r) / tiles_h, ty = first + r - n * tiles_h;
             const __global float *image = grad + (size_t)n * K * out_plane;
             const int t0 = r * tiles_w + tx0;
+            gradient_tile tile[4];
+            for (int q = 0; q < count; q++)
+                tile[q] = gradient_tile_at(2 * ty, 2 * (tx0 + q), out_h, out_w);
             for (int k = 0; k < K_padded; k += VW) {
 #ifdef HAS_TRANSPOSE8
                 if (count == 4 && K - k >= VW && 2 * ty + 2 <= out_h && 2 * tx0 + 8 <= out_w) {
@@ -1222,7 +1225,7 @@ __kernel void winograd_gradient_fused(
                             g[i][0] = columns[i][2 * q];
                             g[i][1] = columns[i][2 * q + 1];
                         }
-                        EXPAND_GRADIENT_TILE(floatv, g, transformed);
+                        EXPAND_GRADIENT_TILE(g, transformed);
 #pragma unroll
                         for (int xi = 0; xi < 16; xi++)
                             VSTORE(VW)(transformed[xi], 0, w + (xi * T + t0 + q) * K_padded + k);
@@ -1231,11 +1234,9 @@ __kernel void winograd_gradient_fused(
                 }
 #endif
                 for (int q = 0; q < count; q++) {
-                    const gradient_tile tile =
-                        gradient_tile_at(2 * ty, 2 * (tx0 + q), out_h, out_w);
                     floatv transformed[16];
-                    transform_gradient_tile(image + (size_t)k * out_plane, &tile, out_plane, K - k,
-                                            transformed);
+                    transform_gradient_tile(image + (size_t)k * out_plane, &tile[q], out_plane,
+                                            K - k, transformed);
 #pragma unroll
                     for (int xi = 0; xi < 16; xi++)
                         VSTORE(VW)(transformed[xi], 0, w + (xi * T + t0 + q) * K_padded + k);
