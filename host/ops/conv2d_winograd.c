@@ -654,12 +654,20 @@ direct_config conv2d_winograd_gradient_config(const clcnn_context *ctx, const co
  * and 4-float devices is the very program the three kernels run (one
  * build less a shape, each some seconds); a products work-item takes 2
  * vectors of output channels and GRADIENT_WPT_C 4 input channels: 8
- * accumulators, a third of AVX-512's registers and half of AVX2's (3 or 6
- * input channels with two vectors, or 4 or 8 with one, were 5-15 % slower
- * on AVX2). */
+ * accumulators, half of AVX2's registers (3 or 6 input channels with two
+ * vectors, or 4 or 8 with one, were 5-15 % slower on AVX2). The 4x4
+ * program on 32 registers takes vectors of 8 floats (the tiles' 8 x 8
+ * transpositions need them), as many as a block of output channels needs
+ * up to 4, and 8 input channels (wpt_c): at 16 channels of 28x28, batch
+ * 128, 2 x 8 accumulators took 0.69 of the time of the products' 2
+ * vectors of 16 floats with 4 input channels, whose 32 output channels
+ * were half padding, and at 32 channels of 14x14, 4 x 8 took 0.85 (AMD
+ * EPYC Zen 4, AVX-512, alternated call by call; bench/RESULTS.md, stop
+ * 74). */
 typedef struct gradient_fused_plan {
     direct_config config;
     int tile, parts, tiles_h, tiles_w; /* 2x2 tiles (16 parts) or 4x4 (36) */
+    int wpt_c;                         /* -DGRADIENT_WPT_C */
     int c_padded, k_padded, chunk_rows, group_rows, groups;
 } gradient_fused_plan;
 
@@ -686,8 +694,14 @@ static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx, con
                                                    int tile) {
     gradient_fused_plan f = {.config = conv2d_winograd_products_config(ctx, p),
                              .tile = tile,
-                             .parts = tile == 4 ? 36 : 16};
+                             .parts = tile == 4 ? 36 : 16,
+                             .wpt_c = GRADIENT_WPT_C};
     f.config.nv = 2;
+    if (tile == 4 && vector_registers(ctx) >= 32) {
+        f.config.vw = 8;
+        f.config.nv = p->out_channels <= 8 ? 1 : p->out_channels <= 16 ? 2 : 4;
+        f.wpt_c = 8;
+    }
     f.tiles_h = (p->out_height + tile - 1) / tile;
     f.tiles_w = (p->out_width + tile - 1) / tile;
     const int block = f.config.vw * f.config.nv;
@@ -695,7 +709,7 @@ static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx, con
     if ((int64_t)p->in_channels * p->out_channels > GRADIENT_FUSED_SUMS)
         return f;
     const int tiles_h = f.tiles_h, tiles_w = f.tiles_w;
-    const int c_block = f.config.vw > GRADIENT_WPT_C ? f.config.vw : GRADIENT_WPT_C;
+    const int c_block = f.config.vw > f.wpt_c ? f.config.vw : f.wpt_c;
     f.c_padded = tile == 4 ? (p->in_channels + c_block - 1) / c_block * c_block : p->in_channels;
     const int64_t row_bytes =
         (int64_t)sizeof(float) * f.parts * tiles_w * (f.c_padded + f.k_padded);
@@ -984,7 +998,8 @@ clcnn_status conv2d_backward_weights_winograd(clcnn_context *ctx, const direct_c
         const int padded_copy = fused.tile == 2 && reads_padded_copy(p, &w, 0);
         char options[128];
         if (fused.tile == 4)
-            snprintf(options, sizeof(options), "-DVW=%d -DNV=%d", fused.config.vw, fused.config.nv);
+            snprintf(options, sizeof(options), "-DVW=%d -DNV=%d -DGRADIENT_WPT_C=%d",
+                     fused.config.vw, fused.config.nv, fused.wpt_c);
         else
             winograd_options(&fused.config, &w, padded_copy, options, sizeof(options));
         cl_mem copy = NULL, du;
