@@ -1444,57 +1444,50 @@ __kernel void winograd4_gradient_input(const __global float *restrict input,
     }
 }
 
-/* Where the 16 pixels of the output gradient's 4x4 tile (ty, tx) lie in a
- * plane of out_h x out_w, and 1 or 0 for each: a pixel past the edges
- * reads the tile's first, scaled by 0. */
-typedef struct gradient_tile4 {
-    int offset[16];
-    float inside[16];
-    int width;      /* out_w: the rows' distance */
-    int rows_whole; /* every row inside, with 4 floats more: eight loadable at once */
-} gradient_tile4;
-
-static gradient_tile4 gradient_tile4_at(const int ty, const int tx, const int out_h,
-                                        const int out_w) {
-    gradient_tile4 tile;
-#pragma unroll
-    for (int e = 0; e < 16; e++) {
-        const int y = 4 * ty + e / 4, x = 4 * tx + e % 4, in = y < out_h && x < out_w;
-        tile.offset[e] = in ? y * out_w + x : 4 * ty * out_w + 4 * tx;
-        tile.inside[e] = in ? 1.0f : 0.0f;
-    }
-    tile.width = out_w;
-    tile.rows_whole = 4 * ty + 4 <= out_h && 4 * tx + 8 <= out_w;
-    return tile;
-}
-
-/* out[i * 6 + j] = (A^T g A)[i][j] of the tile g of VW channels from the
- * plane at `channel` (planes `plane` floats apart; zeros in the lanes from
- * `lanes`). */
-static void transform_gradient_tile4(const __global float *channel, const gradient_tile4 *tile,
-                                     const int plane, const int lanes, floatv *out) {
+/* out[i * 6 + j] = (A^T g A)[i][j] of the 4x4 tile g whose first float is
+ * (y, x) of the plane of height x width at tensor + offset, for VW planes
+ * lane_stride floats apart (zeros in the lanes from `lanes`, and outside
+ * the plane); the tensor holds `floats` floats. As transform_window4, each
+ * lane's rows load as 8 floats at once, also past the plane's right edge
+ * into the rows beside it (zeroed by the columns' test), wherever they stay
+ * inside the tensor: only the tiles whose 8 floats a row left room in
+ * their row had, 6 of 7 tile columns at 28x28 and 6 of 16 tiles at 14x14.
+ * No faster for it (0.96-1.03 of the calls' time, AMD EPYC Zen 4, noisy),
+ * but the gradient's tiles and the input's windows now load one way. */
+static __attribute__((always_inline)) void
+transform_gradient_tile4(const __global float *tensor, const size_t offset, const size_t floats,
+                         const int y, const int x, const int height, const int width,
+                         const int lane_stride, const int lanes, floatv *out) {
+    const __global float *plane = tensor + offset;
     floatv g[4][4];
 #ifdef HAS_TRANSPOSE8
-    if (lanes >= VW && tile->rows_whole) {
-        /* Each lane's row loaded at once, then transposed (as transform_window4). */
+    const int bottom = min(y + 3, height - 1);
+    const long last = (long)offset + (long)(VW - 1) * lane_stride + (long)bottom * width + x + 8;
+    if (lanes >= VW && last <= (long)floats) {
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             floatv rows[8], columns[8];
+            const int inside = y + i < height;
 #pragma unroll
             for (int l = 0; l < 8; l++)
-                rows[l] = vload8(0, channel + l * plane + tile->offset[0] + i * tile->width);
+                rows[l] = inside ? vload8(0, plane + l * lane_stride + (y + i) * width + x)
+                                 : (floatv)(0.0f);
             TRANSPOSE8(rows, columns);
 #pragma unroll
             for (int j = 0; j < 4; j++)
-                g[i][j] = columns[j];
+                g[i][j] = x + j < width ? columns[j] : (floatv)(0.0f);
         }
     } else
 #endif
     {
 #pragma unroll
-        for (int e = 0; e < 16; e++)
-            g[e / 4][e % 4] =
-                gather_channels(channel + tile->offset[e], plane, lanes) * tile->inside[e];
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                g[i][j] = 0.0f;
+                if (y + i < height && x + j < width)
+                    g[i][j] = gather_channels(plane + (y + i) * width + x + j, lane_stride, lanes);
+            }
     }
     /* A^T g along the columns (6 x 4), then along the rows (6 x 6). */
     floatv t[6][4];
@@ -1523,13 +1516,12 @@ __kernel void winograd4_gradient_tiles(const __global float *restrict grad,
         return;
     const int batch = columns / (tiles_h * tiles_w);
     const int tile = column / batch, n = column % batch;
-    const int plane = out_h * out_w;
-    const __global float *image = grad + (size_t)n * K * plane;
-    const gradient_tile4 at = gradient_tile4_at(tile / tiles_w, tile % tiles_w, out_h, out_w);
+    const int plane = out_h * out_w, ty = tile / tiles_w, tx = tile % tiles_w;
     __global float *out = w + (size_t)column * K_padded;
     for (int k = 0; k < K_padded; k += VW) {
         floatv transformed[36];
-        transform_gradient_tile4(image + (size_t)k * plane, &at, plane, K - k, transformed);
+        transform_gradient_tile4(grad, ((size_t)n * K + k) * plane, (size_t)batch * K * plane,
+                                 4 * ty, 4 * tx, out_h, out_w, plane, K - k, transformed);
 #pragma unroll
         for (int xi = 0; xi < 36; xi++)
             VSTORE(VW)(transformed[xi], 0, out + (size_t)xi * part_floats + k);
@@ -1578,12 +1570,11 @@ __kernel void winograd4_gradient_fused(
         for (int t = lid; t < tiles; t += local_size) {
             const int r = t / tiles_w, tx = t - r * tiles_w;
             const int n = (first + r) / tiles_h, ty = first + r - n * tiles_h;
-            const gradient_tile4 tile = gradient_tile4_at(ty, tx, out_h, out_w);
-            const __global float *image = grad + (size_t)n * K * out_plane;
             for (int k = 0; k < K_padded; k += VW) {
                 floatv transformed[36];
-                transform_gradient_tile4(image + (size_t)k * out_plane, &tile, out_plane, K - k,
-                                         transformed);
+                transform_gradient_tile4(grad, ((size_t)n * K + k) * out_plane,
+                                         (size_t)rows / tiles_h * K * out_plane, 4 * ty, 4 * tx,
+                                         out_h, out_w, out_plane, K - k, transformed);
 #pragma unroll
                 for (int xi = 0; xi < 36; xi++)
                     VSTORE(VW)(transformed[xi], 0, w + (xi * T + t) * K_padded + k);
