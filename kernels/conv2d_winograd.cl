@@ -1667,8 +1667,8 @@ __kernel void winograd_gradient_filters(const __global float *restrict du,
  * A work-item takes WINOGRAD4_R tile vectors (the batch's, tile position
  * fastest; those past the last repeat the first and are not stored), keeps
  * the transformed windows of all its input channels in private memory (V,
- * room for WINOGRAD4_C channels, the most it takes, so that one program
- * serves all channel counts), then for each block of WINOGRAD4_K output
+ * room for WINOGRAD4_C channels, at least `channels`: the host builds 16,
+ * 32 and 64), then for each block of WINOGRAD4_K output
  * channels takes the 36 parts' products, WINOGRAD4_R x WINOGRAD4_K
  * accumulators, and the outputs' transform. U (36, K_padded / WINOGRAD4_K,
  * C, WINOGRAD4_K) from winograd4_transform_filters, parts u_stride apart.

@@ -26,7 +26,8 @@
  *   same shapes, reading 1-16 channels of 1-3 images (8-12 in one in
  *   four), forward and
  *   backward-data (also added), its values held to their 4x4 tiles; a
- *   shape with WINOGRAD4_CHANNELS input channels; a verdict for its step;
+ *   shape with 32 and one with WINOGRAD4_CHANNELS input channels (the
+ *   rooms of its programs but 16); a verdict for its step;
  *   at the AVX-512 and AVX2 widths (its vectors hold 8 images at any).
  * The fused and 4x4 kernels run at the AVX-512 and AVX2 widths: their
  * steps are the same at the GPU-style width as at the AVX2 one.
@@ -256,9 +257,10 @@ static const char *choose_fused_config(clcnn_context *ctx, const stride1_path *p
  * without the test compiling every step x bucket x tile width x padding
  * (the suite's time; check_fused_channels runs the largest bucket in each
  * step, and backward-data runs the forward's kernels). The 4x4 kernel's
- * one program takes any channel count: its shapes read 1-16 channels
- * (check_fused_channels runs WINOGRAD4_CHANNELS) of 1-3 images, or in one
- * shape in four 8-12, which fill a vector of 8. */
+ * program with room for 16 channels takes them all: its shapes read 1-16
+ * channels (check_fused_channels runs 32 and WINOGRAD4_CHANNELS, the other
+ * programs' rooms) of 1-3 images, or in one shape in four 8-12, which fill
+ * a vector of 8. */
 static void draw_fused_channels(clcnn_context *ctx, const stride1_path *path, int index,
                                 int backward, test_rng *rng, conv2d_params *p) {
     if (path->winograd < 2)
@@ -359,16 +361,16 @@ static void check_forward(clcnn_context *ctx, const stride1_path *path, int vect
            path->name, vector_width, shapes, taken, worst_kernel, worst_reference);
 }
 
-/* A fused kernel (path's: the 2x2 or the 4x4 one) up to the most input
- * channels it takes, where its private arrays are largest: a shape with that
- * many, in each configuration. */
-static void check_fused_channels(clcnn_context *ctx, const stride1_path *path, int vector_width,
-                                 uint64_t seed) {
+/* A fused kernel (path's: the 2x2 or the 4x4 one) up to in_channels
+ * input channels, the most a program of it takes, where its private arrays
+ * are fullest: a shape with that many, in each configuration. */
+static void check_fused_channels(clcnn_context *ctx, const stride1_path *path, int in_channels,
+                                 int vector_width, uint64_t seed) {
     test_rng rng = {seed};
     conv2d_params p;
     memset(&p, 0, sizeof(p));
     p.batch = 2;
-    p.in_channels = path->winograd == 3 ? WINOGRAD4_CHANNELS : WINOGRAD_FUSED_CHANNELS;
+    p.in_channels = in_channels;
     p.out_channels = 20;
     p.kernel_h = p.kernel_w = 3;
     p.stride_h = p.stride_w = 1;
@@ -826,8 +828,11 @@ int main(void) {
         if (fused_kernels) {
             check_fused_verdicts(ctx, &fused_path, 7001 + (uint64_t)i);
             check_fused_verdicts(ctx, &winograd4_path, 7301 + (uint64_t)i);
-            check_fused_channels(ctx, &fused_path, vw, 7101 + (uint64_t)i);
-            check_fused_channels(ctx, &winograd4_path, vw, 7401 + (uint64_t)i);
+            check_fused_channels(ctx, &fused_path, WINOGRAD_FUSED_CHANNELS, vw, 7101 + (uint64_t)i);
+            /* The 4x4 kernel's programs have room for 16, 32 or 64 channels:
+             * the random shapes read up to 16. */
+            check_fused_channels(ctx, &winograd4_path, 32, vw, 7401 + (uint64_t)i);
+            check_fused_channels(ctx, &winograd4_path, WINOGRAD4_CHANNELS, vw, 7501 + (uint64_t)i);
         }
         const stride1_path *paths[5] = {&rows_path, &winograd_path, &fused_path, &pointwise_path,
                                         &winograd4_path};
