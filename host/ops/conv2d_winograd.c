@@ -702,16 +702,14 @@ enum {
  * tiles to global memory for the products. */
 static gradient_fused_plan gradient_fused_plan_for(const clcnn_context *ctx, const conv2d_params *p,
                                                    int tile) {
+    const int wide4 = tile == 4 && vector_registers(ctx) >= 32;
     gradient_fused_plan f = {.config = conv2d_winograd_products_config(ctx, p),
                              .tile = tile,
                              .parts = tile == 4 ? 36 : 16,
-                             .wpt_c = GRADIENT_WPT_C};
-    f.config.nv = 2;
-    if (tile == 4 && vector_registers(ctx) >= 32) {
+                             .wpt_c = wide4 ? 8 : GRADIENT_WPT_C};
+    if (wide4)
         f.config.vw = 8;
-        f.config.nv = p->out_channels <= 8 ? 1 : p->out_channels <= 16 ? 2 : 4;
-        f.wpt_c = 8;
-    }
+    f.config.nv = !wide4 ? 2 : p->out_channels <= 8 ? 1 : p->out_channels <= 16 ? 2 : 4;
     f.tiles_h = (p->out_height + tile - 1) / tile;
     f.tiles_w = (p->out_width + tile - 1) / tile;
     const int block = f.config.vw * f.config.nv;
